@@ -1,0 +1,960 @@
+/* HTTP/1.1 server connections on llhttp; see http.h and docs/lib/http.md.
+ *
+ * A connection alternates between reading a request and answering it. llhttp is
+ * paused at the end of each message so pipelined bytes stay in the input buffer
+ * until the answer is complete; the handler is called after llhttp returns, never
+ * from inside its callbacks. Closing is always deferred to a zero-delay timer so no
+ * caller ever sees its connection freed under its feet. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <llhttp.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+
+#include "err.h"
+#include "http.h"
+#include "log.h"
+#include "tls.h"
+#include "util.h"
+#include "xalloc.h"
+
+#define MAX_HEADERS 100
+#define READ_CHUNK 16384
+
+enum conn_state {
+	CONN_IDLE,     /* between requests (keep-alive) */
+	CONN_HEAD,     /* request line and headers arriving */
+	CONN_BODY,     /* body arriving */
+	CONN_HANDLING, /* handler owns the request; no answer yet */
+	CONN_STREAM,   /* streaming answer */
+	CONN_DEAD,     /* close scheduled */
+};
+
+struct listener {
+	int fd;
+	struct tls_server_ctx *tls;
+	struct http_server *srv;
+};
+
+struct http_conn {
+	int fd;
+	struct http_server *srv;
+	struct http_conn *prev, *next;
+	enum conn_state state;
+	SSL *ssl;
+	bool tls_handshaken;
+	bool want_write_for_read; /* TLS: a read needs the socket writable */
+	llhttp_t parser;
+	struct buf in;
+	struct buf out;
+	bool close_after_write;
+	bool keep_alive;
+	bool paused;     /* message complete; parser paused until the answer is done */
+	bool reading_off; /* input buffer full while a request is held */
+	struct loop_timer *timer;
+	struct loop_timer *close_timer;
+	size_t head_bytes;
+	size_t body_bytes;
+	/* request under construction / in flight */
+	struct http_request *req;
+	struct buf url;
+	struct buf hname;
+	struct buf hval;
+	bool last_was_value;
+	http_close_fn *on_close;
+	void *on_close_arg;
+	char peer[64];
+};
+
+struct http_server {
+	struct loop *loop;
+	struct http_limits lim;
+	http_handler_fn *handler;
+	void *arg;
+	struct listener **listeners;
+	size_t nlisteners;
+	struct http_conn *conns;
+	size_t nconns;
+	bool shutting_down;
+	llhttp_settings_t settings;
+};
+
+static void conn_process(struct http_conn *c);
+static void conn_close_soon(struct http_conn *c);
+static void conn_flush(struct http_conn *c);
+static void conn_update_interest(struct http_conn *c);
+
+const char *
+http_status_text(int status)
+{
+	switch (status) {
+	case 100: return "Continue";
+	case 200: return "OK";
+	case 201: return "Created";
+	case 204: return "No Content";
+	case 400: return "Bad Request";
+	case 401: return "Unauthorized";
+	case 402: return "Payment Required";
+	case 403: return "Forbidden";
+	case 404: return "Not Found";
+	case 405: return "Method Not Allowed";
+	case 408: return "Request Timeout";
+	case 409: return "Conflict";
+	case 411: return "Length Required";
+	case 412: return "Precondition Failed";
+	case 413: return "Content Too Large";
+	case 415: return "Unsupported Media Type";
+	case 429: return "Too Many Requests";
+	case 431: return "Request Header Fields Too Large";
+	case 500: return "Internal Server Error";
+	case 501: return "Not Implemented";
+	case 502: return "Bad Gateway";
+	case 503: return "Service Unavailable";
+	case 504: return "Gateway Timeout";
+	case 529: return "Overloaded";
+	default: return "Unknown";
+	}
+}
+
+/* ---- request objects ---- */
+
+static void
+request_free(struct http_request *r)
+{
+	if (r == NULL)
+		return;
+	free(r->method);
+	free(r->target);
+	free(r->path);
+	free(r->query);
+	for (size_t i = 0; i < r->nheaders; i++) {
+		free((char *)r->headers[i].name);
+		free((char *)r->headers[i].value);
+	}
+	free(r->headers);
+	buf_free(&r->body);
+	free(r);
+}
+
+const char *
+http_request_header(const struct http_request *req, const char *lname)
+{
+	for (size_t i = 0; i < req->nheaders; i++)
+		if (strcmp(req->headers[i].name, lname) == 0)
+			return req->headers[i].value;
+	return NULL;
+}
+
+void
+http_request_on_close(struct http_request *req, http_close_fn *cb, void *arg)
+{
+	req->conn->on_close = cb;
+	req->conn->on_close_arg = arg;
+}
+
+/* ---- llhttp callbacks: collect, bound, never dispatch ---- */
+
+static struct http_conn *
+parser_conn(llhttp_t *p)
+{
+	return p->data;
+}
+
+static int
+head_account(struct http_conn *c, size_t n)
+{
+	c->head_bytes += n;
+	if (c->head_bytes > c->srv->lim.max_header_bytes)
+		return -1;
+	return 0;
+}
+
+static int
+on_message_begin(llhttp_t *p)
+{
+	struct http_conn *c = parser_conn(p);
+	c->req = xcalloc(1, sizeof(*c->req));
+	c->req->conn = c;
+	buf_init(&c->req->body, c->srv->lim.max_body_bytes);
+	memcpy(c->req->peer, c->peer, sizeof(c->peer));
+	buf_reset(&c->url);
+	buf_reset(&c->hname);
+	buf_reset(&c->hval);
+	c->last_was_value = false;
+	c->head_bytes = 0;
+	c->body_bytes = 0;
+	if (c->state == CONN_IDLE)
+		c->state = CONN_HEAD;
+	return 0;
+}
+
+static int
+on_url(llhttp_t *p, const char *at, size_t len)
+{
+	struct http_conn *c = parser_conn(p);
+	if (head_account(c, len) || buf_add(&c->url, at, len))
+		return HPE_USER;
+	return 0;
+}
+
+static int
+push_header(struct http_conn *c)
+{
+	struct http_request *r = c->req;
+	if (c->hname.len == 0)
+		return 0;
+	if (r->nheaders >= MAX_HEADERS)
+		return -1;
+	char *name = xstrndup(c->hname.data, c->hname.len);
+	for (char *q = name; *q; q++)
+		if (*q >= 'A' && *q <= 'Z')
+			*q = (char)(*q - 'A' + 'a');
+	/* NUL bytes inside values would truncate them silently; refuse instead. */
+	if (memchr(c->hval.data ? c->hval.data : "", '\0', c->hval.len)) {
+		free(name);
+		return -1;
+	}
+	r->headers = xreallocarray(r->headers, r->nheaders + 1, sizeof(*r->headers));
+	r->headers[r->nheaders].name = name;
+	r->headers[r->nheaders].value = xstrndup(c->hval.data ? c->hval.data : "", c->hval.len);
+	r->nheaders++;
+	buf_reset(&c->hname);
+	buf_reset(&c->hval);
+	return 0;
+}
+
+static int
+on_header_field(llhttp_t *p, const char *at, size_t len)
+{
+	struct http_conn *c = parser_conn(p);
+	if (head_account(c, len))
+		return HPE_USER;
+	if (c->last_was_value) {
+		if (push_header(c))
+			return HPE_USER;
+		c->last_was_value = false;
+	}
+	if (buf_add(&c->hname, at, len))
+		return HPE_USER;
+	return 0;
+}
+
+static int
+on_header_value(llhttp_t *p, const char *at, size_t len)
+{
+	struct http_conn *c = parser_conn(p);
+	if (head_account(c, len))
+		return HPE_USER;
+	c->last_was_value = true;
+	if (buf_add(&c->hval, at, len))
+		return HPE_USER;
+	return 0;
+}
+
+static int
+split_target(struct http_request *r)
+{
+	const char *t = r->target;
+	const char *q = strchr(t, '?');
+	size_t plen = q ? (size_t)(q - t) : strlen(t);
+	if (plen == 0 || t[0] != '/')
+		return -1;
+	if (url_decode(t, plen, false, &r->path) != 0)
+		return -1;
+	r->query = xstrdup(q ? q + 1 : "");
+	/* fragments never reach a server; cut one if a client sent it anyway */
+	char *hash = strchr(r->query, '#');
+	if (hash)
+		*hash = '\0';
+	return 0;
+}
+
+static int
+on_headers_complete(llhttp_t *p)
+{
+	struct http_conn *c = parser_conn(p);
+	struct http_request *r = c->req;
+	if (c->last_was_value && push_header(c))
+		return HPE_USER;
+	r->method = xstrdup(llhttp_method_name((llhttp_method_t)p->method));
+	r->target = xstrndup(c->url.data ? c->url.data : "", c->url.len);
+	if (split_target(r) != 0)
+		return HPE_USER;
+	if ((p->flags & F_CONTENT_LENGTH) && p->content_length > c->srv->lim.max_body_bytes)
+		return HPE_USER;
+	c->keep_alive = llhttp_should_keep_alive(p);
+	c->state = CONN_BODY;
+	return 0;
+}
+
+static int
+on_body(llhttp_t *p, const char *at, size_t len)
+{
+	struct http_conn *c = parser_conn(p);
+	c->body_bytes += len;
+	if (buf_add(&c->req->body, at, len))
+		return HPE_USER;
+	return 0;
+}
+
+static int
+on_message_complete(llhttp_t *p)
+{
+	struct http_conn *c = parser_conn(p);
+	c->keep_alive = llhttp_should_keep_alive(p);
+	c->state = CONN_HANDLING;
+	return HPE_PAUSED;
+}
+
+/* ---- output ---- */
+
+static void
+out_add(struct http_conn *c, const void *p, size_t n)
+{
+	/* The per-connection output cap is enforced by the stream writer; responses
+	 * are bounded by what handlers produce (≤ body cap), so the buffer max is the
+	 * sum of both and add cannot fail here. */
+	if (buf_add(&c->out, p, n) != 0)
+		conn_close_soon(c);
+}
+
+static void
+write_head(struct http_conn *c, int status, const struct http_header *h, size_t nh,
+	   long content_length, bool keep_alive)
+{
+	struct buf b;
+	buf_init(&b, 1 << 20);
+	buf_addf(&b, "HTTP/1.1 %d %s\r\n", status, http_status_text(status));
+	for (size_t i = 0; i < nh; i++) {
+		/* Never let a header value split the response (CR/LF injection). */
+		if (strpbrk(h[i].name, "\r\n:") || strpbrk(h[i].value, "\r\n"))
+			continue;
+		buf_addf(&b, "%s: %s\r\n", h[i].name, h[i].value);
+	}
+	if (content_length >= 0)
+		buf_addf(&b, "content-length: %ld\r\n", content_length);
+	buf_addf(&b, "connection: %s\r\n\r\n", keep_alive ? "keep-alive" : "close");
+	out_add(c, b.data, b.len);
+	buf_free(&b);
+}
+
+static int
+io_write(struct http_conn *c, const char *p, size_t n, size_t *done)
+{
+	if (c->ssl) {
+		size_t w = 0;
+		int r = SSL_write_ex(c->ssl, p, n, &w);
+		if (r == 1) {
+			*done = w;
+			return 0;
+		}
+		int e = SSL_get_error(c->ssl, r);
+		ERR_clear_error();
+		if (e == SSL_ERROR_WANT_WRITE || e == SSL_ERROR_WANT_READ)
+			return AL_E_AGAIN;
+		return AL_E_CLOSED;
+	}
+	ssize_t w = send(c->fd, p, n, MSG_NOSIGNAL);
+	if (w < 0) {
+		if (errno == EAGAIN || errno == EINTR)
+			return AL_E_AGAIN;
+		return AL_E_CLOSED;
+	}
+	*done = (size_t)w;
+	return 0;
+}
+
+static void
+conn_flush(struct http_conn *c)
+{
+	while (c->out.len > 0 && c->state != CONN_DEAD) {
+		size_t done = 0;
+		int r = io_write(c, c->out.data, c->out.len, &done);
+		if (r == AL_E_AGAIN)
+			break;
+		if (r != 0) {
+			conn_close_soon(c);
+			return;
+		}
+		buf_consume(&c->out, done);
+	}
+	if (c->out.len == 0 && c->close_after_write) {
+		conn_close_soon(c);
+		return;
+	}
+	conn_update_interest(c);
+}
+
+/* ---- timers ---- */
+
+static void
+conn_timeout(struct loop *l, void *arg)
+{
+	struct http_conn *c = arg;
+	c->timer = NULL;
+	if (c->state == CONN_HEAD || c->state == CONN_BODY) {
+		/* A slow client gets a 408 and the connection closes: the request was
+		 * never complete, so nothing was acted on. */
+		static const char msg[] =
+			"{\"type\":\"error\",\"error\":{\"type\":\"timeout_error\","
+			"\"message\":\"request not received in time\"}}";
+		struct http_header h[] = {{"content-type", "application/json"}};
+		write_head(c, 408, h, 1, (long)(sizeof(msg) - 1), false);
+		out_add(c, msg, sizeof(msg) - 1);
+		c->close_after_write = true;
+		c->state = CONN_HANDLING;
+		conn_flush(c);
+		return;
+	}
+	conn_close_soon(c);
+}
+
+static void
+conn_arm_timer(struct http_conn *c)
+{
+	struct loop *l = c->srv->loop;
+	loop_timer_cancel(l, c->timer);
+	c->timer = NULL;
+	unsigned ms = 0;
+	switch (c->state) {
+	case CONN_IDLE: ms = c->srv->lim.idle_timeout_ms; break;
+	case CONN_HEAD: ms = c->srv->lim.header_timeout_ms; break;
+	case CONN_BODY: ms = c->srv->lim.body_timeout_ms; break;
+	default: return;
+	}
+	c->timer = loop_timer_add(l, ms, conn_timeout, c);
+}
+
+/* ---- connection lifecycle ---- */
+
+static void
+conn_free_now(struct loop *l, void *arg)
+{
+	struct http_conn *c = arg;
+	struct http_server *s = c->srv;
+	c->close_timer = NULL;
+	loop_timer_cancel(l, c->timer);
+	loop_fd_del(l, c->fd);
+	if (c->req && c->on_close) {
+		http_close_fn *cb = c->on_close;
+		c->on_close = NULL;
+		cb(c->req, c->on_close_arg);
+	}
+	request_free(c->req);
+	if (c->ssl) {
+		SSL_shutdown(c->ssl);
+		SSL_free(c->ssl);
+		ERR_clear_error();
+	}
+	close(c->fd);
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		s->conns = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	s->nconns--;
+	buf_free(&c->in);
+	buf_free(&c->out);
+	buf_free(&c->url);
+	buf_free(&c->hname);
+	buf_free(&c->hval);
+	free(c);
+}
+
+static void
+conn_close_soon(struct http_conn *c)
+{
+	if (c->state == CONN_DEAD)
+		return;
+	c->state = CONN_DEAD;
+	loop_timer_cancel(c->srv->loop, c->timer);
+	c->timer = NULL;
+	loop_fd_set(c->srv->loop, c->fd, 0, NULL, NULL);
+	c->close_timer = loop_timer_add(c->srv->loop, 0, conn_free_now, c);
+}
+
+static void conn_event(struct loop *l, int fd, int mask, void *arg);
+
+static void
+conn_update_interest(struct http_conn *c)
+{
+	if (c->state == CONN_DEAD)
+		return;
+	int mask = 0;
+	if (!c->reading_off)
+		mask |= LOOP_READ;
+	if (c->out.len > 0 || c->want_write_for_read)
+		mask |= LOOP_WRITE;
+	loop_fd_set(c->srv->loop, c->fd, mask, conn_event, c);
+}
+
+static void
+reply_parse_error(struct http_conn *c, int status, const char *message)
+{
+	struct buf b;
+	buf_init(&b, 4096);
+	buf_addf(&b,
+		 "{\"type\":\"error\",\"error\":{\"type\":\"%s\",\"message\":\"%s\"}}",
+		 status == 413 ? "invalid_request_error" : "invalid_request_error", message);
+	struct http_header h[] = {{"content-type", "application/json"},
+				  {"x-should-retry", "false"}};
+	write_head(c, status, h, 2, (long)b.len, false);
+	out_add(c, b.data, b.len);
+	buf_free(&b);
+	c->close_after_write = true;
+	c->state = CONN_HANDLING;
+	c->reading_off = true;
+	conn_flush(c);
+}
+
+/* Feeds buffered input to the parser and dispatches at most one complete request. */
+static void
+conn_process(struct http_conn *c)
+{
+	while (c->state != CONN_DEAD && c->state != CONN_HANDLING && c->state != CONN_STREAM &&
+	       c->in.len > 0) {
+		enum conn_state before = c->state;
+		llhttp_errno_t e = llhttp_execute(&c->parser, c->in.data, c->in.len);
+		size_t used = c->in.len;
+		if (e == HPE_PAUSED) {
+			used = (size_t)(llhttp_get_error_pos(&c->parser) - c->in.data);
+		} else if (e != HPE_OK) {
+			bool too_big_head = c->head_bytes > c->srv->lim.max_header_bytes;
+			bool too_big_body = c->req && (c->req->body.len + 1 > c->req->body.max ||
+						       (c->parser.flags & F_CONTENT_LENGTH &&
+							c->parser.content_length >
+								c->srv->lim.max_body_bytes));
+			if (too_big_head)
+				reply_parse_error(c, 431, "request headers too large");
+			else if (too_big_body && c->state == CONN_BODY)
+				reply_parse_error(c, 413, "request body too large");
+			else
+				reply_parse_error(c, 400, "malformed HTTP request");
+			return;
+		}
+		buf_consume(&c->in, used);
+		if (c->state != before || c->state == CONN_BODY)
+			conn_arm_timer(c);
+		if (e == HPE_PAUSED)
+			break;
+	}
+	if (c->state != CONN_HANDLING || c->req == NULL || c->paused)
+		return;
+	c->paused = true;
+	loop_timer_cancel(c->srv->loop, c->timer);
+	c->timer = NULL;
+	c->srv->handler(c->req, c->srv->arg);
+}
+
+static void
+conn_request_done(struct http_conn *c)
+{
+	/* The answer is queued. Reset for the next request on this connection. */
+	request_free(c->req);
+	c->req = NULL;
+	c->on_close = NULL;
+	c->on_close_arg = NULL;
+	c->paused = false;
+	if (!c->keep_alive || c->srv->shutting_down)
+		c->close_after_write = true;
+	if (c->state == CONN_DEAD)
+		return;
+	c->state = CONN_IDLE;
+	c->reading_off = false;
+	llhttp_resume(&c->parser);
+	conn_arm_timer(c);
+	conn_flush(c);
+	if (c->state != CONN_DEAD && !c->close_after_write)
+		conn_process(c);
+}
+
+static int
+io_read(struct http_conn *c, char *p, size_t n, size_t *got)
+{
+	c->want_write_for_read = false;
+	if (c->ssl) {
+		size_t r = 0;
+		int ok = SSL_read_ex(c->ssl, p, n, &r);
+		if (ok == 1) {
+			*got = r;
+			return 0;
+		}
+		int e = SSL_get_error(c->ssl, ok);
+		ERR_clear_error();
+		if (e == SSL_ERROR_WANT_READ)
+			return AL_E_AGAIN;
+		if (e == SSL_ERROR_WANT_WRITE) {
+			c->want_write_for_read = true;
+			return AL_E_AGAIN;
+		}
+		return AL_E_CLOSED; /* includes clean close_notify */
+	}
+	ssize_t r = recv(c->fd, p, n, 0);
+	if (r < 0)
+		return (errno == EAGAIN || errno == EINTR) ? AL_E_AGAIN : AL_E_CLOSED;
+	if (r == 0)
+		return AL_E_CLOSED;
+	*got = (size_t)r;
+	return 0;
+}
+
+static void
+conn_read(struct http_conn *c)
+{
+	for (int rounds = 0; rounds < 16 && c->state != CONN_DEAD; rounds++) {
+		char *wp;
+		/* While a request is held, keep reading only to notice EOF, and stop once
+		 * a header's worth of pipelined bytes is waiting. */
+		if (c->in.len >= c->srv->lim.max_header_bytes + READ_CHUNK) {
+			if (c->state == CONN_HANDLING || c->state == CONN_STREAM) {
+				c->reading_off = true;
+				conn_update_interest(c);
+				return;
+			}
+		}
+		if (buf_reserve(&c->in, READ_CHUNK, &wp) != 0) {
+			reply_parse_error(c, 431, "request too large");
+			return;
+		}
+		size_t got = 0;
+		int r = io_read(c, wp, READ_CHUNK, &got);
+		if (r == AL_E_AGAIN)
+			break;
+		if (r != 0) {
+			conn_close_soon(c);
+			return;
+		}
+		buf_commit(&c->in, got);
+		if (c->state == CONN_IDLE || c->state == CONN_HEAD || c->state == CONN_BODY)
+			conn_process(c);
+		if (got < READ_CHUNK)
+			break;
+	}
+}
+
+static void
+conn_handshake(struct http_conn *c)
+{
+	int r = SSL_accept(c->ssl);
+	if (r == 1) {
+		c->tls_handshaken = true;
+		conn_update_interest(c);
+		return;
+	}
+	int e = SSL_get_error(c->ssl, r);
+	ERR_clear_error();
+	if (e == SSL_ERROR_WANT_READ) {
+		loop_fd_set(c->srv->loop, c->fd, LOOP_READ, conn_event, c);
+	} else if (e == SSL_ERROR_WANT_WRITE) {
+		loop_fd_set(c->srv->loop, c->fd, LOOP_WRITE, conn_event, c);
+	} else {
+		conn_close_soon(c);
+	}
+}
+
+static void
+conn_event(struct loop *l, int fd, int mask, void *arg)
+{
+	struct http_conn *c = arg;
+	if (c->state == CONN_DEAD)
+		return;
+	if (c->ssl && !c->tls_handshaken) {
+		conn_handshake(c);
+		if (!c->tls_handshaken)
+			return;
+	}
+	if (mask & LOOP_WRITE) {
+		if (c->want_write_for_read)
+			conn_read(c);
+		conn_flush(c);
+	}
+	if ((mask & LOOP_READ) && c->state != CONN_DEAD)
+		conn_read(c);
+	if (c->state != CONN_DEAD)
+		conn_update_interest(c);
+}
+
+static void
+accept_ready(struct loop *l, int lfd, int mask, void *arg)
+{
+	struct listener *li = arg;
+	struct http_server *s = li->srv;
+	for (int i = 0; i < 64; i++) {
+		struct sockaddr_storage ss;
+		socklen_t sl = sizeof(ss);
+		int fd = accept4(lfd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (fd < 0)
+			return; /* EAGAIN, or EMFILE: try again on the next readiness */
+		if (s->shutting_down || s->nconns >= s->lim.max_conns) {
+			close(fd);
+			continue;
+		}
+		int one = 1;
+		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+		struct http_conn *c = xcalloc(1, sizeof(*c));
+		c->fd = fd;
+		c->srv = s;
+		/* Input may hold a full header block plus one read; output a body plus
+		 * a streaming backlog. */
+		buf_init(&c->in, s->lim.max_header_bytes + 2 * READ_CHUNK + s->lim.max_body_bytes);
+		buf_init(&c->out, s->lim.max_body_bytes + s->lim.max_output_bytes + (1 << 20));
+		buf_init(&c->url, s->lim.max_header_bytes);
+		buf_init(&c->hname, s->lim.max_header_bytes);
+		buf_init(&c->hval, s->lim.max_header_bytes);
+		char host[INET6_ADDRSTRLEN] = "?";
+		int port = 0;
+		if (ss.ss_family == AF_INET) {
+			struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
+			inet_ntop(AF_INET, &sin->sin_addr, host, sizeof(host));
+			port = ntohs(sin->sin_port);
+		} else if (ss.ss_family == AF_INET6) {
+			struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
+			inet_ntop(AF_INET6, &sin6->sin6_addr, host, sizeof(host));
+			port = ntohs(sin6->sin6_port);
+		}
+		snprintf(c->peer, sizeof(c->peer), "%s:%d", host, port);
+		llhttp_init(&c->parser, HTTP_REQUEST, &s->settings);
+		c->parser.data = c;
+		c->state = CONN_IDLE;
+		c->next = s->conns;
+		if (s->conns)
+			s->conns->prev = c;
+		s->conns = c;
+		s->nconns++;
+		if (li->tls) {
+			c->ssl = SSL_new(li->tls->ctx);
+			if (c->ssl == NULL || SSL_set_fd(c->ssl, fd) != 1) {
+				conn_close_soon(c);
+				continue;
+			}
+			c->state = CONN_HEAD; /* handshake counts against the head timeout */
+			conn_arm_timer(c);
+			c->state = CONN_IDLE;
+			conn_handshake(c);
+			continue;
+		}
+		conn_arm_timer(c);
+		conn_update_interest(c);
+	}
+}
+
+/* ---- public API ---- */
+
+struct http_server *
+http_server_new(struct loop *l, const struct http_limits *lim, http_handler_fn *handler,
+		void *arg)
+{
+	struct http_server *s = xcalloc(1, sizeof(*s));
+	s->loop = l;
+	s->handler = handler;
+	s->arg = arg;
+	s->lim = (struct http_limits){
+		.max_header_bytes = 64 * 1024,
+		.max_body_bytes = 32 * 1024 * 1024,
+		.header_timeout_ms = 10000,
+		.body_timeout_ms = 30000,
+		.idle_timeout_ms = 60000,
+		.max_conns = 20000,
+		.max_output_bytes = 8 * 1024 * 1024,
+	};
+	if (lim) {
+		if (lim->max_header_bytes)
+			s->lim.max_header_bytes = lim->max_header_bytes;
+		if (lim->max_body_bytes)
+			s->lim.max_body_bytes = lim->max_body_bytes;
+		if (lim->header_timeout_ms)
+			s->lim.header_timeout_ms = lim->header_timeout_ms;
+		if (lim->body_timeout_ms)
+			s->lim.body_timeout_ms = lim->body_timeout_ms;
+		if (lim->idle_timeout_ms)
+			s->lim.idle_timeout_ms = lim->idle_timeout_ms;
+		if (lim->max_conns)
+			s->lim.max_conns = lim->max_conns;
+		if (lim->max_output_bytes)
+			s->lim.max_output_bytes = lim->max_output_bytes;
+	}
+	llhttp_settings_init(&s->settings);
+	s->settings.on_message_begin = on_message_begin;
+	s->settings.on_url = on_url;
+	s->settings.on_header_field = on_header_field;
+	s->settings.on_header_value = on_header_value;
+	s->settings.on_headers_complete = on_headers_complete;
+	s->settings.on_body = on_body;
+	s->settings.on_message_complete = on_message_complete;
+	return s;
+}
+
+int
+http_server_listen(struct http_server *s, const char *addr, struct tls_server_ctx *tls,
+		   int *bound_port)
+{
+	char host[256];
+	const char *colon = strrchr(addr, ':');
+	uint64_t port;
+	struct addrinfo hints = {.ai_flags = AI_PASSIVE | AI_NUMERICSERV, .ai_socktype = SOCK_STREAM};
+	struct addrinfo *ai = NULL;
+	int fd = -1, r = AL_E_INVAL;
+
+	if (colon == NULL || (size_t)(colon - addr) >= sizeof(host) ||
+	    parse_uint_cstr(colon + 1, 65535, &port) != 0)
+		return AL_E_INVAL;
+	const char *h = addr;
+	size_t hl = (size_t)(colon - addr);
+	if (hl >= 2 && h[0] == '[' && h[hl - 1] == ']') {
+		h++;
+		hl -= 2;
+	}
+	memcpy(host, h, hl);
+	host[hl] = '\0';
+	if (getaddrinfo(hl ? host : NULL, colon + 1, &hints, &ai) != 0 || ai == NULL)
+		return AL_E_INVAL;
+	fd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		r = -errno;
+		goto out;
+	}
+	int one = 1;
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 || listen(fd, 1024) < 0) {
+		r = -errno;
+		goto out;
+	}
+	if (bound_port) {
+		struct sockaddr_storage ss;
+		socklen_t sl = sizeof(ss);
+		getsockname(fd, (struct sockaddr *)&ss, &sl);
+		*bound_port = ss.ss_family == AF_INET6
+				      ? ntohs(((struct sockaddr_in6 *)&ss)->sin6_port)
+				      : ntohs(((struct sockaddr_in *)&ss)->sin_port);
+	}
+	s->listeners = xreallocarray(s->listeners, s->nlisteners + 1, sizeof(*s->listeners));
+	struct listener *li = xcalloc(1, sizeof(*li));
+	li->fd = fd;
+	li->tls = tls;
+	li->srv = s;
+	s->listeners[s->nlisteners++] = li;
+	fd = -1;
+	if ((r = loop_fd_set(s->loop, li->fd, LOOP_READ, accept_ready, li)) != 0)
+		goto out;
+	r = 0;
+out:
+	if (fd >= 0)
+		close(fd);
+	freeaddrinfo(ai);
+	return r;
+}
+
+void
+http_server_shutdown(struct http_server *s)
+{
+	s->shutting_down = true;
+	for (size_t i = 0; i < s->nlisteners; i++) {
+		if (s->listeners[i]->fd < 0)
+			continue;
+		loop_fd_del(s->loop, s->listeners[i]->fd);
+		close(s->listeners[i]->fd);
+		s->listeners[i]->fd = -1;
+	}
+	for (struct http_conn *c = s->conns; c; c = c->next)
+		if (c->state == CONN_IDLE)
+			conn_close_soon(c);
+}
+
+void
+http_server_free(struct http_server *s)
+{
+	if (s == NULL)
+		return;
+	while (s->conns) {
+		struct http_conn *c = s->conns;
+		if (c->close_timer) {
+			loop_timer_cancel(s->loop, c->close_timer);
+			c->close_timer = NULL;
+		}
+		conn_free_now(s->loop, c);
+	}
+	for (size_t i = 0; i < s->nlisteners; i++) {
+		if (s->listeners[i]->fd >= 0)
+			close(s->listeners[i]->fd);
+		free(s->listeners[i]);
+	}
+	free(s->listeners);
+	free(s);
+}
+
+size_t
+http_server_conn_count(const struct http_server *s)
+{
+	return s->nconns;
+}
+
+void
+http_respond(struct http_request *req, int status, const struct http_header *headers,
+	     size_t nheaders, const char *body, size_t body_len)
+{
+	struct http_conn *c = req->conn;
+	if (c->state == CONN_DEAD) {
+		/* The close is already scheduled; the on_close callback was cleared by the
+		 * caller answering, so just drop the request. */
+		c->on_close = NULL;
+		return;
+	}
+	bool keep = c->keep_alive && !c->srv->shutting_down;
+	bool head = strcmp(req->method, "HEAD") == 0;
+	write_head(c, status, headers, nheaders, (long)body_len, keep);
+	if (body_len && !head)
+		out_add(c, body, body_len);
+	conn_request_done(c);
+}
+
+void
+http_stream_start(struct http_request *req, int status, const struct http_header *headers,
+		  size_t nheaders)
+{
+	struct http_conn *c = req->conn;
+	if (c->state == CONN_DEAD)
+		return;
+	write_head(c, status, headers, nheaders, -1, false);
+	c->keep_alive = false;
+	c->state = CONN_STREAM;
+	conn_flush(c);
+}
+
+int
+http_stream_write(struct http_request *req, const char *data, size_t len)
+{
+	struct http_conn *c = req->conn;
+	if (c->state != CONN_STREAM)
+		return AL_E_CLOSED;
+	if (c->out.len + len > c->srv->lim.max_output_bytes) {
+		log_warn("closing stream: client not reading", "peer", c->peer);
+		conn_close_soon(c);
+		return AL_E_CLOSED;
+	}
+	out_add(c, data, len);
+	conn_flush(c);
+	return c->state == CONN_DEAD ? AL_E_CLOSED : 0;
+}
+
+void
+http_stream_end(struct http_request *req)
+{
+	struct http_conn *c = req->conn;
+	c->on_close = NULL;
+	if (c->state == CONN_DEAD)
+		return;
+	c->keep_alive = false;
+	c->state = CONN_HANDLING;
+	conn_request_done(c);
+}

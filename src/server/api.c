@@ -1,0 +1,403 @@
+/* REST dispatch: request-id, credential resolution, route matching, JSON body
+ * parsing and the reference error envelope; see api.h and docs/server/api.md. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api.h"
+#include "auth.h"
+#include "err.h"
+#include "log.h"
+#include "routes.h"
+#include "server.h"
+#include "util.h"
+#include "xalloc.h"
+
+static const struct api_route *const route_tables[] = {ROUTE_TABLES};
+
+size_t
+api_common_headers(struct api_call *c, struct http_header *h, size_t n)
+{
+	h[n++] = (struct http_header){"request-id", c->request_id};
+	const char *ws = http_request_header(c->http, "anthropic-workspace-id");
+	if (ws && strlen(ws) < 128)
+		h[n++] = (struct http_header){"anthropic-workspace-id", ws};
+	return n;
+}
+
+void
+api_reply_json(struct api_call *c, int status, json_t *body)
+{
+	struct http_header h[8];
+	size_t n = 0;
+	char *s = json_dumps(body, JSON_COMPACT | JSON_ENCODE_ANY);
+	json_decref(body);
+	if (s == NULL)
+		s = xstrdup("null");
+	h[n++] = (struct http_header){"content-type", "application/json"};
+	n = api_common_headers(c, h, n);
+	if (status == 400 || status == 404 || status == 409 || status == 412 || status == 413)
+		h[n++] = (struct http_header){"x-should-retry", "false"};
+	http_respond(c->http, status, h, n, s, strlen(s));
+	free(s);
+	api_call_free(c);
+}
+
+void
+api_reply_error_details(struct api_call *c, int status, const char *type, json_t *details,
+			const char *message)
+{
+	json_t *err = json_pack("{s:s, s:s}", "type", type, "message", message);
+	if (details)
+		json_object_set_new(err, "details", details);
+	json_t *o = json_pack("{s:s, s:o, s:s}", "type", "error", "error", err, "request_id",
+			      c->request_id);
+	api_reply_json(c, status, o);
+}
+
+void
+api_reply_error(struct api_call *c, int status, const char *type, const char *error_code,
+		const char *fmt, ...)
+{
+	char msg[1024];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	json_t *details = error_code ? json_pack("{s:s}", "error_code", error_code) : NULL;
+	api_reply_error_details(c, status, type, details, msg);
+}
+
+void
+api_reply_err(struct api_call *c, int err, const char *message)
+{
+	switch (err) {
+	case AL_E_INVAL:
+		api_reply_error(c, 400, "invalid_request_error", NULL, "%s", message);
+		break;
+	case AL_E_TOOBIG:
+		api_reply_error(c, 413, "invalid_request_error", NULL, "%s", message);
+		break;
+	case AL_E_AUTH:
+		api_reply_error(c, 401, "authentication_error", NULL, "%s", message);
+		break;
+	case AL_E_PERM:
+		api_reply_error(c, 403, "permission_error", NULL, "%s", message);
+		break;
+	case AL_E_NOTFOUND:
+		api_reply_error(c, 404, "not_found_error", NULL, "%s", message);
+		break;
+	case AL_E_CONFLICT:
+		api_reply_error(c, 409, "invalid_request_error", NULL, "%s", message);
+		break;
+	case AL_E_PRECOND:
+		api_reply_error(c, 412, "invalid_request_error", NULL, "%s", message);
+		break;
+	case AL_E_TIMEOUT:
+		api_reply_error(c, 504, "timeout_error", NULL, "%s", message);
+		break;
+	case AL_E_AGAIN:
+		api_reply_error(c, 529, "overloaded_error", NULL, "%s", message);
+		break;
+	default:
+		log_error("internal error", "request_id", c->request_id, "error",
+			  al_strerror(err), "detail", message);
+		api_reply_error(c, 500, "api_error", NULL, "internal error");
+		break;
+	}
+}
+
+static void
+held_closed(struct http_request *req, void *arg)
+{
+	struct api_call *c = arg;
+	if (c->on_close)
+		c->on_close(c);
+	api_call_free(c);
+}
+
+void
+api_hold(struct api_call *c, void *owner, void (*on_close)(struct api_call *c))
+{
+	c->held = true;
+	c->owner = owner;
+	c->on_close = on_close;
+	http_request_on_close(c->http, held_closed, c);
+}
+
+void
+api_stream_end(struct api_call *c)
+{
+	http_stream_end(c->http);
+	api_call_free(c);
+}
+
+void
+api_call_free(struct api_call *c)
+{
+	if (c == NULL)
+		return;
+	query_free(&c->query);
+	json_decref(c->body);
+	free(c);
+}
+
+int
+api_body_required(struct api_call *c)
+{
+	if (c->body == NULL) {
+		api_reply_error(c, 400, "invalid_request_error", NULL,
+				"request body must be a JSON object");
+		return AL_E_INVAL;
+	}
+	return 0;
+}
+
+int
+api_body_only(struct api_call *c, const char *const *allowed)
+{
+	const char *k;
+	json_t *v;
+	if (c->body == NULL)
+		return 0;
+	json_object_foreach(c->body, k, v)
+	{
+		bool ok = false;
+		for (size_t i = 0; allowed[i]; i++)
+			if (strcmp(k, allowed[i]) == 0)
+				ok = true;
+		if (!ok) {
+			api_reply_error(c, 400, "invalid_request_error", NULL,
+					"%s: Extra inputs are not permitted", k);
+			return AL_E_INVAL;
+		}
+	}
+	return 0;
+}
+
+char *
+api_page_cursor(int64_t seq, bool desc)
+{
+	char raw[64];
+	int n = snprintf(raw, sizeof(raw), "%c%lld", desc ? 'd' : 'a', (long long)seq);
+	return base64url_encode(raw, (size_t)n);
+}
+
+int
+api_page_parse(struct api_call *c, unsigned dflt, unsigned max, bool default_desc,
+	       struct page_req *out)
+{
+	const char *limit = query_get(&c->query, "limit");
+	const char *page = query_get(&c->query, "page");
+	const char *order = query_get(&c->query, "order");
+	uint64_t v;
+	out->limit = dflt;
+	out->has_cursor = false;
+	out->after_seq = 0;
+	out->desc = default_desc;
+	if (limit) {
+		if (parse_uint_cstr(limit, max, &v) != 0 || v < 1) {
+			api_reply_error(c, 400, "invalid_request_error", NULL,
+					"limit: must be an integer between 1 and %u", max);
+			return AL_E_INVAL;
+		}
+		out->limit = (unsigned)v;
+	}
+	if (order) {
+		if (strcmp(order, "asc") == 0)
+			out->desc = false;
+		else if (strcmp(order, "desc") == 0)
+			out->desc = true;
+		else {
+			api_reply_error(c, 400, "invalid_request_error", NULL,
+					"order: must be 'asc' or 'desc'");
+			return AL_E_INVAL;
+		}
+	}
+	if (page && *page) {
+		unsigned char *raw = NULL;
+		size_t rl = 0;
+		if (strlen(page) > 64 || base64_decode_any(page, strlen(page), &raw, &rl) != 0 ||
+		    rl < 2 || (raw[0] != 'a' && raw[0] != 'd') ||
+		    parse_uint((const char *)raw + 1, rl - 1, INT64_MAX, &v) != 0) {
+			free(raw);
+			api_reply_error(c, 400, "invalid_request_error", NULL,
+					"page: invalid cursor");
+			return AL_E_INVAL;
+		}
+		bool cdesc = raw[0] == 'd';
+		free(raw);
+		if (order && cdesc != out->desc) {
+			api_reply_error(c, 400, "invalid_request_error", NULL,
+					"page: cursor was issued for a different order");
+			return AL_E_INVAL;
+		}
+		out->desc = cdesc;
+		out->has_cursor = true;
+		out->after_seq = (int64_t)v;
+	}
+	return 0;
+}
+
+int
+api_metadata(struct api_call *c, json_t *in, json_t *base, bool patch, json_t **out)
+{
+	const char *k;
+	json_t *v;
+	if (!json_is_object(in)) {
+		api_reply_error(c, 400, "invalid_request_error", "invalid_metadata",
+				"metadata: must be an object");
+		return AL_E_INVAL;
+	}
+	json_t *m = base && patch ? json_deep_copy(base) : json_object();
+	json_object_foreach(in, k, v)
+	{
+		if (strlen(k) == 0 || strlen(k) > 64) {
+			api_reply_error(c, 400, "invalid_request_error", "invalid_metadata",
+					"metadata: keys must be 1 to 64 characters");
+			goto fail;
+		}
+		if (json_is_null(v) && patch) {
+			json_object_del(m, k);
+			continue;
+		}
+		if (!json_is_string(v) || json_string_length(v) > 512) {
+			api_reply_error(c, 400, "invalid_request_error", "invalid_metadata",
+					"metadata.%s: values must be strings of at most 512 characters",
+					k);
+			goto fail;
+		}
+		json_object_set(m, k, v);
+	}
+	if (json_object_size(m) > 16) {
+		api_reply_error(c, 400, "invalid_request_error", "invalid_metadata",
+				"metadata: at most 16 keys");
+		goto fail;
+	}
+	*out = m;
+	return 0;
+fail:
+	json_decref(m);
+	return AL_E_INVAL;
+}
+
+json_t *
+api_time(int64_t real_us)
+{
+	char ts[32];
+	if (real_us == 0)
+		return json_null();
+	time_fmt_rfc3339(real_us, ts);
+	return json_string(ts);
+}
+
+/* Matches "/v1/agents/{}/versions" against path, capturing {} segments. */
+static bool
+route_match(const char *pattern, const char *path, const char **caps, char *capbuf,
+	    size_t capbuf_len)
+{
+	size_t ncap = 0, used = 0;
+	const char *p = pattern, *s = path;
+	while (*p && *s) {
+		if (p[0] == '{' && p[1] == '}') {
+			const char *end = strchr(s, '/');
+			size_t n = end ? (size_t)(end - s) : strlen(s);
+			if (n == 0 || ncap >= 3 || used + n + 1 > capbuf_len)
+				return false;
+			memcpy(capbuf + used, s, n);
+			capbuf[used + n] = '\0';
+			caps[ncap++] = capbuf + used;
+			used += n + 1;
+			s += n;
+			p += 2;
+			continue;
+		}
+		if (*p != *s)
+			return false;
+		p++;
+		s++;
+	}
+	/* tolerate one trailing slash */
+	if (*p == '\0' && s[0] == '/' && s[1] == '\0')
+		return true;
+	return *p == '\0' && *s == '\0';
+}
+
+void
+api_dispatch(struct http_request *req, void *arg)
+{
+	struct server *srv = arg;
+	struct api_call *c = xcalloc(1, sizeof(*c));
+	const struct api_route *route = NULL;
+	bool path_known = false;
+	const char *caps[3] = {NULL, NULL, NULL};
+	c->srv = srv;
+	c->http = req;
+	char *rid = id_new("req_");
+	snprintf(c->request_id, sizeof(c->request_id), "%s", rid);
+	free(rid);
+
+	if (query_parse(req->query, &c->query) != 0) {
+		api_reply_error(c, 400, "invalid_request_error", NULL, "malformed query string");
+		return;
+	}
+	for (size_t t = 0; t < sizeof(route_tables) / sizeof(route_tables[0]) && !route; t++) {
+		for (const struct api_route *r = route_tables[t]; r->pattern; r++) {
+			if (!route_match(r->pattern, req->path, caps, c->capbuf,
+					 sizeof(c->capbuf)))
+				continue;
+			path_known = true;
+			if (strcmp(r->method, req->method) == 0 ||
+			    (strcmp(req->method, "HEAD") == 0 && strcmp(r->method, "GET") == 0)) {
+				route = r;
+				break;
+			}
+		}
+	}
+	if (route == NULL) {
+		if (path_known)
+			api_reply_error(c, 405, "invalid_request_error", NULL,
+					"method %s not allowed on %s", req->method, req->path);
+		else
+			api_reply_error(c, 404, "not_found_error", NULL, "no route for %s %s",
+					req->method, req->path);
+		return;
+	}
+	/* route_match may have run on other patterns first: rerun on the winner so the
+	 * captures are its own. */
+	memset(caps, 0, sizeof(caps));
+	route_match(route->pattern, req->path, caps, c->capbuf, sizeof(c->capbuf));
+	for (int i = 0; i < 3; i++)
+		c->params[i] = caps[i];
+
+	int r = auth_resolve(srv, req, &c->who);
+	if (r != 0) {
+		api_reply_error(c, 401, "authentication_error", NULL, "%s",
+				r == AL_E_AUTH ? "invalid x-api-key or bearer token"
+					       : "missing credentials: send x-api-key or "
+						 "Authorization: Bearer");
+		return;
+	}
+	if (!(route->creds & c->who.kind)) {
+		api_reply_error(c, 403, "permission_error", NULL,
+				"this credential cannot be used for %s %s", req->method, req->path);
+		return;
+	}
+	if (req->body.len > 0) {
+		json_error_t je;
+		c->body = json_loadb(req->body.data, req->body.len, JSON_REJECT_DUPLICATES, &je);
+		if (c->body == NULL) {
+			api_reply_error(c, 400, "invalid_request_error", NULL,
+					"invalid JSON body: %s (line %d column %d)", je.text,
+					je.line, je.column);
+			return;
+		}
+		if (!json_is_object(c->body)) {
+			api_reply_error(c, 400, "invalid_request_error", NULL,
+					"request body must be a JSON object");
+			return;
+		}
+	}
+	route->fn(c);
+}

@@ -1,0 +1,33 @@
+/* Credentials: server API keys, environment keys and per-work-item sessions tokens.
+ * Key material is stored as SHA-256 hashes only; the plaintext is shown once. */
+#ifndef AL_SERVER_AUTH_H
+#define AL_SERVER_AUTH_H
+
+#include "api.h"
+#include "db.h"
+#include "http.h"
+
+/* Prefixes are airlock's own: secret scanners report `sk-ant-` to Anthropic. */
+#define KEY_PREFIX_SERVER "alk_srv_"
+#define KEY_PREFIX_ENV "alk_env_"
+#define TOKEN_PREFIX_SESSION "alk_req_"
+
+struct server;
+
+/* Reads x-api-key or Authorization: Bearer and fills who. Returns 0, AL_E_AUTH for a
+ * credential that matches nothing (or is revoked), AL_E_INVAL when none was sent. */
+int auth_resolve(struct server *srv, const struct http_request *req, struct principal *who);
+
+/* Issues a key. kind "server" or "environment" (environment_id required then).
+ * *plaintext is the only copy of the secret; *key_id names it for revocation. */
+int auth_key_create(struct db *db, const char *kind, const char *environment_id,
+		    const char *name, char **key_id, char **plaintext);
+int auth_key_revoke(struct db *db, const char *key_id);
+
+/* Whether the principal may act on this environment / session. Env keys and tokens
+ * see only their own; the API key sees all. Callers answer 404 on false. */
+bool auth_can_environment(const struct principal *who, const char *environment_id);
+bool auth_can_session(const struct principal *who, const char *session_id,
+		      const char *session_environment_id);
+
+#endif

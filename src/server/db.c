@@ -1,0 +1,221 @@
+/* SQLite storage and schema migrations; see db.h and docs/server/storage.md. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "db.h"
+#include "err.h"
+#include "log.h"
+#include "xalloc.h"
+
+/* Append-only: never edit a migration that has shipped, add a new one. Resources keep
+ * their full JSON rendering in `doc` next to the columns that queries filter on, so
+ * the wire shape round-trips exactly and new fields need no migration. */
+static const char *const migrations[] = {
+	/* 1 */
+	"CREATE TABLE seqs (name TEXT PRIMARY KEY, value INTEGER NOT NULL);"
+	"CREATE TABLE api_keys ("
+	"  id TEXT PRIMARY KEY, kind TEXT NOT NULL CHECK (kind IN ('server','environment')),"
+	"  environment_id TEXT, hash TEXT NOT NULL UNIQUE, name TEXT,"
+	"  created_at INTEGER NOT NULL, revoked_at INTEGER);"
+	"CREATE TABLE agents ("
+	"  id TEXT PRIMARY KEY, seq INTEGER NOT NULL UNIQUE, version INTEGER NOT NULL,"
+	"  created_at INTEGER NOT NULL, archived_at INTEGER, doc TEXT NOT NULL);"
+	"CREATE TABLE agent_versions ("
+	"  agent_id TEXT NOT NULL REFERENCES agents(id), version INTEGER NOT NULL,"
+	"  doc TEXT NOT NULL, PRIMARY KEY (agent_id, version));"
+	"CREATE TABLE environments ("
+	"  id TEXT PRIMARY KEY, seq INTEGER NOT NULL UNIQUE,"
+	"  created_at INTEGER NOT NULL, archived_at INTEGER, doc TEXT NOT NULL);"
+	"CREATE TABLE sessions ("
+	"  id TEXT PRIMARY KEY, seq INTEGER NOT NULL UNIQUE, environment_id TEXT NOT NULL,"
+	"  agent_id TEXT NOT NULL, agent_version INTEGER NOT NULL, status TEXT NOT NULL,"
+	"  created_at INTEGER NOT NULL, archived_at INTEGER, doc TEXT NOT NULL,"
+	"  loop_state TEXT);"
+	"CREATE INDEX sessions_env ON sessions(environment_id);"
+	"CREATE TABLE events ("
+	"  id TEXT PRIMARY KEY, session_id TEXT NOT NULL, seq INTEGER NOT NULL,"
+	"  type TEXT NOT NULL, created_at INTEGER NOT NULL, processed_at INTEGER,"
+	"  answers TEXT, doc TEXT NOT NULL, UNIQUE (session_id, seq));"
+	"CREATE INDEX events_answers ON events(session_id, answers);"
+	"CREATE TABLE work ("
+	"  id TEXT PRIMARY KEY, seq INTEGER NOT NULL UNIQUE, environment_id TEXT NOT NULL,"
+	"  session_id TEXT, data_type TEXT NOT NULL, state TEXT NOT NULL,"
+	"  metadata TEXT NOT NULL DEFAULT '{}', token_hash TEXT UNIQUE,"
+	"  created_at INTEGER NOT NULL, delivered_at INTEGER, delivered_to TEXT,"
+	"  acknowledged_at INTEGER, started_at INTEGER, latest_heartbeat_at INTEGER,"
+	"  last_heartbeat TEXT, lease_expires_at INTEGER, ttl_seconds INTEGER NOT NULL DEFAULT 90,"
+	"  stop_requested_at INTEGER, stopped_at INTEGER);"
+	"CREATE INDEX work_queue ON work(environment_id, state, seq);"
+	"CREATE INDEX work_session ON work(session_id, state);"
+	"CREATE TABLE workers_seen (environment_id TEXT NOT NULL, worker_id TEXT NOT NULL,"
+	"  seen_at INTEGER NOT NULL, PRIMARY KEY (environment_id, worker_id));",
+};
+
+int
+db_prepare(struct db *db, const char *sql, sqlite3_stmt **st)
+{
+	if (sqlite3_prepare_v2(db->h, sql, -1, st, NULL) != SQLITE_OK) {
+		log_error("sqlite prepare failed", "error", sqlite3_errmsg(db->h));
+		return AL_E_IO;
+	}
+	return 0;
+}
+
+int
+db_exec(struct db *db, const char *sql)
+{
+	char *msg = NULL;
+	if (sqlite3_exec(db->h, sql, NULL, NULL, &msg) != SQLITE_OK) {
+		log_error("sqlite exec failed", "error", msg ? msg : "?");
+		sqlite3_free(msg);
+		return AL_E_IO;
+	}
+	return 0;
+}
+
+int
+db_begin(struct db *db)
+{
+	if (db->tx_depth++ > 0)
+		return 0;
+	int r = db_exec(db, "BEGIN IMMEDIATE");
+	if (r != 0)
+		db->tx_depth = 0;
+	return r;
+}
+
+int
+db_commit(struct db *db)
+{
+	if (db->tx_depth == 0)
+		return AL_E_INTERNAL;
+	if (--db->tx_depth > 0)
+		return 0;
+	int r = db_exec(db, "COMMIT");
+	if (r != 0)
+		db_exec(db, "ROLLBACK");
+	return r;
+}
+
+void
+db_rollback(struct db *db)
+{
+	if (db->tx_depth == 0)
+		return;
+	/* A failure anywhere inside aborts the whole outer transaction. */
+	db->tx_depth = 0;
+	db_exec(db, "ROLLBACK");
+}
+
+void
+db_bind_text(sqlite3_stmt *st, int idx, const char *s)
+{
+	if (s)
+		sqlite3_bind_text(st, idx, s, -1, SQLITE_TRANSIENT);
+	else
+		sqlite3_bind_null(st, idx);
+}
+
+const char *
+db_col_text(sqlite3_stmt *st, int col)
+{
+	return (const char *)sqlite3_column_text(st, col);
+}
+
+json_t *
+db_col_json(sqlite3_stmt *st, int col)
+{
+	const char *s = db_col_text(st, col);
+	if (s == NULL)
+		return NULL;
+	return json_loads(s, JSON_DECODE_ANY, NULL);
+}
+
+int64_t
+db_next_seq(struct db *db, const char *name)
+{
+	sqlite3_stmt *st = NULL;
+	int64_t v = -1;
+	if (db_prepare(db, "INSERT INTO seqs(name, value) VALUES (?, 1) "
+			   "ON CONFLICT(name) DO UPDATE SET value = value + 1 RETURNING value",
+		       &st) != 0)
+		return -1;
+	db_bind_text(st, 1, name);
+	if (sqlite3_step(st) == SQLITE_ROW)
+		v = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	return v;
+}
+
+static int
+migrate(struct db *db)
+{
+	sqlite3_stmt *st = NULL;
+	int version = 0, r;
+	if ((r = db_prepare(db, "PRAGMA user_version", &st)) != 0)
+		return r;
+	if (sqlite3_step(st) == SQLITE_ROW)
+		version = sqlite3_column_int(st, 0);
+	sqlite3_finalize(st);
+	if (version > (int)(sizeof(migrations) / sizeof(migrations[0]))) {
+		log_error("database is newer than this binary", NULL);
+		return AL_E_UNSUPPORTED;
+	}
+	for (size_t i = (size_t)version; i < sizeof(migrations) / sizeof(migrations[0]); i++) {
+		char pragma[64];
+		if ((r = db_begin(db)) != 0)
+			return r;
+		snprintf(pragma, sizeof(pragma), "PRAGMA user_version = %zu", i + 1);
+		if ((r = db_exec(db, migrations[i])) != 0 || (r = db_exec(db, pragma)) != 0) {
+			db_rollback(db);
+			return r;
+		}
+		if ((r = db_commit(db)) != 0)
+			return r;
+	}
+	return 0;
+}
+
+int
+db_open(const char *dir, struct db **out)
+{
+	struct db *db = xcalloc(1, sizeof(*db));
+	char *path = NULL;
+	int r = AL_E_IO;
+
+	if (mkdir(dir, 0700) < 0 && access(dir, W_OK) != 0) {
+		log_error("cannot create data directory", "dir", dir);
+		goto out;
+	}
+	path = xasprintf("%s/airlock.db", dir);
+	if (sqlite3_open_v2(path, &db->h, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) !=
+	    SQLITE_OK) {
+		log_error("cannot open database", "path", path, "error", sqlite3_errmsg(db->h));
+		goto out;
+	}
+	sqlite3_busy_timeout(db->h, 5000);
+	if ((r = db_exec(db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"
+			     "PRAGMA foreign_keys=ON;")) != 0)
+		goto out;
+	if ((r = migrate(db)) != 0)
+		goto out;
+	*out = db;
+	db = NULL;
+	r = 0;
+out:
+	free(path);
+	db_close(db);
+	return r;
+}
+
+void
+db_close(struct db *db)
+{
+	if (db == NULL)
+		return;
+	sqlite3_close_v2(db->h);
+	free(db);
+}

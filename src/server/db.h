@@ -1,0 +1,43 @@
+/* The server's storage: one SQLite database in WAL mode with synchronous=FULL, so a
+ * committed transaction survives kill -9 and power loss. Every state change the API
+ * acknowledges is committed first. The server is single-threaded, so one connection
+ * serves everything; long work never happens inside a transaction. */
+#ifndef AL_SERVER_DB_H
+#define AL_SERVER_DB_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <jansson.h>
+#include <sqlite3.h>
+
+struct db {
+	sqlite3 *h;
+	int tx_depth;
+};
+
+/* Opens (creating) dir/airlock.db and applies pending migrations. */
+int db_open(const char *dir, struct db **out);
+void db_close(struct db *db);
+
+/* Nested calls join the outer transaction; only the outermost commits. BEGIN IMMEDIATE
+ * so concurrent processes (admin CLI) serialize instead of failing on upgrade. */
+int db_begin(struct db *db);
+int db_commit(struct db *db);
+void db_rollback(struct db *db);
+
+/* Prepares sql (cached by SQLite's own statement cache is not available; callers
+ * finalize). Logs and returns AL_E_IO on failure. */
+int db_prepare(struct db *db, const char *sql, sqlite3_stmt **st);
+int db_exec(struct db *db, const char *sql);
+
+/* Binding helpers: text NULL binds SQL NULL. */
+void db_bind_text(sqlite3_stmt *st, int idx, const char *s);
+/* Column helpers: json parses a TEXT column (NULL → NULL). */
+json_t *db_col_json(sqlite3_stmt *st, int col);
+const char *db_col_text(sqlite3_stmt *st, int col);
+
+/* Monotonic per-database sequence for ordering (events, lists). */
+int64_t db_next_seq(struct db *db, const char *name);
+
+#endif

@@ -1,0 +1,15 @@
+/* Every module's route table, in match order. A module adds its table here and its
+ * sources to meson.build; nothing else needs to know it exists. */
+#ifndef AL_SERVER_ROUTES_H
+#define AL_SERVER_ROUTES_H
+
+#include "api.h"
+
+extern const struct api_route keys_routes[];
+
+#define ROUTE_TABLES keys_routes
+
+#define CREDS_API PRINCIPAL_API_KEY
+#define CREDS_ANY (PRINCIPAL_API_KEY | PRINCIPAL_ENV_KEY | PRINCIPAL_SESSION_TOKEN)
+
+#endif

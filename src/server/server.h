@@ -1,0 +1,42 @@
+/* The control plane process: one event loop owning the HTTP listener, the database,
+ * the SSE hubs, the work queue waiters and the agent loops. */
+#ifndef AL_SERVER_H
+#define AL_SERVER_H
+
+#include <stdbool.h>
+
+#include "db.h"
+#include "http.h"
+#include "loop.h"
+
+struct server_config {
+	char *listen;        /* "127.0.0.1:8400" */
+	char *data_dir;      /* AIRLOCK_DATA_DIR */
+	char *tls_cert_file;
+	char *tls_key_file;
+	char *api_key;       /* AIRLOCK_API_KEY: accepted as a server API key, never stored */
+	char *model_base_url; /* AIRLOCK_MODEL_BASE_URL, default https://api.anthropic.com */
+	char *model_api_key;  /* AIRLOCK_MODEL_API_KEY, default ANTHROPIC_API_KEY */
+	unsigned lease_ttl_s;   /* default work lease, 90 */
+	unsigned sse_ping_ms;   /* 15000 */
+	unsigned model_max_retries; /* 5 */
+};
+
+struct sse_hub;
+struct work_waiters;
+struct agent_runtime;
+
+struct server {
+	struct server_config cfg;
+	struct loop *loop;
+	struct http_server *http;
+	struct db *db;
+	struct sse_hub *hub;          /* open event streams by session */
+	struct work_waiters *waiters; /* held long-polls by environment */
+	struct agent_runtime *agents; /* agent loops by session */
+	int port;                     /* bound port */
+};
+
+int server_main(int argc, char **argv);
+
+#endif
