@@ -1,0 +1,43 @@
+/* The session event log: durable append, history listing, and fan-out to open SSE
+ * streams. An event is committed before any stream sees it, so a client that opens
+ * the stream first and then reads history never misses one (api.md §5). */
+#ifndef AL_SERVER_EVENTS_H
+#define AL_SERVER_EVENTS_H
+
+#include <stdbool.h>
+
+#include <jansson.h>
+
+struct server;
+
+/* Inside the caller's transaction (db_begin/db_commit): assigns ev.id (unless ev
+ * already has one, e.g. pre-allocated for streamed deltas), the per-session sequence
+ * and processed_at (now when processed, else null), stores it and queues it for
+ * fan-out. ev is borrowed and updated in place. */
+int events_append_tx(struct server *s, const char *session_id, json_t *ev, bool processed);
+/* After db_commit: sends the queued events to streams. After db_rollback: drops them. */
+void events_publish(struct server *s);
+void events_discard(struct server *s);
+/* begin + append_tx + commit + publish. */
+int events_append(struct server *s, const char *session_id, json_t *ev, bool processed);
+
+/* Non-persisted previews for streams that asked for event_deltas[] (api.md §5). */
+void events_delta_start(struct server *s, const char *session_id, const char *event_id,
+			const char *event_type);
+void events_delta_text(struct server *s, const char *session_id, const char *event_id,
+		       unsigned index, const char *text);
+
+/* Loads one persisted event (new reference) or NULL. */
+json_t *events_get(struct server *s, const char *session_id, const char *event_id);
+/* The persisted event answering tool_use_id (user.tool_result, user.custom_tool_result,
+ * user.tool_confirmation, agent.tool_result for denials), or NULL. */
+json_t *events_find_answer(struct server *s, const char *session_id, const char *tool_use_id,
+			   const char *answer_type);
+
+/* Ends every open stream of a session (deleted sessions). */
+void events_close_streams(struct server *s, const char *session_id);
+
+int events_init(struct server *s);
+void events_shutdown(struct server *s);
+
+#endif
