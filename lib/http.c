@@ -531,13 +531,13 @@ conn_process(struct http_conn *c)
 			used = (size_t)(llhttp_get_error_pos(&c->parser) - c->in.data);
 		} else if (e != HPE_OK) {
 			bool too_big_head = c->head_bytes > c->srv->lim.max_header_bytes;
-			bool too_big_body = c->req && (c->req->body.len + 1 > c->req->body.max ||
-						       (c->parser.flags & F_CONTENT_LENGTH &&
-							c->parser.content_length >
-								c->srv->lim.max_body_bytes));
+			bool too_big_body =
+				c->req && (c->req->body.len >= c->req->body.max ||
+					   ((c->parser.flags & F_CONTENT_LENGTH) &&
+					    c->parser.content_length > c->srv->lim.max_body_bytes));
 			if (too_big_head)
 				reply_parse_error(c, 431, "request headers too large");
-			else if (too_big_body && c->state == CONN_BODY)
+			else if (too_big_body)
 				reply_parse_error(c, 413, "request body too large");
 			else
 				reply_parse_error(c, 400, "malformed HTTP request");

@@ -21,6 +21,10 @@ void events_discard(struct server *s);
 /* begin + append_tx + commit + publish. */
 int events_append(struct server *s, const char *session_id, json_t *ev, bool processed);
 
+/* Inside a transaction: sets processed_at of a queued user event (the agent loop
+ * consumed it). */
+int events_mark_processed_tx(struct server *s, const char *event_id);
+
 /* Non-persisted previews for streams that asked for event_deltas[] (api.md §5). */
 void events_delta_start(struct server *s, const char *session_id, const char *event_id,
 			const char *event_type);

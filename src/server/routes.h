@@ -6,8 +6,10 @@
 #include "api.h"
 
 extern const struct api_route keys_routes[];
+extern const struct api_route events_routes[];
+extern const struct api_route work_routes[];
 
-#define ROUTE_TABLES keys_routes
+#define ROUTE_TABLES keys_routes, events_routes, work_routes
 
 #define CREDS_API PRINCIPAL_API_KEY
 #define CREDS_ANY (PRINCIPAL_API_KEY | PRINCIPAL_ENV_KEY | PRINCIPAL_SESSION_TOKEN)

@@ -1,0 +1,846 @@
+/* Session events: the durable log, the send/list/stream routes and the SSE hub.
+ * See events.h and docs/server/events.md.
+ *
+ * Ordering rule: an event is committed before any stream sees it. Appends inside a
+ * transaction queue their frames in `pending`; events_publish() sends them once the
+ * caller has committed, so a client that opened the stream and then read history
+ * sees every event at least once and de-duplicates by id. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "agent.h"
+#include "api.h"
+#include "auth.h"
+#include "err.h"
+#include "events.h"
+#include "log.h"
+#include "routes.h"
+#include "server.h"
+#include "util.h"
+#include "work.h"
+#include "xalloc.h"
+
+#define HUB_BUCKETS 4096
+#define MAX_EVENTS_PER_SEND 100
+
+struct stream {
+	struct api_call *call;
+	struct stream *next;
+	char session_id[80];
+	bool delta_message;
+	bool delta_thinking;
+};
+
+struct pending_frame {
+	char *session_id;
+	char *frame;
+	size_t len;
+};
+
+struct sse_hub {
+	struct stream *buckets[HUB_BUCKETS];
+	size_t nstreams;
+	struct pending_frame *pending;
+	size_t npending;
+	struct loop_timer *ping_timer;
+};
+
+static unsigned
+bucket_of(const char *session_id)
+{
+	/* FNV-1a: ids are random, any decent spread will do. */
+	uint32_t h = 2166136261u;
+	for (const unsigned char *p = (const unsigned char *)session_id; *p; p++)
+		h = (h ^ *p) * 16777619u;
+	return h % HUB_BUCKETS;
+}
+
+/* One SSE frame: `id:` for persisted events, `event:` equal to the JSON type, one
+ * compact `data:` line (jansson never emits raw newlines in compact mode). */
+static char *
+frame_json(const char *id, const char *type, const json_t *ev, size_t *len)
+{
+	char *data = json_dumps(ev, JSON_COMPACT);
+	char *f = id ? xasprintf("id: %s\nevent: %s\ndata: %s\n\n", id, type, data)
+		     : xasprintf("event: %s\ndata: %s\n\n", type, data);
+	free(data);
+	*len = strlen(f);
+	return f;
+}
+
+static void
+hub_send(struct server *s, const char *session_id, const char *frame, size_t len,
+	 const char *delta_kind)
+{
+	struct stream *st = s->hub->buckets[bucket_of(session_id)];
+	while (st) {
+		struct stream *next = st->next; /* a failed write closes later, not now */
+		if (strcmp(st->session_id, session_id) == 0) {
+			bool want = delta_kind == NULL ||
+				    (strcmp(delta_kind, "agent.message") == 0 && st->delta_message) ||
+				    (strcmp(delta_kind, "agent.thinking") == 0 && st->delta_thinking);
+			if (want)
+				http_stream_write(st->call->http, frame, len);
+		}
+		st = next;
+	}
+}
+
+static const char *
+answer_key(const json_t *ev, const char *type)
+{
+	if (strcmp(type, "user.tool_result") == 0 || strcmp(type, "user.tool_confirmation") == 0 ||
+	    strcmp(type, "agent.tool_result") == 0)
+		return json_string_value(json_object_get(ev, "tool_use_id"));
+	if (strcmp(type, "user.custom_tool_result") == 0)
+		return json_string_value(json_object_get(ev, "custom_tool_use_id"));
+	if (strcmp(type, "agent.mcp_tool_result") == 0)
+		return json_string_value(json_object_get(ev, "mcp_tool_use_id"));
+	return NULL;
+}
+
+int
+events_append_tx(struct server *s, const char *session_id, json_t *ev, bool processed)
+{
+	sqlite3_stmt *st = NULL;
+	int r = AL_E_IO;
+	const char *type = json_string_value(json_object_get(ev, "type"));
+	if (type == NULL)
+		return AL_E_INVAL;
+	if (!json_is_string(json_object_get(ev, "id"))) {
+		char *id = id_new("sevt_");
+		json_object_set_new(ev, "id", json_string(id));
+		free(id);
+	}
+	int64_t now = now_real_us();
+	json_object_set_new(ev, "processed_at", processed ? api_time(now) : json_null());
+	int64_t seq = db_next_seq(s->db, "events");
+	if (seq < 0)
+		return AL_E_IO;
+	char *doc = json_dumps(ev, JSON_COMPACT);
+	if (db_prepare(s->db,
+		       "INSERT INTO events(id, session_id, seq, type, created_at, processed_at, "
+		       "answers, doc) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+		       &st) != 0)
+		goto out;
+	const char *id = json_string_value(json_object_get(ev, "id"));
+	db_bind_text(st, 1, id);
+	db_bind_text(st, 2, session_id);
+	sqlite3_bind_int64(st, 3, seq);
+	db_bind_text(st, 4, type);
+	sqlite3_bind_int64(st, 5, now);
+	if (processed)
+		sqlite3_bind_int64(st, 6, now);
+	else
+		sqlite3_bind_null(st, 6);
+	db_bind_text(st, 7, answer_key(ev, type));
+	db_bind_text(st, 8, doc);
+	if (sqlite3_step(st) != SQLITE_DONE) {
+		log_error("event insert failed", "error", sqlite3_errmsg(s->db->h));
+		goto out;
+	}
+	struct sse_hub *h = s->hub;
+	if (h) {
+		h->pending = xreallocarray(h->pending, h->npending + 1, sizeof(*h->pending));
+		struct pending_frame *pf = &h->pending[h->npending++];
+		pf->session_id = xstrdup(session_id);
+		pf->frame = frame_json(id, type, ev, &pf->len);
+	}
+	r = 0;
+out:
+	free(doc);
+	sqlite3_finalize(st);
+	return r;
+}
+
+void
+events_publish(struct server *s)
+{
+	struct sse_hub *h = s->hub;
+	if (h == NULL)
+		return;
+	/* Swap out first: a write may close a stream whose owner appends more. */
+	struct pending_frame *p = h->pending;
+	size_t n = h->npending;
+	h->pending = NULL;
+	h->npending = 0;
+	for (size_t i = 0; i < n; i++) {
+		hub_send(s, p[i].session_id, p[i].frame, p[i].len, NULL);
+		free(p[i].session_id);
+		free(p[i].frame);
+	}
+	free(p);
+}
+
+void
+events_discard(struct server *s)
+{
+	struct sse_hub *h = s->hub;
+	if (h == NULL)
+		return;
+	for (size_t i = 0; i < h->npending; i++) {
+		free(h->pending[i].session_id);
+		free(h->pending[i].frame);
+	}
+	free(h->pending);
+	h->pending = NULL;
+	h->npending = 0;
+}
+
+int
+events_append(struct server *s, const char *session_id, json_t *ev, bool processed)
+{
+	int r;
+	if ((r = db_begin(s->db)) != 0)
+		return r;
+	if ((r = events_append_tx(s, session_id, ev, processed)) != 0 ||
+	    (r = db_commit(s->db)) != 0) {
+		db_rollback(s->db);
+		events_discard(s);
+		return r;
+	}
+	events_publish(s);
+	return 0;
+}
+
+int
+events_mark_processed_tx(struct server *s, const char *event_id)
+{
+	sqlite3_stmt *st = NULL;
+	int r = AL_E_IO;
+	int64_t now = now_real_us();
+	char ts[32];
+	time_fmt_rfc3339(now, ts);
+	if (db_prepare(s->db,
+		       "UPDATE events SET processed_at = ?1, "
+		       "doc = json_set(doc, '$.processed_at', ?2) "
+		       "WHERE id = ?3 AND processed_at IS NULL",
+		       &st) != 0)
+		return AL_E_IO;
+	sqlite3_bind_int64(st, 1, now);
+	db_bind_text(st, 2, ts);
+	db_bind_text(st, 3, event_id);
+	if (sqlite3_step(st) == SQLITE_DONE)
+		r = 0;
+	sqlite3_finalize(st);
+	return r;
+}
+
+void
+events_delta_start(struct server *s, const char *session_id, const char *event_id,
+		   const char *event_type)
+{
+	if (s->hub == NULL)
+		return;
+	json_t *o = json_pack("{s:s, s:{s:s, s:s}}", "type", "event_start", "event", "type",
+			      event_type, "id", event_id);
+	size_t len;
+	char *f = frame_json(NULL, "event_start", o, &len);
+	hub_send(s, session_id, f, len, event_type);
+	free(f);
+	json_decref(o);
+}
+
+void
+events_delta_text(struct server *s, const char *session_id, const char *event_id,
+		  unsigned index, const char *text)
+{
+	if (s->hub == NULL)
+		return;
+	json_t *o = json_pack("{s:s, s:s, s:{s:s, s:I, s:{s:s, s:s}}}", "type", "event_delta",
+			      "event_id", event_id, "delta", "type", "content_delta", "index",
+			      (json_int_t)index, "content", "type", "text", "text", text);
+	size_t len;
+	char *f = frame_json(NULL, "event_delta", o, &len);
+	hub_send(s, session_id, f, len, "agent.message");
+	free(f);
+	json_decref(o);
+}
+
+json_t *
+events_get(struct server *s, const char *session_id, const char *event_id)
+{
+	sqlite3_stmt *st = NULL;
+	json_t *ev = NULL;
+	if (db_prepare(s->db, "SELECT doc FROM events WHERE session_id = ? AND id = ?", &st) != 0)
+		return NULL;
+	db_bind_text(st, 1, session_id);
+	db_bind_text(st, 2, event_id);
+	if (sqlite3_step(st) == SQLITE_ROW)
+		ev = db_col_json(st, 0);
+	sqlite3_finalize(st);
+	return ev;
+}
+
+json_t *
+events_find_answer(struct server *s, const char *session_id, const char *tool_use_id,
+		   const char *answer_type)
+{
+	sqlite3_stmt *st = NULL;
+	json_t *ev = NULL;
+	if (db_prepare(s->db,
+		       "SELECT doc FROM events WHERE session_id = ? AND answers = ? AND type = ? "
+		       "ORDER BY seq LIMIT 1",
+		       &st) != 0)
+		return NULL;
+	db_bind_text(st, 1, session_id);
+	db_bind_text(st, 2, tool_use_id);
+	db_bind_text(st, 3, answer_type);
+	if (sqlite3_step(st) == SQLITE_ROW)
+		ev = db_col_json(st, 0);
+	sqlite3_finalize(st);
+	return ev;
+}
+
+/* ---- session lookup shared by the routes ---- */
+
+struct session_row {
+	char environment_id[80];
+	char status[32];
+	bool archived;
+};
+
+/* 404 unless the session exists and the principal may see it. */
+static int
+load_session(struct api_call *c, const char *sid, struct session_row *row)
+{
+	sqlite3_stmt *st = NULL;
+	int r = AL_E_NOTFOUND;
+	if (id_valid(sid, "sesn_") == 0 &&
+	    db_prepare(c->srv->db,
+		       "SELECT environment_id, status, archived_at FROM sessions WHERE id = ?",
+		       &st) == 0) {
+		db_bind_text(st, 1, sid);
+		if (sqlite3_step(st) == SQLITE_ROW) {
+			snprintf(row->environment_id, sizeof(row->environment_id), "%s",
+				 db_col_text(st, 0));
+			snprintf(row->status, sizeof(row->status), "%s", db_col_text(st, 1));
+			row->archived = sqlite3_column_type(st, 2) != SQLITE_NULL;
+			r = 0;
+		}
+		sqlite3_finalize(st);
+	}
+	if (r == 0 && !auth_can_session(&c->who, sid, row->environment_id))
+		r = AL_E_NOTFOUND;
+	if (r != 0)
+		api_reply_error(c, 404, "not_found_error", NULL, "session %s not found", sid);
+	return r;
+}
+
+/* ---- POST /v1/sessions/{id}/events ---- */
+
+static bool
+is_content_array(const json_t *v, bool required)
+{
+	if (v == NULL)
+		return !required;
+	if (!json_is_array(v))
+		return false;
+	size_t i;
+	json_t *b;
+	json_array_foreach(v, i, b)
+	{
+		if (!json_is_object(b) || !json_is_string(json_object_get(b, "type")))
+			return false;
+		const char *t = json_string_value(json_object_get(b, "type"));
+		if (strcmp(t, "text") == 0 && !json_is_string(json_object_get(b, "text")))
+			return false;
+	}
+	return true;
+}
+
+/* Validates one client event; on failure writes a message and returns AL_E_INVAL. The
+ * referenced tool-use event must exist in this session and be of the right kind. */
+static int
+validate_user_event(struct api_call *c, const char *sid, json_t *ev, size_t i, char *msg,
+		    size_t msglen, json_t **duplicate)
+{
+	const char *type = json_string_value(json_object_get(ev, "type"));
+	*duplicate = NULL;
+	if (!json_is_object(ev) || type == NULL) {
+		snprintf(msg, msglen, "events[%zu].type: required string", i);
+		return AL_E_INVAL;
+	}
+	if (strcmp(type, "user.message") == 0) {
+		json_t *content = json_object_get(ev, "content");
+		if (!is_content_array(content, true) || json_array_size(content) == 0) {
+			snprintf(msg, msglen, "events[%zu].content: non-empty array of content "
+					      "blocks required", i);
+			return AL_E_INVAL;
+		}
+		return 0;
+	}
+	if (strcmp(type, "user.interrupt") == 0) {
+		json_t *t = json_object_get(ev, "session_thread_id");
+		if (t && !json_is_string(t) && !json_is_null(t)) {
+			snprintf(msg, msglen, "events[%zu].session_thread_id: must be a string", i);
+			return AL_E_INVAL;
+		}
+		return 0;
+	}
+	if (strcmp(type, "system.message") == 0) {
+		if (!is_content_array(json_object_get(ev, "content"), true)) {
+			snprintf(msg, msglen, "events[%zu].content: array required", i);
+			return AL_E_INVAL;
+		}
+		return 0;
+	}
+	if (strcmp(type, "user.define_outcome") == 0) {
+		if (!json_is_string(json_object_get(ev, "description"))) {
+			snprintf(msg, msglen, "events[%zu].description: required string", i);
+			return AL_E_INVAL;
+		}
+		return 0;
+	}
+	const char *ref_field, *want_type, *answer_type = type;
+	if (strcmp(type, "user.tool_result") == 0 || strcmp(type, "user.tool_confirmation") == 0) {
+		ref_field = "tool_use_id";
+		want_type = "agent.tool_use";
+	} else if (strcmp(type, "user.custom_tool_result") == 0) {
+		ref_field = "custom_tool_use_id";
+		want_type = "agent.custom_tool_use";
+	} else {
+		snprintf(msg, msglen, "events[%zu].type: unknown event type '%s'", i, type);
+		return AL_E_INVAL;
+	}
+	const char *ref = json_string_value(json_object_get(ev, ref_field));
+	if (ref == NULL) {
+		snprintf(msg, msglen, "events[%zu].%s: required string", i, ref_field);
+		return AL_E_INVAL;
+	}
+	if (strcmp(type, "user.tool_confirmation") == 0) {
+		const char *res = json_string_value(json_object_get(ev, "result"));
+		if (res == NULL || (strcmp(res, "allow") != 0 && strcmp(res, "deny") != 0)) {
+			snprintf(msg, msglen, "events[%zu].result: must be 'allow' or 'deny'", i);
+			return AL_E_INVAL;
+		}
+		json_t *dm = json_object_get(ev, "deny_message");
+		if (dm && !json_is_string(dm) && !json_is_null(dm)) {
+			snprintf(msg, msglen, "events[%zu].deny_message: must be a string", i);
+			return AL_E_INVAL;
+		}
+	} else {
+		if (!is_content_array(json_object_get(ev, "content"), false)) {
+			snprintf(msg, msglen, "events[%zu].content: must be an array of content "
+					      "blocks", i);
+			return AL_E_INVAL;
+		}
+		json_t *ie = json_object_get(ev, "is_error");
+		if (ie && !json_is_boolean(ie) && !json_is_null(ie)) {
+			snprintf(msg, msglen, "events[%zu].is_error: must be a boolean", i);
+			return AL_E_INVAL;
+		}
+	}
+	json_t *use = events_get(c->srv, sid, ref);
+	const char *use_type = use ? json_string_value(json_object_get(use, "type")) : NULL;
+	bool ok = use_type && (strcmp(use_type, want_type) == 0 ||
+			       (strcmp(want_type, "agent.tool_use") == 0 &&
+				strcmp(use_type, "agent.mcp_tool_use") == 0 &&
+				strcmp(type, "user.tool_confirmation") == 0));
+	json_decref(use);
+	if (!ok) {
+		snprintf(msg, msglen, "events[%zu].%s: no %s event %s in this session", i, ref_field,
+			 want_type, ref);
+		return AL_E_INVAL;
+	}
+	/* A second answer for the same call is answered with the first, stored once. */
+	*duplicate = events_find_answer(c->srv, sid, ref, answer_type);
+	return 0;
+}
+
+static bool
+run_starting(const char *type)
+{
+	return strcmp(type, "user.message") == 0 || strcmp(type, "user.define_outcome") == 0 ||
+	       strcmp(type, "user.tool_confirmation") == 0 || strcmp(type, "user.interrupt") == 0;
+}
+
+static bool
+processed_on_receipt(const char *type)
+{
+	return strcmp(type, "user.tool_result") == 0 ||
+	       strcmp(type, "user.custom_tool_result") == 0 ||
+	       strcmp(type, "user.define_outcome") == 0;
+}
+
+static void
+send_events(struct api_call *c)
+{
+	const char *sid = c->params[0];
+	struct session_row row;
+	char msg[512];
+	json_t *out = NULL, *dups = NULL;
+	bool any_new = false, starts_run = false;
+	static const char *const allowed[] = {"events", NULL};
+
+	if (api_body_required(c) || api_body_only(c, allowed))
+		return;
+	if (load_session(c, sid, &row) != 0)
+		return;
+	json_t *events = json_object_get(c->body, "events");
+	if (!json_is_array(events) || json_array_size(events) == 0 ||
+	    json_array_size(events) > MAX_EVENTS_PER_SEND) {
+		api_reply_error(c, 400, "invalid_request_error", NULL,
+				"events: array of 1 to %d events required", MAX_EVENTS_PER_SEND);
+		return;
+	}
+	if (row.archived || strcmp(row.status, "terminated") == 0) {
+		api_reply_error(c, 400, "invalid_request_error", NULL,
+				"session %s is %s and accepts no events", sid,
+				row.archived ? "archived" : "terminated");
+		return;
+	}
+	/* Workers may only answer tool calls; they never speak for the user. */
+	bool worker = c->who.kind != PRINCIPAL_API_KEY;
+	dups = json_array();
+	size_t i;
+	json_t *ev;
+	json_array_foreach(events, i, ev)
+	{
+		json_t *dup = NULL;
+		if (validate_user_event(c, sid, ev, i, msg, sizeof(msg), &dup) != 0) {
+			json_decref(dups);
+			api_reply_error(c, 400, "invalid_request_error", NULL, "%s", msg);
+			return;
+		}
+		const char *type = json_string_value(json_object_get(ev, "type"));
+		if (worker && strcmp(type, "user.tool_result") != 0 &&
+		    strcmp(type, "user.custom_tool_result") != 0) {
+			json_decref(dup);
+			json_decref(dups);
+			api_reply_error(c, 403, "permission_error", NULL,
+					"events[%zu].type: workers may only send tool results", i);
+			return;
+		}
+		json_array_append_new(dups, dup ? dup : json_null());
+	}
+	/* Events inside one request must not answer the same call twice either. */
+	out = json_array();
+	if (db_begin(c->srv->db) != 0)
+		goto fail;
+	json_array_foreach(events, i, ev)
+	{
+		json_t *dup = json_array_get(dups, i);
+		if (!json_is_null(dup)) {
+			json_array_append(out, dup);
+			continue;
+		}
+		const char *type = json_string_value(json_object_get(ev, "type"));
+		const char *key = answer_key(ev, type);
+		if (key) {
+			json_t *again = events_find_answer(c->srv, sid, key, type);
+			if (again) {
+				json_array_append_new(out, again);
+				continue;
+			}
+		}
+		json_t *copy = json_deep_copy(ev);
+		if (events_append_tx(c->srv, sid, copy, processed_on_receipt(type)) != 0) {
+			json_decref(copy);
+			goto fail;
+		}
+		json_array_append_new(out, copy);
+		any_new = true;
+		if (run_starting(type))
+			starts_run = true;
+	}
+	if (starts_run && work_enqueue_tx(c->srv, row.environment_id, sid) != 0)
+		goto fail;
+	if (db_commit(c->srv->db) != 0)
+		goto fail;
+	events_publish(c->srv);
+	if (starts_run)
+		work_kick(c->srv, row.environment_id);
+	if (any_new)
+		agent_session_wake(c->srv, sid);
+	json_decref(dups);
+	api_reply_json(c, 200, json_pack("{s:o}", "data", out));
+	return;
+fail:
+	db_rollback(c->srv->db);
+	events_discard(c->srv);
+	json_decref(dups);
+	json_decref(out);
+	api_reply_err(c, AL_E_IO, "cannot store events");
+}
+
+/* ---- GET /v1/sessions/{id}/events ---- */
+
+static int
+time_filter(struct api_call *c, const char *key, int64_t *out)
+{
+	const char *v = query_get(&c->query, key);
+	*out = 0;
+	if (v == NULL)
+		return 0;
+	if (time_parse_rfc3339(v, out) != 0) {
+		api_reply_error(c, 400, "invalid_request_error", NULL,
+				"%s: must be an RFC 3339 timestamp", key);
+		return AL_E_INVAL;
+	}
+	return 0;
+}
+
+static void
+list_events(struct api_call *c)
+{
+	const char *sid = c->params[0];
+	struct session_row row;
+	struct page_req pg;
+	struct buf sql;
+	sqlite3_stmt *st = NULL;
+	int64_t gt, gte, lt, lte;
+
+	if (load_session(c, sid, &row) != 0)
+		return;
+	if (api_page_parse(c, 1000, 1000, false, &pg) != 0)
+		return;
+	if (time_filter(c, "created_at[gt]", &gt) || time_filter(c, "created_at[gte]", &gte) ||
+	    time_filter(c, "created_at[lt]", &lt) || time_filter(c, "created_at[lte]", &lte))
+		return;
+	buf_init(&sql, 64 * 1024);
+	buf_add_str(&sql, "SELECT seq, doc FROM events WHERE session_id = ?1");
+	if (pg.has_cursor)
+		buf_add_str(&sql, pg.desc ? " AND seq < ?2" : " AND seq > ?2");
+	if (gt)
+		buf_add_str(&sql, " AND created_at > ?3");
+	if (gte)
+		buf_add_str(&sql, " AND created_at >= ?4");
+	if (lt)
+		buf_add_str(&sql, " AND created_at < ?5");
+	if (lte)
+		buf_add_str(&sql, " AND created_at <= ?6");
+	/* types[] filter: repeated keys, also a comma list in one value */
+	size_t ntypes = 0;
+	for (size_t i = 0; i < c->query.n; i++) {
+		if (strcmp(c->query.params[i].key, "types[]") != 0 &&
+		    strcmp(c->query.params[i].key, "types") != 0)
+			continue;
+		char *vals = c->query.params[i].value;
+		for (char *p = vals; *p; p++)
+			if (!((*p >= 'a' && *p <= 'z') || *p == '.' || *p == '_' || *p == ',')) {
+				buf_free(&sql);
+				api_reply_error(c, 400, "invalid_request_error", NULL,
+						"types[]: invalid event type");
+				return;
+			}
+		ntypes++;
+	}
+	if (ntypes) {
+		buf_add_str(&sql, " AND type IN (SELECT value FROM json_each(?7))");
+	}
+	buf_addf(&sql, " ORDER BY seq %s LIMIT %u", pg.desc ? "DESC" : "ASC", pg.limit + 1);
+	if (db_prepare(c->srv->db, sql.data, &st) != 0) {
+		buf_free(&sql);
+		api_reply_err(c, AL_E_IO, "cannot list events");
+		return;
+	}
+	buf_free(&sql);
+	db_bind_text(st, 1, sid);
+	if (pg.has_cursor)
+		sqlite3_bind_int64(st, 2, pg.after_seq);
+	if (gt)
+		sqlite3_bind_int64(st, 3, gt);
+	if (gte)
+		sqlite3_bind_int64(st, 4, gte);
+	if (lt)
+		sqlite3_bind_int64(st, 5, lt);
+	if (lte)
+		sqlite3_bind_int64(st, 6, lte);
+	if (ntypes) {
+		json_t *arr = json_array();
+		for (size_t i = 0; i < c->query.n; i++) {
+			if (strcmp(c->query.params[i].key, "types[]") != 0 &&
+			    strcmp(c->query.params[i].key, "types") != 0)
+				continue;
+			char *v = xstrdup(c->query.params[i].value), *save = v, *comma;
+			while (v) {
+				comma = strchr(v, ',');
+				if (comma)
+					*comma = '\0';
+				if (*v)
+					json_array_append_new(arr, json_string(v));
+				v = comma ? comma + 1 : NULL;
+			}
+			free(save);
+		}
+		char *s = json_dumps(arr, JSON_COMPACT);
+		db_bind_text(st, 7, s);
+		free(s);
+		json_decref(arr);
+	}
+	json_t *data = json_array();
+	int64_t last = 0;
+	bool more = false;
+	unsigned n = 0;
+	while (sqlite3_step(st) == SQLITE_ROW) {
+		if (n == pg.limit) {
+			more = true;
+			break;
+		}
+		last = sqlite3_column_int64(st, 0);
+		json_t *ev = db_col_json(st, 1);
+		if (ev)
+			json_array_append_new(data, ev);
+		n++;
+	}
+	sqlite3_finalize(st);
+	json_t *next = json_null();
+	if (more) {
+		char *cur = api_page_cursor(last, pg.desc);
+		next = json_string(cur);
+		free(cur);
+	}
+	api_reply_json(c, 200, json_pack("{s:o, s:o}", "data", data, "next_page", next));
+}
+
+/* ---- GET /v1/sessions/{id}/events/stream ---- */
+
+static void
+stream_unlink(struct server *s, struct stream *target)
+{
+	struct stream **pp = &s->hub->buckets[bucket_of(target->session_id)];
+	while (*pp) {
+		if (*pp == target) {
+			*pp = target->next;
+			s->hub->nstreams--;
+			return;
+		}
+		pp = &(*pp)->next;
+	}
+}
+
+static void
+stream_closed(struct api_call *c)
+{
+	struct stream *st = c->owner;
+	stream_unlink(c->srv, st);
+	free(st);
+}
+
+static void
+open_stream(struct api_call *c)
+{
+	const char *sid = c->params[0];
+	struct session_row row;
+	bool dm = false, dt = false;
+	size_t ndeltas = 0;
+
+	if (load_session(c, sid, &row) != 0)
+		return;
+	for (size_t i = 0; i < c->query.n; i++) {
+		const char *k = c->query.params[i].key;
+		if (strcmp(k, "event_deltas[]") != 0 && strcmp(k, "event_deltas") != 0)
+			continue;
+		char *v = xstrdup(c->query.params[i].value), *save = v, *comma;
+		while (v) {
+			comma = strchr(v, ',');
+			if (comma)
+				*comma = '\0';
+			if (*v) {
+				ndeltas++;
+				if (strcmp(v, "agent.message") == 0)
+					dm = true;
+				else if (strcmp(v, "agent.thinking") == 0)
+					dt = true;
+				else {
+					free(save);
+					api_reply_error(c, 400, "invalid_request_error", NULL,
+							"event_deltas[]: '%s' is not one of "
+							"agent.message, agent.thinking",
+							c->query.params[i].value);
+					return;
+				}
+			}
+			v = comma ? comma + 1 : NULL;
+		}
+		free(save);
+	}
+	if (ndeltas > 100) {
+		api_reply_error(c, 400, "invalid_request_error", NULL,
+				"event_deltas[]: at most 100 values");
+		return;
+	}
+	struct stream *st = xcalloc(1, sizeof(*st));
+	st->call = c;
+	snprintf(st->session_id, sizeof(st->session_id), "%s", sid);
+	st->delta_message = dm;
+	st->delta_thinking = dt;
+	unsigned b = bucket_of(sid);
+	st->next = c->srv->hub->buckets[b];
+	c->srv->hub->buckets[b] = st;
+	c->srv->hub->nstreams++;
+	api_hold(c, st, stream_closed);
+	struct http_header h[8];
+	size_t n = 0;
+	h[n++] = (struct http_header){"content-type", "text/event-stream"};
+	h[n++] = (struct http_header){"cache-control", "no-cache"};
+	h[n++] = (struct http_header){"x-accel-buffering", "no"};
+	n = api_common_headers(c, h, n);
+	http_stream_start(c->http, 200, h, n);
+}
+
+static void
+ping_all(struct loop *l, void *arg)
+{
+	struct server *s = arg;
+	static const char ping[] = "event: ping\ndata: {\"type\":\"ping\"}\n\n";
+	s->hub->ping_timer = loop_timer_add(l, s->cfg.sse_ping_ms, ping_all, s);
+	for (size_t b = 0; b < HUB_BUCKETS; b++)
+		for (struct stream *st = s->hub->buckets[b]; st; st = st->next)
+			http_stream_write(st->call->http, ping, sizeof(ping) - 1);
+}
+
+void
+events_close_streams(struct server *s, const char *session_id)
+{
+	struct stream **pp = &s->hub->buckets[bucket_of(session_id)];
+	while (*pp) {
+		struct stream *st = *pp;
+		if (strcmp(st->session_id, session_id) != 0) {
+			pp = &st->next;
+			continue;
+		}
+		*pp = st->next;
+		s->hub->nstreams--;
+		struct api_call *c = st->call;
+		free(st);
+		api_stream_end(c);
+	}
+}
+
+int
+events_init(struct server *s)
+{
+	s->hub = xcalloc(1, sizeof(*s->hub));
+	s->hub->ping_timer = loop_timer_add(s->loop, s->cfg.sse_ping_ms, ping_all, s);
+	return 0;
+}
+
+void
+events_shutdown(struct server *s)
+{
+	if (s->hub == NULL)
+		return;
+	for (size_t b = 0; b < HUB_BUCKETS; b++) {
+		while (s->hub->buckets[b]) {
+			struct stream *st = s->hub->buckets[b];
+			s->hub->buckets[b] = st->next;
+			struct api_call *c = st->call;
+			free(st);
+			api_stream_end(c);
+		}
+	}
+	loop_timer_cancel(s->loop, s->hub->ping_timer);
+	events_discard(s);
+	free(s->hub);
+	s->hub = NULL;
+}
+
+const struct api_route events_routes[] = {
+	{"POST", "/v1/sessions/{}/events", CREDS_ANY, send_events},
+	{"GET", "/v1/sessions/{}/events", CREDS_ANY, list_events},
+	{"GET", "/v1/sessions/{}/events/stream", CREDS_ANY, open_stream},
+	{NULL, NULL, 0, NULL},
+};

@@ -1,0 +1,234 @@
+/* HTTP server over real loopback sockets: keep-alive, pipelining, limits, slowloris,
+ * held answers and streams. The server runs its loop in a forked child; the test
+ * talks to it with plain blocking sockets. */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "http.h"
+#include "loop.h"
+
+static int port;
+static pid_t server_pid;
+
+struct held {
+	struct http_request *req;
+	struct loop *loop;
+};
+
+static struct loop *srv_loop;
+
+static void
+answer_held(struct loop *l, void *arg)
+{
+	struct http_request *req = arg;
+	http_respond(req, 200, NULL, 0, "late", 4);
+}
+
+static void
+stream_more(struct loop *l, void *arg)
+{
+	struct http_request *req = arg;
+	http_stream_write(req, "data: 2\n\n", 9);
+	http_stream_end(req);
+}
+
+static void
+handler(struct http_request *req, void *arg)
+{
+	char body[512];
+	if (strcmp(req->path, "/hold") == 0) {
+		loop_timer_add(srv_loop, 50, answer_held, req);
+		return;
+	}
+	if (strcmp(req->path, "/stream") == 0) {
+		struct http_header h[] = {{"content-type", "text/event-stream"}};
+		http_stream_start(req, 200, h, 1);
+		http_stream_write(req, "data: 1\n\n", 9);
+		loop_timer_add(srv_loop, 20, stream_more, req);
+		return;
+	}
+	int n = snprintf(body, sizeof(body), "%s %s q=%s len=%zu", req->method, req->path,
+			 req->query, req->body.len);
+	http_respond(req, 200, NULL, 0, body, (size_t)n);
+}
+
+static int
+start_server(void **state)
+{
+	int p[2];
+	assert_int_equal(pipe(p), 0);
+	server_pid = fork();
+	if (server_pid == 0) {
+		struct http_limits lim = {.max_header_bytes = 4096,
+					  .max_body_bytes = 1024,
+					  .header_timeout_ms = 300,
+					  .body_timeout_ms = 300,
+					  .idle_timeout_ms = 2000};
+		signal(SIGPIPE, SIG_IGN);
+		srv_loop = loop_new();
+		struct http_server *s = http_server_new(srv_loop, &lim, handler, NULL);
+		int bound = 0;
+		if (http_server_listen(s, "127.0.0.1:0", NULL, &bound) != 0)
+			_exit(1);
+		if (write(p[1], &bound, sizeof(bound)) != sizeof(bound))
+			_exit(1);
+		loop_run(srv_loop);
+		_exit(0);
+	}
+	close(p[1]);
+	assert_int_equal(read(p[0], &port, sizeof(port)), (ssize_t)sizeof(port));
+	close(p[0]);
+	return 0;
+}
+
+static int
+stop_server(void **state)
+{
+	kill(server_pid, SIGKILL);
+	waitpid(server_pid, NULL, 0);
+	return 0;
+}
+
+static int
+dial(void)
+{
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	struct timeval tv = {.tv_sec = 5};
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+	return fd;
+}
+
+static void
+send_all(int fd, const char *s, size_t n)
+{
+	assert_int_equal(write(fd, s, n), (ssize_t)n);
+}
+
+/* Reads until `needle` has appeared `count` times, or EOF; returns what was read. */
+static char *
+read_until(int fd, const char *needle, int count)
+{
+	static char buf[65536];
+	size_t n = 0;
+	buf[0] = '\0';
+	for (;;) {
+		int seen = 0;
+		for (char *p = buf; (p = strstr(p, needle)) != NULL; p++)
+			seen++;
+		if (seen >= count)
+			break;
+		ssize_t r = read(fd, buf + n, sizeof(buf) - 1 - n);
+		if (r <= 0)
+			break;
+		n += (size_t)r;
+		buf[n] = '\0';
+	}
+	buf[n] = '\0';
+	return buf;
+}
+
+static void
+test_keepalive_and_pipelining(void **state)
+{
+	int fd = dial();
+	const char req[] = "GET /a?x=1 HTTP/1.1\r\nHost: t\r\n\r\n"
+			   "POST /b HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\n\r\nabc";
+	send_all(fd, req, sizeof(req) - 1);
+	char *r = read_until(fd, "HTTP/1.1 200", 2);
+	assert_non_null(strstr(r, "GET /a q=x=1 len=0"));
+	assert_non_null(strstr(r, "POST /b q= len=3"));
+	/* answers come back in request order */
+	assert_true(strstr(r, "GET /a") < strstr(r, "POST /b"));
+	close(fd);
+}
+
+static void
+test_body_too_large(void **state)
+{
+	int fd = dial();
+	const char req[] = "POST /x HTTP/1.1\r\nHost: t\r\nContent-Length: 5000\r\n\r\n";
+	send_all(fd, req, sizeof(req) - 1);
+	char *r = read_until(fd, "\r\n\r\n", 1);
+	assert_non_null(strstr(r, "HTTP/1.1 413"));
+	close(fd);
+}
+
+static void
+test_header_too_large(void **state)
+{
+	int fd = dial();
+	char big[6000];
+	memset(big, 'a', sizeof(big));
+	send_all(fd, "GET / HTTP/1.1\r\nX-Big: ", 23);
+	send_all(fd, big, sizeof(big));
+	char *r = read_until(fd, "\r\n\r\n", 1);
+	assert_non_null(strstr(r, "HTTP/1.1 431"));
+	close(fd);
+}
+
+static void
+test_malformed(void **state)
+{
+	int fd = dial();
+	send_all(fd, "NOT HTTP AT ALL\r\n\r\n", 19);
+	char *r = read_until(fd, "\r\n\r\n", 1);
+	assert_non_null(strstr(r, "HTTP/1.1 400"));
+	close(fd);
+}
+
+static void
+test_slowloris_gets_408(void **state)
+{
+	int fd = dial();
+	send_all(fd, "GET / HTTP/1.1\r\nHost:", 21);
+	/* never finish the head: the server must answer and close on its own */
+	char *r = read_until(fd, "\r\n\r\n", 1);
+	assert_non_null(strstr(r, "HTTP/1.1 408"));
+	char c;
+	assert_true(read(fd, &c, 1) <= 0);
+	close(fd);
+}
+
+static void
+test_held_and_stream(void **state)
+{
+	int fd = dial();
+	send_all(fd, "GET /hold HTTP/1.1\r\nHost: t\r\n\r\n", 31);
+	char *r = read_until(fd, "late", 1);
+	assert_non_null(strstr(r, "HTTP/1.1 200"));
+	assert_non_null(strstr(r, "late"));
+	send_all(fd, "GET /stream HTTP/1.1\r\nHost: t\r\n\r\n", 33);
+	r = read_until(fd, "data: 2", 1);
+	assert_non_null(strstr(r, "data: 1\n\ndata: 2\n\n"));
+	assert_null(strstr(r, "content-length"));
+	close(fd);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_keepalive_and_pipelining),
+		cmocka_unit_test(test_body_too_large),
+		cmocka_unit_test(test_header_too_large),
+		cmocka_unit_test(test_malformed),
+		cmocka_unit_test(test_slowloris_gets_408),
+		cmocka_unit_test(test_held_and_stream),
+	};
+	return cmocka_run_group_tests(tests, start_server, stop_server);
+}

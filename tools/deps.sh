@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Installs what building and testing airlock needs on Debian 12: apt packages, then the
+# pinned npm test dependencies (tests/interop/package-lock.json). Idempotent: packages
+# already present are not fetched again.
+set -eu
+cd "$(dirname "$0")/.."
+
+APT_PACKAGES=(
+	build-essential meson ninja-build pkg-config clang libclang-rt-14-dev
+	libssl-dev libcurl4-openssl-dev libjansson-dev libsqlite3-dev libpq-dev
+	libseccomp-dev libnghttp2-dev node-llhttp libyaml-dev libcmocka-dev
+	nodejs npm curl openssl ripgrep bubblewrap iproute2 nftables procps python3
+)
+
+SUDO=""
+if [ "$(id -u)" != 0 ]; then
+	SUDO="sudo"
+fi
+
+missing=()
+for p in "${APT_PACKAGES[@]}"; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+	echo "deps: installing ${missing[*]}" >&2
+	$SUDO apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends \
+		"${missing[@]}" >&2
+fi
+
+if [ "${1:-}" != "--no-npm" ]; then
+	if [ ! -d tests/interop/node_modules ] ||
+		! cmp -s tests/interop/package-lock.json tests/interop/node_modules/.package-lock.json; then
+		echo "deps: npm ci (tests/interop)" >&2
+		(cd tests/interop && npm ci --no-audit --no-fund --loglevel=error >&2)
+	fi
+fi
