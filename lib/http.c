@@ -686,6 +686,54 @@ conn_event(struct loop *l, int fd, int mask, void *arg)
 }
 
 static void
+conn_new(struct http_server *s, int fd, struct tls_server_ctx *tls, const char *peer)
+{
+	struct http_conn *c = xcalloc(1, sizeof(*c));
+	c->fd = fd;
+	c->srv = s;
+	/* Input may hold a full header block plus one read; output a body plus
+	 * a streaming backlog. */
+	buf_init(&c->in, s->lim.max_header_bytes + 2 * READ_CHUNK + s->lim.max_body_bytes);
+	buf_init(&c->out, s->lim.max_body_bytes + s->lim.max_output_bytes + (1 << 20));
+	buf_init(&c->url, s->lim.max_header_bytes);
+	buf_init(&c->hname, s->lim.max_header_bytes);
+	buf_init(&c->hval, s->lim.max_header_bytes);
+	snprintf(c->peer, sizeof(c->peer), "%s", peer);
+	llhttp_init(&c->parser, HTTP_REQUEST, &s->settings);
+	c->parser.data = c;
+	c->state = CONN_IDLE;
+	c->next = s->conns;
+	if (s->conns)
+		s->conns->prev = c;
+	s->conns = c;
+	s->nconns++;
+	if (tls) {
+		c->ssl = SSL_new(tls->ctx);
+		if (c->ssl == NULL || SSL_set_fd(c->ssl, fd) != 1) {
+			conn_close_soon(c);
+			return;
+		}
+		c->state = CONN_HEAD; /* the handshake counts against the head timeout */
+		conn_arm_timer(c);
+		c->state = CONN_IDLE;
+		conn_handshake(c);
+		return;
+	}
+	conn_arm_timer(c);
+	conn_update_interest(c);
+}
+
+int
+http_server_adopt(struct http_server *s, int fd, const char *peer)
+{
+	int fl = fcntl(fd, F_GETFL);
+	if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0)
+		return -errno;
+	conn_new(s, fd, NULL, peer ? peer : "adopted");
+	return 0;
+}
+
+static void
 accept_ready(struct loop *l, int lfd, int mask, void *arg)
 {
 	struct listener *li = arg;
@@ -700,19 +748,7 @@ accept_ready(struct loop *l, int lfd, int mask, void *arg)
 			close(fd);
 			continue;
 		}
-		int one = 1;
-		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-		struct http_conn *c = xcalloc(1, sizeof(*c));
-		c->fd = fd;
-		c->srv = s;
-		/* Input may hold a full header block plus one read; output a body plus
-		 * a streaming backlog. */
-		buf_init(&c->in, s->lim.max_header_bytes + 2 * READ_CHUNK + s->lim.max_body_bytes);
-		buf_init(&c->out, s->lim.max_body_bytes + s->lim.max_output_bytes + (1 << 20));
-		buf_init(&c->url, s->lim.max_header_bytes);
-		buf_init(&c->hname, s->lim.max_header_bytes);
-		buf_init(&c->hval, s->lim.max_header_bytes);
-		char host[INET6_ADDRSTRLEN] = "?";
+		char host[INET6_ADDRSTRLEN] = "?", peer[64];
 		int port = 0;
 		if (ss.ss_family == AF_INET) {
 			struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
@@ -723,29 +759,10 @@ accept_ready(struct loop *l, int lfd, int mask, void *arg)
 			inet_ntop(AF_INET6, &sin6->sin6_addr, host, sizeof(host));
 			port = ntohs(sin6->sin6_port);
 		}
-		snprintf(c->peer, sizeof(c->peer), "%s:%d", host, port);
-		llhttp_init(&c->parser, HTTP_REQUEST, &s->settings);
-		c->parser.data = c;
-		c->state = CONN_IDLE;
-		c->next = s->conns;
-		if (s->conns)
-			s->conns->prev = c;
-		s->conns = c;
-		s->nconns++;
-		if (li->tls) {
-			c->ssl = SSL_new(li->tls->ctx);
-			if (c->ssl == NULL || SSL_set_fd(c->ssl, fd) != 1) {
-				conn_close_soon(c);
-				continue;
-			}
-			c->state = CONN_HEAD; /* handshake counts against the head timeout */
-			conn_arm_timer(c);
-			c->state = CONN_IDLE;
-			conn_handshake(c);
-			continue;
-		}
-		conn_arm_timer(c);
-		conn_update_interest(c);
+		snprintf(peer, sizeof(peer), "%s:%d", host, port);
+		int one = 1;
+		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+		conn_new(s, fd, li->tls, peer);
 	}
 }
 

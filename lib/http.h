@@ -58,6 +58,9 @@ struct http_server *http_server_new(struct loop *l, const struct http_limits *li
  * every connection is TLS. *bound_port (optional) receives the actual port. */
 int http_server_listen(struct http_server *s, const char *addr, struct tls_server_ctx *tls,
 		       int *bound_port);
+/* Serves an already-connected stream socket (socketpair, inherited fd) as plain HTTP.
+ * The server owns fd afterwards. Used by tests and fuzz targets. */
+int http_server_adopt(struct http_server *s, int fd, const char *peer);
 /* Stops accepting, closes idle connections; held requests and streams stay until done. */
 void http_server_shutdown(struct http_server *s);
 void http_server_free(struct http_server *s);

@@ -74,6 +74,37 @@ config_free(struct server_config *c)
 }
 
 int
+server_open(struct server *srv)
+{
+	int r;
+	if ((r = db_open(srv->cfg.data_dir, &srv->db)) != 0)
+		return r;
+	srv->loop = loop_new();
+	srv->http = http_server_new(srv->loop, NULL, api_dispatch, srv);
+	if ((r = server_hooks_start(srv)) != 0) {
+		log_error("cannot start server modules", "error", al_strerror(r));
+		return r;
+	}
+	srv->started = true;
+	return 0;
+}
+
+void
+server_close(struct server *srv)
+{
+	if (srv->started)
+		server_hooks_stop(srv);
+	srv->started = false;
+	if (srv->http)
+		http_server_free(srv->http);
+	srv->http = NULL;
+	loop_free(srv->loop);
+	srv->loop = NULL;
+	db_close(srv->db);
+	srv->db = NULL;
+}
+
+int
 server_main(int argc, char **argv)
 {
 	struct server srv;
@@ -156,16 +187,10 @@ server_main(int argc, char **argv)
 		}
 	}
 	signal(SIGPIPE, SIG_IGN);
-	if (db_open(srv.cfg.data_dir, &srv.db) != 0)
+	if (server_open(&srv) != 0)
 		goto out;
-	srv.loop = loop_new();
-	srv.http = http_server_new(srv.loop, NULL, api_dispatch, &srv);
 	if ((r = http_server_listen(srv.http, srv.cfg.listen, tls, &srv.port)) != 0) {
 		log_error("cannot listen", "addr", srv.cfg.listen, "error", al_strerror(r));
-		goto out;
-	}
-	if ((r = server_hooks_start(&srv)) != 0) {
-		log_error("cannot start server modules", "error", al_strerror(r));
 		goto out;
 	}
 	loop_signal_add(srv.loop, SIGTERM, on_signal, &srv);
@@ -175,13 +200,9 @@ server_main(int argc, char **argv)
 	log_info("listening", "addr", srv.cfg.listen, "port", port, "tls",
 		 tls ? "on" : "off", "data_dir", srv.cfg.data_dir);
 	loop_run(srv.loop);
-	server_hooks_stop(&srv);
 	rc = 0;
 out:
-	if (srv.http)
-		http_server_free(srv.http);
-	loop_free(srv.loop);
-	db_close(srv.db);
+	server_close(&srv);
 	tls_server_ctx_free(tls);
 	config_free(&srv.cfg);
 	return rc;

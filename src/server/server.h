@@ -35,8 +35,13 @@ struct server {
 	struct work_waiters *waiters; /* held long-polls by environment */
 	struct agent_runtime *agents; /* agent loops by session */
 	int port;                     /* bound port */
+	bool started;
 };
 
 int server_main(int argc, char **argv);
+/* Opens the database, creates the loop and HTTP server (not listening) and starts the
+ * modules. cfg must be filled. server_close undoes it (safe on a partial open). */
+int server_open(struct server *srv);
+void server_close(struct server *srv);
 
 #endif
