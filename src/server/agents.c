@@ -1,0 +1,524 @@
+/* /v1/agents: create, list, retrieve (any version), update (a new version per real
+ * change, optimistic `version`), archive, versions list. Each version's full JSON is
+ * kept in agent_versions; agents.doc is the latest. See docs/server/resources.md. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "agents.h"
+#include "api.h"
+#include "err.h"
+#include "log.h"
+#include "routes.h"
+#include "server.h"
+#include "util.h"
+#include "validate.h"
+#include "xalloc.h"
+
+int
+agents_load(struct server *s, const char *agent_id, int64_t version, json_t **doc)
+{
+	sqlite3_stmt *st = NULL;
+	json_t *cur = NULL, *d = NULL;
+	int r = AL_E_NOTFOUND;
+	if (db_prepare(s->db, "SELECT doc FROM agents WHERE id = ?", &st) != 0)
+		return AL_E_IO;
+	db_bind_text(st, 1, agent_id);
+	if (sqlite3_step(st) == SQLITE_ROW)
+		cur = db_col_json(st, 0);
+	sqlite3_finalize(st);
+	if (cur == NULL)
+		goto out;
+	if (version == 0 || version == json_integer_value(json_object_get(cur, "version"))) {
+		*doc = cur;
+		cur = NULL;
+		r = 0;
+		goto out;
+	}
+	if (db_prepare(s->db, "SELECT doc FROM agent_versions WHERE agent_id = ? AND version = ?",
+	               &st) != 0) {
+		r = AL_E_IO;
+		goto out;
+	}
+	db_bind_text(st, 1, agent_id);
+	sqlite3_bind_int64(st, 2, version);
+	if (sqlite3_step(st) == SQLITE_ROW)
+		d = db_col_json(st, 0);
+	sqlite3_finalize(st);
+	if (d == NULL)
+		goto out;
+	/* Archiving applies to the agent, not to one version. */
+	json_object_set(d, "archived_at", json_object_get(cur, "archived_at"));
+	*doc = d;
+	r = 0;
+out:
+	json_decref(cur);
+	return r;
+}
+
+static void
+reply_not_found(struct api_call *c, const char *id)
+{
+	api_reply_error(c, 404, "not_found_error", NULL, "agent %s not found", id);
+}
+
+/* Validates the agent fields of body over base (NULL on create) and builds the
+ * complete document in *out (without id/version/timestamps when base is NULL).
+ * Replies 400 itself on failure. */
+static int
+agent_fields(struct api_call *c, const json_t *body, const json_t *base, json_t **out)
+{
+	struct verr e;
+	const char *k;
+	json_t *v, *doc = base ? json_deep_copy(base) : json_object();
+	json_t *servers = NULL, *tools = NULL, *x = NULL;
+	int r = AL_E_INVAL;
+
+	if (base == NULL) {
+		if (json_object_get(body, "name") == NULL) {
+			api_reply_error(c, 400, "invalid_request_error", NULL,
+			                "name: Field required");
+			goto out;
+		}
+		if (json_object_get(body, "model") == NULL) {
+			api_reply_error(c, 400, "invalid_request_error", NULL,
+			                "model: Field required");
+			goto out;
+		}
+		json_object_set_new(doc, "description", json_null());
+		json_object_set_new(doc, "system", json_null());
+		json_object_set_new(doc, "metadata", json_object());
+	}
+	json_object_foreach((json_t *)body, k, v)
+	{
+		if (strcmp(k, "name") == 0) {
+			if (!json_is_string(v) || json_string_length(v) < 1 ||
+			    json_string_length(v) > VALIDATE_MAX_NAME) {
+				api_reply_error(c, 400, "invalid_request_error", NULL,
+				                "name: must be a string of 1 to %d characters",
+				                VALIDATE_MAX_NAME);
+				goto out;
+			}
+			json_object_set(doc, "name", v);
+		} else if (strcmp(k, "description") == 0 || strcmp(k, "system") == 0) {
+			size_t max = k[0] == 'd' ? VALIDATE_MAX_DESCRIPTION : VALIDATE_MAX_SYSTEM;
+			if (!json_is_null(v) &&
+			    (!json_is_string(v) || json_string_length(v) > max)) {
+				api_reply_error(c, 400, "invalid_request_error", NULL,
+				                "%s: must be null or a string of at most %zu "
+				                "characters",
+				                k, max);
+				goto out;
+			}
+			json_object_set(doc, k, v);
+		} else if (strcmp(k, "model") == 0) {
+			if (validate_model(v, "model", &x, &e) != 0)
+				goto bad;
+			json_object_set_new(doc, "model", x);
+			x = NULL;
+		} else if (strcmp(k, "execution_identity") == 0) {
+			if (validate_execution_identity(v, "execution_identity", &x, &e) != 0)
+				goto bad;
+			json_object_set_new(doc, "execution_identity", x);
+			x = NULL;
+		} else if (strcmp(k, "skills") == 0) {
+			if (validate_skills(v, "skills", &x, &e) != 0)
+				goto bad;
+			json_object_set_new(doc, "skills", x);
+			x = NULL;
+		} else if (strcmp(k, "multiagent") == 0) {
+			if (!json_is_null(v)) {
+				api_reply_error(c, 400, "invalid_request_error", NULL,
+				                "multiagent: multi-agent configurations are not "
+				                "supported by this server; use null");
+				goto out;
+			}
+		} else if (strcmp(k, "metadata") == 0) {
+			/* On update a null metadata leaves the map unchanged. */
+			if (base && json_is_null(v))
+				continue;
+			if (api_metadata(c, v, json_object_get(doc, "metadata"), base != NULL, &x))
+				goto out; /* replied */
+			json_object_set_new(doc, "metadata", x);
+			x = NULL;
+		}
+	}
+	if (validate_mcp_servers(json_object_get(body, "mcp_servers")
+	                             ? json_object_get(body, "mcp_servers")
+	                             : json_object_get(doc, "mcp_servers"),
+	                         "mcp_servers", &servers, &e) != 0)
+		goto bad;
+	if (validate_tools(json_object_get(body, "tools") ? json_object_get(body, "tools")
+	                                                  : json_object_get(doc, "tools"),
+	                   servers, "tools", &tools, &e) != 0)
+		goto bad;
+	json_object_set(doc, "mcp_servers", servers);
+	json_object_set(doc, "tools", tools);
+	if (json_object_get(doc, "skills") == NULL)
+		json_object_set_new(doc, "skills", json_array());
+	json_object_set_new(doc, "multiagent", json_null());
+	if (json_object_get(doc, "execution_identity") == NULL)
+		json_object_set_new(doc, "execution_identity",
+		                    json_pack("{s:s}", "type", "service_account"));
+	*out = doc;
+	doc = NULL;
+	r = 0;
+	goto out;
+bad:
+	validate_reply(c, &e);
+out:
+	json_decref(doc);
+	json_decref(servers);
+	json_decref(tools);
+	json_decref(x);
+	return r;
+}
+
+/* The canonical key order of the wire object. */
+static json_t *
+agent_render(json_t *fields, const char *id, int64_t version, json_t *created_at,
+             json_t *updated_at, json_t *archived_at)
+{
+	static const char *const order[] = {"name",     "description", "system",
+	                                    "model",    "tools",       "mcp_servers",
+	                                    "skills",   "multiagent",  "execution_identity",
+	                                    "metadata", NULL};
+	json_t *o = json_pack("{s:s, s:s}", "type", "agent", "id", id);
+	for (size_t i = 0; order[i]; i++)
+		json_object_set(o, order[i], json_object_get(fields, order[i]));
+	json_object_set_new(o, "version", json_integer(version));
+	json_object_set(o, "created_at", created_at);
+	json_object_set(o, "updated_at", updated_at);
+	json_object_set(o, "archived_at", archived_at);
+	return o;
+}
+
+static int
+store_version(struct db *db, const char *id, int64_t version, const char *text)
+{
+	sqlite3_stmt *st = NULL;
+	int r = 0;
+	if (db_prepare(db, "INSERT INTO agent_versions(agent_id, version, doc) VALUES (?, ?, ?)",
+	               &st) != 0)
+		return AL_E_IO;
+	db_bind_text(st, 1, id);
+	sqlite3_bind_int64(st, 2, version);
+	db_bind_text(st, 3, text);
+	if (sqlite3_step(st) != SQLITE_DONE)
+		r = AL_E_IO;
+	sqlite3_finalize(st);
+	return r;
+}
+
+static void
+create_agent(struct api_call *c)
+{
+	static const char *const allowed[] = {
+	    "name",        "model",  "description", "system",     "tools",
+	    "mcp_servers", "skills", "metadata",    "multiagent", "execution_identity",
+	    NULL};
+	json_t *fields = NULL, *doc = NULL;
+	char *id = NULL, *text = NULL;
+	sqlite3_stmt *st = NULL;
+	struct db *db = c->srv->db;
+	int r;
+	if (api_body_required(c) || api_body_only(c, allowed))
+		return;
+	if (agent_fields(c, c->body, NULL, &fields) != 0)
+		return;
+	id = id_new("agent_");
+	int64_t now = now_real_us();
+	json_t *ts = api_time(now);
+	doc = agent_render(fields, id, 1, ts, ts, json_null());
+	json_decref(ts);
+	text = json_dumps(doc, JSON_COMPACT);
+	if ((r = db_begin(db)) != 0)
+		goto fail;
+	int64_t seq = db_next_seq(db, "agents");
+	r = AL_E_IO;
+	if (seq < 0 ||
+	    db_prepare(db,
+	               "INSERT INTO agents(id, seq, version, created_at, archived_at, doc) "
+	               "VALUES (?, ?, 1, ?, NULL, ?)",
+	               &st) != 0)
+		goto rollback;
+	db_bind_text(st, 1, id);
+	sqlite3_bind_int64(st, 2, seq);
+	sqlite3_bind_int64(st, 3, now);
+	db_bind_text(st, 4, text);
+	if (sqlite3_step(st) != SQLITE_DONE)
+		goto rollback;
+	if ((r = store_version(db, id, 1, text)) != 0 || (r = db_commit(db)) != 0)
+		goto rollback;
+	log_info("agent created", "agent_id", id);
+	api_reply_json(c, 200, doc);
+	doc = NULL;
+	goto out;
+rollback:
+	db_rollback(db);
+fail:
+	api_reply_err(c, r, "cannot store agent");
+out:
+	sqlite3_finalize(st);
+	json_decref(fields);
+	json_decref(doc);
+	free(text);
+	free(id);
+}
+
+static void
+get_agent(struct api_call *c)
+{
+	const char *vs = query_get(&c->query, "version");
+	uint64_t v = 0;
+	json_t *doc = NULL;
+	if (vs && (parse_uint_cstr(vs, INT32_MAX, &v) != 0 || v < 1)) {
+		api_reply_error(c, 400, "invalid_request_error", NULL,
+		                "version: must be a positive integer");
+		return;
+	}
+	int r = agents_load(c->srv, c->params[0], (int64_t)v, &doc);
+	if (r == AL_E_NOTFOUND) {
+		if (v)
+			api_reply_error(c, 404, "not_found_error", NULL,
+			                "agent %s has no version %llu", c->params[0],
+			                (unsigned long long)v);
+		else
+			reply_not_found(c, c->params[0]);
+		return;
+	}
+	if (r != 0) {
+		api_reply_err(c, r, "cannot load agent");
+		return;
+	}
+	api_reply_json(c, 200, doc);
+}
+
+/* Equal apart from the fields that every write changes. */
+static bool
+same_config(const json_t *a, const json_t *b)
+{
+	json_t *x = json_deep_copy(a), *y = json_deep_copy(b);
+	static const char *const skip[] = {"version", "updated_at", "created_at", "archived_at"};
+	for (size_t i = 0; i < ARRAY_LEN(skip); i++) {
+		json_object_del(x, skip[i]);
+		json_object_del(y, skip[i]);
+	}
+	bool eq = json_equal(x, y);
+	json_decref(x);
+	json_decref(y);
+	return eq;
+}
+
+static void
+update_agent(struct api_call *c)
+{
+	static const char *const allowed[] = {
+	    "name",        "model",  "description", "system",     "tools",
+	    "mcp_servers", "skills", "metadata",    "multiagent", "execution_identity",
+	    "version",     NULL};
+	json_t *cur = NULL, *fields = NULL, *doc = NULL;
+	char *text = NULL;
+	sqlite3_stmt *st = NULL;
+	struct db *db = c->srv->db;
+	const char *id = c->params[0];
+	int r;
+	if (api_body_required(c) || api_body_only(c, allowed))
+		return;
+	json_t *want = json_object_get(c->body, "version");
+	if (want && !json_is_integer(want)) {
+		api_reply_error(c, 400, "invalid_request_error", NULL,
+		                "version: must be an integer");
+		return;
+	}
+	if ((r = agents_load(c->srv, id, 0, &cur)) != 0) {
+		if (r == AL_E_NOTFOUND)
+			reply_not_found(c, id);
+		else
+			api_reply_err(c, r, "cannot load agent");
+		return;
+	}
+	int64_t version = json_integer_value(json_object_get(cur, "version"));
+	if (!json_is_null(json_object_get(cur, "archived_at"))) {
+		api_reply_error(c, 400, "invalid_request_error", NULL,
+		                "agent %s is archived and cannot be modified", id);
+		goto out;
+	}
+	if (want && json_integer_value(want) != version) {
+		api_reply_error(c, 409, "invalid_request_error", NULL,
+		                "version: agent %s is at version %lld, not %lld", id,
+		                (long long)version, (long long)json_integer_value(want));
+		goto out;
+	}
+	if (agent_fields(c, c->body, cur, &fields) != 0)
+		goto out;
+	if (same_config(fields, cur)) {
+		api_reply_json(c, 200, cur);
+		cur = NULL;
+		goto out;
+	}
+	json_t *ts = api_time(now_real_us());
+	doc = agent_render(fields, id, version + 1, json_object_get(cur, "created_at"), ts,
+	                   json_null());
+	json_decref(ts);
+	text = json_dumps(doc, JSON_COMPACT);
+	if ((r = db_begin(db)) != 0)
+		goto fail;
+	r = AL_E_IO;
+	/* The version guard makes a concurrent writer (admin CLI) lose cleanly. */
+	if (db_prepare(db, "UPDATE agents SET version = ?, doc = ? WHERE id = ? AND version = ?",
+	               &st) != 0)
+		goto rollback;
+	sqlite3_bind_int64(st, 1, version + 1);
+	db_bind_text(st, 2, text);
+	db_bind_text(st, 3, id);
+	sqlite3_bind_int64(st, 4, version);
+	if (sqlite3_step(st) != SQLITE_DONE)
+		goto rollback;
+	if (sqlite3_changes(db->h) != 1) {
+		r = AL_E_CONFLICT;
+		goto rollback;
+	}
+	if ((r = store_version(db, id, version + 1, text)) != 0 || (r = db_commit(db)) != 0)
+		goto rollback;
+	api_reply_json(c, 200, doc);
+	doc = NULL;
+	goto out;
+rollback:
+	db_rollback(db);
+fail:
+	api_reply_err(c, r, "cannot store agent");
+out:
+	sqlite3_finalize(st);
+	json_decref(cur);
+	json_decref(fields);
+	json_decref(doc);
+	free(text);
+}
+
+static void
+archive_agent(struct api_call *c)
+{
+	json_t *cur = NULL;
+	char *text = NULL;
+	sqlite3_stmt *st = NULL;
+	const char *id = c->params[0];
+	int r;
+	if (api_body_only(c, (const char *const[]){NULL}))
+		return;
+	if ((r = agents_load(c->srv, id, 0, &cur)) != 0) {
+		if (r == AL_E_NOTFOUND)
+			reply_not_found(c, id);
+		else
+			api_reply_err(c, r, "cannot load agent");
+		return;
+	}
+	/* Archiving twice is harmless: answer with the archived agent. */
+	if (!json_is_null(json_object_get(cur, "archived_at"))) {
+		api_reply_json(c, 200, cur);
+		return;
+	}
+	int64_t now = now_real_us();
+	json_object_set_new(cur, "archived_at", api_time(now));
+	json_object_set_new(cur, "updated_at", api_time(now));
+	text = json_dumps(cur, JSON_COMPACT);
+	r = AL_E_IO;
+	if (db_prepare(c->srv->db, "UPDATE agents SET archived_at = ?, doc = ? WHERE id = ?",
+	               &st) == 0) {
+		sqlite3_bind_int64(st, 1, now);
+		db_bind_text(st, 2, text);
+		db_bind_text(st, 3, id);
+		if (sqlite3_step(st) == SQLITE_DONE)
+			r = 0;
+	}
+	sqlite3_finalize(st);
+	free(text);
+	if (r != 0) {
+		json_decref(cur);
+		api_reply_err(c, r, "cannot archive agent");
+		return;
+	}
+	log_info("agent archived", "agent_id", id);
+	api_reply_json(c, 200, cur);
+}
+
+static void
+list_agents(struct api_call *c)
+{
+	struct page_req pg;
+	struct time_range tr;
+	bool archived = false;
+	sqlite3_stmt *st = NULL;
+	char sql[512];
+	if (api_page_parse(c, 20, 1000, true, &pg) ||
+	    validate_query_bool(c, "include_archived", &archived) || validate_query_created(c, &tr))
+		return;
+	snprintf(sql, sizeof(sql),
+	         "SELECT seq, doc FROM agents WHERE (?1 OR archived_at IS NULL) "
+	         "AND created_at BETWEEN ?2 AND ?3 AND (?4 = 0 OR seq %s ?5) "
+	         "ORDER BY seq %s LIMIT ?6",
+	         pg.desc ? "<" : ">", pg.desc ? "DESC" : "ASC");
+	if (db_prepare(c->srv->db, sql, &st) != 0) {
+		api_reply_err(c, AL_E_IO, "cannot list agents");
+		return;
+	}
+	sqlite3_bind_int(st, 1, archived);
+	sqlite3_bind_int64(st, 2, tr.lo);
+	sqlite3_bind_int64(st, 3, tr.hi);
+	sqlite3_bind_int(st, 4, pg.has_cursor);
+	sqlite3_bind_int64(st, 5, pg.after_seq);
+	sqlite3_bind_int64(st, 6, (int64_t)pg.limit + 1);
+	json_t *page = validate_page_collect(st, pg.limit, pg.desc);
+	sqlite3_finalize(st);
+	api_reply_json(c, 200, page);
+}
+
+static void
+list_versions(struct api_call *c)
+{
+	struct page_req pg;
+	sqlite3_stmt *st = NULL;
+	json_t *cur = NULL;
+	char sql[384];
+	int r;
+	if (api_page_parse(c, 20, 1000, true, &pg))
+		return;
+	if ((r = agents_load(c->srv, c->params[0], 0, &cur)) != 0) {
+		if (r == AL_E_NOTFOUND)
+			reply_not_found(c, c->params[0]);
+		else
+			api_reply_err(c, r, "cannot load agent");
+		return;
+	}
+	snprintf(sql, sizeof(sql),
+	         "SELECT version, doc FROM agent_versions WHERE agent_id = ?1 "
+	         "AND (?2 = 0 OR version %s ?3) ORDER BY version %s LIMIT ?4",
+	         pg.desc ? "<" : ">", pg.desc ? "DESC" : "ASC");
+	if (db_prepare(c->srv->db, sql, &st) != 0) {
+		json_decref(cur);
+		api_reply_err(c, AL_E_IO, "cannot list agent versions");
+		return;
+	}
+	db_bind_text(st, 1, c->params[0]);
+	sqlite3_bind_int(st, 2, pg.has_cursor);
+	sqlite3_bind_int64(st, 3, pg.after_seq);
+	sqlite3_bind_int64(st, 4, (int64_t)pg.limit + 1);
+	json_t *page = validate_page_collect(st, pg.limit, pg.desc);
+	sqlite3_finalize(st);
+	json_t *v;
+	size_t i;
+	json_array_foreach(json_object_get(page, "data"), i, v)
+	    json_object_set(v, "archived_at", json_object_get(cur, "archived_at"));
+	json_decref(cur);
+	api_reply_json(c, 200, page);
+}
+
+const struct api_route agents_routes[] = {
+    {"POST", "/v1/agents", CREDS_API, create_agent},
+    {"GET", "/v1/agents", CREDS_API, list_agents},
+    {"GET", "/v1/agents/{}", CREDS_API, get_agent},
+    {"POST", "/v1/agents/{}", CREDS_API, update_agent},
+    {"POST", "/v1/agents/{}/archive", CREDS_API, archive_agent},
+    {"GET", "/v1/agents/{}/versions", CREDS_API, list_versions},
+    {NULL, NULL, 0, NULL},
+};

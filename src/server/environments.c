@@ -1,0 +1,399 @@
+/* /v1/environments: create, list, retrieve, update, archive, delete. Only
+ * self-hosted environments exist here (config.type "self_hosted"); cloud configs are
+ * refused like Anthropic's self-hosted server does. See docs/server/resources.md. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api.h"
+#include "err.h"
+#include "log.h"
+#include "routes.h"
+#include "server.h"
+#include "util.h"
+#include "validate.h"
+#include "xalloc.h"
+
+static json_t *
+env_load(struct db *db, const char *id, int *err)
+{
+	sqlite3_stmt *st = NULL;
+	json_t *doc = NULL;
+	*err = AL_E_NOTFOUND;
+	if (db_prepare(db, "SELECT doc FROM environments WHERE id = ?", &st) != 0) {
+		*err = AL_E_IO;
+		return NULL;
+	}
+	db_bind_text(st, 1, id);
+	if (sqlite3_step(st) == SQLITE_ROW && (doc = db_col_json(st, 0)) != NULL)
+		*err = 0;
+	sqlite3_finalize(st);
+	return doc;
+}
+
+static void
+reply_load_error(struct api_call *c, int err, const char *id)
+{
+	if (err == AL_E_NOTFOUND)
+		api_reply_error(c, 404, "not_found_error", "environment_not_found",
+		                "environment %s not found", id);
+	else
+		api_reply_err(c, err, "cannot load environment");
+}
+
+/* config: {type:"self_hosted"} only. Replies 400 itself. */
+static int
+check_config(struct api_call *c, const json_t *cfg, const char *current_type)
+{
+	json_t *t = json_is_object(cfg) ? json_object_get(cfg, "type") : NULL;
+	if (!json_is_object(cfg)) {
+		api_reply_error(c, 400, "invalid_request_error", NULL, "config: must be an object");
+		return AL_E_INVAL;
+	}
+	if (!json_is_string(t)) {
+		api_reply_error(c, 400, "invalid_request_error", NULL,
+		                "config.type: Field required (\"self_hosted\")");
+		return AL_E_INVAL;
+	}
+	const char *type = json_string_value(t);
+	if (current_type && strcmp(type, current_type) != 0) {
+		api_reply_error(c, 400, "invalid_request_error", "invalid_config_type_change",
+		                "config.type: cannot change an environment's config type from %s "
+		                "to %.64s",
+		                current_type, type);
+		return AL_E_INVAL;
+	}
+	if (strcmp(type, "cloud") == 0) {
+		api_reply_error(c, 400, "invalid_request_error", NULL,
+		                "config.type: cloud environments are not available on a "
+		                "self-hosted server; use {\"type\": \"self_hosted\"}");
+		return AL_E_INVAL;
+	}
+	if (strcmp(type, "self_hosted") != 0) {
+		api_reply_error(c, 400, "invalid_request_error", NULL,
+		                "config.type: must be 'self_hosted'");
+		return AL_E_INVAL;
+	}
+	if (json_object_size(cfg) != 1) {
+		const char *k;
+		json_t *v;
+		json_object_foreach((json_t *)cfg, k, v)
+		{
+			if (strcmp(k, "type") != 0) {
+				api_reply_error(c, 400, "invalid_request_error", NULL,
+				                "config.%s: Extra inputs are not permitted", k);
+				return AL_E_INVAL;
+			}
+		}
+	}
+	return 0;
+}
+
+/* name, description, scope, metadata of body applied over doc. */
+static int
+apply_fields(struct api_call *c, json_t *doc, bool update)
+{
+	json_t *v, *m = NULL;
+	if ((v = json_object_get(c->body, "name")) != NULL && !(update && json_is_null(v))) {
+		if (!json_is_string(v) || json_string_length(v) < 1 ||
+		    json_string_length(v) > VALIDATE_MAX_NAME) {
+			api_reply_error(c, 400, "invalid_request_error", NULL,
+			                "name: must be a string of 1 to %d characters",
+			                VALIDATE_MAX_NAME);
+			return AL_E_INVAL;
+		}
+		json_object_set(doc, "name", v);
+	}
+	if ((v = json_object_get(c->body, "description")) != NULL) {
+		if (!json_is_null(v) &&
+		    (!json_is_string(v) || json_string_length(v) > VALIDATE_MAX_DESCRIPTION)) {
+			api_reply_error(c, 400, "invalid_request_error", NULL,
+			                "description: must be null or a string of at most %d "
+			                "characters",
+			                VALIDATE_MAX_DESCRIPTION);
+			return AL_E_INVAL;
+		}
+		json_object_set(doc, "description", v);
+	}
+	if ((v = json_object_get(c->body, "scope")) != NULL && !json_is_null(v)) {
+		if (!json_is_string(v) || (strcmp(json_string_value(v), "organization") != 0 &&
+		                           strcmp(json_string_value(v), "account") != 0)) {
+			api_reply_error(c, 400, "invalid_request_error", NULL,
+			                "scope: must be 'organization' or 'account'");
+			return AL_E_INVAL;
+		}
+		json_object_set(doc, "scope", v);
+	}
+	if ((v = json_object_get(c->body, "metadata")) != NULL && !(update && json_is_null(v))) {
+		if (api_metadata(c, v, json_object_get(doc, "metadata"), update, &m) != 0)
+			return AL_E_INVAL;
+		json_object_set_new(doc, "metadata", m);
+	}
+	return 0;
+}
+
+static int
+env_store(struct db *db, const char *sql, const char *id, const json_t *doc, int64_t seq,
+          int64_t created, int64_t archived)
+{
+	sqlite3_stmt *st = NULL;
+	char *text = json_dumps(doc, JSON_COMPACT);
+	int r = AL_E_IO;
+	if (db_prepare(db, sql, &st) != 0)
+		goto out;
+	db_bind_text(st, 1, id);
+	db_bind_text(st, 2, text);
+	sqlite3_bind_int64(st, 3, seq);
+	sqlite3_bind_int64(st, 4, created);
+	if (archived)
+		sqlite3_bind_int64(st, 5, archived);
+	else
+		sqlite3_bind_null(st, 5);
+	if (sqlite3_step(st) == SQLITE_DONE && sqlite3_changes(db->h) == 1)
+		r = 0;
+out:
+	sqlite3_finalize(st);
+	free(text);
+	return r;
+}
+
+static void
+create_environment(struct api_call *c)
+{
+	static const char *const allowed[] = {"name",     "config", "description",
+	                                      "metadata", "scope",  NULL};
+	struct db *db = c->srv->db;
+	char *id = NULL;
+	json_t *doc = NULL, *cfg;
+	int r;
+	if (api_body_required(c) || api_body_only(c, allowed))
+		return;
+	if (json_object_get(c->body, "name") == NULL) {
+		api_reply_error(c, 400, "invalid_request_error", NULL, "name: Field required");
+		return;
+	}
+	cfg = json_object_get(c->body, "config");
+	if (cfg && !json_is_null(cfg) && check_config(c, cfg, NULL) != 0)
+		return;
+	id = id_new("env_");
+	int64_t now = now_real_us();
+	doc = json_pack("{s:s, s:s, s:s, s:n, s:{s:s}, s:{}}", "type", "environment", "id", id,
+	                "name", "", "description", "config", "type", "self_hosted", "metadata");
+	if (apply_fields(c, doc, false) != 0)
+		goto out;
+	json_object_set_new(doc, "created_at", api_time(now));
+	json_object_set_new(doc, "updated_at", api_time(now));
+	json_object_set_new(doc, "archived_at", json_null());
+	if ((r = db_begin(db)) != 0)
+		goto fail;
+	int64_t seq = db_next_seq(db, "environments");
+	if (seq < 0 ||
+	    (r = env_store(db,
+	                   "INSERT INTO environments(id, doc, seq, created_at, archived_at) "
+	                   "VALUES (?1, ?2, ?3, ?4, ?5)",
+	                   id, doc, seq, now, 0)) != 0 ||
+	    (r = db_commit(db)) != 0) {
+		db_rollback(db);
+		r = AL_E_IO;
+		goto fail;
+	}
+	log_info("environment created", "environment_id", id);
+	api_reply_json(c, 200, doc);
+	doc = NULL;
+	goto out;
+fail:
+	api_reply_err(c, r, "cannot store environment");
+out:
+	json_decref(doc);
+	free(id);
+}
+
+static void
+get_environment(struct api_call *c)
+{
+	int err;
+	json_t *doc = env_load(c->srv->db, c->params[0], &err);
+	if (doc == NULL) {
+		reply_load_error(c, err, c->params[0]);
+		return;
+	}
+	api_reply_json(c, 200, doc);
+}
+
+static void
+update_environment(struct api_call *c)
+{
+	static const char *const allowed[] = {"name",     "config", "description",
+	                                      "metadata", "scope",  NULL};
+	const char *id = c->params[0];
+	json_t *cur = NULL, *doc = NULL, *cfg;
+	int err;
+	if (api_body_required(c) || api_body_only(c, allowed))
+		return;
+	if ((cur = env_load(c->srv->db, id, &err)) == NULL) {
+		reply_load_error(c, err, id);
+		return;
+	}
+	if (!json_is_null(json_object_get(cur, "archived_at"))) {
+		api_reply_error(c, 400, "invalid_request_error", "environment_archived",
+		                "environment %s is archived and cannot be modified", id);
+		goto out;
+	}
+	cfg = json_object_get(c->body, "config");
+	if (cfg && !json_is_null(cfg) &&
+	    check_config(
+	        c, cfg,
+	        json_string_value(json_object_get(json_object_get(cur, "config"), "type"))) != 0)
+		goto out;
+	doc = json_deep_copy(cur);
+	if (apply_fields(c, doc, true) != 0)
+		goto out;
+	if (json_equal(doc, cur)) {
+		api_reply_json(c, 200, cur);
+		cur = NULL;
+		goto out;
+	}
+	json_object_set_new(doc, "updated_at", api_time(now_real_us()));
+	if ((err = env_store(c->srv->db, "UPDATE environments SET doc = ?2 WHERE id = ?1", id, doc,
+	                     0, 0, 0)) != 0) {
+		api_reply_err(c, err, "cannot store environment");
+		goto out;
+	}
+	api_reply_json(c, 200, doc);
+	doc = NULL;
+out:
+	json_decref(cur);
+	json_decref(doc);
+}
+
+static void
+archive_environment(struct api_call *c)
+{
+	const char *id = c->params[0];
+	json_t *doc;
+	int err;
+	if (api_body_only(c, (const char *const[]){NULL}))
+		return;
+	if ((doc = env_load(c->srv->db, id, &err)) == NULL) {
+		reply_load_error(c, err, id);
+		return;
+	}
+	if (json_is_null(json_object_get(doc, "archived_at"))) {
+		int64_t now = now_real_us();
+		json_object_set_new(doc, "archived_at", api_time(now));
+		json_object_set_new(doc, "updated_at", api_time(now));
+		if ((err = env_store(
+		         c->srv->db,
+		         "UPDATE environments SET doc = ?2, archived_at = ?5 WHERE id = ?1", id,
+		         doc, 0, 0, now)) != 0) {
+			json_decref(doc);
+			api_reply_err(c, err, "cannot archive environment");
+			return;
+		}
+		log_info("environment archived", "environment_id", id);
+	}
+	api_reply_json(c, 200, doc);
+}
+
+static int
+exec_bound(struct db *db, const char *sql, const char *id, int64_t now)
+{
+	sqlite3_stmt *st = NULL;
+	int r = AL_E_IO;
+	if (db_prepare(db, sql, &st) != 0)
+		return r;
+	db_bind_text(st, 1, id);
+	sqlite3_bind_int64(st, 2, now);
+	if (sqlite3_step(st) == SQLITE_DONE)
+		r = 0;
+	sqlite3_finalize(st);
+	return r;
+}
+
+static void
+delete_environment(struct api_call *c)
+{
+	const char *id = c->params[0];
+	struct db *db = c->srv->db;
+	sqlite3_stmt *st = NULL;
+	json_t *doc;
+	int err, n = 0;
+	if (api_body_only(c, (const char *const[]){NULL}))
+		return;
+	if ((doc = env_load(db, id, &err)) == NULL) {
+		reply_load_error(c, err, id);
+		return;
+	}
+	json_decref(doc);
+	/* Sessions keep a reference to their environment; deleting it under them would
+	 * orphan their work. Delete (or let the client archive) them first. */
+	if (db_prepare(db, "SELECT COUNT(*) FROM sessions WHERE environment_id = ?", &st) != 0) {
+		api_reply_err(c, AL_E_IO, "cannot delete environment");
+		return;
+	}
+	db_bind_text(st, 1, id);
+	if (sqlite3_step(st) == SQLITE_ROW)
+		n = sqlite3_column_int(st, 0);
+	sqlite3_finalize(st);
+	if (n > 0) {
+		api_reply_error(c, 409, "invalid_request_error", NULL,
+		                "environment %s still has %d session(s); delete them first", id, n);
+		return;
+	}
+	int64_t now = now_real_us();
+	if ((err = db_begin(db)) != 0 ||
+	    (err = exec_bound(db, "DELETE FROM environments WHERE id = ?1", id, now)) != 0 ||
+	    /* Its environment keys die with it. */
+	    (err = exec_bound(db,
+	                      "UPDATE api_keys SET revoked_at = ?2 WHERE environment_id = ?1 "
+	                      "AND revoked_at IS NULL",
+	                      id, now)) != 0 ||
+	    (err = db_commit(db)) != 0) {
+		db_rollback(db);
+		api_reply_err(c, err ? err : AL_E_IO, "cannot delete environment");
+		return;
+	}
+	log_info("environment deleted", "environment_id", id);
+	api_reply_json(c, 200, json_pack("{s:s, s:s}", "id", id, "type", "environment_deleted"));
+}
+
+static void
+list_environments(struct api_call *c)
+{
+	struct page_req pg;
+	struct time_range tr;
+	bool archived = false;
+	sqlite3_stmt *st = NULL;
+	char sql[512];
+	if (api_page_parse(c, 20, 1000, true, &pg) ||
+	    validate_query_bool(c, "include_archived", &archived) || validate_query_created(c, &tr))
+		return;
+	snprintf(sql, sizeof(sql),
+	         "SELECT seq, doc FROM environments WHERE (?1 OR archived_at IS NULL) "
+	         "AND created_at BETWEEN ?2 AND ?3 AND (?4 = 0 OR seq %s ?5) "
+	         "ORDER BY seq %s LIMIT ?6",
+	         pg.desc ? "<" : ">", pg.desc ? "DESC" : "ASC");
+	if (db_prepare(c->srv->db, sql, &st) != 0) {
+		api_reply_err(c, AL_E_IO, "cannot list environments");
+		return;
+	}
+	sqlite3_bind_int(st, 1, archived);
+	sqlite3_bind_int64(st, 2, tr.lo);
+	sqlite3_bind_int64(st, 3, tr.hi);
+	sqlite3_bind_int(st, 4, pg.has_cursor);
+	sqlite3_bind_int64(st, 5, pg.after_seq);
+	sqlite3_bind_int64(st, 6, (int64_t)pg.limit + 1);
+	json_t *page = validate_page_collect(st, pg.limit, pg.desc);
+	sqlite3_finalize(st);
+	api_reply_json(c, 200, page);
+}
+
+const struct api_route environments_routes[] = {
+    {"POST", "/v1/environments", CREDS_API, create_environment},
+    {"GET", "/v1/environments", CREDS_API, list_environments},
+    {"GET", "/v1/environments/{}", CREDS_API, get_environment},
+    {"POST", "/v1/environments/{}", CREDS_API, update_environment},
+    {"DELETE", "/v1/environments/{}", CREDS_API, delete_environment},
+    {"POST", "/v1/environments/{}/archive", CREDS_API, archive_environment},
+    {NULL, NULL, 0, NULL},
+};
