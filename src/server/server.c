@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #include "api.h"
 #include "err.h"
@@ -187,6 +188,13 @@ server_main(int argc, char **argv)
 		}
 	}
 	signal(SIGPIPE, SIG_IGN);
+	/* Every open SSE stream is a descriptor; the default soft limit of 1024 would cap
+	 * a server at about a thousand watchers. */
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
 	if (server_open(&srv) != 0)
 		goto out;
 	if ((r = http_server_listen(srv.http, srv.cfg.listen, tls, &srv.port)) != 0) {

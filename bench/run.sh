@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# All benchmarks, one command: builds a release configuration, runs each benchmark on
+# loopback and prints measurements with ratios against a baseline measured in the same
+# run (or against the target where the issue gives an absolute one). Targets, not tests:
+# nothing here fails the build.
+set -u
+cd "$(dirname "$0")/.."
+top=$(pwd)
+tools/deps.sh >&2 || exit 1
+[ -d build-bench ] || meson setup build-bench --buildtype=release >/dev/null
+ninja -C build-bench >/dev/null || { echo "build failed" >&2; exit 1; }
+BIN=$top/build-bench/src/airlock
+tmp=$(mktemp -d)
+trap 'kill $(jobs -p) 2>/dev/null; wait 2>/dev/null; rm -rf "$tmp"' EXIT
+
+# start_server LOGFILE: starts airlock server on a free port, prints the port
+start_server() {
+	AIRLOCK_DATA_DIR="$tmp/data-$RANDOM" AIRLOCK_API_KEY=benchkey \
+		"$BIN" server --listen 127.0.0.1:0 2>"$1" &
+	for _ in $(seq 100); do
+		port=$(sed -n 's/.*listening .*port=\([0-9]*\).*/\1/p' "$1" | head -1)
+		[ -n "$port" ] && { echo "$port"; return 0; }
+		sleep 0.05
+	done
+	return 1
+}
+
+api() { # METHOD PATH [BODY]
+	curl -s -X "$1" "http://127.0.0.1:$port$2" -H "x-api-key: benchkey" \
+		-H 'content-type: application/json' ${3:+-d "$3"}
+}
+
+echo "== work queue: poll / ack / heartbeat / stop on loopback (baseline: authenticated 404)"
+port=$(start_server "$tmp/server1.log") || { echo "server did not start"; exit 1; }
+"$top/build-bench/bench/queue_bench" "http://127.0.0.1:$port" benchkey 300
+
+echo
+echo "== idle SSE streams: 10,000 held on one server (target: <= 64 MiB RSS)"
+port=$(start_server "$tmp/server2.log")
+spid=$(pgrep -n -f "airlock server --listen 127.0.0.1:0")
+env_id=$(api POST /v1/environments '{"name":"b","config":{"type":"self_hosted"}}' | sed -n 's/.*"id":"\(env_[^"]*\)".*/\1/p')
+agent_id=$(api POST /v1/agents '{"name":"b","model":"claude-bench"}' | sed -n 's/.*"id":"\(agent_[^"]*\)".*/\1/p')
+sid=$(api POST /v1/sessions "{\"agent\":\"$agent_id\",\"environment_id\":\"$env_id\"}" | sed -n 's/.*"id":"\(sesn_[^"]*\)".*/\1/p')
+rss_before=$(awk '/VmRSS/{print $2}' /proc/$spid/status)
+"$top/build-bench/bench/sse_idle" 127.0.0.1 "$port" "$sid" benchkey 10000 8 >"$tmp/sse.out" &
+for _ in $(seq 300); do grep -q open_streams "$tmp/sse.out" && break; sleep 0.1; done
+sleep 1
+rss=$(awk '/VmRSS/{print $2}' /proc/$spid/status)
+cat "$tmp/sse.out"
+awk -v b="$rss_before" -v r="$rss" 'BEGIN {
+	printf "server RSS idle=%.1f MiB with streams=%.1f MiB  ratio to 64 MiB target=%.2fx  per stream=%.2f KiB\n",
+		b/1024, r/1024, (r/1024)/64, (r-b)/10000 }'
+wait
+
+if [ -x bench/sandbox_bench.sh ]; then
+	echo
+	echo "== sandbox"
+	bench/sandbox_bench.sh "$top/build-bench"
+fi
