@@ -902,8 +902,10 @@ http_server_free(struct http_server *s)
 		conn_free_now(s->loop, c);
 	}
 	for (size_t i = 0; i < s->nlisteners; i++) {
-		if (s->listeners[i]->fd >= 0)
+		if (s->listeners[i]->fd >= 0) {
+			loop_fd_del(s->loop, s->listeners[i]->fd); /* the fd number gets reused */
 			close(s->listeners[i]->fd);
+		}
 		free(s->listeners[i]);
 	}
 	free(s->listeners);

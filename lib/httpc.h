@@ -1,0 +1,76 @@
+/* Outbound HTTP(S) client: libcurl's multi interface driven by our epoll loop
+ * (CURLMOPT_SOCKETFUNCTION + CURLMOPT_TIMERFUNCTION), so many transfers share one
+ * thread with everything else. Buffered responses (bounded) or streamed bodies (SSE).
+ * Used by the worker (work queue, events) and by the server's agent loop (model calls). */
+#ifndef AL_HTTPC_H
+#define AL_HTTPC_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "buf.h"
+#include "loop.h"
+
+struct httpc;
+struct httpc_xfer;
+
+struct httpc_opts {
+	const char *ca_file;    /* PEM bundle for server verification; NULL: system store */
+	const char *user_agent; /* NULL: "airlock/<version>" */
+};
+
+/* What a finished transfer saw. Valid only during the done callback. */
+struct httpc_response {
+	int err;            /* 0, or why the transfer failed: AL_E_TIMEOUT, AL_E_TOOBIG (body over
+	                     * max_body), AL_E_IO (connect/TLS/reset), or a data callback's error */
+	int status;         /* HTTP status, 0 when no response head arrived */
+	struct buf body;    /* buffered body: whole body, or for streams the non-2xx body only */
+	const char *errmsg; /* curl's message for err, "" if none; never contains credentials */
+};
+
+/* Streamed body bytes (only for 2xx responses; other statuses are buffered into
+ * response.body so the caller can read the error envelope). Return 0 to continue,
+ * anything else aborts the transfer and becomes response.err. */
+typedef int httpc_data_fn(struct httpc_xfer *x, const char *p, size_t n, void *arg);
+/* Called once per started transfer unless it was cancelled. The transfer is freed
+ * when this returns. */
+typedef void httpc_done_fn(struct httpc_xfer *x, const struct httpc_response *resp, void *arg);
+
+struct httpc_request {
+	const char *method; /* "GET", "POST", "DELETE", ...; NULL = GET */
+	const char *url;
+	const char *const *headers; /* "Name: value" lines (copied) */
+	size_t nheaders;
+	const char *body; /* copied; NULL = no body */
+	size_t body_len;
+	unsigned timeout_ms;         /* whole transfer; 0 = none (long streams) */
+	unsigned connect_timeout_ms; /* 0 = 10 s */
+	unsigned idle_timeout_s;     /* abort when no byte arrives for this long; 0 = never */
+	size_t max_body;             /* buffered-body bound; 0 = 8 MiB */
+	httpc_data_fn *on_data;      /* NULL = buffer the body */
+	httpc_done_fn *on_done;      /* required */
+	void *arg;
+};
+
+struct httpc *httpc_new(struct loop *l, const struct httpc_opts *o);
+/* Cancels every transfer (no callbacks) and releases the client. Accepts NULL. */
+void httpc_free(struct httpc *c);
+
+/* Starts a transfer. *out (optional) receives a handle valid until on_done returns or
+ * httpc_cancel. Errors (bad arguments) are returned at once and no callback runs. */
+int httpc_start(struct httpc *c, const struct httpc_request *req, struct httpc_xfer **out);
+/* Stops a transfer; its callbacks are never called again. Safe from inside the
+ * transfer's own on_data. Accepts NULL. */
+void httpc_cancel(struct httpc_xfer *x);
+/* Status of the response head received so far (0 before it). */
+int httpc_xfer_status(const struct httpc_xfer *x);
+/* A response header of the (final) response, case-insensitive name, value trimmed;
+ * NULL if absent. Valid until the transfer ends. */
+const char *httpc_xfer_header(const struct httpc_xfer *x, const char *name);
+/* Number of transfers in flight (tests, shutdown). */
+size_t httpc_active(const struct httpc *c);
+
+/* Percent-encodes s for a URL path segment or query value (RFC 3986 unreserved kept). */
+char *httpc_escape(const char *s);
+
+#endif
