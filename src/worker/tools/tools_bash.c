@@ -1,0 +1,318 @@
+/* The bash tool: one persistent /bin/bash per session. Each command is framed so that its
+ * exit status comes back on a private status pipe (fd 3, closed for the command itself)
+ * tagged with a fresh random token, so no output can end a call early or forge a status. */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "err.h"
+#include "tools_int.h"
+#include "util.h"
+#include "xalloc.h"
+
+#define CHUNK 65536
+#define STATUS_LINE_MAX 256
+
+struct tool_bash {
+	void *proc;
+	int in_fd;  /* commands (a socket, so a dead shell gives EPIPE without SIGPIPE) */
+	int out_fd; /* the shell's stdout and stderr */
+	int st_fd;  /* status lines "TOKEN CODE\n" */
+};
+
+static void
+bash_free(struct tool_ctx *ctx, struct tool_bash *b)
+{
+	if (b == NULL)
+		return;
+	if (b->proc != NULL) {
+		ctx->sp.kill(ctx->sp.arg, b->proc);
+		ctx->sp.reap(ctx->sp.arg, b->proc, NULL);
+	}
+	if (b->in_fd >= 0)
+		close(b->in_fd);
+	if (b->out_fd >= 0)
+		close(b->out_fd);
+	if (b->st_fd >= 0)
+		close(b->st_fd);
+	free(b);
+}
+
+void
+tool_bash_close(struct tool_ctx *ctx)
+{
+	bash_free(ctx, ctx->bash);
+	ctx->bash = NULL;
+}
+
+static int
+bash_start(struct tool_ctx *ctx, struct tool_bash **out)
+{
+	int r = AL_E_INTERNAL;
+	int in[2] = {-1, -1}, o[2] = {-1, -1}, st[2] = {-1, -1};
+	struct tool_bash *b = xcalloc(1, sizeof(*b));
+	static const char *const extra[] = {"PS1=", "PS2=", "TERM=dumb", NULL};
+	static const char *const argv[] = {"bash", "--noprofile", "--norc", NULL};
+	char **env = NULL;
+
+	b->in_fd = b->out_fd = b->st_fd = -1;
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, in) != 0 ||
+	    pipe2(o, O_CLOEXEC) != 0 || pipe2(st, O_CLOEXEC) != 0) {
+		r = -errno;
+		goto out;
+	}
+	env = tool_env_build(extra);
+	int fds[4] = {in[1], o[1], o[1], st[1]};
+	struct tool_spawn_req req = {
+	    .path = "/bin/bash",
+	    .argv = argv,
+	    .envp = (const char *const *)env,
+	    .cwd = ctx->workdir,
+	    .fds = fds,
+	    .nfds = 4,
+	};
+	if ((r = ctx->sp.spawn(ctx->sp.arg, &req, &b->proc)) != 0)
+		goto out;
+	b->in_fd = in[0];
+	b->out_fd = o[0];
+	b->st_fd = st[0];
+	in[0] = o[0] = st[0] = -1;
+	(void)fcntl(b->in_fd, F_SETFL, O_NONBLOCK);
+	(void)fcntl(b->out_fd, F_SETFL, O_NONBLOCK);
+	(void)fcntl(b->st_fd, F_SETFL, O_NONBLOCK);
+	*out = b;
+	b = NULL;
+	r = 0;
+out:
+	for (int i = 0; i < 2; i++) {
+		if (in[i] >= 0)
+			close(in[i]);
+		if (o[i] >= 0)
+			close(o[i]);
+		if (st[i] >= 0)
+			close(st[i]);
+	}
+	tool_env_free(env);
+	bash_free(ctx, b);
+	return r;
+}
+
+/* Keeps the last TOOL_BASH_OUTPUT_LIMIT bytes. */
+static void
+tail_add(struct buf *out, const char *p, size_t n, bool *truncated)
+{
+	if (n >= TOOL_BASH_OUTPUT_LIMIT) {
+		p += n - TOOL_BASH_OUTPUT_LIMIT;
+		n = TOOL_BASH_OUTPUT_LIMIT;
+		buf_reset(out);
+		*truncated = true;
+	}
+	if (out->len + n > TOOL_BASH_OUTPUT_LIMIT) {
+		buf_consume(out, out->len + n - TOOL_BASH_OUTPUT_LIMIT);
+		*truncated = true;
+	}
+	(void)buf_add(out, p, n);
+}
+
+/* Reads what is available; returns 1 on EOF, 0 otherwise. */
+static int
+read_avail(int fd, struct buf *out, bool *truncated)
+{
+	char chunk[CHUNK];
+	for (;;) {
+		ssize_t n = read(fd, chunk, sizeof(chunk));
+		if (n > 0) {
+			if (out != NULL)
+				tail_add(out, chunk, (size_t)n, truncated);
+			continue;
+		}
+		if (n == 0)
+			return 1;
+		if (errno == EINTR)
+			continue;
+		return errno == EAGAIN ? 0 : 1;
+	}
+}
+
+/* The SDK's ANSI_RE /\x1b\[[0-9;?]*[ -/]*[@-~]/g: CSI sequences only. */
+static void
+strip_ansi(struct buf *b)
+{
+	size_t o = 0, i = 0, n = b->len;
+	char *s = b->data;
+	while (i < n) {
+		if (s[i] == 0x1b && i + 1 < n && s[i + 1] == '[') {
+			size_t j = i + 2;
+			while (j < n && ((s[j] >= '0' && s[j] <= '9') || s[j] == ';' || s[j] == '?'))
+				j++;
+			while (j < n && s[j] >= ' ' && s[j] <= '/')
+				j++;
+			if (j < n && s[j] >= '@' && s[j] <= '~') {
+				i = j + 1;
+				continue;
+			}
+		}
+		s[o++] = s[i++];
+	}
+	b->len = o;
+	if (s != NULL)
+		s[o] = '\0';
+}
+
+enum bash_end { END_STATUS, END_TIMEOUT, END_CANCEL, END_DEAD };
+
+/* Writes the framed command and collects output until the status line for token arrives. */
+static enum bash_end
+bash_exec(struct tool_ctx *ctx, struct tool_bash *b, const char *script, size_t script_len,
+          const char *token, uint64_t timeout_ms, struct buf *out, bool *truncated, int *code)
+{
+	char line[STATUS_LINE_MAX];
+	size_t line_len = 0, written = 0, toklen = strlen(token);
+	uint64_t deadline = now_mono_ms() + timeout_ms;
+	bool out_eof = false;
+
+	for (;;) {
+		struct pollfd pf[4] = {
+		    {.fd = b->st_fd, .events = POLLIN},
+		    {.fd = out_eof ? -1 : b->out_fd, .events = POLLIN},
+		    {.fd = ctx->cancel_fd, .events = POLLIN},
+		    {.fd = written < script_len ? b->in_fd : -1, .events = POLLOUT},
+		};
+		if (ctx->cancelled)
+			return END_CANCEL;
+		int left = tool_ms_left(deadline);
+		if (left == 0)
+			return END_TIMEOUT;
+		int n = poll(pf, 4, left);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return END_DEAD;
+		if (pf[2].revents != 0)
+			return END_CANCEL;
+		if (pf[3].revents != 0) {
+			ssize_t w = send(b->in_fd, script + written, script_len - written,
+			                 MSG_NOSIGNAL | MSG_DONTWAIT);
+			if (w < 0 && errno != EAGAIN && errno != EINTR)
+				return END_DEAD;
+			if (w > 0)
+				written += (size_t)w;
+		}
+		if (pf[1].revents != 0 && read_avail(b->out_fd, out, truncated) == 1)
+			out_eof = true;
+		if (pf[0].revents == 0)
+			continue;
+		for (;;) {
+			char c;
+			ssize_t r = read(b->st_fd, &c, 1);
+			if (r < 0 && errno == EINTR)
+				continue;
+			if (r < 0 && errno == EAGAIN)
+				break;
+			if (r <= 0)
+				return END_DEAD; /* the shell is gone */
+			if (c != '\n') {
+				if (line_len < sizeof(line) - 1)
+					line[line_len++] = c;
+				continue;
+			}
+			line[line_len] = '\0';
+			line_len = 0;
+			/* Only a line carrying this call's token counts. */
+			if (strncmp(line, token, toklen) != 0 || line[toklen] != ' ')
+				continue;
+			const char *num = line + toklen + 1;
+			uint64_t v;
+			*code = parse_uint_cstr(num, 255, &v) == 0 ? (int)v : -1;
+			/* Everything the command wrote is in the pipe by now. */
+			if (!out_eof)
+				(void)read_avail(b->out_fd, out, truncated);
+			return END_STATUS;
+		}
+	}
+}
+
+void
+tool_bash_run(struct tool_ctx *ctx, const json_t *in, struct tool_res *res)
+{
+	const char *command = tool_in_str(in, "command");
+	bool restart = tool_in_bool(in, "restart");
+	int64_t timeout_ms = tool_in_int(in, "timeout_ms", 0);
+	struct buf out, script;
+	bool truncated = false;
+	int code = -1, r;
+	char token[64];
+	unsigned char rnd[16];
+
+	buf_init(&out, TOOL_BASH_OUTPUT_LIMIT);
+	buf_init(&script, 16u << 20);
+	if (restart)
+		tool_bash_close(ctx);
+	if (command == NULL || command[0] == '\0') {
+		if (restart)
+			(void)buf_add_str(&res->text, "bash session restarted");
+		else
+			tool_fail(res, "bash: command is required");
+		goto out;
+	}
+	if (timeout_ms <= 0)
+		timeout_ms = TOOL_BASH_DEFAULT_TIMEOUT_MS;
+	if (ctx->bash == NULL && (r = bash_start(ctx, &ctx->bash)) != 0) {
+		tool_fail(res, "bash: failed to start /bin/bash: %s", al_strerror(r));
+		goto out;
+	}
+	/* Output left over from background jobs between calls is not this call's. */
+	(void)read_avail(ctx->bash->out_fd, NULL, NULL);
+	(void)read_avail(ctx->bash->st_fd, NULL, NULL);
+
+	random_bytes(rnd, sizeof(rnd));
+	size_t o = (size_t)snprintf(token, sizeof(token), "__AL_CMD_");
+	for (size_t i = 0; i < sizeof(rnd); i++)
+		o += (size_t)snprintf(token + o, sizeof(token) - o, "%02x", rnd[i]);
+	(void)snprintf(token + o, sizeof(token) - o, "_DONE__");
+	/* The token is split by quoting so that echoing the script (set -v) cannot show it
+	 * whole; fd 3 is closed for the command so only the shell writes status lines. */
+	if (buf_add_str(&script, "{ ") != 0 ||
+	    buf_add(&script, command, json_string_length(json_object_get(in, "command"))) != 0 ||
+	    buf_addf(&script, "\n} </dev/null 2>&1 3>&-; builtin printf '%%s %%d\\n' '%.8s''%s' \"$?\" >&3\n",
+	             token, token + 8) != 0) {
+		tool_fail(res, "bash: command too long");
+		goto out;
+	}
+	enum bash_end end = bash_exec(ctx, ctx->bash, script.data, script.len, token,
+	                              (uint64_t)timeout_ms, &out, &truncated, &code);
+	if (end != END_STATUS) {
+		/* The command may still run and later print a status: never reuse this shell. */
+		tool_bash_close(ctx);
+		if (end == END_TIMEOUT)
+			tool_fail(res, "bash: bash command timed out after %lldms", (long long)timeout_ms);
+		else if (end == END_CANCEL)
+			tool_fail(res, "bash: This operation was aborted");
+		else
+			tool_fail(res, "bash: bash session terminated");
+		goto out;
+	}
+	strip_ansi(&out);
+	while (out.len > 0 && out.data[out.len - 1] == '\n')
+		out.data[--out.len] = '\0';
+	size_t skip = 0;
+	if (truncated) {
+		/* Start the kept tail on a character boundary. */
+		while (skip < 3 && skip < out.len && ((unsigned char)out.data[skip] & 0xc0) == 0x80)
+			skip++;
+		(void)buf_add_str(&res->text, "[output truncated]\n");
+	}
+	(void)buf_add(&res->text, out.data + skip, out.len - skip);
+	if (code != 0) {
+		res->is_error = true;
+		if (res->text.len == 0)
+			(void)buf_addf(&res->text, "exit %d", code);
+	}
+out:
+	buf_free(&out);
+	buf_free(&script);
+}
