@@ -1,0 +1,56 @@
+// Starts a real `airlock server` for interop tests: a free loopback port, a fresh
+// temporary data directory and a random server API key. Shared by every interop test.
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+
+const BIN = process.env.AIRLOCK_BIN;
+
+// env: extra environment variables for the server (e.g. AIRLOCK_MODEL_BASE_URL).
+// args: extra command-line arguments. Resolves once the server logs "listening" to
+// {baseURL, apiKey, dataDir, proc, log(), stop()}; stop() ends it and removes dataDir.
+export async function startServer({ env = {}, args = [], dataDir } = {}) {
+  if (!BIN) throw new Error('AIRLOCK_BIN is not set (run through meson test)');
+  const ownDir = !dataDir;
+  const dir = dataDir ?? mkdtempSync(path.join(tmpdir(), 'airlock-srv-'));
+  const apiKey = env.AIRLOCK_API_KEY ?? `test_${randomBytes(16).toString('hex')}`;
+  const proc = spawn(BIN, ['server', '--listen', '127.0.0.1:0', ...args], {
+    env: { ...process.env, AIRLOCK_DATA_DIR: dir, AIRLOCK_API_KEY: apiKey, ...env },
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  let log = '';
+  const port = await new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`server did not start: ${log}`)), 20000);
+    proc.stderr.setEncoding('utf8');
+    proc.stderr.on('data', (d) => {
+      log += d;
+      const m = /"?listening"?.*port=(\d+)/.exec(log);
+      if (m) {
+        clearTimeout(timer);
+        resolve(Number(m[1]));
+      }
+    });
+    proc.on('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`airlock server exited ${code}: ${log}`));
+    });
+  });
+  return {
+    baseURL: `http://127.0.0.1:${port}`,
+    port,
+    apiKey,
+    dataDir: dir,
+    proc,
+    log: () => log,
+    async stop() {
+      if (proc.exitCode === null && proc.signalCode === null) {
+        const done = new Promise((resolve) => proc.once('exit', resolve));
+        proc.kill('SIGTERM');
+        await done;
+      }
+      if (ownDir) rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
