@@ -1,13 +1,16 @@
 /* `airlock server`: configuration, startup, signals and shutdown of the control
  * plane. Everything runs on one event loop; see docs/server/overview.md. */
+#include <errno.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 
 #include "api.h"
+#include "cfg.h"
 #include "err.h"
 #include "log.h"
 #include "server.h"
@@ -29,6 +32,8 @@ server_usage(FILE *f)
 		"  --tls-key FILE         PEM private key\n"
 		"  --log-format text|json (default text)\n"
 		"  --log-level debug|info|warn|error\n"
+		"  --config FILE          YAML configuration (docs/server/config.md); the\n"
+		"                         environment overrides it, flags override both\n"
 		"\n"
 		"environment:\n"
 		"  AIRLOCK_API_KEY        a server API key accepted in addition to issued keys\n"
@@ -37,13 +42,135 @@ server_usage(FILE *f)
 		"  AIRLOCK_LEASE_TTL      work lease TTL in seconds (default 90)\n");
 }
 
-static char *
-env_or(const char *name, const char *dflt)
+/* Reads a secret from a file: first line, trailing newline stripped. The file must
+ * not be readable by others (a key in a world-readable file is not a secret). */
+static int
+read_secret_file(const char *path, char **out)
 {
-	const char *v = getenv(name);
-	if (v && *v)
-		return xstrdup(v);
-	return dflt ? xstrdup(dflt) : NULL;
+	char buf[1024];
+	struct stat st;
+	FILE *f = fopen(path, "r");
+	if (f == NULL || fstat(fileno(f), &st) != 0) {
+		fprintf(stderr, "airlock server: %s: %s\n", path, strerror(errno));
+		if (f)
+			fclose(f);
+		return AL_E_IO;
+	}
+	if (st.st_mode & 0007) {
+		fclose(f);
+		fprintf(stderr, "airlock server: %s: readable or writable by others; chmod o-rwx\n",
+			path);
+		return AL_E_PERM;
+	}
+	size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	buf[strcspn(buf, "\r\n")] = '\0';
+	if (buf[0] == '\0') {
+		fprintf(stderr, "airlock server: %s: empty\n", path);
+		return AL_E_INVAL;
+	}
+	secret_free(*out);
+	*out = xstrdup(buf);
+	explicit_wipe(buf, sizeof(buf));
+	return 0;
+}
+
+static int
+config_file_load(struct server_config *cfg, const char *path, enum log_format *fmt,
+		 enum log_level *lvl)
+{
+	struct cfg c;
+	const json_t *tls = NULL, *model = NULL, *logm = NULL;
+	uint64_t ttl = cfg->lease_ttl_s, ping = cfg->sse_ping_ms / 1000;
+	char *api_key_file = NULL, *model_key_file = NULL, *f = NULL, *l = NULL;
+	int r;
+	static const char *const top[] = {"listen", "data_dir", "tls", "api_key_file", "model",
+					  "lease_ttl_seconds", "sse_ping_seconds", "log", NULL};
+	static const char *const tls_keys[] = {"cert_file", "key_file", NULL};
+	static const char *const model_keys[] = {"base_url", "api_key_file", NULL};
+	static const char *const log_keys[] = {"format", "level", NULL};
+
+	if ((r = cfg_load(&c, path)) != 0)
+		goto out;
+	if ((r = cfg_only_keys(&c, c.root, top)) || (r = cfg_get_str(&c, c.root, "listen", &cfg->listen)) ||
+	    (r = cfg_get_str(&c, c.root, "data_dir", &cfg->data_dir)) ||
+	    (r = cfg_get_str(&c, c.root, "api_key_file", &api_key_file)) ||
+	    (r = cfg_get_uint(&c, c.root, "lease_ttl_seconds", 10, 600, &ttl)) ||
+	    (r = cfg_get_uint(&c, c.root, "sse_ping_seconds", 1, 300, &ping)) ||
+	    (r = cfg_get_map(&c, c.root, "tls", &tls)) || (r = cfg_get_map(&c, c.root, "model", &model)) ||
+	    (r = cfg_get_map(&c, c.root, "log", &logm)))
+		goto out;
+	if (tls && ((r = cfg_only_keys(&c, tls, tls_keys)) ||
+		    (r = cfg_get_str(&c, tls, "cert_file", &cfg->tls_cert_file)) ||
+		    (r = cfg_get_str(&c, tls, "key_file", &cfg->tls_key_file))))
+		goto out;
+	if (model && ((r = cfg_only_keys(&c, model, model_keys)) ||
+		      (r = cfg_get_str(&c, model, "base_url", &cfg->model_base_url)) ||
+		      (r = cfg_get_str(&c, model, "api_key_file", &model_key_file))))
+		goto out;
+	if (logm && ((r = cfg_only_keys(&c, logm, log_keys)) ||
+		     (r = cfg_get_str(&c, logm, "format", &f)) ||
+		     (r = cfg_get_str(&c, logm, "level", &l))))
+		goto out;
+	if (f && log_parse_format(f, fmt) != 0) {
+		r = cfg_error(&c, json_object_get(logm, "format"), "log.format: text or json");
+		goto out;
+	}
+	if (l && log_parse_level(l, lvl) != 0) {
+		r = cfg_error(&c, json_object_get(logm, "level"),
+			      "log.level: debug, info, warn or error");
+		goto out;
+	}
+	cfg->lease_ttl_s = (unsigned)ttl;
+	cfg->sse_ping_ms = (unsigned)ping * 1000;
+	if (api_key_file && (r = read_secret_file(api_key_file, &cfg->api_key)) != 0)
+		goto out_quiet;
+	if (model_key_file && (r = read_secret_file(model_key_file, &cfg->model_api_key)) != 0)
+		goto out_quiet;
+	r = 0;
+out:
+	if (r != 0)
+		fprintf(stderr, "airlock server: %s\n", c.err[0] ? c.err : path);
+out_quiet:
+	cfg_free(&c);
+	free(api_key_file);
+	free(model_key_file);
+	free(f);
+	free(l);
+	return r;
+}
+
+static int
+config_from_env(struct server_config *cfg)
+{
+	const char *v;
+	if ((v = getenv("AIRLOCK_DATA_DIR")) && *v) {
+		free(cfg->data_dir);
+		cfg->data_dir = xstrdup(v);
+	}
+	if ((v = getenv("AIRLOCK_API_KEY")) && *v) {
+		secret_free(cfg->api_key);
+		cfg->api_key = xstrdup(v);
+	}
+	if ((v = getenv("AIRLOCK_MODEL_BASE_URL")) && *v) {
+		free(cfg->model_base_url);
+		cfg->model_base_url = xstrdup(v);
+	}
+	if (((v = getenv("AIRLOCK_MODEL_API_KEY")) && *v) ||
+	    (cfg->model_api_key == NULL && (v = getenv("ANTHROPIC_API_KEY")) && *v)) {
+		secret_free(cfg->model_api_key);
+		cfg->model_api_key = xstrdup(v);
+	}
+	if ((v = getenv("AIRLOCK_LEASE_TTL")) && *v) {
+		uint64_t t;
+		if (parse_uint_cstr(v, 600, &t) != 0 || t < 1) {
+			fprintf(stderr, "airlock server: AIRLOCK_LEASE_TTL must be 1..600\n");
+			return AL_E_INVAL;
+		}
+		cfg->lease_ttl_s = (unsigned)t;
+	}
+	return 0;
 }
 
 static bool
@@ -120,28 +247,31 @@ server_main(int argc, char **argv)
 		{"tls-key", required_argument, NULL, 'k'},
 		{"log-format", required_argument, NULL, 'f'},
 		{"log-level", required_argument, NULL, 'v'},
+		{"config", required_argument, NULL, 'C'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
 
 	memset(&srv, 0, sizeof(srv));
 	srv.cfg.listen = xstrdup("127.0.0.1:8400");
-	srv.cfg.data_dir = env_or("AIRLOCK_DATA_DIR", ".airlock-data");
-	srv.cfg.api_key = env_or("AIRLOCK_API_KEY", NULL);
-	srv.cfg.model_base_url = env_or("AIRLOCK_MODEL_BASE_URL", "https://api.anthropic.com");
-	srv.cfg.model_api_key = env_or("AIRLOCK_MODEL_API_KEY", getenv("ANTHROPIC_API_KEY"));
+	srv.cfg.data_dir = xstrdup(".airlock-data");
+	srv.cfg.model_base_url = xstrdup("https://api.anthropic.com");
 	srv.cfg.lease_ttl_s = 90;
 	srv.cfg.sse_ping_ms = 15000;
 	srv.cfg.model_max_retries = 5;
-	const char *ttl = getenv("AIRLOCK_LEASE_TTL");
-	if (ttl) {
-		uint64_t v;
-		if (parse_uint_cstr(ttl, 600, &v) != 0 || v < 1) {
-			fprintf(stderr, "airlock server: AIRLOCK_LEASE_TTL must be 1..600\n");
+
+	/* Precedence: defaults < config file < environment < flags. */
+	for (int i = 1; i < argc; i++) {
+		const char *path = NULL;
+		if (strcmp(argv[i], "--config") == 0 && i + 1 < argc)
+			path = argv[i + 1];
+		else if (strncmp(argv[i], "--config=", 9) == 0)
+			path = argv[i] + 9;
+		if (path && config_file_load(&srv.cfg, path, &fmt, &lvl) != 0)
 			goto out;
-		}
-		srv.cfg.lease_ttl_s = (unsigned)v;
 	}
+	if (config_from_env(&srv.cfg) != 0)
+		goto out;
 
 	optind = 1;
 	int ch;
@@ -149,8 +279,8 @@ server_main(int argc, char **argv)
 		switch (ch) {
 		case 'l': free(srv.cfg.listen); srv.cfg.listen = xstrdup(optarg); break;
 		case 'd': free(srv.cfg.data_dir); srv.cfg.data_dir = xstrdup(optarg); break;
-		case 'c': srv.cfg.tls_cert_file = xstrdup(optarg); break;
-		case 'k': srv.cfg.tls_key_file = xstrdup(optarg); break;
+		case 'c': free(srv.cfg.tls_cert_file); srv.cfg.tls_cert_file = xstrdup(optarg); break;
+		case 'k': free(srv.cfg.tls_key_file); srv.cfg.tls_key_file = xstrdup(optarg); break;
 		case 'f':
 			if (log_parse_format(optarg, &fmt) != 0) {
 				fprintf(stderr, "airlock server: --log-format: text or json\n");
@@ -163,6 +293,7 @@ server_main(int argc, char **argv)
 				goto out;
 			}
 			break;
+		case 'C': break; /* loaded above */
 		case 'h': server_usage(stdout); rc = 0; goto out;
 		default: server_usage(stderr); rc = 2; goto out;
 		}
