@@ -52,6 +52,13 @@ static const char *const migrations[] = {
 	"CREATE INDEX work_session ON work(session_id, state);"
 	"CREATE TABLE workers_seen (environment_id TEXT NOT NULL, worker_id TEXT NOT NULL,"
 	"  seen_at INTEGER NOT NULL, PRIMARY KEY (environment_id, worker_id));",
+	/* 2: MCP tunnels (tunnel_api.c). token is kept for reveal_token; only token_hash
+	 * authenticates, so rotation retires the old value for new connections at once. */
+	"CREATE TABLE tunnels ("
+	"  id TEXT PRIMARY KEY, seq INTEGER NOT NULL UNIQUE, display_name TEXT,"
+	"  domain TEXT NOT NULL UNIQUE, created_at INTEGER NOT NULL, archived_at INTEGER,"
+	"  token_id TEXT NOT NULL, token TEXT NOT NULL, token_hash TEXT NOT NULL UNIQUE,"
+	"  rotated_at INTEGER);",
 };
 
 int

@@ -3,6 +3,7 @@
 #include "events.h"
 #include "server.h"
 #include "server_hooks.h"
+#include "tunnel.h"
 #include "work.h"
 
 int
@@ -10,6 +11,8 @@ server_hooks_start(struct server *s)
 {
 	int r;
 	if ((r = events_init(s)) != 0 || (r = work_init(s)) != 0)
+		return r;
+	if ((r = tunnel_start(s)) != 0)
 		return r;
 	/* Last: resuming sessions may emit events and enqueue work. */
 	if ((r = agent_init(s)) != 0)
@@ -20,6 +23,7 @@ server_hooks_start(struct server *s)
 void
 server_hooks_stop(struct server *s)
 {
+	tunnel_stop(s);
 	agent_shutdown(s);
 	work_shutdown(s);
 	events_shutdown(s);

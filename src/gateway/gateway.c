@@ -1,0 +1,1042 @@
+/* `airlock gateway`: configuration, the edge connections (dial, TLS 1.3, HELLO, HTTP/2
+ * server role, reconnect with jittered backoff), per-stream relaying to upstreams,
+ * SIGTERM drain, SIGHUP route reload, and loopback metrics. See docs/gateway/. */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <curl/curl.h>
+#include <nghttp2/nghttp2.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/x509.h>
+
+#include "buf.h"
+#include "err.h"
+#include "gateway.h"
+#include "gateway_config.h"
+#include "gateway_upstream.h"
+#include "http.h"
+#include "log.h"
+#include "tunnel_proto.h"
+#include "util.h"
+#include "xalloc.h"
+
+#define MAX_CONNS 16
+#define REQ_BODY_MAX (32u << 20)
+#define OUT_HIGH (1u << 20) /* pause the upstream above this much unsent response */
+
+enum gc_state { GC_IDLE, GC_CONNECTING, GC_TLS, GC_HELLO, GC_H2 };
+
+struct gw;
+struct gw_conn;
+
+struct gw_stream {
+	struct gw_conn *conn;
+	struct gw_stream *next, *prev;
+	int32_t id;
+	struct buf method, path, authority;
+	struct buf hdrs; /* "name: value\0" lines for curl */
+	size_t nhdrs;
+	struct buf body;
+	bool started;  /* upstream request issued or answered locally */
+	bool answered; /* response HEADERS submitted */
+	bool eof;      /* no more response data will come */
+	bool failed;   /* upstream broke after the head: reset */
+	struct buf out; /* response body not yet taken by nghttp2 */
+	struct upstream *up;
+	bool deferred;
+};
+
+struct gw_conn {
+	struct gw *gw;
+	int index;
+	int fd;
+	enum gc_state state;
+	struct tunnel_io io;
+	struct buf hello;
+	nghttp2_session *h2;
+	unsigned attempt;
+	struct loop_timer *timer;
+	uint64_t last_rx;
+	struct gw_stream *streams;
+	unsigned nstreams;
+	char conn_id[48];
+	bool goaway_sent;
+};
+
+struct metrics {
+	uint64_t requests, errors, no_route, ssrf_denied, reconnects, registered;
+};
+
+struct gw {
+	struct loop *loop;
+	char *config_path;
+	struct gateway_config cfg;
+	struct gateway_config *old_cfgs; /* superseded by SIGHUP, kept for in-flight strings */
+	size_t nold;
+	SSL_CTX *ctx;
+	char *token;
+	char host[256], port[8];
+	char gateway_id[64];
+	struct gw_conn conns[MAX_CONNS];
+	unsigned nconns;
+	struct upstream_ctx *up;
+	struct http_server *metrics_srv;
+	struct metrics m;
+	bool draining;
+	struct loop_timer *drain_timer;
+	int exit_code;
+};
+
+static void conn_schedule(struct gw_conn *c);
+static void conn_event(struct loop *l, int fd, int mask, void *arg);
+static void kick_all(void *arg);
+
+/* ---- streams ---- */
+
+static struct gw_stream *
+stream_new(struct gw_conn *c, int32_t id)
+{
+	struct gw_stream *s = xcalloc(1, sizeof(*s));
+	s->conn = c;
+	s->id = id;
+	buf_init(&s->method, 16);
+	buf_init(&s->path, 8192);
+	buf_init(&s->authority, 256);
+	buf_init(&s->hdrs, 64 * 1024);
+	buf_init(&s->body, REQ_BODY_MAX);
+	buf_init(&s->out, OUT_HIGH * 2);
+	s->next = c->streams;
+	if (c->streams)
+		c->streams->prev = s;
+	c->streams = s;
+	c->nstreams++;
+	return s;
+}
+
+static void
+stream_free(struct gw_stream *s)
+{
+	struct gw_conn *c = s->conn;
+	upstream_cancel(s->up);
+	if (s->prev)
+		s->prev->next = s->next;
+	else
+		c->streams = s->next;
+	if (s->next)
+		s->next->prev = s->prev;
+	c->nstreams--;
+	buf_free(&s->method);
+	buf_free(&s->path);
+	buf_free(&s->authority);
+	buf_free(&s->hdrs);
+	buf_free(&s->body);
+	buf_free(&s->out);
+	free(s);
+}
+
+static ssize_t
+resp_read(nghttp2_session *h2, int32_t sid, uint8_t *p, size_t len, uint32_t *flags,
+	  nghttp2_data_source *src, void *ud)
+{
+	struct gw_stream *s = src->ptr;
+	if (s->failed)
+		return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+	size_t n = s->out.len < len ? s->out.len : len;
+	if (n == 0 && !s->eof) {
+		s->deferred = true;
+		return NGHTTP2_ERR_DEFERRED;
+	}
+	memcpy(p, s->out.data, n);
+	buf_consume(&s->out, n);
+	if (s->out.len == 0 && s->eof)
+		*flags |= NGHTTP2_DATA_FLAG_EOF;
+	return (ssize_t)n;
+}
+
+static void
+submit_head(struct gw_stream *s, int status, const char *hdrs, size_t hlen)
+{
+	nghttp2_nv nv[101];
+	size_t n = 0;
+	char st[4];
+	snprintf(st, sizeof(st), "%03d", status);
+	nv[n++] = (nghttp2_nv){(uint8_t *)":status", (uint8_t *)st, 7, 3, NGHTTP2_NV_FLAG_NONE};
+	for (size_t off = 0; off < hlen && n < 100;) {
+		const char *name = hdrs + off;
+		size_t nl = strlen(name);
+		const char *val = name + nl + 1;
+		size_t vl = strlen(val);
+		off += nl + vl + 2;
+		nv[n++] = (nghttp2_nv){(uint8_t *)name, (uint8_t *)val, nl, vl,
+				       NGHTTP2_NV_FLAG_NONE};
+	}
+	nghttp2_data_provider dp = {.source.ptr = s, .read_callback = resp_read};
+	s->answered = true;
+	nghttp2_submit_response(s->conn->h2, s->id, nv, n, &dp);
+}
+
+/* A local answer (no route, SSRF refusal, upstream failure before any byte). */
+static void
+answer_local(struct gw_stream *s, int status, const char *msg)
+{
+	static const char hdr[] = "content-type\0text/plain; charset=utf-8\0";
+	s->started = true;
+	s->eof = true;
+	buf_reset(&s->out);
+	buf_add_str(&s->out, msg);
+	buf_add_str(&s->out, "\n");
+	if (status >= 400 && status != 404 && status != 403)
+		s->conn->gw->m.errors++;
+	submit_head(s, status, hdr, sizeof(hdr) - 1);
+}
+
+static void
+up_head(void *arg, int status, const char *hdrs, size_t hlen)
+{
+	struct gw_stream *s = arg;
+	submit_head(s, status, hdrs, hlen);
+}
+
+static bool
+up_data(void *arg, const char *p, size_t n)
+{
+	struct gw_stream *s = arg;
+	if (s->out.len >= OUT_HIGH || buf_add(&s->out, p, n) != 0)
+		return false; /* edge is slower than the upstream: pause it */
+	if (s->deferred) {
+		s->deferred = false;
+		nghttp2_session_resume_data(s->conn->h2, s->id);
+	}
+	return true;
+}
+
+static void
+up_done(void *arg, int status, const char *msg)
+{
+	struct gw_stream *s = arg;
+	s->up = NULL;
+	if (status > 0) {
+		if (status == 403)
+			s->conn->gw->m.ssrf_denied++;
+		answer_local(s, status, msg);
+		return;
+	}
+	if (status < 0) {
+		s->failed = true;
+		s->conn->gw->m.errors++;
+		nghttp2_submit_rst_stream(s->conn->h2, NGHTTP2_FLAG_NONE, s->id,
+					  NGHTTP2_INTERNAL_ERROR);
+		return;
+	}
+	s->eof = true;
+	if (s->deferred) {
+		s->deferred = false;
+		nghttp2_session_resume_data(s->conn->h2, s->id);
+	}
+}
+
+static const struct upstream_cb up_cb = {up_head, up_data, up_done};
+
+static void
+stream_dispatch(struct gw_stream *s)
+{
+	struct gw *g = s->conn->gw;
+	s->started = true;
+	g->m.requests++;
+	if (s->method.len == 0 || s->path.len == 0 || s->path.data[0] != '/') {
+		answer_local(s, 400, "bad request: :method and an origin-form :path are required");
+		return;
+	}
+	const struct gateway_route *r =
+		s->authority.len ? gateway_config_route(&g->cfg, s->authority.data) : NULL;
+	if (r == NULL) {
+		g->m.no_route++;
+		log_info("no route for host", "host", s->authority.len ? s->authority.data : "");
+		answer_local(s, 404, "no route for host");
+		return;
+	}
+	char *url = xasprintf("%s%s", r->upstream, s->path.data);
+	const char *lines[128];
+	size_t n = 0;
+	for (size_t off = 0; off < s->hdrs.len && n < 128;) {
+		lines[n++] = s->hdrs.data + off;
+		off += strlen(s->hdrs.data + off) + 1;
+	}
+	int rc = upstream_start(g->up, s->method.data, url, lines, n, s->body.data, s->body.len,
+				&up_cb, s, &s->up);
+	log_debug("upstream request", "route", r->name, "method", s->method.data, "path",
+		  s->path.data);
+	free(url);
+	if (rc != 0)
+		answer_local(s, 502, "upstream error: cannot start request");
+}
+
+/* ---- HTTP/2 server callbacks ---- */
+
+static int
+h2_begin_headers(nghttp2_session *h2, const nghttp2_frame *f, void *ud)
+{
+	struct gw_conn *c = ud;
+	if (f->hd.type != NGHTTP2_HEADERS || f->headers.cat != NGHTTP2_HCAT_REQUEST)
+		return 0;
+	struct gw_stream *s = stream_new(c, f->hd.stream_id);
+	nghttp2_session_set_stream_user_data(h2, f->hd.stream_id, s);
+	return 0;
+}
+
+static int
+h2_header(nghttp2_session *h2, const nghttp2_frame *f, const uint8_t *name, size_t nl,
+	  const uint8_t *value, size_t vl, uint8_t flags, void *ud)
+{
+	struct gw_stream *s = nghttp2_session_get_stream_user_data(h2, f->hd.stream_id);
+	if (s == NULL || s->started)
+		return 0;
+	int r = 0;
+#define IS(lit) (nl == sizeof(lit) - 1 && memcmp(name, lit, nl) == 0)
+	if (IS(":method"))
+		r = buf_add(&s->method, value, vl);
+	else if (IS(":path"))
+		r = buf_add(&s->path, value, vl);
+	else if (IS(":authority"))
+		r = buf_add(&s->authority, value, vl);
+	else if (nl > 0 && name[0] == ':')
+		return 0;
+	else if (IS("content-length") || tunnel_hop_header((const char *)name, nl))
+		return 0;
+	else if (memchr(value, '\n', vl) || memchr(value, '\r', vl))
+		return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+	else {
+		r = buf_add(&s->hdrs, name, nl);
+		if (r == 0)
+			r = buf_add(&s->hdrs, ": ", 2);
+		if (r == 0)
+			r = buf_add(&s->hdrs, value, vl);
+		if (r == 0)
+			r = buf_add(&s->hdrs, "", 1);
+		s->nhdrs++;
+	}
+#undef IS
+	if (r != 0 || s->nhdrs > 100) {
+		answer_local(s, 431, "request header fields too large");
+		return 0;
+	}
+	return 0;
+}
+
+static int
+h2_frame_recv(nghttp2_session *h2, const nghttp2_frame *f, void *ud)
+{
+	struct gw_conn *c = ud;
+	c->last_rx = now_mono_ms();
+	struct gw_stream *s = nghttp2_session_get_stream_user_data(h2, f->hd.stream_id);
+	if (s == NULL)
+		return 0;
+	if ((f->hd.type == NGHTTP2_HEADERS || f->hd.type == NGHTTP2_DATA) &&
+	    (f->hd.flags & NGHTTP2_FLAG_END_STREAM) && !s->started)
+		stream_dispatch(s);
+	return 0;
+}
+
+static int
+h2_data_chunk(nghttp2_session *h2, uint8_t flags, int32_t sid, const uint8_t *data, size_t len,
+	      void *ud)
+{
+	struct gw_stream *s = nghttp2_session_get_stream_user_data(h2, sid);
+	if (s == NULL || s->started)
+		return 0;
+	if (buf_add(&s->body, data, len) != 0)
+		answer_local(s, 413, "request body too large");
+	return 0;
+}
+
+static int
+h2_stream_close(nghttp2_session *h2, int32_t sid, uint32_t code, void *ud)
+{
+	struct gw_stream *s = nghttp2_session_get_stream_user_data(h2, sid);
+	if (s == NULL)
+		return 0;
+	nghttp2_session_set_stream_user_data(h2, sid, NULL);
+	/* A reset from the edge (client went away) cancels the upstream request. */
+	stream_free(s);
+	return 0;
+}
+
+static nghttp2_session_callbacks *
+h2_callbacks(void)
+{
+	static nghttp2_session_callbacks *cbs;
+	if (cbs)
+		return cbs;
+	nghttp2_session_callbacks_new(&cbs);
+	nghttp2_session_callbacks_set_on_begin_headers_callback(cbs, h2_begin_headers);
+	nghttp2_session_callbacks_set_on_header_callback(cbs, h2_header);
+	nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, h2_frame_recv);
+	nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs, h2_data_chunk);
+	nghttp2_session_callbacks_set_on_stream_close_callback(cbs, h2_stream_close);
+	return cbs;
+}
+
+/* ---- connections ---- */
+
+static unsigned
+ready_conns(const struct gw *g)
+{
+	unsigned n = 0;
+	for (unsigned i = 0; i < g->nconns; i++)
+		if (g->conns[i].state == GC_H2 && !g->conns[i].goaway_sent)
+			n++;
+	return n;
+}
+
+static size_t
+active_streams(const struct gw *g)
+{
+	size_t n = 0;
+	for (unsigned i = 0; i < g->nconns; i++)
+		n += g->conns[i].nstreams;
+	return n;
+}
+
+static void
+conn_reset(struct gw_conn *c)
+{
+	struct gw *g = c->gw;
+	if (c->timer) {
+		loop_timer_cancel(g->loop, c->timer);
+		c->timer = NULL;
+	}
+	while (c->streams)
+		stream_free(c->streams);
+	if (c->h2) {
+		nghttp2_session_del(c->h2);
+		c->h2 = NULL;
+	}
+	tunnel_io_reset(&c->io);
+	buf_free(&c->hello);
+	if (c->fd >= 0) {
+		loop_fd_del(g->loop, c->fd);
+		close(c->fd);
+	}
+	c->fd = -1;
+	c->goaway_sent = false;
+	c->state = GC_IDLE;
+}
+
+static void
+maybe_exit(struct gw *g)
+{
+	if (g->draining && active_streams(g) == 0) {
+		log_info("drained, exiting", NULL);
+		loop_stop(g->loop);
+	}
+}
+
+static void
+conn_fail(struct gw_conn *c, const char *why)
+{
+	struct gw *g = c->gw;
+	char idx[8];
+	snprintf(idx, sizeof(idx), "%d", c->index);
+	if (c->state == GC_H2)
+		log_warn("tunnel connection lost", "index", idx, "connection_id", c->conn_id,
+			 "error", why);
+	else
+		log_warn("tunnel connection failed", "index", idx, "error", why);
+	conn_reset(c);
+	if (g->draining) {
+		maybe_exit(g);
+		return;
+	}
+	g->m.reconnects++;
+	conn_schedule(c);
+}
+
+static void
+conn_update(struct gw_conn *c)
+{
+	int mask = LOOP_READ;
+	if (c->io.want_write || c->io.out.len > 0)
+		mask |= LOOP_WRITE;
+	loop_fd_set(c->gw->loop, c->fd, mask, conn_event, c);
+}
+
+/* Pushes queued frames out; resumes upstreams whose responses drained. */
+static void
+conn_kick(struct gw_conn *c)
+{
+	if (c->state != GC_H2 && c->state != GC_HELLO)
+		return;
+	if (tunnel_io_flush(&c->io, c->state == GC_H2 ? c->h2 : NULL) != 0) {
+		conn_fail(c, "write failed");
+		return;
+	}
+	if (c->state == GC_H2) {
+		for (struct gw_stream *s = c->streams; s; s = s->next)
+			if (s->up && s->out.len < OUT_HIGH / 2)
+				upstream_resume(s->up);
+		if (!nghttp2_session_want_read(c->h2) && !nghttp2_session_want_write(c->h2) &&
+		    c->io.out.len == 0) {
+			conn_fail(c, "session ended");
+			return;
+		}
+	}
+	conn_update(c);
+	maybe_exit(c->gw);
+}
+
+static void
+kick_all(void *arg)
+{
+	struct gw *g = arg;
+	for (unsigned i = 0; i < g->nconns; i++)
+		conn_kick(&g->conns[i]);
+}
+
+static void
+conn_timer(struct loop *l, void *arg)
+{
+	struct gw_conn *c = arg;
+	c->timer = NULL;
+	if (c->state == GC_IDLE) {
+		/* backoff elapsed: dial */
+		struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV};
+		struct addrinfo *ai = NULL;
+		int e = getaddrinfo(c->gw->host, c->gw->port, &hints, &ai);
+		if (e != 0 || ai == NULL) {
+			conn_fail(c, e ? gai_strerror(e) : "no address");
+			return;
+		}
+		c->fd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+		if (c->fd < 0 ||
+		    (connect(c->fd, ai->ai_addr, ai->ai_addrlen) < 0 && errno != EINPROGRESS)) {
+			freeaddrinfo(ai);
+			conn_fail(c, strerror(errno));
+			return;
+		}
+		freeaddrinfo(ai);
+		int one = 1;
+		setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+		c->state = GC_CONNECTING;
+		c->timer = loop_timer_add(l, 10000, conn_timer, c);
+		loop_fd_set(l, c->fd, LOOP_WRITE, conn_event, c);
+		return;
+	}
+	if (c->state != GC_H2) {
+		conn_fail(c, "handshake timed out");
+		return;
+	}
+	if (now_mono_ms() - c->last_rx > TUNNEL_DEAD_MS) {
+		conn_fail(c, "no frames from the edge for 45 s");
+		return;
+	}
+	nghttp2_submit_ping(c->h2, NGHTTP2_FLAG_NONE, NULL);
+	c->timer = loop_timer_add(l, TUNNEL_PING_MS, conn_timer, c);
+	conn_kick(c);
+}
+
+/* 1 s doubling to 16 s, then steady; ±20 % jitter so replicas do not stampede. */
+static void
+conn_schedule(struct gw_conn *c)
+{
+	unsigned shift = c->attempt < 4 ? c->attempt : 4;
+	uint64_t base = 1000ULL << shift;
+	uint32_t rnd;
+	random_bytes(&rnd, sizeof(rnd));
+	uint64_t delay = base * 8 / 10 + rnd % (base * 4 / 10 + 1);
+	if (c->attempt == 0 && c->conn_id[0] == '\0')
+		delay = 0; /* first dial at start-up */
+	c->attempt++;
+	c->timer = loop_timer_add(c->gw->loop, delay, conn_timer, c);
+}
+
+static bool
+pin_ok(struct gw *g, SSL *ssl)
+{
+	if (g->cfg.server_pin == NULL)
+		return true;
+	X509 *cert = SSL_get1_peer_certificate(ssl);
+	if (cert == NULL)
+		return false;
+	unsigned char *der = NULL;
+	int len = i2d_PUBKEY(X509_get0_pubkey(cert), &der);
+	X509_free(cert);
+	if (len <= 0)
+		return false;
+	unsigned char md[32];
+	unsigned int mdl = 0;
+	EVP_Digest(der, (size_t)len, md, &mdl, EVP_sha256(), NULL);
+	OPENSSL_free(der);
+	unsigned char b64[64];
+	EVP_EncodeBlock(b64, md, 32);
+	return strcmp((const char *)b64, g->cfg.server_pin + 8) == 0;
+}
+
+static int
+feed(void *arg, const char *p, size_t n)
+{
+	struct gw_conn *c = arg;
+	struct gw *g = c->gw;
+	if (c->state == GC_H2) {
+		ssize_t r = nghttp2_session_mem_recv(c->h2, (const uint8_t *)p, n);
+		return r < 0 ? AL_E_PROTO : 0;
+	}
+	if (buf_add(&c->hello, p, n) != 0)
+		return AL_E_TOOBIG;
+	struct tunnel_msg m;
+	int len = tunnel_msg_parse(c->hello.data, c->hello.len, true, &m);
+	if (len == 0)
+		return 0;
+	if (len < 0)
+		return AL_E_PROTO;
+	if (m.status != 200) {
+		char idx[8], st[8];
+		snprintf(idx, sizeof(idx), "%d", c->index);
+		snprintf(st, sizeof(st), "%d", m.status);
+		log_error("edge refused the tunnel connection", "index", idx, "status", st,
+			  "reason", m.reason);
+		return AL_E_AUTH;
+	}
+	const char *cid = tunnel_msg_get(&m, "Connection-Id");
+	const char *dom = tunnel_msg_get(&m, "Tunnel-Domain");
+	snprintf(c->conn_id, sizeof(c->conn_id), "%s", cid ? cid : "-");
+	if (dom && g->cfg.tunnel_domain && strcasecmp(dom, g->cfg.tunnel_domain) != 0)
+		log_warn("tunnel_domain differs from the tunnel's domain", "configured",
+			 g->cfg.tunnel_domain, "edge", dom);
+	nghttp2_session_server_new(&c->h2, h2_callbacks(), c);
+	nghttp2_settings_entry iv[] = {
+		{NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, 1000},
+		{NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, 1 << 20},
+		{NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, 64 * 1024},
+	};
+	nghttp2_submit_settings(c->h2, NGHTTP2_FLAG_NONE, iv, ARRAY_LEN(iv));
+	nghttp2_session_set_local_window_size(c->h2, NGHTTP2_FLAG_NONE, 0, 16 << 20);
+	c->state = GC_H2;
+	c->attempt = 0;
+	c->last_rx = now_mono_ms();
+	g->m.registered++;
+	if (c->timer)
+		loop_timer_cancel(g->loop, c->timer);
+	c->timer = loop_timer_add(g->loop, TUNNEL_PING_MS, conn_timer, c);
+	char idx[8];
+	snprintf(idx, sizeof(idx), "%d", c->index);
+	log_info("Registered tunnel connection", "index", idx, "connection_id", c->conn_id,
+		 "tunnel_id", tunnel_msg_get(&m, "Tunnel-Id") ? tunnel_msg_get(&m, "Tunnel-Id")
+							      : "-");
+	size_t rest = c->hello.len - (size_t)len;
+	if (rest > 0 &&
+	    nghttp2_session_mem_recv(c->h2, (const uint8_t *)c->hello.data + len, rest) < 0)
+		return AL_E_PROTO;
+	buf_free(&c->hello);
+	return 0;
+}
+
+static void
+conn_event(struct loop *l, int fd, int mask, void *arg)
+{
+	struct gw_conn *c = arg;
+	struct gw *g = c->gw;
+	if (c->state == GC_CONNECTING) {
+		int err = 0;
+		socklen_t el = sizeof(err);
+		getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &el);
+		if (err != 0) {
+			conn_fail(c, strerror(err));
+			return;
+		}
+		SSL *ssl = SSL_new(g->ctx);
+		SSL_set_fd(ssl, fd);
+		const char *name = g->cfg.server_name ? g->cfg.server_name : g->host;
+		SSL_set_tlsext_host_name(ssl, name);
+		SSL_set1_host(ssl, name);
+		static const unsigned char alpn[] = "\x10" TUNNEL_ALPN;
+		SSL_set_alpn_protos(ssl, alpn, sizeof(alpn) - 1);
+		SSL_set_connect_state(ssl);
+		tunnel_io_init(&c->io, ssl);
+		buf_init(&c->hello, TUNNEL_HANDSHAKE_MAX + 65536);
+		c->state = GC_TLS;
+	}
+	if (c->state == GC_TLS) {
+		ERR_clear_error();
+		int r = SSL_do_handshake(c->io.ssl);
+		if (r != 1) {
+			int e = SSL_get_error(c->io.ssl, r);
+			if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
+				loop_fd_set(l, fd, e == SSL_ERROR_WANT_READ ? LOOP_READ : LOOP_WRITE,
+					    conn_event, c);
+				return;
+			}
+			char eb[160] = "TLS handshake failed";
+			unsigned long ec = ERR_peek_error();
+			if (ec)
+				ERR_error_string_n(ec, eb, sizeof(eb));
+			long vr = SSL_get_verify_result(c->io.ssl);
+			if (vr != X509_V_OK)
+				snprintf(eb, sizeof(eb), "certificate verify failed: %s",
+					 X509_verify_cert_error_string(vr));
+			conn_fail(c, eb);
+			return;
+		}
+		const unsigned char *sel = NULL;
+		unsigned sl = 0;
+		SSL_get0_alpn_selected(c->io.ssl, &sel, &sl);
+		if (sl != strlen(TUNNEL_ALPN) || memcmp(sel, TUNNEL_ALPN, sl) != 0) {
+			conn_fail(c, "edge did not select ALPN " TUNNEL_ALPN);
+			return;
+		}
+		if (!pin_ok(g, c->io.ssl)) {
+			conn_fail(c, "edge public key does not match server_pin");
+			return;
+		}
+		struct tunnel_msg m;
+		char idx[8];
+		memset(&m, 0, sizeof(m));
+		snprintf(idx, sizeof(idx), "%d", c->index);
+		tunnel_msg_add(&m, "Token", g->token);
+		tunnel_msg_add(&m, "Gateway-Id", g->gateway_id);
+		tunnel_msg_add(&m, "Connection-Index", idx);
+		tunnel_msg_add(&m, "Version", "airlock/0.1.0");
+		tunnel_msg_write(&m, false, &c->io.out);
+		explicit_wipe(&m, sizeof(m));
+		c->state = GC_HELLO;
+	}
+	int r = tunnel_io_read(&c->io, feed, c);
+	if (c->state == GC_IDLE)
+		return;
+	if (r != 0) {
+		conn_fail(c, r == AL_E_AUTH ? "refused by edge"
+			  : r == AL_E_CLOSED ? "closed by edge"
+					     : "protocol error");
+		return;
+	}
+	conn_kick(c);
+}
+
+/* ---- metrics, signals, main ---- */
+
+static void
+metrics_handler(struct http_request *req, void *arg)
+{
+	struct gw *g = arg;
+	struct buf b;
+	struct http_header ct = {"content-type", "text/plain; version=0.0.4"};
+	struct http_header cj = {"content-type", "application/json"};
+	buf_init(&b, 1 << 16);
+	unsigned ready = ready_conns(g);
+	if (strcmp(req->path, "/ready") == 0) {
+		buf_addf(&b, "{\"status\":%d,\"readyConnections\":%u,\"connectorId\":\"%s\"}\n",
+			 ready ? 200 : 503, ready, g->gateway_id);
+		http_respond(req, ready ? 200 : 503, &cj, 1, b.data, b.len);
+	} else if (strcmp(req->path, "/health") == 0) {
+		http_respond(req, 200, &ct, 1, "ok\n", 3);
+	} else if (strcmp(req->path, "/metrics") == 0) {
+		buf_addf(&b,
+			 "# HELP airlock_gateway_ha_connections Registered edge connections.\n"
+			 "# TYPE airlock_gateway_ha_connections gauge\n"
+			 "airlock_gateway_ha_connections %u\n"
+			 "# TYPE airlock_gateway_active_streams gauge\n"
+			 "airlock_gateway_active_streams %zu\n"
+			 "# TYPE airlock_gateway_requests_total counter\n"
+			 "airlock_gateway_requests_total %llu\n"
+			 "# TYPE airlock_gateway_request_errors_total counter\n"
+			 "airlock_gateway_request_errors_total %llu\n"
+			 "# TYPE airlock_gateway_no_route_total counter\n"
+			 "airlock_gateway_no_route_total %llu\n"
+			 "# TYPE airlock_gateway_ssrf_denied_total counter\n"
+			 "airlock_gateway_ssrf_denied_total %llu\n"
+			 "# TYPE airlock_gateway_reconnects_total counter\n"
+			 "airlock_gateway_reconnects_total %llu\n"
+			 "# TYPE airlock_gateway_register_success_total counter\n"
+			 "airlock_gateway_register_success_total %llu\n",
+			 ready, active_streams(g), (unsigned long long)g->m.requests,
+			 (unsigned long long)g->m.errors, (unsigned long long)g->m.no_route,
+			 (unsigned long long)g->m.ssrf_denied, (unsigned long long)g->m.reconnects,
+			 (unsigned long long)g->m.registered);
+		http_respond(req, 200, &ct, 1, b.data, b.len);
+	} else
+		http_respond(req, 404, &ct, 1, "not found\n", 10);
+	buf_free(&b);
+}
+
+static void
+drain_timeout(struct loop *l, void *arg)
+{
+	struct gw *g = arg;
+	g->drain_timer = NULL;
+	char n[24];
+	snprintf(n, sizeof(n), "%zu", active_streams(g));
+	log_warn("shutdown timeout: dropping in-flight streams", "streams", n);
+	loop_stop(l);
+}
+
+static void
+on_term(struct loop *l, int signo, void *arg)
+{
+	struct gw *g = arg;
+	if (g->draining) {
+		log_info("second signal: exiting now", NULL);
+		loop_stop(l);
+		return;
+	}
+	g->draining = true;
+	char n[24];
+	snprintf(n, sizeof(n), "%zu", active_streams(g));
+	log_info("draining", "streams", n, "signal", signo == SIGTERM ? "TERM" : "INT");
+	/* GOAWAY tells the edge to open nothing new here; in-flight streams finish. */
+	for (unsigned i = 0; i < g->nconns; i++) {
+		struct gw_conn *c = &g->conns[i];
+		if (c->state == GC_H2) {
+			nghttp2_submit_goaway(c->h2, NGHTTP2_FLAG_NONE,
+					      nghttp2_session_get_last_proc_stream_id(c->h2),
+					      NGHTTP2_NO_ERROR, NULL, 0);
+			c->goaway_sent = true;
+			conn_kick(c);
+		} else if (c->state != GC_IDLE || c->timer) {
+			conn_reset(c);
+		}
+	}
+	g->drain_timer = loop_timer_add(l, g->cfg.shutdown_timeout_ms, drain_timeout, g);
+	maybe_exit(g);
+}
+
+static void
+on_hup(struct loop *l, int signo, void *arg)
+{
+	struct gw *g = arg;
+	struct gateway_config nc;
+	char err[512];
+	if (gateway_config_load(g->config_path, &nc, err, sizeof(err)) != 0) {
+		log_error("reload failed; keeping the running configuration", "error", err);
+		return;
+	}
+	if (strcmp(nc.server, g->cfg.server) != 0 || nc.connections != g->cfg.connections)
+		log_warn("server and connections changes need a restart", NULL);
+	/* Swap routes and upstream policy; keep the old strings alive, since in-flight
+	 * transfers were started from them. Server settings stay as they are. */
+	g->old_cfgs = xreallocarray(g->old_cfgs, g->nold + 1, sizeof(*g->old_cfgs));
+	struct gateway_config *old = &g->old_cfgs[g->nold++];
+	*old = g->cfg;
+	g->cfg = nc;
+	/* Keep connection-level settings from the running config. */
+	char *tmp;
+#define KEEP(f) tmp = g->cfg.f, g->cfg.f = old->f, old->f = tmp
+	KEEP(server);
+	KEEP(server_name);
+	KEEP(server_ca_file);
+	KEEP(server_pin);
+	KEEP(token_file);
+	KEEP(metrics_listen);
+#undef KEEP
+	g->cfg.connections = old->connections;
+	upstream_ctx_set_config(g->up, &g->cfg);
+	char n[16];
+	snprintf(n, sizeof(n), "%zu", g->cfg.nroutes);
+	log_info("configuration reloaded", "routes", n);
+}
+
+static char *
+read_token(const struct gateway_config *cfg, char *err, size_t errlen)
+{
+	char *tok = NULL;
+	if (cfg->token_file) {
+		int fd = open(cfg->token_file, O_RDONLY | O_CLOEXEC);
+		char b[1024];
+		ssize_t n = fd >= 0 ? read(fd, b, sizeof(b) - 1) : -1;
+		if (fd >= 0)
+			close(fd);
+		if (n < 0) {
+			snprintf(err, errlen, "token_file %s: %s", cfg->token_file, strerror(errno));
+			return NULL;
+		}
+		b[n] = '\0';
+		tok = xstrdup(b);
+		explicit_wipe(b, sizeof(b));
+	} else {
+		const char *e = getenv("AIRLOCK_TUNNEL_TOKEN");
+		if (e == NULL || *e == '\0') {
+			snprintf(err, errlen, "no tunnel token: set token_file or AIRLOCK_TUNNEL_TOKEN");
+			return NULL;
+		}
+		tok = xstrdup(e);
+	}
+	size_t l = strlen(tok);
+	while (l > 0 && (tok[l - 1] == '\n' || tok[l - 1] == '\r' || tok[l - 1] == ' '))
+		tok[--l] = '\0';
+	for (size_t i = 0; i < l; i++)
+		if ((unsigned char)tok[i] < 0x21 || (unsigned char)tok[i] > 0x7e || l > 500) {
+			secret_free(tok);
+			snprintf(err, errlen, "tunnel token: unexpected characters");
+			return NULL;
+		}
+	if (l == 0) {
+		secret_free(tok);
+		snprintf(err, errlen, "tunnel token is empty");
+		return NULL;
+	}
+	return tok;
+}
+
+static void
+usage(FILE *f)
+{
+	fprintf(f, "usage: airlock gateway --config FILE [--check] [--log-format text|json]\n"
+		   "\n"
+		   "Dials the server's tunnel edge and relays MCP requests to the routes in FILE.\n"
+		   "  --config FILE          YAML configuration (docs/gateway/config.md)\n"
+		   "  --check                validate the configuration and exit\n"
+		   "  --log-format text|json (default text)\n"
+		   "\n"
+		   "environment:\n"
+		   "  AIRLOCK_TUNNEL_TOKEN   tunnel token, when the config has no token_file\n"
+		   "\n"
+		   "signals: TERM/INT drain in-flight streams (shutdown_timeout), HUP reloads "
+		   "routes.\n");
+}
+
+int
+gateway_main(int argc, char **argv)
+{
+	struct gw g;
+	const char *config = NULL;
+	bool check = false;
+	enum log_format fmt = LOG_FMT_TEXT;
+	char err[512];
+	int rc = 1;
+	static const struct option opts[] = {
+		{"config", required_argument, NULL, 'c'},
+		{"check", no_argument, NULL, 'k'},
+		{"log-format", required_argument, NULL, 'f'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	memset(&g, 0, sizeof(g));
+	optind = 1;
+	int ch;
+	while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		switch (ch) {
+		case 'c': config = optarg; break;
+		case 'k': check = true; break;
+		case 'f':
+			if (log_parse_format(optarg, &fmt) != 0) {
+				fprintf(stderr, "airlock gateway: --log-format: text or json\n");
+				return 2;
+			}
+			break;
+		case 'h': usage(stdout); return 0;
+		default: usage(stderr); return 2;
+		}
+	}
+	if (config == NULL || optind != argc) {
+		usage(stderr);
+		return 2;
+	}
+	if (gateway_config_load(config, &g.cfg, err, sizeof(err)) != 0) {
+		fprintf(stderr, "airlock gateway: %s\n", err);
+		return 1;
+	}
+	if (check) {
+		printf("%s: OK (%zu routes)\n", config, g.cfg.nroutes);
+		gateway_config_free(&g.cfg);
+		return 0;
+	}
+	log_setup(fmt, g.cfg.log_level, "gateway");
+	g.config_path = xstrdup(config);
+	const char *colon = strrchr(g.cfg.server, ':');
+	uint64_t port;
+	size_t hl = colon ? (size_t)(colon - g.cfg.server) : 0;
+	if (colon == NULL || hl == 0 || hl >= sizeof(g.host) ||
+	    parse_uint_cstr(colon + 1, 65535, &port) != 0 || port == 0) {
+		fprintf(stderr, "airlock gateway: %s: server: must be host:port\n", config);
+		goto out;
+	}
+	const char *h = g.cfg.server;
+	if (h[0] == '[' && h[hl - 1] == ']') {
+		h++;
+		hl -= 2;
+	}
+	memcpy(g.host, h, hl);
+	g.host[hl] = '\0';
+	snprintf(g.port, sizeof(g.port), "%u", (unsigned)port);
+	if ((g.token = read_token(&g.cfg, err, sizeof(err))) == NULL) {
+		fprintf(stderr, "airlock gateway: %s\n", err);
+		goto out;
+	}
+	if (g.cfg.listen_addr)
+		log_info("listen_addr is ignored: the gateway only dials out", NULL);
+	g.ctx = SSL_CTX_new(TLS_client_method());
+	SSL_CTX_set_min_proto_version(g.ctx, TLS1_3_VERSION);
+	SSL_CTX_set_verify(g.ctx, SSL_VERIFY_PEER, NULL);
+	SSL_CTX_set_mode(g.ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+	if (g.cfg.server_ca_file) {
+		if (SSL_CTX_load_verify_locations(g.ctx, g.cfg.server_ca_file, NULL) != 1) {
+			fprintf(stderr, "airlock gateway: server_ca_file %s: cannot load\n",
+				g.cfg.server_ca_file);
+			goto out;
+		}
+	} else
+		SSL_CTX_set_default_verify_paths(g.ctx);
+	signal(SIGPIPE, SIG_IGN);
+	curl_global_init(CURL_GLOBAL_DEFAULT);
+	char *gid = id_new("gw_");
+	snprintf(g.gateway_id, sizeof(g.gateway_id), "%s", gid);
+	free(gid);
+	g.loop = loop_new();
+	g.up = upstream_ctx_new(g.loop);
+	upstream_ctx_set_config(g.up, &g.cfg);
+	upstream_ctx_set_after(g.up, kick_all, &g);
+	if (g.cfg.metrics_listen) {
+		int mp = 0, r;
+		g.metrics_srv = http_server_new(g.loop, NULL, metrics_handler, &g);
+		if ((r = http_server_listen(g.metrics_srv, g.cfg.metrics_listen, NULL, &mp)) != 0) {
+			log_error("cannot listen for metrics", "addr", g.cfg.metrics_listen, "error",
+				  al_strerror(r));
+			goto out;
+		}
+		char ps[16];
+		snprintf(ps, sizeof(ps), "%d", mp);
+		log_info("metrics listening", "addr", g.cfg.metrics_listen, "port", ps);
+	}
+	loop_signal_add(g.loop, SIGTERM, on_term, &g);
+	loop_signal_add(g.loop, SIGINT, on_term, &g);
+	loop_signal_add(g.loop, SIGHUP, on_hup, &g);
+	g.nconns = g.cfg.connections;
+	for (unsigned i = 0; i < g.nconns; i++) {
+		g.conns[i].gw = &g;
+		g.conns[i].index = (int)i;
+		g.conns[i].fd = -1;
+		conn_schedule(&g.conns[i]);
+	}
+	char nc[8];
+	snprintf(nc, sizeof(nc), "%u", g.nconns);
+	log_info("gateway starting", "server", g.cfg.server, "connections", nc, "gateway_id",
+		 g.gateway_id);
+	loop_run(g.loop);
+	rc = 0;
+out:
+	for (unsigned i = 0; i < g.nconns; i++)
+		conn_reset(&g.conns[i]);
+	if (g.metrics_srv)
+		http_server_free(g.metrics_srv);
+	upstream_ctx_free(g.up);
+	if (g.drain_timer)
+		loop_timer_cancel(g.loop, g.drain_timer);
+	loop_free(g.loop);
+	SSL_CTX_free(g.ctx);
+	secret_free(g.token);
+	for (size_t i = 0; i < g.nold; i++)
+		gateway_config_free(&g.old_cfgs[i]);
+	free(g.old_cfgs);
+	gateway_config_free(&g.cfg);
+	free(g.config_path);
+	return rc;
+}

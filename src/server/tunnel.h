@@ -1,0 +1,72 @@
+/* MCP tunnels in the control plane: the /v1/tunnels resources (tunnel_api.c), the TLS
+ * edge that gateways dial (tunnel_edge.c) and the ingress that forwards MCP HTTP
+ * exchanges through it (tunnel_ingress.c). See docs/server/tunnels.md. */
+#ifndef AL_SERVER_TUNNEL_H
+#define AL_SERVER_TUNNEL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "api.h"
+#include "http.h"
+
+struct server;
+struct tunnel_stream;
+
+/* Starts the edge when AIRLOCK_TUNNEL_LISTEN (or --tunnel-listen) is set, and the
+ * host-routed ingress listener when AIRLOCK_TUNNEL_INGRESS_LISTEN is. Without the edge
+ * the /v1/tunnels routes still answer (resources can be provisioned ahead). */
+int tunnel_start(struct server *s);
+void tunnel_stop(struct server *s);
+
+/* Response side of one exchange. Callbacks never run after tunnel_stream_cancel() or
+ * after on_close. on_head gets the status and the response headers (lower-case names,
+ * hop-by-hop removed); on_data gets body bytes as they arrive (SSE is not buffered);
+ * on_close gets 0 when the response ended normally, else AL_E_* (AL_E_CLOSED: reset
+ * or connection lost). */
+struct tunnel_stream_cb {
+	void (*on_head)(void *arg, int status, const struct http_header *h, size_t nh);
+	void (*on_data)(void *arg, const char *p, size_t n);
+	void (*on_close)(void *arg, int err);
+};
+
+struct tunnel_request {
+	const char *tunnel_id;
+	const char *route;  /* bare route name (subdomain), e.g. "echo" */
+	const char *method; /* GET, POST, DELETE, ... */
+	const char *path;   /* origin-form path and query, e.g. "/mcp?x=1" */
+	const struct http_header *headers; /* end-to-end headers to forward */
+	size_t nheaders;
+	const char *body; /* copied; may be NULL */
+	size_t body_len;
+};
+
+/* Opens one HTTP/2 stream on the least-loaded live connection of the tunnel.
+ * Returns 0, AL_E_NOTFOUND (no such live tunnel), AL_E_AGAIN (no gateway connected),
+ * AL_E_UNSUPPORTED (edge not running), AL_E_INVAL (bad route or headers). */
+int tunnel_stream_open(struct server *s, const struct tunnel_request *req,
+		       const struct tunnel_stream_cb *cb, void *arg, struct tunnel_stream **out);
+/* Resets the stream (the gateway cancels the upstream request); no more callbacks. */
+void tunnel_stream_cancel(struct tunnel_stream *st);
+
+/* Resolves a URL host "<route>.<label>.<tunnel_domain>" to a live tunnel id and route.
+ * Returns 0 or AL_E_NOTFOUND. tunnel_id needs 80 bytes, route 64. */
+int tunnel_resolve_host(struct server *s, const char *host, char *tunnel_id, char *route);
+
+/* Edge bookkeeping used by the API module. */
+void tunnel_edge_close_tunnel(struct server *s, const char *tunnel_id); /* archive */
+unsigned tunnel_edge_conn_count(struct server *s, const char *tunnel_id);
+const char *tunnel_domain(struct server *s); /* configured suffix, e.g. "tunnel.localhost" */
+
+/* Token check for the edge: the tunnel id for a current token of a live tunnel. */
+int tunnel_token_lookup(struct server *s, const char *token, char *tunnel_id, size_t len);
+
+/* Ingress entry shared by the API route and the host-routed listener. cred_header is
+ * the lower-case header that carried the airlock credential (stripped before
+ * forwarding); the handler replies through finish callbacks it owns. */
+void tunnel_ingress_forward(struct server *s, struct http_request *req, struct api_call *c,
+			    const char *tunnel_id, const char *route, const char *path);
+
+extern const struct api_route tunnel_routes[];
+
+#endif

@@ -1,0 +1,801 @@
+/* The tunnel edge: a TLS 1.3 listener that gateways dial. Each connection passes the
+ * HELLO/READY handshake (tunnel token), then carries HTTP/2 with the edge as client:
+ * every MCP HTTP exchange is one stream, spread over the tunnel's live connections.
+ * See docs/proto/tunnel.md and docs/server/tunnels.md. */
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <nghttp2/nghttp2.h>
+#include <openssl/err.h>
+
+#include "err.h"
+#include "log.h"
+#include "server.h"
+#include "tls.h"
+#include "tunnel.h"
+#include "tunnel_proto.h"
+#include "util.h"
+#include "xalloc.h"
+
+enum conn_state { EC_TLS, EC_HELLO, EC_H2, EC_DEAD };
+
+struct edge_conn;
+
+struct tunnel_stream {
+	struct edge_conn *conn;
+	struct tunnel_stream *next, *prev;
+	int32_t id;
+	const struct tunnel_stream_cb *cb;
+	void *arg;
+	char *body;
+	size_t body_len, body_off;
+	int status;
+	struct http_header h[64];
+	size_t nh;
+	size_t hbytes;
+	bool head_done;
+};
+
+struct edge_conn {
+	struct tunnel_edge *edge;
+	struct edge_conn *next, *prev;
+	int fd;
+	enum conn_state state;
+	struct tunnel_io io;
+	struct buf hello;
+	nghttp2_session *h2;
+	char tunnel_id[80];
+	char conn_id[40];
+	char gateway[80];
+	char index[8];
+	char peer[64];
+	unsigned nstreams;
+	bool goaway;       /* peer is draining: no new streams here */
+	bool closing;      /* scheduled for destruction */
+	uint64_t last_rx;
+	struct loop_timer *timer;      /* handshake deadline, then ping */
+	struct loop_timer *free_timer;
+	struct tunnel_stream *streams;
+};
+
+struct tunnel_edge {
+	struct server *srv;
+	struct loop *loop;
+	struct tls_server_ctx *tls;
+	int lfd;
+	int port;
+	char *domain;
+	struct edge_conn *conns;
+	struct http_server *ingress;
+	struct tls_server_ctx *ingress_tls;
+};
+
+/* One control plane per process: the edge is reached from API handlers that only
+ * hold the server, so it lives here rather than in struct server (owned elsewhere). */
+static struct tunnel_edge *g_edge;
+static char *g_domain;
+
+static void conn_event(struct loop *l, int fd, int mask, void *arg);
+static void conn_kick(struct edge_conn *c);
+void tunnel_ingress_host(struct http_request *req, void *arg);
+
+const char *
+tunnel_domain(struct server *s)
+{
+	(void)s;
+	if (g_domain == NULL) {
+		const char *d = getenv("AIRLOCK_TUNNEL_DOMAIN");
+		g_domain = xstrdup(d && *d ? d : "tunnel.localhost");
+	}
+	return g_domain;
+}
+
+static void
+stream_unlink(struct tunnel_stream *st)
+{
+	struct edge_conn *c = st->conn;
+	if (c == NULL)
+		return;
+	if (st->prev)
+		st->prev->next = st->next;
+	else
+		c->streams = st->next;
+	if (st->next)
+		st->next->prev = st->prev;
+	st->next = st->prev = NULL;
+	st->conn = NULL;
+	c->nstreams--;
+}
+
+static void
+stream_free(struct tunnel_stream *st)
+{
+	for (size_t i = 0; i < st->nh; i++) {
+		free((char *)st->h[i].name);
+		free((char *)st->h[i].value);
+	}
+	free(st->body);
+	free(st);
+}
+
+/* Ends a stream towards its owner exactly once. */
+static void
+stream_finish(struct tunnel_stream *st, int err)
+{
+	const struct tunnel_stream_cb *cb = st->cb;
+	void *arg = st->arg;
+	stream_unlink(st);
+	stream_free(st);
+	if (cb && cb->on_close)
+		cb->on_close(arg, err);
+}
+
+static void
+conn_free_now(struct loop *l, void *arg)
+{
+	struct edge_conn *c = arg;
+	c->free_timer = NULL;
+	while (c->streams) {
+		struct tunnel_stream *st = c->streams;
+		if (c->h2)
+			nghttp2_session_set_stream_user_data(c->h2, st->id, NULL);
+		stream_finish(st, AL_E_CLOSED);
+	}
+	if (c->timer)
+		loop_timer_cancel(l, c->timer);
+	if (c->prev)
+		c->prev->next = c->next;
+	else if (c->edge->conns == c)
+		c->edge->conns = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	if (c->state == EC_H2 || c->closing)
+		log_info("tunnel connection closed", "tunnel_id", c->tunnel_id, "connection_id",
+			 c->conn_id, "peer", c->peer);
+	nghttp2_session_del(c->h2);
+	loop_fd_del(l, c->fd);
+	close(c->fd);
+	tunnel_io_reset(&c->io);
+	buf_free(&c->hello);
+	free(c);
+}
+
+/* Destruction is deferred to a timer so no caller up the stack (an nghttp2 callback,
+ * an ingress handler) is left holding a freed connection. */
+static void
+conn_close(struct edge_conn *c)
+{
+	if (c->free_timer)
+		return;
+	c->closing = true;
+	c->state = EC_DEAD;
+	loop_fd_set(c->edge->loop, c->fd, 0, conn_event, c);
+	c->free_timer = loop_timer_add(c->edge->loop, 0, conn_free_now, c);
+}
+
+static void
+conn_update(struct edge_conn *c)
+{
+	if (c->state == EC_DEAD)
+		return;
+	int mask = LOOP_READ;
+	if (c->io.want_write || c->io.out.len > 0)
+		mask |= LOOP_WRITE;
+	loop_fd_set(c->edge->loop, c->fd, mask, conn_event, c);
+}
+
+static void
+conn_kick(struct edge_conn *c)
+{
+	if (c->state == EC_DEAD)
+		return;
+	if (tunnel_io_flush(&c->io, c->state == EC_H2 ? c->h2 : NULL) != 0) {
+		conn_close(c);
+		return;
+	}
+	if (c->state == EC_H2 && !nghttp2_session_want_read(c->h2) &&
+	    !nghttp2_session_want_write(c->h2) && c->io.out.len == 0) {
+		conn_close(c);
+		return;
+	}
+	conn_update(c);
+}
+
+/* ---- HTTP/2 client callbacks ---- */
+
+static int
+on_begin_headers(nghttp2_session *s, const nghttp2_frame *f, void *ud)
+{
+	return 0;
+}
+
+static int
+on_header(nghttp2_session *s, const nghttp2_frame *f, const uint8_t *name, size_t nl,
+	  const uint8_t *value, size_t vl, uint8_t flags, void *ud)
+{
+	struct tunnel_stream *st = nghttp2_session_get_stream_user_data(s, f->hd.stream_id);
+	if (st == NULL || f->hd.type != NGHTTP2_HEADERS)
+		return 0;
+	if (nl == 7 && memcmp(name, ":status", 7) == 0) {
+		uint64_t v;
+		if (parse_uint((const char *)value, vl, 999, &v) != 0 || v < 100)
+			return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+		st->status = (int)v;
+		if (v < 200) /* interim: drop what it carried */
+			st->nh = 0;
+		return 0;
+	}
+	if (st->head_done || nl == 0 || name[0] == ':' || tunnel_hop_header((const char *)name, nl))
+		return 0; /* trailers and hop-by-hop are not forwarded */
+	st->hbytes += nl + vl;
+	if (st->nh >= sizeof(st->h) / sizeof(st->h[0]) || st->hbytes > 64 * 1024)
+		return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE; /* resets just this stream */
+	st->h[st->nh].name = xstrndup((const char *)name, nl);
+	st->h[st->nh].value = xstrndup((const char *)value, vl);
+	st->nh++;
+	return 0;
+}
+
+static int
+on_frame_recv(nghttp2_session *s, const nghttp2_frame *f, void *ud)
+{
+	struct edge_conn *c = ud;
+	c->last_rx = now_mono_ms();
+	if (f->hd.type == NGHTTP2_GOAWAY) {
+		/* The gateway is draining: finish what runs here, open nothing new. */
+		c->goaway = true;
+		log_info("tunnel connection draining", "tunnel_id", c->tunnel_id,
+			 "connection_id", c->conn_id);
+		return 0;
+	}
+	struct tunnel_stream *st = nghttp2_session_get_stream_user_data(s, f->hd.stream_id);
+	if (st == NULL)
+		return 0;
+	if (f->hd.type == NGHTTP2_HEADERS && !st->head_done && st->status >= 200) {
+		st->head_done = true;
+		if (st->cb->on_head)
+			st->cb->on_head(st->arg, st->status, st->h, st->nh);
+	}
+	return 0;
+}
+
+static int
+on_data_chunk(nghttp2_session *s, uint8_t flags, int32_t sid, const uint8_t *data, size_t len,
+	      void *ud)
+{
+	struct tunnel_stream *st = nghttp2_session_get_stream_user_data(s, sid);
+	if (st && st->head_done && st->cb->on_data)
+		st->cb->on_data(st->arg, (const char *)data, len);
+	return 0;
+}
+
+static int
+on_stream_close(nghttp2_session *s, int32_t sid, uint32_t error_code, void *ud)
+{
+	struct tunnel_stream *st = nghttp2_session_get_stream_user_data(s, sid);
+	if (st == NULL)
+		return 0;
+	nghttp2_session_set_stream_user_data(s, sid, NULL);
+	int err = 0;
+	if (error_code != NGHTTP2_NO_ERROR || !st->head_done)
+		err = error_code == NGHTTP2_REFUSED_STREAM ? AL_E_AGAIN : AL_E_CLOSED;
+	stream_finish(st, err);
+	return 0;
+}
+
+static ssize_t
+body_read(nghttp2_session *s, int32_t sid, uint8_t *buf, size_t len, uint32_t *flags,
+	  nghttp2_data_source *src, void *ud)
+{
+	struct tunnel_stream *st = src->ptr;
+	size_t n = st->body_len - st->body_off;
+	if (n > len)
+		n = len;
+	memcpy(buf, st->body + st->body_off, n);
+	st->body_off += n;
+	if (st->body_off == st->body_len)
+		*flags |= NGHTTP2_DATA_FLAG_EOF;
+	return (ssize_t)n;
+}
+
+static nghttp2_session_callbacks *
+h2_callbacks(void)
+{
+	static nghttp2_session_callbacks *cbs;
+	if (cbs)
+		return cbs;
+	nghttp2_session_callbacks_new(&cbs);
+	nghttp2_session_callbacks_set_on_begin_headers_callback(cbs, on_begin_headers);
+	nghttp2_session_callbacks_set_on_header_callback(cbs, on_header);
+	nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, on_frame_recv);
+	nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs, on_data_chunk);
+	nghttp2_session_callbacks_set_on_stream_close_callback(cbs, on_stream_close);
+	return cbs;
+}
+
+/* ---- connection lifecycle ---- */
+
+static void
+conn_timer(struct loop *l, void *arg)
+{
+	struct edge_conn *c = arg;
+	c->timer = NULL;
+	if (c->closing)
+		return;
+	if (c->state != EC_H2) {
+		log_warn("tunnel handshake timed out", "peer", c->peer);
+		conn_close(c);
+		return;
+	}
+	if (now_mono_ms() - c->last_rx > TUNNEL_DEAD_MS) {
+		log_warn("tunnel connection silent, closing", "tunnel_id", c->tunnel_id,
+			 "connection_id", c->conn_id);
+		conn_close(c);
+		return;
+	}
+	nghttp2_submit_ping(c->h2, NGHTTP2_FLAG_NONE, NULL);
+	c->timer = loop_timer_add(l, TUNNEL_PING_MS, conn_timer, c);
+	conn_kick(c);
+}
+
+static void
+send_reply(struct edge_conn *c, int status, const char *reason)
+{
+	struct tunnel_msg m;
+	memset(&m, 0, sizeof(m));
+	m.status = status;
+	snprintf(m.reason, sizeof(m.reason), "%s", reason);
+	if (status == 200) {
+		tunnel_msg_add(&m, "Tunnel-Id", c->tunnel_id);
+		tunnel_msg_add(&m, "Connection-Id", c->conn_id);
+		sqlite3_stmt *st = NULL;
+		if (db_prepare(c->edge->srv->db, "SELECT domain FROM tunnels WHERE id = ?", &st) ==
+		    0) {
+			db_bind_text(st, 1, c->tunnel_id);
+			if (sqlite3_step(st) == SQLITE_ROW)
+				tunnel_msg_add(&m, "Tunnel-Domain", db_col_text(st, 0));
+			sqlite3_finalize(st);
+		}
+	}
+	tunnel_msg_write(&m, true, &c->io.out);
+}
+
+static int
+hello_feed(void *arg, const char *p, size_t n)
+{
+	struct edge_conn *c = arg;
+	if (c->state == EC_H2) {
+		ssize_t r = nghttp2_session_mem_recv(c->h2, (const uint8_t *)p, n);
+		if (r < 0)
+			return AL_E_PROTO;
+		c->last_rx = now_mono_ms();
+		return 0;
+	}
+	if (c->state != EC_HELLO)
+		return AL_E_PROTO;
+	if (buf_add(&c->hello, p, n) != 0) {
+		send_reply(c, 400, "handshake too large");
+		return AL_E_TOOBIG;
+	}
+	struct tunnel_msg m;
+	int len = tunnel_msg_parse(c->hello.data, c->hello.len, false, &m);
+	if (len == 0)
+		return 0;
+	if (len < 0) {
+		log_warn("tunnel handshake rejected", "peer", c->peer, "error", "malformed hello");
+		send_reply(c, 400, "malformed hello");
+		return AL_E_PROTO;
+	}
+	const char *tok = tunnel_msg_get(&m, "Token");
+	const char *gw = tunnel_msg_get(&m, "Gateway-Id");
+	const char *idx = tunnel_msg_get(&m, "Connection-Index");
+	snprintf(c->gateway, sizeof(c->gateway), "%s", gw ? gw : "-");
+	snprintf(c->index, sizeof(c->index), "%s", idx ? idx : "-");
+	int r = tok ? tunnel_token_lookup(c->edge->srv, tok, c->tunnel_id, sizeof(c->tunnel_id))
+		    : AL_E_AUTH;
+	explicit_wipe(m.f, sizeof(m.f));
+	explicit_wipe(c->hello.data, c->hello.len);
+	if (r != 0) {
+		log_warn("tunnel handshake rejected", "peer", c->peer, "gateway", c->gateway,
+			 "error", r == AL_E_AUTH ? "invalid tunnel token" : al_strerror(r));
+		send_reply(c, r == AL_E_AUTH ? 401 : 503,
+			   r == AL_E_AUTH ? "invalid tunnel token" : "unavailable");
+		return AL_E_AUTH;
+	}
+	char *cid = id_new("tcon_");
+	snprintf(c->conn_id, sizeof(c->conn_id), "%s", cid);
+	free(cid);
+	send_reply(c, 200, "OK");
+	nghttp2_option *opt;
+	nghttp2_option_new(&opt);
+	nghttp2_option_set_peer_max_concurrent_streams(opt, 1000);
+	nghttp2_session_client_new2(&c->h2, h2_callbacks(), c, opt);
+	nghttp2_option_del(opt);
+	nghttp2_settings_entry iv[] = {
+		{NGHTTP2_SETTINGS_ENABLE_PUSH, 0},
+		{NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, 1 << 20},
+		{NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, 64 * 1024},
+	};
+	nghttp2_submit_settings(c->h2, NGHTTP2_FLAG_NONE, iv, ARRAY_LEN(iv));
+	nghttp2_session_set_local_window_size(c->h2, NGHTTP2_FLAG_NONE, 0, 16 << 20);
+	c->state = EC_H2;
+	c->last_rx = now_mono_ms();
+	if (c->timer)
+		loop_timer_cancel(c->edge->loop, c->timer);
+	c->timer = loop_timer_add(c->edge->loop, TUNNEL_PING_MS, conn_timer, c);
+	log_info("registered tunnel connection", "tunnel_id", c->tunnel_id, "connection_id",
+		 c->conn_id, "gateway", c->gateway, "index", c->index, "peer", c->peer);
+	/* Bytes after the HELLO already belong to HTTP/2. */
+	size_t rest = c->hello.len - (size_t)len;
+	if (rest > 0) {
+		ssize_t rr = nghttp2_session_mem_recv(
+			c->h2, (const uint8_t *)c->hello.data + len, rest);
+		if (rr < 0)
+			return AL_E_PROTO;
+	}
+	buf_free(&c->hello);
+	return 0;
+}
+
+static void
+conn_event(struct loop *l, int fd, int mask, void *arg)
+{
+	struct edge_conn *c = arg;
+	if (c->state == EC_DEAD)
+		return;
+	if (c->state == EC_TLS) {
+		ERR_clear_error();
+		int r = SSL_do_handshake(c->io.ssl);
+		if (r != 1) {
+			int e = SSL_get_error(c->io.ssl, r);
+			if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
+				loop_fd_set(l, fd, e == SSL_ERROR_WANT_READ ? LOOP_READ : LOOP_WRITE,
+					    conn_event, c);
+				return;
+			}
+			log_warn("tunnel TLS handshake failed", "peer", c->peer);
+			conn_close(c);
+			return;
+		}
+		const unsigned char *alpn = NULL;
+		unsigned alen = 0;
+		SSL_get0_alpn_selected(c->io.ssl, &alpn, &alen);
+		if (alen != strlen(TUNNEL_ALPN) || memcmp(alpn, TUNNEL_ALPN, alen) != 0) {
+			log_warn("tunnel peer did not negotiate ALPN " TUNNEL_ALPN, "peer", c->peer);
+			conn_close(c);
+			return;
+		}
+		c->state = EC_HELLO;
+	}
+	int r = tunnel_io_read(&c->io, hello_feed, c);
+	if (r != 0) {
+		/* Flush a rejection reply before closing when there is one. */
+		tunnel_io_flush(&c->io, NULL);
+		conn_close(c);
+		return;
+	}
+	conn_kick(c);
+}
+
+static void
+accept_ready(struct loop *l, int lfd, int mask, void *arg)
+{
+	struct tunnel_edge *e = arg;
+	for (int i = 0; i < 64; i++) {
+		struct sockaddr_storage ss;
+		socklen_t sl = sizeof(ss);
+		int fd = accept4(lfd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (fd < 0)
+			return;
+		int one = 1;
+		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+		struct edge_conn *c = xcalloc(1, sizeof(*c));
+		char host[48], serv[8];
+		if (getnameinfo((struct sockaddr *)&ss, sl, host, sizeof(host), serv, sizeof(serv),
+				NI_NUMERICHOST | NI_NUMERICSERV) == 0)
+			snprintf(c->peer, sizeof(c->peer), "%s:%s", host, serv);
+		c->edge = e;
+		c->fd = fd;
+		c->state = EC_TLS;
+		SSL *ssl = SSL_new(e->tls->ctx);
+		SSL_set_fd(ssl, fd);
+		SSL_set_accept_state(ssl);
+		tunnel_io_init(&c->io, ssl);
+		buf_init(&c->hello, TUNNEL_HANDSHAKE_MAX + 16384);
+		c->next = e->conns;
+		if (e->conns)
+			e->conns->prev = c;
+		e->conns = c;
+		c->timer = loop_timer_add(l, 10000, conn_timer, c);
+		loop_fd_set(l, fd, LOOP_READ, conn_event, c);
+	}
+}
+
+/* ---- public API ---- */
+
+int
+tunnel_stream_open(struct server *s, const struct tunnel_request *rq,
+		   const struct tunnel_stream_cb *cb, void *arg, struct tunnel_stream **out)
+{
+	struct tunnel_edge *e = g_edge;
+	struct edge_conn *best = NULL;
+	char domain[256] = "";
+	sqlite3_stmt *q = NULL;
+	if (e == NULL)
+		return AL_E_UNSUPPORTED;
+	size_t rl = strlen(rq->route);
+	if (rl == 0 || rl > 63)
+		return AL_E_INVAL;
+	for (size_t i = 0; i < rl; i++) {
+		char ch = rq->route[i];
+		if (!((ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '-' ||
+		      (ch >= 'A' && ch <= 'Z')))
+			return AL_E_INVAL;
+	}
+	if (rq->path[0] != '/' || strlen(rq->path) > 8192)
+		return AL_E_INVAL;
+	if (db_prepare(s->db, "SELECT domain FROM tunnels WHERE id = ? AND archived_at IS NULL",
+		       &q) != 0)
+		return AL_E_IO;
+	db_bind_text(q, 1, rq->tunnel_id);
+	if (sqlite3_step(q) == SQLITE_ROW)
+		snprintf(domain, sizeof(domain), "%s", db_col_text(q, 0));
+	sqlite3_finalize(q);
+	if (domain[0] == '\0')
+		return AL_E_NOTFOUND;
+	/* Least-loaded live connection; the list is newest first, so ties go to the
+	 * newest, which spreads new streams over freshly (re)connected gateways. */
+	for (struct edge_conn *c = e->conns; c; c = c->next) {
+		if (c->state != EC_H2 || c->goaway || c->closing ||
+		    strcmp(c->tunnel_id, rq->tunnel_id) != 0)
+			continue;
+		if (best == NULL || c->nstreams < best->nstreams)
+			best = c;
+	}
+	if (best == NULL)
+		return AL_E_AGAIN;
+	char *authority = xasprintf("%s.%s", rq->route, domain);
+	for (char *p = authority; *p; p++)
+		if (*p >= 'A' && *p <= 'Z')
+			*p = (char)(*p + 32);
+	size_t nnv = 4 + rq->nheaders;
+	nghttp2_nv *nv = xcalloc(nnv, sizeof(*nv));
+	size_t k = 0;
+#define NV(n, v)                                                                              \
+	nv[k++] = (nghttp2_nv){(uint8_t *)(n), (uint8_t *)(v), strlen(n), strlen(v),           \
+			       NGHTTP2_NV_FLAG_NONE}
+	NV(":method", rq->method);
+	NV(":scheme", "https");
+	NV(":authority", authority);
+	NV(":path", rq->path);
+	for (size_t i = 0; i < rq->nheaders; i++) {
+		const char *n = rq->headers[i].name;
+		if (n[0] == ':' || tunnel_hop_header(n, strlen(n)))
+			continue;
+		NV(n, rq->headers[i].value);
+	}
+#undef NV
+	struct tunnel_stream *st = xcalloc(1, sizeof(*st));
+	st->cb = cb;
+	st->arg = arg;
+	nghttp2_data_provider dp = {.source.ptr = st, .read_callback = body_read};
+	if (rq->body_len > 0) {
+		st->body = xmalloc(rq->body_len);
+		memcpy(st->body, rq->body, rq->body_len);
+		st->body_len = rq->body_len;
+	}
+	int32_t sid = nghttp2_submit_request(best->h2, NULL, nv, k, rq->body_len ? &dp : NULL, st);
+	free(nv);
+	free(authority);
+	if (sid < 0) {
+		stream_free(st);
+		return AL_E_INVAL;
+	}
+	st->id = sid;
+	st->conn = best;
+	st->next = best->streams;
+	if (best->streams)
+		best->streams->prev = st;
+	best->streams = st;
+	best->nstreams++;
+	*out = st;
+	conn_kick(best);
+	return 0;
+}
+
+void
+tunnel_stream_cancel(struct tunnel_stream *st)
+{
+	if (st == NULL)
+		return;
+	struct edge_conn *c = st->conn;
+	if (c == NULL) {
+		stream_free(st);
+		return;
+	}
+	nghttp2_session_set_stream_user_data(c->h2, st->id, NULL);
+	nghttp2_submit_rst_stream(c->h2, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_CANCEL);
+	stream_unlink(st);
+	stream_free(st);
+	conn_kick(c);
+}
+
+void
+tunnel_edge_close_tunnel(struct server *s, const char *tunnel_id)
+{
+	if (g_edge == NULL)
+		return;
+	for (struct edge_conn *c = g_edge->conns; c; c = c->next)
+		if (strcmp(c->tunnel_id, tunnel_id) == 0)
+			conn_close(c);
+}
+
+unsigned
+tunnel_edge_conn_count(struct server *s, const char *tunnel_id)
+{
+	unsigned n = 0;
+	if (g_edge == NULL)
+		return 0;
+	for (struct edge_conn *c = g_edge->conns; c; c = c->next)
+		if (c->state == EC_H2 && !c->closing && strcmp(c->tunnel_id, tunnel_id) == 0)
+			n++;
+	return n;
+}
+
+static int
+listen_on(const char *addr, int *fd_out, int *port_out)
+{
+	char host[256];
+	const char *colon = strrchr(addr, ':');
+	uint64_t port;
+	struct addrinfo hints = {.ai_flags = AI_PASSIVE | AI_NUMERICSERV, .ai_socktype = SOCK_STREAM};
+	struct addrinfo *ai = NULL;
+	int fd = -1, r = AL_E_INVAL;
+	if (colon == NULL || (size_t)(colon - addr) >= sizeof(host) ||
+	    parse_uint_cstr(colon + 1, 65535, &port) != 0)
+		return AL_E_INVAL;
+	const char *h = addr;
+	size_t hl = (size_t)(colon - addr);
+	if (hl >= 2 && h[0] == '[' && h[hl - 1] == ']') {
+		h++;
+		hl -= 2;
+	}
+	memcpy(host, h, hl);
+	host[hl] = '\0';
+	if (getaddrinfo(hl ? host : NULL, colon + 1, &hints, &ai) != 0 || ai == NULL)
+		return AL_E_INVAL;
+	fd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		r = -errno;
+		goto out;
+	}
+	int one = 1;
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 || listen(fd, 1024) < 0) {
+		r = -errno;
+		goto out;
+	}
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+	getsockname(fd, (struct sockaddr *)&ss, &sl);
+	*port_out = ss.ss_family == AF_INET6 ? ntohs(((struct sockaddr_in6 *)&ss)->sin6_port)
+					     : ntohs(((struct sockaddr_in *)&ss)->sin_port);
+	*fd_out = fd;
+	fd = -1;
+	r = 0;
+out:
+	if (fd >= 0)
+		close(fd);
+	freeaddrinfo(ai);
+	return r;
+}
+
+static bool
+loopback_addr(const char *a)
+{
+	return strncmp(a, "127.", 4) == 0 || strncmp(a, "[::1]:", 6) == 0 ||
+	       strncmp(a, "localhost:", 10) == 0;
+}
+
+int
+tunnel_start(struct server *s)
+{
+	const char *addr = getenv("AIRLOCK_TUNNEL_LISTEN");
+	const char *cert = getenv("AIRLOCK_TUNNEL_TLS_CERT");
+	const char *key = getenv("AIRLOCK_TUNNEL_TLS_KEY");
+	const char *ingress = getenv("AIRLOCK_TUNNEL_INGRESS_LISTEN");
+	static const char *const alpn[] = {TUNNEL_ALPN, NULL};
+	char err[512], port[16];
+	int r;
+	tunnel_domain(s);
+	if (addr == NULL || *addr == '\0')
+		return 0;
+	if (cert == NULL || key == NULL || !*cert || !*key) {
+		log_error("the tunnel edge needs a certificate: --tunnel-tls-cert and "
+			  "--tunnel-tls-key",
+			  NULL);
+		return AL_E_INVAL;
+	}
+	struct tunnel_edge *e = xcalloc(1, sizeof(*e));
+	e->srv = s;
+	e->loop = s->loop;
+	e->lfd = -1;
+	e->tls = tls_server_ctx_new(cert, key, alpn, err, sizeof(err));
+	if (e->tls == NULL) {
+		log_error("tunnel edge TLS", "error", err);
+		free(e);
+		return AL_E_INVAL;
+	}
+	/* Gateways are ours: no reason to speak anything older than TLS 1.3. */
+	SSL_CTX_set_min_proto_version(e->tls->ctx, TLS1_3_VERSION);
+	if ((r = listen_on(addr, &e->lfd, &e->port)) != 0) {
+		log_error("cannot listen for tunnels", "addr", addr, "error", al_strerror(r));
+		tls_server_ctx_free(e->tls);
+		free(e);
+		return r;
+	}
+	loop_fd_set(e->loop, e->lfd, LOOP_READ, accept_ready, e);
+	g_edge = e;
+	snprintf(port, sizeof(port), "%d", e->port);
+	log_info("tunnel edge listening", "addr", addr, "port", port, "domain", tunnel_domain(s));
+	if (ingress && *ingress) {
+		struct tls_server_ctx *itls = NULL;
+		if (!loopback_addr(ingress)) {
+			if (s->cfg.tls_cert_file == NULL) {
+				log_error("tunnel ingress off loopback needs --tls-cert/--tls-key",
+					  NULL);
+				return AL_E_INVAL;
+			}
+			itls = tls_server_ctx_new(s->cfg.tls_cert_file, s->cfg.tls_key_file, NULL,
+						  err, sizeof(err));
+			if (itls == NULL) {
+				log_error("tunnel ingress TLS", "error", err);
+				return AL_E_INVAL;
+			}
+			e->ingress_tls = itls;
+		}
+		int ip = 0;
+		e->ingress = http_server_new(s->loop, NULL, tunnel_ingress_host, s);
+		if ((r = http_server_listen(e->ingress, ingress, itls, &ip)) != 0) {
+			log_error("cannot listen for tunnel ingress", "addr", ingress, "error",
+				  al_strerror(r));
+			return r;
+		}
+		snprintf(port, sizeof(port), "%d", ip);
+		log_info("tunnel ingress listening", "addr", ingress, "port", port);
+	}
+	return 0;
+}
+
+void
+tunnel_stop(struct server *s)
+{
+	struct tunnel_edge *e = g_edge;
+	if (e == NULL)
+		return;
+	if (e->ingress) {
+		http_server_shutdown(e->ingress);
+		http_server_free(e->ingress);
+		tls_server_ctx_free(e->ingress_tls);
+	}
+	while (e->conns) {
+		struct edge_conn *c = e->conns;
+		if (c->free_timer) {
+			loop_timer_cancel(e->loop, c->free_timer);
+			c->free_timer = NULL;
+		}
+		conn_free_now(e->loop, c);
+	}
+	loop_fd_del(e->loop, e->lfd);
+	close(e->lfd);
+	tls_server_ctx_free(e->tls);
+	free(e);
+	g_edge = NULL;
+}

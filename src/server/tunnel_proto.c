@@ -1,0 +1,247 @@
+/* Tunnel handshake codec and the TLS <-> nghttp2 byte pump; see tunnel_proto.h and
+ * docs/proto/tunnel.md. Shared by the server's edge and the gateway. */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+#include <openssl/err.h>
+
+#include "err.h"
+#include "tunnel_proto.h"
+
+/* Field names: token characters; values: printable ASCII without CR/LF. */
+static bool
+name_ok(const char *p, size_t n)
+{
+	if (n == 0)
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		char c = p[i];
+		if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+		      c == '-'))
+			return false;
+	}
+	return true;
+}
+
+static bool
+value_ok(const char *p, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if ((unsigned char)p[i] < 0x20 || (unsigned char)p[i] > 0x7e)
+			return false;
+	return true;
+}
+
+static int
+parse_start(const char *p, size_t n, bool is_reply, struct tunnel_msg *m)
+{
+	size_t ml = strlen(TUNNEL_MAGIC);
+	if (n < ml || memcmp(p, TUNNEL_MAGIC, ml) != 0)
+		return AL_E_PROTO;
+	if (!is_reply)
+		return n == ml ? 0 : AL_E_PROTO;
+	/* "AIRLOCK-TUNNEL/1 200 OK" */
+	if (n < ml + 5 || p[ml] != ' ' || p[ml + 4] != ' ')
+		return AL_E_PROTO;
+	uint64_t code;
+	if (parse_uint(p + ml + 1, 3, 999, &code) != 0 || code < 100)
+		return AL_E_PROTO;
+	size_t rl = n - (ml + 5);
+	if (rl >= sizeof(m->reason) || !value_ok(p + ml + 5, rl))
+		return AL_E_PROTO;
+	m->status = (int)code;
+	memcpy(m->reason, p + ml + 5, rl);
+	m->reason[rl] = '\0';
+	return 0;
+}
+
+int
+tunnel_msg_parse(const char *p, size_t n, bool is_reply, struct tunnel_msg *m)
+{
+	size_t end = 0;
+	memset(m, 0, sizeof(*m));
+	/* Find the blank line within the bound. */
+	size_t lim = n < TUNNEL_HANDSHAKE_MAX ? n : TUNNEL_HANDSHAKE_MAX;
+	for (size_t i = 0; i + 3 < lim; i++)
+		if (p[i] == '\r' && p[i + 1] == '\n' && p[i + 2] == '\r' && p[i + 3] == '\n') {
+			end = i + 4;
+			break;
+		}
+	if (end == 0) {
+		/* A byte that can never appear in a handshake means it is not one: fail
+		 * early instead of waiting for 4 KiB. */
+		size_t ml = strlen(TUNNEL_MAGIC);
+		size_t k = lim < ml ? lim : ml;
+		if (memcmp(p, TUNNEL_MAGIC, k) != 0)
+			return AL_E_PROTO;
+		return n >= TUNNEL_HANDSHAKE_MAX ? AL_E_TOOBIG : 0;
+	}
+	size_t pos = 0;
+	bool first = true;
+	while (pos < end - 2) {
+		const char *ls = p + pos;
+		const char *le = memchr(ls, '\r', end - pos);
+		if (le == NULL || le + 1 >= p + end || le[1] != '\n')
+			return AL_E_PROTO;
+		size_t ll = (size_t)(le - ls);
+		pos += ll + 2;
+		if (first) {
+			if (parse_start(ls, ll, is_reply, m) != 0)
+				return AL_E_PROTO;
+			first = false;
+			continue;
+		}
+		if (ll == 0)
+			break;
+		const char *colon = memchr(ls, ':', ll);
+		if (colon == NULL || m->nf >= sizeof(m->f) / sizeof(m->f[0]))
+			return AL_E_PROTO;
+		size_t nl = (size_t)(colon - ls);
+		const char *v = colon + 1;
+		size_t vl = ll - nl - 1;
+		while (vl > 0 && *v == ' ') {
+			v++;
+			vl--;
+		}
+		if (!name_ok(ls, nl) || nl >= sizeof(m->f[0].name) || !value_ok(v, vl) ||
+		    vl >= sizeof(m->f[0].value))
+			return AL_E_PROTO;
+		memcpy(m->f[m->nf].name, ls, nl);
+		m->f[m->nf].name[nl] = '\0';
+		memcpy(m->f[m->nf].value, v, vl);
+		m->f[m->nf].value[vl] = '\0';
+		m->nf++;
+	}
+	if (first)
+		return AL_E_PROTO;
+	return (int)end;
+}
+
+const char *
+tunnel_msg_get(const struct tunnel_msg *m, const char *name)
+{
+	for (size_t i = 0; i < m->nf; i++)
+		if (strcasecmp(m->f[i].name, name) == 0)
+			return m->f[i].value;
+	return NULL;
+}
+
+void
+tunnel_msg_add(struct tunnel_msg *m, const char *name, const char *value)
+{
+	if (m->nf >= sizeof(m->f) / sizeof(m->f[0]))
+		return;
+	snprintf(m->f[m->nf].name, sizeof(m->f[0].name), "%s", name);
+	snprintf(m->f[m->nf].value, sizeof(m->f[0].value), "%s", value);
+	m->nf++;
+}
+
+int
+tunnel_msg_write(const struct tunnel_msg *m, bool is_reply, struct buf *out)
+{
+	int r;
+	if (is_reply)
+		r = buf_addf(out, "%s %03d %s\r\n", TUNNEL_MAGIC, m->status, m->reason);
+	else
+		r = buf_addf(out, "%s\r\n", TUNNEL_MAGIC);
+	for (size_t i = 0; r == 0 && i < m->nf; i++) {
+		if (!value_ok(m->f[i].value, strlen(m->f[i].value)))
+			return AL_E_INVAL;
+		r = buf_addf(out, "%s: %s\r\n", m->f[i].name, m->f[i].value);
+	}
+	if (r == 0)
+		r = buf_add_str(out, "\r\n");
+	return r;
+}
+
+void
+tunnel_io_init(struct tunnel_io *io, SSL *ssl)
+{
+	memset(io, 0, sizeof(*io));
+	io->ssl = ssl;
+	/* Bounded so a peer that never reads cannot grow us without limit; the pump
+	 * stops pulling from nghttp2 well before this. */
+	buf_init(&io->out, 4 << 20);
+}
+
+void
+tunnel_io_reset(struct tunnel_io *io)
+{
+	buf_free(&io->out);
+	if (io->ssl)
+		SSL_free(io->ssl);
+	io->ssl = NULL;
+}
+
+int
+tunnel_io_read(struct tunnel_io *io, int (*feed)(void *arg, const char *p, size_t n), void *arg)
+{
+	char tmp[16384];
+	for (int rounds = 0; rounds < 64; rounds++) {
+		ERR_clear_error();
+		int n = SSL_read(io->ssl, tmp, sizeof(tmp));
+		if (n > 0) {
+			int r = feed(arg, tmp, (size_t)n);
+			if (r != 0)
+				return r;
+			continue;
+		}
+		int e = SSL_get_error(io->ssl, n);
+		if (e == SSL_ERROR_WANT_READ)
+			return 0;
+		if (e == SSL_ERROR_WANT_WRITE) {
+			io->want_write = true;
+			return 0;
+		}
+		io->eof = true;
+		return AL_E_CLOSED;
+	}
+	return 0; /* fairness: let other connections run; epoll is level-triggered */
+}
+
+int
+tunnel_io_flush(struct tunnel_io *io, nghttp2_session *h2)
+{
+	io->want_write = false;
+	for (;;) {
+		while (h2 && io->out.len < 256 * 1024) {
+			const uint8_t *data;
+			ssize_t n = nghttp2_session_mem_send(h2, &data);
+			if (n < 0)
+				return AL_E_CLOSED;
+			if (n == 0)
+				break;
+			if (buf_add(&io->out, data, (size_t)n) != 0)
+				return AL_E_CLOSED;
+		}
+		if (io->out.len == 0)
+			return 0;
+		ERR_clear_error();
+		int n = SSL_write(io->ssl, io->out.data, (int)(io->out.len > 1 << 20 ? 1 << 20 : io->out.len));
+		if (n > 0) {
+			buf_consume(&io->out, (size_t)n);
+			continue;
+		}
+		int e = SSL_get_error(io->ssl, n);
+		if (e == SSL_ERROR_WANT_WRITE || e == SSL_ERROR_WANT_READ) {
+			io->want_write = true;
+			return 0;
+		}
+		io->eof = true;
+		return AL_E_CLOSED;
+	}
+}
+
+bool
+tunnel_hop_header(const char *n, size_t len)
+{
+	static const char *const hop[] = {"connection", "keep-alive", "proxy-connection",
+					  "transfer-encoding", "upgrade", "te", "trailer",
+					  "host", "http2-settings", NULL};
+	for (size_t i = 0; hop[i]; i++)
+		if (strlen(hop[i]) == len && strncasecmp(hop[i], n, len) == 0)
+			return true;
+	return false;
+}

@@ -1,0 +1,66 @@
+/* The tunnel wire protocol shared by the server's edge and `airlock gateway`: the
+ * HELLO/READY handshake that runs inside TLS before HTTP/2, and a small pump that
+ * moves bytes between a non-blocking TLS socket and an nghttp2 session.
+ * The format is documented in docs/proto/tunnel.md. */
+#ifndef AL_TUNNEL_PROTO_H
+#define AL_TUNNEL_PROTO_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include <nghttp2/nghttp2.h>
+#include <openssl/ssl.h>
+
+#include "buf.h"
+
+#define TUNNEL_ALPN "airlock-tunnel/1"
+#define TUNNEL_MAGIC "AIRLOCK-TUNNEL/1"
+#define TUNNEL_HANDSHAKE_MAX 4096
+#define TUNNEL_TOKEN_PREFIX "alk_tnl_"
+/* Both ends PING every TUNNEL_PING_MS and drop a connection silent for TUNNEL_DEAD_MS. */
+#define TUNNEL_PING_MS 15000
+#define TUNNEL_DEAD_MS 45000
+
+/* One handshake message: a start line and up to 8 "Name: value" fields. */
+struct tunnel_msg {
+	int status;              /* reply only: 200, 400, 401, 403, 503; 0 for a HELLO */
+	char reason[128];        /* reply only */
+	struct {
+		char name[32];
+		char value[512];
+	} f[8];
+	size_t nf;
+};
+
+/* Looks for a complete message (ending "\r\n\r\n") at the start of p[0..n).
+ * Returns the message length (>0) when one was parsed into *m, 0 when more bytes are
+ * needed, AL_E_TOOBIG past TUNNEL_HANDSHAKE_MAX, AL_E_PROTO when malformed. is_reply
+ * selects the start line form: "AIRLOCK-TUNNEL/1" or "AIRLOCK-TUNNEL/1 <code> <reason>". */
+int tunnel_msg_parse(const char *p, size_t n, bool is_reply, struct tunnel_msg *m);
+const char *tunnel_msg_get(const struct tunnel_msg *m, const char *name); /* NULL if absent */
+/* Serializes m into out (appended). Field values must not hold CR or LF. */
+int tunnel_msg_write(const struct tunnel_msg *m, bool is_reply, struct buf *out);
+void tunnel_msg_add(struct tunnel_msg *m, const char *name, const char *value);
+
+/* Non-blocking TLS byte pump. out holds plaintext not yet accepted by SSL_write. */
+struct tunnel_io {
+	SSL *ssl;
+	struct buf out;
+	bool want_write; /* SSL needs the socket writable to make progress */
+	bool eof;        /* peer closed or fatal error */
+};
+
+void tunnel_io_init(struct tunnel_io *io, SSL *ssl);
+void tunnel_io_reset(struct tunnel_io *io); /* frees out, SSL_free */
+/* Reads what is available; calls feed(arg, p, n) per chunk (a non-zero return stops
+ * and is returned). Returns 0 (would block), AL_E_CLOSED on EOF/error. */
+int tunnel_io_read(struct tunnel_io *io, int (*feed)(void *arg, const char *p, size_t n),
+		   void *arg);
+/* Fills out from the nghttp2 session (if h2 non-NULL) and writes as much as the socket
+ * takes. Returns 0 or AL_E_CLOSED. */
+int tunnel_io_flush(struct tunnel_io *io, nghttp2_session *h2);
+
+/* Hop-by-hop headers that never cross the tunnel (RFC 9110 §7.6.1, RFC 9113 §8.2.2). */
+bool tunnel_hop_header(const char *lname, size_t len);
+
+#endif
