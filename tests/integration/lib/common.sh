@@ -1,0 +1,64 @@
+# Shared helpers for integration scripts: a server on a free loopback port with its own
+# data directory, curl wrappers and assertions that count and report.
+set -u
+: "${AIRLOCK_BIN:?AIRLOCK_BIN must point at the airlock binary}"
+T_TMP=$(mktemp -d)
+T_FAILS=0
+T_CHECKS=0
+T_PIDS=()
+cleanup() {
+	for p in "${T_PIDS[@]}"; do kill "$p" 2>/dev/null; done
+	wait 2>/dev/null
+	rm -rf "$T_TMP"
+}
+trap cleanup EXIT
+
+# start_server [extra env assignments...]: sets PORT and BASE
+start_server() {
+	local log="$T_TMP/server.$RANDOM.log"
+	env AIRLOCK_DATA_DIR="${DATA_DIR:=$T_TMP/data}" AIRLOCK_API_KEY=testkey "$@" \
+		"$AIRLOCK_BIN" server --listen 127.0.0.1:0 2>"$log" &
+	SERVER_PID=$!
+	T_PIDS+=("$SERVER_PID")
+	for _ in $(seq 200); do
+		PORT=$(sed -n 's/.*listening .*port=\([0-9]*\).*/\1/p' "$log" | head -1)
+		[ -n "$PORT" ] && break
+		sleep 0.05
+	done
+	[ -n "$PORT" ] || { echo "server did not start:"; cat "$log"; exit 1; }
+	BASE=http://127.0.0.1:$PORT
+	SERVER_LOG=$log
+}
+
+# req KEY METHOD PATH [BODY] → sets STATUS and BODY
+req() {
+	local key=$1 method=$2 path=$3 data=${4-}
+	local out="$T_TMP/resp"
+	STATUS=$(curl -s -o "$out" -w '%{http_code}' -X "$method" "$BASE$path" \
+		-H "Authorization: Bearer $key" -H 'content-type: application/json' \
+		${data:+--data-binary "$data"})
+	BODY=$(cat "$out")
+}
+
+jget() { # JSON-PATH (python expression on j) from $BODY
+	python3 -c "import json,sys; j=json.loads(sys.argv[1]); print($1)" "$BODY" 2>/dev/null
+}
+
+check() { # DESCRIPTION CONDITION...
+	local what=$1
+	shift
+	T_CHECKS=$((T_CHECKS + 1))
+	if "$@"; then
+		echo "ok   - $what"
+	else
+		echo "FAIL - $what (status=$STATUS body=${BODY:0:300})"
+		T_FAILS=$((T_FAILS + 1))
+	fi
+}
+
+eq() { [ "$1" = "$2" ]; }
+
+finish() {
+	echo "$T_CHECKS checks, $T_FAILS failed"
+	[ "$T_FAILS" = 0 ]
+}

@@ -1,0 +1,96 @@
+#!/usr/bin/env bash
+# The self-hosted work queue over real HTTP: poll/ack/heartbeat/stop, fencing, the
+# credential matrix, bad parameters, and lease expiry with requeue.
+. "$(dirname "$0")/lib/common.sh"
+start_server AIRLOCK_LEASE_TTL=2
+K=testkey
+
+req $K POST /v1/environments '{"name":"q","config":{"type":"self_hosted"}}'
+ENV=$(jget 'j["id"]')
+req $K POST /v1/agents '{"name":"a","model":"claude-test"}'
+AGENT=$(jget 'j["id"]')
+req $K POST "/v1/environments/$ENV/keys" '{"name":"w"}'
+check "environment key issued" eq "$(jget 'j["type"]')" environment_key
+EK=$(jget 'j["key"]')
+req $K POST /v1/sessions "{\"agent\":\"$AGENT\",\"environment_id\":\"$ENV\"}"
+SID=$(jget 'j["id"]')
+
+req $K GET "/v1/environments/$ENV/work/stats"
+check "stats: one queued item" eq "$(jget 'j["depth"]')" 1
+req $K GET "/v1/environments/$ENV/work/poll?block_ms=10"
+check "API key cannot poll" eq "$STATUS" 403
+req $EK GET "/v1/environments/$ENV/work/poll?block_ms=0"
+check "block_ms=0 rejected" eq "$STATUS" 400
+req $EK GET "/v1/environments/$ENV/work/poll?block_ms=1000"
+check "block_ms=1000 rejected" eq "$STATUS" 400
+req $EK GET "/v1/environments/env_nope/work/poll"
+check "other environment is 404" eq "$STATUS" 404
+
+req $EK GET "/v1/environments/$ENV/work/poll?block_ms=999"
+check "poll delivers the session's item" eq "$(jget 'j["data"]["id"]')" "$SID"
+WID=$(jget 'j["id"]')
+SECRET=$(jget 'j["secret"]')
+TOK=$(python3 -c "import base64,json,sys; s=sys.argv[1]; print(json.loads(base64.urlsafe_b64decode(s+'='*(-len(s)%4)))['sessions_token'])" "$SECRET")
+check "secret carries a sessions token" eq "${TOK:0:8}" alk_req_
+
+req $EK GET "/v1/environments/$ENV/work/poll?block_ms=50"
+check "empty poll answers null after block_ms" eq "$BODY" null
+
+req $TOK POST "/v1/environments/$ENV/work/$WID/heartbeat?expected_last_heartbeat=NO_HEARTBEAT"
+check "heartbeat before ack is 409" eq "$STATUS" 409
+req $TOK POST "/v1/environments/$ENV/work/$WID/ack"
+check "ack → starting" eq "$(jget 'j["state"]')" starting
+req $TOK POST "/v1/environments/$ENV/work/$WID/ack"
+check "second ack is idempotent" eq "$STATUS" 200
+req $TOK GET "/v1/sessions/$SID"
+check "sessions token reads its session" eq "$STATUS" 200
+req $TOK GET "/v1/environments/$ENV/work/$WID"
+check "sessions token cannot GET work (API key only)" eq "$STATUS" 403
+
+req $TOK POST "/v1/environments/$ENV/work/$WID/heartbeat?expected_last_heartbeat=NO_HEARTBEAT"
+check "first heartbeat wins" eq "$(jget 'j["lease_extended"]')" True
+HB=$(jget 'j["last_heartbeat"]')
+req $TOK POST "/v1/environments/$ENV/work/$WID/heartbeat?expected_last_heartbeat=NO_HEARTBEAT"
+check "second NO_HEARTBEAT is fenced with 412" eq "$STATUS" 412
+check "412 carries heartbeat_precondition_failed" eq "$(jget 'j["error"]["details"]["error_code"]')" heartbeat_precondition_failed
+check "412 carries current_state" eq "$(jget 'j["error"]["details"]["current_state"]["state"]')" active
+req $TOK POST "/v1/environments/$ENV/work/$WID/heartbeat?expected_last_heartbeat=$HB&desired_ttl_seconds=5"
+check "echoed heartbeat extends, ttl clamped to 10" eq "$(jget 'j["ttl_seconds"]')" 10
+
+req $K POST "/v1/environments/$ENV/work/$WID" '{"metadata":{"host":"w1"}}'
+check "metadata update" eq "$(jget 'j["metadata"]["host"]')" w1
+req $TOK POST "/v1/environments/$ENV/work/$WID/stop" '{}'
+check "graceful stop → stopping" eq "$(jget 'j["state"]')" stopping
+HB2=$(jget 'j["latest_heartbeat_at"]')
+req $TOK POST "/v1/environments/$ENV/work/$WID/heartbeat?expected_last_heartbeat=stale"
+check "heartbeat while stopping reports stopping" eq "$(jget 'j["state"]')" stopping
+req $TOK POST "/v1/environments/$ENV/work/$WID/stop" '{"force":true}'
+check "forced stop → stopped" eq "$(jget 'j["state"]')" stopped
+req $TOK POST "/v1/environments/$ENV/work/$WID/stop" '{"force":true}'
+check "stopping a stopped item: token is dead now (401)" eq "$STATUS" 401
+req $EK POST "/v1/environments/$ENV/work/$WID/stop" '{"force":true}'
+check "stop on stopped is 409" eq "$STATUS" 409
+
+# Lease expiry: a run-starting event queues a new item; ack it, never beat.
+req $K POST "/v1/sessions/$SID/events" '{"events":[{"type":"user.message","content":[{"type":"text","text":"hi"}]}]}'
+check "user.message accepted" eq "$STATUS" 200
+req $EK GET "/v1/environments/$ENV/work/poll?block_ms=999"
+W2=$(jget 'j["id"]')
+check "new item queued for the session" eq "$(jget 'j["data"]["id"]')" "$SID"
+req $EK POST "/v1/environments/$ENV/work/$W2/ack"
+sleep 3.5
+req $K GET "/v1/environments/$ENV/work/$W2"
+check "lease expired: item stopped" eq "$(jget 'j["state"]')" stopped
+req $EK GET "/v1/environments/$ENV/work/poll?block_ms=999"
+check "lease expiry requeued the session" eq "$(jget 'j["data"]["id"]')" "$SID"
+req $EK GET "/v1/environments/$ENV/work?limit=1"
+check "list pages (env key)" eq "$(jget 'len(j["data"])')" 1
+NEXT=$(jget 'j["next_page"]')
+req $EK GET "/v1/environments/$ENV/work?limit=1&page=$NEXT"
+check "second page differs" eq "$STATUS" 200
+req $EK GET "/v1/environments/$ENV/work?page=garbage"
+check "bad cursor is 400" eq "$STATUS" 400
+req $K GET "/v1/environments/$ENV/work"
+check "API key cannot list work" eq "$STATUS" 403
+
+finish
