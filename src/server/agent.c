@@ -1,33 +1,933 @@
-/* Placeholder until the agent loop lands (being written now): sessions accept
- * events but no model is called. Replaced wholesale by the agent loop. */
+/* The agent loop: one state machine per active session, on the server's event loop.
+ * It rebuilds the Messages history from the event log (agent_view.c), streams the
+ * model's answer through lib/httpc + lib/sse, turns it into session events, retries
+ * failed calls with backoff, and waits for tool results, confirmations and custom
+ * tool results. See docs/server/agent-loop.md.
+ *
+ * The event log is the state: what a step does is derived from it each time, so a
+ * restarted server resumes by simply stepping every active session. Only the retry
+ * count and the last requires_action set live in sessions.loop_state. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
 #include "agent.h"
+#include "agent_view.h"
+#include "api.h"
+#include "err.h"
+#include "events.h"
+#include "httpc.h"
 #include "log.h"
 #include "server.h"
+#include "sessions.h"
+#include "sse.h"
+#include "util.h"
+#include "xalloc.h"
+
+#define MAX_EVENTS_LOADED 100000
+#define MAX_OUTPUT_BYTES (16u << 20) /* text + thinking + tool JSON of one answer */
+#define MAX_ERROR_BODY (64u << 10)
+#define STREAM_IDLE_S 300 /* no byte from the model for this long: give up */
+#define RETRY_CAP_MS 60000
+
+struct asess {
+	char id[80];
+	struct agent_runtime *rt;
+	struct asess *next;
+	struct loop_timer *wake_timer;
+	struct loop_timer *retry_timer;
+	struct httpc_xfer *xfer;
+	unsigned attempt; /* failed attempts of the current model call */
+	char span_id[48]; /* span.model_request_start of the call in flight */
+	char last_stop[24];
+	json_t *agent; /* snapshot used for the call in flight */
+	/* the answer being streamed */
+	struct sse_parser sse;
+	bool sse_ready;
+	json_t *blocks; /* per content index: {type, text|thinking|json, event_id, id, name} */
+	json_t *usage;
+	char *stop_reason;
+	json_t *stream_error;
+	bool got_stop;
+	size_t out_bytes;
+};
+
+struct agent_runtime {
+	struct server *srv;
+	struct httpc *httpc;
+	struct asess *list;
+	unsigned retry_base_ms;
+	unsigned max_tokens;
+};
+
+static void step(struct asess *a);
+
+/* ---- session table ---- */
+
+static struct asess *
+sess_find(struct agent_runtime *rt, const char *id)
+{
+	for (struct asess *a = rt->list; a; a = a->next)
+		if (strcmp(a->id, id) == 0)
+			return a;
+	return NULL;
+}
+
+static void
+answer_reset(struct asess *a)
+{
+	if (a->sse_ready)
+		sse_parser_free(&a->sse);
+	a->sse_ready = false;
+	json_decref(a->blocks);
+	json_decref(a->usage);
+	json_decref(a->stream_error);
+	free(a->stop_reason);
+	a->blocks = a->usage = a->stream_error = NULL;
+	a->stop_reason = NULL;
+	a->got_stop = false;
+	a->out_bytes = 0;
+}
+
+static void
+sess_quiesce(struct asess *a)
+{
+	struct loop *l = a->rt->srv->loop;
+	httpc_cancel(a->xfer);
+	a->xfer = NULL;
+	loop_timer_cancel(l, a->retry_timer);
+	a->retry_timer = NULL;
+	answer_reset(a);
+	json_decref(a->agent);
+	a->agent = NULL;
+}
+
+static void
+sess_free(struct asess *a)
+{
+	struct agent_runtime *rt = a->rt;
+	sess_quiesce(a);
+	loop_timer_cancel(rt->srv->loop, a->wake_timer);
+	for (struct asess **pp = &rt->list; *pp; pp = &(*pp)->next) {
+		if (*pp == a) {
+			*pp = a->next;
+			break;
+		}
+	}
+	free(a);
+}
+
+static void
+on_wake_timer(struct loop *l, void *arg)
+{
+	struct asess *a = arg;
+	(void)l;
+	a->wake_timer = NULL;
+	step(a);
+}
+
+/* Steps run from a zero-delay timer: never inside an HTTP handler's or libcurl's
+ * callback, and several wakes in one loop turn collapse into one step. */
+static void
+schedule(struct agent_runtime *rt, const char *session_id)
+{
+	struct asess *a = sess_find(rt, session_id);
+	if (a == NULL) {
+		if (strlen(session_id) >= sizeof(a->id))
+			return;
+		a = xcalloc(1, sizeof(*a));
+		snprintf(a->id, sizeof(a->id), "%s", session_id);
+		snprintf(a->last_stop, sizeof(a->last_stop), "end_turn");
+		a->rt = rt;
+		a->next = rt->list;
+		rt->list = a;
+	}
+	if (a->wake_timer == NULL)
+		a->wake_timer = loop_timer_add(rt->srv->loop, 0, on_wake_timer, a);
+}
+
+/* ---- log access ---- */
+
+static int
+load_events(struct server *s, const char *session_id, json_t **out)
+{
+	sqlite3_stmt *st = NULL;
+	json_t *arr = json_array();
+	int r = AL_E_IO;
+	if (db_prepare(s->db, "SELECT doc FROM events WHERE session_id = ? ORDER BY seq", &st) != 0)
+		goto out;
+	db_bind_text(st, 1, session_id);
+	int rc;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (json_array_size(arr) >= MAX_EVENTS_LOADED) {
+			r = AL_E_TOOBIG;
+			goto out;
+		}
+		json_t *ev = db_col_json(st, 0);
+		if (ev)
+			json_array_append_new(arr, ev);
+	}
+	if (rc != SQLITE_DONE)
+		goto out;
+	*out = arr;
+	arr = NULL;
+	r = 0;
+out:
+	sqlite3_finalize(st);
+	json_decref(arr);
+	return r;
+}
+
+/* ---- transactions ---- */
+
+struct tx {
+	struct server *s;
+	const char *sid;
+	int r;
+};
+
+static void
+tx_begin(struct tx *t, struct asess *a)
+{
+	t->s = a->rt->srv;
+	t->sid = a->id;
+	t->r = db_begin(t->s->db);
+}
+
+/* Appends ev (stolen) as a processed server event. */
+static void
+tx_emit(struct tx *t, json_t *ev)
+{
+	if (t->r == 0)
+		t->r = events_append_tx(t->s, t->sid, ev, true);
+	json_decref(ev);
+}
+
+static void
+tx_status(struct tx *t, const char *status)
+{
+	if (t->r == 0)
+		t->r = sessions_set_status_tx(t->s, t->sid, status);
+}
+
+static void
+tx_mark(struct tx *t, const json_t *ids)
+{
+	size_t i;
+	json_t *id;
+	json_array_foreach(ids, i, id)
+	{
+		if (t->r == 0)
+			t->r = events_mark_processed_tx(t->s, json_string_value(id));
+	}
+}
+
+static void
+tx_loop_state(struct tx *t, struct asess *a, const json_t *requires_action)
+{
+	json_t *st = json_pack("{s:I, s:s, s:O}", "attempt", (json_int_t)a->attempt, "last_stop",
+	                       a->last_stop, "requires_action", requires_action);
+	if (t->r == 0)
+		t->r = sessions_loop_state_set_tx(t->s, t->sid, st);
+	json_decref(st);
+}
+
+static int
+tx_end(struct tx *t)
+{
+	if (t->r == 0 && (t->r = db_commit(t->s->db)) == 0) {
+		events_publish(t->s);
+		return 0;
+	}
+	db_rollback(t->s->db);
+	events_discard(t->s);
+	log_error("agent loop could not store its events", "session_id", t->sid, "error",
+	          al_strerror(t->r));
+	return t->r;
+}
+
+static json_t *
+ev_new(const char *type)
+{
+	return json_pack("{s:s}", "type", type);
+}
+
+static json_t *
+idle_event(const char *stop_type, const json_t *event_ids)
+{
+	json_t *sr = json_pack("{s:s}", "type", stop_type);
+	if (event_ids)
+		json_object_set(sr, "event_ids", (json_t *)event_ids);
+	return json_pack("{s:s, s:o, s:n}", "type", "session.status_idle", "stop_reason", sr,
+	                 "stop_details");
+}
+
+static json_t *
+span_end_event(const char *start_id, bool is_error, const json_t *usage)
+{
+	json_t *mu = json_pack(
+	    "{s:I, s:I, s:I, s:I}", "input_tokens",
+	    json_integer_value(json_object_get(usage, "input_tokens")), "output_tokens",
+	    json_integer_value(json_object_get(usage, "output_tokens")), "cache_read_input_tokens",
+	    json_integer_value(json_object_get(usage, "cache_read_input_tokens")),
+	    "cache_creation_input_tokens",
+	    json_integer_value(json_object_get(usage, "cache_creation_input_tokens")));
+	return json_pack("{s:s, s:s, s:b, s:o}", "type", "span.model_request_end",
+	                 "model_request_start_id", start_id, "is_error", is_error, "model_usage",
+	                 mu);
+}
+
+/* ---- model call ---- */
+
+static const char *
+error_kind(int status, const char *api_type)
+{
+	if (status == 529 || (api_type && strcmp(api_type, "overloaded_error") == 0))
+		return "model_overloaded_error";
+	if (status == 429 || (api_type && strcmp(api_type, "rate_limit_error") == 0))
+		return "model_rate_limited_error";
+	return "model_request_failed_error";
+}
+
+static void on_retry_timer(struct loop *l, void *arg);
+
+/* A model call failed: record it, then retry with backoff or give up. */
+static void
+call_failed(struct asess *a, bool retryable, const char *kind, const char *message,
+            long retry_after_ms)
+{
+	struct agent_runtime *rt = a->rt;
+	struct tx t;
+	bool again;
+	json_t *none = json_array();
+
+	a->xfer = NULL;
+	a->attempt++;
+	again = retryable && a->attempt <= rt->srv->cfg.model_max_retries;
+	log_warn("model call failed", "session_id", a->id, "error", kind, "message", message,
+	         "retry", again ? "yes" : "no");
+	tx_begin(&t, a);
+	tx_emit(&t, span_end_event(a->span_id, true, NULL));
+	tx_emit(&t, json_pack("{s:s, s:{s:s, s:s, s:{s:s}}}", "type", "session.error", "error",
+	                      "type", kind, "message", message, "retry_status", "type",
+	                      again ? "retrying" : (retryable ? "exhausted" : "terminal")));
+	if (again) {
+		tx_status(&t, "rescheduling");
+		tx_emit(&t, ev_new("session.status_rescheduled"));
+	} else {
+		/* A refused request (4xx) will not get better by asking again either: both
+		 * end the turn with retries_exhausted, the error says which it was. */
+		a->attempt = 0;
+		tx_status(&t, "idle");
+		tx_emit(&t, idle_event("retries_exhausted", NULL));
+	}
+	tx_loop_state(&t, a, none);
+	tx_end(&t);
+	json_decref(none);
+	answer_reset(a);
+	json_decref(a->agent);
+	a->agent = NULL;
+	if (!again)
+		return;
+	uint64_t delay = (uint64_t)rt->retry_base_ms << (a->attempt - 1 < 16 ? a->attempt - 1 : 16);
+	if (delay > RETRY_CAP_MS)
+		delay = RETRY_CAP_MS;
+	/* ±25% jitter so sessions that failed together do not retry together. */
+	uint16_t rnd;
+	random_bytes(&rnd, sizeof(rnd));
+	delay = delay * 3 / 4 + delay * (uint64_t)rnd / 65535 / 2;
+	if (retry_after_ms >= 0)
+		delay = (uint64_t)(retry_after_ms < RETRY_CAP_MS ? retry_after_ms : RETRY_CAP_MS);
+	a->retry_timer = loop_timer_add(rt->srv->loop, delay, on_retry_timer, a);
+}
+
+static void
+on_retry_timer(struct loop *l, void *arg)
+{
+	struct asess *a = arg;
+	(void)l;
+	a->retry_timer = NULL;
+	step(a);
+}
+
+static json_t *
+block_at(struct asess *a, const json_t *data, bool create)
+{
+	json_t *idx = json_object_get(data, "index");
+	if (!json_is_integer(idx) || json_integer_value(idx) < 0 || json_integer_value(idx) > 4096)
+		return NULL;
+	size_t i = (size_t)json_integer_value(idx);
+	if (create && i == json_array_size(a->blocks))
+		json_array_append_new(a->blocks, json_object());
+	return json_array_get(a->blocks, i);
+}
+
+static int
+append_str(struct asess *a, json_t *blk, const char *key, const char *piece)
+{
+	if (piece == NULL)
+		return AL_E_PROTO;
+	size_t n = strlen(piece);
+	if (a->out_bytes + n > MAX_OUTPUT_BYTES)
+		return AL_E_TOOBIG;
+	a->out_bytes += n;
+	const char *cur = json_string_value(json_object_get(blk, key));
+	char *joined = xasprintf("%s%s", cur ? cur : "", piece);
+	json_object_set_new(blk, key, json_string(joined));
+	free(joined);
+	return 0;
+}
+
+/* One Messages stream event. Anything malformed aborts the call as a protocol error
+ * (retried like a dropped connection): a model reply never crashes the server. */
+static int
+on_model_event(const struct sse_event *sev, void *arg)
+{
+	struct asess *a = arg;
+	struct server *s = a->rt->srv;
+	json_t *d = json_loadb(sev->data.p, sev->data.len, 0, NULL);
+	const char *type = json_string_value(json_object_get(d, "type"));
+	int r = 0;
+
+	if (sev->event.len == 4 && memcmp(sev->event.p, "ping", 4) == 0)
+		goto out;
+	if (type == NULL) {
+		r = AL_E_PROTO;
+		goto out;
+	}
+	if (strcmp(type, "message_start") == 0) {
+		json_decref(a->usage);
+		a->usage = json_deep_copy(json_object_get(json_object_get(d, "message"), "usage"));
+	} else if (strcmp(type, "content_block_start") == 0) {
+		json_t *blk = block_at(a, d, true);
+		json_t *cb = json_object_get(d, "content_block");
+		const char *bt = json_string_value(json_object_get(cb, "type"));
+		if (blk == NULL || bt == NULL || json_object_size(blk) != 0) {
+			r = AL_E_PROTO;
+			goto out;
+		}
+		json_object_set_new(blk, "type", json_string(bt));
+		if (strcmp(bt, "text") == 0 || strcmp(bt, "thinking") == 0) {
+			char *eid = id_new("sevt_");
+			json_object_set_new(blk, "event_id", json_string(eid));
+			events_delta_start(s, a->id, eid,
+			                   strcmp(bt, "text") == 0 ? "agent.message"
+			                                           : "agent.thinking");
+			free(eid);
+			const char *init = json_string_value(json_object_get(cb, bt));
+			if (init && *init)
+				r = append_str(a, blk, bt, init);
+		} else if (strcmp(bt, "tool_use") == 0) {
+			const char *name = json_string_value(json_object_get(cb, "name"));
+			if (name == NULL) {
+				r = AL_E_PROTO;
+				goto out;
+			}
+			json_object_set_new(blk, "name", json_string(name));
+			json_object_set_new(blk, "json", json_string(""));
+		}
+	} else if (strcmp(type, "content_block_delta") == 0) {
+		json_t *blk = block_at(a, d, false);
+		json_t *delta = json_object_get(d, "delta");
+		const char *dt = json_string_value(json_object_get(delta, "type"));
+		if (blk == NULL || dt == NULL) {
+			r = AL_E_PROTO;
+			goto out;
+		}
+		if (strcmp(dt, "text_delta") == 0) {
+			const char *piece = json_string_value(json_object_get(delta, "text"));
+			if ((r = append_str(a, blk, "text", piece)) == 0)
+				events_delta_text(
+				    s, a->id, json_string_value(json_object_get(blk, "event_id")),
+				    0, piece);
+		} else if (strcmp(dt, "thinking_delta") == 0) {
+			r = append_str(a, blk, "thinking",
+			               json_string_value(json_object_get(delta, "thinking")));
+		} else if (strcmp(dt, "input_json_delta") == 0) {
+			r = append_str(a, blk, "json",
+			               json_string_value(json_object_get(delta, "partial_json")));
+		}
+		/* signature_delta, citations_delta: nothing the session events carry */
+	} else if (strcmp(type, "message_delta") == 0) {
+		const char *sr =
+		    json_string_value(json_object_get(json_object_get(d, "delta"), "stop_reason"));
+		if (sr) {
+			free(a->stop_reason);
+			a->stop_reason = xstrdup(sr);
+		}
+		json_t *u = json_object_get(d, "usage");
+		if (json_is_object(u)) {
+			if (a->usage == NULL)
+				a->usage = json_object();
+			json_object_update(a->usage, u);
+		}
+	} else if (strcmp(type, "message_stop") == 0) {
+		a->got_stop = true;
+	} else if (strcmp(type, "error") == 0) {
+		json_decref(a->stream_error);
+		a->stream_error = json_incref(json_object_get(d, "error"));
+		if (a->stream_error == NULL)
+			a->stream_error = json_object();
+	}
+out:
+	json_decref(d);
+	return r;
+}
+
+static int
+on_model_data(struct httpc_xfer *x, const char *p, size_t n, void *arg)
+{
+	struct asess *a = arg;
+	(void)x;
+	return sse_parser_feed(&a->sse, p, n);
+}
+
+/* Persists a complete answer as session events, all in one transaction so a worker
+ * never sees a tool call before the span that produced it is closed. */
+static void
+answer_commit(struct asess *a)
+{
+	struct tx t;
+	json_t *events = json_array(), *none = json_array(), *sdoc = NULL;
+	size_t i;
+	json_t *blk;
+
+	/* Parse tool inputs first: a broken one fails the whole call before anything is
+	 * stored, and the call is retried. */
+	json_array_foreach(a->blocks, i, blk)
+	{
+		const char *bt = json_string_value(json_object_get(blk, "type"));
+		if (bt == NULL)
+			continue;
+		if (strcmp(bt, "text") == 0) {
+			const char *text = json_string_value(json_object_get(blk, "text"));
+			if (text == NULL || *text == '\0')
+				continue;
+			json_array_append_new(
+			    events, json_pack("{s:s, s:O, s:[{s:s, s:s}]}", "type", "agent.message",
+			                      "id", json_object_get(blk, "event_id"), "content",
+			                      "type", "text", "text", text));
+		} else if (strcmp(bt, "thinking") == 0) {
+			json_array_append_new(events,
+			                      json_pack("{s:s, s:O}", "type", "agent.thinking",
+			                                "id", json_object_get(blk, "event_id")));
+		} else if (strcmp(bt, "tool_use") == 0) {
+			const char *js = json_string_value(json_object_get(blk, "json"));
+			const char *name = json_string_value(json_object_get(blk, "name"));
+			json_t *input = (js && *js) ? json_loads(js, 0, NULL) : json_object();
+			if (!json_is_object(input)) {
+				json_decref(input);
+				json_decref(events);
+				json_decref(none);
+				call_failed(a, true, "model_request_failed_error",
+				            "the model sent tool input that is not a JSON object",
+				            -1);
+				return;
+			}
+			struct agent_tool_eval e;
+			agent_tool_evaluate(a->agent, name, &e);
+			json_t *ev;
+			if (e.kind == AGENT_TOOL_CUSTOM) {
+				ev = json_pack("{s:s, s:s, s:o}", "type", "agent.custom_tool_use",
+				               "name", name, "input", input);
+			} else {
+				ev = json_pack("{s:s, s:s, s:o, s:s}", "type", "agent.tool_use",
+				               "name", name, "input", input, "evaluated_permission",
+				               e.permission);
+				if (e.evaluation)
+					json_object_set(ev, "evaluation", e.evaluation);
+			}
+			json_decref(e.evaluation);
+			json_array_append_new(events, ev);
+		}
+	}
+	tx_begin(&t, a);
+	json_array_foreach(events, i, blk) tx_emit(&t, json_incref(blk));
+	tx_emit(&t, span_end_event(a->span_id, false, a->usage));
+	if (t.r == 0 && a->usage)
+		t.r = sessions_add_usage_tx(t.s, a->id, a->usage);
+	if (t.r == 0 && (t.r = sessions_get(t.s, a->id, &sdoc)) == 0) {
+		json_t *u = json_object_get(sdoc, "usage");
+		tx_emit(&t, json_pack("{s:s, s:O}", "type", "session.usage", "usage",
+		                      u ? u : json_object()));
+	}
+	a->attempt = 0;
+	snprintf(a->last_stop, sizeof(a->last_stop), "%s",
+	         a->stop_reason && strcmp(a->stop_reason, "refusal") == 0 ? "refusal" : "end_turn");
+	tx_loop_state(&t, a, none);
+	tx_end(&t);
+	json_decref(sdoc);
+	json_decref(events);
+	json_decref(none);
+	answer_reset(a);
+	json_decref(a->agent);
+	a->agent = NULL;
+	schedule(a->rt, a->id);
+}
+
+static long
+retry_after_ms(struct httpc_xfer *x)
+{
+	const char *v;
+	uint64_t n;
+	if ((v = httpc_xfer_header(x, "retry-after-ms")) && parse_uint_cstr(v, 86400000, &n) == 0)
+		return (long)n;
+	if ((v = httpc_xfer_header(x, "retry-after")) && parse_uint_cstr(v, 86400, &n) == 0)
+		return (long)(n * 1000);
+	return -1;
+}
+
+static void
+on_model_done(struct httpc_xfer *x, const struct httpc_response *resp, void *arg)
+{
+	struct asess *a = arg;
+	char msg[512];
+
+	a->xfer = NULL;
+	if (resp->err == 0 && resp->status >= 200 && resp->status < 300 && a->got_stop &&
+	    a->stream_error == NULL) {
+		answer_commit(a);
+		return;
+	}
+	if (a->stream_error) {
+		const char *et = json_string_value(json_object_get(a->stream_error, "type"));
+		const char *em = json_string_value(json_object_get(a->stream_error, "message"));
+		snprintf(msg, sizeof(msg), "model stream error: %s: %s", et ? et : "unknown",
+		         em ? em : "");
+		bool retryable = et == NULL || strcmp(et, "overloaded_error") == 0 ||
+		                 strcmp(et, "api_error") == 0 ||
+		                 strcmp(et, "rate_limit_error") == 0 ||
+		                 strcmp(et, "timeout_error") == 0;
+		call_failed(a, retryable, error_kind(0, et), msg, -1);
+		return;
+	}
+	if (resp->status >= 300 || (resp->status > 0 && resp->status < 200)) {
+		json_t *body =
+		    json_loadb(resp->body.data ? resp->body.data : "", resp->body.len, 0, NULL);
+		json_t *err = json_object_get(body, "error");
+		const char *et = json_string_value(json_object_get(err, "type"));
+		const char *em = json_string_value(json_object_get(err, "message"));
+		const char *sr = httpc_xfer_header(x, "x-should-retry");
+		bool retryable = resp->status == 408 || resp->status == 409 ||
+		                 resp->status == 429 || resp->status >= 500;
+		if (sr && strcmp(sr, "true") == 0)
+			retryable = true;
+		else if (sr && strcmp(sr, "false") == 0)
+			retryable = false;
+		/* The provider's message, never our request: it could echo the key. */
+		snprintf(msg, sizeof(msg), "model provider answered %d %s: %s", resp->status,
+		         et ? et : "", em ? em : "");
+		call_failed(a, retryable, error_kind(resp->status, et), msg, retry_after_ms(x));
+		json_decref(body);
+		return;
+	}
+	if (resp->err != 0)
+		snprintf(msg, sizeof(msg), "model request failed: %s%s%s", al_strerror(resp->err),
+		         resp->errmsg && *resp->errmsg ? ": " : "",
+		         resp->errmsg ? resp->errmsg : "");
+	else
+		snprintf(msg, sizeof(msg), "model stream ended before message_stop");
+	call_failed(a, true, "model_request_failed_error", msg, -1);
+}
+
+static void
+call_model(struct asess *a, json_t *sdoc, const struct agent_view *v, const char *status)
+{
+	struct agent_runtime *rt = a->rt;
+	struct server *s = rt->srv;
+	struct tx t;
+	json_t *none = json_array();
+	char *span = id_new("sevt_");
+	char *key_hdr = NULL, *url = NULL, *body_text = NULL;
+
+	snprintf(a->span_id, sizeof(a->span_id), "%s", span);
+	tx_begin(&t, a);
+	if (strcmp(status, "running") != 0) {
+		tx_status(&t, "running");
+		tx_emit(&t, ev_new("session.status_running"));
+	}
+	tx_emit(&t, json_pack("{s:s, s:s}", "type", "span.model_request_start", "id", span));
+	tx_mark(&t, v->unprocessed);
+	tx_mark(&t, v->acks);
+	tx_loop_state(&t, a, none);
+	json_decref(none);
+	free(span);
+	if (tx_end(&t) != 0)
+		return;
+
+	answer_reset(a);
+	a->blocks = json_array();
+	sse_parser_init(&a->sse, 0, 0, on_model_event, a);
+	a->sse_ready = true;
+	json_decref(a->agent);
+	a->agent = json_incref(json_object_get(sdoc, "agent"));
+	json_t *body = agent_request_body(a->agent, v->messages, rt->max_tokens);
+	body_text = json_dumps(body, JSON_COMPACT);
+	json_decref(body);
+	const char *base = s->cfg.model_base_url ? s->cfg.model_base_url : "";
+	size_t blen = strlen(base);
+	while (blen > 0 && base[blen - 1] == '/')
+		blen--;
+	url = xasprintf("%.*s/v1/messages", (int)blen, base);
+	key_hdr = xasprintf("x-api-key: %s", s->cfg.model_api_key ? s->cfg.model_api_key : "");
+	const char *headers[] = {"content-type: application/json", "accept: text/event-stream",
+	                         "anthropic-version: 2023-06-01", key_hdr};
+	struct httpc_request req = {
+	    .method = "POST",
+	    .url = url,
+	    .headers = headers,
+	    .nheaders = ARRAY_LEN(headers),
+	    .body = body_text,
+	    .body_len = body_text ? strlen(body_text) : 0,
+	    .idle_timeout_s = STREAM_IDLE_S,
+	    .max_body = MAX_ERROR_BODY,
+	    .on_data = on_model_data,
+	    .on_done = on_model_done,
+	    .arg = a,
+	};
+	log_info("model call", "session_id", a->id, "model",
+	         json_string_value(json_object_get(json_object_get(a->agent, "model"), "id")));
+	int r = httpc_start(rt->httpc, &req, &a->xfer);
+	secret_free(key_hdr);
+	free(url);
+	free(body_text);
+	if (r != 0) {
+		a->xfer = NULL;
+		call_failed(a, false, "model_request_failed_error",
+		            "cannot start the model request (check AIRLOCK_MODEL_BASE_URL)", -1);
+	}
+}
+
+/* ---- the step ---- */
+
+static bool
+same_ids(const json_t *a, const json_t *b)
+{
+	return json_is_array(a) && json_is_array(b) && json_equal(a, b);
+}
+
+static void
+step(struct asess *a)
+{
+	struct agent_runtime *rt = a->rt;
+	struct server *s = rt->srv;
+	json_t *events = NULL, *sdoc = NULL, *lstate = NULL;
+	struct agent_view v;
+	bool have_view = false;
+	struct tx t;
+
+	for (int round = 0; round < 4; round++) {
+		if (have_view)
+			agent_view_free(&v);
+		have_view = false;
+		json_decref(events);
+		json_decref(sdoc);
+		json_decref(lstate);
+		events = sdoc = lstate = NULL;
+		if (sessions_get(s, a->id, &sdoc) != 0) {
+			sess_free(a); /* deleted */
+			goto out_freed;
+		}
+		const char *status = json_string_value(json_object_get(sdoc, "status"));
+		if (status == NULL || strcmp(status, "terminated") == 0 ||
+		    !json_is_null(json_object_get(sdoc, "archived_at"))) {
+			sess_free(a);
+			goto out_freed;
+		}
+		if (load_events(s, a->id, &events) != 0) {
+			log_error("agent loop cannot read the event log", "session_id", a->id);
+			goto out;
+		}
+		sessions_loop_state_get(s, a->id, &lstate);
+		if (lstate && a->attempt == 0 && !a->xfer && !a->retry_timer) {
+			json_int_t at = json_integer_value(json_object_get(lstate, "attempt"));
+			a->attempt = at > 0 && at < 1000 ? (unsigned)at : 0;
+		}
+		const json_t *prev_ra = json_object_get(lstate, "requires_action");
+		agent_view_build(events, &v);
+		have_view = true;
+
+		if (v.interrupt_pending) {
+			/* user.interrupt jumps the queue: cancel the call, end the turn. */
+			bool was_busy = a->xfer || a->retry_timer;
+			sess_quiesce(a);
+			a->attempt = 0;
+			json_t *none = json_array();
+			tx_begin(&t, a);
+			if (v.open_span)
+				tx_emit(&t, span_end_event(v.open_span, true, NULL));
+			tx_mark(&t, v.acks);
+			if (was_busy || strcmp(status, "idle") != 0 || json_array_size(prev_ra)) {
+				tx_status(&t, "idle");
+				tx_emit(&t, idle_event("end_turn", NULL));
+			}
+			tx_loop_state(&t, a, none);
+			json_decref(none);
+			if (tx_end(&t) != 0)
+				goto out;
+			log_info("turn interrupted", "session_id", a->id);
+			continue;
+		}
+		if (a->xfer || a->retry_timer)
+			goto out; /* the call in flight picks up new input when it ends */
+		if (v.open_span) {
+			/* A call that was in flight when the server stopped: close its span;
+			 * the input it carried is still unanswered, so it runs again. */
+			tx_begin(&t, a);
+			tx_emit(&t, span_end_event(v.open_span, true, NULL));
+			if (tx_end(&t) != 0)
+				goto out;
+			continue;
+		}
+		if (json_array_size(v.to_deny)) {
+			size_t i;
+			json_t *d;
+			tx_begin(&t, a);
+			json_array_foreach(v.to_deny, i, d)
+			{
+				tx_emit(&t, json_pack("{s:s, s:O, s:[{s:s, s:O}], s:b}", "type",
+				                      "agent.tool_result", "tool_use_id",
+				                      json_object_get(d, "id"), "content", "type",
+				                      "text", "text", json_object_get(d, "message"),
+				                      "is_error", 1));
+			}
+			tx_mark(&t, v.acks);
+			if (tx_end(&t) != 0)
+				goto out;
+			continue;
+		}
+		if (v.needs_model) {
+			call_model(a, sdoc, &v, status);
+			goto out;
+		}
+		if (json_array_size(v.blocked)) {
+			/* The client must act; say so again whenever the set changed (some
+			 * confirmations arrived, others are still missing). */
+			if (strcmp(status, "idle") == 0 && same_ids(prev_ra, v.blocked) &&
+			    json_array_size(v.acks) == 0)
+				goto out;
+			tx_begin(&t, a);
+			tx_mark(&t, v.acks);
+			if (strcmp(status, "idle") != 0 || !same_ids(prev_ra, v.blocked)) {
+				tx_status(&t, "idle");
+				tx_emit(&t, idle_event("requires_action", v.blocked));
+			}
+			tx_loop_state(&t, a, v.blocked);
+			tx_end(&t);
+			goto out;
+		}
+		if (v.waiting) {
+			/* Allowed calls run on the worker; the session is busy until their
+			 * results arrive. */
+			json_t *none = json_array();
+			tx_begin(&t, a);
+			tx_mark(&t, v.acks);
+			if (strcmp(status, "running") != 0) {
+				tx_status(&t, "running");
+				tx_emit(&t, ev_new("session.status_running"));
+			}
+			tx_loop_state(&t, a, none);
+			json_decref(none);
+			tx_end(&t);
+			goto out;
+		}
+		/* Nothing open and nothing new: the turn is over. */
+		if (strcmp(status, "idle") != 0 || json_array_size(v.acks)) {
+			json_t *none = json_array();
+			tx_begin(&t, a);
+			tx_mark(&t, v.acks);
+			if (strcmp(status, "idle") != 0) {
+				tx_status(&t, "idle");
+				tx_emit(&t, idle_event(a->last_stop, NULL));
+			}
+			tx_loop_state(&t, a, none);
+			json_decref(none);
+			tx_end(&t);
+		}
+		goto out;
+	}
+	log_warn("agent loop step did not settle", "session_id", a->id);
+out:
+	if (have_view)
+		agent_view_free(&v);
+out_freed:
+	json_decref(events);
+	json_decref(sdoc);
+	json_decref(lstate);
+}
+
+/* ---- module interface ---- */
 
 void
 agent_session_wake(struct server *s, const char *session_id)
 {
-	(void)s;
-	log_warn("agent loop not built yet; session events are stored only", "session_id",
-		 session_id);
+	if (s->agents == NULL || session_id == NULL)
+		return;
+	schedule(s->agents, session_id);
 }
 
 void
 agent_session_drop(struct server *s, const char *session_id)
 {
-	(void)s;
-	(void)session_id;
+	struct asess *a;
+	if (s->agents == NULL || session_id == NULL)
+		return;
+	if ((a = sess_find(s->agents, session_id)) != NULL)
+		sess_free(a);
+}
+
+static unsigned
+env_uint(const char *name, unsigned dflt, unsigned lo, unsigned hi)
+{
+	const char *v = getenv(name);
+	uint64_t n;
+	if (v == NULL || *v == '\0')
+		return dflt;
+	if (parse_uint_cstr(v, hi, &n) != 0 || n < lo) {
+		log_warn("ignoring out-of-range setting", "name", name, "value", v);
+		return dflt;
+	}
+	return (unsigned)n;
 }
 
 int
 agent_init(struct server *s)
 {
-	(void)s;
+	struct agent_runtime *rt = xcalloc(1, sizeof(*rt));
+	char **ids = NULL;
+	size_t n = 0;
+
+	rt->srv = s;
+	rt->httpc = httpc_new(s->loop, NULL);
+	if (rt->httpc == NULL) {
+		free(rt);
+		return AL_E_INTERNAL;
+	}
+	/* Backoff base and answer budget; tests shorten the first. */
+	rt->retry_base_ms = env_uint("AIRLOCK_MODEL_RETRY_BASE_MS", 1000, 1, 60000);
+	rt->max_tokens = env_uint("AIRLOCK_MODEL_MAX_TOKENS", 8192, 1, 1000000);
+	s->agents = rt;
+	/* Sessions that were running when the server stopped continue from the log. */
+	if (sessions_list_active(s, &ids, &n) == 0) {
+		for (size_t i = 0; i < n; i++) {
+			log_info("resuming session", "session_id", ids[i]);
+			schedule(rt, ids[i]);
+			free(ids[i]);
+		}
+		free(ids);
+	}
 	return 0;
 }
 
 void
 agent_shutdown(struct server *s)
 {
-	(void)s;
+	struct agent_runtime *rt = s->agents;
+	if (rt == NULL)
+		return;
+	while (rt->list)
+		sess_free(rt->list);
+	httpc_free(rt->httpc);
+	free(rt);
+	s->agents = NULL;
 }

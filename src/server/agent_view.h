@@ -1,0 +1,58 @@
+/* The agent loop's pure half: from a session's agent snapshot and event log to the
+ * next Messages API request and to what the loop waits for (tool results,
+ * confirmations, custom results). No I/O, so it is unit-tested table by table and a
+ * restarted server derives the same state from the same log. */
+#ifndef AL_SERVER_AGENT_VIEW_H
+#define AL_SERVER_AGENT_VIEW_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include <jansson.h>
+
+/* The agent toolset's built-in tools that the worker runs; web_fetch and web_search
+ * run in the control plane and are not offered to the model yet. */
+extern const char *const agent_worker_tools[];
+
+enum agent_tool_kind {
+	AGENT_TOOL_BUILTIN, /* enabled agent toolset tool: agent.tool_use */
+	AGENT_TOOL_CUSTOM,  /* custom tool: agent.custom_tool_use */
+	AGENT_TOOL_UNKNOWN, /* not offered to the model: agent.tool_use denied at once */
+};
+
+struct agent_tool_eval {
+	enum agent_tool_kind kind;
+	const char *permission; /* "allow" | "ask" | "deny" (built-in and unknown) */
+	json_t *evaluation;     /* {type:always_allow|always_ask|auto,...}; NULL for others */
+};
+
+/* Classifies a tool call the model made, per the snapshot's permission policies
+ * (tools.md §14.3; `auto` is a fixed rule set). Free out->evaluation with json_decref. */
+void agent_tool_evaluate(const json_t *agent, const char *name, struct agent_tool_eval *out);
+
+/* The Messages API `tools` list for the snapshot: enabled worker tools with the
+ * official SDK's input schemas, then custom tools as declared. New reference. */
+json_t *agent_request_tools(const json_t *agent);
+
+/* The whole streaming request body (model, max_tokens, system, tools, messages).
+ * New reference; messages is borrowed. */
+json_t *agent_request_body(const json_t *agent, const json_t *messages, unsigned max_tokens);
+
+struct agent_view {
+	json_t *messages;       /* Messages API history rebuilt from the log */
+	json_t *blocked;        /* event ids waiting on the client: ask without a confirmation,
+	                         * custom calls without a result */
+	json_t *to_deny;        /* [{id, name, message}]: denied calls with no result recorded */
+	size_t waiting;         /* allowed calls waiting for a worker's user.tool_result */
+	bool needs_model;       /* input the model has not answered and nothing is open */
+	bool interrupt_pending; /* a user.interrupt not yet processed */
+	json_t *unprocessed;    /* ids of queued user.message events (processed_at null) */
+	json_t *acks;           /* ids of queued confirmations and interrupts */
+	char *open_span;        /* id of a span.model_request_start without its end, or NULL */
+};
+
+/* Walks the event docs (in log order) into v. events is borrowed. */
+void agent_view_build(const json_t *events, struct agent_view *v);
+void agent_view_free(struct agent_view *v);
+
+#endif

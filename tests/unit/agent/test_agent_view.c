@@ -1,0 +1,343 @@
+/* Unit tests for the agent loop's pure half (src/server/agent_view.c): event log →
+ * Messages history, open tool calls, and the decision to call the model. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <cmocka.h>
+#include <jansson.h>
+
+#include "server/agent_view.h"
+
+static json_t *
+J(const char *text)
+{
+	json_error_t e;
+	json_t *v = json_loads(text, 0, &e);
+	if (v == NULL)
+		fail_msg("bad test JSON at %d: %s", e.position, e.text);
+	return v;
+}
+
+static void
+assert_json_eq(const json_t *got, const char *want_text)
+{
+	json_t *want = J(want_text);
+	if (!json_equal(got, want)) {
+		char *g = json_dumps(got, JSON_COMPACT | JSON_SORT_KEYS);
+		char *w = json_dumps(want, JSON_COMPACT | JSON_SORT_KEYS);
+		print_error("got  %s\nwant %s\n", g, w);
+		free(g);
+		free(w);
+		json_decref(want);
+		fail();
+	}
+	json_decref(want);
+}
+
+#define UMSG(id, text, processed)                                                                  \
+	"{\"type\":\"user.message\",\"id\":\"" id "\",\"processed_at\":" processed                 \
+	",\"content\":[{\"type\":\"text\",\"text\":\"" text "\"}]}"
+#define SPAN_START(id)                                                                             \
+	"{\"type\":\"span.model_request_start\",\"id\":\"" id "\",\"processed_at\":\"t\"}"
+#define SPAN_END(err)                                                                              \
+	"{\"type\":\"span.model_request_end\",\"id\":\"e\",\"is_error\":" err                      \
+	",\"processed_at\":\"t\"}"
+#define AMSG(text)                                                                                 \
+	"{\"type\":\"agent.message\",\"id\":\"am\",\"processed_at\":\"t\",\"content\":[{\"type\":" \
+	"\"text\",\"text\":\"" text "\"}]}"
+#define TOOL(id, name, perm)                                                                       \
+	"{\"type\":\"agent.tool_use\",\"id\":\"" id "\",\"name\":\"" name                          \
+	"\",\"input\":{\"command\":\"ls\"},\"evaluated_permission\":\"" perm                       \
+	"\",\"processed_at\":\"t\"}"
+#define RESULT(id, text)                                                                           \
+	"{\"type\":\"user.tool_result\",\"id\":\"r" id "\",\"tool_use_id\":\"" id                  \
+	"\",\"content\":[{\"type\":\"text\",\"text\":\"" text "\"}],\"is_error\":false,"           \
+	"\"processed_at\":\"t\"}"
+
+struct view_case {
+	const char *name;
+	const char *events;
+	bool needs_model;
+	size_t waiting;
+	const char *blocked;
+	const char *messages; /* NULL: not checked */
+	const char *unprocessed;
+	bool interrupt_pending;
+	bool open_span;
+};
+
+static const struct view_case view_cases[] = {
+    {"first message", "[" UMSG("u1", "hi", "null") "]", true, 0, "[]",
+     "[{\"role\":\"user\",\"content\":[{\"type\":\"text\",\"text\":\"hi\"}]}]", "[\"u1\"]", false,
+     false},
+    {"answered turn",
+     "[" UMSG("u1", "hi", "\"t\"") "," SPAN_START("s1") "," AMSG("hello") "," SPAN_END("false") "]",
+     false, 0, "[]",
+     "[{\"role\":\"user\",\"content\":[{\"type\":\"text\",\"text\":\"hi\"}]},"
+     "{\"role\":\"assistant\",\"content\":[{\"type\":\"text\",\"text\":\"hello\"}]}]",
+     "[]", false, false},
+    {"failed request is retried on wake",
+     "[" UMSG("u1", "hi", "\"t\"") "," SPAN_START("s1") "," SPAN_END("true") "]", true, 0, "[]",
+     NULL, "[]", false, false},
+    {"request in flight at restart", "[" UMSG("u1", "hi", "\"t\"") "," SPAN_START("s1") "]", true,
+     0, "[]", NULL, "[]", false, true},
+    {"worker tool pending",
+     "[" UMSG("u1", "ls", "\"t\"") "," SPAN_START("s1") "," AMSG("running") "," TOOL(
+         "t1", "bash", "allow") "," SPAN_END("false") "]",
+     false, 1, "[]", NULL, "[]", false, false},
+    {"worker tool answered",
+     "[" UMSG("u1", "ls", "\"t\"") "," SPAN_START("s1") "," AMSG("running") "," TOOL(
+         "t1", "bash", "allow") "," SPAN_END("false") "," RESULT("t1", "a b c") "]",
+     true, 0, "[]",
+     "[{\"role\":\"user\",\"content\":[{\"type\":\"text\",\"text\":\"ls\"}]},"
+     "{\"role\":\"assistant\",\"content\":[{\"type\":\"text\",\"text\":\"running\"},"
+     "{\"type\":\"tool_use\",\"id\":\"t1\",\"name\":\"bash\",\"input\":{\"command\":\"ls\"}}]},"
+     "{\"role\":\"user\",\"content\":[{\"type\":\"tool_result\",\"tool_use_id\":\"t1\","
+     "\"content\":[{\"type\":\"text\",\"text\":\"a b c\"}]}]}]",
+     "[]", false, false},
+    {"duplicate result counts once",
+     "[" UMSG("u1", "ls", "\"t\"") "," SPAN_START("s1") "," TOOL(
+         "t1", "bash", "allow") "," SPAN_END("false") "," RESULT("t1", "one") "," RESULT("t1",
+                                                                                         "two") "]",
+     true, 0, "[]",
+     "[{\"role\":\"user\",\"content\":[{\"type\":\"text\",\"text\":\"ls\"}]},"
+     "{\"role\":\"assistant\",\"content\":[{\"type\":\"tool_use\",\"id\":\"t1\",\"name\":\"bash\","
+     "\"input\":{\"command\":\"ls\"}}]},"
+     "{\"role\":\"user\",\"content\":[{\"type\":\"tool_result\",\"tool_use_id\":\"t1\","
+     "\"content\":[{\"type\":\"text\",\"text\":\"one\"}]}]}]",
+     "[]", false, false},
+    {"ask blocks until confirmed",
+     "[" UMSG("u1", "ls", "\"t\"") "," SPAN_START("s1") "," TOOL("t1", "bash",
+                                                                 "ask") "," SPAN_END("false") "]",
+     false, 0, "[\"t1\"]", NULL, "[]", false, false},
+    {"allow confirmation waits for the worker",
+     "[" UMSG("u1", "ls", "\"t\"") "," SPAN_START("s1") "," TOOL("t1", "bash", "ask") "," SPAN_END(
+         "false") ","
+                  "{\"type\":\"user.tool_confirmation\",\"id\":\"c1\",\"tool_use_id\":\"t1\","
+                  "\"result\":\"allow\",\"processed_at\":null}]",
+     false, 1, "[]", NULL, "[]", false, false},
+    {"custom tool blocks until its result",
+     "[" UMSG("u1", "q", "\"t\"") "," SPAN_START(
+         "s1") ","
+               "{\"type\":\"agent.custom_tool_use\",\"id\":\"k1\",\"name\":\"lookup\",\"input\":{},"
+               "\"processed_at\":\"t\"}," SPAN_END("false") "]",
+     false, 0, "[\"k1\"]", NULL, "[]", false, false},
+    {"custom tool answered",
+     "[" UMSG("u1", "q", "\"t\"") "," SPAN_START(
+         "s1") ","
+               "{\"type\":\"agent.custom_tool_use\",\"id\":\"k1\",\"name\":\"lookup\",\"input\":{},"
+               "\"processed_at\":\"t\"}," SPAN_END(
+                   "false") ","
+                            "{\"type\":\"user.custom_tool_result\",\"id\":\"x\",\"custom_tool_use_"
+                            "id\":\"k1\",\"content\":[],\"processed_at\":\"t\"}]",
+     true, 0, "[]",
+     "[{\"role\":\"user\",\"content\":[{\"type\":\"text\",\"text\":\"q\"}]},"
+     "{\"role\":\"assistant\",\"content\":[{\"type\":\"tool_use\",\"id\":\"k1\",\"name\":"
+     "\"lookup\",\"input\":{}}]},"
+     "{\"role\":\"user\",\"content\":[{\"type\":\"tool_result\",\"tool_use_id\":\"k1\",\"content\":"
+     "\"(no output)\"}]}]",
+     "[]", false, false},
+    {"message during a request goes after its answer",
+     "[" UMSG("u1", "one", "\"t\"") "," SPAN_START("s1") "," UMSG("u2", "two", "null") "," AMSG(
+         "first") "," SPAN_END("false") "]",
+     true, 0, "[]",
+     "[{\"role\":\"user\",\"content\":[{\"type\":\"text\",\"text\":\"one\"}]},"
+     "{\"role\":\"assistant\",\"content\":[{\"type\":\"text\",\"text\":\"first\"}]},"
+     "{\"role\":\"user\",\"content\":[{\"type\":\"text\",\"text\":\"two\"}]}]",
+     "[\"u2\"]", false, false},
+    {"interrupt pending mid-request",
+     "[" UMSG("u1", "one", "\"t\"") "," SPAN_START(
+         "s1") ",{\"type\":\"user.interrupt\",\"id\":\"i1\",\"processed_at\":null}]",
+     false, 0, "[]", NULL, "[]", true, true},
+    {"interrupt ends the turn and closes open calls",
+     "[" UMSG("u1", "q", "\"t\"") "," SPAN_START(
+         "s1") ","
+               "{\"type\":\"agent.custom_tool_use\",\"id\":\"k1\",\"name\":\"lookup\",\"input\":{},"
+               "\"processed_at\":\"t\"}," SPAN_END(
+                   "false") ","
+                            "{\"type\":\"user.interrupt\",\"id\":\"i1\",\"processed_at\":\"t\"}]",
+     false, 0, "[]", NULL, "[]", false, false},
+    {"results lead the user turn",
+     "[" UMSG("u1", "ls", "\"t\"") "," SPAN_START("s1") "," TOOL(
+         "t1", "bash", "allow") "," SPAN_END("false") "," UMSG("u2", "also",
+                                                               "null") "," RESULT("t1", "out") "]",
+     true, 0, "[]",
+     "[{\"role\":\"user\",\"content\":[{\"type\":\"text\",\"text\":\"ls\"}]},"
+     "{\"role\":\"assistant\",\"content\":[{\"type\":\"tool_use\",\"id\":\"t1\",\"name\":\"bash\","
+     "\"input\":{\"command\":\"ls\"}}]},"
+     "{\"role\":\"user\",\"content\":[{\"type\":\"tool_result\",\"tool_use_id\":\"t1\","
+     "\"content\":[{\"type\":\"text\",\"text\":\"out\"}]},{\"type\":\"text\",\"text\":\"also\"}]}]",
+     "[\"u2\"]", false, false},
+};
+
+static void
+test_view_cases(void **state)
+{
+	(void)state;
+	for (size_t i = 0; i < sizeof(view_cases) / sizeof(view_cases[0]); i++) {
+		const struct view_case *c = &view_cases[i];
+		json_t *events = J(c->events);
+		struct agent_view v;
+		print_message("case: %s\n", c->name);
+		agent_view_build(events, &v);
+		assert_int_equal(v.needs_model, c->needs_model);
+		assert_int_equal(v.waiting, c->waiting);
+		assert_json_eq(v.blocked, c->blocked);
+		if (c->messages)
+			assert_json_eq(v.messages, c->messages);
+		assert_json_eq(v.unprocessed, c->unprocessed);
+		assert_int_equal(v.interrupt_pending, c->interrupt_pending);
+		assert_int_equal(v.open_span != NULL, c->open_span);
+		agent_view_free(&v);
+		json_decref(events);
+	}
+}
+
+static void
+test_deny_messages(void **state)
+{
+	(void)state;
+	json_t *events = J("[" UMSG("u1", "x", "\"t\"") "," SPAN_START("s1") "," TOOL(
+	    "t1", "bash",
+	    "ask") "," TOOL("t2", "write",
+	                    "ask") "," TOOL("t3", "web_search",
+	                                    "deny") "," SPAN_END("false") ","
+	                                                                  "{\"type\":\"user.tool_"
+	                                                                  "confirmation\",\"id\":"
+	                                                                  "\"c1\",\"tool_use_id\":"
+	                                                                  "\"t1\","
+	                                                                  "\"result\":\"deny\","
+	                                                                  "\"deny_message\":\"not "
+	                                                                  "today\",\"processed_"
+	                                                                  "at\":null},"
+	                                                                  "{\"type\":\"user.tool_"
+	                                                                  "confirmation\",\"id\":"
+	                                                                  "\"c2\",\"tool_use_id\":"
+	                                                                  "\"t2\","
+	                                                                  "\"result\":\"deny\","
+	                                                                  "\"processed_at\":null}"
+	                                                                  "]");
+	struct agent_view v;
+	agent_view_build(events, &v);
+	assert_json_eq(v.to_deny,
+	               "[{\"id\":\"t1\",\"name\":\"bash\",\"message\":\"The user denied permission "
+	               "to use bash: not today\"},"
+	               "{\"id\":\"t2\",\"name\":\"write\",\"message\":\"The user denied permission "
+	               "to use write.\"},"
+	               "{\"id\":\"t3\",\"name\":\"web_search\",\"message\":\"Tool 'web_search' is "
+	               "not available in this session.\"}]");
+	assert_false(v.needs_model);
+	agent_view_free(&v);
+	json_decref(events);
+}
+
+static const char *agent_doc =
+    "{\"model\":{\"id\":\"claude-opus-4-8\",\"effort\":{\"type\":\"high\"}},\"system\":\"be kind\","
+    "\"tools\":[{\"type\":\"agent_toolset_20260401\","
+    "\"default_config\":{\"enabled\":true,\"permission_policy\":{\"type\":\"always_allow\"}},"
+    "\"configs\":[{\"name\":\"bash\",\"enabled\":true,\"permission_policy\":{\"type\":\"always_"
+    "ask\"}},"
+    "{\"name\":\"read\",\"enabled\":true,\"permission_policy\":{\"type\":\"auto\"}},"
+    "{\"name\":\"write\",\"enabled\":true,\"permission_policy\":{\"type\":\"auto\"}},"
+    "{\"name\":\"grep\",\"enabled\":false,\"permission_policy\":{\"type\":\"always_allow\"}}]},"
+    "{\"type\":\"custom\",\"name\":\"lookup\",\"description\":\"d\",\"input_schema\":{\"type\":"
+    "\"object\"}}]}";
+
+static void
+test_tool_evaluate(void **state)
+{
+	(void)state;
+	static const struct {
+		const char *name;
+		enum agent_tool_kind kind;
+		const char *permission;
+		const char *evaluation;
+	} cases[] = {
+	    {"bash", AGENT_TOOL_BUILTIN, "ask", "{\"type\":\"always_ask\"}"},
+	    {"edit", AGENT_TOOL_BUILTIN, "allow", "{\"type\":\"always_allow\"}"},
+	    {"read", AGENT_TOOL_BUILTIN, "allow",
+	     "{\"type\":\"auto\",\"evaluated_permission\":\"allow\",\"reason_code\":\"airlock_read_"
+	     "only_tool\"}"},
+	    {"write", AGENT_TOOL_BUILTIN, "ask",
+	     "{\"type\":\"auto\",\"evaluated_permission\":\"ask\",\"reason_code\":\"airlock_"
+	     "mutating_tool\"}"},
+	    {"grep", AGENT_TOOL_UNKNOWN, "deny", NULL},
+	    {"web_fetch", AGENT_TOOL_UNKNOWN, "deny", NULL},
+	    {"nope", AGENT_TOOL_UNKNOWN, "deny", NULL},
+	    {"lookup", AGENT_TOOL_CUSTOM, NULL, NULL},
+	};
+	json_t *agent = J(agent_doc);
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct agent_tool_eval e;
+		agent_tool_evaluate(agent, cases[i].name, &e);
+		assert_int_equal(e.kind, cases[i].kind);
+		if (cases[i].permission)
+			assert_string_equal(e.permission, cases[i].permission);
+		if (cases[i].evaluation)
+			assert_json_eq(e.evaluation, cases[i].evaluation);
+		else
+			assert_null(e.evaluation);
+		json_decref(e.evaluation);
+	}
+	json_decref(agent);
+}
+
+static void
+test_request_body(void **state)
+{
+	(void)state;
+	json_t *agent = J(agent_doc);
+	json_t *msgs = J("[{\"role\":\"user\",\"content\":[{\"type\":\"text\",\"text\":\"hi\"}]}]");
+	json_t *body = agent_request_body(agent, msgs, 4096);
+	assert_string_equal(json_string_value(json_object_get(body, "model")), "claude-opus-4-8");
+	assert_string_equal(json_string_value(json_object_get(body, "system")), "be kind");
+	assert_int_equal(json_integer_value(json_object_get(body, "max_tokens")), 4096);
+	assert_true(json_is_true(json_object_get(body, "stream")));
+	json_t *tools = json_object_get(body, "tools");
+	const char *names[] = {"bash", "read", "write", "edit", "glob", "lookup"};
+	assert_int_equal(json_array_size(tools), 6);
+	for (size_t i = 0; i < 6; i++)
+		assert_string_equal(
+		    json_string_value(json_object_get(json_array_get(tools, i), "name")), names[i]);
+	assert_json_eq(json_object_get(json_array_get(tools, 0), "input_schema"),
+	               "{\"type\":\"object\",\"properties\":{"
+	               "\"command\":{\"type\":\"string\",\"description\":\"The command to run\"},"
+	               "\"restart\":{\"type\":\"boolean\",\"description\":\"Restart the persistent "
+	               "shell before running\"},"
+	               "\"timeout_ms\":{\"type\":\"integer\",\"description\":\"Per-call timeout in "
+	               "milliseconds\"}}}");
+	assert_json_eq(
+	    json_array_get(tools, 5),
+	    "{\"name\":\"lookup\",\"description\":\"d\",\"input_schema\":{\"type\":\"object\"}}");
+	assert_json_eq(json_object_get(body, "messages"),
+	               "[{\"role\":\"user\",\"content\":[{\"type\":\"text\",\"text\":\"hi\"}]}]");
+	json_decref(body);
+	json_decref(msgs);
+
+	/* No toolset, no custom tools, no system: the keys are left out. */
+	json_t *bare = J("{\"model\":\"claude-x\",\"system\":null,\"tools\":[]}");
+	msgs = J("[]");
+	body = agent_request_body(bare, msgs, 10);
+	assert_null(json_object_get(body, "tools"));
+	assert_null(json_object_get(body, "system"));
+	assert_string_equal(json_string_value(json_object_get(body, "model")), "claude-x");
+	json_decref(body);
+	json_decref(msgs);
+	json_decref(bare);
+	json_decref(agent);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_view_cases),
+	    cmocka_unit_test(test_deny_messages),
+	    cmocka_unit_test(test_tool_evaluate),
+	    cmocka_unit_test(test_request_body),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
