@@ -101,33 +101,31 @@ out:
 	return r;
 }
 
-/* Keeps the last TOOL_BASH_OUTPUT_LIMIT bytes. */
+/* Keeps the last TOOL_BASH_OUTPUT_LIMIT bytes and counts them all. */
 static void
-tail_add(struct buf *out, const char *p, size_t n, bool *truncated)
+tail_add(struct buf *out, const char *p, size_t n, uint64_t *total)
 {
+	*total += n;
 	if (n >= TOOL_BASH_OUTPUT_LIMIT) {
 		p += n - TOOL_BASH_OUTPUT_LIMIT;
 		n = TOOL_BASH_OUTPUT_LIMIT;
 		buf_reset(out);
-		*truncated = true;
 	}
-	if (out->len + n > TOOL_BASH_OUTPUT_LIMIT) {
+	if (out->len + n > TOOL_BASH_OUTPUT_LIMIT)
 		buf_consume(out, out->len + n - TOOL_BASH_OUTPUT_LIMIT);
-		*truncated = true;
-	}
 	(void)buf_add(out, p, n);
 }
 
 /* Reads what is available; returns 1 on EOF, 0 otherwise. */
 static int
-read_avail(int fd, struct buf *out, bool *truncated)
+read_avail(int fd, struct buf *out, uint64_t *total)
 {
 	char chunk[CHUNK];
 	for (;;) {
 		ssize_t n = read(fd, chunk, sizeof(chunk));
 		if (n > 0) {
 			if (out != NULL)
-				tail_add(out, chunk, (size_t)n, truncated);
+				tail_add(out, chunk, (size_t)n, total);
 			continue;
 		}
 		if (n == 0)
@@ -168,7 +166,7 @@ enum bash_end { END_STATUS, END_TIMEOUT, END_CANCEL, END_DEAD };
 /* Writes the framed command and collects output until the status line for token arrives. */
 static enum bash_end
 bash_exec(struct tool_ctx *ctx, struct tool_bash *b, const char *script, size_t script_len,
-          const char *token, uint64_t timeout_ms, struct buf *out, bool *truncated, int *code)
+          const char *token, uint64_t timeout_ms, struct buf *out, uint64_t *total, int *code)
 {
 	char line[STATUS_LINE_MAX];
 	size_t line_len = 0, written = 0, toklen = strlen(token);
@@ -202,7 +200,7 @@ bash_exec(struct tool_ctx *ctx, struct tool_bash *b, const char *script, size_t 
 			if (w > 0)
 				written += (size_t)w;
 		}
-		if (pf[1].revents != 0 && read_avail(b->out_fd, out, truncated) == 1)
+		if (pf[1].revents != 0 && read_avail(b->out_fd, out, total) == 1)
 			out_eof = true;
 		if (pf[0].revents == 0)
 			continue;
@@ -230,7 +228,7 @@ bash_exec(struct tool_ctx *ctx, struct tool_bash *b, const char *script, size_t 
 			*code = parse_uint_cstr(num, 255, &v) == 0 ? (int)v : -1;
 			/* Everything the command wrote is in the pipe by now. */
 			if (!out_eof)
-				(void)read_avail(b->out_fd, out, truncated);
+				(void)read_avail(b->out_fd, out, total);
 			return END_STATUS;
 		}
 	}
@@ -243,7 +241,7 @@ tool_bash_run(struct tool_ctx *ctx, const json_t *in, struct tool_res *res)
 	bool restart = tool_in_bool(in, "restart");
 	int64_t timeout_ms = tool_in_int(in, "timeout_ms", 0);
 	struct buf out, script;
-	bool truncated = false;
+	uint64_t total = 0;
 	int code = -1, r;
 	char token[64];
 	unsigned char rnd[16];
@@ -284,7 +282,7 @@ tool_bash_run(struct tool_ctx *ctx, const json_t *in, struct tool_res *res)
 		goto out;
 	}
 	enum bash_end end = bash_exec(ctx, ctx->bash, script.data, script.len, token,
-	                              (uint64_t)timeout_ms, &out, &truncated, &code);
+	                              (uint64_t)timeout_ms, &out, &total, &code);
 	if (end != END_STATUS) {
 		/* The command may still run and later print a status: never reuse this shell. */
 		tool_bash_close(ctx);
@@ -296,6 +294,14 @@ tool_bash_run(struct tool_ctx *ctx, const json_t *in, struct tool_res *res)
 			tool_fail(res, "bash: bash session terminated");
 		goto out;
 	}
+	/* The SDK caps the stream it reads, which still holds its status line ("\n", a
+	 * 53-byte sentinel, the code, "\n") when the cap is applied: keep exactly the output
+	 * tail it keeps, so truncated results match byte for byte. */
+	char codestr[16];
+	size_t suffix = 2 + 53 + (size_t)snprintf(codestr, sizeof(codestr), "%d", code);
+	bool truncated = total + suffix > TOOL_BASH_OUTPUT_LIMIT;
+	if (truncated && out.len > TOOL_BASH_OUTPUT_LIMIT - suffix)
+		buf_consume(&out, out.len - (TOOL_BASH_OUTPUT_LIMIT - suffix));
 	strip_ansi(&out);
 	while (out.len > 0 && out.data[out.len - 1] == '\n')
 		out.data[--out.len] = '\0';
