@@ -16,7 +16,8 @@ trap cleanup EXIT
 # start_server [extra env assignments...]: sets PORT and BASE
 start_server() {
 	local log="$T_TMP/server.$RANDOM.log"
-	env AIRLOCK_DATA_DIR="${DATA_DIR:=$T_TMP/data}" AIRLOCK_API_KEY=testkey "$@" \
+	: "${DATA_DIR:=$T_TMP/data}"
+	env AIRLOCK_DATA_DIR="$DATA_DIR" AIRLOCK_API_KEY=testkey "$@" \
 		"$AIRLOCK_BIN" server --listen 127.0.0.1:0 2>"$log" &
 	SERVER_PID=$!
 	T_PIDS+=("$SERVER_PID")
