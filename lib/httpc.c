@@ -28,6 +28,7 @@ struct httpc_xfer {
 	bool cancelled;
 	bool added;   /* handed to the multi handle */
 	bool in_done; /* its on_done is running: cancel is a no-op */
+	httpc_head_fn *on_head;
 	httpc_data_fn *on_data;
 	httpc_done_fn *on_done;
 	void *arg;
@@ -155,6 +156,8 @@ xfer_destroy(struct httpc_xfer *x)
 	if (x->added)
 		curl_multi_remove_handle(c->multi, x->easy);
 	curl_easy_cleanup(x->easy);
+	for (struct curl_slist *h = x->hdrs; h != NULL; h = h->next)
+		explicit_wipe(h->data, strlen(h->data)); /* Authorization lines */
 	curl_slist_free_all(x->hdrs);
 	if (x->body_copy != NULL) {
 		/* request bodies carry tool output and credentials-adjacent data */
@@ -201,6 +204,16 @@ curl_header_cb(char *p, size_t sz, size_t nm, void *ud)
 		/* a new head (after 1xx or a proxy CONNECT): forget the previous one */
 		buf_reset(&x->resp_hdrs);
 		x->status = parse_status_line(p, len);
+		return n;
+	}
+	if (len == 0 && x->status >= 200 && x->on_head != NULL) {
+		int r = x->on_head(x, x->status, x->arg);
+		if (x->cancelled)
+			return 0;
+		if (r != 0) {
+			x->cb_err = r;
+			return 0;
+		}
 		return n;
 	}
 	const char *colon = memchr(p, ':', len);
@@ -355,6 +368,7 @@ httpc_start(struct httpc *c, const struct httpc_request *req, struct httpc_xfer 
 			goto out; /* header injection */
 	x = xcalloc(1, sizeof(*x));
 	x->c = c;
+	x->on_head = req->on_head;
 	x->on_data = req->on_data;
 	x->on_done = req->on_done;
 	x->arg = req->arg;

@@ -32,6 +32,9 @@ struct httpc_response {
  * response.body so the caller can read the error envelope). Return 0 to continue,
  * anything else aborts the transfer and becomes response.err. */
 typedef int httpc_data_fn(struct httpc_xfer *x, const char *p, size_t n, void *arg);
+/* The final response head arrived (status >= 200); headers are readable. Non-zero
+ * aborts the transfer and becomes response.err. */
+typedef int httpc_head_fn(struct httpc_xfer *x, int status, void *arg);
 /* Called once per started transfer unless it was cancelled. The transfer is freed
  * when this returns. */
 typedef void httpc_done_fn(struct httpc_xfer *x, const struct httpc_response *resp, void *arg);
@@ -47,6 +50,7 @@ struct httpc_request {
 	unsigned connect_timeout_ms; /* 0 = 10 s */
 	unsigned idle_timeout_s;     /* abort when no byte arrives for this long; 0 = never */
 	size_t max_body;             /* buffered-body bound; 0 = 8 MiB */
+	httpc_head_fn *on_head;      /* optional: e.g. "the stream is open" */
 	httpc_data_fn *on_data;      /* NULL = buffer the body */
 	httpc_done_fn *on_done;      /* required */
 	void *arg;

@@ -151,7 +151,18 @@ struct result {
 	struct httpc_xfer *x;
 	struct fixture *f;
 	struct result *chained;
+	int head_status;
+	int heads;
 };
+
+static int
+on_head(struct httpc_xfer *x, int status, void *arg)
+{
+	struct result *r = arg;
+	r->heads++;
+	r->head_status = status;
+	return 0;
+}
 
 static void
 on_done(struct httpc_xfer *x, const struct httpc_response *resp, void *arg)
@@ -325,11 +336,13 @@ test_stream(void **state)
 	struct result r = {0};
 	buf_init(&r.streamed, 1 << 20);
 	sse_parser_init(&r.sse, 0, 0, on_sse, &r);
-	struct httpc_request req = {.url = url, .on_data = on_data};
+	struct httpc_request req = {.url = url, .on_data = on_data, .on_head = on_head};
 	start(f, &req, &r);
 	run_until(f, &r.done);
 	assert_int_equal(r.err, 0);
 	assert_int_equal(r.status, 200);
+	assert_int_equal(r.heads, 1);
+	assert_int_equal(r.head_status, 200);
 	assert_int_equal(r.events, 5);
 	assert_string_equal(r.body, ""); /* streamed, not buffered */
 	assert_non_null(strstr(r.streamed.data, "id: e5\nevent: tick\n"));

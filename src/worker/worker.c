@@ -1,0 +1,815 @@
+/* `airlock worker poll|run|check`: options, the poller (long-poll, backoff, ack,
+ * healthcheck skip), in-process items one at a time, the --on-work launcher, and signal
+ * handling (first signal drains within 30 s, a second exits at once). */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "err.h"
+#include "log.h"
+#include "util.h"
+#include "worker.h"
+#include "xalloc.h"
+
+#define POLL_BLOCK_MS 999
+#define POLL_BACKOFF_MAX_MS 60000
+#define EMPTY_LOG_EVERY_MS 300000
+#define SHUTDOWN_GRACE_MS 30000
+#define MAX_CHILDREN 64
+
+extern char **environ;
+int worker_main(int argc, char **argv);
+
+struct child {
+	pid_t pid;
+	struct loop_timer *kill_timer;
+	struct worker *w;
+};
+static struct child children[MAX_CHILDREN];
+
+static void poll_now(struct worker *w);
+static void maybe_exit(struct worker *w);
+
+static void
+usage(FILE *f)
+{
+	fprintf(
+	    f,
+	    "usage: airlock worker poll|run|check [options]\n"
+	    "\n"
+	    "  poll   claim work items from the environment's queue and run their tools\n"
+	    "  run    handle one item given by --work-id/--session-id (inside --on-work)\n"
+	    "  check  validate options and credentials, then exit\n"
+	    "\n"
+	    "options (environment variable in brackets):\n"
+	    "  --environment-id ID      [ANTHROPIC_ENVIRONMENT_ID]\n"
+	    "  --environment-key KEY    [ANTHROPIC_ENVIRONMENT_KEY] prefer the variable\n"
+	    "  --base-url URL           [ANTHROPIC_BASE_URL] default https://api.anthropic.com\n"
+	    "  --workdir DIR            tool working directory (default .)\n"
+	    "  --on-work SCRIPT         poll: launch SCRIPT per item instead of running it\n"
+	    "  --max-idle DURATION      release an idle session after this (60s; 0 disables)\n"
+	    "  --worker-id ID           [ANTHROPIC_WORKER_ID] default $HOSTNAME-<uuid>\n"
+	    "  --log-format text|json\n"
+	    "  --ca-file FILE           [AIRLOCK_CA_FILE] PEM bundle to verify the API\n"
+	    "  --session-id ID          run: [ANTHROPIC_SESSION_ID]\n"
+	    "  --work-id ID             run: [ANTHROPIC_WORK_ID]\n"
+	    "  --work-secret-file FILE  run: [ANTHROPIC_WORK_SECRET_FILE] not world-accessible\n");
+}
+
+/* "60", "60s", "1500ms", "2m" */
+static int
+parse_duration_ms(const char *s, uint64_t *out)
+{
+	size_t n = strlen(s);
+	uint64_t mul = 1000, v;
+	if (n > 2 && strcmp(s + n - 2, "ms") == 0)
+		mul = 1, n -= 2;
+	else if (n > 1 && s[n - 1] == 's')
+		n -= 1;
+	else if (n > 1 && s[n - 1] == 'm')
+		mul = 60000, n -= 1;
+	if (parse_uint(s, n, 86400ull * 1000, &v) != 0 || v * mul > 86400ull * 1000 * 7)
+		return AL_E_INVAL;
+	*out = v * mul;
+	return 0;
+}
+
+static char *
+default_worker_id(void)
+{
+	char host[256] = "worker";
+	if (gethostname(host, sizeof(host) - 1) != 0)
+		snprintf(host, sizeof(host), "worker");
+	unsigned char u[16];
+	random_bytes(u, sizeof(u));
+	u[6] = (unsigned char)((u[6] & 0x0f) | 0x40);
+	u[8] = (unsigned char)((u[8] & 0x3f) | 0x80);
+	return xasprintf("%s-%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
+	                 host, u[0], u[1], u[2], u[3], u[4], u[5], u[6], u[7], u[8], u[9], u[10],
+	                 u[11], u[12], u[13], u[14], u[15]);
+}
+
+static int
+read_secret_file(const char *path, char **out)
+{
+	int r = 0, fd = -1;
+	struct stat st;
+	char buf[65536];
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0) {
+		r = -errno;
+		fprintf(stderr, "airlock worker: %s: %s\n", path, al_strerror(r));
+		goto out;
+	}
+	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+		r = AL_E_INVAL;
+		fprintf(stderr, "airlock worker: %s: not a regular file\n", path);
+		goto out;
+	}
+	if (st.st_mode & (S_IROTH | S_IWOTH)) {
+		r = AL_E_PERM;
+		fprintf(stderr,
+		        "airlock worker: %s: must not be world-readable or -writable (chmod 600)\n",
+		        path);
+		goto out;
+	}
+	ssize_t n = read(fd, buf, sizeof(buf) - 1);
+	if (n < 0 || (size_t)n >= sizeof(buf) - 1) {
+		r = n < 0 ? -errno : AL_E_TOOBIG;
+		fprintf(stderr, "airlock worker: %s: %s\n", path, al_strerror(r));
+		goto out;
+	}
+	while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r' || buf[n - 1] == ' '))
+		n--;
+	*out = xstrndup(buf, (size_t)n);
+out:
+	explicit_wipe(buf, sizeof(buf));
+	if (fd >= 0)
+		close(fd);
+	return r;
+}
+
+static void
+config_free(struct worker_config *c)
+{
+	free(c->environment_id);
+	secret_free(c->environment_key);
+	free(c->base_url);
+	free(c->workdir);
+	free(c->on_work);
+	free(c->worker_id);
+	free(c->ca_file);
+	free(c->session_id);
+	free(c->work_id);
+	secret_free(c->work_secret);
+}
+
+static void
+set_str(char **dst, const char *v)
+{
+	free(*dst);
+	*dst = v ? xstrdup(v) : NULL;
+}
+
+static const char *
+env_or_null(const char *name)
+{
+	const char *v = getenv(name);
+	return v && v[0] ? v : NULL;
+}
+
+/* Returns 0, 1 (help printed) or an error after printing it. */
+static int
+parse_args(int argc, char **argv, struct worker_config *c, enum log_format *fmt)
+{
+	char *secret_file = NULL;
+	int r = AL_E_INVAL;
+	set_str(&c->environment_id, env_or_null("ANTHROPIC_ENVIRONMENT_ID"));
+	set_str(&c->environment_key, env_or_null("ANTHROPIC_ENVIRONMENT_KEY"));
+	set_str(&c->base_url, env_or_null("ANTHROPIC_BASE_URL"));
+	set_str(&c->worker_id, env_or_null("ANTHROPIC_WORKER_ID"));
+	set_str(&c->session_id, env_or_null("ANTHROPIC_SESSION_ID"));
+	set_str(&c->work_id, env_or_null("ANTHROPIC_WORK_ID"));
+	set_str(&c->ca_file, env_or_null("AIRLOCK_CA_FILE"));
+	set_str(&secret_file, env_or_null("ANTHROPIC_WORK_SECRET_FILE"));
+	c->max_idle_ms = 60000;
+	for (int i = 2; i < argc; i++) {
+		const char *a = argv[i];
+		if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+			usage(stdout);
+			r = 1;
+			goto out;
+		}
+		if (strncmp(a, "--", 2) != 0) {
+			fprintf(stderr, "airlock worker: unexpected argument '%s'\n", a);
+			goto out;
+		}
+		const char *eq = strchr(a, '=');
+		size_t nlen = eq ? (size_t)(eq - a) : strlen(a);
+		const char *v = eq ? eq + 1 : (i + 1 < argc ? argv[++i] : NULL);
+		if (v == NULL) {
+			fprintf(stderr, "airlock worker: %s needs a value\n", a);
+			goto out;
+		}
+#define OPT(name) (nlen == strlen(name) && strncmp(a, name, nlen) == 0)
+		if (OPT("--environment-id"))
+			set_str(&c->environment_id, v);
+		else if (OPT("--environment-key"))
+			set_str(&c->environment_key, v);
+		else if (OPT("--base-url"))
+			set_str(&c->base_url, v);
+		else if (OPT("--workdir"))
+			set_str(&c->workdir, v);
+		else if (OPT("--on-work"))
+			set_str(&c->on_work, v);
+		else if (OPT("--worker-id"))
+			set_str(&c->worker_id, v);
+		else if (OPT("--ca-file"))
+			set_str(&c->ca_file, v);
+		else if (OPT("--session-id"))
+			set_str(&c->session_id, v);
+		else if (OPT("--work-id"))
+			set_str(&c->work_id, v);
+		else if (OPT("--work-secret-file"))
+			set_str(&secret_file, v);
+		else if (OPT("--max-idle")) {
+			if (parse_duration_ms(v, &c->max_idle_ms) != 0) {
+				fprintf(stderr, "airlock worker: bad --max-idle '%s'\n", v);
+				goto out;
+			}
+		} else if (OPT("--log-format")) {
+			if (log_parse_format(v, fmt) != 0) {
+				fprintf(stderr, "airlock worker: --log-format is text or json\n");
+				goto out;
+			}
+		} else {
+			fprintf(stderr, "airlock worker: unknown option '%.*s'\n", (int)nlen, a);
+			goto out;
+		}
+#undef OPT
+	}
+	if (c->base_url == NULL)
+		set_str(&c->base_url, "https://api.anthropic.com");
+	size_t bl = strlen(c->base_url);
+	while (bl > 0 && c->base_url[bl - 1] == '/')
+		c->base_url[--bl] = '\0';
+	if (c->workdir == NULL)
+		set_str(&c->workdir, ".");
+	if (c->worker_id == NULL)
+		c->worker_id = default_worker_id();
+	if (secret_file != NULL && (r = read_secret_file(secret_file, &c->work_secret)) != 0)
+		goto out;
+	if (c->work_secret == NULL && env_or_null("ANTHROPIC_WORK_SECRET") != NULL)
+		c->work_secret = xstrdup(getenv("ANTHROPIC_WORK_SECRET")); /* SDK handle_item */
+	r = 0;
+out:
+	free(secret_file);
+	return r;
+}
+
+/* ---- --on-work children ---- */
+
+static void
+on_child_kill(struct loop *l, void *arg)
+{
+	struct child *c = arg;
+	c->kill_timer = NULL;
+	if (c->pid > 0)
+		kill(c->pid, SIGKILL);
+}
+
+static void
+on_child_exit(struct loop *l, pid_t pid, int wstatus, void *arg)
+{
+	struct worker *w = arg;
+	for (size_t i = 0; i < MAX_CHILDREN; i++) {
+		if (children[i].pid != pid)
+			continue;
+		loop_timer_cancel(l, children[i].kill_timer);
+		children[i] = (struct child){0};
+	}
+	w->nchildren--;
+	char code[16];
+	snprintf(code, sizeof(code), "%d",
+	         WIFEXITED(wstatus) ? WEXITSTATUS(wstatus) : 128 + WTERMSIG(wstatus));
+	log_info("on-work script exited", "status", code);
+	if (w->stopping)
+		maybe_exit(w);
+	else if (w->nchildren == MAX_CHILDREN - 1 && w->poll_x == NULL && w->poll_timer == NULL)
+		poll_now(w);
+}
+
+static char **
+child_env(struct worker *w, const char *work_id, const char *session_id)
+{
+	static const char *const ours[] = {
+	    "ANTHROPIC_WORK_ID=",         "ANTHROPIC_ENVIRONMENT_ID=", "ANTHROPIC_SESSION_ID=",
+	    "ANTHROPIC_ENVIRONMENT_KEY=", "ANTHROPIC_BASE_URL=",       "ANTHROPIC_WORK_SECRET="};
+	size_t n = 0;
+	while (environ[n])
+		n++;
+	char **env = xcalloc(n + 8, sizeof(char *));
+	size_t k = 0;
+	for (size_t i = 0; i < n; i++) {
+		bool skip = false;
+		for (size_t j = 0; j < ARRAY_LEN(ours); j++)
+			if (strncmp(environ[i], ours[j], strlen(ours[j])) == 0)
+				skip = true;
+		if (!skip)
+			env[k++] = xstrdup(environ[i]);
+	}
+	env[k++] = xasprintf("ANTHROPIC_WORK_ID=%s", work_id);
+	env[k++] = xasprintf("ANTHROPIC_ENVIRONMENT_ID=%s", w->cfg.environment_id);
+	env[k++] = xasprintf("ANTHROPIC_SESSION_ID=%s", session_id);
+	env[k++] = xasprintf("ANTHROPIC_ENVIRONMENT_KEY=%s", w->cfg.environment_key);
+	env[k++] = xasprintf("ANTHROPIC_BASE_URL=%s", w->cfg.base_url);
+	env[k] = NULL;
+	return env;
+}
+
+static void
+env_free(char **env)
+{
+	for (size_t i = 0; env && env[i]; i++)
+		secret_free(env[i]);
+	free(env);
+}
+
+/* Launches the script with the work JSON (secret included) on stdin. An exec failure is
+ * returned: a script that cannot start is fatal to the poller (work-protocol.md §9). */
+static int
+spawn_on_work(struct worker *w, json_t *work, const char *work_id, const char *session_id)
+{
+	int r = 0, in[2] = {-1, -1}, ep[2] = {-1, -1};
+	char **env = child_env(w, work_id, session_id);
+	char *json = json_dumps(work, JSON_COMPACT);
+	size_t slot = MAX_CHILDREN;
+	for (size_t i = 0; i < MAX_CHILDREN; i++)
+		if (children[i].pid == 0) {
+			slot = i;
+			break;
+		}
+	if (slot == MAX_CHILDREN) {
+		r = AL_E_AGAIN;
+		goto out;
+	}
+	if (pipe2(in, O_CLOEXEC) != 0 || pipe2(ep, O_CLOEXEC) != 0) {
+		r = -errno;
+		goto out;
+	}
+	char *const argv[] = {w->cfg.on_work, NULL};
+	pid_t pid = fork();
+	if (pid < 0) {
+		r = -errno;
+		goto out;
+	}
+	if (pid == 0) {
+		/* only async-signal-safe calls here: the executor thread exists */
+		if (dup2(in[0], 0) < 0 || dup2(2, 1) < 0)
+			_exit(127);
+		sigset_t none;
+		sigemptyset(&none);
+		sigprocmask(SIG_SETMASK, &none, NULL);
+		signal(SIGPIPE, SIG_DFL);
+		execve(w->cfg.on_work, argv, env);
+		int e = errno;
+		if (write(ep[1], &e, sizeof(e)) < 0)
+			_exit(126);
+		_exit(127);
+	}
+	close(in[0]);
+	in[0] = -1;
+	close(ep[1]);
+	ep[1] = -1;
+	int e = 0;
+	ssize_t n;
+	do
+		n = read(ep[0], &e, sizeof(e));
+	while (n < 0 && errno == EINTR);
+	if (n == (ssize_t)sizeof(e)) {
+		waitpid(pid, NULL, 0);
+		r = -e;
+		goto out;
+	}
+	/* the script may not read stdin at all: EPIPE is fine (SIGPIPE is ignored) */
+	size_t len = strlen(json), off = 0;
+	while (off < len) {
+		ssize_t m = write(in[1], json + off, len - off);
+		if (m <= 0)
+			break;
+		off += (size_t)m;
+	}
+	children[slot] = (struct child){.pid = pid, .w = w};
+	w->nchildren++;
+	if ((r = loop_child_add(w->loop, pid, on_child_exit, w)) != 0) {
+		kill(pid, SIGKILL);
+		waitpid(pid, NULL, 0);
+		children[slot] = (struct child){0};
+		w->nchildren--;
+		goto out;
+	}
+	char pidbuf[16];
+	snprintf(pidbuf, sizeof(pidbuf), "%d", (int)pid);
+	log_info("on-work script started", "work_id", work_id, "session_id", session_id, "pid",
+	         pidbuf);
+out:
+	for (int i = 0; i < 2; i++) {
+		if (in[i] >= 0)
+			close(in[i]);
+		if (ep[i] >= 0)
+			close(ep[i]);
+	}
+	secret_free(json);
+	env_free(env);
+	return r;
+}
+
+/* ---- poller ---- */
+
+static void
+on_poll_timer(struct loop *l, void *arg)
+{
+	struct worker *w = arg;
+	w->poll_timer = NULL;
+	poll_now(w);
+}
+
+static void
+poll_later(struct worker *w, uint64_t ms)
+{
+	if (w->stopping)
+		return maybe_exit(w);
+	loop_timer_cancel(w->loop, w->poll_timer);
+	w->poll_timer = loop_timer_add(w->loop, ms, on_poll_timer, w);
+}
+
+static void
+on_session_end(struct worker *w, enum wsess_end why)
+{
+	wsess_free(w->sess);
+	w->sess = NULL;
+	if (w->cfg.work_id != NULL && w->cfg.on_work == NULL && w->poll_x == NULL &&
+	    w->poll_timer == NULL && !w->exit_code) {
+		/* run mode: one item, then exit */
+		w->exit_code =
+		    (why == WSESS_CLEAN || why == WSESS_STOPPED || why == WSESS_SIGNAL) ? 0 : 1;
+		w->stopping = true;
+	}
+	if (w->stopping)
+		maybe_exit(w);
+	else
+		poll_now(w);
+}
+
+struct claim {
+	struct worker *w;
+	json_t *work;
+};
+
+static void
+on_aux_done(void *arg, int status, int err, json_t *body)
+{
+	struct worker *w = arg;
+	w->aux_x = NULL;
+	poll_now(w);
+}
+
+static void
+on_ack_done(void *arg, int status, int err, json_t *body)
+{
+	struct claim *c = arg;
+	struct worker *w = c->w;
+	json_t *work = c->work;
+	free(c);
+	w->aux_x = NULL;
+	const char *wid = json_string_value(json_object_get(work, "id"));
+	const char *sid = json_string_value(json_object_get(json_object_get(work, "data"), "id"));
+	if (!(status >= 200 && status < 300)) {
+		char st[16];
+		snprintf(st, sizeof(st), "%d", status);
+		log_error("ack failed", "work_id", wid, "status", st, "error",
+		          err ? al_strerror(err) : wapi_error_message(body));
+		json_decref(work);
+		poll_later(w, 1000);
+		return;
+	}
+	if (w->stopping) {
+		json_decref(work);
+		return maybe_exit(w);
+	}
+	if (w->cfg.on_work != NULL) {
+		int r = spawn_on_work(w, work, wid, sid);
+		json_decref(work);
+		if (r != 0 && r != AL_E_AGAIN) {
+			log_error("on-work script cannot start, stopping", "script", w->cfg.on_work,
+			          "error", al_strerror(r));
+			w->exit_code = 1;
+			w->stopping = true;
+			return maybe_exit(w);
+		}
+		if (w->nchildren < MAX_CHILDREN)
+			poll_now(w);
+		return;
+	}
+	const char *secret = json_string_value(json_object_get(work, "secret"));
+	struct wsess_params p = {
+	    .work_id = wid,
+	    .environment_id = w->cfg.environment_id,
+	    .session_id = sid,
+	    .secret = secret,
+	    .secret_len = secret ? strlen(secret) : 0,
+	};
+	int r = wsess_start(w, &p, on_session_end, &w->sess);
+	json_decref(work);
+	if (r != 0)
+		poll_later(w, 1000);
+}
+
+static void
+on_poll_done(void *arg, int status, int err, json_t *body)
+{
+	struct worker *w = arg;
+	w->poll_x = NULL;
+	if (w->stopping)
+		return maybe_exit(w);
+	if (status == 0 || status >= 300) {
+		char st[16];
+		snprintf(st, sizeof(st), "%d", status);
+		if (wapi_fatal(status, err)) {
+			log_error("poll failed permanently, stopping poller", "status", st, "error",
+			          wapi_error_message(body));
+			w->exit_code = 1;
+			w->stopping = true;
+			return maybe_exit(w);
+		}
+		uint64_t d = w->poll_backoff_ms ? w->poll_backoff_ms : 1000;
+		w->poll_backoff_ms = d * 2 > POLL_BACKOFF_MAX_MS ? POLL_BACKOFF_MAX_MS : d * 2;
+		uint64_t wait = d + wapi_jitter(0, d / 4);
+		char ms[24];
+		snprintf(ms, sizeof(ms), "%llu", (unsigned long long)wait);
+		log_warn("poll failed, backing off", "status", st, "error",
+		         err ? al_strerror(err) : wapi_error_message(body), "backoff_ms", ms);
+		return poll_later(w, wait);
+	}
+	w->poll_backoff_ms = 0;
+	const char *wid = json_string_value(json_object_get(body, "id"));
+	if (!json_is_object(body) || wid == NULL || wid[0] == '\0') {
+		uint64_t now = now_mono_ms();
+		if (!w->empty_logged || now - w->last_empty_log_ms >= EMPTY_LOG_EVERY_MS) {
+			log_info("no work; polling", "environment_id", w->cfg.environment_id);
+			w->empty_logged = true;
+			w->last_empty_log_ms = now;
+		}
+		return poll_later(w, wapi_jitter(1000, 3000));
+	}
+	json_t *data = json_object_get(body, "data");
+	const char *type = json_string_value(json_object_get(data, "type"));
+	const char *sid = json_string_value(json_object_get(data, "id"));
+	char *wesc = httpc_escape(wid);
+	char *eesc = httpc_escape(w->cfg.environment_id);
+	if (type == NULL || strcmp(type, "session") != 0 || sid == NULL) {
+		log_info("stopping a non-session work item", "work_id", wid, "type", type);
+		char *path = xasprintf("/v1/environments/%s/work/%s/stop", eesc, wesc);
+		json_t *b = json_pack("{s:b}", "force", 1);
+		struct wapi_req r = {.cred = w->cfg.environment_key,
+		                     .method = "POST",
+		                     .path = path,
+		                     .body = b,
+		                     .timeout_ms = 10000,
+		                     .done = on_aux_done,
+		                     .arg = w};
+		if (wapi_call(w, &r, &w->aux_x) != 0)
+			poll_later(w, 1000);
+		json_decref(b);
+		free(path);
+	} else {
+		log_info("work claimed", "work_id", wid, "session_id", sid);
+		struct claim *c = xcalloc(1, sizeof(*c));
+		c->w = w;
+		c->work = json_incref(body);
+		char *path = xasprintf("/v1/environments/%s/work/%s/ack", eesc, wesc);
+		struct wapi_req r = {.cred = w->cfg.environment_key,
+		                     .method = "POST",
+		                     .path = path,
+		                     .timeout_ms = 30000,
+		                     .done = on_ack_done,
+		                     .arg = c};
+		if (wapi_call(w, &r, &w->aux_x) != 0) {
+			json_decref(c->work);
+			free(c);
+			poll_later(w, 1000);
+		}
+		free(path);
+	}
+	free(wesc);
+	free(eesc);
+}
+
+static void
+poll_now(struct worker *w)
+{
+	if (w->stopping)
+		return maybe_exit(w);
+	char *eesc = httpc_escape(w->cfg.environment_id);
+	char *path = xasprintf("/v1/environments/%s/work/poll?block_ms=%d", eesc, POLL_BLOCK_MS);
+	struct wapi_req r = {
+	    .cred = w->cfg.environment_key,
+	    .method = "GET",
+	    .path = path,
+	    .timeout_ms = POLL_BLOCK_MS + 10000,
+	    .worker_id = w->cfg.worker_id,
+	    .done = on_poll_done,
+	    .arg = w,
+	};
+	if (wapi_call(w, &r, &w->poll_x) != 0) {
+		w->poll_x = NULL;
+		poll_later(w, 1000);
+	}
+	free(path);
+	free(eesc);
+}
+
+/* ---- shutdown ---- */
+
+static void
+maybe_exit(struct worker *w)
+{
+	if (w->stopping && w->sess == NULL && w->nchildren == 0 && w->aux_x == NULL)
+		loop_stop(w->loop);
+}
+
+static void
+on_hard_deadline(struct loop *l, void *arg)
+{
+	struct worker *w = arg;
+	w->hard_deadline = NULL;
+	log_error("shutdown grace period over, exiting");
+	if (w->exit_code == 0)
+		w->exit_code = 1;
+	loop_stop(l);
+}
+
+static void
+on_signal(struct loop *l, int signo, void *arg)
+{
+	struct worker *w = arg;
+	if (++w->signals > 1) {
+		log_warn("second signal, exiting now");
+		_exit(130);
+	}
+	log_info("signal received, draining", "signal", signo == SIGTERM ? "TERM" : "INT");
+	w->stopping = true;
+	loop_timer_cancel(l, w->poll_timer);
+	w->poll_timer = NULL;
+	httpc_cancel(w->poll_x);
+	w->poll_x = NULL;
+	if (w->sess != NULL)
+		wsess_shutdown(w->sess);
+	for (size_t i = 0; i < MAX_CHILDREN; i++) {
+		if (children[i].pid == 0)
+			continue;
+		kill(children[i].pid, SIGTERM);
+		children[i].kill_timer =
+		    loop_timer_add(l, SHUTDOWN_GRACE_MS, on_child_kill, &children[i]);
+	}
+	w->hard_deadline = loop_timer_add(l, SHUTDOWN_GRACE_MS + 5000, on_hard_deadline, w);
+	maybe_exit(w);
+}
+
+/* ---- check ---- */
+
+struct check_state {
+	int status;
+	int err;
+	bool done;
+	struct loop *l;
+	char msg[256];
+};
+
+static void
+on_check_done(void *arg, int status, int err, json_t *body)
+{
+	struct check_state *c = arg;
+	c->status = status;
+	c->err = err;
+	c->done = true;
+	snprintf(c->msg, sizeof(c->msg), "%s", err ? al_strerror(err) : wapi_error_message(body));
+	loop_stop(c->l);
+}
+
+static int
+run_check(struct worker *w)
+{
+	int bad = 0;
+	if (access(w->cfg.workdir, W_OK | X_OK) != 0) {
+		fprintf(stderr, "check: workdir %s is not a writable directory\n", w->cfg.workdir);
+		bad = 1;
+	}
+	if (access("/bin/bash", X_OK) != 0) {
+		fprintf(stderr, "check: /bin/bash is missing (the bash tool needs it)\n");
+		bad = 1;
+	}
+	if (w->cfg.on_work != NULL && access(w->cfg.on_work, X_OK) != 0) {
+		fprintf(stderr, "check: --on-work %s is not executable\n", w->cfg.on_work);
+		bad = 1;
+	}
+	/* listing work has no side effects and accepts exactly the environment key */
+	struct check_state c = {.l = w->loop};
+	char *eesc = httpc_escape(w->cfg.environment_id);
+	char *path = xasprintf("/v1/environments/%s/work?limit=1", eesc);
+	struct wapi_req r = {.cred = w->cfg.environment_key,
+	                     .method = "GET",
+	                     .path = path,
+	                     .timeout_ms = 15000,
+	                     .done = on_check_done,
+	                     .arg = &c};
+	if (wapi_call(w, &r, NULL) == 0)
+		loop_run(w->loop);
+	free(path);
+	free(eesc);
+	if (c.status >= 200 && c.status < 300) {
+		printf("check: %s reachable, environment key accepted for %s\n", w->cfg.base_url,
+		       w->cfg.environment_id);
+	} else {
+		fprintf(stderr, "check: %s: status %d: %s\n", w->cfg.base_url, c.status, c.msg);
+		bad = 1;
+	}
+	return bad;
+}
+
+int
+worker_main(int argc, char **argv)
+{
+	struct worker w = {0};
+	enum log_format fmt = LOG_FMT_TEXT;
+	int r;
+	if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+		usage(argc < 2 ? stderr : stdout);
+		return argc < 2 ? 2 : 0;
+	}
+	const char *mode = argv[1];
+	if (strcmp(mode, "poll") != 0 && strcmp(mode, "run") != 0 && strcmp(mode, "check") != 0) {
+		fprintf(stderr, "airlock worker: unknown mode '%s'\n", mode);
+		usage(stderr);
+		return 2;
+	}
+	r = parse_args(argc, argv, &w.cfg, &fmt);
+	if (r != 0) {
+		config_free(&w.cfg);
+		return r == 1 ? 0 : 2;
+	}
+	log_setup(fmt, LOG_LVL_INFO, "worker");
+	bool run_mode = strcmp(mode, "run") == 0;
+	if (w.cfg.environment_id == NULL ||
+	    (w.cfg.environment_key == NULL && !(run_mode && w.cfg.work_secret != NULL))) {
+		fprintf(stderr,
+		        "airlock worker: --environment-id and --environment-key (or "
+		        "ANTHROPIC_ENVIRONMENT_ID/ANTHROPIC_ENVIRONMENT_KEY) are required\n");
+		config_free(&w.cfg);
+		return 2;
+	}
+	if (run_mode && (w.cfg.work_id == NULL || w.cfg.session_id == NULL)) {
+		fprintf(stderr, "airlock worker run: --work-id and --session-id are required\n");
+		config_free(&w.cfg);
+		return 2;
+	}
+	if (!run_mode) {
+		free(w.cfg.work_id);
+		w.cfg.work_id = NULL;
+	}
+	signal(SIGPIPE, SIG_IGN);
+	w.loop = loop_new();
+	struct httpc_opts ho = {.ca_file = w.cfg.ca_file};
+	w.http = httpc_new(w.loop, &ho);
+	if (w.loop == NULL || w.http == NULL) {
+		fprintf(stderr, "airlock worker: cannot set up the event loop\n");
+		r = 1;
+		goto out;
+	}
+	if (strcmp(mode, "check") == 0) {
+		r = run_check(&w);
+		goto out;
+	}
+	if ((r = wexec_new(w.loop, &w.exec)) != 0) {
+		fprintf(stderr, "airlock worker: cannot start the tool executor: %s\n",
+		        al_strerror(r));
+		r = 1;
+		goto out;
+	}
+	loop_signal_add(w.loop, SIGTERM, on_signal, &w);
+	loop_signal_add(w.loop, SIGINT, on_signal, &w);
+	if (run_mode) {
+		struct wsess_params p = {
+		    .work_id = w.cfg.work_id,
+		    .environment_id = w.cfg.environment_id,
+		    .session_id = w.cfg.session_id,
+		    .secret = w.cfg.work_secret,
+		    .secret_len = w.cfg.work_secret ? strlen(w.cfg.work_secret) : 0,
+		};
+		if (wsess_start(&w, &p, on_session_end, &w.sess) != 0) {
+			r = 1;
+			goto out;
+		}
+	} else {
+		log_info("worker polling", "environment_id", w.cfg.environment_id, "worker_id",
+		         w.cfg.worker_id, "base_url", w.cfg.base_url);
+		poll_now(&w);
+	}
+	loop_run(w.loop);
+	r = w.exit_code;
+out:
+	wsess_free(w.sess);
+	loop_timer_cancel(w.loop, w.poll_timer);
+	loop_timer_cancel(w.loop, w.hard_deadline);
+	httpc_free(w.http);
+	wexec_free(w.exec);
+	loop_free(w.loop);
+	config_free(&w.cfg);
+	return r;
+}

@@ -1,0 +1,138 @@
+/* The environment worker (work-protocol.md §5–§9): shared state and the interfaces
+ * between its parts — worker.c (CLI, poller, --on-work), worker_api.c (authenticated
+ * calls to the API), worker_session.c (one work item: lease, events, results) and
+ * worker_exec.c (the tool executor). Design: docs/worker/protocol.md. */
+#ifndef AL_WORKER_H
+#define AL_WORKER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "httpc.h"
+#include "loop.h"
+
+struct worker_config {
+	char *environment_id;
+	char *environment_key; /* secret */
+	char *base_url;        /* no trailing slash */
+	char *workdir;
+	char *on_work;
+	char *worker_id;
+	char *ca_file;
+	uint64_t max_idle_ms; /* 0 disables */
+	/* run mode */
+	char *session_id;
+	char *work_id;
+	char *work_secret; /* secret: raw base64url secret from --work-secret-file */
+};
+
+struct wsess;
+struct wexec;
+
+struct worker {
+	struct worker_config cfg;
+	struct loop *loop;
+	struct httpc *http;
+	struct wexec *exec;
+	int exit_code;
+	bool stopping; /* a signal arrived: finish the current item, poll no more */
+	unsigned signals;
+	struct loop_timer *hard_deadline;
+	/* poller */
+	struct httpc_xfer *poll_x;
+	struct loop_timer *poll_timer;
+	uint64_t poll_backoff_ms;
+	uint64_t last_empty_log_ms;
+	bool empty_logged;
+	struct httpc_xfer *aux_x; /* ack or healthcheck stop in flight */
+	/* the in-process session (items run one at a time) */
+	struct wsess *sess;
+	/* --on-work children */
+	size_t nchildren;
+};
+
+/* ---- worker_api.c ---- */
+
+/* Called with the HTTP status (0 on transport failure), the transport error and the
+ * parsed JSON body (NULL when empty or not JSON; borrowed). */
+typedef void wapi_done_fn(void *arg, int status, int err, json_t *body);
+
+struct wapi_req {
+	const char *cred; /* bearer credential (secret) */
+	const char *method;
+	const char *path; /* "/v1/..." with ids already escaped; query included */
+	json_t *body;     /* borrowed; NULL = none */
+	unsigned timeout_ms;
+	unsigned idle_timeout_s; /* streams: reconnect when silent this long */
+	const char *worker_id;   /* poll only */
+	httpc_head_fn *on_head;  /* streams: called with arg */
+	httpc_data_fn *on_data;  /* streams: 2xx body bytes, called with arg */
+	wapi_done_fn *done;
+	void *arg;
+};
+
+int wapi_call(struct worker *w, const struct wapi_req *r, struct httpc_xfer **out);
+/* 408, 409, 429, 5xx and transport errors are worth retrying. */
+bool wapi_retryable(int status, int err);
+/* Any other 4xx: the request will never succeed. */
+bool wapi_fatal(int status, int err);
+/* Decodes a work secret (base64url JSON, padding optional) to its non-empty
+ * sessions_token (heap, caller secret_free()s), or NULL. Never logs. */
+char *wapi_sessions_token(const char *secret, size_t len);
+/* Uniform random in [lo, hi]. */
+uint64_t wapi_jitter(uint64_t lo, uint64_t hi);
+/* error.message of an API error envelope, or "" (for logs; never carries secrets). */
+const char *wapi_error_message(json_t *body);
+
+/* ---- worker_session.c ---- */
+
+enum wsess_end {
+	WSESS_CLEAN,      /* session over or idle: stop the item */
+	WSESS_STOPPED,    /* the server asked us to stop */
+	WSESS_LEASE_LOST, /* another worker owns it now: do not stop it */
+	WSESS_REJECTED,   /* a fatal 4xx */
+	WSESS_SIGNAL,     /* shutting down */
+	WSESS_FAILED,     /* any other failure */
+};
+
+struct wsess_params {
+	const char *work_id;
+	const char *environment_id;
+	const char *session_id;
+	const char *secret; /* the item's secret or NULL */
+	size_t secret_len;
+};
+
+typedef void wsess_end_fn(struct worker *w, enum wsess_end why);
+
+/* Starts handling one claimed (acked) item; end is called once when it is over and the
+ * item released. */
+int wsess_start(struct worker *w, const struct wsess_params *p, wsess_end_fn *end,
+                struct wsess **out);
+/* A signal: cancel the in-flight tool, post its error result, release the item. */
+void wsess_shutdown(struct wsess *s);
+void wsess_free(struct wsess *s);
+
+/* ---- worker_exec.c: tool calls on one executor thread ---- */
+
+/* content: new JSON array of content blocks (owned by the callee after the call). */
+typedef void wexec_done_fn(void *arg, json_t *content, bool is_error);
+
+int wexec_new(struct loop *l, struct wexec **out);
+void wexec_free(struct wexec *e);
+/* Opens the per-session tool context on workdir. */
+int wexec_session_open(struct wexec *e, const char *workdir);
+void wexec_session_close(struct wexec *e);
+/* Whether this worker runs tools of that name (others are left for another client). */
+bool wexec_known(const char *name);
+/* Runs one call; done runs on the loop thread. One call at a time. */
+int wexec_run(struct wexec *e, const char *name, json_t *input, wexec_done_fn *done, void *arg);
+/* Asks the in-flight call to stop; its done still runs, with an error result. */
+void wexec_cancel(struct wexec *e);
+bool wexec_busy(const struct wexec *e);
+/* The caller goes away: the in-flight call's result will be dropped. */
+void wexec_orphan(struct wexec *e);
+
+#endif
