@@ -776,14 +776,15 @@ worker_main(int argc, char **argv)
 		r = run_check(&w);
 		goto out;
 	}
+	/* before the executor thread exists, so it inherits the blocked mask */
+	loop_signal_add(w.loop, SIGTERM, on_signal, &w);
+	loop_signal_add(w.loop, SIGINT, on_signal, &w);
 	if ((r = wexec_new(w.loop, &w.exec)) != 0) {
 		fprintf(stderr, "airlock worker: cannot start the tool executor: %s\n",
 		        al_strerror(r));
 		r = 1;
 		goto out;
 	}
-	loop_signal_add(w.loop, SIGTERM, on_signal, &w);
-	loop_signal_add(w.loop, SIGINT, on_signal, &w);
 	if (run_mode) {
 		struct wsess_params p = {
 		    .work_id = w.cfg.work_id,

@@ -5,6 +5,7 @@
  * reference counts are not atomic). */
 #include <errno.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -48,6 +49,11 @@ static void *
 thread_main(void *arg)
 {
 	struct wexec *e = arg;
+	/* signals belong to the loop thread's signalfd; a thread that left them unblocked
+	 * would take SIGTERM's default action for the whole process */
+	sigset_t all;
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, NULL);
 	pthread_mutex_lock(&e->mu);
 	for (;;) {
 		while (!e->has_job && !e->quit)
