@@ -9,7 +9,7 @@ APT_PACKAGES=(
 	build-essential meson ninja-build pkg-config clang libclang-rt-14-dev
 	libssl-dev libcurl4-openssl-dev libjansson-dev libsqlite3-dev libpq-dev
 	libseccomp-dev libnghttp2-dev node-llhttp libyaml-dev libcmocka-dev
-	nodejs npm curl openssl sqlite3 ripgrep bubblewrap iproute2 nftables procps python3
+	curl openssl sqlite3 ripgrep bubblewrap iproute2 nftables procps python3
 )
 
 SUDO=""
@@ -21,6 +21,10 @@ missing=()
 for p in "${APT_PACKAGES[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
+# Node.js may come from another source than Debian (its own npm then conflicts with
+# Debian's): only ask apt for it when the commands are missing.
+command -v node >/dev/null || missing+=(nodejs)
+command -v npm >/dev/null || missing+=(npm)
 if [ "${#missing[@]}" -gt 0 ]; then
 	echo "deps: installing ${missing[*]}" >&2
 	$SUDO apt-get update -qq

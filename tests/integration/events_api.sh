@@ -34,7 +34,9 @@ req $K GET "/v1/sessions/$SID/events/stream?event_deltas[]=agent.tool_use"
 check "event_deltas outside message/thinking is 400" eq "$STATUS" 400
 
 # Validation is all-or-nothing: a bad second event stores nothing.
-req $K GET "/v1/sessions/$SID/events"
+# (The agent loop may append its own events meanwhile; count the user's.)
+USER_TYPES='types[]=user.message&types[]=user.tool_result&types[]=user.tool_confirmation'
+req $K GET "/v1/sessions/$SID/events?$USER_TYPES"
 BEFORE=$(jget 'len(j["data"])')
 req $K POST "/v1/sessions/$SID/events" '{"events":[{"type":"user.message","content":[{"type":"text","text":"x"}]},{"type":"user.bogus"}]}'
 check "unknown event type is 400" eq "$STATUS" 400
@@ -48,7 +50,7 @@ req $K POST "/v1/sessions/$SID/events" '{"events":[{"type":"user.message","conte
 check "content must be an array" eq "$STATUS" 400
 req $K POST "/v1/sessions/$SID/events" '{"events":[],"extra":1}'
 check "unknown top-level field is 400" eq "$STATUS" 400
-req $K GET "/v1/sessions/$SID/events"
+req $K GET "/v1/sessions/$SID/events?$USER_TYPES"
 check "nothing was stored by rejected sends" eq "$(jget 'len(j["data"])')" "$BEFORE"
 
 req $EK POST "/v1/sessions/$SID/events" '{"events":[{"type":"user.message","content":[{"type":"text","text":"x"}]}]}'
@@ -71,7 +73,7 @@ req $K GET "/v1/sessions/$SID/events?limit=2&types[]=user.message&page=$P"
 check "the next page continues after the first" python3 -c "import json,sys; d=json.loads(sys.argv[1])['data']; assert len(d)==2 and d[0]['id']!='$FIRST'" "$BODY"
 req $K GET "/v1/sessions/$SID/events?limit=2&order=desc&page=$P"
 check "reusing a cursor with another order is 400" eq "$STATUS" 400
-req $K GET "/v1/sessions/$SID/events?order=desc&limit=1"
+req $K GET "/v1/sessions/$SID/events?order=desc&limit=1&types=user.message,user.interrupt"
 check "order=desc starts with the newest" eq "$(jget 'j["data"][0]["type"]')" user.interrupt
 req $K GET "/v1/sessions/$SID/events?created_at%5Bgte%5D=not-a-time"
 check "bad time filter is 400" eq "$STATUS" 400

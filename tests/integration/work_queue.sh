@@ -47,7 +47,8 @@ check "sessions token reads its session" eq "$STATUS" 200
 req $TOK GET "/v1/environments/$ENV/work/$WID"
 check "sessions token cannot GET work (API key only)" eq "$STATUS" 403
 
-req $TOK POST "/v1/environments/$ENV/work/$WID/heartbeat?expected_last_heartbeat=NO_HEARTBEAT"
+# A long lease here: only the expiry part below relies on the short default TTL.
+req $TOK POST "/v1/environments/$ENV/work/$WID/heartbeat?expected_last_heartbeat=NO_HEARTBEAT&desired_ttl_seconds=600"
 check "first heartbeat wins" eq "$(jget 'j["lease_extended"]')" True
 HB=$(jget 'j["last_heartbeat"]')
 req $TOK POST "/v1/environments/$ENV/work/$WID/heartbeat?expected_last_heartbeat=NO_HEARTBEAT"
@@ -56,6 +57,7 @@ check "412 carries heartbeat_precondition_failed" eq "$(jget 'j["error"]["detail
 check "412 carries current_state" eq "$(jget 'j["error"]["details"]["current_state"]["state"]')" active
 req $TOK POST "/v1/environments/$ENV/work/$WID/heartbeat?expected_last_heartbeat=$HB&desired_ttl_seconds=5"
 check "echoed heartbeat extends, ttl clamped to 10" eq "$(jget 'j["ttl_seconds"]')" 10
+req $TOK POST "/v1/environments/$ENV/work/$WID/heartbeat?expected_last_heartbeat=$(jget 'j["last_heartbeat"]')&desired_ttl_seconds=600"
 
 req $K POST "/v1/environments/$ENV/work/$WID" '{"metadata":{"host":"w1"}}'
 check "metadata update" eq "$(jget 'j["metadata"]["host"]')" w1
