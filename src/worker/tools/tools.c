@@ -37,17 +37,23 @@ struct tool_def {
 #define TIMEOUT_MS_MAX (24LL * 3600 * 1000)
 
 static const struct tool_def tool_defs[] = {
-	{"bash", tool_bash_run,
-	 {{"command", F_STR, OPTIONAL}, {"restart", F_BOOL, OPTIONAL}, {"timeout_ms", F_INT, OPTIONAL}}},
-	{"read", tool_read_run, {{"file_path", F_STR, SDK_REQUIRED}, {"view_range", F_INTARR, OPTIONAL}}},
-	{"write", tool_write_run, {{"file_path", F_STR, SDK_REQUIRED}, {"content", F_STR, REQUIRED}}},
-	{"edit", tool_edit_run,
-	 {{"file_path", F_STR, SDK_REQUIRED},
-	  {"old_string", F_STR, SDK_REQUIRED},
-	  {"new_string", F_STR, REQUIRED},
-	  {"replace_all", F_BOOL, OPTIONAL}}},
-	{"glob", tool_glob_run, {{"pattern", F_STR, SDK_REQUIRED}, {"path", F_STR, OPTIONAL}}},
-	{"grep", tool_grep_run, {{"pattern", F_STR, SDK_REQUIRED}, {"path", F_STR, OPTIONAL}}},
+    {"bash",
+     tool_bash_run,
+     {{"command", F_STR, OPTIONAL},
+      {"restart", F_BOOL, OPTIONAL},
+      {"timeout_ms", F_INT, OPTIONAL}}},
+    {"read",
+     tool_read_run,
+     {{"file_path", F_STR, SDK_REQUIRED}, {"view_range", F_INTARR, OPTIONAL}}},
+    {"write", tool_write_run, {{"file_path", F_STR, SDK_REQUIRED}, {"content", F_STR, REQUIRED}}},
+    {"edit",
+     tool_edit_run,
+     {{"file_path", F_STR, SDK_REQUIRED},
+      {"old_string", F_STR, SDK_REQUIRED},
+      {"new_string", F_STR, REQUIRED},
+      {"replace_all", F_BOOL, OPTIONAL}}},
+    {"glob", tool_glob_run, {{"pattern", F_STR, SDK_REQUIRED}, {"path", F_STR, OPTIONAL}}},
+    {"grep", tool_grep_run, {{"pattern", F_STR, SDK_REQUIRED}, {"path", F_STR, OPTIONAL}}},
 };
 
 static const struct tool_def *
@@ -129,6 +135,11 @@ check_input(const struct tool_def *d, const json_t *input)
 		if (absent)
 			continue;
 		if (!field_type_ok(f, v))
+			return xasprintf("%s: invalid input: %s", d->name, f->name);
+		/* Paths and patterns become C strings and argv: no NUL inside. Contents and
+		 * commands keep theirs (they are used with their JSON length). */
+		if (f->type == F_STR && f->need != REQUIRED && strcmp(f->name, "command") != 0 &&
+		    strlen(json_string_value(v)) != json_string_length(v))
 			return xasprintf("%s: invalid input: %s", d->name, f->name);
 		if (f->need == SDK_REQUIRED && json_string_length(v) == 0)
 			return xasprintf("%s: %s is required", d->name, f->name);
@@ -397,14 +408,14 @@ tool_run(struct tool_ctx *ctx, const char *name, const json_t *input, json_t **c
 		tool_fail(&res, "%s", msg);
 	else
 		d->run(ctx, input, &res);
-	if ((r = tool_utf8_clean(&clean, res.text.data != NULL ? res.text.data : "", res.text.len)) !=
-	    0)
+	if ((r = tool_utf8_clean(&clean, res.text.data != NULL ? res.text.data : "",
+	                         res.text.len)) != 0)
 		goto out;
 	if (clean.len == 0 && (r = buf_add_str(&clean, "(no output)")) != 0)
 		goto out;
 	arr = json_array();
-	json_array_append_new(arr, json_pack("{s:s, s:s%}", "type", "text", "text", clean.data,
-	                                     clean.len));
+	json_array_append_new(
+	    arr, json_pack("{s:s, s:s%}", "type", "text", "text", clean.data, clean.len));
 	if (json_array_size(arr) != 1) {
 		r = AL_E_INTERNAL;
 		goto out;

@@ -12,12 +12,12 @@ struct tool_ctx;
 
 /* A process the toolset wants started (the persistent bash, rg). */
 struct tool_spawn_req {
-	const char *path;          /* program to exec */
-	const char *const *argv;   /* NULL-terminated; argv[0] is the name it runs under */
-	const char *const *envp;   /* NULL-terminated, complete environment */
-	const char *cwd;           /* working directory, or NULL */
-	const int *fds;            /* the child's fd i becomes fds[i]; -1 means /dev/null */
-	int nfds;                  /* every other fd is closed in the child */
+	const char *path;        /* program to exec */
+	const char *const *argv; /* NULL-terminated; argv[0] is the name it runs under */
+	const char *const *envp; /* NULL-terminated, complete environment */
+	const char *cwd;         /* working directory, or NULL */
+	const int *fds;          /* the child's fd i becomes fds[i]; -1 means /dev/null */
+	int nfds;                /* every other fd is closed in the child */
 };
 
 /* How processes are started. The default (NULL) forks and execs the program in a new

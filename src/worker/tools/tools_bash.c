@@ -145,7 +145,8 @@ strip_ansi(struct buf *b)
 	while (i < n) {
 		if (s[i] == 0x1b && i + 1 < n && s[i + 1] == '[') {
 			size_t j = i + 2;
-			while (j < n && ((s[j] >= '0' && s[j] <= '9') || s[j] == ';' || s[j] == '?'))
+			while (j < n &&
+			       ((s[j] >= '0' && s[j] <= '9') || s[j] == ';' || s[j] == '?'))
 				j++;
 			while (j < n && s[j] >= ' ' && s[j] <= '/')
 				j++;
@@ -276,8 +277,10 @@ tool_bash_run(struct tool_ctx *ctx, const json_t *in, struct tool_res *res)
 	 * whole; fd 3 is closed for the command so only the shell writes status lines. */
 	if (buf_add_str(&script, "{ ") != 0 ||
 	    buf_add(&script, command, json_string_length(json_object_get(in, "command"))) != 0 ||
-	    buf_addf(&script, "\n} </dev/null 2>&1 3>&-; builtin printf '%%s %%d\\n' '%.8s''%s' \"$?\" >&3\n",
-	             token, token + 8) != 0) {
+	    buf_addf(
+	        &script,
+	        "\n} </dev/null 2>&1 3>&-; builtin printf '%%s %%d\\n' '%.8s''%s' \"$?\" >&3\n",
+	        token, token + 8) != 0) {
 		tool_fail(res, "bash: command too long");
 		goto out;
 	}
@@ -287,7 +290,8 @@ tool_bash_run(struct tool_ctx *ctx, const json_t *in, struct tool_res *res)
 		/* The command may still run and later print a status: never reuse this shell. */
 		tool_bash_close(ctx);
 		if (end == END_TIMEOUT)
-			tool_fail(res, "bash: bash command timed out after %lldms", (long long)timeout_ms);
+			tool_fail(res, "bash: bash command timed out after %lldms",
+			          (long long)timeout_ms);
 		else if (end == END_CANCEL)
 			tool_fail(res, "bash: This operation was aborted");
 		else
@@ -312,7 +316,8 @@ tool_bash_run(struct tool_ctx *ctx, const json_t *in, struct tool_res *res)
 			skip++;
 		(void)buf_add_str(&res->text, "[output truncated]\n");
 	}
-	(void)buf_add(&res->text, out.data + skip, out.len - skip);
+	if (out.len > skip)
+		(void)buf_add(&res->text, out.data + skip, out.len - skip);
 	if (code != 0) {
 		res->is_error = true;
 		if (res->text.len == 0)

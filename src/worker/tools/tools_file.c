@@ -128,18 +128,22 @@ read_range_streaming(int fd, const char *file_path, int64_t start_line, int64_t 
 				if (out->len + (le - ls) + (add_nl ? 1 : 0) > limit) {
 					if (end - start == 1)
 						tool_fail(res,
-						          "read: line %lld of %s alone exceeds %llu-byte limit. "
-						          "The read tool cannot return part of a line, so "
+						          "read: line %lld of %s alone exceeds "
+						          "%llu-byte limit. "
+						          "The read tool cannot return part of a "
+						          "line, so "
 						          "view_range cannot narrow this further.",
 						          (long long)start + 1, file_path,
 						          (unsigned long long)limit);
 					else
-						tool_fail(res,
-						          "read: view_range [%lld, %lld] of %s exceeds "
-						          "%llu-byte limit. Narrow the view_range to read a "
-						          "smaller portion.",
-						          (long long)start_line, (long long)end_line, file_path,
-						          (unsigned long long)limit);
+						tool_fail(
+						    res,
+						    "read: view_range [%lld, %lld] of %s exceeds "
+						    "%llu-byte limit. Narrow the view_range to "
+						    "read a "
+						    "smaller portion.",
+						    (long long)start_line, (long long)end_line,
+						    file_path, (unsigned long long)limit);
 					return;
 				}
 				(void)buf_add(out, chunk + ls, le - ls);
@@ -198,10 +202,11 @@ tool_read_run(struct tool_ctx *ctx, const json_t *in, struct tool_res *res)
 	}
 	if ((uint64_t)st.st_size > ctx->max_file) {
 		if (vr_len == 0) {
-			tool_fail(res,
-			          "read: %s is %lld bytes, exceeds %llu-byte limit. Use the view_range "
-			          "parameter to read specific line ranges, e.g. view_range: [1, 500].",
-			          file_path, (long long)st.st_size, (unsigned long long)ctx->max_file);
+			tool_fail(
+			    res,
+			    "read: %s is %lld bytes, exceeds %llu-byte limit. Use the view_range "
+			    "parameter to read specific line ranges, e.g. view_range: [1, 500].",
+			    file_path, (long long)st.st_size, (unsigned long long)ctx->max_file);
 			goto out;
 		}
 		read_range_streaming(fd, file_path, s, e, ctx->max_file, res);
@@ -214,7 +219,8 @@ tool_read_run(struct tool_ctx *ctx, const json_t *in, struct tool_res *res)
 	if (over) {
 		/* Grew past the cap since the fstat: treat it as the large file it now is. */
 		if (lseek(fd, 0, SEEK_SET) != 0 || vr_len == 0) {
-			tool_fail(res, "read: %s exceeds %llu-byte limit. Use the view_range parameter "
+			tool_fail(res,
+			          "read: %s exceeds %llu-byte limit. Use the view_range parameter "
 			          "to read specific line ranges, e.g. view_range: [1, 500].",
 			          file_path, (unsigned long long)ctx->max_file);
 			goto out;
@@ -222,10 +228,10 @@ tool_read_run(struct tool_ctx *ctx, const json_t *in, struct tool_res *res)
 		read_range_streaming(fd, file_path, s, e, ctx->max_file, res);
 		goto out;
 	}
-	if (vr_len == 0)
-		(void)buf_add(&res->text, data.data, data.len);
-	else
+	if (vr_len != 0)
 		slice_lines(&res->text, data.data != NULL ? data.data : "", data.len, s, e);
+	else if (data.len > 0)
+		(void)buf_add(&res->text, data.data, data.len);
 out:
 	if (fd >= 0)
 		close(fd);
@@ -285,7 +291,8 @@ void
 tool_edit_run(struct tool_ctx *ctx, const json_t *in, struct tool_res *res)
 {
 	const char *file_path = tool_in_str(in, "file_path");
-	const json_t *ov = json_object_get(in, "old_string"), *nv = json_object_get(in, "new_string");
+	const json_t *ov = json_object_get(in, "old_string"),
+	             *nv = json_object_get(in, "new_string");
 	const char *old = json_string_value(ov), *new = json_string_value(nv);
 	size_t ol = json_string_length(ov), nl = json_string_length(nv);
 	bool all = tool_in_bool(in, "replace_all");
@@ -314,15 +321,17 @@ tool_edit_run(struct tool_ctx *ctx, const json_t *in, struct tool_res *res)
 		goto out;
 	}
 	if ((uint64_t)st.st_size > ctx->max_file) {
-		tool_fail(res,
-		          "edit: %s is %lld bytes, exceeds %llu-byte limit. The edit tool loads the "
-		          "whole file and cannot modify a file this large.",
-		          file_path, (long long)st.st_size, (unsigned long long)ctx->max_file);
+		tool_fail(
+		    res,
+		    "edit: %s is %lld bytes, exceeds %llu-byte limit. The edit tool loads the "
+		    "whole file and cannot modify a file this large.",
+		    file_path, (long long)st.st_size, (unsigned long long)ctx->max_file);
 		goto out;
 	}
 	if ((r = read_capped(fd, &data, ctx->max_file, &over)) != 0 || over) {
 		if (over)
-			tool_fail(res, "edit: %s exceeds %llu-byte limit. The edit tool loads the "
+			tool_fail(res,
+			          "edit: %s exceeds %llu-byte limit. The edit tool loads the "
 			          "whole file and cannot modify a file this large.",
 			          file_path, (unsigned long long)ctx->max_file);
 		else
@@ -344,7 +353,8 @@ tool_edit_run(struct tool_ctx *ctx, const json_t *in, struct tool_res *res)
 	size_t p = 0, done = 0;
 	while (done < (all ? count : 1)) {
 		const char *m = memmem(d + p, data.len - p, old, ol);
-		if (buf_add(&upd, d + p, (size_t)(m - (d + p))) != 0 || buf_add(&upd, new, nl) != 0) {
+		if (buf_add(&upd, d + p, (size_t)(m - (d + p))) != 0 ||
+		    buf_add(&upd, new, nl) != 0) {
 			tool_fail(res, "edit: result too large");
 			goto out;
 		}

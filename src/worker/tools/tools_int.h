@@ -20,9 +20,9 @@ struct tool_root {
 struct tool_bash;
 
 struct tool_ctx {
-	char *workdir;     /* path.resolve(workdir as given): bash cwd, glob/grep output prefix */
-	char *root;        /* canonical workdir: confinement root */
-	int root_fd;       /* O_PATH dirfd of root; every workspace access starts here */
+	char *workdir; /* path.resolve(workdir as given): bash cwd, glob/grep output prefix */
+	char *root;    /* canonical workdir: confinement root */
+	int root_fd;   /* O_PATH dirfd of root; every workspace access starts here */
 	struct tool_root *roots;
 	size_t nroots;
 	struct tool_spawner sp;
@@ -30,7 +30,7 @@ struct tool_ctx {
 	bool rg_disabled;  /* built-in grep only */
 	uint64_t max_file; /* read/edit cap */
 	struct tool_bash *bash;
-	int cancel_fd;     /* eventfd written by tool_cancel, polled by blocking waits */
+	int cancel_fd; /* eventfd written by tool_cancel, polled by blocking waits */
 	volatile sig_atomic_t cancelled;
 };
 

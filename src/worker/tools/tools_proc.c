@@ -24,8 +24,7 @@ struct plain_proc {
 };
 
 /* Runs in the forked child: only async-signal-safe calls until execve. */
-static void __attribute__((noreturn))
-child_exec(const struct tool_spawn_req *req, int errpipe)
+static void __attribute__((noreturn)) child_exec(const struct tool_spawn_req *req, int errpipe)
 {
 	int tmp[SPAWN_MAX_FDS];
 	int err;

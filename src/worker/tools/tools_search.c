@@ -154,7 +154,8 @@ pat_match(const struct glob_pat *g, char *const *names, size_t nn, bool prefix)
 				if (prefix)
 					v = i < g->n;
 				else
-					v = i == g->n || (strcmp(g->segs[i], "**") == 0 && ok[i + 1][j]);
+					v = i == g->n ||
+					    (strcmp(g->segs[i], "**") == 0 && ok[i + 1][j]);
 			} else if (i == g->n) {
 				v = false;
 			} else if (strcmp(g->segs[i], "**") == 0) {
@@ -395,8 +396,11 @@ tool_glob_run(struct tool_ctx *ctx, const json_t *in, struct tool_res *res)
 	}
 	g.set = set;
 	if (fd >= 0) {
-		struct walk w = {.ctx = ctx, .remaining = TOOL_WALK_MAX_ENTRIES, .enter = glob_enter,
-		                 .file = glob_file, .arg = &g};
+		struct walk w = {.ctx = ctx,
+		                 .remaining = TOOL_WALK_MAX_ENTRIES,
+		                 .enter = glob_enter,
+		                 .file = glob_file,
+		                 .arg = &g};
 		walk_dir(&w, fd);
 		fd = -1;
 	}
@@ -455,8 +459,9 @@ find_rg(struct tool_ctx *ctx)
 		char *real = NULL;
 		if (access(cand, X_OK) == 0 && stat(cand, &st) == 0 && S_ISREG(st.st_mode) &&
 		    (real = realpath(cand, NULL)) != NULL) {
-			bool inside = strncasecmp(real, ctx->root, strlen(ctx->root)) == 0 &&
-			              (real[strlen(ctx->root)] == '/' || strcmp(ctx->root, "/") == 0);
+			bool inside =
+			    strncasecmp(real, ctx->root, strlen(ctx->root)) == 0 &&
+			    (real[strlen(ctx->root)] == '/' || strcmp(ctx->root, "/") == 0);
 			for (size_t i = 0; i < ctx->nroots && !inside; i++) {
 				size_t n = strlen(ctx->roots[i].canon);
 				inside = strncasecmp(real, ctx->roots[i].canon, n) == 0 &&
@@ -481,8 +486,8 @@ grep_rg(struct tool_ctx *ctx, const char *rg, const char *pattern, const char *s
 	int o[2] = {-1, -1}, e[2] = {-1, -1}, st = 0;
 	void *proc = NULL;
 	char **env = tool_env_build(NULL);
-	const char *argv[] = {"rg", "--no-config", "-n", "--no-heading", "-e", pattern, "--", search,
-	                      NULL};
+	const char *argv[] = {"rg", "--no-config", "-n", "--no-heading", "-e", pattern,
+	                      "--", search,        NULL};
 	struct buf out, err;
 	bool truncated = false, aborted = false, oeof = false, eeof = false;
 	uint64_t deadline = now_mono_ms() + RG_DEADLINE_MS;
@@ -495,8 +500,12 @@ grep_rg(struct tool_ctx *ctx, const char *rg, const char *pattern, const char *s
 		goto out;
 	}
 	int fds[3] = {-1, o[1], e[1]};
-	struct tool_spawn_req req = {.path = rg, .argv = argv, .envp = (const char *const *)env,
-	                             .cwd = NULL, .fds = fds, .nfds = 3};
+	struct tool_spawn_req req = {.path = rg,
+	                             .argv = argv,
+	                             .envp = (const char *const *)env,
+	                             .cwd = NULL,
+	                             .fds = fds,
+	                             .nfds = 3};
 	int r = ctx->sp.spawn(ctx->sp.arg, &req, &proc);
 	close(o[1]);
 	close(e[1]);
@@ -557,7 +566,8 @@ grep_rg(struct tool_ctx *ctx, const char *rg, const char *pattern, const char *s
 		if (back < 3 && cut - back > 0 && (unsigned char)out.data[cut - back - 1] >= 0xc0)
 			cut -= back + 1;
 		(void)buf_add(&res->text, out.data, cut);
-		(void)buf_addf(&res->text, "\n[output truncated at %d bytes]", TOOL_GREP_OUTPUT_LIMIT);
+		(void)buf_addf(&res->text, "\n[output truncated at %d bytes]",
+		               TOOL_GREP_OUTPUT_LIMIT);
 	} else if (WIFEXITED(st) && WEXITSTATUS(st) == 0) {
 		(void)buf_add(&res->text, out.data != NULL ? out.data : "", out.len);
 	} else if (WIFEXITED(st) && WEXITSTATUS(st) == 1) {
@@ -715,7 +725,9 @@ static void
 grep_builtin(struct tool_ctx *ctx, const char *pattern, const char *search, const char *canon,
              struct tool_res *res)
 {
-	struct grep_run g = {.base = search, .out = &res->text, .budget = TOOL_GREP_OUTPUT_LIMIT,
+	struct grep_run g = {.base = search,
+	                     .out = &res->text,
+	                     .budget = TOOL_GREP_OUTPUT_LIMIT,
 	                     .deadline = now_mono_ms() + TOOL_GREP_TIMEOUT_MS};
 	int rc = regcomp(&g.re, pattern, REG_EXTENDED | REG_NOSUB);
 	if (rc != 0) {
@@ -731,7 +743,9 @@ grep_builtin(struct tool_ctx *ctx, const char *pattern, const char *search, cons
 		(void)grep_fd(&g, fd, search, ctx);
 		close(fd);
 	} else if (fd >= 0 && S_ISDIR(st.st_mode)) {
-		struct walk w = {.ctx = ctx, .remaining = TOOL_WALK_MAX_ENTRIES, .file = grep_file_cb,
+		struct walk w = {.ctx = ctx,
+		                 .remaining = TOOL_WALK_MAX_ENTRIES,
+		                 .file = grep_file_cb,
 		                 .arg = &g};
 		walk_dir(&w, fd);
 	} else if (fd >= 0) {

@@ -149,17 +149,22 @@ test_input_validation(void **state)
 	    {"read", "{\"file_path\":null}", "read: file_path is required"},
 	    {"read", "{\"file_path\":\"\"}", "read: file_path is required"},
 	    {"read", "{\"file_path\":7}", "read: invalid input: file_path"},
-	    {"read", "{\"file_path\":\"a\",\"view_range\":\"1-2\"}", "read: invalid input: view_range"},
-	    {"read", "{\"file_path\":\"a\",\"view_range\":[1,\"2\"]}", "read: invalid input: view_range"},
-	    {"read", "{\"file_path\":\"a\",\"view_range\":[1.5,2]}", "read: invalid input: view_range"},
+	    {"read", "{\"file_path\":\"a\",\"view_range\":\"1-2\"}",
+	     "read: invalid input: view_range"},
+	    {"read", "{\"file_path\":\"a\",\"view_range\":[1,\"2\"]}",
+	     "read: invalid input: view_range"},
+	    {"read", "{\"file_path\":\"a\",\"view_range\":[1.5,2]}",
+	     "read: invalid input: view_range"},
 	    {"read", "{\"file_path\":\"a\",\"view_range\":[1.0,2]}", NULL},
 	    {"read", "[]", "read: invalid input: input"},
 	    {"write", "{\"file_path\":\"a\"}", "write: invalid input: content"},
 	    {"write", "{\"file_path\":\"a\",\"content\":1}", "write: invalid input: content"},
 	    {"write", "{\"content\":\"x\"}", "write: file_path is required"},
 	    {"edit", "{\"file_path\":\"a\",\"new_string\":\"b\"}", "edit: old_string is required"},
-	    {"edit", "{\"file_path\":\"a\",\"old_string\":\"a\"}", "edit: invalid input: new_string"},
-	    {"edit", "{\"file_path\":\"a\",\"old_string\":\"a\",\"new_string\":\"\",\"replace_all\":1}",
+	    {"edit", "{\"file_path\":\"a\",\"old_string\":\"a\"}",
+	     "edit: invalid input: new_string"},
+	    {"edit",
+	     "{\"file_path\":\"a\",\"old_string\":\"a\",\"new_string\":\"\",\"replace_all\":1}",
 	     "edit: invalid input: replace_all"},
 	    {"bash", "{}", NULL},
 	    {"bash", "{\"command\":\"x\",\"timeout_ms\":-1}", "bash: invalid input: timeout_ms"},
@@ -168,17 +173,20 @@ test_input_validation(void **state)
 	    {"glob", "{\"pattern\":\"\"}", "glob: pattern is required"},
 	    {"glob", "{\"pattern\":\"*\",\"path\":[]}", "glob: invalid input: path"},
 	    {"grep", "{\"pattern\":false}", "grep: invalid input: pattern"},
+	    {"read", "{\"file_path\":\"a\\u0000b\"}", "read: invalid input: file_path"},
+	    {"write", "{\"file_path\":\"a\",\"content\":\"\\u0000\"}", NULL},
 	};
 	(void)state;
 	for (size_t i = 0; i < ARRAY_LEN(t); i++) {
-		json_t *in = json_loads(t[i].input, JSON_DECODE_ANY, NULL);
+		json_t *in = json_loads(t[i].input, JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL);
 		char *msg = NULL;
 		int r = tool_input_check(t[i].tool, in, &msg);
 		if (t[i].msg == NULL) {
 			if (r != 0)
 				fail_msg("case %zu: rejected: %s", i, msg);
 		} else if (r != AL_E_INVAL || msg == NULL || strcmp(msg, t[i].msg) != 0) {
-			fail_msg("case %zu: got %d [%s], want [%s]", i, r, msg ? msg : "", t[i].msg);
+			fail_msg("case %zu: got %d [%s], want [%s]", i, r, msg ? msg : "",
+			         t[i].msg);
 		}
 		free(msg);
 		json_decref(in);
@@ -213,7 +221,7 @@ test_utf8_clean(void **state)
 	    {"abc", 3, "abc"},
 	    {"\xc3\xa9", 2, "\xc3\xa9"},
 	    {"\xff", 1, "\xef\xbf\xbd"},
-	    {"a\xe2\x82z", 4, "a\xef\xbf\xbdz"},         /* truncated 3-byte: one U+FFFD */
+	    {"a\xe2\x82z", 4, "a\xef\xbf\xbdz"}, /* truncated 3-byte: one U+FFFD */
 	    {"\xed\xa0\x80", 3, "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd"}, /* surrogate */
 	    {"\xf0\x9f\x98", 3, "\xef\xbf\xbd"},
 	    {"\xf0\x9f\x98\x80", 4, "\xf0\x9f\x98\x80"},
@@ -241,12 +249,12 @@ test_glob_match(void **state)
 		const char *pat, *path;
 		int want;
 	} t[] = {
-	    {"*.c", "a.c", 1},          {"*.c", "sub/a.c", 0},       {"**/*.c", "a.c", 1},
-	    {"**/*.c", "x/y/a.c", 1},   {"*", ".hidden", 0},         {".*", ".hidden", 1},
-	    {"**/*.c", ".d/a.c", 0},    {"sub/**", "sub/a/b", 1},    {"{a,b}.c", "b.c", 1},
-	    {"{a,{b,c}}.c", "c.c", 1},  {"[!a]*.c", "a.c", 0},       {"[!a]*.c", "b.c", 1},
-	    {"?.c", "ab.c", 0},         {"a\\b", "a/b", 1},          {"./a.c", "a.c", 1},
-	    {"a//b", "a/b", 1},         {"{x}", "x", 0},             {"{x}", "{x}", 1},
+	    {"*.c", "a.c", 1},         {"*.c", "sub/a.c", 0},    {"**/*.c", "a.c", 1},
+	    {"**/*.c", "x/y/a.c", 1},  {"*", ".hidden", 0},      {".*", ".hidden", 1},
+	    {"**/*.c", ".d/a.c", 0},   {"sub/**", "sub/a/b", 1}, {"{a,b}.c", "b.c", 1},
+	    {"{a,{b,c}}.c", "c.c", 1}, {"[!a]*.c", "a.c", 0},    {"[!a]*.c", "b.c", 1},
+	    {"?.c", "ab.c", 0},        {"a\\b", "a/b", 1},       {"./a.c", "a.c", 1},
+	    {"a//b", "a/b", 1},        {"{x}", "x", 0},          {"{x}", "{x}", 1},
 	};
 	(void)state;
 	for (size_t i = 0; i < ARRAY_LEN(t); i++)
@@ -258,8 +266,8 @@ static void
 test_lexical(void **state)
 {
 	static const char *t[][3] = {
-	    {"/w", "a/b", "/w/a/b"},   {"/w", "../x", "/x"},   {"/w", "/abs/./y", "/abs/y"},
-	    {"/w", "a/../../..", "/"}, {"/w", "", "/w"},       {"/w/", "a//b/", "/w/a/b"},
+	    {"/w", "a/b", "/w/a/b"},   {"/w", "../x", "/x"}, {"/w", "/abs/./y", "/abs/y"},
+	    {"/w", "a/../../..", "/"}, {"/w", "", "/w"},     {"/w/", "a//b/", "/w/a/b"},
 	};
 	(void)state;
 	for (size_t i = 0; i < ARRAY_LEN(t); i++) {
@@ -295,11 +303,13 @@ test_file_tools(void **state)
 	    {"edit", "{\"file_path\":\"f.txt\",\"old_string\":\"o\",\"new_string\":\"0\"}", true,
 	     "edit: old_string appears 2 times in f.txt (must be unique)"},
 	    {"edit",
-	     "{\"file_path\":\"f.txt\",\"old_string\":\"o\",\"new_string\":\"0\",\"replace_all\":true}",
+	     "{\"file_path\":\"f.txt\",\"old_string\":\"o\",\"new_string\":\"0\",\"replace_all\":"
+	     "true}",
 	     false, "edited f.txt (2 replacement(s))"},
 	    {"read", "{\"file_path\":\"f.txt\"}", false, "0ne\ntw0\nthree\n"},
-	    {"edit", "{\"file_path\":\"crlf.txt\",\"old_string\":\"alpha\\n\",\"new_string\":\"x\"}",
-	     true, "edit: old_string not found in crlf.txt"},
+	    {"edit",
+	     "{\"file_path\":\"crlf.txt\",\"old_string\":\"alpha\\n\",\"new_string\":\"x\"}", true,
+	     "edit: old_string not found in crlf.txt"},
 	};
 	struct tool_ctx *ctx = new_ctx();
 	run_table(ctx, t, ARRAY_LEN(t));
@@ -307,7 +317,8 @@ test_file_tools(void **state)
 	char *p = xasprintf("%s/f.txt", ws);
 	assert_int_equal(chmod(p, 0751), 0);
 	bool err;
-	free(call(ctx, "write", "{\"file_path\":\"f.txt\",\"content\":\"one\\ntwo\\nthree\\n\"}", &err));
+	free(call(ctx, "write", "{\"file_path\":\"f.txt\",\"content\":\"one\\ntwo\\nthree\\n\"}",
+	          &err));
 	assert_false(err);
 	struct stat st;
 	assert_int_equal(stat(p, &st), 0);
@@ -334,8 +345,8 @@ test_roots(void **state)
 	    {"read", "{\"file_path\":\"$O/secret.txt\"}", false, "secret\n"},
 	    {"write", "{\"file_path\":\"$O/new.txt\",\"content\":\"x\"}", true,
 	     "write: $O/new.txt is inside read-only directory $O"},
-	    {"edit", "{\"file_path\":\"$O/secret.txt\",\"old_string\":\"s\",\"new_string\":\"t\"}", true,
-	     "edit: $O/secret.txt is inside read-only directory $O"},
+	    {"edit", "{\"file_path\":\"$O/secret.txt\",\"old_string\":\"s\",\"new_string\":\"t\"}",
+	     true, "edit: $O/secret.txt is inside read-only directory $O"},
 	    {"read", "{\"file_path\":\"/etc/hostname\"}", true,
 	     "path \"/etc/hostname\" is outside the session's working directory and its other "
 	     "permitted directories"},
@@ -384,7 +395,8 @@ test_bash(void **state)
 	setenv("ANTHROPIC_API_KEY", "sk-test-not-for-tools", 1);
 	struct tool_ctx *ctx = new_ctx();
 	static const struct tcase t[] = {
-	    {"bash", "{\"command\":\"echo $ANTHROPIC_API_KEY; echo \\\"$TERM\\\"\"}", false, "\ndumb"},
+	    {"bash", "{\"command\":\"echo $ANTHROPIC_API_KEY; echo \\\"$TERM\\\"\"}", false,
+	     "\ndumb"},
 	    {"bash", "{\"command\":\"X=1; cd sub\"}", false, "(no output)"},
 	    {"bash", "{\"command\":\"echo $X; basename $PWD\"}", false, "1\nsub"},
 	    /* fd 3 (the status pipe) is closed for commands. */
@@ -505,7 +517,8 @@ test_grep_builtin(void **state)
 	fclose(f);
 	free(p);
 	static const struct tcase t[] = {
-	    {"grep", "{\"pattern\":\"in(t|k) main\"}", false, "$W/sub/a.c:1:int main(void) { return 0; }"},
+	    {"grep", "{\"pattern\":\"in(t|k) main\"}", false,
+	     "$W/sub/a.c:1:int main(void) { return 0; }"},
 	    {"grep", "{\"pattern\":\"^(beta|gamma)$\",\"path\":\"crlf.txt\"}", false,
 	     "$W/crlf.txt:2:beta\n$W/crlf.txt:3:gamma"},
 	    {"grep", "{\"pattern\":\"needle\",\"path\":\"bin.dat\"}", false, "no matches"},
@@ -530,11 +543,13 @@ test_glob(void **state)
 	          "g/node_modules/y.txt && ln -s mid.txt g/link.txt\"}",
 	          &err));
 	static const struct tcase t[] = {
-	    {"glob", "{\"pattern\":\"g/**/*.txt\"}", false, "$W/g/d/new.txt\n$W/g/mid.txt\n$W/g/old.txt"},
+	    {"glob", "{\"pattern\":\"g/**/*.txt\"}", false,
+	     "$W/g/d/new.txt\n$W/g/mid.txt\n$W/g/old.txt"},
 	    {"glob", "{\"pattern\":\"*.txt\",\"path\":\"g\"}", false, "$W/g/mid.txt\n$W/g/old.txt"},
 	    {"glob", "{\"pattern\":\"/etc/*\"}", true,
 	     "glob: absolute pattern not permitted; pass a relative pattern (and optionally path)"},
-	    {"glob", "{\"pattern\":\"a/{b,..}\"}", true, "glob: \"..\" is not permitted in the pattern"},
+	    {"glob", "{\"pattern\":\"a/{b,..}\"}", true,
+	     "glob: \"..\" is not permitted in the pattern"},
 	};
 	run_table(ctx, t, ARRAY_LEN(t));
 	tool_ctx_free(ctx);
@@ -575,13 +590,20 @@ main(void)
 {
 	signal(SIGPIPE, SIG_IGN);
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_input_validation), cmocka_unit_test(test_unknown_tool),
-	    cmocka_unit_test(test_utf8_clean),       cmocka_unit_test(test_glob_match),
-	    cmocka_unit_test(test_lexical),          cmocka_unit_test(test_file_tools),
-	    cmocka_unit_test(test_roots),            cmocka_unit_test(test_symlink_swap),
-	    cmocka_unit_test(test_bash),             cmocka_unit_test(test_cancel),
-	    cmocka_unit_test(test_bash_truncation),  cmocka_unit_test(test_grep_builtin),
-	    cmocka_unit_test(test_glob),             cmocka_unit_test(test_spawner),
+	    cmocka_unit_test(test_input_validation),
+	    cmocka_unit_test(test_unknown_tool),
+	    cmocka_unit_test(test_utf8_clean),
+	    cmocka_unit_test(test_glob_match),
+	    cmocka_unit_test(test_lexical),
+	    cmocka_unit_test(test_file_tools),
+	    cmocka_unit_test(test_roots),
+	    cmocka_unit_test(test_symlink_swap),
+	    cmocka_unit_test(test_bash),
+	    cmocka_unit_test(test_cancel),
+	    cmocka_unit_test(test_bash_truncation),
+	    cmocka_unit_test(test_grep_builtin),
+	    cmocka_unit_test(test_glob),
+	    cmocka_unit_test(test_spawner),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -46,7 +46,8 @@ main(int argc, char **argv)
 			tool_ctx_set_rg(ctx, "");
 		else if (strcmp(argv[i], "--allow") == 0 || strcmp(argv[i], "--ro") == 0) {
 			if ((r = tool_ctx_allow_root(ctx, argv[i + 1], argv[i][2] == 'r')) != 0) {
-				fprintf(stderr, "tool_driver: %s: %s\n", argv[i + 1], al_strerror(r));
+				fprintf(stderr, "tool_driver: %s: %s\n", argv[i + 1],
+				        al_strerror(r));
 				return 1;
 			}
 			i++;
