@@ -113,6 +113,60 @@ test('airlock worker completes a six-tool session against airlock', async (t) =>
   for (const line of worker.log().trim().split('\n')) JSON.parse(line); // --log-format json
 });
 
+test('airlock worker holds "ask" calls until confirmed; deny runs nothing', async (t) => {
+  const model = await startMockModel(script);
+  const srv = await startServer({ env: { AIRLOCK_MODEL_BASE_URL: model.url } });
+  const workdir = realpathSync(mkdtempSync(path.join(tmpdir(), 'airlock-wk-')));
+  let worker;
+  t.after(async () => {
+    if (worker && worker.proc.exitCode === null) worker.proc.kill('SIGKILL');
+    await srv.stop();
+    await model.stop();
+    rmSync(workdir, { recursive: true, force: true });
+  });
+  const { client, env, envKey, session } = await setupSession(srv, { toolsetPolicy: 'always_ask' });
+  worker = startWorker(srv, env, envKey, workdir);
+  const answered = new Set();
+  const { done } = await collectEvents(
+    client,
+    session.id,
+    (ev, evs) => {
+      if (ev.type === 'session.status_idle' && ev.stop_reason?.type === 'requires_action') {
+        for (const id of ev.stop_reason.event_ids) {
+          if (answered.has(id)) continue;
+          answered.add(id);
+          const use = evs.find((e) => e.id === id);
+          // nothing may have run before the confirmation
+          assert.ok(!evs.some((e) => e.type === 'user.tool_result' && e.tool_use_id === id));
+          const result = use?.name === 'bash' ? 'deny' : 'allow';
+          client.beta.sessions.events.send(session.id, {
+            events: [{ type: 'user.tool_confirmation', tool_use_id: id, result }],
+          });
+        }
+      }
+      return endTurn(ev);
+    },
+    { timeoutMs: 60000 },
+  );
+  await client.beta.sessions.events.send(session.id, {
+    events: [{ type: 'user.message', content: [{ type: 'text', text: 'Exercise the six tools.' }] }],
+  });
+  const events = await done;
+  const uses = events.filter((e) => e.type === 'agent.tool_use');
+  assert.deepEqual(uses.map((u) => u.name), ['write', 'read', 'edit', 'bash', 'glob', 'grep']);
+  for (const u of uses) assert.equal(u.evaluated_permission, 'ask');
+  const ran = events.filter((e) => e.type === 'user.tool_result').map((e) => e.tool_use_id);
+  const bash = uses.find((u) => u.name === 'bash');
+  assert.equal(ran.length, 5, worker.log());
+  assert.ok(!ran.includes(bash.id), 'a denied call ran');
+  for (const u of uses) {
+    if (u === bash) continue;
+    const ci = events.findIndex((e) => e.type === 'user.tool_confirmation' && e.tool_use_id === u.id);
+    const ri = events.findIndex((e) => e.type === 'user.tool_result' && e.tool_use_id === u.id);
+    assert.ok(ci >= 0 && ri > ci, `result for ${u.name} before its confirmation`);
+  }
+});
+
 test('airlock worker stops on a fatal poll error and with a bad key', async (t) => {
   const srv = await startServer();
   t.after(() => srv.stop());
