@@ -372,12 +372,12 @@ check_resources(struct api_call *c, const json_t *in, const char *env_id, json_t
 		json_t *desc = json_object_get(store, "description");
 		char *mount = memory_mount_path(name, json_string_value(ms));
 		json_array_append_new(
-		    res,
-		    json_pack("{s:s, s:O, s:s, s:O, s:o, s:O, s:s}", "type", "memory_store",
-		              "memory_store_id", ms, "access", access, "instructions",
-		              ins ? ins : json_null(), "name",
-		              name ? json_string(name) : json_null(), "description",
-		              json_is_string(desc) ? desc : json_string(""), "mount_path", mount));
+		    res, json_pack("{s:s, s:O, s:s, s:O, s:o, s:o, s:s}", "type", "memory_store",
+		                   "memory_store_id", ms, "access", access, "instructions",
+		                   ins ? ins : json_null(), "name",
+		                   name ? json_string(name) : json_null(), "description",
+		                   json_is_string(desc) ? json_incref(desc) : json_string(""),
+		                   "mount_path", mount));
 		free(mount);
 		json_decref(store);
 	}
@@ -969,9 +969,10 @@ archive_session(struct api_call *c)
 	sqlite3_stmt *st = NULL;
 	if ((r = db_begin(db)) != 0)
 		goto fail;
+	if ((r = session_store(db, id, doc)) != 0)
+		goto rollback;
 	r = AL_E_IO;
-	if ((r = session_store(db, id, doc)) != 0 ||
-	    db_prepare(db, "UPDATE sessions SET archived_at = ? WHERE id = ?", &st) != 0)
+	if (db_prepare(db, "UPDATE sessions SET archived_at = ? WHERE id = ?", &st) != 0)
 		goto rollback;
 	sqlite3_bind_int64(st, 1, now);
 	db_bind_text(st, 2, id);
