@@ -1,0 +1,146 @@
+/* Sandbox speed (bench/sandbox_bench.sh runs it): a new sandbox + /bin/true against
+ * `bwrap --unshare-all` + /bin/true and plain fork+exec, and `echo` in a live sandbox.
+ * Numbers and ratios against baselines measured in the same run; no pass/fail. */
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "err.h"
+#include "log.h"
+#include "sandbox.h"
+
+static double
+now_us(void)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (double)t.tv_sec * 1e6 + (double)t.tv_nsec / 1e3;
+}
+
+static int
+cmp(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+	return x < y ? -1 : x > y;
+}
+
+static double
+pct(double *v, int n, double q)
+{
+	qsort(v, (size_t)n, sizeof(*v), cmp);
+	return v[(int)(q * (n - 1))];
+}
+
+static double
+host_run(char *const *argv)
+{
+	double t0 = now_us();
+	int st;
+	pid_t p = fork();
+	if (p == 0) {
+		int nul = open("/dev/null", O_WRONLY);
+		dup2(nul, 1);
+		dup2(nul, 2);
+		execv(argv[0], argv);
+		_exit(127);
+	}
+	waitpid(p, &st, 0);
+	if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
+		return -1;
+	return now_us() - t0;
+}
+
+static int
+sb_run(struct sandbox *sb, const char *const *argv, int out)
+{
+	struct sandbox_proc *p;
+	int st, r = sandbox_spawn(sb, argv, NULL, NULL, -1, out, out, &p);
+	if (r != 0)
+		return r;
+	r = sandbox_proc_wait(p, &st);
+	sandbox_proc_free(p);
+	return r ? r : st;
+}
+
+int
+main(int argc, char **argv)
+{
+	int n = argc > 1 ? (int)strtol(argv[1], NULL, 10) : 100, i, nul;
+	double *plain = calloc((size_t)n, sizeof(double)), *bw = calloc((size_t)n, sizeof(double));
+	double *cyc = calloc((size_t)n, sizeof(double)), *echo = calloc((size_t)n, sizeof(double));
+	double *create = calloc((size_t)n, sizeof(double));
+	char state[] = "/tmp/airlock-bench-XXXXXX", ws[64];
+	char *const truev[] = {"/bin/true", NULL};
+	char *const bwrapv[] = {"/usr/bin/bwrap", "--unshare-all", "--ro-bind", "/usr", "/usr",
+	                        "--symlink", "usr/bin", "/bin", "--symlink", "usr/lib", "/lib",
+	                        "--symlink", "usr/lib64", "/lib64", "--proc", "/proc", "--dev",
+	                        "/dev", "/bin/true", NULL};
+	struct sandbox_profile p;
+	struct sandbox *sb;
+	int have_bwrap = access(bwrapv[0], X_OK) == 0;
+
+	log_setup(LOG_FMT_TEXT, LOG_LVL_WARN, "bench");
+	if (mkdtemp(state) == NULL)
+		return 1;
+	snprintf(ws, sizeof(ws), "%s/ws", state);
+	mkdir(ws, 0755);
+	sandbox_profile_defaults(&p);
+	p.state_dir = state;
+	if (sandbox_sweep(state) != 0)
+		return 1;
+	nul = open("/dev/null", O_WRONLY | O_CLOEXEC);
+	for (i = 0; i < n; i++) {
+		double t0;
+		plain[i] = host_run(truev);
+		bw[i] = have_bwrap ? host_run(bwrapv) : -1;
+		t0 = now_us();
+		if (sandbox_create(&p, "bench", ws, &sb) != 0) {
+			fprintf(stderr, "sandbox_create failed\n");
+			return 1;
+		}
+		create[i] = now_us() - t0;
+		if (sb_run(sb, (const char *[]){"/bin/true", NULL}, nul) != 0)
+			return 1;
+		sandbox_destroy(sb);
+		cyc[i] = now_us() - t0;
+	}
+	if (sandbox_create(&p, "bench", ws, &sb) != 0)
+		return 1;
+	for (i = 0; i < n; i++) {
+		double t0 = now_us();
+		if (sb_run(sb, (const char *[]){"echo", "hi", NULL}, nul) != 0)
+			return 1;
+		echo[i] = now_us() - t0;
+	}
+	sandbox_destroy(sb);
+	{
+		double pl = pct(plain, n, .5), b = have_bwrap ? pct(bw, n, .5) : 0,
+		       c = pct(cyc, n, .5), c99 = pct(cyc, n, .99), cr = pct(create, n, .5),
+		       e = pct(echo, n, .5), e99 = pct(echo, n, .99);
+		printf("runs: %d\n", n);
+		printf("plain fork+exec /bin/true    p50 %8.0f us\n", pl);
+		if (have_bwrap)
+			printf("bwrap --unshare-all true     p50 %8.0f us  (+%.0f us over plain)\n", b,
+			       b - pl);
+		printf("airlock create (to ready)    p50 %8.0f us\n", cr);
+		printf("airlock create+true+destroy  p50 %8.0f us  p99 %8.0f us  (+%.0f us over "
+		       "plain)\n",
+		       c, c99, c - pl);
+		printf("echo in a live sandbox       p50 %8.0f us  p99 %8.0f us\n", e, e99);
+		if (have_bwrap)
+			printf("ratio airlock cycle / bwrap: %.2f; added-cost ratio: %.2f\n", c / b,
+			       (c - pl) / (b - pl));
+		printf("ratio echo-in-sandbox / plain fork+exec: %.2f\n", e / pl);
+	}
+	{
+		char cmd[128];
+		snprintf(cmd, sizeof(cmd), "rm -rf %s", state);
+		(void)!system(cmd);
+	}
+	return 0;
+}

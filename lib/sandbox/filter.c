@@ -1,0 +1,257 @@
+/* The workload's kernel filters: the seccomp deny-list (built once with libseccomp and
+ * exported as raw BPF, so the child only needs one seccomp(2) call) and the Landlock
+ * ruleset (raw syscalls; rights follow the ABI the running kernel reports). */
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/filter.h>
+#include <linux/landlock.h>
+#include <linux/seccomp.h>
+#include <sched.h>
+#include <seccomp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "err.h"
+#include "sandbox_int.h"
+#include "util.h"
+#include "xalloc.h"
+
+#ifndef CLONE_NEWTIME
+#define CLONE_NEWTIME 0x00000080
+#endif
+#ifndef TIOCLINUX
+#define TIOCLINUX 0x541C
+#endif
+
+/* Syscalls that fail with EPERM whatever their arguments (spec sandbox.md §8). */
+static const char *const deny_eperm[] = {
+	"mount", "umount", "umount2", "pivot_root", "chroot", "move_mount", "open_tree",
+	"fsopen", "fsconfig", "fsmount", "fspick", "mount_setattr", "ptrace",
+	"process_vm_readv", "process_vm_writev", "pidfd_getfd", "bpf", "perf_event_open",
+	"userfaultfd", "keyctl", "add_key", "request_key", "kexec_load", "kexec_file_load",
+	"io_uring_setup", "io_uring_enter", "io_uring_register", "setns", "open_by_handle_at",
+	"name_to_handle_at", "init_module", "finit_module", "delete_module", "swapon", "swapoff",
+	"reboot", "acct", "quotactl", "quotactl_fd", "syslog", "settimeofday", "clock_settime",
+	"clock_adjtime", "iopl", "ioperm", "lookup_dcookie", "fanotify_init", "nfsservctl",
+	"uselib", "_sysctl", "ustat", "sysfs", "vm86", "vm86old",
+};
+
+/* Namespace flags: any one of them in clone/unshare is refused. */
+static const uint64_t ns_flags[] = {
+	CLONE_NEWNS, CLONE_NEWUTS, CLONE_NEWIPC, CLONE_NEWUSER,
+	CLONE_NEWPID, CLONE_NEWNET, CLONE_NEWCGROUP,
+};
+
+static void *prog_mem;
+static size_t prog_len;
+
+static int
+build(void)
+{
+	scmp_filter_ctx ctx;
+	int r = AL_E_INTERNAL, fd = -1;
+	size_t i;
+	struct stat st;
+	char *mem = NULL;
+
+	if ((ctx = seccomp_init(SCMP_ACT_ALLOW)) == NULL)
+		return -ENOMEM;
+	/* Only the native ABI: i386 (int 0x80) and x32 calls kill the process. */
+	if ((r = seccomp_attr_set(ctx, SCMP_FLTATR_ACT_BADARCH, SCMP_ACT_KILL_PROCESS)) != 0)
+		goto out;
+	if ((r = seccomp_attr_set(ctx, SCMP_FLTATR_CTL_NNP, 0)) != 0)
+		goto out;
+	for (i = 0; i < ARRAY_LEN(deny_eperm); i++) {
+		int nr = seccomp_syscall_resolve_name(deny_eperm[i]);
+		if (nr == __NR_SCMP_ERROR || nr < 0)
+			continue; /* not on this architecture */
+		if ((r = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), nr, 0)) != 0)
+			goto out;
+	}
+	/* clone3 passes flags in memory that seccomp cannot read: ENOSYS makes libc fall back
+	 * to clone, whose flags we can inspect. */
+	if ((r = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(ENOSYS), SCMP_SYS(clone3), 0)) != 0)
+		goto out;
+	for (i = 0; i < ARRAY_LEN(ns_flags); i++) {
+		uint64_t f = ns_flags[i];
+		if ((r = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(clone), 1,
+		                          SCMP_A0(SCMP_CMP_MASKED_EQ, f, f))) != 0)
+			goto out;
+		if ((r = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(unshare), 1,
+		                          SCMP_A0(SCMP_CMP_MASKED_EQ, f, f))) != 0)
+			goto out;
+	}
+	if ((r = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(unshare), 1,
+	                          SCMP_A0(SCMP_CMP_MASKED_EQ, CLONE_NEWTIME, CLONE_NEWTIME))) != 0)
+		goto out;
+	/* The kernel truncates the ioctl request to 32 bits: compare only those, or a caller
+	 * could set high bits and slip TIOCSTI past an equality test. */
+	if ((r = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(ioctl), 1,
+	                          SCMP_A1(SCMP_CMP_MASKED_EQ, 0xffffffffu, TIOCSTI))) != 0)
+		goto out;
+	if ((r = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(ioctl), 1,
+	                          SCMP_A1(SCMP_CMP_MASKED_EQ, 0xffffffffu, TIOCLINUX))) != 0)
+		goto out;
+
+	if ((fd = memfd_create("airlock-seccomp", MFD_CLOEXEC)) < 0) {
+		r = -errno;
+		goto out;
+	}
+	if ((r = seccomp_export_bpf(ctx, fd)) != 0)
+		goto out;
+	if (fstat(fd, &st) != 0 || st.st_size <= 0 || st.st_size > 65536 ||
+	    st.st_size % (off_t)sizeof(struct sock_filter) != 0) {
+		r = AL_E_INTERNAL;
+		goto out;
+	}
+	mem = xmalloc((size_t)st.st_size);
+	if (pread(fd, mem, (size_t)st.st_size, 0) != st.st_size) {
+		r = AL_E_IO;
+		goto out;
+	}
+	prog_mem = mem;
+	prog_len = (size_t)st.st_size;
+	mem = NULL;
+	r = 0;
+out:
+	free(mem);
+	if (fd >= 0)
+		close(fd);
+	seccomp_release(ctx);
+	return r;
+}
+
+int
+sandbox_seccomp_prog(const void **prog, size_t *len)
+{
+	int r;
+	if (prog_mem == NULL && (r = build()) != 0)
+		return r;
+	*prog = prog_mem;
+	*len = prog_len;
+	return 0;
+}
+
+int
+sandbox_seccomp_load(const void *prog, size_t len)
+{
+	struct sock_fprog fp = {
+		.len = (unsigned short)(len / sizeof(struct sock_filter)),
+		.filter = (struct sock_filter *)prog,
+	};
+	if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &fp) != 0)
+		return -errno;
+	return 0;
+}
+
+/* ---- Landlock ---- */
+
+#ifndef LANDLOCK_CREATE_RULESET_VERSION
+#define LANDLOCK_CREATE_RULESET_VERSION (1U << 0)
+#endif
+#define LL_FS_TRUNCATE (1ULL << 14)
+#define LL_FS_IOCTL_DEV (1ULL << 15)
+#define LL_SCOPE_ABSTRACT_UNIX_SOCKET (1ULL << 0)
+#define LL_SCOPE_SIGNAL (1ULL << 1)
+#define LL_RULE_PATH_BENEATH 1
+
+/* Newer than the installed uapi header; the kernel takes the size we pass. */
+struct ll_ruleset_attr {
+	uint64_t handled_access_fs;
+	uint64_t handled_access_net;
+	uint64_t scoped;
+};
+
+struct ll_path_beneath {
+	uint64_t allowed_access;
+	int32_t parent_fd;
+} __attribute__((packed));
+
+int
+sandbox_landlock_abi(void)
+{
+	long v = syscall(SYS_landlock_create_ruleset, NULL, 0, LANDLOCK_CREATE_RULESET_VERSION);
+	return v < 0 ? 0 : (int)v;
+}
+
+static int
+ll_rule(int rs, const char *path, uint64_t access, uint64_t handled)
+{
+	struct ll_path_beneath pb;
+	int fd = open(path, O_PATH | O_CLOEXEC), r = 0;
+	struct stat st;
+	if (fd < 0)
+		return errno == ENOENT ? 0 : -errno;
+	/* Directory-only rights on a file are EINVAL: keep what applies to files. */
+	if (fstat(fd, &st) == 0 && !S_ISDIR(st.st_mode))
+		access &= LANDLOCK_ACCESS_FS_EXECUTE | LANDLOCK_ACCESS_FS_WRITE_FILE |
+		          LANDLOCK_ACCESS_FS_READ_FILE | LL_FS_TRUNCATE | LL_FS_IOCTL_DEV;
+	pb.allowed_access = access & handled;
+	pb.parent_fd = fd;
+	if (syscall(SYS_landlock_add_rule, rs, LL_RULE_PATH_BENEATH, &pb, 0) != 0)
+		r = -errno;
+	close(fd);
+	return r;
+}
+
+int
+sandbox_landlock_apply(const struct sandbox_ops *ops)
+{
+	int abi = sandbox_landlock_abi(), rs = -1, r;
+	struct ll_ruleset_attr attr;
+	size_t attr_size, i;
+	uint64_t all, ro, rw;
+
+	if (abi <= 0)
+		return AL_E_UNSUPPORTED;
+	all = (LANDLOCK_ACCESS_FS_MAKE_SYM << 1) - 1; /* ABI 1: bits 0..12 */
+	if (abi >= 2)
+		all |= LANDLOCK_ACCESS_FS_REFER;
+	if (abi >= 3)
+		all |= LL_FS_TRUNCATE;
+	if (abi >= 5)
+		all |= LL_FS_IOCTL_DEV;
+	memset(&attr, 0, sizeof(attr));
+	attr.handled_access_fs = all;
+	attr_size = sizeof(uint64_t);
+	if (abi >= 4)
+		attr_size = 2 * sizeof(uint64_t); /* TCP stays unhandled: netns has only lo */
+	if (abi >= 6) {
+		attr.scoped = LL_SCOPE_ABSTRACT_UNIX_SOCKET | LL_SCOPE_SIGNAL;
+		attr_size = sizeof(attr);
+	}
+	rs = (int)syscall(SYS_landlock_create_ruleset, &attr, attr_size, 0);
+	if (rs < 0)
+		return -errno;
+	ro = LANDLOCK_ACCESS_FS_EXECUTE | LANDLOCK_ACCESS_FS_READ_FILE | LANDLOCK_ACCESS_FS_READ_DIR;
+	rw = all;
+	if ((r = ll_rule(rs, "/", ro, all)) != 0)
+		goto out;
+	if ((r = ll_rule(rs, "/dev",
+	                 ro | LANDLOCK_ACCESS_FS_WRITE_FILE | LL_FS_IOCTL_DEV | LL_FS_TRUNCATE,
+	                 all)) != 0)
+		goto out;
+	if ((r = ll_rule(rs, "/proc", ro | LANDLOCK_ACCESS_FS_WRITE_FILE, all)) != 0)
+		goto out;
+	for (i = 0; i < ops->n; i++) {
+		const struct sandbox_op *o = &ops->v[i];
+		if (!(o->flags & SB_OPF_RW))
+			continue;
+		if ((r = ll_rule(rs, o->dst, rw, all)) != 0)
+			goto out;
+	}
+	if (syscall(SYS_landlock_restrict_self, rs, 0) != 0) {
+		r = -errno;
+		goto out;
+	}
+	r = 0;
+out:
+	close(rs);
+	return r;
+}

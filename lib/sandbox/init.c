@@ -1,0 +1,281 @@
+/* Pid 1 of a sandbox: already unprivileged and filtered (it runs after seccomp), it forks
+ * and execs commands on request from its parent, reports each exit status through a pipe
+ * per process, reaps orphans, and exits on EOF or at the wall-clock deadline, which makes
+ * the kernel kill every process in the pid namespace. */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "err.h"
+#include "sandbox_int.h"
+#include "util.h"
+
+#ifndef CLOSE_RANGE_CLOEXEC
+#define CLOSE_RANGE_CLOEXEC (1U << 2)
+#endif
+
+#define MAX_KIDS 4096
+
+struct kid {
+	pid_t pid;
+	int status_fd; /* write end; the parent holds the read end */
+};
+
+static struct kid kids[MAX_KIDS];
+static size_t nkids;
+
+static void
+reap(void)
+{
+	int st;
+	pid_t pid;
+	size_t i;
+	while ((pid = waitpid(-1, &st, WNOHANG)) > 0) {
+		for (i = 0; i < nkids; i++)
+			if (kids[i].pid == pid)
+				break;
+		if (i == nkids)
+			continue; /* an orphan reparented to us */
+		(void)!write(kids[i].status_fd, &st, sizeof(st));
+		close(kids[i].status_fd);
+		kids[i] = kids[--nkids];
+	}
+}
+
+static const char *
+env_path(char *const *envp)
+{
+	size_t i;
+	for (i = 0; envp[i] != NULL; i++)
+		if (strncmp(envp[i], "PATH=", 5) == 0)
+			return envp[i] + 5;
+	return "/usr/bin:/bin";
+}
+
+/* execvpe() against the env we pass, not ours. Returns the most telling errno. */
+static int
+exec_search(const char *file, char *const *argv, char *const *envp)
+{
+	char path[PATH_MAX];
+	const char *p, *e;
+	int err = ENOENT;
+	if (strchr(file, '/') != NULL) {
+		execve(file, argv, envp);
+		return errno;
+	}
+	for (p = env_path(envp);; p = e + 1) {
+		size_t dl;
+		e = strchr(p, ':');
+		dl = e ? (size_t)(e - p) : strlen(p);
+		if (dl == 0)
+			dl = 1, p = ".";
+		if (dl + 1 + strlen(file) < sizeof(path)) {
+			memcpy(path, p, dl);
+			path[dl] = '/';
+			memcpy(path + dl + 1, file, strlen(file) + 1);
+			execve(path, argv, envp);
+			if (errno == EACCES)
+				err = EACCES;
+			else if (errno != ENOENT && errno != ENOTDIR && err != EACCES)
+				err = errno;
+		}
+		if (e == NULL)
+			break;
+	}
+	return err;
+}
+
+static void __attribute__((noreturn))
+child(const char **argv, const char **envp, const char *cwd, const int fds[3], int errw)
+{
+	sigset_t all;
+	int i, e;
+	sigfillset(&all);
+	sigprocmask(SIG_UNBLOCK, &all, NULL);
+	signal(SIGPIPE, SIG_DFL); /* ignored dispositions would survive exec */
+	(void)setsid();          /* own session and process group: killable as a tree */
+	for (i = 0; i < 3; i++)
+		if (fds[i] >= 0 && dup2(fds[i], i) < 0)
+			goto fail;
+	if (chdir(cwd) != 0)
+		goto fail;
+	syscall(SYS_close_range, 3, ~0U, CLOSE_RANGE_CLOEXEC);
+	e = exec_search(argv[0], (char *const *)argv, (char *const *)envp);
+	errno = e;
+fail:
+	e = errno;
+	(void)!write(errw, &e, sizeof(e));
+	_exit(127);
+}
+
+static int
+reply(int ctl, uint32_t type, int32_t err, int32_t pid, int fd)
+{
+	struct sandbox_msg m;
+	int r;
+	sandbox_msg_init(&m);
+	(void)sandbox_msg_put_u32(&m, type);
+	(void)sandbox_msg_put_u32(&m, (uint32_t)err);
+	if (type == SB_INIT_SPAWNED)
+		(void)sandbox_msg_put_u32(&m, (uint32_t)pid);
+	r = sandbox_msg_send(ctl, &m, fd >= 0 ? &fd : NULL, fd >= 0 ? 1 : 0);
+	buf_free(&m.b);
+	return r;
+}
+
+static const char *argv_v[SANDBOX_MSG_MAX_STRV];
+static const char *env_v[SANDBOX_MSG_MAX_STRV];
+
+/* Returns AL_E_PROTO on a message that cannot come from a correct parent. */
+static int
+do_spawn(int ctl, struct sandbox_msg *m)
+{
+	uint32_t mask;
+	const char *cwd;
+	int fds[3] = {-1, -1, -1}, st[2] = {-1, -1}, ep[2] = {-1, -1};
+	size_t i, k = 0;
+	int err = 0, e, r;
+	ssize_t n;
+	pid_t pid;
+
+	if (sandbox_msg_get_u32(m, &mask) != 0 || mask > 7 ||
+	    sandbox_msg_get_strv(m, argv_v, SANDBOX_MSG_MAX_STRV) != 0 || argv_v[0] == NULL ||
+	    sandbox_msg_get_strv(m, env_v, SANDBOX_MSG_MAX_STRV) != 0 ||
+	    sandbox_msg_get_str(m, &cwd) != 0 || !sandbox_msg_done(m))
+		return AL_E_PROTO;
+	for (i = 0; i < 3; i++)
+		if (mask & (1u << i)) {
+			if ((fds[i] = sandbox_msg_take_fd(m, k++)) < 0)
+				return AL_E_PROTO;
+		}
+	if (k != m->nfds)
+		return AL_E_PROTO;
+	if (nkids == MAX_KIDS) {
+		err = -EAGAIN;
+		goto out;
+	}
+	if (pipe2(st, O_CLOEXEC) != 0 || pipe2(ep, O_CLOEXEC) != 0) {
+		err = -errno;
+		goto out;
+	}
+	pid = fork();
+	if (pid < 0) {
+		err = -errno;
+		goto out;
+	}
+	if (pid == 0)
+		child(argv_v, env_v, cwd, fds, ep[1]);
+	close(ep[1]);
+	ep[1] = -1;
+	/* EOF: exec happened (the pipe was close-on-exec). Four bytes: it failed. */
+	do
+		n = read(ep[0], &e, sizeof(e));
+	while (n < 0 && errno == EINTR);
+	if (n == sizeof(e)) {
+		waitpid(pid, NULL, 0);
+		err = -e;
+		goto out;
+	}
+	kids[nkids].pid = pid;
+	kids[nkids].status_fd = st[1];
+	nkids++;
+	st[1] = -1;
+	r = reply(ctl, SB_INIT_SPAWNED, 0, pid, st[0]);
+	close(st[0]);
+	st[0] = -1;
+	for (i = 0; i < 3; i++)
+		if (fds[i] >= 0)
+			close(fds[i]);
+	return r == 0 ? 0 : AL_E_CLOSED;
+out:
+	for (i = 0; i < 2; i++) {
+		if (st[i] >= 0)
+			close(st[i]);
+		if (ep[i] >= 0)
+			close(ep[i]);
+	}
+	for (i = 0; i < 3; i++)
+		if (fds[i] >= 0)
+			close(fds[i]);
+	return reply(ctl, SB_INIT_SPAWNED, err, 0, -1) == 0 ? 0 : AL_E_CLOSED;
+}
+
+static int
+do_kill(int ctl, struct sandbox_msg *m)
+{
+	int32_t pid, sig;
+	size_t i;
+	int err = -ESRCH;
+	if (sandbox_msg_get_i32(m, &pid) != 0 || sandbox_msg_get_i32(m, &sig) != 0 ||
+	    !sandbox_msg_done(m) || m->nfds != 0 || sig < 0 || sig >= NSIG)
+		return AL_E_PROTO;
+	/* Only our own live children: never a recycled pid, never pid 1. */
+	for (i = 0; i < nkids; i++)
+		if (kids[i].pid == pid && pid > 1) {
+			err = 0;
+			if (kill(-pid, sig) != 0 && kill(pid, sig) != 0)
+				err = -errno;
+			break;
+		}
+	return reply(ctl, SB_INIT_KILLED, err, 0, -1) == 0 ? 0 : AL_E_CLOSED;
+}
+
+void
+sandbox_init_loop(int ctl, uint64_t deadline)
+{
+	sigset_t s;
+	int sfd, r;
+	struct sandbox_msg m;
+
+	signal(SIGPIPE, SIG_IGN);
+	sigemptyset(&s);
+	sigaddset(&s, SIGCHLD);
+	sigprocmask(SIG_BLOCK, &s, NULL);
+	if ((sfd = signalfd(-1, &s, SFD_CLOEXEC | SFD_NONBLOCK)) < 0)
+		_exit(3);
+	sandbox_msg_init(&m);
+	for (;;) {
+		struct pollfd p[2] = {{ctl, POLLIN, 0}, {sfd, POLLIN, 0}};
+		int timeout = -1;
+		uint32_t type;
+		if (deadline) {
+			uint64_t now = now_mono_ms();
+			if (now >= deadline)
+				_exit(124); /* wall clock: the kernel kills the rest of the ns */
+			timeout = deadline - now > INT32_MAX ? INT32_MAX : (int)(deadline - now);
+		}
+		if (poll(p, 2, timeout) < 0 && errno != EINTR)
+			_exit(3);
+		if (p[1].revents & POLLIN) {
+			struct signalfd_siginfo si;
+			while (read(sfd, &si, sizeof(si)) == sizeof(si))
+				;
+			reap();
+		}
+		if (!(p[0].revents & (POLLIN | POLLHUP | POLLERR)))
+			continue;
+		r = sandbox_msg_recv(ctl, &m);
+		if (r == AL_E_CLOSED)
+			_exit(0); /* the sandbox's owner is gone: end everything */
+		if (r != 0 || sandbox_msg_get_u32(&m, &type) != 0)
+			_exit(2);
+		if (type == SB_INIT_SPAWN)
+			r = do_spawn(ctl, &m);
+		else if (type == SB_INIT_KILL)
+			r = do_kill(ctl, &m);
+		else
+			r = AL_E_PROTO;
+		if (r != 0)
+			_exit(2); /* an impossible message: the child dies, never the parent */
+		sandbox_msg_reset(&m);
+	}
+}

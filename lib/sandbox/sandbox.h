@@ -1,0 +1,101 @@
+/* The per-session kernel sandbox: user/mount/pid/net/ipc/uts/cgroup namespaces on a fresh
+ * tmpfs root, cgroup limits, rlimits, Landlock and seccomp, and a tiny pid 1 that runs
+ * commands on request. Design: docs/lib/sandbox.md. */
+#ifndef AL_SANDBOX_H
+#define AL_SANDBOX_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "buf.h"
+
+#define SANDBOX_MAX_BINDS 32
+#define SANDBOX_INNER_UID 1000 /* the one uid (and gid) that exists inside */
+
+/* Degraded modes: only when asked for, logged at every sandbox start. */
+enum sandbox_degraded {
+	SANDBOX_DEGRADED_NO_CGROUPS = 1u << 0, /* no usable cgroups: rlimits + pid ns only */
+};
+
+/* Limits and mounts of every sandbox the worker creates (YAML keys in docs/lib/sandbox.md).
+ * Strings are borrowed: they must outlive every sandbox created from the profile. */
+struct sandbox_profile {
+	uint64_t memory_mb;         /* cgroup memory limit; 0 = none */
+	uint64_t pids_max;          /* cgroup pids limit (and RLIMIT_NPROC backstop); 0 = none */
+	uint32_t cpu_quota_percent; /* 100 = one full CPU; 0 = none */
+	uint32_t wall_clock_s;      /* the sandbox dies this long after creation; 0 = none */
+	uint64_t tmp_size_mb;       /* size of the /tmp and /dev/shm tmpfs */
+	uint64_t fsize_mb;          /* RLIMIT_FSIZE: largest file a process may write */
+	uint32_t nofile;            /* RLIMIT_NOFILE */
+	const char *root_dir;       /* system dirs and /etc come from here; NULL = host "/" */
+	const char *ro_binds[SANDBOX_MAX_BINDS]; /* extra host paths, same path inside, ro */
+	size_t n_ro_binds;
+	const char *rw_binds[SANDBOX_MAX_BINDS]; /* extra host paths, same path inside, rw */
+	size_t n_rw_binds;
+	uint32_t uid_base;     /* root monitor: sandbox N runs as host uid/gid uid_base + N */
+	uint32_t uid_count;    /* how many such uids (also the most live sandboxes) */
+	const char *state_dir; /* journal records and the worker lock live here (required) */
+	unsigned degraded;     /* enum sandbox_degraded bits */
+};
+
+struct sandbox;
+struct sandbox_proc;
+
+void sandbox_profile_defaults(struct sandbox_profile *p);
+/* Checks limits and paths; writes one line per problem into err (may be NULL). */
+int sandbox_profile_check(const struct sandbox_profile *p, struct buf *err);
+
+/* Creates a live sandbox for session_id with workspace_dir bound read-write at /workspace
+ * and at its own (real) host path. Blocks until pid 1 inside is ready (a few ms). The
+ * caller must have run sandbox_sweep() on the profile's state_dir first. */
+int sandbox_create(const struct sandbox_profile *p, const char *session_id,
+                   const char *workspace_dir, struct sandbox **out);
+/* Runs argv in the sandbox as one fork+exec of its pid 1. argv[0] without '/' is looked up
+ * in the PATH of the final env. envp adds to (or overrides) the fixed minimal env (PATH,
+ * HOME=/workspace, LANG, TERM=dumb); ANTHROPIC_* names are always dropped. cwd NULL =
+ * /workspace. A stdio fd of -1 becomes /dev/null; the fds are duplicated, not taken.
+ * The process leads its own session and process group. Fails with -errno if exec fails. */
+int sandbox_spawn(struct sandbox *sb, const char *const *argv, const char *const *envp,
+                  const char *cwd, int stdin_fd, int stdout_fd, int stderr_fd,
+                  struct sandbox_proc **out);
+/* Readable (POLLIN) once the process has exited or the sandbox died. */
+int sandbox_proc_fd(const struct sandbox_proc *p);
+/* The process id inside the sandbox's pid namespace. */
+pid_t sandbox_proc_pid(const struct sandbox_proc *p);
+/* Blocks until exit, then gives the wait status; a process that died with its sandbox
+ * reports SIGKILL. Returns 0, or AL_E_CLOSED with *wstatus = SIGKILL status. */
+int sandbox_proc_wait(struct sandbox_proc *p, int *wstatus);
+/* Sends sig to the process group the process leads (the command and its children). */
+int sandbox_proc_kill(struct sandbox_proc *p, int sig);
+void sandbox_proc_free(struct sandbox_proc *p); /* does not kill; accepts NULL */
+/* A pidfd of the sandbox's pid 1: readable once the sandbox died (wall clock, destroy). */
+int sandbox_pidfd(const struct sandbox *sb);
+/* The host uid that the sandbox's processes run as. */
+uid_t sandbox_host_uid(const struct sandbox *sb);
+/* Kills everything inside, waits for it, removes the cgroup and the journal record.
+ * Accepts NULL. */
+void sandbox_destroy(struct sandbox *sb);
+
+/* Worker start: takes (and keeps for the life of the process) an exclusive lock on
+ * <state_dir>/worker.lock, then removes what a crashed worker left: processes and cgroups
+ * named in journal records, orphan cgroups of this state dir. AL_E_CONFLICT if another
+ * live worker holds the lock. */
+int sandbox_sweep(const char *state_dir);
+
+/* Host checks, one line each: "ok|warn|fail <check>: <detail or fix>". *ok is false when
+ * any check failed (sandboxes cannot be created). Returns 0 unless report overflowed. */
+int sandbox_preflight(struct buf *report, bool *ok);
+
+/* For the monitor client, which gets processes relayed: a proc whose kill goes through
+ * kill_fn(ctx, tag, pid inside, sig). Takes status_fd. */
+struct sandbox_proc *sandbox_proc_new_ext(int status_fd, pid_t pid,
+                                          int (*kill_fn)(void *ctx, uint32_t tag, pid_t pid,
+                                                         int sig),
+                                          void *ctx, uint32_t tag);
+/* Hands the proc's status fd to the caller (the proc keeps -1). */
+int sandbox_proc_steal_fd(struct sandbox_proc *p);
+/* Signals a process spawned in sb by its pid inside (monitor use). */
+int sandbox_kill_pid(struct sandbox *sb, pid_t pid, int sig);
+
+#endif

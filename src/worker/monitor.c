@@ -1,0 +1,624 @@
+/* The privileged monitor and its client API. The monitor accepts requests only from the
+ * fixed table below, validates every field (workspaces must lie inside workspace_root),
+ * and treats any malformed message as a compromised client: it kills the client, destroys
+ * every sandbox and exits. It never crashes on input. Wire format: docs/worker/monitor.md. */
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <limits.h>
+#include <poll.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "err.h"
+#include "log.h"
+#include "monitor.h"
+#include "sandbox_int.h"
+#include "xalloc.h"
+
+#ifndef P_PIDFD
+#define P_PIDFD 3
+#endif
+
+enum {
+	MON_HELLO = 100, /* monitor -> client: i32 err */
+	MON_CREATE,      /* str session_id, str workspace */
+	MON_CREATED,     /* i32 err, u32 sandbox_id; fd pidfd */
+	MON_SPAWN,       /* u32 sandbox_id, u32 fdmask, strv argv, strv env, str cwd; fds */
+	MON_SPAWNED,     /* i32 err, i32 pid; fd status */
+	MON_KILL,        /* u32 sandbox_id, i32 pid, i32 sig */
+	MON_DESTROY,     /* u32 sandbox_id */
+	MON_RESULT,      /* i32 err */
+};
+
+#define MAX_SANDBOXES 1024
+
+/* ---------------------------------------------------------------- monitor side */
+
+struct slot {
+	uint32_t id; /* 0 = free */
+	struct sandbox *sb;
+};
+
+struct mon {
+	const struct monitor_config *cfg;
+	char root[PATH_MAX]; /* realpath of workspace_root */
+	int sock;
+	struct slot slots[MAX_SANDBOXES];
+	uint32_t next_id;
+};
+
+/* Request flags: SB = names a live sandbox (first field u32 id). */
+#define RQ_SB 1u
+
+struct handler {
+	uint32_t type;
+	unsigned flags;
+	size_t max_fds;
+	int (*fn)(struct mon *mo, struct slot *s, struct sandbox_msg *rq, struct sandbox_msg *rp,
+	          int *rfd);
+};
+
+static struct slot *
+slot_find(struct mon *mo, uint32_t id)
+{
+	size_t i;
+	for (i = 0; i < MAX_SANDBOXES; i++)
+		if (mo->slots[i].id == id && id != 0)
+			return &mo->slots[i];
+	return NULL;
+}
+
+static int
+h_create(struct mon *mo, struct slot *unused, struct sandbox_msg *rq, struct sandbox_msg *rp,
+         int *rfd)
+{
+	const char *sid, *ws;
+	char real[PATH_MAX];
+	size_t i, rl = strlen(mo->root);
+	struct slot *s = NULL;
+	int r;
+
+	if (sandbox_msg_get_str(rq, &sid) != 0 || sandbox_msg_get_str(rq, &ws) != 0 ||
+	    !sandbox_msg_done(rq))
+		return AL_E_PROTO;
+	if (!sandbox_id_valid(sid) || ws[0] != '/') {
+		r = AL_E_INVAL;
+		goto reply;
+	}
+	/* The workspace is bound read-write into the sandbox: only real directories strictly
+	 * inside workspace_root, never "/" or /etc by way of a symlink. */
+	if (realpath(ws, real) == NULL) {
+		r = -errno;
+		goto reply;
+	}
+	if (strncmp(real, mo->root, rl) != 0 || real[rl] != '/' || real[rl + 1] == '\0') {
+		log_warn("monitor: workspace outside workspace_root refused", "session_id", sid);
+		r = AL_E_PERM;
+		goto reply;
+	}
+	for (i = 0; i < MAX_SANDBOXES; i++)
+		if (mo->slots[i].id == 0) {
+			s = &mo->slots[i];
+			break;
+		}
+	if (s == NULL) {
+		r = AL_E_AGAIN;
+		goto reply;
+	}
+	if ((r = sandbox_create(mo->cfg->profile, sid, real, &s->sb)) != 0)
+		goto reply;
+	if (++mo->next_id == 0)
+		mo->next_id = 1;
+	s->id = mo->next_id;
+	*rfd = sandbox_pidfd(s->sb);
+	log_info("monitor: sandbox created", "session_id", sid);
+reply:
+	(void)sandbox_msg_put_u32(rp, MON_CREATED);
+	(void)sandbox_msg_put_u32(rp, (uint32_t)r);
+	(void)sandbox_msg_put_u32(rp, r == 0 ? s->id : 0);
+	return 0;
+}
+
+static int
+h_spawn(struct mon *mo, struct slot *s, struct sandbox_msg *rq, struct sandbox_msg *rp,
+        int *rfd)
+{
+	static const char *argv[SANDBOX_MSG_MAX_STRV], *env[SANDBOX_MSG_MAX_STRV];
+	const char *cwd;
+	uint32_t mask;
+	int fds[3] = {-1, -1, -1}, r;
+	size_t i, k = 0;
+	struct sandbox_proc *p = NULL;
+
+	if (sandbox_msg_get_u32(rq, &mask) != 0 || mask > 7 ||
+	    sandbox_msg_get_strv(rq, argv, SANDBOX_MSG_MAX_STRV) != 0 ||
+	    sandbox_msg_get_strv(rq, env, SANDBOX_MSG_MAX_STRV) != 0 ||
+	    sandbox_msg_get_str(rq, &cwd) != 0 || !sandbox_msg_done(rq))
+		return AL_E_PROTO;
+	for (i = 0; i < 3; i++)
+		if (mask & (1u << i))
+			fds[i] = k < rq->nfds ? rq->fds[k++] : -1;
+	if (k != rq->nfds || (mask & 1 && fds[0] < 0) || (mask & 2 && fds[1] < 0) ||
+	    (mask & 4 && fds[2] < 0))
+		return AL_E_PROTO;
+	r = sandbox_spawn(s->sb, argv, env, cwd[0] ? cwd : NULL, fds[0], fds[1], fds[2], &p);
+	(void)sandbox_msg_put_u32(rp, MON_SPAWNED);
+	(void)sandbox_msg_put_u32(rp, (uint32_t)r);
+	(void)sandbox_msg_put_u32(rp, r == 0 ? (uint32_t)sandbox_proc_pid(p) : 0);
+	if (r == 0) {
+		*rfd = sandbox_proc_steal_fd(p);
+		sandbox_proc_free(p);
+	}
+	return 0;
+}
+
+static int
+h_kill(struct mon *mo, struct slot *s, struct sandbox_msg *rq, struct sandbox_msg *rp, int *rfd)
+{
+	int32_t pid, sig;
+	if (sandbox_msg_get_i32(rq, &pid) != 0 || sandbox_msg_get_i32(rq, &sig) != 0 ||
+	    !sandbox_msg_done(rq) || sig < 0 || sig >= NSIG)
+		return AL_E_PROTO;
+	(void)sandbox_msg_put_u32(rp, MON_RESULT);
+	(void)sandbox_msg_put_u32(rp, (uint32_t)sandbox_kill_pid(s->sb, pid, sig));
+	return 0;
+}
+
+static int
+h_destroy(struct mon *mo, struct slot *s, struct sandbox_msg *rq, struct sandbox_msg *rp,
+          int *rfd)
+{
+	if (!sandbox_msg_done(rq))
+		return AL_E_PROTO;
+	sandbox_destroy(s->sb);
+	s->sb = NULL;
+	s->id = 0;
+	(void)sandbox_msg_put_u32(rp, MON_RESULT);
+	(void)sandbox_msg_put_u32(rp, 0);
+	return 0;
+}
+
+static const struct handler handlers[] = {
+	{MON_CREATE, 0, 0, h_create},
+	{MON_SPAWN, RQ_SB, 3, h_spawn},
+	{MON_KILL, RQ_SB, 0, h_kill},
+	{MON_DESTROY, RQ_SB, 0, h_destroy},
+};
+
+/* One request. AL_E_PROTO: malformed (the caller ends the client); AL_E_CLOSED: EOF. */
+static int
+serve_one(struct mon *mo, struct sandbox_msg *rq, struct sandbox_msg *rp)
+{
+	uint32_t type, id;
+	const struct handler *h = NULL;
+	struct slot *s = NULL;
+	int r, rfd = -1;
+	size_t i;
+
+	if ((r = sandbox_msg_recv(mo->sock, rq)) != 0)
+		return r;
+	if (sandbox_msg_get_u32(rq, &type) != 0)
+		return AL_E_PROTO;
+	for (i = 0; i < sizeof(handlers) / sizeof(handlers[0]); i++)
+		if (handlers[i].type == type)
+			h = &handlers[i];
+	if (h == NULL || rq->nfds > h->max_fds)
+		return AL_E_PROTO;
+	buf_reset(&rp->b);
+	if (h->flags & RQ_SB) {
+		if (sandbox_msg_get_u32(rq, &id) != 0)
+			return AL_E_PROTO;
+		if ((s = slot_find(mo, id)) == NULL || s->sb == NULL) {
+			/* A sandbox that already died is a normal race, not a protocol error. */
+			(void)sandbox_msg_put_u32(rp, type == MON_SPAWN ? MON_SPAWNED : MON_RESULT);
+			(void)sandbox_msg_put_u32(rp, (uint32_t)AL_E_NOTFOUND);
+			if (type == MON_SPAWN)
+				(void)sandbox_msg_put_u32(rp, 0);
+			return sandbox_msg_send(mo->sock, rp, NULL, 0);
+		}
+	}
+	if ((r = h->fn(mo, s, rq, rp, &rfd)) != 0)
+		return r;
+	r = sandbox_msg_send(mo->sock, rp, rfd >= 0 ? &rfd : NULL, rfd >= 0 ? 1 : 0);
+	if (rfd >= 0 && type == MON_SPAWN)
+		close(rfd); /* the status fd now lives in the client; the pidfd stays ours */
+	return r;
+}
+
+static void
+destroy_all(struct mon *mo)
+{
+	size_t i;
+	for (i = 0; i < MAX_SANDBOXES; i++)
+		if (mo->slots[i].sb != NULL) {
+			sandbox_destroy(mo->slots[i].sb);
+			mo->slots[i].sb = NULL;
+			mo->slots[i].id = 0;
+		}
+}
+
+static int
+child_status(int pidfd)
+{
+	siginfo_t si;
+	memset(&si, 0, sizeof(si));
+	while (waitid((idtype_t)P_PIDFD, (id_t)pidfd, &si, WEXITED) != 0 && errno == EINTR)
+		;
+	if (si.si_code == CLD_EXITED)
+		return si.si_status;
+	return 128 + si.si_status;
+}
+
+static void __attribute__((noreturn))
+monitor_main(struct mon *mo, pid_t child, int r_start)
+{
+	struct sandbox_msg rq, rp;
+	sigset_t ss;
+	int sfd, cfd, r;
+	bool sock_open = true;
+
+	cfd = (int)syscall(SYS_pidfd_open, child, 0);
+	sigemptyset(&ss);
+	sigaddset(&ss, SIGTERM);
+	sigaddset(&ss, SIGINT);
+	sigaddset(&ss, SIGHUP);
+	sigaddset(&ss, SIGQUIT);
+	sigprocmask(SIG_BLOCK, &ss, NULL);
+	sfd = signalfd(-1, &ss, SFD_CLOEXEC | SFD_NONBLOCK);
+	if (cfd < 0 || sfd < 0) {
+		kill(child, SIGKILL);
+		_exit(1);
+	}
+	signal(SIGPIPE, SIG_IGN);
+	sandbox_msg_init(&rq);
+	sandbox_msg_init(&rp);
+	(void)sandbox_msg_put_u32(&rp, MON_HELLO);
+	(void)sandbox_msg_put_u32(&rp, (uint32_t)r_start);
+	(void)sandbox_msg_send(mo->sock, &rp, NULL, 0);
+	if (r_start != 0)
+		sock_open = false;
+
+	for (;;) {
+		struct pollfd p[3 + MAX_SANDBOXES];
+		size_t n = 3, i;
+		p[0] = (struct pollfd){sock_open ? mo->sock : -1, POLLIN, 0};
+		p[1] = (struct pollfd){sfd, POLLIN, 0};
+		p[2] = (struct pollfd){cfd, POLLIN, 0};
+		for (i = 0; i < MAX_SANDBOXES; i++)
+			if (mo->slots[i].sb != NULL)
+				p[n++] = (struct pollfd){sandbox_pidfd(mo->slots[i].sb), POLLIN, 0};
+		if (poll(p, n, -1) < 0 && errno != EINTR)
+			break;
+		if (p[1].revents & POLLIN) {
+			struct signalfd_siginfo si;
+			while (read(sfd, &si, sizeof(si)) == sizeof(si))
+				kill(child, (int)si.ssi_signo); /* graceful stop is the worker's job */
+		}
+		if (p[2].revents & POLLIN) {
+			r = child_status(cfd);
+			destroy_all(mo);
+			_exit(r);
+		}
+		/* A sandbox whose pid 1 died (wall clock): free its host artefacts now; the
+		 * client learns it from its fds or AL_E_NOTFOUND. */
+		for (i = 3; i < n; i++)
+			if (p[i].revents & POLLIN) {
+				size_t k;
+				for (k = 0; k < MAX_SANDBOXES; k++)
+					if (mo->slots[k].sb && sandbox_pidfd(mo->slots[k].sb) == p[i].fd) {
+						sandbox_destroy(mo->slots[k].sb);
+						mo->slots[k].sb = NULL;
+						mo->slots[k].id = 0;
+					}
+			}
+		if (sock_open && (p[0].revents & (POLLIN | POLLHUP | POLLERR))) {
+			r = serve_one(mo, &rq, &rp);
+			sandbox_msg_reset(&rq);
+			if (r == AL_E_CLOSED || r == -EPIPE || r == -ECONNRESET) {
+				/* The client let go (monitor_free or exit): nothing may outlive it. */
+				destroy_all(mo);
+				close(mo->sock);
+				sock_open = false;
+			} else if (r != 0) {
+				log_error("monitor: malformed request; killing the worker", "error",
+				          al_strerror(r));
+				kill(child, SIGKILL);
+				(void)child_status(cfd);
+				destroy_all(mo);
+				_exit(MONITOR_EXIT_PROTO);
+			}
+		}
+	}
+	kill(child, SIGKILL);
+	destroy_all(mo);
+	_exit(1);
+}
+
+/* ---------------------------------------------------------------- client side */
+
+struct monitor {
+	int sock;
+	bool dead;
+	struct {
+		uint32_t id;
+		int pidfd;
+	} sbs[MAX_SANDBOXES];
+	struct sandbox_msg m;
+};
+
+static int
+drop_privileges(const struct passwd *pw)
+{
+	if (setgroups(0, NULL) != 0 || setresgid(pw->pw_gid, pw->pw_gid, pw->pw_gid) != 0 ||
+	    setresuid(pw->pw_uid, pw->pw_uid, pw->pw_uid) != 0)
+		return -errno;
+	if (setresuid(0, 0, 0) == 0) /* must be impossible now */
+		return AL_E_INTERNAL;
+	return 0;
+}
+
+int
+monitor_start(const struct monitor_config *cfg, struct monitor **out)
+{
+	static struct mon mo;
+	struct passwd pwbuf, *pw = NULL;
+	char pwmem[4096];
+	int sv[2], r;
+	pid_t parent = getpid(), pid;
+	struct monitor *m;
+	uint32_t type;
+	int32_t err;
+
+	*out = NULL;
+	if (cfg->profile == NULL || cfg->workspace_root == NULL)
+		return AL_E_INVAL;
+	if (sandbox_profile_check(cfg->profile, NULL) != 0)
+		return AL_E_INVAL;
+	memset(&mo, 0, sizeof(mo));
+	mo.cfg = cfg;
+	if (realpath(cfg->workspace_root, mo.root) == NULL)
+		return -errno;
+	if (strcmp(mo.root, "/") == 0)
+		return AL_E_INVAL;
+	if (geteuid() == 0 && !cfg->keep_root) {
+		const char *u = cfg->drop_user ? cfg->drop_user : "nobody";
+		if (getpwnam_r(u, &pwbuf, pwmem, sizeof(pwmem), &pw) != 0 || pw == NULL)
+			return AL_E_NOTFOUND;
+		if (pw->pw_uid == 0)
+			return AL_E_INVAL;
+	}
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0)
+		return -errno;
+	if ((pid = fork()) < 0) {
+		r = -errno;
+		close(sv[0]);
+		close(sv[1]);
+		return r;
+	}
+	if (pid > 0) {
+		/* The monitor: keep nothing of the worker's (sockets, files) but stdio. */
+		int keep = sv[0];
+		close(sv[1]);
+		if (keep != 3) {
+			if (dup3(keep, 3, O_CLOEXEC) < 0)
+				_exit(1);
+			close(keep);
+		}
+		syscall(SYS_close_range, 4, ~0U, 0);
+		mo.sock = 3;
+		r = sandbox_sweep(cfg->profile->state_dir);
+		if (r != 0)
+			log_error("monitor: sandbox sweep failed", "state_dir",
+			          cfg->profile->state_dir, "error", al_strerror(r));
+		monitor_main(&mo, pid, r);
+	}
+
+	/* The worker. */
+	close(sv[0]);
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	if (getppid() != parent)
+		_exit(1);
+	if (pw != NULL && (r = drop_privileges(pw)) != 0) {
+		log_error("worker: cannot drop privileges", "error", al_strerror(r));
+		_exit(1);
+	}
+	m = xcalloc(1, sizeof(*m));
+	m->sock = sv[1];
+	sandbox_msg_init(&m->m);
+	r = sandbox_msg_recv(m->sock, &m->m);
+	if (r == 0 && (sandbox_msg_get_u32(&m->m, &type) != 0 || type != MON_HELLO ||
+	               sandbox_msg_get_i32(&m->m, &err) != 0))
+		r = AL_E_PROTO;
+	if (r == 0)
+		r = err;
+	if (r != 0) {
+		monitor_free(m);
+		return r;
+	}
+	*out = m;
+	return 0;
+}
+
+/* Sends m->m, receives the reply into m->m and checks its type. */
+static int
+call(struct monitor *m, const int *fds, size_t nfds, uint32_t want)
+{
+	uint32_t type;
+	int r;
+	if (m->dead)
+		return AL_E_CLOSED;
+	if ((r = sandbox_msg_send(m->sock, &m->m, fds, nfds)) != 0 ||
+	    (r = sandbox_msg_recv(m->sock, &m->m)) != 0) {
+		m->dead = true;
+		return AL_E_CLOSED;
+	}
+	if (sandbox_msg_get_u32(&m->m, &type) != 0 || type != want) {
+		/* The monitor is trusted; a bad reply is a bug. Stop using it, never crash. */
+		m->dead = true;
+		return AL_E_PROTO;
+	}
+	return 0;
+}
+
+static void
+begin(struct monitor *m, uint32_t type)
+{
+	sandbox_msg_reset(&m->m);
+	(void)sandbox_msg_put_u32(&m->m, type);
+}
+
+int
+monitor_client_create(struct monitor *m, const char *session_id, const char *workspace,
+                      uint32_t *sandbox_id)
+{
+	int32_t err;
+	uint32_t id;
+	int r, fd;
+	size_t i;
+	begin(m, MON_CREATE);
+	if ((r = sandbox_msg_put_str(&m->m, session_id)) != 0 ||
+	    (r = sandbox_msg_put_str(&m->m, workspace)) != 0)
+		return r;
+	if ((r = call(m, NULL, 0, MON_CREATED)) != 0)
+		return r;
+	if (sandbox_msg_get_i32(&m->m, &err) != 0 || sandbox_msg_get_u32(&m->m, &id) != 0)
+		return AL_E_PROTO;
+	if (err != 0)
+		return err;
+	fd = sandbox_msg_take_fd(&m->m, 0);
+	for (i = 0; i < MAX_SANDBOXES; i++)
+		if (m->sbs[i].id == 0) {
+			m->sbs[i].id = id;
+			m->sbs[i].pidfd = fd;
+			fd = -1;
+			break;
+		}
+	if (fd >= 0)
+		close(fd);
+	*sandbox_id = id;
+	return 0;
+}
+
+int
+monitor_client_sandbox_fd(struct monitor *m, uint32_t sandbox_id)
+{
+	size_t i;
+	for (i = 0; i < MAX_SANDBOXES; i++)
+		if (m->sbs[i].id == sandbox_id && sandbox_id != 0)
+			return m->sbs[i].pidfd;
+	return -1;
+}
+
+static int
+proc_kill(void *ctx, uint32_t tag, pid_t pid, int sig)
+{
+	return monitor_client_kill(ctx, tag, pid, sig);
+}
+
+int
+monitor_client_spawn(struct monitor *m, uint32_t sandbox_id, const char *const *argv,
+                     const char *const *envp, const char *cwd, int stdin_fd, int stdout_fd,
+                     int stderr_fd, struct sandbox_proc **out)
+{
+	int io[3] = {stdin_fd, stdout_fd, stderr_fd}, fds[3], r, sfd;
+	size_t n = 0, i;
+	uint32_t mask = 0;
+	int32_t err, pid;
+	*out = NULL;
+	if (argv == NULL || argv[0] == NULL)
+		return AL_E_INVAL;
+	for (i = 0; i < 3; i++)
+		if (io[i] >= 0) {
+			mask |= 1u << i;
+			fds[n++] = io[i];
+		}
+	begin(m, MON_SPAWN);
+	if ((r = sandbox_msg_put_u32(&m->m, sandbox_id)) != 0 ||
+	    (r = sandbox_msg_put_u32(&m->m, mask)) != 0 ||
+	    (r = sandbox_msg_put_strv(&m->m, argv)) != 0 ||
+	    (r = sandbox_msg_put_strv(&m->m, envp)) != 0 ||
+	    (r = sandbox_msg_put_str(&m->m, cwd ? cwd : "")) != 0)
+		return r;
+	if ((r = call(m, fds, n, MON_SPAWNED)) != 0)
+		return r;
+	if (sandbox_msg_get_i32(&m->m, &err) != 0 || sandbox_msg_get_i32(&m->m, &pid) != 0)
+		return AL_E_PROTO;
+	if (err != 0)
+		return err;
+	if ((sfd = sandbox_msg_take_fd(&m->m, 0)) < 0)
+		return AL_E_PROTO;
+	*out = sandbox_proc_new_ext(sfd, pid, proc_kill, m, sandbox_id);
+	return 0;
+}
+
+static int
+simple(struct monitor *m, int r)
+{
+	int32_t err;
+	if (r != 0)
+		return r;
+	if ((r = call(m, NULL, 0, MON_RESULT)) != 0)
+		return r;
+	return sandbox_msg_get_i32(&m->m, &err) == 0 ? err : AL_E_PROTO;
+}
+
+int
+monitor_client_kill(struct monitor *m, uint32_t sandbox_id, pid_t pid, int sig)
+{
+	int r;
+	begin(m, MON_KILL);
+	if ((r = sandbox_msg_put_u32(&m->m, sandbox_id)) == 0 &&
+	    (r = sandbox_msg_put_u32(&m->m, (uint32_t)pid)) == 0)
+		r = sandbox_msg_put_u32(&m->m, (uint32_t)sig);
+	return simple(m, r);
+}
+
+int
+monitor_client_destroy(struct monitor *m, uint32_t sandbox_id)
+{
+	size_t i;
+	begin(m, MON_DESTROY);
+	for (i = 0; i < MAX_SANDBOXES; i++)
+		if (m->sbs[i].id == sandbox_id && sandbox_id != 0) {
+			if (m->sbs[i].pidfd >= 0)
+				close(m->sbs[i].pidfd);
+			m->sbs[i].id = 0;
+			m->sbs[i].pidfd = -1;
+		}
+	return simple(m, sandbox_msg_put_u32(&m->m, sandbox_id));
+}
+
+int
+monitor_client_send_raw(struct monitor *m, const void *p, size_t n)
+{
+	begin(m, 0);
+	buf_reset(&m->m.b);
+	if (buf_add(&m->m.b, p, n) != 0)
+		return AL_E_TOOBIG;
+	return sandbox_msg_send(m->sock, &m->m, NULL, 0);
+}
+
+void
+monitor_free(struct monitor *m)
+{
+	size_t i;
+	if (m == NULL)
+		return;
+	for (i = 0; i < MAX_SANDBOXES; i++)
+		if (m->sbs[i].id != 0 && m->sbs[i].pidfd >= 0)
+			close(m->sbs[i].pidfd);
+	close(m->sock);
+	sandbox_msg_reset(&m->m);
+	buf_free(&m->m.b);
+	free(m);
+}

@@ -1,0 +1,55 @@
+/* The worker's privileged monitor (OpenSSH privsep): the process that started the worker
+ * stays behind as the monitor, owns sandbox create/spawn/kill/destroy, and serves only
+ * typed requests from a fixed table; the network-facing worker is its child, drops
+ * privileges, and talks to it through monitor_client_*. Design: docs/worker/monitor.md. */
+#ifndef AL_MONITOR_H
+#define AL_MONITOR_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "sandbox.h"
+
+/* Exit status of the monitor when its client sent a malformed request (the client was
+ * killed and every sandbox destroyed). */
+#define MONITOR_EXIT_PROTO 3
+
+struct monitor_config {
+	const struct sandbox_profile *profile; /* copied into the monitor by fork */
+	const char *workspace_root; /* every workspace must be a real directory inside it */
+	const char *drop_user;      /* run as root: the worker becomes this user (NULL: nobody) */
+	bool keep_root;             /* do not drop privileges (tests, or an unprivileged worker) */
+};
+
+struct monitor;
+
+/* Forks. The child returns 0 with *out set: it is the worker, now unprivileged. The
+ * calling process becomes the monitor and never returns: it serves the child, forwards
+ * SIGTERM/SIGINT/SIGHUP/SIGQUIT to it, and when the child ends destroys every sandbox
+ * and exits with the child's status (128 + signal if killed; MONITOR_EXIT_PROTO after a
+ * malformed request). Returns an error (in the original process) only if the fork or
+ * the setup failed; in the child, if the monitor's start (sweep) failed. */
+int monitor_start(const struct monitor_config *cfg, struct monitor **out);
+
+/* Blocking request/reply calls (each a few ms at most; create is the slowest). Errors:
+ * -errno or AL_E_* from the monitor; AL_E_CLOSED once the monitor is gone. */
+int monitor_client_create(struct monitor *m, const char *session_id, const char *workspace,
+                          uint32_t *sandbox_id);
+/* The sandbox's pid-1 pidfd (readable when the sandbox died); owned by the client
+ * handle, valid until monitor_client_destroy. -1 if unknown. */
+int monitor_client_sandbox_fd(struct monitor *m, uint32_t sandbox_id);
+/* Same contract as sandbox_spawn(); the proc's kill goes through the monitor. Free the
+ * procs before monitor_free. */
+int monitor_client_spawn(struct monitor *m, uint32_t sandbox_id, const char *const *argv,
+                         const char *const *envp, const char *cwd, int stdin_fd,
+                         int stdout_fd, int stderr_fd, struct sandbox_proc **out);
+int monitor_client_kill(struct monitor *m, uint32_t sandbox_id, pid_t pid, int sig);
+int monitor_client_destroy(struct monitor *m, uint32_t sandbox_id);
+/* Closes the connection: the monitor destroys every sandbox and waits for this process
+ * to exit. Accepts NULL. */
+void monitor_free(struct monitor *m);
+/* Sends raw bytes as one request (fault tests: a malformed message must end the client). */
+int monitor_client_send_raw(struct monitor *m, const void *p, size_t n);
+
+#endif

@@ -1,0 +1,717 @@
+/* Adversarial sandbox tests: creates real sandboxes (as root: cgroups, uid per sandbox)
+ * and runs sbtry inside them; every escape attempt must fail, every limit must hold, and
+ * nothing may outlive a session. Modes: escapes, limits, lifecycle, monitor, unpriv.
+ * Usage: sandbox_test <mode> <path to sbtry>. Prints TAP-like lines; exit 0 = all passed,
+ * 77 = skipped (not root). */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <dirent.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <grp.h>
+#include <unistd.h>
+
+#include "err.h"
+#include "log.h"
+#include "monitor.h"
+#include "sandbox.h"
+#include "sandbox_int.h"
+
+static int failures, checks;
+static const char *sbtry;
+static char tmpdir[PATH_MAX];
+
+static void
+check(int ok, const char *name, const char *detail)
+{
+	checks++;
+	printf("%s %d - %s%s%s\n", ok ? "ok" : "not ok", checks, name, detail ? ": " : "",
+	       detail ? detail : "");
+	fflush(stdout);
+	if (!ok)
+		failures++;
+}
+
+static void __attribute__((format(printf, 1, 2)))
+xsystem(const char *fmt, ...)
+{
+	char cmd[PATH_MAX * 2];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(cmd, sizeof(cmd), fmt, ap);
+	va_end(ap);
+	if (system(cmd) != 0) {
+		fprintf(stderr, "setup failed: %s\n", cmd);
+		exit(99);
+	}
+}
+
+static void
+copy_file(const char *from, const char *to)
+{
+	char cmd[PATH_MAX * 2 + 32];
+	snprintf(cmd, sizeof(cmd), "cp '%s' '%s' && chmod 0755 '%s'", from, to, to);
+	if (system(cmd) != 0)
+		exit(99);
+}
+
+static char *
+mkdir_in(const char *name)
+{
+	static char paths[16][PATH_MAX];
+	static int n;
+	char *p = paths[n++ % 16];
+	snprintf(p, PATH_MAX, "%s/%s", tmpdir, name);
+	if (mkdir(p, 0755) != 0 && errno != EEXIST)
+		exit(99);
+	return p;
+}
+
+static void
+profile_for_tests(struct sandbox_profile *p, const char *state)
+{
+	sandbox_profile_defaults(p);
+	p->state_dir = state;
+	p->memory_mb = 64;
+	p->pids_max = 64;
+	p->tmp_size_mb = 8;
+	p->fsize_mb = 32;
+	p->uid_base = 200000 + (uint32_t)(getpid() % 500) * 100;
+	p->uid_count = 100;
+}
+
+/* Runs argv in sb; collects stdout+stderr (up to 64 KiB) and the wait status. */
+static int
+run(struct sandbox *sb, const char *const *argv, const char *const *envp, char *out,
+    size_t cap, int *wstatus)
+{
+	int pfd[2], r;
+	struct sandbox_proc *p;
+	size_t len = 0;
+	ssize_t n;
+	if (pipe2(pfd, O_CLOEXEC) != 0)
+		return -errno;
+	r = sandbox_spawn(sb, argv, envp, NULL, -1, pfd[1], pfd[1], &p);
+	close(pfd[1]);
+	if (r != 0) {
+		close(pfd[0]);
+		return r;
+	}
+	while ((n = read(pfd[0], out + len, cap - 1 - len)) > 0 && len + (size_t)n < cap - 1)
+		len += (size_t)n;
+	if (n > 0)
+		len += (size_t)n;
+	out[len] = '\0';
+	close(pfd[0]);
+	r = sandbox_proc_wait(p, wstatus);
+	sandbox_proc_free(p);
+	return r;
+}
+
+/* Runs sbtry <args> and checks it reported no escape (one check per BLOCKED/ESCAPED line). */
+static void
+try_in(struct sandbox *sb, const char *name, const char *const *args)
+{
+	const char *argv[16] = {"/workspace/sbtry"};
+	static char out[65536];
+	int st = 0, r, i;
+	char *l, *cur;
+	for (i = 0; args[i] && i < 14; i++)
+		argv[i + 1] = args[i];
+	argv[i + 1] = NULL;
+	r = run(sb, argv, NULL, out, sizeof(out), &st);
+	if (r != 0) {
+		check(0, name, al_strerror(r));
+		return;
+	}
+	for (cur = out; (l = strsep(&cur, "\n")) != NULL;)
+		if (strncmp(l, "BLOCKED ", 8) == 0 || strncmp(l, "ESCAPED ", 8) == 0)
+			check(l[0] == 'B', name, l);
+	check(WIFEXITED(st) && WEXITSTATUS(st) == 0, name, "sbtry exit status 0");
+}
+
+static int
+host_pid_of(const struct sandbox *sb)
+{
+	char path[64], line[128];
+	FILE *f;
+	int pid = -1;
+	snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", sandbox_pidfd(sb));
+	if ((f = fopen(path, "r")) == NULL)
+		return -1;
+	while (fgets(line, sizeof(line), f))
+		if (strncmp(line, "Pid:", 4) == 0)
+			pid = (int)strtol(line + 4, NULL, 10);
+	fclose(f);
+	return pid;
+}
+
+static unsigned long
+pidns_of(int pid)
+{
+	char path[64], link[64];
+	ssize_t n;
+	snprintf(path, sizeof(path), "/proc/%d/ns/pid", pid);
+	if ((n = readlink(path, link, sizeof(link) - 1)) < 0)
+		return 0;
+	link[n] = '\0';
+	return strtoul(link + 5, NULL, 10); /* "pid:[123]" */
+}
+
+static int
+count_in_pidns(unsigned long ns)
+{
+	DIR *d = opendir("/proc");
+	struct dirent *e;
+	int n = 0;
+	while (d && (e = readdir(d)) != NULL)
+		if (e->d_name[0] >= '1' && e->d_name[0] <= '9' &&
+		    pidns_of((int)strtol(e->d_name, NULL, 10)) == ns)
+			n++;
+	if (d)
+		closedir(d);
+	return n;
+}
+
+static void
+read_record(const char *state, const char *sid, char *out, size_t cap)
+{
+	char path[PATH_MAX];
+	int fd;
+	ssize_t n = 0;
+	snprintf(path, sizeof(path), "%s/sandboxes/%s.rec", state, sid);
+	out[0] = '\0';
+	if ((fd = open(path, O_RDONLY)) >= 0) {
+		n = read(fd, out, cap - 1);
+		close(fd);
+	}
+	out[n > 0 ? n : 0] = '\0';
+}
+
+static int
+record_cgroups_gone(const char *rec)
+{
+	char copy[8192], *l, *cur = copy;
+	struct stat st;
+	snprintf(copy, sizeof(copy), "%s", rec);
+	while ((l = strsep(&cur, "\n")) != NULL)
+		if (strncmp(l, "cg ", 3) == 0 && stat(l + 3, &st) == 0)
+			return 0;
+	return 1;
+}
+
+static struct sandbox *
+create_or_die(const struct sandbox_profile *p, const char *sid, const char *ws)
+{
+	struct sandbox *sb;
+	int r = sandbox_create(p, sid, ws, &sb);
+	check(r == 0, "sandbox_create", al_strerror(r));
+	if (r != 0)
+		exit(1);
+	return sb;
+}
+
+/* ---------------------------------------------------------------- escapes */
+
+static void
+mode_escapes(void)
+{
+	struct sandbox_profile p;
+	struct sandbox *a, *b;
+	char *state = mkdir_in("state"), *wa = mkdir_in("wsA"), *wb = mkdir_in("wsB");
+	char secret[PATH_MAX], bfile[PATH_MAX], out[8192], marker[64], abs_name[64], port_s[16];
+	char owned[PATH_MAX];
+	const char *envp[] = {"ANTHROPIC_API_KEY=sk-ant-marker-7f3a", "FOO=bar", NULL};
+	struct sockaddr_in sa;
+	struct sockaddr_un su;
+	socklen_t sl = sizeof(sa);
+	int lsock, usock, st, r, spare;
+	struct stat sst;
+
+	profile_for_tests(&p, state);
+	check(sandbox_sweep(state) == 0, "sweep", NULL);
+	snprintf(secret, sizeof(secret), "%s/host-secret", tmpdir);
+	xsystem("echo hunter2 > '%s'", secret);
+	snprintf(bfile, sizeof(bfile), "%s/b-private", wb);
+	xsystem("echo private > '%s'", bfile);
+	snprintf(owned, sizeof(owned), "%s/sbtry", wa);
+	copy_file(sbtry, owned);
+	snprintf(owned, sizeof(owned), "%s/sbtry", wb);
+	copy_file(sbtry, owned);
+	/* A host fd without O_CLOEXEC must not leak into the sandbox. */
+	spare = open("/etc/hostname", O_RDONLY);
+
+	a = create_or_die(&p, "escA", wa);
+	b = create_or_die(&p, "escB", wb);
+	check(sandbox_host_uid(a) != 0 && sandbox_host_uid(a) != sandbox_host_uid(b),
+	      "distinct unprivileged host uids", NULL);
+
+	try_in(a, "status", (const char *[]){"status", NULL});
+	try_in(a, "syscalls", (const char *[]){"syscalls", NULL});
+	try_in(a, "32-bit abi", (const char *[]){"abi", NULL});
+	try_in(a, "read outside",
+	       (const char *[]){"read", secret, "/etc/shadow", "/root/.bashrc", state, bfile,
+	                        "/proc/1/root/etc/shadow", NULL});
+	try_in(a, "write outside",
+	       (const char *[]){"write", "/usr/pwned", "/etc/pwned", "/pwned", "/bin/pwned", bfile,
+	                        "/proc/sys/kernel/core_pattern", "/dev/pwned", NULL});
+	/* B runs a marked process; A must not see it, nor the host's test process. */
+	snprintf(marker, sizeof(marker), "sbB%d", (int)getpid());
+	{
+		char cmd[128];
+		struct sandbox_proc *bp;
+		snprintf(cmd, sizeof(cmd), "exec -a %s sleep 1000", marker);
+		r = sandbox_spawn(b, (const char *[]){"/bin/bash", "-c", cmd, NULL}, NULL, NULL, -1,
+		                  -1, -1, &bp);
+		check(r == 0, "spawn marked process in B", al_strerror(r));
+		usleep(100000);
+		try_in(a, "other session's processes", (const char *[]){"proc", marker, NULL});
+		snprintf(marker, sizeof(marker), "sbhost%d", (int)getpid());
+		prctl(PR_SET_NAME, marker);
+		try_in(a, "host processes", (const char *[]){"proc", marker, NULL});
+		if (r == 0) {
+			sandbox_proc_kill(bp, SIGKILL);
+			sandbox_proc_wait(bp, &st);
+			sandbox_proc_free(bp);
+		}
+	}
+	/* Network: a host listener on loopback and an abstract socket must be unreachable. */
+	lsock = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	memset(&sa, 0, sizeof(sa));
+	sa.sin_family = AF_INET;
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (bind(lsock, (struct sockaddr *)&sa, sizeof(sa)) != 0 || listen(lsock, 4) != 0 ||
+	    getsockname(lsock, (struct sockaddr *)&sa, &sl) != 0)
+		exit(99);
+	snprintf(port_s, sizeof(port_s), "%d", ntohs(sa.sin_port));
+	snprintf(abs_name, sizeof(abs_name), "airlock-sbtest-%d", (int)getpid());
+	usock = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	memset(&su, 0, sizeof(su));
+	su.sun_family = AF_UNIX;
+	memcpy(su.sun_path + 1, abs_name, strlen(abs_name));
+	if (bind(usock, (struct sockaddr *)&su,
+	         (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + strlen(abs_name))) != 0 ||
+	    listen(usock, 4) != 0)
+		exit(99);
+	try_in(a, "network", (const char *[]){"net", port_s, abs_name, NULL});
+	close(lsock);
+	close(usock);
+
+	/* Environment: the worker's credentials never enter, even when passed. */
+	setenv("ANTHROPIC_API_KEY", "sk-ant-marker-7f3a", 1);
+	{
+		const char *argv[] = {"/workspace/sbtry", "env", "sk-ant-marker-7f3a", NULL};
+		r = run(a, argv, envp, out, sizeof(out), &st);
+		check(r == 0 && strstr(out, "ESCAPED") == NULL && strstr(out, "BLOCKED worker env"),
+		      "worker environment", out);
+	}
+	try_in(a, "inherited fds", (const char *[]){"fds", NULL});
+	close(spare);
+
+	/* Nested user namespaces through the real tool. */
+	r = run(a, (const char *[]){"unshare", "-U", "true", NULL}, NULL, out, sizeof(out), &st);
+	check(r == 0 && !(WIFEXITED(st) && WEXITSTATUS(st) == 0), "unshare -U fails", out);
+
+	/* Signals to pid 1 are ignored; the sandbox keeps working. */
+	try_in(a, "kill pid 1", (const char *[]){"killinit", NULL});
+	r = run(a, (const char *[]){"true", NULL}, NULL, out, sizeof(out), &st);
+	check(r == 0 && WIFEXITED(st) && WEXITSTATUS(st) == 0, "pid 1 survived", al_strerror(r));
+
+	/* The workspace is writable, at /workspace and at its host path, owned by the
+	 * sandbox's host uid. */
+	{
+		char cmd[PATH_MAX + 64];
+		snprintf(cmd, sizeof(cmd), "echo x > /workspace/owned && echo y > %s/owned2", wa);
+		r = run(a, (const char *[]){"/bin/sh", "-c", cmd, NULL}, NULL, out, sizeof(out), &st);
+		check(r == 0 && WIFEXITED(st) && WEXITSTATUS(st) == 0, "workspace writable", out);
+		snprintf(owned, sizeof(owned), "%s/owned", wa);
+		check(stat(owned, &sst) == 0 && sst.st_uid == sandbox_host_uid(a) && sst.st_uid != 0,
+		      "files owned by the sandbox uid", NULL);
+		snprintf(owned, sizeof(owned), "%s/owned2", wa);
+		check(stat(owned, &sst) == 0, "workspace at its host path", NULL);
+	}
+	sandbox_destroy(a);
+	sandbox_destroy(b);
+}
+
+/* ---------------------------------------------------------------- limits */
+
+static void
+mode_limits(void)
+{
+	struct sandbox_profile p, pw;
+	struct sandbox *sb, *sw;
+	char *state = mkdir_in("state"), *ws = mkdir_in("ws"), *ws2 = mkdir_in("ws2");
+	char out[8192], rec[8192], path[PATH_MAX + 64], lim[64];
+	struct sandbox_proc *pr;
+	int st = 0, r;
+	pid_t hp;
+
+	profile_for_tests(&p, state);
+	check(sandbox_sweep(state) == 0, "sweep", NULL);
+	snprintf(path, sizeof(path), "%s/sbtry", ws);
+	copy_file(sbtry, path);
+	sb = create_or_die(&p, "lim", ws);
+
+	read_record(state, "lim", rec, sizeof(rec));
+	check(strstr(rec, "cg /sys/fs/cgroup/") != NULL, "journal names the cgroups", rec);
+	{
+		char *l = strstr(rec, "/memory/"), *e;
+		if (l != NULL && (e = strchr(l, '\n')) != NULL) {
+			int fd;
+			ssize_t n;
+			snprintf(path, sizeof(path), "/sys/fs/cgroup%.*s/memory.limit_in_bytes",
+			         (int)(e - l), l);
+			fd = open(path, O_RDONLY);
+			n = fd >= 0 ? read(fd, lim, sizeof(lim) - 1) : -1;
+			if (fd >= 0)
+				close(fd);
+			lim[n > 0 ? n : 0] = '\0';
+			check(strtoull(lim, NULL, 10) == 64ull << 20, "memory limit written", lim);
+		}
+	}
+
+	try_in(sb, "fork bomb", (const char *[]){"forkbomb", "200", NULL});
+	hp = fork();
+	if (hp == 0)
+		_exit(0);
+	check(hp > 0 && waitpid(hp, &st, 0) == hp, "host can still fork", NULL);
+
+	r = run(sb, (const char *[]){"/workspace/sbtry", "memhog", "512", NULL}, NULL, out,
+	        sizeof(out), &st);
+	check(r == 0 && WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL, "memory bomb OOM-killed", out);
+
+	try_in(sb, "disk fill (RLIMIT_FSIZE)",
+	       (const char *[]){"diskfill", "/workspace/big", "128", NULL});
+	try_in(sb, "disk fill (/tmp size)", (const char *[]){"diskfill", "/tmp/big", "128", NULL});
+
+	r = run(sb, (const char *[]){"/bin/sh", "-c", "ulimit -c; ulimit -n; ulimit -f", NULL}, NULL,
+	        out, sizeof(out), &st);
+	check(r == 0 && strcmp(out, "0\n4096\n65536\n") == 0, "rlimits core/nofile/fsize", out);
+
+	r = run(sb, (const char *[]){"true", NULL}, NULL, out, sizeof(out), &st);
+	check(r == 0 && WIFEXITED(st) && WEXITSTATUS(st) == 0, "sandbox usable after bombs",
+	      al_strerror(r));
+	sandbox_destroy(sb);
+
+	/* Wall clock: the sandbox dies with everything in it. */
+	pw = p;
+	pw.wall_clock_s = 1;
+	sw = create_or_die(&pw, "wall", ws2);
+	r = sandbox_spawn(sw, (const char *[]){"sleep", "30", NULL}, NULL, NULL, -1, -1, -1, &pr);
+	check(r == 0, "spawn sleep", al_strerror(r));
+	if (r == 0) {
+		r = sandbox_proc_wait(pr, &st);
+		check(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL, "wall clock killed the process",
+		      al_strerror(r));
+		sandbox_proc_free(pr);
+	}
+	{
+		struct pollfd pf = {sandbox_pidfd(sw), POLLIN, 0};
+		check(poll(&pf, 1, 10000) == 1, "sandbox pidfd reports death", NULL);
+	}
+	r = sandbox_spawn(sw, (const char *[]){"true", NULL}, NULL, NULL, -1, -1, -1, &pr);
+	check(r == AL_E_CLOSED, "spawn after wall clock fails", al_strerror(r));
+	sandbox_destroy(sw);
+}
+
+/* ---------------------------------------------------------------- lifecycle */
+
+static void
+mode_lifecycle(void)
+{
+	struct sandbox_profile p, p2;
+	struct sandbox *sb, *dup = NULL;
+	char *state = mkdir_in("state"), *state2 = mkdir_in("state2"), *ws = mkdir_in("ws");
+	char out[8192], rec[8192], path[PATH_MAX];
+	struct sandbox_proc *pr;
+	int st = 0, r, pipefd[2], hostpid, i;
+	unsigned long ns;
+	pid_t c;
+
+	profile_for_tests(&p, state);
+	snprintf(path, sizeof(path), "%s/sbtry", ws);
+	copy_file(sbtry, path);
+
+	/* A worker that dies (SIGKILL) takes its sandboxes with it; the next start's sweep
+	 * removes the host leftovers. Runs in a child so the kill is real. */
+	profile_for_tests(&p2, state2);
+	if (pipe(pipefd) != 0)
+		exit(99);
+	if ((c = fork()) == 0) {
+		struct sandbox *x;
+		if (sandbox_sweep(state2) != 0 || sandbox_create(&p2, "crash", ws, &x) != 0)
+			_exit(1);
+		sandbox_spawn(x, (const char *[]){"sleep", "1000", NULL}, NULL, NULL, -1, -1, -1, &pr);
+		hostpid = host_pid_of(x);
+		(void)!write(pipefd[1], &hostpid, sizeof(hostpid));
+		pause();
+		_exit(0);
+	}
+	close(pipefd[1]);
+	hostpid = -1;
+	(void)!read(pipefd[0], &hostpid, sizeof(hostpid));
+	close(pipefd[0]);
+	check(hostpid > 0, "crashing worker made a sandbox", NULL);
+	ns = pidns_of(hostpid);
+	read_record(state2, "crash", rec, sizeof(rec));
+	kill(c, SIGKILL);
+	waitpid(c, NULL, 0);
+	for (i = 0; i < 1000 && count_in_pidns(ns) > 0; i++)
+		usleep(10000);
+	check(ns != 0 && count_in_pidns(ns) == 0, "worker death killed the sandbox", NULL);
+	check(rec[0] != '\0' && !record_cgroups_gone(rec), "leftover cgroup before sweep", rec);
+	check(sandbox_sweep(state2) == 0, "sweep after crash", NULL);
+	check(record_cgroups_gone(rec), "sweep removed leftover cgroups", NULL);
+	read_record(state2, "crash", rec, sizeof(rec));
+	check(rec[0] == '\0', "sweep removed the journal record", rec);
+
+	check(sandbox_sweep(state) == 0, "sweep", NULL);
+	sb = create_or_die(&p, "life", ws);
+	r = sandbox_create(&p, "life", ws, &dup);
+	check(r == AL_E_CONFLICT, "same session twice refused", al_strerror(r));
+
+	r = run(sb, (const char *[]){"echo", "hello", NULL}, NULL, out, sizeof(out), &st);
+	check(r == 0 && strcmp(out, "hello\n") == 0 && st == 0, "echo via PATH", out);
+	r = run(sb, (const char *[]){"/bin/sh", "-c", "pwd; exit 7", NULL}, NULL, out, sizeof(out),
+	        &st);
+	check(r == 0 && strcmp(out, "/workspace\n") == 0 && WEXITSTATUS(st) == 7, "exit status",
+	      out);
+	r = sandbox_spawn(sb, (const char *[]){"no-such-binary", NULL}, NULL, NULL, -1, -1, -1, &pr);
+	check(r == -ENOENT, "missing binary is ENOENT", al_strerror(r));
+	r = sandbox_spawn(sb, (const char *[]){"true", NULL}, NULL, "/nonexistent", -1, -1, -1, &pr);
+	check(r == -ENOENT, "missing cwd is ENOENT", al_strerror(r));
+
+	/* kill reaches the whole process group of a command. */
+	r = sandbox_spawn(sb, (const char *[]){"/bin/sh", "-c", "sleep 1000 & sleep 1000; wait", NULL},
+	                  NULL, NULL, -1, -1, -1, &pr);
+	check(r == 0, "spawn tree", al_strerror(r));
+	if (r == 0) {
+		usleep(100000);
+		check(sandbox_proc_kill(pr, SIGTERM) == 0, "kill", NULL);
+		r = sandbox_proc_wait(pr, &st);
+		check(r == 0 && WIFSIGNALED(st) && WTERMSIG(st) == SIGTERM, "killed by SIGTERM", NULL);
+		sandbox_proc_free(pr);
+	}
+
+	/* Everything started in a session dies with it, even detached daemons. */
+	r = run(sb, (const char *[]){"/workspace/sbtry", "sleeper", NULL}, NULL, out, sizeof(out),
+	        &st);
+	check(r == 0 && out[0] >= '1' && out[0] <= '9', "detached sleeper started", out);
+	hostpid = host_pid_of(sb);
+	ns = pidns_of(hostpid);
+	check(ns != 0 && count_in_pidns(ns) >= 2, "sleeper alive before destroy", NULL);
+	read_record(state, "life", rec, sizeof(rec));
+	sandbox_destroy(sb);
+	check(count_in_pidns(ns) == 0, "no process survives destroy", NULL);
+	check(record_cgroups_gone(rec), "cgroups removed", NULL);
+	read_record(state, "life", rec, sizeof(rec));
+	check(rec[0] == '\0', "journal record removed", NULL);
+}
+
+/* ---------------------------------------------------------------- monitor */
+
+static void
+monitor_client_part(const struct sandbox_profile *p, const char *root, const char *ws,
+                    int report)
+{
+	struct monitor_config cfg = {.profile = p, .workspace_root = root};
+	struct monitor *m;
+	struct sandbox_proc *pr;
+	uint32_t id = 0, id2;
+	int pfd[2], r, st, hostpid;
+	char out[256] = {0}, link[PATH_MAX];
+	ssize_t n;
+
+	r = monitor_start(&cfg, &m);
+	/* From here on: the worker (child), unprivileged. */
+	check(r == 0, "monitor_start", al_strerror(r));
+	if (r != 0)
+		exit(1);
+	check(getuid() != 0 && geteuid() != 0, "worker dropped root", NULL);
+	r = monitor_client_create(m, "mon1", ws, &id);
+	check(r == 0, "create through the monitor", al_strerror(r));
+	if (pipe(pfd) != 0)
+		exit(99);
+	r = monitor_client_spawn(m, id, (const char *[]){"echo", "via-monitor", NULL}, NULL, NULL,
+	                         -1, pfd[1], -1, &pr);
+	close(pfd[1]);
+	check(r == 0, "spawn through the monitor", al_strerror(r));
+	n = read(pfd[0], out, sizeof(out) - 1);
+	out[n > 0 ? n : 0] = '\0';
+	close(pfd[0]);
+	check(strcmp(out, "via-monitor\n") == 0, "output relayed", out);
+	if (r == 0) {
+		check(sandbox_proc_wait(pr, &st) == 0 && st == 0, "status relayed", NULL);
+		sandbox_proc_free(pr);
+	}
+	r = monitor_client_spawn(m, id, (const char *[]){"sleep", "1000", NULL}, NULL, NULL, -1, -1,
+	                         -1, &pr);
+	if (r == 0) {
+		check(sandbox_proc_kill(pr, SIGTERM) == 0, "kill through the monitor", NULL);
+		check(sandbox_proc_wait(pr, &st) == 0 && WTERMSIG(st) == SIGTERM, "killed", NULL);
+		sandbox_proc_free(pr);
+	}
+	r = monitor_client_create(m, "evil1", "/etc", &id2);
+	check(r == AL_E_PERM, "workspace outside the root refused", al_strerror(r));
+	snprintf(link, sizeof(link), "%s/link", root);
+	r = monitor_client_create(m, "evil2", link, &id2);
+	check(r == AL_E_PERM, "symlink out of the root refused", al_strerror(r));
+	r = monitor_client_create(m, "../x", ws, &id2);
+	check(r == AL_E_INVAL, "bad session id refused", al_strerror(r));
+	r = monitor_client_destroy(m, id);
+	check(r == 0, "destroy through the monitor", al_strerror(r));
+	r = monitor_client_spawn(m, id, (const char *[]){"true", NULL}, NULL, NULL, -1, -1, -1, &pr);
+	check(r == AL_E_NOTFOUND, "destroyed sandbox is gone", al_strerror(r));
+
+	/* A compromised worker sends garbage: the monitor must kill us, clean up, and live
+	 * on to exit with MONITOR_EXIT_PROTO. */
+	r = monitor_client_create(m, "mon2", ws, &id);
+	check(r == 0, "create before garbage", al_strerror(r));
+	hostpid = -1;
+	{
+		char path[64], line[128];
+		FILE *f;
+		snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", monitor_client_sandbox_fd(m, id));
+		if ((f = fopen(path, "r")) != NULL) {
+			while (fgets(line, sizeof(line), f))
+				if (strncmp(line, "Pid:", 4) == 0)
+					hostpid = (int)strtol(line + 4, NULL, 10);
+			fclose(f);
+		}
+	}
+	(void)!write(report, &hostpid, sizeof(hostpid));
+	(void)!write(report, &failures, sizeof(failures));
+	monitor_client_send_raw(m, "\x66\x00\x00\x00garbage", 11);
+	pause(); /* the monitor kills us here */
+	_exit(0);
+}
+
+static void
+mode_monitor(void)
+{
+	struct sandbox_profile p;
+	char *state = mkdir_in("mstate"), *root = mkdir_in("wsroot"), link[PATH_MAX];
+	char ws[PATH_MAX];
+	int rep[2], st, hostpid = -1, childfail = -1;
+	pid_t d;
+
+	profile_for_tests(&p, state);
+	snprintf(ws, sizeof(ws), "%s/ws1", root);
+	mkdir(ws, 0755);
+	snprintf(link, sizeof(link), "%s/link", root);
+	if (symlink("/etc", link) != 0)
+		exit(99);
+	chmod(tmpdir, 0755);
+	if (pipe(rep) != 0)
+		exit(99);
+	fflush(stdout);
+	if ((d = fork()) == 0) {
+		close(rep[0]);
+		monitor_client_part(&p, root, ws, rep[1]);
+		_exit(0);
+	}
+	close(rep[1]);
+	(void)!read(rep[0], &hostpid, sizeof(hostpid));
+	(void)!read(rep[0], &childfail, sizeof(childfail));
+	close(rep[0]);
+	waitpid(d, &st, 0);
+	check(childfail == 0, "client-side checks passed", NULL);
+	check(WIFEXITED(st) && WEXITSTATUS(st) == MONITOR_EXIT_PROTO,
+	      "malformed request: monitor killed the worker and exited", NULL);
+	check(hostpid > 0 && kill(hostpid, 0) != 0, "its sandboxes are gone", NULL);
+}
+
+/* ---------------------------------------------------------------- unpriv */
+
+static void
+mode_unpriv(void)
+{
+	struct sandbox_profile p;
+	char *state = mkdir_in("ustate"), *ws = mkdir_in("uws"), out[256], f[PATH_MAX];
+	struct sandbox *sb;
+	struct stat sst;
+	int st, r, rep[2], res[3] = {-1, -1, -1};
+	pid_t c;
+
+	chmod(tmpdir, 0755);
+	if (chown(state, 65534, 65534) != 0 || chown(ws, 65534, 65534) != 0 || pipe(rep) != 0)
+		exit(99);
+	fflush(stdout);
+	if ((c = fork()) == 0) {
+		if (setgroups(0, NULL) != 0 || setresgid(65534, 65534, 65534) != 0 ||
+		    setresuid(65534, 65534, 65534) != 0)
+			_exit(99);
+		/* As if started unprivileged: a uid change made us non-dumpable, which would
+		 * hide /proc/<child>/uid_map from us. */
+		prctl(PR_SET_DUMPABLE, 1, 0, 0, 0);
+		profile_for_tests(&p, state);
+		p.degraded = SANDBOX_DEGRADED_NO_CGROUPS; /* nobody cannot write cgroups here */
+		res[0] = sandbox_sweep(state);
+		res[1] = sandbox_create(&p, "unpriv", ws, &sb);
+		if (res[1] == 0) {
+			r = run(sb, (const char *[]){"/bin/sh", "-c", "id -u; echo x > /workspace/u", NULL},
+			        NULL, out, sizeof(out), &st);
+			res[2] = r == 0 && strcmp(out, "1000\n") == 0;
+			sandbox_destroy(sb);
+		}
+		(void)!write(rep[1], res, sizeof(res));
+		_exit(0);
+	}
+	close(rep[1]);
+	(void)!read(rep[0], res, sizeof(res));
+	waitpid(c, &st, 0);
+	check(res[0] == 0, "unprivileged sweep", NULL);
+	check(res[1] == 0, "unprivileged create (degraded: no cgroups)", al_strerror(res[1]));
+	check(res[2] == 1, "inside uid 1000", NULL);
+	snprintf(f, sizeof(f), "%s/u", ws);
+	check(stat(f, &sst) == 0 && sst.st_uid == 65534, "maps to the worker's own uid", NULL);
+}
+
+int
+main(int argc, char **argv)
+{
+	const char *mode;
+	if (argc < 3) {
+		fprintf(stderr, "usage: sandbox_test escapes|limits|lifecycle|monitor|unpriv SBTRY\n");
+		return 2;
+	}
+	mode = argv[1];
+	sbtry = argv[2];
+	if (geteuid() != 0) {
+		printf("1..0 # SKIP sandbox tests need root (cgroups, uid ranges)\n");
+		return 77;
+	}
+	log_setup(LOG_FMT_TEXT, LOG_LVL_INFO, "sandbox_test");
+	snprintf(tmpdir, sizeof(tmpdir), "/tmp/airlock-sbtest-XXXXXX");
+	if (mkdtemp(tmpdir) == NULL)
+		return 99;
+	chmod(tmpdir, 0755);
+	if (strcmp(mode, "escapes") == 0)
+		mode_escapes();
+	else if (strcmp(mode, "limits") == 0)
+		mode_limits();
+	else if (strcmp(mode, "lifecycle") == 0)
+		mode_lifecycle();
+	else if (strcmp(mode, "monitor") == 0)
+		mode_monitor();
+	else if (strcmp(mode, "unpriv") == 0)
+		mode_unpriv();
+	else
+		return 2;
+	xsystem("rm -rf '%s'", tmpdir);
+	printf("1..%d\n# %d passed, %d failed\n", checks, checks - failures, failures);
+	return failures ? 1 : 0;
+}
