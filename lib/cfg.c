@@ -34,6 +34,9 @@ cfg_line(const struct cfg *c, const json_t *node)
 	return 0;
 }
 
+static int verr(struct cfg *c, unsigned line, const char *fmt, va_list ap)
+	__attribute__((format(printf, 3, 0)));
+
 static int
 verr(struct cfg *c, unsigned line, const char *fmt, va_list ap)
 {
@@ -42,6 +45,9 @@ verr(struct cfg *c, unsigned line, const char *fmt, va_list ap)
 	snprintf(c->err, sizeof(c->err), "%s:%u: %s", c->name ? c->name : "config", line, msg);
 	return AL_E_INVAL;
 }
+
+static int err_at(struct cfg *c, unsigned line, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
 
 static int
 err_at(struct cfg *c, unsigned line, const char *fmt, ...)

@@ -75,5 +75,22 @@ if [ "$quick" = 0 ]; then
 	fi
 fi
 
+# Brief fuzzing with libFuzzer (clang), every target from its committed corpus.
+if [ "$quick" = 0 ]; then
+	if CC=clang build build-fuzz --buildtype=debug -Dfuzz=true -Db_sanitize=address,undefined \
+		-Db_lundef=false; then
+		while read -r line; do
+			echo "$line"
+			case "$line" in
+			"fuzz ok"*) passed=$((passed + 1)) ;;
+			"fuzz FAIL"*) failed=$((failed + 1)) ;;
+			esac
+		done < <(tests/fuzz/run-fuzz.sh build-fuzz "${AIRLOCK_FUZZ_SECONDS:-10}" 2>&1)
+	else
+		echo "fuzz build failed" >&2
+		failed=$((failed + 1))
+	fi
+fi
+
 echo "$passed passed, $failed failed"
 [ "$failed" = 0 ]
