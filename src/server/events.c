@@ -17,6 +17,7 @@
 #include "log.h"
 #include "routes.h"
 #include "server.h"
+#include "sse.h"
 #include "util.h"
 #include "work.h"
 #include "xalloc.h"
@@ -56,17 +57,19 @@ bucket_of(const char *session_id)
 	return h % HUB_BUCKETS;
 }
 
-/* One SSE frame: `id:` for persisted events, `event:` equal to the JSON type, one
- * compact `data:` line (jansson never emits raw newlines in compact mode). */
+/* One SSE frame (lib/sse.c): `id:` for persisted events, `event:` equal to the JSON
+ * type, compact JSON data. */
 static char *
 frame_json(const char *id, const char *type, const json_t *ev, size_t *len)
 {
+	struct buf b;
 	char *data = json_dumps(ev, JSON_COMPACT);
-	char *f = id ? xasprintf("id: %s\nevent: %s\ndata: %s\n\n", id, type, data)
-		     : xasprintf("event: %s\ndata: %s\n\n", type, data);
+	buf_init(&b, 64 * 1024 * 1024);
+	if (data == NULL || sse_frame(&b, type, id, data) != 0)
+		buf_reset(&b);
 	free(data);
-	*len = strlen(f);
-	return f;
+	*len = b.len;
+	return buf_steal(&b);
 }
 
 static void
