@@ -76,10 +76,11 @@ main(int argc, char **argv)
 	double *create = calloc((size_t)n, sizeof(double));
 	char state[] = "/tmp/airlock-bench-XXXXXX", ws[64];
 	char *const truev[] = {"/bin/true", NULL};
-	char *const bwrapv[] = {"/usr/bin/bwrap", "--unshare-all", "--ro-bind", "/usr", "/usr",
-	                        "--symlink", "usr/bin", "/bin", "--symlink", "usr/lib", "/lib",
-	                        "--symlink", "usr/lib64", "/lib64", "--proc", "/proc", "--dev",
-	                        "/dev", "/bin/true", NULL};
+	char *const bwrapv[] = {"/usr/bin/bwrap", "--unshare-all", "--ro-bind", "/usr",
+	                        "/usr",           "--symlink",     "usr/bin",   "/bin",
+	                        "--symlink",      "usr/lib",       "/lib",      "--symlink",
+	                        "usr/lib64",      "/lib64",        "--proc",    "/proc",
+	                        "--dev",          "/dev",          "/bin/true", NULL};
 	struct sandbox_profile p;
 	struct sandbox *sb;
 	int have_bwrap = access(bwrapv[0], X_OK) == 0;
@@ -125,8 +126,8 @@ main(int argc, char **argv)
 		printf("runs: %d\n", n);
 		printf("plain fork+exec /bin/true    p50 %8.0f us\n", pl);
 		if (have_bwrap)
-			printf("bwrap --unshare-all true     p50 %8.0f us  (+%.0f us over plain)\n", b,
-			       b - pl);
+			printf("bwrap --unshare-all true     p50 %8.0f us  (+%.0f us over plain)\n",
+			       b, b - pl);
 		printf("airlock create (to ready)    p50 %8.0f us\n", cr);
 		printf("airlock create+true+destroy  p50 %8.0f us  p99 %8.0f us  (+%.0f us over "
 		       "plain)\n",

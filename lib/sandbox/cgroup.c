@@ -397,17 +397,34 @@ remove_dir(const char *dir)
 	return -EBUSY;
 }
 
+/* The per-state-dir group goes with its last sandbox (EBUSY while others live). */
+static void
+remove_parent(const char *leaf)
+{
+	char parent[PATH_MAX], *slash;
+	snprintf(parent, sizeof(parent), "%s", leaf);
+	if ((slash = strrchr(parent, '/')) != NULL) {
+		*slash = '\0';
+		(void)rmdir(parent);
+	}
+}
+
 int
 sandbox_cg_remove(struct sandbox_cg *cg)
 {
 	size_t i;
 	int r = 0, r2;
-	for (i = 0; i < cg->n; i++)
-		if (cg->paths[i] != NULL && (r2 = remove_dir(cg->paths[i])) != 0) {
+	for (i = 0; i < cg->n; i++) {
+		if (cg->paths[i] == NULL)
+			continue;
+		if ((r2 = remove_dir(cg->paths[i])) != 0) {
 			log_warn("sandbox cgroup not removed", "path", cg->paths[i], "error",
 			         al_strerror(r2));
 			r = r2;
+			continue;
 		}
+		remove_parent(cg->paths[i]);
+	}
 	return r;
 }
 
@@ -492,7 +509,8 @@ sweep_record(const char *dir, const char *name)
 				log_warn("sandbox sweep: ignoring bad journal line", "file", path);
 				continue;
 			}
-			(void)remove_dir(l + 3);
+			if (remove_dir(l + 3) == 0)
+				remove_parent(l + 3);
 		}
 	}
 	log_info("sandbox sweep: removed leftovers of a crashed worker", "record", name);
@@ -518,6 +536,7 @@ sweep_orphans(const char *parent, const char *inst)
 		(void)remove_dir(sub);
 	}
 	closedir(d);
+	(void)rmdir(dir);
 }
 
 int

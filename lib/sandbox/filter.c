@@ -31,21 +31,66 @@
 
 /* Syscalls that fail with EPERM whatever their arguments (spec sandbox.md §8). */
 static const char *const deny_eperm[] = {
-	"mount", "umount", "umount2", "pivot_root", "chroot", "move_mount", "open_tree",
-	"fsopen", "fsconfig", "fsmount", "fspick", "mount_setattr", "ptrace",
-	"process_vm_readv", "process_vm_writev", "pidfd_getfd", "bpf", "perf_event_open",
-	"userfaultfd", "keyctl", "add_key", "request_key", "kexec_load", "kexec_file_load",
-	"io_uring_setup", "io_uring_enter", "io_uring_register", "setns", "open_by_handle_at",
-	"name_to_handle_at", "init_module", "finit_module", "delete_module", "swapon", "swapoff",
-	"reboot", "acct", "quotactl", "quotactl_fd", "syslog", "settimeofday", "clock_settime",
-	"clock_adjtime", "iopl", "ioperm", "lookup_dcookie", "fanotify_init", "nfsservctl",
-	"uselib", "_sysctl", "ustat", "sysfs", "vm86", "vm86old",
+    "mount",
+    "umount",
+    "umount2",
+    "pivot_root",
+    "chroot",
+    "move_mount",
+    "open_tree",
+    "fsopen",
+    "fsconfig",
+    "fsmount",
+    "fspick",
+    "mount_setattr",
+    "ptrace",
+    "process_vm_readv",
+    "process_vm_writev",
+    "pidfd_getfd",
+    "bpf",
+    "perf_event_open",
+    "userfaultfd",
+    "keyctl",
+    "add_key",
+    "request_key",
+    "kexec_load",
+    "kexec_file_load",
+    "io_uring_setup",
+    "io_uring_enter",
+    "io_uring_register",
+    "setns",
+    "open_by_handle_at",
+    "name_to_handle_at",
+    "init_module",
+    "finit_module",
+    "delete_module",
+    "swapon",
+    "swapoff",
+    "reboot",
+    "acct",
+    "quotactl",
+    "quotactl_fd",
+    "syslog",
+    "settimeofday",
+    "clock_settime",
+    "clock_adjtime",
+    "iopl",
+    "ioperm",
+    "lookup_dcookie",
+    "fanotify_init",
+    "nfsservctl",
+    "uselib",
+    "_sysctl",
+    "ustat",
+    "sysfs",
+    "vm86",
+    "vm86old",
 };
 
 /* Namespace flags: any one of them in clone/unshare is refused. */
 static const uint64_t ns_flags[] = {
-	CLONE_NEWNS, CLONE_NEWUTS, CLONE_NEWIPC, CLONE_NEWUSER,
-	CLONE_NEWPID, CLONE_NEWNET, CLONE_NEWCGROUP,
+    CLONE_NEWNS,  CLONE_NEWUTS, CLONE_NEWIPC,    CLONE_NEWUSER,
+    CLONE_NEWPID, CLONE_NEWNET, CLONE_NEWCGROUP,
 };
 
 static void *prog_mem;
@@ -142,8 +187,8 @@ int
 sandbox_seccomp_load(const void *prog, size_t len)
 {
 	struct sock_fprog fp = {
-		.len = (unsigned short)(len / sizeof(struct sock_filter)),
-		.filter = (struct sock_filter *)prog,
+	    .len = (unsigned short)(len / sizeof(struct sock_filter)),
+	    .filter = (struct sock_filter *)prog,
 	};
 	if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &fp) != 0)
 		return -errno;
@@ -229,7 +274,8 @@ sandbox_landlock_apply(const struct sandbox_ops *ops)
 	rs = (int)syscall(SYS_landlock_create_ruleset, &attr, attr_size, 0);
 	if (rs < 0)
 		return -errno;
-	ro = LANDLOCK_ACCESS_FS_EXECUTE | LANDLOCK_ACCESS_FS_READ_FILE | LANDLOCK_ACCESS_FS_READ_DIR;
+	ro =
+	    LANDLOCK_ACCESS_FS_EXECUTE | LANDLOCK_ACCESS_FS_READ_FILE | LANDLOCK_ACCESS_FS_READ_DIR;
 	rw = all;
 	if ((r = ll_rule(rs, "/", ro, all)) != 0)
 		goto out;

@@ -102,7 +102,7 @@ child(const char **argv, const char **envp, const char *cwd, const int fds[3], i
 	sigfillset(&all);
 	sigprocmask(SIG_UNBLOCK, &all, NULL);
 	signal(SIGPIPE, SIG_DFL); /* ignored dispositions would survive exec */
-	(void)setsid();          /* own session and process group: killable as a tree */
+	(void)setsid();           /* own session and process group: killable as a tree */
 	for (i = 0; i < 3; i++)
 		if (fds[i] >= 0 && dup2(fds[i], i) < 0)
 			goto fail;

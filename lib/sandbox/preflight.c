@@ -46,8 +46,8 @@ try_userns(void)
 		return -errno;
 	if (pid == 0)
 		_exit(unshare(CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWNET) == 0
-		              ? 0
-		              : (errno & 0x7f));
+		          ? 0
+		          : (errno & 0x7f));
 	if (waitpid(pid, &st, 0) < 0)
 		return -errno;
 	if (!WIFEXITED(st))
@@ -85,8 +85,9 @@ sandbox_preflight(struct buf *report, bool *ok)
 	}
 	snprintf(msg, sizeof(msg), "Linux %s", u.release);
 	if (maj < 5 || (maj == 5 && min < 9))
-		r |= add(report, ok, "fail", "kernel",
-		         "kernel >= 5.9 required (pidfd, close_range), 5.15 LTS or later recommended");
+		r |= add(
+		    report, ok, "fail", "kernel",
+		    "kernel >= 5.9 required (pidfd, close_range), 5.15 LTS or later recommended");
 	else if (maj == 5 && min < 15)
 		r |= add(report, ok, "warn", "kernel", "kernel >= 5.15 LTS recommended");
 	else
@@ -94,7 +95,8 @@ sandbox_preflight(struct buf *report, bool *ok)
 
 	e = try_userns();
 	if (e == 0) {
-		r |= add(report, ok, "ok", "user namespaces", "unprivileged namespaces can be created");
+		r |= add(report, ok, "ok", "user namespaces",
+		         "unprivileged namespaces can be created");
 	} else {
 		if (read_int_file("/proc/sys/kernel/unprivileged_userns_clone", &v) == 0 && v == 0)
 			r |= add(report, ok, "fail", "user namespaces",
@@ -102,17 +104,20 @@ sandbox_preflight(struct buf *report, bool *ok)
 		if (read_int_file("/proc/sys/user/max_user_namespaces", &v) == 0 && v == 0)
 			r |= add(report, ok, "fail", "user namespaces",
 			         "disabled: sysctl -w user.max_user_namespaces=15000");
-		if (read_int_file("/proc/sys/kernel/apparmor_restrict_unprivileged_userns", &v) == 0 &&
+		if (read_int_file("/proc/sys/kernel/apparmor_restrict_unprivileged_userns", &v) ==
+		        0 &&
 		    v == 1)
-			r |= add(report, ok, "fail", "apparmor",
-			         "kernel.apparmor_restrict_unprivileged_userns=1: install the airlock "
-			         "AppArmor profile (allows userns) or sysctl -w "
-			         "kernel.apparmor_restrict_unprivileged_userns=0");
-		snprintf(msg, sizeof(msg),
-		         "cannot create namespaces (%s): in a container, run with a seccomp profile "
-		         "that allows unshare/clone namespace flags and AppArmor unconfined, or use "
-		         "a VM",
-		         strerror(-e));
+			r |= add(
+			    report, ok, "fail", "apparmor",
+			    "kernel.apparmor_restrict_unprivileged_userns=1: install the airlock "
+			    "AppArmor profile (allows userns) or sysctl -w "
+			    "kernel.apparmor_restrict_unprivileged_userns=0");
+		snprintf(
+		    msg, sizeof(msg),
+		    "cannot create namespaces (%s): in a container, run with a seccomp profile "
+		    "that allows unshare/clone namespace flags and AppArmor unconfined, or use "
+		    "a VM",
+		    strerror(-e));
 		r |= add(report, ok, "fail", "namespaces", msg);
 	}
 
@@ -136,7 +141,8 @@ sandbox_preflight(struct buf *report, bool *ok)
 		const void *prog;
 		size_t len;
 		if (sandbox_seccomp_prog(&prog, &len) != 0)
-			r |= add(report, ok, "fail", "seccomp", "libseccomp could not build the filter");
+			r |= add(report, ok, "fail", "seccomp",
+			         "libseccomp could not build the filter");
 		else
 			r |= add(report, ok, "ok", "seccomp", "filter mode available");
 	}
@@ -148,12 +154,14 @@ sandbox_preflight(struct buf *report, bool *ok)
 		         "stays the filesystem boundary)");
 	else {
 		snprintf(msg, sizeof(msg), "ABI %d%s", abi,
-		         abi < 6 ? " (signal and abstract-socket scopes need ABI 6, Linux 6.12)" : "");
+		         abi < 6 ? " (signal and abstract-socket scopes need ABI 6, Linux 6.12)"
+		                 : "");
 		r |= add(report, ok, abi < 6 ? "warn" : "ok", "landlock", msg);
 	}
 
 	if (access("/bin/bash", X_OK) != 0)
-		r |= add(report, ok, "fail", "tools", "/bin/bash is missing (the bash tool needs it)");
+		r |= add(report, ok, "fail", "tools",
+		         "/bin/bash is missing (the bash tool needs it)");
 	else
 		r |= add(report, ok, "ok", "tools", "/bin/bash present");
 	return r ? AL_E_TOOBIG : 0;

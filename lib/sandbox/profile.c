@@ -113,19 +113,25 @@ sandbox_profile_check(const struct sandbox_profile *p, struct buf *err)
 		r = line(err, "sandbox.nofile", NULL, "must be 64..1048576");
 	if (p->uid_count < 1 || p->uid_base < 1000 ||
 	    (uint64_t)p->uid_base + p->uid_count > 0xfffffffeull)
-		r = line(err, "sandbox.uid_base", NULL, "uid_base >= 1000, uid_count >= 1, in range");
+		r = line(err, "sandbox.uid_base", NULL,
+		         "uid_base >= 1000, uid_count >= 1, in range");
 	if (p->root_dir != NULL && !sandbox_path_valid(p->root_dir))
 		r = line(err, "sandbox.root_dir", p->root_dir, "not an absolute normalized path");
 	if (p->state_dir == NULL || !sandbox_path_valid(p->state_dir))
-		r = line(err, "sandbox.state_dir", p->state_dir ? p->state_dir : "(unset)", "not an absolute normalized path");
+		r = line(err, "sandbox.state_dir", p->state_dir ? p->state_dir : "(unset)",
+		         "not an absolute normalized path");
 	if (p->n_ro_binds > SANDBOX_MAX_BINDS || p->n_rw_binds > SANDBOX_MAX_BINDS)
 		return line(err, "sandbox binds", NULL, "too many");
 	for (i = 0; i < p->n_ro_binds; i++)
 		if (!sandbox_path_valid(p->ro_binds[i]) || strcmp(p->ro_binds[i], "/") == 0)
-			r = line(err, "sandbox.ro_binds", p->ro_binds[i] ? p->ro_binds[i] : "(null)", "not an absolute normalized path");
+			r = line(err, "sandbox.ro_binds",
+			         p->ro_binds[i] ? p->ro_binds[i] : "(null)",
+			         "not an absolute normalized path");
 	for (i = 0; i < p->n_rw_binds; i++)
 		if (!sandbox_path_valid(p->rw_binds[i]) || strcmp(p->rw_binds[i], "/") == 0)
-			r = line(err, "sandbox.rw_binds", p->rw_binds[i] ? p->rw_binds[i] : "(null)", "not an absolute normalized path");
+			r = line(err, "sandbox.rw_binds",
+			         p->rw_binds[i] ? p->rw_binds[i] : "(null)",
+			         "not an absolute normalized path");
 	return r;
 }
 
@@ -160,10 +166,12 @@ join(const char *root, const char *rel)
 /* Host /etc entries a toolchain needs; everything else in /etc (keys, configs of other
  * services) stays outside. passwd, group, hosts, nsswitch.conf, resolv.conf are generated. */
 static const char *const etc_binds[] = {
-	"alternatives", "ssl", "ca-certificates", "ca-certificates.conf", "ld.so.cache",
-	"ld.so.conf", "ld.so.conf.d", "localtime", "timezone", "protocols", "services",
-	"mime.types", "bash.bashrc", "inputrc", "terminfo", "magic", "debian_version",
-	"os-release", "gai.conf", "python3", "perl",
+    "alternatives",   "ssl",        "ca-certificates", "ca-certificates.conf",
+    "ld.so.cache",    "ld.so.conf", "ld.so.conf.d",    "localtime",
+    "timezone",       "protocols",  "services",        "mime.types",
+    "bash.bashrc",    "inputrc",    "terminfo",        "magic",
+    "debian_version", "os-release", "gai.conf",        "python3",
+    "perl",
 };
 
 static const char *const sys_dirs[] = {"usr", "bin", "sbin", "lib", "lib32", "lib64", "libx32"};
@@ -176,8 +184,7 @@ static const char etc_hosts[] = "127.0.0.1\tlocalhost sandbox\n::1\tlocalhost ip
 static const char etc_nsswitch[] = "passwd: files\ngroup: files\nhosts: files dns\n";
 
 int
-sandbox_ops_build(const struct sandbox_profile *p, const char *workspace,
-                  struct sandbox_ops *ops)
+sandbox_ops_build(const struct sandbox_profile *p, const char *workspace, struct sandbox_ops *ops)
 {
 	size_t i;
 	char *s;
@@ -340,10 +347,10 @@ sandbox_ops_find(const struct sandbox_ops *ops, const char *dst)
 }
 
 static const char *const base_env[] = {
-	"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-	"HOME=/workspace",
-	"LANG=C.UTF-8",
-	"TERM=dumb",
+    "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+    "HOME=/workspace",
+    "LANG=C.UTF-8",
+    "TERM=dumb",
 };
 
 static bool

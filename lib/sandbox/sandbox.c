@@ -32,11 +32,11 @@
 struct sandbox {
 	char *sid;
 	char *state_dir;
-	pid_t pid;  /* pid 1 inside, as the host sees it */
-	int pidfd;  /* of pid 1 */
-	int ctl;    /* SOCK_SEQPACKET to pid 1 */
+	pid_t pid; /* pid 1 inside, as the host sees it */
+	int pidfd; /* of pid 1 */
+	int ctl;   /* SOCK_SEQPACKET to pid 1 */
 	uid_t host_uid;
-	long slot;  /* uid slot (root monitor), -1 otherwise */
+	long slot; /* uid slot (root monitor), -1 otherwise */
 	struct sandbox_cg cg;
 	bool reaped;
 };
@@ -146,8 +146,9 @@ clone_child(int *pidfd, pid_t *pid)
 	r = syscall(SYS_clone3, &ca, sizeof(ca));
 	if (r < 0 && errno == ENOSYS) {
 		/* < 5.3: classic clone (fork-like, no stack) and pidfd_open. */
-		r = syscall(SYS_clone, CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWNET |
-		                           CLONE_NEWIPC | CLONE_NEWUTS | SIGCHLD,
+		r = syscall(SYS_clone,
+		            CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWNET |
+		                CLONE_NEWIPC | CLONE_NEWUTS | SIGCHLD,
 		            NULL, NULL, NULL, NULL);
 		if (r > 0 && (*pidfd = (int)syscall(SYS_pidfd_open, (pid_t)r, 0)) < 0) {
 			kill((pid_t)r, SIGKILL);
@@ -162,8 +163,8 @@ clone_child(int *pidfd, pid_t *pid)
 }
 
 int
-sandbox_create(const struct sandbox_profile *p, const char *session_id,
-               const char *workspace_dir, struct sandbox **out)
+sandbox_create(const struct sandbox_profile *p, const char *session_id, const char *workspace_dir,
+               struct sandbox **out)
 {
 	struct sandbox *sb = NULL;
 	struct sandbox_ops ops = {0};
@@ -264,12 +265,12 @@ sandbox_create(const struct sandbox_profile *p, const char *session_id,
 		goto out;
 	if (pid == 0) {
 		struct sandbox_child_args a = {
-			.profile = p,
-			.ops = &ops,
-			.seccomp_prog = prog,
-			.seccomp_len = prog_len,
-			.ctl = sv[1],
-			.sync = syncp[0],
+		    .profile = p,
+		    .ops = &ops,
+		    .seccomp_prog = prog,
+		    .seccomp_len = prog_len,
+		    .ctl = sv[1],
+		    .sync = syncp[0],
 		};
 		sandbox_child_main(&a);
 	}
@@ -351,8 +352,7 @@ out:
 }
 
 static int
-roundtrip(struct sandbox *sb, struct sandbox_msg *m, const int *fds, size_t nfds,
-          uint32_t want)
+roundtrip(struct sandbox *sb, struct sandbox_msg *m, const int *fds, size_t nfds, uint32_t want)
 {
 	uint32_t type;
 	int r;
@@ -375,9 +375,8 @@ dead:
 }
 
 int
-sandbox_spawn(struct sandbox *sb, const char *const *argv, const char *const *envp,
-              const char *cwd, int stdin_fd, int stdout_fd, int stderr_fd,
-              struct sandbox_proc **out)
+sandbox_spawn(struct sandbox *sb, const char *const *argv, const char *const *envp, const char *cwd,
+              int stdin_fd, int stdout_fd, int stderr_fd, struct sandbox_proc **out)
 {
 	struct sandbox_msg m;
 	char **env = NULL;

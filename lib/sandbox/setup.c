@@ -34,8 +34,7 @@
 
 static int ctl_fd = -1;
 
-static void __attribute__((noreturn))
-die(const char *step, int err)
+static void __attribute__((noreturn)) die(const char *step, int err)
 {
 	struct sandbox_msg m;
 	sandbox_msg_init(&m);
@@ -47,10 +46,10 @@ die(const char *step, int err)
 	_exit(1);
 }
 
-#define CHECK(step, expr)                                                                   \
-	do {                                                                                \
-		if ((expr) != 0)                                                            \
-			die(step, -errno);                                                  \
+#define CHECK(step, expr)                                                                          \
+	do {                                                                                       \
+		if ((expr) != 0)                                                                   \
+			die(step, -errno);                                                         \
 	} while (0)
 
 static void
@@ -172,7 +171,7 @@ do_tmpfs(const char *dst, uint64_t size, mode_t mode, unsigned long extra)
 }
 
 /* OCI runtime defaults: hide kernel-global files, make the writable knobs read-only. */
-static const char *const proc_null[] = {"kcore", "keys", "timer_list", "sched_debug",
+static const char *const proc_null[] = {"kcore",         "keys", "timer_list", "sched_debug",
                                         "latency_stats", "kmsg", "kallsyms"};
 static const char *const proc_empty[] = {"acpi", "scsi"};
 static const char *const proc_ro[] = {"sys", "sysrq-trigger", "irq", "bus", "fs", "asound"};
@@ -192,9 +191,9 @@ do_proc(const char *dst)
 	for (i = 0; i < ARRAY_LEN(proc_empty); i++) {
 		snprintf(p, sizeof(p), "%s/%s", dst, proc_empty[i]);
 		if (access(p, F_OK) == 0)
-			CHECK("proc mask dir",
-			      mount("tmpfs", p, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC,
-			            "size=0,mode=0555"));
+			CHECK("proc mask dir", mount("tmpfs", p, "tmpfs",
+			                             MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC,
+			                             "size=0,mode=0555"));
 	}
 	for (i = 0; i < ARRAY_LEN(proc_ro); i++) {
 		snprintf(p, sizeof(p), "%s/%s", dst, proc_ro[i]);
@@ -222,8 +221,8 @@ do_dev(const char *dst)
 	/* A fresh devpts instance: ptys of this sandbox only. Optional (old kernels). */
 	snprintf(p, sizeof(p), "%s/pts", dst);
 	CHECK("dev pts mkdir", mkdir_p(p, 0755));
-	if (mount("devpts", p, "devpts", MS_NOSUID | MS_NOEXEC, "newinstance,ptmxmode=0666,mode=620") ==
-	    0) {
+	if (mount("devpts", p, "devpts", MS_NOSUID | MS_NOEXEC,
+	          "newinstance,ptmxmode=0666,mode=620") == 0) {
 		snprintf(p, sizeof(p), "%s/ptmx", dst);
 		CHECK("dev ptmx", symlink("pts/ptmx", p));
 	}
@@ -290,12 +289,13 @@ setup_fs(const struct sandbox_ops *ops)
 	size_t i;
 	char dst[PATH_MAX];
 	CHECK("make / private", mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL));
-	CHECK("base tmpfs", mount("tmpfs", BASE, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755,size=64k"));
+	CHECK("base tmpfs",
+	      mount("tmpfs", BASE, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755,size=64k"));
 	CHECK("chdir base", chdir(BASE));
 	CHECK("mkdir newroot", mkdir("newroot", 0755));
 	CHECK("mkdir oldroot", mkdir("oldroot", 0755));
-	CHECK("root tmpfs", mount("tmpfs", "newroot", "tmpfs", MS_NOSUID | MS_NODEV,
-	                          "mode=0755,size=4m"));
+	CHECK("root tmpfs",
+	      mount("tmpfs", "newroot", "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755,size=4m"));
 	/* The host tree stays reachable at /oldroot while the ops copy parts of it. */
 	CHECK("pivot_root 1", (int)syscall(SYS_pivot_root, BASE, BASE "/oldroot"));
 	CHECK("chdir /", chdir("/"));
@@ -366,10 +366,10 @@ drop_caps(void)
 	struct __user_cap_data_struct d[2];
 	int cap;
 	CHECK("securebits",
-	      prctl(PR_SET_SECUREBITS, SECBIT_NOROOT | SECBIT_NOROOT_LOCKED | SECBIT_NO_SETUID_FIXUP |
-	                                   SECBIT_NO_SETUID_FIXUP_LOCKED | SECBIT_KEEP_CAPS_LOCKED |
-	                                   SECBIT_NO_CAP_AMBIENT_RAISE |
-	                                   SECBIT_NO_CAP_AMBIENT_RAISE_LOCKED,
+	      prctl(PR_SET_SECUREBITS,
+	            SECBIT_NOROOT | SECBIT_NOROOT_LOCKED | SECBIT_NO_SETUID_FIXUP |
+	                SECBIT_NO_SETUID_FIXUP_LOCKED | SECBIT_KEEP_CAPS_LOCKED |
+	                SECBIT_NO_CAP_AMBIENT_RAISE | SECBIT_NO_CAP_AMBIENT_RAISE_LOCKED,
 	            0, 0, 0));
 	for (cap = 0; cap < 64; cap++)
 		if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) != 0) {

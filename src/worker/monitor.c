@@ -130,8 +130,7 @@ reply:
 }
 
 static int
-h_spawn(struct mon *mo, struct slot *s, struct sandbox_msg *rq, struct sandbox_msg *rp,
-        int *rfd)
+h_spawn(struct mon *mo, struct slot *s, struct sandbox_msg *rq, struct sandbox_msg *rp, int *rfd)
 {
 	static const char *argv[SANDBOX_MSG_MAX_STRV], *env[SANDBOX_MSG_MAX_STRV];
 	const char *cwd;
@@ -175,8 +174,7 @@ h_kill(struct mon *mo, struct slot *s, struct sandbox_msg *rq, struct sandbox_ms
 }
 
 static int
-h_destroy(struct mon *mo, struct slot *s, struct sandbox_msg *rq, struct sandbox_msg *rp,
-          int *rfd)
+h_destroy(struct mon *mo, struct slot *s, struct sandbox_msg *rq, struct sandbox_msg *rp, int *rfd)
 {
 	if (!sandbox_msg_done(rq))
 		return AL_E_PROTO;
@@ -189,10 +187,10 @@ h_destroy(struct mon *mo, struct slot *s, struct sandbox_msg *rq, struct sandbox
 }
 
 static const struct handler handlers[] = {
-	{MON_CREATE, 0, 0, h_create},
-	{MON_SPAWN, RQ_SB, 3, h_spawn},
-	{MON_KILL, RQ_SB, 0, h_kill},
-	{MON_DESTROY, RQ_SB, 0, h_destroy},
+    {MON_CREATE, 0, 0, h_create},
+    {MON_SPAWN, RQ_SB, 3, h_spawn},
+    {MON_KILL, RQ_SB, 0, h_kill},
+    {MON_DESTROY, RQ_SB, 0, h_destroy},
 };
 
 /* One request. AL_E_PROTO: malformed (the caller ends the client); AL_E_CLOSED: EOF. */
@@ -259,8 +257,7 @@ child_status(int pidfd)
 	return 128 + si.si_status;
 }
 
-static void __attribute__((noreturn))
-monitor_main(struct mon *mo, pid_t child, int r_start)
+static void __attribute__((noreturn)) monitor_main(struct mon *mo, pid_t child, int r_start)
 {
 	struct sandbox_msg rq, rp;
 	sigset_t ss;
@@ -302,7 +299,8 @@ monitor_main(struct mon *mo, pid_t child, int r_start)
 		if (p[1].revents & POLLIN) {
 			struct signalfd_siginfo si;
 			while (read(sfd, &si, sizeof(si)) == sizeof(si))
-				kill(child, (int)si.ssi_signo); /* graceful stop is the worker's job */
+				kill(child,
+				     (int)si.ssi_signo); /* graceful stop is the worker's job */
 		}
 		if (p[2].revents & POLLIN) {
 			r = child_status(cfd);
@@ -315,7 +313,8 @@ monitor_main(struct mon *mo, pid_t child, int r_start)
 			if (p[i].revents & POLLIN) {
 				size_t k;
 				for (k = 0; k < MAX_SANDBOXES; k++)
-					if (mo->slots[k].sb && sandbox_pidfd(mo->slots[k].sb) == p[i].fd) {
+					if (mo->slots[k].sb &&
+					    sandbox_pidfd(mo->slots[k].sb) == p[i].fd) {
 						sandbox_destroy(mo->slots[k].sb);
 						mo->slots[k].sb = NULL;
 						mo->slots[k].id = 0;
@@ -325,7 +324,8 @@ monitor_main(struct mon *mo, pid_t child, int r_start)
 			r = serve_one(mo, &rq, &rp);
 			sandbox_msg_reset(&rq);
 			if (r == AL_E_CLOSED || r == -EPIPE || r == -ECONNRESET) {
-				/* The client let go (monitor_free or exit): nothing may outlive it. */
+				/* The client let go (monitor_free or exit): nothing may outlive it.
+				 */
 				destroy_all(mo);
 				close(mo->sock);
 				sock_open = false;

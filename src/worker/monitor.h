@@ -42,8 +42,8 @@ int monitor_client_sandbox_fd(struct monitor *m, uint32_t sandbox_id);
 /* Same contract as sandbox_spawn(); the proc's kill goes through the monitor. Free the
  * procs before monitor_free. */
 int monitor_client_spawn(struct monitor *m, uint32_t sandbox_id, const char *const *argv,
-                         const char *const *envp, const char *cwd, int stdin_fd,
-                         int stdout_fd, int stderr_fd, struct sandbox_proc **out);
+                         const char *const *envp, const char *cwd, int stdin_fd, int stdout_fd,
+                         int stderr_fd, struct sandbox_proc **out);
 int monitor_client_kill(struct monitor *m, uint32_t sandbox_id, pid_t pid, int sig);
 int monitor_client_destroy(struct monitor *m, uint32_t sandbox_id);
 /* Closes the connection: the monitor destroys every sandbox and waits for this process

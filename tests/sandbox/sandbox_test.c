@@ -44,8 +44,7 @@ check(int ok, const char *name, const char *detail)
 		failures++;
 }
 
-static void __attribute__((format(printf, 1, 2)))
-xsystem(const char *fmt, ...)
+static void __attribute__((format(printf, 1, 2))) xsystem(const char *fmt, ...)
 {
 	char cmd[PATH_MAX * 2];
 	va_list ap;
@@ -94,8 +93,8 @@ profile_for_tests(struct sandbox_profile *p, const char *state)
 
 /* Runs argv in sb; collects stdout+stderr (up to 64 KiB) and the wait status. */
 static int
-run(struct sandbox *sb, const char *const *argv, const char *const *envp, char *out,
-    size_t cap, int *wstatus)
+run(struct sandbox *sb, const char *const *argv, const char *const *envp, char *out, size_t cap,
+    int *wstatus)
 {
 	int pfd[2], r;
 	struct sandbox_proc *p;
@@ -334,10 +333,12 @@ mode_escapes(void)
 	{
 		char cmd[PATH_MAX + 64];
 		snprintf(cmd, sizeof(cmd), "echo x > /workspace/owned && echo y > %s/owned2", wa);
-		r = run(a, (const char *[]){"/bin/sh", "-c", cmd, NULL}, NULL, out, sizeof(out), &st);
+		r = run(a, (const char *[]){"/bin/sh", "-c", cmd, NULL}, NULL, out, sizeof(out),
+		        &st);
 		check(r == 0 && WIFEXITED(st) && WEXITSTATUS(st) == 0, "workspace writable", out);
 		snprintf(owned, sizeof(owned), "%s/owned", wa);
-		check(stat(owned, &sst) == 0 && sst.st_uid == sandbox_host_uid(a) && sst.st_uid != 0,
+		check(stat(owned, &sst) == 0 && sst.st_uid == sandbox_host_uid(a) &&
+		          sst.st_uid != 0,
 		      "files owned by the sandbox uid", NULL);
 		snprintf(owned, sizeof(owned), "%s/owned2", wa);
 		check(stat(owned, &sst) == 0, "workspace at its host path", NULL);
@@ -397,8 +398,8 @@ mode_limits(void)
 	       (const char *[]){"diskfill", "/workspace/big", "128", NULL});
 	try_in(sb, "disk fill (/tmp size)", (const char *[]){"diskfill", "/tmp/big", "128", NULL});
 
-	r = run(sb, (const char *[]){"/bin/sh", "-c", "ulimit -c; ulimit -n; ulimit -f", NULL}, NULL,
-	        out, sizeof(out), &st);
+	r = run(sb, (const char *[]){"/bin/sh", "-c", "ulimit -c; ulimit -n; ulimit -f", NULL},
+	        NULL, out, sizeof(out), &st);
 	check(r == 0 && strcmp(out, "0\n4096\n65536\n") == 0, "rlimits core/nofile/fsize", out);
 
 	r = run(sb, (const char *[]){"true", NULL}, NULL, out, sizeof(out), &st);
@@ -454,7 +455,8 @@ mode_lifecycle(void)
 		struct sandbox *x;
 		if (sandbox_sweep(state2) != 0 || sandbox_create(&p2, "crash", ws, &x) != 0)
 			_exit(1);
-		sandbox_spawn(x, (const char *[]){"sleep", "1000", NULL}, NULL, NULL, -1, -1, -1, &pr);
+		sandbox_spawn(x, (const char *[]){"sleep", "1000", NULL}, NULL, NULL, -1, -1, -1,
+		              &pr);
 		hostpid = host_pid_of(x);
 		(void)!write(pipefd[1], &hostpid, sizeof(hostpid));
 		pause();
@@ -489,20 +491,24 @@ mode_lifecycle(void)
 	        &st);
 	check(r == 0 && strcmp(out, "/workspace\n") == 0 && WEXITSTATUS(st) == 7, "exit status",
 	      out);
-	r = sandbox_spawn(sb, (const char *[]){"no-such-binary", NULL}, NULL, NULL, -1, -1, -1, &pr);
+	r = sandbox_spawn(sb, (const char *[]){"no-such-binary", NULL}, NULL, NULL, -1, -1, -1,
+	                  &pr);
 	check(r == -ENOENT, "missing binary is ENOENT", al_strerror(r));
-	r = sandbox_spawn(sb, (const char *[]){"true", NULL}, NULL, "/nonexistent", -1, -1, -1, &pr);
+	r = sandbox_spawn(sb, (const char *[]){"true", NULL}, NULL, "/nonexistent", -1, -1, -1,
+	                  &pr);
 	check(r == -ENOENT, "missing cwd is ENOENT", al_strerror(r));
 
 	/* kill reaches the whole process group of a command. */
-	r = sandbox_spawn(sb, (const char *[]){"/bin/sh", "-c", "sleep 1000 & sleep 1000; wait", NULL},
+	r = sandbox_spawn(sb,
+	                  (const char *[]){"/bin/sh", "-c", "sleep 1000 & sleep 1000; wait", NULL},
 	                  NULL, NULL, -1, -1, -1, &pr);
 	check(r == 0, "spawn tree", al_strerror(r));
 	if (r == 0) {
 		usleep(100000);
 		check(sandbox_proc_kill(pr, SIGTERM) == 0, "kill", NULL);
 		r = sandbox_proc_wait(pr, &st);
-		check(r == 0 && WIFSIGNALED(st) && WTERMSIG(st) == SIGTERM, "killed by SIGTERM", NULL);
+		check(r == 0 && WIFSIGNALED(st) && WTERMSIG(st) == SIGTERM, "killed by SIGTERM",
+		      NULL);
 		sandbox_proc_free(pr);
 	}
 
@@ -524,8 +530,7 @@ mode_lifecycle(void)
 /* ---------------------------------------------------------------- monitor */
 
 static void
-monitor_client_part(const struct sandbox_profile *p, const char *root, const char *ws,
-                    int report)
+monitor_client_part(const struct sandbox_profile *p, const char *root, const char *ws, int report)
 {
 	struct monitor_config cfg = {.profile = p, .workspace_root = root};
 	struct monitor *m;
@@ -573,7 +578,8 @@ monitor_client_part(const struct sandbox_profile *p, const char *root, const cha
 	check(r == AL_E_INVAL, "bad session id refused", al_strerror(r));
 	r = monitor_client_destroy(m, id);
 	check(r == 0, "destroy through the monitor", al_strerror(r));
-	r = monitor_client_spawn(m, id, (const char *[]){"true", NULL}, NULL, NULL, -1, -1, -1, &pr);
+	r = monitor_client_spawn(m, id, (const char *[]){"true", NULL}, NULL, NULL, -1, -1, -1,
+	                         &pr);
 	check(r == AL_E_NOTFOUND, "destroyed sandbox is gone", al_strerror(r));
 
 	/* A compromised worker sends garbage: the monitor must kill us, clean up, and live
@@ -584,7 +590,8 @@ monitor_client_part(const struct sandbox_profile *p, const char *root, const cha
 	{
 		char path[64], line[128];
 		FILE *f;
-		snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", monitor_client_sandbox_fd(m, id));
+		snprintf(path, sizeof(path), "/proc/self/fdinfo/%d",
+		         monitor_client_sandbox_fd(m, id));
 		if ((f = fopen(path, "r")) != NULL) {
 			while (fgets(line, sizeof(line), f))
 				if (strncmp(line, "Pid:", 4) == 0)
@@ -662,8 +669,10 @@ mode_unpriv(void)
 		res[0] = sandbox_sweep(state);
 		res[1] = sandbox_create(&p, "unpriv", ws, &sb);
 		if (res[1] == 0) {
-			r = run(sb, (const char *[]){"/bin/sh", "-c", "id -u; echo x > /workspace/u", NULL},
-			        NULL, out, sizeof(out), &st);
+			r = run(
+			    sb,
+			    (const char *[]){"/bin/sh", "-c", "id -u; echo x > /workspace/u", NULL},
+			    NULL, out, sizeof(out), &st);
 			res[2] = r == 0 && strcmp(out, "1000\n") == 0;
 			sandbox_destroy(sb);
 		}
@@ -685,7 +694,8 @@ main(int argc, char **argv)
 {
 	const char *mode;
 	if (argc < 3) {
-		fprintf(stderr, "usage: sandbox_test escapes|limits|lifecycle|monitor|unpriv SBTRY\n");
+		fprintf(stderr,
+		        "usage: sandbox_test escapes|limits|lifecycle|monitor|unpriv SBTRY\n");
 		return 2;
 	}
 	mode = argv[1];

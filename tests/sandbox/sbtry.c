@@ -39,7 +39,6 @@ num(const char *s)
 	return *end == '\0' ? v : -1;
 }
 
-
 static void
 verdict(int ok, const char *what, const char *how)
 {
@@ -59,10 +58,10 @@ expect_errno(const char *name, long r, int want)
 	verdict(r < 0 && e == want, name, how);
 }
 
-#define TRY(name, call, want)                                                               \
-	do {                                                                                \
-		errno = 0;                                                                  \
-		expect_errno(name, (long)(call), want);                                     \
+#define TRY(name, call, want)                                                                      \
+	do {                                                                                       \
+		errno = 0;                                                                         \
+		expect_errno(name, (long)(call), want);                                            \
 	} while (0)
 
 static void
@@ -204,7 +203,8 @@ mode_status(void)
 	verdict(getuid() == 1000 && geteuid() == 1000 && getgid() == 1000, "unprivileged uid", v);
 	{
 		struct statvfs sv;
-		verdict(statvfs("/usr", &sv) == 0 && (sv.f_flag & ST_NOSUID) && (sv.f_flag & ST_RDONLY),
+		verdict(statvfs("/usr", &sv) == 0 && (sv.f_flag & ST_NOSUID) &&
+		            (sv.f_flag & ST_RDONLY),
 		        "/usr ro,nosuid", "statvfs");
 	}
 	verdict(access("/sys/kernel", F_OK) != 0, "/sys hidden", "no /sys");
@@ -277,7 +277,8 @@ mode_proc(const char *marker)
 		close(fd);
 	verdict(write_file("/proc/sys/kernel/hostname", "pwned") != 0, "/proc/sys write",
 	        strerror(errno));
-	verdict(write_file("/proc/sysrq-trigger", "h") != 0, "/proc/sysrq-trigger", strerror(errno));
+	verdict(write_file("/proc/sysrq-trigger", "h") != 0, "/proc/sysrq-trigger",
+	        strerror(errno));
 	fd = open("/proc/kcore", O_RDONLY);
 	n = fd >= 0 ? read(fd, buf, sizeof(buf)) : -1;
 	verdict(n <= 0, "/proc/kcore", "masked");
@@ -352,7 +353,8 @@ mode_memhog(long mb)
 {
 	long i;
 	for (i = 0; i < mb; i++) {
-		char *p = mmap(NULL, 1 << 20, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		char *p =
+		    mmap(NULL, 1 << 20, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 		if (p == MAP_FAILED)
 			break;
 		memset(p, (int)i, 1 << 20);
@@ -417,7 +419,8 @@ mode_net(int port, const char *abstract)
 	a.sin_port = htons((uint16_t)port);
 	inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
 	r = connect(s, (struct sockaddr *)&a, sizeof(a));
-	snprintf(how, sizeof(how), "host 127.0.0.1:%d: %s", port, r < 0 ? strerror(errno) : "connected");
+	snprintf(how, sizeof(how), "host 127.0.0.1:%d: %s", port,
+	         r < 0 ? strerror(errno) : "connected");
 	verdict(r < 0, "host loopback", how);
 	close(s);
 
@@ -435,9 +438,11 @@ mode_net(int port, const char *abstract)
 		u.sun_family = AF_UNIX;
 		snprintf(u.sun_path + 1, sizeof(u.sun_path) - 1, "%s", abstract);
 		s = socket(AF_UNIX, SOCK_STREAM, 0);
-		r = connect(s, (struct sockaddr *)&u,
-		            (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + strlen(abstract)));
-		snprintf(how, sizeof(how), "@%s: %s", abstract, r < 0 ? strerror(errno) : "connected");
+		r = connect(
+		    s, (struct sockaddr *)&u,
+		    (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + strlen(abstract)));
+		snprintf(how, sizeof(how), "@%s: %s", abstract,
+		         r < 0 ? strerror(errno) : "connected");
 		verdict(r < 0, "host abstract socket", how);
 		close(s);
 	}
