@@ -55,7 +55,11 @@ usage(FILE *f)
 	    "  --on-work SCRIPT         poll: launch SCRIPT per item instead of running it\n"
 	    "  --max-idle DURATION      release an idle session after this (60s; 0 disables)\n"
 	    "  --worker-id ID           [ANTHROPIC_WORKER_ID] default $HOSTNAME-<uuid>\n"
+	    "  --on-work-grace DURATION after SIGTERM, kill a script after this (30s)\n"
 	    "  --log-format text|json\n"
+	    "  --log-level debug|info|warn|error\n"
+	    "  --config FILE            YAML (docs/worker/config.md); environment and flags\n"
+	    "                           override it\n"
 	    "  --ca-file FILE           [AIRLOCK_CA_FILE] PEM bundle to verify the API\n"
 	    "  --session-id ID          run: [ANTHROPIC_SESSION_ID]\n"
 	    "  --work-id ID             run: [ANTHROPIC_WORK_ID]\n"
@@ -148,6 +152,10 @@ config_free(struct worker_config *c)
 	free(c->session_id);
 	free(c->work_id);
 	secret_free(c->work_secret);
+	if (c->has_file)
+		cfg_free(&c->file);
+	c->has_file = false;
+	c->sandbox = NULL;
 }
 
 static void
@@ -164,21 +172,140 @@ env_or_null(const char *name)
 	return v && v[0] ? v : NULL;
 }
 
-/* Returns 0, 1 (help printed) or an error after printing it. */
+/* --config FILE (docs/worker/config.md): the lowest layer above the defaults. Unknown
+ * keys are errors; the environment key comes only from a file (never inline). */
 static int
-parse_args(int argc, char **argv, struct worker_config *c, enum log_format *fmt)
+config_file_load(struct worker_config *c, const char *path)
+{
+	static const char *const top[] = {"environment_id",   "environment_key_file",
+	                                  "base_url",         "workdir",
+	                                  "on_work",          "on_work_grace_seconds",
+	                                  "max_idle_seconds", "worker_id",
+	                                  "ca_file",          "log",
+	                                  "sandbox",          NULL};
+	static const char *const log_keys[] = {"format", "level", NULL};
+	struct cfg *f = &c->file;
+	const json_t *logm = NULL, *sb = NULL;
+	char *key_file = NULL, *fmt = NULL, *lvl = NULL;
+	uint64_t idle_s = c->max_idle_ms / 1000, grace_s = c->on_work_grace_ms / 1000;
+	int r;
+
+	if (c->has_file) {
+		fprintf(stderr, "airlock worker: --config given twice\n");
+		return AL_E_INVAL;
+	}
+	r = cfg_load(f, path);
+	c->has_file = true; /* cfg_load leaves f freeable even on failure */
+	if (r != 0)
+		goto out;
+	if (json_object_get(f->root, "environment_key") != NULL) {
+		r = cfg_error(f, json_object_get(f->root, "environment_key"),
+		              "environment_key: keys never go inline; use environment_key_file "
+		              "or ANTHROPIC_ENVIRONMENT_KEY");
+		goto out;
+	}
+	if ((r = cfg_only_keys(f, f->root, top)) ||
+	    (r = cfg_get_str(f, f->root, "environment_id", &c->environment_id)) ||
+	    (r = cfg_get_str(f, f->root, "environment_key_file", &key_file)) ||
+	    (r = cfg_get_str(f, f->root, "base_url", &c->base_url)) ||
+	    (r = cfg_get_str(f, f->root, "workdir", &c->workdir)) ||
+	    (r = cfg_get_str(f, f->root, "on_work", &c->on_work)) ||
+	    (r = cfg_get_uint(f, f->root, "on_work_grace_seconds", 0, 3600, &grace_s)) ||
+	    (r = cfg_get_uint(f, f->root, "max_idle_seconds", 0, 7 * 86400, &idle_s)) ||
+	    (r = cfg_get_str(f, f->root, "worker_id", &c->worker_id)) ||
+	    (r = cfg_get_str(f, f->root, "ca_file", &c->ca_file)) ||
+	    (r = cfg_get_map(f, f->root, "log", &logm)) ||
+	    (r = cfg_get_map(f, f->root, "sandbox", &sb)))
+		goto out;
+	if (logm &&
+	    ((r = cfg_only_keys(f, logm, log_keys)) || (r = cfg_get_str(f, logm, "format", &fmt)) ||
+	     (r = cfg_get_str(f, logm, "level", &lvl))))
+		goto out;
+	if (fmt && log_parse_format(fmt, &c->log_format) != 0) {
+		r = cfg_error(f, json_object_get(logm, "format"), "log.format: text or json");
+		goto out;
+	}
+	if (lvl && log_parse_level(lvl, &c->log_level) != 0) {
+		r = cfg_error(f, json_object_get(logm, "level"),
+		              "log.level: debug, info, warn or error");
+		goto out;
+	}
+	c->max_idle_ms = idle_s * 1000;
+	c->on_work_grace_ms = grace_s * 1000;
+	c->sandbox = sb;
+	if (key_file != NULL) {
+		secret_free(c->environment_key);
+		c->environment_key = NULL;
+		if ((r = read_secret_file(key_file, &c->environment_key)) != 0)
+			goto out_quiet; /* read_secret_file printed why */
+		if (c->environment_key[0] == '\0') {
+			r = cfg_error(f, json_object_get(f->root, "environment_key_file"),
+			              "environment_key_file: %s is empty", key_file);
+			goto out;
+		}
+	}
+	r = 0;
+out:
+	if (r != 0)
+		fprintf(stderr, "airlock worker: %s\n", f->err[0] ? f->err : path);
+out_quiet:
+	free(key_file);
+	free(fmt);
+	free(lvl);
+	return r;
+}
+
+/* The value of --config, found before anything else so the file is the lowest layer.
+ * Every other option takes a value, so the scan skips values the same way the parser
+ * below consumes them. */
+static const char *
+find_config_arg(int argc, char **argv)
+{
+	const char *path = NULL;
+	for (int i = 2; i < argc; i++) {
+		const char *a = argv[i];
+		if (strncmp(a, "--config=", 9) == 0)
+			path = a + 9;
+		else if (strcmp(a, "--config") == 0 && i + 1 < argc)
+			path = argv[++i];
+		else if (strncmp(a, "--", 2) == 0 && strchr(a, '=') == NULL &&
+		         strcmp(a, "--help") != 0)
+			i++;
+	}
+	return path;
+}
+
+/* Returns 0, 1 (help printed) or an error after printing it. Precedence: defaults <
+ * --config file < environment < flags. */
+static int
+parse_args(int argc, char **argv, struct worker_config *c)
 {
 	char *secret_file = NULL;
+	const char *v;
 	int r = AL_E_INVAL;
-	set_str(&c->environment_id, env_or_null("ANTHROPIC_ENVIRONMENT_ID"));
-	set_str(&c->environment_key, env_or_null("ANTHROPIC_ENVIRONMENT_KEY"));
-	set_str(&c->base_url, env_or_null("ANTHROPIC_BASE_URL"));
-	set_str(&c->worker_id, env_or_null("ANTHROPIC_WORKER_ID"));
+	c->max_idle_ms = 60000;
+	c->on_work_grace_ms = SHUTDOWN_GRACE_MS;
+	c->log_format = LOG_FMT_TEXT;
+	c->log_level = LOG_LVL_INFO;
+	const char *cfg_path = find_config_arg(argc, argv);
+	if (cfg_path != NULL && (r = config_file_load(c, cfg_path)) != 0)
+		goto out;
+	r = AL_E_INVAL;
+	if ((v = env_or_null("ANTHROPIC_ENVIRONMENT_ID")))
+		set_str(&c->environment_id, v);
+	if ((v = env_or_null("ANTHROPIC_ENVIRONMENT_KEY"))) {
+		secret_free(c->environment_key);
+		c->environment_key = xstrdup(v);
+	}
+	if ((v = env_or_null("ANTHROPIC_BASE_URL")))
+		set_str(&c->base_url, v);
+	if ((v = env_or_null("ANTHROPIC_WORKER_ID")))
+		set_str(&c->worker_id, v);
+	if ((v = env_or_null("AIRLOCK_CA_FILE")))
+		set_str(&c->ca_file, v);
 	set_str(&c->session_id, env_or_null("ANTHROPIC_SESSION_ID"));
 	set_str(&c->work_id, env_or_null("ANTHROPIC_WORK_ID"));
-	set_str(&c->ca_file, env_or_null("AIRLOCK_CA_FILE"));
 	set_str(&secret_file, env_or_null("ANTHROPIC_WORK_SECRET_FILE"));
-	c->max_idle_ms = 60000;
 	for (int i = 2; i < argc; i++) {
 		const char *a = argv[i];
 		if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
@@ -192,17 +319,20 @@ parse_args(int argc, char **argv, struct worker_config *c, enum log_format *fmt)
 		}
 		const char *eq = strchr(a, '=');
 		size_t nlen = eq ? (size_t)(eq - a) : strlen(a);
-		const char *v = eq ? eq + 1 : (i + 1 < argc ? argv[++i] : NULL);
+		v = eq ? eq + 1 : (i + 1 < argc ? argv[++i] : NULL);
 		if (v == NULL) {
 			fprintf(stderr, "airlock worker: %s needs a value\n", a);
 			goto out;
 		}
 #define OPT(name) (nlen == strlen(name) && strncmp(a, name, nlen) == 0)
-		if (OPT("--environment-id"))
+		if (OPT("--config"))
+			; /* loaded first */
+		else if (OPT("--environment-id"))
 			set_str(&c->environment_id, v);
-		else if (OPT("--environment-key"))
-			set_str(&c->environment_key, v);
-		else if (OPT("--base-url"))
+		else if (OPT("--environment-key")) {
+			secret_free(c->environment_key);
+			c->environment_key = xstrdup(v);
+		} else if (OPT("--base-url"))
 			set_str(&c->base_url, v);
 		else if (OPT("--workdir"))
 			set_str(&c->workdir, v);
@@ -223,9 +353,21 @@ parse_args(int argc, char **argv, struct worker_config *c, enum log_format *fmt)
 				fprintf(stderr, "airlock worker: bad --max-idle '%s'\n", v);
 				goto out;
 			}
+		} else if (OPT("--on-work-grace")) {
+			if (parse_duration_ms(v, &c->on_work_grace_ms) != 0) {
+				fprintf(stderr, "airlock worker: bad --on-work-grace '%s'\n", v);
+				goto out;
+			}
 		} else if (OPT("--log-format")) {
-			if (log_parse_format(v, fmt) != 0) {
+			if (log_parse_format(v, &c->log_format) != 0) {
 				fprintf(stderr, "airlock worker: --log-format is text or json\n");
+				goto out;
+			}
+		} else if (OPT("--log-level")) {
+			if (log_parse_level(v, &c->log_level) != 0) {
+				fprintf(
+				    stderr,
+				    "airlock worker: --log-level is debug, info, warn or error\n");
 				goto out;
 			}
 		} else {
@@ -255,13 +397,22 @@ out:
 
 /* ---- --on-work children ---- */
 
+/* Each script leads its own process group, so a signal takes what it started too (a
+ * script killed alone would leave its children running). */
+static void
+kill_group(pid_t pid, int sig)
+{
+	if (kill(-pid, sig) != 0)
+		(void)kill(pid, sig);
+}
+
 static void
 on_child_kill(struct loop *l, void *arg)
 {
 	struct child *c = arg;
 	c->kill_timer = NULL;
 	if (c->pid > 0)
-		kill(c->pid, SIGKILL);
+		kill_group(c->pid, SIGKILL);
 }
 
 static void
@@ -351,7 +502,7 @@ spawn_on_work(struct worker *w, json_t *work, const char *work_id, const char *s
 	}
 	if (pid == 0) {
 		/* only async-signal-safe calls here: the executor thread exists */
-		if (dup2(in[0], 0) < 0 || dup2(2, 1) < 0)
+		if (setpgid(0, 0) != 0 || dup2(in[0], 0) < 0 || dup2(2, 1) < 0)
 			_exit(127);
 		sigset_t none;
 		sigemptyset(&none);
@@ -363,6 +514,7 @@ spawn_on_work(struct worker *w, json_t *work, const char *work_id, const char *s
 			_exit(126);
 		_exit(127);
 	}
+	(void)setpgid(pid, pid); /* also here: no signal may reach it before the child's call */
 	close(in[0]);
 	in[0] = -1;
 	close(ep[1]);
@@ -640,7 +792,12 @@ on_signal(struct loop *l, int signo, void *arg)
 {
 	struct worker *w = arg;
 	if (++w->signals > 1) {
+		/* nothing may outlive us: scripts' groups and the in-flight tool's tree */
 		log_warn("second signal, exiting now");
+		for (size_t i = 0; i < MAX_CHILDREN; i++)
+			if (children[i].pid > 0)
+				kill_group(children[i].pid, SIGKILL);
+		wexec_abort(w->exec, 2000);
 		_exit(130);
 	}
 	log_info("signal received, draining", "signal", signo == SIGTERM ? "TERM" : "INT");
@@ -651,14 +808,16 @@ on_signal(struct loop *l, int signo, void *arg)
 	w->poll_x = NULL;
 	if (w->sess != NULL)
 		wsess_shutdown(w->sess);
+	uint64_t grace = w->cfg.on_work_grace_ms;
 	for (size_t i = 0; i < MAX_CHILDREN; i++) {
 		if (children[i].pid == 0)
 			continue;
-		kill(children[i].pid, SIGTERM);
-		children[i].kill_timer =
-		    loop_timer_add(l, SHUTDOWN_GRACE_MS, on_child_kill, &children[i]);
+		kill_group(children[i].pid, SIGTERM);
+		children[i].kill_timer = loop_timer_add(l, grace, on_child_kill, &children[i]);
 	}
-	w->hard_deadline = loop_timer_add(l, SHUTDOWN_GRACE_MS + 5000, on_hard_deadline, w);
+	/* the in-process item drains within 30 s; scripts get their grace */
+	uint64_t hard = (grace > SHUTDOWN_GRACE_MS ? grace : SHUTDOWN_GRACE_MS) + 5000;
+	w->hard_deadline = loop_timer_add(l, hard, on_hard_deadline, w);
 	maybe_exit(w);
 }
 
@@ -727,7 +886,6 @@ int
 worker_main(int argc, char **argv)
 {
 	struct worker w = {0};
-	enum log_format fmt = LOG_FMT_TEXT;
 	int r;
 	if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
 		usage(argc < 2 ? stderr : stdout);
@@ -739,12 +897,12 @@ worker_main(int argc, char **argv)
 		usage(stderr);
 		return 2;
 	}
-	r = parse_args(argc, argv, &w.cfg, &fmt);
+	r = parse_args(argc, argv, &w.cfg);
 	if (r != 0) {
 		config_free(&w.cfg);
 		return r == 1 ? 0 : 2;
 	}
-	log_setup(fmt, LOG_LVL_INFO, "worker");
+	log_setup(w.cfg.log_format, w.cfg.log_level, "worker");
 	bool run_mode = strcmp(mode, "run") == 0;
 	if (w.cfg.environment_id == NULL ||
 	    (w.cfg.environment_key == NULL && !(run_mode && w.cfg.work_secret != NULL))) {

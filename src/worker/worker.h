@@ -10,7 +10,9 @@
 
 #include <jansson.h>
 
+#include "cfg.h"
 #include "httpc.h"
+#include "log.h"
 #include "loop.h"
 
 struct worker_config {
@@ -21,7 +23,16 @@ struct worker_config {
 	char *on_work;
 	char *worker_id;
 	char *ca_file;
-	uint64_t max_idle_ms; /* 0 disables */
+	uint64_t max_idle_ms;      /* 0 disables */
+	uint64_t on_work_grace_ms; /* SIGTERM to a script, then SIGKILL after this */
+	enum log_format log_format;
+	enum log_level log_level;
+	/* --config FILE, kept loaded so the sandbox section's validator can report
+	 * file:line errors; sandbox points into it (NULL: no file or no section). The
+	 * section's keys are defined in docs/lib/sandbox.md. */
+	struct cfg file;
+	bool has_file;
+	const json_t *sandbox;
 	/* run mode */
 	char *session_id;
 	char *work_id;
@@ -132,6 +143,9 @@ int wexec_run(struct wexec *e, const char *name, json_t *input, wexec_done_fn *d
 /* Asks the in-flight call to stop; its done still runs, with an error result. */
 void wexec_cancel(struct wexec *e);
 bool wexec_busy(const struct wexec *e);
+/* Last resort before _exit (a second signal): cancels the in-flight call and waits up
+ * to ms for the toolset to kill its process tree. Accepts NULL. */
+void wexec_abort(struct wexec *e, unsigned ms);
 /* The caller goes away: the in-flight call's result will be dropped. */
 void wexec_orphan(struct wexec *e);
 

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "err.h"
@@ -24,6 +25,7 @@ struct wexec {
 	int efd;
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
+	pthread_cond_t done_cv; /* broadcast when the thread finished a call */
 	bool quit;
 	struct tool_ctx *ctx;
 	/* the one job; fields below are handed over under mu */
@@ -80,6 +82,7 @@ thread_main(void *arg)
 		e->content = content;
 		e->is_error = is_error;
 		e->finished = true;
+		pthread_cond_broadcast(&e->done_cv);
 		uint64_t one = 1;
 		if (write(e->efd, &one, sizeof(one)) < 0) {
 			/* eventfd counter cannot overflow with one job; nothing to do */
@@ -132,6 +135,7 @@ wexec_new(struct loop *l, struct wexec **out)
 	e->loop = l;
 	pthread_mutex_init(&e->mu, NULL);
 	pthread_cond_init(&e->cv, NULL);
+	pthread_cond_init(&e->done_cv, NULL);
 	e->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (e->efd < 0) {
 		r = -errno;
@@ -174,6 +178,7 @@ wexec_free(struct wexec *e)
 	json_decref(e->content);
 	pthread_mutex_destroy(&e->mu);
 	pthread_cond_destroy(&e->cv);
+	pthread_cond_destroy(&e->done_cv);
 	free(e);
 }
 
@@ -226,6 +231,27 @@ wexec_cancel(struct wexec *e)
 {
 	if (e->busy && e->ctx)
 		tool_cancel(e->ctx);
+}
+
+void
+wexec_abort(struct wexec *e, unsigned ms)
+{
+	if (e == NULL || !e->busy || e->ctx == NULL)
+		return;
+	tool_cancel(e->ctx);
+	struct timespec until;
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += ms / 1000;
+	until.tv_nsec += (long)(ms % 1000) * 1000000L;
+	if (until.tv_nsec >= 1000000000L) {
+		until.tv_sec++;
+		until.tv_nsec -= 1000000000L;
+	}
+	pthread_mutex_lock(&e->mu);
+	while (!e->finished && (e->has_job || e->busy))
+		if (pthread_cond_timedwait(&e->done_cv, &e->mu, &until) == ETIMEDOUT)
+			break;
+	pthread_mutex_unlock(&e->mu);
 }
 
 void
