@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "agent.h"
+#include "agent_stream.h"
 #include "agent_view.h"
 #include "api.h"
 #include "err.h"
@@ -25,7 +26,6 @@
 #include "xalloc.h"
 
 #define MAX_EVENTS_LOADED 100000
-#define MAX_OUTPUT_BYTES (16u << 20) /* text + thinking + tool JSON of one answer */
 #define MAX_ERROR_BODY (64u << 10)
 #define STREAM_IDLE_S 300 /* no byte from the model for this long: give up */
 #define RETRY_CAP_MS 60000
@@ -44,12 +44,8 @@ struct asess {
 	/* the answer being streamed */
 	struct sse_parser sse;
 	bool sse_ready;
-	json_t *blocks; /* per content index: {type, text|thinking|json, event_id, id, name} */
-	json_t *usage;
-	char *stop_reason;
-	json_t *stream_error;
-	bool got_stop;
-	size_t out_bytes;
+	struct agent_stream ans;
+	bool ans_ready;
 };
 
 struct agent_runtime {
@@ -78,15 +74,9 @@ answer_reset(struct asess *a)
 {
 	if (a->sse_ready)
 		sse_parser_free(&a->sse);
-	a->sse_ready = false;
-	json_decref(a->blocks);
-	json_decref(a->usage);
-	json_decref(a->stream_error);
-	free(a->stop_reason);
-	a->blocks = a->usage = a->stream_error = NULL;
-	a->stop_reason = NULL;
-	a->got_stop = false;
-	a->out_bytes = 0;
+	if (a->ans_ready)
+		agent_stream_free(&a->ans);
+	a->sse_ready = a->ans_ready = false;
 }
 
 static void
@@ -350,128 +340,29 @@ on_retry_timer(struct loop *l, void *arg)
 	step(a);
 }
 
-static json_t *
-block_at(struct asess *a, const json_t *data, bool create)
+static void
+hook_block_start(void *arg, const char *event_id, const char *block_type)
 {
-	json_t *idx = json_object_get(data, "index");
-	if (!json_is_integer(idx) || json_integer_value(idx) < 0 || json_integer_value(idx) > 4096)
-		return NULL;
-	size_t i = (size_t)json_integer_value(idx);
-	if (create && i == json_array_size(a->blocks))
-		json_array_append_new(a->blocks, json_object());
-	return json_array_get(a->blocks, i);
+	struct asess *a = arg;
+	events_delta_start(a->rt->srv, a->id, event_id,
+	                   strcmp(block_type, "text") == 0 ? "agent.message" : "agent.thinking");
 }
 
-static int
-append_str(struct asess *a, json_t *blk, const char *key, const char *piece)
+static void
+hook_text(void *arg, const char *event_id, const char *piece)
 {
-	if (piece == NULL)
-		return AL_E_PROTO;
-	size_t n = strlen(piece);
-	if (a->out_bytes + n > MAX_OUTPUT_BYTES)
-		return AL_E_TOOBIG;
-	a->out_bytes += n;
-	const char *cur = json_string_value(json_object_get(blk, key));
-	char *joined = xasprintf("%s%s", cur ? cur : "", piece);
-	json_object_set_new(blk, key, json_string(joined));
-	free(joined);
-	return 0;
+	struct asess *a = arg;
+	events_delta_text(a->rt->srv, a->id, event_id, 0, piece);
 }
 
-/* One Messages stream event. Anything malformed aborts the call as a protocol error
- * (retried like a dropped connection): a model reply never crashes the server. */
+/* Anything malformed aborts the call as a protocol error (retried like a dropped
+ * connection): a model reply never crashes the server. */
 static int
 on_model_event(const struct sse_event *sev, void *arg)
 {
 	struct asess *a = arg;
-	struct server *s = a->rt->srv;
-	json_t *d = json_loadb(sev->data.p, sev->data.len, 0, NULL);
-	const char *type = json_string_value(json_object_get(d, "type"));
-	int r = 0;
-
-	if (sev->event.len == 4 && memcmp(sev->event.p, "ping", 4) == 0)
-		goto out;
-	if (type == NULL) {
-		r = AL_E_PROTO;
-		goto out;
-	}
-	if (strcmp(type, "message_start") == 0) {
-		json_decref(a->usage);
-		a->usage = json_deep_copy(json_object_get(json_object_get(d, "message"), "usage"));
-	} else if (strcmp(type, "content_block_start") == 0) {
-		json_t *blk = block_at(a, d, true);
-		json_t *cb = json_object_get(d, "content_block");
-		const char *bt = json_string_value(json_object_get(cb, "type"));
-		if (blk == NULL || bt == NULL || json_object_size(blk) != 0) {
-			r = AL_E_PROTO;
-			goto out;
-		}
-		json_object_set_new(blk, "type", json_string(bt));
-		if (strcmp(bt, "text") == 0 || strcmp(bt, "thinking") == 0) {
-			char *eid = id_new("sevt_");
-			json_object_set_new(blk, "event_id", json_string(eid));
-			events_delta_start(s, a->id, eid,
-			                   strcmp(bt, "text") == 0 ? "agent.message"
-			                                           : "agent.thinking");
-			free(eid);
-			const char *init = json_string_value(json_object_get(cb, bt));
-			if (init && *init)
-				r = append_str(a, blk, bt, init);
-		} else if (strcmp(bt, "tool_use") == 0) {
-			const char *name = json_string_value(json_object_get(cb, "name"));
-			if (name == NULL) {
-				r = AL_E_PROTO;
-				goto out;
-			}
-			json_object_set_new(blk, "name", json_string(name));
-			json_object_set_new(blk, "json", json_string(""));
-		}
-	} else if (strcmp(type, "content_block_delta") == 0) {
-		json_t *blk = block_at(a, d, false);
-		json_t *delta = json_object_get(d, "delta");
-		const char *dt = json_string_value(json_object_get(delta, "type"));
-		if (blk == NULL || dt == NULL) {
-			r = AL_E_PROTO;
-			goto out;
-		}
-		if (strcmp(dt, "text_delta") == 0) {
-			const char *piece = json_string_value(json_object_get(delta, "text"));
-			if ((r = append_str(a, blk, "text", piece)) == 0)
-				events_delta_text(
-				    s, a->id, json_string_value(json_object_get(blk, "event_id")),
-				    0, piece);
-		} else if (strcmp(dt, "thinking_delta") == 0) {
-			r = append_str(a, blk, "thinking",
-			               json_string_value(json_object_get(delta, "thinking")));
-		} else if (strcmp(dt, "input_json_delta") == 0) {
-			r = append_str(a, blk, "json",
-			               json_string_value(json_object_get(delta, "partial_json")));
-		}
-		/* signature_delta, citations_delta: nothing the session events carry */
-	} else if (strcmp(type, "message_delta") == 0) {
-		const char *sr =
-		    json_string_value(json_object_get(json_object_get(d, "delta"), "stop_reason"));
-		if (sr) {
-			free(a->stop_reason);
-			a->stop_reason = xstrdup(sr);
-		}
-		json_t *u = json_object_get(d, "usage");
-		if (json_is_object(u)) {
-			if (a->usage == NULL)
-				a->usage = json_object();
-			json_object_update(a->usage, u);
-		}
-	} else if (strcmp(type, "message_stop") == 0) {
-		a->got_stop = true;
-	} else if (strcmp(type, "error") == 0) {
-		json_decref(a->stream_error);
-		a->stream_error = json_incref(json_object_get(d, "error"));
-		if (a->stream_error == NULL)
-			a->stream_error = json_object();
-	}
-out:
-	json_decref(d);
-	return r;
+	return agent_stream_event(&a->ans, sev->event.p, sev->event.len, sev->data.p,
+	                          sev->data.len);
 }
 
 static int
@@ -488,72 +379,32 @@ static void
 answer_commit(struct asess *a)
 {
 	struct tx t;
-	json_t *events = json_array(), *none = json_array(), *sdoc = NULL;
+	json_t *events = NULL, *none = json_array(), *sdoc = NULL;
 	size_t i;
-	json_t *blk;
+	json_t *ev;
 
-	/* Parse tool inputs first: a broken one fails the whole call before anything is
-	 * stored, and the call is retried. */
-	json_array_foreach(a->blocks, i, blk)
-	{
-		const char *bt = json_string_value(json_object_get(blk, "type"));
-		if (bt == NULL)
-			continue;
-		if (strcmp(bt, "text") == 0) {
-			const char *text = json_string_value(json_object_get(blk, "text"));
-			if (text == NULL || *text == '\0')
-				continue;
-			json_array_append_new(
-			    events, json_pack("{s:s, s:O, s:[{s:s, s:s}]}", "type", "agent.message",
-			                      "id", json_object_get(blk, "event_id"), "content",
-			                      "type", "text", "text", text));
-		} else if (strcmp(bt, "thinking") == 0) {
-			json_array_append_new(events,
-			                      json_pack("{s:s, s:O}", "type", "agent.thinking",
-			                                "id", json_object_get(blk, "event_id")));
-		} else if (strcmp(bt, "tool_use") == 0) {
-			const char *js = json_string_value(json_object_get(blk, "json"));
-			const char *name = json_string_value(json_object_get(blk, "name"));
-			json_t *input = (js && *js) ? json_loads(js, 0, NULL) : json_object();
-			if (!json_is_object(input)) {
-				json_decref(input);
-				json_decref(events);
-				json_decref(none);
-				call_failed(a, true, "model_request_failed_error",
-				            "the model sent tool input that is not a JSON object",
-				            -1);
-				return;
-			}
-			struct agent_tool_eval e;
-			agent_tool_evaluate(a->agent, name, &e);
-			json_t *ev;
-			if (e.kind == AGENT_TOOL_CUSTOM) {
-				ev = json_pack("{s:s, s:s, s:o}", "type", "agent.custom_tool_use",
-				               "name", name, "input", input);
-			} else {
-				ev = json_pack("{s:s, s:s, s:o, s:s}", "type", "agent.tool_use",
-				               "name", name, "input", input, "evaluated_permission",
-				               e.permission);
-				if (e.evaluation)
-					json_object_set(ev, "evaluation", e.evaluation);
-			}
-			json_decref(e.evaluation);
-			json_array_append_new(events, ev);
-		}
+	/* Tool inputs are parsed first: a broken one fails the whole call before anything
+	 * is stored, and the call is retried. */
+	if (agent_stream_to_events(&a->ans, a->agent, &events) != 0) {
+		json_decref(none);
+		call_failed(a, true, "model_request_failed_error",
+		            "the model sent tool input that is not a JSON object", -1);
+		return;
 	}
 	tx_begin(&t, a);
-	json_array_foreach(events, i, blk) tx_emit(&t, json_incref(blk));
-	tx_emit(&t, span_end_event(a->span_id, false, a->usage));
-	if (t.r == 0 && a->usage)
-		t.r = sessions_add_usage_tx(t.s, a->id, a->usage);
+	json_array_foreach(events, i, ev) tx_emit(&t, json_incref(ev));
+	tx_emit(&t, span_end_event(a->span_id, false, a->ans.usage));
+	if (t.r == 0 && a->ans.usage)
+		t.r = sessions_add_usage_tx(t.s, a->id, a->ans.usage);
 	if (t.r == 0 && (t.r = sessions_get(t.s, a->id, &sdoc)) == 0) {
 		json_t *u = json_object_get(sdoc, "usage");
-		tx_emit(&t, json_pack("{s:s, s:O}", "type", "session.usage", "usage",
-		                      u ? u : json_object()));
+		tx_emit(&t, json_pack("{s:s, s:o}", "type", "session.usage", "usage",
+		                      u ? json_incref(u) : json_object()));
 	}
 	a->attempt = 0;
 	snprintf(a->last_stop, sizeof(a->last_stop), "%s",
-	         a->stop_reason && strcmp(a->stop_reason, "refusal") == 0 ? "refusal" : "end_turn");
+	         a->ans.stop_reason && strcmp(a->ans.stop_reason, "refusal") == 0 ? "refusal"
+	                                                                          : "end_turn");
 	tx_loop_state(&t, a, none);
 	tx_end(&t);
 	json_decref(sdoc);
@@ -584,14 +435,14 @@ on_model_done(struct httpc_xfer *x, const struct httpc_response *resp, void *arg
 	char msg[512];
 
 	a->xfer = NULL;
-	if (resp->err == 0 && resp->status >= 200 && resp->status < 300 && a->got_stop &&
-	    a->stream_error == NULL) {
+	if (resp->err == 0 && resp->status >= 200 && resp->status < 300 && a->ans.got_stop &&
+	    a->ans.error == NULL) {
 		answer_commit(a);
 		return;
 	}
-	if (a->stream_error) {
-		const char *et = json_string_value(json_object_get(a->stream_error, "type"));
-		const char *em = json_string_value(json_object_get(a->stream_error, "message"));
+	if (a->ans.error) {
+		const char *et = json_string_value(json_object_get(a->ans.error, "type"));
+		const char *em = json_string_value(json_object_get(a->ans.error, "message"));
 		snprintf(msg, sizeof(msg), "model stream error: %s: %s", et ? et : "unknown",
 		         em ? em : "");
 		bool retryable = et == NULL || strcmp(et, "overloaded_error") == 0 ||
@@ -656,7 +507,9 @@ call_model(struct asess *a, json_t *sdoc, const struct agent_view *v, const char
 		return;
 
 	answer_reset(a);
-	a->blocks = json_array();
+	struct agent_stream_hooks hooks = {hook_block_start, hook_text, a};
+	agent_stream_init(&a->ans, &hooks);
+	a->ans_ready = true;
 	sse_parser_init(&a->sse, 0, 0, on_model_event, a);
 	a->sse_ready = true;
 	json_decref(a->agent);

@@ -9,6 +9,8 @@
 #include <cmocka.h>
 #include <jansson.h>
 
+#include "err.h"
+#include "server/agent_stream.h"
 #include "server/agent_view.h"
 
 static json_t *
@@ -230,8 +232,114 @@ test_deny_messages(void **state)
 	               "{\"id\":\"t3\",\"name\":\"web_search\",\"message\":\"Tool 'web_search' is "
 	               "not available in this session.\"}]");
 	assert_false(v.needs_model);
+	assert_json_eq(v.acks, "[\"c1\", \"c2\"]");
 	agent_view_free(&v);
 	json_decref(events);
+}
+
+static const char *agent_doc;
+
+struct feed {
+	const char *name;
+	const char *data;
+};
+
+static int
+feed_all(struct agent_stream *st, const struct feed *f, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		int r = agent_stream_event(st, f[i].name, strlen(f[i].name), f[i].data,
+		                           strlen(f[i].data));
+		if (r != 0)
+			return r;
+	}
+	return 0;
+}
+
+static void
+test_stream(void **state)
+{
+	(void)state;
+	static const struct feed ok[] = {
+	    {"message_start",
+	     "{\"type\":\"message_start\",\"message\":{\"usage\":{\"input_tokens\":5}}}"},
+	    {"ping", "{\"type\":\"ping\"}"},
+	    {"content_block_start", "{\"type\":\"content_block_start\",\"index\":0,\"content_"
+	                            "block\":{\"type\":\"text\",\"text\":\"\"}}"},
+	    {"content_block_delta", "{\"type\":\"content_block_delta\",\"index\":0,\"delta\":{"
+	                            "\"type\":\"text_delta\",\"text\":\"Hel\"}}"},
+	    {"content_block_delta", "{\"type\":\"content_block_delta\",\"index\":0,\"delta\":{"
+	                            "\"type\":\"text_delta\",\"text\":\"lo\"}}"},
+	    {"content_block_start",
+	     "{\"type\":\"content_block_start\",\"index\":1,\"content_block\":{\"type\":\"tool_"
+	     "use\",\"id\":\"toolu_1\",\"name\":\"lookup\",\"input\":{}}}"},
+	    {"content_block_delta",
+	     "{\"type\":\"content_block_delta\",\"index\":1,\"delta\":{\"type\":\"input_json_"
+	     "delta\",\"partial_json\":\"{\\\"q\\\":\"}}"},
+	    {"content_block_delta", "{\"type\":\"content_block_delta\",\"index\":1,\"delta\":{"
+	                            "\"type\":\"input_json_delta\",\"partial_json\":\" 1}\"}}"},
+	    {"content_block_start",
+	     "{\"type\":\"content_block_start\",\"index\":2,\"content_block\":{\"type\":\"tool_"
+	     "use\",\"id\":\"toolu_2\",\"name\":\"bash\",\"input\":{}}}"},
+	    {"message_delta", "{\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"tool_use\"}"
+	                      ",\"usage\":{\"output_tokens\":9}}"},
+	    {"message_stop", "{\"type\":\"message_stop\"}"},
+	};
+	struct agent_stream st;
+	json_t *agent = J(agent_doc), *events = NULL;
+	agent_stream_init(&st, NULL);
+	assert_int_equal(feed_all(&st, ok, sizeof(ok) / sizeof(ok[0])), 0);
+	assert_true(st.got_stop);
+	assert_string_equal(st.stop_reason, "tool_use");
+	assert_json_eq(st.usage, "{\"input_tokens\":5,\"output_tokens\":9}");
+	assert_int_equal(agent_stream_to_events(&st, agent, &events), 0);
+	assert_int_equal(json_array_size(events), 3);
+	json_t *m = json_array_get(events, 0);
+	assert_string_equal(json_string_value(json_object_get(m, "type")), "agent.message");
+	assert_json_eq(json_object_get(m, "content"), "[{\"type\":\"text\",\"text\":\"Hello\"}]");
+	assert_json_eq(
+	    json_array_get(events, 1),
+	    "{\"type\":\"agent.custom_tool_use\",\"name\":\"lookup\",\"input\":{\"q\":1}}");
+	assert_json_eq(
+	    json_array_get(events, 2),
+	    "{\"type\":\"agent.tool_use\",\"name\":\"bash\",\"input\":{},"
+	    "\"evaluated_permission\":\"ask\",\"evaluation\":{\"type\":\"always_ask\"}}");
+	json_decref(events);
+	agent_stream_free(&st);
+
+	/* Malformed streams are protocol errors, never crashes. */
+	static const struct feed bad[][2] = {
+	    {{"content_block_start", "{\"type\":\"content_block_start\",\"index\":0,\"content_"
+	                             "block\":{\"type\":\"text\",\"text\":\"\"}}"},
+	     {"content_block_delta", "{\"type\":\"content_block_delta\",\"index\":0,\"delta\":{"
+	                             "\"type\":\"input_json_delta\",\"partial_json\":\"x\"}}"}},
+	    {{"content_block_start", "{\"type\":\"content_block_start\",\"index\":3,\"content_"
+	                             "block\":{\"type\":\"text\"}}"},
+	     {"ping", "{}"}},
+	    {{"content_block_start", "{\"type\":\"content_block_start\",\"index\":0,\"content_"
+	                             "block\":{\"type\":\"text\",\"text\":\"\"}}"},
+	     {"content_block_start", "{\"type\":\"content_block_start\",\"index\":0,\"content_"
+	                             "block\":{\"type\":\"text\",\"text\":\"\"}}"}},
+	    {{"message_start", "not json"}, {"ping", "{}"}},
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		agent_stream_init(&st, NULL);
+		assert_int_equal(feed_all(&st, bad[i], 2), AL_E_PROTO);
+		agent_stream_free(&st);
+	}
+
+	/* Tool input that is not an object fails the whole answer. */
+	static const struct feed notobj[] = {
+	    {"content_block_start", "{\"type\":\"content_block_start\",\"index\":0,\"content_"
+	                            "block\":{\"type\":\"tool_use\",\"name\":\"bash\"}}"},
+	    {"content_block_delta", "{\"type\":\"content_block_delta\",\"index\":0,\"delta\":{"
+	                            "\"type\":\"input_json_delta\",\"partial_json\":\"[1,2\"}}"},
+	};
+	agent_stream_init(&st, NULL);
+	assert_int_equal(feed_all(&st, notobj, 2), 0);
+	assert_int_equal(agent_stream_to_events(&st, agent, &events), AL_E_PROTO);
+	agent_stream_free(&st);
+	json_decref(agent);
 }
 
 static const char *agent_doc =
@@ -338,6 +446,7 @@ main(void)
 	    cmocka_unit_test(test_deny_messages),
 	    cmocka_unit_test(test_tool_evaluate),
 	    cmocka_unit_test(test_request_body),
+	    cmocka_unit_test(test_stream),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
