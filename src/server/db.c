@@ -59,6 +59,19 @@ static const char *const migrations[] = {
 	"  domain TEXT NOT NULL UNIQUE, created_at INTEGER NOT NULL, archived_at INTEGER,"
 	"  token_id TEXT NOT NULL, token TEXT NOT NULL, token_hash TEXT NOT NULL UNIQUE,"
 	"  rotated_at INTEGER);",
+	/* 3: vaults and credentials (vaults.c). secret is the AES-256-GCM blob, never the
+	 * plaintext; url_key is mcp_server_url without a trailing slash, unique among a
+	 * vault's live credentials. */
+	"CREATE TABLE vaults ("
+	"  id TEXT PRIMARY KEY, seq INTEGER NOT NULL UNIQUE,"
+	"  created_at INTEGER NOT NULL, archived_at INTEGER, doc TEXT NOT NULL);"
+	"CREATE TABLE vault_credentials ("
+	"  id TEXT PRIMARY KEY, vault_id TEXT NOT NULL REFERENCES vaults(id) ON DELETE CASCADE,"
+	"  seq INTEGER NOT NULL UNIQUE, auth_type TEXT NOT NULL, url_key TEXT,"
+	"  created_at INTEGER NOT NULL, archived_at INTEGER, secret BLOB, doc TEXT NOT NULL);"
+	"CREATE INDEX vault_credentials_vault ON vault_credentials(vault_id, seq);"
+	"CREATE UNIQUE INDEX vault_credentials_live_url ON vault_credentials(vault_id, url_key)"
+	"  WHERE archived_at IS NULL;",
 };
 
 int

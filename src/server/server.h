@@ -25,6 +25,7 @@ struct server_config {
 struct sse_hub;
 struct work_waiters;
 struct agent_runtime;
+struct vaults_key;
 
 struct server {
 	struct server_config cfg;
@@ -34,6 +35,7 @@ struct server {
 	struct sse_hub *hub;          /* open event streams by session */
 	struct work_waiters *waiters; /* held long-polls by environment */
 	struct agent_runtime *agents; /* agent loops by session */
+	struct vaults_key *vault_key; /* credential master key (vaults.c) */
 	int port;                     /* bound port */
 	bool started;
 };

@@ -4,13 +4,14 @@
 #include "server.h"
 #include "server_hooks.h"
 #include "tunnel.h"
+#include "vaults.h"
 #include "work.h"
 
 int
 server_hooks_start(struct server *s)
 {
 	int r;
-	if ((r = events_init(s)) != 0 || (r = work_init(s)) != 0)
+	if ((r = vaults_init(s)) != 0 || (r = events_init(s)) != 0 || (r = work_init(s)) != 0)
 		return r;
 	if ((r = tunnel_start(s)) != 0)
 		return r;
@@ -27,4 +28,5 @@ server_hooks_stop(struct server *s)
 	agent_shutdown(s);
 	work_shutdown(s);
 	events_shutdown(s);
+	vaults_shutdown(s);
 }

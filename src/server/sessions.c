@@ -415,7 +415,8 @@ check_vaults(struct api_call *c, const json_t *in, json_t **out)
 				return AL_E_INVAL;
 			}
 		if (!vault_live(c->srv->db, json_string_value(v))) {
-			api_reply_error(c, 404, "not_found_error", NULL, "vault %s not found",
+			api_reply_error(c, 400, "invalid_request_error", NULL,
+			                "vault_ids[%zu]: vault %s not found or archived", i,
 			                json_string_value(v));
 			return AL_E_INVAL;
 		}
