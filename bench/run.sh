@@ -57,3 +57,7 @@ if [ -x bench/sandbox_bench.sh ]; then
 	echo "== sandbox"
 	bench/sandbox_bench.sh "$top/build-bench"
 fi
+
+echo
+echo "== environment worker vs the SDK's EnvironmentWorker (idle RSS, tool_use -> tool_result)"
+AIRLOCK_BIN=$BIN tests/interop/run-node.sh bench/worker_bench.mjs 40
