@@ -427,6 +427,11 @@ vaults_check_url(const char *url, const char *path, struct verr *e)
 		r = verr_set(e, "%s: must be an absolute https:// URL", path);
 		goto out;
 	}
+	/* libcurl would read "https:///x" as host "x"; no server means that. */
+	if (url[https ? 8 : 7] == '/') {
+		r = verr_set(e, "%s: not a valid absolute URL (no host)", path);
+		goto out;
+	}
 	if ((u = curl_url()) == NULL || curl_url_set(u, CURLUPART_URL, url, 0) != CURLUE_OK ||
 	    curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
 	    curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK || host[0] == '\0') {
