@@ -133,6 +133,9 @@ teardown(void **state)
 	if (f->held)
 		http_respond(f->held, 200, NULL, 0, "", 0);
 	http_server_free(f->srv);
+	/* Let pending stream ticks see their closed request and free their state. */
+	for (int i = 0; i < 20; i++)
+		loop_once(f->l, 2);
 	loop_free(f->l);
 	free(f);
 	return 0;
