@@ -39,7 +39,8 @@ server_usage(FILE *f)
 		"  AIRLOCK_API_KEY        a server API key accepted in addition to issued keys\n"
 		"  AIRLOCK_MODEL_BASE_URL Messages API base URL (default https://api.anthropic.com)\n"
 		"  AIRLOCK_MODEL_API_KEY  key for the model provider (default ANTHROPIC_API_KEY)\n"
-		"  AIRLOCK_LEASE_TTL      work lease TTL in seconds (default 90)\n");
+		"  AIRLOCK_LEASE_TTL      work lease TTL in seconds (default 90)\n"
+		"  AIRLOCK_MASTER_KEY_FILE vault master key (default DATA_DIR/master.key, generated)\n");
 }
 
 /* Reads a secret from a file: first line, trailing newline stripped. The file must

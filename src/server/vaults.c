@@ -68,12 +68,13 @@ vaults_key_parse(const char *text, size_t len, struct vaults_key *k)
 	unsigned char *raw = NULL;
 	size_t rl = 0;
 	int r = AL_E_INVAL;
-	while (len > 0 && (text[0] == ' ' || text[0] == '\t' || text[0] == '\r' || text[0] == '\n')) {
+	while (len > 0 &&
+	       (text[0] == ' ' || text[0] == '\t' || text[0] == '\r' || text[0] == '\n')) {
 		text++;
 		len--;
 	}
-	while (len > 0 && (text[len - 1] == ' ' || text[len - 1] == '\t' ||
-	                   text[len - 1] == '\r' || text[len - 1] == '\n'))
+	while (len > 0 && (text[len - 1] == ' ' || text[len - 1] == '\t' || text[len - 1] == '\r' ||
+	                   text[len - 1] == '\n'))
 		len--;
 	if (len == 2 * VAULTS_KEY_LEN) {
 		bool hex = true;
@@ -135,8 +136,8 @@ key_read(const char *path, struct vaults_key *k)
 		goto out;
 	}
 	if (got == sizeof(buf) || vaults_key_parse(buf, got, k) != 0) {
-		log_error("master key file must hold 32 bytes as 64 hex digits or base64",
-		          "path", path);
+		log_error("master key file must hold 32 bytes as 64 hex digits or base64", "path",
+		          path);
 		r = AL_E_INVAL;
 		goto out;
 	}
@@ -230,8 +231,10 @@ vaults_init(struct server *s)
 	const char *env = getenv("AIRLOCK_MASTER_KEY_FILE");
 	char *path = NULL;
 	int r;
-	int64_t sealed = count_int(s->db, "SELECT COUNT(*) FROM vault_credentials "
-	                                  "WHERE secret IS NOT NULL", NULL, 0);
+	int64_t sealed = count_int(s->db,
+	                           "SELECT COUNT(*) FROM vault_credentials "
+	                           "WHERE secret IS NOT NULL",
+	                           NULL, 0);
 	if (sealed < 0) {
 		r = AL_E_IO;
 		goto out;
@@ -339,8 +342,7 @@ vaults_seal(const struct vaults_key *k, const char *aad, const void *pt, size_t 
 	    EVP_EncryptInit_ex(ctx, EVP_aes_256_gcm(), NULL, NULL, NULL) != 1 ||
 	    EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_IVLEN, NONCE_LEN, NULL) != 1 ||
 	    EVP_EncryptInit_ex(ctx, NULL, NULL, k->key, nonce) != 1 ||
-	    gcm_aad(ctx, true, b, aad) != 0 ||
-	    EVP_EncryptUpdate(ctx, ct, &outl, pt, (int)n) != 1 ||
+	    gcm_aad(ctx, true, b, aad) != 0 || EVP_EncryptUpdate(ctx, ct, &outl, pt, (int)n) != 1 ||
 	    EVP_EncryptFinal_ex(ctx, ct + outl, &fin) != 1 || (size_t)(outl + fin) != n ||
 	    EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_GET_TAG, TAG_LEN, tag) != 1)
 		goto out;
@@ -417,8 +419,9 @@ vaults_check_url(const char *url, const char *path, struct verr *e)
 	}
 	for (size_t i = 0; i < len; i++)
 		if ((unsigned char)url[i] <= 0x20 || (unsigned char)url[i] >= 0x7f) {
-			r = verr_set(e, "%s: must be printable ASCII without spaces (encode "
-			                "international names and spaces)",
+			r = verr_set(e,
+			             "%s: must be printable ASCII without spaces (encode "
+			             "international names and spaces)",
 			             path);
 			goto out;
 		}
@@ -449,8 +452,9 @@ vaults_check_url(const char *url, const char *path, struct verr *e)
 		goto out;
 	}
 	if (!https && !is_loopback_host(host)) {
-		r = verr_set(e, "%s: must use https (plain http is accepted only for loopback "
-		                "hosts)",
+		r = verr_set(e,
+		             "%s: must use https (plain http is accepted only for loopback "
+		             "hosts)",
 		             path);
 		goto out;
 	}
@@ -493,8 +497,7 @@ check_display_name(const json_t *v, const char *path, struct verr *e)
 		return verr_set(e, "%s: must be a string", path);
 	size_t n = utf8_chars(json_string_value(v));
 	if (n < 1 || n > VAULTS_MAX_DISPLAY_NAME)
-		return verr_set(e, "%s: must be 1 to %d characters", path,
-		                VAULTS_MAX_DISPLAY_NAME);
+		return verr_set(e, "%s: must be 1 to %d characters", path, VAULTS_MAX_DISPLAY_NAME);
 	return 0;
 }
 
@@ -511,8 +514,9 @@ check_token(const json_t *v, const char *path, struct verr *e)
 		return verr_set(e, "%s: must be 1 to %d bytes", path, VAULTS_MAX_TOKEN);
 	for (size_t i = 0; i < n; i++)
 		if (p[i] <= 0x20 || p[i] >= 0x7f)
-			return verr_set(e, "%s: must be visible ASCII characters (no spaces or "
-			                   "control characters)",
+			return verr_set(e,
+			                "%s: must be visible ASCII characters (no spaces or "
+			                "control characters)",
 			                path);
 	return 0;
 }
@@ -587,8 +591,7 @@ is_archived(const json_t *doc)
 
 /* Runs sql with ?1 = a, ?2 = b (text), ?3 = doc (JSON text), ?4 = n. */
 static int
-exec4(struct db *db, const char *sql, const char *a, const char *b, const json_t *doc,
-      int64_t n)
+exec4(struct db *db, const char *sql, const char *a, const char *b, const json_t *doc, int64_t n)
 {
 	sqlite3_stmt *st = NULL;
 	char *text = doc ? json_dumps(doc, JSON_COMPACT) : NULL;
@@ -621,7 +624,6 @@ set_times(json_t *doc, int64_t now, bool created, bool archived)
 	if (archived)
 		json_object_set_new(doc, "archived_at", api_time(now));
 }
-
 
 /* Loads a vault for an operation; e says why not. */
 static json_t *
@@ -702,8 +704,10 @@ room_for(struct db *db, const char *vault_id, const char *key, struct verr *e)
 	if (db_prepare(db,
 	               "SELECT COUNT(*), MAX(CASE WHEN url_key = ?2 THEN id END) FROM "
 	               "vault_credentials WHERE vault_id = ?1 AND archived_at IS NULL",
-	               &st) != 0)
-		return verr_set(e, "cannot check credentials"), AL_E_IO;
+	               &st) != 0) {
+		verr_set(e, "cannot check credentials");
+		return AL_E_IO;
+	}
 	db_bind_text(st, 1, vault_id);
 	db_bind_text(st, 2, key);
 	if (sqlite3_step(st) == SQLITE_ROW) {
@@ -818,9 +822,10 @@ vaults_credential_create(struct server *s, const char *vault_id, const json_t *a
 		r = db_commit(db);
 	if (r != 0) {
 		db_rollback(db);
-		verr_set(e, r == AL_E_CONFLICT ? "vault %s already has a live credential for this "
-		                                 "mcp_server_url"
-		                               : "cannot store credential in vault %s",
+		verr_set(e,
+		         r == AL_E_CONFLICT ? "vault %s already has a live credential for this "
+		                              "mcp_server_url"
+		                            : "cannot store credential in vault %s",
 		         vault_id);
 		goto out;
 	}
@@ -949,8 +954,9 @@ vaults_bearer_for(struct server *s, const json_t *vault_ids, const char *mcp_ser
 		                  (size_t)sqlite3_column_bytes(st, 1), token);
 		if (r != 0) {
 			log_error("vault credential cannot be unsealed", "credential_id", cid,
-			          "error", r == AL_E_AUTH ? "sealed under another master key"
-			                                  : "corrupt or tampered ciphertext");
+			          "error",
+			          r == AL_E_AUTH ? "sealed under another master key"
+			                         : "corrupt or tampered ciphertext");
 			r = AL_E_IO;
 		}
 	}
@@ -1253,8 +1259,9 @@ update_auth(const json_t *auth, const json_t *cur_auth, const json_t **tok, stru
 	if (!json_is_string(t))
 		return verr_set(e, "auth.type: Field required ('%s')", cur_type ? cur_type : "?");
 	if (cur_type == NULL || strcmp(json_string_value(t), cur_type) != 0)
-		return verr_set(e, "auth.type: a credential's type cannot change (this one is "
-		                   "'%s')",
+		return verr_set(e,
+		                "auth.type: a credential's type cannot change (this one is "
+		                "'%s')",
 		                cur_type ? cur_type : "?");
 	if (json_object_get(auth, "mcp_server_url"))
 		return verr_set(e, "auth.mcp_server_url: immutable; archive this credential and "
@@ -1291,7 +1298,8 @@ update_credential(struct api_call *c)
 	if (is_archived(vault) || is_archived(cur)) {
 		api_reply_error(c, 400, "invalid_request_error", NULL,
 		                "%s %s is archived; archived %s are read-only",
-		                is_archived(cur) ? "credential" : "vault", is_archived(cur) ? cid : vid,
+		                is_archived(cur) ? "credential" : "vault",
+		                is_archived(cur) ? cid : vid,
 		                is_archived(cur) ? "credentials" : "vaults");
 		goto out;
 	}
@@ -1389,9 +1397,9 @@ delete_credential(struct api_call *c)
 	}
 	log_info("vault credential deleted", "vault_id", c->params[0], "credential_id",
 	         c->params[1]);
-	api_reply_json(c, 200,
-	               json_pack("{s:s, s:s}", "id", c->params[1], "type",
-	                         "vault_credential_deleted"));
+	api_reply_json(
+	    c, 200,
+	    json_pack("{s:s, s:s}", "id", c->params[1], "type", "vault_credential_deleted"));
 }
 
 /* Only mcp_oauth credentials can be validated, and this server stores none. */
@@ -1422,7 +1430,6 @@ const struct api_route vaults_routes[] = {
     {"POST", "/v1/vaults/{}/credentials/{}", CREDS_API, update_credential},
     {"DELETE", "/v1/vaults/{}/credentials/{}", CREDS_API, delete_credential},
     {"POST", "/v1/vaults/{}/credentials/{}/archive", CREDS_API, archive_credential},
-    {"POST", "/v1/vaults/{}/credentials/{}/mcp_oauth_validate", CREDS_API,
-     validate_credential},
+    {"POST", "/v1/vaults/{}/credentials/{}/mcp_oauth_validate", CREDS_API, validate_credential},
     {NULL, NULL, 0, NULL},
 };

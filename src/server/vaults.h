@@ -56,8 +56,8 @@ int vaults_check_url(const char *url, const char *path, struct verr *e);
 /* --- the operations behind the routes (also used by tests and admin tools) --- */
 
 /* display_name 1..255 characters; metadata an already validated object or NULL. */
-int vaults_create(struct server *s, const char *display_name, const json_t *metadata,
-                  json_t **doc, struct verr *e);
+int vaults_create(struct server *s, const char *display_name, const json_t *metadata, json_t **doc,
+                  struct verr *e);
 /* auth as a client sends it; display_name NULL, JSON null or a string. Returns
  * AL_E_INVAL (e names the field), AL_E_NOTFOUND (no such vault), AL_E_CONFLICT (a live
  * credential of this vault already has the URL). doc never holds the secret. */

@@ -337,7 +337,8 @@ test_credential_rules(void **state)
 		int r;
 		const char *msg;
 	} cases[] = {
-	    {"{\"type\":\"mcp_oauth\",\"mcp_server_url\":\"https://x.test/\",\"access_token\":\"t\"}",
+	    {"{\"type\":\"mcp_oauth\",\"mcp_server_url\":\"https://x.test/"
+	     "\",\"access_token\":\"t\"}",
 	     AL_E_INVAL, "not supported by a self-hosted server"},
 	    {"{\"type\":\"environment_variable\",\"secret_name\":\"K\",\"secret_value\":\"v\","
 	     "\"networking\":{\"type\":\"unrestricted\"}}",
@@ -352,7 +353,8 @@ test_credential_rules(void **state)
 	     "auth.token: Field required"},
 	    {"{\"type\":\"static_bearer\",\"mcp_server_url\":\"https://x.test/\",\"token\":\"\"}",
 	     AL_E_INVAL, "auth.token: must be 1 to"},
-	    {"{\"type\":\"static_bearer\",\"mcp_server_url\":\"https://x.test/\",\"token\":\"a\\r\\nX-Evil: "
+	    {"{\"type\":\"static_bearer\",\"mcp_server_url\":\"https://x.test/"
+	     "\",\"token\":\"a\\r\\nX-Evil: "
 	     "1\"}",
 	     AL_E_INVAL, "auth.token: must be visible ASCII"},
 	    {"{\"type\":\"static_bearer\",\"mcp_server_url\":\"https://x.test/\",\"token\":5}",
@@ -362,11 +364,14 @@ test_credential_rules(void **state)
 	    {"{\"type\":\"static_bearer\",\"mcp_server_url\":\"https://x.test/\",\"token\":\"t\","
 	     "\"extra\":1}",
 	     AL_E_INVAL, "auth.extra: Extra inputs are not permitted"},
-	    {"{\"type\":\"static_bearer\",\"mcp_server_url\":\"https://dup.test/mcp\",\"token\":\"t\"}",
+	    {"{\"type\":\"static_bearer\",\"mcp_server_url\":\"https://dup.test/"
+	     "mcp\",\"token\":\"t\"}",
 	     0, NULL},
-	    {"{\"type\":\"static_bearer\",\"mcp_server_url\":\"https://dup.test/mcp\",\"token\":\"t\"}",
+	    {"{\"type\":\"static_bearer\",\"mcp_server_url\":\"https://dup.test/"
+	     "mcp\",\"token\":\"t\"}",
 	     AL_E_CONFLICT, "already has a live credential"},
-	    {"{\"type\":\"static_bearer\",\"mcp_server_url\":\"https://dup.test/mcp/\",\"token\":\"t\"}",
+	    {"{\"type\":\"static_bearer\",\"mcp_server_url\":\"https://dup.test/mcp/"
+	     "\",\"token\":\"t\"}",
 	     AL_E_CONFLICT, "already has a live credential"},
 	    {"{\"type\":\"static_bearer\",\"mcp_server_url\":\"https://dup.test/mcp/x\",\"token\":"
 	     "\"t\"}",
@@ -381,9 +386,9 @@ test_credential_rules(void **state)
 			fail_msg("case %zu: got %d '%s', want %d '%s'", i, r, e.msg, cases[i].r,
 			         cases[i].msg ? cases[i].msg : "");
 		if (r == 0)
-			assert_string_equal(
-			    json_string_value(json_object_get(json_object_get(doc, "auth"), "type")),
-			    "static_bearer");
+			assert_string_equal(json_string_value(json_object_get(
+			                        json_object_get(doc, "auth"), "type")),
+			                    "static_bearer");
 		/* Errors never repeat a token. */
 		assert_null(strstr(e.msg, "X-Evil"));
 		json_decref(doc);
@@ -493,8 +498,9 @@ test_no_plaintext_on_disk(void **state)
 	assert_int_equal(vaults_credential_archive(&f->s, v, c1, &doc, &e), 0);
 	json_decref(doc);
 	sqlite3_stmt *st = NULL;
-	assert_int_equal(db_prepare(f->s.db, "SELECT secret IS NULL FROM vault_credentials "
-	                                     "WHERE id = ?",
+	assert_int_equal(db_prepare(f->s.db,
+	                            "SELECT secret IS NULL FROM vault_credentials "
+	                            "WHERE id = ?",
 	                            &st),
 	                 0);
 	db_bind_text(st, 1, c1);
