@@ -94,22 +94,43 @@ exec_search(const char *file, char *const *argv, char *const *envp)
 	return err;
 }
 
-static void __attribute__((noreturn))
-child(const char **argv, const char **envp, const char *cwd, const int fds[3], int errw)
+#define NFD SANDBOX_MAX_CHILD_FDS
+
+static void __attribute__((noreturn)) child(const char *path, const char **argv, const char **envp,
+                                            const char *cwd, const int fds[NFD], int errw)
 {
 	sigset_t all;
-	int i, e;
+	int i, e, tmp[NFD];
 	sigfillset(&all);
 	sigprocmask(SIG_UNBLOCK, &all, NULL);
 	signal(SIGPIPE, SIG_DFL); /* ignored dispositions would survive exec */
 	(void)setsid();           /* own session and process group: killable as a tree */
-	for (i = 0; i < 3; i++)
-		if (fds[i] >= 0 && dup2(fds[i], i) < 0)
+	/* Lift the error pipe and every source above the target range first, so no dup2
+	 * clobbers a source (or the pipe) that is still needed. */
+	if ((e = fcntl(errw, F_DUPFD_CLOEXEC, 2 * NFD)) < 0)
+		goto fail;
+	errw = e;
+	for (i = 0; i < NFD; i++)
+		if ((tmp[i] = fds[i] >= 0 ? fcntl(fds[i], F_DUPFD_CLOEXEC, 2 * NFD) : -1) < 0 &&
+		    fds[i] >= 0)
 			goto fail;
+	for (i = 0; i < NFD; i++) {
+		if (tmp[i] >= 0) {
+			if (dup2(tmp[i], i) < 0)
+				goto fail;
+		} else if (i > 2) {
+			close(i); /* ctl, signalfd...: nothing of pid 1's may leak */
+		}
+	}
 	if (chdir(cwd) != 0)
 		goto fail;
-	syscall(SYS_close_range, 3, ~0U, CLOSE_RANGE_CLOEXEC);
-	e = exec_search(argv[0], (char *const *)argv, (char *const *)envp);
+	syscall(SYS_close_range, NFD, ~0U, CLOSE_RANGE_CLOEXEC);
+	if (path[0] != '\0') {
+		execve(path, (char *const *)argv, (char *const *)envp);
+		e = errno;
+	} else {
+		e = exec_search(argv[0], (char *const *)argv, (char *const *)envp);
+	}
 	errno = e;
 fail:
 	e = errno;
@@ -140,19 +161,22 @@ static int
 do_spawn(int ctl, struct sandbox_msg *m)
 {
 	uint32_t mask;
-	const char *cwd;
-	int fds[3] = {-1, -1, -1}, st[2] = {-1, -1}, ep[2] = {-1, -1};
+	const char *cwd, *path;
+	int fds[NFD], st[2] = {-1, -1}, ep[2] = {-1, -1};
 	size_t i, k = 0;
 	int err = 0, e, r;
 	ssize_t n;
 	pid_t pid;
 
-	if (sandbox_msg_get_u32(m, &mask) != 0 || mask > 7 ||
+	for (i = 0; i < NFD; i++)
+		fds[i] = -1;
+	if (sandbox_msg_get_u32(m, &mask) != 0 || mask >= (1u << NFD) ||
+	    sandbox_msg_get_str(m, &path) != 0 || (path[0] != '\0' && !sandbox_path_valid(path)) ||
 	    sandbox_msg_get_strv(m, argv_v, SANDBOX_MSG_MAX_STRV) != 0 || argv_v[0] == NULL ||
 	    sandbox_msg_get_strv(m, env_v, SANDBOX_MSG_MAX_STRV) != 0 ||
 	    sandbox_msg_get_str(m, &cwd) != 0 || !sandbox_msg_done(m))
 		return AL_E_PROTO;
-	for (i = 0; i < 3; i++)
+	for (i = 0; i < NFD; i++)
 		if (mask & (1u << i)) {
 			if ((fds[i] = sandbox_msg_take_fd(m, k++)) < 0)
 				return AL_E_PROTO;
@@ -173,7 +197,7 @@ do_spawn(int ctl, struct sandbox_msg *m)
 		goto out;
 	}
 	if (pid == 0)
-		child(argv_v, env_v, cwd, fds, ep[1]);
+		child(path, argv_v, env_v, cwd, fds, ep[1]);
 	close(ep[1]);
 	ep[1] = -1;
 	/* EOF: exec happened (the pipe was close-on-exec). Four bytes: it failed. */
@@ -192,7 +216,7 @@ do_spawn(int ctl, struct sandbox_msg *m)
 	r = reply(ctl, SB_INIT_SPAWNED, 0, pid, st[0]);
 	close(st[0]);
 	st[0] = -1;
-	for (i = 0; i < 3; i++)
+	for (i = 0; i < NFD; i++)
 		if (fds[i] >= 0)
 			close(fds[i]);
 	return r == 0 ? 0 : AL_E_CLOSED;
@@ -203,7 +227,7 @@ out:
 		if (ep[i] >= 0)
 			close(ep[i]);
 	}
-	for (i = 0; i < 3; i++)
+	for (i = 0; i < NFD; i++)
 		if (fds[i] >= 0)
 			close(fds[i]);
 	return reply(ctl, SB_INIT_SPAWNED, err, 0, -1) == 0 ? 0 : AL_E_CLOSED;
@@ -218,6 +242,12 @@ do_kill(int ctl, struct sandbox_msg *m)
 	if (sandbox_msg_get_i32(m, &pid) != 0 || sandbox_msg_get_i32(m, &sig) != 0 ||
 	    !sandbox_msg_done(m) || m->nfds != 0 || sig < 0 || sig >= NSIG)
 		return AL_E_PROTO;
+	/* Every process of the sandbox but us: the tree kill of a session (kill(-1) from a
+	 * pid-namespace init reaches exactly its namespace, never the init itself). */
+	if (pid == -1) {
+		err = kill(-1, sig) == 0 || errno == ESRCH ? 0 : -errno;
+		return reply(ctl, SB_INIT_KILLED, err, 0, -1) == 0 ? 0 : AL_E_CLOSED;
+	}
 	/* Only our own live children: never a recycled pid, never pid 1. */
 	for (i = 0; i < nkids; i++)
 		if (kids[i].pid == pid && pid > 1) {

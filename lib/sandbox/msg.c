@@ -1,6 +1,7 @@
 /* The message codec of the pid-1 and monitor protocols: one SOCK_SEQPACKET message per
  * request or reply, little-endian u32 fields, length-prefixed NUL-terminated strings, and
- * up to three fds by SCM_RIGHTS. Readers are cursors that advance only on success. */
+ * up to SANDBOX_MAX_CHILD_FDS fds by SCM_RIGHTS. Readers are cursors that advance only on success.
+ */
 #include <errno.h>
 #include <string.h>
 #include <sys/socket.h>

@@ -213,12 +213,17 @@ sandbox_create(const struct sandbox_profile *p, const char *session_id, const ch
 			r = -errno;
 			goto out;
 		}
-		if ((sb->slot = slot_get(p->uid_count)) < 0) {
-			r = AL_E_AGAIN;
-			goto out;
+		if (p->run_as_set) {
+			huid = (uid_t)p->run_as_uid;
+			hgid = (gid_t)p->run_as_gid;
+		} else {
+			if ((sb->slot = slot_get(p->uid_count)) < 0) {
+				r = AL_E_AGAIN;
+				goto out;
+			}
+			huid = (uid_t)(p->uid_base + (uint32_t)sb->slot);
+			hgid = (gid_t)huid;
 		}
-		huid = (uid_t)(p->uid_base + (uint32_t)sb->slot);
-		hgid = (gid_t)huid;
 		/* Workspace files the sandbox writes must belong to its uid. By fd, never
 		 * following a symlink: the path may come from the unprivileged side. */
 		int wfd = open(ws, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
@@ -378,22 +383,33 @@ int
 sandbox_spawn(struct sandbox *sb, const char *const *argv, const char *const *envp, const char *cwd,
               int stdin_fd, int stdout_fd, int stderr_fd, struct sandbox_proc **out)
 {
+	int io[3] = {stdin_fd, stdout_fd, stderr_fd};
+	return sandbox_spawn_fds(sb, NULL, argv, envp, cwd, io, 3, out);
+}
+
+int
+sandbox_spawn_fds(struct sandbox *sb, const char *path, const char *const *argv,
+                  const char *const *envp, const char *cwd, const int *io, size_t nio,
+                  struct sandbox_proc **out)
+{
 	struct sandbox_msg m;
 	char **env = NULL;
-	int fds[3], io[3] = {stdin_fd, stdout_fd, stderr_fd}, r, sfd;
+	int fds[SANDBOX_MAX_CHILD_FDS], r, sfd;
 	size_t nfds = 0, i;
 	uint32_t mask = 0;
 	int32_t err, pid;
 	struct sandbox_proc *p;
 
 	*out = NULL;
-	if (argv == NULL || argv[0] == NULL || argv[0][0] == '\0')
+	if (argv == NULL || argv[0] == NULL || argv[0][0] == '\0' || nio > SANDBOX_MAX_CHILD_FDS)
+		return AL_E_INVAL;
+	if (path != NULL && !sandbox_path_valid(path))
 		return AL_E_INVAL;
 	if (cwd == NULL)
 		cwd = "/workspace";
 	if (!sandbox_path_valid(cwd))
 		return AL_E_INVAL;
-	for (i = 0; i < 3; i++)
+	for (i = 0; i < nio; i++)
 		if (io[i] >= 0) {
 			mask |= 1u << i;
 			fds[nfds++] = io[i];
@@ -401,7 +417,9 @@ sandbox_spawn(struct sandbox *sb, const char *const *argv, const char *const *en
 	sandbox_msg_init(&m);
 	env = sandbox_env_build(envp);
 	if ((r = sandbox_msg_put_u32(&m, SB_INIT_SPAWN)) != 0 ||
-	    (r = sandbox_msg_put_u32(&m, mask)) != 0 || (r = sandbox_msg_put_strv(&m, argv)) != 0 ||
+	    (r = sandbox_msg_put_u32(&m, mask)) != 0 ||
+	    (r = sandbox_msg_put_str(&m, path != NULL ? path : "")) != 0 ||
+	    (r = sandbox_msg_put_strv(&m, argv)) != 0 ||
 	    (r = sandbox_msg_put_strv(&m, (const char *const *)env)) != 0 ||
 	    (r = sandbox_msg_put_str(&m, cwd)) != 0)
 		goto out;

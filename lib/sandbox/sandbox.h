@@ -11,7 +11,8 @@
 #include "buf.h"
 
 #define SANDBOX_MAX_BINDS 32
-#define SANDBOX_INNER_UID 1000 /* the one uid (and gid) that exists inside */
+#define SANDBOX_INNER_UID 1000  /* the one uid (and gid) that exists inside */
+#define SANDBOX_MAX_CHILD_FDS 8 /* fds a spawned process can be given (0..7) */
 
 /* Degraded modes: only when asked for, logged at every sandbox start. */
 enum sandbox_degraded {
@@ -33,8 +34,12 @@ struct sandbox_profile {
 	size_t n_ro_binds;
 	const char *rw_binds[SANDBOX_MAX_BINDS]; /* extra host paths, same path inside, rw */
 	size_t n_rw_binds;
-	uint32_t uid_base;     /* root monitor: sandbox N runs as host uid/gid uid_base + N */
-	uint32_t uid_count;    /* how many such uids (also the most live sandboxes) */
+	uint32_t uid_base;  /* root monitor: sandbox N runs as host uid/gid uid_base + N */
+	uint32_t uid_count; /* how many such uids (also the most live sandboxes) */
+	/* Root monitor: run every sandbox as this one host uid/gid instead of a slot (the
+	 * worker's own user, so bash and the worker's host-side file tools share files). */
+	bool run_as_set;
+	uint32_t run_as_uid, run_as_gid;
 	const char *state_dir; /* journal records and the worker lock live here (required) */
 	unsigned degraded;     /* enum sandbox_degraded bits */
 };
@@ -59,6 +64,12 @@ int sandbox_create(const struct sandbox_profile *p, const char *session_id,
 int sandbox_spawn(struct sandbox *sb, const char *const *argv, const char *const *envp,
                   const char *cwd, int stdin_fd, int stdout_fd, int stderr_fd,
                   struct sandbox_proc **out);
+/* The general form: path is the program to exec (NULL: argv[0], PATH-searched); the
+ * child's fd i becomes fds[i] for i < nfds (<= SANDBOX_MAX_CHILD_FDS); -1 leaves fds 0..2
+ * on /dev/null and closes higher ones. Every other fd is closed in the child. */
+int sandbox_spawn_fds(struct sandbox *sb, const char *path, const char *const *argv,
+                      const char *const *envp, const char *cwd, const int *fds, size_t nfds,
+                      struct sandbox_proc **out);
 /* Readable (POLLIN) once the process has exited or the sandbox died. */
 int sandbox_proc_fd(const struct sandbox_proc *p);
 /* The process id inside the sandbox's pid namespace. */
@@ -95,7 +106,8 @@ struct sandbox_proc *sandbox_proc_new_ext(int status_fd, pid_t pid,
                                           void *ctx, uint32_t tag);
 /* Hands the proc's status fd to the caller (the proc keeps -1). */
 int sandbox_proc_steal_fd(struct sandbox_proc *p);
-/* Signals a process spawned in sb by its pid inside (monitor use). */
+/* Signals a process spawned in sb by its pid inside (monitor use); pid -1 signals every
+ * process in the sandbox but its pid 1 (the tree kill of a whole session). */
 int sandbox_kill_pid(struct sandbox *sb, pid_t pid, int sig);
 
 #endif

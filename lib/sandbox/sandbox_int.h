@@ -72,7 +72,7 @@ void sandbox_strv_free(char **v);
 
 #define SANDBOX_MSG_MAX (128 * 1024)
 #define SANDBOX_MSG_MAX_STRV 4096
-#define SANDBOX_MSG_MAX_FDS 3
+#define SANDBOX_MSG_MAX_FDS SANDBOX_MAX_CHILD_FDS
 
 struct sandbox_msg {
 	struct buf b;
@@ -104,9 +104,10 @@ int sandbox_msg_take_fd(struct sandbox_msg *m, size_t i);
 /* Pid-1 protocol types (docs/lib/sandbox.md). */
 enum {
 	SB_INIT_READY = 1, /* init -> parent: i32 err, str step */
-	SB_INIT_SPAWN,     /* parent -> init: u32 fdmask, strv argv, strv env, str cwd; fds */
+	SB_INIT_SPAWN,     /* parent -> init: u32 fdmask, str path, strv argv, strv env, str cwd;
+	                    * fds */
 	SB_INIT_SPAWNED,   /* init -> parent: i32 err, i32 pid; fd status (err == 0) */
-	SB_INIT_KILL,      /* parent -> init: i32 pid, i32 sig */
+	SB_INIT_KILL,      /* parent -> init: i32 pid (-1: every process but pid 1), i32 sig */
 	SB_INIT_KILLED,    /* init -> parent: i32 err */
 };
 

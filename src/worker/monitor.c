@@ -33,7 +33,8 @@ enum {
 	MON_HELLO = 100, /* monitor -> client: i32 err */
 	MON_CREATE,      /* str session_id, str workspace */
 	MON_CREATED,     /* i32 err, u32 sandbox_id; fd pidfd */
-	MON_SPAWN,       /* u32 sandbox_id, u32 fdmask, strv argv, strv env, str cwd; fds */
+	MON_SPAWN,       /* u32 sandbox_id, u32 fdmask, str path, strv argv, strv env, str cwd;
+	                  * fds */
 	MON_SPAWNED,     /* i32 err, i32 pid; fd status */
 	MON_KILL,        /* u32 sandbox_id, i32 pid, i32 sig */
 	MON_DESTROY,     /* u32 sandbox_id */
@@ -101,7 +102,8 @@ h_create(struct mon *mo, struct slot *unused, struct sandbox_msg *rq, struct san
 		r = -errno;
 		goto reply;
 	}
-	if (strncmp(real, mo->root, rl) != 0 || real[rl] != '/' || real[rl + 1] == '\0') {
+	if (!(mo->cfg->root_is_workspace && strcmp(real, mo->root) == 0) &&
+	    (strncmp(real, mo->root, rl) != 0 || real[rl] != '/' || real[rl + 1] == '\0')) {
 		log_warn("monitor: workspace outside workspace_root refused", "session_id", sid);
 		r = AL_E_PERM;
 		goto reply;
@@ -133,24 +135,31 @@ static int
 h_spawn(struct mon *mo, struct slot *s, struct sandbox_msg *rq, struct sandbox_msg *rp, int *rfd)
 {
 	static const char *argv[SANDBOX_MSG_MAX_STRV], *env[SANDBOX_MSG_MAX_STRV];
-	const char *cwd;
+	const char *cwd, *path;
 	uint32_t mask;
-	int fds[3] = {-1, -1, -1}, r;
+	int fds[SANDBOX_MAX_CHILD_FDS], r;
 	size_t i, k = 0;
 	struct sandbox_proc *p = NULL;
 
-	if (sandbox_msg_get_u32(rq, &mask) != 0 || mask > 7 ||
-	    sandbox_msg_get_strv(rq, argv, SANDBOX_MSG_MAX_STRV) != 0 ||
+	if (sandbox_msg_get_u32(rq, &mask) != 0 || mask >= (1u << SANDBOX_MAX_CHILD_FDS) ||
+	    sandbox_msg_get_str(rq, &path) != 0 || (path[0] != '\0' && !sandbox_path_valid(path)) ||
+	    sandbox_msg_get_strv(rq, argv, SANDBOX_MSG_MAX_STRV) != 0 || argv[0] == NULL ||
 	    sandbox_msg_get_strv(rq, env, SANDBOX_MSG_MAX_STRV) != 0 ||
 	    sandbox_msg_get_str(rq, &cwd) != 0 || !sandbox_msg_done(rq))
 		return AL_E_PROTO;
-	for (i = 0; i < 3; i++)
-		if (mask & (1u << i))
-			fds[i] = k < rq->nfds ? rq->fds[k++] : -1;
-	if (k != rq->nfds || (mask & 1 && fds[0] < 0) || (mask & 2 && fds[1] < 0) ||
-	    (mask & 4 && fds[2] < 0))
+	/* One fd per mask bit, in order, no more and no fewer. */
+	for (i = 0; i < SANDBOX_MAX_CHILD_FDS; i++) {
+		fds[i] = -1;
+		if (mask & (1u << i)) {
+			if (k >= rq->nfds || rq->fds[k] < 0)
+				return AL_E_PROTO;
+			fds[i] = rq->fds[k++];
+		}
+	}
+	if (k != rq->nfds)
 		return AL_E_PROTO;
-	r = sandbox_spawn(s->sb, argv, env, cwd[0] ? cwd : NULL, fds[0], fds[1], fds[2], &p);
+	r = sandbox_spawn_fds(s->sb, path[0] ? path : NULL, argv, env, cwd[0] ? cwd : NULL, fds,
+	                      SANDBOX_MAX_CHILD_FDS, &p);
 	(void)sandbox_msg_put_u32(rp, MON_SPAWNED);
 	(void)sandbox_msg_put_u32(rp, (uint32_t)r);
 	(void)sandbox_msg_put_u32(rp, r == 0 ? (uint32_t)sandbox_proc_pid(p) : 0);
@@ -188,7 +197,7 @@ h_destroy(struct mon *mo, struct slot *s, struct sandbox_msg *rq, struct sandbox
 
 static const struct handler handlers[] = {
     {MON_CREATE, 0, 0, h_create},
-    {MON_SPAWN, RQ_SB, 3, h_spawn},
+    {MON_SPAWN, RQ_SB, SANDBOX_MAX_CHILD_FDS, h_spawn},
     {MON_KILL, RQ_SB, 0, h_kill},
     {MON_DESTROY, RQ_SB, 0, h_destroy},
 };
@@ -530,14 +539,25 @@ monitor_client_spawn(struct monitor *m, uint32_t sandbox_id, const char *const *
                      const char *const *envp, const char *cwd, int stdin_fd, int stdout_fd,
                      int stderr_fd, struct sandbox_proc **out)
 {
-	int io[3] = {stdin_fd, stdout_fd, stderr_fd}, fds[3], r, sfd;
+	int io[3] = {stdin_fd, stdout_fd, stderr_fd};
+	return monitor_client_spawn_fds(m, sandbox_id, NULL, argv, envp, cwd, io, 3, out);
+}
+
+int
+monitor_client_spawn_fds(struct monitor *m, uint32_t sandbox_id, const char *path,
+                         const char *const *argv, const char *const *envp, const char *cwd,
+                         const int *io, size_t nio, struct sandbox_proc **out)
+{
+	int fds[SANDBOX_MAX_CHILD_FDS], r, sfd;
 	size_t n = 0, i;
 	uint32_t mask = 0;
 	int32_t err, pid;
 	*out = NULL;
-	if (argv == NULL || argv[0] == NULL)
+	/* What the monitor would take for a compromised client is refused here first. */
+	if (argv == NULL || argv[0] == NULL || nio > SANDBOX_MAX_CHILD_FDS ||
+	    (path != NULL && !sandbox_path_valid(path)))
 		return AL_E_INVAL;
-	for (i = 0; i < 3; i++)
+	for (i = 0; i < nio; i++)
 		if (io[i] >= 0) {
 			mask |= 1u << i;
 			fds[n++] = io[i];
@@ -545,6 +565,7 @@ monitor_client_spawn(struct monitor *m, uint32_t sandbox_id, const char *const *
 	begin(m, MON_SPAWN);
 	if ((r = sandbox_msg_put_u32(&m->m, sandbox_id)) != 0 ||
 	    (r = sandbox_msg_put_u32(&m->m, mask)) != 0 ||
+	    (r = sandbox_msg_put_str(&m->m, path != NULL ? path : "")) != 0 ||
 	    (r = sandbox_msg_put_strv(&m->m, argv)) != 0 ||
 	    (r = sandbox_msg_put_strv(&m->m, envp)) != 0 ||
 	    (r = sandbox_msg_put_str(&m->m, cwd ? cwd : "")) != 0)

@@ -20,6 +20,8 @@ struct monitor_config {
 	const char *workspace_root; /* every workspace must be a real directory inside it */
 	const char *drop_user;      /* run as root: the worker becomes this user (NULL: nobody) */
 	bool keep_root;             /* do not drop privileges (tests, or an unprivileged worker) */
+	bool root_is_workspace;     /* workspace_root itself is the one workspace (a worker with
+	                             * one workdir); otherwise only dirs strictly inside it */
 };
 
 struct monitor;
@@ -44,6 +46,12 @@ int monitor_client_sandbox_fd(struct monitor *m, uint32_t sandbox_id);
 int monitor_client_spawn(struct monitor *m, uint32_t sandbox_id, const char *const *argv,
                          const char *const *envp, const char *cwd, int stdin_fd, int stdout_fd,
                          int stderr_fd, struct sandbox_proc **out);
+/* Same contract as sandbox_spawn_fds(): path NULL = argv[0] searched; up to
+ * SANDBOX_MAX_CHILD_FDS child fds. */
+int monitor_client_spawn_fds(struct monitor *m, uint32_t sandbox_id, const char *path,
+                             const char *const *argv, const char *const *envp, const char *cwd,
+                             const int *fds, size_t nfds, struct sandbox_proc **out);
+/* pid -1: every process in the sandbox but its pid 1. */
 int monitor_client_kill(struct monitor *m, uint32_t sandbox_id, pid_t pid, int sig);
 int monitor_client_destroy(struct monitor *m, uint32_t sandbox_id);
 /* Closes the connection: the monitor destroys every sandbox and waits for this process

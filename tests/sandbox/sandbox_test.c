@@ -562,6 +562,73 @@ monitor_client_part(const struct sandbox_profile *p, const char *root, const cha
 		check(sandbox_proc_wait(pr, &st) == 0 && st == 0, "status relayed", NULL);
 		sandbox_proc_free(pr);
 	}
+	/* Four child fds and an explicit program path (the worker's persistent bash): fd 3
+	 * is its status pipe; fds 4..7 of the sandbox's pid 1 must not leak in. */
+	{
+		int o[2], s3[2], io[4];
+		char b3[64] = {0};
+		if (pipe(o) != 0 || pipe(s3) != 0)
+			exit(99);
+		io[0] = -1, io[1] = o[1], io[2] = o[1], io[3] = s3[1];
+		r = monitor_client_spawn_fds(
+		    m, id, "/bin/bash",
+		    (const char *const[]){
+		        "bash", "-c",
+		        "echo out; echo st >&3; ls /proc/self/fd 2>&1 | tr '\\n' ' ' >&3", NULL},
+		    NULL, NULL, io, 4, &pr);
+		close(o[1]);
+		close(s3[1]);
+		check(r == 0, "spawn with 4 fds through the monitor", al_strerror(r));
+		n = read(o[0], out, sizeof(out) - 1);
+		out[n > 0 ? n : 0] = '\0';
+		check(strcmp(out, "out\n") == 0, "fd 1 relayed", out);
+		for (n = 0;;) { /* to EOF: two writes */
+			ssize_t k = read(s3[0], b3 + n, sizeof(b3) - 1 - (size_t)n);
+			if (k <= 0)
+				break;
+			n += k;
+		}
+		b3[n] = '\0';
+		/* ls's own listing: 0 1 2 3 plus the dir fd it reads; nothing else */
+		check(strncmp(b3, "st\n0 1 2 3 ", 11) == 0 && strlen(b3) <= 15,
+		      "fd 3 relayed, no other fd inherited", b3);
+		close(o[0]);
+		close(s3[0]);
+		if (r == 0) {
+			check(sandbox_proc_wait(pr, &st) == 0 && st == 0, "4-fd status", NULL);
+			sandbox_proc_free(pr);
+		}
+		r = monitor_client_spawn_fds(m, id, "no/abs", (const char *const[]){"x", NULL},
+		                             NULL, NULL, io, 0, &pr);
+		check(r == AL_E_INVAL, "relative program path refused by the client", NULL);
+	}
+	/* pid -1: the whole sandbox (a setsid'd daemon escapes a group kill, not this). */
+	r = monitor_client_spawn(
+	    m, id, (const char *[]){"bash", "-c", "setsid sleep 1000 & sleep 1000", NULL}, NULL,
+	    NULL, -1, -1, -1, &pr);
+	if (r == 0) {
+		check(monitor_client_kill(m, id, -1, SIGKILL) == 0, "kill everything", NULL);
+		check(sandbox_proc_wait(pr, &st) == 0 && WTERMSIG(st) == SIGKILL,
+		      "tree killed by pid -1", NULL);
+		sandbox_proc_free(pr);
+		if (pipe(pfd) != 0)
+			exit(99);
+		/* the processes left besides pid 1 and this shell (and its ls) */
+		r = monitor_client_spawn(
+		    m, id,
+		    (const char *[]){"bash", "-c", "cat /proc/[0-9]*/comm | sort | tr '\\n' ' '",
+		                     NULL},
+		    NULL, NULL, -1, pfd[1], -1, &pr);
+		close(pfd[1]);
+		n = r == 0 ? read(pfd[0], out, sizeof(out) - 1) : 0;
+		out[n > 0 ? n : 0] = '\0';
+		close(pfd[0]);
+		check(strstr(out, "sleep") == NULL, "no sleeper survives the pid -1 kill", out);
+		if (r == 0) {
+			(void)sandbox_proc_wait(pr, &st);
+			sandbox_proc_free(pr);
+		}
+	}
 	r = monitor_client_spawn(m, id, (const char *[]){"sleep", "1000", NULL}, NULL, NULL, -1, -1,
 	                         -1, &pr);
 	if (r == 0) {

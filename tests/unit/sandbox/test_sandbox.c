@@ -6,6 +6,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -220,6 +221,63 @@ test_msg_roundtrip(void **state)
 	buf_free(&r.b);
 }
 
+/* Up to SANDBOX_MAX_CHILD_FDS fds travel with one message (bash needs 4); a sender that
+ * asks for more is refused, and a peer that sends more gets AL_E_PROTO with every
+ * received fd closed. */
+static void
+test_msg_fd_limit(void **state)
+{
+	struct sandbox_msg m, r;
+	int sv[2], fds[SANDBOX_MAX_CHILD_FDS + 1], i, before;
+	union {
+		char buf[CMSG_SPACE(sizeof(int) * (SANDBOX_MAX_CHILD_FDS + 1))];
+		struct cmsghdr align;
+	} u;
+	struct iovec iov = {.iov_base = "x", .iov_len = 1};
+	struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1};
+	struct cmsghdr *c;
+
+	assert_int_equal(socketpair(AF_UNIX, SOCK_SEQPACKET, 0, sv), 0);
+	for (i = 0; i <= SANDBOX_MAX_CHILD_FDS; i++)
+		assert_true((fds[i] = open("/dev/null", O_RDONLY | O_CLOEXEC)) >= 0);
+	sandbox_msg_init(&m);
+	sandbox_msg_init(&r);
+	assert_int_equal(sandbox_msg_put_u32(&m, 7), 0);
+	assert_int_equal(sandbox_msg_send(sv[0], &m, fds, SANDBOX_MAX_CHILD_FDS + 1), AL_E_INVAL);
+	assert_int_equal(sandbox_msg_send(sv[0], &m, fds, SANDBOX_MAX_CHILD_FDS), 0);
+	assert_int_equal(sandbox_msg_recv(sv[1], &r), 0);
+	assert_int_equal(r.nfds, SANDBOX_MAX_CHILD_FDS);
+	for (i = 0; i < SANDBOX_MAX_CHILD_FDS; i++)
+		assert_true(fcntl(r.fds[i], F_GETFD) & FD_CLOEXEC);
+	sandbox_msg_reset(&r);
+
+	/* A raw sendmsg with one fd too many. */
+	before = open("/dev/null", O_RDONLY);
+	close(before);
+	memset(&u, 0, sizeof(u));
+	mh.msg_control = u.buf;
+	mh.msg_controllen = sizeof(u.buf);
+	c = CMSG_FIRSTHDR(&mh);
+	c->cmsg_level = SOL_SOCKET;
+	c->cmsg_type = SCM_RIGHTS;
+	c->cmsg_len = CMSG_LEN(sizeof(int) * (SANDBOX_MAX_CHILD_FDS + 1));
+	memcpy(CMSG_DATA(c), fds, sizeof(int) * (SANDBOX_MAX_CHILD_FDS + 1));
+	assert_int_equal(sendmsg(sv[0], &mh, 0), 1);
+	assert_int_equal(sandbox_msg_recv(sv[1], &r), AL_E_PROTO);
+	assert_int_equal(r.nfds, 0);
+	/* nothing leaked: the lowest free fd is the same as before the message */
+	i = open("/dev/null", O_RDONLY);
+	assert_int_equal(i, before);
+	close(i);
+
+	for (i = 0; i <= SANDBOX_MAX_CHILD_FDS; i++)
+		close(fds[i]);
+	close(sv[0]);
+	close(sv[1]);
+	buf_free(&m.b);
+	buf_free(&r.b);
+}
+
 /* Hostile bytes: every reader must fail cleanly and leave the cursor where it was. */
 static void
 test_msg_malformed(void **state)
@@ -273,6 +331,7 @@ main(void)
 	    cmocka_unit_test(test_env),
 	    cmocka_unit_test(test_msg_roundtrip),
 	    cmocka_unit_test(test_msg_malformed),
+	    cmocka_unit_test(test_msg_fd_limit),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
