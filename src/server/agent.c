@@ -2,7 +2,9 @@
  * It rebuilds the Messages history from the event log (agent_view.c), streams the
  * model's answer through lib/httpc + lib/sse, turns it into session events, retries
  * failed calls with backoff, and waits for tool results, confirmations and custom
- * tool results. See docs/server/agent-loop.md.
+ * tool results. MCP toolsets are listed and called here too (mcp_client.c), since
+ * MCP calls run in the control plane. See docs/server/agent-loop.md and
+ * docs/server/mcp.md.
  *
  * The event log is the state: what a step does is derived from it each time, so a
  * restarted server resumes by simply stepping every active session. Only the retry
@@ -19,16 +21,35 @@
 #include "events.h"
 #include "httpc.h"
 #include "log.h"
+#include "mcp_client.h"
+#include "mcp_tools.h"
 #include "server.h"
 #include "sessions.h"
 #include "sse.h"
 #include "util.h"
+#include "vaults.h"
 #include "xalloc.h"
 
 #define MAX_EVENTS_LOADED 100000
 #define MAX_ERROR_BODY (64u << 10)
 #define STREAM_IDLE_S 300 /* no byte from the model for this long: give up */
 #define RETRY_CAP_MS 60000
+#define MCP_RELIST_MS 30000 /* a server whose tools/list failed is asked again after this */
+
+struct asess;
+
+/* One MCP server of the session's agent: its client (MCP session, credentials) and
+ * the tools it listed. */
+struct mcp_conn {
+	struct asess *a;
+	char name[132];
+	char *url;
+	struct mcp_client *cl;
+	json_t *tools;      /* tools/list result, NULL until listed */
+	uint64_t failed_at; /* monotonic ms of the last failed listing, 0 none */
+	bool listing;
+	struct mcp_conn *next;
+};
 
 struct asess {
 	char id[80];
@@ -46,6 +67,13 @@ struct asess {
 	bool sse_ready;
 	struct agent_stream ans;
 	bool ans_ready;
+	/* MCP connector */
+	struct mcp_conn *mcp;
+	json_t *mcp_catalog;  /* tools offered to the model; NULL until listed */
+	json_t *mcp_key;      /* the mcp_servers and tools the catalog was built for */
+	unsigned mcp_listing; /* tools/list operations in flight */
+	char mcp_call_id[48]; /* agent.mcp_tool_use being run, "" when none */
+	char mcp_call_server[132];
 };
 
 struct agent_runtime {
@@ -54,6 +82,8 @@ struct agent_runtime {
 	struct asess *list;
 	unsigned retry_base_ms;
 	unsigned max_tokens;
+	unsigned mcp_timeout_ms;
+	unsigned mcp_call_timeout_ms;
 };
 
 static void step(struct asess *a);
@@ -90,6 +120,32 @@ sess_quiesce(struct asess *a)
 	answer_reset(a);
 	json_decref(a->agent);
 	a->agent = NULL;
+	/* MCP: a call in flight is cancelled on the server too (notifications/cancelled);
+	 * its late result is never recorded. */
+	for (struct mcp_conn *m = a->mcp; m; m = m->next) {
+		if (mcp_client_busy(m->cl))
+			mcp_client_cancel(m->cl, "The user interrupted the turn.");
+		m->listing = false;
+	}
+	a->mcp_listing = 0;
+	a->mcp_call_id[0] = '\0';
+}
+
+static void
+mcp_conns_free(struct asess *a)
+{
+	while (a->mcp) {
+		struct mcp_conn *m = a->mcp;
+		a->mcp = m->next;
+		mcp_client_free(m->cl);
+		json_decref(m->tools);
+		free(m->url);
+		free(m);
+	}
+	json_decref(a->mcp_catalog);
+	a->mcp_catalog = NULL;
+	json_decref(a->mcp_key);
+	a->mcp_key = NULL;
 }
 
 static void
@@ -97,6 +153,7 @@ sess_free(struct asess *a)
 {
 	struct agent_runtime *rt = a->rt;
 	sess_quiesce(a);
+	mcp_conns_free(a);
 	loop_timer_cancel(rt->srv->loop, a->wake_timer);
 	for (struct asess **pp = &rt->list; *pp; pp = &(*pp)->next) {
 		if (*pp == a) {
@@ -385,7 +442,7 @@ answer_commit(struct asess *a)
 
 	/* Tool inputs are parsed first: a broken one fails the whole call before anything
 	 * is stored, and the call is retried. */
-	if (agent_stream_to_events(&a->ans, a->agent, &events) != 0) {
+	if (agent_stream_to_events(&a->ans, a->agent, a->mcp_catalog, &events) != 0) {
 		json_decref(none);
 		call_failed(a, true, "model_request_failed_error",
 		            "the model sent tool input that is not a JSON object", -1);
@@ -514,7 +571,7 @@ call_model(struct asess *a, json_t *sdoc, const struct agent_view *v, const char
 	a->sse_ready = true;
 	json_decref(a->agent);
 	a->agent = json_incref(json_object_get(sdoc, "agent"));
-	json_t *body = agent_request_body(a->agent, v->messages, rt->max_tokens);
+	json_t *body = agent_request_body(a->agent, a->mcp_catalog, v->messages, rt->max_tokens);
 	body_text = json_dumps(body, JSON_COMPACT);
 	json_decref(body);
 	const char *base = s->cfg.model_base_url ? s->cfg.model_base_url : "";
@@ -548,6 +605,270 @@ call_model(struct asess *a, json_t *sdoc, const struct agent_view *v, const char
 		a->xfer = NULL;
 		call_failed(a, false, "model_request_failed_error",
 		            "cannot start the model request (check AIRLOCK_MODEL_BASE_URL)", -1);
+	}
+}
+
+/* ---- MCP connector ---- */
+
+static bool
+mcp_busy(const struct asess *a)
+{
+	return a->mcp_listing > 0 || a->mcp_call_id[0] != '\0';
+}
+
+static const char *
+mcp_error_type(enum mcp_fail f)
+{
+	return f == MCP_FAIL_AUTH ? "mcp_authentication_failed_error"
+	                          : "mcp_connection_failed_error";
+}
+
+/* session.error for an MCP failure. retry_status "exhausted": airlock does not retry
+ * the operation itself; the turn goes on (the call gets an error result, a server
+ * that could not be listed offers no tools). */
+static json_t *
+mcp_error_event(const char *server, enum mcp_fail f, const char *message)
+{
+	return json_pack("{s:s, s:{s:s, s:s, s:s, s:{s:s}}}", "type", "session.error", "error",
+	                 "type", mcp_error_type(f), "mcp_server_name", server, "message", message,
+	                 "retry_status", "type", "exhausted");
+}
+
+static struct mcp_conn *
+mcp_conn_get(struct asess *a, const json_t *agent, const char *name)
+{
+	struct mcp_conn *m;
+	for (m = a->mcp; m; m = m->next)
+		if (strcmp(m->name, name) == 0)
+			return m;
+	size_t i;
+	json_t *sv;
+	const char *url = NULL;
+	json_array_foreach(json_object_get(agent, "mcp_servers"), i, sv)
+	{
+		const char *n = json_string_value(json_object_get(sv, "name"));
+		if (n && strcmp(n, name) == 0)
+			url = json_string_value(json_object_get(sv, "url"));
+	}
+	if (url == NULL || strlen(name) >= sizeof(m->name))
+		return NULL;
+	m = xcalloc(1, sizeof(*m));
+	m->a = a;
+	snprintf(m->name, sizeof(m->name), "%s", name);
+	m->url = xstrdup(url);
+	struct mcp_client_config cfg = {
+	    .srv = a->rt->srv,
+	    .loop = a->rt->srv->loop,
+	    .httpc = a->rt->httpc,
+	    .url = url,
+	    .timeout_ms = a->rt->mcp_timeout_ms,
+	    .call_timeout_ms = a->rt->mcp_call_timeout_ms,
+	};
+	m->cl = mcp_client_new(&cfg);
+	m->next = a->mcp;
+	a->mcp = m;
+	return m;
+}
+
+/* The token of the session's vault credential for this server, fetched before every
+ * operation so an archived credential stops being sent at once. Never logged. */
+static void
+mcp_conn_auth(struct asess *a, struct mcp_conn *m, const json_t *sdoc)
+{
+	char *token = NULL;
+	if (vaults_bearer_for(a->rt->srv, json_object_get(sdoc, "vault_ids"), m->url, &token) != 0)
+		token = NULL;
+	mcp_client_set_bearer(m->cl, token);
+	secret_free(token);
+}
+
+/* The catalog is built for one agent configuration; a session update that changes
+ * mcp_servers or tools starts over with fresh clients. */
+static void
+mcp_sync_config(struct asess *a, const json_t *agent)
+{
+	json_t *key = json_pack("[O?, O?]", json_object_get(agent, "mcp_servers"),
+	                        json_object_get(agent, "tools"));
+	if (a->mcp_key && json_equal(key, a->mcp_key)) {
+		json_decref(key);
+		return;
+	}
+	mcp_conns_free(a);
+	a->mcp_key = key;
+}
+
+static void
+mcp_build_catalog(struct asess *a, const json_t *agent)
+{
+	json_t *cat = json_array();
+	size_t i;
+	json_t *sv;
+	json_array_foreach(json_object_get(agent, "mcp_servers"), i, sv)
+	{
+		const char *n = json_string_value(json_object_get(sv, "name"));
+		for (struct mcp_conn *m = a->mcp; n && m; m = m->next)
+			if (strcmp(m->name, n) == 0 && m->tools)
+				mcp_catalog_add(cat, agent, n, m->tools);
+	}
+	json_decref(a->mcp_catalog);
+	a->mcp_catalog = cat;
+}
+
+static void
+on_mcp_listed(void *arg, const struct mcp_result *r)
+{
+	struct mcp_conn *m = arg;
+	struct asess *a = m->a;
+	json_t *sdoc = NULL;
+
+	m->listing = false;
+	if (a->mcp_listing > 0)
+		a->mcp_listing--;
+	if (r->fail == MCP_OK) {
+		json_decref(m->tools);
+		m->tools = json_deep_copy(json_object_get(r->result, "tools"));
+		m->failed_at = 0;
+		log_info("MCP tools listed", "session_id", a->id, "mcp_server", m->name);
+	} else {
+		struct tx t;
+		m->failed_at = now_mono_ms();
+		log_warn("MCP tools/list failed", "session_id", a->id, "mcp_server", m->name,
+		         "error", r->message);
+		tx_begin(&t, a);
+		tx_emit(&t, mcp_error_event(m->name,
+		                            r->fail == MCP_FAIL_AUTH ? MCP_FAIL_AUTH
+		                                                     : MCP_FAIL_CONNECTION,
+		                            r->message));
+		tx_end(&t);
+	}
+	if (a->mcp_listing == 0) {
+		if (sessions_get(a->rt->srv, a->id, &sdoc) == 0)
+			mcp_build_catalog(a, json_object_get(sdoc, "agent"));
+		json_decref(sdoc);
+		schedule(a->rt, a->id);
+	}
+}
+
+/* Before a model call: list the tools of every MCP server not listed yet (a failed
+ * one again after MCP_RELIST_MS). Returns true when listings were started; the step
+ * runs again when they end. */
+static bool
+mcp_list_if_needed(struct asess *a, const json_t *sdoc, const char *status)
+{
+	const json_t *agent = json_object_get(sdoc, "agent");
+	size_t i;
+	json_t *sv;
+	bool started = false;
+	uint64_t now = now_mono_ms();
+
+	mcp_sync_config(a, agent);
+	json_array_foreach(json_object_get(agent, "mcp_servers"), i, sv)
+	{
+		const char *n = json_string_value(json_object_get(sv, "name"));
+		if (n == NULL || mcp_toolset_for(agent, n) == NULL)
+			continue;
+		struct mcp_conn *m = mcp_conn_get(a, agent, n);
+		if (m == NULL || m->tools || m->listing || mcp_client_busy(m->cl))
+			continue;
+		if (m->failed_at && now - m->failed_at < MCP_RELIST_MS)
+			continue;
+		mcp_conn_auth(a, m, sdoc);
+		if (mcp_client_list_tools(m->cl, on_mcp_listed, m) != 0)
+			continue;
+		m->listing = true;
+		a->mcp_listing++;
+		started = true;
+	}
+	if (!started) {
+		if (a->mcp_catalog == NULL)
+			mcp_build_catalog(a, agent);
+		return false;
+	}
+	if (strcmp(status, "running") != 0) {
+		/* The turn has begun: say so while the servers are asked. */
+		struct tx t;
+		tx_begin(&t, a);
+		tx_status(&t, "running");
+		tx_emit(&t, ev_new("session.status_running"));
+		tx_end(&t);
+	}
+	return true;
+}
+
+static void
+on_mcp_called(void *arg, const struct mcp_result *r)
+{
+	struct mcp_conn *m = arg;
+	struct asess *a = m->a;
+	struct tx t;
+	json_t *content;
+	bool is_error = true;
+	char msg[700];
+
+	if (r->fail == MCP_OK) {
+		content = mcp_result_content(r->result, &is_error);
+	} else if (r->fail == MCP_FAIL_RPC) {
+		snprintf(msg, sizeof(msg), "MCP error %s", r->message);
+		content = json_pack("[{s:s, s:s}]", "type", "text", "text", msg);
+	} else {
+		snprintf(msg, sizeof(msg), "MCP server '%s' failed: %s", m->name, r->message);
+		content = json_pack("[{s:s, s:s}]", "type", "text", "text", msg);
+		log_warn("MCP tools/call failed", "session_id", a->id, "mcp_server", m->name,
+		         "error", r->message);
+	}
+	tx_begin(&t, a);
+	if (r->fail == MCP_FAIL_CONNECTION || r->fail == MCP_FAIL_AUTH)
+		tx_emit(&t, mcp_error_event(m->name, r->fail, r->message));
+	tx_emit(&t, json_pack("{s:s, s:s, s:o, s:b}", "type", "agent.mcp_tool_result",
+	                      "mcp_tool_use_id", a->mcp_call_id, "content", content, "is_error",
+	                      is_error));
+	tx_end(&t);
+	a->mcp_call_id[0] = '\0';
+	schedule(a->rt, a->id);
+}
+
+/* Runs the first allowed MCP call of the log (one at a time, in order). */
+static void
+mcp_run_next(struct asess *a, const json_t *sdoc, const json_t *call, const char *status,
+             const json_t *acks)
+{
+	const json_t *agent = json_object_get(sdoc, "agent");
+	const char *id = json_string_value(json_object_get(call, "id"));
+	const char *server = json_string_value(json_object_get(call, "server"));
+	const char *tool = json_string_value(json_object_get(call, "tool"));
+	struct tx t;
+	struct mcp_conn *m;
+
+	tx_begin(&t, a);
+	tx_mark(&t, acks);
+	if (strcmp(status, "running") != 0) {
+		tx_status(&t, "running");
+		tx_emit(&t, ev_new("session.status_running"));
+	}
+	if (tx_end(&t) != 0 || id == NULL || strlen(id) >= sizeof(a->mcp_call_id))
+		return;
+	mcp_sync_config(a, agent);
+	m = server ? mcp_conn_get(a, agent, server) : NULL;
+	if (m == NULL || mcp_client_busy(m->cl)) {
+		char msg[300];
+		snprintf(msg, sizeof(msg), "MCP server '%s' is not configured for this session.",
+		         server ? server : "");
+		tx_begin(&t, a);
+		tx_emit(&t, json_pack("{s:s, s:s, s:[{s:s, s:s}], s:b}", "type",
+		                      "agent.mcp_tool_result", "mcp_tool_use_id", id, "content",
+		                      "type", "text", "text", msg, "is_error", 1));
+		tx_end(&t);
+		schedule(a->rt, a->id);
+		return;
+	}
+	mcp_conn_auth(a, m, sdoc);
+	snprintf(a->mcp_call_id, sizeof(a->mcp_call_id), "%s", id);
+	snprintf(a->mcp_call_server, sizeof(a->mcp_call_server), "%s", m->name);
+	log_info("MCP tool call", "session_id", a->id, "mcp_server", m->name, "tool", tool);
+	if (mcp_client_call_tool(m->cl, tool, json_object_get(call, "input"), on_mcp_called, m) !=
+	    0) {
+		a->mcp_call_id[0] = '\0';
+		schedule(a->rt, a->id);
 	}
 }
 
@@ -602,7 +923,7 @@ step(struct asess *a)
 
 		if (v.interrupt_pending) {
 			/* user.interrupt jumps the queue: cancel the call, end the turn. */
-			bool was_busy = a->xfer || a->retry_timer;
+			bool was_busy = a->xfer || a->retry_timer || mcp_busy(a);
 			sess_quiesce(a);
 			a->attempt = 0;
 			json_t *none = json_array();
@@ -621,7 +942,7 @@ step(struct asess *a)
 			log_info("turn interrupted", "session_id", a->id);
 			continue;
 		}
-		if (a->xfer || a->retry_timer)
+		if (a->xfer || a->retry_timer || mcp_busy(a))
 			goto out; /* the call in flight picks up new input when it ends */
 		if (v.open_span) {
 			/* A call that was in flight when the server stopped: close its span;
@@ -638,8 +959,11 @@ step(struct asess *a)
 			tx_begin(&t, a);
 			json_array_foreach(v.to_deny, i, d)
 			{
+				bool mcp = json_is_true(json_object_get(d, "mcp"));
 				tx_emit(&t, json_pack("{s:s, s:O, s:[{s:s, s:O}], s:b}", "type",
-				                      "agent.tool_result", "tool_use_id",
+				                      mcp ? "agent.mcp_tool_result"
+				                          : "agent.tool_result",
+				                      mcp ? "mcp_tool_use_id" : "tool_use_id",
 				                      json_object_get(d, "id"), "content", "type",
 				                      "text", "text", json_object_get(d, "message"),
 				                      "is_error", 1));
@@ -649,7 +973,14 @@ step(struct asess *a)
 				goto out;
 			continue;
 		}
+		if (json_array_size(v.mcp_run)) {
+			/* Allowed MCP calls run here, in the control plane, one at a time. */
+			mcp_run_next(a, sdoc, json_array_get(v.mcp_run, 0), status, v.acks);
+			goto out;
+		}
 		if (v.needs_model) {
+			if (mcp_list_if_needed(a, sdoc, status))
+				goto out;
 			call_model(a, sdoc, &v, status);
 			goto out;
 		}
@@ -759,6 +1090,8 @@ agent_init(struct server *s)
 	/* Backoff base and answer budget; tests shorten the first. */
 	rt->retry_base_ms = env_uint("AIRLOCK_MODEL_RETRY_BASE_MS", 1000, 1, 60000);
 	rt->max_tokens = env_uint("AIRLOCK_MODEL_MAX_TOKENS", 8192, 1, 1000000);
+	rt->mcp_timeout_ms = env_uint("AIRLOCK_MCP_TIMEOUT_MS", 30000, 100, 600000);
+	rt->mcp_call_timeout_ms = env_uint("AIRLOCK_MCP_CALL_TIMEOUT_MS", 120000, 100, 3600000);
 	s->agents = rt;
 	/* Sessions that were running when the server stopped continue from the log. */
 	if (sessions_list_active(s, &ids, &n) == 0) {

@@ -174,7 +174,8 @@ out:
 }
 
 int
-agent_stream_to_events(const struct agent_stream *st, const json_t *agent, json_t **out)
+agent_stream_to_events(const struct agent_stream *st, const json_t *agent,
+                       const json_t *mcp_catalog, json_t **out)
 {
 	json_t *events = json_array();
 	size_t i;
@@ -206,10 +207,17 @@ agent_stream_to_events(const struct agent_stream *st, const json_t *agent, json_
 			}
 			struct agent_tool_eval e;
 			json_t *ev;
-			agent_tool_evaluate(agent, name, &e);
+			agent_tool_evaluate(agent, mcp_catalog, name, &e);
 			if (e.kind == AGENT_TOOL_CUSTOM) {
 				ev = json_pack("{s:s, s:s, s:o}", "type", "agent.custom_tool_use",
 				               "name", name, "input", input);
+			} else if (e.kind == AGENT_TOOL_MCP) {
+				/* The event names the MCP tool as its server lists it. */
+				ev = json_pack("{s:s, s:s, s:s, s:o, s:s}", "type",
+				               "agent.mcp_tool_use", "name", e.mcp_tool,
+				               "mcp_server_name", e.mcp_server, "input", input,
+				               "evaluated_permission", e.permission);
+				json_object_set(ev, "evaluation", e.evaluation);
 			} else {
 				ev = json_pack("{s:s, s:s, s:o, s:s}", "type", "agent.tool_use",
 				               "name", name, "input", input, "evaluated_permission",

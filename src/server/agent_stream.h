@@ -36,8 +36,10 @@ void agent_stream_free(struct agent_stream *st);
 int agent_stream_event(struct agent_stream *st, const char *name, size_t name_len, const char *data,
                        size_t data_len);
 /* The answer as session events in order (agent.thinking, agent.message per text block,
- * agent.tool_use / agent.custom_tool_use with permissions from the agent snapshot).
+ * agent.tool_use / agent.custom_tool_use / agent.mcp_tool_use with permissions from
+ * the agent snapshot and the session's MCP catalog, which may be NULL).
  * AL_E_PROTO when a tool input is not a JSON object. */
-int agent_stream_to_events(const struct agent_stream *st, const json_t *agent, json_t **events);
+int agent_stream_to_events(const struct agent_stream *st, const json_t *agent,
+                           const json_t *mcp_catalog, json_t **events);
 
 #endif

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "agent_view.h"
+#include "mcp_tools.h"
 #include "xalloc.h"
 
 const char *const agent_worker_tools[] = {"bash", "read", "write", "edit", "glob", "grep", NULL};
@@ -132,7 +133,8 @@ is_worker_tool(const char *name)
 }
 
 void
-agent_tool_evaluate(const json_t *agent, const char *name, struct agent_tool_eval *out)
+agent_tool_evaluate(const json_t *agent, const json_t *mcp_catalog, const char *name,
+                    struct agent_tool_eval *out)
 {
 	const json_t *ts = find_toolset(agent);
 	bool enabled = false;
@@ -165,12 +167,22 @@ agent_tool_evaluate(const json_t *agent, const char *name, struct agent_tool_eva
 		out->kind = AGENT_TOOL_CUSTOM;
 		return;
 	}
+	const json_t *m = name ? mcp_catalog_find(mcp_catalog, name) : NULL;
+	if (m) {
+		out->kind = AGENT_TOOL_MCP;
+		out->mcp_server = str_of(m, "server");
+		out->mcp_tool = str_of(m, "tool");
+		mcp_tool_permission(agent, out->mcp_server, out->mcp_tool,
+		                    json_is_true(json_object_get(m, "read_only")), &out->permission,
+		                    &out->evaluation);
+		return;
+	}
 	out->kind = AGENT_TOOL_UNKNOWN;
 	out->permission = "deny";
 }
 
 json_t *
-agent_request_tools(const json_t *agent)
+agent_request_tools(const json_t *agent, const json_t *mcp_catalog)
 {
 	json_t *tools = json_array();
 	const json_t *ts = find_toolset(agent);
@@ -198,11 +210,15 @@ agent_request_tools(const json_t *agent)
 		json_object_del(c, "type");
 		json_array_append_new(tools, c);
 	}
+	json_t *mcp = mcp_catalog_request_tools(mcp_catalog);
+	json_array_extend(tools, mcp);
+	json_decref(mcp);
 	return tools;
 }
 
 json_t *
-agent_request_body(const json_t *agent, const json_t *messages, unsigned max_tokens)
+agent_request_body(const json_t *agent, const json_t *mcp_catalog, const json_t *messages,
+                   unsigned max_tokens)
 {
 	const json_t *model = json_object_get(agent, "model");
 	const char *model_id =
@@ -213,7 +229,7 @@ agent_request_body(const json_t *agent, const json_t *messages, unsigned max_tok
 	const char *system = str_of(agent, "system");
 	if (system && *system)
 		json_object_set_new(body, "system", json_string(system));
-	json_t *tools = agent_request_tools(agent);
+	json_t *tools = agent_request_tools(agent, mcp_catalog);
 	if (json_array_size(tools))
 		json_object_set_new(body, "tools", tools);
 	else
@@ -227,6 +243,9 @@ struct open_call {
 	const char *id;
 	const char *name;
 	bool custom;
+	bool mcp;
+	const char *server; /* mcp: server and tool name; input for running it */
+	const json_t *input;
 	const char *permission; /* allow | ask | deny */
 	const char *confirmed;  /* NULL | allow | deny */
 	const char *deny_message;
@@ -379,6 +398,29 @@ on_event(struct walk *w, const json_t *ev, long i, struct agent_view *v)
 		c->permission = str_of(ev, "evaluated_permission");
 		if (c->permission == NULL)
 			c->permission = "allow";
+	} else if (streq(type, "agent.mcp_tool_use") && id) {
+		/* Toward the model an MCP tool carries its namespaced name (mcp_tools.h). */
+		const json_t *input = json_object_get(ev, "input");
+		const char *server = str_of(ev, "mcp_server_name");
+		const char *tool = str_of(ev, "name");
+		char *mname = mcp_tool_model_name(server ? server : "", tool ? tool : "");
+		add_block(w->messages, "assistant",
+		          json_pack("{s:s, s:s, s:s, s:O}", "type", "tool_use", "id", id, "name",
+		                    mname, "input", json_is_object(input) ? input : json_object()));
+		free(mname);
+		w->calls = xreallocarray(w->calls, w->ncalls + 1, sizeof(*w->calls));
+		struct open_call *c = &w->calls[w->ncalls++];
+		memset(c, 0, sizeof(*c));
+		c->id = id;
+		c->name = tool;
+		c->mcp = true;
+		c->server = server;
+		c->input = input;
+		c->permission = str_of(ev, "evaluated_permission");
+		if (c->permission == NULL)
+			c->permission = "ask"; /* an MCP call never runs unasked by default */
+	} else if (streq(type, "agent.mcp_tool_result")) {
+		answer_call(w, ev, str_of(ev, "mcp_tool_use_id"), i);
 	} else if (streq(type, "user.tool_result") || streq(type, "agent.tool_result")) {
 		answer_call(w, ev, str_of(ev, "tool_use_id"), i);
 	} else if (streq(type, "user.custom_tool_result")) {
@@ -434,6 +476,7 @@ agent_view_build(const json_t *events, struct agent_view *v)
 	memset(&w, 0, sizeof(w));
 	v->blocked = json_array();
 	v->to_deny = json_array();
+	v->mcp_run = json_array();
 	v->unprocessed = json_array();
 	v->acks = json_array();
 	w.messages = json_array();
@@ -465,9 +508,19 @@ agent_view_build(const json_t *events, struct agent_view *v)
 			else
 				snprintf(msg, sizeof(msg), "The user denied permission to use %s.",
 				         c->name ? c->name : "this tool");
-			json_array_append_new(v->to_deny,
-			                      json_pack("{s:s, s:s, s:s}", "id", c->id, "name",
-			                                c->name ? c->name : "", "message", msg));
+			json_t *d = json_pack("{s:s, s:s, s:s}", "id", c->id, "name",
+			                      c->name ? c->name : "", "message", msg);
+			if (c->mcp) /* answered with agent.mcp_tool_result */
+				json_object_set_new(d, "mcp", json_true());
+			json_array_append_new(v->to_deny, d);
+		} else if (c->mcp &&
+		           (streq(c->permission, "allow") || streq(c->confirmed, "allow"))) {
+			json_array_append_new(
+			    v->mcp_run,
+			    json_pack("{s:s, s:s, s:s, s:O}", "id", c->id, "server",
+			              c->server ? c->server : "", "tool", c->name ? c->name : "",
+			              "input",
+			              json_is_object(c->input) ? c->input : json_object()));
 		} else if (streq(c->permission, "allow") || streq(c->confirmed, "allow")) {
 			v->waiting++;
 		} else {
@@ -492,6 +545,7 @@ agent_view_free(struct agent_view *v)
 	json_decref(v->messages);
 	json_decref(v->blocked);
 	json_decref(v->to_deny);
+	json_decref(v->mcp_run);
 	json_decref(v->unprocessed);
 	json_decref(v->acks);
 	free(v->open_span);

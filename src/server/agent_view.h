@@ -18,25 +18,32 @@ enum agent_tool_kind {
 	AGENT_TOOL_BUILTIN, /* enabled agent toolset tool: agent.tool_use */
 	AGENT_TOOL_CUSTOM,  /* custom tool: agent.custom_tool_use */
 	AGENT_TOOL_UNKNOWN, /* not offered to the model: agent.tool_use denied at once */
+	AGENT_TOOL_MCP,     /* an MCP tool from the session's catalog: agent.mcp_tool_use */
 };
 
 struct agent_tool_eval {
 	enum agent_tool_kind kind;
 	const char *permission; /* "allow" | "ask" | "deny" (built-in and unknown) */
 	json_t *evaluation;     /* {type:always_allow|always_ask|auto,...}; NULL for others */
+	const char *mcp_server; /* AGENT_TOOL_MCP: server and tool name (borrowed from the */
+	const char *mcp_tool;   /* catalog) */
 };
 
 /* Classifies a tool call the model made, per the snapshot's permission policies
- * (tools.md §14.3; `auto` is a fixed rule set). Free out->evaluation with json_decref. */
-void agent_tool_evaluate(const json_t *agent, const char *name, struct agent_tool_eval *out);
+ * (tools.md §14.3; `auto` is a fixed rule set). mcp_catalog is the session's MCP tool
+ * catalog (mcp_tools.h; NULL: none). Free out->evaluation with json_decref. */
+void agent_tool_evaluate(const json_t *agent, const json_t *mcp_catalog, const char *name,
+                         struct agent_tool_eval *out);
 
 /* The Messages API `tools` list for the snapshot: enabled worker tools with the
- * official SDK's input schemas, then custom tools as declared. New reference. */
-json_t *agent_request_tools(const json_t *agent);
+ * official SDK's input schemas, then custom tools as declared, then the MCP catalog's
+ * tools. New reference. */
+json_t *agent_request_tools(const json_t *agent, const json_t *mcp_catalog);
 
 /* The whole streaming request body (model, max_tokens, system, tools, messages).
  * New reference; messages is borrowed. */
-json_t *agent_request_body(const json_t *agent, const json_t *messages, unsigned max_tokens);
+json_t *agent_request_body(const json_t *agent, const json_t *mcp_catalog, const json_t *messages,
+                           unsigned max_tokens);
 
 struct agent_view {
 	json_t *messages;       /* Messages API history rebuilt from the log */
@@ -44,6 +51,8 @@ struct agent_view {
 	                         * custom calls without a result */
 	json_t *to_deny;        /* [{id, name, message}]: denied calls with no result recorded */
 	size_t waiting;         /* allowed calls waiting for a worker's user.tool_result */
+	json_t *mcp_run;        /* [{id, server, tool, input}]: allowed MCP calls without a
+	                         * result, in log order; the control plane runs them */
 	bool needs_model;       /* input the model has not answered and nothing is open */
 	bool interrupt_pending; /* a user.interrupt not yet processed */
 	json_t *unprocessed;    /* ids of queued user.message events (processed_at null) */

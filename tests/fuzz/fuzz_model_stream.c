@@ -1,6 +1,7 @@
 /* Fuzzes the agent loop's handling of a model's streamed answer: bytes go through the
  * SSE parser into agent_stream (src/server/agent_stream.c), the result is mapped to
- * session events against a fixed agent snapshot, and those events are walked by
+ * session events against a fixed agent snapshot and MCP catalog, and those events are
+ * walked by
  * agent_view_build as the next step would. Model output is untrusted input. */
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +14,7 @@
 #include "sse.h"
 
 static json_t *agent;
+static json_t *catalog; /* MCP tools offered to the model (mcp_tools.h) */
 
 static int
 on_event(const struct sse_event *ev, void *arg)
@@ -45,8 +47,15 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 	    "{\"model\":{\"id\":\"m\"},\"tools\":[{\"type\":\"agent_toolset_20260401\","
 	    "\"configs\":[{\"name\":\"bash\",\"permission_policy\":{\"type\":\"always_ask\"}},"
 	    "{\"name\":\"read\",\"permission_policy\":{\"type\":\"auto\"}}]},"
-	    "{\"type\":\"custom\",\"name\":\"lookup\",\"input_schema\":{\"type\":\"object\"}}]}",
+	    "{\"type\":\"custom\",\"name\":\"lookup\",\"input_schema\":{\"type\":\"object\"}},"
+	    "{\"type\":\"mcp_toolset\",\"mcp_server_name\":\"docs\",\"configs\":[{\"name\":"
+	    "\"search\",\"permission_policy\":{\"type\":\"always_allow\"}}]}],"
+	    "\"mcp_servers\":[{\"type\":\"url\",\"name\":\"docs\",\"url\":\"http://x/mcp\"}]}",
 	    0, NULL);
+	catalog = json_loads("[{\"name\":\"mcp__docs__search\",\"server\":\"docs\",\"tool\":"
+	                     "\"search\",\"read_only\":false},{\"name\":\"mcp__docs__get\","
+	                     "\"server\":\"docs\",\"tool\":\"get\",\"read_only\":true}]",
+	                     0, NULL);
 	return 0;
 }
 
@@ -64,7 +73,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	sse_parser_init(&p, 0, 1 << 20, on_event, &st);
 	sse_parser_feed(&p, (const char *)data, size);
 	sse_parser_free(&p);
-	if (agent_stream_to_events(&st, agent, &events) == 0) {
+	if (agent_stream_to_events(&st, agent, catalog, &events) == 0) {
 		/* A user turn, the span, the answer: what the next step reads back. */
 		json_t *log = json_pack("[{s:s, s:s, s:[{s:s, s:s}], s:s}, {s:s, s:s, s:s}]",
 		                        "type", "user.message", "id", "u", "content", "type",

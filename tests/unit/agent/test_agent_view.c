@@ -292,7 +292,7 @@ test_stream(void **state)
 	assert_true(st.got_stop);
 	assert_string_equal(st.stop_reason, "tool_use");
 	assert_json_eq(st.usage, "{\"input_tokens\":5,\"output_tokens\":9}");
-	assert_int_equal(agent_stream_to_events(&st, agent, &events), 0);
+	assert_int_equal(agent_stream_to_events(&st, agent, NULL, &events), 0);
 	assert_int_equal(json_array_size(events), 3);
 	json_t *m = json_array_get(events, 0);
 	assert_string_equal(json_string_value(json_object_get(m, "type")), "agent.message");
@@ -337,7 +337,7 @@ test_stream(void **state)
 	};
 	agent_stream_init(&st, NULL);
 	assert_int_equal(feed_all(&st, notobj, 2), 0);
-	assert_int_equal(agent_stream_to_events(&st, agent, &events), AL_E_PROTO);
+	assert_int_equal(agent_stream_to_events(&st, agent, NULL, &events), AL_E_PROTO);
 	agent_stream_free(&st);
 	json_decref(agent);
 }
@@ -380,7 +380,7 @@ test_tool_evaluate(void **state)
 	json_t *agent = J(agent_doc);
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		struct agent_tool_eval e;
-		agent_tool_evaluate(agent, cases[i].name, &e);
+		agent_tool_evaluate(agent, NULL, cases[i].name, &e);
 		assert_int_equal(e.kind, cases[i].kind);
 		if (cases[i].permission)
 			assert_string_equal(e.permission, cases[i].permission);
@@ -399,7 +399,7 @@ test_request_body(void **state)
 	(void)state;
 	json_t *agent = J(agent_doc);
 	json_t *msgs = J("[{\"role\":\"user\",\"content\":[{\"type\":\"text\",\"text\":\"hi\"}]}]");
-	json_t *body = agent_request_body(agent, msgs, 4096);
+	json_t *body = agent_request_body(agent, NULL, msgs, 4096);
 	assert_string_equal(json_string_value(json_object_get(body, "model")), "claude-opus-4-8");
 	assert_string_equal(json_string_value(json_object_get(body, "system")), "be kind");
 	assert_int_equal(json_integer_value(json_object_get(body, "max_tokens")), 4096);
@@ -428,7 +428,7 @@ test_request_body(void **state)
 	/* No toolset, no custom tools, no system: the keys are left out. */
 	json_t *bare = J("{\"model\":\"claude-x\",\"system\":null,\"tools\":[]}");
 	msgs = J("[]");
-	body = agent_request_body(bare, msgs, 10);
+	body = agent_request_body(bare, NULL, msgs, 10);
 	assert_null(json_object_get(body, "tools"));
 	assert_null(json_object_get(body, "system"));
 	assert_string_equal(json_string_value(json_object_get(body, "model")), "claude-x");
