@@ -12,6 +12,9 @@ import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import Anthropic from '@anthropic-ai/sdk';
+import { Server } from '@modelcontextprotocol/sdk/server/index.js';
+import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
+import { ListToolsRequestSchema, CallToolRequestSchema } from '@modelcontextprotocol/sdk/types.js';
 import { startServer } from './lib/server.mjs';
 import { startMockModel } from './lib/mockmodel.mjs';
 
@@ -480,4 +483,91 @@ test('a bearer-protected server: the vault credential is sent and never shows; w
   assert.ok(!everything.includes(token), 'token leaked into events or model requests');
   assert.ok(!server.log().includes(token), 'token leaked into the server log');
   assert.ok(!everything.includes(token.slice(4, 20)));
+});
+
+// A server on the official MCP SDK's own Streamable HTTP transport in JSON-response
+// mode (no SSE), whose tools/list pages two tools at a time.
+async function startPagedServer(t) {
+  const tools = ['alpha', 'beta', 'gamma', 'delta', 'epsilon'].map((name) => ({
+    name,
+    description: `the ${name} tool`,
+    inputSchema: { type: 'object', properties: { n: { type: 'number' } } },
+  }));
+  tools.push({ name: 'dotted.name', description: 'needs a sanitized model name', inputSchema: { type: 'object' } });
+  const mcp = new Server({ name: 'paged', version: '1.0.0' }, { capabilities: { tools: {} } });
+  const cursors = [];
+  mcp.setRequestHandler(ListToolsRequestSchema, async (req) => {
+    const cursor = req.params?.cursor;
+    cursors.push(cursor ?? null);
+    const start = cursor ? Number(cursor) : 0;
+    const page = tools.slice(start, start + 2);
+    return start + 2 < tools.length ? { tools: page, nextCursor: String(start + 2) } : { tools: page };
+  });
+  mcp.setRequestHandler(CallToolRequestSchema, async (req) => {
+    if (req.params.name === 'epsilon') return { content: [{ type: 'text', text: 'epsilon failed' }], isError: true };
+    return { content: [{ type: 'text', text: `${req.params.name}(${JSON.stringify(req.params.arguments)})` }] };
+  });
+  const transport = new StreamableHTTPServerTransport({ sessionIdGenerator: () => randomBytes(8).toString('hex'), enableJsonResponse: true });
+  await mcp.connect(transport);
+  const contentTypes = [];
+  const server = http.createServer((req, res) => {
+    const writeHead = res.writeHead.bind(res);
+    res.writeHead = (status, ...rest) => {
+      const h = rest.find((x) => x && typeof x === 'object');
+      contentTypes.push(String(res.getHeader('content-type') ?? h?.['content-type'] ?? h?.['Content-Type'] ?? ''));
+      return writeHead(status, ...rest);
+    };
+    transport.handleRequest(req, res);
+  });
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+  t.after(async () => {
+    server.closeAllConnections();
+    await new Promise((resolve) => server.close(resolve));
+    await mcp.close();
+  });
+  return { url: `http://127.0.0.1:${server.address().port}/mcp`, cursors, contentTypes };
+}
+
+test('JSON replies, tools/list pagination, sanitized names and isError results (official MCP SDK server)', async (t) => {
+  const paged = await startPagedServer(t);
+  const { mock, client, session, s } = await setup(
+    t,
+    [
+      {
+        match: 'go',
+        content: [
+          { type: 'tool_use', name: 'mcp__paged__gamma', input: { n: 3 } },
+          { type: 'tool_use', name: 'mcp__paged__epsilon', input: {} },
+        ],
+      },
+      { match: 'epsilon failed', content: [{ type: 'text', text: 'done' }] },
+    ],
+    { mcpUrl: paged.url, policy: 'always_allow', serverName: 'paged' },
+  );
+  await say(client, session.id, 'go');
+  await s.waitFor(isIdle('end_turn'), 0, 'end of turn');
+  assert.deepEqual(paged.cursors, [null, '2', '4']);
+  assert.ok(paged.contentTypes.some((c) => c.startsWith('application/json')));
+  assert.ok(!paged.contentTypes.some((c) => c.startsWith('text/event-stream')), 'JSON-only server');
+
+  const reqs = await mock.requests();
+  const names = reqs[0].body.tools.map((x) => x.name);
+  assert.deepEqual(names.slice(0, 5), ['mcp__paged__alpha', 'mcp__paged__beta', 'mcp__paged__gamma', 'mcp__paged__delta', 'mcp__paged__epsilon']);
+  assert.equal(names.length, 6);
+  assert.match(names[5], /^mcp__paged__dotted_name_[0-9a-f]{8}$/);
+
+  const uses = s.events.filter((e) => e.type === 'agent.mcp_tool_use');
+  assert.deepEqual(uses.map((u) => [u.name, u.mcp_server_name]), [['gamma', 'paged'], ['epsilon', 'paged']]);
+  const results = s.events.filter((e) => e.type === 'agent.mcp_tool_result');
+  assert.deepEqual(results.map((r) => r.mcp_tool_use_id), uses.map((u) => u.id), 'run one at a time, in order');
+  assert.deepEqual(results[0].content, [{ type: 'text', text: 'gamma({"n":3})' }]);
+  assert.equal(results[0].is_error, false);
+  assert.deepEqual(results[1].content, [{ type: 'text', text: 'epsilon failed' }]);
+  assert.equal(results[1].is_error, true);
+  assert.ok(!types(s.events).includes('session.error'), 'a tool error is not a connection error');
+  const last = reqs[1].body.messages.at(-1);
+  assert.deepEqual(last.content.map((b) => [b.type, b.tool_use_id, b.is_error ?? false]), [
+    ['tool_result', uses[0].id, false],
+    ['tool_result', uses[1].id, true],
+  ]);
 });
