@@ -48,10 +48,10 @@ struct gw_stream {
 	struct buf hdrs; /* "name: value\0" lines for curl */
 	size_t nhdrs;
 	struct buf body;
-	bool started;  /* upstream request issued or answered locally */
-	bool answered; /* response HEADERS submitted */
-	bool eof;      /* no more response data will come */
-	bool failed;   /* upstream broke after the head: reset */
+	bool started;   /* upstream request issued or answered locally */
+	bool answered;  /* response HEADERS submitted */
+	bool eof;       /* no more response data will come */
+	bool failed;    /* upstream broke after the head: reset */
 	struct buf out; /* response body not yet taken by nghttp2 */
 	struct upstream *up;
 	bool deferred;
@@ -101,6 +101,7 @@ struct gw {
 static void conn_schedule(struct gw_conn *c);
 static void conn_event(struct loop *l, int fd, int mask, void *arg);
 static void kick_all(void *arg);
+static char *read_token(const struct gateway_config *cfg, char *err, size_t errlen);
 
 /* ---- streams ---- */
 
@@ -147,7 +148,7 @@ stream_free(struct gw_stream *s)
 
 static ssize_t
 resp_read(nghttp2_session *h2, int32_t sid, uint8_t *p, size_t len, uint32_t *flags,
-	  nghttp2_data_source *src, void *ud)
+          nghttp2_data_source *src, void *ud)
 {
 	struct gw_stream *s = src->ptr;
 	if (s->failed)
@@ -178,8 +179,8 @@ submit_head(struct gw_stream *s, int status, const char *hdrs, size_t hlen)
 		const char *val = name + nl + 1;
 		size_t vl = strlen(val);
 		off += nl + vl + 2;
-		nv[n++] = (nghttp2_nv){(uint8_t *)name, (uint8_t *)val, nl, vl,
-				       NGHTTP2_NV_FLAG_NONE};
+		nv[n++] =
+		    (nghttp2_nv){(uint8_t *)name, (uint8_t *)val, nl, vl, NGHTTP2_NV_FLAG_NONE};
 	}
 	nghttp2_data_provider dp = {.source.ptr = s, .read_callback = resp_read};
 	s->answered = true;
@@ -236,7 +237,7 @@ up_done(void *arg, int status, const char *msg)
 		s->failed = true;
 		s->conn->gw->m.errors++;
 		nghttp2_submit_rst_stream(s->conn->h2, NGHTTP2_FLAG_NONE, s->id,
-					  NGHTTP2_INTERNAL_ERROR);
+		                          NGHTTP2_INTERNAL_ERROR);
 		return;
 	}
 	s->eof = true;
@@ -259,7 +260,7 @@ stream_dispatch(struct gw_stream *s)
 		return;
 	}
 	const struct gateway_route *r =
-		s->authority.len ? gateway_config_route(&g->cfg, s->authority.data) : NULL;
+	    s->authority.len ? gateway_config_route(&g->cfg, s->authority.data) : NULL;
 	if (r == NULL) {
 		g->m.no_route++;
 		log_info("no route for host", "host", s->authority.len ? s->authority.data : "");
@@ -274,9 +275,9 @@ stream_dispatch(struct gw_stream *s)
 		off += strlen(s->hdrs.data + off) + 1;
 	}
 	int rc = upstream_start(g->up, s->method.data, url, lines, n, s->body.data, s->body.len,
-				&up_cb, s, &s->up);
+	                        &up_cb, s, &s->up);
 	log_debug("upstream request", "route", r->name, "method", s->method.data, "path",
-		  s->path.data);
+	          s->path.data);
 	free(url);
 	if (rc != 0)
 		answer_local(s, 502, "upstream error: cannot start request");
@@ -297,7 +298,7 @@ h2_begin_headers(nghttp2_session *h2, const nghttp2_frame *f, void *ud)
 
 static int
 h2_header(nghttp2_session *h2, const nghttp2_frame *f, const uint8_t *name, size_t nl,
-	  const uint8_t *value, size_t vl, uint8_t flags, void *ud)
+          const uint8_t *value, size_t vl, uint8_t flags, void *ud)
 {
 	struct gw_stream *s = nghttp2_session_get_stream_user_data(h2, f->hd.stream_id);
 	if (s == NULL || s->started)
@@ -350,7 +351,7 @@ h2_frame_recv(nghttp2_session *h2, const nghttp2_frame *f, void *ud)
 
 static int
 h2_data_chunk(nghttp2_session *h2, uint8_t flags, int32_t sid, const uint8_t *data, size_t len,
-	      void *ud)
+              void *ud)
 {
 	struct gw_stream *s = nghttp2_session_get_stream_user_data(h2, sid);
 	if (s == NULL || s->started)
@@ -450,7 +451,7 @@ conn_fail(struct gw_conn *c, const char *why)
 	snprintf(idx, sizeof(idx), "%d", c->index);
 	if (c->state == GC_H2)
 		log_warn("tunnel connection lost", "index", idx, "connection_id", c->conn_id,
-			 "error", why);
+		         "error", why);
 	else
 		log_warn("tunnel connection failed", "index", idx, "error", why);
 	conn_reset(c);
@@ -604,7 +605,7 @@ feed(void *arg, const char *p, size_t n)
 		snprintf(idx, sizeof(idx), "%d", c->index);
 		snprintf(st, sizeof(st), "%d", m.status);
 		log_error("edge refused the tunnel connection", "index", idx, "status", st,
-			  "reason", m.reason);
+		          "reason", m.reason);
 		return AL_E_AUTH;
 	}
 	const char *cid = tunnel_msg_get(&m, "Connection-Id");
@@ -612,12 +613,12 @@ feed(void *arg, const char *p, size_t n)
 	snprintf(c->conn_id, sizeof(c->conn_id), "%s", cid ? cid : "-");
 	if (dom && g->cfg.tunnel_domain && strcasecmp(dom, g->cfg.tunnel_domain) != 0)
 		log_warn("tunnel_domain differs from the tunnel's domain", "configured",
-			 g->cfg.tunnel_domain, "edge", dom);
+		         g->cfg.tunnel_domain, "edge", dom);
 	nghttp2_session_server_new(&c->h2, h2_callbacks(), c);
 	nghttp2_settings_entry iv[] = {
-		{NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, 1000},
-		{NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, 1 << 20},
-		{NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, 64 * 1024},
+	    {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, 1000},
+	    {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, 1 << 20},
+	    {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, 64 * 1024},
 	};
 	nghttp2_submit_settings(c->h2, NGHTTP2_FLAG_NONE, iv, ARRAY_LEN(iv));
 	nghttp2_session_set_local_window_size(c->h2, NGHTTP2_FLAG_NONE, 0, 16 << 20);
@@ -631,8 +632,8 @@ feed(void *arg, const char *p, size_t n)
 	char idx[8];
 	snprintf(idx, sizeof(idx), "%d", c->index);
 	log_info("Registered tunnel connection", "index", idx, "connection_id", c->conn_id,
-		 "tunnel_id", tunnel_msg_get(&m, "Tunnel-Id") ? tunnel_msg_get(&m, "Tunnel-Id")
-							      : "-");
+	         "tunnel_id",
+	         tunnel_msg_get(&m, "Tunnel-Id") ? tunnel_msg_get(&m, "Tunnel-Id") : "-");
 	size_t rest = c->hello.len - (size_t)len;
 	if (rest > 0 &&
 	    nghttp2_session_mem_recv(c->h2, (const uint8_t *)c->hello.data + len, rest) < 0)
@@ -672,8 +673,9 @@ conn_event(struct loop *l, int fd, int mask, void *arg)
 		if (r != 1) {
 			int e = SSL_get_error(c->io.ssl, r);
 			if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
-				loop_fd_set(l, fd, e == SSL_ERROR_WANT_READ ? LOOP_READ : LOOP_WRITE,
-					    conn_event, c);
+				loop_fd_set(l, fd,
+				            e == SSL_ERROR_WANT_READ ? LOOP_READ : LOOP_WRITE,
+				            conn_event, c);
 				return;
 			}
 			char eb[160] = "TLS handshake failed";
@@ -683,7 +685,7 @@ conn_event(struct loop *l, int fd, int mask, void *arg)
 			long vr = SSL_get_verify_result(c->io.ssl);
 			if (vr != X509_V_OK)
 				snprintf(eb, sizeof(eb), "certificate verify failed: %s",
-					 X509_verify_cert_error_string(vr));
+				         X509_verify_cert_error_string(vr));
 			conn_fail(c, eb);
 			return;
 		}
@@ -697,6 +699,16 @@ conn_event(struct loop *l, int fd, int mask, void *arg)
 		if (!pin_ok(g, c->io.ssl)) {
 			conn_fail(c, "edge public key does not match server_pin");
 			return;
+		}
+		/* Re-read token_file on every dial: a rotated token deployed to the file is
+		 * used by the next reconnect without a restart. */
+		if (g->cfg.token_file) {
+			char terr[256];
+			char *t = read_token(&g->cfg, terr, sizeof(terr));
+			if (t) {
+				secret_free(g->token);
+				g->token = t;
+			}
 		}
 		struct tunnel_msg m;
 		char idx[8];
@@ -714,9 +726,9 @@ conn_event(struct loop *l, int fd, int mask, void *arg)
 	if (c->state == GC_IDLE)
 		return;
 	if (r != 0) {
-		conn_fail(c, r == AL_E_AUTH ? "refused by edge"
-			  : r == AL_E_CLOSED ? "closed by edge"
-					     : "protocol error");
+		conn_fail(c, r == AL_E_AUTH     ? "refused by edge"
+		             : r == AL_E_CLOSED ? "closed by edge"
+		                                : "protocol error");
 		return;
 	}
 	conn_kick(c);
@@ -735,33 +747,33 @@ metrics_handler(struct http_request *req, void *arg)
 	unsigned ready = ready_conns(g);
 	if (strcmp(req->path, "/ready") == 0) {
 		buf_addf(&b, "{\"status\":%d,\"readyConnections\":%u,\"connectorId\":\"%s\"}\n",
-			 ready ? 200 : 503, ready, g->gateway_id);
+		         ready ? 200 : 503, ready, g->gateway_id);
 		http_respond(req, ready ? 200 : 503, &cj, 1, b.data, b.len);
 	} else if (strcmp(req->path, "/health") == 0) {
 		http_respond(req, 200, &ct, 1, "ok\n", 3);
 	} else if (strcmp(req->path, "/metrics") == 0) {
 		buf_addf(&b,
-			 "# HELP airlock_gateway_ha_connections Registered edge connections.\n"
-			 "# TYPE airlock_gateway_ha_connections gauge\n"
-			 "airlock_gateway_ha_connections %u\n"
-			 "# TYPE airlock_gateway_active_streams gauge\n"
-			 "airlock_gateway_active_streams %zu\n"
-			 "# TYPE airlock_gateway_requests_total counter\n"
-			 "airlock_gateway_requests_total %llu\n"
-			 "# TYPE airlock_gateway_request_errors_total counter\n"
-			 "airlock_gateway_request_errors_total %llu\n"
-			 "# TYPE airlock_gateway_no_route_total counter\n"
-			 "airlock_gateway_no_route_total %llu\n"
-			 "# TYPE airlock_gateway_ssrf_denied_total counter\n"
-			 "airlock_gateway_ssrf_denied_total %llu\n"
-			 "# TYPE airlock_gateway_reconnects_total counter\n"
-			 "airlock_gateway_reconnects_total %llu\n"
-			 "# TYPE airlock_gateway_register_success_total counter\n"
-			 "airlock_gateway_register_success_total %llu\n",
-			 ready, active_streams(g), (unsigned long long)g->m.requests,
-			 (unsigned long long)g->m.errors, (unsigned long long)g->m.no_route,
-			 (unsigned long long)g->m.ssrf_denied, (unsigned long long)g->m.reconnects,
-			 (unsigned long long)g->m.registered);
+		         "# HELP airlock_gateway_ha_connections Registered edge connections.\n"
+		         "# TYPE airlock_gateway_ha_connections gauge\n"
+		         "airlock_gateway_ha_connections %u\n"
+		         "# TYPE airlock_gateway_active_streams gauge\n"
+		         "airlock_gateway_active_streams %zu\n"
+		         "# TYPE airlock_gateway_requests_total counter\n"
+		         "airlock_gateway_requests_total %llu\n"
+		         "# TYPE airlock_gateway_request_errors_total counter\n"
+		         "airlock_gateway_request_errors_total %llu\n"
+		         "# TYPE airlock_gateway_no_route_total counter\n"
+		         "airlock_gateway_no_route_total %llu\n"
+		         "# TYPE airlock_gateway_ssrf_denied_total counter\n"
+		         "airlock_gateway_ssrf_denied_total %llu\n"
+		         "# TYPE airlock_gateway_reconnects_total counter\n"
+		         "airlock_gateway_reconnects_total %llu\n"
+		         "# TYPE airlock_gateway_register_success_total counter\n"
+		         "airlock_gateway_register_success_total %llu\n",
+		         ready, active_streams(g), (unsigned long long)g->m.requests,
+		         (unsigned long long)g->m.errors, (unsigned long long)g->m.no_route,
+		         (unsigned long long)g->m.ssrf_denied, (unsigned long long)g->m.reconnects,
+		         (unsigned long long)g->m.registered);
 		http_respond(req, 200, &ct, 1, b.data, b.len);
 	} else
 		http_respond(req, 404, &ct, 1, "not found\n", 10);
@@ -797,8 +809,8 @@ on_term(struct loop *l, int signo, void *arg)
 		struct gw_conn *c = &g->conns[i];
 		if (c->state == GC_H2) {
 			nghttp2_submit_goaway(c->h2, NGHTTP2_FLAG_NONE,
-					      nghttp2_session_get_last_proc_stream_id(c->h2),
-					      NGHTTP2_NO_ERROR, NULL, 0);
+			                      nghttp2_session_get_last_proc_stream_id(c->h2),
+			                      NGHTTP2_NO_ERROR, NULL, 0);
 			c->goaway_sent = true;
 			conn_kick(c);
 		} else if (c->state != GC_IDLE || c->timer) {
@@ -855,7 +867,8 @@ read_token(const struct gateway_config *cfg, char *err, size_t errlen)
 		if (fd >= 0)
 			close(fd);
 		if (n < 0) {
-			snprintf(err, errlen, "token_file %s: %s", cfg->token_file, strerror(errno));
+			snprintf(err, errlen, "token_file %s: %s", cfg->token_file,
+			         strerror(errno));
 			return NULL;
 		}
 		b[n] = '\0';
@@ -864,7 +877,8 @@ read_token(const struct gateway_config *cfg, char *err, size_t errlen)
 	} else {
 		const char *e = getenv("AIRLOCK_TUNNEL_TOKEN");
 		if (e == NULL || *e == '\0') {
-			snprintf(err, errlen, "no tunnel token: set token_file or AIRLOCK_TUNNEL_TOKEN");
+			snprintf(err, errlen,
+			         "no tunnel token: set token_file or AIRLOCK_TUNNEL_TOKEN");
 			return NULL;
 		}
 		tok = xstrdup(e);
@@ -890,17 +904,17 @@ static void
 usage(FILE *f)
 {
 	fprintf(f, "usage: airlock gateway --config FILE [--check] [--log-format text|json]\n"
-		   "\n"
-		   "Dials the server's tunnel edge and relays MCP requests to the routes in FILE.\n"
-		   "  --config FILE          YAML configuration (docs/gateway/config.md)\n"
-		   "  --check                validate the configuration and exit\n"
-		   "  --log-format text|json (default text)\n"
-		   "\n"
-		   "environment:\n"
-		   "  AIRLOCK_TUNNEL_TOKEN   tunnel token, when the config has no token_file\n"
-		   "\n"
-		   "signals: TERM/INT drain in-flight streams (shutdown_timeout), HUP reloads "
-		   "routes.\n");
+	           "\n"
+	           "Dials the server's tunnel edge and relays MCP requests to the routes in FILE.\n"
+	           "  --config FILE          YAML configuration (docs/gateway/config.md)\n"
+	           "  --check                validate the configuration and exit\n"
+	           "  --log-format text|json (default text)\n"
+	           "\n"
+	           "environment:\n"
+	           "  AIRLOCK_TUNNEL_TOKEN   tunnel token, when the config has no token_file\n"
+	           "\n"
+	           "signals: TERM/INT drain in-flight streams (shutdown_timeout), HUP reloads "
+	           "routes.\n");
 }
 
 int
@@ -913,27 +927,35 @@ gateway_main(int argc, char **argv)
 	char err[512];
 	int rc = 1;
 	static const struct option opts[] = {
-		{"config", required_argument, NULL, 'c'},
-		{"check", no_argument, NULL, 'k'},
-		{"log-format", required_argument, NULL, 'f'},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
+	    {"config", required_argument, NULL, 'c'},
+	    {"check", no_argument, NULL, 'k'},
+	    {"log-format", required_argument, NULL, 'f'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
 	};
 	memset(&g, 0, sizeof(g));
 	optind = 1;
 	int ch;
 	while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		switch (ch) {
-		case 'c': config = optarg; break;
-		case 'k': check = true; break;
+		case 'c':
+			config = optarg;
+			break;
+		case 'k':
+			check = true;
+			break;
 		case 'f':
 			if (log_parse_format(optarg, &fmt) != 0) {
 				fprintf(stderr, "airlock gateway: --log-format: text or json\n");
 				return 2;
 			}
 			break;
-		case 'h': usage(stdout); return 0;
-		default: usage(stderr); return 2;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
 		}
 	}
 	if (config == NULL || optind != argc) {
@@ -976,11 +998,12 @@ gateway_main(int argc, char **argv)
 	g.ctx = SSL_CTX_new(TLS_client_method());
 	SSL_CTX_set_min_proto_version(g.ctx, TLS1_3_VERSION);
 	SSL_CTX_set_verify(g.ctx, SSL_VERIFY_PEER, NULL);
-	SSL_CTX_set_mode(g.ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+	SSL_CTX_set_mode(g.ctx,
+	                 SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
 	if (g.cfg.server_ca_file) {
 		if (SSL_CTX_load_verify_locations(g.ctx, g.cfg.server_ca_file, NULL) != 1) {
 			fprintf(stderr, "airlock gateway: server_ca_file %s: cannot load\n",
-				g.cfg.server_ca_file);
+			        g.cfg.server_ca_file);
 			goto out;
 		}
 	} else
@@ -998,8 +1021,8 @@ gateway_main(int argc, char **argv)
 		int mp = 0, r;
 		g.metrics_srv = http_server_new(g.loop, NULL, metrics_handler, &g);
 		if ((r = http_server_listen(g.metrics_srv, g.cfg.metrics_listen, NULL, &mp)) != 0) {
-			log_error("cannot listen for metrics", "addr", g.cfg.metrics_listen, "error",
-				  al_strerror(r));
+			log_error("cannot listen for metrics", "addr", g.cfg.metrics_listen,
+			          "error", al_strerror(r));
 			goto out;
 		}
 		char ps[16];
@@ -1019,7 +1042,7 @@ gateway_main(int argc, char **argv)
 	char nc[8];
 	snprintf(nc, sizeof(nc), "%u", g.nconns);
 	log_info("gateway starting", "server", g.cfg.server, "connections", nc, "gateway_id",
-		 g.gateway_id);
+	         g.gateway_id);
 	loop_run(g.loop);
 	rc = 0;
 out:

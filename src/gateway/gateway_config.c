@@ -31,9 +31,8 @@ struct ctx {
 	struct gateway_config *cfg;
 };
 
-static int
-fail(struct ctx *x, const yaml_node_t *n, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+static int fail(struct ctx *x, const yaml_node_t *n, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 static int
 fail(struct ctx *x, const yaml_node_t *n, const char *fmt, ...)
@@ -53,12 +52,16 @@ scalar(const yaml_node_t *n)
 	return n && n->type == YAML_SCALAR_NODE ? (const char *)n->data.scalar.value : NULL;
 }
 
-static const char *kind_name(const yaml_node_t *n)
+static const char *
+kind_name(const yaml_node_t *n)
 {
 	switch (n->type) {
-	case YAML_MAPPING_NODE: return "!!map";
-	case YAML_SEQUENCE_NODE: return "!!seq";
-	default: return "!!str";
+	case YAML_MAPPING_NODE:
+		return "!!map";
+	case YAML_SEQUENCE_NODE:
+		return "!!seq";
+	default:
+		return "!!str";
 	}
 }
 
@@ -81,8 +84,8 @@ want_bool(struct ctx *x, const yaml_node_t *v, const char *key, bool *out)
 	const char *s = scalar(v);
 	if (s && (strcmp(s, "true") == 0 || strcmp(s, "True") == 0 || strcmp(s, "TRUE") == 0))
 		*out = true;
-	else if (s && (strcmp(s, "false") == 0 || strcmp(s, "False") == 0 ||
-		       strcmp(s, "FALSE") == 0))
+	else if (s &&
+	         (strcmp(s, "false") == 0 || strcmp(s, "False") == 0 || strcmp(s, "FALSE") == 0))
 		*out = false;
 	else
 		return fail(x, v, "%s: must be true or false", key);
@@ -208,7 +211,7 @@ parse_routes(struct ctx *x, yaml_node_t *v)
 {
 	if (v->type != YAML_MAPPING_NODE)
 		return fail(x, v, "routes: cannot unmarshal %s into map[string]string",
-			    kind_name(v));
+		            kind_name(v));
 	for (yaml_node_pair_t *p = v->data.mapping.pairs.start; p < v->data.mapping.pairs.top;
 	     p++) {
 		yaml_node_t *k = yaml_document_get_node(x->doc, p->key);
@@ -220,8 +223,9 @@ parse_routes(struct ctx *x, yaml_node_t *v)
 			return fail(x, u, "routes: cannot unmarshal %s into string", kind_name(u));
 		bool https = false;
 		if (!upstream_valid(us, &https))
-			return fail(x, u, "route \"%s\": invalid upstream (must be scheme://host:port)",
-				    ks);
+			return fail(x, u,
+			            "route \"%s\": invalid upstream (must be scheme://host:port)",
+			            ks);
 		if (x->cfg->nroutes >= MAX_ROUTES)
 			return fail(x, k, "routes: at most %d", MAX_ROUTES);
 		char *name = xstrdup(ks);
@@ -231,8 +235,8 @@ parse_routes(struct ctx *x, yaml_node_t *v)
 				free(name);
 				return fail(x, k, "route \"%s\": duplicate", ks);
 			}
-		x->cfg->routes = xreallocarray(x->cfg->routes, x->cfg->nroutes + 1,
-					       sizeof(*x->cfg->routes));
+		x->cfg->routes =
+		    xreallocarray(x->cfg->routes, x->cfg->nroutes + 1, sizeof(*x->cfg->routes));
 		struct gateway_route *r = &x->cfg->routes[x->cfg->nroutes++];
 		r->name = name;
 		r->upstream = xstrdup(us);
@@ -262,7 +266,7 @@ walk(struct ctx *x, yaml_node_t *m, const char *where, section_fn *fn)
 		int r = fn(x, ks, v);
 		if (r == 1)
 			return fail(x, k, "unknown key \"%s%s%s\"", where[0] ? where : "",
-				    where[0] ? "." : "", ks);
+			            where[0] ? "." : "", ks);
 		if (r != 0)
 			return r;
 	}
@@ -276,7 +280,7 @@ sec_upstream_tls(struct ctx *x, const char *k, yaml_node_t *v)
 		return want_string(x, v, "upstream.tls.ca_file", &x->cfg->upstream_ca_file);
 	if (strcmp(k, "include_system_cas") == 0)
 		return want_bool(x, v, "upstream.tls.include_system_cas",
-				 &x->cfg->include_system_cas);
+		                 &x->cfg->include_system_cas);
 	return 1;
 }
 
@@ -286,7 +290,7 @@ sec_upstream(struct ctx *x, const char *k, yaml_node_t *v)
 	if (strcmp(k, "allowed_ips") == 0) {
 		if (v->type != YAML_SEQUENCE_NODE)
 			return fail(x, v, "upstream.allowed_ips: cannot unmarshal %s into []string",
-				    kind_name(v));
+			            kind_name(v));
 		for (yaml_node_item_t *i = v->data.sequence.items.start;
 		     i < v->data.sequence.items.top; i++) {
 			yaml_node_t *e = yaml_document_get_node(x->doc, *i);
@@ -294,11 +298,11 @@ sec_upstream(struct ctx *x, const char *k, yaml_node_t *v)
 			const char *s = scalar(e);
 			if (s == NULL || gateway_cidr_parse(s, &cidr) != 0)
 				return fail(x, e, "upstream.allowed_ips: invalid CIDR \"%s\"",
-					    s ? s : "");
+				            s ? s : "");
 			if (x->cfg->nallowed >= MAX_CIDRS)
 				return fail(x, e, "upstream.allowed_ips: at most %d", MAX_CIDRS);
-			x->cfg->allowed = xreallocarray(x->cfg->allowed, x->cfg->nallowed + 1,
-							sizeof(cidr));
+			x->cfg->allowed =
+			    xreallocarray(x->cfg->allowed, x->cfg->nallowed + 1, sizeof(cidr));
 			x->cfg->allowed[x->cfg->nallowed++] = cidr;
 		}
 		if (x->cfg->nallowed == 0)
@@ -307,7 +311,7 @@ sec_upstream(struct ctx *x, const char *k, yaml_node_t *v)
 	}
 	if (strcmp(k, "disable_ip_validation") == 0)
 		return want_bool(x, v, "upstream.disable_ip_validation",
-				 &x->cfg->disable_ip_validation);
+		                 &x->cfg->disable_ip_validation);
 	if (strcmp(k, "tls") == 0)
 		return walk(x, v, "upstream.tls", sec_upstream_tls);
 	return 1;
@@ -338,9 +342,10 @@ sec_top(struct ctx *x, const char *k, yaml_node_t *v)
 		return want_string(x, v, k, &c->server_ca_file);
 	if (strcmp(k, "server_pin") == 0) {
 		int r = want_string(x, v, k, &c->server_pin);
-		if (r == 0 && (strncmp(c->server_pin, "sha256//", 8) != 0 ||
-			       strlen(c->server_pin) != 8 + 44))
-			return fail(x, v, "server_pin: must be sha256//<base64 of the SPKI SHA-256>");
+		if (r == 0 &&
+		    (strncmp(c->server_pin, "sha256//", 8) != 0 || strlen(c->server_pin) != 8 + 44))
+			return fail(x, v,
+			            "server_pin: must be sha256//<base64 of the SPKI SHA-256>");
 		return r;
 	}
 	if (strcmp(k, "token_file") == 0)
@@ -355,7 +360,7 @@ sec_top(struct ctx *x, const char *k, yaml_node_t *v)
 			lower(c->tunnel_domain);
 			while (c->tunnel_domain[0] == '.')
 				memmove(c->tunnel_domain, c->tunnel_domain + 1,
-					strlen(c->tunnel_domain));
+				        strlen(c->tunnel_domain));
 		}
 		return r;
 	}
@@ -389,11 +394,11 @@ sec_top(struct ctx *x, const char *k, yaml_node_t *v)
 }
 
 static const char *const default_private[] = {"10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16",
-					      "fc00::/7", NULL};
+                                              "fc00::/7", NULL};
 
 int
 gateway_config_parse(const char *text, size_t len, const char *name, struct gateway_config *out,
-		     char *err, size_t errlen)
+                     char *err, size_t errlen)
 {
 	yaml_parser_t parser;
 	yaml_document_t doc;
@@ -412,7 +417,7 @@ gateway_config_parse(const char *text, size_t len, const char *name, struct gate
 	yaml_parser_set_input_string(&parser, (const unsigned char *)text, len);
 	if (!yaml_parser_load(&parser, &doc)) {
 		snprintf(err, errlen, "%s:%zu: %s", name, parser.problem_mark.line + 1,
-			 parser.problem ? parser.problem : "invalid YAML");
+		         parser.problem ? parser.problem : "invalid YAML");
 		yaml_parser_delete(&parser);
 		goto out;
 	}
@@ -435,22 +440,24 @@ gateway_config_parse(const char *text, size_t len, const char *name, struct gate
 		goto out;
 	}
 	if (out->disable_ip_validation && out->nallowed > 0) {
-		fail(&x, root, "upstream.allowed_ips and upstream.disable_ip_validation are "
-			       "mutually exclusive");
+		fail(&x, root,
+		     "upstream.allowed_ips and upstream.disable_ip_validation are "
+		     "mutually exclusive");
 		goto out;
 	}
 	for (size_t i = 0; i < out->nroutes; i++)
 		if (out->routes[i].https && out->upstream_ca_file == NULL &&
 		    !out->include_system_cas) {
-			fail(&x, root, "route \"%s\": https upstreams need upstream.tls.ca_file or "
-				       "upstream.tls.include_system_cas",
+			fail(&x, root,
+			     "route \"%s\": https upstreams need upstream.tls.ca_file or "
+			     "upstream.tls.include_system_cas",
 			     out->routes[i].name);
 			goto out;
 		}
 	if (out->nallowed == 0 && !out->disable_ip_validation)
 		for (size_t i = 0; default_private[i]; i++) {
-			out->allowed = xreallocarray(out->allowed, out->nallowed + 1,
-						     sizeof(*out->allowed));
+			out->allowed =
+			    xreallocarray(out->allowed, out->nallowed + 1, sizeof(*out->allowed));
 			gateway_cidr_parse(default_private[i], &out->allowed[out->nallowed++]);
 		}
 	r = 0;
@@ -478,7 +485,7 @@ gateway_config_load(const char *path, struct gateway_config *out, char *err, siz
 		char *wp;
 		if (buf_reserve(&b, 65536, &wp) != 0) {
 			snprintf(err, errlen, "%s:1: file larger than %d bytes", path,
-				 CONFIG_MAX_BYTES);
+			         CONFIG_MAX_BYTES);
 			goto out;
 		}
 		ssize_t n = read(fd, wp, 65536);
@@ -537,7 +544,8 @@ gateway_config_route(const struct gateway_config *c, const char *host)
 			return &c->routes[i];
 	if (c->tunnel_domain) {
 		size_t dl = strlen(c->tunnel_domain), l = strlen(h);
-		if (l > dl + 1 && h[l - dl - 1] == '.' && strcmp(h + l - dl, c->tunnel_domain) == 0) {
+		if (l > dl + 1 && h[l - dl - 1] == '.' &&
+		    strcmp(h + l - dl, c->tunnel_domain) == 0) {
 			h[l - dl - 1] = '\0';
 			for (size_t i = 0; i < c->nroutes; i++)
 				if (strcmp(c->routes[i].name, h) == 0)

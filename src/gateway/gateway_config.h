@@ -47,15 +47,14 @@ struct gateway_config {
 
 /* Parses YAML text; name is used in error messages. On failure err holds
  * "name:line: message" and the return is AL_E_INVAL. */
-int gateway_config_parse(const char *text, size_t len, const char *name,
-			 struct gateway_config *out, char *err, size_t errlen);
+int gateway_config_parse(const char *text, size_t len, const char *name, struct gateway_config *out,
+                         char *err, size_t errlen);
 int gateway_config_load(const char *path, struct gateway_config *out, char *err, size_t errlen);
 void gateway_config_free(struct gateway_config *c);
 
 /* Route for a request host (port ignored): exact name first, then the name with
  * ".<tunnel_domain>" stripped. NULL: "no route for host". */
-const struct gateway_route *gateway_config_route(const struct gateway_config *c,
-						 const char *host);
+const struct gateway_route *gateway_config_route(const struct gateway_config *c, const char *host);
 /* Whether a resolved upstream address may be dialed. */
 bool gateway_config_ip_allowed(const struct gateway_config *c, const struct sockaddr *sa);
 /* Parses "10.0.0.0/8", "fd00::/8" or a bare address. */

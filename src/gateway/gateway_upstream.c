@@ -112,7 +112,7 @@ check_done(struct upstream_ctx *u)
 			} else {
 				status = 502;
 				snprintf(msg, sizeof(msg), "upstream error: %s",
-					 t->errbuf[0] ? t->errbuf : curl_easy_strerror(res));
+				         t->errbuf[0] ? t->errbuf : curl_easy_strerror(res));
 			}
 		}
 		/* Done: detach and free before telling the owner, which may start others. */
@@ -142,7 +142,8 @@ on_sock(struct loop *l, int fd, int mask, void *arg)
 {
 	struct upstream_ctx *u = arg;
 	int running = 0;
-	int ev = (mask & LOOP_READ ? CURL_CSELECT_IN : 0) | (mask & LOOP_WRITE ? CURL_CSELECT_OUT : 0);
+	int ev =
+	    (mask & LOOP_READ ? CURL_CSELECT_IN : 0) | (mask & LOOP_WRITE ? CURL_CSELECT_OUT : 0);
 	curl_multi_socket_action(u->multi, fd, ev, &running);
 	after(u);
 }
@@ -242,12 +243,12 @@ open_sock(void *clientp, curlsocktype purpose, struct curl_sockaddr *a)
 		char ip[INET6_ADDRSTRLEN] = "?";
 		if (a->family == AF_INET)
 			inet_ntop(AF_INET, &((struct sockaddr_in *)&a->addr)->sin_addr, ip,
-				  sizeof(ip));
+			          sizeof(ip));
 		else if (a->family == AF_INET6)
 			inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&a->addr)->sin6_addr, ip,
-				  sizeof(ip));
-		snprintf(t->ssrf, sizeof(t->ssrf), "IP validation failed: %s is not a private address",
-			 ip);
+			          sizeof(ip));
+		snprintf(t->ssrf, sizeof(t->ssrf),
+		         "IP validation failed: %s is not a private address", ip);
 		log_warn("upstream refused", "error", t->ssrf);
 		return CURL_SOCKET_BAD;
 	}
@@ -264,7 +265,8 @@ on_header(char *p, size_t size, size_t n, void *arg)
 	if (len >= 5 && strncmp(p, "HTTP/", 5) == 0) {
 		const char *sp = memchr(p, ' ', len);
 		uint64_t st;
-		if (sp == NULL || (size_t)(sp - p) + 4 > len || parse_uint(sp + 1, 3, 999, &st) != 0)
+		if (sp == NULL || (size_t)(sp - p) + 4 > len ||
+		    parse_uint(sp + 1, 3, 999, &st) != 0)
 			return 0;
 		t->status = (int)st;
 		buf_reset(&t->head);
@@ -273,7 +275,8 @@ on_header(char *p, size_t size, size_t n, void *arg)
 	if (len <= 2) { /* end of a header block */
 		if (t->status >= 200 && !t->head_sent) {
 			t->head_sent = true;
-			t->cb->head(t->arg, t->status, t->head.data ? t->head.data : "", t->head.len);
+			t->cb->head(t->arg, t->status, t->head.data ? t->head.data : "",
+			            t->head.len);
 		}
 		return len;
 	}
@@ -323,8 +326,8 @@ on_write(char *p, size_t size, size_t n, void *arg)
 
 int
 upstream_start(struct upstream_ctx *u, const char *method, const char *url,
-	       const char *const *headers, size_t nheaders, const char *body, size_t blen,
-	       const struct upstream_cb *cb, void *arg, struct upstream **out)
+               const char *const *headers, size_t nheaders, const char *body, size_t blen,
+               const struct upstream_cb *cb, void *arg, struct upstream **out)
 {
 	struct upstream *t = xcalloc(1, sizeof(*t));
 	const struct gateway_config *cfg = u->cfg;

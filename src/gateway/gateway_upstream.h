@@ -34,8 +34,8 @@ void upstream_ctx_set_after(struct upstream_ctx *u, void (*after)(void *), void 
 /* Starts method url with headers ("name: value" lines, NUL-separated list ending in an
  * empty string) and body (copied). */
 int upstream_start(struct upstream_ctx *u, const char *method, const char *url,
-		   const char *const *headers, size_t nheaders, const char *body, size_t blen,
-		   const struct upstream_cb *cb, void *arg, struct upstream **out);
+                   const char *const *headers, size_t nheaders, const char *body, size_t blen,
+                   const struct upstream_cb *cb, void *arg, struct upstream **out);
 void upstream_resume(struct upstream *t);
 /* Aborts; no callbacks after. Safe from any callback of another transfer. */
 void upstream_cancel(struct upstream *t);

@@ -32,9 +32,9 @@ struct tunnel_stream_cb {
 
 struct tunnel_request {
 	const char *tunnel_id;
-	const char *route;  /* bare route name (subdomain), e.g. "echo" */
-	const char *method; /* GET, POST, DELETE, ... */
-	const char *path;   /* origin-form path and query, e.g. "/mcp?x=1" */
+	const char *route;                 /* bare route name (subdomain), e.g. "echo" */
+	const char *method;                /* GET, POST, DELETE, ... */
+	const char *path;                  /* origin-form path and query, e.g. "/mcp?x=1" */
 	const struct http_header *headers; /* end-to-end headers to forward */
 	size_t nheaders;
 	const char *body; /* copied; may be NULL */
@@ -45,7 +45,7 @@ struct tunnel_request {
  * Returns 0, AL_E_NOTFOUND (no such live tunnel), AL_E_AGAIN (no gateway connected),
  * AL_E_UNSUPPORTED (edge not running), AL_E_INVAL (bad route or headers). */
 int tunnel_stream_open(struct server *s, const struct tunnel_request *req,
-		       const struct tunnel_stream_cb *cb, void *arg, struct tunnel_stream **out);
+                       const struct tunnel_stream_cb *cb, void *arg, struct tunnel_stream **out);
 /* Resets the stream (the gateway cancels the upstream request); no more callbacks. */
 void tunnel_stream_cancel(struct tunnel_stream *st);
 
@@ -65,7 +65,7 @@ int tunnel_token_lookup(struct server *s, const char *token, char *tunnel_id, si
  * the lower-case header that carried the airlock credential (stripped before
  * forwarding); the handler replies through finish callbacks it owns. */
 void tunnel_ingress_forward(struct server *s, struct http_request *req, struct api_call *c,
-			    const char *tunnel_id, const char *route, const char *path);
+                            const char *tunnel_id, const char *route, const char *path);
 
 extern const struct api_route tunnel_routes[];
 

@@ -24,13 +24,11 @@ static json_t *
 render(sqlite3_stmt *st)
 {
 	const char *dn = db_col_text(st, 2);
-	return json_pack("{s:s, s:s, s:o, s:s, s:o, s:o}", "type", "tunnel", "id",
-			 db_col_text(st, 0), "display_name", dn ? json_string(dn) : json_null(),
-			 "domain", db_col_text(st, 3), "created_at",
-			 api_time(sqlite3_column_int64(st, 4)), "archived_at",
-			 api_time(sqlite3_column_type(st, 5) == SQLITE_NULL
-					  ? 0
-					  : sqlite3_column_int64(st, 5)));
+	return json_pack(
+	    "{s:s, s:s, s:o, s:s, s:o, s:o}", "type", "tunnel", "id", db_col_text(st, 0),
+	    "display_name", dn ? json_string(dn) : json_null(), "domain", db_col_text(st, 3),
+	    "created_at", api_time(sqlite3_column_int64(st, 4)), "archived_at",
+	    api_time(sqlite3_column_type(st, 5) == SQLITE_NULL ? 0 : sqlite3_column_int64(st, 5)));
 }
 
 /* Loads one tunnel rendered; AL_E_NOTFOUND when absent. */
@@ -72,8 +70,8 @@ label_new(char out[17])
 static json_t *
 token_json(const char *token_id, const char *token)
 {
-	return json_pack("{s:s, s:s, s:s}", "type", "tunnel_token", "id", token_id,
-			 "tunnel_token", token);
+	return json_pack("{s:s, s:s, s:s}", "type", "tunnel_token", "id", token_id, "tunnel_token",
+	                 token);
 }
 
 static void
@@ -94,8 +92,8 @@ create_tunnel(struct api_call *c)
 			if (!json_is_string(v) || json_string_length(v) < 1 ||
 			    json_string_length(v) > 255) {
 				api_reply_error(c, 400, "invalid_request_error", NULL,
-						"display_name: must be a string of 1 to 255 "
-						"characters");
+				                "display_name: must be a string of 1 to 255 "
+				                "characters");
 				return;
 			}
 			dn = json_string_value(v);
@@ -113,9 +111,9 @@ create_tunnel(struct api_call *c)
 	int64_t seq = db_next_seq(db, "tunnels");
 	if (seq < 0 ||
 	    db_prepare(db,
-		       "INSERT INTO tunnels (id, seq, display_name, domain, created_at, token_id, "
-		       "token, token_hash) VALUES (?,?,?,?,?,?,?,?)",
-		       &st) != 0) {
+	               "INSERT INTO tunnels (id, seq, display_name, domain, created_at, token_id, "
+	               "token, token_hash) VALUES (?,?,?,?,?,?,?,?)",
+	               &st) != 0) {
 		db_rollback(db);
 		r = AL_E_IO;
 		goto out;
@@ -177,15 +175,15 @@ list_tunnels(struct api_call *c)
 			include_archived = true;
 		else if (strcmp(ia, "false") != 0) {
 			api_reply_error(c, 400, "invalid_request_error", NULL,
-					"include_archived: must be true or false");
+			                "include_archived: must be true or false");
 			return;
 		}
 	}
 	char sql[512];
 	snprintf(sql, sizeof(sql),
-		 "SELECT " TUNNEL_COLS " FROM tunnels WHERE (? OR archived_at IS NULL) "
-		 "AND (? = 0 OR seq %s ?) ORDER BY seq %s LIMIT ?",
-		 pg.desc ? "<" : ">", pg.desc ? "DESC" : "ASC");
+	         "SELECT " TUNNEL_COLS " FROM tunnels WHERE (? OR archived_at IS NULL) "
+	         "AND (? = 0 OR seq %s ?) ORDER BY seq %s LIMIT ?",
+	         pg.desc ? "<" : ">", pg.desc ? "DESC" : "ASC");
 	if (db_prepare(c->srv->db, sql, &st) != 0) {
 		api_reply_err(c, AL_E_IO, "cannot list tunnels");
 		return;
@@ -238,10 +236,11 @@ archive_tunnel(struct api_call *c)
 	json_decref(o);
 	o = NULL;
 	/* The token column is wiped too: an archived tunnel's token is dead for good. */
-	if (db_prepare(db,
-		       "UPDATE tunnels SET archived_at = ?, token = '', token_hash = 'archived:' || id "
-		       "WHERE id = ? AND archived_at IS NULL",
-		       &st) != 0) {
+	if (db_prepare(
+	        db,
+	        "UPDATE tunnels SET archived_at = ?, token = '', token_hash = 'archived:' || id "
+	        "WHERE id = ? AND archived_at IS NULL",
+	        &st) != 0) {
 		api_reply_err(c, AL_E_IO, "cannot archive tunnel");
 		return;
 	}
@@ -264,8 +263,8 @@ static void
 reveal_token(struct api_call *c)
 {
 	sqlite3_stmt *st = NULL;
-	if (db_prepare(c->srv->db,
-		       "SELECT token_id, token, archived_at FROM tunnels WHERE id = ?", &st) != 0) {
+	if (db_prepare(c->srv->db, "SELECT token_id, token, archived_at FROM tunnels WHERE id = ?",
+	               &st) != 0) {
 		api_reply_err(c, AL_E_IO, "cannot load tunnel");
 		return;
 	}
@@ -278,7 +277,7 @@ reveal_token(struct api_call *c)
 	if (sqlite3_column_type(st, 2) != SQLITE_NULL) {
 		sqlite3_finalize(st);
 		api_reply_error(c, 409, "invalid_request_error", "tunnel_archived",
-				"tunnel %s is archived", c->params[0]);
+		                "tunnel %s is archived", c->params[0]);
 		return;
 	}
 	json_t *o = token_json(db_col_text(st, 0), db_col_text(st, 1));
@@ -303,8 +302,8 @@ rotate_token(struct api_call *c)
 		if (v && !json_is_null(v)) {
 			if (!json_is_string(v) || json_string_length(v) > 1024) {
 				api_reply_error(c, 400, "invalid_request_error", NULL,
-						"reason: must be a string of at most 1024 "
-						"characters");
+				                "reason: must be a string of at most 1024 "
+				                "characters");
 				return;
 			}
 			reason = json_string_value(v);
@@ -320,7 +319,7 @@ rotate_token(struct api_call *c)
 	}
 	if (r == 0 && archived) {
 		api_reply_error(c, 409, "invalid_request_error", "tunnel_archived",
-				"tunnel %s is archived", c->params[0]);
+		                "tunnel %s is archived", c->params[0]);
 		return;
 	}
 	char *tok = token_new(TUNNEL_TOKEN_PREFIX);
@@ -329,9 +328,9 @@ rotate_token(struct api_call *c)
 	/* Only the new hash is stored: the old token opens no new connection from now
 	 * on. Established connections were authenticated once and are left alone. */
 	if (r == 0 && db_prepare(db,
-				 "UPDATE tunnels SET token_id = ?, token = ?, token_hash = ?, "
-				 "rotated_at = ? WHERE id = ? AND archived_at IS NULL",
-				 &st) != 0)
+	                         "UPDATE tunnels SET token_id = ?, token = ?, token_hash = ?, "
+	                         "rotated_at = ? WHERE id = ? AND archived_at IS NULL",
+	                         &st) != 0)
 		r = AL_E_IO;
 	if (r == 0) {
 		db_bind_text(st, 1, tok_id);
@@ -345,8 +344,8 @@ rotate_token(struct api_call *c)
 	if (r != 0)
 		api_reply_err(c, r, "cannot rotate token");
 	else {
-		log_info("tunnel token rotated", "tunnel_id", c->params[0], "key_id",
-			 c->who.key_id, "token_id", tok_id, "reason", reason ? reason : "");
+		log_info("tunnel token rotated", "tunnel_id", c->params[0], "key_id", c->who.key_id,
+		         "token_id", tok_id, "reason", reason ? reason : "");
 		api_reply_json(c, 200, token_json(tok_id, tok));
 	}
 	secret_free(tok);
@@ -365,7 +364,7 @@ tunnel_token_lookup(struct server *s, const char *token, char *tunnel_id, size_t
 		return AL_E_AUTH;
 	sha256_hex(token, tl, hash);
 	if (db_prepare(s->db, "SELECT id FROM tunnels WHERE token_hash = ? AND archived_at IS NULL",
-		       &st) != 0)
+	               &st) != 0)
 		return AL_E_IO;
 	db_bind_text(st, 1, hash);
 	if (sqlite3_step(st) == SQLITE_ROW) {
@@ -396,7 +395,7 @@ tunnel_resolve_host(struct server *s, const char *host, char *tunnel_id, char *r
 		return AL_E_NOTFOUND;
 	*dot = '\0';
 	if (db_prepare(s->db, "SELECT id FROM tunnels WHERE domain = ? AND archived_at IS NULL",
-		       &st) != 0)
+	               &st) != 0)
 		return AL_E_IO;
 	db_bind_text(st, 1, dot + 1);
 	if (sqlite3_step(st) == SQLITE_ROW) {
@@ -420,14 +419,14 @@ ingress_mcp(struct api_call *c)
 }
 
 const struct api_route tunnel_routes[] = {
-	{"POST", "/v1/tunnels", CREDS_API, create_tunnel},
-	{"GET", "/v1/tunnels", CREDS_API, list_tunnels},
-	{"GET", "/v1/tunnels/{}", CREDS_API, get_tunnel},
-	{"POST", "/v1/tunnels/{}/archive", CREDS_API, archive_tunnel},
-	{"POST", "/v1/tunnels/{}/reveal_token", CREDS_API, reveal_token},
-	{"POST", "/v1/tunnels/{}/rotate_token", CREDS_API, rotate_token},
-	{"POST", "/v1/tunnels/{}/routes/{}/mcp", CREDS_API, ingress_mcp},
-	{"GET", "/v1/tunnels/{}/routes/{}/mcp", CREDS_API, ingress_mcp},
-	{"DELETE", "/v1/tunnels/{}/routes/{}/mcp", CREDS_API, ingress_mcp},
-	{NULL, NULL, 0, NULL},
+    {"POST", "/v1/tunnels", CREDS_API, create_tunnel},
+    {"GET", "/v1/tunnels", CREDS_API, list_tunnels},
+    {"GET", "/v1/tunnels/{}", CREDS_API, get_tunnel},
+    {"POST", "/v1/tunnels/{}/archive", CREDS_API, archive_tunnel},
+    {"POST", "/v1/tunnels/{}/reveal_token", CREDS_API, reveal_token},
+    {"POST", "/v1/tunnels/{}/rotate_token", CREDS_API, rotate_token},
+    {"POST", "/v1/tunnels/{}/routes/{}/mcp", CREDS_API, ingress_mcp},
+    {"GET", "/v1/tunnels/{}/routes/{}/mcp", CREDS_API, ingress_mcp},
+    {"DELETE", "/v1/tunnels/{}/routes/{}/mcp", CREDS_API, ingress_mcp},
+    {NULL, NULL, 0, NULL},
 };

@@ -57,10 +57,10 @@ struct edge_conn {
 	char index[8];
 	char peer[64];
 	unsigned nstreams;
-	bool goaway;       /* peer is draining: no new streams here */
-	bool closing;      /* scheduled for destruction */
+	bool goaway;  /* peer is draining: no new streams here */
+	bool closing; /* scheduled for destruction */
 	uint64_t last_rx;
-	struct loop_timer *timer;      /* handshake deadline, then ping */
+	struct loop_timer *timer; /* handshake deadline, then ping */
 	struct loop_timer *free_timer;
 	struct tunnel_stream *streams;
 };
@@ -158,7 +158,7 @@ conn_free_now(struct loop *l, void *arg)
 		c->next->prev = c->prev;
 	if (c->state == EC_H2 || c->closing)
 		log_info("tunnel connection closed", "tunnel_id", c->tunnel_id, "connection_id",
-			 c->conn_id, "peer", c->peer);
+		         c->conn_id, "peer", c->peer);
 	nghttp2_session_del(c->h2);
 	loop_fd_del(l, c->fd);
 	close(c->fd);
@@ -218,7 +218,7 @@ on_begin_headers(nghttp2_session *s, const nghttp2_frame *f, void *ud)
 
 static int
 on_header(nghttp2_session *s, const nghttp2_frame *f, const uint8_t *name, size_t nl,
-	  const uint8_t *value, size_t vl, uint8_t flags, void *ud)
+          const uint8_t *value, size_t vl, uint8_t flags, void *ud)
 {
 	struct tunnel_stream *st = nghttp2_session_get_stream_user_data(s, f->hd.stream_id);
 	if (st == NULL || f->hd.type != NGHTTP2_HEADERS)
@@ -251,8 +251,8 @@ on_frame_recv(nghttp2_session *s, const nghttp2_frame *f, void *ud)
 	if (f->hd.type == NGHTTP2_GOAWAY) {
 		/* The gateway is draining: finish what runs here, open nothing new. */
 		c->goaway = true;
-		log_info("tunnel connection draining", "tunnel_id", c->tunnel_id,
-			 "connection_id", c->conn_id);
+		log_info("tunnel connection draining", "tunnel_id", c->tunnel_id, "connection_id",
+		         c->conn_id);
 		return 0;
 	}
 	struct tunnel_stream *st = nghttp2_session_get_stream_user_data(s, f->hd.stream_id);
@@ -268,7 +268,7 @@ on_frame_recv(nghttp2_session *s, const nghttp2_frame *f, void *ud)
 
 static int
 on_data_chunk(nghttp2_session *s, uint8_t flags, int32_t sid, const uint8_t *data, size_t len,
-	      void *ud)
+              void *ud)
 {
 	struct tunnel_stream *st = nghttp2_session_get_stream_user_data(s, sid);
 	if (st && st->head_done && st->cb->on_data)
@@ -292,7 +292,7 @@ on_stream_close(nghttp2_session *s, int32_t sid, uint32_t error_code, void *ud)
 
 static ssize_t
 body_read(nghttp2_session *s, int32_t sid, uint8_t *buf, size_t len, uint32_t *flags,
-	  nghttp2_data_source *src, void *ud)
+          nghttp2_data_source *src, void *ud)
 {
 	struct tunnel_stream *st = src->ptr;
 	size_t n = st->body_len - st->body_off;
@@ -336,7 +336,7 @@ conn_timer(struct loop *l, void *arg)
 	}
 	if (now_mono_ms() - c->last_rx > TUNNEL_DEAD_MS) {
 		log_warn("tunnel connection silent, closing", "tunnel_id", c->tunnel_id,
-			 "connection_id", c->conn_id);
+		         "connection_id", c->conn_id);
 		conn_close(c);
 		return;
 	}
@@ -399,14 +399,14 @@ hello_feed(void *arg, const char *p, size_t n)
 	snprintf(c->gateway, sizeof(c->gateway), "%s", gw ? gw : "-");
 	snprintf(c->index, sizeof(c->index), "%s", idx ? idx : "-");
 	int r = tok ? tunnel_token_lookup(c->edge->srv, tok, c->tunnel_id, sizeof(c->tunnel_id))
-		    : AL_E_AUTH;
+	            : AL_E_AUTH;
 	explicit_wipe(m.f, sizeof(m.f));
 	explicit_wipe(c->hello.data, c->hello.len);
 	if (r != 0) {
 		log_warn("tunnel handshake rejected", "peer", c->peer, "gateway", c->gateway,
-			 "error", r == AL_E_AUTH ? "invalid tunnel token" : al_strerror(r));
+		         "error", r == AL_E_AUTH ? "invalid tunnel token" : al_strerror(r));
 		send_reply(c, r == AL_E_AUTH ? 401 : 503,
-			   r == AL_E_AUTH ? "invalid tunnel token" : "unavailable");
+		           r == AL_E_AUTH ? "invalid tunnel token" : "unavailable");
 		return AL_E_AUTH;
 	}
 	char *cid = id_new("tcon_");
@@ -419,9 +419,9 @@ hello_feed(void *arg, const char *p, size_t n)
 	nghttp2_session_client_new2(&c->h2, h2_callbacks(), c, opt);
 	nghttp2_option_del(opt);
 	nghttp2_settings_entry iv[] = {
-		{NGHTTP2_SETTINGS_ENABLE_PUSH, 0},
-		{NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, 1 << 20},
-		{NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, 64 * 1024},
+	    {NGHTTP2_SETTINGS_ENABLE_PUSH, 0},
+	    {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, 1 << 20},
+	    {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, 64 * 1024},
 	};
 	nghttp2_submit_settings(c->h2, NGHTTP2_FLAG_NONE, iv, ARRAY_LEN(iv));
 	nghttp2_session_set_local_window_size(c->h2, NGHTTP2_FLAG_NONE, 0, 16 << 20);
@@ -431,12 +431,12 @@ hello_feed(void *arg, const char *p, size_t n)
 		loop_timer_cancel(c->edge->loop, c->timer);
 	c->timer = loop_timer_add(c->edge->loop, TUNNEL_PING_MS, conn_timer, c);
 	log_info("registered tunnel connection", "tunnel_id", c->tunnel_id, "connection_id",
-		 c->conn_id, "gateway", c->gateway, "index", c->index, "peer", c->peer);
+	         c->conn_id, "gateway", c->gateway, "index", c->index, "peer", c->peer);
 	/* Bytes after the HELLO already belong to HTTP/2. */
 	size_t rest = c->hello.len - (size_t)len;
 	if (rest > 0) {
-		ssize_t rr = nghttp2_session_mem_recv(
-			c->h2, (const uint8_t *)c->hello.data + len, rest);
+		ssize_t rr =
+		    nghttp2_session_mem_recv(c->h2, (const uint8_t *)c->hello.data + len, rest);
 		if (rr < 0)
 			return AL_E_PROTO;
 	}
@@ -456,8 +456,9 @@ conn_event(struct loop *l, int fd, int mask, void *arg)
 		if (r != 1) {
 			int e = SSL_get_error(c->io.ssl, r);
 			if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
-				loop_fd_set(l, fd, e == SSL_ERROR_WANT_READ ? LOOP_READ : LOOP_WRITE,
-					    conn_event, c);
+				loop_fd_set(l, fd,
+				            e == SSL_ERROR_WANT_READ ? LOOP_READ : LOOP_WRITE,
+				            conn_event, c);
 				return;
 			}
 			log_warn("tunnel TLS handshake failed", "peer", c->peer);
@@ -468,7 +469,8 @@ conn_event(struct loop *l, int fd, int mask, void *arg)
 		unsigned alen = 0;
 		SSL_get0_alpn_selected(c->io.ssl, &alpn, &alen);
 		if (alen != strlen(TUNNEL_ALPN) || memcmp(alpn, TUNNEL_ALPN, alen) != 0) {
-			log_warn("tunnel peer did not negotiate ALPN " TUNNEL_ALPN, "peer", c->peer);
+			log_warn("tunnel peer did not negotiate ALPN " TUNNEL_ALPN, "peer",
+			         c->peer);
 			conn_close(c);
 			return;
 		}
@@ -499,7 +501,7 @@ accept_ready(struct loop *l, int lfd, int mask, void *arg)
 		struct edge_conn *c = xcalloc(1, sizeof(*c));
 		char host[48], serv[8];
 		if (getnameinfo((struct sockaddr *)&ss, sl, host, sizeof(host), serv, sizeof(serv),
-				NI_NUMERICHOST | NI_NUMERICSERV) == 0)
+		                NI_NUMERICHOST | NI_NUMERICSERV) == 0)
 			snprintf(c->peer, sizeof(c->peer), "%s:%s", host, serv);
 		c->edge = e;
 		c->fd = fd;
@@ -522,7 +524,7 @@ accept_ready(struct loop *l, int lfd, int mask, void *arg)
 
 int
 tunnel_stream_open(struct server *s, const struct tunnel_request *rq,
-		   const struct tunnel_stream_cb *cb, void *arg, struct tunnel_stream **out)
+                   const struct tunnel_stream_cb *cb, void *arg, struct tunnel_stream **out)
 {
 	struct tunnel_edge *e = g_edge;
 	struct edge_conn *best = NULL;
@@ -542,7 +544,7 @@ tunnel_stream_open(struct server *s, const struct tunnel_request *rq,
 	if (rq->path[0] != '/' || strlen(rq->path) > 8192)
 		return AL_E_INVAL;
 	if (db_prepare(s->db, "SELECT domain FROM tunnels WHERE id = ? AND archived_at IS NULL",
-		       &q) != 0)
+	               &q) != 0)
 		return AL_E_IO;
 	db_bind_text(q, 1, rq->tunnel_id);
 	if (sqlite3_step(q) == SQLITE_ROW)
@@ -568,9 +570,9 @@ tunnel_stream_open(struct server *s, const struct tunnel_request *rq,
 	size_t nnv = 4 + rq->nheaders;
 	nghttp2_nv *nv = xcalloc(nnv, sizeof(*nv));
 	size_t k = 0;
-#define NV(n, v)                                                                              \
-	nv[k++] = (nghttp2_nv){(uint8_t *)(n), (uint8_t *)(v), strlen(n), strlen(v),           \
-			       NGHTTP2_NV_FLAG_NONE}
+#define NV(n, v)                                                                                   \
+	nv[k++] = (nghttp2_nv){(uint8_t *)(n), (uint8_t *)(v), strlen(n), strlen(v),               \
+	                       NGHTTP2_NV_FLAG_NONE}
 	NV(":method", rq->method);
 	NV(":scheme", "https");
 	NV(":authority", authority);
@@ -655,7 +657,8 @@ listen_on(const char *addr, int *fd_out, int *port_out)
 	char host[256];
 	const char *colon = strrchr(addr, ':');
 	uint64_t port;
-	struct addrinfo hints = {.ai_flags = AI_PASSIVE | AI_NUMERICSERV, .ai_socktype = SOCK_STREAM};
+	struct addrinfo hints = {.ai_flags = AI_PASSIVE | AI_NUMERICSERV,
+	                         .ai_socktype = SOCK_STREAM};
 	struct addrinfo *ai = NULL;
 	int fd = -1, r = AL_E_INVAL;
 	if (colon == NULL || (size_t)(colon - addr) >= sizeof(host) ||
@@ -686,7 +689,7 @@ listen_on(const char *addr, int *fd_out, int *port_out)
 	socklen_t sl = sizeof(ss);
 	getsockname(fd, (struct sockaddr *)&ss, &sl);
 	*port_out = ss.ss_family == AF_INET6 ? ntohs(((struct sockaddr_in6 *)&ss)->sin6_port)
-					     : ntohs(((struct sockaddr_in *)&ss)->sin_port);
+	                                     : ntohs(((struct sockaddr_in *)&ss)->sin_port);
 	*fd_out = fd;
 	fd = -1;
 	r = 0;
@@ -719,8 +722,8 @@ tunnel_start(struct server *s)
 		return 0;
 	if (cert == NULL || key == NULL || !*cert || !*key) {
 		log_error("the tunnel edge needs a certificate: --tunnel-tls-cert and "
-			  "--tunnel-tls-key",
-			  NULL);
+		          "--tunnel-tls-key",
+		          NULL);
 		return AL_E_INVAL;
 	}
 	struct tunnel_edge *e = xcalloc(1, sizeof(*e));
@@ -744,17 +747,17 @@ tunnel_start(struct server *s)
 	loop_fd_set(e->loop, e->lfd, LOOP_READ, accept_ready, e);
 	g_edge = e;
 	snprintf(port, sizeof(port), "%d", e->port);
-	log_info("tunnel edge listening", "addr", addr, "port", port, "domain", tunnel_domain(s));
+	log_info("tunnel edge ready", "addr", addr, "port", port, "domain", tunnel_domain(s));
 	if (ingress && *ingress) {
 		struct tls_server_ctx *itls = NULL;
 		if (!loopback_addr(ingress)) {
 			if (s->cfg.tls_cert_file == NULL) {
 				log_error("tunnel ingress off loopback needs --tls-cert/--tls-key",
-					  NULL);
+				          NULL);
 				return AL_E_INVAL;
 			}
 			itls = tls_server_ctx_new(s->cfg.tls_cert_file, s->cfg.tls_key_file, NULL,
-						  err, sizeof(err));
+			                          err, sizeof(err));
 			if (itls == NULL) {
 				log_error("tunnel ingress TLS", "error", err);
 				return AL_E_INVAL;
@@ -765,11 +768,11 @@ tunnel_start(struct server *s)
 		e->ingress = http_server_new(s->loop, NULL, tunnel_ingress_host, s);
 		if ((r = http_server_listen(e->ingress, ingress, itls, &ip)) != 0) {
 			log_error("cannot listen for tunnel ingress", "addr", ingress, "error",
-				  al_strerror(r));
+			          al_strerror(r));
 			return r;
 		}
 		snprintf(port, sizeof(port), "%d", ip);
-		log_info("tunnel ingress listening", "addr", ingress, "port", port);
+		log_info("tunnel ingress ready", "addr", ingress, "port", port);
 	}
 	return 0;
 }

@@ -42,7 +42,7 @@ reply_error(struct ingress *in, int status, const char *type, const char *msg)
 		return;
 	}
 	json_t *o = json_pack("{s:s, s:{s:s, s:s}, s:s}", "type", "error", "error", "type", type,
-			      "message", msg, "request_id", in->rid);
+	                      "message", msg, "request_id", in->rid);
 	char *s = json_dumps(o, JSON_COMPACT);
 	json_decref(o);
 	struct http_header h[] = {{"content-type", "application/json"}, {"request-id", in->rid}};
@@ -124,7 +124,7 @@ http_closed(struct http_request *req, void *arg)
 
 void
 tunnel_ingress_forward(struct server *s, struct http_request *req, struct api_call *c,
-		       const char *tunnel_id, const char *route, const char *path)
+                       const char *tunnel_id, const char *route, const char *path)
 {
 	struct ingress *in = xcalloc(1, sizeof(*in));
 	struct http_header *h = xcalloc(req->nheaders + 1, sizeof(*h));
@@ -146,20 +146,21 @@ tunnel_ingress_forward(struct server *s, struct http_request *req, struct api_ca
 	bool strip_auth = xk == NULL || *xk == '\0';
 	for (size_t i = 0; i < req->nheaders; i++) {
 		const char *nm = req->headers[i].name;
-		if (strcmp(nm, "x-api-key") == 0 || (strip_auth && strcmp(nm, "authorization") == 0) ||
+		if (strcmp(nm, "x-api-key") == 0 ||
+		    (strip_auth && strcmp(nm, "authorization") == 0) ||
 		    strcmp(nm, "content-length") == 0)
 			continue;
 		h[n++] = req->headers[i];
 	}
 	struct tunnel_request rq = {
-		.tunnel_id = tunnel_id,
-		.route = route,
-		.method = req->method,
-		.path = path,
-		.headers = h,
-		.nheaders = n,
-		.body = req->body.data,
-		.body_len = req->body.len,
+	    .tunnel_id = tunnel_id,
+	    .route = route,
+	    .method = req->method,
+	    .path = path,
+	    .headers = h,
+	    .nheaders = n,
+	    .body = req->body.data,
+	    .body_len = req->body.len,
 	};
 	int r = tunnel_stream_open(s, &rq, &stream_cb, in, &in->st);
 	free(h);
@@ -183,7 +184,7 @@ tunnel_ingress_forward(struct server *s, struct http_request *req, struct api_ca
 		goto fail;
 	}
 	log_debug("tunnel ingress", "tunnel_id", tunnel_id, "route", route, "method", req->method,
-		  "request_id", in->rid);
+	          "request_id", in->rid);
 	if (c)
 		api_hold(c, in, api_closed);
 	else
@@ -206,7 +207,7 @@ tunnel_ingress_host(struct http_request *req, void *arg)
 	int r = auth_resolve(s, req, &who);
 	if (r != 0 || who.kind != PRINCIPAL_API_KEY) {
 		reply_error(&tmp, 401, "authentication_error",
-			    "send a server API key in x-api-key (or Authorization: Bearer)");
+		            "send a server API key in x-api-key (or Authorization: Bearer)");
 		return;
 	}
 	if (host == NULL || tunnel_resolve_host(s, host, tid, route) != 0) {

@@ -219,7 +219,8 @@ tunnel_io_flush(struct tunnel_io *io, nghttp2_session *h2)
 		if (io->out.len == 0)
 			return 0;
 		ERR_clear_error();
-		int n = SSL_write(io->ssl, io->out.data, (int)(io->out.len > 1 << 20 ? 1 << 20 : io->out.len));
+		int n = SSL_write(io->ssl, io->out.data,
+		                  (int)(io->out.len > 1 << 20 ? 1 << 20 : io->out.len));
 		if (n > 0) {
 			buf_consume(&io->out, (size_t)n);
 			continue;
@@ -237,9 +238,10 @@ tunnel_io_flush(struct tunnel_io *io, nghttp2_session *h2)
 bool
 tunnel_hop_header(const char *n, size_t len)
 {
-	static const char *const hop[] = {"connection", "keep-alive", "proxy-connection",
-					  "transfer-encoding", "upgrade", "te", "trailer",
-					  "host", "http2-settings", NULL};
+	static const char *const hop[] = {
+	    "connection",     "keep-alive", "proxy-connection", "transfer-encoding",
+	    "upgrade",        "te",         "trailer",          "host",
+	    "http2-settings", NULL};
 	for (size_t i = 0; hop[i]; i++)
 		if (strlen(hop[i]) == len && strncasecmp(hop[i], n, len) == 0)
 			return true;

@@ -23,8 +23,8 @@
 
 /* One handshake message: a start line and up to 8 "Name: value" fields. */
 struct tunnel_msg {
-	int status;              /* reply only: 200, 400, 401, 403, 503; 0 for a HELLO */
-	char reason[128];        /* reply only */
+	int status;       /* reply only: 200, 400, 401, 403, 503; 0 for a HELLO */
+	char reason[128]; /* reply only */
 	struct {
 		char name[32];
 		char value[512];
@@ -55,7 +55,7 @@ void tunnel_io_reset(struct tunnel_io *io); /* frees out, SSL_free */
 /* Reads what is available; calls feed(arg, p, n) per chunk (a non-zero return stops
  * and is returned). Returns 0 (would block), AL_E_CLOSED on EOF/error. */
 int tunnel_io_read(struct tunnel_io *io, int (*feed)(void *arg, const char *p, size_t n),
-		   void *arg);
+                   void *arg);
 /* Fills out from the nghttp2 session (if h2 non-NULL) and writes as much as the socket
  * takes. Returns 0 or AL_E_CLOSED. */
 int tunnel_io_flush(struct tunnel_io *io, nghttp2_session *h2);

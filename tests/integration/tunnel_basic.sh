@@ -75,7 +75,6 @@ check "metrics count requests" bash -c "[ $(echo "$M" | sed -n 's/^airlock_gatew
 # --- SSE is relayed event by event: "tick 1" is only sent after the test has seen
 # "tick 0", so a buffering hop would hang here until the deadline.
 rm -f "$T_TMP/release"
-curl -s -N "$BASE/v1/tunnels/$TID/routes/echo/mcp" -H 'x-api-key: testkey' >/dev/null
 (curl -s -N "http://127.0.0.1:$INGRESS_PORT/sse" -H "Host: echo.$DOMAIN" \
 	-H 'x-api-key: testkey' >"$T_TMP/sse.out") &
 SSE_PID=$!

@@ -79,7 +79,7 @@ s = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
 open(TMP + "/upstream.port", "w").write(str(s.server_address[1]))
 s.serve_forever()
 PY
-	python3 "$T_TMP/upstream.py" 0 "$T_TMP" &
+	python3 "$T_TMP/upstream.py" 0 "$T_TMP" 2>>"$T_TMP/upstream.err" &
 	T_PIDS+=($!)
 	for _ in $(seq 100); do [ -s "$T_TMP/upstream.port" ] && break; sleep 0.05; done
 	UP_PORT=$(cat "$T_TMP/upstream.port")
