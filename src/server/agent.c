@@ -849,7 +849,10 @@ mcp_run_next(struct asess *a, const json_t *sdoc, const json_t *call, const char
 		return;
 	mcp_sync_config(a, agent);
 	m = server ? mcp_conn_get(a, agent, server) : NULL;
-	if (m == NULL || mcp_client_busy(m->cl)) {
+	if (m && mcp_client_busy(m->cl)) {
+		return; /* its operation's end steps again (steps wait while MCP work runs) */
+	}
+	if (m == NULL) {
 		char msg[300];
 		snprintf(msg, sizeof(msg), "MCP server '%s' is not configured for this session.",
 		         server ? server : "");
