@@ -1,0 +1,195 @@
+// The official MCP TypeScript SDK client (Streamable HTTP) reaching the official
+// "everything" MCP server through an airlock tunnel: real TLS edge with a throwaway CA,
+// `airlock gateway`, and both ingress forms. Tools, resources, prompts and progress
+// notifications (SSE) must work exactly as they do direct.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, execFileSync } from 'node:child_process';
+import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import http from 'node:http';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import { startServer } from './lib/server.mjs';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const BIN = process.env.AIRLOCK_BIN;
+let tmp, srv, upstream, gateway, tunnel, edgePort, ingressPort;
+
+function freePort() {
+  return new Promise((resolve) => {
+    const s = createServer();
+    s.listen(0, '127.0.0.1', () => {
+      const p = s.address().port;
+      s.close(() => resolve(p));
+    });
+  });
+}
+
+function waitFor(proc, re, what) {
+  return new Promise((resolve, reject) => {
+    let buf = '';
+    const timer = setTimeout(() => reject(new Error(`${what} not ready: ${buf}`)), 30000);
+    const on = (d) => {
+      buf += d;
+      const m = re.exec(buf);
+      if (m) {
+        clearTimeout(timer);
+        resolve(m);
+      }
+    };
+    proc.stderr.setEncoding('utf8');
+    proc.stderr.on('data', on);
+  });
+}
+
+function openssl(...args) {
+  execFileSync('openssl', args, { cwd: tmp, stdio: 'ignore' });
+}
+
+async function api(method, p, body) {
+  const r = await fetch(srv.baseURL + p, {
+    method,
+    headers: { 'x-api-key': srv.apiKey, 'content-type': 'application/json' },
+    body: body ? JSON.stringify(body) : undefined,
+  });
+  return { status: r.status, json: await r.json() };
+}
+
+async function connect(url, headers) {
+  const client = new Client({ name: 'airlock-tunnel-interop', version: '1.0.0' });
+  const transport = new StreamableHTTPClientTransport(new URL(url), { requestInit: { headers } });
+  await client.connect(transport);
+  return client;
+}
+
+before(async () => {
+  tmp = mkdtempSync(path.join(tmpdir(), 'airlock-tunnel-'));
+  openssl('req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes',
+    '-days', '1', '-keyout', 'ca.key', '-out', 'ca.pem', '-subj', '/CN=interop CA');
+  openssl('req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes',
+    '-keyout', 'edge.key', '-out', 'edge.csr', '-subj', '/CN=localhost');
+  writeFileSync(path.join(tmp, 'ext.cnf'), 'subjectAltName=DNS:localhost\n');
+  openssl('x509', '-req', '-in', 'edge.csr', '-CA', 'ca.pem', '-CAkey', 'ca.key',
+    '-CAcreateserial', '-out', 'edge.pem', '-days', '1', '-extfile', 'ext.cnf');
+
+  const upPort = await freePort();
+  upstream = spawn(process.execPath,
+    [path.join(here, 'node_modules/@modelcontextprotocol/server-everything/dist/index.js'),
+      'streamableHttp'],
+    { env: { ...process.env, PORT: String(upPort) }, stdio: ['ignore', 'ignore', 'pipe'] });
+  await waitFor(upstream, /listening on port/, 'everything server');
+
+  srv = await startServer({
+    env: {
+      AIRLOCK_TUNNEL_LISTEN: '127.0.0.1:0',
+      AIRLOCK_TUNNEL_TLS_CERT: path.join(tmp, 'edge.pem'),
+      AIRLOCK_TUNNEL_TLS_KEY: path.join(tmp, 'edge.key'),
+      AIRLOCK_TUNNEL_INGRESS_LISTEN: '127.0.0.1:0',
+      AIRLOCK_TUNNEL_DOMAIN: 'tunnel.test',
+    },
+  });
+  edgePort = Number(/tunnel edge ready.* port=(\d+)/.exec(srv.log())[1]);
+  ingressPort = Number(/tunnel ingress ready.* port=(\d+)/.exec(srv.log())[1]);
+
+  const created = await api('POST', '/v1/tunnels', { display_name: 'interop' });
+  assert.equal(created.status, 200);
+  tunnel = created.json;
+  const tok = await api('POST', `/v1/tunnels/${tunnel.id}/reveal_token`);
+  writeFileSync(path.join(tmp, 'token'), tok.json.tunnel_token, { mode: 0o600 });
+  writeFileSync(path.join(tmp, 'gw.yaml'), [
+    `server: 127.0.0.1:${edgePort}`,
+    'server_name: localhost',
+    `server_ca_file: ${path.join(tmp, 'ca.pem')}`,
+    `token_file: ${path.join(tmp, 'token')}`,
+    `tunnel_domain: ${tunnel.domain}`,
+    'routes:',
+    `  everything: http://127.0.0.1:${upPort}`,
+    'upstream:',
+    '  allowed_ips: [127.0.0.0/8]',
+    '',
+  ].join('\n'));
+  gateway = spawn(BIN, ['gateway', '--config', path.join(tmp, 'gw.yaml')],
+    { stdio: ['ignore', 'ignore', 'pipe'] });
+  await waitFor(gateway, /(Registered tunnel connection[^\n]*\n[^]*){4}/, 'gateway');
+});
+
+after(async () => {
+  for (const p of [gateway, upstream]) if (p && p.exitCode === null) p.kill('SIGTERM');
+  if (srv) await srv.stop();
+  if (tmp) rmSync(tmp, { recursive: true, force: true });
+});
+
+test('path-form ingress: initialize, tools, resources, prompts', async () => {
+  const url = `${srv.baseURL}/v1/tunnels/${tunnel.id}/routes/everything/mcp`;
+  const client = await connect(url, { 'x-api-key': srv.apiKey });
+  const info = client.getServerVersion();
+  assert.ok(info && info.name, 'server info arrives through the tunnel');
+  const tools = await client.listTools();
+  const names = tools.tools.map((t) => t.name);
+  assert.ok(names.includes('echo'), `echo tool listed: ${names}`);
+  const r = await client.callTool({ name: 'echo', arguments: { message: 'through the tunnel ✓' } });
+  assert.match(r.content[0].text, /through the tunnel ✓/);
+  const sum = await client.callTool({ name: 'get-sum', arguments: { a: 20, b: 22 } });
+  assert.match(sum.content[0].text, /42/);
+  const res = await client.listResources();
+  assert.ok(res.resources.length > 0, 'resources listed');
+  const prompts = await client.listPrompts();
+  assert.ok(prompts.prompts.length > 0, 'prompts listed');
+  await client.close();
+});
+
+test('progress notifications stream over SSE through the tunnel', async () => {
+  const client = await connect(`${srv.baseURL}/v1/tunnels/${tunnel.id}/routes/everything/mcp`,
+    { 'x-api-key': srv.apiKey });
+  const progress = [];
+  const r = await client.callTool(
+    { name: 'trigger-long-running-operation', arguments: { duration: 1, steps: 3 } },
+    undefined,
+    { onprogress: (p) => progress.push(p.progress) });
+  assert.deepEqual(progress, [1, 2, 3], 'every progress notification relayed in order');
+  assert.match(r.content[0].text, /Long running operation completed/);
+  await client.close();
+});
+
+// fetch() may not set Host, node:http may: the host-routed ingress form.
+function hostPost(host, body) {
+  return new Promise((resolve, reject) => {
+    const req = http.request({
+      host: '127.0.0.1', port: ingressPort, path: '/mcp', method: 'POST',
+      headers: { host, 'x-api-key': srv.apiKey, 'content-type': 'application/json',
+        accept: 'application/json, text/event-stream' },
+    }, (res) => {
+      let data = '';
+      res.setEncoding('utf8');
+      res.on('data', (d) => { data += d; });
+      res.on('end', () => resolve({ status: res.statusCode, headers: res.headers, data }));
+    });
+    req.on('error', reject);
+    req.end(JSON.stringify(body));
+  });
+}
+
+test('host-form ingress: initialize by route host name', async () => {
+  const init = { jsonrpc: '2.0', id: 1, method: 'initialize', params: {
+    protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'raw', version: '1' } } };
+  const r = await hostPost(`everything.${tunnel.domain}`, init);
+  assert.equal(r.status, 200);
+  assert.ok(r.headers['mcp-session-id'], 'session id header passes through');
+  assert.match(r.data, /"serverInfo"/);
+  const miss = await hostPost(`nosuchroute.${tunnel.domain}`, init);
+  assert.equal(miss.status, 404);
+  assert.match(miss.data, /no route for host/);
+});
+
+test('wrong API key is refused before the tunnel', async () => {
+  const r = await fetch(`${srv.baseURL}/v1/tunnels/${tunnel.id}/routes/everything/mcp`, {
+    method: 'POST',
+    headers: { 'x-api-key': 'wrong', 'content-type': 'application/json' },
+    body: '{"jsonrpc":"2.0","id":1,"method":"ping"}',
+  });
+  assert.equal(r.status, 401);
+});
