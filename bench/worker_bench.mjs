@@ -51,6 +51,9 @@ const BIN = process.env.AIRLOCK_BIN;
 if (!BIN) throw new Error('AIRLOCK_BIN must point at the airlock binary');
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const rssKiB = (pid) => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))[1]);
+// PSS and anonymous memory say how much of RSS is shared library pages.
+const rollup = (pid, key) =>
+  Number(new RegExp(`^${key}:\\s+(\\d+)`, 'm').exec(readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8'))[1]);
 const pct = (xs, p) => {
   const s = [...xs].sort((a, b) => a - b);
   return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))];
@@ -93,6 +96,8 @@ async function measure(kind) {
       await sleep(400);
     }
     const idleKiB = pct(samples, 50);
+    const pssKiB = rollup(proc.pid, 'Pss');
+    const anonKiB = rollup(proc.pid, 'Anonymous');
 
     const agent = await client.beta.agents.create({
       name: 'bench',
@@ -118,7 +123,7 @@ async function measure(kind) {
     });
     await done;
     if (lat.length !== N) throw new Error(`${kind}: ${lat.length} of ${N} results seen`);
-    return { idleKiB, p50: pct(lat, 50), p90: pct(lat, 90) };
+    return { idleKiB, pssKiB, anonKiB, p50: pct(lat, 50), p90: pct(lat, 90) };
   } finally {
     if (proc && proc.exitCode === null) {
       const gone = new Promise((r) => proc.once('exit', r));
@@ -139,6 +144,10 @@ const mib = (k) => (k / 1024).toFixed(1);
 console.log(
   `idle RSS: airlock worker=${mib(ours.idleKiB)} MiB  SDK EnvironmentWorker (node ${process.version})=${mib(sdk.idleKiB)} MiB  ` +
     `ratio=${(ours.idleKiB / sdk.idleKiB).toFixed(3)}x (target <= 0.07x)`,
+);
+console.log(
+  `  (PSS: airlock=${mib(ours.pssKiB)} MiB SDK=${mib(sdk.pssKiB)} MiB; anonymous: airlock=${mib(ours.anonKiB)} MiB ` +
+    `SDK=${mib(sdk.anonKiB)} MiB)`,
 );
 console.log(
   `tool_use -> tool_result, ${N} x bash "echo x": airlock p50=${ours.p50.toFixed(2)} ms p90=${ours.p90.toFixed(2)} ms  ` +
