@@ -34,6 +34,14 @@ server_usage(FILE *f)
 		"  --log-level debug|info|warn|error\n"
 		"  --config FILE          YAML configuration (docs/server/config.md); the\n"
 		"                         environment overrides it, flags override both\n"
+		"  --tunnel-listen ADDR:PORT  MCP tunnel edge for gateways (TLS 1.3;\n"
+		"                         AIRLOCK_TUNNEL_LISTEN); needs --tunnel-tls-cert/-key\n"
+		"  --tunnel-tls-cert FILE  tunnel edge certificate (AIRLOCK_TUNNEL_TLS_CERT)\n"
+		"  --tunnel-tls-key FILE   tunnel edge key (AIRLOCK_TUNNEL_TLS_KEY)\n"
+		"  --tunnel-domain NAME    tunnel host name suffix (AIRLOCK_TUNNEL_DOMAIN,\n"
+		"                         default tunnel.localhost)\n"
+		"  --tunnel-ingress-listen ADDR:PORT  host-routed MCP ingress\n"
+		"                         (AIRLOCK_TUNNEL_INGRESS_LISTEN; docs/server/tunnels.md)\n"
 		"\n"
 		"environment:\n"
 		"  AIRLOCK_API_KEY        a server API key accepted in addition to issued keys\n"
@@ -249,6 +257,11 @@ server_main(int argc, char **argv)
 		{"log-format", required_argument, NULL, 'f'},
 		{"log-level", required_argument, NULL, 'v'},
 		{"config", required_argument, NULL, 'C'},
+		{"tunnel-listen", required_argument, NULL, 1001},
+		{"tunnel-tls-cert", required_argument, NULL, 1002},
+		{"tunnel-tls-key", required_argument, NULL, 1003},
+		{"tunnel-domain", required_argument, NULL, 1004},
+		{"tunnel-ingress-listen", required_argument, NULL, 1005},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
@@ -295,6 +308,12 @@ server_main(int argc, char **argv)
 			}
 			break;
 		case 'C': break; /* loaded above */
+		/* Tunnel options travel as AIRLOCK_TUNNEL_* (tunnel_edge.c reads them). */
+		case 1001: setenv("AIRLOCK_TUNNEL_LISTEN", optarg, 1); break;
+		case 1002: setenv("AIRLOCK_TUNNEL_TLS_CERT", optarg, 1); break;
+		case 1003: setenv("AIRLOCK_TUNNEL_TLS_KEY", optarg, 1); break;
+		case 1004: setenv("AIRLOCK_TUNNEL_DOMAIN", optarg, 1); break;
+		case 1005: setenv("AIRLOCK_TUNNEL_INGRESS_LISTEN", optarg, 1); break;
 		case 'h': server_usage(stdout); rc = 0; goto out;
 		default: server_usage(stderr); rc = 2; goto out;
 		}
