@@ -13,13 +13,15 @@ BIN=$top/build-bench/src/airlock
 tmp=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null; wait 2>/dev/null; rm -rf "$tmp"' EXIT
 
-# start_server LOGFILE: starts airlock server on a free port, prints the port
+# start_server LOGFILE: starts airlock server on a free port; sets port and spid
 start_server() {
 	AIRLOCK_DATA_DIR="$tmp/data-$RANDOM" AIRLOCK_API_KEY=benchkey \
-		"$BIN" server --listen 127.0.0.1:0 2>"$1" &
+		"$BIN" server --listen 127.0.0.1:0 2>"$1" >/dev/null &
+	spid=$!
+	port=
 	for _ in $(seq 100); do
 		port=$(sed -n 's/.*listening .*port=\([0-9]*\).*/\1/p' "$1" | head -1)
-		[ -n "$port" ] && { echo "$port"; return 0; }
+		[ -n "$port" ] && return 0
 		sleep 0.05
 	done
 	return 1
@@ -31,13 +33,13 @@ api() { # METHOD PATH [BODY]
 }
 
 echo "== work queue: poll / ack / heartbeat / stop on loopback (baseline: authenticated 404)"
-port=$(start_server "$tmp/server1.log") || { echo "server did not start"; exit 1; }
+start_server "$tmp/server1.log" || { echo "server did not start"; exit 1; }
 "$top/build-bench/bench/queue_bench" "http://127.0.0.1:$port" benchkey 300
 
 echo
 echo "== idle SSE streams: 10,000 held on one server (target: <= 64 MiB RSS)"
-port=$(start_server "$tmp/server2.log")
-spid=$(pgrep -n -f "airlock server --listen 127.0.0.1:0")
+kill "$spid"
+start_server "$tmp/server2.log" || { echo "server did not start"; exit 1; }
 env_id=$(api POST /v1/environments '{"name":"b","config":{"type":"self_hosted"}}' | sed -n 's/.*"id":"\(env_[^"]*\)".*/\1/p')
 agent_id=$(api POST /v1/agents '{"name":"b","model":"claude-bench"}' | sed -n 's/.*"id":"\(agent_[^"]*\)".*/\1/p')
 sid=$(api POST /v1/sessions "{\"agent\":\"$agent_id\",\"environment_id\":\"$env_id\"}" | sed -n 's/.*"id":"\(sesn_[^"]*\)".*/\1/p')
@@ -51,6 +53,10 @@ awk -v b="$rss_before" -v r="$rss" 'BEGIN {
 	printf "server RSS idle=%.1f MiB with streams=%.1f MiB  ratio to 64 MiB target=%.2fx  per stream=%.2f KiB\n",
 		b/1024, r/1024, (r/1024)/64, (r-b)/10000 }'
 wait
+
+echo
+echo "== MCP tunnel: direct vs through ingress + edge + gateway; RSS per idle stream"
+bench/tunnel_bench.sh "$BIN"
 
 if [ -x bench/sandbox_bench.sh ]; then
 	echo
