@@ -8,14 +8,13 @@
 #include "fuzz.h"
 #include "gateway_config.h"
 
-
-
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct gateway_config c;
 	char err[512];
-	if (gateway_config_parse((const char *)data, size, "fuzz.yaml", &c, err, sizeof(err)) != 0) {
+	if (gateway_config_parse((const char *)data, size, "fuzz.yaml", &c, err, sizeof(err)) !=
+	    0) {
 		/* errors always carry the file name and a line */
 		if (strncmp(err, "fuzz.yaml:", 10) != 0)
 			__builtin_trap();

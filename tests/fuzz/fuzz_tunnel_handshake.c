@@ -10,8 +10,6 @@
 #include "fuzz.h"
 #include "tunnel_proto.h"
 
-
-
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

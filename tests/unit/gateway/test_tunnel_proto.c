@@ -1,0 +1,106 @@
+/* Table-driven tests of the tunnel handshake codec (docs/proto/tunnel.md). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "err.h"
+#include "server/tunnel_proto.h"
+
+static void
+test_parse(void **state)
+{
+	static const struct {
+		const char *in;
+		bool reply;
+		int want; /* >0: full length expected; 0 need more; <0 error */
+	} cases[] = {
+	    {"AIRLOCK-TUNNEL/1\r\nToken: t\r\n\r\n", false, 1},
+	    {"AIRLOCK-TUNNEL/1\r\n\r\n", false, 1},
+	    {"AIRLOCK-TUNNEL/1\r\nToken: t\r\n", false, 0},
+	    {"AIRLOCK-TUN", false, 0},
+	    {"GET / HTTP/1.1\r\n\r\n", false, AL_E_PROTO},
+	    {"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", false, AL_E_PROTO},
+	    {"AIRLOCK-TUNNEL/1 200 OK\r\nTunnel-Id: tnl_x\r\n\r\n", true, 1},
+	    {"AIRLOCK-TUNNEL/1 401 invalid tunnel token\r\n\r\n", true, 1},
+	    {"AIRLOCK-TUNNEL/1 2x0 OK\r\n\r\n", true, AL_E_PROTO},
+	    {"AIRLOCK-TUNNEL/1 200 OK\r\n\r\n", false, AL_E_PROTO}, /* reply where a hello is due */
+	    {"AIRLOCK-TUNNEL/1\r\n\r\n", true, AL_E_PROTO},
+	    {"AIRLOCK-TUNNEL/1\r\nNo colon\r\n\r\n", false, AL_E_PROTO},
+	    {"AIRLOCK-TUNNEL/1\r\nBad Name: v\r\n\r\n", false, AL_E_PROTO},
+	    {"AIRLOCK-TUNNEL/1\r\nA: \x01\r\n\r\n", false, AL_E_PROTO},
+	    {"AIRLOCK-TUNNEL/1\nToken: t\n\n", false, 0},
+	    {"AIRLOCK-TUNNEL/1\r\nA: 1\r\nA: 2\r\nA: 3\r\nA: 4\r\nA: 5\r\nA: 6\r\nA: 7\r\nA: "
+	     "8\r\nA: 9\r\n\r\n",
+	     false, AL_E_PROTO},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct tunnel_msg m;
+		size_t n = strlen(cases[i].in);
+		int r = tunnel_msg_parse(cases[i].in, n, cases[i].reply, &m);
+		if (cases[i].want > 0)
+			assert_int_equal(r, (int)n);
+		else
+			assert_int_equal(r, cases[i].want);
+	}
+}
+
+static void
+test_roundtrip_and_bounds(void **state)
+{
+	struct tunnel_msg m, back;
+	struct buf b;
+	memset(&m, 0, sizeof(m));
+	m.status = 200;
+	strcpy(m.reason, "OK");
+	tunnel_msg_add(&m, "Tunnel-Id", "tnl_abc");
+	tunnel_msg_add(&m, "Connection-Id", "tcon_x");
+	buf_init(&b, 8192);
+	assert_int_equal(tunnel_msg_write(&m, true, &b), 0);
+	/* Bytes after the message (the start of HTTP/2) are not consumed. */
+	buf_add(&b, "\x00\x00\x06\x04", 4);
+	int n = tunnel_msg_parse(b.data, b.len, true, &back);
+	assert_int_equal(n, (int)b.len - 4);
+	assert_int_equal(back.status, 200);
+	assert_string_equal(tunnel_msg_get(&back, "tunnel-id"), "tnl_abc");
+	assert_null(tunnel_msg_get(&back, "Token"));
+	buf_free(&b);
+
+	/* 4 KiB without an end: too big, not "need more" forever. */
+	char big[TUNNEL_HANDSHAKE_MAX + 10];
+	memcpy(big, "AIRLOCK-TUNNEL/1\r\nX: ", 21);
+	memset(big + 21, 'a', sizeof(big) - 21);
+	assert_int_equal(tunnel_msg_parse(big, sizeof(big), false, &back), AL_E_TOOBIG);
+
+	/* Values with CR/LF cannot be written (no header injection through a field). */
+	memset(&m, 0, sizeof(m));
+	tunnel_msg_add(&m, "Token", "a\r\nX: y");
+	buf_init(&b, 8192);
+	assert_int_equal(tunnel_msg_write(&m, false, &b), AL_E_INVAL);
+	buf_free(&b);
+}
+
+static void
+test_hop_headers(void **state)
+{
+	assert_true(tunnel_hop_header("connection", 10));
+	assert_true(tunnel_hop_header("Transfer-Encoding", 17));
+	assert_true(tunnel_hop_header("host", 4));
+	assert_false(tunnel_hop_header("mcp-session-id", 14));
+	assert_false(tunnel_hop_header("authorization", 13));
+	assert_false(tunnel_hop_header("hostx", 5));
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_parse),
+	    cmocka_unit_test(test_roundtrip_and_bounds),
+	    cmocka_unit_test(test_hop_headers),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
