@@ -240,6 +240,10 @@ up_done(void *arg, int status, const char *msg)
 		                          NGHTTP2_INTERNAL_ERROR);
 		return;
 	}
+	if (!s->answered) { /* finished without a response head */
+		answer_local(s, 502, "upstream error: no response");
+		return;
+	}
 	s->eof = true;
 	if (s->deferred) {
 		s->deferred = false;

@@ -62,6 +62,7 @@ struct edge_conn {
 	uint64_t last_rx;
 	struct loop_timer *timer; /* handshake deadline, then ping */
 	struct loop_timer *free_timer;
+	struct loop_timer *kick_timer; /* deferred flush, see conn_kick_soon */
 	struct tunnel_stream *streams;
 };
 
@@ -150,6 +151,8 @@ conn_free_now(struct loop *l, void *arg)
 	}
 	if (c->timer)
 		loop_timer_cancel(l, c->timer);
+	if (c->kick_timer)
+		loop_timer_cancel(l, c->kick_timer);
 	if (c->prev)
 		c->prev->next = c->next;
 	else if (c->edge->conns == c)
@@ -206,6 +209,24 @@ conn_kick(struct edge_conn *c)
 		return;
 	}
 	conn_update(c);
+}
+
+static void
+kick_timer(struct loop *l, void *arg)
+{
+	struct edge_conn *c = arg;
+	c->kick_timer = NULL;
+	conn_kick(c);
+}
+
+/* Stream opens and cancels may come from inside nghttp2 callbacks (an ingress or MCP
+ * client reacting to another stream), where nghttp2_session_mem_send must not run:
+ * the flush happens on the next loop turn instead. */
+static void
+conn_kick_soon(struct edge_conn *c)
+{
+	if (c->kick_timer == NULL && c->state != EC_DEAD)
+		c->kick_timer = loop_timer_add(c->edge->loop, 0, kick_timer, c);
 }
 
 /* ---- HTTP/2 client callbacks ---- */
@@ -608,7 +629,7 @@ tunnel_stream_open(struct server *s, const struct tunnel_request *rq,
 	best->streams = st;
 	best->nstreams++;
 	*out = st;
-	conn_kick(best);
+	conn_kick_soon(best);
 	return 0;
 }
 
@@ -626,7 +647,7 @@ tunnel_stream_cancel(struct tunnel_stream *st)
 	nghttp2_submit_rst_stream(c->h2, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_CANCEL);
 	stream_unlink(st);
 	stream_free(st);
-	conn_kick(c);
+	conn_kick_soon(c);
 }
 
 void
