@@ -79,7 +79,7 @@ s = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
 open(TMP + "/upstream.port", "w").write(str(s.server_address[1]))
 s.serve_forever()
 PY
-	python3 "$T_TMP/upstream.py" 0 "$T_TMP" 2>>"$T_TMP/upstream.err" &
+	${UP_WRAP:-} python3 "$T_TMP/upstream.py" 0 "$T_TMP" 2>>"$T_TMP/upstream.err" &
 	T_PIDS+=($!)
 	for _ in $(seq 100); do [ -s "$T_TMP/upstream.port" ] && break; sleep 0.05; done
 	UP_PORT=$(cat "$T_TMP/upstream.port")
@@ -128,10 +128,11 @@ gw_config() {
 	} >"$f"
 }
 
-# start_gateway CONFIG → GW_PID, GW_LOG
+# start_gateway CONFIG → GW_PID, GW_LOG. UP_WRAP / GW_WRAP prefix the upstream and
+# gateway commands (tunnel_netns.sh runs them inside a network namespace).
 start_gateway() {
 	GW_LOG="$T_TMP/gw.$RANDOM.log"
-	"$AIRLOCK_BIN" gateway --config "$1" 2>"$GW_LOG" &
+	${GW_WRAP:-} "$AIRLOCK_BIN" gateway --config "$1" 2>"$GW_LOG" &
 	GW_PID=$!
 	T_PIDS+=("$GW_PID")
 }
