@@ -441,6 +441,11 @@ monitor_start(const struct monitor_config *cfg, struct monitor **out)
 		log_error("worker: cannot drop privileges", "error", al_strerror(r));
 		_exit(1);
 	}
+	/* A uid change clears the parent-death signal: set it again, and re-check that the
+	 * monitor did not die in between. */
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	if (getppid() != parent)
+		_exit(1);
 	m = xcalloc(1, sizeof(*m));
 	m->sock = sv[1];
 	sandbox_msg_init(&m->m);

@@ -63,7 +63,8 @@ usage(FILE *f)
 	    "  --ca-file FILE           [AIRLOCK_CA_FILE] PEM bundle to verify the API\n"
 	    "  --session-id ID          run: [ANTHROPIC_SESSION_ID]\n"
 	    "  --work-id ID             run: [ANTHROPIC_WORK_ID]\n"
-	    "  --work-secret-file FILE  run: [ANTHROPIC_WORK_SECRET_FILE] not world-accessible\n");
+	    "  --work-secret-file FILE  run: [ANTHROPIC_WORK_SECRET_FILE] not world-accessible\n"
+	    "  --unsandboxed            run tools on the host, without a sandbox (logged)\n");
 }
 
 /* "60", "60s", "1500ms", "2m" */
@@ -269,7 +270,7 @@ find_config_arg(int argc, char **argv)
 		else if (strcmp(a, "--config") == 0 && i + 1 < argc)
 			path = argv[++i];
 		else if (strncmp(a, "--", 2) == 0 && strchr(a, '=') == NULL &&
-		         strcmp(a, "--help") != 0)
+		         strcmp(a, "--help") != 0 && strcmp(a, "--unsandboxed") != 0)
 			i++;
 	}
 	return path;
@@ -316,6 +317,10 @@ parse_args(int argc, char **argv, struct worker_config *c)
 		if (strncmp(a, "--", 2) != 0) {
 			fprintf(stderr, "airlock worker: unexpected argument '%s'\n", a);
 			goto out;
+		}
+		if (strcmp(a, "--unsandboxed") == 0) { /* the one flag without a value */
+			c->unsandboxed = true;
+			continue;
 		}
 		const char *eq = strchr(a, '=');
 		size_t nlen = eq ? (size_t)(eq - a) : strlen(a);
@@ -850,6 +855,7 @@ run_check(struct worker *w)
 		fprintf(stderr, "check: workdir %s is not a writable directory\n", w->cfg.workdir);
 		bad = 1;
 	}
+	bad |= wexec_sandbox_check(&w->cfg);
 	if (access("/bin/bash", X_OK) != 0) {
 		fprintf(stderr, "check: /bin/bash is missing (the bash tool needs it)\n");
 		bad = 1;
@@ -920,6 +926,12 @@ worker_main(int argc, char **argv)
 	if (!run_mode) {
 		free(w.cfg.work_id);
 		w.cfg.work_id = NULL;
+	}
+	/* the privileged monitor forks here, before any thread; we go on unprivileged */
+	if (strcmp(mode, "check") != 0 && (run_mode || w.cfg.on_work == NULL) &&
+	    wexec_sandbox_start(&w.cfg, run_mode) != 0) {
+		config_free(&w.cfg);
+		return 1;
 	}
 	signal(SIGPIPE, SIG_IGN);
 	w.loop = loop_new();

@@ -33,6 +33,7 @@ struct worker_config {
 	struct cfg file;
 	bool has_file;
 	const json_t *sandbox;
+	bool unsandboxed; /* --unsandboxed: tools run on the host (docs/worker/monitor.md) */
 	/* run mode */
 	char *session_id;
 	char *work_id;
@@ -133,8 +134,15 @@ typedef void wexec_done_fn(void *arg, json_t *content, bool is_error);
 
 int wexec_new(struct loop *l, struct wexec **out);
 void wexec_free(struct wexec *e);
-/* Opens the per-session tool context on workdir. */
-int wexec_session_open(struct wexec *e, const char *workdir);
+/* Before any thread (poll without --on-work, run): parses the sandbox section, starts
+ * the privileged monitor (the process continues as the unprivileged worker) or logs
+ * loudly that tools run unsandboxed. 0, or an error already printed. */
+int wexec_sandbox_start(const struct worker_config *c, bool run_mode);
+/* `check`: prints the sandbox section's errors and sandbox_preflight()'s report; 1 when
+ * sandboxes cannot be created here (and --unsandboxed was not given). */
+int wexec_sandbox_check(const struct worker_config *c);
+/* Opens the per-session tool context on workdir, in a new sandbox for session_id. */
+int wexec_session_open(struct wexec *e, const char *workdir, const char *session_id);
 void wexec_session_close(struct wexec *e);
 /* Whether this worker runs tools of that name (others are left for another client). */
 bool wexec_known(const char *name);

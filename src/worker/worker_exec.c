@@ -2,19 +2,28 @@
  * executor thread while the loop thread keeps heartbeats and the event stream alive.
  * Completion comes back through an eventfd watched by the loop; cancellation uses the
  * toolset's thread-safe tool_cancel(). Only deep-copied JSON crosses threads (jansson
- * reference counts are not atomic). */
+ * reference counts are not atomic). Each session's bash and rg run in that session's
+ * sandbox, created through the privileged monitor (docs/worker/monitor.md). */
 #include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <pthread.h>
+#include <pwd.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "err.h"
 #include "log.h"
+#include "monitor.h"
+#include "sandbox.h"
 #include "tools/tools.h"
+#include "util.h"
 #include "worker.h"
 #include "xalloc.h"
 
@@ -39,7 +48,411 @@ struct wexec {
 	bool close_pending; /* session closed while a call ran: free ctx when it ends */
 	wexec_done_fn *done;
 	void *arg;
+	/* the session's sandbox (when sandboxed) */
+	bool sb_open;
+	uint32_t sb_id;
+	unsigned sb_live; /* processes spawned in it and not yet reaped */
 };
+
+/* ---- the session sandbox: process-wide state set up before any thread ---- */
+
+#define SB_STRS (2 * SANDBOX_MAX_BINDS + 8)
+
+static struct {
+	bool on; /* tools run in sandboxes */
+	struct monitor *mon;
+	/* One monitor caller at a time: sessions open and close on the loop thread, bash and
+	 * rg start and die on the executor thread. */
+	pthread_mutex_t mu;
+	struct sandbox_profile prof;
+	struct monitor_config mcfg;
+	char *strs[SB_STRS]; /* strings the profile borrows */
+	size_t nstrs;
+	char *user; /* the unprivileged user (root start) */
+	char *rg;   /* rg as the sandbox sees it, "" = built-in grep */
+} sbx = {.mu = PTHREAD_MUTEX_INITIALIZER};
+
+static const char *
+sb_keep(char *s)
+{
+	if (sbx.nstrs == SB_STRS) {
+		free(s);
+		return NULL;
+	}
+	sbx.strs[sbx.nstrs++] = s;
+	return s;
+}
+
+/* A YAML list of strings (sandbox.ro_binds and friends); absent = empty. */
+static int
+get_list(struct cfg *f, const json_t *obj, const char *key, const char **out, size_t max, size_t *n)
+{
+	const json_t *a = json_object_get(obj, key), *v;
+	size_t i;
+	*n = 0;
+	if (a == NULL)
+		return 0;
+	if (!json_is_array(a))
+		return cfg_error(f, a, "sandbox.%s: a list of strings", key);
+	if (json_array_size(a) > max)
+		return cfg_error(f, a, "sandbox.%s: at most %zu entries", key, max);
+	json_array_foreach(a, i, v)
+	{
+		if (!json_is_string(v) || (out[i] = sb_keep(xstrdup(json_string_value(v)))) == NULL)
+			return cfg_error(f, v, "sandbox.%s: a list of strings", key);
+		*n = i + 1;
+	}
+	return 0;
+}
+
+/* The sandbox: section (keys in docs/lib/sandbox.md, plus `user`). file:line errors. */
+static int
+profile_parse(struct worker_config *c, bool *unsandboxed)
+{
+	static const char *const keys[] = {
+	    "memory_mb", "pids_max",  "cpu_quota_percent", "wall_clock_s", "tmp_size_mb",
+	    "fsize_mb",  "nofile",    "root_dir",          "ro_binds",     "rw_binds",
+	    "uid_base",  "uid_count", "state_dir",         "degraded",     "user",
+	    NULL};
+	struct sandbox_profile *p = &sbx.prof;
+	const json_t *sb = c->sandbox;
+	struct cfg *f = &c->file;
+	const char *deg[4];
+	char *root_dir = NULL, *state_dir = NULL;
+	uint64_t v32[5];
+	size_t n, i;
+	struct buf err;
+	int r;
+
+	sandbox_profile_defaults(p);
+	*unsandboxed = c->unsandboxed;
+	if (sb == NULL)
+		goto env;
+	v32[0] = p->cpu_quota_percent, v32[1] = p->wall_clock_s, v32[2] = p->nofile;
+	v32[3] = p->uid_base, v32[4] = p->uid_count;
+	if ((r = cfg_only_keys(f, sb, keys)) ||
+	    (r = cfg_get_uint(f, sb, "memory_mb", 0, 1u << 30, &p->memory_mb)) ||
+	    (r = cfg_get_uint(f, sb, "pids_max", 0, 4194304, &p->pids_max)) ||
+	    (r = cfg_get_uint(f, sb, "cpu_quota_percent", 0, 100000, &v32[0])) ||
+	    (r = cfg_get_uint(f, sb, "wall_clock_s", 0, 30 * 86400, &v32[1])) ||
+	    (r = cfg_get_uint(f, sb, "tmp_size_mb", 1, 1u << 30, &p->tmp_size_mb)) ||
+	    (r = cfg_get_uint(f, sb, "fsize_mb", 1, 1ull << 40, &p->fsize_mb)) ||
+	    (r = cfg_get_uint(f, sb, "nofile", 64, 1048576, &v32[2])) ||
+	    (r = cfg_get_uint(f, sb, "uid_base", 1000, 0xfffffffeu, &v32[3])) ||
+	    (r = cfg_get_uint(f, sb, "uid_count", 1, 0xfffffffeu, &v32[4])) ||
+	    (r = cfg_get_str(f, sb, "root_dir", &root_dir)) ||
+	    (r = cfg_get_str(f, sb, "state_dir", &state_dir)) ||
+	    (r = cfg_get_str(f, sb, "user", &sbx.user)) ||
+	    (r = get_list(f, sb, "ro_binds", p->ro_binds, SANDBOX_MAX_BINDS, &p->n_ro_binds)) ||
+	    (r = get_list(f, sb, "rw_binds", p->rw_binds, SANDBOX_MAX_BINDS, &p->n_rw_binds)) ||
+	    (r = get_list(f, sb, "degraded", deg, ARRAY_LEN(deg), &n)))
+		goto out;
+	p->cpu_quota_percent = (uint32_t)v32[0], p->wall_clock_s = (uint32_t)v32[1];
+	p->nofile = (uint32_t)v32[2], p->uid_base = (uint32_t)v32[3],
+	p->uid_count = (uint32_t)v32[4];
+	if (root_dir != NULL)
+		p->root_dir = sb_keep(root_dir), root_dir = NULL;
+	if (state_dir != NULL)
+		p->state_dir = sb_keep(state_dir), state_dir = NULL;
+	for (i = 0; i < n; i++) {
+		if (strcmp(deg[i], "no-cgroups") == 0)
+			p->degraded |= SANDBOX_DEGRADED_NO_CGROUPS;
+		else if (strcmp(deg[i], "unsandboxed") == 0)
+			*unsandboxed = true;
+		else {
+			r = cfg_error(f, json_array_get(json_object_get(sb, "degraded"), i),
+			              "sandbox.degraded: no-cgroups or unsandboxed");
+			goto out;
+		}
+	}
+env:
+	/* Between the file and flags, like every other setting (docs/worker/config.md). */
+	if (getenv("AIRLOCK_SANDBOX_STATE_DIR") != NULL && getenv("AIRLOCK_SANDBOX_STATE_DIR")[0])
+		p->state_dir = sb_keep(xstrdup(getenv("AIRLOCK_SANDBOX_STATE_DIR")));
+	buf_init(&err, 4096);
+	r = sandbox_profile_check(p, &err);
+	if (r != 0)
+		fprintf(stderr, "airlock worker: %s: %.*s", c->has_file ? c->file.name : "sandbox",
+		        (int)err.len, err.data ? err.data : "");
+	buf_free(&err);
+	return r;
+out:
+	free(root_dir);
+	free(state_dir);
+	fprintf(stderr, "airlock worker: %s\n", f->err);
+	return r;
+}
+
+/* mkdir -p with mode for the dirs it creates. */
+static int
+mkdirs(const char *path, mode_t mode)
+{
+	char tmp[PATH_MAX];
+	size_t i, n = strlen(path);
+	if (n >= sizeof(tmp))
+		return -ENAMETOOLONG;
+	memcpy(tmp, path, n + 1);
+	for (i = 1; i <= n; i++) {
+		if (tmp[i] != '/' && tmp[i] != '\0')
+			continue;
+		tmp[i] = '\0';
+		if (mkdir(tmp, mode) != 0 && errno != EEXIST)
+			return -errno;
+		tmp[i] = i == n ? '\0' : '/';
+	}
+	return 0;
+}
+
+/* The sandbox's and the worker's user must reach the workdir: every ancestor searchable
+ * (the workdir itself is chowned to it when a session opens). */
+static int
+check_reachable(const char *workdir, const struct passwd *pw)
+{
+	char real[PATH_MAX], *slash;
+	struct stat st;
+	if (realpath(workdir, real) == NULL) {
+		fprintf(stderr, "airlock worker: workdir %s: %s\n", workdir, strerror(errno));
+		return -errno;
+	}
+	if (strcmp(real, "/") == 0) {
+		fprintf(stderr, "airlock worker: workdir / cannot be a sandbox workspace\n");
+		return AL_E_INVAL;
+	}
+	while ((slash = strrchr(real, '/')) != NULL) {
+		*slash = '\0';
+		const char *d = real[0] ? real : "/";
+		if (stat(d, &st) != 0)
+			return -errno;
+		if (!((st.st_mode & S_IXOTH) ||
+		      (st.st_uid == pw->pw_uid && (st.st_mode & S_IXUSR)) ||
+		      (st.st_gid == pw->pw_gid && (st.st_mode & S_IXGRP)))) {
+			fprintf(
+			    stderr,
+			    "airlock worker: workdir %s: %s is not searchable by user %s, which "
+			    "the worker and its sandboxes run as (chmod o+x it, or set "
+			    "sandbox.user)\n",
+			    workdir, d, pw->pw_name);
+			return AL_E_PERM;
+		}
+		if (real[0] == '\0')
+			break;
+	}
+	return 0;
+}
+
+/* rg as the sandbox will see it: the first on PATH that resolves into the system dirs
+ * bound inside (a cargo-installed rg under /root is not there); else the built-in grep. */
+static char *
+find_rg(void)
+{
+	static const char *const sys[] = {"/usr/", "/bin/", "/sbin/", "/lib/"};
+	const char *path = getenv("PATH");
+	char *copy, *dir, *next, *found = NULL;
+	if (path == NULL || sbx.prof.root_dir != NULL)
+		return xstrdup("");
+	copy = xstrdup(path);
+	for (dir = copy; dir != NULL && found == NULL; dir = next) {
+		char cand[PATH_MAX], real[PATH_MAX];
+		char *colon = strchr(dir, ':');
+		next = colon ? colon + 1 : NULL;
+		if (colon)
+			*colon = '\0';
+		if (dir[0] != '/' ||
+		    snprintf(cand, sizeof(cand), "%s/rg", dir) >= (int)sizeof(cand) ||
+		    access(cand, X_OK) != 0 || realpath(cand, real) == NULL)
+			continue;
+		for (size_t i = 0; i < ARRAY_LEN(sys) && found == NULL; i++)
+			if (strncmp(real, sys[i], strlen(sys[i])) == 0)
+				found = xstrdup(real);
+	}
+	free(copy);
+	return found ? found : xstrdup("");
+}
+
+int
+wexec_sandbox_start(const struct worker_config *cc, bool run_mode)
+{
+	struct worker_config *c = (struct worker_config *)cc; /* cfg_error writes c->file.err */
+	struct passwd *pw = NULL;
+	bool unsandboxed;
+	int r;
+
+	if ((r = profile_parse(c, &unsandboxed)) != 0)
+		return r;
+	if (unsandboxed) {
+		log_warn("UNSANDBOXED: tools run directly on the host as the worker's user, with "
+		         "its files, network and privileges (--unsandboxed or sandbox.degraded: "
+		         "[unsandboxed])",
+		         "uid", geteuid() == 0 ? "0 (root)" : "non-root");
+		return 0;
+	}
+	if (run_mode && c->session_id != NULL) {
+		/* Concurrent `worker run`s (one per --on-work item) each own a state dir; a
+		 * re-run of the same session sweeps what a crashed one left. */
+		char *sd = xasprintf("%s/run/%s", sbx.prof.state_dir, c->session_id);
+		if (strchr(c->session_id, '/') != NULL || strstr(c->session_id, "..") != NULL) {
+			free(sd);
+			fprintf(stderr, "airlock worker: bad session id\n");
+			return AL_E_INVAL;
+		}
+		sbx.prof.state_dir = sb_keep(sd);
+	}
+	if (sbx.prof.state_dir == NULL || (r = mkdirs(sbx.prof.state_dir, 0700)) != 0) {
+		fprintf(stderr, "airlock worker: sandbox state_dir %s: %s\n",
+		        sbx.prof.state_dir ? sbx.prof.state_dir : "(too many strings)",
+		        al_strerror(r ? r : AL_E_INVAL));
+		return r ? r : AL_E_INVAL;
+	}
+	if (geteuid() == 0) {
+		const char *u = sbx.user ? sbx.user : "nobody";
+		if ((pw = getpwnam(u)) == NULL || pw->pw_uid == 0 || pw->pw_gid == 0) {
+			fprintf(stderr,
+			        "airlock worker: sandbox.user %s: no such unprivileged user\n", u);
+			return AL_E_INVAL;
+		}
+		/* The worker's host-side file tools and bash share files: one uid for both. */
+		sbx.prof.run_as_set = true;
+		sbx.prof.run_as_uid = pw->pw_uid;
+		sbx.prof.run_as_gid = pw->pw_gid;
+		if ((r = check_reachable(c->workdir, pw)) != 0)
+			return r;
+	}
+	sbx.rg = find_rg();
+	sbx.mcfg = (struct monitor_config){.profile = &sbx.prof,
+	                                   .workspace_root = c->workdir,
+	                                   .drop_user = sbx.user,
+	                                   .root_is_workspace = true};
+	/* Returns only in the worker (the child); this process stays as the monitor. */
+	if ((r = monitor_start(&sbx.mcfg, &sbx.mon)) != 0) {
+		fprintf(stderr, "airlock worker: cannot start the sandbox monitor: %s\n",
+		        al_strerror(r));
+		return r;
+	}
+	sbx.on = true;
+	log_info("tools run in per-session sandboxes", "user", pw ? pw->pw_name : "(unchanged)",
+	         "state_dir", sbx.prof.state_dir, "grep", sbx.rg[0] ? sbx.rg : "built-in");
+	return 0;
+}
+
+int
+wexec_sandbox_check(const struct worker_config *cc)
+{
+	struct worker_config *c = (struct worker_config *)cc;
+	struct buf rep;
+	bool unsandboxed, ok = false;
+	int bad = 0;
+	if (profile_parse(c, &unsandboxed) != 0)
+		return 1;
+	if (unsandboxed) {
+		printf("check: sandbox: UNSANDBOXED, tools run on the host\n");
+		return 0;
+	}
+	buf_init(&rep, 16384);
+	if (sandbox_preflight(&rep, &ok) != 0)
+		ok = false;
+	printf("%.*s", (int)rep.len, rep.data ? rep.data : "");
+	if (!ok) {
+		fprintf(stderr, "check: sandboxes cannot be created on this host (see the fail "
+		                "lines; --unsandboxed runs tools without one)\n");
+		bad = 1;
+	}
+	buf_free(&rep);
+	return bad;
+}
+
+/* Names that reach a sandboxed process from the toolset's env; nothing else of the
+ * worker's environment (its PATH, HOME, credentials) enters. */
+static bool
+env_allowed(const char *e)
+{
+	static const char *const names[] = {"TERM=", "PS1=", "PS2=", "LANG=", "TZ=", "LC_"};
+	for (size_t i = 0; i < ARRAY_LEN(names); i++)
+		if (strncmp(e, names[i], strlen(names[i])) == 0)
+			return true;
+	return false;
+}
+
+static int
+sb_spawn(void *arg, const struct tool_spawn_req *req, void **proc)
+{
+	struct wexec *e = arg;
+	const char *env[64];
+	int fds[SANDBOX_MAX_CHILD_FDS], nul = -1, r;
+	size_t n = 0;
+	struct sandbox_proc *p = NULL;
+
+	if (req->nfds < 0 || req->nfds > SANDBOX_MAX_CHILD_FDS)
+		return AL_E_INVAL;
+	for (size_t i = 0; req->envp != NULL && req->envp[i] != NULL && n < ARRAY_LEN(env) - 1; i++)
+		if (env_allowed(req->envp[i]))
+			env[n++] = req->envp[i];
+	env[n] = NULL;
+	for (int i = 0; i < req->nfds; i++) {
+		fds[i] = req->fds[i];
+		if (fds[i] < 0 && i > 2) { /* the toolset's contract: -1 is /dev/null */
+			if (nul < 0 && (nul = open("/dev/null", O_RDWR | O_CLOEXEC)) < 0)
+				return -errno;
+			fds[i] = nul;
+		}
+	}
+	pthread_mutex_lock(&sbx.mu);
+	r = monitor_client_spawn_fds(sbx.mon, e->sb_id, req->path, req->argv, env, req->cwd, fds,
+	                             (size_t)req->nfds, &p);
+	if (r == 0)
+		e->sb_live++;
+	pthread_mutex_unlock(&sbx.mu);
+	if (nul >= 0)
+		close(nul);
+	if (r != 0)
+		return r;
+	*proc = p;
+	return 0;
+}
+
+static void
+sb_kill(void *arg, void *proc)
+{
+	struct wexec *e = arg;
+	pthread_mutex_lock(&sbx.mu);
+	/* The last live process (the shell): everything in the sandbox goes, setsid'd
+	 * daemons included. Otherwise (rg while the shell lives) only its process group. */
+	if (e->sb_live <= 1)
+		(void)monitor_client_kill(sbx.mon, e->sb_id, -1, SIGKILL);
+	else
+		(void)sandbox_proc_kill(proc, SIGKILL);
+	pthread_mutex_unlock(&sbx.mu);
+}
+
+static int
+sb_reap(void *arg, void *proc, int *wstatus)
+{
+	struct wexec *e = arg;
+	int st = 0, r = sandbox_proc_wait(proc, &st);
+	pthread_mutex_lock(&sbx.mu);
+	e->sb_live--;
+	pthread_mutex_unlock(&sbx.mu);
+	sandbox_proc_free(proc);
+	if (wstatus != NULL)
+		*wstatus = st;
+	return r == AL_E_CLOSED ? 0 : r; /* died with its sandbox: status says SIGKILL */
+}
+
+/* The tool context and the sandbox go together. */
+static void
+ctx_free(struct wexec *e)
+{
+	tool_ctx_free(e->ctx);
+	e->ctx = NULL;
+	if (e->sb_open) {
+		pthread_mutex_lock(&sbx.mu);
+		int r = monitor_client_destroy(sbx.mon, e->sb_id);
+		pthread_mutex_unlock(&sbx.mu);
+		if (r != 0 && r != AL_E_NOTFOUND)
+			log_warn("sandbox destroy failed", "error", al_strerror(r));
+		e->sb_open = false;
+		e->sb_live = 0;
+	}
+}
 
 static json_t *
 text_content(const char *text)
@@ -118,8 +531,7 @@ on_event(struct loop *l, int fd, int mask, void *arg)
 	pthread_mutex_unlock(&e->mu);
 	if (e->close_pending) {
 		e->close_pending = false;
-		tool_ctx_free(e->ctx);
-		e->ctx = NULL;
+		ctx_free(e);
 	}
 	if (done != NULL)
 		done(darg, content, is_error);
@@ -172,7 +584,7 @@ wexec_free(struct wexec *e)
 		loop_fd_del(e->loop, e->efd);
 		close(e->efd);
 	}
-	tool_ctx_free(e->ctx);
+	ctx_free(e);
 	free(e->name);
 	json_decref(e->input);
 	json_decref(e->content);
@@ -182,14 +594,54 @@ wexec_free(struct wexec *e)
 	free(e);
 }
 
-int
-wexec_session_open(struct wexec *e, const char *workdir)
+/* Session ids name cgroups and journal files: [A-Za-z0-9_-]{1,64}, else a fresh one. */
+static void
+sandbox_name(const char *session_id, char out[65])
 {
+	size_t n = session_id ? strlen(session_id) : 0, i;
+	bool ok = n > 0 && n <= 64;
+	for (i = 0; ok && i < n; i++) {
+		char c = session_id[i];
+		ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+		     c == '_' || c == '-';
+	}
+	if (ok) {
+		memcpy(out, session_id, n + 1);
+		return;
+	}
+	unsigned char b[8];
+	random_bytes(b, sizeof(b));
+	snprintf(out, 65, "s%02x%02x%02x%02x%02x%02x%02x%02x", b[0], b[1], b[2], b[3], b[4], b[5],
+	         b[6], b[7]);
+}
+
+int
+wexec_session_open(struct wexec *e, const char *workdir, const char *session_id)
+{
+	char name[65];
+	int r;
 	if (e->ctx != NULL)
 		return AL_E_CONFLICT;
-	/* TODO(monitor): pass the sandbox spawner from src/worker/monitor.h here, so the
-	 * persistent bash runs inside the session's sandbox. */
-	return tool_ctx_new(workdir, NULL, &e->ctx);
+	if (!sbx.on)
+		return tool_ctx_new(workdir, NULL, &e->ctx);
+	sandbox_name(session_id, name);
+	pthread_mutex_lock(&sbx.mu);
+	r = monitor_client_create(sbx.mon, name, workdir, &e->sb_id);
+	pthread_mutex_unlock(&sbx.mu);
+	if (r != 0) {
+		log_error("cannot create the session's sandbox", "session_id", name, "error",
+		          al_strerror(r));
+		return r;
+	}
+	e->sb_open = true;
+	e->sb_live = 0;
+	struct tool_spawner sp = {.spawn = sb_spawn, .kill = sb_kill, .reap = sb_reap, .arg = e};
+	if ((r = tool_ctx_new(workdir, &sp, &e->ctx)) != 0) {
+		ctx_free(e);
+		return r;
+	}
+	tool_ctx_set_rg(e->ctx, sbx.rg);
+	return 0;
 }
 
 void
@@ -199,8 +651,7 @@ wexec_session_close(struct wexec *e)
 		e->close_pending = true; /* the thread still uses ctx */
 		return;
 	}
-	tool_ctx_free(e->ctx);
-	e->ctx = NULL;
+	ctx_free(e);
 }
 
 bool

@@ -134,7 +134,7 @@ on_hb_done(void *arg, int status, int err, json_t *body)
 		} else if (!s->started) {
 			s->started = true;
 			log_info("lease held", "work_id", s->work_id, "session_id", s->session_id);
-			if (wexec_session_open(s->w->exec, s->w->cfg.workdir) != 0) {
+			if (wexec_session_open(s->w->exec, s->w->cfg.workdir, s->session_id) != 0) {
 				log_error("cannot open the workdir for tools", "workdir",
 				          s->w->cfg.workdir);
 				finish(s, WSESS_FAILED);

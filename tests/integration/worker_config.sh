@@ -7,7 +7,7 @@ start_server
 K=testkey
 W="$AIRLOCK_BIN worker" # word-split on purpose: env runs it
 D=$T_TMP/cfg
-mkdir -p "$D" "$D/work"
+mkdir -p "$D" "$D/work" && chmod 755 "$T_TMP" # the worker drops to nobody
 cd "$D" || exit 1
 
 req $K POST /v1/environments '{"name":"c","config":{"type":"self_hosted"}}'
@@ -71,7 +71,8 @@ log:
   format: json
   level: info
 sandbox:
-  anything: [defined, by, docs/lib/sandbox.md]
+  memory_mb: 1024
+  ro_binds: [/opt]
 EOF
 out=$(env -u ANTHROPIC_ENVIRONMENT_KEY -u ANTHROPIC_BASE_URL -u ANTHROPIC_ENVIRONMENT_ID \
 	$W check --config full.yaml 2>&1)

@@ -99,6 +99,7 @@ test('worker run: one item from --work-secret-file; world-readable refused, 0600
   const model = await startMockModel(script);
   const srv = await startServer({ env: { AIRLOCK_MODEL_BASE_URL: model.url } });
   const dir = realpathSync(mkdtempSync(path.join(tmpdir(), 'airlock-wrun-')));
+  chmodSync(dir, 0o755); // a root worker runs tools as nobody, who must reach the workdir
   const workdir = path.join(dir, 'wd');
   mkdirSync(workdir);
   const procs = [];
@@ -165,6 +166,7 @@ test('worker poll --on-work: environment, work JSON with secret on stdin, stdout
   const model = await startMockModel(script.slice(0, 2));
   const srv = await startServer({ env: { AIRLOCK_MODEL_BASE_URL: model.url } });
   const dir = realpathSync(mkdtempSync(path.join(tmpdir(), 'airlock-onwork-')));
+  chmodSync(dir, 0o755); // a root worker runs tools as nobody, who must reach the workdir
   mkdirSync(path.join(dir, 'wd'));
   let poller;
   t.after(async () => {
