@@ -383,6 +383,41 @@ drop_caps(void)
 	CHECK("capset", (int)syscall(SYS_capset, &h, d));
 }
 
+/* /proc/1/cmdline is world-readable inside (non-dumpable or not): the worker's argv it
+ * still shows after the clone (ids, even a key given as a flag) is overwritten in our own
+ * copy of the argument area. Fields 48 and 49 of /proc/self/stat bound that area. */
+static void
+scrub_cmdline(void)
+{
+	static const char name[] = "airlock-sandbox-init";
+	char st[2048], *p, *e;
+	uint64_t v[2] = {0, 0};
+	int fd = open("/proc/self/stat", O_RDONLY | O_CLOEXEC), field = 2, k = 0;
+	ssize_t n = fd >= 0 ? read(fd, st, sizeof(st) - 1) : -1;
+	if (fd >= 0)
+		close(fd);
+	if (n <= 0)
+		return;
+	st[n] = '\0';
+	if ((p = strrchr(st, ')')) == NULL)
+		return;
+	for (p++; *p == ' ' && k < 2; field++) {
+		p++;
+		e = strchr(p, ' ');
+		if (e == NULL)
+			e = p + strlen(p);
+		if ((field + 1 == 48 || field + 1 == 49) &&
+		    parse_uint(p, (size_t)(e - p), UINT64_MAX, &v[k]) == 0)
+			k++;
+		p = e;
+	}
+	if (k != 2 || v[1] <= v[0] || v[1] - v[0] > (1u << 20))
+		return;
+	memset((void *)(uintptr_t)v[0], 0, (size_t)(v[1] - v[0]));
+	memcpy((void *)(uintptr_t)v[0], name,
+	       v[1] - v[0] > sizeof(name) ? sizeof(name) : (size_t)(v[1] - v[0] - 1));
+}
+
 void
 sandbox_child_main(const struct sandbox_child_args *a)
 {
@@ -393,6 +428,7 @@ sandbox_child_main(const struct sandbox_child_args *a)
 	struct sandbox_msg m;
 
 	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	scrub_cmdline();
 	/* Keep exactly: 0-2 (/dev/null), 3 (ctl), 4 (sync). */
 	ctl = fcntl(a->ctl, F_DUPFD_CLOEXEC, 10);
 	sync = fcntl(a->sync, F_DUPFD_CLOEXEC, 10);
