@@ -4,8 +4,9 @@
 // notifications (SSE) must work exactly as they do direct.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, execFileSync } from 'node:child_process';
-import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
+import { spawn, execFile, execFileSync } from 'node:child_process';
+import { promisify } from 'node:util';
+import { mkdtempSync, writeFileSync, rmSync, readdirSync, readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import http from 'node:http';
 import { tmpdir } from 'node:os';
@@ -17,7 +18,7 @@ import { startServer } from './lib/server.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const BIN = process.env.AIRLOCK_BIN;
-let tmp, srv, upstream, gateway, tunnel, edgePort, ingressPort;
+let tmp, srv, upstream, gateway, tunnel, edgePort, ingressPort, upPort;
 
 function freePort() {
   return new Promise((resolve) => {
@@ -76,7 +77,7 @@ before(async () => {
   openssl('x509', '-req', '-in', 'edge.csr', '-CA', 'ca.pem', '-CAkey', 'ca.key',
     '-CAcreateserial', '-out', 'edge.pem', '-days', '1', '-extfile', 'ext.cnf');
 
-  const upPort = await freePort();
+  upPort = await freePort();
   upstream = spawn(process.execPath,
     [path.join(here, 'node_modules/@modelcontextprotocol/server-everything/dist/index.js'),
       'streamableHttp'],
@@ -192,4 +193,70 @@ test('wrong API key is refused before the tunnel', async () => {
     body: '{"jsonrpc":"2.0","id":1,"method":"ping"}',
   });
   assert.equal(r.status, 401);
+});
+
+// The conformance runner cannot send headers, so a local pass-through adds the server
+// API key and forwards (streaming both ways) to the path-form ingress.
+function keyProxy() {
+  const target = new URL(`${srv.baseURL}/v1/tunnels/${tunnel.id}/routes/everything/mcp`);
+  const p = http.createServer((req, res) => {
+    const up = http.request({ host: target.hostname, port: target.port, method: req.method,
+      path: target.pathname + (req.url.includes('?') ? req.url.slice(req.url.indexOf('?')) : ''),
+      headers: { ...req.headers, host: target.host, 'x-api-key': srv.apiKey } }, (ur) => {
+      res.writeHead(ur.statusCode, ur.headers);
+      ur.pipe(res);
+    });
+    up.on('error', () => res.destroy());
+    req.pipe(up);
+  });
+  return new Promise((resolve) => p.listen(0, '127.0.0.1', () => resolve(p)));
+}
+
+// Asynchronous: the key proxy runs in this process and must keep serving meanwhile.
+async function conformance(url, out) {
+  try {
+    await promisify(execFile)(process.execPath, [path.join(here,
+      'node_modules/@modelcontextprotocol/conformance/dist/index.js'), 'server', '--url', url,
+    '-o', out], { timeout: 240000 });
+  } catch (e) {
+    if (e.code !== 1) throw e; /* exit 1: some scenarios failed, as they do direct */
+  }
+}
+
+// scenario → sorted "check-id:STATUS" list, from the runner's checks.json files.
+function results(dir) {
+  const r = {};
+  for (const d of readdirSync(dir)) {
+    const scen = d.replace(/^server-/, '').replace(/-\d{4}-.*$/, '');
+    const checks = JSON.parse(readFileSync(path.join(dir, d, 'checks.json'), 'utf8'));
+    r[scen] = checks.filter((c) => c.status !== 'INFO').map((c) => `${c.id}:${c.status}`).sort();
+  }
+  return r;
+}
+
+test('MCP conformance server suite: same results direct and through the tunnel', async () => {
+  const proxy = await keyProxy();
+  const direct = path.join(tmp, 'conf-direct');
+  const tunneled = path.join(tmp, 'conf-tunnel');
+  await conformance(`http://127.0.0.1:${upPort}/mcp`, direct);
+  await conformance(`http://127.0.0.1:${proxy.address().port}/mcp`, tunneled);
+  proxy.close();
+  const a = results(direct), b = results(tunneled);
+  assert.ok(Object.keys(a).length >= 20, `direct run produced results: ${Object.keys(a)}`);
+  assert.deepEqual(Object.keys(b).sort(), Object.keys(a).sort(), 'same scenarios ran');
+  for (const k of Object.keys(a))
+    assert.deepEqual(b[k], a[k], `scenario ${k}: direct and tunnel differ`);
+});
+
+test('MCP inspector CLI (--transport http) through the tunnel', () => {
+  // inspector-cli 1.0.3 finds its own package.json relative to the working directory.
+  const cwd = path.join(here, 'node_modules/@modelcontextprotocol/inspector-cli/build');
+  const cli = path.join(cwd, 'index.js');
+  const url = `${srv.baseURL}/v1/tunnels/${tunnel.id}/routes/everything/mcp`;
+  const run = (...args) => JSON.parse(execFileSync(process.execPath, [cli, url, '--transport',
+    'http', '--header', `x-api-key: ${srv.apiKey}`, ...args], { encoding: 'utf8', timeout: 60000, cwd }));
+  const list = run('--method', 'tools/list');
+  assert.ok(list.tools.some((t) => t.name === 'echo'), 'tools/list through the tunnel');
+  const call = run('--method', 'tools/call', '--tool-name', 'echo', '--tool-arg', 'message=hi from inspector');
+  assert.match(call.content[0].text, /hi from inspector/);
 });
