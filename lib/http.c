@@ -392,6 +392,8 @@ conn_flush(struct http_conn *c)
 		conn_close_soon(c);
 		return;
 	}
+	if (c->out.len == 0 && c->out.cap > 4096)
+		buf_free(&c->out); /* a burst's buffer is not kept by an idle stream */
 	conn_update_interest(c);
 }
 
@@ -554,6 +556,13 @@ conn_process(struct http_conn *c)
 	c->paused = true;
 	loop_timer_cancel(c->srv->loop, c->timer);
 	c->timer = NULL;
+	/* The parse buffers are empty until the next request: give their memory back, so
+	 * a held request or a stream costs only what it uses. */
+	buf_free(&c->url);
+	buf_free(&c->hname);
+	buf_free(&c->hval);
+	if (c->in.len == 0)
+		buf_free(&c->in);
 	c->srv->handler(c->req, c->srv->arg);
 }
 
@@ -613,7 +622,6 @@ static void
 conn_read(struct http_conn *c)
 {
 	for (int rounds = 0; rounds < 16 && c->state != CONN_DEAD; rounds++) {
-		char *wp;
 		/* While a request is held, keep reading only to notice EOF, and stop once
 		 * a header's worth of pipelined bytes is waiting. */
 		if (c->in.len >= c->srv->lim.max_header_bytes + READ_CHUNK) {
@@ -623,19 +631,21 @@ conn_read(struct http_conn *c)
 				return;
 			}
 		}
-		if (buf_reserve(&c->in, READ_CHUNK, &wp) != 0) {
-			reply_parse_error(c, 431, "request too large");
-			return;
-		}
+		/* Read into a stack buffer and keep only what arrived: an idle keep-alive
+		 * or SSE connection must not pin a 16 KiB input buffer (10,000 streams). */
+		char chunk[READ_CHUNK];
 		size_t got = 0;
-		int r = io_read(c, wp, READ_CHUNK, &got);
+		int r = io_read(c, chunk, sizeof(chunk), &got);
 		if (r == AL_E_AGAIN)
 			break;
 		if (r != 0) {
 			conn_close_soon(c);
 			return;
 		}
-		buf_commit(&c->in, got);
+		if (buf_add(&c->in, chunk, got) != 0) {
+			reply_parse_error(c, 431, "request too large");
+			return;
+		}
 		if (c->state == CONN_IDLE || c->state == CONN_HEAD || c->state == CONN_BODY)
 			conn_process(c);
 		if (got < READ_CHUNK)
@@ -947,6 +957,7 @@ http_stream_start(struct http_request *req, int status, const struct http_header
 	write_head(c, status, headers, nheaders, -1, false);
 	c->keep_alive = false;
 	c->state = CONN_STREAM;
+	buf_free(&req->body); /* a stream's request body is never read again */
 	conn_flush(c);
 }
 

@@ -8,7 +8,7 @@
 #include "tls.h"
 #include "xalloc.h"
 
-struct alpn_list {
+struct tls_alpn_list {
 	unsigned char wire[64];
 	size_t len;
 };
@@ -17,7 +17,7 @@ static int
 alpn_select(SSL *ssl, const unsigned char **out, unsigned char *outlen, const unsigned char *in,
 	    unsigned int inlen, void *arg)
 {
-	struct alpn_list *a = arg;
+	struct tls_alpn_list *a = arg;
 	if (SSL_select_next_proto((unsigned char **)out, outlen, a->wire, (unsigned)a->len, in,
 				  inlen) != OPENSSL_NPN_NEGOTIATED)
 		return SSL_TLSEXT_ERR_ALERT_FATAL;
@@ -56,10 +56,10 @@ tls_server_ctx_new(const char *cert_file, const char *key_file, const char *cons
 		fill_err(err, errlen, "cannot load private key", key_file);
 		goto fail;
 	}
+	struct tls_alpn_list *a = NULL;
 	if (alpn && alpn[0]) {
-		/* The list lives as long as the context (ex_data would be tidier; one
-		 * allocation per context is not worth it). */
-		struct alpn_list *a = xcalloc(1, sizeof(*a));
+		/* The list lives as long as the context: tls_server_ctx_free releases it. */
+		a = xcalloc(1, sizeof(*a));
 		for (size_t i = 0; alpn[i]; i++) {
 			size_t n = strlen(alpn[i]);
 			if (n == 0 || n > 32 || a->len + n + 1 > sizeof(a->wire))
@@ -72,6 +72,7 @@ tls_server_ctx_new(const char *cert_file, const char *key_file, const char *cons
 	}
 	struct tls_server_ctx *t = xcalloc(1, sizeof(*t));
 	t->ctx = ctx;
+	t->alpn = a;
 	return t;
 fail:
 	SSL_CTX_free(ctx);
@@ -84,5 +85,6 @@ tls_server_ctx_free(struct tls_server_ctx *t)
 	if (t == NULL)
 		return;
 	SSL_CTX_free(t->ctx);
+	free(t->alpn);
 	free(t);
 }

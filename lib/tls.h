@@ -6,8 +6,11 @@
 
 #include <openssl/ssl.h>
 
+struct tls_alpn_list;
+
 struct tls_server_ctx {
 	SSL_CTX *ctx;
+	struct tls_alpn_list *alpn; /* owned; the select callback points into it */
 };
 
 /* Loads cert (chain) and key; on failure returns NULL and fills err (≥256 bytes). */
