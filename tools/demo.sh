@@ -44,7 +44,7 @@ for _ in $(seq 100); do grep -q listening "$AIRLOCK_DATA_DIR/server.log" && brea
 BASE=http://127.0.0.1:$PORT
 api() { curl -sf -X "$1" "$BASE$2" -H "x-api-key: $AIRLOCK_API_KEY" \
 	-H 'content-type: application/json' ${3:+-d "$3"}; }
-field() { sed -n "s/.*\"$1\":\"\([^\"]*\)\".*/\1/p" | head -1; }
+field() { python3 -c 'import json, sys; print(json.load(sys.stdin)[sys.argv[1]])' "$1"; }
 
 env_id=$(api POST /v1/environments '{"name":"demo","config":{"type":"self_hosted"}}' | field id)
 agent_id=$(api POST /v1/agents "{\"name\":\"demo\",\"model\":\"$MODEL\",\"system\":\"You work in /workspace.\",\"tools\":[{\"type\":\"agent_toolset_20260401\",\"default_config\":{\"permission_policy\":{\"type\":\"always_allow\"}}}]}" | field id)
