@@ -19,6 +19,7 @@
 #include "server.h"
 #include "sse.h"
 #include "util.h"
+#include "validate.h"
 #include "work.h"
 #include "xalloc.h"
 
@@ -570,18 +571,40 @@ fail:
 
 /* ---- GET /v1/sessions/{id}/events ---- */
 
+/* types[] (repeated keys, or a comma list in one value) as a JSON array for json_each;
+ * NULL when absent. Replies 400 itself on a malformed type. */
 static int
-time_filter(struct api_call *c, const char *key, int64_t *out)
+types_filter(struct api_call *c, char **out)
 {
-	const char *v = query_get(&c->query, key);
-	*out = 0;
-	if (v == NULL)
-		return 0;
-	if (time_parse_rfc3339(v, out) != 0) {
-		api_reply_error(c, 400, "invalid_request_error", NULL,
-				"%s: must be an RFC 3339 timestamp", key);
-		return AL_E_INVAL;
+	json_t *arr = json_array();
+	*out = NULL;
+	for (size_t i = 0; i < c->query.n; i++) {
+		if (strcmp(c->query.params[i].key, "types[]") != 0 &&
+		    strcmp(c->query.params[i].key, "types") != 0)
+			continue;
+		char *v = xstrdup(c->query.params[i].value), *save = v, *comma;
+		while (v) {
+			comma = strchr(v, ',');
+			if (comma)
+				*comma = '\0';
+			for (const char *p = v; *p; p++) {
+				if (!((*p >= 'a' && *p <= 'z') || *p == '.' || *p == '_')) {
+					free(save);
+					json_decref(arr);
+					api_reply_error(c, 400, "invalid_request_error", NULL,
+							"types[]: invalid event type");
+					return AL_E_INVAL;
+				}
+			}
+			if (*v)
+				json_array_append_new(arr, json_string(v));
+			v = comma ? comma + 1 : NULL;
+		}
+		free(save);
 	}
+	if (json_array_size(arr) > 0)
+		*out = json_dumps(arr, JSON_COMPACT);
+	json_decref(arr);
 	return 0;
 }
 
@@ -591,111 +614,37 @@ list_events(struct api_call *c)
 	const char *sid = c->params[0];
 	struct session_row row;
 	struct page_req pg;
-	struct buf sql;
+	struct time_range created;
 	sqlite3_stmt *st = NULL;
-	int64_t gt, gte, lt, lte;
+	char *types = NULL;
 
-	if (load_session(c, sid, &row) != 0)
+	if (load_session(c, sid, &row) != 0 || api_page_parse(c, 1000, 1000, false, &pg) != 0 ||
+	    validate_query_created(c, &created) != 0 || types_filter(c, &types) != 0)
 		return;
-	if (api_page_parse(c, 1000, 1000, false, &pg) != 0)
-		return;
-	if (time_filter(c, "created_at[gt]", &gt) || time_filter(c, "created_at[gte]", &gte) ||
-	    time_filter(c, "created_at[lt]", &lt) || time_filter(c, "created_at[lte]", &lte))
-		return;
-	buf_init(&sql, 64 * 1024);
-	buf_add_str(&sql, "SELECT seq, doc FROM events WHERE session_id = ?1");
-	if (pg.has_cursor)
-		buf_add_str(&sql, pg.desc ? " AND seq < ?2" : " AND seq > ?2");
-	if (gt)
-		buf_add_str(&sql, " AND created_at > ?3");
-	if (gte)
-		buf_add_str(&sql, " AND created_at >= ?4");
-	if (lt)
-		buf_add_str(&sql, " AND created_at < ?5");
-	if (lte)
-		buf_add_str(&sql, " AND created_at <= ?6");
-	/* types[] filter: repeated keys, also a comma list in one value */
-	size_t ntypes = 0;
-	for (size_t i = 0; i < c->query.n; i++) {
-		if (strcmp(c->query.params[i].key, "types[]") != 0 &&
-		    strcmp(c->query.params[i].key, "types") != 0)
-			continue;
-		char *vals = c->query.params[i].value;
-		for (char *p = vals; *p; p++)
-			if (!((*p >= 'a' && *p <= 'z') || *p == '.' || *p == '_' || *p == ',')) {
-				buf_free(&sql);
-				api_reply_error(c, 400, "invalid_request_error", NULL,
-						"types[]: invalid event type");
-				return;
-			}
-		ntypes++;
-	}
-	if (ntypes) {
-		buf_add_str(&sql, " AND type IN (SELECT value FROM json_each(?7))");
-	}
-	buf_addf(&sql, " ORDER BY seq %s LIMIT %u", pg.desc ? "DESC" : "ASC", pg.limit + 1);
-	if (db_prepare(c->srv->db, sql.data, &st) != 0) {
-		buf_free(&sql);
+	/* One statement for both orders: the cursor bound flips with the order. */
+	const char *sql =
+		pg.desc ? "SELECT seq, doc FROM events WHERE session_id = ?1 AND (?2 = 0 OR seq < ?3) "
+			  "AND created_at BETWEEN ?4 AND ?5 AND (?6 IS NULL OR type IN "
+			  "(SELECT value FROM json_each(?6))) ORDER BY seq DESC LIMIT ?7"
+			: "SELECT seq, doc FROM events WHERE session_id = ?1 AND (?2 = 0 OR seq > ?3) "
+			  "AND created_at BETWEEN ?4 AND ?5 AND (?6 IS NULL OR type IN "
+			  "(SELECT value FROM json_each(?6))) ORDER BY seq ASC LIMIT ?7";
+	if (db_prepare(c->srv->db, sql, &st) != 0) {
+		free(types);
 		api_reply_err(c, AL_E_IO, "cannot list events");
 		return;
 	}
-	buf_free(&sql);
 	db_bind_text(st, 1, sid);
-	if (pg.has_cursor)
-		sqlite3_bind_int64(st, 2, pg.after_seq);
-	if (gt)
-		sqlite3_bind_int64(st, 3, gt);
-	if (gte)
-		sqlite3_bind_int64(st, 4, gte);
-	if (lt)
-		sqlite3_bind_int64(st, 5, lt);
-	if (lte)
-		sqlite3_bind_int64(st, 6, lte);
-	if (ntypes) {
-		json_t *arr = json_array();
-		for (size_t i = 0; i < c->query.n; i++) {
-			if (strcmp(c->query.params[i].key, "types[]") != 0 &&
-			    strcmp(c->query.params[i].key, "types") != 0)
-				continue;
-			char *v = xstrdup(c->query.params[i].value), *save = v, *comma;
-			while (v) {
-				comma = strchr(v, ',');
-				if (comma)
-					*comma = '\0';
-				if (*v)
-					json_array_append_new(arr, json_string(v));
-				v = comma ? comma + 1 : NULL;
-			}
-			free(save);
-		}
-		char *s = json_dumps(arr, JSON_COMPACT);
-		db_bind_text(st, 7, s);
-		free(s);
-		json_decref(arr);
-	}
-	json_t *data = json_array();
-	int64_t last = 0;
-	bool more = false;
-	unsigned n = 0;
-	while (sqlite3_step(st) == SQLITE_ROW) {
-		if (n == pg.limit) {
-			more = true;
-			break;
-		}
-		last = sqlite3_column_int64(st, 0);
-		json_t *ev = db_col_json(st, 1);
-		if (ev)
-			json_array_append_new(data, ev);
-		n++;
-	}
+	sqlite3_bind_int(st, 2, pg.has_cursor);
+	sqlite3_bind_int64(st, 3, pg.after_seq);
+	sqlite3_bind_int64(st, 4, created.lo);
+	sqlite3_bind_int64(st, 5, created.hi);
+	db_bind_text(st, 6, types);
+	sqlite3_bind_int(st, 7, (int)pg.limit + 1);
+	json_t *page = validate_page_collect(st, pg.limit, pg.desc);
 	sqlite3_finalize(st);
-	json_t *next = json_null();
-	if (more) {
-		char *cur = api_page_cursor(last, pg.desc);
-		next = json_string(cur);
-		free(cur);
-	}
-	api_reply_json(c, 200, json_pack("{s:o, s:o}", "data", data, "next_page", next));
+	free(types);
+	api_reply_json(c, 200, page);
 }
 
 /* ---- GET /v1/sessions/{id}/events/stream ---- */
