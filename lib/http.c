@@ -397,6 +397,32 @@ conn_flush(struct http_conn *c)
 	conn_update_interest(c);
 }
 
+/* Answers a request the layer above never saw (malformed, too large, too slow) in the
+ * reference error envelope, with its own request-id like every other answer, then
+ * closes: the connection's framing can no longer be trusted. */
+static void
+conn_error_reply(struct http_conn *c, int status, const char *type, const char *message)
+{
+	struct buf b;
+	char *rid = id_new("req_");
+	buf_init(&b, 4096);
+	buf_addf(&b,
+		 "{\"type\":\"error\",\"error\":{\"type\":\"%s\",\"message\":\"%s\"},"
+		 "\"request_id\":\"%s\"}",
+		 type, message, rid);
+	struct http_header h[] = {{"content-type", "application/json"},
+				  {"request-id", rid},
+				  {"x-should-retry", "false"}};
+	write_head(c, status, h, status == 408 ? 2 : 3, (long)b.len, false);
+	out_add(c, b.data, b.len);
+	buf_free(&b);
+	free(rid);
+	c->close_after_write = true;
+	c->state = CONN_HANDLING;
+	c->reading_off = true;
+	conn_flush(c);
+}
+
 /* ---- timers ---- */
 
 static void
@@ -407,15 +433,7 @@ conn_timeout(struct loop *l, void *arg)
 	if (c->state == CONN_HEAD || c->state == CONN_BODY) {
 		/* A slow client gets a 408 and the connection closes: the request was
 		 * never complete, so nothing was acted on. */
-		static const char msg[] =
-			"{\"type\":\"error\",\"error\":{\"type\":\"timeout_error\","
-			"\"message\":\"request not received in time\"}}";
-		struct http_header h[] = {{"content-type", "application/json"}};
-		write_head(c, 408, h, 1, (long)(sizeof(msg) - 1), false);
-		out_add(c, msg, sizeof(msg) - 1);
-		c->close_after_write = true;
-		c->state = CONN_HANDLING;
-		conn_flush(c);
+		conn_error_reply(c, 408, "timeout_error", "request not received in time");
 		return;
 	}
 	conn_close_soon(c);
@@ -504,20 +522,7 @@ conn_update_interest(struct http_conn *c)
 static void
 reply_parse_error(struct http_conn *c, int status, const char *message)
 {
-	struct buf b;
-	buf_init(&b, 4096);
-	buf_addf(&b,
-		 "{\"type\":\"error\",\"error\":{\"type\":\"%s\",\"message\":\"%s\"}}",
-		 status == 413 ? "invalid_request_error" : "invalid_request_error", message);
-	struct http_header h[] = {{"content-type", "application/json"},
-				  {"x-should-retry", "false"}};
-	write_head(c, status, h, 2, (long)b.len, false);
-	out_add(c, b.data, b.len);
-	buf_free(&b);
-	c->close_after_write = true;
-	c->state = CONN_HANDLING;
-	c->reading_off = true;
-	conn_flush(c);
+	conn_error_reply(c, status, "invalid_request_error", message);
 }
 
 /* Feeds buffered input to the parser and dispatches at most one complete request. */

@@ -165,6 +165,9 @@ test_body_too_large(void **state)
 	send_all(fd, req, sizeof(req) - 1);
 	char *r = read_until(fd, "\r\n\r\n", 1);
 	assert_non_null(strstr(r, "HTTP/1.1 413"));
+	/* answered by the HTTP layer, still with a request-id like every answer */
+	assert_non_null(strstr(r, "request-id: req_"));
+	assert_non_null(strstr(r, "\"request_id\":\"req_"));
 	close(fd);
 }
 
