@@ -428,6 +428,32 @@ sandbox_cg_remove(struct sandbox_cg *cg)
 	return r;
 }
 
+int
+sandbox_cg_try_remove(struct sandbox_cg *cg)
+{
+	size_t i;
+	int r = 0;
+	for (i = 0; i < cg->n; i++) {
+		if (cg->paths[i] == NULL)
+			continue;
+		if (rmdir(cg->paths[i]) != 0 && errno != ENOENT) {
+			if (errno == EBUSY) {
+				kill_listed(cg->paths[i]); /* a fork that raced the pid-ns kill */
+				r = -EBUSY;
+				continue;
+			}
+			r = -errno;
+			log_warn("sandbox cgroup not removed", "path", cg->paths[i], "error",
+			         al_strerror(r));
+			return r;
+		}
+		remove_parent(cg->paths[i]);
+		free(cg->paths[i]);
+		cg->paths[i] = NULL;
+	}
+	return r;
+}
+
 void
 sandbox_cg_free(struct sandbox_cg *cg)
 {

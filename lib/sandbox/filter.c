@@ -246,7 +246,7 @@ ll_rule(int rs, const char *path, uint64_t access, uint64_t handled)
 }
 
 int
-sandbox_landlock_apply(const struct sandbox_ops *ops)
+sandbox_landlock_apply(const struct sandbox_ops *ops, const char *const *extra_rw, size_t n_extra)
 {
 	int abi = sandbox_landlock_abi(), rs = -1, r;
 	struct ll_ruleset_attr attr;
@@ -292,6 +292,9 @@ sandbox_landlock_apply(const struct sandbox_ops *ops)
 		if ((r = ll_rule(rs, o->dst, rw, all)) != 0)
 			goto out;
 	}
+	for (i = 0; i < n_extra; i++)
+		if ((r = ll_rule(rs, extra_rw[i], rw, all)) != 0)
+			goto out;
 	if (syscall(SYS_landlock_restrict_self, rs, 0) != 0) {
 		r = -errno;
 		goto out;

@@ -1,10 +1,13 @@
-/* The parent side of a sandbox: plan (ops, filters, cgroup, journal), clone3 into fresh
- * namespaces, uid/gid maps, release the child, then talk to its pid 1 to run processes;
- * destroy kills the pid namespace and removes every host artefact. */
+/* The parent side of a sandbox: plan (ops, filters, uid), clone3 into fresh namespaces,
+ * uid/gid maps, release the child, which sets up everything but the workspace ahead of
+ * demand (a spare); the claim binds a session's workspace, creates its cgroup and journal
+ * record and lets the child lock itself down. Then it talks to pid 1 to run processes;
+ * destroy kills the pid namespace and queues the host artefacts for sandbox_gc(). */
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
 #include <limits.h>
+#include <linux/mount.h>
 #include <linux/sched.h>
 #include <poll.h>
 #include <signal.h>
@@ -36,6 +39,8 @@ struct sandbox {
 	int pidfd; /* of pid 1 */
 	int ctl;   /* SOCK_SEQPACKET to pid 1 */
 	uid_t host_uid;
+	gid_t host_gid;
+	bool path_mode; /* the child binds by path (no open_tree clones) */
 	long slot; /* uid slot (root monitor), -1 otherwise */
 	struct sandbox_cg cg;
 	bool reaped;
@@ -162,51 +167,111 @@ clone_child(int *pidfd, pid_t *pid)
 	return 0;
 }
 
+struct sandbox_spare {
+	struct sandbox *sb;
+	const struct sandbox_profile *p;
+	bool ready; /* SB_INIT_SPARE received */
+};
+
+/* Reads the child's SPARE or READY report: type, i32 err, str step, u32 Landlock ABI.
+ * A failure in the child arrives with its step, which is logged here. */
+static int
+read_report(struct sandbox *sb, uint32_t want, int timeout_ms, uint32_t *ll_abi)
+{
+	struct sandbox_msg m;
+	uint32_t type, abi = 0;
+	int32_t cerr;
+	const char *step = "";
+	int r;
+
+	sandbox_msg_init(&m);
+	if ((r = wait_readable(sb->ctl, timeout_ms)) != 0)
+		goto out;
+	if ((r = sandbox_msg_recv(sb->ctl, &m)) != 0 || sandbox_msg_get_u32(&m, &type) != 0 ||
+	    (type != want && type != SB_INIT_READY && type != SB_INIT_SPARE) ||
+	    sandbox_msg_get_i32(&m, &cerr) != 0 || sandbox_msg_get_str(&m, &step) != 0 ||
+	    sandbox_msg_get_u32(&m, &abi) != 0) {
+		r = r ? r : AL_E_PROTO;
+		goto out;
+	}
+	if (cerr != 0) {
+		r = cerr;
+		log_error("sandbox setup failed in the child", "step", step, "error",
+		          al_strerror(cerr));
+		goto out;
+	}
+	r = type == want ? 0 : AL_E_PROTO;
+out:
+	if (ll_abi != NULL)
+		*ll_abi = abi;
+	sandbox_msg_reset(&m);
+	buf_free(&m.b);
+	return r;
+}
+
+/* Kills pid 1 (if any), closes its fds, gives back the uid slot. Host artefacts (cgroup,
+ * record) are the caller's. */
+static void
+sb_free(struct sandbox *sb)
+{
+	if (sb == NULL)
+		return;
+	if (sb->ctl >= 0)
+		close(sb->ctl);
+	sb->ctl = -1;
+	reap_init(sb);
+	if (sb->pidfd >= 0)
+		close(sb->pidfd);
+	sandbox_cg_free(&sb->cg);
+	slot_put(sb->slot);
+	free(sb->sid);
+	free(sb->state_dir);
+	free(sb);
+}
+
 int
-sandbox_create(const struct sandbox_profile *p, const char *session_id, const char *workspace_dir,
-               struct sandbox **out)
+sandbox_spare_new(const struct sandbox_profile *p, struct sandbox_spare **out)
 {
 	struct sandbox *sb = NULL;
 	struct sandbox_ops ops = {0};
-	struct sandbox_msg m;
-	char ws[PATH_MAX], map[64];
+	char map[64];
 	const void *prog;
-	size_t prog_len;
+	size_t prog_len, i;
 	int sv[2] = {-1, -1}, syncp[2] = {-1, -1}, r;
-	uint32_t type, ll_abi;
-	int32_t cerr;
-	const char *step;
 	pid_t pid = 0;
 	uid_t huid;
 	gid_t hgid;
-	bool root = geteuid() == 0, journaled = false;
-	struct stat st;
+	bool root = geteuid() == 0, path_mode = false;
 
-	sandbox_msg_init(&m);
 	*out = NULL;
-	if (!sandbox_id_valid(session_id) || workspace_dir == NULL ||
-	    sandbox_profile_check(p, NULL) != 0) {
+	if (sandbox_profile_check(p, NULL) != 0) {
 		r = AL_E_INVAL;
 		goto out;
 	}
-	if (realpath(workspace_dir, ws) == NULL) {
-		r = -errno;
-		goto out;
-	}
-	if (stat(ws, &st) != 0 || !S_ISDIR(st.st_mode)) {
-		r = AL_E_INVAL;
+	if (sandbox_cg_detect(NULL) == SB_CG_NONE && !(p->degraded & SANDBOX_DEGRADED_NO_CGROUPS)) {
+		const char *why;
+		sandbox_cg_detect(&why);
+		log_error("sandbox: no usable cgroups (start with degraded no-cgroups to run "
+		          "without memory/pids limits)",
+		          "reason", why);
+		r = AL_E_UNSUPPORTED;
 		goto out;
 	}
 	if ((r = sandbox_seccomp_prog(&prog, &prog_len)) != 0)
 		goto out;
-	if ((r = sandbox_ops_build(p, ws, &ops)) != 0 || (r = sandbox_ops_resolve(&ops)) != 0)
+	if ((r = sandbox_ops_build(p, NULL, &ops)) != 0 || (r = sandbox_ops_resolve(&ops)) != 0)
 		goto out;
+	/* No open_tree clones (unprivileged): the child binds by path, the workspace too. */
+	for (i = 0; i < ops.n; i++)
+		if ((ops.v[i].type == SB_OP_BIND || ops.v[i].type == SB_OP_SYSDIR) &&
+		    ops.v[i].fd < 0)
+			path_mode = true;
 
 	sb = xcalloc(1, sizeof(*sb));
-	sb->sid = xstrdup(session_id);
 	sb->state_dir = xstrdup(p->state_dir);
 	sb->pidfd = sb->ctl = -1;
 	sb->slot = -1;
+	sb->path_mode = path_mode;
 	if (root) {
 		/* Root's supplementary groups would still apply to host files inside. */
 		if (getgroups(0, NULL) > 0 && setgroups(0, NULL) != 0) {
@@ -224,42 +289,12 @@ sandbox_create(const struct sandbox_profile *p, const char *session_id, const ch
 			huid = (uid_t)(p->uid_base + (uint32_t)sb->slot);
 			hgid = (gid_t)huid;
 		}
-		/* Workspace files the sandbox writes must belong to its uid. By fd, never
-		 * following a symlink: the path may come from the unprivileged side. */
-		int wfd = open(ws, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-		if (wfd < 0 || fchown(wfd, huid, hgid) != 0) {
-			r = -errno;
-			if (wfd >= 0)
-				close(wfd);
-			goto out;
-		}
-		close(wfd);
 	} else {
 		huid = geteuid();
 		hgid = getegid();
 	}
 	sb->host_uid = huid;
-
-	if (sandbox_cg_detect(NULL) == SB_CG_NONE && !(p->degraded & SANDBOX_DEGRADED_NO_CGROUPS)) {
-		const char *why;
-		sandbox_cg_detect(&why);
-		log_error("sandbox: no usable cgroups (start with degraded no-cgroups to run "
-		          "without memory/pids limits)",
-		          "reason", why);
-		r = AL_E_UNSUPPORTED;
-		goto out;
-	}
-	/* Journal first: a crash after this point leaves a record the sweep acts on. */
-	if ((r = sandbox_journal_write(p->state_dir, session_id, &sb->cg, true)) != 0)
-		goto out;
-	journaled = true;
-	if ((r = sandbox_cg_create(p, session_id, &sb->cg)) != 0)
-		goto out;
-	if (sb->cg.mode == SB_CG_NONE)
-		log_warn("sandbox DEGRADED: no cgroups, memory and pids limits are rlimits only",
-		         "session_id", session_id);
-	if ((r = sandbox_journal_write(p->state_dir, session_id, &sb->cg, false)) != 0)
-		goto out;
+	sb->host_gid = hgid;
 
 	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0 ||
 	    pipe2(syncp, O_CLOEXEC) != 0) {
@@ -276,6 +311,7 @@ sandbox_create(const struct sandbox_profile *p, const char *session_id, const ch
 		    .seccomp_len = prog_len,
 		    .ctl = sv[1],
 		    .sync = syncp[0],
+		    .path_mode = path_mode,
 		};
 		sandbox_child_main(&a);
 	}
@@ -295,29 +331,187 @@ sandbox_create(const struct sandbox_profile *p, const char *session_id, const ch
 	snprintf(map, sizeof(map), "%u %u 1\n", SANDBOX_INNER_UID, (unsigned)hgid);
 	if ((r = write_proc(pid, "gid_map", map)) != 0)
 		goto out;
-	if ((r = sandbox_cg_attach(&sb->cg, pid)) != 0)
-		goto out;
 	if (write(syncp[1], "x", 1) != 1) {
 		r = -errno;
 		goto out;
 	}
-	close(syncp[1]);
-	syncp[1] = -1;
+	/* The child sets itself up from here on, concurrently with our caller. */
+	*out = xcalloc(1, sizeof(**out));
+	(*out)->sb = sb;
+	(*out)->p = p;
+	sb = NULL;
+	r = 0;
+out:
+	sb_free(sb);
+	for (i = 0; i < 2; i++) {
+		if (sv[i] >= 0)
+			close(sv[i]);
+		if (syncp[i] >= 0)
+			close(syncp[i]);
+	}
+	sandbox_ops_free(&ops);
+	return r;
+}
 
-	if ((r = wait_readable(sb->ctl, READY_TIMEOUT_MS)) != 0)
-		goto out;
-	if ((r = sandbox_msg_recv(sb->ctl, &m)) != 0 || sandbox_msg_get_u32(&m, &type) != 0 ||
-	    type != SB_INIT_READY || sandbox_msg_get_i32(&m, &cerr) != 0 ||
-	    sandbox_msg_get_str(&m, &step) != 0 || sandbox_msg_get_u32(&m, &ll_abi) != 0) {
-		r = r ? r : AL_E_PROTO;
-		log_error("sandbox: pid 1 did not report ready", "session_id", session_id, "error",
-		          al_strerror(r));
+int
+sandbox_spare_fd(const struct sandbox_spare *sp)
+{
+	return sp->sb->ctl;
+}
+
+int
+sandbox_spare_wait(struct sandbox_spare *sp, int timeout_ms)
+{
+	int r;
+	if (sp->ready)
+		return 0;
+	if ((r = read_report(sp->sb, SB_INIT_SPARE, timeout_ms, NULL)) == 0)
+		sp->ready = true;
+	return r;
+}
+
+void
+sandbox_spare_free(struct sandbox_spare *sp)
+{
+	if (sp == NULL)
+		return;
+	sb_free(sp->sb); /* a spare has no cgroup and no record yet */
+	free(sp);
+}
+
+/* The pending removals of destroyed sandboxes (sandbox_gc). */
+struct grave {
+	char *sid, *state_dir;
+	struct sandbox_cg cg;
+};
+static struct grave *graves;
+static size_t ngraves, capgraves;
+
+/* The record goes only with the cgroups: one that stays is the next start's sweep's. */
+static void
+grave_bury(struct grave *g, bool gone)
+{
+	if (gone)
+		sandbox_journal_remove(g->state_dir, g->sid);
+	sandbox_cg_free(&g->cg);
+	free(g->sid);
+	free(g->state_dir);
+	*g = graves[--ngraves];
+}
+
+/* A session re-created before its old cgroup went: remove that one now, it has the name. */
+static void
+grave_flush(const char *state_dir, const char *sid)
+{
+	size_t i;
+	for (i = 0; i < ngraves; i++)
+		if (strcmp(graves[i].sid, sid) == 0 && strcmp(graves[i].state_dir, state_dir) == 0) {
+			if (sandbox_cg_remove(&graves[i].cg) == 0)
+				grave_bury(&graves[i], true);
+			return;
+		}
+}
+
+size_t
+sandbox_gc(bool wait)
+{
+	size_t i = 0;
+	while (i < ngraves) {
+		int r = wait ? sandbox_cg_remove(&graves[i].cg) : sandbox_cg_try_remove(&graves[i].cg);
+		if (r == 0 || r != -EBUSY)
+			grave_bury(&graves[i], r == 0); /* moved the last one to i */
+		else
+			i++;
+	}
+	return ngraves;
+}
+
+int
+sandbox_spare_claim(struct sandbox_spare *sp, const char *session_id, const char *workspace_dir,
+                    struct sandbox **out)
+{
+	struct sandbox *sb = sp->sb;
+	const struct sandbox_profile *p = sp->p;
+	struct sandbox_msg m;
+	char ws[PATH_MAX];
+	int fds[2] = {-1, -1}, wfd = -1, r;
+	size_t nfds = 0, i;
+	uint32_t ll_abi;
+	bool journaled = false, ready = sp->ready;
+	struct stat st;
+
+	free(sp); /* consumed: it becomes *out, or goes */
+	sandbox_msg_init(&m);
+	*out = NULL;
+	if (!sandbox_id_valid(session_id) || workspace_dir == NULL) {
+		r = AL_E_INVAL;
 		goto out;
 	}
-	if (cerr != 0) {
-		r = cerr;
-		log_error("sandbox setup failed in the child", "session_id", session_id, "step",
-		          step, "error", al_strerror(cerr));
+	if (realpath(workspace_dir, ws) == NULL) {
+		r = -errno;
+		goto out;
+	}
+	/* From here on the workspace is this fd: what we chown and clone is what we checked. */
+	if ((wfd = open(ws, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) < 0) {
+		r = errno == ENOTDIR ? AL_E_INVAL : -errno;
+		goto out;
+	}
+	if (fstat(wfd, &st) != 0 || !S_ISDIR(st.st_mode) || strcmp(ws, "/") == 0) {
+		r = AL_E_INVAL;
+		goto out;
+	}
+	if (!ready && (r = read_report(sb, SB_INIT_SPARE, READY_TIMEOUT_MS, NULL)) != 0)
+		goto out;
+	/* Workspace files the sandbox writes must belong to its uid. By fd, never following
+	 * a symlink: the path may come from the unprivileged side. */
+	if (geteuid() == 0 && fchown(wfd, sb->host_uid, sb->host_gid) != 0) {
+		r = -errno;
+		goto out;
+	}
+	if (!sb->path_mode) {
+		nfds = strcmp(ws, "/workspace") == 0 ? 1 : 2;
+		for (i = 0; i < nfds; i++) {
+			struct mount_attr a = {.attr_set = MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV};
+			fds[i] = (int)syscall(SYS_open_tree, wfd, "",
+			                      OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE |
+			                          AT_EMPTY_PATH);
+			if (fds[i] < 0 || syscall(SYS_mount_setattr, fds[i], "",
+			                          AT_EMPTY_PATH | AT_RECURSIVE, &a, sizeof(a)) != 0) {
+				r = -errno;
+				goto out;
+			}
+		}
+	}
+	/* Journal first: a crash after this point leaves a record the sweep acts on. */
+	grave_flush(p->state_dir, session_id);
+	if ((r = sandbox_journal_write(p->state_dir, session_id, &sb->cg, true)) != 0)
+		goto out;
+	journaled = true;
+	sb->sid = xstrdup(session_id);
+	if ((r = sandbox_msg_put_u32(&m, SB_INIT_CLAIM)) != 0 ||
+	    (r = sandbox_msg_put_str(&m, ws)) != 0 ||
+	    (r = sandbox_msg_send(sb->ctl, &m, fds, nfds)) != 0) {
+		r = r == -EPIPE || r == -ECONNRESET ? AL_E_CLOSED : r;
+		goto out;
+	}
+	/* The child binds the workspace while we make its cgroup. */
+	if ((r = sandbox_cg_create(p, session_id, &sb->cg)) != 0)
+		goto out;
+	if (sb->cg.mode == SB_CG_NONE)
+		log_warn("sandbox DEGRADED: no cgroups, memory and pids limits are rlimits only",
+		         "session_id", session_id);
+	if ((r = sandbox_journal_write(p->state_dir, session_id, &sb->cg, false)) != 0 ||
+	    (r = sandbox_cg_attach(&sb->cg, sb->pid)) != 0)
+		goto out;
+	buf_reset(&m.b);
+	if ((r = sandbox_msg_put_u32(&m, SB_INIT_ATTACHED)) != 0 ||
+	    (r = sandbox_msg_send(sb->ctl, &m, NULL, 0)) != 0) {
+		r = r == -EPIPE || r == -ECONNRESET ? AL_E_CLOSED : r;
+		goto out;
+	}
+	if ((r = read_report(sb, SB_INIT_READY, READY_TIMEOUT_MS, &ll_abi)) != 0) {
+		log_error("sandbox: pid 1 did not report ready", "session_id", session_id, "error",
+		          al_strerror(r));
 		goto out;
 	}
 	if (ll_abi == 0)
@@ -332,28 +526,34 @@ out:
 			close(sb->ctl);
 		sb->ctl = -1;
 		reap_init(sb);
-		if (sb->pidfd >= 0)
-			close(sb->pidfd);
 		if (sb->cg.n > 0)
 			(void)sandbox_cg_remove(&sb->cg);
-		sandbox_cg_free(&sb->cg);
 		if (journaled)
 			sandbox_journal_remove(p->state_dir, session_id);
-		slot_put(sb->slot);
-		free(sb->sid);
-		free(sb->state_dir);
-		free(sb);
+		sb_free(sb);
 	}
-	for (int i = 0; i < 2; i++) {
-		if (sv[i] >= 0)
-			close(sv[i]);
-		if (syncp[i] >= 0)
-			close(syncp[i]);
-	}
-	sandbox_ops_free(&ops);
+	for (i = 0; i < 2; i++)
+		if (fds[i] >= 0)
+			close(fds[i]);
+	if (wfd >= 0)
+		close(wfd);
 	sandbox_msg_reset(&m);
 	buf_free(&m.b);
 	return r;
+}
+
+int
+sandbox_create(const struct sandbox_profile *p, const char *session_id, const char *workspace_dir,
+               struct sandbox **out)
+{
+	struct sandbox_spare *sp;
+	int r;
+	*out = NULL;
+	if (!sandbox_id_valid(session_id) || workspace_dir == NULL)
+		return AL_E_INVAL;
+	if ((r = sandbox_spare_new(p, &sp)) != 0)
+		return r;
+	return sandbox_spare_claim(sp, session_id, workspace_dir, out);
 }
 
 static int
@@ -550,20 +750,29 @@ sandbox_proc_free(struct sandbox_proc *p)
 void
 sandbox_destroy(struct sandbox *sb)
 {
+	struct grave *g;
 	if (sb == NULL)
 		return;
 	/* EOF makes pid 1 exit; SIGKILL makes sure. Either way the kernel kills the whole pid
-	 * namespace before pid 1 can be reaped. */
+	 * namespace before pid 1 can be reaped: once reap_init returns, nothing of the session
+	 * runs any more. */
 	if (sb->ctl >= 0)
 		close(sb->ctl);
+	sb->ctl = -1;
 	reap_init(sb);
-	if (sb->pidfd >= 0)
-		close(sb->pidfd);
-	if (sandbox_cg_remove(&sb->cg) == 0)
-		sandbox_journal_remove(sb->state_dir, sb->sid);
-	sandbox_cg_free(&sb->cg);
-	slot_put(sb->slot);
-	free(sb->sid);
-	free(sb->state_dir);
-	free(sb);
+	/* The cgroups (and the record naming them) go later, in sandbox_gc(): their removal
+	 * (rmdir in up to three v1 hierarchies) is not the session's end's business. */
+	if (sb->sid != NULL) {
+		if (ngraves == capgraves) {
+			capgraves = capgraves ? capgraves * 2 : 8;
+			graves = xreallocarray(graves, capgraves, sizeof(*graves));
+		}
+		g = &graves[ngraves++];
+		g->sid = sb->sid;
+		g->state_dir = sb->state_dir;
+		g->cg = sb->cg;
+		sb->sid = sb->state_dir = NULL;
+		memset(&sb->cg, 0, sizeof(sb->cg));
+	}
+	sb_free(sb);
 }

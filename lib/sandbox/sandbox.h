@@ -46,6 +46,7 @@ struct sandbox_profile {
 
 struct sandbox;
 struct sandbox_proc;
+struct sandbox_spare;
 
 void sandbox_profile_defaults(struct sandbox_profile *p);
 /* Checks limits and paths; writes one line per problem into err (may be NULL). */
@@ -56,6 +57,30 @@ int sandbox_profile_check(const struct sandbox_profile *p, struct buf *err);
  * caller must have run sandbox_sweep() on the profile's state_dir first. */
 int sandbox_create(const struct sandbox_profile *p, const char *session_id,
                    const char *workspace_dir, struct sandbox **out);
+/* Warm spares: a sandbox set up ahead of demand (namespaces, uid maps, every mount but the
+ * workspace, hostname, lo, rlimits), still privileged inside its user namespace and
+ * running nothing; a claim gives it to one session. sandbox_create() is new + claim.
+ * sandbox_spare_new returns while the child still sets itself up (a few ms, concurrently
+ * with the caller). p must outlive the spare. */
+int sandbox_spare_new(const struct sandbox_profile *p, struct sandbox_spare **out);
+/* Readable once the spare is set up, failed, or died: then call sandbox_spare_wait. */
+int sandbox_spare_fd(const struct sandbox_spare *sp);
+/* 0 once set up; AL_E_TIMEOUT while still setting up (after timeout_ms, 0 = poll); any
+ * other error: the spare is unusable (free it). */
+int sandbox_spare_wait(struct sandbox_spare *sp, int timeout_ms);
+/* Turns the spare into session_id's sandbox: binds workspace_dir, creates the session's
+ * cgroup and journal record, then the child locks itself down exactly as a cold create
+ * does (cgroup namespace, capabilities, no_new_privs, Landlock, seccomp). sp is consumed
+ * in every case: a spare is never claimed twice. AL_E_CLOSED: the spare had died (a
+ * cold sandbox_create is the fallback). */
+int sandbox_spare_claim(struct sandbox_spare *sp, const char *session_id,
+                        const char *workspace_dir, struct sandbox **out);
+void sandbox_spare_free(struct sandbox_spare *sp); /* kills it; accepts NULL */
+/* Removes the cgroups and journal records of destroyed sandboxes: one non-blocking
+ * attempt each, or until all are gone when wait. Returns how many are still pending.
+ * Call it when idle and before exit (a leftover is the next start's sweep's). */
+size_t sandbox_gc(bool wait);
+
 /* Runs argv in the sandbox as one fork+exec of its pid 1. argv[0] without '/' is looked up
  * in the PATH of the final env. envp adds to (or overrides) the fixed minimal env (PATH,
  * HOME=/workspace, LANG, TERM=dumb); ANTHROPIC_* names are always dropped. cwd NULL =
@@ -84,8 +109,8 @@ void sandbox_proc_free(struct sandbox_proc *p); /* does not kill; accepts NULL *
 int sandbox_pidfd(const struct sandbox *sb);
 /* The host uid that the sandbox's processes run as. */
 uid_t sandbox_host_uid(const struct sandbox *sb);
-/* Kills everything inside, waits for it, removes the cgroup and the journal record.
- * Accepts NULL. */
+/* Kills everything inside and waits for it (pid 1 reaped: nothing of the session runs
+ * any more); queues the cgroup and journal record for sandbox_gc(). Accepts NULL. */
 void sandbox_destroy(struct sandbox *sb);
 
 /* Worker start: takes (and keeps for the life of the process) an exclusive lock on

@@ -46,7 +46,8 @@ struct sandbox_ops {
 };
 
 /* Builds the whole filesystem plan for one sandbox; workspace must be an absolute real
- * path. Returns 0 or AL_E_INVAL (with ops left empty). */
+ * path, or NULL for a spare's plan (everything but the workspace binds, which the claim
+ * adds last). Returns 0 or AL_E_INVAL (with ops left empty). */
 int sandbox_ops_build(const struct sandbox_profile *p, const char *workspace,
                       struct sandbox_ops *ops);
 void sandbox_ops_free(struct sandbox_ops *ops); /* closes resolved fds */
@@ -109,6 +110,11 @@ enum {
 	SB_INIT_SPAWNED,   /* init -> parent: i32 err, i32 pid; fd status (err == 0) */
 	SB_INIT_KILL,      /* parent -> init: i32 pid (-1: every process but pid 1), i32 sig */
 	SB_INIT_KILLED,    /* init -> parent: i32 err */
+	SB_INIT_SPARE,     /* child -> parent: i32 err, str step, u32 0 (set up but the
+	                    * workspace; same fields as READY) */
+	SB_INIT_CLAIM,     /* parent -> child: str workspace; fds: its tree at /workspace and
+	                    * (when it differs) at its host path; none in path mode */
+	SB_INIT_ATTACHED,  /* parent -> child: the cgroups hold the child now (no fields) */
 };
 
 /* ---- cgroups and the journal ---- */
@@ -128,6 +134,9 @@ int sandbox_cg_create(const struct sandbox_profile *p, const char *sid, struct s
 int sandbox_cg_attach(const struct sandbox_cg *cg, pid_t pid);
 /* Kills every process in the cgroup(s), waits until empty, removes them. Idempotent. */
 int sandbox_cg_remove(struct sandbox_cg *cg);
+/* One rmdir attempt per group, no waiting: 0 when all are gone (their paths freed),
+ * -EBUSY while some still hold (exiting) processes, or the first other error. */
+int sandbox_cg_try_remove(struct sandbox_cg *cg);
 void sandbox_cg_free(struct sandbox_cg *cg);
 /* <state_dir>/sandboxes/<sid>.rec: written before any host artefact exists. */
 /* create: the record must not exist yet (AL_E_CONFLICT: that session has a sandbox). */
@@ -144,26 +153,31 @@ int sandbox_seccomp_prog(const void **prog, size_t *len);
 int sandbox_seccomp_load(const void *prog, size_t len);
 /* Landlock ABI of the running kernel, 0 when absent. */
 int sandbox_landlock_abi(void);
-/* Restricts the calling process: read/exec everywhere, write where ops say rw. Returns 0,
- * or AL_E_UNSUPPORTED when the kernel has no Landlock (caller logs). */
-int sandbox_landlock_apply(const struct sandbox_ops *ops);
+/* Restricts the calling process: read/exec everywhere, write where ops say rw and in the
+ * n_extra extra_rw paths (the workspace). Returns 0, or AL_E_UNSUPPORTED when the kernel
+ * has no Landlock (caller logs). */
+int sandbox_landlock_apply(const struct sandbox_ops *ops, const char *const *extra_rw,
+                           size_t n_extra);
 
 /* ---- the child side ---- */
 
 struct sandbox_child_args {
 	const struct sandbox_profile *profile;
-	const struct sandbox_ops *ops;
+	const struct sandbox_ops *ops; /* the spare's plan: no workspace */
 	const void *seccomp_prog;
 	size_t seccomp_len;
-	int ctl;  /* SOCK_SEQPACKET to the parent */
-	int sync; /* read end: one byte when uid maps and cgroups are in place */
+	int ctl;        /* SOCK_SEQPACKET to the parent */
+	int sync;       /* read end: one byte when the uid maps are in place */
+	bool path_mode; /* binds by path from /oldroot (no open_tree clones: unprivileged) */
 };
 
 /* Pid 1 after setup: serves SB_INIT_* requests on ctl (fd 3), reaps, and exits (taking
  * the whole pid namespace with it) on EOF or when deadline_ms (monotonic; 0 = none) passes. */
 void sandbox_init_loop(int ctl, uint64_t deadline_ms) __attribute__((noreturn));
 
-/* Runs in the freshly cloned child: setup, then pid-1 loop. Never returns. */
+/* Runs in the freshly cloned child: setup of everything but the workspace, SB_INIT_SPARE,
+ * then waits for SB_INIT_CLAIM (workspace) and SB_INIT_ATTACHED (cgroups), locks itself
+ * down, READY, pid-1 loop. Never returns. */
 void sandbox_child_main(const struct sandbox_child_args *a) __attribute__((noreturn));
 
 #endif

@@ -1,7 +1,9 @@
-/* The child side of sandbox creation, in the order of spec sandbox.md §2: private mounts,
- * tmpfs root with the SetupOp list, pivot_root, hostname and lo, setsid, rlimits, drop
- * every capability, no_new_privs, Landlock, seccomp last; then the pid-1 loop. Any failure
- * is reported to the parent with the step's name and ends the child. */
+/* The child side of sandbox creation, in the order of spec sandbox.md §2, split in two:
+ * the spare phase (private mounts, tmpfs root with the SetupOp list, pivot_root, hostname
+ * and lo, setsid, rlimits) runs ahead of demand; the claim phase binds the workspace,
+ * enters the session's cgroup namespace, drops every capability, no_new_privs, Landlock,
+ * seccomp last; then the pid-1 loop. Any failure is reported to the parent with the
+ * step's name and ends the child. */
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -33,12 +35,16 @@
 #define NEW "/newroot"
 
 static int ctl_fd = -1;
+static uint32_t phase = SB_INIT_SPARE; /* the message a failure is reported as */
+/* Where the new root is seen from: NEW while the host tree is at OLD, "" after the second
+ * pivot_root. */
+static const char *root_prefix = NEW;
 
 static void __attribute__((noreturn)) die(const char *step, int err)
 {
 	struct sandbox_msg m;
 	sandbox_msg_init(&m);
-	(void)sandbox_msg_put_u32(&m, SB_INIT_READY);
+	(void)sandbox_msg_put_u32(&m, phase);
 	(void)sandbox_msg_put_u32(&m, (uint32_t)err);
 	(void)sandbox_msg_put_str(&m, step);
 	(void)sandbox_msg_put_u32(&m, 0);
@@ -250,11 +256,13 @@ do_file(const char *dst, const char *data, mode_t mode)
 	close(fd);
 }
 
+static void finish_root(void);
+
 static void
 run_op(const struct sandbox_op *o)
 {
 	char dst[PATH_MAX];
-	path2(dst, NEW, o->dst);
+	path2(dst, root_prefix, o->dst);
 	switch (o->type) {
 	case SB_OP_SYSDIR:
 	case SB_OP_BIND:
@@ -283,8 +291,10 @@ run_op(const struct sandbox_op *o)
 	die("unknown op", AL_E_INTERNAL);
 }
 
+/* Everything but the workspace. In fd mode the new root is final afterwards (the host
+ * tree detached); in path mode the host tree stays at /oldroot for the claim's bind. */
 static void
-setup_fs(const struct sandbox_ops *ops)
+setup_fs(const struct sandbox_ops *ops, bool path_mode)
 {
 	size_t i;
 	char dst[PATH_MAX];
@@ -307,11 +317,52 @@ setup_fs(const struct sandbox_ops *ops)
 			path2(dst, NEW, ops->v[i].dst);
 			CHECK("dev ro", restrict_mount(dst, true, false));
 		}
+	if (!path_mode)
+		finish_root();
+}
+
+static void
+finish_root(void)
+{
+	int fd;
 	CHECK("umount oldroot", umount2(OLD, MNT_DETACH));
 	CHECK("chdir newroot", chdir(NEW));
 	CHECK("pivot_root 2", (int)syscall(SYS_pivot_root, ".", "."));
 	CHECK("umount base", umount2(".", MNT_DETACH));
 	CHECK("chdir /", chdir("/"));
+	root_prefix = "";
+	/* stdio on the sandbox's own /dev/null from here on, not the host's. */
+	if ((fd = open("/dev/null", O_RDWR | O_CLOEXEC)) < 0)
+		die("open /dev/null", -errno);
+	dup2(fd, 0);
+	dup2(fd, 1);
+	dup2(fd, 2);
+	close(fd);
+}
+
+/* The claim's part: the workspace at /workspace and at its host path (trees the parent
+ * cloned, or path binds from /oldroot), then the root goes read-only. */
+static void
+claim_fs(const char *ws, const int *fds, size_t nfds, bool path_mode)
+{
+	struct sandbox_op o;
+	char dst[PATH_MAX];
+	const char *dsts[2] = {"/workspace", ws};
+	size_t i, n = strcmp(ws, "/workspace") == 0 ? 1 : 2;
+	if (nfds != (path_mode ? 0 : n))
+		die("claim fds", AL_E_PROTO);
+	for (i = 0; i < n; i++) {
+		memset(&o, 0, sizeof(o));
+		o.type = SB_OP_BIND;
+		o.flags = SB_OPF_RW;
+		o.src = (char *)ws;
+		o.dst = (char *)dsts[i];
+		o.fd = path_mode ? -1 : fds[i];
+		path2(dst, root_prefix, dsts[i]);
+		do_bind(&o, dst);
+	}
+	if (path_mode)
+		finish_root();
 	CHECK("root ro", restrict_mount("/", true, false));
 }
 
@@ -418,6 +469,33 @@ scrub_cmdline(void)
 	       v[1] - v[0] > sizeof(name) ? sizeof(name) : (size_t)(v[1] - v[0] - 1));
 }
 
+/* Waits for the parent's next message of type want; EOF (the spare was dropped, or the
+ * claim gave up) ends the child quietly. */
+static void
+recv_msg(struct sandbox_msg *m, uint32_t want)
+{
+	uint32_t type;
+	int r = sandbox_msg_recv(ctl_fd, m);
+	if (r == AL_E_CLOSED)
+		_exit(0);
+	if (r != 0 || sandbox_msg_get_u32(m, &type) != 0 || type != want)
+		die("claim message", AL_E_PROTO);
+}
+
+static void
+report(uint32_t type, uint32_t ll_abi)
+{
+	struct sandbox_msg m;
+	sandbox_msg_init(&m);
+	(void)sandbox_msg_put_u32(&m, type);
+	(void)sandbox_msg_put_u32(&m, 0);
+	(void)sandbox_msg_put_str(&m, "");
+	(void)sandbox_msg_put_u32(&m, ll_abi);
+	if (sandbox_msg_send(ctl_fd, &m, NULL, 0) != 0)
+		_exit(1);
+	buf_free(&m.b);
+}
+
 void
 sandbox_child_main(const struct sandbox_child_args *a)
 {
@@ -426,6 +504,8 @@ sandbox_child_main(const struct sandbox_child_args *a)
 	sigset_t all;
 	uint64_t deadline = 0;
 	struct sandbox_msg m;
+	const char *ws, *rw[2];
+	size_t nrw;
 
 	prctl(PR_SET_PDEATHSIG, SIGKILL);
 	scrub_cmdline();
@@ -443,8 +523,8 @@ sandbox_child_main(const struct sandbox_child_args *a)
 	/* Everything else inherited goes once the bind fds (>= 64) have been used. */
 	syscall(SYS_close_range, 5, 63, 0);
 	ctl_fd = 3;
-	/* The parent writes our uid/gid maps and cgroup membership, then one byte. EOF means
-	 * it gave up (or died): leave quietly. */
+	/* The parent writes our uid/gid maps, then one byte. EOF means it gave up (or
+	 * died): leave quietly. */
 	if (read(4, &c, 1) != 1)
 		_exit(1);
 	close(4);
@@ -459,40 +539,49 @@ sandbox_child_main(const struct sandbox_child_args *a)
 	/* uid 1000 right away (caps stay: our old uid has no mapping here, so no setuid
 	 * fixup), so files the ops create have a mapped owner. */
 	set_ids();
-	CHECK("unshare cgroup ns", unshare(CLONE_NEWCGROUP));
-	setup_fs(a->ops);
-	syscall(SYS_close_range, 5, ~0U, 0);
+	setup_fs(a->ops, a->path_mode);
+	/* A spare holds nothing of its creator's but ctl: no host fd waits with it. */
+	syscall(SYS_close_range, 4, ~0U, 0);
 	CHECK("sethostname", sethostname("sandbox", 7));
 	setup_net();
 	if (setsid() < 0)
 		die("setsid", -errno);
 	setup_rlimits(a->profile);
-	nul = open("/dev/null", O_RDWR | O_CLOEXEC);
-	if (nul < 0)
-		die("open /dev/null", -errno);
-	dup2(nul, 0);
-	dup2(nul, 1);
-	dup2(nul, 2);
-	close(nul);
+
+	/* ---- spare: ready for a claim, nothing of any session in it yet ---- */
+	report(SB_INIT_SPARE, 0);
+	phase = SB_INIT_READY;
+	sandbox_msg_init(&m);
+	recv_msg(&m, SB_INIT_CLAIM);
+	if (sandbox_msg_get_str(&m, &ws) != 0 || !sandbox_msg_done(&m) ||
+	    !sandbox_path_valid(ws) || strcmp(ws, "/") == 0)
+		die("claim message", AL_E_PROTO);
+	claim_fs(ws, m.fds, m.nfds, a->path_mode);
+	m.nfds = 0; /* moved into place and closed: the message must not close them again */
+	rw[0] = "/workspace";
+	rw[1] = ws;
+	nrw = strcmp(ws, "/workspace") == 0 ? 1 : 2;
+	/* The cgroup namespace's root must be the session's cgroup: wait until the parent
+	 * has moved us there. */
+	recv_msg(&m, SB_INIT_ATTACHED);
+	if (!sandbox_msg_done(&m) || m.nfds != 0)
+		die("attach message", AL_E_PROTO);
+	CHECK("unshare cgroup ns", unshare(CLONE_NEWCGROUP));
+
 	drop_caps();
 	CHECK("no_new_privs", prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0));
 	/* Nothing in the sandbox may ptrace or read /proc/1/{mem,fd,environ} of pid 1. */
 	CHECK("dumpable", prctl(PR_SET_DUMPABLE, 0, 0, 0, 0));
-	r = sandbox_landlock_apply(a->ops);
+	r = sandbox_landlock_apply(a->ops, rw, nrw);
 	if (r != 0 && r != AL_E_UNSUPPORTED)
 		die("landlock", r);
 	if (sandbox_seccomp_load(a->seccomp_prog, a->seccomp_len) != 0)
 		die("seccomp", -errno);
+	sandbox_msg_reset(&m);
+	buf_free(&m.b);
 
 	if (a->profile->wall_clock_s)
 		deadline = now_mono_ms() + (uint64_t)a->profile->wall_clock_s * 1000;
-	sandbox_msg_init(&m);
-	(void)sandbox_msg_put_u32(&m, SB_INIT_READY);
-	(void)sandbox_msg_put_u32(&m, 0);
-	(void)sandbox_msg_put_str(&m, "");
-	(void)sandbox_msg_put_u32(&m, r == 0 ? (uint32_t)sandbox_landlock_abi() : 0);
-	if (sandbox_msg_send(3, &m, NULL, 0) != 0)
-		_exit(1);
-	buf_free(&m.b);
+	report(SB_INIT_READY, r == 0 ? (uint32_t)sandbox_landlock_abi() : 0);
 	sandbox_init_loop(3, deadline);
 }

@@ -522,6 +522,14 @@ mode_lifecycle(void)
 	read_record(state, "life", rec, sizeof(rec));
 	sandbox_destroy(sb);
 	check(count_in_pidns(ns) == 0, "no process survives destroy", NULL);
+	/* The cgroups and the record go asynchronously (sandbox_gc), never before the
+	 * processes are gone; a re-created session takes its old name over at once. */
+	check(sandbox_gc(false) <= 1, "gc pass", NULL);
+	sb = create_or_die(&p, "life", ws);
+	r = run(sb, (const char *[]){"true", NULL}, NULL, out, sizeof(out), &st);
+	check(r == 0 && st == 0, "session re-created before gc", al_strerror(r));
+	sandbox_destroy(sb);
+	check(sandbox_gc(true) == 0, "gc done", NULL);
 	check(record_cgroups_gone(rec), "cgroups removed", NULL);
 	read_record(state, "life", rec, sizeof(rec));
 	check(rec[0] == '\0', "journal record removed", NULL);
