@@ -9,7 +9,7 @@ APT_PACKAGES=(
 	build-essential meson ninja-build pkg-config clang libclang-rt-14-dev
 	libssl-dev libcurl4-openssl-dev libjansson-dev libsqlite3-dev libpq-dev
 	libseccomp-dev libnghttp2-dev node-llhttp libyaml-dev libcmocka-dev
-	curl openssl sqlite3 ripgrep bubblewrap iproute2 nftables procps python3
+	curl jq openssl sqlite3 ripgrep bubblewrap iproute2 nftables procps python3
 )
 
 SUDO=""
