@@ -158,8 +158,10 @@ resp_read(nghttp2_session *h2, int32_t sid, uint8_t *p, size_t len, uint32_t *fl
 		s->deferred = true;
 		return NGHTTP2_ERR_DEFERRED;
 	}
-	memcpy(p, s->out.data, n);
-	buf_consume(&s->out, n);
+	if (n > 0) { /* an empty body at EOF has no buffer at all */
+		memcpy(p, s->out.data, n);
+		buf_consume(&s->out, n);
+	}
 	if (s->out.len == 0 && s->eof)
 		*flags |= NGHTTP2_DATA_FLAG_EOF;
 	return (ssize_t)n;
