@@ -84,8 +84,8 @@ report(const char *name, double *v, int n, double base_p50)
 	for (int i = 0; i < n; i++)
 		sum += v[i];
 	double p50 = v[n / 2], p99 = v[(n * 99) / 100 < n ? (n * 99) / 100 : n - 1];
-	printf("%-10s n=%-5d rate=%8.0f/s p50=%7.3f ms p99=%7.3f ms  p50/baseline=%.2fx\n", name,
-	       n, n / (sum / 1000.0), p50, p99, base_p50 > 0 ? p50 / base_p50 : 0);
+	printf("%-10s n=%-5d rate=%8.0f/s p50=%7.3f ms p99=%7.3f ms  p50/baseline=%.2fx\n", name, n,
+	       n / (sum / 1000.0), p50, p99, base_p50 > 0 ? p50 / base_p50 : 0);
 }
 
 int
@@ -98,18 +98,20 @@ main(int argc, char **argv)
 	base = argv[1];
 	const char *api = argv[2];
 	int n = atoi(argv[3]);
-	double *t_base = calloc((size_t)n, sizeof(double)), *t_poll = calloc((size_t)n, sizeof(double));
-	double *t_ack = calloc((size_t)n, sizeof(double)), *t_hb = calloc((size_t)n * 3, sizeof(double));
+	double *t_base = calloc((size_t)n, sizeof(double)),
+	       *t_poll = calloc((size_t)n, sizeof(double));
+	double *t_ack = calloc((size_t)n, sizeof(double)),
+	       *t_hb = calloc((size_t)n * 3, sizeof(double));
 	double *t_stop = calloc((size_t)n, sizeof(double));
 	double ms;
 	long st;
 	curl_global_init(CURL_GLOBAL_DEFAULT);
 	h = curl_easy_init();
 	json_t *env = call("POST", "/v1/environments", api,
-			   "{\"name\":\"bench\",\"config\":{\"type\":\"self_hosted\"}}", &ms, &st);
+	                   "{\"name\":\"bench\",\"config\":{\"type\":\"self_hosted\"}}", &ms, &st);
 	const char *env_id = json_string_value(json_object_get(env, "id"));
 	json_t *agent = call("POST", "/v1/agents", api,
-			     "{\"name\":\"bench\",\"model\":\"claude-bench\"}", &ms, &st);
+	                     "{\"name\":\"bench\",\"model\":\"claude-bench\"}", &ms, &st);
 	const char *agent_id = json_string_value(json_object_get(agent, "id"));
 	char path[512], body[512];
 	snprintf(path, sizeof(path), "/v1/environments/%s/keys", env_id ? env_id : "x");
@@ -122,7 +124,7 @@ main(int argc, char **argv)
 	for (int i = 0; i < n; i++) {
 		json_decref(call("GET", "/v1/bench-baseline", api, NULL, &t_base[i], &st));
 		snprintf(body, sizeof(body), "{\"agent\":\"%s\",\"environment_id\":\"%s\"}",
-			 agent_id, env_id);
+		         agent_id, env_id);
 		json_decref(call("POST", "/v1/sessions", api, body, &ms, &st));
 		snprintf(path, sizeof(path), "/v1/environments/%s/work/poll", env_id);
 		json_t *w = call("GET", path, env_key, NULL, &t_poll[i], &st);
@@ -154,11 +156,11 @@ main(int argc, char **argv)
 		char lastbuf[64];
 		for (int k = 0; k < 3; k++) {
 			snprintf(path, sizeof(path),
-				 "/v1/environments/%s/work/%s/heartbeat?expected_last_heartbeat=%s",
-				 env_id, wid, last);
+			         "/v1/environments/%s/work/%s/heartbeat?expected_last_heartbeat=%s",
+			         env_id, wid, last);
 			json_t *hb = call("POST", path, tok, NULL, &t_hb[i * 3 + k], &st);
 			snprintf(lastbuf, sizeof(lastbuf), "%s",
-				 json_string_value(json_object_get(hb, "last_heartbeat")));
+			         json_string_value(json_object_get(hb, "last_heartbeat")));
 			last = lastbuf;
 			json_decref(hb);
 		}

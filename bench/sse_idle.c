@@ -30,9 +30,9 @@ main(int argc, char **argv)
 	}
 	char req[1024];
 	int rl_len = snprintf(req, sizeof(req),
-			      "GET /v1/sessions/%s/events/stream HTTP/1.1\r\nHost: %s\r\n"
-			      "x-api-key: %s\r\naccept: text/event-stream\r\n\r\n",
-			      sid, host, key);
+	                      "GET /v1/sessions/%s/events/stream HTTP/1.1\r\nHost: %s\r\n"
+	                      "x-api-key: %s\r\naccept: text/event-stream\r\n\r\n",
+	                      sid, host, key);
 	struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
 	inet_pton(AF_INET, host, &a.sin_addr);
 	int *fds = calloc((size_t)n, sizeof(int));

@@ -37,7 +37,8 @@ buf_reserve(struct buf *b, size_t n, char **wp)
 {
 	if (n > b->max || b->len > b->max - n)
 		return AL_E_TOOBIG;
-	if (b->len + n > b->cap || b->data == NULL) { /* n == 0 on a fresh buf still needs the NUL */
+	if (b->len + n > b->cap ||
+	    b->data == NULL) { /* n == 0 on a fresh buf still needs the NUL */
 		size_t cap = b->cap ? b->cap : 64;
 		while (cap < b->len + n)
 			cap = cap > b->max / 2 ? b->max : cap * 2;

@@ -9,10 +9,10 @@
 #include <stdint.h>
 
 struct buf {
-	char *data;  /* always NUL-terminated when non-NULL, so text users can print it */
-	size_t len;  /* bytes in use */
-	size_t cap;  /* bytes allocated, excluding the terminator */
-	size_t max;  /* hard limit on len; appends past it fail with AL_E_TOOBIG */
+	char *data; /* always NUL-terminated when non-NULL, so text users can print it */
+	size_t len; /* bytes in use */
+	size_t cap; /* bytes allocated, excluding the terminator */
+	size_t max; /* hard limit on len; appends past it fail with AL_E_TOOBIG */
 };
 
 struct str {

@@ -35,7 +35,7 @@ cfg_line(const struct cfg *c, const json_t *node)
 }
 
 static int verr(struct cfg *c, unsigned line, const char *fmt, va_list ap)
-	__attribute__((format(printf, 3, 0)));
+    __attribute__((format(printf, 3, 0)));
 
 static int
 verr(struct cfg *c, unsigned line, const char *fmt, va_list ap)
@@ -47,7 +47,7 @@ verr(struct cfg *c, unsigned line, const char *fmt, va_list ap)
 }
 
 static int err_at(struct cfg *c, unsigned line, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 
 static int
 err_at(struct cfg *c, unsigned line, const char *fmt, ...)
@@ -71,14 +71,14 @@ cfg_error(struct cfg *c, const json_t *node, const char *fmt, ...)
 
 /* Recursive descent over libyaml events; depth and node count bounded. */
 static int parse_node(struct cfg *c, yaml_parser_t *p, yaml_event_t *first, int depth,
-		      json_t **out);
+                      json_t **out);
 
 static int
 next_event(struct cfg *c, yaml_parser_t *p, yaml_event_t *ev)
 {
 	if (!yaml_parser_parse(p, ev))
 		return err_at(c, (unsigned)p->problem_mark.line + 1, "%s",
-			      p->problem ? p->problem : "YAML syntax error");
+		              p->problem ? p->problem : "YAML syntax error");
 	return 0;
 }
 
@@ -151,7 +151,8 @@ parse_node(struct cfg *c, yaml_parser_t *p, yaml_event_t *ev, int depth, json_t 
 				r = err_at(c, kline, "mapping keys must be plain strings");
 				goto obj_fail;
 			}
-			char *key = xstrndup((const char *)k.data.scalar.value, k.data.scalar.length);
+			char *key =
+			    xstrndup((const char *)k.data.scalar.value, k.data.scalar.length);
 			yaml_event_delete(&k);
 			if (json_object_get(obj, key)) {
 				r = err_at(c, kline, "duplicate key '%s'", key);
@@ -318,7 +319,7 @@ cfg_get_str(struct cfg *c, const json_t *obj, const char *key, char **out)
 
 int
 cfg_get_uint(struct cfg *c, const json_t *obj, const char *key, uint64_t min, uint64_t max,
-	     uint64_t *out)
+             uint64_t *out)
 {
 	json_t *v = json_object_get(obj, key);
 	uint64_t x;
@@ -326,7 +327,7 @@ cfg_get_uint(struct cfg *c, const json_t *obj, const char *key, uint64_t min, ui
 		return 0;
 	if (!json_is_string(v) || parse_uint_cstr(json_string_value(v), max, &x) != 0 || x < min)
 		return cfg_error(c, v, "%s: must be an integer from %llu to %llu", key,
-				 (unsigned long long)min, (unsigned long long)max);
+		                 (unsigned long long)min, (unsigned long long)max);
 	*out = x;
 	return 0;
 }

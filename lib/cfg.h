@@ -30,14 +30,14 @@ void cfg_free(struct cfg *c);
 unsigned cfg_line(const struct cfg *c, const json_t *node);
 /* Sets c->err to "file:line: <fmt>" for node and returns AL_E_INVAL. */
 int cfg_error(struct cfg *c, const json_t *node, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 
 /* Fails on a key of obj outside allowed (NULL-terminated): "unknown key 'x'". */
 int cfg_only_keys(struct cfg *c, const json_t *obj, const char *const *allowed);
 /* Typed getters on obj[key]: absent leaves *out unchanged and returns 0. */
 int cfg_get_str(struct cfg *c, const json_t *obj, const char *key, char **out);
 int cfg_get_uint(struct cfg *c, const json_t *obj, const char *key, uint64_t min, uint64_t max,
-		 uint64_t *out);
+                 uint64_t *out);
 int cfg_get_bool(struct cfg *c, const json_t *obj, const char *key, bool *out);
 /* obj[key] must be a mapping (or absent: *out = NULL). */
 int cfg_get_map(struct cfg *c, const json_t *obj, const char *key, const json_t **out);

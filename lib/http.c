@@ -59,7 +59,7 @@ struct http_conn {
 	struct buf out;
 	bool close_after_write;
 	bool keep_alive;
-	bool paused;     /* message complete; parser paused until the answer is done */
+	bool paused;      /* message complete; parser paused until the answer is done */
 	bool reading_off; /* input buffer full while a request is held */
 	struct loop_timer *timer;
 	struct loop_timer *close_timer;
@@ -98,31 +98,56 @@ const char *
 http_status_text(int status)
 {
 	switch (status) {
-	case 100: return "Continue";
-	case 200: return "OK";
-	case 201: return "Created";
-	case 204: return "No Content";
-	case 400: return "Bad Request";
-	case 401: return "Unauthorized";
-	case 402: return "Payment Required";
-	case 403: return "Forbidden";
-	case 404: return "Not Found";
-	case 405: return "Method Not Allowed";
-	case 408: return "Request Timeout";
-	case 409: return "Conflict";
-	case 411: return "Length Required";
-	case 412: return "Precondition Failed";
-	case 413: return "Content Too Large";
-	case 415: return "Unsupported Media Type";
-	case 429: return "Too Many Requests";
-	case 431: return "Request Header Fields Too Large";
-	case 500: return "Internal Server Error";
-	case 501: return "Not Implemented";
-	case 502: return "Bad Gateway";
-	case 503: return "Service Unavailable";
-	case 504: return "Gateway Timeout";
-	case 529: return "Overloaded";
-	default: return "Unknown";
+	case 100:
+		return "Continue";
+	case 200:
+		return "OK";
+	case 201:
+		return "Created";
+	case 204:
+		return "No Content";
+	case 400:
+		return "Bad Request";
+	case 401:
+		return "Unauthorized";
+	case 402:
+		return "Payment Required";
+	case 403:
+		return "Forbidden";
+	case 404:
+		return "Not Found";
+	case 405:
+		return "Method Not Allowed";
+	case 408:
+		return "Request Timeout";
+	case 409:
+		return "Conflict";
+	case 411:
+		return "Length Required";
+	case 412:
+		return "Precondition Failed";
+	case 413:
+		return "Content Too Large";
+	case 415:
+		return "Unsupported Media Type";
+	case 429:
+		return "Too Many Requests";
+	case 431:
+		return "Request Header Fields Too Large";
+	case 500:
+		return "Internal Server Error";
+	case 501:
+		return "Not Implemented";
+	case 502:
+		return "Bad Gateway";
+	case 503:
+		return "Service Unavailable";
+	case 504:
+		return "Gateway Timeout";
+	case 529:
+		return "Overloaded";
+	default:
+		return "Unknown";
 	}
 }
 
@@ -330,7 +355,7 @@ out_add(struct http_conn *c, const void *p, size_t n)
 
 static void
 write_head(struct http_conn *c, int status, const struct http_header *h, size_t nh,
-	   long content_length, bool keep_alive)
+           long content_length, bool keep_alive)
 {
 	struct buf b;
 	buf_init(&b, 1 << 20);
@@ -407,12 +432,11 @@ conn_error_reply(struct http_conn *c, int status, const char *type, const char *
 	char *rid = id_new("req_");
 	buf_init(&b, 4096);
 	buf_addf(&b,
-		 "{\"type\":\"error\",\"error\":{\"type\":\"%s\",\"message\":\"%s\"},"
-		 "\"request_id\":\"%s\"}",
-		 type, message, rid);
-	struct http_header h[] = {{"content-type", "application/json"},
-				  {"request-id", rid},
-				  {"x-should-retry", "false"}};
+	         "{\"type\":\"error\",\"error\":{\"type\":\"%s\",\"message\":\"%s\"},"
+	         "\"request_id\":\"%s\"}",
+	         type, message, rid);
+	struct http_header h[] = {
+	    {"content-type", "application/json"}, {"request-id", rid}, {"x-should-retry", "false"}};
 	write_head(c, status, h, status == 408 ? 2 : 3, (long)b.len, false);
 	out_add(c, b.data, b.len);
 	buf_free(&b);
@@ -447,10 +471,17 @@ conn_arm_timer(struct http_conn *c)
 	c->timer = NULL;
 	unsigned ms = 0;
 	switch (c->state) {
-	case CONN_IDLE: ms = c->srv->lim.idle_timeout_ms; break;
-	case CONN_HEAD: ms = c->srv->lim.header_timeout_ms; break;
-	case CONN_BODY: ms = c->srv->lim.body_timeout_ms; break;
-	default: return;
+	case CONN_IDLE:
+		ms = c->srv->lim.idle_timeout_ms;
+		break;
+	case CONN_HEAD:
+		ms = c->srv->lim.header_timeout_ms;
+		break;
+	case CONN_BODY:
+		ms = c->srv->lim.body_timeout_ms;
+		break;
+	default:
+		return;
 	}
 	c->timer = loop_timer_add(l, ms, conn_timeout, c);
 }
@@ -539,9 +570,9 @@ conn_process(struct http_conn *c)
 		} else if (e != HPE_OK) {
 			bool too_big_head = c->head_bytes > c->srv->lim.max_header_bytes;
 			bool too_big_body =
-				c->req && (c->req->body.len >= c->req->body.max ||
-					   ((c->parser.flags & F_CONTENT_LENGTH) &&
-					    c->parser.content_length > c->srv->lim.max_body_bytes));
+			    c->req && (c->req->body.len >= c->req->body.max ||
+			               ((c->parser.flags & F_CONTENT_LENGTH) &&
+			                c->parser.content_length > c->srv->lim.max_body_bytes));
 			if (too_big_head)
 				reply_parse_error(c, 431, "request headers too large");
 			else if (too_big_body)
@@ -784,21 +815,20 @@ accept_ready(struct loop *l, int lfd, int mask, void *arg)
 /* ---- public API ---- */
 
 struct http_server *
-http_server_new(struct loop *l, const struct http_limits *lim, http_handler_fn *handler,
-		void *arg)
+http_server_new(struct loop *l, const struct http_limits *lim, http_handler_fn *handler, void *arg)
 {
 	struct http_server *s = xcalloc(1, sizeof(*s));
 	s->loop = l;
 	s->handler = handler;
 	s->arg = arg;
 	s->lim = (struct http_limits){
-		.max_header_bytes = 64 * 1024,
-		.max_body_bytes = 32 * 1024 * 1024,
-		.header_timeout_ms = 10000,
-		.body_timeout_ms = 30000,
-		.idle_timeout_ms = 60000,
-		.max_conns = 20000,
-		.max_output_bytes = 8 * 1024 * 1024,
+	    .max_header_bytes = 64 * 1024,
+	    .max_body_bytes = 32 * 1024 * 1024,
+	    .header_timeout_ms = 10000,
+	    .body_timeout_ms = 30000,
+	    .idle_timeout_ms = 60000,
+	    .max_conns = 20000,
+	    .max_output_bytes = 8 * 1024 * 1024,
 	};
 	if (lim) {
 		if (lim->max_header_bytes)
@@ -829,12 +859,13 @@ http_server_new(struct loop *l, const struct http_limits *lim, http_handler_fn *
 
 int
 http_server_listen(struct http_server *s, const char *addr, struct tls_server_ctx *tls,
-		   int *bound_port)
+                   int *bound_port)
 {
 	char host[256];
 	const char *colon = strrchr(addr, ':');
 	uint64_t port;
-	struct addrinfo hints = {.ai_flags = AI_PASSIVE | AI_NUMERICSERV, .ai_socktype = SOCK_STREAM};
+	struct addrinfo hints = {.ai_flags = AI_PASSIVE | AI_NUMERICSERV,
+	                         .ai_socktype = SOCK_STREAM};
 	struct addrinfo *ai = NULL;
 	int fd = -1, r = AL_E_INVAL;
 
@@ -867,8 +898,8 @@ http_server_listen(struct http_server *s, const char *addr, struct tls_server_ct
 		socklen_t sl = sizeof(ss);
 		getsockname(fd, (struct sockaddr *)&ss, &sl);
 		*bound_port = ss.ss_family == AF_INET6
-				      ? ntohs(((struct sockaddr_in6 *)&ss)->sin6_port)
-				      : ntohs(((struct sockaddr_in *)&ss)->sin_port);
+		                  ? ntohs(((struct sockaddr_in6 *)&ss)->sin6_port)
+		                  : ntohs(((struct sockaddr_in *)&ss)->sin_port);
 	}
 	s->listeners = xreallocarray(s->listeners, s->nlisteners + 1, sizeof(*s->listeners));
 	struct listener *li = xcalloc(1, sizeof(*li));
@@ -935,7 +966,7 @@ http_server_conn_count(const struct http_server *s)
 
 void
 http_respond(struct http_request *req, int status, const struct http_header *headers,
-	     size_t nheaders, const char *body, size_t body_len)
+             size_t nheaders, const char *body, size_t body_len)
 {
 	struct http_conn *c = req->conn;
 	if (c->state == CONN_DEAD) {
@@ -954,7 +985,7 @@ http_respond(struct http_request *req, int status, const struct http_header *hea
 
 void
 http_stream_start(struct http_request *req, int status, const struct http_header *headers,
-		  size_t nheaders)
+                  size_t nheaders)
 {
 	struct http_conn *c = req->conn;
 	if (c->state == CONN_DEAD)

@@ -23,15 +23,15 @@ struct http_header {
 
 struct http_request {
 	struct http_conn *conn;
-	char *method;       /* "GET", "POST", ... */
-	char *target;       /* raw request target */
-	char *path;         /* percent-decoded path, no query; never contains NUL */
-	char *query;        /* raw query string after '?', "" if none */
+	char *method; /* "GET", "POST", ... */
+	char *target; /* raw request target */
+	char *path;   /* percent-decoded path, no query; never contains NUL */
+	char *query;  /* raw query string after '?', "" if none */
 	struct http_header *headers;
 	size_t nheaders;
 	struct buf body;
-	char peer[64];      /* "127.0.0.1:54321" for logs */
-	void *user;         /* handler-owned state for held requests */
+	char peer[64]; /* "127.0.0.1:54321" for logs */
+	void *user;    /* handler-owned state for held requests */
 };
 
 /* Called once per complete request. The handler must eventually call http_respond()
@@ -42,8 +42,8 @@ typedef void http_handler_fn(struct http_request *req, void *arg);
 typedef void http_close_fn(struct http_request *req, void *arg);
 
 struct http_limits {
-	size_t max_header_bytes;  /* request line + headers; 431 beyond. Default 64 KiB */
-	size_t max_body_bytes;    /* 413 beyond. Default 32 MiB */
+	size_t max_header_bytes;    /* request line + headers; 431 beyond. Default 64 KiB */
+	size_t max_body_bytes;      /* 413 beyond. Default 32 MiB */
 	unsigned header_timeout_ms; /* whole head must arrive within this (slowloris). 10 s */
 	unsigned body_timeout_ms;   /* body must progress at least once per this. 30 s */
 	unsigned idle_timeout_ms;   /* keep-alive idle. 60 s */
@@ -53,11 +53,11 @@ struct http_limits {
 };
 
 struct http_server *http_server_new(struct loop *l, const struct http_limits *lim,
-				    http_handler_fn *handler, void *arg);
+                                    http_handler_fn *handler, void *arg);
 /* Listens on "host:port" ("127.0.0.1:8400", "[::1]:0", "0.0.0.0:443"). With tls non-NULL
  * every connection is TLS. *bound_port (optional) receives the actual port. */
 int http_server_listen(struct http_server *s, const char *addr, struct tls_server_ctx *tls,
-		       int *bound_port);
+                       int *bound_port);
 /* Serves an already-connected stream socket (socketpair, inherited fd) as plain HTTP.
  * The server owns fd afterwards. Used by tests and fuzz targets. */
 int http_server_adopt(struct http_server *s, int fd, const char *peer);
@@ -71,12 +71,12 @@ void http_request_on_close(struct http_request *req, http_close_fn *cb, void *ar
 
 /* Complete answer. headers may be NULL; content-length is added. */
 void http_respond(struct http_request *req, int status, const struct http_header *headers,
-		  size_t nheaders, const char *body, size_t body_len);
+                  size_t nheaders, const char *body, size_t body_len);
 
 /* Streaming answer without content-length (connection closes after http_stream_end,
  * keep-alive is not worth the chunked framing for SSE). */
 void http_stream_start(struct http_request *req, int status, const struct http_header *headers,
-		       size_t nheaders);
+                       size_t nheaders);
 /* Returns 0, or AL_E_CLOSED when the peer is gone or too far behind. */
 int http_stream_write(struct http_request *req, const char *data, size_t len);
 void http_stream_end(struct http_request *req);

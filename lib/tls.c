@@ -15,11 +15,11 @@ struct tls_alpn_list {
 
 static int
 alpn_select(SSL *ssl, const unsigned char **out, unsigned char *outlen, const unsigned char *in,
-	    unsigned int inlen, void *arg)
+            unsigned int inlen, void *arg)
 {
 	struct tls_alpn_list *a = arg;
 	if (SSL_select_next_proto((unsigned char **)out, outlen, a->wire, (unsigned)a->len, in,
-				  inlen) != OPENSSL_NPN_NEGOTIATED)
+	                          inlen) != OPENSSL_NPN_NEGOTIATED)
 		return SSL_TLSEXT_ERR_ALERT_FATAL;
 	return SSL_TLSEXT_ERR_OK;
 }
@@ -35,8 +35,8 @@ fill_err(char *err, size_t errlen, const char *what, const char *file)
 }
 
 struct tls_server_ctx *
-tls_server_ctx_new(const char *cert_file, const char *key_file, const char *const *alpn,
-		   char *err, size_t errlen)
+tls_server_ctx_new(const char *cert_file, const char *key_file, const char *const *alpn, char *err,
+                   size_t errlen)
 {
 	SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
 	if (ctx == NULL) {
@@ -45,8 +45,8 @@ tls_server_ctx_new(const char *cert_file, const char *key_file, const char *cons
 	}
 	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
 	SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE);
-	SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE |
-				      SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER | SSL_MODE_RELEASE_BUFFERS);
+	SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
+	                          SSL_MODE_RELEASE_BUFFERS);
 	if (SSL_CTX_use_certificate_chain_file(ctx, cert_file) != 1) {
 		fill_err(err, errlen, "cannot load certificate", cert_file);
 		goto fail;

@@ -15,7 +15,7 @@ struct tls_server_ctx {
 
 /* Loads cert (chain) and key; on failure returns NULL and fills err (≥256 bytes). */
 struct tls_server_ctx *tls_server_ctx_new(const char *cert_file, const char *key_file,
-					  const char *const *alpn, char *err, size_t errlen);
+                                          const char *const *alpn, char *err, size_t errlen);
 void tls_server_ctx_free(struct tls_server_ctx *t);
 
 #endif

@@ -166,7 +166,7 @@ char *
 base64url_encode(const void *data, size_t len)
 {
 	static const char tbl[] =
-		"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+	    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 	const unsigned char *d = data;
 	char *out = xmalloc(len / 3 * 4 + 5);
 	size_t o = 0, i = 0;

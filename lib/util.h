@@ -7,8 +7,8 @@
 
 #define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 
-uint64_t now_mono_ms(void);  /* CLOCK_MONOTONIC in ms: timers, deadlines */
-int64_t now_real_us(void);   /* CLOCK_REALTIME in µs: stored timestamps */
+uint64_t now_mono_ms(void); /* CLOCK_MONOTONIC in ms: timers, deadlines */
+int64_t now_real_us(void);  /* CLOCK_REALTIME in µs: stored timestamps */
 /* RFC 3339 UTC with microseconds: "2026-11-27T05:53:28.123456Z". out >= 32 bytes. */
 void time_fmt_rfc3339(int64_t real_us, char out[32]);
 /* Parses RFC 3339 (Z or ±hh:mm offset, optional fraction). Returns 0 or AL_E_INVAL. */

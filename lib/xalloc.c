@@ -6,8 +6,7 @@
 
 #include "xalloc.h"
 
-static void __attribute__((noreturn))
-oom(size_t n)
+static void __attribute__((noreturn)) oom(size_t n)
 {
 	/* No allocation here: we are out of memory. */
 	fprintf(stderr, "airlock: out of memory allocating %zu bytes\n", n);

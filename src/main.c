@@ -16,11 +16,11 @@ struct command {
 };
 
 static const struct command commands[] = {
-	{"server", server_main, "run the control plane (Managed Agents API, agent loop)"},
-	{"worker", worker_main, "run the environment worker (poll, run, check)"},
-	{"gateway", gateway_main, "run the MCP tunnel gateway (dials the tunnel edge)"},
-	{"keys", keys_main, "issue and revoke server API keys and environment keys"},
-	{"mock-model", mockmodel_main, "scripted stand-in for a model provider (tests only)"},
+    {"server", server_main, "run the control plane (Managed Agents API, agent loop)"},
+    {"worker", worker_main, "run the environment worker (poll, run, check)"},
+    {"gateway", gateway_main, "run the MCP tunnel gateway (dials the tunnel edge)"},
+    {"keys", keys_main, "issue and revoke server API keys and environment keys"},
+    {"mock-model", mockmodel_main, "scripted stand-in for a model provider (tests only)"},
 };
 
 static void

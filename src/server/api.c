@@ -46,19 +46,19 @@ api_reply_json(struct api_call *c, int status, json_t *body)
 
 void
 api_reply_error_details(struct api_call *c, int status, const char *type, json_t *details,
-			const char *message)
+                        const char *message)
 {
 	json_t *err = json_pack("{s:s, s:s}", "type", type, "message", message);
 	if (details)
 		json_object_set_new(err, "details", details);
 	json_t *o = json_pack("{s:s, s:o, s:s}", "type", "error", "error", err, "request_id",
-			      c->request_id);
+	                      c->request_id);
 	api_reply_json(c, status, o);
 }
 
 void
 api_reply_error(struct api_call *c, int status, const char *type, const char *error_code,
-		const char *fmt, ...)
+                const char *fmt, ...)
 {
 	char msg[1024];
 	va_list ap;
@@ -101,8 +101,8 @@ api_reply_err(struct api_call *c, int err, const char *message)
 		api_reply_error(c, 529, "overloaded_error", NULL, "%s", message);
 		break;
 	default:
-		log_error("internal error", "request_id", c->request_id, "error",
-			  al_strerror(err), "detail", message);
+		log_error("internal error", "request_id", c->request_id, "error", al_strerror(err),
+		          "detail", message);
 		api_reply_error(c, 500, "api_error", NULL, "internal error");
 		break;
 	}
@@ -148,7 +148,7 @@ api_body_required(struct api_call *c)
 {
 	if (c->body == NULL) {
 		api_reply_error(c, 400, "invalid_request_error", NULL,
-				"request body must be a JSON object");
+		                "request body must be a JSON object");
 		return AL_E_INVAL;
 	}
 	return 0;
@@ -169,7 +169,7 @@ api_body_only(struct api_call *c, const char *const *allowed)
 				ok = true;
 		if (!ok) {
 			api_reply_error(c, 400, "invalid_request_error", NULL,
-					"%s: Extra inputs are not permitted", k);
+			                "%s: Extra inputs are not permitted", k);
 			return AL_E_INVAL;
 		}
 	}
@@ -186,7 +186,7 @@ api_page_cursor(int64_t seq, bool desc)
 
 int
 api_page_parse(struct api_call *c, unsigned dflt, unsigned max, bool default_desc,
-	       struct page_req *out)
+               struct page_req *out)
 {
 	const char *limit = query_get(&c->query, "limit");
 	const char *page = query_get(&c->query, "page");
@@ -199,7 +199,7 @@ api_page_parse(struct api_call *c, unsigned dflt, unsigned max, bool default_des
 	if (limit) {
 		if (parse_uint_cstr(limit, max, &v) != 0 || v < 1) {
 			api_reply_error(c, 400, "invalid_request_error", NULL,
-					"limit: must be an integer between 1 and %u", max);
+			                "limit: must be an integer between 1 and %u", max);
 			return AL_E_INVAL;
 		}
 		out->limit = (unsigned)v;
@@ -211,7 +211,7 @@ api_page_parse(struct api_call *c, unsigned dflt, unsigned max, bool default_des
 			out->desc = true;
 		else {
 			api_reply_error(c, 400, "invalid_request_error", NULL,
-					"order: must be 'asc' or 'desc'");
+			                "order: must be 'asc' or 'desc'");
 			return AL_E_INVAL;
 		}
 	}
@@ -223,14 +223,14 @@ api_page_parse(struct api_call *c, unsigned dflt, unsigned max, bool default_des
 		    parse_uint((const char *)raw + 1, rl - 1, INT64_MAX, &v) != 0) {
 			free(raw);
 			api_reply_error(c, 400, "invalid_request_error", NULL,
-					"page: invalid cursor");
+			                "page: invalid cursor");
 			return AL_E_INVAL;
 		}
 		bool cdesc = raw[0] == 'd';
 		free(raw);
 		if (order && cdesc != out->desc) {
 			api_reply_error(c, 400, "invalid_request_error", NULL,
-					"page: cursor was issued for a different order");
+			                "page: cursor was issued for a different order");
 			return AL_E_INVAL;
 		}
 		out->desc = cdesc;
@@ -247,7 +247,7 @@ api_metadata(struct api_call *c, json_t *in, json_t *base, bool patch, json_t **
 	json_t *v;
 	if (!json_is_object(in)) {
 		api_reply_error(c, 400, "invalid_request_error", "invalid_metadata",
-				"metadata: must be an object");
+		                "metadata: must be an object");
 		return AL_E_INVAL;
 	}
 	json_t *m = base && patch ? json_deep_copy(base) : json_object();
@@ -255,7 +255,7 @@ api_metadata(struct api_call *c, json_t *in, json_t *base, bool patch, json_t **
 	{
 		if (strlen(k) == 0 || strlen(k) > 64) {
 			api_reply_error(c, 400, "invalid_request_error", "invalid_metadata",
-					"metadata: keys must be 1 to 64 characters");
+			                "metadata: keys must be 1 to 64 characters");
 			goto fail;
 		}
 		if (json_is_null(v) && patch) {
@@ -263,16 +263,16 @@ api_metadata(struct api_call *c, json_t *in, json_t *base, bool patch, json_t **
 			continue;
 		}
 		if (!json_is_string(v) || json_string_length(v) > 512) {
-			api_reply_error(c, 400, "invalid_request_error", "invalid_metadata",
-					"metadata.%s: values must be strings of at most 512 characters",
-					k);
+			api_reply_error(
+			    c, 400, "invalid_request_error", "invalid_metadata",
+			    "metadata.%s: values must be strings of at most 512 characters", k);
 			goto fail;
 		}
 		json_object_set(m, k, v);
 	}
 	if (json_object_size(m) > 16) {
 		api_reply_error(c, 400, "invalid_request_error", "invalid_metadata",
-				"metadata: at most 16 keys");
+		                "metadata: at most 16 keys");
 		goto fail;
 	}
 	*out = m;
@@ -295,7 +295,7 @@ api_time(int64_t real_us)
 /* Matches "/v1/agents/{}/versions" against path, capturing {} segments. */
 static bool
 route_match(const char *pattern, const char *path, const char **caps, char *capbuf,
-	    size_t capbuf_len)
+            size_t capbuf_len)
 {
 	size_t ncap = 0, used = 0;
 	const char *p = pattern, *s = path;
@@ -344,8 +344,7 @@ api_dispatch(struct http_request *req, void *arg)
 	}
 	for (size_t t = 0; t < sizeof(route_tables) / sizeof(route_tables[0]) && !route; t++) {
 		for (const struct api_route *r = route_tables[t]; r->pattern; r++) {
-			if (!route_match(r->pattern, req->path, caps, c->capbuf,
-					 sizeof(c->capbuf)))
+			if (!route_match(r->pattern, req->path, caps, c->capbuf, sizeof(c->capbuf)))
 				continue;
 			path_known = true;
 			if (strcmp(r->method, req->method) == 0 ||
@@ -358,10 +357,10 @@ api_dispatch(struct http_request *req, void *arg)
 	if (route == NULL) {
 		if (path_known)
 			api_reply_error(c, 405, "invalid_request_error", NULL,
-					"method %s not allowed on %s", req->method, req->path);
+			                "method %s not allowed on %s", req->method, req->path);
 		else
 			api_reply_error(c, 404, "not_found_error", NULL, "no route for %s %s",
-					req->method, req->path);
+			                req->method, req->path);
 		return;
 	}
 	/* route_match may have run on other patterns first: rerun on the winner so the
@@ -374,14 +373,14 @@ api_dispatch(struct http_request *req, void *arg)
 	int r = auth_resolve(srv, req, &c->who);
 	if (r != 0) {
 		api_reply_error(c, 401, "authentication_error", NULL, "%s",
-				r == AL_E_AUTH ? "invalid x-api-key or bearer token"
-					       : "missing credentials: send x-api-key or "
-						 "Authorization: Bearer");
+		                r == AL_E_AUTH ? "invalid x-api-key or bearer token"
+		                               : "missing credentials: send x-api-key or "
+		                                 "Authorization: Bearer");
 		return;
 	}
 	if (!(route->creds & c->who.kind)) {
 		api_reply_error(c, 403, "permission_error", NULL,
-				"this credential cannot be used for %s %s", req->method, req->path);
+		                "this credential cannot be used for %s %s", req->method, req->path);
 		return;
 	}
 	if (req->body.len > 0) {
@@ -389,13 +388,13 @@ api_dispatch(struct http_request *req, void *arg)
 		c->body = json_loadb(req->body.data, req->body.len, JSON_REJECT_DUPLICATES, &je);
 		if (c->body == NULL) {
 			api_reply_error(c, 400, "invalid_request_error", NULL,
-					"invalid JSON body: %s (line %d column %d)", je.text,
-					je.line, je.column);
+			                "invalid JSON body: %s (line %d column %d)", je.text,
+			                je.line, je.column);
 			return;
 		}
 		if (!json_is_object(c->body)) {
 			api_reply_error(c, 400, "invalid_request_error", NULL,
-					"request body must be a JSON object");
+			                "request body must be a JSON object");
 			return;
 		}
 	}

@@ -37,8 +37,8 @@ struct api_call {
 	json_t *body;          /* parsed JSON body (object) or NULL when there was none */
 	bool held;
 	void (*on_close)(struct api_call *c);
-	void *owner;           /* held calls: the module state that holds it */
-	char capbuf[512];      /* storage behind params */
+	void *owner;      /* held calls: the module state that holds it */
+	char capbuf[512]; /* storage behind params */
 };
 
 /* Route handlers run after authentication and the route's credential check. They
@@ -61,10 +61,10 @@ void api_reply_json(struct api_call *c, int status, json_t *body);
 /* Reference error envelope. error_code (details.error_code) may be NULL. Sets
  * x-should-retry: false on 400, 404, 409 and 412 (genuine, non-transient answers). */
 void api_reply_error(struct api_call *c, int status, const char *type, const char *error_code,
-		     const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+                     const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 /* Same with a prepared details object (stolen), for 412 current_state. */
 void api_reply_error_details(struct api_call *c, int status, const char *type, json_t *details,
-			     const char *message);
+                             const char *message);
 /* Maps an AL_E_* code to the matching envelope (NOTFOUND → 404 not_found_error, ...). */
 void api_reply_err(struct api_call *c, int err, const char *message);
 
@@ -94,7 +94,7 @@ struct page_req {
 	bool desc;         /* order asked for (or the route default) */
 };
 int api_page_parse(struct api_call *c, unsigned dflt, unsigned max, bool default_desc,
-		   struct page_req *out);
+                   struct page_req *out);
 char *api_page_cursor(int64_t seq, bool desc); /* heap string */
 
 /* Metadata: ≤16 pairs, key ≤64 chars, value ≤512 chars, values strings. With patch

@@ -53,9 +53,9 @@ auth_resolve(struct server *srv, const struct http_request *req, struct principa
 	if (strncmp(cred, TOKEN_PREFIX_SESSION, strlen(TOKEN_PREFIX_SESSION)) == 0) {
 		/* A sessions token lives exactly as long as its work item is not stopped. */
 		if (db_prepare(srv->db,
-			       "SELECT w.id, w.environment_id, w.session_id FROM work w "
-			       "WHERE w.token_hash = ? AND w.state != 'stopped'",
-			       &st) != 0)
+		               "SELECT w.id, w.environment_id, w.session_id FROM work w "
+		               "WHERE w.token_hash = ? AND w.state != 'stopped'",
+		               &st) != 0)
 			return AL_E_IO;
 		db_bind_text(st, 1, hash);
 		if (sqlite3_step(st) == SQLITE_ROW) {
@@ -63,17 +63,17 @@ auth_resolve(struct server *srv, const struct http_request *req, struct principa
 			snprintf(who->work_id, sizeof(who->work_id), "%s", db_col_text(st, 0));
 			snprintf(who->key_id, sizeof(who->key_id), "%s", db_col_text(st, 0));
 			snprintf(who->environment_id, sizeof(who->environment_id), "%s",
-				 db_col_text(st, 1));
+			         db_col_text(st, 1));
 			snprintf(who->session_id, sizeof(who->session_id), "%s",
-				 db_col_text(st, 2) ? db_col_text(st, 2) : "");
+			         db_col_text(st, 2) ? db_col_text(st, 2) : "");
 			r = 0;
 		}
 		goto out;
 	}
 	if (db_prepare(srv->db,
-		       "SELECT id, kind, environment_id FROM api_keys "
-		       "WHERE hash = ? AND revoked_at IS NULL",
-		       &st) != 0)
+	               "SELECT id, kind, environment_id FROM api_keys "
+	               "WHERE hash = ? AND revoked_at IS NULL",
+	               &st) != 0)
 		return AL_E_IO;
 	db_bind_text(st, 1, hash);
 	if (sqlite3_step(st) == SQLITE_ROW) {
@@ -84,7 +84,7 @@ auth_resolve(struct server *srv, const struct http_request *req, struct principa
 		} else {
 			who->kind = PRINCIPAL_ENV_KEY;
 			snprintf(who->environment_id, sizeof(who->environment_id), "%s",
-				 db_col_text(st, 2) ? db_col_text(st, 2) : "");
+			         db_col_text(st, 2) ? db_col_text(st, 2) : "");
 		}
 		r = 0;
 	}
@@ -95,7 +95,7 @@ out:
 
 int
 auth_key_create(struct db *db, const char *kind, const char *environment_id, const char *name,
-		char **key_id, char **plaintext)
+                char **key_id, char **plaintext)
 {
 	char hash[65];
 	sqlite3_stmt *st = NULL;
@@ -106,9 +106,9 @@ auth_key_create(struct db *db, const char *kind, const char *environment_id, con
 
 	sha256_hex(key, strlen(key), hash);
 	if (db_prepare(db,
-		       "INSERT INTO api_keys(id, kind, environment_id, hash, name, created_at) "
-		       "VALUES (?, ?, ?, ?, ?, ?)",
-		       &st) != 0)
+	               "INSERT INTO api_keys(id, kind, environment_id, hash, name, created_at) "
+	               "VALUES (?, ?, ?, ?, ?, ?)",
+	               &st) != 0)
 		goto out;
 	db_bind_text(st, 1, id);
 	db_bind_text(st, 2, server ? "server" : "environment");
@@ -135,7 +135,7 @@ auth_key_revoke(struct db *db, const char *key_id)
 	sqlite3_stmt *st = NULL;
 	int r = AL_E_IO;
 	if (db_prepare(db, "UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL",
-		       &st) != 0)
+	               &st) != 0)
 		return AL_E_IO;
 	sqlite3_bind_int64(st, 1, now_real_us());
 	db_bind_text(st, 2, key_id);
@@ -155,7 +155,7 @@ auth_can_environment(const struct principal *who, const char *environment_id)
 
 bool
 auth_can_session(const struct principal *who, const char *session_id,
-		 const char *session_environment_id)
+                 const char *session_environment_id)
 {
 	switch (who->kind) {
 	case PRINCIPAL_API_KEY:

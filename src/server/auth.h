@@ -20,14 +20,14 @@ int auth_resolve(struct server *srv, const struct http_request *req, struct prin
 
 /* Issues a key. kind "server" or "environment" (environment_id required then).
  * *plaintext is the only copy of the secret; *key_id names it for revocation. */
-int auth_key_create(struct db *db, const char *kind, const char *environment_id,
-		    const char *name, char **key_id, char **plaintext);
+int auth_key_create(struct db *db, const char *kind, const char *environment_id, const char *name,
+                    char **key_id, char **plaintext);
 int auth_key_revoke(struct db *db, const char *key_id);
 
 /* Whether the principal may act on this environment / session. Env keys and tokens
  * see only their own; the API key sees all. Callers answer 404 on false. */
 bool auth_can_environment(const struct principal *who, const char *environment_id);
 bool auth_can_session(const struct principal *who, const char *session_id,
-		      const char *session_environment_id);
+                      const char *session_environment_id);
 
 #endif

@@ -14,64 +14,64 @@
  * their full JSON rendering in `doc` next to the columns that queries filter on, so
  * the wire shape round-trips exactly and new fields need no migration. */
 static const char *const migrations[] = {
-	/* 1 */
-	"CREATE TABLE seqs (name TEXT PRIMARY KEY, value INTEGER NOT NULL);"
-	"CREATE TABLE api_keys ("
-	"  id TEXT PRIMARY KEY, kind TEXT NOT NULL CHECK (kind IN ('server','environment')),"
-	"  environment_id TEXT, hash TEXT NOT NULL UNIQUE, name TEXT,"
-	"  created_at INTEGER NOT NULL, revoked_at INTEGER);"
-	"CREATE TABLE agents ("
-	"  id TEXT PRIMARY KEY, seq INTEGER NOT NULL UNIQUE, version INTEGER NOT NULL,"
-	"  created_at INTEGER NOT NULL, archived_at INTEGER, doc TEXT NOT NULL);"
-	"CREATE TABLE agent_versions ("
-	"  agent_id TEXT NOT NULL REFERENCES agents(id), version INTEGER NOT NULL,"
-	"  doc TEXT NOT NULL, PRIMARY KEY (agent_id, version));"
-	"CREATE TABLE environments ("
-	"  id TEXT PRIMARY KEY, seq INTEGER NOT NULL UNIQUE,"
-	"  created_at INTEGER NOT NULL, archived_at INTEGER, doc TEXT NOT NULL);"
-	"CREATE TABLE sessions ("
-	"  id TEXT PRIMARY KEY, seq INTEGER NOT NULL UNIQUE, environment_id TEXT NOT NULL,"
-	"  agent_id TEXT NOT NULL, agent_version INTEGER NOT NULL, status TEXT NOT NULL,"
-	"  created_at INTEGER NOT NULL, archived_at INTEGER, doc TEXT NOT NULL,"
-	"  loop_state TEXT);"
-	"CREATE INDEX sessions_env ON sessions(environment_id);"
-	"CREATE TABLE events ("
-	"  id TEXT PRIMARY KEY, session_id TEXT NOT NULL, seq INTEGER NOT NULL,"
-	"  type TEXT NOT NULL, created_at INTEGER NOT NULL, processed_at INTEGER,"
-	"  answers TEXT, doc TEXT NOT NULL, UNIQUE (session_id, seq));"
-	"CREATE INDEX events_answers ON events(session_id, answers);"
-	"CREATE TABLE work ("
-	"  id TEXT PRIMARY KEY, seq INTEGER NOT NULL UNIQUE, environment_id TEXT NOT NULL,"
-	"  session_id TEXT, data_type TEXT NOT NULL, state TEXT NOT NULL,"
-	"  metadata TEXT NOT NULL DEFAULT '{}', token_hash TEXT UNIQUE,"
-	"  created_at INTEGER NOT NULL, delivered_at INTEGER, delivered_to TEXT,"
-	"  acknowledged_at INTEGER, started_at INTEGER, latest_heartbeat_at INTEGER,"
-	"  last_heartbeat TEXT, lease_expires_at INTEGER, ttl_seconds INTEGER NOT NULL DEFAULT 90,"
-	"  stop_requested_at INTEGER, stopped_at INTEGER);"
-	"CREATE INDEX work_queue ON work(environment_id, state, seq);"
-	"CREATE INDEX work_session ON work(session_id, state);"
-	"CREATE TABLE workers_seen (environment_id TEXT NOT NULL, worker_id TEXT NOT NULL,"
-	"  seen_at INTEGER NOT NULL, PRIMARY KEY (environment_id, worker_id));",
-	/* 2: MCP tunnels (tunnel_api.c). token is kept for reveal_token; only token_hash
-	 * authenticates, so rotation retires the old value for new connections at once. */
-	"CREATE TABLE tunnels ("
-	"  id TEXT PRIMARY KEY, seq INTEGER NOT NULL UNIQUE, display_name TEXT,"
-	"  domain TEXT NOT NULL UNIQUE, created_at INTEGER NOT NULL, archived_at INTEGER,"
-	"  token_id TEXT NOT NULL, token TEXT NOT NULL, token_hash TEXT NOT NULL UNIQUE,"
-	"  rotated_at INTEGER);",
-	/* 3: vaults and credentials (vaults.c). secret is the AES-256-GCM blob, never the
-	 * plaintext; url_key is mcp_server_url without a trailing slash, unique among a
-	 * vault's live credentials. */
-	"CREATE TABLE vaults ("
-	"  id TEXT PRIMARY KEY, seq INTEGER NOT NULL UNIQUE,"
-	"  created_at INTEGER NOT NULL, archived_at INTEGER, doc TEXT NOT NULL);"
-	"CREATE TABLE vault_credentials ("
-	"  id TEXT PRIMARY KEY, vault_id TEXT NOT NULL REFERENCES vaults(id) ON DELETE CASCADE,"
-	"  seq INTEGER NOT NULL UNIQUE, auth_type TEXT NOT NULL, url_key TEXT,"
-	"  created_at INTEGER NOT NULL, archived_at INTEGER, secret BLOB, doc TEXT NOT NULL);"
-	"CREATE INDEX vault_credentials_vault ON vault_credentials(vault_id, seq);"
-	"CREATE UNIQUE INDEX vault_credentials_live_url ON vault_credentials(vault_id, url_key)"
-	"  WHERE archived_at IS NULL;",
+    /* 1 */
+    "CREATE TABLE seqs (name TEXT PRIMARY KEY, value INTEGER NOT NULL);"
+    "CREATE TABLE api_keys ("
+    "  id TEXT PRIMARY KEY, kind TEXT NOT NULL CHECK (kind IN ('server','environment')),"
+    "  environment_id TEXT, hash TEXT NOT NULL UNIQUE, name TEXT,"
+    "  created_at INTEGER NOT NULL, revoked_at INTEGER);"
+    "CREATE TABLE agents ("
+    "  id TEXT PRIMARY KEY, seq INTEGER NOT NULL UNIQUE, version INTEGER NOT NULL,"
+    "  created_at INTEGER NOT NULL, archived_at INTEGER, doc TEXT NOT NULL);"
+    "CREATE TABLE agent_versions ("
+    "  agent_id TEXT NOT NULL REFERENCES agents(id), version INTEGER NOT NULL,"
+    "  doc TEXT NOT NULL, PRIMARY KEY (agent_id, version));"
+    "CREATE TABLE environments ("
+    "  id TEXT PRIMARY KEY, seq INTEGER NOT NULL UNIQUE,"
+    "  created_at INTEGER NOT NULL, archived_at INTEGER, doc TEXT NOT NULL);"
+    "CREATE TABLE sessions ("
+    "  id TEXT PRIMARY KEY, seq INTEGER NOT NULL UNIQUE, environment_id TEXT NOT NULL,"
+    "  agent_id TEXT NOT NULL, agent_version INTEGER NOT NULL, status TEXT NOT NULL,"
+    "  created_at INTEGER NOT NULL, archived_at INTEGER, doc TEXT NOT NULL,"
+    "  loop_state TEXT);"
+    "CREATE INDEX sessions_env ON sessions(environment_id);"
+    "CREATE TABLE events ("
+    "  id TEXT PRIMARY KEY, session_id TEXT NOT NULL, seq INTEGER NOT NULL,"
+    "  type TEXT NOT NULL, created_at INTEGER NOT NULL, processed_at INTEGER,"
+    "  answers TEXT, doc TEXT NOT NULL, UNIQUE (session_id, seq));"
+    "CREATE INDEX events_answers ON events(session_id, answers);"
+    "CREATE TABLE work ("
+    "  id TEXT PRIMARY KEY, seq INTEGER NOT NULL UNIQUE, environment_id TEXT NOT NULL,"
+    "  session_id TEXT, data_type TEXT NOT NULL, state TEXT NOT NULL,"
+    "  metadata TEXT NOT NULL DEFAULT '{}', token_hash TEXT UNIQUE,"
+    "  created_at INTEGER NOT NULL, delivered_at INTEGER, delivered_to TEXT,"
+    "  acknowledged_at INTEGER, started_at INTEGER, latest_heartbeat_at INTEGER,"
+    "  last_heartbeat TEXT, lease_expires_at INTEGER, ttl_seconds INTEGER NOT NULL DEFAULT 90,"
+    "  stop_requested_at INTEGER, stopped_at INTEGER);"
+    "CREATE INDEX work_queue ON work(environment_id, state, seq);"
+    "CREATE INDEX work_session ON work(session_id, state);"
+    "CREATE TABLE workers_seen (environment_id TEXT NOT NULL, worker_id TEXT NOT NULL,"
+    "  seen_at INTEGER NOT NULL, PRIMARY KEY (environment_id, worker_id));",
+    /* 2: MCP tunnels (tunnel_api.c). token is kept for reveal_token; only token_hash
+     * authenticates, so rotation retires the old value for new connections at once. */
+    "CREATE TABLE tunnels ("
+    "  id TEXT PRIMARY KEY, seq INTEGER NOT NULL UNIQUE, display_name TEXT,"
+    "  domain TEXT NOT NULL UNIQUE, created_at INTEGER NOT NULL, archived_at INTEGER,"
+    "  token_id TEXT NOT NULL, token TEXT NOT NULL, token_hash TEXT NOT NULL UNIQUE,"
+    "  rotated_at INTEGER);",
+    /* 3: vaults and credentials (vaults.c). secret is the AES-256-GCM blob, never the
+     * plaintext; url_key is mcp_server_url without a trailing slash, unique among a
+     * vault's live credentials. */
+    "CREATE TABLE vaults ("
+    "  id TEXT PRIMARY KEY, seq INTEGER NOT NULL UNIQUE,"
+    "  created_at INTEGER NOT NULL, archived_at INTEGER, doc TEXT NOT NULL);"
+    "CREATE TABLE vault_credentials ("
+    "  id TEXT PRIMARY KEY, vault_id TEXT NOT NULL REFERENCES vaults(id) ON DELETE CASCADE,"
+    "  seq INTEGER NOT NULL UNIQUE, auth_type TEXT NOT NULL, url_key TEXT,"
+    "  created_at INTEGER NOT NULL, archived_at INTEGER, secret BLOB, doc TEXT NOT NULL);"
+    "CREATE INDEX vault_credentials_vault ON vault_credentials(vault_id, seq);"
+    "CREATE UNIQUE INDEX vault_credentials_live_url ON vault_credentials(vault_id, url_key)"
+    "  WHERE archived_at IS NULL;",
 };
 
 int
@@ -159,9 +159,10 @@ db_next_seq(struct db *db, const char *name)
 {
 	sqlite3_stmt *st = NULL;
 	int64_t v = -1;
-	if (db_prepare(db, "INSERT INTO seqs(name, value) VALUES (?, 1) "
-			   "ON CONFLICT(name) DO UPDATE SET value = value + 1 RETURNING value",
-		       &st) != 0)
+	if (db_prepare(db,
+	               "INSERT INTO seqs(name, value) VALUES (?, 1) "
+	               "ON CONFLICT(name) DO UPDATE SET value = value + 1 RETURNING value",
+	               &st) != 0)
 		return -1;
 	db_bind_text(st, 1, name);
 	if (sqlite3_step(st) == SQLITE_ROW)
@@ -218,7 +219,7 @@ db_open(const char *dir, struct db **out)
 	}
 	sqlite3_busy_timeout(db->h, 5000);
 	if ((r = db_exec(db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"
-			     "PRAGMA foreign_keys=ON;")) != 0)
+	                     "PRAGMA foreign_keys=ON;")) != 0)
 		goto out;
 	if ((r = migrate(db)) != 0)
 		goto out;

@@ -75,15 +75,16 @@ frame_json(const char *id, const char *type, const json_t *ev, size_t *len)
 
 static void
 hub_send(struct server *s, const char *session_id, const char *frame, size_t len,
-	 const char *delta_kind)
+         const char *delta_kind)
 {
 	struct stream *st = s->hub->buckets[bucket_of(session_id)];
 	while (st) {
 		struct stream *next = st->next; /* a failed write closes later, not now */
 		if (strcmp(st->session_id, session_id) == 0) {
-			bool want = delta_kind == NULL ||
-				    (strcmp(delta_kind, "agent.message") == 0 && st->delta_message) ||
-				    (strcmp(delta_kind, "agent.thinking") == 0 && st->delta_thinking);
+			bool want =
+			    delta_kind == NULL ||
+			    (strcmp(delta_kind, "agent.message") == 0 && st->delta_message) ||
+			    (strcmp(delta_kind, "agent.thinking") == 0 && st->delta_thinking);
 			if (want)
 				http_stream_write(st->call->http, frame, len);
 		}
@@ -124,9 +125,9 @@ events_append_tx(struct server *s, const char *session_id, json_t *ev, bool proc
 		return AL_E_IO;
 	char *doc = json_dumps(ev, JSON_COMPACT);
 	if (db_prepare(s->db,
-		       "INSERT INTO events(id, session_id, seq, type, created_at, processed_at, "
-		       "answers, doc) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-		       &st) != 0)
+	               "INSERT INTO events(id, session_id, seq, type, created_at, processed_at, "
+	               "answers, doc) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+	               &st) != 0)
 		goto out;
 	const char *id = json_string_value(json_object_get(ev, "id"));
 	db_bind_text(st, 1, id);
@@ -217,10 +218,10 @@ events_mark_processed_tx(struct server *s, const char *event_id)
 	char ts[32];
 	time_fmt_rfc3339(now, ts);
 	if (db_prepare(s->db,
-		       "UPDATE events SET processed_at = ?1, "
-		       "doc = json_set(doc, '$.processed_at', ?2) "
-		       "WHERE id = ?3 AND processed_at IS NULL",
-		       &st) != 0)
+	               "UPDATE events SET processed_at = ?1, "
+	               "doc = json_set(doc, '$.processed_at', ?2) "
+	               "WHERE id = ?3 AND processed_at IS NULL",
+	               &st) != 0)
 		return AL_E_IO;
 	sqlite3_bind_int64(st, 1, now);
 	db_bind_text(st, 2, ts);
@@ -233,12 +234,12 @@ events_mark_processed_tx(struct server *s, const char *event_id)
 
 void
 events_delta_start(struct server *s, const char *session_id, const char *event_id,
-		   const char *event_type)
+                   const char *event_type)
 {
 	if (s->hub == NULL)
 		return;
 	json_t *o = json_pack("{s:s, s:{s:s, s:s}}", "type", "event_start", "event", "type",
-			      event_type, "id", event_id);
+	                      event_type, "id", event_id);
 	size_t len;
 	char *f = frame_json(NULL, "event_start", o, &len);
 	hub_send(s, session_id, f, len, event_type);
@@ -247,14 +248,14 @@ events_delta_start(struct server *s, const char *session_id, const char *event_i
 }
 
 void
-events_delta_text(struct server *s, const char *session_id, const char *event_id,
-		  unsigned index, const char *text)
+events_delta_text(struct server *s, const char *session_id, const char *event_id, unsigned index,
+                  const char *text)
 {
 	if (s->hub == NULL)
 		return;
 	json_t *o = json_pack("{s:s, s:s, s:{s:s, s:I, s:{s:s, s:s}}}", "type", "event_delta",
-			      "event_id", event_id, "delta", "type", "content_delta", "index",
-			      (json_int_t)index, "content", "type", "text", "text", text);
+	                      "event_id", event_id, "delta", "type", "content_delta", "index",
+	                      (json_int_t)index, "content", "type", "text", "text", text);
 	size_t len;
 	char *f = frame_json(NULL, "event_delta", o, &len);
 	hub_send(s, session_id, f, len, "agent.message");
@@ -279,14 +280,14 @@ events_get(struct server *s, const char *session_id, const char *event_id)
 
 json_t *
 events_find_answer(struct server *s, const char *session_id, const char *tool_use_id,
-		   const char *answer_type)
+                   const char *answer_type)
 {
 	sqlite3_stmt *st = NULL;
 	json_t *ev = NULL;
 	if (db_prepare(s->db,
-		       "SELECT doc FROM events WHERE session_id = ? AND answers = ? AND type = ? "
-		       "ORDER BY seq LIMIT 1",
-		       &st) != 0)
+	               "SELECT doc FROM events WHERE session_id = ? AND answers = ? AND type = ? "
+	               "ORDER BY seq LIMIT 1",
+	               &st) != 0)
 		return NULL;
 	db_bind_text(st, 1, session_id);
 	db_bind_text(st, 2, tool_use_id);
@@ -313,12 +314,12 @@ load_session(struct api_call *c, const char *sid, struct session_row *row)
 	int r = AL_E_NOTFOUND;
 	if (id_valid(sid, "sesn_") == 0 &&
 	    db_prepare(c->srv->db,
-		       "SELECT environment_id, status, archived_at FROM sessions WHERE id = ?",
-		       &st) == 0) {
+	               "SELECT environment_id, status, archived_at FROM sessions WHERE id = ?",
+	               &st) == 0) {
 		db_bind_text(st, 1, sid);
 		if (sqlite3_step(st) == SQLITE_ROW) {
 			snprintf(row->environment_id, sizeof(row->environment_id), "%s",
-				 db_col_text(st, 0));
+			         db_col_text(st, 0));
 			snprintf(row->status, sizeof(row->status), "%s", db_col_text(st, 1));
 			row->archived = sqlite3_column_type(st, 2) != SQLITE_NULL;
 			r = 0;
@@ -358,7 +359,7 @@ is_content_array(const json_t *v, bool required)
  * referenced tool-use event must exist in this session and be of the right kind. */
 static int
 validate_user_event(struct api_call *c, const char *sid, json_t *ev, size_t i, char *msg,
-		    size_t msglen, json_t **duplicate)
+                    size_t msglen, json_t **duplicate)
 {
 	const char *type = json_string_value(json_object_get(ev, "type"));
 	*duplicate = NULL;
@@ -369,8 +370,10 @@ validate_user_event(struct api_call *c, const char *sid, json_t *ev, size_t i, c
 	if (strcmp(type, "user.message") == 0) {
 		json_t *content = json_object_get(ev, "content");
 		if (!is_content_array(content, true) || json_array_size(content) == 0) {
-			snprintf(msg, msglen, "events[%zu].content: non-empty array of content "
-					      "blocks required", i);
+			snprintf(msg, msglen,
+			         "events[%zu].content: non-empty array of content "
+			         "blocks required",
+			         i);
 			return AL_E_INVAL;
 		}
 		return 0;
@@ -426,8 +429,10 @@ validate_user_event(struct api_call *c, const char *sid, json_t *ev, size_t i, c
 		}
 	} else {
 		if (!is_content_array(json_object_get(ev, "content"), false)) {
-			snprintf(msg, msglen, "events[%zu].content: must be an array of content "
-					      "blocks", i);
+			snprintf(msg, msglen,
+			         "events[%zu].content: must be an array of content "
+			         "blocks",
+			         i);
 			return AL_E_INVAL;
 		}
 		json_t *ie = json_object_get(ev, "is_error");
@@ -439,13 +444,13 @@ validate_user_event(struct api_call *c, const char *sid, json_t *ev, size_t i, c
 	json_t *use = events_get(c->srv, sid, ref);
 	const char *use_type = use ? json_string_value(json_object_get(use, "type")) : NULL;
 	bool ok = use_type && (strcmp(use_type, want_type) == 0 ||
-			       (strcmp(want_type, "agent.tool_use") == 0 &&
-				strcmp(use_type, "agent.mcp_tool_use") == 0 &&
-				strcmp(type, "user.tool_confirmation") == 0));
+	                       (strcmp(want_type, "agent.tool_use") == 0 &&
+	                        strcmp(use_type, "agent.mcp_tool_use") == 0 &&
+	                        strcmp(type, "user.tool_confirmation") == 0));
 	json_decref(use);
 	if (!ok) {
-		snprintf(msg, msglen, "events[%zu].%s: no %s event %s in this session", i, ref_field,
-			 want_type, ref);
+		snprintf(msg, msglen, "events[%zu].%s: no %s event %s in this session", i,
+		         ref_field, want_type, ref);
 		return AL_E_INVAL;
 	}
 	/* A second answer for the same call is answered with the first, stored once. */
@@ -486,13 +491,13 @@ send_events(struct api_call *c)
 	if (!json_is_array(events) || json_array_size(events) == 0 ||
 	    json_array_size(events) > MAX_EVENTS_PER_SEND) {
 		api_reply_error(c, 400, "invalid_request_error", NULL,
-				"events: array of 1 to %d events required", MAX_EVENTS_PER_SEND);
+		                "events: array of 1 to %d events required", MAX_EVENTS_PER_SEND);
 		return;
 	}
 	if (row.archived || strcmp(row.status, "terminated") == 0) {
 		api_reply_error(c, 400, "invalid_request_error", NULL,
-				"session %s is %s and accepts no events", sid,
-				row.archived ? "archived" : "terminated");
+		                "session %s is %s and accepts no events", sid,
+		                row.archived ? "archived" : "terminated");
 		return;
 	}
 	/* Workers may only answer tool calls; they never speak for the user. */
@@ -514,7 +519,7 @@ send_events(struct api_call *c)
 			json_decref(dup);
 			json_decref(dups);
 			api_reply_error(c, 403, "permission_error", NULL,
-					"events[%zu].type: workers may only send tool results", i);
+			                "events[%zu].type: workers may only send tool results", i);
 			return;
 		}
 		json_array_append_new(dups, dup ? dup : json_null());
@@ -592,7 +597,7 @@ types_filter(struct api_call *c, char **out)
 					free(save);
 					json_decref(arr);
 					api_reply_error(c, 400, "invalid_request_error", NULL,
-							"types[]: invalid event type");
+					                "types[]: invalid event type");
 					return AL_E_INVAL;
 				}
 			}
@@ -623,12 +628,12 @@ list_events(struct api_call *c)
 		return;
 	/* One statement for both orders: the cursor bound flips with the order. */
 	const char *sql =
-		pg.desc ? "SELECT seq, doc FROM events WHERE session_id = ?1 AND (?2 = 0 OR seq < ?3) "
-			  "AND created_at BETWEEN ?4 AND ?5 AND (?6 IS NULL OR type IN "
-			  "(SELECT value FROM json_each(?6))) ORDER BY seq DESC LIMIT ?7"
-			: "SELECT seq, doc FROM events WHERE session_id = ?1 AND (?2 = 0 OR seq > ?3) "
-			  "AND created_at BETWEEN ?4 AND ?5 AND (?6 IS NULL OR type IN "
-			  "(SELECT value FROM json_each(?6))) ORDER BY seq ASC LIMIT ?7";
+	    pg.desc ? "SELECT seq, doc FROM events WHERE session_id = ?1 AND (?2 = 0 OR seq < ?3) "
+	              "AND created_at BETWEEN ?4 AND ?5 AND (?6 IS NULL OR type IN "
+	              "(SELECT value FROM json_each(?6))) ORDER BY seq DESC LIMIT ?7"
+	            : "SELECT seq, doc FROM events WHERE session_id = ?1 AND (?2 = 0 OR seq > ?3) "
+	              "AND created_at BETWEEN ?4 AND ?5 AND (?6 IS NULL OR type IN "
+	              "(SELECT value FROM json_each(?6))) ORDER BY seq ASC LIMIT ?7";
 	if (db_prepare(c->srv->db, sql, &st) != 0) {
 		free(types);
 		api_reply_err(c, AL_E_IO, "cannot list events");
@@ -699,9 +704,9 @@ open_stream(struct api_call *c)
 				else {
 					free(save);
 					api_reply_error(c, 400, "invalid_request_error", NULL,
-							"event_deltas[]: '%s' is not one of "
-							"agent.message, agent.thinking",
-							c->query.params[i].value);
+					                "event_deltas[]: '%s' is not one of "
+					                "agent.message, agent.thinking",
+					                c->query.params[i].value);
 					return;
 				}
 			}
@@ -711,7 +716,7 @@ open_stream(struct api_call *c)
 	}
 	if (ndeltas > 100) {
 		api_reply_error(c, 400, "invalid_request_error", NULL,
-				"event_deltas[]: at most 100 values");
+		                "event_deltas[]: at most 100 values");
 		return;
 	}
 	struct stream *st = xcalloc(1, sizeof(*st));
@@ -791,8 +796,8 @@ events_shutdown(struct server *s)
 }
 
 const struct api_route events_routes[] = {
-	{"POST", "/v1/sessions/{}/events", CREDS_ANY, send_events},
-	{"GET", "/v1/sessions/{}/events", CREDS_ANY, list_events},
-	{"GET", "/v1/sessions/{}/events/stream", CREDS_ANY, open_stream},
-	{NULL, NULL, 0, NULL},
+    {"POST", "/v1/sessions/{}/events", CREDS_ANY, send_events},
+    {"GET", "/v1/sessions/{}/events", CREDS_ANY, list_events},
+    {"GET", "/v1/sessions/{}/events/stream", CREDS_ANY, open_stream},
+    {NULL, NULL, 0, NULL},
 };

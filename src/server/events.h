@@ -27,16 +27,16 @@ int events_mark_processed_tx(struct server *s, const char *event_id);
 
 /* Non-persisted previews for streams that asked for event_deltas[] (api.md §5). */
 void events_delta_start(struct server *s, const char *session_id, const char *event_id,
-			const char *event_type);
+                        const char *event_type);
 void events_delta_text(struct server *s, const char *session_id, const char *event_id,
-		       unsigned index, const char *text);
+                       unsigned index, const char *text);
 
 /* Loads one persisted event (new reference) or NULL. */
 json_t *events_get(struct server *s, const char *session_id, const char *event_id);
 /* The persisted event answering tool_use_id (user.tool_result, user.custom_tool_result,
  * user.tool_confirmation, agent.tool_result for denials), or NULL. */
 json_t *events_find_answer(struct server *s, const char *session_id, const char *tool_use_id,
-			   const char *answer_type);
+                           const char *answer_type);
 
 /* Ends every open stream of a session (deleted sessions). */
 void events_close_streams(struct server *s, const char *session_id);

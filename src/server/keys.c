@@ -43,7 +43,7 @@ create_environment_key(struct api_call *c)
 		json_t *n = json_object_get(c->body, "name");
 		if (n && !json_is_string(n)) {
 			api_reply_error(c, 400, "invalid_request_error", NULL,
-					"name: must be a string");
+			                "name: must be a string");
 			return;
 		}
 		name = n ? json_string_value(n) : NULL;
@@ -51,41 +51,41 @@ create_environment_key(struct api_call *c)
 	int r = environment_live(c->srv->db, env_id);
 	if (r == AL_E_NOTFOUND) {
 		api_reply_error(c, 404, "not_found_error", "environment_not_found",
-				"environment %s not found", env_id);
+		                "environment %s not found", env_id);
 		return;
 	}
 	if (r == AL_E_CONFLICT) {
 		api_reply_error(c, 400, "invalid_request_error", "environment_archived",
-				"environment %s is archived", env_id);
+		                "environment %s is archived", env_id);
 		return;
 	}
-	if (r != 0 || (r = auth_key_create(c->srv->db, "environment", env_id, name, &id, &key)) != 0) {
+	if (r != 0 ||
+	    (r = auth_key_create(c->srv->db, "environment", env_id, name, &id, &key)) != 0) {
 		api_reply_err(c, r, "cannot create key");
 		return;
 	}
 	log_info("environment key issued", "key_id", id, "environment_id", env_id);
 	json_t *o = json_pack("{s:s, s:s, s:s, s:s}", "type", "environment_key", "id", id,
-			      "environment_id", env_id, "key", key);
+	                      "environment_id", env_id, "key", key);
 	free(id);
 	secret_free(key);
 	api_reply_json(c, 200, o);
 }
 
 const struct api_route keys_routes[] = {
-	{"POST", "/v1/environments/{}/keys", CREDS_API, create_environment_key},
-	{NULL, NULL, 0, NULL},
+    {"POST", "/v1/environments/{}/keys", CREDS_API, create_environment_key},
+    {NULL, NULL, 0, NULL},
 };
 
 static void
 keys_usage(FILE *f)
 {
-	fprintf(f,
-		"usage: airlock keys create [--server | --environment ENV_ID] [--name NAME]\n"
-		"       airlock keys revoke KEY_ID\n"
-		"       airlock keys list\n"
-		"\n"
-		"Works on the database in AIRLOCK_DATA_DIR (or --data-dir). The key is printed\n"
-		"once on stdout; only its hash is stored.\n");
+	fprintf(f, "usage: airlock keys create [--server | --environment ENV_ID] [--name NAME]\n"
+	           "       airlock keys revoke KEY_ID\n"
+	           "       airlock keys list\n"
+	           "\n"
+	           "Works on the database in AIRLOCK_DATA_DIR (or --data-dir). The key is printed\n"
+	           "once on stdout; only its hash is stored.\n");
 }
 
 int
@@ -97,12 +97,12 @@ keys_main(int argc, char **argv)
 	struct db *db = NULL;
 	int rc = 2;
 	static const struct option opts[] = {
-		{"environment", required_argument, NULL, 'e'},
-		{"server", no_argument, NULL, 's'},
-		{"name", required_argument, NULL, 'n'},
-		{"data-dir", required_argument, NULL, 'd'},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
+	    {"environment", required_argument, NULL, 'e'},
+	    {"server", no_argument, NULL, 's'},
+	    {"name", required_argument, NULL, 'n'},
+	    {"data-dir", required_argument, NULL, 'd'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
 	};
 	if (argc < 2) {
 		keys_usage(stderr);
@@ -113,12 +113,24 @@ keys_main(int argc, char **argv)
 	int ch;
 	while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		switch (ch) {
-		case 'e': env_id = optarg; break;
-		case 's': server = true; break;
-		case 'n': name = optarg; break;
-		case 'd': data_dir = optarg; break;
-		case 'h': keys_usage(stdout); return 0;
-		default: keys_usage(stderr); return 2;
+		case 'e':
+			env_id = optarg;
+			break;
+		case 's':
+			server = true;
+			break;
+		case 'n':
+			name = optarg;
+			break;
+		case 'd':
+			data_dir = optarg;
+			break;
+		case 'h':
+			keys_usage(stdout);
+			return 0;
+		default:
+			keys_usage(stderr);
+			return 2;
 		}
 	}
 	if (strcmp(verb, "--help") == 0) {
@@ -135,20 +147,20 @@ keys_main(int argc, char **argv)
 		char *id = NULL, *key = NULL;
 		if (server == (env_id != NULL)) {
 			fprintf(stderr, "airlock keys create: give exactly one of --server or "
-					"--environment ENV_ID\n");
+			                "--environment ENV_ID\n");
 			goto out;
 		}
 		if (env_id) {
 			int r = environment_live(db, env_id);
 			if (r != 0) {
 				fprintf(stderr, "airlock keys create: environment %s %s\n", env_id,
-					r == AL_E_CONFLICT ? "is archived" : "not found");
+				        r == AL_E_CONFLICT ? "is archived" : "not found");
 				rc = 1;
 				goto out;
 			}
 		}
 		if (auth_key_create(db, server ? "server" : "environment", env_id, name, &id,
-				    &key) != 0) {
+		                    &key) != 0) {
 			fprintf(stderr, "airlock keys create: database error\n");
 			rc = 1;
 			goto out;
@@ -166,7 +178,7 @@ keys_main(int argc, char **argv)
 		int r = auth_key_revoke(db, argv[optind]);
 		if (r != 0) {
 			fprintf(stderr, "airlock keys revoke: %s: %s\n", argv[optind],
-				r == AL_E_NOTFOUND ? "no such live key" : "database error");
+			        r == AL_E_NOTFOUND ? "no such live key" : "database error");
 			rc = 1;
 			goto out;
 		}
@@ -174,10 +186,10 @@ keys_main(int argc, char **argv)
 	} else if (strcmp(verb, "list") == 0) {
 		sqlite3_stmt *st = NULL;
 		if (db_prepare(db,
-			       "SELECT id, kind, COALESCE(environment_id,'-'), COALESCE(name,'-'), "
-			       "CASE WHEN revoked_at IS NULL THEN 'live' ELSE 'revoked' END "
-			       "FROM api_keys ORDER BY created_at",
-			       &st) != 0) {
+		               "SELECT id, kind, COALESCE(environment_id,'-'), COALESCE(name,'-'), "
+		               "CASE WHEN revoked_at IS NULL THEN 'live' ELSE 'revoked' END "
+		               "FROM api_keys ORDER BY created_at",
+		               &st) != 0) {
 			rc = 1;
 			goto out;
 		}

@@ -21,34 +21,36 @@
 static void
 server_usage(FILE *f)
 {
-	fprintf(f,
-		"usage: airlock server [options]\n"
-		"\n"
-		"  --listen ADDR:PORT     listen address (default 127.0.0.1:8400; plain HTTP only\n"
-		"                         on loopback, any other address needs --tls-cert/--tls-key)\n"
-		"  --data-dir DIR         SQLite database directory (AIRLOCK_DATA_DIR, default\n"
-		"                         .airlock-data)\n"
-		"  --tls-cert FILE        PEM certificate chain\n"
-		"  --tls-key FILE         PEM private key\n"
-		"  --log-format text|json (default text)\n"
-		"  --log-level debug|info|warn|error\n"
-		"  --config FILE          YAML configuration (docs/server/config.md); the\n"
-		"                         environment overrides it, flags override both\n"
-		"  --tunnel-listen ADDR:PORT  MCP tunnel edge for gateways (TLS 1.3;\n"
-		"                         AIRLOCK_TUNNEL_LISTEN); needs --tunnel-tls-cert/-key\n"
-		"  --tunnel-tls-cert FILE  tunnel edge certificate (AIRLOCK_TUNNEL_TLS_CERT)\n"
-		"  --tunnel-tls-key FILE   tunnel edge key (AIRLOCK_TUNNEL_TLS_KEY)\n"
-		"  --tunnel-domain NAME    tunnel host name suffix (AIRLOCK_TUNNEL_DOMAIN,\n"
-		"                         default tunnel.localhost)\n"
-		"  --tunnel-ingress-listen ADDR:PORT  host-routed MCP ingress\n"
-		"                         (AIRLOCK_TUNNEL_INGRESS_LISTEN; docs/server/tunnels.md)\n"
-		"\n"
-		"environment:\n"
-		"  AIRLOCK_API_KEY        a server API key accepted in addition to issued keys\n"
-		"  AIRLOCK_MODEL_BASE_URL Messages API base URL (default https://api.anthropic.com)\n"
-		"  AIRLOCK_MODEL_API_KEY  key for the model provider (default ANTHROPIC_API_KEY)\n"
-		"  AIRLOCK_LEASE_TTL      work lease TTL in seconds (default 90)\n"
-		"  AIRLOCK_MASTER_KEY_FILE vault master key (default DATA_DIR/master.key, generated)\n");
+	fprintf(
+	    f,
+	    "usage: airlock server [options]\n"
+	    "\n"
+	    "  --listen ADDR:PORT     listen address (default 127.0.0.1:8400; plain HTTP only\n"
+	    "                         on loopback, any other address needs --tls-cert/--tls-key)\n"
+	    "  --data-dir DIR         SQLite database directory (AIRLOCK_DATA_DIR, default\n"
+	    "                         .airlock-data)\n"
+	    "  --tls-cert FILE        PEM certificate chain\n"
+	    "  --tls-key FILE         PEM private key\n"
+	    "  --log-format text|json (default text)\n"
+	    "  --log-level debug|info|warn|error\n"
+	    "  --config FILE          YAML configuration (docs/server/config.md); the\n"
+	    "                         environment overrides it, flags override both\n"
+	    "  --tunnel-listen ADDR:PORT  MCP tunnel edge for gateways (TLS 1.3;\n"
+	    "                         AIRLOCK_TUNNEL_LISTEN); needs --tunnel-tls-cert/-key\n"
+	    "  --tunnel-tls-cert FILE  tunnel edge certificate (AIRLOCK_TUNNEL_TLS_CERT)\n"
+	    "  --tunnel-tls-key FILE   tunnel edge key (AIRLOCK_TUNNEL_TLS_KEY)\n"
+	    "  --tunnel-domain NAME    tunnel host name suffix (AIRLOCK_TUNNEL_DOMAIN,\n"
+	    "                         default tunnel.localhost)\n"
+	    "  --tunnel-ingress-listen ADDR:PORT  host-routed MCP ingress\n"
+	    "                         (AIRLOCK_TUNNEL_INGRESS_LISTEN; docs/server/tunnels.md)\n"
+	    "\n"
+	    "environment:\n"
+	    "  AIRLOCK_API_KEY        a server API key accepted in addition to issued keys\n"
+	    "  AIRLOCK_MODEL_BASE_URL Messages API base URL (default https://api.anthropic.com)\n"
+	    "  AIRLOCK_MODEL_API_KEY  key for the model provider (default ANTHROPIC_API_KEY)\n"
+	    "  AIRLOCK_LEASE_TTL      work lease TTL in seconds (default 90)\n"
+	    "  AIRLOCK_MASTER_KEY_FILE vault master key (default DATA_DIR/master.key, "
+	    "generated)\n");
 }
 
 /* Reads a secret from a file: first line, trailing newline stripped. The file must
@@ -68,7 +70,7 @@ read_secret_file(const char *path, char **out)
 	if (st.st_mode & 0007) {
 		fclose(f);
 		fprintf(stderr, "airlock server: %s: readable or writable by others; chmod o-rwx\n",
-			path);
+		        path);
 		return AL_E_PERM;
 	}
 	size_t n = fread(buf, 1, sizeof(buf) - 1, f);
@@ -87,40 +89,43 @@ read_secret_file(const char *path, char **out)
 
 static int
 config_file_load(struct server_config *cfg, const char *path, enum log_format *fmt,
-		 enum log_level *lvl)
+                 enum log_level *lvl)
 {
 	struct cfg c;
 	const json_t *tls = NULL, *model = NULL, *logm = NULL;
 	uint64_t ttl = cfg->lease_ttl_s, ping = cfg->sse_ping_ms / 1000;
 	char *api_key_file = NULL, *model_key_file = NULL, *f = NULL, *l = NULL;
 	int r;
-	static const char *const top[] = {"listen", "data_dir", "tls", "api_key_file", "model",
-					  "lease_ttl_seconds", "sse_ping_seconds", "log", NULL};
+	static const char *const top[] = {"listen",           "data_dir", "tls",
+	                                  "api_key_file",     "model",    "lease_ttl_seconds",
+	                                  "sse_ping_seconds", "log",      NULL};
 	static const char *const tls_keys[] = {"cert_file", "key_file", NULL};
 	static const char *const model_keys[] = {"base_url", "api_key_file", NULL};
 	static const char *const log_keys[] = {"format", "level", NULL};
 
 	if ((r = cfg_load(&c, path)) != 0)
 		goto out;
-	if ((r = cfg_only_keys(&c, c.root, top)) || (r = cfg_get_str(&c, c.root, "listen", &cfg->listen)) ||
+	if ((r = cfg_only_keys(&c, c.root, top)) ||
+	    (r = cfg_get_str(&c, c.root, "listen", &cfg->listen)) ||
 	    (r = cfg_get_str(&c, c.root, "data_dir", &cfg->data_dir)) ||
 	    (r = cfg_get_str(&c, c.root, "api_key_file", &api_key_file)) ||
 	    (r = cfg_get_uint(&c, c.root, "lease_ttl_seconds", 10, 600, &ttl)) ||
 	    (r = cfg_get_uint(&c, c.root, "sse_ping_seconds", 1, 300, &ping)) ||
-	    (r = cfg_get_map(&c, c.root, "tls", &tls)) || (r = cfg_get_map(&c, c.root, "model", &model)) ||
+	    (r = cfg_get_map(&c, c.root, "tls", &tls)) ||
+	    (r = cfg_get_map(&c, c.root, "model", &model)) ||
 	    (r = cfg_get_map(&c, c.root, "log", &logm)))
 		goto out;
 	if (tls && ((r = cfg_only_keys(&c, tls, tls_keys)) ||
-		    (r = cfg_get_str(&c, tls, "cert_file", &cfg->tls_cert_file)) ||
-		    (r = cfg_get_str(&c, tls, "key_file", &cfg->tls_key_file))))
+	            (r = cfg_get_str(&c, tls, "cert_file", &cfg->tls_cert_file)) ||
+	            (r = cfg_get_str(&c, tls, "key_file", &cfg->tls_key_file))))
 		goto out;
 	if (model && ((r = cfg_only_keys(&c, model, model_keys)) ||
-		      (r = cfg_get_str(&c, model, "base_url", &cfg->model_base_url)) ||
-		      (r = cfg_get_str(&c, model, "api_key_file", &model_key_file))))
+	              (r = cfg_get_str(&c, model, "base_url", &cfg->model_base_url)) ||
+	              (r = cfg_get_str(&c, model, "api_key_file", &model_key_file))))
 		goto out;
-	if (logm && ((r = cfg_only_keys(&c, logm, log_keys)) ||
-		     (r = cfg_get_str(&c, logm, "format", &f)) ||
-		     (r = cfg_get_str(&c, logm, "level", &l))))
+	if (logm &&
+	    ((r = cfg_only_keys(&c, logm, log_keys)) || (r = cfg_get_str(&c, logm, "format", &f)) ||
+	     (r = cfg_get_str(&c, logm, "level", &l))))
 		goto out;
 	if (f && log_parse_format(f, fmt) != 0) {
 		r = cfg_error(&c, json_object_get(logm, "format"), "log.format: text or json");
@@ -128,7 +133,7 @@ config_file_load(struct server_config *cfg, const char *path, enum log_format *f
 	}
 	if (l && log_parse_level(l, lvl) != 0) {
 		r = cfg_error(&c, json_object_get(logm, "level"),
-			      "log.level: debug, info, warn or error");
+		              "log.level: debug, info, warn or error");
 		goto out;
 	}
 	cfg->lease_ttl_s = (unsigned)ttl;
@@ -250,20 +255,20 @@ server_main(int argc, char **argv)
 	enum log_level lvl = LOG_LVL_INFO;
 	int rc = 1, r;
 	static const struct option opts[] = {
-		{"listen", required_argument, NULL, 'l'},
-		{"data-dir", required_argument, NULL, 'd'},
-		{"tls-cert", required_argument, NULL, 'c'},
-		{"tls-key", required_argument, NULL, 'k'},
-		{"log-format", required_argument, NULL, 'f'},
-		{"log-level", required_argument, NULL, 'v'},
-		{"config", required_argument, NULL, 'C'},
-		{"tunnel-listen", required_argument, NULL, 1001},
-		{"tunnel-tls-cert", required_argument, NULL, 1002},
-		{"tunnel-tls-key", required_argument, NULL, 1003},
-		{"tunnel-domain", required_argument, NULL, 1004},
-		{"tunnel-ingress-listen", required_argument, NULL, 1005},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
+	    {"listen", required_argument, NULL, 'l'},
+	    {"data-dir", required_argument, NULL, 'd'},
+	    {"tls-cert", required_argument, NULL, 'c'},
+	    {"tls-key", required_argument, NULL, 'k'},
+	    {"log-format", required_argument, NULL, 'f'},
+	    {"log-level", required_argument, NULL, 'v'},
+	    {"config", required_argument, NULL, 'C'},
+	    {"tunnel-listen", required_argument, NULL, 1001},
+	    {"tunnel-tls-cert", required_argument, NULL, 1002},
+	    {"tunnel-tls-key", required_argument, NULL, 1003},
+	    {"tunnel-domain", required_argument, NULL, 1004},
+	    {"tunnel-ingress-listen", required_argument, NULL, 1005},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
 	};
 
 	memset(&srv, 0, sizeof(srv));
@@ -291,10 +296,22 @@ server_main(int argc, char **argv)
 	int ch;
 	while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		switch (ch) {
-		case 'l': free(srv.cfg.listen); srv.cfg.listen = xstrdup(optarg); break;
-		case 'd': free(srv.cfg.data_dir); srv.cfg.data_dir = xstrdup(optarg); break;
-		case 'c': free(srv.cfg.tls_cert_file); srv.cfg.tls_cert_file = xstrdup(optarg); break;
-		case 'k': free(srv.cfg.tls_key_file); srv.cfg.tls_key_file = xstrdup(optarg); break;
+		case 'l':
+			free(srv.cfg.listen);
+			srv.cfg.listen = xstrdup(optarg);
+			break;
+		case 'd':
+			free(srv.cfg.data_dir);
+			srv.cfg.data_dir = xstrdup(optarg);
+			break;
+		case 'c':
+			free(srv.cfg.tls_cert_file);
+			srv.cfg.tls_cert_file = xstrdup(optarg);
+			break;
+		case 'k':
+			free(srv.cfg.tls_key_file);
+			srv.cfg.tls_key_file = xstrdup(optarg);
+			break;
 		case 'f':
 			if (log_parse_format(optarg, &fmt) != 0) {
 				fprintf(stderr, "airlock server: --log-format: text or json\n");
@@ -303,19 +320,37 @@ server_main(int argc, char **argv)
 			break;
 		case 'v':
 			if (log_parse_level(optarg, &lvl) != 0) {
-				fprintf(stderr, "airlock server: --log-level: debug|info|warn|error\n");
+				fprintf(stderr,
+				        "airlock server: --log-level: debug|info|warn|error\n");
 				goto out;
 			}
 			break;
-		case 'C': break; /* loaded above */
+		case 'C':
+			break; /* loaded above */
 		/* Tunnel options travel as AIRLOCK_TUNNEL_* (tunnel_edge.c reads them). */
-		case 1001: setenv("AIRLOCK_TUNNEL_LISTEN", optarg, 1); break;
-		case 1002: setenv("AIRLOCK_TUNNEL_TLS_CERT", optarg, 1); break;
-		case 1003: setenv("AIRLOCK_TUNNEL_TLS_KEY", optarg, 1); break;
-		case 1004: setenv("AIRLOCK_TUNNEL_DOMAIN", optarg, 1); break;
-		case 1005: setenv("AIRLOCK_TUNNEL_INGRESS_LISTEN", optarg, 1); break;
-		case 'h': server_usage(stdout); rc = 0; goto out;
-		default: server_usage(stderr); rc = 2; goto out;
+		case 1001:
+			setenv("AIRLOCK_TUNNEL_LISTEN", optarg, 1);
+			break;
+		case 1002:
+			setenv("AIRLOCK_TUNNEL_TLS_CERT", optarg, 1);
+			break;
+		case 1003:
+			setenv("AIRLOCK_TUNNEL_TLS_KEY", optarg, 1);
+			break;
+		case 1004:
+			setenv("AIRLOCK_TUNNEL_DOMAIN", optarg, 1);
+			break;
+		case 1005:
+			setenv("AIRLOCK_TUNNEL_INGRESS_LISTEN", optarg, 1);
+			break;
+		case 'h':
+			server_usage(stdout);
+			rc = 0;
+			goto out;
+		default:
+			server_usage(stderr);
+			rc = 2;
+			goto out;
 		}
 	}
 	log_setup(fmt, lvl, "server");
@@ -324,15 +359,16 @@ server_main(int argc, char **argv)
 		goto out;
 	}
 	if (srv.cfg.tls_cert_file == NULL && !is_loopback(srv.cfg.listen)) {
-		fprintf(stderr, "airlock server: refusing plain HTTP on %s: API keys would cross "
-				"the network in clear; give --tls-cert and --tls-key\n",
-			srv.cfg.listen);
+		fprintf(stderr,
+		        "airlock server: refusing plain HTTP on %s: API keys would cross "
+		        "the network in clear; give --tls-cert and --tls-key\n",
+		        srv.cfg.listen);
 		goto out;
 	}
 	if (srv.cfg.tls_cert_file) {
 		char err[512];
 		tls = tls_server_ctx_new(srv.cfg.tls_cert_file, srv.cfg.tls_key_file, NULL, err,
-					 sizeof(err));
+		                         sizeof(err));
 		if (tls == NULL) {
 			fprintf(stderr, "airlock server: %s\n", err);
 			goto out;
@@ -356,8 +392,8 @@ server_main(int argc, char **argv)
 	loop_signal_add(srv.loop, SIGINT, on_signal, &srv);
 	char port[16];
 	snprintf(port, sizeof(port), "%d", srv.port);
-	log_info("listening", "addr", srv.cfg.listen, "port", port, "tls",
-		 tls ? "on" : "off", "data_dir", srv.cfg.data_dir);
+	log_info("listening", "addr", srv.cfg.listen, "port", port, "tls", tls ? "on" : "off",
+	         "data_dir", srv.cfg.data_dir);
 	loop_run(srv.loop);
 	rc = 0;
 out:

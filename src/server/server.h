@@ -10,15 +10,15 @@
 #include "loop.h"
 
 struct server_config {
-	char *listen;        /* "127.0.0.1:8400" */
-	char *data_dir;      /* AIRLOCK_DATA_DIR */
+	char *listen;   /* "127.0.0.1:8400" */
+	char *data_dir; /* AIRLOCK_DATA_DIR */
 	char *tls_cert_file;
 	char *tls_key_file;
-	char *api_key;       /* AIRLOCK_API_KEY: accepted as a server API key, never stored */
+	char *api_key;        /* AIRLOCK_API_KEY: accepted as a server API key, never stored */
 	char *model_base_url; /* AIRLOCK_MODEL_BASE_URL, default https://api.anthropic.com */
 	char *model_api_key;  /* AIRLOCK_MODEL_API_KEY, default ANTHROPIC_API_KEY */
-	unsigned lease_ttl_s;   /* default work lease, 90 */
-	unsigned sse_ping_ms;   /* 15000 */
+	unsigned lease_ttl_s; /* default work lease, 90 */
+	unsigned sse_ping_ms; /* 15000 */
 	unsigned model_max_retries; /* 5 */
 };
 

@@ -16,9 +16,9 @@
 #include "work.h"
 #include "xalloc.h"
 
-#define WORK_COLS                                                                          \
-	"id, environment_id, session_id, data_type, state, metadata, created_at, "         \
-	"acknowledged_at, started_at, latest_heartbeat_at, stop_requested_at, stopped_at, " \
+#define WORK_COLS                                                                                  \
+	"id, environment_id, session_id, data_type, state, metadata, created_at, "                 \
+	"acknowledged_at, started_at, latest_heartbeat_at, stop_requested_at, stopped_at, "        \
 	"last_heartbeat, ttl_seconds, seq"
 #define LEASE_SCAN_MS 1000
 #define WORKERS_WINDOW_US (30LL * 1000000)
@@ -55,8 +55,9 @@ work_render(sqlite3_stmt *st, const char *secret)
 	json_object_set_new(o, "type", json_string("work"));
 	json_object_set_new(o, "id", json_string(db_col_text(st, 0)));
 	json_object_set_new(o, "environment_id", json_string(db_col_text(st, 1)));
-	json_object_set_new(o, "data", json_pack("{s:s, s:s}", "type", db_col_text(st, 3), "id",
-						 db_col_text(st, 2) ? db_col_text(st, 2) : ""));
+	json_object_set_new(o, "data",
+	                    json_pack("{s:s, s:s}", "type", db_col_text(st, 3), "id",
+	                              db_col_text(st, 2) ? db_col_text(st, 2) : ""));
 	json_object_set_new(o, "state", json_string(db_col_text(st, 4)));
 	json_object_set_new(o, "metadata", meta ? meta : json_object());
 	json_object_set_new(o, "secret", secret ? json_string(secret) : json_null());
@@ -85,9 +86,9 @@ work_load(struct server *s, const char *env_id, const char *wid, struct work_row
 	sqlite3_stmt *st = NULL;
 	int r = AL_E_NOTFOUND;
 	if (db_prepare(s->db,
-		       "SELECT id, environment_id, COALESCE(session_id,''), state, last_heartbeat, "
-		       "ttl_seconds FROM work WHERE id = ? AND environment_id = ?",
-		       &st) != 0)
+	               "SELECT id, environment_id, COALESCE(session_id,''), state, last_heartbeat, "
+	               "ttl_seconds FROM work WHERE id = ? AND environment_id = ?",
+	               &st) != 0)
 		return AL_E_IO;
 	db_bind_text(st, 1, wid);
 	db_bind_text(st, 2, env_id);
@@ -98,7 +99,7 @@ work_load(struct server *s, const char *env_id, const char *wid, struct work_row
 		snprintf(w->state, sizeof(w->state), "%s", db_col_text(st, 3));
 		w->has_heartbeat = sqlite3_column_type(st, 4) != SQLITE_NULL;
 		snprintf(w->last_heartbeat, sizeof(w->last_heartbeat), "%s",
-			 w->has_heartbeat ? db_col_text(st, 4) : "");
+		         w->has_heartbeat ? db_col_text(st, 4) : "");
 		w->ttl = (unsigned)sqlite3_column_int(st, 5);
 		r = 0;
 	}
@@ -127,7 +128,7 @@ work_session_live(struct server *s, const char *session_id, bool *live)
 {
 	sqlite3_stmt *st = NULL;
 	if (db_prepare(s->db, "SELECT 1 FROM work WHERE session_id = ? AND state != 'stopped'",
-		       &st) != 0)
+	               &st) != 0)
 		return AL_E_IO;
 	db_bind_text(st, 1, session_id);
 	*live = sqlite3_step(st) == SQLITE_ROW;
@@ -146,11 +147,12 @@ work_enqueue_tx(struct server *s, const char *environment_id, const char *sessio
 	int64_t seq = db_next_seq(s->db, "work");
 	char *id = id_new("work_");
 	r = AL_E_IO;
-	if (seq < 0 || db_prepare(s->db,
-				  "INSERT INTO work(id, seq, environment_id, session_id, data_type, "
-				  "state, ttl_seconds, created_at) VALUES (?, ?, ?, ?, 'session', "
-				  "'queued', ?, ?)",
-				  &st) != 0)
+	if (seq < 0 ||
+	    db_prepare(s->db,
+	               "INSERT INTO work(id, seq, environment_id, session_id, data_type, "
+	               "state, ttl_seconds, created_at) VALUES (?, ?, ?, ?, 'session', "
+	               "'queued', ?, ?)",
+	               &st) != 0)
 		goto out;
 	db_bind_text(st, 1, id);
 	sqlite3_bind_int64(st, 2, seq);
@@ -174,11 +176,11 @@ work_session_ended_tx(struct server *s, const char *session_id)
 	int r = AL_E_IO;
 	/* Never-acked items stop outright; acked ones get time to wind down. */
 	if (db_prepare(s->db,
-		       "UPDATE work SET state = CASE WHEN state = 'queued' THEN 'stopped' "
-		       "ELSE 'stopping' END, stop_requested_at = COALESCE(stop_requested_at, ?1), "
-		       "stopped_at = CASE WHEN state = 'queued' THEN ?1 ELSE stopped_at END "
-		       "WHERE session_id = ?2 AND state NOT IN ('stopped', 'stopping')",
-		       &st) != 0)
+	               "UPDATE work SET state = CASE WHEN state = 'queued' THEN 'stopped' "
+	               "ELSE 'stopping' END, stop_requested_at = COALESCE(stop_requested_at, ?1), "
+	               "stopped_at = CASE WHEN state = 'queued' THEN ?1 ELSE stopped_at END "
+	               "WHERE session_id = ?2 AND state NOT IN ('stopped', 'stopping')",
+	               &st) != 0)
 		return AL_E_IO;
 	sqlite3_bind_int64(st, 1, now);
 	db_bind_text(st, 2, session_id);
@@ -208,10 +210,10 @@ environment_check(struct api_call *c, const char *env_id)
 reply:
 	if (r == AL_E_NOTFOUND)
 		api_reply_error(c, 404, "not_found_error", "environment_not_found",
-				"environment %s not found", env_id);
+		                "environment %s not found", env_id);
 	else if (r == AL_E_CONFLICT)
 		api_reply_error(c, 400, "invalid_request_error", "environment_archived",
-				"environment %s is archived", env_id);
+		                "environment %s is archived", env_id);
 	return r;
 }
 
@@ -239,10 +241,11 @@ note_worker(struct server *s, const char *env_id, const char *worker_id)
 	sqlite3_stmt *st = NULL;
 	if (worker_id == NULL || *worker_id == '\0')
 		return;
-	if (db_prepare(s->db,
-		       "INSERT INTO workers_seen(environment_id, worker_id, seen_at) VALUES (?,?,?) "
-		       "ON CONFLICT(environment_id, worker_id) DO UPDATE SET seen_at = excluded.seen_at",
-		       &st) != 0)
+	if (db_prepare(
+	        s->db,
+	        "INSERT INTO workers_seen(environment_id, worker_id, seen_at) VALUES (?,?,?) "
+	        "ON CONFLICT(environment_id, worker_id) DO UPDATE SET seen_at = excluded.seen_at",
+	        &st) != 0)
 		return;
 	db_bind_text(st, 1, env_id);
 	db_bind_text(st, 2, worker_id);
@@ -256,7 +259,7 @@ note_worker(struct server *s, const char *env_id, const char *worker_id)
  * earlier delivery's token dies with it. Returns the Work JSON with secret, or NULL. */
 static json_t *
 try_claim(struct server *s, const char *env_id, const char *worker_id, uint64_t reclaim_ms,
-	  int *err)
+          int *err)
 {
 	sqlite3_stmt *st = NULL;
 	json_t *out = NULL;
@@ -270,9 +273,9 @@ try_claim(struct server *s, const char *env_id, const char *worker_id, uint64_t 
 		return NULL;
 	}
 	if (db_prepare(s->db,
-		       "SELECT id FROM work WHERE environment_id = ? AND state = 'queued' AND "
-		       "(delivered_at IS NULL OR delivered_at < ?) ORDER BY seq LIMIT 1",
-		       &st) != 0)
+	               "SELECT id FROM work WHERE environment_id = ? AND state = 'queued' AND "
+	               "(delivered_at IS NULL OR delivered_at < ?) ORDER BY seq LIMIT 1",
+	               &st) != 0)
 		goto fail;
 	db_bind_text(st, 1, env_id);
 	sqlite3_bind_int64(st, 2, now - (int64_t)reclaim_ms * 1000);
@@ -287,9 +290,9 @@ try_claim(struct server *s, const char *env_id, const char *worker_id, uint64_t 
 	token = token_new(TOKEN_PREFIX_SESSION);
 	sha256_hex(token, strlen(token), hash);
 	if (db_prepare(s->db,
-		       "UPDATE work SET delivered_at = ?, delivered_to = ?, token_hash = ? "
-		       "WHERE id = ?",
-		       &st) != 0)
+	               "UPDATE work SET delivered_at = ?, delivered_to = ?, token_hash = ? "
+	               "WHERE id = ?",
+	               &st) != 0)
 		goto fail;
 	sqlite3_bind_int64(st, 1, now);
 	db_bind_text(st, 2, worker_id);
@@ -308,7 +311,7 @@ try_claim(struct server *s, const char *env_id, const char *worker_id, uint64_t 
 	secret_free(sjs);
 	out = work_get_json(s, wid, secret);
 	log_info("work delivered", "work_id", wid, "environment_id", env_id, "worker_id",
-		 worker_id ? worker_id : "");
+	         worker_id ? worker_id : "");
 	secret_free(secret);
 	secret_free(token);
 	return out;
@@ -367,8 +370,8 @@ work_kick(struct server *s, const char *environment_id)
 		struct waiter *next = w->next;
 		if (strcmp(w->environment_id, environment_id) == 0) {
 			int err;
-			json_t *item = try_claim(s, environment_id, w->worker_id, w->reclaim_ms,
-						 &err);
+			json_t *item =
+			    try_claim(s, environment_id, w->worker_id, w->reclaim_ms, &err);
 			if (item == NULL)
 				return;
 			struct api_call *c = w->call;
@@ -390,17 +393,17 @@ poll_work(struct api_call *c)
 	int err;
 	if (bm && (parse_uint_cstr(bm, 999, &block_ms) != 0 || block_ms == 0)) {
 		api_reply_error(c, 400, "invalid_request_error", NULL,
-				"block_ms: must be an integer between 1 and 999");
+		                "block_ms: must be an integer between 1 and 999");
 		return;
 	}
 	if (rc && (parse_uint_cstr(rc, UINT32_MAX, &reclaim_ms) != 0 || reclaim_ms == 0)) {
 		api_reply_error(c, 400, "invalid_request_error", NULL,
-				"reclaim_older_than_ms: must be a positive integer");
+		                "reclaim_older_than_ms: must be a positive integer");
 		return;
 	}
 	if (worker_id && strlen(worker_id) > 120) {
 		api_reply_error(c, 400, "invalid_request_error", NULL,
-				"anthropic-worker-id: at most 120 characters");
+		                "anthropic-worker-id: at most 120 characters");
 		return;
 	}
 	if (environment_check(c, env_id) != 0)
@@ -455,7 +458,7 @@ ack_work(struct api_call *c)
 		return;
 	if (strcmp(w.state, "stopping") == 0 || strcmp(w.state, "stopped") == 0) {
 		api_reply_error(c, 409, "invalid_request_error", NULL, "work %s is %s", w.id,
-				w.state);
+		                w.state);
 		return;
 	}
 	if (strcmp(w.state, "queued") == 0) {
@@ -463,9 +466,9 @@ ack_work(struct api_call *c)
 		/* The lease starts at ack: an acked item that never heartbeats is reclaimed
 		 * after one TTL. */
 		int r = exec_update(c->srv,
-				    "UPDATE work SET state = 'starting', acknowledged_at = ?1, "
-				    "lease_expires_at = ?2 WHERE id = ?3 AND state = 'queued'",
-				    w.id, now, now + (int64_t)w.ttl * 1000000);
+		                    "UPDATE work SET state = 'starting', acknowledged_at = ?1, "
+		                    "lease_expires_at = ?2 WHERE id = ?3 AND state = 'queued'",
+		                    w.id, now, now + (int64_t)w.ttl * 1000000);
 		if (r != 0 && r != AL_E_CONFLICT) {
 			api_reply_err(c, r, "cannot ack");
 			return;
@@ -481,17 +484,17 @@ heartbeat_state(struct server *s, const char *wid)
 	sqlite3_stmt *st = NULL;
 	json_t *o = NULL;
 	if (db_prepare(s->db,
-		       "SELECT last_heartbeat, state, ttl_seconds, lease_expires_at FROM work "
-		       "WHERE id = ?",
-		       &st) != 0)
+	               "SELECT last_heartbeat, state, ttl_seconds, lease_expires_at FROM work "
+	               "WHERE id = ?",
+	               &st) != 0)
 		return NULL;
 	db_bind_text(st, 1, wid);
 	if (sqlite3_step(st) == SQLITE_ROW) {
 		const char *st_state = db_col_text(st, 1);
 		o = json_object();
-		json_object_set_new(o, "last_heartbeat", db_col_text(st, 0)
-								 ? json_string(db_col_text(st, 0))
-								 : json_null());
+		json_object_set_new(o, "last_heartbeat",
+		                    db_col_text(st, 0) ? json_string(db_col_text(st, 0))
+		                                       : json_null());
 		json_object_set_new(o, "lease_extended", json_false());
 		json_object_set_new(o, "state", json_string(st_state));
 		json_object_set_new(o, "ttl_seconds", json_integer(sqlite3_column_int(st, 2)));
@@ -513,40 +516,40 @@ heartbeat_work(struct api_call *c)
 	if (dttl) {
 		if (parse_uint_cstr(dttl, UINT32_MAX, &ttl) != 0) {
 			api_reply_error(c, 400, "invalid_request_error", NULL,
-					"desired_ttl_seconds: must be a positive integer");
+			                "desired_ttl_seconds: must be a positive integer");
 			return;
 		}
 		ttl = ttl < 10 ? 10 : ttl > 600 ? 600 : ttl;
 	}
 	if (strcmp(w.state, "queued") == 0) {
 		api_reply_error(c, 409, "invalid_request_error", NULL,
-				"work %s has not been acknowledged", w.id);
+		                "work %s has not been acknowledged", w.id);
 		return;
 	}
 	if (strcmp(w.state, "stopping") == 0 || strcmp(w.state, "stopped") == 0) {
-		json_t *o = json_pack("{s:s, s:o, s:b, s:s, s:i}", "type", "work_heartbeat",
-				      "last_heartbeat",
-				      w.has_heartbeat ? json_string(w.last_heartbeat) : json_null(),
-				      "lease_extended", strcmp(w.state, "stopping") == 0, "state",
-				      w.state, "ttl_seconds", (int)w.ttl);
+		json_t *o = json_pack(
+		    "{s:s, s:o, s:b, s:s, s:i}", "type", "work_heartbeat", "last_heartbeat",
+		    w.has_heartbeat ? json_string(w.last_heartbeat) : json_null(), "lease_extended",
+		    strcmp(w.state, "stopping") == 0, "state", w.state, "ttl_seconds", (int)w.ttl);
 		api_reply_json(c, 200, o);
 		return;
 	}
 	if (expected == NULL) {
-		api_reply_error(c, 400, "invalid_request_error", NULL,
-				"expected_last_heartbeat: required (NO_HEARTBEAT on the first beat)");
+		api_reply_error(
+		    c, 400, "invalid_request_error", NULL,
+		    "expected_last_heartbeat: required (NO_HEARTBEAT on the first beat)");
 		return;
 	}
 	bool first = strcmp(expected, "NO_HEARTBEAT") == 0;
-	bool match = first ? !w.has_heartbeat
-			   : (w.has_heartbeat && strcmp(expected, w.last_heartbeat) == 0);
+	bool match =
+	    first ? !w.has_heartbeat : (w.has_heartbeat && strcmp(expected, w.last_heartbeat) == 0);
 	if (!match) {
-		json_t *details = json_pack("{s:s, s:o}", "error_code",
-					    "heartbeat_precondition_failed", "current_state",
-					    heartbeat_state(c->srv, w.id));
+		json_t *details =
+		    json_pack("{s:s, s:o}", "error_code", "heartbeat_precondition_failed",
+		              "current_state", heartbeat_state(c->srv, w.id));
 		api_reply_error_details(c, 412, "invalid_request_error", details,
-					"expected_last_heartbeat does not match: the lease is held "
-					"by another worker");
+		                        "expected_last_heartbeat does not match: the lease is held "
+		                        "by another worker");
 		return;
 	}
 	/* A new opaque value per beat; µs timestamps could repeat within one µs, so the
@@ -561,12 +564,12 @@ heartbeat_work(struct api_call *c)
 	sqlite3_stmt *st = NULL;
 	int r = AL_E_IO;
 	if (db_prepare(c->srv->db,
-		       "UPDATE work SET last_heartbeat = ?1, latest_heartbeat_at = ?2, "
-		       "lease_expires_at = ?3, ttl_seconds = ?4, state = 'active', "
-		       "started_at = COALESCE(started_at, ?2) WHERE id = ?5 AND "
-		       "state IN ('starting', 'active') AND "
-		       "((?6 = 1 AND last_heartbeat IS NULL) OR last_heartbeat = ?7)",
-		       &st) == 0) {
+	               "UPDATE work SET last_heartbeat = ?1, latest_heartbeat_at = ?2, "
+	               "lease_expires_at = ?3, ttl_seconds = ?4, state = 'active', "
+	               "started_at = COALESCE(started_at, ?2) WHERE id = ?5 AND "
+	               "state IN ('starting', 'active') AND "
+	               "((?6 = 1 AND last_heartbeat IS NULL) OR last_heartbeat = ?7)",
+	               &st) == 0) {
 		db_bind_text(st, 1, hb);
 		sqlite3_bind_int64(st, 2, now);
 		sqlite3_bind_int64(st, 3, now + (int64_t)ttl * 1000000);
@@ -579,11 +582,11 @@ heartbeat_work(struct api_call *c)
 	}
 	sqlite3_finalize(st);
 	if (r == AL_E_PRECOND) {
-		json_t *details = json_pack("{s:s, s:o}", "error_code",
-					    "heartbeat_precondition_failed", "current_state",
-					    heartbeat_state(c->srv, w.id));
+		json_t *details =
+		    json_pack("{s:s, s:o}", "error_code", "heartbeat_precondition_failed",
+		              "current_state", heartbeat_state(c->srv, w.id));
 		api_reply_error_details(c, 412, "invalid_request_error", details,
-					"expected_last_heartbeat does not match");
+		                        "expected_last_heartbeat does not match");
 		return;
 	}
 	if (r != 0) {
@@ -591,9 +594,9 @@ heartbeat_work(struct api_call *c)
 		return;
 	}
 	api_reply_json(c, 200,
-		       json_pack("{s:s, s:s, s:b, s:s, s:i}", "type", "work_heartbeat",
-				 "last_heartbeat", hb, "lease_extended", 1, "state", "active",
-				 "ttl_seconds", (int)ttl));
+	               json_pack("{s:s, s:s, s:b, s:s, s:i}", "type", "work_heartbeat",
+	                         "last_heartbeat", hb, "lease_extended", 1, "state", "active",
+	                         "ttl_seconds", (int)ttl));
 }
 
 static void
@@ -608,7 +611,7 @@ stop_work(struct api_call *c)
 		json_t *f = json_object_get(c->body, "force");
 		if (f && !json_is_boolean(f) && !json_is_null(f)) {
 			api_reply_error(c, 400, "invalid_request_error", NULL,
-					"force: must be a boolean");
+			                "force: must be a boolean");
 			return;
 		}
 		force = json_is_true(f);
@@ -617,23 +620,23 @@ stop_work(struct api_call *c)
 		return;
 	if (strcmp(w.state, "stopped") == 0) {
 		api_reply_error(c, 409, "invalid_request_error", NULL, "work %s is already stopped",
-				w.id);
+		                w.id);
 		return;
 	}
 	int64_t now = now_real_us();
 	int r;
 	if (force || strcmp(w.state, "queued") == 0)
 		r = exec_update(c->srv,
-				"UPDATE work SET state = 'stopped', stopped_at = ?1, "
-				"stop_requested_at = COALESCE(stop_requested_at, ?2) "
-				"WHERE id = ?3 AND state != 'stopped'",
-				w.id, now, now);
+		                "UPDATE work SET state = 'stopped', stopped_at = ?1, "
+		                "stop_requested_at = COALESCE(stop_requested_at, ?2) "
+		                "WHERE id = ?3 AND state != 'stopped'",
+		                w.id, now, now);
 	else
 		r = exec_update(c->srv,
-				"UPDATE work SET state = 'stopping', stop_requested_at = "
-				"COALESCE(stop_requested_at, ?1) WHERE id = ?3 AND state IN "
-				"('starting', 'active') AND ?2 = ?2",
-				w.id, now, now);
+		                "UPDATE work SET state = 'stopping', stop_requested_at = "
+		                "COALESCE(stop_requested_at, ?1) WHERE id = ?3 AND state IN "
+		                "('starting', 'active') AND ?2 = ?2",
+		                w.id, now, now);
 	if (r != 0 && r != AL_E_CONFLICT) {
 		api_reply_err(c, r, "cannot stop work");
 		return;
@@ -653,27 +656,28 @@ work_stats(struct api_call *c)
 		return;
 	json_t *o = json_pack("{s:s}", "type", "work_queue_stats");
 	if (db_prepare(c->srv->db,
-		       "SELECT COALESCE(SUM(delivered_at IS NULL), 0), "
-		       "COALESCE(SUM(delivered_at IS NOT NULL), 0), MIN(created_at) "
-		       "FROM work WHERE environment_id = ? AND state = 'queued'",
-		       &st) == 0) {
+	               "SELECT COALESCE(SUM(delivered_at IS NULL), 0), "
+	               "COALESCE(SUM(delivered_at IS NOT NULL), 0), MIN(created_at) "
+	               "FROM work WHERE environment_id = ? AND state = 'queued'",
+	               &st) == 0) {
 		db_bind_text(st, 1, env_id);
 		if (sqlite3_step(st) == SQLITE_ROW) {
 			json_object_set_new(o, "depth", json_integer(sqlite3_column_int64(st, 0)));
 			json_object_set_new(o, "pending",
-					    json_integer(sqlite3_column_int64(st, 1)));
+			                    json_integer(sqlite3_column_int64(st, 1)));
 			json_object_set_new(o, "oldest_queued_at", col_time(st, 2));
 		}
 		sqlite3_finalize(st);
 	}
-	if (db_prepare(c->srv->db,
-		       "SELECT COUNT(*) FROM workers_seen WHERE environment_id = ? AND seen_at >= ?",
-		       &st) == 0) {
+	if (db_prepare(
+	        c->srv->db,
+	        "SELECT COUNT(*) FROM workers_seen WHERE environment_id = ? AND seen_at >= ?",
+	        &st) == 0) {
 		db_bind_text(st, 1, env_id);
 		sqlite3_bind_int64(st, 2, now_real_us() - WORKERS_WINDOW_US);
 		if (sqlite3_step(st) == SQLITE_ROW)
 			json_object_set_new(o, "workers_polling",
-					    json_integer(sqlite3_column_int64(st, 0)));
+			                    json_integer(sqlite3_column_int64(st, 0)));
 		sqlite3_finalize(st);
 	}
 	api_reply_json(c, 200, o);
@@ -690,9 +694,9 @@ work_list(struct api_call *c)
 	if (environment_check(c, env_id) != 0)
 		return;
 	const char *sql = pg.desc ? "SELECT " WORK_COLS " FROM work WHERE environment_id = ?1 "
-				    "AND (?2 = 0 OR seq < ?3) ORDER BY seq DESC LIMIT ?4"
-				  : "SELECT " WORK_COLS " FROM work WHERE environment_id = ?1 "
-				    "AND (?2 = 0 OR seq > ?3) ORDER BY seq ASC LIMIT ?4";
+	                            "AND (?2 = 0 OR seq < ?3) ORDER BY seq DESC LIMIT ?4"
+	                          : "SELECT " WORK_COLS " FROM work WHERE environment_id = ?1 "
+	                            "AND (?2 = 0 OR seq > ?3) ORDER BY seq ASC LIMIT ?4";
 	if (db_prepare(c->srv->db, sql, &st) != 0) {
 		api_reply_err(c, AL_E_IO, "cannot list work");
 		return;
@@ -791,10 +795,11 @@ lease_scan(struct loop *l, void *arg)
 	size_t n = 0;
 	int64_t now = now_real_us();
 	s->waiters->lease_timer = loop_timer_add(l, LEASE_SCAN_MS, lease_scan, s);
-	if (db_prepare(s->db,
-		       "SELECT w.id, w.session_id, w.environment_id FROM work w "
-		       "WHERE w.state IN ('starting', 'active') AND w.lease_expires_at < ? LIMIT 100",
-		       &st) != 0)
+	if (db_prepare(
+	        s->db,
+	        "SELECT w.id, w.session_id, w.environment_id FROM work w "
+	        "WHERE w.state IN ('starting', 'active') AND w.lease_expires_at < ? LIMIT 100",
+	        &st) != 0)
 		return;
 	sqlite3_bind_int64(st, 1, now);
 	while (sqlite3_step(st) == SQLITE_ROW) {
@@ -812,16 +817,16 @@ lease_scan(struct loop *l, void *arg)
 		if (db_begin(s->db) != 0)
 			break;
 		int r = exec_update(s,
-				    "UPDATE work SET state = 'stopped', stopped_at = ?1, "
-				    "stop_requested_at = COALESCE(stop_requested_at, ?2) "
-				    "WHERE id = ?3 AND state IN ('starting', 'active')",
-				    ids[i], now, now);
+		                    "UPDATE work SET state = 'stopped', stopped_at = ?1, "
+		                    "stop_requested_at = COALESCE(stop_requested_at, ?2) "
+		                    "WHERE id = ?3 AND state IN ('starting', 'active')",
+		                    ids[i], now, now);
 		if (r == 0 && sids[i][0]) {
 			sqlite3_stmt *q = NULL;
 			if (db_prepare(s->db,
-				       "SELECT 1 FROM sessions WHERE id = ? AND status != "
-				       "'terminated' AND archived_at IS NULL",
-				       &q) == 0) {
+			               "SELECT 1 FROM sessions WHERE id = ? AND status != "
+			               "'terminated' AND archived_at IS NULL",
+			               &q) == 0) {
 				db_bind_text(q, 1, sids[i]);
 				requeue = sqlite3_step(q) == SQLITE_ROW;
 				sqlite3_finalize(q);
@@ -833,7 +838,7 @@ lease_scan(struct loop *l, void *arg)
 			db_rollback(s->db);
 		} else if (r == 0) {
 			log_warn("work lease expired", "work_id", ids[i], "requeued",
-				 requeue ? "true" : "false");
+			         requeue ? "true" : "false");
 			if (requeue)
 				work_kick(s, envs[i]);
 		}
@@ -875,13 +880,13 @@ work_shutdown(struct server *s)
 #define CREDS_WORKER_ITEM (PRINCIPAL_API_KEY | PRINCIPAL_ENV_KEY | PRINCIPAL_SESSION_TOKEN)
 
 const struct api_route work_routes[] = {
-	{"GET", "/v1/environments/{}/work/poll", PRINCIPAL_ENV_KEY, poll_work},
-	{"GET", "/v1/environments/{}/work/stats", PRINCIPAL_API_KEY, work_stats},
-	{"GET", "/v1/environments/{}/work", PRINCIPAL_ENV_KEY, work_list},
-	{"POST", "/v1/environments/{}/work/{}/ack", CREDS_WORKER_ITEM, ack_work},
-	{"POST", "/v1/environments/{}/work/{}/heartbeat", CREDS_WORKER_ITEM, heartbeat_work},
-	{"POST", "/v1/environments/{}/work/{}/stop", CREDS_WORKER_ITEM, stop_work},
-	{"GET", "/v1/environments/{}/work/{}", PRINCIPAL_API_KEY, work_get},
-	{"POST", "/v1/environments/{}/work/{}", PRINCIPAL_API_KEY, work_update},
-	{NULL, NULL, 0, NULL},
+    {"GET", "/v1/environments/{}/work/poll", PRINCIPAL_ENV_KEY, poll_work},
+    {"GET", "/v1/environments/{}/work/stats", PRINCIPAL_API_KEY, work_stats},
+    {"GET", "/v1/environments/{}/work", PRINCIPAL_ENV_KEY, work_list},
+    {"POST", "/v1/environments/{}/work/{}/ack", CREDS_WORKER_ITEM, ack_work},
+    {"POST", "/v1/environments/{}/work/{}/heartbeat", CREDS_WORKER_ITEM, heartbeat_work},
+    {"POST", "/v1/environments/{}/work/{}/stop", CREDS_WORKER_ITEM, stop_work},
+    {"GET", "/v1/environments/{}/work/{}", PRINCIPAL_API_KEY, work_get},
+    {"POST", "/v1/environments/{}/work/{}", PRINCIPAL_API_KEY, work_update},
+    {NULL, NULL, 0, NULL},
 };

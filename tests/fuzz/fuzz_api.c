@@ -71,9 +71,9 @@ request(const char *method, const char *path, const char *body)
 	struct buf b;
 	buf_init(&b, 1 << 20);
 	buf_addf(&b,
-		 "%s %s HTTP/1.1\r\nHost: fuzz\r\nx-api-key: fuzzkey\r\n"
-		 "content-type: application/json\r\ncontent-length: %zu\r\n\r\n%s",
-		 method, path, strlen(body), body);
+	         "%s %s HTTP/1.1\r\nHost: fuzz\r\nx-api-key: fuzzkey\r\n"
+	         "content-type: application/json\r\ncontent-length: %zu\r\n\r\n%s",
+	         method, path, strlen(body), body);
 	const char *r = roundtrip(b.data, b.len);
 	buf_free(&b);
 	return r;
@@ -93,7 +93,6 @@ grab_id(const char *resp, const char *prefix, char *out, size_t outlen)
 	out[n] = '\0';
 }
 
-
 int
 LLVMFuzzerInitialize(int *argc, char ***argv)
 {
@@ -109,15 +108,15 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 	if (server_open(&srv) != 0)
 		abort();
 	grab_id(request("POST", "/v1/environments",
-			"{\"name\":\"fuzz\",\"config\":{\"type\":\"self_hosted\"}}"),
-		"env_", env_id, sizeof(env_id));
+	                "{\"name\":\"fuzz\",\"config\":{\"type\":\"self_hosted\"}}"),
+	        "env_", env_id, sizeof(env_id));
 	grab_id(request("POST", "/v1/agents",
-			"{\"name\":\"a\",\"model\":\"claude-x\",\"tools\":[{\"type\":"
-			"\"agent_toolset_20260401\"}]}"),
-		"agent_", agent_id, sizeof(agent_id));
+	                "{\"name\":\"a\",\"model\":\"claude-x\",\"tools\":[{\"type\":"
+	                "\"agent_toolset_20260401\"}]}"),
+	        "agent_", agent_id, sizeof(agent_id));
 	char body[256];
 	snprintf(body, sizeof(body), "{\"agent\":\"%s\",\"environment_id\":\"%s\"}", agent_id,
-		 env_id);
+	         env_id);
 	grab_id(request("POST", "/v1/sessions", body), "sesn_", session_id, sizeof(session_id));
 	return 0;
 }
@@ -163,9 +162,9 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	buf_init(&req, 1 << 22);
 	/* the request line is used as is: the HTTP layer must cope with junk there too */
 	buf_addf(&req,
-		 "%s HTTP/1.1\r\nHost: fuzz\r\nx-api-key: fuzzkey\r\n"
-		 "content-type: application/json\r\ncontent-length: %zu\r\n\r\n",
-		 line.data ? line.data : "", body_len);
+	         "%s HTTP/1.1\r\nHost: fuzz\r\nx-api-key: fuzzkey\r\n"
+	         "content-type: application/json\r\ncontent-length: %zu\r\n\r\n",
+	         line.data ? line.data : "", body_len);
 	buf_add(&req, body, body_len);
 	roundtrip(req.data, req.len);
 	buf_free(&line);

@@ -37,8 +37,8 @@ handler(struct http_request *req, void *arg)
 		return;
 	}
 	struct http_header h[] = {{"x-echo", http_request_header(req, "x-echo")
-					      ? http_request_header(req, "x-echo")
-					      : "none"}};
+	                                         ? http_request_header(req, "x-echo")
+	                                         : "none"}};
 	http_respond(req, 200, h, 1, req->body.data ? req->body.data : "", req->body.len);
 }
 
@@ -63,7 +63,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	/* Interleave writing and serving so inputs larger than the socket buffer flow. */
 	for (int i = 0; i < 1000 && (off < size || http_server_conn_count(srv) > 0); i++) {
 		if (off < size) {
-			ssize_t w = send(sv[1], data + off, size - off, MSG_DONTWAIT | MSG_NOSIGNAL);
+			ssize_t w =
+			    send(sv[1], data + off, size - off, MSG_DONTWAIT | MSG_NOSIGNAL);
 			if (w > 0)
 				off += (size_t)w;
 			else if (w < 0 && errno != EAGAIN)

@@ -55,18 +55,18 @@ test_parse_uint(void **state)
 		int ok;
 		uint64_t want;
 	} cases[] = {
-		{"0", 10, 1, 0},
-		{"10", 10, 1, 10},
-		{"11", 10, 0, 0},
-		{"", 10, 0, 0},
-		{"-1", 10, 0, 0},
-		{"+1", 10, 0, 0},
-		{" 1", 10, 0, 0},
-		{"1a", 10, 0, 0},
-		{"18446744073709551615", UINT64_MAX, 1, UINT64_MAX},
-		{"18446744073709551616", UINT64_MAX, 0, 0},
-		{"999", 999, 1, 999},
-		{"5", 3, 0, 0},
+	    {"0", 10, 1, 0},
+	    {"10", 10, 1, 10},
+	    {"11", 10, 0, 0},
+	    {"", 10, 0, 0},
+	    {"-1", 10, 0, 0},
+	    {"+1", 10, 0, 0},
+	    {" 1", 10, 0, 0},
+	    {"1a", 10, 0, 0},
+	    {"18446744073709551615", UINT64_MAX, 1, UINT64_MAX},
+	    {"18446744073709551616", UINT64_MAX, 0, 0},
+	    {"999", 999, 1, 999},
+	    {"5", 3, 0, 0},
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		int r = parse_uint_cstr(cases[i].in, cases[i].max, &v);
@@ -96,10 +96,10 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_add_within_max),
-		cmocka_unit_test(test_addf_and_consume),
-		cmocka_unit_test(test_parse_uint),
-		cmocka_unit_test(test_str),
+	    cmocka_unit_test(test_add_within_max),
+	    cmocka_unit_test(test_addf_and_consume),
+	    cmocka_unit_test(test_parse_uint),
+	    cmocka_unit_test(test_str),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -16,12 +16,12 @@ test_values_and_lines(void **state)
 {
 	struct cfg c;
 	const char *y = "listen: 127.0.0.1:8400\n"
-			"lease_ttl_seconds: 30\n"
-			"tls:\n"
-			"  cert_file: /etc/a.pem\n"
-			"flags: [a, b]\n"
-			"empty: ~\n"
-			"quoted: \"null\"\n";
+	                "lease_ttl_seconds: 30\n"
+	                "tls:\n"
+	                "  cert_file: /etc/a.pem\n"
+	                "flags: [a, b]\n"
+	                "empty: ~\n"
+	                "quoted: \"null\"\n";
 	assert_int_equal(cfg_parse(&c, "t.yaml", y, strlen(y)), 0);
 	char *listen = NULL;
 	uint64_t ttl = 90;
@@ -37,7 +37,8 @@ test_values_and_lines(void **state)
 	assert_string_equal(json_string_value(json_object_get(c.root, "quoted")), "null");
 	/* out of range: the message names the file and the line */
 	assert_int_equal(cfg_get_uint(&c, c.root, "lease_ttl_seconds", 60, 600, &ttl), AL_E_INVAL);
-	assert_string_equal(c.err, "t.yaml:2: lease_ttl_seconds: must be an integer from 60 to 600");
+	assert_string_equal(c.err,
+	                    "t.yaml:2: lease_ttl_seconds: must be an integer from 60 to 600");
 	static const char *const allowed[] = {"listen", "tls", NULL};
 	assert_int_equal(cfg_only_keys(&c, c.root, allowed), AL_E_INVAL);
 	assert_non_null(strstr(c.err, "unknown key 'lease_ttl_seconds'"));
@@ -52,17 +53,17 @@ test_refusals(void **state)
 		const char *yaml;
 		const char *want;
 	} cases[] = {
-		{"a: 1\na: 2\n", "t.yaml:2: duplicate key 'a'"},
-		{"a: &x 1\nb: *x\n", "anchors are not supported"},
-		{"- 1\n- 2\n", "must be one mapping"},
-		{"a: [1, 2\n", "t.yaml:"},
-		{"---\na: 1\n---\nb: 2\n", "only one YAML document"},
-		{"? [a]\n: 1\n", "mapping keys must be plain strings"},
+	    {"a: 1\na: 2\n", "t.yaml:2: duplicate key 'a'"},
+	    {"a: &x 1\nb: *x\n", "anchors are not supported"},
+	    {"- 1\n- 2\n", "must be one mapping"},
+	    {"a: [1, 2\n", "t.yaml:"},
+	    {"---\na: 1\n---\nb: 2\n", "only one YAML document"},
+	    {"? [a]\n: 1\n", "mapping keys must be plain strings"},
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		struct cfg c;
 		assert_int_equal(cfg_parse(&c, "t.yaml", cases[i].yaml, strlen(cases[i].yaml)),
-				 AL_E_INVAL);
+		                 AL_E_INVAL);
 		assert_non_null(strstr(c.err, cases[i].want));
 		cfg_free(&c);
 	}
@@ -76,8 +77,8 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_values_and_lines),
-		cmocka_unit_test(test_refusals),
+	    cmocka_unit_test(test_values_and_lines),
+	    cmocka_unit_test(test_refusals),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -60,7 +60,7 @@ handler(struct http_request *req, void *arg)
 		return;
 	}
 	int n = snprintf(body, sizeof(body), "%s %s q=%s len=%zu", req->method, req->path,
-			 req->query, req->body.len);
+	                 req->query, req->body.len);
 	http_respond(req, 200, NULL, 0, body, (size_t)n);
 }
 
@@ -72,10 +72,10 @@ start_server(void **state)
 	server_pid = fork();
 	if (server_pid == 0) {
 		struct http_limits lim = {.max_header_bytes = 4096,
-					  .max_body_bytes = 1024,
-					  .header_timeout_ms = 300,
-					  .body_timeout_ms = 300,
-					  .idle_timeout_ms = 2000};
+		                          .max_body_bytes = 1024,
+		                          .header_timeout_ms = 300,
+		                          .body_timeout_ms = 300,
+		                          .idle_timeout_ms = 2000};
 		signal(SIGPIPE, SIG_IGN);
 		srv_loop = loop_new();
 		struct http_server *s = http_server_new(srv_loop, &lim, handler, NULL);
@@ -147,7 +147,7 @@ test_keepalive_and_pipelining(void **state)
 {
 	int fd = dial();
 	const char req[] = "GET /a?x=1 HTTP/1.1\r\nHost: t\r\n\r\n"
-			   "POST /b HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\n\r\nabc";
+	                   "POST /b HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\n\r\nabc";
 	send_all(fd, req, sizeof(req) - 1);
 	char *r = read_until(fd, "HTTP/1.1 200", 2);
 	assert_non_null(strstr(r, "GET /a q=x=1 len=0"));
@@ -226,12 +226,9 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_keepalive_and_pipelining),
-		cmocka_unit_test(test_body_too_large),
-		cmocka_unit_test(test_header_too_large),
-		cmocka_unit_test(test_malformed),
-		cmocka_unit_test(test_slowloris_gets_408),
-		cmocka_unit_test(test_held_and_stream),
+	    cmocka_unit_test(test_keepalive_and_pipelining), cmocka_unit_test(test_body_too_large),
+	    cmocka_unit_test(test_header_too_large),         cmocka_unit_test(test_malformed),
+	    cmocka_unit_test(test_slowloris_gets_408),       cmocka_unit_test(test_held_and_stream),
 	};
 	return cmocka_run_group_tests(tests, start_server, stop_server);
 }

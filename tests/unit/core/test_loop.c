@@ -119,10 +119,10 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_timers_order_and_cancel),
-		cmocka_unit_test(test_fd_readiness),
-		cmocka_unit_test(test_signalfd),
-		cmocka_unit_test(test_child_exit),
+	    cmocka_unit_test(test_timers_order_and_cancel),
+	    cmocka_unit_test(test_fd_readiness),
+	    cmocka_unit_test(test_signalfd),
+	    cmocka_unit_test(test_child_exit),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -32,7 +32,7 @@ test_escapes(void **state)
 {
 	struct query q;
 	assert_int_equal(query_parse("a=b+c%20d&created_at%5Bgte%5D=2026-01-01T00%3A00%3A00Z", &q),
-			 0);
+	                 0);
 	assert_string_equal(query_get(&q, "a"), "b c d");
 	assert_string_equal(query_get(&q, "created_at[gte]"), "2026-01-01T00:00:00Z");
 	query_free(&q);
@@ -69,10 +69,10 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_brackets_and_repeats),
-		cmocka_unit_test(test_escapes),
-		cmocka_unit_test(test_param_cap),
-		cmocka_unit_test(test_url_decode_path),
+	    cmocka_unit_test(test_brackets_and_repeats),
+	    cmocka_unit_test(test_escapes),
+	    cmocka_unit_test(test_param_cap),
+	    cmocka_unit_test(test_url_decode_path),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

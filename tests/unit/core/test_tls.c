@@ -34,8 +34,8 @@ make_cert(void **state)
 	X509_gmtime_adj(X509_getm_notAfter(x), 3600);
 	X509_set_pubkey(x, k);
 	X509_NAME *n = X509_get_subject_name(x);
-	X509_NAME_add_entry_by_txt(n, "CN", MBSTRING_ASC, (const unsigned char *)"localhost", -1, -1,
-				   0);
+	X509_NAME_add_entry_by_txt(n, "CN", MBSTRING_ASC, (const unsigned char *)"localhost", -1,
+	                           -1, 0);
 	X509_set_issuer_name(x, n);
 	X509_sign(x, k, EVP_sha256());
 	FILE *f = fopen(cert_path, "w");
@@ -118,8 +118,8 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_handshake_and_alpn),
-		cmocka_unit_test(test_bad_files),
+	    cmocka_unit_test(test_handshake_and_alpn),
+	    cmocka_unit_test(test_bad_files),
 	};
 	return cmocka_run_group_tests(tests, make_cert, cleanup);
 }

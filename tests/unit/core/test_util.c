@@ -23,9 +23,13 @@ test_rfc3339_roundtrip(void **state)
 	assert_true(v == 1795737600000000LL);
 	assert_int_equal(time_parse_rfc3339("2026-11-27T00:00:00.5Z", &v), 0);
 	assert_true(v == 1795737600500000LL);
-	static const char *bad[] = {"", "2026-11-27", "2026-13-01T00:00:00Z",
-				    "2026-11-27T00:00:00", "2026-11-27T00:00:00Zjunk",
-				    "2026-11-27T25:00:00Z", "2026-11-27T00:00:00.Z"};
+	static const char *bad[] = {"",
+	                            "2026-11-27",
+	                            "2026-13-01T00:00:00Z",
+	                            "2026-11-27T00:00:00",
+	                            "2026-11-27T00:00:00Zjunk",
+	                            "2026-11-27T25:00:00Z",
+	                            "2026-11-27T00:00:00.Z"};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
 		assert_int_equal(time_parse_rfc3339(bad[i], &v), AL_E_INVAL);
 }
@@ -84,10 +88,10 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_rfc3339_roundtrip),
-		cmocka_unit_test(test_ids),
-		cmocka_unit_test(test_base64),
-		cmocka_unit_test(test_tokens_and_hash),
+	    cmocka_unit_test(test_rfc3339_roundtrip),
+	    cmocka_unit_test(test_ids),
+	    cmocka_unit_test(test_base64),
+	    cmocka_unit_test(test_tokens_and_hash),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
