@@ -97,7 +97,11 @@ main(int argc, char **argv)
 	}
 	base = argv[1];
 	const char *api = argv[2];
-	int n = atoi(argv[3]);
+	int n = (int)strtol(argv[3], NULL, 10);
+	if (n < 1 || n > 1000000) {
+		fprintf(stderr, "ITERATIONS: 1 to 1000000\n");
+		return 2;
+	}
 	double *t_base = calloc((size_t)n, sizeof(double)),
 	       *t_poll = calloc((size_t)n, sizeof(double));
 	double *t_ack = calloc((size_t)n, sizeof(double)),

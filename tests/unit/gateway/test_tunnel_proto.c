@@ -55,7 +55,7 @@ test_roundtrip_and_bounds(void **state)
 	struct buf b;
 	memset(&m, 0, sizeof(m));
 	m.status = 200;
-	strcpy(m.reason, "OK");
+	snprintf(m.reason, sizeof(m.reason), "OK");
 	tunnel_msg_add(&m, "Tunnel-Id", "tnl_abc");
 	tunnel_msg_add(&m, "Connection-Id", "tcon_x");
 	buf_init(&b, 8192);
