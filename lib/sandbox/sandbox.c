@@ -363,8 +363,11 @@ int
 sandbox_spare_wait(struct sandbox_spare *sp, int timeout_ms)
 {
 	int r;
-	if (sp->ready)
-		return 0;
+	if (sp->ready) {
+		/* A set-up spare says nothing until claimed: anything on ctl is its death. */
+		struct pollfd pf = {sp->sb->ctl, POLLIN, 0};
+		return poll(&pf, 1, 0) == 0 ? 0 : AL_E_CLOSED;
+	}
 	if ((r = read_report(sp->sb, SB_INIT_SPARE, timeout_ms, NULL)) == 0)
 		sp->ready = true;
 	return r;

@@ -23,6 +23,7 @@
 #include "log.h"
 #include "monitor.h"
 #include "sandbox_int.h"
+#include "util.h"
 #include "xalloc.h"
 
 #ifndef P_PIDFD
@@ -42,6 +43,10 @@ enum {
 };
 
 #define MAX_SANDBOXES 1024
+#define MAX_SPARES 8
+/* Background work (the next spare, cgroup removal) waits for this much quiet on the
+ * socket, so it never delays the spawn that follows a create. */
+#define IDLE_MS 20
 
 /* ---------------------------------------------------------------- monitor side */
 
@@ -56,6 +61,9 @@ struct mon {
 	int sock;
 	struct slot slots[MAX_SANDBOXES];
 	uint32_t next_id;
+	struct sandbox_spare *spares[MAX_SPARES];
+	size_t nspares, want_spares;
+	uint64_t quiet_since; /* monotonic ms of the last request */
 };
 
 /* Request flags: SB = names a live sandbox (first field u32 id). */
@@ -87,6 +95,7 @@ h_create(struct mon *mo, struct slot *unused, struct sandbox_msg *rq, struct san
 	char real[PATH_MAX];
 	size_t i, rl = strlen(mo->root);
 	struct slot *s = NULL;
+	bool warm = false;
 	int r;
 
 	if (sandbox_msg_get_str(rq, &sid) != 0 || sandbox_msg_get_str(rq, &ws) != 0 ||
@@ -117,13 +126,27 @@ h_create(struct mon *mo, struct slot *unused, struct sandbox_msg *rq, struct san
 		r = AL_E_AGAIN;
 		goto reply;
 	}
-	if ((r = sandbox_create(mo->cfg->profile, sid, real, &s->sb)) != 0)
+	/* A warm spare if one is there (the oldest: the most likely to be set up); it is
+	 * taken off the list first, so no second session can ever get it. */
+	if (mo->nspares > 0) {
+		struct sandbox_spare *sp = mo->spares[0];
+		memmove(&mo->spares[0], &mo->spares[1], --mo->nspares * sizeof(mo->spares[0]));
+		warm = true;
+		r = sandbox_spare_claim(sp, sid, real, &s->sb);
+		if (r == AL_E_CLOSED) { /* it had died: a cold one */
+			warm = false;
+			r = sandbox_create(mo->cfg->profile, sid, real, &s->sb);
+		}
+	} else {
+		r = sandbox_create(mo->cfg->profile, sid, real, &s->sb);
+	}
+	if (r != 0)
 		goto reply;
 	if (++mo->next_id == 0)
 		mo->next_id = 1;
 	s->id = mo->next_id;
 	*rfd = sandbox_pidfd(s->sb);
-	log_info("monitor: sandbox created", "session_id", sid);
+	log_info("monitor: sandbox created", "session_id", sid, "spare", warm ? "yes" : "no");
 reply:
 	(void)sandbox_msg_put_u32(rp, MON_CREATED);
 	(void)sandbox_msg_put_u32(rp, (uint32_t)r);
@@ -252,6 +275,39 @@ destroy_all(struct mon *mo)
 			mo->slots[i].sb = NULL;
 			mo->slots[i].id = 0;
 		}
+	for (i = 0; i < mo->nspares; i++)
+		sandbox_spare_free(mo->spares[i]);
+	mo->nspares = 0;
+	mo->want_spares = 0; /* nothing new after the end */
+	(void)sandbox_gc(true);
+}
+
+static void
+spare_drop(struct mon *mo, size_t i)
+{
+	sandbox_spare_free(mo->spares[i]);
+	memmove(&mo->spares[i], &mo->spares[i + 1], (--mo->nspares - i) * sizeof(mo->spares[0]));
+}
+
+/* One piece of background work, done when the client is quiet: the next spare first
+ * (sessions wait for it), then cgroup removal. Returns whether more is left. */
+static bool
+idle_work(struct mon *mo)
+{
+	int r;
+	if (mo->nspares < mo->want_spares) {
+		struct sandbox_spare *sp;
+		if ((r = sandbox_spare_new(mo->cfg->profile, &sp)) != 0) {
+			/* Creates would fail the same way and say so; stop retrying. */
+			log_warn("monitor: cannot prepare a spare sandbox", "error", al_strerror(r));
+			mo->want_spares = 0;
+		} else {
+			mo->spares[mo->nspares++] = sp;
+		}
+	} else if (sandbox_gc(false) > 0) {
+		return true;
+	}
+	return mo->nspares < mo->want_spares;
 }
 
 static int
@@ -271,7 +327,7 @@ static void __attribute__((noreturn)) monitor_main(struct mon *mo, pid_t child, 
 	struct sandbox_msg rq, rp;
 	sigset_t ss;
 	int sfd, cfd, r;
-	bool sock_open = true;
+	bool sock_open = true, gc_left = false;
 
 	cfd = (int)syscall(SYS_pidfd_open, child, 0);
 	sigemptyset(&ss);
@@ -293,18 +349,40 @@ static void __attribute__((noreturn)) monitor_main(struct mon *mo, pid_t child, 
 	(void)sandbox_msg_send(mo->sock, &rp, NULL, 0);
 	if (r_start != 0)
 		sock_open = false;
+	/* The first spare right away: the worker's first session is likely to come before
+	 * the socket was ever quiet for long. */
+	mo->want_spares = mo->cfg->spares < 0    ? 0
+	                  : mo->cfg->spares == 0 ? 1
+	                  : mo->cfg->spares > MAX_SPARES ? MAX_SPARES
+	                                                 : (size_t)mo->cfg->spares;
+	if (sock_open)
+		(void)idle_work(mo);
 
 	for (;;) {
-		struct pollfd p[3 + MAX_SANDBOXES];
-		size_t n = 3, i;
+		struct pollfd p[3 + MAX_SPARES + MAX_SANDBOXES];
+		size_t n = 3, i, nsp;
+		int timeout = -1, pr;
+		bool more = mo->nspares < mo->want_spares;
 		p[0] = (struct pollfd){sock_open ? mo->sock : -1, POLLIN, 0};
 		p[1] = (struct pollfd){sfd, POLLIN, 0};
 		p[2] = (struct pollfd){cfd, POLLIN, 0};
+		/* Spares report set-up (or failure, or death) on their ctl. */
+		for (i = 0; i < mo->nspares; i++)
+			p[n++] = (struct pollfd){sandbox_spare_fd(mo->spares[i]), POLLIN, 0};
+		nsp = n;
 		for (i = 0; i < MAX_SANDBOXES; i++)
 			if (mo->slots[i].sb != NULL)
 				p[n++] = (struct pollfd){sandbox_pidfd(mo->slots[i].sb), POLLIN, 0};
-		if (poll(p, n, -1) < 0 && errno != EINTR)
+		if (sock_open && (more || gc_left)) {
+			uint64_t now = now_mono_ms(), due = mo->quiet_since + IDLE_MS;
+			timeout = now >= due ? 0 : (int)(due - now);
+		}
+		if ((pr = poll(p, n, timeout)) < 0 && errno != EINTR)
 			break;
+		if (pr == 0) {
+			gc_left = idle_work(mo) || sandbox_gc(false) > 0;
+			continue;
+		}
 		if (p[1].revents & POLLIN) {
 			struct signalfd_siginfo si;
 			while (read(sfd, &si, sizeof(si)) == sizeof(si))
@@ -316,9 +394,16 @@ static void __attribute__((noreturn)) monitor_main(struct mon *mo, pid_t child, 
 			destroy_all(mo);
 			_exit(r);
 		}
+		/* A spare that failed or died goes (the next quiet turn makes another). */
+		for (i = nsp; i-- > 3;)
+			if (p[i].revents & (POLLIN | POLLHUP | POLLERR) &&
+			    sandbox_spare_wait(mo->spares[i - 3], 0) != 0) {
+				log_warn("monitor: spare sandbox lost");
+				spare_drop(mo, i - 3);
+			}
 		/* A sandbox whose pid 1 died (wall clock): free its host artefacts now; the
 		 * client learns it from its fds or AL_E_NOTFOUND. */
-		for (i = 3; i < n; i++)
+		for (i = nsp; i < n; i++)
 			if (p[i].revents & POLLIN) {
 				size_t k;
 				for (k = 0; k < MAX_SANDBOXES; k++)
@@ -327,11 +412,14 @@ static void __attribute__((noreturn)) monitor_main(struct mon *mo, pid_t child, 
 						sandbox_destroy(mo->slots[k].sb);
 						mo->slots[k].sb = NULL;
 						mo->slots[k].id = 0;
+						gc_left = true;
 					}
 			}
 		if (sock_open && (p[0].revents & (POLLIN | POLLHUP | POLLERR))) {
 			r = serve_one(mo, &rq, &rp);
 			sandbox_msg_reset(&rq);
+			mo->quiet_since = now_mono_ms();
+			gc_left = true; /* a destroy, or a claim: look again when quiet */
 			if (r == AL_E_CLOSED || r == -EPIPE || r == -ECONNRESET) {
 				/* The client let go (monitor_free or exit): nothing may outlive it.
 				 */

@@ -22,6 +22,8 @@ struct monitor_config {
 	bool keep_root;             /* do not drop privileges (tests, or an unprivileged worker) */
 	bool root_is_workspace;     /* workspace_root itself is the one workspace (a worker with
 	                             * one workdir); otherwise only dirs strictly inside it */
+	int spares; /* warm sandboxes kept set up ahead of demand: 0 = 1 (default), < 0 =
+	             * none (every create cold), at most 8 */
 };
 
 struct monitor;

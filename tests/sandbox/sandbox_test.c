@@ -31,6 +31,7 @@
 
 static int failures, checks;
 static const char *sbtry;
+static bool warm; /* create_or_die claims a spare that was set up first */
 static char tmpdir[PATH_MAX];
 
 static void
@@ -215,8 +216,22 @@ static struct sandbox *
 create_or_die(const struct sandbox_profile *p, const char *sid, const char *ws)
 {
 	struct sandbox *sb;
-	int r = sandbox_create(p, sid, ws, &sb);
-	check(r == 0, "sandbox_create", al_strerror(r));
+	struct sandbox_spare *sp;
+	int r;
+	if (warm) {
+		/* A spare fully set up before the session exists, as the monitor keeps one. */
+		r = sandbox_spare_new(p, &sp);
+		check(r == 0, "sandbox_spare_new", al_strerror(r));
+		if (r == 0) {
+			r = sandbox_spare_wait(sp, 20000);
+			check(r == 0, "spare set up", al_strerror(r));
+			r = sandbox_spare_claim(sp, sid, ws, &sb);
+			check(r == 0, "sandbox_spare_claim", al_strerror(r));
+		}
+	} else {
+		r = sandbox_create(p, sid, ws, &sb);
+		check(r == 0, "sandbox_create", al_strerror(r));
+	}
 	if (r != 0)
 		exit(1);
 	return sb;
@@ -345,6 +360,7 @@ mode_escapes(void)
 	}
 	sandbox_destroy(a);
 	sandbox_destroy(b);
+	check(sandbox_gc(true) == 0, "cgroups removed", NULL);
 }
 
 /* ---------------------------------------------------------------- limits */
@@ -533,6 +549,129 @@ mode_lifecycle(void)
 	check(record_cgroups_gone(rec), "cgroups removed", NULL);
 	read_record(state, "life", rec, sizeof(rec));
 	check(rec[0] == '\0', "journal record removed", NULL);
+}
+
+/* ---------------------------------------------------------------- spares */
+
+/* The one child of this process that is not `except`: a spare's pid 1. */
+static pid_t
+child_pid(pid_t except)
+{
+	DIR *d = opendir("/proc");
+	struct dirent *e;
+	pid_t found = -1;
+	char path[64], buf[512], *rp;
+	while (d && (e = readdir(d)) != NULL) {
+		int fd;
+		ssize_t n;
+		if (e->d_name[0] < '1' || e->d_name[0] > '9')
+			continue;
+		snprintf(path, sizeof(path), "/proc/%s/stat", e->d_name);
+		if ((fd = open(path, O_RDONLY)) < 0)
+			continue;
+		n = read(fd, buf, sizeof(buf) - 1);
+		close(fd);
+		buf[n > 0 ? n : 0] = '\0';
+		/* "pid (comm) S ppid ..." */
+		if ((rp = strrchr(buf, ')')) != NULL && strtol(rp + 4, NULL, 10) == getpid() &&
+		    strtol(e->d_name, NULL, 10) != except)
+			found = (pid_t)strtol(e->d_name, NULL, 10);
+	}
+	if (d)
+		closedir(d);
+	return found;
+}
+
+static int
+records_in(const char *state)
+{
+	char path[PATH_MAX];
+	DIR *d;
+	struct dirent *e;
+	int n = 0;
+	snprintf(path, sizeof(path), "%s/sandboxes", state);
+	if ((d = opendir(path)) == NULL)
+		return -1;
+	while ((e = readdir(d)) != NULL)
+		n += e->d_name[0] != '.';
+	closedir(d);
+	return n;
+}
+
+static void
+mode_spares(void)
+{
+	struct sandbox_profile p;
+	struct sandbox_spare *s1, *s2;
+	struct sandbox *a, *b;
+	char *state = mkdir_in("state"), *wa = mkdir_in("wsA"), *wb = mkdir_in("wsB");
+	char out[8192], marker[64], cmd[256];
+	int r, st;
+	pid_t pid;
+	unsigned long ns;
+
+	profile_for_tests(&p, state);
+	check(sandbox_sweep(state) == 0, "sweep", NULL);
+
+	/* Nothing of one session reaches the next: B's spare is set up while A lives and
+	 * is claimed after A is gone; A's /tmp, /dev/shm, workspace, daemons stay A's. */
+	check(sandbox_spare_new(&p, &s1) == 0 && sandbox_spare_new(&p, &s2) == 0, "two spares",
+	      NULL);
+	check(sandbox_spare_wait(s1, 20000) == 0, "spare 1 set up", NULL);
+	r = sandbox_spare_claim(s1, "spA", wa, &a);
+	check(r == 0, "claim spare 1 for A", al_strerror(r));
+	if (r != 0)
+		exit(1);
+	snprintf(marker, sizeof(marker), "spmark%d", (int)getpid());
+	snprintf(cmd, sizeof(cmd),
+	         "echo s > /tmp/%s; echo s > /dev/shm/%s; echo s > /workspace/%s; "
+	         "(setsid bash -c 'exec -a %s sleep 1000' >/dev/null 2>&1 &)",
+	         marker, marker, marker, marker);
+	r = run(a, (const char *[]){"/bin/bash", "-c", cmd, NULL}, NULL, out, sizeof(out), &st);
+	check(r == 0 && st == 0, "A leaves files and a daemon", out);
+	sandbox_destroy(a);
+	r = sandbox_spare_claim(s2, "spB", wb, &b);
+	check(r == 0, "claim spare 2 for B", al_strerror(r));
+	if (r != 0)
+		exit(1);
+	snprintf(cmd, sizeof(cmd),
+	         "ls /tmp /dev/shm /workspace; cat /proc/[0-9]*/cmdline | tr '\\0' ' '; "
+	         "hostname; id -u");
+	r = run(b, (const char *[]){"/bin/bash", "-c", cmd, NULL}, NULL, out, sizeof(out), &st);
+	check(r == 0 && st == 0 && strstr(out, marker) == NULL && strstr(out, "sandbox\n1000\n"),
+	      "B sees nothing of A", out);
+	ns = pidns_of(host_pid_of(b));
+	check(count_in_pidns(ns) == 1, "only pid 1 after the command", NULL);
+	sandbox_destroy(b);
+
+	/* A claim that fails consumes the spare and leaves nothing behind. */
+	check(sandbox_spare_new(&p, &s1) == 0, "spare for a bad claim", NULL);
+	r = sandbox_spare_claim(s1, "spBad", "/nonexistent-ws", &a);
+	check(r == -ENOENT && a == NULL, "claim with a missing workspace fails", al_strerror(r));
+	check(sandbox_spare_new(&p, &s1) == 0, "spare for a bad id", NULL);
+	r = sandbox_spare_claim(s1, "../x", wa, &a);
+	check(r == AL_E_INVAL, "claim with a bad session id fails", al_strerror(r));
+	(void)sandbox_gc(true);
+	check(records_in(state) == 0, "no record after failed claims", NULL);
+	check(child_pid(-1) == -1, "no spare process after failed claims", NULL);
+
+	/* A spare that died is AL_E_CLOSED at the claim (the monitor then goes cold). */
+	check(sandbox_spare_new(&p, &s1) == 0, "spare to kill", NULL);
+	check(sandbox_spare_wait(s1, 20000) == 0, "spare to kill set up", NULL);
+	pid = child_pid(-1);
+	check(pid > 0 && kill(pid, SIGKILL) == 0, "kill the spare's pid 1", NULL);
+	usleep(50000);
+	check(sandbox_spare_wait(s1, 0) == AL_E_CLOSED, "a dead spare is reported", NULL);
+	r = sandbox_spare_claim(s1, "spDead", wa, &a);
+	check(r == AL_E_CLOSED, "claim of a dead spare", al_strerror(r));
+	check(records_in(state) == 0, "no record after the dead claim", NULL);
+
+	/* An unclaimed spare that is freed leaves no process. */
+	check(sandbox_spare_new(&p, &s1) == 0, "spare to free", NULL);
+	pid = child_pid(-1);
+	sandbox_spare_free(s1);
+	check(pid > 0 && kill(pid, 0) != 0, "freed spare is gone", NULL);
+	check(sandbox_gc(true) == 0 && records_in(state) == 0, "nothing left", NULL);
 }
 
 /* ---------------------------------------------------------------- monitor */
@@ -770,7 +909,8 @@ main(int argc, char **argv)
 	const char *mode;
 	if (argc < 3) {
 		fprintf(stderr,
-		        "usage: sandbox_test escapes|limits|lifecycle|monitor|unpriv SBTRY\n");
+		        "usage: sandbox_test escapes|escapes-warm|limits|lifecycle|spares|monitor|"
+		        "unpriv SBTRY\n");
 		return 2;
 	}
 	mode = argv[1];
@@ -786,6 +926,10 @@ main(int argc, char **argv)
 	chmod(tmpdir, 0755);
 	if (strcmp(mode, "escapes") == 0)
 		mode_escapes();
+	else if (strcmp(mode, "escapes-warm") == 0)
+		warm = true, mode_escapes();
+	else if (strcmp(mode, "spares") == 0)
+		mode_spares();
 	else if (strcmp(mode, "limits") == 0)
 		mode_limits();
 	else if (strcmp(mode, "lifecycle") == 0)
