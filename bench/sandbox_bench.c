@@ -1,6 +1,7 @@
-/* Sandbox speed (bench/sandbox_bench.sh runs it): a new sandbox + /bin/true against
- * `bwrap --unshare-all` + /bin/true and plain fork+exec, and `echo` in a live sandbox.
- * Numbers and ratios against baselines measured in the same run; no pass/fail. */
+/* Sandbox speed (bench/sandbox_bench.sh runs it): a new sandbox + /bin/true, cold and
+ * from a warm spare, against `bwrap --unshare-all` + /bin/true and plain fork+exec, and
+ * `echo` in a live sandbox. Each iteration runs every variant once, so noise hits all
+ * alike. Numbers and ratios against baselines measured in the same run; no pass/fail. */
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -74,6 +75,9 @@ main(int argc, char **argv)
 	double *plain = calloc((size_t)n, sizeof(double)), *bw = calloc((size_t)n, sizeof(double));
 	double *cyc = calloc((size_t)n, sizeof(double)), *echo = calloc((size_t)n, sizeof(double));
 	double *create = calloc((size_t)n, sizeof(double));
+	double *wfirst = calloc((size_t)n, sizeof(double)), *wcyc = calloc((size_t)n, sizeof(double));
+	double *destroy = calloc((size_t)n, sizeof(double)), *gc = calloc((size_t)n, sizeof(double));
+	double *claim = calloc((size_t)n, sizeof(double));
 	char state[] = "/tmp/airlock-bench-XXXXXX", ws[64];
 	char *const truev[] = {"/bin/true", NULL};
 	char *const bwrapv[] = {"/usr/bin/bwrap", "--unshare-all", "--ro-bind", "/usr",
@@ -83,6 +87,7 @@ main(int argc, char **argv)
 	                        "--dev",          "/dev",          "/bin/true", NULL};
 	struct sandbox_profile p;
 	struct sandbox *sb;
+	struct sandbox_spare *sp;
 	int have_bwrap = access(bwrapv[0], X_OK) == 0;
 
 	log_setup(LOG_FMT_TEXT, LOG_LVL_WARN, "bench");
@@ -109,6 +114,28 @@ main(int argc, char **argv)
 			return 1;
 		sandbox_destroy(sb);
 		cyc[i] = now_us() - t0;
+		t0 = now_us();
+		(void)sandbox_gc(true); /* the monitor does this when idle, off every path */
+		gc[i] = now_us() - t0;
+
+		/* Warm: the spare was set up ahead of demand (as the monitor keeps one). */
+		if (sandbox_spare_new(&p, &sp) != 0 || sandbox_spare_wait(sp, 20000) != 0) {
+			fprintf(stderr, "spare failed\n");
+			return 1;
+		}
+		t0 = now_us();
+		if (sandbox_spare_claim(sp, "bench", ws, &sb) != 0) {
+			fprintf(stderr, "claim failed\n");
+			return 1;
+		}
+		claim[i] = now_us() - t0;
+		if (sb_run(sb, (const char *[]){"/bin/true", NULL}, nul) != 0)
+			return 1;
+		wfirst[i] = now_us() - t0;
+		sandbox_destroy(sb);
+		wcyc[i] = now_us() - t0;
+		destroy[i] = wcyc[i] - wfirst[i];
+		(void)sandbox_gc(true);
 	}
 	if (sandbox_create(&p, "bench", ws, &sb) != 0)
 		return 1;
@@ -122,20 +149,34 @@ main(int argc, char **argv)
 	{
 		double pl = pct(plain, n, .5), b = have_bwrap ? pct(bw, n, .5) : 0,
 		       c = pct(cyc, n, .5), c99 = pct(cyc, n, .99), cr = pct(create, n, .5),
-		       e = pct(echo, n, .5), e99 = pct(echo, n, .99);
+		       e = pct(echo, n, .5), e99 = pct(echo, n, .99), wf = pct(wfirst, n, .5),
+		       wf99 = pct(wfirst, n, .99), wc = pct(wcyc, n, .5), wc99 = pct(wcyc, n, .99),
+		       cl = pct(claim, n, .5), de = pct(destroy, n, .5), g = pct(gc, n, .5);
 		printf("runs: %d\n", n);
-		printf("plain fork+exec /bin/true    p50 %8.0f us\n", pl);
+		printf("plain fork+exec /bin/true              p50 %8.0f us\n", pl);
 		if (have_bwrap)
-			printf("bwrap --unshare-all true     p50 %8.0f us  (+%.0f us over plain)\n",
+			printf("bwrap --unshare-all true               p50 %8.0f us  (+%.0f us over "
+			       "plain)\n",
 			       b, b - pl);
-		printf("airlock create (to ready)    p50 %8.0f us\n", cr);
-		printf("airlock create+true+destroy  p50 %8.0f us  p99 %8.0f us  (+%.0f us over "
-		       "plain)\n",
-		       c, c99, c - pl);
-		printf("echo in a live sandbox       p50 %8.0f us  p99 %8.0f us\n", e, e99);
-		if (have_bwrap)
-			printf("ratio airlock cycle / bwrap: %.2f; added-cost ratio: %.2f\n", c / b,
-			       (c - pl) / (b - pl));
+		printf("cold: create (to ready)                p50 %8.0f us\n", cr);
+		printf("cold: create+true+destroy              p50 %8.0f us  p99 %8.0f us\n", c,
+		       c99);
+		printf("warm: claim a spare (to ready)         p50 %8.0f us\n", cl);
+		printf("warm: create to first exec done        p50 %8.0f us  p99 %8.0f us\n", wf,
+		       wf99);
+		printf("warm: create+true+destroy              p50 %8.0f us  p99 %8.0f us\n", wc,
+		       wc99);
+		printf("destroy (kill, reap pid 1)             p50 %8.0f us\n", de);
+		printf("cgroup removal (async, sandbox_gc)     p50 %8.0f us  (off the session's "
+		       "path)\n",
+		       g);
+		printf("echo in a live sandbox                 p50 %8.0f us  p99 %8.0f us\n", e,
+		       e99);
+		if (have_bwrap) {
+			printf("ratio cold create+true+destroy / bwrap: %.2f\n", c / b);
+			printf("ratio warm create+true+destroy / bwrap: %.2f\n", wc / b);
+			printf("ratio warm create to first exec / bwrap: %.2f\n", wf / b);
+		}
 		printf("ratio echo-in-sandbox / plain fork+exec: %.2f\n", e / pl);
 	}
 	{

@@ -1,5 +1,7 @@
 /* Sandbox cgroups (v2 when delegated, v1 memory/pids/cpu otherwise), the journal of host
- * artefacts under <state_dir>/sandboxes/, and the crash sweep at worker start. Cgroups of
+ * artefacts (<state_dir>/sandboxes/<sid>.rec while a session holds a sandbox,
+ * <state_dir>/cgroups/<name>.rec for a spare's or a destroyed sandbox's groups), and the
+ * crash sweep at worker start. Cgroups of
  * one state dir live under "airlock-<12 hex of sha256(state_dir)>" so two workers (or two
  * test runs) on one host never sweep each other's sandboxes. */
 #include <dirent.h>
@@ -466,23 +468,24 @@ sandbox_cg_free(struct sandbox_cg *cg)
 /* ---- journal ---- */
 
 static int
-journal_path(const char *state_dir, const char *sid, char *out, size_t cap)
+journal_path(const char *state_dir, bool session, const char *name, char *out, size_t cap)
 {
-	if (snprintf(out, cap, "%s/sandboxes/%s.rec", state_dir, sid) >= (int)cap)
+	if (snprintf(out, cap, "%s/%s/%s.rec", state_dir, session ? "sandboxes" : "cgroups",
+	             name) >= (int)cap)
 		return AL_E_TOOBIG;
 	return 0;
 }
 
 int
-sandbox_journal_write(const char *state_dir, const char *sid, const struct sandbox_cg *cg,
-                      bool create)
+sandbox_journal_write(const char *state_dir, bool session, const char *sid,
+                      const struct sandbox_cg *cg, bool create)
 {
 	char path[PATH_MAX];
 	struct buf b;
 	int fd = -1, r;
 	size_t i;
 	buf_init(&b, 16384);
-	if ((r = journal_path(state_dir, sid, path, sizeof(path))) != 0)
+	if ((r = journal_path(state_dir, session, sid, path, sizeof(path))) != 0)
 		goto out;
 	for (i = 0; i < cg->n; i++)
 		if (cg->paths[i] != NULL && (r = buf_addf(&b, "cg %s\n", cg->paths[i])) != 0)
@@ -507,11 +510,21 @@ out:
 }
 
 void
-sandbox_journal_remove(const char *state_dir, const char *sid)
+sandbox_journal_remove(const char *state_dir, bool session, const char *sid)
 {
 	char path[PATH_MAX];
-	if (journal_path(state_dir, sid, path, sizeof(path)) == 0)
+	if (journal_path(state_dir, session, sid, path, sizeof(path)) == 0)
 		(void)unlink(path);
+}
+
+int
+sandbox_journal_release(const char *state_dir, const char *sid, const char *name)
+{
+	char from[PATH_MAX], to[PATH_MAX];
+	if (journal_path(state_dir, true, sid, from, sizeof(from)) != 0 ||
+	    journal_path(state_dir, false, name, to, sizeof(to)) != 0)
+		return AL_E_TOOBIG;
+	return rename(from, to) == 0 ? 0 : -errno;
 }
 
 /* A record is data from disk: only ever act on our own cgroup names. */
@@ -578,9 +591,11 @@ sandbox_sweep(const char *state_dir)
 		return AL_E_INVAL;
 	if (mkdir(state_dir, 0700) != 0 && errno != EEXIST)
 		return -errno;
-	snprintf(path, sizeof(path), "%s/sandboxes", state_dir);
-	if (mkdir(path, 0700) != 0 && errno != EEXIST)
-		return -errno;
+	for (i = 0; i < 2; i++) {
+		snprintf(path, sizeof(path), "%s/%s", state_dir, i ? "cgroups" : "sandboxes");
+		if (mkdir(path, 0700) != 0 && errno != EEXIST)
+			return -errno;
+	}
 	if (lock_fd < 0) {
 		int fd;
 		snprintf(path, sizeof(path), "%s/worker.lock", state_dir);
@@ -593,8 +608,10 @@ sandbox_sweep(const char *state_dir)
 		}
 		lock_fd = fd;
 	}
-	snprintf(path, sizeof(path), "%s/sandboxes", state_dir);
-	if ((d = opendir(path)) != NULL) {
+	for (i = 0; i < 2; i++) {
+		snprintf(path, sizeof(path), "%s/%s", state_dir, i ? "cgroups" : "sandboxes");
+		if ((d = opendir(path)) == NULL)
+			continue;
 		while ((e = readdir(d)) != NULL) {
 			size_t n = strlen(e->d_name);
 			if (n > 4 && strcmp(e->d_name + n - 4, ".rec") == 0)

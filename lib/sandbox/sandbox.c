@@ -1,8 +1,9 @@
-/* The parent side of a sandbox: plan (ops, filters, uid), clone3 into fresh namespaces,
- * uid/gid maps, release the child, which sets up everything but the workspace ahead of
- * demand (a spare); the claim binds a session's workspace, creates its cgroup and journal
- * record and lets the child lock itself down. Then it talks to pid 1 to run processes;
- * destroy kills the pid namespace and queues the host artefacts for sandbox_gc(). */
+/* The parent side of a sandbox: plan (ops, filters, uid, cgroup, journal), clone3 into
+ * fresh namespaces, uid/gid maps, cgroup attach, release the child, which sets up
+ * everything but the workspace ahead of demand (a spare); the claim binds a session's
+ * workspace, journals the session and lets the child lock itself down. Then it talks to
+ * pid 1 to run processes; destroy kills the pid namespace and queues the cgroups for
+ * sandbox_gc(). */
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
@@ -41,6 +42,7 @@ struct sandbox {
 	uid_t host_uid;
 	gid_t host_gid;
 	bool path_mode; /* the child binds by path (no open_tree clones) */
+	char cgname[48]; /* its cgroups' name (sessions come later: never the session id) */
 	long slot; /* uid slot (root monitor), -1 otherwise */
 	struct sandbox_cg cg;
 	bool reaped;
@@ -167,6 +169,9 @@ clone_child(int *pidfd, pid_t *pid)
 	return 0;
 }
 
+static unsigned spare_seq;
+static void destroy_spent(struct sandbox *sb);
+
 struct sandbox_spare {
 	struct sandbox *sb;
 	const struct sandbox_profile *p;
@@ -241,7 +246,7 @@ sandbox_spare_new(const struct sandbox_profile *p, struct sandbox_spare **out)
 	pid_t pid = 0;
 	uid_t huid;
 	gid_t hgid;
-	bool root = geteuid() == 0, path_mode = false;
+	bool root = geteuid() == 0, path_mode = false, journaled = false;
 
 	*out = NULL;
 	if (sandbox_profile_check(p, NULL) != 0) {
@@ -296,6 +301,19 @@ sandbox_spare_new(const struct sandbox_profile *p, struct sandbox_spare **out)
 	sb->host_uid = huid;
 	sb->host_gid = hgid;
 
+	/* The cgroup now, with a name of its own: moving a process into a v1 cgroup waits
+	 * for an RCU grace period (~10 ms on an idle host), which no claim should pay. */
+	snprintf(sb->cgname, sizeof(sb->cgname), "sb-%d-%u", (int)getpid(), ++spare_seq);
+	if ((r = sandbox_journal_write(p->state_dir, false, sb->cgname, &sb->cg, true)) != 0)
+		goto out;
+	journaled = true;
+	if ((r = sandbox_cg_create(p, sb->cgname, &sb->cg)) != 0)
+		goto out;
+	if (sb->cg.mode == SB_CG_NONE)
+		log_warn("sandbox DEGRADED: no cgroups, memory and pids limits are rlimits only");
+	if ((r = sandbox_journal_write(p->state_dir, false, sb->cgname, &sb->cg, false)) != 0)
+		goto out;
+
 	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0 ||
 	    pipe2(syncp, O_CLOEXEC) != 0) {
 		r = -errno;
@@ -331,6 +349,8 @@ sandbox_spare_new(const struct sandbox_profile *p, struct sandbox_spare **out)
 	snprintf(map, sizeof(map), "%u %u 1\n", SANDBOX_INNER_UID, (unsigned)hgid);
 	if ((r = write_proc(pid, "gid_map", map)) != 0)
 		goto out;
+	if ((r = sandbox_cg_attach(&sb->cg, pid)) != 0)
+		goto out;
 	if (write(syncp[1], "x", 1) != 1) {
 		r = -errno;
 		goto out;
@@ -342,7 +362,17 @@ sandbox_spare_new(const struct sandbox_profile *p, struct sandbox_spare **out)
 	sb = NULL;
 	r = 0;
 out:
-	sb_free(sb);
+	if (sb != NULL) {
+		if (sb->ctl >= 0)
+			close(sb->ctl);
+		sb->ctl = -1;
+		reap_init(sb);
+		if (sb->cg.n > 0)
+			(void)sandbox_cg_remove(&sb->cg);
+		if (journaled)
+			sandbox_journal_remove(p->state_dir, false, sb->cgname);
+		sb_free(sb);
+	}
 	for (i = 0; i < 2; i++) {
 		if (sv[i] >= 0)
 			close(sv[i]);
@@ -378,13 +408,15 @@ sandbox_spare_free(struct sandbox_spare *sp)
 {
 	if (sp == NULL)
 		return;
-	sb_free(sp->sb); /* a spare has no cgroup and no record yet */
+	destroy_spent(sp->sb);
 	free(sp);
 }
 
-/* The pending removals of destroyed sandboxes (sandbox_gc). */
+/* The pending removals of destroyed sandboxes and spares (sandbox_gc): cgroups whose
+ * processes are all dead, journaled in <state_dir>/cgroups/<name>.rec. */
 struct grave {
-	char *sid, *state_dir;
+	char *state_dir;
+	char name[48];
 	struct sandbox_cg cg;
 };
 static struct grave *graves;
@@ -392,27 +424,31 @@ static size_t ngraves, capgraves;
 
 /* The record goes only with the cgroups: one that stays is the next start's sweep's. */
 static void
-grave_bury(struct grave *g, bool gone)
+grave_bury(size_t i, bool gone)
 {
+	struct grave *g = &graves[i];
 	if (gone)
-		sandbox_journal_remove(g->state_dir, g->sid);
+		sandbox_journal_remove(g->state_dir, false, g->name);
 	sandbox_cg_free(&g->cg);
-	free(g->sid);
 	free(g->state_dir);
 	*g = graves[--ngraves];
 }
 
-/* A session re-created before its old cgroup went: remove that one now, it has the name. */
+/* Pid 1 is reaped (the whole pid namespace is dead): its cgroups wait for sandbox_gc. */
 static void
-grave_flush(const char *state_dir, const char *sid)
+grave_add(struct sandbox *sb)
 {
-	size_t i;
-	for (i = 0; i < ngraves; i++)
-		if (strcmp(graves[i].sid, sid) == 0 && strcmp(graves[i].state_dir, state_dir) == 0) {
-			if (sandbox_cg_remove(&graves[i].cg) == 0)
-				grave_bury(&graves[i], true);
-			return;
-		}
+	struct grave *g;
+	if (ngraves == capgraves) {
+		capgraves = capgraves ? capgraves * 2 : 8;
+		graves = xreallocarray(graves, capgraves, sizeof(*graves));
+	}
+	g = &graves[ngraves++];
+	g->state_dir = sb->state_dir;
+	snprintf(g->name, sizeof(g->name), "%s", sb->cgname);
+	g->cg = sb->cg;
+	sb->state_dir = NULL;
+	memset(&sb->cg, 0, sizeof(sb->cg));
 }
 
 size_t
@@ -421,12 +457,27 @@ sandbox_gc(bool wait)
 	size_t i = 0;
 	while (i < ngraves) {
 		int r = wait ? sandbox_cg_remove(&graves[i].cg) : sandbox_cg_try_remove(&graves[i].cg);
-		if (r == 0 || r != -EBUSY)
-			grave_bury(&graves[i], r == 0); /* moved the last one to i */
+		if (r != -EBUSY)
+			grave_bury(i, r == 0); /* moved the last one to i */
 		else
 			i++;
 	}
 	return ngraves;
+}
+
+/* EOF makes pid 1 exit; SIGKILL makes sure. Either way the kernel kills the whole pid
+ * namespace before pid 1 can be reaped: once reap_init returns, nothing of the sandbox
+ * runs any more. Its cgroups (rmdir in up to three v1 hierarchies) go later, in
+ * sandbox_gc(): that is not the session's end's business. */
+static void
+destroy_spent(struct sandbox *sb)
+{
+	if (sb->ctl >= 0)
+		close(sb->ctl);
+	sb->ctl = -1;
+	reap_init(sb);
+	grave_add(sb);
+	sb_free(sb);
 }
 
 int
@@ -485,30 +536,16 @@ sandbox_spare_claim(struct sandbox_spare *sp, const char *session_id, const char
 			}
 		}
 	}
-	/* Journal first: a crash after this point leaves a record the sweep acts on. */
-	grave_flush(p->state_dir, session_id);
-	if ((r = sandbox_journal_write(p->state_dir, session_id, &sb->cg, true)) != 0)
+	/* The session's record (its cgroups) replaces the spare's; O_EXCL: one sandbox per
+	 * session. */
+	if ((r = sandbox_journal_write(p->state_dir, true, session_id, &sb->cg, true)) != 0)
 		goto out;
 	journaled = true;
+	sandbox_journal_remove(p->state_dir, false, sb->cgname);
 	sb->sid = xstrdup(session_id);
 	if ((r = sandbox_msg_put_u32(&m, SB_INIT_CLAIM)) != 0 ||
 	    (r = sandbox_msg_put_str(&m, ws)) != 0 ||
 	    (r = sandbox_msg_send(sb->ctl, &m, fds, nfds)) != 0) {
-		r = r == -EPIPE || r == -ECONNRESET ? AL_E_CLOSED : r;
-		goto out;
-	}
-	/* The child binds the workspace while we make its cgroup. */
-	if ((r = sandbox_cg_create(p, session_id, &sb->cg)) != 0)
-		goto out;
-	if (sb->cg.mode == SB_CG_NONE)
-		log_warn("sandbox DEGRADED: no cgroups, memory and pids limits are rlimits only",
-		         "session_id", session_id);
-	if ((r = sandbox_journal_write(p->state_dir, session_id, &sb->cg, false)) != 0 ||
-	    (r = sandbox_cg_attach(&sb->cg, sb->pid)) != 0)
-		goto out;
-	buf_reset(&m.b);
-	if ((r = sandbox_msg_put_u32(&m, SB_INIT_ATTACHED)) != 0 ||
-	    (r = sandbox_msg_send(sb->ctl, &m, NULL, 0)) != 0) {
 		r = r == -EPIPE || r == -ECONNRESET ? AL_E_CLOSED : r;
 		goto out;
 	}
@@ -525,15 +562,11 @@ sandbox_spare_claim(struct sandbox_spare *sp, const char *session_id, const char
 	r = 0;
 out:
 	if (sb != NULL) {
-		if (sb->ctl >= 0)
-			close(sb->ctl);
-		sb->ctl = -1;
-		reap_init(sb);
-		if (sb->cg.n > 0)
-			(void)sandbox_cg_remove(&sb->cg);
-		if (journaled)
-			sandbox_journal_remove(p->state_dir, session_id);
-		sb_free(sb);
+		/* Whatever failed, this spare is spent: its groups go the way of a destroy. */
+		if (journaled &&
+		    sandbox_journal_release(sb->state_dir, session_id, sb->cgname) != 0)
+			sandbox_journal_remove(sb->state_dir, true, session_id);
+		destroy_spent(sb);
 	}
 	for (i = 0; i < 2; i++)
 		if (fds[i] >= 0)
@@ -753,29 +786,11 @@ sandbox_proc_free(struct sandbox_proc *p)
 void
 sandbox_destroy(struct sandbox *sb)
 {
-	struct grave *g;
 	if (sb == NULL)
 		return;
-	/* EOF makes pid 1 exit; SIGKILL makes sure. Either way the kernel kills the whole pid
-	 * namespace before pid 1 can be reaped: once reap_init returns, nothing of the session
-	 * runs any more. */
-	if (sb->ctl >= 0)
-		close(sb->ctl);
-	sb->ctl = -1;
-	reap_init(sb);
-	/* The cgroups (and the record naming them) go later, in sandbox_gc(): their removal
-	 * (rmdir in up to three v1 hierarchies) is not the session's end's business. */
-	if (sb->sid != NULL) {
-		if (ngraves == capgraves) {
-			capgraves = capgraves ? capgraves * 2 : 8;
-			graves = xreallocarray(graves, capgraves, sizeof(*graves));
-		}
-		g = &graves[ngraves++];
-		g->sid = sb->sid;
-		g->state_dir = sb->state_dir;
-		g->cg = sb->cg;
-		sb->sid = sb->state_dir = NULL;
-		memset(&sb->cg, 0, sizeof(sb->cg));
-	}
-	sb_free(sb);
+	/* The session id is free again at once; the groups stay journaled until removed. */
+	if (sb->sid != NULL &&
+	    sandbox_journal_release(sb->state_dir, sb->sid, sb->cgname) != 0)
+		sandbox_journal_remove(sb->state_dir, true, sb->sid);
+	destroy_spent(sb);
 }

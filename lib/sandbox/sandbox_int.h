@@ -114,7 +114,6 @@ enum {
 	                    * workspace; same fields as READY) */
 	SB_INIT_CLAIM,     /* parent -> child: str workspace; fds: its tree at /workspace and
 	                    * (when it differs) at its host path; none in path mode */
-	SB_INIT_ATTACHED,  /* parent -> child: the cgroups hold the child now (no fields) */
 };
 
 /* ---- cgroups and the journal ---- */
@@ -138,11 +137,16 @@ int sandbox_cg_remove(struct sandbox_cg *cg);
  * -EBUSY while some still hold (exiting) processes, or the first other error. */
 int sandbox_cg_try_remove(struct sandbox_cg *cg);
 void sandbox_cg_free(struct sandbox_cg *cg);
-/* <state_dir>/sandboxes/<sid>.rec: written before any host artefact exists. */
-/* create: the record must not exist yet (AL_E_CONFLICT: that session has a sandbox). */
-int sandbox_journal_write(const char *state_dir, const char *sid, const struct sandbox_cg *cg,
-                          bool create);
-void sandbox_journal_remove(const char *state_dir, const char *sid);
+/* Records name the cgroups a crash would leave: session (<state_dir>/sandboxes/<sid>.rec,
+ * while the session holds the sandbox) or not (<state_dir>/cgroups/<name>.rec: a spare's,
+ * or a destroyed sandbox's awaiting removal). Written before the cgroups exist.
+ * create: the record must not exist yet (AL_E_CONFLICT: that session has a sandbox). */
+int sandbox_journal_write(const char *state_dir, bool session, const char *name,
+                          const struct sandbox_cg *cg, bool create);
+void sandbox_journal_remove(const char *state_dir, bool session, const char *name);
+/* The session's record becomes cgroups/<name>.rec (destroy: the session id is free again
+ * at once, the groups stay journaled until removed). */
+int sandbox_journal_release(const char *state_dir, const char *sid, const char *name);
 /* Per-state-dir name component: "airlock-" + 12 hex of sha256(state_dir). out >= 24. */
 void sandbox_instance_name(const char *state_dir, char out[24]);
 
@@ -167,7 +171,7 @@ struct sandbox_child_args {
 	const void *seccomp_prog;
 	size_t seccomp_len;
 	int ctl;        /* SOCK_SEQPACKET to the parent */
-	int sync;       /* read end: one byte when the uid maps are in place */
+	int sync;       /* read end: one byte when uid maps and cgroups are in place */
 	bool path_mode; /* binds by path from /oldroot (no open_tree clones: unprivileged) */
 };
 
@@ -176,8 +180,8 @@ struct sandbox_child_args {
 void sandbox_init_loop(int ctl, uint64_t deadline_ms) __attribute__((noreturn));
 
 /* Runs in the freshly cloned child: setup of everything but the workspace, SB_INIT_SPARE,
- * then waits for SB_INIT_CLAIM (workspace) and SB_INIT_ATTACHED (cgroups), locks itself
- * down, READY, pid-1 loop. Never returns. */
+ * then waits for SB_INIT_CLAIM (workspace), locks itself down, READY, pid-1 loop. Never
+ * returns. */
 void sandbox_child_main(const struct sandbox_child_args *a) __attribute__((noreturn));
 
 #endif

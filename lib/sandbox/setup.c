@@ -1,9 +1,9 @@
 /* The child side of sandbox creation, in the order of spec sandbox.md §2, split in two:
- * the spare phase (private mounts, tmpfs root with the SetupOp list, pivot_root, hostname
- * and lo, setsid, rlimits) runs ahead of demand; the claim phase binds the workspace,
- * enters the session's cgroup namespace, drops every capability, no_new_privs, Landlock,
- * seccomp last; then the pid-1 loop. Any failure is reported to the parent with the
- * step's name and ends the child. */
+ * the spare phase (cgroup namespace, private mounts, tmpfs root with the SetupOp list,
+ * pivot_root, hostname and lo, setsid, rlimits) runs ahead of demand; the claim phase
+ * binds the workspace, drops every capability, no_new_privs, Landlock, seccomp last; then
+ * the pid-1 loop. Any failure is reported to the parent with the step's name and ends
+ * the child. */
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -523,7 +523,7 @@ sandbox_child_main(const struct sandbox_child_args *a)
 	/* Everything else inherited goes once the bind fds (>= 64) have been used. */
 	syscall(SYS_close_range, 5, 63, 0);
 	ctl_fd = 3;
-	/* The parent writes our uid/gid maps, then one byte. EOF means it gave up (or
+	/* The parent writes our uid/gid maps and cgroup membership, then one byte. EOF means it gave up (or
 	 * died): leave quietly. */
 	if (read(4, &c, 1) != 1)
 		_exit(1);
@@ -539,6 +539,8 @@ sandbox_child_main(const struct sandbox_child_args *a)
 	/* uid 1000 right away (caps stay: our old uid has no mapping here, so no setuid
 	 * fixup), so files the ops create have a mapped owner. */
 	set_ids();
+	/* The parent moved us into our cgroup before the release: it is this namespace's root. */
+	CHECK("unshare cgroup ns", unshare(CLONE_NEWCGROUP));
 	setup_fs(a->ops, a->path_mode);
 	/* A spare holds nothing of its creator's but ctl: no host fd waits with it. */
 	syscall(SYS_close_range, 4, ~0U, 0);
@@ -561,13 +563,6 @@ sandbox_child_main(const struct sandbox_child_args *a)
 	rw[0] = "/workspace";
 	rw[1] = ws;
 	nrw = strcmp(ws, "/workspace") == 0 ? 1 : 2;
-	/* The cgroup namespace's root must be the session's cgroup: wait until the parent
-	 * has moved us there. */
-	recv_msg(&m, SB_INIT_ATTACHED);
-	if (!sandbox_msg_done(&m) || m.nfds != 0)
-		die("attach message", AL_E_PROTO);
-	CHECK("unshare cgroup ns", unshare(CLONE_NEWCGROUP));
-
 	drop_caps();
 	CHECK("no_new_privs", prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0));
 	/* Nothing in the sandbox may ptrace or read /proc/1/{mem,fd,environ} of pid 1. */

@@ -588,13 +588,16 @@ records_in(const char *state)
 	char path[PATH_MAX];
 	DIR *d;
 	struct dirent *e;
-	int n = 0;
-	snprintf(path, sizeof(path), "%s/sandboxes", state);
-	if ((d = opendir(path)) == NULL)
-		return -1;
-	while ((e = readdir(d)) != NULL)
-		n += e->d_name[0] != '.';
-	closedir(d);
+	int n = 0, i;
+	/* session records, and those of spares' or destroyed sandboxes' cgroups */
+	for (i = 0; i < 2; i++) {
+		snprintf(path, sizeof(path), "%s/%s", state, i ? "cgroups" : "sandboxes");
+		if ((d = opendir(path)) == NULL)
+			return -1;
+		while ((e = readdir(d)) != NULL)
+			n += e->d_name[0] != '.';
+		closedir(d);
+	}
 	return n;
 }
 
@@ -664,7 +667,8 @@ mode_spares(void)
 	check(sandbox_spare_wait(s1, 0) == AL_E_CLOSED, "a dead spare is reported", NULL);
 	r = sandbox_spare_claim(s1, "spDead", wa, &a);
 	check(r == AL_E_CLOSED, "claim of a dead spare", al_strerror(r));
-	check(records_in(state) == 0, "no record after the dead claim", NULL);
+	check(sandbox_gc(true) == 0 && records_in(state) == 0, "no record after the dead claim",
+	      NULL);
 
 	/* An unclaimed spare that is freed leaves no process. */
 	check(sandbox_spare_new(&p, &s1) == 0, "spare to free", NULL);
