@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -96,20 +97,35 @@ exec_search(const char *file, char *const *argv, char *const *envp)
 
 #define NFD SANDBOX_MAX_CHILD_FDS
 
-static void __attribute__((noreturn)) child(const char *path, const char **argv, const char **envp,
-                                            const char *cwd, const int fds[NFD], int errw)
+/* What the spawned child needs; err is how it reports a failed exec (it shares our
+ * memory until the exec). */
+struct spawn {
+	const char *path, *cwd;
+	const char **argv, **envp;
+	const int *fds;
+	int err;
+};
+
+/* The child runs on its own stack, sharing pid 1's memory (CLONE_VM | CLONE_VFORK, like
+ * posix_spawn): no page-table copy of pid 1, which is a clone of the whole worker. Pid 1
+ * is suspended until the exec, so the stack is reused for the next spawn. */
+static char child_stack[64 * 1024] __attribute__((aligned(16)));
+
+static int
+child(void *arg)
 {
+	struct spawn *sp = arg;
+	const char *path = sp->path, **argv = sp->argv, **envp = sp->envp;
+	const int *fds = sp->fds;
 	sigset_t all;
 	int i, e, tmp[NFD];
+	/* Our own copy of the dispositions (no CLONE_SIGHAND): resetting them is ours only. */
+	signal(SIGPIPE, SIG_DFL); /* ignored dispositions would survive exec */
 	sigfillset(&all);
 	sigprocmask(SIG_UNBLOCK, &all, NULL);
-	signal(SIGPIPE, SIG_DFL); /* ignored dispositions would survive exec */
-	(void)setsid();           /* own session and process group: killable as a tree */
-	/* Lift the error pipe and every source above the target range first, so no dup2
-	 * clobbers a source (or the pipe) that is still needed. */
-	if ((e = fcntl(errw, F_DUPFD_CLOEXEC, 2 * NFD)) < 0)
-		goto fail;
-	errw = e;
+	(void)setsid(); /* own session and process group: killable as a tree */
+	/* Lift every source above the target range first, so no dup2 clobbers a source
+	 * that is still needed. */
 	for (i = 0; i < NFD; i++)
 		if ((tmp[i] = fds[i] >= 0 ? fcntl(fds[i], F_DUPFD_CLOEXEC, 2 * NFD) : -1) < 0 &&
 		    fds[i] >= 0)
@@ -122,7 +138,7 @@ static void __attribute__((noreturn)) child(const char *path, const char **argv,
 			close(i); /* ctl, signalfd...: nothing of pid 1's may leak */
 		}
 	}
-	if (chdir(cwd) != 0)
+	if (chdir(sp->cwd) != 0)
 		goto fail;
 	syscall(SYS_close_range, NFD, ~0U, CLOSE_RANGE_CLOEXEC);
 	if (path[0] != '\0') {
@@ -133,8 +149,7 @@ static void __attribute__((noreturn)) child(const char *path, const char **argv,
 	}
 	errno = e;
 fail:
-	e = errno;
-	(void)!write(errw, &e, sizeof(e));
+	sp->err = errno ? errno : ENOEXEC;
 	_exit(127);
 }
 
@@ -162,11 +177,12 @@ do_spawn(int ctl, struct sandbox_msg *m)
 {
 	uint32_t mask;
 	const char *cwd, *path;
-	int fds[NFD], st[2] = {-1, -1}, ep[2] = {-1, -1};
+	int fds[NFD], st[2] = {-1, -1};
 	size_t i, k = 0;
-	int err = 0, e, r;
-	ssize_t n;
+	int err = 0, r;
 	pid_t pid;
+	sigset_t all, old;
+	struct spawn sp;
 
 	for (i = 0; i < NFD; i++)
 		fds[i] = -1;
@@ -187,26 +203,26 @@ do_spawn(int ctl, struct sandbox_msg *m)
 		err = -EAGAIN;
 		goto out;
 	}
-	if (pipe2(st, O_CLOEXEC) != 0 || pipe2(ep, O_CLOEXEC) != 0) {
+	if (pipe2(st, O_CLOEXEC) != 0) {
 		err = -errno;
 		goto out;
 	}
-	pid = fork();
-	if (pid < 0) {
+	sp = (struct spawn){path, cwd, argv_v, env_v, fds, 0};
+	/* Blocked across the clone: the child must not run a handler of ours on shared
+	 * memory before it has reset them (it unblocks everything itself). */
+	sigfillset(&all);
+	sigprocmask(SIG_BLOCK, &all, &old);
+	pid = clone(child, child_stack + sizeof(child_stack), CLONE_VM | CLONE_VFORK | SIGCHLD,
+	            &sp);
+	if (pid < 0)
 		err = -errno;
+	sigprocmask(SIG_SETMASK, &old, NULL);
+	if (pid < 0)
 		goto out;
-	}
-	if (pid == 0)
-		child(path, argv_v, env_v, cwd, fds, ep[1]);
-	close(ep[1]);
-	ep[1] = -1;
-	/* EOF: exec happened (the pipe was close-on-exec). Four bytes: it failed. */
-	do
-		n = read(ep[0], &e, sizeof(e));
-	while (n < 0 && errno == EINTR);
-	if (n == sizeof(e)) {
+	/* We run again once the child exec'd (or failed and exited). */
+	if (sp.err != 0) {
 		waitpid(pid, NULL, 0);
-		err = -e;
+		err = -sp.err;
 		goto out;
 	}
 	kids[nkids].pid = pid;
@@ -221,12 +237,9 @@ do_spawn(int ctl, struct sandbox_msg *m)
 			close(fds[i]);
 	return r == 0 ? 0 : AL_E_CLOSED;
 out:
-	for (i = 0; i < 2; i++) {
+	for (i = 0; i < 2; i++)
 		if (st[i] >= 0)
 			close(st[i]);
-		if (ep[i] >= 0)
-			close(ep[i]);
-	}
 	for (i = 0; i < NFD; i++)
 		if (fds[i] >= 0)
 			close(fds[i]);
