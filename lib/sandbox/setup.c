@@ -528,6 +528,10 @@ sandbox_child_main(const struct sandbox_child_args *a)
 	if (read(4, &c, 1) != 1)
 		_exit(1);
 	close(4);
+	/* A spare may wait long before its lockdown: no same-uid host process (an
+	 * unprivileged worker) may ptrace it or read its memory meanwhile. The maps are
+	 * written, so nothing needs our /proc files any more. */
+	CHECK("dumpable", prctl(PR_SET_DUMPABLE, 0, 0, 0, 0));
 
 	sigfillset(&all);
 	sigprocmask(SIG_UNBLOCK, &all, NULL);
