@@ -13,6 +13,7 @@
 
 #include "err.h"
 #include "log.h"
+#include "monitor.h"
 #include "sandbox.h"
 
 static double
@@ -68,6 +69,58 @@ sb_run(struct sandbox *sb, const char *const *argv, int out)
 	return r ? r : st;
 }
 
+/* Through the monitor, as the worker does it: create, spawn /bin/true, wait = "create to
+ * first exec done"; then destroy. Sessions 100 ms apart, so the monitor refills its spare
+ * in between (spares < 0: none, every create cold). p50 in us, or -1. */
+static double
+via_monitor(const struct sandbox_profile *p, const char *root, const char *ws, int spares,
+            int n)
+{
+	int pfd[2], st;
+	double r = -1;
+	pid_t h;
+	if (pipe(pfd) != 0)
+		return -1;
+	fflush(stdout);
+	if ((h = fork()) == 0) {
+		struct monitor_config cfg = {.profile = p, .workspace_root = root,
+		                             .keep_root = true, .spares = spares};
+		struct monitor *m;
+		double *v = calloc((size_t)n, sizeof(double)), res = -1;
+		int i, nul = open("/dev/null", O_WRONLY | O_CLOEXEC);
+		close(pfd[0]);
+		if (monitor_start(&cfg, &m) != 0) /* from here: the worker side */
+			_exit(1);
+		usleep(100000);
+		for (i = 0; i < n; i++) {
+			struct sandbox_proc *pr;
+			uint32_t id;
+			double t0 = now_us();
+			if (monitor_client_create(m, "benchm", ws, &id) != 0 ||
+			    monitor_client_spawn(m, id, (const char *[]){"/bin/true", NULL}, NULL,
+			                         NULL, -1, nul, nul, &pr) != 0 ||
+			    sandbox_proc_wait(pr, &st) != 0)
+				break;
+			v[i] = now_us() - t0;
+			sandbox_proc_free(pr);
+			monitor_client_destroy(m, id);
+			usleep(100000);
+		}
+		if (i == n)
+			res = pct(v, n, .5);
+		(void)!write(pfd[1], &res, sizeof(res));
+		monitor_free(m);
+		_exit(0);
+	}
+	close(pfd[1]);
+	if (h > 0 && read(pfd[0], &r, sizeof(r)) != sizeof(r))
+		r = -1;
+	close(pfd[0]);
+	if (h > 0)
+		waitpid(h, &st, 0);
+	return r;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -88,6 +141,8 @@ main(int argc, char **argv)
 	struct sandbox_profile p;
 	struct sandbox *sb;
 	struct sandbox_spare *sp;
+	double mw, mc;
+	int mn = n < 30 ? n : 30;
 	int have_bwrap = access(bwrapv[0], X_OK) == 0;
 
 	log_setup(LOG_FMT_TEXT, LOG_LVL_WARN, "bench");
@@ -146,6 +201,19 @@ main(int argc, char **argv)
 		echo[i] = now_us() - t0;
 	}
 	sandbox_destroy(sb);
+	(void)sandbox_gc(true);
+	{
+		char mstate[80], mroot[80], mws[96];
+		struct sandbox_profile mp = p;
+		snprintf(mstate, sizeof(mstate), "%s/mstate", state);
+		snprintf(mroot, sizeof(mroot), "%s/mroot", state);
+		snprintf(mws, sizeof(mws), "%s/ws", mroot);
+		mkdir(mroot, 0755);
+		mkdir(mws, 0755);
+		mp.state_dir = mstate;
+		mw = via_monitor(&mp, mroot, mws, 0, mn);
+		mc = via_monitor(&mp, mroot, mws, -1, mn);
+	}
 	{
 		double pl = pct(plain, n, .5), b = have_bwrap ? pct(bw, n, .5) : 0,
 		       c = pct(cyc, n, .5), c99 = pct(cyc, n, .99), cr = pct(create, n, .5),
@@ -172,10 +240,16 @@ main(int argc, char **argv)
 		       g);
 		printf("echo in a live sandbox                 p50 %8.0f us  p99 %8.0f us\n", e,
 		       e99);
+		printf("monitor: create to first exec, spare   p50 %8.0f us  (%d sessions 100 ms "
+		       "apart)\n",
+		       mw, mn);
+		printf("monitor: create to first exec, cold    p50 %8.0f us  (same, spares: -1)\n",
+		       mc);
 		if (have_bwrap) {
 			printf("ratio cold create+true+destroy / bwrap: %.2f\n", c / b);
 			printf("ratio warm create+true+destroy / bwrap: %.2f\n", wc / b);
 			printf("ratio warm create to first exec / bwrap: %.2f\n", wf / b);
+			printf("ratio monitor create to first exec (spare) / bwrap: %.2f\n", mw / b);
 		}
 		printf("ratio echo-in-sandbox / plain fork+exec: %.2f\n", e / pl);
 	}
