@@ -93,8 +93,40 @@ static const uint64_t ns_flags[] = {
     CLONE_NEWPID, CLONE_NEWNET, CLONE_NEWCGROUP,
 };
 
+/* personality(2) values allowed (the container runtimes' set): PER_LINUX, PER_LINUX32,
+ * UNAME26, both, and 0xffffffff (a query). Flags like ADDR_NO_RANDOMIZE or
+ * READ_IMPLIES_EXEC would turn off ASLR or NX for the caller's next exec. Sorted. */
+static const uint32_t personality_ok[] = {0x0, 0x8, 0x20000, 0x20008, 0xffffffffu};
+
 static void *prog_mem;
 static size_t prog_len;
+
+/* The filter allows by default, so the complement of personality_ok is denied: each gap
+ * as aligned power-of-two blocks, one masked-equality rule per block. The kernel reads
+ * the argument as 32 bits; the masks leave the upper half out, as for ioctl. */
+static int
+deny_personality(scmp_filter_ctx ctx)
+{
+	size_t i;
+	int r;
+	for (i = 0; i + 1 < ARRAY_LEN(personality_ok); i++) {
+		uint64_t lo = (uint64_t)personality_ok[i] + 1, hi = personality_ok[i + 1];
+		while (lo < hi) { /* [lo, hi) */
+			uint64_t size = lo & (~lo + 1); /* the largest block lo is aligned to */
+			if (lo == 0)
+				size = 1ull << 32;
+			while (lo + size > hi)
+				size >>= 1;
+			r = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(personality), 1,
+			                     SCMP_A0(SCMP_CMP_MASKED_EQ, ~(size - 1) & 0xffffffffu,
+			                             lo));
+			if (r != 0)
+				return r;
+			lo += size;
+		}
+	}
+	return 0;
+}
 
 static int
 build(void)
@@ -142,6 +174,8 @@ build(void)
 		goto out;
 	if ((r = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(ioctl), 1,
 	                          SCMP_A1(SCMP_CMP_MASKED_EQ, 0xffffffffu, TIOCLINUX))) != 0)
+		goto out;
+	if ((r = deny_personality(ctx)) != 0)
 		goto out;
 
 	if ((fd = memfd_create("airlock-seccomp", MFD_CLOEXEC)) < 0) {

@@ -135,6 +135,23 @@ mode_syscalls(void)
 	    EPERM);
 	TRY("ioctl(TIOCLINUX)", ioctl(0, TIOCLINUX, &c), EPERM);
 	TRY("mknod(/tmp/null)", mknod("/tmp/null", S_IFCHR | 0666, makedev(1, 3)), EPERM);
+	/* personality: ASLR off, READ_IMPLIES_EXEC, other flags, high bits set; the allowed
+	 * values still work (a query returns the current one). */
+	TRY("personality(ADDR_NO_RANDOMIZE)", syscall(SYS_personality, 0x0040000), EPERM);
+	TRY("personality(READ_IMPLIES_EXEC)", syscall(SYS_personality, 0x0400000), EPERM);
+	TRY("personality(ADDR_COMPAT_LAYOUT)", syscall(SYS_personality, 0x0200000), EPERM);
+	TRY("personality(MMAP_PAGE_ZERO)", syscall(SYS_personality, 0x0100000), EPERM);
+	TRY("personality(PER_BSD)", syscall(SYS_personality, 0x6), EPERM);
+	TRY("personality(0xfffffffe)", syscall(SYS_personality, 0xfffffffeul), EPERM);
+	TRY("personality(ADDR_NO_RANDOMIZE|1<<32)",
+	    syscall(SYS_personality, (1ul << 32) | 0x0040000), EPERM);
+	errno = 0;
+	r = syscall(SYS_personality, 0xfffffffful);
+	verdict(r == 0 && syscall(SYS_personality, 0x0ul) == 0 &&
+	            syscall(SYS_personality, 0x8ul) == 0 &&
+	            syscall(SYS_personality, 0xfffffffful) == 0x8 &&
+	            syscall(SYS_personality, 0x0ul) == 0x8,
+	        "personality stays usable", "query, PER_LINUX, PER_LINUX32 allowed");
 }
 
 /* The i386 (int 0x80) and x32 ABIs must kill the caller: seccomp's arch check. */
