@@ -69,12 +69,87 @@ struct mon {
 /* Request flags: SB = names a live sandbox (first field u32 id). */
 #define RQ_SB 1u
 
-struct handler {
+/* The request table: what parses, and how many fds each type may carry. */
+static const struct {
 	uint32_t type;
 	unsigned flags;
 	size_t max_fds;
-	int (*fn)(struct mon *mo, struct slot *s, struct sandbox_msg *rq, struct sandbox_msg *rp,
-	          int *rfd);
+} requests[] = {
+    {MON_CREATE, 0, 0},
+    {MON_SPAWN, RQ_SB, SANDBOX_MAX_CHILD_FDS},
+    {MON_KILL, RQ_SB, 0},
+    {MON_DESTROY, RQ_SB, 0},
+};
+
+static const char *req_argv[SANDBOX_MSG_MAX_STRV], *req_env[SANDBOX_MSG_MAX_STRV];
+
+int
+monitor_request_parse(struct sandbox_msg *rq, struct monitor_request *out)
+{
+	size_t i, k = 0;
+	const char *rel;
+	unsigned flags = 0;
+	bool known = false;
+
+	memset(out, 0, sizeof(*out));
+	for (i = 0; i < SANDBOX_MAX_CHILD_FDS; i++)
+		out->fds[i] = -1;
+	if (sandbox_msg_get_u32(rq, &out->type) != 0)
+		return AL_E_PROTO;
+	for (i = 0; i < sizeof(requests) / sizeof(requests[0]); i++)
+		if (requests[i].type == out->type) {
+			known = true;
+			flags = requests[i].flags;
+			if (rq->nfds > requests[i].max_fds)
+				return AL_E_PROTO;
+		}
+	if (!known)
+		return AL_E_PROTO;
+	if ((flags & RQ_SB) && sandbox_msg_get_u32(rq, &out->sandbox_id) != 0)
+		return AL_E_PROTO;
+	switch (out->type) {
+	case MON_CREATE:
+		if (sandbox_msg_get_str(rq, &out->session_id) != 0 ||
+		    sandbox_msg_get_str(rq, &out->workspace) != 0)
+			return AL_E_PROTO;
+		break;
+	case MON_SPAWN:
+		if (sandbox_msg_get_u32(rq, &out->fdmask) != 0 ||
+		    out->fdmask >= (1u << SANDBOX_MAX_CHILD_FDS) ||
+		    sandbox_msg_get_str(rq, &rel) != 0 || (rel[0] != '\0' && !sandbox_path_valid(rel)) ||
+		    sandbox_msg_get_strv(rq, req_argv, SANDBOX_MSG_MAX_STRV) != 0 ||
+		    req_argv[0] == NULL ||
+		    sandbox_msg_get_strv(rq, req_env, SANDBOX_MSG_MAX_STRV) != 0 ||
+		    sandbox_msg_get_str(rq, &out->cwd) != 0)
+			return AL_E_PROTO;
+		out->path = rel;
+		out->argv = req_argv;
+		out->env = req_env;
+		/* One fd per mask bit, in order, no more and no fewer. */
+		for (i = 0; i < SANDBOX_MAX_CHILD_FDS; i++)
+			if (out->fdmask & (1u << i)) {
+				if (k >= rq->nfds || rq->fds[k] < 0)
+					return AL_E_PROTO;
+				out->fds[i] = rq->fds[k++];
+			}
+		if (k != rq->nfds)
+			return AL_E_PROTO;
+		break;
+	case MON_KILL:
+		if (sandbox_msg_get_i32(rq, &out->pid) != 0 ||
+		    sandbox_msg_get_i32(rq, &out->sig) != 0 || out->sig < 0 || out->sig >= NSIG)
+			return AL_E_PROTO;
+		break;
+	default: /* MON_DESTROY: the id only */
+		break;
+	}
+	return sandbox_msg_done(rq) ? 0 : AL_E_PROTO;
+}
+
+struct handler {
+	uint32_t type;
+	int (*fn)(struct mon *mo, struct slot *s, const struct monitor_request *rq,
+	          struct sandbox_msg *rp, int *rfd);
 };
 
 static struct slot *
@@ -88,19 +163,16 @@ slot_find(struct mon *mo, uint32_t id)
 }
 
 static int
-h_create(struct mon *mo, struct slot *unused, struct sandbox_msg *rq, struct sandbox_msg *rp,
-         int *rfd)
+h_create(struct mon *mo, struct slot *unused, const struct monitor_request *rq,
+         struct sandbox_msg *rp, int *rfd)
 {
-	const char *sid, *ws;
+	const char *sid = rq->session_id, *ws = rq->workspace;
 	char real[PATH_MAX];
 	size_t i, rl = strlen(mo->root);
 	struct slot *s = NULL;
 	bool warm = false;
 	int r;
 
-	if (sandbox_msg_get_str(rq, &sid) != 0 || sandbox_msg_get_str(rq, &ws) != 0 ||
-	    !sandbox_msg_done(rq))
-		return AL_E_PROTO;
 	if (!sandbox_id_valid(sid) || ws[0] != '/') {
 		r = AL_E_INVAL;
 		goto reply;
@@ -155,34 +227,12 @@ reply:
 }
 
 static int
-h_spawn(struct mon *mo, struct slot *s, struct sandbox_msg *rq, struct sandbox_msg *rp, int *rfd)
+h_spawn(struct mon *mo, struct slot *s, const struct monitor_request *rq, struct sandbox_msg *rp,
+        int *rfd)
 {
-	static const char *argv[SANDBOX_MSG_MAX_STRV], *env[SANDBOX_MSG_MAX_STRV];
-	const char *cwd, *path;
-	uint32_t mask;
-	int fds[SANDBOX_MAX_CHILD_FDS], r;
-	size_t i, k = 0;
 	struct sandbox_proc *p = NULL;
-
-	if (sandbox_msg_get_u32(rq, &mask) != 0 || mask >= (1u << SANDBOX_MAX_CHILD_FDS) ||
-	    sandbox_msg_get_str(rq, &path) != 0 || (path[0] != '\0' && !sandbox_path_valid(path)) ||
-	    sandbox_msg_get_strv(rq, argv, SANDBOX_MSG_MAX_STRV) != 0 || argv[0] == NULL ||
-	    sandbox_msg_get_strv(rq, env, SANDBOX_MSG_MAX_STRV) != 0 ||
-	    sandbox_msg_get_str(rq, &cwd) != 0 || !sandbox_msg_done(rq))
-		return AL_E_PROTO;
-	/* One fd per mask bit, in order, no more and no fewer. */
-	for (i = 0; i < SANDBOX_MAX_CHILD_FDS; i++) {
-		fds[i] = -1;
-		if (mask & (1u << i)) {
-			if (k >= rq->nfds || rq->fds[k] < 0)
-				return AL_E_PROTO;
-			fds[i] = rq->fds[k++];
-		}
-	}
-	if (k != rq->nfds)
-		return AL_E_PROTO;
-	r = sandbox_spawn_fds(s->sb, path[0] ? path : NULL, argv, env, cwd[0] ? cwd : NULL, fds,
-	                      SANDBOX_MAX_CHILD_FDS, &p);
+	int r = sandbox_spawn_fds(s->sb, rq->path[0] ? rq->path : NULL, rq->argv, rq->env,
+	                          rq->cwd[0] ? rq->cwd : NULL, rq->fds, SANDBOX_MAX_CHILD_FDS, &p);
 	(void)sandbox_msg_put_u32(rp, MON_SPAWNED);
 	(void)sandbox_msg_put_u32(rp, (uint32_t)r);
 	(void)sandbox_msg_put_u32(rp, r == 0 ? (uint32_t)sandbox_proc_pid(p) : 0);
@@ -194,22 +244,18 @@ h_spawn(struct mon *mo, struct slot *s, struct sandbox_msg *rq, struct sandbox_m
 }
 
 static int
-h_kill(struct mon *mo, struct slot *s, struct sandbox_msg *rq, struct sandbox_msg *rp, int *rfd)
+h_kill(struct mon *mo, struct slot *s, const struct monitor_request *rq, struct sandbox_msg *rp,
+       int *rfd)
 {
-	int32_t pid, sig;
-	if (sandbox_msg_get_i32(rq, &pid) != 0 || sandbox_msg_get_i32(rq, &sig) != 0 ||
-	    !sandbox_msg_done(rq) || sig < 0 || sig >= NSIG)
-		return AL_E_PROTO;
 	(void)sandbox_msg_put_u32(rp, MON_RESULT);
-	(void)sandbox_msg_put_u32(rp, (uint32_t)sandbox_kill_pid(s->sb, pid, sig));
+	(void)sandbox_msg_put_u32(rp, (uint32_t)sandbox_kill_pid(s->sb, rq->pid, rq->sig));
 	return 0;
 }
 
 static int
-h_destroy(struct mon *mo, struct slot *s, struct sandbox_msg *rq, struct sandbox_msg *rp, int *rfd)
+h_destroy(struct mon *mo, struct slot *s, const struct monitor_request *rq,
+          struct sandbox_msg *rp, int *rfd)
 {
-	if (!sandbox_msg_done(rq))
-		return AL_E_PROTO;
 	sandbox_destroy(s->sb);
 	s->sb = NULL;
 	s->id = 0;
@@ -219,17 +265,17 @@ h_destroy(struct mon *mo, struct slot *s, struct sandbox_msg *rq, struct sandbox
 }
 
 static const struct handler handlers[] = {
-    {MON_CREATE, 0, 0, h_create},
-    {MON_SPAWN, RQ_SB, SANDBOX_MAX_CHILD_FDS, h_spawn},
-    {MON_KILL, RQ_SB, 0, h_kill},
-    {MON_DESTROY, RQ_SB, 0, h_destroy},
+    {MON_CREATE, h_create},
+    {MON_SPAWN, h_spawn},
+    {MON_KILL, h_kill},
+    {MON_DESTROY, h_destroy},
 };
 
 /* One request. AL_E_PROTO: malformed (the caller ends the client); AL_E_CLOSED: EOF. */
 static int
 serve_one(struct mon *mo, struct sandbox_msg *rq, struct sandbox_msg *rp)
 {
-	uint32_t type, id;
+	struct monitor_request req;
 	const struct handler *h = NULL;
 	struct slot *s = NULL;
 	int r, rfd = -1;
@@ -237,30 +283,27 @@ serve_one(struct mon *mo, struct sandbox_msg *rq, struct sandbox_msg *rp)
 
 	if ((r = sandbox_msg_recv(mo->sock, rq)) != 0)
 		return r;
-	if (sandbox_msg_get_u32(rq, &type) != 0)
-		return AL_E_PROTO;
+	if ((r = monitor_request_parse(rq, &req)) != 0)
+		return r;
 	for (i = 0; i < sizeof(handlers) / sizeof(handlers[0]); i++)
-		if (handlers[i].type == type)
+		if (handlers[i].type == req.type)
 			h = &handlers[i];
-	if (h == NULL || rq->nfds > h->max_fds)
+	if (h == NULL)
 		return AL_E_PROTO;
 	buf_reset(&rp->b);
-	if (h->flags & RQ_SB) {
-		if (sandbox_msg_get_u32(rq, &id) != 0)
-			return AL_E_PROTO;
-		if ((s = slot_find(mo, id)) == NULL || s->sb == NULL) {
-			/* A sandbox that already died is a normal race, not a protocol error. */
-			(void)sandbox_msg_put_u32(rp, type == MON_SPAWN ? MON_SPAWNED : MON_RESULT);
-			(void)sandbox_msg_put_u32(rp, (uint32_t)AL_E_NOTFOUND);
-			if (type == MON_SPAWN)
-				(void)sandbox_msg_put_u32(rp, 0);
-			return sandbox_msg_send(mo->sock, rp, NULL, 0);
-		}
+	if (req.type != MON_CREATE &&
+	    ((s = slot_find(mo, req.sandbox_id)) == NULL || s->sb == NULL)) {
+		/* A sandbox that already died is a normal race, not a protocol error. */
+		(void)sandbox_msg_put_u32(rp, req.type == MON_SPAWN ? MON_SPAWNED : MON_RESULT);
+		(void)sandbox_msg_put_u32(rp, (uint32_t)AL_E_NOTFOUND);
+		if (req.type == MON_SPAWN)
+			(void)sandbox_msg_put_u32(rp, 0);
+		return sandbox_msg_send(mo->sock, rp, NULL, 0);
 	}
-	if ((r = h->fn(mo, s, rq, rp, &rfd)) != 0)
+	if ((r = h->fn(mo, s, &req, rp, &rfd)) != 0)
 		return r;
 	r = sandbox_msg_send(mo->sock, rp, rfd >= 0 ? &rfd : NULL, rfd >= 0 ? 1 : 0);
-	if (rfd >= 0 && type == MON_SPAWN)
+	if (rfd >= 0 && req.type == MON_SPAWN)
 		close(rfd); /* the status fd now lives in the client; the pidfd stays ours */
 	return r;
 }

@@ -62,4 +62,22 @@ void monitor_free(struct monitor *m);
 /* Sends raw bytes as one request (fault tests: a malformed message must end the client). */
 int monitor_client_send_raw(struct monitor *m, const void *p, size_t n);
 
+/* The monitor's request parser (tests and the fuzzer): every field of a request from the
+ * fixed table, checked as the monitor checks it before acting. Strings, argv/env and fds
+ * are borrowed from rq (argv/env: static storage, valid until the next call); fds[i] is
+ * the child's fd i for SPAWN, -1 when absent. AL_E_PROTO: malformed, the monitor then
+ * ends its client. Not thread-safe. */
+struct sandbox_msg;
+struct monitor_request {
+	uint32_t type;       /* 101 CREATE, 103 SPAWN, 105 KILL, 106 DESTROY */
+	uint32_t sandbox_id; /* SPAWN, KILL, DESTROY */
+	const char *session_id, *workspace; /* CREATE (validated by the handler) */
+	uint32_t fdmask;                    /* SPAWN */
+	const char *path, *cwd;             /* SPAWN: "" = PATH search / /workspace */
+	const char *const *argv, *const *env;
+	int fds[SANDBOX_MAX_CHILD_FDS];
+	int32_t pid, sig; /* KILL */
+};
+int monitor_request_parse(struct sandbox_msg *rq, struct monitor_request *out);
+
 #endif
