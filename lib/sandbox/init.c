@@ -26,6 +26,17 @@
 
 #define MAX_KIDS 4096
 
+#if defined(__SANITIZE_ADDRESS__)
+#define SB_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define SB_ASAN 1
+#endif
+#endif
+#ifdef SB_ASAN
+#include <sanitizer/asan_interface.h>
+#endif
+
 struct kid {
 	pid_t pid;
 	int status_fd; /* write end; the parent holds the read end */
@@ -212,6 +223,11 @@ do_spawn(int ctl, struct sandbox_msg *m)
 	 * memory before it has reset them (it unblocks everything itself). */
 	sigfillset(&all);
 	sigprocmask(SIG_BLOCK, &all, &old);
+#ifdef SB_ASAN
+	/* A child that exec'd never returned through its frames: their redzones would
+	 * still be poisoned under the next child's. */
+	ASAN_UNPOISON_MEMORY_REGION(child_stack, sizeof(child_stack));
+#endif
 	pid = clone(child, child_stack + sizeof(child_stack), CLONE_VM | CLONE_VFORK | SIGCHLD,
 	            &sp);
 	if (pid < 0)
