@@ -73,8 +73,7 @@ sb_run(struct sandbox *sb, const char *const *argv, int out)
  * first exec done"; then destroy. Sessions 100 ms apart, so the monitor refills its spare
  * in between (spares < 0: none, every create cold). p50 in us, or -1. */
 static double
-via_monitor(const struct sandbox_profile *p, const char *root, const char *ws, int spares,
-            int n)
+via_monitor(const struct sandbox_profile *p, const char *root, const char *ws, int spares, int n)
 {
 	int pfd[2], st;
 	double r = -1;
@@ -83,8 +82,8 @@ via_monitor(const struct sandbox_profile *p, const char *root, const char *ws, i
 		return -1;
 	fflush(stdout);
 	if ((h = fork()) == 0) {
-		struct monitor_config cfg = {.profile = p, .workspace_root = root,
-		                             .keep_root = true, .spares = spares};
+		struct monitor_config cfg = {
+		    .profile = p, .workspace_root = root, .keep_root = true, .spares = spares};
 		struct monitor *m;
 		double *v = calloc((size_t)n, sizeof(double)), res = -1;
 		int i, nul = open("/dev/null", O_WRONLY | O_CLOEXEC);
@@ -128,8 +127,10 @@ main(int argc, char **argv)
 	double *plain = calloc((size_t)n, sizeof(double)), *bw = calloc((size_t)n, sizeof(double));
 	double *cyc = calloc((size_t)n, sizeof(double)), *echo = calloc((size_t)n, sizeof(double));
 	double *create = calloc((size_t)n, sizeof(double));
-	double *wfirst = calloc((size_t)n, sizeof(double)), *wcyc = calloc((size_t)n, sizeof(double));
-	double *destroy = calloc((size_t)n, sizeof(double)), *gc = calloc((size_t)n, sizeof(double));
+	double *wfirst = calloc((size_t)n, sizeof(double)),
+	       *wcyc = calloc((size_t)n, sizeof(double));
+	double *destroy = calloc((size_t)n, sizeof(double)),
+	       *gc = calloc((size_t)n, sizeof(double));
 	double *claim = calloc((size_t)n, sizeof(double));
 	char state[] = "/tmp/airlock-bench-XXXXXX", ws[64];
 	char *const truev[] = {"/bin/true", NULL};
@@ -223,9 +224,10 @@ main(int argc, char **argv)
 		printf("runs: %d\n", n);
 		printf("plain fork+exec /bin/true              p50 %8.0f us\n", pl);
 		if (have_bwrap)
-			printf("bwrap --unshare-all true               p50 %8.0f us  (+%.0f us over "
-			       "plain)\n",
-			       b, b - pl);
+			printf(
+			    "bwrap --unshare-all true               p50 %8.0f us  (+%.0f us over "
+			    "plain)\n",
+			    b, b - pl);
 		printf("cold: create (to ready)                p50 %8.0f us\n", cr);
 		printf("cold: create+true+destroy              p50 %8.0f us  p99 %8.0f us\n", c,
 		       c99);
@@ -249,7 +251,8 @@ main(int argc, char **argv)
 			printf("ratio cold create+true+destroy / bwrap: %.2f\n", c / b);
 			printf("ratio warm create+true+destroy / bwrap: %.2f\n", wc / b);
 			printf("ratio warm create to first exec / bwrap: %.2f\n", wf / b);
-			printf("ratio monitor create to first exec (spare) / bwrap: %.2f\n", mw / b);
+			printf("ratio monitor create to first exec (spare) / bwrap: %.2f\n",
+			       mw / b);
 		}
 		printf("ratio echo-in-sandbox / plain fork+exec: %.2f\n", e / pl);
 	}

@@ -111,15 +111,16 @@ deny_personality(scmp_filter_ctx ctx)
 	int r;
 	for (i = 0; i + 1 < ARRAY_LEN(personality_ok); i++) {
 		uint64_t lo = (uint64_t)personality_ok[i] + 1, hi = personality_ok[i + 1];
-		while (lo < hi) { /* [lo, hi) */
-			uint64_t size = lo & (~lo + 1); /* the largest block lo is aligned to */
+		/* [lo, hi): the largest block lo is aligned to that still fits, then on. */
+		while (lo < hi) {
+			uint64_t size = lo & (~lo + 1);
 			if (lo == 0)
 				size = 1ull << 32;
 			while (lo + size > hi)
 				size >>= 1;
-			r = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(personality), 1,
-			                     SCMP_A0(SCMP_CMP_MASKED_EQ, ~(size - 1) & 0xffffffffu,
-			                             lo));
+			r = seccomp_rule_add(
+			    ctx, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(personality), 1,
+			    SCMP_A0(SCMP_CMP_MASKED_EQ, ~(size - 1) & 0xffffffffu, lo));
 			if (r != 0)
 				return r;
 			lo += size;

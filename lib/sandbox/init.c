@@ -228,8 +228,8 @@ do_spawn(int ctl, struct sandbox_msg *m)
 	 * still be poisoned under the next child's. */
 	ASAN_UNPOISON_MEMORY_REGION(child_stack, sizeof(child_stack));
 #endif
-	pid = clone(child, child_stack + sizeof(child_stack), CLONE_VM | CLONE_VFORK | SIGCHLD,
-	            &sp);
+	pid =
+	    clone(child, child_stack + sizeof(child_stack), CLONE_VM | CLONE_VFORK | SIGCHLD, &sp);
 	if (pid < 0)
 		err = -errno;
 	sigprocmask(SIG_SETMASK, &old, NULL);

@@ -41,9 +41,9 @@ struct sandbox {
 	int ctl;   /* SOCK_SEQPACKET to pid 1 */
 	uid_t host_uid;
 	gid_t host_gid;
-	bool path_mode; /* the child binds by path (no open_tree clones) */
+	bool path_mode;  /* the child binds by path (no open_tree clones) */
 	char cgname[48]; /* its cgroups' name (sessions come later: never the session id) */
-	long slot; /* uid slot (root monitor), -1 otherwise */
+	long slot;       /* uid slot (root monitor), -1 otherwise */
 	struct sandbox_cg cg;
 	bool reaped;
 };
@@ -456,7 +456,8 @@ sandbox_gc(bool wait)
 {
 	size_t i = 0;
 	while (i < ngraves) {
-		int r = wait ? sandbox_cg_remove(&graves[i].cg) : sandbox_cg_try_remove(&graves[i].cg);
+		int r =
+		    wait ? sandbox_cg_remove(&graves[i].cg) : sandbox_cg_try_remove(&graves[i].cg);
 		if (r != -EBUSY)
 			grave_bury(i, r == 0); /* moved the last one to i */
 		else
@@ -529,8 +530,9 @@ sandbox_spare_claim(struct sandbox_spare *sp, const char *session_id, const char
 			fds[i] = (int)syscall(SYS_open_tree, wfd, "",
 			                      OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE |
 			                          AT_EMPTY_PATH);
-			if (fds[i] < 0 || syscall(SYS_mount_setattr, fds[i], "",
-			                          AT_EMPTY_PATH | AT_RECURSIVE, &a, sizeof(a)) != 0) {
+			if (fds[i] < 0 ||
+			    syscall(SYS_mount_setattr, fds[i], "", AT_EMPTY_PATH | AT_RECURSIVE, &a,
+			            sizeof(a)) != 0) {
 				r = -errno;
 				goto out;
 			}
@@ -789,8 +791,7 @@ sandbox_destroy(struct sandbox *sb)
 	if (sb == NULL)
 		return;
 	/* The session id is free again at once; the groups stay journaled until removed. */
-	if (sb->sid != NULL &&
-	    sandbox_journal_release(sb->state_dir, sb->sid, sb->cgname) != 0)
+	if (sb->sid != NULL && sandbox_journal_release(sb->state_dir, sb->sid, sb->cgname) != 0)
 		sandbox_journal_remove(sb->state_dir, true, sb->sid);
 	destroy_spent(sb);
 }

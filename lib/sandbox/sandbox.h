@@ -73,8 +73,8 @@ int sandbox_spare_wait(struct sandbox_spare *sp, int timeout_ms);
  * does (cgroup namespace, capabilities, no_new_privs, Landlock, seccomp). sp is consumed
  * in every case: a spare is never claimed twice. AL_E_CLOSED: the spare had died (a
  * cold sandbox_create is the fallback). */
-int sandbox_spare_claim(struct sandbox_spare *sp, const char *session_id,
-                        const char *workspace_dir, struct sandbox **out);
+int sandbox_spare_claim(struct sandbox_spare *sp, const char *session_id, const char *workspace_dir,
+                        struct sandbox **out);
 void sandbox_spare_free(struct sandbox_spare *sp); /* kills it; accepts NULL */
 /* Removes the cgroups and journal records of destroyed sandboxes: one non-blocking
  * attempt each, or until all are gone when wait. Returns how many are still pending.

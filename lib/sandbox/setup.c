@@ -523,8 +523,8 @@ sandbox_child_main(const struct sandbox_child_args *a)
 	/* Everything else inherited goes once the bind fds (>= 64) have been used. */
 	syscall(SYS_close_range, 5, 63, 0);
 	ctl_fd = 3;
-	/* The parent writes our uid/gid maps and cgroup membership, then one byte. EOF means it gave up (or
-	 * died): leave quietly. */
+	/* The parent writes our uid/gid maps and cgroup membership, then one byte. EOF means it
+	 * gave up (or died): leave quietly. */
 	if (read(4, &c, 1) != 1)
 		_exit(1);
 	close(4);
@@ -559,8 +559,8 @@ sandbox_child_main(const struct sandbox_child_args *a)
 	phase = SB_INIT_READY;
 	sandbox_msg_init(&m);
 	recv_msg(&m, SB_INIT_CLAIM);
-	if (sandbox_msg_get_str(&m, &ws) != 0 || !sandbox_msg_done(&m) ||
-	    !sandbox_path_valid(ws) || strcmp(ws, "/") == 0)
+	if (sandbox_msg_get_str(&m, &ws) != 0 || !sandbox_msg_done(&m) || !sandbox_path_valid(ws) ||
+	    strcmp(ws, "/") == 0)
 		die("claim message", AL_E_PROTO);
 	claim_fs(ws, m.fds, m.nfds, a->path_mode);
 	m.nfds = 0; /* moved into place and closed: the message must not close them again */

@@ -116,7 +116,8 @@ monitor_request_parse(struct sandbox_msg *rq, struct monitor_request *out)
 	case MON_SPAWN:
 		if (sandbox_msg_get_u32(rq, &out->fdmask) != 0 ||
 		    out->fdmask >= (1u << SANDBOX_MAX_CHILD_FDS) ||
-		    sandbox_msg_get_str(rq, &rel) != 0 || (rel[0] != '\0' && !sandbox_path_valid(rel)) ||
+		    sandbox_msg_get_str(rq, &rel) != 0 ||
+		    (rel[0] != '\0' && !sandbox_path_valid(rel)) ||
 		    sandbox_msg_get_strv(rq, req_argv, SANDBOX_MSG_MAX_STRV) != 0 ||
 		    req_argv[0] == NULL ||
 		    sandbox_msg_get_strv(rq, req_env, SANDBOX_MSG_MAX_STRV) != 0 ||
@@ -253,8 +254,8 @@ h_kill(struct mon *mo, struct slot *s, const struct monitor_request *rq, struct 
 }
 
 static int
-h_destroy(struct mon *mo, struct slot *s, const struct monitor_request *rq,
-          struct sandbox_msg *rp, int *rfd)
+h_destroy(struct mon *mo, struct slot *s, const struct monitor_request *rq, struct sandbox_msg *rp,
+          int *rfd)
 {
 	sandbox_destroy(s->sb);
 	s->sb = NULL;
@@ -342,7 +343,8 @@ idle_work(struct mon *mo)
 		struct sandbox_spare *sp;
 		if ((r = sandbox_spare_new(mo->cfg->profile, &sp)) != 0) {
 			/* Creates would fail the same way and say so; stop retrying. */
-			log_warn("monitor: cannot prepare a spare sandbox", "error", al_strerror(r));
+			log_warn("monitor: cannot prepare a spare sandbox", "error",
+			         al_strerror(r));
 			mo->want_spares = 0;
 		} else {
 			mo->spares[mo->nspares++] = sp;
@@ -394,8 +396,8 @@ static void __attribute__((noreturn)) monitor_main(struct mon *mo, pid_t child, 
 		sock_open = false;
 	/* The first spare right away: the worker's first session is likely to come before
 	 * the socket was ever quiet for long. */
-	mo->want_spares = mo->cfg->spares < 0    ? 0
-	                  : mo->cfg->spares == 0 ? 1
+	mo->want_spares = mo->cfg->spares < 0            ? 0
+	                  : mo->cfg->spares == 0         ? 1
 	                  : mo->cfg->spares > MAX_SPARES ? MAX_SPARES
 	                                                 : (size_t)mo->cfg->spares;
 	if (sock_open)

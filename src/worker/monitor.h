@@ -69,8 +69,8 @@ int monitor_client_send_raw(struct monitor *m, const void *p, size_t n);
  * ends its client. Not thread-safe. */
 struct sandbox_msg;
 struct monitor_request {
-	uint32_t type;       /* 101 CREATE, 103 SPAWN, 105 KILL, 106 DESTROY */
-	uint32_t sandbox_id; /* SPAWN, KILL, DESTROY */
+	uint32_t type;                      /* 101 CREATE, 103 SPAWN, 105 KILL, 106 DESTROY */
+	uint32_t sandbox_id;                /* SPAWN, KILL, DESTROY */
 	const char *session_id, *workspace; /* CREATE (validated by the handler) */
 	uint32_t fdmask;                    /* SPAWN */
 	const char *path, *cwd;             /* SPAWN: "" = PATH search / /workspace */
