@@ -396,7 +396,7 @@ sandbox_spare_wait(struct sandbox_spare *sp, int timeout_ms)
 	if (sp->ready) {
 		/* A set-up spare says nothing until claimed: anything on ctl is its death. */
 		struct pollfd pf = {sp->sb->ctl, POLLIN, 0};
-		return poll(&pf, 1, 0) == 0 ? 0 : AL_E_CLOSED;
+		return poll(&pf, 1, 0) > 0 ? AL_E_CLOSED : 0;
 	}
 	if ((r = read_report(sp->sb, SB_INIT_SPARE, timeout_ms, NULL)) == 0)
 		sp->ready = true;
