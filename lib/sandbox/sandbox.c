@@ -302,7 +302,8 @@ sandbox_spare_new(const struct sandbox_profile *p, struct sandbox_spare **out)
 	sb->host_gid = hgid;
 
 	/* The cgroup now, with a name of its own: moving a process into a v1 cgroup waits
-	 * for an RCU grace period (~10 ms on an idle host), which no claim should pay. */
+	 * for an RCU grace period (~10 ms on an idle host), which no claim should pay. The
+	 * child joins it itself, so neither do we (the monitor keeps serving meanwhile). */
 	snprintf(sb->cgname, sizeof(sb->cgname), "sb-%d-%u", (int)getpid(), ++spare_seq);
 	if ((r = sandbox_journal_write(p->state_dir, false, sb->cgname, &sb->cg, true)) != 0)
 		goto out;
@@ -330,6 +331,7 @@ sandbox_spare_new(const struct sandbox_profile *p, struct sandbox_spare **out)
 		    .ctl = sv[1],
 		    .sync = syncp[0],
 		    .path_mode = path_mode,
+		    .cg = &sb->cg,
 		};
 		sandbox_child_main(&a);
 	}
@@ -348,8 +350,6 @@ sandbox_spare_new(const struct sandbox_profile *p, struct sandbox_spare **out)
 		goto out;
 	snprintf(map, sizeof(map), "%u %u 1\n", SANDBOX_INNER_UID, (unsigned)hgid);
 	if ((r = write_proc(pid, "gid_map", map)) != 0)
-		goto out;
-	if ((r = sandbox_cg_attach(&sb->cg, pid)) != 0)
 		goto out;
 	if (write(syncp[1], "x", 1) != 1) {
 		r = -errno;

@@ -170,8 +170,9 @@ struct sandbox_child_args {
 	const struct sandbox_ops *ops; /* the spare's plan: no workspace */
 	const void *seccomp_prog;
 	size_t seccomp_len;
-	int ctl;        /* SOCK_SEQPACKET to the parent */
-	int sync;       /* read end: one byte when uid maps and cgroups are in place */
+	int ctl;                     /* SOCK_SEQPACKET to the parent */
+	int sync;                    /* read end: one byte when the uid maps are in place */
+	const struct sandbox_cg *cg; /* the child joins it itself, first thing */
 	bool path_mode; /* binds by path from /oldroot (no open_tree clones: unprivileged) */
 };
 

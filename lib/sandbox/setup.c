@@ -469,6 +469,29 @@ scrub_cmdline(void)
 	       v[1] - v[0] > sizeof(name) ? sizeof(name) : (size_t)(v[1] - v[0] - 1));
 }
 
+/* Into our cgroups before anything else runs here (the limits hold from now on), while
+ * our credentials are still our creator's (root owns cgroup.procs): "0" = the writer. The
+ * write may wait for an RCU grace period; we wait, our creator does not. */
+static void
+join_cgroups(const struct sandbox_cg *cg)
+{
+	char path[PATH_MAX];
+	size_t i;
+	int fd;
+	for (i = 0; i < cg->n; i++) {
+		if (cg->paths[i] == NULL)
+			continue;
+		if (snprintf(path, sizeof(path), "%s/cgroup.procs", cg->paths[i]) >=
+		    (int)sizeof(path))
+			die("cgroup path", AL_E_TOOBIG);
+		if ((fd = open(path, O_WRONLY | O_CLOEXEC)) < 0)
+			die("cgroup open", -errno);
+		if (write(fd, "0", 1) != 1)
+			die("cgroup attach", -errno);
+		close(fd);
+	}
+}
+
 /* Waits for the parent's next message of type want; EOF (the spare was dropped, or the
  * claim gave up) ends the child quietly. */
 static void
@@ -523,11 +546,12 @@ sandbox_child_main(const struct sandbox_child_args *a)
 	/* Everything else inherited goes once the bind fds (>= 64) have been used. */
 	syscall(SYS_close_range, 5, 63, 0);
 	ctl_fd = 3;
-	/* The parent writes our uid/gid maps and cgroup membership, then one byte. EOF means it
-	 * gave up (or died): leave quietly. */
+	/* The parent writes our uid/gid maps, then one byte. EOF means it gave up (or died):
+	 * leave quietly. */
 	if (read(4, &c, 1) != 1)
 		_exit(1);
 	close(4);
+	join_cgroups(a->cg);
 	/* A spare may wait long before its lockdown: no same-uid host process (an
 	 * unprivileged worker) may ptrace it or read its memory meanwhile. The maps are
 	 * written, so nothing needs our /proc files any more. */

@@ -63,7 +63,8 @@ struct mon {
 	uint32_t next_id;
 	struct sandbox_spare *spares[MAX_SPARES];
 	size_t nspares, want_spares;
-	uint64_t quiet_since; /* monotonic ms of the last request */
+	unsigned spare_losses; /* in a row; 3 turn spares off (creates report the cause) */
+	uint64_t quiet_since;  /* monotonic ms of the last request */
 };
 
 /* Request flags: SB = names a live sandbox (first field u32 id). */
@@ -206,6 +207,8 @@ h_create(struct mon *mo, struct slot *unused, const struct monitor_request *rq,
 		memmove(&mo->spares[0], &mo->spares[1], --mo->nspares * sizeof(mo->spares[0]));
 		warm = true;
 		r = sandbox_spare_claim(sp, sid, real, &s->sb);
+		if (r == 0)
+			mo->spare_losses = 0;
 		if (r == AL_E_CLOSED) { /* it had died: a cold one */
 			warm = false;
 			r = sandbox_create(mo->cfg->profile, sid, real, &s->sb);
@@ -442,9 +445,13 @@ static void __attribute__((noreturn)) monitor_main(struct mon *mo, pid_t child, 
 		/* A spare that failed or died goes (the next quiet turn makes another). */
 		for (i = nsp; i-- > 3;)
 			if (p[i].revents & (POLLIN | POLLHUP | POLLERR) &&
-			    sandbox_spare_wait(mo->spares[i - 3], 0) != 0) {
-				log_warn("monitor: spare sandbox lost");
+			    (r = sandbox_spare_wait(mo->spares[i - 3], 0)) != 0) {
+				log_warn("monitor: spare sandbox lost", "error", al_strerror(r));
 				spare_drop(mo, i - 3);
+				if (++mo->spare_losses >= 3) {
+					log_warn("monitor: spares off after 3 losses in a row");
+					mo->want_spares = 0;
+				}
 			}
 		/* A sandbox whose pid 1 died (wall clock): free its host artefacts now; the
 		 * client learns it from its fds or AL_E_NOTFOUND. */

@@ -645,6 +645,29 @@ mode_spares(void)
 	      "B sees nothing of A", out);
 	ns = pidns_of(host_pid_of(b));
 	check(count_in_pidns(ns) == 1, "only pid 1 after the command", NULL);
+	/* From the host: pid 1 is in the sandbox's own memory and pids groups (it joined
+	 * them itself, before its set-up; the parent never waits for that). */
+	{
+		char path[64], cg[4096] = {0};
+		int fd, n = 0;
+		ssize_t k;
+		char *l, *cur = cg;
+		snprintf(path, sizeof(path), "/proc/%d/cgroup", host_pid_of(b));
+		if ((fd = open(path, O_RDONLY)) >= 0) {
+			k = read(fd, cg, sizeof(cg) - 1);
+			cg[k > 0 ? k : 0] = '\0';
+			close(fd);
+		}
+		/* v1: the memory and pids lines; v2: the one "0::" line */
+		while ((l = strsep(&cur, "\n")) != NULL) {
+			bool ours = strstr(l, "/airlock-") && strstr(l, "/sb-");
+			if (strstr(l, ":memory:") || strstr(l, ":pids:"))
+				n += ours ? 1 : -100;
+			else if (strncmp(l, "0::", 3) == 0 && ours)
+				n = n < 0 ? n : 2;
+		}
+		check(n == 2, "pid 1 in its own memory and pids cgroups", NULL);
+	}
 	sandbox_destroy(b);
 
 	/* A claim that fails consumes the spare and leaves nothing behind. */
