@@ -1,15 +1,42 @@
 #!/usr/bin/env bash
-# MCP tunnel benchmark, one command: throughput and p50/p99 of small POSTs direct vs
-# through server ingress + edge + gateway (ratios measured in the same run), then RSS per
-# idle SSE stream on gateway and server. usage: bench/tunnel_bench.sh [AIRLOCK_BIN]
+# MCP tunnel benchmark, one command. Every figure is a ratio against a baseline measured
+# in the same run on the same loopback:
+#   1. bulk download (BULK_MIB, best of 3) through the tunnel vs direct loopback TCP
+#      (target >= 0.5x) and vs an OpenSSH reverse tunnel, ssh -R (target >= 2.5x);
+#   2. small JSON-RPC POSTs with wrk, 16 connections, through the tunnel vs direct
+#      (target >= 0.4x req/s, p99 <= 3x);
+#   3. IDLE (10,000) concurrent idle SSE streams through one gateway: RSS per stream in
+#      the gateway and in the server (target <= 16 KiB each).
+# The tunnel path is client -> API-port ingress -> edge -> TLS 1.3 + HTTP/2 -> gateway ->
+# libcurl -> upstream. usage: bench/tunnel_bench.sh [AIRLOCK_BIN]
 set -u
 cd "$(dirname "$0")/.."
 top=$(pwd)
 BIN=${1:-$top/build-bench/src/airlock}
+BULK_MIB=${BULK_MIB:-256}
+WRK_SECS=${WRK_SECS:-5}
+IDLE=${IDLE:-10000}
+PARTS=${PARTS:-bulk wrk idle} # a subset runs only those sections
+NODE="$top/tests/interop/run-node.sh"
 tmp=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null; wait 2>/dev/null; rm -rf "$tmp"' EXIT
-ulimit -n 65536 2>/dev/null || true
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+
+missing=()
+command -v wrk >/dev/null || missing+=(wrk)
+[ -x /usr/sbin/sshd ] || missing+=(openssh-server)
+command -v ssh >/dev/null || missing+=(openssh-client)
+if [ "${#missing[@]}" -gt 0 ]; then
+	echo "installing ${missing[*]}" >&2
+	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+		--no-install-recommends "${missing[@]}" >&2 || { echo "cannot install ${missing[*]}"; exit 1; }
+fi
+
 cd "$tmp"
+wait_file() { for _ in $(seq 200); do [ -s "$1" ] && return 0; sleep 0.05; done; return 1; }
+wait_port() { for _ in $(seq 200); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.05; done; return 1; }
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 -keyout ca.key \
 	-out ca.pem -subj "/CN=bench CA" 2>/dev/null
 openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout edge.key -out edge.csr \
@@ -17,6 +44,7 @@ openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout edge.key 
 echo "subjectAltName=DNS:localhost" >ext.cnf
 openssl x509 -req -in edge.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out edge.pem -days 1 \
 	-extfile ext.cnf 2>/dev/null
+
 AIRLOCK_DATA_DIR=$tmp/data AIRLOCK_API_KEY=benchkey "$BIN" server --listen 127.0.0.1:0 \
 	--tunnel-listen 127.0.0.1:0 --tunnel-tls-cert edge.pem --tunnel-tls-key edge.key \
 	2>server.log &
@@ -35,12 +63,10 @@ tid=$(echo "$tjson" | sed -n 's/.*"id":"\(tnl_[^"]*\)".*/\1/p')
 dom=$(echo "$tjson" | sed -n 's/.*"domain":"\([^"]*\)".*/\1/p')
 curl -s -X POST "http://127.0.0.1:$port/v1/tunnels/$tid/reveal_token" -H 'x-api-key: benchkey' |
 	sed -n 's/.*"tunnel_token":"\([^"]*\)".*/\1/p' >token
-: >go
-UP_PORT_FILE=$tmp/up.port GO_FILE=$tmp/go BASE=http://127.0.0.1:$port TID=$tid KEY=benchkey \
-	SRV_PID=$spid GW_PID_FILE=$tmp/gw.pid "$top/tests/interop/run-node.sh" \
-	"$top/bench/tunnel_bench.mjs" &
-npid=$!
-for _ in $(seq 100); do [ -s up.port ] && break; sleep 0.05; done
+
+"$NODE" "$top/bench/tunnel_bench.mjs" upstream "$tmp/up.port" &
+wait_file up.port || { echo "upstream did not start"; exit 1; }
+up=$(cat up.port)
 cat >gw.yaml <<YAML
 server: 127.0.0.1:$edge
 server_name: localhost
@@ -49,13 +75,89 @@ token_file: $tmp/token
 tunnel_domain: $dom
 log_level: warn
 routes:
-  bench: http://127.0.0.1:$(cat up.port)
+  bench: http://127.0.0.1:$up
 upstream:
   allowed_ips: [127.0.0.0/8]
 YAML
 "$BIN" gateway --config gw.yaml 2>gw.log &
 gpid=$!
-sleep 2
-echo "$gpid" >gw.pid
-echo go >go
-wait "$npid"
+for _ in $(seq 100); do
+	[ "$(grep -c 'registered tunnel connection' server.log)" -ge 4 ] && break
+	sleep 0.05
+done
+
+# OpenSSH reverse tunnel on loopback: throwaway host and user keys, sshd in the
+# foreground on a free port, ssh -R exposing the upstream on another free port.
+mkdir -p /run/sshd
+ssh-keygen -q -t ed25519 -N '' -f host_key
+ssh-keygen -q -t ed25519 -N '' -f user_key
+cp user_key.pub authorized_keys
+sshp=$(free_port)
+rport=$(free_port)
+cat >sshd_config <<CFG
+ListenAddress 127.0.0.1:$sshp
+HostKey $tmp/host_key
+AuthorizedKeysFile $tmp/authorized_keys
+PidFile $tmp/sshd.pid
+StrictModes no
+UsePAM no
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+PermitRootLogin prohibit-password
+AllowTcpForwarding yes
+CFG
+/usr/sbin/sshd -D -e -f "$tmp/sshd_config" 2>sshd.log &
+wait_port "$sshp" || { echo "sshd did not start"; cat sshd.log; exit 1; }
+ssh -F /dev/null -i user_key -p "$sshp" -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null \
+	-o BatchMode=yes -o ExitOnForwardFailure=yes -N -R "127.0.0.1:$rport:127.0.0.1:$up" \
+	"$(id -un)@127.0.0.1" 2>ssh.log &
+wait_port "$rport" || { echo "ssh -R did not start"; cat ssh.log sshd.log; exit 1; }
+cipher=$(grep -o 'cipher: [^ ]*' sshd.log | head -1)
+
+TUN="http://127.0.0.1:$port/v1/tunnels/$tid/routes/bench/mcp"
+if [[ " $PARTS " == *" bulk "* ]]; then
+echo "1. bulk download, $BULK_MIB MiB, best of 3 (ssh -R: OpenSSH $(ssh -V 2>&1 | cut -d, -f1)${cipher:+, $cipher})"
+bulk() { # URL [HEADER] -> best MB/s of 3
+	local best=0 s
+	for _ in 1 2 3; do
+		s=$(curl -s -o /dev/null -w '%{speed_download}' ${2:+-H "$2"} "$1?bulk=$((BULK_MIB << 20))")
+		best=$(awk -v a="$best" -v b="$s" 'BEGIN { print (b > a) ? b : a }')
+	done
+	awk -v b="$best" 'BEGIN { printf "%.0f", b / 1e6 }'
+}
+d=$(bulk "http://127.0.0.1:$up/mcp")
+s=$(bulk "http://127.0.0.1:$rport/mcp")
+t=$(bulk "$TUN" "x-api-key: benchkey")
+printf '   direct %6s MB/s   ssh -R %6s MB/s   tunnel %6s MB/s\n' "$d" "$s" "$t"
+awk -v d="$d" -v s="$s" -v t="$t" 'BEGIN {
+	printf "   tunnel/direct %.2fx (target >= 0.5)   tunnel/ssh -R %.2fx (target >= 2.5)\n", t / d, t / s }'
+fi
+
+if [[ " $PARTS " == *" wrk "* ]]; then
+echo "2. small POSTs (1 KiB JSON-RPC echo), wrk, 16 connections, $WRK_SECS s each"
+printf 'wrk.method = "POST"\nwrk.headers["content-type"] = "application/json"\nwrk.body = [[%s]]\n' \
+	"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\",\"params\":{\"name\":\"echo\",\"arguments\":{\"message\":\"$(head -c 900 /dev/zero | tr '\0' x)\"}}}" >post.lua
+wrk_run() { # NAME URL [HEADER] -> "rps p50_ms p99_ms"
+	wrk -t2 -c16 -d"${WRK_SECS}s" --latency -s post.lua ${3:+-H "$3"} "$2" >"wrk-$1.out" 2>&1
+	awk '
+		function ms(v) { if (v ~ /us$/) return v / 1000; if (v ~ /ms$/) return v + 0; if (v ~ /s$/) return v * 1000; return v }
+		/^ +50%/ { p50 = ms($2) } /^ +99%/ { p99 = ms($2) } /^Requests\/sec/ { rps = $2 }
+		/Non-2xx|Socket errors/ { err = err " [" $0 "]" }
+		END { printf "%s %s %s%s\n", rps, p50, p99, err }' "wrk-$1.out"
+}
+wrk_run warm "$TUN" "x-api-key: benchkey" >/dev/null
+read -r drps dp50 dp99 derr < <(wrk_run direct "http://127.0.0.1:$up/mcp")
+read -r trps tp50 tp99 terr < <(wrk_run tunnel "$TUN" "x-api-key: benchkey")
+printf '   direct %8.0f req/s  p50 %6.2f ms  p99 %6.2f ms %s\n' "$drps" "$dp50" "$dp99" "$derr"
+printf '   tunnel %8.0f req/s  p50 %6.2f ms  p99 %6.2f ms %s\n' "$trps" "$tp50" "$tp99" "$terr"
+awk -v a="$drps" -v b="$trps" -v c="$dp99" -v e="$tp99" 'BEGIN {
+	printf "   tunnel/direct: throughput %.2fx (target >= 0.4)   p99 %.2fx (target <= 3)\n", b / a, e / c }'
+fi
+kill "$(cat sshd.pid 2>/dev/null)" 2>/dev/null
+
+if [[ " $PARTS " == *" idle "* ]]; then
+
+echo "3. $IDLE concurrent idle SSE streams through one gateway"
+"$NODE" "$top/bench/tunnel_bench.mjs" idle "$TUN?hold" benchkey "$IDLE" "$gpid" "$spid" |
+	sed 's/^/   /'
+fi

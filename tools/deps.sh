@@ -10,6 +10,7 @@ APT_PACKAGES=(
 	libssl-dev libcurl4-openssl-dev libjansson-dev libsqlite3-dev libpq-dev
 	libseccomp-dev libnghttp2-dev node-llhttp libyaml-dev libcmocka-dev
 	curl jq openssl sqlite3 ripgrep bubblewrap iproute2 nftables procps python3
+	wrk openssh-server openssh-client
 )
 
 SUDO=""
