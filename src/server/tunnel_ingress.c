@@ -5,9 +5,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "api.h"
 #include "auth.h"
+#include "buf.h"
 #include "err.h"
 #include "log.h"
 #include "server.h"
@@ -18,18 +20,31 @@
 
 void tunnel_ingress_host(struct http_request *req, void *arg);
 
+/* An answer with a content-length up to this is collected and sent with its length, so
+ * the client's connection stays open for the next request (lib/http ends a streamed
+ * answer by closing). JSON-RPC replies fit; SSE and bulk bodies stream. */
+#define BUFFER_MAX (256u * 1024)
+#define MAX_HEADERS 64
+
 struct ingress {
 	struct server *srv;
 	struct http_request *req;
 	struct api_call *c; /* API-port form; NULL on the host-routed listener */
 	struct tunnel_stream *st;
-	bool started;
+	bool started;  /* head sent to the client (streaming) */
+	bool buffered; /* collecting a content-length answer in body */
+	int status;
+	struct buf hdrs; /* buffered: "name\0value\0" pairs */
+	size_t nhdrs;
+	struct buf body;
 	char rid[48];
 };
 
 static void
 ingress_free(struct ingress *in)
 {
+	buf_free(&in->hdrs);
+	buf_free(&in->body);
 	free(in);
 }
 
@@ -60,13 +75,66 @@ finish(struct ingress *in)
 	ingress_free(in);
 }
 
+/* Sends the collected answer with its length (keep-alive). */
+static void
+reply_buffered(struct ingress *in)
+{
+	struct http_header h[MAX_HEADERS + 8];
+	size_t n = 0;
+	for (size_t off = 0; off < in->hdrs.len && n < MAX_HEADERS;) {
+		const char *name = in->hdrs.data + off;
+		const char *val = name + strlen(name) + 1;
+		off += strlen(name) + strlen(val) + 2;
+		h[n++] = (struct http_header){name, val};
+	}
+	if (in->c)
+		n = api_common_headers(in->c, h, n);
+	else
+		h[n++] = (struct http_header){"request-id", in->rid};
+	http_respond(in->req, in->status, h, n, in->body.data, in->body.len);
+	if (in->c)
+		api_call_free(in->c);
+}
+
+/* A content-length within BUFFER_MAX (and not an event stream) is collected. */
+static bool
+want_buffer(const struct http_header *uh, size_t nuh)
+{
+	uint64_t len = UINT64_MAX;
+	for (size_t i = 0; i < nuh; i++) {
+		if (strcasecmp(uh[i].name, "content-type") == 0 &&
+		    strncasecmp(uh[i].value, "text/event-stream", 17) == 0)
+			return false;
+		if (strcasecmp(uh[i].name, "content-length") == 0 &&
+		    parse_uint_cstr(uh[i].value, BUFFER_MAX, &len) != 0)
+			return false;
+	}
+	return len <= BUFFER_MAX;
+}
+
 static void
 on_head(void *arg, int status, const struct http_header *uh, size_t nuh)
 {
 	struct ingress *in = arg;
-	struct http_header h[72];
+	if (strcmp(in->req->method, "HEAD") != 0 && want_buffer(uh, nuh)) {
+		/* The edge's header strings live only during this call: copy them. */
+		in->buffered = true;
+		in->status = status;
+		buf_init(&in->hdrs, 64 * 1024);
+		buf_init(&in->body, BUFFER_MAX);
+		for (size_t i = 0; i < nuh && in->nhdrs < MAX_HEADERS; i++) {
+			if (strcasecmp(uh[i].name, "content-length") == 0)
+				continue; /* http_respond writes its own */
+			if (buf_add(&in->hdrs, uh[i].name, strlen(uh[i].name) + 1) != 0 ||
+			    buf_add(&in->hdrs, uh[i].value, strlen(uh[i].value) + 1) != 0)
+				break;
+			in->nhdrs++;
+		}
+		return;
+	}
+	struct http_header h[MAX_HEADERS + 8];
 	size_t n = 0;
-	for (size_t i = 0; i < nuh && n < 64; i++)
+	for (size_t i = 0; i < nuh && n < MAX_HEADERS; i++)
 		h[n++] = uh[i];
 	if (in->c)
 		n = api_common_headers(in->c, h, n);
@@ -80,6 +148,16 @@ static void
 on_data(void *arg, const char *p, size_t len)
 {
 	struct ingress *in = arg;
+	if (in->buffered) {
+		if (buf_add(&in->body, p, len) != 0) { /* more than the announced length */
+			tunnel_stream_cancel(in->st);
+			in->st = NULL;
+			reply_error(in, 502, "api_error",
+			            "upstream answer larger than its content-length");
+			ingress_free(in);
+		}
+		return;
+	}
 	if (http_stream_write(in->req, p, len) != 0) {
 		/* Client gone or too far behind: cancel upstream, end here. */
 		tunnel_stream_cancel(in->st);
@@ -95,6 +173,11 @@ on_close(void *arg, int err)
 	in->st = NULL;
 	if (in->started) {
 		finish(in);
+		return;
+	}
+	if (in->buffered && err == 0) {
+		reply_buffered(in);
+		ingress_free(in);
 		return;
 	}
 	if (err == AL_E_AGAIN)
