@@ -300,6 +300,12 @@ route_match(const char *pattern, const char *path, const char **caps, char *capb
 	size_t ncap = 0, used = 0;
 	const char *p = pattern, *s = path;
 	while (*p && *s) {
+		if (strcmp(p, "{*}") == 0) { /* trailing wildcard: the rest, slashes included */
+			if (ncap >= 3)
+				return false;
+			caps[ncap++] = s; /* points into path: no capbuf bound on its length */
+			return true;
+		}
 		if (p[0] == '{' && p[1] == '}') {
 			const char *end = strchr(s, '/');
 			size_t n = end ? (size_t)(end - s) : strlen(s);

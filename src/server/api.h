@@ -47,7 +47,8 @@ typedef void api_handler_fn(struct api_call *c);
 
 struct api_route {
 	const char *method;
-	const char *pattern; /* "/v1/agents/{}/versions": {} matches one non-empty segment */
+	const char *pattern; /* "/v1/agents/{}/versions": {} matches one non-empty segment;
+	                        a final "{*}" matches the non-empty rest, slashes included */
 	unsigned creds;      /* mask of enum principal_kind allowed */
 	api_handler_fn *fn;
 };

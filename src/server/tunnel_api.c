@@ -1,6 +1,6 @@
 /* The /v1/tunnels resources (beta mcp-tunnels-2026-06-22): create, list, get, archive,
  * reveal and rotate the connector token, plus the path-routed MCP ingress
- * /v1/tunnels/{id}/routes/{route}/mcp. Shapes follow the SDK's BetaTunnel and
+ * /v1/tunnels/{id}/routes/{route}/<any path>. Shapes follow the SDK's BetaTunnel and
  * BetaTunnelToken; see docs/server/tunnels.md. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -408,12 +408,23 @@ tunnel_resolve_host(struct server *s, const char *host, char *tunnel_id, char *r
 }
 
 /* Path-routed ingress on the API port: the client's MCP URL is
- * <base>/v1/tunnels/{id}/routes/{route}/mcp and the upstream sees /mcp. */
+ * <base>/v1/tunnels/{id}/routes/{route}/<path> and the upstream sees /<path> (any path,
+ * query included). The upstream path is taken from the raw request target, not from
+ * the decoded capture: decoding would turn %2F into a separator and %3F into a query. */
 static void
-ingress_mcp(struct api_call *c)
+ingress_any(struct api_call *c)
 {
-	const char *q = c->http->query;
-	char *path = xasprintf("/mcp%s%s", q && *q ? "?" : "", q ? q : "");
+	char *needle = xasprintf("/routes/%s/", c->params[1]);
+	const char *t = c->http->target;
+	const char *at = strncmp(t, "/v1/tunnels/", 12) == 0 ? strstr(t + 12, needle) : NULL;
+	if (at == NULL) { /* id or route percent-encoded: not a name we ever issue */
+		free(needle);
+		api_reply_error(c, 400, "invalid_request_error", NULL,
+		                "tunnel id and route must not be percent-encoded");
+		return;
+	}
+	char *path = xasprintf("/%s", at + strlen(needle));
+	free(needle);
 	tunnel_ingress_forward(c->srv, c->http, c, c->params[0], c->params[1], path);
 	free(path);
 }
@@ -425,8 +436,10 @@ const struct api_route tunnel_routes[] = {
     {"POST", "/v1/tunnels/{}/archive", CREDS_API, archive_tunnel},
     {"POST", "/v1/tunnels/{}/reveal_token", CREDS_API, reveal_token},
     {"POST", "/v1/tunnels/{}/rotate_token", CREDS_API, rotate_token},
-    {"POST", "/v1/tunnels/{}/routes/{}/mcp", CREDS_API, ingress_mcp},
-    {"GET", "/v1/tunnels/{}/routes/{}/mcp", CREDS_API, ingress_mcp},
-    {"DELETE", "/v1/tunnels/{}/routes/{}/mcp", CREDS_API, ingress_mcp},
+    {"POST", "/v1/tunnels/{}/routes/{}/{*}", CREDS_API, ingress_any},
+    {"GET", "/v1/tunnels/{}/routes/{}/{*}", CREDS_API, ingress_any},
+    {"DELETE", "/v1/tunnels/{}/routes/{}/{*}", CREDS_API, ingress_any},
+    {"PUT", "/v1/tunnels/{}/routes/{}/{*}", CREDS_API, ingress_any},
+    {"PATCH", "/v1/tunnels/{}/routes/{}/{*}", CREDS_API, ingress_any},
     {NULL, NULL, 0, NULL},
 };

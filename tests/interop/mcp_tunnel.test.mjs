@@ -91,10 +91,12 @@ async function startProxy(upstreamPort) {
       } catch {
         msg = null;
       }
-      p.seen.push({ method: req.method, msg, headers: { ...req.headers } });
+      p.seen.push({ method: req.method, url: req.url, msg, headers: { ...req.headers } });
       if (req.headers.authorization !== `Bearer ${TOKEN}`) {
-        res.writeHead(401, { 'www-authenticate': 'Bearer realm="mcp"', 'content-type': 'application/json' });
-        res.end('{"error":"invalid_token"}');
+        const body401 = '{"error":"invalid_token"}';
+        res.writeHead(401, { 'www-authenticate': 'Bearer realm="mcp"', 'content-type': 'application/json',
+          'content-length': body401.length });
+        res.end(body401);
         return;
       }
       const headers = { ...req.headers, host: `127.0.0.1:${upstreamPort}` };
@@ -428,4 +430,63 @@ test('gateway killed mid-call: error result and mcp_connection_failed_error, the
   st.client = client2;
   st.s = s2;
   await st.leakCheck();
+});
+
+// Raw HTTP/1.1 to the API port so the exact request target reaches the server (fetch
+// would normalise it) and the connection header of the answer is visible.
+const keepAlive = new http.Agent({ keepAlive: true, maxSockets: 1 });
+function rawRequest(port, method, target, headers, body) {
+  return new Promise((resolve, reject) => {
+    const req = http.request({ host: '127.0.0.1', port, method, path: target, headers, agent: keepAlive }, (res) => {
+      let data = '';
+      res.setEncoding('utf8');
+      res.on('data', (d) => { data += d; });
+      res.on('end', () => resolve({ status: res.statusCode, headers: res.headers, data }));
+    });
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
+test('path-form ingress forwards any upstream path, raw, and keeps small answers keep-alive', async (t) => {
+  const st = await stack(t, [{ content: [{ type: 'text', text: 'unused' }] }]);
+  const port = new URL(st.server.baseURL).port;
+  const base = `/v1/tunnels/${st.tunnel.id}/routes/everything`;
+  const auth = { 'x-api-key': st.apiKey, authorization: `Bearer ${TOKEN}` };
+  const seen = () => proxy.seen.at(-1);
+  const cases = [
+    ['/.well-known/oauth-protected-resource/mcp', '/.well-known/oauth-protected-resource/mcp'],
+    ['/deep/a%2Fb/c%3Fd?e=f&g=%2F', '/deep/a%2Fb/c%3Fd?e=f&g=%2F'],
+    ['/mcp?x=1', '/mcp?x=1'],
+  ];
+  for (const [suffix, upstreamPath] of cases) {
+    const n = proxy.seen.length;
+    const r = await rawRequest(port, 'GET', base + suffix, auth);
+    assert.equal(proxy.seen.length, n + 1, `${suffix} reached the upstream`);
+    assert.equal(proxy.seen.at(-1).url, upstreamPath);
+    assert.notEqual(r.status, 401, 'the upstream bearer token passes through');
+  }
+  // The MCP endpoint itself still works through the path form (JSON-RPC over POST).
+  const init = await rawRequest(port, 'POST', `${base}/mcp`, {
+    ...auth, 'content-type': 'application/json', accept: 'application/json, text/event-stream',
+  }, JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'initialize', params: {
+    protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'raw', version: '1' } } }));
+  assert.equal(init.status, 200);
+  assert.match(init.data, /"serverInfo"/);
+  assert.equal(seen().msg.method, 'initialize');
+  // A small answer with a length (here the proxy's 401 JSON) keeps the connection open;
+  // the upstream's body and status arrive unchanged.
+  const denied = await rawRequest(port, 'POST', `${base}/mcp`, { 'x-api-key': st.apiKey, 'content-type': 'application/json' }, '{}');
+  assert.equal(denied.status, 401);
+  assert.equal(denied.data, '{"error":"invalid_token"}');
+  assert.equal(denied.headers['content-length'], String(denied.data.length));
+  assert.equal(denied.headers.connection, 'keep-alive');
+  assert.equal(denied.headers['www-authenticate'], 'Bearer realm="mcp"');
+  assert.match(denied.headers['request-id'], /^req_/);
+  // No path after the route, or an encoded route name: refused by the server itself.
+  const n = proxy.seen.length;
+  assert.equal((await rawRequest(port, 'GET', `${base}/`, auth)).status, 404);
+  assert.equal((await rawRequest(port, 'GET', `/v1/tunnels/${st.tunnel.id}/routes/every%74hing/mcp`, auth)).status, 400);
+  assert.equal(proxy.seen.length, n, 'nothing reached the upstream');
+  keepAlive.destroy();
 });
