@@ -515,8 +515,6 @@ sandbox_spare_claim(struct sandbox_spare *sp, const char *session_id, const char
 		r = AL_E_INVAL;
 		goto out;
 	}
-	if (!ready && (r = read_report(sb, SB_INIT_SPARE, READY_TIMEOUT_MS, NULL)) != 0)
-		goto out;
 	/* Workspace files the sandbox writes must belong to its uid. By fd, never following
 	 * a symlink: the path may come from the unprivileged side. */
 	if (geteuid() == 0 && fchown(wfd, sb->host_uid, sb->host_gid) != 0) {
@@ -551,7 +549,10 @@ sandbox_spare_claim(struct sandbox_spare *sp, const char *session_id, const char
 		r = r == -EPIPE || r == -ECONNRESET ? AL_E_CLOSED : r;
 		goto out;
 	}
-	if ((r = read_report(sb, SB_INIT_READY, READY_TIMEOUT_MS, &ll_abi)) != 0) {
+	/* A spare still setting up finds the claim queued when it is done: one hand-off
+	 * less than waiting for it first (each costs a wakeup on a loaded host). */
+	if ((!ready && (r = read_report(sb, SB_INIT_SPARE, READY_TIMEOUT_MS, NULL)) != 0) ||
+	    (r = read_report(sb, SB_INIT_READY, READY_TIMEOUT_MS, &ll_abi)) != 0) {
 		log_error("sandbox: pid 1 did not report ready", "session_id", session_id, "error",
 		          al_strerror(r));
 		goto out;
