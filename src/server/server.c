@@ -98,7 +98,12 @@ config_file_load(struct server_config *cfg, const char *path, enum log_format *f
 	int r;
 	static const char *const top[] = {"listen",           "data_dir", "tls",
 	                                  "api_key_file",     "model",    "lease_ttl_seconds",
-	                                  "sse_ping_seconds", "log",      NULL};
+	                                  "sse_ping_seconds", "log",      "tunnel",
+	                                  "master_key_file",  NULL};
+	static const char *const tunnel_keys[] = {"listen", "tls", "domain", "ingress_listen",
+	                                          NULL};
+	const json_t *tun = NULL, *tun_tls = NULL;
+	char *master = NULL;
 	static const char *const tls_keys[] = {"cert_file", "key_file", NULL};
 	static const char *const model_keys[] = {"base_url", "api_key_file", NULL};
 	static const char *const log_keys[] = {"format", "level", NULL};
@@ -123,6 +128,42 @@ config_file_load(struct server_config *cfg, const char *path, enum log_format *f
 	              (r = cfg_get_str(&c, model, "base_url", &cfg->model_base_url)) ||
 	              (r = cfg_get_str(&c, model, "api_key_file", &model_key_file))))
 		goto out;
+	/* Tunnel and vault settings are read by their modules from AIRLOCK_* variables; a
+	 * file value applies only where the environment has not set one (precedence). */
+	if ((r = cfg_get_map(&c, c.root, "tunnel", &tun)) ||
+	    (r = cfg_get_str(&c, c.root, "master_key_file", &master)))
+		goto out;
+	if (master)
+		setenv("AIRLOCK_MASTER_KEY_FILE", master, 0);
+	if (tun) {
+		static const struct {
+			const char *key, *env;
+		} tmap[] = {{"listen", "AIRLOCK_TUNNEL_LISTEN"},
+		            {"domain", "AIRLOCK_TUNNEL_DOMAIN"},
+		            {"ingress_listen", "AIRLOCK_TUNNEL_INGRESS_LISTEN"}},
+		  tlsmap[] = {{"cert_file", "AIRLOCK_TUNNEL_TLS_CERT"},
+		              {"key_file", "AIRLOCK_TUNNEL_TLS_KEY"}};
+		if ((r = cfg_only_keys(&c, tun, tunnel_keys)) ||
+		    (r = cfg_get_map(&c, tun, "tls", &tun_tls)) ||
+		    (tun_tls && (r = cfg_only_keys(&c, tun_tls, tls_keys))))
+			goto out;
+		for (size_t i = 0; i < sizeof(tmap) / sizeof(tmap[0]); i++) {
+			char *v = NULL;
+			if ((r = cfg_get_str(&c, tun, tmap[i].key, &v)) != 0)
+				goto out;
+			if (v)
+				setenv(tmap[i].env, v, 0);
+			free(v);
+		}
+		for (size_t i = 0; tun_tls && i < sizeof(tlsmap) / sizeof(tlsmap[0]); i++) {
+			char *v = NULL;
+			if ((r = cfg_get_str(&c, tun_tls, tlsmap[i].key, &v)) != 0)
+				goto out;
+			if (v)
+				setenv(tlsmap[i].env, v, 0);
+			free(v);
+		}
+	}
 	if (logm &&
 	    ((r = cfg_only_keys(&c, logm, log_keys)) || (r = cfg_get_str(&c, logm, "format", &f)) ||
 	     (r = cfg_get_str(&c, logm, "level", &l))))
@@ -148,6 +189,7 @@ out:
 		fprintf(stderr, "airlock server: %s\n", c.err[0] ? c.err : path);
 out_quiet:
 	cfg_free(&c);
+	free(master);
 	free(api_key_file);
 	free(model_key_file);
 	free(f);
