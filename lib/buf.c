@@ -32,6 +32,14 @@ buf_free(struct buf *b)
 	b->len = b->cap = 0;
 }
 
+void
+buf_wipe_free(struct buf *b)
+{
+	if (b->data)
+		explicit_wipe(b->data, b->cap + 1);
+	buf_free(b);
+}
+
 int
 buf_reserve(struct buf *b, size_t n, char **wp)
 {

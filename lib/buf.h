@@ -25,6 +25,9 @@ struct str {
 void buf_init(struct buf *b, size_t max);
 void buf_reset(struct buf *b); /* len = 0, keeps memory */
 void buf_free(struct buf *b);  /* releases memory; b may be reused after buf_init */
+/* Same, zeroing every allocated byte first: for buffers that held request bodies or
+ * other input that may carry credentials. */
+void buf_wipe_free(struct buf *b);
 /* Appends; on AL_E_TOOBIG nothing is appended. */
 int buf_add(struct buf *b, const void *p, size_t n);
 int buf_add_str(struct buf *b, const char *s);

@@ -167,7 +167,7 @@ request_free(struct http_request *r)
 		free((char *)r->headers[i].value);
 	}
 	free(r->headers);
-	buf_free(&r->body);
+	buf_wipe_free(&r->body);
 	free(r);
 }
 
@@ -515,7 +515,7 @@ conn_free_now(struct loop *l, void *arg)
 	if (c->next)
 		c->next->prev = c->prev;
 	s->nconns--;
-	buf_free(&c->in);
+	buf_wipe_free(&c->in);
 	buf_free(&c->out);
 	buf_free(&c->url);
 	buf_free(&c->hname);
@@ -598,7 +598,7 @@ conn_process(struct http_conn *c)
 	buf_free(&c->hname);
 	buf_free(&c->hval);
 	if (c->in.len == 0)
-		buf_free(&c->in);
+		buf_wipe_free(&c->in);
 	c->srv->handler(c->req, c->srv->arg);
 }
 
@@ -993,7 +993,7 @@ http_stream_start(struct http_request *req, int status, const struct http_header
 	write_head(c, status, headers, nheaders, -1, false);
 	c->keep_alive = false;
 	c->state = CONN_STREAM;
-	buf_free(&req->body); /* a stream's request body is never read again */
+	buf_wipe_free(&req->body); /* a stream's request body is never read again */
 	conn_flush(c);
 }
 

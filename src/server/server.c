@@ -2,6 +2,7 @@
  * plane. Everything runs on one event loop; see docs/server/overview.md. */
 #include <errno.h>
 #include <getopt.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -257,10 +258,22 @@ config_free(struct server_config *c)
 	secret_free(c->model_api_key);
 }
 
+/* Every JSON value the server frees is zeroed first: request bodies carry vault tokens
+ * and keys, and jansson copies them into its own allocations. */
+static void
+json_wipe_free(void *p)
+{
+	if (p == NULL)
+		return;
+	explicit_wipe(p, malloc_usable_size(p));
+	free(p);
+}
+
 int
 server_open(struct server *srv)
 {
 	int r;
+	json_set_alloc_funcs(malloc, json_wipe_free);
 	if ((r = db_open(srv->cfg.data_dir, &srv->db)) != 0)
 		return r;
 	srv->loop = loop_new();
