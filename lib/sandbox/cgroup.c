@@ -349,19 +349,6 @@ out:
 	return r;
 }
 
-int
-sandbox_cg_attach(const struct sandbox_cg *cg, pid_t pid)
-{
-	char s[24];
-	size_t i;
-	int r;
-	snprintf(s, sizeof(s), "%d", (int)pid);
-	for (i = 0; i < cg->n; i++)
-		if (cg->paths[i] != NULL && (r = write_file(cg->paths[i], "cgroup.procs", s)) != 0)
-			return r;
-	return 0;
-}
-
 /* SIGKILLs every process listed; returns how many were listed. */
 static int
 kill_listed(const char *dir)

@@ -130,7 +130,6 @@ struct sandbox_cg {
 enum sandbox_cg_mode sandbox_cg_detect(const char **detail);
 /* Creates the sandbox cgroup(s) for state_dir/sid and writes the limits. */
 int sandbox_cg_create(const struct sandbox_profile *p, const char *sid, struct sandbox_cg *cg);
-int sandbox_cg_attach(const struct sandbox_cg *cg, pid_t pid);
 /* Kills every process in the cgroup(s), waits until empty, removes them. Idempotent. */
 int sandbox_cg_remove(struct sandbox_cg *cg);
 /* One rmdir attempt per group, no waiting: 0 when all are gone (their paths freed),
