@@ -1008,6 +1008,17 @@ http_stream_write(struct http_request *req, const char *data, size_t len)
 		conn_close_soon(c);
 		return AL_E_CLOSED;
 	}
+	if (c->out.len == 0) { /* nothing queued: send from the caller's bytes, no copy */
+		size_t done = 0;
+		if (io_write(c, data, len, &done) == AL_E_CLOSED) {
+			conn_close_soon(c);
+			return AL_E_CLOSED;
+		}
+		data += done;
+		len -= done;
+		if (len == 0)
+			return 0;
+	}
 	out_add(c, data, len);
 	conn_flush(c);
 	return c->state == CONN_DEAD ? AL_E_CLOSED : 0;

@@ -402,6 +402,22 @@ h2_stream_close(nghttp2_session *h2, int32_t sid, uint32_t code, void *ud)
 	return 0;
 }
 
+/* A DATA frame (9-byte header + payload) fills exactly one 16 KiB TLS record; a full
+ * 16 KiB payload would cost a second, 9-byte record (and a send) per frame. */
+static ssize_t
+h2_data_len(nghttp2_session *h2, uint8_t type, int32_t sid, int32_t conn_win, int32_t win,
+            uint32_t max_frame, void *ud)
+{
+	ssize_t n = 16384 - 9;
+	if (conn_win < n)
+		n = conn_win;
+	if (win < n)
+		n = win;
+	if ((ssize_t)max_frame < n)
+		n = (ssize_t)max_frame;
+	return n > 0 ? n : 1;
+}
+
 static nghttp2_session_callbacks *
 h2_callbacks(void)
 {
@@ -414,6 +430,7 @@ h2_callbacks(void)
 	nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, h2_frame_recv);
 	nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs, h2_data_chunk);
 	nghttp2_session_callbacks_set_on_stream_close_callback(cbs, h2_stream_close);
+	nghttp2_session_callbacks_set_data_source_read_length_callback(cbs, h2_data_len);
 	return cbs;
 }
 

@@ -161,6 +161,12 @@ tunnel_io_init(struct tunnel_io *io, SSL *ssl)
 {
 	memset(io, 0, sizeof(*io));
 	io->ssl = ssl;
+	/* Read ahead into a 64 KiB buffer: one recv per several records instead of two
+	 * (header, then body) per 16 KiB record. tunnel_io_read drains what is buffered. */
+	if (ssl) {
+		SSL_set_read_ahead(ssl, 1);
+		SSL_set_default_read_buffer_len(ssl, 64 * 1024);
+	}
 	/* Bounded so a peer that never reads cannot grow us without limit; the pump
 	 * stops pulling from nghttp2 well before this. */
 	buf_init(&io->out, 4 << 20);
@@ -170,6 +176,7 @@ void
 tunnel_io_reset(struct tunnel_io *io)
 {
 	buf_free(&io->out);
+	io->out_off = 0;
 	if (io->ssl)
 		SSL_free(io->ssl);
 	io->ssl = NULL;
@@ -179,7 +186,10 @@ int
 tunnel_io_read(struct tunnel_io *io, int (*feed)(void *arg, const char *p, size_t n), void *arg)
 {
 	char tmp[16384];
-	for (int rounds = 0; rounds < 64; rounds++) {
+	/* After 64 records other connections get a turn (epoll is level-triggered), but
+	 * only once nothing is left in the read-ahead buffer: the socket may be empty then
+	 * and no event would come for it. The peer's h2 windows bound how long this runs. */
+	for (int rounds = 0; rounds < 64 || SSL_has_pending(io->ssl); rounds++) {
 		ERR_clear_error();
 		int n = SSL_read(io->ssl, tmp, sizeof(tmp));
 		if (n > 0) {
@@ -198,7 +208,40 @@ tunnel_io_read(struct tunnel_io *io, int (*feed)(void *arg, const char *p, size_
 		io->eof = true;
 		return AL_E_CLOSED;
 	}
-	return 0; /* fairness: let other connections run; epoll is level-triggered */
+	return 0; /* fairness: let other connections run */
+}
+
+/* SSL_write with SSL_MODE_ENABLE_PARTIAL_WRITE returns after each 16 KiB record, so
+ * the pending bytes are tracked with an offset (a buf_consume per record moved the
+ * whole queue each time). When nothing is queued, nghttp2's frame bytes go straight to
+ * SSL_write and only the part the socket did not take is copied. */
+static int
+io_write(struct tunnel_io *io, const uint8_t *p, size_t len, size_t *done)
+{
+	ERR_clear_error();
+	int n = SSL_write(io->ssl, p, (int)(len > 1 << 20 ? 1 << 20 : len));
+	if (n > 0) {
+		*done = (size_t)n;
+		return 0;
+	}
+	*done = 0;
+	int e = SSL_get_error(io->ssl, n);
+	if (e == SSL_ERROR_WANT_WRITE || e == SSL_ERROR_WANT_READ) {
+		io->want_write = true;
+		return AL_E_AGAIN;
+	}
+	io->eof = true;
+	return AL_E_CLOSED;
+}
+
+static void
+io_consumed(struct tunnel_io *io, size_t n)
+{
+	io->out_off += n;
+	if (io->out_off >= io->out.len) {
+		buf_reset(&io->out);
+		io->out_off = 0;
+	}
 }
 
 int
@@ -206,32 +249,46 @@ tunnel_io_flush(struct tunnel_io *io, nghttp2_session *h2)
 {
 	io->want_write = false;
 	for (;;) {
-		while (h2 && io->out.len < 256 * 1024) {
+		while (h2 && io->out.len - io->out_off < 256 * 1024) {
 			const uint8_t *data;
 			ssize_t n = nghttp2_session_mem_send(h2, &data);
 			if (n < 0)
 				return AL_E_CLOSED;
 			if (n == 0)
 				break;
-			if (buf_add(&io->out, data, (size_t)n) != 0)
+			size_t off = 0;
+			while (io->out.len == 0 && off < (size_t)n) {
+				size_t w;
+				int r = io_write(io, data + off, (size_t)n - off, &w);
+				if (r == AL_E_CLOSED)
+					return r;
+				if (r != 0)
+					break;
+				off += w;
+			}
+			if (off == (size_t)n)
+				continue;
+			if (io->out_off > 0 && io->out_off >= io->out.len / 2) {
+				/* compact once half is consumed: amortized O(1) per byte */
+				buf_consume(&io->out, io->out_off);
+				io->out_off = 0;
+			}
+			if (buf_add(&io->out, data + off, (size_t)n - off) != 0)
 				return AL_E_CLOSED;
+			if (io->want_write)
+				return 0; /* socket full: keep the rest for the next writable event
+				           */
 		}
 		if (io->out.len == 0)
 			return 0;
-		ERR_clear_error();
-		int n = SSL_write(io->ssl, io->out.data,
-		                  (int)(io->out.len > 1 << 20 ? 1 << 20 : io->out.len));
-		if (n > 0) {
-			buf_consume(&io->out, (size_t)n);
-			continue;
-		}
-		int e = SSL_get_error(io->ssl, n);
-		if (e == SSL_ERROR_WANT_WRITE || e == SSL_ERROR_WANT_READ) {
-			io->want_write = true;
+		size_t w;
+		int r = io_write(io, (const uint8_t *)io->out.data + io->out_off,
+		                 io->out.len - io->out_off, &w);
+		if (r == AL_E_AGAIN)
 			return 0;
-		}
-		io->eof = true;
-		return AL_E_CLOSED;
+		if (r != 0)
+			return r;
+		io_consumed(io, w);
 	}
 }
 

@@ -42,10 +42,12 @@ const char *tunnel_msg_get(const struct tunnel_msg *m, const char *name); /* NUL
 int tunnel_msg_write(const struct tunnel_msg *m, bool is_reply, struct buf *out);
 void tunnel_msg_add(struct tunnel_msg *m, const char *name, const char *value);
 
-/* Non-blocking TLS byte pump. out holds plaintext not yet accepted by SSL_write. */
+/* Non-blocking TLS byte pump. out[out_off..len) holds plaintext not yet accepted by
+ * SSL_write; out.len is 0 whenever nothing is pending. */
 struct tunnel_io {
 	SSL *ssl;
 	struct buf out;
+	size_t out_off;  /* consumed prefix of out: no memmove per TLS record */
 	bool want_write; /* SSL needs the socket writable to make progress */
 	bool eof;        /* peer closed or fatal error */
 };
