@@ -308,6 +308,11 @@ stream_dispatch(struct gw_stream *s)
 	log_debug("upstream request", "route", r->name, "method", s->method.data, "path",
 	          s->path.data);
 	free(url);
+	/* upstream_start copied what it needs; a long-lived (SSE) stream keeps none of it */
+	buf_free(&s->path);
+	buf_free(&s->authority);
+	buf_free(&s->hdrs);
+	buf_free(&s->body);
 	if (rc != 0)
 		answer_local(s, 502, "upstream error: cannot start request");
 }

@@ -277,6 +277,7 @@ on_header(char *p, size_t size, size_t n, void *arg)
 			t->head_sent = true;
 			t->cb->head(t->arg, t->status, t->head.data ? t->head.data : "",
 			            t->head.len);
+			buf_free(&t->head); /* nghttp2 copied it: an idle stream keeps none */
 		}
 		return len;
 	}
