@@ -403,7 +403,9 @@ tool_run(struct tool_ctx *ctx, const char *name, const json_t *input, json_t **c
 	size_t cap = (ctx->max_file > (1u << 20) ? ctx->max_file : (1u << 20)) + 65536;
 	buf_init(&res.text, cap);
 	buf_init(&clean, cap * 3 + 16);
-	tool_cancel_reset(ctx);
+	/* A cancel is cleared when its call ends, not when the next one starts: one that
+	 * arrives while the job is still on its way to this thread (SIGTERM right after a
+	 * dispatch) must stop the call instead of being forgotten. */
 	if ((msg = check_input(d, input)) != NULL)
 		tool_fail(&res, "%s", msg);
 	else
@@ -425,6 +427,7 @@ tool_run(struct tool_ctx *ctx, const char *name, const json_t *input, json_t **c
 	arr = NULL;
 	r = 0;
 out:
+	tool_cancel_reset(ctx);
 	json_decref(arr);
 	free(msg);
 	buf_free(&res.text);

@@ -484,6 +484,17 @@ test_cancel(void **state)
 	assert_false(err);
 	assert_string_equal(t, "next");
 	free(t);
+	/* A cancel that lands before the call starts (SIGTERM while the job is on its way
+	 * to the executor thread) stops that call; the one after runs normally. */
+	tool_cancel(ctx);
+	t = call(ctx, "bash", "{\"command\":\"sleep 60; echo late\"}", &err);
+	assert_true(err);
+	assert_null(strstr(t, "late"));
+	free(t);
+	t = call(ctx, "bash", "{\"command\":\"echo after\"}", &err);
+	assert_false(err);
+	assert_string_equal(t, "after");
+	free(t);
 	tool_ctx_free(ctx);
 }
 
