@@ -22,7 +22,7 @@ pids=()
 trap 'kill "${pids[@]}" 2>/dev/null; wait 2>/dev/null' EXIT INT TERM
 
 if [ -n "${ANTHROPIC_API_KEY:-}" ]; then
-	MODEL=${AIRLOCK_DEMO_MODEL:-claude-sonnet-4-5}
+	MODEL=${AIRLOCK_DEMO_MODEL:-claude-opus-4-8}
 	echo "demo: model = Claude ($MODEL) via the Anthropic API"
 	PROMPT="Create fizzbuzz.py in the workspace that prints FizzBuzz for 1..15, run it with python3, then list the workspace with glob."
 else
