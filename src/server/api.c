@@ -389,7 +389,7 @@ api_dispatch(struct http_request *req, void *arg)
 		                "this credential cannot be used for %s %s", req->method, req->path);
 		return;
 	}
-	if (req->body.len > 0) {
+	if (req->body.len > 0 && !(route->creds & API_RAW_BODY)) {
 		json_error_t je;
 		c->body = json_loadb(req->body.data, req->body.len, JSON_REJECT_DUPLICATES, &je);
 		if (c->body == NULL) {

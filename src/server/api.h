@@ -52,6 +52,9 @@ struct api_route {
 	unsigned creds;      /* mask of enum principal_kind allowed */
 	api_handler_fn *fn;
 };
+/* Or'ed into a route's creds: the body is passed through unparsed (c->body stays NULL);
+ * the tunnel ingress forwards any body, JSON-RPC batches and non-JSON included. */
+#define API_RAW_BODY (1u << 31)
 
 /* Entry point from the HTTP server. Every reply (api_reply_*) frees the call:
  * handlers must not touch c after replying. */

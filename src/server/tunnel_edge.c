@@ -56,6 +56,7 @@ struct edge_conn {
 	char gateway[80];
 	char index[8];
 	char peer[64];
+	char domain[256]; /* the tunnel's domain, read once at registration */
 	unsigned nstreams;
 	bool goaway;  /* peer is draining: no new streams here */
 	bool closing; /* scheduled for destruction */
@@ -380,8 +381,10 @@ send_reply(struct edge_conn *c, int status, const char *reason)
 		if (db_prepare(c->edge->srv->db, "SELECT domain FROM tunnels WHERE id = ?", &st) ==
 		    0) {
 			db_bind_text(st, 1, c->tunnel_id);
-			if (sqlite3_step(st) == SQLITE_ROW)
+			if (sqlite3_step(st) == SQLITE_ROW) {
 				tunnel_msg_add(&m, "Tunnel-Domain", db_col_text(st, 0));
+				snprintf(c->domain, sizeof(c->domain), "%s", db_col_text(st, 0));
+			}
 			sqlite3_finalize(st);
 		}
 	}
@@ -564,15 +567,6 @@ tunnel_stream_open(struct server *s, const struct tunnel_request *rq,
 	}
 	if (rq->path[0] != '/' || strlen(rq->path) > 8192)
 		return AL_E_INVAL;
-	if (db_prepare(s->db, "SELECT domain FROM tunnels WHERE id = ? AND archived_at IS NULL",
-	               &q) != 0)
-		return AL_E_IO;
-	db_bind_text(q, 1, rq->tunnel_id);
-	if (sqlite3_step(q) == SQLITE_ROW)
-		snprintf(domain, sizeof(domain), "%s", db_col_text(q, 0));
-	sqlite3_finalize(q);
-	if (domain[0] == '\0')
-		return AL_E_NOTFOUND;
 	/* Least-loaded live connection; the list is newest first, so ties go to the
 	 * newest, which spreads new streams over freshly (re)connected gateways. */
 	for (struct edge_conn *c = e->conns; c; c = c->next) {
@@ -582,6 +576,23 @@ tunnel_stream_open(struct server *s, const struct tunnel_request *rq,
 		if (best == NULL || c->nstreams < best->nstreams)
 			best = c;
 	}
+	/* A live connection proves the tunnel exists and is not archived (archiving
+	 * closes its connections at once), so the domain it registered with is used and
+	 * the database is only asked when none is live (404 vs 503), not per request. */
+	if (best && best->domain[0])
+		snprintf(domain, sizeof(domain), "%s", best->domain);
+	else {
+		if (db_prepare(s->db,
+		               "SELECT domain FROM tunnels WHERE id = ? AND archived_at IS NULL",
+		               &q) != 0)
+			return AL_E_IO;
+		db_bind_text(q, 1, rq->tunnel_id);
+		if (sqlite3_step(q) == SQLITE_ROW)
+			snprintf(domain, sizeof(domain), "%s", db_col_text(q, 0));
+		sqlite3_finalize(q);
+	}
+	if (domain[0] == '\0')
+		return AL_E_NOTFOUND;
 	if (best == NULL)
 		return AL_E_AGAIN;
 	char *authority = xasprintf("%s.%s", rq->route, domain);

@@ -483,6 +483,17 @@ test('path-form ingress forwards any upstream path, raw, and keeps small answers
   assert.equal(denied.headers.connection, 'keep-alive');
   assert.equal(denied.headers['www-authenticate'], 'Bearer realm="mcp"');
   assert.match(denied.headers['request-id'], /^req_/);
+  // Bodies pass through unparsed: a JSON-RPC batch (an array) and a non-JSON body reach
+  // the upstream as sent (the server once parsed them and refused both with 400).
+  const batch = await rawRequest(port, 'POST', `${base}/mcp`, { 'x-api-key': st.apiKey, 'content-type': 'application/json' },
+    '[{"jsonrpc":"2.0","id":1,"method":"ping"}]');
+  assert.equal(batch.status, 401);
+  assert.deepEqual(seen().msg, [{ jsonrpc: '2.0', id: 1, method: 'ping' }]);
+  const before = proxy.seen.length;
+  const text = await rawRequest(port, 'POST', `${base}/upload`, { 'x-api-key': st.apiKey, 'content-type': 'text/plain' }, 'not json {');
+  assert.equal(text.status, 401);
+  assert.equal(proxy.seen.length, before + 1);
+  assert.equal(seen().url, '/upload');
   // No path after the route, or an encoded route name: refused by the server itself.
   const n = proxy.seen.length;
   assert.equal((await rawRequest(port, 'GET', `${base}/`, auth)).status, 404);
