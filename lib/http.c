@@ -24,6 +24,7 @@
 #include "err.h"
 #include "http.h"
 #include "log.h"
+#include "net.h"
 #include "tls.h"
 #include "util.h"
 #include "xalloc.h"
@@ -861,61 +862,18 @@ int
 http_server_listen(struct http_server *s, const char *addr, struct tls_server_ctx *tls,
                    int *bound_port)
 {
-	char host[256];
-	const char *colon = strrchr(addr, ':');
-	uint64_t port;
-	struct addrinfo hints = {.ai_flags = AI_PASSIVE | AI_NUMERICSERV,
-	                         .ai_socktype = SOCK_STREAM};
-	struct addrinfo *ai = NULL;
-	int fd = -1, r = AL_E_INVAL;
-
-	if (colon == NULL || (size_t)(colon - addr) >= sizeof(host) ||
-	    parse_uint_cstr(colon + 1, 65535, &port) != 0)
-		return AL_E_INVAL;
-	const char *h = addr;
-	size_t hl = (size_t)(colon - addr);
-	if (hl >= 2 && h[0] == '[' && h[hl - 1] == ']') {
-		h++;
-		hl -= 2;
-	}
-	memcpy(host, h, hl);
-	host[hl] = '\0';
-	if (getaddrinfo(hl ? host : NULL, colon + 1, &hints, &ai) != 0 || ai == NULL)
-		return AL_E_INVAL;
-	fd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (fd < 0) {
-		r = -errno;
-		goto out;
-	}
-	int one = 1;
-	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	if (bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 || listen(fd, 1024) < 0) {
-		r = -errno;
-		goto out;
-	}
-	if (bound_port) {
-		struct sockaddr_storage ss;
-		socklen_t sl = sizeof(ss);
-		getsockname(fd, (struct sockaddr *)&ss, &sl);
-		*bound_port = ss.ss_family == AF_INET6
-		                  ? ntohs(((struct sockaddr_in6 *)&ss)->sin6_port)
-		                  : ntohs(((struct sockaddr_in *)&ss)->sin_port);
-	}
+	int fd = -1, port = 0, r;
+	if ((r = net_listen_tcp(addr, &fd, &port)) != 0)
+		return r;
+	if (bound_port)
+		*bound_port = port;
 	s->listeners = xreallocarray(s->listeners, s->nlisteners + 1, sizeof(*s->listeners));
 	struct listener *li = xcalloc(1, sizeof(*li));
 	li->fd = fd;
 	li->tls = tls;
 	li->srv = s;
 	s->listeners[s->nlisteners++] = li;
-	fd = -1;
-	if ((r = loop_fd_set(s->loop, li->fd, LOOP_READ, accept_ready, li)) != 0)
-		goto out;
-	r = 0;
-out:
-	if (fd >= 0)
-		close(fd);
-	freeaddrinfo(ai);
-	return r;
+	return loop_fd_set(s->loop, li->fd, LOOP_READ, accept_ready, li);
 }
 
 void

@@ -17,6 +17,7 @@
 
 #include "err.h"
 #include "log.h"
+#include "net.h"
 #include "server.h"
 #include "tls.h"
 #include "tunnel.h"
@@ -683,55 +684,6 @@ tunnel_edge_conn_count(struct server *s, const char *tunnel_id)
 	return n;
 }
 
-static int
-listen_on(const char *addr, int *fd_out, int *port_out)
-{
-	char host[256];
-	const char *colon = strrchr(addr, ':');
-	uint64_t port;
-	struct addrinfo hints = {.ai_flags = AI_PASSIVE | AI_NUMERICSERV,
-	                         .ai_socktype = SOCK_STREAM};
-	struct addrinfo *ai = NULL;
-	int fd = -1, r = AL_E_INVAL;
-	if (colon == NULL || (size_t)(colon - addr) >= sizeof(host) ||
-	    parse_uint_cstr(colon + 1, 65535, &port) != 0)
-		return AL_E_INVAL;
-	const char *h = addr;
-	size_t hl = (size_t)(colon - addr);
-	if (hl >= 2 && h[0] == '[' && h[hl - 1] == ']') {
-		h++;
-		hl -= 2;
-	}
-	memcpy(host, h, hl);
-	host[hl] = '\0';
-	if (getaddrinfo(hl ? host : NULL, colon + 1, &hints, &ai) != 0 || ai == NULL)
-		return AL_E_INVAL;
-	fd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (fd < 0) {
-		r = -errno;
-		goto out;
-	}
-	int one = 1;
-	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	if (bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 || listen(fd, 1024) < 0) {
-		r = -errno;
-		goto out;
-	}
-	struct sockaddr_storage ss;
-	socklen_t sl = sizeof(ss);
-	getsockname(fd, (struct sockaddr *)&ss, &sl);
-	*port_out = ss.ss_family == AF_INET6 ? ntohs(((struct sockaddr_in6 *)&ss)->sin6_port)
-	                                     : ntohs(((struct sockaddr_in *)&ss)->sin_port);
-	*fd_out = fd;
-	fd = -1;
-	r = 0;
-out:
-	if (fd >= 0)
-		close(fd);
-	freeaddrinfo(ai);
-	return r;
-}
-
 static bool
 loopback_addr(const char *a)
 {
@@ -770,7 +722,7 @@ tunnel_start(struct server *s)
 	}
 	/* Gateways are ours: no reason to speak anything older than TLS 1.3. */
 	SSL_CTX_set_min_proto_version(e->tls->ctx, TLS1_3_VERSION);
-	if ((r = listen_on(addr, &e->lfd, &e->port)) != 0) {
+	if ((r = net_listen_tcp(addr, &e->lfd, &e->port)) != 0) {
 		log_error("cannot listen for tunnels", "addr", addr, "error", al_strerror(r));
 		tls_server_ctx_free(e->tls);
 		free(e);

@@ -442,10 +442,8 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_view_cases),
-	    cmocka_unit_test(test_deny_messages),
-	    cmocka_unit_test(test_tool_evaluate),
-	    cmocka_unit_test(test_request_body),
+	    cmocka_unit_test(test_view_cases),    cmocka_unit_test(test_deny_messages),
+	    cmocka_unit_test(test_tool_evaluate), cmocka_unit_test(test_request_body),
 	    cmocka_unit_test(test_stream),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,0 +1,11 @@
+/* Listening sockets from "host:port" strings, shared by every listener we own (API,
+ * tunnel edge, ingress, metrics). */
+#ifndef AL_NET_H
+#define AL_NET_H
+
+/* Binds and listens on "127.0.0.1:8400", "[::1]:0", "0.0.0.0:443" or ":8400" (all
+ * addresses); non-blocking, close-on-exec, SO_REUSEADDR. *port receives the bound port
+ * (useful with port 0). Returns 0, AL_E_INVAL for a malformed address, or -errno. */
+int net_listen_tcp(const char *addr, int *fd, int *port);
+
+#endif
