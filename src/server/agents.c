@@ -445,32 +445,7 @@ archive_agent(struct api_call *c)
 static void
 list_agents(struct api_call *c)
 {
-	struct page_req pg;
-	struct time_range tr;
-	bool archived = false;
-	sqlite3_stmt *st = NULL;
-	char sql[512];
-	if (api_page_parse(c, 20, 1000, true, &pg) ||
-	    validate_query_bool(c, "include_archived", &archived) || validate_query_created(c, &tr))
-		return;
-	snprintf(sql, sizeof(sql),
-	         "SELECT seq, doc FROM agents WHERE (?1 OR archived_at IS NULL) "
-	         "AND created_at BETWEEN ?2 AND ?3 AND (?4 = 0 OR seq %s ?5) "
-	         "ORDER BY seq %s LIMIT ?6",
-	         pg.desc ? "<" : ">", pg.desc ? "DESC" : "ASC");
-	if (db_prepare(c->srv->db, sql, &st) != 0) {
-		api_reply_err(c, AL_E_IO, "cannot list agents");
-		return;
-	}
-	sqlite3_bind_int(st, 1, archived);
-	sqlite3_bind_int64(st, 2, tr.lo);
-	sqlite3_bind_int64(st, 3, tr.hi);
-	sqlite3_bind_int(st, 4, pg.has_cursor);
-	sqlite3_bind_int64(st, 5, pg.after_seq);
-	sqlite3_bind_int64(st, 6, (int64_t)pg.limit + 1);
-	json_t *page = validate_page_collect(st, pg.limit, pg.desc);
-	sqlite3_finalize(st);
-	api_reply_json(c, 200, page);
+	validate_list_docs(c, "agents", NULL, NULL);
 }
 
 static void

@@ -154,6 +154,25 @@ db_col_json(sqlite3_stmt *st, int col)
 	return json_loads(s, JSON_DECODE_ANY, NULL);
 }
 
+json_t *
+db_load_doc(struct db *db, const char *table, const char *id, int *err)
+{
+	sqlite3_stmt *st = NULL;
+	json_t *doc = NULL;
+	char sql[128];
+	*err = AL_E_NOTFOUND;
+	snprintf(sql, sizeof(sql), "SELECT doc FROM %s WHERE id = ?", table);
+	if (db_prepare(db, sql, &st) != 0) {
+		*err = AL_E_IO;
+		return NULL;
+	}
+	db_bind_text(st, 1, id);
+	if (sqlite3_step(st) == SQLITE_ROW && (doc = db_col_json(st, 0)) != NULL)
+		*err = 0;
+	sqlite3_finalize(st);
+	return doc;
+}
+
 int64_t
 db_next_seq(struct db *db, const char *name)
 {

@@ -37,6 +37,10 @@ void db_bind_text(sqlite3_stmt *st, int idx, const char *s);
 json_t *db_col_json(sqlite3_stmt *st, int col);
 const char *db_col_text(sqlite3_stmt *st, int col);
 
+/* The `doc` column of table's row id (new reference). *err: 0, AL_E_NOTFOUND or AL_E_IO.
+ * table is one of ours, never input. */
+json_t *db_load_doc(struct db *db, const char *table, const char *id, int *err);
+
 /* Monotonic per-database sequence for ordering (events, lists). */
 int64_t db_next_seq(struct db *db, const char *name);
 

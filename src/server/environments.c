@@ -17,18 +17,7 @@
 static json_t *
 env_load(struct db *db, const char *id, int *err)
 {
-	sqlite3_stmt *st = NULL;
-	json_t *doc = NULL;
-	*err = AL_E_NOTFOUND;
-	if (db_prepare(db, "SELECT doc FROM environments WHERE id = ?", &st) != 0) {
-		*err = AL_E_IO;
-		return NULL;
-	}
-	db_bind_text(st, 1, id);
-	if (sqlite3_step(st) == SQLITE_ROW && (doc = db_col_json(st, 0)) != NULL)
-		*err = 0;
-	sqlite3_finalize(st);
-	return doc;
+	return db_load_doc(db, "environments", id, err);
 }
 
 static void
@@ -360,32 +349,7 @@ delete_environment(struct api_call *c)
 static void
 list_environments(struct api_call *c)
 {
-	struct page_req pg;
-	struct time_range tr;
-	bool archived = false;
-	sqlite3_stmt *st = NULL;
-	char sql[512];
-	if (api_page_parse(c, 20, 1000, true, &pg) ||
-	    validate_query_bool(c, "include_archived", &archived) || validate_query_created(c, &tr))
-		return;
-	snprintf(sql, sizeof(sql),
-	         "SELECT seq, doc FROM environments WHERE (?1 OR archived_at IS NULL) "
-	         "AND created_at BETWEEN ?2 AND ?3 AND (?4 = 0 OR seq %s ?5) "
-	         "ORDER BY seq %s LIMIT ?6",
-	         pg.desc ? "<" : ">", pg.desc ? "DESC" : "ASC");
-	if (db_prepare(c->srv->db, sql, &st) != 0) {
-		api_reply_err(c, AL_E_IO, "cannot list environments");
-		return;
-	}
-	sqlite3_bind_int(st, 1, archived);
-	sqlite3_bind_int64(st, 2, tr.lo);
-	sqlite3_bind_int64(st, 3, tr.hi);
-	sqlite3_bind_int(st, 4, pg.has_cursor);
-	sqlite3_bind_int64(st, 5, pg.after_seq);
-	sqlite3_bind_int64(st, 6, (int64_t)pg.limit + 1);
-	json_t *page = validate_page_collect(st, pg.limit, pg.desc);
-	sqlite3_finalize(st);
-	api_reply_json(c, 200, page);
+	validate_list_docs(c, "environments", NULL, NULL);
 }
 
 const struct api_route environments_routes[] = {

@@ -31,18 +31,7 @@
 static json_t *
 session_load(struct db *db, const char *id, int *err)
 {
-	sqlite3_stmt *st = NULL;
-	json_t *doc = NULL;
-	*err = AL_E_NOTFOUND;
-	if (db_prepare(db, "SELECT doc FROM sessions WHERE id = ?", &st) != 0) {
-		*err = AL_E_IO;
-		return NULL;
-	}
-	db_bind_text(st, 1, id);
-	if (sqlite3_step(st) == SQLITE_ROW && (doc = db_col_json(st, 0)) != NULL)
-		*err = 0;
-	sqlite3_finalize(st);
-	return doc;
+	return db_load_doc(db, "sessions", id, err);
 }
 
 static int

@@ -10,6 +10,7 @@
 #include "db.h"
 #include "err.h"
 #include "util.h"
+#include "server.h"
 #include "validate.h"
 
 #define PATH_MAX_LEN 256
@@ -1195,6 +1196,42 @@ validate_query_created(struct api_call *c, struct time_range *out)
 		}
 	}
 	return 0;
+}
+
+void
+validate_list_docs(struct api_call *c, const char *table, const char *scope_col,
+                   const char *scope_id)
+{
+	struct page_req pg;
+	struct time_range tr;
+	bool archived = false;
+	sqlite3_stmt *st = NULL;
+	char sql[512];
+	if (api_page_parse(c, 20, 1000, true, &pg) ||
+	    validate_query_bool(c, "include_archived", &archived) || validate_query_created(c, &tr))
+		return;
+	/* table and scope_col are ours (never input); values are bound. */
+	snprintf(sql, sizeof(sql),
+	         "SELECT seq, doc FROM %s WHERE (?1 OR archived_at IS NULL) "
+	         "AND created_at BETWEEN ?2 AND ?3 AND (?4 = 0 OR seq %s ?5)%s%s%s "
+	         "ORDER BY seq %s LIMIT ?6",
+	         table, pg.desc ? "<" : ">", scope_col ? " AND " : "", scope_col ? scope_col : "",
+	         scope_col ? " = ?7" : "", pg.desc ? "DESC" : "ASC");
+	if (db_prepare(c->srv->db, sql, &st) != 0) {
+		api_reply_err(c, AL_E_IO, "cannot list");
+		return;
+	}
+	sqlite3_bind_int(st, 1, archived);
+	sqlite3_bind_int64(st, 2, tr.lo);
+	sqlite3_bind_int64(st, 3, tr.hi);
+	sqlite3_bind_int(st, 4, pg.has_cursor);
+	sqlite3_bind_int64(st, 5, pg.after_seq);
+	sqlite3_bind_int64(st, 6, (int64_t)pg.limit + 1);
+	if (scope_col)
+		db_bind_text(st, 7, scope_id);
+	json_t *page = validate_page_collect(st, pg.limit, pg.desc);
+	sqlite3_finalize(st);
+	api_reply_json(c, 200, page);
 }
 
 json_t *

@@ -72,5 +72,10 @@ int validate_query_created(struct api_call *c, struct time_range *out);
 /* Steps st (columns: seq, doc) collecting up to limit documents; the statement must
  * return limit+1 rows at most, in page order. → {"data":[...],"next_page":cursor|null}. */
 json_t *validate_page_collect(sqlite3_stmt *st, unsigned limit, bool desc);
+/* The whole list route of an archivable resource table (seq, doc, created_at,
+ * archived_at): limit/page/order, include_archived, created_at[*]; scope_col/scope_id
+ * (both NULL, or e.g. "vault_id" and its value) narrow it to one parent. Replies. */
+void validate_list_docs(struct api_call *c, const char *table, const char *scope_col,
+                        const char *scope_id);
 
 #endif

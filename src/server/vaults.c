@@ -550,18 +550,7 @@ check_auth_type(const json_t *auth, const char **type, struct verr *e)
 static json_t *
 vault_load(struct db *db, const char *id, int *err)
 {
-	sqlite3_stmt *st = NULL;
-	json_t *doc = NULL;
-	*err = AL_E_NOTFOUND;
-	if (db_prepare(db, "SELECT doc FROM vaults WHERE id = ?", &st) != 0) {
-		*err = AL_E_IO;
-		return NULL;
-	}
-	db_bind_text(st, 1, id);
-	if (sqlite3_step(st) == SQLITE_ROW && (doc = db_col_json(st, 0)) != NULL)
-		*err = 0;
-	sqlite3_finalize(st);
-	return doc;
+	return db_load_doc(db, "vaults", id, err);
 }
 
 static json_t *
@@ -1133,45 +1122,10 @@ delete_vault(struct api_call *c)
 	api_reply_json(c, 200, json_pack("{s:s, s:s}", "id", id, "type", "vault_deleted"));
 }
 
-/* Shared by both lists: extra is "" or " AND vault_id = ?7". */
-static void
-list_docs(struct api_call *c, const char *table, const char *vault_id, const char *what)
-{
-	struct page_req pg;
-	struct time_range tr;
-	bool archived = false;
-	sqlite3_stmt *st = NULL;
-	char sql[512];
-	if (api_page_parse(c, 20, 1000, true, &pg) ||
-	    validate_query_bool(c, "include_archived", &archived) || validate_query_created(c, &tr))
-		return;
-	snprintf(sql, sizeof(sql),
-	         "SELECT seq, doc FROM %s WHERE (?1 OR archived_at IS NULL) "
-	         "AND created_at BETWEEN ?2 AND ?3 AND (?4 = 0 OR seq %s ?5) %s "
-	         "ORDER BY seq %s LIMIT ?6",
-	         table, pg.desc ? "<" : ">", vault_id ? "AND vault_id = ?7" : "",
-	         pg.desc ? "DESC" : "ASC");
-	if (db_prepare(c->srv->db, sql, &st) != 0) {
-		api_reply_err(c, AL_E_IO, what);
-		return;
-	}
-	sqlite3_bind_int(st, 1, archived);
-	sqlite3_bind_int64(st, 2, tr.lo);
-	sqlite3_bind_int64(st, 3, tr.hi);
-	sqlite3_bind_int(st, 4, pg.has_cursor);
-	sqlite3_bind_int64(st, 5, pg.after_seq);
-	sqlite3_bind_int64(st, 6, (int64_t)pg.limit + 1);
-	if (vault_id)
-		db_bind_text(st, 7, vault_id);
-	json_t *page = validate_page_collect(st, pg.limit, pg.desc);
-	sqlite3_finalize(st);
-	api_reply_json(c, 200, page);
-}
-
 static void
 list_vaults(struct api_call *c)
 {
-	list_docs(c, "vaults", NULL, "cannot list vaults");
+	validate_list_docs(c, "vaults", NULL, NULL);
 }
 
 static void
@@ -1243,7 +1197,7 @@ list_credentials(struct api_call *c)
 		return;
 	}
 	json_decref(vault);
-	list_docs(c, "vault_credentials", c->params[0], "cannot list credentials");
+	validate_list_docs(c, "vault_credentials", "vault_id", c->params[0]);
 }
 
 /* auth of an update: {type (must match), token?}. *tok is the new token or NULL. */
