@@ -7,55 +7,13 @@ import Anthropic from '@anthropic-ai/sdk';
 import { betaAgentToolset20260401 } from '@anthropic-ai/sdk/tools/agent-toolset/node';
 import { startServer } from './lib/server.mjs';
 import { startMockModel } from './lib/mockmodel.mjs';
+import { collect, types } from './lib/events.mjs';
 
 const SERVER_ENV = { AIRLOCK_MODEL_API_KEY: 'mock-model-key', AIRLOCK_MODEL_RETRY_BASE_MS: '10' };
 
 // Collects a session's stream in the background; waitFor() resolves with the first
 // collected event (from index `from`) matching pred.
-function collect(stream) {
-  const events = [];
-  let waiters = [];
-  let ended = null;
-  (async () => {
-    try {
-      for await (const ev of stream) {
-        events.push(ev);
-        waiters = waiters.filter((w) => !w.check());
-      }
-      ended = new Error('stream ended');
-    } catch (e) {
-      ended = e;
-    }
-    for (const w of waiters) w.check();
-  })();
-  return {
-    events,
-    waitFor(pred, from = 0, what = 'event') {
-      return new Promise((resolve, reject) => {
-        const w = {
-          check() {
-            const i = events.findIndex((e, k) => k >= from && pred(e));
-            if (i >= 0) {
-              resolve(events[i]);
-              return true;
-            }
-            if (ended) {
-              reject(new Error(`${what} never came (${ended.message}); saw ${types(events).join(', ')}`));
-              return true;
-            }
-            return false;
-          },
-        };
-        if (!w.check()) waiters.push(w);
-      });
-    },
-    close() {
-      stream.controller.abort();
-    },
-  };
-}
 
-const types = (evs) => evs.map((e) => e.type);
 const isIdle = (reason) => (e) => e.type === 'session.status_idle' && e.stop_reason?.type === reason;
 
 async function setup(t, script, { tools = [{ type: 'agent_toolset_20260401' }], dataDir } = {}) {

@@ -7,7 +7,6 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import http from 'node:http';
-import net from 'node:net';
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -17,20 +16,11 @@ import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/
 import { ListToolsRequestSchema, CallToolRequestSchema } from '@modelcontextprotocol/sdk/types.js';
 import { startServer } from './lib/server.mjs';
 import { startMockModel } from './lib/mockmodel.mjs';
+import { collect, freePort, allEvents, types } from './lib/events.mjs';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const SERVER_ENV = { AIRLOCK_MODEL_API_KEY: 'mock-model-key', AIRLOCK_MODEL_RETRY_BASE_MS: '10' };
 
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.on('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 // The reference server's own Streamable HTTP entry point (dist/transports/
 // streamableHttp.js, PORT from the environment), bound to loopback by lib/mcp_loopback.mjs.
@@ -121,50 +111,7 @@ async function startProxy(t, upstreamPort, { token } = {}) {
 
 // Collects a session's stream in the background; waitFor() resolves with the first
 // collected event (from index `from`) matching pred.
-function collect(stream) {
-  const events = [];
-  let waiters = [];
-  let ended = null;
-  (async () => {
-    try {
-      for await (const ev of stream) {
-        events.push(ev);
-        waiters = waiters.filter((w) => !w.check());
-      }
-      ended = new Error('stream ended');
-    } catch (e) {
-      ended = e;
-    }
-    for (const w of waiters) w.check();
-  })();
-  return {
-    events,
-    waitFor(pred, from = 0, what = 'event') {
-      return new Promise((resolve, reject) => {
-        const w = {
-          check() {
-            const i = events.findIndex((e, k) => k >= from && pred(e));
-            if (i >= 0) {
-              resolve(events[i]);
-              return true;
-            }
-            if (ended) {
-              reject(new Error(`${what} never came (${ended.message}); saw ${types(events).join(', ')}`));
-              return true;
-            }
-            return false;
-          },
-        };
-        if (!w.check()) waiters.push(w);
-      });
-    },
-    close() {
-      stream.controller.abort();
-    },
-  };
-}
 
-const types = (evs) => evs.map((e) => e.type);
 const isIdle = (reason) => (e) => e.type === 'session.status_idle' && e.stop_reason?.type === reason;
 const say = (client, sid, text) =>
   client.beta.sessions.events.send(sid, { events: [{ type: 'user.message', content: [{ type: 'text', text }] }] });
@@ -194,11 +141,6 @@ async function setup(t, script, { mcpUrl, policy, vault, serverName = 'everythin
 
 const echoCall = (message) => ({ content: [{ type: 'tool_use', name: 'mcp__everything__echo', input: { message } }] });
 
-async function allEvents(client, sid) {
-  const out = [];
-  for await (const ev of client.beta.sessions.events.list(sid)) out.push(ev);
-  return out;
-}
 
 test('an always_allow MCP tool: listed, offered, called through Streamable HTTP, result to the model', async (t) => {
   const ev = await startEverything(t);

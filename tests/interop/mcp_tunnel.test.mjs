@@ -9,7 +9,6 @@ import assert from 'node:assert/strict';
 import { spawn, execFileSync } from 'node:child_process';
 import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
-import net from 'node:net';
 import http from 'node:http';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -17,6 +16,7 @@ import { fileURLToPath } from 'node:url';
 import Anthropic from '@anthropic-ai/sdk';
 import { startServer } from './lib/server.mjs';
 import { startMockModel } from './lib/mockmodel.mjs';
+import { collect, freePort, allEvents, types } from './lib/events.mjs';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const BIN = process.env.AIRLOCK_BIN;
@@ -25,16 +25,6 @@ const SERVER_ENV = { AIRLOCK_MODEL_API_KEY: 'mock-model-key', AIRLOCK_MODEL_RETR
 
 let tmp, everything, proxy, edgePort, srvEnv;
 
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.on('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 // Spawns a process and resolves once its stderr matches re; log() has all of stderr.
 function spawnReady(cmd, args, opts, re, what) {
@@ -119,69 +109,12 @@ async function startProxy(upstreamPort) {
 
 // Collects a session's stream in the background; waitFor() resolves with the first
 // collected event (from index `from`) matching pred.
-function collect(stream) {
-  const events = [];
-  let waiters = [];
-  let ended = null;
-  (async () => {
-    try {
-      for await (const ev of stream) {
-        events.push(ev);
-        waiters = waiters.filter((w) => !w.check());
-      }
-      ended = new Error('stream ended');
-    } catch (e) {
-      ended = e;
-    }
-    for (const w of waiters) w.check();
-  })();
-  return {
-    events,
-    // A wrong turn leaves the session waiting forever: fail with what was seen instead.
-    waitFor(pred, from = 0, what = 'event', ms = 60000) {
-      return new Promise((resolve, reject) => {
-        let timer = null;
-        const w = {
-          check() {
-            const i = events.findIndex((e, k) => k >= from && pred(e));
-            if (i >= 0) {
-              clearTimeout(timer);
-              resolve(events[i]);
-              return true;
-            }
-            if (ended) {
-              clearTimeout(timer);
-              reject(new Error(`${what} never came (${ended.message}); saw ${types(events).join(', ')}`));
-              return true;
-            }
-            return false;
-          },
-        };
-        if (w.check()) return;
-        waiters.push(w);
-        timer = setTimeout(() => {
-          waiters = waiters.filter((x) => x !== w);
-          reject(new Error(`${what} did not come in ${ms} ms; saw ${types(events).join(', ')}`));
-        }, ms);
-      });
-    },
-    close() {
-      stream.controller.abort();
-    },
-  };
-}
 
-const types = (evs) => evs.map((e) => e.type);
 const isIdle = (reason) => (e) => e.type === 'session.status_idle' && e.stop_reason?.type === reason;
 const say = (client, sid, text) =>
   client.beta.sessions.events.send(sid, { events: [{ type: 'user.message', content: [{ type: 'text', text }] }] });
 const echoCall = (message) => ({ content: [{ type: 'tool_use', name: 'mcp__everything__echo', input: { message } }] });
 
-async function allEvents(client, sid) {
-  const out = [];
-  for await (const ev of client.beta.sessions.events.list(sid)) out.push(ev);
-  return out;
-}
 
 // One stack per test: a server with the tunnel edge on a fixed port (so a restarted
 // server is found again by the same gateway), a tunnel, a gateway, an agent whose MCP
