@@ -3,6 +3,7 @@
  * `echo` in a live sandbox. Each iteration runs every variant once, so noise hits all
  * alike. Numbers and ratios against baselines measured in the same run; no pass/fail. */
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +16,7 @@
 #include "log.h"
 #include "monitor.h"
 #include "sandbox.h"
+#include "tools.h"
 
 static double
 now_us(void)
@@ -67,6 +69,69 @@ sb_run(struct sandbox *sb, const char *const *argv, int out)
 	r = sandbox_proc_wait(p, &st);
 	sandbox_proc_free(p);
 	return r ? r : st;
+}
+
+/* The toolset's process hooks on a sandbox, as the worker's executor uses them (there the
+ * spawn goes through the monitor; the per-call path after that is the same pipes). */
+static int
+tool_sb_spawn(void *arg, const struct tool_spawn_req *req, void **proc)
+{
+	return sandbox_spawn_fds(arg, req->path, req->argv, req->envp, req->cwd, req->fds,
+	                         (size_t)req->nfds, (struct sandbox_proc **)proc);
+}
+
+static void
+tool_sb_kill(void *arg, void *proc)
+{
+	(void)arg;
+	(void)sandbox_proc_kill(proc, SIGKILL);
+}
+
+static int
+tool_sb_reap(void *arg, void *proc, int *wstatus)
+{
+	int st = 0, r = sandbox_proc_wait(proc, &st);
+	(void)arg;
+	sandbox_proc_free(proc);
+	if (wstatus != NULL)
+		*wstatus = st;
+	return r == AL_E_CLOSED ? 0 : r;
+}
+
+/* The bash tool's `echo hi` in a live session sandbox: the persistent shell was started
+ * by the first call (not timed); each timed call is tool_run() end to end (framing,
+ * pipes into the sandbox, status line, result). p50/p99 into *p50 / *p99; 0 or -1. */
+static int
+bash_tool_echo(struct sandbox *sb, const char *ws, int n, double *p50, double *p99)
+{
+	struct tool_spawner sp = {
+	    .spawn = tool_sb_spawn, .kill = tool_sb_kill, .reap = tool_sb_reap, .arg = sb};
+	struct tool_ctx *ctx = NULL;
+	json_t *in = json_pack("{s:s}", "command", "echo hi"), *content = NULL;
+	double *v = calloc((size_t)n, sizeof(double));
+	int r = -1, i;
+	bool is_error = false;
+
+	if (in == NULL || v == NULL || tool_ctx_new(ws, &sp, &ctx) != 0)
+		goto out;
+	for (i = -1; i < n; i++) {
+		double t0 = now_us();
+		if (tool_run(ctx, "bash", in, &content, &is_error) != 0 || is_error)
+			goto out;
+		if (i >= 0)
+			v[i] = now_us() - t0;
+		json_decref(content);
+		content = NULL;
+	}
+	*p99 = pct(v, n, .99);
+	*p50 = pct(v, n, .5);
+	r = 0;
+out:
+	json_decref(content);
+	json_decref(in);
+	tool_ctx_free(ctx);
+	free(v);
+	return r;
 }
 
 /* Through the monitor, as the worker does it: create, spawn /bin/true, wait = "create to
@@ -142,7 +207,7 @@ main(int argc, char **argv)
 	struct sandbox_profile p;
 	struct sandbox *sb;
 	struct sandbox_spare *sp;
-	double mw, mc;
+	double mw, mc, tool_e = -1, tool_e99 = -1;
 	int mn = n < 30 ? n : 30;
 	int have_bwrap = access(bwrapv[0], X_OK) == 0;
 
@@ -201,6 +266,10 @@ main(int argc, char **argv)
 			return 1;
 		echo[i] = now_us() - t0;
 	}
+	if (bash_tool_echo(sb, ws, n, &tool_e, &tool_e99) != 0) {
+		fprintf(stderr, "bash tool call failed\n");
+		return 1;
+	}
 	sandbox_destroy(sb);
 	(void)sandbox_gc(true);
 	{
@@ -240,7 +309,10 @@ main(int argc, char **argv)
 		printf("cgroup removal (async, sandbox_gc)     p50 %8.0f us  (off the session's "
 		       "path)\n",
 		       g);
-		printf("echo in a live sandbox                 p50 %8.0f us  p99 %8.0f us\n", e,
+		printf("bash tool `echo hi`, live sandbox       p50 %8.0f us  p99 %8.0f us  "
+		       "(target p50 <= 1000 us: ratio %.2f)\n",
+		       tool_e, tool_e99, tool_e / 1000);
+		printf("/bin/echo spawned in a live sandbox    p50 %8.0f us  p99 %8.0f us\n", e,
 		       e99);
 		printf("monitor: create to first exec, spare   p50 %8.0f us  (%d sessions 100 ms "
 		       "apart)\n",
