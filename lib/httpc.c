@@ -7,7 +7,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include <curl/curl.h>
+#include "curl_dl.h"
 
 #include "err.h"
 #include "httpc.h"

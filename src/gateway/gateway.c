@@ -14,7 +14,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include <curl/curl.h>
+#include "curl_dl.h"
 #include <nghttp2/nghttp2.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
@@ -1060,7 +1060,10 @@ gateway_main(int argc, char **argv)
 	} else
 		SSL_CTX_set_default_verify_paths(g.ctx);
 	signal(SIGPIPE, SIG_IGN);
-	curl_global_init(CURL_GLOBAL_DEFAULT);
+	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+		fprintf(stderr, "airlock gateway: %s\n", curl_dl_error());
+		goto out;
+	}
 	char *gid = id_new("gw_");
 	snprintf(g.gateway_id, sizeof(g.gateway_id), "%s", gid);
 	free(gid);

@@ -9,7 +9,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include <curl/curl.h>
+#include "curl_dl.h"
 
 #include "buf.h"
 #include "err.h"

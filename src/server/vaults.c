@@ -13,7 +13,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <curl/curl.h>
+#include "curl_dl.h"
 #include <openssl/evp.h>
 
 #include "api.h"
