@@ -11,55 +11,15 @@
 
 #include "err.h"
 #include "httpc.h"
+#include "httpc_int.h"
 #include "xalloc.h"
 
 #define HTTPC_MAX_HEADER_BYTES (64 * 1024)
 #define HTTPC_DEFAULT_MAX_BODY (8u * 1024 * 1024)
 
-struct httpc_xfer {
-	struct httpc *c;
-	CURL *easy;
-	struct curl_slist *hdrs;
-	char *body_copy;
-	struct buf body;
-	struct buf resp_hdrs; /* "lowercased-name\0trimmed value\0" pairs of the last head */
-	int status;
-	int cb_err;
-	bool cancelled;
-	bool added;   /* handed to the multi handle */
-	bool in_done; /* its on_done is running: cancel is a no-op */
-	httpc_head_fn *on_head;
-	httpc_data_fn *on_data;
-	httpc_done_fn *on_done;
-	void *arg;
-	char errbuf[CURL_ERROR_SIZE];
-	struct httpc_xfer *prev, *next;
-};
+_Static_assert(CURL_ERROR_SIZE <= HTTPC_ERRBUF, "curl's error buffer size");
 
-struct httpc {
-	struct loop *l;
-	CURLM *multi;
-	struct loop_timer *timer;
-	char *ca_file;
-	char *user_agent;
-	struct httpc_xfer *xfers;
-	size_t n;
-	int depth; /* >0 while a curl call is on the stack */
-	bool need_sweep;
-};
-
-static void xfer_destroy(struct httpc_xfer *x);
 static void drive(struct httpc *c, curl_socket_t fd, int flags);
-
-static void
-global_init_once(void)
-{
-	static bool done;
-	if (!done) {
-		curl_global_init(CURL_GLOBAL_DEFAULT);
-		done = true;
-	}
-}
 
 static void
 on_timer(struct loop *l, void *arg)
@@ -110,18 +70,23 @@ curl_socket_cb(CURL *e, curl_socket_t s, int what, void *userp, void *socketp)
 struct httpc *
 httpc_new(struct loop *l, const struct httpc_opts *o)
 {
-	global_init_once();
 	struct httpc *c = xcalloc(1, sizeof(*c));
 	c->l = l;
-	c->multi = curl_multi_init();
-	if (c->multi == NULL) {
-		free(c);
-		return NULL;
-	}
 	if (o != NULL && o->ca_file != NULL)
 		c->ca_file = xstrdup(o->ca_file);
 	c->user_agent =
 	    xstrdup(o != NULL && o->user_agent != NULL ? o->user_agent : "airlock/0.1.0");
+	if (o != NULL && o->transport == HTTPC_NATIVE) {
+		c->native = true;
+		httpc_native_init(c);
+		return c;
+	}
+	if ((c->multi = curl_multi_init()) == NULL) {
+		free(c->ca_file);
+		free(c->user_agent);
+		free(c);
+		return NULL;
+	}
 	curl_multi_setopt(c->multi, CURLMOPT_SOCKETFUNCTION, curl_socket_cb);
 	curl_multi_setopt(c->multi, CURLMOPT_SOCKETDATA, c);
 	curl_multi_setopt(c->multi, CURLMOPT_TIMERFUNCTION, curl_timer_cb);
@@ -135,8 +100,11 @@ httpc_free(struct httpc *c)
 	if (c == NULL)
 		return;
 	while (c->xfers != NULL)
-		xfer_destroy(c->xfers);
-	curl_multi_cleanup(c->multi);
+		httpc_xfer_destroy(c->xfers);
+	if (c->native)
+		httpc_native_free(c);
+	else
+		curl_multi_cleanup(c->multi);
 	loop_timer_cancel(c->l, c->timer);
 	free(c->ca_file);
 	free(c->user_agent);
@@ -149,16 +117,20 @@ httpc_active(const struct httpc *c)
 	return c->n;
 }
 
-static void
-xfer_destroy(struct httpc_xfer *x)
+void
+httpc_xfer_destroy(struct httpc_xfer *x)
 {
 	struct httpc *c = x->c;
+	if (c->native)
+		httpc_native_release(x);
 	if (x->added)
 		curl_multi_remove_handle(c->multi, x->easy);
-	curl_easy_cleanup(x->easy);
+	if (x->easy != NULL)
+		curl_easy_cleanup(x->easy);
 	for (struct curl_slist *h = x->hdrs; h != NULL; h = h->next)
 		explicit_wipe(h->data, strlen(h->data)); /* Authorization lines */
-	curl_slist_free_all(x->hdrs);
+	if (x->hdrs != NULL)
+		curl_slist_free_all(x->hdrs);
 	if (x->body_copy != NULL) {
 		/* request bodies carry tool output and credentials-adjacent data */
 		secret_free(x->body_copy);
@@ -288,7 +260,7 @@ static void
 finish(struct httpc_xfer *x, CURLcode rc)
 {
 	if (x->cancelled) {
-		xfer_destroy(x);
+		httpc_xfer_destroy(x);
 		return;
 	}
 	struct httpc_response resp = {
@@ -299,7 +271,7 @@ finish(struct httpc_xfer *x, CURLcode rc)
 	};
 	x->in_done = true;
 	x->on_done(x, &resp, x->arg);
-	xfer_destroy(x);
+	httpc_xfer_destroy(x);
 }
 
 /* Applies deferred adds and cancels, then delivers finished transfers. */
@@ -312,7 +284,7 @@ settle(struct httpc *c)
 		for (; x != NULL; x = next) {
 			next = x->next;
 			if (x->cancelled) {
-				xfer_destroy(x);
+				httpc_xfer_destroy(x);
 			} else if (!x->added) {
 				if (curl_multi_add_handle(c->multi, x->easy) == CURLM_OK)
 					x->added = true;
@@ -379,6 +351,11 @@ httpc_start(struct httpc *c, const struct httpc_request *req, struct httpc_xfer 
 		c->xfers->prev = x;
 	c->xfers = x;
 	c->n++;
+	if (c->native) {
+		if ((r = httpc_native_start(x, req)) != 0)
+			goto out;
+		goto started;
+	}
 	r = AL_E_INTERNAL;
 	x->easy = curl_easy_init();
 	if (x->easy == NULL)
@@ -442,13 +419,14 @@ httpc_start(struct httpc *c, const struct httpc_request *req, struct httpc_xfer 
 		}
 		x->added = true;
 	}
+started:
 	if (out != NULL)
 		*out = x;
 	x = NULL;
 	r = 0;
 out:
 	if (x != NULL)
-		xfer_destroy(x);
+		httpc_xfer_destroy(x);
 	return r;
 }
 
@@ -462,7 +440,7 @@ httpc_cancel(struct httpc_xfer *x)
 	if (c->depth > 0)
 		c->need_sweep = true;
 	else
-		xfer_destroy(x);
+		httpc_xfer_destroy(x);
 }
 
 int
@@ -504,4 +482,73 @@ httpc_escape(const char *s)
 	}
 	o[j] = '\0';
 	return o;
+}
+
+/* Whether host matches one NO_PROXY entry: "*", an exact name, or a domain suffix
+ * ("example.com" and ".example.com" both cover "api.example.com"), as curl reads it. */
+static bool
+no_proxy_match(const char *host, size_t hlen, const char *e, size_t elen)
+{
+	while (elen > 0 && (*e == ' ' || *e == '\t'))
+		e++, elen--;
+	while (elen > 0 && (e[elen - 1] == ' ' || e[elen - 1] == '\t'))
+		elen--;
+	if (elen == 1 && *e == '*')
+		return true;
+	if (elen > 0 && *e == '.')
+		e++, elen--;
+	if (elen == 0 || elen > hlen)
+		return false;
+	if (strncasecmp(host + hlen - elen, e, elen) != 0)
+		return false;
+	return elen == hlen || host[hlen - elen - 1] == '.';
+}
+
+const char *
+httpc_proxy_env(const char *url)
+{
+	static const char *const https_vars[] = {"https_proxy", "HTTPS_PROXY", "all_proxy",
+	                                         "ALL_PROXY", NULL};
+	static const char *const http_vars[] = {"http_proxy", "HTTP_PROXY", "all_proxy",
+	                                        "ALL_PROXY", NULL};
+	bool tls = strncasecmp(url, "https://", 8) == 0;
+	const char *const *vars = tls ? https_vars : http_vars;
+	const char *found = NULL;
+	for (size_t i = 0; vars[i] != NULL && found == NULL; i++) {
+		const char *v = getenv(vars[i]);
+		if (v != NULL && v[0] != '\0')
+			found = vars[i];
+	}
+	if (found == NULL)
+		return NULL;
+	/* the host part, without brackets or port */
+	const char *h = strstr(url, "://");
+	h = h ? h + 3 : url;
+	size_t alen = strcspn(h, "/?#");
+	const char *at = memchr(h, '@', alen);
+	if (at != NULL) {
+		alen -= (size_t)(at + 1 - h);
+		h = at + 1;
+	}
+	size_t hlen;
+	if (*h == '[') {
+		const char *rb = memchr(h, ']', alen);
+		h++;
+		hlen = rb ? (size_t)(rb - h) : alen - 1;
+	} else {
+		const char *colon = memchr(h, ':', alen);
+		hlen = colon ? (size_t)(colon - h) : alen;
+	}
+	const char *np = getenv("no_proxy");
+	if (np == NULL || np[0] == '\0')
+		np = getenv("NO_PROXY");
+	for (const char *e = np; e != NULL && *e != '\0';) {
+		size_t elen = strcspn(e, ",");
+		if (no_proxy_match(h, hlen, e, elen))
+			return NULL;
+		e += elen;
+		if (*e == ',')
+			e++;
+	}
+	return found;
 }

@@ -1,7 +1,8 @@
-/* Outbound HTTP(S) client: libcurl's multi interface driven by our epoll loop
- * (CURLMOPT_SOCKETFUNCTION + CURLMOPT_TIMERFUNCTION), so many transfers share one
- * thread with everything else. Buffered responses (bounded) or streamed bodies (SSE).
- * Used by the worker (work queue, events) and by the server's agent loop (model calls). */
+/* Outbound HTTP(S) client on our epoll loop, many transfers on one thread. Two
+ * transports behind one API: libcurl's multi interface (loaded on first use; proxies,
+ * HTTP/2) and a small native HTTP/1.1 client (llhttp, keep-alive pool, OpenSSL only for
+ * https) that the worker uses to stay small. Buffered responses (bounded) or streamed
+ * bodies (SSE). See docs/lib/httpc.md. */
 #ifndef AL_HTTPC_H
 #define AL_HTTPC_H
 
@@ -14,18 +15,25 @@
 struct httpc;
 struct httpc_xfer;
 
+enum httpc_transport {
+	HTTPC_CURL = 0, /* libcurl: honours proxy variables, HTTP/2 */
+	HTTPC_NATIVE,   /* HTTP/1.1 of our own: no proxy support, blocking DNS at connect */
+};
+
 struct httpc_opts {
 	const char *ca_file;    /* PEM bundle for server verification; NULL: system store */
 	const char *user_agent; /* NULL: "airlock/<version>" */
+	enum httpc_transport transport;
 };
 
 /* What a finished transfer saw. Valid only during the done callback. */
 struct httpc_response {
-	int err;            /* 0, or why the transfer failed: AL_E_TIMEOUT, AL_E_TOOBIG (body over
-	                     * max_body), AL_E_IO (connect/TLS/reset), or a data callback's error */
-	int status;         /* HTTP status, 0 when no response head arrived */
-	struct buf body;    /* buffered body: whole body, or for streams the non-2xx body only */
-	const char *errmsg; /* curl's message for err, "" if none; never contains credentials */
+	int err;         /* 0, or why the transfer failed: AL_E_TIMEOUT, AL_E_TOOBIG (body over
+	                  * max_body), AL_E_IO (connect/TLS/reset), or a data callback's error */
+	int status;      /* HTTP status, 0 when no response head arrived */
+	struct buf body; /* buffered body: whole body, or for streams the non-2xx body only */
+	const char
+	    *errmsg; /* the transport's message for err, "" if none; never contains credentials */
 };
 
 /* Streamed body bytes (only for 2xx responses; other statuses are buffered into
@@ -73,6 +81,11 @@ int httpc_xfer_status(const struct httpc_xfer *x);
 const char *httpc_xfer_header(const struct httpc_xfer *x, const char *name);
 /* Number of transfers in flight (tests, shutdown). */
 size_t httpc_active(const struct httpc *c);
+
+/* The name of the proxy variable (HTTPS_PROXY, http_proxy, ALL_PROXY, ...) that
+ * applies to url, taking NO_PROXY into account; NULL when none does. A client that
+ * finds one should use HTTPC_CURL, the only transport that speaks to proxies. */
+const char *httpc_proxy_env(const char *url);
 
 /* Percent-encodes s for a URL path segment or query value (RFC 3986 unreserved kept). */
 char *httpc_escape(const char *s);

@@ -934,7 +934,13 @@ worker_main(int argc, char **argv)
 	}
 	signal(SIGPIPE, SIG_IGN);
 	w.loop = loop_new();
-	struct httpc_opts ho = {.ca_file = w.cfg.ca_file};
+	/* native HTTP/1.1 keeps libcurl (and, for http://, OpenSSL) out of the process;
+	 * only curl speaks to proxies, so a proxy variable that applies selects it */
+	const char *proxy_var = httpc_proxy_env(w.cfg.base_url);
+	struct httpc_opts ho = {.ca_file = w.cfg.ca_file,
+	                        .transport = proxy_var ? HTTPC_CURL : HTTPC_NATIVE};
+	log_info("outbound http", "transport", proxy_var ? "curl" : "native", "proxy_variable",
+	         proxy_var ? proxy_var : "none");
 	w.http = httpc_new(w.loop, &ho);
 	if (w.loop == NULL || w.http == NULL) {
 		fprintf(stderr, "airlock worker: cannot set up the event loop\n");
