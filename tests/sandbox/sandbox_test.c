@@ -365,13 +365,107 @@ mode_escapes(void)
 
 /* ---------------------------------------------------------------- limits */
 
+/* The directory of the record line containing `marker` (v1: "/memory/", "/pids/"; v2:
+ * "/sb-", the one group that holds every controller); "" when none. */
+static void
+record_dir(const char *rec, const char *marker, char *out, size_t cap)
+{
+	const char *l = strstr(rec, marker), *b, *e;
+	out[0] = '\0';
+	if (l == NULL)
+		return;
+	for (b = l; b > rec && b[-1] != '\n'; b--)
+		;
+	if (strncmp(b, "cg ", 3) != 0 || (e = strchr(l, '\n')) == NULL)
+		return;
+	snprintf(out, cap, "%.*s", (int)(e - b - 3), b + 3);
+}
+
+/* Reads dir/file into out without its trailing newline; "" when unreadable. */
+static void
+cg_read(const char *dir, const char *file, char *out, size_t cap)
+{
+	char path[PATH_MAX];
+	ssize_t n = -1;
+	int fd;
+	snprintf(path, sizeof(path), "%s/%s", dir, file);
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) >= 0) {
+		n = read(fd, out, cap - 1);
+		close(fd);
+	}
+	out[n > 0 ? n : 0] = '\0';
+	if (n > 0 && out[n - 1] == '\n')
+		out[n - 1] = '\0';
+}
+
+static int
+cg_write(const char *dir, const char *file, const char *val)
+{
+	char path[PATH_MAX];
+	int fd, r = 0;
+	snprintf(path, sizeof(path), "%s/%s", dir, file);
+	if ((fd = open(path, O_WRONLY | O_CLOEXEC)) < 0)
+		return -errno;
+	if (write(fd, val, strlen(val)) < 0)
+		r = -errno;
+	close(fd);
+	return r;
+}
+
+/* v1 has no cgroup.kill: SIGKILL every pid the group lists (pid 1 takes its namespace). */
+static int
+xkill_listed(const char *dir)
+{
+	char procs[4096], *l, *cur = procs;
+	int n = 0;
+	cg_read(dir, "cgroup.procs", procs, sizeof(procs));
+	while ((l = strsep(&cur, "\n")) != NULL)
+		if (l[0] >= '1' && l[0] <= '9' && kill((pid_t)strtol(l, NULL, 10), SIGKILL) == 0)
+			n++;
+	return n > 0 ? 0 : -ESRCH;
+}
+
+/* The profile's limits as the kernel holds them: v1 per controller, v2 in one group. */
+static void
+check_cg_limits(const char *rec, const struct sandbox_profile *p)
+{
+	char dir[PATH_MAX], v[128], want[64];
+	if (sandbox_cg_detect(NULL) == SB_CG_V1) {
+		record_dir(rec, "/memory/", dir, sizeof(dir));
+		cg_read(dir, "memory.limit_in_bytes", v, sizeof(v));
+		check(strtoull(v, NULL, 10) == p->memory_mb << 20, "v1 memory limit written", v);
+		record_dir(rec, "/pids/", dir, sizeof(dir));
+		cg_read(dir, "pids.max", v, sizeof(v));
+		check(strtoull(v, NULL, 10) == p->pids_max, "v1 pids.max written", v);
+		return;
+	}
+	record_dir(rec, "/sb-", dir, sizeof(dir));
+	check(strstr(rec, "/memory/") == NULL && strstr(rec, "/pids/") == NULL,
+	      "v2: one group for every controller", rec);
+	cg_read(dir, "memory.max", v, sizeof(v));
+	check(strtoull(v, NULL, 10) == p->memory_mb << 20, "v2 memory.max written", v);
+	cg_read(dir, "memory.high", v, sizeof(v));
+	check(strtoull(v, NULL, 10) > 0 && strtoull(v, NULL, 10) < p->memory_mb << 20,
+	      "v2 memory.high below memory.max", v);
+	cg_read(dir, "memory.swap.max", v, sizeof(v));
+	check(v[0] == '\0' || strcmp(v, "0") == 0, "v2 memory.swap.max 0 (when accounted)", v);
+	cg_read(dir, "pids.max", v, sizeof(v));
+	check(strtoull(v, NULL, 10) == p->pids_max, "v2 pids.max written", v);
+	cg_read(dir, "cgroup.controllers", v, sizeof(v));
+	if (strstr(v, "cpu") != NULL) {
+		snprintf(want, sizeof(want), "%u 100000", p->cpu_quota_percent * 1000);
+		cg_read(dir, "cpu.max", v, sizeof(v));
+		check(strcmp(v, want) == 0, "v2 cpu.max written", v);
+	}
+}
+
 static void
 mode_limits(void)
 {
 	struct sandbox_profile p, pw;
 	struct sandbox *sb, *sw;
 	char *state = mkdir_in("state"), *ws = mkdir_in("ws"), *ws2 = mkdir_in("ws2");
-	char out[8192], rec[8192], path[PATH_MAX + 64], lim[64];
+	char out[8192], rec[8192], rec2[8192], path[PATH_MAX + 64];
 	struct sandbox_proc *pr;
 	int st = 0, r;
 	pid_t hp;
@@ -384,21 +478,7 @@ mode_limits(void)
 
 	read_record(state, "lim", rec, sizeof(rec));
 	check(strstr(rec, "cg /sys/fs/cgroup/") != NULL, "journal names the cgroups", rec);
-	{
-		char *l = strstr(rec, "/memory/"), *e;
-		if (l != NULL && (e = strchr(l, '\n')) != NULL) {
-			int fd;
-			ssize_t n;
-			snprintf(path, sizeof(path), "/sys/fs/cgroup%.*s/memory.limit_in_bytes",
-			         (int)(e - l), l);
-			fd = open(path, O_RDONLY);
-			n = fd >= 0 ? read(fd, lim, sizeof(lim) - 1) : -1;
-			if (fd >= 0)
-				close(fd);
-			lim[n > 0 ? n : 0] = '\0';
-			check(strtoull(lim, NULL, 10) == 64ull << 20, "memory limit written", lim);
-		}
-	}
+	check_cg_limits(rec, &p);
 
 	try_in(sb, "fork bomb", (const char *[]){"forkbomb", "200", NULL});
 	hp = fork();
@@ -409,6 +489,14 @@ mode_limits(void)
 	r = run(sb, (const char *[]){"/workspace/sbtry", "memhog", "512", NULL}, NULL, out,
 	        sizeof(out), &st);
 	check(r == 0 && WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL, "memory bomb OOM-killed", out);
+	if (sandbox_cg_detect(NULL) == SB_CG_V2) {
+		char dir[PATH_MAX], ev[512], *k;
+		record_dir(rec, "/sb-", dir, sizeof(dir));
+		cg_read(dir, "memory.events", ev, sizeof(ev));
+		k = strstr(ev, "oom_kill ");
+		check(k != NULL && strtoull(k + 9, NULL, 10) >= 1,
+		      "v2 memory.events counts the OOM kill", ev);
+	}
 
 	try_in(sb, "disk fill (RLIMIT_FSIZE)",
 	       (const char *[]){"diskfill", "/workspace/big", "128", NULL});
@@ -442,6 +530,33 @@ mode_limits(void)
 	r = sandbox_spawn(sw, (const char *[]){"true", NULL}, NULL, NULL, -1, -1, -1, &pr);
 	check(r == AL_E_CLOSED, "spawn after wall clock fails", al_strerror(r));
 	sandbox_destroy(sw);
+
+	/* Killed from the host through its cgroup (v2 cgroup.kill; v1: every listed pid): the
+	 * sandbox reports death like a wall-clock kill. */
+	sw = create_or_die(&p, "cgkill", ws2);
+	read_record(state, "cgkill", rec2, sizeof(rec2));
+	r = sandbox_spawn(sw, (const char *[]){"sleep", "30", NULL}, NULL, NULL, -1, -1, -1, &pr);
+	check(r == 0, "spawn sleep", al_strerror(r));
+	if (r == 0) {
+		char dir[PATH_MAX];
+		record_dir(rec2, sandbox_cg_detect(NULL) == SB_CG_V2 ? "/sb-" : "/pids/", dir,
+		           sizeof(dir));
+		if (sandbox_cg_detect(NULL) == SB_CG_V2)
+			r = cg_write(dir, "cgroup.kill", "1");
+		else
+			r = xkill_listed(dir);
+		check(r == 0, "kill the sandbox's cgroup", al_strerror(r));
+		r = sandbox_proc_wait(pr, &st);
+		check(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL, "cgroup kill ended the process",
+		      al_strerror(r));
+		sandbox_proc_free(pr);
+		struct pollfd pf = {sandbox_pidfd(sw), POLLIN, 0};
+		check(poll(&pf, 1, 10000) == 1, "sandbox pidfd reports the cgroup kill", NULL);
+	}
+	sandbox_destroy(sw);
+	check(sandbox_gc(true) == 0, "limits: cgroups removed", NULL);
+	check(record_cgroups_gone(rec) && record_cgroups_gone(rec2), "limits: no cgroup left",
+	      NULL);
 }
 
 /* ---------------------------------------------------------------- lifecycle */

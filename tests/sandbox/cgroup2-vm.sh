@@ -1,0 +1,250 @@
+#!/usr/bin/env bash
+# The sandbox suite on a pure cgroup v2 host: boots Debian 12's kernel in QEMU/KVM over a
+# read-only 9p view of this machine, mounts only cgroup2 at /sys/fs/cgroup and runs every
+# sandbox_test mode plus `airlock worker check` there (docs/lib/sandbox.md "cgroup v2").
+#
+# Usage: cgroup2-vm.sh BUILD_DIR. Exit 0 = every guest check passed, 77 = skipped (no
+# /dev/kvm, qemu or kernel package), 1 = a guest check failed or the guest never finished.
+# Nothing is installed: the kernel and busybox .debs are unpacked into BUILD_DIR/cgroup2-vm.
+# Inside the guest the same script runs with --guest (as the chroot's init payload).
+set -u
+
+skip() {
+	echo "1..0 # SKIP $*"
+	exit 77
+}
+
+# ------------------------------------------------------------------------- guest side
+# Runs in the guest, chrooted into the host's read-only root; RUN is the writable share.
+# Each check appends "<name> <exit code>" to RUN/summary and its output to RUN/<name>.log.
+guest_check() {
+	local name=$1 rc
+	shift
+	"$@" >"$RUN/$name.log" 2>&1
+	rc=$?
+	echo "$name $rc" >>"$RUN/summary"
+}
+
+# Runs the command in a fresh child cgroup of CG (the shell itself stays where it is), as
+# systemd starts a Delegate=yes service: the controllers are enabled in CG's parent only.
+in_cgroup() {
+	local cg=$1
+	shift
+	mkdir -p "$cg" || return 99
+	# shellcheck disable=SC2016
+	sh -c 'echo $$ > "$0/cgroup.procs" && exec "$@"' "$cg" "$@"
+}
+
+# Fails when anything named airlock-* is left below DIR (sandboxes must not outlive a run).
+no_leftovers() {
+	local left
+	left=$(find "$1" -mindepth 1 -type d -name 'airlock-*' ! -name 'airlock-worker' \
+		2>/dev/null)
+	if [ -n "$left" ]; then
+		echo "left behind:"
+		# shellcheck disable=SC2086
+		find $left -maxdepth 2 -type d
+		return 1
+	fi
+	echo "nothing left below $1"
+}
+
+# `airlock worker check` with a server that cannot answer: the sandbox lines are what we
+# check (the unreachable server makes it exit 1 regardless). $1 = the cgroups line expected.
+worker_check() {
+	local want=$1 out
+	out=$("$BUILD/src/airlock" worker check --environment-id env_vm --environment-key k \
+		--base-url http://127.0.0.1:9 2>&1)
+	echo "$out"
+	echo "$out" | grep -qxF "$want" || {
+		echo "MISSING: $want"
+		return 1
+	}
+	if [ "${want#ok }" != "$want" ] && echo "$out" | grep -q '^fail '; then
+		echo "UNEXPECTED fail line"
+		return 1
+	fi
+	return 0
+}
+
+guest_main() {
+	export BUILD=$1 RUN=$2
+	local cg=/sys/fs/cgroup mode t=$BUILD/tests/sandbox
+	export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+	export HOME=/root
+	cd /tmp || return
+	uname -r >"$RUN/kernel"
+	# Only the unified hierarchy: every controller is on v2, as on a fresh Debian 12.
+	mount -t cgroup2 -o nsdelegate none $cg || {
+		echo "mount-cgroup2 1" >>"$RUN/summary"
+		return
+	}
+	ip link set lo up 2>/dev/null
+	grep cgroup /proc/mounts >"$RUN/mounts"
+
+	# Pass 1: a worker started by root in the root cgroup (no init system).
+	guest_check worker-check-root worker_check "ok cgroups: cgroup v2 (delegated)"
+	for mode in escapes escapes-warm limits lifecycle spares monitor unpriv; do
+		guest_check "root-$mode" "$t/sandbox_test" "$mode" "$t/sbtry"
+	done
+	guest_check root-leftovers no_leftovers $cg
+
+	# Pass 2: a systemd service with Delegate=yes (a cgroup of its own below a slice that
+	# enabled the controllers for it): the worker must first move itself into a leaf.
+	echo "+memory +pids +cpu" >$cg/cgroup.subtree_control
+	mkdir -p $cg/system.slice
+	echo "+memory +pids +cpu" >$cg/system.slice/cgroup.subtree_control
+	guest_check worker-check-service in_cgroup $cg/system.slice/check.service \
+		"$0" --guest-fn worker_check "ok cgroups: cgroup v2 (delegated)"
+	for mode in limits lifecycle spares monitor; do
+		guest_check "service-$mode" in_cgroup "$cg/system.slice/sbtest-$mode.service" \
+			"$t/sandbox_test" "$mode" "$t/sbtry"
+	done
+	guest_check service-leftovers no_leftovers $cg/system.slice
+
+	# Pass 3: a cgroup whose parent did not enable memory and pids: preflight says why.
+	mkdir -p $cg/plain
+	guest_check worker-check-undelegated in_cgroup $cg/plain/child \
+		"$0" --guest-fn worker_check \
+		"fail cgroups: cgroup v2: memory and pids controllers not delegated to this cgroup; systemd: Delegate=yes; containers: cgroupns + rw cgroupfs (or run with degraded no-cgroups: rlimits only)"
+	echo done >"$RUN/finished"
+}
+
+if [ "${1:-}" = "--guest" ]; then
+	guest_main "$2" "$3"
+	exit 0
+fi
+if [ "${1:-}" = "--guest-fn" ]; then
+	shift
+	"$@"
+	exit $?
+fi
+
+# -------------------------------------------------------------------------- host side
+BUILD=$(realpath "${1:?usage: cgroup2-vm.sh BUILD_DIR}")
+SCRIPT=$(realpath "$0")
+CACHE=$BUILD/cgroup2-vm
+RUN=$CACHE/run
+[ -x "$BUILD/tests/sandbox/sandbox_test" ] && [ -x "$BUILD/src/airlock" ] ||
+	skip "no sandbox_test or airlock in $BUILD"
+# KVM needs hardware virtualisation (kvm_intel/kvm_amd): a /dev/kvm from another backend
+# (e.g. kvm_pvm, which only runs PVM-built guest kernels) hangs Debian's stock kernel at
+# boot. Without it QEMU's TCG emulates the CPU: slower, same kernel and same checks.
+ACCEL=${AIRLOCK_VM_ACCEL:-}
+if [ -z "$ACCEL" ]; then
+	ACCEL=tcg
+	if [ -r /dev/kvm ] && [ -w /dev/kvm ] &&
+		{ [ -d /sys/module/kvm_intel ] || [ -d /sys/module/kvm_amd ]; }; then
+		ACCEL=kvm
+	fi
+fi
+case $ACCEL in
+kvm) QACCEL=(-enable-kvm -cpu host) ;;
+tcg) QACCEL=(-accel tcg,thread=multi -cpu max) ;;
+*) skip "AIRLOCK_VM_ACCEL must be kvm or tcg" ;;
+esac
+command -v qemu-system-x86_64 >/dev/null || skip "no qemu-system-x86_64 (apt-get install qemu-system-x86)"
+command -v apt-get >/dev/null || skip "no apt-get to fetch the Debian kernel"
+mkdir -p "$CACHE/deb" || exit 1
+
+# The kernel Debian 12 boots (linux-image-amd64's dependency) and a static busybox,
+# unpacked, never installed. A cached unpack is reused.
+KPKG=$(apt-cache depends linux-image-amd64 2>/dev/null | sed -n 's/^ *Depends: \(linux-image-[0-9].*\)$/\1/p' | head -n1)
+[ -n "$KPKG" ] || skip "apt-cache does not know linux-image-amd64"
+KVER=${KPKG#linux-image-}
+KDIR=$CACHE/$KPKG
+if [ ! -f "$KDIR/boot/vmlinuz-$KVER" ]; then
+	(cd "$CACHE/deb" && apt-get download -q "$KPKG" busybox-static >/dev/null 2>&1) ||
+		skip "cannot download $KPKG / busybox-static"
+	rm -rf "$KDIR.tmp" "$CACHE/busybox"
+	dpkg-deb -x "$CACHE"/deb/"$KPKG"_*.deb "$KDIR.tmp" &&
+		dpkg-deb -x "$CACHE"/deb/busybox-static_*.deb "$CACHE/busybox" &&
+		mv "$KDIR.tmp" "$KDIR" || exit 1
+	rm -f "$CACHE"/deb/*.deb
+fi
+BUSYBOX=$CACHE/busybox/bin/busybox
+[ -x "$BUSYBOX" ] || { echo "no busybox in $CACHE/busybox" >&2; exit 1; }
+
+# The initramfs: busybox, the virtio-pci and 9p modules (dependencies first, from each
+# module's own depends= field: no modinfo/depmod needed) and an init that mounts the shares.
+INITRD=$CACHE/initrd
+rm -rf "$INITRD" && mkdir -p "$INITRD/bin" "$INITRD/mods" || exit 1
+cp "$BUSYBOX" "$INITRD/bin/busybox"
+MODS=()
+add_mod() {
+	local name=$1 f deps d
+	case " ${MODS[*]} " in *" $name "*) return 0 ;; esac
+	f=$(find "$KDIR/lib/modules" -name "$name.ko" -print -quit)
+	[ -n "$f" ] || return 0 # built in
+	deps=$(grep -a -o 'depends=[a-z0-9_,-]*' "$f" | head -n1 | cut -d= -f2)
+	for d in ${deps//,/ }; do
+		add_mod "$d"
+	done
+	MODS+=("$name")
+	cp "$f" "$INITRD/mods/"
+}
+for m in virtio_pci 9pnet_virtio 9p; do
+	add_mod $m
+done
+
+cat >"$INITRD/init" <<EOF
+#!/bin/busybox sh
+/bin/busybox --install -s /bin
+mkdir -p /proc /sys /dev /host /out
+mount -t proc proc /proc
+mount -t sysfs sys /sys
+mount -t devtmpfs dev /dev
+for m in ${MODS[*]}; do insmod /mods/\$m.ko || echo "insmod \$m failed"; done
+mount -t 9p -o trans=virtio,version=9p2000.L,ro,cache=loose,msize=262144 hostroot /host &&
+mount -t 9p -o trans=virtio,version=9p2000.L,msize=262144 results /out || {
+	echo "cgroup2-vm: 9p mounts failed"; poweroff -f; }
+mount -t proc proc /host/proc
+mount -t sysfs sys /host/sys
+mount -t devtmpfs dev /host/dev
+mkdir -p /host/dev/pts /host/dev/shm
+mount -t devpts -o newinstance,ptmxmode=0666 devpts /host/dev/pts
+mount -t tmpfs -o mode=1777 shm /host/dev/shm
+mount -t tmpfs -o mode=1777 tmp /host/tmp
+mount -t tmpfs -o mode=0755 run /host/run
+mount --bind /out /host$RUN
+cp /bin/busybox /host/run/busybox
+# switch_root, not chroot: the kernel refuses user namespaces to a chrooted process.
+exec switch_root /host /run/busybox sh -c \
+	"cd /tmp; /bin/bash $SCRIPT --guest $BUILD $RUN; /run/busybox poweroff -f"
+EOF
+chmod 0755 "$INITRD/init"
+(cd "$INITRD" && find . | "$BUSYBOX" cpio -o -H newc 2>/dev/null) >"$CACHE/initrd.cpio" || exit 1
+
+rm -rf "$RUN" && mkdir -p "$RUN" || exit 1
+echo "# booting $KPKG with $ACCEL (initramfs: ${MODS[*]})"
+start=$(date +%s)
+timeout 270 qemu-system-x86_64 "${QACCEL[@]}" -m 2G -smp 2 -nographic -no-reboot \
+	-kernel "$KDIR/boot/vmlinuz-$KVER" -initrd "$CACHE/initrd.cpio" \
+	-append "console=ttyS0 quiet panic=-1 lsm=landlock,lockdown,yama,apparmor" \
+	-virtfs local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap \
+	-virtfs local,path="$RUN",mount_tag=results,security_model=none \
+	</dev/null >"$CACHE/console.log" 2>&1
+qrc=$?
+echo "# guest ran $(($(date +%s) - start)) s (qemu exit $qrc), kernel $(cat "$RUN/kernel" 2>/dev/null)"
+
+fail=0
+n=0
+while read -r name rc; do
+	n=$((n + 1))
+	echo "# ---- $name (exit $rc)"
+	sed 's/^/#   /' "$RUN/$name.log" 2>/dev/null | tail -n 400
+	if [ "$rc" = 0 ]; then
+		echo "ok $n - $name"
+	else
+		echo "not ok $n - $name: exit $rc"
+		fail=1
+	fi
+done <"$RUN/summary" 2>/dev/null
+if [ ! -f "$RUN/finished" ]; then
+	echo "not ok $((n + 1)) - guest did not finish (qemu exit $qrc); console:"
+	tail -n 60 "$CACHE/console.log" | sed 's/^/#   /'
+	fail=1
+	n=$((n + 1))
+fi
+echo "1..$n"
+exit $fail
