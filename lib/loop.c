@@ -109,6 +109,11 @@ loop_fd_set(struct loop *l, int fd, int mask, loop_fd_cb *cb, void *arg)
 		l->nfds = n;
 	}
 	struct fd_slot *s = &l->fds[fd];
+	if (s->registered && s->mask == mask) { /* no epoll_ctl per call: hot on every flush */
+		s->cb = cb;
+		s->arg = arg;
+		return 0;
+	}
 	struct epoll_event ev = {.events = (uint32_t)ev_mask(mask), .data.fd = fd};
 	int op = s->registered ? EPOLL_CTL_MOD : EPOLL_CTL_ADD;
 	if (epoll_ctl(l->epfd, op, fd, &ev) < 0)
