@@ -127,8 +127,14 @@ bulk() { # URL [HEADER] -> best MB/s of 3
 }
 d=$(bulk "http://127.0.0.1:$up/mcp")
 s=$(bulk "http://127.0.0.1:$rport/mcp")
+cpu() { awk '{ print $14 + $15 }' "/proc/$1/stat"; } # utime + stime, clock ticks
+g0=$(cpu "$gpid") s0=$(cpu "$spid")
 t=$(bulk "$TUN" "x-api-key: benchkey")
+g1=$(cpu "$gpid") s1=$(cpu "$spid")
 printf '   direct %6s MB/s   ssh -R %6s MB/s   tunnel %6s MB/s\n' "$d" "$s" "$t"
+# CPU per MiB moved is what bounds throughput when every process shares the cores.
+awk -v g=$((g1 - g0)) -v s=$((s1 - s0)) -v hz="$(getconf CLK_TCK)" -v m=$((3 * BULK_MIB)) 'BEGIN {
+	printf "   tunnel CPU per MiB: gateway %.2f ms, server %.2f ms\n", g * 1000 / hz / m, s * 1000 / hz / m }'
 awk -v d="$d" -v s="$s" -v t="$t" 'BEGIN {
 	printf "   tunnel/direct %.2fx (target >= 0.5)   tunnel/ssh -R %.2fx (target >= 2.5)\n", t / d, t / s }'
 fi

@@ -34,6 +34,8 @@
 #define MAX_CONNS 16
 #define REQ_BODY_MAX (32u << 20)
 #define OUT_HIGH (1u << 20) /* pause the upstream above this much unsent response */
+#define OUT_ROOM 16         /* consumed bytes kept before out_off: room for a frame header */
+#define FRAME_HD 9
 /* Per edge connection. Idle MCP streams (SSE listeners) are cheap, and the default four
  * connections must carry 10,000 of them; nghttp2 on the edge queues any excess. */
 #define MAX_STREAMS 4096
@@ -56,7 +58,8 @@ struct gw_stream {
 	bool eof;       /* no more response data will come */
 	bool failed;    /* upstream broke after the head: reset */
 	struct buf out; /* response body; bytes before out_off were taken by nghttp2 */
-	size_t out_off; /* a read offset, not a memmove per DATA frame (bulk costs 30 %) */
+	size_t out_off; /* a read offset, not a memmove per DATA frame (bulk costs 30 %);
+	                 * at least OUT_ROOM once bytes are queued, see h2_send_data */
 	struct upstream *up;
 	bool deferred;
 };
@@ -156,6 +159,26 @@ out_pending(const struct gw_stream *s)
 	return s->out.len - s->out_off;
 }
 
+/* Appends response bytes. The buffer starts with OUT_ROOM spare bytes so that the
+ * 9-byte header of the DATA frame can always be written just before its payload. */
+static int
+out_add(struct gw_stream *s, const void *p, size_t n)
+{
+	static const char room[OUT_ROOM];
+	if (s->out.len == 0) {
+		if (buf_add(&s->out, room, sizeof(room)) != 0)
+			return AL_E_TOOBIG;
+		s->out_off = OUT_ROOM;
+	} else if (s->out_off - OUT_ROOM >= s->out.len / 2) {
+		/* Compact once at least half is consumed: amortized O(1) per byte. */
+		buf_consume(&s->out, s->out_off - OUT_ROOM);
+		s->out_off = OUT_ROOM;
+	}
+	return buf_add(&s->out, p, n);
+}
+
+/* The payload is not copied here (NGHTTP2_DATA_FLAG_NO_COPY): h2_send_data hands the
+ * header and the bytes in s->out to TLS in one write. */
 static ssize_t
 resp_read(nghttp2_session *h2, int32_t sid, uint8_t *p, size_t len, uint32_t *flags,
           nghttp2_data_source *src, void *ud)
@@ -169,17 +192,34 @@ resp_read(nghttp2_session *h2, int32_t sid, uint8_t *p, size_t len, uint32_t *fl
 		s->deferred = true;
 		return NGHTTP2_ERR_DEFERRED;
 	}
-	if (n > 0) { /* an empty body at EOF has no buffer at all */
-		memcpy(p, s->out.data + s->out_off, n);
-		s->out_off += n;
-		if (s->out_off == s->out.len) {
-			buf_reset(&s->out);
-			s->out_off = 0;
-		}
-	}
-	if (out_pending(s) == 0 && s->eof)
+	if (n > 0)
+		*flags |= NGHTTP2_DATA_FLAG_NO_COPY;
+	if (n == left && s->eof)
 		*flags |= NGHTTP2_DATA_FLAG_EOF;
 	return (ssize_t)n;
+}
+
+/* Called by nghttp2 (inside tunnel_io_flush) for a DATA frame resp_read sized: the
+ * header goes into the consumed bytes right before the payload, so header and payload
+ * are one TLS write with no copy. Never would-block: what the socket does not take is
+ * queued by tunnel_io_write. */
+static int
+h2_send_data(nghttp2_session *h2, nghttp2_frame *f, const uint8_t *hd, size_t len,
+             nghttp2_data_source *src, void *ud)
+{
+	struct gw_conn *c = ud;
+	struct gw_stream *s = src->ptr;
+	if (f->data.padlen > 0 || len > out_pending(s) || s->out_off < FRAME_HD)
+		return NGHTTP2_ERR_CALLBACK_FAILURE; /* we never pad; resp_read sized len */
+	char *p = s->out.data + s->out_off - FRAME_HD;
+	memcpy(p, hd, FRAME_HD);
+	int r = tunnel_io_write(&c->io, p, FRAME_HD + len);
+	s->out_off += len;
+	if (s->out_off == s->out.len) {
+		buf_reset(&s->out);
+		s->out_off = 0;
+	}
+	return r == 0 ? 0 : NGHTTP2_ERR_CALLBACK_FAILURE;
 }
 
 static void
@@ -213,8 +253,8 @@ answer_local(struct gw_stream *s, int status, const char *msg)
 	s->eof = true;
 	buf_reset(&s->out);
 	s->out_off = 0;
-	buf_add_str(&s->out, msg);
-	buf_add_str(&s->out, "\n");
+	out_add(s, msg, strlen(msg));
+	out_add(s, "\n", 1);
 	if (status >= 400 && status != 404 && status != 403)
 		s->conn->gw->m.errors++;
 	submit_head(s, status, hdr, sizeof(hdr) - 1);
@@ -233,12 +273,7 @@ up_data(void *arg, const char *p, size_t n)
 	struct gw_stream *s = arg;
 	if (out_pending(s) >= OUT_HIGH)
 		return false; /* edge is slower than the upstream: pause it */
-	if (s->out_off > 0 && s->out_off >= s->out.len / 2) {
-		/* Compact once at least half is consumed: amortized O(1) per byte. */
-		buf_consume(&s->out, s->out_off);
-		s->out_off = 0;
-	}
-	if (buf_add(&s->out, p, n) != 0)
+	if (out_add(s, p, n) != 0)
 		return false;
 	if (s->deferred) {
 		s->deferred = false;
@@ -407,13 +442,16 @@ h2_stream_close(nghttp2_session *h2, int32_t sid, uint32_t code, void *ud)
 	return 0;
 }
 
-/* A DATA frame (9-byte header + payload) fills exactly one 16 KiB TLS record; a full
- * 16 KiB payload would cost a second, 9-byte record (and a send) per frame. */
+/* A DATA frame (9-byte header + payload) fills exactly TUNNEL_DATA_RECORDS 16 KiB TLS
+ * records: one frame (and one callback, one receive on the edge) per 256 KiB instead of
+ * per record; a payload of a whole multiple would cost an extra 9-byte record. An edge
+ * that keeps the 16 KiB default frame size gets one record per frame. */
 static ssize_t
 h2_data_len(nghttp2_session *h2, uint8_t type, int32_t sid, int32_t conn_win, int32_t win,
             uint32_t max_frame, void *ud)
 {
-	ssize_t n = 16384 - 9;
+	ssize_t big = TUNNEL_DATA_RECORDS * 16384 - 9;
+	ssize_t n = (ssize_t)max_frame >= big ? big : 16384 - 9;
 	if (conn_win < n)
 		n = conn_win;
 	if (win < n)
@@ -436,6 +474,7 @@ h2_callbacks(void)
 	nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs, h2_data_chunk);
 	nghttp2_session_callbacks_set_on_stream_close_callback(cbs, h2_stream_close);
 	nghttp2_session_callbacks_set_data_source_read_length_callback(cbs, h2_data_len);
+	nghttp2_session_callbacks_set_send_data_callback(cbs, h2_send_data);
 	return cbs;
 }
 
@@ -670,6 +709,7 @@ feed(void *arg, const char *p, size_t n)
 	    {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, MAX_STREAMS},
 	    {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, 1 << 20},
 	    {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, 64 * 1024},
+	    {NGHTTP2_SETTINGS_MAX_FRAME_SIZE, TUNNEL_MAX_FRAME},
 	};
 	nghttp2_submit_settings(c->h2, NGHTTP2_FLAG_NONE, iv, ARRAY_LEN(iv));
 	nghttp2_session_set_local_window_size(c->h2, NGHTTP2_FLAG_NONE, 0, 16 << 20);
@@ -715,7 +755,7 @@ conn_event(struct loop *l, int fd, int mask, void *arg)
 		SSL_set_alpn_protos(ssl, alpn, sizeof(alpn) - 1);
 		SSL_set_connect_state(ssl);
 		tunnel_io_init(&c->io, ssl);
-		buf_init(&c->hello, TUNNEL_HANDSHAKE_MAX + 65536);
+		buf_init(&c->hello, TUNNEL_HANDSHAKE_MAX + TUNNEL_READ_BATCH);
 		c->state = GC_TLS;
 	}
 	if (c->state == GC_TLS) {

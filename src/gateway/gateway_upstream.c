@@ -19,6 +19,7 @@
 #include "xalloc.h"
 
 #define EASY_POOL 32
+#define UP_READ (256 * 1024)
 
 struct upstream {
 	struct upstream_ctx *u;
@@ -373,6 +374,10 @@ upstream_start(struct upstream_ctx *u, const char *method, const char *url,
 	curl_easy_setopt(e, CURLOPT_HTTP_TRANSFER_DECODING, 1L);
 	curl_easy_setopt(e, CURLOPT_HTTP_CONTENT_DECODING, 0L);
 	curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
+	/* One recv (and one poll: curl checks the socket after each) per UP_READ bytes
+	 * instead of per 16 KiB: on a bulk body they were a third of the gateway's
+	 * syscalls. The buffer is malloc'ed whole but an idle stream touches one page. */
+	curl_easy_setopt(e, CURLOPT_BUFFERSIZE, (long)UP_READ);
 	if (cfg->upstream_ca_file) {
 		curl_easy_setopt(e, CURLOPT_CAINFO, cfg->upstream_ca_file);
 		if (!cfg->include_system_cas)

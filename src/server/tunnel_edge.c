@@ -445,8 +445,9 @@ hello_feed(void *arg, const char *p, size_t n)
 	nghttp2_option_del(opt);
 	nghttp2_settings_entry iv[] = {
 	    {NGHTTP2_SETTINGS_ENABLE_PUSH, 0},
-	    {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, 1 << 20},
+	    {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, 4 << 20},
 	    {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, 64 * 1024},
+	    {NGHTTP2_SETTINGS_MAX_FRAME_SIZE, TUNNEL_MAX_FRAME},
 	};
 	nghttp2_submit_settings(c->h2, NGHTTP2_FLAG_NONE, iv, ARRAY_LEN(iv));
 	nghttp2_session_set_local_window_size(c->h2, NGHTTP2_FLAG_NONE, 0, 16 << 20);
@@ -535,7 +536,7 @@ accept_ready(struct loop *l, int lfd, int mask, void *arg)
 		SSL_set_fd(ssl, fd);
 		SSL_set_accept_state(ssl);
 		tunnel_io_init(&c->io, ssl);
-		buf_init(&c->hello, TUNNEL_HANDSHAKE_MAX + 16384);
+		buf_init(&c->hello, TUNNEL_HANDSHAKE_MAX + TUNNEL_READ_BATCH);
 		c->next = e->conns;
 		if (e->conns)
 			e->conns->prev = c;

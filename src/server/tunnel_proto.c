@@ -156,6 +156,31 @@ tunnel_msg_write(const struct tunnel_msg *m, bool is_reply, struct buf *out)
 	return r;
 }
 
+/* TLS records go through a write buffer in front of the socket: one send per
+ * TUNNEL_WRITE_BATCH instead of one per 16 KiB record. Loopback carries up to 64 KiB
+ * per packet, so the receiving side gets a quarter of the packets and wakeups; the cost
+ * is one memcpy per record. tunnel_io_flush empties the buffer on every call, and
+ * OpenSSL flushes it after each handshake flight. Without the BIOs (no memory) the
+ * SSL keeps the plain socket BIO set by SSL_set_fd. */
+static void
+write_coalesce(SSL *ssl)
+{
+	int fd = SSL_get_fd(ssl);
+	if (fd < 0)
+		return;
+	BIO *r = BIO_new_socket(fd, BIO_NOCLOSE);
+	BIO *w = BIO_new_socket(fd, BIO_NOCLOSE);
+	BIO *b = BIO_new(BIO_f_buffer());
+	if (r == NULL || w == NULL || b == NULL ||
+	    BIO_set_write_buffer_size(b, TUNNEL_WRITE_BATCH) != 1) {
+		BIO_free(r);
+		BIO_free(w);
+		BIO_free(b);
+		return;
+	}
+	SSL_set_bio(ssl, r, BIO_push(b, w));
+}
+
 void
 tunnel_io_init(struct tunnel_io *io, SSL *ssl)
 {
@@ -165,7 +190,8 @@ tunnel_io_init(struct tunnel_io *io, SSL *ssl)
 	 * (header, then body) per 16 KiB record. tunnel_io_read drains what is buffered. */
 	if (ssl) {
 		SSL_set_read_ahead(ssl, 1);
-		SSL_set_default_read_buffer_len(ssl, 64 * 1024);
+		SSL_set_default_read_buffer_len(ssl, TUNNEL_READ_BATCH);
+		write_coalesce(ssl);
 	}
 	/* Bounded so a peer that never reads cannot grow us without limit; the pump
 	 * stops pulling from nghttp2 well before this. */
@@ -185,30 +211,51 @@ tunnel_io_reset(struct tunnel_io *io)
 int
 tunnel_io_read(struct tunnel_io *io, int (*feed)(void *arg, const char *p, size_t n), void *arg)
 {
-	char tmp[16384];
+	/* Records are decrypted into one batch and handed over together: a DATA frame that
+	 * spans many records reaches its owner in one callback (on the edge, one send to the
+	 * client) instead of one per 16 KiB record. One static batch: each process runs one
+	 * loop thread; a feed that reads another connection gets a stack buffer instead. */
+	static char batch[TUNNEL_READ_BATCH];
+	static bool busy;
+	char small[16384];
+	bool nested = busy;
+	char *b = nested ? small : batch;
+	size_t cap = nested ? sizeof(small) : sizeof(batch), have = 0;
+	int rc = 0;
+	busy = true;
 	/* After 64 records other connections get a turn (epoll is level-triggered), but
 	 * only once nothing is left in the read-ahead buffer: the socket may be empty then
 	 * and no event would come for it. The peer's h2 windows bound how long this runs. */
 	for (int rounds = 0; rounds < 64 || SSL_has_pending(io->ssl); rounds++) {
+		if (cap - have < 16384) { /* room for a whole record, else hand over first */
+			if ((rc = feed(arg, b, have)) != 0)
+				goto out;
+			have = 0;
+		}
 		ERR_clear_error();
-		int n = SSL_read(io->ssl, tmp, sizeof(tmp));
+		int n = SSL_read(io->ssl, b + have, (int)(cap - have));
 		if (n > 0) {
-			int r = feed(arg, tmp, (size_t)n);
-			if (r != 0)
-				return r;
+			have += (size_t)n;
 			continue;
 		}
 		int e = SSL_get_error(io->ssl, n);
-		if (e == SSL_ERROR_WANT_READ)
-			return 0;
-		if (e == SSL_ERROR_WANT_WRITE) {
+		if (e == SSL_ERROR_WANT_WRITE)
 			io->want_write = true;
-			return 0;
+		else if (e != SSL_ERROR_WANT_READ) {
+			io->eof = true;
+			rc = AL_E_CLOSED;
 		}
-		io->eof = true;
-		return AL_E_CLOSED;
+		break;
 	}
-	return 0; /* fairness: let other connections run */
+	/* What arrived before an EOF is still delivered. */
+	if (have > 0) {
+		int r = feed(arg, b, have);
+		if (r != 0)
+			rc = r;
+	}
+out:
+	busy = nested;
+	return rc;
 }
 
 /* SSL_write with SSL_MODE_ENABLE_PARTIAL_WRITE returns after each 16 KiB record, so
@@ -244,10 +291,50 @@ io_consumed(struct tunnel_io *io, size_t n)
 	}
 }
 
-int
-tunnel_io_flush(struct tunnel_io *io, nghttp2_session *h2)
+/* Empties the write buffer of write_coalesce as far as the socket takes it. */
+static int
+bio_flush(struct tunnel_io *io)
 {
-	io->want_write = false;
+	BIO *w = SSL_get_wbio(io->ssl);
+	if (w == NULL || BIO_wpending(w) == 0)
+		return 0;
+	if (BIO_flush(w) > 0)
+		return 0;
+	if (BIO_should_retry(w)) {
+		io->want_write = true;
+		return 0;
+	}
+	io->eof = true;
+	return AL_E_CLOSED;
+}
+
+int
+tunnel_io_write(struct tunnel_io *io, const void *p, size_t n)
+{
+	const uint8_t *data = p;
+	size_t off = 0;
+	while (io->out.len == 0 && off < n) {
+		size_t w;
+		int r = io_write(io, data + off, n - off, &w);
+		if (r == AL_E_CLOSED)
+			return r;
+		if (r != 0)
+			break;
+		off += w;
+	}
+	if (off == n)
+		return 0;
+	if (io->out_off > 0 && io->out_off >= io->out.len / 2) {
+		/* compact once half is consumed: amortized O(1) per byte */
+		buf_consume(&io->out, io->out_off);
+		io->out_off = 0;
+	}
+	return buf_add(&io->out, data + off, n - off) == 0 ? 0 : AL_E_CLOSED;
+}
+
+static int
+pump(struct tunnel_io *io, nghttp2_session *h2)
+{
 	for (;;) {
 		while (h2 && io->out.len - io->out_off < 256 * 1024) {
 			const uint8_t *data;
@@ -256,27 +343,11 @@ tunnel_io_flush(struct tunnel_io *io, nghttp2_session *h2)
 				return AL_E_CLOSED;
 			if (n == 0)
 				break;
-			size_t off = 0;
-			while (io->out.len == 0 && off < (size_t)n) {
-				size_t w;
-				int r = io_write(io, data + off, (size_t)n - off, &w);
-				if (r == AL_E_CLOSED)
-					return r;
-				if (r != 0)
-					break;
-				off += w;
-			}
-			if (off == (size_t)n)
-				continue;
-			if (io->out_off > 0 && io->out_off >= io->out.len / 2) {
-				/* compact once half is consumed: amortized O(1) per byte */
-				buf_consume(&io->out, io->out_off);
-				io->out_off = 0;
-			}
-			if (buf_add(&io->out, data + off, (size_t)n - off) != 0)
-				return AL_E_CLOSED;
+			int r = tunnel_io_write(io, data, (size_t)n);
+			if (r != 0)
+				return r;
 			if (io->want_write)
-				return 0; /* socket full: keep the rest for the next writable event
+				return 0; /* socket full: the rest goes on the next writable event
 				           */
 		}
 		if (io->out.len == 0)
@@ -290,6 +361,14 @@ tunnel_io_flush(struct tunnel_io *io, nghttp2_session *h2)
 			return r;
 		io_consumed(io, w);
 	}
+}
+
+int
+tunnel_io_flush(struct tunnel_io *io, nghttp2_session *h2)
+{
+	io->want_write = false;
+	int r = pump(io, h2);
+	return r != 0 ? r : bio_flush(io);
 }
 
 bool

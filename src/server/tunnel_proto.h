@@ -20,6 +20,14 @@
 /* Both ends PING every TUNNEL_PING_MS and drop a connection silent for TUNNEL_DEAD_MS. */
 #define TUNNEL_PING_MS 15000
 #define TUNNEL_DEAD_MS 45000
+/* Both ends accept HTTP/2 frames up to TUNNEL_MAX_FRAME; the gateway's DATA frames span
+ * TUNNEL_DATA_RECORDS TLS records, so a bulk body costs one frame per 256 KiB. */
+#define TUNNEL_MAX_FRAME (1 << 20)
+#define TUNNEL_DATA_RECORDS 16
+/* tunnel_io_read hands the session up to this much decrypted data per call. */
+#define TUNNEL_READ_BATCH (256 * 1024)
+/* TLS records are sent in batches of up to this (a write buffer before the socket). */
+#define TUNNEL_WRITE_BATCH (256 * 1024)
 
 /* One handshake message: a start line and up to 8 "Name: value" fields. */
 struct tunnel_msg {
@@ -61,6 +69,11 @@ int tunnel_io_read(struct tunnel_io *io, int (*feed)(void *arg, const char *p, s
 /* Fills out from the nghttp2 session (if h2 non-NULL) and writes as much as the socket
  * takes. Returns 0 or AL_E_CLOSED. */
 int tunnel_io_flush(struct tunnel_io *io, nghttp2_session *h2);
+
+/* Writes n bytes to the TLS socket now, queueing what it does not take (a copy) behind
+ * anything already queued; for nghttp2's send_data callback (NGHTTP2_DATA_FLAG_NO_COPY),
+ * which runs inside tunnel_io_flush. Returns 0 or AL_E_CLOSED. */
+int tunnel_io_write(struct tunnel_io *io, const void *p, size_t n);
 
 /* Hop-by-hop headers that never cross the tunnel (RFC 9110 §7.6.1, RFC 9113 §8.2.2). */
 bool tunnel_hop_header(const char *lname, size_t len);
