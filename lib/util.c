@@ -11,6 +11,7 @@
 
 #include "buf.h"
 #include "err.h"
+#include "sha256.h"
 #include "util.h"
 #include "xalloc.h"
 
@@ -253,7 +254,7 @@ sha256_hex(const void *data, size_t len, char out[65])
 {
 	unsigned char md[SHA256_DIGEST_LENGTH];
 	static const char hex[] = "0123456789abcdef";
-	SHA256(data, len, md);
+	sha256(data, len, md); /* not OpenSSL's: see sha256.h */
 	for (int i = 0; i < SHA256_DIGEST_LENGTH; i++) {
 		out[2 * i] = hex[md[i] >> 4];
 		out[2 * i + 1] = hex[md[i] & 15];
