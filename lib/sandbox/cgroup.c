@@ -16,6 +16,7 @@
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
+#include <sys/xattr.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -167,11 +168,37 @@ v2_prepare(const char *own_dir)
 	return r;
 }
 
+/* v2: our own group (dir), if its parent gave it memory and pids and we may write it.
+ * Changes nothing. */
+static bool
+v2_inspect(char *dir, size_t cap, const char **why)
+{
+	char buf[PATH_MAX + 32], ctl[512];
+	char *own = own_path("");
+	if (own == NULL) {
+		*why = "cgroup v2: no 0:: line in /proc/self/cgroup";
+		return false;
+	}
+	snprintf(dir, cap, CG_ROOT "%s", strcmp(own, "/") == 0 ? "" : own);
+	free(own);
+	snprintf(buf, sizeof(buf), "%s/cgroup.controllers", dir);
+	if (read_small(buf, ctl, sizeof(ctl)) < 0 || !has_word(ctl, "memory") ||
+	    !has_word(ctl, "pids")) {
+		*why = "cgroup v2: memory and pids controllers not delegated to this cgroup";
+		return false;
+	}
+	if (access(dir, W_OK) != 0) {
+		*why = "cgroup v2: cannot enable controllers in our subtree (not delegated)";
+		return false;
+	}
+	return true;
+}
+
 static void
 detect(void)
 {
 	struct statfs sf;
-	char dir[PATH_MAX], buf[PATH_MAX + 32];
+	char dir[PATH_MAX];
 	size_t i;
 	det.done = true;
 	det.mode = SB_CG_NONE;
@@ -180,24 +207,9 @@ detect(void)
 		return;
 	}
 	if ((unsigned long)sf.f_type == CGROUP2_SUPER_MAGIC) {
-		char *own = own_path("");
-		if (own == NULL) {
-			det.why = "cgroup v2: no 0:: line in /proc/self/cgroup";
+		if (!v2_inspect(dir, sizeof(dir), &det.why))
 			return;
-		}
-		snprintf(dir, sizeof(dir), CG_ROOT "%s", strcmp(own, "/") == 0 ? "" : own);
-		free(own);
-		snprintf(buf, sizeof(buf), "%s/cgroup.controllers", dir);
-		{
-			char ctl[512];
-			if (read_small(buf, ctl, sizeof(ctl)) < 0 || !has_word(ctl, "memory") ||
-			    !has_word(ctl, "pids")) {
-				det.why = "cgroup v2: memory and pids controllers not delegated to "
-				          "this cgroup";
-				return;
-			}
-		}
-		if (access(dir, W_OK) != 0 || v2_prepare(dir) != 0) {
+		if (v2_prepare(dir) != 0) {
 			det.why = "cgroup v2: cannot enable controllers in our subtree (not "
 			          "delegated)";
 			return;
@@ -242,6 +254,46 @@ sandbox_cg_detect(const char **detail)
 		          : det.mode == SB_CG_V2 ? "cgroup v2 (delegated)"
 		                                 : "cgroup v1 fallback (memory, pids, cpu)";
 	return det.mode;
+}
+
+/* systemd marks the groups it delegates (Delegate=yes) with this xattr (v251+); in any
+ * other unit it owns the group's controllers and may take them back at a reload. */
+static bool
+systemd_unit_undelegated(const char *dir)
+{
+	const char *base = strrchr(dir, '/');
+	size_t n;
+	char v[8];
+	if (base == NULL)
+		return false;
+	n = strlen(++base);
+	if (!((n > 8 && strcmp(base + n - 8, ".service") == 0) ||
+	      (n > 6 && strcmp(base + n - 6, ".scope") == 0)))
+		return false;
+	return getxattr(dir, "trusted.delegate", v, sizeof(v)) < 0 &&
+	       getxattr(dir, "user.delegate", v, sizeof(v)) < 0;
+}
+
+enum sandbox_cg_mode
+sandbox_cg_probe(const char **detail, bool *warn)
+{
+	struct statfs sf;
+	char dir[PATH_MAX];
+	*warn = false;
+	/* v1 detection only looks; v2's moves this process into a leaf: not for a check. */
+	if (det.done || statfs(CG_ROOT, &sf) != 0 ||
+	    (unsigned long)sf.f_type != CGROUP2_SUPER_MAGIC)
+		return sandbox_cg_detect(detail);
+	if (!v2_inspect(dir, sizeof(dir), detail))
+		return SB_CG_NONE;
+	if (systemd_unit_undelegated(dir)) {
+		*warn = true;
+		*detail = "cgroup v2 in a systemd unit without Delegate=yes: systemd may take "
+		          "the controllers back (set Delegate=yes in the worker's unit)";
+	} else {
+		*detail = "cgroup v2 (delegated)";
+	}
+	return SB_CG_V2;
 }
 
 static int

@@ -72,6 +72,8 @@ sandbox_preflight(struct buf *report, bool *ok)
 	int r = 0, e, abi;
 	const char *why;
 	char msg[256];
+	enum sandbox_cg_mode cg;
+	bool cg_warn;
 
 	*ok = true;
 	if (uname(&u) == 0) {
@@ -121,18 +123,19 @@ sandbox_preflight(struct buf *report, bool *ok)
 		r |= add(report, ok, "fail", "namespaces", msg);
 	}
 
-	if (sandbox_cg_detect(&why) == SB_CG_NONE) {
+	cg = sandbox_cg_probe(&why, &cg_warn);
+	if (cg == SB_CG_NONE) {
 		snprintf(msg, sizeof(msg),
 		         "%s; systemd: Delegate=yes; containers: cgroupns + rw cgroupfs (or run "
 		         "with degraded no-cgroups: rlimits only)",
 		         why);
 		r |= add(report, ok, "fail", "cgroups", msg);
-	} else if (sandbox_cg_detect(&why) == SB_CG_V1) {
+	} else if (cg == SB_CG_V1) {
 		r |= add(report, ok, "warn", "cgroups",
 		         "cgroup v1 fallback (memory, pids, cpu): boot with "
 		         "systemd.unified_cgroup_hierarchy=1 for v2");
 	} else {
-		r |= add(report, ok, "ok", "cgroups", why);
+		r |= add(report, ok, cg_warn ? "warn" : "ok", "cgroups", why);
 	}
 
 	if (prctl(PR_GET_SECCOMP, 0, 0, 0, 0) < 0 && errno == EINVAL)

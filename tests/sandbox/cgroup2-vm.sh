@@ -35,6 +35,21 @@ in_cgroup() {
 	sh -c 'echo $$ > "$0/cgroup.procs" && exec "$@"' "$cg" "$@"
 }
 
+# Makes DIR a group as systemd delegates it (Delegate=yes): its trusted.delegate xattr.
+delegate() {
+	mkdir -p "$1" &&
+		python3 -c 'import os, sys; os.setxattr(sys.argv[1], "trusted.delegate", b"1")' "$1"
+}
+
+# `airlock worker check` only looks: the group keeps its processes and controllers.
+check_untouched() {
+	local sub kids
+	sub=$(cat "$1/cgroup.subtree_control")
+	kids=$(find "$1" -mindepth 1 -type d)
+	echo "subtree_control='$sub' children='$kids'"
+	[ -z "$sub" ] && [ -z "$kids" ]
+}
+
 # Fails when anything named airlock-* is left below DIR (sandboxes must not outlive a run).
 no_leftovers() {
 	local left
@@ -94,12 +109,19 @@ guest_main() {
 	echo "+memory +pids +cpu" >$cg/cgroup.subtree_control
 	mkdir -p $cg/system.slice
 	echo "+memory +pids +cpu" >$cg/system.slice/cgroup.subtree_control
+	delegate $cg/system.slice/check.service
 	guest_check worker-check-service in_cgroup $cg/system.slice/check.service \
 		"$0" --guest-fn worker_check "ok cgroups: cgroup v2 (delegated)"
+	guest_check worker-check-no-side-effects check_untouched $cg/system.slice/check.service
 	for mode in limits lifecycle spares monitor; do
+		delegate "$cg/system.slice/sbtest-$mode.service"
 		guest_check "service-$mode" in_cgroup "$cg/system.slice/sbtest-$mode.service" \
 			"$t/sandbox_test" "$mode" "$t/sbtry"
 	done
+	# The same unit without Delegate=yes: usable, but systemd owns its controllers.
+	guest_check worker-check-unit-undelegated in_cgroup $cg/system.slice/plain.service \
+		"$0" --guest-fn worker_check \
+		"warn cgroups: cgroup v2 in a systemd unit without Delegate=yes: systemd may take the controllers back (set Delegate=yes in the worker's unit)"
 	guest_check service-leftovers no_leftovers $cg/system.slice
 
 	# Pass 3: a cgroup whose parent did not enable memory and pids: preflight says why.
