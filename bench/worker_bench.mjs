@@ -1,7 +1,9 @@
 // Environment worker benchmark (bench/run.sh section "environment worker"): airlock's
 // worker against the official SDK's EnvironmentWorker (@anthropic-ai/sdk from
 // tests/interop/node_modules), each polling its own airlock server on loopback:
-//   1. idle RSS while polling an empty queue (target: ours <= 0.07x the SDK's);
+//   1. idle RSS while polling an empty queue (target: ours <= 0.07x the SDK's), summed over
+//      the whole process tree each side runs (ours: the privileged monitor, the unprivileged
+//      worker and any sandbox it keeps; the SDK: node and any child);
 //   2. agent.tool_use -> user.tool_result latency for N cheap bash calls (`echo x`), seen
 //      by one SSE client as the arrival of each event on the session stream; p50 and p90
 //      (target: ours <= 0.3x the SDK's).
@@ -9,7 +11,7 @@
 // (child mode, internal: `sdk-worker BASE_URL ENV_ID WORKDIR`, key in ANTHROPIC_ENVIRONMENT_KEY).
 import { spawn } from 'node:child_process';
 import { createRequire } from 'node:module';
-import { mkdtempSync, readFileSync, rmSync, realpathSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync, rmSync, realpathSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -54,6 +56,39 @@ const rssKiB = (pid) => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/
 // PSS and anonymous memory say how much of RSS is shared library pages.
 const rollup = (pid, key) =>
   Number(new RegExp(`^${key}:\\s+(\\d+)`, 'm').exec(readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8'))[1]);
+// The spawned process and all its descendants, through /proc/<pid>/task/<tid>/children.
+const treePids = (pid) => {
+  const out = [];
+  const walk = (p) => {
+    out.push(p);
+    let tids = [];
+    try {
+      tids = readdirSync(`/proc/${p}/task`);
+    } catch {
+      return; // exited meanwhile
+    }
+    for (const t of tids) {
+      let kids = '';
+      try {
+        kids = readFileSync(`/proc/${p}/task/${t}/children`, 'utf8');
+      } catch {}
+      for (const k of kids.split(' ').filter(Boolean)) walk(Number(k));
+    }
+  };
+  walk(pid);
+  return out;
+};
+const procInfo = (pid) => {
+  try {
+    const comm = readFileSync(`/proc/${pid}/comm`, 'utf8').trim();
+    const args = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter(Boolean).slice(0, 3).join(' ');
+    return { pid, comm, args, rss: rssKiB(pid), pss: rollup(pid, 'Pss'), anon: rollup(pid, 'Anonymous') };
+  } catch {
+    return null; // exited between listing and reading
+  }
+};
+const treeSample = (pid) => treePids(pid).map(procInfo).filter(Boolean);
+const sum = (ps, k) => ps.reduce((a, p) => a + p[k], 0);
 const pct = (xs, p) => {
   const s = [...xs].sort((a, b) => a - b);
   return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))];
@@ -77,7 +112,14 @@ async function measure(kind) {
       body: '{"name":"bench"}',
     });
     const envKey = (await kr.json()).key;
-    const wenv = { ...process.env, ANTHROPIC_ENVIRONMENT_KEY: envKey, ANTHROPIC_BASE_URL: srv.baseURL };
+    // Its own sandbox state dir: another worker on this host (holding the default one)
+    // would otherwise make ours exit at start with "sandbox sweep failed: conflict".
+    const wenv = {
+      ...process.env,
+      ANTHROPIC_ENVIRONMENT_KEY: envKey,
+      ANTHROPIC_BASE_URL: srv.baseURL,
+      AIRLOCK_SANDBOX_STATE_DIR: process.env.AIRLOCK_SANDBOX_STATE_DIR ?? `${workdir}-state`,
+    };
     proc =
       kind === 'airlock'
         ? spawn(BIN, ['worker', 'poll', '--environment-id', env.id, '--workdir', workdir, '--max-idle', '60s'], {
@@ -91,13 +133,15 @@ async function measure(kind) {
     // Idle: several empty polls (each 1–3 s apart), then five samples.
     await sleep(6000);
     const samples = [];
+    let procs = [];
     for (let i = 0; i < 5; i++) {
-      samples.push(rssKiB(proc.pid));
+      procs = treeSample(proc.pid);
+      samples.push(sum(procs, 'rss'));
       await sleep(400);
     }
     const idleKiB = pct(samples, 50);
-    const pssKiB = rollup(proc.pid, 'Pss');
-    const anonKiB = rollup(proc.pid, 'Anonymous');
+    const pssKiB = sum(procs, 'pss');
+    const anonKiB = sum(procs, 'anon');
 
     const agent = await client.beta.agents.create({
       name: 'bench',
@@ -123,7 +167,7 @@ async function measure(kind) {
     });
     await done;
     if (lat.length !== N) throw new Error(`${kind}: ${lat.length} of ${N} results seen`);
-    return { idleKiB, pssKiB, anonKiB, p50: pct(lat, 50), p90: pct(lat, 90) };
+    return { idleKiB, pssKiB, anonKiB, procs, p50: pct(lat, 50), p90: pct(lat, 90) };
   } finally {
     if (proc && proc.exitCode === null) {
       const gone = new Promise((r) => proc.once('exit', r));
@@ -135,14 +179,20 @@ async function measure(kind) {
     await srv.stop();
     await model.stop();
     rmSync(workdir, { recursive: true, force: true });
+    rmSync(workdir + '-state', { recursive: true, force: true });
   }
 }
 
 const ours = await measure('airlock');
 const sdk = await measure('sdk');
 const mib = (k) => (k / 1024).toFixed(1);
+for (const [name, r] of [['airlock', ours], ['SDK', sdk]])
+  for (const p of r.procs)
+    console.log(
+      `  ${name} pid ${p.pid} (${p.comm}: ${p.args}): RSS=${mib(p.rss)} MiB PSS=${mib(p.pss)} MiB anonymous=${mib(p.anon)} MiB`,
+    );
 console.log(
-  `idle RSS: airlock worker=${mib(ours.idleKiB)} MiB  SDK EnvironmentWorker (node ${process.version})=${mib(sdk.idleKiB)} MiB  ` +
+  `idle RSS (process tree sum): airlock worker=${mib(ours.idleKiB)} MiB (${ours.procs.length} processes)  SDK EnvironmentWorker (node ${process.version})=${mib(sdk.idleKiB)} MiB  ` +
     `ratio=${(ours.idleKiB / sdk.idleKiB).toFixed(3)}x (target <= 0.07x)`,
 );
 console.log(
