@@ -27,6 +27,8 @@
 #include "xalloc.h"
 
 #define CG_ROOT "/sys/fs/cgroup"
+/* where a v2 worker moves its own processes (see v2_prepare) */
+#define V2_LEAF "airlock-worker"
 
 static const char *const v1_ctrl[] = {"memory", "pids", "cpu"};
 
@@ -136,35 +138,59 @@ has_word(const char *list, const char *w)
 	return false;
 }
 
-/* v2: sandboxes need memory and pids enabled in the parent's subtree_control, and a
- * cgroup with enabled controllers may hold no processes: move ours to a leaf first. */
+/* A cgroup with enabled controllers may hold no processes: ours (all of the group's)
+ * move to the leaf <dir>/airlock-worker. */
 static int
-v2_prepare(const char *own_dir)
+v2_move_to_leaf(const char *dir)
 {
-	char buf[4096], leaf[PATH_MAX];
-	int r;
-	if (snprintf(leaf, sizeof(leaf), "%s/cgroup.subtree_control", own_dir) >= (int)sizeof(leaf))
+	char leaf[PATH_MAX], procs[PATH_MAX], pbuf[65536];
+	char *cur = pbuf, *l;
+	if (snprintf(leaf, sizeof(leaf), "%s/" V2_LEAF, dir) >= (int)sizeof(leaf))
 		return AL_E_TOOBIG;
-	if (read_small(leaf, buf, sizeof(buf)) >= 0 && has_word(buf, "memory") &&
+	if (mkdir(leaf, 0755) != 0 && errno != EEXIST)
+		return -errno;
+	snprintf(procs, sizeof(procs), "%s/cgroup.procs", dir);
+	if (read_small(procs, pbuf, sizeof(pbuf)) < 0)
+		return -errno;
+	while ((l = next_field(&cur, '\n')) != NULL)
+		(void)write_file(leaf, "cgroup.procs", l);
+	return 0;
+}
+
+/* v2: sandboxes need memory and pids (and cpu when our parent gave it: systemd's
+ * Delegate=memory pids does not) enabled in the subtree_control of dir, the group they go
+ * under. A worker restarted inside the airlock-worker leaf of an earlier run uses the
+ * group above it again (dir is cut back), instead of nesting one level per restart. */
+static int
+v2_prepare(char *dir)
+{
+	static const char *const wants[] = {"+memory +pids +cpu", "+memory +pids"};
+	char path[PATH_MAX], buf[512];
+	size_t n = strlen(dir), i;
+	int r = 0;
+	if (n > sizeof(V2_LEAF) && strcmp(dir + n - sizeof(V2_LEAF), "/" V2_LEAF) == 0) {
+		snprintf(path, sizeof(path), "%.*s/cgroup.subtree_control",
+		         (int)(n - sizeof(V2_LEAF)), dir);
+		if (read_small(path, buf, sizeof(buf)) >= 0 && has_word(buf, "memory") &&
+		    has_word(buf, "pids")) {
+			dir[n - sizeof(V2_LEAF)] = '\0';
+			return 0;
+		}
+	}
+	if (snprintf(path, sizeof(path), "%s/cgroup.subtree_control", dir) >= (int)sizeof(path))
+		return AL_E_TOOBIG;
+	if (read_small(path, buf, sizeof(buf)) >= 0 && has_word(buf, "memory") &&
 	    has_word(buf, "pids"))
 		return 0;
-	r = write_file(own_dir, "cgroup.subtree_control", "+memory +pids +cpu");
-	if (r == -EBUSY) {
-		char procs[PATH_MAX], pbuf[65536];
-		char *cur = pbuf, *l;
-		if (snprintf(leaf, sizeof(leaf), "%s/airlock-worker", own_dir) >= (int)sizeof(leaf))
-			return AL_E_TOOBIG;
-		if (mkdir(leaf, 0755) != 0 && errno != EEXIST)
-			return -errno;
-		snprintf(procs, sizeof(procs), "%s/cgroup.procs", own_dir);
-		if (read_small(procs, pbuf, sizeof(pbuf)) < 0)
-			return -errno;
-		while ((l = next_field(&cur, '\n')) != NULL)
-			(void)write_file(leaf, "cgroup.procs", l);
-		r = write_file(own_dir, "cgroup.subtree_control", "+memory +pids +cpu");
+	snprintf(path, sizeof(path), "%s/cgroup.controllers", dir);
+	i = read_small(path, buf, sizeof(buf)) >= 0 && has_word(buf, "cpu") ? 0 : 1;
+	for (; i < ARRAY_LEN(wants); i++) {
+		r = write_file(dir, "cgroup.subtree_control", wants[i]);
+		if (r == -EBUSY && (r = v2_move_to_leaf(dir)) == 0)
+			r = write_file(dir, "cgroup.subtree_control", wants[i]);
+		if (r != -EINVAL && r != -ENOENT) /* those: cpu refused, go on without it */
+			break;
 	}
-	if (r == -EINVAL || r == -ENOENT) /* no cpu controller: memory + pids suffice */
-		r = write_file(own_dir, "cgroup.subtree_control", "+memory +pids");
 	return r;
 }
 

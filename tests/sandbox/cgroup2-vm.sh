@@ -18,11 +18,11 @@ skip() {
 # Runs in the guest, chrooted into the host's read-only root; RUN is the writable share.
 # Each check appends "<name> <exit code>" to RUN/summary and its output to RUN/<name>.log.
 guest_check() {
-	local name=$1 rc
+	local name=$1 rc start=$SECONDS
 	shift
 	"$@" >"$RUN/$name.log" 2>&1
 	rc=$?
-	echo "$name $rc" >>"$RUN/summary"
+	echo "$name $rc $((SECONDS - start))" >>"$RUN/summary"
 }
 
 # Runs the command in a fresh child cgroup of CG (the shell itself stays where it is), as
@@ -48,6 +48,14 @@ check_untouched() {
 	kids=$(find "$1" -mindepth 1 -type d)
 	echo "subtree_control='$sub' children='$kids'"
 	[ -z "$sub" ] && [ -z "$kids" ]
+}
+
+# Fails when a worker's leaf holds another one (each restart would nest one level deeper).
+not_nested() {
+	local n
+	n=$(find "$1" -type d -path '*/airlock-worker/airlock-worker')
+	find "$1" -type d
+	[ -z "$n" ]
 }
 
 # Fails when anything named airlock-* is left below DIR (sandboxes must not outlive a run).
@@ -122,9 +130,26 @@ guest_main() {
 	guest_check worker-check-unit-undelegated in_cgroup $cg/system.slice/plain.service \
 		"$0" --guest-fn worker_check \
 		"warn cgroups: cgroup v2 in a systemd unit without Delegate=yes: systemd may take the controllers back (set Delegate=yes in the worker's unit)"
+	# A worker restarted in place (a wrapper loop in the unit): the second run starts in
+	# the airlock-worker leaf of the first and must reuse the unit, not nest below it.
+	delegate $cg/system.slice/restart.service
+	guest_check service-restart in_cgroup $cg/system.slice/restart.service sh -c \
+		"'$t/sandbox_test' lifecycle '$t/sbtry' && '$t/sandbox_test' spares '$t/sbtry'"
+	guest_check service-restart-flat not_nested $cg/system.slice/restart.service
 	guest_check service-leftovers no_leftovers $cg/system.slice
 
-	# Pass 3: a cgroup whose parent did not enable memory and pids: preflight says why.
+	# Pass 3: a unit given memory and pids but not cpu (Delegate=memory pids): cpu.max
+	# goes, the limits that matter stay.
+	mkdir -p $cg/nocpu.slice
+	echo "+memory +pids" >$cg/nocpu.slice/cgroup.subtree_control
+	for mode in limits lifecycle; do
+		delegate "$cg/nocpu.slice/sbtest-$mode.service"
+		guest_check "nocpu-$mode" in_cgroup "$cg/nocpu.slice/sbtest-$mode.service" \
+			"$t/sandbox_test" "$mode" "$t/sbtry"
+	done
+	guest_check nocpu-leftovers no_leftovers $cg/nocpu.slice
+
+	# Pass 4: a cgroup whose parent did not enable memory and pids: preflight says why.
 	mkdir -p $cg/plain
 	guest_check worker-check-undelegated in_cgroup $cg/plain/child \
 		"$0" --guest-fn worker_check \
@@ -251,9 +276,9 @@ echo "# guest ran $(($(date +%s) - start)) s (qemu exit $qrc), kernel $(cat "$RU
 
 fail=0
 n=0
-while read -r name rc; do
+while read -r name rc secs; do
 	n=$((n + 1))
-	echo "# ---- $name (exit $rc)"
+	echo "# ---- $name (exit $rc, ${secs:-?} s)"
 	sed 's/^/#   /' "$RUN/$name.log" 2>/dev/null | tail -n 400
 	if [ "$rc" = 0 ]; then
 		echo "ok $n - $name"
