@@ -45,21 +45,27 @@ enum gc_state { GC_IDLE, GC_CONNECTING, GC_TLS, GC_HELLO, GC_H2 };
 struct gw;
 struct gw_conn;
 
-struct gw_stream {
-	struct gw_conn *conn;
-	struct gw_stream *next, *prev;
-	int32_t id;
+/* The request as it arrives; freed once the upstream request is issued, so that a
+ * long-lived (SSE) stream keeps none of it. */
+struct gw_req {
 	struct buf method, path, authority;
 	struct buf hdrs; /* "name: value\0" lines for curl */
 	size_t nhdrs;
 	struct buf body;
-	bool started;   /* upstream request issued or answered locally */
-	bool answered;  /* response HEADERS submitted */
-	bool eof;       /* no more response data will come */
-	bool failed;    /* upstream broke after the head: reset */
-	struct buf out; /* response body; bytes before out_off were taken by nghttp2 */
-	size_t out_off; /* a read offset, not a memmove per DATA frame (bulk costs 30 %);
-	                 * at least OUT_ROOM once bytes are queued, see h2_send_data */
+};
+
+struct gw_stream {
+	struct gw_conn *conn;
+	struct gw_stream *next, *prev;
+	int32_t id;
+	struct gw_req *rq; /* NULL once dispatched */
+	bool started;      /* upstream request issued or answered locally */
+	bool answered;     /* response HEADERS submitted */
+	bool eof;          /* no more response data will come */
+	bool failed;       /* upstream broke after the head: reset */
+	struct buf out;    /* response body; bytes before out_off were taken by nghttp2 */
+	size_t out_off;    /* a read offset, not a memmove per DATA frame (bulk costs 30 %);
+	                    * at least OUT_ROOM once bytes are queued, see h2_send_data */
 	struct upstream *up;
 	bool deferred;
 };
@@ -118,11 +124,12 @@ stream_new(struct gw_conn *c, int32_t id)
 	struct gw_stream *s = xcalloc(1, sizeof(*s));
 	s->conn = c;
 	s->id = id;
-	buf_init(&s->method, 16);
-	buf_init(&s->path, 8192);
-	buf_init(&s->authority, 256);
-	buf_init(&s->hdrs, 64 * 1024);
-	buf_init(&s->body, REQ_BODY_MAX);
+	s->rq = xcalloc(1, sizeof(*s->rq));
+	buf_init(&s->rq->method, 16);
+	buf_init(&s->rq->path, 8192);
+	buf_init(&s->rq->authority, 256);
+	buf_init(&s->rq->hdrs, 64 * 1024);
+	buf_init(&s->rq->body, REQ_BODY_MAX);
 	buf_init(&s->out, OUT_HIGH * 2);
 	s->next = c->streams;
 	if (c->streams)
@@ -130,6 +137,21 @@ stream_new(struct gw_conn *c, int32_t id)
 	c->streams = s;
 	c->nstreams++;
 	return s;
+}
+
+static void
+req_free(struct gw_stream *s)
+{
+	struct gw_req *rq = s->rq;
+	if (rq == NULL)
+		return;
+	buf_free(&rq->method);
+	buf_free(&rq->path);
+	buf_free(&rq->authority);
+	buf_free(&rq->hdrs);
+	buf_free(&rq->body);
+	free(rq);
+	s->rq = NULL;
 }
 
 static void
@@ -144,11 +166,7 @@ stream_free(struct gw_stream *s)
 	if (s->next)
 		s->next->prev = s->prev;
 	c->nstreams--;
-	buf_free(&s->method);
-	buf_free(&s->path);
-	buf_free(&s->authority);
-	buf_free(&s->hdrs);
-	buf_free(&s->body);
+	req_free(s);
 	buf_free(&s->out);
 	free(s);
 }
@@ -216,7 +234,12 @@ h2_send_data(nghttp2_session *h2, nghttp2_frame *f, const uint8_t *hd, size_t le
 	int r = tunnel_io_write(&c->io, p, FRAME_HD + len);
 	s->out_off += len;
 	if (s->out_off == s->out.len) {
-		buf_reset(&s->out);
+		/* A small buffer is freed (an idle SSE stream keeps none); a bulk one is
+		 * kept, or every drain would regrow it. */
+		if (s->out.cap <= 4096)
+			buf_free(&s->out);
+		else
+			buf_reset(&s->out);
 		s->out_off = 0;
 	}
 	return r == 0 ? 0 : NGHTTP2_ERR_CALLBACK_FAILURE;
@@ -251,6 +274,7 @@ answer_local(struct gw_stream *s, int status, const char *msg)
 	static const char hdr[] = "content-type\0text/plain; charset=utf-8\0";
 	s->started = true;
 	s->eof = true;
+	req_free(s);
 	buf_reset(&s->out);
 	s->out_off = 0;
 	out_add(s, msg, strlen(msg));
@@ -317,37 +341,34 @@ static void
 stream_dispatch(struct gw_stream *s)
 {
 	struct gw *g = s->conn->gw;
+	struct gw_req *rq = s->rq;
 	s->started = true;
 	g->m.requests++;
-	if (s->method.len == 0 || s->path.len == 0 || s->path.data[0] != '/') {
+	if (rq->method.len == 0 || rq->path.len == 0 || rq->path.data[0] != '/') {
 		answer_local(s, 400, "bad request: :method and an origin-form :path are required");
 		return;
 	}
 	const struct gateway_route *r =
-	    s->authority.len ? gateway_config_route(&g->cfg, s->authority.data) : NULL;
+	    rq->authority.len ? gateway_config_route(&g->cfg, rq->authority.data) : NULL;
 	if (r == NULL) {
 		g->m.no_route++;
-		log_info("no route for host", "host", s->authority.len ? s->authority.data : "");
+		log_info("no route for host", "host", rq->authority.len ? rq->authority.data : "");
 		answer_local(s, 404, "no route for host");
 		return;
 	}
-	char *url = xasprintf("%s%s", r->upstream, s->path.data);
+	char *url = xasprintf("%s%s", r->upstream, rq->path.data);
 	const char *lines[128];
 	size_t n = 0;
-	for (size_t off = 0; off < s->hdrs.len && n < 128;) {
-		lines[n++] = s->hdrs.data + off;
-		off += strlen(s->hdrs.data + off) + 1;
+	for (size_t off = 0; off < rq->hdrs.len && n < 128;) {
+		lines[n++] = rq->hdrs.data + off;
+		off += strlen(rq->hdrs.data + off) + 1;
 	}
-	int rc = upstream_start(g->up, s->method.data, url, lines, n, s->body.data, s->body.len,
+	int rc = upstream_start(g->up, rq->method.data, url, lines, n, rq->body.data, rq->body.len,
 	                        &up_cb, s, &s->up);
-	log_debug("upstream request", "route", r->name, "method", s->method.data, "path",
-	          s->path.data);
+	log_debug("upstream request", "route", r->name, "method", rq->method.data, "path",
+	          rq->path.data);
 	free(url);
-	/* upstream_start copied what it needs; a long-lived (SSE) stream keeps none of it */
-	buf_free(&s->path);
-	buf_free(&s->authority);
-	buf_free(&s->hdrs);
-	buf_free(&s->body);
+	req_free(s); /* upstream_start copied what it needs */
 	if (rc != 0)
 		answer_local(s, 502, "upstream error: cannot start request");
 }
@@ -370,16 +391,17 @@ h2_header(nghttp2_session *h2, const nghttp2_frame *f, const uint8_t *name, size
           const uint8_t *value, size_t vl, uint8_t flags, void *ud)
 {
 	struct gw_stream *s = nghttp2_session_get_stream_user_data(h2, f->hd.stream_id);
-	if (s == NULL || s->started)
+	if (s == NULL || s->started || s->rq == NULL)
 		return 0;
+	struct gw_req *rq = s->rq;
 	int r = 0;
 #define IS(lit) (nl == sizeof(lit) - 1 && memcmp(name, lit, nl) == 0)
 	if (IS(":method"))
-		r = buf_add(&s->method, value, vl);
+		r = buf_add(&rq->method, value, vl);
 	else if (IS(":path"))
-		r = buf_add(&s->path, value, vl);
+		r = buf_add(&rq->path, value, vl);
 	else if (IS(":authority"))
-		r = buf_add(&s->authority, value, vl);
+		r = buf_add(&rq->authority, value, vl);
 	else if (nl > 0 && name[0] == ':')
 		return 0;
 	else if (IS("content-length") || tunnel_hop_header((const char *)name, nl))
@@ -387,17 +409,17 @@ h2_header(nghttp2_session *h2, const nghttp2_frame *f, const uint8_t *name, size
 	else if (memchr(value, '\n', vl) || memchr(value, '\r', vl))
 		return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
 	else {
-		r = buf_add(&s->hdrs, name, nl);
+		r = buf_add(&rq->hdrs, name, nl);
 		if (r == 0)
-			r = buf_add(&s->hdrs, ": ", 2);
+			r = buf_add(&rq->hdrs, ": ", 2);
 		if (r == 0)
-			r = buf_add(&s->hdrs, value, vl);
+			r = buf_add(&rq->hdrs, value, vl);
 		if (r == 0)
-			r = buf_add(&s->hdrs, "", 1);
-		s->nhdrs++;
+			r = buf_add(&rq->hdrs, "", 1);
+		rq->nhdrs++;
 	}
 #undef IS
-	if (r != 0 || s->nhdrs > 100) {
+	if (r != 0 || rq->nhdrs > 100) {
 		answer_local(s, 431, "request header fields too large");
 		return 0;
 	}
@@ -423,9 +445,9 @@ h2_data_chunk(nghttp2_session *h2, uint8_t flags, int32_t sid, const uint8_t *da
               void *ud)
 {
 	struct gw_stream *s = nghttp2_session_get_stream_user_data(h2, sid);
-	if (s == NULL || s->started)
+	if (s == NULL || s->started || s->rq == NULL)
 		return 0;
-	if (buf_add(&s->body, data, len) != 0)
+	if (buf_add(&s->rq->body, data, len) != 0)
 		answer_local(s, 413, "request body too large");
 	return 0;
 }

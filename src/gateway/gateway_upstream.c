@@ -34,8 +34,7 @@ struct upstream {
 	bool paused;
 	bool cancelled;
 	struct buf head;
-	char ssrf[128];
-	char errbuf[CURL_ERROR_SIZE];
+	char *ssrf; /* why open_sock refused the address, or NULL */
 };
 
 struct upstream_ctx {
@@ -79,6 +78,7 @@ t_free(struct upstream *t)
 	} else
 		curl_easy_cleanup(t->easy);
 	curl_slist_free_all(t->hdrs);
+	free(t->ssrf);
 	free(t->body);
 	buf_free(&t->head);
 	free(t);
@@ -116,16 +116,24 @@ check_done(struct upstream_ctx *u)
 		if (res != CURLE_OK) {
 			if (t->head_sent)
 				status = -1;
-			else if (t->ssrf[0]) {
+			else if (t->ssrf) {
 				status = 403;
 				snprintf(msg, sizeof(msg), "%s", t->ssrf);
 			} else if (res == CURLE_OPERATION_TIMEDOUT) {
 				status = 504;
 				snprintf(msg, sizeof(msg), "upstream timed out");
 			} else {
+				/* No CURLOPT_ERRORBUFFER (256 bytes per transfer, idle ones
+				 * too): curl's error text and the socket's errno say enough. */
+				long oe = 0;
+				curl_easy_getinfo(t->easy, CURLINFO_OS_ERRNO, &oe);
 				status = 502;
-				snprintf(msg, sizeof(msg), "upstream error: %s",
-				         t->errbuf[0] ? t->errbuf : curl_easy_strerror(res));
+				if (oe > 0)
+					snprintf(msg, sizeof(msg), "upstream error: %s (%s)",
+					         curl_easy_strerror(res), strerror((int)oe));
+				else
+					snprintf(msg, sizeof(msg), "upstream error: %s",
+					         curl_easy_strerror(res));
 			}
 		}
 		/* Done: detach and free before telling the owner, which may start others. */
@@ -262,8 +270,8 @@ open_sock(void *clientp, curlsocktype purpose, struct curl_sockaddr *a)
 		else if (a->family == AF_INET6)
 			inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&a->addr)->sin6_addr, ip,
 			          sizeof(ip));
-		snprintf(t->ssrf, sizeof(t->ssrf),
-		         "IP validation failed: %s is not a private address", ip);
+		free(t->ssrf);
+		t->ssrf = xasprintf("IP validation failed: %s is not a private address", ip);
 		log_warn("upstream refused", "error", t->ssrf);
 		return CURL_SOCKET_BAD;
 	}
@@ -285,6 +293,14 @@ on_header(char *p, size_t size, size_t n, void *arg)
 			return 0;
 		t->status = (int)st;
 		buf_reset(&t->head);
+		if (t->hdrs) {
+			/* The request went out and an answer began: curl does not send it
+			 * again (no redirects, no auth retries), so an idle stream need not
+			 * keep its header list. */
+			curl_easy_setopt(t->easy, CURLOPT_HTTPHEADER, NULL);
+			curl_slist_free_all(t->hdrs);
+			t->hdrs = NULL;
+		}
 		return len;
 	}
 	if (len <= 2) { /* end of a header block */
@@ -370,7 +386,6 @@ upstream_start(struct upstream_ctx *u, const char *method, const char *url,
 	curl_easy_setopt(e, CURLOPT_HEADERDATA, t);
 	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_write);
 	curl_easy_setopt(e, CURLOPT_WRITEDATA, t);
-	curl_easy_setopt(e, CURLOPT_ERRORBUFFER, t->errbuf);
 	curl_easy_setopt(e, CURLOPT_HTTP_TRANSFER_DECODING, 1L);
 	curl_easy_setopt(e, CURLOPT_HTTP_CONTENT_DECODING, 0L);
 	curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
