@@ -425,6 +425,32 @@ xkill_listed(const char *dir)
 	return n > 0 ? 0 : -ESRCH;
 }
 
+/* Runs `sleep 30` in sw; kills the sandbox through cgdir's group when given (else the
+ * wall clock does); the process and then the sandbox must report the SIGKILL. */
+static void
+sleep_until_killed(struct sandbox *sw, const char *cgdir, const char *what)
+{
+	struct sandbox_proc *pr;
+	struct pollfd pf = {sandbox_pidfd(sw), POLLIN, 0};
+	char name[128];
+	int st = 0, r;
+	r = sandbox_spawn(sw, (const char *[]){"sleep", "30", NULL}, NULL, NULL, -1, -1, -1, &pr);
+	check(r == 0, "spawn sleep", al_strerror(r));
+	if (r != 0)
+		return;
+	if (cgdir != NULL) {
+		r = sandbox_cg_detect(NULL) == SB_CG_V2 ? cg_write(cgdir, "cgroup.kill", "1")
+		                                        : xkill_listed(cgdir);
+		check(r == 0, "kill the sandbox's cgroup", al_strerror(r));
+	}
+	r = sandbox_proc_wait(pr, &st);
+	snprintf(name, sizeof(name), "%s killed the process", what);
+	check(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL, name, al_strerror(r));
+	sandbox_proc_free(pr);
+	snprintf(name, sizeof(name), "sandbox pidfd reports the %s", what);
+	check(poll(&pf, 1, 10000) == 1, name, NULL);
+}
+
 /* The profile's limits as the kernel holds them: v1 per controller, v2 in one group. */
 static void
 check_cg_limits(const char *rec, const struct sandbox_profile *p)
@@ -515,18 +541,7 @@ mode_limits(void)
 	pw = p;
 	pw.wall_clock_s = 1;
 	sw = create_or_die(&pw, "wall", ws2);
-	r = sandbox_spawn(sw, (const char *[]){"sleep", "30", NULL}, NULL, NULL, -1, -1, -1, &pr);
-	check(r == 0, "spawn sleep", al_strerror(r));
-	if (r == 0) {
-		r = sandbox_proc_wait(pr, &st);
-		check(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL, "wall clock killed the process",
-		      al_strerror(r));
-		sandbox_proc_free(pr);
-	}
-	{
-		struct pollfd pf = {sandbox_pidfd(sw), POLLIN, 0};
-		check(poll(&pf, 1, 10000) == 1, "sandbox pidfd reports death", NULL);
-	}
+	sleep_until_killed(sw, NULL, "wall clock");
 	r = sandbox_spawn(sw, (const char *[]){"true", NULL}, NULL, NULL, -1, -1, -1, &pr);
 	check(r == AL_E_CLOSED, "spawn after wall clock fails", al_strerror(r));
 	sandbox_destroy(sw);
@@ -535,24 +550,9 @@ mode_limits(void)
 	 * sandbox reports death like a wall-clock kill. */
 	sw = create_or_die(&p, "cgkill", ws2);
 	read_record(state, "cgkill", rec2, sizeof(rec2));
-	r = sandbox_spawn(sw, (const char *[]){"sleep", "30", NULL}, NULL, NULL, -1, -1, -1, &pr);
-	check(r == 0, "spawn sleep", al_strerror(r));
-	if (r == 0) {
-		char dir[PATH_MAX];
-		record_dir(rec2, sandbox_cg_detect(NULL) == SB_CG_V2 ? "/sb-" : "/pids/", dir,
-		           sizeof(dir));
-		if (sandbox_cg_detect(NULL) == SB_CG_V2)
-			r = cg_write(dir, "cgroup.kill", "1");
-		else
-			r = xkill_listed(dir);
-		check(r == 0, "kill the sandbox's cgroup", al_strerror(r));
-		r = sandbox_proc_wait(pr, &st);
-		check(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL, "cgroup kill ended the process",
-		      al_strerror(r));
-		sandbox_proc_free(pr);
-		struct pollfd pf = {sandbox_pidfd(sw), POLLIN, 0};
-		check(poll(&pf, 1, 10000) == 1, "sandbox pidfd reports the cgroup kill", NULL);
-	}
+	record_dir(rec2, sandbox_cg_detect(NULL) == SB_CG_V2 ? "/sb-" : "/pids/", path,
+	           sizeof(path));
+	sleep_until_killed(sw, path, "cgroup kill");
 	sandbox_destroy(sw);
 	check(sandbox_gc(true) == 0, "limits: cgroups removed", NULL);
 	check(record_cgroups_gone(rec) && record_cgroups_gone(rec2), "limits: no cgroup left",
