@@ -115,6 +115,7 @@ wait_port "$rport" || { echo "ssh -R did not start"; cat ssh.log sshd.log; exit 
 cipher=$(grep -o 'cipher: [^ ]*' sshd.log | head -1)
 
 TUN="http://127.0.0.1:$port/v1/tunnels/$tid/routes/bench/mcp"
+cpu() { awk '{ print $14 + $15 }' "/proc/$1/stat"; } # utime + stime, clock ticks
 if [[ " $PARTS " == *" bulk "* ]]; then
 echo "1. bulk download, $BULK_MIB MiB, best of 3 (ssh -R: OpenSSH $(ssh -V 2>&1 | cut -d, -f1)${cipher:+, $cipher})"
 bulk() { # URL [HEADER] -> best MB/s of 3
@@ -127,7 +128,6 @@ bulk() { # URL [HEADER] -> best MB/s of 3
 }
 d=$(bulk "http://127.0.0.1:$up/mcp")
 s=$(bulk "http://127.0.0.1:$rport/mcp")
-cpu() { awk '{ print $14 + $15 }' "/proc/$1/stat"; } # utime + stime, clock ticks
 g0=$(cpu "$gpid") s0=$(cpu "$spid")
 t=$(bulk "$TUN" "x-api-key: benchkey")
 g1=$(cpu "$gpid") s1=$(cpu "$spid")
@@ -153,9 +153,13 @@ wrk_run() { # NAME URL [HEADER] -> "rps p50_ms p99_ms"
 }
 wrk_run warm "$TUN" "x-api-key: benchkey" >/dev/null
 read -r drps dp50 dp99 derr < <(wrk_run direct "http://127.0.0.1:$up/mcp")
+g0=$(cpu "$gpid") s0=$(cpu "$spid")
 read -r trps tp50 tp99 terr < <(wrk_run tunnel "$TUN" "x-api-key: benchkey")
+g1=$(cpu "$gpid") s1=$(cpu "$spid")
 printf '   direct %8.0f req/s  p50 %6.2f ms  p99 %6.2f ms %s\n' "$drps" "$dp50" "$dp99" "$derr"
 printf '   tunnel %8.0f req/s  p50 %6.2f ms  p99 %6.2f ms %s\n' "$trps" "$tp50" "$tp99" "$terr"
+awk -v g=$((g1 - g0)) -v s=$((s1 - s0)) -v hz="$(getconf CLK_TCK)" -v r="$trps" -v t="$WRK_SECS" 'BEGIN {
+	printf "   tunnel CPU per request: gateway %.1f us, server %.1f us\n", g * 1e6 / hz / (r * t), s * 1e6 / hz / (r * t) }'
 awk -v a="$drps" -v b="$trps" -v c="$dp99" -v e="$tp99" 'BEGIN {
 	printf "   tunnel/direct: throughput %.2fx (target >= 0.4)   p99 %.2fx (target <= 3)\n", b / a, e / c }'
 fi

@@ -108,6 +108,7 @@ struct gw {
 	struct metrics m;
 	bool draining;
 	struct loop_timer *drain_timer;
+	struct loop_timer *kick_timer; /* see kick_soon */
 	int exit_code;
 };
 
@@ -614,6 +615,25 @@ kick_all(void *arg)
 	struct gw *g = arg;
 	for (unsigned i = 0; i < g->nconns; i++)
 		conn_kick(&g->conns[i]);
+}
+
+static void
+kick_timer(struct loop *l, void *arg)
+{
+	struct gw *g = arg;
+	g->kick_timer = NULL;
+	kick_all(g);
+}
+
+/* After upstream events: the edge connections are flushed once, after every socket
+ * that was ready in this loop turn has been handled (a 0 ms timer runs after the fd
+ * callbacks), so responses that finish together leave in one TLS write. */
+static void
+kick_soon(void *arg)
+{
+	struct gw *g = arg;
+	if (g->kick_timer == NULL)
+		g->kick_timer = loop_timer_add(g->loop, 0, kick_timer, g);
 }
 
 static void
@@ -1132,7 +1152,7 @@ gateway_main(int argc, char **argv)
 	g.loop = loop_new();
 	g.up = upstream_ctx_new(g.loop);
 	upstream_ctx_set_config(g.up, &g.cfg);
-	upstream_ctx_set_after(g.up, kick_all, &g);
+	upstream_ctx_set_after(g.up, kick_soon, &g);
 	if (g.cfg.metrics_listen) {
 		int mp = 0, r;
 		g.metrics_srv = http_server_new(g.loop, NULL, metrics_handler, &g);
@@ -1169,6 +1189,8 @@ out:
 	upstream_ctx_free(g.up);
 	if (g.drain_timer)
 		loop_timer_cancel(g.loop, g.drain_timer);
+	if (g.kick_timer)
+		loop_timer_cancel(g.loop, g.kick_timer);
 	loop_free(g.loop);
 	SSL_CTX_free(g.ctx);
 	secret_free(g.token);
