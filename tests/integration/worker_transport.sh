@@ -12,26 +12,21 @@ req $K POST "/v1/environments/$ENV/keys" '{"name":"w"}'
 export ANTHROPIC_ENVIRONMENT_KEY=$(jget 'j["key"]')
 DEAD=http://127.0.0.1:9 # discard port: nothing listens on loopback there
 clean="env -u http_proxy -u HTTP_PROXY -u https_proxy -u HTTPS_PROXY -u all_proxy -u ALL_PROXY -u no_proxy -u NO_PROXY"
-W() { $clean "$@" "$AIRLOCK_BIN" worker check --environment-id "$ENV" --base-url "$BASE" 2>&1; }
+# expect WHAT TRANSPORT-PATTERN STATUS [VAR=VALUE...]: `worker check` in a clean environment
+# plus those variables logs the transport and exits with STATUS
+expect() {
+	local what=$1 pat=$2 want=$3 out rc
+	shift 3
+	out=$($clean "$@" "$AIRLOCK_BIN" worker check --environment-id "$ENV" --base-url "$BASE" 2>&1)
+	rc=$?
+	STATUS=$rc BODY=$out check "$what: transport logged" grep -q "\"outbound http\" $pat" <<<"$out"
+	STATUS=$rc BODY=$out check "$what: check exit status" eq "$rc" "$want"
+}
 
-out=$(W)
-rc=$?
-STATUS=$rc BODY=$out check "no proxy: native transport logged" grep -q '"outbound http" transport=native proxy_variable=none' <<<"$out"
-STATUS=$rc BODY=$out check "no proxy: the server is reached" eq "$rc" 0
-
-out=$(W http_proxy=$DEAD)
-rc=$?
-STATUS=$rc BODY=$out check "http_proxy: curl transport logged" grep -q '"outbound http" transport=curl proxy_variable=http_proxy' <<<"$out"
-STATUS=$rc BODY=$out check "http_proxy: the dead proxy is used, so check fails" eq "$rc" 1
-
-out=$(W ALL_PROXY=$DEAD NO_PROXY=localhost,127.0.0.1)
-rc=$?
-STATUS=$rc BODY=$out check "NO_PROXY covers the host: native again" grep -q 'transport=native' <<<"$out"
-STATUS=$rc BODY=$out check "NO_PROXY covers the host: the server is reached" eq "$rc" 0
-
-out=$(W HTTPS_PROXY=$DEAD)
-rc=$?
-STATUS=$rc BODY=$out check "an https proxy does not apply to an http base" grep -q 'transport=native' <<<"$out"
-STATUS=$rc BODY=$out check "…and the server is reached" eq "$rc" 0
+expect "no proxy" "transport=native proxy_variable=none" 0
+# the dead proxy is really used: check fails
+expect "http_proxy" "transport=curl proxy_variable=http_proxy" 1 http_proxy=$DEAD
+expect "NO_PROXY covers the host" "transport=native" 0 ALL_PROXY=$DEAD NO_PROXY=localhost,127.0.0.1
+expect "an https proxy, http base" "transport=native" 0 HTTPS_PROXY=$DEAD
 
 finish
