@@ -29,4 +29,27 @@ expect "http_proxy" "transport=curl proxy_variable=http_proxy" 1 http_proxy=$DEA
 expect "NO_PROXY covers the host" "transport=native" 0 ALL_PROXY=$DEAD NO_PROXY=localhost,127.0.0.1
 expect "an https proxy, http base" "transport=native" 0 HTTPS_PROXY=$DEAD
 
+# https: the native transport verifies the server against --ca-file, by IP and by name
+# (localhost may resolve to ::1 first, where nothing listens: the next address is tried)
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 -subj /CN=localhost \
+	-addext "subjectAltName=IP:127.0.0.1,DNS:localhost" -keyout "$T_TMP/tls.key" \
+	-out "$T_TMP/tls.pem" 2>/dev/null
+mkdir -p "$T_TMP/tls-data"
+env AIRLOCK_DATA_DIR="$T_TMP/tls-data" AIRLOCK_API_KEY=testkey "$AIRLOCK_BIN" server \
+	--listen 127.0.0.1:0 --tls-cert "$T_TMP/tls.pem" --tls-key "$T_TMP/tls.key" 2>"$T_TMP/tls.log" &
+T_PIDS+=($!)
+for _ in $(seq 200); do
+	TP=$(sed -n 's/.*listening .*port=\([0-9]*\).*/\1/p' "$T_TMP/tls.log" | head -1)
+	[ -n "$TP" ] && break
+	sleep 0.05
+done
+tls_check() { $clean "$AIRLOCK_BIN" worker check --environment-id "$ENV" --base-url "$@" 2>&1; }
+# that server does not know the key: a 401 means TLS and HTTP both worked
+out=$(tls_check "https://127.0.0.1:$TP" --ca-file "$T_TMP/tls.pem")
+STATUS=x BODY=$out check "https by IP, trusted: an HTTP answer" grep -q "status 401" <<<"$out"
+out=$(tls_check "https://localhost:$TP" --ca-file "$T_TMP/tls.pem")
+STATUS=x BODY=$out check "https by name, trusted: an HTTP answer" grep -q "status 401" <<<"$out"
+out=$(tls_check "https://127.0.0.1:$TP")
+STATUS=x BODY=$out check "https, not in the system store: no HTTP answer" grep -q "status 0:" <<<"$out"
+
 finish
