@@ -574,7 +574,12 @@ connect_next(struct hconn *k, int last_errno)
 		}
 		int one = 1;
 		setsockopt(k->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+		/* curl's CURLOPT_TCP_KEEPALIVE defaults: probe after 60 s idle, every 60 s, so a
+		 * quiet event stream behind a NAT is not dropped silently */
+		int sixty = 60;
 		setsockopt(k->fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one));
+		setsockopt(k->fd, IPPROTO_TCP, TCP_KEEPIDLE, &sixty, sizeof(sixty));
+		setsockopt(k->fd, IPPROTO_TCP, TCP_KEEPINTVL, &sixty, sizeof(sixty));
 		if (connect(k->fd, a->ai_addr, a->ai_addrlen) == 0 || errno == EINPROGRESS) {
 			k->ai_cur = a->ai_next;
 			k->state = HC_CONNECTING;
