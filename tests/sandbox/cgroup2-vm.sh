@@ -142,19 +142,31 @@ guest_main() {
 	# goes, the limits that matter stay.
 	mkdir -p $cg/nocpu.slice
 	echo "+memory +pids" >$cg/nocpu.slice/cgroup.subtree_control
-	for mode in limits lifecycle; do
+	for mode in limits spares; do
 		delegate "$cg/nocpu.slice/sbtest-$mode.service"
 		guest_check "nocpu-$mode" in_cgroup "$cg/nocpu.slice/sbtest-$mode.service" \
 			"$t/sandbox_test" "$mode" "$t/sbtry"
 	done
 	guest_check nocpu-leftovers no_leftovers $cg/nocpu.slice
 
-	# Pass 4: a cgroup whose parent did not enable memory and pids: preflight says why.
+	# Pass 4: a container (its own cgroup namespace, cgroupfs mounted rw inside; its
+	# init holds the namespace root, as docker run --cgroupns=private does).
+	mkdir -p $cg/machine.slice
+	echo "+memory +pids +cpu" >$cg/machine.slice/cgroup.subtree_control
+	for mode in lifecycle spares; do
+		guest_check "container-$mode" in_cgroup "$cg/machine.slice/container-$mode.scope" \
+			unshare --cgroup --mount --propagation private sh -c \
+			"umount /sys/fs/cgroup && mount -t cgroup2 cgroup2 /sys/fs/cgroup &&
+			exec '$t/sandbox_test' $mode '$t/sbtry'"
+	done
+	guest_check container-leftovers no_leftovers $cg/machine.slice
+
+	# Pass 5: a cgroup whose parent did not enable memory and pids: preflight says why.
 	mkdir -p $cg/plain
 	guest_check worker-check-undelegated in_cgroup $cg/plain/child \
 		"$0" --guest-fn worker_check \
 		"fail cgroups: cgroup v2: memory and pids controllers not delegated to this cgroup; systemd: Delegate=yes; containers: cgroupns + rw cgroupfs (or run with degraded no-cgroups: rlimits only)"
-	echo done >"$RUN/finished"
+	echo finished >"$RUN/finished"
 }
 
 if [ "${1:-}" = "--guest" ]; then
@@ -172,8 +184,11 @@ BUILD=$(realpath "${1:?usage: cgroup2-vm.sh BUILD_DIR}")
 SCRIPT=$(realpath "$0")
 CACHE=$BUILD/cgroup2-vm
 RUN=$CACHE/run
-[ -x "$BUILD/tests/sandbox/sandbox_test" ] && [ -x "$BUILD/src/airlock" ] ||
+# The guest mounts a fresh tmpfs on /tmp: binaries and this script must live elsewhere.
+case "$BUILD/:$SCRIPT" in /tmp/* | *:/tmp/*) skip "build dir or script under /tmp" ;; esac
+if ! [ -x "$BUILD/tests/sandbox/sandbox_test" ] || ! [ -x "$BUILD/src/airlock" ]; then
 	skip "no sandbox_test or airlock in $BUILD"
+fi
 # KVM needs hardware virtualisation (kvm_intel/kvm_amd): a /dev/kvm from another backend
 # (e.g. kvm_pvm, which only runs PVM-built guest kernels) hangs Debian's stock kernel at
 # boot. Without it QEMU's TCG emulates the CPU: slower, same kernel and same checks.
@@ -187,7 +202,7 @@ if [ -z "$ACCEL" ]; then
 fi
 case $ACCEL in
 kvm) QACCEL=(-enable-kvm -cpu host) ;;
-tcg) QACCEL=(-accel tcg,thread=multi -cpu max) ;;
+tcg) QACCEL=(-accel "tcg,thread=multi" -cpu max) ;;
 *) skip "AIRLOCK_VM_ACCEL must be kvm or tcg" ;;
 esac
 command -v qemu-system-x86_64 >/dev/null || skip "no qemu-system-x86_64 (apt-get install qemu-system-x86)"
@@ -265,7 +280,7 @@ chmod 0755 "$INITRD/init"
 rm -rf "$RUN" && mkdir -p "$RUN" || exit 1
 echo "# booting $KPKG with $ACCEL (initramfs: ${MODS[*]})"
 start=$(date +%s)
-timeout 270 qemu-system-x86_64 "${QACCEL[@]}" -m 2G -smp 2 -nographic -no-reboot \
+timeout 400 qemu-system-x86_64 "${QACCEL[@]}" -m 2G -smp 2 -nographic -no-reboot \
 	-kernel "$KDIR/boot/vmlinuz-$KVER" -initrd "$CACHE/initrd.cpio" \
 	-append "console=ttyS0 quiet panic=-1 lsm=landlock,lockdown,yama,apparmor" \
 	-virtfs local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap \

@@ -28,6 +28,7 @@
 #include "monitor.h"
 #include "sandbox.h"
 #include "sandbox_int.h"
+#include "util.h"
 
 static int failures, checks;
 static const char *sbtry;
@@ -495,6 +496,7 @@ mode_limits(void)
 	struct sandbox_proc *pr;
 	int st = 0, r;
 	pid_t hp;
+	uint64_t t0;
 
 	profile_for_tests(&p, state);
 	check(sandbox_sweep(state) == 0, "sweep", NULL);
@@ -506,14 +508,19 @@ mode_limits(void)
 	check(strstr(rec, "cg /sys/fs/cgroup/") != NULL, "journal names the cgroups", rec);
 	check_cg_limits(rec, &p);
 
+	t0 = now_mono_ms();
 	try_in(sb, "fork bomb", (const char *[]){"forkbomb", "200", NULL});
+	printf("# fork bomb took %llu ms\n", (unsigned long long)(now_mono_ms() - t0));
 	hp = fork();
 	if (hp == 0)
 		_exit(0);
 	check(hp > 0 && waitpid(hp, &st, 0) == hp, "host can still fork", NULL);
 
+	t0 = now_mono_ms();
 	r = run(sb, (const char *[]){"/workspace/sbtry", "memhog", "512", NULL}, NULL, out,
 	        sizeof(out), &st);
+	/* not asserted (no timed assertions): how long the bomb ran before the kill */
+	printf("# memory bomb took %llu ms\n", (unsigned long long)(now_mono_ms() - t0));
 	check(r == 0 && WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL, "memory bomb OOM-killed", out);
 	if (sandbox_cg_detect(NULL) == SB_CG_V2) {
 		char dir[PATH_MAX], ev[512], *k;
