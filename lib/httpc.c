@@ -12,6 +12,7 @@
 #include "err.h"
 #include "httpc.h"
 #include "httpc_int.h"
+#include "log.h"
 #include "xalloc.h"
 
 #define HTTPC_MAX_HEADER_BYTES (64 * 1024)
@@ -82,6 +83,7 @@ httpc_new(struct loop *l, const struct httpc_opts *o)
 		return c;
 	}
 	if ((c->multi = curl_multi_init()) == NULL) {
+		log_error("cannot start libcurl", "error", curl_dl_error());
 		free(c->ca_file);
 		free(c->user_agent);
 		free(c);
