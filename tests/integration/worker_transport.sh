@@ -29,6 +29,20 @@ expect "http_proxy" "transport=curl proxy_variable=http_proxy" 1 http_proxy=$DEA
 expect "NO_PROXY covers the host" "transport=native" 0 ALL_PROXY=$DEAD NO_PROXY=localhost,127.0.0.1
 expect "an https proxy, http base" "transport=native" 0 HTTPS_PROXY=$DEAD
 
+# Without libcurl on the system (hidden by a bind mount in a private mount namespace) the
+# native worker still works, and a curl client says what is missing.
+LIBCURL=$(ldconfig -p | sed -n 's/.*libcurl\.so\.4 (libc6,x86-64) => //p' | head -1)
+if [ -n "$LIBCURL" ] && unshare -m true 2>/dev/null; then
+	nocurl() { unshare -m sh -c 'mount --bind /dev/null "$0" && exec "$@"' "$LIBCURL" "$@"; }
+	out=$(nocurl $clean "$AIRLOCK_BIN" worker check --environment-id "$ENV" --base-url "$BASE" 2>&1)
+	rc=$?
+	STATUS=$rc BODY=$out check "no libcurl: the native worker reaches the server" eq "$rc" 0
+	out=$(nocurl $clean http_proxy=$DEAD "$AIRLOCK_BIN" worker check --environment-id "$ENV" --base-url "$BASE" 2>&1)
+	STATUS=x BODY=$out check "no libcurl: a curl client says what is missing" grep -q 'libcurl.so.4 not found: apt-get install libcurl4' <<<"$out"
+else
+	echo "# skipped the no-libcurl cases: no mount namespace here"
+fi
+
 # https: the native transport verifies the server against --ca-file, by IP and by name
 # (localhost may resolve to ::1 first, where nothing listens: the next address is tried)
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 -subj /CN=localhost \
