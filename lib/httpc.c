@@ -123,6 +123,8 @@ void
 httpc_xfer_destroy(struct httpc_xfer *x)
 {
 	struct httpc *c = x->c;
+	if (!x->in_done && x->on_release != NULL)
+		x->on_release(x->arg);
 	if (c->native)
 		httpc_native_release(x);
 	if (x->added)
@@ -422,6 +424,7 @@ httpc_start(struct httpc *c, const struct httpc_request *req, struct httpc_xfer 
 		x->added = true;
 	}
 started:
+	x->on_release = req->on_release; /* a failed start owes the caller nothing */
 	if (out != NULL)
 		*out = x;
 	x = NULL;

@@ -46,6 +46,9 @@ typedef int httpc_head_fn(struct httpc_xfer *x, int status, void *arg);
 /* Called once per started transfer unless it was cancelled. The transfer is freed
  * when this returns. */
 typedef void httpc_done_fn(struct httpc_xfer *x, const struct httpc_response *resp, void *arg);
+/* The transfer ended without its on_done (httpc_cancel, httpc_free): the caller's
+ * per-transfer state behind arg can go. Never called after on_done ran. */
+typedef void httpc_release_fn(void *arg);
 
 struct httpc_request {
 	const char *method; /* "GET", "POST", "DELETE", ...; NULL = GET */
@@ -54,13 +57,14 @@ struct httpc_request {
 	size_t nheaders;
 	const char *body; /* copied; NULL = no body */
 	size_t body_len;
-	unsigned timeout_ms;         /* whole transfer; 0 = none (long streams) */
-	unsigned connect_timeout_ms; /* 0 = 10 s */
-	unsigned idle_timeout_s;     /* abort when no byte arrives for this long; 0 = never */
-	size_t max_body;             /* buffered-body bound; 0 = 8 MiB */
-	httpc_head_fn *on_head;      /* optional: e.g. "the stream is open" */
-	httpc_data_fn *on_data;      /* NULL = buffer the body */
-	httpc_done_fn *on_done;      /* required */
+	unsigned timeout_ms;          /* whole transfer; 0 = none (long streams) */
+	unsigned connect_timeout_ms;  /* 0 = 10 s */
+	unsigned idle_timeout_s;      /* abort when no byte arrives for this long; 0 = never */
+	size_t max_body;              /* buffered-body bound; 0 = 8 MiB */
+	httpc_head_fn *on_head;       /* optional: e.g. "the stream is open" */
+	httpc_data_fn *on_data;       /* NULL = buffer the body */
+	httpc_done_fn *on_done;       /* required */
+	httpc_release_fn *on_release; /* optional: see httpc_release_fn */
 	void *arg;
 };
 

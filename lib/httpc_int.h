@@ -29,6 +29,7 @@ struct httpc_xfer {
 	httpc_head_fn *on_head;
 	httpc_data_fn *on_data;
 	httpc_done_fn *on_done;
+	httpc_release_fn *on_release; /* set once httpc_start succeeded */
 	void *arg;
 	char errbuf[HTTPC_ERRBUF];
 	struct httpc_xfer *prev, *next;

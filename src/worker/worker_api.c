@@ -46,6 +46,13 @@ on_done(struct httpc_xfer *x, const struct httpc_response *resp, void *arg)
 	json_decref(body);
 }
 
+/* A cancelled transfer (a session closing, shutdown) never sees on_done. */
+static void
+on_release(void *arg)
+{
+	free(arg);
+}
+
 int
 wapi_call(struct worker *w, const struct wapi_req *r, struct httpc_xfer **out)
 {
@@ -82,6 +89,7 @@ wapi_call(struct worker *w, const struct wapi_req *r, struct httpc_xfer **out)
 	    .on_head = r->on_head ? on_head : NULL,
 	    .on_data = r->on_data ? on_data : NULL,
 	    .on_done = on_done,
+	    .on_release = on_release,
 	    .arg = c,
 	};
 	rc = httpc_start(w->http, &hr, out);

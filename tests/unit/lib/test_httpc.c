@@ -162,6 +162,7 @@ struct result {
 	struct result *chained;
 	int head_status;
 	int heads;
+	int *released; /* counts on_release calls */
 };
 
 static int
@@ -429,6 +430,57 @@ test_timeout_and_cancel(void **state)
 }
 
 static void
+on_release_count(void *arg)
+{
+	(*((struct result *)arg)->released)++;
+}
+
+/* on_release runs exactly when on_done will not: cancel, httpc_free with the transfer in
+ * flight; never after a delivered on_done, never for a start that failed. */
+static void
+test_release(void **state)
+{
+	struct fixture *f = *state;
+	char *hang = xasprintf("%s/hang", f->base), *hello = xasprintf("%s/hello", f->base);
+	int released = 0;
+	struct result r1 = {.released = &released}, r2 = r1, r3 = r1, r4 = r1;
+
+	struct httpc_request ok = {.url = hello, .on_release = on_release_count};
+	start(f, &ok, &r1);
+	run_until(f, &r1.done);
+	assert_int_equal(r1.status, 200);
+	assert_int_equal(released, 0);
+
+	struct httpc_request held = {.url = hang, .on_release = on_release_count};
+	start(f, &held, &r2);
+	while (f->held == NULL)
+		assert_int_equal(loop_once(f->l, 100), 0);
+	httpc_cancel(r2.x);
+	assert_int_equal(released, 1);
+
+	struct httpc_request bad = {.url = hello,
+	                            .on_release = on_release_count,
+	                            .headers = (const char *[]){"X-A: a\r\nX-B: b"},
+	                            .nheaders = 1,
+	                            .on_done = on_done,
+	                            .arg = &r3};
+	assert_int_not_equal(httpc_start(f->c, &bad, NULL), 0);
+	assert_int_equal(released, 1);
+
+	struct httpc_request inflight = {.url = hang, .on_release = on_release_count};
+	start(f, &inflight, &r4);
+	for (int i = 0; i < 5; i++)
+		assert_int_equal(loop_once(f->l, 10), 0);
+	httpc_free(f->c);
+	f->c = NULL;
+	assert_int_equal(released, 2);
+	assert_false(r2.done || r3.done || r4.done);
+	result_free(&r1);
+	free(hang);
+	free(hello);
+}
+
+static void
 test_refused_and_bad_input(void **state)
 {
 	struct fixture *f = *state;
@@ -507,6 +559,7 @@ main(void)
 	    cmocka_unit_test_setup_teardown(test_cancel_inside_callback, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_timeout_and_cancel, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_refused_and_bad_input, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_release, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_many_concurrent, setup, teardown),
 	    cmocka_unit_test(test_escape),
 	};
