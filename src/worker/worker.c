@@ -630,7 +630,7 @@ on_ack_done(void *arg, int status, int err, json_t *body)
 		char st[16];
 		snprintf(st, sizeof(st), "%d", status);
 		log_error("ack failed", "work_id", wid, "status", st, "error",
-		          err ? al_strerror(err) : wapi_error_message(body));
+		          wapi_error_text(err, body));
 		json_decref(work);
 		poll_later(w, 1000);
 		return;
@@ -690,7 +690,7 @@ on_poll_done(void *arg, int status, int err, json_t *body)
 		char ms[24];
 		snprintf(ms, sizeof(ms), "%llu", (unsigned long long)wait);
 		log_warn("poll failed, backing off", "status", st, "error",
-		         err ? al_strerror(err) : wapi_error_message(body), "backoff_ms", ms);
+		         wapi_error_text(err, body), "backoff_ms", ms);
 		return poll_later(w, wait);
 	}
 	w->poll_backoff_ms = 0;
@@ -842,7 +842,7 @@ on_check_done(void *arg, int status, int err, json_t *body)
 	c->status = status;
 	c->err = err;
 	c->done = true;
-	snprintf(c->msg, sizeof(c->msg), "%s", err ? al_strerror(err) : wapi_error_message(body));
+	snprintf(c->msg, sizeof(c->msg), "%s", wapi_error_text(err, body));
 	loop_stop(c->l);
 }
 

@@ -97,6 +97,10 @@ char *wapi_sessions_token(const char *secret, size_t len);
 uint64_t wapi_jitter(uint64_t lo, uint64_t hi);
 /* error.message of an API error envelope, or "" (for logs; never carries secrets). */
 const char *wapi_error_message(json_t *body);
+/* For logs, inside a done callback: the transport's reason when err is set ("TLS
+ * certificate verification failed: ...", "connect: Connection refused"), else the API
+ * error's message. */
+const char *wapi_error_text(int err, json_t *body);
 
 /* ---- worker_session.c ---- */
 

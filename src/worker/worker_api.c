@@ -1,6 +1,7 @@
 /* Authenticated calls from the worker to the API (work-protocol.md §2.3): bearer
  * credential, beta header, JSON bodies in and out; status classification for retries;
  * the work-secret decoder. Credentials appear only in the Authorization header. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -32,6 +33,10 @@ on_data(struct httpc_xfer *x, const char *p, size_t n, void *arg)
 	return c->on_data(x, p, n, c->arg);
 }
 
+/* The transport's reason for the transfer whose done callback is running (one loop
+ * thread; set just before and cleared right after the callback). */
+static char transfer_error[320];
+
 static void
 on_done(struct httpc_xfer *x, const struct httpc_response *resp, void *arg)
 {
@@ -42,7 +47,11 @@ on_done(struct httpc_xfer *x, const struct httpc_response *resp, void *arg)
 	wapi_done_fn *done = c->done;
 	void *darg = c->arg;
 	free(c);
+	if (resp->err != 0)
+		(void)snprintf(transfer_error, sizeof(transfer_error), "%s%s%s",
+		               al_strerror(resp->err), resp->errmsg[0] ? ": " : "", resp->errmsg);
 	done(darg, resp->err == 0 ? resp->status : 0, resp->err, body);
+	transfer_error[0] = '\0';
 	json_decref(body);
 }
 
@@ -151,6 +160,14 @@ wapi_jitter(uint64_t lo, uint64_t hi)
 	uint64_t r;
 	random_bytes(&r, sizeof(r));
 	return lo + r % (hi - lo + 1);
+}
+
+const char *
+wapi_error_text(int err, json_t *body)
+{
+	if (err == 0)
+		return wapi_error_message(body);
+	return transfer_error[0] ? transfer_error : al_strerror(err);
 }
 
 const char *

@@ -169,7 +169,7 @@ on_hb_done(void *arg, int status, int err, json_t *body)
 		return;
 	} else {
 		log_warn("transient heartbeat failure", "work_id", s->work_id, "error",
-		         err ? al_strerror(err) : wapi_error_message(body));
+		         wapi_error_text(err, body));
 	}
 	if (!s->hb_stopped && s->hb_timer == NULL)
 		s->hb_timer = loop_timer_add(s->w->loop, s->interval_ms, on_hb_timer, s);
@@ -431,12 +431,12 @@ on_post_done(void *arg, int status, int err, json_t *body)
 		uint64_t d = s->post_backoff_ms;
 		s->post_backoff_ms = d * 2 > 30000 ? 30000 : d * 2;
 		log_warn("posting tool result failed, retrying", "tool_use_id", id, "status", st,
-		         "error", err ? al_strerror(err) : wapi_error_message(body));
+		         "error", wapi_error_text(err, body));
 		s->post_timer = loop_timer_add(s->w->loop, wapi_jitter(d / 2, d), on_post_timer, s);
 		return;
 	}
 	log_error("posting tool result failed", "tool_use_id", id, "status", st, "error",
-	          err ? al_strerror(err) : wapi_error_message(body));
+	          wapi_error_text(err, body));
 	json_decref(s->result);
 	s->result = NULL;
 	json_decref(s->running);
@@ -669,7 +669,7 @@ on_stream_done(void *arg, int status, int err, json_t *body)
 	uint64_t d = s->reconnect_ms;
 	s->reconnect_ms = d * 2 > 10000 ? 10000 : d * 2;
 	log_info("event stream ended, reconnecting", "session_id", s->session_id, "error",
-	         err ? al_strerror(err) : "");
+	         err ? wapi_error_text(err, NULL) : "");
 	s->reconnect_timer = loop_timer_add(s->w->loop, d, on_reconnect, s);
 }
 
@@ -793,7 +793,7 @@ on_stop_done(void *arg, int status, int err, json_t *body)
 		char st[16];
 		snprintf(st, sizeof(st), "%d", status);
 		log_error("force-stop on exit failed", "work_id", s->work_id, "status", st, "error",
-		          err ? al_strerror(err) : wapi_error_message(body));
+		          wapi_error_text(err, body));
 	}
 	done_now(s);
 }

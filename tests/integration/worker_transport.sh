@@ -65,5 +65,7 @@ out=$(tls_check "https://localhost:$TP" --ca-file "$T_TMP/tls.pem")
 STATUS=x BODY=$out check "https by name, trusted: an HTTP answer" grep -q "status 401" <<<"$out"
 out=$(tls_check "https://127.0.0.1:$TP")
 STATUS=x BODY=$out check "https, not in the system store: no HTTP answer" grep -q "status 0:" <<<"$out"
+STATUS=x BODY=$out check "https, not in the system store: the reason is named" \
+	grep -q "TLS certificate verification failed" <<<"$out"
 
 finish
