@@ -168,6 +168,7 @@ v2_prepare(char *dir)
 	char path[PATH_MAX], buf[512];
 	size_t n = strlen(dir), i;
 	int r = 0;
+	/* sizeof(V2_LEAF) = strlen("/" V2_LEAF) */
 	if (n > sizeof(V2_LEAF) && strcmp(dir + n - sizeof(V2_LEAF), "/" V2_LEAF) == 0) {
 		snprintf(path, sizeof(path), "%.*s/cgroup.subtree_control",
 		         (int)(n - sizeof(V2_LEAF)), dir);
@@ -220,6 +221,24 @@ v2_inspect(char *dir, size_t cap, const char **why)
 	return true;
 }
 
+/* systemd marks the groups it delegates (Delegate=yes) with this xattr (v251+); in any
+ * other unit it owns the group's controllers and may take them back at a reload. */
+static bool
+systemd_unit_undelegated(const char *dir)
+{
+	const char *base = strrchr(dir, '/');
+	size_t n;
+	char v[8];
+	if (base == NULL)
+		return false;
+	n = strlen(++base);
+	if (!((n > 8 && strcmp(base + n - 8, ".service") == 0) ||
+	      (n > 6 && strcmp(base + n - 6, ".scope") == 0)))
+		return false;
+	return getxattr(dir, "trusted.delegate", v, sizeof(v)) < 0 &&
+	       getxattr(dir, "user.delegate", v, sizeof(v)) < 0;
+}
+
 static void
 detect(void)
 {
@@ -235,6 +254,11 @@ detect(void)
 	if ((unsigned long)sf.f_type == CGROUP2_SUPER_MAGIC) {
 		if (!v2_inspect(dir, sizeof(dir), &det.why))
 			return;
+		if (systemd_unit_undelegated(dir))
+			log_warn(
+			    "sandbox cgroups: systemd unit without Delegate=yes, systemd may take "
+			    "the controllers back",
+			    "cgroup", dir);
 		if (v2_prepare(dir) != 0) {
 			det.why = "cgroup v2: cannot enable controllers in our subtree (not "
 			          "delegated)";
@@ -280,24 +304,6 @@ sandbox_cg_detect(const char **detail)
 		          : det.mode == SB_CG_V2 ? "cgroup v2 (delegated)"
 		                                 : "cgroup v1 fallback (memory, pids, cpu)";
 	return det.mode;
-}
-
-/* systemd marks the groups it delegates (Delegate=yes) with this xattr (v251+); in any
- * other unit it owns the group's controllers and may take them back at a reload. */
-static bool
-systemd_unit_undelegated(const char *dir)
-{
-	const char *base = strrchr(dir, '/');
-	size_t n;
-	char v[8];
-	if (base == NULL)
-		return false;
-	n = strlen(++base);
-	if (!((n > 8 && strcmp(base + n - 8, ".service") == 0) ||
-	      (n > 6 && strcmp(base + n - 6, ".scope") == 0)))
-		return false;
-	return getxattr(dir, "trusted.delegate", v, sizeof(v)) < 0 &&
-	       getxattr(dir, "user.delegate", v, sizeof(v)) < 0;
 }
 
 enum sandbox_cg_mode

@@ -134,6 +134,11 @@ guest_main() {
 	guest_check worker-check-unit-undelegated in_cgroup $cg/system.slice/plain.service \
 		"$0" --guest-fn worker_check \
 		"warn cgroups: cgroup v2 in a systemd unit without Delegate=yes: systemd may take the controllers back (set Delegate=yes in the worker's unit)"
+	# ... and a worker started there anyway works and says so in its log.
+	guest_check service-undelegated-spares in_cgroup $cg/system.slice/plain-run.service \
+		"$t/sandbox_test" spares "$t/sbtry"
+	guest_check service-undelegated-logged grep -F "systemd unit without Delegate=yes" \
+		"$RUN/service-undelegated-spares.log"
 	# A worker restarted in place (a wrapper loop in the unit): the second run starts in
 	# the airlock-worker leaf of the first and must reuse the unit, not nest below it.
 	delegate $cg/system.slice/restart.service
