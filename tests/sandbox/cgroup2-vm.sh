@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
-# The sandbox suite on a pure cgroup v2 host: boots Debian 12's kernel in QEMU/KVM over a
-# read-only 9p view of this machine, mounts only cgroup2 at /sys/fs/cgroup and runs every
-# sandbox_test mode plus `airlock worker check` there (docs/lib/sandbox.md "cgroup v2").
+# The sandbox suite on a pure cgroup v2 host: boots Debian 12's kernel in QEMU (KVM, else
+# TCG) over a read-only 9p view of this machine, mounts only cgroup2 at /sys/fs/cgroup and
+# runs every sandbox_test mode plus `airlock worker check` there, in the cgroup layouts a
+# worker meets (docs/lib/sandbox.md "cgroup v2").
 #
 # Usage: cgroup2-vm.sh BUILD_DIR. Exit 0 = every guest check passed, 77 = skipped (no
-# /dev/kvm, qemu or kernel package), 1 = a guest check failed or the guest never finished.
-# Nothing is installed: the kernel and busybox .debs are unpacked into BUILD_DIR/cgroup2-vm.
-# Inside the guest the same script runs with --guest (as the chroot's init payload).
+# qemu, apt or kernel package; build dir under /tmp), 1 = a guest check failed or the
+# guest never finished. Nothing is installed: the kernel and busybox .debs are unpacked
+# into BUILD_DIR/cgroup2-vm. In the guest this script runs again with --guest, after
+# switch_root into the host's tree.
 set -u
 
 skip() {
