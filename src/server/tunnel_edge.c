@@ -536,7 +536,9 @@ accept_ready(struct loop *l, int lfd, int mask, void *arg)
 		SSL_set_fd(ssl, fd);
 		SSL_set_accept_state(ssl);
 		tunnel_io_init(&c->io, ssl);
-		buf_init(&c->hello, TUNNEL_HANDSHAKE_MAX + TUNNEL_READ_BATCH);
+		/* A gateway sends nothing after its HELLO until READY: an unauthenticated
+		 * peer gets no more buffer than that, whatever tunnel_io_read batches. */
+		buf_init(&c->hello, TUNNEL_HANDSHAKE_MAX + 16384);
 		c->next = e->conns;
 		if (e->conns)
 			e->conns->prev = c;
