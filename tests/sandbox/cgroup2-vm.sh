@@ -239,39 +239,47 @@ KPKG=$(apt-cache depends linux-image-amd64 2>/dev/null | sed -n 's/^ *Depends: \
 [ -n "$KPKG" ] || skip "apt-cache does not know linux-image-amd64"
 KVER=${KPKG#linux-image-}
 KDIR=$CACHE/$KPKG
-if [ ! -f "$KDIR/boot/vmlinuz-$KVER" ]; then
-	(cd "$CACHE/deb" && apt-get download -q "$KPKG" busybox-static >/dev/null 2>&1) ||
-		skip "cannot download $KPKG / busybox-static"
-	rm -rf "$KDIR.tmp" "$CACHE/busybox"
-	dpkg-deb -x "$CACHE"/deb/"$KPKG"_*.deb "$KDIR.tmp" &&
-		dpkg-deb -x "$CACHE"/deb/busybox-static_*.deb "$CACHE/busybox" &&
-		mv "$KDIR.tmp" "$KDIR" || exit 1
-	rm -f "$CACHE"/deb/*.deb
-fi
-BUSYBOX=$CACHE/busybox/bin/busybox
-[ -x "$BUSYBOX" ] || { echo "no busybox in $CACHE/busybox" >&2; exit 1; }
 
-# The initramfs: busybox, the virtio-pci and 9p modules (dependencies first, from each
-# module's own depends= field: no modinfo/depmod needed) and an init that mounts the shares.
-INITRD=$CACHE/initrd
-rm -rf "$INITRD" && mkdir -p "$INITRD/bin" "$INITRD/mods" || exit 1
-cp "$BUSYBOX" "$INITRD/bin/busybox"
+# The virtio-pci and 9p modules, dependencies first (from each module's own depends=
+# field: no modinfo/depmod needed), copied from the unpacked package ($KTMP) to $KDIR/mods.
 MODS=()
 add_mod() {
 	local name=$1 f deps d
 	case " ${MODS[*]} " in *" $name "*) return 0 ;; esac
-	f=$(find "$KDIR/lib/modules" -name "$name.ko" -print -quit)
+	f=$(find "$KTMP/lib/modules" -name "$name.ko" -print -quit)
 	[ -n "$f" ] || return 0 # built in
 	deps=$(grep -a -o 'depends=[a-z0-9_,-]*' "$f" | head -n1 | cut -d= -f2)
 	for d in ${deps//,/ }; do
 		add_mod "$d"
 	done
 	MODS+=("$name")
-	cp "$f" "$INITRD/mods/"
+	cp "$f" "$KDIR/mods/"
 }
-for m in virtio_pci 9pnet_virtio 9p; do
-	add_mod $m
-done
+
+# Only the kernel image and those modules stay (the package unpacks to 400 MB).
+if [ ! -f "$KDIR/mods.order" ]; then
+	(cd "$CACHE/deb" && apt-get download -q "$KPKG" busybox-static >/dev/null 2>&1) ||
+		skip "cannot download $KPKG / busybox-static"
+	KTMP=$KDIR.tmp
+	rm -rf "$KTMP" "$KDIR" "$CACHE/busybox"
+	mkdir -p "$KDIR/mods" || exit 1
+	dpkg-deb -x "$CACHE"/deb/"$KPKG"_*.deb "$KTMP" &&
+		dpkg-deb -x "$CACHE"/deb/busybox-static_*.deb "$CACHE/busybox" &&
+		cp "$KTMP/boot/vmlinuz-$KVER" "$KDIR/vmlinuz" || exit 1
+	for m in virtio_pci 9pnet_virtio 9p; do
+		add_mod $m
+	done
+	echo "${MODS[*]}" >"$KDIR/mods.order"
+	rm -rf "$KTMP" "$CACHE"/deb/*.deb
+fi
+read -r -a MODS <"$KDIR/mods.order"
+BUSYBOX=$CACHE/busybox/bin/busybox
+[ -x "$BUSYBOX" ] || { echo "no busybox in $CACHE/busybox" >&2; exit 1; }
+
+# The initramfs: busybox, the modules and an init that mounts the shares.
+INITRD=$CACHE/initrd
+rm -rf "$INITRD" && mkdir -p "$INITRD/bin" "$INITRD/mods" || exit 1
+cp "$BUSYBOX" "$INITRD/bin/busybox" && cp "$KDIR"/mods/*.ko "$INITRD/mods/" || exit 1
 
 cat >"$INITRD/init" <<EOF
 #!/bin/busybox sh
@@ -306,7 +314,7 @@ rm -rf "$RUN" && mkdir -p "$RUN" || exit 1
 echo "# booting $KPKG with $ACCEL (initramfs: ${MODS[*]})"
 start=$(date +%s)
 timeout 400 qemu-system-x86_64 "${QACCEL[@]}" -m 2G -smp 2 -nographic -no-reboot \
-	-kernel "$KDIR/boot/vmlinuz-$KVER" -initrd "$CACHE/initrd.cpio" \
+	-kernel "$KDIR/vmlinuz" -initrd "$CACHE/initrd.cpio" \
 	-append "console=ttyS0 quiet panic=-1 lsm=landlock,lockdown,yama,apparmor" \
 	-virtfs local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap \
 	-virtfs local,path="$RUN",mount_tag=results,security_model=none \
