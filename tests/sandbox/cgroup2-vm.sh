@@ -5,7 +5,7 @@
 # worker meets (docs/lib/sandbox.md "cgroup v2").
 #
 # Usage: cgroup2-vm.sh BUILD_DIR. Exit 0 = every guest check passed, 77 = skipped (no
-# qemu, apt or kernel package; build dir under /tmp), 1 = a guest check failed or the
+# qemu, apt or kernel package), 1 = a guest check failed or the
 # guest never finished. Nothing is installed: the kernel and busybox .debs are unpacked
 # into BUILD_DIR/cgroup2-vm. In the guest this script runs again with --guest, after
 # switch_root into the host's tree.
@@ -208,8 +208,12 @@ BUILD=$(realpath "${1:?usage: cgroup2-vm.sh BUILD_DIR}")
 SCRIPT=$(realpath "$0")
 CACHE=$BUILD/cgroup2-vm
 RUN=$CACHE/run
-# The guest mounts a fresh tmpfs on /tmp: binaries and this script must live elsewhere.
-case "$BUILD/:$SCRIPT" in /tmp/* | *:/tmp/*) skip "build dir or script under /tmp" ;; esac
+# The guest mounts a fresh tmpfs on /tmp; a checkout or build dir under /tmp (a CI clone)
+# is bound back into it from the host's /tmp.
+TMP_BINDS=()
+for d in "${SCRIPT%/tests/sandbox/*}" "$BUILD"; do
+	case "$d" in /tmp/*) TMP_BINDS+=("$d") ;; esac
+done
 if ! [ -x "$BUILD/tests/sandbox/sandbox_test" ] || ! [ -x "$BUILD/src/airlock" ]; then
 	skip "no sandbox_test or airlock in $BUILD"
 fi
@@ -298,7 +302,11 @@ mount -t devtmpfs dev /host/dev
 mkdir -p /host/dev/pts /host/dev/shm
 mount -t devpts -o newinstance,ptmxmode=0666 devpts /host/dev/pts
 mount -t tmpfs -o mode=1777 shm /host/dev/shm
+mkdir -p /hosttmp && mount --bind /host/tmp /hosttmp
 mount -t tmpfs -o mode=1777 tmp /host/tmp
+for d in ${TMP_BINDS[*]}; do
+	mkdir -p /host\$d && mount --bind /hosttmp\${d#/tmp} /host\$d || echo "cgroup2-vm: bind \$d failed"
+done
 mount -t tmpfs -o mode=0755 run /host/run
 mount --bind /out /host$RUN
 cp /bin/busybox /host/run/busybox
