@@ -21,6 +21,7 @@
 #include "log.h"
 #include "routes.h"
 #include "server.h"
+#include "sha256.h"
 #include "util.h"
 #include "validate.h"
 #include "vaults.h"
@@ -37,16 +38,14 @@
 static void
 key_fingerprint(struct vaults_key *k)
 {
+	/* lib/sha256, not libcrypto: an idle server that serves plain HTTP and never encrypts
+	 * a credential then never loads OpenSSL (docs/lib/tls.md). */
 	static const char label[] = "airlock vault key id v1";
-	unsigned char md[EVP_MAX_MD_SIZE];
-	unsigned int mdlen = 0;
-	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-	if (ctx == NULL || EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) != 1 ||
-	    EVP_DigestUpdate(ctx, label, sizeof(label)) != 1 ||
-	    EVP_DigestUpdate(ctx, k->key, sizeof(k->key)) != 1 ||
-	    EVP_DigestFinal_ex(ctx, md, &mdlen) != 1 || mdlen < VAULTS_KEY_ID_LEN)
-		abort(); /* OOM or a broken libcrypto: nothing sensible to do */
-	EVP_MD_CTX_free(ctx);
+	uint8_t in[sizeof(label) + sizeof(k->key)], md[SHA256_LEN];
+	memcpy(in, label, sizeof(label));
+	memcpy(in + sizeof(label), k->key, sizeof(k->key));
+	sha256(in, sizeof(in), md);
+	explicit_wipe(in, sizeof(in));
 	memcpy(k->id, md, VAULTS_KEY_ID_LEN);
 }
 
