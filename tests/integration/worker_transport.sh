@@ -31,9 +31,13 @@ expect "an https proxy, http base" "transport=native" 0 HTTPS_PROXY=$DEAD
 
 # Without libcurl on the system (hidden by a bind mount in a private mount namespace) the
 # native worker still works, and a curl client says what is missing.
-LIBCURL=$(ldconfig -p | sed -n 's/.*libcurl\.so\.4 (libc6,x86-64) => //p' | head -1)
+libpath() { ldconfig -p | sed -n "s/.*$1 (libc6,x86-64) => //p" | head -1; }
+# hide LIBRARY_PATH COMMAND...: runs COMMAND with that library file replaced by /dev/null
+hide() { unshare -m sh -c 'mount --bind /dev/null "$0" && exec "$@"' "$@"; }
+LIBCURL=$(libpath 'libcurl\.so\.4')
+LIBSSL=$(libpath 'libssl\.so\.3')
 if [ -n "$LIBCURL" ] && unshare -m true 2>/dev/null; then
-	nocurl() { unshare -m sh -c 'mount --bind /dev/null "$0" && exec "$@"' "$LIBCURL" "$@"; }
+	nocurl() { hide "$LIBCURL" "$@"; }
 	out=$(nocurl $clean "$AIRLOCK_BIN" worker check --environment-id "$ENV" --base-url "$BASE" 2>&1)
 	rc=$?
 	STATUS=$rc BODY=$out check "no libcurl: the native worker reaches the server" eq "$rc" 0
@@ -67,5 +71,19 @@ out=$(tls_check "https://127.0.0.1:$TP")
 STATUS=x BODY=$out check "https, not in the system store: no HTTP answer" grep -q "status 0:" <<<"$out"
 STATUS=x BODY=$out check "https, not in the system store: the reason is named" \
 	grep -q "TLS certificate verification failed" <<<"$out"
+
+# Without libssl (OpenSSL is loaded on first use): plain http still works, https says
+# what is missing.
+if [ -n "$LIBSSL" ] && unshare -m true 2>/dev/null; then
+	out=$(hide "$LIBSSL" $clean "$AIRLOCK_BIN" worker check --environment-id "$ENV" --base-url "$BASE" 2>&1)
+	rc=$?
+	STATUS=$rc BODY=$out check "no libssl: an http worker reaches the server" eq "$rc" 0
+	out=$(hide "$LIBSSL" $clean "$AIRLOCK_BIN" worker check --environment-id "$ENV" \
+		--base-url "https://127.0.0.1:$TP" --ca-file "$T_TMP/tls.pem" 2>&1)
+	STATUS=x BODY=$out check "no libssl: https names the missing library" \
+		grep -q 'libssl.so.3 not found: apt-get install libssl3' <<<"$out"
+else
+	echo "# skipped the no-libssl cases: no mount namespace here"
+fi
 
 finish
