@@ -75,12 +75,24 @@ httpc_new(struct loop *l, const struct httpc_opts *o)
 	c->l = l;
 	if (o != NULL && o->ca_file != NULL)
 		c->ca_file = xstrdup(o->ca_file);
+	c->include_system_cas = o != NULL && o->include_system_cas;
 	c->user_agent =
 	    xstrdup(o != NULL && o->user_agent != NULL ? o->user_agent : "airlock/0.1.0");
 	if (o != NULL && o->transport == HTTPC_NATIVE) {
 		c->native = true;
+		c->max_idle = o->max_idle ? o->max_idle : 4;
+		c->addr_check = o->addr_check;
+		c->addr_check_arg = o->addr_check_arg;
 		httpc_native_init(c);
 		return c;
+	}
+	if (o != NULL && (o->addr_check != NULL || o->include_system_cas)) {
+		/* a silently skipped address check would be an SSRF hole */
+		log_error("httpc option needs the native transport");
+		free(c->ca_file);
+		free(c->user_agent);
+		free(c);
+		return NULL;
 	}
 	if ((c->multi = curl_multi_init()) == NULL) {
 		log_error("cannot start libcurl", "error", curl_dl_error());
@@ -225,7 +237,7 @@ curl_write_cb(char *p, size_t sz, size_t nm, void *ud)
 	size_t n = sz * nm;
 	if (x->cancelled)
 		return 0;
-	if (x->on_data != NULL && x->status >= 200 && x->status < 300) {
+	if (x->on_data != NULL && (x->stream_any || (x->status >= 200 && x->status < 300))) {
 		int r = x->on_data(x, p, n, x->arg);
 		if (x->cancelled)
 			return 0;
@@ -348,6 +360,7 @@ httpc_start(struct httpc *c, const struct httpc_request *req, struct httpc_xfer 
 	x->on_data = req->on_data;
 	x->on_done = req->on_done;
 	x->arg = req->arg;
+	x->stream_any = req->stream_any_status;
 	buf_init(&x->body, req->max_body ? req->max_body : HTTPC_DEFAULT_MAX_BODY);
 	buf_init(&x->resp_hdrs, HTTPC_MAX_HEADER_BYTES);
 	x->next = c->xfers;
@@ -374,7 +387,7 @@ httpc_start(struct httpc *c, const struct httpc_request *req, struct httpc_xfer 
 	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
 	curl_easy_setopt(e, CURLOPT_ERRORBUFFER, x->errbuf);
-	curl_easy_setopt(e, CURLOPT_USERAGENT, c->user_agent);
+	curl_easy_setopt(e, CURLOPT_USERAGENT, c->user_agent[0] ? c->user_agent : NULL);
 	curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
 	if (c->ca_file != NULL)
 		curl_easy_setopt(e, CURLOPT_CAINFO, c->ca_file);
@@ -452,6 +465,37 @@ int
 httpc_xfer_status(const struct httpc_xfer *x)
 {
 	return x->status;
+}
+
+bool
+httpc_xfer_header_next(const struct httpc_xfer *x, size_t *pos, const char **name,
+                       const char **value)
+{
+	if (*pos >= x->resp_hdrs.len)
+		return false;
+	const char *p = x->resp_hdrs.data + *pos;
+	const char *v = p + strlen(p) + 1;
+	*name = p;
+	*value = v;
+	*pos = (size_t)(v + strlen(v) + 1 - x->resp_hdrs.data);
+	return true;
+}
+
+void
+httpc_resume(struct httpc_xfer *x)
+{
+	if (x != NULL && x->c->native && !x->cancelled && !x->in_done)
+		httpc_native_resume(x);
+}
+
+void
+httpc_set_tls(struct httpc *c, const char *ca_file, bool include_system_cas)
+{
+	free(c->ca_file);
+	c->ca_file = ca_file != NULL ? xstrdup(ca_file) : NULL;
+	c->include_system_cas = include_system_cas;
+	if (c->native)
+		httpc_native_tls_reset(c);
 }
 
 const char *

@@ -9,6 +9,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include <sys/socket.h>
+
 #include "buf.h"
 #include "loop.h"
 
@@ -20,10 +22,21 @@ enum httpc_transport {
 	HTTPC_NATIVE,   /* HTTP/1.1 of our own: no proxy support, blocking DNS at connect */
 };
 
+/* Native transport: called for every resolved address before it is dialled. Non-zero
+ * refuses it: the transfer fails with AL_E_PERM, response.errmsg = why, and no other
+ * address is tried (an SSRF allow-list checked after DNS). */
+typedef int httpc_addr_check_fn(const struct sockaddr *sa, socklen_t len, char *why, size_t whylen,
+                                void *arg);
+
 struct httpc_opts {
-	const char *ca_file;    /* PEM bundle for server verification; NULL: system store */
-	const char *user_agent; /* NULL: "airlock/<version>" */
+	const char *ca_file;     /* PEM bundle for server verification; NULL: system store */
+	bool include_system_cas; /* with ca_file: trust the system store as well */
+	const char *user_agent;  /* NULL: "airlock/<version>"; "": send none */
 	enum httpc_transport transport;
+	/* native transport only (httpc_new fails for libcurl with these set) */
+	size_t max_idle; /* kept-alive connections pooled; 0 = 4 */
+	httpc_addr_check_fn *addr_check;
+	void *addr_check_arg;
 };
 
 /* What a finished transfer saw. Valid only during the done callback. */
@@ -36,9 +49,12 @@ struct httpc_response {
 	    *errmsg; /* the transport's message for err, "" if none; never contains credentials */
 };
 
-/* Streamed body bytes (only for 2xx responses; other statuses are buffered into
- * response.body so the caller can read the error envelope). Return 0 to continue,
- * anything else aborts the transfer and becomes response.err. */
+/* Streamed body bytes (only for 2xx responses unless stream_any_status; other
+ * statuses are buffered into response.body so the caller can read the error
+ * envelope). Return 0 to continue, HTTPC_PAUSE (native transport) when the bytes were
+ * taken but no more should come until httpc_resume, anything else aborts the transfer
+ * and becomes response.err. */
+#define HTTPC_PAUSE 1
 typedef int httpc_data_fn(struct httpc_xfer *x, const char *p, size_t n, void *arg);
 /* The final response head arrived (status >= 200); headers are readable. Non-zero
  * aborts the transfer and becomes response.err. */
@@ -66,6 +82,7 @@ struct httpc_request {
 	httpc_done_fn *on_done;       /* required */
 	httpc_release_fn *on_release; /* optional: see httpc_release_fn */
 	void *arg;
+	bool stream_any_status; /* on_data gets the body of every final status (a proxy) */
 };
 
 struct httpc *httpc_new(struct loop *l, const struct httpc_opts *o);
@@ -83,6 +100,17 @@ int httpc_xfer_status(const struct httpc_xfer *x);
 /* A response header of the (final) response, case-insensitive name, value trimmed;
  * NULL if absent. Valid until the transfer ends. */
 const char *httpc_xfer_header(const struct httpc_xfer *x, const char *name);
+/* Iterates the (final) response's headers: *pos starts at 0; each call sets *name
+ * (lower-cased) and *value (trimmed) and returns true, false after the last. Same
+ * lifetime as httpc_xfer_header. */
+bool httpc_xfer_header_next(const struct httpc_xfer *x, size_t *pos, const char **name,
+                            const char **value);
+/* Native transport: reading continues after on_data returned HTTPC_PAUSE. Callbacks
+ * run from the loop afterwards, never from inside this call. No-op when not paused. */
+void httpc_resume(struct httpc_xfer *x);
+/* Changes the CA options for connections opened from now on (configuration reload);
+ * pooled https connections are closed, open ones finish as they are. */
+void httpc_set_tls(struct httpc *c, const char *ca_file, bool include_system_cas);
 /* Number of transfers in flight (tests, shutdown). */
 size_t httpc_active(const struct httpc *c);
 

@@ -47,9 +47,12 @@ struct httpc_xfer {
 	char port[8];
 	bool tls;
 	bool head_only;
-	bool retried; /* already re-sent once after a stale pooled connection */
+	bool retried;    /* already re-sent once after a stale pooled connection */
+	bool stream_any; /* on_data for every final status */
+	bool paused;     /* on_data returned HTTPC_PAUSE; httpc_resume not yet run */
 	unsigned connect_ms, timeout_ms, idle_ms;
 	uint64_t last_rx;
+	/* t_start: the first connect, later the run after httpc_resume */
 	struct loop_timer *t_start, *t_total, *t_idle;
 };
 
@@ -57,6 +60,7 @@ struct httpc {
 	struct loop *l;
 	bool native;
 	char *ca_file;
+	bool include_system_cas;
 	char *user_agent;
 	struct httpc_xfer *xfers;
 	size_t n;
@@ -70,6 +74,10 @@ struct httpc {
 	struct hconn *idle; /* kept-alive connections, newest first */
 	size_t nidle;
 	struct ssl_ctx_st *tls_ctx; /* created by the first https connection */
+	size_t max_idle;
+	httpc_addr_check_fn *addr_check;
+	void *addr_check_arg;
+	char *rbuf; /* one read buffer for all connections: reads never nest */
 };
 
 /* Frees a transfer and whatever its transport holds (no callback). */
@@ -82,5 +90,8 @@ void httpc_native_free(struct httpc *c);
 int httpc_native_start(struct httpc_xfer *x, const struct httpc_request *req);
 /* Releases x's connection and timers; called by httpc_xfer_destroy. */
 void httpc_native_release(struct httpc_xfer *x);
+void httpc_native_resume(struct httpc_xfer *x);
+/* Drops the TLS context and pooled https connections (new CA options). */
+void httpc_native_tls_reset(struct httpc *c);
 
 #endif

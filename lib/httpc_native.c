@@ -25,8 +25,10 @@
 
 #define MAX_HEAD_BYTES (64 * 1024)
 #define MAX_FIELDS 100
-#define MAX_IDLE 4                /* the worker has poll, heartbeat, stream, posts */
 #define IDLE_KEEP_MS (30u * 1000) /* a pooled connection older than this is closed */
+/* One recv per this many bytes of a bulk body; malloc'ed on the first read, so its
+ * pages are touched only as far as reads ever filled it */
+#define READ_BYTES (256 * 1024)
 #define DEFAULT_CONNECT_MS (10u * 1000)
 
 enum hconn_state { HC_CONNECTING, HC_HANDSHAKE, HC_OPEN };
@@ -49,7 +51,10 @@ struct hconn {
 	bool got_bytes;  /* a response byte arrived for the current request */
 	bool reused;     /* it came from the pool for the current request */
 	bool want_write; /* TLS needs the socket writable to make progress */
+	bool polled;     /* registered with the loop (not while the caller paused us) */
 	size_t out_off;
+	char *pend; /* received bytes not yet parsed when the caller paused */
+	size_t pend_off, pend_len;
 	struct loop_timer *idle_timer;
 	struct hconn *next; /* pool list */
 };
@@ -80,7 +85,8 @@ conn_close(struct hconn *k)
 {
 	struct httpc *c = k->c;
 	if (k->fd >= 0) {
-		loop_fd_del(c->l, k->fd);
+		if (k->polled)
+			loop_fd_del(c->l, k->fd);
 		if (k->ssl != NULL)
 			SSL_free(k->ssl);
 		close(k->fd);
@@ -90,6 +96,7 @@ conn_close(struct hconn *k)
 	loop_timer_cancel(c->l, k->idle_timer);
 	buf_free(&k->field);
 	buf_free(&k->value);
+	free(k->pend);
 	free(k->origin);
 	free(k);
 }
@@ -123,7 +130,7 @@ static void
 pool_put(struct hconn *k)
 {
 	struct httpc *c = k->c;
-	if (c->nidle >= MAX_IDLE) {
+	if (c->nidle >= c->max_idle) {
 		conn_close(k);
 		return;
 	}
@@ -133,6 +140,7 @@ pool_put(struct hconn *k)
 	k->idle_timer = loop_timer_add(c->l, IDLE_KEEP_MS, pool_expire, k);
 	/* readable while pooled means the server closed it (or sent junk): drop it then */
 	loop_fd_set(c->l, k->fd, LOOP_READ, conn_event, k);
+	k->polled = true;
 }
 
 static struct hconn *
@@ -321,6 +329,11 @@ on_headers_complete(llhttp_t *p)
 		return 0;
 	}
 	x->status = p->status_code;
+	/* a long-lived stream keeps no header scratch space */
+	buf_free(&k->field);
+	buf_free(&k->value);
+	buf_init(&k->field, 1024);
+	buf_init(&k->value, MAX_HEAD_BYTES);
 	if (x->on_head != NULL) {
 		int r = x->on_head(x, x->status, x->arg);
 		if (x->cancelled)
@@ -338,10 +351,17 @@ static int
 on_body(llhttp_t *p, const char *at, size_t n)
 {
 	struct httpc_xfer *x = pconn(p)->x;
-	if (x->on_data != NULL && x->status >= 200 && x->status < 300) {
+	if (n == 0)
+		return 0; /* llhttp flushes an empty span when a paused parse goes on */
+	if (x->on_data != NULL && (x->stream_any || (x->status >= 200 && x->status < 300))) {
 		int r = x->on_data(x, at, n, x->arg);
 		if (x->cancelled)
 			return HPE_USER;
+		if (r == HTTPC_PAUSE) {
+			/* llhttp stops after this span: the rest waits in k->pend */
+			x->paused = true;
+			return HPE_PAUSED;
+		}
 		if (r != 0) {
 			x->cb_err = r;
 			snprintf(x->errbuf, sizeof(x->errbuf), "aborted by the data callback");
@@ -390,6 +410,24 @@ httpc_native_free(struct httpc *c)
 		conn_close(k);
 	}
 	SSL_CTX_free(c->tls_ctx);
+	free(c->rbuf);
+}
+
+void
+httpc_native_tls_reset(struct httpc *c)
+{
+	/* open connections hold their own reference to the old context */
+	SSL_CTX_free(c->tls_ctx);
+	c->tls_ctx = NULL;
+	for (struct hconn **pp = &c->idle; *pp != NULL;) {
+		struct hconn *k = *pp;
+		if (k->ssl == NULL) {
+			pp = &k->next;
+			continue;
+		}
+		pool_unlink(k);
+		conn_close(k);
+	}
 }
 
 /* ---- socket and TLS I/O ---- */
@@ -459,11 +497,21 @@ conn_write(struct hconn *k, const char *b, size_t n)
 static void
 conn_interest(struct hconn *k)
 {
-	int mask = LOOP_READ;
+	bool paused = k->x != NULL && k->x->paused;
+	int mask = paused ? 0 : LOOP_READ;
 	if (k->state == HC_CONNECTING || k->want_write ||
 	    (k->state == HC_OPEN && k->x != NULL && k->out_off < k->x->req_len))
 		mask |= LOOP_WRITE;
+	if (mask == 0) {
+		/* off the loop entirely: epoll reports a hang-up even with no interest, and
+		 * that would spin until the caller resumes */
+		if (k->polled)
+			loop_fd_del(k->c->l, k->fd);
+		k->polled = false;
+		return;
+	}
 	loop_fd_set(k->c->l, k->fd, mask, conn_event, k);
+	k->polled = true;
 }
 
 /* The client context: created here, on the first https connection, so that a worker
@@ -483,8 +531,10 @@ tls_ctx_get(struct httpc *c, char *err, size_t errlen)
 	SSL_CTX_set_options(ctx, SSL_OP_IGNORE_UNEXPECTED_EOF | SSL_OP_NO_RENEGOTIATION);
 	SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
 	                          SSL_MODE_RELEASE_BUFFERS);
-	if (c->ca_file != NULL ? SSL_CTX_load_verify_locations(ctx, c->ca_file, NULL) != 1
-	                       : SSL_CTX_set_default_verify_paths(ctx) != 1)
+	if (c->ca_file != NULL && SSL_CTX_load_verify_locations(ctx, c->ca_file, NULL) != 1)
+		goto fail;
+	if ((c->ca_file == NULL || c->include_system_cas) &&
+	    SSL_CTX_set_default_verify_paths(ctx) != 1)
 		goto fail;
 	c->tls_ctx = ctx;
 	return 0;
@@ -563,9 +613,20 @@ connect_next(struct hconn *k, int last_errno)
 {
 	for (; k->ai_cur != NULL; k->ai_cur = k->ai_cur->ai_next) {
 		struct addrinfo *a = k->ai_cur;
+		struct httpc *c = k->c;
 		if (k->fd >= 0) {
-			loop_fd_del(k->c->l, k->fd);
+			if (k->polled)
+				loop_fd_del(c->l, k->fd);
+			k->polled = false;
 			close(k->fd);
+			k->fd = -1;
+		}
+		char why[HTTPC_ERRBUF] = "";
+		if (c->addr_check != NULL && c->addr_check(a->ai_addr, a->ai_addrlen, why,
+		                                           sizeof(why), c->addr_check_arg) != 0) {
+			/* a refused name is refused: its other addresses are no better */
+			fail(k->x, AL_E_PERM, why[0] ? why : "address refused", NULL);
+			return -1;
 		}
 		k->fd = socket(a->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 		if (k->fd < 0) {
@@ -629,6 +690,9 @@ complete(struct hconn *k)
 	struct httpc_xfer *x = k->x;
 	x->conn = NULL;
 	k->x = NULL;
+	free(k->pend);
+	k->pend = NULL;
+	k->pend_off = k->pend_len = 0;
 	if (k->keep_alive)
 		pool_put(k);
 	else
@@ -636,15 +700,61 @@ complete(struct hconn *k)
 	finish(x, 0);
 }
 
-/* Reads and parses what arrived. true: still in flight; false: x finished, failed,
- * was cancelled or went to a fresh connection, and k must not be touched. */
+/* Parses n received bytes at b (the read buffer, or inside k->pend when from_pend).
+ * true: still in flight, possibly paused with the unparsed rest in k->pend; false: x
+ * finished, failed or was cancelled, and k must not be touched. */
+static bool
+feed(struct hconn *k, const char *b, size_t n, bool from_pend)
+{
+	struct httpc_xfer *x = k->x;
+	llhttp_errno_t e = llhttp_execute(&k->parser, b, n);
+	if (x->cancelled)
+		return false; /* settle() frees it and this connection */
+	const char *pos = e == HPE_PAUSED ? llhttp_get_error_pos(&k->parser) : b + n;
+	size_t rest = (size_t)(b + n - pos);
+	if (e == HPE_PAUSED && k->done) {
+		if (rest != 0)
+			k->keep_alive = false; /* bytes after the response: not reusable */
+		complete(k);
+		return false;
+	}
+	if (e == HPE_PAUSED && x->paused) {
+		llhttp_resume(&k->parser);
+		if (from_pend) {
+			k->pend_off = (size_t)(pos - k->pend);
+		} else if (rest != 0) {
+			/* copied only when a pause lands mid-read */
+			free(k->pend);
+			k->pend = xmalloc(rest);
+			memcpy(k->pend, pos, rest);
+			k->pend_off = 0;
+			k->pend_len = rest;
+		}
+		return true;
+	}
+	if (e != HPE_OK) {
+		int err = x->cb_err != 0 ? x->cb_err : AL_E_PROTO;
+		fail(x, err, "bad response", x->cb_err != 0 ? NULL : llhttp_errno_name(e));
+		return false;
+	}
+	return true;
+}
+
+/* Reads and parses what arrived. true: still in flight (or paused); false: x
+ * finished, failed, was cancelled or went to a fresh connection, and k must not be
+ * touched. */
 static bool
 conn_read_all(struct hconn *k)
 {
 	struct httpc_xfer *x = k->x;
-	char b[16384];
+	struct httpc *c = k->c;
 	for (;;) {
-		ssize_t n = conn_read(k, b, sizeof(b));
+		if (x->paused)
+			return true;
+		if (c->rbuf == NULL)
+			c->rbuf = xmalloc(READ_BYTES);
+		char *b = c->rbuf;
+		ssize_t n = conn_read(k, b, READ_BYTES);
 		if (n == -EAGAIN)
 			return true;
 		bool stale = k->reused && !k->got_bytes && !x->retried;
@@ -675,20 +785,19 @@ conn_read_all(struct hconn *k)
 		}
 		k->got_bytes = true;
 		x->last_rx = now_mono_ms();
-		llhttp_errno_t e = llhttp_execute(&k->parser, b, (size_t)n);
-		if (x->cancelled)
-			return false; /* settle() frees it and this connection */
-		if (e == HPE_PAUSED && k->done) {
-			if (llhttp_get_error_pos(&k->parser) != b + n)
-				k->keep_alive = false; /* bytes after the response: not reusable */
-			complete(k);
-			return false;
+		if (x->req != NULL && k->out_off >= x->req_len) {
+			/* answered, so never re-sent: a long stream keeps no request copy */
+			explicit_wipe(x->req, x->req_len);
+			free(x->req);
+			x->req = NULL;
+			x->req_len = k->out_off = 0;
 		}
-		if (e != HPE_OK) {
-			int err = x->cb_err != 0 ? x->cb_err : AL_E_PROTO;
-			fail(x, err, "bad response", x->cb_err != 0 ? NULL : llhttp_errno_name(e));
+		if (!feed(k, b, (size_t)n, false))
 			return false;
-		}
+		/* a short plain read drained the socket; the loop is level-triggered, so skip
+		 * the recv that would only say EAGAIN (TLS may hold decrypted bytes: go on) */
+		if (k->ssl == NULL && (size_t)n < READ_BYTES)
+			return true;
 	}
 }
 
@@ -811,6 +920,45 @@ on_start(struct loop *l, void *arg)
 	settle(c);
 }
 
+/* After httpc_resume: parse what the pause left over, then read again. */
+static void
+on_resume(struct loop *l, void *arg)
+{
+	struct httpc_xfer *x = arg;
+	struct httpc *c = x->c;
+	struct hconn *k = x->conn;
+	x->t_start = NULL;
+	x->paused = false;
+	if (k == NULL)
+		return;
+	c->depth++;
+	arm_watch(x);
+	/* even with nothing left over: a pause on the last body bytes leaves the parser
+	 * one step short of the message's end, which needs no input */
+	bool live = k->pend != NULL
+	                ? feed(k, k->pend + k->pend_off, k->pend_len - k->pend_off, true)
+	                : feed(k, "", 0, false);
+	if (live && !x->paused) {
+		free(k->pend);
+		k->pend = NULL;
+		k->pend_off = k->pend_len = 0;
+		live = conn_read_all(k);
+	}
+	if (live)
+		conn_interest(k);
+	c->depth--;
+	settle(c);
+}
+
+void
+httpc_native_resume(struct httpc_xfer *x)
+{
+	if (!x->paused || x->t_start != NULL)
+		return;
+	/* from the loop, not here: the caller may be inside another transfer's callback */
+	x->t_start = loop_timer_add(x->c->l, 0, on_resume, x);
+}
+
 static void
 on_total_timeout(struct loop *l, void *arg)
 {
@@ -826,6 +974,8 @@ on_idle_check(struct loop *l, void *arg)
 {
 	struct httpc_xfer *x = arg;
 	x->t_idle = NULL;
+	if (x->paused)
+		return; /* the caller holds us back, not the server; re-armed on resume */
 	uint64_t now = now_mono_ms(), idle = now - x->last_rx;
 	bool connecting = x->conn == NULL || x->conn->state != HC_OPEN;
 	unsigned limit = connecting ? x->connect_ms : x->idle_ms;
@@ -927,7 +1077,7 @@ httpc_native_start(struct httpc_xfer *x, const struct httpc_request *req)
 	         path);
 	if (!has_header(req, "Host"))
 		buf_addf(&b, "Host: %s\r\n", hostport);
-	if (!has_header(req, "User-Agent"))
+	if (x->c->user_agent[0] != '\0' && !has_header(req, "User-Agent"))
 		buf_addf(&b, "User-Agent: %s\r\n", x->c->user_agent);
 	if (!has_header(req, "Accept"))
 		buf_addf(&b, "Accept: */*\r\n");

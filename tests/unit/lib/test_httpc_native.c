@@ -1,8 +1,10 @@
 /* The native httpc transport against a raw loopback "server" on the same loop that
  * answers with scripted bytes, in pieces: chunked, close-delimited and interim
  * responses, head and field limits, malformed chunks, resets, stalls, keep-alive
- * reuse, cancellation from on_data; TLS against a certificate made here; and the
- * proxy-variable check that makes the worker fall back to libcurl. */
+ * reuse, cancellation from on_data; what a reverse proxy needs (any-status streaming,
+ * header iteration, pause/resume, the address check after DNS); TLS against a
+ * certificate made here; and the proxy-variable check that makes the worker fall back
+ * to libcurl. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -185,6 +187,9 @@ struct result {
 	char *body, *xa, *link, *errmsg;
 	size_t streamed;
 	bool cancel_in_data;
+	bool pause_each;   /* on_data answers HTTPC_PAUSE every time */
+	char sbytes[128];  /* what on_data saw, in order */
+	size_t data_calls; /* on_data calls */
 	struct httpc_xfer *x;
 };
 
@@ -216,7 +221,12 @@ static int
 on_data(struct httpc_xfer *x, const char *p, size_t n, void *arg)
 {
 	struct result *r = arg;
+	if (r->streamed + n < sizeof(r->sbytes))
+		memcpy(r->sbytes + r->streamed, p, n);
 	r->streamed += n;
+	r->data_calls++;
+	if (r->pause_each)
+		return HTTPC_PAUSE;
 	if (r->cancel_in_data) {
 		httpc_cancel(x);
 		r->done = true; /* no on_done will come */
@@ -472,6 +482,212 @@ test_cancel_in_data(void **state)
 	result_free(&r2);
 }
 
+/* A proxy relays error bodies as they come, and every response header. */
+static void
+test_any_status_and_headers(void **state)
+{
+	struct fixture *f = *state;
+	static const struct script e = {
+	    {"HTTP/1.1 404 Not Found\r\nX-A: 1\r\nContent-Type: text/plain\r\nSET-Cookie:  a=b "
+	     "\r\nContent-Length: 7\r\n\r\nnot ",
+	     "her"},
+	    END_KEEP};
+	struct result r = {0};
+	struct httpc_request req = {.on_data = on_data, .stream_any_status = true};
+	f->raw.sc = &e;
+	req.url = f->url;
+	req.on_done = on_done;
+	req.arg = &r;
+	assert_int_equal(httpc_start(f->c, &req, &r.x), 0);
+	while (r.streamed < 4)
+		assert_int_equal(loop_once(f->l, 100), 0);
+	/* mid-transfer: the head is readable, names lower-cased, values trimmed, in order */
+	size_t pos = 0;
+	const char *n, *v;
+	const char *want[][2] = {{"x-a", "1"},
+	                         {"content-type", "text/plain"},
+	                         {"set-cookie", "a=b"},
+	                         {"content-length", "7"}};
+	for (size_t i = 0; i < 4; i++) {
+		assert_true(httpc_xfer_header_next(r.x, &pos, &n, &v));
+		assert_string_equal(n, want[i][0]);
+		assert_string_equal(v, want[i][1]);
+	}
+	assert_false(httpc_xfer_header_next(r.x, &pos, &n, &v));
+	run_until(f->l, &r.done);
+	assert_int_equal(r.err, 0);
+	assert_int_equal(r.status, 404);
+	assert_int_equal(r.streamed, 7);
+	assert_memory_equal(r.sbytes, "not her", 7);
+	assert_string_equal(r.body, ""); /* streamed, not buffered */
+	result_free(&r);
+}
+
+/* Runs the loop for about ms, whatever happens. */
+static void
+spin(struct loop *l, unsigned ms)
+{
+	for (unsigned i = 0; i < ms / 10; i++)
+		assert_int_equal(loop_once(l, 10), 0);
+}
+
+/* Runs the loop until on_data has been called calls times. */
+static void
+run_until_calls(struct loop *l, struct result *r, size_t calls)
+{
+	for (int i = 0; i < 3000 && r->data_calls < calls && !r->done; i++)
+		assert_int_equal(loop_once(l, 100), 0);
+	assert_int_equal(r->data_calls, calls);
+}
+
+/* HTTPC_PAUSE: no more bytes until httpc_resume, even those already read (they wait
+ * parsed-so-far); the idle timer does not count the paused time; a pause on the last
+ * body bytes still completes on resume; the connection is reused afterwards. */
+static void
+test_pause_resume(void **state)
+{
+	struct fixture *f = *state;
+	/* one piece holding two chunks: the pause lands mid-read */
+	static const struct script sc = {
+	    {"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n5\r\nworld\r\n",
+	     "1\r\n!\r\n0\r\n\r\n"},
+	    END_KEEP};
+	struct result r = {.pause_each = true};
+	struct httpc_request req = {.on_data = on_data, .idle_timeout_s = 1};
+	f->raw.sc = &sc;
+	req.url = f->url;
+	req.on_done = on_done;
+	req.arg = &r;
+	assert_int_equal(httpc_start(f->c, &req, &r.x), 0);
+	run_until_calls(f->l, &r, 1);
+	assert_memory_equal(r.sbytes, "hello", 5);
+	/* longer than the idle limit: every byte has arrived, none is delivered, no timeout */
+	spin(f->l, 1300);
+	assert_int_equal(r.data_calls, 1);
+	assert_false(r.done);
+	httpc_resume(r.x);
+	httpc_resume(r.x);                 /* twice is once */
+	assert_int_equal(r.data_calls, 1); /* never from inside httpc_resume */
+	run_until_calls(f->l, &r, 2);
+	assert_memory_equal(r.sbytes, "helloworld", 10);
+	httpc_resume(r.x);
+	run_until_calls(f->l, &r, 3);
+	assert_false(r.done);
+	/* paused on the last body byte: the end of the message needs no more input */
+	httpc_resume(r.x);
+	run_until(f->l, &r.done);
+	assert_int_equal(r.err, 0);
+	assert_int_equal(r.streamed, 11);
+	assert_memory_equal(r.sbytes, "helloworld!", 11);
+	result_free(&r);
+
+	/* Content-Length body paused on its final bytes, on the same connection */
+	static const struct script cl = {{"HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nabc", "def"},
+	                                 END_KEEP};
+	struct result r2 = {.pause_each = true};
+	struct httpc_request req2 = {.on_data = on_data};
+	f->raw.sc = &cl;
+	req2.url = f->url;
+	req2.on_done = on_done;
+	req2.arg = &r2;
+	assert_int_equal(httpc_start(f->c, &req2, &r2.x), 0);
+	run_until_calls(f->l, &r2, 1);
+	spin(f->l, 30);
+	assert_int_equal(r2.data_calls, 1);
+	httpc_resume(r2.x);
+	run_until_calls(f->l, &r2, 2);
+	assert_false(r2.done);
+	httpc_resume(r2.x);
+	run_until(f->l, &r2.done);
+	assert_int_equal(r2.err, 0);
+	assert_memory_equal(r2.sbytes, "abcdef", 6);
+	assert_int_equal(f->raw.accepts, 1);
+	result_free(&r2);
+
+	/* a server that closes while we are paused: nothing happens until resume, then
+	 * the close-delimited body ends normally */
+	static const struct script cd = {{"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nxy", "z"},
+	                                 END_CLOSE};
+	struct result r3 = {.pause_each = true};
+	struct httpc_request req3 = {.on_data = on_data};
+	f->raw.sc = &cd;
+	req3.url = f->url;
+	req3.on_done = on_done;
+	req3.arg = &r3;
+	assert_int_equal(httpc_start(f->c, &req3, &r3.x), 0);
+	run_until_calls(f->l, &r3, 1);
+	spin(f->l, 100);
+	assert_false(r3.done);
+	r3.pause_each = false;
+	httpc_resume(r3.x);
+	run_until(f->l, &r3.done);
+	assert_int_equal(r3.err, 0);
+	assert_memory_equal(r3.sbytes, "xyz", 3);
+	result_free(&r3);
+	assert_int_equal(httpc_active(f->c), 0);
+}
+
+struct checks {
+	int calls;
+	bool allow;
+	char last[64];
+};
+
+static int
+check_addr(const struct sockaddr *sa, socklen_t len, char *why, size_t whylen, void *arg)
+{
+	struct checks *ck = arg;
+	ck->calls++;
+	const void *a = sa->sa_family == AF_INET
+	                    ? (const void *)&((const struct sockaddr_in *)sa)->sin_addr
+	                    : (const void *)&((const struct sockaddr_in6 *)sa)->sin6_addr;
+	inet_ntop(sa->sa_family, a, ck->last, sizeof(ck->last));
+	if (ck->allow)
+		return 0;
+	snprintf(why, whylen, "IP validation failed: %s is not a private address", ck->last);
+	return -1;
+}
+
+/* The address check sees each resolved address before connect; a refusal fails the
+ * transfer with its message and no connection is made. Also: user_agent "" sends none. */
+static void
+test_addr_check(void **state)
+{
+	struct fixture *f = *state;
+	struct checks ck = {0};
+	struct httpc_opts o = {.transport = HTTPC_NATIVE,
+	                       .user_agent = "",
+	                       .addr_check = check_addr,
+	                       .addr_check_arg = &ck};
+	struct httpc *c = httpc_new(f->l, &o);
+	assert_non_null(c);
+	struct httpc *saved = f->c;
+	f->c = c;
+	static const struct script ok = {{"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"},
+	                                 END_KEEP};
+	struct result r = {0};
+	fetch(f, &ok, NULL, &r);
+	assert_int_equal(r.err, AL_E_PERM);
+	assert_int_equal(r.status, 0);
+	assert_string_equal(r.errmsg, "IP validation failed: 127.0.0.1 is not a private address");
+	assert_int_equal(ck.calls, 1);
+	assert_int_equal(f->raw.accepts, 0);
+	result_free(&r);
+	ck.allow = true;
+	fetch(f, &ok, NULL, &r);
+	assert_int_equal(r.err, 0);
+	assert_string_equal(r.body, "ok");
+	assert_int_equal(ck.calls, 2);
+	assert_string_equal(ck.last, "127.0.0.1");
+	assert_null(strstr(f->raw.got.data, "User-Agent"));
+	result_free(&r);
+	httpc_free(c);
+	f->c = saved;
+	/* libcurl cannot honour the check, so it is refused rather than skipped */
+	struct httpc_opts oc = {.transport = HTTPC_CURL, .addr_check = check_addr};
+	assert_null(httpc_new(f->l, &oc));
+}
+
 static void
 test_bad_urls(void **state)
 {
@@ -652,6 +868,9 @@ main(void)
 	    cmocka_unit_test_setup_teardown(test_keepalive_reuse, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_cancel_in_data, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_bad_urls, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_any_status_and_headers, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_pause_resume, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_addr_check, setup, teardown),
 	    cmocka_unit_test(test_proxy_env),
 	    cmocka_unit_test(test_tls),
 	};
