@@ -501,9 +501,11 @@ httpc_set_tls(struct httpc *c, const char *ca_file, bool include_system_cas)
 const char *
 httpc_xfer_header(const struct httpc_xfer *x, const char *name)
 {
+	if (x->resp_hdrs.len == 0)
+		return NULL; /* data may be NULL: no pointer arithmetic on it */
 	const char *p = x->resp_hdrs.data;
 	const char *end = p + x->resp_hdrs.len;
-	while (p != NULL && p < end) {
+	while (p < end) {
 		const char *v = p + strlen(p) + 1;
 		if (strcasecmp(p, name) == 0)
 			return v;
