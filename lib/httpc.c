@@ -498,6 +498,13 @@ httpc_set_tls(struct httpc *c, const char *ca_file, bool include_system_cas)
 		httpc_native_tls_reset(c);
 }
 
+void
+httpc_close_idle(struct httpc *c)
+{
+	if (c->native)
+		httpc_native_close_idle(c, false);
+}
+
 const char *
 httpc_xfer_header(const struct httpc_xfer *x, const char *name)
 {

@@ -111,6 +111,9 @@ void httpc_resume(struct httpc_xfer *x);
 /* Changes the CA options for connections opened from now on (configuration reload);
  * pooled https connections are closed, open ones finish as they are. */
 void httpc_set_tls(struct httpc *c, const char *ca_file, bool include_system_cas);
+/* Closes every pooled keep-alive connection (native; no-op for libcurl): after a
+ * configuration change that may refuse addresses they were dialled to. */
+void httpc_close_idle(struct httpc *c);
 /* Number of transfers in flight (tests, shutdown). */
 size_t httpc_active(const struct httpc *c);
 

@@ -93,5 +93,7 @@ void httpc_native_release(struct httpc_xfer *x);
 void httpc_native_resume(struct httpc_xfer *x);
 /* Drops the TLS context and pooled https connections (new CA options). */
 void httpc_native_tls_reset(struct httpc *c);
+/* Closes pooled connections: all, or only the https ones. */
+void httpc_native_close_idle(struct httpc *c, bool tls_only);
 
 #endif

@@ -414,20 +414,26 @@ httpc_native_free(struct httpc *c)
 }
 
 void
-httpc_native_tls_reset(struct httpc *c)
+httpc_native_close_idle(struct httpc *c, bool tls_only)
 {
-	/* open connections hold their own reference to the old context */
-	SSL_CTX_free(c->tls_ctx);
-	c->tls_ctx = NULL;
 	for (struct hconn **pp = &c->idle; *pp != NULL;) {
 		struct hconn *k = *pp;
-		if (k->ssl == NULL) {
+		if (tls_only && k->ssl == NULL) {
 			pp = &k->next;
 			continue;
 		}
 		pool_unlink(k);
 		conn_close(k);
 	}
+}
+
+void
+httpc_native_tls_reset(struct httpc *c)
+{
+	/* open connections hold their own reference to the old context */
+	SSL_CTX_free(c->tls_ctx);
+	c->tls_ctx = NULL;
+	httpc_native_close_idle(c, true);
 }
 
 /* ---- socket and TLS I/O ---- */

@@ -681,6 +681,17 @@ test_addr_check(void **state)
 	assert_string_equal(ck.last, "127.0.0.1");
 	assert_null(strstr(f->raw.got.data, "User-Agent"));
 	result_free(&r);
+	/* a pooled connection skips the check; httpc_close_idle makes the next one dial */
+	fetch(f, &ok, NULL, &r);
+	result_free(&r);
+	assert_int_equal(ck.calls, 2);
+	assert_int_equal(f->raw.accepts, 1);
+	httpc_close_idle(c);
+	ck.allow = false;
+	fetch(f, &ok, NULL, &r);
+	assert_int_equal(r.err, AL_E_PERM);
+	assert_int_equal(ck.calls, 3);
+	result_free(&r);
 	httpc_free(c);
 	f->c = saved;
 	/* libcurl cannot honour the check, so it is refused rather than skipped */
