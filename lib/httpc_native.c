@@ -60,6 +60,7 @@ struct hconn {
 };
 
 static void conn_event(struct loop *l, int fd, int mask, void *arg);
+static void conn_step(struct hconn *k, int mask);
 static void xfer_begin(struct httpc_xfer *x);
 static void on_idle_check(struct loop *l, void *arg);
 
@@ -855,7 +856,10 @@ conn_step(struct hconn *k, int mask)
 			fail(x, AL_E_IO, "send failed", strerror(-r));
 		return;
 	}
-	if (conn_read_all(k))
+	/* Only when the socket said readable: right after sending a request the answer is
+	 * not there yet, and level-triggered epoll reports it when it is (one EAGAIN recv
+	 * per request saved). TLS never holds unread records here: reads drain it. */
+	if (!(mask & LOOP_READ) || conn_read_all(k))
 		conn_interest(k);
 }
 
@@ -892,7 +896,9 @@ xfer_begin(struct httpc_xfer *x)
 	if (k != NULL) {
 		attach(x, k);
 		k->reused = true;
-		conn_interest(k);
+		/* send now instead of asking epoll whether an idle socket is writable: two
+		 * epoll_ctl calls and a loop turn per request saved */
+		conn_step(k, LOOP_WRITE);
 		return;
 	}
 	k = xcalloc(1, sizeof(*k));
