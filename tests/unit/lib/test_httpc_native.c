@@ -252,9 +252,9 @@ run_until(struct loop *l, bool *flag)
 	assert_true(*flag);
 }
 
-/* One GET of f->url answered by sc; returns the result (free with result_free). */
+/* Starts req (default: a GET of f->url) answered by sc, results into r. */
 static void
-fetch(struct fixture *f, const struct script *sc, struct httpc_request *req, struct result *r)
+start(struct fixture *f, const struct script *sc, struct httpc_request *req, struct result *r)
 {
 	f->raw.sc = sc;
 	struct httpc_request dflt = {0};
@@ -267,6 +267,13 @@ fetch(struct fixture *f, const struct script *sc, struct httpc_request *req, str
 		req->on_head = on_head;
 	req->arg = r;
 	assert_int_equal(httpc_start(f->c, req, &r->x), 0);
+}
+
+/* One request answered by sc, run to its end (free r with result_free). */
+static void
+fetch(struct fixture *f, const struct script *sc, struct httpc_request *req, struct result *r)
+{
+	start(f, sc, req, r);
 	run_until(f->l, &r->done);
 }
 
@@ -494,11 +501,7 @@ test_any_status_and_headers(void **state)
 	    END_KEEP};
 	struct result r = {0};
 	struct httpc_request req = {.on_data = on_data, .stream_any_status = true};
-	f->raw.sc = &e;
-	req.url = f->url;
-	req.on_done = on_done;
-	req.arg = &r;
-	assert_int_equal(httpc_start(f->c, &req, &r.x), 0);
+	start(f, &e, &req, &r);
 	while (r.streamed < 4)
 		assert_int_equal(loop_once(f->l, 100), 0);
 	/* mid-transfer: the head is readable, names lower-cased, values trimmed, in order */
@@ -554,11 +557,7 @@ test_pause_resume(void **state)
 	    END_KEEP};
 	struct result r = {.pause_each = true};
 	struct httpc_request req = {.on_data = on_data, .idle_timeout_s = 1};
-	f->raw.sc = &sc;
-	req.url = f->url;
-	req.on_done = on_done;
-	req.arg = &r;
-	assert_int_equal(httpc_start(f->c, &req, &r.x), 0);
+	start(f, &sc, &req, &r);
 	run_until_calls(f->l, &r, 1);
 	assert_memory_equal(r.sbytes, "hello", 5);
 	/* longer than the idle limit: every byte has arrived, none is delivered, no timeout */
@@ -586,11 +585,7 @@ test_pause_resume(void **state)
 	                                 END_KEEP};
 	struct result r2 = {.pause_each = true};
 	struct httpc_request req2 = {.on_data = on_data};
-	f->raw.sc = &cl;
-	req2.url = f->url;
-	req2.on_done = on_done;
-	req2.arg = &r2;
-	assert_int_equal(httpc_start(f->c, &req2, &r2.x), 0);
+	start(f, &cl, &req2, &r2);
 	run_until_calls(f->l, &r2, 1);
 	spin(f->l, 30);
 	assert_int_equal(r2.data_calls, 1);
@@ -610,11 +605,7 @@ test_pause_resume(void **state)
 	                                 END_CLOSE};
 	struct result r3 = {.pause_each = true};
 	struct httpc_request req3 = {.on_data = on_data};
-	f->raw.sc = &cd;
-	req3.url = f->url;
-	req3.on_done = on_done;
-	req3.arg = &r3;
-	assert_int_equal(httpc_start(f->c, &req3, &r3.x), 0);
+	start(f, &cd, &req3, &r3);
 	run_until_calls(f->l, &r3, 1);
 	spin(f->l, 100);
 	assert_false(r3.done);
