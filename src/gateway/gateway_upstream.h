@@ -1,5 +1,5 @@
-/* Upstream side of the gateway: libcurl's multi interface on our event loop, one easy
- * handle per tunnel stream, the SSRF check on every address curl is about to dial. */
+/* Upstream side of the gateway: lib/httpc's native HTTP/1.1 transport on our event loop,
+ * one transfer per tunnel stream, the SSRF check on every address about to be dialled. */
 #ifndef AL_GATEWAY_UPSTREAM_H
 #define AL_GATEWAY_UPSTREAM_H
 
@@ -28,7 +28,7 @@ void upstream_ctx_free(struct upstream_ctx *u);
 /* Config used for new transfers (SSRF list, CA options); the caller keeps it alive. */
 void upstream_ctx_set_config(struct upstream_ctx *u, const struct gateway_config *cfg);
 size_t upstream_ctx_active(const struct upstream_ctx *u);
-/* Called after each batch of curl work, so the caller can flush what callbacks queued. */
+/* Called after upstream callbacks ran, so the caller can flush what they queued. */
 void upstream_ctx_set_after(struct upstream_ctx *u, void (*after)(void *), void *arg);
 
 /* Starts method url with headers ("name: value" lines, NUL-separated list ending in an
