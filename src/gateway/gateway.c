@@ -14,7 +14,6 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "curl_dl.h"
 #include <nghttp2/nghttp2.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
@@ -49,7 +48,7 @@ struct gw_conn;
  * long-lived (SSE) stream keeps none of it. */
 struct gw_req {
 	struct buf method, path, authority;
-	struct buf hdrs; /* "name: value\0" lines for curl */
+	struct buf hdrs; /* "name: value\0" lines for the upstream request */
 	size_t nhdrs;
 	struct buf body;
 };
@@ -1142,10 +1141,6 @@ gateway_main(int argc, char **argv)
 	} else
 		SSL_CTX_set_default_verify_paths(g.ctx);
 	signal(SIGPIPE, SIG_IGN);
-	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
-		fprintf(stderr, "airlock gateway: %s\n", curl_dl_error());
-		goto out;
-	}
 	char *gid = id_new("gw_");
 	snprintf(g.gateway_id, sizeof(g.gateway_id), "%s", gid);
 	free(gid);
