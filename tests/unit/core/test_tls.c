@@ -17,6 +17,7 @@
 #include <openssl/x509.h>
 
 #include "tls.h"
+#include "testcert.h"
 
 static char dir[] = "/tmp/airlock-tls-XXXXXX";
 static char cert_path[256], key_path[256];
@@ -27,25 +28,7 @@ make_cert(void **state)
 	assert_non_null(mkdtemp(dir));
 	snprintf(cert_path, sizeof(cert_path), "%s/cert.pem", dir);
 	snprintf(key_path, sizeof(key_path), "%s/key.pem", dir);
-	EVP_PKEY *k = EVP_EC_gen("P-256");
-	X509 *x = X509_new();
-	ASN1_INTEGER_set(X509_get_serialNumber(x), 1);
-	X509_gmtime_adj(X509_getm_notBefore(x), 0);
-	X509_gmtime_adj(X509_getm_notAfter(x), 3600);
-	X509_set_pubkey(x, k);
-	X509_NAME *n = X509_get_subject_name(x);
-	X509_NAME_add_entry_by_txt(n, "CN", MBSTRING_ASC, (const unsigned char *)"localhost", -1,
-	                           -1, 0);
-	X509_set_issuer_name(x, n);
-	X509_sign(x, k, EVP_sha256());
-	FILE *f = fopen(cert_path, "w");
-	PEM_write_X509(f, x);
-	fclose(f);
-	f = fopen(key_path, "w");
-	PEM_write_PrivateKey(f, k, NULL, NULL, 0, NULL, NULL);
-	fclose(f);
-	X509_free(x);
-	EVP_PKEY_free(k);
+	assert_int_equal(testcert_write(cert_path, key_path, "localhost", NULL), 0);
 	return 0;
 }
 

@@ -30,6 +30,7 @@
 #include "loop.h"
 #include "tls.h"
 #include "xalloc.h"
+#include "testcert.h"
 
 enum end { END_KEEP, END_CLOSE, END_RESET };
 
@@ -741,41 +742,6 @@ test_proxy_env(void **state)
 /* ---- TLS: a self-signed certificate for 127.0.0.1 made here ---- */
 
 static void
-make_cert(const char *cert_path, const char *key_path, const char *san)
-{
-	EVP_PKEY *pk = EVP_EC_gen("P-256");
-	assert_non_null(pk);
-	X509 *c = X509_new();
-	X509_set_version(c, 2);
-	ASN1_INTEGER_set(X509_get_serialNumber(c), 1);
-	X509_gmtime_adj(X509_getm_notBefore(c), -60);
-	X509_gmtime_adj(X509_getm_notAfter(c), 3600);
-	X509_set_pubkey(c, pk);
-	X509_NAME *n = X509_get_subject_name(c);
-	X509_NAME_add_entry_by_txt(n, "CN", MBSTRING_ASC, (const unsigned char *)"airlock test", -1,
-	                           -1, 0);
-	X509_set_issuer_name(c, n);
-	X509V3_CTX ctx;
-	X509V3_set_ctx_nodb(&ctx);
-	X509V3_set_ctx(&ctx, c, c, NULL, NULL, 0);
-	X509_EXTENSION *e = X509V3_EXT_conf_nid(NULL, &ctx, NID_subject_alt_name, san);
-	X509_add_ext(c, e, -1);
-	X509_EXTENSION_free(e);
-	e = X509V3_EXT_conf_nid(NULL, &ctx, NID_basic_constraints, "critical,CA:TRUE");
-	X509_add_ext(c, e, -1);
-	X509_EXTENSION_free(e);
-	assert_true(X509_sign(c, pk, EVP_sha256()) > 0);
-	FILE *fp = fopen(cert_path, "w");
-	PEM_write_X509(fp, c);
-	fclose(fp);
-	fp = fopen(key_path, "w");
-	PEM_write_PrivateKey(fp, pk, NULL, NULL, 0, NULL, NULL);
-	fclose(fp);
-	X509_free(c);
-	EVP_PKEY_free(pk);
-}
-
-static void
 tls_handler(struct http_request *req, void *arg)
 {
 	http_respond(req, 200, NULL, 0, "secure", 6);
@@ -802,8 +768,9 @@ test_tls(void **state)
 	snprintf(key, sizeof(key), "%s/key.pem", dir);
 	snprintf(other, sizeof(other), "%s/other.pem", dir);
 	snprintf(okey, sizeof(okey), "%s/okey.pem", dir);
-	make_cert(cert, key, "IP:127.0.0.1,DNS:localhost");
-	make_cert(other, okey, "DNS:elsewhere.invalid");
+	assert_int_equal(testcert_write(cert, key, "airlock test", "IP:127.0.0.1,DNS:localhost"),
+	                 0);
+	assert_int_equal(testcert_write(other, okey, "airlock test", "DNS:elsewhere.invalid"), 0);
 	struct loop *l = loop_new();
 	char err[256];
 	struct tls_server_ctx *t = tls_server_ctx_new(cert, key, NULL, err, sizeof(err));

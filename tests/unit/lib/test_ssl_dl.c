@@ -29,6 +29,7 @@
 #include "loop.h"
 #include "ssl_dl.h"
 #include "tls.h"
+#include "testcert.h"
 
 static bool
 mapped(const char *lib)
@@ -196,26 +197,7 @@ make_cert(void)
 	assert_non_null(mkdtemp(dir));
 	snprintf(cert_path, sizeof(cert_path), "%s/cert.pem", dir);
 	snprintf(key_path, sizeof(key_path), "%s/key.pem", dir);
-	EVP_PKEY *k = EVP_EC_gen("P-256");
-	X509 *x = X509_new();
-	assert_int_equal(ASN1_INTEGER_set(X509_get_serialNumber(x), 7), 1);
-	X509_gmtime_adj(X509_getm_notBefore(x), 0);
-	X509_gmtime_adj(X509_getm_notAfter(x), 3600);
-	assert_int_equal(X509_set_pubkey(x, k), 1);
-	X509_NAME *n = X509_get_subject_name(x);
-	assert_int_equal(X509_NAME_add_entry_by_txt(n, "CN", MBSTRING_ASC,
-	                                            (const unsigned char *)"localhost", -1, -1, 0),
-	                 1);
-	assert_int_equal(X509_set_issuer_name(x, n), 1);
-	assert_true(X509_sign(x, k, EVP_sha256()) > 0);
-	FILE *f = fopen(cert_path, "w");
-	assert_int_equal(PEM_write_X509(f, x), 1);
-	fclose(f);
-	f = fopen(key_path, "w");
-	assert_int_equal(PEM_write_PrivateKey(f, k, NULL, NULL, 0, NULL, NULL), 1);
-	fclose(f);
-	X509_free(x);
-	EVP_PKEY_free(k);
+	assert_int_equal(testcert_write(cert_path, key_path, "localhost", NULL), 0);
 }
 
 static void
