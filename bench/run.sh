@@ -45,6 +45,7 @@ agent_id=$(api POST /v1/agents '{"name":"b","model":"claude-bench"}' | sed -n 's
 sid=$(api POST /v1/sessions "{\"agent\":\"$agent_id\",\"environment_id\":\"$env_id\"}" | sed -n 's/.*"id":"\(sesn_[^"]*\)".*/\1/p')
 rss_before=$(awk '/VmRSS/{print $2}' /proc/$spid/status)
 "$top/build-bench/bench/sse_idle" 127.0.0.1 "$port" "$sid" benchkey 10000 8 >"$tmp/sse.out" &
+sse_pid=$!
 for _ in $(seq 300); do grep -q open_streams "$tmp/sse.out" && break; sleep 0.1; done
 sleep 1
 rss=$(awk '/VmRSS/{print $2}' /proc/$spid/status)
@@ -52,7 +53,9 @@ cat "$tmp/sse.out"
 awk -v b="$rss_before" -v r="$rss" 'BEGIN {
 	printf "server RSS idle=%.1f MiB with streams=%.1f MiB  ratio to 64 MiB target=%.2fx  per stream=%.2f KiB\n",
 		b/1024, r/1024, (r/1024)/64, (r-b)/10000 }'
-wait
+wait "$sse_pid"
+kill "$spid"
+wait "$spid" 2>/dev/null
 
 echo
 echo "== MCP tunnel: direct vs through ingress + edge + gateway; RSS per idle stream"
