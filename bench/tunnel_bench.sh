@@ -115,6 +115,21 @@ wait_port "$rport" || { echo "ssh -R did not start"; cat ssh.log sshd.log; exit 
 cipher=$(grep -o 'cipher: [^ ]*' sshd.log | head -1)
 
 TUN="http://127.0.0.1:$port/v1/tunnels/$tid/routes/bench/mcp"
+# PERF=DIR profiles the gateway and the server during each tunnel run (perf record -g
+# into DIR/bulk-gateway.data, DIR/wrk-server.data, ...).
+perf_start() {
+	[ -n "${PERF:-}" ] || return 0
+	perf record -q -g -o "$PERF/$1-gateway.data" -p "$gpid" 2>/dev/null &
+	perf_pids="$!"
+	perf record -q -g -o "$PERF/$1-server.data" -p "$spid" 2>/dev/null &
+	perf_pids="$perf_pids $!"
+	sleep 0.5
+}
+perf_stop() {
+	[ -n "${PERF:-}" ] || return 0
+	kill -INT $perf_pids
+	wait $perf_pids
+}
 cpu() { awk '{ print $14 + $15 }' "/proc/$1/stat"; } # utime + stime, clock ticks
 if [[ " $PARTS " == *" bulk "* ]]; then
 echo "1. bulk download, $BULK_MIB MiB, best of 3 (ssh -R: OpenSSH $(ssh -V 2>&1 | cut -d, -f1)${cipher:+, $cipher})"
@@ -129,7 +144,9 @@ bulk() { # URL [HEADER] -> best MB/s of 3
 d=$(bulk "http://127.0.0.1:$up/mcp")
 s=$(bulk "http://127.0.0.1:$rport/mcp")
 g0=$(cpu "$gpid") s0=$(cpu "$spid")
+perf_start bulk
 t=$(bulk "$TUN" "x-api-key: benchkey")
+perf_stop
 g1=$(cpu "$gpid") s1=$(cpu "$spid")
 printf '   direct %6s MB/s   ssh -R %6s MB/s   tunnel %6s MB/s\n' "$d" "$s" "$t"
 # CPU per MiB moved is what bounds throughput when every process shares the cores.
@@ -154,7 +171,9 @@ wrk_run() { # NAME URL [HEADER] -> "rps p50_ms p99_ms"
 wrk_run warm "$TUN" "x-api-key: benchkey" >/dev/null
 read -r drps dp50 dp99 derr < <(wrk_run direct "http://127.0.0.1:$up/mcp")
 g0=$(cpu "$gpid") s0=$(cpu "$spid")
+perf_start wrk
 read -r trps tp50 tp99 terr < <(wrk_run tunnel "$TUN" "x-api-key: benchkey")
+perf_stop
 g1=$(cpu "$gpid") s1=$(cpu "$spid")
 printf '   direct %8.0f req/s  p50 %6.2f ms  p99 %6.2f ms %s\n' "$drps" "$dp50" "$dp99" "$derr"
 printf '   tunnel %8.0f req/s  p50 %6.2f ms  p99 %6.2f ms %s\n' "$trps" "$tp50" "$tp99" "$terr"

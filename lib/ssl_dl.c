@@ -41,6 +41,7 @@
 	  (c, p, n), 1)                                                                            \
 	V(SSL_CTX_set_alpn_select_cb, (SSL_CTX * c, SSL_CTX_alpn_select_cb_func cb, void *arg),    \
 	  (c, cb, arg))                                                                            \
+	F(int, SSL_CTX_set_ciphersuites, (SSL_CTX * c, const char *s), (c, s), 0)                  \
 	F(int, SSL_CTX_set_default_verify_paths, (SSL_CTX * c), (c), 0)                            \
 	F(uint64_t, SSL_CTX_set_options, (SSL_CTX * c, uint64_t op), (c, op), 0)                   \
 	V(SSL_CTX_set_verify, (SSL_CTX * c, int mode, SSL_verify_cb cb), (c, mode, cb))            \
@@ -56,6 +57,8 @@
 	  (s, d, n))                                                                               \
 	F(X509_VERIFY_PARAM *, SSL_get0_param, (SSL * s), (s), NULL)                               \
 	F(X509 *, SSL_get1_peer_certificate, (const SSL *s), (s), NULL)                            \
+	F(const SSL_CIPHER *, SSL_get_current_cipher, (const SSL *s), (s), NULL)                   \
+	F(const char *, SSL_CIPHER_get_name, (const SSL_CIPHER *c), (c), "(NONE)")                 \
 	F(int, SSL_get_error, (const SSL *s, int rc), (s, rc), SSL_ERROR_SSL)                      \
 	F(int, SSL_get_fd, (const SSL *s), (s), -1)                                                \
 	F(long, SSL_get_verify_result, (const SSL *s), (s), X509_V_ERR_UNSPECIFIED)                \

@@ -765,7 +765,8 @@ feed(void *arg, const char *p, size_t n)
 	snprintf(idx, sizeof(idx), "%d", c->index);
 	log_info("Registered tunnel connection", "index", idx, "connection_id", c->conn_id,
 	         "tunnel_id",
-	         tunnel_msg_get(&m, "Tunnel-Id") ? tunnel_msg_get(&m, "Tunnel-Id") : "-");
+	         tunnel_msg_get(&m, "Tunnel-Id") ? tunnel_msg_get(&m, "Tunnel-Id") : "-", "cipher",
+	         SSL_CIPHER_get_name(SSL_get_current_cipher(c->io.ssl)));
 	size_t rest = c->hello.len - (size_t)len;
 	if (rest > 0 &&
 	    nghttp2_session_mem_recv(c->h2, (const uint8_t *)c->hello.data + len, rest) < 0)
@@ -1129,6 +1130,7 @@ gateway_main(int argc, char **argv)
 		log_info("listen_addr is ignored: the gateway only dials out", NULL);
 	g.ctx = SSL_CTX_new(TLS_client_method());
 	SSL_CTX_set_min_proto_version(g.ctx, TLS1_3_VERSION);
+	SSL_CTX_set_ciphersuites(g.ctx, TUNNEL_TLS13_SUITES);
 	SSL_CTX_set_verify(g.ctx, SSL_VERIFY_PEER, NULL);
 	SSL_CTX_set_mode(g.ctx,
 	                 SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);

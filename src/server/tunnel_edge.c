@@ -725,6 +725,7 @@ tunnel_start(struct server *s)
 	}
 	/* Gateways are ours: no reason to speak anything older than TLS 1.3. */
 	SSL_CTX_set_min_proto_version(e->tls->ctx, TLS1_3_VERSION);
+	SSL_CTX_set_ciphersuites(e->tls->ctx, TUNNEL_TLS13_SUITES);
 	if ((r = net_listen_tcp(addr, &e->lfd, &e->port)) != 0) {
 		log_error("cannot listen for tunnels", "addr", addr, "error", al_strerror(r));
 		tls_server_ctx_free(e->tls);

@@ -144,6 +144,8 @@ gw_config "$T_TMP/gw-dns.yaml" "$T_TMP/token" "connections: 1"
 sed -i "s#^  allowed_ips: .*#  allowed_ips: [10.0.0.0/8]#; s#^  echo: .*#  lh: http://localhost:$UP_PORT#" "$T_TMP/gw-dns.yaml"
 start_gateway "$T_TMP/gw-dns.yaml"
 wait_for 20 grep -q "Registered tunnel connection" "$GW_LOG"
+check "edge connection negotiates TLS 1.3 AES-128-GCM (cheapest per byte)" \
+	grep -q "Registered tunnel connection.*TLS_AES_128_GCM_SHA256" "$GW_LOG"
 hing lh /mcp
 check "host name resolving to a disallowed address → 403" eq "$STATUS" 403
 check "SSRF message names the resolved address" bash -c "case '$BODY' in 'IP validation failed: '*' is not a private address') exit 0;; esac; exit 1"
