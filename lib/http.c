@@ -355,23 +355,37 @@ out_add(struct http_conn *c, const void *p, size_t n)
 }
 
 static void
+out_str(struct http_conn *c, const char *s)
+{
+	out_add(c, s, strlen(s));
+}
+
+/* Appended piece by piece straight into the connection's output: every response
+ * passes here, and formatting into a scratch buffer first cost an allocation, a
+ * printf per header and a second copy. */
+static void
 write_head(struct http_conn *c, int status, const struct http_header *h, size_t nh,
            long content_length, bool keep_alive)
 {
-	struct buf b;
-	buf_init(&b, 1 << 20);
-	buf_addf(&b, "HTTP/1.1 %d %s\r\n", status, http_status_text(status));
+	char num[48];
+	int n = snprintf(num, sizeof(num), "HTTP/1.1 %d ", status);
+	out_add(c, num, (size_t)n);
+	out_str(c, http_status_text(status));
+	out_add(c, "\r\n", 2);
 	for (size_t i = 0; i < nh; i++) {
 		/* Never let a header value split the response (CR/LF injection). */
 		if (strpbrk(h[i].name, "\r\n:") || strpbrk(h[i].value, "\r\n"))
 			continue;
-		buf_addf(&b, "%s: %s\r\n", h[i].name, h[i].value);
+		out_str(c, h[i].name);
+		out_add(c, ": ", 2);
+		out_str(c, h[i].value);
+		out_add(c, "\r\n", 2);
 	}
-	if (content_length >= 0)
-		buf_addf(&b, "content-length: %ld\r\n", content_length);
-	buf_addf(&b, "connection: %s\r\n\r\n", keep_alive ? "keep-alive" : "close");
-	out_add(c, b.data, b.len);
-	buf_free(&b);
+	if (content_length >= 0) {
+		n = snprintf(num, sizeof(num), "content-length: %ld\r\n", content_length);
+		out_add(c, num, (size_t)n);
+	}
+	out_str(c, keep_alive ? "connection: keep-alive\r\n\r\n" : "connection: close\r\n\r\n");
 }
 
 static int
