@@ -116,12 +116,13 @@ cipher=$(grep -o 'cipher: [^ ]*' sshd.log | head -1)
 
 TUN="http://127.0.0.1:$port/v1/tunnels/$tid/routes/bench/mcp"
 # PERF=DIR profiles the gateway and the server during each tunnel run (perf record -g
-# into DIR/bulk-gateway.data, DIR/wrk-server.data, ...).
+# into DIR/bulk-gateway.data, DIR/wrk-server.data, ...; PERF_CG="--call-graph dwarf"
+# gives stacks through libraries built without frame pointers).
 perf_start() {
 	[ -n "${PERF:-}" ] || return 0
-	perf record -q -g -o "$PERF/$1-gateway.data" -p "$gpid" 2>/dev/null &
+	perf record -q ${PERF_CG:--g} -o "$PERF/$1-gateway.data" -p "$gpid" 2>/dev/null &
 	perf_pids="$!"
-	perf record -q -g -o "$PERF/$1-server.data" -p "$spid" 2>/dev/null &
+	perf record -q ${PERF_CG:--g} -o "$PERF/$1-server.data" -p "$spid" 2>/dev/null &
 	perf_pids="$perf_pids $!"
 	sleep 0.5
 }
