@@ -65,6 +65,7 @@ curl -s -X POST "http://127.0.0.1:$port/v1/tunnels/$tid/reveal_token" -H 'x-api-
 	sed -n 's/.*"tunnel_token":"\([^"]*\)".*/\1/p' >token
 
 "$NODE" "$top/bench/tunnel_bench.mjs" upstream "$tmp/up.port" &
+upid=$!
 wait_file up.port || { echo "upstream did not start"; exit 1; }
 up=$(cat up.port)
 cat >gw.yaml <<YAML
@@ -134,27 +135,52 @@ perf_stop() {
 cpu() { awk '{ print $14 + $15 }' "/proc/$1/stat"; } # utime + stime, clock ticks
 if [[ " $PARTS " == *" bulk "* ]]; then
 echo "1. bulk download, $BULK_MIB MiB, best of 3 (ssh -R: OpenSSH $(ssh -V 2>&1 | cut -d, -f1)${cipher:+, $cipher})"
-bulk() { # URL [HEADER] -> best MB/s of 3
-	local best=0 s
+bulk() { # URL [HEADER] -> best MB/s of 3; curl's CPU seconds (user + sys) added to bulk.cpu
+	local best=0 s TIMEFORMAT='%U %S'
 	for _ in 1 2 3; do
-		s=$(curl -s -o /dev/null -w '%{speed_download}' ${2:+-H "$2"} "$1?bulk=$((BULK_MIB << 20))")
+		{ time curl -s -o /dev/null -w '%{speed_download}' ${2:+-H "$2"} \
+			"$1?bulk=$((BULK_MIB << 20))" >bulk.speed; } 2>>bulk.cpu
+		s=$(cat bulk.speed)
 		best=$(awk -v a="$best" -v b="$s" 'BEGIN { print (b > a) ? b : a }')
 	done
 	awk -v b="$best" 'BEGIN { printf "%.0f", b / 1e6 }'
 }
+ms_per_mib() { # TICKS [CURL_SECONDS_FILE] -> ms of CPU per MiB moved by one bulk() call
+	awk -v t="$1" -v hz="$(getconf CLK_TCK)" -v m=$((3 * BULK_MIB)) '
+		{ c += $1 + $2 } END { printf "%.2f", (t / hz + c) * 1000 / m }' "${2:-/dev/null}"
+}
+rm -f bulk.cpu
+u0=$(cpu "$upid")
 d=$(bulk "http://127.0.0.1:$up/mcp")
+u1=$(cpu "$upid")
+direct_ms=$(ms_per_mib $((u1 - u0)) bulk.cpu)
 s=$(bulk "http://127.0.0.1:$rport/mcp")
-g0=$(cpu "$gpid") s0=$(cpu "$spid")
+rm -f bulk.cpu
+g0=$(cpu "$gpid") s0=$(cpu "$spid") u0=$(cpu "$upid")
 perf_start bulk
 t=$(bulk "$TUN" "x-api-key: benchkey")
 perf_stop
-g1=$(cpu "$gpid") s1=$(cpu "$spid")
+g1=$(cpu "$gpid") s1=$(cpu "$spid") u1=$(cpu "$upid")
 printf '   direct %6s MB/s   ssh -R %6s MB/s   tunnel %6s MB/s\n' "$d" "$s" "$t"
 # CPU per MiB moved is what bounds throughput when every process shares the cores.
-awk -v g=$((g1 - g0)) -v s=$((s1 - s0)) -v hz="$(getconf CLK_TCK)" -v m=$((3 * BULK_MIB)) 'BEGIN {
-	printf "   tunnel CPU per MiB: gateway %.2f ms, server %.2f ms\n", g * 1000 / hz / m, s * 1000 / hz / m }'
+echo "   tunnel CPU per MiB: gateway $(ms_per_mib $((g1 - g0))) ms, server $(ms_per_mib $((s1 - s0))) ms"
 awk -v d="$d" -v s="$s" -v t="$t" 'BEGIN {
 	printf "   tunnel/direct %.2fx (target >= 0.5)   tunnel/ssh -R %.2fx (target >= 2.5)\n", t / d, t / s }'
+# The ceiling on this machine. The tunnel run keeps every core busy, so its throughput
+# is cores / (CPU per MiB of all the processes on the path); the direct pair (upstream +
+# client) usually does not. The gateway and the server must each run AES-GCM over every
+# byte whatever else they save: that alone bounds the tunnel at cores / (direct CPU +
+# AES), before any socket copy.
+tunnel_ms=$(ms_per_mib $((g1 - g0 + s1 - s0 + u1 - u0)) bulk.cpu)
+aes=$(openssl speed -seconds 1 -bytes 16384 -evp aes-128-gcm 2>/dev/null | awk '/^AES-128-GCM/ { print $2 }')
+awk -v d="$direct_ms" -v t="$tunnel_ms" -v aes="${aes%k}" -v n="$(nproc)" -v dmb="$d" 'BEGIN {
+	printf "   CPU per MiB, all processes on the path: direct %.2f ms, tunnel %.2f ms (%d cores)\n", d, t, n
+	if (aes > 0) {
+		z = 2 * 1048576 / (aes * 1000) * 1000
+		c = n / (d + z) * 1.048576 * 1000
+		if (c > dmb) c = dmb
+		printf "   AES-128-GCM, gateway + server: %.2f ms per MiB (openssl speed, one core): ceiling %.0f MB/s = %.2fx direct\n", z, c, c / dmb }
+}'
 fi
 
 if [[ " $PARTS " == *" wrk "* ]]; then
