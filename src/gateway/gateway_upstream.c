@@ -31,6 +31,7 @@ struct upstream {
 	bool head_sent;
 	bool cancelled; /* by upstream_cancel, or done: no callbacks from here on */
 	bool paused;
+	bool pause_asked; /* by upstream_pause, inside the data callback */
 	/* The chunk the owner refused (data returned false): httpc counts it as taken, the
 	 * owner has not, so it goes to the owner again first on resume. */
 	char *held;
@@ -120,7 +121,11 @@ on_data(struct httpc_xfer *x, const char *p, size_t n, void *arg)
 		t->held_len = n;
 		t->paused = true;
 		r = HTTPC_PAUSE;
+	} else if (t->pause_asked && !t->cancelled) {
+		t->paused = true;
+		r = HTTPC_PAUSE;
 	}
+	t->pause_asked = false;
 	after(t->u);
 	return r;
 }
@@ -178,6 +183,10 @@ on_resume(struct loop *l, void *arg)
 		free(t->held);
 		t->held = NULL;
 		t->held_len = 0;
+		if (t->pause_asked) {
+			t->pause_asked = false;
+			return; /* taken, but paused again: the next upstream_resume goes on */
+		}
 	}
 	t->paused = false;
 	httpc_resume(t->x);
@@ -295,6 +304,13 @@ upstream_resume(struct upstream *t)
 		return;
 	/* from the loop: the owner calls this from its own flush, not expecting callbacks */
 	t->t_resume = loop_timer_add(t->u->loop, 0, on_resume, t);
+}
+
+void
+upstream_pause(struct upstream *t)
+{
+	if (t != NULL && !t->cancelled)
+		t->pause_asked = true;
 }
 
 void

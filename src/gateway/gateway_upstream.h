@@ -37,6 +37,9 @@ int upstream_start(struct upstream_ctx *u, const char *method, const char *url,
                    const char *const *headers, size_t nheaders, const char *body, size_t blen,
                    const struct upstream_cb *cb, void *arg, struct upstream **out);
 void upstream_resume(struct upstream *t);
+/* From inside the data callback, for a chunk it took: read no more until upstream_resume
+ * (the edge is full, and unread bytes cost nothing in the kernel's socket buffer). */
+void upstream_pause(struct upstream *t);
 /* Aborts; no callbacks after. Safe from any callback of another transfer. */
 void upstream_cancel(struct upstream *t);
 
