@@ -31,6 +31,8 @@
 #define TUNNEL_TLS13_SUITES                                                                        \
 	"TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256"
 
+/* TLS's largest record payload (RFC 8446 §5.1). */
+#define TUNNEL_RECORD_MAX 16384
 /* tunnel_io_read hands the session up to this much decrypted data per call. */
 #define TUNNEL_READ_BATCH (256 * 1024)
 /* TLS records are sent in batches of up to this (a write buffer before the socket). */
@@ -77,9 +79,11 @@ int tunnel_io_read(struct tunnel_io *io, int (*feed)(void *arg, const char *p, s
  * takes. Returns 0 or AL_E_CLOSED. */
 int tunnel_io_flush(struct tunnel_io *io, nghttp2_session *h2);
 
-/* Writes n bytes to the TLS socket now, queueing what it does not take (a copy) behind
- * anything already queued; for nghttp2's send_data callback (NGHTTP2_DATA_FLAG_NO_COPY),
- * which runs inside tunnel_io_flush. Returns 0 or AL_E_CLOSED. */
+/* Writes n bytes to TLS in whole records from the caller's bytes; what would make a
+ * short record, and what the socket does not take, is queued (a copy) behind anything
+ * already queued and sent by the next tunnel_io_flush. For nghttp2's send_data callback
+ * (NGHTTP2_DATA_FLAG_NO_COPY), which runs inside tunnel_io_flush. Returns 0 or
+ * AL_E_CLOSED. */
 int tunnel_io_write(struct tunnel_io *io, const void *p, size_t n);
 
 /* Hop-by-hop headers that never cross the tunnel (RFC 9110 §7.6.1, RFC 9113 §8.2.2). */
