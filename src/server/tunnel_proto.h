@@ -33,6 +33,8 @@
 
 /* TLS's largest record payload (RFC 8446 §5.1). */
 #define TUNNEL_RECORD_MAX 16384
+/* OpenSSL's read-ahead buffer: up to four records per recv (see tunnel_io_init). */
+#define TUNNEL_READ_AHEAD (64 * 1024)
 /* tunnel_io_read hands the session up to this much decrypted data per call. */
 #define TUNNEL_READ_BATCH (256 * 1024)
 /* TLS records are sent in batches of up to this (a write buffer before the socket). */
