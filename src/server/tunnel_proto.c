@@ -324,7 +324,10 @@ queue(struct tunnel_io *io, const uint8_t *p, size_t n)
 		buf_consume(&io->out, io->out_off);
 		io->out_off = 0;
 	}
-	return buf_add(&io->out, p, n) == 0 ? 0 : AL_E_CLOSED;
+	if (buf_add(&io->out, p, n) == 0)
+		return 0;
+	io->eof = true; /* the peer has not read 4 MiB: treat it as gone */
+	return AL_E_CLOSED;
 }
 
 /* Writes out as far as the socket takes it. */
@@ -357,6 +360,8 @@ tunnel_io_write(struct tunnel_io *io, const void *p, size_t n)
 {
 	const uint8_t *data = p;
 	size_t pending = io->out.len - io->out_off;
+	if (io->eof)
+		return AL_E_CLOSED;
 	if (io->want_write || pending + n < TUNNEL_RECORD_MAX)
 		return queue(io, data, n); /* socket full, or still short of a record */
 	if (pending > 0) {
