@@ -172,7 +172,7 @@ awk -v d="$d" -v s="$s" -v t="$t" 'BEGIN {
 # byte whatever else they save: that alone bounds the tunnel at cores / (direct CPU +
 # AES), before any socket copy.
 tunnel_ms=$(ms_per_mib $((g1 - g0 + s1 - s0 + u1 - u0)) bulk.cpu)
-aes=$(openssl speed -seconds 1 -bytes 16384 -evp aes-128-gcm 2>/dev/null | awk '/^AES-128-GCM/ { print $2 }')
+aes=$(openssl speed -seconds 3 -bytes 16384 -evp aes-128-gcm 2>/dev/null | awk '/^AES-128-GCM/ { print $2 }')
 awk -v d="$direct_ms" -v t="$tunnel_ms" -v aes="${aes%k}" -v n="$(nproc)" -v dmb="$d" 'BEGIN {
 	printf "   CPU per MiB, all processes on the path: direct %.2f ms, tunnel %.2f ms (%d cores)\n", d, t, n
 	if (aes > 0) {
