@@ -44,6 +44,8 @@ server_usage(FILE *f)
 	    "                         default tunnel.localhost)\n"
 	    "  --tunnel-ingress-listen ADDR:PORT  host-routed MCP ingress\n"
 	    "                         (AIRLOCK_TUNNEL_INGRESS_LISTEN; docs/server/tunnels.md)\n"
+	    "  --tunnel-metrics-listen ADDR:PORT  Prometheus /metrics of the tunnel edge,\n"
+	    "                         loopback only (AIRLOCK_TUNNEL_METRICS_LISTEN)\n"
 	    "\n"
 	    "environment:\n"
 	    "  AIRLOCK_API_KEY        a server API key accepted in addition to issued keys\n"
@@ -101,8 +103,8 @@ config_file_load(struct server_config *cfg, const char *path, enum log_format *f
 	                                  "api_key_file",     "model",    "lease_ttl_seconds",
 	                                  "sse_ping_seconds", "log",      "tunnel",
 	                                  "master_key_file",  NULL};
-	static const char *const tunnel_keys[] = {"listen", "tls", "domain", "ingress_listen",
-	                                          NULL};
+	static const char *const tunnel_keys[] = {
+	    "listen", "tls", "domain", "ingress_listen", "metrics_listen", NULL};
 	const json_t *tun = NULL, *tun_tls = NULL;
 	char *master = NULL;
 	static const char *const tls_keys[] = {"cert_file", "key_file", NULL};
@@ -141,7 +143,8 @@ config_file_load(struct server_config *cfg, const char *path, enum log_format *f
 			const char *key, *env;
 		} tmap[] = {{"listen", "AIRLOCK_TUNNEL_LISTEN"},
 		            {"domain", "AIRLOCK_TUNNEL_DOMAIN"},
-		            {"ingress_listen", "AIRLOCK_TUNNEL_INGRESS_LISTEN"}},
+		            {"ingress_listen", "AIRLOCK_TUNNEL_INGRESS_LISTEN"},
+		            {"metrics_listen", "AIRLOCK_TUNNEL_METRICS_LISTEN"}},
 		  tlsmap[] = {{"cert_file", "AIRLOCK_TUNNEL_TLS_CERT"},
 		              {"key_file", "AIRLOCK_TUNNEL_TLS_KEY"}};
 		if ((r = cfg_only_keys(&c, tun, tunnel_keys)) ||
@@ -322,6 +325,7 @@ server_main(int argc, char **argv)
 	    {"tunnel-tls-key", required_argument, NULL, 1003},
 	    {"tunnel-domain", required_argument, NULL, 1004},
 	    {"tunnel-ingress-listen", required_argument, NULL, 1005},
+	    {"tunnel-metrics-listen", required_argument, NULL, 1006},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
@@ -397,6 +401,9 @@ server_main(int argc, char **argv)
 			break;
 		case 1005:
 			setenv("AIRLOCK_TUNNEL_INGRESS_LISTEN", optarg, 1);
+			break;
+		case 1006:
+			setenv("AIRLOCK_TUNNEL_METRICS_LISTEN", optarg, 1);
 			break;
 		case 'h':
 			server_usage(stdout);

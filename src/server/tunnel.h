@@ -48,6 +48,8 @@ int tunnel_stream_open(struct server *s, const struct tunnel_request *req,
                        const struct tunnel_stream_cb *cb, void *arg, struct tunnel_stream **out);
 /* Resets the stream (the gateway cancels the upstream request); no more callbacks. */
 void tunnel_stream_cancel(struct tunnel_stream *st);
+/* Counts an error answer the ingress made itself (airlock_tunnel_ingress_errors_total). */
+void tunnel_count_ingress_error(void);
 
 /* Resolves a URL host "<route>.<label>.<tunnel_domain>" to a live tunnel id and route.
  * Returns 0 or AL_E_NOTFOUND. tunnel_id needs 80 bytes, route 64. */

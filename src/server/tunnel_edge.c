@@ -59,8 +59,9 @@ struct edge_conn {
 	char peer[64];
 	char domain[256]; /* the tunnel's domain, read once at registration */
 	unsigned nstreams;
-	bool goaway;  /* peer is draining: no new streams here */
-	bool closing; /* scheduled for destruction */
+	bool goaway;     /* peer is draining: no new streams here */
+	bool closing;    /* scheduled for destruction */
+	bool proto_fail; /* a protocol error was counted for this connection */
 	uint64_t last_rx;
 	struct loop_timer *timer; /* handshake deadline, then ping */
 	struct loop_timer *free_timer;
@@ -78,12 +79,25 @@ struct tunnel_edge {
 	struct edge_conn *conns;
 	struct http_server *ingress;
 	struct tls_server_ctx *ingress_tls;
+	struct http_server *metrics;
 };
 
 /* One control plane per process: the edge is reached from API handlers that only
  * hold the server, so it lives here rather than in struct server (owned elsewhere). */
 static struct tunnel_edge *g_edge;
 static char *g_domain;
+
+/* What gateways got wrong and what the edge carried, for --tunnel-metrics-listen
+ * (Prometheus text, docs/server/tunnels.md "Metrics"). */
+enum handshake_fail { HS_AUTH, HS_PROTOCOL, HS_TLS, HS_TIMEOUT, HS_N };
+static const char *const hs_reason[HS_N] = {"auth", "protocol", "tls", "timeout"};
+static struct {
+	uint64_t handshake_fail[HS_N];
+	uint64_t protocol_errors; /* connections ended by an HTTP/2 error */
+	uint64_t streams;         /* streams opened for ingress requests */
+	uint64_t stream_resets;   /* RST_STREAM frames from gateways */
+	uint64_t ingress_errors;  /* error answers the ingress made itself */
+} g_m;
 
 static void conn_event(struct loop *l, int fd, int mask, void *arg);
 static void conn_kick(struct edge_conn *c);
@@ -278,6 +292,8 @@ on_frame_recv(nghttp2_session *s, const nghttp2_frame *f, void *ud)
 		         c->conn_id);
 		return 0;
 	}
+	if (f->hd.type == NGHTTP2_RST_STREAM)
+		g_m.stream_resets++;
 	struct tunnel_stream *st = nghttp2_session_get_stream_user_data(s, f->hd.stream_id);
 	if (st == NULL)
 		return 0;
@@ -328,6 +344,49 @@ body_read(nghttp2_session *s, int32_t sid, uint8_t *buf, size_t len, uint32_t *f
 	return (ssize_t)n;
 }
 
+/* Counts a connection's first HTTP/2 error (later ones are its consequences) and names
+ * it in the log: the gateway's operator needs the reason, the metric the rate. */
+static void
+protocol_error(struct edge_conn *c, const char *what, const char *detail)
+{
+	if (c->proto_fail)
+		return;
+	c->proto_fail = true;
+	g_m.protocol_errors++;
+	log_warn("tunnel gateway protocol error, closing the connection", "tunnel_id", c->tunnel_id,
+	         "connection_id", c->conn_id, "peer", c->peer, "frame", what, "error", detail);
+}
+
+static const char *
+frame_name(uint8_t type)
+{
+	static const char *const names[] = {
+	    "DATA",         "HEADERS", "PRIORITY", "RST_STREAM",    "SETTINGS",
+	    "PUSH_PROMISE", "PING",    "GOAWAY",   "WINDOW_UPDATE", "CONTINUATION"};
+	return type < ARRAY_LEN(names) ? names[type] : "unknown";
+}
+
+/* A frame nghttp2 rejected: for a stream the edge never opened, on a closed stream,
+ * malformed. nghttp2 then answers with GOAWAY or RST_STREAM itself. */
+static int
+on_invalid_frame(nghttp2_session *s, const nghttp2_frame *f, int lib_error, void *ud)
+{
+	(void)s;
+	protocol_error(ud, frame_name(f->hd.type), nghttp2_strerror(lib_error));
+	return 0;
+}
+
+/* A GOAWAY with an error code leaving the edge ends the connection for a protocol error
+ * nghttp2 found without an invalid-frame callback (bad preface, flow control...). */
+static int
+on_frame_send(nghttp2_session *s, const nghttp2_frame *f, void *ud)
+{
+	(void)s;
+	if (f->hd.type == NGHTTP2_GOAWAY && f->goaway.error_code != NGHTTP2_NO_ERROR)
+		protocol_error(ud, "GOAWAY sent", nghttp2_http2_strerror(f->goaway.error_code));
+	return 0;
+}
+
 static nghttp2_session_callbacks *
 h2_callbacks(void)
 {
@@ -340,6 +399,8 @@ h2_callbacks(void)
 	nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, on_frame_recv);
 	nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs, on_data_chunk);
 	nghttp2_session_callbacks_set_on_stream_close_callback(cbs, on_stream_close);
+	nghttp2_session_callbacks_set_on_invalid_frame_recv_callback(cbs, on_invalid_frame);
+	nghttp2_session_callbacks_set_on_frame_send_callback(cbs, on_frame_send);
 	return cbs;
 }
 
@@ -353,6 +414,7 @@ conn_timer(struct loop *l, void *arg)
 	if (c->closing)
 		return;
 	if (c->state != EC_H2) {
+		g_m.handshake_fail[HS_TIMEOUT]++;
 		log_warn("tunnel handshake timed out", "peer", c->peer);
 		conn_close(c);
 		return;
@@ -398,14 +460,19 @@ hello_feed(void *arg, const char *p, size_t n)
 	struct edge_conn *c = arg;
 	if (c->state == EC_H2) {
 		ssize_t r = nghttp2_session_mem_recv(c->h2, (const uint8_t *)p, n);
-		if (r < 0)
+		if (r < 0) {
+			protocol_error(c, "-", nghttp2_strerror((int)r));
 			return AL_E_PROTO;
+		}
 		c->last_rx = now_mono_ms();
 		return 0;
 	}
 	if (c->state != EC_HELLO)
 		return AL_E_PROTO;
 	if (buf_add(&c->hello, p, n) != 0) {
+		g_m.handshake_fail[HS_PROTOCOL]++;
+		log_warn("tunnel handshake rejected", "peer", c->peer, "error",
+		         "handshake too large");
 		send_reply(c, 400, "handshake too large");
 		return AL_E_TOOBIG;
 	}
@@ -414,6 +481,7 @@ hello_feed(void *arg, const char *p, size_t n)
 	if (len == 0)
 		return 0;
 	if (len < 0) {
+		g_m.handshake_fail[HS_PROTOCOL]++;
 		log_warn("tunnel handshake rejected", "peer", c->peer, "error", "malformed hello");
 		send_reply(c, 400, "malformed hello");
 		return AL_E_PROTO;
@@ -428,6 +496,8 @@ hello_feed(void *arg, const char *p, size_t n)
 	explicit_wipe(m.f, sizeof(m.f));
 	explicit_wipe(c->hello.data, c->hello.len);
 	if (r != 0) {
+		if (r == AL_E_AUTH)
+			g_m.handshake_fail[HS_AUTH]++;
 		log_warn("tunnel handshake rejected", "peer", c->peer, "gateway", c->gateway,
 		         "error", r == AL_E_AUTH ? "invalid tunnel token" : al_strerror(r));
 		send_reply(c, r == AL_E_AUTH ? 401 : 503,
@@ -463,8 +533,10 @@ hello_feed(void *arg, const char *p, size_t n)
 	if (rest > 0) {
 		ssize_t rr =
 		    nghttp2_session_mem_recv(c->h2, (const uint8_t *)c->hello.data + len, rest);
-		if (rr < 0)
+		if (rr < 0) {
+			protocol_error(c, "-", nghttp2_strerror((int)rr));
 			return AL_E_PROTO;
+		}
 	}
 	buf_free(&c->hello);
 	return 0;
@@ -487,6 +559,7 @@ conn_event(struct loop *l, int fd, int mask, void *arg)
 				            conn_event, c);
 				return;
 			}
+			g_m.handshake_fail[HS_TLS]++;
 			log_warn("tunnel TLS handshake failed", "peer", c->peer);
 			conn_close(c);
 			return;
@@ -495,6 +568,7 @@ conn_event(struct loop *l, int fd, int mask, void *arg)
 		unsigned alen = 0;
 		SSL_get0_alpn_selected(c->io.ssl, &alpn, &alen);
 		if (alen != strlen(TUNNEL_ALPN) || memcmp(alpn, TUNNEL_ALPN, alen) != 0) {
+			g_m.handshake_fail[HS_TLS]++;
 			log_warn("tunnel peer did not negotiate ALPN " TUNNEL_ALPN, "peer",
 			         c->peer);
 			conn_close(c);
@@ -643,9 +717,16 @@ tunnel_stream_open(struct server *s, const struct tunnel_request *rq,
 		best->streams->prev = st;
 	best->streams = st;
 	best->nstreams++;
+	g_m.streams++;
 	*out = st;
 	conn_kick_soon(best);
 	return 0;
+}
+
+void
+tunnel_count_ingress_error(void)
+{
+	g_m.ingress_errors++;
 }
 
 void
@@ -694,6 +775,75 @@ loopback_addr(const char *a)
 	       strncmp(a, "localhost:", 10) == 0;
 }
 
+/* GET /metrics on the loopback metrics listener: Prometheus text format 0.0.4. */
+static void
+metrics_handler(struct http_request *req, void *arg)
+{
+	struct tunnel_edge *e = arg;
+	static const struct http_header text[] = {
+	    {"content-type", "text/plain; version=0.0.4; charset=utf-8"}};
+	if (strcmp(req->path, "/metrics") != 0) {
+		http_respond(req, 404, text, 1, "not found\n", 10);
+		return;
+	}
+	unsigned live = 0;
+	for (struct edge_conn *c = e->conns; c; c = c->next)
+		live += c->state == EC_H2 && !c->closing;
+	struct buf b;
+	buf_init(&b, 64 * 1024);
+	buf_addf(&b,
+	         "# HELP airlock_tunnel_connections Gateway connections registered now.\n"
+	         "# TYPE airlock_tunnel_connections gauge\n"
+	         "airlock_tunnel_connections %u\n"
+	         "# HELP airlock_tunnel_handshake_failures_total Gateway connections refused "
+	         "before HTTP/2, by reason.\n"
+	         "# TYPE airlock_tunnel_handshake_failures_total counter\n",
+	         live);
+	for (int i = 0; i < HS_N; i++)
+		buf_addf(&b, "airlock_tunnel_handshake_failures_total{reason=\"%s\"} %llu\n",
+		         hs_reason[i], (unsigned long long)g_m.handshake_fail[i]);
+	buf_addf(&b,
+	         "# HELP airlock_tunnel_protocol_errors_total Gateway connections ended by an "
+	         "HTTP/2 protocol error.\n"
+	         "# TYPE airlock_tunnel_protocol_errors_total counter\n"
+	         "airlock_tunnel_protocol_errors_total %llu\n"
+	         "# HELP airlock_tunnel_streams_total Streams opened for ingress requests.\n"
+	         "# TYPE airlock_tunnel_streams_total counter\n"
+	         "airlock_tunnel_streams_total %llu\n"
+	         "# HELP airlock_tunnel_stream_resets_total RST_STREAM frames from gateways.\n"
+	         "# TYPE airlock_tunnel_stream_resets_total counter\n"
+	         "airlock_tunnel_stream_resets_total %llu\n"
+	         "# HELP airlock_tunnel_ingress_errors_total Error answers made by the ingress "
+	         "itself (no gateway, tunnel lost, refused...).\n"
+	         "# TYPE airlock_tunnel_ingress_errors_total counter\n"
+	         "airlock_tunnel_ingress_errors_total %llu\n",
+	         (unsigned long long)g_m.protocol_errors, (unsigned long long)g_m.streams,
+	         (unsigned long long)g_m.stream_resets, (unsigned long long)g_m.ingress_errors);
+	http_respond(req, 200, text, 1, b.data, b.len);
+	buf_free(&b);
+}
+
+/* Loopback only: the counters describe tunnels and their gateways to whoever asks. */
+static int
+metrics_start(struct tunnel_edge *e, const char *addr)
+{
+	char port[16];
+	int p = 0, r;
+	if (!loopback_addr(addr)) {
+		log_error("--tunnel-metrics-listen must be a loopback address", "addr", addr);
+		return AL_E_INVAL;
+	}
+	e->metrics = http_server_new(e->loop, NULL, metrics_handler, e);
+	if ((r = http_server_listen(e->metrics, addr, NULL, &p)) != 0) {
+		log_error("cannot listen for tunnel metrics", "addr", addr, "error",
+		          al_strerror(r));
+		return r;
+	}
+	snprintf(port, sizeof(port), "%d", p);
+	log_info("tunnel metrics listening", "addr", addr, "port", port);
+	return 0;
+}
+
 int
 tunnel_start(struct server *s)
 {
@@ -701,6 +851,7 @@ tunnel_start(struct server *s)
 	const char *cert = getenv("AIRLOCK_TUNNEL_TLS_CERT");
 	const char *key = getenv("AIRLOCK_TUNNEL_TLS_KEY");
 	const char *ingress = getenv("AIRLOCK_TUNNEL_INGRESS_LISTEN");
+	const char *metrics = getenv("AIRLOCK_TUNNEL_METRICS_LISTEN");
 	static const char *const alpn[] = {TUNNEL_ALPN, NULL};
 	char err[512], port[16];
 	int r;
@@ -736,6 +887,8 @@ tunnel_start(struct server *s)
 	g_edge = e;
 	snprintf(port, sizeof(port), "%d", e->port);
 	log_info("tunnel edge ready", "addr", addr, "port", port, "domain", tunnel_domain(s));
+	if (metrics && *metrics && (r = metrics_start(e, metrics)) != 0)
+		return r;
 	if (ingress && *ingress) {
 		struct tls_server_ctx *itls = NULL;
 		if (!loopback_addr(ingress)) {
@@ -775,6 +928,10 @@ tunnel_stop(struct server *s)
 		http_server_shutdown(e->ingress);
 		http_server_free(e->ingress);
 		tls_server_ctx_free(e->ingress_tls);
+	}
+	if (e->metrics) {
+		http_server_shutdown(e->metrics);
+		http_server_free(e->metrics);
 	}
 	while (e->conns) {
 		struct edge_conn *c = e->conns;

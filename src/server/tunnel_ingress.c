@@ -52,6 +52,7 @@ ingress_free(struct ingress *in)
 static void
 reply_error(struct ingress *in, int status, const char *type, const char *msg)
 {
+	tunnel_count_ingress_error();
 	if (in->c) {
 		api_reply_error(in->c, status, type, NULL, "%s", msg);
 		return;

@@ -47,6 +47,9 @@ MPORT=$(sed -n 's/.*metrics listening.* port=\([0-9]*\).*/\1/p' "$GW_LOG" | head
 wait_for 20 has_ready "$MPORT" 4
 check "gateway registered 4 connections" eq "$(ready_conns "$MPORT")" 4
 check "server logged 4 registrations" eq "$(grep -c 'registered tunnel connection' "$SERVER_LOG")" 4
+check "server metrics: 4 connections registered" eq "$(server_metric airlock_tunnel_connections)" 4
+check "server metrics refuse non-GET paths" eq \
+	"$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$SMETRICS_PORT/other")" 404
 
 ing POST /echo/mcp -H 'content-type: application/json' -d '{"jsonrpc":"2.0","id":1,"method":"ping"}'
 check "POST through path-form ingress: upstream status" eq "$STATUS" 201
@@ -70,6 +73,9 @@ for i in $(seq 40); do
 done
 wait_for 20 bash -c "[ \$(curl -s http://127.0.0.1:$MPORT/metrics | sed -n 's/^airlock_gateway_requests_total //p') -ge 45 ]"
 M=$(curl -s "http://127.0.0.1:$MPORT/metrics")
+check "server metrics count streams" bash -c "[ '$(server_metric airlock_tunnel_streams_total)' -ge 40 ]"
+check "server metrics count ingress errors (503 with no gateway)" \
+	bash -c "[ '$(server_metric airlock_tunnel_ingress_errors_total)' -ge 1 ]"
 check "metrics count requests" bash -c "[ $(echo "$M" | sed -n 's/^airlock_gateway_requests_total //p') -ge 45 ]"
 
 # --- SSE is relayed event by event: "tick 1" is only sent after the test has seen

@@ -19,6 +19,8 @@ start_gateway "$T_TMP/gw-bad.yaml"
 wait_for 20 grep -q "status=401" "$GW_LOG"
 check "wrong token refused with 401" grep -q "status=401" "$GW_LOG"
 check "server logged the rejection" grep -q "invalid tunnel token" "$SERVER_LOG"
+check "server counts the refused handshake" \
+	bash -c "[ '$(server_metric 'airlock_tunnel_handshake_failures_total{reason="auth"}')' -ge 1 ]"
 kill "$GW_PID"
 
 gw_config "$T_TMP/gw.yaml" "$T_TMP/token" "connections: 2" "metrics_listen: 127.0.0.1:0"

@@ -92,7 +92,8 @@ start_tunnel_server() {
 		AIRLOCK_TUNNEL_LISTEN="127.0.0.1:${2:-0}" AIRLOCK_TUNNEL_TLS_CERT="$T_TMP/edge.pem" \
 		AIRLOCK_TUNNEL_TLS_KEY="$T_TMP/edge.key" AIRLOCK_TUNNEL_DOMAIN=tunnel.test \
 		AIRLOCK_TUNNEL_INGRESS_LISTEN="127.0.0.1:${3:-0}" \
-		"$AIRLOCK_BIN" server --listen "127.0.0.1:${1:-0}" 2>"$log" &
+		"$AIRLOCK_BIN" server --listen "127.0.0.1:${1:-0}" \
+		--tunnel-metrics-listen 127.0.0.1:0 2>"$log" &
 	SERVER_PID=$!
 	T_PIDS+=("$SERVER_PID")
 	PORT=
@@ -104,8 +105,14 @@ start_tunnel_server() {
 	[ -n "$PORT" ] || { echo "server did not start:"; cat "$log"; exit 1; }
 	EDGE_PORT=$(sed -n 's/.*tunnel edge ready.* port=\([0-9]*\).*/\1/p' "$log" | head -1)
 	INGRESS_PORT=$(sed -n 's/.*tunnel ingress ready.* port=\([0-9]*\).*/\1/p' "$log" | head -1)
+	SMETRICS_PORT=$(sed -n 's/.*tunnel metrics listening.* port=\([0-9]*\).*/\1/p' "$log" | head -1)
 	BASE=http://127.0.0.1:$PORT
 	SERVER_LOG=$log
+}
+
+# server_metric NAME: the value of one sample of the server's tunnel metrics ("" if absent)
+server_metric() {
+	curl -s "http://127.0.0.1:$SMETRICS_PORT/metrics" | awk -v n="$1" '$1 == n { print $2 }'
 }
 
 # gw_config FILE TOKEN_FILE [extra YAML lines...]
