@@ -1,0 +1,448 @@
+// A rogue gateway against the server's tunnel edge: real TLS 1.3 + ALPN airlock-tunnel/1,
+// the text HELLO, then hand-built HTTP/2 frames (node:http2 cannot misbehave on purpose).
+// Frames for streams the edge never opened, RST_STREAM, garbage and wrong tokens must give
+// clear errors, be counted in the tunnel metrics, and never take the server down.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, writeFileSync, readFileSync, rmSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import tls from 'node:tls';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { startServer } from './lib/server.mjs';
+
+const PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n');
+const T = { DATA: 0, HEADERS: 1, RST_STREAM: 3, SETTINGS: 4, PING: 6, GOAWAY: 7 };
+const F = { END_STREAM: 1, ACK: 1, END_HEADERS: 4 };
+const PROTOCOL_ERROR = 1;
+const INTERNAL_ERROR = 2;
+
+let tmp, srv, ca, edgePort, metricsPort;
+
+function openssl(...args) {
+  execFileSync('openssl', args, { cwd: tmp, stdio: 'ignore' });
+}
+
+async function api(method, p, body) {
+  const r = await fetch(srv.baseURL + p, {
+    method,
+    headers: { 'x-api-key': srv.apiKey, 'content-type': 'application/json' },
+    body: body ? JSON.stringify(body) : undefined,
+    signal: AbortSignal.timeout(10000),
+  });
+  return { status: r.status, json: await r.json() };
+}
+
+// A fresh tunnel per scenario: the edge then has exactly one live connection to place
+// the scenario's stream on, whatever state the previous scenario's connection is in.
+async function newTunnel(name) {
+  const created = await api('POST', '/v1/tunnels', { display_name: name });
+  assert.equal(created.status, 200);
+  const tok = await api('POST', `/v1/tunnels/${created.json.id}/reveal_token`);
+  assert.equal(tok.status, 200);
+  return { id: created.json.id, token: tok.json.tunnel_token };
+}
+
+function frame(type, flags, sid, payload = Buffer.alloc(0)) {
+  const h = Buffer.alloc(9);
+  h.writeUIntBE(payload.length, 0, 3);
+  h[3] = type;
+  h[4] = flags;
+  h.writeUInt32BE(sid & 0x7fffffff, 5);
+  return Buffer.concat([h, payload]);
+}
+
+function u32(v) {
+  const b = Buffer.alloc(4);
+  b.writeUInt32BE(v >>> 0);
+  return b;
+}
+
+// HPACK (RFC 7541): ":status: 200" is static index 8 (0x88); other fields as literals
+// without indexing with a literal name (0x00, 7-bit lengths: short strings only).
+function hpack(status200, fields) {
+  const parts = status200 ? [Buffer.from([0x88])] : [];
+  for (const [n, v] of fields)
+    parts.push(Buffer.from([0x00, n.length]), Buffer.from(n), Buffer.from([v.length]), Buffer.from(v));
+  return Buffer.concat(parts);
+}
+
+// One rogue gateway connection. Collects every frame the edge sends. With h2 it speaks
+// HTTP/2 as far as any server must (its SETTINGS first, right after READY and before
+// ACKing the edge's, then SETTINGS and PING ACKs) and does nothing else on its own.
+class Rogue {
+  constructor(sock, h2) {
+    this.sock = sock;
+    this.h2 = h2;
+    this.buf = Buffer.alloc(0);
+    this.phase = 'reply';
+    this.frames = [];
+    this.waiters = [];
+    this.badPreface = false;
+    this.isClosed = false;
+    this.reply = new Promise((resolve) => { this.onReply = resolve; });
+    this.closed = new Promise((resolve) => sock.once('close', () => {
+      this.isClosed = true;
+      this.onReply(null);
+      for (const w of this.waiters) w(null);
+      resolve();
+    }));
+    sock.on('error', () => {});
+    sock.on('data', (d) => this.onData(d));
+  }
+
+  onData(d) {
+    this.buf = Buffer.concat([this.buf, d]);
+    if (this.phase === 'reply') {
+      const end = this.buf.indexOf('\r\n\r\n');
+      if (end < 0) return;
+      const lines = this.buf.subarray(0, end).toString('latin1').split('\r\n');
+      this.buf = this.buf.subarray(end + 4);
+      const m = /^AIRLOCK-TUNNEL\/1 (\d{3}) (.*)$/.exec(lines[0]);
+      const fields = {};
+      for (const l of lines.slice(1)) {
+        const i = l.indexOf(': ');
+        fields[l.slice(0, i)] = l.slice(i + 2);
+      }
+      this.phase = 'preface';
+      if (this.h2 && m && m[1] === '200') this.send(frame(T.SETTINGS, 0, 0));
+      this.onReply({ line: lines[0], status: m ? Number(m[1]) : 0, reason: m ? m[2] : '', fields });
+    }
+    if (this.phase === 'preface') {
+      if (this.buf.length < PREFACE.length) return;
+      this.badPreface = !this.buf.subarray(0, PREFACE.length).equals(PREFACE);
+      this.buf = this.buf.subarray(PREFACE.length);
+      this.phase = 'frames';
+    }
+    while (this.buf.length >= 9) {
+      const len = this.buf.readUIntBE(0, 3);
+      if (this.buf.length < 9 + len) return;
+      const f = {
+        type: this.buf[3], flags: this.buf[4], sid: this.buf.readUInt32BE(5) & 0x7fffffff,
+        payload: Buffer.from(this.buf.subarray(9, 9 + len)),
+      };
+      this.buf = this.buf.subarray(9 + len);
+      this.frames.push(f);
+      if (this.h2 && f.type === T.SETTINGS && !(f.flags & F.ACK)) this.send(frame(T.SETTINGS, F.ACK, 0));
+      if (this.h2 && f.type === T.PING && !(f.flags & F.ACK)) this.send(frame(T.PING, F.ACK, 0, f.payload));
+      for (const w of this.waiters) w(f);
+    }
+  }
+
+  send(b) {
+    if (!this.isClosed) this.sock.write(b);
+  }
+
+  // The first frame (already received or still to come) that matches; null when the
+  // connection closes first. Bounded: a hang fails the test instead of stalling it.
+  waitFrame(pred, what, ms = 10000) {
+    const seen = this.frames.find(pred);
+    if (seen) return Promise.resolve(seen);
+    if (this.isClosed) return Promise.resolve(null);
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.waiters = this.waiters.filter((x) => x !== w);
+        reject(new Error(`timed out waiting for ${what}`));
+      }, ms);
+      const w = (f) => {
+        if (f !== null && !pred(f)) return;
+        clearTimeout(timer);
+        this.waiters = this.waiters.filter((x) => x !== w);
+        resolve(f);
+      };
+      this.waiters.push(w);
+    });
+  }
+
+  waitClosed(ms = 10000) {
+    return Promise.race([this.closed, new Promise((_, reject) =>
+      setTimeout(() => reject(new Error('edge did not close the connection')), ms).unref())]);
+  }
+
+  end() {
+    this.sock.destroy();
+  }
+}
+
+function hello(token) {
+  return `AIRLOCK-TUNNEL/1\r\nToken: ${token}\r\nGateway-Id: gw_rogue\r\n` +
+    'Connection-Index: 0\r\nVersion: airlock/0.1.0\r\n\r\n';
+}
+
+// TLS + ALPN, then the raw handshake text; returns the rogue and the edge's reply.
+async function dial(handshake, h2 = false) {
+  const sock = tls.connect({
+    host: '127.0.0.1', port: edgePort, servername: 'localhost', ca,
+    ALPNProtocols: ['airlock-tunnel/1'], minVersion: 'TLSv1.3',
+  });
+  await new Promise((resolve, reject) => {
+    sock.once('secureConnect', resolve);
+    sock.once('error', reject);
+  });
+  assert.equal(sock.alpnProtocol, 'airlock-tunnel/1');
+  const r = new Rogue(sock, h2);
+  sock.write(handshake);
+  const reply = await Promise.race([r.reply, new Promise((_, reject) =>
+    setTimeout(() => reject(new Error('no handshake reply')), 10000).unref())]);
+  return { r, reply };
+}
+
+// A registered rogue that has done its part of the HTTP/2 start: the edge's preface and
+// SETTINGS read, our SETTINGS sent and theirs ACKed (by the Rogue class).
+async function rogueGateway(tunnel) {
+  const { r, reply } = await dial(hello(tunnel.token), true);
+  assert.ok(reply, 'edge answered the HELLO');
+  assert.equal(reply.status, 200, reply.line);
+  assert.equal(reply.fields['Tunnel-Id'], tunnel.id);
+  assert.match(reply.fields['Connection-Id'] ?? '', /^tcon_/);
+  const s = await r.waitFrame((f) => f.type === T.SETTINGS && !(f.flags & F.ACK), 'edge SETTINGS');
+  assert.ok(s, 'edge sent SETTINGS');
+  assert.equal(r.badPreface, false, 'edge sent the HTTP/2 client preface');
+  await r.waitFrame((f) => f.type === T.SETTINGS && (f.flags & F.ACK), 'edge SETTINGS ACK');
+  r.connId = reply.fields['Connection-Id'];
+  return r;
+}
+
+// An ingress request through the path form; resolves to {status, text, json}.
+function ingress(tunnel, body) {
+  return fetch(`${srv.baseURL}/v1/tunnels/${tunnel.id}/routes/rogue/mcp`, {
+    method: 'POST',
+    headers: { 'x-api-key': srv.apiKey, 'content-type': 'application/json' },
+    body,
+    signal: AbortSignal.timeout(15000),
+  }).then(async (res) => {
+    const text = await res.text();
+    let json = null;
+    try { json = JSON.parse(text); } catch { /* not JSON: left null for the asserts */ }
+    return { status: res.status, text, json };
+  });
+}
+
+// The edge's request on `sid`, complete (END_STREAM seen); returns its DATA bytes.
+async function requestOn(r, sid) {
+  const h = await r.waitFrame((f) => f.type === T.HEADERS && f.sid === sid, `HEADERS on ${sid}`);
+  assert.ok(h, `edge opened stream ${sid} (frames: ${r.frames.map((f) => `${f.type}/${f.sid}`)})`);
+  const last = await r.waitFrame((f) => f.sid === sid && (f.type === T.DATA || f.type === T.HEADERS) &&
+    (f.flags & F.END_STREAM), `END_STREAM on ${sid}`);
+  assert.ok(last, `edge finished the request on stream ${sid}`);
+  return Buffer.concat(r.frames.filter((f) => f.sid === sid && f.type === T.DATA).map((f) => f.payload));
+}
+
+function answer(r, sid, body) {
+  r.send(frame(T.HEADERS, F.END_HEADERS, sid,
+    hpack(true, [['content-type', 'application/json'], ['content-length', String(body.length)]])));
+  r.send(frame(T.DATA, F.END_STREAM, sid, Buffer.from(body)));
+}
+
+async function metrics() {
+  const res = await fetch(`http://127.0.0.1:${metricsPort}/metrics`, { signal: AbortSignal.timeout(5000) });
+  assert.equal(res.status, 200);
+  return res.text();
+}
+
+// One sample's value: `name` or `name{labels}` exactly; undefined when absent.
+function sample(text, name, labels = '') {
+  const want = labels ? `${name}{${labels}}` : name;
+  for (const line of text.split('\n')) {
+    if (line.startsWith('#')) continue;
+    const sp = line.lastIndexOf(' ');
+    if (sp > 0 && line.slice(0, sp).trim() === want) return Number(line.slice(sp + 1));
+  }
+  return undefined;
+}
+
+// The edge may count a moment after the connection closes: wait (bounded) for a sample
+// that satisfies ok.
+async function metricBecomes(name, labels, ok, what) {
+  let v;
+  for (let i = 0; i < 100; i++) {
+    v = sample(await metrics(), name, labels);
+    if (v !== undefined && ok(v)) return v;
+    await new Promise((res) => setTimeout(res, 50));
+  }
+  assert.fail(`${name}{${labels}} is ${v}, expected ${what}`);
+}
+
+// A counter absent before (never incremented yet) counts as 0; after, it must be there.
+function counterRises(name, labels, before) {
+  return metricBecomes(name, labels, (v) => v > (before ?? 0), `more than ${before ?? 0}`);
+}
+
+async function waitLog(re, from, what) {
+  for (let i = 0; i < 100; i++) {
+    if (re.test(srv.log().slice(from))) return;
+    await new Promise((res) => setTimeout(res, 50));
+  }
+  assert.fail(`server log does not name ${what}: ${srv.log().slice(from)}`);
+}
+
+async function serverStillServes() {
+  assert.equal(srv.proc.exitCode, null, 'server process still running');
+  assert.equal(srv.proc.signalCode, null, 'server process not killed by a signal');
+  const list = await api('GET', '/v1/tunnels');
+  assert.equal(list.status, 200);
+  assert.ok(Array.isArray(list.json.data), 'GET /v1/tunnels still answers');
+}
+
+before(async () => {
+  tmp = mkdtempSync(path.join(tmpdir(), 'airlock-rogue-'));
+  openssl('req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes',
+    '-days', '1', '-keyout', 'ca.key', '-out', 'ca.pem', '-subj', '/CN=rogue CA');
+  openssl('req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes',
+    '-keyout', 'edge.key', '-out', 'edge.csr', '-subj', '/CN=localhost');
+  writeFileSync(path.join(tmp, 'ext.cnf'), 'subjectAltName=DNS:localhost\n');
+  openssl('x509', '-req', '-in', 'edge.csr', '-CA', 'ca.pem', '-CAkey', 'ca.key',
+    '-CAcreateserial', '-out', 'edge.pem', '-days', '1', '-extfile', 'ext.cnf');
+  ca = readFileSync(path.join(tmp, 'ca.pem'));
+  srv = await startServer({
+    env: {
+      AIRLOCK_TUNNEL_LISTEN: '127.0.0.1:0',
+      AIRLOCK_TUNNEL_TLS_CERT: path.join(tmp, 'edge.pem'),
+      AIRLOCK_TUNNEL_TLS_KEY: path.join(tmp, 'edge.key'),
+      AIRLOCK_TUNNEL_DOMAIN: 'tunnel.test',
+    },
+    args: ['--tunnel-metrics-listen', '127.0.0.1:0'],
+  });
+  // startServer takes the first "listening ... port=" line, which can be the tunnel
+  // metrics listener's: the API port is read from the API listener's own line.
+  const apiLine = /server: listening .*port=(\d+)/;
+  for (let i = 0; i < 100 && !apiLine.test(srv.log()); i++)
+    await new Promise((res) => setTimeout(res, 50));
+  srv.port = Number(apiLine.exec(srv.log())?.[1]);
+  assert.ok(srv.port > 0, `server logs its API port: ${srv.log()}`);
+  srv.baseURL = `http://127.0.0.1:${srv.port}`;
+  edgePort = Number(/tunnel edge ready.* port=(\d+)/.exec(srv.log())[1]);
+  metricsPort = Number(/tunnel metrics listening.* port=(\d+)/.exec(srv.log())?.[1]);
+  assert.ok(metricsPort > 0, `server logs its tunnel metrics port: ${srv.log()}`);
+});
+
+after(async () => {
+  if (srv) await srv.stop();
+  if (tmp) rmSync(tmp, { recursive: true, force: true });
+});
+
+test('DATA on a stream the edge never opened: connection error, 502, server lives', async () => {
+  const tunnel = await newTunnel('rogue-unowned');
+  const m0 = await metrics();
+  const errs0 = sample(m0, 'airlock_tunnel_protocol_errors_total');
+  const ingressErrs0 = sample(m0, 'airlock_tunnel_ingress_errors_total');
+  const logFrom = srv.log().length;
+  const r = await rogueGateway(tunnel);
+  const live = await metricBecomes('airlock_tunnel_connections', '', (v) => v >= 1, 'at least 1');
+  const pending = ingress(tunnel, '{"jsonrpc":"2.0","id":1,"method":"ping"}');
+  await requestOn(r, 1);
+  r.send(frame(T.DATA, 0, 3, Buffer.from('not yours')));
+  // A connection error (RFC 9113 5.1: DATA on an idle stream): the edge says why in a
+  // GOAWAY before it closes.
+  const goaway = await r.waitFrame((f) => f.type === T.GOAWAY, 'GOAWAY');
+  assert.ok(goaway, 'GOAWAY before the close');
+  assert.equal(goaway.payload.readUInt32BE(4), PROTOCOL_ERROR, 'GOAWAY(PROTOCOL_ERROR)');
+  await r.waitClosed();
+  const res = await pending;
+  assert.equal(res.status, 502, res.text);
+  assert.equal(res.json?.type, 'error', res.text);
+  assert.equal(res.json.error.type, 'api_error');
+  assert.match(res.json.error.message, /tunnel/);
+  await serverStillServes();
+  await waitLog(new RegExp(`protocol error.*connection_id=${r.connId}`), logFrom,
+    'the protocol error with the connection');
+  await counterRises('airlock_tunnel_protocol_errors_total', '', errs0);
+  await counterRises('airlock_tunnel_ingress_errors_total', '', ingressErrs0);
+  await metricBecomes('airlock_tunnel_connections', '', (v) => v < live, `less than ${live}`);
+});
+
+test('HEADERS on a stream the edge never opened: connection error, 502, server lives', async () => {
+  const tunnel = await newTunnel('rogue-unowned-headers');
+  const errs0 = sample(await metrics(), 'airlock_tunnel_protocol_errors_total');
+  const r = await rogueGateway(tunnel);
+  const pending = ingress(tunnel, '{"jsonrpc":"2.0","id":2,"method":"ping"}');
+  await requestOn(r, 1);
+  r.send(frame(T.HEADERS, F.END_HEADERS | F.END_STREAM, 3, hpack(true, [])));
+  await r.waitClosed();
+  const goaway = r.frames.find((f) => f.type === T.GOAWAY);
+  assert.ok(goaway, 'GOAWAY before the close');
+  assert.equal(goaway.payload.readUInt32BE(4), PROTOCOL_ERROR, 'GOAWAY(PROTOCOL_ERROR)');
+  const res = await pending;
+  assert.equal(res.status, 502, res.text);
+  assert.equal(res.json?.error?.type, 'api_error', res.text);
+  await serverStillServes();
+  await counterRises('airlock_tunnel_protocol_errors_total', '', errs0);
+});
+
+test('a correct answer from the same hand-built gateway reaches the client', async () => {
+  const tunnel = await newTunnel('rogue-valid');
+  const streams0 = sample(await metrics(), 'airlock_tunnel_streams_total');
+  const r = await rogueGateway(tunnel);
+  const reqBody = `{"jsonrpc":"2.0","id":3,"method":"ping","nonce":"${randomBytes(8).toString('hex')}"}`;
+  const pending = ingress(tunnel, reqBody);
+  const got = await requestOn(r, 1);
+  assert.equal(got.toString(), reqBody, 'the edge forwarded the request body unchanged');
+  const body = '{"jsonrpc":"2.0","id":3,"result":{"from":"rogue"}}';
+  answer(r, 1, body);
+  const res = await pending;
+  assert.equal(res.status, 200, res.text);
+  assert.equal(res.text, body);
+  assert.equal(r.isClosed, false, 'the edge keeps a well-behaved connection open');
+  await counterRises('airlock_tunnel_streams_total', '', streams0);
+  r.end();
+});
+
+test('RST_STREAM from the gateway: 502 for that request, the connection carries on', async () => {
+  const tunnel = await newTunnel('rogue-reset');
+  const resets0 = sample(await metrics(), 'airlock_tunnel_stream_resets_total');
+  const r = await rogueGateway(tunnel);
+  const pending = ingress(tunnel, '{"jsonrpc":"2.0","id":4,"method":"ping"}');
+  await requestOn(r, 1);
+  r.send(frame(T.RST_STREAM, 0, 1, u32(INTERNAL_ERROR)));
+  const res = await pending;
+  assert.equal(res.status, 502, res.text);
+  assert.equal(res.json?.error?.type, 'api_error', res.text);
+  await counterRises('airlock_tunnel_stream_resets_total', '', resets0);
+  // A stream error, not a connection error: the next request uses the same connection.
+  const next = ingress(tunnel, '{"jsonrpc":"2.0","id":5,"method":"ping"}');
+  await requestOn(r, 3);
+  answer(r, 3, '{"ok":true}');
+  const res2 = await next;
+  assert.equal(res2.status, 200, res2.text);
+  assert.equal(res2.text, '{"ok":true}');
+  assert.equal(r.frames.some((f) => f.type === T.GOAWAY), false, 'no GOAWAY for a stream reset');
+  r.end();
+  await serverStillServes();
+});
+
+test('garbage instead of HTTP/2 after READY: closed and counted', async () => {
+  const tunnel = await newTunnel('rogue-garbage');
+  const errs0 = sample(await metrics(), 'airlock_tunnel_protocol_errors_total');
+  const { r, reply } = await dial(hello(tunnel.token));
+  assert.equal(reply?.status, 200, reply?.line);
+  r.send(randomBytes(4096));
+  await r.waitClosed();
+  await counterRises('airlock_tunnel_protocol_errors_total', '', errs0);
+  await serverStillServes();
+});
+
+test('HELLO with a wrong token: 401 refusal, closed, counted as auth failure', async () => {
+  const auth0 = sample(await metrics(), 'airlock_tunnel_handshake_failures_total', 'reason="auth"');
+  const logFrom = srv.log().length;
+  const bogus = `alk_tnl_${randomBytes(32).toString('base64url').slice(0, 43)}`;
+  const { r, reply } = await dial(hello(bogus));
+  assert.ok(reply, 'edge answered before closing');
+  assert.equal(reply.status, 401, reply.line);
+  assert.equal(reply.reason, 'invalid tunnel token');
+  await r.waitClosed();
+  assert.equal(r.frames.length, 0, 'no HTTP/2 for a refused gateway');
+  await counterRises('airlock_tunnel_handshake_failures_total', 'reason="auth"', auth0);
+  await waitLog(/invalid tunnel token/, logFrom, 'the refusal');
+  assert.equal(srv.log().slice(logFrom).includes(bogus), false, 'the token is never logged');
+});
+
+test('malformed HELLO: 400 refusal, counted as a protocol handshake failure', async () => {
+  const proto0 = sample(await metrics(), 'airlock_tunnel_handshake_failures_total', 'reason="protocol"');
+  const { r, reply } = await dial('AIRLOCK-TUNNEL/1\r\nbad field name!: x\r\n\r\n');
+  assert.ok(reply, 'edge answered before closing');
+  assert.equal(reply.status, 400, reply.line);
+  await r.waitClosed();
+  await counterRises('airlock_tunnel_handshake_failures_total', 'reason="protocol"', proto0);
+  await serverStillServes();
+});
