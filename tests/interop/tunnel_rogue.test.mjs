@@ -229,9 +229,13 @@ async function requestOn(r, sid) {
   return Buffer.concat(r.frames.filter((f) => f.sid === sid && f.type === T.DATA).map((f) => f.payload));
 }
 
-function answer(r, sid, body) {
+function answerHead(r, sid, length) {
   r.send(frame(T.HEADERS, F.END_HEADERS, sid,
-    hpack(true, [['content-type', 'application/json'], ['content-length', String(body.length)]])));
+    hpack(true, [['content-type', 'application/json'], ['content-length', String(length)]])));
+}
+
+function answer(r, sid, body) {
+  answerHead(r, sid, body.length);
   r.send(frame(T.DATA, F.END_STREAM, sid, Buffer.from(body)));
 }
 
@@ -444,5 +448,185 @@ test('malformed HELLO: 400 refusal, counted as a protocol handshake failure', as
   assert.equal(reply.status, 400, reply.line);
   await r.waitClosed();
   await counterRises('airlock_tunnel_handshake_failures_total', 'reason="protocol"', proto0);
+  await serverStillServes();
+});
+
+test('a second connection of the same tunnel sends frames on the first one\'s stream', async () => {
+  const tunnel = await newTunnel('rogue-hijack');
+  const errs0 = sample(await metrics(), 'airlock_tunnel_protocol_errors_total');
+  const a = await rogueGateway(tunnel);
+  const b = await rogueGateway(tunnel);
+  const reqBody = '{"jsonrpc":"2.0","id":6,"method":"ping"}';
+  const pending = ingress(tunnel, reqBody);
+  // Stream ids are per connection: whichever connection the edge placed the request on
+  // owns stream 1, the other has no stream 1 at all.
+  const first = await Promise.race([a, b].map((r) =>
+    r.waitFrame((f) => f.type === T.HEADERS && f.sid === 1, 'HEADERS on 1').then(() => r)));
+  const owner = first, thief = first === a ? b : a;
+  await requestOn(owner, 1);
+  answerHead(thief, 1, 11);
+  thief.send(frame(T.DATA, F.END_STREAM, 1, Buffer.from('{"stolen":1}')));
+  const goaway = await thief.waitFrame((f) => f.type === T.GOAWAY, 'GOAWAY to the thief');
+  assert.ok(goaway, 'GOAWAY before the close');
+  assert.equal(goaway.payload.readUInt32BE(4), PROTOCOL_ERROR, 'GOAWAY(PROTOCOL_ERROR)');
+  await thief.waitClosed();
+  await counterRises('airlock_tunnel_protocol_errors_total', '', errs0);
+  // The owner's request is untouched by the other connection's frames.
+  answer(owner, 1, '{"owner":true}');
+  const res = await pending;
+  assert.equal(res.status, 200, res.text);
+  assert.equal(res.text, '{"owner":true}');
+  assert.equal(owner.isClosed, false, 'the well-behaved connection stays up');
+  owner.end();
+});
+
+test('response HEADERS without :status: that stream is reset, 502, connection lives', async () => {
+  const tunnel = await newTunnel('rogue-nostatus');
+  const r = await rogueGateway(tunnel);
+  const pending = ingress(tunnel, '{"jsonrpc":"2.0","id":7,"method":"ping"}');
+  await requestOn(r, 1);
+  r.send(frame(T.HEADERS, F.END_HEADERS, 1, hpack(false, [['content-type', 'text/plain']])));
+  const rst = await r.waitFrame((f) => f.type === T.RST_STREAM && f.sid === 1, 'RST_STREAM on 1');
+  assert.ok(rst, 'the edge resets the malformed stream');
+  assert.equal(rst.payload.readUInt32BE(0), PROTOCOL_ERROR, 'RST_STREAM(PROTOCOL_ERROR)');
+  const res = await pending;
+  assert.equal(res.status, 502, res.text);
+  assert.equal(res.json?.error?.type, 'api_error', res.text);
+  const next = ingress(tunnel, '{"jsonrpc":"2.0","id":8,"method":"ping"}');
+  await requestOn(r, 3);
+  answer(r, 3, '{"again":true}');
+  const res2 = await next;
+  assert.equal(res2.status, 200, res2.text);
+  assert.equal(res2.text, '{"again":true}');
+  r.end();
+});
+
+test('more DATA than the response content-length: 502, never a 200', async () => {
+  const tunnel = await newTunnel('rogue-length');
+  const r = await rogueGateway(tunnel);
+  const pending = ingress(tunnel, '{"jsonrpc":"2.0","id":9,"method":"ping"}');
+  await requestOn(r, 1);
+  answerHead(r, 1, 5);
+  r.send(frame(T.DATA, F.END_STREAM, 1, Buffer.from('0123456789')));
+  const res = await pending.catch((e) => ({ status: 0, text: String(e) }));
+  assert.notEqual(res.status, 200, `a body longer than its content-length passed: ${res.text}`);
+  assert.equal(res.status, 502, res.text);
+  r.end();
+});
+
+test('the gateway drops the connection mid-body: the client never sees a complete answer', async () => {
+  const tunnel = await newTunnel('rogue-midbody');
+  const r = await rogueGateway(tunnel);
+  const pending = ingress(tunnel, '{"jsonrpc":"2.0","id":10,"method":"ping"}');
+  await requestOn(r, 1);
+  answerHead(r, 1, 100);
+  r.send(frame(T.DATA, 0, 1, Buffer.from('{"partial":')));
+  r.sock.end(); /* after the queued DATA, unlike destroy() */
+  // A 502, or a streamed 200 whose body then fails (status 0 here): never a 200 that
+  // reads to a clean end with 11 of its 100 bytes.
+  const res = await pending.catch((e) => ({ status: 0, text: String(e) }));
+  assert.notEqual(res.status, 200, `truncated answer delivered as 200: ${res.text}`);
+  await serverStillServes();
+});
+
+test('a frame over the edge\'s MAX_FRAME_SIZE: GOAWAY(FRAME_SIZE_ERROR)', async () => {
+  const tunnel = await newTunnel('rogue-bigframe');
+  const errs0 = sample(await metrics(), 'airlock_tunnel_protocol_errors_total');
+  const r = await rogueGateway(tunnel);
+  // Only the header: the edge must judge the length before waiting for 2 MiB.
+  const h = frame(T.DATA, 0, 1).subarray(0, 9);
+  h.writeUIntBE(2 << 20, 0, 3);
+  r.send(h);
+  const goaway = await r.waitFrame((f) => f.type === T.GOAWAY, 'GOAWAY');
+  assert.ok(goaway, 'GOAWAY before the close');
+  assert.equal(goaway.payload.readUInt32BE(4), 6 /* FRAME_SIZE_ERROR */);
+  await r.waitClosed();
+  await counterRises('airlock_tunnel_protocol_errors_total', '', errs0);
+});
+
+test('PUSH_PROMISE with push disabled: GOAWAY(PROTOCOL_ERROR)', async () => {
+  const tunnel = await newTunnel('rogue-push');
+  const errs0 = sample(await metrics(), 'airlock_tunnel_protocol_errors_total');
+  const r = await rogueGateway(tunnel);
+  const pending = ingress(tunnel, '{"jsonrpc":"2.0","id":11,"method":"ping"}');
+  await requestOn(r, 1);
+  r.send(frame(5 /* PUSH_PROMISE */, F.END_HEADERS, 1, Buffer.concat([u32(2),
+    hpack(false, [[':method', 'GET'], [':path', '/'], [':scheme', 'https'], [':authority', 'x']])])));
+  const goaway = await r.waitFrame((f) => f.type === T.GOAWAY, 'GOAWAY');
+  assert.ok(goaway, 'GOAWAY before the close');
+  assert.equal(goaway.payload.readUInt32BE(4), PROTOCOL_ERROR);
+  await r.waitClosed();
+  const res = await pending;
+  assert.equal(res.status, 502, res.text);
+  await counterRises('airlock_tunnel_protocol_errors_total', '', errs0);
+});
+
+test('TLS without ALPN airlock-tunnel/1: closed, counted as a TLS handshake failure', async () => {
+  const tls0 = sample(await metrics(), 'airlock_tunnel_handshake_failures_total', 'reason="tls"');
+  const sock = tls.connect({ host: '127.0.0.1', port: edgePort, servername: 'localhost', ca,
+    ALPNProtocols: ['h2'], minVersion: 'TLSv1.3' });
+  sock.on('error', () => {});
+  const r = new Rogue(sock, false);
+  await new Promise((resolve) => sock.once('secureConnect', resolve).once('close', resolve));
+  sock.write(hello('alk_tnl_x'));
+  await r.waitClosed();
+  assert.equal(await r.reply, null, 'no handshake reply without the ALPN');
+  await counterRises('airlock_tunnel_handshake_failures_total', 'reason="tls"', tls0);
+});
+
+test('a HELLO over 4096 bytes: 400 refusal, counted as a protocol handshake failure', async () => {
+  const proto0 = sample(await metrics(), 'airlock_tunnel_handshake_failures_total', 'reason="protocol"');
+  // Eight well-formed fields (the most allowed) of 500 bytes each, and no end: only the
+  // 4096-byte bound can refuse it, and it must do so without waiting for more.
+  let text = 'AIRLOCK-TUNNEL/1\r\n';
+  for (let i = 0; i < 8; i++) text += `X-Pad-${i}: ${'a'.repeat(500)}\r\n`;
+  assert.ok(text.length > 4096);
+  const { r, reply } = await dial(text);
+  assert.ok(reply, 'edge answered before closing');
+  assert.equal(reply.status, 400, reply.line);
+  await r.waitClosed();
+  await counterRises('airlock_tunnel_handshake_failures_total', 'reason="protocol"', proto0);
+});
+
+test('GOAWAY(NO_ERROR, last stream 0) from the gateway: 503 retry, no new streams there', async () => {
+  const tunnel = await newTunnel('rogue-goaway');
+  const r = await rogueGateway(tunnel);
+  const pending = ingress(tunnel, '{"jsonrpc":"2.0","id":12,"method":"ping"}');
+  await requestOn(r, 1);
+  // The gateway processed nothing: stream 1 was refused and may be retried elsewhere.
+  r.send(frame(T.GOAWAY, 0, 0, Buffer.concat([u32(0), u32(0)])));
+  const res = await pending;
+  assert.equal(res.status, 503, res.text);
+  assert.equal(res.json?.error?.type, 'overloaded_error', res.text);
+  // A draining connection gets no new stream: with no other connection, no gateway.
+  const again = await ingress(tunnel, '{"jsonrpc":"2.0","id":13,"method":"ping"}');
+  assert.equal(again.status, 503, again.text);
+  assert.match(again.json?.error?.message ?? '', /no gateway/);
+  assert.equal(r.frames.some((f) => f.type === T.HEADERS && f.sid === 3), false,
+    'no stream opened on a draining connection');
+  r.end();
+  await serverStillServes();
+});
+
+test('a PING flood: answered in full or cut off as flooding, and the server keeps serving', async () => {
+  const tunnel = await newTunnel('rogue-pingflood');
+  const errs0 = sample(await metrics(), 'airlock_tunnel_protocol_errors_total');
+  const logFrom = srv.log().length;
+  const r = await rogueGateway(tunnel);
+  const n = 50000;
+  const ping = frame(T.PING, 0, 0, Buffer.alloc(8));
+  r.send(Buffer.concat(Array(n).fill(ping)));
+  // Both are correct: an edge that flushes between reads ACKs every PING; one that reads
+  // ahead queues ACKs until nghttp2's flood limit ends the connection. A hang is not.
+  const acks = () => r.frames.filter((f) => f.type === T.PING && (f.flags & F.ACK)).length;
+  for (let i = 0; i < 200 && !r.isClosed && acks() < n; i++)
+    await new Promise((res) => setTimeout(res, 50));
+  assert.ok(r.isClosed || acks() === n, `neither all PINGs ACKed (${acks()}) nor closed`);
+  if (r.isClosed) {
+    await waitLog(new RegExp(`protocol error.*connection_id=${r.connId}.*[Ff]lood`), logFrom,
+      'the flood');
+    await counterRises('airlock_tunnel_protocol_errors_total', '', errs0);
+  }
+  r.end();
   await serverStillServes();
 });
