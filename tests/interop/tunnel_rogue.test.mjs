@@ -389,6 +389,7 @@ test('a correct answer from the same hand-built gateway reaches the client', asy
   assert.equal(res.text, body);
   assert.equal(r.isClosed, false, 'the edge keeps a well-behaved connection open');
   await counterRises('airlock_tunnel_streams_total', '', streams0);
+  assert.equal(srv.log().includes(tunnel.token), false, 'the tunnel token is never logged');
   r.end();
 });
 
