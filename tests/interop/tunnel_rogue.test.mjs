@@ -229,6 +229,19 @@ async function requestOn(r, sid) {
   return Buffer.concat(r.frames.filter((f) => f.sid === sid && f.type === T.DATA).map((f) => f.payload));
 }
 
+let nextId = 1;
+const ping = () => `{"jsonrpc":"2.0","id":${nextId++},"method":"ping"}`;
+
+// A fresh tunnel, one rogue gateway on it, and an ingress request the edge has opened
+// as stream 1 and sent in full: the point where each misbehaviour starts.
+async function inFlight(name, reqBody = ping()) {
+  const tunnel = await newTunnel(name);
+  const r = await rogueGateway(tunnel);
+  const pending = ingress(tunnel, reqBody);
+  const got = await requestOn(r, 1);
+  return { tunnel, r, pending, got };
+}
+
 function answerHead(r, sid, length) {
   r.send(frame(T.HEADERS, F.END_HEADERS, sid,
     hpack(true, [['content-type', 'application/json'], ['content-length', String(length)]])));
@@ -237,6 +250,18 @@ function answerHead(r, sid, length) {
 function answer(r, sid, body) {
   answerHead(r, sid, body.length);
   r.send(frame(T.DATA, F.END_STREAM, sid, Buffer.from(body)));
+}
+
+// After a stream error (not a connection error) the same connection takes the next
+// request: stream 3, answered correctly, reaches the client.
+async function connectionCarriesOn(tunnel, r) {
+  const next = ingress(tunnel, ping());
+  await requestOn(r, 3);
+  answer(r, 3, '{"again":true}');
+  const res = await next;
+  assert.equal(res.status, 200, res.text);
+  assert.equal(res.text, '{"again":true}');
+  assert.equal(r.isClosed, false);
 }
 
 async function metrics() {
@@ -327,15 +352,12 @@ after(async () => {
 });
 
 test('DATA on a stream the edge never opened: connection error, 502, server lives', async () => {
-  const tunnel = await newTunnel('rogue-unowned');
   const m0 = await metrics();
   const errs0 = sample(m0, 'airlock_tunnel_protocol_errors_total');
   const ingressErrs0 = sample(m0, 'airlock_tunnel_ingress_errors_total');
   const logFrom = srv.log().length;
-  const r = await rogueGateway(tunnel);
+  const { r, pending } = await inFlight('rogue-unowned');
   const live = await metricBecomes('airlock_tunnel_connections', '', (v) => v >= 1, 'at least 1');
-  const pending = ingress(tunnel, '{"jsonrpc":"2.0","id":1,"method":"ping"}');
-  await requestOn(r, 1);
   r.send(frame(T.DATA, 0, 3, Buffer.from('not yours')));
   // A connection error (RFC 9113 5.1: DATA on an idle stream): the edge says why in a
   // GOAWAY before it closes.
@@ -357,11 +379,8 @@ test('DATA on a stream the edge never opened: connection error, 502, server live
 });
 
 test('HEADERS on a stream the edge never opened: connection error, 502, server lives', async () => {
-  const tunnel = await newTunnel('rogue-unowned-headers');
   const errs0 = sample(await metrics(), 'airlock_tunnel_protocol_errors_total');
-  const r = await rogueGateway(tunnel);
-  const pending = ingress(tunnel, '{"jsonrpc":"2.0","id":2,"method":"ping"}');
-  await requestOn(r, 1);
+  const { r, pending } = await inFlight('rogue-unowned-headers');
   r.send(frame(T.HEADERS, F.END_HEADERS | F.END_STREAM, 3, hpack(true, [])));
   await r.waitClosed();
   const goaway = r.frames.find((f) => f.type === T.GOAWAY);
@@ -375,12 +394,9 @@ test('HEADERS on a stream the edge never opened: connection error, 502, server l
 });
 
 test('a correct answer from the same hand-built gateway reaches the client', async () => {
-  const tunnel = await newTunnel('rogue-valid');
   const streams0 = sample(await metrics(), 'airlock_tunnel_streams_total');
-  const r = await rogueGateway(tunnel);
-  const reqBody = `{"jsonrpc":"2.0","id":3,"method":"ping","nonce":"${randomBytes(8).toString('hex')}"}`;
-  const pending = ingress(tunnel, reqBody);
-  const got = await requestOn(r, 1);
+  const reqBody = `{"jsonrpc":"2.0","id":0,"method":"ping","nonce":"${randomBytes(8).toString('hex')}"}`;
+  const { tunnel, r, pending, got } = await inFlight('rogue-valid', reqBody);
   assert.equal(got.toString(), reqBody, 'the edge forwarded the request body unchanged');
   const body = '{"jsonrpc":"2.0","id":3,"result":{"from":"rogue"}}';
   answer(r, 1, body);
@@ -394,23 +410,14 @@ test('a correct answer from the same hand-built gateway reaches the client', asy
 });
 
 test('RST_STREAM from the gateway: 502 for that request, the connection carries on', async () => {
-  const tunnel = await newTunnel('rogue-reset');
   const resets0 = sample(await metrics(), 'airlock_tunnel_stream_resets_total');
-  const r = await rogueGateway(tunnel);
-  const pending = ingress(tunnel, '{"jsonrpc":"2.0","id":4,"method":"ping"}');
-  await requestOn(r, 1);
+  const { tunnel, r, pending } = await inFlight('rogue-reset');
   r.send(frame(T.RST_STREAM, 0, 1, u32(INTERNAL_ERROR)));
   const res = await pending;
   assert.equal(res.status, 502, res.text);
   assert.equal(res.json?.error?.type, 'api_error', res.text);
   await counterRises('airlock_tunnel_stream_resets_total', '', resets0);
-  // A stream error, not a connection error: the next request uses the same connection.
-  const next = ingress(tunnel, '{"jsonrpc":"2.0","id":5,"method":"ping"}');
-  await requestOn(r, 3);
-  answer(r, 3, '{"ok":true}');
-  const res2 = await next;
-  assert.equal(res2.status, 200, res2.text);
-  assert.equal(res2.text, '{"ok":true}');
+  await connectionCarriesOn(tunnel, r);
   assert.equal(r.frames.some((f) => f.type === T.GOAWAY), false, 'no GOAWAY for a stream reset');
   r.end();
   await serverStillServes();
@@ -457,7 +464,7 @@ test('a second connection of the same tunnel sends frames on the first one\'s st
   const errs0 = sample(await metrics(), 'airlock_tunnel_protocol_errors_total');
   const a = await rogueGateway(tunnel);
   const b = await rogueGateway(tunnel);
-  const reqBody = '{"jsonrpc":"2.0","id":6,"method":"ping"}';
+  const reqBody = ping();
   const pending = ingress(tunnel, reqBody);
   // Stream ids are per connection: whichever connection the edge placed the request on
   // owns stream 1, the other has no stream 1 at all.
@@ -482,10 +489,7 @@ test('a second connection of the same tunnel sends frames on the first one\'s st
 });
 
 test('response HEADERS without :status: that stream is reset, 502, connection lives', async () => {
-  const tunnel = await newTunnel('rogue-nostatus');
-  const r = await rogueGateway(tunnel);
-  const pending = ingress(tunnel, '{"jsonrpc":"2.0","id":7,"method":"ping"}');
-  await requestOn(r, 1);
+  const { tunnel, r, pending } = await inFlight('rogue-nostatus');
   r.send(frame(T.HEADERS, F.END_HEADERS, 1, hpack(false, [['content-type', 'text/plain']])));
   const rst = await r.waitFrame((f) => f.type === T.RST_STREAM && f.sid === 1, 'RST_STREAM on 1');
   assert.ok(rst, 'the edge resets the malformed stream');
@@ -493,20 +497,12 @@ test('response HEADERS without :status: that stream is reset, 502, connection li
   const res = await pending;
   assert.equal(res.status, 502, res.text);
   assert.equal(res.json?.error?.type, 'api_error', res.text);
-  const next = ingress(tunnel, '{"jsonrpc":"2.0","id":8,"method":"ping"}');
-  await requestOn(r, 3);
-  answer(r, 3, '{"again":true}');
-  const res2 = await next;
-  assert.equal(res2.status, 200, res2.text);
-  assert.equal(res2.text, '{"again":true}');
+  await connectionCarriesOn(tunnel, r);
   r.end();
 });
 
 test('more DATA than the response content-length: 502, never a 200', async () => {
-  const tunnel = await newTunnel('rogue-length');
-  const r = await rogueGateway(tunnel);
-  const pending = ingress(tunnel, '{"jsonrpc":"2.0","id":9,"method":"ping"}');
-  await requestOn(r, 1);
+  const { r, pending } = await inFlight('rogue-length');
   answerHead(r, 1, 5);
   r.send(frame(T.DATA, F.END_STREAM, 1, Buffer.from('0123456789')));
   const res = await pending.catch((e) => ({ status: 0, text: String(e) }));
@@ -516,10 +512,7 @@ test('more DATA than the response content-length: 502, never a 200', async () =>
 });
 
 test('the gateway drops the connection mid-body: the client never sees a complete answer', async () => {
-  const tunnel = await newTunnel('rogue-midbody');
-  const r = await rogueGateway(tunnel);
-  const pending = ingress(tunnel, '{"jsonrpc":"2.0","id":10,"method":"ping"}');
-  await requestOn(r, 1);
+  const { r, pending } = await inFlight('rogue-midbody');
   answerHead(r, 1, 100);
   r.send(frame(T.DATA, 0, 1, Buffer.from('{"partial":')));
   r.sock.end(); /* after the queued DATA, unlike destroy() */
@@ -546,11 +539,8 @@ test('a frame over the edge\'s MAX_FRAME_SIZE: GOAWAY(FRAME_SIZE_ERROR)', async 
 });
 
 test('PUSH_PROMISE with push disabled: GOAWAY(PROTOCOL_ERROR)', async () => {
-  const tunnel = await newTunnel('rogue-push');
   const errs0 = sample(await metrics(), 'airlock_tunnel_protocol_errors_total');
-  const r = await rogueGateway(tunnel);
-  const pending = ingress(tunnel, '{"jsonrpc":"2.0","id":11,"method":"ping"}');
-  await requestOn(r, 1);
+  const { r, pending } = await inFlight('rogue-push');
   r.send(frame(5 /* PUSH_PROMISE */, F.END_HEADERS, 1, Buffer.concat([u32(2),
     hpack(false, [[':method', 'GET'], [':path', '/'], [':scheme', 'https'], [':authority', 'x']])])));
   const goaway = await r.waitFrame((f) => f.type === T.GOAWAY, 'GOAWAY');
@@ -590,17 +580,14 @@ test('a HELLO over 4096 bytes: 400 refusal, counted as a protocol handshake fail
 });
 
 test('GOAWAY(NO_ERROR, last stream 0) from the gateway: 503 retry, no new streams there', async () => {
-  const tunnel = await newTunnel('rogue-goaway');
-  const r = await rogueGateway(tunnel);
-  const pending = ingress(tunnel, '{"jsonrpc":"2.0","id":12,"method":"ping"}');
-  await requestOn(r, 1);
+  const { tunnel, r, pending } = await inFlight('rogue-goaway');
   // The gateway processed nothing: stream 1 was refused and may be retried elsewhere.
   r.send(frame(T.GOAWAY, 0, 0, Buffer.concat([u32(0), u32(0)])));
   const res = await pending;
   assert.equal(res.status, 503, res.text);
   assert.equal(res.json?.error?.type, 'overloaded_error', res.text);
   // A draining connection gets no new stream: with no other connection, no gateway.
-  const again = await ingress(tunnel, '{"jsonrpc":"2.0","id":13,"method":"ping"}');
+  const again = await ingress(tunnel, ping());
   assert.equal(again.status, 503, again.text);
   assert.match(again.json?.error?.message ?? '', /no gateway/);
   assert.equal(r.frames.some((f) => f.type === T.HEADERS && f.sid === 3), false,
