@@ -1,7 +1,8 @@
 // A rogue gateway against the server's tunnel edge: real TLS 1.3 + ALPN airlock-tunnel/1,
 // the text HELLO, then hand-built HTTP/2 frames (node:http2 cannot misbehave on purpose).
-// Frames for streams the edge never opened, RST_STREAM, garbage and wrong tokens must give
-// clear errors, be counted in the tunnel metrics, and never take the server down.
+// Frames for streams the edge never opened (or another connection owns), resets, malformed
+// answers, oversized frames, floods, garbage and bad handshakes must give clear errors, be
+// counted in the tunnel metrics (--tunnel-metrics-listen), and never take the server down.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
