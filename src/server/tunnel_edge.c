@@ -94,6 +94,7 @@ static const char *const hs_reason[HS_N] = {"auth", "protocol", "tls", "timeout"
 static struct {
 	uint64_t handshake_fail[HS_N];
 	uint64_t protocol_errors; /* connections ended by an HTTP/2 error */
+	uint64_t invalid_frames;  /* frames nghttp2 rejected (stream or connection error) */
 	uint64_t streams;         /* streams opened for ingress requests */
 	uint64_t stream_resets;   /* RST_STREAM frames from gateways */
 	uint64_t ingress_errors;  /* error answers the ingress made itself */
@@ -344,8 +345,9 @@ body_read(nghttp2_session *s, int32_t sid, uint8_t *buf, size_t len, uint32_t *f
 	return (ssize_t)n;
 }
 
-/* Counts a connection's first HTTP/2 error (later ones are its consequences) and names
- * it in the log: the gateway's operator needs the reason, the metric the rate. */
+/* Counts a connection's first connection-ending HTTP/2 error (later ones are its
+ * consequences) and names it in the log: the gateway's operator needs the reason, the
+ * metric the rate. */
 static void
 protocol_error(struct edge_conn *c, const char *what, const char *detail)
 {
@@ -366,13 +368,20 @@ frame_name(uint8_t type)
 	return type < ARRAY_LEN(names) ? names[type] : "unknown";
 }
 
-/* A frame nghttp2 rejected: for a stream the edge never opened, on a closed stream,
- * malformed. nghttp2 then answers with GOAWAY or RST_STREAM itself. */
+/* A frame nghttp2 rejected: for a stream the edge never opened, on a closed stream, a
+ * response without :status, malformed. nghttp2 answers with RST_STREAM (the stream
+ * alone fails) or GOAWAY (the connection ends: on_frame_send counts that). */
 static int
 on_invalid_frame(nghttp2_session *s, const nghttp2_frame *f, int lib_error, void *ud)
 {
 	(void)s;
-	protocol_error(ud, frame_name(f->hd.type), nghttp2_strerror(lib_error));
+	struct edge_conn *c = ud;
+	char sid[16];
+	snprintf(sid, sizeof(sid), "%d", f->hd.stream_id);
+	g_m.invalid_frames++;
+	log_warn("tunnel gateway sent an invalid frame", "tunnel_id", c->tunnel_id, "connection_id",
+	         c->conn_id, "frame", frame_name(f->hd.type), "stream", sid, "error",
+	         nghttp2_strerror(lib_error));
 	return 0;
 }
 
@@ -807,6 +816,10 @@ metrics_handler(struct http_request *req, void *arg)
 	         "HTTP/2 protocol error.\n"
 	         "# TYPE airlock_tunnel_protocol_errors_total counter\n"
 	         "airlock_tunnel_protocol_errors_total %llu\n"
+	         "# HELP airlock_tunnel_invalid_frames_total HTTP/2 frames from gateways that "
+	         "the edge rejected (the stream or the connection ends).\n"
+	         "# TYPE airlock_tunnel_invalid_frames_total counter\n"
+	         "airlock_tunnel_invalid_frames_total %llu\n"
 	         "# HELP airlock_tunnel_streams_total Streams opened for ingress requests.\n"
 	         "# TYPE airlock_tunnel_streams_total counter\n"
 	         "airlock_tunnel_streams_total %llu\n"
@@ -817,8 +830,9 @@ metrics_handler(struct http_request *req, void *arg)
 	         "itself (no gateway, tunnel lost, refused...).\n"
 	         "# TYPE airlock_tunnel_ingress_errors_total counter\n"
 	         "airlock_tunnel_ingress_errors_total %llu\n",
-	         (unsigned long long)g_m.protocol_errors, (unsigned long long)g_m.streams,
-	         (unsigned long long)g_m.stream_resets, (unsigned long long)g_m.ingress_errors);
+	         (unsigned long long)g_m.protocol_errors, (unsigned long long)g_m.invalid_frames,
+	         (unsigned long long)g_m.streams, (unsigned long long)g_m.stream_resets,
+	         (unsigned long long)g_m.ingress_errors);
 	http_respond(req, 200, text, 1, b.data, b.len);
 	buf_free(&b);
 }

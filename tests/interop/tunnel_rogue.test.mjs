@@ -491,6 +491,9 @@ test('a second connection of the same tunnel sends frames on the first one\'s st
 
 test('response HEADERS without :status: that stream is reset, 502, connection lives', async () => {
   const { tunnel, r, pending } = await inFlight('rogue-nostatus');
+  const before = await metrics();
+  const invalidBefore = sample(before, 'airlock_tunnel_invalid_frames_total');
+  const errsBefore = sample(before, 'airlock_tunnel_protocol_errors_total');
   r.send(frame(T.HEADERS, F.END_HEADERS, 1, hpack(false, [['content-type', 'text/plain']])));
   const rst = await r.waitFrame((f) => f.type === T.RST_STREAM && f.sid === 1, 'RST_STREAM on 1');
   assert.ok(rst, 'the edge resets the malformed stream');
@@ -498,7 +501,15 @@ test('response HEADERS without :status: that stream is reset, 502, connection li
   const res = await pending;
   assert.equal(res.status, 502, res.text);
   assert.equal(res.json?.error?.type, 'api_error', res.text);
+  await counterRises('airlock_tunnel_invalid_frames_total', '', invalidBefore);
   await connectionCarriesOn(tunnel, r);
+  // A stream error ends no connection: not a protocol error of the connection, and a
+  // real one later on the same connection is still logged and counted.
+  const errsMid = sample(await metrics(), 'airlock_tunnel_protocol_errors_total');
+  assert.equal(errsMid ?? 0, errsBefore ?? 0, 'a stream error is not a connection error');
+  r.send(frame(T.DATA, 0, 99, Buffer.from('x')));
+  await r.waitClosed();
+  await counterRises('airlock_tunnel_protocol_errors_total', '', errsMid);
   r.end();
 });
 
