@@ -26,7 +26,8 @@ export async function startServer({ env = {}, args = [], dataDir } = {}) {
     proc.stderr.setEncoding('utf8');
     proc.stderr.on('data', (d) => {
       log += d;
-      const m = /"?listening"?.*port=(\d+)/.exec(log);
+      // The API listener's line: "tunnel metrics listening ... port=" may come first.
+      const m = /server: listening .*?port=(\d+)/.exec(log);
       if (m) {
         clearTimeout(timer);
         resolve(Number(m[1]));
