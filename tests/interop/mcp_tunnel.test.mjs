@@ -6,7 +6,7 @@
 // static_bearer credential. Faults: the gateway killed mid-call, the server restarted.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, execFileSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import http from 'node:http';
@@ -15,6 +15,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import Anthropic from '@anthropic-ai/sdk';
 import { startServer } from './lib/server.mjs';
+import { makeEdgeCert } from './lib/edge_cert.mjs';
 import { startMockModel } from './lib/mockmodel.mjs';
 import { collect, freePort, allEvents, types } from './lib/events.mjs';
 
@@ -193,14 +194,7 @@ async function stack(t, script) {
 
 before(async () => {
   tmp = mkdtempSync(path.join(tmpdir(), 'airlock-mcptun-'));
-  const openssl = (...args) => execFileSync('openssl', args, { cwd: tmp, stdio: 'ignore' });
-  openssl('req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes',
-    '-days', '1', '-keyout', 'ca.key', '-out', 'ca.pem', '-subj', '/CN=interop CA');
-  openssl('req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes',
-    '-keyout', 'edge.key', '-out', 'edge.csr', '-subj', '/CN=localhost');
-  writeFileSync(path.join(tmp, 'ext.cnf'), 'subjectAltName=DNS:localhost\n');
-  openssl('x509', '-req', '-in', 'edge.csr', '-CA', 'ca.pem', '-CAkey', 'ca.key',
-    '-CAcreateserial', '-out', 'edge.pem', '-days', '1', '-extfile', 'ext.cnf');
+  makeEdgeCert(tmp, 'interop CA');
 
   const upPort = await freePort();
   everything = await spawnReady(process.execPath,

@@ -15,6 +15,7 @@ import { fileURLToPath } from 'node:url';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { startServer } from './lib/server.mjs';
+import { makeEdgeCert } from './lib/edge_cert.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const BIN = process.env.AIRLOCK_BIN;
@@ -47,10 +48,6 @@ function waitFor(proc, re, what) {
   });
 }
 
-function openssl(...args) {
-  execFileSync('openssl', args, { cwd: tmp, stdio: 'ignore' });
-}
-
 async function api(method, p, body) {
   const r = await fetch(srv.baseURL + p, {
     method,
@@ -69,13 +66,7 @@ async function connect(url, headers) {
 
 before(async () => {
   tmp = mkdtempSync(path.join(tmpdir(), 'airlock-tunnel-'));
-  openssl('req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes',
-    '-days', '1', '-keyout', 'ca.key', '-out', 'ca.pem', '-subj', '/CN=interop CA');
-  openssl('req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes',
-    '-keyout', 'edge.key', '-out', 'edge.csr', '-subj', '/CN=localhost');
-  writeFileSync(path.join(tmp, 'ext.cnf'), 'subjectAltName=DNS:localhost\n');
-  openssl('x509', '-req', '-in', 'edge.csr', '-CA', 'ca.pem', '-CAkey', 'ca.key',
-    '-CAcreateserial', '-out', 'edge.pem', '-days', '1', '-extfile', 'ext.cnf');
+  makeEdgeCert(tmp, 'interop CA');
 
   upPort = await freePort();
   upstream = spawn(process.execPath,

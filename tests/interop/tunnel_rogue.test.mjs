@@ -5,13 +5,13 @@
 // counted in the tunnel metrics (--tunnel-metrics-listen), and never take the server down.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, writeFileSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import tls from 'node:tls';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { startServer } from './lib/server.mjs';
+import { makeEdgeCert } from './lib/edge_cert.mjs';
 
 const PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n');
 const T = { DATA: 0, HEADERS: 1, RST_STREAM: 3, SETTINGS: 4, PING: 6, GOAWAY: 7 };
@@ -20,10 +20,6 @@ const PROTOCOL_ERROR = 1;
 const INTERNAL_ERROR = 2;
 
 let tmp, srv, ca, edgePort, metricsPort;
-
-function openssl(...args) {
-  execFileSync('openssl', args, { cwd: tmp, stdio: 'ignore' });
-}
 
 async function api(method, p, body) {
   const r = await fetch(srv.baseURL + p, {
@@ -317,13 +313,7 @@ async function serverStillServes() {
 
 before(async () => {
   tmp = mkdtempSync(path.join(tmpdir(), 'airlock-rogue-'));
-  openssl('req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes',
-    '-days', '1', '-keyout', 'ca.key', '-out', 'ca.pem', '-subj', '/CN=rogue CA');
-  openssl('req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes',
-    '-keyout', 'edge.key', '-out', 'edge.csr', '-subj', '/CN=localhost');
-  writeFileSync(path.join(tmp, 'ext.cnf'), 'subjectAltName=DNS:localhost\n');
-  openssl('x509', '-req', '-in', 'edge.csr', '-CA', 'ca.pem', '-CAkey', 'ca.key',
-    '-CAcreateserial', '-out', 'edge.pem', '-days', '1', '-extfile', 'ext.cnf');
+  makeEdgeCert(tmp, 'rogue CA');
   ca = readFileSync(path.join(tmp, 'ca.pem'));
   srv = await startServer({
     env: {
