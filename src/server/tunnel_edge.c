@@ -837,25 +837,22 @@ metrics_handler(struct http_request *req, void *arg)
 	buf_free(&b);
 }
 
-/* Loopback only: the counters describe tunnels and their gateways to whoever asks. */
-static int
-metrics_start(struct tunnel_edge *e, const char *addr)
+/* An HTTP listener beside the edge (ingress, metrics): NULL with *rc set when it cannot
+ * listen; ready names the log line tests and operators read the port from. */
+static struct http_server *
+side_listener(struct loop *l, const char *what, const char *ready, const char *addr,
+              struct tls_server_ctx *tls, http_handler_fn *fn, void *arg, int *rc)
 {
 	char port[16];
-	int p = 0, r;
-	if (!loopback_addr(addr)) {
-		log_error("--tunnel-metrics-listen must be a loopback address", "addr", addr);
-		return AL_E_INVAL;
-	}
-	e->metrics = http_server_new(e->loop, NULL, metrics_handler, e);
-	if ((r = http_server_listen(e->metrics, addr, NULL, &p)) != 0) {
-		log_error("cannot listen for tunnel metrics", "addr", addr, "error",
-		          al_strerror(r));
-		return r;
+	int p = 0;
+	struct http_server *h = http_server_new(l, NULL, fn, arg);
+	if ((*rc = http_server_listen(h, addr, tls, &p)) != 0) {
+		log_error(what, "addr", addr, "error", al_strerror(*rc));
+		return h; /* freed with the edge */
 	}
 	snprintf(port, sizeof(port), "%d", p);
-	log_info("tunnel metrics listening", "addr", addr, "port", port);
-	return 0;
+	log_info(ready, "addr", addr, "port", port);
+	return h;
 }
 
 int
@@ -901,8 +898,20 @@ tunnel_start(struct server *s)
 	g_edge = e;
 	snprintf(port, sizeof(port), "%d", e->port);
 	log_info("tunnel edge ready", "addr", addr, "port", port, "domain", tunnel_domain(s));
-	if (metrics && *metrics && (r = metrics_start(e, metrics)) != 0)
-		return r;
+	if (metrics && *metrics) {
+		/* Loopback only: the counters describe tunnels and their gateways to whoever
+		 * asks. */
+		if (!loopback_addr(metrics)) {
+			log_error("--tunnel-metrics-listen must be a loopback address", "addr",
+			          metrics);
+			return AL_E_INVAL;
+		}
+		e->metrics = side_listener(e->loop, "cannot listen for tunnel metrics",
+		                           "tunnel metrics listening", metrics, NULL,
+		                           metrics_handler, e, &r);
+		if (r != 0)
+			return r;
+	}
 	if (ingress && *ingress) {
 		struct tls_server_ctx *itls = NULL;
 		if (!loopback_addr(ingress)) {
@@ -919,15 +928,11 @@ tunnel_start(struct server *s)
 			}
 			e->ingress_tls = itls;
 		}
-		int ip = 0;
-		e->ingress = http_server_new(s->loop, NULL, tunnel_ingress_host, s);
-		if ((r = http_server_listen(e->ingress, ingress, itls, &ip)) != 0) {
-			log_error("cannot listen for tunnel ingress", "addr", ingress, "error",
-			          al_strerror(r));
+		e->ingress = side_listener(s->loop, "cannot listen for tunnel ingress",
+		                           "tunnel ingress ready", ingress, itls,
+		                           tunnel_ingress_host, s, &r);
+		if (r != 0)
 			return r;
-		}
-		snprintf(port, sizeof(port), "%d", ip);
-		log_info("tunnel ingress ready", "addr", ingress, "port", port);
 	}
 	return 0;
 }
