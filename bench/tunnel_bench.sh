@@ -2,7 +2,9 @@
 # MCP tunnel benchmark, one command. Every figure is a ratio against a baseline measured
 # in the same run on the same loopback:
 #   1. bulk download (BULK_MIB, best of 3) through the tunnel vs direct loopback TCP
-#      (target >= 0.5x) and vs an OpenSSH reverse tunnel, ssh -R (target >= 2.5x);
+#      (target >= 0.5x) and vs an OpenSSH reverse tunnel, ssh -R (target >= 2.5x); and,
+#      to show what this machine allows any tunnel, through two plain TCP relays (socat:
+#      the two extra hops a tunnel adds, without TLS or HTTP/2);
 #   2. small JSON-RPC POSTs with wrk, 16 connections, through the tunnel vs direct
 #      (target >= 0.4x req/s, p99 <= 3x);
 #   3. IDLE (10,000) concurrent idle SSE streams through one gateway: RSS per stream in
@@ -26,6 +28,7 @@ missing=()
 command -v wrk >/dev/null || missing+=(wrk)
 [ -x /usr/sbin/sshd ] || missing+=(openssh-server)
 command -v ssh >/dev/null || missing+=(openssh-client)
+command -v socat >/dev/null || missing+=(socat)
 if [ "${#missing[@]}" -gt 0 ]; then
 	echo "installing ${missing[*]}" >&2
 	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
@@ -115,6 +118,16 @@ ssh -F /dev/null -i user_key -p "$sshp" -o StrictHostKeyChecking=no -o UserKnown
 wait_port "$rport" || { echo "ssh -R did not start"; cat ssh.log sshd.log; exit 1; }
 cipher=$(grep -o 'cipher: [^ ]*' sshd.log | head -1)
 
+# Two plain relays in a row, as the server and the gateway sit on the tunnel's path:
+# each copies every byte through user space once (read, then write), nothing else.
+relay2=$(free_port)
+relay1=$(free_port)
+socat -b 262144 "TCP-LISTEN:$relay1,bind=127.0.0.1,reuseaddr,fork" "TCP:127.0.0.1:$up" &
+r1pid=$!
+socat -b 262144 "TCP-LISTEN:$relay2,bind=127.0.0.1,reuseaddr,fork" "TCP:127.0.0.1:$relay1" &
+r2pid=$!
+wait_port "$relay1" && wait_port "$relay2" || { echo "socat relays did not start"; exit 1; }
+
 TUN="http://127.0.0.1:$port/v1/tunnels/$tid/routes/bench/mcp"
 # PERF=DIR profiles the gateway and the server during each tunnel run (perf record -g
 # into DIR/bulk-gateway.data, DIR/wrk-server.data, ...; PERF_CG="--call-graph dwarf"
@@ -133,6 +146,11 @@ perf_stop() {
 	wait $perf_pids
 }
 cpu() { awk '{ print $14 + $15 }' "/proc/$1/stat"; } # utime + stime, clock ticks
+# ... and of its reaped children too (socat forks one per connection)
+cpu_all() { awk '{ print $14 + $15 + $16 + $17 }' "/proc/$1/stat"; }
+reaped() { # PID: waits until PID has no child left (a finished relay is then counted)
+	for _ in $(seq 100); do [ -z "$(pgrep -P "$1")" ] && return 0; sleep 0.02; done
+}
 if [[ " $PARTS " == *" bulk "* ]]; then
 echo "1. bulk download, $BULK_MIB MiB, best of 3 (ssh -R: OpenSSH $(ssh -V 2>&1 | cut -d, -f1)${cipher:+, $cipher})"
 bulk() { # URL [HEADER] -> best MB/s of 3; curl's CPU seconds (user + sys) added to bulk.cpu
@@ -156,6 +174,13 @@ u1=$(cpu "$upid")
 direct_ms=$(ms_per_mib $((u1 - u0)) bulk.cpu)
 s=$(bulk "http://127.0.0.1:$rport/mcp")
 rm -f bulk.cpu
+r0=$(($(cpu_all "$r1pid") + $(cpu_all "$r2pid"))) u0=$(cpu "$upid")
+r=$(bulk "http://127.0.0.1:$relay2/mcp")
+reaped "$r1pid"
+reaped "$r2pid"
+r1=$(($(cpu_all "$r1pid") + $(cpu_all "$r2pid"))) u1=$(cpu "$upid")
+relay_ms=$(ms_per_mib $((r1 - r0 + u1 - u0)) bulk.cpu)
+rm -f bulk.cpu
 g0=$(cpu "$gpid") s0=$(cpu "$spid") u0=$(cpu "$upid")
 perf_start bulk
 t=$(bulk "$TUN" "x-api-key: benchkey")
@@ -168,18 +193,22 @@ awk -v d="$d" -v s="$s" -v t="$t" 'BEGIN {
 	printf "   tunnel/direct %.2fx (target >= 0.5)   tunnel/ssh -R %.2fx (target >= 2.5)\n", t / d, t / s }'
 # The ceiling on this machine. The tunnel run keeps every core busy, so its throughput
 # is cores / (CPU per MiB of all the processes on the path); the direct pair (upstream +
-# client) usually does not. The gateway and the server must each run AES-GCM over every
-# byte whatever else they save: that alone bounds the tunnel at cores / (direct CPU +
-# AES), before any socket copy.
+# client) usually does not. Any tunnel adds two relaying processes, and the two plain
+# relays show what those hops alone cost here (each a read and a write per byte: the
+# kernel's socket copies and loopback TCP); a TLS tunnel must also run AES-GCM over every
+# byte at both ends. cores / (relays + AES) is the most any such tunnel reaches here.
 tunnel_ms=$(ms_per_mib $((g1 - g0 + s1 - s0 + u1 - u0)) bulk.cpu)
 aes=$(openssl speed -seconds 3 -bytes 16384 -evp aes-128-gcm 2>/dev/null | awk '/^AES-128-GCM/ { print $2 }')
-awk -v d="$direct_ms" -v t="$tunnel_ms" -v aes="${aes%k}" -v n="$(nproc)" -v dmb="$d" 'BEGIN {
-	printf "   CPU per MiB, all processes on the path: direct %.2f ms, tunnel %.2f ms (%d cores)\n", d, t, n
+awk -v d="$direct_ms" -v rl="$relay_ms" -v t="$tunnel_ms" -v aes="${aes%k}" -v n="$(nproc)" \
+	-v dmb="$d" -v rmb="$r" -v tmb="$t" 'BEGIN {
+	printf "   two plain TCP relays (socat, no TLS): %.0f MB/s = %.2fx direct\n", rmb, rmb / dmb
+	printf "   CPU per MiB, all processes on the path: direct %.2f ms, relays %.2f ms, tunnel %.2f ms (%d cores)\n", d, rl, t, n
 	if (aes > 0) {
 		z = 2 * 1048576 / (aes * 1000) * 1000
-		c = n / (d + z) * 1.048576 * 1000
-		if (c > dmb) c = dmb
-		printf "   AES-128-GCM, gateway + server: %.2f ms per MiB (openssl speed, one core): ceiling %.0f MB/s = %.2fx direct\n", z, c, c / dmb }
+		c = n / (rl + z) * 1.048576 * 1000
+		if (c > rmb) c = rmb
+		printf "   AES-128-GCM, gateway + server: %.2f ms per MiB (openssl speed, one core)\n", z
+		printf "   ceiling for a TLS tunnel here, cores / (relays + AES): %.0f MB/s = %.2fx direct; tunnel at %.2f of it\n", c, c / dmb, tmb / c }
 }'
 fi
 
@@ -209,7 +238,7 @@ awk -v g=$((g1 - g0)) -v s=$((s1 - s0)) -v hz="$(getconf CLK_TCK)" -v r="$trps" 
 awk -v a="$drps" -v b="$trps" -v c="$dp99" -v e="$tp99" 'BEGIN {
 	printf "   tunnel/direct: throughput %.2fx (target >= 0.4)   p99 %.2fx (target <= 3)\n", b / a, e / c }'
 fi
-kill "$(cat sshd.pid 2>/dev/null)" 2>/dev/null
+kill "$(cat sshd.pid 2>/dev/null)" "$r1pid" "$r2pid" 2>/dev/null
 
 if [[ " $PARTS " == *" idle "* ]]; then
 
