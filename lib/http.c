@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include <llhttp.h>
@@ -58,7 +59,10 @@ struct http_conn {
 	llhttp_t parser;
 	struct buf in;
 	struct buf out;
+	size_t out_off; /* sent prefix of out: a slow reader's partial writes move nothing */
 	bool close_after_write;
+	bool abort;   /* a streamed answer broke off midway, see http_stream_abort */
+	bool chunked; /* the streamed answer is framed in chunks */
 	bool keep_alive;
 	bool paused;      /* message complete; parser paused until the answer is done */
 	bool reading_off; /* input buffer full while a request is held */
@@ -74,6 +78,8 @@ struct http_conn {
 	bool last_was_value;
 	http_close_fn *on_close;
 	void *on_close_arg;
+	http_drain_fn *on_drain;
+	void *on_drain_arg;
 	char peer[64];
 };
 
@@ -344,9 +350,21 @@ on_message_complete(llhttp_t *p)
 
 /* ---- output ---- */
 
+/* Output not yet taken by the socket. */
+static size_t
+out_pending(const struct http_conn *c)
+{
+	return c->out.len - c->out_off;
+}
+
 static void
 out_add(struct http_conn *c, const void *p, size_t n)
 {
+	if (c->out_off > 0 && c->out_off >= c->out.len / 2) {
+		/* compact once half is sent: amortized O(1) per byte */
+		buf_consume(&c->out, c->out_off);
+		c->out_off = 0;
+	}
 	/* The per-connection output cap is enforced by the stream writer; responses
 	 * are bounded by what handlers produce (≤ body cap), so the buffer max is the
 	 * sum of both and add cannot fail here. */
@@ -417,16 +435,22 @@ io_write(struct http_conn *c, const char *p, size_t n, size_t *done)
 static void
 conn_flush(struct http_conn *c)
 {
-	while (c->out.len > 0 && c->state != CONN_DEAD) {
+	size_t sent = 0;
+	while (out_pending(c) > 0 && c->state != CONN_DEAD) {
 		size_t done = 0;
-		int r = io_write(c, c->out.data, c->out.len, &done);
+		int r = io_write(c, c->out.data + c->out_off, out_pending(c), &done);
 		if (r == AL_E_AGAIN)
 			break;
 		if (r != 0) {
 			conn_close_soon(c);
 			return;
 		}
-		buf_consume(&c->out, done);
+		c->out_off += done;
+		sent += done;
+	}
+	if (out_pending(c) == 0) {
+		buf_reset(&c->out);
+		c->out_off = 0;
 	}
 	if (c->out.len == 0 && c->close_after_write) {
 		conn_close_soon(c);
@@ -435,6 +459,10 @@ conn_flush(struct http_conn *c)
 	if (c->out.len == 0 && c->out.cap > 4096)
 		buf_free(&c->out); /* a burst's buffer is not kept by an idle stream */
 	conn_update_interest(c);
+	/* Last: the owner may write more from here (it runs after the socket took bytes,
+	 * not from inside its own http_stream_write, see there). */
+	if (sent > 0 && c->state == CONN_STREAM && c->on_drain)
+		c->on_drain(c->req, c->on_drain_arg);
 }
 
 /* Answers a request the layer above never saw (malformed, too large, too slow) in the
@@ -511,6 +539,14 @@ conn_free_now(struct loop *l, void *arg)
 	c->close_timer = NULL;
 	loop_timer_cancel(l, c->timer);
 	loop_fd_del(l, c->fd);
+	if (c->abort && !c->chunked) {
+		/* A reset, not a FIN: the client of a close-delimited answer must not take
+		 * the bytes it got for the whole answer. (A chunked one lacks its last chunk,
+		 * which says the same after a plain FIN; undici reads a reset after a
+		 * non-keep-alive answer as its end.) */
+		struct linger lg = {.l_onoff = 1, .l_linger = 0};
+		setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+	}
 	if (c->req && c->on_close) {
 		http_close_fn *cb = c->on_close;
 		c->on_close = NULL;
@@ -518,7 +554,8 @@ conn_free_now(struct loop *l, void *arg)
 	}
 	request_free(c->req);
 	if (c->ssl) {
-		SSL_shutdown(c->ssl);
+		if (!c->abort) /* no close_notify: that would end the answer cleanly */
+			SSL_shutdown(c->ssl);
 		SSL_free(c->ssl);
 		ERR_clear_error();
 	}
@@ -560,7 +597,7 @@ conn_update_interest(struct http_conn *c)
 	int mask = 0;
 	if (!c->reading_off)
 		mask |= LOOP_READ;
-	if (c->out.len > 0 || c->want_write_for_read)
+	if (out_pending(c) > 0 || c->want_write_for_read)
 		mask |= LOOP_WRITE;
 	loop_fd_set(c->srv->loop, c->fd, mask, conn_event, c);
 }
@@ -625,6 +662,8 @@ conn_request_done(struct http_conn *c)
 	c->req = NULL;
 	c->on_close = NULL;
 	c->on_close_arg = NULL;
+	c->on_drain = NULL;
+	c->on_drain_arg = NULL;
 	c->paused = false;
 	if (!c->keep_alive || c->srv->shutting_down)
 		c->close_after_write = true;
@@ -969,18 +1008,78 @@ http_stream_start(struct http_request *req, int status, const struct http_header
 	conn_flush(c);
 }
 
+void
+http_stream_start_chunked(struct http_request *req, int status, const struct http_header *headers,
+                          size_t nheaders)
+{
+	struct http_conn *c = req->conn;
+	bool http11 =
+	    c->parser.http_major > 1 || (c->parser.http_major == 1 && c->parser.http_minor >= 1);
+	bool body =
+	    strcmp(req->method, "HEAD") != 0 && status >= 200 && status != 204 && status != 304;
+	if (c->state == CONN_DEAD || !http11 || !body) {
+		http_stream_start(req, status, headers, nheaders);
+		return;
+	}
+	struct http_header h[MAX_HEADERS + 1];
+	size_t n = 0;
+	for (size_t i = 0; i < nheaders && n < MAX_HEADERS; i++)
+		h[n++] = headers[i];
+	h[n++] = (struct http_header){"transfer-encoding", "chunked"};
+	c->chunked = true;
+	http_stream_start(req, status, h, n);
+}
+
+/* A chunk's framing around the caller's bytes. On a plain socket with nothing queued
+ * the three go out in one sendmsg, the bytes uncopied; otherwise they are queued. */
+static int
+stream_write_chunk(struct http_conn *c, const char *data, size_t len)
+{
+	char hd[24];
+	int hn = snprintf(hd, sizeof(hd), "%zx\r\n", len);
+	if (out_pending(c) == 0 && c->ssl == NULL) {
+		struct iovec iov[3] = {{hd, (size_t)hn}, {(void *)data, len}, {(void *)"\r\n", 2}};
+		struct msghdr m = {.msg_iov = iov, .msg_iovlen = 3};
+		ssize_t w = sendmsg(c->fd, &m, MSG_NOSIGNAL);
+		if (w < 0 && errno != EAGAIN && errno != EINTR)
+			return AL_E_CLOSED;
+		size_t done = w > 0 ? (size_t)w : 0;
+		for (int i = 0; i < 3; i++) { /* queue what the socket did not take */
+			size_t skip = done < iov[i].iov_len ? done : iov[i].iov_len;
+			done -= skip;
+			out_add(c, (const char *)iov[i].iov_base + skip, iov[i].iov_len - skip);
+		}
+		return 0;
+	}
+	out_add(c, hd, (size_t)hn);
+	out_add(c, data, len);
+	out_add(c, "\r\n", 2);
+	return 0;
+}
+
 int
 http_stream_write(struct http_request *req, const char *data, size_t len)
 {
 	struct http_conn *c = req->conn;
 	if (c->state != CONN_STREAM)
 		return AL_E_CLOSED;
-	if (c->out.len + len > c->srv->lim.max_output_bytes) {
+	if (out_pending(c) + len > c->srv->lim.max_output_bytes) {
 		log_warn("closing stream: client not reading", "peer", c->peer);
+		c->abort = true;
 		conn_close_soon(c);
 		return AL_E_CLOSED;
 	}
-	if (c->out.len == 0) { /* nothing queued: send from the caller's bytes, no copy */
+	if (len == 0)
+		return 0; /* an empty chunk would end a chunked answer */
+	if (c->chunked) {
+		if (stream_write_chunk(c, data, len) != 0) {
+			conn_close_soon(c);
+			return AL_E_CLOSED;
+		}
+		conn_update_interest(c);
+		return c->state == CONN_DEAD ? AL_E_CLOSED : 0;
+	}
+	if (out_pending(c) == 0) { /* nothing queued: send from the caller's bytes, no copy */
 		size_t done = 0;
 		if (io_write(c, data, len, &done) == AL_E_CLOSED) {
 			conn_close_soon(c);
@@ -992,8 +1091,33 @@ http_stream_write(struct http_request *req, const char *data, size_t len)
 			return 0;
 	}
 	out_add(c, data, len);
-	conn_flush(c);
+	/* No conn_flush: the socket just refused more (or had a queue), and a flush here
+	 * would call on_drain from inside the owner's own write. The write event sends it. */
+	conn_update_interest(c);
 	return c->state == CONN_DEAD ? AL_E_CLOSED : 0;
+}
+
+size_t
+http_stream_queued(const struct http_request *req)
+{
+	return out_pending(req->conn);
+}
+
+void
+http_stream_on_drain(struct http_request *req, http_drain_fn *cb, void *arg)
+{
+	req->conn->on_drain = cb;
+	req->conn->on_drain_arg = arg;
+}
+
+void
+http_stream_abort(struct http_request *req)
+{
+	struct http_conn *c = req->conn;
+	c->on_close = NULL;
+	c->on_drain = NULL;
+	c->abort = true;
+	conn_close_soon(c);
 }
 
 void
@@ -1001,8 +1125,11 @@ http_stream_end(struct http_request *req)
 {
 	struct http_conn *c = req->conn;
 	c->on_close = NULL;
+	c->on_drain = NULL;
 	if (c->state == CONN_DEAD)
 		return;
+	if (c->chunked)
+		out_add(c, "0\r\n\r\n", 5); /* the last chunk: the answer is complete */
 	c->keep_alive = false;
 	c->state = CONN_HANDLING;
 	conn_request_done(c);

@@ -77,9 +77,29 @@ void http_respond(struct http_request *req, int status, const struct http_header
  * keep-alive is not worth the chunked framing for SSE). */
 void http_stream_start(struct http_request *req, int status, const struct http_header *headers,
                        size_t nheaders);
-/* Returns 0, or AL_E_CLOSED when the peer is gone or too far behind. */
+/* The same, framed with chunked transfer-coding when the client speaks HTTP/1.1 and
+ * the answer has a body: its end is then explicit, so a client can tell an answer that
+ * broke off (http_stream_abort) from a complete one. For answers without a length
+ * relayed from elsewhere; SSE keeps the plain form. */
+void http_stream_start_chunked(struct http_request *req, int status,
+                               const struct http_header *headers, size_t nheaders);
+/* Returns 0, or AL_E_CLOSED when the peer is gone or too far behind (more than
+ * max_output_bytes queued: the connection is then reset, see http_stream_abort). */
 int http_stream_write(struct http_request *req, const char *data, size_t len);
 void http_stream_end(struct http_request *req);
+/* Ends a streamed answer that broke off midway: what is still queued is dropped and
+ * the connection closed without the last chunk (chunked), or reset (RST, no TLS
+ * close_notify) for a close-delimited body, so the client sees an error instead of a
+ * clean, short end. No on_close callback follows. */
+void http_stream_abort(struct http_request *req);
+
+/* Back-pressure for an owner relaying from a faster source: how much of the answer
+ * is still queued here (not yet taken by the socket), and a callback run each time
+ * the socket took some of it (never from inside http_stream_write; cleared when the
+ * stream ends). */
+typedef void http_drain_fn(struct http_request *req, void *arg);
+size_t http_stream_queued(const struct http_request *req);
+void http_stream_on_drain(struct http_request *req, http_drain_fn *cb, void *arg);
 
 const char *http_status_text(int status);
 

@@ -1,7 +1,9 @@
 /* HTTP server over real loopback sockets: keep-alive, pipelining, limits, slowloris,
- * held answers and streams. The server runs its loop in a forked child; the test
- * talks to it with plain blocking sockets. */
+ * held answers and streams (plain and chunked, ended or broken off, paced by the
+ * client). The server runs its loop in a forked child; the test talks to it with plain
+ * blocking sockets. */
 #include <arpa/inet.h>
+#include <errno.h>
 #include <netinet/in.h>
 #include <setjmp.h>
 #include <signal.h>
@@ -45,9 +47,80 @@ stream_more(struct loop *l, void *arg)
 }
 
 static void
+chunked_more(struct loop *l, void *arg)
+{
+	struct http_request *req = arg;
+	http_stream_write(req, "world", 5);
+	http_stream_write(req, "", 0); /* must not end the answer early */
+	http_stream_end(req);
+}
+
+static void
+stream_break(struct loop *l, void *arg)
+{
+	http_stream_abort(arg);
+}
+
+/* /paced: 12 MiB (more than the socket and the 8 MiB output cap hold) written only as the client
+ * takes it, never more than PACE_QUEUE queued; the last line says how often the drain callback ran.
+ */
+#define PACE_TOTAL (12u << 20)
+#define PACE_QUEUE (128u << 10)
+static size_t paced_sent;
+static unsigned paced_drains;
+
+static void
+paced_fill(struct http_request *req)
+{
+	static char block[16384];
+	memset(block, 'p', sizeof(block));
+	while (paced_sent < PACE_TOTAL && http_stream_queued(req) < PACE_QUEUE) {
+		if (http_stream_write(req, block, sizeof(block)) != 0)
+			return;
+		paced_sent += sizeof(block);
+	}
+	if (paced_sent >= PACE_TOTAL) {
+		char tail[64];
+		int n = snprintf(tail, sizeof(tail), "\ndrains=%u\n", paced_drains);
+		http_stream_write(req, tail, (size_t)n);
+		http_stream_end(req);
+	}
+}
+
+static void
+paced_drain(struct http_request *req, void *arg)
+{
+	paced_drains++;
+	paced_fill(req);
+}
+
+static void
 handler(struct http_request *req, void *arg)
 {
 	char body[512];
+	if (strcmp(req->path, "/chunked") == 0) {
+		http_stream_start_chunked(req, 200, NULL, 0);
+		http_stream_write(req, "hello", 5);
+		loop_timer_add(srv_loop, 20, chunked_more, req);
+		return;
+	}
+	if (strcmp(req->path, "/broken-chunked") == 0 || strcmp(req->path, "/broken-plain") == 0) {
+		if (strcmp(req->path, "/broken-chunked") == 0)
+			http_stream_start_chunked(req, 200, NULL, 0);
+		else
+			http_stream_start(req, 200, NULL, 0);
+		http_stream_write(req, "part", 4);
+		loop_timer_add(srv_loop, 50, stream_break, req);
+		return;
+	}
+	if (strcmp(req->path, "/paced") == 0) {
+		paced_sent = 0;
+		paced_drains = 0;
+		http_stream_start(req, 200, NULL, 0);
+		http_stream_on_drain(req, paced_drain, NULL);
+		paced_fill(req);
+		return;
+	}
 	if (strcmp(req->path, "/hold") == 0) {
 		loop_timer_add(srv_loop, 50, answer_held, req);
 		return;
@@ -109,6 +182,20 @@ dial(void)
 	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 	struct timeval tv = {.tv_sec = 5};
 	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+	return fd;
+}
+
+/* dial() with a small receive buffer (set before connect: it sizes the window). */
+static int
+dial_rcvbuf(int bytes)
+{
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	struct timeval tv = {.tv_sec = 5};
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &bytes, sizeof(bytes));
 	assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
 	return fd;
 }
@@ -222,13 +309,99 @@ test_held_and_stream(void **state)
 	close(fd);
 }
 
+static void
+test_chunked_stream(void **state)
+{
+	int fd = dial();
+	send_all(fd, "GET /chunked HTTP/1.1\r\nHost: t\r\n\r\n", 34);
+	char *r = read_until(fd, "0\r\n\r\n", 1);
+	assert_non_null(strstr(r, "transfer-encoding: chunked\r\n"));
+	assert_non_null(strstr(r, "\r\n\r\n5\r\nhello\r\n5\r\nworld\r\n0\r\n\r\n"));
+	close(fd);
+	/* HTTP/1.0 knows no chunks: the same answer, close-delimited */
+	fd = dial();
+	send_all(fd, "GET /chunked HTTP/1.0\r\n\r\n", 26);
+	r = read_until(fd, "no such needle", 1); /* to EOF */
+	assert_null(strstr(r, "transfer-encoding"));
+	assert_non_null(strstr(r, "\r\n\r\nhelloworld"));
+	close(fd);
+}
+
+/* A chunked answer that breaks off ends without its last chunk (a plain FIN). */
+static void
+test_chunked_abort(void **state)
+{
+	int fd = dial();
+	send_all(fd, "GET /broken-chunked HTTP/1.1\r\nHost: t\r\n\r\n", 41);
+	char *r = read_until(fd, "no such needle", 1); /* to EOF */
+	assert_non_null(strstr(r, "\r\n\r\n4\r\npart\r\n"));
+	assert_null(strstr(r, "0\r\n\r\n"));
+	close(fd);
+}
+
+/* A close-delimited answer that breaks off ends with a reset, not a clean close. */
+static void
+test_plain_abort_resets(void **state)
+{
+	int fd = dial();
+	send_all(fd, "GET /broken-plain HTTP/1.1\r\nHost: t\r\n\r\n", 39);
+	char buf[4096];
+	ssize_t r;
+	size_t got = 0;
+	while ((r = read(fd, buf, sizeof(buf))) > 0)
+		got += (size_t)r;
+	assert_true(got > 0);
+	assert_int_equal(r, -1);
+	assert_int_equal(errno, ECONNRESET);
+	close(fd);
+}
+
+/* The drain callback paces a large answer to a reader with a small receive buffer:
+ * every byte arrives, never more than PACE_QUEUE queued in the server. */
+static void
+test_stream_drain_paces(void **state)
+{
+	int fd = dial_rcvbuf(8192);
+	send_all(fd, "GET /paced HTTP/1.1\r\nHost: t\r\n\r\n", 32);
+	static char all[PACE_TOTAL + 4096];
+	size_t n = 0;
+	ssize_t r;
+	while (n < sizeof(all) - 1) {
+		size_t room = sizeof(all) - 1 - n;
+		if ((r = read(fd, all + n, room < 4096 ? room : 4096)) <= 0)
+			break;
+		n += (size_t)r;
+		if (n % (1024 * 1024) < 4096)
+			usleep(2000); /* a reader that pauses now and then */
+	}
+	all[n] = '\0';
+	char *body = strstr(all, "\r\n\r\n");
+	assert_non_null(body);
+	body += 4;
+	size_t ps = strspn(body, "p");
+	assert_int_equal(ps, PACE_TOTAL);
+	assert_int_equal(strncmp(body + ps, "\ndrains=", 8), 0);
+	unsigned long drains = strtoul(body + ps + 8, NULL, 10);
+	/* Past what the kernel buffers, only drain callbacks wrote: without them the answer
+	 * would stop short and the read time out. */
+	assert_true(drains >= 1);
+	close(fd);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_keepalive_and_pipelining), cmocka_unit_test(test_body_too_large),
-	    cmocka_unit_test(test_header_too_large),         cmocka_unit_test(test_malformed),
-	    cmocka_unit_test(test_slowloris_gets_408),       cmocka_unit_test(test_held_and_stream),
+	    cmocka_unit_test(test_keepalive_and_pipelining),
+	    cmocka_unit_test(test_body_too_large),
+	    cmocka_unit_test(test_header_too_large),
+	    cmocka_unit_test(test_malformed),
+	    cmocka_unit_test(test_slowloris_gets_408),
+	    cmocka_unit_test(test_held_and_stream),
+	    cmocka_unit_test(test_chunked_stream),
+	    cmocka_unit_test(test_chunked_abort),
+	    cmocka_unit_test(test_plain_abort_resets),
+	    cmocka_unit_test(test_stream_drain_paces),
 	};
 	return cmocka_run_group_tests(tests, start_server, stop_server);
 }
