@@ -48,6 +48,13 @@ int tunnel_stream_open(struct server *s, const struct tunnel_request *req,
                        const struct tunnel_stream_cb *cb, void *arg, struct tunnel_stream **out);
 /* Resets the stream (the gateway cancels the upstream request); no more callbacks. */
 void tunnel_stream_cancel(struct tunnel_stream *st);
+/* Flow control towards the gateway. Body bytes are acknowledged (the stream's HTTP/2
+ * window reopened) when on_data returns, unless the owner called tunnel_stream_hold()
+ * (e.g. in on_head): then only by tunnel_stream_release(st, n), as n of them leave the
+ * owner's hands. The gateway never has more than one stream window (4 MiB) of a held
+ * stream unacknowledged, which bounds what the owner must keep for a slow reader. */
+void tunnel_stream_hold(struct tunnel_stream *st);
+void tunnel_stream_release(struct tunnel_stream *st, size_t n);
 /* Counts an error answer the ingress made itself (airlock_tunnel_ingress_errors_total). */
 void tunnel_count_ingress_error(void);
 

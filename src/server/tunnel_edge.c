@@ -42,6 +42,7 @@ struct tunnel_stream {
 	size_t nh;
 	size_t hbytes;
 	bool head_done;
+	bool hold; /* the owner acknowledges body bytes itself (tunnel_stream_release) */
 };
 
 struct edge_conn {
@@ -306,13 +307,23 @@ on_frame_recv(nghttp2_session *s, const nghttp2_frame *f, void *ud)
 	return 0;
 }
 
+/* Windows are reopened by hand (NGHTTP2_OPT_NO_AUTO_WINDOW_UPDATE): the connection's
+ * at once, so one slow stream never stalls the others, and a stream's when its owner is
+ * done with the bytes: at once, or for a held stream when tunnel_stream_release says
+ * they reached the client. A gateway then never has more than one stream window in
+ * flight for a client that reads slowly. */
 static int
 on_data_chunk(nghttp2_session *s, uint8_t flags, int32_t sid, const uint8_t *data, size_t len,
               void *ud)
 {
 	struct tunnel_stream *st = nghttp2_session_get_stream_user_data(s, sid);
+	bool hold = st && st->hold;
 	if (st && st->head_done && st->cb->on_data)
-		st->cb->on_data(st->arg, (const char *)data, len);
+		st->cb->on_data(st->arg, (const char *)data, len); /* may cancel st */
+	if (hold)
+		nghttp2_session_consume_connection(s, len);
+	else
+		nghttp2_session_consume(s, sid, len);
 	return 0;
 }
 
@@ -520,6 +531,7 @@ hello_feed(void *arg, const char *p, size_t n)
 	nghttp2_option *opt;
 	nghttp2_option_new(&opt);
 	nghttp2_option_set_peer_max_concurrent_streams(opt, 1000);
+	nghttp2_option_set_no_auto_window_update(opt, 1); /* see on_data_chunk */
 	nghttp2_session_client_new2(&c->h2, h2_callbacks(), c, opt);
 	nghttp2_option_del(opt);
 	nghttp2_settings_entry iv[] = {
@@ -753,6 +765,25 @@ tunnel_stream_cancel(struct tunnel_stream *st)
 	stream_unlink(st);
 	stream_free(st);
 	conn_kick_soon(c);
+}
+
+void
+tunnel_stream_hold(struct tunnel_stream *st)
+{
+	if (st)
+		st->hold = true;
+}
+
+void
+tunnel_stream_release(struct tunnel_stream *st, size_t n)
+{
+	struct edge_conn *c = st ? st->conn : NULL;
+	if (c == NULL || c->state != EC_H2 || n == 0)
+		return;
+	nghttp2_session_consume_stream(c->h2, st->id, n);
+	/* nghttp2 queues a WINDOW_UPDATE once half the window is consumed */
+	if (nghttp2_session_want_write(c->h2))
+		conn_kick_soon(c);
 }
 
 void

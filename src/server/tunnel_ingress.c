@@ -37,6 +37,7 @@ struct ingress {
 	struct buf hdrs; /* buffered: "name\0value\0" pairs */
 	size_t nhdrs;
 	struct buf body;
+	size_t held; /* streamed body bytes not yet acknowledged to the gateway */
 	char rid[48];
 };
 
@@ -74,6 +75,36 @@ finish(struct ingress *in)
 	else
 		http_stream_end(in->req);
 	ingress_free(in);
+}
+
+/* The streamed answer broke off (reset, connection lost): the client's connection is
+ * reset, so a body without content-length does not read as complete. */
+static void
+finish_broken(struct ingress *in)
+{
+	http_stream_abort(in->req);
+	api_call_free(in->c);
+	ingress_free(in);
+}
+
+/* Back-pressure: the gateway may send the next bytes of a streamed answer only as the
+ * client takes the previous ones. What the client's socket took since the last call is
+ * acknowledged to the edge (tunnel_stream_release); what still waits here is not, so at
+ * most one HTTP/2 stream window sits in this server per slow client. */
+static void
+release_sent(struct ingress *in)
+{
+	size_t queued = http_stream_queued(in->req);
+	if (in->held > queued) {
+		tunnel_stream_release(in->st, in->held - queued);
+		in->held = queued;
+	}
+}
+
+static void
+on_client_drain(struct http_request *req, void *arg)
+{
+	release_sent(arg);
 }
 
 /* Sends the collected answer with its length (keep-alive). */
@@ -135,14 +166,24 @@ on_head(void *arg, int status, const struct http_header *uh, size_t nuh)
 	}
 	struct http_header h[MAX_HEADERS + 8];
 	size_t n = 0;
-	for (size_t i = 0; i < nuh && n < MAX_HEADERS; i++)
+	bool has_length = false;
+	for (size_t i = 0; i < nuh && n < MAX_HEADERS; i++) {
+		has_length |= strcasecmp(uh[i].name, "content-length") == 0;
 		h[n++] = uh[i];
+	}
 	if (in->c)
 		n = api_common_headers(in->c, h, n);
 	else
 		h[n++] = (struct http_header){"request-id", in->rid};
 	in->started = true;
-	http_stream_start(in->req, status, h, n);
+	/* Without a length only chunked framing lets the client tell a complete answer
+	 * from one that broke off (finish_broken). */
+	if (has_length)
+		http_stream_start(in->req, status, h, n);
+	else
+		http_stream_start_chunked(in->req, status, h, n);
+	tunnel_stream_hold(in->st);
+	http_stream_on_drain(in->req, on_client_drain, in);
 }
 
 static void
@@ -159,12 +200,15 @@ on_data(void *arg, const char *p, size_t len)
 		}
 		return;
 	}
+	in->held += len;
 	if (http_stream_write(in->req, p, len) != 0) {
-		/* Client gone or too far behind: cancel upstream, end here. */
+		/* Client gone (or, despite the window, too far behind): cancel upstream. */
 		tunnel_stream_cancel(in->st);
 		in->st = NULL;
-		finish(in);
+		finish_broken(in);
+		return;
 	}
+	release_sent(in);
 }
 
 static void
@@ -173,7 +217,10 @@ on_close(void *arg, int err)
 	struct ingress *in = arg;
 	in->st = NULL;
 	if (in->started) {
-		finish(in);
+		if (err != 0)
+			finish_broken(in);
+		else
+			finish(in);
 		return;
 	}
 	if (in->buffered && err == 0) {

@@ -4,6 +4,7 @@
 # (NGHTTP2_DATA_FLAG_NO_COPY), and the edge hands many decrypted records to nghttp2 at
 # once. Several concurrent streams share the 4 connections, so frames interleave; the
 # sizes are not multiples of a record or a frame. Checked by SHA-256, both ingress forms.
+# A slow client gets a large answer whole: back-pressure reaches the gateway.
 . "$(dirname "$0")/tunnel_lib.sh"
 
 mk_certs
@@ -49,6 +50,20 @@ for i in 1 2 3; do
 	check "1 MB echo $i (host form): same bytes" eq \
 		"$(sha256sum <"$T_TMP/mid$i.out" | cut -d' ' -f1)" "$want_mid"
 done
+
+# A client slower than the tunnel gets every byte. The edge acknowledges a streamed
+# answer to the gateway only as the client's socket takes it (back-pressure), instead
+# of queueing it until the client counts as not reading (8 MiB) and is cut off. The
+# upstream sends no length, so the ingress frames the answer in chunks.
+curl -s -D "$T_TMP/slow.head" -o "$T_TMP/slow.out" -w '%{http_code}' --limit-rate 6M \
+	--max-time 60 -H 'x-api-key: testkey' "$BASE/v1/tunnels/$TID/routes/echo/file" \
+	>"$T_TMP/slow.code"
+check "20 MiB to a client reading 6 MB/s: curl ok, 200" eq "$?:$(cat "$T_TMP/slow.code")" 0:200
+check "20 MiB to a client reading 6 MB/s: same bytes" eq \
+	"$(sha256sum <"$T_TMP/slow.out" | cut -d' ' -f1)" "$want_big"
+check "... framed in chunks (no length from the upstream)" eq \
+	"$(grep -ci '^transfer-encoding: chunked' "$T_TMP/slow.head")" 1
+check "... never cut off as a client not reading" eq "$(grep -c 'client not reading' "$SERVER_LOG")" 0
 
 # Small answers after the bulk ones still work on the same connections.
 ing POST /echo/mcp -H 'content-type: application/json' -d '{"jsonrpc":"2.0","id":7}'

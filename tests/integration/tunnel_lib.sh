@@ -20,7 +20,8 @@ mk_certs() {
 
 # The upstream: /echo (JSON of what arrived), POST echoes the body, /sse sends
 # "tick 0" then waits for $T_TMP/release before "tick 1", /hold streams until the
-# client is gone and then writes $T_TMP/cancelled, /bighdr answers a 80 KiB header.
+# client is gone and then writes $T_TMP/cancelled, /bighdr answers a 80 KiB header,
+# /file sends $T_TMP/big.bin without a content-length.
 start_upstream() {
 	cat >"$T_TMP/upstream.py" <<'PY'
 import http.server, json, os, sys, time
@@ -51,6 +52,15 @@ class H(http.server.BaseHTTPRequestHandler):
                     time.sleep(0.02)
             except Exception:
                 open(TMP + "/cancelled", "w").write("yes")
+            self.close_connection = True
+            return
+        if self.path.startswith("/file"):
+            # $T_TMP/big.bin with no content-length: the answer ends with the connection
+            data = open(TMP + "/big.bin", "rb").read()
+            self.send_response(200)
+            self.send_header("content-type", "application/octet-stream")
+            self.send_header("connection", "close")
+            self.end_headers(); self.wfile.write(data)
             self.close_connection = True
             return
         if self.path.startswith("/bighdr"):

@@ -525,6 +525,39 @@ test('the gateway drops the connection mid-body: the client never sees a complet
   await serverStillServes();
 });
 
+// An answer without content-length is relayed as it comes and ends with the client's
+// connection. When it breaks off, that end must not look like a clean one: the ingress
+// resets the client's connection, and the client's read of the body fails.
+function streamedHead(r, sid) {
+  r.send(frame(T.HEADERS, F.END_HEADERS, sid, hpack(true, [['content-type', 'application/octet-stream']])));
+}
+
+for (const [how, breakOff] of [
+  ['RST_STREAM', (r) => r.send(frame(T.RST_STREAM, 0, 1, u32(INTERNAL_ERROR)))],
+  ['a dropped connection', (r) => r.sock.end()],
+]) {
+  test(`a streamed answer (no content-length) broken off by ${how}: the client's read fails`, async () => {
+    const { r, pending } = await inFlight(`rogue-cut-${how.length}`);
+    streamedHead(r, 1);
+    r.send(frame(T.DATA, 0, 1, Buffer.from('{"partial":')));
+    breakOff(r);
+    const res = await pending.catch((e) => ({ status: 0, text: String(e) }));
+    assert.equal(res.status, 0, `broken answer read to a clean end: ${res.status} ${res.text}`);
+    await serverStillServes();
+  });
+}
+
+// ... and a streamed answer that ends properly (END_STREAM) still reads to its end.
+test('a streamed answer (no content-length) that ends with END_STREAM reads whole', async () => {
+  const { r, pending } = await inFlight('rogue-streamed-ok');
+  streamedHead(r, 1);
+  r.send(frame(T.DATA, 0, 1, Buffer.from('{"whole":')));
+  r.send(frame(T.DATA, F.END_STREAM, 1, Buffer.from('true}')));
+  const res = await pending;
+  assert.equal(res.status, 200, res.text);
+  assert.equal(res.text, '{"whole":true}');
+});
+
 test('a frame over the edge\'s MAX_FRAME_SIZE: GOAWAY(FRAME_SIZE_ERROR)', async () => {
   const tunnel = await newTunnel('rogue-bigframe');
   const errs0 = sample(await metrics(), 'airlock_tunnel_protocol_errors_total');
