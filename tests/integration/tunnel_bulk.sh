@@ -4,7 +4,8 @@
 # (NGHTTP2_DATA_FLAG_NO_COPY), and the edge hands many decrypted records to nghttp2 at
 # once. Several concurrent streams share the 4 connections, so frames interleave; the
 # sizes are not multiples of a record or a frame. Checked by SHA-256, both ingress forms.
-# A slow client gets a large answer whole: back-pressure reaches the gateway.
+# A slow client gets a large answer whole: back-pressure reaches the gateway. An answer
+# the upstream breaks off reads as broken at the client.
 . "$(dirname "$0")/tunnel_lib.sh"
 
 mk_certs
@@ -64,6 +65,14 @@ check "20 MiB to a client reading 6 MB/s: same bytes" eq \
 check "... framed in chunks (no length from the upstream)" eq \
 	"$(grep -ci '^transfer-encoding: chunked' "$T_TMP/slow.head")" 1
 check "... never cut off as a client not reading" eq "$(grep -c 'client not reading' "$SERVER_LOG")" 0
+
+# An upstream answer that breaks off midway reaches the client as a broken one: the
+# gateway resets the stream, and the ingress ends the chunked answer without its last
+# chunk (curl: 18, partial transfer) instead of a clean end with 5 bytes.
+curl -s -o "$T_TMP/cut.out" --max-time 20 -H 'x-api-key: testkey' \
+	"$BASE/v1/tunnels/$TID/routes/echo/cut"
+check "answer cut off upstream: the client sees a partial transfer (curl 18)" eq "$?" 18
+check "... after the bytes that did arrive" eq "$(cat "$T_TMP/cut.out")" hello
 
 # Small answers after the bulk ones still work on the same connections.
 ing POST /echo/mcp -H 'content-type: application/json' -d '{"jsonrpc":"2.0","id":7}'

@@ -21,7 +21,8 @@ mk_certs() {
 # The upstream: /echo (JSON of what arrived), POST echoes the body, /sse sends
 # "tick 0" then waits for $T_TMP/release before "tick 1", /hold streams until the
 # client is gone and then writes $T_TMP/cancelled, /bighdr answers a 80 KiB header,
-# /file sends $T_TMP/big.bin without a content-length.
+# /file sends $T_TMP/big.bin without a content-length, /cut drops a chunked answer
+# after its first chunk.
 start_upstream() {
 	cat >"$T_TMP/upstream.py" <<'PY'
 import http.server, json, os, sys, time
@@ -61,6 +62,15 @@ class H(http.server.BaseHTTPRequestHandler):
             self.send_header("content-type", "application/octet-stream")
             self.send_header("connection", "close")
             self.end_headers(); self.wfile.write(data)
+            self.close_connection = True
+            return
+        if self.path.startswith("/cut"):
+            # a chunked answer whose connection drops before the last chunk
+            self.send_response(200)
+            self.send_header("content-type", "application/octet-stream")
+            self.send_header("transfer-encoding", "chunked")
+            self.end_headers()
+            self.wfile.write(b"5\r\nhello\r\n"); self.wfile.flush()
             self.close_connection = True
             return
         if self.path.startswith("/bighdr"):
