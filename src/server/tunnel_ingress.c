@@ -77,8 +77,9 @@ finish(struct ingress *in)
 	ingress_free(in);
 }
 
-/* The streamed answer broke off (reset, connection lost): the client's connection is
- * reset, so a body without content-length does not read as complete. */
+/* The streamed answer broke off (gateway reset, tunnel connection lost): it ends
+ * without its last chunk, or with a TCP reset when it could not be chunked, so the
+ * client does not take what arrived for the whole answer (http_stream_abort). */
 static void
 finish_broken(struct ingress *in)
 {
