@@ -664,6 +664,7 @@ conn_request_done(struct http_conn *c)
 	c->on_close_arg = NULL;
 	c->on_drain = NULL;
 	c->on_drain_arg = NULL;
+	c->chunked = false;
 	c->paused = false;
 	if (!c->keep_alive || c->srv->shutting_down)
 		c->close_after_write = true;
@@ -994,18 +995,25 @@ http_respond(struct http_request *req, int status, const struct http_header *hea
 	conn_request_done(c);
 }
 
-void
-http_stream_start(struct http_request *req, int status, const struct http_header *headers,
-                  size_t nheaders)
+static void
+stream_start(struct http_request *req, int status, const struct http_header *headers,
+             size_t nheaders, bool keep_alive)
 {
 	struct http_conn *c = req->conn;
 	if (c->state == CONN_DEAD)
 		return;
-	write_head(c, status, headers, nheaders, -1, false);
-	c->keep_alive = false;
+	write_head(c, status, headers, nheaders, -1, keep_alive);
+	c->keep_alive = keep_alive;
 	c->state = CONN_STREAM;
 	buf_wipe_free(&req->body); /* a stream's request body is never read again */
 	conn_flush(c);
+}
+
+void
+http_stream_start(struct http_request *req, int status, const struct http_header *headers,
+                  size_t nheaders)
+{
+	stream_start(req, status, headers, nheaders, false);
 }
 
 void
@@ -1027,7 +1035,9 @@ http_stream_start_chunked(struct http_request *req, int status, const struct htt
 		h[n++] = headers[i];
 	h[n++] = (struct http_header){"transfer-encoding", "chunked"};
 	c->chunked = true;
-	http_stream_start(req, status, h, n);
+	/* The last chunk ends the answer, so the connection can carry the client's next
+	 * request (an MCP client POSTs every message; SSE answers are common). */
+	stream_start(req, status, h, n, c->keep_alive && !c->srv->shutting_down);
 }
 
 /* A chunk's framing around the caller's bytes. On a plain socket with nothing queued
@@ -1130,7 +1140,8 @@ http_stream_end(struct http_request *req)
 		return;
 	if (c->chunked)
 		out_add(c, "0\r\n\r\n", 5); /* the last chunk: the answer is complete */
-	c->keep_alive = false;
+	else
+		c->keep_alive = false; /* a close-delimited answer ends with the connection */
 	c->state = CONN_HANDLING;
 	conn_request_done(c);
 }

@@ -79,7 +79,8 @@ void http_stream_start(struct http_request *req, int status, const struct http_h
                        size_t nheaders);
 /* The same, framed with chunked transfer-coding when the client speaks HTTP/1.1 and
  * the answer has a body: its end is then explicit, so a client can tell an answer that
- * broke off (http_stream_abort) from a complete one. For answers without a length
+ * broke off (http_stream_abort) from a complete one, and the connection stays open for
+ * the next request (keep-alive as the client asked). For answers without a length
  * relayed from elsewhere; SSE keeps the plain form. */
 void http_stream_start_chunked(struct http_request *req, int status,
                                const struct http_header *headers, size_t nheaders);

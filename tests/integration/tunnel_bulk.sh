@@ -66,6 +66,13 @@ check "... framed in chunks (no length from the upstream)" eq \
 	"$(grep -ci '^transfer-encoding: chunked' "$T_TMP/slow.head")" 1
 check "... never cut off as a client not reading" eq "$(grep -c 'client not reading' "$SERVER_LOG")" 0
 
+# The last chunk ends such an answer, so the client's connection carries its next
+# request (curl reuses it: no new connect for the second transfer).
+conns=$(curl -s -o /dev/null -o /dev/null -w '%{num_connects} ' --max-time 60 \
+	-H 'x-api-key: testkey' "$BASE/v1/tunnels/$TID/routes/echo/file" \
+	"$BASE/v1/tunnels/$TID/routes/echo/file")
+check "two chunked answers on one client connection (connects per transfer)" eq "$conns" "1 0 "
+
 # An upstream answer that breaks off midway reaches the client as a broken one: the
 # gateway resets the stream, and the ingress ends the chunked answer without its last
 # chunk (curl: 18, partial transfer) instead of a clean end with 5 bytes.

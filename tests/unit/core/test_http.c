@@ -305,14 +305,21 @@ test_held_and_stream(void **state)
 	close(fd);
 }
 
+/* Chunked framing; the connection carries the next request after the last chunk. */
 static void
 test_chunked_stream(void **state)
 {
 	int fd = dial();
-	send_all(fd, "GET /chunked HTTP/1.1\r\nHost: t\r\n\r\n", 34);
-	char *r = read_until(fd, "0\r\n\r\n", 1);
+	/* two requests, the second pipelined: the last chunk ends the first answer and the
+	 * connection carries the second */
+	const char two[] =
+	    "GET /chunked HTTP/1.1\r\nHost: t\r\n\r\nGET /a HTTP/1.1\r\nHost: t\r\n\r\n";
+	send_all(fd, two, sizeof(two) - 1);
+	char *r = read_until(fd, "GET /a q= len=0", 1);
 	assert_non_null(strstr(r, "transfer-encoding: chunked\r\n"));
-	assert_non_null(strstr(r, "\r\n\r\n5\r\nhello\r\n5\r\nworld\r\n0\r\n\r\n"));
+	assert_non_null(strstr(r, "connection: keep-alive\r\n"));
+	assert_non_null(strstr(r, "\r\n\r\n5\r\nhello\r\n5\r\nworld\r\n0\r\n\r\nHTTP/1.1 200"));
+	assert_non_null(strstr(r, "GET /a q= len=0"));
 	close(fd);
 	/* HTTP/1.0 knows no chunks: the same answer, close-delimited */
 	fd = dial();
