@@ -90,6 +90,9 @@ struct gw_conn {
 	unsigned nstreams;
 	char conn_id[48];
 	bool goaway_sent;
+	/* What the edge did wrong (a bad handshake reply, a GOAWAY we sent, an nghttp2
+	 * error): the "tunnel connection lost/failed" line names it, not "protocol error". */
+	char why[160];
 };
 
 struct metrics {
@@ -520,6 +523,20 @@ h2_frame_recv(nghttp2_session *h2, const nghttp2_frame *f, void *ud)
 	return 0;
 }
 
+/* nghttp2 answers a connection error from the edge with a GOAWAY and then ends the
+ * session; the code and nghttp2's reason text are all that says what the edge did. */
+static int
+h2_frame_sent(nghttp2_session *h2, const nghttp2_frame *f, void *ud)
+{
+	struct gw_conn *c = ud;
+	if (f->hd.type == NGHTTP2_GOAWAY && f->goaway.error_code != NGHTTP2_NO_ERROR)
+		snprintf(c->why, sizeof(c->why), "sent GOAWAY(%s): %.*s",
+		         nghttp2_http2_strerror(f->goaway.error_code),
+		         (int)(f->goaway.opaque_data_len < 100 ? f->goaway.opaque_data_len : 100),
+		         (const char *)f->goaway.opaque_data);
+	return 0;
+}
+
 static int
 h2_data_chunk(nghttp2_session *h2, uint8_t flags, int32_t sid, const uint8_t *data, size_t len,
               void *ud)
@@ -578,6 +595,7 @@ h2_callbacks(void)
 	nghttp2_session_callbacks_set_on_begin_headers_callback(cbs, h2_begin_headers);
 	nghttp2_session_callbacks_set_on_header_callback(cbs, h2_header);
 	nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, h2_frame_recv);
+	nghttp2_session_callbacks_set_on_frame_send_callback(cbs, h2_frame_sent);
 	nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs, h2_data_chunk);
 	nghttp2_session_callbacks_set_on_stream_close_callback(cbs, h2_stream_close);
 	nghttp2_session_callbacks_set_data_source_read_length_callback(cbs, h2_data_len);
@@ -628,6 +646,7 @@ conn_reset(struct gw_conn *c)
 	}
 	c->fd = -1;
 	c->goaway_sent = false;
+	c->why[0] = '\0';
 	c->state = GC_IDLE;
 }
 
@@ -685,7 +704,7 @@ conn_kick(struct gw_conn *c)
 				upstream_resume(s->up);
 		if (!nghttp2_session_want_read(c->h2) && !nghttp2_session_want_write(c->h2) &&
 		    c->io.out.len == 0) {
-			conn_fail(c, "session ended");
+			conn_fail(c, c->why[0] ? c->why : "session ended");
 			return;
 		}
 	}
@@ -800,22 +819,36 @@ pin_ok(struct gw *g, SSL *ssl)
 }
 
 static int
+h2_recv(struct gw_conn *c, const char *p, size_t n)
+{
+	ssize_t r = nghttp2_session_mem_recv(c->h2, (const uint8_t *)p, n);
+	if (r >= 0)
+		return 0;
+	/* A bad preface, a flood...: say which (conn_event logs it with the lost line). */
+	snprintf(c->why, sizeof(c->why), "HTTP/2: %s", nghttp2_strerror((int)r));
+	return AL_E_PROTO;
+}
+
+static int
 feed(void *arg, const char *p, size_t n)
 {
 	struct gw_conn *c = arg;
 	struct gw *g = c->gw;
-	if (c->state == GC_H2) {
-		ssize_t r = nghttp2_session_mem_recv(c->h2, (const uint8_t *)p, n);
-		return r < 0 ? AL_E_PROTO : 0;
-	}
+	if (c->state == GC_H2)
+		return h2_recv(c, p, n);
 	if (buf_add(&c->hello, p, n) != 0)
 		return AL_E_TOOBIG;
 	struct tunnel_msg m;
 	int len = tunnel_msg_parse(c->hello.data, c->hello.len, true, &m);
 	if (len == 0)
 		return 0;
-	if (len < 0)
+	if (len < 0) {
+		snprintf(c->why, sizeof(c->why), "%s",
+		         len == AL_E_TOOBIG
+		             ? "handshake reply over 4096 bytes"
+		             : "malformed handshake reply (not AIRLOCK-TUNNEL/1 <status>)");
 		return AL_E_PROTO;
+	}
 	if (m.status != 200) {
 		char idx[8], st[8];
 		snprintf(idx, sizeof(idx), "%d", c->index);
@@ -853,8 +886,7 @@ feed(void *arg, const char *p, size_t n)
 	         tunnel_msg_get(&m, "Tunnel-Id") ? tunnel_msg_get(&m, "Tunnel-Id") : "-", "cipher",
 	         SSL_CIPHER_get_name(SSL_get_current_cipher(c->io.ssl)));
 	size_t rest = c->hello.len - (size_t)len;
-	if (rest > 0 &&
-	    nghttp2_session_mem_recv(c->h2, (const uint8_t *)c->hello.data + len, rest) < 0)
+	if (rest > 0 && h2_recv(c, c->hello.data + len, rest) != 0)
 		return AL_E_PROTO;
 	buf_free(&c->hello);
 	return 0;
@@ -946,6 +978,7 @@ conn_event(struct loop *l, int fd, int mask, void *arg)
 	if (r != 0) {
 		conn_fail(c, r == AL_E_AUTH     ? "refused by edge"
 		             : r == AL_E_CLOSED ? "closed by edge"
+		             : c->why[0]        ? c->why
 		                                : "protocol error");
 		return;
 	}
