@@ -1,7 +1,7 @@
 /* Fuzzes the HTTP/1.1 server (llhttp + our framing, limits and pipelining): the input
  * is written raw into one end of a socketpair served by http_server_adopt(). The
- * handler answers, holds or streams depending on the path, so every response mode
- * meets arbitrary input. */
+ * handler answers, holds or streams (plain, chunked with keep-alive, broken off)
+ * depending on the path, so every response mode meets arbitrary input. */
 #include <errno.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -34,6 +34,17 @@ handler(struct http_request *req, void *arg)
 		http_stream_start(req, 200, NULL, 0);
 		http_stream_write(req, "data: x\n\n", 9);
 		http_stream_end(req);
+		return;
+	}
+	/* chunked: ends with the last chunk and keeps the connection for what follows */
+	if (strncmp(req->path, "/chunked", 8) == 0) {
+		http_stream_start_chunked(req, 200, NULL, 0);
+		http_stream_write(req, req->path, strlen(req->path));
+		http_stream_write(req, "", 0);
+		if (strncmp(req->path, "/chunked-abort", 14) == 0)
+			http_stream_abort(req);
+		else
+			http_stream_end(req);
 		return;
 	}
 	struct http_header h[] = {{"x-echo", http_request_header(req, "x-echo")
