@@ -32,6 +32,10 @@
 
 #define MAX_CONNS 16
 #define REQ_BODY_MAX (32u << 20)
+/* Request bodies wait here until END_STREAM, and nghttp2 reopens the 1 MiB windows as the
+ * bytes arrive, so flow control does not bound them: without this an edge holding many
+ * unfinished bodies grows the gateway by REQ_BODY_MAX per stream (4096 per connection). */
+#define CONN_BODY_MAX (64u << 20)
 #define OUT_HIGH (1u << 20) /* pause the upstream above this much unsent response */
 /* A bulk response with this much unsent pauses its upstream (an MCP answer is smaller). */
 #define OUT_PAUSE (64u << 10)
@@ -93,6 +97,7 @@ struct gw_conn {
 	/* What the edge did wrong (a bad handshake reply, a GOAWAY we sent, an nghttp2
 	 * error): the "tunnel connection lost/failed" line names it, not "protocol error". */
 	char why[160];
+	size_t body_bytes; /* request body bytes buffered on this connection's streams */
 };
 
 struct metrics {
@@ -154,6 +159,7 @@ req_free(struct gw_stream *s)
 	struct gw_req *rq = s->rq;
 	if (rq == NULL)
 		return;
+	s->conn->body_bytes -= rq->body.len;
 	buf_free(&rq->method);
 	buf_free(&rq->path);
 	buf_free(&rq->authority);
@@ -523,12 +529,20 @@ h2_frame_recv(nghttp2_session *h2, const nghttp2_frame *f, void *ud)
 	return 0;
 }
 
-/* nghttp2 answers a connection error from the edge with a GOAWAY and then ends the
- * session; the code and nghttp2's reason text are all that says what the edge did. */
+/* Frames as they leave. nghttp2 answers a connection error from the edge with a GOAWAY
+ * and then ends the session; its code and reason text are all that says what the edge
+ * did, so they are kept for the log line. */
 static int
 h2_frame_sent(nghttp2_session *h2, const nghttp2_frame *f, void *ud)
 {
 	struct gw_conn *c = ud;
+	/* A local answer (413, 431, 503) can end before the request does. Without a reset
+	 * the edge keeps sending a body nobody reads and the stream stays open until it is
+	 * done: RST_STREAM(NO_ERROR) asks it to stop (RFC 9113 8.1). */
+	if ((f->hd.type == NGHTTP2_DATA || f->hd.type == NGHTTP2_HEADERS) &&
+	    (f->hd.flags & NGHTTP2_FLAG_END_STREAM) &&
+	    nghttp2_session_get_stream_remote_close(h2, f->hd.stream_id) == 0)
+		nghttp2_submit_rst_stream(h2, NGHTTP2_FLAG_NONE, f->hd.stream_id, NGHTTP2_NO_ERROR);
 	if (f->hd.type == NGHTTP2_GOAWAY && f->goaway.error_code != NGHTTP2_NO_ERROR)
 		snprintf(c->why, sizeof(c->why), "sent GOAWAY(%s): %.*s",
 		         nghttp2_http2_strerror(f->goaway.error_code),
@@ -544,8 +558,11 @@ h2_data_chunk(nghttp2_session *h2, uint8_t flags, int32_t sid, const uint8_t *da
 	struct gw_stream *s = nghttp2_session_get_stream_user_data(h2, sid);
 	if (s == NULL || s->started || s->rq == NULL)
 		return 0;
+	struct gw_conn *c = ud;
 	if (buf_add(&s->rq->body, data, len) != 0)
 		answer_local(s, 413, "request body too large");
+	else if ((c->body_bytes += len) > CONN_BODY_MAX)
+		answer_local(s, 503, "gateway busy: too many request bytes buffered");
 	return 0;
 }
 
