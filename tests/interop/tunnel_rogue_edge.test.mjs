@@ -264,6 +264,7 @@ class Edge {
   async body(sid, data, end = true) {
     let off = 0;
     while (off < data.length || (end && off === 0 && data.length === 0)) {
+      if (this.stream(sid).rst !== undefined) return; // reset: stop, as a client must
       const win = Math.min(this.connWin, this.streamWin.get(sid) ?? this.initWin);
       const n = Math.min(data.length - off, win, this.maxFrame);
       if (n <= 0 && data.length > 0) {
@@ -563,14 +564,23 @@ test('5. a request body over REQ_BODY_MAX (32 MiB): 413, the upstream never call
   const m0 = await metrics();
   const echoes = up.hits.get('/echo') ?? 0;
   const sid = e.request({ method: 'POST', path: '/echo', end: false });
-  const sending = e.body(sid, Buffer.alloc((32 << 20) + 4096, 0x61));
+  // A body that does not end: the gateway must answer before it does.
+  const sending = e.body(sid, Buffer.alloc(40 << 20, 0x61), false);
   const r = await e.response(sid);
   await sending;
   assert.equal(r.status, 413, JSON.stringify({ ...r, body: r.body.slice(0, 100) }));
   assert.equal(r.body, 'request body too large\n');
+  // The answer is complete before the request: RST_STREAM(NO_ERROR) says stop sending
+  // (RFC 9113 8.1), and the stream is gone on both sides.
+  await e.waitFrame((f) => f.type === T.RST_STREAM && f.sid === sid, 'RST_STREAM after the 413');
+  assert.equal(e.stream(sid).rst, E.NO_ERROR);
+  await until('the stream is freed', async () => (await metrics()).active_streams === 0);
   assert.equal(up.hits.get('/echo') ?? 0, echoes, 'the upstream never saw the request');
   assert.equal((await metrics()).request_errors_total, m0.request_errors_total + 1);
+  // DATA the edge had in flight when the reset came is dropped, not a connection error.
   await gatewayServes();
+  assert.equal(cur, e, 'the same connection carries on');
+  assert.equal(e.frames.some((f) => f.type === T.GOAWAY), false);
 });
 
 // nghttp2 answers these with a connection error (GOAWAY) where RFC 9113 also allows a
@@ -669,6 +679,48 @@ test('9a. 5,000 streams opened at once, answers unread: 4096 held, the 4097th is
   assert.equal(up.hits.get('/echo') ?? 0, hits, 'no request without END_STREAM went upstream');
   assert.ok(rssKiB() < RSS_CAP_KIB);
   await gatewayServes();
+});
+
+// Flow control does not bound what the gateway buffers: it reopens its windows as bytes
+// arrive and holds a request body until END_STREAM (REQ_BODY_MAX each). Bodies on many
+// streams that never end must not add up without limit.
+test('9b. large request bodies on 10 streams that never end: memory bounded', async () => {
+  const e = await conn();
+  const hits = up.hits.get('/echo') ?? 0;
+  const chunk = Buffer.alloc(24 << 20, 0x62);
+  const sids = [];
+  for (let i = 0; i < 10; i++) {
+    const sid = e.request({ method: 'POST', path: '/echo', end: false });
+    sids.push(sid);
+    await e.body(sid, chunk, false);
+    if (i >= 2) await e.response(sid); // refused: see below
+  }
+  await e.response(e.request()); // the gateway has read everything before this
+  const rss = rssKiB();
+  assert.ok(rss < RSS_CAP_KIB, `VmRSS ${rss} KiB holding 10 unfinished 24 MiB bodies`);
+  // 64 MiB per connection: two bodies fit, each further one is refused as it crosses the
+  // cap (and its bytes freed), so the first two can still finish.
+  for (const [i, sid] of sids.entries()) {
+    if (i < 2) {
+      assert.equal(e.stream(sid).status, undefined, `stream ${sid} held`);
+      continue;
+    }
+    const r = await e.response(sid);
+    assert.equal(r.status, 503, `stream ${sid}: ${JSON.stringify(r)}`);
+    assert.equal(r.body, 'gateway busy: too many request bytes buffered\n');
+    await e.waitFrame((f) => f.type === T.RST_STREAM && f.sid === sid, `RST_STREAM(NO_ERROR) on ${sid}`);
+    assert.equal(e.stream(sid).rst, E.NO_ERROR, 'the edge is told to stop sending');
+  }
+  await e.body(sids[0], Buffer.alloc(0));
+  const done = await e.response(sids[0]);
+  assert.equal(done.status, 201);
+  assert.equal(up.bodies.at(-1), chunk.length, 'a held body reaches the upstream whole');
+  e.send(frame(T.RST_STREAM, 0, sids[1], u32(E.CANCEL)));
+  await until('the streams are freed', async () => (await metrics()).active_streams === 0);
+  assert.equal(up.hits.get('/echo') ?? 0, hits + 1, 'only the finished request went upstream');
+  await gatewayServes();
+  assert.equal(cur, e, 'the same connection carries on');
+  assert.equal(e.frames.some((f) => f.type === T.GOAWAY), false);
 });
 
 for (const [what, one] of [
