@@ -544,8 +544,9 @@ h2_frame_sent(nghttp2_session *h2, const nghttp2_frame *f, void *ud)
 	    nghttp2_session_get_stream_remote_close(h2, f->hd.stream_id) == 0)
 		nghttp2_submit_rst_stream(h2, NGHTTP2_FLAG_NONE, f->hd.stream_id, NGHTTP2_NO_ERROR);
 	if (f->hd.type == NGHTTP2_GOAWAY && f->goaway.error_code != NGHTTP2_NO_ERROR)
-		snprintf(c->why, sizeof(c->why), "sent GOAWAY(%s): %.*s",
+		snprintf(c->why, sizeof(c->why), "sent GOAWAY(%s)%s%.*s",
 		         nghttp2_http2_strerror(f->goaway.error_code),
+		         f->goaway.opaque_data_len ? ": " : "",
 		         (int)(f->goaway.opaque_data_len < 100 ? f->goaway.opaque_data_len : 100),
 		         (const char *)f->goaway.opaque_data);
 	return 0;
