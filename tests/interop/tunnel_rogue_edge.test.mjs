@@ -533,7 +533,7 @@ test('3. malformed pseudo-headers: stream reset or 400, the connection carries o
   assert.equal(cur, e, 'the same connection serves the next request');
 });
 
-test('4. a header block over 64 KiB (in CONTINUATION frames): 431 or reset, connection lives', async () => {
+test('4. a header block over 64 KiB (in CONTINUATION frames): 431, connection lives', async () => {
   const e = await conn();
   const extra = [];
   for (let i = 0; i < 70; i++) extra.push([`x-pad-${i}`, 'v'.repeat(1000)]);
@@ -547,8 +547,10 @@ test('4. a header block over 64 KiB (in CONTINUATION frames): 431 or reset, conn
     (i === 0 ? F.END_STREAM : 0) | (i === parts.length - 1 ? F.END_HEADERS : 0), sid, p)));
   const hits = up.hits.get('/hello') ?? 0;
   const r = await e.response(sid);
-  assert.ok(r.status === 431 || r.rst !== undefined, JSON.stringify(r));
-  if (r.status === 431) assert.equal(r.body, 'request header fields too large\n');
+  // nghttp2 does not enforce the advertised limit itself; the gateway's 64 KiB header
+  // buffer does, with a local answer.
+  assert.equal(r.status, 431, JSON.stringify(r));
+  assert.equal(r.body, 'request header fields too large\n');
   assert.equal(up.hits.get('/hello') ?? 0, hits, 'the upstream was not called');
   // 101 small headers: under the byte limit, over the gateway's count limit.
   const many = [];
@@ -596,7 +598,7 @@ async function connectionError(send, code, name, detail) {
   await e.waitClosed();
   const l = await waitLog((x) => x.msg === 'tunnel connection lost' && x.connection_id === e.connId,
     from, 'the lost connection');
-  assert.ok(l.error.startsWith(`sent GOAWAY(${name}): `), l.error);
+  assert.ok(l.error.startsWith(`sent GOAWAY(${name})`), l.error);
   assert.match(l.error, detail);
   await gatewayServes();
   assert.notEqual(cur, e, 'a new connection');
@@ -733,10 +735,10 @@ for (const [what, one] of [
     const n = 100000;
     e.sock.pause();
     await e.send(Buffer.concat(Array(n).fill(one)));
-    // Either nghttp2's flood guard ended the connection, or every frame got its ACK.
-    await until('the gateway read the flood', async () =>
-      e.isClosed || logLines(from).some((l) => l.connection_id === e.connId) ||
-      (await metrics()) && rssKiB() > 0 && e.sock.readableLength + e.sock.bytesRead > n * one.length);
+    // Either nghttp2's flood guard ends the connection, or every frame gets its ACK (which
+    // we do not read yet): give it up to 2 s to do either before looking at its memory.
+    for (let i = 0; i < 40 && !e.isClosed && !logLines(from).some((l) => l.connection_id === e.connId); i++)
+      await new Promise((r) => setTimeout(r, 50));
     const rss = rssKiB();
     assert.ok(rss < RSS_CAP_KIB, `VmRSS ${rss} KiB after the flood`);
     e.sock.resume();
@@ -768,6 +770,25 @@ test('6. DATA past the 1 MiB stream window without waiting for WINDOW_UPDATE', a
     assert.equal(up.bodies.at(-1), body.length, 'the upstream got the whole body');
   }
   await gatewayServes();
+});
+
+// The edge cannot overrun the gateway's receive windows (above), but it can break flow
+// control the other way: a WINDOW_UPDATE that lifts the gateway's send window past
+// 2^31-1 (RFC 9113 6.9.1). On a stream that resets the stream, on the connection it is
+// a connection error.
+test('6b. WINDOW_UPDATE past 2^31-1: RST_STREAM / GOAWAY(FLOW_CONTROL_ERROR), upstream aborted', async () => {
+  const e = await conn();
+  up.closed.length = 0;
+  const sid = e.request({ path: '/slow' });
+  await e.waitFrame((f) => f.type === T.HEADERS && f.sid === sid, 'the /slow head');
+  e.send(frame(T.WINDOW_UPDATE, 0, sid, u32(0x7fffffff)));
+  const rst = await e.waitFrame((f) => f.type === T.RST_STREAM && f.sid === sid, 'RST_STREAM');
+  assert.equal(rst.payload.readUInt32BE(0), E.FLOW_CONTROL_ERROR);
+  await until('the upstream request is aborted', () => up.closed.includes('/slow'));
+  await gatewayServes();
+  assert.equal(cur, e, 'a stream error only');
+  await connectionError((x) => x.send(frame(T.WINDOW_UPDATE, 0, 0, u32(0x7fffffff))),
+    E.FLOW_CONTROL_ERROR, 'FLOW_CONTROL_ERROR', /^sent GOAWAY\(FLOW_CONTROL_ERROR\)$/);
 });
 
 // Makes the gateway dial again: the edge hangs up the current connection.
