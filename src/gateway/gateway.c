@@ -32,9 +32,10 @@
 
 #define MAX_CONNS 16
 #define REQ_BODY_MAX (32u << 20)
-/* Request bodies wait here until END_STREAM, and nghttp2 reopens the 1 MiB windows as the
- * bytes arrive, so flow control does not bound them: without this an edge holding many
- * unfinished bodies grows the gateway by REQ_BODY_MAX per stream (4096 per connection). */
+/* Request bodies wait here until END_STREAM, then in the upstream client until the
+ * upstream has taken them, and nghttp2 reopens the 1 MiB windows as the bytes arrive, so
+ * flow control does not bound them: without this an edge grows the gateway by
+ * REQ_BODY_MAX per stream (4096 per connection). */
 #define CONN_BODY_MAX (64u << 20)
 #define OUT_HIGH (1u << 20) /* pause the upstream above this much unsent response */
 /* A bulk response with this much unsent pauses its upstream (an MCP answer is smaller). */
@@ -73,6 +74,7 @@ struct gw_stream {
 	                    * at least OUT_ROOM once bytes are queued, see h2_send_data */
 	struct upstream *up;
 	bool deferred;
+	size_t body_held; /* request body bytes counted in conn->body_bytes */
 	/* An upstream chunk lent to nghttp2 while up_data runs conn_send; it points into
 	 * httpc's read buffer, so it is cleared before up_data returns. */
 	const char *lend;
@@ -97,7 +99,7 @@ struct gw_conn {
 	/* What the edge did wrong (a bad handshake reply, a GOAWAY we sent, an nghttp2
 	 * error): the "tunnel connection lost/failed" line names it, not "protocol error". */
 	char why[160];
-	size_t body_bytes; /* request body bytes buffered on this connection's streams */
+	size_t body_bytes; /* request bodies held for this connection's streams */
 };
 
 struct metrics {
@@ -159,7 +161,6 @@ req_free(struct gw_stream *s)
 	struct gw_req *rq = s->rq;
 	if (rq == NULL)
 		return;
-	s->conn->body_bytes -= rq->body.len;
 	buf_free(&rq->method);
 	buf_free(&rq->path);
 	buf_free(&rq->authority);
@@ -169,11 +170,20 @@ req_free(struct gw_stream *s)
 	s->rq = NULL;
 }
 
+/* The body is no longer ours to hold: refused, or the upstream transfer has ended. */
+static void
+body_release(struct gw_stream *s)
+{
+	s->conn->body_bytes -= s->body_held;
+	s->body_held = 0;
+}
+
 static void
 stream_free(struct gw_stream *s)
 {
 	struct gw_conn *c = s->conn;
 	upstream_cancel(s->up);
+	body_release(s);
 	if (s->prev)
 		s->prev->next = s->next;
 	else
@@ -313,6 +323,7 @@ answer_local(struct gw_stream *s, int status, const char *msg)
 	s->started = true;
 	s->eof = true;
 	req_free(s);
+	body_release(s);
 	buf_reset(&s->out);
 	s->out_off = 0;
 	out_add(s, msg, strlen(msg));
@@ -400,6 +411,7 @@ up_done(void *arg, int status, const char *msg)
 {
 	struct gw_stream *s = arg;
 	s->up = NULL;
+	body_release(s);
 	if (status > 0) {
 		if (status == 403)
 			s->conn->gw->m.ssrf_denied++;
@@ -560,9 +572,12 @@ h2_data_chunk(nghttp2_session *h2, uint8_t flags, int32_t sid, const uint8_t *da
 	if (s == NULL || s->started || s->rq == NULL)
 		return 0;
 	struct gw_conn *c = ud;
-	if (buf_add(&s->rq->body, data, len) != 0)
+	if (buf_add(&s->rq->body, data, len) != 0) {
 		answer_local(s, 413, "request body too large");
-	else if ((c->body_bytes += len) > CONN_BODY_MAX)
+		return 0;
+	}
+	s->body_held += len;
+	if ((c->body_bytes += len) > CONN_BODY_MAX)
 		answer_local(s, 503, "gateway busy: too many request bytes buffered");
 	return 0;
 }
