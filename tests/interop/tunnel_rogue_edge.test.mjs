@@ -23,7 +23,7 @@ const F = { END_STREAM: 1, ACK: 1, END_HEADERS: 4 };
 const E = { NO_ERROR: 0, PROTOCOL_ERROR: 1, FLOW_CONTROL_ERROR: 3, STREAM_CLOSED: 5, REFUSED_STREAM: 7, CANCEL: 8 };
 
 let tmp, gw, gwLog = '', metricsPort, edgeSrv, edgePort, upSrv, upPort;
-const up = { hits: new Map(), closed: [], bodies: [] }; // what the upstream saw
+const up = { hits: new Map(), closed: [], bodies: [], sinks: [] }; // what the upstream saw
 const accepted = []; // edge connections not yet taken by a scenario
 let acceptWaiter = null;
 let cur = null; // the edge connection the scenarios use while it lives
@@ -401,6 +401,12 @@ before(async () => {
       res.on('close', () => { clearInterval(t); up.closed.push(p); });
       return;
     }
+    if (p === '/sink') { // reads nothing and never answers, until the gateway goes away
+      req.pause();
+      up.sinks.push(req);
+      res.on('close', () => up.closed.push(p));
+      return;
+    }
     const chunks = [];
     req.on('data', (d) => chunks.push(d));
     req.on('end', () => {
@@ -723,6 +729,32 @@ test('9b. large request bodies on 10 streams that never end: memory bounded', as
   await gatewayServes();
   assert.equal(cur, e, 'the same connection carries on');
   assert.equal(e.frames.some((f) => f.type === T.GOAWAY), false);
+});
+
+// ... nor once the requests have ended and wait for an upstream that does not read them:
+// a body handed to the upstream client is still the gateway's memory.
+test('9c. large finished requests to an upstream that reads nothing: memory bounded', async () => {
+  const e = await conn();
+  up.closed.length = 0;
+  const chunk = Buffer.alloc(24 << 20, 0x63);
+  const sids = [];
+  for (let i = 0; i < 10; i++) {
+    const sid = e.request({ method: 'POST', path: '/sink', end: false });
+    sids.push(sid);
+    await e.body(sid, chunk, true);
+  }
+  await e.response(e.request()); // the gateway has read everything before this
+  const rss = rssKiB();
+  assert.ok(rss < RSS_CAP_KIB, `VmRSS ${rss} KiB holding 10 24 MiB requests for /sink`);
+  const refused = sids.filter((sid) => e.stream(sid).status === 503);
+  assert.ok(refused.length >= 7, `most were refused: ${refused.length}`);
+  for (const sid of sids) if (!refused.includes(sid)) e.send(frame(T.RST_STREAM, 0, sid, u32(E.CANCEL)));
+  await until('the streams are freed', async () => (await metrics()).active_streams === 0);
+  // The upstream reads again: a closed connection shows as EOF behind the unread bytes.
+  for (const r of up.sinks) r.resume();
+  await until('the upstream requests are aborted', () => up.closed.length === sids.length - refused.length);
+  await gatewayServes();
+  assert.equal(cur, e, 'the same connection carries on');
 });
 
 for (const [what, one] of [
