@@ -520,6 +520,10 @@ test('3. malformed pseudo-headers: stream reset or 400, the connection carries o
     ['upper-case name', [...base, [':path', '/hello'], ['X-Upper', '1']]],
     ['CR LF in a value', [...base, [':path', '/hello'], ['x-inject', 'a\r\nx-evil: 1']]],
     ['connection-specific header', [...base, [':path', '/hello'], ['connection', 'close']]],
+    ['NUL in a value', [...base, [':path', '/hello'], ['x-nul', 'a\0b']]],
+    ['space in a name', [...base, [':path', '/hello'], ['x bad', '1']]],
+    ['space in :path', [...base, [':path', '/hello HTTP/1.1']]],
+    ['space in :method', [[':method', 'GET /x'], [':scheme', 'https'], [':authority', HOST], [':path', '/hello']]],
   ]) {
     const r = await e.response(e.request({ fields }), what);
     assert.equal(r.rst, E.PROTOCOL_ERROR, `${what}: RST_STREAM(PROTOCOL_ERROR), got ${JSON.stringify(r)}`);
@@ -564,6 +568,26 @@ test('4. a header block over 64 KiB (in CONTINUATION frames): 431, connection li
   const r2 = await e.response(e.request({ extra: many }));
   assert.equal(r2.status, 431, JSON.stringify(r2));
   assert.equal(e.isClosed, false);
+  await gatewayServes();
+});
+
+test('4b. a CONTINUATION flood (CVE-2024-27316 style): connection dropped with the reason, serves on', async () => {
+  const e = await conn();
+  const from = gwLog.length;
+  const sid = e.nextSid;
+  e.nextSid += 2;
+  const one = hpack([['x-c', '1']]);
+  const parts = [frame(T.HEADERS, F.END_STREAM, sid, hpack([[':method', 'GET'], [':scheme', 'https'],
+    [':authority', HOST], [':path', '/hello']]))];
+  for (let i = 0; i < 100000; i++) parts.push(frame(T.CONTINUATION, 0, sid, one));
+  parts.push(frame(T.CONTINUATION, F.END_HEADERS, sid, one));
+  await e.send(Buffer.concat(parts));
+  // nghttp2 (1.52.0-1+deb12u3 carries the CVE-2024-28182 fix) ends the connection.
+  await e.waitClosed();
+  const l = await waitLog((x) => x.msg === 'tunnel connection lost' && x.connection_id === e.connId,
+    from, 'the lost connection');
+  assert.match(l.error, /^HTTP\/2: Too many CONTINUATION frames/);
+  assert.ok(rssKiB() < RSS_CAP_KIB);
   await gatewayServes();
 });
 
