@@ -527,11 +527,29 @@ h2_header(nghttp2_session *h2, const nghttp2_frame *f, const uint8_t *name, size
 	return 0;
 }
 
+/* The edge's GOAWAY ends the session once its streams are done; what it said is the
+ * reason the connection goes. Its text is the peer's bytes: printable ASCII only, so it
+ * cannot add lines to the log. */
+static void
+goaway_recv(struct gw_conn *c, const nghttp2_goaway *g)
+{
+	int n = snprintf(c->why, sizeof(c->why), "edge sent GOAWAY(%s)%s",
+	                 nghttp2_http2_strerror(g->error_code), g->opaque_data_len ? ": " : "");
+	size_t i = n > 0 ? (size_t)n : 0;
+	for (size_t k = 0; k < g->opaque_data_len && i + 1 < sizeof(c->why); k++) {
+		uint8_t b = g->opaque_data[k];
+		c->why[i++] = b >= 0x20 && b < 0x7f ? (char)b : '?';
+	}
+	c->why[i < sizeof(c->why) ? i : sizeof(c->why) - 1] = '\0';
+}
+
 static int
 h2_frame_recv(nghttp2_session *h2, const nghttp2_frame *f, void *ud)
 {
 	struct gw_conn *c = ud;
 	c->last_rx = now_mono_ms();
+	if (f->hd.type == NGHTTP2_GOAWAY)
+		goaway_recv(c, &f->goaway);
 	struct gw_stream *s = nghttp2_session_get_stream_user_data(h2, f->hd.stream_id);
 	if (s == NULL)
 		return 0;
