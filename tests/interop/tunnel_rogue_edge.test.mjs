@@ -401,6 +401,10 @@ before(async () => {
       res.on('close', () => { clearInterval(t); up.closed.push(p); });
       return;
     }
+    if (p === '/delay') { // answers after 300 ms
+      setTimeout(() => res.end('late answer\n'), 300);
+      return;
+    }
     if (p === '/sink') { // reads nothing and never answers, until the gateway goes away
       req.pause();
       up.sinks.push(req);
@@ -845,6 +849,28 @@ test('6b. WINDOW_UPDATE past 2^31-1: RST_STREAM / GOAWAY(FLOW_CONTROL_ERROR), up
   assert.equal(cur, e, 'a stream error only');
   await connectionError((x) => x.send(frame(T.WINDOW_UPDATE, 0, 0, u32(0x7fffffff))),
     E.FLOW_CONTROL_ERROR, 'FLOW_CONTROL_ERROR', /^sent GOAWAY\(FLOW_CONTROL_ERROR\)$/);
+});
+
+// GOAWAY from the edge (it drains, or it gives up on us): streams it already opened
+// finish, then the gateway dials again and logs what the edge said. The reason text is
+// the edge's bytes: only printable ASCII reaches the log.
+test('12. GOAWAY from the edge: running stream finishes, reason logged (sanitised), redial', async () => {
+  const e = await conn();
+  const from = gwLog.length;
+  const sid = e.request({ path: '/delay' });
+  const debug = Buffer.concat([Buffer.from('going away\nx-evil: 1 '), Buffer.from([0xff, 0x00]), Buffer.from('end')]);
+  // Last stream 0: the gateway (the HTTP/2 server) opens no streams of its own.
+  e.send(frame(T.GOAWAY, 0, 0, Buffer.concat([u32(0), u32(E.PROTOCOL_ERROR), debug])));
+  const r = await e.response(sid);
+  assert.equal(r.status, 200, 'a stream opened before the GOAWAY is answered');
+  assert.equal(r.body, 'late answer\n');
+  await e.waitClosed();
+  const l = await waitLog((x) => x.msg === 'tunnel connection lost' && x.connection_id === e.connId,
+    from, 'the lost connection');
+  assert.equal(l.error, 'edge sent GOAWAY(PROTOCOL_ERROR): going away?x-evil: 1 ??end');
+  assert.equal(gwLog.slice(from).includes('\nx-evil'), false, 'no line injected into the log');
+  await gatewayServes();
+  assert.notEqual(cur, e);
 });
 
 // Makes the gateway dial again: the edge hangs up the current connection.
