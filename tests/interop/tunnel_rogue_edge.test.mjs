@@ -717,21 +717,27 @@ test('9a. 5,000 streams opened at once, answers unread: 4096 held, the 4097th is
   await gatewayServes();
 });
 
+// Ten POSTs to p with 24 MiB bodies (ended or not), sent one after the other; resolves
+// once the gateway has read them all (a GET behind them is answered).
+async function tenBigBodies(e, p, end) {
+  const chunk = Buffer.alloc(24 << 20, 0x62);
+  const sids = [];
+  for (let i = 0; i < 10; i++) {
+    const sid = e.request({ method: 'POST', path: p, end: false });
+    sids.push(sid);
+    await e.body(sid, chunk, end);
+  }
+  await e.response(e.request());
+  return { sids, chunk };
+}
+
 // Flow control does not bound what the gateway buffers: it reopens its windows as bytes
 // arrive and holds a request body until END_STREAM (REQ_BODY_MAX each). Bodies on many
 // streams that never end must not add up without limit.
 test('9b. large request bodies on 10 streams that never end: memory bounded', async () => {
   const e = await conn();
   const hits = up.hits.get('/echo') ?? 0;
-  const chunk = Buffer.alloc(24 << 20, 0x62);
-  const sids = [];
-  for (let i = 0; i < 10; i++) {
-    const sid = e.request({ method: 'POST', path: '/echo', end: false });
-    sids.push(sid);
-    await e.body(sid, chunk, false);
-    if (i >= 2) await e.response(sid); // refused: see below
-  }
-  await e.response(e.request()); // the gateway has read everything before this
+  const { sids, chunk } = await tenBigBodies(e, '/echo', false);
   const rss = rssKiB();
   assert.ok(rss < RSS_CAP_KIB, `VmRSS ${rss} KiB holding 10 unfinished 24 MiB bodies`);
   // 64 MiB per connection: two bodies fit, each further one is refused as it crosses the
@@ -764,14 +770,7 @@ test('9b. large request bodies on 10 streams that never end: memory bounded', as
 test('9c. large finished requests to an upstream that reads nothing: memory bounded', async () => {
   const e = await conn();
   up.closed.length = 0;
-  const chunk = Buffer.alloc(24 << 20, 0x63);
-  const sids = [];
-  for (let i = 0; i < 10; i++) {
-    const sid = e.request({ method: 'POST', path: '/sink', end: false });
-    sids.push(sid);
-    await e.body(sid, chunk, true);
-  }
-  await e.response(e.request()); // the gateway has read everything before this
+  const { sids } = await tenBigBodies(e, '/sink', true);
   const rss = rssKiB();
   assert.ok(rss < RSS_CAP_KIB, `VmRSS ${rss} KiB holding 10 24 MiB requests for /sink`);
   const refused = sids.filter((sid) => e.stream(sid).status === 503);
