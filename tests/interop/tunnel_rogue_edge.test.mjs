@@ -23,6 +23,8 @@ const F = { END_STREAM: 1, ACK: 1, END_HEADERS: 4 };
 const E = { NO_ERROR: 0, PROTOCOL_ERROR: 1, FLOW_CONTROL_ERROR: 3, STREAM_CLOSED: 5, REFUSED_STREAM: 7, CANCEL: 8 };
 
 let tmp, gw, gwLog = '', metricsPort, edgeSrv, edgePort, upSrv, upPort;
+const BIG = Buffer.alloc(64 << 20);
+for (let i = 0; i < BIG.length; i += 4) BIG.writeUInt32LE(i, i);
 const up = { hits: new Map(), closed: [], bodies: [], sinks: [] }; // what the upstream saw
 const accepted = []; // edge connections not yet taken by a scenario
 let acceptWaiter = null;
@@ -400,6 +402,20 @@ before(async () => {
       const t = setInterval(() => res.write('data: tick\n\n'), 20);
       res.on('close', () => { clearInterval(t); up.closed.push(p); });
       return;
+    }
+    if (p === '/big') { // 64 MiB of a known pattern, written as fast as the gateway takes it
+      res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': BIG.length });
+      up.bigWritten = 0;
+      const more = () => {
+        while (up.bigWritten < BIG.length) {
+          const n = Math.min(256 << 10, BIG.length - up.bigWritten);
+          const ok = res.write(BIG.subarray(up.bigWritten, up.bigWritten + n));
+          up.bigWritten += n;
+          if (!ok) return res.once('drain', more);
+        }
+        res.end();
+      };
+      return more();
     }
     if (p === '/delay') { // answers after 300 ms
       setTimeout(() => res.end('late answer\n'), 300);
@@ -870,6 +886,41 @@ test('12. GOAWAY from the edge: running stream finishes, reason logged (sanitise
   assert.equal(gwLog.slice(from).includes('\nx-evil'), false, 'no line injected into the log');
   await gatewayServes();
   assert.notEqual(cur, e);
+});
+
+// An edge that stops granting window mid-answer (a client that stopped reading): the
+// gateway must pause the upstream instead of buffering the answer, and resume it when
+// the window reopens, with the bytes intact.
+test('13. a large answer stalled by a zero window, then reopened: upstream paused, answer whole', async () => {
+  const e = await conn();
+  const rss0 = rssKiB();
+  // New streams start with no window: the answer's HEADERS pass, no DATA does.
+  const acks = () => e.frames.filter((f) => f.type === T.SETTINGS && (f.flags & F.ACK)).length;
+  const acks0 = acks();
+  e.send(frame(T.SETTINGS, 0, 0, Buffer.concat([Buffer.from([0, 4]), u32(0)])));
+  await until('the zero window is acknowledged', () => acks() > acks0);
+  const sid = e.request({ path: '/big' });
+  await e.waitFrame((f) => f.type === T.HEADERS && f.sid === sid, 'the /big head');
+  // Wait (bounded) until the upstream stops writing: it is paused, or done.
+  let last = -1;
+  for (let i = 0; i < 60 && up.bigWritten !== last; i++) {
+    last = up.bigWritten;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  assert.ok(up.bigWritten < BIG.length, `the upstream was paused (${up.bigWritten} bytes written)`);
+  const rss = rssKiB();
+  assert.ok(rss - rss0 < 32 * 1024, `VmRSS grew ${rss - rss0} KiB while the answer was stalled`);
+  assert.equal(e.stream(sid).data.length, 0, 'no DATA without window');
+  // Reopen: the stream's window, and new streams' default again.
+  e.send(frame(T.SETTINGS, 0, 0, Buffer.concat([Buffer.from([0, 4]), u32(4 << 20)])));
+  const r = await e.response(sid, 'the whole /big answer');
+  assert.equal(r.status, 200);
+  const got = Buffer.concat(e.stream(sid).data);
+  assert.equal(got.length, BIG.length);
+  assert.ok(got.equals(BIG), 'the answer arrived intact and in order');
+  e.streams.delete(sid);
+  await gatewayServes();
+  assert.equal(cur, e);
 });
 
 // Makes the gateway dial again: the edge hangs up the current connection.
