@@ -12,10 +12,8 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { startServer } from './lib/server.mjs';
 import { makeEdgeCert } from './lib/edge_cert.mjs';
+import { F, H2Peer, PREFACE, T, frame, takeHandshake, u32 } from './lib/h2peer.mjs';
 
-const PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n');
-const T = { DATA: 0, HEADERS: 1, RST_STREAM: 3, SETTINGS: 4, PING: 6, GOAWAY: 7 };
-const F = { END_STREAM: 1, ACK: 1, END_HEADERS: 4 };
 const PROTOCOL_ERROR = 1;
 const INTERNAL_ERROR = 2;
 
@@ -41,21 +39,6 @@ async function newTunnel(name) {
   return { id: created.json.id, token: tok.json.tunnel_token };
 }
 
-function frame(type, flags, sid, payload = Buffer.alloc(0)) {
-  const h = Buffer.alloc(9);
-  h.writeUIntBE(payload.length, 0, 3);
-  h[3] = type;
-  h[4] = flags;
-  h.writeUInt32BE(sid & 0x7fffffff, 5);
-  return Buffer.concat([h, payload]);
-}
-
-function u32(v) {
-  const b = Buffer.alloc(4);
-  b.writeUInt32BE(v >>> 0);
-  return b;
-}
-
 // HPACK (RFC 7541): ":status: 200" is static index 8 (0x88); other fields as literals
 // without indexing with a literal name (0x00, 7-bit lengths: short strings only).
 function hpack(status200, fields) {
@@ -68,43 +51,28 @@ function hpack(status200, fields) {
 // One rogue gateway connection. Collects every frame the edge sends. With h2 it speaks
 // HTTP/2 as far as any server must (its SETTINGS first, right after READY and before
 // ACKing the edge's, then SETTINGS and PING ACKs) and does nothing else on its own.
-class Rogue {
+class Rogue extends H2Peer {
   constructor(sock, h2) {
-    this.sock = sock;
+    super(sock, 'edge');
     this.h2 = h2;
-    this.buf = Buffer.alloc(0);
     this.phase = 'reply';
-    this.frames = [];
-    this.waiters = [];
     this.badPreface = false;
-    this.isClosed = false;
     this.reply = new Promise((resolve) => { this.onReply = resolve; });
-    this.closed = new Promise((resolve) => sock.once('close', () => {
-      this.isClosed = true;
-      this.onReply(null);
-      for (const w of this.waiters) w(null);
-      resolve();
-    }));
-    sock.on('error', () => {});
-    sock.on('data', (d) => this.onData(d));
   }
 
-  onData(d) {
-    this.buf = Buffer.concat([this.buf, d]);
+  onClose() {
+    this.onReply(null);
+  }
+
+  onData() {
     if (this.phase === 'reply') {
-      const end = this.buf.indexOf('\r\n\r\n');
-      if (end < 0) return;
-      const lines = this.buf.subarray(0, end).toString('latin1').split('\r\n');
-      this.buf = this.buf.subarray(end + 4);
-      const m = /^AIRLOCK-TUNNEL\/1 (\d{3}) (.*)$/.exec(lines[0]);
-      const fields = {};
-      for (const l of lines.slice(1)) {
-        const i = l.indexOf(': ');
-        fields[l.slice(0, i)] = l.slice(i + 2);
-      }
+      const hs = takeHandshake(this.buf);
+      if (!hs) return;
+      this.buf = hs.rest;
+      const m = /^AIRLOCK-TUNNEL\/1 (\d{3}) (.*)$/.exec(hs.first);
       this.phase = 'preface';
       if (this.h2 && m && m[1] === '200') this.send(frame(T.SETTINGS, 0, 0));
-      this.onReply({ line: lines[0], status: m ? Number(m[1]) : 0, reason: m ? m[2] : '', fields });
+      this.onReply({ line: hs.first, status: m ? Number(m[1]) : 0, reason: m ? m[2] : '', fields: hs.fields });
     }
     if (this.phase === 'preface') {
       if (this.buf.length < PREFACE.length) return;
@@ -112,49 +80,18 @@ class Rogue {
       this.buf = this.buf.subarray(PREFACE.length);
       this.phase = 'frames';
     }
-    while (this.buf.length >= 9) {
-      const len = this.buf.readUIntBE(0, 3);
-      if (this.buf.length < 9 + len) return;
-      const f = {
-        type: this.buf[3], flags: this.buf[4], sid: this.buf.readUInt32BE(5) & 0x7fffffff,
-        payload: Buffer.from(this.buf.subarray(9, 9 + len)),
-      };
-      this.buf = this.buf.subarray(9 + len);
-      this.frames.push(f);
-      if (this.h2 && f.type === T.SETTINGS && !(f.flags & F.ACK)) this.send(frame(T.SETTINGS, F.ACK, 0));
-      if (this.h2 && f.type === T.PING && !(f.flags & F.ACK)) this.send(frame(T.PING, F.ACK, 0, f.payload));
-      for (const w of this.waiters) w(f);
-    }
+    this.takeFrames();
+  }
+
+  onFrame(f) {
+    this.frames.push(f);
+    if (this.h2 && f.type === T.SETTINGS && !(f.flags & F.ACK)) this.send(frame(T.SETTINGS, F.ACK, 0));
+    if (this.h2 && f.type === T.PING && !(f.flags & F.ACK)) this.send(frame(T.PING, F.ACK, 0, f.payload));
+    this.wake(f);
   }
 
   send(b) {
     if (!this.isClosed) this.sock.write(b);
-  }
-
-  // The first frame (already received or still to come) that matches; null when the
-  // connection closes first. Bounded: a hang fails the test instead of stalling it.
-  waitFrame(pred, what, ms = 10000) {
-    const seen = this.frames.find(pred);
-    if (seen) return Promise.resolve(seen);
-    if (this.isClosed) return Promise.resolve(null);
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.waiters = this.waiters.filter((x) => x !== w);
-        reject(new Error(`timed out waiting for ${what}`));
-      }, ms);
-      const w = (f) => {
-        if (f !== null && !pred(f)) return;
-        clearTimeout(timer);
-        this.waiters = this.waiters.filter((x) => x !== w);
-        resolve(f);
-      };
-      this.waiters.push(w);
-    });
-  }
-
-  waitClosed(ms = 10000) {
-    return Promise.race([this.closed, new Promise((_, reject) =>
-      setTimeout(() => reject(new Error('edge did not close the connection')), ms).unref())]);
   }
 
   end() {

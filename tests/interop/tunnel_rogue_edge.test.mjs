@@ -12,14 +12,12 @@ import tls from 'node:tls';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { makeEdgeCert } from './lib/edge_cert.mjs';
+import { F, H2Peer, PREFACE, T, frame, takeHandshake, u32 } from './lib/h2peer.mjs';
 
 const BIN = process.env.AIRLOCK_BIN;
 const TOKEN = `alk_tnl_${randomBytes(24).toString('base64url')}`;
 const DOMAIN = 'lbl.tunnel.test';
 const HOST = `up.${DOMAIN}`; // the route "up" once the tunnel_domain is stripped
-const PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n');
-const T = { DATA: 0, HEADERS: 1, RST_STREAM: 3, SETTINGS: 4, PING: 6, GOAWAY: 7, WINDOW_UPDATE: 8, CONTINUATION: 9 };
-const F = { END_STREAM: 1, ACK: 1, END_HEADERS: 4 };
 const E = { NO_ERROR: 0, PROTOCOL_ERROR: 1, FLOW_CONTROL_ERROR: 3, STREAM_CLOSED: 5, REFUSED_STREAM: 7, CANCEL: 8 };
 
 let tmp, gw, gwLog = '', metricsPort, edgeSrv, edgePort, upSrv, upPort;
@@ -29,21 +27,6 @@ const up = { hits: new Map(), closed: [], bodies: [], sinks: [] }; // what the u
 const accepted = []; // edge connections not yet taken by a scenario
 let acceptWaiter = null;
 let cur = null; // the edge connection the scenarios use while it lives
-
-function frame(type, flags, sid, payload = Buffer.alloc(0)) {
-  const h = Buffer.alloc(9);
-  h.writeUIntBE(payload.length, 0, 3);
-  h[3] = type;
-  h[4] = flags;
-  h.writeUInt32BE(sid & 0x7fffffff, 5);
-  return Buffer.concat([h, payload]);
-}
-
-function u32(v) {
-  const b = Buffer.alloc(4);
-  b.writeUInt32BE(v >>> 0);
-  return b;
-}
 
 // HPACK integer with a 7-bit prefix (RFC 7541 5.1), H bit clear.
 function hint(v) {
@@ -103,16 +86,12 @@ function statusOf(block) {
 // One edge connection as the gateway dialed it. Collects every frame; with auto on it does
 // what any HTTP/2 client must (ACK SETTINGS and PING, reopen the connection window for
 // response DATA) and tracks the gateway's windows for request bodies.
-class Edge {
+class Edge extends H2Peer {
   constructor(sock) {
-    this.sock = sock;
+    super(sock, 'gateway');
     this.t = Date.now();
     this.connId = `tcon_rogue${accepts}`;
-    this.buf = Buffer.alloc(0);
     this.phase = 'hello';
-    this.frames = [];
-    this.waiters = [];
-    this.isClosed = false;
     this.auto = true;
     this.nextSid = 1;
     this.connWin = 65535; // what the gateway lets us send (RFC 9113 6.9.2 defaults)
@@ -120,43 +99,26 @@ class Edge {
     this.maxFrame = 16384;
     this.streamWin = new Map();
     this.hello = new Promise((resolve) => { this.onHello = resolve; });
-    this.closed = new Promise((resolve) => sock.once('close', () => {
-      this.isClosed = true;
-      this.onHello(null);
-      for (const w of this.waiters) w(null);
-      resolve();
-    }));
-    sock.on('error', () => {});
     sock.setMaxListeners(0); // send() waits on 'close' once per full write
-    sock.on('data', (d) => this.onData(d));
   }
 
-  onData(d) {
-    this.buf = Buffer.concat([this.buf, d]);
+  onClose() {
+    this.onHello(null);
+  }
+
+  context() {
+    return `; gateway log:\n${gwLog.slice(-3000)}`;
+  }
+
+  onData() {
     if (this.phase === 'hello') {
-      const end = this.buf.indexOf('\r\n\r\n');
-      if (end < 0) return;
-      const lines = this.buf.subarray(0, end).toString('latin1').split('\r\n');
-      this.buf = this.buf.subarray(end + 4);
-      const fields = {};
-      for (const l of lines.slice(1)) {
-        const i = l.indexOf(': ');
-        fields[l.slice(0, i)] = l.slice(i + 2);
-      }
+      const hs = takeHandshake(this.buf);
+      if (!hs) return;
+      this.buf = hs.rest;
       this.phase = 'reply';
-      this.onHello({ first: lines[0], fields });
+      this.onHello({ first: hs.first, fields: hs.fields });
     }
-    if (this.phase !== 'h2') return;
-    while (this.buf.length >= 9) {
-      const len = this.buf.readUIntBE(0, 3);
-      if (this.buf.length < 9 + len) return;
-      const f = {
-        type: this.buf[3], flags: this.buf[4], sid: this.buf.readUInt32BE(5) & 0x7fffffff,
-        payload: Buffer.from(this.buf.subarray(9, 9 + len)),
-      };
-      this.buf = this.buf.subarray(9 + len);
-      this.onFrame(f);
-    }
+    if (this.phase === 'h2') this.takeFrames();
   }
 
   onFrame(f) {
@@ -197,7 +159,7 @@ class Edge {
       if (f.flags & F.END_STREAM) s.end = true;
     }
     if (f.type === T.RST_STREAM) this.stream(f.sid).rst = f.payload.readUInt32BE(0);
-    for (const w of this.waiters) w(f);
+    this.wake(f);
   }
 
   stream(sid) {
@@ -226,30 +188,6 @@ class Edge {
     ]);
     return this.send(Buffer.concat([Buffer.from(reply),
       h2 ? Buffer.concat([PREFACE, frame(T.SETTINGS, 0, 0, settings)]) : Buffer.alloc(0)]));
-  }
-
-  waitFrame(pred, what, ms = 10000) {
-    const seen = this.frames.find(pred);
-    if (seen) return Promise.resolve(seen);
-    if (this.isClosed) return Promise.resolve(null);
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.waiters = this.waiters.filter((x) => x !== w);
-        reject(new Error(`timed out waiting for ${what}; gateway log:\n${gwLog.slice(-3000)}`));
-      }, ms);
-      const w = (f) => {
-        if (f !== null && !pred(f)) return;
-        clearTimeout(timer);
-        this.waiters = this.waiters.filter((x) => x !== w);
-        resolve(f);
-      };
-      this.waiters.push(w);
-    });
-  }
-
-  waitClosed(ms = 10000) {
-    return Promise.race([this.closed, new Promise((_, reject) =>
-      setTimeout(() => reject(new Error('gateway did not close the connection')), ms).unref())]);
   }
 
   // Opens a stream with a request; returns its id.
