@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -63,6 +64,7 @@ struct http_conn {
 	bool close_after_write;
 	bool abort;   /* a streamed answer broke off midway, see http_stream_abort */
 	bool chunked; /* the streamed answer is framed in chunks */
+	bool no_body; /* the streamed answer has none (HEAD, 204, 304): it ends with its head */
 	bool keep_alive;
 	bool paused;      /* message complete; parser paused until the answer is done */
 	bool reading_off; /* input buffer full while a request is held */
@@ -76,6 +78,7 @@ struct http_conn {
 	struct buf hname;
 	struct buf hval;
 	bool last_was_value;
+	bool value_ended; /* the last value span ended at its line's CR/LF */
 	http_close_fn *on_close;
 	void *on_close_arg;
 	http_drain_fn *on_drain;
@@ -100,6 +103,7 @@ static void conn_process(struct http_conn *c);
 static void conn_close_soon(struct http_conn *c);
 static void conn_flush(struct http_conn *c);
 static void conn_update_interest(struct http_conn *c);
+static void out_str(struct http_conn *c, const char *s);
 
 const char *
 http_status_text(int status)
@@ -287,7 +291,13 @@ on_header_value(llhttp_t *p, const char *at, size_t len)
 	struct http_conn *c = parser_conn(p);
 	if (head_account(c, len))
 		return HPE_USER;
+	/* llhttp 8 accepts obs-fold and hands the next line over as more of the value.
+	 * Refused (RFC 9112 5.2): a proxy in front may have read that line as a header of
+	 * its own. A span cut by the end of the input instead does not end at CR/LF. */
+	if (c->last_was_value && c->value_ended)
+		return HPE_USER;
 	c->last_was_value = true;
+	c->value_ended = at + len < c->in.data + c->in.len && (at[len] == '\r' || at[len] == '\n');
 	if (buf_add(&c->hval, at, len))
 		return HPE_USER;
 	return 0;
@@ -311,6 +321,26 @@ split_target(struct http_request *r)
 	return 0;
 }
 
+/* llhttp accepts a transfer coding list ending in chunked ("gzip, chunked") and two
+ * Host lines; we decode only chunked, so the rest would reach the handler (and a tunnel
+ * upstream) as a body in an undeclared coding, and two Hosts let a proxy in front and
+ * this server route one request to different places. Both are refused (RFC 9112 3.2,
+ * 6.1). */
+static bool
+framing_unambiguous(const struct http_request *r)
+{
+	size_t hosts = 0, tes = 0;
+	for (size_t i = 0; i < r->nheaders; i++) {
+		const char *n = r->headers[i].name, *v = r->headers[i].value;
+		if (strcmp(n, "host") == 0)
+			hosts++;
+		else if (strcmp(n, "transfer-encoding") == 0 &&
+		         (tes++ || strcasecmp(v, "chunked") != 0))
+			return false;
+	}
+	return hosts <= 1;
+}
+
 static int
 on_headers_complete(llhttp_t *p)
 {
@@ -324,8 +354,18 @@ on_headers_complete(llhttp_t *p)
 		return HPE_USER;
 	if ((p->flags & F_CONTENT_LENGTH) && p->content_length > c->srv->lim.max_body_bytes)
 		return HPE_USER;
+	if (!framing_unambiguous(r))
+		return HPE_USER;
 	c->keep_alive = llhttp_should_keep_alive(p);
 	c->state = CONN_BODY;
+	/* A client that waits for the interim answer before its body (as RFC 9110 10.1.1
+	 * lets it) would otherwise hang until the body timeout. */
+	const char *expect = http_request_header(r, "expect");
+	bool has_body =
+	    (p->flags & F_CHUNKED) || ((p->flags & F_CONTENT_LENGTH) && p->content_length);
+	if (expect && strcasecmp(expect, "100-continue") == 0 && has_body && p->http_major == 1 &&
+	    p->http_minor >= 1)
+		out_str(c, "HTTP/1.1 100 Continue\r\n\r\n");
 	return 0;
 }
 
@@ -665,6 +705,7 @@ conn_request_done(struct http_conn *c)
 	c->on_drain = NULL;
 	c->on_drain_arg = NULL;
 	c->chunked = false;
+	c->no_body = false;
 	c->paused = false;
 	if (!c->keep_alive || c->srv->shutting_down)
 		c->close_after_write = true;
@@ -1025,7 +1066,15 @@ http_stream_start_chunked(struct http_request *req, int status, const struct htt
 	    c->parser.http_major > 1 || (c->parser.http_major == 1 && c->parser.http_minor >= 1);
 	bool body =
 	    strcmp(req->method, "HEAD") != 0 && status >= 200 && status != 204 && status != 304;
-	if (c->state == CONN_DEAD || !http11 || !body) {
+	if (c->state != CONN_DEAD && !body) {
+		/* Nothing follows the head, so its end is known without chunks or a close and
+		 * the connection stays for the next request (a HEAD used to close it). */
+		c->no_body = true;
+		stream_start(req, status, headers, nheaders,
+		             c->keep_alive && !c->srv->shutting_down);
+		return;
+	}
+	if (c->state == CONN_DEAD || !http11) {
 		http_stream_start(req, status, headers, nheaders);
 		return;
 	}
@@ -1079,8 +1128,9 @@ http_stream_write(struct http_request *req, const char *data, size_t len)
 		conn_close_soon(c);
 		return AL_E_CLOSED;
 	}
-	if (len == 0)
-		return 0; /* an empty chunk would end a chunked answer */
+	if (len == 0 || c->no_body)
+		return 0; /* an empty chunk would end a chunked answer; body bytes for a HEAD
+		           * (a peer's mistake) would be read as the next answer */
 	if (c->chunked) {
 		if (stream_write_chunk(c, data, len) != 0) {
 			conn_close_soon(c);
@@ -1140,7 +1190,7 @@ http_stream_end(struct http_request *req)
 		return;
 	if (c->chunked)
 		out_add(c, "0\r\n\r\n", 5); /* the last chunk: the answer is complete */
-	else
+	else if (!c->no_body)
 		c->keep_alive = false; /* a close-delimited answer ends with the connection */
 	c->state = CONN_HANDLING;
 	conn_request_done(c);

@@ -81,7 +81,8 @@ void http_stream_start(struct http_request *req, int status, const struct http_h
  * the answer has a body: its end is then explicit, so a client can tell an answer that
  * broke off (http_stream_abort) from a complete one, and the connection stays open for
  * the next request (keep-alive as the client asked). For answers without a length
- * relayed from elsewhere; SSE keeps the plain form. */
+ * relayed from elsewhere; SSE keeps the plain form. An answer without a body (HEAD,
+ * 204, 304) ends with its head, keeps the connection, and drops any bytes written. */
 void http_stream_start_chunked(struct http_request *req, int status,
                                const struct http_header *headers, size_t nheaders);
 /* Returns 0, or AL_E_CLOSED when the peer is gone or too far behind (more than
