@@ -178,8 +178,9 @@ on_head(void *arg, int status, const struct http_header *uh, size_t nuh)
 		h[n++] = (struct http_header){"request-id", in->rid};
 	in->started = true;
 	/* Without a length only chunked framing lets the client tell a complete answer
-	 * from one that broke off (finish_broken). */
-	if (has_length)
+	 * from one that broke off (finish_broken). A HEAD answer's length describes no
+	 * bytes that follow: lib/http ends it with its head and keeps the connection. */
+	if (has_length && strcmp(in->req->method, "HEAD") != 0)
 		http_stream_start(in->req, status, h, n);
 	else
 		http_stream_start_chunked(in->req, status, h, n);
@@ -254,6 +255,18 @@ http_closed(struct http_request *req, void *arg)
 	ingress_free(in);
 }
 
+/* Whether an Authorization value carries key as its bearer credential (as auth.c reads
+ * it: scheme case-insensitive, spaces before the token skipped). */
+static bool
+bearer_is(const char *auth, const char *key)
+{
+	if (strncasecmp(auth, "Bearer ", 7) != 0)
+		return false;
+	for (auth += 7; *auth == ' ';)
+		auth++;
+	return strcmp(auth, key) == 0;
+}
+
 void
 tunnel_ingress_forward(struct server *s, struct http_request *req, struct api_call *c,
                        const char *tunnel_id, const char *route, const char *path)
@@ -278,9 +291,13 @@ tunnel_ingress_forward(struct server *s, struct http_request *req, struct api_ca
 	bool strip_auth = xk == NULL || *xk == '\0';
 	for (size_t i = 0; i < req->nheaders; i++) {
 		const char *nm = req->headers[i].name;
+		/* A client that sends the server key both ways must not hand it upstream in
+		 * Authorization. Expect was answered here (lib/http sent the 100) and the
+		 * body is complete: the upstream has nothing to continue. */
 		if (strcmp(nm, "x-api-key") == 0 ||
-		    (strip_auth && strcmp(nm, "authorization") == 0) ||
-		    strcmp(nm, "content-length") == 0)
+		    (strcmp(nm, "authorization") == 0 &&
+		     (strip_auth || bearer_is(req->headers[i].value, xk))) ||
+		    strcmp(nm, "content-length") == 0 || strcmp(nm, "expect") == 0)
 			continue;
 		h[n++] = req->headers[i];
 	}
