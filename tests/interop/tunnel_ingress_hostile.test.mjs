@@ -336,6 +336,10 @@ test('1. smuggling framings get 400 and reach nothing', async () => {
     'obs-fold header');
   await refused((id, s) => `${h(id, ['Content-Length: 0']).replaceAll('\r\n', '\n')}\n\n${s}`,
     'bare LF line endings');
+  await refused((id, s) => `${h(id, ['Transfer-Encoding: chunked', 'Transfer-Encoding: chunked'])}\r\n\r\n` +
+    `0\r\n\r\n${s}`, 'two Transfer-Encoding lines');
+  await refused((id, s) => `${h(id, ['Content-Length : 0'])}\r\n\r\n${s}`, 'space before the colon');
+  await refused((id, s) => `${h(id, ['Content-Length: +0'])}\r\n\r\n${s}`, 'a signed Content-Length');
   await stillServes();
 });
 
@@ -529,16 +533,17 @@ test('7. a client that never reads a 256 MiB answer, then closes: bounded, upstr
   const r = raw(ingressPort, [(s) => { sock = s; s.write(req('GET', '/big', { id })); }],
     { noRead: true, guard: 20000 });
   await until(() => seen.get(id)?.written > 0, 'upstream starts writing');
-  // Wait until the upstream is held back (its writes stop advancing).
-  let last = -1;
+  // Wait until the upstream is held back (its writes stop advancing for 10 polls).
+  let last = -1, still = 0;
   await until(() => {
     const w = seen.get(id).written;
-    const still = w === last;
+    still = w === last ? still + 1 : 0;
     last = w;
-    return still;
+    return still >= 10;
   }, 'back-pressure reaches the upstream', 15000);
   const rec = seen.get(id);
   assert.equal(rec.finished, false);
+  assert.equal(rec.closed, false, 'a stalled client is waited for, not cut off');
   assert.ok(rec.written < 64 << 20, `upstream held back: ${rec.written} bytes written`);
   const rss = rssKiB();
   assert.ok(rss - base < 48 * 1024, `server RSS grew ${rss - base} KiB for a stalled client`);
