@@ -275,6 +275,11 @@ on_header_field(llhttp_t *p, const char *at, size_t len)
 	struct http_conn *c = parser_conn(p);
 	if (head_account(c, len))
 		return HPE_USER;
+	/* Trailers of a chunked body (llhttp reports them as headers) are dropped, within
+	 * the header limit: appended to the request's headers they reached handlers and
+	 * tunnel upstreams as headers a proxy in front never saw (RFC 9110 6.5.1). */
+	if (c->state == CONN_BODY)
+		return 0;
 	if (c->last_was_value) {
 		if (push_header(c))
 			return HPE_USER;
@@ -291,6 +296,8 @@ on_header_value(llhttp_t *p, const char *at, size_t len)
 	struct http_conn *c = parser_conn(p);
 	if (head_account(c, len))
 		return HPE_USER;
+	if (c->state == CONN_BODY)
+		return 0; /* a trailer, see on_header_field */
 	/* llhttp 8 accepts obs-fold and hands the next line over as more of the value.
 	 * Refused (RFC 9112 5.2): a proxy in front may have read that line as a header of
 	 * its own. A span cut by the end of the input instead does not end at CR/LF. */

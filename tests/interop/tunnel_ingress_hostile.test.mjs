@@ -357,6 +357,20 @@ test('1b. plain chunked request body reaches the upstream once, decoded', async 
   assert.equal(seen.get(id).headers['content-length'], String(body.length));
 });
 
+test('1c. trailers of a chunked request never become request headers', async () => {
+  const id = probe();
+  const r = await raw(ingressPort, [`POST /echo HTTP/1.1\r\nHost: ${HOST}\r\nx-api-key: ${srv.apiKey}\r\n` +
+    `x-probe: ${id}\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\nx-trailer-a: 1\r\n` +
+    `authorization: Bearer injected\r\nx-trailer-b: 2\r\n\r\n`], { until: responses(1) });
+  const [res] = parseResponses(r.bytes).responses;
+  assert.equal(res.status, 200, r.bytes.toString());
+  const h = seen.get(id).headers;
+  assert.equal(h['x-trailer-a'], undefined, JSON.stringify(h));
+  assert.equal(h.authorization, undefined, JSON.stringify(h));
+  assert.equal(h['x-trailer-b'], undefined, JSON.stringify(h));
+  await stillServes();
+});
+
 // ---- 2. pipelining ----
 
 test('2. pipelined: chunked SSE answer then buffered JSON, in order, one connection', async () => {
