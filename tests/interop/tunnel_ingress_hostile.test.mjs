@@ -18,7 +18,6 @@ import { makeEdgeCert } from './lib/edge_cert.mjs';
 const BIN = process.env.AIRLOCK_BIN;
 let tmp, srv, gateway, tunnel, tunnel2, ingressPort, upSrv, upPort, HOST;
 const seen = new Map(); // x-probe → what the upstream received
-const waiters = new Map(); // x-probe → resolve, for scenarios that wait for arrival
 let probeSeq = 0;
 const probe = () => `p${process.pid}-${++probeSeq}`;
 
@@ -35,7 +34,6 @@ function upstreamHandler(req, res) {
   req.on('data', (d) => chunks.push(d));
   req.on('end', () => {
     rec.body = Buffer.concat(chunks);
-    waiters.get(id)?.(rec);
     const p = req.url.split('?')[0];
     if (p === '/echo') {
       const out = JSON.stringify({ method: req.method, url: req.url, body: rec.body.toString() });
@@ -83,13 +81,6 @@ function upstreamHandler(req, res) {
   });
 }
 
-function arrival(id) {
-  return new Promise((resolve) => {
-    if (seen.get(id)?.body) return resolve(seen.get(id));
-    waiters.set(id, resolve);
-  });
-}
-
 // ---- raw client ----
 
 // One TCP connection: writes each piece of `parts` (Buffers/strings; a function is called
@@ -109,11 +100,15 @@ function raw(port, parts, { until, halfClose = false, guard = 10000, noRead = fa
     };
     const t = setTimeout(() => finish('guard'), guard);
     sock.on('connect', async () => {
-      for (const p of parts) {
-        if (typeof p === 'function') await p(sock, () => Buffer.concat(got));
-        else sock.write(p);
+      try {
+        for (const p of parts) {
+          if (typeof p === 'function') await p(sock, () => Buffer.concat(got));
+          else sock.write(p);
+        }
+        if (halfClose) sock.end();
+      } catch (e) {
+        finish(`client step failed: ${e.message}`);
       }
-      if (halfClose) sock.end();
     });
     if (noRead) sock.pause();
     sock.on('data', (d) => {
@@ -389,6 +384,20 @@ test('2. pipelined: chunked SSE answer then buffered JSON, in order, one connect
   assert.equal(rest.length, 0);
   assert.equal(seen.get(a).count, 1);
   assert.equal(seen.get(b).count, 1);
+
+  // The same on the API port (path form), three deep, the last asking to close.
+  const base = `/v1/tunnels/${tunnel.id}/routes/up`;
+  const ids = [probe(), probe(), probe()];
+  const p = await raw(srv.port, [req('POST', `${base}/sse`, { host: '127.0.0.1', id: ids[0], body: '{}' }) +
+    req('POST', `${base}/echo`, { host: '127.0.0.1', id: ids[1], body: 'two' }) +
+    req('POST', `${base}/sse`, { host: '127.0.0.1', id: ids[2], body: '{}', extra: ['Connection: close'] })]);
+  assert.equal(p.ended, 'end', 'closed after the third, as asked');
+  const q = parseResponses(p.bytes);
+  assert.deepEqual(q.responses.map((x) => [x.status, x.framing, x.complete]),
+    [[200, 'chunked', true], [200, 'length', true], [200, 'chunked', true]], p.bytes.toString());
+  assert.equal(q.responses[2].body.toString(), 'data: event 0\n\ndata: event 1\n\ndata: event 2\n\n');
+  assert.equal(JSON.parse(q.responses[1].body).body, 'two');
+  assert.equal(q.rest.length, 0);
   await stillServes();
 });
 
@@ -509,7 +518,9 @@ test('5. HEAD through the tunnel: no body bytes, no last chunk, next request ans
     assert.equal(rs[0].headers['transfer-encoding'], undefined, `${target}: HEAD answer not chunked`);
     if (target === '/head?len') assert.equal(rs[0].headers['content-length'], '11');
     // The next bytes are the next answer's status line: no body, no "0\r\n\r\n".
-    assert.ok(!r.bytes.includes('0\r\n\r\n'), `${target}: no chunk terminator: ${JSON.stringify(r.bytes.toString())}`);
+    const headEnd = r.bytes.indexOf('\r\n\r\n') + 4;
+    assert.equal(r.bytes.indexOf('HTTP/1.1 ', 1), headEnd,
+      `${target}: no body, no chunk terminator: ${JSON.stringify(r.bytes.toString())}`);
     assert.equal(rs.length, 2, `${target}: the connection carries the next request (${r.ended})`);
     assert.equal(JSON.parse(rs[1].body).body, 'next');
     assert.equal(rest.length, 0);
@@ -524,10 +535,10 @@ test('5. HEAD through the tunnel: no body bytes, no last chunk, next request ans
 // An idle SSE listener whose client went away must not hold an upstream stream.
 test('6. half-close before the answer cancels the upstream request', async () => {
   const id = probe();
-  const arrived = arrival(id);
-  const r = raw(ingressPort, [req('POST', '/hold', { id, body: '{}' })], { halfClose: true });
-  await arrived;
-  const res = await r;
+  // The FIN follows once the upstream holds the request (a FIN sent with the request
+  // may cancel it before it is forwarded at all).
+  const res = await raw(ingressPort, [req('POST', '/hold', { id, body: '{}' }),
+    () => until(() => seen.get(id)?.body, 'request reaches the upstream')], { halfClose: true });
   assert.equal(res.ended, 'end');
   assert.equal(res.bytes.length, 0, 'no answer to a client that left');
   await until(() => seen.get(id).closed, 'upstream sees its request cancelled');
