@@ -255,19 +255,14 @@ async function until(cond, what, ms = 10000) {
 
 before(async () => {
   tmp = mkdtempSync(path.join(tmpdir(), 'airlock-ingr-'));
-  makeEdgeCert(tmp);
+  const edge = makeEdgeCert(tmp);
   upSrv = http.createServer(upstreamHandler);
   await new Promise((r) => upSrv.listen(0, '127.0.0.1', r));
   upPort = upSrv.address().port;
-  srv = await startServer({
-    env: {
-      AIRLOCK_TUNNEL_LISTEN: '127.0.0.1:0',
-      AIRLOCK_TUNNEL_TLS_CERT: path.join(tmp, 'edge.pem'),
-      AIRLOCK_TUNNEL_TLS_KEY: path.join(tmp, 'edge.key'),
-      AIRLOCK_TUNNEL_INGRESS_LISTEN: '127.0.0.1:0',
-      AIRLOCK_TUNNEL_DOMAIN: 'tunnel.test',
-    },
-  });
+  srv = await startServer({ env: {
+    AIRLOCK_TUNNEL_LISTEN: '127.0.0.1:0', AIRLOCK_TUNNEL_INGRESS_LISTEN: '127.0.0.1:0',
+    AIRLOCK_TUNNEL_TLS_CERT: edge.cert, AIRLOCK_TUNNEL_TLS_KEY: edge.key, AIRLOCK_TUNNEL_DOMAIN: 'tunnel.test',
+  } });
   const edgePort = Number(/tunnel edge ready.* port=(\d+)/.exec(srv.log())[1]);
   ingressPort = Number(/tunnel ingress ready.* port=(\d+)/.exec(srv.log())[1]);
   tunnel = (await api('POST', '/v1/tunnels', { display_name: 'hostile' })).json;
@@ -277,7 +272,7 @@ before(async () => {
   writeFileSync(path.join(tmp, 'token'), tok.json.tunnel_token, { mode: 0o600 });
   writeFileSync(path.join(tmp, 'gw.yaml'), [
     `server: 127.0.0.1:${edgePort}`, 'server_name: localhost',
-    `server_ca_file: ${path.join(tmp, 'ca.pem')}`, `token_file: ${path.join(tmp, 'token')}`,
+    `server_ca_file: ${edge.ca}`, `token_file: ${path.join(tmp, 'token')}`,
     `tunnel_domain: ${tunnel.domain}`, 'routes:', `  up: http://127.0.0.1:${upPort}`,
     `  other: http://127.0.0.1:${upPort}`, 'upstream:', '  allowed_ips: [127.0.0.0/8]', '',
   ].join('\n'));
