@@ -78,7 +78,8 @@ struct http_conn {
 	struct buf hname;
 	struct buf hval;
 	bool last_was_value;
-	bool value_ended; /* the last value span ended at its line's CR/LF */
+	bool value_cut;       /* this llhttp_execute's input ended inside a header value */
+	bool value_resumable; /* the previous one's did: its span resumes at the input start */
 	http_close_fn *on_close;
 	void *on_close_arg;
 	http_drain_fn *on_drain;
@@ -300,11 +301,13 @@ on_header_value(llhttp_t *p, const char *at, size_t len)
 		return 0; /* a trailer, see on_header_field */
 	/* llhttp 8 accepts obs-fold and hands the next line over as more of the value.
 	 * Refused (RFC 9112 5.2): a proxy in front may have read that line as a header of
-	 * its own. A span cut by the end of the input instead does not end at CR/LF. */
-	if (c->last_was_value && c->value_ended)
+	 * its own. The only other way a value arrives in two spans is an input that ended
+	 * inside it: the rest then starts the next input (however the fold is split up). */
+	if (c->last_was_value && !(c->value_resumable && at == c->in.data))
 		return HPE_USER;
 	c->last_was_value = true;
-	c->value_ended = at + len < c->in.data + c->in.len && (at[len] == '\r' || at[len] == '\n');
+	c->value_resumable = false;
+	c->value_cut = at + len == c->in.data + c->in.len;
 	if (buf_add(&c->hval, at, len))
 		return HPE_USER;
 	return 0;
@@ -662,6 +665,8 @@ conn_process(struct http_conn *c)
 	while (c->state != CONN_DEAD && c->state != CONN_HANDLING && c->state != CONN_STREAM &&
 	       c->in.len > 0) {
 		enum conn_state before = c->state;
+		c->value_resumable = c->value_cut;
+		c->value_cut = false;
 		llhttp_errno_t e = llhttp_execute(&c->parser, c->in.data, c->in.len);
 		size_t used = c->in.len;
 		if (e == HPE_PAUSED) {

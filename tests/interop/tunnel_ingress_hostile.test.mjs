@@ -333,6 +333,31 @@ test('1. smuggling framings get 400 and reach nothing', async () => {
   await stillServes();
 });
 
+// Pieces written one by one with a pause between, so the server reads them apart.
+const paced = (pieces, ms = 30) => pieces.map((b) => async (sock) => {
+  sock.setNoDelay(true);
+  sock.write(b);
+  await new Promise((r) => setTimeout(r, ms));
+});
+
+test('1a. obs-fold split across reads is refused; a head split byte by byte is not', async () => {
+  const h = (id) => `POST /echo HTTP/1.1\r\nHost: ${HOST}\r\nx-api-key: ${srv.apiKey}\r\nx-probe: ${id}\r\n`;
+  for (const cut of [['x-folded: a', '\r\n b\r\n'], ['x-folded: a', '\r\n ', 'b\r\n'],
+    ['x-folded: a', '\r\n', ' ', 'b\r\n'], ['x-folded: a\r', '\n b\r\n']]) {
+    const id = probe();
+    const r = await raw(ingressPort, [h(id), ...paced(cut), 'Content-Length: 0\r\n\r\n']);
+    const { responses: rs } = parseResponses(r.bytes);
+    assert.equal(rs[0]?.status, 400, `${JSON.stringify(cut)}: ${r.bytes.toString()}`);
+    assert.equal(seen.get(id), undefined);
+  }
+  const id = probe();
+  const whole = Buffer.from(`${h(id)}x-long: ${'v'.repeat(5)} w\r\nContent-Length: 2\r\n\r\n{}`);
+  const r = await raw(ingressPort, paced([...whole].map((b) => Buffer.from([b])), 3), { until: responses(1) });
+  const [res] = parseResponses(r.bytes).responses;
+  assert.equal(res?.status, 200, r.bytes.toString());
+  assert.equal(seen.get(id).headers['x-long'], 'vvvvv w');
+});
+
 test('1b. plain chunked request body reaches the upstream once, decoded', async () => {
   const id = probe();
   const body = '{"jsonrpc":"2.0","id":1,"method":"ping"}';
