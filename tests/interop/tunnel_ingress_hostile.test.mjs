@@ -405,12 +405,14 @@ test('2. pipelined: chunked SSE answer then buffered JSON, in order, one connect
   assert.equal(seen.get(a).count, 1);
   assert.equal(seen.get(b).count, 1);
 
-  // The same on the API port (path form), three deep, the last asking to close.
+  // The same on the API port (path form), three deep, the third asking to close: a
+  // fourth behind it is never read.
   const base = `/v1/tunnels/${tunnel.id}/routes/up`;
-  const ids = [probe(), probe(), probe()];
+  const ids = [probe(), probe(), probe(), probe()];
   const p = await raw(srv.port, [req('POST', `${base}/sse`, { host: '127.0.0.1', id: ids[0], body: '{}' }) +
     req('POST', `${base}/echo`, { host: '127.0.0.1', id: ids[1], body: 'two' }) +
-    req('POST', `${base}/sse`, { host: '127.0.0.1', id: ids[2], body: '{}', extra: ['Connection: close'] })]);
+    req('POST', `${base}/sse`, { host: '127.0.0.1', id: ids[2], body: '{}', extra: ['Connection: close'] }) +
+    req('POST', `${base}/echo`, { host: '127.0.0.1', id: ids[3], body: 'four' })]);
   assert.equal(p.ended, 'end', 'closed after the third, as asked');
   const q = parseResponses(p.bytes);
   assert.deepEqual(q.responses.map((x) => [x.status, x.framing, x.complete]),
@@ -418,6 +420,7 @@ test('2. pipelined: chunked SSE answer then buffered JSON, in order, one connect
   assert.equal(q.responses[2].body.toString(), 'data: event 0\n\ndata: event 1\n\ndata: event 2\n\n');
   assert.equal(JSON.parse(q.responses[1].body).body, 'two');
   assert.equal(q.rest.length, 0);
+  assert.equal(seen.get(ids[3]), undefined, 'nothing read after Connection: close');
   await stillServes();
 });
 
@@ -507,6 +510,15 @@ test('4. Host form: ports, case, trailing dot, duplicates, absolute form, odd ro
   await hostCase(`..${tunnel.domain}`, { want: 404 });
   await hostCase(`.${HOST}`, { want: 404 });
   await hostCase(`up.x.${tunnel.domain}`, { want: 404 });
+  for (const odd of [`${HOST}@evil.example`, `evil.example@${HOST}`, `${HOST}/x`, `${HOST}:80:80`,
+    '[::1]', `up .${tunnel.domain}`, `up\t.${tunnel.domain}`, `${'a'.repeat(70)}.${tunnel.domain}`,
+    `other.${tunnel.domain.replace('.', '..')}`]) {
+    const id = probe();
+    const r = await raw(ingressPort, [req('POST', '/echo', { host: odd, id, body: '{}' })], { until: responses(1) });
+    const [res] = parseResponses(r.bytes).responses;
+    assert.ok(res && res.status >= 400 && res.status < 500, `${JSON.stringify(odd)}: ${r.bytes.toString()}`);
+    assert.equal(seen.get(id), undefined, `${JSON.stringify(odd)}: not forwarded`);
+  }
   // The other tunnel has no gateway: its own name gets its own 503, never this tunnel.
   await hostCase(`up.${tunnel2.domain}`, { want: 503 });
   // Path form: an encoded or dot-segment route or id is refused, not routed elsewhere.
@@ -653,5 +665,12 @@ test('9. an HTTP/1.0 client gets a close-delimited streamed answer', async () =>
   const [b] = parseResponses(r2.bytes).responses;
   assert.equal(b.framing, 'length');
   assert.equal(JSON.parse(b.body).body, 'x');
+  // Path form too.
+  const r3 = await raw(srv.port, [req('POST', `/v1/tunnels/${tunnel.id}/routes/up/sse`,
+    { host: '127.0.0.1', id: probe(), body: '{}', version: '1.0' })]);
+  assert.equal(r3.ended, 'end');
+  const [c] = parseResponses(r3.bytes).responses;
+  assert.equal(c.framing, 'close', r3.bytes.toString());
+  assert.equal(c.body.toString(), 'data: event 0\n\ndata: event 1\n\ndata: event 2\n\n');
   await stillServes();
 });
