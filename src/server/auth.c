@@ -13,20 +13,24 @@
 #include "util.h"
 #include "xalloc.h"
 
+const char *
+auth_bearer(const char *authorization)
+{
+	if (authorization == NULL || strncasecmp(authorization, "Bearer ", 7) != 0)
+		return NULL;
+	const char *a = authorization + 7;
+	while (*a == ' ')
+		a++;
+	return *a ? a : NULL;
+}
+
 static const char *
 credential_of(const struct http_request *req)
 {
 	const char *k = http_request_header(req, "x-api-key");
 	if (k && *k)
 		return k;
-	const char *a = http_request_header(req, "authorization");
-	if (a && strncasecmp(a, "Bearer ", 7) == 0) {
-		a += 7;
-		while (*a == ' ')
-			a++;
-		return *a ? a : NULL;
-	}
-	return NULL;
+	return auth_bearer(http_request_header(req, "authorization"));
 }
 
 int

@@ -14,6 +14,10 @@
 
 struct server;
 
+/* The token of an "Authorization: Bearer <token>" value (scheme case-insensitive,
+ * spaces before the token skipped); NULL for another scheme, an empty token or NULL. */
+const char *auth_bearer(const char *authorization);
+
 /* Reads x-api-key or Authorization: Bearer and fills who. Returns 0, AL_E_AUTH for a
  * credential that matches nothing (or is revoked), AL_E_INVAL when none was sent. */
 int auth_resolve(struct server *srv, const struct http_request *req, struct principal *who);

@@ -255,18 +255,6 @@ http_closed(struct http_request *req, void *arg)
 	ingress_free(in);
 }
 
-/* Whether an Authorization value carries key as its bearer credential (as auth.c reads
- * it: scheme case-insensitive, spaces before the token skipped). */
-static bool
-bearer_is(const char *auth, const char *key)
-{
-	if (strncasecmp(auth, "Bearer ", 7) != 0)
-		return false;
-	for (auth += 7; *auth == ' ';)
-		auth++;
-	return strcmp(auth, key) == 0;
-}
-
 void
 tunnel_ingress_forward(struct server *s, struct http_request *req, struct api_call *c,
                        const char *tunnel_id, const char *route, const char *path)
@@ -294,9 +282,10 @@ tunnel_ingress_forward(struct server *s, struct http_request *req, struct api_ca
 		/* A client that sends the server key both ways must not hand it upstream in
 		 * Authorization. Expect was answered here (lib/http sent the 100) and the
 		 * body is complete: the upstream has nothing to continue. */
-		if (strcmp(nm, "x-api-key") == 0 ||
-		    (strcmp(nm, "authorization") == 0 &&
-		     (strip_auth || bearer_is(req->headers[i].value, xk))) ||
+		bool auth = strcmp(nm, "authorization") == 0;
+		const char *bearer = auth ? auth_bearer(req->headers[i].value) : NULL;
+		bool server_key = auth && (strip_auth || (bearer && strcmp(bearer, xk) == 0));
+		if (server_key || strcmp(nm, "x-api-key") == 0 ||
 		    strcmp(nm, "content-length") == 0 || strcmp(nm, "expect") == 0)
 			continue;
 		h[n++] = req->headers[i];
