@@ -1,5 +1,5 @@
 /* Fuzzes the agent loop's handling of a model's streamed answer: bytes go through the
- * SSE parser into agent_stream (src/server/agent_stream.c), the result is mapped to
+ * SSE parser into agent_stream (src/server/loop/agent_stream.c), the result is mapped to
  * session events against a fixed agent snapshot and MCP catalog, and those events are
  * walked by
  * agent_view_build as the next step would. Model output is untrusted input. */
@@ -9,8 +9,8 @@
 #include <jansson.h>
 
 #include "fuzz.h"
-#include "server/agent_stream.h"
-#include "server/agent_view.h"
+#include "server/loop/agent_stream.h"
+#include "server/loop/agent_view.h"
 #include "sse.h"
 
 static json_t *agent;

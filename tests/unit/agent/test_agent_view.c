@@ -1,4 +1,4 @@
-/* Unit tests for the agent loop's pure half (src/server/agent_view.c): event log →
+/* Unit tests for the agent loop's pure half (src/server/loop/agent_view.c): event log →
  * Messages history, open tool calls, and the decision to call the model. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -10,8 +10,8 @@
 #include <jansson.h>
 
 #include "err.h"
-#include "server/agent_stream.h"
-#include "server/agent_view.h"
+#include "server/loop/agent_stream.h"
+#include "server/loop/agent_view.h"
 
 static json_t *
 J(const char *text)

@@ -1,4 +1,4 @@
-/* Unit tests for the MCP connector's pure half (src/server/mcp_tools.c) and its place
+/* Unit tests for the MCP connector's pure half (src/server/loop/mcp_tools.c) and its place
  * in the agent view: model-facing names, the catalog built from tools/list, permission
  * policies, CallToolResult conversion, MCP calls in the event log, URL splitting. */
 #include <setjmp.h>
@@ -11,10 +11,10 @@
 #include <cmocka.h>
 #include <jansson.h>
 
-#include "server/agent_stream.h"
-#include "server/agent_view.h"
-#include "server/mcp_client.h"
-#include "server/mcp_tools.h"
+#include "server/loop/agent_stream.h"
+#include "server/loop/agent_view.h"
+#include "server/loop/mcp_client.h"
+#include "server/loop/mcp_tools.h"
 
 static json_t *
 J(const char *text)

@@ -1,4 +1,4 @@
-/* Shared resource validators (src/server/validate.c): table-driven accept/reject
+/* Shared resource validators (src/server/api/validate.c): table-driven accept/reject
  * cases with the field path each error must name, resolved outputs, and the
  * round-trip rule (a resolved value validates to itself). */
 #include <setjmp.h>

@@ -1,4 +1,4 @@
-/* Vault secrets (src/server/vaults.c): AES-256-GCM seal/unseal round trip and
+/* Vault secrets (src/server/api/vaults.c): AES-256-GCM seal/unseal round trip and
  * tampering, master key files (generation, reuse, permissions, a missing or foreign
  * key), credential rules, vaults_bearer_for matching, and that the database files
  * never hold a plaintext token. */
