@@ -1,4 +1,4 @@
-/* Torture tests for struct tunnel_io (src/server/tunnel/tunnel_proto.c), the non-blocking TLS pump
+/* Torture tests for struct tunnel_io (lib/tunnel_proto.c), the non-blocking TLS pump
  * of the tunnel: record coalescing counted on the wire, a slow reader behind tiny socket
  * buffers, and a peer that goes away mid-stream. Real TLS 1.3 over loopback TCP. */
 #include <errno.h>
@@ -21,7 +21,7 @@
 #include <openssl/err.h>
 
 #include "err.h"
-#include "server/tunnel/tunnel_proto.h"
+#include "tunnel_proto.h"
 #include "testcert.h"
 #include "tls.h"
 

@@ -8,7 +8,7 @@
 #include <cmocka.h>
 
 #include "err.h"
-#include "server/tunnel/tunnel_proto.h"
+#include "tunnel_proto.h"
 
 static void
 test_parse(void **state)
