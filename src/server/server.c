@@ -106,7 +106,6 @@ config_file_load(struct server_config *cfg, const char *path, enum log_format *f
 	static const char *const tunnel_keys[] = {
 	    "listen", "tls", "domain", "ingress_listen", "metrics_listen", NULL};
 	const json_t *tun = NULL, *tun_tls = NULL;
-	char *master = NULL;
 	static const char *const tls_keys[] = {"cert_file", "key_file", NULL};
 	static const char *const model_keys[] = {"base_url", "api_key_file", NULL};
 	static const char *const log_keys[] = {"format", "level", NULL};
@@ -131,43 +130,21 @@ config_file_load(struct server_config *cfg, const char *path, enum log_format *f
 	              (r = cfg_get_str(&c, model, "base_url", &cfg->model_base_url)) ||
 	              (r = cfg_get_str(&c, model, "api_key_file", &model_key_file))))
 		goto out;
-	/* Tunnel and vault settings are read by their modules from AIRLOCK_* variables; a
-	 * file value applies only where the environment has not set one (precedence). */
+	/* A value from the file is overridden by the environment and flags read after it. */
 	if ((r = cfg_get_map(&c, c.root, "tunnel", &tun)) ||
-	    (r = cfg_get_str(&c, c.root, "master_key_file", &master)))
+	    (r = cfg_get_str(&c, c.root, "master_key_file", &cfg->master_key_file)))
 		goto out;
-	if (master)
-		setenv("AIRLOCK_MASTER_KEY_FILE", master, 0);
-	if (tun) {
-		static const struct {
-			const char *key, *env;
-		} tmap[] = {{"listen", "AIRLOCK_TUNNEL_LISTEN"},
-		            {"domain", "AIRLOCK_TUNNEL_DOMAIN"},
-		            {"ingress_listen", "AIRLOCK_TUNNEL_INGRESS_LISTEN"},
-		            {"metrics_listen", "AIRLOCK_TUNNEL_METRICS_LISTEN"}},
-		  tlsmap[] = {{"cert_file", "AIRLOCK_TUNNEL_TLS_CERT"},
-		              {"key_file", "AIRLOCK_TUNNEL_TLS_KEY"}};
-		if ((r = cfg_only_keys(&c, tun, tunnel_keys)) ||
-		    (r = cfg_get_map(&c, tun, "tls", &tun_tls)) ||
-		    (tun_tls && (r = cfg_only_keys(&c, tun_tls, tls_keys))))
-			goto out;
-		for (size_t i = 0; i < sizeof(tmap) / sizeof(tmap[0]); i++) {
-			char *v = NULL;
-			if ((r = cfg_get_str(&c, tun, tmap[i].key, &v)) != 0)
-				goto out;
-			if (v)
-				setenv(tmap[i].env, v, 0);
-			free(v);
-		}
-		for (size_t i = 0; tun_tls && i < sizeof(tlsmap) / sizeof(tlsmap[0]); i++) {
-			char *v = NULL;
-			if ((r = cfg_get_str(&c, tun_tls, tlsmap[i].key, &v)) != 0)
-				goto out;
-			if (v)
-				setenv(tlsmap[i].env, v, 0);
-			free(v);
-		}
-	}
+	if (tun && ((r = cfg_only_keys(&c, tun, tunnel_keys)) ||
+	            (r = cfg_get_str(&c, tun, "listen", &cfg->tunnel.listen)) ||
+	            (r = cfg_get_str(&c, tun, "domain", &cfg->tunnel.domain)) ||
+	            (r = cfg_get_str(&c, tun, "ingress_listen", &cfg->tunnel.ingress_listen)) ||
+	            (r = cfg_get_str(&c, tun, "metrics_listen", &cfg->tunnel.metrics_listen)) ||
+	            (r = cfg_get_map(&c, tun, "tls", &tun_tls))))
+		goto out;
+	if (tun_tls && ((r = cfg_only_keys(&c, tun_tls, tls_keys)) ||
+	                (r = cfg_get_str(&c, tun_tls, "cert_file", &cfg->tunnel.tls_cert_file)) ||
+	                (r = cfg_get_str(&c, tun_tls, "key_file", &cfg->tunnel.tls_key_file))))
+		goto out;
 	if (logm &&
 	    ((r = cfg_only_keys(&c, logm, log_keys)) || (r = cfg_get_str(&c, logm, "format", &f)) ||
 	     (r = cfg_get_str(&c, logm, "level", &l))))
@@ -193,7 +170,6 @@ out:
 		fprintf(stderr, "airlock server: %s\n", c.err[0] ? c.err : path);
 out_quiet:
 	cfg_free(&c);
-	free(master);
 	free(api_key_file);
 	free(model_key_file);
 	free(f);
@@ -201,10 +177,48 @@ out_quiet:
 	return r;
 }
 
+/* Replaces *dst with the variable's value when it is set. Set but empty overrides the
+ * file too: the modules read "" as unset (AIRLOCK_TUNNEL_LISTEN= turns the edge off). */
+static void
+env_str(const char *name, char **dst)
+{
+	const char *v = getenv(name);
+	if (v) {
+		free(*dst);
+		*dst = xstrdup(v);
+	}
+}
+
+/* Tuning knobs: an out-of-range value is ignored with a warning (the default stays). */
+static void
+env_uint(const char *name, unsigned lo, unsigned hi, unsigned *dst)
+{
+	const char *v = getenv(name);
+	uint64_t n;
+	if (v == NULL || *v == '\0')
+		return;
+	if (parse_uint_cstr(v, hi, &n) != 0 || n < lo) {
+		fprintf(stderr, "airlock server: ignoring out-of-range %s=%s\n", name, v);
+		return;
+	}
+	*dst = (unsigned)n;
+}
+
 static int
 config_from_env(struct server_config *cfg)
 {
 	const char *v;
+	env_str("AIRLOCK_MASTER_KEY_FILE", &cfg->master_key_file);
+	env_str("AIRLOCK_TUNNEL_LISTEN", &cfg->tunnel.listen);
+	env_str("AIRLOCK_TUNNEL_TLS_CERT", &cfg->tunnel.tls_cert_file);
+	env_str("AIRLOCK_TUNNEL_TLS_KEY", &cfg->tunnel.tls_key_file);
+	env_str("AIRLOCK_TUNNEL_DOMAIN", &cfg->tunnel.domain);
+	env_str("AIRLOCK_TUNNEL_INGRESS_LISTEN", &cfg->tunnel.ingress_listen);
+	env_str("AIRLOCK_TUNNEL_METRICS_LISTEN", &cfg->tunnel.metrics_listen);
+	env_uint("AIRLOCK_MODEL_RETRY_BASE_MS", 1, 60000, &cfg->model_retry_base_ms);
+	env_uint("AIRLOCK_MODEL_MAX_TOKENS", 1, 1000000, &cfg->model_max_tokens);
+	env_uint("AIRLOCK_MCP_TIMEOUT_MS", 100, 600000, &cfg->mcp_timeout_ms);
+	env_uint("AIRLOCK_MCP_CALL_TIMEOUT_MS", 100, 3600000, &cfg->mcp_call_timeout_ms);
 	if ((v = getenv("AIRLOCK_DATA_DIR")) && *v) {
 		free(cfg->data_dir);
 		cfg->data_dir = xstrdup(v);
@@ -233,6 +247,13 @@ config_from_env(struct server_config *cfg)
 	return 0;
 }
 
+static void
+flag_str(char **dst)
+{
+	free(*dst);
+	*dst = xstrdup(optarg);
+}
+
 static bool
 is_loopback(const char *addr)
 {
@@ -259,6 +280,13 @@ config_free(struct server_config *c)
 	secret_free(c->api_key);
 	free(c->model_base_url);
 	secret_free(c->model_api_key);
+	free(c->master_key_file);
+	free(c->tunnel.listen);
+	free(c->tunnel.tls_cert_file);
+	free(c->tunnel.tls_key_file);
+	free(c->tunnel.domain);
+	free(c->tunnel.ingress_listen);
+	free(c->tunnel.metrics_listen);
 }
 
 /* Every JSON value the server frees is zeroed first: request bodies carry vault tokens
@@ -337,6 +365,10 @@ server_main(int argc, char **argv)
 	srv.cfg.lease_ttl_s = 90;
 	srv.cfg.sse_ping_ms = 15000;
 	srv.cfg.model_max_retries = 5;
+	srv.cfg.model_retry_base_ms = 1000;
+	srv.cfg.model_max_tokens = 8192;
+	srv.cfg.mcp_timeout_ms = 30000;
+	srv.cfg.mcp_call_timeout_ms = 120000;
 
 	/* Precedence: defaults < config file < environment < flags. */
 	for (int i = 1; i < argc; i++) {
@@ -386,24 +418,23 @@ server_main(int argc, char **argv)
 			break;
 		case 'C':
 			break; /* loaded above */
-		/* Tunnel options travel as AIRLOCK_TUNNEL_* (tunnel_edge.c reads them). */
 		case 1001:
-			setenv("AIRLOCK_TUNNEL_LISTEN", optarg, 1);
+			flag_str(&srv.cfg.tunnel.listen);
 			break;
 		case 1002:
-			setenv("AIRLOCK_TUNNEL_TLS_CERT", optarg, 1);
+			flag_str(&srv.cfg.tunnel.tls_cert_file);
 			break;
 		case 1003:
-			setenv("AIRLOCK_TUNNEL_TLS_KEY", optarg, 1);
+			flag_str(&srv.cfg.tunnel.tls_key_file);
 			break;
 		case 1004:
-			setenv("AIRLOCK_TUNNEL_DOMAIN", optarg, 1);
+			flag_str(&srv.cfg.tunnel.domain);
 			break;
 		case 1005:
-			setenv("AIRLOCK_TUNNEL_INGRESS_LISTEN", optarg, 1);
+			flag_str(&srv.cfg.tunnel.ingress_listen);
 			break;
 		case 1006:
-			setenv("AIRLOCK_TUNNEL_METRICS_LISTEN", optarg, 1);
+			flag_str(&srv.cfg.tunnel.metrics_listen);
 			break;
 		case 'h':
 			server_usage(stdout);

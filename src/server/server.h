@@ -9,6 +9,19 @@
 #include "http.h"
 #include "loop.h"
 
+/* The MCP tunnel edge and its side listeners (docs/server/tunnels.md); listen NULL: off. */
+struct server_tunnel_config {
+	char *listen;         /* AIRLOCK_TUNNEL_LISTEN, --tunnel-listen: the edge gateways dial */
+	char *tls_cert_file;  /* AIRLOCK_TUNNEL_TLS_CERT, --tunnel-tls-cert */
+	char *tls_key_file;   /* AIRLOCK_TUNNEL_TLS_KEY, --tunnel-tls-key */
+	char *domain;         /* AIRLOCK_TUNNEL_DOMAIN; NULL: "tunnel.localhost" */
+	char *ingress_listen; /* AIRLOCK_TUNNEL_INGRESS_LISTEN */
+	char *metrics_listen; /* AIRLOCK_TUNNEL_METRICS_LISTEN (loopback only) */
+};
+
+/* Filled by server.c (defaults < config file < environment < flags) and read by the
+ * modules; nothing reads its settings from the environment itself. A zero number or a
+ * NULL string means the built-in default, so a test can fill only what it needs. */
 struct server_config {
 	char *listen;   /* "127.0.0.1:8400" */
 	char *data_dir; /* AIRLOCK_DATA_DIR */
@@ -19,13 +32,20 @@ struct server_config {
 	char *model_api_key;  /* AIRLOCK_MODEL_API_KEY, default ANTHROPIC_API_KEY */
 	unsigned lease_ttl_s; /* default work lease, 90 */
 	unsigned sse_ping_ms; /* 15000 */
-	unsigned model_max_retries; /* 5 */
+	unsigned model_max_retries;   /* 5 */
+	unsigned model_retry_base_ms; /* AIRLOCK_MODEL_RETRY_BASE_MS, 1000 */
+	unsigned model_max_tokens;    /* AIRLOCK_MODEL_MAX_TOKENS, 8192 */
+	unsigned mcp_timeout_ms;      /* AIRLOCK_MCP_TIMEOUT_MS, 30000 */
+	unsigned mcp_call_timeout_ms; /* AIRLOCK_MCP_CALL_TIMEOUT_MS, 120000 */
+	char *master_key_file;        /* AIRLOCK_MASTER_KEY_FILE; NULL: <data_dir>/master.key */
+	struct server_tunnel_config tunnel;
 };
 
 struct sse_hub;
 struct work_waiters;
 struct agent_runtime;
 struct vaults_key;
+struct tunnel_edge;
 
 struct server {
 	struct server_config cfg;
@@ -36,6 +56,7 @@ struct server {
 	struct work_waiters *waiters; /* held long-polls by environment */
 	struct agent_runtime *agents; /* agent loops by session */
 	struct vaults_key *vault_key; /* credential master key (vaults.c) */
+	struct tunnel_edge *tunnel;   /* the MCP tunnel edge, NULL when off (tunnel_edge.c) */
 	int port;                     /* bound port */
 	bool started;
 };

@@ -227,7 +227,7 @@ int
 vaults_init(struct server *s)
 {
 	struct vaults_key *k = xcalloc(1, sizeof(*k));
-	const char *env = getenv("AIRLOCK_MASTER_KEY_FILE");
+	const char *env = s->cfg.master_key_file; /* AIRLOCK_MASTER_KEY_FILE */
 	char *path = NULL;
 	int r;
 	int64_t sealed = count_int(s->db,

@@ -1063,18 +1063,11 @@ agent_session_drop(struct server *s, const char *session_id)
 		sess_free(a);
 }
 
+/* A zero setting means the built-in default (struct server_config). */
 static unsigned
-env_uint(const char *name, unsigned dflt, unsigned lo, unsigned hi)
+cfg_or(unsigned v, unsigned dflt)
 {
-	const char *v = getenv(name);
-	uint64_t n;
-	if (v == NULL || *v == '\0')
-		return dflt;
-	if (parse_uint_cstr(v, hi, &n) != 0 || n < lo) {
-		log_warn("ignoring out-of-range setting", "name", name, "value", v);
-		return dflt;
-	}
-	return (unsigned)n;
+	return v ? v : dflt;
 }
 
 int
@@ -1091,10 +1084,10 @@ agent_init(struct server *s)
 		return AL_E_INTERNAL;
 	}
 	/* Backoff base and answer budget; tests shorten the first. */
-	rt->retry_base_ms = env_uint("AIRLOCK_MODEL_RETRY_BASE_MS", 1000, 1, 60000);
-	rt->max_tokens = env_uint("AIRLOCK_MODEL_MAX_TOKENS", 8192, 1, 1000000);
-	rt->mcp_timeout_ms = env_uint("AIRLOCK_MCP_TIMEOUT_MS", 30000, 100, 600000);
-	rt->mcp_call_timeout_ms = env_uint("AIRLOCK_MCP_CALL_TIMEOUT_MS", 120000, 100, 3600000);
+	rt->retry_base_ms = cfg_or(s->cfg.model_retry_base_ms, 1000);
+	rt->max_tokens = cfg_or(s->cfg.model_max_tokens, 8192);
+	rt->mcp_timeout_ms = cfg_or(s->cfg.mcp_timeout_ms, 30000);
+	rt->mcp_call_timeout_ms = cfg_or(s->cfg.mcp_call_timeout_ms, 120000);
 	s->agents = rt;
 	/* Sessions that were running when the server stopped continue from the log. */
 	if (sessions_list_active(s, &ids, &n) == 0) {

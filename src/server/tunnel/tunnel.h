@@ -13,9 +13,9 @@
 struct server;
 struct tunnel_stream;
 
-/* Starts the edge when AIRLOCK_TUNNEL_LISTEN (or --tunnel-listen) is set, and the
- * host-routed ingress listener when AIRLOCK_TUNNEL_INGRESS_LISTEN is. Without the edge
- * the /v1/tunnels routes still answer (resources can be provisioned ahead). */
+/* Starts the edge when s->cfg.tunnel.listen is set (--tunnel-listen,
+ * AIRLOCK_TUNNEL_LISTEN), and the host-routed ingress listener when ingress_listen is. Without the
+ * edge the /v1/tunnels routes still answer (resources can be provisioned ahead). */
 int tunnel_start(struct server *s);
 void tunnel_stop(struct server *s);
 
@@ -56,7 +56,7 @@ void tunnel_stream_cancel(struct tunnel_stream *st);
 void tunnel_stream_hold(struct tunnel_stream *st);
 void tunnel_stream_release(struct tunnel_stream *st, size_t n);
 /* Counts an error answer the ingress made itself (airlock_tunnel_ingress_errors_total). */
-void tunnel_count_ingress_error(void);
+void tunnel_count_ingress_error(struct server *s);
 
 /* Resolves a URL host "<route>.<label>.<tunnel_domain>" to a live tunnel id and route.
  * Returns 0 or AL_E_NOTFOUND. tunnel_id needs 80 bytes, route 64. */

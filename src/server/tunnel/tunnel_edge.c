@@ -70,6 +70,20 @@ struct edge_conn {
 	struct tunnel_stream *streams;
 };
 
+/* What gateways got wrong and what the edge carried, for --tunnel-metrics-listen
+ * (Prometheus text, docs/server/tunnels.md "Metrics"). */
+enum handshake_fail { HS_AUTH, HS_PROTOCOL, HS_TLS, HS_TIMEOUT, HS_N };
+static const char *const hs_reason[HS_N] = {"auth", "protocol", "tls", "timeout"};
+struct edge_metrics {
+	uint64_t handshake_fail[HS_N];
+	uint64_t protocol_errors; /* connections ended by an HTTP/2 error */
+	uint64_t invalid_frames;  /* frames nghttp2 rejected (stream or connection error) */
+	uint64_t streams;         /* streams opened for ingress requests */
+	uint64_t stream_resets;   /* RST_STREAM frames from gateways */
+	uint64_t ingress_errors;  /* error answers the ingress made itself */
+};
+
+/* Hangs off struct server (s->tunnel): API handlers that hold the server reach it. */
 struct tunnel_edge {
 	struct server *srv;
 	struct loop *loop;
@@ -81,25 +95,8 @@ struct tunnel_edge {
 	struct http_server *ingress;
 	struct tls_server_ctx *ingress_tls;
 	struct http_server *metrics;
+	struct edge_metrics m;
 };
-
-/* One control plane per process: the edge is reached from API handlers that only
- * hold the server, so it lives here rather than in struct server (owned elsewhere). */
-static struct tunnel_edge *g_edge;
-static char *g_domain;
-
-/* What gateways got wrong and what the edge carried, for --tunnel-metrics-listen
- * (Prometheus text, docs/server/tunnels.md "Metrics"). */
-enum handshake_fail { HS_AUTH, HS_PROTOCOL, HS_TLS, HS_TIMEOUT, HS_N };
-static const char *const hs_reason[HS_N] = {"auth", "protocol", "tls", "timeout"};
-static struct {
-	uint64_t handshake_fail[HS_N];
-	uint64_t protocol_errors; /* connections ended by an HTTP/2 error */
-	uint64_t invalid_frames;  /* frames nghttp2 rejected (stream or connection error) */
-	uint64_t streams;         /* streams opened for ingress requests */
-	uint64_t stream_resets;   /* RST_STREAM frames from gateways */
-	uint64_t ingress_errors;  /* error answers the ingress made itself */
-} g_m;
 
 static void conn_event(struct loop *l, int fd, int mask, void *arg);
 static void conn_kick(struct edge_conn *c);
@@ -108,12 +105,8 @@ void tunnel_ingress_host(struct http_request *req, void *arg);
 const char *
 tunnel_domain(struct server *s)
 {
-	(void)s;
-	if (g_domain == NULL) {
-		const char *d = getenv("AIRLOCK_TUNNEL_DOMAIN");
-		g_domain = xstrdup(d && *d ? d : "tunnel.localhost");
-	}
-	return g_domain;
+	const char *d = s->cfg.tunnel.domain;
+	return d && *d ? d : "tunnel.localhost";
 }
 
 static void
@@ -295,7 +288,7 @@ on_frame_recv(nghttp2_session *s, const nghttp2_frame *f, void *ud)
 		return 0;
 	}
 	if (f->hd.type == NGHTTP2_RST_STREAM)
-		g_m.stream_resets++;
+		c->edge->m.stream_resets++;
 	struct tunnel_stream *st = nghttp2_session_get_stream_user_data(s, f->hd.stream_id);
 	if (st == NULL)
 		return 0;
@@ -365,7 +358,7 @@ protocol_error(struct edge_conn *c, const char *what, const char *detail)
 	if (c->proto_fail)
 		return;
 	c->proto_fail = true;
-	g_m.protocol_errors++;
+	c->edge->m.protocol_errors++;
 	log_warn("tunnel gateway protocol error, closing the connection", "tunnel_id", c->tunnel_id,
 	         "connection_id", c->conn_id, "peer", c->peer, "frame", what, "error", detail);
 }
@@ -389,7 +382,7 @@ on_invalid_frame(nghttp2_session *s, const nghttp2_frame *f, int lib_error, void
 	struct edge_conn *c = ud;
 	char sid[16];
 	snprintf(sid, sizeof(sid), "%d", f->hd.stream_id);
-	g_m.invalid_frames++;
+	c->edge->m.invalid_frames++;
 	log_warn("tunnel gateway sent an invalid frame", "tunnel_id", c->tunnel_id, "connection_id",
 	         c->conn_id, "frame", frame_name(f->hd.type), "stream", sid, "error",
 	         nghttp2_strerror(lib_error));
@@ -434,7 +427,7 @@ conn_timer(struct loop *l, void *arg)
 	if (c->closing)
 		return;
 	if (c->state != EC_H2) {
-		g_m.handshake_fail[HS_TIMEOUT]++;
+		c->edge->m.handshake_fail[HS_TIMEOUT]++;
 		log_warn("tunnel handshake timed out", "peer", c->peer);
 		conn_close(c);
 		return;
@@ -490,7 +483,7 @@ hello_feed(void *arg, const char *p, size_t n)
 	if (c->state != EC_HELLO)
 		return AL_E_PROTO;
 	if (buf_add(&c->hello, p, n) != 0) {
-		g_m.handshake_fail[HS_PROTOCOL]++;
+		c->edge->m.handshake_fail[HS_PROTOCOL]++;
 		log_warn("tunnel handshake rejected", "peer", c->peer, "error",
 		         "handshake too large");
 		send_reply(c, 400, "handshake too large");
@@ -501,7 +494,7 @@ hello_feed(void *arg, const char *p, size_t n)
 	if (len == 0)
 		return 0;
 	if (len < 0) {
-		g_m.handshake_fail[HS_PROTOCOL]++;
+		c->edge->m.handshake_fail[HS_PROTOCOL]++;
 		log_warn("tunnel handshake rejected", "peer", c->peer, "error", "malformed hello");
 		send_reply(c, 400, "malformed hello");
 		return AL_E_PROTO;
@@ -517,7 +510,7 @@ hello_feed(void *arg, const char *p, size_t n)
 	explicit_wipe(c->hello.data, c->hello.len);
 	if (r != 0) {
 		if (r == AL_E_AUTH)
-			g_m.handshake_fail[HS_AUTH]++;
+			c->edge->m.handshake_fail[HS_AUTH]++;
 		log_warn("tunnel handshake rejected", "peer", c->peer, "gateway", c->gateway,
 		         "error", r == AL_E_AUTH ? "invalid tunnel token" : al_strerror(r));
 		send_reply(c, r == AL_E_AUTH ? 401 : 503,
@@ -580,7 +573,7 @@ conn_event(struct loop *l, int fd, int mask, void *arg)
 				            conn_event, c);
 				return;
 			}
-			g_m.handshake_fail[HS_TLS]++;
+			c->edge->m.handshake_fail[HS_TLS]++;
 			log_warn("tunnel TLS handshake failed", "peer", c->peer);
 			conn_close(c);
 			return;
@@ -589,7 +582,7 @@ conn_event(struct loop *l, int fd, int mask, void *arg)
 		unsigned alen = 0;
 		SSL_get0_alpn_selected(c->io.ssl, &alpn, &alen);
 		if (alen != strlen(TUNNEL_ALPN) || memcmp(alpn, TUNNEL_ALPN, alen) != 0) {
-			g_m.handshake_fail[HS_TLS]++;
+			c->edge->m.handshake_fail[HS_TLS]++;
 			log_warn("tunnel peer did not negotiate ALPN " TUNNEL_ALPN, "peer",
 			         c->peer);
 			conn_close(c);
@@ -649,7 +642,7 @@ int
 tunnel_stream_open(struct server *s, const struct tunnel_request *rq,
                    const struct tunnel_stream_cb *cb, void *arg, struct tunnel_stream **out)
 {
-	struct tunnel_edge *e = g_edge;
+	struct tunnel_edge *e = s->tunnel;
 	struct edge_conn *best = NULL;
 	char domain[256] = "";
 	sqlite3_stmt *q = NULL;
@@ -738,16 +731,17 @@ tunnel_stream_open(struct server *s, const struct tunnel_request *rq,
 		best->streams->prev = st;
 	best->streams = st;
 	best->nstreams++;
-	g_m.streams++;
+	e->m.streams++;
 	*out = st;
 	conn_kick_soon(best);
 	return 0;
 }
 
 void
-tunnel_count_ingress_error(void)
+tunnel_count_ingress_error(struct server *s)
 {
-	g_m.ingress_errors++;
+	if (s->tunnel)
+		s->tunnel->m.ingress_errors++;
 }
 
 void
@@ -789,9 +783,9 @@ tunnel_stream_release(struct tunnel_stream *st, size_t n)
 void
 tunnel_edge_close_tunnel(struct server *s, const char *tunnel_id)
 {
-	if (g_edge == NULL)
+	if (s->tunnel == NULL)
 		return;
-	for (struct edge_conn *c = g_edge->conns; c; c = c->next)
+	for (struct edge_conn *c = s->tunnel->conns; c; c = c->next)
 		if (strcmp(c->tunnel_id, tunnel_id) == 0)
 			conn_close(c);
 }
@@ -800,9 +794,9 @@ unsigned
 tunnel_edge_conn_count(struct server *s, const char *tunnel_id)
 {
 	unsigned n = 0;
-	if (g_edge == NULL)
+	if (s->tunnel == NULL)
 		return 0;
-	for (struct edge_conn *c = g_edge->conns; c; c = c->next)
+	for (struct edge_conn *c = s->tunnel->conns; c; c = c->next)
 		if (c->state == EC_H2 && !c->closing && strcmp(c->tunnel_id, tunnel_id) == 0)
 			n++;
 	return n;
@@ -841,7 +835,7 @@ metrics_handler(struct http_request *req, void *arg)
 	         live);
 	for (int i = 0; i < HS_N; i++)
 		buf_addf(&b, "airlock_tunnel_handshake_failures_total{reason=\"%s\"} %llu\n",
-		         hs_reason[i], (unsigned long long)g_m.handshake_fail[i]);
+		         hs_reason[i], (unsigned long long)e->m.handshake_fail[i]);
 	buf_addf(&b,
 	         "# HELP airlock_tunnel_protocol_errors_total Gateway connections ended by an "
 	         "HTTP/2 protocol error.\n"
@@ -861,9 +855,9 @@ metrics_handler(struct http_request *req, void *arg)
 	         "itself (no gateway, tunnel lost, refused...).\n"
 	         "# TYPE airlock_tunnel_ingress_errors_total counter\n"
 	         "airlock_tunnel_ingress_errors_total %llu\n",
-	         (unsigned long long)g_m.protocol_errors, (unsigned long long)g_m.invalid_frames,
-	         (unsigned long long)g_m.streams, (unsigned long long)g_m.stream_resets,
-	         (unsigned long long)g_m.ingress_errors);
+	         (unsigned long long)e->m.protocol_errors, (unsigned long long)e->m.invalid_frames,
+	         (unsigned long long)e->m.streams, (unsigned long long)e->m.stream_resets,
+	         (unsigned long long)e->m.ingress_errors);
 	http_respond(req, 200, text, 1, b.data, b.len);
 	buf_free(&b);
 }
@@ -889,15 +883,12 @@ side_listener(struct loop *l, const char *what, const char *ready, const char *a
 int
 tunnel_start(struct server *s)
 {
-	const char *addr = getenv("AIRLOCK_TUNNEL_LISTEN");
-	const char *cert = getenv("AIRLOCK_TUNNEL_TLS_CERT");
-	const char *key = getenv("AIRLOCK_TUNNEL_TLS_KEY");
-	const char *ingress = getenv("AIRLOCK_TUNNEL_INGRESS_LISTEN");
-	const char *metrics = getenv("AIRLOCK_TUNNEL_METRICS_LISTEN");
+	const struct server_tunnel_config *tc = &s->cfg.tunnel;
+	const char *addr = tc->listen, *cert = tc->tls_cert_file, *key = tc->tls_key_file;
+	const char *ingress = tc->ingress_listen, *metrics = tc->metrics_listen;
 	static const char *const alpn[] = {TUNNEL_ALPN, NULL};
 	char err[512], port[16];
 	int r;
-	tunnel_domain(s);
 	if (addr == NULL || *addr == '\0')
 		return 0;
 	if (cert == NULL || key == NULL || !*cert || !*key) {
@@ -926,7 +917,7 @@ tunnel_start(struct server *s)
 		return r;
 	}
 	loop_fd_set(e->loop, e->lfd, LOOP_READ, accept_ready, e);
-	g_edge = e;
+	s->tunnel = e;
 	snprintf(port, sizeof(port), "%d", e->port);
 	log_info("tunnel edge ready", "addr", addr, "port", port, "domain", tunnel_domain(s));
 	if (metrics && *metrics) {
@@ -971,7 +962,7 @@ tunnel_start(struct server *s)
 void
 tunnel_stop(struct server *s)
 {
-	struct tunnel_edge *e = g_edge;
+	struct tunnel_edge *e = s->tunnel;
 	if (e == NULL)
 		return;
 	if (e->ingress) {
@@ -995,5 +986,5 @@ tunnel_stop(struct server *s)
 	close(e->lfd);
 	tls_server_ctx_free(e->tls);
 	free(e);
-	g_edge = NULL;
+	s->tunnel = NULL;
 }

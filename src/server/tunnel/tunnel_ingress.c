@@ -53,7 +53,7 @@ ingress_free(struct ingress *in)
 static void
 reply_error(struct ingress *in, int status, const char *type, const char *msg)
 {
-	tunnel_count_ingress_error();
+	tunnel_count_ingress_error(in->srv);
 	if (in->c) {
 		api_reply_error(in->c, status, type, NULL, "%s", msg);
 		return;

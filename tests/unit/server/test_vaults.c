@@ -198,7 +198,7 @@ fx_setup(void **state)
 	snprintf(f->dir, sizeof(f->dir), "/tmp/airlock-vaults-XXXXXX");
 	assert_non_null(mkdtemp(f->dir));
 	f->s.cfg.data_dir = f->dir;
-	unsetenv("AIRLOCK_MASTER_KEY_FILE");
+	f->s.cfg.master_key_file = NULL;
 	fx_open(f);
 	*state = f;
 	return 0;
@@ -210,7 +210,7 @@ fx_teardown(void **state)
 	struct fx *f = *state;
 	char cmd[128];
 	fx_close(f);
-	unsetenv("AIRLOCK_MASTER_KEY_FILE");
+	f->s.cfg.master_key_file = NULL;
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", f->dir);
 	assert_int_equal(system(cmd), 0);
 	free(f);
@@ -559,22 +559,23 @@ test_master_key_files(void **state)
 
 	/* Another key is refused. */
 	write_file(alt, HEXKEY "\n", 0600);
-	setenv("AIRLOCK_MASTER_KEY_FILE", alt, 1);
+	f->s.cfg.master_key_file = alt;
 	assert_int_equal(vaults_init(&f->s), AL_E_AUTH);
 	/* A key others can read is refused; so is a missing or malformed file. */
 	assert_int_equal(chmod(moved, 0644), 0);
-	setenv("AIRLOCK_MASTER_KEY_FILE", moved, 1);
+	f->s.cfg.master_key_file = moved;
 	assert_int_equal(vaults_init(&f->s), AL_E_PERM);
 	write_file(alt, "short\n", 0600);
-	setenv("AIRLOCK_MASTER_KEY_FILE", alt, 1);
+	f->s.cfg.master_key_file = alt;
 	assert_int_equal(vaults_init(&f->s), AL_E_INVAL);
-	setenv("AIRLOCK_MASTER_KEY_FILE", "/nonexistent/airlock.key", 1);
+	f->s.cfg.master_key_file = "/nonexistent/airlock.key";
 	assert_int_not_equal(vaults_init(&f->s), 0);
 	assert_null(f->s.vault_key);
 
-	/* The original key from AIRLOCK_MASTER_KEY_FILE opens the secrets again. */
+	/* The original key from master_key_file (AIRLOCK_MASTER_KEY_FILE) opens the secrets again.
+	 */
 	assert_int_equal(chmod(moved, 0640), 0);
-	setenv("AIRLOCK_MASTER_KEY_FILE", moved, 1);
+	f->s.cfg.master_key_file = moved;
 	assert_int_equal(vaults_init(&f->s), 0);
 	expect_bearer(f, ids, "https://k.test/mcp", "tok-k");
 	free(v);
