@@ -15,6 +15,7 @@
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
+#include <openssl/rsa.h>
 #include <openssl/sha.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
@@ -169,7 +170,29 @@
 	F(int, X509_set_version, (X509 * x, long v), (x, v), 0)                                    \
 	F(int, X509_sign, (X509 * x, EVP_PKEY * k, const EVP_MD *md), (x, k, md), 0)               \
 	F(const char *, X509_verify_cert_error_string, (long n), (n), errmsg)                      \
-	F(int, i2d_PUBKEY, (const EVP_PKEY *k, unsigned char **pp), (k, pp), -1)
+	F(int, i2d_PUBKEY, (const EVP_PKEY *k, unsigned char **pp), (k, pp), -1)                   \
+	/* JOSE (lib/jose.c): signatures over JWS, keys from JWK/PEM */                            \
+	F(EVP_PKEY *, d2i_PUBKEY, (EVP_PKEY * *a, const unsigned char **pp, long n), (a, pp, n),   \
+	  NULL)                                                                                    \
+	F(int, EVP_DigestSign,                                                                     \
+	  (EVP_MD_CTX * c, unsigned char *sig, size_t *siglen, const unsigned char *tbs,           \
+	   size_t tbslen),                                                                         \
+	  (c, sig, siglen, tbs, tbslen), 0)                                                        \
+	F(int, EVP_DigestSignInit,                                                                 \
+	  (EVP_MD_CTX * c, EVP_PKEY_CTX * *pc, const EVP_MD *md, ENGINE *e, EVP_PKEY *k),          \
+	  (c, pc, md, e, k), 0)                                                                    \
+	F(int, EVP_DigestVerify,                                                                   \
+	  (EVP_MD_CTX * c, const unsigned char *sig, size_t siglen, const unsigned char *tbs,      \
+	   size_t tbslen),                                                                         \
+	  (c, sig, siglen, tbs, tbslen), -1)                                                       \
+	F(int, EVP_DigestVerifyInit,                                                               \
+	  (EVP_MD_CTX * c, EVP_PKEY_CTX * *pc, const EVP_MD *md, ENGINE *e, EVP_PKEY *k),          \
+	  (c, pc, md, e, k), 0)                                                                    \
+	F(int, EVP_PKEY_CTX_set_rsa_padding, (EVP_PKEY_CTX * c, int pad), (c, pad), 0)             \
+	F(int, EVP_PKEY_CTX_set_rsa_pss_saltlen, (EVP_PKEY_CTX * c, int len), (c, len), 0)         \
+	F(int, EVP_PKEY_get_bits, (const EVP_PKEY *k), (k), 0)                                     \
+	F(EVP_PKEY *, PEM_read_PrivateKey,                                                         \
+	  (FILE * f, EVP_PKEY * *x, pem_password_cb * cb, void *u), (f, x, cb, u), NULL)
 
 /* resolved like the others, trampolines written by hand below: variadic, or answering
  * without a library */

@@ -261,3 +261,36 @@ sha256_hex(const void *data, size_t len, char out[65])
 	}
 	out[64] = '\0';
 }
+
+int
+base64url_decode_strict(const char *s, size_t len, unsigned char **out, size_t *out_len)
+{
+	/* a length of 1 mod 4 cannot come from any byte string */
+	if (len % 4 == 1)
+		return AL_E_INVAL;
+	unsigned char *o = xmalloc(len / 4 * 3 + 3);
+	size_t n = 0;
+	uint32_t acc = 0;
+	unsigned bits = 0;
+	for (size_t i = 0; i < len; i++) {
+		int v = s[i] == '+' || s[i] == '/' ? -1 : b64val((unsigned char)s[i]);
+		if (v < 0)
+			goto bad;
+		acc = (acc << 6) | (uint32_t)v;
+		bits += 6;
+		if (bits >= 8) {
+			bits -= 8;
+			o[n++] = (unsigned char)(acc >> bits);
+		}
+	}
+	/* leftover bits must be zero, or two texts would decode to the same bytes */
+	if ((acc & ((1u << bits) - 1)) != 0)
+		goto bad;
+	o[n] = 0;
+	*out = o;
+	*out_len = n;
+	return 0;
+bad:
+	free(o);
+	return AL_E_INVAL;
+}

@@ -28,5 +28,9 @@ void sha256_hex(const void *data, size_t len, char out[65]);
 /* base64url (RFC 4648 §5) without padding; decode accepts padding and the standard alphabet. */
 char *base64url_encode(const void *data, size_t len);
 int base64_decode_any(const char *s, size_t len, unsigned char **out, size_t *out_len);
+/* Strict base64url for signed data (RFC 7515 §2): URL alphabet, no padding, zero trailing
+ * bits, so one text decodes per byte string. *out is malloc'ed with one extra NUL byte.
+ * 0 or AL_E_INVAL. */
+int base64url_decode_strict(const char *s, size_t len, unsigned char **out, size_t *out_len);
 
 #endif
