@@ -482,14 +482,13 @@ destroy_spent(struct sandbox *sb)
 }
 
 int
-sandbox_spare_claim(struct sandbox_spare *sp, const char *session_id, const char *workspace_dir,
-                    struct sandbox **out)
+sandbox_spare_claim_fd(struct sandbox_spare *sp, const char *session_id, int wfd, const char *ws,
+                       struct sandbox **out)
 {
 	struct sandbox *sb = sp->sb;
 	const struct sandbox_profile *p = sp->p;
 	struct sandbox_msg m;
-	char ws[PATH_MAX];
-	int fds[2] = {-1, -1}, wfd = -1, r;
+	int fds[2] = {-1, -1}, r;
 	size_t nfds = 0, i;
 	uint32_t ll_abi;
 	bool journaled = false, ready = sp->ready;
@@ -498,25 +497,19 @@ sandbox_spare_claim(struct sandbox_spare *sp, const char *session_id, const char
 	free(sp); /* consumed: it becomes *out, or goes */
 	sandbox_msg_init(&m);
 	*out = NULL;
-	if (!sandbox_id_valid(session_id) || workspace_dir == NULL) {
+	if (!sandbox_id_valid(session_id) || wfd < 0 || !sandbox_path_valid(ws) ||
+	    strcmp(ws, "/") == 0) {
 		r = AL_E_INVAL;
 		goto out;
 	}
-	if (realpath(workspace_dir, ws) == NULL) {
-		r = -errno;
-		goto out;
-	}
-	/* From here on the workspace is this fd: what we chown and clone is what we checked. */
-	if ((wfd = open(ws, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) < 0) {
-		r = errno == ENOTDIR ? AL_E_INVAL : -errno;
-		goto out;
-	}
-	if (fstat(wfd, &st) != 0 || !S_ISDIR(st.st_mode) || strcmp(ws, "/") == 0) {
+	/* The workspace is this fd from here on: what we chown and clone is what the caller
+	 * checked; ws only names the mount point inside (never resolved on the host, except
+	 * in path mode, where no privilege boundary exists: docs/lib/sandbox.md). */
+	if (fstat(wfd, &st) != 0 || !S_ISDIR(st.st_mode)) {
 		r = AL_E_INVAL;
 		goto out;
 	}
-	/* Workspace files the sandbox writes must belong to its uid. By fd, never following
-	 * a symlink: the path may come from the unprivileged side. */
+	/* Workspace files the sandbox writes must belong to its uid. */
 	if (geteuid() == 0 && fchown(wfd, sb->host_uid, sb->host_gid) != 0) {
 		r = -errno;
 		goto out;
@@ -574,10 +567,34 @@ out:
 	for (i = 0; i < 2; i++)
 		if (fds[i] >= 0)
 			close(fds[i]);
-	if (wfd >= 0)
-		close(wfd);
 	sandbox_msg_reset(&m);
 	buf_free(&m.b);
+	return r;
+}
+
+/* The path form, for callers whose path is their own (no less privileged party can
+ * rename along it): resolved once here, then the fd form. */
+int
+sandbox_spare_claim(struct sandbox_spare *sp, const char *session_id, const char *workspace_dir,
+                    struct sandbox **out)
+{
+	char ws[PATH_MAX];
+	int wfd = -1, r;
+
+	*out = NULL;
+	if (workspace_dir == NULL || realpath(workspace_dir, ws) == NULL) {
+		r = workspace_dir == NULL ? AL_E_INVAL : -errno;
+		goto fail;
+	}
+	if ((wfd = open(ws, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) < 0) {
+		r = errno == ENOTDIR ? AL_E_INVAL : -errno;
+		goto fail;
+	}
+	r = sandbox_spare_claim_fd(sp, session_id, wfd, ws, out);
+	close(wfd);
+	return r;
+fail:
+	sandbox_spare_free(sp); /* consumed in every case */
 	return r;
 }
 
@@ -593,6 +610,20 @@ sandbox_create(const struct sandbox_profile *p, const char *session_id, const ch
 	if ((r = sandbox_spare_new(p, &sp)) != 0)
 		return r;
 	return sandbox_spare_claim(sp, session_id, workspace_dir, out);
+}
+
+int
+sandbox_create_fd(const struct sandbox_profile *p, const char *session_id, int wfd, const char *ws,
+                  struct sandbox **out)
+{
+	struct sandbox_spare *sp;
+	int r;
+	*out = NULL;
+	if (!sandbox_id_valid(session_id) || wfd < 0)
+		return AL_E_INVAL;
+	if ((r = sandbox_spare_new(p, &sp)) != 0)
+		return r;
+	return sandbox_spare_claim_fd(sp, session_id, wfd, ws, out);
 }
 
 static int

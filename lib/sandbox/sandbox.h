@@ -57,6 +57,9 @@ int sandbox_profile_check(const struct sandbox_profile *p, struct buf *err);
  * caller must have run sandbox_sweep() on the profile's state_dir first. */
 int sandbox_create(const struct sandbox_profile *p, const char *session_id,
                    const char *workspace_dir, struct sandbox **out);
+/* sandbox_create with the workspace as a directory fd (see sandbox_spare_claim_fd). */
+int sandbox_create_fd(const struct sandbox_profile *p, const char *session_id, int wfd,
+                      const char *ws, struct sandbox **out);
 /* Warm spares: a sandbox set up ahead of demand (namespaces, uid maps, every mount but the
  * workspace, hostname, lo, rlimits), still privileged inside its user namespace and
  * running nothing; a claim gives it to one session. sandbox_create() is new + claim.
@@ -75,6 +78,12 @@ int sandbox_spare_wait(struct sandbox_spare *sp, int timeout_ms);
  * cold sandbox_create is the fallback). */
 int sandbox_spare_claim(struct sandbox_spare *sp, const char *session_id, const char *workspace_dir,
                         struct sandbox **out);
+/* The same with the workspace as an open directory fd (borrowed): what is chowned and
+ * bound is that inode, never a path resolved again; ws (absolute, normalized, not "/")
+ * only names its second mount point inside, next to /workspace. A privileged caller that
+ * takes workspaces from a less privileged party must use this form (docs/lib/sandbox.md). */
+int sandbox_spare_claim_fd(struct sandbox_spare *sp, const char *session_id, int wfd,
+                           const char *ws, struct sandbox **out);
 void sandbox_spare_free(struct sandbox_spare *sp); /* kills it; accepts NULL */
 /* Removes the cgroups and journal records of destroyed sandboxes: one non-blocking
  * attempt each, or until all are gone when wait. Returns how many are still pending.
@@ -118,6 +127,15 @@ void sandbox_destroy(struct sandbox *sb);
  * named in journal records, orphan cgroups of this state dir. AL_E_CONFLICT if another
  * live worker holds the lock. */
 int sandbox_sweep(const char *state_dir);
+
+/* Per-session workspaces (lib/sandbox/workspace.c). The directory name beneath parentfd,
+ * opened (and made, mode 0700, when create) without following a symlink in any form or
+ * leaving parentfd's mount: an fd, AL_E_PERM for a symlink or another mount, AL_E_INVAL
+ * for a name that is not one component. */
+int sandbox_ws_open(int parentfd, const char *name, bool create);
+/* Removes everything inside dirfd (borrowed), by fd, never following a symlink; at most
+ * 512 levels deep. 0 when empty, else the first error (the rest is still removed). */
+int sandbox_ws_empty(int dirfd);
 
 /* Host checks, one line each: "ok|warn|fail <check>: <detail or fix>". *ok is false when
  * any check failed (sandboxes cannot be created). Returns 0 unless report overflowed. */

@@ -2,10 +2,12 @@
  * fixed table below, validates every field (workspaces must lie inside workspace_root),
  * and treats any malformed message as a compromised client: it kills the client, destroys
  * every sandbox and exits. It never crashes on input. Wire format: docs/worker/monitor.md. */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
 #include <limits.h>
+#include <linux/openat2.h>
 #include <poll.h>
 #include <pwd.h>
 #include <signal.h>
@@ -15,6 +17,7 @@
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -29,6 +32,9 @@
 #ifndef P_PIDFD
 #define P_PIDFD 3
 #endif
+#ifndef CLONE_PIDFD
+#define CLONE_PIDFD 0x00001000
+#endif
 
 enum {
 	MON_HELLO = 100, /* monitor -> client: i32 err */
@@ -40,10 +46,12 @@ enum {
 	MON_KILL,        /* u32 sandbox_id, i32 pid, i32 sig */
 	MON_DESTROY,     /* u32 sandbox_id */
 	MON_RESULT,      /* i32 err */
+	MON_REMOVE,      /* str session_id: remove its workspace (session_dirs) */
 };
 
 #define MAX_SANDBOXES 1024
 #define MAX_SPARES 8
+#define MAX_REMOVERS 8
 /* Background work (the next spare, cgroup removal) waits for this much quiet on the
  * socket, so it never delays the spawn that follows a create. */
 #define IDLE_MS 20
@@ -51,14 +59,24 @@ enum {
 /* ---------------------------------------------------------------- monitor side */
 
 struct slot {
-	uint32_t id; /* 0 = free */
+	uint32_t id;  /* 0 = free */
+	char sid[65]; /* its session (a live session's workspace is never removed) */
 	struct sandbox *sb;
 };
 
 struct mon {
 	const struct monitor_config *cfg;
 	char root[PATH_MAX]; /* realpath of workspace_root */
+	int rootfd;          /* workspace_root, opened once at start: every workspace is
+	                      * resolved beneath it, never by its path again */
+	int sessfd;          /* session_dirs: <root>/sessions, root-owned 0711, made at start */
 	int sock;
+	struct {
+		int pidfd; /* a child emptying <sessions>/name as the drop user */
+		char name[96];
+	} removers[MAX_REMOVERS];
+	size_t nremovers;
+	unsigned rm_seq;
 	struct slot slots[MAX_SANDBOXES];
 	uint32_t next_id;
 	struct sandbox_spare *spares[MAX_SPARES];
@@ -76,10 +94,9 @@ static const struct {
 	unsigned flags;
 	size_t max_fds;
 } requests[] = {
-    {MON_CREATE, 0, 0},
-    {MON_SPAWN, RQ_SB, SANDBOX_MAX_CHILD_FDS},
-    {MON_KILL, RQ_SB, 0},
-    {MON_DESTROY, RQ_SB, 0},
+    {MON_CREATE, 0, 0},   {MON_SPAWN, RQ_SB, SANDBOX_MAX_CHILD_FDS},
+    {MON_KILL, RQ_SB, 0}, {MON_DESTROY, RQ_SB, 0},
+    {MON_REMOVE, 0, 0},
 };
 
 static const char *req_argv[SANDBOX_MSG_MAX_STRV], *req_env[SANDBOX_MSG_MAX_STRV];
@@ -142,6 +159,10 @@ monitor_request_parse(struct sandbox_msg *rq, struct monitor_request *out)
 		    sandbox_msg_get_i32(rq, &out->sig) != 0 || out->sig < 0 || out->sig >= NSIG)
 			return AL_E_PROTO;
 		break;
+	case MON_REMOVE:
+		if (sandbox_msg_get_str(rq, &out->session_id) != 0)
+			return AL_E_PROTO;
+		break;
 	default: /* MON_DESTROY: the id only */
 		break;
 	}
@@ -164,31 +185,67 @@ slot_find(struct mon *mo, uint32_t id)
 	return NULL;
 }
 
+/* The workspace the client names, as an fd: resolved once beneath the root fd held since
+ * start, never through a symlink (any component), "..", a magic link or another mount. A
+ * rename racing us (the drop uid may own directories inside the root) yields either a
+ * directory beneath the root or a refusal, and the fd is what gets chowned and bound:
+ * nothing is resolved by path again. */
+static int
+workspace_open(struct mon *mo, const char *ws, int *wfd)
+{
+	struct open_how how = {.flags = O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC,
+	                       .resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS |
+	                                  RESOLVE_NO_MAGICLINKS | RESOLVE_NO_XDEV};
+	size_t rl = strlen(mo->root);
+	const char *rel;
+	long fd;
+
+	*wfd = -1;
+	if (!sandbox_path_valid(ws))
+		return AL_E_INVAL;
+	if (strncmp(ws, mo->root, rl) == 0 && ws[rl] == '/' && ws[rl + 1] != '\0')
+		rel = ws + rl + 1;
+	else
+		return AL_E_PERM;
+	fd = syscall(SYS_openat2, mo->rootfd, rel, &how, sizeof(how));
+	if (fd < 0)
+		return errno == ELOOP || errno == EXDEV || errno == ENOTDIR ? AL_E_PERM : -errno;
+	*wfd = (int)fd;
+	return 0;
+}
+
 static int
 h_create(struct mon *mo, struct slot *unused, const struct monitor_request *rq,
          struct sandbox_msg *rp, int *rfd)
 {
 	const char *sid = rq->session_id, *ws = rq->workspace;
-	char real[PATH_MAX];
-	size_t i, rl = strlen(mo->root);
+	size_t i;
 	struct slot *s = NULL;
 	bool warm = false;
-	int r;
+	int r, wfd = -1;
 
 	if (!sandbox_id_valid(sid) || ws[0] != '/') {
 		r = AL_E_INVAL;
 		goto reply;
 	}
-	/* The workspace is bound read-write into the sandbox: only real directories strictly
-	 * inside workspace_root, never "/" or /etc by way of a symlink. */
-	if (realpath(ws, real) == NULL) {
-		r = -errno;
-		goto reply;
+	/* The workspace is bound read-write into the sandbox (and chowned): only real
+	 * directories beneath workspace_root, never "/" or /etc by way of a symlink. With
+	 * session_dirs, exactly <root>/sessions/<session id>, made here if missing (the same
+	 * session finds its files again; sessions/ is root's, so nobody else names it). */
+	if (mo->sessfd >= 0) {
+		char want[PATH_MAX];
+		snprintf(want, sizeof(want), "%s/sessions/%s", mo->root, sid);
+		if (strcmp(ws, want) != 0)
+			r = AL_E_PERM;
+		else if ((r = sandbox_ws_open(mo->sessfd, sid, true)) >= 0)
+			wfd = r, r = 0;
+	} else {
+		r = workspace_open(mo, ws, &wfd);
 	}
-	if (!(mo->cfg->root_is_workspace && strcmp(real, mo->root) == 0) &&
-	    (strncmp(real, mo->root, rl) != 0 || real[rl] != '/' || real[rl + 1] == '\0')) {
-		log_warn("monitor: workspace outside workspace_root refused", "session_id", sid);
-		r = AL_E_PERM;
+	if (r != 0) {
+		if (r == AL_E_PERM)
+			log_warn("monitor: workspace outside workspace_root refused", "session_id",
+			         sid);
 		goto reply;
 	}
 	for (i = 0; i < MAX_SANDBOXES; i++)
@@ -206,24 +263,27 @@ h_create(struct mon *mo, struct slot *unused, const struct monitor_request *rq,
 		struct sandbox_spare *sp = mo->spares[0];
 		memmove(&mo->spares[0], &mo->spares[1], --mo->nspares * sizeof(mo->spares[0]));
 		warm = true;
-		r = sandbox_spare_claim(sp, sid, real, &s->sb);
+		r = sandbox_spare_claim_fd(sp, sid, wfd, ws, &s->sb);
 		if (r == 0)
 			mo->spare_losses = 0;
 		if (r == AL_E_CLOSED) { /* it had died: a cold one */
 			warm = false;
-			r = sandbox_create(mo->cfg->profile, sid, real, &s->sb);
+			r = sandbox_create_fd(mo->cfg->profile, sid, wfd, ws, &s->sb);
 		}
 	} else {
-		r = sandbox_create(mo->cfg->profile, sid, real, &s->sb);
+		r = sandbox_create_fd(mo->cfg->profile, sid, wfd, ws, &s->sb);
 	}
 	if (r != 0)
 		goto reply;
 	if (++mo->next_id == 0)
 		mo->next_id = 1;
 	s->id = mo->next_id;
+	snprintf(s->sid, sizeof(s->sid), "%s", sid);
 	*rfd = sandbox_pidfd(s->sb);
 	log_info("monitor: sandbox created", "session_id", sid, "spare", warm ? "yes" : "no");
 reply:
+	if (wfd >= 0)
+		close(wfd);
 	(void)sandbox_msg_put_u32(rp, MON_CREATED);
 	(void)sandbox_msg_put_u32(rp, (uint32_t)r);
 	(void)sandbox_msg_put_u32(rp, r == 0 ? s->id : 0);
@@ -263,16 +323,111 @@ h_destroy(struct mon *mo, struct slot *s, const struct monitor_request *rq, stru
 	sandbox_destroy(s->sb);
 	s->sb = NULL;
 	s->id = 0;
+	s->sid[0] = '\0';
 	(void)sandbox_msg_put_u32(rp, MON_RESULT);
 	(void)sandbox_msg_put_u32(rp, 0);
 	return 0;
 }
 
+/* The parent side of a removal: the child emptied the dir (or failed); the entry goes
+ * when empty, else it stays for the next start (its name marks it). */
+static void
+remover_reap(struct mon *mo, size_t i, bool wait)
+{
+	siginfo_t si;
+	memset(&si, 0, sizeof(si));
+	while (waitid((idtype_t)P_PIDFD, (id_t)mo->removers[i].pidfd, &si,
+	              WEXITED | (wait ? 0 : WNOHANG)) != 0 &&
+	       errno == EINTR)
+		;
+	if (si.si_pid == 0)
+		return; /* still running */
+	if (si.si_code != CLD_EXITED || si.si_status != 0 ||
+	    unlinkat(mo->sessfd, mo->removers[i].name, AT_REMOVEDIR) != 0)
+		log_warn("monitor: a workspace could not be removed completely", "dir",
+		         mo->removers[i].name);
+	close(mo->removers[i].pidfd);
+	mo->removers[i] = mo->removers[--mo->nremovers];
+}
+
+/* Empties <sessions>/name in a child that runs as the dir's owner (root deletes nothing
+ * in a tree others wrote); asynchronous, so a big tree never stalls the worker's calls. */
+static void
+remover_start(struct mon *mo, const char *name)
+{
+	int pidfd = -1, dfd;
+	pid_t pid;
+	if (mo->nremovers == MAX_REMOVERS)
+		remover_reap(mo, 0, true);
+	if ((dfd = sandbox_ws_open(mo->sessfd, name, false)) < 0) {
+		log_warn("monitor: cannot open a workspace to remove", "dir", name, "error",
+		         al_strerror(dfd));
+		return;
+	}
+	pid = (pid_t)syscall(SYS_clone, CLONE_PIDFD | SIGCHLD, NULL, &pidfd, NULL, NULL);
+	if (pid == 0) {
+		if (dup3(dfd, 3, 0) < 0)
+			_exit(1);
+		syscall(SYS_close_range, 4, ~0U, 0);
+		/* As the dir's owner, which the claim made it (the sandbox's uid, or with
+		 * run_as the worker's): never as root. A dir no claim reached is root's and
+		 * empty: nothing to do here. */
+		if (geteuid() == 0) {
+			struct stat st;
+			if (fstat(3, &st) != 0)
+				_exit(1);
+			if (st.st_uid == 0)
+				_exit(0);
+			if (setgroups(0, NULL) != 0 ||
+			    setresgid(st.st_gid, st.st_gid, st.st_gid) != 0 ||
+			    setresuid(st.st_uid, st.st_uid, st.st_uid) != 0)
+				_exit(1);
+		}
+		_exit(sandbox_ws_empty(3) == 0 ? 0 : 1);
+	}
+	close(dfd);
+	if (pid < 0) {
+		log_warn("monitor: cannot start a workspace removal", "error", strerror(errno));
+		return;
+	}
+	mo->removers[mo->nremovers].pidfd = pidfd;
+	snprintf(mo->removers[mo->nremovers].name, sizeof(mo->removers[0].name), "%s", name);
+	mo->nremovers++;
+}
+
+/* REMOVE: the session's workspace is renamed aside at once (the session id names a fresh,
+ * empty workspace from now on) and emptied in the background. */
+static int
+h_remove(struct mon *mo, struct slot *unused, const struct monitor_request *rq,
+         struct sandbox_msg *rp, int *rfd)
+{
+	const char *sid = rq->session_id;
+	char aside[96];
+	size_t i;
+	int r = 0;
+
+	if (mo->sessfd < 0)
+		r = AL_E_UNSUPPORTED;
+	else if (!sandbox_id_valid(sid))
+		r = AL_E_INVAL;
+	for (i = 0; r == 0 && i < MAX_SANDBOXES; i++)
+		if (mo->slots[i].id != 0 && strcmp(mo->slots[i].sid, sid) == 0)
+			r = AL_E_CONFLICT;
+	if (r == 0) {
+		snprintf(aside, sizeof(aside), ".rm-%s-%d-%u", sid, (int)getpid(), ++mo->rm_seq);
+		if (renameat(mo->sessfd, sid, mo->sessfd, aside) != 0)
+			r = errno == ENOENT ? 0 : -errno;
+		else
+			remover_start(mo, aside);
+	}
+	(void)sandbox_msg_put_u32(rp, MON_RESULT);
+	(void)sandbox_msg_put_u32(rp, (uint32_t)r);
+	return 0;
+}
+
 static const struct handler handlers[] = {
-    {MON_CREATE, h_create},
-    {MON_SPAWN, h_spawn},
-    {MON_KILL, h_kill},
-    {MON_DESTROY, h_destroy},
+    {MON_CREATE, h_create},   {MON_SPAWN, h_spawn},   {MON_KILL, h_kill},
+    {MON_DESTROY, h_destroy}, {MON_REMOVE, h_remove},
 };
 
 /* One request. AL_E_PROTO: malformed (the caller ends the client); AL_E_CLOSED: EOF. */
@@ -295,7 +450,7 @@ serve_one(struct mon *mo, struct sandbox_msg *rq, struct sandbox_msg *rp)
 	if (h == NULL)
 		return AL_E_PROTO;
 	buf_reset(&rp->b);
-	if (req.type != MON_CREATE &&
+	if (req.type != MON_CREATE && req.type != MON_REMOVE &&
 	    ((s = slot_find(mo, req.sandbox_id)) == NULL || s->sb == NULL)) {
 		/* A sandbox that already died is a normal race, not a protocol error. */
 		(void)sandbox_msg_put_u32(rp, req.type == MON_SPAWN ? MON_SPAWNED : MON_RESULT);
@@ -327,6 +482,8 @@ destroy_all(struct mon *mo)
 	mo->nspares = 0;
 	mo->want_spares = 0; /* nothing new after the end */
 	(void)sandbox_gc(true);
+	while (mo->nremovers > 0)
+		remover_reap(mo, mo->nremovers - 1, true);
 }
 
 static void
@@ -407,8 +564,8 @@ static void __attribute__((noreturn)) monitor_main(struct mon *mo, pid_t child, 
 		(void)idle_work(mo);
 
 	for (;;) {
-		struct pollfd p[3 + MAX_SPARES + MAX_SANDBOXES];
-		size_t n = 3, i, nsp;
+		struct pollfd p[3 + MAX_SPARES + MAX_SANDBOXES + MAX_REMOVERS];
+		size_t n = 3, i, nsp, nsb;
 		int timeout = -1, pr;
 		bool more = mo->nspares < mo->want_spares;
 		p[0] = (struct pollfd){sock_open ? mo->sock : -1, POLLIN, 0};
@@ -421,12 +578,19 @@ static void __attribute__((noreturn)) monitor_main(struct mon *mo, pid_t child, 
 		for (i = 0; i < MAX_SANDBOXES; i++)
 			if (mo->slots[i].sb != NULL)
 				p[n++] = (struct pollfd){sandbox_pidfd(mo->slots[i].sb), POLLIN, 0};
+		/* Workspace removals report their end on their pidfd (not looked at below:
+		 * every turn reaps the finished ones). */
+		nsb = n;
+		for (i = 0; i < mo->nremovers; i++)
+			p[n++] = (struct pollfd){mo->removers[i].pidfd, POLLIN, 0};
 		if (sock_open && (more || gc_left)) {
 			uint64_t now = now_mono_ms(), due = mo->quiet_since + IDLE_MS;
 			timeout = now >= due ? 0 : (int)(due - now);
 		}
 		if ((pr = poll(p, n, timeout)) < 0 && errno != EINTR)
 			break;
+		for (i = mo->nremovers; i-- > 0;)
+			remover_reap(mo, i, false);
 		if (pr == 0) {
 			gc_left = idle_work(mo) || sandbox_gc(false) > 0;
 			continue;
@@ -455,7 +619,7 @@ static void __attribute__((noreturn)) monitor_main(struct mon *mo, pid_t child, 
 			}
 		/* A sandbox whose pid 1 died (wall clock): free its host artefacts now; the
 		 * client learns it from its fds or AL_E_NOTFOUND. */
-		for (i = nsp; i < n; i++)
+		for (i = nsp; i < nsb; i++)
 			if (p[i].revents & POLLIN) {
 				size_t k;
 				for (k = 0; k < MAX_SANDBOXES; k++)
@@ -505,6 +669,103 @@ struct monitor {
 	struct sandbox_msg m;
 };
 
+/* Whether uid/gid (no supplementary groups: drop_privileges clears them) may write dir. */
+static bool
+writable_by(const struct stat *dir, uid_t uid, gid_t gid)
+{
+	if (dir->st_uid == uid)
+		return dir->st_mode & S_IWUSR;
+	if (dir->st_gid == gid)
+		return dir->st_mode & S_IWGRP;
+	return dir->st_mode & S_IWOTH;
+}
+
+/* The drop user must not be able to rename the root's entry or any above it (swap it for
+ * a symlink between two starts, or under the file tools): every ancestor of root is
+ * either not writable by it, or sticky with the entry below owned by someone else. ACLs
+ * are not looked at. AL_E_PERM names the directory in the log. */
+static int
+root_ancestors_check(const char *root, uid_t uid, gid_t gid)
+{
+	char path[PATH_MAX];
+	struct stat dst, est;
+	size_t n = strlen(root), i;
+	int dfd = -1, efd, r = 0;
+
+	if (n >= sizeof(path))
+		return -ENAMETOOLONG;
+	memcpy(path, root, n + 1);
+	if ((dfd = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC)) < 0)
+		return -errno;
+	for (i = 1; i <= n && r == 0; i++) {
+		if (path[i] != '/' && path[i] != '\0')
+			continue;
+		path[i] = '\0';
+		/* entry = the last component, parent = dfd */
+		const char *ent = strrchr(path, '/') + 1;
+		if (fstat(dfd, &dst) != 0 || fstatat(dfd, ent, &est, AT_SYMLINK_NOFOLLOW) != 0) {
+			r = -errno;
+			break;
+		}
+		if (writable_by(&dst, uid, gid) &&
+		    !((dst.st_mode & S_ISVTX) && est.st_uid != uid && dst.st_uid != uid)) {
+			log_error("monitor: the worker's user may rename the workspace root or a "
+			          "directory above it (its parent is writable by that user)",
+			          "path", path);
+			r = AL_E_PERM;
+			break;
+		}
+		if ((efd = openat(dfd, ent, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) < 0) {
+			r = -errno;
+			break;
+		}
+		close(dfd);
+		dfd = efd;
+		path[i] = i == n ? '\0' : '/';
+	}
+	close(dfd);
+	return r;
+}
+
+/* <root>/sessions: made if missing, root's and 0711 (the worker reaches its sessions'
+ * dirs, only the monitor names them), opened once like the root. */
+static int
+sessions_open(struct mon *mo)
+{
+	int fd = sandbox_ws_open(mo->rootfd, "sessions", true);
+	if (fd < 0) {
+		log_error("monitor: cannot open the workspace root's sessions dir", "root",
+		          mo->root, "error", al_strerror(fd));
+		return fd;
+	}
+	if ((geteuid() == 0 && fchown(fd, 0, 0) != 0) || fchmod(fd, 0711) != 0) {
+		int r = -errno;
+		close(fd);
+		return r;
+	}
+	mo->sessfd = fd;
+	return 0;
+}
+
+/* Removals a previous monitor left unfinished (renamed aside, .rm-*) start again. */
+static void
+sessions_sweep(struct mon *mo)
+{
+	int fd;
+	DIR *d;
+	struct dirent *e;
+	if (mo->sessfd < 0 || (fd = fcntl(mo->sessfd, F_DUPFD_CLOEXEC, 0)) < 0)
+		return;
+	if ((d = fdopendir(fd)) == NULL) {
+		close(fd);
+		return;
+	}
+	while ((e = readdir(d)) != NULL)
+		if (strncmp(e->d_name, ".rm-", 4) == 0 && strlen(e->d_name) < 96)
+			remover_start(mo, e->d_name);
+	closedir(d);
+}
+
 static int
 drop_privileges(const struct passwd *pw)
 {
@@ -545,35 +806,53 @@ monitor_start(const struct monitor_config *cfg, struct monitor **out)
 			return AL_E_NOTFOUND;
 		if (pw->pw_uid == 0)
 			return AL_E_INVAL;
+		if ((r = root_ancestors_check(mo.root, pw->pw_uid, pw->pw_gid)) != 0)
+			return r;
 	}
-	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0)
+	mo.sessfd = -1;
+	if ((mo.rootfd = open(mo.root, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) < 0)
 		return -errno;
+	if (cfg->session_dirs && (r = sessions_open(&mo)) != 0)
+		goto fail;
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0) {
+		r = -errno;
+		goto fail;
+	}
 	if ((pid = fork()) < 0) {
 		r = -errno;
 		close(sv[0]);
 		close(sv[1]);
-		return r;
+		goto fail;
 	}
 	if (pid > 0) {
-		/* The monitor: keep nothing of the worker's (sockets, files) but stdio. */
-		int keep = sv[0];
+		/* The monitor: keep nothing of the worker's (sockets, files) but stdio, the
+		 * socket (3), the root (4) and its sessions/ (5). */
+		int keep[3] = {sv[0], mo.rootfd, mo.sessfd}, tmp[3] = {-1, -1, -1};
 		close(sv[1]);
-		if (keep != 3) {
-			if (dup3(keep, 3, O_CLOEXEC) < 0)
+		for (int k = 0; k < 3; k++) /* above 5 first, so they never collide */
+			if (keep[k] >= 0 && (tmp[k] = fcntl(keep[k], F_DUPFD_CLOEXEC, 6)) < 0)
 				_exit(1);
-			close(keep);
-		}
-		syscall(SYS_close_range, 4, ~0U, 0);
+		for (int k = 0; k < 3; k++)
+			if (tmp[k] >= 0 && dup3(tmp[k], 3 + k, O_CLOEXEC) < 0)
+				_exit(1);
+		syscall(SYS_close_range, 6, ~0U, 0);
 		mo.sock = 3;
+		mo.rootfd = 4;
+		mo.sessfd = mo.sessfd >= 0 ? 5 : -1;
 		r = sandbox_sweep(cfg->profile->state_dir);
 		if (r != 0)
 			log_error("monitor: sandbox sweep failed", "state_dir",
 			          cfg->profile->state_dir, "error", al_strerror(r));
+		else
+			sessions_sweep(&mo);
 		monitor_main(&mo, pid, r);
 	}
 
 	/* The worker. */
 	close(sv[0]);
+	close(mo.rootfd);
+	if (mo.sessfd >= 0)
+		close(mo.sessfd);
 	prctl(PR_SET_PDEATHSIG, SIGKILL);
 	if (getppid() != parent)
 		_exit(1);
@@ -601,6 +880,11 @@ monitor_start(const struct monitor_config *cfg, struct monitor **out)
 	}
 	*out = m;
 	return 0;
+fail:
+	close(mo.rootfd);
+	if (mo.sessfd >= 0)
+		close(mo.sessfd);
+	return r;
 }
 
 /* Sends m->m, receives the reply into m->m and checks its type. */
@@ -762,6 +1046,13 @@ monitor_client_destroy(struct monitor *m, uint32_t sandbox_id)
 			m->sbs[i].pidfd = -1;
 		}
 	return simple(m, sandbox_msg_put_u32(&m->m, sandbox_id));
+}
+
+int
+monitor_client_remove(struct monitor *m, const char *session_id)
+{
+	begin(m, MON_REMOVE);
+	return simple(m, sandbox_msg_put_str(&m->m, session_id));
 }
 
 int

@@ -20,10 +20,12 @@ struct monitor_config {
 	const char *workspace_root; /* every workspace must be a real directory inside it */
 	const char *drop_user;      /* run as root: the worker becomes this user (NULL: nobody) */
 	bool keep_root;             /* do not drop privileges (tests, or an unprivileged worker) */
-	bool root_is_workspace;     /* workspace_root itself is the one workspace (a worker with
-	                             * one workdir); otherwise only dirs strictly inside it */
-	int spares; /* warm sandboxes kept set up ahead of demand: 0 = 1 (default), < 0 =
-	             * none (every create cold), at most 8 */
+	bool session_dirs; /* each session's workspace is <root>/sessions/<session id>, made
+	                    * by the monitor at its first create, removed by
+	                    * monitor_client_remove; otherwise any real dir strictly
+	                    * inside the root, named by the client */
+	int spares;        /* warm sandboxes kept set up ahead of demand: 0 = 1 (default), < 0 =
+	                    * none (every create cold), at most 8 */
 };
 
 struct monitor;
@@ -56,6 +58,10 @@ int monitor_client_spawn_fds(struct monitor *m, uint32_t sandbox_id, const char 
 /* pid -1: every process in the sandbox but its pid 1. */
 int monitor_client_kill(struct monitor *m, uint32_t sandbox_id, pid_t pid, int sig);
 int monitor_client_destroy(struct monitor *m, uint32_t sandbox_id);
+/* session_dirs: the session's workspace is renamed aside at once (its id names a fresh,
+ * empty one from now on) and removed in the background, as the drop user. AL_E_CONFLICT
+ * while the session has a sandbox; 0 when it has no workspace. */
+int monitor_client_remove(struct monitor *m, const char *session_id);
 /* Closes the connection: the monitor destroys every sandbox and waits for this process
  * to exit. Accepts NULL. */
 void monitor_free(struct monitor *m);
@@ -69,9 +75,9 @@ int monitor_client_send_raw(struct monitor *m, const void *p, size_t n);
  * ends its client. Not thread-safe. */
 struct sandbox_msg;
 struct monitor_request {
-	uint32_t type;                      /* 101 CREATE, 103 SPAWN, 105 KILL, 106 DESTROY */
-	uint32_t sandbox_id;                /* SPAWN, KILL, DESTROY */
-	const char *session_id, *workspace; /* CREATE (validated by the handler) */
+	uint32_t type;       /* 101 CREATE, 103 SPAWN, 105 KILL, 106 DESTROY, 108 REMOVE */
+	uint32_t sandbox_id; /* SPAWN, KILL, DESTROY */
+	const char *session_id, *workspace; /* CREATE, REMOVE (validated by the handler) */
 	uint32_t fdmask;                    /* SPAWN */
 	const char *path, *cwd;             /* SPAWN: "" = PATH search / /workspace */
 	const char *const *argv, *const *env;

@@ -145,9 +145,14 @@ int wexec_sandbox_start(const struct worker_config *c, bool run_mode);
 /* `check`: prints the sandbox section's errors and sandbox_preflight()'s report; 1 when
  * sandboxes cannot be created here (and --unsandboxed was not given). */
 int wexec_sandbox_check(const struct worker_config *c);
-/* Opens the per-session tool context on workdir, in a new sandbox for session_id. */
+/* Opens the per-session tool context on the session's own workspace,
+ * <workdir>/sessions/<session_id> (made if missing: the same session finds its files
+ * again), in a new sandbox for session_id. */
 int wexec_session_open(struct wexec *e, const char *workdir, const char *session_id);
 void wexec_session_close(struct wexec *e);
+/* The session's workspace (<workdir>/sessions/<id>) goes: when the session ended for good
+ * (terminated, deleted). Not while its tools are open (AL_E_CONFLICT). */
+int wexec_workspace_remove(struct wexec *e, const char *workdir, const char *session_id);
 /* Whether this worker runs tools of that name (others are left for another client). */
 bool wexec_known(const char *name);
 /* Runs one call; done runs on the loop thread. One call at a time. */

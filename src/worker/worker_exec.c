@@ -69,6 +69,7 @@ static struct {
 	char *strs[SB_STRS]; /* strings the profile borrows */
 	size_t nstrs;
 	char *user; /* the unprivileged user (root start) */
+	char *ws;   /* realpath of the workdir; sessions' workspaces are <ws>/sessions/<id> */
 	char *rg;   /* rg as the sandbox sees it, "" = built-in grep */
 } sbx = {.mu = PTHREAD_MUTEX_INITIALIZER};
 
@@ -203,8 +204,8 @@ mkdirs(const char *path, mode_t mode)
 	return 0;
 }
 
-/* The sandbox's and the worker's user must reach the workdir: every ancestor searchable
- * (the workdir itself is chowned to it when a session opens). */
+/* The sandbox's and the worker's user must reach the workdir: it and every ancestor
+ * searchable (the monitor makes its sessions/ dir 0711 and each session's dir theirs). */
 static int
 check_reachable(const char *workdir, const struct passwd *pw)
 {
@@ -218,7 +219,9 @@ check_reachable(const char *workdir, const struct passwd *pw)
 		fprintf(stderr, "airlock worker: workdir / cannot be a sandbox workspace\n");
 		return AL_E_INVAL;
 	}
-	while ((slash = strrchr(real, '/')) != NULL) {
+	for (slash = real + strlen(real);; slash = strrchr(real, '/')) {
+		if (slash == NULL)
+			break;
 		*slash = '\0';
 		const char *d = real[0] ? real : "/";
 		if (stat(d, &st) != 0)
@@ -317,11 +320,16 @@ wexec_sandbox_start(const struct worker_config *cc, bool run_mode)
 		if ((r = check_reachable(c->workdir, pw)) != 0)
 			return r;
 	}
+	if ((sbx.ws = realpath(c->workdir, NULL)) == NULL) {
+		r = -errno;
+		fprintf(stderr, "airlock worker: workdir %s: %s\n", c->workdir, strerror(errno));
+		return r;
+	}
 	sbx.rg = find_rg();
 	sbx.mcfg = (struct monitor_config){.profile = &sbx.prof,
 	                                   .workspace_root = c->workdir,
 	                                   .drop_user = sbx.user,
-	                                   .root_is_workspace = true};
+	                                   .session_dirs = true};
 	/* Returns only in the worker (the child); this process stays as the monitor. */
 	if ((r = monitor_start(&sbx.mcfg, &sbx.mon)) != 0) {
 		fprintf(stderr, "airlock worker: cannot start the sandbox monitor: %s\n",
@@ -615,18 +623,52 @@ sandbox_name(const char *session_id, char out[65])
 	         b[6], b[7]);
 }
 
+/* Unsandboxed: the worker makes <workdir>/sessions/<name> itself, as the monitor would
+ * (the same layout either way). */
+static int
+ws_local(const char *workdir, const char *name, bool create, int *dfd, int *sfd)
+{
+	int rootfd = open(workdir, O_PATH | O_DIRECTORY | O_CLOEXEC), r;
+	*dfd = *sfd = -1;
+	if (rootfd < 0)
+		return -errno;
+	r = *sfd = sandbox_ws_open(rootfd, "sessions", create);
+	close(rootfd);
+	if (r < 0)
+		return r;
+	if ((r = sandbox_ws_open(*sfd, name, create)) < 0) {
+		close(*sfd);
+		*sfd = -1;
+		return r;
+	}
+	*dfd = r;
+	return 0;
+}
+
 int
 wexec_session_open(struct wexec *e, const char *workdir, const char *session_id)
 {
-	char name[65];
-	int r;
+	char name[65], *ws = NULL;
+	int r, dfd, sfd;
 	if (e->ctx != NULL)
 		return AL_E_CONFLICT;
-	if (!sbx.on)
-		return tool_ctx_new(workdir, NULL, &e->ctx);
 	sandbox_name(session_id, name);
+	if (!sbx.on) {
+		if ((r = ws_local(workdir, name, true, &dfd, &sfd)) != 0) {
+			log_error("cannot make the session's workspace", "workdir", workdir,
+			          "error", al_strerror(r));
+			return r;
+		}
+		close(dfd);
+		close(sfd);
+		ws = xasprintf("%s/sessions/%s", workdir, name);
+		r = tool_ctx_new(ws, NULL, &e->ctx);
+		free(ws);
+		return r;
+	}
+	ws = xasprintf("%s/sessions/%s", sbx.ws, name);
 	pthread_mutex_lock(&sbx.mu);
-	r = monitor_client_create(sbx.mon, name, workdir, &e->sb_id);
+	r = monitor_client_create(sbx.mon, name, ws, &e->sb_id);
 	pthread_mutex_unlock(&sbx.mu);
 	if (r != 0) {
 		log_error("cannot create the session's sandbox", "session_id", name, "error",
@@ -636,12 +678,41 @@ wexec_session_open(struct wexec *e, const char *workdir, const char *session_id)
 	e->sb_open = true;
 	e->sb_live = 0;
 	struct tool_spawner sp = {.spawn = sb_spawn, .kill = sb_kill, .reap = sb_reap, .arg = e};
-	if ((r = tool_ctx_new(workdir, &sp, &e->ctx)) != 0) {
+	r = tool_ctx_new(ws, &sp, &e->ctx);
+	free(ws);
+	if (r != 0) {
 		ctx_free(e);
 		return r;
 	}
 	tool_ctx_set_rg(e->ctx, sbx.rg);
 	return 0;
+}
+
+int
+wexec_workspace_remove(struct wexec *e, const char *workdir, const char *session_id)
+{
+	char name[65], aside[96];
+	int r, dfd, sfd;
+	if (e->ctx != NULL)
+		return AL_E_CONFLICT; /* its session's tools are still open */
+	sandbox_name(session_id, name);
+	if (sbx.on) {
+		pthread_mutex_lock(&sbx.mu);
+		r = monitor_client_remove(sbx.mon, name);
+		pthread_mutex_unlock(&sbx.mu);
+		return r;
+	}
+	if ((r = ws_local(workdir, name, false, &dfd, &sfd)) != 0)
+		return r == -ENOENT ? 0 : r;
+	/* Aside first, like the monitor: the name is free at once. */
+	snprintf(aside, sizeof(aside), ".rm-%s-%d", name, (int)getpid());
+	if (renameat(sfd, name, sfd, aside) != 0)
+		r = -errno;
+	else if ((r = sandbox_ws_empty(dfd)) == 0 && unlinkat(sfd, aside, AT_REMOVEDIR) != 0)
+		r = -errno;
+	close(dfd);
+	close(sfd);
+	return r;
 }
 
 void

@@ -52,6 +52,7 @@ struct wsess {
 	json_t *running;   /* the call being executed or whose result is being posted */
 	json_t *result;    /* the user.tool_result event to post */
 	bool tools_open;
+	bool gone; /* the session ended for good: its workspace goes with the item */
 };
 
 static void finish(struct wsess *s, enum wsess_end why);
@@ -336,6 +337,7 @@ handle_event(struct wsess *s, json_t *ev)
 	} else if (strcmp(type, "session.status_terminated") == 0 ||
 	           strcmp(type, "session.deleted") == 0) {
 		log_info("session ended", "session_id", s->session_id, "event", type);
+		s->gone = true;
 		finish(s, WSESS_CLEAN);
 	} else if (strcmp(type, "session.thread_status_terminated") == 0) {
 		const char *t = json_string_value(json_object_get(ev, "session_thread_id"));
@@ -723,6 +725,7 @@ on_get_done(void *arg, int status, int err, json_t *body)
 		if (st != NULL && strcmp(st, "terminated") == 0) {
 			log_info("skipping the work item of a terminated session", "session_id",
 			         s->session_id, "work_id", s->work_id);
+			s->gone = true;
 			finish(s, WSESS_CLEAN);
 			return;
 		}
@@ -825,6 +828,18 @@ teardown_continue(struct wsess *s)
 	if (s->tools_open && !wexec_busy(s->w->exec)) {
 		wexec_session_close(s->w->exec);
 		s->tools_open = false;
+	}
+	if (s->gone && !s->tools_open) {
+		/* Its files must never reach another session; while it lives, every work
+		 * item of it finds them again. */
+		int r = wexec_workspace_remove(s->w->exec, s->w->cfg.workdir, s->session_id);
+		s->gone = false;
+		if (r != 0)
+			log_warn("cannot remove the ended session's workspace", "session_id",
+			         s->session_id, "error", al_strerror(r));
+		else
+			log_info("the ended session's workspace is removed", "session_id",
+			         s->session_id);
 	}
 	stop_heartbeats(s);
 	if (s->why == WSESS_LEASE_LOST) {

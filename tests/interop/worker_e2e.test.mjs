@@ -5,7 +5,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, realpathSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readFileSync, rmSync, realpathSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -46,6 +46,7 @@ test('airlock worker completes a six-tool session against airlock', async (t) =>
   const model = await startMockModel(script);
   const srv = await startServer({ env: { AIRLOCK_MODEL_BASE_URL: model.url } });
   const workdir = realpathSync(mkdtempSync(path.join(tmpdir(), 'airlock-wk-')));
+  chmodSync(workdir, 0o711); // a root worker runs as an unprivileged user, who must reach it
   let worker;
   t.after(async () => {
     if (worker && worker.proc.exitCode === null) worker.proc.kill('SIGKILL');
@@ -76,7 +77,8 @@ test('airlock worker completes a six-tool session against airlock', async (t) =>
     assert.equal(r.is_error, false, `${name} failed: ${textOf(r.content)}`);
     return textOf(r.content);
   };
-  const file = path.join(workdir, 'notes', 'hello.txt');
+  // each session has its own workspace, <workdir>/sessions/<session id>
+  const file = path.join(workdir, 'sessions', session.id, 'notes', 'hello.txt');
   // the path form is the toolset's business (toolset_diff compares it with the SDK)
   assert.match(resultText('write'), /^wrote 24 bytes to (\/.*\/)?notes\/hello\.txt$/);
   assert.equal(resultText('read'), 'hello world\nsecond line\n');
@@ -117,6 +119,7 @@ test('airlock worker holds "ask" calls until confirmed; deny runs nothing', asyn
   const model = await startMockModel(script);
   const srv = await startServer({ env: { AIRLOCK_MODEL_BASE_URL: model.url } });
   const workdir = realpathSync(mkdtempSync(path.join(tmpdir(), 'airlock-wk-')));
+  chmodSync(workdir, 0o711); // a root worker runs as an unprivileged user, who must reach it
   let worker;
   t.after(async () => {
     if (worker && worker.proc.exitCode === null) worker.proc.kill('SIGKILL');

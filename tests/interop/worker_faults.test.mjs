@@ -7,7 +7,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, realpathSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, rmSync, realpathSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -60,6 +60,7 @@ async function fixture(t, script, serverEnv = {}) {
   const model = await startMockModel(script(marker));
   const srv = await startServer({ env: { AIRLOCK_MODEL_BASE_URL: model.url, ...serverEnv } });
   const workdir = realpathSync(mkdtempSync(path.join(tmpdir(), 'airlock-fault-')));
+  chmodSync(workdir, 0o711); // a root worker runs as an unprivileged user, who must reach it
   const workers = [];
   t.after(async () => {
     for (const w of workers) if (w.proc.exitCode === null && w.proc.signalCode === null) w.proc.kill('SIGKILL');
@@ -94,7 +95,7 @@ test('kill -9 mid-call: the lease lapses, a new worker re-runs the unanswered ca
   });
   const w1 = startWorker(f.srv, f.env, f.envKey, f.workdir);
   f.workers.push(w1);
-  await waitFor(() => existsSync(path.join(f.workdir, 'first-ran')) && pgrep(f.marker) !== '', 'the call to start');
+  await waitFor(() => existsSync(path.join(f.workdir, 'sessions', f.session.id, 'first-ran')) && pgrep(f.marker) !== '', 'the call to start');
   w1.proc.kill('SIGKILL');
   await w1.exited;
   // Without the sandbox's pid namespace a kill -9'd worker cannot take its tool's process

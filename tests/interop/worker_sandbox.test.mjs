@@ -62,6 +62,7 @@ async function fixture(t, turns) {
   const model = await startMockModel(turns);
   const srv = await startServer({ env: { AIRLOCK_MODEL_BASE_URL: model.url } });
   const workdir = realpathSync(mkdtempSync(path.join(tmpdir(), 'airlock-sbw-')));
+  chmodSync(workdir, 0o711); // the worker drops root, and must reach it
   const stateDir = realpathSync(mkdtempSync(path.join(tmpdir(), 'airlock-sbstate-')));
   const workers = [];
   t.after(async () => {
@@ -130,15 +131,25 @@ test('bash runs in the session sandbox; file tools and bash share the workspace'
   assert.equal(seen.anthropic, '0', out(0));
   // pid 1, the shell, and the probe's own commands: no host or worker process
   assert.ok(Number(seen.procs) <= 6, out(0));
-  assert.equal(seen.pwd, f.workdir, out(0)); // the workspace at its host path
+  // the session's own workspace, at its host path
+  assert.equal(seen.pwd, path.join(f.workdir, 'sessions', f.session.id), out(0));
   assert.match(w.log(), /tools run in per-session sandboxes/);
   assert.match(w.log(), /monitor: sandbox created/);
   // host-side file tools and sandboxed bash read and write each other's files
   assert.equal(out(2), 'tool\nbash');
   assert.match(out(3), /^edited .*from-bash\.txt \(1 replacement\(s\)\)$/);
-  assert.equal(readFileSync(path.join(f.workdir, 'from-bash.txt'), 'utf8'), 'edited-by-bash\n');
+  assert.equal(readFileSync(path.join(f.workdir, 'sessions', f.session.id, 'from-bash.txt'), 'utf8'), 'edited-by-bash\n');
   assert.match(out(4), /from-bash\.txt:1:edited-by-bash/);
   assert.ok(!w.log().includes('worker-env-must-not-leak'));
+  // the session ends for good (deleted while the worker still holds it, before its 2 s
+  // idle release): its workspace goes, no later session can find its files
+  const ws = path.join(f.workdir, 'sessions', f.session.id);
+  assert.ok(existsSync(ws));
+  await f.client.beta.sessions.delete(f.session.id);
+  // renamed aside at once, emptied in the background: nothing left after a moment
+  await waitFor(() => readdirSync(path.join(f.workdir, 'sessions')).length === 0,
+    'the ended session\'s workspace to go', 10000);
+  await waitFor(() => /the ended session's workspace is removed/.test(w.log()), 'the removal logged');
   w.proc.kill('SIGTERM');
   assert.equal((await w.exited).code, 0, w.log());
   // the sandbox went with the session: no record, no cgroup of this state dir
@@ -204,5 +215,5 @@ test('kill -9 of the worker mid-call: no process survives, the next start sweeps
   assert.deepEqual(cgroupsOf(f.stateDir).filter((p) => leftovers.includes(p)), []);
   w2.proc.kill('SIGKILL');
   await w2.exited;
-  assert.ok(existsSync(path.join(f.workdir, 'started')));
+  assert.ok(existsSync(path.join(f.workdir, 'sessions', f.session.id, 'started')));
 });

@@ -18,6 +18,7 @@
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <grp.h>
@@ -825,6 +826,10 @@ mode_spares(void)
 
 /* ---------------------------------------------------------------- monitor */
 
+static void monitor_swap_race(const struct sandbox_profile *p);
+static void monitor_root_parent(const struct sandbox_profile *p);
+static void monitor_session_dirs(const struct sandbox_profile *p);
+
 static void
 monitor_client_part(const struct sandbox_profile *p, const char *root, const char *ws, int report)
 {
@@ -1002,6 +1007,285 @@ mode_monitor(void)
 	check(WIFEXITED(st) && WEXITSTATUS(st) == MONITOR_EXIT_PROTO,
 	      "malformed request: monitor killed the worker and exited", NULL);
 	check(hostpid > 0 && kill(hostpid, 0) != 0, "its sandboxes are gone", NULL);
+	monitor_swap_race(&p);
+	monitor_root_parent(&p);
+	monitor_session_dirs(&p);
+}
+
+/* Issue 11 finding 1: a process of the drop uid swaps the workspace with a symlink to a
+ * root-owned decoy (renameat2 RENAME_EXCHANGE, as fast as it can) while the worker creates
+ * sessions. The monitor must never chown or bind the decoy: each create gets the real
+ * directory or a refusal. Before the fix (path checked, then resolved again by the claim)
+ * the decoy was chowned and bound within a few dozen creates. */
+static void
+monitor_swap_race(const struct sandbox_profile *p)
+{
+	char *root = mkdir_in("raceroot"), *decoy = mkdir_in("decoy");
+	char ws[PATH_MAX], lnk[PATH_MAX], marker[PATH_MAX];
+	int rep[2], res[5] = {-1, -1, -1, -1, -1}, st, fd;
+	pid_t swapper, client;
+	struct stat dst;
+
+	snprintf(ws, sizeof(ws), "%s/ws", root);
+	snprintf(lnk, sizeof(lnk), "%s/lnk", root);
+	snprintf(marker, sizeof(marker), "%s/decoy-marker", decoy);
+	if (mkdir(ws, 0755) != 0 || symlink(decoy, lnk) != 0 || chmod(decoy, 0700) != 0 ||
+	    chown(root, 65534, 65534) != 0 || chown(ws, 65534, 65534) != 0 ||
+	    lchown(lnk, 65534, 65534) != 0 ||
+	    (fd = open(marker, O_WRONLY | O_CREAT | O_CLOEXEC, 0600)) < 0 || pipe(rep) != 0)
+		exit(99);
+	close(fd);
+	fflush(stdout);
+	if ((swapper = fork()) == 0) {
+		if (setgroups(0, NULL) != 0 || setresgid(65534, 65534, 65534) != 0 ||
+		    setresuid(65534, 65534, 65534) != 0)
+			_exit(99);
+		for (;;)
+			syscall(SYS_renameat2, AT_FDCWD, ws, AT_FDCWD, lnk,
+			        2 /* RENAME_EXCHANGE */);
+	}
+	if ((client = fork()) == 0) {
+		struct monitor_config cfg = {.profile = p, .workspace_root = root};
+		struct monitor *m;
+		uint64_t until = now_mono_ms() + 4000;
+		int i, r;
+		close(rep[0]);
+		res[0] = monitor_start(&cfg, &m);
+		/* from here on the worker, as nobody */
+		res[1] = res[2] = res[3] = res[4] = 0;
+		/* Refusals are quick: bounded by time, and by 60 creates that got through. */
+		for (i = 0; res[0] == 0 && res[1] < 60 && i < 20000 && now_mono_ms() < until; i++) {
+			char sid[32], out[64] = {0};
+			uint32_t id;
+			int pfd[2];
+			ssize_t n;
+			struct sandbox_proc *pr;
+			snprintf(sid, sizeof(sid), "race%d", i);
+			r = monitor_client_create(m, sid, ws, &id);
+			if (r == AL_E_PERM || r == -ENOENT) {
+				res[2]++;
+				continue;
+			}
+			if (r != 0) {
+				res[4]++;
+				continue;
+			}
+			res[1]++;
+			if (pipe(pfd) != 0)
+				_exit(99);
+			r = monitor_client_spawn(
+			    m, id,
+			    (const char *[]){"sh", "-c",
+			                     "test -e /workspace/decoy-marker && echo SEEN", NULL},
+			    NULL, NULL, -1, pfd[1], -1, &pr);
+			close(pfd[1]);
+			n = r == 0 ? read(pfd[0], out, sizeof(out) - 1) : 0;
+			out[n > 0 ? n : 0] = '\0';
+			close(pfd[0]);
+			if (strstr(out, "SEEN") != NULL)
+				res[3]++;
+			if (r == 0) {
+				(void)sandbox_proc_wait(pr, &st);
+				sandbox_proc_free(pr);
+			}
+			(void)monitor_client_destroy(m, id);
+		}
+		(void)!write(rep[1], res, sizeof(res));
+		if (res[0] == 0)
+			monitor_free(m);
+		_exit(0);
+	}
+	close(rep[1]);
+	(void)!read(rep[0], res, sizeof(res));
+	close(rep[0]);
+	waitpid(client, &st, 0);
+	kill(swapper, SIGKILL);
+	waitpid(swapper, &st, 0);
+	printf("# swap race: %d creates, %d refused, %d other errors\n", res[1], res[2], res[4]);
+	check(res[0] == 0, "race: monitor started", al_strerror(res[0]));
+	check(res[1] > 0, "race: sessions created while the swap ran", NULL);
+	check(res[3] == 0, "race: no sandbox got the decoy at /workspace", NULL);
+	check(stat(decoy, &dst) == 0 && dst.st_uid == 0 && dst.st_gid == 0 &&
+	          (dst.st_mode & 07777) == 0700,
+	      "race: the root-owned decoy was never chowned", NULL);
+}
+
+/* The drop uid must not be able to rename the workspace root's entry (or one above it):
+ * such a root is refused at start. A root-owned root in a sticky world-writable dir is
+ * fine (the sticky bit keeps the entry). Each monitor_start runs in a child: if it
+ * accepted, that process would become the monitor. */
+static int
+monitor_start_in_child(const struct sandbox_profile *p, const char *root)
+{
+	int rep[2], r = -1, st;
+	pid_t c;
+	if (pipe(rep) != 0)
+		exit(99);
+	fflush(stdout);
+	if ((c = fork()) == 0) {
+		struct monitor_config cfg = {.profile = p, .workspace_root = root};
+		struct monitor *m;
+		close(rep[0]);
+		r = monitor_start(&cfg, &m);
+		(void)!write(rep[1], &r, sizeof(r));
+		_exit(0); /* the worker (or the refused original): the monitor exits with it */
+	}
+	close(rep[1]);
+	(void)!read(rep[0], &r, sizeof(r));
+	close(rep[0]);
+	waitpid(c, &st, 0);
+	return r;
+}
+
+static void
+monitor_root_parent(const struct sandbox_profile *p)
+{
+	char *par = mkdir_in("nobodys"), *sticky = mkdir_in("sticky"), root[PATH_MAX];
+	int r;
+	if (chown(par, 65534, 65534) != 0 || chmod(sticky, 01777) != 0)
+		exit(99);
+	snprintf(root, sizeof(root), "%s/wsroot", par);
+	if (mkdir(root, 0755) != 0 && errno != EEXIST)
+		exit(99);
+	r = monitor_start_in_child(p, root);
+	check(r == AL_E_PERM, "root in a dir the drop user owns refused", al_strerror(r));
+	snprintf(root, sizeof(root), "%s/wsroot", sticky);
+	if (mkdir(root, 0755) != 0 && errno != EEXIST)
+		exit(99);
+	r = monitor_start_in_child(p, root);
+	check(r == 0, "root-owned root in a sticky dir accepted", al_strerror(r));
+	if (chown(root, 65534, 65534) != 0)
+		exit(99);
+	r = monitor_start_in_child(p, root);
+	check(r == AL_E_PERM, "drop-user-owned root in a sticky dir refused", al_strerror(r));
+}
+
+/* Runs "sh -c cmd" in sandbox id through the monitor; its stdout into out. */
+static int
+mon_sh(struct monitor *m, uint32_t id, const char *cmd, char *out, size_t cap)
+{
+	struct sandbox_proc *pr;
+	int pfd[2], r, st;
+	ssize_t n, len = 0;
+	out[0] = '\0';
+	if (pipe(pfd) != 0)
+		return -errno;
+	r = monitor_client_spawn(m, id, (const char *[]){"sh", "-c", cmd, NULL}, NULL, NULL, -1,
+	                         pfd[1], -1, &pr);
+	close(pfd[1]);
+	while (r == 0 && (n = read(pfd[0], out + len, cap - 1 - (size_t)len)) > 0)
+		len += n;
+	out[len] = '\0';
+	close(pfd[0]);
+	if (r == 0) {
+		(void)sandbox_proc_wait(pr, &st);
+		sandbox_proc_free(pr);
+	}
+	return r;
+}
+
+/* Issue 11 finding 5: each session has its own workspace, <root>/sessions/<id>, made by
+ * the monitor: the same session finds its files again, another session sees nothing of
+ * them, and after REMOVE they are gone. */
+static void
+monitor_session_dirs(const struct sandbox_profile *p)
+{
+	char *root = mkdir_in("sessroot"), wa[PATH_MAX], wb[PATH_MAX];
+	int rep[2], res[12], st, i;
+	pid_t c;
+	struct stat sst;
+
+	for (i = 0; i < 12; i++)
+		res[i] = -1;
+	snprintf(wa, sizeof(wa), "%s/sessions/sessA", root);
+	snprintf(wb, sizeof(wb), "%s/sessions/sessB", root);
+	if (pipe(rep) != 0)
+		exit(99);
+	fflush(stdout);
+	if ((c = fork()) == 0) {
+		struct monitor_config cfg = {
+		    .profile = p, .workspace_root = root, .session_dirs = true};
+		struct monitor *m;
+		uint32_t id;
+		char out[512];
+		close(rep[0]);
+		if ((res[0] = monitor_start(&cfg, &m)) == 0) {
+			res[1] = monitor_client_create(m, "sessA", wa, &id);
+			if (res[1] == 0) {
+				mon_sh(m, id, "echo planted > /workspace/a.txt; pwd", out,
+				       sizeof(out));
+				res[2] = strcmp(out, "/workspace\n") == 0;
+				res[3] = monitor_client_remove(m, "sessA"); /* live: refused */
+				monitor_client_destroy(m, id);
+			}
+			res[4] = monitor_client_create(m, "sessB", wb, &id);
+			if (res[4] == 0) {
+				char cmd[PATH_MAX + 128];
+				/* by /workspace and by A's host path */
+				snprintf(cmd, sizeof(cmd),
+				         "ls -A /workspace; cat /workspace/a.txt '%s/a.txt' "
+				         "2>/dev/null; echo end",
+				         wa);
+				mon_sh(m, id, cmd, out, sizeof(out));
+				res[5] = strcmp(out, "end\n") == 0; /* nothing of A's */
+				monitor_client_destroy(m, id);
+			}
+			/* another session's path is not a workspace for this one */
+			res[6] = monitor_client_create(m, "sessB", wa, &id);
+			if (monitor_client_create(m, "sessA", wa, &id) == 0) {
+				mon_sh(m, id, "cat /workspace/a.txt", out, sizeof(out));
+				res[7] = strcmp(out, "planted\n") == 0; /* the same session's */
+				monitor_client_destroy(m, id);
+			}
+			res[8] = monitor_client_remove(m, "sessA");
+			if (monitor_client_create(m, "sessA", wa, &id) == 0) {
+				mon_sh(m, id, "ls -A /workspace; echo end", out, sizeof(out));
+				res[9] = strcmp(out, "end\n") == 0; /* a fresh, empty one */
+				monitor_client_destroy(m, id);
+			}
+			res[10] = monitor_client_remove(m, "sessA");
+			res[11] = monitor_client_remove(m, "../x");
+		}
+		(void)!write(rep[1], res, sizeof(res));
+		if (res[0] == 0)
+			monitor_free(m); /* the monitor waits for the removals, then exits */
+		_exit(0);
+	}
+	close(rep[1]);
+	(void)!read(rep[0], res, sizeof(res));
+	close(rep[0]);
+	waitpid(c, &st, 0);
+	check(res[0] == 0, "session dirs: monitor started", al_strerror(res[0]));
+	check(res[1] == 0, "session dirs: create makes the session's dir", al_strerror(res[1]));
+	check(res[2] == 1, "session dirs: the sandbox writes in it", NULL);
+	check(res[3] == AL_E_CONFLICT, "session dirs: no removal while the session lives",
+	      al_strerror(res[3]));
+	check(res[4] == 0 && res[5] == 1, "session dirs: another session sees nothing of it",
+	      al_strerror(res[4]));
+	check(res[6] == AL_E_PERM, "session dirs: another session's dir refused",
+	      al_strerror(res[6]));
+	check(res[7] == 1, "session dirs: the same session finds its files again", NULL);
+	check(res[8] == 0 && res[9] == 1, "session dirs: after removal the session starts empty",
+	      al_strerror(res[8]));
+	check(res[10] == 0 && res[11] == AL_E_INVAL, "session dirs: remove again, bad id",
+	      al_strerror(res[10]));
+	check(stat(wa, &sst) != 0 && errno == ENOENT, "session dirs: the removed one is gone",
+	      NULL);
+	{
+		char sess[PATH_MAX], cmd[PATH_MAX + 64];
+		snprintf(sess, sizeof(sess), "%s/sessions", root);
+		check(stat(sess, &sst) == 0 && sst.st_uid == 0 && (sst.st_mode & 07777) == 0711,
+		      "session dirs: sessions/ is root's, 0711", NULL);
+		/* only sessB's dir is left: no .rm-* leftovers */
+		snprintf(cmd, sizeof(cmd), "test \"$(ls -A '%s')\" = sessB", sess);
+		if (system(cmd) != 0) {
+			snprintf(cmd, sizeof(cmd), "ls -la '%s' >&2", sess);
+			(void)!system(cmd);
+		}
+		snprintf(cmd, sizeof(cmd), "test \"$(ls -A '%s')\" = sessB", sess);
+		check(system(cmd) == 0, "session dirs: removals finished before the monitor exit",
+		      NULL);
+	}
 }
 
 /* ---------------------------------------------------------------- unpriv */
