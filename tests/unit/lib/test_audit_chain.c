@@ -1,0 +1,364 @@
+/* Audit hash chain (lib/audit_chain.c): records, canonical bytes, append, and a verifier
+ * that catches an edited, deleted, inserted or reordered record and names the first bad
+ * one (its seq and line). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "audit_chain.h"
+#include "err.h"
+#include "util.h"
+
+#define N_REC 6
+
+/* A chain of N_REC records, one line each (without '\n'). */
+static void
+make_chain(char *lines[N_REC])
+{
+	struct audit_chain c;
+	struct buf out;
+	const char *groups[] = {"auditors", "staff"};
+	audit_chain_init(&c);
+	buf_init(&out, 1 << 20);
+	for (int i = 0; i < N_REC; i++) {
+		char args[AUDIT_HEX_LEN];
+		json_t *input = json_pack("{s:s, s:i}", "command", "ls -l", "n", i);
+		json_t *res = json_pack("{s:s}", "session_id", "sesn_011ABC");
+		audit_args_sha256(input, args);
+		struct audit_event ev = {
+		    .time_us = 1765000000000000 + i,
+		    .request_id = "req_1",
+		    .sub = "alice",
+		    .iss = "https://idp.example",
+		    .groups = groups,
+		    .n_groups = 2,
+		    .action = i == 3 ? AUDIT_CHECKPOINT_ACTION : "tool.call",
+		    .resources = res,
+		    .decision = "allow",
+		    .rule = "auditors-tools",
+		    .outcome = "ok",
+		    .latency_ms = 12,
+		    .args_sha256 = args,
+		};
+		json_t *rec = audit_record_new(&ev);
+		size_t before = out.len;
+		assert_int_equal(audit_chain_append(&c, rec, &out), 0);
+		assert_int_equal(c.seq, (uint64_t)i + 1);
+		assert_int_equal(out.data[out.len - 1], '\n');
+		lines[i] = strndup(out.data + before, out.len - before - 1);
+		json_decref(rec);
+		json_decref(input);
+		json_decref(res);
+	}
+	buf_free(&out);
+}
+
+static void
+free_lines(char **lines, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(lines[i]);
+}
+
+/* Runs the verifier over lines; returns 0 or the failure, with v filled. */
+static int
+verify(char **lines, size_t n, struct audit_verify *v)
+{
+	audit_verify_init(v);
+	for (size_t i = 0; i < n; i++) {
+		int r = audit_verify_line(v, lines[i], strlen(lines[i]));
+		if (r != 0)
+			return r;
+	}
+	return 0;
+}
+
+static void
+test_format_and_canonical(void **state)
+{
+	char *lines[N_REC];
+	make_chain(lines);
+	json_error_t e;
+	json_t *rec = json_loads(lines[1], 0, &e);
+	assert_non_null(rec);
+	assert_int_equal(json_integer_value(json_object_get(rec, "seq")), 2);
+	assert_string_equal(json_string_value(json_object_get(rec, "time")),
+	                    "2025-12-06T05:46:40.000001Z");
+	const json_t *pr = json_object_get(rec, "principal");
+	assert_string_equal(json_string_value(json_object_get(pr, "sub")), "alice");
+	assert_int_equal(json_array_size(json_object_get(pr, "groups")), 2);
+	assert_int_equal(json_integer_value(json_object_get(rec, "latency_ms")), 12);
+	assert_string_equal(json_string_value(json_object_get(rec, "rule")), "auditors-tools");
+	/* the line is the canonical form with the hash; the hash covers it without the hash */
+	size_t n;
+	char *canon = audit_canonical(rec, &n);
+	const char *h = json_string_value(json_object_get(rec, "hash"));
+	char hex[AUDIT_HEX_LEN];
+	sha256_hex(canon, n, hex);
+	assert_string_equal(hex, h);
+	assert_null(strstr(canon, "\"hash\""));
+	assert_non_null(strstr(canon, "\"action\":\"tool.call\""));
+	assert_true(canon[0] == '{' && strncmp(canon, "{\"action\"", 9) == 0); /* sorted keys */
+	/* prev of record 2 is the hash of record 1; record 1's prev is 64 zeros */
+	json_t *r1 = json_loads(lines[0], 0, &e);
+	assert_string_equal(json_string_value(json_object_get(rec, "prev")),
+	                    json_string_value(json_object_get(r1, "hash")));
+	assert_string_equal(json_string_value(json_object_get(r1, "prev")),
+	                    "0000000000000000000000000000000000000000000000000000000000000000");
+	/* the arguments are there only as a hash */
+	assert_null(strstr(lines[0], "ls -l"));
+	free(canon);
+	json_decref(rec);
+	json_decref(r1);
+
+	/* append refuses a sealed record and changes nothing */
+	struct audit_chain c;
+	struct buf out;
+	audit_chain_init(&c);
+	buf_init(&out, 64);
+	json_t *sealed = json_loads(lines[0], 0, &e);
+	assert_int_equal(audit_chain_append(&c, sealed, &out), AL_E_INVAL);
+	json_t *big = json_pack("{s:s}", "action", "x");
+	assert_int_equal(audit_chain_append(&c, big, &out), AL_E_TOOBIG); /* 64-byte buffer */
+	assert_int_equal(c.seq, 0);
+	assert_int_equal(out.len, 0);
+	assert_null(json_object_get(big, "seq"));
+	json_decref(sealed);
+	json_decref(big);
+	buf_free(&out);
+	free_lines(lines, N_REC);
+}
+
+static void
+test_verify_ok_and_resume(void **state)
+{
+	char *lines[N_REC];
+	make_chain(lines);
+	struct audit_verify v;
+	assert_int_equal(verify(lines, N_REC, &v), 0);
+	assert_int_equal(v.count, N_REC);
+	assert_int_equal(v.head.seq, N_REC);
+	assert_int_equal(v.checkpoints, 1);
+	assert_int_equal(v.checkpoints_unverified, 1);
+	/* a partial export, anchored at the record before it */
+	json_error_t e;
+	json_t *r2 = json_loads(lines[1], 0, &e);
+	audit_verify_init(&v);
+	assert_int_equal(audit_verify_anchor(&v, 2, json_string_value(json_object_get(r2, "hash"))),
+	                 0);
+	for (int i = 2; i < N_REC; i++)
+		assert_int_equal(audit_verify_line(&v, lines[i], strlen(lines[i])), 0);
+	/* without the anchor the same tail is refused: records 1..2 are missing */
+	assert_int_equal(verify(lines + 2, N_REC - 2, &v), AL_E_INVAL);
+	assert_int_equal(v.bad_line, 1);
+	assert_int_equal(v.bad_seq, 3);
+	/* a writer resumed from the last record continues the chain */
+	json_t *last = json_loads(lines[N_REC - 1], 0, &e);
+	struct audit_chain c;
+	struct buf out;
+	buf_init(&out, 1 << 16);
+	assert_int_equal(
+	    audit_chain_resume(&c, N_REC, json_string_value(json_object_get(last, "hash"))), 0);
+	json_t *rec = json_pack("{s:s}", "action", "policy.reload");
+	assert_int_equal(audit_chain_append(&c, rec, &out), 0);
+	char *all[N_REC + 1];
+	memcpy(all, lines, sizeof(lines));
+	out.data[out.len - 1] = '\0';
+	all[N_REC] = out.data;
+	assert_int_equal(verify(all, N_REC + 1, &v), 0);
+	assert_int_equal(v.count, N_REC + 1);
+	assert_int_equal(audit_chain_resume(&c, 1, "abc"), AL_E_INVAL);
+	json_decref(rec);
+	json_decref(last);
+	json_decref(r2);
+	buf_free(&out);
+	free_lines(lines, N_REC);
+}
+
+static int
+reject_all(void *ctx, const json_t *rec, const char *hash)
+{
+	(*(int *)ctx)++;
+	return -1;
+}
+
+static void
+test_verify_catches_tampering(void **state)
+{
+	char *lines[N_REC];
+	char *t[N_REC + 1];
+	struct audit_verify v;
+	make_chain(lines);
+
+	/* edited: one field of record 3 */
+	memcpy(t, lines, sizeof(lines));
+	char *ed = strdup(lines[2]);
+	char *p = strstr(ed, "\"outcome\":\"ok\"");
+	assert_non_null(p);
+	memcpy(p + 11, "no", 2);
+	t[2] = ed;
+	assert_int_equal(verify(t, N_REC, &v), AL_E_INVAL);
+	assert_int_equal(v.bad_line, 3);
+	assert_int_equal(v.bad_seq, 3);
+	assert_non_null(strstr(v.msg, "edited"));
+	assert_int_equal(v.count, 2);
+	free(ed);
+
+	/* edited and re-hashed: the next record's prev no longer matches */
+	json_error_t e;
+	json_t *r = json_loads(lines[2], 0, &e);
+	json_object_set_new(r, "outcome", json_string("error"));
+	char hex[AUDIT_HEX_LEN];
+	audit_record_hash(r, hex);
+	json_object_set_new(r, "hash", json_string(hex));
+	char *rehashed = json_dumps(r, JSON_COMPACT | JSON_SORT_KEYS);
+	t[2] = rehashed;
+	assert_int_equal(verify(t, N_REC, &v), AL_E_INVAL);
+	assert_int_equal(v.bad_line, 4);
+	assert_int_equal(v.bad_seq, 4);
+	assert_non_null(strstr(v.msg, "prev does not match the hash of seq 3"));
+	json_decref(r);
+
+	/* deleted: record 3 removed */
+	memcpy(t, lines, sizeof(lines));
+	memmove(t + 2, t + 3, (N_REC - 3) * sizeof(char *));
+	assert_int_equal(verify(t, N_REC - 1, &v), AL_E_INVAL);
+	assert_int_equal(v.bad_line, 3);
+	assert_int_equal(v.bad_seq, 4);
+	assert_non_null(strstr(v.msg, "expected seq 3, found 4: records are missing"));
+
+	/* inserted: a copy of record 2 after record 4 */
+	memcpy(t, lines, sizeof(lines));
+	memmove(t + 5, t + 4, (N_REC - 4) * sizeof(char *));
+	t[4] = lines[1];
+	assert_int_equal(verify(t, N_REC + 1, &v), AL_E_INVAL);
+	assert_int_equal(v.bad_line, 5);
+	assert_int_equal(v.bad_seq, 2);
+	assert_non_null(
+	    strstr(v.msg, "expected seq 5, found 2: the record is out of order or repeated"));
+
+	/* inserted: a forged record with its own good hash, seq 5 and prev = hash of 4; the
+	 * chain breaks at the genuine seq 5 that follows it */
+	json_t *r4 = json_loads(lines[3], 0, &e);
+	json_t *forged = json_pack("{s:s, s:I, s:s}", "action", "tool.call", "seq", (json_int_t)5,
+	                           "prev", json_string_value(json_object_get(r4, "hash")));
+	audit_record_hash(forged, hex);
+	json_object_set_new(forged, "hash", json_string(hex));
+	char *fl = json_dumps(forged, JSON_COMPACT | JSON_SORT_KEYS);
+	t[4] = fl;
+	assert_int_equal(verify(t, N_REC + 1, &v), AL_E_INVAL);
+	assert_int_equal(v.bad_line, 6);
+	assert_int_equal(v.bad_seq, 5);
+	free(fl);
+	json_decref(forged);
+	json_decref(r4);
+
+	/* a rewritten seq (renumbered to hide a deletion) breaks the record's own hash */
+	memcpy(t, lines, sizeof(lines));
+	memmove(t + 2, t + 3, (N_REC - 3) * sizeof(char *));
+	char *renum = strdup(t[2]);
+	p = strstr(renum, "\"seq\":4");
+	assert_non_null(p);
+	p[6] = '3';
+	t[2] = renum;
+	assert_int_equal(verify(t, N_REC - 1, &v), AL_E_INVAL);
+	assert_int_equal(v.bad_line, 3);
+	assert_int_equal(v.bad_seq, 3);
+	assert_non_null(strstr(v.msg, "edited"));
+	free(renum);
+
+	/* reordered: records 4 and 5 swapped */
+	memcpy(t, lines, sizeof(lines));
+	t[3] = lines[4];
+	t[4] = lines[3];
+	assert_int_equal(verify(t, N_REC, &v), AL_E_INVAL);
+	assert_int_equal(v.bad_line, 4);
+	assert_int_equal(v.bad_seq, 5);
+	assert_non_null(strstr(v.msg, "expected seq 4, found 5"));
+
+	/* the first record replaced by the second: it needs 64 zeros as prev */
+	memcpy(t, lines, sizeof(lines));
+	assert_int_equal(verify(t + 1, N_REC - 1, &v), AL_E_INVAL);
+	assert_int_equal(v.bad_line, 1);
+
+	/* not JSON, blank, missing fields, duplicate keys: named by line, seq unknown */
+	const char *bad[] = {"{\"seq\":1",
+	                     "",
+	                     "[1,2]",
+	                     "{\"seq\":\"1\"}",
+	                     "{\"seq\":1,\"seq\":1}",
+	                     "{\"seq\":1,\"prev\":\"00\",\"hash\":\"00\"}"};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		memcpy(t, lines, sizeof(lines));
+		t[2] = (char *)bad[i];
+		assert_int_equal(verify(t, N_REC, &v), AL_E_INVAL);
+		assert_int_equal(v.bad_line, 3);
+		/* sticky: later good lines do not clear it */
+		assert_int_equal(audit_verify_line(&v, lines[0], strlen(lines[0])), AL_E_INVAL);
+		assert_int_equal(v.bad_line, 3);
+	}
+
+	/* a checkpoint hook that refuses names the checkpoint record */
+	int calls = 0;
+	audit_verify_init(&v);
+	v.checkpoint = reject_all;
+	v.checkpoint_ctx = &calls;
+	int rr = 0;
+	for (int i = 0; i < N_REC && rr == 0; i++)
+		rr = audit_verify_line(&v, lines[i], strlen(lines[i]));
+	assert_int_equal(rr, AL_E_INVAL);
+	assert_int_equal(calls, 1);
+	assert_int_equal(v.bad_seq, 4);
+	free(rehashed);
+	free_lines(lines, N_REC);
+}
+
+static void
+test_verify_stream(void **state)
+{
+	char *lines[N_REC];
+	make_chain(lines);
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&buf, &len);
+	for (int i = 0; i < N_REC; i++)
+		fprintf(f, "%s%s", lines[i], i == N_REC - 1 ? "" : "\n"); /* no final '\n' */
+	fclose(f);
+	struct audit_verify v;
+	audit_verify_init(&v);
+	f = fmemopen(buf, len, "r");
+	assert_int_equal(audit_verify_stream(&v, f), 0);
+	fclose(f);
+	assert_int_equal(v.count, N_REC);
+	/* one endless line stops at the bound */
+	size_t big = AUDIT_LINE_MAX + 10;
+	char *huge = malloc(big);
+	memset(huge, 'x', big);
+	audit_verify_init(&v);
+	f = fmemopen(huge, big, "r");
+	assert_int_equal(audit_verify_stream(&v, f), AL_E_INVAL);
+	fclose(f);
+	assert_int_equal(v.bad_line, 1);
+	assert_non_null(strstr(v.msg, "longer than"));
+	free(huge);
+	free(buf);
+	free_lines(lines, N_REC);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_format_and_canonical),
+	    cmocka_unit_test(test_verify_ok_and_resume),
+	    cmocka_unit_test(test_verify_catches_tampering),
+	    cmocka_unit_test(test_verify_stream),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
