@@ -2,6 +2,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "admin/admin.h"
 #include "server/server.h"
 
 int worker_main(int argc, char **argv);
@@ -21,6 +22,8 @@ static const struct command commands[] = {
     {"gateway", gateway_main, "run the MCP tunnel gateway (dials the tunnel edge)"},
     {"keys", keys_main, "issue and revoke server API keys and environment keys"},
     {"mock-model", mockmodel_main, "scripted stand-in for a model provider (tests only)"},
+    {"policy", policy_main, "check a tool policy file; explain a decision"},
+    {"audit", audit_main, "verify an exported audit log's hash chain"},
 };
 
 static void
