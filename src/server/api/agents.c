@@ -1,11 +1,11 @@
 /* /v1/agents: create, list, retrieve (any version), update (a new version per real
- * change, optimistic `version`), archive, versions list. Each version's full JSON is
- * kept in agent_versions; agents.doc is the latest. See docs/server/resources.md. */
+ * change, optimistic `version`), archive, versions list. Storage is agent_store.c.
+ * See docs/server/resources.md. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "agents.h"
+#include "agent_store.h"
 #include "api.h"
 #include "err.h"
 #include "log.h"
@@ -14,47 +14,6 @@
 #include "util.h"
 #include "validate.h"
 #include "xalloc.h"
-
-int
-agents_load(struct server *s, const char *agent_id, int64_t version, json_t **doc)
-{
-	sqlite3_stmt *st = NULL;
-	json_t *cur = NULL, *d = NULL;
-	int r = AL_E_NOTFOUND;
-	if (db_prepare(s->db, "SELECT doc FROM agents WHERE id = ?", &st) != 0)
-		return AL_E_IO;
-	db_bind_text(st, 1, agent_id);
-	if (sqlite3_step(st) == SQLITE_ROW)
-		cur = db_col_json(st, 0);
-	sqlite3_finalize(st);
-	if (cur == NULL)
-		goto out;
-	if (version == 0 || version == json_integer_value(json_object_get(cur, "version"))) {
-		*doc = cur;
-		cur = NULL;
-		r = 0;
-		goto out;
-	}
-	if (db_prepare(s->db, "SELECT doc FROM agent_versions WHERE agent_id = ? AND version = ?",
-	               &st) != 0) {
-		r = AL_E_IO;
-		goto out;
-	}
-	db_bind_text(st, 1, agent_id);
-	sqlite3_bind_int64(st, 2, version);
-	if (sqlite3_step(st) == SQLITE_ROW)
-		d = db_col_json(st, 0);
-	sqlite3_finalize(st);
-	if (d == NULL)
-		goto out;
-	/* Archiving applies to the agent, not to one version. */
-	json_object_set(d, "archived_at", json_object_get(cur, "archived_at"));
-	*doc = d;
-	r = 0;
-out:
-	json_decref(cur);
-	return r;
-}
 
 static void
 reply_not_found(struct api_call *c, const char *id)
@@ -193,23 +152,6 @@ agent_render(json_t *fields, const char *id, int64_t version, json_t *created_at
 	return o;
 }
 
-static int
-store_version(struct db *db, const char *id, int64_t version, const char *text)
-{
-	sqlite3_stmt *st = NULL;
-	int r = 0;
-	if (db_prepare(db, "INSERT INTO agent_versions(agent_id, version, doc) VALUES (?, ?, ?)",
-	               &st) != 0)
-		return AL_E_IO;
-	db_bind_text(st, 1, id);
-	sqlite3_bind_int64(st, 2, version);
-	db_bind_text(st, 3, text);
-	if (sqlite3_step(st) != SQLITE_DONE)
-		r = AL_E_IO;
-	sqlite3_finalize(st);
-	return r;
-}
-
 static void
 create_agent(struct api_call *c)
 {
@@ -218,9 +160,7 @@ create_agent(struct api_call *c)
 	    "mcp_servers", "skills", "metadata",    "multiagent", "execution_identity",
 	    NULL};
 	json_t *fields = NULL, *doc = NULL;
-	char *id = NULL, *text = NULL;
-	sqlite3_stmt *st = NULL;
-	struct db *db = c->srv->db;
+	char *id = NULL;
 	int r;
 	if (api_body_required(c) || api_body_only(c, allowed))
 		return;
@@ -231,38 +171,16 @@ create_agent(struct api_call *c)
 	json_t *ts = api_time(now);
 	doc = agent_render(fields, id, 1, ts, ts, json_null());
 	json_decref(ts);
-	text = json_dumps(doc, JSON_COMPACT);
-	if ((r = db_begin(db)) != 0)
-		goto fail;
-	int64_t seq = db_next_seq(db, "agents");
-	r = AL_E_IO;
-	if (seq < 0 ||
-	    db_prepare(db,
-	               "INSERT INTO agents(id, seq, version, created_at, archived_at, doc) "
-	               "VALUES (?, ?, 1, ?, NULL, ?)",
-	               &st) != 0)
-		goto rollback;
-	db_bind_text(st, 1, id);
-	sqlite3_bind_int64(st, 2, seq);
-	sqlite3_bind_int64(st, 3, now);
-	db_bind_text(st, 4, text);
-	if (sqlite3_step(st) != SQLITE_DONE)
-		goto rollback;
-	if ((r = store_version(db, id, 1, text)) != 0 || (r = db_commit(db)) != 0)
-		goto rollback;
+	if ((r = agent_store_insert(c->srv->db, id, doc, now)) != 0) {
+		api_reply_err(c, r, "cannot store agent");
+		goto out;
+	}
 	log_info("agent created", "agent_id", id);
 	api_reply_json(c, 200, doc);
 	doc = NULL;
-	goto out;
-rollback:
-	db_rollback(db);
-fail:
-	api_reply_err(c, r, "cannot store agent");
 out:
-	sqlite3_finalize(st);
 	json_decref(fields);
 	json_decref(doc);
-	free(text);
 	free(id);
 }
 
@@ -277,7 +195,7 @@ get_agent(struct api_call *c)
 		                "version: must be a positive integer");
 		return;
 	}
-	int r = agents_load(c->srv, c->params[0], (int64_t)v, &doc);
+	int r = agent_store_get(c->srv->db, c->params[0], (int64_t)v, &doc);
 	if (r == AL_E_NOTFOUND) {
 		if (v)
 			api_reply_error(c, 404, "not_found_error", NULL,
@@ -318,9 +236,6 @@ update_agent(struct api_call *c)
 	    "mcp_servers", "skills", "metadata",    "multiagent", "execution_identity",
 	    "version",     NULL};
 	json_t *cur = NULL, *fields = NULL, *doc = NULL;
-	char *text = NULL;
-	sqlite3_stmt *st = NULL;
-	struct db *db = c->srv->db;
 	const char *id = c->params[0];
 	int r;
 	if (api_body_required(c) || api_body_only(c, allowed))
@@ -331,7 +246,7 @@ update_agent(struct api_call *c)
 		                "version: must be an integer");
 		return;
 	}
-	if ((r = agents_load(c->srv, id, 0, &cur)) != 0) {
+	if ((r = agent_store_get(c->srv->db, id, 0, &cur)) != 0) {
 		if (r == AL_E_NOTFOUND)
 			reply_not_found(c, id);
 		else
@@ -361,52 +276,28 @@ update_agent(struct api_call *c)
 	doc = agent_render(fields, id, version + 1, json_object_get(cur, "created_at"), ts,
 	                   json_null());
 	json_decref(ts);
-	text = json_dumps(doc, JSON_COMPACT);
-	if ((r = db_begin(db)) != 0)
-		goto fail;
-	r = AL_E_IO;
 	/* The version guard makes a concurrent writer (admin CLI) lose cleanly. */
-	if (db_prepare(db, "UPDATE agents SET version = ?, doc = ? WHERE id = ? AND version = ?",
-	               &st) != 0)
-		goto rollback;
-	sqlite3_bind_int64(st, 1, version + 1);
-	db_bind_text(st, 2, text);
-	db_bind_text(st, 3, id);
-	sqlite3_bind_int64(st, 4, version);
-	if (sqlite3_step(st) != SQLITE_DONE)
-		goto rollback;
-	if (sqlite3_changes(db->h) != 1) {
-		r = AL_E_CONFLICT;
-		goto rollback;
+	if ((r = agent_store_update(c->srv->db, id, version, doc)) != 0) {
+		api_reply_err(c, r, "cannot store agent");
+		goto out;
 	}
-	if ((r = store_version(db, id, version + 1, text)) != 0 || (r = db_commit(db)) != 0)
-		goto rollback;
 	api_reply_json(c, 200, doc);
 	doc = NULL;
-	goto out;
-rollback:
-	db_rollback(db);
-fail:
-	api_reply_err(c, r, "cannot store agent");
 out:
-	sqlite3_finalize(st);
 	json_decref(cur);
 	json_decref(fields);
 	json_decref(doc);
-	free(text);
 }
 
 static void
 archive_agent(struct api_call *c)
 {
 	json_t *cur = NULL;
-	char *text = NULL;
-	sqlite3_stmt *st = NULL;
 	const char *id = c->params[0];
 	int r;
 	if (api_body_only(c, (const char *const[]){NULL}))
 		return;
-	if ((r = agents_load(c->srv, id, 0, &cur)) != 0) {
+	if ((r = agent_store_get(c->srv->db, id, 0, &cur)) != 0) {
 		if (r == AL_E_NOTFOUND)
 			reply_not_found(c, id);
 		else
@@ -421,19 +312,7 @@ archive_agent(struct api_call *c)
 	int64_t now = now_real_us();
 	json_object_set_new(cur, "archived_at", api_time(now));
 	json_object_set_new(cur, "updated_at", api_time(now));
-	text = json_dumps(cur, JSON_COMPACT);
-	r = AL_E_IO;
-	if (db_prepare(c->srv->db, "UPDATE agents SET archived_at = ?, doc = ? WHERE id = ?",
-	               &st) == 0) {
-		sqlite3_bind_int64(st, 1, now);
-		db_bind_text(st, 2, text);
-		db_bind_text(st, 3, id);
-		if (sqlite3_step(st) == SQLITE_DONE)
-			r = 0;
-	}
-	sqlite3_finalize(st);
-	free(text);
-	if (r != 0) {
+	if ((r = agent_store_archive(c->srv->db, id, cur, now)) != 0) {
 		json_decref(cur);
 		api_reply_err(c, r, "cannot archive agent");
 		return;
@@ -445,41 +324,36 @@ archive_agent(struct api_call *c)
 static void
 list_agents(struct api_call *c)
 {
-	validate_list_docs(c, "agents", NULL, NULL);
+	validate_list_docs(c, agent_store_list, NULL);
 }
 
 static void
 list_versions(struct api_call *c)
 {
 	struct page_req pg;
-	sqlite3_stmt *st = NULL;
+	struct doc_page versions;
 	json_t *cur = NULL;
-	char sql[384];
 	int r;
 	if (api_page_parse(c, 20, 1000, true, &pg))
 		return;
-	if ((r = agents_load(c->srv, c->params[0], 0, &cur)) != 0) {
+	if ((r = agent_store_get(c->srv->db, c->params[0], 0, &cur)) != 0) {
 		if (r == AL_E_NOTFOUND)
 			reply_not_found(c, c->params[0]);
 		else
 			api_reply_err(c, r, "cannot load agent");
 		return;
 	}
-	snprintf(sql, sizeof(sql),
-	         "SELECT version, doc FROM agent_versions WHERE agent_id = ?1 "
-	         "AND (?2 = 0 OR version %s ?3) ORDER BY version %s LIMIT ?4",
-	         pg.desc ? "<" : ">", pg.desc ? "DESC" : "ASC");
-	if (db_prepare(c->srv->db, sql, &st) != 0) {
+	struct doc_list q = {.has_cursor = pg.has_cursor,
+	                     .after_seq = pg.after_seq,
+	                     .limit = pg.limit,
+	                     .desc = pg.desc};
+	if (agent_store_list_versions(c->srv->db, c->params[0], &q, &versions) != 0) {
+		doc_page_free(&versions);
 		json_decref(cur);
 		api_reply_err(c, AL_E_IO, "cannot list agent versions");
 		return;
 	}
-	db_bind_text(st, 1, c->params[0]);
-	sqlite3_bind_int(st, 2, pg.has_cursor);
-	sqlite3_bind_int64(st, 3, pg.after_seq);
-	sqlite3_bind_int64(st, 4, (int64_t)pg.limit + 1);
-	json_t *page = validate_page_collect(st, pg.limit, pg.desc);
-	sqlite3_finalize(st);
+	json_t *page = validate_page_json(&versions, pg.desc);
 	json_t *v;
 	size_t i;
 	json_array_foreach(json_object_get(page, "data"), i, v)

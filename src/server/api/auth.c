@@ -7,10 +7,12 @@
 
 #include "auth.h"
 #include "err.h"
+#include "key_store.h"
 #include "log.h"
 #include "routes.h"
 #include "server.h"
 #include "util.h"
+#include "work_store.h"
 #include "xalloc.h"
 
 const char *
@@ -38,8 +40,7 @@ auth_resolve(struct server *srv, const struct http_request *req, struct principa
 {
 	const char *cred = credential_of(req);
 	char hash[65];
-	sqlite3_stmt *st = NULL;
-	int r = AL_E_AUTH;
+	int r;
 
 	memset(who, 0, sizeof(*who));
 	if (cred == NULL)
@@ -55,46 +56,27 @@ auth_resolve(struct server *srv, const struct http_request *req, struct principa
 	}
 	sha256_hex(cred, clen, hash);
 	if (strncmp(cred, TOKEN_PREFIX_SESSION, strlen(TOKEN_PREFIX_SESSION)) == 0) {
-		/* A sessions token lives exactly as long as its work item is not stopped. */
-		if (db_prepare(srv->db,
-		               "SELECT w.id, w.environment_id, w.session_id FROM work w "
-		               "WHERE w.token_hash = ? AND w.state != 'stopped'",
-		               &st) != 0)
-			return AL_E_IO;
-		db_bind_text(st, 1, hash);
-		if (sqlite3_step(st) == SQLITE_ROW) {
-			who->kind = PRINCIPAL_SESSION_TOKEN;
-			snprintf(who->work_id, sizeof(who->work_id), "%s", db_col_text(st, 0));
-			snprintf(who->key_id, sizeof(who->key_id), "%s", db_col_text(st, 0));
-			snprintf(who->environment_id, sizeof(who->environment_id), "%s",
-			         db_col_text(st, 1));
-			snprintf(who->session_id, sizeof(who->session_id), "%s",
-			         db_col_text(st, 2) ? db_col_text(st, 2) : "");
-			r = 0;
-		}
-		goto out;
+		struct work_token_row w;
+		if ((r = work_store_find_token(srv->db, hash, &w)) != 0)
+			return r == AL_E_NOTFOUND ? AL_E_AUTH : r;
+		who->kind = PRINCIPAL_SESSION_TOKEN;
+		snprintf(who->work_id, sizeof(who->work_id), "%s", w.work_id);
+		snprintf(who->key_id, sizeof(who->key_id), "%s", w.work_id);
+		snprintf(who->environment_id, sizeof(who->environment_id), "%s", w.environment_id);
+		snprintf(who->session_id, sizeof(who->session_id), "%s", w.session_id);
+		return 0;
 	}
-	if (db_prepare(srv->db,
-	               "SELECT id, kind, environment_id FROM api_keys "
-	               "WHERE hash = ? AND revoked_at IS NULL",
-	               &st) != 0)
-		return AL_E_IO;
-	db_bind_text(st, 1, hash);
-	if (sqlite3_step(st) == SQLITE_ROW) {
-		const char *kind = db_col_text(st, 1);
-		snprintf(who->key_id, sizeof(who->key_id), "%s", db_col_text(st, 0));
-		if (strcmp(kind, "server") == 0) {
-			who->kind = PRINCIPAL_API_KEY;
-		} else {
-			who->kind = PRINCIPAL_ENV_KEY;
-			snprintf(who->environment_id, sizeof(who->environment_id), "%s",
-			         db_col_text(st, 2) ? db_col_text(st, 2) : "");
-		}
-		r = 0;
+	struct key_row k;
+	if ((r = key_store_find_live(srv->db, hash, &k)) != 0)
+		return r == AL_E_NOTFOUND ? AL_E_AUTH : r;
+	snprintf(who->key_id, sizeof(who->key_id), "%s", k.id);
+	if (strcmp(k.kind, "server") == 0) {
+		who->kind = PRINCIPAL_API_KEY;
+	} else {
+		who->kind = PRINCIPAL_ENV_KEY;
+		snprintf(who->environment_id, sizeof(who->environment_id), "%s", k.environment_id);
 	}
-out:
-	sqlite3_finalize(st);
-	return r;
+	return 0;
 }
 
 int
@@ -102,32 +84,20 @@ auth_key_create(struct db *db, const char *kind, const char *environment_id, con
                 char **key_id, char **plaintext)
 {
 	char hash[65];
-	sqlite3_stmt *st = NULL;
 	bool server = strcmp(kind, "server") == 0;
 	int r = AL_E_IO;
 	char *id = id_new(server ? "apikey_" : "envkey_");
 	char *key = token_new(server ? KEY_PREFIX_SERVER : KEY_PREFIX_ENV);
 
 	sha256_hex(key, strlen(key), hash);
-	if (db_prepare(db,
-	               "INSERT INTO api_keys(id, kind, environment_id, hash, name, created_at) "
-	               "VALUES (?, ?, ?, ?, ?, ?)",
-	               &st) != 0)
-		goto out;
-	db_bind_text(st, 1, id);
-	db_bind_text(st, 2, server ? "server" : "environment");
-	db_bind_text(st, 3, server ? NULL : environment_id);
-	db_bind_text(st, 4, hash);
-	db_bind_text(st, 5, name);
-	sqlite3_bind_int64(st, 6, now_real_us());
-	if (sqlite3_step(st) != SQLITE_DONE)
+	if ((r = key_store_insert(db, id, server ? "server" : "environment",
+	                          server ? NULL : environment_id, hash, name, now_real_us())) != 0)
 		goto out;
 	*key_id = id;
 	*plaintext = key;
 	id = key = NULL;
 	r = 0;
 out:
-	sqlite3_finalize(st);
 	free(id);
 	secret_free(key);
 	return r;
@@ -136,17 +106,7 @@ out:
 int
 auth_key_revoke(struct db *db, const char *key_id)
 {
-	sqlite3_stmt *st = NULL;
-	int r = AL_E_IO;
-	if (db_prepare(db, "UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL",
-	               &st) != 0)
-		return AL_E_IO;
-	sqlite3_bind_int64(st, 1, now_real_us());
-	db_bind_text(st, 2, key_id);
-	if (sqlite3_step(st) == SQLITE_DONE)
-		r = sqlite3_changes(db->h) == 1 ? 0 : AL_E_NOTFOUND;
-	sqlite3_finalize(st);
-	return r;
+	return key_store_revoke(db, key_id, now_real_us());
 }
 
 bool

@@ -6,19 +6,15 @@
 #include <string.h>
 
 #include "api.h"
+#include "environment_store.h"
 #include "err.h"
 #include "log.h"
 #include "routes.h"
 #include "server.h"
+#include "session_store.h"
 #include "util.h"
 #include "validate.h"
 #include "xalloc.h"
-
-static json_t *
-env_load(struct db *db, const char *id, int *err)
-{
-	return db_load_doc(db, "environments", id, err);
-}
 
 static void
 reply_load_error(struct api_call *c, int err, const char *id)
@@ -121,31 +117,6 @@ apply_fields(struct api_call *c, json_t *doc, bool update)
 	return 0;
 }
 
-static int
-env_store(struct db *db, const char *sql, const char *id, const json_t *doc, int64_t seq,
-          int64_t created, int64_t archived)
-{
-	sqlite3_stmt *st = NULL;
-	char *text = json_dumps(doc, JSON_COMPACT);
-	int r = AL_E_IO;
-	if (db_prepare(db, sql, &st) != 0)
-		goto out;
-	db_bind_text(st, 1, id);
-	db_bind_text(st, 2, text);
-	sqlite3_bind_int64(st, 3, seq);
-	sqlite3_bind_int64(st, 4, created);
-	if (archived)
-		sqlite3_bind_int64(st, 5, archived);
-	else
-		sqlite3_bind_null(st, 5);
-	if (sqlite3_step(st) == SQLITE_DONE && sqlite3_changes(db->h) == 1)
-		r = 0;
-out:
-	sqlite3_finalize(st);
-	free(text);
-	return r;
-}
-
 static void
 create_environment(struct api_call *c)
 {
@@ -173,19 +144,8 @@ create_environment(struct api_call *c)
 	json_object_set_new(doc, "created_at", api_time(now));
 	json_object_set_new(doc, "updated_at", api_time(now));
 	json_object_set_new(doc, "archived_at", json_null());
-	if ((r = db_begin(db)) != 0)
+	if ((r = environment_store_insert(db, id, doc, now)) != 0)
 		goto fail;
-	int64_t seq = db_next_seq(db, "environments");
-	if (seq < 0 ||
-	    (r = env_store(db,
-	                   "INSERT INTO environments(id, doc, seq, created_at, archived_at) "
-	                   "VALUES (?1, ?2, ?3, ?4, ?5)",
-	                   id, doc, seq, now, 0)) != 0 ||
-	    (r = db_commit(db)) != 0) {
-		db_rollback(db);
-		r = AL_E_IO;
-		goto fail;
-	}
 	log_info("environment created", "environment_id", id);
 	api_reply_json(c, 200, doc);
 	doc = NULL;
@@ -201,7 +161,7 @@ static void
 get_environment(struct api_call *c)
 {
 	int err;
-	json_t *doc = env_load(c->srv->db, c->params[0], &err);
+	json_t *doc = environment_store_get(c->srv->db, c->params[0], &err);
 	if (doc == NULL) {
 		reply_load_error(c, err, c->params[0]);
 		return;
@@ -219,7 +179,7 @@ update_environment(struct api_call *c)
 	int err;
 	if (api_body_required(c) || api_body_only(c, allowed))
 		return;
-	if ((cur = env_load(c->srv->db, id, &err)) == NULL) {
+	if ((cur = environment_store_get(c->srv->db, id, &err)) == NULL) {
 		reply_load_error(c, err, id);
 		return;
 	}
@@ -243,8 +203,7 @@ update_environment(struct api_call *c)
 		goto out;
 	}
 	json_object_set_new(doc, "updated_at", api_time(now_real_us()));
-	if ((err = env_store(c->srv->db, "UPDATE environments SET doc = ?2 WHERE id = ?1", id, doc,
-	                     0, 0, 0)) != 0) {
+	if ((err = environment_store_update(c->srv->db, id, doc, 0)) != 0) {
 		api_reply_err(c, err, "cannot store environment");
 		goto out;
 	}
@@ -263,7 +222,7 @@ archive_environment(struct api_call *c)
 	int err;
 	if (api_body_only(c, (const char *const[]){NULL}))
 		return;
-	if ((doc = env_load(c->srv->db, id, &err)) == NULL) {
+	if ((doc = environment_store_get(c->srv->db, id, &err)) == NULL) {
 		reply_load_error(c, err, id);
 		return;
 	}
@@ -271,10 +230,7 @@ archive_environment(struct api_call *c)
 		int64_t now = now_real_us();
 		json_object_set_new(doc, "archived_at", api_time(now));
 		json_object_set_new(doc, "updated_at", api_time(now));
-		if ((err = env_store(
-		         c->srv->db,
-		         "UPDATE environments SET doc = ?2, archived_at = ?5 WHERE id = ?1", id,
-		         doc, 0, 0, now)) != 0) {
+		if ((err = environment_store_update(c->srv->db, id, doc, now)) != 0) {
 			json_decref(doc);
 			api_reply_err(c, err, "cannot archive environment");
 			return;
@@ -284,62 +240,35 @@ archive_environment(struct api_call *c)
 	api_reply_json(c, 200, doc);
 }
 
-static int
-exec_bound(struct db *db, const char *sql, const char *id, int64_t now)
-{
-	sqlite3_stmt *st = NULL;
-	int r = AL_E_IO;
-	if (db_prepare(db, sql, &st) != 0)
-		return r;
-	db_bind_text(st, 1, id);
-	sqlite3_bind_int64(st, 2, now);
-	if (sqlite3_step(st) == SQLITE_DONE)
-		r = 0;
-	sqlite3_finalize(st);
-	return r;
-}
-
 static void
 delete_environment(struct api_call *c)
 {
 	const char *id = c->params[0];
 	struct db *db = c->srv->db;
-	sqlite3_stmt *st = NULL;
 	json_t *doc;
-	int err, n = 0;
+	int err;
 	if (api_body_only(c, (const char *const[]){NULL}))
 		return;
-	if ((doc = env_load(db, id, &err)) == NULL) {
+	if ((doc = environment_store_get(db, id, &err)) == NULL) {
 		reply_load_error(c, err, id);
 		return;
 	}
 	json_decref(doc);
 	/* Sessions keep a reference to their environment; deleting it under them would
 	 * orphan their work. Delete (or let the client archive) them first. */
-	if (db_prepare(db, "SELECT COUNT(*) FROM sessions WHERE environment_id = ?", &st) != 0) {
+	int64_t n = session_store_count_for_environment(db, id);
+	if (n < 0) {
 		api_reply_err(c, AL_E_IO, "cannot delete environment");
 		return;
 	}
-	db_bind_text(st, 1, id);
-	if (sqlite3_step(st) == SQLITE_ROW)
-		n = sqlite3_column_int(st, 0);
-	sqlite3_finalize(st);
 	if (n > 0) {
 		api_reply_error(c, 409, "invalid_request_error", NULL,
-		                "environment %s still has %d session(s); delete them first", id, n);
+		                "environment %s still has %d session(s); delete them first", id,
+		                (int)n);
 		return;
 	}
-	int64_t now = now_real_us();
-	if ((err = db_begin(db)) != 0 ||
-	    (err = exec_bound(db, "DELETE FROM environments WHERE id = ?1", id, now)) != 0 ||
-	    /* Its environment keys die with it. */
-	    (err = exec_bound(db,
-	                      "UPDATE api_keys SET revoked_at = ?2 WHERE environment_id = ?1 "
-	                      "AND revoked_at IS NULL",
-	                      id, now)) != 0 ||
-	    (err = db_commit(db)) != 0) {
-		db_rollback(db);
-		api_reply_err(c, err ? err : AL_E_IO, "cannot delete environment");
+	if ((err = environment_store_delete(db, id, now_real_us())) != 0) {
+		api_reply_err(c, err, "cannot delete environment");
 		return;
 	}
 	log_info("environment deleted", "environment_id", id);
@@ -349,7 +278,7 @@ delete_environment(struct api_call *c)
 static void
 list_environments(struct api_call *c)
 {
-	validate_list_docs(c, "environments", NULL, NULL);
+	validate_list_docs(c, environment_store_list, NULL);
 }
 
 const struct api_route environments_routes[] = {

@@ -6,8 +6,10 @@
 #include <string.h>
 
 #include "api.h"
+#include "environment_store.h"
 #include "auth.h"
 #include "err.h"
+#include "key_store.h"
 #include "log.h"
 #include "routes.h"
 #include "server.h"
@@ -15,20 +17,6 @@
 #include "xalloc.h"
 
 int keys_main(int argc, char **argv);
-
-static int
-environment_live(struct db *db, const char *env_id)
-{
-	sqlite3_stmt *st = NULL;
-	int r = AL_E_NOTFOUND;
-	if (db_prepare(db, "SELECT archived_at FROM environments WHERE id = ?", &st) != 0)
-		return AL_E_IO;
-	db_bind_text(st, 1, env_id);
-	if (sqlite3_step(st) == SQLITE_ROW)
-		r = sqlite3_column_type(st, 0) == SQLITE_NULL ? 0 : AL_E_CONFLICT;
-	sqlite3_finalize(st);
-	return r;
-}
 
 static void
 create_environment_key(struct api_call *c)
@@ -48,7 +36,7 @@ create_environment_key(struct api_call *c)
 		}
 		name = n ? json_string_value(n) : NULL;
 	}
-	int r = environment_live(c->srv->db, env_id);
+	int r = environment_store_live(c->srv->db, env_id);
 	if (r == AL_E_NOTFOUND) {
 		api_reply_error(c, 404, "not_found_error", "environment_not_found",
 		                "environment %s not found", env_id);
@@ -76,6 +64,16 @@ const struct api_route keys_routes[] = {
     {"POST", "/v1/environments/{}/keys", CREDS_API, create_environment_key},
     {NULL, NULL, 0, NULL},
 };
+
+static int
+print_key(void *arg, const struct key_row *k)
+{
+	(void)arg;
+	printf("%s\t%s\t%s\t%s\t%s\n", k->id, k->kind,
+	       k->environment_id[0] ? k->environment_id : "-", k->name[0] ? k->name : "-",
+	       k->revoked ? "revoked" : "live");
+	return 0;
+}
 
 static void
 keys_usage(FILE *f)
@@ -151,7 +149,7 @@ keys_main(int argc, char **argv)
 			goto out;
 		}
 		if (env_id) {
-			int r = environment_live(db, env_id);
+			int r = environment_store_live(db, env_id);
 			if (r != 0) {
 				fprintf(stderr, "airlock keys create: environment %s %s\n", env_id,
 				        r == AL_E_CONFLICT ? "is archived" : "not found");
@@ -184,19 +182,10 @@ keys_main(int argc, char **argv)
 		}
 		rc = 0;
 	} else if (strcmp(verb, "list") == 0) {
-		sqlite3_stmt *st = NULL;
-		if (db_prepare(db,
-		               "SELECT id, kind, COALESCE(environment_id,'-'), COALESCE(name,'-'), "
-		               "CASE WHEN revoked_at IS NULL THEN 'live' ELSE 'revoked' END "
-		               "FROM api_keys ORDER BY created_at",
-		               &st) != 0) {
+		if (key_store_list(db, print_key, NULL) != 0) {
 			rc = 1;
 			goto out;
 		}
-		while (sqlite3_step(st) == SQLITE_ROW)
-			printf("%s\t%s\t%s\t%s\t%s\n", db_col_text(st, 0), db_col_text(st, 1),
-			       db_col_text(st, 2), db_col_text(st, 3), db_col_text(st, 4));
-		sqlite3_finalize(st);
 		rc = 0;
 	} else {
 		keys_usage(stderr);

@@ -7,7 +7,7 @@
 #include <string.h>
 
 #include "agent.h"
-#include "agents.h"
+#include "agent_store.h"
 #include "api.h"
 #include "auth.h"
 #include "err.h"
@@ -550,7 +550,7 @@ resolve_agent(struct api_call *c, const json_t *in, json_t **out)
 		return AL_E_INVAL;
 	}
 	if (id_valid(id, "agent_") != 0 ||
-	    (r = agents_load(c->srv, id, version, &agent)) == AL_E_NOTFOUND) {
+	    (r = agent_store_get(c->srv->db, id, version, &agent)) == AL_E_NOTFOUND) {
 		if (version)
 			api_reply_error(c, 404, "not_found_error", NULL,
 			                "agent %.100s version %lld not found", id,

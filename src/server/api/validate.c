@@ -1198,66 +1198,50 @@ validate_query_created(struct api_call *c, struct time_range *out)
 	return 0;
 }
 
-void
-validate_list_docs(struct api_call *c, const char *table, const char *scope_col,
-                   const char *scope_id)
-{
-	struct page_req pg;
-	struct time_range tr;
-	bool archived = false;
-	sqlite3_stmt *st = NULL;
-	char sql[512];
-	if (api_page_parse(c, 20, 1000, true, &pg) ||
-	    validate_query_bool(c, "include_archived", &archived) || validate_query_created(c, &tr))
-		return;
-	/* table and scope_col are ours (never input); values are bound. */
-	snprintf(sql, sizeof(sql),
-	         "SELECT seq, doc FROM %s WHERE (?1 OR archived_at IS NULL) "
-	         "AND created_at BETWEEN ?2 AND ?3 AND (?4 = 0 OR seq %s ?5)%s%s%s "
-	         "ORDER BY seq %s LIMIT ?6",
-	         table, pg.desc ? "<" : ">", scope_col ? " AND " : "", scope_col ? scope_col : "",
-	         scope_col ? " = ?7" : "", pg.desc ? "DESC" : "ASC");
-	if (db_prepare(c->srv->db, sql, &st) != 0) {
-		api_reply_err(c, AL_E_IO, "cannot list");
-		return;
-	}
-	sqlite3_bind_int(st, 1, archived);
-	sqlite3_bind_int64(st, 2, tr.lo);
-	sqlite3_bind_int64(st, 3, tr.hi);
-	sqlite3_bind_int(st, 4, pg.has_cursor);
-	sqlite3_bind_int64(st, 5, pg.after_seq);
-	sqlite3_bind_int64(st, 6, (int64_t)pg.limit + 1);
-	if (scope_col)
-		db_bind_text(st, 7, scope_id);
-	json_t *page = validate_page_collect(st, pg.limit, pg.desc);
-	sqlite3_finalize(st);
-	api_reply_json(c, 200, page);
-}
-
 json_t *
-validate_page_collect(sqlite3_stmt *st, unsigned limit, bool desc)
+validate_page_json(struct doc_page *pg, bool desc)
 {
-	json_t *data = json_array();
-	int64_t last = 0;
-	bool more = false;
-	while (sqlite3_step(st) == SQLITE_ROW) {
-		if (json_array_size(data) == limit) {
-			more = true;
-			break;
-		}
-		json_t *doc = db_col_json(st, 1);
-		if (doc == NULL)
-			continue;
-		last = sqlite3_column_int64(st, 0);
-		json_array_append_new(data, doc);
-	}
-	json_t *page = json_pack("{s:o}", "data", data);
-	if (more) {
-		char *cur = api_page_cursor(last, desc);
+	json_t *page = json_pack("{s:O}", "data", pg->data);
+	if (pg->more) {
+		char *cur = api_page_cursor(pg->last_seq, desc);
 		json_object_set_new(page, "next_page", json_string(cur));
 		free(cur);
 	} else {
 		json_object_set_new(page, "next_page", json_null());
 	}
+	doc_page_free(pg);
 	return page;
+}
+
+void
+validate_list_docs(struct api_call *c, validate_list_fn *list, const char *scope_id)
+{
+	struct page_req pg;
+	struct time_range tr;
+	struct doc_page page;
+	bool archived = false;
+	if (api_page_parse(c, 20, 1000, true, &pg) ||
+	    validate_query_bool(c, "include_archived", &archived) || validate_query_created(c, &tr))
+		return;
+	struct doc_list q = {.include_archived = archived,
+	                     .created_lo = tr.lo,
+	                     .created_hi = tr.hi,
+	                     .has_cursor = pg.has_cursor,
+	                     .after_seq = pg.after_seq,
+	                     .limit = pg.limit,
+	                     .desc = pg.desc};
+	if (list(c->srv->db, scope_id, &q, &page) != 0) {
+		doc_page_free(&page);
+		api_reply_err(c, AL_E_IO, "cannot list");
+		return;
+	}
+	api_reply_json(c, 200, validate_page_json(&page, pg.desc));
+}
+
+json_t *
+validate_page_collect(sqlite3_stmt *st, unsigned limit, bool desc)
+{
+	struct doc_page pg;
+	doc_store_collect(st, limit, &pg);
+	return validate_page_json(&pg, desc);
 }

@@ -12,6 +12,8 @@
 #include <jansson.h>
 #include <sqlite3.h>
 
+#include "doc_store.h"
+
 struct api_call;
 
 /* Message of the first problem found; the caller turns it into a 400. */
@@ -72,10 +74,14 @@ int validate_query_created(struct api_call *c, struct time_range *out);
 /* Steps st (columns: seq, doc) collecting up to limit documents; the statement must
  * return limit+1 rows at most, in page order. → {"data":[...],"next_page":cursor|null}. */
 json_t *validate_page_collect(sqlite3_stmt *st, unsigned limit, bool desc);
-/* The whole list route of an archivable resource table (seq, doc, created_at,
- * archived_at): limit/page/order, include_archived, created_at[*]; scope_col/scope_id
- * (both NULL, or e.g. "vault_id" and its value) narrow it to one parent. Replies. */
-void validate_list_docs(struct api_call *c, const char *table, const char *scope_col,
-                        const char *scope_id);
+/* {"data":[...],"next_page":cursor|null} of a page from a store; frees pg's data. */
+json_t *validate_page_json(struct doc_page *pg, bool desc);
+/* A store's list of an archivable resource: scope_id narrows it to one parent (NULL
+ * where the resource has none). 0 or AL_E_IO. */
+typedef int validate_list_fn(struct db *db, const char *scope_id, const struct doc_list *q,
+                             struct doc_page *out);
+/* The whole list route of an archivable resource: limit/page/order, include_archived,
+ * created_at[*] validated, then list called. Replies. */
+void validate_list_docs(struct api_call *c, validate_list_fn *list, const char *scope_id);
 
 #endif

@@ -24,6 +24,7 @@
 #include "sha256.h"
 #include "util.h"
 #include "validate.h"
+#include "vault_store.h"
 #include "vaults.h"
 #include "xalloc.h"
 
@@ -1124,7 +1125,7 @@ delete_vault(struct api_call *c)
 static void
 list_vaults(struct api_call *c)
 {
-	validate_list_docs(c, "vaults", NULL, NULL);
+	validate_list_docs(c, vault_store_list, NULL);
 }
 
 static void
@@ -1196,7 +1197,7 @@ list_credentials(struct api_call *c)
 		return;
 	}
 	json_decref(vault);
-	validate_list_docs(c, "vault_credentials", "vault_id", c->params[0]);
+	validate_list_docs(c, vault_store_list_credentials, c->params[0]);
 }
 
 /* auth of an update: {type (must match), token?}. *tok is the new token or NULL. */

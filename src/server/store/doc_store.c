@@ -1,0 +1,66 @@
+/* Paging over the resource tables; see doc_store.h. */
+#include <stdio.h>
+#include <string.h>
+
+#include "db.h"
+#include "doc_store.h"
+#include "err.h"
+
+int
+doc_store_collect(sqlite3_stmt *st, unsigned limit, struct doc_page *out)
+{
+	int rc;
+	memset(out, 0, sizeof(*out));
+	out->data = json_array();
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (json_array_size(out->data) == limit) {
+			out->more = true;
+			break;
+		}
+		json_t *doc = db_col_json(st, 1);
+		if (doc == NULL)
+			continue;
+		out->last_seq = sqlite3_column_int64(st, 0);
+		json_array_append_new(out->data, doc);
+	}
+	return 0;
+}
+
+int
+doc_store_page(struct db *db, const char *table, const char *scope_col, const char *scope_id,
+               const struct doc_list *q, struct doc_page *out)
+{
+	sqlite3_stmt *st = NULL;
+	char sql[512];
+	int r;
+	memset(out, 0, sizeof(*out));
+	/* table and scope_col are ours (never input); values are bound. */
+	snprintf(sql, sizeof(sql),
+	         "SELECT seq, doc FROM %s WHERE (?1 OR archived_at IS NULL) "
+	         "AND created_at BETWEEN ?2 AND ?3 AND (?4 = 0 OR seq %s ?5)%s%s%s "
+	         "ORDER BY seq %s LIMIT ?6",
+	         table, q->desc ? "<" : ">", scope_col ? " AND " : "", scope_col ? scope_col : "",
+	         scope_col ? " = ?7" : "", q->desc ? "DESC" : "ASC");
+	if (db_prepare(db, sql, &st) != 0)
+		return AL_E_IO;
+	sqlite3_bind_int(st, 1, q->include_archived);
+	sqlite3_bind_int64(st, 2, q->created_lo);
+	sqlite3_bind_int64(st, 3, q->created_hi);
+	sqlite3_bind_int(st, 4, q->has_cursor);
+	sqlite3_bind_int64(st, 5, q->after_seq);
+	sqlite3_bind_int64(st, 6, (int64_t)q->limit + 1);
+	if (scope_col)
+		db_bind_text(st, 7, scope_id);
+	r = doc_store_collect(st, q->limit, out);
+	sqlite3_finalize(st);
+	return r;
+}
+
+void
+doc_page_free(struct doc_page *p)
+{
+	if (p == NULL)
+		return;
+	json_decref(p->data);
+	p->data = NULL;
+}

@@ -1,0 +1,42 @@
+/* What the resource tables share (agents, environments, sessions, vaults,
+ * vault_credentials): rows of id, doc (the exact wire JSON), seq (list order), created_at
+ * and archived_at. The family stores build their lists on doc_store_page; routes never
+ * call it themselves (docs/server/storage.md). */
+#ifndef AL_SERVER_DOC_STORE_H
+#define AL_SERVER_DOC_STORE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <jansson.h>
+#include <sqlite3.h>
+
+struct db;
+
+/* One page of a list route, as validated by the API layer. */
+struct doc_list {
+	bool include_archived;
+	int64_t created_lo, created_hi; /* µs, inclusive */
+	bool has_cursor;
+	int64_t after_seq; /* exclusive bound from the cursor */
+	unsigned limit;
+	bool desc;
+};
+
+/* data: up to limit documents in page order; more: another page follows, starting
+ * after last_seq. */
+struct doc_page {
+	json_t *data;
+	int64_t last_seq;
+	bool more;
+};
+
+/* The page of table (one of ours, never input) that q asks for; scope_col/scope_id
+ * (both NULL, or e.g. "vault_id" and its value) narrow it to one parent. 0 or AL_E_IO. */
+int doc_store_page(struct db *db, const char *table, const char *scope_col, const char *scope_id,
+                   const struct doc_list *q, struct doc_page *out);
+/* Steps st (columns: seq, doc; at most limit+1 rows in page order) into out. */
+int doc_store_collect(sqlite3_stmt *st, unsigned limit, struct doc_page *out);
+void doc_page_free(struct doc_page *p);
+
+#endif
