@@ -328,6 +328,29 @@ sandbox_cg_probe(const char **detail, bool *warn)
 	return SB_CG_V2;
 }
 
+/* Looks only: whether sandboxes here would get the cpu controller (v1: a writable cpu
+ * hierarchy of our own; v2: offered to our group). */
+bool
+sandbox_cg_has_cpu(void)
+{
+	struct statfs sf;
+	char dir[PATH_MAX], ctl[512];
+	char *own;
+	int n;
+	bool v2 = statfs(CG_ROOT, &sf) == 0 && (unsigned long)sf.f_type == CGROUP2_SUPER_MAGIC;
+	if ((own = own_path(v2 ? "" : "cpu")) == NULL)
+		return false;
+	n = snprintf(dir, sizeof(dir), CG_ROOT "%s%s%s", v2 ? "" : "/cpu",
+	             strcmp(own, "/") == 0 ? "" : own, v2 ? "/cgroup.controllers" : "");
+	free(own);
+	if (n < 0 || (size_t)n >= sizeof(dir))
+		return false;
+	if (!v2)
+		return statfs(dir, &sf) == 0 && (unsigned long)sf.f_type == CGROUP_SUPER_MAGIC &&
+		       access(dir, W_OK) == 0;
+	return read_small(dir, ctl, sizeof(ctl)) >= 0 && has_word(ctl, "cpu");
+}
+
 static int
 mkdir_ok(const char *p)
 {

@@ -1,59 +1,15 @@
 /* Host checks before any sandbox is made (spec sandbox.md §11): one line per check saying
  * what the host lacks and how to fix it. `airlock worker check` prints this report. */
 #include <errno.h>
-#include <fcntl.h>
-#include <sched.h>
-#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/utsname.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "err.h"
+#include "hostprobe.h"
 #include "sandbox_int.h"
-
-static int
-read_int_file(const char *path, long *out)
-{
-	char b[32];
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	ssize_t n;
-	uint64_t v;
-	if (fd < 0)
-		return -errno;
-	n = read(fd, b, sizeof(b) - 1);
-	close(fd);
-	if (n <= 0)
-		return AL_E_IO;
-	while (n > 0 && (b[n - 1] == '\n' || b[n - 1] == ' '))
-		n--;
-	b[n] = '\0';
-	if (parse_uint_cstr(b, INT32_MAX, &v) != 0)
-		return AL_E_INVAL;
-	*out = (long)v;
-	return 0;
-}
-
-/* fork + unshare(CLONE_NEWUSER): the only honest test of whether we may make one. */
-static int
-try_userns(void)
-{
-	int st;
-	pid_t pid = fork();
-	if (pid < 0)
-		return -errno;
-	if (pid == 0)
-		_exit(unshare(CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWNET) == 0
-		          ? 0
-		          : (errno & 0x7f));
-	if (waitpid(pid, &st, 0) < 0)
-		return -errno;
-	if (!WIFEXITED(st))
-		return AL_E_INTERNAL;
-	return WEXITSTATUS(st) ? -WEXITSTATUS(st) : 0;
-}
 
 static int
 add(struct buf *b, bool *ok, const char *level, const char *check, const char *msg)
@@ -68,7 +24,6 @@ sandbox_preflight(struct buf *report, bool *ok)
 {
 	struct utsname u;
 	unsigned long maj = 0, min = 0;
-	long v;
 	int r = 0, e, abi;
 	const char *why;
 	char msg[256];
@@ -95,20 +50,18 @@ sandbox_preflight(struct buf *report, bool *ok)
 	else
 		r |= add(report, ok, "ok", "kernel", msg);
 
-	e = try_userns();
+	e = -hostprobe_namespaces();
 	if (e == 0) {
 		r |= add(report, ok, "ok", "user namespaces",
 		         "unprivileged namespaces can be created");
 	} else {
-		if (read_int_file("/proc/sys/kernel/unprivileged_userns_clone", &v) == 0 && v == 0)
+		if (hostprobe_sysctl("/proc/sys/kernel/unprivileged_userns_clone") == 0)
 			r |= add(report, ok, "fail", "user namespaces",
 			         "disabled: sysctl -w kernel.unprivileged_userns_clone=1");
-		if (read_int_file("/proc/sys/user/max_user_namespaces", &v) == 0 && v == 0)
+		if (hostprobe_sysctl("/proc/sys/user/max_user_namespaces") == 0)
 			r |= add(report, ok, "fail", "user namespaces",
 			         "disabled: sysctl -w user.max_user_namespaces=15000");
-		if (read_int_file("/proc/sys/kernel/apparmor_restrict_unprivileged_userns", &v) ==
-		        0 &&
-		    v == 1)
+		if (hostprobe_sysctl("/proc/sys/kernel/apparmor_restrict_unprivileged_userns") == 1)
 			r |= add(
 			    report, ok, "fail", "apparmor",
 			    "kernel.apparmor_restrict_unprivileged_userns=1: install the airlock "

@@ -130,6 +130,8 @@ struct sandbox_cg {
 enum sandbox_cg_mode sandbox_cg_detect(const char **detail);
 /* The same answer without changing anything (preflight); *warn: usable but fragile. */
 enum sandbox_cg_mode sandbox_cg_probe(const char **detail, bool *warn);
+/* Looks only: whether sandboxes here would get the cpu controller. */
+bool sandbox_cg_has_cpu(void);
 /* Creates the sandbox cgroup(s) for state_dir/sid and writes the limits. */
 int sandbox_cg_create(const struct sandbox_profile *p, const char *sid, struct sandbox_cg *cg);
 /* Kills every process in the cgroup(s), waits until empty, removes them. Idempotent. */
