@@ -12,6 +12,7 @@
 set -u
 
 skip() {
+	echo "skip: sandbox-cgroup2-vm: $*"
 	echo "1..0 # SKIP $*"
 	exit 77
 }
@@ -332,22 +333,37 @@ echo "# guest ran $(($(date +%s) - start)) s (qemu exit $qrc), kernel $(cat "$RU
 
 fail=0
 n=0
+passed=0
+failed=0
+skipped=0
 while read -r name rc secs; do
 	n=$((n + 1))
 	echo "# ---- $name (exit $rc, ${secs:-?} s)"
 	sed 's/^/#   /' "$RUN/$name.log" 2>/dev/null | tail -n 400
+	# the guest's "skip: <check>: <reason>" lines (tests/README.md), for tests/run.sh
+	sed -n "s/^skip: /skip: $name: /p" "$RUN/$name.log" 2>/dev/null
+	k=$(grep -c '^skip: ' "$RUN/$name.log" 2>/dev/null)
+	skipped=$((skipped + ${k:-0}))
 	if [ "$rc" = 0 ]; then
 		echo "ok $n - $name"
+		passed=$((passed + 1))
+	elif [ "$rc" = 77 ]; then
+		echo "skip $n - $name: nothing applied in the guest"
+		[ "${k:-0}" -gt 0 ] || skipped=$((skipped + 1))
 	else
 		echo "not ok $n - $name: exit $rc"
+		failed=$((failed + 1))
 		fail=1
 	fi
 done <"$RUN/summary" 2>/dev/null
 if [ ! -f "$RUN/finished" ]; then
 	echo "not ok $((n + 1)) - guest did not finish (qemu exit $qrc); console:"
 	tail -n 60 "$CACHE/console.log" | sed 's/^/#   /'
+	failed=$((failed + 1))
 	fail=1
 	n=$((n + 1))
 fi
 echo "1..$n"
+# guest checks passed and failed, and skips (guest checks and the checks inside them)
+echo "# $passed passed, $failed failed, $skipped skipped"
 exit $fail
