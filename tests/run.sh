@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh Debian 12 machine: installs dependencies, builds a
 # release configuration and an ASan+UBSan configuration, runs every suite in both, and
-# ends with the line "N passed, N failed" (CI reads it).
+# ends with the line "N passed, N failed" (CI reads it), with ", N skipped" appended when
+# a test or check did not apply on this host; the skips and their reasons are listed
+# above it (tests/README.md lists the host probes).
 #
 #   tests/run.sh            everything
 #   tests/run.sh --quick    release build only, no sanitizer pass
@@ -15,28 +17,12 @@ tools/deps.sh || { echo "0 passed, 1 failed"; exit 1; }
 
 passed=0
 failed=0
+logs=()
 
-# Adds the results of one meson test run (its testlog.json) to the totals.
+# Remembers one meson test run's testlog.json; tests/summary.py totals them all at the end
+# (results, and every skip with its reason).
 count() {
-	local log="$1/meson-logs/testlog.json"
-	[ -f "$log" ] || { failed=$((failed + 1)); return; }
-	read -r p f < <(python3 - "$log" <<'PY'
-import json, sys
-p = f = 0
-for line in open(sys.argv[1]):
-    line = line.strip()
-    if not line:
-        continue
-    r = json.loads(line).get("result")
-    if r in ("OK", "EXPECTEDFAIL"):
-        p += 1
-    elif r != "SKIP":
-        f += 1
-print(p, f)
-PY
-)
-	passed=$((passed + p))
-	failed=$((failed + f))
+	logs+=("$2=$1/meson-logs/testlog.json")
 }
 
 # build DIR [meson options...]
@@ -53,7 +39,7 @@ build() {
 if build build-test --buildtype=debugoptimized; then
 	meson test -C build-test --no-rebuild --print-errorlogs --num-processes 2 \
 		--timeout-multiplier 2
-	count build-test
+	count build-test release
 else
 	echo "release build failed" >&2
 	failed=$((failed + 1))
@@ -68,7 +54,7 @@ if [ "$quick" = 0 ]; then
 		meson test -C build-asan --no-rebuild --print-errorlogs --num-processes 2 \
 			--timeout-multiplier 4 --suite unit --suite integration --suite fuzz \
 			--suite sandbox
-		count build-asan
+		count build-asan asan
 	else
 		echo "sanitizer build failed" >&2
 		failed=$((failed + 1))
@@ -92,5 +78,21 @@ if [ "$quick" = 0 ]; then
 	fi
 fi
 
-echo "$passed passed, $failed failed"
+# The skips with their reasons and, when the sandbox suites mostly skipped, a warning;
+# then the last line: "N passed, N failed" and ", N skipped" when something was skipped.
+skipped=0
+if [ "${#logs[@]}" -gt 0 ]; then
+	summary=$(python3 tests/summary.py "${logs[@]}") || summary="totals 0 1 0"
+	echo
+	echo "$summary" | grep -v '^totals '
+	read -r _ p f s <<<"$(echo "$summary" | tail -1)"
+	passed=$((passed + p))
+	failed=$((failed + f))
+	skipped=$s
+fi
+if [ "$skipped" -gt 0 ]; then
+	echo "$passed passed, $failed failed, $skipped skipped"
+else
+	echo "$passed passed, $failed failed"
+fi
 [ "$failed" = 0 ]
