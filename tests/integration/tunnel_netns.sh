@@ -2,8 +2,9 @@
 # Outbound-only: the gateway and the upstream MCP server run in a network namespace
 # whose firewall drops every inbound connection (only replies to what the namespace
 # opened get in). The tunnel still works end to end, the host cannot connect into the
-# namespace, and nothing in it listens outside loopback. Needs root, ip and nft;
-# skipped (77) otherwise.
+# namespace, and nothing in it listens outside loopback. Needs root, ip, nft, veth and a
+# kernel whose nf_tables loads the ruleset (probed first); skipped (77) with the reason
+# otherwise (tests/README.md).
 . "$(dirname "$0")/tunnel_lib.sh"
 
 if [ "$(id -u)" != 0 ] || ! command -v ip >/dev/null || ! command -v nft >/dev/null; then
@@ -23,14 +24,16 @@ netns_cleanup() {
 	ip netns del "$NS" 2>/dev/null
 }
 trap netns_cleanup EXIT
-ip link add "$VH" type veth peer name "$VN"
+ip link add "$VH" type veth peer name "$VN" 2>/dev/null ||
+	{ echo "skip: cannot create a veth pair (no veth in this kernel?)"; exit 77; }
 ip link set "$VN" netns "$NS"
 ip addr add "$HOST_IP/30" dev "$VH"
 ip link set "$VH" up
 ip netns exec "$NS" ip addr add "$NS_IP/30" dev "$VN"
 ip netns exec "$NS" ip link set "$VN" up
 ip netns exec "$NS" ip link set lo up
-ip netns exec "$NS" nft -f - <<NFT
+# The ruleset loads only where the kernel has nf_tables and conntrack: the probe.
+if ! nft_err=$(ip netns exec "$NS" nft -f - 2>&1 <<NFT
 table inet airlock_outbound_only {
 	chain input {
 		type filter hook input priority 0; policy drop;
@@ -39,6 +42,11 @@ table inet airlock_outbound_only {
 	}
 }
 NFT
+); then
+	echo "skip: nft cannot load the ruleset here (nf_tables or conntrack missing): $nft_err" |
+		head -1
+	exit 77
+fi
 UP_WRAP="ip netns exec $NS"
 GW_WRAP="ip netns exec $NS"
 

@@ -44,7 +44,7 @@ if [ -n "$LIBCURL" ] && unshare -m true 2>/dev/null; then
 	out=$(nocurl $clean http_proxy=$DEAD "$AIRLOCK_BIN" worker check --environment-id "$ENV" --base-url "$BASE" 2>&1)
 	STATUS=x BODY=$out check "no libcurl: a curl client says what is missing" grep -q 'libcurl.so.4 not found: apt-get install libcurl4' <<<"$out"
 else
-	echo "# skipped the no-libcurl cases: no mount namespace here"
+	echo "skip: no-libcurl cases: ${LIBCURL:+no mount namespace here (unshare -m fails)}${LIBCURL:-no libcurl.so.4 to hide}"
 fi
 
 # https: the native transport verifies the server against --ca-file, by IP and by name
@@ -83,7 +83,7 @@ if [ -n "$LIBSSL" ] && unshare -m true 2>/dev/null; then
 	STATUS=x BODY=$out check "no libssl: https names the missing library" \
 		grep -q 'libssl.so.3 not found: apt-get install libssl3' <<<"$out"
 else
-	echo "# skipped the no-libssl cases: no mount namespace here"
+	echo "skip: no-libssl cases: ${LIBSSL:+no mount namespace here (unshare -m fails)}${LIBSSL:-no libssl.so.3 to hide}"
 fi
 
 finish

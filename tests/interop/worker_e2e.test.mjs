@@ -12,6 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { startServer } from './lib/server.mjs';
 import { startMockModel } from './lib/mockmodel.mjs';
 import { setupSession, collectEvents, endTurn, textOf } from './lib/session.mjs';
+import { sandboxSkip } from './lib/hostprobe.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const script = path.join(here, '..', 'scripts', 'six-tools.yaml');
@@ -42,7 +43,7 @@ async function waitFor(cond, what, ms = 30000) {
   throw new Error(`timed out waiting for ${what}`);
 }
 
-test('airlock worker completes a six-tool session against airlock', async (t) => {
+test('airlock worker completes a six-tool session against airlock', { skip: sandboxSkip() }, async (t) => {
   const model = await startMockModel(script);
   const srv = await startServer({ env: { AIRLOCK_MODEL_BASE_URL: model.url } });
   const workdir = realpathSync(mkdtempSync(path.join(tmpdir(), 'airlock-wk-')));
@@ -115,7 +116,7 @@ test('airlock worker completes a six-tool session against airlock', async (t) =>
   for (const line of worker.log().trim().split('\n')) JSON.parse(line); // --log-format json
 });
 
-test('airlock worker holds "ask" calls until confirmed; deny runs nothing', async (t) => {
+test('airlock worker holds "ask" calls until confirmed; deny runs nothing', { skip: sandboxSkip() }, async (t) => {
   const model = await startMockModel(script);
   const srv = await startServer({ env: { AIRLOCK_MODEL_BASE_URL: model.url } });
   const workdir = realpathSync(mkdtempSync(path.join(tmpdir(), 'airlock-wk-')));
@@ -170,7 +171,7 @@ test('airlock worker holds "ask" calls until confirmed; deny runs nothing', asyn
   }
 });
 
-test('airlock worker stops on a fatal poll error and with a bad key', async (t) => {
+test('airlock worker stops on a fatal poll error and with a bad key', { skip: sandboxSkip() }, async (t) => {
   const srv = await startServer();
   t.after(() => srv.stop());
   const { env } = await setupSession(srv);

@@ -14,6 +14,7 @@ import path from 'node:path';
 import { startServer } from './lib/server.mjs';
 import { startMockModel } from './lib/mockmodel.mjs';
 import { setupSession, collectEvents, endTurn, textOf } from './lib/session.mjs';
+import { sandboxSkip } from './lib/hostprobe.mjs';
 
 function startWorker(srv, env, envKey, workdir) {
   const proc = spawn(
@@ -74,7 +75,7 @@ async function fixture(t, script, serverEnv = {}) {
   return { marker, model, srv, workdir, workers, ...s };
 }
 
-test('kill -9 mid-call: the lease lapses, a new worker re-runs the unanswered call and finishes', async (t) => {
+test('kill -9 mid-call: the lease lapses, a new worker re-runs the unanswered call and finishes', { skip: sandboxSkip() }, async (t) => {
   const f = await fixture(
     t,
     (marker) => [
@@ -129,7 +130,7 @@ const hangScript = (marker) => [
   { content: [{ type: 'text', text: 'saw the cancellation' }] },
 ];
 
-test('SIGTERM mid-call: an error result is posted, the item stopped, nothing left running', async (t) => {
+test('SIGTERM mid-call: an error result is posted, the item stopped, nothing left running', { skip: sandboxSkip() }, async (t) => {
   const f = await fixture(t, hangScript);
   const { done } = await collectEvents(f.client, f.session.id, endTurn, { timeoutMs: 60000 });
   await f.client.beta.sessions.events.send(f.session.id, {
@@ -154,7 +155,7 @@ test('SIGTERM mid-call: an error result is posted, the item stopped, nothing lef
   assert.deepEqual(items.map((i) => i.state), ['stopped'], JSON.stringify(items));
 });
 
-test('second signal while draining: exits at once (130), the tool process is gone', async (t) => {
+test('second signal while draining: exits at once (130), the tool process is gone', { skip: sandboxSkip() }, async (t) => {
   const f = await fixture(t, hangScript);
   await f.client.beta.sessions.events.send(f.session.id, {
     events: [{ type: 'user.message', content: [{ type: 'text', text: 'go' }] }],

@@ -14,6 +14,7 @@ import path from 'node:path';
 import { startServer } from './lib/server.mjs';
 import { startMockModel } from './lib/mockmodel.mjs';
 import { setupSession, collectEvents, endTurn, textOf } from './lib/session.mjs';
+import { sandboxSkip } from './lib/hostprobe.mjs';
 
 const BIN = process.env.AIRLOCK_BIN;
 
@@ -95,7 +96,7 @@ async function oneTurn(client, sessionId, text) {
   return done;
 }
 
-test('worker run: one item from --work-secret-file; world-readable refused, 0600 and 0440 accepted', async (t) => {
+test('worker run: one item from --work-secret-file; world-readable refused, 0600 and 0440 accepted', { skip: sandboxSkip() }, async (t) => {
   const model = await startMockModel(script);
   const srv = await startServer({ env: { AIRLOCK_MODEL_BASE_URL: model.url } });
   const dir = realpathSync(mkdtempSync(path.join(tmpdir(), 'airlock-wrun-')));
@@ -162,7 +163,7 @@ test('worker run: one item from --work-secret-file; world-readable refused, 0600
   }
 });
 
-test('worker poll --on-work: environment, work JSON with secret on stdin, stdout to stderr, run inside', async (t) => {
+test('worker poll --on-work: environment, work JSON with secret on stdin, stdout to stderr, run inside', { skip: sandboxSkip() }, async (t) => {
   const model = await startMockModel(script.slice(0, 2));
   const srv = await startServer({ env: { AIRLOCK_MODEL_BASE_URL: model.url } });
   const dir = realpathSync(mkdtempSync(path.join(tmpdir(), 'airlock-onwork-')));
@@ -249,7 +250,7 @@ wait
   return p;
 }
 
-test('worker poll --on-work: SIGTERM, then SIGKILL after the grace, to the whole process group', async (t) => {
+test('worker poll --on-work: SIGTERM, then SIGKILL after the grace, to the whole process group', { skip: sandboxSkip() }, async (t) => {
   const srv = await startServer();
   const dir = realpathSync(mkdtempSync(path.join(tmpdir(), 'airlock-onwork-')));
   const marker = `airlock-onwork-${randomBytes(6).toString('hex')}`;
@@ -274,7 +275,7 @@ test('worker poll --on-work: SIGTERM, then SIGKILL after the grace, to the whole
   await waitFor(() => pgrep(marker) === '', 'no process of the script left', 5000);
 });
 
-test('worker poll --on-work: a second signal kills the scripts and exits at once', async (t) => {
+test('worker poll --on-work: a second signal kills the scripts and exits at once', { skip: sandboxSkip() }, async (t) => {
   const srv = await startServer();
   const dir = realpathSync(mkdtempSync(path.join(tmpdir(), 'airlock-onwork-')));
   const marker = `airlock-onwork-${randomBytes(6).toString('hex')}`;
@@ -299,7 +300,7 @@ test('worker poll --on-work: a second signal kills the scripts and exits at once
   await waitFor(() => pgrep(marker) === '', 'no process of the script left', 5000);
 });
 
-test('worker poll --on-work: a script that cannot start stops the poller', async (t) => {
+test('worker poll --on-work: a script that cannot start stops the poller', { skip: sandboxSkip() }, async (t) => {
   const srv = await startServer();
   t.after(() => srv.stop());
   const { env, envKey } = await setupSession(srv);

@@ -3,7 +3,8 @@
 // ANTHROPIC_* env) and the test checks each; file tools and bash share the workspace.
 // Then kill -9 of the worker mid-call: nothing of the sandbox keeps running, and the
 // next worker start sweeps the journal record and cgroups left behind. Needs root (the
-// sandbox's cgroups on this host); skipped otherwise.
+// sandbox's cgroups on this host) and a host where sandboxes can be made
+// (lib/hostprobe.mjs); skipped with the reason otherwise.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, execFileSync } from 'node:child_process';
@@ -16,6 +17,7 @@ import path from 'node:path';
 import { startServer } from './lib/server.mjs';
 import { startMockModel } from './lib/mockmodel.mjs';
 import { setupSession, collectEvents, endTurn, textOf } from './lib/session.mjs';
+import { sandboxSkip } from './lib/hostprobe.mjs';
 
 const root = process.getuid() === 0;
 
@@ -76,7 +78,7 @@ async function fixture(t, turns) {
   return { model, srv, workdir, stateDir, workers, ...s };
 }
 
-test('bash runs in the session sandbox; file tools and bash share the workspace', { skip: !root && 'needs root' }, async (t) => {
+test('bash runs in the session sandbox; file tools and bash share the workspace', { skip: (!root && 'needs root') || sandboxSkip() }, async (t) => {
   // a host file outside the workspace, readable by anyone on the host
   const outside = realpathSync(mkdtempSync(path.join(tmpdir(), 'airlock-sbout-')));
   chmodSync(outside, 0o755);
@@ -178,7 +180,7 @@ function cgroupsOf(stateDir) {
   return found;
 }
 
-test('kill -9 of the worker mid-call: no process survives, the next start sweeps the rest', { skip: !root && 'needs root' }, async (t) => {
+test('kill -9 of the worker mid-call: no process survives, the next start sweeps the rest', { skip: (!root && 'needs root') || sandboxSkip() }, async (t) => {
   const marker = `airlock-sbkill-${randomBytes(6).toString('hex')}`;
   const f = await fixture(t, [
     { content: [{ type: 'tool_use', name: 'bash', input: { command: `touch started; (setsid bash -c "exec -a ${marker}-daemon sleep 300" &); (exec -a ${marker} sleep 300)` } }] },
