@@ -142,8 +142,9 @@ void wexec_free(struct wexec *e);
  * the privileged monitor (the process continues as the unprivileged worker) or logs
  * loudly that tools run unsandboxed. 0, or an error already printed. */
 int wexec_sandbox_start(const struct worker_config *c, bool run_mode);
-/* `check`: prints the sandbox section's errors and sandbox_preflight()'s report; 1 when
- * sandboxes cannot be created here (and --unsandboxed was not given). */
+/* `check`: prints the sandbox section's errors, sandbox_preflight()'s report and the host
+ * probes (what the test suite would skip here); 1 when sandboxes cannot be created here
+ * (and --unsandboxed was not given). */
 int wexec_sandbox_check(const struct worker_config *c);
 /* Opens the per-session tool context on the session's own workspace,
  * <workdir>/sessions/<session_id> (made if missing: the same session finds its files

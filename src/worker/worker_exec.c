@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "err.h"
+#include "hostprobe.h"
 #include "log.h"
 #include "monitor.h"
 #include "sandbox.h"
@@ -342,6 +343,20 @@ wexec_sandbox_start(const struct worker_config *cc, bool run_mode)
 	return 0;
 }
 
+/* The test suite's host probes (lib/sandbox/hostprobe.h): what `tests/run.sh` would skip
+ * on this host, and why. Information only: nothing here fails the check. */
+static void
+print_host_probes(void)
+{
+	struct hostprobe hp;
+	struct buf rep;
+	hostprobe_run(&hp);
+	buf_init(&rep, 16384);
+	(void)hostprobe_report(&hp, &rep);
+	printf("%.*s", (int)rep.len, rep.data ? rep.data : "");
+	buf_free(&rep);
+}
+
 int
 wexec_sandbox_check(const struct worker_config *cc)
 {
@@ -353,12 +368,14 @@ wexec_sandbox_check(const struct worker_config *cc)
 		return 1;
 	if (unsandboxed) {
 		printf("check: sandbox: UNSANDBOXED, tools run on the host\n");
+		print_host_probes();
 		return 0;
 	}
 	buf_init(&rep, 16384);
 	if (sandbox_preflight(&rep, &ok) != 0)
 		ok = false;
 	printf("%.*s", (int)rep.len, rep.data ? rep.data : "");
+	print_host_probes();
 	if (!ok) {
 		fprintf(stderr, "check: sandboxes cannot be created on this host (see the fail "
 		                "lines; --unsandboxed runs tools without one)\n");
