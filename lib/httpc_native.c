@@ -139,8 +139,13 @@ pool_put(struct hconn *k)
 	c->idle = k;
 	c->nidle++;
 	k->idle_timer = loop_timer_add(c->l, IDLE_KEEP_MS, pool_expire, k);
-	/* readable while pooled means the server closed it (or sent junk): drop it then */
-	loop_fd_set(c->l, k->fd, LOOP_READ, conn_event, k);
+	/* readable while pooled means the server closed it (or sent junk): drop it then; one
+	 * the loop cannot watch (epoll watches exhausted) is not worth keeping */
+	if (loop_fd_set(c->l, k->fd, LOOP_READ, conn_event, k) != 0) {
+		pool_unlink(k);
+		conn_close(k);
+		return;
+	}
 	k->polled = true;
 }
 
@@ -501,7 +506,11 @@ conn_write(struct hconn *k, const char *b, size_t n)
 	}
 }
 
-static void
+/* Sets what the loop watches for. A connection the loop cannot watch would hang until a
+ * timeout (or forever on a stream): its transfer fails now instead, and conn_interest
+ * returns -1 (k and its transfer are gone). ENOSPC is the per-user epoll watch limit,
+ * shared by every process of the uid (issue 11, finding 3). */
+static int
 conn_interest(struct hconn *k)
 {
 	bool paused = k->x != NULL && k->x->paused;
@@ -515,10 +524,21 @@ conn_interest(struct hconn *k)
 		if (k->polled)
 			loop_fd_del(k->c->l, k->fd);
 		k->polled = false;
-		return;
+		return 0;
 	}
-	loop_fd_set(k->c->l, k->fd, mask, conn_event, k);
+	int r = loop_fd_set(k->c->l, k->fd, mask, conn_event, k);
+	if (r != 0) {
+		const char *why = r == -ENOSPC ? "epoll watch limit reached "
+		                                 "(fs.epoll.max_user_watches, per user)"
+		                               : strerror(-r);
+		if (k->x != NULL)
+			fail(k->x, AL_E_IO, "cannot watch the connection", why);
+		else
+			conn_close(k);
+		return -1;
+	}
 	k->polled = true;
+	return 0;
 }
 
 /* The client context: created here, on the first https connection, so that a worker
@@ -651,8 +671,7 @@ connect_next(struct hconn *k, int last_errno)
 		if (connect(k->fd, a->ai_addr, a->ai_addrlen) == 0 || errno == EINPROGRESS) {
 			k->ai_cur = a->ai_next;
 			k->state = HC_CONNECTING;
-			conn_interest(k);
-			return 0;
+			return conn_interest(k);
 		}
 		last_errno = errno;
 	}

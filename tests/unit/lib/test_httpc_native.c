@@ -5,6 +5,7 @@
  * header iteration, pause/resume, the address check after DNS); TLS against a
  * certificate made here; and the proxy-variable check that makes the worker fall back
  * to libcurl. */
+#include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -14,7 +15,9 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -135,6 +138,28 @@ raw_accept(struct loop *l, int fd, int mask, void *arg)
 	rc->s = s;
 	rc->fd = c;
 	loop_fd_set(l, c, LOOP_READ, rconn_read, rc);
+}
+
+/* The per-user epoll watch limit (fs.epoll.max_user_watches, millions here) is shared
+ * with every process of the uid; a sandbox that uses it up makes epoll_ctl fail with
+ * ENOSPC. This definition takes the place of libc's for lib/loop.c, which is linked into
+ * this binary: with enospc_port set, adding any socket not bound to that port (the
+ * client's, not the scripted server's) fails that way. */
+static int enospc_port;
+
+int
+epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
+{
+	if (enospc_port != 0 && op == EPOLL_CTL_ADD) {
+		struct sockaddr_in a;
+		socklen_t al = sizeof(a);
+		if (getsockname(fd, (struct sockaddr *)&a, &al) == 0 && a.sin_family == AF_INET &&
+		    ntohs(a.sin_port) != enospc_port) {
+			errno = ENOSPC;
+			return -1;
+		}
+	}
+	return (int)syscall(SYS_epoll_ctl, epfd, op, fd, ev);
 }
 
 struct fixture {
@@ -739,6 +764,31 @@ test_proxy_env(void **state)
 	unsetenv("NO_PROXY");
 }
 
+/* A connection the loop cannot watch fails its transfer at once with a clear message
+ * (before: it hung until the transfer's timeout, or forever on an event stream). */
+static void
+test_epoll_enospc(void **state)
+{
+	struct fixture *f = *state;
+	static const struct script sc = {{"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"},
+	                                 END_KEEP};
+	struct result r = {0};
+	struct httpc_request req = {.timeout_ms = 5000};
+	enospc_port = f->raw.port;
+	fetch(f, &sc, &req, &r);
+	enospc_port = 0;
+	assert_int_equal(r.err, AL_E_IO);
+	assert_non_null(r.errmsg);
+	assert_non_null(strstr(r.errmsg, "cannot watch the connection"));
+	assert_non_null(strstr(r.errmsg, "max_user_watches"));
+	result_free(&r);
+	/* the client is fine afterwards */
+	fetch(f, &sc, NULL, &r);
+	assert_int_equal(r.err, 0);
+	assert_string_equal(r.body, "ok");
+	result_free(&r);
+}
+
 /* ---- TLS: a self-signed certificate for 127.0.0.1 made here ---- */
 
 static void
@@ -840,6 +890,7 @@ main(void)
 	    cmocka_unit_test_setup_teardown(test_any_status_and_headers, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_pause_resume, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_addr_check, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_epoll_enospc, setup, teardown),
 	    cmocka_unit_test(test_proxy_env),
 	    cmocka_unit_test(test_tls),
 	};
