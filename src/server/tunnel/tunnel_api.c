@@ -15,39 +15,31 @@
 #include "server.h"
 #include "tunnel.h"
 #include "tunnel_proto.h"
+#include "tunnel_store.h"
 #include "util.h"
 #include "xalloc.h"
 
-#define TUNNEL_COLS "id, seq, display_name, domain, created_at, archived_at"
-
 static json_t *
-render(sqlite3_stmt *st)
+render(const struct tunnel_row *t)
 {
-	const char *dn = db_col_text(st, 2);
 	return json_pack(
-	    "{s:s, s:s, s:o, s:s, s:o, s:o}", "type", "tunnel", "id", db_col_text(st, 0),
-	    "display_name", dn ? json_string(dn) : json_null(), "domain", db_col_text(st, 3),
-	    "created_at", api_time(sqlite3_column_int64(st, 4)), "archived_at",
-	    api_time(sqlite3_column_type(st, 5) == SQLITE_NULL ? 0 : sqlite3_column_int64(st, 5)));
+	    "{s:s, s:s, s:o, s:s, s:o, s:o}", "type", "tunnel", "id", t->id, "display_name",
+	    t->has_display_name ? json_string(t->display_name) : json_null(), "domain", t->domain,
+	    "created_at", api_time(t->created_at), "archived_at", api_time(t->archived_at));
 }
 
 /* Loads one tunnel rendered; AL_E_NOTFOUND when absent. */
 static int
 load(struct db *db, const char *id, json_t **out, bool *archived)
 {
-	sqlite3_stmt *st = NULL;
-	int r = AL_E_NOTFOUND;
-	if (db_prepare(db, "SELECT " TUNNEL_COLS " FROM tunnels WHERE id = ?", &st) != 0)
-		return AL_E_IO;
-	db_bind_text(st, 1, id);
-	if (sqlite3_step(st) == SQLITE_ROW) {
-		*out = render(st);
-		if (archived)
-			*archived = sqlite3_column_type(st, 5) != SQLITE_NULL;
-		r = 0;
-	}
-	sqlite3_finalize(st);
-	return r;
+	struct tunnel_row t;
+	int r = tunnel_store_get(db, id, &t);
+	if (r != 0)
+		return r;
+	*out = render(&t);
+	if (archived)
+		*archived = t.archived_at != 0;
+	return 0;
 }
 
 static void
@@ -81,7 +73,6 @@ create_tunnel(struct api_call *c)
 	const char *dn = NULL;
 	char label[17], hash[65];
 	char *id = NULL, *tok = NULL, *tok_id = NULL, *domain = NULL;
-	sqlite3_stmt *st = NULL;
 	json_t *o = NULL;
 	int r;
 	if (api_body_only(c, allowed))
@@ -106,38 +97,19 @@ create_tunnel(struct api_call *c)
 	domain = xasprintf("%s.%s", label, tunnel_domain(c->srv));
 	sha256_hex(tok, strlen(tok), hash);
 	struct db *db = c->srv->db;
-	if ((r = db_begin(db)) != 0)
-		goto out;
-	int64_t seq = db_next_seq(db, "tunnels");
-	if (seq < 0 ||
-	    db_prepare(db,
-	               "INSERT INTO tunnels (id, seq, display_name, domain, created_at, token_id, "
-	               "token, token_hash) VALUES (?,?,?,?,?,?,?,?)",
-	               &st) != 0) {
-		db_rollback(db);
-		r = AL_E_IO;
-		goto out;
-	}
-	db_bind_text(st, 1, id);
-	sqlite3_bind_int64(st, 2, seq);
-	db_bind_text(st, 3, dn);
-	db_bind_text(st, 4, domain);
-	sqlite3_bind_int64(st, 5, now_real_us());
-	db_bind_text(st, 6, tok_id);
-	db_bind_text(st, 7, tok);
-	db_bind_text(st, 8, hash);
-	if (sqlite3_step(st) != SQLITE_DONE) {
-		db_rollback(db);
-		r = AL_E_IO;
-		goto out;
-	}
-	if ((r = db_commit(db)) != 0)
+	struct tunnel_new t = {.id = id,
+	                       .display_name = dn,
+	                       .domain = domain,
+	                       .created_at = now_real_us(),
+	                       .token_id = tok_id,
+	                       .token = tok,
+	                       .token_hash = hash};
+	if ((r = tunnel_store_insert(db, &t)) != 0)
 		goto out;
 	if ((r = load(db, id, &o, NULL)) != 0)
 		goto out;
 	log_info("tunnel created", "tunnel_id", id, "domain", domain);
 out:
-	sqlite3_finalize(st);
 	if (r == 0)
 		api_reply_json(c, 200, o);
 	else
@@ -161,11 +133,24 @@ get_tunnel(struct api_call *c)
 		api_reply_json(c, 200, o);
 }
 
+struct list_acc {
+	json_t *data;
+	int64_t last;
+};
+
+static int
+list_add(void *arg, const struct tunnel_row *t)
+{
+	struct list_acc *a = arg;
+	json_array_append_new(a->data, render(t));
+	a->last = t->seq;
+	return 0;
+}
+
 static void
 list_tunnels(struct api_call *c)
 {
 	struct page_req pg;
-	sqlite3_stmt *st = NULL;
 	const char *ia = query_get(&c->query, "include_archived");
 	bool include_archived = false;
 	if (api_page_parse(c, 20, 1000, true, &pg) != 0)
@@ -179,31 +164,20 @@ list_tunnels(struct api_call *c)
 			return;
 		}
 	}
-	char sql[512];
-	snprintf(sql, sizeof(sql),
-	         "SELECT " TUNNEL_COLS " FROM tunnels WHERE (? OR archived_at IS NULL) "
-	         "AND (? = 0 OR seq %s ?) ORDER BY seq %s LIMIT ?",
-	         pg.desc ? "<" : ">", pg.desc ? "DESC" : "ASC");
-	if (db_prepare(c->srv->db, sql, &st) != 0) {
+	struct doc_list q = {.include_archived = include_archived,
+	                     .has_cursor = pg.has_cursor,
+	                     .after_seq = pg.after_seq,
+	                     .limit = pg.limit,
+	                     .desc = pg.desc};
+	struct list_acc acc = {json_array(), 0};
+	bool more = false;
+	if (tunnel_store_list(c->srv->db, &q, list_add, &acc, &more) != 0) {
+		json_decref(acc.data);
 		api_reply_err(c, AL_E_IO, "cannot list tunnels");
 		return;
 	}
-	sqlite3_bind_int(st, 1, include_archived);
-	sqlite3_bind_int(st, 2, pg.has_cursor);
-	sqlite3_bind_int64(st, 3, pg.after_seq);
-	sqlite3_bind_int(st, 4, (int)pg.limit + 1);
-	json_t *data = json_array();
-	int64_t last = 0;
-	bool more = false;
-	while (sqlite3_step(st) == SQLITE_ROW) {
-		if (json_array_size(data) == pg.limit) {
-			more = true;
-			break;
-		}
-		json_array_append_new(data, render(st));
-		last = sqlite3_column_int64(st, 1);
-	}
-	sqlite3_finalize(st);
+	json_t *data = acc.data;
+	int64_t last = acc.last;
 	json_t *next = json_null();
 	if (more) {
 		char *cur = api_page_cursor(last, pg.desc);
@@ -217,7 +191,6 @@ static void
 archive_tunnel(struct api_call *c)
 {
 	struct db *db = c->srv->db;
-	sqlite3_stmt *st = NULL;
 	json_t *o = NULL;
 	bool archived = false;
 	int r = load(db, c->params[0], &o, &archived);
@@ -235,19 +208,8 @@ archive_tunnel(struct api_call *c)
 	}
 	json_decref(o);
 	o = NULL;
-	/* The token column is wiped too: an archived tunnel's token is dead for good. */
-	if (db_prepare(
-	        db,
-	        "UPDATE tunnels SET archived_at = ?, token = '', token_hash = 'archived:' || id "
-	        "WHERE id = ? AND archived_at IS NULL",
-	        &st) != 0) {
-		api_reply_err(c, AL_E_IO, "cannot archive tunnel");
-		return;
-	}
-	sqlite3_bind_int64(st, 1, now_real_us());
-	db_bind_text(st, 2, c->params[0]);
-	r = sqlite3_step(st) == SQLITE_DONE ? 0 : AL_E_IO;
-	sqlite3_finalize(st);
+	/* The token is wiped too: an archived tunnel's token is dead for good. */
+	r = tunnel_store_archive(db, c->params[0], now_real_us());
 	if (r == 0)
 		r = load(db, c->params[0], &o, NULL);
 	if (r != 0) {
@@ -262,26 +224,27 @@ archive_tunnel(struct api_call *c)
 static void
 reveal_token(struct api_call *c)
 {
-	sqlite3_stmt *st = NULL;
-	if (db_prepare(c->srv->db, "SELECT token_id, token, archived_at FROM tunnels WHERE id = ?",
-	               &st) != 0) {
-		api_reply_err(c, AL_E_IO, "cannot load tunnel");
-		return;
-	}
-	db_bind_text(st, 1, c->params[0]);
-	if (sqlite3_step(st) != SQLITE_ROW) {
-		sqlite3_finalize(st);
+	char tok_id[80];
+	char *tok = NULL;
+	bool archived = false;
+	int r =
+	    tunnel_store_token(c->srv->db, c->params[0], tok_id, sizeof(tok_id), &tok, &archived);
+	if (r == AL_E_NOTFOUND) {
 		reply_not_found(c, c->params[0]);
 		return;
 	}
-	if (sqlite3_column_type(st, 2) != SQLITE_NULL) {
-		sqlite3_finalize(st);
+	if (r != 0) {
+		api_reply_err(c, AL_E_IO, "cannot load tunnel");
+		return;
+	}
+	if (archived) {
+		secret_free(tok);
 		api_reply_error(c, 409, "invalid_request_error", "tunnel_archived",
 		                "tunnel %s is archived", c->params[0]);
 		return;
 	}
-	json_t *o = token_json(db_col_text(st, 0), db_col_text(st, 1));
-	sqlite3_finalize(st);
+	json_t *o = token_json(tok_id, tok);
+	secret_free(tok);
 	/* Audit: who revealed, never the value. */
 	log_info("tunnel token revealed", "tunnel_id", c->params[0], "key_id", c->who.key_id);
 	api_reply_json(c, 200, o);
@@ -293,7 +256,6 @@ rotate_token(struct api_call *c)
 	static const char *const allowed[] = {"reason", NULL};
 	const char *reason = NULL;
 	struct db *db = c->srv->db;
-	sqlite3_stmt *st = NULL;
 	char hash[65];
 	if (api_body_only(c, allowed))
 		return;
@@ -327,20 +289,8 @@ rotate_token(struct api_call *c)
 	sha256_hex(tok, strlen(tok), hash);
 	/* Only the new hash is stored: the old token opens no new connection from now
 	 * on. Established connections were authenticated once and are left alone. */
-	if (r == 0 && db_prepare(db,
-	                         "UPDATE tunnels SET token_id = ?, token = ?, token_hash = ?, "
-	                         "rotated_at = ? WHERE id = ? AND archived_at IS NULL",
-	                         &st) != 0)
-		r = AL_E_IO;
-	if (r == 0) {
-		db_bind_text(st, 1, tok_id);
-		db_bind_text(st, 2, tok);
-		db_bind_text(st, 3, hash);
-		sqlite3_bind_int64(st, 4, now_real_us());
-		db_bind_text(st, 5, c->params[0]);
-		r = sqlite3_step(st) == SQLITE_DONE && sqlite3_changes(db->h) == 1 ? 0 : AL_E_IO;
-	}
-	sqlite3_finalize(st);
+	if (r == 0)
+		r = tunnel_store_rotate(db, c->params[0], tok_id, tok, hash, now_real_us());
 	if (r != 0)
 		api_reply_err(c, r, "cannot rotate token");
 	else {
@@ -356,31 +306,20 @@ int
 tunnel_token_lookup(struct server *s, const char *token, char *tunnel_id, size_t len)
 {
 	char hash[65];
-	sqlite3_stmt *st = NULL;
-	int r = AL_E_AUTH;
 	size_t tl = strlen(token);
 	if (tl < strlen(TUNNEL_TOKEN_PREFIX) + 16 || tl > 256 ||
 	    strncmp(token, TUNNEL_TOKEN_PREFIX, strlen(TUNNEL_TOKEN_PREFIX)) != 0)
 		return AL_E_AUTH;
 	sha256_hex(token, tl, hash);
-	if (db_prepare(s->db, "SELECT id FROM tunnels WHERE token_hash = ? AND archived_at IS NULL",
-	               &st) != 0)
-		return AL_E_IO;
-	db_bind_text(st, 1, hash);
-	if (sqlite3_step(st) == SQLITE_ROW) {
-		snprintf(tunnel_id, len, "%s", db_col_text(st, 0));
-		r = 0;
-	}
-	sqlite3_finalize(st);
-	return r;
+	int r = tunnel_store_find_token(s->db, hash, tunnel_id, len);
+	return r == AL_E_NOTFOUND ? AL_E_AUTH : r;
 }
 
 int
 tunnel_resolve_host(struct server *s, const char *host, char *tunnel_id, char *route)
 {
-	sqlite3_stmt *st = NULL;
 	char h[256];
-	int r = AL_E_NOTFOUND;
+	int r;
 	size_t hl = strlen(host);
 	if (hl == 0 || hl >= sizeof(h))
 		return AL_E_NOTFOUND;
@@ -394,16 +333,8 @@ tunnel_resolve_host(struct server *s, const char *host, char *tunnel_id, char *r
 	if (dot == NULL || dot == h || (size_t)(dot - h) >= 64)
 		return AL_E_NOTFOUND;
 	*dot = '\0';
-	if (db_prepare(s->db, "SELECT id FROM tunnels WHERE domain = ? AND archived_at IS NULL",
-	               &st) != 0)
-		return AL_E_IO;
-	db_bind_text(st, 1, dot + 1);
-	if (sqlite3_step(st) == SQLITE_ROW) {
-		snprintf(tunnel_id, 80, "%s", db_col_text(st, 0));
+	if ((r = tunnel_store_find_domain(s->db, dot + 1, tunnel_id, 80)) == 0)
 		memcpy(route, h, (size_t)(dot - h) + 1); /* < 64, checked above */
-		r = 0;
-	}
-	sqlite3_finalize(st);
 	return r;
 }
 

@@ -22,6 +22,7 @@
 #include "tls.h"
 #include "tunnel.h"
 #include "tunnel_proto.h"
+#include "tunnel_store.h"
 #include "util.h"
 #include "xalloc.h"
 
@@ -453,16 +454,10 @@ send_reply(struct edge_conn *c, int status, const char *reason)
 	if (status == 200) {
 		tunnel_msg_add(&m, "Tunnel-Id", c->tunnel_id);
 		tunnel_msg_add(&m, "Connection-Id", c->conn_id);
-		sqlite3_stmt *st = NULL;
-		if (db_prepare(c->edge->srv->db, "SELECT domain FROM tunnels WHERE id = ?", &st) ==
-		    0) {
-			db_bind_text(st, 1, c->tunnel_id);
-			if (sqlite3_step(st) == SQLITE_ROW) {
-				tunnel_msg_add(&m, "Tunnel-Domain", db_col_text(st, 0));
-				snprintf(c->domain, sizeof(c->domain), "%s", db_col_text(st, 0));
-			}
-			sqlite3_finalize(st);
-		}
+		if (tunnel_store_domain(c->edge->srv->db, c->tunnel_id, false, c->domain,
+		                        sizeof(c->domain)) == 0 &&
+		    c->domain[0])
+			tunnel_msg_add(&m, "Tunnel-Domain", c->domain);
 	}
 	tunnel_msg_write(&m, true, &c->io.out);
 }
@@ -645,7 +640,6 @@ tunnel_stream_open(struct server *s, const struct tunnel_request *rq,
 	struct tunnel_edge *e = s->tunnel;
 	struct edge_conn *best = NULL;
 	char domain[256] = "";
-	sqlite3_stmt *q = NULL;
 	if (e == NULL)
 		return AL_E_UNSUPPORTED;
 	size_t rl = strlen(rq->route);
@@ -673,16 +667,8 @@ tunnel_stream_open(struct server *s, const struct tunnel_request *rq,
 	 * the database is only asked when none is live (404 vs 503), not per request. */
 	if (best && best->domain[0])
 		snprintf(domain, sizeof(domain), "%s", best->domain);
-	else {
-		if (db_prepare(s->db,
-		               "SELECT domain FROM tunnels WHERE id = ? AND archived_at IS NULL",
-		               &q) != 0)
-			return AL_E_IO;
-		db_bind_text(q, 1, rq->tunnel_id);
-		if (sqlite3_step(q) == SQLITE_ROW)
-			snprintf(domain, sizeof(domain), "%s", db_col_text(q, 0));
-		sqlite3_finalize(q);
-	}
+	else if (tunnel_store_domain(s->db, rq->tunnel_id, true, domain, sizeof(domain)) != 0)
+		return AL_E_IO;
 	if (domain[0] == '\0')
 		return AL_E_NOTFOUND;
 	if (best == NULL)

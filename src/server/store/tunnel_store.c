@@ -1,0 +1,219 @@
+/* SQLite side of the tunnels table; see tunnel_store.h. */
+#include <stdio.h>
+#include <string.h>
+
+#include "db.h"
+#include "err.h"
+#include "tunnel_store.h"
+#include "xalloc.h"
+
+#define TUNNEL_COLS "id, seq, display_name, domain, created_at, archived_at"
+
+static void
+row_read(sqlite3_stmt *st, struct tunnel_row *t)
+{
+	const char *dn = db_col_text(st, 2);
+	memset(t, 0, sizeof(*t));
+	snprintf(t->id, sizeof(t->id), "%s", db_col_text(st, 0));
+	t->seq = sqlite3_column_int64(st, 1);
+	if (dn) {
+		t->has_display_name = true;
+		snprintf(t->display_name, sizeof(t->display_name), "%s", dn);
+	}
+	snprintf(t->domain, sizeof(t->domain), "%s", db_col_text(st, 3));
+	t->created_at = sqlite3_column_int64(st, 4);
+	t->archived_at =
+	    sqlite3_column_type(st, 5) == SQLITE_NULL ? 0 : sqlite3_column_int64(st, 5);
+}
+
+int
+tunnel_store_get(struct db *db, const char *id, struct tunnel_row *out)
+{
+	sqlite3_stmt *st = NULL;
+	int r = AL_E_NOTFOUND;
+	if (db_prepare(db, "SELECT " TUNNEL_COLS " FROM tunnels WHERE id = ?", &st) != 0)
+		return AL_E_IO;
+	db_bind_text(st, 1, id);
+	if (sqlite3_step(st) == SQLITE_ROW) {
+		row_read(st, out);
+		r = 0;
+	}
+	sqlite3_finalize(st);
+	return r;
+}
+
+int
+tunnel_store_insert(struct db *db, const struct tunnel_new *t)
+{
+	sqlite3_stmt *st = NULL;
+	int r;
+	if ((r = db_begin(db)) != 0)
+		return r;
+	int64_t seq = db_next_seq(db, "tunnels");
+	if (seq < 0 ||
+	    db_prepare(db,
+	               "INSERT INTO tunnels (id, seq, display_name, domain, created_at, token_id, "
+	               "token, token_hash) VALUES (?,?,?,?,?,?,?,?)",
+	               &st) != 0) {
+		db_rollback(db);
+		return AL_E_IO;
+	}
+	db_bind_text(st, 1, t->id);
+	sqlite3_bind_int64(st, 2, seq);
+	db_bind_text(st, 3, t->display_name);
+	db_bind_text(st, 4, t->domain);
+	sqlite3_bind_int64(st, 5, t->created_at);
+	db_bind_text(st, 6, t->token_id);
+	db_bind_text(st, 7, t->token);
+	db_bind_text(st, 8, t->token_hash);
+	r = sqlite3_step(st) == SQLITE_DONE ? 0 : AL_E_IO;
+	sqlite3_finalize(st);
+	if (r != 0) {
+		db_rollback(db);
+		return r;
+	}
+	return db_commit(db);
+}
+
+int
+tunnel_store_list(struct db *db, const struct doc_list *q,
+                  int (*fn)(void *arg, const struct tunnel_row *t), void *arg, bool *more)
+{
+	sqlite3_stmt *st = NULL;
+	struct tunnel_row t;
+	unsigned n = 0;
+	int r = 0;
+	char sql[512];
+	*more = false;
+	snprintf(sql, sizeof(sql),
+	         "SELECT " TUNNEL_COLS " FROM tunnels WHERE (? OR archived_at IS NULL) "
+	         "AND (? = 0 OR seq %s ?) ORDER BY seq %s LIMIT ?",
+	         q->desc ? "<" : ">", q->desc ? "DESC" : "ASC");
+	if (db_prepare(db, sql, &st) != 0)
+		return AL_E_IO;
+	sqlite3_bind_int(st, 1, q->include_archived);
+	sqlite3_bind_int(st, 2, q->has_cursor);
+	sqlite3_bind_int64(st, 3, q->after_seq);
+	sqlite3_bind_int(st, 4, (int)q->limit + 1);
+	while (sqlite3_step(st) == SQLITE_ROW) {
+		if (n == q->limit) {
+			*more = true;
+			break;
+		}
+		row_read(st, &t);
+		n++;
+		if ((r = fn(arg, &t)) != 0)
+			break;
+	}
+	sqlite3_finalize(st);
+	return r;
+}
+
+int
+tunnel_store_archive(struct db *db, const char *id, int64_t now)
+{
+	sqlite3_stmt *st = NULL;
+	int r;
+	/* The token column is wiped too: an archived tunnel's token is dead for good. */
+	if (db_prepare(
+	        db,
+	        "UPDATE tunnels SET archived_at = ?, token = '', token_hash = 'archived:' || id "
+	        "WHERE id = ? AND archived_at IS NULL",
+	        &st) != 0)
+		return AL_E_IO;
+	sqlite3_bind_int64(st, 1, now);
+	db_bind_text(st, 2, id);
+	r = sqlite3_step(st) == SQLITE_DONE ? 0 : AL_E_IO;
+	sqlite3_finalize(st);
+	return r;
+}
+
+int
+tunnel_store_token(struct db *db, const char *id, char *token_id, size_t token_id_len, char **token,
+                   bool *archived)
+{
+	sqlite3_stmt *st = NULL;
+	int r = AL_E_NOTFOUND;
+	*token = NULL;
+	if (db_prepare(db, "SELECT token_id, token, archived_at FROM tunnels WHERE id = ?", &st) !=
+	    0)
+		return AL_E_IO;
+	db_bind_text(st, 1, id);
+	if (sqlite3_step(st) == SQLITE_ROW) {
+		snprintf(token_id, token_id_len, "%s", db_col_text(st, 0));
+		*token = xstrdup(db_col_text(st, 1));
+		*archived = sqlite3_column_type(st, 2) != SQLITE_NULL;
+		r = 0;
+	}
+	sqlite3_finalize(st);
+	return r;
+}
+
+int
+tunnel_store_rotate(struct db *db, const char *id, const char *token_id, const char *token,
+                    const char *token_hash, int64_t now)
+{
+	sqlite3_stmt *st = NULL;
+	int r;
+	if (db_prepare(db,
+	               "UPDATE tunnels SET token_id = ?, token = ?, token_hash = ?, "
+	               "rotated_at = ? WHERE id = ? AND archived_at IS NULL",
+	               &st) != 0)
+		return AL_E_IO;
+	db_bind_text(st, 1, token_id);
+	db_bind_text(st, 2, token);
+	db_bind_text(st, 3, token_hash);
+	sqlite3_bind_int64(st, 4, now);
+	db_bind_text(st, 5, id);
+	r = sqlite3_step(st) == SQLITE_DONE && sqlite3_changes(db->h) == 1 ? 0 : AL_E_IO;
+	sqlite3_finalize(st);
+	return r;
+}
+
+/* The live tunnel id that sql (one of ours, one bound value) finds. */
+static int
+find_live(struct db *db, const char *sql, const char *value, char *tunnel_id, size_t len)
+{
+	sqlite3_stmt *st = NULL;
+	int r = AL_E_NOTFOUND;
+	if (db_prepare(db, sql, &st) != 0)
+		return AL_E_IO;
+	db_bind_text(st, 1, value);
+	if (sqlite3_step(st) == SQLITE_ROW) {
+		snprintf(tunnel_id, len, "%s", db_col_text(st, 0));
+		r = 0;
+	}
+	sqlite3_finalize(st);
+	return r;
+}
+
+int
+tunnel_store_find_token(struct db *db, const char *token_hash, char *tunnel_id, size_t len)
+{
+	return find_live(db, "SELECT id FROM tunnels WHERE token_hash = ? AND archived_at IS NULL",
+	                 token_hash, tunnel_id, len);
+}
+
+int
+tunnel_store_find_domain(struct db *db, const char *domain, char *tunnel_id, size_t len)
+{
+	return find_live(db, "SELECT id FROM tunnels WHERE domain = ? AND archived_at IS NULL",
+	                 domain, tunnel_id, len);
+}
+
+int
+tunnel_store_domain(struct db *db, const char *id, bool live_only, char *domain, size_t len)
+{
+	sqlite3_stmt *st = NULL;
+	domain[0] = '\0';
+	if (db_prepare(db,
+	               live_only ? "SELECT domain FROM tunnels WHERE id = ? AND archived_at IS NULL"
+	                         : "SELECT domain FROM tunnels WHERE id = ?",
+	               &st) != 0)
+		return AL_E_IO;
+	db_bind_text(st, 1, id);
+	if (sqlite3_step(st) == SQLITE_ROW)
+		snprintf(domain, len, "%s", db_col_text(st, 0));
+	sqlite3_finalize(st);
+	return 0;
+}
