@@ -43,6 +43,10 @@ struct wsess {
 	uint64_t get_backoff_ms, reconnect_ms, post_backoff_ms, post_deadline_ms;
 	struct sse_parser sse;
 	bool sse_ready, history_done, stream_had_event;
+	/* The lookup found the session idle, and no event that moves the idle clock has
+	 * been seen since: a session created without a message has no history at all,
+	 * so no session.status_idle would ever start the countdown. */
+	bool idle_at_claim, turn_seen;
 	json_t *live;      /* stream events that arrived before history was merged */
 	json_t *processed; /* event ids already handled */
 	json_t *answered;  /* tool-use ids with a result */
@@ -302,6 +306,10 @@ handle_event(struct wsess *s, json_t *ev)
 			return;
 		json_object_set_new(s->processed, id, json_true());
 	}
+	/* the two events that leave the idle clock alone (work-protocol.md §8) */
+	if (strcmp(type, "user.tool_confirmation") != 0 &&
+	    strcmp(type, "session.thread_status_terminated") != 0)
+		s->turn_seen = true;
 	if (strcmp(type, "agent.tool_use") == 0 || strcmp(type, "agent.custom_tool_use") == 0) {
 		idle_disarm(s);
 		if (id != NULL)
@@ -527,6 +535,15 @@ history_merged(struct wsess *s)
 		handle_event(s, ev);
 	}
 	json_decref(live);
+	/* Idle when claimed and nothing since (no history, or only neutral events): the
+	 * countdown starts now, as it would have on the idle event. A message that
+	 * arrived after the lookup is in the history or on the stream and disarms it. */
+	if (!s->ending && s->idle_at_claim && !s->turn_seen && s->idle_timer == NULL &&
+	    s->w->cfg.max_idle_ms > 0) {
+		log_info("session idle when claimed, releasing it after --max-idle", "session_id",
+		         s->session_id);
+		idle_arm(s);
+	}
 	pump(s);
 }
 
@@ -729,6 +746,7 @@ on_get_done(void *arg, int status, int err, json_t *body)
 			finish(s, WSESS_CLEAN);
 			return;
 		}
+		s->idle_at_claim = st != NULL && strcmp(st, "idle") == 0;
 		s->reconnect_ms = 500;
 		open_stream(s);
 		return;
