@@ -14,8 +14,8 @@
 
 /* Hard bounds on untrusted input. A token carrying more groups than fits is refused
  * (AL_E_TOOBIG), not truncated. */
-#define JOSE_MAX_TOKEN (64 * 1024)
-#define JOSE_MAX_HEADER 2048 /* decoded protected header */
+#define JOSE_MAX_TOKEN (16 * 1024) /* Entra ID keeps tokens near 8 KiB (group overage) */
+#define JOSE_MAX_HEADER 2048       /* decoded protected header */
 #define JOSE_MAX_JWKS (256 * 1024)
 #define JOSE_MAX_KEYS 64
 #define JOSE_MAX_KID 256

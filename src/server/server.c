@@ -102,13 +102,17 @@ config_file_load(struct server_config *cfg, const char *path, enum log_format *f
 	static const char *const top[] = {"listen",           "data_dir", "tls",
 	                                  "api_key_file",     "model",    "lease_ttl_seconds",
 	                                  "sse_ping_seconds", "log",      "tunnel",
-	                                  "master_key_file",  NULL};
+	                                  "master_key_file",  "identity", NULL};
 	static const char *const tunnel_keys[] = {
 	    "listen", "tls", "domain", "ingress_listen", "metrics_listen", NULL};
 	const json_t *tun = NULL, *tun_tls = NULL;
 	static const char *const tls_keys[] = {"cert_file", "key_file", NULL};
 	static const char *const model_keys[] = {"base_url", "api_key_file", NULL};
 	static const char *const log_keys[] = {"format", "level", NULL};
+	static const char *const identity_keys[] = {"oidc", NULL};
+	static const char *const oidc_keys[] = {"issuer",  "audience",    "groups_claim",
+	                                        "ca_file", "groups_file", NULL};
+	const json_t *idm = NULL, *oidc = NULL;
 
 	if ((r = cfg_load(&c, path)) != 0)
 		goto out;
@@ -140,6 +144,18 @@ config_file_load(struct server_config *cfg, const char *path, enum log_format *f
 	            (r = cfg_get_str(&c, tun, "ingress_listen", &cfg->tunnel.ingress_listen)) ||
 	            (r = cfg_get_str(&c, tun, "metrics_listen", &cfg->tunnel.metrics_listen)) ||
 	            (r = cfg_get_map(&c, tun, "tls", &tun_tls))))
+		goto out;
+	if ((r = cfg_get_map(&c, c.root, "identity", &idm)) != 0 ||
+	    (idm && ((r = cfg_only_keys(&c, idm, identity_keys)) ||
+	             (r = cfg_get_map(&c, idm, "oidc", &oidc)))))
+		goto out;
+	if (oidc &&
+	    ((r = cfg_only_keys(&c, oidc, oidc_keys)) ||
+	     (r = cfg_get_str(&c, oidc, "issuer", &cfg->identity.oidc_issuer)) ||
+	     (r = cfg_get_str(&c, oidc, "audience", &cfg->identity.oidc_audience)) ||
+	     (r = cfg_get_str(&c, oidc, "groups_claim", &cfg->identity.oidc_groups_claim)) ||
+	     (r = cfg_get_str(&c, oidc, "ca_file", &cfg->identity.oidc_ca_file)) ||
+	     (r = cfg_get_str(&c, oidc, "groups_file", &cfg->identity.oidc_groups_file))))
 		goto out;
 	if (tun_tls && ((r = cfg_only_keys(&c, tun_tls, tls_keys)) ||
 	                (r = cfg_get_str(&c, tun_tls, "cert_file", &cfg->tunnel.tls_cert_file)) ||
@@ -215,6 +231,11 @@ config_from_env(struct server_config *cfg)
 	env_str("AIRLOCK_TUNNEL_DOMAIN", &cfg->tunnel.domain);
 	env_str("AIRLOCK_TUNNEL_INGRESS_LISTEN", &cfg->tunnel.ingress_listen);
 	env_str("AIRLOCK_TUNNEL_METRICS_LISTEN", &cfg->tunnel.metrics_listen);
+	env_str("AIRLOCK_OIDC_ISSUER", &cfg->identity.oidc_issuer);
+	env_str("AIRLOCK_OIDC_AUDIENCE", &cfg->identity.oidc_audience);
+	env_str("AIRLOCK_OIDC_GROUPS_CLAIM", &cfg->identity.oidc_groups_claim);
+	env_str("AIRLOCK_OIDC_CA_FILE", &cfg->identity.oidc_ca_file);
+	env_str("AIRLOCK_OIDC_GROUPS_FILE", &cfg->identity.oidc_groups_file);
 	env_uint("AIRLOCK_MODEL_RETRY_BASE_MS", 1, 60000, &cfg->model_retry_base_ms);
 	env_uint("AIRLOCK_MODEL_MAX_TOKENS", 1, 1000000, &cfg->model_max_tokens);
 	env_uint("AIRLOCK_MCP_TIMEOUT_MS", 100, 600000, &cfg->mcp_timeout_ms);
@@ -287,6 +308,11 @@ config_free(struct server_config *c)
 	free(c->tunnel.domain);
 	free(c->tunnel.ingress_listen);
 	free(c->tunnel.metrics_listen);
+	free(c->identity.oidc_issuer);
+	free(c->identity.oidc_audience);
+	free(c->identity.oidc_groups_claim);
+	free(c->identity.oidc_ca_file);
+	free(c->identity.oidc_groups_file);
 }
 
 /* Every JSON value the server frees is zeroed first: request bodies carry vault tokens

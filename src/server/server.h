@@ -19,6 +19,15 @@ struct server_tunnel_config {
 	char *metrics_listen; /* AIRLOCK_TUNNEL_METRICS_LISTEN (loopback only) */
 };
 
+/* Users from an OpenID Connect provider (docs/server/identity.md); issuer NULL: off. */
+struct server_identity_config {
+	char *oidc_issuer;       /* AIRLOCK_OIDC_ISSUER, identity.oidc.issuer */
+	char *oidc_audience;     /* AIRLOCK_OIDC_AUDIENCE */
+	char *oidc_groups_claim; /* AIRLOCK_OIDC_GROUPS_CLAIM; NULL: "groups" */
+	char *oidc_ca_file;      /* AIRLOCK_OIDC_CA_FILE; NULL: system trust store */
+	char *oidc_groups_file;  /* AIRLOCK_OIDC_GROUPS_FILE: user → groups mapping */
+};
+
 /* Filled by server.c (defaults < config file < environment < flags) and read by the
  * modules; nothing reads its settings from the environment itself. A zero number or a
  * NULL string means the built-in default, so a test can fill only what it needs. */
@@ -39,6 +48,7 @@ struct server_config {
 	unsigned mcp_call_timeout_ms; /* AIRLOCK_MCP_CALL_TIMEOUT_MS, 120000 */
 	char *master_key_file;        /* AIRLOCK_MASTER_KEY_FILE; NULL: <data_dir>/master.key */
 	struct server_tunnel_config tunnel;
+	struct server_identity_config identity;
 };
 
 struct sse_hub;
@@ -46,6 +56,7 @@ struct work_waiters;
 struct agent_runtime;
 struct vaults_key;
 struct tunnel_edge;
+struct oidc;
 
 struct server {
 	struct server_config cfg;
@@ -57,6 +68,7 @@ struct server {
 	struct agent_runtime *agents; /* agent loops by session */
 	struct vaults_key *vault_key; /* credential master key (vaults.c) */
 	struct tunnel_edge *tunnel;   /* the MCP tunnel edge, NULL when off (tunnel_edge.c) */
+	struct oidc *oidc;            /* OpenID Connect users, NULL when off (identity/oidc.c) */
 	int port;                     /* bound port */
 	bool started;
 };
