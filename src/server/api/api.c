@@ -140,6 +140,7 @@ api_call_free(struct api_call *c)
 		return;
 	query_free(&c->query);
 	json_decref(c->body);
+	auth_principal_reset(&c->who);
 	free(c);
 }
 
@@ -332,6 +333,93 @@ route_match(const char *pattern, const char *path, const char **caps, char *capb
 	return *p == '\0' && *s == '\0';
 }
 
+/* Authentication, the route's credential check, the body, then the handler. Runs again
+ * after a held call's key refetch. */
+static void dispatch_route(struct api_call *c);
+
+static void
+refetch_abandoned(struct api_call *c)
+{
+	oidc_forget(c->srv->oidc, c);
+}
+
+static void
+keys_refetched(void *arg, int r)
+{
+	struct api_call *c = arg;
+	(void)r; /* a failed refetch leaves the old keys: authentication says what is wrong */
+	http_request_on_close(c->http, NULL, NULL);
+	c->held = false;
+	c->on_close = NULL;
+	c->owner = NULL;
+	dispatch_route(c);
+}
+
+static void
+dispatch_route(struct api_call *c)
+{
+	const struct api_route *route = c->route;
+	char why[256];
+	auth_principal_reset(&c->who);
+	int r = auth_resolve(c->srv, c->http, &c->who, why, sizeof(why));
+	if (r == AL_E_NOTFOUND && !c->keys_refetched &&
+	    oidc_refresh(c->srv->oidc, keys_refetched, c) == 0) {
+		/* a user token signed by a key we have not seen: the IdP rotated its keys.
+		 * Hold the call until the key set is fetched again, then authenticate anew. */
+		c->keys_refetched = true;
+		api_hold(c, c->srv->oidc, refetch_abandoned);
+		return;
+	}
+	if (r == AL_E_AGAIN) {
+		api_reply_error(c, 503, "api_error", NULL,
+		                "cannot verify user tokens yet: %s; try again shortly", why);
+		return;
+	}
+	if (r != 0) {
+		if (why[0] != '\0')
+			api_reply_error(c, 401, "authentication_error", NULL,
+			                "invalid user token: %s", why);
+		else
+			api_reply_error(c, 401, "authentication_error", NULL, "%s",
+			                r == AL_E_AUTH ? "invalid x-api-key or bearer token"
+			                               : "missing credentials: send x-api-key or "
+			                                 "Authorization: Bearer");
+		return;
+	}
+	if (c->who.kind == PRINCIPAL_USER) {
+		/* users act within what a server API key may do, as far as their role goes */
+		if (!(route->creds & PRINCIPAL_API_KEY) ||
+		    !auth_user_may(c->who.role, route->method, route->pattern)) {
+			api_reply_error(c, 403, "permission_error", NULL, "role %s may not %s %s",
+			                auth_role_name(c->who.role), c->http->method,
+			                c->http->path);
+			return;
+		}
+	} else if (!(route->creds & c->who.kind)) {
+		api_reply_error(c, 403, "permission_error", NULL,
+		                "this credential cannot be used for %s %s", c->http->method,
+		                c->http->path);
+		return;
+	}
+	if (c->http->body.len > 0 && !(route->creds & API_RAW_BODY)) {
+		json_error_t je;
+		c->body =
+		    json_loadb(c->http->body.data, c->http->body.len, JSON_REJECT_DUPLICATES, &je);
+		if (c->body == NULL) {
+			api_reply_error(c, 400, "invalid_request_error", NULL,
+			                "invalid JSON body: %s (line %d column %d)", je.text,
+			                je.line, je.column);
+			return;
+		}
+		if (!json_is_object(c->body)) {
+			api_reply_error(c, 400, "invalid_request_error", NULL,
+			                "request body must be a JSON object");
+			return;
+		}
+	}
+	route->fn(c);
+}
+
 void
 api_dispatch(struct http_request *req, void *arg)
 {
@@ -378,33 +466,6 @@ api_dispatch(struct http_request *req, void *arg)
 	for (int i = 0; i < 3; i++)
 		c->params[i] = caps[i];
 
-	int r = auth_resolve(srv, req, &c->who);
-	if (r != 0) {
-		api_reply_error(c, 401, "authentication_error", NULL, "%s",
-		                r == AL_E_AUTH ? "invalid x-api-key or bearer token"
-		                               : "missing credentials: send x-api-key or "
-		                                 "Authorization: Bearer");
-		return;
-	}
-	if (!(route->creds & c->who.kind)) {
-		api_reply_error(c, 403, "permission_error", NULL,
-		                "this credential cannot be used for %s %s", req->method, req->path);
-		return;
-	}
-	if (req->body.len > 0 && !(route->creds & API_RAW_BODY)) {
-		json_error_t je;
-		c->body = json_loadb(req->body.data, req->body.len, JSON_REJECT_DUPLICATES, &je);
-		if (c->body == NULL) {
-			api_reply_error(c, 400, "invalid_request_error", NULL,
-			                "invalid JSON body: %s (line %d column %d)", je.text,
-			                je.line, je.column);
-			return;
-		}
-		if (!json_is_object(c->body)) {
-			api_reply_error(c, 400, "invalid_request_error", NULL,
-			                "request body must be a JSON object");
-			return;
-		}
-	}
-	route->fn(c);
+	c->route = route;
+	dispatch_route(c);
 }

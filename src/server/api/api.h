@@ -9,6 +9,7 @@
 #include <jansson.h>
 
 #include "http.h"
+#include "oidc.h"
 
 struct server;
 
@@ -17,7 +18,12 @@ enum principal_kind {
 	PRINCIPAL_API_KEY = 1,       /* server API key: everything */
 	PRINCIPAL_ENV_KEY = 2,       /* one environment's queue */
 	PRINCIPAL_SESSION_TOKEN = 4, /* one work item's session */
+	PRINCIPAL_USER = 8,          /* a signed-in user (OIDC): a role, their own sessions */
 };
+
+/* A user's role (docs/server/identity.md): admins do what a server API key does;
+ * developers all of it but credentials; users run sessions. */
+enum user_role { ROLE_USER = 0, ROLE_DEVELOPER, ROLE_ADMIN };
 
 struct principal {
 	enum principal_kind kind;
@@ -25,6 +31,8 @@ struct principal {
 	char environment_id[80]; /* env key and sessions token */
 	char session_id[80];     /* sessions token */
 	char work_id[80];        /* sessions token */
+	enum user_role role;     /* users */
+	struct oidc_user user;   /* users: sub, iss, email, groups (owned: auth_principal_reset) */
 };
 
 struct api_call {
@@ -35,6 +43,8 @@ struct api_call {
 	char request_id[48];
 	const char *params[3]; /* path parameters in order of appearance, e.g. {id}, {wid} */
 	json_t *body;          /* parsed JSON body (object) or NULL when there was none */
+	const struct api_route *route;
+	bool keys_refetched; /* a user token's unknown key sent us to the IdP once already */
 	bool held;
 	void (*on_close)(struct api_call *c);
 	void *owner;      /* held calls: the module state that holds it */

@@ -9,8 +9,10 @@
 #include "err.h"
 #include "key_store.h"
 #include "log.h"
+#include "oidc.h"
 #include "routes.h"
 #include "server.h"
+#include "sessions.h"
 #include "util.h"
 #include "work_store.h"
 #include "xalloc.h"
@@ -35,16 +37,46 @@ credential_of(const struct http_request *req)
 	return auth_bearer(http_request_header(req, "authorization"));
 }
 
+void
+auth_principal_reset(struct principal *who)
+{
+	oidc_user_reset(&who->user);
+	memset(who, 0, sizeof(*who));
+}
+
+/* A bearer JWT from the OpenID provider: a user. The role is `user` until the policy
+ * file maps the user's groups to another (docs/server/identity.md). */
+static int
+resolve_user(struct server *srv, const char *token, struct principal *who, char *why, size_t whylen)
+{
+	char err[256] = "";
+	int r = oidc_authenticate(srv->oidc, token, &who->user, err, sizeof err);
+	if (r != 0) {
+		if (why != NULL)
+			snprintf(why, whylen, "%s", err);
+		return r;
+	}
+	who->kind = PRINCIPAL_USER;
+	who->role = ROLE_USER;
+	snprintf(who->key_id, sizeof(who->key_id), "user:%s", who->user.sub);
+	return 0;
+}
+
 int
-auth_resolve(struct server *srv, const struct http_request *req, struct principal *who)
+auth_resolve(struct server *srv, const struct http_request *req, struct principal *who, char *why,
+             size_t whylen)
 {
 	const char *cred = credential_of(req);
 	char hash[65];
 	int r;
 
 	memset(who, 0, sizeof(*who));
+	if (why != NULL && whylen > 0)
+		why[0] = '\0';
 	if (cred == NULL)
 		return AL_E_INVAL;
+	if (srv->oidc != NULL && oidc_looks_like_jwt(cred))
+		return resolve_user(srv, cred, who, why, whylen);
 	size_t clen = strlen(cred);
 	if (clen > 512)
 		return AL_E_AUTH;
@@ -114,16 +146,21 @@ auth_can_environment(const struct principal *who, const char *environment_id)
 {
 	if (who->kind == PRINCIPAL_API_KEY)
 		return true;
+	if (who->kind == PRINCIPAL_USER)
+		return who->role >= ROLE_DEVELOPER;
 	return strcmp(who->environment_id, environment_id) == 0;
 }
 
 bool
-auth_can_session(const struct principal *who, const char *session_id,
+auth_can_session(struct server *srv, const struct principal *who, const char *session_id,
                  const char *session_environment_id)
 {
 	switch (who->kind) {
 	case PRINCIPAL_API_KEY:
 		return true;
+	case PRINCIPAL_USER:
+		return who->role == ROLE_ADMIN ||
+		       sessions_owned_by(srv, session_id, who->user.iss, who->user.sub);
 	case PRINCIPAL_ENV_KEY:
 		return session_environment_id &&
 		       strcmp(who->environment_id, session_environment_id) == 0;
@@ -132,4 +169,70 @@ auth_can_session(const struct principal *who, const char *session_id,
 	default:
 		return false;
 	}
+}
+
+/* The routes a role may use, beyond what the route table allows a server API key. One
+ * row per (method, pattern); "*" matches any method. Admins are not listed: they may use
+ * every route an API key may. */
+static const struct {
+	enum user_role min_role;
+	const char *method;
+	const char *pattern;
+} user_routes[] = {
+    /* users: run sessions, and read what they need to start one */
+    {ROLE_USER, "*", "/v1/sessions"},
+    {ROLE_USER, "*", "/v1/sessions/{}"},
+    {ROLE_USER, "*", "/v1/sessions/{}/archive"},
+    {ROLE_USER, "*", "/v1/sessions/{}/events"},
+    {ROLE_USER, "*", "/v1/sessions/{}/events/stream"},
+    {ROLE_USER, "GET", "/v1/agents"},
+    {ROLE_USER, "GET", "/v1/agents/{}"},
+    {ROLE_USER, "GET", "/v1/agents/{}/versions"},
+    {ROLE_USER, "GET", "/v1/environments"},
+    {ROLE_USER, "GET", "/v1/environments/{}"},
+    {ROLE_USER, "GET", "/v1/vaults"},
+    {ROLE_USER, "GET", "/v1/vaults/{}"},
+    /* developers: agents, environments (not their keys), vaults, tunnels, work items */
+    {ROLE_DEVELOPER, "*", "/v1/agents"},
+    {ROLE_DEVELOPER, "*", "/v1/agents/{}"},
+    {ROLE_DEVELOPER, "*", "/v1/agents/{}/archive"},
+    {ROLE_DEVELOPER, "*", "/v1/environments"},
+    {ROLE_DEVELOPER, "*", "/v1/environments/{}"},
+    {ROLE_DEVELOPER, "*", "/v1/environments/{}/archive"},
+    {ROLE_DEVELOPER, "*", "/v1/environments/{}/work/stats"},
+    {ROLE_DEVELOPER, "*", "/v1/environments/{}/work/{}"},
+    {ROLE_DEVELOPER, "*", "/v1/vaults"},
+    {ROLE_DEVELOPER, "*", "/v1/vaults/{}"},
+    {ROLE_DEVELOPER, "*", "/v1/vaults/{}/archive"},
+    {ROLE_DEVELOPER, "*", "/v1/vaults/{}/credentials"},
+    {ROLE_DEVELOPER, "*", "/v1/vaults/{}/credentials/{}"},
+    {ROLE_DEVELOPER, "*", "/v1/vaults/{}/credentials/{}/archive"},
+    {ROLE_DEVELOPER, "*", "/v1/vaults/{}/credentials/{}/mcp_oauth_validate"},
+    {ROLE_DEVELOPER, "*", "/v1/tunnels"},
+    {ROLE_DEVELOPER, "*", "/v1/tunnels/{}"},
+    {ROLE_DEVELOPER, "*", "/v1/tunnels/{}/archive"},
+    {ROLE_DEVELOPER, "*", "/v1/tunnels/{}/reveal_token"},
+    {ROLE_DEVELOPER, "*", "/v1/tunnels/{}/rotate_token"},
+    {ROLE_DEVELOPER, "*", "/v1/tunnels/{}/routes/{}/{*}"},
+};
+
+bool
+auth_user_may(enum user_role role, const char *method, const char *pattern)
+{
+	if (role == ROLE_ADMIN)
+		return true;
+	for (size_t i = 0; i < sizeof(user_routes) / sizeof(user_routes[0]); i++) {
+		if (role < user_routes[i].min_role || strcmp(user_routes[i].pattern, pattern) != 0)
+			continue;
+		if (strcmp(user_routes[i].method, "*") == 0 ||
+		    strcmp(user_routes[i].method, method) == 0)
+			return true;
+	}
+	return false;
+}
+
+const char *
+auth_role_name(enum user_role role)
+{
+	return role == ROLE_ADMIN ? "admin" : role == ROLE_DEVELOPER ? "developer" : "user";
 }

@@ -18,9 +18,20 @@ struct server;
  * spaces before the token skipped); NULL for another scheme, an empty token or NULL. */
 const char *auth_bearer(const char *authorization);
 
-/* Reads x-api-key or Authorization: Bearer and fills who. Returns 0, AL_E_AUTH for a
- * credential that matches nothing (or is revoked), AL_E_INVAL when none was sent. */
-int auth_resolve(struct server *srv, const struct http_request *req, struct principal *who);
+/* Reads x-api-key or Authorization: Bearer and fills who (release it with
+ * auth_principal_reset). A bearer JWT is a user's when OIDC is on. Returns 0, AL_E_AUTH
+ * for a credential that matches nothing (or is revoked), AL_E_INVAL when none was sent;
+ * for user tokens also AL_E_AGAIN (the IdP's keys are not loaded: 503), AL_E_NOTFOUND
+ * (signed by a key we do not have yet: refresh the keys and ask again), AL_E_TOOBIG and
+ * AL_E_PERM. why (may be NULL) gets the reason a user token was refused. */
+int auth_resolve(struct server *srv, const struct http_request *req, struct principal *who,
+                 char *why, size_t whylen);
+void auth_principal_reset(struct principal *who);
+
+/* Whether a signed-in user's role may use this route (a route open to server API keys;
+ * pattern and method as in the route table). */
+bool auth_user_may(enum user_role role, const char *method, const char *pattern);
+const char *auth_role_name(enum user_role role); /* "admin", "developer", "user" */
 
 /* Issues a key. kind "server" or "environment" (environment_id required then).
  * *plaintext is the only copy of the secret; *key_id names it for revocation. */
@@ -31,7 +42,7 @@ int auth_key_revoke(struct db *db, const char *key_id);
 /* Whether the principal may act on this environment / session. Env keys and tokens
  * see only their own; the API key sees all. Callers answer 404 on false. */
 bool auth_can_environment(const struct principal *who, const char *environment_id);
-bool auth_can_session(const struct principal *who, const char *session_id,
+bool auth_can_session(struct server *srv, const struct principal *who, const char *session_id,
                       const char *session_environment_id);
 
 #endif

@@ -326,7 +326,7 @@ load_session(struct api_call *c, const char *sid, struct session_row *row)
 		}
 		sqlite3_finalize(st);
 	}
-	if (r == 0 && !auth_can_session(&c->who, sid, row->environment_id))
+	if (r == 0 && !auth_can_session(c->srv, &c->who, sid, row->environment_id))
 		r = AL_E_NOTFOUND;
 	if (r != 0)
 		api_reply_error(c, 404, "not_found_error", NULL, "session %s not found", sid);
@@ -501,7 +501,7 @@ send_events(struct api_call *c)
 		return;
 	}
 	/* Workers may only answer tool calls; they never speak for the user. */
-	bool worker = c->who.kind != PRINCIPAL_API_KEY;
+	bool worker = c->who.kind == PRINCIPAL_ENV_KEY || c->who.kind == PRINCIPAL_SESSION_TOKEN;
 	dups = json_array();
 	size_t i;
 	json_t *ev;

@@ -63,6 +63,23 @@ sessions_get(struct server *s, const char *session_id, json_t **doc)
 	return 0;
 }
 
+bool
+sessions_owned_by(struct server *s, const char *session_id, const char *iss, const char *sub)
+{
+	sqlite3_stmt *st = NULL;
+	bool mine = false;
+	if (db_prepare(s->db,
+	               "SELECT 1 FROM sessions WHERE id = ? AND owner_iss = ? AND owner_sub = ?",
+	               &st) != 0)
+		return false;
+	db_bind_text(st, 1, session_id);
+	db_bind_text(st, 2, iss);
+	db_bind_text(st, 3, sub);
+	mine = sqlite3_step(st) == SQLITE_ROW;
+	sqlite3_finalize(st);
+	return mine;
+}
+
 int
 sessions_set_status_tx(struct server *s, const char *session_id, const char *status)
 {
@@ -689,7 +706,7 @@ create_session(struct api_call *c)
 	struct db *db = c->srv->db;
 	json_t *agent = NULL, *resources = NULL, *vaults = NULL, *budget = NULL, *meta = NULL;
 	json_t *events = NULL, *doc = NULL, *title;
-	char *id = NULL, *text = NULL;
+	char *id = NULL, *text = NULL, *groups = NULL;
 	sqlite3_stmt *st = NULL;
 	int r;
 	if (api_body_required(c) || api_body_only(c, allowed))
@@ -733,8 +750,8 @@ create_session(struct api_call *c)
 	if (seq < 0 ||
 	    db_prepare(db,
 	               "INSERT INTO sessions(id, seq, environment_id, agent_id, agent_version, "
-	               "status, created_at, archived_at, doc) VALUES (?, ?, ?, ?, ?, 'idle', ?, "
-	               "NULL, ?)",
+	               "status, created_at, archived_at, doc, owner_iss, owner_sub, owner_groups) "
+	               "VALUES (?, ?, ?, ?, ?, 'idle', ?, NULL, ?, ?, ?, ?)",
 	               &st) != 0)
 		goto rollback;
 	db_bind_text(st, 1, id);
@@ -744,6 +761,16 @@ create_session(struct api_call *c)
 	sqlite3_bind_int64(st, 5, json_integer_value(json_object_get(agent, "version")));
 	sqlite3_bind_int64(st, 6, now);
 	db_bind_text(st, 7, text);
+	if (c->who.kind == PRINCIPAL_USER) {
+		db_bind_text(st, 8, c->who.user.iss);
+		db_bind_text(st, 9, c->who.user.sub);
+		json_t *g = json_array();
+		for (size_t i = 0; i < c->who.user.ngroups; i++)
+			json_array_append_new(g, json_string(c->who.user.groups[i]));
+		groups = json_dumps(g, JSON_COMPACT);
+		json_decref(g);
+		db_bind_text(st, 10, groups);
+	}
 	if (sqlite3_step(st) != SQLITE_DONE)
 		goto rollback;
 	if ((r = work_enqueue_tx(c->srv, env_id, id)) != 0)
@@ -781,6 +808,7 @@ out:
 	json_decref(events);
 	json_decref(doc);
 	free(text);
+	free(groups);
 	free(id);
 }
 
@@ -795,7 +823,7 @@ session_for(struct api_call *c)
 	json_t *doc = NULL;
 	if (id_valid(id, "sesn_") == 0)
 		doc = session_load(c->srv->db, id, &err);
-	if (doc && !auth_can_session(&c->who, id,
+	if (doc && !auth_can_session(c->srv, &c->who, id,
 	                             json_string_value(json_object_get(doc, "environment_id")))) {
 		json_decref(doc);
 		doc = NULL;
@@ -1179,7 +1207,9 @@ list_sessions(struct api_call *c)
 	         "WHERE json_extract(r.value, '$.memory_store_id') = ?6)) "
 	         "AND (?7 IS NULL OR json_extract(doc, '$.deployment_id') = ?7) "
 	         "AND (?8 = 0 OR status IN (SELECT value FROM json_each(?9))) "
-	         "AND (?10 = 0 OR seq %s ?11) ORDER BY seq %s LIMIT ?12",
+	         "AND (?10 = 0 OR seq %s ?11) "
+	         "AND (?13 IS NULL OR (owner_iss = ?13 AND owner_sub = ?14)) "
+	         "ORDER BY seq %s LIMIT ?12",
 	         walk_desc ? "<" : ">", walk_desc ? "DESC" : "ASC");
 	if (db_prepare(c->srv->db, sql, &st) != 0) {
 		api_reply_err(c, AL_E_IO, "cannot list sessions");
@@ -1198,6 +1228,11 @@ list_sessions(struct api_call *c)
 	sqlite3_bind_int(st, 10, cur.present);
 	sqlite3_bind_int64(st, 11, cur.bound);
 	sqlite3_bind_int64(st, 12, (int64_t)limit + 1);
+	/* users other than admins list their own sessions only */
+	if (c->who.kind == PRINCIPAL_USER && c->who.role != ROLE_ADMIN) {
+		db_bind_text(st, 13, c->who.user.iss);
+		db_bind_text(st, 14, c->who.user.sub);
+	}
 	bool more = false;
 	int64_t first = 0, last = 0;
 	while (sqlite3_step(st) == SQLITE_ROW) {

@@ -13,6 +13,8 @@ struct server;
 /* The stored session object (new reference) and its environment id, or
  * AL_E_NOTFOUND. */
 int sessions_get(struct server *s, const char *session_id, json_t **doc);
+/* Whether the session was created by this user (same issuer and subject). */
+bool sessions_owned_by(struct server *s, const char *session_id, const char *iss, const char *sub);
 /* Inside a transaction: sets status ("idle", "running", "rescheduling", "terminated")
  * in the column and the document, bumps updated_at. */
 int sessions_set_status_tx(struct server *s, const char *session_id, const char *status);

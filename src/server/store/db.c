@@ -72,6 +72,12 @@ static const char *const migrations[] = {
     "CREATE INDEX vault_credentials_vault ON vault_credentials(vault_id, seq);"
     "CREATE UNIQUE INDEX vault_credentials_live_url ON vault_credentials(vault_id, url_key)"
     "  WHERE archived_at IS NULL;",
+    /* 4: the user who created a session (OIDC issuer + subject, and the groups the token
+     * carried then); NULL for sessions made with a server API key. Users see their own. */
+    "ALTER TABLE sessions ADD COLUMN owner_iss TEXT;"
+    "ALTER TABLE sessions ADD COLUMN owner_sub TEXT;"
+    "ALTER TABLE sessions ADD COLUMN owner_groups TEXT;"
+    "CREATE INDEX sessions_owner ON sessions(owner_iss, owner_sub, seq);",
 };
 
 int

@@ -342,8 +342,10 @@ tunnel_ingress_host(struct http_request *req, void *arg)
 	const char *host = http_request_header(req, "host");
 	struct ingress tmp = {.srv = s, .req = req};
 	snprintf(tmp.rid, sizeof(tmp.rid), "req_ingress");
-	int r = auth_resolve(s, req, &who);
-	if (r != 0 || who.kind != PRINCIPAL_API_KEY) {
+	int r = auth_resolve(s, req, &who, NULL, 0);
+	bool api_key = r == 0 && who.kind == PRINCIPAL_API_KEY;
+	auth_principal_reset(&who);
+	if (!api_key) {
 		reply_error(&tmp, 401, "authentication_error",
 		            "send a server API key in x-api-key (or Authorization: Bearer)");
 		return;
