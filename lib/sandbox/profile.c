@@ -118,6 +118,9 @@ sandbox_profile_check(const struct sandbox_profile *p, struct buf *err)
 	if (p->run_as_set && (p->run_as_uid == 0 || p->run_as_gid == 0 ||
 	                      p->run_as_uid >= 0xffffffffu || p->run_as_gid >= 0xffffffffu))
 		r = line(err, "sandbox run_as", NULL, "never root, never -1");
+	if (p->ws_owner_set && (p->ws_owner_uid == 0 || p->ws_owner_gid == 0 ||
+	                        p->ws_owner_uid >= 0xffffffffu || p->ws_owner_gid >= 0xffffffffu))
+		r = line(err, "sandbox ws_owner", NULL, "never root, never -1");
 	if (p->root_dir != NULL && !sandbox_path_valid(p->root_dir))
 		r = line(err, "sandbox.root_dir", p->root_dir, "not an absolute normalized path");
 	if (p->state_dir == NULL || !sandbox_path_valid(p->state_dir))

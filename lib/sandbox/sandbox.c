@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -44,6 +45,7 @@ struct sandbox {
 	bool path_mode;  /* the child binds by path (no open_tree clones) */
 	char cgname[48]; /* its cgroups' name (sessions come later: never the session id) */
 	long slot;       /* uid slot (root monitor), -1 otherwise */
+	int idmap_fd;    /* user namespace of the workspace's idmapped mount, or -1 */
 	struct sandbox_cg cg;
 	bool reaped;
 };
@@ -60,31 +62,111 @@ struct sandbox_proc {
 };
 
 /* Host uid slots of a root monitor: one uid per live sandbox, so two sandboxes never share
- * an owner (files, signals, RLIMIT_NPROC). */
-static unsigned char *slots;
+ * an owner (files, signals, RLIMIT_NPROC, and the per-user kernel counters: epoll
+ * watches, pipe buffers, SCM_RIGHTS in flight). A slot's uid is also leased host-wide
+ * (flock on SANDBOX_UID_LEASE_DIR/<uid>, held while the sandbox lives): two workers with
+ * the same uid range never hand out the same uid at once. */
+static int *slots; /* per slot: 0 free, 1 taken without a lease, else lease fd + 2 */
 static uint32_t nslots;
+static bool lease_warned;
+
+/* The lease of one host uid: an fd holding an exclusive flock, -EWOULDBLOCK when another
+ * process holds it, another error when the lease dir is unusable. */
+static int
+uid_lease(uint32_t uid)
+{
+	char path[64];
+	int fd;
+	if (mkdir("/run/airlock", 0755) != 0 && errno != EEXIST)
+		return -errno;
+	if (mkdir(SANDBOX_UID_LEASE_DIR, 0700) != 0 && errno != EEXIST)
+		return -errno;
+	snprintf(path, sizeof(path), "%s/%u", SANDBOX_UID_LEASE_DIR, uid);
+	if ((fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600)) < 0)
+		return -errno;
+	if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+		int r = -errno;
+		close(fd);
+		return r;
+	}
+	return fd;
+}
+
+static int write_proc(pid_t pid, const char *name, const char *val);
 
 static long
-slot_get(uint32_t count)
+slot_get(uint32_t base, uint32_t count)
 {
 	uint32_t i;
+	int fd;
 	if (slots == NULL) {
 		nslots = count;
-		slots = xcalloc(count, 1);
+		slots = xcalloc(count, sizeof(*slots));
 	}
-	for (i = 0; i < nslots && i < count; i++)
-		if (!slots[i]) {
-			slots[i] = 1;
-			return (long)i;
+	for (i = 0; i < nslots && i < count; i++) {
+		if (slots[i])
+			continue;
+		if ((fd = uid_lease(base + i)) == -EWOULDBLOCK)
+			continue; /* another worker's sandbox has it now */
+		if (fd < 0 && !lease_warned) {
+			lease_warned = true;
+			log_warn("sandbox: no host-wide uid leases (uids are unique in this worker "
+			         "only)",
+			         "dir", SANDBOX_UID_LEASE_DIR, "error", al_strerror(fd));
 		}
+		slots[i] = fd < 0 ? 1 : fd + 2;
+		return (long)i;
+	}
 	return -1;
 }
 
 static void
 slot_put(long s)
 {
-	if (s >= 0 && (uint32_t)s < nslots)
+	if (s >= 0 && (uint32_t)s < nslots && slots[s]) {
+		if (slots[s] >= 2)
+			close(slots[s] - 2);
 		slots[s] = 0;
+	}
+}
+
+/* A user namespace that maps the workspace's on-disk owner to the sandbox's host uid, for
+ * its idmapped mount (files the sandbox writes are the owner's on disk, the owner's look
+ * like the sandbox's own inside). Only its fd is kept: the process that made it exits
+ * before this returns. */
+static int
+idmap_userns(uint32_t disk_uid, uint32_t disk_gid, uid_t uid, gid_t gid)
+{
+	char map[64], path[64];
+	int pfd[2], fd = -1, r;
+	pid_t pid;
+	if (pipe2(pfd, O_CLOEXEC) != 0)
+		return -errno;
+	pid = (pid_t)syscall(SYS_clone, CLONE_NEWUSER | SIGCHLD, NULL, NULL, NULL, NULL);
+	if (pid == 0) {
+		char c;
+		close(pfd[1]);
+		(void)!read(pfd[0], &c, 1); /* EOF: the parent has its fd */
+		_exit(0);
+	}
+	close(pfd[0]);
+	if (pid < 0) {
+		r = -errno;
+		close(pfd[1]);
+		return r;
+	}
+	snprintf(map, sizeof(map), "%u %u 1\n", disk_uid, (unsigned)uid);
+	if ((r = write_proc(pid, "uid_map", map)) == 0) {
+		snprintf(map, sizeof(map), "%u %u 1\n", disk_gid, (unsigned)gid);
+		r = write_proc(pid, "gid_map", map);
+	}
+	snprintf(path, sizeof(path), "/proc/%d/ns/user", (int)pid);
+	if (r == 0 && (fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+		r = -errno;
+	close(pfd[1]);
+	while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+		;
+	return r != 0 ? r : fd;
 }
 
 static int
@@ -126,6 +208,24 @@ reap_init(struct sandbox *sb)
 	while (waitid((idtype_t)P_PIDFD, (id_t)sb->pidfd, &si, WEXITED) != 0 && errno == EINTR)
 		;
 	sb->reaped = true;
+}
+
+int
+sandbox_idmap_probe(int dirfd)
+{
+	struct mount_attr a = {.attr_set = MOUNT_ATTR_IDMAP};
+	int ns, tree, r = 0;
+	if ((ns = idmap_userns(65534, 65534, 65534, 65534)) < 0)
+		return ns;
+	tree = (int)syscall(SYS_open_tree, dirfd, "",
+	                    OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH);
+	a.userns_fd = (uint64_t)ns;
+	if (tree < 0 || syscall(SYS_mount_setattr, tree, "", AT_EMPTY_PATH, &a, sizeof(a)) != 0)
+		r = -errno;
+	if (tree >= 0)
+		close(tree);
+	close(ns);
+	return r;
 }
 
 int
@@ -228,6 +328,8 @@ sb_free(struct sandbox *sb)
 	if (sb->pidfd >= 0)
 		close(sb->pidfd);
 	sandbox_cg_free(&sb->cg);
+	if (sb->idmap_fd >= 0)
+		close(sb->idmap_fd);
 	slot_put(sb->slot);
 	free(sb->sid);
 	free(sb->state_dir);
@@ -276,6 +378,7 @@ sandbox_spare_new(const struct sandbox_profile *p, struct sandbox_spare **out)
 	sb->state_dir = xstrdup(p->state_dir);
 	sb->pidfd = sb->ctl = -1;
 	sb->slot = -1;
+	sb->idmap_fd = -1;
 	sb->path_mode = path_mode;
 	if (root) {
 		/* Root's supplementary groups would still apply to host files inside. */
@@ -287,12 +390,20 @@ sandbox_spare_new(const struct sandbox_profile *p, struct sandbox_spare **out)
 			huid = (uid_t)p->run_as_uid;
 			hgid = (gid_t)p->run_as_gid;
 		} else {
-			if ((sb->slot = slot_get(p->uid_count)) < 0) {
+			if ((sb->slot = slot_get(p->uid_base, p->uid_count)) < 0) {
 				r = AL_E_AGAIN;
 				goto out;
 			}
 			huid = (uid_t)(p->uid_base + (uint32_t)sb->slot);
 			hgid = (gid_t)huid;
+			/* Off the session's path: the claim only attaches it to the mount. */
+			if (p->ws_owner_set && !path_mode &&
+			    (sb->idmap_fd =
+			         idmap_userns(p->ws_owner_uid, p->ws_owner_gid, huid, hgid)) < 0) {
+				r = sb->idmap_fd;
+				sb->idmap_fd = -1;
+				goto out;
+			}
 		}
 	} else {
 		huid = geteuid();
@@ -509,8 +620,11 @@ sandbox_spare_claim_fd(struct sandbox_spare *sp, const char *session_id, int wfd
 		r = AL_E_INVAL;
 		goto out;
 	}
-	/* Workspace files the sandbox writes must belong to its uid. */
-	if (geteuid() == 0 && fchown(wfd, sb->host_uid, sb->host_gid) != 0) {
+	/* Workspace files the sandbox writes must belong to its uid: on disk, or (ws_owner)
+	 * through the idmapped mount, where the owner's files are the sandbox's own. */
+	if (geteuid() == 0 &&
+	    fchown(wfd, sb->idmap_fd >= 0 ? (uid_t)p->ws_owner_uid : sb->host_uid,
+	           sb->idmap_fd >= 0 ? (gid_t)p->ws_owner_gid : sb->host_gid) != 0) {
 		r = -errno;
 		goto out;
 	}
@@ -518,6 +632,10 @@ sandbox_spare_claim_fd(struct sandbox_spare *sp, const char *session_id, int wfd
 		nfds = strcmp(ws, "/workspace") == 0 ? 1 : 2;
 		for (i = 0; i < nfds; i++) {
 			struct mount_attr a = {.attr_set = MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV};
+			if (sb->idmap_fd >= 0) {
+				a.attr_set |= MOUNT_ATTR_IDMAP;
+				a.userns_fd = (uint64_t)sb->idmap_fd;
+			}
 			fds[i] = (int)syscall(SYS_open_tree, wfd, "",
 			                      OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE |
 			                          AT_EMPTY_PATH);

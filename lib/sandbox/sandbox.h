@@ -13,6 +13,8 @@
 #define SANDBOX_MAX_BINDS 32
 #define SANDBOX_INNER_UID 1000  /* the one uid (and gid) that exists inside */
 #define SANDBOX_MAX_CHILD_FDS 8 /* fds a spawned process can be given (0..7) */
+/* Host-wide leases of slot uids (root monitor): one flock'ed file per uid in use. */
+#define SANDBOX_UID_LEASE_DIR "/run/airlock/uids"
 
 /* Degraded modes: only when asked for, logged at every sandbox start. */
 enum sandbox_degraded {
@@ -40,6 +42,13 @@ struct sandbox_profile {
 	 * worker's own user, so bash and the worker's host-side file tools share files). */
 	bool run_as_set;
 	uint32_t run_as_uid, run_as_gid;
+	/* Root monitor, slot uids: the workspace's files belong on disk to this uid/gid (the
+	 * worker's user, whose host-side file tools share them). The workspace is bound
+	 * through an idmapped mount that shows them as the sandbox's own, and files the
+	 * sandbox makes are the owner's on disk; the sandbox still runs as its own uid. The
+	 * workspace's filesystem must support idmapped mounts (sandbox_idmap_probe). */
+	bool ws_owner_set;
+	uint32_t ws_owner_uid, ws_owner_gid;
 	const char *state_dir; /* journal records and the worker lock live here (required) */
 	unsigned degraded;     /* enum sandbox_degraded bits */
 };
@@ -127,6 +136,10 @@ void sandbox_destroy(struct sandbox *sb);
  * named in journal records, orphan cgroups of this state dir. AL_E_CONFLICT if another
  * live worker holds the lock. */
 int sandbox_sweep(const char *state_dir);
+
+/* Whether the filesystem of dirfd supports idmapped mounts (ws_owner_set); root only.
+ * 0, or the error mount_setattr gave (-EINVAL: the filesystem cannot). */
+int sandbox_idmap_probe(int dirfd);
 
 /* Per-session workspaces (lib/sandbox/workspace.c). The directory name beneath parentfd,
  * opened (and made, mode 0700, when create) without following a symlink in any form or

@@ -800,7 +800,16 @@ monitor_start(const struct monitor_config *cfg, struct monitor **out)
 		return -errno;
 	if (strcmp(mo.root, "/") == 0)
 		return AL_E_INVAL;
-	if (geteuid() == 0 && !cfg->keep_root) {
+	if (geteuid() == 0 && !cfg->keep_root && cfg->drop_ids) {
+		memset(&pwbuf, 0, sizeof(pwbuf));
+		pwbuf.pw_uid = cfg->drop_uid;
+		pwbuf.pw_gid = cfg->drop_gid;
+		pw = &pwbuf;
+		if (pw->pw_uid == 0 || pw->pw_gid == 0)
+			return AL_E_INVAL;
+		if ((r = root_ancestors_check(mo.root, pw->pw_uid, pw->pw_gid)) != 0)
+			return r;
+	} else if (geteuid() == 0 && !cfg->keep_root) {
 		const char *u = cfg->drop_user ? cfg->drop_user : "nobody";
 		if (getpwnam_r(u, &pwbuf, pwmem, sizeof(pwmem), &pw) != 0 || pw == NULL)
 			return AL_E_NOTFOUND;

@@ -19,7 +19,9 @@ struct monitor_config {
 	const struct sandbox_profile *profile; /* copied into the monitor by fork */
 	const char *workspace_root; /* every workspace must be a real directory inside it */
 	const char *drop_user;      /* run as root: the worker becomes this user (NULL: nobody) */
-	bool keep_root;             /* do not drop privileges (tests, or an unprivileged worker) */
+	bool drop_ids;              /* instead of drop_user: these ids (need no passwd entry) */
+	uint32_t drop_uid, drop_gid;
+	bool keep_root;    /* do not drop privileges (tests, or an unprivileged worker) */
 	bool session_dirs; /* each session's workspace is <root>/sessions/<session id>, made
 	                    * by the monitor at its first create, removed by
 	                    * monitor_client_remove; otherwise any real dir strictly

@@ -205,10 +205,83 @@ mkdirs(const char *path, mode_t mode)
 	return 0;
 }
 
+/* The user a root worker drops to. */
+struct ids {
+	bool set;
+	uint32_t uid, gid;
+	char name[64];
+};
+
+/* sandbox.user, or by default uid/gid uid_base - 1: a uid of its own, just below the
+ * sandboxes' range, never nobody's (shared with other daemons: per-user kernel limits,
+ * files, signals). The default must not be a named user's. */
+static int
+worker_ids(struct ids *w)
+{
+	struct passwd *pw;
+	if (sbx.user != NULL) {
+		if ((pw = getpwnam(sbx.user)) == NULL || pw->pw_uid == 0 || pw->pw_gid == 0) {
+			fprintf(stderr,
+			        "airlock worker: sandbox.user %s: no such unprivileged user\n",
+			        sbx.user);
+			return AL_E_INVAL;
+		}
+		w->uid = pw->pw_uid;
+		w->gid = pw->pw_gid;
+		snprintf(w->name, sizeof(w->name), "%s", pw->pw_name);
+		if (w->uid == 65534)
+			log_warn("sandbox.user is nobody: its uid is shared with other daemons "
+			         "(files, signals, per-user kernel limits)");
+	} else {
+		w->uid = w->gid = sbx.prof.uid_base - 1;
+		snprintf(w->name, sizeof(w->name), "uid %u", w->uid);
+		if (w->uid < 1000 || (pw = getpwuid(w->uid)) != NULL) {
+			fprintf(
+			    stderr,
+			    "airlock worker: the default worker uid %u (sandbox.uid_base - 1) %s; "
+			    "set sandbox.user or another sandbox.uid_base\n",
+			    w->uid, w->uid < 1000 ? "is a system uid" : "belongs to a named user");
+			return AL_E_INVAL;
+		}
+	}
+	w->set = true;
+	return 0;
+}
+
+/* How the worker's file tools and the sandboxes share a workspace: with idmapped mounts
+ * (the workdir's filesystem supports them) each sandbox runs as its own host uid and sees
+ * the worker's files as its own; otherwise every sandbox runs as the worker's uid (logged:
+ * they share its per-user kernel limits). */
+static int
+ws_share(const char *workdir, const struct ids *w)
+{
+	int fd = open(workdir, O_PATH | O_DIRECTORY | O_CLOEXEC), r;
+	if (fd < 0) {
+		r = -errno;
+		fprintf(stderr, "airlock worker: workdir %s: %s\n", workdir, strerror(errno));
+		return r;
+	}
+	r = sandbox_idmap_probe(fd);
+	close(fd);
+	if (r == 0) {
+		sbx.prof.ws_owner_set = true;
+		sbx.prof.ws_owner_uid = w->uid;
+		sbx.prof.ws_owner_gid = w->gid;
+		return 0;
+	}
+	log_warn("the workdir's filesystem has no idmapped mounts: every sandbox runs as the "
+	         "worker's uid and shares its per-user kernel limits",
+	         "workdir", workdir, "error", al_strerror(r));
+	sbx.prof.run_as_set = true;
+	sbx.prof.run_as_uid = w->uid;
+	sbx.prof.run_as_gid = w->gid;
+	return 0;
+}
+
 /* The sandbox's and the worker's user must reach the workdir: it and every ancestor
  * searchable (the monitor makes its sessions/ dir 0711 and each session's dir theirs). */
 static int
-check_reachable(const char *workdir, const struct passwd *pw)
+check_reachable(const char *workdir, const struct ids *pw)
 {
 	char real[PATH_MAX], *slash;
 	struct stat st;
@@ -227,15 +300,13 @@ check_reachable(const char *workdir, const struct passwd *pw)
 		const char *d = real[0] ? real : "/";
 		if (stat(d, &st) != 0)
 			return -errno;
-		if (!((st.st_mode & S_IXOTH) ||
-		      (st.st_uid == pw->pw_uid && (st.st_mode & S_IXUSR)) ||
-		      (st.st_gid == pw->pw_gid && (st.st_mode & S_IXGRP)))) {
+		if (!((st.st_mode & S_IXOTH) || (st.st_uid == pw->uid && (st.st_mode & S_IXUSR)) ||
+		      (st.st_gid == pw->gid && (st.st_mode & S_IXGRP)))) {
 			fprintf(
 			    stderr,
 			    "airlock worker: workdir %s: %s is not searchable by user %s, which "
-			    "the worker and its sandboxes run as (chmod o+x it, or set "
-			    "sandbox.user)\n",
-			    workdir, d, pw->pw_name);
+			    "the worker runs as (chmod o+x it, or set sandbox.user)\n",
+			    workdir, d, pw->name);
 			return AL_E_PERM;
 		}
 		if (real[0] == '\0')
@@ -277,7 +348,7 @@ int
 wexec_sandbox_start(const struct worker_config *cc, bool run_mode)
 {
 	struct worker_config *c = (struct worker_config *)cc; /* cfg_error writes c->file.err */
-	struct passwd *pw = NULL;
+	struct ids wid = {0};
 	bool unsandboxed;
 	int r;
 
@@ -308,17 +379,12 @@ wexec_sandbox_start(const struct worker_config *cc, bool run_mode)
 		return r ? r : AL_E_INVAL;
 	}
 	if (geteuid() == 0) {
-		const char *u = sbx.user ? sbx.user : "nobody";
-		if ((pw = getpwnam(u)) == NULL || pw->pw_uid == 0 || pw->pw_gid == 0) {
-			fprintf(stderr,
-			        "airlock worker: sandbox.user %s: no such unprivileged user\n", u);
-			return AL_E_INVAL;
-		}
-		/* The worker's host-side file tools and bash share files: one uid for both. */
-		sbx.prof.run_as_set = true;
-		sbx.prof.run_as_uid = pw->pw_uid;
-		sbx.prof.run_as_gid = pw->pw_gid;
-		if ((r = check_reachable(c->workdir, pw)) != 0)
+		if ((r = worker_ids(&wid)) != 0)
+			return r;
+		if ((r = check_reachable(c->workdir, &wid)) != 0)
+			return r;
+		r = ws_share(c->workdir, &wid);
+		if (r != 0)
 			return r;
 	}
 	if ((sbx.ws = realpath(c->workdir, NULL)) == NULL) {
@@ -329,7 +395,9 @@ wexec_sandbox_start(const struct worker_config *cc, bool run_mode)
 	sbx.rg = find_rg();
 	sbx.mcfg = (struct monitor_config){.profile = &sbx.prof,
 	                                   .workspace_root = c->workdir,
-	                                   .drop_user = sbx.user,
+	                                   .drop_ids = wid.set,
+	                                   .drop_uid = wid.uid,
+	                                   .drop_gid = wid.gid,
 	                                   .session_dirs = true};
 	/* Returns only in the worker (the child); this process stays as the monitor. */
 	if ((r = monitor_start(&sbx.mcfg, &sbx.mon)) != 0) {
@@ -338,8 +406,9 @@ wexec_sandbox_start(const struct worker_config *cc, bool run_mode)
 		return r;
 	}
 	sbx.on = true;
-	log_info("tools run in per-session sandboxes", "user", pw ? pw->pw_name : "(unchanged)",
-	         "state_dir", sbx.prof.state_dir, "grep", sbx.rg[0] ? sbx.rg : "built-in");
+	log_info("tools run in per-session sandboxes", "user", wid.set ? wid.name : "(unchanged)",
+	         "sandbox_uids", sbx.prof.run_as_set ? "the worker's" : "one each", "state_dir",
+	         sbx.prof.state_dir, "grep", sbx.rg[0] ? sbx.rg : "built-in");
 	return 0;
 }
 

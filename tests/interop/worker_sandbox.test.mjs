@@ -123,7 +123,7 @@ test('bash runs in the session sandbox; file tools and bash share the workspace'
     const k = l.indexOf('=');
     return [l.slice(0, k), l.slice(k + 1).trim()];
   }));
-  // the one sandbox uid, not root and not the worker's (nobody)
+  // the one uid inside (its own host uid outside: the kill -9 test checks that)
   assert.equal(seen.uid, '1000 gid=1000', out(0));
   assert.equal(seen.init, 'airlock-sandbox-init', out(0));
   assert.equal(seen.outside, 'denied', out(0));
@@ -193,6 +193,16 @@ test('kill -9 of the worker mid-call: no process survives, the next start sweeps
   const w1 = startWorker(f.srv, f.env, f.envKey, f.workdir, f.stateDir);
   f.workers.push(w1);
   await waitFor(() => pgrep(`^${marker}-daemon `) !== "" && pgrep(`^${marker} `) !== "", "the call to start");
+  // each sandbox runs as its own host uid: not the worker's, not nobody's, not root's
+  // (per-user kernel limits such as epoll watches are not shared; issue 11, finding 3)
+  const uidOf = (pid) => Number(/^Uid:\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))[1]);
+  const kids = readFileSync(`/proc/${w1.proc.pid}/task/${w1.proc.pid}/children`, 'utf8').trim().split(/\s+/);
+  const workerPid = kids.find((p) => !readFileSync(`/proc/${p}/cmdline`, 'utf8').startsWith('airlock-sandbox-init'));
+  const workerUid = uidOf(workerPid);
+  const sbUid = uidOf(pgrep(`^${marker} `).split('\n')[0]);
+  assert.ok(workerUid !== 0 && workerUid !== 65534, `worker uid ${workerUid}`);
+  assert.ok(sbUid !== 0 && sbUid !== 65534 && sbUid !== workerUid, `sandbox uid ${sbUid}, worker ${workerUid}`);
+  assert.match(w1.log(), /sandbox_uids="?one each/);
   const records = readdirSync(path.join(f.stateDir, 'sandboxes'));
   assert.equal(records.length, 1, 'one journal record while the sandbox lives');
   assert.ok(cgroupsOf(f.stateDir).length > 0, 'the sandbox has cgroups');

@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <dirent.h>
+#include <sys/file.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -906,6 +907,7 @@ mode_spares(void)
 static void monitor_swap_race(const struct sandbox_profile *p);
 static void monitor_root_parent(const struct sandbox_profile *p);
 static void monitor_session_dirs(const struct sandbox_profile *p);
+static void uid_ws_owner(const struct sandbox_profile *base);
 
 static void
 monitor_client_part(const struct sandbox_profile *p, const char *root, const char *ws, int report)
@@ -1087,6 +1089,7 @@ mode_monitor(void)
 	monitor_swap_race(&p);
 	monitor_root_parent(&p);
 	monitor_session_dirs(&p);
+	uid_ws_owner(&p);
 }
 
 /* Issue 11 finding 1: a process of the drop uid swaps the workspace with a symlink to a
@@ -1363,6 +1366,126 @@ monitor_session_dirs(const struct sandbox_profile *p)
 		check(system(cmd) == 0, "session dirs: removals finished before the monitor exit",
 		      NULL);
 	}
+}
+
+/* The host uid of a sandbox's pid 1, from its pidfd's fdinfo and /proc. */
+static long
+host_uid_of(struct sandbox *sb)
+{
+	char path[64], line[256];
+	long pid = -1, uid = -1;
+	FILE *f;
+	snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", sandbox_pidfd(sb));
+	if ((f = fopen(path, "r")) != NULL) {
+		while (fgets(line, sizeof(line), f))
+			if (strncmp(line, "Pid:", 4) == 0)
+				pid = strtol(line + 4, NULL, 10);
+		fclose(f);
+	}
+	snprintf(path, sizeof(path), "/proc/%ld/status", pid);
+	if (pid > 0 && (f = fopen(path, "r")) != NULL) {
+		while (fgets(line, sizeof(line), f))
+			if (strncmp(line, "Uid:", 4) == 0)
+				uid = strtol(line + 4, NULL, 10);
+		fclose(f);
+	}
+	return uid;
+}
+
+/* Issue 11 finding 3: every sandbox runs as its own host uid (per-user kernel counters:
+ * epoll watches, pipe buffers, SCM_RIGHTS in flight, are not the worker's), leased
+ * host-wide, while the workspace's files stay the worker's on disk through an idmapped
+ * mount, so the worker's host-side file tools and the sandbox share them. nobody (65534)
+ * plays the worker's user. */
+static void
+uid_ws_owner(const struct sandbox_profile *base)
+{
+	struct sandbox_profile p = *base;
+	char *wa = mkdir_in("ownA"), *wb = mkdir_in("ownB"), f[PATH_MAX], out[256];
+	struct sandbox *a = NULL, *b = NULL;
+	struct stat st;
+	int r, wst, fd;
+	long ua = -1, ub = -1;
+
+	fd = open(tmpdir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	r = fd < 0 ? -errno : sandbox_idmap_probe(fd);
+	if (fd >= 0)
+		close(fd);
+	if (r != 0) {
+		printf("# SKIP uid_ws_owner: no idmapped mounts on this filesystem (%s)\n",
+		       al_strerror(r));
+		return;
+	}
+	p.ws_owner_set = true;
+	p.ws_owner_uid = p.ws_owner_gid = 65534;
+	r = sandbox_create(&p, "ownA", wa, &a);
+	check(r == 0, "ws_owner: create A", al_strerror(r));
+	r = sandbox_create(&p, "ownB", wb, &b);
+	check(r == 0, "ws_owner: create B", al_strerror(r));
+	if (a == NULL || b == NULL)
+		goto out;
+	ua = host_uid_of(a);
+	ub = host_uid_of(b);
+	snprintf(out, sizeof(out), "A %ld, B %ld", ua, ub);
+	check(ua > 0 && ub > 0 && ua != ub && ua != 65534 && ub != 65534 &&
+	          ua == (long)sandbox_host_uid(a),
+	      "ws_owner: each sandbox its own host uid, not the worker's", out);
+	/* another worker cannot lease A's uid while A lives */
+	snprintf(f, sizeof(f), "%s/%ld", SANDBOX_UID_LEASE_DIR, ua);
+	fd = open(f, O_RDWR | O_CLOEXEC);
+	check(fd >= 0 && flock(fd, LOCK_EX | LOCK_NB) != 0 && errno == EWOULDBLOCK,
+	      "ws_owner: A's uid is leased host-wide", f);
+	if (fd >= 0)
+		close(fd);
+	check(stat(wa, &st) == 0 && st.st_uid == 65534 && st.st_gid == 65534,
+	      "ws_owner: the workspace belongs to the owner on disk", NULL);
+	r = run(a,
+	        (const char *[]){"sh", "-c",
+	                         "id -u; echo made > /workspace/bysb; stat -c %u /workspace/bysb",
+	                         NULL},
+	        NULL, out, sizeof(out), &wst);
+	check(r == 0 && strcmp(out, "1000\n1000\n") == 0, "ws_owner: inside, the files are 1000's",
+	      out);
+	snprintf(f, sizeof(f), "%s/bysb", wa);
+	check(stat(f, &st) == 0 && st.st_uid == 65534 && st.st_gid == 65534,
+	      "ws_owner: what the sandbox writes is the owner's on disk", NULL);
+	/* the owner (the worker's file tools) writes a private file: the sandbox reads it */
+	fflush(stdout);
+	pid_t c = fork();
+	if (c == 0) {
+		if (setgroups(0, NULL) != 0 || setresgid(65534, 65534, 65534) != 0 ||
+		    setresuid(65534, 65534, 65534) != 0)
+			_exit(1);
+		snprintf(f, sizeof(f), "%s/bytool", wa);
+		int k = open(f, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+		_exit(k >= 0 && write(k, "tool\n", 5) == 5 ? 0 : 1);
+	}
+	waitpid(c, &wst, 0);
+	r = run(a,
+	        (const char *[]){"sh", "-c",
+	                         "cat /workspace/bytool >> /workspace/bysb && cat /workspace/bysb",
+	                         NULL},
+	        NULL, out, sizeof(out), &wst);
+	check(WIFEXITED(wst) && WEXITSTATUS(wst) == 0 && strcmp(out, "made\ntool\n") == 0,
+	      "ws_owner: the owner's 0600 files are the sandbox's to read and write", out);
+	/* B cannot touch A's files even by a path it could name: another uid, another mount */
+	snprintf(f, sizeof(f), "%s/bysb", wa);
+	{
+		char cmd[PATH_MAX + 64];
+		snprintf(cmd, sizeof(cmd), "cat '%s' 2>/dev/null || echo denied", f);
+		r = run(b, (const char *[]){"sh", "-c", cmd, NULL}, NULL, out, sizeof(out), &wst);
+		check(r == 0 && strcmp(out, "denied\n") == 0, "ws_owner: B cannot read A's files",
+		      out);
+	}
+out:
+	sandbox_destroy(a);
+	sandbox_destroy(b);
+	(void)sandbox_gc(true);
+	snprintf(f, sizeof(f), "%s/%ld", SANDBOX_UID_LEASE_DIR, (long)ua);
+	fd = open(f, O_RDWR | O_CLOEXEC);
+	check(fd >= 0 && flock(fd, LOCK_EX | LOCK_NB) == 0, "ws_owner: the lease ends with A", f);
+	if (fd >= 0)
+		close(fd);
 }
 
 /* ---------------------------------------------------------------- unpriv */
