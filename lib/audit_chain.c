@@ -214,7 +214,7 @@ audit_verify_line(struct audit_verify *v, const char *line, size_t len)
 		r = fail(v, seq, "prev and hash must be 64 lower-case hex digits");
 		goto out;
 	}
-	if ((r = audit_record_hash(rec, hex)) != 0 || strcmp(hex, hash) != 0) {
+	if (audit_record_hash(rec, hex) != 0 || strcmp(hex, hash) != 0) {
 		r = fail(v, seq,
 		         "hash does not match the record's content (the record was edited)");
 		goto out;
