@@ -2,10 +2,12 @@
  * docs/server/policy.md. A decision costs a few hash lookups and ORs of small bitsets,
  * never a scan of every rule: rules are found by principal (user, group, "anyone"), by
  * agent and by tool (exact name, or the literal prefix of a glob), and intersected. */
+#include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "cfg.h"
 #include "err.h"
@@ -650,6 +652,65 @@ policy_load(const char *path, struct policy **out, char *err, size_t errlen)
 	struct cfg c;
 	int r = cfg_load(&c, path);
 	return finish(&c, r, out, err, errlen);
+}
+
+int
+policy_file_open(struct policy_file *f, const char *path)
+{
+	memset(f, 0, sizeof(*f));
+	f->path = xstrdup(path);
+	int r = policy_file_poll(f, true);
+	return r < 0 ? r : 0;
+}
+
+int
+policy_file_poll(struct policy_file *f, bool force)
+{
+	struct stat st;
+	struct policy *next = NULL;
+	/* stat before reading: a change made while we read shows as a new identity on the
+	 * next poll, so it is never missed (at worst read twice) */
+	if (stat(f->path, &st) != 0) {
+		int r = -errno;
+		bool again = f->tried && f->ino == 0;
+		snprintf(f->err, sizeof(f->err), "%s: %s", f->path, strerror(errno));
+		f->tried = true;
+		f->dev = f->ino = f->size = 0;
+		f->mtime_ns = 0;
+		return again && !force ? 0 : r;
+	}
+	long long mt = (long long)st.st_mtim.tv_sec * 1000000000LL + st.st_mtim.tv_nsec;
+	if (!force && f->tried && f->dev == (unsigned long long)st.st_dev &&
+	    f->ino == (unsigned long long)st.st_ino && f->size == (unsigned long long)st.st_size &&
+	    f->mtime_ns == mt)
+		return 0;
+	f->tried = true;
+	f->dev = (unsigned long long)st.st_dev;
+	f->ino = (unsigned long long)st.st_ino;
+	f->size = (unsigned long long)st.st_size;
+	f->mtime_ns = mt;
+	int r = policy_load(f->path, &next, f->err, sizeof(f->err));
+	if (r != 0)
+		return r;
+	struct policy *old = f->cur;
+	f->cur = next;
+	f->err[0] = '\0';
+	policy_unref(old);
+	return 1;
+}
+
+struct policy *
+policy_file_get(const struct policy_file *f)
+{
+	return policy_ref(f->cur);
+}
+
+void
+policy_file_close(struct policy_file *f)
+{
+	policy_unref(f->cur);
+	free(f->path);
+	memset(f, 0, sizeof(*f));
 }
 
 struct policy *

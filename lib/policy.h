@@ -64,6 +64,30 @@ int policy_parse(const char *name, const char *text, size_t len, struct policy *
 /* Same for a file (at most 1 MiB); errors name the path. */
 int policy_load(const char *path, struct policy **out, char *err, size_t errlen);
 
+/* A policy file kept current (issue 12: "hot-reloaded on change or SIGHUP; a bad file
+ * keeps the last good policy"). The server polls it from a timer and forces a reload
+ * on SIGHUP; decisions take policy_file_get() and drop it when done. */
+struct policy_file {
+	char *path;
+	struct policy *cur; /* the last good policy; NULL until one loads */
+	/* identity of the version last tried (good or refused): dev, inode, size, mtime */
+	unsigned long long dev, ino, size;
+	long long mtime_ns;
+	bool tried;
+	char err[600]; /* why the last try was refused, "FILE:LINE: message" */
+};
+
+/* Loads path for the first time. 0, or an error with f->err set (f stays usable: a
+ * later poll may succeed). */
+int policy_file_open(struct policy_file *f, const char *path);
+/* Reloads when the file changed since the last try, or always with force. Returns 1 when
+ * a new policy is in force, 0 when nothing changed, or an error with f->err set and the
+ * current policy kept; a refused version is not retried until the file changes again. */
+int policy_file_poll(struct policy_file *f, bool force);
+/* The policy in force (a new reference; NULL before the first good load). */
+struct policy *policy_file_get(const struct policy_file *f);
+void policy_file_close(struct policy_file *f);
+
 /* Reference counting (atomic), so a reload can swap the server's pointer while a
  * decision elsewhere still holds the old object. unref accepts NULL. */
 struct policy *policy_ref(struct policy *p);

@@ -346,6 +346,72 @@ test_reload_keeps_last_good(void **state)
 	rmdir(dir);
 }
 
+/* Writes text to path through a temporary file and rename, as editors and config
+ * management do, so the file is never seen half-written. */
+static void
+replace_file(const char *path, const char *text)
+{
+	char tmp[128];
+	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+	write_file(tmp, text);
+	assert_int_equal(rename(tmp, path), 0);
+}
+
+static void
+test_policy_file_hot_reload(void **state)
+{
+	char dir[] = "/tmp/policy-test-XXXXXX";
+	assert_non_null(mkdtemp(dir));
+	char path[64];
+	snprintf(path, sizeof(path), "%s/policy.yaml", dir);
+	struct policy_file pf;
+
+	/* a missing file: an error, no policy, and the watcher stays usable */
+	assert_true(policy_file_open(&pf, path) < 0);
+	assert_null(policy_file_get(&pf));
+	assert_non_null(strstr(pf.err, "No such file"));
+	assert_int_equal(policy_file_poll(&pf, false), 0); /* still missing: said once */
+
+	replace_file(path, "rules:\n  - {id: r1, effect: allow, tools: [bash]}\n");
+	assert_int_equal(policy_file_poll(&pf, false), 1);
+	struct policy *p = policy_file_get(&pf);
+	check(p, "u", NULL, NULL, "bash", POLICY_ALLOW, "r1");
+	assert_int_equal(policy_file_poll(&pf, false), 0); /* unchanged */
+
+	/* a bad version: refused with FILE:LINE, the last good one stays, and it is not
+	 * retried (nor logged again) until the file changes */
+	replace_file(path, "rules:\n  - {id: r1, effect: allow, tools: [bash]}\n"
+	                   "  - {id: r1, effect: deny, tools: [read]}\n");
+	assert_int_equal(policy_file_poll(&pf, false), AL_E_INVAL);
+	char want[128];
+	snprintf(want, sizeof(want), "%s:3: rules: duplicate id 'r1' (first used on line 2)", path);
+	assert_string_equal(pf.err, want);
+	struct policy *q = policy_file_get(&pf);
+	assert_ptr_equal(q, p);
+	policy_unref(q);
+	assert_int_equal(policy_file_poll(&pf, false), 0);
+
+	/* fixed: the next poll swaps; the reference taken before still works */
+	replace_file(path, "rules:\n  - {id: r2, effect: deny, tools: [bash]}\n");
+	assert_int_equal(policy_file_poll(&pf, false), 1);
+	assert_string_equal(pf.err, "");
+	q = policy_file_get(&pf);
+	check(q, "u", NULL, NULL, "bash", POLICY_DENY, "r2");
+	check(p, "u", NULL, NULL, "bash", POLICY_ALLOW, "r1");
+	policy_unref(p);
+	policy_unref(q);
+
+	/* SIGHUP: force reloads even an unchanged file; a deleted file keeps the policy */
+	assert_int_equal(policy_file_poll(&pf, true), 1);
+	unlink(path);
+	assert_true(policy_file_poll(&pf, false) < 0);
+	q = policy_file_get(&pf);
+	check(q, "u", NULL, NULL, "bash", POLICY_DENY, "r2");
+	policy_unref(q);
+	policy_file_close(&pf);
+	rmdir(dir);
+}
+
 static void
 test_explain_and_filter(void **state)
 {
@@ -531,6 +597,7 @@ main(void)
 	    cmocka_unit_test(test_roles),
 	    cmocka_unit_test(test_refusals),
 	    cmocka_unit_test(test_reload_keeps_last_good),
+	    cmocka_unit_test(test_policy_file_hot_reload),
 	    cmocka_unit_test(test_explain_and_filter),
 	    cmocka_unit_test(test_against_plain_scan),
 	};
