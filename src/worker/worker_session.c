@@ -55,6 +55,8 @@ struct wsess {
 	json_t *queue;     /* tool-use events to run, in order */
 	json_t *running;   /* the call being executed or whose result is being posted */
 	json_t *result;    /* the user.tool_result event to post */
+	/* result stands in for one the server refused */
+	bool result_is_stand_in;
 	bool tools_open;
 	bool gone; /* the session ended for good: its workspace goes with the item */
 };
@@ -393,6 +395,7 @@ on_exec_done(void *arg, json_t *content, bool is_error)
 	const char *id = json_string_value(json_object_get(s->running, "id"));
 	s->result = json_pack("{s:s,s:s,s:b,s:o}", "type", "user.tool_result", "tool_use_id", id,
 	                      "is_error", is_error, "content", content);
+	s->result_is_stand_in = false;
 	if (s->why == WSESS_LEASE_LOST && s->ending) {
 		/* another worker owns the session now: our result must not land */
 		json_decref(s->result);
@@ -443,6 +446,29 @@ on_post_done(void *arg, int status, int err, json_t *body)
 		log_warn("posting tool result failed, retrying", "tool_use_id", id, "status", st,
 		         "error", wapi_error_text(err, body));
 		s->post_timer = loop_timer_add(s->w->loop, wapi_jitter(d / 2, d), on_post_timer, s);
+		return;
+	}
+	if (!give_up && !s->result_is_stand_in &&
+	    (status == 400 || status == 413 || status == 422)) {
+		/* The server will never take this result, but the call ran: answer it with an
+		 * error instead, or the next work item for the session would run it again
+		 * (its side effects with it). */
+		log_warn("tool result refused, answering the call with an error", "tool_use_id", id,
+		         "status", st, "error", wapi_error_text(err, body));
+		char text[200];
+		/* the server's message goes to the log only: cut short it could end inside a
+		 * UTF-8 sequence, which JSON cannot carry */
+		snprintf(text, sizeof(text),
+		         "The tool ran, but the server rejected its result (HTTP %d); the output "
+		         "is lost. The call is not run again.",
+		         status);
+		json_decref(s->result);
+		s->result = json_pack("{s:s,s:s,s:b,s:[{s:s,s:s}]}", "type", "user.tool_result",
+		                      "tool_use_id", id, "is_error", 1, "content", "type", "text",
+		                      "text", text);
+		s->result_is_stand_in = true;
+		s->post_backoff_ms = 1000;
+		post_result(s);
 		return;
 	}
 	log_error("posting tool result failed", "tool_use_id", id, "status", st, "error",

@@ -30,6 +30,14 @@ DATA=$(sed -n 's/^data: //p' "$T_TMP/stream.out" | head -1)
 check "data is one line of JSON whose type matches" \
 	python3 -c "import json,sys; e=json.loads(sys.argv[1]); assert e['type']=='user.message' and e['id']=='$EV' and e['content'][0]['text']=='hello\nworld'" "$DATA"
 
+# U+0000 in an event's text is kept as U+FFFD (tool output may hold any byte; decisions.md);
+# other bodies still refuse it.
+req $K POST "/v1/sessions/$SID/events" '{"events":[{"type":"user.message","content":[{"type":"text","text":"a\u0000b"}]}]}'
+check "a NUL in event text is accepted" eq "$STATUS" 200
+check "and stored as U+FFFD" python3 -c "import json,sys; assert json.loads(sys.argv[1])['data'][0]['content'][0]['text']=='a\ufffdb'" "$BODY"
+req $K POST /v1/agents '{"name":"a\u0000b","model":"claude-test"}'
+check "a NUL elsewhere is still 400" eq "$STATUS" 400
+
 req $K GET "/v1/sessions/$SID/events/stream?event_deltas[]=agent.tool_use"
 check "event_deltas outside message/thinking is 400" eq "$STATUS" 400
 

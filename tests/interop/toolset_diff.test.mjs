@@ -77,13 +77,14 @@ function normalize(r, dirs, c) {
 }
 
 // The SDK side: the tool's run() through the SDK's own runRunnableTool, then the session
-// runner's rule that empty text becomes "(no output)".
+// runner's rule that empty text becomes "(no output)", then the control plane's: a NUL
+// is stored as U+FFFD (docs/decisions.md), which airlock's worker does before sending.
 async function runSdk(tools, c, dirs) {
   const tool = tools[c.tool];
   const outcome = await runRunnableTool(tool, subst(c.input, dirs), { signal: new AbortController().signal });
   const content = outcome.content;
   const text = typeof content === 'string' ? content : content.map((b) => b.text).join('');
-  return { is_error: outcome.isError, text: text || '(no output)' };
+  return { is_error: outcome.isError, text: (text || '(no output)').replaceAll('\u0000', '\uFFFD') };
 }
 
 // A short account of where two results part, instead of a dump of 100 KiB texts.

@@ -7,6 +7,7 @@
 
 #include "api.h"
 #include "auth.h"
+#include "buf.h"
 #include "err.h"
 #include "log.h"
 #include "routes.h"
@@ -333,6 +334,39 @@ route_match(const char *pattern, const char *path, const char **caps, char *capb
 	return *p == '\0' && *s == '\0';
 }
 
+/* Replaces every U+0000 in the strings of v with U+FFFD. Only values can hold one
+ * (jansson refuses NUL in keys); the parser's depth limit bounds the recursion. */
+static void
+nul_replace(json_t *v)
+{
+	static const char fffd[] = "\xef\xbf\xbd";
+	if (json_is_string(v)) {
+		const char *p = json_string_value(v);
+		size_t len = json_string_length(v);
+		if (memchr(p, '\0', len) == NULL)
+			return;
+		struct buf b;
+		buf_init(&b, len * 3 + 1);
+		for (size_t i = 0; i < len; i++) {
+			/* cannot fail: the bound is three bytes per input byte */
+			if (p[i] == '\0')
+				(void)buf_add(&b, fffd, 3);
+			else
+				(void)buf_add(&b, p + i, 1);
+		}
+		(void)json_string_setn(v, b.data, b.len);
+		buf_free(&b);
+	} else if (json_is_array(v)) {
+		size_t i;
+		json_t *e;
+		json_array_foreach(v, i, e) nul_replace(e);
+	} else if (json_is_object(v)) {
+		const char *k;
+		json_t *e;
+		json_object_foreach(v, k, e) nul_replace(e);
+	}
+}
+
 /* Authentication, the route's credential check, the body, then the handler. Runs again
  * after a held call's key refetch. */
 static void dispatch_route(struct api_call *c);
@@ -403,8 +437,10 @@ dispatch_route(struct api_call *c)
 	}
 	if (c->http->body.len > 0 && !(route->creds & API_RAW_BODY)) {
 		json_error_t je;
-		c->body =
-		    json_loadb(c->http->body.data, c->http->body.len, JSON_REJECT_DUPLICATES, &je);
+		size_t flags = JSON_REJECT_DUPLICATES;
+		if (route->creds & API_NUL_TEXT)
+			flags |= JSON_ALLOW_NUL;
+		c->body = json_loadb(c->http->body.data, c->http->body.len, flags, &je);
 		if (c->body == NULL) {
 			api_reply_error(c, 400, "invalid_request_error", NULL,
 			                "invalid JSON body: %s (line %d column %d)", je.text,
@@ -416,6 +452,8 @@ dispatch_route(struct api_call *c)
 			                "request body must be a JSON object");
 			return;
 		}
+		if (route->creds & API_NUL_TEXT)
+			nul_replace(c->body);
 	}
 	route->fn(c);
 }

@@ -65,6 +65,10 @@ struct api_route {
 /* Or'ed into a route's creds: the body is passed through unparsed (c->body stays NULL);
  * the tunnel ingress forwards any body, JSON-RPC batches and non-JSON included. */
 #define API_RAW_BODY (1u << 31)
+/* Or'ed into a route's creds: U+0000 in the body's strings is accepted and replaced by
+ * U+FFFD (tool output is text that may hold any byte; elsewhere \u0000 stays a 400).
+ * docs/decisions.md, "NUL in tool output". */
+#define API_NUL_TEXT (1u << 30)
 
 /* Entry point from the HTTP server. Every reply (api_reply_*) frees the call:
  * handlers must not touch c after replying. */

@@ -298,6 +298,17 @@ events_find_answer(struct server *s, const char *session_id, const char *tool_us
 	return ev;
 }
 
+/* The stored answer to a call: one of answer_type, or for a tool result the error the
+ * server gave in the worker's place (answer_rejected_result), which ends the call too. */
+static json_t *
+find_answer(struct server *s, const char *sid, const char *ref, const char *answer_type)
+{
+	json_t *ev = events_find_answer(s, sid, ref, answer_type);
+	if (ev == NULL && strcmp(answer_type, "user.tool_result") == 0)
+		ev = events_find_answer(s, sid, ref, "agent.tool_result");
+	return ev;
+}
+
 /* ---- session lookup shared by the routes ---- */
 
 struct session_row {
@@ -454,8 +465,49 @@ validate_user_event(struct api_call *c, const char *sid, json_t *ev, size_t i, c
 		return AL_E_INVAL;
 	}
 	/* A second answer for the same call is answered with the first, stored once. */
-	*duplicate = events_find_answer(c->srv, sid, ref, answer_type);
+	*duplicate = find_answer(c->srv, sid, ref, answer_type);
 	return 0;
+}
+
+/* A worker's result the server refuses can never be accepted as sent, but the call ran:
+ * the server answers it with an error in the worker's place, so the call ends and no
+ * later work item runs it again (its side effects would repeat). Only for a result that
+ * names an unanswered agent.tool_use of this session. Returns true when it answered. */
+static bool
+answer_rejected_result(struct api_call *c, const char *sid, const json_t *ev, const char *why)
+{
+	const char *type = json_string_value(json_object_get(ev, "type"));
+	const char *ref = json_string_value(json_object_get(ev, "tool_use_id"));
+	bool done = false;
+	json_t *use = NULL, *prev = NULL;
+	if ((c->who.kind != PRINCIPAL_ENV_KEY && c->who.kind != PRINCIPAL_SESSION_TOKEN) ||
+	    type == NULL || strcmp(type, "user.tool_result") != 0 || ref == NULL)
+		return false;
+	use = events_get(c->srv, sid, ref);
+	const char *use_type = use ? json_string_value(json_object_get(use, "type")) : NULL;
+	if (use_type == NULL || strcmp(use_type, "agent.tool_use") != 0)
+		goto out;
+	if ((prev = find_answer(c->srv, sid, ref, "user.tool_result")) != NULL)
+		goto out;
+	char text[768];
+	snprintf(text, sizeof(text),
+	         "The tool ran, but the server rejected its result (%s); the output is lost. "
+	         "The call is not run again.",
+	         why);
+	json_t *ans =
+	    json_pack("{s:s, s:s, s:[{s:s, s:s}], s:b}", "type", "agent.tool_result", "tool_use_id",
+	              ref, "content", "type", "text", "text", text, "is_error", 1);
+	if (ans != NULL && events_append(c->srv, sid, ans, true) == 0) {
+		log_warn("worker result rejected; the call was answered with an error",
+		         "session_id", sid, "tool_use_id", ref, "error", why);
+		agent_session_wake(c->srv, sid);
+		done = true;
+	}
+	json_decref(ans);
+out:
+	json_decref(use);
+	json_decref(prev);
+	return done;
 }
 
 static bool
@@ -510,7 +562,12 @@ send_events(struct api_call *c)
 		json_t *dup = NULL;
 		if (validate_user_event(c, sid, ev, i, msg, sizeof(msg), &dup) != 0) {
 			json_decref(dups);
-			api_reply_error(c, 400, "invalid_request_error", NULL, "%s", msg);
+			if (answer_rejected_result(c, sid, ev, msg))
+				api_reply_error(c, 400, "invalid_request_error", NULL,
+				                "%s (the call was answered with an error result)",
+				                msg);
+			else
+				api_reply_error(c, 400, "invalid_request_error", NULL, "%s", msg);
 			return;
 		}
 		const char *type = json_string_value(json_object_get(ev, "type"));
@@ -538,7 +595,7 @@ send_events(struct api_call *c)
 		const char *type = json_string_value(json_object_get(ev, "type"));
 		const char *key = answer_key(ev, type);
 		if (key) {
-			json_t *again = events_find_answer(c->srv, sid, key, type);
+			json_t *again = find_answer(c->srv, sid, key, type);
 			if (again) {
 				json_array_append_new(out, again);
 				continue;
@@ -796,7 +853,7 @@ events_shutdown(struct server *s)
 }
 
 const struct api_route events_routes[] = {
-    {"POST", "/v1/sessions/{}/events", CREDS_ANY, send_events},
+    {"POST", "/v1/sessions/{}/events", CREDS_ANY | API_NUL_TEXT, send_events},
     {"GET", "/v1/sessions/{}/events", CREDS_ANY, list_events},
     {"GET", "/v1/sessions/{}/events/stream", CREDS_ANY, open_stream},
     {NULL, NULL, 0, NULL},

@@ -204,9 +204,17 @@ tool_utf8_clean(struct buf *out, const char *src, size_t len)
 		size_t start = i, need;
 		unsigned lo = 0x80, hi = 0xbf;
 		unsigned char b = s[i];
+		if (b == 0) {
+			/* U+0000 is valid UTF-8, but the control plane replaces it too (JSON
+			 * parsers and C strings stop at it): docs/decisions.md */
+			if ((r = buf_add(out, fffd, 3)) != 0)
+				return r;
+			i++;
+			continue;
+		}
 		if (b < 0x80) {
 			size_t j = i;
-			while (j < len && s[j] < 0x80)
+			while (j < len && s[j] != 0 && s[j] < 0x80)
 				j++;
 			if ((r = buf_add(out, src + i, j - i)) != 0)
 				return r;

@@ -89,7 +89,7 @@ void tool_cancel_reset(struct tool_ctx *ctx);
 
 /* ---- text ---- */
 /* Copies src to out replacing ill-formed UTF-8 the way WHATWG/Node decoders do (one U+FFFD
- * per maximal subpart). */
+ * per maximal subpart), and each NUL byte with U+FFFD as the server does. */
 int tool_utf8_clean(struct buf *out, const char *src, size_t len);
 
 /* ---- the tools ---- */
