@@ -30,6 +30,17 @@ DATA=$(sed -n 's/^data: //p' "$T_TMP/stream.out" | head -1)
 check "data is one line of JSON whose type matches" \
 	python3 -c "import json,sys; e=json.loads(sys.argv[1]); assert e['type']=='user.message' and e['id']=='$EV' and e['content'][0]['text']=='hello\nworld'" "$DATA"
 
+# Event ids are the server's: one a client chose (with a CR/LF an SSE id: line cannot
+# carry) is replaced, and the event reaches the stream under the minted id.
+req $K POST "/v1/sessions/$SID/events" '{"events":[{"type":"user.message","id":"sevt_evil\r\nevent: x","content":[{"type":"text","text":"chosen id"}]}]}'
+check "an event with a client-chosen id is accepted" eq "$STATUS" 200
+EV2=$(jget 'j["data"][0]["id"]')
+check "its id is minted by the server" python3 -c "import sys,re; assert re.fullmatch(r'sevt_[A-Za-z0-9]+', sys.argv[1])" "$EV2"
+for _ in $(seq 50); do grep -qx "id: $EV2" "$T_TMP/stream.out" && break; sleep 0.05; done
+check "it reaches the stream under that id" grep -qx "id: $EV2" "$T_TMP/stream.out"
+req $K GET "/v1/sessions/$SID/events?types[]=user.message"
+check "history has it under that id" python3 -c "import json,sys; d=json.loads(sys.argv[1])['data']; assert [e for e in d if e['id']=='$EV2' and e['content'][0]['text']=='chosen id']" "$BODY"
+
 # U+0000 in an event's text is kept as U+FFFD (tool output may hold any byte; decisions.md);
 # other bodies still refuse it.
 req $K POST "/v1/sessions/$SID/events" '{"events":[{"type":"user.message","content":[{"type":"text","text":"a\u0000b"}]}]}'

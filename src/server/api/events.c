@@ -602,6 +602,9 @@ send_events(struct api_call *c)
 			}
 		}
 		json_t *copy = json_deep_copy(ev);
+		/* Ids are the server's: a client-chosen one could collide or carry bytes an
+		 * SSE id: line cannot (CR/LF). */
+		json_object_del(copy, "id");
 		if (events_append_tx(c->srv, sid, copy, processed_on_receipt(type)) != 0) {
 			json_decref(copy);
 			goto fail;
