@@ -1,10 +1,13 @@
 /* Audit records, their canonical bytes, the hash chain and its verifier; see
  * audit_chain.h and docs/server/audit.md. */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "audit_chain.h"
 #include "err.h"
@@ -298,4 +301,130 @@ audit_verify_stream(struct audit_verify *v, FILE *f)
 	}
 	buf_free(&b);
 	return r;
+}
+
+/* ---- the log file */
+
+/* Resumes af->chain from the last record held in tail (the file's last bytes, ending
+ * with '\n'; complete: whether tail starts at the file's start). */
+static int
+resume_from(struct audit_file *af, const char *tail, size_t n, bool complete, char *err,
+            size_t errlen)
+{
+	size_t end = n - 1, start = end;
+	while (start > 0 && tail[start - 1] != '\n')
+		start--;
+	if (start == 0 && !complete) {
+		snprintf(err, errlen, "%s: the last line is longer than a record may be", af->path);
+		return AL_E_INVAL;
+	}
+	struct audit_verify v;
+	audit_verify_init(&v);
+	json_t *rec = json_loadb(tail + start, end - start, JSON_REJECT_DUPLICATES, NULL);
+	json_int_t seq = json_integer_value(json_object_get(rec, "seq"));
+	/* anchored at what the record claims, so only its own hash is checked here */
+	if (seq > 0)
+		audit_verify_anchor(&v, (uint64_t)seq - 1,
+		                    json_string_value(json_object_get(rec, "prev")));
+	json_decref(rec);
+	if (seq <= 0 || audit_verify_line(&v, tail + start, end - start) != 0) {
+		snprintf(err, errlen, "%s: the last record does not verify: %s", af->path,
+		         seq <= 0 ? "no seq" : v.msg);
+		return AL_E_INVAL;
+	}
+	af->chain = v.head;
+	return 0;
+}
+
+int
+audit_file_open(struct audit_file *af, const char *path, size_t *torn, char *err, size_t errlen)
+{
+	struct stat st;
+	char *tail = NULL;
+	int r;
+	memset(af, 0, sizeof(*af));
+	af->path = xstrdup(path);
+	*torn = 0;
+	audit_chain_init(&af->chain);
+	af->fd = open(path, O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+	if (af->fd < 0 || fstat(af->fd, &st) != 0) {
+		r = -errno;
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		goto out;
+	}
+	/* enough for a torn line and the record before it */
+	uint64_t size = (uint64_t)st.st_size;
+	size_t want = size > 2 * (AUDIT_LINE_MAX + 1) ? 2 * (AUDIT_LINE_MAX + 1) : (size_t)size;
+	tail = xmalloc(want + 1);
+	if (pread(af->fd, tail, want, (off_t)(size - want)) != (ssize_t)want) {
+		r = -EIO;
+		snprintf(err, errlen, "%s: read error", path);
+		goto out;
+	}
+	size_t keep = want; /* bytes of tail up to and with the last '\n' */
+	while (keep > 0 && tail[keep - 1] != '\n')
+		keep--;
+	if (keep == 0 && want < size) {
+		r = AL_E_INVAL;
+		snprintf(err, errlen, "%s: does not end with a record", path);
+		goto out;
+	}
+	if (keep < want) {
+		/* a torn last line: its write was cut by a crash, so never acknowledged */
+		if (ftruncate(af->fd, (off_t)(size - (want - keep))) != 0 ||
+		    fdatasync(af->fd) != 0) {
+			r = -errno;
+			snprintf(err, errlen, "%s: cannot cut the torn last line: %s", path,
+			         strerror(errno));
+			goto out;
+		}
+		*torn = want - keep;
+	}
+	af->size = size - (want - keep);
+	if (keep > 0 && (r = resume_from(af, tail, keep, want == size, err, errlen)) != 0)
+		goto out;
+	r = 0;
+out:
+	free(tail);
+	if (r != 0)
+		audit_file_close(af);
+	return r;
+}
+
+int
+audit_file_append(struct audit_file *af, json_t *rec)
+{
+	struct audit_chain next = af->chain;
+	struct buf b;
+	int r;
+	buf_init(&b, AUDIT_LINE_MAX + 1);
+	if ((r = audit_chain_append(&next, rec, &b)) != 0)
+		goto out;
+	ssize_t n = write(af->fd, b.data, b.len);
+	if (n != (ssize_t)b.len || fdatasync(af->fd) != 0) {
+		r = n < 0 || n == (ssize_t)b.len ? -errno : -ENOSPC;
+		/* a partial line would glue itself to the next record: cut it off */
+		if (ftruncate(af->fd, (off_t)af->size) != 0)
+			r = -errno;
+		json_object_del(rec, "seq");
+		json_object_del(rec, "prev");
+		json_object_del(rec, "hash");
+		goto out;
+	}
+	af->chain = next;
+	af->size += b.len;
+	r = 0;
+out:
+	buf_free(&b);
+	return r;
+}
+
+void
+audit_file_close(struct audit_file *af)
+{
+	if (af->fd >= 0)
+		close(af->fd);
+	free(af->path);
+	af->fd = -1;
+	af->path = NULL;
 }

@@ -62,6 +62,26 @@ int audit_chain_resume(struct audit_chain *c, uint64_t seq, const char *hash);
  * out changed. */
 int audit_chain_append(struct audit_chain *c, json_t *rec, struct buf *out);
 
+/* An append-only JSON-lines log file: each record one write(2) with O_APPEND, then
+ * fdatasync, so a record is durable before the action it records is acknowledged. */
+struct audit_file {
+	int fd;
+	char *path;
+	struct audit_chain chain;
+	uint64_t size; /* bytes of complete records */
+};
+
+/* Opens or creates (mode 0600) path and resumes the chain from its last record, whose
+ * own hash must match (the whole chain is `airlock audit verify`'s job). A torn last line
+ * (a crash during a write, no '\n') was never acknowledged: it is cut off and *torn gets
+ * its length. Errors: AL_E_INVAL (the last record does not verify) or -errno, with err. */
+int audit_file_open(struct audit_file *af, const char *path, size_t *torn, char *err,
+                    size_t errlen);
+/* Seals rec and appends it durably. On failure (AL_E_INVAL, AL_E_TOOBIG, -errno) the file
+ * is cut back to its previous size and the chain is unchanged. */
+int audit_file_append(struct audit_file *af, json_t *rec);
+void audit_file_close(struct audit_file *af);
+
 /* Signed checkpoints (next step, docs/server/audit.md): a record with action
  * "audit.checkpoint" will carry a signature by the server key over the chain head.
  * The verifier hands each one to this hook; 0 accepts it. Without a hook checkpoints are

@@ -8,6 +8,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -351,6 +355,107 @@ test_verify_stream(void **state)
 	free_lines(lines, N_REC);
 }
 
+static json_t *
+simple_record(int i)
+{
+	return json_pack("{s:s, s:i}", "action", "tool.call", "latency_ms", i);
+}
+
+static void
+verify_file(const char *path, uint64_t want_count)
+{
+	struct audit_verify v;
+	FILE *f = fopen(path, "rb");
+	assert_non_null(f);
+	audit_verify_init(&v);
+	int r = audit_verify_stream(&v, f);
+	fclose(f);
+	if (r != 0)
+		fail_msg("%s:%llu: %s", path, (unsigned long long)v.bad_line, v.msg);
+	assert_int_equal(v.count, want_count);
+}
+
+static void
+test_audit_file(void **state)
+{
+	char dir[] = "/tmp/audit-test-XXXXXX";
+	assert_non_null(mkdtemp(dir));
+	char path[64], err[600];
+	snprintf(path, sizeof(path), "%s/audit.jsonl", dir);
+	struct audit_file af;
+	size_t torn;
+	struct stat st;
+
+	assert_int_equal(audit_file_open(&af, path, &torn, err, sizeof(err)), 0);
+	assert_int_equal(stat(path, &st), 0);
+	assert_int_equal(st.st_mode & 0777, 0600);
+	for (int i = 0; i < 3; i++) {
+		json_t *rec = simple_record(i);
+		assert_int_equal(audit_file_append(&af, rec), 0);
+		json_decref(rec);
+	}
+	audit_file_close(&af);
+	verify_file(path, 3);
+
+	/* reopened: the chain resumes after seq 3 */
+	assert_int_equal(audit_file_open(&af, path, &torn, err, sizeof(err)), 0);
+	assert_int_equal(torn, 0);
+	assert_int_equal(af.chain.seq, 3);
+	json_t *rec = simple_record(3);
+	assert_int_equal(audit_file_append(&af, rec), 0);
+	json_decref(rec);
+	audit_file_close(&af);
+	verify_file(path, 4);
+
+	/* a crash in the middle of a write: the torn line is cut, the chain goes on */
+	FILE *f = fopen(path, "ab");
+	fputs("{\"action\":\"tool.call\",\"latency", f);
+	fclose(f);
+	assert_int_equal(audit_file_open(&af, path, &torn, err, sizeof(err)), 0);
+	assert_int_equal(torn, 30);
+	assert_int_equal(af.chain.seq, 4);
+	rec = simple_record(4);
+	assert_int_equal(audit_file_append(&af, rec), 0);
+	json_decref(rec);
+	audit_file_close(&af);
+	verify_file(path, 5);
+
+	/* a short write (the file size limit standing in for a full disk): cut back, the
+	 * chain unchanged, and the next append fits on the good records */
+	assert_int_equal(audit_file_open(&af, path, &torn, err, sizeof(err)), 0);
+	struct rlimit old, lim;
+	assert_int_equal(getrlimit(RLIMIT_FSIZE, &old), 0);
+	lim = old;
+	lim.rlim_cur = (rlim_t)af.size + 10;
+	signal(SIGXFSZ, SIG_IGN);
+	assert_int_equal(setrlimit(RLIMIT_FSIZE, &lim), 0);
+	rec = simple_record(5);
+	int r = audit_file_append(&af, rec);
+	assert_int_equal(setrlimit(RLIMIT_FSIZE, &old), 0);
+	assert_true(r < 0);
+	assert_null(json_object_get(rec, "seq"));
+	assert_int_equal(af.chain.seq, 5);
+	assert_int_equal(stat(path, &st), 0);
+	assert_int_equal((uint64_t)st.st_size, af.size);
+	assert_int_equal(audit_file_append(&af, rec), 0);
+	json_decref(rec);
+	audit_file_close(&af);
+	verify_file(path, 6);
+
+	/* a last record edited: not appended to */
+	f = fopen(path, "ab");
+	fputs("{\"action\":\"x\",\"seq\":6,\"prev\":\"00\",\"hash\":\"00\"}\n", f);
+	fclose(f);
+	assert_int_equal(audit_file_open(&af, path, &torn, err, sizeof(err)), AL_E_INVAL);
+	assert_non_null(strstr(err, "the last record does not verify"));
+	assert_int_equal(af.fd, -1);
+
+	/* a directory is not a log */
+	assert_true(audit_file_open(&af, dir, &torn, err, sizeof(err)) < 0);
+	unlink(path);
+	rmdir(dir);
+}
+
 int
 main(void)
 {
@@ -359,6 +464,7 @@ main(void)
 	    cmocka_unit_test(test_verify_ok_and_resume),
 	    cmocka_unit_test(test_verify_catches_tampering),
 	    cmocka_unit_test(test_verify_stream),
+	    cmocka_unit_test(test_audit_file),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
