@@ -1,399 +1,24 @@
-/* /v1/vaults and /v1/vaults/{id}/credentials: vault and credential CRUD, the server
- * master key, AES-256-GCM sealing of credential secrets at rest, and the bearer-token
- * lookup for the MCP connector. Secrets are write-only: no response, log line or
+/* /v1/vaults and /v1/vaults/{id}/credentials: vault and credential CRUD and the
+ * bearer-token lookup for the MCP connector. Secrets are sealed by vault_seal.c and
+ * stored by vault_store.c. Secrets are write-only: no response, log line or
  * stored document ever holds one. See docs/server/vaults.md. */
 #include <arpa/inet.h>
-#include <errno.h>
-#include <fcntl.h>
-#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include "curl_dl.h"
-#include <openssl/evp.h>
 
 #include "api.h"
 #include "err.h"
 #include "log.h"
 #include "routes.h"
 #include "server.h"
-#include "sha256.h"
 #include "util.h"
 #include "validate.h"
 #include "vault_store.h"
 #include "vaults.h"
 #include "xalloc.h"
-
-#define SEAL_VERSION 1
-#define NONCE_LEN 12
-#define TAG_LEN 16
-#define HDR_LEN (1 + VAULTS_KEY_ID_LEN)
-#define KEY_FILE_MAX 4096
-
-/* ---- master key ---- */
-
-static void
-key_fingerprint(struct vaults_key *k)
-{
-	/* lib/sha256, not libcrypto: an idle server that serves plain HTTP and never encrypts
-	 * a credential then never loads OpenSSL (docs/lib/tls.md). */
-	static const char label[] = "airlock vault key id v1";
-	uint8_t in[sizeof(label) + sizeof(k->key)], md[SHA256_LEN];
-	memcpy(in, label, sizeof(label));
-	memcpy(in + sizeof(label), k->key, sizeof(k->key));
-	sha256(in, sizeof(in), md);
-	explicit_wipe(in, sizeof(in));
-	memcpy(k->id, md, VAULTS_KEY_ID_LEN);
-}
-
-static int
-hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
-int
-vaults_key_parse(const char *text, size_t len, struct vaults_key *k)
-{
-	unsigned char *raw = NULL;
-	size_t rl = 0;
-	int r = AL_E_INVAL;
-	while (len > 0 &&
-	       (text[0] == ' ' || text[0] == '\t' || text[0] == '\r' || text[0] == '\n')) {
-		text++;
-		len--;
-	}
-	while (len > 0 && (text[len - 1] == ' ' || text[len - 1] == '\t' || text[len - 1] == '\r' ||
-	                   text[len - 1] == '\n'))
-		len--;
-	if (len == 2 * VAULTS_KEY_LEN) {
-		bool hex = true;
-		for (size_t i = 0; i < len && hex; i++)
-			hex = hexval(text[i]) >= 0;
-		if (hex) {
-			for (size_t i = 0; i < VAULTS_KEY_LEN; i++)
-				k->key[i] = (unsigned char)(hexval(text[2 * i]) << 4 |
-				                            hexval(text[2 * i + 1]));
-			r = 0;
-			goto out;
-		}
-	}
-	if (len == 0 || len > 64 || base64_decode_any(text, len, &raw, &rl) != 0 ||
-	    rl != VAULTS_KEY_LEN)
-		goto out;
-	memcpy(k->key, raw, VAULTS_KEY_LEN);
-	r = 0;
-out:
-	if (raw) {
-		explicit_wipe(raw, rl);
-		free(raw);
-	}
-	if (r == 0)
-		key_fingerprint(k);
-	return r;
-}
-
-/* Reads and parses a key file. A key that others may read is not a secret. */
-static int
-key_read(const char *path, struct vaults_key *k)
-{
-	char buf[KEY_FILE_MAX];
-	struct stat st;
-	ssize_t n = 0;
-	int r = AL_E_IO;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0) {
-		r = -errno;
-		if (errno != ENOENT)
-			log_error("cannot open master key file", "path", path, "error",
-			          strerror(errno));
-		return r;
-	}
-	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-		log_error("master key file is not a regular file", "path", path);
-		goto out;
-	}
-	if (st.st_mode & 0007) {
-		log_error("master key file is accessible by others; chmod o-rwx", "path", path);
-		r = AL_E_PERM;
-		goto out;
-	}
-	size_t got = 0;
-	while (got < sizeof(buf) && (n = read(fd, buf + got, sizeof(buf) - got)) > 0)
-		got += (size_t)n;
-	if (n < 0) {
-		log_error("cannot read master key file", "path", path, "error", strerror(errno));
-		goto out;
-	}
-	if (got == sizeof(buf) || vaults_key_parse(buf, got, k) != 0) {
-		log_error("master key file must hold 32 bytes as 64 hex digits or base64", "path",
-		          path);
-		r = AL_E_INVAL;
-		goto out;
-	}
-	r = 0;
-out:
-	explicit_wipe(buf, sizeof(buf));
-	close(fd);
-	return r;
-}
-
-static int
-write_all(int fd, const char *p, size_t n)
-{
-	while (n > 0) {
-		ssize_t w = write(fd, p, n);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0)
-			return -errno;
-		p += w;
-		n -= (size_t)w;
-	}
-	return 0;
-}
-
-/* Creates path with a fresh key. Written to a temporary file and linked into place,
- * so a crash never leaves a half-written key and two servers racing on one data
- * directory agree on the winner's key (link fails with EEXIST for the loser). */
-static int
-key_generate(const char *dir, const char *path, struct vaults_key *k)
-{
-	char *tmp = xasprintf("%s/.master.key.%d", dir, (int)getpid());
-	char *text = NULL;
-	int fd = -1, r = AL_E_IO;
-	random_bytes(k->key, sizeof(k->key));
-	key_fingerprint(k);
-	char *b64 = base64url_encode(k->key, sizeof(k->key));
-	text = xasprintf("%s\n", b64);
-	secret_free(b64);
-	unlink(tmp);
-	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
-	if (fd < 0 || fchmod(fd, 0600) != 0 || write_all(fd, text, strlen(text)) != 0 ||
-	    fsync(fd) != 0) {
-		log_error("cannot write master key file", "path", tmp, "error", strerror(errno));
-		goto out;
-	}
-	if (link(tmp, path) != 0) {
-		r = errno == EEXIST ? -EEXIST : AL_E_IO;
-		if (r != -EEXIST)
-			log_error("cannot create master key file", "path", path, "error",
-			          strerror(errno));
-		goto out;
-	}
-	int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (dfd >= 0) {
-		fsync(dfd);
-		close(dfd);
-	}
-	log_info("generated a new vault master key", "path", path);
-	r = 0;
-out:
-	if (fd >= 0)
-		close(fd);
-	unlink(tmp);
-	free(tmp);
-	secret_free(text);
-	if (r != 0)
-		explicit_wipe(k, sizeof(*k));
-	return r;
-}
-
-static int64_t
-count_int(struct db *db, const char *sql, const void *blob, int blen)
-{
-	sqlite3_stmt *st = NULL;
-	int64_t n = -1;
-	if (db_prepare(db, sql, &st) != 0)
-		return -1;
-	if (blob)
-		sqlite3_bind_blob(st, 1, blob, blen, SQLITE_TRANSIENT);
-	if (sqlite3_step(st) == SQLITE_ROW)
-		n = sqlite3_column_int64(st, 0);
-	sqlite3_finalize(st);
-	return n;
-}
-
-int
-vaults_init(struct server *s)
-{
-	struct vaults_key *k = xcalloc(1, sizeof(*k));
-	const char *env = s->cfg.master_key_file; /* AIRLOCK_MASTER_KEY_FILE */
-	char *path = NULL;
-	int r;
-	int64_t sealed = count_int(s->db,
-	                           "SELECT COUNT(*) FROM vault_credentials "
-	                           "WHERE secret IS NOT NULL",
-	                           NULL, 0);
-	if (sealed < 0) {
-		r = AL_E_IO;
-		goto out;
-	}
-	if (env && *env) {
-		path = xstrdup(env);
-		if ((r = key_read(path, k)) != 0) {
-			if (r == -ENOENT)
-				log_error("AIRLOCK_MASTER_KEY_FILE does not exist", "path", path);
-			goto out;
-		}
-	} else {
-		path = xasprintf("%s/master.key", s->cfg.data_dir);
-		r = key_read(path, k);
-		if (r == -ENOENT) {
-			/* A fresh key now would make every stored secret unreadable and hide
-			 * the loss until the first MCP call. */
-			if (sealed > 0) {
-				log_error("vault master key file is missing but the database holds "
-				          "sealed credentials; restore it or set "
-				          "AIRLOCK_MASTER_KEY_FILE",
-				          "path", path);
-				r = AL_E_AUTH;
-				goto out;
-			}
-			r = key_generate(s->cfg.data_dir, path, k);
-			if (r == -EEXIST)
-				r = key_read(path, k);
-		}
-		if (r != 0)
-			goto out;
-	}
-	int64_t foreign = count_int(s->db,
-	                            "SELECT COUNT(*) FROM vault_credentials WHERE secret IS NOT "
-	                            "NULL AND substr(secret, 2, 8) != ?1",
-	                            k->id, VAULTS_KEY_ID_LEN);
-	if (foreign != 0) {
-		if (foreign > 0)
-			log_error("the vault master key is not the key the stored credentials "
-			          "were sealed with; start with the original key",
-			          "path", path);
-		r = foreign > 0 ? AL_E_AUTH : AL_E_IO;
-		goto out;
-	}
-	s->vault_key = k;
-	k = NULL;
-	r = 0;
-out:
-	if (k) {
-		explicit_wipe(k, sizeof(*k));
-		free(k);
-	}
-	free(path);
-	return r;
-}
-
-void
-vaults_shutdown(struct server *s)
-{
-	if (s->vault_key) {
-		explicit_wipe(s->vault_key, sizeof(*s->vault_key));
-		free(s->vault_key);
-		s->vault_key = NULL;
-	}
-}
-
-/* ---- sealing ---- */
-
-/* The header (version, key id) is authenticated along with the owner's id. */
-static int
-gcm_aad(EVP_CIPHER_CTX *ctx, bool enc, const unsigned char *hdr, const char *aad)
-{
-	int outl;
-	if (enc)
-		return EVP_EncryptUpdate(ctx, NULL, &outl, hdr, HDR_LEN) == 1 &&
-		               EVP_EncryptUpdate(ctx, NULL, &outl, (const unsigned char *)aad,
-		                                 (int)strlen(aad)) == 1
-		           ? 0
-		           : AL_E_INTERNAL;
-	return EVP_DecryptUpdate(ctx, NULL, &outl, hdr, HDR_LEN) == 1 &&
-	               EVP_DecryptUpdate(ctx, NULL, &outl, (const unsigned char *)aad,
-	                                 (int)strlen(aad)) == 1
-	           ? 0
-	           : AL_E_INTERNAL;
-}
-
-int
-vaults_seal(const struct vaults_key *k, const char *aad, const void *pt, size_t n,
-            unsigned char **blob, size_t *blob_len)
-{
-	EVP_CIPHER_CTX *ctx = NULL;
-	unsigned char *b = NULL;
-	int outl = 0, fin = 0, r = AL_E_INTERNAL;
-	if (n > VAULTS_MAX_TOKEN * 4 || strlen(aad) > 256)
-		return AL_E_TOOBIG;
-	size_t len = HDR_LEN + NONCE_LEN + n + TAG_LEN;
-	b = xmalloc(len);
-	b[0] = SEAL_VERSION;
-	memcpy(b + 1, k->id, VAULTS_KEY_ID_LEN);
-	unsigned char *nonce = b + HDR_LEN, *ct = nonce + NONCE_LEN, *tag = ct + n;
-	/* Random 96-bit nonces: safe far beyond the number of secrets one server seals
-	 * under one key (NIST SP 800-38D's 2^32 bound). */
-	random_bytes(nonce, NONCE_LEN);
-	if ((ctx = EVP_CIPHER_CTX_new()) == NULL ||
-	    EVP_EncryptInit_ex(ctx, EVP_aes_256_gcm(), NULL, NULL, NULL) != 1 ||
-	    EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_IVLEN, NONCE_LEN, NULL) != 1 ||
-	    EVP_EncryptInit_ex(ctx, NULL, NULL, k->key, nonce) != 1 ||
-	    gcm_aad(ctx, true, b, aad) != 0 || EVP_EncryptUpdate(ctx, ct, &outl, pt, (int)n) != 1 ||
-	    EVP_EncryptFinal_ex(ctx, ct + outl, &fin) != 1 || (size_t)(outl + fin) != n ||
-	    EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_GET_TAG, TAG_LEN, tag) != 1)
-		goto out;
-	*blob = b;
-	*blob_len = len;
-	b = NULL;
-	r = 0;
-out:
-	EVP_CIPHER_CTX_free(ctx);
-	free(b);
-	return r;
-}
-
-int
-vaults_unseal(const struct vaults_key *k, const char *aad, const unsigned char *blob,
-              size_t blob_len, char **pt)
-{
-	EVP_CIPHER_CTX *ctx = NULL;
-	char *p = NULL;
-	int outl = 0, fin = 0, r = AL_E_INVAL;
-	if (blob == NULL || blob_len < HDR_LEN + NONCE_LEN + TAG_LEN ||
-	    blob_len > HDR_LEN + NONCE_LEN + TAG_LEN + VAULTS_MAX_TOKEN * 4 ||
-	    blob[0] != SEAL_VERSION || strlen(aad) > 256)
-		return AL_E_INVAL;
-	if (memcmp(blob + 1, k->id, VAULTS_KEY_ID_LEN) != 0)
-		return AL_E_AUTH;
-	size_t n = blob_len - HDR_LEN - NONCE_LEN - TAG_LEN;
-	const unsigned char *nonce = blob + HDR_LEN, *ct = nonce + NONCE_LEN, *tag = ct + n;
-	p = xmalloc(n + 1);
-	if ((ctx = EVP_CIPHER_CTX_new()) == NULL ||
-	    EVP_DecryptInit_ex(ctx, EVP_aes_256_gcm(), NULL, NULL, NULL) != 1 ||
-	    EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_IVLEN, NONCE_LEN, NULL) != 1 ||
-	    EVP_DecryptInit_ex(ctx, NULL, NULL, k->key, nonce) != 1 ||
-	    gcm_aad(ctx, false, blob, aad) != 0 ||
-	    EVP_DecryptUpdate(ctx, (unsigned char *)p, &outl, ct, (int)n) != 1 ||
-	    EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_TAG, TAG_LEN, (void *)tag) != 1 ||
-	    EVP_DecryptFinal_ex(ctx, (unsigned char *)p + outl, &fin) != 1 ||
-	    (size_t)(outl + fin) != n || memchr(p, '\0', n) != NULL)
-		goto out;
-	p[n] = '\0';
-	*pt = p;
-	p = NULL;
-	r = 0;
-out:
-	EVP_CIPHER_CTX_free(ctx);
-	if (p) {
-		explicit_wipe(p, n + 1);
-		free(p);
-	}
-	return r;
-}
 
 /* ---- validation ---- */
 
@@ -547,61 +172,10 @@ check_auth_type(const json_t *auth, const char **type, struct verr *e)
 
 /* ---- storage ---- */
 
-static json_t *
-vault_load(struct db *db, const char *id, int *err)
-{
-	return db_load_doc(db, "vaults", id, err);
-}
-
-static json_t *
-cred_load(struct db *db, const char *vault_id, const char *id, int *err)
-{
-	sqlite3_stmt *st = NULL;
-	json_t *doc = NULL;
-	*err = AL_E_NOTFOUND;
-	if (db_prepare(db, "SELECT doc FROM vault_credentials WHERE id = ?1 AND vault_id = ?2",
-	               &st) != 0) {
-		*err = AL_E_IO;
-		return NULL;
-	}
-	db_bind_text(st, 1, id);
-	db_bind_text(st, 2, vault_id);
-	if (sqlite3_step(st) == SQLITE_ROW && (doc = db_col_json(st, 0)) != NULL)
-		*err = 0;
-	sqlite3_finalize(st);
-	return doc;
-}
-
 static bool
 is_archived(const json_t *doc)
 {
 	return !json_is_null(json_object_get(doc, "archived_at"));
-}
-
-/* Runs sql with ?1 = a, ?2 = b (text), ?3 = doc (JSON text), ?4 = n. */
-static int
-exec4(struct db *db, const char *sql, const char *a, const char *b, const json_t *doc, int64_t n)
-{
-	sqlite3_stmt *st = NULL;
-	char *text = doc ? json_dumps(doc, JSON_COMPACT) : NULL;
-	int r = AL_E_IO;
-	if (db_prepare(db, sql, &st) != 0)
-		goto out;
-	db_bind_text(st, 1, a);
-	db_bind_text(st, 2, b);
-	db_bind_text(st, 3, text);
-	sqlite3_bind_int64(st, 4, n);
-	int rc = sqlite3_step(st);
-	if (rc == SQLITE_DONE)
-		r = 0;
-	else if (rc == SQLITE_CONSTRAINT)
-		r = AL_E_CONFLICT;
-	else
-		log_error("vault statement failed", "error", sqlite3_errmsg(db->h));
-out:
-	sqlite3_finalize(st);
-	free(text);
-	return r;
 }
 
 static void
@@ -618,7 +192,7 @@ set_times(json_t *doc, int64_t now, bool created, bool archived)
 static json_t *
 vault_get(struct db *db, const char *vault_id, int *err, struct verr *e)
 {
-	json_t *v = vault_load(db, vault_id, err);
+	json_t *v = vault_store_get(db, vault_id, err);
 	if (v == NULL)
 		verr_set(e, *err == AL_E_NOTFOUND ? "vault %s not found" : "cannot load vault %s",
 		         vault_id);
@@ -629,10 +203,8 @@ int
 vaults_create(struct server *s, const char *display_name, const json_t *metadata, json_t **doc,
               struct verr *e)
 {
-	struct db *db = s->db;
-	sqlite3_stmt *st = NULL;
 	json_t *d = NULL, *dn = json_string(display_name ? display_name : "");
-	char *id = NULL, *text = NULL;
+	char *id = NULL;
 	int r;
 	if (dn == NULL) {
 		r = verr_set(e, "display_name: must be valid UTF-8");
@@ -646,76 +218,19 @@ vaults_create(struct server *s, const char *display_name, const json_t *metadata
 	              "metadata", metadata ? json_deep_copy(metadata) : json_object());
 	set_times(d, now, true, false);
 	json_object_set_new(d, "archived_at", json_null());
-	text = json_dumps(d, JSON_COMPACT);
-	r = AL_E_IO;
-	if (db_begin(db) != 0)
-		goto io;
-	int64_t seq = db_next_seq(db, "vaults");
-	if (seq < 0 || db_prepare(db,
-	                          "INSERT INTO vaults(id, seq, created_at, archived_at, doc) "
-	                          "VALUES (?1, ?2, ?3, NULL, ?4)",
-	                          &st) != 0) {
-		db_rollback(db);
-		goto io;
-	}
-	db_bind_text(st, 1, id);
-	sqlite3_bind_int64(st, 2, seq);
-	sqlite3_bind_int64(st, 3, now);
-	db_bind_text(st, 4, text);
-	if (sqlite3_step(st) != SQLITE_DONE || db_commit(db) != 0) {
-		db_rollback(db);
-		goto io;
+	if ((r = vault_store_insert(s->db, id, d, now)) != 0) {
+		verr_set(e, "cannot store vault");
+		goto out;
 	}
 	log_info("vault created", "vault_id", id);
 	*doc = d;
 	d = NULL;
 	r = 0;
-	goto out;
-io:
-	verr_set(e, "cannot store vault");
 out:
-	sqlite3_finalize(st);
 	json_decref(d);
 	json_decref(dn);
-	free(text);
 	free(id);
 	return r;
-}
-
-/* Inside the caller's transaction: the vault may take one more live credential for
- * this URL key. */
-static int
-room_for(struct db *db, const char *vault_id, const char *key, struct verr *e)
-{
-	sqlite3_stmt *st = NULL;
-	int64_t live = 0;
-	char dup[80] = "";
-	if (db_prepare(db,
-	               "SELECT COUNT(*), MAX(CASE WHEN url_key = ?2 THEN id END) FROM "
-	               "vault_credentials WHERE vault_id = ?1 AND archived_at IS NULL",
-	               &st) != 0) {
-		verr_set(e, "cannot check credentials");
-		return AL_E_IO;
-	}
-	db_bind_text(st, 1, vault_id);
-	db_bind_text(st, 2, key);
-	if (sqlite3_step(st) == SQLITE_ROW) {
-		live = sqlite3_column_int64(st, 0);
-		if (db_col_text(st, 1))
-			snprintf(dup, sizeof(dup), "%s", db_col_text(st, 1));
-	}
-	sqlite3_finalize(st);
-	if (dup[0]) {
-		verr_set(e,
-		         "vault %s already has a live credential for this mcp_server_url (%s); "
-		         "archive or delete it first, or update its token",
-		         vault_id, dup);
-		return AL_E_CONFLICT;
-	}
-	if (live >= VAULTS_MAX_CREDENTIALS)
-		return verr_set(e, "vault %s already holds %d live credentials, the maximum",
-		                vault_id, VAULTS_MAX_CREDENTIALS);
-	return 0;
 }
 
 int
@@ -725,11 +240,10 @@ vaults_credential_create(struct server *s, const char *vault_id, const json_t *a
 {
 	static const char *const bearer_keys[] = {"type", "mcp_server_url", "token", NULL};
 	struct db *db = s->db;
-	sqlite3_stmt *st = NULL;
 	json_t *vault = NULL, *d = NULL;
 	const char *type = NULL, *url;
 	const json_t *u, *tok;
-	char *id = NULL, *key = NULL, *text = NULL;
+	char *id = NULL, *key = NULL, dup[80];
 	unsigned char *blob = NULL;
 	size_t blen = 0;
 	int r;
@@ -774,43 +288,32 @@ vaults_credential_create(struct server *s, const char *vault_id, const json_t *a
 	              "static_bearer", "mcp_server_url", url);
 	set_times(d, now, true, false);
 	json_object_set_new(d, "archived_at", json_null());
-	text = json_dumps(d, JSON_COMPACT);
 	if ((r = vaults_seal(s->vault_key, id, json_string_value(tok), json_string_length(tok),
 	                     &blob, &blen)) != 0) {
 		verr_set(e, "cannot seal credential");
 		goto out;
 	}
-	if ((r = db_begin(db)) != 0) {
-		verr_set(e, "cannot store credential");
+	struct vault_credential_new cn = {.id = id,
+	                                  .vault_id = vault_id,
+	                                  .url_key = key,
+	                                  .created_at = now,
+	                                  .secret = blob,
+	                                  .secret_len = blen,
+	                                  .doc = d};
+	r = vault_store_credential_insert(db, &cn, VAULTS_MAX_CREDENTIALS, dup, sizeof(dup));
+	if (r == AL_E_CONFLICT && dup[0]) {
+		verr_set(e,
+		         "vault %s already has a live credential for this mcp_server_url (%s); "
+		         "archive or delete it first, or update its token",
+		         vault_id, dup);
 		goto out;
 	}
-	if ((r = room_for(db, vault_id, key, e)) != 0) {
-		db_rollback(db);
+	if (r == AL_E_TOOBIG) {
+		r = verr_set(e, "vault %s already holds %d live credentials, the maximum", vault_id,
+		             VAULTS_MAX_CREDENTIALS);
 		goto out;
 	}
-	int64_t seq = db_next_seq(db, "vault_credentials");
-	r = AL_E_IO;
-	if (seq >= 0 &&
-	    db_prepare(db,
-	               "INSERT INTO vault_credentials(id, vault_id, seq, auth_type, url_key, "
-	               "created_at, archived_at, secret, doc) "
-	               "VALUES (?1, ?2, ?3, 'static_bearer', ?4, ?5, NULL, ?6, ?7)",
-	               &st) == 0) {
-		db_bind_text(st, 1, id);
-		db_bind_text(st, 2, vault_id);
-		sqlite3_bind_int64(st, 3, seq);
-		db_bind_text(st, 4, key);
-		sqlite3_bind_int64(st, 5, now);
-		sqlite3_bind_blob(st, 6, blob, (int)blen, SQLITE_TRANSIENT);
-		db_bind_text(st, 7, text);
-		int rc = sqlite3_step(st);
-		/* The partial unique index backs room_for against a concurrent writer. */
-		r = rc == SQLITE_DONE ? 0 : rc == SQLITE_CONSTRAINT ? AL_E_CONFLICT : AL_E_IO;
-	}
-	if (r == 0)
-		r = db_commit(db);
 	if (r != 0) {
-		db_rollback(db);
 		verr_set(e,
 		         r == AL_E_CONFLICT ? "vault %s already has a live credential for this "
 		                              "mcp_server_url"
@@ -822,11 +325,9 @@ vaults_credential_create(struct server *s, const char *vault_id, const json_t *a
 	*doc = d;
 	d = NULL;
 out:
-	sqlite3_finalize(st);
 	json_decref(vault);
 	json_decref(d);
 	free(blob);
-	free(text);
 	free(key);
 	free(id);
 	return r;
@@ -840,19 +341,16 @@ vaults_credential_archive(struct server *s, const char *vault_id, const char *cr
 	int r;
 	if ((vault = vault_get(s->db, vault_id, &r, e)) == NULL)
 		goto out;
-	if ((d = cred_load(s->db, vault_id, credential_id, &r)) == NULL) {
+	if ((d = vault_store_credential_get(s->db, vault_id, credential_id, &r)) == NULL) {
 		verr_set(e, "credential %s not found in vault %s", credential_id, vault_id);
 		goto out;
 	}
 	if (!is_archived(d)) {
 		int64_t now = now_real_us();
 		set_times(d, now, false, true);
-		/* The secret goes with the archive: an archived credential is never used
-		 * again, so keeping even its ciphertext only adds exposure. */
-		if ((r = exec4(s->db,
-		               "UPDATE vault_credentials SET doc = ?3, archived_at = ?4, "
-		               "secret = NULL WHERE id = ?1 AND vault_id = ?2",
-		               credential_id, vault_id, d, now)) != 0) {
+		/* The secret goes with the archive (the store purges it). */
+		if ((r = vault_store_credential_archive(s->db, vault_id, credential_id, d, now)) !=
+		    0) {
 			verr_set(e, "cannot archive credential");
 			goto out;
 		}
@@ -878,19 +376,8 @@ vaults_archive(struct server *s, const char *vault_id, json_t **doc, struct verr
 		goto out;
 	if (!is_archived(d)) {
 		int64_t now = now_real_us();
-		char ts[32];
-		time_fmt_rfc3339(now, ts);
 		set_times(d, now, false, true);
-		if ((r = db_begin(db)) != 0 ||
-		    (r = exec4(db, "UPDATE vaults SET doc = ?3, archived_at = ?4 WHERE id = ?1",
-		               vault_id, NULL, d, now)) != 0 ||
-		    (r = exec4(db,
-		               "UPDATE vault_credentials SET archived_at = ?4, secret = NULL, "
-		               "doc = json_set(doc, '$.archived_at', ?2, '$.updated_at', ?2) "
-		               "WHERE vault_id = ?1 AND archived_at IS NULL",
-		               vault_id, ts, NULL, now)) != 0 ||
-		    (r = db_commit(db)) != 0) {
-			db_rollback(db);
+		if (vault_store_archive(db, vault_id, d, now) != 0) {
 			verr_set(e, "cannot archive vault");
 			r = AL_E_IO;
 			goto out;
@@ -911,7 +398,6 @@ int
 vaults_bearer_for(struct server *s, const json_t *vault_ids, const char *mcp_server_url,
                   char **token)
 {
-	sqlite3_stmt *st = NULL;
 	char *key = NULL;
 	int r = AL_E_NOTFOUND;
 	*token = NULL;
@@ -920,27 +406,19 @@ vaults_bearer_for(struct server *s, const json_t *vault_ids, const char *mcp_ser
 	if (!json_is_array(vault_ids) || mcp_server_url == NULL)
 		return AL_E_NOTFOUND;
 	key = url_key(mcp_server_url);
-	if (db_prepare(s->db,
-	               "SELECT c.id, c.secret FROM vault_credentials c JOIN vaults v "
-	               "ON v.id = c.vault_id WHERE c.vault_id = ?1 AND c.url_key = ?2 "
-	               "AND c.auth_type = 'static_bearer' AND c.archived_at IS NULL "
-	               "AND v.archived_at IS NULL AND c.secret IS NOT NULL LIMIT 1",
-	               &st) != 0) {
-		r = AL_E_IO;
-		goto out;
-	}
 	for (size_t i = 0; i < json_array_size(vault_ids) && r == AL_E_NOTFOUND; i++) {
 		const json_t *v = json_array_get(vault_ids, i);
+		unsigned char *blob = NULL;
+		size_t blen = 0;
+		char cid[80];
 		if (!json_is_string(v))
 			continue;
-		sqlite3_reset(st);
-		db_bind_text(st, 1, json_string_value(v));
-		db_bind_text(st, 2, key);
-		if (sqlite3_step(st) != SQLITE_ROW)
+		r = vault_store_find_secret(s->db, json_string_value(v), key, cid, sizeof(cid),
+		                            &blob, &blen);
+		if (r != 0)
 			continue;
-		const char *cid = db_col_text(st, 0);
-		r = vaults_unseal(s->vault_key, cid ? cid : "", sqlite3_column_blob(st, 1),
-		                  (size_t)sqlite3_column_bytes(st, 1), token);
+		r = vaults_unseal(s->vault_key, cid, blob, blen, token);
+		free(blob);
 		if (r != 0) {
 			log_error("vault credential cannot be unsealed", "credential_id", cid,
 			          "error",
@@ -949,8 +427,6 @@ vaults_bearer_for(struct server *s, const json_t *vault_ids, const char *mcp_ser
 			r = AL_E_IO;
 		}
 	}
-out:
-	sqlite3_finalize(st);
 	free(key);
 	return r;
 }
@@ -1064,8 +540,7 @@ update_vault(struct api_call *c)
 	if (!json_equal(doc, cur)) {
 		int64_t now = now_real_us();
 		set_times(doc, now, false, false);
-		if ((r = exec4(c->srv->db, "UPDATE vaults SET doc = ?3 WHERE id = ?1", id, NULL,
-		               doc, 0)) != 0) {
+		if ((r = vault_store_update(c->srv->db, id, doc)) != 0) {
 			api_reply_err(c, r, "cannot store vault");
 			goto out;
 		}
@@ -1109,12 +584,7 @@ delete_vault(struct api_call *c)
 	json_decref(doc);
 	/* Sessions may still name the vault in vault_ids: that is how access is revoked
 	 * (the connector finds no credential any more). */
-	if ((r = db_begin(db)) != 0 ||
-	    (r = exec4(db, "DELETE FROM vault_credentials WHERE vault_id = ?1", id, NULL, NULL,
-	               0)) != 0 ||
-	    (r = exec4(db, "DELETE FROM vaults WHERE id = ?1", id, NULL, NULL, 0)) != 0 ||
-	    (r = db_commit(db)) != 0) {
-		db_rollback(db);
+	if (vault_store_delete(db, id) != 0) {
 		api_reply_err(c, AL_E_IO, "cannot delete vault");
 		return;
 	}
@@ -1164,7 +634,7 @@ cred_for_route(struct api_call *c, json_t **vault)
 		reply_status(c, r, &e);
 		return NULL;
 	}
-	if ((d = cred_load(c->srv->db, c->params[0], c->params[1], &r)) == NULL) {
+	if ((d = vault_store_credential_get(c->srv->db, c->params[0], c->params[1], &r)) == NULL) {
 		json_decref(*vault);
 		*vault = NULL;
 		if (r == AL_E_NOTFOUND)
@@ -1238,12 +708,10 @@ update_credential(struct api_call *c)
 	const char *vid = c->params[0], *cid = c->params[1];
 	struct db *db = c->srv->db;
 	struct verr e = {{0}};
-	sqlite3_stmt *st = NULL;
 	json_t *vault = NULL, *cur = NULL, *doc = NULL, *meta = NULL, *v;
 	const json_t *tok = NULL;
 	unsigned char *blob = NULL;
 	size_t blen = 0;
-	char *text = NULL;
 	int r;
 	if (api_body_required(c) || api_body_only(c, allowed))
 		return;
@@ -1280,27 +748,12 @@ update_credential(struct api_call *c)
 		goto out;
 	}
 	set_times(doc, now_real_us(), false, false);
-	text = json_dumps(doc, JSON_COMPACT);
 	if (tok && vaults_seal(c->srv->vault_key, cid, json_string_value(tok),
 	                       json_string_length(tok), &blob, &blen) != 0) {
 		api_reply_err(c, AL_E_INTERNAL, "cannot seal credential");
 		goto out;
 	}
-	r = AL_E_IO;
-	if (db_prepare(db,
-	               "UPDATE vault_credentials SET doc = ?3, secret = coalesce(?4, secret) "
-	               "WHERE id = ?1 AND vault_id = ?2 AND archived_at IS NULL",
-	               &st) == 0) {
-		db_bind_text(st, 1, cid);
-		db_bind_text(st, 2, vid);
-		db_bind_text(st, 3, text);
-		if (blob)
-			sqlite3_bind_blob(st, 4, blob, (int)blen, SQLITE_TRANSIENT);
-		else
-			sqlite3_bind_null(st, 4);
-		if (sqlite3_step(st) == SQLITE_DONE && sqlite3_changes(db->h) == 1)
-			r = 0;
-	}
+	r = vault_store_credential_update(db, vid, cid, doc, blob, blen);
 	if (r != 0) {
 		api_reply_err(c, r, "cannot store credential");
 		goto out;
@@ -1310,13 +763,11 @@ update_credential(struct api_call *c)
 	api_reply_json(c, 200, doc);
 	doc = NULL;
 out:
-	sqlite3_finalize(st);
 	json_decref(vault);
 	json_decref(cur);
 	json_decref(doc);
 	json_decref(meta);
 	free(blob);
-	free(text);
 }
 
 static void
@@ -1344,8 +795,7 @@ delete_credential(struct api_call *c)
 		return;
 	json_decref(vault);
 	json_decref(d);
-	if ((r = exec4(c->srv->db, "DELETE FROM vault_credentials WHERE id = ?1 AND vault_id = ?2",
-	               c->params[1], c->params[0], NULL, 0)) != 0) {
+	if ((r = vault_store_credential_delete(c->srv->db, c->params[0], c->params[1])) != 0) {
 		api_reply_err(c, r, "cannot delete credential");
 		return;
 	}

@@ -1,6 +1,119 @@
 /* SQLite side of the vault tables; see vault_store.h. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
 #include "db.h"
+#include "err.h"
+#include "log.h"
+#include "util.h"
 #include "vault_store.h"
+#include "xalloc.h"
+
+/* Runs sql with ?1 = a, ?2 = b (text), ?3 = doc (JSON text), ?4 = n. */
+static int
+exec4(struct db *db, const char *sql, const char *a, const char *b, const json_t *doc, int64_t n)
+{
+	sqlite3_stmt *st = NULL;
+	char *text = doc ? json_dumps(doc, JSON_COMPACT) : NULL;
+	int r = AL_E_IO;
+	if (db_prepare(db, sql, &st) != 0)
+		goto out;
+	db_bind_text(st, 1, a);
+	db_bind_text(st, 2, b);
+	db_bind_text(st, 3, text);
+	sqlite3_bind_int64(st, 4, n);
+	int rc = sqlite3_step(st);
+	if (rc == SQLITE_DONE)
+		r = 0;
+	else if (rc == SQLITE_CONSTRAINT)
+		r = AL_E_CONFLICT;
+	else
+		log_error("vault statement failed", "error", sqlite3_errmsg(db->h));
+out:
+	sqlite3_finalize(st);
+	free(text);
+	return r;
+}
+
+json_t *
+vault_store_get(struct db *db, const char *id, int *err)
+{
+	return db_load_doc(db, "vaults", id, err);
+}
+
+int
+vault_store_insert(struct db *db, const char *id, const json_t *doc, int64_t created_at)
+{
+	sqlite3_stmt *st = NULL;
+	char *text = json_dumps(doc, JSON_COMPACT);
+	int r = AL_E_IO;
+	if (db_begin(db) != 0)
+		goto out;
+	int64_t seq = db_next_seq(db, "vaults");
+	if (seq < 0 || db_prepare(db,
+	                          "INSERT INTO vaults(id, seq, created_at, archived_at, doc) "
+	                          "VALUES (?1, ?2, ?3, NULL, ?4)",
+	                          &st) != 0) {
+		db_rollback(db);
+		goto out;
+	}
+	db_bind_text(st, 1, id);
+	sqlite3_bind_int64(st, 2, seq);
+	sqlite3_bind_int64(st, 3, created_at);
+	db_bind_text(st, 4, text);
+	if (sqlite3_step(st) != SQLITE_DONE || db_commit(db) != 0) {
+		db_rollback(db);
+		goto out;
+	}
+	r = 0;
+out:
+	sqlite3_finalize(st);
+	free(text);
+	return r;
+}
+
+int
+vault_store_update(struct db *db, const char *id, const json_t *doc)
+{
+	return exec4(db, "UPDATE vaults SET doc = ?3 WHERE id = ?1", id, NULL, doc, 0);
+}
+
+int
+vault_store_archive(struct db *db, const char *id, const json_t *doc, int64_t now)
+{
+	char ts[32];
+	int r;
+	time_fmt_rfc3339(now, ts);
+	if ((r = db_begin(db)) != 0 ||
+	    (r = exec4(db, "UPDATE vaults SET doc = ?3, archived_at = ?4 WHERE id = ?1", id, NULL,
+	               doc, now)) != 0 ||
+	    (r = exec4(db,
+	               "UPDATE vault_credentials SET archived_at = ?4, secret = NULL, "
+	               "doc = json_set(doc, '$.archived_at', ?2, '$.updated_at', ?2) "
+	               "WHERE vault_id = ?1 AND archived_at IS NULL",
+	               id, ts, NULL, now)) != 0 ||
+	    (r = db_commit(db)) != 0) {
+		db_rollback(db);
+		return AL_E_IO;
+	}
+	return 0;
+}
+
+int
+vault_store_delete(struct db *db, const char *id)
+{
+	int r;
+	if ((r = db_begin(db)) != 0 ||
+	    (r = exec4(db, "DELETE FROM vault_credentials WHERE vault_id = ?1", id, NULL, NULL,
+	               0)) != 0 ||
+	    (r = exec4(db, "DELETE FROM vaults WHERE id = ?1", id, NULL, NULL, 0)) != 0 ||
+	    (r = db_commit(db)) != 0) {
+		db_rollback(db);
+		return AL_E_IO;
+	}
+	return 0;
+}
 
 int
 vault_store_list(struct db *db, const char *scope_id, const struct doc_list *q,
@@ -10,9 +123,205 @@ vault_store_list(struct db *db, const char *scope_id, const struct doc_list *q,
 	return doc_store_page(db, "vaults", NULL, NULL, q, out);
 }
 
+json_t *
+vault_store_credential_get(struct db *db, const char *vault_id, const char *id, int *err)
+{
+	sqlite3_stmt *st = NULL;
+	json_t *doc = NULL;
+	*err = AL_E_NOTFOUND;
+	if (db_prepare(db, "SELECT doc FROM vault_credentials WHERE id = ?1 AND vault_id = ?2",
+	               &st) != 0) {
+		*err = AL_E_IO;
+		return NULL;
+	}
+	db_bind_text(st, 1, id);
+	db_bind_text(st, 2, vault_id);
+	if (sqlite3_step(st) == SQLITE_ROW && (doc = db_col_json(st, 0)) != NULL)
+		*err = 0;
+	sqlite3_finalize(st);
+	return doc;
+}
+
+/* Inside the caller's transaction: the vault may take one more live credential for
+ * this URL key. */
+static int
+room_for(struct db *db, const char *vault_id, const char *key, int64_t max_live, char *dup,
+         size_t dup_len)
+{
+	sqlite3_stmt *st = NULL;
+	int64_t live = 0;
+	if (db_prepare(db,
+	               "SELECT COUNT(*), MAX(CASE WHEN url_key = ?2 THEN id END) FROM "
+	               "vault_credentials WHERE vault_id = ?1 AND archived_at IS NULL",
+	               &st) != 0)
+		return AL_E_IO;
+	db_bind_text(st, 1, vault_id);
+	db_bind_text(st, 2, key);
+	if (sqlite3_step(st) == SQLITE_ROW) {
+		live = sqlite3_column_int64(st, 0);
+		if (db_col_text(st, 1))
+			snprintf(dup, dup_len, "%s", db_col_text(st, 1));
+	}
+	sqlite3_finalize(st);
+	if (dup[0])
+		return AL_E_CONFLICT;
+	return live >= max_live ? AL_E_TOOBIG : 0;
+}
+
+int
+vault_store_credential_insert(struct db *db, const struct vault_credential_new *c, int64_t max_live,
+                              char *dup, size_t dup_len)
+{
+	sqlite3_stmt *st = NULL;
+	char *text = json_dumps(c->doc, JSON_COMPACT);
+	int r;
+	dup[0] = '\0';
+	if ((r = db_begin(db)) != 0)
+		goto out;
+	if ((r = room_for(db, c->vault_id, c->url_key, max_live, dup, dup_len)) != 0) {
+		db_rollback(db);
+		goto out;
+	}
+	int64_t seq = db_next_seq(db, "vault_credentials");
+	r = AL_E_IO;
+	if (seq >= 0 &&
+	    db_prepare(db,
+	               "INSERT INTO vault_credentials(id, vault_id, seq, auth_type, url_key, "
+	               "created_at, archived_at, secret, doc) "
+	               "VALUES (?1, ?2, ?3, 'static_bearer', ?4, ?5, NULL, ?6, ?7)",
+	               &st) == 0) {
+		db_bind_text(st, 1, c->id);
+		db_bind_text(st, 2, c->vault_id);
+		sqlite3_bind_int64(st, 3, seq);
+		db_bind_text(st, 4, c->url_key);
+		sqlite3_bind_int64(st, 5, c->created_at);
+		sqlite3_bind_blob(st, 6, c->secret, (int)c->secret_len, SQLITE_TRANSIENT);
+		db_bind_text(st, 7, text);
+		int rc = sqlite3_step(st);
+		/* The partial unique index backs room_for against a concurrent writer. */
+		r = rc == SQLITE_DONE ? 0 : rc == SQLITE_CONSTRAINT ? AL_E_CONFLICT : AL_E_IO;
+	}
+	if (r == 0)
+		r = db_commit(db);
+	if (r != 0)
+		db_rollback(db);
+out:
+	sqlite3_finalize(st);
+	free(text);
+	return r;
+}
+
+int
+vault_store_credential_update(struct db *db, const char *vault_id, const char *id,
+                              const json_t *doc, const unsigned char *secret, size_t secret_len)
+{
+	sqlite3_stmt *st = NULL;
+	char *text = json_dumps(doc, JSON_COMPACT);
+	int r = AL_E_IO;
+	if (db_prepare(db,
+	               "UPDATE vault_credentials SET doc = ?3, secret = coalesce(?4, secret) "
+	               "WHERE id = ?1 AND vault_id = ?2 AND archived_at IS NULL",
+	               &st) == 0) {
+		db_bind_text(st, 1, id);
+		db_bind_text(st, 2, vault_id);
+		db_bind_text(st, 3, text);
+		if (secret)
+			sqlite3_bind_blob(st, 4, secret, (int)secret_len, SQLITE_TRANSIENT);
+		else
+			sqlite3_bind_null(st, 4);
+		if (sqlite3_step(st) == SQLITE_DONE && sqlite3_changes(db->h) == 1)
+			r = 0;
+	}
+	sqlite3_finalize(st);
+	free(text);
+	return r;
+}
+
+int
+vault_store_credential_archive(struct db *db, const char *vault_id, const char *id,
+                               const json_t *doc, int64_t now)
+{
+	/* The secret goes with the archive: an archived credential is never used again,
+	 * so keeping even its ciphertext only adds exposure. */
+	return exec4(db,
+	             "UPDATE vault_credentials SET doc = ?3, archived_at = ?4, "
+	             "secret = NULL WHERE id = ?1 AND vault_id = ?2",
+	             id, vault_id, doc, now);
+}
+
+int
+vault_store_credential_delete(struct db *db, const char *vault_id, const char *id)
+{
+	return exec4(db, "DELETE FROM vault_credentials WHERE id = ?1 AND vault_id = ?2", id,
+	             vault_id, NULL, 0);
+}
+
 int
 vault_store_list_credentials(struct db *db, const char *vault_id, const struct doc_list *q,
                              struct doc_page *out)
 {
 	return doc_store_page(db, "vault_credentials", "vault_id", vault_id, q, out);
+}
+
+int
+vault_store_find_secret(struct db *db, const char *vault_id, const char *url_key,
+                        char *credential_id, size_t id_len, unsigned char **secret,
+                        size_t *secret_len)
+{
+	sqlite3_stmt *st = NULL;
+	int r = AL_E_NOTFOUND;
+	*secret = NULL;
+	*secret_len = 0;
+	if (db_prepare(db,
+	               "SELECT c.id, c.secret FROM vault_credentials c JOIN vaults v "
+	               "ON v.id = c.vault_id WHERE c.vault_id = ?1 AND c.url_key = ?2 "
+	               "AND c.auth_type = 'static_bearer' AND c.archived_at IS NULL "
+	               "AND v.archived_at IS NULL AND c.secret IS NOT NULL LIMIT 1",
+	               &st) != 0)
+		return AL_E_IO;
+	db_bind_text(st, 1, vault_id);
+	db_bind_text(st, 2, url_key);
+	if (sqlite3_step(st) == SQLITE_ROW) {
+		const char *cid = db_col_text(st, 0);
+		size_t n = (size_t)sqlite3_column_bytes(st, 1);
+		snprintf(credential_id, id_len, "%s", cid ? cid : "");
+		*secret = xmalloc(n ? n : 1);
+		if (n)
+			memcpy(*secret, sqlite3_column_blob(st, 1), n);
+		*secret_len = n;
+		r = 0;
+	}
+	sqlite3_finalize(st);
+	return r;
+}
+
+static int64_t
+count_int(struct db *db, const char *sql, const void *blob, int blen)
+{
+	sqlite3_stmt *st = NULL;
+	int64_t n = -1;
+	if (db_prepare(db, sql, &st) != 0)
+		return -1;
+	if (blob)
+		sqlite3_bind_blob(st, 1, blob, blen, SQLITE_TRANSIENT);
+	if (sqlite3_step(st) == SQLITE_ROW)
+		n = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	return n;
+}
+
+int64_t
+vault_store_count_sealed(struct db *db)
+{
+	return count_int(db, "SELECT COUNT(*) FROM vault_credentials WHERE secret IS NOT NULL",
+	                 NULL, 0);
+}
+
+int64_t
+vault_store_count_foreign(struct db *db, const unsigned char *key_id, size_t len)
+{
+	return count_int(db,
+	                 "SELECT COUNT(*) FROM vault_credentials WHERE secret IS NOT "
+	                 "NULL AND substr(secret, 2, 8) != ?1",
+	                 key_id, (int)len);
 }
