@@ -291,8 +291,34 @@ on_signal(struct loop *l, int signo, void *arg)
 	loop_stop(l);
 }
 
-static void
-config_free(struct server_config *c)
+int
+server_config_load(struct server_config *cfg, int argc, char **argv, enum log_format *fmt,
+                   enum log_level *lvl)
+{
+	cfg->listen = xstrdup("127.0.0.1:8400");
+	cfg->data_dir = xstrdup(".airlock-data");
+	cfg->model_base_url = xstrdup("https://api.anthropic.com");
+	cfg->lease_ttl_s = 90;
+	cfg->sse_ping_ms = 15000;
+	cfg->model_max_retries = 5;
+	cfg->model_retry_base_ms = 1000;
+	cfg->model_max_tokens = 8192;
+	cfg->mcp_timeout_ms = 30000;
+	cfg->mcp_call_timeout_ms = 120000;
+	for (int i = 1; i < argc; i++) {
+		const char *path = NULL;
+		if (strcmp(argv[i], "--config") == 0 && i + 1 < argc)
+			path = argv[i + 1];
+		else if (strncmp(argv[i], "--config=", 9) == 0)
+			path = argv[i] + 9;
+		if (path && config_file_load(cfg, path, fmt, lvl) != 0)
+			return AL_E_INVAL;
+	}
+	return config_from_env(cfg);
+}
+
+void
+server_config_free(struct server_config *c)
 {
 	free(c->listen);
 	free(c->data_dir);
@@ -385,29 +411,11 @@ server_main(int argc, char **argv)
 	};
 
 	memset(&srv, 0, sizeof(srv));
-	srv.cfg.listen = xstrdup("127.0.0.1:8400");
-	srv.cfg.data_dir = xstrdup(".airlock-data");
-	srv.cfg.model_base_url = xstrdup("https://api.anthropic.com");
-	srv.cfg.lease_ttl_s = 90;
-	srv.cfg.sse_ping_ms = 15000;
-	srv.cfg.model_max_retries = 5;
-	srv.cfg.model_retry_base_ms = 1000;
-	srv.cfg.model_max_tokens = 8192;
-	srv.cfg.mcp_timeout_ms = 30000;
-	srv.cfg.mcp_call_timeout_ms = 120000;
-
 	/* Precedence: defaults < config file < environment < flags. */
-	for (int i = 1; i < argc; i++) {
-		const char *path = NULL;
-		if (strcmp(argv[i], "--config") == 0 && i + 1 < argc)
-			path = argv[i + 1];
-		else if (strncmp(argv[i], "--config=", 9) == 0)
-			path = argv[i] + 9;
-		if (path && config_file_load(&srv.cfg, path, &fmt, &lvl) != 0)
-			goto out;
-	}
-	if (config_from_env(&srv.cfg) != 0)
+	if (server_config_load(&srv.cfg, argc, argv, &fmt, &lvl) != 0) {
+		rc = 2;
 		goto out;
+	}
 
 	optind = 1;
 	int ch;
@@ -518,6 +526,6 @@ server_main(int argc, char **argv)
 out:
 	server_close(&srv);
 	tls_server_ctx_free(tls);
-	config_free(&srv.cfg);
+	server_config_free(&srv.cfg);
 	return rc;
 }

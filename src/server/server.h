@@ -7,6 +7,7 @@
 
 #include "db.h"
 #include "http.h"
+#include "log.h"
 #include "loop.h"
 
 /* The MCP tunnel edge and its side listeners (docs/server/tunnels.md); listen NULL: off. */
@@ -74,6 +75,13 @@ struct server {
 };
 
 int server_main(int argc, char **argv);
+/* Fills cfg with the defaults, then every --config FILE in argv (printing file:line on
+ * an error), then the environment: the server's configuration short of its flags. The
+ * admin commands (`airlock keys`) read it the same way, so they find the same data
+ * directory. AL_E_INVAL on a bad file or variable (already printed). */
+int server_config_load(struct server_config *cfg, int argc, char **argv, enum log_format *fmt,
+                       enum log_level *lvl);
+void server_config_free(struct server_config *cfg);
 /* Opens the database, creates the loop and HTTP server (not listening) and starts the
  * modules. cfg must be filled. server_close undoes it (safe on a partial open). */
 int server_open(struct server *srv);

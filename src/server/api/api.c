@@ -409,7 +409,16 @@ dispatch_route(struct api_call *c)
 		                "cannot verify user tokens yet: %s; try again shortly", why);
 		return;
 	}
+	if (r == AL_E_IO) {
+		api_reply_err(c, r, "cannot check the credential"); /* a store failure: 500 */
+		return;
+	}
 	if (r != 0) {
+		/* what was presented and why it failed, never the credential itself */
+		log_warn("authentication failed", "request_id", c->request_id, "method",
+		         c->http->method, "route", route->pattern, "peer", c->http->peer,
+		         "credential", c->who.cred, "reason", why[0] ? why : c->who.fail, "key_id",
+		         c->who.key_id[0] ? c->who.key_id : "-");
 		if (why[0] != '\0')
 			api_reply_error(c, 401, "authentication_error", NULL,
 			                "invalid user token: %s", why);

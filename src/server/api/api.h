@@ -33,6 +33,11 @@ struct principal {
 	char work_id[80];        /* sessions token */
 	enum user_role role;     /* users */
 	struct oidc_user user;   /* users: sub, iss, email, groups (owned: auth_principal_reset) */
+	/* For logs, filled even when resolution fails; never the secret. cred: what was
+	 * presented ("none", "server key", "environment key", "sessions token", "user
+	 * token", "AIRLOCK_API_KEY", "unknown form"); fail: why it was refused. */
+	const char *cred;
+	const char *fail;
 };
 
 struct api_call {

@@ -37,6 +37,18 @@ credential_of(const struct http_request *req)
 	return auth_bearer(http_request_header(req, "authorization"));
 }
 
+static const char *
+form_of(const char *cred)
+{
+	if (strncmp(cred, KEY_PREFIX_SERVER, strlen(KEY_PREFIX_SERVER)) == 0)
+		return "server key";
+	if (strncmp(cred, KEY_PREFIX_ENV, strlen(KEY_PREFIX_ENV)) == 0)
+		return "environment key";
+	if (strncmp(cred, TOKEN_PREFIX_SESSION, strlen(TOKEN_PREFIX_SESSION)) == 0)
+		return "sessions token";
+	return "unknown form";
+}
+
 void
 auth_principal_reset(struct principal *who)
 {
@@ -73,24 +85,35 @@ auth_resolve(struct server *srv, const struct http_request *req, struct principa
 	memset(who, 0, sizeof(*who));
 	if (why != NULL && whylen > 0)
 		why[0] = '\0';
+	who->cred = "none";
+	who->fail = "no credential";
 	if (cred == NULL)
 		return AL_E_INVAL;
-	if (srv->oidc != NULL && oidc_looks_like_jwt(cred))
+	if (srv->oidc != NULL && oidc_looks_like_jwt(cred)) {
+		who->cred = "user token";
+		who->fail = "user token refused";
 		return resolve_user(srv, cred, who, why, whylen);
+	}
 	size_t clen = strlen(cred);
+	who->cred = form_of(cred);
+	who->fail = "too long";
 	if (clen > 512)
 		return AL_E_AUTH;
+	who->fail = "";
 	const char *envkey = srv->cfg.api_key;
 	if (envkey && *envkey && strlen(envkey) == clen && CRYPTO_memcmp(envkey, cred, clen) == 0) {
 		who->kind = PRINCIPAL_API_KEY;
+		who->cred = "AIRLOCK_API_KEY";
 		snprintf(who->key_id, sizeof(who->key_id), "env:AIRLOCK_API_KEY");
 		return 0;
 	}
 	sha256_hex(cred, clen, hash);
 	if (strncmp(cred, TOKEN_PREFIX_SESSION, strlen(TOKEN_PREFIX_SESSION)) == 0) {
 		struct work_token_row w;
-		if ((r = work_store_find_token(srv->db, hash, &w)) != 0)
+		if ((r = work_store_find_token(srv->db, hash, &w)) != 0) {
+			who->fail = "no live work item has this token";
 			return r == AL_E_NOTFOUND ? AL_E_AUTH : r;
+		}
 		who->kind = PRINCIPAL_SESSION_TOKEN;
 		snprintf(who->work_id, sizeof(who->work_id), "%s", w.work_id);
 		snprintf(who->key_id, sizeof(who->key_id), "%s", w.work_id);
@@ -99,9 +122,16 @@ auth_resolve(struct server *srv, const struct http_request *req, struct principa
 		return 0;
 	}
 	struct key_row k;
-	if ((r = key_store_find_live(srv->db, hash, &k)) != 0)
+	if ((r = key_store_find(srv->db, hash, &k)) != 0) {
+		who->fail = "no such key in this server's database";
 		return r == AL_E_NOTFOUND ? AL_E_AUTH : r;
+	}
+	/* the id of a revoked key is not a secret, and tells the operator which one */
 	snprintf(who->key_id, sizeof(who->key_id), "%s", k.id);
+	if (k.revoked) {
+		who->fail = "revoked key";
+		return AL_E_AUTH;
+	}
 	if (strcmp(k.kind, "server") == 0) {
 		who->kind = PRINCIPAL_API_KEY;
 	} else {

@@ -68,37 +68,70 @@ const struct api_route keys_routes[] = {
 static int
 print_key(void *arg, const struct key_row *k)
 {
+	char created[32], revoked[32] = "-";
 	(void)arg;
-	printf("%s\t%s\t%s\t%s\t%s\n", k->id, k->kind,
-	       k->environment_id[0] ? k->environment_id : "-", k->name[0] ? k->name : "-",
-	       k->revoked ? "revoked" : "live");
+	time_fmt_rfc3339(k->created_at, created);
+	if (k->revoked)
+		time_fmt_rfc3339(k->revoked_at, revoked);
+	printf("%-32s %-11s %-32s %-24s %-20s %s\n", k->id, k->kind,
+	       k->environment_id[0] ? k->environment_id : "-", k->name[0] ? k->name : "-", created,
+	       k->revoked ? revoked : "live");
 	return 0;
 }
 
 static void
 keys_usage(FILE *f)
 {
-	fprintf(f, "usage: airlock keys create [--server | --environment ENV_ID] [--name NAME]\n"
+	fprintf(f, "usage: airlock keys create (--server | --environment ENV_ID) [--name NAME]\n"
 	           "       airlock keys revoke KEY_ID\n"
 	           "       airlock keys list\n"
 	           "\n"
-	           "Works on the database in AIRLOCK_DATA_DIR (or --data-dir). The key is printed\n"
-	           "once on stdout; only its hash is stored.\n");
+	           "Works on the server's database directly: run it where the server runs, with\n"
+	           "the server's configuration. The key is printed once on stdout; only its\n"
+	           "hash is stored.\n"
+	           "\n"
+	           "options (every verb):\n"
+	           "  --config FILE    the server's YAML configuration (its data_dir is used)\n"
+	           "  --data-dir DIR   the data directory; overrides the file and\n"
+	           "                   AIRLOCK_DATA_DIR (default .airlock-data)\n"
+	           "  --create         create the database when there is none (a new server);\n"
+	           "                   without it a missing database is an error\n"
+	           "  -h, --help       this text\n"
+	           "\n"
+	           "environment: AIRLOCK_DATA_DIR, and every variable `airlock server` reads\n"
+	           "(docs/server/config.md).\n");
+}
+
+/* The data directory the server would use: defaults < --config files < environment <
+ * --data-dir, exactly as `airlock server` resolves it. */
+static int
+keys_data_dir(int argc, char **argv, const char *flag_dir, char **out)
+{
+	struct server_config cfg = {0};
+	enum log_format fmt = LOG_FMT_TEXT;
+	enum log_level lvl = LOG_LVL_INFO;
+	int r = server_config_load(&cfg, argc, argv, &fmt, &lvl);
+	if (r == 0)
+		*out = xstrdup(flag_dir ? flag_dir : cfg.data_dir);
+	server_config_free(&cfg);
+	return r;
 }
 
 int
 keys_main(int argc, char **argv)
 {
-	const char *data_dir = getenv("AIRLOCK_DATA_DIR");
-	const char *env_id = NULL, *name = NULL;
-	bool server = false;
+	const char *env_id = NULL, *name = NULL, *flag_dir = NULL;
+	char *data_dir = NULL;
+	bool server = false, create = false;
 	struct db *db = NULL;
-	int rc = 2;
+	int rc = 2, r;
 	static const struct option opts[] = {
 	    {"environment", required_argument, NULL, 'e'},
 	    {"server", no_argument, NULL, 's'},
 	    {"name", required_argument, NULL, 'n'},
 	    {"data-dir", required_argument, NULL, 'd'},
+	    {"config", required_argument, NULL, 'C'},
+	    {"create", no_argument, NULL, 'c'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
@@ -107,9 +140,20 @@ keys_main(int argc, char **argv)
 		return 2;
 	}
 	const char *verb = argv[1];
+	if (strcmp(verb, "--help") == 0 || strcmp(verb, "-h") == 0 || strcmp(verb, "help") == 0) {
+		keys_usage(stdout);
+		return 0;
+	}
+	if (strcmp(verb, "create") != 0 && strcmp(verb, "revoke") != 0 &&
+	    strcmp(verb, "list") != 0) {
+		fprintf(stderr, "airlock keys: unknown command '%s'\n", verb);
+		keys_usage(stderr);
+		return 2;
+	}
 	optind = 2;
+	opterr = 0; /* our own messages below: "unknown option", not getopt's */
 	int ch;
-	while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
 		switch (ch) {
 		case 'e':
 			env_id = optarg;
@@ -121,76 +165,101 @@ keys_main(int argc, char **argv)
 			name = optarg;
 			break;
 		case 'd':
-			data_dir = optarg;
+			flag_dir = optarg;
+			break;
+		case 'C':
+			break; /* read by server_config_load */
+		case 'c':
+			create = true;
 			break;
 		case 'h':
 			keys_usage(stdout);
 			return 0;
+		case ':':
+			fprintf(stderr, "airlock keys %s: option %s needs a value\n", verb,
+			        argv[optind - 1]);
+			return 2;
 		default:
-			keys_usage(stderr);
+			fprintf(stderr, "airlock keys %s: unknown option '%s'\n", verb,
+			        argv[optind - 1]);
+			fprintf(stderr, "Run 'airlock keys --help' for the options.\n");
 			return 2;
 		}
 	}
-	if (strcmp(verb, "--help") == 0) {
-		keys_usage(stdout);
-		return 0;
+	if (strcmp(verb, "create") == 0 && server == (env_id != NULL)) {
+		fprintf(
+		    stderr,
+		    "airlock keys create: give exactly one of --server or --environment ENV_ID\n");
+		return 2;
 	}
-	if (data_dir == NULL)
-		data_dir = ".airlock-data";
-	if (db_open(data_dir, &db) != 0) {
-		fprintf(stderr, "airlock keys: cannot open database in %s\n", data_dir);
-		return 1;
+	if (strcmp(verb, "revoke") == 0 && optind + 1 != argc) {
+		fprintf(stderr, "airlock keys revoke: give exactly one KEY_ID\n");
+		return 2;
 	}
+	if (strcmp(verb, "revoke") != 0 && optind != argc) {
+		fprintf(stderr, "airlock keys %s: unexpected argument '%s'\n", verb, argv[optind]);
+		return 2;
+	}
+	if (keys_data_dir(argc, argv, flag_dir, &data_dir) != 0)
+		return 2;
+	r = create ? db_open(data_dir, &db) : db_open_existing(data_dir, &db);
+	if (r == AL_E_NOTFOUND) {
+		/* A key in a database the server does not read is a key that gets 401. */
+		fprintf(stderr,
+		        "airlock keys: no database at %s/airlock.db; give the server's --config "
+		        "FILE, --data-dir or AIRLOCK_DATA_DIR (--create makes a new one)\n",
+		        data_dir);
+		rc = 2;
+		goto out;
+	}
+	if (r != 0) {
+		fprintf(stderr, "airlock keys: cannot open the database in %s: %s\n", data_dir,
+		        al_strerror(r));
+		rc = 1;
+		goto out;
+	}
+	rc = 1;
 	if (strcmp(verb, "create") == 0) {
 		char *id = NULL, *key = NULL;
-		if (server == (env_id != NULL)) {
-			fprintf(stderr, "airlock keys create: give exactly one of --server or "
-			                "--environment ENV_ID\n");
-			goto out;
-		}
 		if (env_id) {
-			int r = environment_store_live(db, env_id);
+			r = environment_store_live(db, env_id);
 			if (r != 0) {
 				fprintf(stderr, "airlock keys create: environment %s %s\n", env_id,
 				        r == AL_E_CONFLICT ? "is archived" : "not found");
-				rc = 1;
 				goto out;
 			}
 		}
 		if (auth_key_create(db, server ? "server" : "environment", env_id, name, &id,
 		                    &key) != 0) {
 			fprintf(stderr, "airlock keys create: database error\n");
-			rc = 1;
 			goto out;
 		}
-		fprintf(stderr, "created %s\n", id);
+		fprintf(stderr, "created %s key %s in %s/airlock.db\n",
+		        server ? "server" : "environment", id, data_dir);
 		printf("%s\n", key);
 		free(id);
 		secret_free(key);
 		rc = 0;
 	} else if (strcmp(verb, "revoke") == 0) {
-		if (optind >= argc) {
-			keys_usage(stderr);
-			goto out;
-		}
-		int r = auth_key_revoke(db, argv[optind]);
+		r = auth_key_revoke(db, argv[optind]);
 		if (r != 0) {
 			fprintf(stderr, "airlock keys revoke: %s: %s\n", argv[optind],
 			        r == AL_E_NOTFOUND ? "no such live key" : "database error");
-			rc = 1;
 			goto out;
 		}
-		rc = 0;
-	} else if (strcmp(verb, "list") == 0) {
-		if (key_store_list(db, print_key, NULL) != 0) {
-			rc = 1;
-			goto out;
-		}
+		printf("revoked %s\n", argv[optind]);
 		rc = 0;
 	} else {
-		keys_usage(stderr);
+		printf("%-32s %-11s %-32s %-24s %-20s %s\n", "ID", "KIND", "ENVIRONMENT", "NAME",
+		       "CREATED", "REVOKED");
+		if (key_store_list(db, print_key, NULL) != 0) {
+			fprintf(stderr, "airlock keys list: database error\n");
+			goto out;
+		}
+		rc = 0;
 	}
 out:
 	db_close(db);
+	free(data_dir);
 	return rc;
 }

@@ -225,20 +225,26 @@ migrate(struct db *db)
 	return 0;
 }
 
-int
-db_open(const char *dir, struct db **out)
+static int
+open_dir(const char *dir, bool create, struct db **out)
 {
 	struct db *db = xcalloc(1, sizeof(*db));
 	char *path = NULL;
 	int r = AL_E_IO;
 
-	if (mkdir(dir, 0700) < 0 && access(dir, W_OK) != 0) {
+	path = xasprintf("%s/airlock.db", dir);
+	if (!create) {
+		struct stat st;
+		if (stat(path, &st) != 0) {
+			r = AL_E_NOTFOUND;
+			goto out;
+		}
+	} else if (mkdir(dir, 0700) < 0 && access(dir, W_OK) != 0) {
 		log_error("cannot create data directory", "dir", dir);
 		goto out;
 	}
-	path = xasprintf("%s/airlock.db", dir);
-	if (sqlite3_open_v2(path, &db->h, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) !=
-	    SQLITE_OK) {
+	if (sqlite3_open_v2(path, &db->h, SQLITE_OPEN_READWRITE | (create ? SQLITE_OPEN_CREATE : 0),
+	                    NULL) != SQLITE_OK) {
 		log_error("cannot open database", "path", path, "error", sqlite3_errmsg(db->h));
 		goto out;
 	}
@@ -255,6 +261,18 @@ out:
 	free(path);
 	db_close(db);
 	return r;
+}
+
+int
+db_open(const char *dir, struct db **out)
+{
+	return open_dir(dir, true, out);
+}
+
+int
+db_open_existing(const char *dir, struct db **out)
+{
+	return open_dir(dir, false, out);
 }
 
 void

@@ -18,6 +18,9 @@ struct db {
 
 /* Opens (creating) dir/airlock.db and applies pending migrations. */
 int db_open(const char *dir, struct db **out);
+/* The same for a database that must exist already: AL_E_NOTFOUND when dir/airlock.db
+ * does not (the admin commands never create one by accident). */
+int db_open_existing(const char *dir, struct db **out);
 void db_close(struct db *db);
 
 /* Nested calls join the outer transaction; only the outermost commits. BEGIN IMMEDIATE

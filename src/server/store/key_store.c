@@ -41,17 +41,20 @@ row_read(sqlite3_stmt *st, struct key_row *k)
 	if ((v = db_col_text(st, 3)) != NULL)
 		snprintf(k->name, sizeof(k->name), "%s", v);
 	k->revoked = sqlite3_column_type(st, 4) != SQLITE_NULL;
+	k->revoked_at = sqlite3_column_int64(st, 4);
+	k->created_at = sqlite3_column_int64(st, 5);
 }
 
 int
-key_store_find_live(struct db *db, const char *hash, struct key_row *out)
+key_store_find(struct db *db, const char *hash, struct key_row *out)
 {
 	sqlite3_stmt *st = NULL;
 	int r = AL_E_NOTFOUND;
-	if (db_prepare(db,
-	               "SELECT id, kind, environment_id, name, revoked_at FROM api_keys "
-	               "WHERE hash = ? AND revoked_at IS NULL",
-	               &st) != 0)
+	if (db_prepare(
+	        db,
+	        "SELECT id, kind, environment_id, name, revoked_at, created_at FROM api_keys "
+	        "WHERE hash = ?",
+	        &st) != 0)
 		return AL_E_IO;
 	db_bind_text(st, 1, hash);
 	if (sqlite3_step(st) == SQLITE_ROW) {
@@ -102,10 +105,11 @@ key_store_list(struct db *db, int (*fn)(void *arg, const struct key_row *k), voi
 	sqlite3_stmt *st = NULL;
 	struct key_row k;
 	int r = 0, rc;
-	if (db_prepare(db,
-	               "SELECT id, kind, environment_id, name, revoked_at FROM api_keys "
-	               "ORDER BY created_at",
-	               &st) != 0)
+	if (db_prepare(
+	        db,
+	        "SELECT id, kind, environment_id, name, revoked_at, created_at FROM api_keys "
+	        "ORDER BY created_at",
+	        &st) != 0)
 		return AL_E_IO;
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		row_read(st, &k);

@@ -21,6 +21,14 @@ start_server() {
 		"$AIRLOCK_BIN" server --listen 127.0.0.1:0 2>"$log" &
 	SERVER_PID=$!
 	T_PIDS+=("$SERVER_PID")
+	wait_listening "$log"
+}
+
+# wait_listening LOG: waits for the server's "listening" line in LOG; sets PORT, BASE
+# and SERVER_LOG, or exits showing the log
+wait_listening() {
+	local log=$1
+	PORT=
 	for _ in $(seq 200); do
 		PORT=$(sed -n 's/.*listening .*port=\([0-9]*\).*/\1/p' "$log" | head -1)
 		[ -n "$PORT" ] && break
