@@ -6,7 +6,7 @@
 // while other sessions waited with an unanswered agent.tool_use.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, realpathSync } from 'node:fs';
+import { chmodSync, mkdtempSync, rmSync, realpathSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { startServer } from './lib/server.mjs';
@@ -33,6 +33,7 @@ async function fixture(t, serverEnv = {}) {
   const model = await startMockModel(toolScript);
   const dataDir = mkdtempSync(path.join(tmpdir(), 'airlock-idle-'));
   const workdir = realpathSync(mkdtempSync(path.join(tmpdir(), 'airlock-idle-wd-')));
+  chmodSync(workdir, 0o711); // a root worker runs as an unprivileged user, who must reach it
   const f = { model, dataDir, workdir, workers: [], servers: [] };
   f.start = async (args = []) => {
     const srv = await startServer({
