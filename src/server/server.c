@@ -99,10 +99,19 @@ config_file_load(struct server_config *cfg, const char *path, enum log_format *f
 	uint64_t ttl = cfg->lease_ttl_s, ping = cfg->sse_ping_ms / 1000;
 	char *api_key_file = NULL, *model_key_file = NULL, *f = NULL, *l = NULL;
 	int r;
-	static const char *const top[] = {"listen",           "data_dir", "tls",
-	                                  "api_key_file",     "model",    "lease_ttl_seconds",
-	                                  "sse_ping_seconds", "log",      "tunnel",
-	                                  "master_key_file",  "identity", NULL};
+	static const char *const top[] = {"listen",
+	                                  "data_dir",
+	                                  "tls",
+	                                  "api_key_file",
+	                                  "model",
+	                                  "lease_ttl_seconds",
+	                                  "sse_ping_seconds",
+	                                  "log",
+	                                  "tunnel",
+	                                  "master_key_file",
+	                                  "identity",
+	                                  "policy_file",
+	                                  NULL};
 	static const char *const tunnel_keys[] = {
 	    "listen", "tls", "domain", "ingress_listen", "metrics_listen", NULL};
 	const json_t *tun = NULL, *tun_tls = NULL;
@@ -145,7 +154,8 @@ config_file_load(struct server_config *cfg, const char *path, enum log_format *f
 	            (r = cfg_get_str(&c, tun, "metrics_listen", &cfg->tunnel.metrics_listen)) ||
 	            (r = cfg_get_map(&c, tun, "tls", &tun_tls))))
 		goto out;
-	if ((r = cfg_get_map(&c, c.root, "identity", &idm)) != 0 ||
+	if ((r = cfg_get_str(&c, c.root, "policy_file", &cfg->identity.policy_file)) != 0 ||
+	    (r = cfg_get_map(&c, c.root, "identity", &idm)) != 0 ||
 	    (idm && ((r = cfg_only_keys(&c, idm, identity_keys)) ||
 	             (r = cfg_get_map(&c, idm, "oidc", &oidc)))))
 		goto out;
@@ -236,6 +246,7 @@ config_from_env(struct server_config *cfg)
 	env_str("AIRLOCK_OIDC_GROUPS_CLAIM", &cfg->identity.oidc_groups_claim);
 	env_str("AIRLOCK_OIDC_CA_FILE", &cfg->identity.oidc_ca_file);
 	env_str("AIRLOCK_OIDC_GROUPS_FILE", &cfg->identity.oidc_groups_file);
+	env_str("AIRLOCK_POLICY_FILE", &cfg->identity.policy_file);
 	env_uint("AIRLOCK_MODEL_RETRY_BASE_MS", 1, 60000, &cfg->model_retry_base_ms);
 	env_uint("AIRLOCK_MODEL_MAX_TOKENS", 1, 1000000, &cfg->model_max_tokens);
 	env_uint("AIRLOCK_MCP_TIMEOUT_MS", 100, 600000, &cfg->mcp_timeout_ms);
@@ -339,6 +350,7 @@ server_config_free(struct server_config *c)
 	free(c->identity.oidc_groups_claim);
 	free(c->identity.oidc_ca_file);
 	free(c->identity.oidc_groups_file);
+	free(c->identity.policy_file);
 }
 
 /* Every JSON value the server frees is zeroed first: request bodies carry vault tokens

@@ -27,6 +27,7 @@ struct server_identity_config {
 	char *oidc_groups_claim; /* AIRLOCK_OIDC_GROUPS_CLAIM; NULL: "groups" */
 	char *oidc_ca_file;      /* AIRLOCK_OIDC_CA_FILE; NULL: system trust store */
 	char *oidc_groups_file;  /* AIRLOCK_OIDC_GROUPS_FILE: user → groups mapping */
+	char *policy_file;       /* AIRLOCK_POLICY_FILE, policy_file: tool policy and roles */
 };
 
 /* Filled by server.c (defaults < config file < environment < flags) and read by the
@@ -70,7 +71,9 @@ struct server {
 	struct vaults_key *vault_key; /* credential master key (vaults.c) */
 	struct tunnel_edge *tunnel;   /* the MCP tunnel edge, NULL when off (tunnel_edge.c) */
 	struct oidc *oidc;            /* OpenID Connect users, NULL when off (identity/oidc.c) */
-	int port;                     /* bound port */
+	struct policy *policy;        /* tool policy and roles, NULL when no file (lib/policy.c) */
+	struct policy_watch *policy_watch;
+	int port; /* bound port */
 	bool started;
 };
 
@@ -82,6 +85,10 @@ int server_main(int argc, char **argv);
 int server_config_load(struct server_config *cfg, int argc, char **argv, enum log_format *fmt,
                        enum log_level *lvl);
 void server_config_free(struct server_config *cfg);
+/* Loads the policy file again (SIGHUP, or the file changed): a good file replaces the
+ * policy for every next decision; a bad one is logged with FILE:LINE and the last good
+ * policy stays. why names the trigger for the log. */
+void server_policy_reload(struct server *srv, const char *why);
 /* Opens the database, creates the loop and HTTP server (not listening) and starts the
  * modules. cfg must be filled. server_close undoes it (safe on a partial open). */
 int server_open(struct server *srv);

@@ -73,7 +73,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	sse_parser_init(&p, 0, 1 << 20, on_event, &st);
 	sse_parser_feed(&p, (const char *)data, size);
 	sse_parser_free(&p);
-	if (agent_stream_to_events(&st, agent, catalog, &events) == 0) {
+	if (agent_stream_to_events(&st, agent, catalog, NULL, &events) == 0) {
 		/* A user turn, the span, the answer: what the next step reads back. */
 		json_t *log = json_pack("[{s:s, s:s, s:[{s:s, s:s}], s:s}, {s:s, s:s, s:s}]",
 		                        "type", "user.message", "id", "u", "content", "type",

@@ -22,8 +22,9 @@ enum principal_kind {
 };
 
 /* A user's role (docs/server/identity.md): admins do what a server API key does;
- * developers all of it but credentials; users run sessions. */
-enum user_role { ROLE_USER = 0, ROLE_DEVELOPER, ROLE_ADMIN };
+ * developers all of it but credentials; users run sessions; none may not use the API
+ * (the policy file's default_role: none). Ordered like lib/policy's roles. */
+enum user_role { ROLE_NONE = 0, ROLE_USER, ROLE_DEVELOPER, ROLE_ADMIN };
 
 struct principal {
 	enum principal_kind kind;

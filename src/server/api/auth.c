@@ -10,6 +10,7 @@
 #include "key_store.h"
 #include "log.h"
 #include "oidc.h"
+#include "policy.h"
 #include "routes.h"
 #include "server.h"
 #include "sessions.h"
@@ -56,8 +57,8 @@ auth_principal_reset(struct principal *who)
 	memset(who, 0, sizeof(*who));
 }
 
-/* A bearer JWT from the OpenID provider: a user. The role is `user` until the policy
- * file maps the user's groups to another (docs/server/identity.md). */
+/* A bearer JWT from the OpenID provider: a user, whose role the policy file's `roles`
+ * give by group (`user` without a policy file; docs/server/identity.md). */
 static int
 resolve_user(struct server *srv, const char *token, struct principal *who, char *why, size_t whylen)
 {
@@ -70,6 +71,25 @@ resolve_user(struct server *srv, const char *token, struct principal *who, char 
 	}
 	who->kind = PRINCIPAL_USER;
 	who->role = ROLE_USER;
+	if (srv->policy != NULL) {
+		struct policy_principal pp = {.sub = who->user.sub,
+		                              .email = who->user.email[0] ? who->user.email : NULL,
+		                              .groups = (const char *const *)who->user.groups,
+		                              .n_groups = who->user.ngroups};
+		switch (policy_role(srv->policy, &pp)) {
+		case POLICY_ROLE_ADMIN:
+			who->role = ROLE_ADMIN;
+			break;
+		case POLICY_ROLE_DEVELOPER:
+			who->role = ROLE_DEVELOPER;
+			break;
+		case POLICY_ROLE_USER:
+			who->role = ROLE_USER;
+			break;
+		default:
+			who->role = ROLE_NONE;
+		}
+	}
 	snprintf(who->key_id, sizeof(who->key_id), "user:%s", who->user.sub);
 	return 0;
 }
@@ -251,6 +271,8 @@ auth_user_may(enum user_role role, const char *method, const char *pattern)
 {
 	if (role == ROLE_ADMIN)
 		return true;
+	if (role == ROLE_NONE)
+		return false;
 	for (size_t i = 0; i < sizeof(user_routes) / sizeof(user_routes[0]); i++) {
 		if (role < user_routes[i].min_role || strcmp(user_routes[i].pattern, pattern) != 0)
 			continue;
@@ -264,5 +286,8 @@ auth_user_may(enum user_role role, const char *method, const char *pattern)
 const char *
 auth_role_name(enum user_role role)
 {
-	return role == ROLE_ADMIN ? "admin" : role == ROLE_DEVELOPER ? "developer" : "user";
+	return role == ROLE_ADMIN       ? "admin"
+	       : role == ROLE_DEVELOPER ? "developer"
+	       : role == ROLE_USER      ? "user"
+	                                : "none";
 }

@@ -63,6 +63,51 @@ sessions_get(struct server *s, const char *session_id, json_t **doc)
 	return 0;
 }
 
+int
+sessions_owner(struct server *s, const char *session_id, struct session_owner *o)
+{
+	sqlite3_stmt *st = NULL;
+	int r = AL_E_NOTFOUND;
+	memset(o, 0, sizeof(*o));
+	if (db_prepare(s->db,
+	               "SELECT owner_iss, owner_sub, owner_email, owner_groups FROM sessions "
+	               "WHERE id = ?",
+	               &st) != 0)
+		return AL_E_IO;
+	db_bind_text(st, 1, session_id);
+	if (sqlite3_step(st) == SQLITE_ROW) {
+		const char *iss = db_col_text(st, 0), *sub = db_col_text(st, 1);
+		const char *email = db_col_text(st, 2);
+		o->sub = sub ? xstrdup(sub) : NULL;
+		o->email = email ? xstrdup(email) : NULL;
+		o->apikey = iss == NULL; /* API-key sessions record "apikey:<id>", no issuer */
+		json_t *g = db_col_json(st, 3);
+		size_t i;
+		json_t *v;
+		o->groups = xcalloc(json_array_size(g) + 1, sizeof(*o->groups));
+		json_array_foreach(g, i, v)
+		{
+			if (json_is_string(v))
+				o->groups[o->ngroups++] = xstrdup(json_string_value(v));
+		}
+		json_decref(g);
+		r = 0;
+	}
+	sqlite3_finalize(st);
+	return r;
+}
+
+void
+session_owner_free(struct session_owner *o)
+{
+	for (size_t i = 0; i < o->ngroups; i++)
+		free(o->groups[i]);
+	free(o->groups);
+	free(o->sub);
+	free(o->email);
+	memset(o, 0, sizeof(*o));
+}
+
 bool
 sessions_owned_by(struct server *s, const char *session_id, const char *iss, const char *sub)
 {
@@ -750,8 +795,8 @@ create_session(struct api_call *c)
 	if (seq < 0 ||
 	    db_prepare(db,
 	               "INSERT INTO sessions(id, seq, environment_id, agent_id, agent_version, "
-	               "status, created_at, archived_at, doc, owner_iss, owner_sub, owner_groups) "
-	               "VALUES (?, ?, ?, ?, ?, 'idle', ?, NULL, ?, ?, ?, ?)",
+	               "status, created_at, archived_at, doc, owner_iss, owner_sub, owner_groups, "
+	               "owner_email) VALUES (?, ?, ?, ?, ?, 'idle', ?, NULL, ?, ?, ?, ?, ?)",
 	               &st) != 0)
 		goto rollback;
 	db_bind_text(st, 1, id);
@@ -770,6 +815,14 @@ create_session(struct api_call *c)
 		groups = json_dumps(g, JSON_COMPACT);
 		json_decref(g);
 		db_bind_text(st, 10, groups);
+		db_bind_text(st, 11, c->who.user.email[0] ? c->who.user.email : NULL);
+	} else if (c->who.kind == PRINCIPAL_API_KEY) {
+		/* the tool policy evaluates API-key sessions as "apikey:<key id>" */
+		char sub[112];
+		const char *kid = c->who.key_id;
+		snprintf(sub, sizeof(sub), "apikey:%s",
+		         strcmp(kid, "env:AIRLOCK_API_KEY") == 0 ? "AIRLOCK_API_KEY" : kid);
+		db_bind_text(st, 9, sub);
 	}
 	if (sqlite3_step(st) != SQLITE_DONE)
 		goto rollback;

@@ -4,6 +4,8 @@
 #ifndef AL_SERVER_SESSIONS_H
 #define AL_SERVER_SESSIONS_H
 
+#include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include <jansson.h>
@@ -13,6 +15,18 @@ struct server;
 /* The stored session object (new reference) and its environment id, or
  * AL_E_NOTFOUND. */
 int sessions_get(struct server *s, const char *session_id, json_t **doc);
+/* Who a session acts for, as recorded when it was created: a user (subject, email, the
+ * groups their token carried) or a server API key ("apikey:<key id>"). */
+struct session_owner {
+	char *sub; /* NULL for sessions older than ownership */
+	char *email;
+	char **groups;
+	size_t ngroups;
+	bool apikey;
+};
+int sessions_owner(struct server *s, const char *session_id, struct session_owner *o);
+void session_owner_free(struct session_owner *o);
+
 /* Whether the session was created by this user (same issuer and subject). */
 bool sessions_owned_by(struct server *s, const char *session_id, const char *iss, const char *sub);
 /* Inside a transaction: sets status ("idle", "running", "rescheduling", "terminated")

@@ -74,6 +74,9 @@ struct asess {
 	unsigned mcp_listing; /* tools/list operations in flight */
 	char mcp_call_id[48]; /* agent.mcp_tool_use being run, "" when none */
 	char mcp_call_server[132];
+	/* who the session acts for, for the tool policy (loaded once: it never changes) */
+	struct session_owner owner;
+	bool owner_loaded;
 };
 
 struct agent_runtime {
@@ -87,6 +90,27 @@ struct agent_runtime {
 };
 
 static void step(struct asess *a);
+
+/* The tool policy as it applies to this session now: the server's current policy (a
+ * reload takes effect at the next call), the session's owner and the agent snapshot. */
+static void
+session_policy(struct asess *a, const json_t *agent, struct agent_policy *pol)
+{
+	struct server *s = a->rt->srv;
+	memset(pol, 0, sizeof(*pol));
+	pol->p = s->policy;
+	if (pol->p == NULL)
+		return;
+	if (!a->owner_loaded && sessions_owner(s, a->id, &a->owner) == 0)
+		a->owner_loaded = true;
+	pol->who.sub = a->owner.sub;
+	pol->who.email = a->owner.email;
+	pol->who.groups = (const char *const *)a->owner.groups;
+	pol->who.n_groups = a->owner.ngroups;
+	pol->who.apikey = !a->owner_loaded || a->owner.apikey;
+	pol->agent.id = json_string_value(json_object_get(agent, "id"));
+	pol->agent.name = json_string_value(json_object_get(agent, "name"));
+}
 
 /* ---- session table ---- */
 
@@ -161,6 +185,7 @@ sess_free(struct asess *a)
 			break;
 		}
 	}
+	session_owner_free(&a->owner);
 	free(a);
 }
 
@@ -442,7 +467,9 @@ answer_commit(struct asess *a)
 
 	/* Tool inputs are parsed first: a broken one fails the whole call before anything
 	 * is stored, and the call is retried. */
-	if (agent_stream_to_events(&a->ans, a->agent, a->mcp_catalog, &events) != 0) {
+	struct agent_policy pol;
+	session_policy(a, a->agent, &pol);
+	if (agent_stream_to_events(&a->ans, a->agent, a->mcp_catalog, &pol, &events) != 0) {
 		json_decref(none);
 		call_failed(a, true, "model_request_failed_error",
 		            "the model sent tool input that is not a JSON object", -1);
@@ -571,7 +598,10 @@ call_model(struct asess *a, json_t *sdoc, const struct agent_view *v, const char
 	a->sse_ready = true;
 	json_decref(a->agent);
 	a->agent = json_incref(json_object_get(sdoc, "agent"));
-	json_t *body = agent_request_body(a->agent, a->mcp_catalog, v->messages, rt->max_tokens);
+	struct agent_policy pol;
+	session_policy(a, a->agent, &pol);
+	json_t *body =
+	    agent_request_body(a->agent, a->mcp_catalog, &pol, v->messages, rt->max_tokens);
 	body_text = json_dumps(body, JSON_COMPACT);
 	json_decref(body);
 	const char *base = s->cfg.model_base_url ? s->cfg.model_base_url : "";

@@ -175,7 +175,7 @@ out:
 
 int
 agent_stream_to_events(const struct agent_stream *st, const json_t *agent,
-                       const json_t *mcp_catalog, json_t **out)
+                       const json_t *mcp_catalog, const struct agent_policy *pol, json_t **out)
 {
 	json_t *events = json_array();
 	size_t i;
@@ -207,7 +207,7 @@ agent_stream_to_events(const struct agent_stream *st, const json_t *agent,
 			}
 			struct agent_tool_eval e;
 			json_t *ev;
-			agent_tool_evaluate(agent, mcp_catalog, name, &e);
+			agent_tool_evaluate(agent, mcp_catalog, pol, name, &e);
 			if (e.kind == AGENT_TOOL_CUSTOM) {
 				ev = json_pack("{s:s, s:s, s:o}", "type", "agent.custom_tool_use",
 				               "name", name, "input", input);

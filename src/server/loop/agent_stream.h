@@ -9,6 +9,8 @@
 
 #include <jansson.h>
 
+#include "agent_view.h"
+
 #define AGENT_STREAM_MAX_OUTPUT (16u << 20) /* text + thinking + tool JSON of one answer */
 #define AGENT_STREAM_MAX_BLOCKS 4096
 
@@ -40,6 +42,7 @@ int agent_stream_event(struct agent_stream *st, const char *name, size_t name_le
  * the agent snapshot and the session's MCP catalog, which may be NULL).
  * AL_E_PROTO when a tool input is not a JSON object. */
 int agent_stream_to_events(const struct agent_stream *st, const json_t *agent,
-                           const json_t *mcp_catalog, json_t **events);
+                           const json_t *mcp_catalog, const struct agent_policy *pol,
+                           json_t **events);
 
 #endif

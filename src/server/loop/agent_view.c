@@ -132,9 +132,9 @@ is_worker_tool(const char *name)
 	return false;
 }
 
-void
-agent_tool_evaluate(const json_t *agent, const json_t *mcp_catalog, const char *name,
-                    struct agent_tool_eval *out)
+static void
+evaluate_agent(const json_t *agent, const json_t *mcp_catalog, const char *name,
+               struct agent_tool_eval *out)
 {
 	const json_t *ts = find_toolset(agent);
 	bool enabled = false;
@@ -181,8 +181,52 @@ agent_tool_evaluate(const json_t *agent, const json_t *mcp_catalog, const char *
 	out->permission = "deny";
 }
 
+void
+agent_tool_evaluate(const json_t *agent, const json_t *mcp_catalog, const struct agent_policy *pol,
+                    const char *name, struct agent_tool_eval *out)
+{
+	evaluate_agent(agent, mcp_catalog, name, out);
+	if (pol == NULL || pol->p == NULL || name == NULL || out->kind == AGENT_TOOL_UNKNOWN)
+		return;
+	struct policy_decision d;
+	policy_decide(pol->p, &pol->who, &pol->agent, name, &d);
+	const char *was = out->permission; /* NULL for custom tools: the client decides */
+	if (d.effect == POLICY_DENY) {
+		/* never handed to a client, a worker or an MCP server: answered at once */
+		out->kind = AGENT_TOOL_POLICY_DENIED;
+		out->permission = "deny";
+	} else if (d.effect == POLICY_ASK && (was == NULL || streq(was, "allow"))) {
+		out->permission = "ask";
+	}
+	json_t *ev = out->evaluation ? out->evaluation : json_object();
+	if (out->evaluation == NULL || d.effect != POLICY_ALLOW) {
+		json_object_set_new(ev, "type", json_string("policy"));
+		if (out->permission)
+			json_object_set_new(ev, "evaluated_permission",
+			                    json_string(out->permission));
+	}
+	json_object_set_new(ev, "policy_rule", json_string(d.rule));
+	json_object_set_new(ev, "policy_effect", json_string(policy_effect_name(d.effect)));
+	out->evaluation = ev;
+}
+
+/* The name a tool is offered under, for the policy: built-in and custom tools by name,
+ * MCP tools by their namespaced name (mcp__<server>__<tool>). */
+static bool
+offered(const struct agent_policy *pol, const json_t *tool)
+{
+	if (pol == NULL || pol->p == NULL)
+		return true;
+	const char *name = str_of(tool, "name");
+	if (name == NULL)
+		return true;
+	struct policy_decision d;
+	policy_decide(pol->p, &pol->who, &pol->agent, name, &d);
+	return d.effect != POLICY_DENY;
+}
+
 json_t *
-agent_request_tools(const json_t *agent, const json_t *mcp_catalog)
+agent_request_tools(const json_t *agent, const json_t *mcp_catalog, const struct agent_policy *pol)
 {
 	json_t *tools = json_array();
 	const json_t *ts = find_toolset(agent);
@@ -213,12 +257,22 @@ agent_request_tools(const json_t *agent, const json_t *mcp_catalog)
 	json_t *mcp = mcp_catalog_request_tools(mcp_catalog);
 	json_array_extend(tools, mcp);
 	json_decref(mcp);
+	if (pol != NULL && pol->p != NULL) {
+		json_t *kept = json_array();
+		json_array_foreach(tools, i, t)
+		{
+			if (offered(pol, t))
+				json_array_append(kept, t);
+		}
+		json_decref(tools);
+		tools = kept;
+	}
 	return tools;
 }
 
 json_t *
-agent_request_body(const json_t *agent, const json_t *mcp_catalog, const json_t *messages,
-                   unsigned max_tokens)
+agent_request_body(const json_t *agent, const json_t *mcp_catalog, const struct agent_policy *pol,
+                   const json_t *messages, unsigned max_tokens)
 {
 	const json_t *model = json_object_get(agent, "model");
 	const char *model_id =
@@ -229,7 +283,7 @@ agent_request_body(const json_t *agent, const json_t *mcp_catalog, const json_t 
 	const char *system = str_of(agent, "system");
 	if (system && *system)
 		json_object_set_new(body, "system", json_string(system));
-	json_t *tools = agent_request_tools(agent, mcp_catalog);
+	json_t *tools = agent_request_tools(agent, mcp_catalog, pol);
 	if (json_array_size(tools))
 		json_object_set_new(body, "tools", tools);
 	else
@@ -249,6 +303,7 @@ struct open_call {
 	const char *permission; /* allow | ask | deny */
 	const char *confirmed;  /* NULL | allow | deny */
 	const char *deny_message;
+	const char *policy_rule; /* the tool policy's deciding rule when it denied the call */
 	bool answered;
 };
 
@@ -396,6 +451,9 @@ on_event(struct walk *w, const json_t *ev, long i, struct agent_view *v)
 		c->name = str_of(ev, "name");
 		c->custom = streq(type, "agent.custom_tool_use");
 		c->permission = str_of(ev, "evaluated_permission");
+		const json_t *evl = json_object_get(ev, "evaluation");
+		if (streq(str_of(evl, "policy_effect"), "deny"))
+			c->policy_rule = str_of(evl, "policy_rule");
 		if (c->permission == NULL)
 			c->permission = "allow";
 	} else if (streq(type, "agent.mcp_tool_use") && id) {
@@ -497,7 +555,10 @@ agent_view_build(const json_t *events, struct agent_view *v)
 			json_array_append_new(v->blocked, json_string(c->id));
 		} else if (streq(c->permission, "deny") || streq(c->confirmed, "deny")) {
 			char msg[1200];
-			if (streq(c->permission, "deny") && c->confirmed == NULL)
+			if (streq(c->permission, "deny") && c->policy_rule != NULL)
+				snprintf(msg, sizeof(msg), "Tool '%s' denied by policy rule %s.",
+				         c->name ? c->name : "", c->policy_rule);
+			else if (streq(c->permission, "deny") && c->confirmed == NULL)
 				snprintf(msg, sizeof(msg),
 				         "Tool '%s' is not available in this session.",
 				         c->name ? c->name : "");

@@ -10,15 +10,18 @@
 
 #include <jansson.h>
 
+#include "policy.h"
+
 /* The agent toolset's built-in tools that the worker runs; web_fetch and web_search
  * run in the control plane and are not offered to the model yet. */
 extern const char *const agent_worker_tools[];
 
 enum agent_tool_kind {
-	AGENT_TOOL_BUILTIN, /* enabled agent toolset tool: agent.tool_use */
-	AGENT_TOOL_CUSTOM,  /* custom tool: agent.custom_tool_use */
-	AGENT_TOOL_UNKNOWN, /* not offered to the model: agent.tool_use denied at once */
-	AGENT_TOOL_MCP,     /* an MCP tool from the session's catalog: agent.mcp_tool_use */
+	AGENT_TOOL_BUILTIN,       /* enabled agent toolset tool: agent.tool_use */
+	AGENT_TOOL_CUSTOM,        /* custom tool: agent.custom_tool_use */
+	AGENT_TOOL_UNKNOWN,       /* not offered to the model: agent.tool_use denied at once */
+	AGENT_TOOL_MCP,           /* an MCP tool from the session's catalog: agent.mcp_tool_use */
+	AGENT_TOOL_POLICY_DENIED, /* any tool the tool policy denies: agent.tool_use, denied */
 };
 
 struct agent_tool_eval {
@@ -29,20 +32,34 @@ struct agent_tool_eval {
 	const char *mcp_tool;   /* catalog) */
 };
 
+/* The operator's tool policy as it applies to one session (docs/server/policy.md): who
+ * the session acts for and which agent it runs. NULL, or p NULL: no policy file. */
+struct agent_policy {
+	const struct policy *p;
+	struct policy_principal who;
+	struct policy_agent agent;
+};
+
 /* Classifies a tool call the model made, per the snapshot's permission policies
- * (tools.md §14.3; `auto` is a fixed rule set). mcp_catalog is the session's MCP tool
- * catalog (mcp_tools.h; NULL: none). Free out->evaluation with json_decref. */
-void agent_tool_evaluate(const json_t *agent, const json_t *mcp_catalog, const char *name,
+ * (tools.md §14.3; `auto` is a fixed rule set) and then the tool policy, decided again
+ * for every call (a prompt-injected model can name tools it was never offered): deny
+ * makes any call a denied agent.tool_use (custom and MCP calls too, so neither a client
+ * nor an MCP server ever sees it), ask turns allow into ask. mcp_catalog is the session's
+ * MCP tool catalog (mcp_tools.h; NULL: none). Free out->evaluation with json_decref. */
+void agent_tool_evaluate(const json_t *agent, const json_t *mcp_catalog,
+                         const struct agent_policy *pol, const char *name,
                          struct agent_tool_eval *out);
 
 /* The Messages API `tools` list for the snapshot: enabled worker tools with the
  * official SDK's input schemas, then custom tools as declared, then the MCP catalog's
- * tools. New reference. */
-json_t *agent_request_tools(const json_t *agent, const json_t *mcp_catalog);
+ * tools; those the tool policy denies are not offered. New reference. */
+json_t *agent_request_tools(const json_t *agent, const json_t *mcp_catalog,
+                            const struct agent_policy *pol);
 
 /* The whole streaming request body (model, max_tokens, system, tools, messages).
  * New reference; messages is borrowed. */
-json_t *agent_request_body(const json_t *agent, const json_t *mcp_catalog, const json_t *messages,
+json_t *agent_request_body(const json_t *agent, const json_t *mcp_catalog,
+                           const struct agent_policy *pol, const json_t *messages,
                            unsigned max_tokens);
 
 struct agent_view {

@@ -78,6 +78,9 @@ static const char *const migrations[] = {
     "ALTER TABLE sessions ADD COLUMN owner_sub TEXT;"
     "ALTER TABLE sessions ADD COLUMN owner_groups TEXT;"
     "CREATE INDEX sessions_owner ON sessions(owner_iss, owner_sub, seq);",
+    /* 5: the owner's email (tool policy rules may name users by it); API-key sessions
+     * record owner_sub "apikey:<key id>" with no issuer. */
+    "ALTER TABLE sessions ADD COLUMN owner_email TEXT;",
 };
 
 int

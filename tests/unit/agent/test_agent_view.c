@@ -292,7 +292,7 @@ test_stream(void **state)
 	assert_true(st.got_stop);
 	assert_string_equal(st.stop_reason, "tool_use");
 	assert_json_eq(st.usage, "{\"input_tokens\":5,\"output_tokens\":9}");
-	assert_int_equal(agent_stream_to_events(&st, agent, NULL, &events), 0);
+	assert_int_equal(agent_stream_to_events(&st, agent, NULL, NULL, &events), 0);
 	assert_int_equal(json_array_size(events), 3);
 	json_t *m = json_array_get(events, 0);
 	assert_string_equal(json_string_value(json_object_get(m, "type")), "agent.message");
@@ -337,7 +337,7 @@ test_stream(void **state)
 	};
 	agent_stream_init(&st, NULL);
 	assert_int_equal(feed_all(&st, notobj, 2), 0);
-	assert_int_equal(agent_stream_to_events(&st, agent, NULL, &events), AL_E_PROTO);
+	assert_int_equal(agent_stream_to_events(&st, agent, NULL, NULL, &events), AL_E_PROTO);
 	agent_stream_free(&st);
 	json_decref(agent);
 }
@@ -380,7 +380,7 @@ test_tool_evaluate(void **state)
 	json_t *agent = J(agent_doc);
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		struct agent_tool_eval e;
-		agent_tool_evaluate(agent, NULL, cases[i].name, &e);
+		agent_tool_evaluate(agent, NULL, NULL, cases[i].name, &e);
 		assert_int_equal(e.kind, cases[i].kind);
 		if (cases[i].permission)
 			assert_string_equal(e.permission, cases[i].permission);
@@ -399,7 +399,7 @@ test_request_body(void **state)
 	(void)state;
 	json_t *agent = J(agent_doc);
 	json_t *msgs = J("[{\"role\":\"user\",\"content\":[{\"type\":\"text\",\"text\":\"hi\"}]}]");
-	json_t *body = agent_request_body(agent, NULL, msgs, 4096);
+	json_t *body = agent_request_body(agent, NULL, NULL, msgs, 4096);
 	assert_string_equal(json_string_value(json_object_get(body, "model")), "claude-opus-4-8");
 	assert_string_equal(json_string_value(json_object_get(body, "system")), "be kind");
 	assert_int_equal(json_integer_value(json_object_get(body, "max_tokens")), 4096);
@@ -428,7 +428,7 @@ test_request_body(void **state)
 	/* No toolset, no custom tools, no system: the keys are left out. */
 	json_t *bare = J("{\"model\":\"claude-x\",\"system\":null,\"tools\":[]}");
 	msgs = J("[]");
-	body = agent_request_body(bare, NULL, msgs, 10);
+	body = agent_request_body(bare, NULL, NULL, msgs, 10);
 	assert_null(json_object_get(body, "tools"));
 	assert_null(json_object_get(body, "system"));
 	assert_string_equal(json_string_value(json_object_get(body, "model")), "claude-x");
@@ -438,13 +438,124 @@ test_request_body(void **state)
 	json_decref(agent);
 }
 
+/* The tool policy over the same agent: what each principal is offered and how each call
+ * is evaluated (deny > ask > allow; deny makes any call a denied agent.tool_use). */
+static const char policy_text[] = "default: deny\n"
+                                  "rules:\n"
+                                  "  - id: staff-tools\n"
+                                  "    effect: allow\n"
+                                  "    groups: [auditors, interns]\n"
+                                  "    tools: [bash, read, write, edit, lookup]\n"
+                                  "  - id: no-intern-shell\n"
+                                  "    effect: deny\n"
+                                  "    groups: [interns]\n"
+                                  "    tools: [bash, lookup]\n"
+                                  "  - id: writes-need-a-yes\n"
+                                  "    effect: ask\n"
+                                  "    groups: [auditors]\n"
+                                  "    tools: [edit]\n";
+
+static void
+test_policy(void **state)
+{
+	(void)state;
+	struct policy *p = NULL;
+	char err[300];
+	assert_int_equal(
+	    policy_parse("test.yaml", policy_text, strlen(policy_text), &p, err, sizeof err), 0);
+	json_t *agent = J(agent_doc);
+	const char *auditors[] = {"auditors"}, *interns[] = {"interns"};
+	struct agent_policy aud = {.p = p,
+	                           .who = {.sub = "alice", .groups = auditors, .n_groups = 1}};
+	struct agent_policy intern = {.p = p,
+	                              .who = {.sub = "bob", .groups = interns, .n_groups = 1}};
+
+	/* offered: interns never see bash or the custom tool */
+	json_t *tools = agent_request_tools(agent, NULL, &intern);
+	size_t i;
+	json_t *t;
+	json_array_foreach(tools, i, t)
+	{
+		assert_string_not_equal(json_string_value(json_object_get(t, "name")), "bash");
+		assert_string_not_equal(json_string_value(json_object_get(t, "name")), "lookup");
+	}
+	assert_int_equal(json_array_size(tools), 3); /* read, write, edit */
+	json_decref(tools);
+	/* glob is enabled on the agent but no rule allows it: default deny */
+	tools = agent_request_tools(agent, NULL, &aud);
+	assert_int_equal(json_array_size(tools), 5); /* bash, edit, read, write, lookup */
+	json_decref(tools);
+	/* without a policy file nothing changes */
+	tools = agent_request_tools(agent, NULL, NULL);
+	assert_int_equal(json_array_size(tools), 6);
+	json_decref(tools);
+
+	const struct {
+		struct agent_policy *who;
+		const char *name;
+		enum agent_tool_kind kind;
+		const char *permission;
+		const char *rule;
+	} cases[] = {
+	    /* a model naming a tool it was never offered is denied by the rule */
+	    {&intern, "bash", AGENT_TOOL_POLICY_DENIED, "deny", "no-intern-shell"},
+	    {&intern, "lookup", AGENT_TOOL_POLICY_DENIED, "deny", "no-intern-shell"},
+	    {&intern, "read", AGENT_TOOL_BUILTIN, "allow", "staff-tools"},
+	    /* the agent's own always_ask stays ask under an allow */
+	    {&aud, "bash", AGENT_TOOL_BUILTIN, "ask", "staff-tools"},
+	    /* policy ask turns the agent's allow into ask */
+	    {&aud, "edit", AGENT_TOOL_BUILTIN, "ask", "writes-need-a-yes"},
+	    {&aud, "lookup", AGENT_TOOL_CUSTOM, NULL, "staff-tools"},
+	    /* no rule matches: the default (deny) */
+	    {&aud, "glob", AGENT_TOOL_POLICY_DENIED, "deny", "default"},
+	    /* unknown to the agent: denied as before, whatever the policy */
+	    {&aud, "nope", AGENT_TOOL_UNKNOWN, "deny", NULL},
+	};
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct agent_tool_eval e;
+		agent_tool_evaluate(agent, NULL, cases[i].who, cases[i].name, &e);
+		assert_int_equal(e.kind, cases[i].kind);
+		if (cases[i].permission)
+			assert_string_equal(e.permission, cases[i].permission);
+		if (cases[i].rule)
+			assert_string_equal(
+			    json_string_value(json_object_get(e.evaluation, "policy_rule")),
+			    cases[i].rule);
+		json_decref(e.evaluation);
+	}
+
+	/* the denied call reaches the log as agent.tool_use with the rule, and the view
+	 * answers it with the rule's name */
+	struct agent_tool_eval e;
+	agent_tool_evaluate(agent, NULL, &intern, "bash", &e);
+	assert_json_eq(e.evaluation, "{\"type\":\"policy\",\"evaluated_permission\":\"deny\","
+	                             "\"policy_rule\":\"no-intern-shell\",\"policy_effect\":"
+	                             "\"deny\"}");
+	json_t *ev = json_pack("{s:s, s:s, s:s, s:{}, s:s, s:O}", "type", "agent.tool_use", "id",
+	                       "t9", "name", "bash", "input", "evaluated_permission", "deny",
+	                       "evaluation", e.evaluation);
+	json_decref(e.evaluation);
+	json_t *events = J("[" UMSG("u1", "x", "\"t\"") "," SPAN_START("s1") "]");
+	json_array_append_new(events, ev);
+	json_array_append_new(events, J(SPAN_END("false")));
+	struct agent_view v;
+	agent_view_build(events, &v);
+	assert_json_eq(v.to_deny, "[{\"id\":\"t9\",\"name\":\"bash\",\"message\":\"Tool "
+	                          "'bash' denied by policy rule no-intern-shell.\"}]");
+	assert_int_equal(v.waiting, 0);
+	agent_view_free(&v);
+	json_decref(events);
+	json_decref(agent);
+	policy_unref(p);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_view_cases),    cmocka_unit_test(test_deny_messages),
 	    cmocka_unit_test(test_tool_evaluate), cmocka_unit_test(test_request_body),
-	    cmocka_unit_test(test_stream),
+	    cmocka_unit_test(test_stream),        cmocka_unit_test(test_policy),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

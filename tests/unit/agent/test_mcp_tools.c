@@ -151,7 +151,7 @@ test_catalog(void **state)
 
 	/* The request body offers them after the built-in and custom tools. */
 	json_t *msgs = J("[]");
-	json_t *body = agent_request_body(agent, cat, msgs, 10);
+	json_t *body = agent_request_body(agent, cat, NULL, msgs, 10);
 	json_t *tools = json_object_get(body, "tools");
 	assert_int_equal(json_array_size(tools), 2);
 	assert_string_equal(json_string_value(json_object_get(json_array_get(tools, 0), "name")),
@@ -372,7 +372,7 @@ test_stream_events(void **state)
 	         "\"tool_use\",\"id\":\"c\",\"name\":\"mcp__docs__nope\",\"input\":{}}}"),
 	    0);
 	assert_int_equal(feed(&st, "message_stop", "{\"type\":\"message_stop\"}"), 0);
-	assert_int_equal(agent_stream_to_events(&st, agent, cat, &events), 0);
+	assert_int_equal(agent_stream_to_events(&st, agent, cat, NULL, &events), 0);
 	assert_json_eq(events,
 	               "[{\"type\":\"agent.mcp_tool_use\",\"name\":\"search\",\"mcp_server_name\":"
 	               "\"docs\",\"input\":{\"q\":1},\"evaluated_permission\":\"allow\","
