@@ -71,7 +71,8 @@ struct server {
 	struct vaults_key *vault_key; /* credential master key (vaults.c) */
 	struct tunnel_edge *tunnel;   /* the MCP tunnel edge, NULL when off (tunnel_edge.c) */
 	struct oidc *oidc;            /* OpenID Connect users, NULL when off (identity/oidc.c) */
-	struct policy *policy;        /* tool policy and roles, NULL when no file (lib/policy.c) */
+	struct policy *policy;        /* tool policy and roles in force, NULL when no file;
+	                               * borrowed from policy_watch (server_hooks.c) */
 	struct policy_watch *policy_watch;
 	int port; /* bound port */
 	bool started;

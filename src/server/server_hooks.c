@@ -1,7 +1,6 @@
 /* Module start/stop order; see server_hooks.h. */
 #include <stdio.h>
 #include <stdlib.h>
-#include <sys/stat.h>
 
 #include "agent.h"
 #include "events.h"
@@ -15,88 +14,85 @@
 #include "work.h"
 #include "xalloc.h"
 
-/* The policy file, watched: a change (inode, size or mtime) reloads it within
- * POLICY_POLL_MS, and SIGHUP reloads it at once (server_policy_reload). Polling rather
- * than inotify: a ConfigMap or an editor's rename-over lands as a new inode either way. */
+/* The policy file (lib/policy's policy_file): polled every POLICY_POLL_MS for a new
+ * version (inode, size, mtime: an editor's or a ConfigMap's rename-over counts) and
+ * reloaded at once by server_policy_reload (SIGHUP). s->policy borrows the version in
+ * force; decisions read it at each call, so a reload applies to the next one. */
 #define POLICY_POLL_MS 1000
 
 struct policy_watch {
 	struct loop_timer *timer;
-	struct stat seen;
+	struct policy_file file;
 };
 
-static bool
-same_file(const struct stat *a, const struct stat *b)
+static void
+policy_poll_now(struct server *s, bool force, const char *why)
 {
-	return a->st_ino == b->st_ino && a->st_dev == b->st_dev && a->st_size == b->st_size &&
-	       a->st_mtim.tv_sec == b->st_mtim.tv_sec && a->st_mtim.tv_nsec == b->st_mtim.tv_nsec;
-}
-
-static int
-policy_load_now(struct server *s, const char *why)
-{
-	const char *path = s->cfg.identity.policy_file;
-	struct policy *p = NULL;
-	char err[600];
-	struct stat st;
-	if (stat(path, &st) == 0 && s->policy_watch)
-		s->policy_watch->seen = st;
-	int r = policy_load(path, &p, err, sizeof err);
-	if (r != 0) {
-		log_error(s->policy ? "policy file refused: keeping the last good policy"
-		                    : "policy file refused",
-		          "error", err, "trigger", why);
-		return r;
+	struct policy_watch *w = s->policy_watch;
+	int r = policy_file_poll(&w->file, force);
+	if (r == 0)
+		return;
+	if (r < 0) {
+		log_error(w->file.cur ? "policy file refused: keeping the last good policy"
+		                      : "policy file refused",
+		          "error", w->file.err, "trigger", why);
+		return;
 	}
-	policy_unref(s->policy);
-	s->policy = p;
+	s->policy = w->file.cur;
 	char n[16];
-	snprintf(n, sizeof n, "%zu", policy_rule_count(p));
-	log_info("policy loaded", "file", path, "rules", n, "default",
-	         policy_effect_name(policy_default(p)), "trigger", why);
-	return 0;
+	snprintf(n, sizeof n, "%zu", policy_rule_count(s->policy));
+	log_info("policy loaded", "file", w->file.path, "rules", n, "default",
+	         policy_effect_name(policy_default(s->policy)), "trigger", why);
 }
 
 void
 server_policy_reload(struct server *s, const char *why)
 {
-	if (s->cfg.identity.policy_file != NULL && s->cfg.identity.policy_file[0] != '\0')
-		policy_load_now(s, why);
+	if (s->policy_watch != NULL)
+		policy_poll_now(s, true, why);
 }
 
 static void
 policy_poll(struct loop *l, void *arg)
 {
 	struct server *s = arg;
-	struct policy_watch *w = s->policy_watch;
-	struct stat st;
-	w->timer = loop_timer_add(l, POLICY_POLL_MS, policy_poll, s);
-	if (stat(s->cfg.identity.policy_file, &st) == 0 && !same_file(&st, &w->seen))
-		policy_load_now(s, "file changed");
+	s->policy_watch->timer = loop_timer_add(l, POLICY_POLL_MS, policy_poll, s);
+	policy_poll_now(s, false, "file changed");
 }
 
 static int
 policy_start(struct server *s)
 {
-	if (s->cfg.identity.policy_file == NULL || s->cfg.identity.policy_file[0] == '\0')
+	const char *path = s->cfg.identity.policy_file;
+	if (path == NULL || path[0] == '\0')
 		return 0;
-	s->policy_watch = xcalloc(1, sizeof(*s->policy_watch));
-	int r = policy_load_now(s, "start");
-	if (r != 0)
+	struct policy_watch *w = xcalloc(1, sizeof(*w));
+	s->policy_watch = w;
+	int r = policy_file_open(&w->file, path);
+	if (r != 0) {
+		log_error("policy file refused", "error", w->file.err, "trigger", "start");
 		return r;
-	s->policy_watch->timer = loop_timer_add(s->loop, POLICY_POLL_MS, policy_poll, s);
+	}
+	s->policy = w->file.cur;
+	char n[16];
+	snprintf(n, sizeof n, "%zu", policy_rule_count(s->policy));
+	log_info("policy loaded", "file", path, "rules", n, "default",
+	         policy_effect_name(policy_default(s->policy)), "trigger", "start");
+	w->timer = loop_timer_add(s->loop, POLICY_POLL_MS, policy_poll, s);
 	return 0;
 }
 
 static void
 policy_stop(struct server *s)
 {
-	if (s->policy_watch)
-		loop_timer_cancel(s->loop, s->policy_watch->timer);
-	free(s->policy_watch);
-	s->policy_watch = NULL;
-	policy_unref(s->policy);
+	struct policy_watch *w = s->policy_watch;
 	s->policy = NULL;
+	if (w == NULL)
+		return;
+	loop_timer_cancel(s->loop, w->timer);
+	policy_file_close(&w->file);
+	free(w);
+	s->policy_watch = NULL;
 }
 
 /* OpenID Connect users, when an issuer is configured: the keys load in the background;

@@ -73,7 +73,8 @@ resolve_user(struct server *srv, const char *token, struct principal *who, char 
 	who->role = ROLE_USER;
 	if (srv->policy != NULL) {
 		struct policy_principal pp = {.sub = who->user.sub,
-		                              .email = who->user.email[0] ? who->user.email : NULL,
+		                              .email =
+		                                  who->user.email_verified ? who->user.email : NULL,
 		                              .groups = (const char *const *)who->user.groups,
 		                              .n_groups = who->user.ngroups};
 		switch (policy_role(srv->policy, &pp)) {

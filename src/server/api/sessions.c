@@ -815,7 +815,7 @@ create_session(struct api_call *c)
 		groups = json_dumps(g, JSON_COMPACT);
 		json_decref(g);
 		db_bind_text(st, 10, groups);
-		db_bind_text(st, 11, c->who.user.email[0] ? c->who.user.email : NULL);
+		db_bind_text(st, 11, c->who.user.email_verified ? c->who.user.email : NULL);
 	} else if (c->who.kind == PRINCIPAL_API_KEY) {
 		/* the tool policy evaluates API-key sessions as "apikey:<key id>" */
 		char sub[112];

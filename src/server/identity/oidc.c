@@ -155,6 +155,9 @@ oidc_user_from_claims(struct oidc *o, const json_t *payload, struct oidc_user *u
 	/* email is informational (policy may name users by it); a malformed one is dropped */
 	if (claim_str(payload, "email", false, u->email, sizeof u->email, err, errlen) != 0)
 		u->email[0] = '\0';
+	/* an unverified address is whatever the user typed at the IdP: never an identity */
+	u->email_verified =
+	    u->email[0] != '\0' && json_is_true(json_object_get(payload, "email_verified"));
 	const json_t *exp = json_object_get(payload, "exp");
 	u->exp = json_is_number(exp) ? (int64_t)json_number_value(exp) : 0;
 
@@ -171,7 +174,7 @@ oidc_user_from_claims(struct oidc *o, const json_t *payload, struct oidc_user *u
 		/* Entra ID past 200 groups sends a pointer to Graph instead; Google Workspace
 		 * sends no groups at all: both come from the mapping file, and say so */
 		const json_t *mapped = json_object_get(o->groups_map, u->sub);
-		if (mapped == NULL && u->email[0] != '\0')
+		if (mapped == NULL && u->email_verified)
 			mapped = json_object_get(o->groups_map, u->email);
 		if (mapped != NULL) {
 			if ((r = add_groups(mapped, "groups_file", &u->groups, &u->ngroups, err,

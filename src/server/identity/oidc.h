@@ -34,6 +34,8 @@ struct oidc_user {
 	char sub[OIDC_MAX_CLAIM + 1];
 	char iss[512];
 	char email[OIDC_MAX_CLAIM + 1]; /* "" when the token has none */
+	bool email_verified;            /* the token says so: only then may policy and the
+	                                 * groups file name the user by email */
 	char **groups;                  /* sorted, unique; owned */
 	size_t ngroups;
 	bool groups_from_file; /* the mapping file supplied them (overage, no claim) */

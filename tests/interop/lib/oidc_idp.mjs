@@ -49,7 +49,8 @@ export async function startIdp({ users, audience = 'airlock', alg = 'ES256', cla
       extraTokenClaims: async (ctx, token) => {
         const u = users[token.accountId];
         if (!u) return undefined;
-        return claimsFor ? claimsFor(token.accountId, u) : { groups: u.groups, email: u.email, roles: u.roles };
+        return claimsFor ? claimsFor(token.accountId, u)
+          : { groups: u.groups, email: u.email, email_verified: u.email ? true : undefined, roles: u.roles };
       },
       findAccount: async (ctx, id) => (users[id] ? { accountId: id, claims: () => ({ sub: id }) } : undefined),
     });

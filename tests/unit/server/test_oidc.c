@@ -52,12 +52,13 @@ test_groups_and_roles(void **state)
 	struct loop *l = loop_new();
 	struct oidc *o = make(l, NULL, NULL);
 	struct oidc_user u;
-	assert_int_equal(user_of(o,
-	                         "{\"sub\":\"alice\",\"iss\":\"https://idp.example.test\","
-	                         "\"email\":\"alice@bank.test\",\"exp\":10,"
-	                         "\"groups\":[\"staff\",\"auditors\",\"staff\"],\"roles\":[\"Reader\"]}",
-	                         &u),
-	                 0);
+	assert_int_equal(
+	    user_of(o,
+	            "{\"sub\":\"alice\",\"iss\":\"https://idp.example.test\","
+	            "\"email\":\"alice@bank.test\",\"exp\":10,"
+	            "\"groups\":[\"staff\",\"auditors\",\"staff\"],\"roles\":[\"Reader\"]}",
+	            &u),
+	    0);
 	assert_string_equal(u.sub, "alice");
 	assert_string_equal(u.email, "alice@bank.test");
 	assert_int_equal(u.exp, 10);
@@ -131,11 +132,21 @@ test_overage_and_mapping_file(void **state)
 	assert_string_equal(u.groups[0], "auditors");
 	oidc_user_reset(&u);
 	/* Google Workspace: no groups claim at all → the file, by email */
-	assert_int_equal(user_of(o, "{\"sub\":\"1234\",\"iss\":\"i\",\"email\":\"dave@bank.test\"}", &u),
+	assert_int_equal(user_of(o,
+	                         "{\"sub\":\"1234\",\"iss\":\"i\",\"email\":\"dave@bank.test\","
+	                         "\"email_verified\":true}",
+	                         &u),
 	                 0);
 	assert_true(u.groups_from_file);
 	assert_int_equal(u.ngroups, 1);
 	assert_string_equal(u.groups[0], "engineers");
+	oidc_user_reset(&u);
+	/* the same address unverified names nobody: anyone can type it at some IdPs */
+	assert_int_equal(
+	    user_of(o, "{\"sub\":\"5678\",\"iss\":\"i\",\"email\":\"dave@bank.test\"}", &u), 0);
+	assert_false(u.groups_from_file);
+	assert_false(u.email_verified);
+	assert_int_equal(u.ngroups, 0);
 	oidc_user_reset(&u);
 	/* listed nowhere: signed in with no groups (and a log line, not silence) */
 	assert_int_equal(user_of(o, "{\"sub\":\"nobody\",\"iss\":\"i\"}", &u), 0);
@@ -178,8 +189,9 @@ test_config_refused(void **state)
 	    {"https://idp", "a", "/nonexistent/groups.yaml", "groups.yaml"},
 	};
 	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-		struct oidc_config c = {
-		    .issuer = cases[i].issuer, .audience = cases[i].audience, .groups_file = cases[i].file};
+		struct oidc_config c = {.issuer = cases[i].issuer,
+		                        .audience = cases[i].audience,
+		                        .groups_file = cases[i].file};
 		err[0] = '\0';
 		assert_int_not_equal(oidc_new(l, &c, &o, err, sizeof err), 0);
 		assert_non_null(strstr(err, cases[i].want));
@@ -229,10 +241,8 @@ main(void)
 		return 1;
 	close(fd);
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_groups_and_roles),
-	    cmocka_unit_test(test_group_bound),
-	    cmocka_unit_test(test_overage_and_mapping_file),
-	    cmocka_unit_test(test_config_refused),
+	    cmocka_unit_test(test_groups_and_roles),         cmocka_unit_test(test_group_bound),
+	    cmocka_unit_test(test_overage_and_mapping_file), cmocka_unit_test(test_config_refused),
 	    cmocka_unit_test(test_looks_like_jwt),
 	};
 	int r = cmocka_run_group_tests(tests, NULL, NULL);
