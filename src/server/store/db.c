@@ -228,12 +228,53 @@ migrate(struct db *db)
 	return 0;
 }
 
+/* The data directory holds every transcript and the tunnel tokens: other users have no
+ * business in it. A directory made elsewhere (an install step, a volume) is used as it
+ * is, with a warning naming the fix. */
+static void
+check_dir_mode(const char *dir)
+{
+	struct stat st;
+	char mode[8];
+	if (stat(dir, &st) != 0 || (st.st_mode & 0007) == 0)
+		return;
+	snprintf(mode, sizeof(mode), "%04o", (unsigned)(st.st_mode & 07777));
+	log_warn("data directory is open to other users; chmod 700 it", "dir", dir, "mode", mode);
+}
+
+/* The database and its -wal and -shm files are the owner's alone (SQLite gives the
+ * -wal and -shm files the database file's mode when it creates them, at any time
+ * later). A file left 0644 by an older version is tightened, and that is logged. */
+static void
+tighten_files(const char *path)
+{
+	static const char *const suffix[] = {"", "-wal", "-shm"};
+	for (size_t i = 0; i < sizeof(suffix) / sizeof(suffix[0]); i++) {
+		char *p = xasprintf("%s%s", path, suffix[i]);
+		struct stat st;
+		if (stat(p, &st) == 0 && (st.st_mode & 0077) != 0) {
+			char mode[8];
+			snprintf(mode, sizeof(mode), "%04o", (unsigned)(st.st_mode & 07777));
+			if (chmod(p, 0600) == 0)
+				log_info("database file was open to others; now 0600", "path", p,
+				         "was", mode);
+			else
+				log_warn("database file is open to others and cannot be chmod'ed",
+				         "path", p, "mode", mode);
+		}
+		free(p);
+	}
+}
+
 static int
 open_dir(const char *dir, bool create, struct db **out)
 {
 	struct db *db = xcalloc(1, sizeof(*db));
 	char *path = NULL;
 	int r = AL_E_IO;
+	/* single-threaded here (start-up, or the keys command): the files SQLite creates
+	 * during the open, the WAL switch and the migrations are 0600 whatever the umask */
+	mode_t old_mask = umask(077);
 
 	path = xasprintf("%s/airlock.db", dir);
 	if (!create) {
@@ -246,6 +287,8 @@ open_dir(const char *dir, bool create, struct db **out)
 		log_error("cannot create data directory", "dir", dir);
 		goto out;
 	}
+	check_dir_mode(dir);
+	tighten_files(path);
 	if (sqlite3_open_v2(path, &db->h, SQLITE_OPEN_READWRITE | (create ? SQLITE_OPEN_CREATE : 0),
 	                    NULL) != SQLITE_OK) {
 		log_error("cannot open database", "path", path, "error", sqlite3_errmsg(db->h));
@@ -261,6 +304,7 @@ open_dir(const char *dir, bool create, struct db **out)
 	db = NULL;
 	r = 0;
 out:
+	umask(old_mask);
 	free(path);
 	db_close(db);
 	return r;
