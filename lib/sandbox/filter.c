@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <linux/filter.h>
 #include <linux/landlock.h>
+#include <linux/netlink.h>
 #include <linux/seccomp.h>
 #include <sched.h>
 #include <seccomp.h>
@@ -13,6 +14,7 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -98,6 +100,29 @@ static const uint64_t ns_flags[] = {
  * READ_IMPLIES_EXEC would turn off ASLR or NX for the caller's next exec. Sorted. */
 static const uint32_t personality_ok[] = {0x0, 0x8, 0x20000, 0x20008, 0xffffffffu};
 
+/* Socket families a workload may open: local sockets and IP (the sandbox's netns has only
+ * lo, or the egress proxy's veth). Everything else is EAFNOSUPPORT: AF_VSOCK is not
+ * network-namespaced (the host's and hypervisor's vsock ports would be reachable), and
+ * AF_PACKET, AF_ALG, AF_KEY, AF_XDP and the rest are kernel surface no tool needs.
+ * AF_NETLINK stays for NETLINK_ROUTE only (per-netns; getifaddrs, ip, glibc's
+ * getaddrinfo AI_ADDRCONFIG use it); other netlink protocols (uevents, audit, sock_diag)
+ * are EPROTONOSUPPORT. Sorted; AF_NETLINK must be the largest. */
+static const unsigned socket_families_ok[] = {AF_UNIX, AF_INET, AF_INET6, AF_NETLINK};
+
+/* Mode bits a workload may never set: a setuid/setgid file left in the host workspace
+ * runs as the worker's uid for whoever starts it there (the workspace mount is nosuid
+ * only inside the sandbox). */
+static const uint64_t setid_bits[] = {S_ISUID, S_ISGID};
+
+#ifndef __NR_fchmodat2
+#define AL_NR_FCHMODAT2 452 /* the same number on every architecture (Linux 6.6) */
+#else
+#define AL_NR_FCHMODAT2 __NR_fchmodat2
+#endif
+#ifndef __O_TMPFILE
+#define __O_TMPFILE 020000000
+#endif
+
 static void *prog_mem;
 static size_t prog_len;
 
@@ -127,6 +152,87 @@ deny_personality(scmp_filter_ctx ctx)
 		}
 	}
 	return 0;
+}
+
+/* socket(2) and socketpair(2): domain is arg 0, protocol arg 2. The kernel reads them as
+ * int; the comparisons see all 64 bits, so a value with high bits set is above
+ * AF_NETLINK and refused (fail closed). */
+static int
+deny_socket_families(scmp_filter_ctx ctx)
+{
+	static const int calls[] = {SCMP_SYS(socket), SCMP_SYS(socketpair)};
+	const unsigned top = socket_families_ok[ARRAY_LEN(socket_families_ok) - 1];
+	int r;
+	for (size_t c = 0; c < ARRAY_LEN(calls); c++) {
+		size_t k = 0;
+		for (unsigned f = 0; f < top; f++) {
+			if (k < ARRAY_LEN(socket_families_ok) && socket_families_ok[k] == f) {
+				k++;
+				continue;
+			}
+			if ((r = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EAFNOSUPPORT), calls[c], 1,
+			                          SCMP_A0(SCMP_CMP_EQ, f))) != 0)
+				return r;
+		}
+		if ((r = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EAFNOSUPPORT), calls[c], 1,
+		                          SCMP_A0(SCMP_CMP_GT, top))) != 0)
+			return r;
+		if ((r = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPROTONOSUPPORT), calls[c], 2,
+		                          SCMP_A0(SCMP_CMP_EQ, AF_NETLINK),
+		                          SCMP_A2(SCMP_CMP_NE, NETLINK_ROUTE))) != 0)
+			return r;
+	}
+	return 0;
+}
+
+/* EPERM for every way to give a file the setuid or setgid bit: chmod and its variants,
+ * and the mode of a file or node being created. open/openat only look at the mode with
+ * O_CREAT or O_TMPFILE (it is garbage otherwise). openat2 carries its mode in a struct
+ * seccomp cannot read: ENOSYS, so callers fall back to openat (glibc's open never uses
+ * it). Only the mode bits are compared, so high bits change nothing. */
+static int
+deny_setid_modes(scmp_filter_ctx ctx)
+{
+	static const struct {
+		int nr;
+		unsigned mode_arg;
+	} plain[] = {
+	    {SCMP_SYS(chmod), 1},   {SCMP_SYS(fchmod), 1}, {SCMP_SYS(fchmodat), 2},
+	    {AL_NR_FCHMODAT2, 2},   {SCMP_SYS(creat), 1},  {SCMP_SYS(mknod), 1},
+	    {SCMP_SYS(mknodat), 2}, {SCMP_SYS(mkdir), 1},  {SCMP_SYS(mkdirat), 2},
+	};
+	static const struct {
+		int nr;
+		unsigned flags_arg;
+	} opens[] = {{SCMP_SYS(open), 1}, {SCMP_SYS(openat), 2}};
+	static const uint64_t creating[] = {O_CREAT, __O_TMPFILE};
+	int r;
+	for (size_t b = 0; b < ARRAY_LEN(setid_bits); b++) {
+		uint64_t bit = setid_bits[b];
+		for (size_t i = 0; i < ARRAY_LEN(plain); i++) {
+			if (plain[i].nr < 0)
+				continue; /* not on this architecture (aarch64 has no chmod) */
+			struct scmp_arg_cmp cmp = {plain[i].mode_arg, SCMP_CMP_MASKED_EQ, bit, bit};
+			if ((r = seccomp_rule_add_array(ctx, SCMP_ACT_ERRNO(EPERM), plain[i].nr, 1,
+			                                &cmp)) != 0)
+				return r;
+		}
+		for (size_t i = 0; i < ARRAY_LEN(opens); i++) {
+			if (opens[i].nr < 0)
+				continue;
+			for (size_t c = 0; c < ARRAY_LEN(creating); c++) {
+				struct scmp_arg_cmp cmp[2] = {
+				    {opens[i].flags_arg, SCMP_CMP_MASKED_EQ, creating[c],
+				     creating[c]},
+				    {opens[i].flags_arg + 1, SCMP_CMP_MASKED_EQ, bit, bit},
+				};
+				if ((r = seccomp_rule_add_array(ctx, SCMP_ACT_ERRNO(EPERM),
+				                                opens[i].nr, 2, cmp)) != 0)
+					return r;
+			}
+		}
+	}
+	return seccomp_rule_add(ctx, SCMP_ACT_ERRNO(ENOSYS), SCMP_SYS(openat2), 0);
 }
 
 static int
@@ -177,6 +283,10 @@ build(void)
 	                          SCMP_A1(SCMP_CMP_MASKED_EQ, 0xffffffffu, TIOCLINUX))) != 0)
 		goto out;
 	if ((r = deny_personality(ctx)) != 0)
+		goto out;
+	if ((r = deny_socket_families(ctx)) != 0)
+		goto out;
+	if ((r = deny_setid_modes(ctx)) != 0)
 		goto out;
 
 	if ((fd = memfd_create("airlock-seccomp", MFD_CLOEXEC)) < 0) {

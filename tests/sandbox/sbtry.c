@@ -80,6 +80,101 @@ expect_errno(const char *name, long r, int want)
 		expect_errno(name, (long)(call), want);                                            \
 	} while (0)
 
+/* Socket families (issue 11, finding 7): only AF_UNIX, AF_INET(6) and route netlink. */
+static void
+try_socket_families(void)
+{
+	static const struct {
+		const char *name;
+		long domain;
+		int type, protocol, want;
+	} no[] = {
+	    {"socket(AF_VSOCK)", 40 /* AF_VSOCK */, SOCK_STREAM, 0, EAFNOSUPPORT},
+	    {"socket(AF_VSOCK, DGRAM)", 40, SOCK_DGRAM, 0, EAFNOSUPPORT},
+	    {"socket(AF_PACKET)", 17 /* AF_PACKET */, SOCK_RAW, 0, EAFNOSUPPORT},
+	    {"socket(AF_ALG)", 38 /* AF_ALG */, SOCK_SEQPACKET, 0, EAFNOSUPPORT},
+	    {"socket(AF_KEY)", 15 /* AF_KEY */, SOCK_RAW, 2, EAFNOSUPPORT},
+	    {"socket(AF_XDP)", 44 /* AF_XDP */, SOCK_RAW, 0, EAFNOSUPPORT},
+	    {"socket(AF_UNSPEC)", 0, SOCK_STREAM, 0, EAFNOSUPPORT},
+	    {"socket(AF_VSOCK|1<<32)", (1l << 32) | 40, SOCK_STREAM, 0, EAFNOSUPPORT},
+	    {"socket(AF_UNIX|1<<32)", (1l << 32) | AF_UNIX, SOCK_STREAM, 0, EAFNOSUPPORT},
+	    {"socket(AF_NETLINK, KOBJECT_UEVENT)", 16 /* AF_NETLINK */, SOCK_DGRAM, 15,
+	     EPROTONOSUPPORT},
+	    {"socket(AF_NETLINK, AUDIT)", 16, SOCK_RAW, 9, EPROTONOSUPPORT},
+	    {"socket(AF_NETLINK, SOCK_DIAG)", 16, SOCK_RAW, 4, EPROTONOSUPPORT},
+	};
+	int sv[2];
+	for (size_t i = 0; i < sizeof(no) / sizeof(no[0]); i++) {
+		TRY(no[i].name, syscall(SYS_socket, no[i].domain, no[i].type, no[i].protocol),
+		    no[i].want);
+		char name[64];
+		snprintf(name, sizeof(name), "socketpair%s", no[i].name + 6);
+		TRY(name, syscall(SYS_socketpair, no[i].domain, no[i].type, no[i].protocol, sv),
+		    no[i].want);
+	}
+	/* what a sandbox needs still works */
+	int u = socket(AF_UNIX, SOCK_STREAM, 0), in = socket(AF_INET, SOCK_STREAM, 0);
+	int nl = socket(AF_NETLINK, SOCK_RAW, 0 /* NETLINK_ROUTE */);
+	int pr = socketpair(AF_UNIX, SOCK_STREAM, 0, sv);
+	verdict(u >= 0 && in >= 0 && nl >= 0 && pr == 0, "allowed socket families stay usable",
+	        "AF_UNIX, AF_INET, NETLINK_ROUTE, socketpair(AF_UNIX)");
+	close(u);
+	close(in);
+	close(nl);
+	if (pr == 0) {
+		close(sv[0]);
+		close(sv[1]);
+	}
+}
+
+/* setuid/setgid bits (issue 11, finding 8): every way to set them is EPERM, and a file
+ * asked for with such a mode ends up without them. dir is writable. */
+static void
+try_setid_modes(const char *dir)
+{
+	char f[256], g[256], d[256], n[256];
+	struct stat st;
+	int fd;
+	snprintf(f, sizeof(f), "%s/sbtry-suid", dir);
+	snprintf(g, sizeof(g), "%s/sbtry-suid-new", dir);
+	snprintf(d, sizeof(d), "%s/sbtry-sgid-dir", dir);
+	snprintf(n, sizeof(n), "%s/sbtry-fifo", dir);
+	unlink(f);
+	unlink(g);
+	unlink(n);
+	rmdir(d);
+	fd = open(f, O_WRONLY | O_CREAT | O_TRUNC, 0755);
+	if (fd < 0) {
+		verdict(0, "setid: create a plain file", strerror(errno));
+		return;
+	}
+	TRY("chmod 4755", chmod(f, 04755), EPERM);
+	TRY("chmod 2755", chmod(f, 02755), EPERM);
+	TRY("chmod 6755|1<<32", syscall(SYS_chmod, f, (1ul << 32) | 06755), EPERM);
+	TRY("fchmod 4755", fchmod(fd, 04755), EPERM);
+	TRY("fchmodat 4755", syscall(SYS_fchmodat, AT_FDCWD, f, 04755), EPERM);
+	errno = 0;
+	long r = syscall(452 /* fchmodat2 */, AT_FDCWD, f, 04755, 0);
+	verdict(r < 0 && (errno == EPERM || errno == ENOSYS), "fchmodat2 4755",
+	        r < 0 ? strerror(errno) : "succeeded");
+	TRY("open(O_CREAT, 04755)", open(g, O_WRONLY | O_CREAT, 04755), EPERM);
+	TRY("openat(O_CREAT, 02755)", syscall(SYS_openat, AT_FDCWD, g, O_WRONLY | O_CREAT, 02755),
+	    EPERM);
+	TRY("creat 04755", creat(g, 04755), EPERM);
+	TRY("open(O_TMPFILE, 04755)", open(dir, O_RDWR | O_TMPFILE, 04755), EPERM);
+	TRY("openat2", syscall(437 /* openat2 */, AT_FDCWD, g, NULL, 0), ENOSYS);
+	TRY("mknod fifo 04644", mknod(n, S_IFIFO | 04644, 0), EPERM);
+	TRY("mkdir 02755", mkdir(d, 02755), EPERM);
+	/* ordinary modes still work, and nothing above left a bit behind */
+	verdict(fchmod(fd, 0700) == 0 && chmod(f, 0755) == 0, "setid: plain chmod works",
+	        "0700, 0755");
+	verdict(stat(f, &st) == 0 && (st.st_mode & (S_ISUID | S_ISGID)) == 0, "setid: file mode",
+	        "no setuid/setgid bit");
+	verdict(stat(g, &st) != 0, "setid: no file created with a setid mode", g);
+	close(fd);
+	unlink(f);
+}
+
 static void
 mode_syscalls(void)
 {
@@ -164,6 +259,8 @@ mode_syscalls(void)
 	            syscall(SYS_personality, 0xfffffffful) == 0x8 &&
 	            syscall(SYS_personality, 0x0ul) == 0x8,
 	        "personality stays usable", "query, PER_LINUX, PER_LINUX32 allowed");
+	try_socket_families();
+	try_setid_modes("/tmp");
 }
 
 /* The i386 (int 0x80) and x32 ABIs must kill the caller (seccomp's arch check) wherever
