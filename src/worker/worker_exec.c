@@ -49,6 +49,7 @@ struct wexec {
 	bool close_pending; /* session closed while a call ran: free ctx when it ends */
 	wexec_done_fn *done;
 	void *arg;
+	char *ws; /* the session's workspace (host path) while its tools are open */
 	/* the session's sandbox (when sandboxed) */
 	bool sb_open;
 	uint32_t sb_id;
@@ -546,6 +547,23 @@ ctx_free(struct wexec *e)
 		e->sb_open = false;
 		e->sb_live = 0;
 	}
+	if (e->ws != NULL) {
+		/* Nothing of the session runs now: no setuid/setgid file stays behind in the
+		 * host workspace (tools_setid.c). */
+		unsigned long n = 0;
+		int r = tool_setid_strip(e->ws, 1000000, &n);
+		if (n > 0) {
+			char num[24];
+			snprintf(num, sizeof(num), "%lu", n);
+			log_warn("cleared setuid/setgid bits in the workspace", "workspace", e->ws,
+			         "files", num);
+		}
+		if (r != 0 && r != -ENOENT)
+			log_warn("cannot check the workspace for setuid/setgid files", "workspace",
+			         e->ws, "error", al_strerror(r));
+		free(e->ws);
+		e->ws = NULL;
+	}
 }
 
 static json_t *
@@ -749,7 +767,10 @@ wexec_session_open(struct wexec *e, const char *workdir, const char *session_id)
 		close(sfd);
 		ws = xasprintf("%s/sessions/%s", workdir, name);
 		r = tool_ctx_new(ws, NULL, &e->ctx);
-		free(ws);
+		if (r == 0)
+			e->ws = ws;
+		else
+			free(ws);
 		return r;
 	}
 	ws = xasprintf("%s/sessions/%s", sbx.ws, name);
@@ -765,7 +786,7 @@ wexec_session_open(struct wexec *e, const char *workdir, const char *session_id)
 	e->sb_live = 0;
 	struct tool_spawner sp = {.spawn = sb_spawn, .kill = sb_kill, .reap = sb_reap, .arg = e};
 	r = tool_ctx_new(ws, &sp, &e->ctx);
-	free(ws);
+	e->ws = ws;
 	if (r != 0) {
 		ctx_free(e);
 		return r;

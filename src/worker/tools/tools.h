@@ -65,6 +65,12 @@ int tool_run(struct tool_ctx *ctx, const char *name, const json_t *input, json_t
  * restarted on the next call, rg is killed, walkers stop. The call returns an error result. */
 void tool_cancel(struct tool_ctx *ctx);
 
+/* Clears the setuid and setgid bits of everything below dir (and of dir itself), never
+ * following a symlink; at most max_entries entries are looked at. *cleared counts the
+ * files changed. 0, or the first error met (the walk goes on past it; AL_E_TOOBIG when
+ * the bound stopped it). Run when nothing of the session runs any more. */
+int tool_setid_strip(const char *dir, unsigned long max_entries, unsigned long *cleared);
+
 /* True for the six names this toolset implements. */
 bool tool_known(const char *name);
 /* Schema check only, no side effects: 0 when input is acceptable for name, else

@@ -470,8 +470,9 @@ tool_path_write_atomic(int dirfd, const char *leaf, const char *data, size_t len
 	fd = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
 	if (fd < 0)
 		return -errno;
-	/* The rename replaces the inode: carry the old file's permission bits over. */
-	if (have_mode && fchmod(fd, st.st_mode & 07777) != 0) {
+	/* The rename replaces the inode: carry the old file's permission bits over, but
+	 * never setuid/setgid (a write by anyone without CAP_FSETID clears them too). */
+	if (have_mode && fchmod(fd, st.st_mode & 01777) != 0) {
 		r = -errno;
 		goto out;
 	}

@@ -601,6 +601,87 @@ test_spawner(void **state)
 	tool_ctx_free(ctx);
 }
 
+static mode_t
+mode_of(const char *rel)
+{
+	struct stat st;
+	char *p = rel[0] == '/' ? xstrdup(rel) : xasprintf("%s/%s", ws, rel);
+	assert_int_equal(lstat(p, &st), 0);
+	free(p);
+	return st.st_mode & 07777;
+}
+
+static void
+chmod_rel(const char *rel, mode_t m)
+{
+	char *p = rel[0] == '/' ? xstrdup(rel) : xasprintf("%s/%s", ws, rel);
+	assert_int_equal(chmod(p, m), 0);
+	free(p);
+}
+
+/* Issue 11, finding 8: no setuid/setgid file stays in the host workspace. The write tool
+ * does not carry the bits of the file it replaces, and tool_setid_strip (run when a
+ * session's tools close) clears them everywhere below the workspace, never through a
+ * symlink. */
+static void
+test_setid(void **state)
+{
+	(void)state;
+	struct tool_ctx *ctx;
+	bool err;
+	unsigned long n;
+	assert_int_equal(tool_ctx_new(ws, NULL, &ctx), 0);
+	put("suid.sh", "#!/bin/sh\n");
+	chmod_rel("suid.sh", 04755);
+	char *t = call(ctx, "write", "{\"file_path\":\"suid.sh\",\"content\":\"echo\\n\"}", &err);
+	assert_false(err);
+	free(t);
+	assert_int_equal(mode_of("suid.sh"), 0755);
+	tool_ctx_free(ctx);
+
+	char *d = xasprintf("%s/setid", ws), *deep = xasprintf("%s/setid/a/b", ws);
+	char *o = xasprintf("%s/outside-suid", outside), *l = xasprintf("%s/setid/link", ws);
+	char *a = xasprintf("%s/setid/a", ws);
+	assert_int_equal(mkdir(d, 0755), 0);
+	assert_int_equal(mkdir(a, 0775), 0);
+	chmod_rel("setid/a", 02775);
+	assert_int_equal(mkdir(deep, 0700), 0);
+	free(a);
+	put("setid/u", "x");
+	put("setid/a/g", "x");
+	put("setid/a/b/ug", "x");
+	put("setid/plain", "x");
+	chmod_rel("setid/u", 04755);
+	chmod_rel("setid/a/g", 02711);
+	chmod_rel("setid/a/b/ug", 06555);
+	chmod_rel("setid/plain", 0640);
+	FILE *f = fopen(o, "w");
+	assert_non_null(f);
+	fclose(f);
+	assert_int_equal(chmod(o, 04755), 0);
+	assert_int_equal(symlink(o, l), 0);
+
+	assert_int_equal(tool_setid_strip(d, 1000, &n), 0);
+	assert_int_equal(n, 5); /* a/b inherited a's setgid bit */
+	assert_int_equal(mode_of("setid/a/b"), 0700);
+	assert_int_equal(mode_of("setid/u"), 0755);
+	assert_int_equal(mode_of("setid/a"), 0775);
+	assert_int_equal(mode_of("setid/a/g"), 0711);
+	assert_int_equal(mode_of("setid/a/b/ug"), 0555);
+	assert_int_equal(mode_of("setid/plain"), 0640);
+	assert_int_equal(mode_of(o), 04755); /* the symlink's target is not the workspace's */
+	assert_int_equal(tool_setid_strip(d, 1000, &n), 0);
+	assert_int_equal(n, 0);
+	/* the bound stops the walk and says so */
+	chmod_rel("setid/u", 04755);
+	assert_int_equal(tool_setid_strip(d, 1, &n), AL_E_TOOBIG);
+	assert_int_equal(tool_setid_strip("/nonexistent-al", 10, &n), -ENOENT);
+	free(d);
+	free(deep);
+	free(o);
+	free(l);
+}
+
 int
 main(void)
 {
@@ -620,6 +701,7 @@ main(void)
 	    cmocka_unit_test(test_grep_builtin),
 	    cmocka_unit_test(test_glob),
 	    cmocka_unit_test(test_spawner),
+	    cmocka_unit_test(test_setid),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
