@@ -5,6 +5,7 @@
 
 #include <openssl/err.h>
 
+#include "err.h"
 #include "tls.h"
 #include "xalloc.h"
 
@@ -77,6 +78,31 @@ tls_server_ctx_new(const char *cert_file, const char *key_file, const char *cons
 fail:
 	SSL_CTX_free(ctx);
 	return NULL;
+}
+
+int
+tls_server_ctx_reload(struct tls_server_ctx *t, const char *cert_file, const char *key_file,
+                      char *err, size_t errlen)
+{
+	/* Load into a throwaway context first: a bad pair must leave the running one whole. */
+	struct tls_server_ctx *probe = tls_server_ctx_new(cert_file, key_file, NULL, err, errlen);
+	if (probe == NULL)
+		return AL_E_INVAL;
+	tls_server_ctx_free(probe);
+	/* Each connection copies the certificate from the context when it is accepted, so
+	 * this applies to new connections only; open ones keep theirs. One thread: nothing
+	 * accepts between the two calls. */
+	if (SSL_CTX_use_certificate_chain_file(t->ctx, cert_file) != 1) {
+		fill_err(err, errlen, "cannot load certificate", cert_file);
+		return AL_E_INVAL;
+	}
+	if (SSL_CTX_use_PrivateKey_file(t->ctx, key_file, SSL_FILETYPE_PEM) != 1 ||
+	    SSL_CTX_check_private_key(t->ctx) != 1) {
+		fill_err(err, errlen, "cannot load private key (changed while reloading?)",
+		         key_file);
+		return AL_E_INVAL;
+	}
+	return 0;
 }
 
 void

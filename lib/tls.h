@@ -16,6 +16,11 @@ struct tls_server_ctx {
 /* Loads cert (chain) and key; on failure returns NULL and fills err (≥256 bytes). */
 struct tls_server_ctx *tls_server_ctx_new(const char *cert_file, const char *key_file,
                                           const char *const *alpn, char *err, size_t errlen);
+/* Loads the pair again into t (certificate rotation on SIGHUP) after checking it in a
+ * throwaway context: on failure fills err and the running certificate stays. New
+ * connections get the new certificate; open ones keep theirs. */
+int tls_server_ctx_reload(struct tls_server_ctx *t, const char *cert_file, const char *key_file,
+                          char *err, size_t errlen);
 void tls_server_ctx_free(struct tls_server_ctx *t);
 
 #endif

@@ -320,9 +320,17 @@ static void
 on_signal(struct loop *l, int signo, void *arg)
 {
 	struct mm *mm = arg;
-	(void)signo;
+	log_info("shutting down", "signal", signo == SIGTERM ? "TERM" : "INT");
 	http_server_shutdown(mm->http);
 	loop_stop(l);
+}
+
+/* The one convention of every role (docs/server/overview.md "Signals"): HUP reloads what
+ * can be, and says so. A script being served cannot be swapped under its turns. */
+static void
+on_hup(struct loop *l, int signo, void *arg)
+{
+	log_info("SIGHUP: nothing to reload (restart to change the script)");
 }
 
 static int
@@ -425,6 +433,7 @@ mockmodel_main(int argc, char **argv)
 	}
 	loop_signal_add(mm.loop, SIGTERM, on_signal, &mm);
 	loop_signal_add(mm.loop, SIGINT, on_signal, &mm);
+	loop_signal_add(mm.loop, SIGHUP, on_hup, &mm);
 	char port_s[16], nturns[16];
 	snprintf(port_s, sizeof(port_s), "%d", port);
 	snprintf(nturns, sizeof(nturns), "%zu", json_array_size(mm.script->turns));

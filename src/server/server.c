@@ -17,6 +17,7 @@
 #include "server.h"
 #include "server_hooks.h"
 #include "tls.h"
+#include "tunnel.h"
 #include "xalloc.h"
 
 static void
@@ -302,6 +303,40 @@ on_signal(struct loop *l, int signo, void *arg)
 	loop_stop(l);
 }
 
+/* SIGHUP: what can change without a restart is reloaded from the same paths — the
+ * certificates (rotation) and the policy file — and the log says what; everything
+ * else is read at start only. A file that does not load keeps the running one. */
+static void
+on_hup(struct loop *l, int signo, void *arg)
+{
+	struct server *s = arg;
+	char what[256] = "", err[512];
+	int bad = 0;
+	if (s->api_tls != NULL) {
+		if (tls_server_ctx_reload(s->api_tls, s->cfg.tls_cert_file, s->cfg.tls_key_file,
+		                          err, sizeof(err)) != 0) {
+			log_error("API certificate not reloaded; keeping the running one", "error",
+			          err);
+			bad = 1;
+		} else {
+			snprintf(what, sizeof(what), "API certificate");
+		}
+	}
+	if (tunnel_reload_tls(s, what, sizeof(what)) != 0)
+		bad = 1;
+	if (s->policy_watch != NULL) {
+		server_policy_reload(s, "SIGHUP"); /* logs its own outcome */
+		size_t n = strlen(what);
+		snprintf(what + n, sizeof(what) - n, "%spolicy file", n ? ", " : "");
+	}
+	if (what[0] == '\0' && !bad)
+		log_info("SIGHUP: nothing to reload (certificates and the policy file are "
+		         "reloaded when configured; other settings need a restart)");
+	else
+		log_info("SIGHUP: reloaded", "what", what[0] ? what : "nothing", "failed",
+		         bad ? "yes (see above)" : "no");
+}
+
 int
 server_config_load(struct server_config *cfg, int argc, char **argv, enum log_format *fmt,
                    enum log_level *lvl)
@@ -529,6 +564,8 @@ server_main(int argc, char **argv)
 	}
 	loop_signal_add(srv.loop, SIGTERM, on_signal, &srv);
 	loop_signal_add(srv.loop, SIGINT, on_signal, &srv);
+	loop_signal_add(srv.loop, SIGHUP, on_hup, &srv);
+	srv.api_tls = tls;
 	char port[16];
 	snprintf(port, sizeof(port), "%d", srv.port);
 	log_info("listening", "addr", srv.cfg.listen, "port", port, "tls", tls ? "on" : "off",

@@ -59,6 +59,7 @@ struct agent_runtime;
 struct vaults_key;
 struct tunnel_edge;
 struct oidc;
+struct tls_server_ctx;
 
 struct server {
 	struct server_config cfg;
@@ -74,7 +75,8 @@ struct server {
 	struct policy *policy;        /* tool policy and roles in force, NULL when no file;
 	                               * borrowed from policy_watch (server_hooks.c) */
 	struct policy_watch *policy_watch;
-	int port; /* bound port */
+	struct tls_server_ctx *api_tls; /* the API listener's, NULL on plain HTTP (SIGHUP) */
+	int port;                       /* bound port */
 	bool started;
 };
 

@@ -825,6 +825,16 @@ on_signal(struct loop *l, int signo, void *arg)
 	maybe_exit(w);
 }
 
+/* HUP: the worker's settings come from flags, the environment and --config at start;
+ * none is reloaded, and the log says so rather than the process dying (the default
+ * action) or staying silent. */
+static void
+on_hup(struct loop *l, int signo, void *arg)
+{
+	log_info("SIGHUP: nothing to reload (the worker reads its configuration at start; "
+	         "restart it to change it)");
+}
+
 /* ---- check ---- */
 
 struct check_state {
@@ -954,6 +964,7 @@ worker_main(int argc, char **argv)
 	/* before the executor thread exists, so it inherits the blocked mask */
 	loop_signal_add(w.loop, SIGTERM, on_signal, &w);
 	loop_signal_add(w.loop, SIGINT, on_signal, &w);
+	loop_signal_add(w.loop, SIGHUP, on_hup, &w);
 	if ((r = wexec_new(w.loop, &w.exec)) != 0) {
 		fprintf(stderr, "airlock worker: cannot start the tool executor: %s\n",
 		        al_strerror(r));

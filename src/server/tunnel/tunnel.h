@@ -18,6 +18,10 @@ struct tunnel_stream;
  * edge the /v1/tunnels routes still answer (resources can be provisioned ahead). */
 int tunnel_start(struct server *s);
 void tunnel_stop(struct server *s);
+/* SIGHUP: loads the edge's and the ingress's certificate files again (same paths);
+ * appends what was reloaded to what ("a, b"). A pair that does not load is logged and
+ * the running one kept (AL_E_INVAL). 0 when the edge is off. */
+int tunnel_reload_tls(struct server *s, char *what, size_t whatlen);
 
 /* Response side of one exchange. Callbacks never run after tunnel_stream_cancel() or
  * after on_close. on_head gets the status and the response headers (lower-case names,

@@ -945,6 +945,36 @@ tunnel_start(struct server *s)
 	return 0;
 }
 
+int
+tunnel_reload_tls(struct server *s, char *what, size_t whatlen)
+{
+	struct tunnel_edge *e = s->tunnel;
+	char err[512];
+	int bad = 0;
+	if (e == NULL)
+		return 0;
+	if (tls_server_ctx_reload(e->tls, s->cfg.tunnel.tls_cert_file, s->cfg.tunnel.tls_key_file,
+	                          err, sizeof(err)) != 0) {
+		log_error("tunnel edge certificate not reloaded; keeping the running one", "error",
+		          err);
+		bad = 1;
+	} else {
+		size_t n = strlen(what);
+		snprintf(what + n, whatlen - n, "%stunnel edge certificate", n ? ", " : "");
+	}
+	if (e->ingress_tls != NULL &&
+	    tls_server_ctx_reload(e->ingress_tls, s->cfg.tls_cert_file, s->cfg.tls_key_file, err,
+	                          sizeof(err)) != 0) {
+		log_error("tunnel ingress certificate not reloaded; keeping the running one",
+		          "error", err);
+		bad = 1;
+	} else if (e->ingress_tls != NULL) {
+		size_t n = strlen(what);
+		snprintf(what + n, whatlen - n, "%stunnel ingress certificate", n ? ", " : "");
+	}
+	return bad ? AL_E_INVAL : 0;
+}
+
 void
 tunnel_stop(struct server *s)
 {
