@@ -1,10 +1,6 @@
-/* Session events: the durable log, the send/list/stream routes and the SSE hub.
- * See events.h and docs/server/events.md.
- *
- * Ordering rule: an event is committed before any stream sees it. Appends inside a
- * transaction queue their frames in `pending`; events_publish() sends them once the
- * caller has committed, so a client that opened the stream and then read history
- * sees every event at least once and de-duplicates by id. */
+/* Session events: the send/list/stream routes. The log is written through
+ * store/event_hub.c (append, fan-out to streams) and read through store/event_store.c.
+ * See docs/server/events.md. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,290 +9,19 @@
 #include "api.h"
 #include "auth.h"
 #include "err.h"
+#include "event_store.h"
 #include "events.h"
 #include "log.h"
 #include "routes.h"
 #include "server.h"
+#include "session_store.h"
 #include "sse.h"
 #include "util.h"
 #include "validate.h"
 #include "work.h"
 #include "xalloc.h"
 
-#define HUB_BUCKETS 4096
 #define MAX_EVENTS_PER_SEND 100
-
-struct stream {
-	struct api_call *call;
-	struct stream *next;
-	char session_id[80];
-	bool delta_message;
-	bool delta_thinking;
-};
-
-struct pending_frame {
-	char *session_id;
-	char *frame;
-	size_t len;
-};
-
-struct sse_hub {
-	struct stream *buckets[HUB_BUCKETS];
-	size_t nstreams;
-	struct pending_frame *pending;
-	size_t npending;
-	struct loop_timer *ping_timer;
-};
-
-static unsigned
-bucket_of(const char *session_id)
-{
-	/* FNV-1a: ids are random, any decent spread will do. */
-	uint32_t h = 2166136261u;
-	for (const unsigned char *p = (const unsigned char *)session_id; *p; p++)
-		h = (h ^ *p) * 16777619u;
-	return h % HUB_BUCKETS;
-}
-
-/* One SSE frame (lib/sse.c): `id:` for persisted events, `event:` equal to the JSON
- * type, compact JSON data. */
-static char *
-frame_json(const char *id, const char *type, const json_t *ev, size_t *len)
-{
-	struct buf b;
-	char *data = json_dumps(ev, JSON_COMPACT);
-	buf_init(&b, 64 * 1024 * 1024);
-	if (data == NULL || sse_frame(&b, type, id, data) != 0)
-		buf_reset(&b);
-	free(data);
-	*len = b.len;
-	return buf_steal(&b);
-}
-
-static void
-hub_send(struct server *s, const char *session_id, const char *frame, size_t len,
-         const char *delta_kind)
-{
-	struct stream *st = s->hub->buckets[bucket_of(session_id)];
-	while (st) {
-		struct stream *next = st->next; /* a failed write closes later, not now */
-		if (strcmp(st->session_id, session_id) == 0) {
-			bool want =
-			    delta_kind == NULL ||
-			    (strcmp(delta_kind, "agent.message") == 0 && st->delta_message) ||
-			    (strcmp(delta_kind, "agent.thinking") == 0 && st->delta_thinking);
-			if (want)
-				http_stream_write(st->call->http, frame, len);
-		}
-		st = next;
-	}
-}
-
-static const char *
-answer_key(const json_t *ev, const char *type)
-{
-	if (strcmp(type, "user.tool_result") == 0 || strcmp(type, "user.tool_confirmation") == 0 ||
-	    strcmp(type, "agent.tool_result") == 0)
-		return json_string_value(json_object_get(ev, "tool_use_id"));
-	if (strcmp(type, "user.custom_tool_result") == 0)
-		return json_string_value(json_object_get(ev, "custom_tool_use_id"));
-	if (strcmp(type, "agent.mcp_tool_result") == 0)
-		return json_string_value(json_object_get(ev, "mcp_tool_use_id"));
-	return NULL;
-}
-
-int
-events_append_tx(struct server *s, const char *session_id, json_t *ev, bool processed)
-{
-	sqlite3_stmt *st = NULL;
-	int r = AL_E_IO;
-	const char *type = json_string_value(json_object_get(ev, "type"));
-	if (type == NULL)
-		return AL_E_INVAL;
-	if (!json_is_string(json_object_get(ev, "id"))) {
-		char *id = id_new("sevt_");
-		json_object_set_new(ev, "id", json_string(id));
-		free(id);
-	}
-	int64_t now = now_real_us();
-	json_object_set_new(ev, "processed_at", processed ? api_time(now) : json_null());
-	int64_t seq = db_next_seq(s->db, "events");
-	if (seq < 0)
-		return AL_E_IO;
-	char *doc = json_dumps(ev, JSON_COMPACT);
-	if (db_prepare(s->db,
-	               "INSERT INTO events(id, session_id, seq, type, created_at, processed_at, "
-	               "answers, doc) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-	               &st) != 0)
-		goto out;
-	const char *id = json_string_value(json_object_get(ev, "id"));
-	db_bind_text(st, 1, id);
-	db_bind_text(st, 2, session_id);
-	sqlite3_bind_int64(st, 3, seq);
-	db_bind_text(st, 4, type);
-	sqlite3_bind_int64(st, 5, now);
-	if (processed)
-		sqlite3_bind_int64(st, 6, now);
-	else
-		sqlite3_bind_null(st, 6);
-	db_bind_text(st, 7, answer_key(ev, type));
-	db_bind_text(st, 8, doc);
-	if (sqlite3_step(st) != SQLITE_DONE) {
-		log_error("event insert failed", "error", sqlite3_errmsg(s->db->h));
-		goto out;
-	}
-	struct sse_hub *h = s->hub;
-	if (h) {
-		h->pending = xreallocarray(h->pending, h->npending + 1, sizeof(*h->pending));
-		struct pending_frame *pf = &h->pending[h->npending++];
-		pf->session_id = xstrdup(session_id);
-		pf->frame = frame_json(id, type, ev, &pf->len);
-	}
-	r = 0;
-out:
-	free(doc);
-	sqlite3_finalize(st);
-	return r;
-}
-
-void
-events_publish(struct server *s)
-{
-	struct sse_hub *h = s->hub;
-	if (h == NULL)
-		return;
-	/* Swap out first: a write may close a stream whose owner appends more. */
-	struct pending_frame *p = h->pending;
-	size_t n = h->npending;
-	h->pending = NULL;
-	h->npending = 0;
-	for (size_t i = 0; i < n; i++) {
-		hub_send(s, p[i].session_id, p[i].frame, p[i].len, NULL);
-		free(p[i].session_id);
-		free(p[i].frame);
-	}
-	free(p);
-}
-
-void
-events_discard(struct server *s)
-{
-	struct sse_hub *h = s->hub;
-	if (h == NULL)
-		return;
-	for (size_t i = 0; i < h->npending; i++) {
-		free(h->pending[i].session_id);
-		free(h->pending[i].frame);
-	}
-	free(h->pending);
-	h->pending = NULL;
-	h->npending = 0;
-}
-
-int
-events_append(struct server *s, const char *session_id, json_t *ev, bool processed)
-{
-	int r;
-	if ((r = db_begin(s->db)) != 0)
-		return r;
-	if ((r = events_append_tx(s, session_id, ev, processed)) != 0 ||
-	    (r = db_commit(s->db)) != 0) {
-		db_rollback(s->db);
-		events_discard(s);
-		return r;
-	}
-	events_publish(s);
-	return 0;
-}
-
-int
-events_mark_processed_tx(struct server *s, const char *event_id)
-{
-	sqlite3_stmt *st = NULL;
-	int r = AL_E_IO;
-	int64_t now = now_real_us();
-	char ts[32];
-	time_fmt_rfc3339(now, ts);
-	if (db_prepare(s->db,
-	               "UPDATE events SET processed_at = ?1, "
-	               "doc = json_set(doc, '$.processed_at', ?2) "
-	               "WHERE id = ?3 AND processed_at IS NULL",
-	               &st) != 0)
-		return AL_E_IO;
-	sqlite3_bind_int64(st, 1, now);
-	db_bind_text(st, 2, ts);
-	db_bind_text(st, 3, event_id);
-	if (sqlite3_step(st) == SQLITE_DONE)
-		r = 0;
-	sqlite3_finalize(st);
-	return r;
-}
-
-void
-events_delta_start(struct server *s, const char *session_id, const char *event_id,
-                   const char *event_type)
-{
-	if (s->hub == NULL)
-		return;
-	json_t *o = json_pack("{s:s, s:{s:s, s:s}}", "type", "event_start", "event", "type",
-	                      event_type, "id", event_id);
-	size_t len;
-	char *f = frame_json(NULL, "event_start", o, &len);
-	hub_send(s, session_id, f, len, event_type);
-	free(f);
-	json_decref(o);
-}
-
-void
-events_delta_text(struct server *s, const char *session_id, const char *event_id, unsigned index,
-                  const char *text)
-{
-	if (s->hub == NULL)
-		return;
-	json_t *o = json_pack("{s:s, s:s, s:{s:s, s:I, s:{s:s, s:s}}}", "type", "event_delta",
-	                      "event_id", event_id, "delta", "type", "content_delta", "index",
-	                      (json_int_t)index, "content", "type", "text", "text", text);
-	size_t len;
-	char *f = frame_json(NULL, "event_delta", o, &len);
-	hub_send(s, session_id, f, len, "agent.message");
-	free(f);
-	json_decref(o);
-}
-
-json_t *
-events_get(struct server *s, const char *session_id, const char *event_id)
-{
-	sqlite3_stmt *st = NULL;
-	json_t *ev = NULL;
-	if (db_prepare(s->db, "SELECT doc FROM events WHERE session_id = ? AND id = ?", &st) != 0)
-		return NULL;
-	db_bind_text(st, 1, session_id);
-	db_bind_text(st, 2, event_id);
-	if (sqlite3_step(st) == SQLITE_ROW)
-		ev = db_col_json(st, 0);
-	sqlite3_finalize(st);
-	return ev;
-}
-
-json_t *
-events_find_answer(struct server *s, const char *session_id, const char *tool_use_id,
-                   const char *answer_type)
-{
-	sqlite3_stmt *st = NULL;
-	json_t *ev = NULL;
-	if (db_prepare(s->db,
-	               "SELECT doc FROM events WHERE session_id = ? AND answers = ? AND type = ? "
-	               "ORDER BY seq LIMIT 1",
-	               &st) != 0)
-		return NULL;
-	db_bind_text(st, 1, session_id);
-	db_bind_text(st, 2, tool_use_id);
-	db_bind_text(st, 3, answer_type);
-	if (sqlite3_step(st) == SQLITE_ROW)
-		ev = db_col_json(st, 0);
-	sqlite3_finalize(st);
-	return ev;
-}
 
 /* The stored answer to a call: one of answer_type, or for a tool result the error the
  * server gave in the worker's place (answer_rejected_result), which ends the call too. */
@@ -311,32 +36,13 @@ find_answer(struct server *s, const char *sid, const char *ref, const char *answ
 
 /* ---- session lookup shared by the routes ---- */
 
-struct session_row {
-	char environment_id[80];
-	char status[32];
-	bool archived;
-};
-
 /* 404 unless the session exists and the principal may see it. */
 static int
-load_session(struct api_call *c, const char *sid, struct session_row *row)
+load_session(struct api_call *c, const char *sid, struct session_state *row)
 {
-	sqlite3_stmt *st = NULL;
 	int r = AL_E_NOTFOUND;
-	if (id_valid(sid, "sesn_") == 0 &&
-	    db_prepare(c->srv->db,
-	               "SELECT environment_id, status, archived_at FROM sessions WHERE id = ?",
-	               &st) == 0) {
-		db_bind_text(st, 1, sid);
-		if (sqlite3_step(st) == SQLITE_ROW) {
-			snprintf(row->environment_id, sizeof(row->environment_id), "%s",
-			         db_col_text(st, 0));
-			snprintf(row->status, sizeof(row->status), "%s", db_col_text(st, 1));
-			row->archived = sqlite3_column_type(st, 2) != SQLITE_NULL;
-			r = 0;
-		}
-		sqlite3_finalize(st);
-	}
+	if (id_valid(sid, "sesn_") == 0)
+		r = session_store_state(c->srv->db, sid, row);
 	if (r == 0 && !auth_can_session(c->srv, &c->who, sid, row->environment_id))
 		r = AL_E_NOTFOUND;
 	if (r != 0)
@@ -529,7 +235,7 @@ static void
 send_events(struct api_call *c)
 {
 	const char *sid = c->params[0];
-	struct session_row row;
+	struct session_state row;
 	char msg[512];
 	json_t *out = NULL, *dups = NULL;
 	bool any_new = false, starts_run = false;
@@ -593,7 +299,7 @@ send_events(struct api_call *c)
 			continue;
 		}
 		const char *type = json_string_value(json_object_get(ev, "type"));
-		const char *key = answer_key(ev, type);
+		const char *key = events_answer_key(ev, type);
 		if (key) {
 			json_t *again = find_answer(c->srv, sid, key, type);
 			if (again) {
@@ -677,37 +383,28 @@ static void
 list_events(struct api_call *c)
 {
 	const char *sid = c->params[0];
-	struct session_row row;
+	struct session_state row;
 	struct page_req pg;
 	struct time_range created;
-	sqlite3_stmt *st = NULL;
 	char *types = NULL;
 
 	if (load_session(c, sid, &row) != 0 || api_page_parse(c, 1000, 1000, false, &pg) != 0 ||
 	    validate_query_created(c, &created) != 0 || types_filter(c, &types) != 0)
 		return;
-	/* One statement for both orders: the cursor bound flips with the order. */
-	const char *sql =
-	    pg.desc ? "SELECT seq, doc FROM events WHERE session_id = ?1 AND (?2 = 0 OR seq < ?3) "
-	              "AND created_at BETWEEN ?4 AND ?5 AND (?6 IS NULL OR type IN "
-	              "(SELECT value FROM json_each(?6))) ORDER BY seq DESC LIMIT ?7"
-	            : "SELECT seq, doc FROM events WHERE session_id = ?1 AND (?2 = 0 OR seq > ?3) "
-	              "AND created_at BETWEEN ?4 AND ?5 AND (?6 IS NULL OR type IN "
-	              "(SELECT value FROM json_each(?6))) ORDER BY seq ASC LIMIT ?7";
-	if (db_prepare(c->srv->db, sql, &st) != 0) {
+	struct doc_list q = {.created_lo = created.lo,
+	                     .created_hi = created.hi,
+	                     .has_cursor = pg.has_cursor,
+	                     .after_seq = pg.after_seq,
+	                     .limit = pg.limit,
+	                     .desc = pg.desc};
+	struct doc_page events;
+	if (event_store_list(c->srv->db, sid, &q, types, &events) != 0) {
+		doc_page_free(&events);
 		free(types);
 		api_reply_err(c, AL_E_IO, "cannot list events");
 		return;
 	}
-	db_bind_text(st, 1, sid);
-	sqlite3_bind_int(st, 2, pg.has_cursor);
-	sqlite3_bind_int64(st, 3, pg.after_seq);
-	sqlite3_bind_int64(st, 4, created.lo);
-	sqlite3_bind_int64(st, 5, created.hi);
-	db_bind_text(st, 6, types);
-	sqlite3_bind_int(st, 7, (int)pg.limit + 1);
-	json_t *page = validate_page_collect(st, pg.limit, pg.desc);
-	sqlite3_finalize(st);
+	json_t *page = validate_page_json(&events, pg.desc);
 	free(types);
 	api_reply_json(c, 200, page);
 }
@@ -715,32 +412,31 @@ list_events(struct api_call *c)
 /* ---- GET /v1/sessions/{id}/events/stream ---- */
 
 static void
-stream_unlink(struct server *s, struct stream *target)
+stream_write(void *arg, const char *frame, size_t len)
 {
-	struct stream **pp = &s->hub->buckets[bucket_of(target->session_id)];
-	while (*pp) {
-		if (*pp == target) {
-			*pp = target->next;
-			s->hub->nstreams--;
-			return;
-		}
-		pp = &(*pp)->next;
-	}
+	struct api_call *c = arg;
+	http_stream_write(c->http, frame, len);
 }
+
+static void
+stream_end(void *arg)
+{
+	api_stream_end(arg);
+}
+
+static const struct events_sub_ops stream_ops = {stream_write, stream_end};
 
 static void
 stream_closed(struct api_call *c)
 {
-	struct stream *st = c->owner;
-	stream_unlink(c->srv, st);
-	free(st);
+	events_unsubscribe(c->srv, c->owner);
 }
 
 static void
 open_stream(struct api_call *c)
 {
 	const char *sid = c->params[0];
-	struct session_row row;
+	struct session_state row;
 	bool dm = false, dt = false;
 	size_t ndeltas = 0;
 
@@ -779,16 +475,7 @@ open_stream(struct api_call *c)
 		                "event_deltas[]: at most 100 values");
 		return;
 	}
-	struct stream *st = xcalloc(1, sizeof(*st));
-	st->call = c;
-	snprintf(st->session_id, sizeof(st->session_id), "%s", sid);
-	st->delta_message = dm;
-	st->delta_thinking = dt;
-	unsigned b = bucket_of(sid);
-	st->next = c->srv->hub->buckets[b];
-	c->srv->hub->buckets[b] = st;
-	c->srv->hub->nstreams++;
-	api_hold(c, st, stream_closed);
+	api_hold(c, events_subscribe(c->srv, sid, dm, dt, &stream_ops, c), stream_closed);
 	struct http_header h[8];
 	size_t n = 0;
 	h[n++] = (struct http_header){"content-type", "text/event-stream"};
@@ -796,63 +483,6 @@ open_stream(struct api_call *c)
 	h[n++] = (struct http_header){"x-accel-buffering", "no"};
 	n = api_common_headers(c, h, n);
 	http_stream_start(c->http, 200, h, n);
-}
-
-static void
-ping_all(struct loop *l, void *arg)
-{
-	struct server *s = arg;
-	static const char ping[] = "event: ping\ndata: {\"type\":\"ping\"}\n\n";
-	s->hub->ping_timer = loop_timer_add(l, s->cfg.sse_ping_ms, ping_all, s);
-	for (size_t b = 0; b < HUB_BUCKETS; b++)
-		for (struct stream *st = s->hub->buckets[b]; st; st = st->next)
-			http_stream_write(st->call->http, ping, sizeof(ping) - 1);
-}
-
-void
-events_close_streams(struct server *s, const char *session_id)
-{
-	struct stream **pp = &s->hub->buckets[bucket_of(session_id)];
-	while (*pp) {
-		struct stream *st = *pp;
-		if (strcmp(st->session_id, session_id) != 0) {
-			pp = &st->next;
-			continue;
-		}
-		*pp = st->next;
-		s->hub->nstreams--;
-		struct api_call *c = st->call;
-		free(st);
-		api_stream_end(c);
-	}
-}
-
-int
-events_init(struct server *s)
-{
-	s->hub = xcalloc(1, sizeof(*s->hub));
-	s->hub->ping_timer = loop_timer_add(s->loop, s->cfg.sse_ping_ms, ping_all, s);
-	return 0;
-}
-
-void
-events_shutdown(struct server *s)
-{
-	if (s->hub == NULL)
-		return;
-	for (size_t b = 0; b < HUB_BUCKETS; b++) {
-		while (s->hub->buckets[b]) {
-			struct stream *st = s->hub->buckets[b];
-			s->hub->buckets[b] = st->next;
-			struct api_call *c = st->call;
-			free(st);
-			api_stream_end(c);
-		}
-	}
-	loop_timer_cancel(s->loop, s->hub->ping_timer);
-	events_discard(s);
-	free(s->hub);
-	s->hub = NULL;
 }
 
 const struct api_route events_routes[] = {

@@ -1237,11 +1237,3 @@ validate_list_docs(struct api_call *c, validate_list_fn *list, const char *scope
 	}
 	api_reply_json(c, 200, validate_page_json(&page, pg.desc));
 }
-
-json_t *
-validate_page_collect(sqlite3_stmt *st, unsigned limit, bool desc)
-{
-	struct doc_page pg;
-	doc_store_collect(st, limit, &pg);
-	return validate_page_json(&pg, desc);
-}

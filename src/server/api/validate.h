@@ -10,7 +10,6 @@
 #include <stdint.h>
 
 #include <jansson.h>
-#include <sqlite3.h>
 
 #include "doc_store.h"
 
@@ -71,9 +70,6 @@ struct time_range {
 	int64_t lo, hi;
 };
 int validate_query_created(struct api_call *c, struct time_range *out);
-/* Steps st (columns: seq, doc) collecting up to limit documents; the statement must
- * return limit+1 rows at most, in page order. → {"data":[...],"next_page":cursor|null}. */
-json_t *validate_page_collect(sqlite3_stmt *st, unsigned limit, bool desc);
 /* {"data":[...],"next_page":cursor|null} of a page from a store; frees pg's data. */
 json_t *validate_page_json(struct doc_page *pg, bool desc);
 /* A store's list of an archivable resource: scope_id narrows it to one parent (NULL

@@ -18,6 +18,7 @@
 #include "agent_view.h"
 #include "api.h"
 #include "err.h"
+#include "event_store.h"
 #include "events.h"
 #include "httpc.h"
 #include "log.h"
@@ -223,31 +224,7 @@ schedule(struct agent_runtime *rt, const char *session_id)
 static int
 load_events(struct server *s, const char *session_id, json_t **out)
 {
-	sqlite3_stmt *st = NULL;
-	json_t *arr = json_array();
-	int r = AL_E_IO;
-	if (db_prepare(s->db, "SELECT doc FROM events WHERE session_id = ? ORDER BY seq", &st) != 0)
-		goto out;
-	db_bind_text(st, 1, session_id);
-	int rc;
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		if (json_array_size(arr) >= MAX_EVENTS_LOADED) {
-			r = AL_E_TOOBIG;
-			goto out;
-		}
-		json_t *ev = db_col_json(st, 0);
-		if (ev)
-			json_array_append_new(arr, ev);
-	}
-	if (rc != SQLITE_DONE)
-		goto out;
-	*out = arr;
-	arr = NULL;
-	r = 0;
-out:
-	sqlite3_finalize(st);
-	json_decref(arr);
-	return r;
+	return event_store_log(s->db, session_id, MAX_EVENTS_LOADED, out);
 }
 
 /* ---- transactions ---- */

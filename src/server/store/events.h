@@ -1,10 +1,12 @@
-/* The session event log: durable append, history listing, and fan-out to open SSE
- * streams. An event is committed before any stream sees it, so a client that opens
- * the stream first and then reads history never misses one (api.md §5). */
+/* The session event log's write side (event_hub.c): durable append through
+ * event_store.c and fan-out to open SSE streams. An event is committed before any
+ * stream sees it, so a client that opens the stream first and then reads history never
+ * misses one (api.md §5). The routes are api/events.c; the agent loop calls this. */
 #ifndef AL_SERVER_EVENTS_H
 #define AL_SERVER_EVENTS_H
 
 #include <stdbool.h>
+#include <stddef.h>
 
 #include <jansson.h>
 
@@ -38,6 +40,23 @@ json_t *events_get(struct server *s, const char *session_id, const char *event_i
 json_t *events_find_answer(struct server *s, const char *session_id, const char *tool_use_id,
                            const char *answer_type);
 
+/* The call id an answering event refers to (tool_use_id, custom_tool_use_id,
+ * mcp_tool_use_id by type), or NULL for events that answer nothing. */
+const char *events_answer_key(const json_t *ev, const char *type);
+
+/* An open event stream: the hub writes SSE frames through write; end tells the owner
+ * the hub dropped the subscription (events_close_streams, shutdown) and freed it. */
+struct events_sub_ops {
+	void (*write)(void *arg, const char *frame, size_t len);
+	void (*end)(void *arg);
+};
+struct events_sub;
+/* Subscribes arg to a session's events (and to the deltas it asked for). */
+struct events_sub *events_subscribe(struct server *s, const char *session_id, bool delta_message,
+                                    bool delta_thinking, const struct events_sub_ops *ops,
+                                    void *arg);
+/* The owner closed its stream: unlinks and frees sub. */
+void events_unsubscribe(struct server *s, struct events_sub *sub);
 /* Ends every open stream of a session (deleted sessions). */
 void events_close_streams(struct server *s, const char *session_id);
 

@@ -1,0 +1,333 @@
+/* The session event log's write side and the SSE hub: appends stored through
+ * event_store.c, then fanned out to the streams subscribed to the session. See
+ * events.h and docs/server/events.md.
+ *
+ * Ordering rule: an event is committed before any stream sees it. Appends inside a
+ * transaction queue their frames in `pending`; events_publish() sends them once the
+ * caller has committed, so a client that opened the stream and then read history
+ * sees every event at least once and de-duplicates by id. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api.h"
+#include "buf.h"
+#include "err.h"
+#include "event_store.h"
+#include "events.h"
+#include "server.h"
+#include "sse.h"
+#include "util.h"
+#include "xalloc.h"
+
+#define HUB_BUCKETS 4096
+
+/* One open event stream of a session, owned by the route that opened it. */
+struct events_sub {
+	struct events_sub *next;
+	char session_id[80];
+	bool delta_message;
+	bool delta_thinking;
+	const struct events_sub_ops *ops;
+	void *arg;
+};
+
+struct pending_frame {
+	char *session_id;
+	char *frame;
+	size_t len;
+};
+
+struct sse_hub {
+	struct events_sub *buckets[HUB_BUCKETS];
+	size_t nstreams;
+	struct pending_frame *pending;
+	size_t npending;
+	struct loop_timer *ping_timer;
+};
+
+static unsigned
+bucket_of(const char *session_id)
+{
+	/* FNV-1a: ids are random, any decent spread will do. */
+	uint32_t h = 2166136261u;
+	for (const unsigned char *p = (const unsigned char *)session_id; *p; p++)
+		h = (h ^ *p) * 16777619u;
+	return h % HUB_BUCKETS;
+}
+
+/* One SSE frame (lib/sse.c): `id:` for persisted events, `event:` equal to the JSON
+ * type, compact JSON data. */
+static char *
+frame_json(const char *id, const char *type, const json_t *ev, size_t *len)
+{
+	struct buf b;
+	char *data = json_dumps(ev, JSON_COMPACT);
+	buf_init(&b, 64 * 1024 * 1024);
+	if (data == NULL || sse_frame(&b, type, id, data) != 0)
+		buf_reset(&b);
+	free(data);
+	*len = b.len;
+	return buf_steal(&b);
+}
+
+static void
+hub_send(struct server *s, const char *session_id, const char *frame, size_t len,
+         const char *delta_kind)
+{
+	struct events_sub *st = s->hub->buckets[bucket_of(session_id)];
+	while (st) {
+		struct events_sub *next = st->next; /* a failed write closes later, not now */
+		if (strcmp(st->session_id, session_id) == 0) {
+			bool want =
+			    delta_kind == NULL ||
+			    (strcmp(delta_kind, "agent.message") == 0 && st->delta_message) ||
+			    (strcmp(delta_kind, "agent.thinking") == 0 && st->delta_thinking);
+			if (want)
+				st->ops->write(st->arg, frame, len);
+		}
+		st = next;
+	}
+}
+
+const char *
+events_answer_key(const json_t *ev, const char *type)
+{
+	if (strcmp(type, "user.tool_result") == 0 || strcmp(type, "user.tool_confirmation") == 0 ||
+	    strcmp(type, "agent.tool_result") == 0)
+		return json_string_value(json_object_get(ev, "tool_use_id"));
+	if (strcmp(type, "user.custom_tool_result") == 0)
+		return json_string_value(json_object_get(ev, "custom_tool_use_id"));
+	if (strcmp(type, "agent.mcp_tool_result") == 0)
+		return json_string_value(json_object_get(ev, "mcp_tool_use_id"));
+	return NULL;
+}
+
+int
+events_append_tx(struct server *s, const char *session_id, json_t *ev, bool processed)
+{
+	int r;
+	const char *type = json_string_value(json_object_get(ev, "type"));
+	if (type == NULL)
+		return AL_E_INVAL;
+	if (!json_is_string(json_object_get(ev, "id"))) {
+		char *id = id_new("sevt_");
+		json_object_set_new(ev, "id", json_string(id));
+		free(id);
+	}
+	int64_t now = now_real_us();
+	json_object_set_new(ev, "processed_at", processed ? api_time(now) : json_null());
+	const char *id = json_string_value(json_object_get(ev, "id"));
+	struct event_row row = {.id = id,
+	                        .session_id = session_id,
+	                        .type = type,
+	                        .created_at = now,
+	                        .processed_at = processed ? now : 0,
+	                        .answers = events_answer_key(ev, type),
+	                        .doc = ev};
+	if ((r = event_store_insert(s->db, &row)) != 0)
+		return r;
+	struct sse_hub *h = s->hub;
+	if (h) {
+		h->pending = xreallocarray(h->pending, h->npending + 1, sizeof(*h->pending));
+		struct pending_frame *pf = &h->pending[h->npending++];
+		pf->session_id = xstrdup(session_id);
+		pf->frame = frame_json(id, type, ev, &pf->len);
+	}
+	return 0;
+}
+
+void
+events_publish(struct server *s)
+{
+	struct sse_hub *h = s->hub;
+	if (h == NULL)
+		return;
+	/* Swap out first: a write may close a stream whose owner appends more. */
+	struct pending_frame *p = h->pending;
+	size_t n = h->npending;
+	h->pending = NULL;
+	h->npending = 0;
+	for (size_t i = 0; i < n; i++) {
+		hub_send(s, p[i].session_id, p[i].frame, p[i].len, NULL);
+		free(p[i].session_id);
+		free(p[i].frame);
+	}
+	free(p);
+}
+
+void
+events_discard(struct server *s)
+{
+	struct sse_hub *h = s->hub;
+	if (h == NULL)
+		return;
+	for (size_t i = 0; i < h->npending; i++) {
+		free(h->pending[i].session_id);
+		free(h->pending[i].frame);
+	}
+	free(h->pending);
+	h->pending = NULL;
+	h->npending = 0;
+}
+
+int
+events_append(struct server *s, const char *session_id, json_t *ev, bool processed)
+{
+	int r;
+	if ((r = db_begin(s->db)) != 0)
+		return r;
+	if ((r = events_append_tx(s, session_id, ev, processed)) != 0 ||
+	    (r = db_commit(s->db)) != 0) {
+		db_rollback(s->db);
+		events_discard(s);
+		return r;
+	}
+	events_publish(s);
+	return 0;
+}
+
+int
+events_mark_processed_tx(struct server *s, const char *event_id)
+{
+	return event_store_mark_processed(s->db, event_id, now_real_us());
+}
+
+void
+events_delta_start(struct server *s, const char *session_id, const char *event_id,
+                   const char *event_type)
+{
+	if (s->hub == NULL)
+		return;
+	json_t *o = json_pack("{s:s, s:{s:s, s:s}}", "type", "event_start", "event", "type",
+	                      event_type, "id", event_id);
+	size_t len;
+	char *f = frame_json(NULL, "event_start", o, &len);
+	hub_send(s, session_id, f, len, event_type);
+	free(f);
+	json_decref(o);
+}
+
+void
+events_delta_text(struct server *s, const char *session_id, const char *event_id, unsigned index,
+                  const char *text)
+{
+	if (s->hub == NULL)
+		return;
+	json_t *o = json_pack("{s:s, s:s, s:{s:s, s:I, s:{s:s, s:s}}}", "type", "event_delta",
+	                      "event_id", event_id, "delta", "type", "content_delta", "index",
+	                      (json_int_t)index, "content", "type", "text", "text", text);
+	size_t len;
+	char *f = frame_json(NULL, "event_delta", o, &len);
+	hub_send(s, session_id, f, len, "agent.message");
+	free(f);
+	json_decref(o);
+}
+
+json_t *
+events_get(struct server *s, const char *session_id, const char *event_id)
+{
+	return event_store_get(s->db, session_id, event_id);
+}
+
+json_t *
+events_find_answer(struct server *s, const char *session_id, const char *tool_use_id,
+                   const char *answer_type)
+{
+	return event_store_find_answer(s->db, session_id, tool_use_id, answer_type);
+}
+
+struct events_sub *
+events_subscribe(struct server *s, const char *session_id, bool delta_message, bool delta_thinking,
+                 const struct events_sub_ops *ops, void *arg)
+{
+	struct events_sub *st = xcalloc(1, sizeof(*st));
+	snprintf(st->session_id, sizeof(st->session_id), "%s", session_id);
+	st->delta_message = delta_message;
+	st->delta_thinking = delta_thinking;
+	st->ops = ops;
+	st->arg = arg;
+	unsigned b = bucket_of(session_id);
+	st->next = s->hub->buckets[b];
+	s->hub->buckets[b] = st;
+	s->hub->nstreams++;
+	return st;
+}
+
+void
+events_unsubscribe(struct server *s, struct events_sub *target)
+{
+	struct events_sub **pp = &s->hub->buckets[bucket_of(target->session_id)];
+	while (*pp) {
+		if (*pp == target) {
+			*pp = target->next;
+			s->hub->nstreams--;
+			break;
+		}
+		pp = &(*pp)->next;
+	}
+	free(target);
+}
+
+/* The hub drops a subscription itself: the owner is told to end its stream. */
+static void
+sub_end(struct events_sub *st)
+{
+	const struct events_sub_ops *ops = st->ops;
+	void *arg = st->arg;
+	free(st);
+	ops->end(arg);
+}
+
+static void
+ping_all(struct loop *l, void *arg)
+{
+	struct server *s = arg;
+	static const char ping[] = "event: ping\ndata: {\"type\":\"ping\"}\n\n";
+	s->hub->ping_timer = loop_timer_add(l, s->cfg.sse_ping_ms, ping_all, s);
+	for (size_t b = 0; b < HUB_BUCKETS; b++)
+		for (struct events_sub *st = s->hub->buckets[b]; st; st = st->next)
+			st->ops->write(st->arg, ping, sizeof(ping) - 1);
+}
+
+void
+events_close_streams(struct server *s, const char *session_id)
+{
+	struct events_sub **pp = &s->hub->buckets[bucket_of(session_id)];
+	while (*pp) {
+		struct events_sub *st = *pp;
+		if (strcmp(st->session_id, session_id) != 0) {
+			pp = &st->next;
+			continue;
+		}
+		*pp = st->next;
+		s->hub->nstreams--;
+		sub_end(st);
+	}
+}
+
+int
+events_init(struct server *s)
+{
+	s->hub = xcalloc(1, sizeof(*s->hub));
+	s->hub->ping_timer = loop_timer_add(s->loop, s->cfg.sse_ping_ms, ping_all, s);
+	return 0;
+}
+
+void
+events_shutdown(struct server *s)
+{
+	if (s->hub == NULL)
+		return;
+	for (size_t b = 0; b < HUB_BUCKETS; b++) {
+		while (s->hub->buckets[b]) {
+			struct events_sub *st = s->hub->buckets[b];
+			s->hub->buckets[b] = st->next;
+			sub_end(st);
+		}
+	}
+	loop_timer_cancel(s->loop, s->hub->ping_timer);
+	events_discard(s);
+	free(s->hub);
+	s->hub = NULL;
+}

@@ -1,0 +1,159 @@
+/* SQLite side of the events table; see event_store.h. */
+#include <stdlib.h>
+
+#include "db.h"
+#include "err.h"
+#include "event_store.h"
+#include "log.h"
+#include "util.h"
+
+int
+event_store_insert(struct db *db, const struct event_row *ev)
+{
+	sqlite3_stmt *st = NULL;
+	int r = AL_E_IO;
+	int64_t seq = db_next_seq(db, "events");
+	if (seq < 0)
+		return AL_E_IO;
+	char *doc = json_dumps(ev->doc, JSON_COMPACT);
+	if (db_prepare(db,
+	               "INSERT INTO events(id, session_id, seq, type, created_at, processed_at, "
+	               "answers, doc) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+	               &st) != 0)
+		goto out;
+	db_bind_text(st, 1, ev->id);
+	db_bind_text(st, 2, ev->session_id);
+	sqlite3_bind_int64(st, 3, seq);
+	db_bind_text(st, 4, ev->type);
+	sqlite3_bind_int64(st, 5, ev->created_at);
+	if (ev->processed_at)
+		sqlite3_bind_int64(st, 6, ev->processed_at);
+	else
+		sqlite3_bind_null(st, 6);
+	db_bind_text(st, 7, ev->answers);
+	db_bind_text(st, 8, doc);
+	if (sqlite3_step(st) != SQLITE_DONE) {
+		log_error("event insert failed", "error", sqlite3_errmsg(db->h));
+		goto out;
+	}
+	r = 0;
+out:
+	free(doc);
+	sqlite3_finalize(st);
+	return r;
+}
+
+int
+event_store_mark_processed(struct db *db, const char *event_id, int64_t now)
+{
+	sqlite3_stmt *st = NULL;
+	int r = AL_E_IO;
+	char ts[32];
+	time_fmt_rfc3339(now, ts);
+	if (db_prepare(db,
+	               "UPDATE events SET processed_at = ?1, "
+	               "doc = json_set(doc, '$.processed_at', ?2) "
+	               "WHERE id = ?3 AND processed_at IS NULL",
+	               &st) != 0)
+		return AL_E_IO;
+	sqlite3_bind_int64(st, 1, now);
+	db_bind_text(st, 2, ts);
+	db_bind_text(st, 3, event_id);
+	if (sqlite3_step(st) == SQLITE_DONE)
+		r = 0;
+	sqlite3_finalize(st);
+	return r;
+}
+
+json_t *
+event_store_get(struct db *db, const char *session_id, const char *event_id)
+{
+	sqlite3_stmt *st = NULL;
+	json_t *ev = NULL;
+	if (db_prepare(db, "SELECT doc FROM events WHERE session_id = ? AND id = ?", &st) != 0)
+		return NULL;
+	db_bind_text(st, 1, session_id);
+	db_bind_text(st, 2, event_id);
+	if (sqlite3_step(st) == SQLITE_ROW)
+		ev = db_col_json(st, 0);
+	sqlite3_finalize(st);
+	return ev;
+}
+
+json_t *
+event_store_find_answer(struct db *db, const char *session_id, const char *call_id,
+                        const char *answer_type)
+{
+	sqlite3_stmt *st = NULL;
+	json_t *ev = NULL;
+	if (db_prepare(db,
+	               "SELECT doc FROM events WHERE session_id = ? AND answers = ? AND type = ? "
+	               "ORDER BY seq LIMIT 1",
+	               &st) != 0)
+		return NULL;
+	db_bind_text(st, 1, session_id);
+	db_bind_text(st, 2, call_id);
+	db_bind_text(st, 3, answer_type);
+	if (sqlite3_step(st) == SQLITE_ROW)
+		ev = db_col_json(st, 0);
+	sqlite3_finalize(st);
+	return ev;
+}
+
+int
+event_store_list(struct db *db, const char *session_id, const struct doc_list *q,
+                 const char *types_json, struct doc_page *out)
+{
+	sqlite3_stmt *st = NULL;
+	int r;
+	/* One statement for both orders: the cursor bound flips with the order. */
+	const char *sql =
+	    q->desc ? "SELECT seq, doc FROM events WHERE session_id = ?1 AND (?2 = 0 OR seq < ?3) "
+	              "AND created_at BETWEEN ?4 AND ?5 AND (?6 IS NULL OR type IN "
+	              "(SELECT value FROM json_each(?6))) ORDER BY seq DESC LIMIT ?7"
+	            : "SELECT seq, doc FROM events WHERE session_id = ?1 AND (?2 = 0 OR seq > ?3) "
+	              "AND created_at BETWEEN ?4 AND ?5 AND (?6 IS NULL OR type IN "
+	              "(SELECT value FROM json_each(?6))) ORDER BY seq ASC LIMIT ?7";
+	if (db_prepare(db, sql, &st) != 0)
+		return AL_E_IO;
+	db_bind_text(st, 1, session_id);
+	sqlite3_bind_int(st, 2, q->has_cursor);
+	sqlite3_bind_int64(st, 3, q->after_seq);
+	sqlite3_bind_int64(st, 4, q->created_lo);
+	sqlite3_bind_int64(st, 5, q->created_hi);
+	db_bind_text(st, 6, types_json);
+	sqlite3_bind_int(st, 7, (int)q->limit + 1);
+	r = doc_store_collect(st, q->limit, out);
+	sqlite3_finalize(st);
+	return r;
+}
+
+int
+event_store_log(struct db *db, const char *session_id, size_t max, json_t **out)
+{
+	sqlite3_stmt *st = NULL;
+	json_t *arr = json_array();
+	int r = AL_E_IO;
+	if (db_prepare(db, "SELECT doc FROM events WHERE session_id = ? ORDER BY seq", &st) != 0)
+		goto out;
+	db_bind_text(st, 1, session_id);
+	int rc;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (json_array_size(arr) >= max) {
+			r = AL_E_TOOBIG;
+			goto out;
+		}
+		json_t *ev = db_col_json(st, 0);
+		if (ev)
+			json_array_append_new(arr, ev);
+	}
+	if (rc != SQLITE_DONE)
+		goto out;
+	*out = arr;
+	arr = NULL;
+	r = 0;
+out:
+	sqlite3_finalize(st);
+	json_decref(arr);
+	return r;
+}

@@ -1,0 +1,44 @@
+/* The events table: each session's durable event log. The only place with SQL on
+ * events (docs/server/storage.md). Appends go through event_hub.c (events_append*),
+ * which stores here and then fans the event out to open streams. */
+#ifndef AL_SERVER_EVENT_STORE_H
+#define AL_SERVER_EVENT_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "doc_store.h"
+
+struct db;
+
+/* One row: doc is the event's wire JSON; answers the call id it answers (NULL if
+ * none); processed_at 0 while unprocessed. Takes the next log position. */
+struct event_row {
+	const char *id;
+	const char *session_id;
+	const char *type;
+	int64_t created_at;
+	int64_t processed_at;
+	const char *answers;
+	const json_t *doc;
+};
+int event_store_insert(struct db *db, const struct event_row *ev);
+/* Sets processed_at (column and document) of an event not yet processed. */
+int event_store_mark_processed(struct db *db, const char *event_id, int64_t now);
+/* One event of a session (new reference) or NULL. */
+json_t *event_store_get(struct db *db, const char *session_id, const char *event_id);
+/* The first event of answer_type that answers call_id in the session, or NULL. */
+json_t *event_store_find_answer(struct db *db, const char *session_id, const char *call_id,
+                                const char *answer_type);
+/* A page of a session's events: q's cursor, created_at range, limit and order;
+ * types_json, when not NULL, a JSON array of the types to keep. */
+int event_store_list(struct db *db, const char *session_id, const struct doc_list *q,
+                     const char *types_json, struct doc_page *out);
+/* The whole log of a session in order, as a JSON array (new reference); AL_E_TOOBIG
+ * past max events. */
+int event_store_log(struct db *db, const char *session_id, size_t max, json_t **out);
+
+#endif
