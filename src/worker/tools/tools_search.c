@@ -6,10 +6,13 @@
 #include <fcntl.h>
 #include <fnmatch.h>
 #include <poll.h>
+#include <signal.h>
 #include <regex.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -597,6 +600,9 @@ out:
 
 /* ---- built-in grep ---- */
 
+#define GREP_CHILD_AS_MB 256     /* address space above what the child inherits */
+#define GREP_CHILD_GRACE_MS 3000 /* past the search's own deadline, then SIGKILL */
+
 struct grep_run {
 	regex_t re;
 	const char *base;
@@ -722,14 +728,20 @@ grep_file_cb(struct walk *w, int dirfd, const char *name)
 }
 
 static void
-grep_builtin(struct tool_ctx *ctx, const char *pattern, const char *search, const char *canon,
-             struct tool_res *res)
+grep_builtin_here(struct tool_ctx *ctx, const char *pattern, const char *search, const char *canon,
+                  struct tool_res *res)
 {
 	struct grep_run g = {.base = search,
 	                     .out = &res->text,
 	                     .budget = TOOL_GREP_OUTPUT_LIMIT,
 	                     .deadline = now_mono_ms() + TOOL_GREP_TIMEOUT_MS};
 	int rc = regcomp(&g.re, pattern, REG_EXTENDED | REG_NOSUB);
+	if (rc == REG_ESPACE) {
+		tool_fail(res,
+		          "grep: the pattern is too complex: compiling it needs more than %d MiB",
+		          GREP_CHILD_AS_MB);
+		return;
+	}
 	if (rc != 0) {
 		char msg[256];
 		regerror(rc, &g.re, msg, sizeof(msg));
@@ -766,6 +778,141 @@ grep_builtin(struct tool_ctx *ctx, const char *pattern, const char *search, cons
 	}
 	if (g.hits == 0)
 		(void)buf_add_str(&res->text, "no matches");
+}
+
+/* The model's regex is compiled and run in a child with hard limits, never in the worker:
+ * glibc's regcomp expands bounded repetitions, so a 19-byte pattern like
+ * (x{1,1000}){1,1000} takes seconds of CPU and gigabytes (issue 11, finding 4), and
+ * ERE back-references make regexec exponential. The child gets GREP_CHILD_AS_MB of
+ * address space above what it inherited and a CPU limit; the parent kills it at the
+ * deadline or on cancel. Its result comes back as one is_error byte and the text. */
+
+static void
+grep_child_limits(void)
+{
+	char buf[128];
+	uint64_t pages = 0;
+	int fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
+	ssize_t n = fd >= 0 ? read(fd, buf, sizeof(buf) - 1) : -1;
+	if (fd >= 0)
+		close(fd);
+	if (n > 0) {
+		buf[n] = '\0';
+		char *sp = strchr(buf, ' ');
+		if (sp == NULL ||
+		    parse_uint(buf, (size_t)(sp - buf), UINT64_MAX / 8192, &pages) != 0)
+			pages = 0;
+	}
+	/* Without /proc the inherited size is unknown: the CPU and wall limits remain. */
+	if (pages > 0) {
+		uint64_t as = pages * (uint64_t)sysconf(_SC_PAGESIZE) +
+		              (uint64_t)GREP_CHILD_AS_MB * 1024 * 1024;
+		struct rlimit rl = {.rlim_cur = as, .rlim_max = as};
+		(void)setrlimit(RLIMIT_AS, &rl);
+	}
+	/* soft = hard: SIGXCPU may be blocked in this thread's mask; SIGKILL is not */
+	rlim_t cpu = TOOL_GREP_TIMEOUT_MS / 1000 + 2;
+	struct rlimit rc = {.rlim_cur = cpu, .rlim_max = cpu}, core = {0, 0};
+	(void)setrlimit(RLIMIT_CPU, &rc);
+	(void)setrlimit(RLIMIT_CORE, &core);
+}
+
+static void
+grep_builtin(struct tool_ctx *ctx, const char *pattern, const char *search, const char *canon,
+             struct tool_res *res)
+{
+	int p[2];
+	struct buf out;
+	bool aborted = false, timed_out = false, eof = false;
+	uint64_t deadline = now_mono_ms() + TOOL_GREP_TIMEOUT_MS + GREP_CHILD_GRACE_MS;
+	char chunk[65536];
+
+	if (pipe2(p, O_CLOEXEC) != 0) {
+		tool_fail(res, "grep: cannot start the search: %s", strerror(errno));
+		return;
+	}
+	pid_t pid = fork();
+	if (pid < 0) {
+		tool_fail(res, "grep: cannot start the search: %s", strerror(errno));
+		close(p[0]);
+		close(p[1]);
+		return;
+	}
+	if (pid == 0) {
+		/* The child of one thread of a threaded process: it only computes and writes,
+		 * then _exits (glibc keeps malloc usable after fork). */
+		close(p[0]);
+		/* a fault (glibc's regcomp can crash when memory runs out) ends this child,
+		 * never a handler the parent installed */
+		static const int fatal[] = {SIGSEGV, SIGBUS, SIGABRT, SIGILL, SIGFPE};
+		for (size_t i = 0; i < sizeof(fatal) / sizeof(fatal[0]); i++)
+			(void)signal(fatal[i], SIG_DFL);
+		(void)prctl(PR_SET_PDEATHSIG, SIGKILL);
+		grep_child_limits();
+		struct tool_res cr = {0};
+		buf_init(&cr.text, TOOL_GREP_OUTPUT_LIMIT + 4096);
+		grep_builtin_here(ctx, pattern, search, canon, &cr);
+		char e = cr.is_error ? 1 : 0;
+		bool ok = write(p[1], &e, 1) == 1;
+		for (size_t off = 0; ok && off < cr.text.len;) {
+			ssize_t k = write(p[1], cr.text.data + off, cr.text.len - off);
+			if (k < 0 && errno == EINTR)
+				continue;
+			ok = k > 0;
+			off += k > 0 ? (size_t)k : 0;
+		}
+		_exit(ok ? 0 : 1);
+	}
+	close(p[1]);
+	buf_init(&out, TOOL_GREP_OUTPUT_LIMIT + 8192);
+	while (!eof) {
+		struct pollfd pf[2] = {{.fd = p[0], .events = POLLIN},
+		                       {.fd = ctx->cancel_fd, .events = POLLIN}};
+		int left = tool_ms_left(deadline);
+		if (ctx->cancelled || left == 0) {
+			aborted = ctx->cancelled;
+			timed_out = !aborted;
+			break;
+		}
+		int n = poll(pf, 2, left);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 || pf[1].revents != 0) {
+			aborted = true;
+			break;
+		}
+		if (pf[0].revents != 0) {
+			ssize_t k = read(p[0], chunk, sizeof(chunk));
+			if (k < 0 && errno == EINTR)
+				continue;
+			if (k <= 0)
+				eof = true;
+			else if (buf_add(&out, chunk, (size_t)k) != 0)
+				break; /* more than the child can produce: treat as a failure */
+		}
+	}
+	close(p[0]);
+	if (!eof)
+		(void)kill(pid, SIGKILL);
+	int st = 0;
+	while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+		;
+	if (aborted) {
+		tool_fail(res, "grep: aborted");
+	} else if (timed_out) {
+		tool_fail(res, "grep: timed out after %ds", TOOL_GREP_TIMEOUT_MS / 1000);
+	} else if (eof && WIFEXITED(st) && WEXITSTATUS(st) == 0 && out.len >= 1) {
+		(void)buf_add(&res->text, out.data + 1, out.len - 1);
+		res->is_error = out.data[0] != 0;
+	} else {
+		/* killed at the CPU limit, out of memory outside regcomp (which says so
+		 * itself), or a crash */
+		tool_fail(res,
+		          "grep: the search was stopped: the pattern needs more than the built-in "
+		          "search's limits (%ds of CPU, %d MiB)",
+		          TOOL_GREP_TIMEOUT_MS / 1000, GREP_CHILD_AS_MB);
+	}
+	buf_free(&out);
 }
 
 void

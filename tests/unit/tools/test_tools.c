@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -547,6 +548,37 @@ test_grep_builtin(void **state)
 	tool_ctx_free(ctx);
 }
 
+/* Issue 11, finding 4: a pattern whose compiled form is huge ((x{1,1000}){1,1000} took 19 s
+ * and 3.9 GB in the worker) gets a clear error within bounded time, and neither the time
+ * nor the memory are the worker's: its peak RSS does not grow, and grep works after. */
+static void
+test_grep_hostile_regex(void **state)
+{
+	(void)state;
+	struct tool_ctx *ctx = new_ctx();
+	struct rusage ru0, ru1;
+	bool err;
+	tool_ctx_set_rg(ctx, "");
+	assert_int_equal(getrusage(RUSAGE_SELF, &ru0), 0);
+	uint64_t t0 = now_mono_ms();
+	char *got = call(ctx, "grep", "{\"pattern\":\"(x{1,1000}){1,1000}\"}", &err);
+	uint64_t ms = now_mono_ms() - t0;
+	assert_int_equal(getrusage(RUSAGE_SELF, &ru1), 0);
+	print_message("hostile regex: %llu ms, peak RSS %ld -> %ld KiB: %s\n",
+	              (unsigned long long)ms, ru0.ru_maxrss, ru1.ru_maxrss, got);
+	assert_true(err);
+	assert_true(strncmp(got, "grep: ", 6) == 0);
+	assert_null(strstr(got, "invalid regex"));
+	assert_true(ms < 15000);
+	assert_true(ru1.ru_maxrss - ru0.ru_maxrss < 64 * 1024);
+	free(got);
+	got = call(ctx, "grep", "{\"pattern\":\"in(t|k) main\"}", &err);
+	assert_false(err);
+	assert_non_null(strstr(got, "sub/a.c:1:int main"));
+	free(got);
+	tool_ctx_free(ctx);
+}
+
 static void
 test_glob(void **state)
 {
@@ -699,6 +731,7 @@ main(void)
 	    cmocka_unit_test(test_cancel),
 	    cmocka_unit_test(test_bash_truncation),
 	    cmocka_unit_test(test_grep_builtin),
+	    cmocka_unit_test(test_grep_hostile_regex),
 	    cmocka_unit_test(test_glob),
 	    cmocka_unit_test(test_spawner),
 	    cmocka_unit_test(test_setid),
