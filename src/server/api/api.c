@@ -8,6 +8,7 @@
 #include "api.h"
 #include "auth.h"
 #include "buf.h"
+#include "db.h"
 #include "err.h"
 #include "log.h"
 #include "routes.h"
@@ -40,6 +41,7 @@ api_reply_json(struct api_call *c, int status, json_t *body)
 	n = api_common_headers(c, h, n);
 	if (status == 400 || status == 404 || status == 409 || status == 412 || status == 413)
 		h[n++] = (struct http_header){"x-should-retry", "false"};
+	c->status = status;
 	http_respond(c->http, status, h, n, s, strlen(s));
 	free(s);
 	api_call_free(c);
@@ -134,11 +136,36 @@ api_stream_end(struct api_call *c)
 	api_call_free(c);
 }
 
+/* One line per request, when it is over (answered, stream ended, or the client left):
+ * what an operator needs to find a request again and see who made it, never the
+ * credential. The route is the template, so ids in paths do not make every line
+ * unique to a log index; the request id ties it to the error envelope. */
+static void
+access_log(struct api_call *c)
+{
+	struct timespec now;
+	char status[16], ms[32];
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	double d =
+	    (double)(now.tv_sec - c->t0.tv_sec) * 1e3 + (double)(now.tv_nsec - c->t0.tv_nsec) / 1e6;
+	snprintf(ms, sizeof(ms), "%.3f", d);
+	if (c->status > 0)
+		snprintf(status, sizeof(status), "%d", c->status);
+	else
+		snprintf(status, sizeof(status), "-"); /* the client left before an answer */
+	log_info("request", "request_id", c->request_id, "method", c->method, "route",
+	         c->route ? c->route->pattern : "-", "status", status, "ms", ms, "credential",
+	         c->who.cred ? c->who.cred : "-", "key_id", c->who.key_id[0] ? c->who.key_id : "-",
+	         "peer", c->peer);
+}
+
 void
 api_call_free(struct api_call *c)
 {
 	if (c == NULL)
 		return;
+	if (c->srv != NULL)
+		access_log(c);
 	query_free(&c->query);
 	json_decref(c->body);
 	auth_principal_reset(&c->who);
@@ -467,6 +494,39 @@ dispatch_route(struct api_call *c)
 	route->fn(c);
 }
 
+/* Liveness and readiness for load balancers and service managers, without a
+ * credential (they reveal nothing): /healthz answers while the loop runs; /readyz
+ * also reads the database, so a server whose storage is gone is taken out of
+ * rotation. /health and /ready are the same, the names the gateway uses. */
+static bool
+probe(struct api_call *c)
+{
+	const char *p = c->http->path;
+	bool live = strcmp(p, "/healthz") == 0 || strcmp(p, "/health") == 0;
+	bool ready = strcmp(p, "/readyz") == 0 || strcmp(p, "/ready") == 0;
+	static const struct api_route routes[] = {{"GET", "/healthz", 0, NULL},
+	                                          {"GET", "/readyz", 0, NULL}};
+	if (!live && !ready)
+		return false;
+	c->route = &routes[live ? 0 : 1]; /* for the access log */
+	if (strcmp(c->http->method, "GET") != 0 && strcmp(c->http->method, "HEAD") != 0) {
+		api_reply_error(c, 405, "invalid_request_error", NULL,
+		                "method %s not allowed on %s", c->http->method, p);
+		return true;
+	}
+	if (live) {
+		api_reply_json(c, 200, json_pack("{s:s}", "status", "ok"));
+		return true;
+	}
+	if (db_ping(c->srv->db) == 0)
+		api_reply_json(c, 200, json_pack("{s:s}", "status", "ready"));
+	else
+		api_reply_json(c, 503,
+		               json_pack("{s:s, s:s}", "status", "not ready", "reason",
+		                         "the database file is gone, replaced or unreadable"));
+	return true;
+}
+
 void
 api_dispatch(struct http_request *req, void *arg)
 {
@@ -477,10 +537,16 @@ api_dispatch(struct http_request *req, void *arg)
 	const char *caps[3] = {NULL, NULL, NULL};
 	c->srv = srv;
 	c->http = req;
+	clock_gettime(CLOCK_MONOTONIC, &c->t0);
+	/* kept here: the request may be gone when the access log line is written */
+	snprintf(c->method, sizeof(c->method), "%s", req->method);
+	snprintf(c->peer, sizeof(c->peer), "%s", req->peer);
 	char *rid = id_new("req_");
 	snprintf(c->request_id, sizeof(c->request_id), "%s", rid);
 	free(rid);
 
+	if (probe(c))
+		return;
 	if (query_parse(req->query, &c->query) != 0) {
 		api_reply_error(c, 400, "invalid_request_error", NULL, "malformed query string");
 		return;

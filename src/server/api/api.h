@@ -5,6 +5,7 @@
 #define AL_SERVER_API_H
 
 #include <stdbool.h>
+#include <time.h>
 
 #include <jansson.h>
 
@@ -50,6 +51,13 @@ struct api_call {
 	const char *params[3]; /* path parameters in order of appearance, e.g. {id}, {wid} */
 	json_t *body;          /* parsed JSON body (object) or NULL when there was none */
 	const struct api_route *route;
+	/* access log (api_call_free): the answer's status, 0 while none went out (set by
+	 * api_reply_json; code that answers on c->http itself sets it first), and when the
+	 * request arrived */
+	int status;
+	struct timespec t0;
+	char method[16];
+	char peer[64];
 	bool keys_refetched; /* a user token's unknown key sent us to the IdP once already */
 	bool held;
 	void (*on_close)(struct api_call *c);

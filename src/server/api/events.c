@@ -482,6 +482,7 @@ open_stream(struct api_call *c)
 	h[n++] = (struct http_header){"cache-control", "no-cache"};
 	h[n++] = (struct http_header){"x-accel-buffering", "no"};
 	n = api_common_headers(c, h, n);
+	c->status = 200; /* for the access log */
 	http_stream_start(c->http, 200, h, n);
 }
 

@@ -295,6 +295,12 @@ open_dir(const char *dir, bool create, struct db **out)
 		goto out;
 	}
 	sqlite3_busy_timeout(db->h, 5000);
+	struct stat pst;
+	if (stat(path, &pst) == 0) {
+		db->dev = pst.st_dev;
+		db->ino = pst.st_ino;
+	}
+	db->path = xstrdup(path);
 	if ((r = db_exec(db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"
 	                     "PRAGMA foreign_keys=ON;")) != 0)
 		goto out;
@@ -322,11 +328,27 @@ db_open_existing(const char *dir, struct db **out)
 	return open_dir(dir, false, out);
 }
 
+int
+db_ping(struct db *db)
+{
+	sqlite3_stmt *st = NULL;
+	struct stat pst;
+	if (db->path == NULL || stat(db->path, &pst) != 0 || pst.st_dev != db->dev ||
+	    pst.st_ino != db->ino)
+		return AL_E_IO;
+	int r = db_prepare(db, "SELECT count(*) FROM sqlite_master", &st);
+	if (r == 0 && sqlite3_step(st) != SQLITE_ROW)
+		r = AL_E_IO;
+	sqlite3_finalize(st);
+	return r;
+}
+
 void
 db_close(struct db *db)
 {
 	if (db == NULL)
 		return;
 	sqlite3_close_v2(db->h);
+	free(db->path);
 	free(db);
 }

@@ -7,6 +7,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include <jansson.h>
 #include <sqlite3.h>
@@ -14,6 +15,9 @@
 struct db {
 	sqlite3 *h;
 	int tx_depth;
+	char *path; /* dir/airlock.db, for db_ping */
+	dev_t dev;  /* the file opened: a path that names another one (or none) */
+	ino_t ino;  /* later means the storage was swapped or removed under us */
 };
 
 /* Opens (creating) dir/airlock.db and applies pending migrations. */
@@ -22,6 +26,9 @@ int db_open(const char *dir, struct db **out);
  * does not (the admin commands never create one by accident). */
 int db_open_existing(const char *dir, struct db **out);
 void db_close(struct db *db);
+/* Readiness probe: the file the server opened is still the one at its path, and a
+ * read works. 0, or AL_E_IO (storage removed, replaced or unreadable). */
+int db_ping(struct db *db);
 
 /* Nested calls join the outer transaction; only the outermost commits. BEGIN IMMEDIATE
  * so concurrent processes (admin CLI) serialize instead of failing on upgrade. */

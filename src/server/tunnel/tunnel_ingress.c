@@ -120,10 +120,12 @@ reply_buffered(struct ingress *in)
 		off += strlen(name) + strlen(val) + 2;
 		h[n++] = (struct http_header){name, val};
 	}
-	if (in->c)
+	if (in->c) {
 		n = api_common_headers(in->c, h, n);
-	else
+		in->c->status = in->status; /* for the access log */
+	} else {
 		h[n++] = (struct http_header){"request-id", in->rid};
+	}
 	http_respond(in->req, in->status, h, n, in->body.data, in->body.len);
 	if (in->c)
 		api_call_free(in->c);
@@ -172,10 +174,12 @@ on_head(void *arg, int status, const struct http_header *uh, size_t nuh)
 		has_length |= strcasecmp(uh[i].name, "content-length") == 0;
 		h[n++] = uh[i];
 	}
-	if (in->c)
+	if (in->c) {
 		n = api_common_headers(in->c, h, n);
-	else
+		in->c->status = status; /* for the access log */
+	} else {
 		h[n++] = (struct http_header){"request-id", in->rid};
+	}
 	in->started = true;
 	/* Without a length only chunked framing lets the client tell a complete answer
 	 * from one that broke off (finish_broken). A HEAD answer's length describes no

@@ -24,13 +24,14 @@ start_server() {
 	wait_listening "$log"
 }
 
-# wait_listening LOG: waits for the server's "listening" line in LOG; sets PORT, BASE
+# wait_listening LOG: waits for the server's "listening" line (text or JSON) in LOG; sets PORT, BASE
 # and SERVER_LOG, or exits showing the log
 wait_listening() {
 	local log=$1
 	PORT=
 	for _ in $(seq 200); do
-		PORT=$(sed -n 's/.*listening .*port=\([0-9]*\).*/\1/p' "$log" | head -1)
+		# text (port=N) or JSON ("port":"N") log lines
+		PORT=$(sed -nE 's/.*listening.*port(=|":")([0-9]+).*/\2/p' "$log" | head -1)
 		[ -n "$PORT" ] && break
 		sleep 0.05
 	done
