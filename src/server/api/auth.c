@@ -13,7 +13,7 @@
 #include "policy.h"
 #include "routes.h"
 #include "server.h"
-#include "sessions.h"
+#include "session_store.h"
 #include "util.h"
 #include "work_store.h"
 #include "xalloc.h"
@@ -211,7 +211,7 @@ auth_can_session(struct server *srv, const struct principal *who, const char *se
 		return true;
 	case PRINCIPAL_USER:
 		return who->role == ROLE_ADMIN ||
-		       sessions_owned_by(srv, session_id, who->user.iss, who->user.sub);
+		       session_store_owned_by(srv->db, session_id, who->user.iss, who->user.sub);
 	case PRINCIPAL_ENV_KEY:
 		return session_environment_id &&
 		       strcmp(who->environment_id, session_environment_id) == 0;

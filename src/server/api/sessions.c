@@ -1,7 +1,7 @@
 /* /v1/sessions: create (resolved agent snapshot, resources, initial events and the
  * work item in one transaction), list with the bidirectional cursor, retrieve,
- * update (emits session.updated), archive and delete; plus the status, usage and
- * loop-state helpers of sessions.h. See docs/server/resources.md. */
+ * update (emits session.updated), archive and delete. The status, usage and loop-state
+ * helpers the agent loop uses are store/session_store.c. See docs/server/resources.md. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,7 +15,7 @@
 #include "log.h"
 #include "routes.h"
 #include "server.h"
-#include "sessions.h"
+#include "session_store.h"
 #include "util.h"
 #include "validate.h"
 #include "work.h"
@@ -25,233 +25,6 @@
 #define MAX_VAULTS 20
 #define MAX_INITIAL_EVENTS 50
 #define MAX_TITLE 1024
-
-/* ---- storage helpers (sessions.h) ---- */
-
-static json_t *
-session_load(struct db *db, const char *id, int *err)
-{
-	return db_load_doc(db, "sessions", id, err);
-}
-
-static int
-session_store(struct db *db, const char *id, const json_t *doc)
-{
-	sqlite3_stmt *st = NULL;
-	char *text = json_dumps(doc, JSON_COMPACT);
-	int r = AL_E_IO;
-	if (db_prepare(db, "UPDATE sessions SET doc = ?2, status = ?3 WHERE id = ?1", &st) == 0) {
-		db_bind_text(st, 1, id);
-		db_bind_text(st, 2, text);
-		db_bind_text(st, 3, json_string_value(json_object_get(doc, "status")));
-		if (sqlite3_step(st) == SQLITE_DONE)
-			r = sqlite3_changes(db->h) == 1 ? 0 : AL_E_NOTFOUND;
-	}
-	sqlite3_finalize(st);
-	free(text);
-	return r;
-}
-
-int
-sessions_get(struct server *s, const char *session_id, json_t **doc)
-{
-	int err;
-	json_t *d = session_load(s->db, session_id, &err);
-	if (d == NULL)
-		return err;
-	*doc = d;
-	return 0;
-}
-
-int
-sessions_owner(struct server *s, const char *session_id, struct session_owner *o)
-{
-	sqlite3_stmt *st = NULL;
-	int r = AL_E_NOTFOUND;
-	memset(o, 0, sizeof(*o));
-	if (db_prepare(s->db,
-	               "SELECT owner_iss, owner_sub, owner_email, owner_groups FROM sessions "
-	               "WHERE id = ?",
-	               &st) != 0)
-		return AL_E_IO;
-	db_bind_text(st, 1, session_id);
-	if (sqlite3_step(st) == SQLITE_ROW) {
-		const char *iss = db_col_text(st, 0), *sub = db_col_text(st, 1);
-		const char *email = db_col_text(st, 2);
-		o->sub = sub ? xstrdup(sub) : NULL;
-		o->email = email ? xstrdup(email) : NULL;
-		o->apikey = iss == NULL; /* API-key sessions record "apikey:<id>", no issuer */
-		json_t *g = db_col_json(st, 3);
-		size_t i;
-		json_t *v;
-		o->groups = xcalloc(json_array_size(g) + 1, sizeof(*o->groups));
-		json_array_foreach(g, i, v)
-		{
-			if (json_is_string(v))
-				o->groups[o->ngroups++] = xstrdup(json_string_value(v));
-		}
-		json_decref(g);
-		r = 0;
-	}
-	sqlite3_finalize(st);
-	return r;
-}
-
-void
-session_owner_free(struct session_owner *o)
-{
-	for (size_t i = 0; i < o->ngroups; i++)
-		free(o->groups[i]);
-	free(o->groups);
-	free(o->sub);
-	free(o->email);
-	memset(o, 0, sizeof(*o));
-}
-
-bool
-sessions_owned_by(struct server *s, const char *session_id, const char *iss, const char *sub)
-{
-	sqlite3_stmt *st = NULL;
-	bool mine = false;
-	if (db_prepare(s->db,
-	               "SELECT 1 FROM sessions WHERE id = ? AND owner_iss = ? AND owner_sub = ?",
-	               &st) != 0)
-		return false;
-	db_bind_text(st, 1, session_id);
-	db_bind_text(st, 2, iss);
-	db_bind_text(st, 3, sub);
-	mine = sqlite3_step(st) == SQLITE_ROW;
-	sqlite3_finalize(st);
-	return mine;
-}
-
-int
-sessions_set_status_tx(struct server *s, const char *session_id, const char *status)
-{
-	int err;
-	json_t *doc = session_load(s->db, session_id, &err);
-	if (doc == NULL)
-		return err;
-	json_object_set_new(doc, "status", json_string(status));
-	json_object_set_new(doc, "updated_at", api_time(now_real_us()));
-	err = session_store(s->db, session_id, doc);
-	json_decref(doc);
-	return err;
-}
-
-static void
-add_int(json_t *dst, const char *key, const json_t *v)
-{
-	if (!json_is_integer(v) || json_integer_value(v) < 0)
-		return;
-	json_int_t cur = json_integer_value(json_object_get(dst, key));
-	json_object_set_new(dst, key, json_integer(cur + json_integer_value(v)));
-}
-
-int
-sessions_add_usage_tx(struct server *s, const char *session_id, const json_t *usage)
-{
-	int err;
-	json_t *doc = session_load(s->db, session_id, &err);
-	if (doc == NULL)
-		return err;
-	json_t *u = json_object_get(doc, "usage");
-	if (!json_is_object(u)) {
-		u = json_object();
-		json_object_set_new(doc, "usage", u);
-	}
-	add_int(u, "input_tokens", json_object_get(usage, "input_tokens"));
-	add_int(u, "output_tokens", json_object_get(usage, "output_tokens"));
-	add_int(u, "cache_read_input_tokens", json_object_get(usage, "cache_read_input_tokens"));
-	/* The Messages API reports cache writes both as a total and split by TTL; the
-	 * session keeps the split, counting an unsplit total as 5-minute writes. */
-	const json_t *cc = json_object_get(usage, "cache_creation");
-	const json_t *cct = json_object_get(usage, "cache_creation_input_tokens");
-	if (json_is_object(cc) || (json_is_integer(cct) && json_integer_value(cct) > 0)) {
-		json_t *dst = json_object_get(u, "cache_creation");
-		if (!json_is_object(dst)) {
-			dst = json_object();
-			json_object_set_new(u, "cache_creation", dst);
-		}
-		if (json_is_object(cc)) {
-			add_int(dst, "ephemeral_5m_input_tokens",
-			        json_object_get(cc, "ephemeral_5m_input_tokens"));
-			add_int(dst, "ephemeral_1h_input_tokens",
-			        json_object_get(cc, "ephemeral_1h_input_tokens"));
-		} else {
-			add_int(dst, "ephemeral_5m_input_tokens", cct);
-		}
-	}
-	const json_t *stu = json_object_get(usage, "server_tool_use");
-	if (json_is_object(stu)) {
-		json_t *dst = json_object_get(u, "server_tool_use");
-		if (!json_is_object(dst)) {
-			dst = json_object();
-			json_object_set_new(u, "server_tool_use", dst);
-		}
-		add_int(dst, "web_fetch_requests", json_object_get(stu, "web_fetch_requests"));
-		add_int(dst, "web_search_requests", json_object_get(stu, "web_search_requests"));
-	}
-	json_object_set_new(doc, "updated_at", api_time(now_real_us()));
-	err = session_store(s->db, session_id, doc);
-	json_decref(doc);
-	return err;
-}
-
-int
-sessions_loop_state_get(struct server *s, const char *session_id, json_t **state)
-{
-	sqlite3_stmt *st = NULL;
-	int r = AL_E_NOTFOUND;
-	*state = NULL;
-	if (db_prepare(s->db, "SELECT loop_state FROM sessions WHERE id = ?", &st) != 0)
-		return AL_E_IO;
-	db_bind_text(st, 1, session_id);
-	if (sqlite3_step(st) == SQLITE_ROW) {
-		*state = db_col_json(st, 0);
-		r = 0;
-	}
-	sqlite3_finalize(st);
-	return r;
-}
-
-int
-sessions_loop_state_set_tx(struct server *s, const char *session_id, const json_t *state)
-{
-	sqlite3_stmt *st = NULL;
-	char *text = state ? json_dumps(state, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
-	int r = AL_E_IO;
-	if (db_prepare(s->db, "UPDATE sessions SET loop_state = ? WHERE id = ?", &st) == 0) {
-		db_bind_text(st, 1, text);
-		db_bind_text(st, 2, session_id);
-		if (sqlite3_step(st) == SQLITE_DONE)
-			r = sqlite3_changes(s->db->h) == 1 ? 0 : AL_E_NOTFOUND;
-	}
-	sqlite3_finalize(st);
-	free(text);
-	return r;
-}
-
-int
-sessions_list_active(struct server *s, char ***ids, size_t *n)
-{
-	sqlite3_stmt *st = NULL;
-	char **v = NULL;
-	size_t cnt = 0;
-	if (db_prepare(s->db,
-	               "SELECT id FROM sessions WHERE status IN ('running', 'rescheduling') "
-	               "ORDER BY seq",
-	               &st) != 0)
-		return AL_E_IO;
-	while (sqlite3_step(st) == SQLITE_ROW) {
-		v = xreallocarray(v, cnt + 1, sizeof(*v));
-		v[cnt++] = xstrdup(db_col_text(st, 0));
-	}
-	sqlite3_finalize(st);
-	*ids = v;
-	*n = cnt;
-	return 0;
-}
 
 /* ---- create ---- */
 
@@ -875,7 +648,7 @@ session_for(struct api_call *c)
 	int err = AL_E_NOTFOUND;
 	json_t *doc = NULL;
 	if (id_valid(id, "sesn_") == 0)
-		doc = session_load(c->srv->db, id, &err);
+		doc = session_store_get(c->srv->db, id, &err);
 	if (doc && !auth_can_session(c->srv, &c->who, id,
 	                             json_string_value(json_object_get(doc, "environment_id")))) {
 		json_decref(doc);
@@ -991,7 +764,7 @@ update_session(struct api_call *c)
 	json_object_set_new(doc, "updated_at", api_time(now_real_us()));
 	if ((r = db_begin(db)) != 0)
 		goto fail;
-	if ((r = session_store(db, id, doc)) != 0 ||
+	if ((r = session_store_put(db, id, doc)) != 0 ||
 	    (r = events_append_tx(c->srv, id, ev, true)) != 0 || (r = db_commit(db)) != 0) {
 		db_rollback(db);
 		events_discard(c->srv);
@@ -1040,7 +813,7 @@ archive_session(struct api_call *c)
 	sqlite3_stmt *st = NULL;
 	if ((r = db_begin(db)) != 0)
 		goto fail;
-	if ((r = session_store(db, id, doc)) != 0)
+	if ((r = session_store_put(db, id, doc)) != 0)
 		goto rollback;
 	r = AL_E_IO;
 	if (db_prepare(db, "UPDATE sessions SET archived_at = ? WHERE id = ?", &st) != 0)

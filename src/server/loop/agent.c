@@ -25,7 +25,7 @@
 #include "mcp_client.h"
 #include "mcp_tools.h"
 #include "server.h"
-#include "sessions.h"
+#include "session_store.h"
 #include "sse.h"
 #include "util.h"
 #include "vaults.h"
@@ -102,7 +102,7 @@ session_policy(struct asess *a, const json_t *agent, struct agent_policy *pol)
 	pol->p = s->policy;
 	if (pol->p == NULL)
 		return;
-	if (!a->owner_loaded && sessions_owner(s, a->id, &a->owner) == 0)
+	if (!a->owner_loaded && session_store_owner(s->db, a->id, &a->owner) == 0)
 		a->owner_loaded = true;
 	pol->who.sub = a->owner.sub;
 	pol->who.email = a->owner.email;
@@ -256,7 +256,7 @@ static void
 tx_status(struct tx *t, const char *status)
 {
 	if (t->r == 0)
-		t->r = sessions_set_status_tx(t->s, t->sid, status);
+		t->r = session_store_set_status(t->s->db, t->sid, status);
 }
 
 static void
@@ -277,7 +277,7 @@ tx_loop_state(struct tx *t, struct asess *a, const json_t *requires_action)
 	json_t *st = json_pack("{s:I, s:s, s:O}", "attempt", (json_int_t)a->attempt, "last_stop",
 	                       a->last_stop, "requires_action", requires_action);
 	if (t->r == 0)
-		t->r = sessions_loop_state_set_tx(t->s, t->sid, st);
+		t->r = session_store_loop_state_set(t->s->db, t->sid, st);
 	json_decref(st);
 }
 
@@ -456,8 +456,8 @@ answer_commit(struct asess *a)
 	json_array_foreach(events, i, ev) tx_emit(&t, json_incref(ev));
 	tx_emit(&t, span_end_event(a->span_id, false, a->ans.usage));
 	if (t.r == 0 && a->ans.usage)
-		t.r = sessions_add_usage_tx(t.s, a->id, a->ans.usage);
-	if (t.r == 0 && (t.r = sessions_get(t.s, a->id, &sdoc)) == 0) {
+		t.r = session_store_add_usage(t.s->db, a->id, a->ans.usage);
+	if (t.r == 0 && (sdoc = session_store_get(t.s->db, a->id, &t.r)) != NULL) {
 		json_t *u = json_object_get(sdoc, "usage");
 		tx_emit(&t, json_pack("{s:s, s:o}", "type", "session.usage", "usage",
 		                      u ? json_incref(u) : json_object()));
@@ -749,7 +749,8 @@ on_mcp_listed(void *arg, const struct mcp_result *r)
 		tx_end(&t);
 	}
 	if (a->mcp_listing == 0) {
-		if (sessions_get(a->rt->srv, a->id, &sdoc) == 0)
+		int err;
+		if ((sdoc = session_store_get(a->rt->srv->db, a->id, &err)) != NULL)
 			mcp_build_catalog(a, json_object_get(sdoc, "agent"));
 		json_decref(sdoc);
 		schedule(a->rt, a->id);
@@ -908,7 +909,8 @@ step(struct asess *a)
 		json_decref(sdoc);
 		json_decref(lstate);
 		events = sdoc = lstate = NULL;
-		if (sessions_get(s, a->id, &sdoc) != 0) {
+		int err;
+		if ((sdoc = session_store_get(s->db, a->id, &err)) == NULL) {
 			sess_free(a); /* deleted */
 			goto out_freed;
 		}
@@ -922,7 +924,7 @@ step(struct asess *a)
 			log_error("agent loop cannot read the event log", "session_id", a->id);
 			goto out;
 		}
-		sessions_loop_state_get(s, a->id, &lstate);
+		session_store_loop_state_get(s->db, a->id, &lstate);
 		if (lstate && a->attempt == 0 && !a->xfer && !a->retry_timer) {
 			json_int_t at = json_integer_value(json_object_get(lstate, "attempt"));
 			a->attempt = at > 0 && at < 1000 ? (unsigned)at : 0;
@@ -1097,7 +1099,7 @@ agent_init(struct server *s)
 	rt->mcp_call_timeout_ms = cfg_or(s->cfg.mcp_call_timeout_ms, 120000);
 	s->agents = rt;
 	/* Sessions that were running when the server stopped continue from the log. */
-	if (sessions_list_active(s, &ids, &n) == 0) {
+	if (session_store_list_active(s->db, &ids, &n) == 0) {
 		for (size_t i = 0; i < n; i++) {
 			log_info("resuming session", "session_id", ids[i]);
 			schedule(rt, ids[i]);

@@ -1,9 +1,236 @@
 /* SQLite side of the sessions table; see session_store.h. */
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "db.h"
 #include "err.h"
 #include "session_store.h"
+#include "util.h"
+#include "xalloc.h"
+
+/* A stored timestamp as the API renders it (RFC 3339, microseconds). */
+static json_t *
+time_json(int64_t real_us)
+{
+	char ts[32];
+	time_fmt_rfc3339(real_us, ts);
+	return json_string(ts);
+}
+
+json_t *
+session_store_get(struct db *db, const char *id, int *err)
+{
+	return db_load_doc(db, "sessions", id, err);
+}
+
+int
+session_store_put(struct db *db, const char *id, const json_t *doc)
+{
+	sqlite3_stmt *st = NULL;
+	char *text = json_dumps(doc, JSON_COMPACT);
+	int r = AL_E_IO;
+	if (db_prepare(db, "UPDATE sessions SET doc = ?2, status = ?3 WHERE id = ?1", &st) == 0) {
+		db_bind_text(st, 1, id);
+		db_bind_text(st, 2, text);
+		db_bind_text(st, 3, json_string_value(json_object_get(doc, "status")));
+		if (sqlite3_step(st) == SQLITE_DONE)
+			r = sqlite3_changes(db->h) == 1 ? 0 : AL_E_NOTFOUND;
+	}
+	sqlite3_finalize(st);
+	free(text);
+	return r;
+}
+
+int
+session_store_owner(struct db *db, const char *session_id, struct session_owner *o)
+{
+	sqlite3_stmt *st = NULL;
+	int r = AL_E_NOTFOUND;
+	memset(o, 0, sizeof(*o));
+	if (db_prepare(db,
+	               "SELECT owner_iss, owner_sub, owner_email, owner_groups FROM sessions "
+	               "WHERE id = ?",
+	               &st) != 0)
+		return AL_E_IO;
+	db_bind_text(st, 1, session_id);
+	if (sqlite3_step(st) == SQLITE_ROW) {
+		const char *iss = db_col_text(st, 0), *sub = db_col_text(st, 1);
+		const char *email = db_col_text(st, 2);
+		o->sub = sub ? xstrdup(sub) : NULL;
+		o->email = email ? xstrdup(email) : NULL;
+		o->apikey = iss == NULL; /* API-key sessions record "apikey:<id>", no issuer */
+		json_t *g = db_col_json(st, 3);
+		size_t i;
+		json_t *v;
+		o->groups = xcalloc(json_array_size(g) + 1, sizeof(*o->groups));
+		json_array_foreach(g, i, v)
+		{
+			if (json_is_string(v))
+				o->groups[o->ngroups++] = xstrdup(json_string_value(v));
+		}
+		json_decref(g);
+		r = 0;
+	}
+	sqlite3_finalize(st);
+	return r;
+}
+
+void
+session_owner_free(struct session_owner *o)
+{
+	for (size_t i = 0; i < o->ngroups; i++)
+		free(o->groups[i]);
+	free(o->groups);
+	free(o->sub);
+	free(o->email);
+	memset(o, 0, sizeof(*o));
+}
+
+bool
+session_store_owned_by(struct db *db, const char *session_id, const char *iss, const char *sub)
+{
+	sqlite3_stmt *st = NULL;
+	bool mine = false;
+	if (db_prepare(db,
+	               "SELECT 1 FROM sessions WHERE id = ? AND owner_iss = ? AND owner_sub = ?",
+	               &st) != 0)
+		return false;
+	db_bind_text(st, 1, session_id);
+	db_bind_text(st, 2, iss);
+	db_bind_text(st, 3, sub);
+	mine = sqlite3_step(st) == SQLITE_ROW;
+	sqlite3_finalize(st);
+	return mine;
+}
+
+int
+session_store_set_status(struct db *db, const char *session_id, const char *status)
+{
+	int err;
+	json_t *doc = session_store_get(db, session_id, &err);
+	if (doc == NULL)
+		return err;
+	json_object_set_new(doc, "status", json_string(status));
+	json_object_set_new(doc, "updated_at", time_json(now_real_us()));
+	err = session_store_put(db, session_id, doc);
+	json_decref(doc);
+	return err;
+}
+
+static void
+add_int(json_t *dst, const char *key, const json_t *v)
+{
+	if (!json_is_integer(v) || json_integer_value(v) < 0)
+		return;
+	json_int_t cur = json_integer_value(json_object_get(dst, key));
+	json_object_set_new(dst, key, json_integer(cur + json_integer_value(v)));
+}
+
+int
+session_store_add_usage(struct db *db, const char *session_id, const json_t *usage)
+{
+	int err;
+	json_t *doc = session_store_get(db, session_id, &err);
+	if (doc == NULL)
+		return err;
+	json_t *u = json_object_get(doc, "usage");
+	if (!json_is_object(u)) {
+		u = json_object();
+		json_object_set_new(doc, "usage", u);
+	}
+	add_int(u, "input_tokens", json_object_get(usage, "input_tokens"));
+	add_int(u, "output_tokens", json_object_get(usage, "output_tokens"));
+	add_int(u, "cache_read_input_tokens", json_object_get(usage, "cache_read_input_tokens"));
+	/* The Messages API reports cache writes both as a total and split by TTL; the
+	 * session keeps the split, counting an unsplit total as 5-minute writes. */
+	const json_t *cc = json_object_get(usage, "cache_creation");
+	const json_t *cct = json_object_get(usage, "cache_creation_input_tokens");
+	if (json_is_object(cc) || (json_is_integer(cct) && json_integer_value(cct) > 0)) {
+		json_t *dst = json_object_get(u, "cache_creation");
+		if (!json_is_object(dst)) {
+			dst = json_object();
+			json_object_set_new(u, "cache_creation", dst);
+		}
+		if (json_is_object(cc)) {
+			add_int(dst, "ephemeral_5m_input_tokens",
+			        json_object_get(cc, "ephemeral_5m_input_tokens"));
+			add_int(dst, "ephemeral_1h_input_tokens",
+			        json_object_get(cc, "ephemeral_1h_input_tokens"));
+		} else {
+			add_int(dst, "ephemeral_5m_input_tokens", cct);
+		}
+	}
+	const json_t *stu = json_object_get(usage, "server_tool_use");
+	if (json_is_object(stu)) {
+		json_t *dst = json_object_get(u, "server_tool_use");
+		if (!json_is_object(dst)) {
+			dst = json_object();
+			json_object_set_new(u, "server_tool_use", dst);
+		}
+		add_int(dst, "web_fetch_requests", json_object_get(stu, "web_fetch_requests"));
+		add_int(dst, "web_search_requests", json_object_get(stu, "web_search_requests"));
+	}
+	json_object_set_new(doc, "updated_at", time_json(now_real_us()));
+	err = session_store_put(db, session_id, doc);
+	json_decref(doc);
+	return err;
+}
+
+int
+session_store_loop_state_get(struct db *db, const char *session_id, json_t **state)
+{
+	sqlite3_stmt *st = NULL;
+	int r = AL_E_NOTFOUND;
+	*state = NULL;
+	if (db_prepare(db, "SELECT loop_state FROM sessions WHERE id = ?", &st) != 0)
+		return AL_E_IO;
+	db_bind_text(st, 1, session_id);
+	if (sqlite3_step(st) == SQLITE_ROW) {
+		*state = db_col_json(st, 0);
+		r = 0;
+	}
+	sqlite3_finalize(st);
+	return r;
+}
+
+int
+session_store_loop_state_set(struct db *db, const char *session_id, const json_t *state)
+{
+	sqlite3_stmt *st = NULL;
+	char *text = state ? json_dumps(state, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
+	int r = AL_E_IO;
+	if (db_prepare(db, "UPDATE sessions SET loop_state = ? WHERE id = ?", &st) == 0) {
+		db_bind_text(st, 1, text);
+		db_bind_text(st, 2, session_id);
+		if (sqlite3_step(st) == SQLITE_DONE)
+			r = sqlite3_changes(db->h) == 1 ? 0 : AL_E_NOTFOUND;
+	}
+	sqlite3_finalize(st);
+	free(text);
+	return r;
+}
+
+int
+session_store_list_active(struct db *db, char ***ids, size_t *n)
+{
+	sqlite3_stmt *st = NULL;
+	char **v = NULL;
+	size_t cnt = 0;
+	if (db_prepare(db,
+	               "SELECT id FROM sessions WHERE status IN ('running', 'rescheduling') "
+	               "ORDER BY seq",
+	               &st) != 0)
+		return AL_E_IO;
+	while (sqlite3_step(st) == SQLITE_ROW) {
+		v = xreallocarray(v, cnt + 1, sizeof(*v));
+		v[cnt++] = xstrdup(db_col_text(st, 0));
+	}
+	sqlite3_finalize(st);
+	*ids = v;
+	*n = cnt;
+	return 0;
+}
 
 int
 session_store_state(struct db *db, const char *session_id, struct session_state *out)
