@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The main job on one machine: builds airlock, starts `airlock server` (SQLite in
-# .airlock-data/) and `airlock worker` (sandboxed tools in .airlock-data/workspace), creates
+# .airlock-data/) and `airlock worker` (sandboxed tools in .airlock-workspace/, never beside
+# the server's database and vault key: a session's files stay off the data dir), creates
 # an agent, a self-hosted environment and a session, sends one message and prints the
 # session's events as they stream. The agent runs on Claude when ANTHROPIC_API_KEY is set,
 # otherwise on `airlock mock-model`, a scripted stand-in (clearly labelled below).
@@ -14,7 +15,9 @@ ninja -C build >/dev/null
 BIN=$top/build/src/airlock
 PORT=${AIRLOCK_PORT:-8400}
 export AIRLOCK_DATA_DIR=${AIRLOCK_DATA_DIR:-$top/.airlock-data}
-mkdir -p "$AIRLOCK_DATA_DIR/workspace"
+WORKDIR=${AIRLOCK_DEMO_WORKDIR:-$top/.airlock-workspace}
+mkdir -p "$AIRLOCK_DATA_DIR" "$WORKDIR"
+chmod 0711 "$WORKDIR" # a root worker drops to its own uid, which must reach it
 keyfile=$AIRLOCK_DATA_DIR/api-key
 [ -s "$keyfile" ] || (umask 077 && openssl rand -hex 24 >"$keyfile")
 export AIRLOCK_API_KEY=$(cat "$keyfile")
@@ -53,7 +56,7 @@ session_id=$(api POST /v1/sessions "{\"agent\":\"$agent_id\",\"environment_id\":
 echo "demo: server $BASE  environment $env_id  session $session_id"
 
 ANTHROPIC_ENVIRONMENT_KEY=$env_key "$BIN" worker poll --environment-id "$env_id" \
-	--base-url "$BASE" --workdir "$AIRLOCK_DATA_DIR/workspace" 2>"$AIRLOCK_DATA_DIR/worker.log" &
+	--base-url "$BASE" --workdir "$WORKDIR" 2>"$AIRLOCK_DATA_DIR/worker.log" &
 pids+=($!)
 
 # Open the stream first, then send the message (the documented order).

@@ -145,7 +145,20 @@ int sandbox_idmap_probe(int dirfd);
  * opened (and made, mode 0700, when create) without following a symlink in any form or
  * leaving parentfd's mount: an fd, AL_E_PERM for a symlink or another mount, AL_E_INVAL
  * for a name that is not one component. */
-int sandbox_ws_open(int parentfd, const char *name, bool create);
+#define SANDBOX_WS_CREATE 1u  /* mkdir it first (0700) when missing */
+#define SANDBOX_WS_MOUNTED 2u /* the entry may be a mount root (a size-capped workspace) */
+int sandbox_ws_open(int parentfd, const char *name, unsigned flags);
+/* Size-capped workspaces: each one an ext4 image <parentfd>/.img-<name> (sparse, made with
+ * mkfs.ext4 at its first use) on a loop device, mounted nosuid,nodev,discard over the
+ * entry dirfd (beneath parentfd) by fd. *rootfd: the mounted fs's root (or, when dirfd
+ * already is one of ours, a dup of it). Root only. The probe says whether the host can
+ * (/dev/loop-control, mkfs.ext4). */
+int sandbox_ws_quota_probe(void);
+int sandbox_ws_quota_mount(int parentfd, const char *name, int dirfd, uint64_t size_mb,
+                           int *rootfd);
+/* Detaches (lazily) a mount on <parentfd>/<name>, if there is one. */
+int sandbox_ws_unmount(int parentfd, const char *name);
+int sandbox_ws_image_remove(int parentfd, const char *name);
 /* Removes everything inside dirfd (borrowed), by fd, never following a symlink; at most
  * 512 levels deep. 0 when empty, else the first error (the rest is still removed). */
 int sandbox_ws_empty(int dirfd);

@@ -52,6 +52,7 @@ enum {
 #define MAX_SANDBOXES 1024
 #define MAX_SPARES 8
 #define MAX_REMOVERS 8
+#define MAX_MOUNTED 16
 /* Background work (the next spare, cgroup removal) waits for this much quiet on the
  * socket, so it never delays the spawn that follows a create. */
 #define IDLE_MS 20
@@ -70,9 +71,12 @@ struct mon {
 	int rootfd;          /* workspace_root, opened once at start: every workspace is
 	                      * resolved beneath it, never by its path again */
 	int sessfd;          /* session_dirs: <root>/sessions, root-owned 0711, made at start */
+	uint64_t quota_mb;   /* session_dirs: each workspace its own fs of this size; 0 none */
+	char mounted[MAX_MOUNTED][65]; /* sessions whose workspace is mounted now */
+	size_t nmounted;
 	int sock;
 	struct {
-		int pidfd; /* a child emptying <sessions>/name as the drop user */
+		int pidfd; /* a child emptying <sessions>/name as its owner */
 		char name[96];
 	} removers[MAX_REMOVERS];
 	size_t nremovers;
@@ -185,6 +189,50 @@ slot_find(struct mon *mo, uint32_t id)
 	return NULL;
 }
 
+/* Size-capped workspaces stay mounted after their session's sandbox goes (the worker
+ * then clears setuid bits there, and the host path shows the files between work items)
+ * until another session's create, REMOVE or the monitor's exit: at most MAX_MOUNTED, the
+ * one session of a worker in practice. */
+static void
+mount_drop(struct mon *mo, size_t i)
+{
+	int r = sandbox_ws_unmount(mo->sessfd, mo->mounted[i]);
+	if (r != 0)
+		log_warn("monitor: cannot unmount a session's workspace", "session_id",
+		         mo->mounted[i], "error", al_strerror(r));
+	memcpy(mo->mounted[i], mo->mounted[--mo->nmounted], sizeof(mo->mounted[0]));
+}
+
+static bool
+sid_live(struct mon *mo, const char *sid)
+{
+	for (size_t i = 0; i < MAX_SANDBOXES; i++)
+		if (mo->slots[i].id != 0 && strcmp(mo->slots[i].sid, sid) == 0)
+			return true;
+	return false;
+}
+
+/* Unmounts every noted workspace but keep's whose session has no sandbox (all: keep
+ * NULL and everything is dead). */
+static void
+mounts_trim(struct mon *mo, const char *keep)
+{
+	for (size_t i = mo->nmounted; i-- > 0;)
+		if ((keep == NULL || strcmp(mo->mounted[i], keep) != 0) &&
+		    !sid_live(mo, mo->mounted[i]))
+			mount_drop(mo, i);
+}
+
+static void
+mount_note(struct mon *mo, const char *sid)
+{
+	for (size_t i = 0; i < mo->nmounted; i++)
+		if (strcmp(mo->mounted[i], sid) == 0)
+			return;
+	if (mo->nmounted < MAX_MOUNTED)
+		snprintf(mo->mounted[mo->nmounted++], sizeof(mo->mounted[0]), "%s", sid);
+}
+
 /* The workspace the client names, as an fd: resolved once beneath the root fd held since
  * start, never through a symlink (any component), "..", a magic link or another mount. A
  * rename racing us (the drop uid may own directories inside the root) yields either a
@@ -237,8 +285,24 @@ h_create(struct mon *mo, struct slot *unused, const struct monitor_request *rq,
 		snprintf(want, sizeof(want), "%s/sessions/%s", mo->root, sid);
 		if (strcmp(ws, want) != 0)
 			r = AL_E_PERM;
-		else if ((r = sandbox_ws_open(mo->sessfd, sid, true)) >= 0)
+		else if ((r = sandbox_ws_open(mo->sessfd, sid,
+		                              SANDBOX_WS_CREATE | SANDBOX_WS_MOUNTED)) >= 0)
 			wfd = r, r = 0;
+		/* Size-capped: the session's own filesystem over its dir (made at its first
+		 * create, mounted again at each later one). */
+		if (r == 0 && mo->quota_mb > 0) {
+			int root;
+			mounts_trim(mo, sid);
+			if ((r = sandbox_ws_quota_mount(mo->sessfd, sid, wfd, mo->quota_mb,
+			                                &root)) == 0) {
+				close(wfd);
+				wfd = root;
+				mount_note(mo, sid);
+			} else {
+				log_error("monitor: cannot mount the session's workspace",
+				          "session_id", sid, "error", al_strerror(r));
+			}
+		}
 	} else {
 		r = workspace_open(mo, ws, &wfd);
 	}
@@ -316,14 +380,20 @@ h_kill(struct mon *mo, struct slot *s, const struct monitor_request *rq, struct 
 	return 0;
 }
 
-static int
-h_destroy(struct mon *mo, struct slot *s, const struct monitor_request *rq, struct sandbox_msg *rp,
-          int *rfd)
+static void
+slot_free(struct mon *mo, struct slot *s)
 {
 	sandbox_destroy(s->sb);
 	s->sb = NULL;
 	s->id = 0;
 	s->sid[0] = '\0';
+}
+
+static int
+h_destroy(struct mon *mo, struct slot *s, const struct monitor_request *rq, struct sandbox_msg *rp,
+          int *rfd)
+{
+	slot_free(mo, s);
 	(void)sandbox_msg_put_u32(rp, MON_RESULT);
 	(void)sandbox_msg_put_u32(rp, 0);
 	return 0;
@@ -414,11 +484,19 @@ h_remove(struct mon *mo, struct slot *unused, const struct monitor_request *rq,
 		if (mo->slots[i].id != 0 && strcmp(mo->slots[i].sid, sid) == 0)
 			r = AL_E_CONFLICT;
 	if (r == 0) {
+		/* its mount (a mount point cannot be renamed), or one a crash left; then its
+		 * image */
+		for (i = mo->nmounted; i-- > 0;)
+			if (strcmp(mo->mounted[i], sid) == 0)
+				mount_drop(mo, i);
+		(void)sandbox_ws_unmount(mo->sessfd, sid);
 		snprintf(aside, sizeof(aside), ".rm-%s-%d-%u", sid, (int)getpid(), ++mo->rm_seq);
 		if (renameat(mo->sessfd, sid, mo->sessfd, aside) != 0)
 			r = errno == ENOENT ? 0 : -errno;
 		else
 			remover_start(mo, aside);
+		if (r == 0)
+			r = sandbox_ws_image_remove(mo->sessfd, sid);
 	}
 	(void)sandbox_msg_put_u32(rp, MON_RESULT);
 	(void)sandbox_msg_put_u32(rp, (uint32_t)r);
@@ -472,11 +550,9 @@ destroy_all(struct mon *mo)
 {
 	size_t i;
 	for (i = 0; i < MAX_SANDBOXES; i++)
-		if (mo->slots[i].sb != NULL) {
-			sandbox_destroy(mo->slots[i].sb);
-			mo->slots[i].sb = NULL;
-			mo->slots[i].id = 0;
-		}
+		if (mo->slots[i].sb != NULL)
+			slot_free(mo, &mo->slots[i]);
+	mounts_trim(mo, NULL);
 	for (i = 0; i < mo->nspares; i++)
 		sandbox_spare_free(mo->spares[i]);
 	mo->nspares = 0;
@@ -625,9 +701,7 @@ static void __attribute__((noreturn)) monitor_main(struct mon *mo, pid_t child, 
 				for (k = 0; k < MAX_SANDBOXES; k++)
 					if (mo->slots[k].sb &&
 					    sandbox_pidfd(mo->slots[k].sb) == p[i].fd) {
-						sandbox_destroy(mo->slots[k].sb);
-						mo->slots[k].sb = NULL;
-						mo->slots[k].id = 0;
+						slot_free(mo, &mo->slots[k]);
 						gc_left = true;
 					}
 			}
@@ -732,7 +806,7 @@ root_ancestors_check(const char *root, uid_t uid, gid_t gid)
 static int
 sessions_open(struct mon *mo)
 {
-	int fd = sandbox_ws_open(mo->rootfd, "sessions", true);
+	int fd = sandbox_ws_open(mo->rootfd, "sessions", SANDBOX_WS_CREATE);
 	if (fd < 0) {
 		log_error("monitor: cannot open the workspace root's sessions dir", "root",
 		          mo->root, "error", al_strerror(fd));
@@ -763,6 +837,8 @@ sessions_sweep(struct mon *mo)
 	while ((e = readdir(d)) != NULL)
 		if (strncmp(e->d_name, ".rm-", 4) == 0 && strlen(e->d_name) < 96)
 			remover_start(mo, e->d_name);
+		else if (e->d_name[0] != '.') /* a mount a killed monitor left */
+			(void)sandbox_ws_unmount(mo->sessfd, e->d_name);
 	closedir(d);
 }
 
@@ -823,6 +899,20 @@ monitor_start(const struct monitor_config *cfg, struct monitor **out)
 		return -errno;
 	if (cfg->session_dirs && (r = sessions_open(&mo)) != 0)
 		goto fail;
+	if (cfg->session_dirs && cfg->workspace_mb > 0) {
+		if (geteuid() != 0)
+			r = -EPERM;
+		else
+			r = sandbox_ws_quota_probe();
+		if (r == 0)
+			mo.quota_mb = cfg->workspace_mb;
+		else
+			log_warn(
+			    "monitor: no size-capped workspaces here (root, /dev/loop-control and "
+			    "mkfs.ext4 are needed): a session can fill the workdir's filesystem",
+			    "error", al_strerror(r));
+		r = 0;
+	}
 	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0) {
 		r = -errno;
 		goto fail;

@@ -21,13 +21,15 @@ struct monitor_config {
 	const char *drop_user;      /* run as root: the worker becomes this user (NULL: nobody) */
 	bool drop_ids;              /* instead of drop_user: these ids (need no passwd entry) */
 	uint32_t drop_uid, drop_gid;
-	bool keep_root;    /* do not drop privileges (tests, or an unprivileged worker) */
-	bool session_dirs; /* each session's workspace is <root>/sessions/<session id>, made
-	                    * by the monitor at its first create, removed by
-	                    * monitor_client_remove; otherwise any real dir strictly
-	                    * inside the root, named by the client */
-	int spares;        /* warm sandboxes kept set up ahead of demand: 0 = 1 (default), < 0 =
-	                    * none (every create cold), at most 8 */
+	bool keep_root;        /* do not drop privileges (tests, or an unprivileged worker) */
+	bool session_dirs;     /* each session's workspace is <root>/sessions/<session id>, made
+	                        * by the monitor at its first create, removed by
+	                        * monitor_client_remove; otherwise any real dir strictly
+	                        * inside the root, named by the client */
+	uint64_t workspace_mb; /* session_dirs: each workspace its own filesystem of this size
+	                        * (an ext4 image on a loop device), 0 = none */
+	int spares;            /* warm sandboxes kept set up ahead of demand: 0 = 1 (default), < 0 =
+	                        * none (every create cold), at most 8 */
 };
 
 struct monitor;

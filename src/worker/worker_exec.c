@@ -73,7 +73,8 @@ static struct {
 	char *user; /* the unprivileged user (root start) */
 	char *ws;   /* realpath of the workdir; sessions' workspaces are <ws>/sessions/<id> */
 	char *rg;   /* rg as the sandbox sees it, "" = built-in grep */
-} sbx = {.mu = PTHREAD_MUTEX_INITIALIZER};
+	uint64_t workspace_mb; /* each session's workspace its own fs of this size; 0 none */
+} sbx = {.mu = PTHREAD_MUTEX_INITIALIZER, .workspace_mb = 4096};
 
 static const char *
 sb_keep(char *s)
@@ -113,10 +114,10 @@ static int
 profile_parse(struct worker_config *c, bool *unsandboxed)
 {
 	static const char *const keys[] = {
-	    "memory_mb", "pids_max",  "cpu_quota_percent", "wall_clock_s", "tmp_size_mb",
-	    "fsize_mb",  "nofile",    "root_dir",          "ro_binds",     "rw_binds",
-	    "uid_base",  "uid_count", "state_dir",         "degraded",     "user",
-	    NULL};
+	    "memory_mb",    "pids_max",  "cpu_quota_percent", "wall_clock_s", "tmp_size_mb",
+	    "fsize_mb",     "nofile",    "root_dir",          "ro_binds",     "rw_binds",
+	    "uid_base",     "uid_count", "state_dir",         "degraded",     "user",
+	    "workspace_mb", NULL};
 	struct sandbox_profile *p = &sbx.prof;
 	const json_t *sb = c->sandbox;
 	struct cfg *f = &c->file;
@@ -146,10 +147,16 @@ profile_parse(struct worker_config *c, bool *unsandboxed)
 	    (r = cfg_get_str(f, sb, "root_dir", &root_dir)) ||
 	    (r = cfg_get_str(f, sb, "state_dir", &state_dir)) ||
 	    (r = cfg_get_str(f, sb, "user", &sbx.user)) ||
+	    (r = cfg_get_uint(f, sb, "workspace_mb", 0, 1ull << 30, &sbx.workspace_mb)) ||
 	    (r = get_list(f, sb, "ro_binds", p->ro_binds, SANDBOX_MAX_BINDS, &p->n_ro_binds)) ||
 	    (r = get_list(f, sb, "rw_binds", p->rw_binds, SANDBOX_MAX_BINDS, &p->n_rw_binds)) ||
 	    (r = get_list(f, sb, "degraded", deg, ARRAY_LEN(deg), &n)))
 		goto out;
+	if (sbx.workspace_mb > 0 && sbx.workspace_mb < 16) {
+		r = cfg_error(f, json_object_get(sb, "workspace_mb"),
+		              "sandbox.workspace_mb: 0 (no cap) or at least 16");
+		goto out;
+	}
 	p->cpu_quota_percent = (uint32_t)v32[0], p->wall_clock_s = (uint32_t)v32[1];
 	p->nofile = (uint32_t)v32[2], p->uid_base = (uint32_t)v32[3],
 	p->uid_count = (uint32_t)v32[4];
@@ -172,6 +179,15 @@ env:
 	/* Between the file and flags, like every other setting (docs/worker/config.md). */
 	if (getenv("AIRLOCK_SANDBOX_STATE_DIR") != NULL && getenv("AIRLOCK_SANDBOX_STATE_DIR")[0])
 		p->state_dir = sb_keep(xstrdup(getenv("AIRLOCK_SANDBOX_STATE_DIR")));
+	if (getenv("AIRLOCK_SANDBOX_WORKSPACE_MB") != NULL) {
+		uint64_t v;
+		if (parse_uint_cstr(getenv("AIRLOCK_SANDBOX_WORKSPACE_MB"), 1ull << 30, &v) != 0) {
+			fprintf(stderr, "airlock worker: AIRLOCK_SANDBOX_WORKSPACE_MB: a number of "
+			                "MiB (0: no cap)\n");
+			return AL_E_INVAL;
+		}
+		sbx.workspace_mb = v;
+	}
 	buf_init(&err, 4096);
 	r = sandbox_profile_check(p, &err);
 	if (r != 0)
@@ -399,7 +415,8 @@ wexec_sandbox_start(const struct worker_config *cc, bool run_mode)
 	                                   .drop_ids = wid.set,
 	                                   .drop_uid = wid.uid,
 	                                   .drop_gid = wid.gid,
-	                                   .session_dirs = true};
+	                                   .session_dirs = true,
+	                                   .workspace_mb = sbx.workspace_mb};
 	/* Returns only in the worker (the child); this process stays as the monitor. */
 	if ((r = monitor_start(&sbx.mcfg, &sbx.mon)) != 0) {
 		fprintf(stderr, "airlock worker: cannot start the sandbox monitor: %s\n",
@@ -736,11 +753,11 @@ ws_local(const char *workdir, const char *name, bool create, int *dfd, int *sfd)
 	*dfd = *sfd = -1;
 	if (rootfd < 0)
 		return -errno;
-	r = *sfd = sandbox_ws_open(rootfd, "sessions", create);
+	r = *sfd = sandbox_ws_open(rootfd, "sessions", create ? SANDBOX_WS_CREATE : 0);
 	close(rootfd);
 	if (r < 0)
 		return r;
-	if ((r = sandbox_ws_open(*sfd, name, create)) < 0) {
+	if ((r = sandbox_ws_open(*sfd, name, create ? SANDBOX_WS_CREATE : 0)) < 0) {
 		close(*sfd);
 		*sfd = -1;
 		return r;

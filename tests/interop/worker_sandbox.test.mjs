@@ -21,7 +21,7 @@ import { sandboxSkip } from './lib/hostprobe.mjs';
 
 const root = process.getuid() === 0;
 
-function startWorker(srv, env, envKey, workdir, stateDir) {
+function startWorker(srv, env, envKey, workdir, stateDir, extraEnv = {}) {
   const proc = spawn(
     process.env.AIRLOCK_BIN,
     ['worker', 'poll', '--environment-id', env.id, '--workdir', workdir, '--max-idle', '2s'],
@@ -32,6 +32,7 @@ function startWorker(srv, env, envKey, workdir, stateDir) {
         ANTHROPIC_BASE_URL: srv.baseURL,
         ANTHROPIC_CANARY: 'worker-env-must-not-leak',
         AIRLOCK_SANDBOX_STATE_DIR: stateDir,
+        ...extraEnv,
       },
       stdio: ['ignore', 'ignore', 'pipe'],
     },
@@ -101,13 +102,16 @@ test('bash runs in the session sandbox; file tools and bash share the workspace'
     { content: [{ type: 'tool_use', name: 'bash', input: { command: 'echo bash >> from-tool.txt && echo made-by-bash > from-bash.txt && cat from-tool.txt' } }] },
     { content: [{ type: 'tool_use', name: 'edit', input: { file_path: 'from-bash.txt', old_string: 'made', new_string: 'edited' } }] },
     { content: [{ type: 'tool_use', name: 'grep', input: { pattern: 'edited', path: '.' } }] },
+    // 40 MiB into a 32 MiB workspace: the session's own filesystem fills, not the host's
+    { content: [{ type: 'tool_use', name: 'bash', input: { command: 'dd if=/dev/zero of=big bs=1M count=40 2>&1 | grep -c "No space left"; rm -f big; grep " $(pwd) " /proc/self/mountinfo | grep -c ext4' } }] },
+    { content: [{ type: 'tool_use', name: 'write', input: { file_path: 'big2', content: 'x'.repeat(1 << 16) } }] },
     { content: [{ type: 'text', text: 'probed' }] },
   ]);
   const { done } = await collectEvents(f.client, f.session.id, endTurn, { timeoutMs: 60000 });
   await f.client.beta.sessions.events.send(f.session.id, {
     events: [{ type: 'user.message', content: [{ type: 'text', text: 'probe' }] }],
   });
-  const w = startWorker(f.srv, f.env, f.envKey, f.workdir, f.stateDir);
+  const w = startWorker(f.srv, f.env, f.envKey, f.workdir, f.stateDir, { AIRLOCK_SANDBOX_WORKSPACE_MB: '32' });
   f.workers.push(w);
   const events = await done;
   assert.equal(events.at(-1).type, 'session.status_idle', w.log());
@@ -142,6 +146,9 @@ test('bash runs in the session sandbox; file tools and bash share the workspace'
   assert.match(out(3), /^edited .*from-bash\.txt \(1 replacement\(s\)\)$/);
   assert.equal(readFileSync(path.join(f.workdir, 'sessions', f.session.id, 'from-bash.txt'), 'utf8'), 'edited-by-bash\n');
   assert.match(out(4), /from-bash\.txt:1:edited-by-bash/);
+  // the quota (issue 11, finding 6): ENOSPC inside, the workspace an ext4 of its own
+  assert.equal(out(5), '1\n1', out(5));
+  assert.match(out(6), /^wrote 65536 bytes to /); // the file tools write there too
   assert.ok(!w.log().includes('worker-env-must-not-leak'));
   // the session ends for good (deleted while the worker still holds it, before its 2 s
   // idle release): its workspace goes, no later session can find its files

@@ -904,10 +904,30 @@ mode_spares(void)
 
 /* ---------------------------------------------------------------- monitor */
 
+/* The client side of a test that runs a monitor in a child: its results to the parent,
+ * then the monitor's end (it exits once its client is gone). */
+static void __attribute__((noreturn))
+client_report(int fd, const int *res, size_t len, struct monitor *m)
+{
+	(void)!write(fd, res, len);
+	if (m != NULL)
+		monitor_free(m);
+	_exit(0);
+}
+
+static void
+parent_collect(int rep[2], int *res, size_t len)
+{
+	close(rep[1]);
+	(void)!read(rep[0], res, len);
+	close(rep[0]);
+}
+
 static void monitor_swap_race(const struct sandbox_profile *p);
 static void monitor_root_parent(const struct sandbox_profile *p);
 static void monitor_session_dirs(const struct sandbox_profile *p);
 static void uid_ws_owner(const struct sandbox_profile *base);
+static void monitor_quota(const struct sandbox_profile *p);
 
 static void
 monitor_client_part(const struct sandbox_profile *p, const char *root, const char *ws, int report)
@@ -1090,6 +1110,7 @@ mode_monitor(void)
 	monitor_root_parent(&p);
 	monitor_session_dirs(&p);
 	uid_ws_owner(&p);
+	monitor_quota(&p);
 }
 
 /* Issue 11 finding 1: a process of the drop uid swaps the workspace with a symlink to a
@@ -1170,14 +1191,9 @@ monitor_swap_race(const struct sandbox_profile *p)
 			}
 			(void)monitor_client_destroy(m, id);
 		}
-		(void)!write(rep[1], res, sizeof(res));
-		if (res[0] == 0)
-			monitor_free(m);
-		_exit(0);
+		client_report(rep[1], res, sizeof(res), res[0] == 0 ? m : NULL);
 	}
-	close(rep[1]);
-	(void)!read(rep[0], res, sizeof(res));
-	close(rep[0]);
+	parent_collect(rep, res, sizeof(res));
 	waitpid(client, &st, 0);
 	kill(swapper, SIGKILL);
 	waitpid(swapper, &st, 0);
@@ -1486,6 +1502,97 @@ out:
 	check(fd >= 0 && flock(fd, LOCK_EX | LOCK_NB) == 0, "ws_owner: the lease ends with A", f);
 	if (fd >= 0)
 		close(fd);
+}
+
+/* Issue 11 finding 6: with workspace_mb each session's workspace is its own filesystem
+ * (an ext4 image on a loop device) of that size: a session fills it, not the host's. It
+ * stays mounted after its sandbox goes until another session's create, its files come
+ * back at the next create, REMOVE takes the image, and the monitor's exit every mount. */
+static void
+monitor_quota(const struct sandbox_profile *p)
+{
+	char *root = mkdir_in("quotaroot"), ws[PATH_MAX], ws2[PATH_MAX], sess[PATH_MAX],
+	     img[PATH_MAX], kf[PATH_MAX];
+	int rep[2], res[10], st, i;
+	pid_t c;
+	struct stat a, b;
+
+	if (sandbox_ws_quota_probe() != 0) {
+		printf("# SKIP monitor_quota: no /dev/loop-control or mkfs.ext4 here\n");
+		return;
+	}
+	for (i = 0; i < 10; i++)
+		res[i] = -1;
+	snprintf(sess, sizeof(sess), "%s/sessions", root);
+	snprintf(ws, sizeof(ws), "%s/q1", sess);
+	snprintf(img, sizeof(img), "%s/.img-q1", sess);
+	snprintf(ws2, sizeof(ws2), "%s/q2", sess);
+	snprintf(kf, sizeof(kf), "%s/k", ws);
+	if (pipe(rep) != 0)
+		exit(99);
+	fflush(stdout);
+	if ((c = fork()) == 0) {
+		struct monitor_config cfg = {
+		    .profile = p, .workspace_root = root, .session_dirs = true, .workspace_mb = 16};
+		struct monitor *m;
+		uint32_t id;
+		char out[1024];
+		close(rep[0]);
+		if ((res[0] = monitor_start(&cfg, &m)) == 0) {
+			res[1] = monitor_client_create(m, "q1", ws, &id);
+			if (res[1] == 0) {
+				mon_sh(m, id,
+				       "dd if=/dev/zero of=/workspace/big bs=1M count=40 2>&1 | "
+				       "grep -c 'No space left'; rm -f /workspace/big; "
+				       "echo keep > /workspace/k",
+				       out, sizeof(out));
+				res[2] = strcmp(out, "1\n") == 0;
+				res[3] = stat(ws, &a) == 0 && stat(sess, &b) == 0 &&
+				         a.st_dev != b.st_dev;
+				monitor_client_destroy(m, id);
+			}
+			/* the worker's look after the sandbox (setuid bits): still mounted */
+			res[4] = stat(kf, &a) == 0;
+			if (monitor_client_create(m, "q2", ws2, &id) == 0) {
+				/* another session's create unmounts q1's */
+				res[9] = stat(ws, &a) == 0 && stat(sess, &b) == 0 &&
+				         a.st_dev == b.st_dev && stat(kf, &a) != 0;
+				monitor_client_destroy(m, id);
+			}
+			if (monitor_client_create(m, "q1", ws, &id) == 0) {
+				mon_sh(m, id, "cat /workspace/k", out, sizeof(out));
+				res[5] = strcmp(out, "keep\n") == 0;
+				monitor_client_destroy(m, id);
+			}
+			res[6] = stat(img, &a) == 0;
+			res[7] = monitor_client_remove(m, "q1");
+			res[8] = stat(img, &a) != 0 && errno == ENOENT;
+			(void)monitor_client_remove(m, "q2");
+		}
+		client_report(rep[1], res, sizeof(res), res[0] == 0 ? m : NULL);
+	}
+	parent_collect(rep, res, sizeof(res));
+	waitpid(c, &st, 0);
+	check(res[0] == 0 && res[1] == 0, "quota: a session with a 16 MiB workspace",
+	      al_strerror(res[1]));
+	check(res[2] == 1, "quota: writing 40 MiB ends in ENOSPC inside", NULL);
+	check(res[3] == 1, "quota: the workspace is its own filesystem on the host", NULL);
+	check(res[4] == 1, "quota: still mounted after the session's sandbox goes", NULL);
+	check(res[9] == 1, "quota: unmounted at another session's create", NULL);
+	check(res[5] == 1, "quota: the next create of the session finds its files", NULL);
+	check(res[6] == 1 && res[7] == 0 && res[8] == 1, "quota: REMOVE takes the image",
+	      al_strerror(res[7]));
+	{
+		char line[4096];
+		bool left = false;
+		FILE *f = fopen("/proc/self/mountinfo", "r");
+		while (f != NULL && fgets(line, sizeof(line), f))
+			if (strstr(line, root) != NULL)
+				left = true;
+		if (f != NULL)
+			fclose(f);
+		check(!left, "quota: no mount left under the root after the monitor's exit", NULL);
+	}
 }
 
 /* ---------------------------------------------------------------- unpriv */
