@@ -458,6 +458,15 @@ wexec_sandbox_check(const struct worker_config *cc)
 		print_host_probes();
 		return 0;
 	}
+	/* the same workdir checks `poll` and `run` make before they start (sandbox_start) */
+	if (geteuid() == 0) {
+		struct ids wid = {0};
+		if (worker_ids(&wid) != 0 || check_reachable(c->workdir, &wid) != 0)
+			bad = 1;
+		else
+			printf("check: workdir %s reachable by user %s, which the worker runs as\n",
+			       c->workdir, wid.name);
+	}
 	buf_init(&rep, 16384);
 	if (sandbox_preflight(&rep, &ok) != 0)
 		ok = false;
