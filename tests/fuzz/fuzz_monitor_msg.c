@@ -80,6 +80,11 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (nfds != 0)
 			__builtin_trap();
 		break;
+	case 108: /* REMOVE */
+		check_str(&m, rq.session_id);
+		if (nfds != 0)
+			__builtin_trap();
+		break;
 	default:
 		__builtin_trap(); /* only the table's types parse */
 	}
