@@ -70,7 +70,8 @@ read_capped(int fd, struct buf *out, uint64_t max, bool *over)
 static void
 slice_lines(struct buf *out, const char *data, size_t len, int64_t start_line, int64_t end_line)
 {
-	int64_t start = start_line - 1 > 0 ? start_line - 1 : 0;
+	/* compare before subtracting: start_line - 1 overflows at INT64_MIN */
+	int64_t start = start_line > 1 ? start_line - 1 : 0;
 	int64_t idx = 0;
 	size_t p = 0;
 	bool first = true;
@@ -98,7 +99,7 @@ static void
 read_range_streaming(int fd, const char *file_path, int64_t start_line, int64_t end_line,
                      uint64_t limit, struct tool_res *res)
 {
-	int64_t start = start_line - 1 > 0 ? start_line - 1 : 0;
+	int64_t start = start_line > 1 ? start_line - 1 : 0; /* no overflow at INT64_MIN */
 	int64_t end = end_line > 0 ? end_line : INT64_MAX;
 	int64_t line = 0;
 	struct buf *out = &res->text;

@@ -633,6 +633,34 @@ test_spawner(void **state)
 	tool_ctx_free(ctx);
 }
 
+/* view_range at the ends of int64: start_line - 1 overflowed at INT64_MIN (undefined; in
+ * practice INT64_MAX, which selected nothing). As the SDK (doubles): a start below 1 reads
+ * from the first line, in memory and when streaming a file over the cap. */
+static void
+test_view_range_extremes(void **state)
+{
+	(void)state;
+	static const struct tcase t[] = {
+	    {"read", "{\"file_path\":\"v.txt\",\"view_range\":[-9223372036854775808,2]}", false,
+	     "a\nb"},
+	    {"read",
+	     "{\"file_path\":\"v.txt\",\"view_range\":[-9223372036854775808,"
+	     "-9223372036854775808]}",
+	     false, "a\nb\nc\n"},
+	    {"read", "{\"file_path\":\"v.txt\",\"view_range\":[9223372036854775807,2]}", false,
+	     "(no output)"},
+	    {"read", "{\"file_path\":\"v.txt\",\"view_range\":[2,9223372036854775807]}", false,
+	     "b\nc\n"},
+	};
+	put("v.txt", "a\nb\nc\n");
+	struct tool_ctx *ctx = new_ctx();
+	run_table(ctx, t, ARRAY_LEN(t));
+	tool_ctx_set_max_file_bytes(ctx, 4); /* v.txt is 6 bytes: streamed */
+	run_table(ctx, t, 1);
+	run_table(ctx, t + 2, 1);
+	tool_ctx_free(ctx);
+}
+
 static mode_t
 mode_of(const char *rel)
 {
@@ -735,6 +763,7 @@ main(void)
 	    cmocka_unit_test(test_glob),
 	    cmocka_unit_test(test_spawner),
 	    cmocka_unit_test(test_setid),
+	    cmocka_unit_test(test_view_range_extremes),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
