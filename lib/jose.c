@@ -21,6 +21,7 @@
 #include "buf.h"
 #include "err.h"
 #include "jose.h"
+#include "sha256.h"
 #include "util.h"
 #include "xalloc.h"
 
@@ -682,6 +683,31 @@ bad:
 out:
 	OPENSSL_free(der);
 	return j;
+}
+
+char *
+jose_key_thumbprint(const struct jose_key *k)
+{
+	json_t *jwk = jose_key_public_jwk(k);
+	if (jwk == NULL)
+		return NULL;
+	/* RFC 7638 §3.2: only the required members of the key type */
+	static const char *const keep[] = {"crv", "e", "kty", "n", "x", "y"};
+	json_t *req = json_object();
+	for (size_t i = 0; i < ARRAY_LEN(keep); i++) {
+		json_t *v = json_object_get(jwk, keep[i]);
+		if (v != NULL)
+			json_object_set(req, keep[i], v);
+	}
+	char *text = json_dumps(req, JSON_COMPACT | JSON_SORT_KEYS);
+	json_decref(req);
+	json_decref(jwk);
+	if (text == NULL)
+		return NULL;
+	unsigned char h[32];
+	sha256(text, strlen(text), h);
+	free(text);
+	return base64url_encode(h, sizeof h);
 }
 
 /* ---- signatures ---- */

@@ -70,6 +70,10 @@ int jose_key_write_pem(const struct jose_key *k, const char *path);
  * parameters). New reference, or NULL when the key cannot be exported. */
 json_t *jose_key_public_jwk(const struct jose_key *k);
 
+/* The RFC 7638 thumbprint of the key's public JWK (base64url SHA-256 of its required
+ * members, sorted, compact): a kid that names the key itself. malloc'ed, or NULL. */
+char *jose_key_thumbprint(const struct jose_key *k);
+
 /* Signs a compact JWS: header {"alg", "typ":"JWT", "kid"} and the compact JSON of payload.
  * alg must be one of the key's. *out is malloc'ed. */
 int jose_sign(const struct jose_key *k, enum jose_alg alg, const json_t *payload, char **out);

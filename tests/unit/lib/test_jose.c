@@ -513,6 +513,30 @@ test_pem_round_trip(void **state)
 	rmdir(dir);
 }
 
+/* RFC 7638 §3.1's example key and its thumbprint */
+static void
+test_thumbprint(void **state)
+{
+	(void)state;
+	json_t *jwk = json_pack(
+	    "{s:s, s:s, s:s, s:s}", "kty", "RSA", "e", "AQAB", "alg", "RS256", "n",
+	    "0vx7agoebGcQSuuPiLJXZptN9nndrQmbXEps2aiAFbWhM78LhWx4cbbfAAtVT86zwu1RK7aPFFxuhDR1L6tSoc"
+	    "_"
+	    "BJECPebWKRXjBZCiFV4n3oknjhMstn64tZ_2W-5JsGY4Hc5n9yBXArwl93lqt7_RN5w6Cf0h4QyQ5v-"
+	    "65YGjQR0_"
+	    "FDW2QvzqY368QQMicAtaSqzs8KJZgnYb9c7d0zgdAZHzu6qMQvRL5hajrn1n91CbOpbISD08qNLyrdkt-"
+	    "bFTWhAI4"
+	    "vMQFh6WeZu0fM4lFd2NcRwr3XPksINHaQ-G_xBniIqbw0Ls1jF44-csFCur-kEgU8awapJzKnqDKgw");
+	struct jose_key *k = NULL;
+	char err[200];
+	assert_int_equal(jose_jwk_parse(jwk, &k, err, sizeof err), 0);
+	char *tp = jose_key_thumbprint(k);
+	assert_string_equal(tp, "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs");
+	free(tp);
+	jose_key_free(k);
+	json_decref(jwk);
+}
+
 int
 main(void)
 {
@@ -525,6 +549,7 @@ main(void)
 	    cmocka_unit_test(test_jwks_parsing),
 	    cmocka_unit_test(test_claims),
 	    cmocka_unit_test(test_pem_round_trip),
+	    cmocka_unit_test(test_thumbprint),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
