@@ -7,6 +7,7 @@
 
 int worker_main(int argc, char **argv);
 int keys_main(int argc, char **argv);
+int agent_identity_main(int argc, char **argv);
 int gateway_main(int argc, char **argv);
 int mockmodel_main(int argc, char **argv);
 
@@ -24,6 +25,7 @@ static const struct command commands[] = {
     {"mock-model", mockmodel_main, "scripted stand-in for a model provider (tests only)"},
     {"policy", policy_main, "check a tool policy file; explain a decision"},
     {"audit", audit_main, "verify an exported audit log's hash chain"},
+    {"agent-identity", agent_identity_main, "export the agent identity issuer's public keys"},
 };
 
 static void

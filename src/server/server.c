@@ -119,7 +119,10 @@ config_file_load(struct server_config *cfg, const char *path, enum log_format *f
 	static const char *const tls_keys[] = {"cert_file", "key_file", NULL};
 	static const char *const model_keys[] = {"base_url", "api_key_file", NULL};
 	static const char *const log_keys[] = {"format", "level", NULL};
-	static const char *const identity_keys[] = {"oidc", NULL};
+	static const char *const identity_keys[] = {"oidc", "agent_identity", NULL};
+	static const char *const agent_id_keys[] = {"issuer", "key_file", "previous_key_file",
+	                                            NULL};
+	const json_t *agent_id = NULL;
 	static const char *const oidc_keys[] = {"issuer",  "audience",    "groups_claim",
 	                                        "ca_file", "groups_file", NULL};
 	const json_t *idm = NULL, *oidc = NULL;
@@ -158,7 +161,15 @@ config_file_load(struct server_config *cfg, const char *path, enum log_format *f
 	if ((r = cfg_get_str(&c, c.root, "policy_file", &cfg->identity.policy_file)) != 0 ||
 	    (r = cfg_get_map(&c, c.root, "identity", &idm)) != 0 ||
 	    (idm && ((r = cfg_only_keys(&c, idm, identity_keys)) ||
-	             (r = cfg_get_map(&c, idm, "oidc", &oidc)))))
+	             (r = cfg_get_map(&c, idm, "oidc", &oidc)) ||
+	             (r = cfg_get_map(&c, idm, "agent_identity", &agent_id)))))
+		goto out;
+	if (agent_id &&
+	    ((r = cfg_only_keys(&c, agent_id, agent_id_keys)) ||
+	     (r = cfg_get_str(&c, agent_id, "issuer", &cfg->identity.agent_issuer)) ||
+	     (r = cfg_get_str(&c, agent_id, "key_file", &cfg->identity.agent_key_file)) ||
+	     (r = cfg_get_str(&c, agent_id, "previous_key_file",
+	                      &cfg->identity.agent_prev_key_file))))
 		goto out;
 	if (oidc &&
 	    ((r = cfg_only_keys(&c, oidc, oidc_keys)) ||
@@ -248,6 +259,9 @@ config_from_env(struct server_config *cfg)
 	env_str("AIRLOCK_OIDC_CA_FILE", &cfg->identity.oidc_ca_file);
 	env_str("AIRLOCK_OIDC_GROUPS_FILE", &cfg->identity.oidc_groups_file);
 	env_str("AIRLOCK_POLICY_FILE", &cfg->identity.policy_file);
+	env_str("AIRLOCK_AGENT_IDENTITY_ISSUER", &cfg->identity.agent_issuer);
+	env_str("AIRLOCK_AGENT_IDENTITY_KEY_FILE", &cfg->identity.agent_key_file);
+	env_str("AIRLOCK_AGENT_IDENTITY_PREVIOUS_KEY_FILE", &cfg->identity.agent_prev_key_file);
 	env_uint("AIRLOCK_MODEL_RETRY_BASE_MS", 1, 60000, &cfg->model_retry_base_ms);
 	env_uint("AIRLOCK_MODEL_MAX_TOKENS", 1, 1000000, &cfg->model_max_tokens);
 	env_uint("AIRLOCK_MCP_TIMEOUT_MS", 100, 600000, &cfg->mcp_timeout_ms);
@@ -386,6 +400,9 @@ server_config_free(struct server_config *c)
 	free(c->identity.oidc_ca_file);
 	free(c->identity.oidc_groups_file);
 	free(c->identity.policy_file);
+	free(c->identity.agent_issuer);
+	free(c->identity.agent_key_file);
+	free(c->identity.agent_prev_key_file);
 }
 
 /* Every JSON value the server frees is zeroed first: request bodies carry vault tokens

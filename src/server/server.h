@@ -22,12 +22,15 @@ struct server_tunnel_config {
 
 /* Users from an OpenID Connect provider (docs/server/identity.md); issuer NULL: off. */
 struct server_identity_config {
-	char *oidc_issuer;       /* AIRLOCK_OIDC_ISSUER, identity.oidc.issuer */
-	char *oidc_audience;     /* AIRLOCK_OIDC_AUDIENCE */
-	char *oidc_groups_claim; /* AIRLOCK_OIDC_GROUPS_CLAIM; NULL: "groups" */
-	char *oidc_ca_file;      /* AIRLOCK_OIDC_CA_FILE; NULL: system trust store */
-	char *oidc_groups_file;  /* AIRLOCK_OIDC_GROUPS_FILE: user → groups mapping */
-	char *policy_file;       /* AIRLOCK_POLICY_FILE, policy_file: tool policy and roles */
+	char *oidc_issuer;         /* AIRLOCK_OIDC_ISSUER, identity.oidc.issuer */
+	char *oidc_audience;       /* AIRLOCK_OIDC_AUDIENCE */
+	char *oidc_groups_claim;   /* AIRLOCK_OIDC_GROUPS_CLAIM; NULL: "groups" */
+	char *oidc_ca_file;        /* AIRLOCK_OIDC_CA_FILE; NULL: system trust store */
+	char *oidc_groups_file;    /* AIRLOCK_OIDC_GROUPS_FILE: user → groups mapping */
+	char *policy_file;         /* AIRLOCK_POLICY_FILE, policy_file: tool policy and roles */
+	char *agent_issuer;        /* AIRLOCK_AGENT_IDENTITY_ISSUER: agent identity on MCP calls */
+	char *agent_key_file;      /* AIRLOCK_AGENT_IDENTITY_KEY_FILE; NULL: <data_dir>/… */
+	char *agent_prev_key_file; /* AIRLOCK_AGENT_IDENTITY_PREVIOUS_KEY_FILE */
 };
 
 /* Filled by server.c (defaults < config file < environment < flags) and read by the
@@ -60,6 +63,7 @@ struct vaults_key;
 struct tunnel_edge;
 struct oidc;
 struct tls_server_ctx;
+struct agent_identity;
 
 struct server {
 	struct server_config cfg;
@@ -72,8 +76,9 @@ struct server {
 	struct vaults_key *vault_key; /* credential master key (vaults.c) */
 	struct tunnel_edge *tunnel;   /* the MCP tunnel edge, NULL when off (tunnel_edge.c) */
 	struct oidc *oidc;            /* OpenID Connect users, NULL when off (identity/oidc.c) */
-	struct policy *policy;        /* tool policy and roles in force, NULL when no file;
-	                               * borrowed from policy_watch (server_hooks.c) */
+	struct agent_identity *agent_identity; /* signs agent tokens, NULL when off */
+	struct policy *policy;                 /* tool policy and roles in force, NULL when no file;
+	                                        * borrowed from policy_watch (server_hooks.c) */
 	struct policy_watch *policy_watch;
 	struct tls_server_ctx *api_tls; /* the API listener's, NULL on plain HTTP (SIGHUP) */
 	int port;                       /* bound port */

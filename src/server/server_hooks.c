@@ -5,6 +5,7 @@
 #include "agent.h"
 #include "events.h"
 #include "log.h"
+#include "agent_identity.h"
 #include "oidc.h"
 #include "policy.h"
 #include "server.h"
@@ -101,6 +102,20 @@ static int
 identity_start(struct server *s)
 {
 	const struct server_identity_config *ic = &s->cfg.identity;
+	if (ic->agent_issuer != NULL && ic->agent_issuer[0] != '\0') {
+		struct agent_identity_config ac = {.issuer = ic->agent_issuer,
+		                                   .key_file = ic->agent_key_file,
+		                                   .previous_key_file = ic->agent_prev_key_file,
+		                                   .data_dir = s->cfg.data_dir};
+		char aerr[600];
+		int ar = agent_identity_open(&ac, &s->agent_identity, aerr, sizeof aerr);
+		if (ar != 0) {
+			log_error("cannot enable agent identity", "error", aerr);
+			return ar;
+		}
+		log_info("agent identity tokens on MCP calls", "issuer",
+		         agent_identity_issuer(s->agent_identity));
+	}
 	if (ic->oidc_issuer == NULL || ic->oidc_issuer[0] == '\0')
 		return 0;
 	struct oidc_config oc = {.issuer = ic->oidc_issuer,
@@ -146,5 +161,7 @@ server_hooks_stop(struct server *s)
 	vaults_shutdown(s);
 	oidc_free(s->oidc);
 	s->oidc = NULL;
+	agent_identity_free(s->agent_identity);
+	s->agent_identity = NULL;
 	policy_stop(s);
 }

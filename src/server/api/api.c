@@ -422,6 +422,10 @@ dispatch_route(struct api_call *c)
 	const struct api_route *route = c->route;
 	char why[256];
 	auth_principal_reset(&c->who);
+	if (route->creds & API_PUBLIC) {
+		route->fn(c);
+		return;
+	}
 	int r = auth_resolve(c->srv, c->http, &c->who, why, sizeof(why));
 	if (r == AL_E_NOTFOUND && !c->keys_refetched &&
 	    oidc_refresh(c->srv->oidc, keys_refetched, c) == 0) {

@@ -79,6 +79,8 @@ struct api_route {
 /* Or'ed into a route's creds: the body is passed through unparsed (c->body stays NULL);
  * the tunnel ingress forwards any body, JSON-RPC batches and non-JSON included. */
 #define API_RAW_BODY (1u << 31)
+/* Or'ed into a route's creds: no credential is asked for (published public keys). */
+#define API_PUBLIC (1u << 29)
 /* Or'ed into a route's creds: U+0000 in the body's strings is accepted and replaced by
  * U+FFFD (tool output is text that may hold any byte; elsewhere \u0000 stays a 400).
  * docs/decisions.md, "NUL in tool output". */

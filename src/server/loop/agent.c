@@ -24,6 +24,7 @@
 #include "log.h"
 #include "mcp_client.h"
 #include "mcp_tools.h"
+#include "agent_identity.h"
 #include "server.h"
 #include "session_store.h"
 #include "sse.h"
@@ -687,6 +688,29 @@ mcp_conn_auth(struct asess *a, struct mcp_conn *m, const json_t *sdoc)
 		token = NULL;
 	mcp_client_set_bearer(m->cl, token);
 	secret_free(token);
+	/* a fresh agent identity token per operation, naming the agent, the session and
+	 * whom it acts for (docs/server/agent-identity.md) */
+	struct agent_identity *ai = a->rt->srv->agent_identity;
+	if (ai == NULL)
+		return;
+	if (!a->owner_loaded && session_store_owner(a->rt->srv->db, a->id, &a->owner) == 0)
+		a->owner_loaded = true;
+	const json_t *agent = json_object_get(sdoc, "agent");
+	struct agent_identity_claims ic = {
+	    .audience = m->url,
+	    .agent_id = json_string_value(json_object_get(agent, "id")),
+	    .agent_name = json_string_value(json_object_get(agent, "name")),
+	    .agent_version = json_integer_value(json_object_get(agent, "version")),
+	    .session_id = a->id,
+	    .user_sub = a->owner.sub,
+	    .user_iss = a->owner.apikey ? NULL : a->owner.iss,
+	    .user_email = a->owner.email,
+	    .groups = (const char *const *)a->owner.groups,
+	    .ngroups = a->owner.ngroups,
+	};
+	char *tok = agent_identity_mint(ai, &ic);
+	mcp_client_set_identity(m->cl, tok);
+	free(tok);
 }
 
 /* The catalog is built for one agent configuration; a session update that changes

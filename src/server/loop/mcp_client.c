@@ -38,6 +38,7 @@ struct mcp_client {
 	char route[64];
 	char *path;
 	char *bearer;     /* secret */
+	char *identity;   /* agent identity JWT (short-lived, not a secret we keep) */
 	char *session_id; /* MCP-Session-Id from the InitializeResult, NULL when none */
 	char proto[32];   /* negotiated protocol version */
 	bool ready;       /* initialized */
@@ -148,6 +149,13 @@ mcp_client_new(const struct mcp_client_config *cfg)
 }
 
 void
+mcp_client_set_identity(struct mcp_client *c, const char *token)
+{
+	free(c->identity);
+	c->identity = token && *token ? xstrdup(token) : NULL;
+}
+
+void
 mcp_client_set_bearer(struct mcp_client *c, const char *token)
 {
 	secret_free(c->bearer);
@@ -197,6 +205,10 @@ hdrs_build(struct mcp_client *c, struct hdrs *h, bool has_body, bool initialize)
 		hdr_add(h, "mcp-session-id", xstrdup(c->session_id));
 	if (c->bearer)
 		hdr_add(h, "authorization", xasprintf("Bearer %s", c->bearer));
+	else if (c->identity)
+		hdr_add(h, "authorization", xasprintf("Bearer %s", c->identity));
+	if (c->identity)
+		hdr_add(h, "x-agent-identity", xstrdup(c->identity));
 }
 
 static void
@@ -898,6 +910,7 @@ mcp_client_free(struct mcp_client *c)
 	if (c->ready && c->session_id)
 		send_oneway(c, "DELETE", NULL);
 	secret_free(c->bearer);
+	free(c->identity);
 	free(c->session_id);
 	free(c->url);
 	free(c->path);

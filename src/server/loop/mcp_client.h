@@ -56,6 +56,10 @@ struct mcp_client *mcp_client_new(const struct mcp_client_config *cfg);
 void mcp_client_free(struct mcp_client *c);
 /* Token for "Authorization: Bearer"; NULL removes it. Copied; wiped when replaced. */
 void mcp_client_set_bearer(struct mcp_client *c, const char *token);
+/* The agent identity token for the next operation (docs/server/agent-identity.md): sent as
+ * "Authorization: Bearer" when no vault credential holds that header, and always as
+ * "X-Agent-Identity". NULL removes it. Copied. */
+void mcp_client_set_identity(struct mcp_client *c, const char *token);
 
 /* One operation at a time: AL_E_CONFLICT while one runs, else 0 and done runs later.
  * Both initialize first when there is no MCP session yet, and re-initialize once when

@@ -58,6 +58,7 @@ session_store_owner(struct db *db, const char *session_id, struct session_owner 
 		const char *iss = db_col_text(st, 0), *sub = db_col_text(st, 1);
 		const char *email = db_col_text(st, 2);
 		o->sub = sub ? xstrdup(sub) : NULL;
+		o->iss = iss ? xstrdup(iss) : NULL;
 		o->email = email ? xstrdup(email) : NULL;
 		o->apikey = iss == NULL; /* API-key sessions record "apikey:<id>", no issuer */
 		json_t *g = db_col_json(st, 3);
@@ -83,6 +84,7 @@ session_owner_free(struct session_owner *o)
 		free(o->groups[i]);
 	free(o->groups);
 	free(o->sub);
+	free(o->iss);
 	free(o->email);
 	memset(o, 0, sizeof(*o));
 }

@@ -32,6 +32,7 @@ int session_store_put(struct db *db, const char *id, const json_t *doc);
  * groups their token carried) or a server API key ("apikey:<key id>"). */
 struct session_owner {
 	char *sub; /* NULL for sessions older than ownership */
+	char *iss; /* users: the IdP; NULL for API keys */
 	char *email;
 	char **groups;
 	size_t ngroups;
