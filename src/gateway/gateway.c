@@ -23,6 +23,7 @@
 #include "err.h"
 #include "gateway.h"
 #include "gateway_config.h"
+#include "gateway_identity.h"
 #include "gateway_upstream.h"
 #include "http.h"
 #include "log.h"
@@ -103,7 +104,7 @@ struct gw_conn {
 };
 
 struct metrics {
-	uint64_t requests, errors, no_route, ssrf_denied, reconnects, registered;
+	uint64_t requests, errors, no_route, ssrf_denied, reconnects, registered, identity_refused;
 };
 
 struct gw {
@@ -456,6 +457,21 @@ stream_dispatch(struct gw_stream *s)
 		log_info("no route for host", "host", rq->authority.len ? rq->authority.data : "");
 		answer_local(s, 404, "no route for host");
 		return;
+	}
+	const struct gateway_identity_rule *ir = gateway_config_identity_rule(&g->cfg, r);
+	if (ir != NULL) {
+		char why[300];
+		const char *tok =
+		    gateway_identity_token(rq->hdrs.data ? rq->hdrs.data : "", rq->hdrs.len);
+		int st = gateway_identity_check(&g->cfg, ir, rq->authority.data, tok,
+		                                now_real_us() / 1000000, why, sizeof why);
+		if (st != 0) {
+			g->m.identity_refused++;
+			log_warn("request refused: agent identity", "route", r->name, "status",
+			         st == 401 ? "401" : "403", "why", why);
+			answer_local(s, st, why);
+			return;
+		}
 	}
 	char *url = xasprintf("%s%s", r->upstream, rq->path.data);
 	const char *lines[128];
@@ -1068,14 +1084,17 @@ metrics_handler(struct http_request *req, void *arg)
 		         "airlock_gateway_no_route_total %llu\n"
 		         "# TYPE airlock_gateway_ssrf_denied_total counter\n"
 		         "airlock_gateway_ssrf_denied_total %llu\n"
+		         "# TYPE airlock_gateway_identity_refused_total counter\n"
+		         "airlock_gateway_identity_refused_total %llu\n"
 		         "# TYPE airlock_gateway_reconnects_total counter\n"
 		         "airlock_gateway_reconnects_total %llu\n"
 		         "# TYPE airlock_gateway_register_success_total counter\n"
 		         "airlock_gateway_register_success_total %llu\n",
 		         ready, active_streams(g), (unsigned long long)g->m.requests,
 		         (unsigned long long)g->m.errors, (unsigned long long)g->m.no_route,
-		         (unsigned long long)g->m.ssrf_denied, (unsigned long long)g->m.reconnects,
-		         (unsigned long long)g->m.registered);
+		         (unsigned long long)g->m.ssrf_denied,
+		         (unsigned long long)g->m.identity_refused,
+		         (unsigned long long)g->m.reconnects, (unsigned long long)g->m.registered);
 		http_respond(req, 200, &ct, 1, b.data, b.len);
 	} else
 		http_respond(req, 404, &ct, 1, "not found\n", 10);

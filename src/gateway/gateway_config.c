@@ -17,6 +17,7 @@
 #include "buf.h"
 #include "err.h"
 #include "gateway_config.h"
+#include "jose.h"
 #include "xalloc.h"
 
 #define CONFIG_MAX_BYTES (1 << 20)
@@ -29,6 +30,7 @@ struct ctx {
 	char *err;
 	size_t errlen;
 	struct gateway_config *cfg;
+	struct gateway_identity_rule *rule; /* the agent_identity route being read */
 };
 
 static int fail(struct ctx *x, const yaml_node_t *n, const char *fmt, ...)
@@ -330,6 +332,87 @@ sec_tls(struct ctx *x, const char *k, yaml_node_t *v)
 	return 1;
 }
 
+/* A list of names (agents, users, groups) for an identity rule. */
+static int
+want_names(struct ctx *x, yaml_node_t *v, const char *key, char ***out, size_t *n)
+{
+	if (v->type != YAML_SEQUENCE_NODE)
+		return fail(x, v, "%s: cannot unmarshal %s into []string", key, kind_name(v));
+	for (yaml_node_item_t *i = v->data.sequence.items.start; i < v->data.sequence.items.top;
+	     i++) {
+		yaml_node_t *e = yaml_document_get_node(x->doc, *i);
+		const char *s = scalar(e);
+		if (s == NULL || s[0] == '\0' || strlen(s) > 256)
+			return fail(x, e, "%s: entries are non-empty names of at most 256 bytes",
+			            key);
+		if (*n >= MAX_ROUTES)
+			return fail(x, e, "%s: at most %d", key, MAX_ROUTES);
+		*out = xreallocarray(*out, *n + 1, sizeof(**out));
+		(*out)[(*n)++] = xstrdup(s);
+	}
+	if (*n == 0)
+		return fail(x, v, "%s: empty list (omit the key to allow any)", key);
+	return 0;
+}
+
+static int
+sec_aid_rule(struct ctx *x, const char *k, yaml_node_t *v)
+{
+	struct gateway_identity_rule *r = x->rule;
+	if (strcmp(k, "allowed_agents") == 0)
+		return want_names(x, v, "agent_identity.routes.allowed_agents", &r->agents,
+		                  &r->nagents);
+	if (strcmp(k, "allowed_users") == 0)
+		return want_names(x, v, "agent_identity.routes.allowed_users", &r->users,
+		                  &r->nusers);
+	if (strcmp(k, "allowed_groups") == 0)
+		return want_names(x, v, "agent_identity.routes.allowed_groups", &r->groups,
+		                  &r->ngroups);
+	return 1;
+}
+
+static int
+sec_aid(struct ctx *x, const char *k, yaml_node_t *v)
+{
+	struct gateway_config *c = x->cfg;
+	if (strcmp(k, "issuer") == 0)
+		return want_string(x, v, "agent_identity.issuer", &c->aid_issuer);
+	if (strcmp(k, "jwks_file") == 0) {
+		c->aid_jwks_line = (unsigned)v->start_mark.line + 1;
+		return want_string(x, v, "agent_identity.jwks_file", &c->aid_jwks_file);
+	}
+	if (strcmp(k, "routes") != 0)
+		return 1;
+	if (v->type != YAML_MAPPING_NODE)
+		return fail(x, v, "agent_identity.routes: a mapping of route names");
+	for (yaml_node_pair_t *p = v->data.mapping.pairs.start; p < v->data.mapping.pairs.top;
+	     p++) {
+		yaml_node_t *rk = yaml_document_get_node(x->doc, p->key);
+		yaml_node_t *rv = yaml_document_get_node(x->doc, p->value);
+		const char *name = scalar(rk);
+		if (name == NULL || name[0] == '\0' || strlen(name) > 253)
+			return fail(x, rk, "agent_identity.routes: keys are route names");
+		if (c->naid_rules >= MAX_ROUTES)
+			return fail(x, rk, "agent_identity.routes: at most %d", MAX_ROUTES);
+		c->aid_rules =
+		    xreallocarray(c->aid_rules, c->naid_rules + 1, sizeof(*c->aid_rules));
+		struct gateway_identity_rule *r = &c->aid_rules[c->naid_rules++];
+		memset(r, 0, sizeof(*r));
+		r->route = xstrdup(name);
+		lower(r->route);
+		r->line = (unsigned)rk->start_mark.line + 1;
+		/* `ledger: {}` requires a valid token and restricts nothing further */
+		if (rv->type == YAML_SCALAR_NODE && scalar(rv)[0] == '\0')
+			continue;
+		x->rule = r;
+		int e = walk(x, rv, "agent_identity.routes.<route>", sec_aid_rule);
+		x->rule = NULL;
+		if (e != 0)
+			return e;
+	}
+	return 0;
+}
+
 static int
 sec_top(struct ctx *x, const char *k, yaml_node_t *v)
 {
@@ -390,6 +473,8 @@ sec_top(struct ctx *x, const char *k, yaml_node_t *v)
 		return walk(x, v, "upstream", sec_upstream);
 	if (strcmp(k, "tls") == 0)
 		return walk(x, v, "tls", sec_tls);
+	if (strcmp(k, "agent_identity") == 0)
+		return walk(x, v, "agent_identity", sec_aid);
 	return 1;
 }
 
@@ -454,6 +539,26 @@ gateway_config_parse(const char *text, size_t len, const char *name, struct gate
 			     out->routes[i].name);
 			goto out;
 		}
+	if (out->naid_rules > 0 || out->aid_issuer || out->aid_jwks_file) {
+		if (out->aid_issuer == NULL || out->aid_jwks_file == NULL) {
+			fail(&x, root,
+			     "agent_identity: issuer and jwks_file are both required (the airlock "
+			     "server's identity.agent_identity.issuer and its exported jwks.json)");
+			goto out;
+		}
+		for (size_t i = 0; i < out->naid_rules; i++) {
+			bool known = false;
+			for (size_t j = 0; j < out->nroutes && !known; j++)
+				known = strcmp(out->routes[j].name, out->aid_rules[i].route) == 0;
+			if (!known) {
+				snprintf(
+				    err, errlen,
+				    "%s:%u: agent_identity.routes: \"%s\" is not a key of routes",
+				    name, out->aid_rules[i].line, out->aid_rules[i].route);
+				goto out;
+			}
+		}
+	}
 	if (out->nallowed == 0 && !out->disable_ip_validation)
 		for (size_t i = 0; default_private[i]; i++) {
 			out->allowed =
@@ -469,38 +574,79 @@ out:
 	return r;
 }
 
-int
-gateway_config_load(const char *path, struct gateway_config *out, char *err, size_t errlen)
+/* Reads a whole file into b (bounded by b's maximum). 0, or an error with why set to
+ * "path: reason". */
+static int
+read_bounded(const char *path, struct buf *b, char *why, size_t whylen)
 {
-	struct buf b;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	int r = AL_E_INVAL;
-	buf_init(&b, CONFIG_MAX_BYTES);
-	memset(out, 0, sizeof(*out));
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0) {
-		snprintf(err, errlen, "%s: %s", path, strerror(errno));
-		goto out;
+		snprintf(why, whylen, "%s: %s", path, strerror(errno));
+		return AL_E_IO;
 	}
 	for (;;) {
 		char *wp;
-		if (buf_reserve(&b, 65536, &wp) != 0) {
-			snprintf(err, errlen, "%s:1: file larger than %d bytes", path,
-			         CONFIG_MAX_BYTES);
+		if (buf_reserve(b, 65536, &wp) != 0) {
+			snprintf(why, whylen, "%s: larger than %zu bytes", path, b->max);
+			r = AL_E_TOOBIG;
 			goto out;
 		}
 		ssize_t n = read(fd, wp, 65536);
 		if (n < 0) {
-			snprintf(err, errlen, "%s: %s", path, strerror(errno));
+			snprintf(why, whylen, "%s: %s", path, strerror(errno));
+			r = AL_E_IO;
 			goto out;
 		}
 		if (n == 0)
 			break;
-		buf_commit(&b, (size_t)n);
+		buf_commit(b, (size_t)n);
+	}
+	r = 0;
+out:
+	close(fd);
+	return r;
+}
+
+/* The issuer's public keys (airlock agent-identity export-issuer's jwks.json), read with
+ * the configuration so --check and SIGHUP see them too. */
+static int
+load_jwks(struct gateway_config *c, const char *cfgpath, char *err, size_t errlen)
+{
+	char why[256], jerr[200];
+	struct buf b;
+	buf_init(&b, JOSE_MAX_JWKS);
+	int r = read_bounded(c->aid_jwks_file, &b, why, sizeof why);
+	if (r == 0 && (r = jose_jwks_parse(b.data ? b.data : "", b.len, &c->aid_keys, jerr,
+	                                   sizeof jerr)) != 0)
+		snprintf(why, sizeof why, "%s: %s", c->aid_jwks_file, jerr);
+	buf_free(&b);
+	if (r != 0)
+		snprintf(err, errlen, "%s:%u: agent_identity.jwks_file: %s", cfgpath,
+		         c->aid_jwks_line, why);
+	return r;
+}
+
+int
+gateway_config_load(const char *path, struct gateway_config *out, char *err, size_t errlen)
+{
+	struct buf b;
+	char why[300];
+	buf_init(&b, CONFIG_MAX_BYTES);
+	memset(out, 0, sizeof(*out));
+	int r = read_bounded(path, &b, why, sizeof why);
+	if (r == AL_E_TOOBIG)
+		snprintf(err, errlen, "%s:1: file larger than %d bytes", path, CONFIG_MAX_BYTES);
+	else if (r != 0)
+		snprintf(err, errlen, "%s", why);
+	if (r != 0) {
+		r = AL_E_INVAL;
+		goto out;
 	}
 	r = gateway_config_parse(b.data ? b.data : "", b.len, path, out, err, errlen);
+	if (r == 0 && out->aid_jwks_file != NULL && (r = load_jwks(out, path, err, errlen)) != 0)
+		gateway_config_free(out);
 out:
-	if (fd >= 0)
-		close(fd);
 	buf_free(&b);
 	return r;
 }
@@ -523,7 +669,33 @@ gateway_config_free(struct gateway_config *c)
 	free(c->routes);
 	free(c->allowed);
 	free(c->upstream_ca_file);
+	free(c->aid_issuer);
+	free(c->aid_jwks_file);
+	jose_keyset_free(c->aid_keys);
+	for (size_t i = 0; i < c->naid_rules; i++) {
+		struct gateway_identity_rule *r = &c->aid_rules[i];
+		free(r->route);
+		for (size_t j = 0; j < r->nagents; j++)
+			free(r->agents[j]);
+		for (size_t j = 0; j < r->nusers; j++)
+			free(r->users[j]);
+		for (size_t j = 0; j < r->ngroups; j++)
+			free(r->groups[j]);
+		free(r->agents);
+		free(r->users);
+		free(r->groups);
+	}
+	free(c->aid_rules);
 	memset(c, 0, sizeof(*c));
+}
+
+const struct gateway_identity_rule *
+gateway_config_identity_rule(const struct gateway_config *c, const struct gateway_route *r)
+{
+	for (size_t i = 0; r != NULL && i < c->naid_rules; i++)
+		if (strcmp(c->aid_rules[i].route, r->name) == 0)
+			return &c->aid_rules[i];
+	return NULL;
 }
 
 const struct gateway_route *

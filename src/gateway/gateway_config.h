@@ -16,6 +16,17 @@ struct gateway_route {
 	bool https;
 };
 
+/* Agent identity required on one route (ours, docs/gateway/config.md): who may pass. An
+ * empty list does not restrict; agents and principals must both pass when both are set. */
+struct gateway_identity_rule {
+	char *route; /* a key of routes */
+	char **agents, **users, **groups;
+	size_t nagents, nusers, ngroups;
+	unsigned line;
+};
+
+struct jose_keyset;
+
 struct gateway_cidr {
 	int family; /* AF_INET or AF_INET6 */
 	unsigned char addr[16];
@@ -43,6 +54,14 @@ struct gateway_config {
 	unsigned shutdown_timeout_ms; /* default 30 s */
 	enum log_level log_level;
 	char *listen_addr; /* accepted for compatibility; the gateway listens on nothing */
+	/* agent identity (ours): the airlock server's issuer and public keys, and the routes
+	 * that require its token */
+	char *aid_issuer;
+	char *aid_jwks_file;
+	unsigned aid_jwks_line;
+	struct jose_keyset *aid_keys; /* loaded by gateway_config_load from aid_jwks_file */
+	struct gateway_identity_rule *aid_rules;
+	size_t naid_rules;
 };
 
 /* Parses YAML text; name is used in error messages. On failure err holds
@@ -55,6 +74,9 @@ void gateway_config_free(struct gateway_config *c);
 /* Route for a request host (port ignored): exact name first, then the name with
  * ".<tunnel_domain>" stripped. NULL: "no route for host". */
 const struct gateway_route *gateway_config_route(const struct gateway_config *c, const char *host);
+/* The agent identity rule of a route, NULL when the route does not require a token. */
+const struct gateway_identity_rule *gateway_config_identity_rule(const struct gateway_config *c,
+                                                                 const struct gateway_route *r);
 /* Whether a resolved upstream address may be dialed. */
 bool gateway_config_ip_allowed(const struct gateway_config *c, const struct sockaddr *sa);
 /* Parses "10.0.0.0/8", "fd00::/8" or a bare address. */
