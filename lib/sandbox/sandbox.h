@@ -152,7 +152,7 @@ int sandbox_ws_open(int parentfd, const char *name, unsigned flags);
  * mkfs.ext4 at its first use) on a loop device, mounted nosuid,nodev,discard over the
  * entry dirfd (beneath parentfd) by fd. *rootfd: the mounted fs's root (or, when dirfd
  * already is one of ours, a dup of it). Root only. The probe says whether the host can
- * (/dev/loop-control, mkfs.ext4). */
+ * (/dev/loop-control, mkfs.ext4, the ext4 filesystem). */
 int sandbox_ws_quota_probe(void);
 int sandbox_ws_quota_mount(int parentfd, const char *name, int dirfd, uint64_t size_mb,
                            int *rootfd);

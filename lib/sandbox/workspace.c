@@ -137,6 +137,10 @@ sandbox_ws_quota_probe(void)
 	if ((fd = open("/dev/loop-control", O_RDWR | O_CLOEXEC)) < 0)
 		return -errno;
 	close(fd);
+	/* ext4 itself (a module on some kernels: this loads it, or says it cannot) */
+	if ((fd = (int)syscall(SYS_fsopen, "ext4", FSOPEN_CLOEXEC)) < 0)
+		return -errno;
+	close(fd);
 	return 0;
 }
 
