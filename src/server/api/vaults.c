@@ -93,17 +93,6 @@ out:
 	return r;
 }
 
-/* Matching key: the URL without one trailing slash, so ".../mcp" and ".../mcp/" name
- * the same server. */
-static char *
-url_key(const char *url)
-{
-	size_t n = strlen(url);
-	if (n > 0 && url[n - 1] == '/')
-		n--;
-	return xstrndup(url, n);
-}
-
 static size_t
 utf8_chars(const char *s)
 {
@@ -278,7 +267,7 @@ vaults_credential_create(struct server *s, const char *vault_id, const json_t *a
 		verr_set(e, "vault master key not loaded");
 		goto out;
 	}
-	key = url_key(url);
+	key = vault_store_url_key(url);
 	id = id_new("vcrd_");
 	int64_t now = now_real_us();
 	d = json_pack("{s:s, s:s, s:s, s:o, s:o, s:{s:s, s:s}}", "type", "vault_credential", "id",
@@ -389,45 +378,6 @@ vaults_archive(struct server *s, const char *vault_id, json_t **doc, struct verr
 	r = 0;
 out:
 	json_decref(d);
-	return r;
-}
-
-/* ---- the MCP connector's lookup ---- */
-
-int
-vaults_bearer_for(struct server *s, const json_t *vault_ids, const char *mcp_server_url,
-                  char **token)
-{
-	char *key = NULL;
-	int r = AL_E_NOTFOUND;
-	*token = NULL;
-	if (s->vault_key == NULL)
-		return AL_E_INTERNAL;
-	if (!json_is_array(vault_ids) || mcp_server_url == NULL)
-		return AL_E_NOTFOUND;
-	key = url_key(mcp_server_url);
-	for (size_t i = 0; i < json_array_size(vault_ids) && r == AL_E_NOTFOUND; i++) {
-		const json_t *v = json_array_get(vault_ids, i);
-		unsigned char *blob = NULL;
-		size_t blen = 0;
-		char cid[80];
-		if (!json_is_string(v))
-			continue;
-		r = vault_store_find_secret(s->db, json_string_value(v), key, cid, sizeof(cid),
-		                            &blob, &blen);
-		if (r != 0)
-			continue;
-		r = vaults_unseal(s->vault_key, cid, blob, blen, token);
-		free(blob);
-		if (r != 0) {
-			log_error("vault credential cannot be unsealed", "credential_id", cid,
-			          "error",
-			          r == AL_E_AUTH ? "sealed under another master key"
-			                         : "corrupt or tampered ciphertext");
-			r = AL_E_IO;
-		}
-	}
-	free(key);
 	return r;
 }
 

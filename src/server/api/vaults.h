@@ -38,12 +38,4 @@ int vaults_archive(struct server *s, const char *vault_id, json_t **doc, struct 
 int vaults_credential_archive(struct server *s, const char *vault_id, const char *credential_id,
                               json_t **doc, struct verr *e);
 
-/* For the MCP connector: the decrypted token of the first live static_bearer
- * credential, searching the vaults in vault_ids order, whose mcp_server_url equals
- * mcp_server_url once a trailing slash is ignored on both sides. A credential or
- * vault that is archived or deleted never matches. AL_E_NOTFOUND when none does.
- * The caller wipes *token with secret_free. */
-int vaults_bearer_for(struct server *s, const json_t *vault_ids, const char *mcp_server_url,
-                      char **token);
-
 #endif

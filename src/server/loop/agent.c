@@ -16,7 +16,6 @@
 #include "agent.h"
 #include "agent_stream.h"
 #include "agent_view.h"
-#include "api.h"
 #include "err.h"
 #include "event_store.h"
 #include "events.h"
@@ -29,7 +28,7 @@
 #include "session_store.h"
 #include "sse.h"
 #include "util.h"
-#include "vaults.h"
+#include "vault_seal.h"
 #include "xalloc.h"
 
 #define MAX_EVENTS_LOADED 100000

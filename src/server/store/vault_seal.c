@@ -1,6 +1,7 @@
 /* Vault secrets at rest: the server master key (loaded or created at start and checked
- * against the sealed credentials) and AES-256-GCM sealing of credential tokens. Kept
- * apart from the vault routes and the vault store, which only ever see sealed blobs.
+ * against the sealed credentials), AES-256-GCM sealing of credential tokens, and the
+ * MCP connector's lookup that unseals one. Kept apart from the vault routes and the
+ * vault store, which only ever see sealed blobs.
  * See docs/server/vaults.md. */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -367,5 +368,44 @@ out:
 		explicit_wipe(p, n + 1);
 		free(p);
 	}
+	return r;
+}
+
+/* ---- the MCP connector's lookup ---- */
+
+int
+vaults_bearer_for(struct server *s, const json_t *vault_ids, const char *mcp_server_url,
+                  char **token)
+{
+	char *key = NULL;
+	int r = AL_E_NOTFOUND;
+	*token = NULL;
+	if (s->vault_key == NULL)
+		return AL_E_INTERNAL;
+	if (!json_is_array(vault_ids) || mcp_server_url == NULL)
+		return AL_E_NOTFOUND;
+	key = vault_store_url_key(mcp_server_url);
+	for (size_t i = 0; i < json_array_size(vault_ids) && r == AL_E_NOTFOUND; i++) {
+		const json_t *v = json_array_get(vault_ids, i);
+		unsigned char *blob = NULL;
+		size_t blen = 0;
+		char cid[80];
+		if (!json_is_string(v))
+			continue;
+		r = vault_store_find_secret(s->db, json_string_value(v), key, cid, sizeof(cid),
+		                            &blob, &blen);
+		if (r != 0)
+			continue;
+		r = vaults_unseal(s->vault_key, cid, blob, blen, token);
+		free(blob);
+		if (r != 0) {
+			log_error("vault credential cannot be unsealed", "credential_id", cid,
+			          "error",
+			          r == AL_E_AUTH ? "sealed under another master key"
+			                         : "corrupt or tampered ciphertext");
+			r = AL_E_IO;
+		}
+	}
+	free(key);
 	return r;
 }

@@ -1,9 +1,12 @@
-/* Vault secrets at rest: the server master key and AES-256-GCM sealing of credential
- * tokens (vault_seal.c). The functions keep the vaults_ prefix of the vault family. */
+/* Vault secrets at rest: the server master key, AES-256-GCM sealing of credential
+ * tokens, and the bearer-token lookup of the MCP connector (vault_seal.c). The functions keep the
+ * vaults_ prefix of the vault family. */
 #ifndef AL_SERVER_VAULT_SEAL_H
 #define AL_SERVER_VAULT_SEAL_H
 
 #include <stddef.h>
+
+#include <jansson.h>
 
 struct server;
 
@@ -40,5 +43,13 @@ int vaults_seal(const struct vaults_key *k, const char *aad, const void *pt, siz
  * it is malformed or fails authentication. */
 int vaults_unseal(const struct vaults_key *k, const char *aad, const unsigned char *blob,
                   size_t blob_len, char **pt);
+
+/* For the MCP connector: the decrypted token of the first live static_bearer
+ * credential, searching the vaults in vault_ids order, whose mcp_server_url equals
+ * mcp_server_url once a trailing slash is ignored on both sides. A credential or
+ * vault that is archived or deleted never matches. AL_E_NOTFOUND when none does.
+ * The caller wipes *token with secret_free. */
+int vaults_bearer_for(struct server *s, const json_t *vault_ids, const char *mcp_server_url,
+                      char **token);
 
 #endif

@@ -10,6 +10,17 @@
 #include "vault_store.h"
 #include "xalloc.h"
 
+/* Matching key: the URL without one trailing slash, so ".../mcp" and ".../mcp/" name
+ * the same server. */
+char *
+vault_store_url_key(const char *url)
+{
+	size_t n = strlen(url);
+	if (n > 0 && url[n - 1] == '/')
+		n--;
+	return xstrndup(url, n);
+}
+
 /* Runs sql with ?1 = a, ?2 = b (text), ?3 = doc (JSON text), ?4 = n. */
 static int
 exec4(struct db *db, const char *sql, const char *a, const char *b, const json_t *doc, int64_t n)

@@ -13,6 +13,10 @@
 
 struct db;
 
+/* The key a credential's mcp_server_url is stored and looked up under: the URL without
+ * a trailing slash (heap string). */
+char *vault_store_url_key(const char *url);
+
 /* ---- vaults ---- */
 
 /* The vault's document (new reference); *err: 0, AL_E_NOTFOUND or AL_E_IO. */
