@@ -28,13 +28,19 @@ static const struct command commands[] = {
     {"agent-identity", agent_identity_main, "export the agent identity issuer's public keys"},
 };
 
+#ifndef AIRLOCK_VERSION
+#define AIRLOCK_VERSION "unknown"
+#endif
+
 static void
 usage(FILE *f)
 {
 	fprintf(f, "usage: airlock <command> [options]\n\ncommands:\n");
 	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
 		fprintf(f, "  %-11s %s\n", commands[i].name, commands[i].help);
-	fprintf(f, "\nRun 'airlock <command> --help' for a command's options.\n");
+	fprintf(f, "  %-11s %s\n", "version", "print the version");
+	fprintf(f, "\nRun 'airlock <command> --help' for a command's options.\n"
+	           "Exit status: 0 ok, 1 failure, 2 usage or configuration error.\n");
 }
 
 int
@@ -49,14 +55,18 @@ main(int argc, char **argv)
 		usage(stdout);
 		return 0;
 	}
-	if (strcmp(argv[1], "--version") == 0) {
-		printf("airlock 0.1.0\n");
+	if (strcmp(argv[1], "--version") == 0 || strcmp(argv[1], "-V") == 0 ||
+	    strcmp(argv[1], "version") == 0) {
+		printf("airlock %s\n", AIRLOCK_VERSION);
 		return 0;
 	}
 	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
 		if (strcmp(argv[1], commands[i].name) == 0)
 			return commands[i].fn(argc - 1, argv + 1);
-	fprintf(stderr, "airlock: unknown command '%s'\n", argv[1]);
+	if (argv[1][0] == '-')
+		fprintf(stderr, "airlock: unknown option '%s'\n", argv[1]);
+	else
+		fprintf(stderr, "airlock: unknown command '%s'\n", argv[1]);
 	usage(stderr);
 	return 2;
 }

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cli.h"
 #include "admin.h"
 #include "audit_chain.h"
 #include "buf.h"
@@ -36,7 +37,8 @@ audit_verify_main(int argc, char **argv)
 	int ch;
 	audit_verify_init(&v);
 	optind = 1;
-	while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+	opterr = 0; /* cli_option_error words it */
+	while ((ch = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
 		switch (ch) {
 		case 'a':
 			anchor = optarg;
@@ -45,8 +47,7 @@ audit_verify_main(int argc, char **argv)
 			audit_usage(stdout);
 			return 0;
 		default:
-			audit_usage(stderr);
-			return 2;
+			return cli_option_error("audit verify", ch, argc, argv);
 		}
 	}
 	if (optind != argc - 1) {

@@ -6,19 +6,24 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cli.h"
 #include "admin.h"
 #include "policy.h"
 #include "xalloc.h"
 
 #define MATCHED_SHOWN 50
 
+/* sub "explain": its usage line first (each subcommand's --help starts with its own). */
 static void
-policy_usage(FILE *f)
+policy_usage(FILE *f, const char *sub)
 {
+	static const char *const check = "airlock policy check FILE\n";
+	static const char *const explain =
+	    "airlock policy explain --file FILE (--user SUB | --apikey KEY_ID)\n"
+	    "                              [--email E] [--groups a,b] [--agent A] --tool T...\n";
+	bool ex = sub != NULL && strcmp(sub, "explain") == 0;
+	fprintf(f, "usage: %s       %s", ex ? explain : check, ex ? check : explain);
 	fprintf(f,
-	        "usage: airlock policy check FILE\n"
-	        "       airlock policy explain --file FILE (--user SUB | --apikey KEY_ID)\n"
-	        "                              [--email E] [--groups a,b] [--agent A] --tool T...\n"
 	        "\n"
 	        "check    validate a policy file: exit 0 and a summary, or exit 2 and\n"
 	        "         FILE:LINE: message\n"
@@ -99,7 +104,8 @@ policy_explain_main(int argc, char **argv)
 	char err[600];
 	int rc = 2, ch;
 	optind = 1;
-	while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+	opterr = 0; /* cli_option_error words it */
+	while ((ch = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
 		switch (ch) {
 		case 'f':
 			file = optarg;
@@ -124,11 +130,11 @@ policy_explain_main(int argc, char **argv)
 			tools[n_tools++] = optarg;
 			break;
 		case 'h':
-			policy_usage(stdout);
+			policy_usage(stdout, "explain");
 			rc = 0;
 			goto out;
 		default:
-			policy_usage(stderr);
+			rc = cli_option_error("policy explain", ch, argc, argv);
 			goto out;
 		}
 	}
@@ -181,15 +187,20 @@ int
 policy_main(int argc, char **argv)
 {
 	if (argc < 2 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0) {
-		policy_usage(argc < 2 ? stderr : stdout);
+		policy_usage(argc < 2 ? stderr : stdout, NULL);
 		return argc < 2 ? 2 : 0;
 	}
 	if (strcmp(argv[1], "check") == 0) {
 		if (argc == 3 && (strcmp(argv[2], "-h") == 0 || strcmp(argv[2], "--help") == 0)) {
-			policy_usage(stdout);
+			policy_usage(stdout, "check");
 			return 0;
 		}
-		if (argc != 3 || argv[2][0] == '-') {
+		if (argc >= 3 && argv[2][0] == '-') {
+			fprintf(stderr, "airlock policy check: unknown option '%s'\n", argv[2]);
+			fprintf(stderr, "Run 'airlock policy check --help' for the options.\n");
+			return 2;
+		}
+		if (argc != 3) {
 			fprintf(stderr, "usage: airlock policy check FILE\n");
 			return 2;
 		}
@@ -198,6 +209,6 @@ policy_main(int argc, char **argv)
 	if (strcmp(argv[1], "explain") == 0)
 		return policy_explain_main(argc - 1, argv + 1);
 	fprintf(stderr, "airlock policy: unknown command '%s'\n", argv[1]);
-	policy_usage(stderr);
+	policy_usage(stderr, NULL);
 	return 2;
 }

@@ -19,6 +19,7 @@
 #include <openssl/evp.h>
 #include <openssl/x509.h>
 
+#include "cli.h"
 #include "buf.h"
 #include "err.h"
 #include "gateway.h"
@@ -1257,7 +1258,8 @@ gateway_main(int argc, char **argv)
 	memset(&g, 0, sizeof(g));
 	optind = 1;
 	int ch;
-	while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+	opterr = 0; /* cli_option_error words it */
+	while ((ch = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
 		switch (ch) {
 		case 'c':
 			config = optarg;
@@ -1275,8 +1277,7 @@ gateway_main(int argc, char **argv)
 			usage(stdout);
 			return 0;
 		default:
-			usage(stderr);
-			return 2;
+			return cli_option_error("gateway", ch, argc, argv);
 		}
 	}
 	if (config == NULL || optind != argc) {
@@ -1285,7 +1286,7 @@ gateway_main(int argc, char **argv)
 	}
 	if (gateway_config_load(config, &g.cfg, err, sizeof(err)) != 0) {
 		fprintf(stderr, "airlock gateway: %s\n", err);
-		return 1;
+		return 2; /* a configuration error, as in every role */
 	}
 	if (check) {
 		printf("%s: OK (%zu routes)\n", config, g.cfg.nroutes);

@@ -12,6 +12,7 @@
 
 #include <jansson.h>
 
+#include "cli.h"
 #include "err.h"
 #include "http.h"
 #include "log.h"
@@ -374,7 +375,8 @@ mockmodel_main(int argc, char **argv)
 
 	memset(&mm, 0, sizeof(mm));
 	optind = 1;
-	while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+	opterr = 0; /* cli_option_error words it */
+	while ((ch = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
 		switch (ch) {
 		case 'l':
 			listen_addr = optarg;
@@ -403,8 +405,7 @@ mockmodel_main(int argc, char **argv)
 			rc = 0;
 			goto out;
 		default:
-			mm_usage(stderr);
-			rc = 2;
+			rc = cli_option_error("mock-model", ch, argc, argv);
 			goto out;
 		}
 	}

@@ -10,6 +10,7 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 
+#include "cli.h"
 #include "api.h"
 #include "cfg.h"
 #include "err.h"
@@ -483,7 +484,8 @@ server_main(int argc, char **argv)
 
 	optind = 1;
 	int ch;
-	while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+	opterr = 0; /* cli_option_error words it */
+	while ((ch = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
 		switch (ch) {
 		case 'l':
 			free(srv.cfg.listen);
@@ -504,6 +506,7 @@ server_main(int argc, char **argv)
 		case 'f':
 			if (log_parse_format(optarg, &fmt) != 0) {
 				fprintf(stderr, "airlock server: --log-format: text or json\n");
+				rc = 2;
 				goto out;
 			}
 			break;
@@ -511,6 +514,7 @@ server_main(int argc, char **argv)
 			if (log_parse_level(optarg, &lvl) != 0) {
 				fprintf(stderr,
 				        "airlock server: --log-level: debug|info|warn|error\n");
+				rc = 2;
 				goto out;
 			}
 			break;
@@ -539,14 +543,14 @@ server_main(int argc, char **argv)
 			rc = 0;
 			goto out;
 		default:
-			server_usage(stderr);
-			rc = 2;
+			rc = cli_option_error("server", ch, argc, argv);
 			goto out;
 		}
 	}
 	log_setup(fmt, lvl, "server");
 	if ((srv.cfg.tls_cert_file == NULL) != (srv.cfg.tls_key_file == NULL)) {
 		fprintf(stderr, "airlock server: --tls-cert and --tls-key go together\n");
+		rc = 2; /* configuration */
 		goto out;
 	}
 	if (srv.cfg.tls_cert_file == NULL && !is_loopback(srv.cfg.listen)) {
@@ -554,6 +558,7 @@ server_main(int argc, char **argv)
 		        "airlock server: refusing plain HTTP on %s: API keys would cross "
 		        "the network in clear; give --tls-cert and --tls-key\n",
 		        srv.cfg.listen);
+		rc = 2; /* configuration */
 		goto out;
 	}
 	if (srv.cfg.tls_cert_file) {
@@ -562,6 +567,7 @@ server_main(int argc, char **argv)
 		                         sizeof(err));
 		if (tls == NULL) {
 			fprintf(stderr, "airlock server: %s\n", err);
+			rc = 2; /* configuration */
 			goto out;
 		}
 	}

@@ -36,34 +36,75 @@ static struct child children[MAX_CHILDREN];
 static void poll_now(struct worker *w);
 static void maybe_exit(struct worker *w);
 
-static void
-usage(FILE *f)
+/* Which modes an option applies to, for each mode's own --help. */
+#define M_POLL 1u
+#define M_RUN 2u
+#define M_CHECK 4u
+#define M_ALL (M_POLL | M_RUN | M_CHECK)
+
+static const struct wopt {
+	const char *name; /* "--x VALUE" as shown */
+	unsigned modes;
+	const char *help;
+} wopts[] = {
+    {"--environment-id ID", M_ALL, "[ANTHROPIC_ENVIRONMENT_ID]"},
+    {"--environment-key KEY", M_ALL, "[ANTHROPIC_ENVIRONMENT_KEY] prefer the variable"},
+    {"--base-url URL", M_ALL, "[ANTHROPIC_BASE_URL] default https://api.anthropic.com"},
+    {"--workdir DIR", M_ALL, "tool working directory (default .)"},
+    {"--on-work SCRIPT", M_POLL | M_CHECK, "launch SCRIPT per item instead of running it"},
+    {"--max-idle DURATION", M_POLL | M_RUN, "release an idle session after this (60s; 0 off)"},
+    {"--worker-id ID", M_POLL, "[ANTHROPIC_WORKER_ID] default $HOSTNAME-<uuid>"},
+    {"--on-work-grace DURATION", M_POLL, "after SIGTERM, kill a script after this (30s)"},
+    {"--session-id ID", M_RUN, "[ANTHROPIC_SESSION_ID]"},
+    {"--work-id ID", M_RUN, "[ANTHROPIC_WORK_ID]"},
+    {"--work-secret-file FILE", M_RUN, "[ANTHROPIC_WORK_SECRET_FILE] not world-accessible"},
+    {"--config FILE", M_ALL, "YAML (docs/worker/config.md); environment and flags win"},
+    {"--ca-file FILE", M_ALL, "[AIRLOCK_CA_FILE] PEM bundle to verify the API"},
+    {"--unsandboxed", M_ALL, "run tools on the host, without a sandbox (logged)"},
+    {"--log-format text|json", M_ALL, "(text)"},
+    {"--log-level LEVEL", M_ALL, "debug|info|warn|error (info)"},
+    {"-h, --help", M_ALL, "this text"},
+};
+
+static unsigned
+mode_bit(const char *mode)
 {
-	fprintf(
-	    f, "usage: airlock worker poll|run|check [options]\n"
-	       "\n"
-	       "  poll   claim work items from the environment's queue and run their tools\n"
-	       "  run    handle one item given by --work-id/--session-id (inside --on-work)\n"
-	       "  check  validate options and credentials, then exit\n"
-	       "\n"
-	       "options (environment variable in brackets):\n"
-	       "  --environment-id ID      [ANTHROPIC_ENVIRONMENT_ID]\n"
-	       "  --environment-key KEY    [ANTHROPIC_ENVIRONMENT_KEY] prefer the variable\n"
-	       "  --base-url URL           [ANTHROPIC_BASE_URL] default https://api.anthropic.com\n"
-	       "  --workdir DIR            tool working directory (default .)\n"
-	       "  --on-work SCRIPT         poll: launch SCRIPT per item instead of running it\n"
-	       "  --max-idle DURATION      release an idle session after this (60s; 0 disables)\n"
-	       "  --worker-id ID           [ANTHROPIC_WORKER_ID] default $HOSTNAME-<uuid>\n"
-	       "  --on-work-grace DURATION after SIGTERM, kill a script after this (30s)\n"
-	       "  --log-format text|json\n"
-	       "  --log-level debug|info|warn|error\n"
-	       "  --config FILE            YAML (docs/worker/config.md); environment and flags\n"
-	       "                           override it\n"
-	       "  --ca-file FILE           [AIRLOCK_CA_FILE] PEM bundle to verify the API\n"
-	       "  --session-id ID          run: [ANTHROPIC_SESSION_ID]\n"
-	       "  --work-id ID             run: [ANTHROPIC_WORK_ID]\n"
-	       "  --work-secret-file FILE  run: [ANTHROPIC_WORK_SECRET_FILE] not world-accessible\n"
-	       "  --unsandboxed            run tools on the host, without a sandbox (logged)\n");
+	if (mode == NULL)
+		return 0;
+	if (strcmp(mode, "poll") == 0)
+		return M_POLL;
+	if (strcmp(mode, "run") == 0)
+		return M_RUN;
+	if (strcmp(mode, "check") == 0)
+		return M_CHECK;
+	return 0;
+}
+
+/* mode NULL: the overview; else that mode's own text and options. */
+static void
+usage(FILE *f, const char *mode)
+{
+	static const char *const what[] = {
+	    "poll   claim work items from the environment's queue and run their tools",
+	    "run    handle one item given by --work-id/--session-id (inside --on-work)",
+	    "check  validate options, workdir, sandbox and credentials, then exit",
+	};
+	unsigned m = mode_bit(mode);
+	if (m == 0) {
+		fprintf(f, "usage: airlock worker poll|run|check [options]\n\n");
+		for (size_t i = 0; i < sizeof(what) / sizeof(what[0]); i++)
+			fprintf(f, "  %s\n", what[i]);
+		fprintf(f, "\nRun 'airlock worker MODE --help' for a mode's options.\n");
+		return;
+	}
+	fprintf(f, "usage: airlock worker %s [options]\n\n  %s\n\noptions [environment]:\n", mode,
+	        what[m == M_POLL  ? 0
+	             : m == M_RUN ? 1
+	                          : 2]);
+	for (size_t i = 0; i < sizeof(wopts) / sizeof(wopts[0]); i++)
+		if (wopts[i].modes & m)
+			fprintf(f, "  %-26s %s\n", wopts[i].name, wopts[i].help);
+	fprintf(f, "\nexit status: 0 ok, 1 failure, 2 usage or configuration error\n");
 }
 
 /* "60", "60s", "1500ms", "2m" */
@@ -309,7 +350,7 @@ parse_args(int argc, char **argv, struct worker_config *c)
 	for (int i = 2; i < argc; i++) {
 		const char *a = argv[i];
 		if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
-			usage(stdout);
+			usage(stdout, argv[1]);
 			r = 1;
 			goto out;
 		}
@@ -323,9 +364,21 @@ parse_args(int argc, char **argv, struct worker_config *c)
 		}
 		const char *eq = strchr(a, '=');
 		size_t nlen = eq ? (size_t)(eq - a) : strlen(a);
+		/* a name nobody defined is that, not a flag missing its value */
+		bool known = false;
+		for (size_t k = 0; k < sizeof(wopts) / sizeof(wopts[0]) && !known; k++)
+			known = strncmp(wopts[k].name, a, nlen) == 0 &&
+			        (wopts[k].name[nlen] == ' ' || wopts[k].name[nlen] == '\0');
+		if (!known) {
+			fprintf(stderr, "airlock worker %s: unknown option '%.*s'\n", argv[1],
+			        (int)nlen, a);
+			fprintf(stderr, "Run 'airlock worker %s --help' for the options.\n",
+			        argv[1]);
+			goto out;
+		}
 		v = eq ? eq + 1 : (i + 1 < argc ? argv[++i] : NULL);
 		if (v == NULL) {
-			fprintf(stderr, "airlock worker: %s needs a value\n", a);
+			fprintf(stderr, "airlock worker %s: option %s needs a value\n", argv[1], a);
 			goto out;
 		}
 #define OPT(name) (nlen == strlen(name) && strncmp(a, name, nlen) == 0)
@@ -902,14 +955,15 @@ worker_main(int argc, char **argv)
 {
 	struct worker w = {0};
 	int r;
-	if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
-		usage(argc < 2 ? stderr : stdout);
+	if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
+	    strcmp(argv[1], "help") == 0) {
+		usage(argc < 2 ? stderr : stdout, NULL);
 		return argc < 2 ? 2 : 0;
 	}
 	const char *mode = argv[1];
 	if (strcmp(mode, "poll") != 0 && strcmp(mode, "run") != 0 && strcmp(mode, "check") != 0) {
 		fprintf(stderr, "airlock worker: unknown mode '%s'\n", mode);
-		usage(stderr);
+		usage(stderr, NULL);
 		return 2;
 	}
 	r = parse_args(argc, argv, &w.cfg);

@@ -18,7 +18,7 @@ check "minimal config is valid" eq "$RC" 0
 cfg "server: edge:7844" "routes:" "  echo: http://10.0.0.5:8080/mcp"
 run
 check "path in upstream rejected" has "c.yaml:3: route \"echo\": invalid upstream (must be scheme://host:port)"
-check "rejection exits 1" eq "$RC" 1
+check "rejection exits 2 (a configuration error)" eq "$RC" 2
 cfg "server: edge:7844" "routes:" "  echo: http://10.0.0.5"
 run
 check "missing port rejected" has "invalid upstream (must be scheme://host:port)"
@@ -67,7 +67,7 @@ check "route value must be a string" has "cannot unmarshal !!seq into string"
 cfg "server: [unclosed"
 run
 check "YAML syntax error has a line" has "c.yaml:"
-check "YAML syntax error exits 1" eq "$RC" 1
+check "YAML syntax error exits 2" eq "$RC" 2
 cfg "server: edge:7844" "routes:" "  echo: http://10.0.0.5:8080" "server_pin: md5//abc"
 run
 check "pin format checked" has "server_pin: must be sha256//"

@@ -8,6 +8,7 @@
 #include "api.h"
 #include "environment_store.h"
 #include "auth.h"
+#include "cli.h"
 #include "err.h"
 #include "key_store.h"
 #include "log.h"
@@ -79,18 +80,28 @@ print_key(void *arg, const struct key_row *k)
 	return 0;
 }
 
+/* verb NULL: every verb; else that verb's own usage line. */
 static void
-keys_usage(FILE *f)
+keys_usage(FILE *f, const char *verb)
 {
-	fprintf(f, "usage: airlock keys create (--server | --environment ENV_ID) [--name NAME]\n"
-	           "       airlock keys revoke KEY_ID\n"
-	           "       airlock keys list\n"
-	           "\n"
+	static const char *const lines[][2] = {
+	    {"create", "create (--server | --environment ENV_ID) [--name NAME]  print a new key"},
+	    {"revoke", "revoke KEY_ID                                          revoke a key"},
+	    {"list", "list                                                   list every key"},
+	};
+	bool one = false;
+	for (size_t i = 0; verb != NULL && i < sizeof(lines) / sizeof(lines[0]); i++)
+		one |= strcmp(verb, lines[i][0]) == 0;
+	for (size_t i = 0; i < sizeof(lines) / sizeof(lines[0]); i++)
+		if (!one || strcmp(verb, lines[i][0]) == 0)
+			fprintf(f, "%s airlock keys %s\n", i == 0 || one ? "usage:" : "      ",
+			        lines[i][1]);
+	fprintf(f, "\n"
 	           "Works on the server's database directly: run it where the server runs, with\n"
-	           "the server's configuration. The key is printed once on stdout; only its\n"
-	           "hash is stored.\n"
+	           "the server's configuration. A key is printed once on stdout; only its hash\n"
+	           "is stored.\n"
 	           "\n"
-	           "options (every verb):\n"
+	           "options:\n"
 	           "  --config FILE    the server's YAML configuration (its data_dir is used)\n"
 	           "  --data-dir DIR   the data directory; overrides the file and\n"
 	           "                   AIRLOCK_DATA_DIR (default .airlock-data)\n"
@@ -99,7 +110,8 @@ keys_usage(FILE *f)
 	           "  -h, --help       this text\n"
 	           "\n"
 	           "environment: AIRLOCK_DATA_DIR, and every variable `airlock server` reads\n"
-	           "(docs/server/config.md).\n");
+	           "(docs/server/config.md).\n"
+	           "exit status: 0 ok, 1 failure, 2 usage or configuration error\n");
 }
 
 /* The data directory the server would use: defaults < --config files < environment <
@@ -136,18 +148,18 @@ keys_main(int argc, char **argv)
 	    {NULL, 0, NULL, 0},
 	};
 	if (argc < 2) {
-		keys_usage(stderr);
+		keys_usage(stderr, NULL);
 		return 2;
 	}
 	const char *verb = argv[1];
 	if (strcmp(verb, "--help") == 0 || strcmp(verb, "-h") == 0 || strcmp(verb, "help") == 0) {
-		keys_usage(stdout);
+		keys_usage(stdout, NULL);
 		return 0;
 	}
 	if (strcmp(verb, "create") != 0 && strcmp(verb, "revoke") != 0 &&
 	    strcmp(verb, "list") != 0) {
 		fprintf(stderr, "airlock keys: unknown command '%s'\n", verb);
-		keys_usage(stderr);
+		keys_usage(stderr, NULL);
 		return 2;
 	}
 	optind = 2;
@@ -173,17 +185,13 @@ keys_main(int argc, char **argv)
 			create = true;
 			break;
 		case 'h':
-			keys_usage(stdout);
+			keys_usage(stdout, verb);
 			return 0;
-		case ':':
-			fprintf(stderr, "airlock keys %s: option %s needs a value\n", verb,
-			        argv[optind - 1]);
-			return 2;
-		default:
-			fprintf(stderr, "airlock keys %s: unknown option '%s'\n", verb,
-			        argv[optind - 1]);
-			fprintf(stderr, "Run 'airlock keys --help' for the options.\n");
-			return 2;
+		default: {
+			char cmd[32];
+			snprintf(cmd, sizeof(cmd), "keys %s", verb);
+			return cli_option_error(cmd, ch, argc, argv);
+		}
 		}
 	}
 	if (strcmp(verb, "create") == 0 && server == (env_id != NULL)) {
