@@ -545,6 +545,8 @@ serve_one(struct mon *mo, struct sandbox_msg *rq, struct sandbox_msg *rp)
 	return r;
 }
 
+static void sessions_sweep(struct mon *mo, bool removals);
+
 static void
 destroy_all(struct mon *mo)
 {
@@ -553,6 +555,7 @@ destroy_all(struct mon *mo)
 		if (mo->slots[i].sb != NULL)
 			slot_free(mo, &mo->slots[i]);
 	mounts_trim(mo, NULL);
+	sessions_sweep(mo, false);
 	for (i = 0; i < mo->nspares; i++)
 		sandbox_spare_free(mo->spares[i]);
 	mo->nspares = 0;
@@ -821,9 +824,11 @@ sessions_open(struct mon *mo)
 	return 0;
 }
 
-/* Removals a previous monitor left unfinished (renamed aside, .rm-*) start again. */
+/* At start (removals): removals a previous monitor left unfinished (renamed aside,
+ * .rm-*) start again, and mounts a killed one left go. At exit: every session's mount
+ * goes (the noted ones went already; this catches any beyond MAX_MOUNTED). */
 static void
-sessions_sweep(struct mon *mo)
+sessions_sweep(struct mon *mo, bool removals)
 {
 	int fd;
 	DIR *d;
@@ -835,10 +840,12 @@ sessions_sweep(struct mon *mo)
 		return;
 	}
 	while ((e = readdir(d)) != NULL)
-		if (strncmp(e->d_name, ".rm-", 4) == 0 && strlen(e->d_name) < 96)
-			remover_start(mo, e->d_name);
-		else if (e->d_name[0] != '.') /* a mount a killed monitor left */
+		if (strncmp(e->d_name, ".rm-", 4) == 0 && strlen(e->d_name) < 96) {
+			if (removals)
+				remover_start(mo, e->d_name);
+		} else if (e->d_name[0] != '.' && (removals || mo->quota_mb > 0)) {
 			(void)sandbox_ws_unmount(mo->sessfd, e->d_name);
+		}
 	closedir(d);
 }
 
@@ -943,7 +950,7 @@ monitor_start(const struct monitor_config *cfg, struct monitor **out)
 			log_error("monitor: sandbox sweep failed", "state_dir",
 			          cfg->profile->state_dir, "error", al_strerror(r));
 		else
-			sessions_sweep(&mo);
+			sessions_sweep(&mo, true);
 		monitor_main(&mo, pid, r);
 	}
 

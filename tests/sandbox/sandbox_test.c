@@ -928,6 +928,7 @@ static void monitor_root_parent(const struct sandbox_profile *p);
 static void monitor_session_dirs(const struct sandbox_profile *p);
 static void uid_ws_owner(const struct sandbox_profile *base);
 static void monitor_quota(const struct sandbox_profile *p);
+static void monitor_quota_crash(const struct sandbox_profile *p, const char *root);
 
 static void
 monitor_client_part(const struct sandbox_profile *p, const char *root, const char *ws, int report)
@@ -1504,6 +1505,55 @@ out:
 		close(fd);
 }
 
+/* A monitor killed with SIGKILL leaves its session's mount; the next start removes it. */
+static void
+monitor_quota_crash(const struct sandbox_profile *p, const char *root)
+{
+	struct monitor_config cfg = {
+	    .profile = p, .workspace_root = root, .session_dirs = true, .workspace_mb = 16};
+	char ws[PATH_MAX], sess[PATH_MAX];
+	int rep[2], res[2] = {-1, -1}, st;
+	struct stat a, b;
+	pid_t c;
+
+	snprintf(sess, sizeof(sess), "%s/sessions", root);
+	snprintf(ws, sizeof(ws), "%s/q3", sess);
+	if (pipe(rep) != 0)
+		exit(99);
+	fflush(stdout);
+	if ((c = fork()) == 0) {
+		struct monitor *m;
+		uint32_t id;
+		close(rep[0]);
+		if ((res[0] = monitor_start(&cfg, &m)) == 0)
+			res[1] = monitor_client_create(m, "q3", ws, &id);
+		(void)!write(rep[1], res, sizeof(res));
+		pause(); /* killed with the monitor (PDEATHSIG) */
+		_exit(0);
+	}
+	parent_collect(rep, res, sizeof(res));
+	kill(c, SIGKILL); /* the monitor */
+	waitpid(c, &st, 0);
+	check(res[0] == 0 && res[1] == 0 && stat(ws, &a) == 0 && stat(sess, &b) == 0 &&
+	          a.st_dev != b.st_dev,
+	      "quota: a killed monitor leaves its session's mount", al_strerror(res[1]));
+	if (pipe(rep) != 0)
+		exit(99);
+	fflush(stdout);
+	if ((c = fork()) == 0) {
+		struct monitor *m;
+		close(rep[0]);
+		if ((res[0] = monitor_start(&cfg, &m)) == 0) {
+			res[1] = stat(ws, &a) == 0 && stat(sess, &b) == 0 && a.st_dev == b.st_dev;
+			(void)monitor_client_remove(m, "q3");
+		}
+		client_report(rep[1], res, sizeof(res), res[0] == 0 ? m : NULL);
+	}
+	parent_collect(rep, res, sizeof(res));
+	waitpid(c, &st, 0);
+	check(res[0] == 0 && res[1] == 1, "quota: the next start unmounts it", NULL);
+}
+
 /* Issue 11 finding 6: with workspace_mb each session's workspace is its own filesystem
  * (an ext4 image on a loop device) of that size: a session fills it, not the host's. It
  * stays mounted after its sandbox goes until another session's create, its files come
@@ -1593,6 +1643,7 @@ monitor_quota(const struct sandbox_profile *p)
 			fclose(f);
 		check(!left, "quota: no mount left under the root after the monitor's exit", NULL);
 	}
+	monitor_quota_crash(p, root);
 }
 
 /* ---------------------------------------------------------------- unpriv */
