@@ -62,17 +62,15 @@ void tunnel_stream_release(struct tunnel_stream *st, size_t n);
 /* Counts an error answer the ingress made itself (airlock_tunnel_ingress_errors_total). */
 void tunnel_count_ingress_error(struct server *s);
 
-/* Resolves a URL host "<route>.<label>.<tunnel_domain>" to a live tunnel id and route.
- * Returns 0 or AL_E_NOTFOUND. tunnel_id needs 80 bytes, route 64. */
+/* Resolves a URL host "<route>.<label>.<tunnel_domain>" to a live tunnel id and route
+ * (tunnel_ingress.c; the MCP client uses it too). Returns 0 or AL_E_NOTFOUND. tunnel_id
+ * needs 80 bytes, route 64. */
 int tunnel_resolve_host(struct server *s, const char *host, char *tunnel_id, char *route);
 
 /* Edge bookkeeping used by the API module. */
 void tunnel_edge_close_tunnel(struct server *s, const char *tunnel_id); /* archive */
 unsigned tunnel_edge_conn_count(struct server *s, const char *tunnel_id);
 const char *tunnel_domain(struct server *s); /* configured suffix, e.g. "tunnel.localhost" */
-
-/* Token check for the edge: the tunnel id for a current token of a live tunnel. */
-int tunnel_token_lookup(struct server *s, const char *token, char *tunnel_id, size_t len);
 
 /* Ingress entry shared by the API route and the host-routed listener. cred_header is
  * the lower-case header that carried the airlock credential (stripped before

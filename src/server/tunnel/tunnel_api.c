@@ -302,42 +302,6 @@ rotate_token(struct api_call *c)
 	free(tok_id);
 }
 
-int
-tunnel_token_lookup(struct server *s, const char *token, char *tunnel_id, size_t len)
-{
-	char hash[65];
-	size_t tl = strlen(token);
-	if (tl < strlen(TUNNEL_TOKEN_PREFIX) + 16 || tl > 256 ||
-	    strncmp(token, TUNNEL_TOKEN_PREFIX, strlen(TUNNEL_TOKEN_PREFIX)) != 0)
-		return AL_E_AUTH;
-	sha256_hex(token, tl, hash);
-	int r = tunnel_store_find_token(s->db, hash, tunnel_id, len);
-	return r == AL_E_NOTFOUND ? AL_E_AUTH : r;
-}
-
-int
-tunnel_resolve_host(struct server *s, const char *host, char *tunnel_id, char *route)
-{
-	char h[256];
-	int r;
-	size_t hl = strlen(host);
-	if (hl == 0 || hl >= sizeof(h))
-		return AL_E_NOTFOUND;
-	/* Lower-case and drop the port. */
-	for (size_t i = 0; i <= hl; i++)
-		h[i] = (char)((host[i] >= 'A' && host[i] <= 'Z') ? host[i] + 32 : host[i]);
-	char *colon = strrchr(h, ':');
-	if (colon && h[0] != '[')
-		*colon = '\0';
-	char *dot = strchr(h, '.');
-	if (dot == NULL || dot == h || (size_t)(dot - h) >= 64)
-		return AL_E_NOTFOUND;
-	*dot = '\0';
-	if ((r = tunnel_store_find_domain(s->db, dot + 1, tunnel_id, 80)) == 0)
-		memcpy(route, h, (size_t)(dot - h) + 1); /* < 64, checked above */
-	return r;
-}
-
 /* Path-routed ingress on the API port: the client's MCP URL is
  * <base>/v1/tunnels/{id}/routes/{route}/<path> and the upstream sees /<path> (any path,
  * query included). The upstream path is taken from the raw request target, not from

@@ -462,6 +462,20 @@ send_reply(struct edge_conn *c, int status, const char *reason)
 	tunnel_msg_write(&m, true, &c->io.out);
 }
 
+/* The live tunnel a gateway's token opens; AL_E_AUTH for any other token. */
+static int
+token_lookup(struct server *s, const char *token, char *tunnel_id, size_t len)
+{
+	char hash[65];
+	size_t tl = strlen(token);
+	if (tl < strlen(TUNNEL_TOKEN_PREFIX) + 16 || tl > 256 ||
+	    strncmp(token, TUNNEL_TOKEN_PREFIX, strlen(TUNNEL_TOKEN_PREFIX)) != 0)
+		return AL_E_AUTH;
+	sha256_hex(token, tl, hash);
+	int r = tunnel_store_find_token(s->db, hash, tunnel_id, len);
+	return r == AL_E_NOTFOUND ? AL_E_AUTH : r;
+}
+
 static int
 hello_feed(void *arg, const char *p, size_t n)
 {
@@ -499,8 +513,8 @@ hello_feed(void *arg, const char *p, size_t n)
 	const char *idx = tunnel_msg_get(&m, "Connection-Index");
 	snprintf(c->gateway, sizeof(c->gateway), "%s", gw ? gw : "-");
 	snprintf(c->index, sizeof(c->index), "%s", idx ? idx : "-");
-	int r = tok ? tunnel_token_lookup(c->edge->srv, tok, c->tunnel_id, sizeof(c->tunnel_id))
-	            : AL_E_AUTH;
+	int r =
+	    tok ? token_lookup(c->edge->srv, tok, c->tunnel_id, sizeof(c->tunnel_id)) : AL_E_AUTH;
 	explicit_wipe(m.f, sizeof(m.f));
 	explicit_wipe(c->hello.data, c->hello.len);
 	if (r != 0) {

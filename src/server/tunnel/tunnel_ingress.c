@@ -15,6 +15,7 @@
 #include "server.h"
 #include "tunnel.h"
 #include "tunnel_proto.h"
+#include "tunnel_store.h"
 #include "util.h"
 #include "xalloc.h"
 
@@ -337,6 +338,29 @@ fail:
 }
 
 /* Host-routed listener: https://<route>.<label>.<tunnel_domain>/<any path>. */
+int
+tunnel_resolve_host(struct server *s, const char *host, char *tunnel_id, char *route)
+{
+	char h[256];
+	int r;
+	size_t hl = strlen(host);
+	if (hl == 0 || hl >= sizeof(h))
+		return AL_E_NOTFOUND;
+	/* Lower-case and drop the port. */
+	for (size_t i = 0; i <= hl; i++)
+		h[i] = (char)((host[i] >= 'A' && host[i] <= 'Z') ? host[i] + 32 : host[i]);
+	char *colon = strrchr(h, ':');
+	if (colon && h[0] != '[')
+		*colon = '\0';
+	char *dot = strchr(h, '.');
+	if (dot == NULL || dot == h || (size_t)(dot - h) >= 64)
+		return AL_E_NOTFOUND;
+	*dot = '\0';
+	if ((r = tunnel_store_find_domain(s->db, dot + 1, tunnel_id, 80)) == 0)
+		memcpy(route, h, (size_t)(dot - h) + 1); /* < 64, checked above */
+	return r;
+}
+
 void
 tunnel_ingress_host(struct http_request *req, void *arg)
 {
