@@ -113,6 +113,7 @@ config_file_load(struct server_config *cfg, const char *path, enum log_format *f
 	                                  "master_key_file",
 	                                  "identity",
 	                                  "policy_file",
+	                                  "audit",
 	                                  NULL};
 	static const char *const tunnel_keys[] = {
 	    "listen", "tls", "domain", "ingress_listen", "metrics_listen", NULL};
@@ -126,7 +127,8 @@ config_file_load(struct server_config *cfg, const char *path, enum log_format *f
 	const json_t *agent_id = NULL;
 	static const char *const oidc_keys[] = {"issuer",  "audience",    "groups_claim",
 	                                        "ca_file", "groups_file", NULL};
-	const json_t *idm = NULL, *oidc = NULL;
+	const json_t *idm = NULL, *oidc = NULL, *audit = NULL;
+	static const char *const audit_keys[] = {"file", NULL};
 
 	if ((r = cfg_load(&c, path)) != 0)
 		goto out;
@@ -179,6 +181,10 @@ config_file_load(struct server_config *cfg, const char *path, enum log_format *f
 	     (r = cfg_get_str(&c, oidc, "groups_claim", &cfg->identity.oidc_groups_claim)) ||
 	     (r = cfg_get_str(&c, oidc, "ca_file", &cfg->identity.oidc_ca_file)) ||
 	     (r = cfg_get_str(&c, oidc, "groups_file", &cfg->identity.oidc_groups_file))))
+		goto out;
+	if ((r = cfg_get_map(&c, c.root, "audit", &audit)) ||
+	    (audit && ((r = cfg_only_keys(&c, audit, audit_keys)) ||
+	               (r = cfg_get_str(&c, audit, "file", &cfg->audit_file)))))
 		goto out;
 	if (tun_tls && ((r = cfg_only_keys(&c, tun_tls, tls_keys)) ||
 	                (r = cfg_get_str(&c, tun_tls, "cert_file", &cfg->tunnel.tls_cert_file)) ||
@@ -263,6 +269,7 @@ config_from_env(struct server_config *cfg)
 	env_str("AIRLOCK_AGENT_IDENTITY_ISSUER", &cfg->identity.agent_issuer);
 	env_str("AIRLOCK_AGENT_IDENTITY_KEY_FILE", &cfg->identity.agent_key_file);
 	env_str("AIRLOCK_AGENT_IDENTITY_PREVIOUS_KEY_FILE", &cfg->identity.agent_prev_key_file);
+	env_str("AIRLOCK_AUDIT_FILE", &cfg->audit_file);
 	env_uint("AIRLOCK_MODEL_RETRY_BASE_MS", 1, 60000, &cfg->model_retry_base_ms);
 	env_uint("AIRLOCK_MODEL_MAX_TOKENS", 1, 1000000, &cfg->model_max_tokens);
 	env_uint("AIRLOCK_MCP_TIMEOUT_MS", 100, 600000, &cfg->mcp_timeout_ms);
@@ -389,6 +396,7 @@ server_config_free(struct server_config *c)
 	free(c->model_base_url);
 	secret_free(c->model_api_key);
 	free(c->master_key_file);
+	free(c->audit_file);
 	free(c->tunnel.listen);
 	free(c->tunnel.tls_cert_file);
 	free(c->tunnel.tls_key_file);

@@ -52,6 +52,7 @@ struct server_config {
 	unsigned mcp_timeout_ms;      /* AIRLOCK_MCP_TIMEOUT_MS, 30000 */
 	unsigned mcp_call_timeout_ms; /* AIRLOCK_MCP_CALL_TIMEOUT_MS, 120000 */
 	char *master_key_file;        /* AIRLOCK_MASTER_KEY_FILE; NULL: <data_dir>/master.key */
+	char *audit_file; /* AIRLOCK_AUDIT_FILE, audit.file; NULL: <data_dir>/audit.jsonl */
 	struct server_tunnel_config tunnel;
 	struct server_identity_config identity;
 };
@@ -64,6 +65,7 @@ struct tunnel_edge;
 struct oidc;
 struct tls_server_ctx;
 struct agent_identity;
+struct audit_log;
 
 struct server {
 	struct server_config cfg;
@@ -81,6 +83,7 @@ struct server {
 	                                        * borrowed from policy_watch (server_hooks.c) */
 	struct policy_watch *policy_watch;
 	struct tls_server_ctx *api_tls; /* the API listener's, NULL on plain HTTP (SIGHUP) */
+	struct audit_log *audit;        /* the audit log (audit/audit.c) */
 	int port;                       /* bound port */
 	bool started;
 };

@@ -1,8 +1,10 @@
 /* Module start/stop order; see server_hooks.h. */
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "agent.h"
+#include "audit.h"
 #include "events.h"
 #include "log.h"
 #include "agent_identity.h"
@@ -26,6 +28,22 @@ struct policy_watch {
 	struct policy_file file;
 };
 
+/* policy.reload: which file, what happened, why (a refused file's FILE:LINE message) */
+static void
+audit_policy(struct server *s, const char *path, const char *outcome, const char *trigger,
+             const char *error)
+{
+	json_t *res = json_pack("{s:s, s:s}", "file", path, "trigger", trigger);
+	if (error)
+		json_object_set_new(res, "error", json_string(error));
+	if (s->policy && strcmp(outcome, "ok") == 0)
+		json_object_set_new(res, "rules",
+		                    json_integer((json_int_t)policy_rule_count(s->policy)));
+	struct audit_event e = {.action = "policy.reload", .outcome = outcome, .resources = res};
+	audit_emit(s, &e);
+	json_decref(res);
+}
+
 static void
 policy_poll_now(struct server *s, bool force, const char *why)
 {
@@ -37,6 +55,7 @@ policy_poll_now(struct server *s, bool force, const char *why)
 		log_error(w->file.cur ? "policy file refused: keeping the last good policy"
 		                      : "policy file refused",
 		          "error", w->file.err, "trigger", why);
+		audit_policy(s, w->file.path, "refused", why, w->file.err);
 		return;
 	}
 	s->policy = w->file.cur;
@@ -44,6 +63,7 @@ policy_poll_now(struct server *s, bool force, const char *why)
 	snprintf(n, sizeof n, "%zu", policy_rule_count(s->policy));
 	log_info("policy loaded", "file", w->file.path, "rules", n, "default",
 	         policy_effect_name(policy_default(s->policy)), "trigger", why);
+	audit_policy(s, w->file.path, "ok", why, NULL);
 }
 
 void
@@ -72,6 +92,7 @@ policy_start(struct server *s)
 	int r = policy_file_open(&w->file, path);
 	if (r != 0) {
 		log_error("policy file refused", "error", w->file.err, "trigger", "start");
+		audit_policy(s, path, "refused", "start", w->file.err);
 		return r;
 	}
 	s->policy = w->file.cur;
@@ -79,6 +100,7 @@ policy_start(struct server *s)
 	snprintf(n, sizeof n, "%zu", policy_rule_count(s->policy));
 	log_info("policy loaded", "file", path, "rules", n, "default",
 	         policy_effect_name(policy_default(s->policy)), "trigger", "start");
+	audit_policy(s, path, "ok", "start", NULL);
 	w->timer = loop_timer_add(s->loop, POLICY_POLL_MS, policy_poll, s);
 	return 0;
 }
@@ -139,6 +161,9 @@ int
 server_hooks_start(struct server *s)
 {
 	int r;
+	/* First: everything after it may write audit records (a policy loaded at start). */
+	if ((r = audit_open(s)) != 0)
+		return r;
 	if ((r = policy_start(s)) != 0 || (r = identity_start(s)) != 0)
 		return r;
 	if ((r = vaults_init(s)) != 0 || (r = events_init(s)) != 0 || (r = work_init(s)) != 0)
@@ -164,4 +189,5 @@ server_hooks_stop(struct server *s)
 	agent_identity_free(s->agent_identity);
 	s->agent_identity = NULL;
 	policy_stop(s);
+	audit_close(s);
 }

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "api.h"
+#include "audit.h"
 #include "auth.h"
 #include "buf.h"
 #include "db.h"
@@ -450,6 +451,10 @@ dispatch_route(struct api_call *c)
 		         c->http->method, "route", route->pattern, "peer", c->http->peer,
 		         "credential", c->who.cred, "reason", why[0] ? why : c->who.fail, "key_id",
 		         c->who.key_id[0] ? c->who.key_id : "-");
+		audit_api(c, "auth.fail", "deny", "401",
+		          json_pack("{s:s, s:s, s:s?, s:s?, s:s}", "method", c->http->method,
+		                    "route", route->pattern, "credential", c->who.cred, "reason",
+		                    why[0] ? why : c->who.fail, "key_id", c->who.key_id));
 		if (why[0] != '\0')
 			api_reply_error(c, 401, "authentication_error", NULL,
 			                "invalid user token: %s", why);
@@ -464,15 +469,28 @@ dispatch_route(struct api_call *c)
 		/* users act within what a server API key may do, as far as their role goes */
 		if (!(route->creds & PRINCIPAL_API_KEY) ||
 		    !auth_user_may(c->who.role, route->method, route->pattern)) {
+			audit_api(c, "auth.denied", "deny", "403",
+			          json_pack("{s:s, s:s, s:s}", "method", c->http->method, "route",
+			                    route->pattern, "role", auth_role_name(c->who.role)));
 			api_reply_error(c, 403, "permission_error", NULL, "role %s may not %s %s",
 			                auth_role_name(c->who.role), c->http->method,
 			                c->http->path);
 			return;
 		}
 	} else if (!(route->creds & c->who.kind)) {
+		audit_api(c, "auth.denied", "deny", "403",
+		          json_pack("{s:s, s:s, s:s?}", "method", c->http->method, "route",
+		                    route->pattern, "credential", c->who.cred));
 		api_reply_error(c, 403, "permission_error", NULL,
 		                "this credential cannot be used for %s %s", c->http->method,
 		                c->http->path);
+		return;
+	}
+	/* a bank would rather refuse than act unaudited (docs/server/audit.md) */
+	if (strcmp(c->http->method, "GET") != 0 && strcmp(c->http->method, "HEAD") != 0 &&
+	    audit_refusing(c->srv)) {
+		api_reply_error(c, 503, "api_error", NULL,
+		                "the audit log cannot be written; refusing to act unaudited");
 		return;
 	}
 	if (c->http->body.len > 0 && !(route->creds & API_RAW_BODY)) {

@@ -224,7 +224,8 @@ auth_can_session(struct server *srv, const struct principal *who, const char *se
 
 /* The routes a role may use, beyond what the route table allows a server API key. One
  * row per (method, pattern); "*" matches any method. Admins are not listed: they may use
- * every route an API key may. */
+ * every route an API key may; routes listed for no role (keys, GET /v1/audit_events) are
+ * theirs alone. */
 static const struct {
 	enum user_role min_role;
 	const char *method;

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "api.h"
+#include "audit.h"
 #include "environment_store.h"
 #include "auth.h"
 #include "cli.h"
@@ -54,6 +55,9 @@ create_environment_key(struct api_call *c)
 		return;
 	}
 	log_info("environment key issued", "key_id", id, "environment_id", env_id);
+	audit_api(c, "key.create", NULL, "ok",
+	          json_pack("{s:s, s:s, s:s}", "key_id", id, "kind", "environment",
+	                    "environment_id", env_id));
 	json_t *o = json_pack("{s:s, s:s, s:s, s:s}", "type", "environment_key", "id", id,
 	                      "environment_id", env_id, "key", key);
 	free(id);

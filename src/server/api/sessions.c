@@ -9,6 +9,7 @@
 #include "agent.h"
 #include "agent_store.h"
 #include "api.h"
+#include "audit.h"
 #include "auth.h"
 #include "err.h"
 #include "events.h"
@@ -616,6 +617,9 @@ create_session(struct api_call *c)
 	if (json_array_size(events) > 0)
 		agent_session_wake(c->srv, id);
 	log_info("session created", "session_id", id, "environment_id", env_id);
+	audit_api(c, "session.create", NULL, "ok",
+	          json_pack("{s:s, s:s, s:O?}", "session_id", id, "environment_id", env_id,
+	                    "agent_id", json_object_get(agent, "id")));
 	api_reply_json(c, 200, doc);
 	doc = NULL;
 	goto out;

@@ -10,6 +10,7 @@
 #include "curl_dl.h"
 
 #include "api.h"
+#include "audit.h"
 #include "err.h"
 #include "log.h"
 #include "routes.h"
@@ -567,8 +568,12 @@ create_credential(struct api_call *c)
 	                                  json_object_get(c->body, "display_name"), meta, &doc,
 	                                  &e)) != 0)
 		reply_status(c, r, &e);
-	else
+	else {
+		audit_api(c, "vault.credential.create", NULL, "ok",
+		          json_pack("{s:s, s:O?}", "vault_id", c->params[0], "credential_id",
+		                    json_object_get(doc, "id")));
 		api_reply_json(c, 200, doc);
+	}
 	json_decref(meta);
 }
 

@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "agent.h"
+#include "audit.h"
 #include "agent_stream.h"
 #include "agent_view.h"
 #include "err.h"
@@ -75,6 +76,8 @@ struct asess {
 	unsigned mcp_listing; /* tools/list operations in flight */
 	char mcp_call_id[48]; /* agent.mcp_tool_use being run, "" when none */
 	char mcp_call_server[132];
+	char mcp_call_tool[132];
+	uint64_t mcp_call_t0; /* monotonic ms the call went out (audit latency) */
 	/* who the session acts for, for the tool policy (loaded once: it never changes) */
 	struct session_owner owner;
 	bool owner_loaded;
@@ -100,10 +103,11 @@ session_policy(struct asess *a, const json_t *agent, struct agent_policy *pol)
 	struct server *s = a->rt->srv;
 	memset(pol, 0, sizeof(*pol));
 	pol->p = s->policy;
-	if (pol->p == NULL)
-		return;
+	/* the owner also names the principal of the session's audit records */
 	if (!a->owner_loaded && session_store_owner(s->db, a->id, &a->owner) == 0)
 		a->owner_loaded = true;
+	if (pol->p == NULL)
+		return;
 	pol->who.sub = a->owner.sub;
 	pol->who.email = a->owner.email;
 	pol->who.groups = (const char *const *)a->owner.groups;
@@ -467,7 +471,8 @@ answer_commit(struct asess *a)
 	         a->ans.stop_reason && strcmp(a->ans.stop_reason, "refusal") == 0 ? "refusal"
 	                                                                          : "end_turn");
 	tx_loop_state(&t, a, none);
-	tx_end(&t);
+	if (tx_end(&t) == 0) /* a failed audit write is logged; the session goes on */
+		json_array_foreach(events, i, ev) audit_tool_use(a->rt->srv, a->id, &a->owner, ev);
 	json_decref(sdoc);
 	json_decref(events);
 	json_decref(none);
@@ -854,6 +859,12 @@ on_mcp_called(void *arg, const struct mcp_result *r)
 	                      "mcp_tool_use_id", a->mcp_call_id, "content", content, "is_error",
 	                      is_error));
 	tx_end(&t);
+	audit_mcp_call(a->rt->srv, a->id, &a->owner, a->mcp_call_server, a->mcp_call_tool,
+	               a->mcp_call_id,
+	               r->fail != MCP_OK ? "failed"
+	               : is_error        ? "error"
+	                                 : "ok",
+	               (int64_t)(now_mono_ms() - a->mcp_call_t0));
 	a->mcp_call_id[0] = '\0';
 	schedule(a->rt, a->id);
 }
@@ -898,6 +909,8 @@ mcp_run_next(struct asess *a, const json_t *sdoc, const json_t *call, const char
 	mcp_conn_auth(a, m, sdoc);
 	snprintf(a->mcp_call_id, sizeof(a->mcp_call_id), "%s", id);
 	snprintf(a->mcp_call_server, sizeof(a->mcp_call_server), "%s", m->name);
+	snprintf(a->mcp_call_tool, sizeof(a->mcp_call_tool), "%s", tool ? tool : "");
+	a->mcp_call_t0 = now_mono_ms();
 	log_info("MCP tool call", "session_id", a->id, "mcp_server", m->name, "tool", tool);
 	if (mcp_client_call_tool(m->cl, tool, json_object_get(call, "input"), on_mcp_called, m) !=
 	    0) {

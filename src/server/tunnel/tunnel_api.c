@@ -9,6 +9,7 @@
 #include <openssl/crypto.h>
 
 #include "api.h"
+#include "audit.h"
 #include "err.h"
 #include "log.h"
 #include "routes.h"
@@ -109,6 +110,8 @@ create_tunnel(struct api_call *c)
 	if ((r = load(db, id, &o, NULL)) != 0)
 		goto out;
 	log_info("tunnel created", "tunnel_id", id, "domain", domain);
+	audit_api(c, "tunnel.token.create", NULL, "ok",
+	          json_pack("{s:s, s:s}", "tunnel_id", id, "token_id", tok_id));
 out:
 	if (r == 0)
 		api_reply_json(c, 200, o);
@@ -247,6 +250,8 @@ reveal_token(struct api_call *c)
 	secret_free(tok);
 	/* Audit: who revealed, never the value. */
 	log_info("tunnel token revealed", "tunnel_id", c->params[0], "key_id", c->who.key_id);
+	audit_api(c, "tunnel.token.reveal", NULL, "ok",
+	          json_pack("{s:s, s:s}", "tunnel_id", c->params[0], "token_id", tok_id));
 	api_reply_json(c, 200, o);
 }
 
@@ -296,6 +301,9 @@ rotate_token(struct api_call *c)
 	else {
 		log_info("tunnel token rotated", "tunnel_id", c->params[0], "key_id", c->who.key_id,
 		         "token_id", tok_id, "reason", reason ? reason : "");
+		audit_api(c, "tunnel.token.rotate", NULL, "ok",
+		          json_pack("{s:s, s:s, s:s?}", "tunnel_id", c->params[0], "token_id",
+		                    tok_id, "reason", reason));
 		api_reply_json(c, 200, token_json(tok_id, tok));
 	}
 	secret_free(tok);

@@ -8,6 +8,7 @@
 #include <strings.h>
 
 #include "api.h"
+#include "audit.h"
 #include "auth.h"
 #include "buf.h"
 #include "err.h"
@@ -40,7 +41,27 @@ struct ingress {
 	struct buf body;
 	size_t held; /* streamed body bytes not yet acknowledged to the gateway */
 	char rid[48];
+	char tunnel_id[80], route[64]; /* for the audit record */
 };
+
+/* tunnel.request: what passed through the server (method, route, status), never a
+ * body or a header. Before any reply: a reply frees the API call. */
+static void
+ingress_audit(struct ingress *in, int status)
+{
+	char st[12];
+	snprintf(st, sizeof st, "%d", status);
+	json_t *res = json_pack("{s:s, s:s, s:s}", "tunnel_id", in->tunnel_id, "route", in->route,
+	                        "method", in->req->method);
+	if (in->c) {
+		audit_api(in->c, "tunnel.request", NULL, st, res);
+		return;
+	}
+	struct audit_event e = {
+	    .request_id = in->rid, .action = "tunnel.request", .outcome = st, .resources = res};
+	audit_emit(in->srv, &e);
+	json_decref(res);
+}
 
 static void
 ingress_free(struct ingress *in)
@@ -55,6 +76,7 @@ static void
 reply_error(struct ingress *in, int status, const char *type, const char *msg)
 {
 	tunnel_count_ingress_error(in->srv);
+	ingress_audit(in, status);
 	if (in->c) {
 		api_reply_error(in->c, status, type, NULL, "%s", msg);
 		return;
@@ -152,6 +174,7 @@ static void
 on_head(void *arg, int status, const struct http_header *uh, size_t nuh)
 {
 	struct ingress *in = arg;
+	ingress_audit(in, status);
 	if (strcmp(in->req->method, "HEAD") != 0 && want_buffer(uh, nuh)) {
 		/* The edge's header strings live only during this call: copy them. */
 		in->buffered = true;
@@ -270,6 +293,8 @@ tunnel_ingress_forward(struct server *s, struct http_request *req, struct api_ca
 	in->srv = s;
 	in->req = req;
 	in->c = c;
+	snprintf(in->tunnel_id, sizeof(in->tunnel_id), "%s", tunnel_id);
+	snprintf(in->route, sizeof(in->route), "%s", route);
 	if (c)
 		snprintf(in->rid, sizeof(in->rid), "%s", c->request_id);
 	else {

@@ -1,0 +1,530 @@
+/* The server's audit log: the append-only file (lib/audit_chain's audit_file), an
+ * in-memory index of record offsets for GET /v1/audit_events, and the helpers the emit
+ * points call. See audit.h and docs/server/audit.md. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "api.h"
+#include "audit.h"
+#include "err.h"
+#include "log.h"
+#include "routes.h"
+#include "server.h"
+#include "session_store.h"
+#include "util.h"
+#include "validate.h"
+#include "xalloc.h"
+
+#define RETRY_MS 1000 /* a broken log is tried again at most this often */
+
+struct audit_log {
+	struct audit_file f;
+	uint64_t base_seq; /* seq of off[0] */
+	uint64_t *off;     /* byte offset of each record's line */
+	size_t n, cap;
+	/* the server's state around the file */
+	uint64_t written, failed, lost; /* lost: failures since the last good write */
+	bool broken;
+	uint64_t retry_at_ms;
+};
+
+static void
+index_push(struct audit_log *lg, uint64_t off)
+{
+	if (lg->n == lg->cap) {
+		lg->cap = lg->cap ? lg->cap * 2 : 1024;
+		lg->off = xreallocarray(lg->off, lg->cap, sizeof(*lg->off));
+	}
+	lg->off[lg->n++] = off;
+}
+
+/* Reads the line at off (without its '\n') into b; AL_E_IO on a short or failed read. */
+static int
+read_line(struct audit_log *lg, size_t i, struct buf *b)
+{
+	uint64_t start = lg->off[i];
+	uint64_t end = i + 1 < lg->n ? lg->off[i + 1] : lg->f.size;
+	if (end <= start || end - start > AUDIT_LINE_MAX + 1)
+		return AL_E_IO;
+	size_t len = (size_t)(end - start);
+	char *wp;
+	buf_reset(b);
+	if (buf_reserve(b, len + 1, &wp) != 0)
+		return AL_E_IO;
+	if (pread(lg->f.fd, wp, len, (off_t)start) != (ssize_t)len || wp[len - 1] != '\n')
+		return AL_E_IO;
+	wp[len - 1] = '\0';
+	buf_commit(b, len - 1);
+	return 0;
+}
+
+/* One pass over the file at open: the offset of every line, and the first record's seq
+ * (records are consecutive, so seq = base_seq + index). */
+static int
+index_build(struct audit_log *lg, char *err, size_t errlen)
+{
+	char chunk[65536];
+	uint64_t pos = 0, line_start = 0;
+	bool at_start = true;
+	while (pos < lg->f.size) {
+		size_t want =
+		    lg->f.size - pos < sizeof(chunk) ? (size_t)(lg->f.size - pos) : sizeof(chunk);
+		ssize_t n = pread(lg->f.fd, chunk, want, (off_t)pos);
+		if (n <= 0) {
+			snprintf(err, errlen, "%s: read error while indexing", lg->f.path);
+			return AL_E_IO;
+		}
+		for (ssize_t k = 0; k < n; k++) {
+			if (at_start) {
+				index_push(lg, line_start);
+				at_start = false;
+			}
+			if (chunk[k] == '\n') {
+				line_start = pos + (uint64_t)k + 1;
+				at_start = true;
+			}
+		}
+		pos += (uint64_t)n;
+	}
+	lg->base_seq = 1;
+	if (lg->n > 0) {
+		struct buf b;
+		buf_init(&b, AUDIT_LINE_MAX + 2);
+		int r = read_line(lg, 0, &b);
+		json_t *rec = r == 0 ? json_loadb(b.data, b.len, 0, NULL) : NULL;
+		json_int_t seq = json_integer_value(json_object_get(rec, "seq"));
+		json_decref(rec);
+		buf_free(&b);
+		if (seq <= 0 || (uint64_t)seq + lg->n - 1 != lg->f.chain.seq) {
+			snprintf(err, errlen,
+			         "%s: records are not consecutive (first seq %lld, %zu lines, last "
+			         "seq %llu): run airlock audit verify",
+			         lg->f.path, (long long)seq, lg->n,
+			         (unsigned long long)lg->f.chain.seq);
+			return AL_E_INVAL;
+		}
+		lg->base_seq = (uint64_t)seq;
+	}
+	return 0;
+}
+
+int
+audit_log_open(const char *path, struct audit_log **out, char *err, size_t errlen)
+{
+	struct audit_log *lg = xcalloc(1, sizeof(*lg));
+	size_t torn = 0;
+	int r = audit_file_open(&lg->f, path, &torn, err, errlen);
+	if (r != 0) {
+		lg->f.fd = -1;
+		goto out;
+	}
+	if (torn > 0) {
+		char n[24];
+		snprintf(n, sizeof n, "%zu", torn);
+		log_warn("audit log: cut a torn last line (a write interrupted by a crash)", "file",
+		         path, "bytes", n);
+	}
+	if ((r = index_build(lg, err, errlen)) != 0)
+		goto out;
+	*out = lg;
+	lg = NULL;
+out:
+	audit_log_free(lg);
+	return r;
+}
+
+void
+audit_log_free(struct audit_log *lg)
+{
+	if (lg == NULL)
+		return;
+	if (lg->f.path)
+		audit_file_close(&lg->f);
+	free(lg->off);
+	free(lg);
+}
+
+int
+audit_log_append(struct audit_log *lg, json_t *rec)
+{
+	uint64_t at = lg->f.size;
+	int r = audit_file_append(&lg->f, rec);
+	if (r == 0) {
+		if (lg->n == 0)
+			lg->base_seq = lg->f.chain.seq;
+		index_push(lg, at);
+	}
+	return r;
+}
+
+uint64_t
+audit_log_count(const struct audit_log *lg)
+{
+	return lg->n;
+}
+
+/* ---- queries ---- */
+
+static bool
+json_str_is(const json_t *v, const char *want)
+{
+	const char *s = json_string_value(v);
+	return s != NULL && strcmp(s, want) == 0;
+}
+
+bool
+audit_query_match(const struct audit_query *q, const json_t *rec)
+{
+	if (q->action && !json_str_is(json_object_get(rec, "action"), q->action))
+		return false;
+	if (q->principal &&
+	    !json_str_is(json_object_get(json_object_get(rec, "principal"), "sub"), q->principal))
+		return false;
+	if (q->session_id &&
+	    !json_str_is(json_object_get(json_object_get(rec, "resources"), "session_id"),
+	                 q->session_id))
+		return false;
+	if (q->time_lo != INT64_MIN || q->time_hi != INT64_MAX) {
+		const char *ts = json_string_value(json_object_get(rec, "time"));
+		int64_t t;
+		if (ts == NULL || time_parse_rfc3339(ts, &t) != 0 || t < q->time_lo ||
+		    t > q->time_hi)
+			return false;
+	}
+	return true;
+}
+
+int
+audit_log_query(struct audit_log *lg, const struct audit_query *q, json_t **data,
+                uint64_t *next_seq)
+{
+	uint64_t max_scan = q->max_scan ? q->max_scan : AUDIT_QUERY_MAX_SCAN;
+	uint64_t scanned = 0;
+	struct buf b;
+	int r = 0;
+	json_t *arr = json_array();
+	*next_seq = 0;
+	buf_init(&b, AUDIT_LINE_MAX + 2);
+	if (lg->n == 0)
+		goto out;
+	/* i: the next index to read, in page order */
+	uint64_t last = lg->base_seq + lg->n - 1;
+	int64_t i;
+	if (q->desc) {
+		uint64_t from = q->has_cursor ? q->after_seq - 1 : last;
+		if (q->has_cursor && q->after_seq <= lg->base_seq)
+			goto out;
+		if (from > last)
+			from = last;
+		i = (int64_t)(from - lg->base_seq);
+	} else {
+		uint64_t from = q->has_cursor ? q->after_seq + 1 : lg->base_seq;
+		if (from < lg->base_seq)
+			from = lg->base_seq;
+		if (from > last)
+			goto out;
+		i = (int64_t)(from - lg->base_seq);
+	}
+	for (; i >= 0 && (uint64_t)i < lg->n; i += q->desc ? -1 : 1) {
+		uint64_t seq = lg->base_seq + (uint64_t)i;
+		if (json_array_size(arr) == q->limit || scanned == max_scan) {
+			/* more may follow: the cursor resumes after the last record looked at */
+			*next_seq = q->desc ? seq + 1 : seq - 1;
+			break;
+		}
+		scanned++;
+		if ((r = read_line(lg, (size_t)i, &b)) != 0)
+			goto out;
+		json_t *rec = json_loadb(b.data, b.len, 0, NULL);
+		if (rec == NULL) {
+			r = AL_E_IO;
+			goto out;
+		}
+		if (audit_query_match(q, rec))
+			json_array_append(arr, rec);
+		json_decref(rec);
+	}
+	r = 0;
+out:
+	buf_free(&b);
+	if (r != 0) {
+		json_decref(arr);
+		arr = NULL;
+	}
+	*data = arr;
+	return r;
+}
+
+/* ---- the server's log ---- */
+
+int
+audit_open(struct server *s)
+{
+	char err[600], *path = NULL;
+	const char *p = s->cfg.audit_file;
+	if (p == NULL || p[0] == '\0')
+		p = path = xasprintf("%s/audit.jsonl", s->cfg.data_dir);
+	int r = audit_log_open(p, &s->audit, err, sizeof err);
+	if (r != 0) {
+		log_error("cannot open the audit log", "error", err);
+	} else {
+		char n[24];
+		snprintf(n, sizeof n, "%llu", (unsigned long long)s->audit->f.chain.seq);
+		log_info("audit log open", "file", p, "last_seq", n);
+	}
+	free(path);
+	return r;
+}
+
+void
+audit_close(struct server *s)
+{
+	audit_log_free(s->audit);
+	s->audit = NULL;
+}
+
+static int
+append_event(struct audit_log *lg, const struct audit_event *e)
+{
+	json_t *rec = audit_record_new(e);
+	int r = audit_log_append(lg, rec);
+	json_decref(rec);
+	return r;
+}
+
+int
+audit_emit(struct server *s, const struct audit_event *e)
+{
+	struct audit_log *lg = s->audit;
+	if (lg == NULL)
+		return 0; /* tests that build a server without the log */
+	struct audit_event ev = *e;
+	if (ev.time_us == 0)
+		ev.time_us = now_real_us();
+	int r = append_event(lg, &ev);
+	if (r != 0) {
+		lg->failed++;
+		lg->lost++;
+		lg->broken = true;
+		lg->retry_at_ms = now_mono_ms() + RETRY_MS;
+		log_error("AUDIT LOG WRITE FAILED: the action is not in the audit log", "file",
+		          lg->f.path, "action", e->action, "request_id", e->request_id, "error",
+		          al_strerror(r));
+		return r;
+	}
+	lg->written++;
+	if (lg->broken) {
+		lg->broken = false;
+		lg->lost = 0;
+	}
+	return 0;
+}
+
+bool
+audit_refusing(struct server *s)
+{
+	struct audit_log *lg = s->audit;
+	if (lg == NULL || !lg->broken)
+		return false;
+	if (now_mono_ms() < lg->retry_at_ms)
+		return true;
+	/* try again with a record that says how many went missing */
+	char lost[24];
+	snprintf(lost, sizeof lost, "%llu", (unsigned long long)lg->lost);
+	json_t *res = json_pack("{s:s}", "records_lost", lost);
+	struct audit_event ev = {.action = "audit.recovered", .outcome = "ok", .resources = res};
+	uint64_t before = lg->lost;
+	int r = audit_emit(s, &ev);
+	json_decref(res);
+	if (r == 0) {
+		snprintf(lost, sizeof lost, "%llu", (unsigned long long)before);
+		log_warn("audit log writable again", "file", lg->f.path, "records_lost", lost);
+	}
+	return r != 0;
+}
+
+void
+audit_get_stats(const struct server *s, struct audit_stats *st)
+{
+	memset(st, 0, sizeof(*st));
+	if (s->audit) {
+		st->written = s->audit->written;
+		st->failed = s->audit->failed;
+	}
+}
+
+void
+audit_principal(struct audit_event *e, const struct principal *p, char *buf, size_t len)
+{
+	buf[0] = '\0';
+	e->sub = e->iss = NULL;
+	e->groups = NULL;
+	e->n_groups = 0;
+	switch (p->kind) {
+	case PRINCIPAL_USER:
+		e->sub = p->user.sub;
+		e->iss = p->user.iss;
+		e->groups = (const char *const *)p->user.groups;
+		e->n_groups = p->user.ngroups;
+		return;
+	case PRINCIPAL_API_KEY:
+		/* the same name sessions record as their owner */
+		snprintf(buf, len, "apikey:%s",
+		         strcmp(p->key_id, "env:AIRLOCK_API_KEY") == 0 ? "AIRLOCK_API_KEY"
+		                                                       : p->key_id);
+		break;
+	case PRINCIPAL_ENV_KEY:
+		snprintf(buf, len, "envkey:%s", p->key_id);
+		break;
+	case PRINCIPAL_SESSION_TOKEN:
+		snprintf(buf, len, "session-token:%s", p->work_id);
+		break;
+	default:
+		return; /* nobody was recognised: an authentication failure */
+	}
+	e->sub = buf;
+}
+
+int
+audit_api(struct api_call *c, const char *action, const char *decision, const char *outcome,
+          json_t *resources)
+{
+	char sub[128];
+	struct audit_event e = {
+	    .request_id = c->request_id,
+	    .action = action,
+	    .resources = resources,
+	    .decision = decision,
+	    .outcome = outcome,
+	};
+	struct timespec now;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	e.latency_ms = (int64_t)(now.tv_sec - c->t0.tv_sec) * 1000 +
+	               (int64_t)(now.tv_nsec - c->t0.tv_nsec) / 1000000;
+	audit_principal(&e, &c->who, sub, sizeof sub);
+	int r = audit_emit(c->srv, &e);
+	json_decref(resources);
+	return r;
+}
+
+/* A session's records name its owner: the user who created it, or "apikey:<id>". */
+static void
+owner_principal(struct audit_event *e, const struct session_owner *o)
+{
+	if (o == NULL)
+		return;
+	e->sub = o->sub;
+	e->iss = o->iss;
+	e->groups = (const char *const *)o->groups;
+	e->n_groups = o->ngroups;
+}
+
+void
+audit_tool_use(struct server *s, const char *session_id, const struct session_owner *o,
+               const json_t *ev)
+{
+	const char *type = json_string_value(json_object_get(ev, "type"));
+	if (type == NULL ||
+	    (strcmp(type, "agent.tool_use") != 0 && strcmp(type, "agent.mcp_tool_use") != 0 &&
+	     strcmp(type, "agent.custom_tool_use") != 0))
+		return;
+	const json_t *evl = json_object_get(ev, "evaluation");
+	const char *perm = json_string_value(json_object_get(ev, "evaluated_permission"));
+	const char *effect = json_string_value(json_object_get(evl, "policy_effect"));
+	char args[AUDIT_HEX_LEN];
+	audit_args_sha256(json_object_get(ev, "input"), args);
+	json_t *res =
+	    json_pack("{s:s, s:s}", "session_id", session_id, "type", type + strlen("agent."));
+	static const char *const keys[][2] = {
+	    {"tool_use_id", "id"}, {"tool", "name"}, {"mcp_server", "mcp_server_name"}};
+	for (size_t i = 0; i < 3; i++) {
+		json_t *v = json_object_get(ev, keys[i][1]);
+		if (json_is_string(v))
+			json_object_set(res, keys[i][0], v);
+	}
+	struct audit_event e = {
+	    .request_id = json_string_value(json_object_get(ev, "id")),
+	    .action = "tool.call",
+	    .resources = res,
+	    .decision = perm ? perm : effect,
+	    .rule = json_string_value(json_object_get(evl, "policy_rule")),
+	    /* what the loop does with it next: answered at once, held for a confirmation,
+	     * or handed to the worker, MCP server or client */
+	    .outcome = perm && strcmp(perm, "deny") == 0  ? "denied"
+	               : perm && strcmp(perm, "ask") == 0 ? "awaiting_confirmation"
+	                                                  : "dispatched",
+	    .args_sha256 = args,
+	};
+	owner_principal(&e, o);
+	audit_emit(s, &e);
+	json_decref(res);
+}
+
+void
+audit_mcp_call(struct server *s, const char *session_id, const struct session_owner *o,
+               const char *server, const char *tool, const char *call_id, const char *outcome,
+               int64_t latency_ms)
+{
+	json_t *res = json_pack("{s:s, s:s, s:s, s:s}", "session_id", session_id, "mcp_server",
+	                        server, "tool", tool, "tool_use_id", call_id);
+	struct audit_event e = {
+	    .request_id = call_id,
+	    .action = "mcp.call",
+	    .resources = res,
+	    .outcome = outcome,
+	    .latency_ms = latency_ms,
+	};
+	owner_principal(&e, o);
+	audit_emit(s, &e);
+	json_decref(res);
+}
+
+/* ---- GET /v1/audit_events ---- */
+
+static void
+list_audit_events(struct api_call *c)
+{
+	struct page_req pg;
+	struct time_range tr;
+	json_t *data = NULL;
+	uint64_t next = 0;
+	if (api_page_parse(c, 20, 1000, true, &pg) != 0 || validate_query_created(c, &tr) != 0)
+		return;
+	if (c->srv->audit == NULL) {
+		api_reply_error(c, 503, "api_error", NULL, "the audit log is not open");
+		return;
+	}
+	struct audit_query q = {
+	    .time_lo = tr.lo,
+	    .time_hi = tr.hi,
+	    .principal = query_get(&c->query, "principal"),
+	    .session_id = query_get(&c->query, "session_id"),
+	    .action = query_get(&c->query, "action"),
+	    .desc = pg.desc,
+	    .has_cursor = pg.has_cursor,
+	    .after_seq = (uint64_t)pg.after_seq,
+	    .limit = pg.limit,
+	};
+	if (audit_log_query(c->srv->audit, &q, &data, &next) != 0) {
+		api_reply_err(c, AL_E_IO, "cannot read the audit log");
+		return;
+	}
+	json_t *np = json_null();
+	if (next != 0) {
+		char *cur = api_page_cursor((int64_t)next, pg.desc);
+		np = json_string(cur);
+		free(cur);
+	}
+	api_reply_json(c, 200, json_pack("{s:o, s:o}", "data", data, "next_page", np));
+}
+
+/* Server API keys, and users whose role is admin (auth_user_may lists no lower role for
+ * this route, so only admins pass). */
+const struct api_route audit_routes[] = {
+    {"GET", "/v1/audit_events", CREDS_API, list_audit_events},
+    {NULL, NULL, 0, NULL},
+};

@@ -1,0 +1,315 @@
+// The audit log of a running server (issue 12 item 5): users from a real OpenID provider
+// (npm oidc-provider) and the official SDK drive a failed authentication, a key creation,
+// sessions whose model (`airlock mock-model`) calls a tool the policy denies and one it
+// allows, a role denial and policy reloads; GET /v1/audit_events then shows each as a
+// record (filters, paging, admins only), `airlock audit verify` accepts the file and names
+// the first bad record of an edited, shortened or reordered copy, `airlock audit export`
+// copies it, and no secret used on the way appears in it.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { writeFileSync, readFileSync, mkdtempSync, rmSync, renameSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import Anthropic from '@anthropic-ai/sdk';
+import { startServer } from './lib/server.mjs';
+import { startMockModel } from './lib/mockmodel.mjs';
+import { startIdp } from './lib/oidc_idp.mjs';
+import { collect } from './lib/events.mjs';
+
+const BIN = process.env.AIRLOCK_BIN;
+const BOB_INPUT = { command: 'echo bob-input-SECRET-5f1c' };
+const ALICE_INPUT = { command: 'echo alice-input-SECRET-9a7e' };
+const WRONG_KEY = 'alk_srv_wrong-key-SECRET-0d2b';
+
+const POLICY = (extra = '') => `default: deny
+roles:
+  admin: [platform-admins]
+  developer: [engineers]
+rules:
+  - id: auditors-shell
+    effect: allow
+    groups: [auditors]
+    tools: [bash]
+  - id: no-intern-shell
+    effect: deny
+    groups: [interns]
+    tools: [bash]
+${extra}`;
+
+const SCRIPT = [
+  { match: 'bob-go', content: [{ type: 'tool_use', name: 'bash', input: BOB_INPUT }] },
+  { match: 'denied by policy rule no-intern-shell', content: [{ type: 'text', text: 'understood' }] },
+  { match: 'alice-go', content: [{ type: 'tool_use', name: 'bash', input: ALICE_INPUT }] },
+];
+
+let idp;
+let mock;
+let srv;
+let dir;
+let policyFile;
+let admin;
+let agent;
+let env;
+let envKey;
+const tokens = {};
+const sessions = {};
+
+const userClient = async (name) => {
+  tokens[name] = await idp.token(name);
+  return new Anthropic({ baseURL: srv.baseURL, apiKey: null, authToken: tokens[name], maxRetries: 0 });
+};
+const say = (c, sid, text) =>
+  c.beta.sessions.events.send(sid, { events: [{ type: 'user.message', content: [{ type: 'text', text }] }] });
+const auditFile = () => path.join(srv.dataDir, 'audit.jsonl');
+const lines = () => readFileSync(auditFile(), 'utf8').split('\n').filter((l) => l !== '');
+async function audit(query = '', headers = { 'x-api-key': srv.apiKey }) {
+  const r = await fetch(`${srv.baseURL}/v1/audit_events${query ? `?${query}` : ''}`, { headers });
+  return { status: r.status, body: await r.json() };
+}
+async function all(query) {
+  const { status, body } = await audit(`${query}&limit=1000`);
+  assert.equal(status, 200, JSON.stringify(body));
+  assert.equal(body.next_page, null);
+  return body.data;
+}
+function writePolicy(text) {
+  const tmp = `${policyFile}.tmp`;
+  writeFileSync(tmp, text);
+  renameSync(tmp, policyFile);
+}
+async function logSays(re) {
+  for (let i = 0; i < 200 && !re.test(srv.log()); i++) await new Promise((r) => setTimeout(r, 50));
+  assert.match(srv.log(), re);
+}
+const sha256 = (s) => createHash('sha256').update(s).digest('hex');
+
+before(async () => {
+  idp = await startIdp({
+    users: {
+      alice: { groups: ['auditors'] },
+      bob: { groups: ['interns'] },
+      erin: { groups: ['engineers'] },
+      pat: { groups: ['platform-admins'] },
+    },
+  });
+  mock = await startMockModel(SCRIPT);
+  dir = mkdtempSync(path.join(tmpdir(), 'airlock-audit-'));
+  policyFile = path.join(dir, 'policy.yaml');
+  writePolicy(POLICY());
+  srv = await startServer({
+    env: {
+      AIRLOCK_OIDC_ISSUER: idp.issuer,
+      AIRLOCK_OIDC_AUDIENCE: 'airlock',
+      AIRLOCK_POLICY_FILE: policyFile,
+      AIRLOCK_MODEL_BASE_URL: mock.url,
+      AIRLOCK_MODEL_API_KEY: 'mock-model-key-SECRET-77aa',
+    },
+  });
+  await logSays(/identity provider keys loaded/);
+  admin = new Anthropic({ baseURL: srv.baseURL, apiKey: srv.apiKey, maxRetries: 0 });
+  agent = await admin.beta.agents.create({
+    name: 'auditor', model: 'claude-test',
+    tools: [{ type: 'agent_toolset_20260401', default_config: { permission_policy: { type: 'always_allow' } } }],
+  });
+  env = await admin.beta.environments.create({ name: 'bank', config: { type: 'self_hosted' } });
+});
+
+after(async () => {
+  await srv?.stop();
+  await mock?.stop();
+  await idp?.stop();
+  if (dir) rmSync(dir, { recursive: true, force: true });
+});
+
+test('a failed authentication, a key, tool calls and policy reloads each leave a record', async () => {
+  const bad = await fetch(`${srv.baseURL}/v1/agents`, { headers: { 'x-api-key': WRONG_KEY } });
+  assert.equal(bad.status, 401);
+
+  const kr = await fetch(`${srv.baseURL}/v1/environments/${env.id}/keys`, {
+    method: 'POST', headers: { 'x-api-key': srv.apiKey, 'content-type': 'application/json' }, body: '{}',
+  });
+  assert.equal(kr.status, 200);
+  envKey = await kr.json();
+
+  // bob (interns): the model calls bash anyway and the policy denies it
+  const bob = await userClient('bob');
+  sessions.bob = await bob.beta.sessions.create({ agent: agent.id, environment_id: env.id });
+  let ev = collect(await bob.beta.sessions.events.stream(sessions.bob.id));
+  await say(bob, sessions.bob.id, 'bob-go');
+  const denied = await ev.waitFor((e) => e.type === 'agent.tool_use', 0, 'agent.tool_use');
+  assert.equal(denied.evaluation.policy_rule, 'no-intern-shell');
+  await ev.waitFor((e) => e.type === 'agent.message', 0, 'the answer after the denial');
+  ev.close();
+
+  // alice (auditors): allowed, handed on for a worker
+  const alice = await userClient('alice');
+  sessions.alice = await alice.beta.sessions.create({ agent: agent.id, environment_id: env.id });
+  ev = collect(await alice.beta.sessions.events.stream(sessions.alice.id));
+  await say(alice, sessions.alice.id, 'alice-go');
+  const allowed = await ev.waitFor((e) => e.type === 'agent.tool_use', 0, 'agent.tool_use');
+  assert.equal(allowed.evaluated_permission, 'allow');
+  ev.close();
+
+  // a good reload, then a refused file (the last good policy stays), then back
+  writePolicy(POLICY('  - id: extra\n    effect: allow\n    users: [erin]\n    tools: [read]\n'));
+  await logSays(/policy loaded.*rules=3/);
+  writePolicy('default: deny\nrules:\n  - id: x\n    effect: maybe\n');
+  await logSays(/policy file refused: keeping the last good policy/);
+  writePolicy(POLICY());
+  await logSays(/policy loaded.*rules=2.*trigger="?file changed/);
+
+  // auth.fail: what was presented and why, never the value
+  const [fail] = await all('action=auth.fail');
+  assert.equal(fail.decision, 'deny');
+  assert.equal(fail.outcome, '401');
+  assert.equal(fail.resources.route, '/v1/agents');
+  assert.match(fail.resources.reason, /no such key/);
+  assert.equal(fail.principal.sub, null);
+
+  const [key] = await all('action=key.create');
+  assert.equal(key.resources.key_id, envKey.id);
+  assert.equal(key.resources.environment_id, env.id);
+  assert.equal(key.principal.sub, 'apikey:AIRLOCK_API_KEY');
+
+  const created = await all('action=session.create');
+  assert.deepEqual(created.map((r) => r.principal.sub).sort(), ['alice', 'bob']);
+  const bobCreate = created.find((r) => r.principal.sub === 'bob');
+  assert.equal(bobCreate.principal.iss, idp.issuer);
+  assert.deepEqual(bobCreate.principal.groups, ['interns']);
+  assert.equal(bobCreate.resources.session_id, sessions.bob.id);
+
+  const [bobCall] = await all(`action=tool.call&session_id=${sessions.bob.id}`);
+  assert.equal(bobCall.decision, 'deny');
+  assert.equal(bobCall.rule, 'no-intern-shell');
+  assert.equal(bobCall.outcome, 'denied');
+  assert.equal(bobCall.resources.tool, 'bash');
+  assert.equal(bobCall.resources.tool_use_id, denied.id);
+  assert.equal(bobCall.principal.sub, 'bob');
+  assert.equal(bobCall.args_sha256, sha256(JSON.stringify(BOB_INPUT)));
+
+  const [aliceCall] = await all(`action=tool.call&session_id=${sessions.alice.id}`);
+  assert.equal(aliceCall.decision, 'allow');
+  assert.equal(aliceCall.rule, 'auditors-shell');
+  assert.equal(aliceCall.outcome, 'dispatched');
+  assert.equal(aliceCall.principal.sub, 'alice');
+
+  const reloads = await all('action=policy.reload&order=asc');
+  assert.deepEqual(reloads.map((r) => [r.outcome, r.resources.trigger]),
+    [['ok', 'start'], ['ok', 'file changed'], ['refused', 'file changed'], ['ok', 'file changed']]);
+  assert.match(reloads[2].resources.error, /policy\.yaml:4/);
+  assert.equal(reloads[1].resources.file, policyFile);
+});
+
+test('GET /v1/audit_events: administrators only; the denial of anyone else is itself recorded', async () => {
+  for (const name of ['bob', 'erin']) {
+    const r = await audit('', { authorization: `Bearer ${await idp.token(name)}` });
+    assert.equal(r.status, 403, name);
+    assert.equal(r.body.error.type, 'permission_error');
+  }
+  const pat = await audit('limit=1', { authorization: `Bearer ${await idp.token('pat')}` });
+  assert.equal(pat.status, 200);
+  assert.equal(pat.body.data.length, 1);
+  const denials = await all('action=auth.denied&principal=erin');
+  assert.equal(denials.length, 1);
+  assert.equal(denials[0].resources.route, '/v1/audit_events');
+  assert.equal(denials[0].resources.role, 'developer');
+  assert.equal(denials[0].outcome, '403');
+});
+
+test('filters and paging', async () => {
+  const total = lines().length;
+  // newest first by default; pages of 3 cover the log exactly once
+  const seen = [];
+  let page = '';
+  for (let i = 0; i < 1000; i++) {
+    const { status, body } = await audit(`limit=3${page ? `&page=${encodeURIComponent(page)}` : ''}`);
+    assert.equal(status, 200);
+    seen.push(...body.data.map((r) => r.seq));
+    if (body.next_page === null) break;
+    page = body.next_page;
+  }
+  assert.equal(seen.length, total, 'every record paged once');
+  const want = [...Array(seen.length).keys()].map((k) => seen[0] - k);
+  assert.deepEqual(seen, want);
+
+  const bobs = await all('principal=bob');
+  assert.ok(bobs.length >= 3); // session.create, tool.call, auth.denied
+  assert.ok(bobs.every((r) => r.principal.sub === 'bob'));
+  const inSession = await all(`session_id=${sessions.bob.id}`);
+  assert.deepEqual(inSession.map((r) => r.action).sort(), ['session.create', 'tool.call']);
+
+  const now = new Date();
+  const future = new Date(now.getTime() + 3600e3).toISOString();
+  const past = new Date(now.getTime() - 3600e3).toISOString();
+  assert.equal((await all(`created_at[gte]=${future}`)).length, 0);
+  assert.equal((await all(`created_at[lte]=${past}`)).length, 0);
+  assert.ok((await all(`created_at[gte]=${past}&created_at[lte]=${future}`)).length >= total);
+  const bad = await audit('created_at[gte]=yesterday');
+  assert.equal(bad.status, 400);
+  assert.equal((await audit('page=not-a-cursor')).status, 400);
+});
+
+test('airlock audit verify accepts the log and names the first bad record of a tampered copy', () => {
+  const ok = spawnSync(BIN, ['audit', 'verify', auditFile()], { encoding: 'utf8' });
+  assert.equal(ok.status, 0, ok.stderr);
+  assert.match(ok.stdout, /ok: \d+ records/);
+
+  const orig = lines();
+  assert.ok(orig.length >= 6);
+  const check = (name, edited, re) => {
+    const f = path.join(dir, `${name}.jsonl`);
+    writeFileSync(f, edited.join('\n') + '\n');
+    const r = spawnSync(BIN, ['audit', 'verify', f], { encoding: 'utf8' });
+    assert.equal(r.status, 1, `${name}: ${r.stdout}${r.stderr}`);
+    assert.match(r.stderr, re, name);
+  };
+  const edited = [...orig];
+  const rec = JSON.parse(edited[2]);
+  rec.outcome = 'ok-but-edited';
+  edited[2] = JSON.stringify(rec);
+  check('edited', edited, /:3: seq 3: hash does not match/);
+  check('deleted', orig.filter((_, i) => i !== 2), /:3: seq 4: expected seq 3/);
+  check('reordered', [...orig.slice(0, 2), orig[3], orig[2], ...orig.slice(4)], /:3: seq 4: expected seq 3/);
+  check('inserted', [...orig.slice(0, 3), orig[1], ...orig.slice(3)], /:4: seq 2: expected seq 4/);
+
+  // export: the verified copy, or the tail from a time on with the anchor to verify it
+  const out = path.join(dir, 'export.jsonl');
+  execFileSync(BIN, ['audit', 'export', '--out', out, auditFile()], { stdio: 'pipe' });
+  assert.equal(readFileSync(out, 'utf8'), readFileSync(auditFile(), 'utf8'));
+  const since = JSON.parse(orig[3]).time;
+  const tail = spawnSync(BIN, ['audit', 'export', '--since', since, auditFile()], { encoding: 'utf8' });
+  assert.equal(tail.status, 0, tail.stderr);
+  const first = JSON.parse(tail.stdout.split('\n')[0]);
+  assert.ok(first.seq <= 4 && Date.parse(first.time) >= Date.parse(since));
+  const anchor = /--anchor (\d+:[0-9a-f]{64})/.exec(tail.stderr)[1];
+  const tf = path.join(dir, 'tail.jsonl');
+  writeFileSync(tf, tail.stdout);
+  const vt = spawnSync(BIN, ['audit', 'verify', '--anchor', anchor, tf], { encoding: 'utf8' });
+  assert.equal(vt.status, 0, vt.stderr);
+  const badExport = spawnSync(BIN, ['audit', 'export', path.join(dir, 'edited.jsonl')], { encoding: 'utf8' });
+  assert.equal(badExport.status, 1);
+  assert.match(badExport.stderr, /:3: seq 3: hash does not match/);
+});
+
+test('no secret reaches the audit log', () => {
+  const text = readFileSync(auditFile(), 'utf8');
+  const secrets = {
+    'server API key': srv.apiKey,
+    'the refused key': WRONG_KEY,
+    'the issued environment key': envKey.key,
+    'the model key': 'mock-model-key-SECRET-77aa',
+    "bob's input": BOB_INPUT.command,
+    "alice's input": ALICE_INPUT.command,
+  };
+  for (const [name, t] of Object.entries(tokens)) secrets[`${name}'s token`] = t;
+  // the parts of a JWT, too: a logged signature or payload is as bad as the whole
+  for (const [name, t] of Object.entries(tokens)) secrets[`${name}'s token signature`] = t.split('.')[2];
+  for (const [what, s] of Object.entries(secrets)) {
+    assert.ok(s && s.length >= 8, what);
+    assert.ok(!text.includes(s), `${what} is in the audit log`);
+  }
+  // and the checks would see one: the tool names and ids are there in clear
+  assert.ok(text.includes(sessions.bob.id));
+});
