@@ -36,6 +36,12 @@ echo "== tool policy: one decision with 1,000 rules vs 1 rule; filtering a 500-t
 "$top/build-bench/bench/policy_bench"
 
 echo
+echo "== audit log: event append with and without its audit record (target: <= 1.10x)"
+mkdir -p "$top/build-bench/audit-bench-data"
+"$top/build-bench/bench/audit_bench" "$top/build-bench/audit-bench-data" 400
+rm -rf "$top/build-bench/audit-bench-data"
+
+echo
 echo "== work queue: poll / ack / heartbeat / stop on loopback (baseline: authenticated 404)"
 start_server "$tmp/server1.log" || { echo "server did not start"; exit 1; }
 "$top/build-bench/bench/queue_bench" "http://127.0.0.1:$port" benchkey 300

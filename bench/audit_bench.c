@@ -1,0 +1,119 @@
+/* Audit log benchmark (issue 12: "audit logging adds <= 10% to event-append latency"):
+ * the agent loop's event append (one agent.tool_use event in a SQLite transaction, the
+ * commit fsynced as the server does) with and without the tool.call audit record that
+ * follows it (one write and fdatasync on the audit file), interleaved in one run on the
+ * same disk; prints p50/p99 of each and the ratio. Targets, not tests.
+ *   audit_bench [DIR [APPENDS]]   DIR: where the database and log go (default: a new
+ *                                 directory under the current one, not /tmp, which may
+ *                                 be a tmpfs where fsync costs nothing)             */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "audit.h"
+#include "buf.h"
+#include "db.h"
+#include "events.h"
+#include "server.h"
+#include "session_store.h"
+
+static double
+now_us(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec * 1e6 + (double)ts.tv_nsec / 1e3;
+}
+
+static int
+cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+	return x < y ? -1 : x > y;
+}
+
+/* One event append as answer_commit does it; with audit, the record after the commit. */
+static double
+append_once(struct server *s, const struct session_owner *o, unsigned i, int with_audit)
+{
+	char id[32];
+	snprintf(id, sizeof id, "sevt_bench%u", i);
+	json_t *ev =
+	    json_pack("{s:s, s:s, s:s, s:{s:s}, s:s, s:{s:s, s:s, s:s}}", "type", "agent.tool_use",
+	              "id", id, "name", "bash", "input", "command", "ls -la /workspace",
+	              "evaluated_permission", "allow", "evaluation", "type", "policy",
+	              "policy_rule", "auditors-tools", "policy_effect", "allow");
+	double t0 = now_us();
+	if (db_begin(s->db) != 0 || events_append_tx(s, "sesn_bench", ev, false) != 0 ||
+	    db_commit(s->db) != 0) {
+		fprintf(stderr, "event append failed\n");
+		exit(1);
+	}
+	if (with_audit)
+		audit_tool_use(s, "sesn_bench", o, ev);
+	double dt = now_us() - t0;
+	json_decref(ev);
+	return dt;
+}
+
+static void
+report(const char *what, double *v, unsigned n, double *p50)
+{
+	qsort(v, n, sizeof(*v), cmp_double);
+	*p50 = v[n / 2];
+	printf("%-28s p50=%8.1f us  p99=%8.1f us\n", what, v[n / 2], v[n * 99 / 100]);
+}
+
+int
+main(int argc, char **argv)
+{
+	char tmpl[] = "audit-bench.XXXXXX";
+	const char *dir = argc > 1 ? argv[1] : mkdtemp(tmpl);
+	uint64_t n = 400;
+	if (dir == NULL || (argc > 2 && (parse_uint_cstr(argv[2], 1000000, &n) != 0 || n < 10))) {
+		fprintf(stderr, "usage: audit_bench [DIR [APPENDS >= 10]]\n");
+		return 2;
+	}
+	struct server s;
+	memset(&s, 0, sizeof(s));
+	char err[600], path[4096];
+	snprintf(path, sizeof path, "%s/audit.jsonl", dir);
+	if (db_open(dir, &s.db) != 0 || audit_log_open(path, &s.audit, err, sizeof err) != 0) {
+		fprintf(stderr, "cannot open the database or the log in %s: %s\n", dir, err);
+		return 1;
+	}
+	char *groups[] = {"auditors", NULL};
+	struct session_owner o = {
+	    .sub = "alice", .iss = "https://idp.bank.test", .groups = groups, .ngroups = 1};
+	double *off = calloc(n, sizeof(double)), *on = calloc(n, sizeof(double));
+	for (unsigned i = 0; i < 20; i++) /* warm up the database and the page cache */
+		append_once(&s, &o, 1000000 + i, (int)(i & 1));
+	for (unsigned i = 0; i < n; i++) { /* interleaved: drift hits both alike */
+		off[i] = append_once(&s, &o, 2 * i, 0);
+		on[i] = append_once(&s, &o, 2 * i + 1, 1);
+	}
+	double p_off, p_on;
+	printf("event appends in %s (%llu each; the commit fsynced: synchronous=FULL)\n", dir,
+	       (unsigned long long)n);
+	report("event append, audit off", off, (unsigned)n, &p_off);
+	report("event append + audit record", on, (unsigned)n, &p_on);
+	printf("ratio audit on / off (p50) = %.2fx  (target <= 1.10x)\n", p_on / p_off);
+	free(off);
+	free(on);
+	audit_log_free(s.audit);
+	db_close(s.db);
+	if (argc <= 1) { /* our own directory: what db_open and the log made in it */
+		static const char *const files[] = {"audit.jsonl", "airlock.db", "airlock.db-wal",
+		                                    "airlock.db-shm"};
+		for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+			snprintf(path, sizeof path, "%s/%s", dir, files[i]);
+			unlink(path);
+		}
+		if (rmdir(dir) != 0)
+			fprintf(stderr, "could not remove %s\n", dir);
+	}
+	return 0;
+}
