@@ -16,28 +16,40 @@
 #include "err.h"
 #include "util.h"
 
+static const char audit_verify_text[] =
+    "verify  check the hash chain of a JSON-lines audit export (FILE, or - for\n"
+    "        stdin): exit 0 with the count, or exit 1 naming the first bad\n"
+    "        record (FILE:LINE: seq N: what is wrong)\n"
+    "\n"
+    "  --anchor SEQ:HASH  the export starts after record SEQ, whose hash is HASH\n"
+    "                     (a partial export); default: it starts at seq 1\n";
+
+static const char audit_export_text[] =
+    "export  copy the server's audit log (audit.file, default\n"
+    "        <data_dir>/audit.jsonl) as JSON lines, verifying the chain as it\n"
+    "        goes: exit 1 at the first bad record (what came before it is out)\n"
+    "\n"
+    "  --since TIME   start at the first record at or after TIME (RFC 3339);\n"
+    "                 everything after it follows, so the copy is one piece of\n"
+    "                 the chain: stderr gives the --anchor to verify it with\n"
+    "  --out FILE     write there (created 0600, must not exist); default -\n"
+    "                 (stdout)\n";
+
 static void
 audit_usage(FILE *f)
 {
-	fprintf(f, "usage: airlock audit verify [--anchor SEQ:HASH] FILE\n"
-	           "       airlock audit export [--since TIME] [--out FILE|-] FILE\n"
-	           "\n"
-	           "verify  check the hash chain of a JSON-lines audit export (FILE, or - for\n"
-	           "        stdin): exit 0 with the count, or exit 1 naming the first bad\n"
-	           "        record (FILE:LINE: seq N: what is wrong)\n"
-	           "\n"
-	           "  --anchor SEQ:HASH  the export starts after record SEQ, whose hash is HASH\n"
-	           "                     (a partial export); default: it starts at seq 1\n"
-	           "\n"
-	           "export  copy the server's audit log (audit.file, default\n"
-	           "        <data_dir>/audit.jsonl) as JSON lines, verifying the chain as it\n"
-	           "        goes: exit 1 at the first bad record (what came before it is out)\n"
-	           "\n"
-	           "  --since TIME   start at the first record at or after TIME (RFC 3339);\n"
-	           "                 everything after it follows, so the copy is one piece of\n"
-	           "                 the chain: stderr gives the --anchor to verify it with\n"
-	           "  --out FILE     write there (created 0600, must not exist); default -\n"
-	           "                 (stdout)\n");
+	fprintf(f,
+	        "usage: airlock audit verify [--anchor SEQ:HASH] FILE\n"
+	        "       airlock audit export [--since TIME] [--out FILE|-] FILE\n"
+	        "\n%s\n%s",
+	        audit_verify_text, audit_export_text);
+}
+
+static void
+audit_export_usage(FILE *f)
+{
+	fprintf(f, "usage: airlock audit export [--since TIME] [--out FILE|-] FILE\n\n%s",
+	        audit_export_text);
 }
 
 static int
@@ -171,7 +183,8 @@ audit_export_main(int argc, char **argv)
 	buf_init(&b, AUDIT_LINE_MAX + 1);
 	audit_verify_init(&x.v);
 	optind = 1;
-	while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+	opterr = 0; /* cli_option_error words it */
+	while ((ch = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
 		switch (ch) {
 		case 's':
 			if (time_parse_rfc3339(optarg, &x.since) != 0) {
@@ -184,16 +197,16 @@ audit_export_main(int argc, char **argv)
 			out_path = optarg;
 			break;
 		case 'h':
-			audit_usage(stdout);
+			audit_export_usage(stdout);
 			rc = 0;
 			goto out;
 		default:
-			audit_usage(stderr);
+			rc = cli_option_error("audit export", ch, argc, argv);
 			goto out;
 		}
 	}
 	if (optind != argc - 1) {
-		audit_usage(stderr);
+		audit_export_usage(stderr);
 		goto out;
 	}
 	const char *path = argv[optind];

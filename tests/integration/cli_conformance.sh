@@ -7,13 +7,13 @@
 . "$(dirname "$0")/lib/common.sh"
 declare -A SUBS=(
 	[server]="" [worker]="poll run check" [gateway]="" [keys]="create revoke list"
-	[mock-model]="" [policy]="check explain" [audit]="verify"
+	[mock-model]="" [policy]="check explain" [audit]="verify export"
 )
 # a known option that takes a value, per command line (for the "needs a value" check)
 declare -A VALUED=(
 	[server]=--listen [worker poll]=--workdir [worker run]=--work-id [worker check]=--base-url
 	[gateway]=--config [keys create]=--name [keys revoke]=--data-dir [keys list]=--config
-	[mock-model]=--script [policy explain]=--file [audit verify]=--anchor
+	[mock-model]=--script [policy explain]=--file [audit verify]=--anchor [audit export]=--since
 )
 cd "$T_TMP" || exit 1 # nothing here may touch the source tree
 

@@ -36,12 +36,18 @@ rules:
     effect: deny
     groups: [interns]
     tools: [bash]
+  - id: writes-need-a-yes
+    effect: ask
+    groups: [auditors]
+    tools: [write]
 ${extra}`;
 
 const SCRIPT = [
   { match: 'bob-go', content: [{ type: 'tool_use', name: 'bash', input: BOB_INPUT }] },
   { match: 'denied by policy rule no-intern-shell', content: [{ type: 'text', text: 'understood' }] },
   { match: 'alice-go', content: [{ type: 'tool_use', name: 'bash', input: ALICE_INPUT }] },
+  { match: 'alice-result', content: [{ type: 'text', text: 'done' }] },
+  { match: 'alice-write', content: [{ type: 'tool_use', name: 'write', input: { file_path: '/workspace/r.txt', content: 'x' } }] },
 ];
 
 let idp;
@@ -150,15 +156,32 @@ test('a failed authentication, a key, tool calls and policy reloads each leave a
   await say(alice, sessions.alice.id, 'alice-go');
   const allowed = await ev.waitFor((e) => e.type === 'agent.tool_use', 0, 'agent.tool_use');
   assert.equal(allowed.evaluated_permission, 'allow');
+  // its result, sent with the API key as a worker would
+  await admin.beta.sessions.events.send(sessions.alice.id, {
+    events: [{ type: 'user.tool_result', tool_use_id: allowed.id, content: [{ type: 'text', text: 'alice-result' }] }],
+  });
+  await ev.waitFor((e) => e.type === 'agent.message', 0, 'the answer after the result');
+  ev.close();
+
+  // an ask rule: the write waits for alice's yes
+  sessions.write = await alice.beta.sessions.create({ agent: agent.id, environment_id: env.id });
+  ev = collect(await alice.beta.sessions.events.stream(sessions.write.id));
+  await say(alice, sessions.write.id, 'alice-write');
+  const ask = await ev.waitFor((e) => e.type === 'agent.tool_use', 0, 'agent.tool_use');
+  assert.equal(ask.evaluated_permission, 'ask');
+  await ev.waitFor((e) => e.type === 'session.status_idle' && e.stop_reason?.type === 'requires_action', 0, 'requires_action');
+  await alice.beta.sessions.events.send(sessions.write.id, {
+    events: [{ type: 'user.tool_confirmation', tool_use_id: ask.id, result: 'allow' }],
+  });
   ev.close();
 
   // a good reload, then a refused file (the last good policy stays), then back
   writePolicy(POLICY('  - id: extra\n    effect: allow\n    users: [erin]\n    tools: [read]\n'));
-  await logSays(/policy loaded.*rules=3/);
+  await logSays(/policy loaded.*rules=4/);
   writePolicy('default: deny\nrules:\n  - id: x\n    effect: maybe\n');
   await logSays(/policy file refused: keeping the last good policy/);
   writePolicy(POLICY());
-  await logSays(/policy loaded.*rules=2.*trigger="?file changed/);
+  await logSays(/policy loaded.*rules=3.*trigger="?file changed/);
 
   // auth.fail: what was presented and why, never the value
   const [fail] = await all('action=auth.fail');
@@ -174,7 +197,7 @@ test('a failed authentication, a key, tool calls and policy reloads each leave a
   assert.equal(key.principal.sub, 'apikey:AIRLOCK_API_KEY');
 
   const created = await all('action=session.create');
-  assert.deepEqual(created.map((r) => r.principal.sub).sort(), ['alice', 'bob']);
+  assert.deepEqual(created.map((r) => r.principal.sub).sort(), ['alice', 'alice', 'bob']);
   const bobCreate = created.find((r) => r.principal.sub === 'bob');
   assert.equal(bobCreate.principal.iss, idp.issuer);
   assert.deepEqual(bobCreate.principal.groups, ['interns']);
@@ -194,6 +217,16 @@ test('a failed authentication, a key, tool calls and policy reloads each leave a
   assert.equal(aliceCall.rule, 'auditors-shell');
   assert.equal(aliceCall.outcome, 'dispatched');
   assert.equal(aliceCall.principal.sub, 'alice');
+
+  const [result] = await all(`action=tool.result&session_id=${sessions.alice.id}`);
+  assert.equal(result.resources.tool_use_id, allowed.id);
+  assert.equal(result.outcome, 'ok');
+  assert.equal(result.principal.sub, 'apikey:AIRLOCK_API_KEY');
+
+  const [askCall] = await all(`action=tool.call&session_id=${sessions.write.id}`);
+  assert.deepEqual([askCall.decision, askCall.rule, askCall.outcome], ['ask', 'writes-need-a-yes', 'awaiting_confirmation']);
+  const [yes] = await all(`action=tool.confirm&session_id=${sessions.write.id}`);
+  assert.deepEqual([yes.decision, yes.principal.sub, yes.resources.tool_use_id], ['allow', 'alice', ask.id]);
 
   const reloads = await all('action=policy.reload&order=asc');
   assert.deepEqual(reloads.map((r) => [r.outcome, r.resources.trigger]),

@@ -7,6 +7,7 @@
 
 #include "agent.h"
 #include "api.h"
+#include "audit.h"
 #include "auth.h"
 #include "err.h"
 #include "event_store.h"
@@ -330,6 +331,7 @@ send_events(struct api_call *c)
 	if (any_new)
 		agent_session_wake(c->srv, sid);
 	json_decref(dups);
+	audit_answers(c, sid, out);
 	api_reply_json(c, 200, json_pack("{s:o}", "data", out));
 	return;
 fail:

@@ -528,3 +528,32 @@ const struct api_route audit_routes[] = {
     {"GET", "/v1/audit_events", CREDS_API, list_audit_events},
     {NULL, NULL, 0, NULL},
 };
+
+void
+audit_answers(struct api_call *c, const char *session_id, const json_t *events)
+{
+	size_t i;
+	const json_t *ev;
+	json_array_foreach(events, i, ev)
+	{
+		const char *type = json_string_value(json_object_get(ev, "type"));
+		const char *ref = json_string_value(json_object_get(ev, "tool_use_id"));
+		if (type == NULL)
+			continue;
+		if (strcmp(type, "user.custom_tool_result") == 0)
+			ref = json_string_value(json_object_get(ev, "custom_tool_use_id"));
+		json_t *res =
+		    json_pack("{s:s, s:s?, s:s?}", "session_id", session_id, "tool_use_id", ref,
+		              "event_id", json_string_value(json_object_get(ev, "id")));
+		if (strcmp(type, "user.tool_confirmation") == 0)
+			audit_api(c, "tool.confirm",
+			          json_string_value(json_object_get(ev, "result")), "ok", res);
+		else if (strcmp(type, "user.tool_result") == 0 ||
+		         strcmp(type, "user.custom_tool_result") == 0)
+			audit_api(c, "tool.result", NULL,
+			          json_is_true(json_object_get(ev, "is_error")) ? "error" : "ok",
+			          res);
+		else
+			json_decref(res);
+	}
+}

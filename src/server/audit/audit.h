@@ -75,6 +75,10 @@ void audit_principal(struct audit_event *e, const struct principal *p, char *buf
  * as its SHA-256 only. o: the session's owner (may be NULL). */
 void audit_tool_use(struct server *s, const char *session_id, const struct session_owner *o,
                     const json_t *ev);
+/* The answers among events a client sent to a session (stored): user.tool_confirmation
+ * as "tool.confirm" (decision: its result) and user.tool_result /
+ * user.custom_tool_result as "tool.result" (outcome "ok" or "error"); never content. */
+void audit_answers(struct api_call *c, const char *session_id, const json_t *events);
 /* An MCP tools/call the control plane ran for a session, with its outcome ("ok", "error":
  * the tool said is_error, "failed": transport or protocol). */
 void audit_mcp_call(struct server *s, const char *session_id, const struct session_owner *o,
