@@ -40,6 +40,10 @@ echo "== audit log: event append with and without its audit record (target: <= 1
 mkdir -p "$top/build-bench/audit-bench-data"
 "$top/build-bench/bench/audit_bench" "$top/build-bench/audit-bench-data" 400
 rm -rf "$top/build-bench/audit-bench-data"
+echo "== identity: a user token seen before (cache) vs an uncached ES256 verify (target <= 0.1x)"
+"$top/build-bench/bench/identity_bench" 5000
+echo "== identity: GET /v1/agents with a user's JWT vs with an API key (target <= 1.2x)"
+AIRLOCK_BIN=$BIN tests/interop/run-node.sh bench/identity_bench.mjs 4000 2>&1 | grep -v '^oidc-provider'
 
 echo
 echo "== work queue: poll / ack / heartbeat / stop on loopback (baseline: authenticated 404)"
