@@ -656,7 +656,10 @@ session_id_ok(const char *s)
 static bool
 version_ok(const char *v)
 {
-	static const char *const known[] = {"2025-11-25", "2025-06-18", "2025-03-26"};
+	/* 2024-11-05 too: servers on older SDKs (and stdio servers behind a bridge) still
+	 * answer with it, and tools/list and tools/call have the same shape there */
+	static const char *const known[] = {"2025-11-25", "2025-06-18", "2025-03-26",
+	                                    "2024-11-05"};
 	for (size_t i = 0; v && i < ARRAY_LEN(known); i++)
 		if (strcmp(v, known[i]) == 0)
 			return true;
@@ -783,6 +786,10 @@ ex_outcome(struct mcp_client *c)
 	c->reply = NULL;
 	c->resp_session = NULL;
 	snprintf(xmsg, sizeof(xmsg), "%s", c->xmsg);
+	/* what a refusing server said (a gateway names the rule), printable and bounded */
+	char said[160] = "";
+	if ((status == 401 || status == 403) && c->body_ready && c->body.len)
+		peer_text(said, sizeof(said), c->body.data);
 	/* A single JSON object answers a request when the reply was not SSE. */
 	if (reply == NULL && c->body_ready && c->body.len)
 		body = json_loadb(c->body.data, c->body.len, 0, NULL);
@@ -796,9 +803,12 @@ ex_outcome(struct mcp_client *c)
 		goto out;
 	}
 	if (status == 401 || status == 403) {
-		snprintf(msg, sizeof(msg), "the MCP server answered HTTP %d (%s)", status,
-		         c->bearer ? "it refused the vault credential"
-		                   : "no vault credential matches this server URL");
+		snprintf(msg, sizeof(msg), "the MCP server answered HTTP %d%s%s (%s)", status,
+		         said[0] ? ": " : "", said,
+		         c->bearer     ? "it refused the vault credential"
+		         : c->identity ? "it refused the agent identity token; no vault credential "
+		                         "matches this server URL"
+		                       : "no vault credential matches this server URL");
 		op_finish(c, MCP_FAIL_AUTH, status, msg, NULL);
 		goto out;
 	}
