@@ -186,10 +186,14 @@ agent_tool_evaluate(const json_t *agent, const json_t *mcp_catalog, const struct
                     const char *name, struct agent_tool_eval *out)
 {
 	evaluate_agent(agent, mcp_catalog, name, out);
-	if (pol == NULL || pol->p == NULL || name == NULL || out->kind == AGENT_TOOL_UNKNOWN)
+	if (pol == NULL || pol->p == NULL || name == NULL)
 		return;
 	struct policy_decision d;
 	policy_decide(pol->p, &pol->who, &pol->agent, name, &d);
+	/* a tool the session does not have stays unavailable whatever the policy allows;
+	 * a policy that denies it is still the reason worth recording */
+	if (out->kind == AGENT_TOOL_UNKNOWN && d.effect != POLICY_DENY)
+		return;
 	const char *was = out->permission; /* NULL for custom tools: the client decides */
 	if (d.effect == POLICY_DENY) {
 		/* never handed to a client, a worker or an MCP server: answered at once */

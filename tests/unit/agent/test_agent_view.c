@@ -508,8 +508,9 @@ test_policy(void **state)
 	    {&aud, "lookup", AGENT_TOOL_CUSTOM, NULL, "staff-tools"},
 	    /* no rule matches: the default (deny) */
 	    {&aud, "glob", AGENT_TOOL_POLICY_DENIED, "deny", "default"},
-	    /* unknown to the agent: denied as before, whatever the policy */
-	    {&aud, "nope", AGENT_TOOL_UNKNOWN, "deny", NULL},
+	    /* unknown to the agent and not denied by a rule: unavailable, as before */
+	    {&aud, "nope", AGENT_TOOL_POLICY_DENIED, "deny", "default"},
+	    {&intern, "grep", AGENT_TOOL_POLICY_DENIED, "deny", "default"},
 	};
 	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		struct agent_tool_eval e;
