@@ -40,6 +40,7 @@ echo "== audit log: event append with and without its audit record (target: <= 1
 mkdir -p "$top/build-bench/audit-bench-data"
 "$top/build-bench/bench/audit_bench" "$top/build-bench/audit-bench-data" 400
 rm -rf "$top/build-bench/audit-bench-data"
+echo
 echo "== identity: a user token seen before (cache) vs an uncached ES256 verify (target <= 0.1x)"
 "$top/build-bench/bench/identity_bench" 5000
 echo "== identity: GET /v1/agents with a user's JWT vs with an API key (target <= 1.2x)"

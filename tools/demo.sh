@@ -9,6 +9,14 @@
 set -eu
 cd "$(dirname "$0")/.."
 top=$(pwd)
+if [ "${1:-}" = "bank" ]; then
+	# The flagship governance scenario (README "Governance demo"): OIDC users, the tool
+	# policy, agent identity through a tunnel to PostgreSQL, the audit log. Runs and exits.
+	tools/deps.sh
+	[ -d build ] || meson setup build --buildtype=release >/dev/null
+	ninja -C build >/dev/null
+	exec env AIRLOCK_BIN="$top/build/src/airlock" tests/interop/run-node.sh tools/bank-demo.mjs
+fi
 tools/deps.sh --no-npm
 [ -d build ] || meson setup build --buildtype=release >/dev/null
 ninja -C build >/dev/null
