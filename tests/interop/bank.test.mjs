@@ -61,6 +61,21 @@ test('bank: auditors audit through the sandbox and the tunnel; interns are refus
   assert.doesNotMatch(r.gatewayLog, /status=401/);
   assert.ok(!r.serverLog.includes(CSV.slice(0, 40)), 'the CSV is not in the server log');
 
-  // the audit log, when the server keeps one, verifies and names both sessions
-  if (r.audit) assert.match(r.audit.verify, /ok/i);
+  // every step is in the audit log, which `airlock audit verify` accepts
+  assert.ok(r.audit, 'the server keeps an audit log');
+  assert.match(r.audit.verify, /: ok: \d+ records/);
+  const rec = (action, pred = () => true) => r.audit.records.filter((x) => x.action === action && pred(x));
+  assert.equal(rec('session.create').length, 2);
+  const calls = rec('tool.call', (x) => x.resources.session_id === r.alice.id);
+  assert.deepEqual(calls.map((x) => [x.resources.tool, x.decision, x.rule]),
+    [['write', 'allow', 'auditors-tools'], ['write', 'allow', 'auditors-tools'], ['bash', 'allow', 'auditors-tools'],
+      ['query', 'allow', 'auditors-tools']]);
+  for (const x of calls) assert.equal(x.principal.sub, 'alice');
+  assert.equal(rec('mcp.call', (x) => x.resources.session_id === r.alice.id && x.outcome === 'ok').length, 1);
+  const ianCalls = rec('tool.call', (x) => x.resources.session_id === r.ian.id);
+  assert.deepEqual(ianCalls.map((x) => [x.decision, x.rule, x.outcome]),
+    [['deny', 'no-intern-shell-or-ledger', 'denied'], ['deny', 'no-intern-shell-or-ledger', 'denied']]);
+  assert.ok(rec('tunnel.token.reveal').length >= 1 && rec('policy.reload').length >= 1);
+  // tool inputs are hashes only: not the CSV, not the SQL
+  assert.ok(!r.audit.text.includes('ACME-001') && !r.audit.text.includes('GROUP BY'));
 });

@@ -14,7 +14,7 @@
 // agent is never offered bash or the database tool, and is refused both when the model
 // calls them anyway. The audit log of it all must pass `airlock audit verify`.
 import { spawn, execFileSync } from 'node:child_process';
-import { chmodSync, mkdtempSync, realpathSync, rmSync, writeFileSync, existsSync } from 'node:fs';
+import { chmodSync, mkdtempSync, realpathSync, rmSync, writeFileSync, existsSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -221,7 +221,8 @@ export async function runBank({ say = () => {} } = {}) {
     const auditFile = path.join(srv.dataDir, 'audit.jsonl');
     if (existsSync(auditFile)) {
       const out = execFileSync(BIN, ['audit', 'verify', auditFile], { encoding: 'utf8' });
-      audit = { file: auditFile, verify: out.trim() };
+      const records = readFileSync(auditFile, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l));
+      audit = { file: auditFile, verify: out.trim(), records, text: readFileSync(auditFile, 'utf8') };
       say(`audit log: ${audit.verify}`);
     }
     return { alice, ian, requests, gatewayLog: gateway.log(), serverLog: srv.log(), audit, workerLog: worker.log(), cleanup };
