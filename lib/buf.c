@@ -185,3 +185,39 @@ parse_uint_cstr(const char *s, uint64_t max, uint64_t *out)
 {
 	return parse_uint(s, strlen(s), max, out);
 }
+
+int
+parse_duration_ms(const char *s, uint64_t max_ms, uint64_t *out)
+{
+	uint64_t total = 0, v;
+	if (s == NULL || *s == '\0')
+		return AL_E_INVAL;
+	if (parse_uint_cstr(s, max_ms / 1000, &v) == 0) { /* bare: seconds */
+		*out = v * 1000;
+		return 0;
+	}
+	while (*s) {
+		size_t n = 0;
+		uint64_t mul;
+		while (s[n] >= '0' && s[n] <= '9')
+			n++;
+		if (n == 0 || parse_uint(s, n, max_ms, &v) != 0)
+			return AL_E_INVAL;
+		s += n;
+		if (strncmp(s, "ms", 2) == 0)
+			mul = 1, s += 2;
+		else if (*s == 's')
+			mul = 1000, s++;
+		else if (*s == 'm')
+			mul = 60000, s++;
+		else if (*s == 'h')
+			mul = 3600000, s++;
+		else
+			return AL_E_INVAL;
+		if (v > max_ms / mul || total + v * mul > max_ms)
+			return AL_E_INVAL;
+		total += v * mul;
+	}
+	*out = total;
+	return 0;
+}

@@ -51,5 +51,9 @@ char *str_dup(struct str s); /* heap copy, NUL-terminated */
 int parse_uint(const char *s, size_t len, uint64_t max, uint64_t *out);
 /* Same for a NUL-terminated string. */
 int parse_uint_cstr(const char *s, uint64_t max, uint64_t *out);
+/* The one duration syntax of every flag, YAML key and variable (docs/cli.md): a bare
+ * integer is seconds ("90"); otherwise Go-style units, compounded ("500ms", "30s", "5m",
+ * "1h", "1m30s"). In milliseconds, <= max_ms. Returns 0 or AL_E_INVAL. */
+int parse_duration_ms(const char *s, uint64_t max_ms, uint64_t *out);
 
 #endif

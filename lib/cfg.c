@@ -333,6 +333,23 @@ cfg_get_uint(struct cfg *c, const json_t *obj, const char *key, uint64_t min, ui
 }
 
 int
+cfg_get_seconds(struct cfg *c, const json_t *obj, const char *key, uint64_t min, uint64_t max,
+                uint64_t *out)
+{
+	json_t *v = json_object_get(obj, key);
+	uint64_t ms;
+	if (v == NULL || json_is_null(v))
+		return 0;
+	if (!json_is_string(v) || parse_duration_ms(json_string_value(v), max * 1000, &ms) != 0 ||
+	    ms % 1000 != 0 || ms / 1000 < min)
+		return cfg_error(c, v,
+		                 "%s: must be a duration from %llus to %llus (90, 90s, 5m, 1h)",
+		                 key, (unsigned long long)min, (unsigned long long)max);
+	*out = ms / 1000;
+	return 0;
+}
+
+int
 cfg_get_bool(struct cfg *c, const json_t *obj, const char *key, bool *out)
 {
 	json_t *v = json_object_get(obj, key);

@@ -38,6 +38,10 @@ int cfg_only_keys(struct cfg *c, const json_t *obj, const char *const *allowed);
 int cfg_get_str(struct cfg *c, const json_t *obj, const char *key, char **out);
 int cfg_get_uint(struct cfg *c, const json_t *obj, const char *key, uint64_t min, uint64_t max,
                  uint64_t *out);
+/* A duration in whole seconds, written as every duration is (docs/cli.md): 90, "90s",
+ * "5m", "1h", "1m30s"; min..max seconds. */
+int cfg_get_seconds(struct cfg *c, const json_t *obj, const char *key, uint64_t min, uint64_t max,
+                    uint64_t *out);
 int cfg_get_bool(struct cfg *c, const json_t *obj, const char *key, bool *out);
 /* obj[key] must be a mapping (or absent: *out = NULL). */
 int cfg_get_map(struct cfg *c, const json_t *obj, const char *key, const json_t **out);

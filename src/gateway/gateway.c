@@ -1226,11 +1226,13 @@ static void
 usage(FILE *f)
 {
 	fprintf(f, "usage: airlock gateway --config FILE [--check] [--log-format text|json]\n"
+	           "                       [--log-level debug|info|warn|error]\n"
 	           "\n"
 	           "Dials the server's tunnel edge and relays MCP requests to the routes in FILE.\n"
 	           "  --config FILE          YAML configuration (docs/gateway/config.md)\n"
 	           "  --check                validate the configuration and exit\n"
 	           "  --log-format text|json (default text)\n"
+	           "  --log-level LEVEL      overrides the file's log_level (default info)\n"
 	           "\n"
 	           "environment:\n"
 	           "  AIRLOCK_TUNNEL_TOKEN   tunnel token, when the config has no token_file\n"
@@ -1246,12 +1248,15 @@ gateway_main(int argc, char **argv)
 	const char *config = NULL;
 	bool check = false;
 	enum log_format fmt = LOG_FMT_TEXT;
+	enum log_level lvl = LOG_LVL_INFO;
+	bool lvl_flag = false;
 	char err[512];
 	int rc = 1;
 	static const struct option opts[] = {
 	    {"config", required_argument, NULL, 'c'},
 	    {"check", no_argument, NULL, 'k'},
 	    {"log-format", required_argument, NULL, 'f'},
+	    {"log-level", required_argument, NULL, 'v'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
@@ -1273,6 +1278,14 @@ gateway_main(int argc, char **argv)
 				return 2;
 			}
 			break;
+		case 'v':
+			if (log_parse_level(optarg, &lvl) != 0) {
+				fprintf(stderr,
+				        "airlock gateway: --log-level: debug|info|warn|error\n");
+				return 2;
+			}
+			lvl_flag = true;
+			break;
 		case 'h':
 			usage(stdout);
 			return 0;
@@ -1293,6 +1306,8 @@ gateway_main(int argc, char **argv)
 		gateway_config_free(&g.cfg);
 		return 0;
 	}
+	if (lvl_flag)
+		g.cfg.log_level = lvl; /* the flag over the file's log_level, as in every role */
 	log_setup(fmt, g.cfg.log_level, "gateway");
 	g.config_path = xstrdup(config);
 	const char *colon = strrchr(g.cfg.server, ':');

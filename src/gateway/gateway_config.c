@@ -94,48 +94,6 @@ want_bool(struct ctx *x, const yaml_node_t *v, const char *key, bool *out)
 	return 0;
 }
 
-/* Go-style durations as the reference accepts them: "30s", "1m30s", "500ms", "2h". */
-static int
-parse_duration_ms(const char *s, unsigned *out)
-{
-	uint64_t total = 0;
-	if (*s == '\0')
-		return AL_E_INVAL;
-	if (strcmp(s, "0") == 0) {
-		*out = 0;
-		return 0;
-	}
-	while (*s) {
-		size_t n = 0;
-		while (s[n] >= '0' && s[n] <= '9')
-			n++;
-		uint64_t v;
-		if (n == 0 || parse_uint(s, n, 100000000, &v) != 0)
-			return AL_E_INVAL;
-		s += n;
-		uint64_t mul;
-		if (strncmp(s, "ms", 2) == 0) {
-			mul = 1;
-			s += 2;
-		} else if (*s == 's') {
-			mul = 1000;
-			s++;
-		} else if (*s == 'm') {
-			mul = 60000;
-			s++;
-		} else if (*s == 'h') {
-			mul = 3600000;
-			s++;
-		} else
-			return AL_E_INVAL;
-		total += v * mul;
-		if (total > 24ULL * 3600000)
-			return AL_E_INVAL;
-	}
-	*out = (unsigned)total;
-	return 0;
-}
-
 int
 gateway_cidr_parse(const char *s, struct gateway_cidr *out)
 {
@@ -457,8 +415,10 @@ sec_top(struct ctx *x, const char *k, yaml_node_t *v)
 	}
 	if (strcmp(k, "shutdown_timeout") == 0) {
 		const char *s = scalar(v);
-		if (s == NULL || parse_duration_ms(s, &c->shutdown_timeout_ms) != 0)
+		uint64_t ms;
+		if (s == NULL || parse_duration_ms(s, 24ULL * 3600000, &ms) != 0)
 			return fail(x, v, "shutdown_timeout: invalid duration (e.g. 30s, 1m)");
+		c->shutdown_timeout_ms = (unsigned)ms;
 		return 0;
 	}
 	if (strcmp(k, "log_level") == 0) {

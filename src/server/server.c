@@ -136,8 +136,8 @@ config_file_load(struct server_config *cfg, const char *path, enum log_format *f
 	    (r = cfg_get_str(&c, c.root, "listen", &cfg->listen)) ||
 	    (r = cfg_get_str(&c, c.root, "data_dir", &cfg->data_dir)) ||
 	    (r = cfg_get_str(&c, c.root, "api_key_file", &api_key_file)) ||
-	    (r = cfg_get_uint(&c, c.root, "lease_ttl_seconds", 10, 600, &ttl)) ||
-	    (r = cfg_get_uint(&c, c.root, "sse_ping_seconds", 1, 300, &ping)) ||
+	    (r = cfg_get_seconds(&c, c.root, "lease_ttl_seconds", 1, 600, &ttl)) ||
+	    (r = cfg_get_seconds(&c, c.root, "sse_ping_seconds", 1, 300, &ping)) ||
 	    (r = cfg_get_map(&c, c.root, "tls", &tls)) ||
 	    (r = cfg_get_map(&c, c.root, "model", &model)) ||
 	    (r = cfg_get_map(&c, c.root, "log", &logm)))
@@ -293,11 +293,13 @@ config_from_env(struct server_config *cfg)
 	}
 	if ((v = getenv("AIRLOCK_LEASE_TTL")) && *v) {
 		uint64_t t;
-		if (parse_uint_cstr(v, 600, &t) != 0 || t < 1) {
-			fprintf(stderr, "airlock server: AIRLOCK_LEASE_TTL must be 1..600\n");
+		if (parse_duration_ms(v, 600000, &t) != 0 || t % 1000 != 0 || t < 1000) {
+			fprintf(stderr,
+			        "airlock server: AIRLOCK_LEASE_TTL: must be a duration from "
+			        "1s to 600s (90, 90s, 5m)\n");
 			return AL_E_INVAL;
 		}
-		cfg->lease_ttl_s = (unsigned)t;
+		cfg->lease_ttl_s = (unsigned)(t / 1000);
 	}
 	return 0;
 }

@@ -107,24 +107,6 @@ usage(FILE *f, const char *mode)
 	fprintf(f, "\nexit status: 0 ok, 1 failure, 2 usage or configuration error\n");
 }
 
-/* "60", "60s", "1500ms", "2m" */
-static int
-parse_duration_ms(const char *s, uint64_t *out)
-{
-	size_t n = strlen(s);
-	uint64_t mul = 1000, v;
-	if (n > 2 && strcmp(s + n - 2, "ms") == 0)
-		mul = 1, n -= 2;
-	else if (n > 1 && s[n - 1] == 's')
-		n -= 1;
-	else if (n > 1 && s[n - 1] == 'm')
-		mul = 60000, n -= 1;
-	if (parse_uint(s, n, 86400ull * 1000, &v) != 0 || v * mul > 86400ull * 1000 * 7)
-		return AL_E_INVAL;
-	*out = v * mul;
-	return 0;
-}
-
 static char *
 default_worker_id(void)
 {
@@ -251,8 +233,8 @@ config_file_load(struct worker_config *c, const char *path)
 	    (r = cfg_get_str(f, f->root, "base_url", &c->base_url)) ||
 	    (r = cfg_get_str(f, f->root, "workdir", &c->workdir)) ||
 	    (r = cfg_get_str(f, f->root, "on_work", &c->on_work)) ||
-	    (r = cfg_get_uint(f, f->root, "on_work_grace_seconds", 0, 3600, &grace_s)) ||
-	    (r = cfg_get_uint(f, f->root, "max_idle_seconds", 0, 7 * 86400, &idle_s)) ||
+	    (r = cfg_get_seconds(f, f->root, "on_work_grace_seconds", 0, 3600, &grace_s)) ||
+	    (r = cfg_get_seconds(f, f->root, "max_idle_seconds", 0, 7 * 86400, &idle_s)) ||
 	    (r = cfg_get_str(f, f->root, "worker_id", &c->worker_id)) ||
 	    (r = cfg_get_str(f, f->root, "ca_file", &c->ca_file)) ||
 	    (r = cfg_get_map(f, f->root, "log", &logm)) ||
@@ -406,12 +388,12 @@ parse_args(int argc, char **argv, struct worker_config *c)
 		else if (OPT("--work-secret-file"))
 			set_str(&secret_file, v);
 		else if (OPT("--max-idle")) {
-			if (parse_duration_ms(v, &c->max_idle_ms) != 0) {
+			if (parse_duration_ms(v, 7 * 86400000ull, &c->max_idle_ms) != 0) {
 				fprintf(stderr, "airlock worker: bad --max-idle '%s'\n", v);
 				goto out;
 			}
 		} else if (OPT("--on-work-grace")) {
-			if (parse_duration_ms(v, &c->on_work_grace_ms) != 0) {
+			if (parse_duration_ms(v, 3600000ull, &c->on_work_grace_ms) != 0) {
 				fprintf(stderr, "airlock worker: bad --on-work-grace '%s'\n", v);
 				goto out;
 			}

@@ -1,4 +1,4 @@
-/* struct buf bounds and parse_uint edge cases. */
+/* struct buf bounds, parse_uint and parse_duration_ms edge cases. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -79,6 +79,47 @@ test_parse_uint(void **state)
 	}
 }
 
+/* The one duration syntax (docs/cli.md): bare seconds or Go-style units, bounded. */
+static void
+test_parse_duration(void **state)
+{
+	uint64_t v;
+	static const struct {
+		const char *in;
+		uint64_t max_ms;
+		int ok;
+		uint64_t want_ms;
+	} cases[] = {
+	    {"90", 600000, 1, 90000},
+	    {"0", 600000, 1, 0},
+	    {"90s", 600000, 1, 90000},
+	    {"1500ms", 600000, 1, 1500},
+	    {"5m", 600000, 1, 300000},
+	    {"1m30s", 600000, 1, 90000},
+	    {"1h", 3600000, 1, 3600000},
+	    {"2h", 3600000, 0, 0},
+	    {"601", 600000, 0, 0},
+	    {"601s", 600000, 0, 0},
+	    {"", 600000, 0, 0},
+	    {"s", 600000, 0, 0},
+	    {"10x", 600000, 0, 0},
+	    {"-5s", 600000, 0, 0},
+	    {"5 s", 600000, 0, 0},
+	    {"1.5s", 600000, 0, 0},
+	    {"99999999999999999999h", UINT64_MAX, 0, 0},
+	    {"3000000000000000h", UINT64_MAX, 0, 0},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		int r = parse_duration_ms(cases[i].in, cases[i].max_ms, &v);
+		if (cases[i].ok) {
+			assert_int_equal(r, 0);
+			assert_true(v == cases[i].want_ms);
+		} else {
+			assert_int_equal(r, AL_E_INVAL);
+		}
+	}
+}
+
 static void
 test_str(void **state)
 {
@@ -99,6 +140,7 @@ main(void)
 	    cmocka_unit_test(test_add_within_max),
 	    cmocka_unit_test(test_addf_and_consume),
 	    cmocka_unit_test(test_parse_uint),
+	    cmocka_unit_test(test_parse_duration),
 	    cmocka_unit_test(test_str),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

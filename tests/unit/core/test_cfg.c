@@ -46,6 +46,34 @@ test_values_and_lines(void **state)
 	cfg_free(&c);
 }
 
+/* Durations in YAML are written as on the command line: 90, 90s, 5m, 1m30s. */
+static void
+test_seconds(void **state)
+{
+	struct cfg c;
+	const char *y = "a: 90\nb: 90s\nc: 5m\nd: 1m30s\ne: 1500ms\nf: 11m\ng: soon\n";
+	uint64_t v = 0;
+	assert_int_equal(cfg_parse(&c, "t.yaml", y, strlen(y)), 0);
+	static const struct {
+		const char *key;
+		int ok;
+		uint64_t want;
+	} cases[] = {{"a", 1, 90}, {"b", 1, 90}, {"c", 1, 300}, {"d", 1, 90},
+	             {"e", 0, 0},  {"f", 0, 0},  {"g", 0, 0}};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		int r = cfg_get_seconds(&c, c.root, cases[i].key, 1, 600, &v);
+		if (cases[i].ok) {
+			assert_int_equal(r, 0);
+			assert_true(v == cases[i].want);
+		} else {
+			assert_int_equal(r, AL_E_INVAL);
+		}
+	}
+	assert_string_equal(c.err, "t.yaml:7: g: must be a duration from 1s to 600s (90, 90s, "
+	                           "5m, 1h)");
+	cfg_free(&c);
+}
+
 static void
 test_refusals(void **state)
 {
@@ -79,6 +107,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_values_and_lines),
 	    cmocka_unit_test(test_refusals),
+	    cmocka_unit_test(test_seconds),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
