@@ -809,16 +809,29 @@ root_ancestors_check(const char *root, uid_t uid, gid_t gid)
 static int
 sessions_open(struct mon *mo)
 {
+	struct stat pre;
+	bool existed = fstatat(mo->rootfd, "sessions", &pre, AT_SYMLINK_NOFOLLOW) == 0;
 	int fd = sandbox_ws_open(mo->rootfd, "sessions", SANDBOX_WS_CREATE);
 	if (fd < 0) {
 		log_error("monitor: cannot open the workspace root's sessions dir", "root",
 		          mo->root, "error", al_strerror(fd));
 		return fd;
 	}
+	struct stat before;
+	bool had = existed && fstat(fd, &before) == 0;
 	if ((geteuid() == 0 && fchown(fd, 0, 0) != 0) || fchmod(fd, 0711) != 0) {
 		int r = -errno;
 		close(fd);
 		return r;
+	}
+	/* a change to a directory in the operator's workdir is said, not made silently */
+	if (had && ((geteuid() == 0 && (before.st_uid != 0 || before.st_gid != 0)) ||
+	            (before.st_mode & 07777) != 0711)) {
+		char was[64];
+		snprintf(was, sizeof(was), "uid %u gid %u mode %04o", (unsigned)before.st_uid,
+		         (unsigned)before.st_gid, (unsigned)(before.st_mode & 07777));
+		log_info("monitor: changed the workspace root's sessions dir", "root", mo->root,
+		         "now", geteuid() == 0 ? "uid 0 gid 0 mode 0711" : "mode 0711", "was", was);
 	}
 	mo->sessfd = fd;
 	return 0;
