@@ -8,18 +8,17 @@
 #include "agent.h"
 #include "api.h"
 #include "auth.h"
+#include "environment_store.h"
 #include "err.h"
 #include "log.h"
 #include "routes.h"
 #include "server.h"
+#include "session_store.h"
 #include "util.h"
 #include "work.h"
+#include "work_store.h"
 #include "xalloc.h"
 
-#define WORK_COLS                                                                                  \
-	"id, environment_id, session_id, data_type, state, metadata, created_at, "                 \
-	"acknowledged_at, started_at, latest_heartbeat_at, stop_requested_at, stopped_at, "        \
-	"last_heartbeat, ttl_seconds, seq"
 #define LEASE_SCAN_MS 1000
 #define WORKERS_WINDOW_US (30LL * 1000000)
 
@@ -40,192 +39,106 @@ struct work_waiters {
 /* ---- rendering ---- */
 
 static json_t *
-col_time(sqlite3_stmt *st, int col)
+col_time(int64_t us)
 {
-	if (sqlite3_column_type(st, col) == SQLITE_NULL)
-		return json_null();
-	return api_time(sqlite3_column_int64(st, col));
+	return us ? api_time(us) : json_null();
 }
-
 static json_t *
-work_render(sqlite3_stmt *st, const char *secret)
+work_render(const struct work_item *w, const char *secret)
 {
-	json_t *meta = db_col_json(st, 5);
 	json_t *o = json_object();
 	json_object_set_new(o, "type", json_string("work"));
-	json_object_set_new(o, "id", json_string(db_col_text(st, 0)));
-	json_object_set_new(o, "environment_id", json_string(db_col_text(st, 1)));
+	json_object_set_new(o, "id", json_string(w->id));
+	json_object_set_new(o, "environment_id", json_string(w->environment_id));
 	json_object_set_new(o, "data",
-	                    json_pack("{s:s, s:s}", "type", db_col_text(st, 3), "id",
-	                              db_col_text(st, 2) ? db_col_text(st, 2) : ""));
-	json_object_set_new(o, "state", json_string(db_col_text(st, 4)));
-	json_object_set_new(o, "metadata", meta ? meta : json_object());
+	                    json_pack("{s:s, s:s}", "type", w->data_type, "id", w->session_id));
+	json_object_set_new(o, "state", json_string(w->state));
+	json_object_set_new(o, "metadata", w->metadata ? json_incref(w->metadata) : json_object());
 	json_object_set_new(o, "secret", secret ? json_string(secret) : json_null());
-	json_object_set_new(o, "created_at", col_time(st, 6));
-	json_object_set_new(o, "acknowledged_at", col_time(st, 7));
-	json_object_set_new(o, "started_at", col_time(st, 8));
-	json_object_set_new(o, "latest_heartbeat_at", col_time(st, 9));
-	json_object_set_new(o, "stop_requested_at", col_time(st, 10));
-	json_object_set_new(o, "stopped_at", col_time(st, 11));
+	json_object_set_new(o, "created_at", col_time(w->created_at));
+	json_object_set_new(o, "acknowledged_at", col_time(w->acknowledged_at));
+	json_object_set_new(o, "started_at", col_time(w->started_at));
+	json_object_set_new(o, "latest_heartbeat_at", col_time(w->latest_heartbeat_at));
+	json_object_set_new(o, "stop_requested_at", col_time(w->stop_requested_at));
+	json_object_set_new(o, "stopped_at", col_time(w->stopped_at));
 	return o;
-}
-
-struct work_row {
-	char id[80];
-	char environment_id[80];
-	char session_id[80];
-	char state[16];
-	char last_heartbeat[48];
-	bool has_heartbeat;
-	unsigned ttl;
-};
-
-static int
-work_load(struct server *s, const char *env_id, const char *wid, struct work_row *w)
-{
-	sqlite3_stmt *st = NULL;
-	int r = AL_E_NOTFOUND;
-	if (db_prepare(s->db,
-	               "SELECT id, environment_id, COALESCE(session_id,''), state, last_heartbeat, "
-	               "ttl_seconds FROM work WHERE id = ? AND environment_id = ?",
-	               &st) != 0)
-		return AL_E_IO;
-	db_bind_text(st, 1, wid);
-	db_bind_text(st, 2, env_id);
-	if (sqlite3_step(st) == SQLITE_ROW) {
-		snprintf(w->id, sizeof(w->id), "%s", db_col_text(st, 0));
-		snprintf(w->environment_id, sizeof(w->environment_id), "%s", db_col_text(st, 1));
-		snprintf(w->session_id, sizeof(w->session_id), "%s", db_col_text(st, 2));
-		snprintf(w->state, sizeof(w->state), "%s", db_col_text(st, 3));
-		w->has_heartbeat = sqlite3_column_type(st, 4) != SQLITE_NULL;
-		snprintf(w->last_heartbeat, sizeof(w->last_heartbeat), "%s",
-		         w->has_heartbeat ? db_col_text(st, 4) : "");
-		w->ttl = (unsigned)sqlite3_column_int(st, 5);
-		r = 0;
-	}
-	sqlite3_finalize(st);
-	return r;
 }
 
 static json_t *
 work_get_json(struct server *s, const char *wid, const char *secret)
 {
-	sqlite3_stmt *st = NULL;
-	json_t *o = NULL;
-	if (db_prepare(s->db, "SELECT " WORK_COLS " FROM work WHERE id = ?", &st) != 0)
+	struct work_item w;
+	if (work_store_get(s->db, NULL, wid, &w) != 0)
 		return NULL;
-	db_bind_text(st, 1, wid);
-	if (sqlite3_step(st) == SQLITE_ROW)
-		o = work_render(st, secret);
-	sqlite3_finalize(st);
+	json_t *o = work_render(&w, secret);
+	work_item_reset(&w);
 	return o;
 }
-
-/* ---- enqueue and session hooks ---- */
-
 int
 work_session_live(struct server *s, const char *session_id, bool *live)
 {
-	sqlite3_stmt *st = NULL;
-	if (db_prepare(s->db, "SELECT 1 FROM work WHERE session_id = ? AND state != 'stopped'",
-	               &st) != 0)
-		return AL_E_IO;
-	db_bind_text(st, 1, session_id);
-	*live = sqlite3_step(st) == SQLITE_ROW;
-	sqlite3_finalize(st);
-	return 0;
+	return work_store_session_live(s->db, session_id, live);
 }
+/* ---- enqueue and session hooks ---- */
 
 int
 work_enqueue_tx(struct server *s, const char *environment_id, const char *session_id)
 {
-	sqlite3_stmt *st = NULL;
 	bool live = false;
 	int r;
-	if ((r = work_session_live(s, session_id, &live)) != 0 || live)
+	if ((r = work_store_session_live(s->db, session_id, &live)) != 0 || live)
 		return r;
-	int64_t seq = db_next_seq(s->db, "work");
 	char *id = id_new("work_");
-	r = AL_E_IO;
-	if (seq < 0 ||
-	    db_prepare(s->db,
-	               "INSERT INTO work(id, seq, environment_id, session_id, data_type, "
-	               "state, ttl_seconds, created_at) VALUES (?, ?, ?, ?, 'session', "
-	               "'queued', ?, ?)",
-	               &st) != 0)
-		goto out;
-	db_bind_text(st, 1, id);
-	sqlite3_bind_int64(st, 2, seq);
-	db_bind_text(st, 3, environment_id);
-	db_bind_text(st, 4, session_id);
-	sqlite3_bind_int(st, 5, (int)s->cfg.lease_ttl_s);
-	sqlite3_bind_int64(st, 6, now_real_us());
-	if (sqlite3_step(st) == SQLITE_DONE)
-		r = 0;
-out:
-	sqlite3_finalize(st);
+	r = work_store_insert(s->db, id, environment_id, session_id, s->cfg.lease_ttl_s,
+	                      now_real_us());
 	free(id);
 	return r;
 }
-
 int
 work_session_ended_tx(struct server *s, const char *session_id)
 {
-	sqlite3_stmt *st = NULL;
-	int64_t now = now_real_us();
-	int r = AL_E_IO;
 	/* Never-acked items stop outright; acked ones get time to wind down. */
-	if (db_prepare(s->db,
-	               "UPDATE work SET state = CASE WHEN state = 'queued' THEN 'stopped' "
-	               "ELSE 'stopping' END, stop_requested_at = COALESCE(stop_requested_at, ?1), "
-	               "stopped_at = CASE WHEN state = 'queued' THEN ?1 ELSE stopped_at END "
-	               "WHERE session_id = ?2 AND state NOT IN ('stopped', 'stopping')",
-	               &st) != 0)
-		return AL_E_IO;
-	sqlite3_bind_int64(st, 1, now);
-	db_bind_text(st, 2, session_id);
-	if (sqlite3_step(st) == SQLITE_DONE)
-		r = 0;
-	sqlite3_finalize(st);
-	return r;
+	return work_store_end_session(s->db, session_id, now_real_us());
 }
-
-/* ---- access checks ---- */
-
 static int
 environment_check(struct api_call *c, const char *env_id)
 {
-	sqlite3_stmt *st = NULL;
 	int r = AL_E_NOTFOUND;
-	if (!auth_can_environment(&c->who, env_id))
-		goto reply;
-	if (db_prepare(c->srv->db, "SELECT archived_at FROM environments WHERE id = ?", &st) != 0) {
-		api_reply_err(c, AL_E_IO, "database error");
-		return AL_E_IO;
-	}
-	db_bind_text(st, 1, env_id);
-	if (sqlite3_step(st) == SQLITE_ROW)
-		r = sqlite3_column_type(st, 0) == SQLITE_NULL ? 0 : AL_E_CONFLICT;
-	sqlite3_finalize(st);
-reply:
+	if (auth_can_environment(&c->who, env_id))
+		r = environment_store_live(c->srv->db, env_id);
 	if (r == AL_E_NOTFOUND)
 		api_reply_error(c, 404, "not_found_error", "environment_not_found",
 		                "environment %s not found", env_id);
 	else if (r == AL_E_CONFLICT)
 		api_reply_error(c, 400, "invalid_request_error", "environment_archived",
 		                "environment %s is archived", env_id);
+	else if (r != 0)
+		api_reply_err(c, AL_E_IO, "database error");
 	return r;
 }
+/* ---- access checks ---- */
 
+static void
+note_worker(struct server *s, const char *env_id, const char *worker_id)
+{
+	if (worker_id == NULL || *worker_id == '\0')
+		return;
+	work_store_note_worker(s->db, env_id, worker_id, now_real_us());
+}
 /* Loads the item; a sessions token may touch only its own item. */
 static int
-item_check(struct api_call *c, struct work_row *w)
+item_check(struct api_call *c, struct work_item *w, bool keep_metadata)
 {
 	const char *env_id = c->params[0], *wid = c->params[1];
 	int r = AL_E_NOTFOUND;
 	if (auth_can_environment(&c->who, env_id) &&
 	    (c->who.kind != PRINCIPAL_SESSION_TOKEN || strcmp(c->who.work_id, wid) == 0))
-		r = work_load(c->srv, env_id, wid, w);
+		r = work_store_get(c->srv->db, env_id, wid, w);
+	/* Only an update needs the metadata; the others then have nothing to free. */
+	if (r == 0 && !keep_metadata) {
+		json_decref(w->metadata);
+		w->metadata = NULL;
+	}
 	if (r == AL_E_NOTFOUND)
 		api_reply_error(c, 404, "not_found_error", NULL, "work %s not found", wid);
 	else if (r != 0)
@@ -235,25 +148,21 @@ item_check(struct api_call *c, struct work_row *w)
 
 /* ---- poll ---- */
 
-static void
-note_worker(struct server *s, const char *env_id, const char *worker_id)
+static json_t *
+heartbeat_state(struct server *s, const char *wid)
 {
-	sqlite3_stmt *st = NULL;
-	if (worker_id == NULL || *worker_id == '\0')
-		return;
-	if (db_prepare(
-	        s->db,
-	        "INSERT INTO workers_seen(environment_id, worker_id, seen_at) VALUES (?,?,?) "
-	        "ON CONFLICT(environment_id, worker_id) DO UPDATE SET seen_at = excluded.seen_at",
-	        &st) != 0)
-		return;
-	db_bind_text(st, 1, env_id);
-	db_bind_text(st, 2, worker_id);
-	sqlite3_bind_int64(st, 3, now_real_us());
-	sqlite3_step(st);
-	sqlite3_finalize(st);
+	struct work_item w;
+	if (work_store_get(s->db, NULL, wid, &w) != 0)
+		return NULL;
+	json_t *o = json_object();
+	json_object_set_new(o, "last_heartbeat",
+	                    w.has_heartbeat ? json_string(w.last_heartbeat) : json_null());
+	json_object_set_new(o, "lease_extended", json_false());
+	json_object_set_new(o, "state", json_string(w.state));
+	json_object_set_new(o, "ttl_seconds", json_integer(w.ttl_seconds));
+	work_item_reset(&w);
+	return o;
 }
-
 /* Claims the oldest deliverable item: queued and never delivered, or delivered but
  * not acked within reclaim_ms. A fresh sessions token is minted per delivery; an
  * earlier delivery's token dies with it. Returns the Work JSON with secret, or NULL. */
@@ -261,49 +170,23 @@ static json_t *
 try_claim(struct server *s, const char *env_id, const char *worker_id, uint64_t reclaim_ms,
           int *err)
 {
-	sqlite3_stmt *st = NULL;
 	json_t *out = NULL;
 	char wid[80] = "";
 	char *token = NULL, *secret = NULL;
 	char hash[65];
 	int64_t now = now_real_us();
+	int r;
 	*err = 0;
-	if (db_begin(s->db) != 0) {
-		*err = AL_E_IO;
-		return NULL;
-	}
-	if (db_prepare(s->db,
-	               "SELECT id FROM work WHERE environment_id = ? AND state = 'queued' AND "
-	               "(delivered_at IS NULL OR delivered_at < ?) ORDER BY seq LIMIT 1",
-	               &st) != 0)
-		goto fail;
-	db_bind_text(st, 1, env_id);
-	sqlite3_bind_int64(st, 2, now - (int64_t)reclaim_ms * 1000);
-	if (sqlite3_step(st) == SQLITE_ROW)
-		snprintf(wid, sizeof(wid), "%s", db_col_text(st, 0));
-	sqlite3_finalize(st);
-	st = NULL;
-	if (wid[0] == '\0') {
-		db_rollback(s->db);
-		return NULL;
-	}
 	token = token_new(TOKEN_PREFIX_SESSION);
 	sha256_hex(token, strlen(token), hash);
-	if (db_prepare(s->db,
-	               "UPDATE work SET delivered_at = ?, delivered_to = ?, token_hash = ? "
-	               "WHERE id = ?",
-	               &st) != 0)
-		goto fail;
-	sqlite3_bind_int64(st, 1, now);
-	db_bind_text(st, 2, worker_id);
-	db_bind_text(st, 3, hash);
-	db_bind_text(st, 4, wid);
-	if (sqlite3_step(st) != SQLITE_DONE)
-		goto fail;
-	sqlite3_finalize(st);
-	st = NULL;
-	if (db_commit(s->db) != 0)
-		goto fail_nocommit;
+	r = work_store_claim(s->db, env_id, now - (int64_t)reclaim_ms * 1000, worker_id, hash, now,
+	                     wid, sizeof(wid));
+	if (r != 0) {
+		secret_free(token);
+		if (r != AL_E_NOTFOUND)
+			*err = AL_E_IO;
+		return NULL;
+	}
 	json_t *sj = json_pack("{s:s}", "sessions_token", token);
 	char *sjs = json_dumps(sj, JSON_COMPACT);
 	json_decref(sj);
@@ -315,13 +198,6 @@ try_claim(struct server *s, const char *env_id, const char *worker_id, uint64_t 
 	secret_free(secret);
 	secret_free(token);
 	return out;
-fail:
-	sqlite3_finalize(st);
-	db_rollback(s->db);
-fail_nocommit:
-	secret_free(token);
-	*err = AL_E_IO;
-	return NULL;
 }
 
 static void
@@ -434,27 +310,11 @@ poll_work(struct api_call *c)
 
 /* ---- ack, heartbeat, stop ---- */
 
-static int
-exec_update(struct server *s, const char *sql, const char *wid, int64_t a, int64_t b)
-{
-	sqlite3_stmt *st = NULL;
-	int r = AL_E_IO;
-	if (db_prepare(s->db, sql, &st) != 0)
-		return AL_E_IO;
-	sqlite3_bind_int64(st, 1, a);
-	sqlite3_bind_int64(st, 2, b);
-	db_bind_text(st, 3, wid);
-	if (sqlite3_step(st) == SQLITE_DONE)
-		r = sqlite3_changes(s->db->h) > 0 ? 0 : AL_E_CONFLICT;
-	sqlite3_finalize(st);
-	return r;
-}
-
 static void
 ack_work(struct api_call *c)
 {
-	struct work_row w;
-	if (item_check(c, &w) != 0)
+	struct work_item w;
+	if (item_check(c, &w, false) != 0)
 		return;
 	if (strcmp(w.state, "stopping") == 0 || strcmp(w.state, "stopped") == 0) {
 		api_reply_error(c, 409, "invalid_request_error", NULL, "work %s is %s", w.id,
@@ -465,11 +325,10 @@ ack_work(struct api_call *c)
 		int64_t now = now_real_us();
 		/* The lease starts at ack: an acked item that never heartbeats is reclaimed
 		 * after one TTL. */
-		int r = exec_update(c->srv,
-		                    "UPDATE work SET state = 'starting', acknowledged_at = ?1, "
-		                    "lease_expires_at = ?2 WHERE id = ?3 AND state = 'queued'",
-		                    w.id, now, now + (int64_t)w.ttl * 1000000);
+		int r =
+		    work_store_ack(c->srv->db, w.id, now, now + (int64_t)w.ttl_seconds * 1000000);
 		if (r != 0 && r != AL_E_CONFLICT) {
+			work_item_reset(&w);
 			api_reply_err(c, r, "cannot ack");
 			return;
 		}
@@ -478,41 +337,16 @@ ack_work(struct api_call *c)
 	api_reply_json(c, 200, work_get_json(c->srv, w.id, NULL));
 }
 
-static json_t *
-heartbeat_state(struct server *s, const char *wid)
-{
-	sqlite3_stmt *st = NULL;
-	json_t *o = NULL;
-	if (db_prepare(s->db,
-	               "SELECT last_heartbeat, state, ttl_seconds, lease_expires_at FROM work "
-	               "WHERE id = ?",
-	               &st) != 0)
-		return NULL;
-	db_bind_text(st, 1, wid);
-	if (sqlite3_step(st) == SQLITE_ROW) {
-		const char *st_state = db_col_text(st, 1);
-		o = json_object();
-		json_object_set_new(o, "last_heartbeat",
-		                    db_col_text(st, 0) ? json_string(db_col_text(st, 0))
-		                                       : json_null());
-		json_object_set_new(o, "lease_extended", json_false());
-		json_object_set_new(o, "state", json_string(st_state));
-		json_object_set_new(o, "ttl_seconds", json_integer(sqlite3_column_int(st, 2)));
-	}
-	sqlite3_finalize(st);
-	return o;
-}
-
 static void
 heartbeat_work(struct api_call *c)
 {
-	struct work_row w;
+	struct work_item w;
 	const char *expected = query_get(&c->query, "expected_last_heartbeat");
 	const char *dttl = query_get(&c->query, "desired_ttl_seconds");
 	uint64_t ttl;
-	if (item_check(c, &w) != 0)
+	if (item_check(c, &w, false) != 0)
 		return;
-	ttl = w.ttl;
+	ttl = w.ttl_seconds;
 	if (dttl) {
 		if (parse_uint_cstr(dttl, UINT32_MAX, &ttl) != 0) {
 			api_reply_error(c, 400, "invalid_request_error", NULL,
@@ -527,10 +361,11 @@ heartbeat_work(struct api_call *c)
 		return;
 	}
 	if (strcmp(w.state, "stopping") == 0 || strcmp(w.state, "stopped") == 0) {
-		json_t *o = json_pack(
-		    "{s:s, s:o, s:b, s:s, s:i}", "type", "work_heartbeat", "last_heartbeat",
-		    w.has_heartbeat ? json_string(w.last_heartbeat) : json_null(), "lease_extended",
-		    strcmp(w.state, "stopping") == 0, "state", w.state, "ttl_seconds", (int)w.ttl);
+		json_t *o = json_pack("{s:s, s:o, s:b, s:s, s:i}", "type", "work_heartbeat",
+		                      "last_heartbeat",
+		                      w.has_heartbeat ? json_string(w.last_heartbeat) : json_null(),
+		                      "lease_extended", strcmp(w.state, "stopping") == 0, "state",
+		                      w.state, "ttl_seconds", (int)w.ttl_seconds);
 		api_reply_json(c, 200, o);
 		return;
 	}
@@ -561,26 +396,7 @@ heartbeat_work(struct api_call *c)
 		now = now + 1;
 		time_fmt_rfc3339(now, hb);
 	}
-	sqlite3_stmt *st = NULL;
-	int r = AL_E_IO;
-	if (db_prepare(c->srv->db,
-	               "UPDATE work SET last_heartbeat = ?1, latest_heartbeat_at = ?2, "
-	               "lease_expires_at = ?3, ttl_seconds = ?4, state = 'active', "
-	               "started_at = COALESCE(started_at, ?2) WHERE id = ?5 AND "
-	               "state IN ('starting', 'active') AND "
-	               "((?6 = 1 AND last_heartbeat IS NULL) OR last_heartbeat = ?7)",
-	               &st) == 0) {
-		db_bind_text(st, 1, hb);
-		sqlite3_bind_int64(st, 2, now);
-		sqlite3_bind_int64(st, 3, now + (int64_t)ttl * 1000000);
-		sqlite3_bind_int(st, 4, (int)ttl);
-		db_bind_text(st, 5, w.id);
-		sqlite3_bind_int(st, 6, first ? 1 : 0);
-		db_bind_text(st, 7, first ? "" : expected);
-		if (sqlite3_step(st) == SQLITE_DONE)
-			r = sqlite3_changes(c->srv->db->h) == 1 ? 0 : AL_E_PRECOND;
-	}
-	sqlite3_finalize(st);
+	int r = work_store_heartbeat(c->srv->db, w.id, hb, now, (unsigned)ttl, first, expected);
 	if (r == AL_E_PRECOND) {
 		json_t *details =
 		    json_pack("{s:s, s:o}", "error_code", "heartbeat_precondition_failed",
@@ -602,7 +418,7 @@ heartbeat_work(struct api_call *c)
 static void
 stop_work(struct api_call *c)
 {
-	struct work_row w;
+	struct work_item w;
 	static const char *const allowed[] = {"force", NULL};
 	bool force = false;
 	if (api_body_only(c, allowed))
@@ -616,7 +432,7 @@ stop_work(struct api_call *c)
 		}
 		force = json_is_true(f);
 	}
-	if (item_check(c, &w) != 0)
+	if (item_check(c, &w, false) != 0)
 		return;
 	if (strcmp(w.state, "stopped") == 0) {
 		api_reply_error(c, 409, "invalid_request_error", NULL, "work %s is already stopped",
@@ -625,18 +441,7 @@ stop_work(struct api_call *c)
 	}
 	int64_t now = now_real_us();
 	int r;
-	if (force || strcmp(w.state, "queued") == 0)
-		r = exec_update(c->srv,
-		                "UPDATE work SET state = 'stopped', stopped_at = ?1, "
-		                "stop_requested_at = COALESCE(stop_requested_at, ?2) "
-		                "WHERE id = ?3 AND state != 'stopped'",
-		                w.id, now, now);
-	else
-		r = exec_update(c->srv,
-		                "UPDATE work SET state = 'stopping', stop_requested_at = "
-		                "COALESCE(stop_requested_at, ?1) WHERE id = ?3 AND state IN "
-		                "('starting', 'active') AND ?2 = ?2",
-		                w.id, now, now);
+	r = work_store_stop(c->srv->db, w.id, force || strcmp(w.state, "queued") == 0, now);
 	if (r != 0 && r != AL_E_CONFLICT) {
 		api_reply_err(c, r, "cannot stop work");
 		return;
@@ -651,36 +456,29 @@ static void
 work_stats(struct api_call *c)
 {
 	const char *env_id = c->params[0];
-	sqlite3_stmt *st = NULL;
 	if (environment_check(c, env_id) != 0)
 		return;
-	json_t *o = json_pack("{s:s}", "type", "work_queue_stats");
-	if (db_prepare(c->srv->db,
-	               "SELECT COALESCE(SUM(delivered_at IS NULL), 0), "
-	               "COALESCE(SUM(delivered_at IS NOT NULL), 0), MIN(created_at) "
-	               "FROM work WHERE environment_id = ? AND state = 'queued'",
-	               &st) == 0) {
-		db_bind_text(st, 1, env_id);
-		if (sqlite3_step(st) == SQLITE_ROW) {
-			json_object_set_new(o, "depth", json_integer(sqlite3_column_int64(st, 0)));
-			json_object_set_new(o, "pending",
-			                    json_integer(sqlite3_column_int64(st, 1)));
-			json_object_set_new(o, "oldest_queued_at", col_time(st, 2));
-		}
-		sqlite3_finalize(st);
-	}
-	if (db_prepare(
-	        c->srv->db,
-	        "SELECT COUNT(*) FROM workers_seen WHERE environment_id = ? AND seen_at >= ?",
-	        &st) == 0) {
-		db_bind_text(st, 1, env_id);
-		sqlite3_bind_int64(st, 2, now_real_us() - WORKERS_WINDOW_US);
-		if (sqlite3_step(st) == SQLITE_ROW)
-			json_object_set_new(o, "workers_polling",
-			                    json_integer(sqlite3_column_int64(st, 0)));
-		sqlite3_finalize(st);
-	}
+	struct work_stats ws;
+	work_store_stats(c->srv->db, env_id, now_real_us() - WORKERS_WINDOW_US, &ws);
+	json_t *o =
+	    json_pack("{s:s, s:I, s:I, s:o, s:I}", "type", "work_queue_stats", "depth",
+	              (json_int_t)ws.depth, "pending", (json_int_t)ws.pending, "oldest_queued_at",
+	              col_time(ws.oldest_queued_at), "workers_polling", (json_int_t)ws.workers);
 	api_reply_json(c, 200, o);
+}
+
+struct list_acc {
+	json_t *data;
+	int64_t last;
+};
+
+static int
+list_add(void *arg, const struct work_item *w)
+{
+	struct list_acc *a = arg;
+	json_array_append_new(a->data, work_render(w, NULL));
+	a->last = w->seq;
+	return 0;
 }
 
 static void
@@ -688,37 +486,23 @@ work_list(struct api_call *c)
 {
 	const char *env_id = c->params[0];
 	struct page_req pg;
-	sqlite3_stmt *st = NULL;
 	if (api_page_parse(c, 20, 1000, true, &pg) != 0)
 		return;
 	if (environment_check(c, env_id) != 0)
 		return;
-	const char *sql = pg.desc ? "SELECT " WORK_COLS " FROM work WHERE environment_id = ?1 "
-	                            "AND (?2 = 0 OR seq < ?3) ORDER BY seq DESC LIMIT ?4"
-	                          : "SELECT " WORK_COLS " FROM work WHERE environment_id = ?1 "
-	                            "AND (?2 = 0 OR seq > ?3) ORDER BY seq ASC LIMIT ?4";
-	if (db_prepare(c->srv->db, sql, &st) != 0) {
+	struct doc_list q = {.has_cursor = pg.has_cursor,
+	                     .after_seq = pg.after_seq,
+	                     .limit = pg.limit,
+	                     .desc = pg.desc};
+	struct list_acc acc = {json_array(), 0};
+	bool more = false;
+	if (work_store_list(c->srv->db, env_id, &q, list_add, &acc, &more) != 0) {
+		json_decref(acc.data);
 		api_reply_err(c, AL_E_IO, "cannot list work");
 		return;
 	}
-	db_bind_text(st, 1, env_id);
-	sqlite3_bind_int(st, 2, pg.has_cursor);
-	sqlite3_bind_int64(st, 3, pg.after_seq);
-	sqlite3_bind_int(st, 4, (int)pg.limit + 1);
-	json_t *data = json_array();
-	int64_t last = 0;
-	unsigned n = 0;
-	bool more = false;
-	while (sqlite3_step(st) == SQLITE_ROW) {
-		if (n == pg.limit) {
-			more = true;
-			break;
-		}
-		last = sqlite3_column_int64(st, 14);
-		json_array_append_new(data, work_render(st, NULL));
-		n++;
-	}
-	sqlite3_finalize(st);
+	json_t *data = acc.data;
+	int64_t last = acc.last;
 	json_t *next = json_null();
 	if (more) {
 		char *cur = api_page_cursor(last, pg.desc);
@@ -731,8 +515,8 @@ work_list(struct api_call *c)
 static void
 work_get(struct api_call *c)
 {
-	struct work_row w;
-	if (item_check(c, &w) != 0)
+	struct work_item w;
+	if (item_check(c, &w, false) != 0)
 		return;
 	api_reply_json(c, 200, work_get_json(c->srv, w.id, NULL));
 }
@@ -740,49 +524,51 @@ work_get(struct api_call *c)
 static void
 work_update(struct api_call *c)
 {
-	struct work_row w;
+	struct work_item w;
 	static const char *const allowed[] = {"metadata", NULL};
-	sqlite3_stmt *st = NULL;
-	json_t *base = NULL, *merged = NULL;
+	json_t *merged = NULL;
 	if (api_body_required(c) || api_body_only(c, allowed))
 		return;
-	if (item_check(c, &w) != 0)
+	if (item_check(c, &w, true) != 0)
 		return;
 	json_t *in = json_object_get(c->body, "metadata");
 	if (in == NULL) {
-		api_reply_json(c, 200, work_get_json(c->srv, w.id, NULL));
+		work_item_reset(&w);
+		api_reply_json(c, 200, work_get_json(c->srv, c->params[1], NULL));
 		return;
 	}
-	if (db_prepare(c->srv->db, "SELECT metadata FROM work WHERE id = ?", &st) == 0) {
-		db_bind_text(st, 1, w.id);
-		if (sqlite3_step(st) == SQLITE_ROW)
-			base = db_col_json(st, 0);
-		sqlite3_finalize(st);
-	}
-	if (api_metadata(c, in, base, true, &merged) != 0) {
-		json_decref(base);
+	int r = api_metadata(c, in, w.metadata, true, &merged);
+	work_item_reset(&w);
+	if (r != 0)
 		return;
-	}
-	json_decref(base);
-	char *s = json_dumps(merged, JSON_COMPACT);
+	r = work_store_set_metadata(c->srv->db, c->params[1], merged);
 	json_decref(merged);
-	int r = AL_E_IO;
-	if (db_prepare(c->srv->db, "UPDATE work SET metadata = ? WHERE id = ?", &st) == 0) {
-		db_bind_text(st, 1, s);
-		db_bind_text(st, 2, w.id);
-		if (sqlite3_step(st) == SQLITE_DONE)
-			r = 0;
-		sqlite3_finalize(st);
-	}
-	free(s);
 	if (r != 0) {
 		api_reply_err(c, r, "cannot update work");
 		return;
 	}
-	api_reply_json(c, 200, work_get_json(c->srv, w.id, NULL));
+	api_reply_json(c, 200, work_get_json(c->srv, c->params[1], NULL));
 }
 
 /* ---- lease expiry ---- */
+
+struct expired {
+	char **ids, **sids, **envs;
+	size_t n;
+};
+
+static void
+expired_add(void *arg, const char *id, const char *session_id, const char *environment_id)
+{
+	struct expired *e = arg;
+	e->ids = xreallocarray(e->ids, e->n + 1, sizeof(*e->ids));
+	e->sids = xreallocarray(e->sids, e->n + 1, sizeof(*e->sids));
+	e->envs = xreallocarray(e->envs, e->n + 1, sizeof(*e->envs));
+	e->ids[e->n] = xstrdup(id);
+	e->sids[e->n] = xstrdup(session_id);
+	e->envs[e->n] = xstrdup(environment_id);
+	e->n++;
+}
 
 /* Items whose holder stopped heartbeating are stopped (their token dies with them)
  * and the session gets a fresh item, unless it has ended. */
@@ -790,47 +576,20 @@ static void
 lease_scan(struct loop *l, void *arg)
 {
 	struct server *s = arg;
-	sqlite3_stmt *st = NULL;
-	char **ids = NULL, **sids = NULL, **envs = NULL;
-	size_t n = 0;
+	struct expired ex = {0};
 	int64_t now = now_real_us();
 	s->waiters->lease_timer = loop_timer_add(l, LEASE_SCAN_MS, lease_scan, s);
-	if (db_prepare(
-	        s->db,
-	        "SELECT w.id, w.session_id, w.environment_id FROM work w "
-	        "WHERE w.state IN ('starting', 'active') AND w.lease_expires_at < ? LIMIT 100",
-	        &st) != 0)
+	if (work_store_expired(s->db, now, 100, expired_add, &ex) != 0)
 		return;
-	sqlite3_bind_int64(st, 1, now);
-	while (sqlite3_step(st) == SQLITE_ROW) {
-		ids = xreallocarray(ids, n + 1, sizeof(*ids));
-		sids = xreallocarray(sids, n + 1, sizeof(*sids));
-		envs = xreallocarray(envs, n + 1, sizeof(*envs));
-		ids[n] = xstrdup(db_col_text(st, 0));
-		sids[n] = xstrdup(db_col_text(st, 1) ? db_col_text(st, 1) : "");
-		envs[n] = xstrdup(db_col_text(st, 2));
-		n++;
-	}
-	sqlite3_finalize(st);
+	char **ids = ex.ids, **sids = ex.sids, **envs = ex.envs;
+	size_t n = ex.n;
 	for (size_t i = 0; i < n; i++) {
 		bool requeue = false;
 		if (db_begin(s->db) != 0)
 			break;
-		int r = exec_update(s,
-		                    "UPDATE work SET state = 'stopped', stopped_at = ?1, "
-		                    "stop_requested_at = COALESCE(stop_requested_at, ?2) "
-		                    "WHERE id = ?3 AND state IN ('starting', 'active')",
-		                    ids[i], now, now);
+		int r = work_store_expire(s->db, ids[i], now);
 		if (r == 0 && sids[i][0]) {
-			sqlite3_stmt *q = NULL;
-			if (db_prepare(s->db,
-			               "SELECT 1 FROM sessions WHERE id = ? AND status != "
-			               "'terminated' AND archived_at IS NULL",
-			               &q) == 0) {
-				db_bind_text(q, 1, sids[i]);
-				requeue = sqlite3_step(q) == SQLITE_ROW;
-				sqlite3_finalize(q);
-			}
+			requeue = session_store_open(s->db, sids[i]);
 			if (requeue)
 				r = work_enqueue_tx(s, envs[i], sids[i]);
 		}

@@ -254,6 +254,22 @@ session_store_state(struct db *db, const char *session_id, struct session_state 
 	return r;
 }
 
+bool
+session_store_open(struct db *db, const char *session_id)
+{
+	sqlite3_stmt *q = NULL;
+	bool open = false;
+	if (db_prepare(db,
+	               "SELECT 1 FROM sessions WHERE id = ? AND status != "
+	               "'terminated' AND archived_at IS NULL",
+	               &q) != 0)
+		return false;
+	db_bind_text(q, 1, session_id);
+	open = sqlite3_step(q) == SQLITE_ROW;
+	sqlite3_finalize(q);
+	return open;
+}
+
 int64_t
 session_store_count_for_environment(struct db *db, const char *environment_id)
 {

@@ -20,6 +20,8 @@ struct session_state {
 };
 /* 0, AL_E_NOTFOUND or AL_E_IO. */
 int session_store_state(struct db *db, const char *session_id, struct session_state *out);
+/* Whether the session still wants work: it exists, is not terminated and not archived. */
+bool session_store_open(struct db *db, const char *session_id);
 /* How many sessions use the environment (they keep it from being deleted); -1 on error. */
 int64_t session_store_count_for_environment(struct db *db, const char *environment_id);
 

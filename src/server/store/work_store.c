@@ -1,10 +1,16 @@
 /* SQLite side of the work queue tables; see work_store.h. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "db.h"
 #include "err.h"
 #include "work_store.h"
+
+#define WORK_COLS                                                                                  \
+	"id, environment_id, session_id, data_type, state, metadata, created_at, "                 \
+	"acknowledged_at, started_at, latest_heartbeat_at, stop_requested_at, stopped_at, "        \
+	"last_heartbeat, ttl_seconds, seq, lease_expires_at"
 
 int
 work_store_find_token(struct db *db, const char *token_hash, struct work_token_row *out)
@@ -27,5 +33,370 @@ work_store_find_token(struct db *db, const char *token_hash, struct work_token_r
 		r = 0;
 	}
 	sqlite3_finalize(st);
+	return r;
+}
+
+void
+work_item_reset(struct work_item *w)
+{
+	json_decref(w->metadata);
+	memset(w, 0, sizeof(*w));
+}
+
+static int64_t
+col_us(sqlite3_stmt *st, int col)
+{
+	return sqlite3_column_type(st, col) == SQLITE_NULL ? 0 : sqlite3_column_int64(st, col);
+}
+
+static void
+item_read(sqlite3_stmt *st, struct work_item *w)
+{
+	const char *v;
+	memset(w, 0, sizeof(*w));
+	snprintf(w->id, sizeof(w->id), "%s", db_col_text(st, 0));
+	snprintf(w->environment_id, sizeof(w->environment_id), "%s", db_col_text(st, 1));
+	if ((v = db_col_text(st, 2)) != NULL)
+		snprintf(w->session_id, sizeof(w->session_id), "%s", v);
+	snprintf(w->data_type, sizeof(w->data_type), "%s", db_col_text(st, 3));
+	snprintf(w->state, sizeof(w->state), "%s", db_col_text(st, 4));
+	w->metadata = db_col_json(st, 5);
+	w->created_at = col_us(st, 6);
+	w->acknowledged_at = col_us(st, 7);
+	w->started_at = col_us(st, 8);
+	w->latest_heartbeat_at = col_us(st, 9);
+	w->stop_requested_at = col_us(st, 10);
+	w->stopped_at = col_us(st, 11);
+	if ((v = db_col_text(st, 12)) != NULL) {
+		w->has_heartbeat = true;
+		snprintf(w->last_heartbeat, sizeof(w->last_heartbeat), "%s", v);
+	}
+	w->ttl_seconds = (unsigned)sqlite3_column_int(st, 13);
+	w->seq = sqlite3_column_int64(st, 14);
+	w->lease_expires_at = col_us(st, 15);
+}
+
+int
+work_store_get(struct db *db, const char *environment_id, const char *id, struct work_item *out)
+{
+	sqlite3_stmt *st = NULL;
+	int r = AL_E_NOTFOUND;
+	if (db_prepare(db,
+	               "SELECT " WORK_COLS " FROM work WHERE id = ?1 AND (?2 IS NULL OR "
+	               "environment_id = ?2)",
+	               &st) != 0)
+		return AL_E_IO;
+	db_bind_text(st, 1, id);
+	db_bind_text(st, 2, environment_id);
+	if (sqlite3_step(st) == SQLITE_ROW) {
+		item_read(st, out);
+		r = 0;
+	}
+	sqlite3_finalize(st);
+	return r;
+}
+
+int
+work_store_session_live(struct db *db, const char *session_id, bool *live)
+{
+	sqlite3_stmt *st = NULL;
+	if (db_prepare(db, "SELECT 1 FROM work WHERE session_id = ? AND state != 'stopped'", &st) !=
+	    0)
+		return AL_E_IO;
+	db_bind_text(st, 1, session_id);
+	*live = sqlite3_step(st) == SQLITE_ROW;
+	sqlite3_finalize(st);
+	return 0;
+}
+
+int
+work_store_insert(struct db *db, const char *id, const char *environment_id, const char *session_id,
+                  unsigned ttl_seconds, int64_t now)
+{
+	sqlite3_stmt *st = NULL;
+	int r = AL_E_IO;
+	int64_t seq = db_next_seq(db, "work");
+	if (seq < 0 ||
+	    db_prepare(db,
+	               "INSERT INTO work(id, seq, environment_id, session_id, data_type, "
+	               "state, ttl_seconds, created_at) VALUES (?, ?, ?, ?, 'session', "
+	               "'queued', ?, ?)",
+	               &st) != 0)
+		return AL_E_IO;
+	db_bind_text(st, 1, id);
+	sqlite3_bind_int64(st, 2, seq);
+	db_bind_text(st, 3, environment_id);
+	db_bind_text(st, 4, session_id);
+	sqlite3_bind_int(st, 5, (int)ttl_seconds);
+	sqlite3_bind_int64(st, 6, now);
+	if (sqlite3_step(st) == SQLITE_DONE)
+		r = 0;
+	sqlite3_finalize(st);
+	return r;
+}
+
+int
+work_store_end_session(struct db *db, const char *session_id, int64_t now)
+{
+	sqlite3_stmt *st = NULL;
+	int r = AL_E_IO;
+	if (db_prepare(db,
+	               "UPDATE work SET state = CASE WHEN state = 'queued' THEN 'stopped' "
+	               "ELSE 'stopping' END, stop_requested_at = COALESCE(stop_requested_at, ?1), "
+	               "stopped_at = CASE WHEN state = 'queued' THEN ?1 ELSE stopped_at END "
+	               "WHERE session_id = ?2 AND state NOT IN ('stopped', 'stopping')",
+	               &st) != 0)
+		return AL_E_IO;
+	sqlite3_bind_int64(st, 1, now);
+	db_bind_text(st, 2, session_id);
+	if (sqlite3_step(st) == SQLITE_DONE)
+		r = 0;
+	sqlite3_finalize(st);
+	return r;
+}
+
+void
+work_store_note_worker(struct db *db, const char *environment_id, const char *worker_id,
+                       int64_t now)
+{
+	sqlite3_stmt *st = NULL;
+	if (db_prepare(
+	        db,
+	        "INSERT INTO workers_seen(environment_id, worker_id, seen_at) VALUES (?,?,?) "
+	        "ON CONFLICT(environment_id, worker_id) DO UPDATE SET seen_at = excluded.seen_at",
+	        &st) != 0)
+		return;
+	db_bind_text(st, 1, environment_id);
+	db_bind_text(st, 2, worker_id);
+	sqlite3_bind_int64(st, 3, now);
+	sqlite3_step(st);
+	sqlite3_finalize(st);
+}
+
+int
+work_store_claim(struct db *db, const char *environment_id, int64_t redeliver_before,
+                 const char *worker_id, const char *token_hash, int64_t now, char *id,
+                 size_t id_len)
+{
+	sqlite3_stmt *st = NULL;
+	id[0] = '\0';
+	if (db_begin(db) != 0)
+		return AL_E_IO;
+	if (db_prepare(db,
+	               "SELECT id FROM work WHERE environment_id = ? AND state = 'queued' AND "
+	               "(delivered_at IS NULL OR delivered_at < ?) ORDER BY seq LIMIT 1",
+	               &st) != 0)
+		goto fail;
+	db_bind_text(st, 1, environment_id);
+	sqlite3_bind_int64(st, 2, redeliver_before);
+	if (sqlite3_step(st) == SQLITE_ROW)
+		snprintf(id, id_len, "%s", db_col_text(st, 0));
+	sqlite3_finalize(st);
+	st = NULL;
+	if (id[0] == '\0') {
+		db_rollback(db);
+		return AL_E_NOTFOUND;
+	}
+	if (db_prepare(db,
+	               "UPDATE work SET delivered_at = ?, delivered_to = ?, token_hash = ? "
+	               "WHERE id = ?",
+	               &st) != 0)
+		goto fail;
+	sqlite3_bind_int64(st, 1, now);
+	db_bind_text(st, 2, worker_id);
+	db_bind_text(st, 3, token_hash);
+	db_bind_text(st, 4, id);
+	if (sqlite3_step(st) != SQLITE_DONE)
+		goto fail;
+	sqlite3_finalize(st);
+	if (db_commit(db) != 0)
+		return AL_E_IO;
+	return 0;
+fail:
+	sqlite3_finalize(st);
+	db_rollback(db);
+	return AL_E_IO;
+}
+
+/* Runs a state change with ?1 = a, ?2 = b, ?3 = id: AL_E_CONFLICT when no row moved. */
+static int
+exec_update(struct db *db, const char *sql, const char *id, int64_t a, int64_t b)
+{
+	sqlite3_stmt *st = NULL;
+	int r = AL_E_IO;
+	if (db_prepare(db, sql, &st) != 0)
+		return AL_E_IO;
+	sqlite3_bind_int64(st, 1, a);
+	sqlite3_bind_int64(st, 2, b);
+	db_bind_text(st, 3, id);
+	if (sqlite3_step(st) == SQLITE_DONE)
+		r = sqlite3_changes(db->h) > 0 ? 0 : AL_E_CONFLICT;
+	sqlite3_finalize(st);
+	return r;
+}
+
+int
+work_store_ack(struct db *db, const char *id, int64_t now, int64_t lease_expires_at)
+{
+	return exec_update(db,
+	                   "UPDATE work SET state = 'starting', acknowledged_at = ?1, "
+	                   "lease_expires_at = ?2 WHERE id = ?3 AND state = 'queued'",
+	                   id, now, lease_expires_at);
+}
+
+int
+work_store_heartbeat(struct db *db, const char *id, const char *hb, int64_t now,
+                     unsigned ttl_seconds, bool first, const char *expected)
+{
+	sqlite3_stmt *st = NULL;
+	int r = AL_E_IO;
+	if (db_prepare(db,
+	               "UPDATE work SET last_heartbeat = ?1, latest_heartbeat_at = ?2, "
+	               "lease_expires_at = ?3, ttl_seconds = ?4, state = 'active', "
+	               "started_at = COALESCE(started_at, ?2) WHERE id = ?5 AND "
+	               "state IN ('starting', 'active') AND "
+	               "((?6 = 1 AND last_heartbeat IS NULL) OR last_heartbeat = ?7)",
+	               &st) != 0)
+		return AL_E_IO;
+	db_bind_text(st, 1, hb);
+	sqlite3_bind_int64(st, 2, now);
+	sqlite3_bind_int64(st, 3, now + (int64_t)ttl_seconds * 1000000);
+	sqlite3_bind_int(st, 4, (int)ttl_seconds);
+	db_bind_text(st, 5, id);
+	sqlite3_bind_int(st, 6, first ? 1 : 0);
+	db_bind_text(st, 7, first ? "" : expected);
+	if (sqlite3_step(st) == SQLITE_DONE)
+		r = sqlite3_changes(db->h) == 1 ? 0 : AL_E_PRECOND;
+	sqlite3_finalize(st);
+	return r;
+}
+
+int
+work_store_stop(struct db *db, const char *id, bool force, int64_t now)
+{
+	if (force)
+		return exec_update(db,
+		                   "UPDATE work SET state = 'stopped', stopped_at = ?1, "
+		                   "stop_requested_at = COALESCE(stop_requested_at, ?2) "
+		                   "WHERE id = ?3 AND state != 'stopped'",
+		                   id, now, now);
+	return exec_update(db,
+	                   "UPDATE work SET state = 'stopping', stop_requested_at = "
+	                   "COALESCE(stop_requested_at, ?1) WHERE id = ?3 AND state IN "
+	                   "('starting', 'active')",
+	                   id, now, now);
+}
+
+int
+work_store_expire(struct db *db, const char *id, int64_t now)
+{
+	return exec_update(db,
+	                   "UPDATE work SET state = 'stopped', stopped_at = ?1, "
+	                   "stop_requested_at = COALESCE(stop_requested_at, ?2) "
+	                   "WHERE id = ?3 AND state IN ('starting', 'active')",
+	                   id, now, now);
+}
+
+int
+work_store_expired(struct db *db, int64_t now, unsigned max,
+                   void (*fn)(void *arg, const char *id, const char *session_id,
+                              const char *environment_id),
+                   void *arg)
+{
+	sqlite3_stmt *st = NULL;
+	if (db_prepare(db,
+	               "SELECT w.id, w.session_id, w.environment_id FROM work w "
+	               "WHERE w.state IN ('starting', 'active') AND w.lease_expires_at < ? LIMIT ?",
+	               &st) != 0)
+		return AL_E_IO;
+	sqlite3_bind_int64(st, 1, now);
+	sqlite3_bind_int(st, 2, (int)max);
+	while (sqlite3_step(st) == SQLITE_ROW) {
+		const char *sid = db_col_text(st, 1);
+		fn(arg, db_col_text(st, 0), sid ? sid : "", db_col_text(st, 2));
+	}
+	sqlite3_finalize(st);
+	return 0;
+}
+
+int
+work_store_stats(struct db *db, const char *environment_id, int64_t since, struct work_stats *out)
+{
+	sqlite3_stmt *st = NULL;
+	memset(out, 0, sizeof(*out));
+	if (db_prepare(db,
+	               "SELECT COALESCE(SUM(delivered_at IS NULL), 0), "
+	               "COALESCE(SUM(delivered_at IS NOT NULL), 0), MIN(created_at) "
+	               "FROM work WHERE environment_id = ? AND state = 'queued'",
+	               &st) == 0) {
+		db_bind_text(st, 1, environment_id);
+		if (sqlite3_step(st) == SQLITE_ROW) {
+			out->depth = sqlite3_column_int64(st, 0);
+			out->pending = sqlite3_column_int64(st, 1);
+			out->oldest_queued_at = col_us(st, 2);
+		}
+		sqlite3_finalize(st);
+	}
+	if (db_prepare(
+	        db, "SELECT COUNT(*) FROM workers_seen WHERE environment_id = ? AND seen_at >= ?",
+	        &st) == 0) {
+		db_bind_text(st, 1, environment_id);
+		sqlite3_bind_int64(st, 2, since);
+		if (sqlite3_step(st) == SQLITE_ROW)
+			out->workers = sqlite3_column_int64(st, 0);
+		sqlite3_finalize(st);
+	}
+	return 0;
+}
+
+int
+work_store_list(struct db *db, const char *environment_id, const struct doc_list *q,
+                int (*fn)(void *arg, const struct work_item *w), void *arg, bool *more)
+{
+	sqlite3_stmt *st = NULL;
+	struct work_item w;
+	unsigned n = 0;
+	int r = 0;
+	*more = false;
+	const char *sql = q->desc ? "SELECT " WORK_COLS " FROM work WHERE environment_id = ?1 "
+	                            "AND (?2 = 0 OR seq < ?3) ORDER BY seq DESC LIMIT ?4"
+	                          : "SELECT " WORK_COLS " FROM work WHERE environment_id = ?1 "
+	                            "AND (?2 = 0 OR seq > ?3) ORDER BY seq ASC LIMIT ?4";
+	if (db_prepare(db, sql, &st) != 0)
+		return AL_E_IO;
+	db_bind_text(st, 1, environment_id);
+	sqlite3_bind_int(st, 2, q->has_cursor);
+	sqlite3_bind_int64(st, 3, q->after_seq);
+	sqlite3_bind_int(st, 4, (int)q->limit + 1);
+	while (sqlite3_step(st) == SQLITE_ROW) {
+		if (n == q->limit) {
+			*more = true;
+			break;
+		}
+		item_read(st, &w);
+		n++;
+		r = fn(arg, &w);
+		work_item_reset(&w);
+		if (r != 0)
+			break;
+	}
+	sqlite3_finalize(st);
+	return r;
+}
+
+int
+work_store_set_metadata(struct db *db, const char *id, const json_t *metadata)
+{
+	sqlite3_stmt *st = NULL;
+	char *text = json_dumps(metadata, JSON_COMPACT);
+	int r = AL_E_IO;
+	if (db_prepare(db, "UPDATE work SET metadata = ? WHERE id = ?", &st) == 0) {
+		db_bind_text(st, 1, text);
+		db_bind_text(st, 2, id);
+		if (sqlite3_step(st) == SQLITE_DONE)
+			r = 0;
+		sqlite3_finalize(st);
+	}
+	free(text);
 	return r;
 }
