@@ -1167,6 +1167,14 @@ monitor_client_destroy(struct monitor *m, uint32_t sandbox_id)
 	return simple(m, sandbox_msg_put_u32(&m->m, sandbox_id));
 }
 
+bool
+monitor_client_gone(struct monitor *m)
+{
+	/* Between calls nothing arrives unasked: readable means EOF (the monitor exited). */
+	struct pollfd p = {m->sock, POLLIN, 0};
+	return m->dead || poll(&p, 1, 0) > 0;
+}
+
 int
 monitor_client_remove(struct monitor *m, const char *session_id)
 {

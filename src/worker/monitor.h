@@ -66,6 +66,9 @@ int monitor_client_destroy(struct monitor *m, uint32_t sandbox_id);
  * empty one from now on) and removed in the background, as the drop user. AL_E_CONFLICT
  * while the session has a sandbox; 0 when it has no workspace. */
 int monitor_client_remove(struct monitor *m, const char *session_id);
+/* Whether the monitor is gone (its end of the socket closed). Only between calls (the
+ * caller serializes them): a reply in flight would read as gone. */
+bool monitor_client_gone(struct monitor *m);
 /* Closes the connection: the monitor destroys every sandbox and waits for this process
  * to exit. Accepts NULL. */
 void monitor_free(struct monitor *m);

@@ -667,6 +667,20 @@ on_event(struct loop *l, int fd, int mask, void *arg)
 	void *darg = e->arg;
 	e->busy = false;
 	pthread_mutex_unlock(&e->mu);
+	/* A monitor that died (kill -9) closed its sandboxes' sockets before its death
+	 * reached us (PDEATHSIG): the call then ends as "bash session terminated". That is
+	 * not the call's result: leave it unanswered, so the next worker runs it, and go the
+	 * way the kernel is sending us anyway. */
+	if (sbx.on) {
+		pthread_mutex_lock(&sbx.mu);
+		bool gone = monitor_client_gone(sbx.mon);
+		pthread_mutex_unlock(&sbx.mu);
+		if (gone) {
+			log_error(
+			    "the sandbox monitor is gone; exiting without reporting the call");
+			_exit(1);
+		}
+	}
 	if (e->close_pending) {
 		e->close_pending = false;
 		ctx_free(e);
