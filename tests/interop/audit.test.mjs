@@ -59,6 +59,7 @@ let admin;
 let agent;
 let env;
 let envKey;
+let cliKey;
 const tokens = {};
 const sessions = {};
 
@@ -235,6 +236,31 @@ test('a failed authentication, a key, tool calls and policy reloads each leave a
   assert.equal(reloads[1].resources.file, policyFile);
 });
 
+test('keys made and revoked with airlock keys while the server runs reach its log', async () => {
+  const made = spawnSync(BIN, ['keys', 'create', '--environment', env.id, '--data-dir', srv.dataDir], { encoding: 'utf8' });
+  assert.equal(made.status, 0, made.stderr);
+  cliKey = made.stdout.trim();
+  const id = /key (envkey_\S+)/.exec(made.stderr)[1];
+  const gone = spawnSync(BIN, ['keys', 'revoke', id, '--data-dir', srv.dataDir], { encoding: 'utf8' });
+  assert.equal(gone.status, 0, gone.stderr);
+  let recs = [];
+  for (let i = 0; i < 100 && recs.length < 2; i++) {
+    await new Promise((r) => setTimeout(r, 50));
+    recs = (await all('order=asc')).filter((r) => r.resources.key_id === id);
+  }
+  assert.deepEqual(recs.map((r) => r.action), ['key.create', 'key.revoke']);
+  for (const r of recs) {
+    assert.match(r.principal.sub, /^cli:/);
+    assert.equal(r.resources.via, 'outbox');
+  }
+  assert.equal(recs[0].resources.environment_id, env.id);
+  // the revoked key is refused, and that refusal names it
+  const r = await fetch(`${srv.baseURL}/v1/environments/${env.id}/work`, { headers: { 'x-api-key': cliKey } });
+  assert.equal(r.status, 401);
+  const [fail] = (await all('action=auth.fail')).filter((x) => x.resources.key_id === id);
+  assert.match(fail.resources.reason, /revoked/);
+});
+
 test('GET /v1/audit_events: administrators only; the denial of anyone else is itself recorded', async () => {
   for (const name of ['bob', 'erin']) {
     const r = await audit('', { authorization: `Bearer ${await idp.token(name)}` });
@@ -332,6 +358,7 @@ test('no secret reaches the audit log', () => {
     'server API key': srv.apiKey,
     'the refused key': WRONG_KEY,
     'the issued environment key': envKey.key,
+    'the key airlock keys printed': cliKey,
     'the model key': 'mock-model-key-SECRET-77aa',
     "bob's input": BOB_INPUT.command,
     "alice's input": ALICE_INPUT.command,

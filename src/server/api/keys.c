@@ -7,6 +7,7 @@
 
 #include "api.h"
 #include "audit.h"
+#include "db.h"
 #include "environment_store.h"
 #include "auth.h"
 #include "cli.h"
@@ -241,8 +242,16 @@ keys_main(int argc, char **argv)
 				goto out;
 			}
 		}
-		if (auth_key_create(db, server ? "server" : "environment", env_id, name, &id,
-		                    &key) != 0) {
+		/* the key and its audit record (for the server's log) in one transaction */
+		const char *kind = server ? "server" : "environment";
+		if (db_begin(db) != 0 || auth_key_create(db, kind, env_id, name, &id, &key) != 0 ||
+		    audit_outbox_add(db, "key.create",
+		                     json_pack("{s:s, s:s, s:s?}", "key_id", id, "kind", kind,
+		                               "environment_id", env_id)) != 0 ||
+		    db_commit(db) != 0) {
+			db_rollback(db);
+			free(id);
+			secret_free(key);
 			fprintf(stderr, "airlock keys create: database error\n");
 			goto out;
 		}
@@ -253,8 +262,12 @@ keys_main(int argc, char **argv)
 		secret_free(key);
 		rc = 0;
 	} else if (strcmp(verb, "revoke") == 0) {
-		r = auth_key_revoke(db, argv[optind]);
+		if ((r = db_begin(db)) == 0 && (r = auth_key_revoke(db, argv[optind])) == 0 &&
+		    (r = audit_outbox_add(db, "key.revoke",
+		                          json_pack("{s:s}", "key_id", argv[optind]))) == 0)
+			r = db_commit(db);
 		if (r != 0) {
+			db_rollback(db);
 			fprintf(stderr, "airlock keys revoke: %s: %s\n", argv[optind],
 			        r == AL_E_NOTFOUND ? "no such live key" : "database error");
 			goto out;

@@ -2,6 +2,7 @@
  * in-memory index of record offsets for GET /v1/audit_events, and the helpers the emit
  * points call. See audit.h and docs/server/audit.md. */
 #include <errno.h>
+#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,8 +11,10 @@
 
 #include "api.h"
 #include "audit.h"
+#include "audit_store.h"
 #include "err.h"
 #include "log.h"
+#include "loop.h"
 #include "routes.h"
 #include "server.h"
 #include "session_store.h"
@@ -30,7 +33,12 @@ struct audit_log {
 	uint64_t written, failed, lost; /* lost: failures since the last good write */
 	bool broken;
 	uint64_t retry_at_ms;
+	struct server *srv;
+	struct loop_timer *outbox_timer;
 };
+
+#define OUTBOX_POLL_MS 1000
+#define OUTBOX_BATCH 64
 
 static void
 index_push(struct audit_log *lg, uint64_t off)
@@ -261,6 +269,65 @@ out:
 
 /* ---- the server's log ---- */
 
+struct outbox_batch {
+	size_t n;
+	int64_t id[OUTBOX_BATCH];
+	json_t *rec[OUTBOX_BATCH];
+};
+
+static int
+outbox_collect(void *arg, int64_t id, json_t *rec)
+{
+	struct outbox_batch *b = arg;
+	b->id[b->n] = id;
+	b->rec[b->n++] = json_incref(rec);
+	return 0;
+}
+
+static int audit_append_record(struct server *s, json_t *rec, const char *action);
+
+/* Moves records other processes left in the outbox into the log, oldest first; one that
+ * cannot be written stays for the next tick. A crash between the append and the delete
+ * appends it again: resources.outbox_id tells the copies apart from new records. */
+static void
+outbox_drain(struct audit_log *lg)
+{
+	struct server *s = lg->srv;
+	struct outbox_batch b = {0};
+	if (audit_store_outbox_list(s->db, OUTBOX_BATCH, outbox_collect, &b) != 0)
+		log_warn("audit outbox: cannot read", "file", lg->f.path);
+	for (size_t i = 0; i < b.n; i++) {
+		json_t *rec = b.rec[i];
+		json_t *res = json_object_get(rec, "resources");
+		if (json_is_object(rec) && json_is_object(res)) {
+			json_object_set_new(res, "via", json_string("outbox"));
+			json_object_set_new(res, "outbox_id", json_integer(b.id[i]));
+			json_object_del(rec, "seq");
+			json_object_del(rec, "prev");
+			json_object_del(rec, "hash");
+		}
+		if (!json_is_object(rec) || !json_is_object(res)) {
+			log_warn("audit outbox: dropping a record that is not an audit record");
+		} else if (audit_append_record(
+		               s, rec, json_string_value(json_object_get(rec, "action"))) != 0) {
+			break; /* logged; the rest waits for the next tick, in order */
+		}
+		if (audit_store_outbox_delete(s->db, b.id[i]) != 0)
+			log_warn("audit outbox: cannot delete a moved record (it will be appended "
+			         "again)");
+	}
+	for (size_t i = 0; i < b.n; i++)
+		json_decref(b.rec[i]);
+}
+
+static void
+outbox_tick(struct loop *l, void *arg)
+{
+	struct audit_log *lg = arg;
+	lg->outbox_timer = loop_timer_add(l, OUTBOX_POLL_MS, outbox_tick, lg);
+	outbox_drain(lg);
+}
+
 int
 audit_open(struct server *s)
 {
@@ -275,6 +342,9 @@ audit_open(struct server *s)
 		char n[24];
 		snprintf(n, sizeof n, "%llu", (unsigned long long)s->audit->f.chain.seq);
 		log_info("audit log open", "file", p, "last_seq", n);
+		s->audit->srv = s;
+		if (s->loop && s->db)
+			outbox_tick(s->loop, s->audit);
 	}
 	free(path);
 	return r;
@@ -283,36 +353,26 @@ audit_open(struct server *s)
 void
 audit_close(struct server *s)
 {
+	if (s->audit && s->audit->outbox_timer)
+		loop_timer_cancel(s->loop, s->audit->outbox_timer);
 	audit_log_free(s->audit);
 	s->audit = NULL;
 }
 
+/* Appends a record and keeps the failure accounting of audit_emit. */
 static int
-append_event(struct audit_log *lg, const struct audit_event *e)
-{
-	json_t *rec = audit_record_new(e);
-	int r = audit_log_append(lg, rec);
-	json_decref(rec);
-	return r;
-}
-
-int
-audit_emit(struct server *s, const struct audit_event *e)
+audit_append_record(struct server *s, json_t *rec, const char *action)
 {
 	struct audit_log *lg = s->audit;
-	if (lg == NULL)
-		return 0; /* tests that build a server without the log */
-	struct audit_event ev = *e;
-	if (ev.time_us == 0)
-		ev.time_us = now_real_us();
-	int r = append_event(lg, &ev);
+	int r = audit_log_append(lg, rec);
 	if (r != 0) {
 		lg->failed++;
 		lg->lost++;
 		lg->broken = true;
 		lg->retry_at_ms = now_mono_ms() + RETRY_MS;
 		log_error("AUDIT LOG WRITE FAILED: the action is not in the audit log", "file",
-		          lg->f.path, "action", e->action, "request_id", e->request_id, "error",
+		          lg->f.path, "action", action, "request_id",
+		          json_string_value(json_object_get(rec, "request_id")), "error",
 		          al_strerror(r));
 		return r;
 	}
@@ -322,6 +382,41 @@ audit_emit(struct server *s, const struct audit_event *e)
 		lg->lost = 0;
 	}
 	return 0;
+}
+
+int
+audit_emit(struct server *s, const struct audit_event *e)
+{
+	if (s->audit == NULL)
+		return 0; /* tests that build a server without the log */
+	struct audit_event ev = *e;
+	if (ev.time_us == 0)
+		ev.time_us = now_real_us();
+	json_t *rec = audit_record_new(&ev);
+	int r = audit_append_record(s, rec, e->action);
+	json_decref(rec);
+	return r;
+}
+
+int
+audit_outbox_add(struct db *db, const char *action, json_t *resources)
+{
+	char user[128];
+	struct passwd *pw = getpwuid(geteuid());
+	if (pw && pw->pw_name)
+		snprintf(user, sizeof user, "cli:%s", pw->pw_name);
+	else
+		snprintf(user, sizeof user, "cli:uid %u", (unsigned)geteuid());
+	struct audit_event e = {.time_us = now_real_us(),
+	                        .sub = user,
+	                        .action = action,
+	                        .resources = resources,
+	                        .outcome = "ok"};
+	json_t *rec = audit_record_new(&e);
+	int r = audit_store_outbox_add(db, rec);
+	json_decref(rec);
+	json_decref(resources);
+	return r;
 }
 
 bool

@@ -16,6 +16,7 @@ struct server;
 struct api_call;
 struct principal;
 struct session_owner;
+struct db;
 
 /* ---- the log file and its index (no server needed: unit-tested alone) ---- */
 
@@ -88,6 +89,13 @@ void audit_mcp_call(struct server *s, const char *session_id, const struct sessi
  * a retry (at most once a second, an "audit.recovered" record naming the lost count)
  * failed too. */
 bool audit_refusing(struct server *s);
+
+/* For processes other than the server (`airlock keys`): a record for the server to append
+ * to its log, stored in db's audit_outbox inside the caller's transaction, so it exists
+ * exactly when what it records does. The principal is "cli:<unix user>". The server moves
+ * outbox records into its log at start and every second (their time is when they were
+ * made; resources.via says "outbox"). resources (an object) is stolen. 0 or AL_E_IO. */
+int audit_outbox_add(struct db *db, const char *action, json_t *resources);
 
 struct audit_stats {
 	uint64_t written, failed;

@@ -81,6 +81,9 @@ static const char *const migrations[] = {
     /* 5: the owner's email (tool policy rules may name users by it); API-key sessions
      * record owner_sub "apikey:<key id>" with no issuer. */
     "ALTER TABLE sessions ADD COLUMN owner_email TEXT;",
+    /* 6: audit records made outside the server (airlock keys), in the transaction of what
+     * they record, until the server appends them to its audit log (audit_store.c). */
+    "CREATE TABLE audit_outbox (id INTEGER PRIMARY KEY AUTOINCREMENT, record TEXT NOT NULL);",
 };
 
 int

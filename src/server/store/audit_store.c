@@ -1,0 +1,61 @@
+/* SQLite side of the audit_outbox table; see audit_store.h. */
+#include <stdlib.h>
+
+#include "audit_store.h"
+#include "db.h"
+#include "err.h"
+
+int
+audit_store_outbox_add(struct db *db, const json_t *rec)
+{
+	sqlite3_stmt *st = NULL;
+	char *text = json_dumps(rec, JSON_COMPACT | JSON_SORT_KEYS);
+	int r = AL_E_IO;
+	if (text != NULL &&
+	    db_prepare(db, "INSERT INTO audit_outbox(record) VALUES (?)", &st) == 0) {
+		db_bind_text(st, 1, text);
+		if (sqlite3_step(st) == SQLITE_DONE)
+			r = 0;
+	}
+	sqlite3_finalize(st);
+	free(text);
+	return r;
+}
+
+int
+audit_store_outbox_list(struct db *db, unsigned max, int (*fn)(void *arg, int64_t id, json_t *rec),
+                        void *arg)
+{
+	sqlite3_stmt *st = NULL;
+	int r = AL_E_IO, s;
+	if (db_prepare(db, "SELECT id, record FROM audit_outbox ORDER BY id LIMIT ?", &st) != 0)
+		return AL_E_IO;
+	sqlite3_bind_int64(st, 1, max);
+	while ((s = sqlite3_step(st)) == SQLITE_ROW) {
+		json_t *rec = db_col_json(st, 1);
+		int fr = rec ? fn(arg, sqlite3_column_int64(st, 0), rec) : 0;
+		json_decref(rec);
+		if (fr != 0) {
+			r = fr;
+			goto out;
+		}
+	}
+	r = s == SQLITE_DONE ? 0 : AL_E_IO;
+out:
+	sqlite3_finalize(st);
+	return r;
+}
+
+int
+audit_store_outbox_delete(struct db *db, int64_t id)
+{
+	sqlite3_stmt *st = NULL;
+	int r = AL_E_IO;
+	if (db_prepare(db, "DELETE FROM audit_outbox WHERE id = ?", &st) != 0)
+		return AL_E_IO;
+	sqlite3_bind_int64(st, 1, id);
+	if (sqlite3_step(st) == SQLITE_DONE)
+		r = 0;
+	sqlite3_finalize(st);
+	return r;
+}
