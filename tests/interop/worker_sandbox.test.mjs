@@ -105,6 +105,9 @@ test('bash runs in the session sandbox; file tools and bash share the workspace'
     // 40 MiB into a 32 MiB workspace: the session's own filesystem fills, not the host's
     { content: [{ type: 'tool_use', name: 'bash', input: { command: 'dd if=/dev/zero of=big bs=1M count=40 2>&1 | grep -c "No space left"; rm -f big; grep " $(pwd) " /proc/self/mountinfo | grep -c ext4' } }] },
     { content: [{ type: 'tool_use', name: 'write', input: { file_path: 'big2', content: 'x'.repeat(1 << 16) } }] },
+    // a background job's later output stays out of the next call (each call its own pipe)
+    { content: [{ type: 'tool_use', name: 'bash', input: { command: '(sleep 0.3; echo LEAK) & echo bg-started' } }] },
+    { content: [{ type: 'tool_use', name: 'bash', input: { command: 'sleep 0.8; echo after-bg' } }] },
     { content: [{ type: 'text', text: 'probed' }] },
   ]);
   const { done } = await collectEvents(f.client, f.session.id, endTurn, { timeoutMs: 60000 });
@@ -149,6 +152,8 @@ test('bash runs in the session sandbox; file tools and bash share the workspace'
   // the quota (issue 11, finding 6): ENOSPC inside, the workspace an ext4 of its own
   assert.equal(out(5), '1\n1', out(5));
   assert.match(out(6), /^wrote 65536 bytes to /); // the file tools write there too
+  assert.equal(out(7), 'bg-started');
+  assert.equal(out(8), 'after-bg');
   assert.ok(!w.log().includes('worker-env-must-not-leak'));
   // the session ends for good (deleted while the worker still holds it, before its 2 s
   // idle release): its workspace goes, no later session can find its files
