@@ -180,6 +180,30 @@ test('until the IdP\'s keys load, user tokens get 503 and API keys work', async 
   }
 });
 
+test('a server stopped while a request waits for a JWKS refetch exits cleanly', async () => {
+  const s3 = await startServer({ env: { AIRLOCK_OIDC_ISSUER: idp.issuer, AIRLOCK_OIDC_AUDIENCE: 'airlock' } });
+  for (let i = 0; i < 100 && !/identity provider keys loaded/.test(s3.log()); i++)
+    await new Promise((r) => setTimeout(r, 50));
+  idp.slow.jwksMs = 3000;
+  try {
+    const t = await idp.sign({ iss: idp.issuer, aud: 'airlock', sub: 'x', exp: now() + 300 },
+      { kid: 'key-1', header: { kid: 'held-at-shutdown' } });
+    const held = fetch(`${s3.baseURL}/v1/sessions`, { headers: { authorization: `Bearer ${t}` } }).catch((e) => e);
+    const before = idp.fetches.jwks;
+    for (let i = 0; i < 100 && idp.fetches.jwks === before; i++) await new Promise((r) => setTimeout(r, 20));
+    assert.equal(idp.fetches.jwks, before + 1, 'the request is held on a refetch');
+    const exited = new Promise((r) => s3.proc.once('exit', (code, sig) => r({ code, sig })));
+    s3.proc.kill('SIGTERM');
+    const { code, sig } = await exited;
+    assert.equal(sig, null, s3.log());
+    assert.equal(code, 0, s3.log());
+    await held;
+  } finally {
+    idp.slow.jwksMs = 0;
+    await s3.stop();
+  }
+});
+
 test('an http:// issuer off loopback is refused at start', async () => {
   await assert.rejects(startServer({
     env: { AIRLOCK_OIDC_ISSUER: 'http://idp.example.com', AIRLOCK_OIDC_AUDIENCE: 'airlock' },

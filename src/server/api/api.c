@@ -402,7 +402,9 @@ static void dispatch_route(struct api_call *c);
 static void
 refetch_abandoned(struct api_call *c)
 {
-	oidc_forget(c->srv->oidc, c);
+	/* at shutdown the identity module goes before the listener drops held calls */
+	if (c->srv->oidc != NULL)
+		oidc_forget(c->srv->oidc, c);
 }
 
 static void

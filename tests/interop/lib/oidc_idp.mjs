@@ -23,6 +23,7 @@ export async function startIdp({ users, audience = 'airlock', alg = 'ES256', cla
   let port = 0;
   let issuer;
   let fetches = { discovery: 0, jwks: 0 };
+  const slow = { jwksMs: 0 }; // delay JWKS answers (a slow IdP)
 
   function build() {
     const provider = new Provider(issuer, {
@@ -80,7 +81,13 @@ export async function startIdp({ users, audience = 'airlock', alg = 'ES256', cla
     const cb = provider.callback();
     server = http.createServer((req, res) => {
       if (req.url.startsWith('/.well-known/openid-configuration')) fetches.discovery++;
-      if (req.url.startsWith('/jwks')) fetches.jwks++;
+      if (req.url.startsWith('/jwks')) {
+        fetches.jwks++;
+        if (slow.jwksMs) {
+          setTimeout(() => cb(req, res), slow.jwksMs);
+          return;
+        }
+      }
       cb(req, res);
     });
     await new Promise((r) => server.listen(port, '127.0.0.1', r));
@@ -97,6 +104,7 @@ export async function startIdp({ users, audience = 'airlock', alg = 'ES256', cla
     issuer,
     audience,
     fetches,
+    slow,
     async token(username) {
       // a keep-alive socket from before rotate() is gone: one retry
       const post = () => fetch(`${issuer}/token`, {
