@@ -241,3 +241,54 @@ test('kill -9 of the worker mid-call: no process survives, the next start sweeps
   await w2.exited;
   assert.ok(existsSync(path.join(f.workdir, 'sessions', f.session.id, 'started')));
 });
+
+test('two sessions of one worker: the second sees nothing of the first\'s workspace, the first finds its own again', { skip: !root && 'needs root' }, async (t) => {
+  // issue 11, finding 5: all sessions used to share the workdir (B read and ran what A
+  // planted). The model's commands name the workdir, so it is made before the model.
+  const workdir = realpathSync(mkdtempSync(path.join(tmpdir(), 'airlock-sb2-')));
+  chmodSync(workdir, 0o711);
+  const stateDir = realpathSync(mkdtempSync(path.join(tmpdir(), 'airlock-sb2state-')));
+  const sessions = path.join(workdir, 'sessions');
+  const model = await startMockModel([
+    // A plants a hook and a file
+    { content: [{ type: 'tool_use', name: 'bash', input: { command: 'mkdir -p .git/hooks && echo "touch /tmp/pwned" > .git/hooks/post-checkout && echo secret-of-a > planted.txt && echo planted' } }] },
+    { content: [{ type: 'text', text: 'a done' }] },
+    // B looks by /workspace, by A's host path and by listing the sessions dir
+    { content: [{ type: 'tool_use', name: 'bash', input: { command: `ls -A /workspace; cat ${sessions}/*/planted.txt 2>/dev/null; ls ${sessions}; echo end` } }] },
+    { content: [{ type: 'tool_use', name: 'read', input: { file_path: '../' } }] },
+    { content: [{ type: 'text', text: 'b done' }] },
+    // A again: its files are there
+    { content: [{ type: 'tool_use', name: 'bash', input: { command: 'cat planted.txt' } }] },
+    { content: [{ type: 'text', text: 'a again' }] },
+  ]);
+  const srv = await startServer({ env: { AIRLOCK_MODEL_BASE_URL: model.url } });
+  const workers = [];
+  t.after(async () => {
+    for (const w of workers) if (w.proc.exitCode === null && w.proc.signalCode === null) w.proc.kill('SIGKILL');
+    await srv.stop();
+    await model.stop();
+    rmSync(workdir, { recursive: true, force: true });
+    rmSync(stateDir, { recursive: true, force: true });
+  });
+  const { client, env, agent, envKey, session: a } = await setupSession(srv);
+  const b = await client.beta.sessions.create({ agent: agent.id, environment_id: env.id });
+  const w = startWorker(srv, env, envKey, workdir, stateDir);
+  workers.push(w);
+  const turn = async (s, text) => {
+    const { done } = await collectEvents(client, s.id, endTurn, { timeoutMs: 60000 });
+    await client.beta.sessions.events.send(s.id, { events: [{ type: 'user.message', content: [{ type: 'text', text }] }] });
+    const events = await done;
+    assert.equal(events.at(-1).type, 'session.status_idle', w.log());
+    return events.filter((e) => e.type === 'user.tool_result').map((e) => textOf(e.content));
+  };
+  assert.deepEqual(await turn(a, 'plant'), ['planted']);
+  const seen = await turn(b, 'look');
+  // nothing of A's: an empty workspace, no planted.txt anywhere, only B's own dir inside
+  assert.equal(seen[0], `${b.id}\nend`, seen[0]);
+  assert.match(seen[1], /outside the session's working directory/, seen[1]);
+  assert.deepEqual(await turn(a, 'again'), ['secret-of-a']);
+  assert.ok(existsSync(path.join(sessions, a.id, '.git', 'hooks', 'post-checkout')));
+  assert.ok(!existsSync(path.join(sessions, b.id, 'planted.txt')));
+  w.proc.kill('SIGTERM');
+  assert.equal((await w.exited).code, 0, w.log());
+});
