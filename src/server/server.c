@@ -16,6 +16,7 @@
 #include "err.h"
 #include "log.h"
 #include "server.h"
+#include "key_store.h"
 #include "server_hooks.h"
 #include "tls.h"
 #include "tunnel.h"
@@ -601,8 +602,25 @@ server_main(int argc, char **argv)
 	srv.api_tls = tls;
 	char port[16];
 	snprintf(port, sizeof(port), "%d", srv.port);
+	const char *config_path = NULL; /* the last --config, as server_config_load read them */
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--config") == 0 && i + 1 < argc)
+			config_path = argv[i + 1];
+		else if (strncmp(argv[i], "--config=", 9) == 0)
+			config_path = argv[i] + 9;
+	}
 	log_info("listening", "addr", srv.cfg.listen, "port", port, "tls", tls ? "on" : "off",
-	         "data_dir", srv.cfg.data_dir);
+	         "data_dir", srv.cfg.data_dir, "config", config_path ? config_path : "-",
+	         "model_base_url", srv.cfg.model_base_url);
+	/* A server nobody can call is a setup step missed, not a state to discover by 401s. */
+	int64_t nkeys = 0;
+	if ((srv.cfg.api_key == NULL || srv.cfg.api_key[0] == '\0') &&
+	    (srv.cfg.identity.oidc_issuer == NULL || srv.cfg.identity.oidc_issuer[0] == '\0') &&
+	    key_store_count_live(srv.db, "server", &nkeys) == 0 && nkeys == 0)
+		log_warn("no server API key exists: every API call will get 401; issue one with "
+		         "'airlock keys create --server' and this server's --config, or set "
+		         "AIRLOCK_API_KEY / api_key_file",
+		         "data_dir", srv.cfg.data_dir);
 	loop_run(srv.loop);
 	rc = 0;
 out:

@@ -8,6 +8,8 @@
 start_server
 hdr() { curl -s -o "$T_TMP/body" -D - "$@" | tr -d '\r'; }
 
+BODY=$(cat "$SERVER_LOG") STATUS=x check "with AIRLOCK_API_KEY set: no missing-key warning" \
+	eval '! grep -q "no server API key exists" "$SERVER_LOG"'
 out=$(hdr "$BASE/healthz")
 BODY=$out STATUS=x check "/healthz is 200 without a credential" grep -q '^HTTP/1.1 200' <<<"$out"
 out=$(hdr "$BASE/readyz")

@@ -7,6 +7,7 @@
 # `keys list` has a header and creation times, `keys revoke` confirms, and an unknown
 # option says so.
 . "$(dirname "$0")/lib/common.sh"
+unset AIRLOCK_API_KEY # the warning below is about a server with no key at all
 D=$T_TMP/op
 mkdir -p "$D/etc" "$D/elsewhere"
 cat >"$D/etc/server.yaml" <<YAML
@@ -19,6 +20,12 @@ T_PIDS+=($!)
 wait_listening "$LOG"
 cd "$D/elsewhere" || exit 1
 unset AIRLOCK_DATA_DIR
+
+# the start line names what the server runs from, and a server nobody can call says so
+BODY=$(grep listening "$LOG") STATUS=x check "the start line names the config file, data dir and model URL" \
+	grep -q "listening .*data_dir=$D/var config=$D/etc/server.yaml model_base_url=https://api.anthropic.com" "$LOG"
+BODY=$(cat "$LOG") STATUS=x check "no API key at all: warned at start" \
+	grep -q "no server API key exists: every API call will get 401" "$LOG"
 
 # without the configuration: an error, and no database appears here
 out=$("$AIRLOCK_BIN" keys create --server 2>&1)

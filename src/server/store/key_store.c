@@ -121,3 +121,20 @@ key_store_list(struct db *db, int (*fn)(void *arg, const struct key_row *k), voi
 	sqlite3_finalize(st);
 	return r;
 }
+
+int
+key_store_count_live(struct db *db, const char *kind, int64_t *out)
+{
+	sqlite3_stmt *st = NULL;
+	int r = AL_E_IO;
+	if (db_prepare(db, "SELECT count(*) FROM api_keys WHERE kind = ? AND revoked_at IS NULL",
+	               &st) != 0)
+		return AL_E_IO;
+	db_bind_text(st, 1, kind);
+	if (sqlite3_step(st) == SQLITE_ROW) {
+		*out = sqlite3_column_int64(st, 0);
+		r = 0;
+	}
+	sqlite3_finalize(st);
+	return r;
+}

@@ -31,4 +31,7 @@ int key_store_revoke_environment(struct db *db, const char *environment_id, int6
 /* Calls fn for every key, oldest first; a non-zero return stops and is returned. */
 int key_store_list(struct db *db, int (*fn)(void *arg, const struct key_row *k), void *arg);
 
+/* How many live keys of a kind ("server" or "environment"): 0 or AL_E_IO. */
+int key_store_count_live(struct db *db, const char *kind, int64_t *out);
+
 #endif
