@@ -662,8 +662,8 @@ on_ack_done(void *arg, int status, int err, json_t *body)
 	const char *wid = json_string_value(json_object_get(work, "id"));
 	const char *sid = json_string_value(json_object_get(json_object_get(work, "data"), "id"));
 	if (!(status >= 200 && status < 300)) {
-		char st[16];
-		snprintf(st, sizeof(st), "%d", status);
+		char st[24];
+		wapi_status_str(status, st, sizeof(st));
 		log_error("ack failed", "work_id", wid, "status", st, "error",
 		          wapi_error_text(err, body));
 		json_decref(work);
@@ -710,8 +710,8 @@ on_poll_done(void *arg, int status, int err, json_t *body)
 	if (w->stopping)
 		return maybe_exit(w);
 	if (status == 0 || status >= 300) {
-		char st[16];
-		snprintf(st, sizeof(st), "%d", status);
+		char st[24];
+		wapi_status_str(status, st, sizeof(st));
 		if (wapi_fatal(status, err)) {
 			log_error("poll failed permanently, stopping poller", "status", st, "error",
 			          wapi_error_message(body));
@@ -724,9 +724,25 @@ on_poll_done(void *arg, int status, int err, json_t *body)
 		uint64_t wait = d + wapi_jitter(0, d / 4);
 		char ms[24];
 		snprintf(ms, sizeof(ms), "%llu", (unsigned long long)wait);
-		log_warn("poll failed, backing off", "status", st, "error",
-		         wapi_error_text(err, body), "backoff_ms", ms);
+		if (w->poll_failures++ == 0)
+			w->poll_failed_since = now_mono_ms();
+		/* no answer at all is not "status 0": say what failed, and what to try */
+		if (status == 0)
+			log_warn("poll failed: cannot reach the server, backing off", "base_url",
+			         w->cfg.base_url, "error", wapi_error_text(err, body), "hint",
+			         wapi_error_hint(err), "backoff_ms", ms);
+		else
+			log_warn("poll failed, backing off", "status", st, "error",
+			         wapi_error_text(err, body), "backoff_ms", ms);
 		return poll_later(w, wait);
+	}
+	if (w->poll_failures > 0) {
+		char n[16], secs[24];
+		snprintf(n, sizeof(n), "%u", w->poll_failures);
+		snprintf(secs, sizeof(secs), "%llu",
+		         (unsigned long long)((now_mono_ms() - w->poll_failed_since) / 1000));
+		log_info("poll recovered", "failed_polls", n, "outage_s", secs);
+		w->poll_failures = 0;
 	}
 	w->poll_backoff_ms = 0;
 	const char *wid = json_string_value(json_object_get(body, "id"));
@@ -1026,6 +1042,11 @@ worker_main(int argc, char **argv)
 	}
 	loop_run(w.loop);
 	r = w.exit_code;
+	{
+		char rc[8];
+		snprintf(rc, sizeof(rc), "%d", r);
+		log_info("worker exiting", "exit_status", rc, "mode", mode);
+	}
 out:
 	wsess_free(w.sess);
 	loop_timer_cancel(w.loop, w.poll_timer);

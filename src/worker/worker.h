@@ -56,6 +56,8 @@ struct worker {
 	struct httpc_xfer *poll_x;
 	struct loop_timer *poll_timer;
 	uint64_t poll_backoff_ms;
+	unsigned poll_failures;     /* in a row, for the "recovered" line */
+	uint64_t poll_failed_since; /* now_mono_ms() of the first of them */
 	uint64_t last_empty_log_ms;
 	bool empty_logged;
 	struct httpc_xfer *aux_x; /* ack or healthcheck stop in flight */
@@ -101,6 +103,11 @@ const char *wapi_error_message(json_t *body);
  * certificate verification failed: ...", "connect: Connection refused"), else the API
  * error's message. */
 const char *wapi_error_text(int err, json_t *body);
+/* The HTTP status for a log line: "none (no answer)" when the transfer failed (0), never
+ * a bare 0 that reads like a status. */
+void wapi_status_str(int status, char *buf, size_t len);
+/* What to try for a transport failure, or "" (a TLS verification failure: --ca-file). */
+const char *wapi_error_hint(int err);
 
 /* ---- worker_session.c ---- */
 

@@ -170,6 +170,28 @@ wapi_error_text(int err, json_t *body)
 	return transfer_error[0] ? transfer_error : al_strerror(err);
 }
 
+void
+wapi_status_str(int status, char *buf, size_t len)
+{
+	if (status == 0)
+		snprintf(buf, len, "none (no answer)");
+	else
+		snprintf(buf, len, "%d", status);
+}
+
+const char *
+wapi_error_hint(int err)
+{
+	if (err == 0)
+		return "";
+	if (strstr(transfer_error, "certificate") != NULL || strstr(transfer_error, "TLS") != NULL)
+		return "give --ca-file FILE (or AIRLOCK_CA_FILE) with the CA that signed the "
+		       "server's certificate";
+	if (strstr(transfer_error, "refused") != NULL)
+		return "nothing listens there: is the server running, and is --base-url right?";
+	return "";
+}
+
 const char *
 wapi_error_message(json_t *body)
 {

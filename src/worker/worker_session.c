@@ -27,7 +27,7 @@ struct wsess {
 	char *cred; /* sessions token or the environment key: secret */
 	wsess_end_fn *end_cb;
 	enum wsess_end why;
-	bool ending, drain_expired, finished;
+	bool ending, drain_expired, finished, stop_failed;
 
 	/* lease */
 	struct httpc_xfer *hb_x;
@@ -161,8 +161,8 @@ on_hb_done(void *arg, int status, int err, json_t *body)
 		finish(s, WSESS_LEASE_LOST);
 		return;
 	} else if (wapi_fatal(status, err)) {
-		char st[16];
-		snprintf(st, sizeof(st), "%d", status);
+		char st[24];
+		wapi_status_str(status, st, sizeof(st));
 		log_error("permanent heartbeat failure", "work_id", s->work_id, "status", st,
 		          "error", wapi_error_message(body));
 		s->hb_stopped = true;
@@ -437,8 +437,8 @@ on_post_done(void *arg, int status, int err, json_t *body)
 			pump(s);
 		return;
 	}
-	char st[16];
-	snprintf(st, sizeof(st), "%d", status);
+	char st[24];
+	wapi_status_str(status, st, sizeof(st));
 	bool give_up = s->drain_expired || (s->ending && s->why == WSESS_LEASE_LOST);
 	if (!give_up && wapi_retryable(status, err) && now_mono_ms() < s->post_deadline_ms) {
 		uint64_t d = s->post_backoff_ms;
@@ -702,8 +702,8 @@ on_stream_done(void *arg, int status, int err, json_t *body)
 		return;
 	}
 	if (wapi_fatal(status, err)) {
-		char st[16];
-		snprintf(st, sizeof(st), "%d", status);
+		char st[24];
+		wapi_status_str(status, st, sizeof(st));
 		log_error("event stream refused", "session_id", s->session_id, "status", st,
 		          "error", wapi_error_message(body));
 		finish(s, WSESS_REJECTED);
@@ -825,8 +825,9 @@ done_now(struct wsess *s)
 	s->finished = true;
 	char st[8];
 	snprintf(st, sizeof(st), "%d", (int)s->why);
+	/* a failed force-stop is not "done": the item may stay live until its lease lapses */
 	log_info("work item finished", "work_id", s->work_id, "session_id", s->session_id, "result",
-	         end_name(s->why));
+	         s->stop_failed ? "stop failed" : end_name(s->why));
 	/* from a timer: the caller frees s, and we may be inside one of s's callbacks */
 	s->end_timer = loop_timer_add(s->w->loop, 0, on_end_timer, s);
 }
@@ -837,10 +838,11 @@ on_stop_done(void *arg, int status, int err, json_t *body)
 	struct wsess *s = arg;
 	s->stop_x = NULL;
 	if (!(status >= 200 && status < 300) && status != 409) {
-		char st[16];
-		snprintf(st, sizeof(st), "%d", status);
+		char st[24];
+		wapi_status_str(status, st, sizeof(st));
 		log_error("force-stop on exit failed", "work_id", s->work_id, "status", st, "error",
-		          wapi_error_text(err, body));
+		          wapi_error_text(err, body), "hint", wapi_error_hint(err));
+		s->stop_failed = true;
 	}
 	done_now(s);
 }
