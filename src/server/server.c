@@ -54,9 +54,25 @@ server_usage(FILE *f)
 	    "  AIRLOCK_API_KEY        a server API key accepted in addition to issued keys\n"
 	    "  AIRLOCK_MODEL_BASE_URL Messages API base URL (default https://api.anthropic.com)\n"
 	    "  AIRLOCK_MODEL_API_KEY  key for the model provider (default ANTHROPIC_API_KEY)\n"
-	    "  AIRLOCK_LEASE_TTL      work lease TTL in seconds (default 90)\n"
+	    "  ANTHROPIC_API_KEY      the model provider's key when AIRLOCK_MODEL_API_KEY is "
+	    "unset\n"
+	    "  AIRLOCK_LEASE_TTL      work lease TTL, 1s-600s (default 90)\n"
 	    "  AIRLOCK_MASTER_KEY_FILE vault master key (default DATA_DIR/master.key, "
-	    "generated)\n");
+	    "generated)\n"
+	    "  AIRLOCK_MODEL_MAX_TOKENS max_tokens of each model request (8192)\n"
+	    "  AIRLOCK_MODEL_RETRY_BASE_MS first model retry backoff (1000)\n"
+	    "  AIRLOCK_MCP_TIMEOUT_MS, AIRLOCK_MCP_CALL_TIMEOUT_MS  MCP deadlines (30000, 120000)\n"
+	    "  AIRLOCK_POLICY_FILE    tool policy and roles (docs/server/policy.md)\n"
+	    "  AIRLOCK_AUDIT_FILE     audit log (default DATA_DIR/audit.jsonl)\n"
+	    "  AIRLOCK_OIDC_ISSUER, AIRLOCK_OIDC_AUDIENCE, AIRLOCK_OIDC_CA_FILE,\n"
+	    "  AIRLOCK_OIDC_GROUPS_CLAIM, AIRLOCK_OIDC_GROUPS_FILE  signed-in users\n"
+	    "                         (docs/server/identity.md)\n"
+	    "  AIRLOCK_AGENT_IDENTITY_ISSUER, AIRLOCK_AGENT_IDENTITY_KEY_FILE,\n"
+	    "  AIRLOCK_AGENT_IDENTITY_PREVIOUS_KEY_FILE  agent identity tokens\n"
+	    "  (each YAML key's variable: docs/server/config.md)\n"
+	    "\n"
+	    "signals: HUP reloads certificates and the policy file; TERM/INT stop.\n"
+	    "exit status: 0 ok, 1 failure, 2 usage or configuration error\n");
 }
 
 /* Reads a secret from a file: first line, trailing newline stripped. The file must

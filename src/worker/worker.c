@@ -104,6 +104,13 @@ usage(FILE *f, const char *mode)
 	for (size_t i = 0; i < sizeof(wopts) / sizeof(wopts[0]); i++)
 		if (wopts[i].modes & m)
 			fprintf(f, "  %-26s %s\n", wopts[i].name, wopts[i].help);
+	fprintf(f,
+	        "\nenvironment also read: AIRLOCK_SANDBOX_STATE_DIR (sandbox.state_dir),\n"
+	        "  AIRLOCK_SANDBOX_WORKSPACE_MB (per-session workspace cap), HTTPS_PROXY and\n"
+	        "  NO_PROXY (through curl)%s\n",
+	        m == M_RUN
+	            ? ",\n  ANTHROPIC_WORK_SECRET (the secret itself, as the SDK's handle_item)"
+	            : "");
 	fprintf(f, "\nexit status: 0 ok, 1 failure, 2 usage or configuration error\n");
 }
 

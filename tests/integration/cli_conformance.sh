@@ -55,6 +55,19 @@ for c in "${!SUBS[@]}"; do
 	done
 done
 
+# every environment variable a role's sources read is named in its --help (item 14)
+declare -A SRC=([server]="src/server" [worker]="src/worker" [gateway]="src/gateway")
+for c in "${!SRC[@]}"; do
+	help=$("$AIRLOCK_BIN" $c --help 2>&1)
+	for s in ${SUBS[$c]}; do help+=$("$AIRLOCK_BIN" $c $s --help 2>&1); done
+	vars=$(grep -rhoE '(getenv|env_str|env_uint|env_or_null)\("(AIRLOCK|ANTHROPIC)_[A-Z_]+"' \
+		"$AIRLOCK_SRCDIR/${SRC[$c]}" | sed -E 's/.*"(.*)"/\1/' | sort -u)
+	STATUS=x BODY=${SRC[$c]} check "the $c sources read some variable (the scan works)" test -n "$vars"
+	for v in $vars; do
+		STATUS=x BODY=$v check "airlock $c --help names $v" grep -q "$v" <<<"$help"
+	done
+done
+
 V=$(sed -n "s/^ *version *: *'\([^']*\)'.*/\1/p" "$AIRLOCK_SRCDIR/meson.build" | head -1)
 for v in version --version -V; do
 	out=$("$AIRLOCK_BIN" $v 2>&1)
