@@ -1429,8 +1429,8 @@ uid_ws_owner(const struct sandbox_profile *base)
 	if (fd >= 0)
 		close(fd);
 	if (r != 0) {
-		printf("# SKIP uid_ws_owner: no idmapped mounts on this filesystem (%s)\n",
-		       al_strerror(r));
+		skip("ws_owner: per-sandbox uids with an idmapped workspace",
+		     r == -EINVAL ? "no idmapped mounts on this filesystem" : al_strerror(r));
 		return;
 	}
 	p.ws_owner_set = true;
@@ -1567,8 +1567,9 @@ monitor_quota(const struct sandbox_profile *p)
 	pid_t c;
 	struct stat a, b;
 
-	if (sandbox_ws_quota_probe() != 0) {
-		printf("# SKIP monitor_quota: no /dev/loop-control or mkfs.ext4 here\n");
+	if ((i = sandbox_ws_quota_probe()) != 0) {
+		skip("quota: size-capped workspaces",
+		     i == -ENOENT ? "no /dev/loop-control or mkfs.ext4 here" : al_strerror(i));
 		return;
 	}
 	for (i = 0; i < 10; i++)
