@@ -11,7 +11,9 @@
 #include "api.h"
 #include "audit.h"
 #include "auth.h"
+#include "environment_store.h"
 #include "err.h"
+#include "event_store.h"
 #include "events.h"
 #include "log.h"
 #include "routes.h"
@@ -19,6 +21,7 @@
 #include "session_store.h"
 #include "util.h"
 #include "validate.h"
+#include "vault_store.h"
 #include "work.h"
 #include "xalloc.h"
 
@@ -33,53 +36,6 @@ static void
 reply_verr(struct api_call *c, const struct verr *e)
 {
 	validate_reply(c, e);
-}
-
-/* Whether a table exists: memory stores and vaults live in other modules that may
- * not be built into this server. */
-static bool
-table_exists(struct db *db, const char *name)
-{
-	sqlite3_stmt *st = NULL;
-	bool yes = false;
-	if (db_prepare(db, "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", &st) !=
-	    0)
-		return false;
-	db_bind_text(st, 1, name);
-	yes = sqlite3_step(st) == SQLITE_ROW;
-	sqlite3_finalize(st);
-	return yes;
-}
-
-/* The stored document of a memory store, or NULL when there is no such live store. */
-static json_t *
-memory_store_doc(struct db *db, const char *id)
-{
-	sqlite3_stmt *st = NULL;
-	json_t *doc = NULL;
-	if (!table_exists(db, "memory_stores") ||
-	    db_prepare(db, "SELECT doc FROM memory_stores WHERE id = ? AND archived_at IS NULL",
-	               &st) != 0)
-		return NULL;
-	db_bind_text(st, 1, id);
-	if (sqlite3_step(st) == SQLITE_ROW)
-		doc = db_col_json(st, 0);
-	sqlite3_finalize(st);
-	return doc;
-}
-
-static bool
-vault_live(struct db *db, const char *id)
-{
-	sqlite3_stmt *st = NULL;
-	bool yes = false;
-	if (!table_exists(db, "vaults") ||
-	    db_prepare(db, "SELECT 1 FROM vaults WHERE id = ? AND archived_at IS NULL", &st) != 0)
-		return false;
-	db_bind_text(st, 1, id);
-	yes = sqlite3_step(st) == SQLITE_ROW;
-	sqlite3_finalize(st);
-	return yes;
 }
 
 /* /mnt/memory/<slug>: lower-case letters, digits and '-' from the store name. */
@@ -186,7 +142,7 @@ check_resources(struct api_call *c, const json_t *in, const char *env_id, json_t
 				                path);
 				goto fail;
 			}
-		json_t *store = memory_store_doc(c->srv->db, json_string_value(ms));
+		json_t *store = session_store_memory_store(c->srv->db, json_string_value(ms));
 		if (store == NULL) {
 			api_reply_error(c, 404, "not_found_error", NULL,
 			                "%s.memory_store_id: memory store %s not found", path,
@@ -239,7 +195,7 @@ check_vaults(struct api_call *c, const json_t *in, json_t **out)
 				                "vault_ids[%zu]: duplicate vault id", i);
 				return AL_E_INVAL;
 			}
-		if (!vault_live(c->srv->db, json_string_value(v))) {
+		if (!vault_store_live(c->srv->db, json_string_value(v))) {
 			api_reply_error(c, 400, "invalid_request_error", NULL,
 			                "vault_ids[%zu]: vault %s not found or archived", i,
 			                json_string_value(v));
@@ -487,7 +443,6 @@ done:
 static int
 check_environment(struct api_call *c, const json_t *in)
 {
-	sqlite3_stmt *st = NULL;
 	int r = AL_E_NOTFOUND;
 	if (in == NULL) {
 		api_reply_error(c, 400, "invalid_request_error", NULL,
@@ -500,12 +455,10 @@ check_environment(struct api_call *c, const json_t *in)
 		return AL_E_INVAL;
 	}
 	const char *id = json_string_value(in);
-	if (id_valid(id, "env_") == 0 &&
-	    db_prepare(c->srv->db, "SELECT archived_at FROM environments WHERE id = ?", &st) == 0) {
-		db_bind_text(st, 1, id);
-		if (sqlite3_step(st) == SQLITE_ROW)
-			r = sqlite3_column_type(st, 0) == SQLITE_NULL ? 0 : AL_E_CONFLICT;
-		sqlite3_finalize(st);
+	if (id_valid(id, "env_") == 0) {
+		r = environment_store_live(c->srv->db, id);
+		if (r == AL_E_IO)
+			r = AL_E_NOTFOUND; /* as before the stores: a failed lookup finds nothing */
 	}
 	if (r == AL_E_NOTFOUND)
 		api_reply_error(c, 404, "not_found_error", "environment_not_found",
@@ -525,8 +478,7 @@ create_session(struct api_call *c)
 	struct db *db = c->srv->db;
 	json_t *agent = NULL, *resources = NULL, *vaults = NULL, *budget = NULL, *meta = NULL;
 	json_t *events = NULL, *doc = NULL, *title;
-	char *id = NULL, *text = NULL, *groups = NULL;
-	sqlite3_stmt *st = NULL;
+	char *id = NULL, *groups = NULL;
 	int r;
 	if (api_body_required(c) || api_body_only(c, allowed))
 		return;
@@ -560,45 +512,34 @@ create_session(struct api_call *c)
 	                "outcome_evaluations", "stats", "usage", "deployment_id", "created_at", ts,
 	                "updated_at", ts, "archived_at");
 	json_decref(ts);
-	text = json_dumps(doc, JSON_COMPACT);
-
-	if ((r = db_begin(db)) != 0)
-		goto fail;
-	int64_t seq = db_next_seq(db, "sessions");
-	r = AL_E_IO;
-	if (seq < 0 ||
-	    db_prepare(db,
-	               "INSERT INTO sessions(id, seq, environment_id, agent_id, agent_version, "
-	               "status, created_at, archived_at, doc, owner_iss, owner_sub, owner_groups, "
-	               "owner_email) VALUES (?, ?, ?, ?, ?, 'idle', ?, NULL, ?, ?, ?, ?, ?)",
-	               &st) != 0)
-		goto rollback;
-	db_bind_text(st, 1, id);
-	sqlite3_bind_int64(st, 2, seq);
-	db_bind_text(st, 3, env_id);
-	db_bind_text(st, 4, json_string_value(json_object_get(agent, "id")));
-	sqlite3_bind_int64(st, 5, json_integer_value(json_object_get(agent, "version")));
-	sqlite3_bind_int64(st, 6, now);
-	db_bind_text(st, 7, text);
+	struct session_new n = {.id = id,
+	                        .environment_id = env_id,
+	                        .agent_id = json_string_value(json_object_get(agent, "id")),
+	                        .agent_version =
+	                            json_integer_value(json_object_get(agent, "version")),
+	                        .created_at = now,
+	                        .doc = doc};
+	char apikey_sub[112];
 	if (c->who.kind == PRINCIPAL_USER) {
-		db_bind_text(st, 8, c->who.user.iss);
-		db_bind_text(st, 9, c->who.user.sub);
 		json_t *g = json_array();
 		for (size_t i = 0; i < c->who.user.ngroups; i++)
 			json_array_append_new(g, json_string(c->who.user.groups[i]));
 		groups = json_dumps(g, JSON_COMPACT);
 		json_decref(g);
-		db_bind_text(st, 10, groups);
-		db_bind_text(st, 11, c->who.user.email_verified ? c->who.user.email : NULL);
+		n.owner_iss = c->who.user.iss;
+		n.owner_sub = c->who.user.sub;
+		n.owner_groups = groups;
+		n.owner_email = c->who.user.email_verified ? c->who.user.email : NULL;
 	} else if (c->who.kind == PRINCIPAL_API_KEY) {
 		/* the tool policy evaluates API-key sessions as "apikey:<key id>" */
-		char sub[112];
 		const char *kid = c->who.key_id;
-		snprintf(sub, sizeof(sub), "apikey:%s",
+		snprintf(apikey_sub, sizeof(apikey_sub), "apikey:%s",
 		         strcmp(kid, "env:AIRLOCK_API_KEY") == 0 ? "AIRLOCK_API_KEY" : kid);
-		db_bind_text(st, 9, sub);
+		n.owner_sub = apikey_sub;
 	}
-	if (sqlite3_step(st) != SQLITE_DONE)
+	if ((r = db_begin(db)) != 0)
+		goto fail;
+	if ((r = session_store_insert(db, &n)) != 0)
 		goto rollback;
 	if ((r = work_enqueue_tx(c->srv, env_id, id)) != 0)
 		goto rollback;
@@ -629,7 +570,6 @@ rollback:
 fail:
 	api_reply_err(c, r, "cannot store session");
 out:
-	sqlite3_finalize(st);
 	json_decref(agent);
 	json_decref(resources);
 	json_decref(vaults);
@@ -637,7 +577,6 @@ out:
 	json_decref(meta);
 	json_decref(events);
 	json_decref(doc);
-	free(text);
 	free(groups);
 	free(id);
 }
@@ -814,25 +753,14 @@ archive_session(struct api_call *c)
 	}
 	json_object_set_new(doc, "archived_at", api_time(now));
 	json_object_set_new(doc, "updated_at", api_time(now));
-	sqlite3_stmt *st = NULL;
 	if ((r = db_begin(db)) != 0)
 		goto fail;
-	if ((r = session_store_put(db, id, doc)) != 0)
+	if ((r = session_store_archive(db, id, doc, now)) != 0)
 		goto rollback;
-	r = AL_E_IO;
-	if (db_prepare(db, "UPDATE sessions SET archived_at = ? WHERE id = ?", &st) != 0)
-		goto rollback;
-	sqlite3_bind_int64(st, 1, now);
-	db_bind_text(st, 2, id);
-	if (sqlite3_step(st) != SQLITE_DONE) {
-		r = AL_E_IO;
-		goto rollback;
-	}
 	if ((r = work_session_ended_tx(c->srv, id)) != 0 ||
 	    (term && (r = events_append_tx(c->srv, id, term, true)) != 0) ||
 	    (r = db_commit(db)) != 0)
 		goto rollback;
-	sqlite3_finalize(st);
 	json_decref(term);
 	events_publish(c->srv);
 	agent_session_drop(c->srv, id);
@@ -840,27 +768,12 @@ archive_session(struct api_call *c)
 	api_reply_json(c, 200, doc);
 	return;
 rollback:
-	sqlite3_finalize(st);
 	db_rollback(db);
 	events_discard(c->srv);
 fail:
 	json_decref(term);
 	json_decref(doc);
 	api_reply_err(c, r, "cannot archive session");
-}
-
-static int
-exec_id(struct db *db, const char *sql, const char *id)
-{
-	sqlite3_stmt *st = NULL;
-	int r = AL_E_IO;
-	if (db_prepare(db, sql, &st) != 0)
-		return r;
-	db_bind_text(st, 1, id);
-	if (sqlite3_step(st) == SQLITE_DONE)
-		r = 0;
-	sqlite3_finalize(st);
-	return r;
 }
 
 static void
@@ -878,9 +791,8 @@ delete_session(struct api_call *c)
 	ev = json_pack("{s:s}", "type", "session.deleted");
 	if ((r = db_begin(db)) != 0 || (r = events_append_tx(c->srv, id, ev, true)) != 0 ||
 	    (r = work_session_ended_tx(c->srv, id)) != 0 ||
-	    (r = exec_id(db, "DELETE FROM events WHERE session_id = ?", id)) != 0 ||
-	    (r = exec_id(db, "DELETE FROM sessions WHERE id = ?", id)) != 0 ||
-	    (r = db_commit(db)) != 0) {
+	    (r = event_store_delete_session(db, id)) != 0 ||
+	    (r = session_store_delete(db, id)) != 0 || (r = db_commit(db)) != 0) {
 		db_rollback(db);
 		events_discard(c->srv);
 		json_decref(ev);
@@ -981,6 +893,37 @@ parse_statuses(struct api_call *c, json_t *out)
 	return 0;
 }
 
+struct list_acc {
+	json_t *data;
+	uint64_t limit;
+	bool prev; /* walking back: rows come newest-last and are put in front */
+	bool more;
+	int64_t first, last;
+};
+
+static int
+list_add(void *arg, int64_t seq, json_t *doc)
+{
+	struct list_acc *a = arg;
+	if (json_array_size(a->data) == a->limit) {
+		json_decref(doc);
+		a->more = true;
+		return 1;
+	}
+	if (a->prev) {
+		json_array_insert_new(a->data, 0, doc);
+		if (json_array_size(a->data) == 1)
+			a->last = seq;
+		a->first = seq;
+	} else {
+		json_array_append_new(a->data, doc);
+		if (json_array_size(a->data) == 1)
+			a->first = seq;
+		a->last = seq;
+	}
+	return 0;
+}
+
 static void
 list_sessions(struct api_call *c)
 {
@@ -989,8 +932,6 @@ list_sessions(struct api_call *c)
 	bool archived = false, desc = true;
 	uint64_t limit = 20, aver = 0;
 	const char *v;
-	char sql[1200];
-	sqlite3_stmt *st = NULL;
 	json_t *statuses = json_array(), *data = json_array();
 	char *stext = NULL;
 
@@ -1029,64 +970,33 @@ list_sessions(struct api_call *c)
 		goto out;
 	/* Walking backwards reads the rows just before the bound in reverse order. */
 	bool walk_desc = desc != cur.prev;
-	snprintf(sql, sizeof(sql),
-	         "SELECT seq, doc FROM sessions WHERE (?1 OR archived_at IS NULL) "
-	         "AND created_at BETWEEN ?2 AND ?3 AND (?4 IS NULL OR agent_id = ?4) "
-	         "AND (?5 = 0 OR agent_version = ?5) "
-	         "AND (?6 IS NULL OR EXISTS (SELECT 1 FROM json_each(doc, '$.resources') r "
-	         "WHERE json_extract(r.value, '$.memory_store_id') = ?6)) "
-	         "AND (?7 IS NULL OR json_extract(doc, '$.deployment_id') = ?7) "
-	         "AND (?8 = 0 OR status IN (SELECT value FROM json_each(?9))) "
-	         "AND (?10 = 0 OR seq %s ?11) "
-	         "AND (?13 IS NULL OR (owner_iss = ?13 AND owner_sub = ?14)) "
-	         "ORDER BY seq %s LIMIT ?12",
-	         walk_desc ? "<" : ">", walk_desc ? "DESC" : "ASC");
-	if (db_prepare(c->srv->db, sql, &st) != 0) {
+	stext = json_dumps(statuses, JSON_COMPACT);
+	struct session_list_query q = {
+	    .include_archived = archived,
+	    .created_lo = tr.lo,
+	    .created_hi = tr.hi,
+	    .agent_id = query_get(&c->query, "agent_id"),
+	    .agent_version = (int64_t)aver,
+	    .memory_store_id = query_get(&c->query, "memory_store_id"),
+	    .deployment_id = query_get(&c->query, "deployment_id"),
+	    .statuses_json = json_array_size(statuses) > 0 ? stext : NULL,
+	    .has_cursor = cur.present,
+	    .bound = cur.bound,
+	    .walk_desc = walk_desc,
+	    .limit = (unsigned)limit + 1,
+	};
+	/* users other than admins list their own sessions only */
+	if (c->who.kind == PRINCIPAL_USER && c->who.role != ROLE_ADMIN) {
+		q.owner_iss = c->who.user.iss;
+		q.owner_sub = c->who.user.sub;
+	}
+	struct list_acc acc = {.data = data, .limit = limit, .prev = cur.prev};
+	if (session_store_list(c->srv->db, &q, list_add, &acc) < 0) { /* 1: page full */
 		api_reply_err(c, AL_E_IO, "cannot list sessions");
 		goto out;
 	}
-	stext = json_dumps(statuses, JSON_COMPACT);
-	sqlite3_bind_int(st, 1, archived);
-	sqlite3_bind_int64(st, 2, tr.lo);
-	sqlite3_bind_int64(st, 3, tr.hi);
-	db_bind_text(st, 4, query_get(&c->query, "agent_id"));
-	sqlite3_bind_int64(st, 5, (int64_t)aver);
-	db_bind_text(st, 6, query_get(&c->query, "memory_store_id"));
-	db_bind_text(st, 7, query_get(&c->query, "deployment_id"));
-	sqlite3_bind_int(st, 8, json_array_size(statuses) > 0);
-	db_bind_text(st, 9, stext);
-	sqlite3_bind_int(st, 10, cur.present);
-	sqlite3_bind_int64(st, 11, cur.bound);
-	sqlite3_bind_int64(st, 12, (int64_t)limit + 1);
-	/* users other than admins list their own sessions only */
-	if (c->who.kind == PRINCIPAL_USER && c->who.role != ROLE_ADMIN) {
-		db_bind_text(st, 13, c->who.user.iss);
-		db_bind_text(st, 14, c->who.user.sub);
-	}
-	bool more = false;
-	int64_t first = 0, last = 0;
-	while (sqlite3_step(st) == SQLITE_ROW) {
-		if (json_array_size(data) == limit) {
-			more = true;
-			break;
-		}
-		json_t *doc = db_col_json(st, 1);
-		if (doc == NULL)
-			continue;
-		int64_t seq = sqlite3_column_int64(st, 0);
-		if (cur.prev) {
-			json_array_insert_new(data, 0, doc);
-			if (json_array_size(data) == 1)
-				last = seq;
-			first = seq;
-		} else {
-			json_array_append_new(data, doc);
-			if (json_array_size(data) == 1)
-				first = seq;
-			last = seq;
-		}
-	}
-	sqlite3_finalize(st);
+	bool more = acc.more;
+	int64_t first = acc.first, last = acc.last;
 	bool empty = json_array_size(data) == 0;
 	/* Bounds that include the cursor's own row when the page came back empty:
 	 * "after X" is seq < X in desc order, "before X" is seq > X. */

@@ -129,6 +129,20 @@ event_store_list(struct db *db, const char *session_id, const struct doc_list *q
 }
 
 int
+event_store_delete_session(struct db *db, const char *session_id)
+{
+	sqlite3_stmt *st = NULL;
+	int r = AL_E_IO;
+	if (db_prepare(db, "DELETE FROM events WHERE session_id = ?", &st) != 0)
+		return r;
+	db_bind_text(st, 1, session_id);
+	if (sqlite3_step(st) == SQLITE_DONE)
+		r = 0;
+	sqlite3_finalize(st);
+	return r;
+}
+
+int
 event_store_log(struct db *db, const char *session_id, size_t max, json_t **out)
 {
 	sqlite3_stmt *st = NULL;

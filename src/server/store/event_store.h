@@ -37,6 +37,8 @@ json_t *event_store_find_answer(struct db *db, const char *session_id, const cha
  * types_json, when not NULL, a JSON array of the types to keep. */
 int event_store_list(struct db *db, const char *session_id, const struct doc_list *q,
                      const char *types_json, struct doc_page *out);
+/* Inside the caller's transaction: deletes a session's log (the session is deleted). */
+int event_store_delete_session(struct db *db, const char *session_id);
 /* The whole log of a session in order, as a JSON array (new reference); AL_E_TOOBIG
  * past max events. */
 int event_store_log(struct db *db, const char *session_id, size_t max, json_t **out);

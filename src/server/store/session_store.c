@@ -283,3 +283,128 @@ session_store_count_for_environment(struct db *db, const char *environment_id)
 	sqlite3_finalize(st);
 	return n;
 }
+
+int
+session_store_insert(struct db *db, const struct session_new *n)
+{
+	sqlite3_stmt *st = NULL;
+	char *text = json_dumps(n->doc, JSON_COMPACT);
+	int r = AL_E_IO;
+	int64_t seq = db_next_seq(db, "sessions");
+	if (seq < 0 ||
+	    db_prepare(db,
+	               "INSERT INTO sessions(id, seq, environment_id, agent_id, agent_version, "
+	               "status, created_at, archived_at, doc, owner_iss, owner_sub, owner_groups, "
+	               "owner_email) VALUES (?, ?, ?, ?, ?, 'idle', ?, NULL, ?, ?, ?, ?, ?)",
+	               &st) != 0)
+		goto out;
+	db_bind_text(st, 1, n->id);
+	sqlite3_bind_int64(st, 2, seq);
+	db_bind_text(st, 3, n->environment_id);
+	db_bind_text(st, 4, n->agent_id);
+	sqlite3_bind_int64(st, 5, n->agent_version);
+	sqlite3_bind_int64(st, 6, n->created_at);
+	db_bind_text(st, 7, text);
+	db_bind_text(st, 8, n->owner_iss);
+	db_bind_text(st, 9, n->owner_sub);
+	db_bind_text(st, 10, n->owner_groups);
+	db_bind_text(st, 11, n->owner_email);
+	if (sqlite3_step(st) == SQLITE_DONE)
+		r = 0;
+out:
+	sqlite3_finalize(st);
+	free(text);
+	return r;
+}
+
+int
+session_store_archive(struct db *db, const char *id, const json_t *doc, int64_t now)
+{
+	sqlite3_stmt *st = NULL;
+	int r;
+	if ((r = session_store_put(db, id, doc)) != 0)
+		return r;
+	if (db_prepare(db, "UPDATE sessions SET archived_at = ? WHERE id = ?", &st) != 0)
+		return AL_E_IO;
+	sqlite3_bind_int64(st, 1, now);
+	db_bind_text(st, 2, id);
+	r = sqlite3_step(st) == SQLITE_DONE ? 0 : AL_E_IO;
+	sqlite3_finalize(st);
+	return r;
+}
+
+int
+session_store_delete(struct db *db, const char *id)
+{
+	sqlite3_stmt *st = NULL;
+	int r = AL_E_IO;
+	if (db_prepare(db, "DELETE FROM sessions WHERE id = ?", &st) != 0)
+		return r;
+	db_bind_text(st, 1, id);
+	if (sqlite3_step(st) == SQLITE_DONE)
+		r = 0;
+	sqlite3_finalize(st);
+	return r;
+}
+
+int
+session_store_list(struct db *db, const struct session_list_query *q,
+                   int (*fn)(void *arg, int64_t seq, json_t *doc), void *arg)
+{
+	sqlite3_stmt *st = NULL;
+	char sql[1200];
+	int r = 0;
+	snprintf(sql, sizeof(sql),
+	         "SELECT seq, doc FROM sessions WHERE (?1 OR archived_at IS NULL) "
+	         "AND created_at BETWEEN ?2 AND ?3 AND (?4 IS NULL OR agent_id = ?4) "
+	         "AND (?5 = 0 OR agent_version = ?5) "
+	         "AND (?6 IS NULL OR EXISTS (SELECT 1 FROM json_each(doc, '$.resources') r "
+	         "WHERE json_extract(r.value, '$.memory_store_id') = ?6)) "
+	         "AND (?7 IS NULL OR json_extract(doc, '$.deployment_id') = ?7) "
+	         "AND (?8 = 0 OR status IN (SELECT value FROM json_each(?9))) "
+	         "AND (?10 = 0 OR seq %s ?11) "
+	         "AND (?13 IS NULL OR (owner_iss = ?13 AND owner_sub = ?14)) "
+	         "ORDER BY seq %s LIMIT ?12",
+	         q->walk_desc ? "<" : ">", q->walk_desc ? "DESC" : "ASC");
+	if (db_prepare(db, sql, &st) != 0)
+		return AL_E_IO;
+	sqlite3_bind_int(st, 1, q->include_archived);
+	sqlite3_bind_int64(st, 2, q->created_lo);
+	sqlite3_bind_int64(st, 3, q->created_hi);
+	db_bind_text(st, 4, q->agent_id);
+	sqlite3_bind_int64(st, 5, q->agent_version);
+	db_bind_text(st, 6, q->memory_store_id);
+	db_bind_text(st, 7, q->deployment_id);
+	sqlite3_bind_int(st, 8, q->statuses_json != NULL);
+	db_bind_text(st, 9, q->statuses_json);
+	sqlite3_bind_int(st, 10, q->has_cursor);
+	sqlite3_bind_int64(st, 11, q->bound);
+	sqlite3_bind_int64(st, 12, (int64_t)q->limit);
+	db_bind_text(st, 13, q->owner_iss);
+	db_bind_text(st, 14, q->owner_sub);
+	while (sqlite3_step(st) == SQLITE_ROW) {
+		json_t *doc = db_col_json(st, 1);
+		if (doc == NULL)
+			continue;
+		if ((r = fn(arg, sqlite3_column_int64(st, 0), doc)) != 0)
+			break;
+	}
+	sqlite3_finalize(st);
+	return r;
+}
+
+json_t *
+session_store_memory_store(struct db *db, const char *id)
+{
+	sqlite3_stmt *st = NULL;
+	json_t *doc = NULL;
+	if (!db_table_exists(db, "memory_stores") ||
+	    db_prepare(db, "SELECT doc FROM memory_stores WHERE id = ? AND archived_at IS NULL",
+	               &st) != 0)
+		return NULL;
+	db_bind_text(st, 1, id);
+	if (sqlite3_step(st) == SQLITE_ROW)
+		doc = db_col_json(st, 0);
+	sqlite3_finalize(st);
+	return doc;
+}

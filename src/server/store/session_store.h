@@ -20,6 +20,49 @@ struct session_state {
 };
 /* 0, AL_E_NOTFOUND or AL_E_IO. */
 int session_store_state(struct db *db, const char *session_id, struct session_state *out);
+/* A new session row. Owner: a user session records issuer, subject, groups (JSON text)
+ * and a verified email; an API-key session records only sub "apikey:<key id>". */
+struct session_new {
+	const char *id;
+	const char *environment_id;
+	const char *agent_id;
+	int64_t agent_version;
+	int64_t created_at;
+	const json_t *doc;
+	const char *owner_iss, *owner_sub, *owner_groups, *owner_email; /* each may be NULL */
+};
+/* Inside the caller's transaction: adds an idle session at the next list position. */
+int session_store_insert(struct db *db, const struct session_new *n);
+/* Inside the caller's transaction: the new document and the archived_at column. */
+int session_store_archive(struct db *db, const char *id, const json_t *doc, int64_t now);
+/* Inside the caller's transaction: deletes the session row (its events are
+ * event_store_delete_session's). */
+int session_store_delete(struct db *db, const char *id);
+
+/* One page of GET /v1/sessions: every filter optional (NULL or 0). The cursor bound
+ * is exclusive; walk_desc is the order rows are read in (the page order, or its
+ * reverse when walking back from a prev cursor). */
+struct session_list_query {
+	bool include_archived;
+	int64_t created_lo, created_hi;
+	const char *agent_id;
+	int64_t agent_version;
+	const char *memory_store_id;
+	const char *deployment_id;
+	const char *statuses_json; /* JSON array of statuses, or NULL */
+	bool has_cursor;
+	int64_t bound;
+	bool walk_desc;
+	unsigned limit; /* rows read: the caller asks for one more than it shows */
+	const char *owner_iss, *owner_sub; /* only this user's sessions when set */
+};
+/* Calls fn(arg, seq, doc) per row in walk order; a non-zero return stops. */
+int session_store_list(struct db *db, const struct session_list_query *q,
+                       int (*fn)(void *arg, int64_t seq, json_t *doc), void *arg);
+/* The live memory store's document (new reference) or NULL: memory stores live in a
+ * module that may not be built into this server (then there is no such table). */
+json_t *session_store_memory_store(struct db *db, const char *id);
+
 /* Whether the session still wants work: it exists, is not terminated and not archived. */
 bool session_store_open(struct db *db, const char *session_id);
 /* How many sessions use the environment (they keep it from being deleted); -1 on error. */

@@ -53,6 +53,19 @@ vault_store_get(struct db *db, const char *id, int *err)
 	return db_load_doc(db, "vaults", id, err);
 }
 
+bool
+vault_store_live(struct db *db, const char *id)
+{
+	sqlite3_stmt *st = NULL;
+	bool yes = false;
+	if (db_prepare(db, "SELECT 1 FROM vaults WHERE id = ? AND archived_at IS NULL", &st) != 0)
+		return false;
+	db_bind_text(st, 1, id);
+	yes = sqlite3_step(st) == SQLITE_ROW;
+	sqlite3_finalize(st);
+	return yes;
+}
+
 int
 vault_store_insert(struct db *db, const char *id, const json_t *doc, int64_t created_at)
 {

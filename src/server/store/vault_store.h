@@ -4,6 +4,7 @@
 #ifndef AL_SERVER_VAULT_STORE_H
 #define AL_SERVER_VAULT_STORE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -21,6 +22,8 @@ char *vault_store_url_key(const char *url);
 
 /* The vault's document (new reference); *err: 0, AL_E_NOTFOUND or AL_E_IO. */
 json_t *vault_store_get(struct db *db, const char *id, int *err);
+/* Whether the vault exists and is not archived. */
+bool vault_store_live(struct db *db, const char *id);
 /* Adds a vault at the next list position, in one transaction. */
 int vault_store_insert(struct db *db, const char *id, const json_t *doc, int64_t created_at);
 int vault_store_update(struct db *db, const char *id, const json_t *doc);
