@@ -30,6 +30,7 @@ struct child {
 	pid_t pid;
 	struct loop_timer *kill_timer;
 	struct worker *w;
+	char work_id[80], session_id[80]; /* for the exit line */
 };
 static struct child children[MAX_CHILDREN];
 
@@ -50,9 +51,9 @@ static const struct wopt {
     {"--environment-id ID", M_ALL, "[ANTHROPIC_ENVIRONMENT_ID]"},
     {"--environment-key KEY", M_ALL, "[ANTHROPIC_ENVIRONMENT_KEY] prefer the variable"},
     {"--base-url URL", M_ALL, "[ANTHROPIC_BASE_URL] default https://api.anthropic.com"},
-    {"--workdir DIR", M_ALL, "tool working directory (default .)"},
+    {"--workdir DIR", M_ALL, "[AIRLOCK_WORKDIR] tool working directory (default .)"},
     {"--on-work SCRIPT", M_POLL | M_CHECK, "launch SCRIPT per item instead of running it"},
-    {"--max-idle DURATION", M_POLL | M_RUN, "release an idle session after this (60s; 0 off)"},
+    {"--max-idle DURATION", M_POLL | M_RUN, "[AIRLOCK_MAX_IDLE] release an idle session (60s)"},
     {"--worker-id ID", M_POLL, "[ANTHROPIC_WORKER_ID] default $HOSTNAME-<uuid>"},
     {"--on-work-grace DURATION", M_POLL, "after SIGTERM, kill a script after this (30s)"},
     {"--session-id ID", M_RUN, "[ANTHROPIC_SESSION_ID]"},
@@ -61,8 +62,8 @@ static const struct wopt {
     {"--config FILE", M_ALL, "YAML (docs/worker/config.md); environment and flags win"},
     {"--ca-file FILE", M_ALL, "[AIRLOCK_CA_FILE] PEM bundle to verify the API"},
     {"--unsandboxed", M_ALL, "run tools on the host, without a sandbox (logged)"},
-    {"--log-format text|json", M_ALL, "(text)"},
-    {"--log-level LEVEL", M_ALL, "debug|info|warn|error (info)"},
+    {"--log-format text|json", M_ALL, "[AIRLOCK_LOG_FORMAT] (text)"},
+    {"--log-level LEVEL", M_ALL, "[AIRLOCK_LOG_LEVEL] debug|info|warn|error (info)"},
     {"-h, --help", M_ALL, "this text"},
 };
 
@@ -333,6 +334,21 @@ parse_args(int argc, char **argv, struct worker_config *c)
 		set_str(&c->worker_id, v);
 	if ((v = env_or_null("AIRLOCK_CA_FILE")))
 		set_str(&c->ca_file, v);
+	if ((v = env_or_null("AIRLOCK_WORKDIR")))
+		set_str(&c->workdir, v);
+	if ((v = env_or_null("AIRLOCK_MAX_IDLE")) &&
+	    parse_duration_ms(v, 7 * 86400000ull, &c->max_idle_ms) != 0) {
+		fprintf(stderr, "airlock worker: AIRLOCK_MAX_IDLE: a duration (60s, 2m)\n");
+		goto out;
+	}
+	if ((v = env_or_null("AIRLOCK_LOG_FORMAT")) && log_parse_format(v, &c->log_format) != 0) {
+		fprintf(stderr, "airlock worker: AIRLOCK_LOG_FORMAT: text or json\n");
+		goto out;
+	}
+	if ((v = env_or_null("AIRLOCK_LOG_LEVEL")) && log_parse_level(v, &c->log_level) != 0) {
+		fprintf(stderr, "airlock worker: AIRLOCK_LOG_LEVEL: debug, info, warn or error\n");
+		goto out;
+	}
 	set_str(&c->session_id, env_or_null("ANTHROPIC_SESSION_ID"));
 	set_str(&c->work_id, env_or_null("ANTHROPIC_WORK_ID"));
 	set_str(&secret_file, env_or_null("ANTHROPIC_WORK_SECRET_FILE"));
@@ -465,17 +481,20 @@ static void
 on_child_exit(struct loop *l, pid_t pid, int wstatus, void *arg)
 {
 	struct worker *w = arg;
+	char code[16], wid[80] = "", sid[80] = "";
 	for (size_t i = 0; i < MAX_CHILDREN; i++) {
 		if (children[i].pid != pid)
 			continue;
+		snprintf(wid, sizeof(wid), "%s", children[i].work_id);
+		snprintf(sid, sizeof(sid), "%s", children[i].session_id);
 		loop_timer_cancel(l, children[i].kill_timer);
 		children[i] = (struct child){0};
 	}
 	w->nchildren--;
-	char code[16];
 	snprintf(code, sizeof(code), "%d",
 	         WIFEXITED(wstatus) ? WEXITSTATUS(wstatus) : 128 + WTERMSIG(wstatus));
-	log_info("on-work script exited", "status", code);
+	log_info("on-work script exited", "status", code, "work_id", wid, "session_id", sid,
+	         "signal", WIFSIGNALED(wstatus) ? strsignal(WTERMSIG(wstatus)) : "none");
 	if (w->stopping)
 		maybe_exit(w);
 	else if (w->nchildren == MAX_CHILDREN - 1 && w->poll_x == NULL && w->poll_timer == NULL)
@@ -487,11 +506,14 @@ child_env(struct worker *w, const char *work_id, const char *session_id)
 {
 	static const char *const ours[] = {
 	    "ANTHROPIC_WORK_ID=",         "ANTHROPIC_ENVIRONMENT_ID=", "ANTHROPIC_SESSION_ID=",
-	    "ANTHROPIC_ENVIRONMENT_KEY=", "ANTHROPIC_BASE_URL=",       "ANTHROPIC_WORK_SECRET="};
+	    "ANTHROPIC_ENVIRONMENT_KEY=", "ANTHROPIC_BASE_URL=",       "ANTHROPIC_WORK_SECRET=",
+	    "AIRLOCK_CA_FILE=",           "AIRLOCK_WORKDIR=",          "AIRLOCK_MAX_IDLE=",
+	    "AIRLOCK_LOG_FORMAT=",        "AIRLOCK_LOG_LEVEL="};
+	static const char *const lvls[] = {"debug", "info", "warn", "error"};
 	size_t n = 0;
 	while (environ[n])
 		n++;
-	char **env = xcalloc(n + 8, sizeof(char *));
+	char **env = xcalloc(n + 16, sizeof(char *));
 	size_t k = 0;
 	for (size_t i = 0; i < n; i++) {
 		bool skip = false;
@@ -506,6 +528,15 @@ child_env(struct worker *w, const char *work_id, const char *session_id)
 	env[k++] = xasprintf("ANTHROPIC_SESSION_ID=%s", session_id);
 	env[k++] = xasprintf("ANTHROPIC_ENVIRONMENT_KEY=%s", w->cfg.environment_key);
 	env[k++] = xasprintf("ANTHROPIC_BASE_URL=%s", w->cfg.base_url);
+	/* the poller's settings, for the `airlock worker run` the script starts: it reads
+	 * them below its flags, so a script need not forward them */
+	if (w->cfg.ca_file != NULL)
+		env[k++] = xasprintf("AIRLOCK_CA_FILE=%s", w->cfg.ca_file);
+	env[k++] = xasprintf("AIRLOCK_WORKDIR=%s", w->cfg.workdir);
+	env[k++] = xasprintf("AIRLOCK_MAX_IDLE=%llums", (unsigned long long)w->cfg.max_idle_ms);
+	env[k++] =
+	    xasprintf("AIRLOCK_LOG_FORMAT=%s", w->cfg.log_format == LOG_FMT_JSON ? "json" : "text");
+	env[k++] = xasprintf("AIRLOCK_LOG_LEVEL=%s", lvls[w->cfg.log_level]);
 	env[k] = NULL;
 	return env;
 }
@@ -584,6 +615,8 @@ spawn_on_work(struct worker *w, json_t *work, const char *work_id, const char *s
 		off += (size_t)m;
 	}
 	children[slot] = (struct child){.pid = pid, .w = w};
+	snprintf(children[slot].work_id, sizeof(children[slot].work_id), "%s", work_id);
+	snprintf(children[slot].session_id, sizeof(children[slot].session_id), "%s", session_id);
 	w->nchildren++;
 	if ((r = loop_child_add(w->loop, pid, on_child_exit, w)) != 0) {
 		kill(pid, SIGKILL);

@@ -6,14 +6,8 @@
 # back, and the worker ends with an exit line.
 . "$(dirname "$0")/lib/common.sh"
 start_server
-req testkey POST /v1/environments '{"name":"o","config":{"type":"self_hosted"}}'
-ENV=$(jget 'j["id"]')
-req testkey POST "/v1/environments/$ENV/keys" '{"name":"w"}'
-EK=$(jget 'j["key"]')
-req testkey POST /v1/agents '{"name":"a","model":"m"}'
-AG=$(jget 'j["id"]')
-req testkey POST /v1/sessions "{\"agent\":\"$AG\",\"environment_id\":\"$ENV\"}"
-check "a session (idle, no message) to claim" eq "$STATUS" 200
+idle_session
+check "a session (idle, no message) to claim" test -n "$SID"
 P=$PORT
 mkdir -p "$T_TMP/work" && chmod 711 "$T_TMP" && chmod 777 "$T_TMP/work"
 WLOG=$T_TMP/worker.log

@@ -40,6 +40,20 @@ wait_listening() {
 	SERVER_LOG=$log
 }
 
+# idle_session: a self-hosted environment, its key, an agent and a session created
+# without a message (its work item is queued); sets ENV, EK, AG and SID (server key
+# testkey, as start_server gives)
+idle_session() {
+	req testkey POST /v1/environments '{"name":"o","config":{"type":"self_hosted"}}'
+	ENV=$(jget 'j["id"]')
+	req testkey POST "/v1/environments/$ENV/keys" '{"name":"w"}'
+	EK=$(jget 'j["key"]')
+	req testkey POST /v1/agents '{"name":"a","model":"m"}'
+	AG=$(jget 'j["id"]')
+	req testkey POST /v1/sessions "{\"agent\":\"$AG\",\"environment_id\":\"$ENV\"}"
+	SID=$(jget 'j["id"]')
+}
+
 # req KEY METHOD PATH [BODY] → sets STATUS and BODY
 req() {
 	local key=$1 method=$2 path=$3 data=${4-}
