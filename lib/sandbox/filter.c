@@ -171,15 +171,15 @@ deny_socket_families(scmp_filter_ctx ctx)
 				continue;
 			}
 			if ((r = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EAFNOSUPPORT), calls[c], 1,
-			                          SCMP_A0(SCMP_CMP_EQ, f))) != 0)
+			                          SCMP_A0(SCMP_CMP_EQ, f, 0))) != 0)
 				return r;
 		}
 		if ((r = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EAFNOSUPPORT), calls[c], 1,
-		                          SCMP_A0(SCMP_CMP_GT, top))) != 0)
+		                          SCMP_A0(SCMP_CMP_GT, top, 0))) != 0)
 			return r;
 		if ((r = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPROTONOSUPPORT), calls[c], 2,
-		                          SCMP_A0(SCMP_CMP_EQ, AF_NETLINK),
-		                          SCMP_A2(SCMP_CMP_NE, NETLINK_ROUTE))) != 0)
+		                          SCMP_A0(SCMP_CMP_EQ, AF_NETLINK, 0),
+		                          SCMP_A2(SCMP_CMP_NE, NETLINK_ROUTE, 0))) != 0)
 			return r;
 	}
 	return 0;
