@@ -391,8 +391,8 @@ out:
 	return r;
 }
 
-int
-audit_file_append(struct audit_file *af, json_t *rec)
+static int
+file_append(struct audit_file *af, json_t *rec, bool sync)
 {
 	struct audit_chain next = af->chain;
 	struct buf b;
@@ -401,7 +401,7 @@ audit_file_append(struct audit_file *af, json_t *rec)
 	if ((r = audit_chain_append(&next, rec, &b)) != 0)
 		goto out;
 	ssize_t n = write(af->fd, b.data, b.len);
-	if (n != (ssize_t)b.len || fdatasync(af->fd) != 0) {
+	if (n != (ssize_t)b.len || (sync && fdatasync(af->fd) != 0)) {
 		r = n < 0 || n == (ssize_t)b.len ? -errno : -ENOSPC;
 		/* a partial line would glue itself to the next record: cut it off */
 		if (ftruncate(af->fd, (off_t)af->size) != 0)
@@ -417,6 +417,24 @@ audit_file_append(struct audit_file *af, json_t *rec)
 out:
 	buf_free(&b);
 	return r;
+}
+
+int
+audit_file_append(struct audit_file *af, json_t *rec)
+{
+	return file_append(af, rec, true);
+}
+
+int
+audit_file_append_nosync(struct audit_file *af, json_t *rec)
+{
+	return file_append(af, rec, false);
+}
+
+int
+audit_file_sync(struct audit_file *af)
+{
+	return fdatasync(af->fd) != 0 ? -errno : 0;
 }
 
 void

@@ -80,6 +80,12 @@ int audit_file_open(struct audit_file *af, const char *path, size_t *torn, char 
 /* Seals rec and appends it durably. On failure (AL_E_INVAL, AL_E_TOOBIG, -errno) the file
  * is cut back to its previous size and the chain is unchanged. */
 int audit_file_append(struct audit_file *af, json_t *rec);
+/* The same without the fdatasync: the line is in the file but not yet durable, for a
+ * caller that keeps a durable copy elsewhere until audit_file_sync (the server's outbox,
+ * whose rows commit with the events they record). A sync makes every earlier line
+ * durable. -errno on failure. */
+int audit_file_append_nosync(struct audit_file *af, json_t *rec);
+int audit_file_sync(struct audit_file *af);
 void audit_file_close(struct audit_file *af);
 
 /* Signed checkpoints (next step, docs/server/audit.md): a record with action

@@ -35,10 +35,22 @@ struct audit_log {
 	uint64_t retry_at_ms;
 	struct server *srv;
 	struct loop_timer *outbox_timer;
+	/* outbox rows appended without a sync (deleted after the next), the last row moved,
+	 * and at start the rows a crash left that are in the file already */
+	int64_t *moved, *seen;
+	size_t nmoved, capmoved, nseen;
+	/* the agent loop's records of the transaction in progress, appended once it commits */
+	struct staged {
+		int64_t id;
+		json_t *rec;
+	} * staged;
+	size_t nstaged, capstaged;
 };
 
 #define OUTBOX_POLL_MS 1000
 #define OUTBOX_BATCH 64
+
+static void staged_drop(struct audit_log *lg, size_t from);
 
 static void
 index_push(struct audit_log *lg, uint64_t off)
@@ -153,20 +165,36 @@ audit_log_free(struct audit_log *lg)
 	if (lg->f.path)
 		audit_file_close(&lg->f);
 	free(lg->off);
+	free(lg->moved);
+	free(lg->seen);
+	staged_drop(lg, 0);
+	free(lg->staged);
 	free(lg);
 }
 
-int
-audit_log_append(struct audit_log *lg, json_t *rec)
+static int
+log_append(struct audit_log *lg, json_t *rec, bool sync)
 {
 	uint64_t at = lg->f.size;
-	int r = audit_file_append(&lg->f, rec);
+	int r = sync ? audit_file_append(&lg->f, rec) : audit_file_append_nosync(&lg->f, rec);
 	if (r == 0) {
 		if (lg->n == 0)
 			lg->base_seq = lg->f.chain.seq;
 		index_push(lg, at);
 	}
 	return r;
+}
+
+int
+audit_log_append(struct audit_log *lg, json_t *rec)
+{
+	return log_append(lg, rec, true);
+}
+
+int
+audit_log_append_lazy(struct audit_log *lg, json_t *rec)
+{
+	return log_append(lg, rec, false);
 }
 
 uint64_t
@@ -284,40 +312,103 @@ outbox_collect(void *arg, int64_t id, json_t *rec)
 	return 0;
 }
 
-static int audit_append_record(struct server *s, json_t *rec, const char *action);
+static int audit_append_record(struct server *s, json_t *rec, const char *action, bool sync);
 
-/* Moves records other processes left in the outbox into the log, oldest first; one that
- * cannot be written stays for the next tick. A crash between the append and the delete
- * appends it again: resources.outbox_id tells the copies apart from new records. */
+static bool
+id_in(const int64_t *ids, size_t n, int64_t id)
+{
+	for (size_t i = 0; i < n; i++)
+		if (ids[i] == id)
+			return true;
+	return false;
+}
+
+static void
+moved_push(struct audit_log *lg, int64_t id)
+{
+	if (lg->nmoved == lg->capmoved) {
+		lg->capmoved = lg->capmoved ? 2 * lg->capmoved : 64;
+		lg->moved = xreallocarray(lg->moved, lg->capmoved, sizeof(*lg->moved));
+	}
+	lg->moved[lg->nmoved++] = id;
+}
+
+/* Appends one outbox record without a sync of its own: its row stays (a durable copy)
+ * until outbox_flush has synced the file. */
+static int
+outbox_append(struct audit_log *lg, int64_t id, json_t *rec)
+{
+	json_t *res = json_object_get(rec, "resources");
+	if (!json_is_object(res)) {
+		log_warn("audit outbox: dropping a record that is not an audit record");
+	} else if (!id_in(lg->seen, lg->nseen, id)) {
+		json_object_set_new(res, "via", json_string("outbox"));
+		json_object_set_new(res, "outbox_id", json_integer(id));
+		json_object_del(rec, "seq");
+		json_object_del(rec, "prev");
+		json_object_del(rec, "hash");
+		int r = audit_append_record(
+		    lg->srv, rec, json_string_value(json_object_get(rec, "action")), false);
+		if (r != 0)
+			return r; /* logged; the row waits for the next drain */
+	}
+	moved_push(lg, id);
+	return 0;
+}
+
+/* Moves the outbox rows not moved yet (other processes' records, and any the agent loop
+ * could not append at once) into the log, oldest first; the first that cannot be written
+ * stops it, so order is kept. */
 static void
 outbox_drain(struct audit_log *lg)
 {
-	struct server *s = lg->srv;
-	struct outbox_batch b = {0};
-	if (audit_store_outbox_list(s->db, OUTBOX_BATCH, outbox_collect, &b) != 0)
-		log_warn("audit outbox: cannot read", "file", lg->f.path);
-	for (size_t i = 0; i < b.n; i++) {
-		json_t *rec = b.rec[i];
-		json_t *res = json_object_get(rec, "resources");
-		if (json_is_object(rec) && json_is_object(res)) {
-			json_object_set_new(res, "via", json_string("outbox"));
-			json_object_set_new(res, "outbox_id", json_integer(b.id[i]));
-			json_object_del(rec, "seq");
-			json_object_del(rec, "prev");
-			json_object_del(rec, "hash");
+	int64_t after = 0;
+	for (;;) {
+		struct outbox_batch b = {0};
+		if (audit_store_outbox_list(lg->srv->db, after, OUTBOX_BATCH, outbox_collect, &b) !=
+		    0)
+			log_warn("audit outbox: cannot read", "file", lg->f.path);
+		bool stop = false;
+		for (size_t i = 0; i < b.n; i++) {
+			after = b.id[i];
+			if (!stop && !id_in(lg->moved, lg->nmoved, b.id[i]))
+				stop = outbox_append(lg, b.id[i], b.rec[i]) != 0;
+			json_decref(b.rec[i]);
 		}
-		if (!json_is_object(rec) || !json_is_object(res)) {
-			log_warn("audit outbox: dropping a record that is not an audit record");
-		} else if (audit_append_record(
-		               s, rec, json_string_value(json_object_get(rec, "action"))) != 0) {
-			break; /* logged; the rest waits for the next tick, in order */
-		}
-		if (audit_store_outbox_delete(s->db, b.id[i]) != 0)
-			log_warn("audit outbox: cannot delete a moved record (it will be appended "
-			         "again)");
+		if (stop || b.n < OUTBOX_BATCH)
+			break;
 	}
-	for (size_t i = 0; i < b.n; i++)
-		json_decref(b.rec[i]);
+}
+
+/* Makes the moved records durable in the log, then deletes their rows (one transaction).
+ * Never inside a caller's transaction: from the timer and at close. */
+static void
+outbox_flush(struct audit_log *lg)
+{
+	struct server *s = lg->srv;
+	if (lg->nmoved == 0)
+		return;
+	int r = audit_file_sync(&lg->f);
+	if (r != 0) {
+		log_error("AUDIT LOG SYNC FAILED: outbox records stay in the database", "file",
+		          lg->f.path, "error", al_strerror(r));
+		return;
+	}
+	if ((r = db_begin(s->db)) == 0) {
+		for (size_t i = 0; i < lg->nmoved && r == 0; i++)
+			r = audit_store_outbox_delete(s->db, lg->moved[i]);
+		if (r == 0)
+			r = db_commit(s->db);
+		if (r != 0)
+			db_rollback(s->db);
+	}
+	if (r != 0) {
+		/* they are in the log: after a restart the file says so (outbox_id) */
+		log_warn("audit outbox: cannot delete moved records; kept until the next try");
+		return;
+	}
+	lg->nmoved = 0;
+	lg->nseen = 0; /* every row seen at start is gone now */
 }
 
 static void
@@ -326,6 +417,107 @@ outbox_tick(struct loop *l, void *arg)
 	struct audit_log *lg = arg;
 	lg->outbox_timer = loop_timer_add(l, OUTBOX_POLL_MS, outbox_tick, lg);
 	outbox_drain(lg);
+	outbox_flush(lg);
+}
+
+struct outbox_rows {
+	int64_t *ids;
+	size_t n;
+	int64_t oldest_us; /* the earliest record time among them */
+};
+
+static int
+outbox_row(void *arg, int64_t id, json_t *rec)
+{
+	struct outbox_rows *o = arg;
+	int64_t t;
+	const char *ts = json_string_value(json_object_get(rec, "time"));
+	o->ids = xreallocarray(o->ids, o->n + 1, sizeof(*o->ids));
+	o->ids[o->n++] = id;
+	if (ts && time_parse_rfc3339(ts, &t) == 0 && t < o->oldest_us)
+		o->oldest_us = t;
+	return 0;
+}
+
+/* After a crash, outbox rows may already be in the file (appended, not yet deleted): the
+ * records that carry their outbox_id. They were appended after the rows were made, so
+ * reading back from the end until a record a minute older than the oldest row finds
+ * them all (clocks that step back by more than that are not covered). */
+#define OUTBOX_RECOVER_SLACK_US (60 * 1000000LL)
+static int
+outbox_recover(struct audit_log *lg, char *err, size_t errlen)
+{
+	struct outbox_rows o = {.oldest_us = INT64_MAX};
+	struct buf b;
+	int r = 0;
+	buf_init(&b, AUDIT_LINE_MAX + 2);
+	int64_t after = 0;
+	size_t before;
+	do { /* every row: the table holds about a second's worth */
+		before = o.n;
+		if (audit_store_outbox_list(lg->srv->db, after, 1024, outbox_row, &o) != 0) {
+			snprintf(err, errlen, "cannot read the audit outbox");
+			r = AL_E_IO;
+			goto out;
+		}
+		if (o.n > 0)
+			after = o.ids[o.n - 1];
+	} while (o.n - before == 1024);
+	for (size_t i = lg->n; o.n > 0 && i-- > 0 && lg->n - i <= AUDIT_QUERY_MAX_SCAN;) {
+		if ((r = read_line(lg, i, &b)) != 0) {
+			snprintf(err, errlen, "%s: read error", lg->f.path);
+			goto out;
+		}
+		json_t *rec = json_loadb(b.data, b.len, 0, NULL);
+		json_t *oid = json_object_get(json_object_get(rec, "resources"), "outbox_id");
+		const char *ts = json_string_value(json_object_get(rec, "time"));
+		int64_t t = INT64_MAX;
+		if (ts)
+			time_parse_rfc3339(ts, &t);
+		if (json_is_integer(oid) && id_in(o.ids, o.n, json_integer_value(oid))) {
+			lg->seen = xreallocarray(lg->seen, lg->nseen + 1, sizeof(*lg->seen));
+			lg->seen[lg->nseen++] = json_integer_value(oid);
+		}
+		json_decref(rec);
+		if (t < o.oldest_us - OUTBOX_RECOVER_SLACK_US)
+			break;
+	}
+out:
+	free(o.ids);
+	buf_free(&b);
+	return r;
+}
+
+static void
+staged_drop(struct audit_log *lg, size_t from)
+{
+	for (size_t i = from; i < lg->nstaged; i++)
+		json_decref(lg->staged[i].rec);
+	lg->nstaged = 0;
+}
+
+/* The agent loop's records ride on its own transaction (audit_tool_uses_tx); appended
+ * here from memory right after the commit. Not committed: they are gone with it. */
+void
+audit_outbox_move(struct server *s, bool committed)
+{
+	struct audit_log *lg = s->audit;
+	if (lg == NULL)
+		return;
+	size_t i = 0;
+	for (; committed && i < lg->nstaged; i++) {
+		if (outbox_append(lg, lg->staged[i].id, lg->staged[i].rec) != 0)
+			break; /* the rows wait for the timer's drain, in order */
+		json_decref(lg->staged[i].rec);
+	}
+	staged_drop(lg, i);
+}
+
+void
+audit_outbox_flush(struct server *s)
+{
+	if (s->audit && s->db)
+		outbox_flush(s->audit);
 }
 
 int
@@ -343,8 +535,15 @@ audit_open(struct server *s)
 		snprintf(n, sizeof n, "%llu", (unsigned long long)s->audit->f.chain.seq);
 		log_info("audit log open", "file", p, "last_seq", n);
 		s->audit->srv = s;
-		if (s->loop && s->db)
-			outbox_tick(s->loop, s->audit);
+		if (s->loop && s->db) {
+			if ((r = outbox_recover(s->audit, err, sizeof err)) != 0) {
+				log_error("cannot open the audit log", "error", err);
+				audit_log_free(s->audit);
+				s->audit = NULL;
+			} else {
+				outbox_tick(s->loop, s->audit);
+			}
+		}
 	}
 	free(path);
 	return r;
@@ -353,18 +552,20 @@ audit_open(struct server *s)
 void
 audit_close(struct server *s)
 {
-	if (s->audit && s->audit->outbox_timer)
+	if (s->audit && s->audit->outbox_timer) {
 		loop_timer_cancel(s->loop, s->audit->outbox_timer);
+		outbox_flush(s->audit);
+	}
 	audit_log_free(s->audit);
 	s->audit = NULL;
 }
 
 /* Appends a record and keeps the failure accounting of audit_emit. */
 static int
-audit_append_record(struct server *s, json_t *rec, const char *action)
+audit_append_record(struct server *s, json_t *rec, const char *action, bool sync)
 {
 	struct audit_log *lg = s->audit;
-	int r = audit_log_append(lg, rec);
+	int r = sync ? audit_log_append(lg, rec) : audit_log_append_lazy(lg, rec);
 	if (r != 0) {
 		lg->failed++;
 		lg->lost++;
@@ -393,7 +594,7 @@ audit_emit(struct server *s, const struct audit_event *e)
 	if (ev.time_us == 0)
 		ev.time_us = now_real_us();
 	json_t *rec = audit_record_new(&ev);
-	int r = audit_append_record(s, rec, e->action);
+	int r = audit_append_record(s, rec, e->action, true);
 	json_decref(rec);
 	return r;
 }
@@ -413,7 +614,7 @@ audit_outbox_add(struct db *db, const char *action, json_t *resources)
 	                        .resources = resources,
 	                        .outcome = "ok"};
 	json_t *rec = audit_record_new(&e);
-	int r = audit_store_outbox_add(db, rec);
+	int r = audit_store_outbox_add(db, rec, NULL);
 	json_decref(rec);
 	json_decref(resources);
 	return r;
@@ -518,15 +719,15 @@ owner_principal(struct audit_event *e, const struct session_owner *o)
 	e->n_groups = o->ngroups;
 }
 
-void
-audit_tool_use(struct server *s, const char *session_id, const struct session_owner *o,
-               const json_t *ev)
+static int
+tool_use_tx(struct server *s, const char *session_id, const struct session_owner *o,
+            const json_t *ev)
 {
 	const char *type = json_string_value(json_object_get(ev, "type"));
 	if (type == NULL ||
 	    (strcmp(type, "agent.tool_use") != 0 && strcmp(type, "agent.mcp_tool_use") != 0 &&
 	     strcmp(type, "agent.custom_tool_use") != 0))
-		return;
+		return 0;
 	const json_t *evl = json_object_get(ev, "evaluation");
 	const char *perm = json_string_value(json_object_get(ev, "evaluated_permission"));
 	const char *effect = json_string_value(json_object_get(evl, "policy_effect"));
@@ -542,6 +743,7 @@ audit_tool_use(struct server *s, const char *session_id, const struct session_ow
 			json_object_set(res, keys[i][0], v);
 	}
 	struct audit_event e = {
+	    .time_us = now_real_us(),
 	    .request_id = json_string_value(json_object_get(ev, "id")),
 	    .action = "tool.call",
 	    .resources = res,
@@ -555,8 +757,39 @@ audit_tool_use(struct server *s, const char *session_id, const struct session_ow
 	    .args_sha256 = args,
 	};
 	owner_principal(&e, o);
-	audit_emit(s, &e);
+	json_t *rec = audit_record_new(&e);
+	int64_t id = 0;
+	int r = audit_store_outbox_add(s->db, rec, &id);
 	json_decref(res);
+	struct audit_log *lg = s->audit;
+	if (r != 0) {
+		json_decref(rec);
+		return r;
+	}
+	if (lg->nstaged == lg->capstaged) {
+		lg->capstaged = lg->capstaged ? 2 * lg->capstaged : 8;
+		lg->staged = xreallocarray(lg->staged, lg->capstaged, sizeof(*lg->staged));
+	}
+	lg->staged[lg->nstaged].id = id;
+	lg->staged[lg->nstaged++].rec = rec;
+	return 0;
+}
+
+int
+audit_tool_uses_tx(struct server *s, const char *session_id, const struct session_owner *o,
+                   const json_t *events)
+{
+	size_t i;
+	const json_t *ev;
+	if (s->audit == NULL)
+		return 0; /* no log: nobody would move the rows */
+	json_array_foreach(events, i, ev)
+	{
+		int r = tool_use_tx(s, session_id, o, ev);
+		if (r != 0)
+			return r;
+	}
+	return 0;
 }
 
 void

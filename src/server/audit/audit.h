@@ -28,6 +28,9 @@ int audit_log_open(const char *path, struct audit_log **out, char *err, size_t e
 void audit_log_free(struct audit_log *lg);
 /* Seals rec and appends it durably (one write + fdatasync); 0 or the append's error. */
 int audit_log_append(struct audit_log *lg, json_t *rec);
+/* The same without the sync, for records whose durable copy is elsewhere until the
+ * next sync (the outbox). */
+int audit_log_append_lazy(struct audit_log *lg, json_t *rec);
 uint64_t audit_log_count(const struct audit_log *lg);
 
 /* A page of GET /v1/audit_events. Strings NULL: no filter. */
@@ -71,11 +74,19 @@ int audit_api(struct api_call *c, const char *action, const char *decision, cons
  * groups; keys and tokens as "apikey:<id>", "envkey:<id>", "session-token:<work id>".
  * buf holds the sub when it is built. */
 void audit_principal(struct audit_event *e, const struct principal *p, char *buf, size_t len);
-/* An agent.tool_use / agent.mcp_tool_use / agent.custom_tool_use event the model emitted
- * in a session (after the policy evaluated it): tool name, permission, rule, the input
- * as its SHA-256 only. o: the session's owner (may be NULL). */
-void audit_tool_use(struct server *s, const char *session_id, const struct session_owner *o,
-                    const json_t *ev);
+/* Inside the agent loop's transaction: a "tool.call" record for every agent.tool_use,
+ * agent.mcp_tool_use and agent.custom_tool_use in events (after the policy evaluated
+ * them: tool name, permission, rule, the input as its SHA-256 only), stored in the outbox
+ * so it commits with the events: one fsync for both. o: the session's owner (may be NULL).
+ * audit_outbox_move(s, committed) after the transaction appends them to the log from
+ * memory (or forgets them if it rolled back); the next sync there lets their rows go.
+ * 0 or AL_E_IO (the transaction fails with it). */
+int audit_tool_uses_tx(struct server *s, const char *session_id, const struct session_owner *o,
+                       const json_t *events);
+void audit_outbox_move(struct server *s, bool committed);
+/* Syncs the log and deletes the rows moved since the last flush (every second on the
+ * loop's timer, and at close); exposed for the benchmark. */
+void audit_outbox_flush(struct server *s);
 /* The answers among events a client sent to a session (stored): user.tool_confirmation
  * as "tool.confirm" (decision: its result) and user.tool_result /
  * user.custom_tool_result as "tool.result" (outcome "ok" or "error"); never content. */

@@ -471,8 +471,10 @@ answer_commit(struct asess *a)
 	         a->ans.stop_reason && strcmp(a->ans.stop_reason, "refusal") == 0 ? "refusal"
 	                                                                          : "end_turn");
 	tx_loop_state(&t, a, none);
-	if (tx_end(&t) == 0) /* a failed audit write is logged; the session goes on */
-		json_array_foreach(events, i, ev) audit_tool_use(a->rt->srv, a->id, &a->owner, ev);
+	if (t.r == 0) /* the tool.call records commit with the events */
+		t.r = audit_tool_uses_tx(a->rt->srv, a->id, &a->owner, events);
+	/* a failed append is logged and retried from the outbox; the session goes on */
+	audit_outbox_move(a->rt->srv, tx_end(&t) == 0);
 	json_decref(sdoc);
 	json_decref(events);
 	json_decref(none);

@@ -6,7 +6,7 @@
 #include "err.h"
 
 int
-audit_store_outbox_add(struct db *db, const json_t *rec)
+audit_store_outbox_add(struct db *db, const json_t *rec, int64_t *id)
 {
 	sqlite3_stmt *st = NULL;
 	char *text = json_dumps(rec, JSON_COMPACT | JSON_SORT_KEYS);
@@ -14,8 +14,11 @@ audit_store_outbox_add(struct db *db, const json_t *rec)
 	if (text != NULL &&
 	    db_prepare(db, "INSERT INTO audit_outbox(record) VALUES (?)", &st) == 0) {
 		db_bind_text(st, 1, text);
-		if (sqlite3_step(st) == SQLITE_DONE)
+		if (sqlite3_step(st) == SQLITE_DONE) {
 			r = 0;
+			if (id)
+				*id = sqlite3_last_insert_rowid(db->h);
+		}
 	}
 	sqlite3_finalize(st);
 	free(text);
@@ -23,14 +26,16 @@ audit_store_outbox_add(struct db *db, const json_t *rec)
 }
 
 int
-audit_store_outbox_list(struct db *db, unsigned max, int (*fn)(void *arg, int64_t id, json_t *rec),
-                        void *arg)
+audit_store_outbox_list(struct db *db, int64_t after_id, unsigned max,
+                        int (*fn)(void *arg, int64_t id, json_t *rec), void *arg)
 {
 	sqlite3_stmt *st = NULL;
 	int r = AL_E_IO, s;
-	if (db_prepare(db, "SELECT id, record FROM audit_outbox ORDER BY id LIMIT ?", &st) != 0)
+	if (db_prepare(db, "SELECT id, record FROM audit_outbox WHERE id > ? ORDER BY id LIMIT ?",
+	               &st) != 0)
 		return AL_E_IO;
-	sqlite3_bind_int64(st, 1, max);
+	sqlite3_bind_int64(st, 1, after_id);
+	sqlite3_bind_int64(st, 2, max);
 	while ((s = sqlite3_step(st)) == SQLITE_ROW) {
 		json_t *rec = db_col_json(st, 1);
 		int fr = rec ? fn(arg, sqlite3_column_int64(st, 0), rec) : 0;

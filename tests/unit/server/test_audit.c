@@ -2,7 +2,9 @@
  * extended on append), the filters of GET /v1/audit_events (action, principal, session,
  * time), cursor paging in both orders, and the scan bound that ends a page early when
  * matches are rare; a failed write makes the server refuse until a retry writes the
- * "audit.recovered" record. The HTTP route and the emit points run in interop-audit. */
+ * "audit.recovered" record; the agent loop's records, committed with its events through
+ * the outbox, reach the file exactly once across a crash. The HTTP route and the emit
+ * points run in interop-audit. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -18,7 +20,10 @@
 #include <jansson.h>
 
 #include "audit.h"
+#include "audit_store.h"
+#include "db.h"
 #include "err.h"
+#include "loop.h"
 #include "server.h"
 
 #define T0 1700000000000000LL /* µs */
@@ -77,9 +82,9 @@ teardown(void **state)
 
 /* The file as written is one valid chain of count records. */
 static void
-assert_chain_valid(uint64_t count)
+assert_file_valid(const char *file, uint64_t count)
 {
-	FILE *f = fopen(path, "rb");
+	FILE *f = fopen(file, "rb");
 	struct audit_verify v;
 	audit_verify_init(&v);
 	assert_non_null(f);
@@ -230,7 +235,7 @@ test_reopen(void **state)
 	assert_int_equal(next, N);
 	json_decref(data);
 	/* the file as written is one valid chain */
-	assert_chain_valid(N + 2);
+	assert_file_valid(path, N + 2);
 }
 
 /* The descriptor the log writes to, found by its path: the test swaps the file under it. */
@@ -297,7 +302,100 @@ test_failure_refuses_until_recovered(void **state)
 	assert_int_equal(json_integer_value(json_object_get(rec, "seq")), N + 1);
 	json_decref(data);
 	/* the chain never saw the failed records */
-	assert_chain_valid(N + 1);
+	assert_file_valid(path, N + 1);
+}
+
+static int
+count_row(void *arg, int64_t id, json_t *rec)
+{
+	(void)id;
+	(void)rec;
+	++*(int *)arg;
+	return 0;
+}
+
+/* How many records of the file carry this outbox id. */
+static int
+in_file(struct audit_log *lg, int64_t id)
+{
+	struct audit_query q = all();
+	json_t *data, *rec;
+	uint64_t next;
+	size_t i;
+	int n = 0;
+	assert_int_equal(audit_log_query(lg, &q, &data, &next), 0);
+	json_array_foreach(data, i, rec)
+	{
+		json_t *oid = json_object_get(json_object_get(rec, "resources"), "outbox_id");
+		n += json_integer_value(oid) == id;
+	}
+	json_decref(data);
+	return n;
+}
+
+/* The agent loop's tool.call records commit with its events (outbox rows), are appended
+ * without a sync, and their rows go at the next flush. A crash before the flush (rows 1
+ * and 2 in the file, row 3 committed but never appended) loses none and repeats none;
+ * a rolled-back transaction leaves nothing. */
+static void
+test_outbox_across_a_crash(void **state)
+{
+	(void)state;
+	char dir[] = "/tmp/test_audit_db.XXXXXX", file[128];
+	assert_non_null(mkdtemp(dir));
+	snprintf(file, sizeof file, "%s/audit.jsonl", dir);
+	struct server s;
+	memset(&s, 0, sizeof(s));
+	s.cfg.data_dir = dir;
+	s.loop = loop_new();
+	assert_int_equal(db_open(dir, &s.db), 0);
+	assert_int_equal(audit_open(&s), 0);
+	json_t *two = json_pack("[{s:s, s:s, s:s, s:{}}, {s:s, s:s, s:s, s:{}}]", "type",
+	                        "agent.tool_use", "id", "sevt_a", "name", "bash", "input", "type",
+	                        "agent.mcp_tool_use", "id", "sevt_b", "name", "query", "input");
+	json_t *one = json_pack("[{s:s, s:s, s:s, s:{}}]", "type", "agent.tool_use", "id", "sevt_c",
+	                        "name", "read", "input");
+	assert_int_equal(db_begin(s.db), 0);
+	assert_int_equal(audit_tool_uses_tx(&s, "sesn_x", NULL, two), 0);
+	assert_int_equal(db_commit(s.db), 0);
+	audit_outbox_move(&s, true);
+	assert_int_equal(audit_log_count(s.audit), 2);
+	assert_int_equal(db_begin(s.db), 0);
+	assert_int_equal(audit_tool_uses_tx(&s, "sesn_x", NULL, one), 0);
+	db_rollback(s.db);
+	audit_outbox_move(&s, false);
+	assert_int_equal(audit_log_count(s.audit), 2);
+	assert_int_equal(db_begin(s.db), 0);
+	assert_int_equal(audit_tool_uses_tx(&s, "sesn_x", NULL, one), 0);
+	assert_int_equal(db_commit(s.db), 0);
+	/* the crash: no move, no flush, no close */
+	audit_log_free(s.audit);
+	s.audit = NULL;
+	int rows = 0;
+	assert_int_equal(audit_store_outbox_list(s.db, 0, 100, count_row, &rows), 0);
+	assert_int_equal(rows, 3);
+
+	assert_int_equal(audit_open(&s), 0); /* recovers, moves row 3, flushes */
+	assert_int_equal(audit_log_count(s.audit), 3);
+	for (int64_t id = 1; id <= 3; id++)
+		assert_int_equal(in_file(s.audit, id), 1);
+	rows = 0;
+	assert_int_equal(audit_store_outbox_list(s.db, 0, 100, count_row, &rows), 0);
+	assert_int_equal(rows, 0);
+	audit_close(&s);
+	assert_file_valid(file, 3);
+
+	json_decref(one);
+	json_decref(two);
+	db_close(s.db);
+	loop_free(s.loop);
+	static const char *const files[] = {"audit.jsonl", "airlock.db", "airlock.db-wal",
+	                                    "airlock.db-shm"};
+	for (size_t i = 0; i < 4; i++) {
+		snprintf(file, sizeof file, "%s/%s", dir, files[i]);
+		unlink(file);
+	}
+	rmdir(dir);
 }
 
 int
@@ -310,6 +408,7 @@ main(void)
 	    cmocka_unit_test_setup_teardown(test_scan_bound, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_reopen, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_failure_refuses_until_recovered, setup, teardown),
+	    cmocka_unit_test(test_outbox_across_a_crash),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
