@@ -31,6 +31,7 @@ struct child {
 	struct loop_timer *kill_timer;
 	struct worker *w;
 	char work_id[80], session_id[80]; /* for the exit line */
+	char secret_dir[256];             /* holds the item's secret file; "" when none */
 };
 static struct child children[MAX_CHILDREN];
 
@@ -477,6 +478,47 @@ on_child_kill(struct loop *l, void *arg)
 		kill_group(c->pid, SIGKILL);
 }
 
+/* The item's secret goes to the script as a file of its own (0600 in a fresh 0700
+ * directory under $TMPDIR), named by ANTHROPIC_WORK_SECRET_FILE — what `worker run`
+ * reads — and is removed when the script ends, so a script needs neither jq nor its own
+ * cleanup, and no secret outlives its item on disk. */
+static int
+secret_dir_write(const char *secret, char *dir, size_t dirlen)
+{
+	const char *tmp = getenv("TMPDIR");
+	char file[320];
+	int fd, r = 0;
+	if (tmp == NULL || tmp[0] != '/')
+		tmp = "/tmp";
+	if ((size_t)snprintf(dir, dirlen, "%s/airlock-work-XXXXXX", tmp) >= dirlen)
+		return AL_E_TOOBIG;
+	if (mkdtemp(dir) == NULL) {
+		r = -errno;
+		dir[0] = '\0';
+		return r;
+	}
+	snprintf(file, sizeof(file), "%s/secret", dir);
+	fd = open(file, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (fd < 0 || write(fd, secret, strlen(secret)) != (ssize_t)strlen(secret))
+		r = fd < 0 ? -errno : AL_E_IO;
+	if (fd >= 0)
+		close(fd);
+	return r;
+}
+
+static void
+secret_dir_remove(char *dir)
+{
+	char file[320];
+	if (dir[0] == '\0')
+		return;
+	snprintf(file, sizeof(file), "%s/secret", dir);
+	if ((unlink(file) != 0 && errno != ENOENT) || rmdir(dir) != 0)
+		log_warn("cannot remove an on-work secret file", "dir", dir, "error",
+		         strerror(errno));
+	dir[0] = '\0';
+}
+
 static void
 on_child_exit(struct loop *l, pid_t pid, int wstatus, void *arg)
 {
@@ -485,6 +527,7 @@ on_child_exit(struct loop *l, pid_t pid, int wstatus, void *arg)
 	for (size_t i = 0; i < MAX_CHILDREN; i++) {
 		if (children[i].pid != pid)
 			continue;
+		secret_dir_remove(children[i].secret_dir);
 		snprintf(wid, sizeof(wid), "%s", children[i].work_id);
 		snprintf(sid, sizeof(sid), "%s", children[i].session_id);
 		loop_timer_cancel(l, children[i].kill_timer);
@@ -502,13 +545,14 @@ on_child_exit(struct loop *l, pid_t pid, int wstatus, void *arg)
 }
 
 static char **
-child_env(struct worker *w, const char *work_id, const char *session_id)
+child_env(struct worker *w, const char *work_id, const char *session_id, const char *secret_dir)
 {
-	static const char *const ours[] = {
-	    "ANTHROPIC_WORK_ID=",         "ANTHROPIC_ENVIRONMENT_ID=", "ANTHROPIC_SESSION_ID=",
-	    "ANTHROPIC_ENVIRONMENT_KEY=", "ANTHROPIC_BASE_URL=",       "ANTHROPIC_WORK_SECRET=",
-	    "AIRLOCK_CA_FILE=",           "AIRLOCK_WORKDIR=",          "AIRLOCK_MAX_IDLE=",
-	    "AIRLOCK_LOG_FORMAT=",        "AIRLOCK_LOG_LEVEL="};
+	static const char *const ours[] = {"ANTHROPIC_WORK_ID=",    "ANTHROPIC_ENVIRONMENT_ID=",
+	                                   "ANTHROPIC_SESSION_ID=", "ANTHROPIC_ENVIRONMENT_KEY=",
+	                                   "ANTHROPIC_BASE_URL=",   "ANTHROPIC_WORK_SECRET=",
+	                                   "AIRLOCK_CA_FILE=",      "AIRLOCK_WORKDIR=",
+	                                   "AIRLOCK_MAX_IDLE=",     "AIRLOCK_LOG_FORMAT=",
+	                                   "AIRLOCK_LOG_LEVEL=",    "ANTHROPIC_WORK_SECRET_FILE="};
 	static const char *const lvls[] = {"debug", "info", "warn", "error"};
 	size_t n = 0;
 	while (environ[n])
@@ -537,6 +581,8 @@ child_env(struct worker *w, const char *work_id, const char *session_id)
 	env[k++] =
 	    xasprintf("AIRLOCK_LOG_FORMAT=%s", w->cfg.log_format == LOG_FMT_JSON ? "json" : "text");
 	env[k++] = xasprintf("AIRLOCK_LOG_LEVEL=%s", lvls[w->cfg.log_level]);
+	if (secret_dir[0] != '\0')
+		env[k++] = xasprintf("ANTHROPIC_WORK_SECRET_FILE=%s/secret", secret_dir);
 	env[k] = NULL;
 	return env;
 }
@@ -555,8 +601,9 @@ static int
 spawn_on_work(struct worker *w, json_t *work, const char *work_id, const char *session_id)
 {
 	int r = 0, in[2] = {-1, -1}, ep[2] = {-1, -1};
-	char **env = child_env(w, work_id, session_id);
+	char **env = NULL, sdir[256] = "";
 	char *json = json_dumps(work, JSON_COMPACT);
+	const char *secret = json_string_value(json_object_get(work, "secret"));
 	size_t slot = MAX_CHILDREN;
 	for (size_t i = 0; i < MAX_CHILDREN; i++)
 		if (children[i].pid == 0) {
@@ -567,6 +614,13 @@ spawn_on_work(struct worker *w, json_t *work, const char *work_id, const char *s
 		r = AL_E_AGAIN;
 		goto out;
 	}
+	if (secret != NULL && secret[0] != '\0' &&
+	    (r = secret_dir_write(secret, sdir, sizeof(sdir))) != 0) {
+		log_error("cannot write the item's secret file for the on-work script", "work_id",
+		          work_id, "error", al_strerror(r));
+		goto out;
+	}
+	env = child_env(w, work_id, session_id, sdir);
 	if (pipe2(in, O_CLOEXEC) != 0 || pipe2(ep, O_CLOEXEC) != 0) {
 		r = -errno;
 		goto out;
@@ -615,12 +669,15 @@ spawn_on_work(struct worker *w, json_t *work, const char *work_id, const char *s
 		off += (size_t)m;
 	}
 	children[slot] = (struct child){.pid = pid, .w = w};
+	snprintf(children[slot].secret_dir, sizeof(children[slot].secret_dir), "%s", sdir);
+	sdir[0] = '\0'; /* the child's now: removed when it exits */
 	snprintf(children[slot].work_id, sizeof(children[slot].work_id), "%s", work_id);
 	snprintf(children[slot].session_id, sizeof(children[slot].session_id), "%s", session_id);
 	w->nchildren++;
 	if ((r = loop_child_add(w->loop, pid, on_child_exit, w)) != 0) {
 		kill(pid, SIGKILL);
 		waitpid(pid, NULL, 0);
+		secret_dir_remove(children[slot].secret_dir);
 		children[slot] = (struct child){0};
 		w->nchildren--;
 		goto out;
@@ -636,6 +693,7 @@ out:
 		if (ep[i] >= 0)
 			close(ep[i]);
 	}
+	secret_dir_remove(sdir); /* not handed to a child: an exec or setup failure */
 	secret_free(json);
 	env_free(env);
 	return r;
