@@ -244,7 +244,15 @@ static const struct {
     {ROLE_USER, "GET", "/v1/environments/{}"},
     {ROLE_USER, "GET", "/v1/vaults"},
     {ROLE_USER, "GET", "/v1/vaults/{}"},
-    /* developers: agents, environments (not their keys), vaults, tunnels, work items */
+    /* users read the memory stores their own sessions mount (memory_stores.c checks
+     * the attachment; anything else answers 404) */
+    {ROLE_USER, "GET", "/v1/memory_stores/{}"},
+    {ROLE_USER, "GET", "/v1/memory_stores/{}/memories"},
+    {ROLE_USER, "GET", "/v1/memory_stores/{}/memories/{}"},
+    {ROLE_USER, "GET", "/v1/memory_stores/{}/memory_versions"},
+    {ROLE_USER, "GET", "/v1/memory_stores/{}/memory_versions/{}"},
+    /* developers: agents, environments (not their keys), vaults, tunnels, work items,
+     * memory stores */
     {ROLE_DEVELOPER, "*", "/v1/agents"},
     {ROLE_DEVELOPER, "*", "/v1/agents/{}"},
     {ROLE_DEVELOPER, "*", "/v1/agents/{}/archive"},
@@ -260,6 +268,14 @@ static const struct {
     {ROLE_DEVELOPER, "*", "/v1/vaults/{}/credentials/{}"},
     {ROLE_DEVELOPER, "*", "/v1/vaults/{}/credentials/{}/archive"},
     {ROLE_DEVELOPER, "*", "/v1/vaults/{}/credentials/{}/mcp_oauth_validate"},
+    {ROLE_DEVELOPER, "*", "/v1/memory_stores"},
+    {ROLE_DEVELOPER, "*", "/v1/memory_stores/{}"},
+    {ROLE_DEVELOPER, "*", "/v1/memory_stores/{}/archive"},
+    {ROLE_DEVELOPER, "*", "/v1/memory_stores/{}/memories"},
+    {ROLE_DEVELOPER, "*", "/v1/memory_stores/{}/memories/{}"},
+    {ROLE_DEVELOPER, "*", "/v1/memory_stores/{}/memory_versions"},
+    {ROLE_DEVELOPER, "*", "/v1/memory_stores/{}/memory_versions/{}"},
+    {ROLE_DEVELOPER, "*", "/v1/memory_stores/{}/memory_versions/{}/redact"},
     {ROLE_DEVELOPER, "*", "/v1/tunnels"},
     {ROLE_DEVELOPER, "*", "/v1/tunnels/{}"},
     {ROLE_DEVELOPER, "*", "/v1/tunnels/{}/archive"},

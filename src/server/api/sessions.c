@@ -16,6 +16,7 @@
 #include "event_store.h"
 #include "events.h"
 #include "log.h"
+#include "memory_store.h"
 #include "routes.h"
 #include "server.h"
 #include "session_store.h"
@@ -142,11 +143,22 @@ check_resources(struct api_call *c, const json_t *in, const char *env_id, json_t
 				                path);
 				goto fail;
 			}
-		json_t *store = session_store_memory_store(c->srv->db, json_string_value(ms));
+		int err;
+		json_t *store = memory_store_get(c->srv->db, json_string_value(ms), &err);
 		if (store == NULL) {
-			api_reply_error(c, 404, "not_found_error", NULL,
-			                "%s.memory_store_id: memory store %s not found", path,
+			if (err == AL_E_NOTFOUND)
+				api_reply_error(c, 404, "not_found_error", NULL,
+				                "%s.memory_store_id: memory store %s not found",
+				                path, json_string_value(ms));
+			else
+				api_reply_err(c, err, "cannot load memory store");
+			goto fail;
+		}
+		if (!json_is_null(json_object_get(store, "archived_at"))) {
+			api_reply_error(c, 400, "invalid_request_error", NULL,
+			                "%s.memory_store_id: memory store %s is archived", path,
 			                json_string_value(ms));
+			json_decref(store);
 			goto fail;
 		}
 		const char *name = json_string_value(json_object_get(store, "name"));
@@ -541,6 +553,16 @@ create_session(struct api_call *c)
 		goto fail;
 	if ((r = session_store_insert(db, &n)) != 0)
 		goto rollback;
+	/* which sessions mount a store, and for whom: a user may read the stores of their
+	 * own sessions (docs/server/memory.md) */
+	for (size_t i = 0; i < json_array_size(resources); i++) {
+		const char *ms = json_string_value(
+		    json_object_get(json_array_get(resources, i), "memory_store_id"));
+		bool user = c->who.kind == PRINCIPAL_USER;
+		if (ms && (r = memory_store_attach(db, id, ms, user ? c->who.user.iss : NULL,
+		                                   user ? c->who.user.sub : NULL)) != 0)
+			goto rollback;
+	}
 	if ((r = work_enqueue_tx(c->srv, env_id, id)) != 0)
 		goto rollback;
 	for (size_t i = 0; i < json_array_size(events); i++) {
@@ -792,7 +814,8 @@ delete_session(struct api_call *c)
 	if ((r = db_begin(db)) != 0 || (r = events_append_tx(c->srv, id, ev, true)) != 0 ||
 	    (r = work_session_ended_tx(c->srv, id)) != 0 ||
 	    (r = event_store_delete_session(db, id)) != 0 ||
-	    (r = session_store_delete(db, id)) != 0 || (r = db_commit(db)) != 0) {
+	    (r = session_store_delete(db, id)) != 0 ||
+	    (r = memory_store_detach_session(db, id)) != 0 || (r = db_commit(db)) != 0) {
 		db_rollback(db);
 		events_discard(c->srv);
 		json_decref(ev);

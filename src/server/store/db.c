@@ -84,6 +84,30 @@ static const char *const migrations[] = {
     /* 6: audit records made outside the server (airlock keys), in the transaction of what
      * they record, until the server appends them to its audit log (audit_store.c). */
     "CREATE TABLE audit_outbox (id INTEGER PRIMARY KEY AUTOINCREMENT, record TEXT NOT NULL);",
+    /* 7: memory stores (memory_store.c). A memory's content lives in its row and in the
+     * version that wrote it; a version keeps its row after its memory is deleted, and
+     * redaction empties it (path, content, hash, size NULL). Attachments record which
+     * sessions mount a store, with the session owner, so a user may read the stores of
+     * their own sessions. */
+    "CREATE TABLE memory_stores ("
+    "  id TEXT PRIMARY KEY, seq INTEGER NOT NULL UNIQUE,"
+    "  created_at INTEGER NOT NULL, archived_at INTEGER, doc TEXT NOT NULL);"
+    "CREATE TABLE memories ("
+    "  id TEXT PRIMARY KEY, store_id TEXT NOT NULL, seq INTEGER NOT NULL UNIQUE,"
+    "  path TEXT NOT NULL, content TEXT NOT NULL, sha256 TEXT NOT NULL,"
+    "  size INTEGER NOT NULL, version_id TEXT NOT NULL,"
+    "  created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL, UNIQUE (store_id, path));"
+    "CREATE TABLE memory_versions ("
+    "  id TEXT PRIMARY KEY, store_id TEXT NOT NULL, memory_id TEXT NOT NULL,"
+    "  seq INTEGER NOT NULL UNIQUE, operation TEXT NOT NULL, path TEXT, content TEXT,"
+    "  sha256 TEXT, size INTEGER, created_at INTEGER NOT NULL, created_by TEXT,"
+    "  session_id TEXT, api_key_id TEXT, redacted_at INTEGER, redacted_by TEXT);"
+    "CREATE INDEX memory_versions_store ON memory_versions(store_id, seq);"
+    "CREATE TABLE memory_store_attachments ("
+    "  session_id TEXT NOT NULL, store_id TEXT NOT NULL, owner_iss TEXT, owner_sub TEXT,"
+    "  PRIMARY KEY (session_id, store_id));"
+    "CREATE INDEX memory_store_attachments_owner ON"
+    "  memory_store_attachments(store_id, owner_iss, owner_sub);",
 };
 
 int
