@@ -520,8 +520,9 @@ dispatch_route(struct api_call *c)
 
 /* Liveness and readiness for load balancers and service managers, without a
  * credential (they reveal nothing): /healthz answers while the loop runs; /readyz
- * also reads the database, so a server whose storage is gone is taken out of
- * rotation. /health and /ready are the same, the names the gateway uses. */
+ * also reads the database and checks that the audit log takes writes (audit_refusing,
+ * which retries it), so a server whose storage is gone or that refuses to act unaudited
+ * is taken out of rotation. /health and /ready are the same, the names the gateway uses. */
 static bool
 probe(struct api_call *c)
 {
@@ -542,12 +543,15 @@ probe(struct api_call *c)
 		api_reply_json(c, 200, json_pack("{s:s}", "status", "ok"));
 		return true;
 	}
-	if (db_ping(c->srv->db) == 0)
+	const char *why = db_ping(c->srv->db) != 0
+	                      ? "the database file is gone, replaced or unreadable"
+	                  : audit_refusing(c->srv) ? "the audit log cannot be written"
+	                                           : NULL;
+	if (why == NULL)
 		api_reply_json(c, 200, json_pack("{s:s}", "status", "ready"));
 	else
 		api_reply_json(c, 503,
-		               json_pack("{s:s, s:s}", "status", "not ready", "reason",
-		                         "the database file is gone, replaced or unreadable"));
+		               json_pack("{s:s, s:s}", "status", "not ready", "reason", why));
 	return true;
 }
 
