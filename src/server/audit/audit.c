@@ -35,8 +35,8 @@ struct audit_log {
 	uint64_t retry_at_ms;
 	struct server *srv;
 	struct loop_timer *outbox_timer;
-	/* outbox rows appended without a sync (deleted after the next), the last row moved,
-	 * and at start the rows a crash left that are in the file already */
+	/* outbox rows appended without a sync (deleted after the next), and at start the rows
+	 * a crash left that are in the file already */
 	int64_t *moved, *seen;
 	size_t nmoved, capmoved, nseen;
 	/* the agent loop's records of the transaction in progress, appended once it commits */
@@ -45,6 +45,10 @@ struct audit_log {
 		json_t *rec;
 	} * staged;
 	size_t nstaged, capstaged;
+	/* records of requests without a valid credential, this second, and those left out */
+	uint64_t unauth_window_ms, unauth_suppressed;
+	unsigned unauth_in_window;
+	int64_t unauth_since_us;
 };
 
 #define OUTBOX_POLL_MS 1000
@@ -411,11 +415,48 @@ outbox_flush(struct audit_log *lg)
 	lg->nseen = 0; /* every row seen at start is gone now */
 }
 
+/* Anyone can send requests without a valid credential, and each record is a synced
+ * write: past AUDIT_UNAUTH_PER_SEC a second they are counted, not written, and one record
+ * says how many (unauth_summary), so a flood costs bounded disk work and still shows. */
+static bool
+unauth_admit(struct audit_log *lg)
+{
+	uint64_t now = now_mono_ms();
+	if (now - lg->unauth_window_ms >= 1000) {
+		lg->unauth_window_ms = now;
+		lg->unauth_in_window = 0;
+	}
+	if (lg->unauth_in_window < AUDIT_UNAUTH_PER_SEC) {
+		lg->unauth_in_window++;
+		return true;
+	}
+	if (lg->unauth_suppressed++ == 0)
+		lg->unauth_since_us = now_real_us();
+	return false;
+}
+
+static void
+unauth_summary(struct audit_log *lg)
+{
+	if (lg->unauth_suppressed == 0 || lg->srv == NULL)
+		return;
+	char since[32];
+	time_fmt_rfc3339(lg->unauth_since_us, since);
+	json_t *res = json_pack("{s:I, s:s}", "suppressed", (json_int_t)lg->unauth_suppressed,
+	                        "since", since);
+	struct audit_event e = {
+	    .action = "auth.fail", .decision = "deny", .outcome = "suppressed", .resources = res};
+	if (audit_emit(lg->srv, &e) == 0)
+		lg->unauth_suppressed = 0;
+	json_decref(res);
+}
+
 static void
 outbox_tick(struct loop *l, void *arg)
 {
 	struct audit_log *lg = arg;
 	lg->outbox_timer = loop_timer_add(l, OUTBOX_POLL_MS, outbox_tick, lg);
+	unauth_summary(lg);
 	outbox_drain(lg);
 	outbox_flush(lg);
 }
@@ -552,6 +593,8 @@ audit_open(struct server *s)
 void
 audit_close(struct server *s)
 {
+	if (s->audit)
+		unauth_summary(s->audit);
 	if (s->audit && s->audit->outbox_timer) {
 		loop_timer_cancel(s->loop, s->audit->outbox_timer);
 		outbox_flush(s->audit);
@@ -690,6 +733,10 @@ audit_api(struct api_call *c, const char *action, const char *decision, const ch
           json_t *resources)
 {
 	char sub[128];
+	if (c->who.kind == PRINCIPAL_NONE && c->srv->audit && !unauth_admit(c->srv->audit)) {
+		json_decref(resources);
+		return 0;
+	}
 	struct audit_event e = {
 	    .request_id = c->request_id,
 	    .action = action,

@@ -67,7 +67,10 @@ void audit_close(struct server *s);
  * audit_refusing). 0 or the error. */
 int audit_emit(struct server *s, const struct audit_event *e);
 /* An API action by c->who: request id, principal and latency since the request came.
- * resources (an object, stolen) may be NULL. */
+ * resources (an object, stolen) may be NULL. Requests without a valid credential write
+ * at most AUDIT_UNAUTH_PER_SEC records a second; the rest are counted into one
+ * "auth.fail" record with outcome "suppressed" (written each second and at close). */
+#define AUDIT_UNAUTH_PER_SEC 50
 int audit_api(struct api_call *c, const char *action, const char *decision, const char *outcome,
               json_t *resources);
 /* Principal fields of an audit event from an API principal: users by sub, iss and

@@ -19,6 +19,7 @@
 #include <cmocka.h>
 #include <jansson.h>
 
+#include "api.h"
 #include "audit.h"
 #include "audit_store.h"
 #include "db.h"
@@ -398,6 +399,58 @@ test_outbox_across_a_crash(void **state)
 	rmdir(dir);
 }
 
+/* A flood of requests without a credential: AUDIT_UNAUTH_PER_SEC records, then one that
+ * counts the rest (written at close here, each second by the server's timer); a request
+ * with a credential is never held back. */
+static void
+test_unauthenticated_flood_is_bounded(void **state)
+{
+	(void)state;
+	char dir[] = "/tmp/test_audit_flood.XXXXXX", file[128];
+	assert_non_null(mkdtemp(dir));
+	struct server s;
+	memset(&s, 0, sizeof(s));
+	s.cfg.data_dir = dir;
+	assert_int_equal(audit_open(&s), 0);
+	struct api_call c;
+	memset(&c, 0, sizeof(c));
+	c.srv = &s;
+	clock_gettime(CLOCK_MONOTONIC, &c.t0);
+	for (int i = 0; i < 200; i++) {
+		snprintf(c.request_id, sizeof c.request_id, "req_%d", i);
+		assert_int_equal(audit_api(&c, "auth.fail", "deny", "401", json_object()), 0);
+	}
+	c.who.kind = PRINCIPAL_API_KEY;
+	snprintf(c.who.key_id, sizeof c.who.key_id, "apikey_x");
+	assert_int_equal(audit_api(&c, "key.create", NULL, "ok", NULL), 0);
+	struct audit_query q = all();
+	json_t *data;
+	uint64_t next;
+	assert_int_equal(audit_log_query(s.audit, &q, &data, &next), 0);
+	/* the window may roll over once on a slow machine: at most two windows' worth */
+	size_t written = json_array_size(data) - 1;
+	assert_true(written >= AUDIT_UNAUTH_PER_SEC && written <= 2 * AUDIT_UNAUTH_PER_SEC);
+	json_decref(data);
+	audit_close(&s);
+
+	snprintf(file, sizeof file, "%s/audit.jsonl", dir);
+	struct audit_log *lg = NULL;
+	char err[256];
+	assert_int_equal(audit_log_open(file, &lg, err, sizeof err), 0);
+	q.action = "auth.fail";
+	assert_int_equal(audit_log_query(lg, &q, &data, &next), 0);
+	json_t *last = json_array_get(data, json_array_size(data) - 1);
+	assert_string_equal(json_string_value(json_object_get(last, "outcome")), "suppressed");
+	json_int_t suppressed =
+	    json_integer_value(json_object_get(json_object_get(last, "resources"), "suppressed"));
+	assert_int_equal((size_t)suppressed + written, 200);
+	assert_int_equal(json_array_size(data), written + 1);
+	json_decref(data);
+	audit_log_free(lg);
+	unlink(file);
+	rmdir(dir);
+}
+
 int
 main(void)
 {
@@ -409,6 +462,7 @@ main(void)
 	    cmocka_unit_test_setup_teardown(test_reopen, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_failure_refuses_until_recovered, setup, teardown),
 	    cmocka_unit_test(test_outbox_across_a_crash),
+	    cmocka_unit_test(test_unauthenticated_flood_is_bounded),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
