@@ -15,6 +15,7 @@
 
 #include "agent.h"
 #include "audit.h"
+#include "agent_step.h"
 #include "agent_stream.h"
 #include "agent_view.h"
 #include "err.h"
@@ -923,10 +924,43 @@ mcp_run_next(struct asess *a, const json_t *sdoc, const json_t *call, const char
 
 /* ---- the step ---- */
 
-static bool
-same_ids(const json_t *a, const json_t *b)
+/* Carries out the transaction of an INTERRUPT or SETTLE decision (agent_step.h). */
+static int
+step_record(struct asess *a, const struct agent_decision *d, const struct agent_view *v)
 {
-	return json_is_array(a) && json_is_array(b) && json_equal(a, b);
+	struct tx t;
+	json_t *none = json_array();
+	tx_begin(&t, a);
+	if (d->close_span && v->open_span)
+		tx_emit(&t, span_end_event(v->open_span, true, NULL));
+	if (d->mark_acks)
+		tx_mark(&t, v->acks);
+	switch (d->emit) {
+	case AGENT_EMIT_NONE:
+		break;
+	case AGENT_EMIT_IDLE_END_TURN:
+		tx_status(&t, "idle");
+		tx_emit(&t, idle_event("end_turn", NULL));
+		break;
+	case AGENT_EMIT_IDLE_REQUIRES_ACTION:
+		tx_status(&t, "idle");
+		tx_emit(&t, idle_event("requires_action", v->blocked));
+		break;
+	case AGENT_EMIT_IDLE_LAST_STOP:
+		tx_status(&t, "idle");
+		tx_emit(&t, idle_event(a->last_stop, NULL));
+		break;
+	case AGENT_EMIT_RUNNING:
+		tx_status(&t, "running");
+		tx_emit(&t, ev_new("session.status_running"));
+		break;
+	}
+	if (d->requires_action == AGENT_REQUIRES_NONE)
+		tx_loop_state(&t, a, none);
+	else if (d->requires_action == AGENT_REQUIRES_BLOCKED)
+		tx_loop_state(&t, a, v->blocked);
+	json_decref(none);
+	return tx_end(&t);
 }
 
 static void
@@ -971,30 +1005,23 @@ step(struct asess *a)
 		agent_view_build(events, &v);
 		have_view = true;
 
-		if (v.interrupt_pending) {
-			/* user.interrupt jumps the queue: cancel the call, end the turn. */
-			bool was_busy = a->xfer || a->retry_timer || mcp_busy(a);
+		struct agent_step_in in = {.status = status,
+		                           .busy = a->xfer || a->retry_timer || mcp_busy(a),
+		                           .prev_requires_action = prev_ra,
+		                           .view = &v};
+		struct agent_decision d;
+		agent_step_decide(&in, &d);
+		switch (d.action) {
+		case AGENT_ACT_INTERRUPT:
 			sess_quiesce(a);
 			a->attempt = 0;
-			json_t *none = json_array();
-			tx_begin(&t, a);
-			if (v.open_span)
-				tx_emit(&t, span_end_event(v.open_span, true, NULL));
-			tx_mark(&t, v.acks);
-			if (was_busy || strcmp(status, "idle") != 0 || json_array_size(prev_ra)) {
-				tx_status(&t, "idle");
-				tx_emit(&t, idle_event("end_turn", NULL));
-			}
-			tx_loop_state(&t, a, none);
-			json_decref(none);
-			if (tx_end(&t) != 0)
+			if (step_record(a, &d, &v) != 0)
 				goto out;
 			log_info("turn interrupted", "session_id", a->id);
 			continue;
-		}
-		if (a->xfer || a->retry_timer || mcp_busy(a))
+		case AGENT_ACT_WAIT:
 			goto out; /* the call in flight picks up new input when it ends */
-		if (v.open_span) {
+		case AGENT_ACT_CLOSE_SPAN:
 			/* A call that was in flight when the server stopped: close its span;
 			 * the input it carried is still unanswered, so it runs again. */
 			tx_begin(&t, a);
@@ -1002,81 +1029,39 @@ step(struct asess *a)
 			if (tx_end(&t) != 0)
 				goto out;
 			continue;
-		}
-		if (json_array_size(v.to_deny)) {
+		case AGENT_ACT_DENY: {
 			size_t i;
-			json_t *d;
+			json_t *dn;
 			tx_begin(&t, a);
-			json_array_foreach(v.to_deny, i, d)
+			json_array_foreach(v.to_deny, i, dn)
 			{
-				bool mcp = json_is_true(json_object_get(d, "mcp"));
-				tx_emit(&t, json_pack("{s:s, s:O, s:[{s:s, s:O}], s:b}", "type",
-				                      mcp ? "agent.mcp_tool_result"
-				                          : "agent.tool_result",
-				                      mcp ? "mcp_tool_use_id" : "tool_use_id",
-				                      json_object_get(d, "id"), "content", "type",
-				                      "text", "text", json_object_get(d, "message"),
-				                      "is_error", 1));
+				bool mcp = json_is_true(json_object_get(dn, "mcp"));
+				tx_emit(&t,
+				        json_pack(
+				            "{s:s, s:O, s:[{s:s, s:O}], s:b}", "type",
+				            mcp ? "agent.mcp_tool_result" : "agent.tool_result",
+				            mcp ? "mcp_tool_use_id" : "tool_use_id",
+				            json_object_get(dn, "id"), "content", "type", "text",
+				            "text", json_object_get(dn, "message"), "is_error", 1));
 			}
 			tx_mark(&t, v.acks);
 			if (tx_end(&t) != 0)
 				goto out;
 			continue;
 		}
-		if (json_array_size(v.mcp_run)) {
+		case AGENT_ACT_RUN_MCP:
 			/* Allowed MCP calls run here, in the control plane, one at a time. */
 			mcp_run_next(a, sdoc, json_array_get(v.mcp_run, 0), status, v.acks);
 			goto out;
-		}
-		if (v.needs_model) {
+		case AGENT_ACT_CALL_MODEL:
 			if (mcp_list_if_needed(a, sdoc, status))
 				goto out;
 			call_model(a, sdoc, &v, status);
 			goto out;
-		}
-		if (json_array_size(v.blocked)) {
-			/* The client must act; say so again whenever the set changed (some
-			 * confirmations arrived, others are still missing). */
-			if (strcmp(status, "idle") == 0 && same_ids(prev_ra, v.blocked) &&
-			    json_array_size(v.acks) == 0)
-				goto out;
-			tx_begin(&t, a);
-			tx_mark(&t, v.acks);
-			if (strcmp(status, "idle") != 0 || !same_ids(prev_ra, v.blocked)) {
-				tx_status(&t, "idle");
-				tx_emit(&t, idle_event("requires_action", v.blocked));
-			}
-			tx_loop_state(&t, a, v.blocked);
-			tx_end(&t);
+		case AGENT_ACT_SETTLE:
+			if (d.write)
+				step_record(a, &d, &v);
 			goto out;
-		}
-		if (v.waiting) {
-			/* Allowed calls run on the worker; the session is busy until their
-			 * results arrive. */
-			json_t *none = json_array();
-			tx_begin(&t, a);
-			tx_mark(&t, v.acks);
-			if (strcmp(status, "running") != 0) {
-				tx_status(&t, "running");
-				tx_emit(&t, ev_new("session.status_running"));
-			}
-			tx_loop_state(&t, a, none);
-			json_decref(none);
-			tx_end(&t);
-			goto out;
-		}
-		/* Nothing open and nothing new: the turn is over. */
-		if (strcmp(status, "idle") != 0 || json_array_size(v.acks)) {
-			json_t *none = json_array();
-			tx_begin(&t, a);
-			tx_mark(&t, v.acks);
-			if (strcmp(status, "idle") != 0) {
-				tx_status(&t, "idle");
-				tx_emit(&t, idle_event(a->last_stop, NULL));
-			}
-			tx_loop_state(&t, a, none);
-			json_decref(none);
-			tx_end(&t);
 		}
 		goto out;
 	}
