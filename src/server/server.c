@@ -19,6 +19,7 @@
 #include "key_store.h"
 #include "server_hooks.h"
 #include "tls.h"
+#include "console.h"
 #include "tunnel.h"
 #include "xalloc.h"
 
@@ -474,6 +475,7 @@ server_close(struct server *srv)
 	srv->loop = NULL;
 	db_close(srv->db);
 	srv->db = NULL;
+	console_free(srv);
 }
 
 int

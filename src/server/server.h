@@ -66,6 +66,7 @@ struct oidc;
 struct tls_server_ctx;
 struct agent_identity;
 struct audit_log;
+struct console;
 
 struct server {
 	struct server_config cfg;
@@ -84,6 +85,7 @@ struct server {
 	struct policy_watch *policy_watch;
 	struct tls_server_ctx *api_tls; /* the API listener's, NULL on plain HTTP (SIGHUP) */
 	struct audit_log *audit;        /* the audit log (audit/audit.c) */
+	struct console *console;        /* web console sessions (console/console.c), lazily */
 	int port;                       /* bound port */
 	bool started;
 };

@@ -9,6 +9,7 @@
 #include "audit.h"
 #include "auth.h"
 #include "buf.h"
+#include "console.h"
 #include "db.h"
 #include "err.h"
 #include "log.h"
@@ -429,7 +430,11 @@ dispatch_route(struct api_call *c)
 		route->fn(c);
 		return;
 	}
-	int r = auth_resolve(c->srv, c->http, &c->who, why, sizeof(why));
+	/* the web console's script: its cookie and CSRF header, only when no API
+	 * credential was sent (console/console.c) */
+	bool console = console_request(c->http);
+	int r = console ? console_auth(c->srv, c->http, &c->who, why, sizeof(why))
+	                : auth_resolve(c->srv, c->http, &c->who, why, sizeof(why));
 	if (r == AL_E_NOTFOUND && !c->keys_refetched &&
 	    oidc_refresh(c->srv->oidc, keys_refetched, c) == 0) {
 		/* a user token signed by a key we have not seen: the IdP rotated its keys.
@@ -457,7 +462,12 @@ dispatch_route(struct api_call *c)
 		          json_pack("{s:s, s:s, s:s?, s:s?, s:s}", "method", c->http->method,
 		                    "route", route->pattern, "credential", c->who.cred, "reason",
 		                    why[0] ? why : c->who.fail, "key_id", c->who.key_id));
-		if (why[0] != '\0')
+		if (console)
+			api_reply_error(c, r == AL_E_PERM ? 403 : 401,
+			                r == AL_E_PERM ? "permission_error"
+			                               : "authentication_error",
+			                NULL, "console: %s", why);
+		else if (why[0] != '\0')
 			api_reply_error(c, 401, "authentication_error", NULL,
 			                "invalid user token: %s", why);
 		else
@@ -573,7 +583,7 @@ api_dispatch(struct http_request *req, void *arg)
 	snprintf(c->request_id, sizeof(c->request_id), "%s", rid);
 	free(rid);
 
-	if (probe(c))
+	if (probe(c) || console_dispatch(c))
 		return;
 	if (query_parse(req->query, &c->query) != 0) {
 		api_reply_error(c, 400, "invalid_request_error", NULL, "malformed query string");

@@ -1,0 +1,77 @@
+// The console's entry point: sign-in, then a hash router over the pages.
+import { signIn, signOut, whoami } from './api.js';
+import { el } from './render.js';
+import { showSessions } from './sessions.js';
+import { showSession } from './session.js';
+
+const main = document.getElementById('main');
+const who = document.getElementById('who');
+const nav = document.getElementById('nav');
+const signoutBtn = document.getElementById('signout');
+let current = null; // the page's cleanup (a session page closes its stream)
+
+function leave() {
+  current?.();
+  current = null;
+}
+
+function showSignIn(message) {
+  leave();
+  who.textContent = '';
+  nav.hidden = true;
+  signoutBtn.hidden = true;
+  const key = el('input', { id: 'key', name: 'key', type: 'password', autocomplete: 'off', required: true, spellcheck: 'false' });
+  const err = el('p', { id: 'signin-error', class: 'error', role: 'alert', text: message ?? '' });
+  const form = el(
+    'form',
+    { id: 'signin', class: 'card narrow' },
+    el('h1', { text: 'Sign in' }),
+    el('label', { for: 'key', text: 'Server API key' }),
+    key,
+    el('button', { type: 'submit', text: 'Sign in' }),
+    err,
+  );
+  form.addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    err.textContent = '';
+    try {
+      await signIn(key.value);
+      key.value = '';
+      await route();
+    } catch (e) {
+      err.textContent = e.message;
+    }
+  });
+  main.replaceChildren(form);
+  key.focus();
+}
+
+async function route() {
+  leave();
+  const s = await whoami();
+  if (!s) return showSignIn();
+  who.textContent = `Signed in with ${s.key_id}`;
+  nav.hidden = false;
+  signoutBtn.hidden = false;
+  const hash = location.hash || '#/sessions';
+  const [path, query] = hash.slice(1).split('?');
+  const params = new URLSearchParams(query ?? '');
+  const m = /^\/sessions\/([^/]+)$/.exec(path);
+  try {
+    if (m) current = await showSession(main, decodeURIComponent(m[1]));
+    else await showSessions(main, params.get('page'));
+  } catch (e) {
+    main.replaceChildren(el('p', { class: 'error', role: 'alert', text: e.message }));
+  }
+}
+
+signoutBtn.addEventListener('click', async () => {
+  try {
+    await signOut();
+  } finally {
+    showSignIn('Signed out.');
+  }
+});
+window.addEventListener('airlock:signed-out', () => showSignIn('Your session ended; sign in again.'));
+window.addEventListener('hashchange', () => route());
+route();

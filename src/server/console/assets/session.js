@@ -1,0 +1,249 @@
+// One session: its events as they happen (history from the events list, then the
+// live stream, de-duplicated by id so a reconnect shows nothing twice), the tool calls
+// waiting for a person (approve / deny), a message box and interrupt.
+import { api, streamEvents } from './api.js';
+import { blocksText, el, json, statusBadge } from './render.js';
+
+const TOOL_USES = new Set(['agent.tool_use', 'agent.mcp_tool_use', 'agent.custom_tool_use']);
+const RESULTS = new Set(['agent.tool_result', 'agent.mcp_tool_result', 'user.tool_result', 'user.custom_tool_result']);
+const QUIET = new Set(['span.model_request_start', 'event_start', 'event_delta', 'session.usage']);
+
+export async function showSession(main, id) {
+  const sid = encodeURIComponent(id);
+  const s = await api('GET', `/sessions/${sid}`);
+  const seen = new Set();
+  const cards = new Map(); // tool_use_id -> card element
+  const answered = new Set(); // tool_use_ids with a confirmation or a result
+  let closed = false;
+  let controller = null;
+
+  const status = el('span', { id: 'session-status' }, statusBadge(s.status));
+  const conn = el('span', { id: 'stream-state', class: 'muted', 'aria-live': 'polite', text: 'connecting…' });
+  const list = el('ol', { id: 'events', class: 'events', 'aria-live': 'polite', 'aria-label': 'Events' });
+  const follow = el('input', { type: 'checkbox', id: 'follow', checked: true });
+  const text = el('textarea', { id: 'message', rows: 2, placeholder: 'Message the agent' });
+  const sendErr = el('p', { class: 'error', role: 'alert' });
+
+  const send = async (events) => {
+    sendErr.textContent = '';
+    try {
+      await api('POST', `/sessions/${sid}/events`, { events });
+    } catch (e) {
+      sendErr.textContent = e.message;
+      throw e;
+    }
+  };
+
+  const composer = el(
+    'form',
+    { id: 'composer', class: 'composer' },
+    el('label', { for: 'message', class: 'sr-only', text: 'Message' }),
+    text,
+    el('button', { type: 'submit', text: 'Send' }),
+    el('button', {
+      type: 'button',
+      id: 'interrupt',
+      class: 'secondary',
+      text: 'Interrupt',
+      onclick: () => send([{ type: 'user.interrupt' }]).catch(() => {}),
+    }),
+  );
+  composer.addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    if (!text.value.trim()) return;
+    try {
+      await send([{ type: 'user.message', content: [{ type: 'text', text: text.value }] }]);
+      text.value = '';
+    } catch {
+      /* shown in sendErr */
+    }
+  });
+
+  main.replaceChildren(
+    el(
+      'section',
+      { class: 'session-head' },
+      el('h1', {}, s.title || s.id),
+      el(
+        'dl',
+        { class: 'facts' },
+        el('dt', { text: 'Status' }), el('dd', {}, status),
+        el('dt', { text: 'Agent' }), el('dd', { text: s.agent?.name ?? s.agent?.id ?? '' }),
+        el('dt', { text: 'Environment' }), el('dd', { class: 'mono', text: s.environment_id ?? '' }),
+        el('dt', { text: 'Session' }), el('dd', { class: 'mono', text: s.id }),
+        el('dt', { text: 'Stream' }), el('dd', {}, conn),
+      ),
+      el('label', { class: 'follow' }, follow, ' Follow new events'),
+    ),
+    list,
+    composer,
+    sendErr,
+  );
+
+  const setStatus = (st) => status.replaceChildren(statusBadge(st));
+
+  function decide(use, card) {
+    const reason = el('input', { type: 'text', class: 'deny-reason', placeholder: 'Reason (optional)', 'aria-label': 'Reason for denying' });
+    const box = el(
+      'div',
+      { class: 'decide', role: 'group', 'aria-label': 'Approve or deny this tool call' },
+      el('strong', { text: 'Waiting for your approval' }),
+      el('button', {
+        type: 'button',
+        'data-action': 'approve',
+        'data-tool-use-id': use.id,
+        text: 'Approve',
+        onclick: () => send([{ type: 'user.tool_confirmation', tool_use_id: use.id, result: 'allow' }]).catch(() => {}),
+      }),
+      reason,
+      el('button', {
+        type: 'button',
+        class: 'danger',
+        'data-action': 'deny',
+        'data-tool-use-id': use.id,
+        text: 'Deny',
+        onclick: () => {
+          const ev = { type: 'user.tool_confirmation', tool_use_id: use.id, result: 'deny' };
+          if (reason.value.trim()) ev.deny_message = reason.value.trim();
+          send([ev]).catch(() => {});
+        },
+      }),
+    );
+    card.append(box);
+    card.classList.add('waiting');
+  }
+
+  function settle(toolUseId, line) {
+    answered.add(toolUseId);
+    const card = cards.get(toolUseId);
+    if (!card) return false;
+    card.querySelector('.decide')?.remove();
+    card.classList.remove('waiting');
+    if (line) card.append(line);
+    return true;
+  }
+
+  function item(e, cls, ...children) {
+    return el('li', { class: `ev ${cls}`, 'data-event-type': e.type, 'data-event-id': e.id, title: e.processed_at ?? '' }, ...children);
+  }
+
+  function renderOne(e) {
+    const t = e.type;
+    if (t === 'user.message') return item(e, 'user', el('div', { class: 'who', text: 'User' }), el('div', { class: 'text', text: blocksText(e.content) }));
+    if (t === 'agent.message') return item(e, 'agent', el('div', { class: 'who', text: 'Agent' }), el('div', { class: 'text', text: blocksText(e.content) }));
+    if (t === 'agent.thinking')
+      return item(e, 'thinking', el('details', {}, el('summary', { text: 'Thinking' }), el('div', { class: 'text', text: e.thinking ?? blocksText(e.content) })));
+    if (TOOL_USES.has(t)) {
+      const name = t === 'agent.mcp_tool_use' ? `${e.mcp_server_name ?? e.server_name ?? 'mcp'} · ${e.name}` : e.name;
+      const ev = e.evaluation ?? {};
+      const perm = e.evaluated_permission ?? ev.evaluated_permission;
+      const card = item(
+        e,
+        'tool',
+        el(
+          'div',
+          { class: 'who' },
+          t === 'agent.mcp_tool_use' ? 'MCP call ' : t === 'agent.custom_tool_use' ? 'Custom tool ' : 'Tool call ',
+          el('code', { text: name }),
+          perm ? el('span', { class: `badge perm-${String(perm).replace(/[^a-z]/g, '')}`, text: perm }) : null,
+          ev.policy_rule ? el('span', { class: 'policy', text: `policy rule ${ev.policy_rule}${ev.policy_effect ? ` (${ev.policy_effect})` : ''}` }) : null,
+        ),
+        el('details', { open: true }, el('summary', { text: 'Input' }), el('pre', { class: 'io', text: json(e.input ?? {}) })),
+      );
+      cards.set(e.id, card);
+      if (perm === 'ask' && !answered.has(e.id)) decide(e, card);
+      return card;
+    }
+    if (t === 'user.tool_confirmation') {
+      const line = el('div', {
+        class: `confirm ${e.result === 'allow' ? 'ok' : 'bad'}`,
+        'data-confirmation': e.result,
+        text: e.result === 'allow' ? 'Approved' : `Denied${e.deny_message ? `: ${e.deny_message}` : ''}`,
+      });
+      if (settle(e.tool_use_id, line)) return null;
+      return item(e, 'meta', line);
+    }
+    if (RESULTS.has(t)) {
+      const out = el('details', { open: true, class: e.is_error ? 'result error' : 'result' }, el('summary', { text: e.is_error ? 'Error result' : 'Result' }), el('pre', { class: 'io', text: blocksText(e.content) }));
+      const id = e.tool_use_id ?? e.mcp_tool_use_id ?? e.custom_tool_use_id;
+      if (settle(id, out)) return null;
+      return item(e, 'tool', el('div', { class: 'who', text: 'Tool result' }), out);
+    }
+    if (t.startsWith('session.status_')) {
+      const st = t.slice('session.status_'.length);
+      setStatus(st);
+      const why = e.stop_reason?.type ? ` (${e.stop_reason.type})` : '';
+      return item(e, 'status', `Session ${st}${why}`);
+    }
+    if (t === 'session.error' || t.endsWith('.error'))
+      return item(e, 'err', el('div', { class: 'who', text: 'Error' }), el('div', { class: 'text', text: e.error?.message ?? e.message ?? json(e.error ?? e) }));
+    if (t === 'user.interrupt') return item(e, 'meta', 'Interrupted by user');
+    if (t === 'span.model_request_end') return e.is_error ? item(e, 'err', 'Model request failed') : null;
+    if (QUIET.has(t)) return null;
+    return item(e, 'meta', el('details', {}, el('summary', { text: t }), el('pre', { class: 'io', text: json(e) })));
+  }
+
+  function add(e) {
+    if (!e?.id || seen.has(e.id)) return;
+    seen.add(e.id);
+    const n = renderOne(e);
+    if (!n) return;
+    list.append(n);
+    if (follow.checked) n.scrollIntoView({ block: 'end' });
+  }
+
+  async function history() {
+    let page = null;
+    do {
+      const q = new URLSearchParams({ limit: '200', order: 'asc' });
+      if (page) q.set('page', page);
+      const res = await api('GET', `/sessions/${sid}/events?${q}`);
+      res.data.forEach(add);
+      page = res.next_page;
+    } while (page);
+  }
+
+  // Stream first, then the history, then what the stream delivered meanwhile: nothing
+  // is missed between the two, and ids drop what both had.
+  async function connect() {
+    let delay = 500;
+    while (!closed) {
+      controller = new AbortController();
+      const buffered = [];
+      let live = false;
+      let opened;
+      const open = new Promise((r) => (opened = r));
+      const done = streamEvents(id, {
+        signal: controller.signal,
+        onOpen: () => opened(),
+        onEvent: (e) => (live ? add(e) : buffered.push(e)),
+      }).catch((err) => {
+        opened();
+        return err;
+      });
+      try {
+        await open;
+        await history();
+        buffered.forEach(add);
+        live = true;
+        conn.textContent = 'live';
+        conn.dataset.state = 'live';
+        delay = 500;
+      } catch (err) {
+        conn.textContent = `error: ${err.message}`;
+        controller.abort(); // the history failed: start over
+      }
+      const err = await done;
+      if (closed) return;
+      conn.textContent = err ? `reconnecting (${err.message ?? err})…` : 'reconnecting…';
+      conn.dataset.state = 'reconnecting';
+      await new Promise((r) => setTimeout(r, delay));
+      delay = Math.min(delay * 2, 10000);
+    }
+  }
+  connect();
+  return () => {
+    closed = true;
+    controller?.abort();
+  };
+}

@@ -1,0 +1,507 @@
+/* The web console: static assets under /console/, sign-in and sign-out, and the
+ * in-memory session table behind the console cookie; see console.h and
+ * docs/server/console.md. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/crypto.h>
+
+#include "audit.h"
+#include "auth.h"
+#include "console.h"
+#include "console_assets.h"
+#include "err.h"
+#include "key_store.h"
+#include "log.h"
+#include "server.h"
+#include "util.h"
+#include "xalloc.h"
+
+/* A signed-in browser. Only the SHA-256 of the key is kept, to check at every request
+ * that the key is still good; never the key. */
+struct console_session {
+	bool used;
+	bool env_key; /* signed in with AIRLOCK_API_KEY, not an issued key */
+	char id[64];  /* the cookie's value */
+	char csrf[64];
+	char key_hash[65];
+	char key_id[80];
+	int64_t created_us; /* monotonic, µs */
+	int64_t last_us;
+	int64_t created_real_us;
+};
+
+struct console {
+	struct console_session s[CONSOLE_MAX_SESSIONS];
+};
+
+/* Every console answer: the page may load only what this server sends, run no inline
+ * script, be framed by nobody, and send nothing back but to this origin. */
+#define CONSOLE_CSP                                                                                \
+	"default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "          \
+	"connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'none'; "                \
+	"form-action 'self'; frame-ancestors 'none'"
+
+static int64_t
+mono_us(void)
+{
+	return (int64_t)now_mono_ms() * 1000;
+}
+
+static struct console *
+console_of(struct server *srv)
+{
+	if (srv->console == NULL)
+		srv->console = xcalloc(1, sizeof(struct console));
+	return srv->console;
+}
+
+void
+console_free(struct server *srv)
+{
+	if (srv->console == NULL)
+		return;
+	explicit_bzero(srv->console, sizeof(struct console));
+	free(srv->console);
+	srv->console = NULL;
+}
+
+int
+console_cookie_get(const char *header, const char *name, char *out, size_t outlen)
+{
+	size_t nlen = strlen(name);
+	const char *p = header;
+	if (header == NULL)
+		return AL_E_NOTFOUND;
+	/* cookie-string = cookie-pair *( ";" SP cookie-pair ) (RFC 6265 §4.2.1); browsers
+	 * and proxies are lax about the spaces, so skip any */
+	while (*p) {
+		while (*p == ' ' || *p == '\t' || *p == ';')
+			p++;
+		const char *end = strchr(p, ';');
+		size_t len = end ? (size_t)(end - p) : strlen(p);
+		if (len > nlen && strncmp(p, name, nlen) == 0 && p[nlen] == '=') {
+			const char *v = p + nlen + 1;
+			size_t vlen = len - nlen - 1;
+			while (vlen > 0 && (v[vlen - 1] == ' ' || v[vlen - 1] == '\t'))
+				vlen--;
+			if (vlen + 1 > outlen)
+				return AL_E_TOOBIG;
+			memcpy(out, v, vlen);
+			out[vlen] = '\0';
+			return 0;
+		}
+		p += len;
+	}
+	return AL_E_NOTFOUND;
+}
+
+bool
+console_request(const struct http_request *req)
+{
+	char v[64];
+	if (http_request_header(req, "x-api-key") || http_request_header(req, "authorization"))
+		return false;
+	return console_cookie_get(http_request_header(req, "cookie"), CONSOLE_COOKIE, v,
+	                          sizeof v) != AL_E_NOTFOUND;
+}
+
+static bool
+same_secret(const char *a, const char *b)
+{
+	size_t n = strlen(a);
+	return n > 0 && n == strlen(b) && CRYPTO_memcmp(a, b, n) == 0;
+}
+
+/* The live session named by the request's cookie, or NULL (an expired one is wiped). */
+static struct console_session *
+session_of(struct server *srv, const struct http_request *req)
+{
+	char id[64];
+	struct console *con = console_of(srv);
+	int64_t now = mono_us();
+	if (console_cookie_get(http_request_header(req, "cookie"), CONSOLE_COOKIE, id, sizeof id) !=
+	    0)
+		return NULL;
+	for (size_t i = 0; i < CONSOLE_MAX_SESSIONS; i++) {
+		struct console_session *s = &con->s[i];
+		if (!s->used || !same_secret(s->id, id))
+			continue;
+		if (now - s->last_us > CONSOLE_IDLE_US ||
+		    now - s->created_us > CONSOLE_MAX_AGE_US) {
+			explicit_bzero(s, sizeof(*s));
+			return NULL;
+		}
+		return s;
+	}
+	return NULL;
+}
+
+/* Whether the key a session signed in with still opens the API: AIRLOCK_API_KEY may
+ * have changed (it is read at start only, so not today), an issued key be revoked. */
+static int
+key_still_good(struct server *srv, const struct console_session *s)
+{
+	char hash[65];
+	if (s->env_key) {
+		const char *k = srv->cfg.api_key;
+		if (k == NULL || *k == '\0')
+			return AL_E_AUTH;
+		sha256_hex(k, strlen(k), hash);
+		return same_secret(hash, s->key_hash) ? 0 : AL_E_AUTH;
+	}
+	struct key_row row;
+	int r = key_store_find(srv->db, s->key_hash, &row);
+	if (r == AL_E_NOTFOUND)
+		return AL_E_AUTH;
+	if (r != 0)
+		return r;
+	return !row.revoked && strcmp(row.kind, "server") == 0 ? 0 : AL_E_AUTH;
+}
+
+int
+console_auth(struct server *srv, const struct http_request *req, struct principal *who, char *why,
+             size_t whylen)
+{
+	memset(who, 0, sizeof(*who));
+	who->cred = "console session";
+	who->fail = "no such console session, or it expired";
+	snprintf(why, whylen, "%s", who->fail);
+	struct console_session *s = session_of(srv, req);
+	if (s == NULL)
+		return AL_E_AUTH;
+	snprintf(who->key_id, sizeof(who->key_id), "%s", s->key_id);
+	/* the cookie goes with every request the browser makes to us, whoever asked for
+	 * it; only our own script can read the token and set the header */
+	const char *h = http_request_header(req, CONSOLE_HEADER);
+	if (h == NULL || !same_secret(s->csrf, h)) {
+		who->fail = "console request without its CSRF token in x-airlock-console";
+		snprintf(why, whylen, "%s", who->fail);
+		return AL_E_PERM;
+	}
+	int r = key_still_good(srv, s);
+	if (r != 0) {
+		who->fail = "the key this console session signed in with is revoked";
+		snprintf(why, whylen, "%s", who->fail);
+		if (r == AL_E_AUTH)
+			explicit_bzero(s, sizeof(*s));
+		return r;
+	}
+	s->last_us = mono_us();
+	who->kind = PRINCIPAL_API_KEY;
+	who->fail = "";
+	why[0] = '\0';
+	return 0;
+}
+
+/* ---- answers ---- */
+
+static void
+reply(struct api_call *c, int status, const char *ctype, const char *cookie, const char *location,
+      const char *body, size_t len)
+{
+	struct http_header h[16];
+	size_t n = 0;
+	h[n++] = (struct http_header){"content-type", ctype};
+	h[n++] = (struct http_header){"content-security-policy", CONSOLE_CSP};
+	h[n++] = (struct http_header){"x-content-type-options", "nosniff"};
+	h[n++] = (struct http_header){"x-frame-options", "DENY"};
+	h[n++] = (struct http_header){"referrer-policy", "no-referrer"};
+	h[n++] = (struct http_header){"cross-origin-opener-policy", "same-origin"};
+	h[n++] = (struct http_header){"cross-origin-resource-policy", "same-origin"};
+	/* assets change with the binary; answers about the session with every request */
+	h[n++] = (struct http_header){"cache-control", "no-cache"};
+	if (cookie)
+		h[n++] = (struct http_header){"set-cookie", cookie};
+	if (location)
+		h[n++] = (struct http_header){"location", location};
+	n = api_common_headers(c, h, n);
+	c->status = status;
+	http_respond(c->http, status, h, n, body, len);
+	api_call_free(c);
+}
+
+static void
+reply_json(struct api_call *c, int status, const char *cookie, json_t *o)
+{
+	char *s = json_dumps(o, JSON_COMPACT);
+	json_decref(o);
+	reply(c, status, "application/json", cookie, NULL, s ? s : "{}", s ? strlen(s) : 2);
+	free(s);
+}
+
+static void
+reply_error(struct api_call *c, int status, const char *type, const char *cookie,
+            const char *message)
+{
+	json_t *o = json_pack("{s:s, s:{s:s, s:s}, s:s}", "type", "error", "error", "type", type,
+	                      "message", message, "request_id", c->request_id);
+	reply_json(c, status, cookie, o);
+}
+
+static const char *
+content_type(const char *name)
+{
+	static const struct {
+		const char *ext, *type;
+	} types[] = {
+	    {".html", "text/html; charset=utf-8"},
+	    {".js", "text/javascript; charset=utf-8"},
+	    {".css", "text/css; charset=utf-8"},
+	    {".svg", "image/svg+xml"},
+	    {".png", "image/png"},
+	};
+	const char *dot = strrchr(name, '.');
+	for (size_t i = 0; dot && i < ARRAY_LEN(types); i++)
+		if (strcmp(dot, types[i].ext) == 0)
+			return types[i].type;
+	return "application/octet-stream";
+}
+
+static void
+serve_asset(struct api_call *c, const char *name)
+{
+	if (*name == '\0')
+		name = "index.html";
+	for (size_t i = 0; i < console_assets_count; i++) {
+		if (strcmp(console_assets[i].name, name) != 0)
+			continue;
+		const char *body = (const char *)console_assets[i].data;
+		size_t len = console_assets[i].len;
+		if (strcmp(c->http->method, "HEAD") == 0)
+			len = 0;
+		reply(c, 200, content_type(name), NULL, NULL, body, len);
+		return;
+	}
+	reply_error(c, 404, "not_found_error", NULL, "no such console page");
+}
+
+/* The Set-Cookie value: HttpOnly so no script reads it, SameSite=Strict so no other
+ * site's page sends it, Secure whenever the listener is TLS. Path=/ because /v1 is
+ * where the console's requests go. */
+static void
+cookie_line(struct server *srv, const char *value, int64_t max_age_s, char *out, size_t len)
+{
+	snprintf(out, len, "%s=%s; Path=/; Max-Age=%lld; HttpOnly; SameSite=Strict%s",
+	         CONSOLE_COOKIE, value, (long long)max_age_s, srv->api_tls ? "; Secure" : "");
+}
+
+/* Requests that change the console's state come from its own script: the header
+ * forces a cross-origin caller into a preflight we never grant, and an Origin, when a
+ * browser sends one, must be ours. */
+static bool
+from_console(struct api_call *c, const char **why)
+{
+	const char *origin = http_request_header(c->http, "origin");
+	const char *host = http_request_header(c->http, "host");
+	if (http_request_header(c->http, CONSOLE_HEADER) == NULL) {
+		*why = "console requests need the " CONSOLE_HEADER " header";
+		return false;
+	}
+	if (origin != NULL && strcmp(origin, "null") != 0) {
+		const char *h = strstr(origin, "://");
+		if (host == NULL || h == NULL || strcmp(h + 3, host) != 0) {
+			*why = "cross-origin console request";
+			return false;
+		}
+	}
+	return true;
+}
+
+static void
+json_session(struct api_call *c, const struct console_session *s, const char *cookie, int status)
+{
+	char ts[32];
+	time_fmt_rfc3339(s->created_real_us + CONSOLE_MAX_AGE_US, ts);
+	reply_json(c, status, cookie,
+	           json_pack("{s:s, s:s, s:s, s:s}", "type", "console_session", "key_id", s->key_id,
+	                     "csrf_token", s->csrf, "expires_at", ts));
+}
+
+static struct console_session *
+session_new(struct server *srv)
+{
+	struct console *con = console_of(srv);
+	struct console_session *slot = NULL;
+	int64_t now = mono_us();
+	for (size_t i = 0; i < CONSOLE_MAX_SESSIONS; i++) {
+		struct console_session *s = &con->s[i];
+		if (s->used && (now - s->last_us > CONSOLE_IDLE_US ||
+		                now - s->created_us > CONSOLE_MAX_AGE_US))
+			explicit_bzero(s, sizeof(*s));
+		if (!s->used) {
+			slot = s;
+			break;
+		}
+		if (slot == NULL || s->last_us < slot->last_us)
+			slot = s; /* full: the least recently used goes */
+	}
+	explicit_bzero(slot, sizeof(*slot));
+	char *id = token_new("");
+	char *csrf = token_new("");
+	snprintf(slot->id, sizeof(slot->id), "%s", id);
+	snprintf(slot->csrf, sizeof(slot->csrf), "%s", csrf);
+	secret_free(id);
+	secret_free(csrf);
+	slot->used = true;
+	slot->created_us = slot->last_us = now;
+	slot->created_real_us = now_real_us();
+	return slot;
+}
+
+static void
+sign_in(struct api_call *c)
+{
+	struct server *srv = c->srv;
+	const char *why = NULL;
+	char reason[256] = "";
+	json_t *body = NULL;
+	if (!from_console(c, &why)) {
+		reply_error(c, 403, "permission_error", NULL, why);
+		return;
+	}
+	json_error_t je;
+	if (c->http->body.len > 4096 ||
+	    (body = json_loadb(c->http->body.data, c->http->body.len, JSON_REJECT_DUPLICATES,
+	                       &je)) == NULL ||
+	    !json_is_string(json_object_get(body, "key"))) {
+		json_decref(body);
+		reply_error(c, 400, "invalid_request_error", NULL,
+		            "body must be a JSON object with the server API key in \"key\"");
+		return;
+	}
+	/* checked exactly as the API checks x-api-key (auth_resolve) */
+	struct http_header h = {"x-api-key", json_string_value(json_object_get(body, "key"))};
+	struct http_request probe = {.headers = &h, .nheaders = 1};
+	auth_principal_reset(&c->who);
+	int r = auth_resolve(srv, &probe, &c->who, reason, sizeof reason);
+	if (r == 0 && c->who.kind != PRINCIPAL_API_KEY) {
+		c->who.fail = "only a server API key signs in to the console";
+		r = AL_E_PERM;
+	}
+	if (r == AL_E_IO) {
+		json_decref(body);
+		api_reply_err(c, r, "cannot check the key");
+		return;
+	}
+	if (r != 0) {
+		log_warn("console sign-in refused", "request_id", c->request_id, "peer",
+		         c->http->peer, "credential", c->who.cred, "reason",
+		         reason[0] ? reason : c->who.fail);
+		audit_api(c, "auth.fail", "deny", "401",
+		          json_pack("{s:s, s:s, s:s?, s:s?}", "method", "POST", "route",
+		                    "/console/login", "credential", c->who.cred, "reason",
+		                    reason[0] ? reason : c->who.fail));
+		json_decref(body);
+		reply_error(c, 401, "authentication_error", NULL,
+		            r == AL_E_PERM ? "only a server API key signs in to the console"
+		                           : "invalid API key");
+		return;
+	}
+	/* a new id at every sign-in (no fixation); the browser's old session, if any, ends */
+	struct console_session *old = session_of(srv, c->http);
+	if (old != NULL)
+		explicit_bzero(old, sizeof(*old));
+	struct console_session *s = session_new(srv);
+	const char *key = json_string_value(json_object_get(body, "key"));
+	sha256_hex(key, strlen(key), s->key_hash);
+	s->env_key = strcmp(c->who.key_id, "env:AIRLOCK_API_KEY") == 0;
+	snprintf(s->key_id, sizeof(s->key_id), "%s", c->who.key_id);
+	json_decref(body); /* wiped: json_wipe_free */
+	c->who.cred = "console session";
+	audit_api(c, "console.sign_in", "allow", "200", NULL);
+	log_info("console sign-in", "request_id", c->request_id, "key_id", s->key_id, "peer",
+	         c->http->peer);
+	char cookie[256];
+	cookie_line(srv, s->id, CONSOLE_MAX_AGE_US / 1000000, cookie, sizeof cookie);
+	json_session(c, s, cookie, 200);
+}
+
+static void
+sign_out(struct api_call *c)
+{
+	char cookie[256], why[128];
+	const char *w = NULL;
+	cookie_line(c->srv, "", 0, cookie, sizeof cookie);
+	if (!from_console(c, &w)) {
+		reply_error(c, 403, "permission_error", NULL, w);
+		return;
+	}
+	int r = console_auth(c->srv, c->http, &c->who, why, sizeof why);
+	if (r == AL_E_PERM) {
+		reply_error(c, 403, "permission_error", NULL, why);
+		return;
+	}
+	struct console_session *s = session_of(c->srv, c->http);
+	if (s != NULL)
+		explicit_bzero(s, sizeof(*s));
+	reply_json(c, 200, cookie, json_pack("{s:s}", "type", "console_signed_out"));
+}
+
+/* The signed-in session's CSRF token for the console's script, or 401. */
+static void
+whoami(struct api_call *c)
+{
+	const char *why = NULL;
+	if (!from_console(c, &why)) {
+		reply_error(c, 403, "permission_error", NULL, why);
+		return;
+	}
+	struct console_session *s = session_of(c->srv, c->http);
+	if (s == NULL) {
+		reply_error(c, 401, "authentication_error", NULL, "not signed in");
+		return;
+	}
+	s->last_us = mono_us();
+	json_session(c, s, NULL, 200);
+}
+
+bool
+console_dispatch(struct api_call *c)
+{
+	static const struct api_route routes[] = {
+	    {"GET", "/console/{*}", 0, NULL},
+	    {"POST", "/console/login", 0, NULL},
+	    {"POST", "/console/logout", 0, NULL},
+	    {"GET", "/console/session", 0, NULL},
+	};
+	const char *p = c->http->path;
+	const char *m = c->http->method;
+	bool get = strcmp(m, "GET") == 0 || strcmp(m, "HEAD") == 0;
+	if (strncmp(p, "/console", 8) != 0 || (p[8] != '\0' && p[8] != '/'))
+		return false;
+	c->route = &routes[0]; /* for the access log */
+	if (strcmp(p, "/console") == 0) {
+		if (!get) {
+			reply_error(c, 405, "invalid_request_error", NULL, "method not allowed");
+			return true;
+		}
+		reply(c, 301, "text/plain; charset=utf-8", NULL, "/console/", "", 0);
+		return true;
+	}
+	const char *name = p + 9;
+	if (strcmp(name, "login") == 0 || strcmp(name, "logout") == 0) {
+		c->route = &routes[name[3] == 'i' ? 1 : 2];
+		if (strcmp(m, "POST") != 0) {
+			reply_error(c, 405, "invalid_request_error", NULL, "method not allowed");
+			return true;
+		}
+		if (name[3] == 'i')
+			sign_in(c);
+		else
+			sign_out(c);
+		return true;
+	}
+	if (!get) {
+		reply_error(c, 405, "invalid_request_error", NULL, "method not allowed");
+		return true;
+	}
+	if (strcmp(name, "session") == 0) {
+		c->route = &routes[3];
+		whoami(c);
+		return true;
+	}
+	serve_asset(c, name);
+	return true;
+}
