@@ -6,12 +6,15 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import Anthropic from '@anthropic-ai/sdk';
+import { EnvironmentWorker } from '@anthropic-ai/sdk/lib/environments/worker';
 import { startServer } from './lib/server.mjs';
 import { startIdp } from './lib/oidc_idp.mjs';
+import { startMockModel } from './lib/mockmodel.mjs';
+import { collectEvents, endTurn, textOf } from './lib/session.mjs';
 
 let srv;
 let client;
@@ -395,4 +398,87 @@ test('roles: developers manage stores; users read only the stores their own sess
     await idp.stop();
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+// The SDK's EnvironmentWorker (unmodified) mounts the session's stores through this API
+// with the item's sessions token, and writes the agent's changes back with its
+// content_sha256 preconditions: what the agent reads is the store's, what it writes lands
+// as a version by the session, and a read_only store is never written back.
+test('the SDK EnvironmentWorker syncs memory stores through airlock', async (t) => {
+  const tag = Math.random().toString(36).slice(2, 8);
+  const rwMount = `/mnt/memory/sync-rw-${tag}`;
+  const roMount = `/mnt/memory/sync-ro-${tag}`;
+  const model = await startMockModel([
+    { match: 'go-memory', content: [{ type: 'tool_use', name: 'read', input: { file_path: `${rwMount}/notes.md` } }] },
+    { match: 'hello from the store', content: [{ type: 'tool_use', name: 'write', input: { file_path: `${rwMount}/learned/today.md`, content: 'learned\n' } }] },
+    { match: 'today.md', content: [{ type: 'tool_use', name: 'edit', input: { file_path: `${rwMount}/notes.md`, old_string: 'hello', new_string: 'goodbye' } }] },
+    { content: [{ type: 'text', text: 'done' }] },
+  ]);
+  const s3 = await startServer({ env: { AIRLOCK_MODEL_BASE_URL: model.url } });
+  const hadMnt = existsSync('/mnt/memory');
+  const workdir = realpathSync(mkdtempSync(path.join(tmpdir(), 'airlock-memsync-')));
+  const abort = new AbortController();
+  t.after(async () => {
+    abort.abort();
+    await s3.stop();
+    await model.stop();
+    rmSync(workdir, { recursive: true, force: true });
+    rmSync(rwMount, { recursive: true, force: true });
+    rmSync(roMount, { recursive: true, force: true });
+    if (!hadMnt) rmSync('/mnt/memory', { recursive: true, force: true });
+  });
+  const c3 = new Anthropic({ baseURL: s3.baseURL, apiKey: s3.apiKey, maxRetries: 0 });
+  const env = await c3.beta.environments.create({ name: 'memsync', config: { type: 'self_hosted' } });
+  const agent = await c3.beta.agents.create({ name: 'memsync', model: 'claude-x', tools: [
+    { type: 'agent_toolset_20260401', default_config: { permission_policy: { type: 'always_allow' } } }] });
+  const kr = await fetch(`${s3.baseURL}/v1/environments/${env.id}/keys`, {
+    method: 'POST', headers: { 'x-api-key': s3.apiKey, 'content-type': 'application/json' }, body: '{"name":"k"}',
+  });
+  const envKey = (await kr.json()).key;
+  const rw = await c3.beta.memoryStores.create({ name: `sync rw ${tag}` });
+  const ro = await c3.beta.memoryStores.create({ name: `sync ro ${tag}` });
+  const notes = await c3.beta.memoryStores.memories.create(rw.id, { path: '/notes.md', content: 'hello from the store\n' });
+  await c3.beta.memoryStores.memories.create(ro.id, { path: '/ref.md', content: 'reference\n' });
+  const session = await c3.beta.sessions.create({ agent: agent.id, environment_id: env.id, resources: [
+    { type: 'memory_store', memory_store_id: rw.id },
+    { type: 'memory_store', memory_store_id: ro.id, access: 'read_only' },
+  ] });
+  assert.equal(session.resources[0].mount_path, rwMount);
+
+  const worker = new EnvironmentWorker({
+    client: new Anthropic({ baseURL: s3.baseURL, apiKey: 'unused-by-worker' }),
+    environmentId: env.id, environmentKey: envKey, workdir, maxIdleMs: 1500,
+  });
+  const running = worker.run(abort.signal).catch((e) => {
+    if (!abort.signal.aborted) throw e;
+  });
+  const { done } = await collectEvents(c3, session.id, endTurn, { timeoutMs: 60000 });
+  await c3.beta.sessions.events.send(session.id, { events: [{ type: 'user.message', content: [{ type: 'text', text: 'go-memory' }] }] });
+  const events = await done;
+  const results = events.filter((e) => e.type === 'user.tool_result');
+  assert.equal(results.length, 3);
+  for (const r of results) assert.equal(r.is_error, false, textOf(r.content));
+  assert.match(textOf(results[0].content), /hello from the store/);
+
+  // the final flush runs when the item ends (idle): wait for the writes to land
+  const mems = c3.beta.memoryStores.memories;
+  let listed = [];
+  for (let i = 0; i < 200; i++) {
+    listed = await all(mems.list(rw.id, { view: 'full', limit: 20 }));
+    const today = listed.find((m) => m.path === '/learned/today.md');
+    const n = listed.find((m) => m.path === '/notes.md');
+    if (today && n?.content.startsWith('goodbye')) break;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  assert.equal(listed.find((m) => m.path === '/learned/today.md')?.content, 'learned\n');
+  const n = listed.find((m) => m.path === '/notes.md');
+  assert.equal(n.id, notes.id); // updated in place, under its precondition
+  assert.equal(n.content, 'goodbye from the store\n');
+  const vs = await all(c3.beta.memoryStores.memoryVersions.list(rw.id, { session_id: session.id }));
+  assert.deepEqual(vs.map((v) => v.operation).sort(), ['created', 'modified']);
+  assert.ok(vs.every((v) => v.created_by.type === 'session_actor' && v.created_by.session_id === session.id));
+  // the read_only store is untouched
+  assert.deepEqual((await all(mems.list(ro.id))).map((m) => m.path), ['/ref.md']);
+  abort.abort();
+  await running;
 });
