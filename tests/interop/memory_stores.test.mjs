@@ -255,6 +255,35 @@ test('memory versions: list, filters, retrieve, redact keeps the row and drops t
   assert.equal((await vers.retrieve(created.id, { memory_store_id: st.id, view: 'full' })).content, null);
 });
 
+test('concurrent writers of one memory: exactly one wins each precondition, nothing is lost', async () => {
+  const st = await client.beta.memoryStores.create({ name: 'race' });
+  const mems = client.beta.memoryStores.memories;
+  const m = await mems.create(st.id, { path: '/race.md', content: 'v0' });
+  let cur = 'v0';
+  for (let round = 1; round <= 5; round++) {
+    const tries = Array.from({ length: 8 }, (_, i) => mems.update(m.id, { memory_store_id: st.id,
+      content: `r${round}-w${i}`, precondition: { type: 'content_sha256', content_sha256: sha(cur) } })
+      .then((x) => ({ ok: x }), (err) => ({ err })));
+    const out = await Promise.all(tries);
+    const won = out.filter((o) => o.ok);
+    assert.equal(won.length, 1, `round ${round}: ${won.length} winners`);
+    for (const o of out.filter((x) => x.err)) {
+      assert.equal(o.err.status, 409);
+      assert.equal(o.err.error.error.type, 'memory_precondition_failed_error');
+    }
+    const got = await mems.retrieve(m.id, { memory_store_id: st.id });
+    assert.equal(got.content_sha256, won[0].ok.content_sha256); // the winner's write is what is stored
+    cur = got.content;
+  }
+  // one version per accepted write, none for refused ones
+  assert.equal((await all(client.beta.memoryStores.memoryVersions.list(st.id, { memory_id: m.id }))).length, 6);
+  // racing creates of one path: one memory, the others 409 path conflicts
+  const creates = await Promise.all(Array.from({ length: 8 }, (_, i) =>
+    mems.create(st.id, { path: '/same.md', content: `c${i}` }).then((x) => ({ ok: x }), (err) => ({ err }))));
+  assert.equal(creates.filter((o) => o.ok).length, 1);
+  assert.ok(creates.filter((o) => o.err).every((o) => o.err.error.error.type === 'memory_path_conflict_error'));
+});
+
 async function envWithKey() {
   const env = await client.beta.environments.create({ name: 'mem-env', config: { type: 'self_hosted' } });
   const r = await fetch(`${srv.baseURL}/v1/environments/${env.id}/keys`, {
