@@ -14,6 +14,7 @@
 #include "audit_chain.h"
 #include "buf.h"
 #include "err.h"
+#include "jose.h"
 #include "util.h"
 
 static const char audit_verify_text[] =
@@ -22,7 +23,10 @@ static const char audit_verify_text[] =
     "        record (FILE:LINE: seq N: what is wrong)\n"
     "\n"
     "  --anchor SEQ:HASH  the export starts after record SEQ, whose hash is HASH\n"
-    "                     (a partial export); default: it starts at seq 1\n";
+    "                     (a partial export); default: it starts at seq 1\n"
+    "  --jwks FILE        check the signatures of audit.checkpoint records with these\n"
+    "                     keys (the server's /.well-known/jwks.json): a checkpoint whose\n"
+    "                     signature or named head is wrong is the first bad record\n";
 
 static const char audit_export_text[] =
     "export  copy the server's audit log (audit.file, default\n"
@@ -39,7 +43,7 @@ static void
 audit_usage(FILE *f)
 {
 	fprintf(f,
-	        "usage: airlock audit verify [--anchor SEQ:HASH] FILE\n"
+	        "usage: airlock audit verify [--anchor SEQ:HASH] [--jwks FILE] FILE\n"
 	        "       airlock audit export [--since TIME] [--out FILE|-] FILE\n"
 	        "\n%s\n%s",
 	        audit_verify_text, audit_export_text);
@@ -52,17 +56,91 @@ audit_export_usage(FILE *f)
 	        audit_export_text);
 }
 
+/* Checkpoint signatures (--jwks): the JWS must verify with one of the keys and name the
+ * record before the checkpoint (its seq and hash), as the record's own fields do. */
+struct cp_check {
+	struct jose_keyset *ks;
+	uint64_t verified, unsigned_n, last_seq;
+	const char *path;
+};
+
+static int
+cp_verify(void *arg, const json_t *rec, const char *hash)
+{
+	struct cp_check *x = arg;
+	const json_t *res = json_object_get(rec, "resources");
+	const char *jws = json_string_value(json_object_get(res, "jws"));
+	json_int_t seq = json_integer_value(json_object_get(rec, "seq"));
+	const char *prev = json_string_value(json_object_get(rec, "prev"));
+	json_t *pl = NULL;
+	char err[256] = "";
+	(void)hash;
+	if (jws == NULL) {
+		x->unsigned_n++;
+		return 0;
+	}
+	int r = jose_verify(jws, strlen(jws), x->ks, JOSE_ALGS_ALL, &pl, err, sizeof err);
+	if (r == 0 && (json_integer_value(json_object_get(pl, "seq")) != seq - 1 ||
+	               !json_is_string(json_object_get(pl, "hash")) || prev == NULL ||
+	               strcmp(json_string_value(json_object_get(pl, "hash")), prev) != 0 ||
+	               json_integer_value(json_object_get(res, "seq")) != seq - 1 ||
+	               !json_is_string(json_object_get(res, "hash")) ||
+	               strcmp(json_string_value(json_object_get(res, "hash")), prev) != 0)) {
+		snprintf(err, sizeof err, "the signed head is not the record before it");
+		r = AL_E_INVAL;
+	}
+	json_decref(pl);
+	if (r != 0) {
+		fprintf(stderr, "%s: checkpoint seq %lld: %s\n", x->path, (long long)seq, err);
+		return r;
+	}
+	x->verified++;
+	x->last_seq = (uint64_t)seq;
+	return 0;
+}
+
+static int
+load_jwks(const char *file, struct jose_keyset **ks)
+{
+	char err[256];
+	struct buf b;
+	char chunk[4096];
+	size_t n;
+	int r = AL_E_IO;
+	buf_init(&b, JOSE_MAX_JWKS);
+	FILE *f = fopen(file, "rb");
+	if (f == NULL) {
+		fprintf(stderr, "%s: %s\n", file, strerror(errno));
+		goto out;
+	}
+	while ((n = fread(chunk, 1, sizeof chunk, f)) > 0) {
+		if (buf_add(&b, chunk, n) != 0) {
+			fprintf(stderr, "%s: larger than a key set may be\n", file);
+			goto out;
+		}
+	}
+	if ((r = jose_jwks_parse(b.data ? b.data : "", b.len, ks, err, sizeof err)) != 0)
+		fprintf(stderr, "%s: %s\n", file, err);
+out:
+	if (f)
+		fclose(f);
+	buf_free(&b);
+	return r;
+}
+
 static int
 audit_verify_main(int argc, char **argv)
 {
 	static const struct option opts[] = {
 	    {"anchor", required_argument, NULL, 'a'},
+	    {"jwks", required_argument, NULL, 'j'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
 	struct audit_verify v;
-	const char *anchor = NULL;
-	int ch;
+	struct cp_check cp = {0};
+	const char *anchor = NULL, *jwks = NULL;
+	int ch, rc = 2;
 	audit_verify_init(&v);
 	optind = 1;
 	opterr = 0; /* cli_option_error words it */
@@ -70,6 +148,9 @@ audit_verify_main(int argc, char **argv)
 		switch (ch) {
 		case 'a':
 			anchor = optarg;
+			break;
+		case 'j':
+			jwks = optarg;
 			break;
 		case 'h':
 			audit_usage(stdout);
@@ -83,6 +164,13 @@ audit_verify_main(int argc, char **argv)
 		return 2;
 	}
 	const char *path = argv[optind];
+	if (jwks) {
+		if (load_jwks(jwks, &cp.ks) != 0)
+			return 2;
+		cp.path = path;
+		v.checkpoint = cp_verify;
+		v.checkpoint_ctx = &cp;
+	}
 	if (anchor) {
 		const char *colon = strchr(anchor, ':');
 		uint64_t seq;
@@ -91,13 +179,13 @@ audit_verify_main(int argc, char **argv)
 		    audit_verify_anchor(&v, seq, colon + 1) != 0) {
 			fprintf(stderr,
 			        "airlock audit verify: --anchor wants SEQ:HASH (64 hex digits)\n");
-			return 2;
+			goto out;
 		}
 	}
 	FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "rb");
 	if (f == NULL) {
 		fprintf(stderr, "%s: %s\n", path, strerror(errno));
-		return 2;
+		goto out;
 	}
 	int r = audit_verify_stream(&v, f);
 	if (f != stdin)
@@ -112,11 +200,12 @@ audit_verify_main(int argc, char **argv)
 			        v.msg);
 		fprintf(stderr, "%s: %llu records verified before it\n", path,
 		        (unsigned long long)v.count);
-		return 1;
+		rc = 1;
+		goto out;
 	}
 	if (r != 0) {
 		fprintf(stderr, "%s: %s\n", path, v.msg);
-		return 2;
+		goto out;
 	}
 	printf("%s: ok: %llu records", path, (unsigned long long)v.count);
 	if (v.count)
@@ -124,11 +213,25 @@ audit_verify_main(int argc, char **argv)
 		       (unsigned long long)(v.head.seq - v.count + 1),
 		       (unsigned long long)v.head.seq, v.head.last);
 	printf("\n");
-	if (v.checkpoints)
-		printf("%s: %llu checkpoints chained; their signatures are not checked (no "
-		       "checkpoint key support yet)\n",
+	if (jwks && cp.verified)
+		printf("%s: %llu signed checkpoints verified, the last at seq %llu; %llu records "
+		       "after it are not covered by a signature\n",
+		       path, (unsigned long long)cp.verified, (unsigned long long)cp.last_seq,
+		       (unsigned long long)(v.head.seq - cp.last_seq));
+	else if (jwks)
+		printf("%s: no signed checkpoint: a cut tail or a rewritten log would not show\n",
+		       path);
+	else if (v.checkpoints)
+		printf("%s: %llu checkpoints chained; their signatures are not checked (give "
+		       "--jwks FILE)\n",
 		       path, (unsigned long long)v.checkpoints);
-	return 0;
+	if (cp.unsigned_n)
+		printf("%s: %llu checkpoints carry no signature (the server had no signing key)\n",
+		       path, (unsigned long long)cp.unsigned_n);
+	rc = 0;
+out:
+	jose_keyset_free(cp.ks);
+	return rc;
 }
 
 /* The state of one export: the chain checked so far and where the copy starts. */

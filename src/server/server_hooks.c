@@ -186,8 +186,8 @@ server_hooks_stop(struct server *s)
 	vaults_shutdown(s);
 	oidc_free(s->oidc);
 	s->oidc = NULL;
+	audit_close(s); /* its last checkpoint is signed with the agent-identity key */
 	agent_identity_free(s->agent_identity);
 	s->agent_identity = NULL;
 	policy_stop(s);
-	audit_close(s);
 }

@@ -106,7 +106,9 @@ before(async () => {
   policyFile = path.join(dir, 'policy.yaml');
   writePolicy(POLICY());
   srv = await startServer({
+    dataDir: mkdtempSync(path.join(dir, 'data-')), // kept after stop: the last checkpoint
     env: {
+      AIRLOCK_AGENT_IDENTITY_ISSUER: 'https://agents.bank.test', // signs the checkpoints
       AIRLOCK_OIDC_ISSUER: idp.issuer,
       AIRLOCK_OIDC_AUDIENCE: 'airlock',
       AIRLOCK_POLICY_FILE: policyFile,
@@ -372,4 +374,55 @@ test('no secret reaches the audit log', () => {
   }
   // and the checks would see one: the tool names and ids are there in clear
   assert.ok(text.includes(sessions.bob.id));
+});
+
+// Canonical bytes as docs/server/audit.md defines them (sorted keys, compact; no control
+// characters in these records), to forge what a tamperer with write access could: a
+// record edited and every record after it re-hashed into a valid chain.
+const canon = (v) => (Array.isArray(v) ? `[${v.map(canon).join(',')}]`
+  : v && typeof v === 'object' ? `{${Object.keys(v).sort().map((k) => `${JSON.stringify(k)}:${canon(v[k])}`).join(',')}}`
+    : JSON.stringify(v));
+function rechain(recs) {
+  let prev = recs[0].prev;
+  return recs.map((r) => {
+    const { hash, ...rest } = r;
+    rest.prev = prev;
+    prev = sha256(canon(rest));
+    return JSON.stringify({ ...rest, hash: prev });
+  });
+}
+
+test('checkpoints signed with the published keys: a cut tail or a rewritten log shows', async () => {
+  const jwks = await (await fetch(`${srv.baseURL}/.well-known/jwks.json`)).json();
+  const jf = path.join(dir, 'jwks.json');
+  writeFileSync(jf, JSON.stringify(jwks));
+  await srv.stop(); // writes the shutdown checkpoint
+  const recs = lines().map((l) => JSON.parse(l));
+  const last = recs.at(-1);
+  assert.equal(last.action, 'audit.checkpoint');
+  assert.equal(last.outcome, 'signed');
+  assert.deepEqual([last.resources.seq, last.resources.hash], [last.seq - 1, last.prev]);
+  const ok = spawnSync(BIN, ['audit', 'verify', '--jwks', jf, auditFile()], { encoding: 'utf8' });
+  assert.equal(ok.status, 0, ok.stderr);
+  assert.match(ok.stdout, new RegExp(`signed checkpoints verified, the last at seq ${last.seq}; 0 records after it`));
+
+  // a rewritten log: record 3 edited, every record after it re-hashed (a valid chain)
+  const forged = recs.map((r) => ({ ...r }));
+  forged[2] = { ...forged[2], outcome: 'rewritten' };
+  const chain = [...recs.slice(0, 2).map((r) => JSON.stringify(r)), ...rechain(forged.slice(2))];
+  const ff = path.join(dir, 'rewritten.jsonl');
+  writeFileSync(ff, chain.join('\n') + '\n');
+  const plain = spawnSync(BIN, ['audit', 'verify', ff], { encoding: 'utf8' });
+  assert.equal(plain.status, 0, 'without keys the rewritten chain passes: ' + plain.stderr);
+  const bad = spawnSync(BIN, ['audit', 'verify', '--jwks', jf, ff], { encoding: 'utf8' });
+  assert.equal(bad.status, 1, bad.stdout);
+  assert.match(bad.stderr, new RegExp(`:${last.seq}: seq ${last.seq}: checkpoint signature does not verify`));
+  assert.match(bad.stderr, /the signed head is not the record before it/);
+
+  // a cut tail: no signed checkpoint left to vouch for it
+  const cf = path.join(dir, 'cut.jsonl');
+  writeFileSync(cf, lines().slice(0, -2).join('\n') + '\n');
+  const cut = spawnSync(BIN, ['audit', 'verify', '--jwks', jf, cf], { encoding: 'utf8' });
+  assert.equal(cut.status, 0);
+  assert.match(cut.stdout, /no signed checkpoint/);
 });

@@ -9,6 +9,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "agent_identity.h"
 #include "api.h"
 #include "audit.h"
 #include "audit_store.h"
@@ -49,9 +50,12 @@ struct audit_log {
 	uint64_t unauth_window_ms, unauth_suppressed;
 	unsigned unauth_in_window;
 	int64_t unauth_since_us;
+	uint64_t cp_seq, cp_at_ms; /* the last checkpoint's own seq, and when */
 };
 
 #define OUTBOX_POLL_MS 1000
+#define AUDIT_CHECKPOINT_EVERY 1000 /* records between checkpoints at most, */
+#define AUDIT_CHECKPOINT_MS 60000   /* or a minute when any were written */
 #define OUTBOX_BATCH 64
 
 static void staged_drop(struct audit_log *lg, size_t from);
@@ -451,6 +455,41 @@ unauth_summary(struct audit_log *lg)
 	json_decref(res);
 }
 
+/* A checkpoint: a record naming the chain's head (the record before it) with a JWS over
+ * {iss, seq, hash, iat} signed by the agent-identity key when it is on (verifiers use the
+ * JWKS the server publishes): someone who rewrites the log after it, or cuts its tail,
+ * cannot produce a signed head that matches. Unsigned (outcome "unsigned") without a key. */
+static void
+checkpoint(struct audit_log *lg, const char *trigger)
+{
+	struct server *s = lg->srv;
+	struct audit_chain head = lg->f.chain;
+	if (head.seq == 0 || head.seq == lg->cp_seq)
+		return; /* nothing since the last one */
+	json_t *res = json_pack("{s:I, s:s, s:s}", "seq", (json_int_t)head.seq, "hash", head.last,
+	                        "trigger", trigger);
+	char *jws = NULL;
+	if (s->agent_identity) {
+		json_t *pl =
+		    json_pack("{s:s, s:I, s:s, s:I}", "iss",
+		              agent_identity_issuer(s->agent_identity), "seq", (json_int_t)head.seq,
+		              "hash", head.last, "iat", (json_int_t)(now_real_us() / 1000000));
+		jws = agent_identity_sign(s->agent_identity, pl);
+		json_decref(pl);
+		if (jws)
+			json_object_set_new(res, "jws", json_string(jws));
+	}
+	struct audit_event e = {.action = AUDIT_CHECKPOINT_ACTION,
+	                        .outcome = jws ? "signed" : "unsigned",
+	                        .resources = res};
+	if (audit_emit(s, &e) == 0) {
+		lg->cp_seq = lg->f.chain.seq;
+		lg->cp_at_ms = now_mono_ms();
+	}
+	free(jws);
+	json_decref(res);
+}
+
 static void
 outbox_tick(struct loop *l, void *arg)
 {
@@ -459,6 +498,12 @@ outbox_tick(struct loop *l, void *arg)
 	unauth_summary(lg);
 	outbox_drain(lg);
 	outbox_flush(lg);
+	uint64_t since = lg->f.chain.seq - lg->cp_seq;
+	if (lg->cp_at_ms == 0)
+		lg->cp_at_ms = now_mono_ms(); /* the first minute counts from start */
+	if (since >= AUDIT_CHECKPOINT_EVERY ||
+	    (since > 0 && now_mono_ms() - lg->cp_at_ms >= AUDIT_CHECKPOINT_MS))
+		checkpoint(lg, "periodic");
 }
 
 struct outbox_rows {
@@ -599,6 +644,8 @@ audit_close(struct server *s)
 		loop_timer_cancel(s->loop, s->audit->outbox_timer);
 		outbox_flush(s->audit);
 	}
+	if (s->audit && s->audit->srv)
+		checkpoint(s->audit, "shutdown");
 	audit_log_free(s->audit);
 	s->audit = NULL;
 }

@@ -197,3 +197,10 @@ agent_identity_discovery(const struct agent_identity *ai)
 	free(uri);
 	return d;
 }
+
+char *
+agent_identity_sign(struct agent_identity *ai, const json_t *payload)
+{
+	char *tok = NULL;
+	return jose_sign(ai->key, ai->alg, payload, &tok) == 0 ? tok : NULL;
+}

@@ -44,6 +44,10 @@ void agent_identity_free(struct agent_identity *ai);
 const char *agent_identity_issuer(const struct agent_identity *ai);
 /* A fresh token (malloc'ed), or NULL when signing failed (logged). */
 char *agent_identity_mint(struct agent_identity *ai, const struct agent_identity_claims *c);
+/* A compact JWS of payload with the current key (its kid in the header), for other
+ * statements the server vouches for with the same published keys: the audit log's
+ * checkpoints (docs/server/audit.md). malloc'ed, or NULL when signing failed. */
+char *agent_identity_sign(struct agent_identity *ai, const json_t *payload);
 /* {"keys":[current, previous…]}: what /.well-known/jwks.json serves. New reference. */
 json_t *agent_identity_jwks(const struct agent_identity *ai);
 /* {"issuer", "jwks_uri"}: the discovery document receivers may fetch. New reference. */

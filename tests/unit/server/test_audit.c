@@ -3,8 +3,8 @@
  * time), cursor paging in both orders, and the scan bound that ends a page early when
  * matches are rare; a failed write makes the server refuse until a retry writes the
  * "audit.recovered" record; the agent loop's records, committed with its events through
- * the outbox, reach the file exactly once across a crash. The HTTP route and the emit
- * points run in interop-audit. */
+ * the outbox, reach the file exactly once across a crash; closing adds a checkpoint. The HTTP route
+ * and the emit points run in interop-audit. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -384,7 +384,23 @@ test_outbox_across_a_crash(void **state)
 	assert_int_equal(audit_store_outbox_list(s.db, 0, 100, count_row, &rows), 0);
 	assert_int_equal(rows, 0);
 	audit_close(&s);
-	assert_file_valid(file, 3);
+	/* and close adds a checkpoint naming the head (unsigned: no agent-identity key here) */
+	assert_file_valid(file, 4);
+	struct audit_log *lg = NULL;
+	char err[256];
+	struct audit_query q = all();
+	json_t *data;
+	uint64_t next;
+	assert_int_equal(audit_log_open(file, &lg, err, sizeof err), 0);
+	q.action = AUDIT_CHECKPOINT_ACTION;
+	assert_int_equal(audit_log_query(lg, &q, &data, &next), 0);
+	assert_int_equal(json_array_size(data), 1);
+	json_t *cp = json_array_get(data, 0);
+	assert_string_equal(json_string_value(json_object_get(cp, "outcome")), "unsigned");
+	assert_int_equal(
+	    json_integer_value(json_object_get(json_object_get(cp, "resources"), "seq")), 3);
+	json_decref(data);
+	audit_log_free(lg);
 
 	json_decref(one);
 	json_decref(two);
