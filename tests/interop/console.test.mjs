@@ -5,11 +5,15 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import https from 'node:https';
+import { tmpdir } from 'node:os';
+import net from 'node:net';
 import path from 'node:path';
 import Anthropic from '@anthropic-ai/sdk';
 import { startServer } from './lib/server.mjs';
 import { startMockModel } from './lib/mockmodel.mjs';
+import { makeEdgeCert } from './lib/edge_cert.mjs';
 
 const CHROMIUM = process.env.AIRLOCK_CHROMIUM ?? '/usr/bin/chromium';
 const HDR = 'x-airlock-console';
@@ -24,6 +28,39 @@ async function signIn(base, key, headers = { [HDR]: '1' }) {
   const setCookie = res.headers.get('set-cookie');
   const cookie = setCookie ? setCookie.split(';')[0] : null;
   return { res, body, setCookie, cookie };
+}
+
+// A TCP relay in front of the server whose connections the test can cut, as a flaky
+// network would (the browser's offline mode does not end a response in progress).
+async function startRelay(port) {
+  const pairs = new Set();
+  let down = false;
+  const srv = net.createServer((c) => {
+    if (down) return c.destroy();
+    const u = net.connect(port, '127.0.0.1');
+    const pair = { c, u };
+    pairs.add(pair);
+    const end = () => {
+      c.destroy();
+      u.destroy();
+      pairs.delete(pair);
+    };
+    for (const s of [c, u]) s.on('error', end).on('close', end);
+    c.pipe(u);
+    u.pipe(c);
+  });
+  await new Promise((r) => srv.listen(0, '127.0.0.1', r));
+  return {
+    url: `http://127.0.0.1:${srv.address().port}`,
+    cut() {
+      down = true;
+      for (const p of pairs) p.c.destroy();
+    },
+    restore() {
+      down = false;
+    },
+    close: () => new Promise((r) => srv.close(r)),
+  };
 }
 
 const v1 = (base, p, cookie, csrf, init = {}) =>
@@ -148,6 +185,36 @@ test('console sign-in: the key checked as the API does, cookie session, CSRF hea
   assert.ok(!audit.some((r) => JSON.stringify(r).includes(server.apiKey)), 'no key in the audit log');
 });
 
+test('console over TLS: the cookie is Secure', async (t) => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'airlock-console-tls-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const cert = makeEdgeCert(dir);
+  const server = await startServer({ args: ['--tls-cert', cert.cert, '--tls-key', cert.key] });
+  t.after(() => server.stop());
+  const body = JSON.stringify({ key: server.apiKey });
+  const res = await new Promise((resolve, reject) => {
+    const req = https.request(
+      {
+        host: '127.0.0.1',
+        servername: 'localhost',
+        port: server.port,
+        path: '/console/login',
+        method: 'POST',
+        ca: readFileSync(cert.ca),
+        headers: { 'content-type': 'application/json', [HDR]: '1', 'content-length': Buffer.byteLength(body) },
+      },
+      (r) => {
+        r.resume();
+        r.on('end', () => resolve(r));
+      },
+    );
+    req.on('error', reject);
+    req.end(body);
+  });
+  assert.equal(res.statusCode, 200);
+  assert.match(res.headers['set-cookie'][0], /; HttpOnly; SameSite=Strict; Secure$/);
+});
+
 test('console in Chromium: sign in, watch a session live, approve one ask-gated call and deny another, sign out', async (t) => {
   if (!existsSync(CHROMIUM)) {
     t.skip(`no Chromium at ${CHROMIUM} (apt-get install chromium; tools/deps.sh installs it)`);
@@ -160,12 +227,16 @@ test('console in Chromium: sign in, watch a session live, approve one ask-gated 
     { content: [{ type: 'text', text: `The command printed hi. ${hostile}` }] },
     { content: [{ type: 'tool_use', name: 'write', input: { file_path: 'x.txt', content: 'x' } }] },
     { match: 'no writes today', content: [{ type: 'text', text: 'Understood, not writing.' }] },
+    { content: [{ type: 'text', text: 'Back again.' }] },
+    { delay_ms: 60000, content: [{ type: 'text', text: 'never delivered' }] },
   ]);
   t.after(() => mock.stop());
   const server = await startServer({
     env: { AIRLOCK_MODEL_API_KEY: 'mock-model-key', AIRLOCK_MODEL_BASE_URL: mock.url, AIRLOCK_MODEL_RETRY_BASE_MS: '10' },
   });
   t.after(() => server.stop());
+  const relay = await startRelay(server.port);
+  t.after(() => relay.close());
   const client = new Anthropic({ baseURL: server.baseURL, apiKey: server.apiKey, maxRetries: 0 });
   const agent = await client.beta.agents.create({
     name: 'console-agent',
@@ -173,6 +244,8 @@ test('console in Chromium: sign in, watch a session live, approve one ask-gated 
     tools: [{ type: 'agent_toolset_20260401', default_config: { permission_policy: { type: 'always_ask' } } }],
   });
   const env = await client.beta.environments.create({ name: 'console-env', config: { type: 'self_hosted' } });
+  // more sessions than one page of the list holds (20)
+  for (let i = 0; i < 21; i++) await client.beta.sessions.create({ agent: agent.id, environment_id: env.id, title: `filler ${i}` });
   const session = await client.beta.sessions.create({ agent: agent.id, environment_id: env.id, title: 'Console test' });
 
   const browser = await puppeteer.launch({
@@ -187,7 +260,7 @@ test('console in Chromium: sign in, watch a session live, approve one ask-gated 
   const consoleErrors = [];
   page.on('request', (r) => {
     const u = new URL(r.url());
-    if (u.protocol !== 'data:' && u.origin !== server.baseURL) foreign.push(r.url());
+    if (u.protocol !== 'data:' && u.origin !== relay.url) foreign.push(r.url());
   });
   page.on('console', (m) => m.type() === 'error' && consoleErrors.push(m.text()));
   page.on('pageerror', (e) => consoleErrors.push(String(e)));
@@ -203,7 +276,7 @@ test('console in Chromium: sign in, watch a session live, approve one ask-gated 
     throw e;
   }
   async function run(page) {
-  const resp = await page.goto(`${server.baseURL}/console/`);
+  const resp = await page.goto(`${relay.url}/console/`);
   assert.match(resp.headers()['content-security-policy'], /default-src 'self'/);
   await page.waitForSelector('#signin');
 
@@ -224,6 +297,16 @@ test('console in Chromium: sign in, watch a session live, approve one ask-gated 
   const stored = await page.evaluate(() => JSON.stringify({ ...localStorage }) + JSON.stringify({ ...sessionStorage }) + document.cookie);
   assert.ok(!stored.includes(server.apiKey) && !stored.includes('airlock_console'), stored);
 
+  // paging with the API's cursors: 20 here, the 2 oldest on the next page, and back
+  assert.equal((await page.$$('tr[data-session-id]')).length, 20);
+  await page.click('.pager a[href*="page="]');
+  await page.waitForFunction(() => document.querySelectorAll('tr[data-session-id]').length === 2);
+  assert.deepEqual(await page.$$eval('tr[data-session-id] td:first-child', (ns) => ns.map((n) => n.textContent)), ['filler 1', 'filler 0']);
+  await page.click('.pager a');
+  await page.waitForSelector(`tr[data-session-id="${session.id}"]`);
+  const shots = path.join(path.dirname(process.env.AIRLOCK_BIN), '..', 'tests', 'console', 'screenshots');
+  mkdirSync(shots, { recursive: true });
+  await page.screenshot({ path: path.join(shots, 'sessions.png') });
   await page.click(`tr[data-session-id="${session.id}"] a`);
   await page.waitForSelector('#stream-state[data-state="live"]');
 
@@ -293,8 +376,36 @@ test('console in Chromium: sign in, watch a session live, approve one ask-gated 
   const ids2 = await page.$$eval('li[data-event-id]', (ns) => ns.map((n) => n.dataset.eventId));
   assert.deepEqual(ids2, ids);
 
-  const shots = path.join(path.dirname(process.env.AIRLOCK_BIN), '..', 'tests', 'console', 'screenshots');
-  mkdirSync(shots, { recursive: true });
+  // a dropped connection: what happened meanwhile appears once it is back, nothing twice
+  relay.cut();
+  await page.waitForSelector('#stream-state[data-state="reconnecting"]');
+  await client.beta.sessions.events.send(session.id, {
+    events: [{ type: 'user.message', content: [{ type: 'text', text: 'while you were away' }] }],
+  });
+  const back = (await client.beta.sessions.events.list(session.id, { limit: 1000 })).data;
+  await new Promise((r) => setTimeout(r, 300));
+  assert.ok(!(await page.$$eval('li[data-event-type="user.message"]', (ns) => ns.some((n) => n.textContent.includes('while you were away')))));
+  relay.restore();
+  await page.waitForSelector('#stream-state[data-state="live"]');
+  await page.waitForFunction(() =>
+    [...document.querySelectorAll('li[data-event-type="agent.message"]')].some((n) => n.textContent.includes('Back again.')),
+  );
+  const ids3 = await page.$$eval('li[data-event-id]', (ns) => ns.map((n) => n.dataset.eventId));
+  assert.equal(new Set(ids3).size, ids3.length, 'no event twice after the reconnect');
+  assert.ok(back.every((e) => ids3.includes(e.id) || !['user.message', 'agent.message'].includes(e.type)));
+
+  // interrupt a turn whose model call hangs
+  await page.waitForFunction(() => document.querySelector('#session-status')?.textContent.includes('idle'));
+  await page.type('#message', 'take your time');
+  await page.click('#composer button[type=submit]');
+  await page.waitForFunction(() => document.querySelector('#session-status')?.textContent.includes('running'));
+  while ((await mock.requests()).length < 6) await new Promise((r) => setTimeout(r, 20));
+  await page.click('#interrupt');
+  await page.waitForSelector('li[data-event-type="user.interrupt"]');
+  await page.waitForFunction(() => document.querySelector('#session-status')?.textContent.includes('idle'));
+  assert.ok(!(await page.$eval('#events', (n) => n.textContent)).includes('never delivered'));
+
+  assert.ok((await page.$eval('#events', (n) => n.textContent)).includes('Model request cancelled'));
   await page.screenshot({ path: path.join(shots, 'session.png'), fullPage: true });
 
   // sign out: back to the form, and the browser's cookie opens nothing any more

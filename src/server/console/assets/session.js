@@ -15,6 +15,7 @@ export async function showSession(main, id) {
   const cards = new Map(); // tool_use_id -> card element
   const answered = new Set(); // tool_use_ids with a confirmation or a result
   let closed = false;
+  let interrupted = false; // a model call failing after an interrupt was cancelled, not broken
   let controller = null;
 
   const status = el('span', { id: 'session-status' }, statusBadge(s.status));
@@ -171,14 +172,21 @@ export async function showSession(main, id) {
     }
     if (t.startsWith('session.status_')) {
       const st = t.slice('session.status_'.length);
+      if (st !== 'running') interrupted = false;
       setStatus(st);
       const why = e.stop_reason?.type ? ` (${e.stop_reason.type})` : '';
       return item(e, 'status', `Session ${st}${why}`);
     }
     if (t === 'session.error' || t.endsWith('.error'))
       return item(e, 'err', el('div', { class: 'who', text: 'Error' }), el('div', { class: 'text', text: e.error?.message ?? e.message ?? json(e.error ?? e) }));
-    if (t === 'user.interrupt') return item(e, 'meta', 'Interrupted by user');
-    if (t === 'span.model_request_end') return e.is_error ? item(e, 'err', 'Model request failed') : null;
+    if (t === 'user.interrupt') {
+      interrupted = true;
+      return item(e, 'meta', 'Interrupted by user');
+    }
+    if (t === 'span.model_request_end') {
+      if (!e.is_error) return null;
+      return interrupted ? item(e, 'meta', 'Model request cancelled') : item(e, 'err', 'Model request failed');
+    }
     if (QUIET.has(t)) return null;
     return item(e, 'meta', el('details', {}, el('summary', { text: t }), el('pre', { class: 'io', text: json(e) })));
   }
