@@ -6,7 +6,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdtempSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, mkdtempSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import Anthropic from '@anthropic-ai/sdk';
@@ -30,6 +30,7 @@ after(async () => {
   rmSync(dataDir, { recursive: true, force: true });
 });
 
+const auditRecords = () => readFileSync(path.join(dataDir, 'audit.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
 const sha = (s) => createHash('sha256').update(s, 'utf8').digest('hex');
 const STORE_KEYS = ['archived_at', 'created_at', 'description', 'id', 'metadata', 'name', 'type', 'updated_at'];
 const MEM_KEYS = ['content', 'content_sha256', 'content_size_bytes', 'created_at', 'id', 'memory_store_id',
@@ -93,6 +94,7 @@ test('memory stores: create, retrieve, update, list with pages, archive, delete'
   const d = await client.beta.memoryStores.delete(s.id);
   assert.deepEqual(d, { id: s.id, type: 'memory_store_deleted' });
   await rejects(client.beta.memoryStores.retrieve(s.id), Anthropic.NotFoundError);
+  assert.ok(auditRecords().some((r) => r.action === 'memory_store.delete' && r.resources.memory_store_id === s.id));
 });
 
 test('memories: create, retrieve, list with prefixes, depth and pages, update, delete', async () => {
@@ -242,6 +244,9 @@ test('memory versions: list, filters, retrieve, redact keeps the row and drops t
   assert.notEqual(red.redacted_at, null);
   assert.equal(red.redacted_by.type, 'api_actor');
   for (const k of ['content', 'path', 'content_sha256', 'content_size_bytes']) assert.equal(red[k], null, k);
+  const rec = auditRecords().find((r) => r.action === 'memory_version.redact' && r.resources.memory_version_id === created.id);
+  assert.ok(rec, 'no audit record of the redaction');
+  assert.deepEqual([rec.resources.memory_store_id, rec.resources.memory_id], [st.id, m.id]);
   const again = await vers.retrieve(created.id, { memory_store_id: st.id });
   assert.equal(again.content, null);
   assert.equal(again.operation, 'created');

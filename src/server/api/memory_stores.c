@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "api.h"
+#include "audit.h"
 #include "buf.h"
 #include "err.h"
 #include "log.h"
@@ -424,6 +425,8 @@ delete_store(struct api_call *c)
 		return;
 	}
 	log_info("memory store deleted", "memory_store_id", c->params[0]);
+	audit_api(c, "memory_store.delete", NULL, "ok",
+	          json_pack("{s:s}", "memory_store_id", c->params[0]));
 	api_reply_json(c, 200,
 	               json_pack("{s:s, s:s}", "id", c->params[0], "type", "memory_store_deleted"));
 }
@@ -861,6 +864,10 @@ redact_version(struct api_call *c)
 	else {
 		log_info("memory version redacted", "memory_store_id", c->params[0],
 		         "memory_version_id", c->params[1]);
+		audit_api(c, "memory_version.redact", NULL, "ok",
+		          json_pack("{s:s, s:s, s:O?}", "memory_store_id", c->params[0],
+		                    "memory_version_id", c->params[1], "memory_id",
+		                    json_object_get(doc, "memory_id")));
 		api_reply_json(c, 200, doc);
 	}
 }
