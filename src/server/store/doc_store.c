@@ -5,6 +5,7 @@
 #include "db.h"
 #include "doc_store.h"
 #include "err.h"
+#include "util.h"
 
 int
 doc_store_collect(sqlite3_stmt *st, unsigned limit, struct doc_page *out)
@@ -63,4 +64,14 @@ doc_page_free(struct doc_page *p)
 		return;
 	json_decref(p->data);
 	p->data = NULL;
+}
+
+json_t *
+doc_store_time(int64_t real_us)
+{
+	char ts[32];
+	if (real_us == 0)
+		return json_null();
+	time_fmt_rfc3339(real_us, ts);
+	return json_string(ts);
 }

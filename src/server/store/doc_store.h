@@ -38,5 +38,8 @@ int doc_store_page(struct db *db, const char *table, const char *scope_col, cons
 /* Steps st (columns: seq, doc; at most limit+1 rows in page order) into out. */
 int doc_store_collect(sqlite3_stmt *st, unsigned limit, struct doc_page *out);
 void doc_page_free(struct doc_page *p);
+/* A stored µs timestamp as documents carry it: RFC 3339 string, or JSON null for 0.
+ * (The same rendering as api_time; stores do not include the API layer.) */
+json_t *doc_store_time(int64_t real_us);
 
 #endif

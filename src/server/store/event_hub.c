@@ -10,8 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "api.h"
 #include "buf.h"
+#include "doc_store.h"
 #include "err.h"
 #include "event_store.h"
 #include "events.h"
@@ -116,7 +116,7 @@ events_append_tx(struct server *s, const char *session_id, json_t *ev, bool proc
 		free(id);
 	}
 	int64_t now = now_real_us();
-	json_object_set_new(ev, "processed_at", processed ? api_time(now) : json_null());
+	json_object_set_new(ev, "processed_at", processed ? doc_store_time(now) : json_null());
 	const char *id = json_string_value(json_object_get(ev, "id"));
 	struct event_row row = {.id = id,
 	                        .session_id = session_id,

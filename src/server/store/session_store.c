@@ -4,19 +4,11 @@
 #include <string.h>
 
 #include "db.h"
+#include "doc_store.h"
 #include "err.h"
 #include "session_store.h"
 #include "util.h"
 #include "xalloc.h"
-
-/* A stored timestamp as the API renders it (RFC 3339, microseconds). */
-static json_t *
-time_json(int64_t real_us)
-{
-	char ts[32];
-	time_fmt_rfc3339(real_us, ts);
-	return json_string(ts);
-}
 
 json_t *
 session_store_get(struct db *db, const char *id, int *err)
@@ -114,7 +106,7 @@ session_store_set_status(struct db *db, const char *session_id, const char *stat
 	if (doc == NULL)
 		return err;
 	json_object_set_new(doc, "status", json_string(status));
-	json_object_set_new(doc, "updated_at", time_json(now_real_us()));
+	json_object_set_new(doc, "updated_at", doc_store_time(now_real_us()));
 	err = session_store_put(db, session_id, doc);
 	json_decref(doc);
 	return err;
@@ -173,7 +165,7 @@ session_store_add_usage(struct db *db, const char *session_id, const json_t *usa
 		add_int(dst, "web_fetch_requests", json_object_get(stu, "web_fetch_requests"));
 		add_int(dst, "web_search_requests", json_object_get(stu, "web_search_requests"));
 	}
-	json_object_set_new(doc, "updated_at", time_json(now_real_us()));
+	json_object_set_new(doc, "updated_at", doc_store_time(now_real_us()));
 	err = session_store_put(db, session_id, doc);
 	json_decref(doc);
 	return err;
