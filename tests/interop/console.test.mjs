@@ -5,7 +5,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import https from 'node:https';
 import { tmpdir } from 'node:os';
 import net from 'node:net';
@@ -222,6 +222,7 @@ test('console in Chromium: sign in, watch a session live, approve one ask-gated 
   }
   const puppeteer = (await import('puppeteer-core')).default;
   const hostile = '<img src=x onerror="window.__pwned=1"><script>window.__pwned=2</script>';
+  const hostileResult = 'hi <svg onload="window.__pwned=3"></svg> [click](javascript:window.__pwned=4) <a href="javascript:window.__pwned=5">x</a>';
   const mock = await startMockModel([
     { content: [{ type: 'tool_use', name: 'bash', input: { command: 'echo hi' } }] },
     { content: [{ type: 'text', text: `The command printed hi. ${hostile}` }] },
@@ -231,8 +232,18 @@ test('console in Chromium: sign in, watch a session live, approve one ask-gated 
     { delay_ms: 60000, content: [{ type: 'text', text: 'never delivered' }] },
   ]);
   t.after(() => mock.stop());
+  // a tool policy whose decision the page shows on the call it decided
+  const policyDir = mkdtempSync(path.join(tmpdir(), 'airlock-console-policy-'));
+  t.after(() => rmSync(policyDir, { recursive: true, force: true }));
+  const policyFile = path.join(policyDir, 'policy.yaml');
+  writeFileSync(policyFile, 'default: allow\nrules:\n  - id: writes-need-a-person\n    effect: ask\n    tools: [write]\n');
   const server = await startServer({
-    env: { AIRLOCK_MODEL_API_KEY: 'mock-model-key', AIRLOCK_MODEL_BASE_URL: mock.url, AIRLOCK_MODEL_RETRY_BASE_MS: '10' },
+    env: {
+      AIRLOCK_MODEL_API_KEY: 'mock-model-key',
+      AIRLOCK_MODEL_BASE_URL: mock.url,
+      AIRLOCK_MODEL_RETRY_BASE_MS: '10',
+      AIRLOCK_POLICY_FILE: policyFile,
+    },
   });
   t.after(() => server.stop());
   const relay = await startRelay(server.port);
@@ -326,7 +337,7 @@ test('console in Chromium: sign in, watch a session live, approve one ask-gated 
   await page.waitForFunction(() => document.querySelector('#session-status')?.textContent.includes('running'));
   // the worker's part (no worker here): the allowed call's result
   await client.beta.sessions.events.send(session.id, {
-    events: [{ type: 'user.tool_result', tool_use_id: useId, content: [{ type: 'text', text: 'hi' }], is_error: false }],
+    events: [{ type: 'user.tool_result', tool_use_id: useId, content: [{ type: 'text', text: hostileResult }], is_error: false }],
   });
   await page.waitForFunction(() =>
     [...document.querySelectorAll('li[data-event-type="agent.message"]')].some((n) => n.textContent.includes('The command printed hi.')),
@@ -335,7 +346,8 @@ test('console in Chromium: sign in, watch a session live, approve one ask-gated 
   const msg = await page.$$eval('li[data-event-type="agent.message"] .text', (ns) => ns.map((n) => n.textContent).join('\n'));
   assert.ok(msg.includes(hostile), msg);
   assert.equal(await page.evaluate(() => window.__pwned), undefined);
-  assert.equal(await page.$('li[data-event-type="agent.message"] img'), null);
+  assert.equal(await page.$('#events img, #events svg, #events script, #events a'), null);
+  assert.ok((await page.$eval(`li[data-event-id="${useId}"]`, (c) => c.textContent)).includes(hostileResult));
 
   // a message typed in the console, then a call denied with a reason
   await page.waitForFunction(() => document.querySelector('#session-status')?.textContent.includes('idle'));
@@ -344,6 +356,7 @@ test('console in Chromium: sign in, watch a session live, approve one ask-gated 
   const deny = await page.waitForSelector('button[data-action="deny"]');
   const writeId = await deny.evaluate((b) => b.dataset.toolUseId);
   assert.notEqual(writeId, useId);
+  assert.match(await page.$eval(`li[data-event-id="${writeId}"]`, (c) => c.textContent), /policy rule writes-need-a-person \(ask\)/);
   await page.type(`li[data-event-id="${writeId}"] .deny-reason`, 'no writes today');
   await deny.click();
   await page.waitForSelector(`li[data-event-id="${writeId}"] [data-confirmation="deny"]`);
