@@ -60,6 +60,7 @@ let agent;
 let env;
 let envKey;
 let cliKey;
+const VAULT_TOKENS = ['vault-token-SECRET-1f3a', 'vault-token-SECRET-2b4c'];
 const tokens = {};
 const sessions = {};
 
@@ -263,6 +264,22 @@ test('keys made and revoked with airlock keys while the server runs reach its lo
   assert.match(fail.resources.reason, /revoked/);
 });
 
+test('vault credentials: created, replaced, archived, deleted; never their token', async () => {
+  const v = await admin.beta.vaults.create({ display_name: 'audit' });
+  const c = await admin.beta.vaults.credentials.create(v.id, {
+    auth: { type: 'static_bearer', mcp_server_url: 'https://mcp.bank.test/mcp', token: VAULT_TOKENS[0] },
+  });
+  await admin.beta.vaults.credentials.update(c.id, { vault_id: v.id, auth: { type: 'static_bearer', token: VAULT_TOKENS[1] } });
+  await admin.beta.vaults.credentials.archive(c.id, { vault_id: v.id });
+  await admin.beta.vaults.credentials.delete(c.id, { vault_id: v.id });
+  await admin.beta.vaults.archive(v.id);
+  const recs = (await all('order=asc')).filter((r) => r.resources.vault_id === v.id);
+  assert.deepEqual(recs.map((r) => r.action), ['vault.credential.create', 'vault.credential.update',
+    'vault.credential.archive', 'vault.credential.delete', 'vault.archive']);
+  assert.ok(recs.slice(0, 4).every((r) => r.resources.credential_id === c.id));
+  assert.equal(recs[1].resources.secret_replaced, true);
+});
+
 test('GET /v1/audit_events: administrators only; the denial of anyone else is itself recorded', async () => {
   for (const name of ['bob', 'erin']) {
     const r = await audit('', { authorization: `Bearer ${await idp.token(name)}` });
@@ -361,6 +378,8 @@ test('no secret reaches the audit log', () => {
     'the refused key': WRONG_KEY,
     'the issued environment key': envKey.key,
     'the key airlock keys printed': cliKey,
+    'a vault token': VAULT_TOKENS[0],
+    'the replacing vault token': VAULT_TOKENS[1],
     'the model key': 'mock-model-key-SECRET-77aa',
     "bob's input": BOB_INPUT.command,
     "alice's input": ALICE_INPUT.command,

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "api.h"
+#include "audit.h"
 #include "environment_store.h"
 #include "err.h"
 #include "log.h"
@@ -272,6 +273,8 @@ delete_environment(struct api_call *c)
 		return;
 	}
 	log_info("environment deleted", "environment_id", id);
+	/* its keys were revoked with it */
+	audit_api(c, "environment.delete", NULL, "ok", json_pack("{s:s}", "environment_id", id));
 	api_reply_json(c, 200, json_pack("{s:s, s:s}", "id", id, "type", "environment_deleted"));
 }
 

@@ -512,10 +512,12 @@ archive_vault(struct api_call *c)
 	int r;
 	if (api_body_only(c, (const char *const[]){NULL}))
 		return;
-	if ((r = vaults_archive(c->srv, c->params[0], &doc, &e)) != 0)
+	if ((r = vaults_archive(c->srv, c->params[0], &doc, &e)) != 0) {
 		reply_status(c, r, &e);
-	else
-		api_reply_json(c, 200, doc);
+		return;
+	}
+	audit_api(c, "vault.archive", NULL, "ok", json_pack("{s:s}", "vault_id", c->params[0]));
+	api_reply_json(c, 200, doc);
 }
 
 static void
@@ -540,6 +542,7 @@ delete_vault(struct api_call *c)
 		return;
 	}
 	log_info("vault deleted", "vault_id", id);
+	audit_api(c, "vault.delete", NULL, "ok", json_pack("{s:s}", "vault_id", id));
 	api_reply_json(c, 200, json_pack("{s:s, s:s}", "id", id, "type", "vault_deleted"));
 }
 
@@ -715,6 +718,9 @@ update_credential(struct api_call *c)
 	}
 	if (tok)
 		log_info("vault credential token replaced", "vault_id", vid, "credential_id", cid);
+	audit_api(c, "vault.credential.update", NULL, "ok",
+	          json_pack("{s:s, s:s, s:b}", "vault_id", vid, "credential_id", cid,
+	                    "secret_replaced", tok != NULL));
 	api_reply_json(c, 200, doc);
 	doc = NULL;
 out:
@@ -733,10 +739,13 @@ archive_credential(struct api_call *c)
 	int r;
 	if (api_body_only(c, (const char *const[]){NULL}))
 		return;
-	if ((r = vaults_credential_archive(c->srv, c->params[0], c->params[1], &doc, &e)) != 0)
+	if ((r = vaults_credential_archive(c->srv, c->params[0], c->params[1], &doc, &e)) != 0) {
 		reply_status(c, r, &e);
-	else
-		api_reply_json(c, 200, doc);
+		return;
+	}
+	audit_api(c, "vault.credential.archive", NULL, "ok",
+	          json_pack("{s:s, s:s}", "vault_id", c->params[0], "credential_id", c->params[1]));
+	api_reply_json(c, 200, doc);
 }
 
 static void
@@ -756,6 +765,8 @@ delete_credential(struct api_call *c)
 	}
 	log_info("vault credential deleted", "vault_id", c->params[0], "credential_id",
 	         c->params[1]);
+	audit_api(c, "vault.credential.delete", NULL, "ok",
+	          json_pack("{s:s, s:s}", "vault_id", c->params[0], "credential_id", c->params[1]));
 	api_reply_json(
 	    c, 200,
 	    json_pack("{s:s, s:s}", "id", c->params[1], "type", "vault_credential_deleted"));

@@ -221,6 +221,7 @@ archive_tunnel(struct api_call *c)
 	}
 	tunnel_edge_close_tunnel(c->srv, c->params[0]);
 	log_info("tunnel archived", "tunnel_id", c->params[0]);
+	audit_api(c, "tunnel.archive", NULL, "ok", json_pack("{s:s}", "tunnel_id", c->params[0]));
 	api_reply_json(c, 200, o);
 }
 
