@@ -308,6 +308,12 @@ test('console in Chromium: sign in, watch a session live, approve one ask-gated 
   const stored = await page.evaluate(() => JSON.stringify({ ...localStorage }) + JSON.stringify({ ...sessionStorage }) + document.cookie);
   assert.ok(!stored.includes(server.apiKey) && !stored.includes('airlock_console'), stored);
 
+  // filters: no session is running; back to any status
+  await page.select('#filter-status', 'running');
+  await page.waitForFunction(() => location.hash.includes('status=running') && !document.querySelector('tr[data-session-id]'));
+  assert.match(await page.$eval('main', (m) => m.textContent), /No sessions here/);
+  await page.select('#filter-status', '');
+  await page.waitForSelector(`tr[data-session-id="${session.id}"]`);
   // paging with the API's cursors: 20 here, the 2 oldest on the next page, and back
   assert.equal((await page.$$('tr[data-session-id]')).length, 20);
   await page.click('.pager a[href*="page="]');
@@ -420,6 +426,19 @@ test('console in Chromium: sign in, watch a session live, approve one ask-gated 
 
   assert.ok((await page.$eval('#events', (n) => n.textContent)).includes('Model request cancelled'));
   await page.screenshot({ path: path.join(shots, 'session.png'), fullPage: true });
+
+  // archive, in two steps; the list then hides it unless asked for archived ones
+  await page.click('#archive');
+  assert.equal(await page.$eval('#archived', (n) => n.hidden), true, 'one click does not archive');
+  await page.click('#archive');
+  await page.waitForSelector('#archived:not([hidden])');
+  assert.ok((await client.beta.sessions.retrieve(session.id)).archived_at);
+  await page.goto(`${relay.url}/console/#/sessions`);
+  await page.waitForSelector('tr[data-session-id]');
+  assert.equal(await page.$(`tr[data-session-id="${session.id}"]`), null);
+  await page.click('#filter-archived');
+  await page.waitForSelector(`tr[data-session-id="${session.id}"]`);
+  assert.match(await page.$eval(`tr[data-session-id="${session.id}"]`, (r) => r.textContent), /archived/);
 
   // sign out: back to the form, and the browser's cookie opens nothing any more
   await page.click('#signout');

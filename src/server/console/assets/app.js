@@ -59,7 +59,7 @@ async function route() {
   const m = /^\/sessions\/([^/]+)$/.exec(path);
   try {
     if (m) current = await showSession(main, decodeURIComponent(m[1]));
-    else await showSessions(main, params.get('page'));
+    else await showSessions(main, params);
   } catch (e) {
     main.replaceChildren(el('p', { class: 'error', role: 'alert', text: e.message }));
   }

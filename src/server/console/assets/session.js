@@ -35,6 +35,26 @@ export async function showSession(main, id) {
     }
   };
 
+  // two steps, no window.confirm: archiving cannot be undone
+  const archiveBtn = el('button', { type: 'button', id: 'archive', class: 'secondary', text: 'Archive…', hidden: Boolean(s.archived_at) });
+  const archived = el('span', { id: 'archived', class: 'badge', text: 'archived', hidden: !s.archived_at });
+  archiveBtn.addEventListener('click', async () => {
+    if (archiveBtn.dataset.armed !== '1') {
+      archiveBtn.dataset.armed = '1';
+      archiveBtn.textContent = 'Archive this session for good';
+      archiveBtn.className = 'danger';
+      return;
+    }
+    sendErr.textContent = '';
+    try {
+      await api('POST', `/sessions/${sid}/archive`, {});
+      archiveBtn.hidden = true;
+      archived.hidden = false;
+    } catch (e) {
+      sendErr.textContent = e.message;
+    }
+  });
+
   const composer = el(
     'form',
     { id: 'composer', class: 'composer' },
@@ -68,13 +88,13 @@ export async function showSession(main, id) {
       el(
         'dl',
         { class: 'facts' },
-        el('dt', { text: 'Status' }), el('dd', {}, status),
+        el('dt', { text: 'Status' }), el('dd', {}, status, ' ', archived),
         el('dt', { text: 'Agent' }), el('dd', { text: s.agent?.name ?? s.agent?.id ?? '' }),
         el('dt', { text: 'Environment' }), el('dd', { class: 'mono', text: s.environment_id ?? '' }),
         el('dt', { text: 'Session' }), el('dd', { class: 'mono', text: s.id }),
         el('dt', { text: 'Stream' }), el('dd', {}, conn),
       ),
-      el('label', { class: 'follow' }, follow, ' Follow new events'),
+      el('div', { class: 'actions' }, archiveBtn, el('label', { class: 'follow' }, follow, ' Follow new events')),
     ),
     list,
     composer,

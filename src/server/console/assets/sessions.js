@@ -2,16 +2,46 @@
 import { api } from './api.js';
 import { age, el, statusBadge } from './render.js';
 
-export async function showSessions(main, page) {
+const STATUSES = ['idle', 'running', 'rescheduling', 'terminated'];
+
+// params: the page's hash query: status, archived ("1"), page (a cursor).
+export async function showSessions(main, params) {
+  const status = STATUSES.includes(params.get('status')) ? params.get('status') : '';
+  const archived = params.get('archived') === '1';
   const q = new URLSearchParams({ limit: '20' });
-  if (page) q.set('page', page);
+  if (params.get('page')) q.set('page', params.get('page'));
+  if (status) q.set('statuses[]', status);
+  if (archived) q.set('include_archived', 'true');
   const res = await api('GET', `/sessions?${q}`);
+  // the filters live in the address, so a page can be bookmarked and Back works
+  const go = (next) => {
+    const h = new URLSearchParams();
+    for (const [k, v] of Object.entries(next)) if (v) h.set(k, v);
+    location.hash = `#/sessions${h.size ? `?${h}` : ''}`;
+  };
+  const filters = { status, archived: archived ? '1' : '' };
+  const statusSel = el(
+    'select',
+    { id: 'filter-status', onchange: (e) => go({ ...filters, status: e.target.value }) },
+    el('option', { value: '', text: 'any status' }),
+    STATUSES.map((st) => el('option', { value: st, selected: st === status, text: st })),
+  );
+  const archivedBox = el('input', {
+    type: 'checkbox',
+    id: 'filter-archived',
+    checked: archived,
+    onchange: (e) => go({ ...filters, archived: e.target.checked ? '1' : '' }),
+  });
+  const pageLink = (cursor, text) => {
+    const h = new URLSearchParams({ ...Object.fromEntries(Object.entries(filters).filter(([, v]) => v)), page: cursor });
+    return el('a', { href: `#/sessions?${h}`, text });
+  };
   const rows = res.data.map((s) =>
     el(
       'tr',
       { 'data-session-id': s.id },
       el('td', {}, el('a', { href: `#/sessions/${encodeURIComponent(s.id)}`, text: s.title || s.id })),
-      el('td', {}, statusBadge(s.status)),
+      el('td', {}, statusBadge(s.status), s.archived_at ? el('span', { class: 'badge', text: 'archived' }) : null),
       el('td', { text: s.agent?.name ?? s.agent?.id ?? '' }),
       el('td', { class: 'mono', text: s.environment_id ?? '' }),
       el('td', { text: s.metadata?.owner ?? s.owner?.email ?? s.owner?.sub ?? '—' }),
@@ -21,13 +51,20 @@ export async function showSessions(main, page) {
   const pager = el(
     'nav',
     { class: 'pager', 'aria-label': 'Pages' },
-    res.prev_page ? el('a', { href: `#/sessions?page=${encodeURIComponent(res.prev_page)}`, text: '← Newer' }) : null,
-    res.next_page ? el('a', { href: `#/sessions?page=${encodeURIComponent(res.next_page)}`, text: 'Older →' }) : null,
+    res.prev_page ? pageLink(res.prev_page, '← Newer') : null,
+    res.next_page ? pageLink(res.next_page, 'Older →') : null,
   );
   main.replaceChildren(
     el('h1', { text: 'Sessions' }),
+    el(
+      'div',
+      { class: 'filters' },
+      el('label', { for: 'filter-status', text: 'Status ' }),
+      statusSel,
+      el('label', {}, archivedBox, ' Include archived'),
+    ),
     rows.length === 0
-      ? el('p', { class: 'muted', text: 'No sessions yet.' })
+      ? el('p', { class: 'muted', text: 'No sessions here.' })
       : el(
           'table',
           { class: 'list' },
