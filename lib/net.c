@@ -65,3 +65,10 @@ out:
 	freeaddrinfo(ai);
 	return r;
 }
+
+bool
+net_addr_is_loopback(const char *addr)
+{
+	return strncmp(addr, "127.", 4) == 0 || strncmp(addr, "[::1]:", 6) == 0 ||
+	       strncmp(addr, "localhost:", 10) == 0;
+}

@@ -15,6 +15,7 @@
 #include "cfg.h"
 #include "err.h"
 #include "log.h"
+#include "net.h"
 #include "server.h"
 #include "key_store.h"
 #include "server_hooks.h"
@@ -329,13 +330,6 @@ flag_str(char **dst)
 	*dst = xstrdup(optarg);
 }
 
-static bool
-is_loopback(const char *addr)
-{
-	return strncmp(addr, "127.", 4) == 0 || strncmp(addr, "[::1]:", 6) == 0 ||
-	       strncmp(addr, "localhost:", 10) == 0;
-}
-
 static void
 on_signal(struct loop *l, int signo, void *arg)
 {
@@ -365,6 +359,8 @@ on_hup(struct loop *l, int signo, void *arg)
 		}
 	}
 	if (tunnel_reload_tls(s, what, sizeof(what)) != 0)
+		bad = 1;
+	if (tunnel_ingress_reload_tls(s, what, sizeof(what)) != 0)
 		bad = 1;
 	if (s->policy_watch != NULL) {
 		server_policy_reload(s, "SIGHUP"); /* logs its own outcome */
@@ -582,7 +578,7 @@ server_main(int argc, char **argv)
 		rc = 2; /* configuration */
 		goto out;
 	}
-	if (srv.cfg.tls_cert_file == NULL && !is_loopback(srv.cfg.listen)) {
+	if (srv.cfg.tls_cert_file == NULL && !net_addr_is_loopback(srv.cfg.listen)) {
 		fprintf(stderr,
 		        "airlock server: refusing plain HTTP on %s: API keys would cross "
 		        "the network in clear; give --tls-cert and --tls-key\n",

@@ -62,6 +62,7 @@ struct work_waiters;
 struct agent_runtime;
 struct vaults_key;
 struct tunnel_edge;
+struct tunnel_ingress;
 struct oidc;
 struct tls_server_ctx;
 struct agent_identity;
@@ -78,7 +79,8 @@ struct server {
 	struct agent_runtime *agents; /* agent loops by session */
 	struct vaults_key *vault_key; /* credential master key (vaults.c) */
 	struct tunnel_edge *tunnel;   /* the MCP tunnel edge, NULL when off (tunnel_edge.c) */
-	struct oidc *oidc;            /* OpenID Connect users, NULL when off (identity/oidc.c) */
+	struct tunnel_ingress *tunnel_ingress; /* its host-routed listener (tunnel_ingress.c) */
+	struct oidc *oidc; /* OpenID Connect users, NULL when off (identity/oidc.c) */
 	struct agent_identity *agent_identity; /* signs agent tokens, NULL when off */
 	struct policy *policy;                 /* tool policy and roles in force, NULL when no file;
 	                                        * borrowed from policy_watch (server_hooks.c) */

@@ -168,7 +168,7 @@ server_hooks_start(struct server *s)
 		return r;
 	if ((r = vaults_init(s)) != 0 || (r = events_init(s)) != 0 || (r = work_init(s)) != 0)
 		return r;
-	if ((r = tunnel_start(s)) != 0)
+	if ((r = tunnel_start(s)) != 0 || (r = tunnel_ingress_start(s)) != 0)
 		return r;
 	/* Last: resuming sessions may emit events and enqueue work. */
 	if ((r = agent_init(s)) != 0)
@@ -179,6 +179,7 @@ server_hooks_start(struct server *s)
 void
 server_hooks_stop(struct server *s)
 {
+	tunnel_ingress_stop(s);
 	tunnel_stop(s);
 	agent_shutdown(s);
 	work_shutdown(s);

@@ -14,14 +14,21 @@ struct server;
 struct tunnel_stream;
 
 /* Starts the edge when s->cfg.tunnel.listen is set (--tunnel-listen,
- * AIRLOCK_TUNNEL_LISTEN), and the host-routed ingress listener when ingress_listen is. Without the
- * edge the /v1/tunnels routes still answer (resources can be provisioned ahead). */
+ * AIRLOCK_TUNNEL_LISTEN). Without the edge the /v1/tunnels routes still answer (resources
+ * can be provisioned ahead). */
 int tunnel_start(struct server *s);
 void tunnel_stop(struct server *s);
-/* SIGHUP: loads the edge's and the ingress's certificate files again (same paths);
- * appends what was reloaded to what ("a, b"). A pair that does not load is logged and
- * the running one kept (AL_E_INVAL). 0 when the edge is off. */
+/* SIGHUP: loads the edge's certificate files again (same paths); appends what was
+ * reloaded to what ("a, b"). A pair that does not load is logged and the running one
+ * kept (AL_E_INVAL). 0 when the edge is off. */
 int tunnel_reload_tls(struct server *s, char *what, size_t whatlen);
+
+/* The host-routed ingress listener (tunnel_ingress.c), started after the edge when
+ * s->cfg.tunnel.ingress_listen is set and the edge runs; off loopback it serves TLS with
+ * the API certificate. Stopped before the edge; its certificate reloads like the edge's. */
+int tunnel_ingress_start(struct server *s);
+void tunnel_ingress_stop(struct server *s);
+int tunnel_ingress_reload_tls(struct server *s, char *what, size_t whatlen);
 
 /* Response side of one exchange. Callbacks never run after tunnel_stream_cancel() or
  * after on_close. on_head gets the status and the response headers (lower-case names,

@@ -93,15 +93,12 @@ struct tunnel_edge {
 	int port;
 	char *domain;
 	struct edge_conn *conns;
-	struct http_server *ingress;
-	struct tls_server_ctx *ingress_tls;
 	struct http_server *metrics;
 	struct edge_metrics m;
 };
 
 static void conn_event(struct loop *l, int fd, int mask, void *arg);
 static void conn_kick(struct edge_conn *c);
-void tunnel_ingress_host(struct http_request *req, void *arg);
 
 const char *
 tunnel_domain(struct server *s)
@@ -802,13 +799,6 @@ tunnel_edge_conn_count(struct server *s, const char *tunnel_id)
 	return n;
 }
 
-static bool
-loopback_addr(const char *a)
-{
-	return strncmp(a, "127.", 4) == 0 || strncmp(a, "[::1]:", 6) == 0 ||
-	       strncmp(a, "localhost:", 10) == 0;
-}
-
 /* GET /metrics on the loopback metrics listener: Prometheus text format 0.0.4. */
 static void
 metrics_handler(struct http_request *req, void *arg)
@@ -862,7 +852,7 @@ metrics_handler(struct http_request *req, void *arg)
 	buf_free(&b);
 }
 
-/* An HTTP listener beside the edge (ingress, metrics): NULL with *rc set when it cannot
+/* An HTTP listener beside the edge (metrics): NULL with *rc set when it cannot
  * listen; ready names the log line tests and operators read the port from. */
 static struct http_server *
 side_listener(struct loop *l, const char *what, const char *ready, const char *addr,
@@ -885,7 +875,7 @@ tunnel_start(struct server *s)
 {
 	const struct server_tunnel_config *tc = &s->cfg.tunnel;
 	const char *addr = tc->listen, *cert = tc->tls_cert_file, *key = tc->tls_key_file;
-	const char *ingress = tc->ingress_listen, *metrics = tc->metrics_listen;
+	const char *metrics = tc->metrics_listen;
 	static const char *const alpn[] = {TUNNEL_ALPN, NULL};
 	char err[512], port[16];
 	int r;
@@ -923,7 +913,7 @@ tunnel_start(struct server *s)
 	if (metrics && *metrics) {
 		/* Loopback only: the counters describe tunnels and their gateways to whoever
 		 * asks. */
-		if (!loopback_addr(metrics)) {
+		if (!net_addr_is_loopback(metrics)) {
 			log_error("--tunnel-metrics-listen must be a loopback address", "addr",
 			          metrics);
 			return AL_E_INVAL;
@@ -931,28 +921,6 @@ tunnel_start(struct server *s)
 		e->metrics = side_listener(e->loop, "cannot listen for tunnel metrics",
 		                           "tunnel metrics listening", metrics, NULL,
 		                           metrics_handler, e, &r);
-		if (r != 0)
-			return r;
-	}
-	if (ingress && *ingress) {
-		struct tls_server_ctx *itls = NULL;
-		if (!loopback_addr(ingress)) {
-			if (s->cfg.tls_cert_file == NULL) {
-				log_error("tunnel ingress off loopback needs --tls-cert/--tls-key",
-				          NULL);
-				return AL_E_INVAL;
-			}
-			itls = tls_server_ctx_new(s->cfg.tls_cert_file, s->cfg.tls_key_file, NULL,
-			                          err, sizeof(err));
-			if (itls == NULL) {
-				log_error("tunnel ingress TLS", "error", err);
-				return AL_E_INVAL;
-			}
-			e->ingress_tls = itls;
-		}
-		e->ingress = side_listener(s->loop, "cannot listen for tunnel ingress",
-		                           "tunnel ingress ready", ingress, itls,
-		                           tunnel_ingress_host, s, &r);
 		if (r != 0)
 			return r;
 	}
@@ -976,16 +944,6 @@ tunnel_reload_tls(struct server *s, char *what, size_t whatlen)
 		size_t n = strlen(what);
 		snprintf(what + n, whatlen - n, "%stunnel edge certificate", n ? ", " : "");
 	}
-	if (e->ingress_tls != NULL &&
-	    tls_server_ctx_reload(e->ingress_tls, s->cfg.tls_cert_file, s->cfg.tls_key_file, err,
-	                          sizeof(err)) != 0) {
-		log_error("tunnel ingress certificate not reloaded; keeping the running one",
-		          "error", err);
-		bad = 1;
-	} else if (e->ingress_tls != NULL) {
-		size_t n = strlen(what);
-		snprintf(what + n, whatlen - n, "%stunnel ingress certificate", n ? ", " : "");
-	}
 	return bad ? AL_E_INVAL : 0;
 }
 
@@ -995,11 +953,6 @@ tunnel_stop(struct server *s)
 	struct tunnel_edge *e = s->tunnel;
 	if (e == NULL)
 		return;
-	if (e->ingress) {
-		http_server_shutdown(e->ingress);
-		http_server_free(e->ingress);
-		tls_server_ctx_free(e->ingress_tls);
-	}
 	if (e->metrics) {
 		http_server_shutdown(e->metrics);
 		http_server_free(e->metrics);

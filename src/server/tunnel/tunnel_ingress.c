@@ -13,14 +13,16 @@
 #include "buf.h"
 #include "err.h"
 #include "log.h"
+#include "net.h"
 #include "server.h"
+#include "tls.h"
 #include "tunnel.h"
 #include "tunnel_proto.h"
 #include "tunnel_store.h"
 #include "util.h"
 #include "xalloc.h"
 
-void tunnel_ingress_host(struct http_request *req, void *arg);
+static void tunnel_ingress_host(struct http_request *req, void *arg);
 
 /* An answer with a content-length up to this is collected and sent with its length, so
  * the client's connection stays open for the next request (lib/http ends a streamed
@@ -386,7 +388,7 @@ tunnel_resolve_host(struct server *s, const char *host, char *tunnel_id, char *r
 	return r;
 }
 
-void
+static void
 tunnel_ingress_host(struct http_request *req, void *arg)
 {
 	struct server *s = arg;
@@ -412,4 +414,77 @@ tunnel_ingress_host(struct http_request *req, void *arg)
 		return;
 	}
 	tunnel_ingress_forward(s, req, NULL, tid, route, req->target);
+}
+
+/* ---- the host-routed listener ---- */
+
+struct tunnel_ingress {
+	struct http_server *http;
+	struct tls_server_ctx *tls; /* off loopback: the API certificate */
+};
+
+int
+tunnel_ingress_start(struct server *s)
+{
+	const char *addr = s->cfg.tunnel.ingress_listen;
+	char err[512], port[16];
+	int r, p = 0;
+	if (s->tunnel == NULL || addr == NULL || *addr == '\0')
+		return 0;
+	struct tunnel_ingress *in = xcalloc(1, sizeof(*in));
+	s->tunnel_ingress = in;
+	if (!net_addr_is_loopback(addr)) {
+		if (s->cfg.tls_cert_file == NULL) {
+			log_error("tunnel ingress off loopback needs --tls-cert/--tls-key", NULL);
+			return AL_E_INVAL;
+		}
+		in->tls = tls_server_ctx_new(s->cfg.tls_cert_file, s->cfg.tls_key_file, NULL, err,
+		                             sizeof(err));
+		if (in->tls == NULL) {
+			log_error("tunnel ingress TLS", "error", err);
+			return AL_E_INVAL;
+		}
+	}
+	in->http = http_server_new(s->loop, NULL, tunnel_ingress_host, s);
+	if ((r = http_server_listen(in->http, addr, in->tls, &p)) != 0) {
+		log_error("cannot listen for tunnel ingress", "addr", addr, "error",
+		          al_strerror(r));
+		return r; /* freed by tunnel_ingress_stop */
+	}
+	snprintf(port, sizeof(port), "%d", p);
+	log_info("tunnel ingress ready", "addr", addr, "port", port);
+	return 0;
+}
+
+void
+tunnel_ingress_stop(struct server *s)
+{
+	struct tunnel_ingress *in = s->tunnel_ingress;
+	if (in == NULL)
+		return;
+	if (in->http) {
+		http_server_shutdown(in->http);
+		http_server_free(in->http);
+	}
+	tls_server_ctx_free(in->tls);
+	free(in);
+	s->tunnel_ingress = NULL;
+}
+
+int
+tunnel_ingress_reload_tls(struct server *s, char *what, size_t whatlen)
+{
+	struct tunnel_ingress *in = s->tunnel_ingress;
+	char err[512];
+	if (in == NULL || in->tls == NULL)
+		return 0;
+	if (tls_server_ctx_reload(in->tls, s->cfg.tls_cert_file, s->cfg.tls_key_file, err,
+	                          sizeof(err)) != 0) {
+		log_error("tunnel ingress certificate not reloaded; keeping the running one",
+		          "error", err);
+		return AL_E_INVAL;
+	}
+	size_t n = strlen(what);
+	snprintf(what + n, whatlen - n, "%stunnel ingress certificate", n ? ", " : "");
+	return 0;
 }
