@@ -1,7 +1,7 @@
 /* Fuzzes request routing, credential checks, JSON bodies and every handler of the
  * real server (SQLite in a temp dir). Input: first line "METHOD /path?query", the
- * rest is the JSON body. "{env}", "{agent}" and "{session}" in the first
- * line are replaced by ids of objects created at start-up, so the fuzzer reaches
+ * rest is the JSON body. "{env}", "{agent}", "{session}", "{memstore}" and "{memory}"
+ * in the first line are replaced by ids of objects created at start-up, so the fuzzer reaches
  * handlers behind the not-found checks. */
 #include <errno.h>
 #include <stdint.h>
@@ -17,7 +17,7 @@
 #include "xalloc.h"
 
 static struct server srv;
-static char env_id[80], agent_id[80], session_id[80];
+static char env_id[80], agent_id[80], session_id[80], store_id[80], memory_id[80];
 
 /* Sends one raw request through a socketpair and returns the response (static). */
 static const char *
@@ -118,6 +118,12 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 	snprintf(body, sizeof(body), "{\"agent\":\"%s\",\"environment_id\":\"%s\"}", agent_id,
 	         env_id);
 	grab_id(request("POST", "/v1/sessions", body), "sesn_", session_id, sizeof(session_id));
+	grab_id(request("POST", "/v1/memory_stores", "{\"name\":\"fuzz\"}"), "memstore_", store_id,
+	        sizeof(store_id));
+	char path[160];
+	snprintf(path, sizeof(path), "/v1/memory_stores/%s/memories", store_id);
+	grab_id(request("POST", path, "{\"path\":\"/a/b.md\",\"content\":\"x\"}"), "mem_",
+	        memory_id, sizeof(memory_id));
 	return 0;
 }
 
@@ -127,7 +133,11 @@ substitute(struct buf *out, const char *line, size_t len)
 	static const struct {
 		const char *name;
 		const char *value;
-	} subs[] = {{"{env}", env_id}, {"{agent}", agent_id}, {"{session}", session_id}};
+	} subs[] = {{"{env}", env_id},
+	            {"{agent}", agent_id},
+	            {"{session}", session_id},
+	            {"{memstore}", store_id},
+	            {"{memory}", memory_id}};
 	for (size_t i = 0; i < len;) {
 		bool done = false;
 		for (size_t k = 0; k < sizeof(subs) / sizeof(subs[0]); k++) {
