@@ -83,5 +83,9 @@ if [ -x bench/sandbox_bench.sh ]; then
 fi
 
 echo
+echo "== web console: first load, a 10,000-event session page, live event to pixels (targets: 300 ms, 1 s, p95 100 ms)"
+AIRLOCK_BIN=$BIN tests/interop/run-node.sh bench/console_bench.mjs 10000
+
+echo
 echo "== environment worker vs the SDK's EnvironmentWorker (idle RSS, tool_use -> tool_result)"
 AIRLOCK_BIN=$BIN tests/interop/run-node.sh bench/worker_bench.mjs 40

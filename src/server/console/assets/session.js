@@ -211,24 +211,29 @@ export async function showSession(main, id) {
     return item(e, 'meta', el('details', {}, el('summary', { text: t }), el('pre', { class: 'io', text: json(e) })));
   }
 
-  function add(e) {
+  // into: the list for a live event, a fragment while history loads (one layout for a
+  // page of events, not one per event: 2,000 events took 3 s that way)
+  function add(e, into = list) {
     if (!e?.id || seen.has(e.id)) return;
     seen.add(e.id);
     const n = renderOne(e);
     if (!n) return;
-    list.append(n);
-    if (follow.checked) n.scrollIntoView({ block: 'end' });
+    into.append(n);
+    if (into === list && follow.checked) n.scrollIntoView({ block: 'end' });
   }
 
   async function history() {
     let page = null;
     do {
-      const q = new URLSearchParams({ limit: '200', order: 'asc' });
+      const q = new URLSearchParams({ limit: '1000', order: 'asc' });
       if (page) q.set('page', page);
       const res = await api('GET', `/sessions/${sid}/events?${q}`);
-      res.data.forEach(add);
+      const frag = document.createDocumentFragment();
+      for (const e of res.data) add(e, frag);
+      list.append(frag);
       page = res.next_page;
     } while (page);
+    if (follow.checked) list.lastElementChild?.scrollIntoView({ block: 'end' });
   }
 
   // Stream first, then the history, then what the stream delivered meanwhile: nothing
@@ -252,7 +257,7 @@ export async function showSession(main, id) {
       try {
         await open;
         await history();
-        buffered.forEach(add);
+        for (const e of buffered) add(e);
         live = true;
         conn.textContent = 'live';
         conn.dataset.state = 'live';
