@@ -209,20 +209,6 @@ db_load_doc(struct db *db, const char *table, const char *id, int *err)
 	return doc;
 }
 
-bool
-db_table_exists(struct db *db, const char *name)
-{
-	sqlite3_stmt *st = NULL;
-	bool yes = false;
-	if (db_prepare(db, "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", &st) !=
-	    0)
-		return false;
-	db_bind_text(st, 1, name);
-	yes = sqlite3_step(st) == SQLITE_ROW;
-	sqlite3_finalize(st);
-	return yes;
-}
-
 int64_t
 db_next_seq(struct db *db, const char *name)
 {

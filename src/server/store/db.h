@@ -51,9 +51,6 @@ const char *db_col_text(sqlite3_stmt *st, int col);
  * table is one of ours, never input. */
 json_t *db_load_doc(struct db *db, const char *table, const char *id, int *err);
 
-/* Whether a table exists (a module's tables may not be in this server's schema). */
-bool db_table_exists(struct db *db, const char *name);
-
 /* Monotonic per-database sequence for ordering (events, lists). */
 int64_t db_next_seq(struct db *db, const char *name);
 

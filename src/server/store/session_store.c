@@ -384,19 +384,3 @@ session_store_list(struct db *db, const struct session_list_query *q,
 	sqlite3_finalize(st);
 	return r;
 }
-
-json_t *
-session_store_memory_store(struct db *db, const char *id)
-{
-	sqlite3_stmt *st = NULL;
-	json_t *doc = NULL;
-	if (!db_table_exists(db, "memory_stores") ||
-	    db_prepare(db, "SELECT doc FROM memory_stores WHERE id = ? AND archived_at IS NULL",
-	               &st) != 0)
-		return NULL;
-	db_bind_text(st, 1, id);
-	if (sqlite3_step(st) == SQLITE_ROW)
-		doc = db_col_json(st, 0);
-	sqlite3_finalize(st);
-	return doc;
-}

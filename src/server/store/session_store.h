@@ -59,10 +59,6 @@ struct session_list_query {
 /* Calls fn(arg, seq, doc) per row in walk order; a non-zero return stops. */
 int session_store_list(struct db *db, const struct session_list_query *q,
                        int (*fn)(void *arg, int64_t seq, json_t *doc), void *arg);
-/* The live memory store's document (new reference) or NULL: memory stores live in a
- * module that may not be built into this server (then there is no such table). */
-json_t *session_store_memory_store(struct db *db, const char *id);
-
 /* Whether the session still wants work: it exists, is not terminated and not archived. */
 bool session_store_open(struct db *db, const char *session_id);
 /* How many sessions use the environment (they keep it from being deleted); -1 on error. */
