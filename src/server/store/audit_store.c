@@ -8,11 +8,11 @@
 int
 audit_store_outbox_add(struct db *db, const json_t *rec, int64_t *id)
 {
+	static const char sql[] = "INSERT INTO audit_outbox(record) VALUES (?)";
 	sqlite3_stmt *st = NULL;
 	char *text = json_dumps(rec, JSON_COMPACT | JSON_SORT_KEYS);
 	int r = AL_E_IO;
-	if (text != NULL &&
-	    db_prepare(db, "INSERT INTO audit_outbox(record) VALUES (?)", &st) == 0) {
+	if (text != NULL && db_prepare_cached(db, sql, &st) == 0) {
 		db_bind_text(st, 1, text);
 		if (sqlite3_step(st) == SQLITE_DONE) {
 			r = 0;
@@ -20,7 +20,7 @@ audit_store_outbox_add(struct db *db, const json_t *rec, int64_t *id)
 				*id = sqlite3_last_insert_rowid(db->h);
 		}
 	}
-	sqlite3_finalize(st);
+	db_cached_done(db, st);
 	free(text);
 	return r;
 }

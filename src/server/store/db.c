@@ -121,6 +121,41 @@ db_prepare(struct db *db, const char *sql, sqlite3_stmt **st)
 }
 
 int
+db_prepare_cached(struct db *db, const char *sql, sqlite3_stmt **st)
+{
+	size_t free_slot = DB_STMT_CACHE;
+	for (size_t i = 0; i < DB_STMT_CACHE; i++) {
+		if (db->cache[i].sql == sql) {
+			*st = db->cache[i].st;
+			return 0;
+		}
+		if (db->cache[i].sql == NULL && free_slot == DB_STMT_CACHE)
+			free_slot = i;
+	}
+	int r = db_prepare(db, sql, st);
+	if (r == 0 && free_slot < DB_STMT_CACHE) {
+		db->cache[free_slot].sql = sql;
+		db->cache[free_slot].st = *st;
+	}
+	return r;
+}
+
+void
+db_cached_done(struct db *db, sqlite3_stmt *st)
+{
+	if (st == NULL)
+		return;
+	for (size_t i = 0; i < DB_STMT_CACHE; i++) {
+		if (db->cache[i].st == st) {
+			sqlite3_reset(st);
+			sqlite3_clear_bindings(st);
+			return;
+		}
+	}
+	sqlite3_finalize(st);
+}
+
+int
 db_exec(struct db *db, const char *sql)
 {
 	char *msg = NULL;
@@ -212,17 +247,20 @@ db_load_doc(struct db *db, const char *table, const char *id, int *err)
 int64_t
 db_next_seq(struct db *db, const char *name)
 {
+	static const char sql[] =
+	    "INSERT INTO seqs(name, value) VALUES (?, 1) "
+	    "ON CONFLICT(name) DO UPDATE SET value = value + 1 RETURNING value";
 	sqlite3_stmt *st = NULL;
 	int64_t v = -1;
-	if (db_prepare(db,
-	               "INSERT INTO seqs(name, value) VALUES (?, 1) "
-	               "ON CONFLICT(name) DO UPDATE SET value = value + 1 RETURNING value",
-	               &st) != 0)
+	if (db_prepare_cached(db, sql, &st) != 0)
 		return -1;
 	db_bind_text(st, 1, name);
 	if (sqlite3_step(st) == SQLITE_ROW)
 		v = sqlite3_column_int64(st, 0);
-	sqlite3_finalize(st);
+	/* RETURNING: step once more so the statement finishes before it is reset */
+	while (sqlite3_step(st) == SQLITE_ROW)
+		;
+	db_cached_done(db, st);
 	return v;
 }
 
@@ -375,6 +413,8 @@ db_close(struct db *db)
 {
 	if (db == NULL)
 		return;
+	for (size_t i = 0; i < DB_STMT_CACHE; i++)
+		sqlite3_finalize(db->cache[i].st);
 	sqlite3_close_v2(db->h);
 	free(db->path);
 	free(db);

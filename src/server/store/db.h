@@ -12,9 +12,16 @@
 #include <jansson.h>
 #include <sqlite3.h>
 
+#define DB_STMT_CACHE 16
+
 struct db {
 	sqlite3 *h;
 	int tx_depth;
+	/* statements of the hot paths, prepared once (db_prepare_cached) */
+	struct {
+		const char *sql; /* the literal's address is the key */
+		sqlite3_stmt *st;
+	} cache[DB_STMT_CACHE];
 	char *path; /* dir/airlock.db, for db_ping */
 	dev_t dev;  /* the file opened: a path that names another one (or none) */
 	ino_t ino;  /* later means the storage was swapped or removed under us */
@@ -39,6 +46,12 @@ void db_rollback(struct db *db);
 /* Prepares sql (cached by SQLite's own statement cache is not available; callers
  * finalize). Logs and returns AL_E_IO on failure. */
 int db_prepare(struct db *db, const char *sql, sqlite3_stmt **st);
+/* For statements run on every request or event (sql a string literal): prepared once per
+ * connection and kept, so parsing and planning are not paid each time. Give it back with
+ * db_cached_done (reset, bindings cleared), never sqlite3_finalize. Falls back to a fresh
+ * statement, which db_cached_done then finalizes, when the cache is full. */
+int db_prepare_cached(struct db *db, const char *sql, sqlite3_stmt **st);
+void db_cached_done(struct db *db, sqlite3_stmt *st);
 int db_exec(struct db *db, const char *sql);
 
 /* Binding helpers: text NULL binds SQL NULL. */

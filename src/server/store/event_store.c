@@ -15,11 +15,10 @@ event_store_insert(struct db *db, const struct event_row *ev)
 	int64_t seq = db_next_seq(db, "events");
 	if (seq < 0)
 		return AL_E_IO;
+	static const char sql[] = "INSERT INTO events(id, session_id, seq, type, created_at, "
+	                          "processed_at, answers, doc) VALUES (?, ?, ?, ?, ?, ?, ?, ?)";
 	char *doc = json_dumps(ev->doc, JSON_COMPACT);
-	if (db_prepare(db,
-	               "INSERT INTO events(id, session_id, seq, type, created_at, processed_at, "
-	               "answers, doc) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-	               &st) != 0)
+	if (db_prepare_cached(db, sql, &st) != 0)
 		goto out;
 	db_bind_text(st, 1, ev->id);
 	db_bind_text(st, 2, ev->session_id);
@@ -39,7 +38,7 @@ event_store_insert(struct db *db, const struct event_row *ev)
 	r = 0;
 out:
 	free(doc);
-	sqlite3_finalize(st);
+	db_cached_done(db, st);
 	return r;
 }
 
