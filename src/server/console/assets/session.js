@@ -236,8 +236,30 @@ export async function showSession(main, id) {
     if (follow.checked) list.lastElementChild?.scrollIntoView({ block: 'end' });
   }
 
-  // Stream first, then the history, then what the stream delivered meanwhile: nothing
-  // is missed between the two, and ids drop what both had.
+  // After a reconnect: only what is newer than the newest event shown, read newest first
+  // until one we have (the log is in one order, so all older ones are shown already).
+  async function catchUp() {
+    const fresh = [];
+    let page = null;
+    reading: do {
+      const q = new URLSearchParams({ limit: '200', order: 'desc' });
+      if (page) q.set('page', page);
+      const res = await api('GET', `/sessions/${sid}/events?${q}`);
+      for (const e of res.data) {
+        if (seen.has(e.id)) break reading;
+        fresh.push(e);
+      }
+      page = res.next_page;
+    } while (page);
+    const frag = document.createDocumentFragment();
+    for (const e of fresh.reverse()) add(e, frag);
+    list.append(frag);
+    if (fresh.length && follow.checked) list.lastElementChild?.scrollIntoView({ block: 'end' });
+  }
+
+  // Stream first, then the history (all of it, or after a reconnect what is new), then
+  // what the stream delivered meanwhile: nothing is missed between the two, and ids drop
+  // what both had.
   async function connect() {
     let delay = 500;
     while (!closed) {
@@ -256,7 +278,7 @@ export async function showSession(main, id) {
       });
       try {
         await open;
-        await history();
+        await (seen.size === 0 ? history() : catchUp());
         for (const e of buffered) add(e);
         live = true;
         conn.textContent = 'live';
