@@ -228,7 +228,7 @@ test('console in Chromium: sign in, watch a session live, approve one ask-gated 
     { content: [{ type: 'text', text: `The command printed hi. ${hostile}` }] },
     { content: [{ type: 'tool_use', name: 'write', input: { file_path: 'x.txt', content: 'x' } }] },
     { match: 'no writes today', content: [{ type: 'text', text: 'Understood, not writing.' }] },
-    { content: [{ type: 'text', text: 'Back again.' }] },
+    { content: [{ type: 'thinking', thinking: 'They are back.' }, { type: 'text', text: 'Back again.' }] },
     { delay_ms: 60000, content: [{ type: 'text', text: 'never delivered' }] },
   ]);
   t.after(() => mock.stop());
@@ -409,6 +409,7 @@ test('console in Chromium: sign in, watch a session live, approve one ask-gated 
   await page.waitForFunction(() =>
     [...document.querySelectorAll('li[data-event-type="agent.message"]')].some((n) => n.textContent.includes('Back again.')),
   );
+  assert.match(await page.$eval('li[data-event-type="agent.thinking"]', (n) => n.textContent), /thinking/i);
   const ids3 = await page.$$eval('li[data-event-id]', (ns) => ns.map((n) => n.dataset.eventId));
   assert.equal(new Set(ids3).size, ids3.length, 'no event twice after the reconnect');
   assert.ok(back.every((e) => ids3.includes(e.id) || !['user.message', 'agent.message'].includes(e.type)));

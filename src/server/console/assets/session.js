@@ -152,8 +152,12 @@ export async function showSession(main, id) {
     const t = e.type;
     if (t === 'user.message') return item(e, 'user', el('div', { class: 'who', text: 'User' }), el('div', { class: 'text', text: blocksText(e.content) }));
     if (t === 'agent.message') return item(e, 'agent', el('div', { class: 'who', text: 'Agent' }), el('div', { class: 'text', text: blocksText(e.content) }));
-    if (t === 'agent.thinking')
-      return item(e, 'thinking', el('details', {}, el('summary', { text: 'Thinking' }), el('div', { class: 'text', text: e.thinking ?? blocksText(e.content) })));
+    if (t === 'agent.thinking') {
+      // the API's event says that the model thought, and carries its text only when given
+      const thought = e.thinking ?? blocksText(e.content);
+      if (!thought) return item(e, 'thinking', 'Agent thinking');
+      return item(e, 'thinking', el('details', {}, el('summary', { text: 'Thinking' }), el('div', { class: 'text', text: thought })));
+    }
     if (TOOL_USES.has(t)) {
       const name = t === 'agent.mcp_tool_use' ? `${e.mcp_server_name ?? e.server_name ?? 'mcp'} · ${e.name}` : e.name;
       const ev = e.evaluation ?? {};
