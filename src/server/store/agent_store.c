@@ -1,6 +1,7 @@
 /* SQLite side of the agents tables; see agent_store.h. */
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "agent_store.h"
 #include "db.h"
@@ -163,6 +164,7 @@ agent_store_list_versions(struct db *db, const char *agent_id, const struct doc_
 	sqlite3_stmt *st = NULL;
 	char sql[384];
 	int r;
+	memset(out, 0, sizeof(*out));
 	snprintf(sql, sizeof(sql),
 	         "SELECT version, doc FROM agent_versions WHERE agent_id = ?1 "
 	         "AND (?2 = 0 OR version %s ?3) ORDER BY version %s LIMIT ?4",

@@ -24,7 +24,8 @@ struct doc_list {
 };
 
 /* data: up to limit documents in page order; more: another page follows, starting
- * after last_seq. */
+ * after last_seq. Every function that fills one initializes it first, so a caller may
+ * doc_page_free it after a failure too. */
 struct doc_page {
 	json_t *data;
 	int64_t last_seq;

@@ -1,5 +1,6 @@
 /* SQLite side of the events table; see event_store.h. */
 #include <stdlib.h>
+#include <string.h>
 
 #include "db.h"
 #include "err.h"
@@ -105,6 +106,7 @@ event_store_list(struct db *db, const char *session_id, const struct doc_list *q
 {
 	sqlite3_stmt *st = NULL;
 	int r;
+	memset(out, 0, sizeof(*out));
 	/* One statement for both orders: the cursor bound flips with the order. */
 	const char *sql =
 	    q->desc ? "SELECT seq, doc FROM events WHERE session_id = ?1 AND (?2 = 0 OR seq < ?3) "
