@@ -15,6 +15,7 @@
 #include "server.h"
 #include "session_store.h"
 #include "util.h"
+#include "validate.h"
 #include "work.h"
 #include "work_store.h"
 #include "xalloc.h"
@@ -467,17 +468,13 @@ work_stats(struct api_call *c)
 	api_reply_json(c, 200, o);
 }
 
-struct list_acc {
-	json_t *data;
-	int64_t last;
-};
-
+/* Collects a store's rows into a page (validate_page_json renders it). */
 static int
 list_add(void *arg, const struct work_item *w)
 {
-	struct list_acc *a = arg;
-	json_array_append_new(a->data, work_render(w, NULL));
-	a->last = w->seq;
+	struct doc_page *page = arg;
+	json_array_append_new(page->data, work_render(w, NULL));
+	page->last_seq = w->seq;
 	return 0;
 }
 
@@ -494,22 +491,13 @@ work_list(struct api_call *c)
 	                     .after_seq = pg.after_seq,
 	                     .limit = pg.limit,
 	                     .desc = pg.desc};
-	struct list_acc acc = {json_array(), 0};
-	bool more = false;
-	if (work_store_list(c->srv->db, env_id, &q, list_add, &acc, &more) != 0) {
-		json_decref(acc.data);
+	struct doc_page page = {.data = json_array()};
+	if (work_store_list(c->srv->db, env_id, &q, list_add, &page, &page.more) != 0) {
+		doc_page_free(&page);
 		api_reply_err(c, AL_E_IO, "cannot list work");
 		return;
 	}
-	json_t *data = acc.data;
-	int64_t last = acc.last;
-	json_t *next = json_null();
-	if (more) {
-		char *cur = api_page_cursor(last, pg.desc);
-		next = json_string(cur);
-		free(cur);
-	}
-	api_reply_json(c, 200, json_pack("{s:o, s:o}", "data", data, "next_page", next));
+	api_reply_json(c, 200, validate_page_json(&page, pg.desc));
 }
 
 static void

@@ -18,6 +18,7 @@
 #include "tunnel_proto.h"
 #include "tunnel_store.h"
 #include "util.h"
+#include "validate.h"
 #include "xalloc.h"
 
 static json_t *
@@ -136,17 +137,13 @@ get_tunnel(struct api_call *c)
 		api_reply_json(c, 200, o);
 }
 
-struct list_acc {
-	json_t *data;
-	int64_t last;
-};
-
+/* Collects a store's rows into a page (validate_page_json renders it). */
 static int
 list_add(void *arg, const struct tunnel_row *t)
 {
-	struct list_acc *a = arg;
-	json_array_append_new(a->data, render(t));
-	a->last = t->seq;
+	struct doc_page *page = arg;
+	json_array_append_new(page->data, render(t));
+	page->last_seq = t->seq;
 	return 0;
 }
 
@@ -172,22 +169,13 @@ list_tunnels(struct api_call *c)
 	                     .after_seq = pg.after_seq,
 	                     .limit = pg.limit,
 	                     .desc = pg.desc};
-	struct list_acc acc = {json_array(), 0};
-	bool more = false;
-	if (tunnel_store_list(c->srv->db, &q, list_add, &acc, &more) != 0) {
-		json_decref(acc.data);
+	struct doc_page page = {.data = json_array()};
+	if (tunnel_store_list(c->srv->db, &q, list_add, &page, &page.more) != 0) {
+		doc_page_free(&page);
 		api_reply_err(c, AL_E_IO, "cannot list tunnels");
 		return;
 	}
-	json_t *data = acc.data;
-	int64_t last = acc.last;
-	json_t *next = json_null();
-	if (more) {
-		char *cur = api_page_cursor(last, pg.desc);
-		next = json_string(cur);
-		free(cur);
-	}
-	api_reply_json(c, 200, json_pack("{s:o, s:o}", "data", data, "next_page", next));
+	api_reply_json(c, 200, validate_page_json(&page, pg.desc));
 }
 
 static void
