@@ -294,3 +294,18 @@ bad:
 	free(o);
 	return AL_E_INVAL;
 }
+
+char *
+base64_encode_std(const void *data, size_t len)
+{
+	char *s = base64url_encode(data, len);
+	size_t n = strlen(s);
+	char *out = xmalloc(n + 3);
+	for (size_t i = 0; i < n; i++)
+		out[i] = s[i] == '-' ? '+' : s[i] == '_' ? '/' : s[i];
+	while (n % 4)
+		out[n++] = '=';
+	out[n] = '\0';
+	secret_free(s);
+	return out;
+}

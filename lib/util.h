@@ -27,6 +27,8 @@ void sha256_hex(const void *data, size_t len, char out[65]);
 
 /* base64url (RFC 4648 §5) without padding; decode accepts padding and the standard alphabet. */
 char *base64url_encode(const void *data, size_t len);
+/* Standard base64 (RFC 4648 §4) with padding, e.g. for HTTP Basic credentials. */
+char *base64_encode_std(const void *data, size_t len);
 int base64_decode_any(const char *s, size_t len, unsigned char **out, size_t *out_len);
 /* Strict base64url for signed data (RFC 7515 §2): URL alphabet, no padding, zero trailing
  * bits, so one text decodes per byte string. *out is malloc'ed with one extra NUL byte.

@@ -144,8 +144,10 @@ config_file_load(struct server_config *cfg, const char *path, enum log_format *f
 	static const char *const agent_id_keys[] = {"issuer", "key_file", "previous_key_file",
 	                                            NULL};
 	const json_t *agent_id = NULL;
-	static const char *const oidc_keys[] = {"issuer",  "audience",    "groups_claim",
-	                                        "ca_file", "groups_file", NULL};
+	static const char *const oidc_keys[] = {
+	    "issuer",    "audience",           "groups_claim", "ca_file", "groups_file",
+	    "client_id", "client_secret_file", "redirect_uri", "scope",   NULL};
+	char *oidc_secret_file = NULL;
 	const json_t *idm = NULL, *oidc = NULL, *audit = NULL;
 	static const char *const audit_keys[] = {"file", NULL};
 
@@ -199,7 +201,11 @@ config_file_load(struct server_config *cfg, const char *path, enum log_format *f
 	     (r = cfg_get_str(&c, oidc, "audience", &cfg->identity.oidc_audience)) ||
 	     (r = cfg_get_str(&c, oidc, "groups_claim", &cfg->identity.oidc_groups_claim)) ||
 	     (r = cfg_get_str(&c, oidc, "ca_file", &cfg->identity.oidc_ca_file)) ||
-	     (r = cfg_get_str(&c, oidc, "groups_file", &cfg->identity.oidc_groups_file))))
+	     (r = cfg_get_str(&c, oidc, "groups_file", &cfg->identity.oidc_groups_file)) ||
+	     (r = cfg_get_str(&c, oidc, "client_id", &cfg->identity.oidc_client_id)) ||
+	     (r = cfg_get_str(&c, oidc, "client_secret_file", &oidc_secret_file)) ||
+	     (r = cfg_get_str(&c, oidc, "redirect_uri", &cfg->identity.oidc_redirect_uri)) ||
+	     (r = cfg_get_str(&c, oidc, "scope", &cfg->identity.oidc_scope))))
 		goto out;
 	if ((r = cfg_get_map(&c, c.root, "audit", &audit)) ||
 	    (audit && ((r = cfg_only_keys(&c, audit, audit_keys)) ||
@@ -226,6 +232,9 @@ config_file_load(struct server_config *cfg, const char *path, enum log_format *f
 	cfg->sse_ping_ms = (unsigned)ping * 1000;
 	if (api_key_file && (r = read_secret_file(api_key_file, &cfg->api_key)) != 0)
 		goto out_quiet;
+	if (oidc_secret_file &&
+	    (r = read_secret_file(oidc_secret_file, &cfg->identity.oidc_client_secret)) != 0)
+		goto out_quiet;
 	if (model_key_file && (r = read_secret_file(model_key_file, &cfg->model_api_key)) != 0)
 		goto out_quiet;
 	r = 0;
@@ -236,6 +245,7 @@ out_quiet:
 	cfg_free(&c);
 	free(api_key_file);
 	free(model_key_file);
+	free(oidc_secret_file);
 	free(f);
 	free(l);
 	return r;
@@ -284,6 +294,13 @@ config_from_env(struct server_config *cfg)
 	env_str("AIRLOCK_OIDC_GROUPS_CLAIM", &cfg->identity.oidc_groups_claim);
 	env_str("AIRLOCK_OIDC_CA_FILE", &cfg->identity.oidc_ca_file);
 	env_str("AIRLOCK_OIDC_GROUPS_FILE", &cfg->identity.oidc_groups_file);
+	env_str("AIRLOCK_OIDC_CLIENT_ID", &cfg->identity.oidc_client_id);
+	env_str("AIRLOCK_OIDC_REDIRECT_URI", &cfg->identity.oidc_redirect_uri);
+	env_str("AIRLOCK_OIDC_SCOPE", &cfg->identity.oidc_scope);
+	if ((v = getenv("AIRLOCK_OIDC_CLIENT_SECRET")) && *v) {
+		secret_free(cfg->identity.oidc_client_secret);
+		cfg->identity.oidc_client_secret = xstrdup(v);
+	}
 	env_str("AIRLOCK_POLICY_FILE", &cfg->identity.policy_file);
 	env_str("AIRLOCK_AGENT_IDENTITY_ISSUER", &cfg->identity.agent_issuer);
 	env_str("AIRLOCK_AGENT_IDENTITY_KEY_FILE", &cfg->identity.agent_key_file);
@@ -424,6 +441,10 @@ server_config_free(struct server_config *c)
 	free(c->identity.oidc_groups_claim);
 	free(c->identity.oidc_ca_file);
 	free(c->identity.oidc_groups_file);
+	free(c->identity.oidc_client_id);
+	secret_free(c->identity.oidc_client_secret);
+	free(c->identity.oidc_redirect_uri);
+	free(c->identity.oidc_scope);
 	free(c->identity.policy_file);
 	free(c->identity.agent_issuer);
 	free(c->identity.agent_key_file);

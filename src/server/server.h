@@ -22,11 +22,16 @@ struct server_tunnel_config {
 
 /* Users from an OpenID Connect provider (docs/server/identity.md); issuer NULL: off. */
 struct server_identity_config {
-	char *oidc_issuer;         /* AIRLOCK_OIDC_ISSUER, identity.oidc.issuer */
-	char *oidc_audience;       /* AIRLOCK_OIDC_AUDIENCE */
-	char *oidc_groups_claim;   /* AIRLOCK_OIDC_GROUPS_CLAIM; NULL: "groups" */
-	char *oidc_ca_file;        /* AIRLOCK_OIDC_CA_FILE; NULL: system trust store */
-	char *oidc_groups_file;    /* AIRLOCK_OIDC_GROUPS_FILE: user → groups mapping */
+	char *oidc_issuer;       /* AIRLOCK_OIDC_ISSUER, identity.oidc.issuer */
+	char *oidc_audience;     /* AIRLOCK_OIDC_AUDIENCE */
+	char *oidc_groups_claim; /* AIRLOCK_OIDC_GROUPS_CLAIM; NULL: "groups" */
+	char *oidc_ca_file;      /* AIRLOCK_OIDC_CA_FILE; NULL: system trust store */
+	char *oidc_groups_file;  /* AIRLOCK_OIDC_GROUPS_FILE: user → groups mapping */
+	/* the console's browser sign-in (authorization code + PKCE; console/console_oidc.c) */
+	char *oidc_client_id;      /* AIRLOCK_OIDC_CLIENT_ID */
+	char *oidc_client_secret;  /* AIRLOCK_OIDC_CLIENT_SECRET, or client_secret_file */
+	char *oidc_redirect_uri;   /* AIRLOCK_OIDC_REDIRECT_URI: <console URL>/oidc/callback */
+	char *oidc_scope;          /* AIRLOCK_OIDC_SCOPE; NULL: "openid email profile" */
 	char *policy_file;         /* AIRLOCK_POLICY_FILE, policy_file: tool policy and roles */
 	char *agent_issuer;        /* AIRLOCK_AGENT_IDENTITY_ISSUER: agent identity on MCP calls */
 	char *agent_key_file;      /* AIRLOCK_AGENT_IDENTITY_KEY_FILE; NULL: <data_dir>/… */

@@ -57,6 +57,27 @@ auth_principal_reset(struct principal *who)
 	memset(who, 0, sizeof(*who));
 }
 
+enum user_role
+auth_user_role(struct server *srv, const struct oidc_user *u)
+{
+	if (srv->policy == NULL)
+		return ROLE_USER;
+	struct policy_principal pp = {.sub = u->sub,
+	                              .email = u->email_verified ? u->email : NULL,
+	                              .groups = (const char *const *)u->groups,
+	                              .n_groups = u->ngroups};
+	switch (policy_role(srv->policy, &pp)) {
+	case POLICY_ROLE_ADMIN:
+		return ROLE_ADMIN;
+	case POLICY_ROLE_DEVELOPER:
+		return ROLE_DEVELOPER;
+	case POLICY_ROLE_USER:
+		return ROLE_USER;
+	default:
+		return ROLE_NONE;
+	}
+}
+
 /* A bearer JWT from the OpenID provider: a user, whose role the policy file's `roles`
  * give by group (`user` without a policy file; docs/server/identity.md). */
 static int
@@ -70,27 +91,7 @@ resolve_user(struct server *srv, const char *token, struct principal *who, char 
 		return r;
 	}
 	who->kind = PRINCIPAL_USER;
-	who->role = ROLE_USER;
-	if (srv->policy != NULL) {
-		struct policy_principal pp = {.sub = who->user.sub,
-		                              .email =
-		                                  who->user.email_verified ? who->user.email : NULL,
-		                              .groups = (const char *const *)who->user.groups,
-		                              .n_groups = who->user.ngroups};
-		switch (policy_role(srv->policy, &pp)) {
-		case POLICY_ROLE_ADMIN:
-			who->role = ROLE_ADMIN;
-			break;
-		case POLICY_ROLE_DEVELOPER:
-			who->role = ROLE_DEVELOPER;
-			break;
-		case POLICY_ROLE_USER:
-			who->role = ROLE_USER;
-			break;
-		default:
-			who->role = ROLE_NONE;
-		}
-	}
+	who->role = auth_user_role(srv, &who->user);
 	snprintf(who->key_id, sizeof(who->key_id), "user:%s", who->user.sub);
 	return 0;
 }

@@ -32,6 +32,8 @@ void auth_principal_reset(struct principal *who);
  * pattern and method as in the route table). */
 bool auth_user_may(enum user_role role, const char *method, const char *pattern);
 const char *auth_role_name(enum user_role role); /* "admin", "developer", "user" */
+/* A signed-in user's role under the policy file's `roles` (user without a policy). */
+enum user_role auth_user_role(struct server *srv, const struct oidc_user *u);
 
 /* Issues a key. kind "server" or "environment" (environment_id required then).
  * *plaintext is the only copy of the secret; *key_id names it for revocation. */

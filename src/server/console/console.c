@@ -13,6 +13,7 @@
 #include "console_assets.h"
 #include "err.h"
 #include "key_store.h"
+#include "oidc.h"
 #include "log.h"
 #include "server.h"
 #include "util.h"
@@ -30,11 +31,26 @@ struct console_session {
 	int64_t created_us; /* monotonic, µs */
 	int64_t last_us;
 	int64_t created_real_us;
+	/* signed in through the OpenID provider (console_oidc.c): the user as their access
+	 * token named them; the session ends when that token expires */
+	struct oidc_user *user;
 };
 
 struct console {
 	struct console_session s[CONSOLE_MAX_SESSIONS];
+	struct console_oidc *oidc; /* pending single sign-ons (console_oidc.c) */
 };
+
+/* Ends a session: its user's groups are heap, the rest is wiped in place. */
+static void
+session_clear(struct console_session *s)
+{
+	if (s->user != NULL) {
+		oidc_user_reset(s->user);
+		free(s->user);
+	}
+	explicit_bzero(s, sizeof(*s));
+}
 
 /* Every console answer: the page may load only what this server sends, run no inline
  * script, be framed by nobody, and send nothing back but to this origin. */
@@ -62,6 +78,9 @@ console_free(struct server *srv)
 {
 	if (srv->console == NULL)
 		return;
+	for (size_t i = 0; i < CONSOLE_MAX_SESSIONS; i++)
+		session_clear(&srv->console->s[i]);
+	console_oidc_free(srv->console->oidc);
 	explicit_bzero(srv->console, sizeof(struct console));
 	free(srv->console);
 	srv->console = NULL;
@@ -130,7 +149,7 @@ session_of(struct server *srv, const struct http_request *req)
 			continue;
 		if (now - s->last_us > CONSOLE_IDLE_US ||
 		    now - s->created_us > CONSOLE_MAX_AGE_US) {
-			explicit_bzero(s, sizeof(*s));
+			session_clear(s);
 			return NULL;
 		}
 		return s;
@@ -180,12 +199,28 @@ console_auth(struct server *srv, const struct http_request *req, struct principa
 		snprintf(why, whylen, "%s", who->fail);
 		return AL_E_PERM;
 	}
+	if (s->user != NULL) {
+		/* a user's session lasts as long as the access token it began with */
+		if (now_real_us() / 1000000 >= s->user->exp) {
+			who->fail = "your single sign-on expired: sign in again";
+			snprintf(why, whylen, "%s", who->fail);
+			session_clear(s);
+			return AL_E_AUTH;
+		}
+		s->last_us = mono_us();
+		oidc_user_copy(&who->user, s->user);
+		who->kind = PRINCIPAL_USER;
+		who->role = auth_user_role(srv, &who->user); /* the policy in force now */
+		who->fail = "";
+		why[0] = '\0';
+		return 0;
+	}
 	int r = key_still_good(srv, s);
 	if (r != 0) {
 		who->fail = "the key this console session signed in with is revoked";
 		snprintf(why, whylen, "%s", who->fail);
 		if (r == AL_E_AUTH)
-			explicit_bzero(s, sizeof(*s));
+			session_clear(s);
 		return r;
 	}
 	s->last_us = mono_us();
@@ -329,7 +364,7 @@ session_new(struct server *srv)
 		struct console_session *s = &con->s[i];
 		if (s->used && (now - s->last_us > CONSOLE_IDLE_US ||
 		                now - s->created_us > CONSOLE_MAX_AGE_US))
-			explicit_bzero(s, sizeof(*s));
+			session_clear(s);
 		if (!s->used) {
 			slot = s;
 			break;
@@ -337,7 +372,7 @@ session_new(struct server *srv)
 		if (slot == NULL || s->last_us < slot->last_us)
 			slot = s; /* full: the least recently used goes */
 	}
-	explicit_bzero(slot, sizeof(*slot));
+	session_clear(slot);
 	char *id = token_new("");
 	char *csrf = token_new("");
 	snprintf(slot->id, sizeof(slot->id), "%s", id);
@@ -402,7 +437,7 @@ sign_in(struct api_call *c)
 	/* a new id at every sign-in (no fixation); the browser's old session, if any, ends */
 	struct console_session *old = session_of(srv, c->http);
 	if (old != NULL)
-		explicit_bzero(old, sizeof(*old));
+		session_clear(old);
 	struct console_session *s = session_new(srv);
 	const char *key = json_string_value(json_object_get(body, "key"));
 	sha256_hex(key, strlen(key), s->key_hash);
@@ -416,6 +451,50 @@ sign_in(struct api_call *c)
 	char cookie[256];
 	cookie_line(srv, s->id, CONSOLE_MAX_AGE_US / 1000000, cookie, sizeof cookie);
 	json_session(c, s, cookie, 200);
+}
+
+void
+console_user_signed_in_page(struct api_call *c, const struct oidc_user *u, const char *page)
+{
+	struct server *srv = c->srv;
+	struct console_session *old = session_of(srv, c->http);
+	if (old != NULL)
+		session_clear(old);
+	struct console_session *s = session_new(srv);
+	s->user = xcalloc(1, sizeof(*s->user));
+	oidc_user_copy(s->user, u);
+	snprintf(s->key_id, sizeof(s->key_id), "user:%s", u->sub);
+	auth_principal_reset(&c->who);
+	oidc_user_copy(&c->who.user, u);
+	c->who.kind = PRINCIPAL_USER;
+	c->who.role = auth_user_role(srv, u);
+	c->who.cred = "console session";
+	snprintf(c->who.key_id, sizeof(c->who.key_id), "user:%s", u->sub);
+	audit_api(c, "console.sign_in", "allow", "200", json_pack("{s:s}", "method", "oidc"));
+	log_info("console sign-in", "request_id", c->request_id, "user", u->sub, "peer",
+	         c->http->peer, "method", "oidc");
+	char cookie[256];
+	int64_t left = u->exp - now_real_us() / 1000000;
+	cookie_line(srv, s->id, left > 0 ? left : 1, cookie, sizeof cookie);
+	reply(c, 200, "text/html; charset=utf-8", cookie, NULL, page, strlen(page));
+}
+
+struct console_oidc **
+console_oidc_slot(struct server *srv)
+{
+	return &console_of(srv)->oidc;
+}
+
+void
+console_reply_text(struct api_call *c, int status, const char *text)
+{
+	reply(c, status, "text/plain; charset=utf-8", NULL, NULL, text, strlen(text));
+}
+
+void
+console_redirect(struct api_call *c, const char *location)
+{
+	reply(c, 302, "text/plain; charset=utf-8", NULL, location, "", 0);
 }
 
 static void
@@ -435,7 +514,7 @@ sign_out(struct api_call *c)
 	}
 	struct console_session *s = session_of(c->srv, c->http);
 	if (s != NULL)
-		explicit_bzero(s, sizeof(*s));
+		session_clear(s);
 	reply_json(c, 200, cookie, json_pack("{s:s}", "type", "console_signed_out"));
 }
 
@@ -461,10 +540,10 @@ bool
 console_dispatch(struct api_call *c)
 {
 	static const struct api_route routes[] = {
-	    {"GET", "/console/{*}", 0, NULL},
-	    {"POST", "/console/login", 0, NULL},
-	    {"POST", "/console/logout", 0, NULL},
-	    {"GET", "/console/session", 0, NULL},
+	    {"GET", "/console/{*}", 0, NULL},        {"POST", "/console/login", 0, NULL},
+	    {"POST", "/console/logout", 0, NULL},    {"GET", "/console/session", 0, NULL},
+	    {"GET", "/console/oidc/login", 0, NULL}, {"GET", "/console/oidc/callback", 0, NULL},
+	    {"GET", "/console/config", 0, NULL},
 	};
 	const char *p = c->http->path;
 	const char *m = c->http->method;
@@ -500,6 +579,22 @@ console_dispatch(struct api_call *c)
 	if (strcmp(name, "session") == 0) {
 		c->route = &routes[3];
 		whoami(c);
+		return true;
+	}
+	if (strcmp(name, "oidc/login") == 0) {
+		c->route = &routes[4];
+		console_oidc_login(c);
+		return true;
+	}
+	if (strcmp(name, "oidc/callback") == 0) {
+		c->route = &routes[5];
+		console_oidc_callback(c);
+		return true;
+	}
+	if (strcmp(name, "config") == 0) {
+		c->route = &routes[6];
+		reply_json(c, 200, NULL,
+		           json_pack("{s:b}", "single_sign_on", console_oidc_enabled(c->srv)));
 		return true;
 	}
 	serve_asset(c, name);

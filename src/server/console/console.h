@@ -42,6 +42,22 @@ int console_auth(struct server *srv, const struct http_request *req, struct prin
                  char *why, size_t whylen);
 void console_free(struct server *srv);
 
+/* Single sign-on (console_oidc.c): authorization code + PKCE against the OpenID
+ * provider the API trusts; the access token it returns becomes a console session of
+ * that user (docs/server/console.md "Single sign-on"). */
+struct console_oidc;
+struct oidc_user;
+bool console_oidc_enabled(struct server *srv);
+void console_oidc_login(struct api_call *c);    /* GET /console/oidc/login */
+void console_oidc_callback(struct api_call *c); /* GET /console/oidc/callback */
+void console_oidc_free(struct console_oidc *co);
+/* For console_oidc.c: its state's slot, the answers, and the session it ends with. */
+struct console_oidc **console_oidc_slot(struct server *srv);
+/* Starts a console session of u and answers with page (HTML) and its cookie. */
+void console_user_signed_in_page(struct api_call *c, const struct oidc_user *u, const char *page);
+void console_reply_text(struct api_call *c, int status, const char *text);
+void console_redirect(struct api_call *c, const char *location);
+
 /* Exposed for the unit test: the value of cookie `name` in a Cookie header into out
  * (NUL-terminated). AL_E_NOTFOUND when absent, AL_E_TOOBIG when longer than outlen-1. */
 int console_cookie_get(const char *header, const char *name, char *out, size_t outlen);

@@ -45,6 +45,7 @@ struct oidc {
 	unsigned skew_s, refetch_min_ms, refresh_ms;
 
 	char *jwks_uri;
+	char *authorization_endpoint, *token_endpoint; /* for the console's sign-in */
 	struct jose_keyset *keys;
 	uint64_t last_refetch_ms; /* when an unknown kid last sent us to the IdP; 0: never */
 	struct httpc_xfer *xfer;
@@ -71,8 +72,8 @@ oidc_user_reset(struct oidc_user *u)
 	memset(u, 0, sizeof *u);
 }
 
-static void
-user_copy(struct oidc_user *dst, const struct oidc_user *src)
+void
+oidc_user_copy(struct oidc_user *dst, const struct oidc_user *src)
 {
 	*dst = *src;
 	dst->groups = xcalloc(src->ngroups ? src->ngroups : 1, sizeof *dst->groups);
@@ -345,6 +346,8 @@ oidc_free(struct oidc *o)
 	free(o->groups_claim);
 	free(o->groups_file);
 	free(o->jwks_uri);
+	free(o->authorization_endpoint);
+	free(o->token_endpoint);
 	free(o);
 }
 
@@ -352,6 +355,24 @@ bool
 oidc_ready(const struct oidc *o)
 {
 	return o != NULL && o->keys != NULL;
+}
+
+const char *
+oidc_authorization_endpoint(const struct oidc *o)
+{
+	return o->authorization_endpoint;
+}
+
+const char *
+oidc_token_endpoint(const struct oidc *o)
+{
+	return o->token_endpoint;
+}
+
+const char *
+oidc_issuer(const struct oidc *o)
+{
+	return o->issuer;
 }
 
 void
@@ -510,6 +531,13 @@ on_discovery(struct httpc_xfer *x, const struct httpc_response *resp, void *arg)
 	}
 	free(o->jwks_uri);
 	o->jwks_uri = xstrdup(uri);
+	/* the endpoints a browser sign-in uses; held to the same scheme rule as the keys */
+	const char *ae = json_string_value(json_object_get(doc, "authorization_endpoint"));
+	const char *te = json_string_value(json_object_get(doc, "token_endpoint"));
+	free(o->authorization_endpoint);
+	free(o->token_endpoint);
+	o->authorization_endpoint = ae && url_allowed(ae) ? xstrdup(ae) : NULL;
+	o->token_endpoint = te && url_allowed(te) ? xstrdup(te) : NULL;
 	json_decref(doc);
 	fetch_jwks(o);
 }
@@ -611,7 +639,7 @@ oidc_authenticate(struct oidc *o, const char *token, struct oidc_user *u, char *
 	if (slot->used && memcmp(slot->hash, h, sizeof h) == 0) {
 		if (now < slot->user.exp + (int64_t)o->skew_s) {
 			o->st.cache_hits++;
-			user_copy(u, &slot->user);
+			oidc_user_copy(u, &slot->user);
 			return 0;
 		}
 		snprintf(err, errlen, "token expired %lld s ago",
@@ -633,7 +661,7 @@ oidc_authenticate(struct oidc *o, const char *token, struct oidc_user *u, char *
 	o->st.verified++;
 	oidc_user_reset(&slot->user);
 	memcpy(slot->hash, h, sizeof h);
-	user_copy(&slot->user, u);
+	oidc_user_copy(&slot->user, u);
 	slot->used = true;
 out:
 	if (r != 0 && r != AL_E_NOTFOUND)

@@ -42,6 +42,8 @@ struct oidc_user {
 	int64_t exp;
 };
 void oidc_user_reset(struct oidc_user *u);
+/* A deep copy (dst's own groups). */
+void oidc_user_copy(struct oidc_user *dst, const struct oidc_user *src);
 
 struct oidc;
 
@@ -76,6 +78,12 @@ void oidc_forget(struct oidc *o, void *arg);
  * only Entra ID's overage pointer (`_claim_names.groups`). */
 int oidc_user_from_claims(struct oidc *o, const json_t *payload, struct oidc_user *u, char *err,
                           size_t errlen);
+
+/* The IdP's authorization and token endpoints from its discovery document (for the
+ * console's sign-in); NULL until discovery loaded, or when it names none. */
+const char *oidc_authorization_endpoint(const struct oidc *o);
+const char *oidc_token_endpoint(const struct oidc *o);
+const char *oidc_issuer(const struct oidc *o);
 
 /* Counters for /metrics and tests. */
 struct oidc_stats {

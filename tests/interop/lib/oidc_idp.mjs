@@ -17,7 +17,10 @@ async function signingKey(alg, kid) {
 }
 
 // users: { name: { groups: [...], email, roles } }; audience: the resource's audience.
-export async function startIdp({ users, audience = 'airlock', alg = 'ES256', claimsFor } = {}) {
+// webClient: {redirectUri} adds a confidential client `airlock-console` (secret
+// `console-secret`) for the authorization code flow, and the provider's development
+// login and consent pages (any password signs a listed user in).
+export async function startIdp({ users, audience = 'airlock', alg = 'ES256', claimsFor, webClient } = {}) {
   let keys = [await signingKey(alg, 'key-1')];
   let server;
   let port = 0;
@@ -31,11 +34,17 @@ export async function startIdp({ users, audience = 'airlock', alg = 'ES256', cla
         client_id: 'airlock-test', client_secret: 'test-secret',
         grant_types: [TEST_GRANT, 'client_credentials'], redirect_uris: [], response_types: [],
         id_token_signed_response_alg: alg,
-      }],
+      }, ...(webClient ? [{
+        client_id: 'airlock-console', client_secret: 'console-secret',
+        grant_types: ['authorization_code'], response_types: ['code'],
+        redirect_uris: [webClient.redirectUri], token_endpoint_auth_method: 'client_secret_basic',
+        id_token_signed_response_alg: alg,
+      }] : [])],
+      pkce: { required: () => true },
       jwks: { keys },
       ttl: { Grant: 3600, AccessToken: 300 },
       features: {
-        devInteractions: { enabled: false },
+        devInteractions: { enabled: !!webClient },
         clientCredentials: { enabled: true },
         resourceIndicators: {
           enabled: true,

@@ -44,6 +44,15 @@ function showSignIn(message) {
   });
   main.replaceChildren(form);
   key.focus();
+  // single sign-on, when the server has an OpenID provider and a client for it
+  fetch('config', { credentials: 'same-origin' })
+    .then((r) => (r.ok ? r.json() : {}))
+    .then((c) => {
+      if (!c.single_sign_on) return;
+      form.insertBefore(el('p', {}, el('a', { id: 'sso', class: 'button', href: 'oidc/login', text: 'Sign in with single sign-on' })),
+        form.querySelector('label'));
+    })
+    .catch(() => {});
 }
 
 async function route() {
