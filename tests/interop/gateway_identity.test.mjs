@@ -148,6 +148,9 @@ test('an intern\'s session is refused at the gateway: nothing reaches the MCP se
     (e.type === 'agent.tool_use' && e.evaluated_permission === 'deny') || e.type === 'agent.message', 0, 'an outcome');
   ev.close();
   assert.equal(upstream.seen.length, before, 'no request reached the upstream');
+  // the gateway's stderr reaches us through a pipe, maybe after the session moved on
+  for (let i = 0; i < 100 && !/request refused: agent identity/.test(gateway.log()); i++)
+    await new Promise((r) => setTimeout(r, 50));
   assert.match(gateway.log(), /request refused: agent identity.*status=403.*not allowed/);
 });
 

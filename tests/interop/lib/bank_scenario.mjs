@@ -216,6 +216,9 @@ export async function runBank({ say = () => {} } = {}) {
     const alice = await session('alice', 'Run the quarterly audit of the ledger.', isFinal('Audit complete'));
     const ian = await session('ian', 'intern check: look at the ledger', isFinal('not allowed'));
     const requests = await mock.requests();
+    // ian's refusal at the gateway reaches us through its stderr pipe, maybe a moment later
+    for (let i = 0; i < 100 && !/request refused/.test(gateway.log()); i++)
+      await new Promise((r) => setTimeout(r, 50));
 
     let audit = null;
     const auditFile = path.join(srv.dataDir, 'audit.jsonl');
