@@ -594,15 +594,31 @@ server_main(int argc, char **argv)
 		}
 	}
 	log_setup(fmt, lvl, "server");
+	/* side listeners of an edge that is off would be dropped without a word */
+	const struct server_tunnel_config *tc = &srv.cfg.tunnel;
+	if ((tc->listen == NULL || tc->listen[0] == '\0') &&
+	    ((tc->metrics_listen && tc->metrics_listen[0]) ||
+	     (tc->ingress_listen && tc->ingress_listen[0]))) {
+		fprintf(stderr,
+		        "airlock server: %s needs tunnel.listen (--tunnel-listen, "
+		        "AIRLOCK_TUNNEL_LISTEN): the tunnel edge is off\n",
+		        tc->metrics_listen && tc->metrics_listen[0]
+		            ? "tunnel.metrics_listen (--tunnel-metrics-listen)"
+		            : "tunnel.ingress_listen (--tunnel-ingress-listen)");
+		rc = 2;
+		goto out;
+	}
 	if ((srv.cfg.tls_cert_file == NULL) != (srv.cfg.tls_key_file == NULL)) {
-		fprintf(stderr, "airlock server: --tls-cert and --tls-key go together\n");
+		fprintf(stderr, "airlock server: tls.cert_file and tls.key_file (--tls-cert, "
+		                "--tls-key) go together\n");
 		rc = 2; /* configuration */
 		goto out;
 	}
 	if (srv.cfg.tls_cert_file == NULL && !net_addr_is_loopback(srv.cfg.listen)) {
 		fprintf(stderr,
 		        "airlock server: refusing plain HTTP on %s: API keys would cross "
-		        "the network in clear; give --tls-cert and --tls-key\n",
+		        "the network in clear; give tls.cert_file and tls.key_file (--tls-cert, "
+		        "--tls-key)\n",
 		        srv.cfg.listen);
 		rc = 2; /* configuration */
 		goto out;

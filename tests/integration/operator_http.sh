@@ -63,4 +63,19 @@ PY
 )
 BODY=$j STATUS=x check "--log-format json: the access line is JSON with its fields" \
 	eq "$j" "GET 200 AIRLOCK_API_KEY env:AIRLOCK_API_KEY True req_"
+
+# configuration errors name the YAML key too, and side listeners of an edge that is off
+# are an error, not silently dropped (item 13)
+out=$(env -u AIRLOCK_TUNNEL_LISTEN AIRLOCK_DATA_DIR=$T_TMP/d3 timeout 10 "$AIRLOCK_BIN" server --listen 127.0.0.1:0 \
+	--tunnel-metrics-listen 127.0.0.1:0 2>&1)
+rc=$?
+STATUS=$rc BODY=$out check "tunnel.metrics_listen without tunnel.listen: exit 2" eq "$rc" 2
+STATUS=$rc BODY=$out check "... naming the key, the flag and what is missing" \
+	grep -q "tunnel.metrics_listen (--tunnel-metrics-listen) needs tunnel.listen" <<<"$out"
+printf 'listen: 127.0.0.1:0\ndata_dir: %s/d4\ntls:\n  cert_file: /nonexistent.pem\n' "$T_TMP" >"$T_TMP/t.yaml"
+out=$(timeout 10 "$AIRLOCK_BIN" server --config "$T_TMP/t.yaml" 2>&1)
+rc=$?
+STATUS=$rc BODY=$out check "tls.cert_file without tls.key_file names the YAML keys" \
+	grep -q "tls.cert_file and tls.key_file (--tls-cert, --tls-key) go together" <<<"$out"
+STATUS=$rc BODY=$out check "... and exits 2" eq "$rc" 2
 finish
