@@ -69,6 +69,8 @@ server_usage(FILE *f)
 	    "  AIRLOCK_OIDC_ISSUER, AIRLOCK_OIDC_AUDIENCE, AIRLOCK_OIDC_CA_FILE,\n"
 	    "  AIRLOCK_OIDC_GROUPS_CLAIM, AIRLOCK_OIDC_GROUPS_FILE  signed-in users\n"
 	    "                         (docs/server/identity.md)\n"
+	    "  AIRLOCK_OIDC_CLIENT_ID, AIRLOCK_OIDC_CLIENT_SECRET, AIRLOCK_OIDC_REDIRECT_URI,\n"
+	    "  AIRLOCK_OIDC_SCOPE     sign-in through the provider (docs/server/identity.md)\n"
 	    "  AIRLOCK_AGENT_IDENTITY_ISSUER, AIRLOCK_AGENT_IDENTITY_KEY_FILE,\n"
 	    "  AIRLOCK_AGENT_IDENTITY_PREVIOUS_KEY_FILE  agent identity tokens\n"
 	    "  (each YAML key's variable: docs/server/config.md)\n"
