@@ -22,7 +22,10 @@ export async function startServer({ env = {}, args = [], dataDir } = {}) {
   });
   let log = '';
   const port = await new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`server did not start: ${log}`)), 20000);
+    const timer = setTimeout(() => {
+      proc.kill('SIGKILL'); // a server that never said it listens must not outlive the test
+      reject(new Error(`server did not start: ${log}`));
+    }, 20000);
     proc.stderr.setEncoding('utf8');
     proc.stderr.on('data', (d) => {
       log += d;
