@@ -11,8 +11,8 @@
 
 #define MAX_TOOLS 32
 
-static const char *const fixed_tools[] = {"bash", "read", "mcp__ledger__post", "mcp__db__query",
-                                          "", "x", "mcp__", "a-b_c"};
+static const char *const fixed_tools[] = {
+    "bash", "read", "mcp__ledger__post", "mcp__db__query", "", "x", "mcp__", "a-b_c"};
 
 static void
 check_tool(const struct policy *p, const struct policy_principal *who,

@@ -658,8 +658,7 @@ version_ok(const char *v)
 {
 	/* 2024-11-05 too: servers on older SDKs (and stdio servers behind a bridge) still
 	 * answer with it, and tools/list and tools/call have the same shape there */
-	static const char *const known[] = {"2025-11-25", "2025-06-18", "2025-03-26",
-	                                    "2024-11-05"};
+	static const char *const known[] = {"2025-11-25", "2025-06-18", "2025-03-26", "2024-11-05"};
 	for (size_t i = 0; v && i < ARRAY_LEN(known); i++)
 		if (strcmp(v, known[i]) == 0)
 			return true;
