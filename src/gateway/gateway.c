@@ -1,6 +1,7 @@
 /* `airlock gateway`: configuration, the edge connections (dial, TLS 1.3, HELLO, HTTP/2
  * server role, reconnect with jittered backoff), per-stream relaying to upstreams,
  * SIGTERM drain, SIGHUP route reload, and loopback metrics. See docs/gateway/. */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -11,7 +12,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <nghttp2/nghttp2.h>
@@ -1222,6 +1225,113 @@ read_token(const struct gateway_config *cfg, char *err, size_t errlen)
 	return tok;
 }
 
+/* A warning from the start checks: on stderr under --check (the operator is at a
+ * terminal), in the log otherwise. */
+static void
+start_warn(bool check, const char *what, const char *k1, const char *v1, const char *k2,
+           const char *v2)
+{
+	if (check)
+		fprintf(stderr, "airlock gateway: warning: %s (%s=%s%s%s%s%s)\n", what, k1, v1,
+		        k2 ? " " : "", k2 ? k2 : "", k2 ? "=" : "", k2 ? v2 : "");
+	else
+		log_warn(what, k1, v1, k2, v2);
+}
+
+/* A route whose upstream is an IP literal (or localhost) outside allowed_ips is refused on
+ * every request (403 IP validation failed): say so once, at start, naming the route and
+ * the setting that would admit it. Host names are not resolved here: a start does not
+ * depend on DNS, and each request re-checks the address it actually dials. */
+static void
+check_route_addresses(const struct gateway_config *cfg, bool check)
+{
+	for (size_t i = 0; i < cfg->nroutes; i++) {
+		const struct gateway_route *r = &cfg->routes[i];
+		const char *h = strstr(r->upstream, "://");
+		char host[INET6_ADDRSTRLEN + 2];
+		h = h ? h + 3 : r->upstream;
+		const char *end = h[0] == '[' ? strchr(h, ']') : strrchr(h, ':');
+		if (end == NULL)
+			continue;
+		if (h[0] == '[')
+			h++;
+		size_t hl = (size_t)(end - h);
+		if (hl == 0 || hl >= sizeof(host))
+			continue;
+		memcpy(host, h, hl);
+		host[hl] = '\0';
+		struct sockaddr_storage ss;
+		memset(&ss, 0, sizeof(ss));
+		struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
+		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
+		if (strcasecmp(host, "localhost") == 0)
+			snprintf(host, sizeof(host), "127.0.0.1");
+		if (inet_pton(AF_INET, host, &s4->sin_addr) == 1)
+			s4->sin_family = AF_INET;
+		else if (inet_pton(AF_INET6, host, &s6->sin6_addr) == 1)
+			s6->sin6_family = AF_INET6;
+		else
+			continue;
+		if (!gateway_config_ip_allowed(cfg, (struct sockaddr *)&ss))
+			start_warn(check,
+			           "route upstream is outside upstream.allowed_ips: every request "
+			           "on it will be refused (403); add its network to "
+			           "upstream.allowed_ips",
+			           "route", r->name, "address", host);
+	}
+}
+
+/* Everything a start checks before it dials: the server address, the token (present,
+ * well-formed, not readable by everyone), the server CA, the routes' addresses. Fills
+ * g's host, port, token and TLS context. 0, or -1 with err set. */
+static int
+start_checks(struct gw *g, bool check, char *err, size_t errlen)
+{
+	const char *colon = strrchr(g->cfg.server, ':');
+	uint64_t port;
+	size_t hl = colon ? (size_t)(colon - g->cfg.server) : 0;
+	if (colon == NULL || hl == 0 || hl >= sizeof(g->host) ||
+	    parse_uint_cstr(colon + 1, 65535, &port) != 0 || port == 0) {
+		snprintf(err, errlen, "server: must be host:port");
+		return -1;
+	}
+	const char *h = g->cfg.server;
+	if (h[0] == '[' && h[hl - 1] == ']') {
+		h++;
+		hl -= 2;
+	}
+	memcpy(g->host, h, hl);
+	g->host[hl] = '\0';
+	snprintf(g->port, sizeof(g->port), "%u", (unsigned)port);
+	if ((g->token = read_token(&g->cfg, err, errlen)) == NULL)
+		return -1;
+	struct stat st;
+	if (g->cfg.token_file && stat(g->cfg.token_file, &st) == 0 && (st.st_mode & S_IROTH))
+		start_warn(check, "the tunnel token file is readable by every user: chmod 600 it",
+		           "token_file", g->cfg.token_file, NULL, NULL);
+	g->ctx = SSL_CTX_new(TLS_client_method());
+	if (g->ctx == NULL) {
+		snprintf(err, errlen, "cannot create a TLS context");
+		return -1;
+	}
+	SSL_CTX_set_min_proto_version(g->ctx, TLS1_3_VERSION);
+	SSL_CTX_set_ciphersuites(g->ctx, TUNNEL_TLS13_SUITES);
+	SSL_CTX_set_verify(g->ctx, SSL_VERIFY_PEER, NULL);
+	SSL_CTX_set_mode(g->ctx,
+	                 SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+	if (g->cfg.server_ca_file) {
+		if (SSL_CTX_load_verify_locations(g->ctx, g->cfg.server_ca_file, NULL) != 1) {
+			ERR_clear_error();
+			snprintf(err, errlen, "server_ca_file %s: cannot load (not a PEM CA file?)",
+			         g->cfg.server_ca_file);
+			return -1;
+		}
+	} else
+		SSL_CTX_set_default_verify_paths(g->ctx);
+	check_route_addresses(&g->cfg, check);
+	return 0;
+}
+
 static void
 usage(FILE *f)
 {
@@ -1301,51 +1411,24 @@ gateway_main(int argc, char **argv)
 		fprintf(stderr, "airlock gateway: %s\n", err);
 		return 2; /* a configuration error, as in every role */
 	}
-	if (check) {
-		printf("%s: OK (%zu routes)\n", config, g.cfg.nroutes);
-		gateway_config_free(&g.cfg);
-		return 0;
-	}
 	if (lvl_flag)
 		g.cfg.log_level = lvl; /* the flag over the file's log_level, as in every role */
 	log_setup(fmt, g.cfg.log_level, "gateway");
 	g.config_path = xstrdup(config);
-	const char *colon = strrchr(g.cfg.server, ':');
-	uint64_t port;
-	size_t hl = colon ? (size_t)(colon - g.cfg.server) : 0;
-	if (colon == NULL || hl == 0 || hl >= sizeof(g.host) ||
-	    parse_uint_cstr(colon + 1, 65535, &port) != 0 || port == 0) {
-		fprintf(stderr, "airlock gateway: %s: server: must be host:port\n", config);
+	/* --check runs exactly what a start runs, short of dialling: an operator who saw OK
+	 * must not meet a start-time refusal (missing token, CA that does not load). */
+	if (start_checks(&g, check, err, sizeof(err)) != 0) {
+		fprintf(stderr, "airlock gateway: %s: %s\n", config, err);
+		rc = 2;
 		goto out;
 	}
-	const char *h = g.cfg.server;
-	if (h[0] == '[' && h[hl - 1] == ']') {
-		h++;
-		hl -= 2;
-	}
-	memcpy(g.host, h, hl);
-	g.host[hl] = '\0';
-	snprintf(g.port, sizeof(g.port), "%u", (unsigned)port);
-	if ((g.token = read_token(&g.cfg, err, sizeof(err))) == NULL) {
-		fprintf(stderr, "airlock gateway: %s\n", err);
+	if (check) {
+		printf("%s: OK (%zu routes)\n", config, g.cfg.nroutes);
+		rc = 0;
 		goto out;
 	}
 	if (g.cfg.listen_addr)
 		log_info("listen_addr is ignored: the gateway only dials out", NULL);
-	g.ctx = SSL_CTX_new(TLS_client_method());
-	SSL_CTX_set_min_proto_version(g.ctx, TLS1_3_VERSION);
-	SSL_CTX_set_ciphersuites(g.ctx, TUNNEL_TLS13_SUITES);
-	SSL_CTX_set_verify(g.ctx, SSL_VERIFY_PEER, NULL);
-	SSL_CTX_set_mode(g.ctx,
-	                 SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
-	if (g.cfg.server_ca_file) {
-		if (SSL_CTX_load_verify_locations(g.ctx, g.cfg.server_ca_file, NULL) != 1) {
-			fprintf(stderr, "airlock gateway: server_ca_file %s: cannot load\n",
-			        g.cfg.server_ca_file);
-			goto out;
-		}
-	} else
-		SSL_CTX_set_default_verify_paths(g.ctx);
 	signal(SIGPIPE, SIG_IGN);
 	char *gid = id_new("gw_");
 	snprintf(g.gateway_id, sizeof(g.gateway_id), "%s", gid);

@@ -77,7 +77,9 @@ check_addr(const struct sockaddr *sa, socklen_t len, char *why, size_t whylen, v
 	else if (sa->sa_family == AF_INET6)
 		inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, ip, sizeof(ip));
 	snprintf(why, whylen, "IP validation failed: %s is not a private address", ip);
-	log_warn("upstream refused", "error", why);
+	/* The reply keeps the reference's words; the log names the setting to change. The
+	 * start checks already named any IP-literal route this will refuse. */
+	log_warn("upstream refused: address outside upstream.allowed_ips", "error", why);
 	return -1;
 }
 

@@ -4,8 +4,10 @@
 . "$(dirname "$0")/lib/common.sh"
 
 cfg() { printf '%s\n' "$@" >"$T_TMP/c.yaml"; }
+# The syntax checks below carry a token in the environment: --check also runs the start
+# checks (token, CA), tested at the end.
 run() {
-	OUT=$("$AIRLOCK_BIN" gateway --check --config "$T_TMP/c.yaml" 2>&1)
+	OUT=$(AIRLOCK_TUNNEL_TOKEN=tok_config_test "$AIRLOCK_BIN" gateway --check --config "$T_TMP/c.yaml" 2>&1)
 	RC=$?
 	STATUS=$RC
 	BODY=$OUT
@@ -75,4 +77,53 @@ OUT=$("$AIRLOCK_BIN" gateway --config /nonexistent.yaml 2>&1)
 check "missing file named" bash -c "case '$OUT' in *'/nonexistent.yaml: No such file'*) exit 0;; esac; exit 1"
 OUT=$(env -u AIRLOCK_TUNNEL_TOKEN "$AIRLOCK_BIN" gateway --config <(printf 'server: 127.0.0.1:1\nroutes:\n  e: http://10.0.0.1:1\n') 2>&1)
 check "no token → clear error" bash -c "case '$OUT' in *'no tunnel token'*) exit 0;; esac; exit 1"
+
+# --check runs every check a start runs, short of dialling.
+check_only() {
+	OUT=$(env -u AIRLOCK_TUNNEL_TOKEN "$AIRLOCK_BIN" gateway --check --config "$T_TMP/c.yaml" 2>&1)
+	RC=$?
+}
+cfg "server: edge:7844" "routes:" "  echo: http://10.0.0.5:8080"
+check_only
+check "--check: no token is refused" has "no tunnel token"
+check "--check: no token exits 2" eq "$RC" 2
+cfg "server: edge:7844" "token_file: $T_TMP/absent.token" "routes:" "  echo: http://10.0.0.5:8080"
+check_only
+check "--check: missing token file named" has "token_file $T_TMP/absent.token: No such file"
+check "--check: missing token file exits 2" eq "$RC" 2
+: >"$T_TMP/empty.token"
+cfg "server: edge:7844" "token_file: $T_TMP/empty.token" "routes:" "  echo: http://10.0.0.5:8080"
+check_only
+check "--check: empty token refused" has "tunnel token is empty"
+printf 'tok_config_test\n' >"$T_TMP/ok.token"
+chmod 600 "$T_TMP/ok.token"
+printf 'not a certificate\n' >"$T_TMP/bad-ca.pem"
+cfg "server: edge:7844" "token_file: $T_TMP/ok.token" "server_ca_file: $T_TMP/bad-ca.pem" \
+	"routes:" "  echo: http://10.0.0.5:8080"
+check_only
+check "--check: a CA that does not load is refused" has "server_ca_file $T_TMP/bad-ca.pem: cannot load"
+check "--check: bad CA exits 2" eq "$RC" 2
+cfg "server: edge:7844" "token_file: $T_TMP/ok.token" "routes:" "  echo: http://10.0.0.5:8080"
+check_only
+check "--check: a good token file passes" eq "$RC" 0
+check "--check: a 0600 token file draws no warning" bash -c "case '$OUT' in *warning*) exit 1;; esac; exit 0"
+chmod 644 "$T_TMP/ok.token"
+check_only
+check "--check: world-readable token still passes" eq "$RC" 0
+check "--check: world-readable token warned" has "warning: the tunnel token file is readable by every user"
+chmod 600 "$T_TMP/ok.token"
+cfg "server: edge:7844" "token_file: $T_TMP/ok.token" "routes:" "  local: http://127.0.0.1:8080" \
+	"  fine: http://10.0.0.5:8080" "  named: http://mcp.internal:8080"
+check_only
+check "--check: loopback route outside default allowed_ips passes" eq "$RC" 0
+check "--check: the warning names the route and upstream.allowed_ips" \
+	has "route upstream is outside upstream.allowed_ips: every request on it will be refused (403); add its network to upstream.allowed_ips (route=local address=127.0.0.1)"
+check "--check: only the loopback route is warned about" bash -c "case '$OUT' in *route=fine*|*route=named*) exit 1;; esac; exit 0"
+cfg "server: edge:7844" "token_file: $T_TMP/ok.token" "routes:" "  local: http://[::1]:8080" \
+	"upstream:" "  allowed_ips: [127.0.0.0/8, '::1/128']"
+check_only
+check "--check: a route inside allowed_ips draws no warning" bash -c "case '$OUT' in *warning*) exit 1;; esac; exit 0"
+cfg "server: edge:7844" "token_file: $T_TMP/ok.token" "routes:" "  local: http://[::1]:8080"
+check_only
+check "--check: IPv6 loopback route warned" has "(route=local address=::1)"
 finish
