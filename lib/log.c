@@ -1,6 +1,8 @@
 /* Line-oriented logging to stderr; one write(2) per event so lines from several
  * processes sharing stderr never interleave mid-line. */
 #include <stdarg.h>
+#include <stdbool.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -16,6 +18,62 @@ static enum log_level log_min = LOG_LVL_INFO;
 static const char *log_component = "airlock";
 
 static const char *const level_names[] = {"debug", "info", "warn", "error"};
+
+/* JSON logs type values by key, so a log pipeline can sum `bytes` or filter `status >= 500`
+ * without casting. Call sites keep passing strings (one varargs convention, text and JSON
+ * alike); a value under one of these keys that does not parse as its type stays a string,
+ * so nothing is ever lost or invented. Keep each key one type across the tree. */
+static const char *const number_keys[] = {
+    "backoff_ms", "bytes",        "connections", "exit_status", "failed_polls", "files",
+    "index",      "keys",         "last_seq",    "ms",          "outage_s",     "pid",
+    "port",       "records_lost", "retry_ms",    "routes",      "rules",        "status",
+    "streams",    "turn",         "turns",       NULL};
+static const char *const bool_keys[] = {"force", "overage", "requeued", "spare", NULL};
+
+static bool
+key_in(const char *const *set, const char *k)
+{
+	for (size_t i = 0; set[i]; i++)
+		if (strcmp(set[i], k) == 0)
+			return true;
+	return false;
+}
+
+/* A JSON number as written by our call sites: -?digits(.digits)?, no leading zeros, at
+ * most 15 significant digits (exact in a double, so a reader loses nothing). */
+static bool
+is_plain_number(const char *v)
+{
+	const char *p = v;
+	size_t digits = 0;
+	if (*p == '-')
+		p++;
+	if (*p < '0' || *p > '9' || (p[0] == '0' && p[1] >= '0' && p[1] <= '9'))
+		return false;
+	for (; *p >= '0' && *p <= '9'; p++)
+		digits++;
+	if (*p == '.') {
+		if (*++p < '0' || *p > '9')
+			return false;
+		for (; *p >= '0' && *p <= '9'; p++)
+			digits++;
+	}
+	return *p == '\0' && digits <= 15;
+}
+
+/* The JSON value for key k: typed where the key says so and the text agrees. */
+static json_t *
+json_log_value(const char *k, const char *v)
+{
+	if (v == NULL)
+		return json_null();
+	if (key_in(number_keys, k) && is_plain_number(v))
+		return strchr(v, '.') ? json_real(strtod(v, NULL))
+		                      : json_integer(strtoll(v, NULL, 10));
+	if (key_in(bool_keys, k) && (strcmp(v, "true") == 0 || strcmp(v, "false") == 0))
+		return json_boolean(v[0] == 't');
+	return json_string(v);
+}
 
 void
 log_setup(enum log_format fmt, enum log_level min, const char *component)
@@ -102,7 +160,7 @@ log_msg(enum log_level lvl, const char *msg, ...)
 		const char *k;
 		while ((k = va_arg(ap, const char *)) != NULL) {
 			const char *v = va_arg(ap, const char *);
-			json_object_set_new(o, k, v ? json_string(v) : json_null());
+			json_object_set_new(o, k, json_log_value(k, v));
 		}
 		char *s = json_dumps(o, JSON_COMPACT | JSON_ENSURE_ASCII);
 		if (s) {

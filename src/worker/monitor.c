@@ -344,7 +344,7 @@ h_create(struct mon *mo, struct slot *unused, const struct monitor_request *rq,
 	s->id = mo->next_id;
 	snprintf(s->sid, sizeof(s->sid), "%s", sid);
 	*rfd = sandbox_pidfd(s->sb);
-	log_info("monitor: sandbox created", "session_id", sid, "spare", warm ? "yes" : "no");
+	log_info("monitor: sandbox created", "session_id", sid, "spare", warm ? "true" : "false");
 reply:
 	if (wfd >= 0)
 		close(wfd);

@@ -58,11 +58,12 @@ import json, sys
 for l in open(sys.argv[1]):
     o = json.loads(l)
     if o.get("msg") == "request" and o.get("route") == "/v1/agents":
-        print(o["method"], o["status"], o["credential"], o["key_id"], "ms" in o, o["request_id"][:4])
+        print(o["method"], o["status"], type(o["status"]).__name__, type(o["ms"]).__name__,
+              o["credential"], o["key_id"], o["request_id"][:4])
 PY
 )
-BODY=$j STATUS=x check "--log-format json: the access line is JSON with its fields" \
-	eq "$j" "GET 200 AIRLOCK_API_KEY env:AIRLOCK_API_KEY True req_"
+BODY=$j STATUS=x check "--log-format json: the access line is JSON with its fields, status and ms as numbers" \
+	eq "$j" "GET 200 int float AIRLOCK_API_KEY env:AIRLOCK_API_KEY req_"
 
 # configuration errors name the YAML key too, and side listeners of an edge that is off
 # are an error, not silently dropped (item 13)

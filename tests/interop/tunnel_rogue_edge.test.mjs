@@ -929,7 +929,7 @@ test('11b. a 401 refusal: logged with its reason, retried, never a crash', async
   const { next, l } = await badDial(await nextConn(),
     (x) => x.send('AIRLOCK-TUNNEL/1 401 invalid tunnel token\r\n\r\n'), 1500);
   assert.equal(l.error, 'refused by edge');
-  await waitLog((x) => x.msg === 'edge refused the tunnel connection' && x.status === '401' &&
+  await waitLog((x) => x.msg === 'edge refused the tunnel connection' && x.status === 401 &&
     x.reason === 'invalid tunnel token', from, 'the refusal');
   accepted.unshift(next);
   await gatewayServes();

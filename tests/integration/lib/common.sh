@@ -30,8 +30,8 @@ wait_listening() {
 	local log=$1
 	PORT=
 	for _ in $(seq 200); do
-		# text (port=N) or JSON ("port":"N") log lines
-		PORT=$(sed -nE 's/.*listening.*port(=|":")([0-9]+).*/\2/p' "$log" | head -1)
+		# text (port=N) or JSON ("port":N) log lines
+		PORT=$(sed -nE 's/.*listening.*port(=|":"?)([0-9]+).*/\2/p' "$log" | head -1)
 		[ -n "$PORT" ] && break
 		sleep 0.05
 	done
