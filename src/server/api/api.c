@@ -74,43 +74,30 @@ api_reply_error(struct api_call *c, int status, const char *type, const char *er
 	api_reply_error_details(c, status, type, details, msg);
 }
 
+/* How each library error answers a client; anything else is ours (500, logged). */
+static const struct {
+	int err, status;
+	const char *type;
+} err_replies[] = {
+    {AL_E_INVAL, 400, "invalid_request_error"},   {AL_E_TOOBIG, 413, "invalid_request_error"},
+    {AL_E_AUTH, 401, "authentication_error"},     {AL_E_PERM, 403, "permission_error"},
+    {AL_E_NOTFOUND, 404, "not_found_error"},      {AL_E_CONFLICT, 409, "invalid_request_error"},
+    {AL_E_PRECOND, 412, "invalid_request_error"}, {AL_E_TIMEOUT, 504, "timeout_error"},
+    {AL_E_AGAIN, 529, "overloaded_error"},
+};
+
 void
 api_reply_err(struct api_call *c, int err, const char *message)
 {
-	switch (err) {
-	case AL_E_INVAL:
-		api_reply_error(c, 400, "invalid_request_error", NULL, "%s", message);
-		break;
-	case AL_E_TOOBIG:
-		api_reply_error(c, 413, "invalid_request_error", NULL, "%s", message);
-		break;
-	case AL_E_AUTH:
-		api_reply_error(c, 401, "authentication_error", NULL, "%s", message);
-		break;
-	case AL_E_PERM:
-		api_reply_error(c, 403, "permission_error", NULL, "%s", message);
-		break;
-	case AL_E_NOTFOUND:
-		api_reply_error(c, 404, "not_found_error", NULL, "%s", message);
-		break;
-	case AL_E_CONFLICT:
-		api_reply_error(c, 409, "invalid_request_error", NULL, "%s", message);
-		break;
-	case AL_E_PRECOND:
-		api_reply_error(c, 412, "invalid_request_error", NULL, "%s", message);
-		break;
-	case AL_E_TIMEOUT:
-		api_reply_error(c, 504, "timeout_error", NULL, "%s", message);
-		break;
-	case AL_E_AGAIN:
-		api_reply_error(c, 529, "overloaded_error", NULL, "%s", message);
-		break;
-	default:
-		log_error("internal error", "request_id", c->request_id, "error", al_strerror(err),
-		          "detail", message);
-		api_reply_error(c, 500, "api_error", NULL, "internal error");
-		break;
-	}
+	for (size_t i = 0; i < ARRAY_LEN(err_replies); i++)
+		if (err_replies[i].err == err) {
+			api_reply_error(c, err_replies[i].status, err_replies[i].type, NULL, "%s",
+			                message);
+			return;
+		}
+	log_error("internal error", "request_id", c->request_id, "error", al_strerror(err),
+	          "detail", message);
+	api_reply_error(c, 500, "api_error", NULL, "internal error");
 }
 
 static void

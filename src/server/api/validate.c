@@ -206,6 +206,25 @@ enabled_policy(const json_t *o, const char *path, bool dflt_enabled, const json_
 	return 0;
 }
 
+/* A toolset's default_config: its keys, enabled and permission_policy, the policy
+ * defaulting to fallback when the object or the field is absent. */
+static int
+toolset_default_config(const json_t *t, const char *path, const char *const *dkeys,
+                       const json_t *fallback, bool *enabled, json_t **policy, struct verr *e)
+{
+	char p[PATH_MAX_LEN];
+	json_t *dc = json_object_get(t, "default_config");
+	subpath(p, path, "default_config");
+	if (dc == NULL || json_is_null(dc)) {
+		*policy = json_deep_copy(fallback);
+		return 0;
+	}
+	if (!json_is_object(dc))
+		return verr_set(e, "%s: must be an object", p);
+	int r = validate_only_keys(dc, p, dkeys, e);
+	return r != 0 ? r : enabled_policy(dc, p, true, fallback, enabled, policy, e);
+}
+
 int
 validate_mcp_servers(const json_t *in, const char *path, json_t **out, struct verr *e)
 {
@@ -447,19 +466,8 @@ agent_toolset(const json_t *t, const char *path, json_t **out, struct verr *e)
 	int r;
 	if ((r = validate_only_keys(t, path, keys, e)) != 0)
 		goto out;
-	json_t *dc = json_object_get(t, "default_config");
-	subpath(p, path, "default_config");
-	if (dc && !json_is_null(dc)) {
-		if (!json_is_object(dc)) {
-			r = verr_set(e, "%s: must be an object", p);
-			goto out;
-		}
-		if ((r = validate_only_keys(dc, p, dkeys, e)) != 0 ||
-		    (r = enabled_policy(dc, p, true, allow, &denabled, &dpolicy, e)) != 0)
-			goto out;
-	} else {
-		dpolicy = json_deep_copy(allow);
-	}
+	if ((r = toolset_default_config(t, path, dkeys, allow, &denabled, &dpolicy, e)) != 0)
+		goto out;
 	json_t *configs = json_object_get(t, "configs");
 	subpath(p, path, "configs");
 	if (configs && !json_is_null(configs)) {
@@ -569,19 +577,8 @@ mcp_toolset(const json_t *t, const char *path, json_t **out, size_t *ntools, str
 	if ((r = validate_only_keys(t, path, keys, e)) != 0 ||
 	    (r = get_string(t, "mcp_server_name", path, true, false, 1, 128, &server, e)) != 0)
 		goto out;
-	json_t *dc = json_object_get(t, "default_config");
-	subpath(p, path, "default_config");
-	if (dc && !json_is_null(dc)) {
-		if (!json_is_object(dc)) {
-			r = verr_set(e, "%s: must be an object", p);
-			goto out;
-		}
-		if ((r = validate_only_keys(dc, p, dkeys, e)) != 0 ||
-		    (r = enabled_policy(dc, p, true, ask, &denabled, &dpolicy, e)) != 0)
-			goto out;
-	} else {
-		dpolicy = json_deep_copy(ask);
-	}
+	if ((r = toolset_default_config(t, path, dkeys, ask, &denabled, &dpolicy, e)) != 0)
+		goto out;
 	json_t *configs = json_object_get(t, "configs");
 	subpath(p, path, "configs");
 	if (configs && !json_is_null(configs)) {
