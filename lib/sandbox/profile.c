@@ -29,7 +29,7 @@ sandbox_profile_defaults(struct sandbox_profile *p)
 	p->nofile = 4096;
 	p->uid_base = 100000;
 	p->uid_count = 65536;
-	p->state_dir = "/var/lib/airlock";
+	p->state_dir = SANDBOX_DEFAULT_STATE_DIR;
 }
 
 bool

@@ -136,6 +136,8 @@ void sandbox_destroy(struct sandbox *sb);
  * named in journal records, orphan cgroups of this state dir. AL_E_CONFLICT if another
  * live worker holds the lock. */
 int sandbox_sweep(const char *state_dir);
+/* sandbox.state_dir when nothing sets it; one worker per state dir (its worker.lock). */
+#define SANDBOX_DEFAULT_STATE_DIR "/var/lib/airlock"
 
 /* Whether the filesystem of dirfd supports idmapped mounts (ws_owner_set); root only.
  * 0, or the error mount_setattr gave (-EINVAL: the filesystem cannot). */

@@ -959,7 +959,10 @@ monitor_start(const struct monitor_config *cfg, struct monitor **out)
 		mo.rootfd = 4;
 		mo.sessfd = mo.sessfd >= 0 ? 5 : -1;
 		r = sandbox_sweep(cfg->profile->state_dir);
-		if (r != 0)
+		if (r == AL_E_CONFLICT)
+			log_error("monitor: another worker holds the state dir's worker.lock",
+			          "state_dir", cfg->profile->state_dir);
+		else if (r != 0)
 			log_error("monitor: sandbox sweep failed", "state_dir",
 			          cfg->profile->state_dir, "error", al_strerror(r));
 		else

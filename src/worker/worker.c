@@ -13,6 +13,7 @@
 
 #include "err.h"
 #include "log.h"
+#include "sandbox.h"
 #include "util.h"
 #include "worker.h"
 #include "xalloc.h"
@@ -107,7 +108,8 @@ usage(FILE *f, const char *mode)
 		if (wopts[i].modes & m)
 			fprintf(f, "  %-26s %s\n", wopts[i].name, wopts[i].help);
 	fprintf(f,
-	        "\nenvironment also read: AIRLOCK_SANDBOX_STATE_DIR (sandbox.state_dir),\n"
+	        "\nenvironment also read: AIRLOCK_SANDBOX_STATE_DIR (sandbox.state_dir, default\n"
+	        "  " SANDBOX_DEFAULT_STATE_DIR "; one per worker on a host),\n"
 	        "  AIRLOCK_SANDBOX_WORKSPACE_MB (per-session workspace cap), HTTPS_PROXY and\n"
 	        "  NO_PROXY (through curl)%s\n",
 	        m == M_RUN

@@ -419,8 +419,17 @@ wexec_sandbox_start(const struct worker_config *cc, bool run_mode)
 	                                   .workspace_mb = sbx.workspace_mb};
 	/* Returns only in the worker (the child); this process stays as the monitor. */
 	if ((r = monitor_start(&sbx.mcfg, &sbx.mon)) != 0) {
-		fprintf(stderr, "airlock worker: cannot start the sandbox monitor: %s\n",
-		        al_strerror(r));
+		/* The only conflict at start is the state dir's lock (sandbox_sweep): say which
+		 * file and which setting, since the usual cause is a second worker on the host. */
+		if (r == AL_E_CONFLICT)
+			fprintf(stderr,
+			        "airlock worker: cannot start the sandbox monitor: another worker "
+			        "holds %s/worker.lock; give each worker on this host its own "
+			        "sandbox.state_dir (or AIRLOCK_SANDBOX_STATE_DIR; default %s)\n",
+			        sbx.prof.state_dir, SANDBOX_DEFAULT_STATE_DIR);
+		else
+			fprintf(stderr, "airlock worker: cannot start the sandbox monitor: %s\n",
+			        al_strerror(r));
 		return r;
 	}
 	sbx.on = true;

@@ -51,7 +51,7 @@ sed -e "s#^ANTHROPIC_BASE_URL=.*#ANTHROPIC_BASE_URL=$BASE#" -e "s#env_replace_me
 mkdir -m 711 -p "$R/var/lib/airlock-worker"
 WSTART=$(unit airlock-worker.service ExecStart)
 WLOG=$T_TMP/worker.log
-(set -a; . "$R/etc/airlock/worker.env"; exec $WSTART) 2>"$WLOG" &
+(export "$(unit airlock-worker.service Environment)"; set -a; . "$R/etc/airlock/worker.env"; exec $WSTART) 2>"$WLOG" &
 WP=$!
 T_PIDS+=($WP)
 for _ in $(seq 100); do grep -q "worker polling\|cannot start\|refus\|not searchable" "$WLOG" && break; sleep 0.1; done
