@@ -10,15 +10,15 @@
 int
 agent_store_get(struct db *db, const char *agent_id, int64_t version, json_t **doc)
 {
-	sqlite3_stmt *st = NULL;
+	struct db_stmt *st = NULL;
 	json_t *cur = NULL, *d = NULL;
 	int r = AL_E_NOTFOUND;
 	if (db_prepare(db, "SELECT doc FROM agents WHERE id = ?", &st) != 0)
 		return AL_E_IO;
 	db_bind_text(st, 1, agent_id);
-	if (sqlite3_step(st) == SQLITE_ROW)
+	if (db_step(st) == DB_ROW)
 		cur = db_col_json(st, 0);
-	sqlite3_finalize(st);
+	db_finalize(st);
 	if (cur == NULL)
 		goto out;
 	if (version == 0 || version == json_integer_value(json_object_get(cur, "version"))) {
@@ -33,10 +33,10 @@ agent_store_get(struct db *db, const char *agent_id, int64_t version, json_t **d
 		goto out;
 	}
 	db_bind_text(st, 1, agent_id);
-	sqlite3_bind_int64(st, 2, version);
-	if (sqlite3_step(st) == SQLITE_ROW)
+	db_bind_int64(st, 2, version);
+	if (db_step(st) == DB_ROW)
 		d = db_col_json(st, 0);
-	sqlite3_finalize(st);
+	db_finalize(st);
 	if (d == NULL)
 		goto out;
 	/* Archiving applies to the agent, not to one version. */
@@ -51,24 +51,24 @@ out:
 static int
 insert_version(struct db *db, const char *id, int64_t version, const char *text)
 {
-	sqlite3_stmt *st = NULL;
+	struct db_stmt *st = NULL;
 	int r = 0;
 	if (db_prepare(db, "INSERT INTO agent_versions(agent_id, version, doc) VALUES (?, ?, ?)",
 	               &st) != 0)
 		return AL_E_IO;
 	db_bind_text(st, 1, id);
-	sqlite3_bind_int64(st, 2, version);
+	db_bind_int64(st, 2, version);
 	db_bind_text(st, 3, text);
-	if (sqlite3_step(st) != SQLITE_DONE)
+	if (db_step(st) != DB_DONE)
 		r = AL_E_IO;
-	sqlite3_finalize(st);
+	db_finalize(st);
 	return r;
 }
 
 int
 agent_store_insert(struct db *db, const char *id, const json_t *doc, int64_t created_at)
 {
-	sqlite3_stmt *st = NULL;
+	struct db_stmt *st = NULL;
 	char *text = json_dumps(doc, JSON_COMPACT);
 	int r;
 	if ((r = db_begin(db)) != 0)
@@ -82,10 +82,10 @@ agent_store_insert(struct db *db, const char *id, const json_t *doc, int64_t cre
 	               &st) != 0)
 		goto rollback;
 	db_bind_text(st, 1, id);
-	sqlite3_bind_int64(st, 2, seq);
-	sqlite3_bind_int64(st, 3, created_at);
+	db_bind_int64(st, 2, seq);
+	db_bind_int64(st, 3, created_at);
 	db_bind_text(st, 4, text);
-	if (sqlite3_step(st) != SQLITE_DONE)
+	if (db_step(st) != DB_DONE)
 		goto rollback;
 	if ((r = insert_version(db, id, 1, text)) != 0 || (r = db_commit(db)) != 0)
 		goto rollback;
@@ -93,7 +93,7 @@ agent_store_insert(struct db *db, const char *id, const json_t *doc, int64_t cre
 rollback:
 	db_rollback(db);
 out:
-	sqlite3_finalize(st);
+	db_finalize(st);
 	free(text);
 	return r;
 }
@@ -101,7 +101,7 @@ out:
 int
 agent_store_update(struct db *db, const char *id, int64_t version, const json_t *doc)
 {
-	sqlite3_stmt *st = NULL;
+	struct db_stmt *st = NULL;
 	char *text = json_dumps(doc, JSON_COMPACT);
 	int r;
 	if ((r = db_begin(db)) != 0)
@@ -110,13 +110,13 @@ agent_store_update(struct db *db, const char *id, int64_t version, const json_t 
 	if (db_prepare(db, "UPDATE agents SET version = ?, doc = ? WHERE id = ? AND version = ?",
 	               &st) != 0)
 		goto rollback;
-	sqlite3_bind_int64(st, 1, version + 1);
+	db_bind_int64(st, 1, version + 1);
 	db_bind_text(st, 2, text);
 	db_bind_text(st, 3, id);
-	sqlite3_bind_int64(st, 4, version);
-	if (sqlite3_step(st) != SQLITE_DONE)
+	db_bind_int64(st, 4, version);
+	if (db_step(st) != DB_DONE)
 		goto rollback;
-	if (sqlite3_changes(db->h) != 1) {
+	if (db_changes(db) != 1) {
 		r = AL_E_CONFLICT;
 		goto rollback;
 	}
@@ -126,7 +126,7 @@ agent_store_update(struct db *db, const char *id, int64_t version, const json_t 
 rollback:
 	db_rollback(db);
 out:
-	sqlite3_finalize(st);
+	db_finalize(st);
 	free(text);
 	return r;
 }
@@ -134,17 +134,17 @@ out:
 int
 agent_store_archive(struct db *db, const char *id, const json_t *doc, int64_t archived_at)
 {
-	sqlite3_stmt *st = NULL;
+	struct db_stmt *st = NULL;
 	char *text = json_dumps(doc, JSON_COMPACT);
 	int r = AL_E_IO;
 	if (db_prepare(db, "UPDATE agents SET archived_at = ?, doc = ? WHERE id = ?", &st) == 0) {
-		sqlite3_bind_int64(st, 1, archived_at);
+		db_bind_int64(st, 1, archived_at);
 		db_bind_text(st, 2, text);
 		db_bind_text(st, 3, id);
-		if (sqlite3_step(st) == SQLITE_DONE)
+		if (db_step(st) == DB_DONE)
 			r = 0;
 	}
-	sqlite3_finalize(st);
+	db_finalize(st);
 	free(text);
 	return r;
 }
@@ -161,7 +161,7 @@ int
 agent_store_list_versions(struct db *db, const char *agent_id, const struct doc_list *q,
                           struct doc_page *out)
 {
-	sqlite3_stmt *st = NULL;
+	struct db_stmt *st = NULL;
 	char sql[384];
 	int r;
 	memset(out, 0, sizeof(*out));
@@ -172,10 +172,10 @@ agent_store_list_versions(struct db *db, const char *agent_id, const struct doc_
 	if (db_prepare(db, sql, &st) != 0)
 		return AL_E_IO;
 	db_bind_text(st, 1, agent_id);
-	sqlite3_bind_int(st, 2, q->has_cursor);
-	sqlite3_bind_int64(st, 3, q->after_seq);
-	sqlite3_bind_int64(st, 4, (int64_t)q->limit + 1);
+	db_bind_int64(st, 2, q->has_cursor);
+	db_bind_int64(st, 3, q->after_seq);
+	db_bind_int64(st, 4, (int64_t)q->limit + 1);
 	r = doc_store_collect(st, q->limit, out);
-	sqlite3_finalize(st);
+	db_finalize(st);
 	return r;
 }

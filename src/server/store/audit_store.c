@@ -8,16 +8,18 @@
 int
 audit_store_outbox_add(struct db *db, const json_t *rec, int64_t *id)
 {
-	static const char sql[] = "INSERT INTO audit_outbox(record) VALUES (?)";
-	sqlite3_stmt *st = NULL;
+	static const char sql[] = "INSERT INTO audit_outbox(record) VALUES (?) RETURNING id";
+	struct db_stmt *st = NULL;
 	char *text = json_dumps(rec, JSON_COMPACT | JSON_SORT_KEYS);
 	int r = AL_E_IO;
 	if (text != NULL && db_prepare_cached(db, sql, &st) == 0) {
 		db_bind_text(st, 1, text);
-		if (sqlite3_step(st) == SQLITE_DONE) {
-			r = 0;
+		/* RETURNING rather than the engine's last-rowid call: both engines have it */
+		if (db_step(st) == DB_ROW) {
 			if (id)
-				*id = sqlite3_last_insert_rowid(db->h);
+				*id = db_col_int64(st, 0);
+			if (db_step(st) == DB_DONE)
+				r = 0;
 		}
 	}
 	db_cached_done(db, st);
@@ -29,38 +31,38 @@ int
 audit_store_outbox_list(struct db *db, int64_t after_id, unsigned max,
                         int (*fn)(void *arg, int64_t id, json_t *rec), void *arg)
 {
-	sqlite3_stmt *st = NULL;
+	struct db_stmt *st = NULL;
 	int r = AL_E_IO, s;
 	if (db_prepare(db, "SELECT id, record FROM audit_outbox WHERE id > ? ORDER BY id LIMIT ?",
 	               &st) != 0)
 		return AL_E_IO;
-	sqlite3_bind_int64(st, 1, after_id);
-	sqlite3_bind_int64(st, 2, max);
-	while ((s = sqlite3_step(st)) == SQLITE_ROW) {
+	db_bind_int64(st, 1, after_id);
+	db_bind_int64(st, 2, max);
+	while ((s = db_step(st)) == DB_ROW) {
 		json_t *rec = db_col_json(st, 1);
-		int fr = rec ? fn(arg, sqlite3_column_int64(st, 0), rec) : 0;
+		int fr = rec ? fn(arg, db_col_int64(st, 0), rec) : 0;
 		json_decref(rec);
 		if (fr != 0) {
 			r = fr;
 			goto out;
 		}
 	}
-	r = s == SQLITE_DONE ? 0 : AL_E_IO;
+	r = s == DB_DONE ? 0 : AL_E_IO;
 out:
-	sqlite3_finalize(st);
+	db_finalize(st);
 	return r;
 }
 
 int
 audit_store_outbox_delete(struct db *db, int64_t id)
 {
-	sqlite3_stmt *st = NULL;
+	struct db_stmt *st = NULL;
 	int r = AL_E_IO;
 	if (db_prepare(db, "DELETE FROM audit_outbox WHERE id = ?", &st) != 0)
 		return AL_E_IO;
-	sqlite3_bind_int64(st, 1, id);
-	if (sqlite3_step(st) == SQLITE_DONE)
+	db_bind_int64(st, 1, id);
+	if (db_step(st) == DB_DONE)
 		r = 0;
-	sqlite3_finalize(st);
+	db_finalize(st);
 	return r;
 }

@@ -1,127 +1,148 @@
-/* SQLite storage and schema migrations; see db.h and docs/server/storage.md. */
+/* The engine-neutral half of the storage: the statement API every store calls, the
+ * statement cache, transaction nesting, the schema migrations and the migration runner;
+ * each call goes to the engine's table (db_backend.h). See docs/server/storage.md. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
-#include "db.h"
+#include "db_backend.h"
 #include "err.h"
 #include "log.h"
 #include "xalloc.h"
 
 /* Append-only: never edit a migration that has shipped, add a new one. Resources keep
  * their full JSON rendering in `doc` next to the columns that queries filter on, so
- * the wire shape round-trips exactly and new fields need no migration. */
-static const char *const migrations[] = {
+ * the wire shape round-trips exactly and new fields need no migration. Each migration
+ * has a text per engine; pg NULL means the SQLite text is valid PostgreSQL as it is
+ * (write new ones that way: BIGINT for integers, no AUTOINCREMENT, no BLOB). */
+struct migration {
+	const char *sqlite;
+	const char *pg;
+};
+
+static const struct migration migrations[] = {
+
     /* 1 */
-    "CREATE TABLE seqs (name TEXT PRIMARY KEY, value INTEGER NOT NULL);"
-    "CREATE TABLE api_keys ("
-    "  id TEXT PRIMARY KEY, kind TEXT NOT NULL CHECK (kind IN ('server','environment')),"
-    "  environment_id TEXT, hash TEXT NOT NULL UNIQUE, name TEXT,"
-    "  created_at INTEGER NOT NULL, revoked_at INTEGER);"
-    "CREATE TABLE agents ("
-    "  id TEXT PRIMARY KEY, seq INTEGER NOT NULL UNIQUE, version INTEGER NOT NULL,"
-    "  created_at INTEGER NOT NULL, archived_at INTEGER, doc TEXT NOT NULL);"
-    "CREATE TABLE agent_versions ("
-    "  agent_id TEXT NOT NULL REFERENCES agents(id), version INTEGER NOT NULL,"
-    "  doc TEXT NOT NULL, PRIMARY KEY (agent_id, version));"
-    "CREATE TABLE environments ("
-    "  id TEXT PRIMARY KEY, seq INTEGER NOT NULL UNIQUE,"
-    "  created_at INTEGER NOT NULL, archived_at INTEGER, doc TEXT NOT NULL);"
-    "CREATE TABLE sessions ("
-    "  id TEXT PRIMARY KEY, seq INTEGER NOT NULL UNIQUE, environment_id TEXT NOT NULL,"
-    "  agent_id TEXT NOT NULL, agent_version INTEGER NOT NULL, status TEXT NOT NULL,"
-    "  created_at INTEGER NOT NULL, archived_at INTEGER, doc TEXT NOT NULL,"
-    "  loop_state TEXT);"
-    "CREATE INDEX sessions_env ON sessions(environment_id);"
-    "CREATE TABLE events ("
-    "  id TEXT PRIMARY KEY, session_id TEXT NOT NULL, seq INTEGER NOT NULL,"
-    "  type TEXT NOT NULL, created_at INTEGER NOT NULL, processed_at INTEGER,"
-    "  answers TEXT, doc TEXT NOT NULL, UNIQUE (session_id, seq));"
-    "CREATE INDEX events_answers ON events(session_id, answers);"
-    "CREATE TABLE work ("
-    "  id TEXT PRIMARY KEY, seq INTEGER NOT NULL UNIQUE, environment_id TEXT NOT NULL,"
-    "  session_id TEXT, data_type TEXT NOT NULL, state TEXT NOT NULL,"
-    "  metadata TEXT NOT NULL DEFAULT '{}', token_hash TEXT UNIQUE,"
-    "  created_at INTEGER NOT NULL, delivered_at INTEGER, delivered_to TEXT,"
-    "  acknowledged_at INTEGER, started_at INTEGER, latest_heartbeat_at INTEGER,"
-    "  last_heartbeat TEXT, lease_expires_at INTEGER, ttl_seconds INTEGER NOT NULL DEFAULT 90,"
-    "  stop_requested_at INTEGER, stopped_at INTEGER);"
-    "CREATE INDEX work_queue ON work(environment_id, state, seq);"
-    "CREATE INDEX work_session ON work(session_id, state);"
-    "CREATE TABLE workers_seen (environment_id TEXT NOT NULL, worker_id TEXT NOT NULL,"
-    "  seen_at INTEGER NOT NULL, PRIMARY KEY (environment_id, worker_id));",
+    {"CREATE TABLE seqs (name TEXT PRIMARY KEY, value INTEGER NOT NULL);"
+     "CREATE TABLE api_keys ("
+     "  id TEXT PRIMARY KEY, kind TEXT NOT NULL CHECK (kind IN ('server','environment')),"
+     "  environment_id TEXT, hash TEXT NOT NULL UNIQUE, name TEXT,"
+     "  created_at INTEGER NOT NULL, revoked_at INTEGER);"
+     "CREATE TABLE agents ("
+     "  id TEXT PRIMARY KEY, seq INTEGER NOT NULL UNIQUE, version INTEGER NOT NULL,"
+     "  created_at INTEGER NOT NULL, archived_at INTEGER, doc TEXT NOT NULL);"
+     "CREATE TABLE agent_versions ("
+     "  agent_id TEXT NOT NULL REFERENCES agents(id), version INTEGER NOT NULL,"
+     "  doc TEXT NOT NULL, PRIMARY KEY (agent_id, version));"
+     "CREATE TABLE environments ("
+     "  id TEXT PRIMARY KEY, seq INTEGER NOT NULL UNIQUE,"
+     "  created_at INTEGER NOT NULL, archived_at INTEGER, doc TEXT NOT NULL);"
+     "CREATE TABLE sessions ("
+     "  id TEXT PRIMARY KEY, seq INTEGER NOT NULL UNIQUE, environment_id TEXT NOT NULL,"
+     "  agent_id TEXT NOT NULL, agent_version INTEGER NOT NULL, status TEXT NOT NULL,"
+     "  created_at INTEGER NOT NULL, archived_at INTEGER, doc TEXT NOT NULL,"
+     "  loop_state TEXT);"
+     "CREATE INDEX sessions_env ON sessions(environment_id);"
+     "CREATE TABLE events ("
+     "  id TEXT PRIMARY KEY, session_id TEXT NOT NULL, seq INTEGER NOT NULL,"
+     "  type TEXT NOT NULL, created_at INTEGER NOT NULL, processed_at INTEGER,"
+     "  answers TEXT, doc TEXT NOT NULL, UNIQUE (session_id, seq));"
+     "CREATE INDEX events_answers ON events(session_id, answers);"
+     "CREATE TABLE work ("
+     "  id TEXT PRIMARY KEY, seq INTEGER NOT NULL UNIQUE, environment_id TEXT NOT NULL,"
+     "  session_id TEXT, data_type TEXT NOT NULL, state TEXT NOT NULL,"
+     "  metadata TEXT NOT NULL DEFAULT '{}', token_hash TEXT UNIQUE,"
+     "  created_at INTEGER NOT NULL, delivered_at INTEGER, delivered_to TEXT,"
+     "  acknowledged_at INTEGER, started_at INTEGER, latest_heartbeat_at INTEGER,"
+     "  last_heartbeat TEXT, lease_expires_at INTEGER, ttl_seconds INTEGER NOT NULL DEFAULT 90,"
+     "  stop_requested_at INTEGER, stopped_at INTEGER);"
+     "CREATE INDEX work_queue ON work(environment_id, state, seq);"
+     "CREATE INDEX work_session ON work(session_id, state);"
+     "CREATE TABLE workers_seen (environment_id TEXT NOT NULL, worker_id TEXT NOT NULL,"
+     "  seen_at INTEGER NOT NULL, PRIMARY KEY (environment_id, worker_id));",
+     NULL},
     /* 2: MCP tunnels (tunnel_api.c). token is kept for reveal_token; only token_hash
      * authenticates, so rotation retires the old value for new connections at once. */
-    "CREATE TABLE tunnels ("
-    "  id TEXT PRIMARY KEY, seq INTEGER NOT NULL UNIQUE, display_name TEXT,"
-    "  domain TEXT NOT NULL UNIQUE, created_at INTEGER NOT NULL, archived_at INTEGER,"
-    "  token_id TEXT NOT NULL, token TEXT NOT NULL, token_hash TEXT NOT NULL UNIQUE,"
-    "  rotated_at INTEGER);",
+    {"CREATE TABLE tunnels ("
+     "  id TEXT PRIMARY KEY, seq INTEGER NOT NULL UNIQUE, display_name TEXT,"
+     "  domain TEXT NOT NULL UNIQUE, created_at INTEGER NOT NULL, archived_at INTEGER,"
+     "  token_id TEXT NOT NULL, token TEXT NOT NULL, token_hash TEXT NOT NULL UNIQUE,"
+     "  rotated_at INTEGER);",
+     NULL},
     /* 3: vaults and credentials (vaults.c). secret is the AES-256-GCM blob, never the
      * plaintext; url_key is mcp_server_url without a trailing slash, unique among a
      * vault's live credentials. */
-    "CREATE TABLE vaults ("
-    "  id TEXT PRIMARY KEY, seq INTEGER NOT NULL UNIQUE,"
-    "  created_at INTEGER NOT NULL, archived_at INTEGER, doc TEXT NOT NULL);"
-    "CREATE TABLE vault_credentials ("
-    "  id TEXT PRIMARY KEY, vault_id TEXT NOT NULL REFERENCES vaults(id) ON DELETE CASCADE,"
-    "  seq INTEGER NOT NULL UNIQUE, auth_type TEXT NOT NULL, url_key TEXT,"
-    "  created_at INTEGER NOT NULL, archived_at INTEGER, secret BLOB, doc TEXT NOT NULL);"
-    "CREATE INDEX vault_credentials_vault ON vault_credentials(vault_id, seq);"
-    "CREATE UNIQUE INDEX vault_credentials_live_url ON vault_credentials(vault_id, url_key)"
-    "  WHERE archived_at IS NULL;",
+    {"CREATE TABLE vaults ("
+     "  id TEXT PRIMARY KEY, seq INTEGER NOT NULL UNIQUE,"
+     "  created_at INTEGER NOT NULL, archived_at INTEGER, doc TEXT NOT NULL);"
+     "CREATE TABLE vault_credentials ("
+     "  id TEXT PRIMARY KEY, vault_id TEXT NOT NULL REFERENCES vaults(id) ON DELETE CASCADE,"
+     "  seq INTEGER NOT NULL UNIQUE, auth_type TEXT NOT NULL, url_key TEXT,"
+     "  created_at INTEGER NOT NULL, archived_at INTEGER, secret BLOB, doc TEXT NOT NULL);"
+     "CREATE INDEX vault_credentials_vault ON vault_credentials(vault_id, seq);"
+     "CREATE UNIQUE INDEX vault_credentials_live_url ON vault_credentials(vault_id, url_key)"
+     "  WHERE archived_at IS NULL;",
+     NULL},
     /* 4: the user who created a session (OIDC issuer + subject, and the groups the token
      * carried then); NULL for sessions made with a server API key. Users see their own. */
-    "ALTER TABLE sessions ADD COLUMN owner_iss TEXT;"
-    "ALTER TABLE sessions ADD COLUMN owner_sub TEXT;"
-    "ALTER TABLE sessions ADD COLUMN owner_groups TEXT;"
-    "CREATE INDEX sessions_owner ON sessions(owner_iss, owner_sub, seq);",
+    {"ALTER TABLE sessions ADD COLUMN owner_iss TEXT;"
+     "ALTER TABLE sessions ADD COLUMN owner_sub TEXT;"
+     "ALTER TABLE sessions ADD COLUMN owner_groups TEXT;"
+     "CREATE INDEX sessions_owner ON sessions(owner_iss, owner_sub, seq);",
+     NULL},
     /* 5: the owner's email (tool policy rules may name users by it); API-key sessions
      * record owner_sub "apikey:<key id>" with no issuer. */
-    "ALTER TABLE sessions ADD COLUMN owner_email TEXT;",
+    {"ALTER TABLE sessions ADD COLUMN owner_email TEXT;", NULL},
     /* 6: audit records made outside the server (airlock keys), in the transaction of what
      * they record, until the server appends them to its audit log (audit_store.c). */
-    "CREATE TABLE audit_outbox (id INTEGER PRIMARY KEY AUTOINCREMENT, record TEXT NOT NULL);",
+    {"CREATE TABLE audit_outbox (id INTEGER PRIMARY KEY AUTOINCREMENT, record TEXT NOT NULL);",
+     NULL},
     /* 7: memory stores (memory_store.c). A memory's content lives in its row and in the
      * version that wrote it; a version keeps its row after its memory is deleted, and
      * redaction empties it (path, content, hash, size NULL). Attachments record which
      * sessions mount a store, with the session owner, so a user may read the stores of
      * their own sessions. */
-    "CREATE TABLE memory_stores ("
-    "  id TEXT PRIMARY KEY, seq INTEGER NOT NULL UNIQUE,"
-    "  created_at INTEGER NOT NULL, archived_at INTEGER, doc TEXT NOT NULL);"
-    "CREATE TABLE memories ("
-    "  id TEXT PRIMARY KEY, store_id TEXT NOT NULL, seq INTEGER NOT NULL UNIQUE,"
-    "  path TEXT NOT NULL, content TEXT NOT NULL, sha256 TEXT NOT NULL,"
-    "  size INTEGER NOT NULL, version_id TEXT NOT NULL,"
-    "  created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL, UNIQUE (store_id, path));"
-    "CREATE TABLE memory_versions ("
-    "  id TEXT PRIMARY KEY, store_id TEXT NOT NULL, memory_id TEXT NOT NULL,"
-    "  seq INTEGER NOT NULL UNIQUE, operation TEXT NOT NULL, path TEXT, content TEXT,"
-    "  sha256 TEXT, size INTEGER, created_at INTEGER NOT NULL, created_by TEXT,"
-    "  session_id TEXT, api_key_id TEXT, redacted_at INTEGER, redacted_by TEXT);"
-    "CREATE INDEX memory_versions_store ON memory_versions(store_id, seq);"
-    "CREATE TABLE memory_store_attachments ("
-    "  session_id TEXT NOT NULL, store_id TEXT NOT NULL, owner_iss TEXT, owner_sub TEXT,"
-    "  PRIMARY KEY (session_id, store_id));"
-    "CREATE INDEX memory_store_attachments_owner ON"
-    "  memory_store_attachments(store_id, owner_iss, owner_sub);",
+    {"CREATE TABLE memory_stores ("
+     "  id TEXT PRIMARY KEY, seq INTEGER NOT NULL UNIQUE,"
+     "  created_at INTEGER NOT NULL, archived_at INTEGER, doc TEXT NOT NULL);"
+     "CREATE TABLE memories ("
+     "  id TEXT PRIMARY KEY, store_id TEXT NOT NULL, seq INTEGER NOT NULL UNIQUE,"
+     "  path TEXT NOT NULL, content TEXT NOT NULL, sha256 TEXT NOT NULL,"
+     "  size INTEGER NOT NULL, version_id TEXT NOT NULL,"
+     "  created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL, UNIQUE (store_id, path));"
+     "CREATE TABLE memory_versions ("
+     "  id TEXT PRIMARY KEY, store_id TEXT NOT NULL, memory_id TEXT NOT NULL,"
+     "  seq INTEGER NOT NULL UNIQUE, operation TEXT NOT NULL, path TEXT, content TEXT,"
+     "  sha256 TEXT, size INTEGER, created_at INTEGER NOT NULL, created_by TEXT,"
+     "  session_id TEXT, api_key_id TEXT, redacted_at INTEGER, redacted_by TEXT);"
+     "CREATE INDEX memory_versions_store ON memory_versions(store_id, seq);"
+     "CREATE TABLE memory_store_attachments ("
+     "  session_id TEXT NOT NULL, store_id TEXT NOT NULL, owner_iss TEXT, owner_sub TEXT,"
+     "  PRIMARY KEY (session_id, store_id));"
+     "CREATE INDEX memory_store_attachments_owner ON"
+     "  memory_store_attachments(store_id, owner_iss, owner_sub);",
+     NULL},
 };
 
+#define N_MIGRATIONS (sizeof(migrations) / sizeof(migrations[0]))
+
+/* ---- statements ---- */
+
 int
-db_prepare(struct db *db, const char *sql, sqlite3_stmt **st)
+db_prepare(struct db *db, const char *sql, struct db_stmt **st)
 {
-	if (sqlite3_prepare_v2(db->h, sql, -1, st, NULL) != SQLITE_OK) {
-		log_error("sqlite prepare failed", "error", sqlite3_errmsg(db->h));
+	*st = NULL;
+	if (db->be->prepare(db, sql, st) != 0) {
+		log_error("database prepare failed", "engine", db->be->name, "error",
+		          db->be->errmsg(db));
 		return AL_E_IO;
 	}
+	(*st)->db = db;
 	return 0;
 }
 
 int
-db_prepare_cached(struct db *db, const char *sql, sqlite3_stmt **st)
+db_prepare_cached(struct db *db, const char *sql, struct db_stmt **st)
 {
 	size_t free_slot = DB_STMT_CACHE;
 	for (size_t i = 0; i < DB_STMT_CACHE; i++) {
@@ -141,38 +162,150 @@ db_prepare_cached(struct db *db, const char *sql, sqlite3_stmt **st)
 }
 
 void
-db_cached_done(struct db *db, sqlite3_stmt *st)
+db_cached_done(struct db *db, struct db_stmt *st)
 {
 	if (st == NULL)
 		return;
 	for (size_t i = 0; i < DB_STMT_CACHE; i++) {
 		if (db->cache[i].st == st) {
-			sqlite3_reset(st);
-			sqlite3_clear_bindings(st);
+			db->be->reset(st, true);
 			return;
 		}
 	}
-	sqlite3_finalize(st);
+	db_finalize(st);
+}
+
+void
+db_finalize(struct db_stmt *st)
+{
+	if (st != NULL)
+		st->db->be->finalize(st);
+}
+
+void
+db_reset(struct db_stmt *st)
+{
+	st->db->be->reset(st, false);
 }
 
 int
 db_exec(struct db *db, const char *sql)
 {
-	char *msg = NULL;
-	if (sqlite3_exec(db->h, sql, NULL, NULL, &msg) != SQLITE_OK) {
-		log_error("sqlite exec failed", "error", msg ? msg : "?");
-		sqlite3_free(msg);
+	if (db->be->exec(db, sql) != 0) {
+		log_error("database exec failed", "engine", db->be->name, "error",
+		          db->be->errmsg(db));
 		return AL_E_IO;
 	}
 	return 0;
 }
+
+void
+db_bind_text(struct db_stmt *st, int idx, const char *s)
+{
+	if (s)
+		st->db->be->bind_text(st, idx, s, strlen(s));
+	else
+		st->db->be->bind_null(st, idx);
+}
+
+void
+db_bind_textn(struct db_stmt *st, int idx, const char *s, size_t len)
+{
+	if (s)
+		st->db->be->bind_text(st, idx, s, len);
+	else
+		st->db->be->bind_null(st, idx);
+}
+
+void
+db_bind_int64(struct db_stmt *st, int idx, int64_t v)
+{
+	st->db->be->bind_int64(st, idx, v);
+}
+
+void
+db_bind_null(struct db_stmt *st, int idx)
+{
+	st->db->be->bind_null(st, idx);
+}
+
+void
+db_bind_blob(struct db_stmt *st, int idx, const void *p, size_t len)
+{
+	st->db->be->bind_blob(st, idx, p, len);
+}
+
+int
+db_step(struct db_stmt *st)
+{
+	return st->db->be->step(st);
+}
+
+int64_t
+db_changes(struct db *db)
+{
+	return db->be->changes(db);
+}
+
+const char *
+db_errmsg(struct db *db)
+{
+	return db->be->errmsg(db);
+}
+
+bool
+db_col_is_null(struct db_stmt *st, int col)
+{
+	return st->db->be->col_is_null(st, col);
+}
+
+int64_t
+db_col_int64(struct db_stmt *st, int col)
+{
+	return st->db->be->col_int64(st, col);
+}
+
+int
+db_col_int(struct db_stmt *st, int col)
+{
+	return (int)st->db->be->col_int64(st, col);
+}
+
+const char *
+db_col_text(struct db_stmt *st, int col)
+{
+	return st->db->be->col_text(st, col);
+}
+
+size_t
+db_col_bytes(struct db_stmt *st, int col)
+{
+	return st->db->be->col_bytes(st, col);
+}
+
+const void *
+db_col_blob(struct db_stmt *st, int col)
+{
+	return st->db->be->col_blob(st, col);
+}
+
+json_t *
+db_col_json(struct db_stmt *st, int col)
+{
+	const char *s = db_col_text(st, col);
+	if (s == NULL)
+		return NULL;
+	return json_loads(s, JSON_DECODE_ANY, NULL);
+}
+
+/* ---- transactions ---- */
 
 int
 db_begin(struct db *db)
 {
 	if (db->tx_depth++ > 0)
 		return 0;
-	int r = db_exec(db, "BEGIN IMMEDIATE");
+	int r = db_exec(db, db->be->begin_sql);
 	if (r != 0)
 		db->tx_depth = 0;
 	return r;
@@ -201,34 +334,12 @@ db_rollback(struct db *db)
 	db_exec(db, "ROLLBACK");
 }
 
-void
-db_bind_text(sqlite3_stmt *st, int idx, const char *s)
-{
-	if (s)
-		sqlite3_bind_text(st, idx, s, -1, SQLITE_TRANSIENT);
-	else
-		sqlite3_bind_null(st, idx);
-}
-
-const char *
-db_col_text(sqlite3_stmt *st, int col)
-{
-	return (const char *)sqlite3_column_text(st, col);
-}
-
-json_t *
-db_col_json(sqlite3_stmt *st, int col)
-{
-	const char *s = db_col_text(st, col);
-	if (s == NULL)
-		return NULL;
-	return json_loads(s, JSON_DECODE_ANY, NULL);
-}
+/* ---- shared helpers ---- */
 
 json_t *
 db_load_doc(struct db *db, const char *table, const char *id, int *err)
 {
-	sqlite3_stmt *st = NULL;
+	struct db_stmt *st = NULL;
 	json_t *doc = NULL;
 	char sql[128];
 	*err = AL_E_NOTFOUND;
@@ -238,9 +349,12 @@ db_load_doc(struct db *db, const char *table, const char *id, int *err)
 		return NULL;
 	}
 	db_bind_text(st, 1, id);
-	if (sqlite3_step(st) == SQLITE_ROW && (doc = db_col_json(st, 0)) != NULL)
+	int rc = db_step(st);
+	if (rc == DB_ROW && (doc = db_col_json(st, 0)) != NULL)
 		*err = 0;
-	sqlite3_finalize(st);
+	else if (rc != DB_ROW && rc != DB_DONE)
+		*err = AL_E_IO;
+	db_finalize(st);
 	return doc;
 }
 
@@ -249,163 +363,82 @@ db_next_seq(struct db *db, const char *name)
 {
 	static const char sql[] =
 	    "INSERT INTO seqs(name, value) VALUES (?, 1) "
-	    "ON CONFLICT(name) DO UPDATE SET value = value + 1 RETURNING value";
-	sqlite3_stmt *st = NULL;
+	    "ON CONFLICT(name) DO UPDATE SET value = seqs.value + 1 RETURNING value";
+	struct db_stmt *st = NULL;
 	int64_t v = -1;
 	if (db_prepare_cached(db, sql, &st) != 0)
 		return -1;
 	db_bind_text(st, 1, name);
-	if (sqlite3_step(st) == SQLITE_ROW)
-		v = sqlite3_column_int64(st, 0);
+	if (db_step(st) == DB_ROW)
+		v = db_col_int64(st, 0);
 	/* RETURNING: step once more so the statement finishes before it is reset */
-	while (sqlite3_step(st) == SQLITE_ROW)
+	while (db_step(st) == DB_ROW)
 		;
 	db_cached_done(db, st);
 	return v;
 }
 
+/* ---- connections and migrations ---- */
+
 static int
-migrate(struct db *db)
+migrate(struct db *db, enum db_dialect dialect)
 {
-	sqlite3_stmt *st = NULL;
 	int version = 0, r;
-	if ((r = db_prepare(db, "PRAGMA user_version", &st)) != 0)
+	if (db->be->migrate_lock && (r = db->be->migrate_lock(db)) != 0)
 		return r;
-	if (sqlite3_step(st) == SQLITE_ROW)
-		version = sqlite3_column_int(st, 0);
-	sqlite3_finalize(st);
-	if (version > (int)(sizeof(migrations) / sizeof(migrations[0]))) {
+	/* read under the lock: another replica may have migrated while we waited */
+	if ((r = db->be->version_get(db, &version)) != 0)
+		goto out;
+	if (version > (int)N_MIGRATIONS) {
 		log_error("database is newer than this binary", NULL);
-		return AL_E_UNSUPPORTED;
+		r = AL_E_UNSUPPORTED;
+		goto out;
 	}
-	for (size_t i = (size_t)version; i < sizeof(migrations) / sizeof(migrations[0]); i++) {
-		char pragma[64];
+	for (size_t i = (size_t)version; i < N_MIGRATIONS; i++) {
+		const char *sql = dialect == DB_DIALECT_PG && migrations[i].pg
+		                      ? migrations[i].pg
+		                      : migrations[i].sqlite;
 		if ((r = db_begin(db)) != 0)
-			return r;
-		snprintf(pragma, sizeof(pragma), "PRAGMA user_version = %zu", i + 1);
-		if ((r = db_exec(db, migrations[i])) != 0 || (r = db_exec(db, pragma)) != 0) {
+			goto out;
+		if ((r = db_exec(db, sql)) != 0 || (r = db->be->version_set(db, (int)i + 1)) != 0) {
 			db_rollback(db);
-			return r;
-		}
-		if ((r = db_commit(db)) != 0)
-			return r;
-	}
-	return 0;
-}
-
-/* The data directory holds every transcript and the tunnel tokens: other users have no
- * business in it. A directory made elsewhere (an install step, a volume) is used as it
- * is, with a warning naming the fix. */
-static void
-check_dir_mode(const char *dir)
-{
-	struct stat st;
-	char mode[8];
-	if (stat(dir, &st) != 0 || (st.st_mode & 0007) == 0)
-		return;
-	snprintf(mode, sizeof(mode), "%04o", (unsigned)(st.st_mode & 07777));
-	log_warn("data directory is open to other users; chmod 700 it", "dir", dir, "mode", mode);
-}
-
-/* The database and its -wal and -shm files are the owner's alone (SQLite gives the
- * -wal and -shm files the database file's mode when it creates them, at any time
- * later). A file left 0644 by an older version is tightened, and that is logged. */
-static void
-tighten_files(const char *path)
-{
-	static const char *const suffix[] = {"", "-wal", "-shm"};
-	for (size_t i = 0; i < sizeof(suffix) / sizeof(suffix[0]); i++) {
-		char *p = xasprintf("%s%s", path, suffix[i]);
-		struct stat st;
-		if (stat(p, &st) == 0 && (st.st_mode & 0077) != 0) {
-			char mode[8];
-			snprintf(mode, sizeof(mode), "%04o", (unsigned)(st.st_mode & 07777));
-			if (chmod(p, 0600) == 0)
-				log_info("database file was open to others; now 0600", "path", p,
-				         "was", mode);
-			else
-				log_warn("database file is open to others and cannot be chmod'ed",
-				         "path", p, "mode", mode);
-		}
-		free(p);
-	}
-}
-
-static int
-open_dir(const char *dir, bool create, struct db **out)
-{
-	struct db *db = xcalloc(1, sizeof(*db));
-	char *path = NULL;
-	int r = AL_E_IO;
-	/* single-threaded here (start-up, or the keys command): the files SQLite creates
-	 * during the open, the WAL switch and the migrations are 0600 whatever the umask */
-	mode_t old_mask = umask(077);
-
-	path = xasprintf("%s/airlock.db", dir);
-	if (!create) {
-		struct stat st;
-		if (stat(path, &st) != 0) {
-			r = AL_E_NOTFOUND;
 			goto out;
 		}
-	} else if (mkdir(dir, 0700) < 0 && access(dir, W_OK) != 0) {
-		log_error("cannot create data directory", "dir", dir);
-		goto out;
+		if ((r = db_commit(db)) != 0)
+			goto out;
 	}
-	check_dir_mode(dir);
-	tighten_files(path);
-	if (sqlite3_open_v2(path, &db->h, SQLITE_OPEN_READWRITE | (create ? SQLITE_OPEN_CREATE : 0),
-	                    NULL) != SQLITE_OK) {
-		log_error("cannot open database", "path", path, "error", sqlite3_errmsg(db->h));
-		goto out;
-	}
-	sqlite3_busy_timeout(db->h, 5000);
-	struct stat pst;
-	if (stat(path, &pst) == 0) {
-		db->dev = pst.st_dev;
-		db->ino = pst.st_ino;
-	}
-	db->path = xstrdup(path);
-	if ((r = db_exec(db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"
-	                     "PRAGMA foreign_keys=ON;")) != 0)
-		goto out;
-	if ((r = migrate(db)) != 0)
-		goto out;
-	*out = db;
-	db = NULL;
 	r = 0;
 out:
-	umask(old_mask);
-	free(path);
-	db_close(db);
+	if (db->be->migrate_unlock)
+		db->be->migrate_unlock(db);
 	return r;
 }
 
 int
-db_open(const char *dir, struct db **out)
+db_attach(const struct db_backend *be, void *conn, enum db_dialect dialect, struct db **out)
 {
-	return open_dir(dir, true, out);
+	struct db *db = xcalloc(1, sizeof(*db));
+	int r;
+	db->be = be;
+	db->conn = conn;
+	if ((r = migrate(db, dialect)) != 0) {
+		db_close(db);
+		return r;
+	}
+	*out = db;
+	return 0;
 }
 
-int
-db_open_existing(const char *dir, struct db **out)
+const char *
+db_engine(const struct db *db)
 {
-	return open_dir(dir, false, out);
+	return db->be->name;
 }
 
 int
 db_ping(struct db *db)
 {
-	sqlite3_stmt *st = NULL;
-	struct stat pst;
-	if (db->path == NULL || stat(db->path, &pst) != 0 || pst.st_dev != db->dev ||
-	    pst.st_ino != db->ino)
-		return AL_E_IO;
-	int r = db_prepare(db, "SELECT count(*) FROM sqlite_master", &st);
-	if (r == 0 && sqlite3_step(st) != SQLITE_ROW)
-		r = AL_E_IO;
-	sqlite3_finalize(st);
-	return r;
+	return db->be->ping(db);
 }
 
 void
@@ -414,8 +447,7 @@ db_close(struct db *db)
 	if (db == NULL)
 		return;
 	for (size_t i = 0; i < DB_STMT_CACHE; i++)
-		sqlite3_finalize(db->cache[i].st);
-	sqlite3_close_v2(db->h);
-	free(db->path);
+		db_finalize(db->cache[i].st);
+	db->be->close(db);
 	free(db);
 }

@@ -1,30 +1,49 @@
-/* The server's storage: one SQLite database in WAL mode with synchronous=FULL, so a
- * committed transaction survives kill -9 and power loss. Every state change the API
- * acknowledges is committed first. The server is single-threaded, so one connection
- * serves everything; long work never happens inside a transaction. */
+/* The server's storage: a handle on one database and a small statement API that every
+ * store uses, so no store names an engine. Today's engine is SQLite in WAL mode with
+ * synchronous=FULL (a committed transaction survives kill -9 and power loss); the
+ * engine sits behind a table of functions (struct db_backend in db_backend.h). Every
+ * state change the API acknowledges is committed first. The server is single-threaded,
+ * so one connection serves everything; long work never happens inside a transaction.
+ *
+ * How a store runs a statement (docs/server/storage.md):
+ *
+ *     struct db_stmt *st = NULL;
+ *     if (db_prepare(db, "SELECT doc FROM agents WHERE id = ? AND version = ?", &st) != 0)
+ *             goto out;                  // AL_E_IO, logged
+ *     db_bind_text(st, 1, id);          // placeholders are `?`, numbered from 1
+ *     db_bind_int64(st, 2, version);
+ *     while ((rc = db_step(st)) == DB_ROW)
+ *             use(db_col_text(st, 0));  // valid until the next step/reset/finalize
+ *     if (rc != DB_DONE) ...            // DB_CONSTRAINT (unique/check) or DB_ERROR
+ *    out:
+ *     db_finalize(st);                  // NULL is fine
+ *
+ * SQL must be a dialect both SQLite and PostgreSQL accept: `?` placeholders only (no
+ * `?NNN`, no `:name`), `INSERT ... ON CONFLICT ... DO NOTHING/UPDATE` (never `INSERT OR
+ * IGNORE/REPLACE`), `RETURNING` instead of last_insert_rowid, `CAST(? AS TEXT)` where a
+ * parameter's type cannot be inferred (`? IS NULL`), no engine-only functions. A
+ * statement run on every request goes through db_prepare_cached (prepared once per
+ * connection) and back through db_cached_done. */
 #ifndef AL_SERVER_DB_H
 #define AL_SERVER_DB_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
-#include <sys/types.h>
 
 #include <jansson.h>
-#include <sqlite3.h>
 
 #define DB_STMT_CACHE 16
 
-struct db {
-	sqlite3 *h;
-	int tx_depth;
-	/* statements of the hot paths, prepared once (db_prepare_cached) */
-	struct {
-		const char *sql; /* the literal's address is the key */
-		sqlite3_stmt *st;
-	} cache[DB_STMT_CACHE];
-	char *path; /* dir/airlock.db, for db_ping */
-	dev_t dev;  /* the file opened: a path that names another one (or none) */
-	ino_t ino;  /* later means the storage was swapped or removed under us */
+struct db;      /* opaque: one connection and its cache */
+struct db_stmt; /* opaque: one prepared statement */
+
+/* db_step's answers. Not AL_E_* codes: a store decides what a constraint means. */
+enum db_rc {
+	DB_ROW = 1,        /* a row is ready for db_col_* */
+	DB_DONE = 2,       /* finished; db_changes() counts the rows it changed */
+	DB_CONSTRAINT = 3, /* a UNIQUE, CHECK, NOT NULL or foreign key constraint failed */
+	DB_ERROR = 4,      /* anything else (logged with the engine's message) */
 };
 
 /* Opens (creating) dir/airlock.db and applies pending migrations. */
@@ -33,32 +52,57 @@ int db_open(const char *dir, struct db **out);
  * does not (the admin commands never create one by accident). */
 int db_open_existing(const char *dir, struct db **out);
 void db_close(struct db *db);
-/* Readiness probe: the file the server opened is still the one at its path, and a
- * read works. 0, or AL_E_IO (storage removed, replaced or unreadable). */
+/* Readiness probe: the database the server opened is still there and a read works. 0,
+ * or AL_E_IO (storage removed, replaced, unreachable or unreadable). */
 int db_ping(struct db *db);
+/* The engine's name ("sqlite"), for logs and metrics. */
+const char *db_engine(const struct db *db);
 
-/* Nested calls join the outer transaction; only the outermost commits. BEGIN IMMEDIATE
- * so concurrent processes (admin CLI) serialize instead of failing on upgrade. */
+/* Nested calls join the outer transaction; only the outermost commits. SQLite takes the
+ * write lock at BEGIN (IMMEDIATE) so concurrent processes (admin CLI) serialize instead
+ * of failing on lock upgrade. */
 int db_begin(struct db *db);
 int db_commit(struct db *db);
 void db_rollback(struct db *db);
 
-/* Prepares sql (cached by SQLite's own statement cache is not available; callers
- * finalize). Logs and returns AL_E_IO on failure. */
-int db_prepare(struct db *db, const char *sql, sqlite3_stmt **st);
+/* Prepares sql; the caller finalizes. Logs and returns AL_E_IO on failure. */
+int db_prepare(struct db *db, const char *sql, struct db_stmt **st);
 /* For statements run on every request or event (sql a string literal): prepared once per
  * connection and kept, so parsing and planning are not paid each time. Give it back with
- * db_cached_done (reset, bindings cleared), never sqlite3_finalize. Falls back to a fresh
+ * db_cached_done (reset, bindings cleared), never db_finalize. Falls back to a fresh
  * statement, which db_cached_done then finalizes, when the cache is full. */
-int db_prepare_cached(struct db *db, const char *sql, sqlite3_stmt **st);
-void db_cached_done(struct db *db, sqlite3_stmt *st);
+int db_prepare_cached(struct db *db, const char *sql, struct db_stmt **st);
+void db_cached_done(struct db *db, struct db_stmt *st);
+void db_finalize(struct db_stmt *st);
+/* Back to before the first step, bindings kept (run it again with new ones). */
+void db_reset(struct db_stmt *st);
+/* Runs one or more statements without parameters or rows (DDL, BEGIN). */
 int db_exec(struct db *db, const char *sql);
 
-/* Binding helpers: text NULL binds SQL NULL. */
-void db_bind_text(sqlite3_stmt *st, int idx, const char *s);
-/* Column helpers: json parses a TEXT column (NULL → NULL). */
-json_t *db_col_json(sqlite3_stmt *st, int col);
-const char *db_col_text(sqlite3_stmt *st, int col);
+/* Binding: idx counts from 1. Text NULL binds SQL NULL; values are copied. */
+void db_bind_text(struct db_stmt *st, int idx, const char *s);
+void db_bind_textn(struct db_stmt *st, int idx, const char *s, size_t len);
+void db_bind_int64(struct db_stmt *st, int idx, int64_t v);
+void db_bind_null(struct db_stmt *st, int idx);
+void db_bind_blob(struct db_stmt *st, int idx, const void *p, size_t len);
+
+/* DB_ROW, DB_DONE, DB_CONSTRAINT or DB_ERROR. */
+int db_step(struct db_stmt *st);
+/* Rows changed by the last INSERT/UPDATE/DELETE that finished on this connection. */
+int64_t db_changes(struct db *db);
+/* The engine's last error message, for logs (never holds a bound value). */
+const char *db_errmsg(struct db *db);
+
+/* Columns of the current row, counted from 0. NULL reads as NULL text, 0, no bytes. */
+bool db_col_is_null(struct db_stmt *st, int col);
+int64_t db_col_int64(struct db_stmt *st, int col);
+int db_col_int(struct db_stmt *st, int col);
+const char *db_col_text(struct db_stmt *st, int col);
+/* Length in bytes of a text or blob column. */
+size_t db_col_bytes(struct db_stmt *st, int col);
+const void *db_col_blob(struct db_stmt *st, int col);
+/* Parses a TEXT column as JSON (NULL → NULL; new reference). */
+json_t *db_col_json(struct db_stmt *st, int col);
 
 /* The `doc` column of table's row id (new reference). *err: 0, AL_E_NOTFOUND or AL_E_IO.
  * table is one of ours, never input. */

@@ -8,12 +8,12 @@
 #include "util.h"
 
 int
-doc_store_collect(sqlite3_stmt *st, unsigned limit, struct doc_page *out)
+doc_store_collect(struct db_stmt *st, unsigned limit, struct doc_page *out)
 {
 	int rc;
 	memset(out, 0, sizeof(*out));
 	out->data = json_array();
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+	while ((rc = db_step(st)) == DB_ROW) {
 		if (json_array_size(out->data) == limit) {
 			out->more = true;
 			break;
@@ -21,7 +21,7 @@ doc_store_collect(sqlite3_stmt *st, unsigned limit, struct doc_page *out)
 		json_t *doc = db_col_json(st, 1);
 		if (doc == NULL)
 			continue;
-		out->last_seq = sqlite3_column_int64(st, 0);
+		out->last_seq = db_col_int64(st, 0);
 		json_array_append_new(out->data, doc);
 	}
 	return 0;
@@ -31,7 +31,7 @@ int
 doc_store_page(struct db *db, const char *table, const char *scope_col, const char *scope_id,
                const struct doc_list *q, struct doc_page *out)
 {
-	sqlite3_stmt *st = NULL;
+	struct db_stmt *st = NULL;
 	char sql[512];
 	int r;
 	memset(out, 0, sizeof(*out));
@@ -44,16 +44,16 @@ doc_store_page(struct db *db, const char *table, const char *scope_col, const ch
 	         scope_col ? " = ?7" : "", q->desc ? "DESC" : "ASC");
 	if (db_prepare(db, sql, &st) != 0)
 		return AL_E_IO;
-	sqlite3_bind_int(st, 1, q->include_archived);
-	sqlite3_bind_int64(st, 2, q->created_lo);
-	sqlite3_bind_int64(st, 3, q->created_hi);
-	sqlite3_bind_int(st, 4, q->has_cursor);
-	sqlite3_bind_int64(st, 5, q->after_seq);
-	sqlite3_bind_int64(st, 6, (int64_t)q->limit + 1);
+	db_bind_int64(st, 1, q->include_archived);
+	db_bind_int64(st, 2, q->created_lo);
+	db_bind_int64(st, 3, q->created_hi);
+	db_bind_int64(st, 4, q->has_cursor);
+	db_bind_int64(st, 5, q->after_seq);
+	db_bind_int64(st, 6, (int64_t)q->limit + 1);
 	if (scope_col)
 		db_bind_text(st, 7, scope_id);
 	r = doc_store_collect(st, q->limit, out);
-	sqlite3_finalize(st);
+	db_finalize(st);
 	return r;
 }
 

@@ -9,9 +9,9 @@
 #include <stdint.h>
 
 #include <jansson.h>
-#include <sqlite3.h>
 
 struct db;
+struct db_stmt;
 
 /* One page of a list route, as validated by the API layer. */
 struct doc_list {
@@ -37,7 +37,7 @@ struct doc_page {
 int doc_store_page(struct db *db, const char *table, const char *scope_col, const char *scope_id,
                    const struct doc_list *q, struct doc_page *out);
 /* Steps st (columns: seq, doc; at most limit+1 rows in page order) into out. */
-int doc_store_collect(sqlite3_stmt *st, unsigned limit, struct doc_page *out);
+int doc_store_collect(struct db_stmt *st, unsigned limit, struct doc_page *out);
 void doc_page_free(struct doc_page *p);
 /* A stored µs timestamp as documents carry it: RFC 3339 string, or JSON null for 0.
  * (The same rendering as api_time; stores do not include the API layer.) */

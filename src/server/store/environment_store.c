@@ -15,14 +15,14 @@ environment_store_get(struct db *db, const char *id, int *err)
 int
 environment_store_live(struct db *db, const char *id)
 {
-	sqlite3_stmt *st = NULL;
+	struct db_stmt *st = NULL;
 	int r = AL_E_NOTFOUND;
 	if (db_prepare(db, "SELECT archived_at FROM environments WHERE id = ?", &st) != 0)
 		return AL_E_IO;
 	db_bind_text(st, 1, id);
-	if (sqlite3_step(st) == SQLITE_ROW)
-		r = sqlite3_column_type(st, 0) == SQLITE_NULL ? 0 : AL_E_CONFLICT;
-	sqlite3_finalize(st);
+	if (db_step(st) == DB_ROW)
+		r = db_col_is_null(st, 0) ? 0 : AL_E_CONFLICT;
+	db_finalize(st);
 	return r;
 }
 
@@ -30,23 +30,23 @@ static int
 env_write(struct db *db, const char *sql, const char *id, const json_t *doc, int64_t seq,
           int64_t created, int64_t archived)
 {
-	sqlite3_stmt *st = NULL;
+	struct db_stmt *st = NULL;
 	char *text = json_dumps(doc, JSON_COMPACT);
 	int r = AL_E_IO;
 	if (db_prepare(db, sql, &st) != 0)
 		goto out;
 	db_bind_text(st, 1, id);
 	db_bind_text(st, 2, text);
-	sqlite3_bind_int64(st, 3, seq);
-	sqlite3_bind_int64(st, 4, created);
+	db_bind_int64(st, 3, seq);
+	db_bind_int64(st, 4, created);
 	if (archived)
-		sqlite3_bind_int64(st, 5, archived);
+		db_bind_int64(st, 5, archived);
 	else
-		sqlite3_bind_null(st, 5);
-	if (sqlite3_step(st) == SQLITE_DONE && sqlite3_changes(db->h) == 1)
+		db_bind_null(st, 5);
+	if (db_step(st) == DB_DONE && db_changes(db) == 1)
 		r = 0;
 out:
-	sqlite3_finalize(st);
+	db_finalize(st);
 	free(text);
 	return r;
 }
@@ -83,16 +83,16 @@ environment_store_update(struct db *db, const char *id, const json_t *doc, int64
 int
 environment_store_delete(struct db *db, const char *id, int64_t now)
 {
-	sqlite3_stmt *st = NULL;
+	struct db_stmt *st = NULL;
 	int r;
 	if ((r = db_begin(db)) != 0)
 		return r;
 	r = AL_E_IO;
 	if (db_prepare(db, "DELETE FROM environments WHERE id = ?1", &st) == 0) {
 		db_bind_text(st, 1, id);
-		if (sqlite3_step(st) == SQLITE_DONE)
+		if (db_step(st) == DB_DONE)
 			r = 0;
-		sqlite3_finalize(st);
+		db_finalize(st);
 	}
 	/* Its environment keys die with it. */
 	if (r != 0 || (r = key_store_revoke_environment(db, id, now)) != 0 ||

@@ -11,7 +11,7 @@
 int
 event_store_insert(struct db *db, const struct event_row *ev)
 {
-	sqlite3_stmt *st = NULL;
+	struct db_stmt *st = NULL;
 	int r = AL_E_IO;
 	int64_t seq = db_next_seq(db, "events");
 	if (seq < 0)
@@ -23,17 +23,17 @@ event_store_insert(struct db *db, const struct event_row *ev)
 		goto out;
 	db_bind_text(st, 1, ev->id);
 	db_bind_text(st, 2, ev->session_id);
-	sqlite3_bind_int64(st, 3, seq);
+	db_bind_int64(st, 3, seq);
 	db_bind_text(st, 4, ev->type);
-	sqlite3_bind_int64(st, 5, ev->created_at);
+	db_bind_int64(st, 5, ev->created_at);
 	if (ev->processed_at)
-		sqlite3_bind_int64(st, 6, ev->processed_at);
+		db_bind_int64(st, 6, ev->processed_at);
 	else
-		sqlite3_bind_null(st, 6);
+		db_bind_null(st, 6);
 	db_bind_text(st, 7, ev->answers);
 	db_bind_text(st, 8, doc);
-	if (sqlite3_step(st) != SQLITE_DONE) {
-		log_error("event insert failed", "error", sqlite3_errmsg(db->h));
+	if (db_step(st) != DB_DONE) {
+		log_error("event insert failed", "error", db_errmsg(db));
 		goto out;
 	}
 	r = 0;
@@ -46,7 +46,7 @@ out:
 int
 event_store_mark_processed(struct db *db, const char *event_id, int64_t now)
 {
-	sqlite3_stmt *st = NULL;
+	struct db_stmt *st = NULL;
 	int r = AL_E_IO;
 	char ts[32];
 	time_fmt_rfc3339(now, ts);
@@ -56,27 +56,27 @@ event_store_mark_processed(struct db *db, const char *event_id, int64_t now)
 	               "WHERE id = ?3 AND processed_at IS NULL",
 	               &st) != 0)
 		return AL_E_IO;
-	sqlite3_bind_int64(st, 1, now);
+	db_bind_int64(st, 1, now);
 	db_bind_text(st, 2, ts);
 	db_bind_text(st, 3, event_id);
-	if (sqlite3_step(st) == SQLITE_DONE)
+	if (db_step(st) == DB_DONE)
 		r = 0;
-	sqlite3_finalize(st);
+	db_finalize(st);
 	return r;
 }
 
 json_t *
 event_store_get(struct db *db, const char *session_id, const char *event_id)
 {
-	sqlite3_stmt *st = NULL;
+	struct db_stmt *st = NULL;
 	json_t *ev = NULL;
 	if (db_prepare(db, "SELECT doc FROM events WHERE session_id = ? AND id = ?", &st) != 0)
 		return NULL;
 	db_bind_text(st, 1, session_id);
 	db_bind_text(st, 2, event_id);
-	if (sqlite3_step(st) == SQLITE_ROW)
+	if (db_step(st) == DB_ROW)
 		ev = db_col_json(st, 0);
-	sqlite3_finalize(st);
+	db_finalize(st);
 	return ev;
 }
 
@@ -84,7 +84,7 @@ json_t *
 event_store_find_answer(struct db *db, const char *session_id, const char *call_id,
                         const char *answer_type)
 {
-	sqlite3_stmt *st = NULL;
+	struct db_stmt *st = NULL;
 	json_t *ev = NULL;
 	if (db_prepare(db,
 	               "SELECT doc FROM events WHERE session_id = ? AND answers = ? AND type = ? "
@@ -94,9 +94,9 @@ event_store_find_answer(struct db *db, const char *session_id, const char *call_
 	db_bind_text(st, 1, session_id);
 	db_bind_text(st, 2, call_id);
 	db_bind_text(st, 3, answer_type);
-	if (sqlite3_step(st) == SQLITE_ROW)
+	if (db_step(st) == DB_ROW)
 		ev = db_col_json(st, 0);
-	sqlite3_finalize(st);
+	db_finalize(st);
 	return ev;
 }
 
@@ -104,7 +104,7 @@ int
 event_store_list(struct db *db, const char *session_id, const struct doc_list *q,
                  const char *types_json, struct doc_page *out)
 {
-	sqlite3_stmt *st = NULL;
+	struct db_stmt *st = NULL;
 	int r;
 	memset(out, 0, sizeof(*out));
 	/* One statement for both orders: the cursor bound flips with the order. */
@@ -118,42 +118,42 @@ event_store_list(struct db *db, const char *session_id, const struct doc_list *q
 	if (db_prepare(db, sql, &st) != 0)
 		return AL_E_IO;
 	db_bind_text(st, 1, session_id);
-	sqlite3_bind_int(st, 2, q->has_cursor);
-	sqlite3_bind_int64(st, 3, q->after_seq);
-	sqlite3_bind_int64(st, 4, q->created_lo);
-	sqlite3_bind_int64(st, 5, q->created_hi);
+	db_bind_int64(st, 2, q->has_cursor);
+	db_bind_int64(st, 3, q->after_seq);
+	db_bind_int64(st, 4, q->created_lo);
+	db_bind_int64(st, 5, q->created_hi);
 	db_bind_text(st, 6, types_json);
-	sqlite3_bind_int(st, 7, (int)q->limit + 1);
+	db_bind_int64(st, 7, (int)q->limit + 1);
 	r = doc_store_collect(st, q->limit, out);
-	sqlite3_finalize(st);
+	db_finalize(st);
 	return r;
 }
 
 int
 event_store_delete_session(struct db *db, const char *session_id)
 {
-	sqlite3_stmt *st = NULL;
+	struct db_stmt *st = NULL;
 	int r = AL_E_IO;
 	if (db_prepare(db, "DELETE FROM events WHERE session_id = ?", &st) != 0)
 		return r;
 	db_bind_text(st, 1, session_id);
-	if (sqlite3_step(st) == SQLITE_DONE)
+	if (db_step(st) == DB_DONE)
 		r = 0;
-	sqlite3_finalize(st);
+	db_finalize(st);
 	return r;
 }
 
 int
 event_store_log(struct db *db, const char *session_id, size_t max, json_t **out)
 {
-	sqlite3_stmt *st = NULL;
+	struct db_stmt *st = NULL;
 	json_t *arr = json_array();
 	int r = AL_E_IO;
 	if (db_prepare(db, "SELECT doc FROM events WHERE session_id = ? ORDER BY seq", &st) != 0)
 		goto out;
 	db_bind_text(st, 1, session_id);
 	int rc;
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+	while ((rc = db_step(st)) == DB_ROW) {
 		if (json_array_size(arr) >= max) {
 			r = AL_E_TOOBIG;
 			goto out;
@@ -162,13 +162,13 @@ event_store_log(struct db *db, const char *session_id, size_t max, json_t **out)
 		if (ev)
 			json_array_append_new(arr, ev);
 	}
-	if (rc != SQLITE_DONE)
+	if (rc != DB_DONE)
 		goto out;
 	*out = arr;
 	arr = NULL;
 	r = 0;
 out:
-	sqlite3_finalize(st);
+	db_finalize(st);
 	json_decref(arr);
 	return r;
 }

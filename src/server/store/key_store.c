@@ -10,7 +10,7 @@ int
 key_store_insert(struct db *db, const char *id, const char *kind, const char *environment_id,
                  const char *hash, const char *name, int64_t created_at)
 {
-	sqlite3_stmt *st = NULL;
+	struct db_stmt *st = NULL;
 	int r = AL_E_IO;
 	if (db_prepare(db,
 	               "INSERT INTO api_keys(id, kind, environment_id, hash, name, created_at) "
@@ -22,15 +22,15 @@ key_store_insert(struct db *db, const char *id, const char *kind, const char *en
 	db_bind_text(st, 3, environment_id);
 	db_bind_text(st, 4, hash);
 	db_bind_text(st, 5, name);
-	sqlite3_bind_int64(st, 6, created_at);
-	if (sqlite3_step(st) == SQLITE_DONE)
+	db_bind_int64(st, 6, created_at);
+	if (db_step(st) == DB_DONE)
 		r = 0;
-	sqlite3_finalize(st);
+	db_finalize(st);
 	return r;
 }
 
 static void
-row_read(sqlite3_stmt *st, struct key_row *k)
+row_read(struct db_stmt *st, struct key_row *k)
 {
 	const char *v;
 	memset(k, 0, sizeof(*k));
@@ -40,15 +40,15 @@ row_read(sqlite3_stmt *st, struct key_row *k)
 		snprintf(k->environment_id, sizeof(k->environment_id), "%s", v);
 	if ((v = db_col_text(st, 3)) != NULL)
 		snprintf(k->name, sizeof(k->name), "%s", v);
-	k->revoked = sqlite3_column_type(st, 4) != SQLITE_NULL;
-	k->revoked_at = sqlite3_column_int64(st, 4);
-	k->created_at = sqlite3_column_int64(st, 5);
+	k->revoked = !db_col_is_null(st, 4);
+	k->revoked_at = db_col_int64(st, 4);
+	k->created_at = db_col_int64(st, 5);
 }
 
 int
 key_store_find(struct db *db, const char *hash, struct key_row *out)
 {
-	sqlite3_stmt *st = NULL;
+	struct db_stmt *st = NULL;
 	int r = AL_E_NOTFOUND;
 	if (db_prepare(
 	        db,
@@ -57,34 +57,34 @@ key_store_find(struct db *db, const char *hash, struct key_row *out)
 	        &st) != 0)
 		return AL_E_IO;
 	db_bind_text(st, 1, hash);
-	if (sqlite3_step(st) == SQLITE_ROW) {
+	if (db_step(st) == DB_ROW) {
 		row_read(st, out);
 		r = 0;
 	}
-	sqlite3_finalize(st);
+	db_finalize(st);
 	return r;
 }
 
 int
 key_store_revoke(struct db *db, const char *id, int64_t now)
 {
-	sqlite3_stmt *st = NULL;
+	struct db_stmt *st = NULL;
 	int r = AL_E_IO;
 	if (db_prepare(db, "UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL",
 	               &st) != 0)
 		return AL_E_IO;
-	sqlite3_bind_int64(st, 1, now);
+	db_bind_int64(st, 1, now);
 	db_bind_text(st, 2, id);
-	if (sqlite3_step(st) == SQLITE_DONE)
-		r = sqlite3_changes(db->h) == 1 ? 0 : AL_E_NOTFOUND;
-	sqlite3_finalize(st);
+	if (db_step(st) == DB_DONE)
+		r = db_changes(db) == 1 ? 0 : AL_E_NOTFOUND;
+	db_finalize(st);
 	return r;
 }
 
 int
 key_store_revoke_environment(struct db *db, const char *environment_id, int64_t now)
 {
-	sqlite3_stmt *st = NULL;
+	struct db_stmt *st = NULL;
 	int r = AL_E_IO;
 	if (db_prepare(db,
 	               "UPDATE api_keys SET revoked_at = ?2 WHERE environment_id = ?1 "
@@ -92,17 +92,17 @@ key_store_revoke_environment(struct db *db, const char *environment_id, int64_t 
 	               &st) != 0)
 		return AL_E_IO;
 	db_bind_text(st, 1, environment_id);
-	sqlite3_bind_int64(st, 2, now);
-	if (sqlite3_step(st) == SQLITE_DONE)
+	db_bind_int64(st, 2, now);
+	if (db_step(st) == DB_DONE)
 		r = 0;
-	sqlite3_finalize(st);
+	db_finalize(st);
 	return r;
 }
 
 int
 key_store_list(struct db *db, int (*fn)(void *arg, const struct key_row *k), void *arg)
 {
-	sqlite3_stmt *st = NULL;
+	struct db_stmt *st = NULL;
 	struct key_row k;
 	int r = 0, rc;
 	if (db_prepare(
@@ -111,30 +111,30 @@ key_store_list(struct db *db, int (*fn)(void *arg, const struct key_row *k), voi
 	        "ORDER BY created_at",
 	        &st) != 0)
 		return AL_E_IO;
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+	while ((rc = db_step(st)) == DB_ROW) {
 		row_read(st, &k);
 		if ((r = fn(arg, &k)) != 0)
 			break;
 	}
-	if (r == 0 && rc != SQLITE_DONE)
+	if (r == 0 && rc != DB_DONE)
 		r = AL_E_IO;
-	sqlite3_finalize(st);
+	db_finalize(st);
 	return r;
 }
 
 int
 key_store_count_live(struct db *db, const char *kind, int64_t *out)
 {
-	sqlite3_stmt *st = NULL;
+	struct db_stmt *st = NULL;
 	int r = AL_E_IO;
 	if (db_prepare(db, "SELECT count(*) FROM api_keys WHERE kind = ? AND revoked_at IS NULL",
 	               &st) != 0)
 		return AL_E_IO;
 	db_bind_text(st, 1, kind);
-	if (sqlite3_step(st) == SQLITE_ROW) {
-		*out = sqlite3_column_int64(st, 0);
+	if (db_step(st) == DB_ROW) {
+		*out = db_col_int64(st, 0);
 		r = 0;
 	}
-	sqlite3_finalize(st);
+	db_finalize(st);
 	return r;
 }

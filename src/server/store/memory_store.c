@@ -24,31 +24,31 @@ time_json(int64_t us)
 
 /* Binds text that may be NULL or hold any bytes but NUL (content is sized). */
 static void
-bind_sized(sqlite3_stmt *st, int idx, const char *s, size_t len)
+bind_sized(struct db_stmt *st, int idx, const char *s, size_t len)
 {
 	if (s == NULL)
-		sqlite3_bind_null(st, idx);
+		db_bind_null(st, idx);
 	else
-		sqlite3_bind_text(st, idx, s, (int)len, SQLITE_TRANSIENT);
+		db_bind_textn(st, idx, s, len);
 }
 
 /* Runs sql with text ?1..?3, no rows expected. */
 static int
 exec3(struct db *db, const char *sql, const char *a, const char *b, const char *c)
 {
-	sqlite3_stmt *st = NULL;
+	struct db_stmt *st = NULL;
 	int r = AL_E_IO;
 	if (db_prepare(db, sql, &st) != 0)
 		goto out;
 	db_bind_text(st, 1, a);
 	db_bind_text(st, 2, b);
 	db_bind_text(st, 3, c);
-	if (sqlite3_step(st) == SQLITE_DONE)
+	if (db_step(st) == DB_DONE)
 		r = 0;
 	else
-		log_error("memory statement failed", "error", sqlite3_errmsg(db->h));
+		log_error("memory statement failed", "error", db_errmsg(db));
 out:
-	sqlite3_finalize(st);
+	db_finalize(st);
 	return r;
 }
 
@@ -76,7 +76,7 @@ memory_store_get(struct db *db, const char *id, int *err)
 int
 memory_store_insert(struct db *db, const char *id, const json_t *doc, int64_t created_at)
 {
-	sqlite3_stmt *st = NULL;
+	struct db_stmt *st = NULL;
 	char *text = json_dumps(doc, JSON_COMPACT);
 	int r = AL_E_IO;
 	if (db_begin(db) != 0)
@@ -91,16 +91,16 @@ memory_store_insert(struct db *db, const char *id, const json_t *doc, int64_t cr
 		goto out;
 	}
 	db_bind_text(st, 1, id);
-	sqlite3_bind_int64(st, 2, seq);
-	sqlite3_bind_int64(st, 3, created_at);
+	db_bind_int64(st, 2, seq);
+	db_bind_int64(st, 3, created_at);
 	db_bind_text(st, 4, text);
-	if (sqlite3_step(st) != SQLITE_DONE || db_commit(db) != 0) {
+	if (db_step(st) != DB_DONE || db_commit(db) != 0) {
 		db_rollback(db);
 		goto out;
 	}
 	r = 0;
 out:
-	sqlite3_finalize(st);
+	db_finalize(st);
 	free(text);
 	return r;
 }
@@ -108,7 +108,7 @@ out:
 static int
 store_set_doc(struct db *db, const char *id, const json_t *doc, int64_t archived_at)
 {
-	sqlite3_stmt *st = NULL;
+	struct db_stmt *st = NULL;
 	char *text = json_dumps(doc, JSON_COMPACT);
 	int r = AL_E_IO;
 	if (db_prepare(db,
@@ -120,11 +120,11 @@ store_set_doc(struct db *db, const char *id, const json_t *doc, int64_t archived
 	db_bind_text(st, 1, id);
 	db_bind_text(st, 2, text);
 	if (archived_at)
-		sqlite3_bind_int64(st, 3, archived_at);
-	if (sqlite3_step(st) == SQLITE_DONE)
+		db_bind_int64(st, 3, archived_at);
+	if (db_step(st) == DB_DONE)
 		r = 0;
 out:
-	sqlite3_finalize(st);
+	db_finalize(st);
 	free(text);
 	return r;
 }
@@ -172,47 +172,47 @@ memory_store_list(struct db *db, const char *scope_id, const struct doc_list *q,
 
 /* The API shape of a memories row selected with MEM_COLS. */
 static json_t *
-memory_json(sqlite3_stmt *st, bool with_content)
+memory_json(struct db_stmt *st, bool with_content)
 {
 	json_t *m = json_pack("{s:s, s:s, s:s, s:s, s:s, s:I, s:s}", "type", "memory", "id",
 	                      db_col_text(st, 0), "memory_store_id", db_col_text(st, 1), "path",
 	                      db_col_text(st, 2), "content_sha256", db_col_text(st, 4),
-	                      "content_size_bytes", (json_int_t)sqlite3_column_int64(st, 5),
+	                      "content_size_bytes", (json_int_t)db_col_int64(st, 5),
 	                      "memory_version_id", db_col_text(st, 6));
 	if (m == NULL)
 		return NULL;
 	if (with_content) {
-		const char *text = (const char *)sqlite3_column_text(st, 3);
-		size_t len = (size_t)sqlite3_column_bytes(st, 3);
+		const char *text = db_col_text(st, 3);
+		size_t len = db_col_bytes(st, 3);
 		json_object_set_new(m, "content", json_stringn(text ? text : "", len));
 	} else {
 		json_object_set_new(m, "content", json_null());
 	}
-	json_object_set_new(m, "created_at", time_json(sqlite3_column_int64(st, 7)));
-	json_object_set_new(m, "updated_at", time_json(sqlite3_column_int64(st, 8)));
+	json_object_set_new(m, "created_at", time_json(db_col_int64(st, 7)));
+	json_object_set_new(m, "updated_at", time_json(db_col_int64(st, 8)));
 	return m;
 }
 
 /* One row of sql (?1 store id, ?2 id) shaped by fn; *err: 0, AL_E_NOTFOUND, AL_E_IO. */
 static json_t *
 row_get(struct db *db, const char *sql, const char *store_id, const char *id,
-        json_t *(*fn)(sqlite3_stmt *, bool), bool with_content, int *err)
+        json_t *(*fn)(struct db_stmt *, bool), bool with_content, int *err)
 {
-	sqlite3_stmt *st = NULL;
+	struct db_stmt *st = NULL;
 	json_t *o = NULL;
 	*err = AL_E_IO;
 	if (db_prepare(db, sql, &st) != 0)
 		return NULL;
 	db_bind_text(st, 1, store_id);
 	db_bind_text(st, 2, id);
-	int rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW) {
+	int rc = db_step(st);
+	if (rc == DB_ROW) {
 		o = fn(st, with_content);
 		*err = o ? 0 : AL_E_IO;
-	} else if (rc == SQLITE_DONE) {
+	} else if (rc == DB_DONE) {
 		*err = AL_E_NOTFOUND;
 	}
-	sqlite3_finalize(st);
+	db_finalize(st);
 	return o;
 }
 
@@ -231,7 +231,7 @@ static int
 path_conflict(struct db *db, const char *store_id, const char *path, const char *exclude_id,
               struct memory_conflict *c)
 {
-	sqlite3_stmt *st = NULL;
+	struct db_stmt *st = NULL;
 	char anc[MEMORY_MAX_PATH + 1];
 	size_t n = strlen(path);
 	int r = AL_E_IO;
@@ -244,17 +244,17 @@ path_conflict(struct db *db, const char *store_id, const char *path, const char 
 	db_bind_text(st, 1, store_id);
 	db_bind_text(st, 2, path);
 	db_bind_text(st, 3, exclude_id ? exclude_id : "");
-	int rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW) {
+	int rc = db_step(st);
+	if (rc == DB_ROW) {
 		snprintf(c->id, sizeof(c->id), "%s", db_col_text(st, 0));
 		snprintf(c->path, sizeof(c->path), "%s", db_col_text(st, 1));
 		r = 1;
 		goto out;
 	}
-	if (rc != SQLITE_DONE)
+	if (rc != DB_DONE)
 		goto out;
 	/* its ancestors: at most MEMORY_MAX_SEGMENTS - 1 exact lookups on the index */
-	sqlite3_finalize(st);
+	db_finalize(st);
 	st = NULL;
 	if (db_prepare(db,
 	               "SELECT id, path FROM memories WHERE store_id = ?1 AND path = ?2 AND "
@@ -268,21 +268,21 @@ path_conflict(struct db *db, const char *store_id, const char *path, const char 
 			continue;
 		memcpy(anc, path, i);
 		anc[i] = '\0';
-		sqlite3_reset(st);
+		db_reset(st);
 		db_bind_text(st, 2, anc);
-		rc = sqlite3_step(st);
-		if (rc == SQLITE_ROW) {
+		rc = db_step(st);
+		if (rc == DB_ROW) {
 			snprintf(c->id, sizeof(c->id), "%s", db_col_text(st, 0));
 			snprintf(c->path, sizeof(c->path), "%s", db_col_text(st, 1));
 			r = 1;
 			goto out;
 		}
-		if (rc != SQLITE_DONE)
+		if (rc != DB_DONE)
 			goto out;
 	}
 	r = 0;
 out:
-	sqlite3_finalize(st);
+	db_finalize(st);
 	return r;
 }
 
@@ -292,7 +292,7 @@ static int
 version_insert(struct db *db, const struct memory_write *w, const char *memory_id, const char *vid,
                const char *op, const char *path, const char *content, size_t len, const char *sha)
 {
-	sqlite3_stmt *st = NULL;
+	struct db_stmt *st = NULL;
 	json_t *actor = actor_json(&w->actor);
 	char *by = json_dumps(actor, JSON_COMPACT | JSON_ENCODE_ANY);
 	int r = AL_E_IO;
@@ -307,20 +307,20 @@ version_insert(struct db *db, const struct memory_write *w, const char *memory_i
 	db_bind_text(st, 1, vid);
 	db_bind_text(st, 2, w->store_id);
 	db_bind_text(st, 3, memory_id);
-	sqlite3_bind_int64(st, 4, seq);
+	db_bind_int64(st, 4, seq);
 	db_bind_text(st, 5, op);
 	db_bind_text(st, 6, path);
 	bind_sized(st, 7, content, len);
 	db_bind_text(st, 8, sha);
 	if (content)
-		sqlite3_bind_int64(st, 9, (int64_t)len);
-	sqlite3_bind_int64(st, 10, w->now);
+		db_bind_int64(st, 9, (int64_t)len);
+	db_bind_int64(st, 10, w->now);
 	db_bind_text(st, 11, by);
 	db_bind_text(st, 12, w->actor.session_id);
 	db_bind_text(st, 13, w->actor.api_key_id);
-	if (sqlite3_step(st) != SQLITE_DONE)
+	if (db_step(st) != DB_DONE)
 		goto out;
-	sqlite3_finalize(st);
+	db_finalize(st);
 	st = NULL;
 	if (db_prepare(db,
 	               "DELETE FROM memory_versions WHERE seq IN (SELECT seq FROM memory_versions "
@@ -330,14 +330,14 @@ version_insert(struct db *db, const struct memory_write *w, const char *memory_i
 	               &st) != 0)
 		goto out;
 	db_bind_text(st, 1, w->store_id);
-	sqlite3_bind_int64(st, 2, MEMORY_MAX_VERSIONS);
-	if (sqlite3_step(st) != SQLITE_DONE)
+	db_bind_int64(st, 2, MEMORY_MAX_VERSIONS);
+	if (db_step(st) != DB_DONE)
 		goto out;
 	r = 0;
 out:
 	if (r != 0)
-		log_error("memory version insert failed", "error", sqlite3_errmsg(db->h));
-	sqlite3_finalize(st);
+		log_error("memory version insert failed", "error", db_errmsg(db));
+	db_finalize(st);
 	json_decref(actor);
 	free(by);
 	return r;
@@ -346,14 +346,14 @@ out:
 static int64_t
 count_memories(struct db *db, const char *store_id)
 {
-	sqlite3_stmt *st = NULL;
+	struct db_stmt *st = NULL;
 	int64_t n = -1;
 	if (db_prepare(db, "SELECT count(*) FROM memories WHERE store_id = ?1", &st) != 0)
 		return -1;
 	db_bind_text(st, 1, store_id);
-	if (sqlite3_step(st) == SQLITE_ROW)
-		n = sqlite3_column_int64(st, 0);
-	sqlite3_finalize(st);
+	if (db_step(st) == DB_ROW)
+		n = db_col_int64(st, 0);
+	db_finalize(st);
 	return n;
 }
 
@@ -362,7 +362,7 @@ static int
 memory_put(struct db *db, const struct memory_write *w, bool insert, const char *path,
            const char *content, size_t len, const char *sha, const char *vid)
 {
-	sqlite3_stmt *st = NULL;
+	struct db_stmt *st = NULL;
 	int r = AL_E_IO;
 	int64_t seq = insert ? db_next_seq(db, "memories") : 0;
 	if (seq < 0 ||
@@ -377,20 +377,20 @@ memory_put(struct db *db, const struct memory_write *w, bool insert, const char 
 		goto out;
 	db_bind_text(st, 1, w->id);
 	db_bind_text(st, 2, w->store_id);
-	sqlite3_bind_int64(st, 3, seq);
+	db_bind_int64(st, 3, seq);
 	db_bind_text(st, 4, path);
 	bind_sized(st, 5, content, len);
 	db_bind_text(st, 6, sha);
-	sqlite3_bind_int64(st, 7, (int64_t)len);
+	db_bind_int64(st, 7, (int64_t)len);
 	db_bind_text(st, 8, vid);
-	sqlite3_bind_int64(st, 9, w->now);
-	int rc = sqlite3_step(st);
-	if (rc == SQLITE_DONE)
+	db_bind_int64(st, 9, w->now);
+	int rc = db_step(st);
+	if (rc == DB_DONE)
 		r = 0;
-	else if (rc == SQLITE_CONSTRAINT)
+	else if (rc == DB_CONSTRAINT)
 		r = AL_E_CONFLICT; /* the unique path index: a writer we did not see */
 out:
-	sqlite3_finalize(st);
+	db_finalize(st);
 	return r;
 }
 
@@ -446,7 +446,7 @@ memory_cur_free(struct memory_cur *m)
 static int
 memory_load(struct db *db, const char *store_id, const char *id, struct memory_cur *m)
 {
-	sqlite3_stmt *st = NULL;
+	struct db_stmt *st = NULL;
 	int r = AL_E_IO;
 	memset(m, 0, sizeof(*m));
 	if (db_prepare(db,
@@ -455,18 +455,18 @@ memory_load(struct db *db, const char *store_id, const char *id, struct memory_c
 		return AL_E_IO;
 	db_bind_text(st, 1, store_id);
 	db_bind_text(st, 2, id);
-	int rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW) {
-		const char *c = (const char *)sqlite3_column_text(st, 1);
-		m->len = (size_t)sqlite3_column_bytes(st, 1);
+	int rc = db_step(st);
+	if (rc == DB_ROW) {
+		const char *c = db_col_text(st, 1);
+		m->len = db_col_bytes(st, 1);
 		m->path = xstrdup(db_col_text(st, 0));
 		m->content = xstrndup(c ? c : "", m->len);
 		snprintf(m->sha, sizeof(m->sha), "%s", db_col_text(st, 2));
 		r = 0;
-	} else if (rc == SQLITE_DONE) {
+	} else if (rc == DB_DONE) {
 		r = AL_E_NOTFOUND;
 	}
-	sqlite3_finalize(st);
+	db_finalize(st);
 	return r;
 }
 
@@ -571,7 +571,7 @@ rollup(const char *prefix, unsigned depth, const char *path)
 int
 memory_store_memory_list(struct db *db, const struct memory_list *q, struct memory_page *out)
 {
-	sqlite3_stmt *st = NULL;
+	struct db_stmt *st = NULL;
 	char *hi = xstrdup(q->prefix), *marker = NULL, *last = NULL;
 	bool last_marker = false;
 	int r = AL_E_IO, rc;
@@ -590,10 +590,10 @@ memory_store_memory_list(struct db *db, const struct memory_list *q, struct memo
 	db_bind_text(st, 2, q->prefix);
 	db_bind_text(st, 3, hi);
 	db_bind_text(st, 4, q->from);
-	sqlite3_bind_int(st, 5, q->from_inclusive);
+	db_bind_int64(st, 5, q->from_inclusive);
 	/* The rows of one rolled-up marker are consecutive in path order; a store holds at
 	 * most MEMORY_MAX_PER_STORE rows, which bounds this scan. */
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+	while ((rc = db_step(st)) == DB_ROW) {
 		const char *path = db_col_text(st, 2);
 		char *m = rollup(q->prefix, q->depth, path);
 		if (m && marker && strcmp(m, marker) == 0) {
@@ -622,7 +622,7 @@ memory_store_memory_list(struct db *db, const struct memory_list *q, struct memo
 			last_marker = false;
 		}
 	}
-	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+	if (rc != DB_ROW && rc != DB_DONE)
 		goto out;
 	if (out->more) {
 		/* after a marker "/a/": from "/a0" on (every path below "/a/" skipped) */
@@ -634,7 +634,7 @@ memory_store_memory_list(struct db *db, const struct memory_list *q, struct memo
 	}
 	r = 0;
 out:
-	sqlite3_finalize(st);
+	db_finalize(st);
 	free(hi);
 	free(marker);
 	free(last);
@@ -656,9 +656,9 @@ memory_page_free(struct memory_page *p)
 	"created_by, redacted_at, redacted_by"
 
 static json_t *
-version_json(sqlite3_stmt *st, bool with_content)
+version_json(struct db_stmt *st, bool with_content)
 {
-	bool live = sqlite3_column_type(st, 7) != SQLITE_NULL; /* not deleted, not redacted */
+	bool live = !db_col_is_null(st, 7); /* not deleted, not redacted */
 	json_t *v = json_pack("{s:s, s:s, s:s, s:s, s:s}", "type", "memory_version", "id",
 	                      db_col_text(st, 1), "memory_store_id", db_col_text(st, 2),
 	                      "memory_id", db_col_text(st, 3), "operation", db_col_text(st, 4));
@@ -671,20 +671,19 @@ version_json(sqlite3_stmt *st, bool with_content)
 	const char *path = db_col_text(st, 5);
 	json_object_set_new(v, "path", path ? json_string(path) : json_null());
 	if (live && with_content) {
-		const char *text = (const char *)sqlite3_column_text(st, 6);
-		json_object_set_new(
-		    v, "content",
-		    json_stringn(text ? text : "", (size_t)sqlite3_column_bytes(st, 6)));
+		const char *text = db_col_text(st, 6);
+		json_object_set_new(v, "content",
+		                    json_stringn(text ? text : "", db_col_bytes(st, 6)));
 	} else {
 		json_object_set_new(v, "content", json_null());
 	}
 	json_object_set_new(v, "content_sha256",
 	                    live ? json_string(db_col_text(st, 7)) : json_null());
 	json_object_set_new(v, "content_size_bytes",
-	                    live ? json_integer(sqlite3_column_int64(st, 8)) : json_null());
-	json_object_set_new(v, "created_at", time_json(sqlite3_column_int64(st, 9)));
+	                    live ? json_integer(db_col_int64(st, 8)) : json_null());
+	json_object_set_new(v, "created_at", time_json(db_col_int64(st, 9)));
 	json_object_set_new(v, "created_by", by ? by : json_null());
-	json_object_set_new(v, "redacted_at", time_json(sqlite3_column_int64(st, 11)));
+	json_object_set_new(v, "redacted_at", time_json(db_col_int64(st, 11)));
 	json_object_set_new(v, "redacted_by", rby ? rby : json_null());
 	return v;
 }
@@ -703,7 +702,7 @@ memory_store_version_list(struct db *db, const char *store_id,
                           const struct memory_version_filter *f, const struct doc_list *q,
                           bool with_content, struct doc_page *out)
 {
-	sqlite3_stmt *st = NULL;
+	struct db_stmt *st = NULL;
 	char sql[640];
 	int rc, r = AL_E_IO;
 	memset(out, 0, sizeof(*out));
@@ -719,16 +718,16 @@ memory_store_version_list(struct db *db, const char *store_id,
 	if (db_prepare(db, sql, &st) != 0)
 		return AL_E_IO;
 	db_bind_text(st, 1, store_id);
-	sqlite3_bind_int64(st, 2, q->created_lo);
-	sqlite3_bind_int64(st, 3, q->created_hi);
+	db_bind_int64(st, 2, q->created_lo);
+	db_bind_int64(st, 3, q->created_hi);
 	db_bind_text(st, 4, f->memory_id);
 	db_bind_text(st, 5, f->operation);
 	db_bind_text(st, 6, f->session_id);
 	db_bind_text(st, 7, f->api_key_id);
-	sqlite3_bind_int(st, 8, q->has_cursor);
-	sqlite3_bind_int64(st, 9, q->after_seq);
-	sqlite3_bind_int64(st, 10, (int64_t)q->limit + 1);
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+	db_bind_int64(st, 8, q->has_cursor);
+	db_bind_int64(st, 9, q->after_seq);
+	db_bind_int64(st, 10, (int64_t)q->limit + 1);
+	while ((rc = db_step(st)) == DB_ROW) {
 		if (json_array_size(out->data) == q->limit) {
 			out->more = true;
 			break;
@@ -736,13 +735,13 @@ memory_store_version_list(struct db *db, const char *store_id,
 		json_t *v = version_json(st, with_content);
 		if (v == NULL)
 			goto out;
-		out->last_seq = sqlite3_column_int64(st, 0);
+		out->last_seq = db_col_int64(st, 0);
 		json_array_append_new(out->data, v);
 	}
-	if (rc == SQLITE_ROW || rc == SQLITE_DONE)
+	if (rc == DB_ROW || rc == DB_DONE)
 		r = 0;
 out:
-	sqlite3_finalize(st);
+	db_finalize(st);
 	return r;
 }
 
@@ -750,7 +749,7 @@ int
 memory_store_version_redact(struct db *db, const char *store_id, const char *id,
                             const struct memory_actor *by, int64_t now, json_t **out)
 {
-	sqlite3_stmt *st = NULL;
+	struct db_stmt *st = NULL;
 	json_t *actor = actor_json(by);
 	char *text = json_dumps(actor, JSON_COMPACT | JSON_ENCODE_ANY);
 	int r, err;
@@ -777,11 +776,11 @@ memory_store_version_redact(struct db *db, const char *store_id, const char *id,
 	}
 	db_bind_text(st, 1, store_id);
 	db_bind_text(st, 2, id);
-	int rc = sqlite3_step(st);
-	sqlite3_finalize(st);
+	int rc = db_step(st);
+	db_finalize(st);
 	st = NULL;
-	if (rc != SQLITE_DONE) {
-		r = rc == SQLITE_ROW ? AL_E_CONFLICT : AL_E_IO;
+	if (rc != DB_DONE) {
+		r = rc == DB_ROW ? AL_E_CONFLICT : AL_E_IO;
 		goto fail;
 	}
 	if (db_prepare(db,
@@ -794,9 +793,9 @@ memory_store_version_redact(struct db *db, const char *store_id, const char *id,
 	}
 	db_bind_text(st, 1, store_id);
 	db_bind_text(st, 2, id);
-	sqlite3_bind_int64(st, 3, now);
+	db_bind_int64(st, 3, now);
 	db_bind_text(st, 4, text);
-	if (sqlite3_step(st) != SQLITE_DONE || (r = db_commit(db)) != 0) {
+	if (db_step(st) != DB_DONE || (r = db_commit(db)) != 0) {
 		r = AL_E_IO;
 		goto fail;
 	}
@@ -807,7 +806,7 @@ done:
 fail:
 	db_rollback(db);
 out:
-	sqlite3_finalize(st);
+	db_finalize(st);
 	json_decref(actor);
 	free(text);
 	return r;
@@ -819,7 +818,7 @@ int
 memory_store_attach(struct db *db, const char *session_id, const char *store_id,
                     const char *owner_iss, const char *owner_sub)
 {
-	sqlite3_stmt *st = NULL;
+	struct db_stmt *st = NULL;
 	int r = AL_E_IO;
 	if (db_prepare(db,
 	               "INSERT OR IGNORE INTO memory_store_attachments(session_id, store_id, "
@@ -830,9 +829,9 @@ memory_store_attach(struct db *db, const char *session_id, const char *store_id,
 	db_bind_text(st, 2, store_id);
 	db_bind_text(st, 3, owner_iss);
 	db_bind_text(st, 4, owner_sub);
-	if (sqlite3_step(st) == SQLITE_DONE)
+	if (db_step(st) == DB_DONE)
 		r = 0;
-	sqlite3_finalize(st);
+	db_finalize(st);
 	return r;
 }
 
@@ -847,7 +846,7 @@ bool
 memory_store_attached_to_owner(struct db *db, const char *store_id, const char *iss,
                                const char *sub)
 {
-	sqlite3_stmt *st = NULL;
+	struct db_stmt *st = NULL;
 	bool yes = false;
 	if (iss == NULL || sub == NULL ||
 	    db_prepare(db,
@@ -858,7 +857,7 @@ memory_store_attached_to_owner(struct db *db, const char *store_id, const char *
 	db_bind_text(st, 1, store_id);
 	db_bind_text(st, 2, iss);
 	db_bind_text(st, 3, sub);
-	yes = sqlite3_step(st) == SQLITE_ROW;
-	sqlite3_finalize(st);
+	yes = db_step(st) == DB_ROW;
+	db_finalize(st);
 	return yes;
 }

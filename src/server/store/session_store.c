@@ -19,17 +19,17 @@ session_store_get(struct db *db, const char *id, int *err)
 int
 session_store_put(struct db *db, const char *id, const json_t *doc)
 {
-	sqlite3_stmt *st = NULL;
+	struct db_stmt *st = NULL;
 	char *text = json_dumps(doc, JSON_COMPACT);
 	int r = AL_E_IO;
 	if (db_prepare(db, "UPDATE sessions SET doc = ?2, status = ?3 WHERE id = ?1", &st) == 0) {
 		db_bind_text(st, 1, id);
 		db_bind_text(st, 2, text);
 		db_bind_text(st, 3, json_string_value(json_object_get(doc, "status")));
-		if (sqlite3_step(st) == SQLITE_DONE)
-			r = sqlite3_changes(db->h) == 1 ? 0 : AL_E_NOTFOUND;
+		if (db_step(st) == DB_DONE)
+			r = db_changes(db) == 1 ? 0 : AL_E_NOTFOUND;
 	}
-	sqlite3_finalize(st);
+	db_finalize(st);
 	free(text);
 	return r;
 }
@@ -37,7 +37,7 @@ session_store_put(struct db *db, const char *id, const json_t *doc)
 int
 session_store_owner(struct db *db, const char *session_id, struct session_owner *o)
 {
-	sqlite3_stmt *st = NULL;
+	struct db_stmt *st = NULL;
 	int r = AL_E_NOTFOUND;
 	memset(o, 0, sizeof(*o));
 	if (db_prepare(db,
@@ -46,7 +46,7 @@ session_store_owner(struct db *db, const char *session_id, struct session_owner 
 	               &st) != 0)
 		return AL_E_IO;
 	db_bind_text(st, 1, session_id);
-	if (sqlite3_step(st) == SQLITE_ROW) {
+	if (db_step(st) == DB_ROW) {
 		const char *iss = db_col_text(st, 0), *sub = db_col_text(st, 1);
 		const char *email = db_col_text(st, 2);
 		o->sub = sub ? xstrdup(sub) : NULL;
@@ -65,7 +65,7 @@ session_store_owner(struct db *db, const char *session_id, struct session_owner 
 		json_decref(g);
 		r = 0;
 	}
-	sqlite3_finalize(st);
+	db_finalize(st);
 	return r;
 }
 
@@ -84,7 +84,7 @@ session_owner_free(struct session_owner *o)
 bool
 session_store_owned_by(struct db *db, const char *session_id, const char *iss, const char *sub)
 {
-	sqlite3_stmt *st = NULL;
+	struct db_stmt *st = NULL;
 	bool mine = false;
 	if (db_prepare(db,
 	               "SELECT 1 FROM sessions WHERE id = ? AND owner_iss = ? AND owner_sub = ?",
@@ -93,8 +93,8 @@ session_store_owned_by(struct db *db, const char *session_id, const char *iss, c
 	db_bind_text(st, 1, session_id);
 	db_bind_text(st, 2, iss);
 	db_bind_text(st, 3, sub);
-	mine = sqlite3_step(st) == SQLITE_ROW;
-	sqlite3_finalize(st);
+	mine = db_step(st) == DB_ROW;
+	db_finalize(st);
 	return mine;
 }
 
@@ -174,33 +174,33 @@ session_store_add_usage(struct db *db, const char *session_id, const json_t *usa
 int
 session_store_loop_state_get(struct db *db, const char *session_id, json_t **state)
 {
-	sqlite3_stmt *st = NULL;
+	struct db_stmt *st = NULL;
 	int r = AL_E_NOTFOUND;
 	*state = NULL;
 	if (db_prepare(db, "SELECT loop_state FROM sessions WHERE id = ?", &st) != 0)
 		return AL_E_IO;
 	db_bind_text(st, 1, session_id);
-	if (sqlite3_step(st) == SQLITE_ROW) {
+	if (db_step(st) == DB_ROW) {
 		*state = db_col_json(st, 0);
 		r = 0;
 	}
-	sqlite3_finalize(st);
+	db_finalize(st);
 	return r;
 }
 
 int
 session_store_loop_state_set(struct db *db, const char *session_id, const json_t *state)
 {
-	sqlite3_stmt *st = NULL;
+	struct db_stmt *st = NULL;
 	char *text = state ? json_dumps(state, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
 	int r = AL_E_IO;
 	if (db_prepare(db, "UPDATE sessions SET loop_state = ? WHERE id = ?", &st) == 0) {
 		db_bind_text(st, 1, text);
 		db_bind_text(st, 2, session_id);
-		if (sqlite3_step(st) == SQLITE_DONE)
-			r = sqlite3_changes(db->h) == 1 ? 0 : AL_E_NOTFOUND;
+		if (db_step(st) == DB_DONE)
+			r = db_changes(db) == 1 ? 0 : AL_E_NOTFOUND;
 	}
-	sqlite3_finalize(st);
+	db_finalize(st);
 	free(text);
 	return r;
 }
@@ -208,7 +208,7 @@ session_store_loop_state_set(struct db *db, const char *session_id, const json_t
 int
 session_store_list_active(struct db *db, char ***ids, size_t *n)
 {
-	sqlite3_stmt *st = NULL;
+	struct db_stmt *st = NULL;
 	char **v = NULL;
 	size_t cnt = 0;
 	if (db_prepare(db,
@@ -216,11 +216,11 @@ session_store_list_active(struct db *db, char ***ids, size_t *n)
 	               "ORDER BY seq",
 	               &st) != 0)
 		return AL_E_IO;
-	while (sqlite3_step(st) == SQLITE_ROW) {
+	while (db_step(st) == DB_ROW) {
 		v = xreallocarray(v, cnt + 1, sizeof(*v));
 		v[cnt++] = xstrdup(db_col_text(st, 0));
 	}
-	sqlite3_finalize(st);
+	db_finalize(st);
 	*ids = v;
 	*n = cnt;
 	return 0;
@@ -229,27 +229,27 @@ session_store_list_active(struct db *db, char ***ids, size_t *n)
 int
 session_store_state(struct db *db, const char *session_id, struct session_state *out)
 {
-	sqlite3_stmt *st = NULL;
+	struct db_stmt *st = NULL;
 	int r = AL_E_NOTFOUND;
 	if (db_prepare(db, "SELECT environment_id, status, archived_at FROM sessions WHERE id = ?",
 	               &st) != 0)
 		return AL_E_IO;
 	db_bind_text(st, 1, session_id);
-	if (sqlite3_step(st) == SQLITE_ROW) {
+	if (db_step(st) == DB_ROW) {
 		snprintf(out->environment_id, sizeof(out->environment_id), "%s",
 		         db_col_text(st, 0));
 		snprintf(out->status, sizeof(out->status), "%s", db_col_text(st, 1));
-		out->archived = sqlite3_column_type(st, 2) != SQLITE_NULL;
+		out->archived = !db_col_is_null(st, 2);
 		r = 0;
 	}
-	sqlite3_finalize(st);
+	db_finalize(st);
 	return r;
 }
 
 bool
 session_store_open(struct db *db, const char *session_id)
 {
-	sqlite3_stmt *q = NULL;
+	struct db_stmt *q = NULL;
 	bool open = false;
 	if (db_prepare(db,
 	               "SELECT 1 FROM sessions WHERE id = ? AND status != "
@@ -257,29 +257,29 @@ session_store_open(struct db *db, const char *session_id)
 	               &q) != 0)
 		return false;
 	db_bind_text(q, 1, session_id);
-	open = sqlite3_step(q) == SQLITE_ROW;
-	sqlite3_finalize(q);
+	open = db_step(q) == DB_ROW;
+	db_finalize(q);
 	return open;
 }
 
 int64_t
 session_store_count_for_environment(struct db *db, const char *environment_id)
 {
-	sqlite3_stmt *st = NULL;
+	struct db_stmt *st = NULL;
 	int64_t n = 0;
 	if (db_prepare(db, "SELECT COUNT(*) FROM sessions WHERE environment_id = ?", &st) != 0)
 		return -1;
 	db_bind_text(st, 1, environment_id);
-	if (sqlite3_step(st) == SQLITE_ROW)
-		n = sqlite3_column_int64(st, 0);
-	sqlite3_finalize(st);
+	if (db_step(st) == DB_ROW)
+		n = db_col_int64(st, 0);
+	db_finalize(st);
 	return n;
 }
 
 int
 session_store_insert(struct db *db, const struct session_new *n)
 {
-	sqlite3_stmt *st = NULL;
+	struct db_stmt *st = NULL;
 	char *text = json_dumps(n->doc, JSON_COMPACT);
 	int r = AL_E_IO;
 	int64_t seq = db_next_seq(db, "sessions");
@@ -291,20 +291,20 @@ session_store_insert(struct db *db, const struct session_new *n)
 	               &st) != 0)
 		goto out;
 	db_bind_text(st, 1, n->id);
-	sqlite3_bind_int64(st, 2, seq);
+	db_bind_int64(st, 2, seq);
 	db_bind_text(st, 3, n->environment_id);
 	db_bind_text(st, 4, n->agent_id);
-	sqlite3_bind_int64(st, 5, n->agent_version);
-	sqlite3_bind_int64(st, 6, n->created_at);
+	db_bind_int64(st, 5, n->agent_version);
+	db_bind_int64(st, 6, n->created_at);
 	db_bind_text(st, 7, text);
 	db_bind_text(st, 8, n->owner_iss);
 	db_bind_text(st, 9, n->owner_sub);
 	db_bind_text(st, 10, n->owner_groups);
 	db_bind_text(st, 11, n->owner_email);
-	if (sqlite3_step(st) == SQLITE_DONE)
+	if (db_step(st) == DB_DONE)
 		r = 0;
 out:
-	sqlite3_finalize(st);
+	db_finalize(st);
 	free(text);
 	return r;
 }
@@ -312,30 +312,30 @@ out:
 int
 session_store_archive(struct db *db, const char *id, const json_t *doc, int64_t now)
 {
-	sqlite3_stmt *st = NULL;
+	struct db_stmt *st = NULL;
 	int r;
 	if ((r = session_store_put(db, id, doc)) != 0)
 		return r;
 	if (db_prepare(db, "UPDATE sessions SET archived_at = ? WHERE id = ?", &st) != 0)
 		return AL_E_IO;
-	sqlite3_bind_int64(st, 1, now);
+	db_bind_int64(st, 1, now);
 	db_bind_text(st, 2, id);
-	r = sqlite3_step(st) == SQLITE_DONE ? 0 : AL_E_IO;
-	sqlite3_finalize(st);
+	r = db_step(st) == DB_DONE ? 0 : AL_E_IO;
+	db_finalize(st);
 	return r;
 }
 
 int
 session_store_delete(struct db *db, const char *id)
 {
-	sqlite3_stmt *st = NULL;
+	struct db_stmt *st = NULL;
 	int r = AL_E_IO;
 	if (db_prepare(db, "DELETE FROM sessions WHERE id = ?", &st) != 0)
 		return r;
 	db_bind_text(st, 1, id);
-	if (sqlite3_step(st) == SQLITE_DONE)
+	if (db_step(st) == DB_DONE)
 		r = 0;
-	sqlite3_finalize(st);
+	db_finalize(st);
 	return r;
 }
 
@@ -343,7 +343,7 @@ int
 session_store_list(struct db *db, const struct session_list_query *q,
                    int (*fn)(void *arg, int64_t seq, json_t *doc), void *arg)
 {
-	sqlite3_stmt *st = NULL;
+	struct db_stmt *st = NULL;
 	char sql[1200];
 	int r = 0;
 	snprintf(sql, sizeof(sql),
@@ -360,27 +360,27 @@ session_store_list(struct db *db, const struct session_list_query *q,
 	         q->walk_desc ? "<" : ">", q->walk_desc ? "DESC" : "ASC");
 	if (db_prepare(db, sql, &st) != 0)
 		return AL_E_IO;
-	sqlite3_bind_int(st, 1, q->include_archived);
-	sqlite3_bind_int64(st, 2, q->created_lo);
-	sqlite3_bind_int64(st, 3, q->created_hi);
+	db_bind_int64(st, 1, q->include_archived);
+	db_bind_int64(st, 2, q->created_lo);
+	db_bind_int64(st, 3, q->created_hi);
 	db_bind_text(st, 4, q->agent_id);
-	sqlite3_bind_int64(st, 5, q->agent_version);
+	db_bind_int64(st, 5, q->agent_version);
 	db_bind_text(st, 6, q->memory_store_id);
 	db_bind_text(st, 7, q->deployment_id);
-	sqlite3_bind_int(st, 8, q->statuses_json != NULL);
+	db_bind_int64(st, 8, q->statuses_json != NULL);
 	db_bind_text(st, 9, q->statuses_json);
-	sqlite3_bind_int(st, 10, q->has_cursor);
-	sqlite3_bind_int64(st, 11, q->bound);
-	sqlite3_bind_int64(st, 12, (int64_t)q->limit);
+	db_bind_int64(st, 10, q->has_cursor);
+	db_bind_int64(st, 11, q->bound);
+	db_bind_int64(st, 12, (int64_t)q->limit);
 	db_bind_text(st, 13, q->owner_iss);
 	db_bind_text(st, 14, q->owner_sub);
-	while (sqlite3_step(st) == SQLITE_ROW) {
+	while (db_step(st) == DB_ROW) {
 		json_t *doc = db_col_json(st, 1);
 		if (doc == NULL)
 			continue;
-		if ((r = fn(arg, sqlite3_column_int64(st, 0), doc)) != 0)
+		if ((r = fn(arg, db_col_int64(st, 0), doc)) != 0)
 			break;
 	}
-	sqlite3_finalize(st);
+	db_finalize(st);
 	return r;
 }

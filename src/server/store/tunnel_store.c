@@ -10,42 +10,41 @@
 #define TUNNEL_COLS "id, seq, display_name, domain, created_at, archived_at"
 
 static void
-row_read(sqlite3_stmt *st, struct tunnel_row *t)
+row_read(struct db_stmt *st, struct tunnel_row *t)
 {
 	const char *dn = db_col_text(st, 2);
 	memset(t, 0, sizeof(*t));
 	snprintf(t->id, sizeof(t->id), "%s", db_col_text(st, 0));
-	t->seq = sqlite3_column_int64(st, 1);
+	t->seq = db_col_int64(st, 1);
 	if (dn) {
 		t->has_display_name = true;
 		snprintf(t->display_name, sizeof(t->display_name), "%s", dn);
 	}
 	snprintf(t->domain, sizeof(t->domain), "%s", db_col_text(st, 3));
-	t->created_at = sqlite3_column_int64(st, 4);
-	t->archived_at =
-	    sqlite3_column_type(st, 5) == SQLITE_NULL ? 0 : sqlite3_column_int64(st, 5);
+	t->created_at = db_col_int64(st, 4);
+	t->archived_at = db_col_is_null(st, 5) ? 0 : db_col_int64(st, 5);
 }
 
 int
 tunnel_store_get(struct db *db, const char *id, struct tunnel_row *out)
 {
-	sqlite3_stmt *st = NULL;
+	struct db_stmt *st = NULL;
 	int r = AL_E_NOTFOUND;
 	if (db_prepare(db, "SELECT " TUNNEL_COLS " FROM tunnels WHERE id = ?", &st) != 0)
 		return AL_E_IO;
 	db_bind_text(st, 1, id);
-	if (sqlite3_step(st) == SQLITE_ROW) {
+	if (db_step(st) == DB_ROW) {
 		row_read(st, out);
 		r = 0;
 	}
-	sqlite3_finalize(st);
+	db_finalize(st);
 	return r;
 }
 
 int
 tunnel_store_insert(struct db *db, const struct tunnel_new *t)
 {
-	sqlite3_stmt *st = NULL;
+	struct db_stmt *st = NULL;
 	int r;
 	if ((r = db_begin(db)) != 0)
 		return r;
@@ -59,15 +58,15 @@ tunnel_store_insert(struct db *db, const struct tunnel_new *t)
 		return AL_E_IO;
 	}
 	db_bind_text(st, 1, t->id);
-	sqlite3_bind_int64(st, 2, seq);
+	db_bind_int64(st, 2, seq);
 	db_bind_text(st, 3, t->display_name);
 	db_bind_text(st, 4, t->domain);
-	sqlite3_bind_int64(st, 5, t->created_at);
+	db_bind_int64(st, 5, t->created_at);
 	db_bind_text(st, 6, t->token_id);
 	db_bind_text(st, 7, t->token);
 	db_bind_text(st, 8, t->token_hash);
-	r = sqlite3_step(st) == SQLITE_DONE ? 0 : AL_E_IO;
-	sqlite3_finalize(st);
+	r = db_step(st) == DB_DONE ? 0 : AL_E_IO;
+	db_finalize(st);
 	if (r != 0) {
 		db_rollback(db);
 		return r;
@@ -79,7 +78,7 @@ int
 tunnel_store_list(struct db *db, const struct doc_list *q,
                   int (*fn)(void *arg, const struct tunnel_row *t), void *arg, bool *more)
 {
-	sqlite3_stmt *st = NULL;
+	struct db_stmt *st = NULL;
 	struct tunnel_row t;
 	unsigned n = 0;
 	int r = 0;
@@ -91,11 +90,11 @@ tunnel_store_list(struct db *db, const struct doc_list *q,
 	         q->desc ? "<" : ">", q->desc ? "DESC" : "ASC");
 	if (db_prepare(db, sql, &st) != 0)
 		return AL_E_IO;
-	sqlite3_bind_int(st, 1, q->include_archived);
-	sqlite3_bind_int(st, 2, q->has_cursor);
-	sqlite3_bind_int64(st, 3, q->after_seq);
-	sqlite3_bind_int(st, 4, (int)q->limit + 1);
-	while (sqlite3_step(st) == SQLITE_ROW) {
+	db_bind_int64(st, 1, q->include_archived);
+	db_bind_int64(st, 2, q->has_cursor);
+	db_bind_int64(st, 3, q->after_seq);
+	db_bind_int64(st, 4, (int)q->limit + 1);
+	while (db_step(st) == DB_ROW) {
 		if (n == q->limit) {
 			*more = true;
 			break;
@@ -105,14 +104,14 @@ tunnel_store_list(struct db *db, const struct doc_list *q,
 		if ((r = fn(arg, &t)) != 0)
 			break;
 	}
-	sqlite3_finalize(st);
+	db_finalize(st);
 	return r;
 }
 
 int
 tunnel_store_archive(struct db *db, const char *id, int64_t now)
 {
-	sqlite3_stmt *st = NULL;
+	struct db_stmt *st = NULL;
 	int r;
 	/* The token column is wiped too: an archived tunnel's token is dead for good. */
 	if (db_prepare(
@@ -121,10 +120,10 @@ tunnel_store_archive(struct db *db, const char *id, int64_t now)
 	        "WHERE id = ? AND archived_at IS NULL",
 	        &st) != 0)
 		return AL_E_IO;
-	sqlite3_bind_int64(st, 1, now);
+	db_bind_int64(st, 1, now);
 	db_bind_text(st, 2, id);
-	r = sqlite3_step(st) == SQLITE_DONE ? 0 : AL_E_IO;
-	sqlite3_finalize(st);
+	r = db_step(st) == DB_DONE ? 0 : AL_E_IO;
+	db_finalize(st);
 	return r;
 }
 
@@ -132,20 +131,20 @@ int
 tunnel_store_token(struct db *db, const char *id, char *token_id, size_t token_id_len, char **token,
                    bool *archived)
 {
-	sqlite3_stmt *st = NULL;
+	struct db_stmt *st = NULL;
 	int r = AL_E_NOTFOUND;
 	*token = NULL;
 	if (db_prepare(db, "SELECT token_id, token, archived_at FROM tunnels WHERE id = ?", &st) !=
 	    0)
 		return AL_E_IO;
 	db_bind_text(st, 1, id);
-	if (sqlite3_step(st) == SQLITE_ROW) {
+	if (db_step(st) == DB_ROW) {
 		snprintf(token_id, token_id_len, "%s", db_col_text(st, 0));
 		*token = xstrdup(db_col_text(st, 1));
-		*archived = sqlite3_column_type(st, 2) != SQLITE_NULL;
+		*archived = !db_col_is_null(st, 2);
 		r = 0;
 	}
-	sqlite3_finalize(st);
+	db_finalize(st);
 	return r;
 }
 
@@ -153,7 +152,7 @@ int
 tunnel_store_rotate(struct db *db, const char *id, const char *token_id, const char *token,
                     const char *token_hash, int64_t now)
 {
-	sqlite3_stmt *st = NULL;
+	struct db_stmt *st = NULL;
 	int r;
 	if (db_prepare(db,
 	               "UPDATE tunnels SET token_id = ?, token = ?, token_hash = ?, "
@@ -163,10 +162,10 @@ tunnel_store_rotate(struct db *db, const char *id, const char *token_id, const c
 	db_bind_text(st, 1, token_id);
 	db_bind_text(st, 2, token);
 	db_bind_text(st, 3, token_hash);
-	sqlite3_bind_int64(st, 4, now);
+	db_bind_int64(st, 4, now);
 	db_bind_text(st, 5, id);
-	r = sqlite3_step(st) == SQLITE_DONE && sqlite3_changes(db->h) == 1 ? 0 : AL_E_IO;
-	sqlite3_finalize(st);
+	r = db_step(st) == DB_DONE && db_changes(db) == 1 ? 0 : AL_E_IO;
+	db_finalize(st);
 	return r;
 }
 
@@ -174,16 +173,16 @@ tunnel_store_rotate(struct db *db, const char *id, const char *token_id, const c
 static int
 find_live(struct db *db, const char *sql, const char *value, char *tunnel_id, size_t len)
 {
-	sqlite3_stmt *st = NULL;
+	struct db_stmt *st = NULL;
 	int r = AL_E_NOTFOUND;
 	if (db_prepare(db, sql, &st) != 0)
 		return AL_E_IO;
 	db_bind_text(st, 1, value);
-	if (sqlite3_step(st) == SQLITE_ROW) {
+	if (db_step(st) == DB_ROW) {
 		snprintf(tunnel_id, len, "%s", db_col_text(st, 0));
 		r = 0;
 	}
-	sqlite3_finalize(st);
+	db_finalize(st);
 	return r;
 }
 
@@ -204,7 +203,7 @@ tunnel_store_find_domain(struct db *db, const char *domain, char *tunnel_id, siz
 int
 tunnel_store_domain(struct db *db, const char *id, bool live_only, char *domain, size_t len)
 {
-	sqlite3_stmt *st = NULL;
+	struct db_stmt *st = NULL;
 	domain[0] = '\0';
 	if (db_prepare(db,
 	               live_only ? "SELECT domain FROM tunnels WHERE id = ? AND archived_at IS NULL"
@@ -212,8 +211,8 @@ tunnel_store_domain(struct db *db, const char *id, bool live_only, char *domain,
 	               &st) != 0)
 		return AL_E_IO;
 	db_bind_text(st, 1, id);
-	if (sqlite3_step(st) == SQLITE_ROW)
+	if (db_step(st) == DB_ROW)
 		snprintf(domain, len, "%s", db_col_text(st, 0));
-	sqlite3_finalize(st);
+	db_finalize(st);
 	return 0;
 }

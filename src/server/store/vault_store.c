@@ -25,7 +25,7 @@ vault_store_url_key(const char *url)
 static int
 exec4(struct db *db, const char *sql, const char *a, const char *b, const json_t *doc, int64_t n)
 {
-	sqlite3_stmt *st = NULL;
+	struct db_stmt *st = NULL;
 	char *text = doc ? json_dumps(doc, JSON_COMPACT) : NULL;
 	int r = AL_E_IO;
 	if (db_prepare(db, sql, &st) != 0)
@@ -33,16 +33,16 @@ exec4(struct db *db, const char *sql, const char *a, const char *b, const json_t
 	db_bind_text(st, 1, a);
 	db_bind_text(st, 2, b);
 	db_bind_text(st, 3, text);
-	sqlite3_bind_int64(st, 4, n);
-	int rc = sqlite3_step(st);
-	if (rc == SQLITE_DONE)
+	db_bind_int64(st, 4, n);
+	int rc = db_step(st);
+	if (rc == DB_DONE)
 		r = 0;
-	else if (rc == SQLITE_CONSTRAINT)
+	else if (rc == DB_CONSTRAINT)
 		r = AL_E_CONFLICT;
 	else
-		log_error("vault statement failed", "error", sqlite3_errmsg(db->h));
+		log_error("vault statement failed", "error", db_errmsg(db));
 out:
-	sqlite3_finalize(st);
+	db_finalize(st);
 	free(text);
 	return r;
 }
@@ -56,20 +56,20 @@ vault_store_get(struct db *db, const char *id, int *err)
 bool
 vault_store_live(struct db *db, const char *id)
 {
-	sqlite3_stmt *st = NULL;
+	struct db_stmt *st = NULL;
 	bool yes = false;
 	if (db_prepare(db, "SELECT 1 FROM vaults WHERE id = ? AND archived_at IS NULL", &st) != 0)
 		return false;
 	db_bind_text(st, 1, id);
-	yes = sqlite3_step(st) == SQLITE_ROW;
-	sqlite3_finalize(st);
+	yes = db_step(st) == DB_ROW;
+	db_finalize(st);
 	return yes;
 }
 
 int
 vault_store_insert(struct db *db, const char *id, const json_t *doc, int64_t created_at)
 {
-	sqlite3_stmt *st = NULL;
+	struct db_stmt *st = NULL;
 	char *text = json_dumps(doc, JSON_COMPACT);
 	int r = AL_E_IO;
 	if (db_begin(db) != 0)
@@ -83,16 +83,16 @@ vault_store_insert(struct db *db, const char *id, const json_t *doc, int64_t cre
 		goto out;
 	}
 	db_bind_text(st, 1, id);
-	sqlite3_bind_int64(st, 2, seq);
-	sqlite3_bind_int64(st, 3, created_at);
+	db_bind_int64(st, 2, seq);
+	db_bind_int64(st, 3, created_at);
 	db_bind_text(st, 4, text);
-	if (sqlite3_step(st) != SQLITE_DONE || db_commit(db) != 0) {
+	if (db_step(st) != DB_DONE || db_commit(db) != 0) {
 		db_rollback(db);
 		goto out;
 	}
 	r = 0;
 out:
-	sqlite3_finalize(st);
+	db_finalize(st);
 	free(text);
 	return r;
 }
@@ -150,7 +150,7 @@ vault_store_list(struct db *db, const char *scope_id, const struct doc_list *q,
 json_t *
 vault_store_credential_get(struct db *db, const char *vault_id, const char *id, int *err)
 {
-	sqlite3_stmt *st = NULL;
+	struct db_stmt *st = NULL;
 	json_t *doc = NULL;
 	*err = AL_E_NOTFOUND;
 	if (db_prepare(db, "SELECT doc FROM vault_credentials WHERE id = ?1 AND vault_id = ?2",
@@ -160,9 +160,9 @@ vault_store_credential_get(struct db *db, const char *vault_id, const char *id, 
 	}
 	db_bind_text(st, 1, id);
 	db_bind_text(st, 2, vault_id);
-	if (sqlite3_step(st) == SQLITE_ROW && (doc = db_col_json(st, 0)) != NULL)
+	if (db_step(st) == DB_ROW && (doc = db_col_json(st, 0)) != NULL)
 		*err = 0;
-	sqlite3_finalize(st);
+	db_finalize(st);
 	return doc;
 }
 
@@ -172,7 +172,7 @@ static int
 room_for(struct db *db, const char *vault_id, const char *key, int64_t max_live, char *dup,
          size_t dup_len)
 {
-	sqlite3_stmt *st = NULL;
+	struct db_stmt *st = NULL;
 	int64_t live = 0;
 	if (db_prepare(db,
 	               "SELECT COUNT(*), MAX(CASE WHEN url_key = ?2 THEN id END) FROM "
@@ -181,12 +181,12 @@ room_for(struct db *db, const char *vault_id, const char *key, int64_t max_live,
 		return AL_E_IO;
 	db_bind_text(st, 1, vault_id);
 	db_bind_text(st, 2, key);
-	if (sqlite3_step(st) == SQLITE_ROW) {
-		live = sqlite3_column_int64(st, 0);
+	if (db_step(st) == DB_ROW) {
+		live = db_col_int64(st, 0);
 		if (db_col_text(st, 1))
 			snprintf(dup, dup_len, "%s", db_col_text(st, 1));
 	}
-	sqlite3_finalize(st);
+	db_finalize(st);
 	if (dup[0])
 		return AL_E_CONFLICT;
 	return live >= max_live ? AL_E_TOOBIG : 0;
@@ -196,7 +196,7 @@ int
 vault_store_credential_insert(struct db *db, const struct vault_credential_new *c, int64_t max_live,
                               char *dup, size_t dup_len)
 {
-	sqlite3_stmt *st = NULL;
+	struct db_stmt *st = NULL;
 	char *text = json_dumps(c->doc, JSON_COMPACT);
 	int r;
 	dup[0] = '\0';
@@ -216,21 +216,21 @@ vault_store_credential_insert(struct db *db, const struct vault_credential_new *
 	               &st) == 0) {
 		db_bind_text(st, 1, c->id);
 		db_bind_text(st, 2, c->vault_id);
-		sqlite3_bind_int64(st, 3, seq);
+		db_bind_int64(st, 3, seq);
 		db_bind_text(st, 4, c->url_key);
-		sqlite3_bind_int64(st, 5, c->created_at);
-		sqlite3_bind_blob(st, 6, c->secret, (int)c->secret_len, SQLITE_TRANSIENT);
+		db_bind_int64(st, 5, c->created_at);
+		db_bind_blob(st, 6, c->secret, (size_t)c->secret_len);
 		db_bind_text(st, 7, text);
-		int rc = sqlite3_step(st);
+		int rc = db_step(st);
 		/* The partial unique index backs room_for against a concurrent writer. */
-		r = rc == SQLITE_DONE ? 0 : rc == SQLITE_CONSTRAINT ? AL_E_CONFLICT : AL_E_IO;
+		r = rc == DB_DONE ? 0 : rc == DB_CONSTRAINT ? AL_E_CONFLICT : AL_E_IO;
 	}
 	if (r == 0)
 		r = db_commit(db);
 	if (r != 0)
 		db_rollback(db);
 out:
-	sqlite3_finalize(st);
+	db_finalize(st);
 	free(text);
 	return r;
 }
@@ -239,7 +239,7 @@ int
 vault_store_credential_update(struct db *db, const char *vault_id, const char *id,
                               const json_t *doc, const unsigned char *secret, size_t secret_len)
 {
-	sqlite3_stmt *st = NULL;
+	struct db_stmt *st = NULL;
 	char *text = json_dumps(doc, JSON_COMPACT);
 	int r = AL_E_IO;
 	if (db_prepare(db,
@@ -250,13 +250,13 @@ vault_store_credential_update(struct db *db, const char *vault_id, const char *i
 		db_bind_text(st, 2, vault_id);
 		db_bind_text(st, 3, text);
 		if (secret)
-			sqlite3_bind_blob(st, 4, secret, (int)secret_len, SQLITE_TRANSIENT);
+			db_bind_blob(st, 4, secret, (size_t)secret_len);
 		else
-			sqlite3_bind_null(st, 4);
-		if (sqlite3_step(st) == SQLITE_DONE && sqlite3_changes(db->h) == 1)
+			db_bind_null(st, 4);
+		if (db_step(st) == DB_DONE && db_changes(db) == 1)
 			r = 0;
 	}
-	sqlite3_finalize(st);
+	db_finalize(st);
 	free(text);
 	return r;
 }
@@ -292,7 +292,7 @@ vault_store_find_secret(struct db *db, const char *vault_id, const char *url_key
                         char *credential_id, size_t id_len, unsigned char **secret,
                         size_t *secret_len)
 {
-	sqlite3_stmt *st = NULL;
+	struct db_stmt *st = NULL;
 	int r = AL_E_NOTFOUND;
 	*secret = NULL;
 	*secret_len = 0;
@@ -305,32 +305,32 @@ vault_store_find_secret(struct db *db, const char *vault_id, const char *url_key
 		return AL_E_IO;
 	db_bind_text(st, 1, vault_id);
 	db_bind_text(st, 2, url_key);
-	if (sqlite3_step(st) == SQLITE_ROW) {
+	if (db_step(st) == DB_ROW) {
 		const char *cid = db_col_text(st, 0);
-		size_t n = (size_t)sqlite3_column_bytes(st, 1);
+		size_t n = db_col_bytes(st, 1);
 		snprintf(credential_id, id_len, "%s", cid ? cid : "");
 		*secret = xmalloc(n ? n : 1);
 		if (n)
-			memcpy(*secret, sqlite3_column_blob(st, 1), n);
+			memcpy(*secret, db_col_blob(st, 1), n);
 		*secret_len = n;
 		r = 0;
 	}
-	sqlite3_finalize(st);
+	db_finalize(st);
 	return r;
 }
 
 static int64_t
 count_int(struct db *db, const char *sql, const void *blob, int blen)
 {
-	sqlite3_stmt *st = NULL;
+	struct db_stmt *st = NULL;
 	int64_t n = -1;
 	if (db_prepare(db, sql, &st) != 0)
 		return -1;
 	if (blob)
-		sqlite3_bind_blob(st, 1, blob, blen, SQLITE_TRANSIENT);
-	if (sqlite3_step(st) == SQLITE_ROW)
-		n = sqlite3_column_int64(st, 0);
-	sqlite3_finalize(st);
+		db_bind_blob(st, 1, blob, (size_t)blen);
+	if (db_step(st) == DB_ROW)
+		n = db_col_int64(st, 0);
+	db_finalize(st);
 	return n;
 }
 

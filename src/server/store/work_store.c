@@ -15,7 +15,7 @@
 int
 work_store_find_token(struct db *db, const char *token_hash, struct work_token_row *out)
 {
-	sqlite3_stmt *st = NULL;
+	struct db_stmt *st = NULL;
 	int r = AL_E_NOTFOUND;
 	if (db_prepare(db,
 	               "SELECT w.id, w.environment_id, w.session_id FROM work w "
@@ -23,7 +23,7 @@ work_store_find_token(struct db *db, const char *token_hash, struct work_token_r
 	               &st) != 0)
 		return AL_E_IO;
 	db_bind_text(st, 1, token_hash);
-	if (sqlite3_step(st) == SQLITE_ROW) {
+	if (db_step(st) == DB_ROW) {
 		const char *sid = db_col_text(st, 2);
 		memset(out, 0, sizeof(*out));
 		snprintf(out->work_id, sizeof(out->work_id), "%s", db_col_text(st, 0));
@@ -32,7 +32,7 @@ work_store_find_token(struct db *db, const char *token_hash, struct work_token_r
 		snprintf(out->session_id, sizeof(out->session_id), "%s", sid ? sid : "");
 		r = 0;
 	}
-	sqlite3_finalize(st);
+	db_finalize(st);
 	return r;
 }
 
@@ -44,13 +44,13 @@ work_item_reset(struct work_item *w)
 }
 
 static int64_t
-col_us(sqlite3_stmt *st, int col)
+col_us(struct db_stmt *st, int col)
 {
-	return sqlite3_column_type(st, col) == SQLITE_NULL ? 0 : sqlite3_column_int64(st, col);
+	return db_col_is_null(st, col) ? 0 : db_col_int64(st, col);
 }
 
 static void
-item_read(sqlite3_stmt *st, struct work_item *w)
+item_read(struct db_stmt *st, struct work_item *w)
 {
 	const char *v;
 	memset(w, 0, sizeof(*w));
@@ -71,15 +71,15 @@ item_read(sqlite3_stmt *st, struct work_item *w)
 		w->has_heartbeat = true;
 		snprintf(w->last_heartbeat, sizeof(w->last_heartbeat), "%s", v);
 	}
-	w->ttl_seconds = (unsigned)sqlite3_column_int(st, 13);
-	w->seq = sqlite3_column_int64(st, 14);
+	w->ttl_seconds = (unsigned)db_col_int(st, 13);
+	w->seq = db_col_int64(st, 14);
 	w->lease_expires_at = col_us(st, 15);
 }
 
 int
 work_store_get(struct db *db, const char *environment_id, const char *id, struct work_item *out)
 {
-	sqlite3_stmt *st = NULL;
+	struct db_stmt *st = NULL;
 	int r = AL_E_NOTFOUND;
 	if (db_prepare(db,
 	               "SELECT " WORK_COLS " FROM work WHERE id = ?1 AND (?2 IS NULL OR "
@@ -88,24 +88,24 @@ work_store_get(struct db *db, const char *environment_id, const char *id, struct
 		return AL_E_IO;
 	db_bind_text(st, 1, id);
 	db_bind_text(st, 2, environment_id);
-	if (sqlite3_step(st) == SQLITE_ROW) {
+	if (db_step(st) == DB_ROW) {
 		item_read(st, out);
 		r = 0;
 	}
-	sqlite3_finalize(st);
+	db_finalize(st);
 	return r;
 }
 
 int
 work_store_session_live(struct db *db, const char *session_id, bool *live)
 {
-	sqlite3_stmt *st = NULL;
+	struct db_stmt *st = NULL;
 	if (db_prepare(db, "SELECT 1 FROM work WHERE session_id = ? AND state != 'stopped'", &st) !=
 	    0)
 		return AL_E_IO;
 	db_bind_text(st, 1, session_id);
-	*live = sqlite3_step(st) == SQLITE_ROW;
-	sqlite3_finalize(st);
+	*live = db_step(st) == DB_ROW;
+	db_finalize(st);
 	return 0;
 }
 
@@ -113,7 +113,7 @@ int
 work_store_insert(struct db *db, const char *id, const char *environment_id, const char *session_id,
                   unsigned ttl_seconds, int64_t now)
 {
-	sqlite3_stmt *st = NULL;
+	struct db_stmt *st = NULL;
 	int r = AL_E_IO;
 	int64_t seq = db_next_seq(db, "work");
 	if (seq < 0 ||
@@ -124,21 +124,21 @@ work_store_insert(struct db *db, const char *id, const char *environment_id, con
 	               &st) != 0)
 		return AL_E_IO;
 	db_bind_text(st, 1, id);
-	sqlite3_bind_int64(st, 2, seq);
+	db_bind_int64(st, 2, seq);
 	db_bind_text(st, 3, environment_id);
 	db_bind_text(st, 4, session_id);
-	sqlite3_bind_int(st, 5, (int)ttl_seconds);
-	sqlite3_bind_int64(st, 6, now);
-	if (sqlite3_step(st) == SQLITE_DONE)
+	db_bind_int64(st, 5, (int)ttl_seconds);
+	db_bind_int64(st, 6, now);
+	if (db_step(st) == DB_DONE)
 		r = 0;
-	sqlite3_finalize(st);
+	db_finalize(st);
 	return r;
 }
 
 int
 work_store_end_session(struct db *db, const char *session_id, int64_t now)
 {
-	sqlite3_stmt *st = NULL;
+	struct db_stmt *st = NULL;
 	int r = AL_E_IO;
 	if (db_prepare(db,
 	               "UPDATE work SET state = CASE WHEN state = 'queued' THEN 'stopped' "
@@ -147,11 +147,11 @@ work_store_end_session(struct db *db, const char *session_id, int64_t now)
 	               "WHERE session_id = ?2 AND state NOT IN ('stopped', 'stopping')",
 	               &st) != 0)
 		return AL_E_IO;
-	sqlite3_bind_int64(st, 1, now);
+	db_bind_int64(st, 1, now);
 	db_bind_text(st, 2, session_id);
-	if (sqlite3_step(st) == SQLITE_DONE)
+	if (db_step(st) == DB_DONE)
 		r = 0;
-	sqlite3_finalize(st);
+	db_finalize(st);
 	return r;
 }
 
@@ -159,7 +159,7 @@ void
 work_store_note_worker(struct db *db, const char *environment_id, const char *worker_id,
                        int64_t now)
 {
-	sqlite3_stmt *st = NULL;
+	struct db_stmt *st = NULL;
 	if (db_prepare(
 	        db,
 	        "INSERT INTO workers_seen(environment_id, worker_id, seen_at) VALUES (?,?,?) "
@@ -168,9 +168,9 @@ work_store_note_worker(struct db *db, const char *environment_id, const char *wo
 		return;
 	db_bind_text(st, 1, environment_id);
 	db_bind_text(st, 2, worker_id);
-	sqlite3_bind_int64(st, 3, now);
-	sqlite3_step(st);
-	sqlite3_finalize(st);
+	db_bind_int64(st, 3, now);
+	db_step(st);
+	db_finalize(st);
 }
 
 int
@@ -178,7 +178,7 @@ work_store_claim(struct db *db, const char *environment_id, int64_t redeliver_be
                  const char *worker_id, const char *token_hash, int64_t now, char *id,
                  size_t id_len)
 {
-	sqlite3_stmt *st = NULL;
+	struct db_stmt *st = NULL;
 	id[0] = '\0';
 	if (db_begin(db) != 0)
 		return AL_E_IO;
@@ -188,10 +188,10 @@ work_store_claim(struct db *db, const char *environment_id, int64_t redeliver_be
 	               &st) != 0)
 		goto fail;
 	db_bind_text(st, 1, environment_id);
-	sqlite3_bind_int64(st, 2, redeliver_before);
-	if (sqlite3_step(st) == SQLITE_ROW)
+	db_bind_int64(st, 2, redeliver_before);
+	if (db_step(st) == DB_ROW)
 		snprintf(id, id_len, "%s", db_col_text(st, 0));
-	sqlite3_finalize(st);
+	db_finalize(st);
 	st = NULL;
 	if (id[0] == '\0') {
 		db_rollback(db);
@@ -202,18 +202,18 @@ work_store_claim(struct db *db, const char *environment_id, int64_t redeliver_be
 	               "WHERE id = ?",
 	               &st) != 0)
 		goto fail;
-	sqlite3_bind_int64(st, 1, now);
+	db_bind_int64(st, 1, now);
 	db_bind_text(st, 2, worker_id);
 	db_bind_text(st, 3, token_hash);
 	db_bind_text(st, 4, id);
-	if (sqlite3_step(st) != SQLITE_DONE)
+	if (db_step(st) != DB_DONE)
 		goto fail;
-	sqlite3_finalize(st);
+	db_finalize(st);
 	if (db_commit(db) != 0)
 		return AL_E_IO;
 	return 0;
 fail:
-	sqlite3_finalize(st);
+	db_finalize(st);
 	db_rollback(db);
 	return AL_E_IO;
 }
@@ -222,16 +222,16 @@ fail:
 static int
 exec_update(struct db *db, const char *sql, const char *id, int64_t a, int64_t b)
 {
-	sqlite3_stmt *st = NULL;
+	struct db_stmt *st = NULL;
 	int r = AL_E_IO;
 	if (db_prepare(db, sql, &st) != 0)
 		return AL_E_IO;
-	sqlite3_bind_int64(st, 1, a);
-	sqlite3_bind_int64(st, 2, b);
+	db_bind_int64(st, 1, a);
+	db_bind_int64(st, 2, b);
 	db_bind_text(st, 3, id);
-	if (sqlite3_step(st) == SQLITE_DONE)
-		r = sqlite3_changes(db->h) > 0 ? 0 : AL_E_CONFLICT;
-	sqlite3_finalize(st);
+	if (db_step(st) == DB_DONE)
+		r = db_changes(db) > 0 ? 0 : AL_E_CONFLICT;
+	db_finalize(st);
 	return r;
 }
 
@@ -248,7 +248,7 @@ int
 work_store_heartbeat(struct db *db, const char *id, const char *hb, int64_t now,
                      unsigned ttl_seconds, bool first, const char *expected)
 {
-	sqlite3_stmt *st = NULL;
+	struct db_stmt *st = NULL;
 	int r = AL_E_IO;
 	if (db_prepare(db,
 	               "UPDATE work SET last_heartbeat = ?1, latest_heartbeat_at = ?2, "
@@ -259,15 +259,15 @@ work_store_heartbeat(struct db *db, const char *id, const char *hb, int64_t now,
 	               &st) != 0)
 		return AL_E_IO;
 	db_bind_text(st, 1, hb);
-	sqlite3_bind_int64(st, 2, now);
-	sqlite3_bind_int64(st, 3, now + (int64_t)ttl_seconds * 1000000);
-	sqlite3_bind_int(st, 4, (int)ttl_seconds);
+	db_bind_int64(st, 2, now);
+	db_bind_int64(st, 3, now + (int64_t)ttl_seconds * 1000000);
+	db_bind_int64(st, 4, (int)ttl_seconds);
 	db_bind_text(st, 5, id);
-	sqlite3_bind_int(st, 6, first ? 1 : 0);
+	db_bind_int64(st, 6, first ? 1 : 0);
 	db_bind_text(st, 7, first ? "" : expected);
-	if (sqlite3_step(st) == SQLITE_DONE)
-		r = sqlite3_changes(db->h) == 1 ? 0 : AL_E_PRECOND;
-	sqlite3_finalize(st);
+	if (db_step(st) == DB_DONE)
+		r = db_changes(db) == 1 ? 0 : AL_E_PRECOND;
+	db_finalize(st);
 	return r;
 }
 
@@ -303,26 +303,26 @@ work_store_expired(struct db *db, int64_t now, unsigned max,
                               const char *environment_id),
                    void *arg)
 {
-	sqlite3_stmt *st = NULL;
+	struct db_stmt *st = NULL;
 	if (db_prepare(db,
 	               "SELECT w.id, w.session_id, w.environment_id FROM work w "
 	               "WHERE w.state IN ('starting', 'active') AND w.lease_expires_at < ? LIMIT ?",
 	               &st) != 0)
 		return AL_E_IO;
-	sqlite3_bind_int64(st, 1, now);
-	sqlite3_bind_int(st, 2, (int)max);
-	while (sqlite3_step(st) == SQLITE_ROW) {
+	db_bind_int64(st, 1, now);
+	db_bind_int64(st, 2, (int)max);
+	while (db_step(st) == DB_ROW) {
 		const char *sid = db_col_text(st, 1);
 		fn(arg, db_col_text(st, 0), sid ? sid : "", db_col_text(st, 2));
 	}
-	sqlite3_finalize(st);
+	db_finalize(st);
 	return 0;
 }
 
 int
 work_store_stats(struct db *db, const char *environment_id, int64_t since, struct work_stats *out)
 {
-	sqlite3_stmt *st = NULL;
+	struct db_stmt *st = NULL;
 	memset(out, 0, sizeof(*out));
 	if (db_prepare(db,
 	               "SELECT COALESCE(SUM(delivered_at IS NULL), 0), "
@@ -330,21 +330,21 @@ work_store_stats(struct db *db, const char *environment_id, int64_t since, struc
 	               "FROM work WHERE environment_id = ? AND state = 'queued'",
 	               &st) == 0) {
 		db_bind_text(st, 1, environment_id);
-		if (sqlite3_step(st) == SQLITE_ROW) {
-			out->depth = sqlite3_column_int64(st, 0);
-			out->pending = sqlite3_column_int64(st, 1);
+		if (db_step(st) == DB_ROW) {
+			out->depth = db_col_int64(st, 0);
+			out->pending = db_col_int64(st, 1);
 			out->oldest_queued_at = col_us(st, 2);
 		}
-		sqlite3_finalize(st);
+		db_finalize(st);
 	}
 	if (db_prepare(
 	        db, "SELECT COUNT(*) FROM workers_seen WHERE environment_id = ? AND seen_at >= ?",
 	        &st) == 0) {
 		db_bind_text(st, 1, environment_id);
-		sqlite3_bind_int64(st, 2, since);
-		if (sqlite3_step(st) == SQLITE_ROW)
-			out->workers = sqlite3_column_int64(st, 0);
-		sqlite3_finalize(st);
+		db_bind_int64(st, 2, since);
+		if (db_step(st) == DB_ROW)
+			out->workers = db_col_int64(st, 0);
+		db_finalize(st);
 	}
 	return 0;
 }
@@ -353,7 +353,7 @@ int
 work_store_list(struct db *db, const char *environment_id, const struct doc_list *q,
                 int (*fn)(void *arg, const struct work_item *w), void *arg, bool *more)
 {
-	sqlite3_stmt *st = NULL;
+	struct db_stmt *st = NULL;
 	struct work_item w;
 	unsigned n = 0;
 	int r = 0;
@@ -365,10 +365,10 @@ work_store_list(struct db *db, const char *environment_id, const struct doc_list
 	if (db_prepare(db, sql, &st) != 0)
 		return AL_E_IO;
 	db_bind_text(st, 1, environment_id);
-	sqlite3_bind_int(st, 2, q->has_cursor);
-	sqlite3_bind_int64(st, 3, q->after_seq);
-	sqlite3_bind_int(st, 4, (int)q->limit + 1);
-	while (sqlite3_step(st) == SQLITE_ROW) {
+	db_bind_int64(st, 2, q->has_cursor);
+	db_bind_int64(st, 3, q->after_seq);
+	db_bind_int64(st, 4, (int)q->limit + 1);
+	while (db_step(st) == DB_ROW) {
 		if (n == q->limit) {
 			*more = true;
 			break;
@@ -380,22 +380,22 @@ work_store_list(struct db *db, const char *environment_id, const struct doc_list
 		if (r != 0)
 			break;
 	}
-	sqlite3_finalize(st);
+	db_finalize(st);
 	return r;
 }
 
 int
 work_store_set_metadata(struct db *db, const char *id, const json_t *metadata)
 {
-	sqlite3_stmt *st = NULL;
+	struct db_stmt *st = NULL;
 	char *text = json_dumps(metadata, JSON_COMPACT);
 	int r = AL_E_IO;
 	if (db_prepare(db, "UPDATE work SET metadata = ? WHERE id = ?", &st) == 0) {
 		db_bind_text(st, 1, text);
 		db_bind_text(st, 2, id);
-		if (sqlite3_step(st) == SQLITE_DONE)
+		if (db_step(st) == DB_DONE)
 			r = 0;
-		sqlite3_finalize(st);
+		db_finalize(st);
 	}
 	free(text);
 	return r;

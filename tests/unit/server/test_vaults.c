@@ -497,16 +497,16 @@ test_no_plaintext_on_disk(void **state)
 	json_t *doc = NULL;
 	assert_int_equal(vaults_credential_archive(&f->s, v, c1, &doc, &e), 0);
 	json_decref(doc);
-	sqlite3_stmt *st = NULL;
+	struct db_stmt *st = NULL;
 	assert_int_equal(db_prepare(f->s.db,
 	                            "SELECT secret IS NULL FROM vault_credentials "
 	                            "WHERE id = ?",
 	                            &st),
 	                 0);
 	db_bind_text(st, 1, c1);
-	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-	assert_int_equal(sqlite3_column_int(st, 0), 1);
-	sqlite3_finalize(st);
+	assert_int_equal(db_step(st), DB_ROW);
+	assert_int_equal(db_col_int(st, 0), 1);
+	db_finalize(st);
 	free(c1);
 	free(v);
 }
