@@ -192,7 +192,49 @@
 	F(int, EVP_PKEY_CTX_set_rsa_pss_saltlen, (EVP_PKEY_CTX * c, int len), (c, len), 0)         \
 	F(int, EVP_PKEY_get_bits, (const EVP_PKEY *k), (k), 0)                                     \
 	F(EVP_PKEY *, PEM_read_PrivateKey,                                                         \
-	  (FILE * f, EVP_PKEY * *x, pem_password_cb * cb, void *u), (f, x, cb, u), NULL)
+	  (FILE * f, EVP_PKEY * *x, pem_password_cb * cb, void *u), (f, x, cb, u), NULL)           \
+	/* tunnel certificates (server/tunnel/tunnel_cert.c) and inner TLS */                      \
+	F(int, ASN1_TIME_to_tm, (const ASN1_TIME *t, struct tm *tm), (t, tm), 0)                   \
+	F(BIO *, BIO_new_mem_buf, (const void *b, int n), (b, n), NULL)                            \
+	F(int, BIO_read, (BIO * b, void *d, int n), (b, d, n), -1)                                 \
+	F(const BIO_METHOD *, BIO_s_mem, (void), (), NULL)                                         \
+	F(int, BIO_write, (BIO * b, const void *d, int n), (b, d, n), -1)                          \
+	F(size_t, BIO_ctrl_pending, (BIO * b), (b), 0)                                             \
+	F(int, EVP_PKEY_get_base_id, (const EVP_PKEY *k), (k), 0)                                  \
+	F(int, EVP_PKEY_get_utf8_string_param,                                                     \
+	  (const EVP_PKEY *k, const char *n, char *s, size_t m, size_t *l), (k, n, s, m, l), 0)    \
+	F(const char *, OBJ_nid2sn, (int n), (n), NULL)                                            \
+	/* only tests sign with it: a SHA-1 CA must be refused */                                  \
+	F(const EVP_MD *, EVP_sha1, (void), (), NULL)                                              \
+	F(X509 *, PEM_read_bio_X509, (BIO * b, X509 * *x, pem_password_cb * cb, void *u),          \
+	  (b, x, cb, u), NULL)                                                                     \
+	F(int, SSL_CTX_use_certificate, (SSL_CTX * c, X509 * x), (c, x), 0)                        \
+	F(int, SSL_CTX_use_PrivateKey, (SSL_CTX * c, EVP_PKEY * k), (c, k), 0)                     \
+	F(X509_STORE *, SSL_CTX_get_cert_store, (const SSL_CTX *c), (c), NULL)                     \
+	F(X509_VERIFY_PARAM *, SSL_CTX_get0_param, (SSL_CTX * c), (c), NULL)                       \
+	F(SSL_SESSION *, SSL_get1_session, (SSL * s), (s), NULL)                                   \
+	F(int, SSL_get_shutdown, (const SSL *s), (s), 0)                                           \
+	F(int, SSL_session_reused, (const SSL *s), (s), 0)                                         \
+	F(int, SSL_set_session, (SSL * s, SSL_SESSION * x), (s, x), 0)                             \
+	N(SSL_SESSION_free, (SSL_SESSION * x), (x))                                                \
+	F(int, SSL_SESSION_is_resumable, (const SSL_SESSION *x), (x), 0)                           \
+	F(int, X509_EXTENSION_get_critical, (const X509_EXTENSION *e), (e), 0)                     \
+	F(int, X509_STORE_add_cert, (X509_STORE * s, X509 * x), (s, x), 0)                         \
+	V(X509_VERIFY_PARAM_set_depth, (X509_VERIFY_PARAM * p, int d), (p, d))                     \
+	F(int, X509_VERIFY_PARAM_set_flags, (X509_VERIFY_PARAM * p, unsigned long f), (p, f), 0)   \
+	F(int, X509_digest, (const X509 *x, const EVP_MD *t, unsigned char *md, unsigned int *n),  \
+	  (x, t, md, n), 0)                                                                        \
+	F(const ASN1_TIME *, X509_get0_notAfter, (const X509 *x), (x), NULL)                       \
+	F(const ASN1_TIME *, X509_get0_notBefore, (const X509 *x), (x), NULL)                      \
+	F(const ASN1_OCTET_STRING *, X509_get0_subject_key_id, (X509 * x), (x), NULL)              \
+	F(X509_EXTENSION *, X509_get_ext, (const X509 *x, int i), (x, i), NULL)                    \
+	F(int, X509_get_ext_by_NID, (const X509 *x, int n, int last), (x, n, last), -1)            \
+	F(uint32_t, X509_get_extension_flags, (X509 * x), (x), 0)                                  \
+	F(uint32_t, X509_get_key_usage, (X509 * x), (x), 0)                                        \
+	F(int, X509_get_signature_info, (X509 * x, int *md, int *pk, int *bits, uint32_t *fl),     \
+	  (x, md, pk, bits, fl), 0)                                                                \
+	F(EVP_PKEY *, PEM_read_bio_PrivateKey,                                                     \
+	  (BIO * b, EVP_PKEY * *x, pem_password_cb * cb, void *u), (b, x, cb, u), NULL)
 
 /* resolved like the others, trampolines written by hand below: variadic, or answering
  * without a library */

@@ -9,8 +9,8 @@
 
 #include "testcert.h"
 
-static int
-add_ext(X509 *c, int nid, const char *value)
+int
+testcert_add_ext(X509 *c, int nid, const char *value)
 {
 	X509V3_CTX ctx;
 	X509V3_set_ctx_nodb(&ctx);
@@ -47,8 +47,8 @@ testcert_write(const char *cert_path, const char *key_path, const char *cn, cons
 	if (X509_NAME_add_entry_by_txt(n, "CN", MBSTRING_ASC, (const unsigned char *)cn, -1, -1,
 	                               0) != 1 ||
 	    X509_set_issuer_name(c, n) != 1 ||
-	    (san != NULL && add_ext(c, NID_subject_alt_name, san) != 0) ||
-	    add_ext(c, NID_basic_constraints, "critical,CA:TRUE") != 0 ||
+	    (san != NULL && testcert_add_ext(c, NID_subject_alt_name, san) != 0) ||
+	    testcert_add_ext(c, NID_basic_constraints, "critical,CA:TRUE") != 0 ||
 	    X509_sign(c, k, EVP_sha256()) <= 0)
 		goto out;
 	if (write_pem(cert_path, c, NULL) != 0 || write_pem(key_path, NULL, k) != 0)

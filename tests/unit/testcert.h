@@ -7,4 +7,9 @@
  * (basicConstraints CA:TRUE), valid from a minute ago for an hour. 0, or -1. */
 int testcert_write(const char *cert_path, const char *key_path, const char *cn, const char *san);
 
+/* Adds one extension in openssl.cnf syntax ("critical,CA:TRUE"), the certificate being
+ * its own issuer. 0, or -1. */
+#include <openssl/x509.h>
+int testcert_add_ext(X509 *c, int nid, const char *value);
+
 #endif

@@ -122,6 +122,15 @@ static const struct migration migrations[] = {
      "CREATE INDEX memory_store_attachments_owner ON"
      "  memory_store_attachments(store_id, owner_iss, owner_sub);",
      NULL},
+    /* 8: customer CA certificates of tunnels (inner TLS, tunnel_store.c): the PEM as
+     * uploaded, its SHA-256 fingerprint, expiry (NULL: none). At most two live per tunnel,
+     * checked in the inserting transaction. */
+    {"CREATE TABLE tunnel_certificates ("
+     "  id TEXT PRIMARY KEY, tunnel_id TEXT NOT NULL, seq BIGINT NOT NULL UNIQUE,"
+     "  pem TEXT NOT NULL, fingerprint TEXT NOT NULL, expires_at BIGINT,"
+     "  created_at BIGINT NOT NULL, archived_at BIGINT);"
+     "CREATE INDEX tunnel_certificates_tunnel ON tunnel_certificates(tunnel_id, seq);",
+     NULL},
 };
 
 #define N_MIGRATIONS (sizeof(migrations) / sizeof(migrations[0]))

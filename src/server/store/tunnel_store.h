@@ -60,4 +60,52 @@ int tunnel_store_find_domain(struct db *db, const char *domain, char *tunnel_id,
 /* The tunnel's domain ("" when unknown, or archived with live_only). 0 or AL_E_IO. */
 int tunnel_store_domain(struct db *db, const char *id, bool live_only, char *domain, size_t len);
 
+/* ---- tunnel_certificates: the customer CAs that inner TLS trusts ---- */
+#define TUNNEL_CERTS_LIVE_MAX 2
+
+struct tunnel_cert_row {
+	char id[48];
+	char tunnel_id[80];
+	int64_t seq;
+	char fingerprint[65];
+	int64_t expires_at; /* 0: does not expire */
+	int64_t created_at;
+	int64_t archived_at; /* 0 while live */
+};
+
+struct tunnel_cert_new {
+	const char *id;
+	const char *tunnel_id;
+	const char *pem;
+	const char *fingerprint;
+	int64_t expires_at;
+	int64_t created_at;
+};
+
+enum tunnel_cert_refusal {
+	TUNNEL_CERT_OK,
+	TUNNEL_CERT_TUNNEL_ARCHIVED,
+	TUNNEL_CERT_FULL,      /* TUNNEL_CERTS_LIVE_MAX live already */
+	TUNNEL_CERT_DUPLICATE, /* the same certificate is live on the tunnel */
+};
+
+/* Adds a certificate in one transaction with its checks: 0, AL_E_NOTFOUND (no tunnel),
+ * AL_E_CONFLICT (*why says which) or AL_E_IO. */
+int tunnel_store_cert_insert(struct db *db, const struct tunnel_cert_new *c,
+                             enum tunnel_cert_refusal *why);
+/* 0, AL_E_NOTFOUND (no such certificate on that tunnel) or AL_E_IO. */
+int tunnel_store_cert_get(struct db *db, const char *tunnel_id, const char *id,
+                          struct tunnel_cert_row *out);
+/* A page of one tunnel's certificates, as tunnel_store_list. */
+int tunnel_store_cert_list(struct db *db, const char *tunnel_id, const struct doc_list *q,
+                           int (*fn)(void *arg, const struct tunnel_cert_row *c), void *arg,
+                           bool *more);
+/* Archives a live certificate (no-op when archived already). 0 or AL_E_IO. */
+int tunnel_store_cert_archive(struct db *db, const char *tunnel_id, const char *id, int64_t now);
+/* Calls fn with the PEM of each live certificate of the tunnel; *ever counts every
+ * certificate it ever had, archived ones included. 0 or AL_E_IO (or fn's error). */
+int tunnel_store_cert_live(struct db *db, const char *tunnel_id,
+                           int (*fn)(void *arg, const char *pem, const char *fingerprint),
+                           void *arg, unsigned *ever);
+
 #endif

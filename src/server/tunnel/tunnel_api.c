@@ -15,6 +15,7 @@
 #include "routes.h"
 #include "server.h"
 #include "tunnel.h"
+#include "tunnel_cert.h"
 #include "tunnel_proto.h"
 #include "tunnel_store.h"
 #include "util.h"
@@ -147,28 +148,35 @@ list_add(void *arg, const struct tunnel_row *t)
 	return 0;
 }
 
+/* The page a list route asks for: limit, cursor, order and ?include_archived=true|false
+ * (default false). Answers 400 itself and returns -1. */
+static int
+list_query(struct api_call *c, struct page_req *pg, struct doc_list *q)
+{
+	if (api_page_parse(c, 20, 1000, true, pg) != 0)
+		return -1;
+	const char *ia = query_get(&c->query, "include_archived");
+	bool yes = ia != NULL && strcmp(ia, "true") == 0;
+	if (ia && !yes && strcmp(ia, "false") != 0) {
+		api_reply_error(c, 400, "invalid_request_error", NULL,
+		                "include_archived: must be true or false");
+		return -1;
+	}
+	*q = (struct doc_list){.include_archived = yes,
+	                       .has_cursor = pg->has_cursor,
+	                       .after_seq = pg->after_seq,
+	                       .limit = pg->limit,
+	                       .desc = pg->desc};
+	return 0;
+}
+
 static void
 list_tunnels(struct api_call *c)
 {
 	struct page_req pg;
-	const char *ia = query_get(&c->query, "include_archived");
-	bool include_archived = false;
-	if (api_page_parse(c, 20, 1000, true, &pg) != 0)
+	struct doc_list q;
+	if (list_query(c, &pg, &q) != 0)
 		return;
-	if (ia) {
-		if (strcmp(ia, "true") == 0)
-			include_archived = true;
-		else if (strcmp(ia, "false") != 0) {
-			api_reply_error(c, 400, "invalid_request_error", NULL,
-			                "include_archived: must be true or false");
-			return;
-		}
-	}
-	struct doc_list q = {.include_archived = include_archived,
-	                     .has_cursor = pg.has_cursor,
-	                     .after_seq = pg.after_seq,
-	                     .limit = pg.limit,
-	                     .desc = pg.desc};
 	struct doc_page page = {.data = json_array()};
 	if (tunnel_store_list(c->srv->db, &q, list_add, &page, &page.more) != 0) {
 		doc_page_free(&page);
@@ -299,6 +307,168 @@ rotate_token(struct api_call *c)
 	free(tok_id);
 }
 
+/* ---- /v1/tunnels/{id}/certificates: the customer CAs inner TLS trusts ---- */
+
+static json_t *
+render_cert(const struct tunnel_cert_row *r)
+{
+	return json_pack("{s:s, s:s, s:s, s:o, s:o, s:s, s:o}", "type", "tunnel_certificate", "id",
+	                 r->id, "tunnel_id", r->tunnel_id, "created_at", api_time(r->created_at),
+	                 "expires_at", api_time(r->expires_at), "fingerprint", r->fingerprint,
+	                 "archived_at", api_time(r->archived_at));
+}
+
+static void
+reply_cert_not_found(struct api_call *c, const char *id)
+{
+	api_reply_error(c, 404, "not_found_error", NULL, "tunnel certificate %s not found", id);
+}
+
+/* The tunnel of a certificates route exists (archived ones too: their certificates stay
+ * readable); answers 404 itself and returns false otherwise. */
+static bool
+cert_tunnel_found(struct api_call *c)
+{
+	struct tunnel_row t;
+	int r = tunnel_store_get(c->srv->db, c->params[0], &t);
+	if (r == AL_E_NOTFOUND)
+		reply_not_found(c, c->params[0]);
+	else if (r != 0)
+		api_reply_err(c, r, "cannot load tunnel");
+	return r == 0;
+}
+
+static void
+create_cert(struct api_call *c)
+{
+	static const char *const allowed[] = {"ca_certificate_pem", NULL};
+	struct tunnel_cert_info info;
+	struct tunnel_cert_row row;
+	enum tunnel_cert_refusal why;
+	char err[256];
+	char *id = NULL;
+	if (api_body_only(c, allowed))
+		return;
+	json_t *v = c->body ? json_object_get(c->body, "ca_certificate_pem") : NULL;
+	if (v == NULL || !json_is_string(v)) {
+		api_reply_error(c, 400, "invalid_request_error", NULL,
+		                "ca_certificate_pem: required, a PEM-encoded CA certificate");
+		return;
+	}
+	if (!cert_tunnel_found(c))
+		return;
+	if (tunnel_cert_check(json_string_value(v), json_string_length(v), now_real_us() / 1000000,
+	                      &info, err, sizeof(err)) != 0) {
+		api_reply_error(c, 400, "invalid_request_error", NULL, "%s", err);
+		return;
+	}
+	id = id_new("tcrt_");
+	struct tunnel_cert_new n = {.id = id,
+	                            .tunnel_id = c->params[0],
+	                            .pem = json_string_value(v),
+	                            .fingerprint = info.fingerprint,
+	                            .expires_at = info.not_after_us,
+	                            .created_at = now_real_us()};
+	int r = tunnel_store_cert_insert(c->srv->db, &n, &why);
+	if (r == 0)
+		r = tunnel_store_cert_get(c->srv->db, c->params[0], id, &row);
+	if (r == AL_E_CONFLICT && why == TUNNEL_CERT_TUNNEL_ARCHIVED)
+		api_reply_error(c, 409, "invalid_request_error", "tunnel_archived",
+		                "tunnel %s is archived", c->params[0]);
+	else if (r == AL_E_CONFLICT && why == TUNNEL_CERT_DUPLICATE)
+		api_reply_error(c, 409, "invalid_request_error", NULL,
+		                "certificate %s is already registered on tunnel %s",
+		                info.fingerprint, c->params[0]);
+	else if (r == AL_E_CONFLICT)
+		api_reply_error(c, 409, "invalid_request_error", NULL,
+		                "tunnel %s already has %d active certificates; archive one first",
+		                c->params[0], TUNNEL_CERTS_LIVE_MAX);
+	else if (r == AL_E_NOTFOUND)
+		reply_not_found(c, c->params[0]);
+	else if (r != 0)
+		api_reply_err(c, r, "cannot store certificate");
+	else {
+		log_info("tunnel certificate added", "tunnel_id", c->params[0], "certificate_id",
+		         id, "fingerprint", info.fingerprint);
+		audit_api(c, "tunnel.certificate.create", NULL, "ok",
+		          json_pack("{s:s, s:s, s:s}", "tunnel_id", c->params[0], "certificate_id",
+		                    id, "fingerprint", info.fingerprint));
+		api_reply_json(c, 200, render_cert(&row));
+	}
+	free(id);
+}
+
+static void
+get_cert(struct api_call *c)
+{
+	struct tunnel_cert_row row;
+	int r = tunnel_store_cert_get(c->srv->db, c->params[0], c->params[1], &row);
+	if (r == AL_E_NOTFOUND)
+		reply_cert_not_found(c, c->params[1]);
+	else if (r != 0)
+		api_reply_err(c, r, "cannot load certificate");
+	else
+		api_reply_json(c, 200, render_cert(&row));
+}
+
+static int
+cert_list_add(void *arg, const struct tunnel_cert_row *r)
+{
+	struct doc_page *page = arg;
+	json_array_append_new(page->data, render_cert(r));
+	page->last_seq = r->seq;
+	return 0;
+}
+
+static void
+list_certs(struct api_call *c)
+{
+	struct page_req pg;
+	struct doc_list q;
+	if (list_query(c, &pg, &q) != 0)
+		return;
+	if (!cert_tunnel_found(c))
+		return;
+	struct doc_page page = {.data = json_array()};
+	if (tunnel_store_cert_list(c->srv->db, c->params[0], &q, cert_list_add, &page,
+	                           &page.more) != 0) {
+		doc_page_free(&page);
+		api_reply_err(c, AL_E_IO, "cannot list certificates");
+		return;
+	}
+	api_reply_json(c, 200, validate_page_json(&page, pg.desc));
+}
+
+static void
+archive_cert(struct api_call *c)
+{
+	struct tunnel_cert_row row;
+	struct db *db = c->srv->db;
+	int r = tunnel_store_cert_get(db, c->params[0], c->params[1], &row);
+	if (r == AL_E_NOTFOUND) {
+		reply_cert_not_found(c, c->params[1]);
+		return;
+	}
+	if (r == 0 && row.archived_at == 0) {
+		r = tunnel_store_cert_archive(db, c->params[0], c->params[1], now_real_us());
+		if (r == 0)
+			r = tunnel_store_cert_get(db, c->params[0], c->params[1], &row);
+		if (r == 0) {
+			/* New inner TLS sessions stop trusting it now; a stream already open
+			 * was verified once and runs to its end, as with token rotation. */
+			log_info("tunnel certificate archived", "tunnel_id", c->params[0],
+			         "certificate_id", c->params[1]);
+			audit_api(c, "tunnel.certificate.archive", NULL, "ok",
+			          json_pack("{s:s, s:s}", "tunnel_id", c->params[0],
+			                    "certificate_id", c->params[1]));
+		}
+	}
+	if (r != 0)
+		api_reply_err(c, r, "cannot archive certificate");
+	else
+		api_reply_json(c, 200, render_cert(&row));
+}
+
 /* Path-routed ingress on the API port: the client's MCP URL is
  * <base>/v1/tunnels/{id}/routes/{route}/<path> and the upstream sees /<path> (any path,
  * query included). The upstream path is taken from the raw request target, not from
@@ -328,6 +498,10 @@ const struct api_route tunnel_routes[] = {
     {"POST", "/v1/tunnels/{}/archive", CREDS_API, archive_tunnel},
     {"POST", "/v1/tunnels/{}/reveal_token", CREDS_API, reveal_token},
     {"POST", "/v1/tunnels/{}/rotate_token", CREDS_API, rotate_token},
+    {"POST", "/v1/tunnels/{}/certificates", CREDS_API, create_cert},
+    {"GET", "/v1/tunnels/{}/certificates", CREDS_API, list_certs},
+    {"GET", "/v1/tunnels/{}/certificates/{}", CREDS_API, get_cert},
+    {"POST", "/v1/tunnels/{}/certificates/{}/archive", CREDS_API, archive_cert},
     {"POST", "/v1/tunnels/{}/routes/{}/{*}", CREDS_API | API_RAW_BODY, ingress_any},
     {"GET", "/v1/tunnels/{}/routes/{}/{*}", CREDS_API | API_RAW_BODY, ingress_any},
     {"DELETE", "/v1/tunnels/{}/routes/{}/{*}", CREDS_API | API_RAW_BODY, ingress_any},
