@@ -51,6 +51,9 @@ server_usage(FILE *f)
 	    "                         (AIRLOCK_TUNNEL_INGRESS_LISTEN; docs/server/tunnels.md)\n"
 	    "  --tunnel-metrics-listen ADDR:PORT  Prometheus /metrics of the tunnel edge,\n"
 	    "                         loopback only (AIRLOCK_TUNNEL_METRICS_LISTEN)\n"
+	    "  --metrics-listen ADDR:PORT  GET /metrics without a credential, plain HTTP\n"
+	    "                         (AIRLOCK_METRICS_LISTEN; on the API listener /metrics\n"
+	    "                         takes a server API key; docs/server/metrics.md)\n"
 	    "\n"
 	    "environment:\n"
 	    "  AIRLOCK_API_KEY        a server API key accepted in addition to issued keys\n"
@@ -135,6 +138,7 @@ config_file_load(struct server_config *cfg, const char *path, enum log_format *f
 	                                  "identity",
 	                                  "policy_file",
 	                                  "audit",
+	                                  "metrics",
 	                                  NULL};
 	static const char *const tunnel_keys[] = {
 	    "listen", "tls", "domain", "ingress_listen", "metrics_listen", NULL};
@@ -152,6 +156,8 @@ config_file_load(struct server_config *cfg, const char *path, enum log_format *f
 	char *oidc_secret_file = NULL;
 	const json_t *idm = NULL, *oidc = NULL, *audit = NULL;
 	static const char *const audit_keys[] = {"file", NULL};
+	static const char *const metrics_keys[] = {"listen", NULL};
+	const json_t *metrics = NULL;
 
 	if ((r = cfg_load(&c, path)) != 0)
 		goto out;
@@ -212,6 +218,10 @@ config_file_load(struct server_config *cfg, const char *path, enum log_format *f
 	if ((r = cfg_get_map(&c, c.root, "audit", &audit)) ||
 	    (audit && ((r = cfg_only_keys(&c, audit, audit_keys)) ||
 	               (r = cfg_get_str(&c, audit, "file", &cfg->audit_file)))))
+		goto out;
+	if ((r = cfg_get_map(&c, c.root, "metrics", &metrics)) ||
+	    (metrics && ((r = cfg_only_keys(&c, metrics, metrics_keys)) ||
+	                 (r = cfg_get_str(&c, metrics, "listen", &cfg->metrics_listen)))))
 		goto out;
 	if (tun_tls && ((r = cfg_only_keys(&c, tun_tls, tls_keys)) ||
 	                (r = cfg_get_str(&c, tun_tls, "cert_file", &cfg->tunnel.tls_cert_file)) ||
@@ -308,6 +318,7 @@ config_from_env(struct server_config *cfg)
 	env_str("AIRLOCK_AGENT_IDENTITY_KEY_FILE", &cfg->identity.agent_key_file);
 	env_str("AIRLOCK_AGENT_IDENTITY_PREVIOUS_KEY_FILE", &cfg->identity.agent_prev_key_file);
 	env_str("AIRLOCK_AUDIT_FILE", &cfg->audit_file);
+	env_str("AIRLOCK_METRICS_LISTEN", &cfg->metrics_listen);
 	env_uint("AIRLOCK_MODEL_RETRY_BASE_MS", 1, 60000, &cfg->model_retry_base_ms);
 	env_uint("AIRLOCK_MODEL_MAX_TOKENS", 1, 1000000, &cfg->model_max_tokens);
 	env_uint("AIRLOCK_MCP_TIMEOUT_MS", 100, 600000, &cfg->mcp_timeout_ms);
@@ -432,6 +443,7 @@ server_config_free(struct server_config *c)
 	secret_free(c->model_api_key);
 	free(c->master_key_file);
 	free(c->audit_file);
+	free(c->metrics_listen);
 	free(c->tunnel.listen);
 	free(c->tunnel.tls_cert_file);
 	free(c->tunnel.tls_key_file);
@@ -519,6 +531,7 @@ server_main(int argc, char **argv)
 	    {"tunnel-domain", required_argument, NULL, 1004},
 	    {"tunnel-ingress-listen", required_argument, NULL, 1005},
 	    {"tunnel-metrics-listen", required_argument, NULL, 1006},
+	    {"metrics-listen", required_argument, NULL, 1007},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
@@ -585,6 +598,9 @@ server_main(int argc, char **argv)
 			break;
 		case 1006:
 			flag_str(&srv.cfg.tunnel.metrics_listen);
+			break;
+		case 1007:
+			flag_str(&srv.cfg.metrics_listen);
 			break;
 		case 'h':
 			server_usage(stdout);

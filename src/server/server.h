@@ -57,7 +57,8 @@ struct server_config {
 	unsigned mcp_timeout_ms;      /* AIRLOCK_MCP_TIMEOUT_MS, 30000 */
 	unsigned mcp_call_timeout_ms; /* AIRLOCK_MCP_CALL_TIMEOUT_MS, 120000 */
 	char *master_key_file;        /* AIRLOCK_MASTER_KEY_FILE; NULL: <data_dir>/master.key */
-	char *audit_file; /* AIRLOCK_AUDIT_FILE, audit.file; NULL: <data_dir>/audit.jsonl */
+	char *audit_file;     /* AIRLOCK_AUDIT_FILE, audit.file; NULL: <data_dir>/audit.jsonl */
+	char *metrics_listen; /* AIRLOCK_METRICS_LISTEN, metrics.listen: /metrics without a key */
 	struct server_tunnel_config tunnel;
 	struct server_identity_config identity;
 };
@@ -73,6 +74,7 @@ struct tls_server_ctx;
 struct agent_identity;
 struct audit_log;
 struct console;
+struct server_metrics;
 
 struct server {
 	struct server_config cfg;
@@ -93,6 +95,7 @@ struct server {
 	struct tls_server_ctx *api_tls; /* the API listener's, NULL on plain HTTP (SIGHUP) */
 	struct audit_log *audit;        /* the audit log (audit/audit.c) */
 	struct console *console;        /* web console sessions (console/console.c), lazily */
+	struct server_metrics *metrics; /* request counters, metrics.listen (api/metrics.c) */
 	int port;                       /* bound port */
 	bool started;
 };

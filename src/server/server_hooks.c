@@ -7,6 +7,7 @@
 #include "audit.h"
 #include "events.h"
 #include "log.h"
+#include "metrics.h"
 #include "agent_identity.h"
 #include "oidc.h"
 #include "policy.h"
@@ -164,6 +165,8 @@ server_hooks_start(struct server *s)
 	/* First: everything after it may write audit records (a policy loaded at start). */
 	if ((r = audit_open(s)) != 0)
 		return r;
+	if ((r = metrics_init(s)) != 0)
+		return r;
 	if ((r = policy_start(s)) != 0 || (r = identity_start(s)) != 0)
 		return r;
 	if ((r = vaults_init(s)) != 0 || (r = events_init(s)) != 0 || (r = work_init(s)) != 0)
@@ -191,4 +194,5 @@ server_hooks_stop(struct server *s)
 	agent_identity_free(s->agent_identity);
 	s->agent_identity = NULL;
 	policy_stop(s);
+	metrics_shutdown(s);
 }

@@ -13,6 +13,7 @@
 #include "db.h"
 #include "err.h"
 #include "log.h"
+#include "metrics.h"
 #include "routes.h"
 #include "server.h"
 #include "util.h"
@@ -153,8 +154,10 @@ api_call_free(struct api_call *c)
 {
 	if (c == NULL)
 		return;
-	if (c->srv != NULL)
+	if (c->srv != NULL) {
 		access_log(c);
+		metrics_observe(c->srv, c->route ? c->route->pattern : NULL, c->status, &c->t0);
+	}
 	query_free(&c->query);
 	json_decref(c->body);
 	auth_principal_reset(&c->who);

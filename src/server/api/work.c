@@ -600,6 +600,17 @@ lease_scan(struct loop *l, void *arg)
 	free(envs);
 }
 
+size_t
+work_poller_count(struct server *s)
+{
+	size_t n = 0;
+	if (s->waiters == NULL)
+		return 0;
+	for (struct waiter *w = s->waiters->head; w; w = w->next)
+		n++;
+	return n;
+}
+
 int
 work_init(struct server *s)
 {

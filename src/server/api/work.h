@@ -15,6 +15,8 @@ int work_session_live(struct server *s, const char *session_id, bool *live);
 /* Wakes long-polls of an environment after a commit that enqueued work. */
 void work_kick(struct server *s, const char *environment_id);
 
+/* Long-polls held open now (GET /metrics). */
+size_t work_poller_count(struct server *s);
 int work_init(struct server *s);
 void work_shutdown(struct server *s);
 

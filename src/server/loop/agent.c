@@ -1133,6 +1133,17 @@ agent_init(struct server *s)
 	return 0;
 }
 
+size_t
+agent_calls_in_flight(struct server *s)
+{
+	size_t n = 0;
+	if (s->agents == NULL)
+		return 0;
+	for (struct asess *a = s->agents->list; a; a = a->next)
+		n += (a->xfer != NULL) + (a->mcp_call_id[0] != '\0') + a->mcp_listing;
+	return n;
+}
+
 void
 agent_shutdown(struct server *s)
 {

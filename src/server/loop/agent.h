@@ -4,6 +4,8 @@
 #ifndef AL_SERVER_AGENT_H
 #define AL_SERVER_AGENT_H
 
+#include <stddef.h>
+
 struct server;
 
 /* New user events were committed for the session (user.message, user.tool_result,
@@ -16,5 +18,7 @@ void agent_session_drop(struct server *s, const char *session_id);
 /* Starts the runtime and resumes sessions that were running before a restart. */
 int agent_init(struct server *s);
 void agent_shutdown(struct server *s);
+/* Model and MCP calls in flight, all sessions (GET /metrics, the drain). */
+size_t agent_calls_in_flight(struct server *s);
 
 #endif

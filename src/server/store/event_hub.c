@@ -306,6 +306,12 @@ events_close_streams(struct server *s, const char *session_id)
 	}
 }
 
+size_t
+events_stream_count(struct server *s)
+{
+	return s->hub ? s->hub->nstreams : 0;
+}
+
 int
 events_init(struct server *s)
 {

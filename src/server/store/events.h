@@ -59,6 +59,8 @@ struct events_sub *events_subscribe(struct server *s, const char *session_id, bo
 void events_unsubscribe(struct server *s, struct events_sub *sub);
 /* Ends every open stream of a session (deleted sessions). */
 void events_close_streams(struct server *s, const char *session_id);
+/* Open streams, all sessions (GET /metrics). */
+size_t events_stream_count(struct server *s);
 
 int events_init(struct server *s);
 void events_shutdown(struct server *s);

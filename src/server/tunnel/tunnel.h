@@ -77,7 +77,8 @@ int tunnel_resolve_host(struct server *s, const char *host, char *tunnel_id, cha
 /* Edge bookkeeping used by the API module. */
 void tunnel_edge_close_tunnel(struct server *s, const char *tunnel_id); /* archive */
 unsigned tunnel_edge_conn_count(struct server *s, const char *tunnel_id);
-const char *tunnel_domain(struct server *s); /* configured suffix, e.g. "tunnel.localhost" */
+unsigned tunnel_edge_conn_total(struct server *s); /* all tunnels (GET /metrics) */
+const char *tunnel_domain(struct server *s);       /* configured suffix, e.g. "tunnel.localhost" */
 
 /* Ingress entry shared by the API route and the host-routed listener. cred_header is
  * the lower-case header that carried the airlock credential (stripped before

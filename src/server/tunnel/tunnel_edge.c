@@ -799,6 +799,17 @@ tunnel_edge_conn_count(struct server *s, const char *tunnel_id)
 	return n;
 }
 
+unsigned
+tunnel_edge_conn_total(struct server *s)
+{
+	unsigned n = 0;
+	if (s->tunnel == NULL)
+		return 0;
+	for (struct edge_conn *c = s->tunnel->conns; c; c = c->next)
+		n += c->state == EC_H2 && !c->closing;
+	return n;
+}
+
 /* GET /metrics on the loopback metrics listener: Prometheus text format 0.0.4. */
 static void
 metrics_handler(struct http_request *req, void *arg)

@@ -1,0 +1,255 @@
+// GET /metrics (docs/server/metrics.md): the exposition is read by the official
+// Prometheus Python client's parser (Debian python3-prometheus-client; npm's
+// parse-prometheus-text-format drops the labels of labelled histograms, so it cannot
+// check ours) and by a strict line check of our own (the client is lenient: it takes
+// "name 2 3 4" as 2), and the values are compared with what the test did:
+// requests by route family and status class, the latency histogram, sessions by status,
+// work per environment, held polls, open event streams, the database probe. Auth: a
+// server API key on the API listener; none on metrics.listen.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { existsSync, rmSync } from 'node:fs';
+import path from 'node:path';
+import { startServer } from './lib/server.mjs';
+import { setupSession } from './lib/session.mjs';
+
+const NAME = /^[a-zA-Z_:][a-zA-Z0-9_:]*$/;
+const SAMPLE =
+  /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{((?:[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\\n]|\\[\\"n])*")(?:,[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\\n]|\\[\\"n])*")*)\})? (-?[0-9]+(?:\.[0-9]+)?(?:e[+-]?[0-9]+)?|\+Inf|-Inf|NaN)$/;
+
+// Text format 0.0.4, strictly: every sample belongs to the family whose TYPE came last,
+// a family's samples are contiguous and typed once, counters end in _total, histogram
+// buckets rise to +Inf == _count, no series twice. Returns {name: [{labels, value}]}.
+function strictParse(text) {
+  assert.ok(text.endsWith('\n'), 'the exposition ends with a newline');
+  const families = new Map();
+  const seen = new Set();
+  let cur = null;
+  for (const line of text.slice(0, -1).split('\n')) {
+    let m;
+    if ((m = /^# HELP (\S+) (.+)$/.exec(line))) {
+      assert.match(m[1], NAME, line);
+      assert.ok(!families.has(m[1]), `family ${m[1]} appears twice`);
+      continue;
+    }
+    if ((m = /^# TYPE (\S+) (counter|gauge|histogram)$/.exec(line))) {
+      assert.ok(!families.has(m[1]), `TYPE twice for ${m[1]}`);
+      cur = { name: m[1], type: m[2], samples: [] };
+      families.set(m[1], cur);
+      if (m[2] === 'counter') assert.match(m[1], /_total$/, `counter ${m[1]} ends in _total`);
+      continue;
+    }
+    assert.ok(!line.startsWith('#'), `unexpected comment: ${line}`);
+    m = SAMPLE.exec(line);
+    assert.ok(m, `not a sample line: ${JSON.stringify(line)}`);
+    assert.ok(cur, `sample before any TYPE: ${line}`);
+    const [, name, lab = '', value] = m;
+    const allowed =
+      cur.type === 'histogram' ? [`${cur.name}_bucket`, `${cur.name}_sum`, `${cur.name}_count`] : [cur.name];
+    assert.ok(allowed.includes(name), `${name} outside its family ${cur.name}`);
+    const key = `${name}{${lab}}`;
+    assert.ok(!seen.has(key), `series twice: ${key}`);
+    seen.add(key);
+    const labels = {};
+    for (const p of lab.match(/[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\]|\\.)*"/g) ?? []) {
+      const i = p.indexOf('=');
+      labels[p.slice(0, i)] = p.slice(i + 2, -1);
+    }
+    cur.samples.push({ name, labels, value: Number(value === '+Inf' ? Infinity : value) });
+  }
+  const out = {};
+  for (const f of families.values()) {
+    if (f.type === 'histogram') {
+      const byFam = new Map();
+      for (const s of f.samples) {
+        const k = s.labels.family;
+        if (!byFam.has(k)) byFam.set(k, { buckets: [], sum: null, count: null });
+        const h = byFam.get(k);
+        if (s.name.endsWith('_bucket')) h.buckets.push([s.labels.le, s.value]);
+        else if (s.name.endsWith('_sum')) h.sum = s.value;
+        else h.count = s.value;
+      }
+      for (const [k, h] of byFam) {
+        let prev = -1;
+        let prevLe = -Infinity;
+        for (const [le, v] of h.buckets) {
+          const n = le === '+Inf' ? Infinity : Number(le);
+          assert.ok(n > prevLe, `${f.name}{family=${k}}: le ${le} after ${prevLe}`);
+          assert.ok(v >= prev, `${f.name}{family=${k}}: bucket ${le} fell`);
+          prevLe = n;
+          prev = v;
+        }
+        assert.equal(h.buckets.at(-1)?.[0], '+Inf', `${f.name}{family=${k}} ends with +Inf`);
+        assert.equal(h.buckets.at(-1)[1], h.count, `${f.name}{family=${k}}: +Inf == _count`);
+        assert.ok(h.sum >= 0, `${f.name}{family=${k}}: _sum present`);
+      }
+    }
+    out[f.name] = f.samples;
+  }
+  return out;
+}
+
+// The official client's reading of text: {code: 0, families} or {code: 77} (not
+// installed) or {code: 3, stderr} (refused). Debian's module belongs to /usr/bin/python3.
+function officialParse(text) {
+  const py = existsSync('/usr/bin/python3') ? '/usr/bin/python3' : 'python3';
+  const r = spawnSync(py, [path.join(import.meta.dirname, 'lib', 'prom_parse.py')], { input: text, encoding: 'utf8' });
+  return { code: r.status, stderr: r.stderr, families: r.status === 0 ? JSON.parse(r.stdout) : null };
+}
+const OFFICIAL_MISSING = officialParse('').code === 77;
+
+const value = (m, name, labels = {}) => {
+  const s = (m[name] ?? []).find((x) => Object.entries(labels).every(([k, v]) => x.labels[k] === v));
+  return s?.value;
+};
+
+async function scrape(srv, { key = srv.apiKey, url = `${srv.baseURL}/metrics` } = {}) {
+  const r = await fetch(url, { headers: key ? { 'x-api-key': key } : {} });
+  const text = await r.text();
+  return { status: r.status, type: r.headers.get('content-type'), text };
+}
+
+let exposition = null; // the first test's scrape, for the official parser's test
+
+test('GET /metrics: a server key, the text format, and values that follow what the server did', async (t) => {
+  const srv = await startServer({ args: ['--metrics-listen', '127.0.0.1:0'] });
+  t.after(() => srv.stop());
+  const side = /metrics listening".*?port=(\d+)/.exec(srv.log());
+  assert.ok(side, `metrics listener logged: ${srv.log()}`);
+  const sideURL = `http://127.0.0.1:${side[1]}/metrics`;
+
+  // auth on the API listener: none and an environment key are refused
+  assert.equal((await scrape(srv, { key: null })).status, 401);
+  const { env, envKey, client, agent } = await setupSession(srv);
+  const r403 = await fetch(`${srv.baseURL}/metrics`, { headers: { authorization: `Bearer ${envKey}` } });
+  assert.equal(r403.status, 403, 'an environment key may not read metrics');
+
+  // what we count on: 3 unmatched 404s, one 400 on sessions, two more sessions
+  for (let i = 0; i < 3; i++) await fetch(`${srv.baseURL}/v1/nothing-here-${i}`, { headers: { 'x-api-key': srv.apiKey } });
+  const bad = await fetch(`${srv.baseURL}/v1/sessions`, {
+    method: 'POST',
+    headers: { 'x-api-key': srv.apiKey, 'content-type': 'application/json' },
+    body: '{"agent": 7}',
+  });
+  assert.equal(bad.status, 400);
+  await client.beta.sessions.create({ agent: agent.id, environment_id: env.id });
+  await client.beta.sessions.create({ agent: agent.id, environment_id: env.id });
+
+  const a = await scrape(srv);
+  assert.equal(a.status, 200);
+  assert.equal(a.type, 'text/plain; version=0.0.4; charset=utf-8');
+  const m = strictParse(a.text);
+  exposition = a.text;
+  assert.equal(value(m, 'airlock_database_info', { engine: 'sqlite' }), 1);
+
+  assert.equal(value(m, 'airlock_http_requests_total', { family: 'unmatched', status_class: '4xx' }), 3);
+  assert.equal(value(m, 'airlock_http_requests_total', { family: 'sessions', status_class: '4xx' }), 1);
+  assert.ok(value(m, 'airlock_http_requests_total', { family: 'sessions', status_class: '2xx' }) >= 3);
+  assert.equal(value(m, 'airlock_http_requests_total', { family: 'metrics', status_class: '4xx' }), 2);
+  assert.equal(value(m, 'airlock_sessions', { status: 'idle' }), 3, 'three sessions, all idle');
+  assert.equal(value(m, 'airlock_sessions', { status: 'running' }), 0);
+  // each session start queues one work item for the environment, none polled yet
+  assert.equal(value(m, 'airlock_work_queue_depth', { environment_id: env.id }), 3);
+  assert.equal(value(m, 'airlock_work_leased', { environment_id: env.id }), 0);
+  assert.equal(value(m, 'airlock_database_up'), 1);
+  assert.ok(value(m, 'airlock_database_ping_seconds') >= 0);
+  assert.equal(value(m, 'airlock_event_streams'), 0);
+  assert.equal(value(m, 'airlock_tunnel_connections'), 0);
+  assert.ok(value(m, 'process_resident_memory_bytes') > 0);
+
+  // a poll takes one item: one less queued, one leased
+  const poll = await fetch(`${srv.baseURL}/v1/environments/${env.id}/work/poll`, {
+    headers: { authorization: `Bearer ${envKey}` },
+  });
+  assert.equal(poll.status, 200);
+  assert.ok((await poll.json())?.id, 'the poll got an item');
+  let b = strictParse((await scrape(srv)).text);
+  assert.equal(value(b, 'airlock_work_queue_depth', { environment_id: env.id }), 2);
+  assert.equal(value(b, 'airlock_work_leased', { environment_id: env.id }), 1);
+
+  // an open event stream and a held long-poll are gauges while they last
+  const sessions = await client.beta.sessions.list();
+  const sid = sessions.data[0].id;
+  const ac = new AbortController();
+  const sse = await fetch(`${srv.baseURL}/v1/sessions/${sid}/events/stream`, {
+    headers: { 'x-api-key': srv.apiKey },
+    signal: ac.signal,
+  });
+  assert.equal(sse.status, 200);
+  b = strictParse((await scrape(srv)).text);
+  assert.equal(value(b, 'airlock_event_streams'), 1);
+  ac.abort();
+  let streams = 1;
+  for (let i = 0; i < 50 && streams !== 0; i++) {
+    await new Promise((r) => setTimeout(r, 50));
+    streams = value(strictParse((await scrape(srv)).text), 'airlock_event_streams');
+  }
+  assert.equal(streams, 0, 'the stream is gone from the gauge once its client left');
+
+  const empty = await client.beta.environments.create({ name: 'idle', config: { type: 'self_hosted' } });
+  const ek = await (
+    await fetch(`${srv.baseURL}/v1/environments/${empty.id}/keys`, {
+      method: 'POST',
+      headers: { 'x-api-key': srv.apiKey, 'content-type': 'application/json' },
+      body: '{}',
+    })
+  ).json();
+  let pollers = 0;
+  for (let i = 0; i < 5 && pollers !== 1; i++) {
+    const held = fetch(`${srv.baseURL}/v1/environments/${empty.id}/work/poll?block_ms=999`, {
+      headers: { authorization: `Bearer ${ek.key}` },
+    });
+    await new Promise((r) => setTimeout(r, 100));
+    pollers = value(strictParse((await scrape(srv)).text), 'airlock_work_pollers');
+    await (await held).text();
+  }
+  assert.equal(pollers, 1, 'a held long-poll shows in airlock_work_pollers');
+
+  // metrics.listen: the same families without a credential; nothing else is served there
+  const s1 = await scrape(srv, { key: null, url: sideURL });
+  assert.equal(s1.status, 200);
+  assert.equal(s1.type, 'text/plain; version=0.0.4; charset=utf-8');
+  assert.deepEqual(Object.keys(strictParse(s1.text)).sort(), Object.keys(m).sort());
+  assert.equal((await fetch(sideURL.replace('/metrics', '/v1/sessions'))).status, 404);
+  assert.equal((await fetch(sideURL, { method: 'POST', body: 'x' })).status, 405);
+
+  // the database gone under the server: the probe says so (and readyz agrees)
+  rmSync(path.join(srv.dataDir, 'airlock.db'));
+  const c = strictParse((await scrape(srv, { key: null, url: sideURL })).text);
+  assert.equal(value(c, 'airlock_database_up'), 0);
+  assert.equal((await fetch(`${srv.baseURL}/readyz`)).status, 503);
+});
+
+test('the official Prometheus client parses the exposition to the same families and values', {
+  skip: OFFICIAL_MISSING && 'python3-prometheus-client is not installed (tools/deps.sh installs it)',
+}, () => {
+  assert.ok(exposition, 'the first test scraped');
+  const p = officialParse(exposition);
+  assert.equal(p.code, 0, `refused: ${p.stderr}`);
+  const mine = strictParse(exposition);
+  // the client names a counter's family without _total; its samples keep it
+  const names = p.families.map((f) => (f.type === 'counter' ? `${f.name}_total` : f.name)).sort();
+  assert.deepEqual(names, Object.keys(mine).sort());
+  for (const f of p.families) {
+    const key = f.type === 'counter' ? `${f.name}_total` : f.name;
+    assert.equal(f.samples.length, mine[key].length, `${key}: sample count`);
+    for (const s of f.samples) {
+      const v = value(mine, key, s.labels);
+      const got = mine[key].find(
+        (x) => x.name === s.name && JSON.stringify(Object.entries(x.labels).sort()) === JSON.stringify(Object.entries(s.labels).sort()),
+      );
+      assert.ok(got, `${s.name}${JSON.stringify(s.labels)} in the strict reading (${v})`);
+      assert.equal(got.value, s.value === '+Inf' ? Infinity : s.value, `${s.name}${JSON.stringify(s.labels)}`);
+    }
+  }
+  // and it refuses what is not the format (the check can fail)
+  assert.equal(officialParse('airlock_x{a="1"} not-a-number\n').code, 3);
+});
+
+test('metrics.listen that cannot be bound stops the start with a clear error', async () => {
+  await assert.rejects(
+    startServer({ args: ['--metrics-listen', 'not-an-address'] }),
+    /cannot listen for metrics.*not-an-address/s,
+  );
+});
