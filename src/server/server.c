@@ -54,6 +54,8 @@ server_usage(FILE *f)
 	    "  --metrics-listen ADDR:PORT  GET /metrics without a credential, plain HTTP\n"
 	    "                         (AIRLOCK_METRICS_LISTEN; on the API listener /metrics\n"
 	    "                         takes a server API key; docs/server/metrics.md)\n"
+	    "  --drain-timeout DURATION  how long TERM waits for requests and agent calls in\n"
+	    "                         flight (AIRLOCK_DRAIN_TIMEOUT, default 30s, 1s-3600s)\n"
 	    "\n"
 	    "environment:\n"
 	    "  AIRLOCK_API_KEY        a server API key accepted in addition to issued keys\n"
@@ -78,7 +80,9 @@ server_usage(FILE *f)
 	    "  AIRLOCK_AGENT_IDENTITY_PREVIOUS_KEY_FILE  agent identity tokens\n"
 	    "  (each YAML key's variable: docs/server/config.md)\n"
 	    "\n"
-	    "signals: HUP reloads certificates and the policy file; TERM/INT stop.\n"
+	    "signals: HUP reloads certificates and the policy file; TERM/INT drain (new\n"
+	    "connections refused, /readyz 503, in-flight work finishes) and exit 0; a second\n"
+	    "TERM/INT exits at once.\n"
 	    "exit status: 0 ok, 1 failure, 2 usage or configuration error\n");
 }
 
@@ -123,6 +127,7 @@ config_file_load(struct server_config *cfg, const char *path, enum log_format *f
 	struct cfg c;
 	const json_t *tls = NULL, *model = NULL, *logm = NULL;
 	uint64_t ttl = cfg->lease_ttl_s, ping = cfg->sse_ping_ms / 1000;
+	uint64_t drain = cfg->drain_timeout_s;
 	char *api_key_file = NULL, *model_key_file = NULL, *f = NULL, *l = NULL;
 	int r;
 	static const char *const top[] = {"listen",
@@ -139,6 +144,7 @@ config_file_load(struct server_config *cfg, const char *path, enum log_format *f
 	                                  "policy_file",
 	                                  "audit",
 	                                  "metrics",
+	                                  "drain_timeout_seconds",
 	                                  NULL};
 	static const char *const tunnel_keys[] = {
 	    "listen", "tls", "domain", "ingress_listen", "metrics_listen", NULL};
@@ -167,6 +173,7 @@ config_file_load(struct server_config *cfg, const char *path, enum log_format *f
 	    (r = cfg_get_str(&c, c.root, "api_key_file", &api_key_file)) ||
 	    (r = cfg_get_seconds(&c, c.root, "lease_ttl_seconds", 1, 600, &ttl)) ||
 	    (r = cfg_get_seconds(&c, c.root, "sse_ping_seconds", 1, 300, &ping)) ||
+	    (r = cfg_get_seconds(&c, c.root, "drain_timeout_seconds", 1, 3600, &drain)) ||
 	    (r = cfg_get_map(&c, c.root, "tls", &tls)) ||
 	    (r = cfg_get_map(&c, c.root, "model", &model)) ||
 	    (r = cfg_get_map(&c, c.root, "log", &logm)))
@@ -242,6 +249,7 @@ config_file_load(struct server_config *cfg, const char *path, enum log_format *f
 	}
 	cfg->lease_ttl_s = (unsigned)ttl;
 	cfg->sse_ping_ms = (unsigned)ping * 1000;
+	cfg->drain_timeout_s = (unsigned)drain;
 	if (api_key_file && (r = read_secret_file(api_key_file, &cfg->api_key)) != 0)
 		goto out_quiet;
 	if (oidc_secret_file &&
@@ -288,6 +296,22 @@ env_uint(const char *name, unsigned lo, unsigned hi, unsigned *dst)
 		return;
 	}
 	*dst = (unsigned)n;
+}
+
+/* A drain timeout from the environment or a flag: 1 s to 1 h, in the duration forms
+ * the lease TTL takes (30, 30s, 2m). */
+static int
+parse_drain_timeout(const char *v, const char *what, unsigned *out)
+{
+	uint64_t t;
+	if (parse_duration_ms(v, 3600000, &t) != 0 || t % 1000 != 0 || t < 1000) {
+		fprintf(stderr,
+		        "airlock server: %s: must be a duration from 1s to 3600s (30, 30s, 2m)\n",
+		        what);
+		return AL_E_INVAL;
+	}
+	*out = (unsigned)(t / 1000);
+	return 0;
 }
 
 static int
@@ -340,6 +364,9 @@ config_from_env(struct server_config *cfg)
 		secret_free(cfg->model_api_key);
 		cfg->model_api_key = xstrdup(v);
 	}
+	if ((v = getenv("AIRLOCK_DRAIN_TIMEOUT")) && *v &&
+	    parse_drain_timeout(v, "AIRLOCK_DRAIN_TIMEOUT", &cfg->drain_timeout_s) != 0)
+		return AL_E_INVAL;
 	if ((v = getenv("AIRLOCK_LEASE_TTL")) && *v) {
 		uint64_t t;
 		if (parse_duration_ms(v, 600000, &t) != 0 || t % 1000 != 0 || t < 1000) {
@@ -360,12 +387,18 @@ flag_str(char **dst)
 	*dst = xstrdup(optarg);
 }
 
+/* The first TERM/INT drains (server_drain.c); a second one is an operator who will not
+ * wait: the loop stops now. */
 static void
 on_signal(struct loop *l, int signo, void *arg)
 {
 	struct server *s = arg;
-	log_info("shutting down", "signal", signo == SIGTERM ? "TERM" : "INT");
-	http_server_shutdown(s->http);
+	const char *name = signo == SIGTERM ? "TERM" : "INT";
+	if (!s->draining) {
+		server_drain(s, name);
+		return;
+	}
+	log_warn("second signal: exiting without waiting for the drain", "signal", name);
 	loop_stop(l);
 }
 
@@ -414,6 +447,7 @@ server_config_load(struct server_config *cfg, int argc, char **argv, enum log_fo
 	cfg->model_base_url = xstrdup("https://api.anthropic.com");
 	cfg->lease_ttl_s = 90;
 	cfg->sse_ping_ms = 15000;
+	cfg->drain_timeout_s = 30;
 	cfg->model_max_retries = 5;
 	cfg->model_retry_base_ms = 1000;
 	cfg->model_max_tokens = 8192;
@@ -496,6 +530,7 @@ server_open(struct server *srv)
 void
 server_close(struct server *srv)
 {
+	server_drain_cancel(srv);
 	if (srv->started)
 		server_hooks_stop(srv);
 	srv->started = false;
@@ -532,6 +567,7 @@ server_main(int argc, char **argv)
 	    {"tunnel-ingress-listen", required_argument, NULL, 1005},
 	    {"tunnel-metrics-listen", required_argument, NULL, 1006},
 	    {"metrics-listen", required_argument, NULL, 1007},
+	    {"drain-timeout", required_argument, NULL, 1008},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
@@ -601,6 +637,13 @@ server_main(int argc, char **argv)
 			break;
 		case 1007:
 			flag_str(&srv.cfg.metrics_listen);
+			break;
+		case 1008:
+			if (parse_drain_timeout(optarg, "--drain-timeout",
+			                        &srv.cfg.drain_timeout_s) != 0) {
+				rc = 2;
+				goto out;
+			}
 			break;
 		case 'h':
 			server_usage(stdout);

@@ -4,6 +4,7 @@
 #define AL_SERVER_H
 
 #include <stdbool.h>
+#include <stdint.h>
 
 #include "db.h"
 #include "http.h"
@@ -59,6 +60,7 @@ struct server_config {
 	char *master_key_file;        /* AIRLOCK_MASTER_KEY_FILE; NULL: <data_dir>/master.key */
 	char *audit_file;     /* AIRLOCK_AUDIT_FILE, audit.file; NULL: <data_dir>/audit.jsonl */
 	char *metrics_listen; /* AIRLOCK_METRICS_LISTEN, metrics.listen: /metrics without a key */
+	unsigned drain_timeout_s; /* AIRLOCK_DRAIN_TIMEOUT, drain_timeout_seconds: 30 (1-3600) */
 	struct server_tunnel_config tunnel;
 	struct server_identity_config identity;
 };
@@ -98,6 +100,10 @@ struct server {
 	struct server_metrics *metrics; /* request counters, metrics.listen (api/metrics.c) */
 	int port;                       /* bound port */
 	bool started;
+	/* server_drain.c: set by the first TERM/INT until the loop stops */
+	bool draining;
+	uint64_t drain_started_ms;
+	struct loop_timer *drain_timer;
 };
 
 int server_main(int argc, char **argv);
@@ -116,5 +122,11 @@ void server_policy_reload(struct server *srv, const char *why);
  * modules. cfg must be filled. server_close undoes it (safe on a partial open). */
 int server_open(struct server *srv);
 void server_close(struct server *srv);
+/* The first TERM/INT (server_drain.c, docs/server/drain.md): /readyz says 503, the
+ * listener closes, streams end, held polls are answered, the agent loop starts nothing
+ * new; the loop stops once no connection and no agent call is left, or after
+ * cfg.drain_timeout_s. */
+void server_drain(struct server *srv, const char *signame);
+void server_drain_cancel(struct server *srv);
 
 #endif

@@ -543,7 +543,8 @@ probe(struct api_call *c)
 		api_reply_json(c, 200, json_pack("{s:s}", "status", "ok"));
 		return true;
 	}
-	const char *why = db_ping(c->srv->db) != 0
+	const char *why = c->srv->draining ? "draining: the server is shutting down"
+	                  : db_ping(c->srv->db) != 0
 	                      ? "the database file is gone, replaced or unreadable"
 	                  : audit_refusing(c->srv) ? "the audit log cannot be written"
 	                                           : NULL;

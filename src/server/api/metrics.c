@@ -362,6 +362,9 @@ metrics_render(struct server *s, struct buf *b)
 	family_header(b, "airlock_tunnel_connections", "gauge",
 	              "Gateway connections registered on the tunnel edge (0 when it is off).");
 	buf_addf(b, "airlock_tunnel_connections %u\n", tunnel_edge_conn_total(s));
+	family_header(b, "airlock_draining", "gauge",
+	              "1 from the first TERM/INT until exit (readyz says 503), else 0.");
+	buf_addf(b, "airlock_draining %d\n", s->draining ? 1 : 0);
 	family_header(b, "airlock_agent_calls_in_flight", "gauge",
 	              "Model and MCP calls the agent loop has in flight.");
 	buf_addf(b, "airlock_agent_calls_in_flight %zu\n", agent_calls_in_flight(s));

@@ -619,8 +619,10 @@ work_init(struct server *s)
 	return 0;
 }
 
+/* Every held poll gets the empty answer now: the worker polls again and, while this
+ * server drains, reaches another replica (its listener is closed). */
 void
-work_shutdown(struct server *s)
+work_release_pollers(struct server *s)
 {
 	if (s->waiters == NULL)
 		return;
@@ -630,6 +632,14 @@ work_shutdown(struct server *s)
 		waiter_remove(s, w);
 		api_reply_json(c, 200, json_null());
 	}
+}
+
+void
+work_shutdown(struct server *s)
+{
+	if (s->waiters == NULL)
+		return;
+	work_release_pollers(s);
 	loop_timer_cancel(s->loop, s->waiters->lease_timer);
 	free(s->waiters);
 	s->waiters = NULL;

@@ -17,6 +17,8 @@ void work_kick(struct server *s, const char *environment_id);
 
 /* Long-polls held open now (GET /metrics). */
 size_t work_poller_count(struct server *s);
+/* Answers every held poll with no work at once (the drain). */
+void work_release_pollers(struct server *s);
 int work_init(struct server *s);
 void work_shutdown(struct server *s);
 

@@ -92,6 +92,7 @@ struct agent_runtime {
 	unsigned max_tokens;
 	unsigned mcp_timeout_ms;
 	unsigned mcp_call_timeout_ms;
+	bool draining; /* agent_drain: record what returns, start nothing */
 };
 
 static void step(struct asess *a);
@@ -381,8 +382,9 @@ call_failed(struct asess *a, bool retryable, const char *kind, const char *messa
 	answer_reset(a);
 	json_decref(a->agent);
 	a->agent = NULL;
-	if (!again)
-		return;
+	if (!again || rt->draining)
+		return; /* draining: the session is 'rescheduling' in the log; the next server
+		           retries */
 	uint64_t delay = (uint64_t)rt->retry_base_ms << (a->attempt - 1 < 16 ? a->attempt - 1 : 16);
 	if (delay > RETRY_CAP_MS)
 		delay = RETRY_CAP_MS;
@@ -1050,10 +1052,14 @@ step(struct asess *a)
 			continue;
 		}
 		case AGENT_ACT_RUN_MCP:
+			if (rt->draining)
+				goto drained;
 			/* Allowed MCP calls run here, in the control plane, one at a time. */
 			mcp_run_next(a, sdoc, json_array_get(v.mcp_run, 0), status, v.acks);
 			goto out;
 		case AGENT_ACT_CALL_MODEL:
+			if (rt->draining)
+				goto drained;
 			if (mcp_list_if_needed(a, sdoc, status))
 				goto out;
 			call_model(a, sdoc, &v, status);
@@ -1066,6 +1072,11 @@ step(struct asess *a)
 		goto out;
 	}
 	log_warn("agent loop step did not settle", "session_id", a->id);
+	goto out;
+drained:
+	/* the log already says what is owed; whoever runs the session next reads it */
+	log_info("draining: the session's next call is left to the next server", "session_id",
+	         a->id);
 out:
 	if (have_view)
 		agent_view_free(&v);
@@ -1131,6 +1142,20 @@ agent_init(struct server *s)
 		free(ids);
 	}
 	return 0;
+}
+
+void
+agent_drain(struct server *s)
+{
+	struct agent_runtime *rt = s->agents;
+	if (rt == NULL)
+		return;
+	rt->draining = true;
+	/* a retry waiting for its backoff is not in flight: the next server makes it */
+	for (struct asess *a = rt->list; a; a = a->next) {
+		loop_timer_cancel(s->loop, a->retry_timer);
+		a->retry_timer = NULL;
+	}
 }
 
 size_t

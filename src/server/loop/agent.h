@@ -20,5 +20,9 @@ int agent_init(struct server *s);
 void agent_shutdown(struct server *s);
 /* Model and MCP calls in flight, all sessions (GET /metrics, the drain). */
 size_t agent_calls_in_flight(struct server *s);
+/* The server drains: calls in flight finish and are recorded, nothing new starts (a
+ * model call, an MCP call, a retry); the sessions stay as the log leaves them, and the
+ * next server to start (or another replica) resumes them from it. */
+void agent_drain(struct server *s);
 
 #endif

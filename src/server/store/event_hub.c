@@ -312,6 +312,21 @@ events_stream_count(struct server *s)
 	return s->hub ? s->hub->nstreams : 0;
 }
 
+void
+events_close_all_streams(struct server *s)
+{
+	if (s->hub == NULL)
+		return;
+	for (size_t b = 0; b < HUB_BUCKETS; b++) {
+		while (s->hub->buckets[b]) {
+			struct events_sub *st = s->hub->buckets[b];
+			s->hub->buckets[b] = st->next;
+			s->hub->nstreams--;
+			sub_end(st);
+		}
+	}
+}
+
 int
 events_init(struct server *s)
 {
@@ -325,13 +340,7 @@ events_shutdown(struct server *s)
 {
 	if (s->hub == NULL)
 		return;
-	for (size_t b = 0; b < HUB_BUCKETS; b++) {
-		while (s->hub->buckets[b]) {
-			struct events_sub *st = s->hub->buckets[b];
-			s->hub->buckets[b] = st->next;
-			sub_end(st);
-		}
-	}
+	events_close_all_streams(s);
 	loop_timer_cancel(s->loop, s->hub->ping_timer);
 	events_discard(s);
 	free(s->hub);

@@ -61,6 +61,8 @@ void events_unsubscribe(struct server *s, struct events_sub *sub);
 void events_close_streams(struct server *s, const char *session_id);
 /* Open streams, all sessions (GET /metrics). */
 size_t events_stream_count(struct server *s);
+/* Ends every open stream cleanly (the drain: clients resume with Last-Event-ID). */
+void events_close_all_streams(struct server *s);
 
 int events_init(struct server *s);
 void events_shutdown(struct server *s);

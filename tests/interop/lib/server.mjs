@@ -52,7 +52,11 @@ export async function startServer({ env = {}, args = [], dataDir } = {}) {
       if (proc.exitCode === null && proc.signalCode === null) {
         const done = new Promise((resolve) => proc.once('exit', resolve));
         proc.kill('SIGTERM');
+        // TERM drains (docs/server/drain.md): a test that leaves a model call in flight
+        // need not wait out the drain timeout; a second TERM exits at once.
+        const again = setTimeout(() => proc.kill('SIGTERM'), 3000);
         await done;
+        clearTimeout(again);
       }
       if (ownDir) rmSync(dir, { recursive: true, force: true });
     },
