@@ -72,6 +72,13 @@ struct http_conn {
 	struct loop_timer *close_timer;
 	size_t head_bytes;
 	size_t body_bytes;
+	size_t body_max; /* this request's: max_body_bytes, or its sink's */
+	struct http_body_sink sink;
+	bool sink_on;         /* the body goes to sink; sink.abort pending until dispatch */
+	int sink_err;         /* the sink refused the body */
+	const char *sink_msg; /* and why */
+	bool linger;          /* an error answer went out mid-body: drain, then close */
+	size_t lingered;
 	/* request under construction / in flight */
 	struct http_request *req;
 	struct buf url;
@@ -98,9 +105,12 @@ struct http_server {
 	size_t nconns;
 	bool shutting_down;
 	llhttp_settings_t settings;
+	http_body_hook_fn *body_hook;
+	void *body_hook_arg;
 };
 
 static void conn_process(struct http_conn *c);
+static void conn_timeout(struct loop *l, void *arg);
 static void conn_close_soon(struct http_conn *c);
 static void conn_flush(struct http_conn *c);
 static void conn_update_interest(struct http_conn *c);
@@ -170,6 +180,8 @@ request_free(struct http_request *r)
 {
 	if (r == NULL)
 		return;
+	if (r->sink_arg != NULL && r->sink_abort != NULL)
+		r->sink_abort(r, r->sink_arg); /* a handler that never claimed it */
 	free(r->method);
 	free(r->target);
 	free(r->path);
@@ -230,6 +242,10 @@ on_message_begin(llhttp_t *p)
 	c->last_was_value = false;
 	c->head_bytes = 0;
 	c->body_bytes = 0;
+	c->body_max = c->srv->lim.max_body_bytes;
+	c->sink_on = false;
+	c->sink_err = 0;
+	c->sink_msg = NULL;
 	if (c->state == CONN_IDLE)
 		c->state = CONN_HEAD;
 	return 0;
@@ -362,9 +378,20 @@ on_headers_complete(llhttp_t *p)
 	r->target = xstrndup(c->url.data ? c->url.data : "", c->url.len);
 	if (split_target(r) != 0)
 		return HPE_USER;
-	if ((p->flags & F_CONTENT_LENGTH) && p->content_length > c->srv->lim.max_body_bytes)
-		return HPE_USER;
 	if (!framing_unambiguous(r))
+		return HPE_USER;
+	if (c->srv->body_hook) {
+		struct http_body_sink sink = {0};
+		if (c->srv->body_hook(r, &sink, c->srv->body_hook_arg)) {
+			c->sink = sink;
+			c->sink_on = true;
+			c->body_max = sink.max_bytes;
+			r->body_streamed = true;
+			r->sink_arg = sink.arg;
+			r->sink_abort = sink.abort;
+		}
+	}
+	if ((p->flags & F_CONTENT_LENGTH) && p->content_length > c->body_max)
 		return HPE_USER;
 	c->keep_alive = llhttp_should_keep_alive(p);
 	c->state = CONN_BODY;
@@ -384,6 +411,16 @@ on_body(llhttp_t *p, const char *at, size_t len)
 {
 	struct http_conn *c = parser_conn(p);
 	c->body_bytes += len;
+	if (c->sink_on) {
+		if (c->body_bytes > c->body_max)
+			return HPE_USER;
+		int r = c->sink.write(c->req, at, len, c->sink.arg, &c->sink_msg);
+		if (r != 0) {
+			c->sink_err = r;
+			return HPE_USER;
+		}
+		return 0;
+	}
 	if (buf_add(&c->req->body, at, len))
 		return HPE_USER;
 	return 0;
@@ -502,6 +539,14 @@ conn_flush(struct http_conn *c)
 		buf_reset(&c->out);
 		c->out_off = 0;
 	}
+	if (c->out.len == 0 && c->close_after_write && c->linger) {
+		/* the answer is out: say so with a FIN, and drain until the client's own
+		 * (or the linger timer) */
+		if (c->ssl == NULL)
+			shutdown(c->fd, SHUT_WR);
+		conn_update_interest(c);
+		return;
+	}
 	if (c->out.len == 0 && c->close_after_write) {
 		conn_close_soon(c);
 		return;
@@ -519,9 +564,27 @@ conn_flush(struct http_conn *c)
  * reference error envelope, with its own request-id like every other answer, then
  * closes: the connection's framing can no longer be trusted. */
 static void
+conn_sink_abort(struct http_conn *c)
+{
+	if (!c->sink_on)
+		return;
+	c->sink_on = false;
+	if (c->req && c->req->sink_arg) {
+		void *arg = c->req->sink_arg;
+		c->req->sink_arg = NULL;
+		if (c->sink.abort)
+			c->sink.abort(c->req, arg);
+	}
+}
+
+#define LINGER_MS 2000
+#define LINGER_MAX_BYTES (64u << 20)
+
+static void
 conn_error_reply(struct http_conn *c, int status, const char *type, const char *message)
 {
 	struct buf b;
+	conn_sink_abort(c);
 	char *rid = id_new("req_");
 	buf_init(&b, 4096);
 	buf_addf(&b,
@@ -536,7 +599,11 @@ conn_error_reply(struct http_conn *c, int status, const char *type, const char *
 	free(rid);
 	c->close_after_write = true;
 	c->state = CONN_HANDLING;
-	c->reading_off = true;
+	c->reading_off = !c->linger;
+	if (c->linger) {
+		loop_timer_cancel(c->srv->loop, c->timer);
+		c->timer = loop_timer_add(c->srv->loop, LINGER_MS, conn_timeout, c);
+	}
 	conn_flush(c);
 }
 
@@ -588,6 +655,7 @@ conn_free_now(struct loop *l, void *arg)
 	struct http_server *s = c->srv;
 	c->close_timer = NULL;
 	loop_timer_cancel(l, c->timer);
+	conn_sink_abort(c);
 	loop_fd_del(l, c->fd);
 	if (c->abort && !c->chunked) {
 		/* A reset, not a FIN: the client of a close-delimited answer must not take
@@ -675,12 +743,23 @@ conn_process(struct http_conn *c)
 			bool too_big_head = c->head_bytes > c->srv->lim.max_header_bytes;
 			bool too_big_body =
 			    c->req && (c->req->body.len >= c->req->body.max ||
+			               c->body_bytes > c->body_max || c->sink_err == AL_E_TOOBIG ||
 			               ((c->parser.flags & F_CONTENT_LENGTH) &&
-			                c->parser.content_length > c->srv->lim.max_body_bytes));
+			                c->parser.content_length > c->body_max));
+			bool refused = c->sink_err != 0 && c->sink_err != AL_E_TOOBIG;
+			char why[192]; /* copied: the message may live in what the abort frees */
+			snprintf(why, sizeof(why), "%s",
+			         refused && c->sink_msg ? c->sink_msg : "malformed request body");
+			/* A client still sending its body reads the answer only if we keep
+			 * taking the body for a while (lingering close, RFC 9112 9.6). */
+			c->linger = c->state == CONN_BODY && (too_big_body || refused);
+			conn_sink_abort(c);
 			if (too_big_head)
 				reply_parse_error(c, 431, "request headers too large");
 			else if (too_big_body)
 				reply_parse_error(c, 413, "request body too large");
+			else if (refused)
+				reply_parse_error(c, 400, why);
 			else
 				reply_parse_error(c, 400, "malformed HTTP request");
 			return;
@@ -703,6 +782,7 @@ conn_process(struct http_conn *c)
 	buf_free(&c->hval);
 	if (c->in.len == 0)
 		buf_wipe_free(&c->in);
+	c->sink_on = false; /* the handler may claim the sink's state (see request_free) */
 	c->srv->handler(c->req, c->srv->arg);
 }
 
@@ -785,6 +865,14 @@ conn_read(struct http_conn *c)
 		if (r != 0) {
 			conn_close_soon(c);
 			return;
+		}
+		if (c->linger) {
+			c->lingered += got;
+			if (c->lingered > LINGER_MAX_BYTES) {
+				conn_close_soon(c);
+				return;
+			}
+			continue;
 		}
 		if (buf_add(&c->in, chunk, got) != 0) {
 			reply_parse_error(c, 431, "request too large");
@@ -981,6 +1069,13 @@ http_server_listen(struct http_server *s, const char *addr, struct tls_server_ct
 	li->srv = s;
 	s->listeners[s->nlisteners++] = li;
 	return loop_fd_set(s->loop, li->fd, LOOP_READ, accept_ready, li);
+}
+
+void
+http_server_set_body_hook(struct http_server *s, http_body_hook_fn *fn, void *arg)
+{
+	s->body_hook = fn;
+	s->body_hook_arg = arg;
 }
 
 void

@@ -32,7 +32,31 @@ struct http_request {
 	struct buf body;
 	char peer[64]; /* "127.0.0.1:54321" for logs */
 	void *user;    /* handler-owned state for held requests */
+	/* A body taken as a stream (http_server_set_body_hook): body stays empty, and
+	 * sink_arg is what the hook gave. The handler claims it by setting sink_arg to
+	 * NULL; unclaimed, it goes to sink_abort when the request is freed. */
+	bool body_streamed;
+	void *sink_arg;
+	void (*sink_abort)(struct http_request *req, void *arg);
 };
+
+/* Streaming request bodies, for uploads too large to hold: when a request's head is
+ * complete the hook may take its body. Each piece goes to write() as it arrives instead
+ * of into req->body; the handler runs at the end as usual. */
+struct http_body_sink {
+	size_t max_bytes; /* this body's limit instead of max_body_bytes: 413 beyond */
+	/* 0 to go on; AL_E_TOOBIG answers 413, anything else 400 with *message (or a
+	 * generic one). The request never reaches the handler after a failure. */
+	int (*write)(struct http_request *req, const char *data, size_t len, void *arg,
+	             const char **message);
+	/* The body will not reach a handler (client gone, malformed or refused body), or
+	 * the handler left it unclaimed: free arg and what it holds. */
+	void (*abort)(struct http_request *req, void *arg);
+	void *arg;
+};
+/* Called with method, target, path, query and headers filled; returns true after
+ * filling *sink to stream the body, false to buffer it as usual. */
+typedef bool http_body_hook_fn(struct http_request *req, struct http_body_sink *sink, void *arg);
 
 /* Called once per complete request. The handler must eventually call http_respond()
  * or http_stream_start(); until then the request stays held. */
@@ -54,6 +78,7 @@ struct http_limits {
 
 struct http_server *http_server_new(struct loop *l, const struct http_limits *lim,
                                     http_handler_fn *handler, void *arg);
+void http_server_set_body_hook(struct http_server *s, http_body_hook_fn *fn, void *arg);
 /* Listens on "host:port" ("127.0.0.1:8400", "[::1]:0", "0.0.0.0:443"). With tls non-NULL
  * every connection is TLS. *bound_port (optional) receives the actual port. */
 int http_server_listen(struct http_server *s, const char *addr, struct tls_server_ctx *tls,
