@@ -17,6 +17,7 @@
 #include "log.h"
 #include "net.h"
 #include "server.h"
+#include "file_store.h"
 #include "key_store.h"
 #include "server_hooks.h"
 #include "tls.h"
@@ -145,6 +146,7 @@ config_file_load(struct server_config *cfg, const char *path, enum log_format *f
 	                                  "audit",
 	                                  "metrics",
 	                                  "drain_timeout_seconds",
+	                                  "files",
 	                                  NULL};
 	static const char *const tunnel_keys[] = {
 	    "listen", "tls", "domain", "ingress_listen", "metrics_listen", NULL};
@@ -164,6 +166,8 @@ config_file_load(struct server_config *cfg, const char *path, enum log_format *f
 	static const char *const audit_keys[] = {"file", NULL};
 	static const char *const metrics_keys[] = {"listen", NULL};
 	const json_t *metrics = NULL;
+	static const char *const files_keys[] = {"max_bytes", NULL};
+	const json_t *filesm = NULL;
 
 	if ((r = cfg_load(&c, path)) != 0)
 		goto out;
@@ -176,7 +180,12 @@ config_file_load(struct server_config *cfg, const char *path, enum log_format *f
 	    (r = cfg_get_seconds(&c, c.root, "drain_timeout_seconds", 1, 3600, &drain)) ||
 	    (r = cfg_get_map(&c, c.root, "tls", &tls)) ||
 	    (r = cfg_get_map(&c, c.root, "model", &model)) ||
-	    (r = cfg_get_map(&c, c.root, "log", &logm)))
+	    (r = cfg_get_map(&c, c.root, "log", &logm)) ||
+	    (r = cfg_get_map(&c, c.root, "files", &filesm)))
+		goto out;
+	if (filesm && ((r = cfg_only_keys(&c, filesm, files_keys)) ||
+	               (r = cfg_get_uint(&c, filesm, "max_bytes", 1, FILES_MAX_BYTES_CAP,
+	                                 &cfg->files_max_bytes))))
 		goto out;
 	if (tls && ((r = cfg_only_keys(&c, tls, tls_keys)) ||
 	            (r = cfg_get_str(&c, tls, "cert_file", &cfg->tls_cert_file)) ||
@@ -367,6 +376,15 @@ config_from_env(struct server_config *cfg)
 	if ((v = getenv("AIRLOCK_DRAIN_TIMEOUT")) && *v &&
 	    parse_drain_timeout(v, "AIRLOCK_DRAIN_TIMEOUT", &cfg->drain_timeout_s) != 0)
 		return AL_E_INVAL;
+	if ((v = getenv("AIRLOCK_FILES_MAX_BYTES")) && *v) {
+		uint64_t n;
+		if (parse_uint_cstr(v, FILES_MAX_BYTES_CAP, &n) != 0 || n == 0) {
+			fprintf(stderr, "airlock server: AIRLOCK_FILES_MAX_BYTES: must be a byte "
+			                "count from 1 to 1099511627776 (1 TiB)\n");
+			return AL_E_INVAL;
+		}
+		cfg->files_max_bytes = n;
+	}
 	if ((v = getenv("AIRLOCK_LEASE_TTL")) && *v) {
 		uint64_t t;
 		if (parse_duration_ms(v, 600000, &t) != 0 || t % 1000 != 0 || t < 1000) {
@@ -453,6 +471,7 @@ server_config_load(struct server_config *cfg, int argc, char **argv, enum log_fo
 	cfg->model_max_tokens = 8192;
 	cfg->mcp_timeout_ms = 30000;
 	cfg->mcp_call_timeout_ms = 120000;
+	cfg->files_max_bytes = 100u << 20;
 	for (int i = 1; i < argc; i++) {
 		const char *path = NULL;
 		if (strcmp(argv[i], "--config") == 0 && i + 1 < argc)
@@ -519,6 +538,9 @@ server_open(struct server *srv)
 		return r;
 	srv->loop = loop_new();
 	srv->http = http_server_new(srv->loop, NULL, api_dispatch, srv);
+	http_server_set_body_hook(srv->http, api_body_hook, srv);
+	if ((r = file_store_init(srv->db, srv->cfg.data_dir)) != 0)
+		return r;
 	if ((r = server_hooks_start(srv)) != 0) {
 		log_error("cannot start server modules", "error", al_strerror(r));
 		return r;

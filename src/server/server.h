@@ -61,6 +61,8 @@ struct server_config {
 	char *audit_file;     /* AIRLOCK_AUDIT_FILE, audit.file; NULL: <data_dir>/audit.jsonl */
 	char *metrics_listen; /* AIRLOCK_METRICS_LISTEN, metrics.listen: /metrics without a key */
 	unsigned drain_timeout_s; /* AIRLOCK_DRAIN_TIMEOUT, drain_timeout_seconds: 30 (1-3600) */
+	uint64_t files_max_bytes; /* AIRLOCK_FILES_MAX_BYTES, files.max_bytes; 100 MiB */
+#define FILES_MAX_BYTES_CAP (1ull << 40)
 	struct server_tunnel_config tunnel;
 	struct server_identity_config identity;
 };

@@ -101,6 +101,14 @@ api_reply_err(struct api_call *c, int err, const char *message)
 	api_reply_error(c, 500, "api_error", NULL, "internal error");
 }
 
+bool
+api_body_hook(struct http_request *req, struct http_body_sink *sink, void *srv)
+{
+	if (strcmp(req->method, "POST") == 0 && strcmp(req->path, "/v1/files") == 0)
+		return files_upload_hook(srv, req, sink);
+	return false;
+}
+
 static void
 held_closed(struct http_request *req, void *arg)
 {

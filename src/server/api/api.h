@@ -86,6 +86,11 @@ struct api_route {
  * docs/decisions.md, "NUL in tool output". */
 #define API_NUL_TEXT (1u << 30)
 
+/* The HTTP server's body hook: the upload routes take their bodies as streams
+ * (files.c); every other request is buffered. */
+bool api_body_hook(struct http_request *req, struct http_body_sink *sink, void *srv);
+bool files_upload_hook(struct server *srv, struct http_request *req, struct http_body_sink *sink);
+
 /* Entry point from the HTTP server. Every reply (api_reply_*) frees the call:
  * handlers must not touch c after replying. */
 void api_dispatch(struct http_request *req, void *srv);

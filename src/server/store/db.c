@@ -131,6 +131,15 @@ static const struct migration migrations[] = {
      "  created_at BIGINT NOT NULL, archived_at BIGINT);"
      "CREATE INDEX tunnel_certificates_tunnel ON tunnel_certificates(tunnel_id, seq);",
      NULL},
+    /* 9: files (file_store.c). The bytes live under <data_dir>/files/<id>; the row is
+     * committed only after they are synced there. archived_at stays NULL (files are
+     * deleted, not archived) so the shared list code applies. */
+    {"CREATE TABLE files ("
+     "  id TEXT PRIMARY KEY, seq BIGINT NOT NULL UNIQUE, created_at BIGINT NOT NULL,"
+     "  archived_at BIGINT, scope_id TEXT, size_bytes BIGINT NOT NULL, sha256 TEXT NOT NULL,"
+     "  doc TEXT NOT NULL);"
+     "CREATE INDEX files_scope ON files(scope_id, seq);",
+     NULL},
 };
 
 #define N_MIGRATIONS (sizeof(migrations) / sizeof(migrations[0]))

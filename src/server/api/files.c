@@ -1,0 +1,450 @@
+/* /v1/files: uploads streamed from the socket through the multipart parser into a
+ * temporary file (never whole in memory), synced and renamed before the row commits;
+ * downloads streamed back at the pace the client reads. docs/server/files.md. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <openssl/evp.h>
+
+#include "api.h"
+#include "audit.h"
+#include "auth.h"
+#include "err.h"
+#include "file_store.h"
+#include "log.h"
+#include "multipart.h"
+#include "routes.h"
+#include "server.h"
+#include "util.h"
+#include "validate.h"
+#include "xalloc.h"
+
+#define FILES_MAX_NAME 255        /* bytes of a filename */
+#define FILES_MAX_MIME 255        /* bytes of a part's Content-Type */
+#define FILES_FORM_SLACK 65536    /* multipart framing allowed around the file's bytes */
+#define FILES_DL_CHUNK 65536      /* bytes read per download step */
+#define FILES_DL_QUEUE (1u << 20) /* unsent download bytes before we wait for a drain */
+
+/* ---- uploads ---- */
+
+struct upload {
+	struct server *srv;
+	struct multipart *mp;
+	int fd; /* the temporary file, -1 before the file part */
+	char tmp[FILE_STORE_PATH_MAX];
+	char *filename, *mime;
+	uint64_t size, max;
+	EVP_MD_CTX *sha;
+	bool in_file, have_file;
+	char msg[160]; /* why the body was refused */
+};
+
+static void
+upload_free(struct upload *u)
+{
+	if (u == NULL)
+		return;
+	if (u->fd >= 0) {
+		close(u->fd);
+		unlink(u->tmp); /* nothing stored half-way */
+	}
+	multipart_free(u->mp);
+	EVP_MD_CTX_free(u->sha);
+	free(u->filename);
+	free(u->mime);
+	free(u);
+}
+
+static int
+upload_refuse(struct upload *u, int err, const char *msg)
+{
+	snprintf(u->msg, sizeof(u->msg), "%s", msg);
+	return err;
+}
+
+static bool
+utf8_text_ok(const char *s, size_t max)
+{
+	size_t n = strlen(s);
+	if (n == 0 || n > max)
+		return false;
+	json_t *j = json_string(s); /* NULL on invalid UTF-8 */
+	json_decref(j);
+	return j != NULL;
+}
+
+static int
+up_begin(const struct multipart_part *p, void *arg)
+{
+	struct upload *u = arg;
+	if (strcmp(p->name, "file") != 0)
+		return upload_refuse(u, AL_E_INVAL,
+		                     strcmp(p->name, "expires_in_seconds") == 0
+		                         ? "expires_in_seconds: not supported (airlock keeps files "
+		                           "until they are deleted)"
+		                         : "form: unknown field (only file is accepted)");
+	if (u->have_file)
+		return upload_refuse(u, AL_E_INVAL, "file: more than one file part");
+	if (p->filename == NULL || !utf8_text_ok(p->filename, FILES_MAX_NAME))
+		return upload_refuse(u, AL_E_INVAL,
+		                     "file: a filename of 1 to 255 bytes of UTF-8 is required");
+	if (!utf8_text_ok(p->content_type, FILES_MAX_MIME))
+		return upload_refuse(u, AL_E_INVAL, "file: bad Content-Type");
+	int r = file_store_tmp_open(u->srv->cfg.data_dir, u->tmp, sizeof(u->tmp), &u->fd);
+	if (r != 0)
+		return upload_refuse(u, AL_E_IO, "cannot store the upload");
+	u->filename = xstrdup(p->filename);
+	u->mime = xstrdup(p->content_type);
+	u->have_file = true;
+	u->in_file = true;
+	return 0;
+}
+
+static int
+up_data(const char *d, size_t n, void *arg)
+{
+	struct upload *u = arg;
+	if (!u->in_file)
+		return 0;
+	if (n > u->max - u->size)
+		return upload_refuse(u, AL_E_TOOBIG, "file too large");
+	u->size += n;
+	EVP_DigestUpdate(u->sha, d, n);
+	while (n > 0) {
+		ssize_t w = write(u->fd, d, n);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0) {
+			log_error("cannot write an upload", "path", u->tmp, "error",
+			          strerror(errno));
+			return upload_refuse(u, AL_E_IO, "cannot store the upload");
+		}
+		d += w;
+		n -= (size_t)w;
+	}
+	return 0;
+}
+
+static int
+up_end(void *arg)
+{
+	struct upload *u = arg;
+	u->in_file = false;
+	return 0;
+}
+
+static const struct multipart_cb upload_cb = {up_begin, up_data, up_end};
+
+static struct upload *
+upload_new(struct server *srv, const char *content_type)
+{
+	char boundary[MULTIPART_MAX_BOUNDARY + 1];
+	if (multipart_boundary(content_type, boundary, sizeof(boundary)) != 0)
+		return NULL;
+	struct upload *u = xcalloc(1, sizeof(*u));
+	u->srv = srv;
+	u->fd = -1;
+	u->max = srv->cfg.files_max_bytes;
+	u->sha = EVP_MD_CTX_new();
+	if (u->sha == NULL || EVP_DigestInit_ex(u->sha, EVP_sha256(), NULL) != 1)
+		abort(); /* out of memory: daemons abort on OOM */
+	u->mp = multipart_new(boundary, NULL, &upload_cb, u);
+	return u;
+}
+
+static int
+upload_write(struct http_request *req, const char *data, size_t len, void *arg,
+             const char **message)
+{
+	struct upload *u = arg;
+	int r = multipart_feed(u->mp, data, len);
+	if (r != 0)
+		*message = u->msg[0] ? u->msg : multipart_error(u->mp);
+	return r;
+}
+
+static void
+upload_abort(struct http_request *req, void *arg)
+{
+	upload_free(arg);
+}
+
+bool
+files_upload_hook(struct server *srv, struct http_request *req, struct http_body_sink *sink)
+{
+	struct principal who = {0};
+	char why[256];
+	/* Only a caller the route will accept streams: anyone else gets the buffered path
+	 * (the usual 32 MiB cap) and the usual 401/403 from dispatch, so no stranger can
+	 * make us write 100 MiB to disk. A user token whose key must be fetched first
+	 * goes that way too. */
+	bool ok = auth_resolve(srv, req, &who, why, sizeof(why)) == 0 &&
+	          (who.kind == PRINCIPAL_API_KEY ||
+	           (who.kind == PRINCIPAL_USER && auth_user_may(who.role, "POST", "/v1/files")));
+	auth_principal_reset(&who);
+	if (!ok)
+		return false;
+	struct upload *u = upload_new(srv, http_request_header(req, "content-type"));
+	if (u == NULL)
+		return false; /* not multipart: the handler says so */
+	*sink = (struct http_body_sink){
+	    .max_bytes = (size_t)u->max + FILES_FORM_SLACK,
+	    .write = upload_write,
+	    .abort = upload_abort,
+	    .arg = u,
+	};
+	return true;
+}
+
+static json_t *
+file_doc(const char *id, const struct upload *u, int64_t now)
+{
+	return json_pack("{s:s, s:s, s:s, s:s, s:I, s:o, s:b}", "type", "file", "id", id,
+	                 "filename", u->filename, "mime_type", u->mime, "size_bytes",
+	                 (json_int_t)u->size, "created_at", api_time(now), "downloadable", 1);
+}
+
+static void
+upload_file(struct api_call *c)
+{
+	struct upload *u = NULL;
+	json_t *doc = NULL;
+	char *id = NULL;
+	int r;
+	if (c->http->body_streamed) {
+		u = c->http->sink_arg; /* ours now */
+		c->http->sink_arg = NULL;
+	} else {
+		/* a small body, or a caller the head could not vouch for: the same parser */
+		u = upload_new(c->srv, http_request_header(c->http, "content-type"));
+		if (u == NULL) {
+			api_reply_error(c, 400, "invalid_request_error", NULL,
+			                "Content-Type must be multipart/form-data with a boundary");
+			return;
+		}
+		if ((r = multipart_feed(u->mp, c->http->body.data, c->http->body.len)) != 0) {
+			api_reply_error(c,
+			                r == AL_E_TOOBIG ? 413
+			                : r == AL_E_IO   ? 500
+			                                 : 400,
+			                r == AL_E_IO ? "api_error" : "invalid_request_error", NULL,
+			                "%s", u->msg[0] ? u->msg : multipart_error(u->mp));
+			goto out;
+		}
+	}
+	if (multipart_finish(u->mp) != 0) {
+		api_reply_error(c, 400, "invalid_request_error", NULL, "%s",
+		                multipart_error(u->mp));
+		goto out;
+	}
+	if (!u->have_file) {
+		api_reply_error(c, 400, "invalid_request_error", NULL, "file: Field required");
+		goto out;
+	}
+	uint8_t md[EVP_MAX_MD_SIZE];
+	unsigned mdlen = 0;
+	char hex[2 * EVP_MAX_MD_SIZE + 1];
+	EVP_DigestFinal_ex(u->sha, md, &mdlen);
+	for (unsigned i = 0; i < mdlen; i++)
+		snprintf(hex + 2 * i, 3, "%02x", md[i]);
+	id = id_new("file_");
+	int64_t now = now_real_us();
+	/* bytes durable under their name first, then the row, then the answer */
+	r = file_store_publish(c->srv->cfg.data_dir, u->fd, u->tmp, id);
+	u->fd = -1;
+	if (r != 0) {
+		api_reply_err(c, AL_E_IO, "cannot store the file");
+		goto out;
+	}
+	doc = file_doc(id, u, now);
+	if (file_store_insert(c->srv->db, id, doc, now, NULL, u->size, hex) != 0) {
+		file_store_unlink(c->srv->cfg.data_dir, id);
+		api_reply_err(c, AL_E_IO, "cannot store the file");
+		goto out;
+	}
+	char size[24];
+	snprintf(size, sizeof(size), "%llu", (unsigned long long)u->size);
+	log_info("file uploaded", "file_id", id, "size_bytes", size);
+	audit_api(c, "file.create", NULL, "ok",
+	          json_pack("{s:s, s:I, s:s}", "file_id", id, "size_bytes", (json_int_t)u->size,
+	                    "sha256", hex));
+	api_reply_json(c, 200, doc);
+	doc = NULL;
+out:
+	json_decref(doc);
+	free(id);
+	upload_free(u);
+}
+
+/* ---- reads ---- */
+
+static json_t *
+file_for_call(struct api_call *c)
+{
+	int err = 0;
+	json_t *doc = file_store_get(c->srv->db, c->params[0], &err);
+	if (doc == NULL)
+		api_reply_err(c, err == AL_E_NOTFOUND ? AL_E_NOTFOUND : AL_E_IO,
+		              err == AL_E_NOTFOUND ? "file not found" : "cannot read file");
+	return doc;
+}
+
+static void
+get_file(struct api_call *c)
+{
+	json_t *doc = file_for_call(c);
+	if (doc)
+		api_reply_json(c, 200, doc);
+}
+
+/* ids[] (≤ 100): those files that exist, in the order asked, on one page. */
+static void
+list_files_by_id(struct api_call *c)
+{
+	json_t *data = json_array();
+	size_t n = 0;
+	for (size_t i = 0; i < c->query.n; i++) {
+		const struct query_param *q = &c->query.params[i];
+		if (strcmp(q->key, "ids[]") != 0 && strcmp(q->key, "ids") != 0)
+			continue;
+		if (++n > 100) {
+			json_decref(data);
+			api_reply_error(c, 400, "invalid_request_error", NULL,
+			                "ids: at most 100 ids");
+			return;
+		}
+		int err = 0;
+		json_t *doc = file_store_get(c->srv->db, q->value, &err);
+		if (doc)
+			json_array_append_new(data, doc);
+		else if (err != AL_E_NOTFOUND) {
+			json_decref(data);
+			api_reply_err(c, AL_E_IO, "cannot list");
+			return;
+		}
+	}
+	api_reply_json(c, 200, json_pack("{s:o, s:n}", "data", data, "next_page"));
+}
+
+static void
+list_files(struct api_call *c)
+{
+	const char *scope = query_get(&c->query, "scope_id");
+	if (query_get(&c->query, "ids") || query_get(&c->query, "ids[]")) {
+		list_files_by_id(c);
+		return;
+	}
+	validate_list_docs(c, file_store_list, scope && *scope ? scope : NULL);
+}
+
+static void
+delete_file(struct api_call *c)
+{
+	int r = file_store_delete(c->srv->db, c->params[0]);
+	if (r != 0) {
+		api_reply_err(c, r, r == AL_E_NOTFOUND ? "file not found" : "cannot delete file");
+		return;
+	}
+	/* the row is gone (committed): the bytes follow; a crash here leaves bytes that
+	 * the next start removes */
+	file_store_unlink(c->srv->cfg.data_dir, c->params[0]);
+	log_info("file deleted", "file_id", c->params[0]);
+	audit_api(c, "file.delete", NULL, "ok", json_pack("{s:s}", "file_id", c->params[0]));
+	api_reply_json(c, 200, json_pack("{s:s, s:s}", "id", c->params[0], "type", "file_deleted"));
+}
+
+/* ---- downloads ---- */
+
+struct download {
+	struct api_call *c;
+	int fd;
+};
+
+static void
+download_free(struct download *d)
+{
+	if (d->fd >= 0)
+		close(d->fd);
+	free(d);
+}
+
+static void
+download_closed(struct api_call *c)
+{
+	download_free(c->owner); /* the client left; api frees c */
+}
+
+/* Reads and queues until the client is a megabyte behind or the file ends. */
+static void
+download_pump(struct http_request *req, void *arg)
+{
+	struct download *d = arg;
+	char chunk[FILES_DL_CHUNK];
+	while (http_stream_queued(req) < FILES_DL_QUEUE) {
+		ssize_t n = read(d->fd, chunk, sizeof(chunk));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			log_error("cannot read file bytes", "request_id", d->c->request_id, "error",
+			          strerror(errno));
+			struct api_call *c = d->c;
+			http_stream_abort(req); /* the client must not take a short file as whole */
+			download_free(d);
+			api_call_free(c);
+			return;
+		}
+		if (n == 0) {
+			struct api_call *c = d->c;
+			download_free(d);
+			api_stream_end(c);
+			return;
+		}
+		if (http_stream_write(req, chunk, (size_t)n) != 0)
+			return; /* gone: the close callback frees */
+	}
+}
+
+static void
+download_file(struct api_call *c)
+{
+	json_t *doc = file_for_call(c);
+	struct download *d = NULL;
+	uint64_t size = 0;
+	int fd = -1;
+	if (doc == NULL)
+		return;
+	int r = file_store_open(c->srv->cfg.data_dir, c->params[0], &fd, &size);
+	if (r != 0) {
+		api_reply_err(c, r == AL_E_NOTFOUND ? AL_E_IO : r, "cannot read file bytes");
+		goto out;
+	}
+	const char *mime = json_string_value(json_object_get(doc, "mime_type"));
+	struct http_header h[8];
+	size_t n = 0;
+	h[n++] = (struct http_header){"content-type", mime ? mime : "application/octet-stream"};
+	n = api_common_headers(c, h, n);
+	d = xcalloc(1, sizeof(*d));
+	d->c = c;
+	d->fd = fd;
+	c->status = 200;
+	api_hold(c, d, download_closed);
+	http_stream_start_chunked(c->http, 200, h, n);
+	http_stream_on_drain(c->http, download_pump, d);
+	download_pump(c->http, d);
+out:
+	json_decref(doc);
+}
+
+#define CREDS_FILES CREDS_API
+
+const struct api_route files_routes[] = {
+    {"POST", "/v1/files", CREDS_FILES | API_RAW_BODY, upload_file},
+    {"GET", "/v1/files", CREDS_FILES, list_files},
+    {"GET", "/v1/files/{}", CREDS_FILES, get_file},
+    {"DELETE", "/v1/files/{}", CREDS_FILES, delete_file},
+    {"GET", "/v1/files/{}/content", CREDS_FILES, download_file},
+    {NULL, NULL, 0, NULL},
+};
