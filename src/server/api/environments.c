@@ -7,6 +7,7 @@
 
 #include "api.h"
 #include "audit.h"
+#include "egress_policy.h"
 #include "environment_store.h"
 #include "err.h"
 #include "log.h"
@@ -27,7 +28,9 @@ reply_load_error(struct api_call *c, int err, const char *id)
 		api_reply_err(c, err, "cannot load environment");
 }
 
-/* config: {type:"self_hosted"} only. Replies 400 itself. */
+/* config: {type:"self_hosted"} with an optional `networking` (an airlock extension on
+ * self-hosted environments: issue 14, docs/worker/egress.md), checked as strictly as the
+ * worker reads it. Replies 400 itself. */
 static int
 check_config(struct api_call *c, const json_t *cfg, const char *current_type)
 {
@@ -60,19 +63,54 @@ check_config(struct api_call *c, const json_t *cfg, const char *current_type)
 		                "config.type: must be 'self_hosted'");
 		return AL_E_INVAL;
 	}
-	if (json_object_size(cfg) != 1) {
-		const char *k;
-		json_t *v;
-		json_object_foreach((json_t *)cfg, k, v)
-		{
-			if (strcmp(k, "type") != 0) {
-				api_reply_error(c, 400, "invalid_request_error", NULL,
-				                "config.%s: Extra inputs are not permitted", k);
-				return AL_E_INVAL;
-			}
+	const char *k;
+	json_t *v;
+	json_object_foreach((json_t *)cfg, k, v)
+	{
+		if (strcmp(k, "type") != 0 && strcmp(k, "networking") != 0) {
+			api_reply_error(c, 400, "invalid_request_error", NULL,
+			                "config.%.64s: Extra inputs are not permitted", k);
+			return AL_E_INVAL;
 		}
 	}
 	return 0;
+}
+
+/* The stored config after a create (cur NULL) or an update: on update, an omitted
+ * `networking` keeps its value, `null` removes it, and fields omitted from a `limited`
+ * one that stays `limited` keep theirs (the reference's update rule). The result is
+ * checked whole. Replies 400 itself and returns NULL. */
+static json_t *
+merge_config(struct api_call *c, const json_t *cfg, const json_t *cur)
+{
+	json_t *out = json_pack("{s:s}", "type", "self_hosted");
+	json_t *nw = json_object_get(cfg, "networking");
+	json_t *old = cur ? json_object_get(cur, "networking") : NULL;
+	struct egress_env env;
+	char err[300];
+	if (nw == NULL) {
+		if (old)
+			json_object_set(out, "networking", old);
+		return out;
+	}
+	if (json_is_null(nw))
+		return out;
+	if (json_is_object(nw) && json_is_object(old) &&
+	    json_equal(json_object_get(nw, "type"), json_object_get(old, "type"))) {
+		json_t *m = json_deep_copy(old);
+		json_object_update(m, nw);
+		json_object_set_new(out, "networking", m);
+	} else {
+		json_object_set(out, "networking", nw);
+	}
+	if (egress_env_parse(json_object_get(out, "networking"), "config.networking", &env, err,
+	                     sizeof(err)) != 0) {
+		api_reply_error(c, 400, "invalid_request_error", NULL, "%s", err);
+		json_decref(out);
+		return NULL;
+	}
+	egress_env_free(&env);
+	return out;
 }
 
 /* name, description, scope, metadata of body applied over doc. */
@@ -142,6 +180,12 @@ create_environment(struct api_call *c)
 	                "name", "", "description", "config", "type", "self_hosted", "metadata");
 	if (apply_fields(c, doc, false) != 0)
 		goto out;
+	if (cfg && !json_is_null(cfg)) {
+		json_t *merged = merge_config(c, cfg, NULL);
+		if (merged == NULL)
+			goto out;
+		json_object_set_new(doc, "config", merged);
+	}
 	json_object_set_new(doc, "created_at", api_time(now));
 	json_object_set_new(doc, "updated_at", api_time(now));
 	json_object_set_new(doc, "archived_at", json_null());
@@ -198,6 +242,12 @@ update_environment(struct api_call *c)
 	doc = json_deep_copy(cur);
 	if (apply_fields(c, doc, true) != 0)
 		goto out;
+	if (cfg && !json_is_null(cfg)) {
+		json_t *merged = merge_config(c, cfg, json_object_get(cur, "config"));
+		if (merged == NULL)
+			goto out;
+		json_object_set_new(doc, "config", merged);
+	}
 	if (json_equal(doc, cur)) {
 		api_reply_json(c, 200, cur);
 		cur = NULL;

@@ -189,6 +189,14 @@ try_claim(struct server *s, const char *env_id, const char *worker_id, uint64_t 
 		return NULL;
 	}
 	json_t *sj = json_pack("{s:s}", "sessions_token", token);
+	/* The environment's networking travels in the secret (an airlock extension the
+	 * SDK's worker ignores): it reaches `worker run` through its secret file as well as
+	 * the poller, and belongs to this delivery (docs/worker/egress.md). */
+	json_t *env = environment_store_get(s->db, env_id, &r);
+	json_t *nw = env ? json_object_get(json_object_get(env, "config"), "networking") : NULL;
+	if (nw && !json_is_null(nw))
+		json_object_set(sj, "networking", nw);
+	json_decref(env);
 	char *sjs = json_dumps(sj, JSON_COMPACT);
 	json_decref(sj);
 	secret = base64url_encode(sjs, strlen(sjs));
