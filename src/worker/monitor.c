@@ -7,6 +7,8 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <limits.h>
+#include <netinet/in.h>
+#include <sched.h>
 #include <linux/openat2.h>
 #include <poll.h>
 #include <pwd.h>
@@ -47,6 +49,7 @@ enum {
 	MON_DESTROY,     /* u32 sandbox_id */
 	MON_RESULT,      /* i32 err */
 	MON_REMOVE,      /* str session_id: remove its workspace (session_dirs) */
+	MON_EGRESS,      /* u32 sandbox_id: the proxy's listener in its netns (RESULT + fd) */
 };
 
 #define MAX_SANDBOXES 1024
@@ -100,7 +103,7 @@ static const struct {
 } requests[] = {
     {MON_CREATE, 0, 0},   {MON_SPAWN, RQ_SB, SANDBOX_MAX_CHILD_FDS},
     {MON_KILL, RQ_SB, 0}, {MON_DESTROY, RQ_SB, 0},
-    {MON_REMOVE, 0, 0},
+    {MON_REMOVE, 0, 0},   {MON_EGRESS, RQ_SB, 0},
 };
 
 static const char *req_argv[SANDBOX_MSG_MAX_STRV], *req_env[SANDBOX_MSG_MAX_STRV];
@@ -167,7 +170,7 @@ monitor_request_parse(struct sandbox_msg *rq, struct monitor_request *out)
 		if (sandbox_msg_get_str(rq, &out->session_id) != 0)
 			return AL_E_PROTO;
 		break;
-	default: /* MON_DESTROY: the id only */
+	default: /* MON_DESTROY, MON_EGRESS: the id only */
 		break;
 	}
 	return sandbox_msg_done(rq) ? 0 : AL_E_PROTO;
@@ -503,9 +506,57 @@ h_remove(struct mon *mo, struct slot *unused, const struct monitor_request *rq,
 	return 0;
 }
 
+/* EGRESS: a TCP listener on 127.0.0.1:MONITOR_EGRESS_PORT made inside the sandbox's
+ * network namespace, for the worker to accept on from outside (docs/worker/egress.md).
+ * The namespace keeps only `lo`: this socket is its one way out. Made here because
+ * only the monitor may enter the namespace; it returns to its own before anything else
+ * happens (a monitor left in a sandbox's netns would make the next spares there). */
+static int
+egress_listener(int pidfd, int *out)
+{
+	struct sockaddr_in sa = {.sin_family = AF_INET,
+	                         .sin_port = htons(MONITOR_EGRESS_PORT),
+	                         .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	int self = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC), fd = -1, r = 0;
+	if (self < 0)
+		return -errno;
+	if (setns(pidfd, CLONE_NEWNET) != 0) {
+		r = -errno;
+		goto out;
+	}
+	fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0 || listen(fd, 128) != 0)
+		r = -errno;
+	if (setns(self, CLONE_NEWNET) != 0) {
+		log_error("monitor: cannot return to its own network namespace", "error",
+		          strerror(errno));
+		abort();
+	}
+out:
+	close(self);
+	if (r != 0 && fd >= 0)
+		close(fd);
+	if (r == 0)
+		*out = fd;
+	return r;
+}
+
+static int
+h_egress(struct mon *mo, struct slot *s, const struct monitor_request *rq, struct sandbox_msg *rp,
+         int *rfd)
+{
+	int r = egress_listener(sandbox_pidfd(s->sb), rfd);
+	if (r != 0)
+		log_warn("monitor: cannot open the egress listener in the sandbox", "session_id",
+		         s->sid, "error", al_strerror(r));
+	(void)sandbox_msg_put_u32(rp, MON_RESULT);
+	(void)sandbox_msg_put_u32(rp, (uint32_t)r);
+	return 0;
+}
+
 static const struct handler handlers[] = {
     {MON_CREATE, h_create},   {MON_SPAWN, h_spawn},   {MON_KILL, h_kill},
-    {MON_DESTROY, h_destroy}, {MON_REMOVE, h_remove},
+    {MON_DESTROY, h_destroy}, {MON_REMOVE, h_remove}, {MON_EGRESS, h_egress},
 };
 
 /* One request. AL_E_PROTO: malformed (the caller ends the client); AL_E_CLOSED: EOF. */
@@ -540,8 +591,9 @@ serve_one(struct mon *mo, struct sandbox_msg *rq, struct sandbox_msg *rp)
 	if ((r = h->fn(mo, s, &req, rp, &rfd)) != 0)
 		return r;
 	r = sandbox_msg_send(mo->sock, rp, rfd >= 0 ? &rfd : NULL, rfd >= 0 ? 1 : 0);
-	if (rfd >= 0 && req.type == MON_SPAWN)
-		close(rfd); /* the status fd now lives in the client; the pidfd stays ours */
+	if (rfd >= 0 && (req.type == MON_SPAWN || req.type == MON_EGRESS))
+		close(rfd); /* the status fd and the listener now live in the client; the pidfd
+		             * stays ours */
 	return r;
 }
 
@@ -1183,6 +1235,24 @@ monitor_client_remove(struct monitor *m, const char *session_id)
 {
 	begin(m, MON_REMOVE);
 	return simple(m, sandbox_msg_put_str(&m->m, session_id));
+}
+
+int
+monitor_client_egress(struct monitor *m, uint32_t sandbox_id, int *fd)
+{
+	int32_t err;
+	int r;
+	begin(m, MON_EGRESS);
+	if ((r = sandbox_msg_put_u32(&m->m, sandbox_id)) != 0 ||
+	    (r = call(m, NULL, 0, MON_RESULT)) != 0)
+		return r;
+	if (sandbox_msg_get_i32(&m->m, &err) != 0)
+		return AL_E_PROTO;
+	if (err != 0)
+		return err;
+	if ((*fd = sandbox_msg_take_fd(&m->m, 0)) < 0)
+		return AL_E_PROTO;
+	return 0;
 }
 
 int

@@ -66,6 +66,10 @@ int monitor_client_destroy(struct monitor *m, uint32_t sandbox_id);
  * empty one from now on) and removed in the background, as the drop user. AL_E_CONFLICT
  * while the session has a sandbox; 0 when it has no workspace. */
 int monitor_client_remove(struct monitor *m, const char *session_id);
+/* The egress proxy's listening socket, made by the monitor inside the sandbox's network
+ * namespace on 127.0.0.1:MONITOR_EGRESS_PORT (non-blocking; the caller owns it). */
+#define MONITOR_EGRESS_PORT 3128
+int monitor_client_egress(struct monitor *m, uint32_t sandbox_id, int *fd);
 /* Whether the monitor is gone (its end of the socket closed). Only between calls (the
  * caller serializes them): a reply in flight would read as gone. */
 bool monitor_client_gone(struct monitor *m);
@@ -82,8 +86,9 @@ int monitor_client_send_raw(struct monitor *m, const void *p, size_t n);
  * ends its client. Not thread-safe. */
 struct sandbox_msg;
 struct monitor_request {
-	uint32_t type;       /* 101 CREATE, 103 SPAWN, 105 KILL, 106 DESTROY, 108 REMOVE */
-	uint32_t sandbox_id; /* SPAWN, KILL, DESTROY */
+	uint32_t type;       /* 101 CREATE, 103 SPAWN, 105 KILL, 106 DESTROY, 108 REMOVE,
+	                      * 109 EGRESS */
+	uint32_t sandbox_id; /* SPAWN, KILL, DESTROY, EGRESS */
 	const char *session_id, *workspace; /* CREATE, REMOVE (validated by the handler) */
 	uint32_t fdmask;                    /* SPAWN */
 	const char *path, *cwd;             /* SPAWN: "" = PATH search / /workspace */

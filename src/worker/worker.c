@@ -64,6 +64,7 @@ static const struct wopt {
     {"--config FILE", M_ALL, "YAML (docs/worker/config.md); environment and flags win"},
     {"--ca-file FILE", M_ALL, "[AIRLOCK_CA_FILE] PEM bundle to verify the API"},
     {"--unsandboxed", M_ALL, "run tools on the host, without a sandbox (logged)"},
+    {"--egress-policy FILE", M_ALL, "[AIRLOCK_EGRESS_POLICY] YAML: hosts sandboxes may reach"},
     {"--log-format text|json", M_ALL, "[AIRLOCK_LOG_FORMAT] (text)"},
     {"--log-level LEVEL", M_ALL, "[AIRLOCK_LOG_LEVEL] debug|info|warn|error (info)"},
     {"-h, --help", M_ALL, "this text"},
@@ -183,6 +184,9 @@ config_free(struct worker_config *c)
 	free(c->on_work);
 	free(c->worker_id);
 	free(c->ca_file);
+	free(c->egress_policy);
+	egress_operator_free(c->egress_op);
+	c->egress_op = NULL;
 	free(c->session_id);
 	free(c->work_id);
 	secret_free(c->work_secret);
@@ -337,6 +341,8 @@ parse_args(int argc, char **argv, struct worker_config *c)
 		set_str(&c->worker_id, v);
 	if ((v = env_or_null("AIRLOCK_CA_FILE")))
 		set_str(&c->ca_file, v);
+	if ((v = env_or_null("AIRLOCK_EGRESS_POLICY")))
+		set_str(&c->egress_policy, v);
 	if ((v = env_or_null("AIRLOCK_WORKDIR")))
 		set_str(&c->workdir, v);
 	if ((v = env_or_null("AIRLOCK_MAX_IDLE")) &&
@@ -407,6 +413,8 @@ parse_args(int argc, char **argv, struct worker_config *c)
 			set_str(&c->worker_id, v);
 		else if (OPT("--ca-file"))
 			set_str(&c->ca_file, v);
+		else if (OPT("--egress-policy"))
+			set_str(&c->egress_policy, v);
 		else if (OPT("--session-id"))
 			set_str(&c->session_id, v);
 		else if (OPT("--work-id"))
@@ -452,6 +460,14 @@ parse_args(int argc, char **argv, struct worker_config *c)
 		c->worker_id = default_worker_id();
 	if (secret_file != NULL && (r = read_secret_file(secret_file, &c->work_secret)) != 0)
 		goto out;
+	if (c->egress_policy != NULL) {
+		char err[600];
+		if ((r = egress_operator_load(c->egress_policy, &c->egress_op, err, sizeof(err))) !=
+		    0) {
+			fprintf(stderr, "airlock worker: --egress-policy: %s\n", err);
+			goto out;
+		}
+	}
 	if (c->work_secret == NULL && env_or_null("ANTHROPIC_WORK_SECRET") != NULL)
 		c->work_secret = xstrdup(getenv("ANTHROPIC_WORK_SECRET")); /* SDK handle_item */
 	r = 0;
@@ -554,7 +570,8 @@ child_env(struct worker *w, const char *work_id, const char *session_id, const c
 	                                   "ANTHROPIC_BASE_URL=",   "ANTHROPIC_WORK_SECRET=",
 	                                   "AIRLOCK_CA_FILE=",      "AIRLOCK_WORKDIR=",
 	                                   "AIRLOCK_MAX_IDLE=",     "AIRLOCK_LOG_FORMAT=",
-	                                   "AIRLOCK_LOG_LEVEL=",    "ANTHROPIC_WORK_SECRET_FILE="};
+	                                   "AIRLOCK_LOG_LEVEL=",    "ANTHROPIC_WORK_SECRET_FILE=",
+	                                   "AIRLOCK_EGRESS_POLICY="};
 	static const char *const lvls[] = {"debug", "info", "warn", "error"};
 	size_t n = 0;
 	while (environ[n])
@@ -579,6 +596,8 @@ child_env(struct worker *w, const char *work_id, const char *session_id, const c
 	if (w->cfg.ca_file != NULL)
 		env[k++] = xasprintf("AIRLOCK_CA_FILE=%s", w->cfg.ca_file);
 	env[k++] = xasprintf("AIRLOCK_WORKDIR=%s", w->cfg.workdir);
+	if (w->cfg.egress_policy != NULL)
+		env[k++] = xasprintf("AIRLOCK_EGRESS_POLICY=%s", w->cfg.egress_policy);
 	env[k++] = xasprintf("AIRLOCK_MAX_IDLE=%llums", (unsigned long long)w->cfg.max_idle_ms);
 	env[k++] =
 	    xasprintf("AIRLOCK_LOG_FORMAT=%s", w->cfg.log_format == LOG_FMT_JSON ? "json" : "text");

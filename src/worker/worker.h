@@ -11,6 +11,7 @@
 #include <jansson.h>
 
 #include "cfg.h"
+#include "egress_policy.h"
 #include "httpc.h"
 #include "log.h"
 #include "loop.h"
@@ -34,6 +35,10 @@ struct worker_config {
 	bool has_file;
 	const json_t *sandbox;
 	bool unsandboxed; /* --unsandboxed: tools run on the host (docs/worker/monitor.md) */
+	/* --egress-policy FILE: the most any session's sandbox may reach (NULL: no
+	 * network at all, as before; docs/worker/egress.md) */
+	char *egress_policy;
+	struct egress_operator *egress_op;
 	/* run mode */
 	char *session_id;
 	char *work_id;
@@ -95,6 +100,10 @@ bool wapi_fatal(int status, int err);
 /* Decodes a work secret (base64url JSON, padding optional) to its non-empty
  * sessions_token (heap, caller secret_free()s), or NULL. Never logs. */
 char *wapi_sessions_token(const char *secret, size_t len);
+/* The environment's `networking` the server put in the secret (an airlock extension;
+ * absent: EGRESS_ENV_NONE). AL_E_INVAL with err set when it is there but malformed. */
+int wapi_secret_networking(const char *secret, size_t len, struct egress_env *out, char *err,
+                           size_t errlen);
 /* Uniform random in [lo, hi]. */
 uint64_t wapi_jitter(uint64_t lo, uint64_t hi);
 /* error.message of an API error envelope, or "" (for logs; never carries secrets). */
@@ -156,7 +165,10 @@ int wexec_sandbox_check(const struct worker_config *c);
 /* Opens the per-session tool context on the session's own workspace,
  * <workdir>/sessions/<session_id> (made if missing: the same session finds its files
  * again), in a new sandbox for session_id. */
-int wexec_session_open(struct wexec *e, const char *workdir, const char *session_id);
+/* egress_fd: NULL = no network; else it receives the proxy's listener made in the
+ * session's sandbox (-1 when there is no sandbox to make it in). */
+int wexec_session_open(struct wexec *e, const char *workdir, const char *session_id,
+                       int *egress_fd);
 void wexec_session_close(struct wexec *e);
 /* The session's workspace (<workdir>/sessions/<id>) goes: when the session ended for good
  * (terminated, deleted). Not while its tools are open (AL_E_CONFLICT). */

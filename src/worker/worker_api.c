@@ -152,6 +152,31 @@ wapi_sessions_token(const char *secret, size_t len)
 	return tok;
 }
 
+int
+wapi_secret_networking(const char *secret, size_t len, struct egress_env *out, char *err,
+                       size_t errlen)
+{
+	unsigned char *raw = NULL;
+	size_t rlen = 0;
+	json_t *j = NULL;
+	int r = 0;
+	memset(out, 0, sizeof(*out));
+	if (secret == NULL || len == 0 || len > 64 * 1024 ||
+	    base64_decode_any(secret, len, &raw, &rlen) != 0)
+		return 0;
+	j = json_loadb((const char *)raw, rlen, JSON_REJECT_DUPLICATES, NULL);
+	explicit_wipe(raw, rlen);
+	free(raw);
+	if (json_is_object(j))
+		r = egress_env_parse(json_object_get(j, "networking"), "networking", out, err,
+		                     errlen);
+	json_t *t = json_object_get(j, "sessions_token");
+	if (json_is_string(t))
+		explicit_wipe((void *)json_string_value(t), json_string_length(t));
+	json_decref(j);
+	return r;
+}
+
 uint64_t
 wapi_jitter(uint64_t lo, uint64_t hi)
 {

@@ -18,6 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "egress.h"
 #include "err.h"
 #include "hostprobe.h"
 #include "log.h"
@@ -54,6 +55,7 @@ struct wexec {
 	bool sb_open;
 	uint32_t sb_id;
 	unsigned sb_live; /* processes spawned in it and not yet reaped */
+	bool net;         /* its egress listener exists: processes get the proxy variables */
 };
 
 /* ---- the session sandbox: process-wide state set up before any thread ---- */
@@ -513,6 +515,9 @@ sb_spawn(void *arg, const struct tool_spawn_req *req, void **proc)
 
 	if (req->nfds < 0 || req->nfds > SANDBOX_MAX_CHILD_FDS)
 		return AL_E_INVAL;
+	/* the proxy's variables first: the toolset's env cannot name them (env_allowed) */
+	for (size_t i = 0; e->net && egress_proxy_env[i] != NULL && n < ARRAY_LEN(env) - 1; i++)
+		env[n++] = egress_proxy_env[i];
 	for (size_t i = 0; req->envp != NULL && req->envp[i] != NULL && n < ARRAY_LEN(env) - 1; i++)
 		if (env_allowed(req->envp[i]))
 			env[n++] = req->envp[i];
@@ -799,12 +804,15 @@ ws_local(const char *workdir, const char *name, bool create, int *dfd, int *sfd)
 }
 
 int
-wexec_session_open(struct wexec *e, const char *workdir, const char *session_id)
+wexec_session_open(struct wexec *e, const char *workdir, const char *session_id, int *egress_fd)
 {
 	char name[65], *ws = NULL;
 	int r, dfd, sfd;
+	if (egress_fd)
+		*egress_fd = -1;
 	if (e->ctx != NULL)
 		return AL_E_CONFLICT;
+	e->net = false;
 	sandbox_name(session_id, name);
 	if (!sbx.on) {
 		if ((r = ws_local(workdir, name, true, &dfd, &sfd)) != 0) {
@@ -825,12 +833,18 @@ wexec_session_open(struct wexec *e, const char *workdir, const char *session_id)
 	ws = xasprintf("%s/sessions/%s", sbx.ws, name);
 	pthread_mutex_lock(&sbx.mu);
 	r = monitor_client_create(sbx.mon, name, ws, &e->sb_id);
+	/* before anything runs in it: nothing inside can have taken the port first */
+	if (r == 0 && egress_fd != NULL &&
+	    (r = monitor_client_egress(sbx.mon, e->sb_id, egress_fd)) != 0)
+		(void)monitor_client_destroy(sbx.mon, e->sb_id);
 	pthread_mutex_unlock(&sbx.mu);
 	if (r != 0) {
 		log_error("cannot create the session's sandbox", "session_id", name, "error",
 		          al_strerror(r));
+		free(ws);
 		return r;
 	}
+	e->net = egress_fd != NULL;
 	e->sb_open = true;
 	e->sb_live = 0;
 	struct tool_spawner sp = {.spawn = sb_spawn, .kill = sb_kill, .reap = sb_reap, .arg = e};

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "egress.h"
 #include "err.h"
 #include "log.h"
 #include "sse.h"
@@ -58,6 +59,10 @@ struct wsess {
 	/* result stands in for one the server refused */
 	bool result_is_stand_in;
 	bool tools_open;
+	/* the environment's networking (from the secret) and, when the effective policy
+	 * lets anything out, the sandbox's proxy (docs/worker/egress.md) */
+	struct egress_env net;
+	struct egress_proxy *egress;
 	bool gone; /* the session ended for good: its workspace goes with the item */
 };
 
@@ -68,6 +73,7 @@ static void teardown_continue(struct wsess *s);
 static void beat(struct wsess *s);
 static void post_result(struct wsess *s);
 static void get_session(struct wsess *s);
+static int session_tools_open(struct wsess *s);
 
 static const char *
 end_name(enum wsess_end why)
@@ -141,7 +147,7 @@ on_hb_done(void *arg, int status, int err, json_t *body)
 		} else if (!s->started) {
 			s->started = true;
 			log_info("lease held", "work_id", s->work_id, "session_id", s->session_id);
-			if (wexec_session_open(s->w->exec, s->w->cfg.workdir, s->session_id) != 0) {
+			if (session_tools_open(s) != 0) {
 				log_error("cannot open the workdir for tools", "workdir",
 				          s->w->cfg.workdir);
 				finish(s, WSESS_FAILED);
@@ -718,6 +724,34 @@ on_stream_done(void *arg, int status, int err, json_t *body)
 	s->reconnect_timer = loop_timer_add(s->w->loop, d, on_reconnect, s);
 }
 
+/* The session's tools, and its network when the environment's networking and the
+ * operator's --egress-policy let anything out; otherwise none, as before. */
+static int
+session_tools_open(struct wsess *s)
+{
+	const struct egress_operator *op = s->w->cfg.egress_op;
+	bool want = egress_wanted(op, &s->net);
+	int lfd = -1, r;
+	if (s->net.type != EGRESS_ENV_NONE && op == NULL)
+		log_info("the environment asks for networking; this worker has no --egress-policy, "
+		         "so the sandbox has no network",
+		         "session_id", s->session_id);
+	if ((r = wexec_session_open(s->w->exec, s->w->cfg.workdir, s->session_id,
+	                            want ? &lfd : NULL)) != 0)
+		return r;
+	if (!want)
+		return 0;
+	if (lfd < 0) {
+		log_warn("networking is not enforced without a sandbox (--unsandboxed)",
+		         "session_id", s->session_id);
+		return 0;
+	}
+	if ((r = egress_proxy_new(s->w->loop, lfd, op, &s->net, s->session_id, &s->egress)) != 0)
+		return r;
+	log_info("egress proxy ready", "session_id", s->session_id, "policy", op->file);
+	return 0;
+}
+
 static void
 open_stream(struct wsess *s)
 {
@@ -773,6 +807,7 @@ on_get_done(void *arg, int status, int err, json_t *body)
 			return;
 		}
 		s->idle_at_claim = st != NULL && strcmp(st, "idle") == 0;
+		egress_proxy_set_session(s->egress, body);
 		s->reconnect_ms = 500;
 		open_stream(s);
 		return;
@@ -874,6 +909,8 @@ teardown_continue(struct wsess *s)
 	if (s->tools_open && !wexec_busy(s->w->exec)) {
 		wexec_session_close(s->w->exec);
 		s->tools_open = false;
+		egress_proxy_free(s->egress);
+		s->egress = NULL;
 	}
 	if (s->gone && !s->tools_open) {
 		/* Its files must never reach another session; while it lives, every work
@@ -966,6 +1003,13 @@ wsess_start(struct worker *w, const struct wsess_params *p, wsess_end_fn *end, s
 	s->env_esc = httpc_escape(p->environment_id);
 	s->sess_esc = httpc_escape(p->session_id);
 	s->cred = wapi_sessions_token(p->secret, p->secret_len);
+	char nerr[300];
+	if (wapi_secret_networking(p->secret, p->secret_len, &s->net, nerr, sizeof(nerr)) != 0) {
+		/* the server checks it; a bad one runs the session without network */
+		log_warn("the work item's networking is malformed; no network", "work_id",
+		         p->work_id, "error", nerr);
+		memset(&s->net, 0, sizeof(s->net));
+	}
 	if (s->cred == NULL) {
 		if (p->secret != NULL && p->secret_len > 0)
 			log_warn("work item carried a secret but no sessions token could be "
@@ -1012,6 +1056,8 @@ wsess_free(struct wsess *s)
 		httpc_cancel(xs[i]);
 	if (s->sse_ready)
 		sse_parser_free(&s->sse);
+	egress_proxy_free(s->egress);
+	egress_env_free(&s->net);
 	if (wexec_busy(s->w->exec) && s->running != NULL)
 		wexec_orphan(s->w->exec); /* its result must not reach freed memory */
 	if (s->tools_open)

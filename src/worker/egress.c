@@ -1,0 +1,871 @@
+/* The egress proxy of one sandbox: accepts on the listener the monitor made inside the
+ * sandbox's network namespace (its only way out), reads one bounded request head with
+ * llhttp, decides host then address with lib/egress_policy, resolves once and dials
+ * that address, then relays bytes. CONNECT tunnels; plain HTTP forwards one request
+ * (absolute-form, Host must match) with `Connection: close`. Refusals are 403 with a
+ * reason a model can act on; every decision is a log line. docs/worker/egress.md. */
+#include "egress.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ifaddrs.h>
+#include <llhttp.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "buf.h"
+#include "err.h"
+#include "log.h"
+#include "loop.h"
+#include "monitor.h"
+#include "xalloc.h"
+
+#define HEAD_MAX 16384        /* a request head: request line and headers */
+#define RELAY_BUF 65536       /* per direction and connection */
+#define HEAD_TIMEOUT_MS 10000 /* slowloris: the whole head within this */
+#define DIAL_TIMEOUT_MS 10000
+#define IDLE_TIMEOUT_MS 300000 /* a relay silent both ways this long is closed */
+#define PATH_LOG_MAX 256
+
+#define PROXY_URL "http://127.0.0.1:3128"
+const char *const egress_proxy_env[] = {
+    "HTTP_PROXY=" PROXY_URL,
+    "HTTPS_PROXY=" PROXY_URL,
+    "ALL_PROXY=" PROXY_URL,
+    "http_proxy=" PROXY_URL,
+    "https_proxy=" PROXY_URL,
+    "all_proxy=" PROXY_URL,
+    "NO_PROXY=",
+    "no_proxy=",
+    "npm_config_proxy=" PROXY_URL,
+    "npm_config_https_proxy=" PROXY_URL,
+    "PIP_PROXY=" PROXY_URL,
+    "GIT_HTTP_PROXY=" PROXY_URL,
+    "JAVA_TOOL_OPTIONS=-Dhttp.proxyHost=127.0.0.1 -Dhttp.proxyPort=3128 "
+    "-Dhttps.proxyHost=127.0.0.1 -Dhttps.proxyPort=3128",
+    NULL,
+};
+
+enum cstate { C_HEAD, C_RESOLVE, C_DIAL, C_RELAY };
+
+struct lookup {
+	atomic_int refs; /* the resolver thread and the connection */
+	int pipe[2];
+	char host[EGRESS_HOST_MAX + 1];
+	struct egress_addr addrs[8];
+	size_t n;
+	int gai;
+};
+
+struct conn {
+	struct egress_proxy *px;
+	struct conn *prev, *next;
+	enum cstate st;
+	int cfd, ufd;
+	llhttp_t parser;
+	struct buf head; /* the client's bytes while reading the head */
+	struct buf url, field, value, hdrs;
+	bool in_value, head_done, msg_done, bad_header;
+	char host_hdr[EGRESS_HOST_MAX + 8];
+	int n_host;
+	bool is_connect;
+	char method[24];
+	char host[EGRESS_HOST_MAX + 1];
+	uint16_t port;
+	char path[PATH_LOG_MAX];
+	struct egress_addr addr;
+	char addr_txt[64];
+	struct lookup *lk;
+	struct loop_timer *timer;
+	char rule[EGRESS_RULE_MAX];
+	/* relay: up = client -> upstream, down = upstream -> client */
+	char *up, *down;
+	size_t up_len, down_len;
+	bool c_eof, u_eof, c_shut, u_shut;
+	uint64_t bytes_up, bytes_down;
+};
+
+struct egress_proxy {
+	struct loop *loop;
+	int lfd;
+	const struct egress_operator *op;
+	struct egress_env env;
+	char *session_id;
+	struct egress_addr own[32];
+	size_t n_own;
+	struct conn *conns;
+	unsigned nconns;
+	llhttp_settings_t settings;
+};
+
+static void conn_close(struct conn *c);
+static void conn_update(struct conn *c);
+static void on_client(struct loop *l, int fd, int mask, void *arg);
+
+bool
+egress_wanted(const struct egress_operator *op, const struct egress_env *env)
+{
+	return op != NULL && env != NULL && env->type != EGRESS_ENV_NONE;
+}
+
+/* ---- logging and answers ---- */
+
+static void
+log_decision(struct conn *c, bool allowed)
+{
+	char port[8], up[24], down[24];
+	snprintf(port, sizeof(port), "%u", c->port);
+	snprintf(up, sizeof(up), "%llu", (unsigned long long)c->bytes_up);
+	snprintf(down, sizeof(down), "%llu", (unsigned long long)c->bytes_down);
+	log_info("egress", "session_id", c->px->session_id, "decision",
+	         allowed ? "allowed" : "denied", "host", c->host[0] ? c->host : "-", "address",
+	         c->addr_txt[0] ? c->addr_txt : "-", "port", port, "method", c->method, "path",
+	         c->is_connect ? "-" : c->path, "bytes_up", up, "bytes_down", down, "rule",
+	         c->rule);
+}
+
+/* One answer and the connection ends. Written with one non-blocking send: the socket's
+ * buffer is empty at this point, and a client that does not read loses only the text. */
+static void answer(struct conn *c, int status, const char *reason, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static void
+answer(struct conn *c, int status, const char *reason, const char *fmt, ...)
+{
+	char body[512], out[1024];
+	va_list ap;
+	va_start(ap, fmt);
+	int bl = vsnprintf(body, sizeof(body) - 1, fmt, ap);
+	va_end(ap);
+	if (bl < 0)
+		bl = 0;
+	if ((size_t)bl >= sizeof(body) - 1)
+		bl = (int)sizeof(body) - 2;
+	body[bl++] = '\n';
+	int n = snprintf(out, sizeof(out),
+	                 "HTTP/1.1 %d %s\r\nContent-Type: text/plain\r\nContent-Length: %d\r\n"
+	                 "Connection: close\r\n\r\n%.*s",
+	                 status, reason, bl, bl, body);
+	if (n > 0)
+		(void)send(c->cfd, out, (size_t)n < sizeof(out) ? (size_t)n : sizeof(out) - 1,
+		           MSG_NOSIGNAL | MSG_DONTWAIT);
+	conn_close(c);
+}
+
+static void
+deny(struct conn *c, const char *rule)
+{
+	snprintf(c->rule, sizeof(c->rule), "%s", rule);
+	log_decision(c, false);
+	answer(c, 403, "Forbidden", "airlock egress: %s is not allowed by %s",
+	       c->host[0] ? c->host : "the request", rule);
+}
+
+/* ---- head parsing (llhttp) ---- */
+
+static struct conn *
+pconn(llhttp_t *p)
+{
+	return p->data;
+}
+
+static int
+on_url(llhttp_t *p, const char *at, size_t len)
+{
+	return buf_add(&pconn(p)->url, at, len) == 0 ? 0 : HPE_USER;
+}
+
+static void
+header_done(struct conn *c)
+{
+	static const char *const hop[] = {
+	    "connection", "proxy-connection", "keep-alive", "proxy-authorization",
+	    "te",         "upgrade",          "trailer"};
+	const char *f = c->field.data ? c->field.data : "";
+	const char *v = c->value.data ? c->value.data : "";
+	if (strcasecmp(f, "host") == 0) {
+		c->n_host++;
+		if (c->value.len >= sizeof(c->host_hdr))
+			c->bad_header = true;
+		else
+			snprintf(c->host_hdr, sizeof(c->host_hdr), "%s", v);
+	}
+	for (size_t i = 0; i < sizeof(hop) / sizeof(hop[0]); i++)
+		if (strcasecmp(f, hop[i]) == 0)
+			goto out;
+	if (buf_addf(&c->hdrs, "%s: %s\r\n", f, v) != 0)
+		c->bad_header = true;
+out:
+	buf_reset(&c->field);
+	buf_reset(&c->value);
+}
+
+static int
+on_header_field(llhttp_t *p, const char *at, size_t len)
+{
+	struct conn *c = pconn(p);
+	if (c->in_value) {
+		header_done(c);
+		c->in_value = false;
+	}
+	return buf_add(&c->field, at, len) == 0 ? 0 : HPE_USER;
+}
+
+static int
+on_header_value(llhttp_t *p, const char *at, size_t len)
+{
+	struct conn *c = pconn(p);
+	c->in_value = true;
+	return buf_add(&c->value, at, len) == 0 ? 0 : HPE_USER;
+}
+
+static int
+on_headers_complete(llhttp_t *p)
+{
+	struct conn *c = pconn(p);
+	if (c->in_value) {
+		header_done(c);
+		c->in_value = false;
+	}
+	c->head_done = true;
+	return HPE_PAUSED;
+}
+
+static int
+on_message_complete(llhttp_t *p)
+{
+	pconn(p)->msg_done = true;
+	return HPE_PAUSED;
+}
+
+/* ---- resolution: static names, literals, else getaddrinfo on a thread ---- */
+
+static void
+lookup_unref(struct lookup *lk)
+{
+	if (atomic_fetch_sub(&lk->refs, 1) == 1)
+		free(lk);
+}
+
+static void *
+lookup_thread(void *arg)
+{
+	struct lookup *lk = arg;
+	struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *res = NULL;
+	lk->gai = getaddrinfo(lk->host, NULL, &hints, &res);
+	for (struct addrinfo *ai = res; ai && lk->n < 8; ai = ai->ai_next) {
+		char txt[INET6_ADDRSTRLEN];
+		if (ai->ai_family == AF_INET)
+			inet_ntop(AF_INET, &((struct sockaddr_in *)ai->ai_addr)->sin_addr, txt,
+			          sizeof(txt));
+		else if (ai->ai_family == AF_INET6)
+			inet_ntop(AF_INET6, &((struct sockaddr_in6 *)ai->ai_addr)->sin6_addr, txt,
+			          sizeof(txt));
+		else
+			continue;
+		if (egress_addr_parse(txt, &lk->addrs[lk->n]) == 0)
+			lk->n++;
+	}
+	if (res)
+		freeaddrinfo(res);
+	(void)!write(lk->pipe[1], "", 1);
+	close(lk->pipe[1]);
+	lookup_unref(lk);
+	return NULL;
+}
+
+static void dial(struct conn *c, const struct egress_addr *addrs, size_t n);
+
+static void
+on_lookup(struct loop *l, int fd, int mask, void *arg)
+{
+	struct conn *c = arg;
+	struct lookup *lk = c->lk;
+	(void)l;
+	(void)mask;
+	(void)fd;
+	loop_fd_del(c->px->loop, lk->pipe[0]);
+	close(lk->pipe[0]);
+	c->lk = NULL;
+	if (lk->gai != 0 || lk->n == 0) {
+		snprintf(c->rule, sizeof(c->rule), "DNS (%s)",
+		         lk->gai ? gai_strerror(lk->gai) : "no address");
+		log_decision(c, false);
+		answer(c, 502, "Bad Gateway", "airlock egress: %s does not resolve (%s)", c->host,
+		       lk->gai ? gai_strerror(lk->gai) : "no address");
+		lookup_unref(lk);
+		return;
+	}
+	struct egress_addr addrs[8];
+	size_t n = lk->n;
+	memcpy(addrs, lk->addrs, n * sizeof(addrs[0]));
+	lookup_unref(lk);
+	dial(c, addrs, n);
+}
+
+static void
+resolve(struct conn *c, bool is_ip)
+{
+	struct egress_addr a;
+	pthread_t th;
+	pthread_attr_t at;
+	if (is_ip) {
+		if (egress_addr_parse(c->host, &a) != 0) {
+			deny(c, "the target parser");
+			return;
+		}
+		dial(c, &a, 1);
+		return;
+	}
+	if (egress_operator_resolve(c->px->op, c->host, &a)) {
+		dial(c, &a, 1);
+		return;
+	}
+	struct lookup *lk = xcalloc(1, sizeof(*lk));
+	snprintf(lk->host, sizeof(lk->host), "%s", c->host);
+	if (pipe2(lk->pipe, O_CLOEXEC | O_NONBLOCK) != 0) {
+		free(lk);
+		answer(c, 503, "Service Unavailable", "airlock egress: out of resources");
+		return;
+	}
+	atomic_init(&lk->refs, 2);
+	pthread_attr_init(&at);
+	pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
+	if (pthread_create(&th, &at, lookup_thread, lk) != 0) {
+		pthread_attr_destroy(&at);
+		close(lk->pipe[0]);
+		close(lk->pipe[1]);
+		free(lk);
+		answer(c, 503, "Service Unavailable", "airlock egress: out of resources");
+		return;
+	}
+	pthread_attr_destroy(&at);
+	c->lk = lk;
+	c->st = C_RESOLVE;
+	loop_fd_set(c->px->loop, lk->pipe[0], LOOP_READ, on_lookup, c);
+}
+
+/* ---- dialling and relaying ---- */
+
+static void
+on_timeout(struct loop *l, void *arg)
+{
+	struct conn *c = arg;
+	(void)l;
+	c->timer = NULL;
+	if (c->st == C_HEAD) {
+		/* a slowloris client: no decision was made, nothing to log as one */
+		answer(c, 408, "Request Timeout",
+		       "airlock egress: request head not complete "
+		       "within %d s",
+		       HEAD_TIMEOUT_MS / 1000);
+		return;
+	}
+	if (c->st == C_DIAL) {
+		snprintf(c->rule, sizeof(c->rule), "the dial timeout");
+		log_decision(c, false);
+		answer(c, 504, "Gateway Timeout", "airlock egress: %s (%s) did not answer", c->host,
+		       c->addr_txt);
+		return;
+	}
+	log_decision(c, true);
+	conn_close(c);
+}
+
+static void
+arm(struct conn *c, uint64_t ms)
+{
+	loop_timer_cancel(c->px->loop, c->timer);
+	c->timer = loop_timer_add(c->px->loop, ms, on_timeout, c);
+}
+
+static void on_upstream(struct loop *l, int fd, int mask, void *arg);
+
+static void
+dial(struct conn *c, const struct egress_addr *addrs, size_t n)
+{
+	struct egress_decision d = {0};
+	size_t i;
+	/* resolve once, dial that address: the first the address rules allow */
+	for (i = 0; i < n; i++) {
+		struct egress_decision di;
+		egress_decide_addr(c->px->op, &addrs[i], c->px->own, c->px->n_own, &di);
+		if (i == 0 || di.allow)
+			d = di;
+		if (di.allow)
+			break;
+	}
+	egress_addr_format(&addrs[i < n ? i : 0], c->addr_txt, sizeof(c->addr_txt));
+	if (!d.allow) {
+		deny(c, d.rule);
+		return;
+	}
+	c->addr = addrs[i];
+	struct sockaddr_storage ss;
+	socklen_t sl;
+	memset(&ss, 0, sizeof(ss));
+	if (egress_addr_is_v4(&c->addr)) {
+		struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
+		s4->sin_family = AF_INET;
+		s4->sin_port = htons(c->port);
+		memcpy(&s4->sin_addr, c->addr.a + 12, 4);
+		sl = sizeof(*s4);
+	} else {
+		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
+		s6->sin6_family = AF_INET6;
+		s6->sin6_port = htons(c->port);
+		memcpy(&s6->sin6_addr, c->addr.a, 16);
+		sl = sizeof(*s6);
+	}
+	c->ufd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (c->ufd < 0 ||
+	    (connect(c->ufd, (struct sockaddr *)&ss, sl) != 0 && errno != EINPROGRESS)) {
+		snprintf(c->rule, sizeof(c->rule), "the dial (%s)", strerror(errno));
+		log_decision(c, false);
+		answer(c, 502, "Bad Gateway", "airlock egress: cannot connect to %s (%s): %s",
+		       c->host, c->addr_txt, strerror(errno));
+		return;
+	}
+	char host_rule[EGRESS_RULE_MAX];
+	snprintf(host_rule, sizeof(host_rule), "%s", c->rule);
+	snprintf(c->rule, sizeof(c->rule), "%s; %s", host_rule, d.rule);
+	c->st = C_DIAL;
+	arm(c, DIAL_TIMEOUT_MS);
+	loop_fd_set(c->px->loop, c->ufd, LOOP_WRITE, on_upstream, c);
+}
+
+/* Feeds client bytes of a plain-HTTP request to the parser; what it consumed (up to
+ * the end of this one request) goes upstream, the rest is dropped. */
+static void
+http_feed(struct conn *c, const char *p, size_t n)
+{
+	if (c->msg_done || n == 0)
+		return;
+	llhttp_errno_t e = llhttp_execute(&c->parser, p, n);
+	size_t used = n;
+	if (e == HPE_PAUSED && c->msg_done)
+		used = (size_t)(llhttp_get_error_pos(&c->parser) - p);
+	else if (e != HPE_OK) {
+		c->msg_done = true; /* a malformed body: forward nothing more */
+		used = 0;
+	}
+	memcpy(c->up + c->up_len, p, used);
+	c->up_len += used;
+	c->bytes_up += used;
+}
+
+static void
+relay_start(struct conn *c)
+{
+	static const char est[] = "HTTP/1.1 200 Connection established\r\n\r\n";
+	/* the head's parse paused right after it: the rest is body or tunnel bytes */
+	size_t used = (size_t)(llhttp_get_error_pos(&c->parser) - c->head.data);
+	const char *rest = c->head.data + used;
+	size_t nrest = c->head.len - used;
+	c->up = xmalloc(RELAY_BUF);
+	c->down = xmalloc(RELAY_BUF);
+	c->st = C_RELAY;
+	if (c->is_connect) {
+		memcpy(c->down, est, sizeof(est) - 1);
+		c->down_len = sizeof(est) - 1;
+		/* bytes the client sent after the head (a TLS hello) go up as they are */
+		memcpy(c->up, rest, nrest);
+		c->up_len = nrest;
+		c->bytes_up += nrest;
+	} else {
+		/* origin form, hop-by-hop headers dropped, one request per connection: a
+		 * second request on it could name another Host than the one checked */
+		int n = snprintf(c->up, RELAY_BUF,
+		                 "%s %s HTTP/1.1\r\n%.*sConnection: close\r\n\r\n", c->method,
+		                 c->path, (int)c->hdrs.len, c->hdrs.data ? c->hdrs.data : "");
+		c->up_len = n > 0 && n < RELAY_BUF ? (size_t)n : 0;
+		c->bytes_up += c->up_len;
+		llhttp_resume(&c->parser);
+		http_feed(c, rest, nrest);
+	}
+	buf_free(&c->head);
+	arm(c, IDLE_TIMEOUT_MS);
+	conn_update(c);
+}
+
+static void
+conn_update(struct conn *c)
+{
+	int cm = 0, um = 0;
+	if (c->st != C_RELAY)
+		return;
+	if (!c->c_eof && !c->msg_done && c->up_len < RELAY_BUF)
+		cm |= LOOP_READ;
+	if (c->down_len > 0)
+		cm |= LOOP_WRITE;
+	if (!c->u_eof && c->down_len < RELAY_BUF)
+		um |= LOOP_READ;
+	if (c->up_len > 0)
+		um |= LOOP_WRITE;
+	/* a direction that ended and drained passes its end on */
+	if (c->c_eof && c->up_len == 0 && !c->u_shut) {
+		shutdown(c->ufd, SHUT_WR);
+		c->u_shut = true;
+	}
+	if (c->u_eof && c->down_len == 0 && !c->c_shut) {
+		shutdown(c->cfd, SHUT_WR);
+		c->c_shut = true;
+	}
+	if (c->u_eof && c->down_len == 0 && (c->c_eof || c->msg_done || c->u_shut)) {
+		log_decision(c, true);
+		conn_close(c);
+		return;
+	}
+	loop_fd_set(c->px->loop, c->cfd, cm, on_client, c);
+	loop_fd_set(c->px->loop, c->ufd, um, on_upstream, c);
+}
+
+static void
+relay_io(struct conn *c, int fd, int mask)
+{
+	bool client = fd == c->cfd;
+	ssize_t n;
+	if (mask & LOOP_WRITE) {
+		char *b = client ? c->down : c->up;
+		size_t *len = client ? &c->down_len : &c->up_len;
+		n = send(fd, b, *len, MSG_NOSIGNAL);
+		if (n < 0 && errno != EAGAIN && errno != EINTR) {
+			log_decision(c, true);
+			conn_close(c);
+			return;
+		}
+		if (n > 0) {
+			memmove(b, b + n, *len - (size_t)n);
+			*len -= (size_t)n;
+		}
+	}
+	if (mask & LOOP_READ) {
+		if (client && !c->c_eof && !c->msg_done && c->up_len < RELAY_BUF) {
+			char tmp[RELAY_BUF];
+			n = recv(fd, tmp, RELAY_BUF - c->up_len, 0);
+			if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR))
+				c->c_eof = true;
+			else if (n > 0 && c->is_connect) {
+				memcpy(c->up + c->up_len, tmp, (size_t)n);
+				c->up_len += (size_t)n;
+				c->bytes_up += (size_t)n;
+			} else if (n > 0) {
+				http_feed(c, tmp, (size_t)n);
+			}
+		} else if (!client && !c->u_eof && c->down_len < RELAY_BUF) {
+			n = recv(fd, c->down + c->down_len, RELAY_BUF - c->down_len, 0);
+			if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR))
+				c->u_eof = true;
+			else if (n > 0) {
+				c->down_len += (size_t)n;
+				c->bytes_down += (size_t)n;
+			}
+		}
+	}
+	arm(c, IDLE_TIMEOUT_MS);
+	conn_update(c);
+}
+
+static void
+on_upstream(struct loop *l, int fd, int mask, void *arg)
+{
+	struct conn *c = arg;
+	(void)l;
+	if (c->st == C_DIAL) {
+		int err = 0;
+		socklen_t el = sizeof(err);
+		if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &el) != 0)
+			err = errno;
+		if (err == EINPROGRESS)
+			return;
+		if (err != 0) {
+			snprintf(c->rule, sizeof(c->rule), "the dial (%s)", strerror(err));
+			log_decision(c, false);
+			answer(c, 502, "Bad Gateway",
+			       "airlock egress: cannot connect to %s (%s): %s", c->host,
+			       c->addr_txt, strerror(err));
+			return;
+		}
+		loop_fd_set(c->px->loop, c->cfd, 0, on_client, c);
+		relay_start(c);
+		return;
+	}
+	relay_io(c, fd, mask);
+}
+
+/* The head is in: decide the host, then resolve and dial. */
+static void
+head_complete(struct conn *c)
+{
+	struct egress_decision d;
+	bool is_ip = false;
+	const char *path = NULL;
+	size_t plen = 0;
+	snprintf(c->method, sizeof(c->method), "%s",
+	         llhttp_method_name((llhttp_method_t)c->parser.method));
+	c->is_connect = c->parser.method == HTTP_CONNECT;
+	loop_fd_set(c->px->loop, c->cfd, 0, on_client, c);
+	if (c->bad_header || c->n_host > 1) {
+		answer(c, 400, "Bad Request", "airlock egress: malformed request (headers)");
+		return;
+	}
+	const char *u = c->url.data ? c->url.data : "";
+	if (c->is_connect) {
+		if (egress_authority_parse(u, c->url.len, 0, c->host, sizeof(c->host), &c->port,
+		                           &is_ip) != 0) {
+			c->host[0] = '\0';
+			deny(c, "the target rules (CONNECT wants host:port; no zone ids, no "
+			        "userinfo)");
+			return;
+		}
+	} else {
+		if (egress_url_parse(u, c->url.len, c->host, sizeof(c->host), &c->port, &path,
+		                     &plen) != 0) {
+			c->host[0] = '\0';
+			deny(c, "the target rules (a proxy request wants an absolute http:// URL; "
+			        "https goes through CONNECT)");
+			return;
+		}
+		snprintf(c->path, sizeof(c->path), "%.*s", (int)plen, path);
+		if (plen >= sizeof(c->path)) {
+			answer(c, 414, "URI Too Long", "airlock egress: the path is too long");
+			return;
+		}
+		/* no domain fronting: the Host header names the target */
+		char hh[EGRESS_HOST_MAX + 1];
+		uint16_t hp = 0;
+		bool hip;
+		if (c->n_host != 1 ||
+		    egress_authority_parse(c->host_hdr, strlen(c->host_hdr), 80, hh, sizeof(hh),
+		                           &hp, &hip) != 0 ||
+		    strcmp(hh, c->host) != 0 || hp != c->port) {
+			deny(c, "the Host check (the Host header must name the request's target)");
+			return;
+		}
+	}
+	egress_decide_host(c->px->op, &c->px->env, c->host, c->port, &d);
+	if (!d.allow) {
+		deny(c, d.rule);
+		return;
+	}
+	snprintf(c->rule, sizeof(c->rule), "%s", d.rule);
+	resolve(c, is_ip);
+}
+
+static void
+on_client(struct loop *l, int fd, int mask, void *arg)
+{
+	struct conn *c = arg;
+	(void)l;
+	if (c->st == C_RELAY) {
+		relay_io(c, fd, mask);
+		return;
+	}
+	if (c->st != C_HEAD)
+		return; /* resolving or dialling: the client waits */
+	char *wp;
+	if (buf_reserve(&c->head, 4096, &wp) != 0) {
+		answer(c, 431, "Request Header Fields Too Large",
+		       "airlock egress: request head over %d bytes", HEAD_MAX);
+		return;
+	}
+	ssize_t n = recv(fd, wp, 4096, 0);
+	if (n < 0 && (errno == EAGAIN || errno == EINTR))
+		return;
+	if (n <= 0) {
+		conn_close(c);
+		return;
+	}
+	buf_commit(&c->head, (size_t)n);
+	llhttp_errno_t e = llhttp_execute(&c->parser, wp, (size_t)n);
+	if (e == HPE_PAUSED && c->head_done) {
+		head_complete(c);
+		return;
+	}
+	if (e != HPE_OK) {
+		answer(c, 400, "Bad Request", "airlock egress: malformed request (%s)",
+		       llhttp_errno_name(e));
+		return;
+	}
+	if (c->head.len >= HEAD_MAX)
+		answer(c, 431, "Request Header Fields Too Large",
+		       "airlock egress: request head over %d bytes", HEAD_MAX);
+}
+
+static void
+conn_close(struct conn *c)
+{
+	struct egress_proxy *px = c->px;
+	loop_timer_cancel(px->loop, c->timer);
+	if (c->lk) {
+		loop_fd_del(px->loop, c->lk->pipe[0]);
+		close(c->lk->pipe[0]);
+		lookup_unref(c->lk);
+	}
+	loop_fd_del(px->loop, c->cfd);
+	close(c->cfd);
+	if (c->ufd >= 0) {
+		loop_fd_del(px->loop, c->ufd);
+		close(c->ufd);
+	}
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		px->conns = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	px->nconns--;
+	buf_free(&c->head);
+	buf_free(&c->url);
+	buf_free(&c->field);
+	buf_free(&c->value);
+	buf_wipe_free(&c->hdrs);
+	free(c->up);
+	free(c->down);
+	free(c);
+}
+
+static void
+on_accept(struct loop *l, int fd, int mask, void *arg)
+{
+	struct egress_proxy *px = arg;
+	(void)l;
+	(void)mask;
+	for (int i = 0; i < 16; i++) {
+		int cfd = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (cfd < 0)
+			return;
+		if (px->nconns >= px->op->max_connections) {
+			static const char busy[] =
+			    "HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\n"
+			    "Connection: close\r\nContent-Length: 63\r\n\r\n"
+			    "airlock egress: too many open connections from this sandbox\n";
+			(void)send(cfd, busy, sizeof(busy) - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+			close(cfd);
+			continue;
+		}
+		struct conn *c = xcalloc(1, sizeof(*c));
+		c->px = px;
+		c->cfd = cfd;
+		c->ufd = -1;
+		c->st = C_HEAD;
+		buf_init(&c->head, HEAD_MAX);
+		buf_init(&c->url, HEAD_MAX);
+		buf_init(&c->field, HEAD_MAX);
+		buf_init(&c->value, HEAD_MAX);
+		buf_init(&c->hdrs, HEAD_MAX);
+		llhttp_init(&c->parser, HTTP_REQUEST, &px->settings);
+		c->parser.data = c;
+		snprintf(c->method, sizeof(c->method), "-");
+		c->next = px->conns;
+		if (px->conns)
+			px->conns->prev = c;
+		px->conns = c;
+		px->nconns++;
+		arm(c, HEAD_TIMEOUT_MS);
+		loop_fd_set(px->loop, cfd, LOOP_READ, on_client, c);
+	}
+}
+
+static void
+own_addresses(struct egress_proxy *px)
+{
+	struct ifaddrs *ifa = NULL;
+	if (getifaddrs(&ifa) != 0)
+		return;
+	for (struct ifaddrs *i = ifa; i && px->n_own < 32; i = i->ifa_next) {
+		char txt[INET6_ADDRSTRLEN];
+		if (i->ifa_addr == NULL)
+			continue;
+		if (i->ifa_addr->sa_family == AF_INET)
+			inet_ntop(AF_INET, &((struct sockaddr_in *)i->ifa_addr)->sin_addr, txt,
+			          sizeof(txt));
+		else if (i->ifa_addr->sa_family == AF_INET6)
+			inet_ntop(AF_INET6, &((struct sockaddr_in6 *)i->ifa_addr)->sin6_addr, txt,
+			          sizeof(txt));
+		else
+			continue;
+		if (strchr(txt, '%') == NULL && egress_addr_parse(txt, &px->own[px->n_own]) == 0)
+			px->n_own++;
+	}
+	freeifaddrs(ifa);
+}
+
+int
+egress_proxy_new(struct loop *l, int listen_fd, const struct egress_operator *op,
+                 struct egress_env *env, const char *session_id, struct egress_proxy **out)
+{
+	struct egress_proxy *px = xcalloc(1, sizeof(*px));
+	int r;
+	px->loop = l;
+	px->lfd = listen_fd;
+	px->op = op;
+	px->env = *env;
+	memset(env, 0, sizeof(*env));
+	px->session_id = xstrdup(session_id);
+	llhttp_settings_init(&px->settings);
+	px->settings.on_url = on_url;
+	px->settings.on_header_field = on_header_field;
+	px->settings.on_header_value = on_header_value;
+	px->settings.on_headers_complete = on_headers_complete;
+	px->settings.on_message_complete = on_message_complete;
+	own_addresses(px);
+	if ((r = loop_fd_set(l, listen_fd, LOOP_READ, on_accept, px)) != 0) {
+		egress_proxy_free(px);
+		return r;
+	}
+	*out = px;
+	return 0;
+}
+
+void
+egress_proxy_set_session(struct egress_proxy *p, const json_t *session)
+{
+	json_t *ms = json_object_get(json_object_get(session, "agent"), "mcp_servers"), *m;
+	size_t i;
+	if (p == NULL || !json_is_array(ms))
+		return;
+	egress_hostlist_free(&p->env.mcp);
+	json_array_foreach(ms, i, m)
+	{
+		const char *url = json_string_value(json_object_get(m, "url"));
+		char host[EGRESS_HOST_MAX + 1], pat[EGRESS_HOST_MAX + 8];
+		const char *s;
+		size_t n;
+		bool ip;
+		uint16_t port;
+		if (url == NULL || (s = strstr(url, "://")) == NULL)
+			continue;
+		s += 3;
+		n = strcspn(s, "/?#");
+		if (egress_authority_parse(s, n, strncasecmp(url, "http://", 7) == 0 ? 80 : 443,
+		                           host, sizeof(host), &port, &ip) != 0 ||
+		    ip)
+			continue;
+		snprintf(pat, sizeof(pat), "%s:%u", host, port);
+		(void)egress_hostlist_add(&p->env.mcp, pat, true, NULL, 0);
+	}
+}
+
+void
+egress_proxy_free(struct egress_proxy *p)
+{
+	if (p == NULL)
+		return;
+	while (p->conns)
+		conn_close(p->conns);
+	loop_fd_del(p->loop, p->lfd);
+	close(p->lfd);
+	egress_env_free(&p->env);
+	free(p->session_id);
+	free(p);
+}

@@ -1,0 +1,30 @@
+/* The worker's egress proxy for one sandbox (issue 14): HTTP CONNECT and plain-HTTP
+ * forwarding on the worker's event loop, accepting on the listener the monitor made in
+ * the sandbox's network namespace, deciding each request with lib/egress_policy.
+ * docs/worker/egress.md. */
+#ifndef AL_WORKER_EGRESS_H
+#define AL_WORKER_EGRESS_H
+
+#include <jansson.h>
+
+#include "egress_policy.h"
+
+struct loop;
+struct egress_proxy;
+
+/* Takes listen_fd and env (its lists; env is zeroed); op must outlive the proxy. */
+int egress_proxy_new(struct loop *l, int listen_fd, const struct egress_operator *op,
+                     struct egress_env *env, const char *session_id, struct egress_proxy **out);
+/* The agent's MCP server hosts from the session object (`agent.mcp_servers[].url`), for
+ * allow_mcp_servers. */
+void egress_proxy_set_session(struct egress_proxy *p, const json_t *session);
+void egress_proxy_free(struct egress_proxy *p); /* closes every connection; NULL ok */
+
+/* The session's effective networking would let anything out: the sandbox gets the
+ * listener and the proxy variables only then. */
+bool egress_wanted(const struct egress_operator *op, const struct egress_env *env);
+
+/* Proxy variables for a sandboxed process (static strings, NULL-terminated). */
+extern const char *const egress_proxy_env[];
+
+#endif

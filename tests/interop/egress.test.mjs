@@ -1,0 +1,296 @@
+// The sandbox's network under policy (issue 14): local HTTP and HTTPS servers stand in
+// for "the internal API" and "the internet", their names mapped by the operator file's
+// `resolve:`. Inside the session's sandbox curl reaches an allowed host through the
+// worker's egress proxy (plain HTTP and CONNECT), is refused elsewhere with the reason
+// (environment allowlist, operator denial, Host fronting, cloud metadata), and fails
+// closed without the proxy (--noproxy, a direct IP). Also: the server's validation of
+// `networking`, and a worker without --egress-policy gives the sandbox no network.
+// Needs root and a host where sandboxes can be made (lib/hostprobe.mjs).
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, execFileSync } from 'node:child_process';
+import { chmodSync, mkdtempSync, realpathSync, rmSync, writeFileSync, readFileSync } from 'node:fs';
+import http from 'node:http';
+import https from 'node:https';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { startServer } from './lib/server.mjs';
+import { startMockModel } from './lib/mockmodel.mjs';
+import { setupSession, collectEvents, endTurn, textOf } from './lib/session.mjs';
+import { sandboxSkip } from './lib/hostprobe.mjs';
+
+const root = process.getuid() === 0;
+
+function listen(server) {
+  return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve(server.address().port)));
+}
+
+// Two origins: plain HTTP (the internal API) and HTTPS (a CONNECT target). Each answers
+// with its name and the Host it was asked for, so the test sees what went through.
+async function origins(t, dir) {
+  const openssl = (...args) => execFileSync('openssl', args, { cwd: dir, stdio: 'ignore' });
+  openssl('req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes',
+    '-days', '1', '-keyout', 'o.key', '-out', 'o.pem', '-subj', '/CN=secure.corp.test',
+    '-addext', 'subjectAltName=DNS:secure.corp.test');
+  const seen = [];
+  const handler = (name) => (req, res) => {
+    let body = '';
+    req.on('data', (d) => (body += d));
+    req.on('end', () => {
+      seen.push({ name, method: req.method, url: req.url, host: req.headers.host, body,
+        proxyHeaders: Object.keys(req.headers).filter((h) => h.startsWith('proxy-')) });
+      res.end(`${name}-ok ${req.method} ${req.url} ${body}`);
+    });
+  };
+  const plain = http.createServer(handler('internal'));
+  const secure = https.createServer({
+    key: readFileSync(path.join(dir, 'o.key')), cert: readFileSync(path.join(dir, 'o.pem')),
+  }, handler('secure'));
+  const plainPort = await listen(plain);
+  const securePort = await listen(secure);
+  t.after(() => { plain.close(); secure.close(); });
+  return { plainPort, securePort, seen };
+}
+
+function startWorker(srv, env, envKey, workdir, stateDir, args) {
+  const proc = spawn(process.env.AIRLOCK_BIN,
+    ['worker', 'poll', '--environment-id', env.id, '--workdir', workdir, '--max-idle', '2s',
+      '--log-format', 'json', ...args],
+    {
+      env: { ...process.env, ANTHROPIC_ENVIRONMENT_KEY: envKey, ANTHROPIC_BASE_URL: srv.baseURL,
+        AIRLOCK_SANDBOX_STATE_DIR: stateDir },
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+  let log = '';
+  proc.stderr.setEncoding('utf8');
+  proc.stderr.on('data', (d) => (log += d));
+  const exited = new Promise((resolve) => proc.once('exit', (code) => resolve(code)));
+  return { proc, log: () => log, exited };
+}
+
+async function setNetworking(srv, envId, networking) {
+  const r = await fetch(`${srv.baseURL}/v1/environments/${envId}`, {
+    method: 'POST',
+    headers: { 'x-api-key': srv.apiKey, 'content-type': 'application/json',
+      'anthropic-version': '2023-06-01' },
+    body: JSON.stringify({ config: { type: 'self_hosted', networking } }),
+  });
+  return { status: r.status, body: await r.json() };
+}
+
+async function runSession(t, { commands, networking, workerArgs }) {
+  const turns = commands.map((command) => ({ content: [{ type: 'tool_use', name: 'bash', input: { command } }] }));
+  turns.push({ content: [{ type: 'text', text: 'done' }] });
+  const model = await startMockModel(turns);
+  const srv = await startServer({ env: { AIRLOCK_MODEL_BASE_URL: model.url } });
+  const workdir = realpathSync(mkdtempSync(path.join(tmpdir(), 'airlock-egw-')));
+  chmodSync(workdir, 0o711);
+  const stateDir = realpathSync(mkdtempSync(path.join(tmpdir(), 'airlock-egstate-')));
+  let w;
+  t.after(async () => {
+    if (w && w.proc.exitCode === null) w.proc.kill('SIGKILL');
+    await srv.stop();
+    await model.stop();
+    rmSync(workdir, { recursive: true, force: true });
+    rmSync(stateDir, { recursive: true, force: true });
+  });
+  const s = await setupSession(srv);
+  if (networking) {
+    const r = await setNetworking(srv, s.env.id, networking);
+    assert.equal(r.status, 200, JSON.stringify(r.body));
+    assert.deepEqual(r.body.config.networking, networking);
+  }
+  const { done } = await collectEvents(s.client, s.session.id, endTurn, { timeoutMs: 90000 });
+  await s.client.beta.sessions.events.send(s.session.id, {
+    events: [{ type: 'user.message', content: [{ type: 'text', text: 'go' }] }],
+  });
+  w = startWorker(srv, s.env, s.envKey, workdir, stateDir, workerArgs);
+  const events = await done;
+  const uses = events.filter((e) => e.type === 'agent.tool_use');
+  const results = new Map(events.filter((e) => e.type === 'user.tool_result').map((e) => [e.tool_use_id, e]));
+  const out = uses.map((u) => {
+    const r = results.get(u.id);
+    assert.ok(r, `no result for ${u.input.command}\n${w.log()}`);
+    return textOf(r.content);
+  });
+  w.proc.kill('SIGTERM');
+  assert.equal(await w.exited, 0, w.log());
+  const logs = w.log().split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l));
+  return { out, log: w.log(), logs };
+}
+
+test('server: networking on self-hosted environments is validated strictly', async (t) => {
+  const srv = await startServer();
+  t.after(() => srv.stop());
+  const s = await setupSession(srv);
+  const bad = [
+    [{ type: 'open' }, /config\.networking\.type: must be 'limited' or 'unrestricted'/],
+    [{ type: 'limited', allowed_hosts: ['a b'] }, /config\.networking\.allowed_hosts\[0\]/],
+    [{ type: 'limited', allowed_hosts: 'x' }, /must be a list/],
+    [{ type: 'limited', allow_mcp_servers: 'yes' }, /allow_mcp_servers: must be a boolean/],
+    [{ type: 'unrestricted', allowed_hosts: [] }, /allowed_hosts: Extra inputs/],
+    [{ type: 'limited', allowed_hosts: ['*'] }, /allowed_hosts\[0\]/],
+  ];
+  for (const [nw, re] of bad) {
+    const r = await setNetworking(srv, s.env.id, nw);
+    assert.equal(r.status, 400, JSON.stringify(nw));
+    assert.match(r.body.error.message, re);
+  }
+  // nothing of the refused updates was kept
+  let cur = await s.client.beta.environments.retrieve(s.env.id);
+  assert.equal(cur.config.networking, undefined);
+  // limited, then an update of one field keeps the others (the reference's rule)
+  let r = await setNetworking(srv, s.env.id, { type: 'limited', allowed_hosts: ['api.corp.test'], allow_package_managers: true });
+  assert.equal(r.status, 200);
+  r = await setNetworking(srv, s.env.id, { type: 'limited', allow_mcp_servers: true });
+  assert.deepEqual(r.body.config.networking, { type: 'limited', allowed_hosts: ['api.corp.test'],
+    allow_package_managers: true, allow_mcp_servers: true });
+  // an update without networking keeps it; null removes it
+  const k = await fetch(`${srv.baseURL}/v1/environments/${s.env.id}`, {
+    method: 'POST', headers: { 'x-api-key': srv.apiKey, 'content-type': 'application/json' },
+    body: JSON.stringify({ name: 'renamed', config: { type: 'self_hosted' } }),
+  });
+  assert.equal((await k.json()).config.networking.type, 'limited');
+  r = await setNetworking(srv, s.env.id, null);
+  assert.equal(r.body.config.networking, undefined);
+  r = await setNetworking(srv, s.env.id, { type: 'unrestricted' });
+  cur = await s.client.beta.environments.retrieve(s.env.id);
+  assert.deepEqual(cur.config.networking, { type: 'unrestricted' });
+  // created with networking
+  const c = await fetch(`${srv.baseURL}/v1/environments`, {
+    method: 'POST', headers: { 'x-api-key': srv.apiKey, 'content-type': 'application/json' },
+    body: JSON.stringify({ name: 'n', config: { type: 'self_hosted', networking: { type: 'limited', allowed_hosts: ['*.corp.test'] } } }),
+  });
+  assert.deepEqual((await c.json()).config.networking, { type: 'limited', allowed_hosts: ['*.corp.test'] });
+});
+
+test('the sandbox reaches allowed hosts through the proxy and nothing else', { skip: (!root && 'needs root') || sandboxSkip() }, async (t) => {
+  const dir = realpathSync(mkdtempSync(path.join(tmpdir(), 'airlock-egpol-')));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const o = await origins(t, dir);
+  const policy = path.join(dir, 'egress.yaml');
+  writeFileSync(policy, [
+    'allowed_hosts: ["*.corp.test", "www.public.test"]',
+    'denied_hosts: ["blocked.corp.test"]',
+    'allowed_addresses: [127.0.0.1]',
+    'resolve:',
+    '  api.corp.test: 127.0.0.1',
+    '  secure.corp.test: 127.0.0.1',
+    '  www.public.test: 127.0.0.1',
+    '  blocked.corp.test: 127.0.0.1',
+    '  meta.corp.test: 169.254.169.254',
+    '  meta6.corp.test: "::ffff:169.254.169.254"',
+    '  lan.corp.test: 10.99.0.1',
+    '',
+  ].join('\n'));
+  const P = o.plainPort;
+  const S = o.securePort;
+  const code = (args) => `rm -f /tmp/b; curl -sS -m 10 -o /tmp/b -w '%{http_code}' ${args} 2>&1; echo; cat /tmp/b 2>/dev/null`;
+  const commands = [
+    'env | grep -i _proxy= | sort',
+    `curl -sS -m 10 http://api.corp.test:${P}/hello`,
+    `curl -sS -m 10 -k https://secure.corp.test:${S}/tls`,
+    `curl -sS -m 10 -X POST --data-binary body-bytes http://api.corp.test:${P}/post`,
+    code(`http://www.public.test:${P}/`),
+    code(`http://blocked.corp.test:${P}/`),
+    code(`-H 'Host: www.public.test' http://api.corp.test:${P}/fronted`),
+    code('http://meta.corp.test/latest/meta-data/'),
+    code('-k https://meta6.corp.test/'),
+    code('http://lan.corp.test/'),
+    code('http://169.254.169.254/latest/meta-data/'),
+    `curl -sS -m 5 --noproxy '*' http://api.corp.test:${P}/ 2>&1; echo rc=$?`,
+    `curl -sS -m 5 --noproxy '*' http://127.0.0.1:${P}/ 2>&1; echo rc=$?`,
+    `curl -sS -m 5 --noproxy '*' http://192.0.2.10/ 2>&1; echo rc=$?`,
+    `curl -sS -m 5 --noproxy '*' http://169.254.169.254/ 2>&1; echo rc=$?`,
+  ];
+  const r = await runSession(t, {
+    commands,
+    networking: { type: 'limited', allowed_hosts: ['*.corp.test'] },
+    workerArgs: ['--egress-policy', policy],
+  });
+  const { out } = r;
+  const ctx = `\n${r.log}`;
+  assert.match(out[0], /^HTTPS_PROXY=http:\/\/127\.0\.0\.1:3128$/m, out[0]);
+  assert.match(out[0], /^http_proxy=http:\/\/127\.0\.0\.1:3128$/m, out[0]);
+  assert.equal(out[1], 'internal-ok GET /hello ', ctx);
+  assert.equal(out[2], 'secure-ok GET /tls ', ctx);
+  assert.equal(out[3], 'internal-ok POST /post body-bytes', ctx);
+  // the origin saw origin-form requests with its own Host and no proxy headers
+  const hello = o.seen.find((x) => x.url === '/hello');
+  assert.equal(hello.host, `api.corp.test:${P}`);
+  assert.deepEqual(hello.proxyHeaders, []);
+  // refusals: 403 with the reason
+  assert.equal(out[4], "403\nairlock egress: www.public.test is not allowed by the environment's allowed_hosts", ctx);
+  assert.equal(out[5], "403\nairlock egress: blocked.corp.test is not allowed by the worker's denied_hosts entry 'blocked.corp.test'", ctx);
+  assert.match(out[6], /^403\nairlock egress: api\.corp\.test is not allowed by the Host check/, ctx);
+  assert.ok(!o.seen.some((x) => x.url === '/fronted'), 'a fronted request reached the origin');
+  assert.match(out[7], /^403\nairlock egress: meta\.corp\.test is not allowed by the address rules \(169\.254\.169\.254 is cloud metadata/, ctx);
+  // CONNECT refused: curl reports the proxy's 403 (an IPv4-mapped metadata address)
+  assert.match(out[8], /CONNECT tunnel failed, response 403/, ctx);
+  assert.match(out[9], /^403\nairlock egress: lan\.corp\.test is not allowed by the address rules \(10\.99\.0\.1 is private/, ctx);
+  assert.match(out[10], /^403\nairlock egress: 169\.254\.169\.254 is not allowed by the environment's allowed_hosts/, ctx);
+  // without the proxy: no DNS, no route, nothing on the sandbox's own loopback
+  for (const i of [11, 12, 13, 14]) {
+    assert.match(out[i], /rc=(6|7|28)$/, `${commands[i]}: ${out[i]}`);
+    assert.ok(!out[i].includes('-ok'), out[i]);
+  }
+  // every decision is a JSON log line
+  const eg = r.logs.filter((l) => l.msg === 'egress' || l.message === 'egress');
+  const allowed = eg.find((l) => l.host === 'api.corp.test' && l.path === '/hello');
+  assert.ok(allowed, ctx);
+  assert.equal(allowed.decision, 'allowed');
+  assert.equal(allowed.address, '127.0.0.1');
+  assert.equal(allowed.method, 'GET');
+  assert.ok(Number(allowed.bytes_down) > 0 && Number(allowed.bytes_up) > 0, JSON.stringify(allowed));
+  const tls = eg.find((l) => l.host === 'secure.corp.test');
+  assert.equal(tls.method, 'CONNECT');
+  assert.equal(Number(tls.port), S);
+  const denied = eg.find((l) => l.host === 'www.public.test');
+  assert.equal(denied.decision, 'denied');
+  assert.match(denied.rule, /environment's allowed_hosts/);
+  assert.ok(eg.find((l) => l.host === 'meta6.corp.test' && l.decision === 'denied'), ctx);
+});
+
+test('no --egress-policy: the sandbox has no network, whatever the environment asks', { skip: (!root && 'needs root') || sandboxSkip() }, async (t) => {
+  const dir = realpathSync(mkdtempSync(path.join(tmpdir(), 'airlock-egpol-')));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const o = await origins(t, dir);
+  const r = await runSession(t, {
+    commands: [
+      'env | grep -ci _proxy=; true',
+      `curl -sS -m 5 -x http://127.0.0.1:3128 http://api.corp.test:${o.plainPort}/ 2>&1; echo rc=$?`,
+      `curl -sS -m 5 http://127.0.0.1:${o.plainPort}/ 2>&1; echo rc=$?`,
+    ],
+    networking: { type: 'unrestricted' },
+    workerArgs: [],
+  });
+  assert.equal(r.out[0], '0', r.log);
+  assert.match(r.out[1], /rc=7$/, r.log);
+  assert.match(r.out[2], /rc=7$/, r.log);
+  assert.equal(o.seen.length, 0);
+  assert.match(r.log, /has no --egress-policy, so the sandbox has no network/);
+});
+
+test('a bad --egress-policy file stops the worker at start with FILE:LINE and the key', async (t) => {
+  const dir = realpathSync(mkdtempSync(path.join(tmpdir(), 'airlock-egbad-')));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const cases = [
+    ['allowed_hosts:\n  - ok.example\n  - "bad host"\n', /bad\.yaml:3: allowed_hosts\[1\]: 'bad host'/],
+    ['allowed_addresses: [10.1.2.3/8]\n', /bad\.yaml:1: allowed_addresses\[0\]: not an address or CIDR range/],
+    ['alowed_hosts: []\n', /bad\.yaml:1: unknown key 'alowed_hosts'/],
+  ];
+  for (const [text, re] of cases) {
+    const file = path.join(dir, 'bad.yaml');
+    writeFileSync(file, text);
+    const r = await new Promise((resolve) => {
+      const p = spawn(process.env.AIRLOCK_BIN, ['worker', 'poll', '--environment-id', 'env_x',
+        '--unsandboxed', '--egress-policy', file],
+      { env: { ...process.env, ANTHROPIC_ENVIRONMENT_KEY: 'k', ANTHROPIC_BASE_URL: 'http://127.0.0.1:9' }, stdio: ['ignore', 'ignore', 'pipe'] });
+      let err = '';
+      p.stderr.on('data', (d) => (err += d));
+      p.on('exit', (code) => resolve({ code, err }));
+    });
+    assert.equal(r.code, 2, r.err);
+    assert.match(r.err, re);
+  }
+});
