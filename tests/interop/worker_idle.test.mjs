@@ -111,3 +111,49 @@ test('an idle session re-queued after its lease lapsed during a server restart i
   w.proc.kill('SIGTERM');
   assert.equal((await w.exited).code, 0, w.log());
 });
+
+// The race the soak found (tests/interop/soak.test.mjs): a worker releases an idle
+// session's item at the moment its user sends the next message. The message arrives while
+// the item is still live, so no new item is queued for it; then the release stops the
+// item, and the session waited for a worker forever (status running, its tool use never
+// run). Played here step by step with the work-queue routes, the model call held by the
+// script so the session is surely still running when the item stops.
+test('a message that arrives while the worker releases the item gets a new item', async (t) => {
+  const model = await startMockModel([
+    { match: 'late', delay_ms: 3000, content: [{ type: 'text', text: 'answered late' }] },
+  ]);
+  const srv = await startServer({ env: { AIRLOCK_MODEL_BASE_URL: model.url } });
+  t.after(async () => {
+    await srv.stop();
+    await model.stop();
+  });
+  const { client, env, envKey, session } = await setupSession(srv);
+  const call = (cred, method, p, body) =>
+    fetch(`${srv.baseURL}/v1/environments/${env.id}/work${p}`, {
+      method,
+      headers: { authorization: `Bearer ${cred}`, 'content-type': 'application/json' },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+  const poll = async () => (await call(envKey, 'GET', '/poll?block_ms=500')).json();
+
+  const item = await poll();
+  assert.equal(item?.data?.id, session.id, 'the new session is queued');
+  const token = JSON.parse(Buffer.from(item.secret, 'base64url')).sessions_token;
+  assert.equal((await call(token, 'POST', `/${item.id}/ack`)).status, 200);
+
+  // The user's message while the item is held: nothing new is queued yet.
+  await client.beta.sessions.events.send(session.id, {
+    events: [{ type: 'user.message', content: [{ type: 'text', text: 'late' }] }],
+  });
+  assert.equal((await itemsOf(srv.baseURL, env, envKey, session.id)).length, 1);
+
+  // The worker's release (as `airlock worker` does at --max-idle): a forced stop.
+  const stop = await call(token, 'POST', `/${item.id}/stop`, { force: true });
+  assert.equal(stop.status, 200);
+  assert.equal((await stop.json()).state, 'stopped');
+
+  const next = await poll();
+  assert.equal(next?.data?.id, session.id, 'the session that still has to run is queued again');
+  assert.notEqual(next.id, item.id);
+  assert.match(srv.log(), /work stop.*requeued=true/);
+});

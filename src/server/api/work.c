@@ -10,6 +10,7 @@
 #include "auth.h"
 #include "environment_store.h"
 #include "err.h"
+#include "event_store.h"
 #include "log.h"
 #include "routes.h"
 #include "server.h"
@@ -424,6 +425,34 @@ heartbeat_work(struct api_call *c)
 	                         "ttl_seconds", (int)ttl));
 }
 
+/* A worker releases an item it holds (idle at --max-idle, or giving up) while a message
+ * may be arriving: send_events saw the item still live and queued nothing, so without
+ * this the session would wait for work forever. Inside the stop's transaction: if the
+ * session is open and still has to run (status running, or input the loop has not taken
+ * in), it gets a fresh item. */
+static int
+requeue_if_pending_tx(struct server *s, const struct work_item *w, bool *queued)
+{
+	struct session_state st;
+	bool pending = false;
+	int r;
+	*queued = false;
+	if (w->session_id[0] == '\0')
+		return 0;
+	if ((r = session_store_state(s->db, w->session_id, &st)) != 0)
+		return r == AL_E_NOTFOUND ? 0 : r;
+	if (st.archived || strcmp(st.status, "terminated") == 0)
+		return 0;
+	pending = strcmp(st.status, "running") == 0 || strcmp(st.status, "rescheduling") == 0;
+	if (!pending && (r = event_store_has_unprocessed(s->db, w->session_id, &pending)) != 0)
+		return r;
+	if (!pending)
+		return 0;
+	if ((r = work_enqueue_tx(s, w->environment_id, w->session_id)) == 0)
+		*queued = true;
+	return r;
+}
+
 static void
 stop_work(struct api_call *c)
 {
@@ -449,14 +478,25 @@ stop_work(struct api_call *c)
 		return;
 	}
 	int64_t now = now_real_us();
+	bool now_stopped = force || strcmp(w.state, "queued") == 0, requeued = false;
 	int r;
-	r = work_store_stop(c->srv->db, w.id, force || strcmp(w.state, "queued") == 0, now);
-	if (r != 0 && r != AL_E_CONFLICT) {
-		api_reply_err(c, r, "cannot stop work");
-		return;
+	if ((r = db_begin(c->srv->db)) != 0)
+		goto fail;
+	r = work_store_stop(c->srv->db, w.id, now_stopped, now);
+	if (r == 0 && now_stopped)
+		r = requeue_if_pending_tx(c->srv, &w, &requeued);
+	if ((r != 0 && r != AL_E_CONFLICT) || (r = db_commit(c->srv->db)) != 0) {
+		db_rollback(c->srv->db);
+		goto fail;
 	}
-	log_info("work stop", "work_id", w.id, "force", force ? "true" : "false");
+	log_info("work stop", "work_id", w.id, "force", force ? "true" : "false", "requeued",
+	         requeued ? "true" : "false");
+	if (requeued)
+		work_kick(c->srv, w.environment_id);
 	api_reply_json(c, 200, work_get_json(c->srv, w.id, NULL));
+	return;
+fail:
+	api_reply_err(c, r ? r : AL_E_IO, "cannot stop work");
 }
 
 /* ---- stats, list, get, update ---- */

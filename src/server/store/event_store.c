@@ -44,6 +44,23 @@ out:
 }
 
 int
+event_store_has_unprocessed(struct db *db, const char *session_id, bool *pending)
+{
+	sqlite3_stmt *st = NULL;
+	int rc;
+	*pending = false;
+	if (db_prepare(db,
+	               "SELECT 1 FROM events WHERE session_id = ? AND processed_at IS NULL LIMIT 1",
+	               &st) != 0)
+		return AL_E_IO;
+	db_bind_text(st, 1, session_id);
+	rc = sqlite3_step(st);
+	*pending = rc == SQLITE_ROW;
+	sqlite3_finalize(st);
+	return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : AL_E_IO;
+}
+
+int
 event_store_mark_processed(struct db *db, const char *event_id, int64_t now)
 {
 	struct db_stmt *st = NULL;

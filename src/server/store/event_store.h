@@ -28,6 +28,9 @@ struct event_row {
 int event_store_insert(struct db *db, const struct event_row *ev);
 /* Sets processed_at (column and document) of an event not yet processed. */
 int event_store_mark_processed(struct db *db, const char *event_id, int64_t now);
+/* Whether the session holds an event the agent loop has not taken in yet (a user
+ * message, interrupt or confirmation): the session still needs to run. */
+int event_store_has_unprocessed(struct db *db, const char *session_id, bool *pending);
 /* One event of a session (new reference) or NULL. */
 json_t *event_store_get(struct db *db, const char *session_id, const char *event_id);
 /* The first event of answer_type that answers call_id in the session, or NULL. */
