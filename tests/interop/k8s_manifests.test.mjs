@@ -2,7 +2,10 @@
 // (npm kubernetes-models, pinned), and against airlock itself: the server's example
 // configuration starts a real server and answers its probes' paths, the gateway's passes
 // `airlock gateway --check`, every worker flag is one `airlock worker` knows, and every
-// selector selects its pods.
+// selector selects its pods. The servers' termination settings cover their drain
+// (docs/server/drain.md), their metrics port is the one the configuration listens on and
+// only the monitoring namespace may reach it; the PostgreSQL example runs several
+// replicas that take the database URL from a Secret and keep two up through a drain.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync, readdirSync, mkdtempSync, rmSync, writeFileSync, chmodSync } from 'node:fs';
@@ -10,12 +13,14 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseAllDocuments } from 'yaml';
+import { parseAllDocuments, parse as parseYaml } from 'yaml';
 import { ConfigMap, Service, PersistentVolumeClaim } from 'kubernetes-models/v1';
 import { Deployment } from 'kubernetes-models/apps/v1';
 import { PodDisruptionBudget } from 'kubernetes-models/policy/v1';
+import { NetworkPolicy } from 'kubernetes-models/networking.k8s.io/v1';
 import { startServer } from './lib/server.mjs';
 import { makeEdgeCert } from './lib/edge_cert.mjs';
+import { postgresSkip, startPostgres } from './lib/postgres.mjs';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const DIR = path.join(HERE, '..', '..', 'deploy', 'kubernetes');
@@ -23,6 +28,7 @@ const BIN = process.env.AIRLOCK_BIN;
 const MODELS = {
   'v1/ConfigMap': ConfigMap, 'v1/Service': Service, 'v1/PersistentVolumeClaim': PersistentVolumeClaim,
   'apps/v1/Deployment': Deployment, 'policy/v1/PodDisruptionBudget': PodDisruptionBudget,
+  'networking.k8s.io/v1/NetworkPolicy': NetworkPolicy,
 };
 
 const docs = readdirSync(DIR).filter((f) => f.endsWith('.yaml')).flatMap((f) =>
@@ -31,6 +37,16 @@ const docs = readdirSync(DIR).filter((f) => f.endsWith('.yaml')).flatMap((f) =>
     return { file: f, obj: d.toJS() };
   }));
 const find = (kind, name) => docs.find((d) => d.obj.kind === kind && d.obj.metadata.name === name)?.obj;
+const SERVERS = ['airlock-server', 'airlock-server-pg'];
+// A server Deployment's configuration: the server.yaml of the ConfigMap it mounts.
+const serverConfig = (dep) => {
+  const cm = dep.spec.template.spec.volumes.find((v) => v.name === 'config').configMap.name;
+  return parseYaml(find('ConfigMap', cm).data['server.yaml']);
+};
+const matches = (selector, labels) => Object.entries(selector).every(([k, v]) => labels[k] === v);
+// The server binary reads AIRLOCK_DATABASE_URL once the PostgreSQL store has landed.
+const helpText = BIN ? spawnSync(BIN, ['server', '--help'], { encoding: 'utf8' }).stdout : '';
+const PG_STORE = /AIRLOCK_DATABASE_URL/.test(helpText);
 
 test('every manifest validates against the Kubernetes schema', () => {
   assert.ok(docs.length >= 9);
@@ -64,6 +80,63 @@ test('selectors select their pods; probes and services name real ports', () => {
   for (const [k, v] of Object.entries(find('PodDisruptionBudget', 'airlock-gateway').spec.selector.matchLabels)) assert.equal(gw[k], v);
 });
 
+test('the servers drain within their grace period, expose metrics to monitoring only, and scale on PostgreSQL', () => {
+  for (const name of SERVERS) {
+    const dep = find('Deployment', name);
+    assert.ok(dep, name);
+    const cfg = serverConfig(dep);
+    const pod = dep.spec.template.spec;
+    const c = pod.containers[0];
+    assert.equal(c.readinessProbe.httpGet.path, '/readyz', name);
+    assert.equal(c.livenessProbe.httpGet.path, '/healthz', name);
+    // the kubelet's SIGKILL comes after the preStop pause and the whole drain
+    const drain = cfg.drain_timeout_seconds ?? 30;
+    const pause = c.lifecycle?.preStop?.sleep?.seconds ?? 0;
+    assert.ok(pause >= 1, `${name}: a preStop pause lets the endpoint go before TERM`);
+    assert.ok(pod.terminationGracePeriodSeconds >= pause + drain + 5,
+      `${name}: terminationGracePeriodSeconds ${pod.terminationGracePeriodSeconds} < preStop ${pause} + drain ${drain} + 5`);
+    // metrics: the port the configuration listens on, named, annotated, and reachable
+    // only from the monitoring namespace
+    const mport = Number(/:(\d+)$/.exec(cfg.metrics.listen)[1]);
+    assert.equal(c.ports.find((p) => p.name === 'metrics')?.containerPort, mport, name);
+    assert.equal(dep.spec.template.metadata.annotations['prometheus.io/port'], String(mport), name);
+    const pols = docs.filter((d) => d.obj.kind === 'NetworkPolicy' && matches(d.obj.spec.podSelector.matchLabels, dep.spec.template.metadata.labels));
+    assert.ok(pols.length >= 1, `${name}: a NetworkPolicy selects its pods`);
+    for (const { obj } of pols) {
+      for (const rule of obj.spec.ingress) {
+        if (!rule.ports.some((p) => p.port === 'metrics' || p.port === mport)) continue;
+        assert.ok(rule.from?.length && rule.from.every((f) => f.namespaceSelector?.matchLabels?.['kubernetes.io/metadata.name'] === 'monitoring'),
+          `${obj.metadata.name}: metrics only from the monitoring namespace`);
+        assert.ok(rule.ports.every((p) => p.port === 'metrics' || p.port === mport), `${obj.metadata.name}: the metrics rule opens nothing else`);
+      }
+    }
+  }
+  // the single SQLite replica: one writer
+  const one = find('Deployment', 'airlock-server');
+  assert.equal(one.spec.replicas, 1);
+  assert.equal(one.spec.strategy.type, 'Recreate');
+  // several replicas on PostgreSQL: the URL from a Secret, no volume of state, a
+  // rolling update that never goes below the replica count, two kept through a drain
+  const pg = find('Deployment', 'airlock-server-pg');
+  assert.ok(pg.spec.replicas >= 2);
+  assert.equal(pg.spec.strategy.type, 'RollingUpdate');
+  assert.equal(pg.spec.strategy.rollingUpdate.maxUnavailable, 0);
+  const c = pg.spec.template.spec.containers[0];
+  const url = c.env.find((e) => e.name === 'AIRLOCK_DATABASE_URL');
+  assert.ok(url?.valueFrom?.secretKeyRef?.name, 'AIRLOCK_DATABASE_URL comes from a Secret');
+  assert.equal(url.value, undefined, 'never a literal URL (it holds the password)');
+  assert.ok(!pg.spec.template.spec.volumes.some((v) => v.persistentVolumeClaim), 'no per-pod database volume');
+  const pdb = find('PodDisruptionBudget', 'airlock-server-pg');
+  assert.ok(matches(pdb.spec.selector.matchLabels, pg.spec.template.metadata.labels));
+  assert.ok(pdb.spec.minAvailable >= 1 && pdb.spec.minAvailable < pg.spec.replicas,
+    `minAvailable ${pdb.spec.minAvailable} of ${pg.spec.replicas}: a drain can proceed and some stay`);
+  const svc = find('Service', 'airlock-server-pg');
+  assert.ok(matches(svc.spec.selector, pg.spec.template.metadata.labels));
+  // the two examples never select each other's pods
+  assert.ok(!matches(pg.spec.selector.matchLabels, one.spec.template.metadata.labels));
+  assert.ok(!matches(find('Service', 'airlock-server-pg').spec.selector, one.spec.template.metadata.labels));
+});
+
 test('the server\'s example configuration starts a real server that answers /readyz and /healthz', async (t) => {
   const tmp = mkdtempSync(path.join(tmpdir(), 'airlock-k8s-'));
   t.after(() => rmSync(tmp, { recursive: true, force: true }));
@@ -75,6 +148,7 @@ test('the server\'s example configuration starts a real server that answers /rea
   // the ConfigMap's file with the pod's paths pointed at this test's files
   const cfg = find('ConfigMap', 'airlock-server').data['server.yaml']
     .replace('0.0.0.0:8400', '127.0.0.1:0')
+    .replace('0.0.0.0:9400', '127.0.0.1:0')
     .replaceAll('/etc/airlock/secrets/', `${tmp}/`)
     .replace('/etc/airlock/tls/tls.crt', path.join(tmp, 'edge.pem'))
     .replace('/etc/airlock/tls/tls.key', path.join(tmp, 'edge.key'))
@@ -91,6 +165,44 @@ test('the server\'s example configuration starts a real server that answers /rea
       `localhost:${srv.port}:127.0.0.1`, `https://localhost:${srv.port}${probe.httpGet.path}`], { encoding: 'utf8' });
     assert.ok(out.length > 0, probe.httpGet.path);
   }
+  const m = /metrics listening".*?port=(\d+)/.exec(srv.log());
+  assert.ok(m, 'the example configuration opens metrics.listen');
+  const metrics = await (await fetch(`http://127.0.0.1:${m[1]}/metrics`)).text();
+  assert.match(metrics, /^airlock_database_up 1$/m);
+});
+
+test('the PostgreSQL example\'s configuration starts a server on a real PostgreSQL that answers its probes', {
+  skip: !PG_STORE ? 'the PostgreSQL store has not landed: airlock server --help names no AIRLOCK_DATABASE_URL (issue 13 item 2)' : postgresSkip(),
+}, async (t) => {
+  const pgsrv = await startPostgres({ database: 'airlock' });
+  t.after(() => pgsrv.stop());
+  const tmp = mkdtempSync(path.join(tmpdir(), 'airlock-k8s-pg-'));
+  t.after(() => rmSync(tmp, { recursive: true, force: true }));
+  makeEdgeCert(tmp, 'k8s CA');
+  for (const [name, value] of [['api-key', 'k8s-test-key'], ['model-api-key', 'x'], ['master-key', 'a'.repeat(64)]]) {
+    writeFileSync(path.join(tmp, name), value);
+    chmodSync(path.join(tmp, name), 0o600);
+  }
+  const cfg = find('ConfigMap', 'airlock-server-pg').data['server.yaml']
+    .replace('0.0.0.0:8400', '127.0.0.1:0')
+    .replace('0.0.0.0:9400', '127.0.0.1:0')
+    .replaceAll('/etc/airlock/secrets/', `${tmp}/`)
+    .replace('/etc/airlock/tls/tls.crt', path.join(tmp, 'edge.pem'))
+    .replace('/etc/airlock/tls/tls.key', path.join(tmp, 'edge.key'))
+    .replace('/var/lib/airlock', path.join(tmp, 'data'));
+  writeFileSync(path.join(tmp, 'server.yaml'), cfg);
+  const c = find('Deployment', 'airlock-server-pg').spec.template.spec.containers[0];
+  const srv = await startServer({ args: ['--config', path.join(tmp, 'server.yaml'), '--listen', '127.0.0.1:0', '--log-format', 'text'],
+    dataDir: path.join(tmp, 'data'), env: { AIRLOCK_API_KEY: '', AIRLOCK_DATABASE_URL: pgsrv.url } });
+  t.after(() => srv.stop());
+  for (const probe of [c.readinessProbe, c.livenessProbe, c.startupProbe]) {
+    const out = execFileSync('curl', ['-fsS', '--cacert', path.join(tmp, 'ca.pem'), '--resolve',
+      `localhost:${srv.port}:127.0.0.1`, `https://localhost:${srv.port}${probe.httpGet.path}`], { encoding: 'utf8' });
+    assert.ok(out.length > 0, probe.httpGet.path);
+  }
+  const m = /metrics listening".*?port=(\d+)/.exec(srv.log());
+  const metrics = await (await fetch(`http://127.0.0.1:${m[1]}/metrics`)).text();
+  assert.match(metrics, /^airlock_database_info\{engine="postgresql"\} 1$/m, 'the server runs on PostgreSQL, not a SQLite file');
 });
 
 test('the gateway\'s example configuration passes airlock gateway --check; the worker\'s flags exist', (t) => {
