@@ -105,12 +105,14 @@ struct egress_proxy {
 	size_t n_own;
 	struct conn *conns;
 	unsigned nconns;
+	uint64_t head_ms, dial_ms;
 	llhttp_settings_t settings;
 };
 
 static void conn_close(struct conn *c);
 static void conn_update(struct conn *c);
 static void on_client(struct loop *l, int fd, int mask, void *arg);
+static void arm(struct conn *c, uint64_t ms);
 
 bool
 egress_wanted(const struct egress_operator *op, const struct egress_env *env)
@@ -351,6 +353,7 @@ resolve(struct conn *c, bool is_ip)
 	pthread_attr_destroy(&at);
 	c->lk = lk;
 	c->st = C_RESOLVE;
+	arm(c, c->px->dial_ms);
 	loop_fd_set(c->px->loop, lk->pipe[0], LOOP_READ, on_lookup, c);
 }
 
@@ -439,7 +442,7 @@ dial(struct conn *c, const struct egress_addr *addrs, size_t n)
 	snprintf(host_rule, sizeof(host_rule), "%s", c->rule);
 	snprintf(c->rule, sizeof(c->rule), "%s; %s", host_rule, d.rule);
 	c->st = C_DIAL;
-	arm(c, DIAL_TIMEOUT_MS);
+	arm(c, c->px->dial_ms);
 	loop_fd_set(c->px->loop, c->ufd, LOOP_WRITE, on_upstream, c);
 }
 
@@ -771,7 +774,7 @@ on_accept(struct loop *l, int fd, int mask, void *arg)
 			px->conns->prev = c;
 		px->conns = c;
 		px->nconns++;
-		arm(c, HEAD_TIMEOUT_MS);
+		arm(c, px->head_ms);
 		loop_fd_set(px->loop, cfd, LOOP_READ, on_client, c);
 	}
 }
@@ -812,6 +815,8 @@ egress_proxy_new(struct loop *l, int listen_fd, const struct egress_operator *op
 	px->env = *env;
 	memset(env, 0, sizeof(*env));
 	px->session_id = xstrdup(session_id);
+	px->head_ms = HEAD_TIMEOUT_MS;
+	px->dial_ms = DIAL_TIMEOUT_MS;
 	llhttp_settings_init(&px->settings);
 	px->settings.on_url = on_url;
 	px->settings.on_header_field = on_header_field;
@@ -825,6 +830,13 @@ egress_proxy_new(struct loop *l, int listen_fd, const struct egress_operator *op
 	}
 	*out = px;
 	return 0;
+}
+
+void
+egress_proxy_set_timeouts(struct egress_proxy *p, uint64_t head_ms, uint64_t dial_ms)
+{
+	p->head_ms = head_ms;
+	p->dial_ms = dial_ms;
 }
 
 void

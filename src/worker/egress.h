@@ -5,6 +5,8 @@
 #ifndef AL_WORKER_EGRESS_H
 #define AL_WORKER_EGRESS_H
 
+#include <stdint.h>
+
 #include <jansson.h>
 
 #include "egress_policy.h"
@@ -18,6 +20,8 @@ int egress_proxy_new(struct loop *l, int listen_fd, const struct egress_operator
 /* The agent's MCP server hosts from the session object (`agent.mcp_servers[].url`), for
  * allow_mcp_servers. */
 void egress_proxy_set_session(struct egress_proxy *p, const json_t *session);
+/* The request head's deadline (10 s) and the resolve/dial deadline (10 s): tests. */
+void egress_proxy_set_timeouts(struct egress_proxy *p, uint64_t head_ms, uint64_t dial_ms);
 void egress_proxy_free(struct egress_proxy *p); /* closes every connection; NULL ok */
 
 /* The session's effective networking would let anything out: the sandbox gets the
