@@ -46,7 +46,7 @@ out:
 int
 event_store_has_unprocessed(struct db *db, const char *session_id, bool *pending)
 {
-	sqlite3_stmt *st = NULL;
+	struct db_stmt *st = NULL;
 	int rc;
 	*pending = false;
 	if (db_prepare(db,
@@ -54,10 +54,10 @@ event_store_has_unprocessed(struct db *db, const char *session_id, bool *pending
 	               &st) != 0)
 		return AL_E_IO;
 	db_bind_text(st, 1, session_id);
-	rc = sqlite3_step(st);
-	*pending = rc == SQLITE_ROW;
-	sqlite3_finalize(st);
-	return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : AL_E_IO;
+	rc = db_step(st);
+	*pending = rc == DB_ROW;
+	db_finalize(st);
+	return rc == DB_ROW || rc == DB_DONE ? 0 : AL_E_IO;
 }
 
 int
