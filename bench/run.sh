@@ -51,6 +51,11 @@ echo "== work queue: poll / ack / heartbeat / stop on loopback (baseline: authen
 start_server "$tmp/server1.log" || { echo "server did not start"; exit 1; }
 "$top/build-bench/bench/queue_bench" "http://127.0.0.1:$port" benchkey 300
 
+
+echo
+echo "== work queue on PostgreSQL vs SQLite: poll / ack / heartbeat / stop, p50 ratios in one run"
+bench/queue_backends.sh "$BIN" "$top/build-bench/bench/queue_bench" 300
+
 echo
 echo "== idle SSE streams: 10,000 held on one server (target: <= 64 MiB RSS)"
 kill "$spid"

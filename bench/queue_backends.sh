@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# Work queue on the two storage engines in one run (issue 13, "Benchmarks"): the same
+# queue_bench (poll / ack / three heartbeats / forced stop per item, on one keep-alive
+# connection) against a server on SQLite and a server on a real PostgreSQL 15 started
+# here (initdb in a temporary directory, loopback only, fsync on as in production), then
+# each operation's p50 on PostgreSQL over its p50 on SQLite. Both servers' baselines (an
+# authenticated 404) are printed too, so HTTP's share is visible. A target, not a test.
+# usage: bench/queue_backends.sh AIRLOCK_BIN QUEUE_BENCH [ITERATIONS]
+set -u
+BIN=$1
+QB=$2
+N=${3:-300}
+tmp=$(mktemp -d)
+chmod 755 "$tmp"
+pgbin=$(pg_config --bindir 2>/dev/null || echo /usr/lib/postgresql/15/bin)
+pgdata=$tmp/pg
+cleanup() {
+	kill $(jobs -p) 2>/dev/null
+	wait 2>/dev/null
+	[ -f "$pgdata/postmaster.pid" ] && as_pg "$pgbin/pg_ctl" -D "$pgdata" -m immediate -w stop >/dev/null 2>&1
+	rm -rf "$tmp"
+}
+trap cleanup EXIT
+as_pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+
+if ! "$BIN" server --help 2>&1 | grep -q AIRLOCK_DATABASE_URL; then
+	echo "skipped: this airlock has no PostgreSQL store (AIRLOCK_DATABASE_URL, issue 13 item 2)"
+	exit 0
+fi
+if ! [ -x "$pgbin/initdb" ] || { [ "$(id -u)" = 0 ] && ! id postgres >/dev/null 2>&1; }; then
+	echo "skipped: no PostgreSQL server to start (apt-get install postgresql-15)"
+	exit 0
+fi
+
+# start_server LOG [VAR=VALUE...]: a server on a free port; sets port
+start_server() {
+	local log=$1
+	shift
+	env AIRLOCK_DATA_DIR="$tmp/data-$RANDOM" AIRLOCK_API_KEY=benchkey "$@" \
+		"$BIN" server --listen 127.0.0.1:0 2>"$log" >/dev/null &
+	port=
+	for _ in $(seq 200); do
+		port=$(sed -n 's/.*listening .*port=\([0-9]*\).*/\1/p' "$log" | head -1)
+		[ -n "$port" ] && return 0
+		sleep 0.05
+	done
+	echo "server did not start:" >&2
+	cat "$log" >&2
+	return 1
+}
+
+[ "$(id -u)" = 0 ] && chown postgres "$tmp"
+as_pg "$pgbin/initdb" -D "$pgdata" -U postgres --auth-host=trust --auth-local=trust -E UTF8 \
+	--no-instructions >/dev/null || exit 1
+pgport=$((20000 + RANDOM % 20000))
+printf "listen_addresses = '127.0.0.1'\nport = %d\nunix_socket_directories = '%s'\n" \
+	"$pgport" "$tmp" >>"$pgdata/postgresql.conf"
+as_pg "$pgbin/pg_ctl" -D "$pgdata" -l "$tmp/pg.log" -w -t 60 start >/dev/null || {
+	cat "$tmp/pg.log"
+	exit 1
+}
+psql -h 127.0.0.1 -p "$pgport" -U postgres -qAt -c 'CREATE DATABASE airlock' >/dev/null || exit 1
+
+start_server "$tmp/sqlite.log" || exit 1
+"$QB" "http://127.0.0.1:$port" benchkey "$N" >"$tmp/sqlite.out" || exit 1
+start_server "$tmp/pg-server.log" AIRLOCK_DATABASE_URL="postgresql://postgres@127.0.0.1:$pgport/airlock" || exit 1
+grep -q 'engine="postgresql"' <(curl -s "http://127.0.0.1:$port/metrics" -H 'x-api-key: benchkey') || {
+	echo "the second server is not on PostgreSQL (airlock_database_info)" >&2
+	exit 1
+}
+"$QB" "http://127.0.0.1:$port" benchkey "$N" >"$tmp/pg.out" || exit 1
+
+echo "SQLite:"
+cat "$tmp/sqlite.out"
+echo "PostgreSQL 15 (loopback, same machine):"
+cat "$tmp/pg.out"
+# each operation's p50 on PostgreSQL over the same on SQLite
+awk '
+	function p50(   i, v) {
+		for (i = 1; i <= NF; i++) if ($i ~ /^p50=/) { v = $i; sub(/p50=/, "", v); return v == "" ? $(i + 1) : v }
+	}
+	FNR == NR { s[$1] = p50(); next }
+	s[$1] > 0 { printf "%-10s p50 PostgreSQL/SQLite = %.2fx\n", $1, p50() / s[$1] }
+' "$tmp/sqlite.out" "$tmp/pg.out"
