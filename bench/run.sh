@@ -94,3 +94,9 @@ AIRLOCK_BIN=$BIN tests/interop/run-node.sh bench/console_bench.mjs 10000
 echo
 echo "== environment worker vs the SDK's EnvironmentWorker (idle RSS, tool_use -> tool_result)"
 AIRLOCK_BIN=$BIN tests/interop/run-node.sh bench/worker_bench.mjs 40
+
+if [ "${BENCH_SOAK:-1}" != 0 ]; then
+	echo
+	echo "== soak: 1,000 concurrent sessions for 5 minutes, several workers (BENCH_SOAK=0 skips it)"
+	AIRLOCK_BIN=$BIN tests/interop/run-node.sh bench/soak.mjs
+fi
