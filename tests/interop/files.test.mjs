@@ -207,3 +207,96 @@ test('files: an upload acknowledged survives kill -9', async () => {
   assert.ok(Buffer.from(await (await client.beta.files.download(f.id)).arrayBuffer()).equals(bytes));
   await client.beta.files.delete(f.id);
 });
+
+async function envWithKey() {
+  const env = await client.beta.environments.create({ name: 'files-env', config: { type: 'self_hosted' } });
+  const r = await fetch(`${srv.baseURL}/v1/environments/${env.id}/keys`, {
+    method: 'POST', headers: { 'x-api-key': srv.apiKey, 'content-type': 'application/json' }, body: '{"name":"k"}',
+  });
+  assert.equal(r.status, 200);
+  return { env, envKey: (await r.json()).key };
+}
+
+async function sessionsToken(env, envKey, sessionId) {
+  for (let i = 0; i < 50; i++) {
+    const r = await fetch(`${srv.baseURL}/v1/environments/${env.id}/work/poll?block_ms=999`, {
+      headers: { authorization: `Bearer ${envKey}`, 'anthropic-worker-id': 'filetest' },
+    });
+    const body = await r.json();
+    if (body?.id && body.data?.id === sessionId)
+      return JSON.parse(Buffer.from(body.secret, 'base64url').toString('utf8')).sessions_token;
+  }
+  throw new Error('no work item for the session');
+}
+
+test('session resources: add, list with pages, get, update, delete; a sessions token reads only its files', async () => {
+  const { env, envKey } = await envWithKey();
+  const agent = await client.beta.agents.create({ name: 'f', model: 'claude-x' });
+  const store = await client.beta.memoryStores.create({ name: 'Notes' });
+  const sess = await client.beta.sessions.create({ agent: agent.id, environment_id: env.id,
+    resources: [{ type: 'memory_store', memory_store_id: store.id, access: 'read_only' }] });
+  const msr = sess.resources[0];
+  assert.match(msr.id, /^sesrsc_/);
+  assert.equal(msr.mount_path, '/mnt/memory/notes');
+  const f1 = await client.beta.files.upload({ file: await toFile(Buffer.from('data one'), 'one.csv', { type: 'text/csv' }) });
+  const f2 = await client.beta.files.upload({ file: await toFile(Buffer.from('data two'), 'two.txt') });
+  const other = await client.beta.files.upload({ file: await toFile(Buffer.from('not yours'), 'other.txt') });
+  const res = client.beta.sessions.resources;
+
+  const r1 = await res.add(sess.id, { type: 'file', file_id: f1.id });
+  assert.deepEqual(Object.keys(r1).sort(), ['created_at', 'file_id', 'id', 'mount_path', 'type', 'updated_at']);
+  assert.equal(r1.type, 'file');
+  assert.equal(r1.mount_path, `/mnt/session/uploads/${f1.id}`);
+  const r2 = await res.add(sess.id, { type: 'file', file_id: f2.id, mount_path: '/workspace/data/two.txt' });
+  assert.equal(r2.mount_path, '/workspace/data/two.txt');
+
+  for (const [body, status, re] of [
+    [{ type: 'file', file_id: f1.id, mount_path: '/workspace/data/two.txt' }, 409, /taken/],
+    [{ type: 'file', file_id: f1.id, mount_path: 'relative/x' }, 400, /absolute/],
+    [{ type: 'file', file_id: f1.id, mount_path: '/workspace/../etc/passwd' }, 400, /'\.\.'/],
+    [{ type: 'file', file_id: f1.id, mount_path: '/mnt/memory/notes/x' }, 400, /memory/],
+    [{ type: 'file', file_id: 'file_nosuchfile000000000000000' }, 404, /not found/],
+    [{ type: 'file', file_id: 'nope' }, 400, /file_id/],
+    [{ type: 'github_repository', url: 'https://github.com/a/b' }, 400, /egress/],
+    [{ type: 'memory_store', memory_store_id: store.id }, 400, /created/],
+  ])
+    await rejectsStatus(res.add(sess.id, body), status, re);
+  await rejectsStatus(res.add('sesn_nosuchsession0000000000', { type: 'file', file_id: f1.id }), 404);
+
+  // the session document carries them: its worker reads them from there
+  const after = await client.beta.sessions.retrieve(sess.id);
+  assert.deepEqual(after.resources.map((x) => x.id), [msr.id, r1.id, r2.id]);
+
+  const page1 = await res.list(sess.id, { limit: 2 });
+  assert.equal(page1.data.length, 2);
+  assert.ok(page1.next_page);
+  assert.deepEqual((await all(res.list(sess.id, { limit: 2 }))).map((x) => x.id), [msr.id, r1.id, r2.id]);
+  assert.deepEqual(await res.retrieve(r1.id, { session_id: sess.id }), r1);
+  assert.equal((await res.retrieve(msr.id, { session_id: sess.id })).memory_store_id, store.id);
+  await rejectsStatus(res.retrieve('sesrsc_nope', { session_id: sess.id }), 404);
+  await rejectsStatus(res.update(r1.id, { session_id: sess.id, authorization_token: 'ghp_x' }), 400, /github_repository/);
+
+  // a sessions token: its session's resources, and exactly its session's files
+  const token = await sessionsToken(env, envKey, sess.id);
+  const tc = new Anthropic({ baseURL: srv.baseURL, authToken: token, apiKey: null, maxRetries: 0 });
+  assert.equal((await all(tc.beta.sessions.resources.list(sess.id))).length, 3);
+  assert.equal((await tc.beta.files.retrieveMetadata(f1.id)).filename, 'one.csv');
+  assert.equal(await (await tc.beta.files.download(f2.id)).text(), 'data two');
+  await rejectsStatus(tc.beta.files.retrieveMetadata(other.id), 404);
+  await rejectsStatus(tc.beta.files.download(other.id), 404);
+  await rejectsStatus(tc.beta.files.list(), 403);
+  await rejectsStatus(tc.beta.sessions.resources.add(sess.id, { type: 'file', file_id: other.id }), 403);
+
+  // removing a resource takes the token's access with it
+  assert.deepEqual(await res.delete(r2.id, { session_id: sess.id }), { id: r2.id, type: 'session_resource_deleted' });
+  await rejectsStatus(res.retrieve(r2.id, { session_id: sess.id }), 404);
+  await rejectsStatus(tc.beta.files.download(f2.id), 404);
+  await res.delete(msr.id, { session_id: sess.id });
+  await rejectsStatus(tc.beta.memoryStores.retrieve(store.id), 404);
+  assert.deepEqual((await client.beta.sessions.retrieve(sess.id)).resources.map((x) => x.id), [r1.id]);
+  await rejectsStatus(res.delete(r2.id, { session_id: sess.id }), 404);
+  // an archived session's resources do not change
+  await client.beta.sessions.archive(sess.id);
+  await rejectsStatus(res.add(sess.id, { type: 'file', file_id: f2.id }), 400, /archived/);
+  for (const f of [f1, f2, other]) await client.beta.files.delete(f.id);
+});

@@ -89,6 +89,8 @@ struct api_route {
 /* The HTTP server's body hook: the upload routes take their bodies as streams
  * (files.c); every other request is buffered. */
 bool api_body_hook(struct http_request *req, struct http_body_sink *sink, void *srv);
+/* Whether the sessions token's session has file_id among its resources. */
+bool session_resources_has_file(struct api_call *c, const char *file_id);
 bool files_upload_hook(struct server *srv, struct http_request *req, struct http_body_sink *sink);
 
 /* Entry point from the HTTP server. Every reply (api_reply_*) frees the call:

@@ -281,11 +281,15 @@ out:
 
 /* ---- reads ---- */
 
+/* The file of the route. A sessions token reaches only the files its session has as
+ * resources (its worker copies them in); any other is "not found". */
 static json_t *
 file_for_call(struct api_call *c)
 {
-	int err = 0;
-	json_t *doc = file_store_get(c->srv->db, c->params[0], &err);
+	int err = AL_E_NOTFOUND;
+	json_t *doc = NULL;
+	if (c->who.kind != PRINCIPAL_SESSION_TOKEN || session_resources_has_file(c, c->params[0]))
+		doc = file_store_get(c->srv->db, c->params[0], &err);
 	if (doc == NULL)
 		api_reply_err(c, err == AL_E_NOTFOUND ? AL_E_NOTFOUND : AL_E_IO,
 		              err == AL_E_NOTFOUND ? "file not found" : "cannot read file");
@@ -443,8 +447,8 @@ out:
 const struct api_route files_routes[] = {
     {"POST", "/v1/files", CREDS_FILES | API_RAW_BODY, upload_file},
     {"GET", "/v1/files", CREDS_FILES, list_files},
-    {"GET", "/v1/files/{}", CREDS_FILES, get_file},
+    {"GET", "/v1/files/{}", CREDS_FILES | PRINCIPAL_SESSION_TOKEN, get_file},
     {"DELETE", "/v1/files/{}", CREDS_FILES, delete_file},
-    {"GET", "/v1/files/{}/content", CREDS_FILES, download_file},
+    {"GET", "/v1/files/{}/content", CREDS_FILES | PRINCIPAL_SESSION_TOKEN, download_file},
     {NULL, NULL, 0, NULL},
 };

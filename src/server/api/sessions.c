@@ -164,13 +164,19 @@ check_resources(struct api_call *c, const json_t *in, const char *env_id, json_t
 		const char *name = json_string_value(json_object_get(store, "name"));
 		json_t *desc = json_object_get(store, "description");
 		char *mount = memory_mount_path(name, json_string_value(ms));
+		/* an id and timestamps, as every returned resource has (api.md 2.3), so
+		 * /v1/sessions/{id}/resources/{rid} can name it */
+		char *rid = id_new("sesrsc_");
+		json_t *now = api_time(now_real_us());
 		json_array_append_new(
-		    res, json_pack("{s:s, s:O, s:s, s:O, s:o, s:o, s:s}", "type", "memory_store",
-		                   "memory_store_id", ms, "access", access, "instructions",
-		                   ins ? ins : json_null(), "name",
+		    res, json_pack("{s:s, s:s, s:O, s:s, s:O, s:o, s:o, s:s, s:O, s:O}", "type",
+		                   "memory_store", "id", rid, "memory_store_id", ms, "access",
+		                   access, "instructions", ins ? ins : json_null(), "name",
 		                   name ? json_string(name) : json_null(), "description",
 		                   json_is_string(desc) ? json_incref(desc) : json_string(""),
-		                   "mount_path", mount));
+		                   "mount_path", mount, "created_at", now, "updated_at", now));
+		json_decref(now);
+		free(rid);
 		free(mount);
 		json_decref(store);
 	}

@@ -836,6 +836,14 @@ memory_store_attach(struct db *db, const char *session_id, const char *store_id,
 }
 
 int
+memory_store_detach(struct db *db, const char *session_id, const char *store_id)
+{
+	return exec3(db,
+	             "DELETE FROM memory_store_attachments WHERE session_id = ? AND store_id = ?",
+	             session_id, store_id, NULL);
+}
+
+int
 memory_store_detach_session(struct db *db, const char *session_id)
 {
 	return exec3(db, "DELETE FROM memory_store_attachments WHERE session_id = ?1", session_id,

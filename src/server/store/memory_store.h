@@ -132,6 +132,9 @@ int memory_store_version_redact(struct db *db, const char *store_id, const char 
  * the caller's transaction (the session's create). */
 int memory_store_attach(struct db *db, const char *session_id, const char *store_id,
                         const char *owner_iss, const char *owner_sub);
+/* Forgets one store of a session (its resource was removed; joins the caller's
+ * transaction). */
+int memory_store_detach(struct db *db, const char *session_id, const char *store_id);
 /* Forgets a deleted session's attachments (joins the caller's transaction). */
 int memory_store_detach_session(struct db *db, const char *session_id);
 /* Whether a session owned by iss/sub mounts store_id. */
