@@ -11,6 +11,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import Anthropic, { toFile } from '@anthropic-ai/sdk';
 import { startServer } from './lib/server.mjs';
+import { envWithKey, sessionsToken } from './lib/session.mjs';
 
 const LIMIT = 4 * 1024 * 1024;
 let srv;
@@ -208,29 +209,8 @@ test('files: an upload acknowledged survives kill -9', async () => {
   await client.beta.files.delete(f.id);
 });
 
-async function envWithKey() {
-  const env = await client.beta.environments.create({ name: 'files-env', config: { type: 'self_hosted' } });
-  const r = await fetch(`${srv.baseURL}/v1/environments/${env.id}/keys`, {
-    method: 'POST', headers: { 'x-api-key': srv.apiKey, 'content-type': 'application/json' }, body: '{"name":"k"}',
-  });
-  assert.equal(r.status, 200);
-  return { env, envKey: (await r.json()).key };
-}
-
-async function sessionsToken(env, envKey, sessionId) {
-  for (let i = 0; i < 50; i++) {
-    const r = await fetch(`${srv.baseURL}/v1/environments/${env.id}/work/poll?block_ms=999`, {
-      headers: { authorization: `Bearer ${envKey}`, 'anthropic-worker-id': 'filetest' },
-    });
-    const body = await r.json();
-    if (body?.id && body.data?.id === sessionId)
-      return JSON.parse(Buffer.from(body.secret, 'base64url').toString('utf8')).sessions_token;
-  }
-  throw new Error('no work item for the session');
-}
-
 test('session resources: add, list with pages, get, update, delete; a sessions token reads only its files', async () => {
-  const { env, envKey } = await envWithKey();
+  const { env, envKey } = await envWithKey(srv, client, 'files-env');
   const agent = await client.beta.agents.create({ name: 'f', model: 'claude-x' });
   const store = await client.beta.memoryStores.create({ name: 'Notes' });
   const sess = await client.beta.sessions.create({ agent: agent.id, environment_id: env.id,
@@ -277,7 +257,7 @@ test('session resources: add, list with pages, get, update, delete; a sessions t
   await rejectsStatus(res.update(r1.id, { session_id: sess.id, authorization_token: 'ghp_x' }), 400, /github_repository/);
 
   // a sessions token: its session's resources, and exactly its session's files
-  const token = await sessionsToken(env, envKey, sess.id);
+  const token = await sessionsToken(srv, env, envKey, sess.id, 'filetest');
   const tc = new Anthropic({ baseURL: srv.baseURL, authToken: token, apiKey: null, maxRetries: 0 });
   assert.equal((await all(tc.beta.sessions.resources.list(sess.id))).length, 3);
   assert.equal((await tc.beta.files.retrieveMetadata(f1.id)).filename, 'one.csv');

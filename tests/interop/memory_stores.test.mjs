@@ -14,7 +14,7 @@ import { EnvironmentWorker } from '@anthropic-ai/sdk/lib/environments/worker';
 import { startServer } from './lib/server.mjs';
 import { startIdp } from './lib/oidc_idp.mjs';
 import { startMockModel } from './lib/mockmodel.mjs';
-import { collectEvents, endTurn, textOf } from './lib/session.mjs';
+import { collectEvents, endTurn, textOf, envWithKey, sessionsToken } from './lib/session.mjs';
 
 let srv;
 let client;
@@ -289,30 +289,8 @@ test('concurrent writers of one memory: exactly one wins each precondition, noth
   assert.ok(creates.filter((o) => o.err).every((o) => o.err.error.error.type === 'memory_path_conflict_error'));
 });
 
-async function envWithKey() {
-  const env = await client.beta.environments.create({ name: 'mem-env', config: { type: 'self_hosted' } });
-  const r = await fetch(`${srv.baseURL}/v1/environments/${env.id}/keys`, {
-    method: 'POST', headers: { 'x-api-key': srv.apiKey, 'content-type': 'application/json' }, body: '{"name":"k"}',
-  });
-  assert.equal(r.status, 200);
-  return { env, envKey: (await r.json()).key };
-}
-
-async function sessionsToken(env, envKey, sessionId) {
-  for (let i = 0; i < 50; i++) {
-    const r = await fetch(`${srv.baseURL}/v1/environments/${env.id}/work/poll?block_ms=999`, {
-      headers: { authorization: `Bearer ${envKey}`, 'anthropic-worker-id': 'memtest' },
-    });
-    const body = await r.json();
-    if (body?.id && body.data?.id === sessionId) {
-      return JSON.parse(Buffer.from(body.secret, 'base64url').toString('utf8')).sessions_token;
-    }
-  }
-  throw new Error('no work item for the session');
-}
-
 test('sessions attach stores; a sessions token uses exactly its session\'s stores', async () => {
-  const { env, envKey } = await envWithKey();
+  const { env, envKey } = await envWithKey(srv, client, 'mem-env');
   const agent = await client.beta.agents.create({ name: 'm', model: 'claude-x' });
   const rw = await client.beta.memoryStores.create({ name: 'Shared Notes!', description: 'd' });
   const ro = await client.beta.memoryStores.create({ name: 'reference' });
@@ -341,7 +319,7 @@ test('sessions attach stores; a sessions token uses exactly its session\'s store
   const listed = await client.beta.sessions.list({ memory_store_id: ro.id });
   assert.deepEqual(listed.data.map((x) => x.id), [sess.id]);
 
-  const token = await sessionsToken(env, envKey, sess.id);
+  const token = await sessionsToken(srv, env, envKey, sess.id, 'memtest');
   const tc = new Anthropic({ baseURL: srv.baseURL, authToken: token, apiKey: null, maxRetries: 0 });
   // its read_write store: read and write, versions name the session
   assert.equal((await tc.beta.memoryStores.retrieve(rw.id)).id, rw.id);

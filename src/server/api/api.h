@@ -89,6 +89,9 @@ struct api_route {
 /* The HTTP server's body hook: the upload routes take their bodies as streams
  * (files.c); every other request is buffered. */
 bool api_body_hook(struct http_request *req, struct http_body_sink *sink, void *srv);
+/* The session of the route ({id} first) as this caller may see it, or NULL after
+ * replying 404 (unknown or not theirs) or 500 (sessions.c). */
+json_t *sessions_for_call(struct api_call *c);
 /* Whether the sessions token's session has file_id among its resources. */
 bool session_resources_has_file(struct api_call *c, const char *file_id);
 bool files_upload_hook(struct server *srv, struct http_request *req, struct http_body_sink *sink);

@@ -26,35 +26,20 @@
 #define RES_MAX_MOUNT 1024 /* bytes of a mount path */
 #define RES_UPLOADS "/mnt/session/uploads/"
 
-/* The session of the route for this caller, or NULL after replying. */
+/* The session of the route for this caller, or NULL after replying; write: it must
+ * still be open to changes. */
 static json_t *
 res_session(struct api_call *c, bool write)
 {
-	const char *id = c->params[0];
-	int err = AL_E_NOTFOUND;
-	json_t *doc = NULL;
-	if (id_valid(id, "sesn_") == 0)
-		doc = session_store_get(c->srv->db, id, &err);
-	if (doc && !auth_can_session(c->srv, &c->who, id,
-	                             json_string_value(json_object_get(doc, "environment_id")))) {
-		json_decref(doc);
-		doc = NULL;
-		err = AL_E_NOTFOUND;
-	}
-	if (doc == NULL) {
-		if (err == AL_E_NOTFOUND)
-			api_reply_error(c, 404, "not_found_error", NULL, "session %.100s not found",
-			                id);
-		else
-			api_reply_err(c, err, "cannot load session");
+	json_t *doc = sessions_for_call(c);
+	if (doc == NULL)
 		return NULL;
-	}
 	if (write &&
 	    (!json_is_null(json_object_get(doc, "archived_at")) ||
 	     strcmp(json_string_value(json_object_get(doc, "status")), "terminated") == 0)) {
 		api_reply_error(c, 400, "invalid_request_error", NULL,
 		                "session %s is archived or terminated; its resources cannot change",
-		                id);
+		                c->params[0]);
 		json_decref(doc);
 		return NULL;
 	}

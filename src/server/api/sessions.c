@@ -612,8 +612,8 @@ out:
 /* ---- get / update / archive / delete ---- */
 
 /* Loads the session if the principal may see it; replies 404 otherwise. */
-static json_t *
-session_for(struct api_call *c)
+json_t *
+sessions_for_call(struct api_call *c)
 {
 	const char *id = c->params[0];
 	int err = AL_E_NOTFOUND;
@@ -639,7 +639,7 @@ session_for(struct api_call *c)
 static void
 get_session(struct api_call *c)
 {
-	json_t *doc = session_for(c);
+	json_t *doc = sessions_for_call(c);
 	if (doc)
 		api_reply_json(c, 200, doc);
 }
@@ -662,7 +662,7 @@ update_session(struct api_call *c)
 		                "vault_ids: cannot be changed after the session is created");
 		return;
 	}
-	if ((doc = session_for(c)) == NULL)
+	if ((doc = sessions_for_call(c)) == NULL)
 		return;
 	if (!json_is_null(json_object_get(doc, "archived_at"))) {
 		api_reply_error(c, 400, "invalid_request_error", NULL,
@@ -765,7 +765,7 @@ archive_session(struct api_call *c)
 	const char *id = c->params[0];
 	json_t *doc, *term = NULL;
 	int r;
-	if (api_body_only(c, (const char *const[]){NULL}) || (doc = session_for(c)) == NULL)
+	if (api_body_only(c, (const char *const[]){NULL}) || (doc = sessions_for_call(c)) == NULL)
 		return;
 	if (!json_is_null(json_object_get(doc, "archived_at"))) {
 		api_reply_json(c, 200, doc);
@@ -811,7 +811,7 @@ delete_session(struct api_call *c)
 	const char *id = c->params[0];
 	json_t *doc, *ev;
 	int r;
-	if (api_body_only(c, (const char *const[]){NULL}) || (doc = session_for(c)) == NULL)
+	if (api_body_only(c, (const char *const[]){NULL}) || (doc = sessions_for_call(c)) == NULL)
 		return;
 	json_decref(doc);
 	/* The session.deleted event reaches open streams (queued in memory by the

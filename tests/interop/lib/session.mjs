@@ -57,3 +57,26 @@ export function textOf(content) {
     .map((b) => b.text)
     .join('');
 }
+
+// A self-hosted environment and a key of it, for tests that poll work themselves.
+export async function envWithKey(srv, client, name = 'test-env') {
+  const env = await client.beta.environments.create({ name, config: { type: 'self_hosted' } });
+  const r = await fetch(`${srv.baseURL}/v1/environments/${env.id}/keys`, {
+    method: 'POST', headers: { 'x-api-key': srv.apiKey, 'content-type': 'application/json' }, body: '{"name":"k"}',
+  });
+  if (r.status !== 200) throw new Error(`environment key: ${r.status}`);
+  return { env, envKey: (await r.json()).key };
+}
+
+// The sessions token of the session's work item, polled as a worker would.
+export async function sessionsToken(srv, env, envKey, sessionId, workerId = 'test') {
+  for (let i = 0; i < 50; i++) {
+    const r = await fetch(`${srv.baseURL}/v1/environments/${env.id}/work/poll?block_ms=999`, {
+      headers: { authorization: `Bearer ${envKey}`, 'anthropic-worker-id': workerId },
+    });
+    const body = await r.json();
+    if (body?.id && body.data?.id === sessionId)
+      return JSON.parse(Buffer.from(body.secret, 'base64url').toString('utf8')).sessions_token;
+  }
+  throw new Error('no work item for the session');
+}
