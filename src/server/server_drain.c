@@ -8,6 +8,7 @@
 #include "events.h"
 #include "log.h"
 #include "server.h"
+#include "tunnel.h"
 #include "util.h"
 #include "work.h"
 
@@ -19,7 +20,8 @@ static void
 drain_check(struct loop *l, void *arg)
 {
 	struct server *s = arg;
-	size_t conns = s->http ? http_server_conn_count(s->http) : 0;
+	size_t conns =
+	    (s->http ? http_server_conn_count(s->http) : 0) + tunnel_ingress_conn_count(s);
 	size_t calls = agent_calls_in_flight(s);
 	uint64_t now = now_mono_ms();
 	char ms[24], nconns[24], ncalls[24];
@@ -57,6 +59,7 @@ server_drain(struct server *s, const char *signame)
 	 * connection closes. */
 	if (s->http)
 		http_server_shutdown(s->http);
+	tunnel_ingress_drain(s);
 	/* Streams would hold the drain to its timeout: they end cleanly now, and clients
 	 * resume elsewhere with Last-Event-ID. Held polls get "no work" and poll again. */
 	events_close_all_streams(s);

@@ -13,6 +13,7 @@ import Anthropic from '@anthropic-ai/sdk';
 import { startServer } from './lib/server.mjs';
 import { startMockModel } from './lib/mockmodel.mjs';
 import { allEvents } from './lib/events.mjs';
+import { makeEdgeCert } from './lib/edge_cert.mjs';
 
 const SERVER_ENV = { AIRLOCK_MODEL_API_KEY: 'mock-model-key', AIRLOCK_MODEL_RETRY_BASE_MS: '10' };
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -48,12 +49,12 @@ const exited = (proc) =>
     ? Promise.resolve({ code: proc.exitCode, signal: proc.signalCode })
     : new Promise((r) => proc.once('exit', (code, signal) => r({ code, signal })));
 
-async function setup(t, script, args) {
+async function setup(t, script, args, extraEnv = {}) {
   const mock = await startMockModel(script);
   t.after(() => mock.stop());
   const dataDir = mkdtempSync(path.join(tmpdir(), 'airlock-drain-'));
   t.after(() => rmSync(dataDir, { recursive: true, force: true }));
-  const env = { ...SERVER_ENV, AIRLOCK_MODEL_BASE_URL: mock.url };
+  const env = { ...SERVER_ENV, AIRLOCK_MODEL_BASE_URL: mock.url, ...extraEnv };
   const srv = await startServer({ env, dataDir, args });
   t.after(() => srv.stop());
   const client = new Anthropic({ baseURL: srv.baseURL, apiKey: srv.apiKey, maxRetries: 0 });
@@ -175,17 +176,27 @@ test('a drain that outlasts its timeout exits 0, and the next server resumes the
   assert.equal(msg?.content[0].text, 'answered by the next server', hist.map((e) => e.type).join(', '));
 });
 
-test('a second TERM exits at once', async (t) => {
+test('the tunnel ingress stops taking connections too; a second TERM exits at once', async (t) => {
+  const certs = mkdtempSync(path.join(tmpdir(), 'airlock-drain-edge-'));
+  t.after(() => rmSync(certs, { recursive: true, force: true }));
+  const edge = makeEdgeCert(certs);
   const { mock, srv, client, session } = await setup(
     t,
     [{ delay_ms: 60000, content: [{ type: 'text', text: 'never delivered' }] }],
     ['--drain-timeout', '60s'],
+    {
+      AIRLOCK_TUNNEL_LISTEN: '127.0.0.1:0', AIRLOCK_TUNNEL_INGRESS_LISTEN: '127.0.0.1:0',
+      AIRLOCK_TUNNEL_TLS_CERT: edge.cert, AIRLOCK_TUNNEL_TLS_KEY: edge.key,
+    },
   );
+  const ingressPort = Number(/tunnel ingress ready.* port=(\d+)/.exec(srv.log())[1]);
+  assert.equal(await connectRefused(ingressPort), false, 'the ingress takes connections before TERM');
   await say(client, session.id, 'slow one');
   while ((await mock.requests()).length < 1) await sleep(20);
   srv.proc.kill('SIGTERM');
   await sleep(300);
   assert.equal(srv.proc.exitCode, null, 'still draining after the first TERM');
+  assert.equal(await connectRefused(ingressPort), true, 'the ingress refuses new connections while draining');
   const t0 = Date.now();
   srv.proc.kill('SIGTERM');
   const { code } = await exited(srv.proc);

@@ -28,6 +28,9 @@ int tunnel_reload_tls(struct server *s, char *what, size_t whatlen);
  * the API certificate. Stopped before the edge; its certificate reloads like the edge's. */
 int tunnel_ingress_start(struct server *s);
 void tunnel_ingress_stop(struct server *s);
+/* The drain: the ingress listener closes, requests in flight finish (docs/server/drain.md). */
+void tunnel_ingress_drain(struct server *s);
+size_t tunnel_ingress_conn_count(struct server *s);
 int tunnel_ingress_reload_tls(struct server *s, char *what, size_t whatlen);
 
 /* Response side of one exchange. Callbacks never run after tunnel_stream_cancel() or

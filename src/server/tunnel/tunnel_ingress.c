@@ -456,6 +456,23 @@ tunnel_ingress_start(struct server *s)
 	return 0;
 }
 
+/* The drain (server_drain.c): new ingress connections are refused like the API's;
+ * requests being relayed finish. */
+void
+tunnel_ingress_drain(struct server *s)
+{
+	if (s->tunnel_ingress != NULL && s->tunnel_ingress->http != NULL)
+		http_server_shutdown(s->tunnel_ingress->http);
+}
+
+size_t
+tunnel_ingress_conn_count(struct server *s)
+{
+	if (s->tunnel_ingress == NULL || s->tunnel_ingress->http == NULL)
+		return 0;
+	return http_server_conn_count(s->tunnel_ingress->http);
+}
+
 void
 tunnel_ingress_stop(struct server *s)
 {
