@@ -432,6 +432,114 @@ egress_url_parse(const char *s, size_t len, char *host, size_t hostlen, uint16_t
 	return 0;
 }
 
+/* ---- TLS ClientHello server name ---- */
+
+#define HELLO_MAX 16384
+
+struct rd {
+	const uint8_t *p;
+	size_t n, off;
+};
+
+static bool
+rd_take(struct rd *r, size_t k, const uint8_t **out)
+{
+	if (r->n - r->off < k)
+		return false;
+	if (out)
+		*out = r->p + r->off;
+	r->off += k;
+	return true;
+}
+
+static bool
+rd_u(struct rd *r, size_t bytes, size_t *v)
+{
+	const uint8_t *q;
+	if (!rd_take(r, bytes, &q))
+		return false;
+	*v = 0;
+	for (size_t i = 0; i < bytes; i++)
+		*v = (*v << 8) | q[i];
+	return true;
+}
+
+/* A vector with a length prefix of `bytes`: *sub reads its body. */
+static bool
+rd_vec(struct rd *r, size_t bytes, struct rd *sub)
+{
+	size_t len;
+	const uint8_t *q;
+	if (!rd_u(r, bytes, &len) || !rd_take(r, len, &q))
+		return false;
+	*sub = (struct rd){q, len, 0};
+	return true;
+}
+
+int
+egress_sni_parse(const uint8_t *p, size_t n, char *sni)
+{
+	uint8_t hs[HELLO_MAX];
+	size_t hn = 0, off = 0, need = 0;
+	if (n == 0)
+		return AL_E_AGAIN;
+	if (p[0] != 22)
+		return AL_E_UNSUPPORTED;
+	/* the handshake bytes of consecutive records, until the ClientHello is whole */
+	for (;;) {
+		if (n - off < 5)
+			return AL_E_AGAIN;
+		size_t rl = ((size_t)p[off + 3] << 8) | p[off + 4];
+		if (p[off] != 22 || p[off + 1] != 3 || rl == 0 || rl > 16384 + 256)
+			return AL_E_PROTO;
+		if (n - off - 5 < rl)
+			return AL_E_AGAIN;
+		if (hn + rl > sizeof(hs))
+			return AL_E_PROTO;
+		memcpy(hs + hn, p + off + 5, rl);
+		hn += rl;
+		off += 5 + rl;
+		if (hn >= 4) {
+			if (hs[0] != 1) /* client_hello */
+				return AL_E_PROTO;
+			need = 4 + (((size_t)hs[1] << 16) | ((size_t)hs[2] << 8) | hs[3]);
+			if (need > sizeof(hs))
+				return AL_E_PROTO;
+			if (hn >= need)
+				break;
+		}
+	}
+	struct rd r = {hs + 4, need - 4, 0}, v, exts;
+	size_t ver;
+	if (!rd_u(&r, 2, &ver) || !rd_take(&r, 32, NULL) || !rd_vec(&r, 1, &v) ||
+	    !rd_vec(&r, 2, &v) || !rd_vec(&r, 1, &v))
+		return AL_E_PROTO;
+	if (r.off == r.n)
+		return AL_E_NOTFOUND; /* no extensions at all */
+	if (!rd_vec(&r, 2, &exts) || r.off != r.n)
+		return AL_E_PROTO;
+	bool found = false;
+	while (exts.off < exts.n) {
+		size_t type;
+		struct rd ext, list, name;
+		if (!rd_u(&exts, 2, &type) || !rd_vec(&exts, 2, &ext))
+			return AL_E_PROTO;
+		if (type != 0)
+			continue;
+		if (found || !rd_vec(&ext, 2, &list) || ext.off != ext.n)
+			return AL_E_PROTO; /* two server_name extensions: which one is meant? */
+		found = true;
+		size_t nt;
+		if (!rd_u(&list, 1, &nt) || nt != 0 || !rd_vec(&list, 2, &name) ||
+		    list.off != list.n)
+			return AL_E_PROTO; /* one host_name, as RFC 6066 allows */
+		if (name.n == 0 || memchr(name.p, '\0', name.n) != NULL ||
+		    egress_host_norm((const char *)name.p, name.n, sni) != 0)
+			return AL_E_PROTO;
+	}
+	return found ? 0 : AL_E_NOTFOUND;
+}
+
 /* ---- operator file ---- */
 
 static const json_t *

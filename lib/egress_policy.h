@@ -124,6 +124,14 @@ void egress_addr_format(const struct egress_addr *a, char *out, size_t outlen);
 enum egress_addr_class egress_addr_classify(const struct egress_addr *a);
 const char *egress_addr_class_name(enum egress_addr_class c);
 
+/* The server name (SNI) of a TLS ClientHello at the start of a CONNECT tunnel's client
+ * bytes, for the check that it names the CONNECT target (no domain fronting). Reads
+ * handshake records (type 22) until the ClientHello is whole (≤ 16 KiB). Returns 0 with
+ * the name normalised into sni (EGRESS_HOST_MAX + 1 bytes), AL_E_AGAIN when more bytes
+ * are needed, AL_E_NOTFOUND for a whole hello without SNI, AL_E_UNSUPPORTED when the
+ * bytes are not TLS (an opaque tunnel), AL_E_PROTO for a malformed hello or name. */
+int egress_sni_parse(const uint8_t *p, size_t n, char *sni);
+
 /* Operator file: YAML (lib/cfg), errors "FILE:LINE: key: message" in err. */
 int egress_operator_parse(const char *name, const char *text, size_t len,
                           struct egress_operator **out, char *err, size_t errlen);

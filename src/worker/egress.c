@@ -92,6 +92,7 @@ struct conn {
 	char *up, *down;
 	size_t up_len, down_len;
 	bool c_eof, u_eof, c_shut, u_shut;
+	bool hello_wait; /* CONNECT: client bytes held until the TLS hello's SNI is checked */
 	uint64_t bytes_up, bytes_down;
 };
 
@@ -113,6 +114,7 @@ static void conn_close(struct conn *c);
 static void conn_update(struct conn *c);
 static void on_client(struct loop *l, int fd, int mask, void *arg);
 static void arm(struct conn *c, uint64_t ms);
+static bool hello_check(struct conn *c);
 
 bool
 egress_wanted(const struct egress_operator *op, const struct egress_env *env)
@@ -484,6 +486,7 @@ relay_start(struct conn *c)
 		memcpy(c->up, rest, nrest);
 		c->up_len = nrest;
 		c->bytes_up += nrest;
+		c->hello_wait = true;
 	} else {
 		/* origin form, hop-by-hop headers dropped, one request per connection: a
 		 * second request on it could name another Host than the one checked */
@@ -497,6 +500,8 @@ relay_start(struct conn *c)
 	}
 	buf_free(&c->head);
 	arm(c, IDLE_TIMEOUT_MS);
+	if (c->hello_wait && !hello_check(c))
+		return;
 	conn_update(c);
 }
 
@@ -512,7 +517,7 @@ conn_update(struct conn *c)
 		cm |= LOOP_WRITE;
 	if (!c->u_eof && c->down_len < RELAY_BUF)
 		um |= LOOP_READ;
-	if (c->up_len > 0)
+	if (c->up_len > 0 && !c->hello_wait)
 		um |= LOOP_WRITE;
 	/* a direction that ended and drained passes its end on */
 	if (c->c_eof && c->up_len == 0 && !c->u_shut) {
@@ -530,6 +535,41 @@ conn_update(struct conn *c)
 	}
 	loop_fd_set(c->px->loop, c->cfd, cm, on_client, c);
 	loop_fd_set(c->px->loop, c->ufd, um, on_upstream, c);
+}
+
+/* CONNECT: the first client bytes, when they are a TLS ClientHello, must name the
+ * CONNECT target in their SNI (no domain fronting: a CDN routes by SNI, not by the
+ * address we checked). A hello without SNI and bytes that are not TLS pass: the address
+ * dialled is the one decided either way. Returns false when the connection was closed. */
+static bool
+hello_check(struct conn *c)
+{
+	char sni[EGRESS_HOST_MAX + 1];
+	if (c->up_len == 0) {
+		if (c->c_eof)
+			c->hello_wait = false; /* said nothing and left */
+		return true;
+	}
+	int r = egress_sni_parse((const uint8_t *)c->up, c->up_len, sni);
+	if (r == AL_E_AGAIN) {
+		if (c->up_len < RELAY_BUF && !c->c_eof)
+			return true;
+		r = AL_E_PROTO; /* it never became whole */
+	}
+	c->hello_wait = false;
+	if (r == 0 && strcmp(sni, c->host) == 0)
+		return true;
+	if (r == AL_E_NOTFOUND || r == AL_E_UNSUPPORTED)
+		return true;
+	/* the 200 is out: a TLS client sees the connection end */
+	if (r == 0)
+		snprintf(c->rule, sizeof(c->rule),
+		         "the SNI check (the TLS server name '%s' is not the CONNECT target)", sni);
+	else
+		snprintf(c->rule, sizeof(c->rule), "the SNI check (a malformed TLS ClientHello)");
+	log_decision(c, false);
+	conn_close(c);
+	return false;
 }
 
 static void
@@ -555,12 +595,16 @@ relay_io(struct conn *c, int fd, int mask)
 		if (client && !c->c_eof && !c->msg_done && c->up_len < RELAY_BUF) {
 			char tmp[RELAY_BUF];
 			n = recv(fd, tmp, RELAY_BUF - c->up_len, 0);
-			if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR))
+			if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
 				c->c_eof = true;
-			else if (n > 0 && c->is_connect) {
+				if (c->hello_wait && !hello_check(c))
+					return;
+			} else if (n > 0 && c->is_connect) {
 				memcpy(c->up + c->up_len, tmp, (size_t)n);
 				c->up_len += (size_t)n;
 				c->bytes_up += (size_t)n;
+				if (c->hello_wait && !hello_check(c))
+					return;
 			} else if (n > 0) {
 				http_feed(c, tmp, (size_t)n);
 			}

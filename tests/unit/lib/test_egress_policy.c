@@ -13,6 +13,7 @@
 
 #include "egress_policy.h"
 #include "err.h"
+#include "tls_hello.h"
 
 static void
 test_host_norm(void **state)
@@ -474,6 +475,41 @@ test_decide_addr(void **state)
 	egress_operator_free(all);
 }
 
+static void
+test_sni(void **state)
+{
+	(void)state;
+	uint8_t h[600];
+	char sni[EGRESS_HOST_MAX + 1];
+	size_t n = test_tls_hello("API.Corp.Test", 0, h);
+	assert_int_equal(egress_sni_parse(h, n, sni), 0);
+	assert_string_equal(sni, "api.corp.test");
+	/* every prefix asks for more, never decides early */
+	for (size_t i = 0; i < n; i++)
+		assert_int_equal(egress_sni_parse(h, i, sni), AL_E_AGAIN);
+	/* split over two records */
+	n = test_tls_hello("api.corp.test", 20, h);
+	assert_int_equal(egress_sni_parse(h, n, sni), 0);
+	assert_string_equal(sni, "api.corp.test");
+	assert_int_equal(egress_sni_parse(h, n - 1, sni), AL_E_AGAIN);
+	n = test_tls_hello(NULL, 0, h);
+	assert_int_equal(egress_sni_parse(h, n, sni), AL_E_NOTFOUND);
+	assert_int_equal(egress_sni_parse((const uint8_t *)"GET / HTTP/1.1\r\n", 16, sni),
+	                 AL_E_UNSUPPORTED);
+	/* malformed: a bad name, a record of another type next, a wrong handshake type */
+	n = test_tls_hello("bad name", 0, h);
+	assert_int_equal(egress_sni_parse(h, n, sni), AL_E_PROTO);
+	n = test_tls_hello("a.test", 0, h);
+	h[5] = 2; /* server_hello */
+	assert_int_equal(egress_sni_parse(h, n, sni), AL_E_PROTO);
+	n = test_tls_hello("a.test", 20, h);
+	h[25] = 23; /* the second record is application data */
+	assert_int_equal(egress_sni_parse(h, n, sni), AL_E_PROTO);
+	n = test_tls_hello("a.test", 0, h);
+	h[n - 1] = 0; /* a NUL inside the name */
+	assert_int_equal(egress_sni_parse(h, n, sni), AL_E_PROTO);
+}
+
 int
 main(void)
 {
@@ -482,6 +518,7 @@ main(void)
 	    cmocka_unit_test(test_authority),     cmocka_unit_test(test_addresses),
 	    cmocka_unit_test(test_operator_file), cmocka_unit_test(test_env),
 	    cmocka_unit_test(test_decide_host),   cmocka_unit_test(test_decide_addr),
+	    cmocka_unit_test(test_sni),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

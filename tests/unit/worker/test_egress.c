@@ -26,6 +26,7 @@
 #include "egress_policy.h"
 #include "loop.h"
 #include "net.h"
+#include "tls_hello.h"
 
 static int proxy_port, origin_port;
 static struct loop *ploop;
@@ -172,7 +173,7 @@ static bool
 seen_has(const char *s)
 {
 	pthread_mutex_lock(&seen_mu);
-	bool r = strstr(seen, s) != NULL;
+	bool r = memmem(seen, seen_len, s, strlen(s)) != NULL; /* TLS bytes hold NULs */
 	pthread_mutex_unlock(&seen_mu);
 	return r;
 }
@@ -343,6 +344,44 @@ test_body_and_pipelining(void **state)
 	assert_false(seen_has("/second"));
 }
 
+/* CONNECT, then a ClientHello: through when its SNI is the target, cut off before the
+ * origin when it names another host (fronting). */
+static bool
+connect_hello(const char *target_host, const char *sni)
+{
+	char req[256], out[256];
+	uint8_t h[600];
+	int fd = dial_proxy();
+	snprintf(req, sizeof(req), "CONNECT %s:%d HTTP/1.1\r\n\r\n", target_host, origin_port);
+	assert_int_equal(send(fd, req, strlen(req), 0), (ssize_t)strlen(req));
+	ssize_t r = recv(fd, out, 39, MSG_WAITALL);
+	assert_int_equal(r, 39);
+	size_t n = test_tls_hello(sni, 30, h);
+	/* in two writes: the check waits for the whole hello */
+	assert_int_equal(send(fd, h, 10, 0), 10);
+	usleep(50000);
+	assert_int_equal(send(fd, h + 10, n - 10, MSG_NOSIGNAL), (ssize_t)(n - 10));
+	read_all(fd, out, sizeof(out));
+	close(fd);
+	usleep(250000); /* the origin's read window */
+	return strstr(out, "origin-ok") != NULL;
+}
+
+static void
+test_sni_fronting(void **state)
+{
+	(void)state;
+	seen_reset();
+	assert_true(connect_hello("api.corp.test", "api.corp.test"));
+	assert_true(seen_has("api.corp.test"));
+	seen_reset();
+	assert_false(connect_hello("api.corp.test", "public.test"));
+	assert_false(seen_has("public.test"));
+	seen_reset();
+	/* no SNI at all: passes (the address is the one decided) */
+	assert_true(connect_hello("api.corp.test", NULL));
+}
+
 int
 main(void)
 {
@@ -354,6 +393,7 @@ main(void)
 	    cmocka_unit_test(test_slowloris),
 	    cmocka_unit_test(test_connection_cap),
 	    cmocka_unit_test(test_body_and_pipelining),
+	    cmocka_unit_test(test_sni_fronting),
 	};
 	return cmocka_run_group_tests(tests, group_setup, NULL);
 }
