@@ -40,14 +40,15 @@ enum family {
 	FAM_TUNNELS,
 	FAM_TUNNEL_INGRESS,
 	FAM_AUDIT_EVENTS,
+	FAM_FILES,
 	FAM_OTHER,
 	FAM_UNMATCHED,
 	FAM_N
 };
 static const char *const family_name[FAM_N] = {
-    "probe",   "metrics",        "console",      "well_known", "agents",   "sessions",
-    "events",  "event_stream",   "environments", "work",       "vaults",   "memory_stores",
-    "tunnels", "tunnel_ingress", "audit_events", "other",      "unmatched"};
+    "probe",   "metrics",        "console",      "well_known", "agents", "sessions",
+    "events",  "event_stream",   "environments", "work",       "vaults", "memory_stores",
+    "tunnels", "tunnel_ingress", "audit_events", "files",      "other",  "unmatched"};
 
 /* "none": the client left before an answer went out. */
 #define NCLASS 6
@@ -90,6 +91,7 @@ family_of(const char *pattern)
 	    {"/v1/memory_stores", FAM_MEMORY_STORES},
 	    {"/v1/tunnels", FAM_TUNNELS},
 	    {"/v1/audit_events", FAM_AUDIT_EVENTS},
+	    {"/v1/files", FAM_FILES},
 	};
 	if (pattern == NULL)
 		return FAM_UNMATCHED;
