@@ -3,6 +3,7 @@ import { signIn, signOut, whoami } from './api.js';
 import { el } from './render.js';
 import { showSessions } from './sessions.js';
 import { showSession } from './session.js';
+import { showAgent, showAgentCompare, showAgents, showNewAgent } from './agents.js';
 
 const main = document.getElementById('main');
 const who = document.getElementById('who');
@@ -65,14 +66,34 @@ async function route() {
   const hash = location.hash || '#/sessions';
   const [path, query] = hash.slice(1).split('?');
   const params = new URLSearchParams(query ?? '');
-  const m = /^\/sessions\/([^/]+)$/.exec(path);
+  for (const a of nav.querySelectorAll('a')) {
+    if (path.startsWith(a.getAttribute('href').slice(1))) a.setAttribute('aria-current', 'page');
+    else a.removeAttribute('aria-current');
+  }
   try {
-    if (m) current = await showSession(main, decodeURIComponent(m[1]));
-    else await showSessions(main, params);
+    for (const [re, show] of ROUTES) {
+      const m = re.exec(path);
+      if (!m) continue;
+      const args = m.slice(1).map((x) => decodeURIComponent(x));
+      current = (await show(main, ...args, params)) ?? null;
+      return;
+    }
+    main.replaceChildren(el('p', { class: 'error', role: 'alert', text: `No page at ${path}.` }));
   } catch (e) {
     main.replaceChildren(el('p', { class: 'error', role: 'alert', text: e.message }));
   }
 }
+
+// The pages: a pattern on the hash's path, and what shows it (its captures, then the
+// query). A page may return its cleanup (the session page closes its stream).
+const ROUTES = [
+  [/^\/sessions\/([^/]+)$/, showSession],
+  [/^\/sessions$/, showSessions],
+  [/^\/agents$/, showAgents],
+  [/^\/agents\/new$/, showNewAgent],
+  [/^\/agents\/([^/]+)\/compare$/, showAgentCompare],
+  [/^\/agents\/([^/]+)$/, showAgent],
+];
 
 signoutBtn.addEventListener('click', async () => {
   try {

@@ -1,0 +1,177 @@
+// The web console's resource pages (docs/server/console.md): agents, environments, vaults
+// and credentials, tunnels and the audit log, driven in Debian's headless Chromium by the
+// pinned puppeteer-core, each checked against the API it acts through. Screenshots of each
+// page go to build/tests/console/screenshots/ (not committed).
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, mkdirSync } from 'node:fs';
+import path from 'node:path';
+import Anthropic from '@anthropic-ai/sdk';
+import { startServer } from './lib/server.mjs';
+
+const CHROMIUM = process.env.AIRLOCK_CHROMIUM ?? '/usr/bin/chromium';
+const SHOTS = path.join(path.dirname(process.env.AIRLOCK_BIN ?? '.'), '..', 'tests', 'console', 'screenshots');
+const HOSTILE = '<img src=x onerror="window.__pwned=1"><script>window.__pwned=2</script>';
+const skip = existsSync(CHROMIUM) ? false : `no Chromium at ${CHROMIUM} (apt-get install chromium; tools/deps.sh installs it)`;
+
+let server, client, browser, page;
+const foreign = [];
+const pageErrors = [];
+
+before(async () => {
+  if (skip) return;
+  server = await startServer();
+  client = new Anthropic({ baseURL: server.baseURL, apiKey: server.apiKey, maxRetries: 0 });
+  const puppeteer = (await import('puppeteer-core')).default;
+  browser = await puppeteer.launch({
+    executablePath: CHROMIUM,
+    headless: true,
+    args: ['--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-dev-shm-usage'],
+  });
+  page = await browser.newPage();
+  await page.setViewport({ width: 1280, height: 900 });
+  page.on('request', (r) => {
+    const u = new URL(r.url());
+    if (u.protocol !== 'data:' && u.origin !== server.baseURL) foreign.push(r.url());
+  });
+  page.on('pageerror', (e) => pageErrors.push(String(e)));
+  await page.goto(`${server.baseURL}/console/`);
+  await page.waitForSelector('#signin');
+  await page.type('#key', server.apiKey);
+  await page.click('#signin button[type=submit]');
+  await page.waitForSelector('#nav:not([hidden])');
+  mkdirSync(SHOTS, { recursive: true });
+});
+
+after(async () => {
+  if (skip) return;
+  try {
+    // every page: nothing left for another origin, nothing hostile ran, no script error
+    assert.deepEqual(foreign, [], 'no request left for another origin');
+    assert.equal(await page?.evaluate(() => window.__pwned), undefined);
+    assert.deepEqual(pageErrors, []);
+  } finally {
+    await browser?.close();
+    await server?.stop();
+  }
+});
+
+// Navigates to a console page by its hash and waits for sel.
+async function open(hash, sel) {
+  await page.goto(`${server.baseURL}/console/${hash}`);
+  await page.waitForSelector(sel);
+}
+
+// Types into a field after clearing it (textareas and inputs alike).
+async function fill(sel, text) {
+  await page.$eval(sel, (e) => (e.value = ''));
+  if (text.length > 200) await page.$eval(sel, (e, t) => (e.value = t), text);
+  else await page.type(sel, text);
+}
+
+const mainText = () => page.$eval('main', (m) => m.innerText);
+
+// On a failure, say what the page showed.
+async function explain(fn) {
+  try {
+    await fn();
+  } catch (e) {
+    console.log(`page:\n${await mainText().catch((err) => String(err))}`);
+    throw e;
+  }
+}
+
+test('console agents: create, edit as a new version, compare two versions, hostile names as text', { skip }, () =>
+  explain(async () => {
+    await open('#/agents', '#new-agent');
+    await page.click('#new-agent');
+    await page.waitForSelector('#agent-form');
+    await fill('#agent-name', `Reviewer ${HOSTILE}`);
+    await fill('#agent-model', 'claude-test-model');
+    await fill('#agent-system', 'You review code.\nBe brief.\nCite lines.');
+    // bad JSON is refused in the page, and what was typed stays
+    await fill('#agent-tools', '[{"type": "agent_toolset_20260401"');
+    await page.click('#agent-form button[type=submit]');
+    await page.waitForFunction(() => document.querySelector('#agent-error').textContent.includes('tools: not valid JSON'));
+    assert.equal(await page.$eval('#agent-system', (e) => e.value), 'You review code.\nBe brief.\nCite lines.');
+    await fill('#agent-tools', '[{"type": "agent_toolset_20260401"}]');
+    await page.click('#agent-form button[type=submit]');
+    await page.waitForSelector('#agent-version');
+    const agentId = decodeURIComponent(/#\/agents\/([^/?]+)/.exec(page.url())[1]);
+    const v1 = await client.beta.agents.retrieve(agentId);
+    assert.equal(v1.version, 1);
+    assert.equal(v1.name, `Reviewer ${HOSTILE}`);
+    assert.equal(v1.system, 'You review code.\nBe brief.\nCite lines.');
+    assert.equal(v1.tools[0].type, 'agent_toolset_20260401');
+    // the name is text, not markup
+    assert.equal(await page.$eval('#agent-title', (e) => e.textContent), `Reviewer ${HOSTILE}`);
+    assert.equal(await page.$('main img, main script'), null);
+
+    // a server-side refusal is shown and the form keeps what was typed
+    await fill('#agent-metadata', '{"team": 5}');
+    await page.click('#agent-form button[type=submit]');
+    await page.waitForFunction(() => document.querySelector('#agent-error').textContent.includes('metadata'));
+    assert.equal((await client.beta.agents.retrieve(agentId)).version, 1);
+
+    // edit: one line of the system prompt and the metadata → version 2
+    await fill('#agent-metadata', '{"team": "platform"}');
+    await fill('#agent-system', 'You review code.\nBe thorough.\nCite lines.');
+    await page.click('#agent-form button[type=submit]');
+    await page.waitForFunction(() => document.querySelector('#agent-version').textContent === '2');
+    assert.match(await page.$eval('#agent-saved', (e) => e.textContent), /Saved as version 2/);
+    const v2 = await client.beta.agents.retrieve(agentId);
+    assert.equal(v2.version, 2);
+    assert.equal(v2.system, 'You review code.\nBe thorough.\nCite lines.');
+    assert.deepEqual(v2.metadata, { team: 'platform' });
+    assert.deepEqual(v2.model, v1.model, 'the model and its options kept');
+    assert.deepEqual(v2.tools, v1.tools);
+    // both versions listed
+    assert.deepEqual(await page.$$eval('tr[data-version]', (rs) => rs.map((r) => r.dataset.version)), ['2', '1']);
+
+    // another writer in between: the console's save is refused (409), nothing lost
+    await client.beta.agents.update(agentId, { version: 2, description: 'from the SDK' });
+    await fill('#agent-system', 'mine');
+    await page.click('#agent-form button[type=submit]');
+    await page.waitForFunction(() => /version 3, not 2/.test(document.querySelector('#agent-error').textContent));
+    assert.equal((await client.beta.agents.retrieve(agentId)).version, 3);
+    assert.equal(await page.$eval('#agent-system', (e) => e.value), 'mine');
+
+    // compare version 1 with version 2: the changed line, the changed field, the rest unchanged
+    await page.reload();
+    await page.waitForSelector('#compare');
+    await page.select('#compare-a', '1');
+    await page.select('#compare-b', '2');
+    await page.click('#compare button[type=submit]');
+    await page.waitForSelector('#diff-summary');
+    assert.match(await page.$eval('#diff-summary', (e) => e.textContent), /^2 fields changed/);
+    const fields = await page.$$eval('section.diff', (ss) => ss.map((s) => s.dataset.field));
+    assert.deepEqual(fields, ['system', 'metadata']);
+    const sys = await page.$$eval('section.diff[data-field="system"] .dl', (ls) =>
+      ls.map((l) => `${l.classList.contains('add') ? '+' : l.classList.contains('del') ? '-' : ' '}${l.lastChild.textContent}`),
+    );
+    assert.deepEqual(sys, [' You review code.', '-Be brief.', '+Be thorough.', ' Cite lines.']);
+    assert.match(await page.$eval('#diff-same', (e) => e.textContent), /name, description, model/);
+    await page.screenshot({ path: path.join(SHOTS, 'agent-compare.png'), fullPage: true });
+    // a version with itself: the same
+    await open(`#/agents/${agentId}/compare?a=3&b=3`, '#diff-none');
+
+    // the list shows it at its version
+    await open('#/agents', `tr[data-agent-id="${agentId}"]`);
+    assert.match(await page.$eval(`tr[data-agent-id="${agentId}"]`, (r) => r.textContent), /v3/);
+    await page.screenshot({ path: path.join(SHOTS, 'agents.png') });
+    await page.click(`tr[data-agent-id="${agentId}"] a`);
+    await page.waitForSelector('#agent-form');
+    await page.screenshot({ path: path.join(SHOTS, 'agent.png'), fullPage: true });
+
+    // archive: two clicks; then read-only, and the list hides it unless asked
+    await page.click('#archive-agent');
+    assert.equal((await client.beta.agents.retrieve(agentId)).archived_at, null, 'one click does not archive');
+    await page.click('#archive-agent');
+    await page.waitForFunction(() => !document.querySelector('#agent-form') && document.querySelector('main').textContent.includes('read-only'));
+    assert.ok((await client.beta.agents.retrieve(agentId)).archived_at);
+    await open('#/agents', '#filter-archived');
+    assert.equal(await page.$(`tr[data-agent-id="${agentId}"]`), null);
+    await page.click('#filter-archived');
+    await page.waitForSelector(`tr[data-agent-id="${agentId}"]`);
+  }),
+);
