@@ -9,8 +9,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <sys/uio.h>
+
+#include <openssl/sha.h>
+
 #include "audit_chain.h"
 #include "err.h"
+#include "sha256.h"
 #include "util.h"
 #include "xalloc.h"
 
@@ -18,6 +23,23 @@
 
 static const char zero_hash[AUDIT_HEX_LEN] =
     "0000000000000000000000000000000000000000000000000000000000000000";
+
+/* Hex SHA-256 with OpenSSL's (SHA-NI or AVX2 code: several times lib/sha256's speed, and
+ * the server and the audit CLI load OpenSSL anyway); lib/sha256 when OpenSSL cannot be
+ * loaded, which gives the same digest. */
+static void
+hash_hex(const void *data, size_t len, char hex[AUDIT_HEX_LEN])
+{
+	static const char digits[] = "0123456789abcdef";
+	unsigned char md[SHA256_DIGEST_LENGTH];
+	if (SHA256(data, len, md) == NULL)
+		sha256(data, len, md);
+	for (size_t i = 0; i < sizeof(md); i++) {
+		hex[2 * i] = digits[md[i] >> 4];
+		hex[2 * i + 1] = digits[md[i] & 15];
+	}
+	hex[64] = '\0';
+}
 
 static json_t *
 str_or_null(const char *s)
@@ -54,9 +76,295 @@ audit_record_new(const struct audit_event *ev)
 void
 audit_args_sha256(const json_t *input, char hex[AUDIT_HEX_LEN])
 {
+	/* most inputs fit on the stack: no heap copy of the text just to hash it */
+	char small[4096];
+	size_t n =
+	    input ? json_dumpb(input, small, sizeof(small), CANON_FLAGS | JSON_ENCODE_ANY) : 0;
+	if (n > 0 && n <= sizeof(small)) {
+		hash_hex(small, n, hex);
+		return;
+	}
 	char *s = input ? json_dumps(input, CANON_FLAGS | JSON_ENCODE_ANY) : NULL;
-	sha256_hex(s ? s : "null", s ? strlen(s) : 4, hex);
+	hash_hex(s ? s : "null", s ? strlen(s) : 4, hex);
 	free(s);
+}
+
+/* ---- records as text */
+
+/* The bytes a string takes as jansson dumps it (below), or 0 when jansson refuses it:
+ * invalid UTF-8 as its json_string() judges it (utf8_check_string). One pass for both. */
+/* bytes an ASCII character takes in a dumped string; 0: the first byte of a UTF-8 sequence
+ * (or not one), looked at more closely */
+static const uint8_t ascii_len[256] = {
+    6, 6, 6, 6, 6, 6, 6, 6, 2, 2, 2, 6, 2, 2, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6,
+    1, 1, 2, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 2, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+};
+
+static size_t
+str_dumped_len(const unsigned char *s, size_t n)
+{
+	size_t i = 0, out = 2;
+	while (i < n) {
+		unsigned c = s[i];
+		size_t len;
+		uint32_t v;
+		if (ascii_len[c] != 0) {
+			out += ascii_len[c];
+			i++;
+			continue;
+		}
+		if (c >= 0xC2 && c <= 0xDF) {
+			len = 2;
+			v = c & 0x1F;
+		} else if (c >= 0xE0 && c <= 0xEF) {
+			len = 3;
+			v = c & 0x0F;
+		} else if (c >= 0xF0 && c <= 0xF4) {
+			len = 4;
+			v = c & 0x07;
+		} else {
+			return 0; /* a continuation byte, an overlong lead, or past U+10FFFF */
+		}
+		if (n - i < len)
+			return 0;
+		for (size_t k = 1; k < len; k++) {
+			if ((s[i + k] & 0xC0) != 0x80)
+				return 0;
+			v = v << 6 | (s[i + k] & 0x3F);
+		}
+		if (v > 0x10FFFF || (v >= 0xD800 && v <= 0xDFFF) || (len == 3 && v < 0x800) ||
+		    (len == 4 && v < 0x10000))
+			return 0;
+		out += len;
+		i += len;
+	}
+	return out;
+}
+
+static bool
+utf8_valid(const unsigned char *s, size_t n)
+{
+	return str_dumped_len(s, n) != 0;
+}
+
+/* A JSON string as jansson dumps it without JSON_ENSURE_ASCII or JSON_ESCAPE_SLASH: '"' and
+ * '\\' escaped, \b \f \n \r \t, other control characters as \u00XX (upper-case hex),
+ * everything else raw. NULL or invalid UTF-8: null. Errors stick in *r. */
+static void
+put_str(struct buf *b, const char *s, int *r)
+{
+	static const char digits[] = "0123456789ABCDEF";
+	size_t n = s ? strlen(s) : 0, need;
+	char *wp;
+	if (*r != 0)
+		return;
+	if (s == NULL || (need = str_dumped_len((const unsigned char *)s, n)) == 0) {
+		*r = buf_add(b, "null", 4);
+		return;
+	}
+	if ((*r = buf_reserve(b, need, &wp)) != 0)
+		return;
+	buf_commit(b, need);
+	*wp++ = '"';
+	if (need == n + 2) { /* nothing to escape: the common case */
+		memcpy(wp, s, n);
+		wp[n] = '"';
+		return;
+	}
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)s[i];
+		if (c >= 0x20 && c != '"' && c != '\\') {
+			*wp++ = (char)c;
+			continue;
+		}
+		*wp++ = '\\';
+		switch (c) {
+		case '"':
+			*wp++ = '"';
+			break;
+		case '\\':
+			*wp++ = '\\';
+			break;
+		case '\b':
+			*wp++ = 'b';
+			break;
+		case '\f':
+			*wp++ = 'f';
+			break;
+		case '\n':
+			*wp++ = 'n';
+			break;
+		case '\r':
+			*wp++ = 'r';
+			break;
+		case '\t':
+			*wp++ = 't';
+			break;
+		default:
+			memcpy(wp, "u00", 3);
+			wp[3] = digits[c >> 4];
+			wp[4] = digits[c & 15];
+			wp += 5;
+		}
+	}
+	*wp = '"';
+}
+
+/* A key (ours: known valid) and its ':' */
+static void
+put_key(struct buf *b, const char *key, int *r)
+{
+	put_str(b, key, r);
+	if (*r == 0)
+		*r = buf_add(b, ":", 1);
+}
+
+static void
+put_bytes(struct buf *b, const char *s, size_t n, int *r)
+{
+	if (*r == 0)
+		*r = buf_add(b, s, n);
+}
+
+/* literal text: its length known at compile time */
+#define put_raw(b, lit, r) put_bytes((b), "" lit, sizeof(lit) - 1, (r))
+
+static void
+put_int(struct buf *b, int64_t v, int *r)
+{
+	char tmp[24], *p = tmp + sizeof(tmp);
+	uint64_t u = v < 0 ? 0 - (uint64_t)v : (uint64_t)v;
+	do
+		*--p = (char)('0' + u % 10);
+	while ((u /= 10) != 0);
+	if (v < 0)
+		*--p = '-';
+	if (*r == 0)
+		*r = buf_add(b, p, (size_t)(tmp + sizeof(tmp) - p));
+}
+
+/* Members sorted by key as JSON_SORT_KEYS sorts (bytewise, which strcmp is). */
+static int
+put_members(struct buf *b, const struct audit_member *m, size_t n)
+{
+	const struct audit_member *sorted[16];
+	int r = 0;
+	if (n > sizeof(sorted) / sizeof(sorted[0]))
+		return AL_E_INVAL;
+	for (size_t i = 0; i < n; i++) {
+		size_t k = i;
+		if (m[i].key == NULL ||
+		    !utf8_valid((const unsigned char *)m[i].key, strlen(m[i].key)))
+			return AL_E_INVAL;
+		for (; k > 0 && strcmp(sorted[k - 1]->key, m[i].key) > 0; k--)
+			sorted[k] = sorted[k - 1];
+		if (k > 0 && strcmp(sorted[k - 1]->key, m[i].key) == 0)
+			return AL_E_INVAL; /* one key twice: jansson would keep the last */
+		sorted[k] = &m[i];
+	}
+	put_raw(b, "{", &r);
+	for (size_t i = 0; i < n; i++) {
+		if (i > 0)
+			put_raw(b, ",", &r);
+		put_key(b, sorted[i]->key, &r);
+		if (sorted[i]->str)
+			put_str(b, sorted[i]->str, &r);
+		else
+			put_int(b, sorted[i]->num, &r);
+	}
+	put_raw(b, "}", &r);
+	return r;
+}
+
+static int
+put_json(struct buf *b, const json_t *v)
+{
+	char *wp;
+	size_t room = b->max - b->len < 512 ? b->max - b->len : 512, n;
+	int r;
+	if (!json_is_object(v))
+		return AL_E_INVAL;
+	for (;;) {
+		if ((r = buf_reserve(b, room, &wp)) != 0)
+			return r;
+		n = json_dumpb(v, wp, room, CANON_FLAGS);
+		if (n == 0)
+			return AL_E_INVAL;
+		if (n <= room)
+			break;
+		room = n; /* it said how much it needs: once more with that */
+	}
+	buf_commit(b, n);
+	return 0;
+}
+
+int
+audit_text_build(struct audit_text *t, const struct audit_event *ev, const struct audit_member *res,
+                 size_t nres)
+{
+	struct buf *b = &t->b;
+	char ts[32];
+	int r = 0;
+	char *wp;
+	memset(t, 0, sizeof(*t));
+	buf_init(b, AUDIT_LINE_MAX);
+	if (nres > 0 && ev->resources != NULL)
+		return AL_E_INVAL;
+	if ((r = buf_reserve(b, 1024, &wp)) != 0) /* most records: one allocation */
+		return r;
+	/* keys in byte order; "hash", "prev" and "seq" go in the gaps noted */
+	put_raw(b, "{\"action\":", &r);
+	put_str(b, ev->action, &r);
+	put_raw(b, ",\"args_sha256\":", &r);
+	put_str(b, ev->args_sha256, &r);
+	put_raw(b, ",\"decision\":", &r);
+	put_str(b, ev->decision, &r);
+	put_raw(b, ",", &r);
+	t->at_hash = b->len;
+	put_raw(b, "\"latency_ms\":", &r);
+	put_int(b, ev->latency_ms, &r);
+	put_raw(b, ",\"outcome\":", &r);
+	put_str(b, ev->outcome, &r);
+	put_raw(b, ",", &r);
+	t->at_prev = b->len;
+	put_raw(b, "\"principal\":{\"groups\":[", &r);
+	for (size_t i = 0; i < ev->n_groups; i++) {
+		if (i > 0)
+			put_raw(b, ",", &r);
+		put_str(b, ev->groups[i], &r);
+	}
+	put_raw(b, "],\"iss\":", &r);
+	put_str(b, ev->iss, &r);
+	put_raw(b, ",\"sub\":", &r);
+	put_str(b, ev->sub, &r);
+	put_raw(b, "},\"request_id\":", &r);
+	put_str(b, ev->request_id, &r);
+	put_raw(b, ",\"resources\":", &r);
+	if (r == 0) {
+		if (nres > 0)
+			r = put_members(b, res, nres);
+		else if (ev->resources)
+			r = put_json(b, ev->resources);
+		else
+			r = buf_add(b, "{}", 2);
+	}
+	put_raw(b, ",\"rule\":", &r);
+	put_str(b, ev->rule, &r);
+	put_raw(b, ",", &r);
+	t->at_seq = b->len;
+	time_fmt_rfc3339(ev->time_us, ts);
+	put_raw(b, "\"time\":", &r);
+	put_str(b, ts, &r);
+	put_raw(b, "}", &r);
+	return r;
+}
+
+void
+audit_text_free(struct audit_text *t)
+{
+	buf_free(&t->b);
 }
 
 char *
@@ -80,7 +388,7 @@ audit_record_hash(const json_t *rec, char hex[AUDIT_HEX_LEN])
 	char *s = audit_canonical(rec, &n);
 	if (s == NULL)
 		return AL_E_INVAL;
-	sha256_hex(s, n, hex);
+	hash_hex(s, n, hex);
 	free(s);
 	return 0;
 }
@@ -148,6 +456,51 @@ out:
 	}
 	free(line);
 	return r;
+}
+
+#define HASH_MEMBER_LEN (sizeof("\"hash\":\"\",") - 1 + 64)
+
+int
+audit_chain_append_text(struct audit_chain *c, const struct audit_text *t, struct buf *out)
+{
+	const char *text = t->b.data;
+	char prev[sizeof("\"prev\":\"\",") + 64], seq[48], hex[AUDIT_HEX_LEN];
+	char *wp;
+	int r;
+	if (text == NULL || t->at_hash == 0 || t->at_hash > t->at_prev || t->at_prev > t->at_seq ||
+	    t->at_seq >= t->b.len)
+		return AL_E_INVAL;
+	int np = snprintf(prev, sizeof prev, "\"prev\":\"%s\",", c->last);
+	int ns = snprintf(seq, sizeof seq, "\"seq\":%llu,", (unsigned long long)c->seq + 1);
+	size_t canon = t->b.len + (size_t)np + (size_t)ns; /* the bytes the hash covers */
+	size_t line = canon + HASH_MEMBER_LEN;
+	if (line > AUDIT_LINE_MAX || out->len + line + 1 > out->max)
+		return AL_E_TOOBIG;
+	if ((r = buf_reserve(out, line + 1, &wp)) != 0)
+		return r;
+	/* the canonical bytes first, behind room for the hash member, then hashed in place;
+	 * the part before the hash's place moves forward and the member goes in behind it */
+	char *p = wp + HASH_MEMBER_LEN;
+	memcpy(p, text, t->at_prev);
+	p += t->at_prev;
+	memcpy(p, prev, (size_t)np);
+	p += np;
+	memcpy(p, text + t->at_prev, t->at_seq - t->at_prev);
+	p += t->at_seq - t->at_prev;
+	memcpy(p, seq, (size_t)ns);
+	p += ns;
+	memcpy(p, text + t->at_seq, t->b.len - t->at_seq);
+	hash_hex(wp + HASH_MEMBER_LEN, canon, hex);
+	memmove(wp, wp + HASH_MEMBER_LEN, t->at_hash);
+	p = wp + t->at_hash;
+	memcpy(p, "\"hash\":\"", 8);
+	memcpy(p + 8, hex, 64);
+	memcpy(p + 72, "\",", 2);
+	wp[line] = '\n';
+	buf_commit(out, line + 1);
+	c->seq++;
+	memcpy(c->last, hex, AUDIT_HEX_LEN);
+	return 0;
 }
 
 /* ---- verifying */
@@ -391,6 +744,24 @@ out:
 	return r;
 }
 
+/* Writes a sealed line (b) and moves the chain to next; on failure the file is cut back
+ * and the chain stays. */
+static int
+file_write(struct audit_file *af, const struct buf *b, const struct audit_chain *next, bool sync)
+{
+	ssize_t n = write(af->fd, b->data, b->len);
+	if (n != (ssize_t)b->len || (sync && fdatasync(af->fd) != 0)) {
+		int r = n < 0 || n == (ssize_t)b->len ? -errno : -ENOSPC;
+		/* a partial line would glue itself to the next record: cut it off */
+		if (ftruncate(af->fd, (off_t)af->size) != 0)
+			r = -errno;
+		return r;
+	}
+	af->chain = *next;
+	af->size += b->len;
+	return 0;
+}
+
 static int
 file_append(struct audit_file *af, json_t *rec, bool sync)
 {
@@ -400,21 +771,25 @@ file_append(struct audit_file *af, json_t *rec, bool sync)
 	buf_init(&b, AUDIT_LINE_MAX + 1);
 	if ((r = audit_chain_append(&next, rec, &b)) != 0)
 		goto out;
-	ssize_t n = write(af->fd, b.data, b.len);
-	if (n != (ssize_t)b.len || (sync && fdatasync(af->fd) != 0)) {
-		r = n < 0 || n == (ssize_t)b.len ? -errno : -ENOSPC;
-		/* a partial line would glue itself to the next record: cut it off */
-		if (ftruncate(af->fd, (off_t)af->size) != 0)
-			r = -errno;
+	if ((r = file_write(af, &b, &next, sync)) != 0) {
 		json_object_del(rec, "seq");
 		json_object_del(rec, "prev");
 		json_object_del(rec, "hash");
-		goto out;
 	}
-	af->chain = next;
-	af->size += b.len;
-	r = 0;
 out:
+	buf_free(&b);
+	return r;
+}
+
+int
+audit_file_append_text(struct audit_file *af, const struct audit_text *t, bool sync)
+{
+	struct audit_chain next = af->chain;
+	struct buf b;
+	int r;
+	buf_init(&b, AUDIT_LINE_MAX + 1);
+	if ((r = audit_chain_append_text(&next, t, &b)) == 0)
+		r = file_write(af, &b, &next, sync);
 	buf_free(&b);
 	return r;
 }

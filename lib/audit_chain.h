@@ -40,6 +40,36 @@ json_t *audit_record_new(const struct audit_event *ev);
  * only, never in clear (they may hold secrets or file contents). */
 void audit_args_sha256(const json_t *input, char hex[AUDIT_HEX_LEN]);
 
+/* A member of a record's resources for audit_text_build: a string when str is non-NULL
+ * (invalid UTF-8 is written as null, as audit_record_new does), else the integer num. */
+struct audit_member {
+	const char *key;
+	const char *str;
+	int64_t num;
+};
+
+/* A record as canonical text, written straight from its fields: the same bytes as
+ * json_dumps(audit_record_new(ev), JSON_COMPACT | JSON_SORT_KEYS), without building,
+ * sorting or dumping jansson objects (the agent loop writes one per tool call, and the
+ * record must cost little next to the event append it rides on). The text lacks seq, prev
+ * and hash and is itself canonical (what the outbox stores); the offsets say where each
+ * goes in key order, so the chain splices them in at append time. tests/unit/lib/
+ * test_audit_chain.c and fuzz_audit_text hold the two builders to the same bytes. */
+struct audit_text {
+	struct buf b;
+	size_t at_hash; /* after "decision" */
+	size_t at_prev; /* after "outcome" */
+	size_t at_seq;  /* after "rule" */
+};
+
+/* Builds t (initialized here) from ev. The resources are ev->resources (an object, dumped
+ * canonically) or, when nres > 0, the members res (ev->resources must then be NULL; keys
+ * distinct). 0, AL_E_INVAL (bad arguments) or AL_E_TOOBIG (over AUDIT_LINE_MAX); t is
+ * always safe to free. */
+int audit_text_build(struct audit_text *t, const struct audit_event *ev,
+                     const struct audit_member *res, size_t nres);
+void audit_text_free(struct audit_text *t);
+
 /* Canonical bytes of a record: jansson JSON_COMPACT | JSON_SORT_KEYS of the object
  * without its "hash" member. Heap, NUL-terminated; *len without the NUL. NULL if rec is
  * not an object. */
@@ -61,6 +91,10 @@ int audit_chain_resume(struct audit_chain *c, uint64_t seq, const char *hash);
  * object without seq/prev/hash. On error (AL_E_INVAL, AL_E_TOOBIG) neither c, rec nor
  * out changed. */
 int audit_chain_append(struct audit_chain *c, json_t *rec, struct buf *out);
+
+/* The same for a record built as text: the line (with '\n') goes to out; the bytes are
+ * those audit_chain_append writes for the same record. */
+int audit_chain_append_text(struct audit_chain *c, const struct audit_text *t, struct buf *out);
 
 /* An append-only JSON-lines log file: each record one write(2) with O_APPEND, then
  * fdatasync, so a record is durable before the action it records is acknowledged. */
@@ -86,6 +120,8 @@ int audit_file_append(struct audit_file *af, json_t *rec);
  * durable. -errno on failure. */
 int audit_file_append_nosync(struct audit_file *af, json_t *rec);
 int audit_file_sync(struct audit_file *af);
+/* audit_file_append (sync) or audit_file_append_nosync for a record built as text. */
+int audit_file_append_text(struct audit_file *af, const struct audit_text *t, bool sync);
 void audit_file_close(struct audit_file *af);
 
 /* Signed checkpoints (next step, docs/server/audit.md): a record with action

@@ -40,10 +40,12 @@ struct audit_log {
 	 * a crash left that are in the file already */
 	int64_t *moved, *seen;
 	size_t nmoved, capmoved, nseen;
-	/* the agent loop's records of the transaction in progress, appended once it commits */
+	/* the agent loop's records of the transaction in progress, appended once it commits
+	 * (as text, with via and outbox_id: the bytes the drain would write for the row) */
 	struct staged {
 		int64_t id;
-		json_t *rec;
+		struct audit_text t;
+		char *request_id; /* for the log line if the append fails */
 	} * staged;
 	size_t nstaged, capstaged;
 	/* records of requests without a valid credential, this second, and those left out */
@@ -180,11 +182,14 @@ audit_log_free(struct audit_log *lg)
 	free(lg);
 }
 
+/* Appends a record object (rec) or one built as text (t) and indexes its line. */
 static int
-log_append(struct audit_log *lg, json_t *rec, bool sync)
+log_append(struct audit_log *lg, json_t *rec, const struct audit_text *t, bool sync)
 {
 	uint64_t at = lg->f.size;
-	int r = sync ? audit_file_append(&lg->f, rec) : audit_file_append_nosync(&lg->f, rec);
+	int r = t      ? audit_file_append_text(&lg->f, t, sync)
+	        : sync ? audit_file_append(&lg->f, rec)
+	               : audit_file_append_nosync(&lg->f, rec);
 	if (r == 0) {
 		if (lg->n == 0)
 			lg->base_seq = lg->f.chain.seq;
@@ -196,13 +201,13 @@ log_append(struct audit_log *lg, json_t *rec, bool sync)
 int
 audit_log_append(struct audit_log *lg, json_t *rec)
 {
-	return log_append(lg, rec, true);
+	return log_append(lg, rec, NULL, true);
 }
 
 int
 audit_log_append_lazy(struct audit_log *lg, json_t *rec)
 {
-	return log_append(lg, rec, false);
+	return log_append(lg, rec, NULL, false);
 }
 
 uint64_t
@@ -321,6 +326,7 @@ outbox_collect(void *arg, int64_t id, json_t *rec)
 }
 
 static int audit_append_record(struct server *s, json_t *rec, const char *action, bool sync);
+static int append_done(struct server *s, int r, const char *action, const char *request_id);
 
 static bool
 id_in(const int64_t *ids, size_t n, int64_t id)
@@ -361,6 +367,21 @@ outbox_append(struct audit_log *lg, int64_t id, json_t *rec)
 			return r; /* logged; the row waits for the next drain */
 	}
 	moved_push(lg, id);
+	return 0;
+}
+
+/* The agent loop's record, staged as text: the same as outbox_append would write for its
+ * row, without parsing the row back. */
+static int
+outbox_append_staged(struct audit_log *lg, const struct staged *st)
+{
+	if (!id_in(lg->seen, lg->nseen, st->id)) {
+		int r = append_done(lg->srv, log_append(lg, NULL, &st->t, false), "tool.call",
+		                    st->request_id);
+		if (r != 0)
+			return r; /* logged; the row waits for the next drain */
+	}
+	moved_push(lg, st->id);
 	return 0;
 }
 
@@ -575,10 +596,18 @@ out:
 }
 
 static void
+staged_free(struct staged *st)
+{
+	audit_text_free(&st->t);
+	free(st->request_id);
+	st->request_id = NULL;
+}
+
+static void
 staged_drop(struct audit_log *lg, size_t from)
 {
 	for (size_t i = from; i < lg->nstaged; i++)
-		json_decref(lg->staged[i].rec);
+		staged_free(&lg->staged[i]);
 	lg->nstaged = 0;
 }
 
@@ -592,9 +621,9 @@ audit_outbox_move(struct server *s, bool committed)
 		return;
 	size_t i = 0;
 	for (; committed && i < lg->nstaged; i++) {
-		if (outbox_append(lg, lg->staged[i].id, lg->staged[i].rec) != 0)
+		if (outbox_append_staged(lg, &lg->staged[i]) != 0)
 			break; /* the rows wait for the timer's drain, in order */
-		json_decref(lg->staged[i].rec);
+		staged_free(&lg->staged[i]);
 	}
 	staged_drop(lg, i);
 }
@@ -650,20 +679,18 @@ audit_close(struct server *s)
 	s->audit = NULL;
 }
 
-/* Appends a record and keeps the failure accounting of audit_emit. */
+/* The failure accounting of every append: r is the append's result, returned. */
 static int
-audit_append_record(struct server *s, json_t *rec, const char *action, bool sync)
+append_done(struct server *s, int r, const char *action, const char *request_id)
 {
 	struct audit_log *lg = s->audit;
-	int r = sync ? audit_log_append(lg, rec) : audit_log_append_lazy(lg, rec);
 	if (r != 0) {
 		lg->failed++;
 		lg->lost++;
 		lg->broken = true;
 		lg->retry_at_ms = now_mono_ms() + RETRY_MS;
 		log_error("AUDIT LOG WRITE FAILED: the action is not in the audit log", "file",
-		          lg->f.path, "action", action, "request_id",
-		          json_string_value(json_object_get(rec, "request_id")), "error",
+		          lg->f.path, "action", action, "request_id", request_id, "error",
 		          al_strerror(r));
 		return r;
 	}
@@ -675,18 +702,29 @@ audit_append_record(struct server *s, json_t *rec, const char *action, bool sync
 	return 0;
 }
 
+/* Appends a record object (the outbox rows read back) with the accounting. */
+static int
+audit_append_record(struct server *s, json_t *rec, const char *action, bool sync)
+{
+	struct audit_log *lg = s->audit;
+	int r = sync ? audit_log_append(lg, rec) : audit_log_append_lazy(lg, rec);
+	return append_done(s, r, action, json_string_value(json_object_get(rec, "request_id")));
+}
+
 int
 audit_emit(struct server *s, const struct audit_event *e)
 {
 	if (s->audit == NULL)
 		return 0; /* tests that build a server without the log */
 	struct audit_event ev = *e;
+	struct audit_text t;
 	if (ev.time_us == 0)
 		ev.time_us = now_real_us();
-	json_t *rec = audit_record_new(&ev);
-	int r = audit_append_record(s, rec, e->action, true);
-	json_decref(rec);
-	return r;
+	int r = audit_text_build(&t, &ev, NULL, 0);
+	if (r == 0)
+		r = log_append(s->audit, NULL, &t, true);
+	audit_text_free(&t);
+	return append_done(s, r, e->action, e->request_id);
 }
 
 int
@@ -703,11 +741,13 @@ audit_outbox_add(struct db *db, const char *action, json_t *resources)
 	                        .action = action,
 	                        .resources = resources,
 	                        .outcome = "ok"};
-	json_t *rec = audit_record_new(&e);
-	int r = audit_store_outbox_add(db, rec, NULL);
-	json_decref(rec);
+	struct audit_text t;
+	int r = audit_text_build(&t, &e, NULL, 0);
+	if (r == 0)
+		r = audit_store_outbox_add(db, t.b.data, NULL);
+	audit_text_free(&t);
 	json_decref(resources);
-	return r;
+	return r == 0 ? 0 : AL_E_IO;
 }
 
 bool
@@ -827,20 +867,24 @@ tool_use_tx(struct server *s, const char *session_id, const struct session_owner
 	const char *effect = json_string_value(json_object_get(evl, "policy_effect"));
 	char args[AUDIT_HEX_LEN];
 	audit_args_sha256(json_object_get(ev, "input"), args);
-	json_t *res =
-	    json_pack("{s:s, s:s}", "session_id", session_id, "type", type + strlen("agent."));
+	/* resources as members: the record is written as text, no objects built (the cost
+	 * rides on every tool call's event append: docs/server/audit.md "Cost") */
+	struct audit_member m[7] = {
+	    {.key = "session_id", .str = session_id},
+	    {.key = "type", .str = type + strlen("agent.")},
+	};
+	size_t nm = 2;
 	static const char *const keys[][2] = {
 	    {"tool_use_id", "id"}, {"tool", "name"}, {"mcp_server", "mcp_server_name"}};
 	for (size_t i = 0; i < 3; i++) {
-		json_t *v = json_object_get(ev, keys[i][1]);
-		if (json_is_string(v))
-			json_object_set(res, keys[i][0], v);
+		const char *v = json_string_value(json_object_get(ev, keys[i][1]));
+		if (v)
+			m[nm++] = (struct audit_member){.key = keys[i][0], .str = v};
 	}
 	struct audit_event e = {
 	    .time_us = now_real_us(),
 	    .request_id = json_string_value(json_object_get(ev, "id")),
 	    .action = "tool.call",
-	    .resources = res,
 	    .decision = perm ? perm : effect,
 	    .rule = json_string_value(json_object_get(evl, "policy_rule")),
 	    /* what the loop does with it next: answered at once, held for a confirmation,
@@ -851,21 +895,30 @@ tool_use_tx(struct server *s, const char *session_id, const struct session_owner
 	    .args_sha256 = args,
 	};
 	owner_principal(&e, o);
-	json_t *rec = audit_record_new(&e);
-	int64_t id = 0;
-	int r = audit_store_outbox_add(s->db, rec, &id);
-	json_decref(res);
+	struct audit_text row;
 	struct audit_log *lg = s->audit;
-	if (r != 0) {
-		json_decref(rec);
-		return r;
-	}
+	int64_t id = 0;
+	int r = audit_text_build(&row, &e, m, nm);
+	if (r == 0)
+		r = audit_store_outbox_add(s->db, row.b.data, &id);
+	audit_text_free(&row);
+	if (r != 0)
+		return AL_E_IO;
+	/* what the drain would append for this row: the row plus via and outbox_id */
+	m[nm++] = (struct audit_member){.key = "via", .str = "outbox"};
+	m[nm++] = (struct audit_member){.key = "outbox_id", .num = id};
 	if (lg->nstaged == lg->capstaged) {
 		lg->capstaged = lg->capstaged ? 2 * lg->capstaged : 8;
 		lg->staged = xreallocarray(lg->staged, lg->capstaged, sizeof(*lg->staged));
 	}
-	lg->staged[lg->nstaged].id = id;
-	lg->staged[lg->nstaged++].rec = rec;
+	struct staged *st = &lg->staged[lg->nstaged];
+	if (audit_text_build(&st->t, &e, m, nm) != 0) {
+		audit_text_free(&st->t);
+		return AL_E_IO; /* cannot be: the row was built from the same fields */
+	}
+	st->id = id;
+	st->request_id = e.request_id ? xstrdup(e.request_id) : NULL;
+	lg->nstaged++;
 	return 0;
 }
 

@@ -6,13 +6,12 @@
 #include "err.h"
 
 int
-audit_store_outbox_add(struct db *db, const json_t *rec, int64_t *id)
+audit_store_outbox_add(struct db *db, const char *text, int64_t *id)
 {
 	static const char sql[] = "INSERT INTO audit_outbox(record) VALUES (?) RETURNING id";
 	struct db_stmt *st = NULL;
-	char *text = json_dumps(rec, JSON_COMPACT | JSON_SORT_KEYS);
 	int r = AL_E_IO;
-	if (text != NULL && db_prepare_cached(db, sql, &st) == 0) {
+	if (db_prepare_cached(db, sql, &st) == 0) {
 		db_bind_text(st, 1, text);
 		/* RETURNING rather than the engine's last-rowid call: both engines have it */
 		if (db_step(st) == DB_ROW) {
@@ -23,7 +22,6 @@ audit_store_outbox_add(struct db *db, const json_t *rec, int64_t *id)
 		}
 	}
 	db_cached_done(db, st);
-	free(text);
 	return r;
 }
 

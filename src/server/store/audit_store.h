@@ -12,9 +12,10 @@
 
 struct db;
 
-/* Adds a record (an object without seq/prev/hash); inside the caller's transaction when
- * there is one. *id (may be NULL) gets its row id. 0 or AL_E_IO. */
-int audit_store_outbox_add(struct db *db, const json_t *rec, int64_t *id);
+/* Adds a record (the canonical text of an object without seq/prev/hash: audit_text_build);
+ * inside the caller's transaction when there is one. *id (may be NULL) gets its row id.
+ * 0 or AL_E_IO. */
+int audit_store_outbox_add(struct db *db, const char *text, int64_t *id);
 /* Calls fn for up to max records whose id is above after_id, oldest first; fn's non-zero
  * return stops and is returned. rec is borrowed for the call. 0 or AL_E_IO. */
 int audit_store_outbox_list(struct db *db, int64_t after_id, unsigned max,

@@ -442,9 +442,26 @@ test_audit_file(void **state)
 	audit_file_close(&af);
 	verify_file(path, 6);
 
+	/* records built as text go between jansson ones; the chain verifies throughout */
+	assert_int_equal(audit_file_open(&af, path, &torn, err, sizeof(err)), 0);
+	for (int i = 0; i < 4; i++) {
+		struct audit_event ev = {.time_us = 1765000000000000 + i, .action = "tool.call"};
+		struct audit_member m[] = {{.key = "outbox_id", .num = i}};
+		struct audit_text t;
+		assert_int_equal(audit_text_build(&t, &ev, m, 1), 0);
+		assert_int_equal(audit_file_append_text(&af, &t, i % 2 == 0), 0);
+		audit_text_free(&t);
+		rec = simple_record(i);
+		assert_int_equal(audit_file_append(&af, rec), 0);
+		json_decref(rec);
+	}
+	assert_int_equal(audit_file_sync(&af), 0);
+	audit_file_close(&af);
+	verify_file(path, 14);
+
 	/* a last record edited: not appended to */
 	f = fopen(path, "ab");
-	fputs("{\"action\":\"x\",\"seq\":6,\"prev\":\"00\",\"hash\":\"00\"}\n", f);
+	fputs("{\"action\":\"x\",\"seq\":14,\"prev\":\"00\",\"hash\":\"00\"}\n", f);
 	fclose(f);
 	assert_int_equal(audit_file_open(&af, path, &torn, err, sizeof(err)), AL_E_INVAL);
 	assert_non_null(strstr(err, "the last record does not verify"));
@@ -456,6 +473,174 @@ test_audit_file(void **state)
 	rmdir(dir);
 }
 
+/* ---- records built as text (audit_text_build) against audit_record_new + jansson */
+
+/* Builds ev both ways (resources as the members m, and as the object jansson would hold)
+ * and checks the text, then the sealed line on the same chain, byte for byte. */
+static void
+check_same(struct audit_event ev, const struct audit_member *m, size_t nm)
+{
+	json_t *res = json_object();
+	for (size_t i = 0; i < nm; i++) {
+		json_t *v = m[i].str ? json_string(m[i].str) : json_integer(m[i].num);
+		json_object_set_new(res, m[i].key, v ? v : json_null());
+	}
+	ev.resources = res;
+	json_t *rec = audit_record_new(&ev);
+	char *want = json_dumps(rec, JSON_COMPACT | JSON_SORT_KEYS);
+	struct audit_text tj, tm;
+	assert_int_equal(audit_text_build(&tj, &ev, NULL, 0), 0); /* resources as JSON */
+	ev.resources = NULL;
+	assert_int_equal(audit_text_build(&tm, &ev, m, nm), 0); /* as members */
+	assert_string_equal(tj.b.data, want);
+	assert_string_equal(tm.b.data, want);
+	/* the same line on the same chain, and the next record chains on either */
+	struct audit_chain c1, c2;
+	struct buf b1, b2;
+	audit_chain_init(&c1);
+	assert_int_equal(
+	    audit_chain_resume(&c1, 41,
+	                       "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"),
+	    0);
+	c2 = c1;
+	buf_init(&b1, AUDIT_LINE_MAX + 1);
+	buf_init(&b2, AUDIT_LINE_MAX + 1);
+	assert_int_equal(audit_chain_append(&c1, rec, &b1), 0);
+	assert_int_equal(audit_chain_append_text(&c2, &tm, &b2), 0);
+	assert_string_equal(b1.data, b2.data);
+	assert_int_equal(c2.seq, 42);
+	assert_string_equal(c1.last, c2.last);
+	struct audit_verify v;
+	audit_verify_init(&v);
+	assert_int_equal(
+	    audit_verify_anchor(&v, 41,
+	                        "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"),
+	    0);
+	if (audit_verify_line(&v, b2.data, b2.len - 1) != 0)
+		fail_msg("%s: %s", b2.data, v.msg);
+	buf_free(&b1);
+	buf_free(&b2);
+	audit_text_free(&tj);
+	audit_text_free(&tm);
+	free(want);
+	json_decref(rec);
+	json_decref(res);
+}
+
+static void
+test_text_same_bytes(void **state)
+{
+	const char *groups[] = {"auditors", "caf\xc3\xa9", "bad\xff", "\"q\"\\"};
+	char args[AUDIT_HEX_LEN];
+	audit_args_sha256(NULL, args);
+	struct audit_event ev = {
+	    .time_us = 1765000000123456,
+	    .request_id = "sevt_01",
+	    .sub = "alice",
+	    .iss = "https://idp.example/",
+	    .groups = groups,
+	    .n_groups = 4,
+	    .action = "tool.call",
+	    .decision = "allow",
+	    .rule = "auditors-tools",
+	    .outcome = "dispatched",
+	    .latency_ms = -7,
+	    .args_sha256 = args,
+	};
+	struct audit_member m[] = {
+	    {.key = "session_id", .str = "sesn_01"},       {.key = "type", .str = "tool_use"},
+	    {.key = "tool_use_id", .str = "sevt_01"},      {.key = "tool", .str = "bash"},
+	    {.key = "outbox_id", .num = 9007199254740993}, {.key = "via", .str = "outbox"},
+	};
+	check_same(ev, m, 6);
+	/* every string that needs care, in each field: escapes, control characters (upper-case
+	 * \u00XX), DEL, '/', non-ASCII and 4-byte UTF-8 raw, and what jansson refuses (bad
+	 * UTF-8: an overlong, a surrogate, a stray continuation, past U+10FFFF, cut short),
+	 * which both write as null */
+	static const char *const odd[] = {
+	    "",
+	    "\"",
+	    "\\",
+	    "a\bb\fc\nd\re\tf",
+	    "\x01\x1f\x7f",
+	    "/x/",
+	    "\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80",
+	    "\xc0\xaf",
+	    "\xed\xa0\x80",
+	    "\x80",
+	    "\xf4\x90\x80\x80",
+	    "\xe2\x82",
+	    "\xef\xbf\xbf",
+	    NULL,
+	};
+	for (size_t i = 0; i < sizeof(odd) / sizeof(odd[0]); i++) {
+		struct audit_event e = ev;
+		e.request_id = e.sub = e.iss = e.action = e.decision = e.rule = e.outcome = odd[i];
+		struct audit_member mm[] = {{.key = "session_id", .str = odd[i]},
+		                            {.key = "k\n\"", .str = odd[i]},
+		                            {.key = "n", .num = INT64_MIN}};
+		check_same(e, mm, odd[i] ? 3 : 1);
+	}
+	/* random bytes in every field */
+	unsigned seed = 12;
+	for (int round = 0; round < 2000; round++) {
+		char f[6][12];
+		for (int k = 0; k < 6; k++) {
+			size_t n = (size_t)(rand_r(&seed) % 11);
+			for (size_t j = 0; j < n; j++) {
+				int x = rand_r(&seed);
+				/* mostly ASCII, some control characters and high bytes */
+				f[k][j] = (char)(x % 4 == 0   ? 0x80 + x % 0x80
+				                 : x % 4 == 1 ? 1 + x % 0x20
+				                              : 0x20 + x % 0x60);
+			}
+			f[k][n] = '\0';
+		}
+		const char *g[] = {f[4], f[5]};
+		struct audit_event e = ev;
+		e.sub = f[0];
+		e.request_id = f[1];
+		e.groups = g;
+		e.n_groups = 2;
+		struct audit_member mm[] = {{.key = "session_id", .str = f[2]},
+		                            {.key = "tool", .str = f[3]}};
+		check_same(e, mm, 2);
+	}
+	/* no groups, no resources */
+	ev.n_groups = 0;
+	check_same(ev, NULL, 0);
+	/* refused: a key twice, members with a JSON object too, and too long a record */
+	struct audit_text t;
+	struct audit_member twice[] = {{.key = "a", .str = "1"}, {.key = "a", .str = "2"}};
+	assert_int_equal(audit_text_build(&t, &ev, twice, 2), AL_E_INVAL);
+	audit_text_free(&t);
+	json_t *res = json_object();
+	ev.resources = res;
+	assert_int_equal(audit_text_build(&t, &ev, m, 1), AL_E_INVAL);
+	audit_text_free(&t);
+	ev.resources = NULL;
+	char *huge = malloc(AUDIT_LINE_MAX);
+	memset(huge, 'x', AUDIT_LINE_MAX - 1);
+	huge[AUDIT_LINE_MAX - 1] = '\0';
+	ev.rule = huge;
+	assert_int_equal(audit_text_build(&t, &ev, NULL, 0), AL_E_TOOBIG);
+	audit_text_free(&t);
+	/* one that fits as text but not with seq, prev and hash: refused at the seal */
+	huge[AUDIT_LINE_MAX - 400] = '\0';
+	assert_int_equal(audit_text_build(&t, &ev, NULL, 0), 0);
+	struct audit_chain c;
+	struct buf out;
+	audit_chain_init(&c);
+	buf_init(&out, 2 * AUDIT_LINE_MAX);
+	assert_int_equal(audit_chain_append_text(&c, &t, &out), AL_E_TOOBIG);
+	assert_int_equal(c.seq, 0);
+	assert_int_equal(out.len, 0);
+	buf_free(&out);
+	audit_text_free(&t);
+	free(huge);
+	json_decref(res);
+}
+
 int
 main(void)
 {
@@ -465,6 +650,7 @@ main(void)
 	    cmocka_unit_test(test_verify_catches_tampering),
 	    cmocka_unit_test(test_verify_stream),
 	    cmocka_unit_test(test_audit_file),
+	    cmocka_unit_test(test_text_same_bytes),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
