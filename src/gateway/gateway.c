@@ -104,6 +104,7 @@ struct gw_conn {
 	/* What the edge did wrong (a bad handshake reply, a GOAWAY we sent, an nghttp2
 	 * error): the "tunnel connection lost/failed" line names it, not "protocol error". */
 	char why[160];
+	int refused;       /* the edge's handshake status when it refused us, else 0 */
 	size_t body_bytes; /* request bodies held for this connection's streams */
 };
 
@@ -127,12 +128,14 @@ struct gw {
 	struct http_server *metrics_srv;
 	struct metrics m;
 	bool draining;
+	bool exiting; /* "drained, exiting" said: say it once however many conns close */
 	struct loop_timer *drain_timer;
 	struct loop_timer *kick_timer; /* see kick_soon */
 	int exit_code;
 };
 
-static void conn_schedule(struct gw_conn *c);
+static void conn_schedule(struct gw_conn *c, uint64_t delay);
+static uint64_t conn_backoff(struct gw_conn *c);
 static void conn_event(struct loop *l, int fd, int mask, void *arg);
 static void kick_all(void *arg);
 static char *read_token(const struct gateway_config *cfg, char *err, size_t errlen);
@@ -718,13 +721,15 @@ conn_reset(struct gw_conn *c)
 	c->fd = -1;
 	c->goaway_sent = false;
 	c->why[0] = '\0';
+	c->refused = 0;
 	c->state = GC_IDLE;
 }
 
 static void
 maybe_exit(struct gw *g)
 {
-	if (g->draining && active_streams(g) == 0) {
+	if (g->draining && active_streams(g) == 0 && !g->exiting) {
+		g->exiting = true;
 		log_info("drained, exiting", NULL);
 		loop_stop(g->loop);
 	}
@@ -734,20 +739,35 @@ static void
 conn_fail(struct gw_conn *c, const char *why)
 {
 	struct gw *g = c->gw;
-	char idx[8];
+	char idx[8], st[8], retry[24];
 	snprintf(idx, sizeof(idx), "%d", c->index);
-	if (c->state == GC_H2)
-		log_warn("tunnel connection lost", "index", idx, "connection_id", c->conn_id,
-		         "error", why);
-	else
-		log_warn("tunnel connection failed", "index", idx, "error", why);
-	conn_reset(c);
 	if (g->draining) {
+		/* We asked for it (GOAWAY): a drained connection closing is no failure. */
+		if (c->state == GC_H2)
+			log_info("tunnel connection closed (draining)", "index", idx,
+			         "connection_id", c->conn_id);
+		conn_reset(c);
 		maybe_exit(g);
 		return;
 	}
+	/* One line per failed attempt, with when the next one comes. */
+	uint64_t delay = conn_backoff(c);
+	snprintf(retry, sizeof(retry), "%llu", (unsigned long long)delay);
+	snprintf(st, sizeof(st), "%d", c->refused);
+	if (c->refused == 401)
+		log_error("edge refused the tunnel token", "index", idx, "status", st, "reason",
+		          c->why, "retry_ms", retry);
+	else if (c->refused)
+		log_error("edge refused the tunnel connection", "index", idx, "status", st,
+		          "reason", c->why, "retry_ms", retry);
+	else if (c->state == GC_H2)
+		log_warn("tunnel connection lost", "index", idx, "connection_id", c->conn_id,
+		         "error", why, "retry_ms", retry);
+	else
+		log_warn("tunnel connection failed", "index", idx, "error", why, "retry_ms", retry);
+	conn_reset(c);
 	g->m.reconnects++;
-	conn_schedule(c);
+	conn_schedule(c, delay);
 }
 
 static void
@@ -853,16 +873,20 @@ conn_timer(struct loop *l, void *arg)
 }
 
 /* 1 s doubling to 16 s, then steady; ±20 % jitter so replicas do not stampede. */
-static void
-conn_schedule(struct gw_conn *c)
+/* The delay (ms) before this connection's next dial: exponential with jitter. */
+static uint64_t
+conn_backoff(struct gw_conn *c)
 {
 	unsigned shift = c->attempt < 4 ? c->attempt : 4;
 	uint64_t base = 1000ULL << shift;
 	uint32_t rnd;
 	random_bytes(&rnd, sizeof(rnd));
-	uint64_t delay = base * 8 / 10 + rnd % (base * 4 / 10 + 1);
-	if (c->attempt == 0 && c->conn_id[0] == '\0')
-		delay = 0; /* first dial at start-up */
+	return base * 8 / 10 + rnd % (base * 4 / 10 + 1);
+}
+
+static void
+conn_schedule(struct gw_conn *c, uint64_t delay)
+{
 	c->attempt++;
 	c->timer = loop_timer_add(c->gw->loop, delay, conn_timer, c);
 }
@@ -921,11 +945,9 @@ feed(void *arg, const char *p, size_t n)
 		return AL_E_PROTO;
 	}
 	if (m.status != 200) {
-		char idx[8], st[8];
-		snprintf(idx, sizeof(idx), "%d", c->index);
-		snprintf(st, sizeof(st), "%d", m.status);
-		log_error("edge refused the tunnel connection", "index", idx, "status", st,
-		          "reason", m.reason);
+		/* conn_fail logs it, once, with the retry time */
+		c->refused = m.status > 0 ? m.status : 1;
+		snprintf(c->why, sizeof(c->why), "%s", m.reason);
 		return AL_E_AUTH;
 	}
 	const char *cid = tunnel_msg_get(&m, "Connection-Id");
@@ -1457,7 +1479,7 @@ gateway_main(int argc, char **argv)
 		g.conns[i].gw = &g;
 		g.conns[i].index = (int)i;
 		g.conns[i].fd = -1;
-		conn_schedule(&g.conns[i]);
+		conn_schedule(&g.conns[i], 0); /* first dial at start-up */
 	}
 	char nc[8];
 	snprintf(nc, sizeof(nc), "%u", g.nconns);

@@ -369,7 +369,7 @@ test('HELLO with a wrong token: 401 refusal, closed, counted as auth failure', a
   const { r, reply } = await dial(hello(bogus));
   assert.ok(reply, 'edge answered before closing');
   assert.equal(reply.status, 401, reply.line);
-  assert.equal(reply.reason, 'invalid tunnel token');
+  assert.equal(reply.reason, 'unknown tunnel token (not issued by this server)');
   await r.waitClosed();
   assert.equal(r.frames.length, 0, 'no HTTP/2 for a refused gateway');
   await counterRises('airlock_tunnel_handshake_failures_total', 'reason="auth"', auth0);

@@ -882,8 +882,8 @@ async function badDial(e, send, minGap) {
   const t0 = Date.now();
   await send(e);
   await e.waitClosed();
-  const l = await waitLog((x) => (x.msg === 'tunnel connection failed' || x.msg === 'tunnel connection lost') &&
-    x.error !== 'closed by edge', from, 'why the dial failed');
+  const l = await waitLog((x) => (x.msg === 'tunnel connection failed' || x.msg === 'tunnel connection lost' ||
+    x.msg === 'edge refused the tunnel token') && x.error !== 'closed by edge', from, 'why the dial failed');
   const next = await nextConn();
   // A lower bound only: the timer cannot fire early, a slow machine only adds to it.
   assert.ok(next.t - t0 >= minGap, `redialed after ${next.t - t0} ms, backoff ≥ ${minGap} ms`);
@@ -928,9 +928,13 @@ test('11b. a 401 refusal: logged with its reason, retried, never a crash', async
   const from = gwLog.length;
   const { next, l } = await badDial(await nextConn(),
     (x) => x.send('AIRLOCK-TUNNEL/1 401 invalid tunnel token\r\n\r\n'), 1500);
-  assert.equal(l.error, 'refused by edge');
-  await waitLog((x) => x.msg === 'edge refused the tunnel connection' && x.status === 401 &&
-    x.reason === 'invalid tunnel token', from, 'the refusal');
+  // one line per refused attempt: the reason, and when the next dial comes
+  assert.equal(l.msg, 'edge refused the tunnel token');
+  assert.equal(l.status, 401);
+  assert.equal(l.reason, 'invalid tunnel token');
+  assert.equal(typeof l.retry_ms, 'number');
+  assert.equal(logLines(from).filter((x) => x.msg === 'tunnel connection failed').length, 0,
+    'no second line for the same refusal');
   accepted.unshift(next);
   await gatewayServes();
 });

@@ -140,6 +140,12 @@ static const struct migration migrations[] = {
      "  doc TEXT NOT NULL);"
      "CREATE INDEX files_scope ON files(scope_id, seq);",
      NULL},
+    /* 10: the hashes of tunnel tokens that a rotation or the archive retired, so the edge
+     * can tell a gateway that its token was replaced or its tunnel archived rather than
+     * that it is unknown (tunnel_store_retired_token). A hash of a dead random token. */
+    {"CREATE TABLE tunnel_retired_tokens ("
+     "  token_hash TEXT PRIMARY KEY, tunnel_id TEXT NOT NULL, retired_at BIGINT NOT NULL);",
+     NULL},
 };
 
 #define N_MIGRATIONS (sizeof(migrations) / sizeof(migrations[0]))

@@ -108,22 +108,49 @@ tunnel_store_list(struct db *db, const struct doc_list *q,
 	return r;
 }
 
-int
-tunnel_store_archive(struct db *db, const char *id, int64_t now)
+/* Remembers the live tunnel id's current token hash as retired (tunnel_retired_tokens). */
+static int
+retire_token(struct db *db, const char *id, int64_t now)
 {
 	struct db_stmt *st = NULL;
 	int r;
-	/* The token column is wiped too: an archived tunnel's token is dead for good. */
-	if (db_prepare(
-	        db,
-	        "UPDATE tunnels SET archived_at = ?, token = '', token_hash = 'archived:' || id "
-	        "WHERE id = ? AND archived_at IS NULL",
-	        &st) != 0)
+	if (db_prepare(db,
+	               "INSERT INTO tunnel_retired_tokens (token_hash, tunnel_id, retired_at) "
+	               "SELECT token_hash, id, ? FROM tunnels WHERE id = ? AND archived_at IS NULL "
+	               "ON CONFLICT (token_hash) DO NOTHING",
+	               &st) != 0)
 		return AL_E_IO;
 	db_bind_int64(st, 1, now);
 	db_bind_text(st, 2, id);
 	r = db_step(st) == DB_DONE ? 0 : AL_E_IO;
 	db_finalize(st);
+	return r;
+}
+
+int
+tunnel_store_archive(struct db *db, const char *id, int64_t now)
+{
+	struct db_stmt *st = NULL;
+	int r;
+	if ((r = db_begin(db)) != 0)
+		return r;
+	if ((r = retire_token(db, id, now)) != 0)
+		goto out;
+	/* The token column is wiped too: an archived tunnel's token is dead for good. */
+	if ((r = db_prepare(
+	         db,
+	         "UPDATE tunnels SET archived_at = ?, token = '', token_hash = 'archived:' || id "
+	         "WHERE id = ? AND archived_at IS NULL",
+	         &st)) != 0)
+		goto out;
+	db_bind_int64(st, 1, now);
+	db_bind_text(st, 2, id);
+	r = db_step(st) == DB_DONE ? 0 : AL_E_IO;
+	db_finalize(st);
+out:
+	if (r == 0)
+		return db_commit(db);
+	db_rollback(db);
 	return r;
 }
 
@@ -154,17 +181,46 @@ tunnel_store_rotate(struct db *db, const char *id, const char *token_id, const c
 {
 	struct db_stmt *st = NULL;
 	int r;
-	if (db_prepare(db,
-	               "UPDATE tunnels SET token_id = ?, token = ?, token_hash = ?, "
-	               "rotated_at = ? WHERE id = ? AND archived_at IS NULL",
-	               &st) != 0)
-		return AL_E_IO;
+	if ((r = db_begin(db)) != 0)
+		return r;
+	if ((r = retire_token(db, id, now)) != 0)
+		goto out;
+	if ((r = db_prepare(db,
+	                    "UPDATE tunnels SET token_id = ?, token = ?, token_hash = ?, "
+	                    "rotated_at = ? WHERE id = ? AND archived_at IS NULL",
+	                    &st)) != 0)
+		goto out;
 	db_bind_text(st, 1, token_id);
 	db_bind_text(st, 2, token);
 	db_bind_text(st, 3, token_hash);
 	db_bind_int64(st, 4, now);
 	db_bind_text(st, 5, id);
 	r = db_step(st) == DB_DONE && db_changes(db) == 1 ? 0 : AL_E_IO;
+	db_finalize(st);
+out:
+	if (r == 0)
+		return db_commit(db);
+	db_rollback(db);
+	return r;
+}
+
+int
+tunnel_store_retired_token(struct db *db, const char *token_hash, char *tunnel_id, size_t len,
+                           bool *archived)
+{
+	struct db_stmt *st = NULL;
+	int r = AL_E_NOTFOUND;
+	if (db_prepare(db,
+	               "SELECT r.tunnel_id, t.archived_at FROM tunnel_retired_tokens r "
+	               "JOIN tunnels t ON t.id = r.tunnel_id WHERE r.token_hash = ?",
+	               &st) != 0)
+		return AL_E_IO;
+	db_bind_text(st, 1, token_hash);
+	if (db_step(st) == DB_ROW) {
+		snprintf(tunnel_id, len, "%s", db_col_text(st, 0));
+		*archived = !db_col_is_null(st, 1);
+		r = 0;
+	}
 	db_finalize(st);
 	return r;
 }

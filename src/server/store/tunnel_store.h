@@ -57,6 +57,10 @@ int tunnel_store_rotate(struct db *db, const char *id, const char *token_id, con
  * 0 (tunnel_id filled), AL_E_NOTFOUND or AL_E_IO. */
 int tunnel_store_find_token(struct db *db, const char *token_hash, char *tunnel_id, size_t len);
 int tunnel_store_find_domain(struct db *db, const char *domain, char *tunnel_id, size_t len);
+/* The tunnel whose rotation or archive retired this token hash; *archived says whether
+ * the tunnel is archived now. 0, AL_E_NOTFOUND (never one of ours) or AL_E_IO. */
+int tunnel_store_retired_token(struct db *db, const char *token_hash, char *tunnel_id, size_t len,
+                               bool *archived);
 /* The tunnel's domain ("" when unknown, or archived with live_only). 0 or AL_E_IO. */
 int tunnel_store_domain(struct db *db, const char *id, bool live_only, char *domain, size_t len);
 

@@ -168,7 +168,8 @@ conn_free_now(struct loop *l, void *arg)
 		c->edge->conns = c->next;
 	if (c->next)
 		c->next->prev = c->prev;
-	if (c->state == EC_H2 || c->closing)
+	/* Only a registered connection has ids; a refused one was logged when refused. */
+	if ((c->state == EC_H2 || c->closing) && c->conn_id[0])
 		log_info("tunnel connection closed", "tunnel_id", c->tunnel_id, "connection_id",
 		         c->conn_id, "peer", c->peer);
 	nghttp2_session_del(c->h2);
@@ -459,18 +460,41 @@ send_reply(struct edge_conn *c, int status, const char *reason)
 	tunnel_msg_write(&m, true, &c->io.out);
 }
 
-/* The live tunnel a gateway's token opens; AL_E_AUTH for any other token. */
+/* Why the edge refused a token: the log's error and the reply's reason. An operator
+ * facing a 401 needs to know whether to reveal the rotated token, give up on an
+ * archived tunnel, or look for the right server. */
+struct token_refusal {
+	const char *log, *reply;
+};
+static const struct token_refusal REFUSED_UNKNOWN = {
+    "invalid tunnel token", "unknown tunnel token (not issued by this server)"};
+static const struct token_refusal REFUSED_ROTATED = {
+    "rotated tunnel token", "tunnel token replaced by a rotation: reveal the new one"};
+static const struct token_refusal REFUSED_ARCHIVED = {"archived tunnel", "tunnel archived"};
+
+/* The live tunnel a gateway's token opens; AL_E_AUTH for any other token, with *why
+ * (and tunnel_id when the token was one of a tunnel's, retired). */
 static int
-token_lookup(struct server *s, const char *token, char *tunnel_id, size_t len)
+token_lookup(struct server *s, const char *token, char *tunnel_id, size_t len,
+             const struct token_refusal **why)
 {
 	char hash[65];
+	bool archived = false;
 	size_t tl = strlen(token);
+	*why = &REFUSED_UNKNOWN;
 	if (tl < strlen(TUNNEL_TOKEN_PREFIX) + 16 || tl > 256 ||
 	    strncmp(token, TUNNEL_TOKEN_PREFIX, strlen(TUNNEL_TOKEN_PREFIX)) != 0)
 		return AL_E_AUTH;
 	sha256_hex(token, tl, hash);
 	int r = tunnel_store_find_token(s->db, hash, tunnel_id, len);
-	return r == AL_E_NOTFOUND ? AL_E_AUTH : r;
+	if (r != AL_E_NOTFOUND)
+		return r;
+	r = tunnel_store_retired_token(s->db, hash, tunnel_id, len, &archived);
+	if (r == 0)
+		*why = archived ? &REFUSED_ARCHIVED : &REFUSED_ROTATED;
+	else
+		tunnel_id[0] = '\0';
+	return r == 0 || r == AL_E_NOTFOUND ? AL_E_AUTH : r;
 }
 
 static int
@@ -510,17 +534,21 @@ hello_feed(void *arg, const char *p, size_t n)
 	const char *idx = tunnel_msg_get(&m, "Connection-Index");
 	snprintf(c->gateway, sizeof(c->gateway), "%s", gw ? gw : "-");
 	snprintf(c->index, sizeof(c->index), "%s", idx ? idx : "-");
-	int r =
-	    tok ? token_lookup(c->edge->srv, tok, c->tunnel_id, sizeof(c->tunnel_id)) : AL_E_AUTH;
+	const struct token_refusal *why = &REFUSED_UNKNOWN;
+	int r = tok ? token_lookup(c->edge->srv, tok, c->tunnel_id, sizeof(c->tunnel_id), &why)
+	            : AL_E_AUTH;
 	explicit_wipe(m.f, sizeof(m.f));
 	explicit_wipe(c->hello.data, c->hello.len);
 	if (r != 0) {
 		if (r == AL_E_AUTH)
 			c->edge->m.handshake_fail[HS_AUTH]++;
+		/* tunnel_id last, and only when known: no empty field for an unknown token */
 		log_warn("tunnel handshake rejected", "peer", c->peer, "gateway", c->gateway,
-		         "error", r == AL_E_AUTH ? "invalid tunnel token" : al_strerror(r));
+		         "error", r == AL_E_AUTH ? why->log : al_strerror(r),
+		         r == AL_E_AUTH && c->tunnel_id[0] ? "tunnel_id" : NULL, c->tunnel_id);
 		send_reply(c, r == AL_E_AUTH ? 401 : 503,
-		           r == AL_E_AUTH ? "invalid tunnel token" : "unavailable");
+		           r == AL_E_AUTH ? why->reply : "unavailable");
+		c->tunnel_id[0] = '\0';
 		return AL_E_AUTH;
 	}
 	char *cid = id_new("tcon_");
