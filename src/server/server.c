@@ -16,6 +16,7 @@
 #include "err.h"
 #include "log.h"
 #include "net.h"
+#include "notify.h"
 #include "server.h"
 #include "file_store.h"
 #include "key_store.h"
@@ -746,6 +747,10 @@ server_main(int argc, char **argv)
 	log_info("listening", "addr", srv.cfg.listen, "port", port, "tls", tls ? "on" : "off",
 	         "data_dir", srv.cfg.data_dir, "config", config_path ? config_path : "-",
 	         "model_base_url", srv.cfg.model_base_url);
+	/* systemd Type=notify: started once the database is open and the port bound */
+	if ((r = notify_send("READY=1\nSTATUS=listening")) != 0)
+		log_warn("cannot tell the service manager we are ready (NOTIFY_SOCKET)", "error",
+		         al_strerror(r));
 	/* A server nobody can call is a setup step missed, not a state to discover by 401s. */
 	int64_t nkeys = 0;
 	if ((srv.cfg.api_key == NULL || srv.cfg.api_key[0] == '\0') &&

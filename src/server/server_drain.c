@@ -7,6 +7,7 @@
 #include "agent.h"
 #include "events.h"
 #include "log.h"
+#include "notify.h"
 #include "server.h"
 #include "tunnel.h"
 #include "util.h"
@@ -54,6 +55,7 @@ server_drain(struct server *s, const char *signame)
 	s->drain_started_ms = now_mono_ms();
 	snprintf(timeout, sizeof(timeout), "%u", s->cfg.drain_timeout_s);
 	log_info("shutting down: draining", "signal", signame, "drain_timeout_s", timeout);
+	notify_send("STOPPING=1\nSTATUS=draining"); /* a failure was logged at READY=1 */
 	/* New connections are refused (the listener closes) and idle keep-alive ones
 	 * closed; a request already arriving or being answered finishes, then its
 	 * connection closes. */
