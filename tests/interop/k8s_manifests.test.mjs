@@ -137,6 +137,28 @@ test('the servers drain within their grace period, expose metrics to monitoring 
   assert.ok(!matches(find('Service', 'airlock-server-pg').spec.selector, one.spec.template.metadata.labels));
 });
 
+// "30s", "1m30s", "500ms", a bare number of seconds: what the roles' duration settings take
+function seconds(v) {
+  if (typeof v === 'number') return v;
+  let total = 0;
+  const re = /(\d+)(ms|s|m|h)?/g;
+  let m;
+  while ((m = re.exec(String(v)))) total += Number(m[1]) * { ms: 0.001, s: 1, m: 60, h: 3600, undefined: 1 }[m[2]];
+  return total;
+}
+
+test('every role\'s grace period covers its own drain', () => {
+  const grace = (name) => find('Deployment', name).spec.template.spec.terminationGracePeriodSeconds ?? 30;
+  const gw = parseYaml(find('ConfigMap', 'airlock-gateway').data['gateway.yaml']);
+  const gwDrain = seconds(gw.shutdown_timeout ?? '30s');
+  assert.ok(grace('airlock-gateway') >= gwDrain + 5, `gateway: grace ${grace('airlock-gateway')} < shutdown_timeout ${gwDrain} + 5`);
+  const args = find('Deployment', 'airlock-worker').spec.template.spec.containers[0].args;
+  const g = args.find((a) => a.startsWith('--on-work-grace='));
+  const wDrain = g ? seconds(g.split('=')[1]) : 30; // docs/worker/config.md default
+  assert.ok(grace('airlock-worker') >= wDrain + 5, `worker: grace ${grace('airlock-worker')} < on-work-grace ${wDrain} + 5`);
+  assert.equal(seconds('1m30s'), 90); // the parser reads what the roles take
+});
+
 test('the server\'s example configuration starts a real server that answers /readyz and /healthz', async (t) => {
   const tmp = mkdtempSync(path.join(tmpdir(), 'airlock-k8s-'));
   t.after(() => rmSync(tmp, { recursive: true, force: true }));
