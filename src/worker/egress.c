@@ -28,6 +28,7 @@
 #include "log.h"
 #include "loop.h"
 #include "monitor.h"
+#include "util.h"
 #include "xalloc.h"
 
 #define HEAD_MAX 16384        /* a request head: request line and headers */
@@ -36,6 +37,7 @@
 #define DIAL_TIMEOUT_MS 10000
 #define IDLE_TIMEOUT_MS 300000 /* a relay silent both ways this long is closed */
 #define PATH_LOG_MAX 256
+#define EGRESS_PENDING_MAX 1024 /* decisions waiting to be reported */
 
 #define PROXY_URL "http://127.0.0.1:3128"
 const char *const egress_proxy_env[] = {
@@ -107,6 +109,9 @@ struct egress_proxy {
 	struct conn *conns;
 	unsigned nconns;
 	uint64_t head_ms, dial_ms;
+	/* decisions not yet reported to the server (egress_proxy_take) */
+	json_t *pending;
+	uint64_t dropped;
 	llhttp_settings_t settings;
 };
 
@@ -136,6 +141,22 @@ log_decision(struct conn *c, bool allowed)
 	         c->addr_txt[0] ? c->addr_txt : "-", "port", port, "method", c->method, "path",
 	         c->is_connect ? "-" : c->path, "bytes_up", up, "bytes_down", down, "rule",
 	         c->rule);
+	/* for the server's audit log; a sandbox that outruns the reports loses the oldest
+	 * (counted, and logged above anyway) rather than the worker's memory */
+	struct egress_proxy *px = c->px;
+	char t[32];
+	time_fmt_rfc3339(now_real_us(), t);
+	if (json_array_size(px->pending) >= EGRESS_PENDING_MAX) {
+		json_array_remove(px->pending, 0);
+		px->dropped++;
+	}
+	json_array_append_new(
+	    px->pending,
+	    json_pack("{s:s, s:s, s:s, s:s, s:i, s:s, s:s, s:s, s:I, s:I}", "time", t, "decision",
+	              allowed ? "allowed" : "denied", "host", c->host[0] ? c->host : "-", "address",
+	              c->addr_txt[0] ? c->addr_txt : "-", "port", (int)c->port, "method", c->method,
+	              "path", c->is_connect ? "-" : c->path, "rule", c->rule, "bytes_up",
+	              (json_int_t)c->bytes_up, "bytes_down", (json_int_t)c->bytes_down));
 }
 
 /* One answer and the connection ends. Written with one non-blocking send: the socket's
@@ -859,6 +880,7 @@ egress_proxy_new(struct loop *l, int listen_fd, const struct egress_operator *op
 	px->env = *env;
 	memset(env, 0, sizeof(*env));
 	px->session_id = xstrdup(session_id);
+	px->pending = json_array();
 	px->head_ms = HEAD_TIMEOUT_MS;
 	px->dial_ms = DIAL_TIMEOUT_MS;
 	llhttp_settings_init(&px->settings);
@@ -881,6 +903,38 @@ egress_proxy_set_timeouts(struct egress_proxy *p, uint64_t head_ms, uint64_t dia
 {
 	p->head_ms = head_ms;
 	p->dial_ms = dial_ms;
+}
+
+json_t *
+egress_proxy_take(struct egress_proxy *p, size_t max)
+{
+	if (p == NULL || json_array_size(p->pending) == 0)
+		return NULL;
+	json_t *out = json_array();
+	while (json_array_size(out) < max && json_array_size(p->pending) > 0) {
+		json_array_append(out, json_array_get(p->pending, 0));
+		json_array_remove(p->pending, 0);
+	}
+	return out;
+}
+
+void
+egress_proxy_untake(struct egress_proxy *p, json_t *batch)
+{
+	size_t i;
+	json_t *d;
+	/* back in front, in order; the newest past the bound go */
+	json_array_foreach(batch, i, d) json_array_insert(p->pending, i, d);
+	while (json_array_size(p->pending) > EGRESS_PENDING_MAX) {
+		json_array_remove(p->pending, json_array_size(p->pending) - 1);
+		p->dropped++;
+	}
+}
+
+uint64_t
+egress_proxy_dropped(const struct egress_proxy *p)
+{
+	return p ? p->dropped : 0;
 }
 
 void
@@ -922,6 +976,7 @@ egress_proxy_free(struct egress_proxy *p)
 	loop_fd_del(p->loop, p->lfd);
 	close(p->lfd);
 	egress_env_free(&p->env);
+	json_decref(p->pending);
 	free(p->session_id);
 	free(p);
 }

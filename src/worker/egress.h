@@ -22,6 +22,11 @@ int egress_proxy_new(struct loop *l, int listen_fd, const struct egress_operator
 void egress_proxy_set_session(struct egress_proxy *p, const json_t *session);
 /* The request head's deadline (10 s) and the resolve/dial deadline (10 s): tests. */
 void egress_proxy_set_timeouts(struct egress_proxy *p, uint64_t head_ms, uint64_t dial_ms);
+/* Up to max decisions not yet reported (a new array, oldest first), or NULL; untake puts
+ * a batch the server did not take back in front. dropped: lost to the queue's bound. */
+json_t *egress_proxy_take(struct egress_proxy *p, size_t max);
+void egress_proxy_untake(struct egress_proxy *p, json_t *batch);
+uint64_t egress_proxy_dropped(const struct egress_proxy *p);
 void egress_proxy_free(struct egress_proxy *p); /* closes every connection; NULL ok */
 
 /* The session's effective networking would let anything out: the sandbox gets the

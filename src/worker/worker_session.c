@@ -63,13 +63,19 @@ struct wsess {
 	 * lets anything out, the sandbox's proxy (docs/worker/egress.md) */
 	struct egress_env net;
 	struct egress_proxy *egress;
-	bool gone; /* the session ended for good: its workspace goes with the item */
+	/* reports of its decisions (POST …/work/{id}/egress) */
+	struct httpc_xfer *egress_x;
+	struct loop_timer *egress_timer;
+	json_t *egress_batch; /* in flight */
+	bool egress_off;      /* the server does not take them: not asked again */
+	bool gone;            /* the session ended for good: its workspace goes with the item */
 };
 
 static void finish(struct wsess *s, enum wsess_end why);
 static void pump(struct wsess *s);
 static void open_stream(struct wsess *s);
 static void teardown_continue(struct wsess *s);
+static void egress_report(struct wsess *s);
 static void beat(struct wsess *s);
 static void post_result(struct wsess *s);
 static void get_session(struct wsess *s);
@@ -749,7 +755,92 @@ session_tools_open(struct wsess *s)
 	if ((r = egress_proxy_new(s->w->loop, lfd, op, &s->net, s->session_id, &s->egress)) != 0)
 		return r;
 	log_info("egress proxy ready", "session_id", s->session_id, "policy", op->file);
+	egress_report(s);
 	return 0;
+}
+
+/* ---- egress reports ---- */
+
+#define EGRESS_REPORT_MS 1000
+#define EGRESS_REPORT_BATCH 256
+
+static void egress_report(struct wsess *s);
+
+static void
+on_egress_timer(struct loop *l, void *arg)
+{
+	struct wsess *s = arg;
+	s->egress_timer = NULL;
+	egress_report(s);
+}
+
+static void
+on_egress_done(void *arg, int status, int err, json_t *body)
+{
+	struct wsess *s = arg;
+	s->egress_x = NULL;
+	if (status >= 200 && status < 300) {
+		json_decref(s->egress_batch);
+	} else if (wapi_fatal(status, err)) {
+		/* a server without the route (Anthropic's API) or a batch it refuses: the
+		 * decisions stay in the worker's own log */
+		char st[24];
+		wapi_status_str(status, st, sizeof(st));
+		log_warn("the server does not take egress reports; they stay in this log only",
+		         "work_id", s->work_id, "status", st, "error", wapi_error_message(body));
+		json_decref(s->egress_batch);
+		s->egress_off = true;
+	} else if (s->ending) {
+		/* one try at teardown: a server that is away must not hold the release */
+		log_warn("egress decisions not reported at teardown; they stay in this log only",
+		         "work_id", s->work_id, "error", wapi_error_text(err, body));
+		json_decref(s->egress_batch);
+		s->egress_off = true;
+	} else {
+		egress_proxy_untake(s->egress, s->egress_batch);
+		json_decref(s->egress_batch);
+	}
+	s->egress_batch = NULL;
+	if (s->ending)
+		teardown_continue(s);
+	else
+		egress_report(s);
+}
+
+/* Sends what the proxy decided since the last report (one batch in flight), then every
+ * EGRESS_REPORT_MS while the session has a proxy. */
+static void
+egress_report(struct wsess *s)
+{
+	if (s->egress == NULL || s->egress_x != NULL)
+		return;
+	json_t *batch = s->egress_off ? NULL : egress_proxy_take(s->egress, EGRESS_REPORT_BATCH);
+	if (batch != NULL) {
+		json_t *body = json_pack("{s:O}", "decisions", batch);
+		char *path = path_of(s, "egress");
+		struct wapi_req r = {
+		    .cred = s->cred,
+		    .method = "POST",
+		    .path = path,
+		    .body = body,
+		    .timeout_ms = 10000,
+		    .done = on_egress_done,
+		    .arg = s,
+		};
+		s->egress_batch = batch;
+		if (wapi_call(s->w, &r, &s->egress_x) != 0) {
+			s->egress_x = NULL;
+			egress_proxy_untake(s->egress, batch);
+			json_decref(batch);
+			s->egress_batch = NULL;
+		}
+		json_decref(body);
+		free(path);
+		if (s->egress_x != NULL)
+			return;
+	}
+	if (!s->ending && s->egress_timer == NULL)
+		s->egress_timer = loop_timer_add(s->w->loop, EGRESS_REPORT_MS, on_egress_timer, s);
 }
 
 static void
@@ -909,6 +1000,22 @@ teardown_continue(struct wsess *s)
 	if (s->tools_open && !wexec_busy(s->w->exec)) {
 		wexec_session_close(s->w->exec);
 		s->tools_open = false;
+	}
+	/* the sandbox is gone: its last decisions go to the server before the stop (the
+	 * sessions token may die with it) */
+	if (s->egress != NULL && !s->tools_open) {
+		loop_timer_cancel(s->w->loop, s->egress_timer);
+		s->egress_timer = NULL;
+		egress_report(s);
+		if (s->egress_x != NULL)
+			return; /* on_egress_done continues */
+		if (egress_proxy_dropped(s->egress) > 0) {
+			char n[24];
+			snprintf(n, sizeof(n), "%llu",
+			         (unsigned long long)egress_proxy_dropped(s->egress));
+			log_warn("egress decisions not reported (the queue was full)", "work_id",
+			         s->work_id, "dropped", n);
+		}
 		egress_proxy_free(s->egress);
 		s->egress = NULL;
 	}
@@ -1048,14 +1155,16 @@ wsess_free(struct wsess *s)
 	struct loop *l = s->w->loop;
 	struct loop_timer *timers[] = {s->hb_timer,   s->retry_timer, s->reconnect_timer,
 	                               s->idle_timer, s->drain_timer, s->call_timer,
-	                               s->post_timer, s->end_timer};
+	                               s->post_timer, s->end_timer,   s->egress_timer};
 	for (size_t i = 0; i < sizeof(timers) / sizeof(timers[0]); i++)
 		loop_timer_cancel(l, timers[i]);
-	struct httpc_xfer *xs[] = {s->hb_x, s->get_x, s->stream_x, s->hist_x, s->post_x, s->stop_x};
+	struct httpc_xfer *xs[] = {s->hb_x,   s->get_x,  s->stream_x, s->hist_x,
+	                           s->post_x, s->stop_x, s->egress_x};
 	for (size_t i = 0; i < sizeof(xs) / sizeof(xs[0]); i++)
 		httpc_cancel(xs[i]);
 	if (s->sse_ready)
 		sse_parser_free(&s->sse);
+	json_decref(s->egress_batch);
 	egress_proxy_free(s->egress);
 	egress_env_free(&s->net);
 	if (wexec_busy(s->w->exec) && s->running != NULL)

@@ -116,7 +116,7 @@ async function runSession(t, { commands, networking, workerArgs }) {
   w.proc.kill('SIGTERM');
   assert.equal(await w.exited, 0, w.log());
   const logs = w.log().split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l));
-  return { out, log: w.log(), logs };
+  return { out, log: w.log(), logs, srv, session: s.session };
 }
 
 test('server: networking on self-hosted environments is validated strictly', async (t) => {
@@ -249,6 +249,28 @@ test('the sandbox reaches allowed hosts through the proxy and nothing else', { s
   assert.equal(denied.decision, 'denied');
   assert.match(denied.rule, /environment's allowed_hosts/);
   assert.ok(eg.find((l) => l.host === 'meta6.corp.test' && l.decision === 'denied'), ctx);
+  // and the same decisions are in the server's audit log, durable, under the session
+  const q = await fetch(`${r.srv.baseURL}/v1/audit_events?session_id=${r.session.id}&action=egress.request&order=asc&limit=100`,
+    { headers: { 'x-api-key': r.srv.apiKey } });
+  assert.equal(q.status, 200);
+  const recs = (await q.json()).data;
+  assert.equal(recs.length, eg.length, JSON.stringify(recs.map((x) => x.resources.host)));
+  const rec = recs.find((x) => x.resources.host === 'api.corp.test' && x.resources.path === '/hello');
+  assert.equal(rec.decision, 'allow');
+  assert.equal(rec.outcome, 'allowed');
+  assert.equal(rec.resources.address, '127.0.0.1');
+  assert.equal(rec.resources.port, P);
+  assert.ok(rec.resources.bytes_down > 0);
+  assert.match(rec.principal.sub, /^session-token:/);
+  const den = recs.find((x) => x.resources.host === 'www.public.test');
+  assert.equal(den.decision, 'deny');
+  assert.match(den.rule, /environment's allowed_hosts/);
+  // a malformed report is refused whole
+  const bad = await fetch(`${r.srv.baseURL}/v1/environments/x/work/y/egress`, {
+    method: 'POST', headers: { 'x-api-key': r.srv.apiKey, 'content-type': 'application/json' },
+    body: JSON.stringify({ decisions: [] }),
+  });
+  assert.equal(bad.status, 400);
 });
 
 test('no --egress-policy: the sandbox has no network, whatever the environment asks', { skip: (!root && 'needs root') || sandboxSkip() }, async (t) => {

@@ -7,6 +7,7 @@
 
 #include "agent.h"
 #include "api.h"
+#include "audit.h"
 #include "auth.h"
 #include "environment_store.h"
 #include "err.h"
@@ -499,6 +500,120 @@ fail:
 	api_reply_err(c, r ? r : AL_E_IO, "cannot stop work");
 }
 
+/* ---- egress decisions (issue 14) ---- */
+
+#define EGRESS_BATCH_MAX 256
+
+static const char *
+egress_str(json_t *d, const char *key, size_t max, bool *bad)
+{
+	json_t *v = json_object_get(d, key);
+	if (!json_is_string(v) || json_string_length(v) > max ||
+	    strlen(json_string_value(v)) != json_string_length(v)) {
+		*bad = true;
+		return NULL;
+	}
+	return json_string_value(v);
+}
+
+/* A worker reports its egress proxy's decisions for the item's session; each becomes an
+ * `egress.request` record of the audit log (docs/server/audit.md), durable before the
+ * answer. Strict: a malformed batch is refused whole, nothing recorded. */
+static void
+egress_work(struct api_call *c)
+{
+	static const char *const allowed[] = {"decisions", NULL};
+	static const char *const keys[] = {"time",     "decision",   "host", "address",
+	                                   "port",     "method",     "path", "rule",
+	                                   "bytes_up", "bytes_down", NULL};
+	struct work_item w;
+	struct audit_event *evs = NULL;
+	json_t *res_all = NULL, *ds, *d;
+	char sub[128];
+	size_t i, n;
+	if (api_body_required(c) || api_body_only(c, allowed))
+		return;
+	ds = json_object_get(c->body, "decisions");
+	if (!json_is_array(ds) || json_array_size(ds) == 0 ||
+	    json_array_size(ds) > EGRESS_BATCH_MAX) {
+		api_reply_error(c, 400, "invalid_request_error", NULL,
+		                "decisions: must be a list of 1 to %d decisions", EGRESS_BATCH_MAX);
+		return;
+	}
+	if (item_check(c, &w, false) != 0)
+		return;
+	n = json_array_size(ds);
+	evs = xcalloc(n, sizeof(*evs));
+	res_all = json_array();
+	json_array_foreach(ds, i, d)
+	{
+		bool bad = !json_is_object(d);
+		const char *k;
+		json_t *v;
+		json_object_foreach(d, k, v)
+		{
+			bool known = false;
+			for (size_t j = 0; keys[j]; j++)
+				known = known || strcmp(k, keys[j]) == 0;
+			bad = bad || !known;
+		}
+		const char *dec = egress_str(d, "decision", 16, &bad);
+		const char *t = egress_str(d, "time", 40, &bad);
+		json_t *port = json_object_get(d, "port"), *up = json_object_get(d, "bytes_up"),
+		       *down = json_object_get(d, "bytes_down");
+		(void)egress_str(d, "host", 253, &bad);
+		(void)egress_str(d, "address", 64, &bad);
+		(void)egress_str(d, "method", 24, &bad);
+		(void)egress_str(d, "path", 256, &bad);
+		const char *rule = egress_str(d, "rule", 512, &bad);
+		if (!bad && (strcmp(dec, "allowed") != 0 && strcmp(dec, "denied") != 0))
+			bad = true;
+		if (!bad && time_parse_rfc3339(t, &evs[i].time_us) != 0)
+			bad = true;
+		if (!json_is_integer(port) || json_integer_value(port) < 0 ||
+		    json_integer_value(port) > 65535 || !json_is_integer(up) ||
+		    json_integer_value(up) < 0 || !json_is_integer(down) ||
+		    json_integer_value(down) < 0)
+			bad = true;
+		if (bad) {
+			api_reply_error(
+			    c, 400, "invalid_request_error", NULL,
+			    "decisions[%zu]: needs time (RFC 3339), decision "
+			    "(allowed|denied), host, address, port, method, path, rule, "
+			    "bytes_up, bytes_down, and nothing else",
+			    i);
+			goto out;
+		}
+		json_t *res = json_deep_copy(d);
+		json_object_del(res, "time");
+		json_object_del(res, "decision");
+		json_object_del(res, "rule");
+		json_object_set_new(res, "session_id", json_string(w.session_id));
+		json_object_set_new(res, "work_id", json_string(w.id));
+		json_object_set_new(res, "environment_id", json_string(w.environment_id));
+		json_array_append_new(res_all, res);
+		evs[i].request_id = c->request_id;
+		evs[i].action = "egress.request";
+		evs[i].resources = res;
+		evs[i].decision = strcmp(dec, "allowed") == 0 ? "allow" : "deny";
+		evs[i].rule = rule;
+		evs[i].outcome = dec;
+		audit_principal(&evs[i], &c->who, sub, sizeof(sub));
+	}
+	int r = audit_emit_batch(c->srv, evs, n);
+	if (r != 0) {
+		api_reply_err(c, r, "cannot record the egress decisions");
+		goto out;
+	}
+	api_reply_json(c, 200,
+	               json_pack("{s:s, s:I}", "type", "egress_decisions_recorded", "recorded",
+	                         (json_int_t)n));
+out:
+	json_decref(res_all);
+	free(evs);
+	work_item_reset(&w);
+}
+
 /* ---- stats, list, get, update ---- */
 
 static void
@@ -702,6 +817,7 @@ const struct api_route work_routes[] = {
     {"POST", "/v1/environments/{}/work/{}/ack", CREDS_WORKER_ITEM, ack_work},
     {"POST", "/v1/environments/{}/work/{}/heartbeat", CREDS_WORKER_ITEM, heartbeat_work},
     {"POST", "/v1/environments/{}/work/{}/stop", CREDS_WORKER_ITEM, stop_work},
+    {"POST", "/v1/environments/{}/work/{}/egress", CREDS_WORKER_ITEM, egress_work},
     {"GET", "/v1/environments/{}/work/{}", PRINCIPAL_API_KEY, work_get},
     {"POST", "/v1/environments/{}/work/{}", PRINCIPAL_API_KEY, work_update},
     {NULL, NULL, 0, NULL},

@@ -728,6 +728,23 @@ audit_emit(struct server *s, const struct audit_event *e)
 }
 
 int
+audit_emit_batch(struct server *s, const struct audit_event *evs, size_t n)
+{
+	int r = 0;
+	if (s->audit == NULL)
+		return 0;
+	for (size_t i = 0; i < n && r == 0; i++) {
+		struct audit_event ev = evs[i];
+		if (ev.time_us == 0)
+			ev.time_us = now_real_us();
+		json_t *rec = audit_record_new(&ev);
+		r = audit_append_record(s, rec, ev.action, i + 1 == n);
+		json_decref(rec);
+	}
+	return r;
+}
+
+int
 audit_outbox_add(struct db *db, const char *action, json_t *resources)
 {
 	char user[128];

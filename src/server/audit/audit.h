@@ -66,6 +66,9 @@ void audit_close(struct server *s);
  * level and counted, and marks the log broken until a write succeeds again (see
  * audit_refusing). 0 or the error. */
 int audit_emit(struct server *s, const struct audit_event *e);
+/* n records, durable together: one sync after the last (a worker's batch of egress
+ * decisions). 0 or the first append's error (the ones before it are in the log). */
+int audit_emit_batch(struct server *s, const struct audit_event *evs, size_t n);
 /* An API action by c->who: request id, principal and latency since the request came.
  * resources (an object, stolen) may be NULL. Requests without a valid credential write
  * at most AUDIT_UNAUTH_PER_SEC records a second; the rest are counted into one
