@@ -71,6 +71,12 @@ async function fill(sel, text) {
 
 const mainText = () => page.$eval('main', (m) => m.innerText);
 
+// A screenshot of the page as it is, which must show no placeholder of a missing value.
+async function shot(name, fullPage = true) {
+  assert.doesNotMatch(await mainText(), /\bnull\b|\bundefined\b|\[object /, `${name}: a value missing from the page`);
+  await page.screenshot({ path: path.join(SHOTS, `${name}.png`), fullPage });
+}
+
 // On a failure, say what the page showed.
 async function explain(fn) {
   try {
@@ -151,17 +157,18 @@ test('console agents: create, edit as a new version, compare two versions, hosti
     );
     assert.deepEqual(sys, [' You review code.', '-Be brief.', '+Be thorough.', ' Cite lines.']);
     assert.match(await page.$eval('#diff-same', (e) => e.textContent), /name, description, model/);
-    await page.screenshot({ path: path.join(SHOTS, 'agent-compare.png'), fullPage: true });
+    await shot('agent-compare');
     // a version with itself: the same
     await open(`#/agents/${agentId}/compare?a=3&b=3`, '#diff-none');
+    await shot('agent-compare-same');
 
     // the list shows it at its version
     await open('#/agents', `tr[data-agent-id="${agentId}"]`);
     assert.match(await page.$eval(`tr[data-agent-id="${agentId}"]`, (r) => r.textContent), /v3/);
-    await page.screenshot({ path: path.join(SHOTS, 'agents.png') });
+    await shot('agents', false);
     await page.click(`tr[data-agent-id="${agentId}"] a`);
     await page.waitForSelector('#agent-form');
-    await page.screenshot({ path: path.join(SHOTS, 'agent.png'), fullPage: true });
+    await shot('agent');
 
     // archive: two clicks; then read-only, and the list hides it unless asked
     await page.click('#archive-agent');
@@ -173,5 +180,135 @@ test('console agents: create, edit as a new version, compare two versions, hosti
     assert.equal(await page.$(`tr[data-agent-id="${agentId}"]`), null);
     await page.click('#filter-archived');
     await page.waitForSelector(`tr[data-agent-id="${agentId}"]`);
+  }),
+);
+
+test('console environments: create, the work queue and workers polling, its sessions only, a key shown once', { skip }, () =>
+  explain(async () => {
+    await open('#/environments', '#env-form');
+    await fill('#env-name', `Bank ${HOSTILE}`);
+    await fill('#env-description', 'the sandboxes in the bank');
+    await page.click('#env-form button[type=submit]');
+    await page.waitForSelector('#stats[data-updated]');
+    const envId = decodeURIComponent(/#\/environments\/([^/?]+)/.exec(page.url())[1]);
+    assert.equal(await page.$eval('#environment-title', (e) => e.textContent), `Bank ${HOSTILE}`);
+    assert.equal((await client.beta.environments.retrieve(envId)).name, `Bank ${HOSTILE}`);
+    assert.equal(await page.$('main img, main script'), null);
+    assert.equal(await page.$eval('#stat-depth', (e) => e.textContent), '0');
+    assert.equal(await page.$eval('#stat-workers', (e) => e.textContent), '0');
+
+    // two sessions here and one elsewhere: the queue holds two, the page lists two
+    const agent = await client.beta.agents.create({ name: 'env-agent', model: 'claude-test-model' });
+    const other = await client.beta.environments.create({ name: 'elsewhere', config: { type: 'self_hosted' } });
+    const here = [];
+    for (const title of ['here one', 'here two']) here.push((await client.beta.sessions.create({ agent: agent.id, environment_id: envId, title })).id);
+    const away = await client.beta.sessions.create({ agent: agent.id, environment_id: other.id, title: 'away' });
+    const viaApi = await (await fetch(`${server.baseURL}/v1/sessions?environment_id=${envId}`, { headers: { 'x-api-key': server.apiKey } })).json();
+    assert.deepEqual(viaApi.data.map((s) => s.id).sort(), [...here].sort(), 'the environment_id filter');
+
+    // an environment key, shown once; a worker polls with it
+    await page.reload();
+    await page.waitForSelector('#key-form');
+    await fill('#key-name', 'host-3');
+    await page.click('#create-key');
+    await page.waitForSelector('#new-key');
+    const key = await page.$eval('#new-key', (e) => e.value);
+    assert.ok(key.length > 20, key);
+    const poll = await fetch(`${server.baseURL}/v1/environments/${envId}/work/poll`, {
+      headers: { authorization: `Bearer ${key}`, 'anthropic-worker-id': 'console-test-worker' },
+    });
+    assert.equal(poll.status, 200);
+    const work = await poll.json();
+    assert.ok(here.includes(work.data.id), 'the key polls this environment');
+
+    // after a reload: the queue as the API shows it, this environment's sessions, the key gone
+    await page.reload();
+    await page.waitForSelector('#stats[data-updated]');
+    assert.equal(await page.$eval('#stat-depth', (e) => e.textContent), '1');
+    assert.equal(await page.$eval('#stat-pending', (e) => e.textContent), '1');
+    assert.equal(await page.$eval('#stat-workers', (e) => e.textContent), '1');
+    assert.match(await page.$eval('#stat-oldest', (e) => e.textContent), /ago/);
+    assert.deepEqual((await page.$$eval('tr[data-session-id]', (rs) => rs.map((r) => r.dataset.sessionId))).sort(), [...here].sort());
+    assert.equal(await page.$(`tr[data-session-id="${away.id}"]`), null);
+    assert.ok(!(await page.content()).includes(key), 'the key is shown once only');
+    const stored = await page.evaluate(() => JSON.stringify({ ...localStorage }) + JSON.stringify({ ...sessionStorage }));
+    assert.ok(!stored.includes(key));
+    await shot('environment');
+    await open('#/environments', `tr[data-environment-id="${envId}"]`);
+    await shot('environments', false);
+
+    // archive in two clicks; then no key can be made there
+    await open(`#/environments/${envId}`, '#archive-environment');
+    await page.click('#archive-environment');
+    assert.equal((await client.beta.environments.retrieve(envId)).archived_at, null, 'one click does not archive');
+    await page.click('#archive-environment');
+    await page.waitForFunction(() => !document.querySelector('#key-form') && !document.querySelector('#archive-environment'));
+    assert.ok((await client.beta.environments.retrieve(envId)).archived_at);
+  }),
+);
+
+test('console vaults: create a vault and a credential, the secret never comes back, archive', { skip }, () =>
+  explain(async () => {
+    const secret = `tok_${'s3cr3t'.repeat(4)}_console`;
+    const bodies = [];
+    const seen = (r) => {
+      if (r.url().includes('/v1/')) bodies.push(r.text().catch(() => ''));
+    };
+    page.on('response', seen);
+    await open('#/vaults', '#vault-form');
+    await fill('#vault-name', `Payments ${HOSTILE}`);
+    await page.click('#vault-form button[type=submit]');
+    await page.waitForSelector('#cred-form');
+    const vaultId = decodeURIComponent(/#\/vaults\/([^/?]+)/.exec(page.url())[1]);
+    assert.equal(await page.$eval('#vault-title', (e) => e.textContent), `Payments ${HOSTILE}`);
+    assert.equal(await page.$eval('#cred-token', (e) => e.type), 'password');
+
+    // a URL the API refuses: said, the URL kept for a retry, the secret dropped
+    await fill('#cred-name', 'ledger');
+    await fill('#cred-url', 'http://ledger.example.com/mcp');
+    await fill('#cred-token', secret);
+    await page.click('#cred-form button[type=submit]');
+    await page.waitForFunction(() => document.querySelector('#cred-error').textContent.includes('mcp_server_url'));
+    assert.equal(await page.$eval('#cred-url', (e) => e.value), 'http://ledger.example.com/mcp');
+    assert.equal(await page.$eval('#cred-token', (e) => e.value), '');
+
+    await fill('#cred-url', 'https://ledger.example.com/mcp');
+    await fill('#cred-token', secret);
+    await page.click('#cred-form button[type=submit]');
+    await page.waitForSelector('tr[data-credential-id]');
+    const credId = await page.$eval('tr[data-credential-id]', (r) => r.dataset.credentialId);
+    const row = await page.$eval('tr[data-credential-id]', (r) => r.textContent);
+    assert.match(row, /ledger/);
+    assert.match(row, /https:\/\/ledger\.example\.com\/mcp/);
+    assert.match(row, /write-only/);
+    assert.equal(await page.$eval('#cred-token', (e) => e.value), '');
+    // stored (the API has it) but never shown, never returned
+    const cred = await client.beta.vaults.credentials.retrieve(credId, { vault_id: vaultId });
+    assert.equal(cred.auth.mcp_server_url, 'https://ledger.example.com/mcp');
+    assert.ok(!JSON.stringify(cred).includes(secret));
+    assert.ok(!(await page.content()).includes(secret), 'the secret is in no page');
+    await shot('vault');
+
+    // archive the credential in two clicks
+    await page.click('button[data-action="archive-credential"]');
+    assert.equal((await client.beta.vaults.credentials.retrieve(credId, { vault_id: vaultId })).archived_at, null);
+    await page.click('button[data-action="archive-credential"]');
+    await page.waitForFunction(() => !document.querySelector('tr[data-credential-id]'));
+    assert.ok((await client.beta.vaults.credentials.retrieve(credId, { vault_id: vaultId })).archived_at);
+    await page.click('#filter-archived');
+    await page.waitForFunction(() => /purged/.test(document.querySelector('tr[data-credential-id]')?.textContent ?? ''));
+
+    // the list, then the vault archived
+    await open('#/vaults', `tr[data-vault-id="${vaultId}"]`);
+    await shot('vaults', false);
+    await open(`#/vaults/${vaultId}`, '#archive-vault');
+    await page.click('#archive-vault');
+    await page.click('#archive-vault');
+    await page.waitForFunction(() => !document.querySelector('#cred-form'));
+    assert.ok((await client.beta.vaults.retrieve(vaultId)).archived_at);
+    page.off('response', seen);
+    const all = (await Promise.all(bodies)).join('\n');
+    assert.ok(all.length > 0);
+    assert.ok(!all.includes(secret), 'no answer the page received holds the secret');
   }),
 );

@@ -1008,6 +1008,7 @@ list_sessions(struct api_call *c)
 	    .agent_version = (int64_t)aver,
 	    .memory_store_id = query_get(&c->query, "memory_store_id"),
 	    .deployment_id = query_get(&c->query, "deployment_id"),
+	    .environment_id = query_get(&c->query, "environment_id"),
 	    .statuses_json = json_array_size(statuses) > 0 ? stext : NULL,
 	    .has_cursor = cur.present,
 	    .bound = cur.bound,

@@ -344,7 +344,7 @@ session_store_list(struct db *db, const struct session_list_query *q,
                    int (*fn)(void *arg, int64_t seq, json_t *doc), void *arg)
 {
 	struct db_stmt *st = NULL;
-	char sql[1200];
+	char sql[1400];
 	int r = 0;
 	snprintf(sql, sizeof(sql),
 	         "SELECT seq, doc FROM sessions WHERE (?1 OR archived_at IS NULL) "
@@ -356,6 +356,7 @@ session_store_list(struct db *db, const struct session_list_query *q,
 	         "AND (?8 = 0 OR status IN (SELECT value FROM json_each(?9))) "
 	         "AND (?10 = 0 OR seq %s ?11) "
 	         "AND (?13 IS NULL OR (owner_iss = ?13 AND owner_sub = ?14)) "
+	         "AND (?15 IS NULL OR environment_id = ?15) "
 	         "ORDER BY seq %s LIMIT ?12",
 	         q->walk_desc ? "<" : ">", q->walk_desc ? "DESC" : "ASC");
 	if (db_prepare(db, sql, &st) != 0)
@@ -374,6 +375,7 @@ session_store_list(struct db *db, const struct session_list_query *q,
 	db_bind_int64(st, 12, (int64_t)q->limit);
 	db_bind_text(st, 13, q->owner_iss);
 	db_bind_text(st, 14, q->owner_sub);
+	db_bind_text(st, 15, q->environment_id);
 	while (db_step(st) == DB_ROW) {
 		json_t *doc = db_col_json(st, 1);
 		if (doc == NULL)

@@ -49,7 +49,8 @@ struct session_list_query {
 	int64_t agent_version;
 	const char *memory_store_id;
 	const char *deployment_id;
-	const char *statuses_json; /* JSON array of statuses, or NULL */
+	const char *environment_id; /* airlock's own filter (the console's environment page) */
+	const char *statuses_json;  /* JSON array of statuses, or NULL */
 	bool has_cursor;
 	int64_t bound;
 	bool walk_desc;

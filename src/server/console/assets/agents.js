@@ -3,7 +3,7 @@
 import { api } from './api.js';
 import { age, el } from './render.js';
 import { diffLines } from './diff.js';
-import { errorLine, field, href, listAll, pager, parseJsonField, table, twoStep, when } from './ui.js';
+import { archivedFilter, errorLine, fillMain, field, href, listAll, listPage, pager, parseJsonField, table, twoStep, when } from './ui.js';
 
 const enc = encodeURIComponent;
 // The fields a version is made of, in the order a person reads them (api.md §2.1).
@@ -18,12 +18,7 @@ const JSON_FIELDS = [
 const modelId = (m) => (typeof m === 'string' ? m : (m?.id ?? ''));
 
 export async function showAgents(main, params) {
-  const archived = params.get('archived') === '1';
-  const q = new URLSearchParams({ limit: '20' });
-  if (params.get('page')) q.set('page', params.get('page'));
-  if (archived) q.set('include_archived', 'true');
-  const res = await api('GET', `/agents?${q}`);
-  const query = { archived: archived ? '1' : '', page: params.get('page') ?? '', trail: params.get('trail') ?? '' };
+  const { res, archived, query } = await listPage('/agents', params);
   const rows = res.data.map((a) =>
     el(
       'tr',
@@ -34,18 +29,9 @@ export async function showAgents(main, params) {
       el('td', { title: a.updated_at, text: age(a.updated_at) }),
     ),
   );
-  main.replaceChildren(
+  fillMain(main, 
     el('div', { class: 'page-head' }, el('h1', { text: 'Agents' }), el('a', { id: 'new-agent', class: 'button', href: '#/agents/new', text: 'New agent' })),
-    el(
-      'div',
-      { class: 'filters' },
-      el('label', {}, el('input', {
-        type: 'checkbox',
-        id: 'filter-archived',
-        checked: archived,
-        onchange: (e) => (location.hash = href('/agents', { archived: e.target.checked ? '1' : '' })),
-      }), ' Include archived'),
-    ),
+    archivedFilter('/agents', archived),
     table(['Agent', 'Model', 'Version', 'Updated'], rows, 'No agents here.'),
     pager('/agents', query, res),
   );
@@ -114,7 +100,7 @@ export async function showNewAgent(main) {
     const a = await api('POST', '/agents', body);
     location.hash = `#/agents/${enc(a.id)}`;
   });
-  main.replaceChildren(el('h1', { text: 'New agent' }), form);
+  fillMain(main, el('h1', { text: 'New agent' }), form);
   form.querySelector('input').focus();
 }
 
@@ -173,7 +159,7 @@ export async function showAgent(main, agentId) {
   );
   const justSaved = new URLSearchParams(location.hash.split('?')[1] ?? '').get('saved');
   if (justSaved) saved.textContent = `Saved as version ${justSaved}.`;
-  main.replaceChildren(
+  fillMain(main, 
     el('p', {}, el('a', { href: '#/agents', text: '← Agents' })),
     el('div', { class: 'page-head' }, el('h1', { id: 'agent-title', text: a.name }), archive),
     el(
@@ -219,7 +205,7 @@ export async function showAgentCompare(main, agentId, params) {
     );
     blocks.push(el('section', { class: 'diff', 'data-field': f }, el('h2', { text: f }), el('pre', { class: 'io diff-body' }, lines)));
   }
-  main.replaceChildren(
+  fillMain(main, 
     el('p', {}, el('a', { href: `#/agents/${enc(agentId)}`, text: `← ${b.name}` })),
     el('h1', { text: `${b.name}: version ${va} and version ${vb}` }),
     blocks.length === 0

@@ -4,6 +4,8 @@ import { el } from './render.js';
 import { showSessions } from './sessions.js';
 import { showSession } from './session.js';
 import { showAgent, showAgentCompare, showAgents, showNewAgent } from './agents.js';
+import { showEnvironment, showEnvironments } from './environments.js';
+import { showVault, showVaults } from './vaults.js';
 
 const main = document.getElementById('main');
 const who = document.getElementById('who');
@@ -93,6 +95,10 @@ const ROUTES = [
   [/^\/agents\/new$/, showNewAgent],
   [/^\/agents\/([^/]+)\/compare$/, showAgentCompare],
   [/^\/agents\/([^/]+)$/, showAgent],
+  [/^\/environments$/, showEnvironments],
+  [/^\/environments\/([^/]+)$/, showEnvironment],
+  [/^\/vaults$/, showVaults],
+  [/^\/vaults\/([^/]+)$/, showVault],
 ];
 
 signoutBtn.addEventListener('click', async () => {

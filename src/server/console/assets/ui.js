@@ -114,3 +114,46 @@ export async function listAll(path, max = 1000) {
 export function when(ts) {
   return ts ? new Date(ts).toLocaleString() : '—';
 }
+
+// Fills the page's main element; absent parts (null, false) are left out, lists flattened.
+export function fillMain(main, ...children) {
+  main.replaceChildren(...children.flat().filter((c) => c !== null && c !== undefined && c !== false));
+}
+
+// The "Include archived" checkbox of a list at path (the choice lives in the address).
+export function archivedFilter(path, archived) {
+  return el(
+    'div',
+    { class: 'filters' },
+    el('label', {}, el('input', {
+      type: 'checkbox',
+      id: 'filter-archived',
+      checked: archived,
+      onchange: (e) => (location.hash = href(path, { archived: e.target.checked ? '1' : '' })),
+    }), ' Include archived'),
+  );
+}
+
+// One page of a PageCursor list at /v1{path} as the hash's params ask (archived, page):
+// {res, archived, query} where query is what pager() needs.
+export async function listPage(path, params) {
+  const archived = params.get('archived') === '1';
+  const q = new URLSearchParams({ limit: '20' });
+  if (params.get('page')) q.set('page', params.get('page'));
+  if (archived) q.set('include_archived', 'true');
+  const res = await api('GET', `${path}?${q}`);
+  return { res, archived, query: { archived: archived ? '1' : '', page: params.get('page') ?? '', trail: params.get('trail') ?? '' } };
+}
+
+// Runs a form's submit: err emptied, then act(); what act() throws is said in err.
+export function onSubmit(form, err, act) {
+  form.addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    err.textContent = '';
+    try {
+      await act();
+    } catch (e) {
+      err.textContent = e.message;
+    }
+  });
+}
