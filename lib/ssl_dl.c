@@ -215,6 +215,7 @@
 	F(SSL_SESSION *, SSL_get1_session, (SSL * s), (s), NULL)                                   \
 	F(int, SSL_get_shutdown, (const SSL *s), (s), 0)                                           \
 	F(int, SSL_session_reused, (const SSL *s), (s), 0)                                         \
+	F(SSL_CTX *, SSL_get_SSL_CTX, (const SSL *s), (s), NULL)                                   \
 	F(int, SSL_set_session, (SSL * s, SSL_SESSION * x), (s, x), 0)                             \
 	N(SSL_SESSION_free, (SSL_SESSION * x), (x))                                                \
 	F(int, SSL_SESSION_is_resumable, (const SSL_SESSION *x), (x), 0)                           \

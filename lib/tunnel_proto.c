@@ -433,3 +433,243 @@ tunnel_hop_header(const char *n, size_t len)
 			return true;
 	return false;
 }
+
+/* ---- inner TLS: the HTTP/1.1 head inside, and TLS over memory ---- */
+
+static bool
+tchar(unsigned char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+	       (c != '\0' && strchr("!#$%&'*+-.^_`|~", c) != NULL);
+}
+
+/* Field values and reasons: visible ASCII, space, tab and obs-text; no other controls. */
+static bool
+vchar(unsigned char c)
+{
+	return c == '\t' || (c >= 0x20 && c != 0x7f);
+}
+
+static int
+head_start(const char *p, size_t n, bool response, struct tunnel_head *h)
+{
+	if (response) {
+		if (n < 12 || memcmp(p, "HTTP/1.1 ", 9) != 0 || (n > 12 && p[12] != ' '))
+			return AL_E_PROTO;
+		int st = 0;
+		for (size_t i = 9; i < 12; i++) {
+			if (p[i] < '0' || p[i] > '9')
+				return AL_E_PROTO;
+			st = st * 10 + (p[i] - '0');
+		}
+		for (size_t i = 13; i < n; i++)
+			if (!vchar((unsigned char)p[i]))
+				return AL_E_PROTO;
+		if (st < 100)
+			return AL_E_PROTO;
+		h->status = st;
+		return 0;
+	}
+	const char *sp1 = memchr(p, ' ', n);
+	if (sp1 == NULL || sp1 == p || sp1 - p > 16)
+		return AL_E_PROTO;
+	const char *t = sp1 + 1;
+	const char *sp2 = memchr(t, ' ', n - (size_t)(t - p));
+	if (sp2 == NULL || sp2 == t || *t != '/' || (size_t)(p + n - sp2) != 9 ||
+	    memcmp(sp2, " HTTP/1.1", 9) != 0)
+		return AL_E_PROTO;
+	for (const char *c = p; c < sp1; c++)
+		if (!tchar((unsigned char)*c))
+			return AL_E_PROTO;
+	for (const char *c = t; c < sp2; c++)
+		if ((unsigned char)*c <= 0x20 || (unsigned char)*c == 0x7f)
+			return AL_E_PROTO;
+	h->method = (struct tunnel_slice){p, (size_t)(sp1 - p)};
+	h->target = (struct tunnel_slice){t, (size_t)(sp2 - t)};
+	return 0;
+}
+
+static int
+head_field(const char *p, size_t n, struct tunnel_head *h)
+{
+	const char *colon = memchr(p, ':', n);
+	if (colon == NULL || colon == p)
+		return AL_E_PROTO;
+	for (const char *c = p; c < colon; c++)
+		if (!tchar((unsigned char)*c))
+			return AL_E_PROTO; /* also refuses obs-fold and "name :" */
+	const char *v = colon + 1, *e = p + n;
+	while (v < e && (*v == ' ' || *v == '\t'))
+		v++;
+	while (e > v && (e[-1] == ' ' || e[-1] == '\t'))
+		e--;
+	for (const char *c = v; c < e; c++)
+		if (!vchar((unsigned char)*c))
+			return AL_E_PROTO;
+	if (h->nf == TUNNEL_INNER_FIELDS)
+		return AL_E_TOOBIG;
+	h->f[h->nf].name = (struct tunnel_slice){p, (size_t)(colon - p)};
+	h->f[h->nf].value = (struct tunnel_slice){v, (size_t)(e - v)};
+	h->nf++;
+	return 0;
+}
+
+int
+tunnel_head_parse(const char *p, size_t n, bool response, struct tunnel_head *h)
+{
+	memset(h, 0, sizeof(*h));
+	size_t lim = n < TUNNEL_INNER_HEAD_MAX ? n : TUNNEL_INNER_HEAD_MAX;
+	size_t off = 0;
+	for (unsigned line = 0;; line++) {
+		const char *lf = memchr(p + off, '\n', lim - off);
+		if (lf == NULL)
+			return n >= TUNNEL_INNER_HEAD_MAX ? AL_E_TOOBIG : 0;
+		size_t end = (size_t)(lf - p);
+		if (end == off || p[end - 1] != '\r')
+			return AL_E_PROTO; /* bare LF */
+		size_t len = end - 1 - off;
+		if (memchr(p + off, '\r', len) || memchr(p + off, '\0', len))
+			return AL_E_PROTO;
+		int r = 0;
+		if (line == 0)
+			r = head_start(p + off, len, response, h);
+		else if (len == 0)
+			return (int)(end + 1);
+		else
+			r = head_field(p + off, len, h);
+		if (r != 0)
+			return r;
+		off = end + 1;
+	}
+}
+
+const struct tunnel_slice *
+tunnel_head_get(const struct tunnel_head *h, const char *name)
+{
+	size_t nl = strlen(name);
+	for (size_t i = 0; i < h->nf; i++)
+		if (h->f[i].name.n == nl && strncasecmp(h->f[i].name.p, name, nl) == 0)
+			return &h->f[i].value;
+	return NULL;
+}
+
+int
+tunnel_pipe_init(struct tunnel_pipe *tp, SSL *ssl)
+{
+	memset(tp, 0, sizeof(*tp));
+	tp->ssl = ssl;
+	tp->in = BIO_new(BIO_s_mem());
+	tp->out = BIO_new(BIO_s_mem());
+	if (ssl == NULL || tp->in == NULL || tp->out == NULL) {
+		BIO_free(tp->in);
+		BIO_free(tp->out);
+		tp->in = tp->out = NULL;
+		return AL_E_IO;
+	}
+	/* An empty memory BIO reads as "retry", not EOF: the peer's bytes come later. */
+	BIO_set_mem_eof_return(tp->in, -1);
+	SSL_set_bio(ssl, tp->in, tp->out);
+	return 0;
+}
+
+void
+tunnel_pipe_free(struct tunnel_pipe *tp)
+{
+	if (tp->ssl)
+		SSL_free(tp->ssl); /* frees both BIOs */
+	memset(tp, 0, sizeof(*tp));
+}
+
+int
+tunnel_pipe_feed(struct tunnel_pipe *tp, const void *p, size_t n)
+{
+	while (n > 0) {
+		int k = BIO_write(tp->in, p, n > (1u << 30) ? 1 << 30 : (int)n);
+		if (k <= 0)
+			return AL_E_IO;
+		p = (const char *)p + k;
+		n -= (size_t)k;
+	}
+	return 0;
+}
+
+size_t
+tunnel_pipe_pending(struct tunnel_pipe *tp)
+{
+	return BIO_ctrl_pending(tp->out);
+}
+
+size_t
+tunnel_pipe_take(struct tunnel_pipe *tp, void *p, size_t len)
+{
+	int k = BIO_read(tp->out, p, len > (1u << 30) ? 1 << 30 : (int)len);
+	return k > 0 ? (size_t)k : 0;
+}
+
+/* Why TLS failed: the certificate check's verdict first (what an operator can act on),
+ * else OpenSSL's first error. */
+static int
+pipe_fail(struct tunnel_pipe *tp, char *err, size_t errlen)
+{
+	long v = SSL_get_verify_result(tp->ssl);
+	unsigned long e = ERR_get_error();
+	char es[256] = "TLS session ended";
+	if (e != 0)
+		ERR_error_string_n(e, es, sizeof(es));
+	if (v != X509_V_OK)
+		snprintf(err, errlen, "certificate verify failed: %s",
+		         X509_verify_cert_error_string(v));
+	else
+		snprintf(err, errlen, "%s", es);
+	ERR_clear_error();
+	return AL_E_PROTO;
+}
+
+int
+tunnel_pipe_write(struct tunnel_pipe *tp, const void *p, size_t n, char *err, size_t errlen)
+{
+	size_t put = 0;
+	if (n == 0)
+		return 0;
+	ERR_clear_error();
+	if (SSL_write_ex(tp->ssl, p, n, &put) == 1)
+		return (int)(put > INT32_MAX ? INT32_MAX : put);
+	int e = SSL_get_error(tp->ssl, 0);
+	if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE)
+		return 0;
+	return pipe_fail(tp, err, errlen);
+}
+
+int
+tunnel_pipe_read(struct tunnel_pipe *tp, struct buf *b, char *err, size_t errlen)
+{
+	for (;;) {
+		char *wp;
+		size_t room = b->max > b->len ? b->max - b->len : 0, got = 0;
+		if (room == 0)
+			return AL_E_TOOBIG;
+		if (room > 64 * 1024)
+			room = 64 * 1024;
+		if (buf_reserve(b, room, &wp) != 0)
+			return AL_E_TOOBIG;
+		ERR_clear_error();
+		if (SSL_read_ex(tp->ssl, wp, room, &got) == 1) {
+			buf_commit(b, got);
+			continue;
+		}
+		int e = SSL_get_error(tp->ssl, 0);
+		if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE)
+			return 0;
+		if (e == SSL_ERROR_ZERO_RETURN)
+			return 1;
+		return pipe_fail(tp, err, errlen);
+	}
+}
+
+void
+tunnel_pipe_close(struct tunnel_pipe *tp)
+{
+	ERR_clear_error();
+	SSL_shutdown(tp->ssl);
+	ERR_clear_error();
+}

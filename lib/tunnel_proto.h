@@ -91,4 +91,59 @@ int tunnel_io_write(struct tunnel_io *io, const void *p, size_t n);
 /* Hop-by-hop headers that never cross the tunnel (RFC 9110 §7.6.1, RFC 9113 §8.2.2). */
 bool tunnel_hop_header(const char *lname, size_t len);
 
+/* ---- inner TLS (docs/proto/tunnel.md "Inner TLS") ----
+ * A stream whose request carries INNER_TLS_HEADER is a byte pipe: its DATA frames carry a
+ * TLS 1.3 session between the server's MCP client or ingress and the gateway, and
+ * inside it one HTTP/1.1 exchange: the request with a content-length, the response head,
+ * then its body until the gateway's close_notify. The edge relays ciphertext only. */
+#define TUNNEL_INNER_HEADER "airlock-inner-tls"
+#define TUNNEL_INNER_HEAD_MAX (64 * 1024)
+#define TUNNEL_INNER_FIELDS 100
+
+struct tunnel_slice {
+	const char *p;
+	size_t n;
+};
+
+/* One parsed HTTP/1.1 head; slices point into the parsed bytes. */
+struct tunnel_head {
+	struct tunnel_slice method, target; /* request */
+	int status;                         /* response */
+	struct {
+		struct tunnel_slice name, value; /* value without surrounding whitespace */
+	} f[TUNNEL_INNER_FIELDS];
+	size_t nf;
+};
+
+/* Parses the head at the start of p[0..n): a request ("METHOD /target HTTP/1.1") or a
+ * response ("HTTP/1.1 NNN reason"), CRLF lines, "name: value" fields, an empty line.
+ * Returns the head's length (> 0), 0 when more bytes are needed, AL_E_TOOBIG past
+ * TUNNEL_INNER_HEAD_MAX bytes or TUNNEL_INNER_FIELDS fields, AL_E_PROTO when malformed
+ * (bare LF, obs-fold, control bytes, a bad start line or field name). */
+int tunnel_head_parse(const char *p, size_t n, bool response, struct tunnel_head *h);
+/* The first field named name (lower case; field names compare case-insensitively). */
+const struct tunnel_slice *tunnel_head_get(const struct tunnel_head *h, const char *name);
+
+/* A TLS session over memory: ciphertext in through tunnel_pipe_feed, out through
+ * tunnel_pipe_take. */
+struct tunnel_pipe {
+	SSL *ssl;
+	BIO *in, *out; /* owned by ssl */
+};
+/* Takes ssl (SSL_free'd by tunnel_pipe_free). 0 or AL_E_IO. */
+int tunnel_pipe_init(struct tunnel_pipe *tp, SSL *ssl);
+void tunnel_pipe_free(struct tunnel_pipe *tp);
+int tunnel_pipe_feed(struct tunnel_pipe *tp, const void *p, size_t n); /* 0 or AL_E_IO */
+/* Ciphertext waiting to leave, and a copy of up to len bytes of it (consumed). */
+size_t tunnel_pipe_pending(struct tunnel_pipe *tp);
+size_t tunnel_pipe_take(struct tunnel_pipe *tp, void *p, size_t len);
+/* Plaintext in: bytes accepted (0 while the handshake waits for the peer), or AL_E_PROTO
+ * (TLS failed; err says why). */
+int tunnel_pipe_write(struct tunnel_pipe *tp, const void *p, size_t n, char *err, size_t errlen);
+/* Plaintext out into b (at most what b's bound allows): 0 (would block), 1 (the peer's
+ * close_notify came: no more), AL_E_TOOBIG (b full), AL_E_PROTO (err says why). */
+int tunnel_pipe_read(struct tunnel_pipe *tp, struct buf *b, char *err, size_t errlen);
+/* Sends close_notify (the response ends). */
+void tunnel_pipe_close(struct tunnel_pipe *tp);
+
 #endif

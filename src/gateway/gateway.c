@@ -84,6 +84,12 @@ struct gw_stream {
 	 * httpc's read buffer, so it is cleared before up_data returns. */
 	const char *lend;
 	size_t lend_len;
+	/* Inner TLS (a stream whose request carries TUNNEL_INNER_HEADER): the DATA frames
+	 * both ways are this TLS session's records; the HTTP/1.1 request inside collects in
+	 * plain until it is whole. */
+	bool inner;
+	struct tunnel_pipe *tls;
+	struct buf plain;
 };
 
 struct gw_conn {
@@ -119,6 +125,7 @@ struct gw {
 	struct gateway_config *old_cfgs; /* superseded by SIGHUP, kept for in-flight strings */
 	size_t nold;
 	SSL_CTX *ctx;
+	SSL_CTX *inner; /* inner TLS server (tls.cert_file); NULL: not configured */
 	char *token;
 	char host[256], port[8];
 	char gateway_id[64];
@@ -201,6 +208,11 @@ stream_free(struct gw_stream *s)
 	c->nstreams--;
 	req_free(s);
 	buf_free(&s->out);
+	if (s->tls) {
+		tunnel_pipe_free(s->tls);
+		free(s->tls);
+	}
+	buf_free(&s->plain);
 	free(s);
 }
 
@@ -301,9 +313,90 @@ h2_send_data(nghttp2_session *h2, nghttp2_frame *f, const uint8_t *hd, size_t le
 	return r == 0 ? 0 : NGHTTP2_ERR_CALLBACK_FAILURE;
 }
 
+/* ---- inner TLS: this stream's DATA frames are a TLS session's records ---- */
+
+/* Moves the records TLS produced into the stream's response buffer and wakes its data
+ * provider. */
+static void
+inner_flush(struct gw_stream *s)
+{
+	char tmp[16384];
+	size_t n;
+	while ((n = tunnel_pipe_take(s->tls, tmp, sizeof(tmp))) > 0)
+		if (out_add(s, tmp, n) != 0)
+			break; /* OUT_HIGH * 2: up_data paused long before */
+	if (s->deferred && out_pending(s) > 0) {
+		s->deferred = false;
+		nghttp2_session_resume_data(s->conn->h2, s->id);
+	}
+}
+
+/* Plaintext of the answer into TLS. A TLS failure resets the stream: the edge's side
+ * then reports a broken answer. */
+static void
+inner_send(struct gw_stream *s, const void *p, size_t n)
+{
+	char err[256];
+	while (n > 0 && !s->failed) {
+		int k = tunnel_pipe_write(s->tls, p, n, err, sizeof(err));
+		if (k <= 0) { /* the handshake is done before a request can be read */
+			log_warn("inner TLS write failed", "why", k < 0 ? err : "handshake");
+			s->failed = true;
+			nghttp2_submit_rst_stream(s->conn->h2, NGHTTP2_FLAG_NONE, s->id,
+			                          NGHTTP2_INTERNAL_ERROR);
+			return;
+		}
+		p = (const char *)p + k;
+		n -= (size_t)k;
+	}
+	inner_flush(s);
+}
+
+/* The answer is complete: close_notify, then END_STREAM once the records are out. */
+static void
+inner_end(struct gw_stream *s)
+{
+	tunnel_pipe_close(s->tls);
+	s->eof = true;
+	inner_flush(s);
+	if (s->deferred) {
+		s->deferred = false;
+		nghttp2_session_resume_data(s->conn->h2, s->id);
+	}
+}
+
+/* The inner answer's head as HTTP/1.1 text into TLS (hdrs as for submit_head). */
+static void
+inner_head(struct gw_stream *s, int status, const char *hdrs, size_t hlen)
+{
+	struct buf h;
+	buf_init(&h, TUNNEL_INNER_HEAD_MAX);
+	int r = buf_addf(&h, "HTTP/1.1 %03d \r\n", status);
+	for (size_t off = 0; r == 0 && off < hlen;) {
+		const char *name = hdrs + off;
+		const char *val = name + strlen(name) + 1;
+		off += strlen(name) + strlen(val) + 2;
+		r = buf_addf(&h, "%s: %s\r\n", name, val);
+	}
+	if (r == 0)
+		r = buf_add(&h, "\r\n", 2);
+	s->answered = true;
+	if (r != 0) { /* an upstream head over 64 KiB: reset rather than cut it */
+		s->failed = true;
+		nghttp2_submit_rst_stream(s->conn->h2, NGHTTP2_FLAG_NONE, s->id,
+		                          NGHTTP2_INTERNAL_ERROR);
+	} else
+		inner_send(s, h.data, h.len);
+	buf_free(&h);
+}
+
 static void
 submit_head(struct gw_stream *s, int status, const char *hdrs, size_t hlen)
 {
+	if (s->tls) {
+		inner_head(s, status, hdrs, hlen);
+		return;
+	}
 	nghttp2_nv nv[101];
 	size_t n = 0;
 	char st[4];
@@ -329,15 +422,28 @@ answer_local(struct gw_stream *s, int status, const char *msg)
 {
 	static const char hdr[] = "content-type\0text/plain; charset=utf-8\0";
 	s->started = true;
-	s->eof = true;
 	req_free(s);
 	body_release(s);
+	if (status >= 400 && status != 404 && status != 403)
+		s->conn->gw->m.errors++;
+	if (s->tls) {
+		/* "name\0value\0" pairs: hdr, then the length the inner client checks */
+		char h[128];
+		size_t ml = strlen(msg), hl = sizeof(hdr) - 1;
+		memcpy(h, hdr, hl);
+		hl += (size_t)snprintf(h + hl, sizeof(h) - hl, "content-length") + 1;
+		hl += (size_t)snprintf(h + hl, sizeof(h) - hl, "%zu", ml + 1) + 1;
+		submit_head(s, status, h, hl);
+		inner_send(s, msg, ml);
+		inner_send(s, "\n", 1);
+		inner_end(s);
+		return;
+	}
+	s->eof = true;
 	buf_reset(&s->out);
 	s->out_off = 0;
 	out_add(s, msg, strlen(msg));
 	out_add(s, "\n", 1);
-	if (status >= 400 && status != 404 && status != 403)
-		s->conn->gw->m.errors++;
 	submit_head(s, status, hdr, sizeof(hdr) - 1);
 }
 
@@ -376,6 +482,13 @@ up_data(void *arg, const char *p, size_t n)
 	struct gw_conn *c = s->conn;
 	if (out_pending(s) >= OUT_HIGH)
 		return false; /* edge is slower than the upstream: pause it */
+	if (s->tls) {         /* encrypted into s->out; no lending: TLS needs its own records */
+		if (!s->failed)
+			inner_send(s, p, n);
+		if (out_pending(s) >= OUT_PAUSE)
+			upstream_pause(s->up);
+		return true;
+	}
 	if (out_pending(s) == 0 && s->answered && !s->failed && conn_idle(c)) {
 		/* Nothing queued ahead of these bytes on the stream or the connection: frame
 		 * and encrypt them from httpc's buffer now instead of copying them into s->out
@@ -437,6 +550,10 @@ up_done(void *arg, int status, const char *msg)
 		answer_local(s, 502, "upstream error: no response");
 		return;
 	}
+	if (s->tls) {
+		inner_end(s);
+		return;
+	}
 	s->eof = true;
 	if (s->deferred) {
 		s->deferred = false;
@@ -453,6 +570,14 @@ stream_dispatch(struct gw_stream *s)
 	struct gw_req *rq = s->rq;
 	s->started = true;
 	g->m.requests++;
+	if (g->inner && !s->tls) {
+		/* The operator gave this gateway a certificate: its traffic must not cross the
+		 * edge readable. 421: this connection cannot serve the request as sent. */
+		answer_local(s, 421,
+		             "inner TLS required: this gateway has tls.cert_file set; register its "
+		             "CA on the tunnel (/v1/tunnels/{id}/certificates)");
+		return;
+	}
 	if (rq->method.len == 0 || rq->path.len == 0 || rq->path.data[0] != '/') {
 		answer_local(s, 400, "bad request: :method and an origin-form :path are required");
 		return;
@@ -497,6 +622,146 @@ stream_dispatch(struct gw_stream *s)
 		answer_local(s, 502, "upstream error: cannot start request");
 }
 
+/* Starts the inner TLS server for a stream that asked for it: the outer answer (200, a
+ * byte pipe) goes out at once, since the client's handshake needs the server's reply. */
+static void
+inner_begin(struct gw_stream *s)
+{
+	struct gw *g = s->conn->gw;
+	SSL *ssl = g->inner ? SSL_new(g->inner) : NULL;
+	if (ssl == NULL) {
+		g->m.requests++;
+		answer_local(s, 421,
+		             g->inner ? "gateway error: cannot start inner TLS"
+		                      : "inner TLS requested, but this gateway has no "
+		                        "tls.cert_file and tls.key_file");
+		return;
+	}
+	SSL_set_accept_state(ssl);
+	s->tls = xcalloc(1, sizeof(*s->tls));
+	if (tunnel_pipe_init(s->tls, ssl) != 0) {
+		free(s->tls);
+		s->tls = NULL;
+		g->m.requests++;
+		answer_local(s, 421, "gateway error: cannot start inner TLS");
+		return;
+	}
+	buf_init(&s->plain, TUNNEL_INNER_HEAD_MAX + REQ_BODY_MAX);
+	static const nghttp2_nv nv[] = {
+	    {(uint8_t *)":status", (uint8_t *)"200", 7, 3, NGHTTP2_NV_FLAG_NONE}};
+	nghttp2_data_provider dp = {.source.ptr = s, .read_callback = resp_read};
+	nghttp2_submit_response(s->conn->h2, s->id, nv, 1, &dp);
+}
+
+/* Fills s->rq from the inner request once it is whole: 1 when it is, 0 when more bytes
+ * are needed; answers 400/413 itself (through TLS) and returns -1. */
+static int
+inner_request(struct gw_stream *s)
+{
+	struct tunnel_head h;
+	struct gw_req *rq = s->rq;
+	int hl = tunnel_head_parse(s->plain.data ? s->plain.data : "", s->plain.len, false, &h);
+	if (hl == 0)
+		return 0;
+	if (hl < 0) {
+		answer_local(s, hl == AL_E_TOOBIG ? 431 : 400,
+		             hl == AL_E_TOOBIG ? "request header fields too large"
+		                               : "bad request: malformed HTTP/1.1 request head");
+		return -1;
+	}
+	const struct tunnel_slice *cl = tunnel_head_get(&h, "content-length");
+	const struct tunnel_slice *host = tunnel_head_get(&h, "host");
+	uint64_t n = 0;
+	if (tunnel_head_get(&h, "transfer-encoding") || host == NULL ||
+	    (cl && parse_uint(cl->p, cl->n, REQ_BODY_MAX, &n) != 0)) {
+		answer_local(s, 400,
+		             "bad request: the inner request needs host and a content-length of at "
+		             "most 32 MiB, and no transfer-encoding");
+		return -1;
+	}
+	if (s->plain.len < (size_t)hl + n)
+		return 0;
+	/* the outer pseudo-headers described the pipe, not this request */
+	buf_reset(&rq->method);
+	buf_reset(&rq->path);
+	buf_reset(&rq->authority);
+	int r = buf_add(&rq->method, h.method.p, h.method.n);
+	if (r == 0)
+		r = buf_add(&rq->path, h.target.p, h.target.n);
+	if (r == 0)
+		r = buf_add(&rq->authority, host->p, host->n);
+	for (size_t i = 0; r == 0 && i < h.nf; i++) {
+		const struct tunnel_slice *nm = &h.f[i].name, *v = &h.f[i].value;
+		char lname[64];
+		if (nm->n >= sizeof(lname))
+			goto field;
+		for (size_t k = 0; k < nm->n; k++)
+			lname[k] =
+			    (char)((nm->p[k] >= 'A' && nm->p[k] <= 'Z') ? nm->p[k] + 32 : nm->p[k]);
+		lname[nm->n] = '\0';
+		if (strcmp(lname, "host") == 0 || strcmp(lname, "content-length") == 0 ||
+		    tunnel_hop_header(lname, nm->n))
+			continue;
+	field:
+		if ((r = buf_add(&rq->hdrs, nm->p, nm->n)) == 0 &&
+		    (r = buf_add(&rq->hdrs, ": ", 2)) == 0 &&
+		    (r = buf_add(&rq->hdrs, v->p, v->n)) == 0)
+			r = buf_add(&rq->hdrs, "", 1);
+		rq->nhdrs++;
+	}
+	if (r == 0)
+		r = buf_add(&rq->body, s->plain.data + hl, (size_t)n);
+	buf_free(&s->plain);
+	if (r != 0 || rq->nhdrs > 100) {
+		answer_local(s, 431, "request header fields too large");
+		return -1;
+	}
+	return 1;
+}
+
+/* Ciphertext from the edge: into TLS, then whatever the handshake answers back out;
+ * once the request inside is whole it is dispatched like any other. */
+static void
+inner_rx(struct gw_stream *s, const uint8_t *data, size_t len)
+{
+	struct gw_conn *c = s->conn;
+	char err[256];
+	if (s->failed)
+		return;
+	if (tunnel_pipe_feed(s->tls, data, len) != 0) {
+		s->failed = true;
+		nghttp2_submit_rst_stream(c->h2, NGHTTP2_FLAG_NONE, s->id, NGHTTP2_INTERNAL_ERROR);
+		return;
+	}
+	int r = tunnel_pipe_read(s->tls, &s->plain, err, sizeof(err));
+	if (s->started) /* bytes after the request (none in this protocol) are dropped */
+		buf_reset(&s->plain);
+	if (r == AL_E_PROTO) {
+		/* The edge's client refused us (our certificate) or sent garbage: its
+		 * alert goes back, the stream ends. */
+		log_warn("inner TLS handshake or read failed", "why", err);
+		inner_flush(s);
+		s->eof = true;
+		s->failed = !s->started && out_pending(s) == 0;
+		if (s->failed)
+			nghttp2_submit_rst_stream(c->h2, NGHTTP2_FLAG_NONE, s->id,
+			                          NGHTTP2_PROTOCOL_ERROR);
+		return;
+	}
+	inner_flush(s);
+	if (s->started)
+		return;
+	if (r == AL_E_TOOBIG) {
+		answer_local(s, 413, "request body too large");
+		return;
+	}
+	int q = inner_request(s);
+	if (q == 1)
+		stream_dispatch(s);
+	else if (q == 0 && r == 1) /* close_notify before a whole request */
+		answer_local(s, 400, "bad request: inner request cut short");
+}
+
 /* ---- HTTP/2 server callbacks ---- */
 
 static int
@@ -526,6 +791,8 @@ h2_header(nghttp2_session *h2, const nghttp2_frame *f, const uint8_t *name, size
 		r = buf_add(&rq->path, value, vl);
 	else if (IS(":authority"))
 		r = buf_add(&rq->authority, value, vl);
+	else if (IS(TUNNEL_INNER_HEADER))
+		s->inner = true;
 	else if (nl > 0 && name[0] == ':')
 		return 0;
 	else if (IS("content-length") || tunnel_hop_header((const char *)name, nl))
@@ -576,6 +843,15 @@ h2_frame_recv(nghttp2_session *h2, const nghttp2_frame *f, void *ud)
 	struct gw_stream *s = nghttp2_session_get_stream_user_data(h2, f->hd.stream_id);
 	if (s == NULL)
 		return 0;
+	if (f->hd.type == NGHTTP2_HEADERS && s->inner && s->tls == NULL && !s->started)
+		inner_begin(s);
+	if (s->tls) {
+		/* The edge keeps its side open while the answer runs; it ends first only when
+		 * it gives up, and then no request can follow. */
+		if ((f->hd.flags & NGHTTP2_FLAG_END_STREAM) && !s->started)
+			answer_local(s, 400, "bad request: inner request cut short");
+		return 0;
+	}
 	if ((f->hd.type == NGHTTP2_HEADERS || f->hd.type == NGHTTP2_DATA) &&
 	    (f->hd.flags & NGHTTP2_FLAG_END_STREAM) && !s->started)
 		stream_dispatch(s);
@@ -610,9 +886,21 @@ h2_data_chunk(nghttp2_session *h2, uint8_t flags, int32_t sid, const uint8_t *da
               void *ud)
 {
 	struct gw_stream *s = nghttp2_session_get_stream_user_data(h2, sid);
+	struct gw_conn *c = ud;
+	if (s != NULL && s->tls) {
+		if (!s->started) { /* ciphertext of a request counts like a body */
+			s->body_held += len;
+			if ((c->body_bytes += len) > CONN_BODY_MAX) {
+				answer_local(s, 503,
+				             "gateway busy: too many request bytes buffered");
+				return 0;
+			}
+		}
+		inner_rx(s, data, len);
+		return 0;
+	}
 	if (s == NULL || s->started || s->rq == NULL)
 		return 0;
-	struct gw_conn *c = ud;
 	if (buf_add(&s->rq->body, data, len) != 0) {
 		answer_local(s, 413, "request body too large");
 		return 0;
@@ -1168,6 +1456,50 @@ on_term(struct loop *l, int signo, void *arg)
 	maybe_exit(g);
 }
 
+/* The inner TLS server context from tls.cert_file/tls.key_file: TLS 1.3 only, the tunnel's
+ * suites. The key is read here and never leaves this process. NULL and err on failure. */
+static SSL_CTX *
+inner_ctx_new(const struct gateway_config *cfg, char *err, size_t errlen)
+{
+	SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+	if (ctx == NULL) {
+		snprintf(err, errlen, "cannot create a TLS context");
+		return NULL;
+	}
+	SSL_CTX_set_min_proto_version(ctx, TLS1_3_VERSION);
+	SSL_CTX_set_ciphersuites(ctx, TUNNEL_TLS13_SUITES);
+	if (SSL_CTX_use_certificate_chain_file(ctx, cfg->tls_cert_file) != 1) {
+		snprintf(err, errlen, "tls.cert_file %s: cannot load (not a PEM certificate?)",
+		         cfg->tls_cert_file);
+		goto fail;
+	}
+	if (SSL_CTX_use_PrivateKey_file(ctx, cfg->tls_key_file, SSL_FILETYPE_PEM) != 1) {
+		/* OpenSSL checks the pair as it loads the key: say which failed */
+		bool mismatch = false;
+		for (unsigned long e; (e = ERR_get_error()) != 0;)
+			mismatch |= ERR_GET_LIB(e) == ERR_LIB_X509 &&
+			            ERR_GET_REASON(e) == X509_R_KEY_VALUES_MISMATCH;
+		if (mismatch)
+			snprintf(err, errlen, "tls.key_file %s does not match tls.cert_file %s",
+			         cfg->tls_key_file, cfg->tls_cert_file);
+		else
+			snprintf(err, errlen,
+			         "tls.key_file %s: cannot load (not a PEM private key?)",
+			         cfg->tls_key_file);
+		goto fail;
+	}
+	if (SSL_CTX_check_private_key(ctx) != 1) {
+		snprintf(err, errlen, "tls.key_file %s does not match tls.cert_file %s",
+		         cfg->tls_key_file, cfg->tls_cert_file);
+		goto fail;
+	}
+	return ctx;
+fail:
+	ERR_clear_error();
+	SSL_CTX_free(ctx);
+	return NULL;
+}
+
 static void
 on_hup(struct loop *l, int signo, void *arg)
 {
@@ -1178,6 +1510,16 @@ on_hup(struct loop *l, int signo, void *arg)
 		log_error("reload failed; keeping the running configuration", "error", err);
 		return;
 	}
+	/* The inner TLS pair: a new one serves new streams; open streams keep the session
+	 * (and certificate) they started with, so nothing drops. */
+	SSL_CTX *inner = NULL;
+	if (nc.tls_cert_file && (inner = inner_ctx_new(&nc, err, sizeof(err))) == NULL) {
+		log_error("reload failed; keeping the running configuration", "error", err);
+		gateway_config_free(&nc);
+		return;
+	}
+	SSL_CTX_free(g->inner);
+	g->inner = inner;
 	if (strcmp(nc.server, g->cfg.server) != 0 || nc.connections != g->cfg.connections)
 		log_warn("server and connections changes need a restart", NULL);
 	/* Swap routes and upstream policy; keep the old strings alive, since in-flight
@@ -1200,7 +1542,7 @@ on_hup(struct loop *l, int signo, void *arg)
 	upstream_ctx_set_config(g->up, &g->cfg);
 	char n[16];
 	snprintf(n, sizeof(n), "%zu", g->cfg.nroutes);
-	log_info("configuration reloaded", "routes", n);
+	log_info("configuration reloaded", "routes", n, "inner_tls", g->inner ? "on" : "off");
 }
 
 static char *
@@ -1350,6 +1692,8 @@ start_checks(struct gw *g, bool check, char *err, size_t errlen)
 		}
 	} else
 		SSL_CTX_set_default_verify_paths(g->ctx);
+	if (g->cfg.tls_cert_file && (g->inner = inner_ctx_new(&g->cfg, err, errlen)) == NULL)
+		return -1;
 	check_route_addresses(&g->cfg, check);
 	return 0;
 }
@@ -1499,6 +1843,7 @@ out:
 		loop_timer_cancel(g.loop, g.kick_timer);
 	loop_free(g.loop);
 	SSL_CTX_free(g.ctx);
+	SSL_CTX_free(g.inner);
 	secret_free(g.token);
 	for (size_t i = 0; i < g.nold; i++)
 		gateway_config_free(&g.old_cfgs[i]);

@@ -280,13 +280,11 @@ sec_upstream(struct ctx *x, const char *k, yaml_node_t *v)
 static int
 sec_tls(struct ctx *x, const char *k, yaml_node_t *v)
 {
-	/* Inner-TLS files of the reference proxy: accepted, unused (docs/gateway/config.md). */
-	char *ignored = NULL;
-	if (strcmp(k, "cert_file") == 0 || strcmp(k, "key_file") == 0) {
-		int r = want_string(x, v, k, &ignored);
-		free(ignored);
-		return r;
-	}
+	/* The inner TLS server certificate and key (the reference proxy's fields). */
+	if (strcmp(k, "cert_file") == 0)
+		return want_string(x, v, "tls.cert_file", &x->cfg->tls_cert_file);
+	if (strcmp(k, "key_file") == 0)
+		return want_string(x, v, "tls.key_file", &x->cfg->tls_key_file);
 	return 1;
 }
 
@@ -484,6 +482,10 @@ gateway_config_parse(const char *text, size_t len, const char *name, struct gate
 		fail(&x, root, "routes: at least one route is required");
 		goto out;
 	}
+	if ((out->tls_cert_file == NULL) != (out->tls_key_file == NULL)) {
+		fail(&x, root, "tls.cert_file and tls.key_file go together (the inner TLS pair)");
+		goto out;
+	}
 	if (out->disable_ip_validation && out->nallowed > 0) {
 		fail(&x, root,
 		     "upstream.allowed_ips and upstream.disable_ip_validation are "
@@ -629,6 +631,8 @@ gateway_config_free(struct gateway_config *c)
 	free(c->routes);
 	free(c->allowed);
 	free(c->upstream_ca_file);
+	free(c->tls_cert_file);
+	free(c->tls_key_file);
 	free(c->aid_issuer);
 	free(c->aid_jwks_file);
 	jose_keyset_free(c->aid_keys);

@@ -44,6 +44,8 @@ struct gateway_config {
 	char *metrics_listen; /* "127.0.0.1:20241"; NULL: off */
 	/* reference mcp-proxy */
 	char *tunnel_domain;
+	char *tls_cert_file; /* inner TLS server certificate (chain) and key; both or neither */
+	char *tls_key_file;
 	struct gateway_route *routes;
 	size_t nroutes;
 	struct gateway_cidr *allowed;

@@ -54,9 +54,23 @@ run
 check "bad duration" has "c.yaml:4: shutdown_timeout: invalid duration"
 cfg "server: edge:7844" "routes:" "  echo: http://10.0.0.5:8080" "shutdown_timeout: 1m30s" \
 	"connections: 8" "log_level: debug" "listen_addr: :8080" "tunnel_domain: x.tunnel.test" \
-	"tls:" "  cert_file: /x" "  key_file: /y" "metrics_listen: 127.0.0.1:20241"
+	"tls:" "  cert_file: $T_TMP/gw.pem" "  key_file: $T_TMP/gw.key" "metrics_listen: 127.0.0.1:20241"
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 -subj /CN=gw \
+	-keyout "$T_TMP/gw.key" -out "$T_TMP/gw.pem" 2>/dev/null
+openssl genpkey -algorithm ec -pkeyopt ec_paramgen_curve:P-256 -out "$T_TMP/other.key" 2>/dev/null
 run
 check "reference fields accepted" eq "$RC" 0
+# inner TLS: the pair must load and match, both or neither
+sed -i "s|cert_file: .*|cert_file: $T_TMP/missing.pem|" "$T_TMP/c.yaml"
+run
+check "inner TLS certificate must load" has "tls.cert_file $T_TMP/missing.pem: cannot load"
+sed -i "s|cert_file: .*|cert_file: $T_TMP/gw.pem|; s|key_file: .*|key_file: $T_TMP/other.key|" \
+	"$T_TMP/c.yaml"
+run
+check "inner TLS key must match its certificate" has "does not match tls.cert_file"
+sed -i "/key_file:/d" "$T_TMP/c.yaml"
+run
+check "inner TLS cert without key" has "tls.cert_file and tls.key_file go together"
 cfg "server: edge:7844" "routes:" "  echo: http://10.0.0.5:8080" "connections: 99"
 run
 check "connections bounded" has "c.yaml:4: connections: must be an integer from 1 to 16"

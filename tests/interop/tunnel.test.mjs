@@ -1,7 +1,9 @@
 // The official MCP TypeScript SDK client (Streamable HTTP) reaching the official
 // "everything" MCP server through an airlock tunnel: real TLS edge with a throwaway CA,
 // `airlock gateway`, and both ingress forms. Tools, resources, prompts and progress
-// notifications (SSE) must work exactly as they do direct.
+// notifications (SSE) must work exactly as they do direct. With AIRLOCK_TUNNEL_INNER_TLS=1
+// (tunnel_inner_conformance.test.mjs) every exchange runs inside inner TLS: a customer CA
+// registered on the tunnel, the gateway holding a certificate it signed.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, execFile, execFileSync } from 'node:child_process';
@@ -15,10 +17,11 @@ import { fileURLToPath } from 'node:url';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { startServer } from './lib/server.mjs';
-import { makeEdgeCert } from './lib/edge_cert.mjs';
+import { makeEdgeCert, makeInnerCert } from './lib/edge_cert.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const BIN = process.env.AIRLOCK_BIN;
+const INNER = process.env.AIRLOCK_TUNNEL_INNER_TLS === '1';
 let tmp, srv, upstream, gateway, tunnel, edgePort, ingressPort, upPort;
 
 function freePort() {
@@ -92,6 +95,14 @@ before(async () => {
   tunnel = created.json;
   const tok = await api('POST', `/v1/tunnels/${tunnel.id}/reveal_token`);
   writeFileSync(path.join(tmp, 'token'), tok.json.tunnel_token, { mode: 0o600 });
+  let tls = [];
+  if (INNER) {
+    const inner = makeInnerCert(tmp, tunnel.domain);
+    const reg = await api('POST', `/v1/tunnels/${tunnel.id}/certificates`,
+      { ca_certificate_pem: readFileSync(inner.ca, 'utf8') });
+    assert.equal(reg.status, 200, JSON.stringify(reg.json));
+    tls = ['tls:', `  cert_file: ${inner.cert}`, `  key_file: ${inner.key}`];
+  }
   writeFileSync(path.join(tmp, 'gw.yaml'), [
     `server: 127.0.0.1:${edgePort}`,
     'server_name: localhost',
@@ -102,6 +113,7 @@ before(async () => {
     `  everything: http://127.0.0.1:${upPort}`,
     'upstream:',
     '  allowed_ips: [127.0.0.0/8]',
+    ...tls,
     '',
   ].join('\n'));
   gateway = spawn(BIN, ['gateway', '--config', path.join(tmp, 'gw.yaml')],

@@ -463,7 +463,10 @@ ts_close(void *arg, int err)
 	c->ts = NULL; /* ended: the edge frees it */
 	if (err && c->xerr == 0 && c->reply == NULL) {
 		c->xerr = err;
-		snprintf(c->xmsg, sizeof(c->xmsg), "tunnel stream %s", al_strerror(err));
+		snprintf(c->xmsg, sizeof(c->xmsg), "%s%s",
+		         err == AL_E_PROTO ? "inner TLS with the gateway failed: "
+		                           : "tunnel stream ",
+		         err == AL_E_PROTO ? "see the server log" : al_strerror(err));
 	}
 	schedule_finish(c);
 }
@@ -508,6 +511,7 @@ ex_start(struct mcp_client *c, const json_t *msg, unsigned timeout_ms)
 			snprintf(c->xmsg, sizeof(c->xmsg), "%s",
 			         r == AL_E_AGAIN         ? "no gateway is connected to the tunnel"
 			         : r == AL_E_UNSUPPORTED ? "the tunnel edge is not running"
+			         : r == AL_E_PERM        ? "the tunnel has no active certificate"
 			                                 : "the tunnel refused the request");
 		}
 	} else {

@@ -77,6 +77,10 @@ void tunnel_count_ingress_error(struct server *s);
  * needs 80 bytes, route 64. */
 int tunnel_resolve_host(struct server *s, const char *host, char *tunnel_id, char *route);
 
+/* Inner TLS (tunnel_inner.c): drops what is cached for the tunnel (its trusted CAs and
+ * resumable session) after its certificates changed; the next stream loads them again. */
+void tunnel_inner_forget(struct server *s, const char *tunnel_id);
+
 /* Edge bookkeeping used by the API module. */
 void tunnel_edge_close_tunnel(struct server *s, const char *tunnel_id); /* archive */
 unsigned tunnel_edge_conn_count(struct server *s, const char *tunnel_id);

@@ -388,6 +388,7 @@ create_cert(struct api_call *c)
 	else if (r != 0)
 		api_reply_err(c, r, "cannot store certificate");
 	else {
+		tunnel_inner_forget(c->srv, c->params[0]);
 		log_info("tunnel certificate added", "tunnel_id", c->params[0], "certificate_id",
 		         id, "fingerprint", info.fingerprint);
 		audit_api(c, "tunnel.certificate.create", NULL, "ok",
@@ -454,6 +455,7 @@ archive_cert(struct api_call *c)
 		if (r == 0)
 			r = tunnel_store_cert_get(db, c->params[0], c->params[1], &row);
 		if (r == 0) {
+			tunnel_inner_forget(c->srv, c->params[0]);
 			/* New inner TLS sessions stop trusting it now; a stream already open
 			 * was verified once and runs to its end, as with token rotation. */
 			log_info("tunnel certificate archived", "tunnel_id", c->params[0],

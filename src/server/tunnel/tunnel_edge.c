@@ -21,6 +21,7 @@
 #include "server.h"
 #include "tls.h"
 #include "tunnel.h"
+#include "tunnel_inner.h"
 #include "tunnel_proto.h"
 #include "tunnel_store.h"
 #include "util.h"
@@ -44,6 +45,12 @@ struct tunnel_stream {
 	size_t hbytes;
 	bool head_done;
 	bool hold; /* the owner acknowledges body bytes itself (tunnel_stream_release) */
+	/* Inner TLS: the stream carries a TLS session's records both ways; the owner's
+	 * head and body come out of inner, never out of the frames themselves. */
+	struct tunnel_inner *inner;
+	bool inner_head;    /* the owner had its on_head */
+	bool deferred;      /* the data provider waits for ciphertext */
+	struct buf refusal; /* a gateway's plain (non-200) answer to an inner stream */
 };
 
 struct edge_conn {
@@ -132,6 +139,8 @@ stream_free(struct tunnel_stream *st)
 		free((char *)st->h[i].value);
 	}
 	free(st->body);
+	tunnel_inner_free(st->inner);
+	buf_free(&st->refusal);
 	free(st);
 }
 
@@ -239,6 +248,75 @@ conn_kick_soon(struct edge_conn *c)
 		c->kick_timer = loop_timer_add(c->edge->loop, 0, kick_timer, c);
 }
 
+/* Test hook (AIRLOCK_TEST_EDGE_CAPTURE=<file>, logged at start): every DATA payload the
+ * edge relays, both ways, is appended to the file, so a test can show what the edge's
+ * relaying code holds: ciphertext with inner TLS, the MCP messages without. */
+static FILE *capture;
+
+static void
+capture_bytes(const void *p, size_t n)
+{
+	if (capture && n > 0) {
+		fwrite(p, 1, n, capture);
+		fflush(capture);
+	}
+}
+
+/* Ends an inner stream on an error of its own (verification, a bad answer): reset
+ * towards the gateway and on_close(err) to the owner. */
+static void
+inner_fail(nghttp2_session *s, struct tunnel_stream *st, int err)
+{
+	struct edge_conn *c = st->conn;
+	log_warn("inner TLS with the gateway failed", "tunnel_id", c ? c->tunnel_id : "", "error",
+	         tunnel_inner_error(st->inner));
+	nghttp2_session_set_stream_user_data(s, st->id, NULL);
+	nghttp2_submit_rst_stream(s, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_CANCEL);
+	if (c)
+		conn_kick_soon(c);
+	stream_finish(st, err);
+}
+
+/* Ciphertext of an inner stream: into its session, then the owner gets the answer's
+ * head once and its body as it decrypts. Its callbacks may cancel st. */
+static void
+inner_data(nghttp2_session *s, struct tunnel_stream *st, int32_t sid, const uint8_t *data,
+           size_t len)
+{
+	int r = tunnel_inner_rx(st->inner, (const char *)data, len);
+	if (r != 0) {
+		inner_fail(s, st, AL_E_PROTO);
+		return;
+	}
+	if (st->deferred) { /* the handshake may have something to say back */
+		st->deferred = false;
+		nghttp2_session_resume_data(s, sid);
+		if (st->conn)
+			conn_kick_soon(st->conn);
+	}
+	int status;
+	const struct http_header *h;
+	size_t nh;
+	if (!tunnel_inner_head(st->inner, &status, &h, &nh))
+		return;
+	if (!st->inner_head) {
+		st->inner_head = true;
+		if (st->cb->on_head)
+			st->cb->on_head(st->arg, status, h, nh);
+		if (nghttp2_session_get_stream_user_data(s, sid) != st)
+			return; /* cancelled */
+	}
+	const char *p;
+	size_t n;
+	tunnel_inner_body(st->inner, &p, &n);
+	if (n > 0 && st->cb->on_data) {
+		st->cb->on_data(st->arg, p, n);
+		if (nghttp2_session_get_stream_user_data(s, sid) != st)
+			return;
+	}
+	tunnel_inner_body_taken(st->inner);
+}
+
 /* ---- HTTP/2 client callbacks ---- */
 
 static int
@@ -293,6 +371,8 @@ on_frame_recv(nghttp2_session *s, const nghttp2_frame *f, void *ud)
 		return 0;
 	if (f->hd.type == NGHTTP2_HEADERS && !st->head_done && st->status >= 200) {
 		st->head_done = true;
+		if (st->inner) /* the pipe's own head: the owner's comes from inside */
+			return 0;
 		if (st->cb->on_head)
 			st->cb->on_head(st->arg, st->status, st->h, st->nh);
 	}
@@ -309,6 +389,19 @@ on_data_chunk(nghttp2_session *s, uint8_t flags, int32_t sid, const uint8_t *dat
               void *ud)
 {
 	struct tunnel_stream *st = nghttp2_session_get_stream_user_data(s, sid);
+	capture_bytes(data, len);
+	if (st && st->inner) {
+		/* Ciphertext is acknowledged on arrival: what the owner holds is plaintext,
+		 * and its sizes are not the frames'. */
+		nghttp2_session_consume(s, sid, len);
+		if (st->status != 200) { /* the gateway answered without TLS: keep its text */
+			buf_add(&st->refusal, data, len < 512 - st->refusal.len ? len : 0);
+			return 0;
+		}
+		if (st->head_done)
+			inner_data(s, st, sid, data, len);
+		return 0;
+	}
 	bool hold = st && st->hold;
 	if (st && st->head_done && st->cb->on_data)
 		st->cb->on_data(st->arg, (const char *)data, len); /* may cancel st */
@@ -329,6 +422,18 @@ on_stream_close(nghttp2_session *s, int32_t sid, uint32_t error_code, void *ud)
 	int err = 0;
 	if (error_code != NGHTTP2_NO_ERROR || !st->head_done)
 		err = error_code == NGHTTP2_REFUSED_STREAM ? AL_E_AGAIN : AL_E_CLOSED;
+	if (st->inner && err == 0 && st->status != 200) {
+		char code[8];
+		snprintf(code, sizeof(code), "%d", st->status);
+		for (size_t i = 0; i < st->refusal.len; i++) /* the gateway's bytes: one line */
+			if ((unsigned char)st->refusal.data[i] < 0x20)
+				st->refusal.data[i] = ' ';
+		log_warn("inner TLS refused by the gateway", "tunnel_id",
+		         st->conn ? st->conn->tunnel_id : "", "status", code, "answer",
+		         st->refusal.data ? st->refusal.data : "");
+		err = AL_E_PROTO;
+	} else if (st->inner && err == 0 && !tunnel_inner_complete(st->inner))
+		err = AL_E_CLOSED; /* ended without close_notify: a cut answer */
 	stream_finish(st, err);
 	return 0;
 }
@@ -342,9 +447,26 @@ body_read(nghttp2_session *s, int32_t sid, uint8_t *buf, size_t len, uint32_t *f
 	if (n > len)
 		n = len;
 	memcpy(buf, st->body + st->body_off, n);
+	capture_bytes(buf, n);
 	st->body_off += n;
 	if (st->body_off == st->body_len)
 		*flags |= NGHTTP2_DATA_FLAG_EOF;
+	return (ssize_t)n;
+}
+
+/* An inner stream's request side: the session's records as TLS makes them; the stream
+ * stays open (the gateway ends it after close_notify). */
+static ssize_t
+inner_read(nghttp2_session *s, int32_t sid, uint8_t *buf, size_t len, uint32_t *flags,
+           nghttp2_data_source *src, void *ud)
+{
+	struct tunnel_stream *st = src->ptr;
+	size_t n = tunnel_inner_take(st->inner, buf, len);
+	if (n == 0) {
+		st->deferred = true;
+		return NGHTTP2_ERR_DEFERRED;
+	}
+	capture_bytes(buf, n);
 	return (ssize_t)n;
 }
 
@@ -672,6 +794,23 @@ accept_ready(struct loop *l, int lfd, int mask, void *arg)
 
 /* ---- public API ---- */
 
+static int
+stream_attach(struct tunnel_edge *e, struct edge_conn *best, struct tunnel_stream *st, int32_t sid,
+              struct tunnel_stream **out)
+{
+	st->id = sid;
+	st->conn = best;
+	st->next = best->streams;
+	if (best->streams)
+		best->streams->prev = st;
+	best->streams = st;
+	best->nstreams++;
+	e->m.streams++;
+	*out = st;
+	conn_kick_soon(best);
+	return 0;
+}
+
 int
 tunnel_stream_open(struct server *s, const struct tunnel_request *rq,
                    const struct tunnel_stream_cb *cb, void *arg, struct tunnel_stream **out)
@@ -716,6 +855,41 @@ tunnel_stream_open(struct server *s, const struct tunnel_request *rq,
 	for (char *p = authority; *p; p++)
 		if (*p >= 'A' && *p <= 'Z')
 			*p = (char)(*p + 32);
+	struct tunnel_inner *inner = NULL;
+	int ir = tunnel_inner_open(s, rq->tunnel_id, authority, rq, &inner);
+	if (ir != 0) {
+		if (ir == AL_E_PERM)
+			log_warn("tunnel has certificates but none is active; refusing the request",
+			         "tunnel_id", rq->tunnel_id);
+		free(authority);
+		return ir;
+	}
+	if (inner) {
+		/* What the edge's HTTP/2 layer sees of an inner exchange: the route's host
+		 * name and a byte pipe, as the reference's transport sees the subdomain. */
+		static const char marker[] = TUNNEL_INNER_HEADER;
+		nghttp2_nv nv[5] = {
+		    {(uint8_t *)":method", (uint8_t *)"POST", 7, 4, NGHTTP2_NV_FLAG_NONE},
+		    {(uint8_t *)":scheme", (uint8_t *)"https", 7, 5, NGHTTP2_NV_FLAG_NONE},
+		    {(uint8_t *)":authority", (uint8_t *)authority, 10, strlen(authority),
+		     NGHTTP2_NV_FLAG_NONE},
+		    {(uint8_t *)":path", (uint8_t *)"/", 5, 1, NGHTTP2_NV_FLAG_NONE},
+		    {(uint8_t *)marker, (uint8_t *)"1", sizeof(marker) - 1, 1,
+		     NGHTTP2_NV_FLAG_NONE}};
+		struct tunnel_stream *st = xcalloc(1, sizeof(*st));
+		st->cb = cb;
+		st->arg = arg;
+		st->inner = inner;
+		buf_init(&st->refusal, 512);
+		nghttp2_data_provider dp = {.source.ptr = st, .read_callback = inner_read};
+		int32_t sid = nghttp2_submit_request(best->h2, NULL, nv, 5, &dp, st);
+		free(authority);
+		if (sid < 0) {
+			stream_free(st);
+			return AL_E_INVAL;
+		}
+		return stream_attach(e, best, st, sid, out);
+	}
 	size_t nnv = 4 + rq->nheaders;
 	nghttp2_nv *nv = xcalloc(nnv, sizeof(*nv));
 	size_t k = 0;
@@ -749,17 +923,7 @@ tunnel_stream_open(struct server *s, const struct tunnel_request *rq,
 		stream_free(st);
 		return AL_E_INVAL;
 	}
-	st->id = sid;
-	st->conn = best;
-	st->next = best->streams;
-	if (best->streams)
-		best->streams->prev = st;
-	best->streams = st;
-	best->nstreams++;
-	e->m.streams++;
-	*out = st;
-	conn_kick_soon(best);
-	return 0;
+	return stream_attach(e, best, st, sid, out);
 }
 
 void
@@ -797,8 +961,8 @@ void
 tunnel_stream_release(struct tunnel_stream *st, size_t n)
 {
 	struct edge_conn *c = st ? st->conn : NULL;
-	if (c == NULL || c->state != EC_H2 || n == 0)
-		return;
+	if (c == NULL || c->state != EC_H2 || n == 0 || st->inner)
+		return; /* an inner stream's ciphertext was acknowledged on arrival */
 	nghttp2_session_consume_stream(c->h2, st->id, n);
 	/* nghttp2 queues a WINDOW_UPDATE once half the window is consumed */
 	if (nghttp2_session_want_write(c->h2))
@@ -936,6 +1100,12 @@ tunnel_start(struct server *s)
 		free(e);
 		return AL_E_INVAL;
 	}
+	const char *cap = getenv("AIRLOCK_TEST_EDGE_CAPTURE");
+	if (cap && *cap && capture == NULL) {
+		capture = fopen(cap, "ae");
+		log_warn("test hook: the tunnel edge appends every byte it relays to a file",
+		         "file", cap);
+	}
 	/* Gateways are ours: no reason to speak anything older than TLS 1.3. */
 	SSL_CTX_set_min_proto_version(e->tls->ctx, TLS1_3_VERSION);
 	SSL_CTX_set_ciphersuites(e->tls->ctx, TUNNEL_TLS13_SUITES);
@@ -1009,4 +1179,8 @@ tunnel_stop(struct server *s)
 	tls_server_ctx_free(e->tls);
 	free(e);
 	s->tunnel = NULL;
+	tunnel_inner_cleanup();
+	if (capture)
+		fclose(capture);
+	capture = NULL;
 }

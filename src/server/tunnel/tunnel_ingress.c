@@ -262,6 +262,9 @@ on_close(void *arg, int err)
 	}
 	if (err == AL_E_AGAIN)
 		reply_error(in, 503, "overloaded_error", "tunnel stream refused; retry");
+	else if (err == AL_E_PROTO)
+		reply_error(in, 502, "api_error",
+		            "inner TLS with the gateway failed (the server log says why)");
 	else
 		reply_error(in, 502, "api_error", "tunnel connection lost before the answer");
 	ingress_free(in);
@@ -348,6 +351,11 @@ tunnel_ingress_forward(struct server *s, struct http_request *req, struct api_ca
 		goto fail;
 	case AL_E_INVAL:
 		reply_error(in, 400, "invalid_request_error", "invalid route or request");
+		goto fail;
+	case AL_E_PERM:
+		reply_error(in, 503, "api_error",
+		            "the tunnel has no active certificate: register its CA "
+		            "(/v1/tunnels/{id}/certificates)");
 		goto fail;
 	default:
 		reply_error(in, 500, "api_error", "internal error");

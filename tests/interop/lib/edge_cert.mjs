@@ -19,3 +19,34 @@ export function makeEdgeCert(dir, caName = 'interop CA') {
     key: path.join(dir, 'edge.key'),
   };
 }
+
+// A customer CA for inner TLS (the reference's rules: critical CA:TRUE, keyCertSign, SKI)
+// and a gateway certificate for *.<domain> signed by it, made in dir: <name>-ca.pem
+// (uploaded to /v1/tunnels/{id}/certificates), <name>-gw.pem and <name>-gw.key (the
+// gateway's tls.cert_file and tls.key_file).
+export function makeInnerCert(dir, domain, name = 'inner') {
+  const openssl = (...args) => execFileSync('openssl', args, { cwd: dir, stdio: 'ignore' });
+  writeFileSync(path.join(dir, 'min.cnf'), '[req]\ndistinguished_name=dn\n[dn]\n');
+  openssl('req', '-x509', '-config', 'min.cnf', '-newkey', 'ec', '-pkeyopt',
+    'ec_paramgen_curve:P-256', '-nodes', '-days', '2', '-keyout', `${name}-ca.key`,
+    '-out', `${name}-ca.pem`, '-subj', `/CN=${name} customer CA`,
+    '-addext', 'basicConstraints=critical,CA:TRUE',
+    '-addext', 'keyUsage=critical,keyCertSign,cRLSign',
+    '-addext', 'subjectKeyIdentifier=hash');
+  openssl('req', '-config', 'min.cnf', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256',
+    '-nodes', '-keyout', `${name}-gw.key`, '-out', `${name}-gw.csr`, '-subj', `/CN=*.${domain}`);
+  writeFileSync(path.join(dir, `${name}-gw.cnf`), [
+    `subjectAltName=DNS:*.${domain}`,
+    'extendedKeyUsage=serverAuth',
+    'authorityKeyIdentifier=keyid',
+    '',
+  ].join('\n'));
+  openssl('x509', '-req', '-in', `${name}-gw.csr`, '-CA', `${name}-ca.pem`, '-CAkey',
+    `${name}-ca.key`, '-CAcreateserial', '-out', `${name}-gw.pem`, '-days', '1',
+    '-extfile', `${name}-gw.cnf`);
+  return {
+    ca: path.join(dir, `${name}-ca.pem`),
+    cert: path.join(dir, `${name}-gw.pem`),
+    key: path.join(dir, `${name}-gw.key`),
+  };
+}

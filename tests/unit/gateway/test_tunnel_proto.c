@@ -1,8 +1,10 @@
-/* Table-driven tests of the tunnel handshake codec (docs/proto/tunnel.md). */
+/* Table-driven tests of the tunnel handshake codec and the inner-TLS HTTP/1.1 head
+ * parser (docs/proto/tunnel.md). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -94,6 +96,66 @@ test_hop_headers(void **state)
 	assert_false(tunnel_hop_header("hostx", 5));
 }
 
+static void
+test_inner_head(void **state)
+{
+	static const struct {
+		const char *in;
+		bool response;
+		int want; /* > 0: the head's length (strlen up to the blank line); 0; error */
+		size_t nf;
+	} cases[] = {
+	    {"POST /mcp HTTP/1.1\r\nHost: a.b\r\ncontent-length: 2\r\n\r\n{}", false, 52, 2},
+	    {"GET /x?y=1 HTTP/1.1\r\nhost:a\r\n\r\n", false, 31, 1},
+	    {"HTTP/1.1 200 OK\r\nx:  padded \t\r\n\r\nbody", true, 33, 1},
+	    {"HTTP/1.1 204\r\n\r\n", true, 16, 0},
+	    {"HTTP/1.1 200 \r\n\r\n", true, 17, 0},
+	    {"POST /mcp HTTP/1.1\r\nhost: a", false, 0, 0},                 /* more bytes */
+	    {"POST /mcp HTTP/1.1\r", false, 0, 0},                          /* cut at CR */
+	    {"POST /mcp HTTP/1.1\nhost: a\n\n", false, AL_E_PROTO, 0},      /* bare LF */
+	    {"POST /mcp HTTP/1.0\r\n\r\n", false, AL_E_PROTO, 0},           /* version */
+	    {"POST mcp HTTP/1.1\r\n\r\n", false, AL_E_PROTO, 0},            /* not origin form */
+	    {"POST /a b HTTP/1.1\r\n\r\n", false, AL_E_PROTO, 0},           /* space in target */
+	    {"P(ST / HTTP/1.1\r\n\r\n", false, AL_E_PROTO, 0},              /* method token */
+	    {"GET / HTTP/1.1\r\nx: 1\r\n y\r\n\r\n", false, AL_E_PROTO, 0}, /* obs-fold */
+	    {"GET / HTTP/1.1\r\nx : 1\r\n\r\n", false, AL_E_PROTO, 0},      /* space before : */
+	    {"GET / HTTP/1.1\r\n: 1\r\n\r\n", false, AL_E_PROTO, 0},        /* empty name */
+	    {"GET / HTTP/1.1\r\nx: a\rb\r\n\r\n", false, AL_E_PROTO, 0},    /* CR in value */
+	    {"GET / HTTP/1.1\r\nx: a\x01\r\n\r\n", false, AL_E_PROTO, 0},   /* control */
+	    {"HTTP/1.1 2000 OK\r\n\r\n", true, AL_E_PROTO, 0},
+	    {"HTTP/1.1 099 x\r\n\r\n", true, AL_E_PROTO, 0},
+	    {"HTTP/1.0 200 OK\r\n\r\n", true, AL_E_PROTO, 0},
+	    {"GET / HTTP/1.1\r\n\r\n", true, AL_E_PROTO, 0}, /* request as answer */
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct tunnel_head h;
+		int r = tunnel_head_parse(cases[i].in, strlen(cases[i].in), cases[i].response, &h);
+		if (r != cases[i].want || (r > 0 && h.nf != cases[i].nf))
+			fail_msg("case %zu: got %d (%zu fields), want %d (%zu)", i, r, h.nf,
+			         cases[i].want, cases[i].nf);
+	}
+	struct tunnel_head h;
+	const char *req = "POST /mcp HTTP/1.1\r\nHost: Echo.T\r\nX-A:  v  \r\n\r\n";
+	assert_true(tunnel_head_parse(req, strlen(req), false, &h) > 0);
+	assert_int_equal(h.method.n, 4);
+	assert_memory_equal(h.target.p, "/mcp", 4);
+	const struct tunnel_slice *v = tunnel_head_get(&h, "x-a");
+	assert_non_null(v);
+	assert_int_equal(v->n, 1); /* surrounding whitespace trimmed */
+	assert_non_null(tunnel_head_get(&h, "host"));
+	assert_null(tunnel_head_get(&h, "content-length"));
+	/* bounds: 101 fields, and a head over 64 KiB without its end */
+	char big[TUNNEL_INNER_HEAD_MAX + 64];
+	size_t off = (size_t)snprintf(big, sizeof(big), "GET / HTTP/1.1\r\n");
+	for (int k = 0; k <= TUNNEL_INNER_FIELDS; k++)
+		off += (size_t)snprintf(big + off, sizeof(big) - off, "f%d: v\r\n", k);
+	off += (size_t)snprintf(big + off, sizeof(big) - off, "\r\n");
+	assert_int_equal(tunnel_head_parse(big, off, false, &h), AL_E_TOOBIG);
+	memset(big, 'a', sizeof(big));
+	memcpy(big, "GET / HTTP/1.1\r\nx: ", 19);
+	assert_int_equal(tunnel_head_parse(big, sizeof(big), false, &h), AL_E_TOOBIG);
+}
+
 int
 main(void)
 {
@@ -101,6 +163,7 @@ main(void)
 	    cmocka_unit_test(test_parse),
 	    cmocka_unit_test(test_roundtrip_and_bounds),
 	    cmocka_unit_test(test_hop_headers),
+	    cmocka_unit_test(test_inner_head),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
