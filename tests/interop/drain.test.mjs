@@ -93,6 +93,19 @@ test('TERM drains: in-flight work finishes and is kept, new connections are refu
   );
   const probe = await rawConn(srv.port);
   probe.sock.write('GET /readyz HTTP/1.1\r\nhost: x\r\n');
+  // a stream and a long-poll whose heads are still arriving: opened during the drain,
+  // neither may hold it (the stream would last until the timeout)
+  const late = await rawConn(srv.port);
+  late.sock.write(`GET /v1/sessions/${session.id}/events/stream HTTP/1.1\r\nhost: x\r\nx-api-key: ${srv.apiKey}\r\n`);
+  const envKey = (await (await fetch(`${srv.baseURL}/v1/environments/${environment.id}/keys`, {
+    method: 'POST', headers: { 'x-api-key': srv.apiKey, 'content-type': 'application/json' }, body: '{}',
+  })).json()).key;
+  // its queue is emptied first, so the poll would wait its whole block_ms
+  const drainQueue = await fetch(`${srv.baseURL}/v1/environments/${environment.id}/work/poll`, { headers: { authorization: `Bearer ${envKey}` } });
+  assert.equal(drainQueue.status, 200);
+  await drainQueue.text();
+  const poll = await rawConn(srv.port);
+  poll.sock.write(`GET /v1/environments/${environment.id}/work/poll?block_ms=999 HTTP/1.1\r\nhost: x\r\nauthorization: Bearer ${envKey}\r\n`);
   await sleep(100); // both heads parsed before the signal
 
   const t0 = Date.now();
@@ -116,6 +129,17 @@ test('TERM drains: in-flight work finishes and is kept, new connections are refu
   const ready = await probe.closed;
   assert.match(ready, /^HTTP\/1\.1 503/, `readyz while draining: ${ready}`);
   assert.match(ready, /draining/);
+
+  late.sock.write('\r\n');
+  const lateAnswer = await late.closed;
+  assert.match(lateAnswer, /^HTTP\/1\.1 503/, `a stream asked for while draining: ${lateAnswer.slice(0, 300)}`);
+  assert.match(lateAnswer, /shutting down; reconnect/);
+  const p0 = Date.now();
+  poll.sock.write('\r\n');
+  const polled = await poll.closed;
+  assert.match(polled, /^HTTP\/1\.1 200/);
+  assert.ok(polled.endsWith('null'), `no work: ${polled.slice(-40)}`);
+  assert.ok(Date.now() - p0 < 900, 'a poll made while draining is answered at once, not held');
 
   upload.sock.write(body.slice(10));
   const made = await upload.closed;

@@ -444,6 +444,13 @@ open_stream(struct api_call *c)
 
 	if (load_session(c, sid, &row) != 0)
 		return;
+	/* A stream opened while the server drains would hold the exit until the timeout:
+	 * the client is told to come back (to another replica, or after the restart). */
+	if (c->srv->draining) {
+		api_reply_error(c, 503, "api_error", NULL,
+		                "the server is shutting down; reconnect to open the stream");
+		return;
+	}
 	for (size_t i = 0; i < c->query.n; i++) {
 		const char *k = c->query.params[i].key;
 		if (strcmp(k, "event_deltas[]") != 0 && strcmp(k, "event_deltas") != 0)

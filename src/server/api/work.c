@@ -301,7 +301,8 @@ poll_work(struct api_call *c)
 		api_reply_err(c, err, "cannot poll");
 		return;
 	}
-	if (item || block_ms == 0) {
+	/* draining (docs/server/drain.md): a poll is not held, so it cannot hold the exit */
+	if (item || block_ms == 0 || c->srv->draining) {
 		api_reply_json(c, 200, item ? item : json_null());
 		return;
 	}
