@@ -88,6 +88,11 @@ if [ -x bench/sandbox_bench.sh ]; then
 fi
 
 echo
+echo "== egress proxy (issue 14): decision p99, sandbox create with the network exit, CONNECT"
+echo "   throughput, RSS over 10,000 requests (targets: 1 ms, 1.2x, 0.8x, 8 MiB)"
+"$top/build-bench/bench/egress_bench" 40
+echo
+
 echo "== web console: first load, a 10,000-event session page, live event to pixels (targets: 300 ms, 1 s, p95 100 ms)"
 AIRLOCK_BIN=$BIN tests/interop/run-node.sh bench/console_bench.mjs 10000
 

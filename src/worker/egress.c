@@ -94,7 +94,9 @@ struct conn {
 	char *up, *down;
 	size_t up_len, down_len;
 	bool c_eof, u_eof, c_shut, u_shut;
-	bool hello_wait; /* CONNECT: client bytes held until the TLS hello's SNI is checked */
+	bool hello_wait;  /* CONNECT: client bytes held until the TLS hello's SNI is checked */
+	int cmask, umask; /* what epoll watches now (relay) */
+	uint64_t last_io_ms;
 	uint64_t bytes_up, bytes_down;
 };
 
@@ -403,6 +405,12 @@ on_timeout(struct loop *l, void *arg)
 		       c->addr_txt);
 		return;
 	}
+	/* a relay: idle both ways for IDLE_TIMEOUT_MS (activity only stamps a time) */
+	uint64_t idle = now_mono_ms() - c->last_io_ms;
+	if (idle < IDLE_TIMEOUT_MS) {
+		arm(c, IDLE_TIMEOUT_MS - idle);
+		return;
+	}
 	log_decision(c, true);
 	conn_close(c);
 }
@@ -500,6 +508,8 @@ relay_start(struct conn *c)
 	c->up = xmalloc(RELAY_BUF);
 	c->down = xmalloc(RELAY_BUF);
 	c->st = C_RELAY;
+	c->cmask = c->umask = -1; /* unknown: the first update sets both */
+	c->last_io_ms = now_mono_ms();
 	if (c->is_connect) {
 		memcpy(c->down, est, sizeof(est) - 1);
 		c->down_len = sizeof(est) - 1;
@@ -554,8 +564,13 @@ conn_update(struct conn *c)
 		conn_close(c);
 		return;
 	}
-	loop_fd_set(c->px->loop, c->cfd, cm, on_client, c);
-	loop_fd_set(c->px->loop, c->ufd, um, on_upstream, c);
+	/* only changes reach epoll: a busy relay would make two epoll_ctl calls an event */
+	if (cm != c->cmask)
+		loop_fd_set(c->px->loop, c->cfd, cm, on_client, c);
+	if (um != c->umask)
+		loop_fd_set(c->px->loop, c->ufd, um, on_upstream, c);
+	c->cmask = cm;
+	c->umask = um;
 }
 
 /* CONNECT: the first client bytes, when they are a TLS ClientHello, must name the
@@ -593,25 +608,35 @@ hello_check(struct conn *c)
 	return false;
 }
 
+/* Sends what one direction holds; false when the connection was closed (a reset). */
+static bool
+flush_dir(struct conn *c, bool to_client)
+{
+	char *b = to_client ? c->down : c->up;
+	size_t *len = to_client ? &c->down_len : &c->up_len;
+	if (*len == 0 || (!to_client && c->hello_wait))
+		return true;
+	ssize_t n = send(to_client ? c->cfd : c->ufd, b, *len, MSG_NOSIGNAL);
+	if (n < 0 && errno != EAGAIN && errno != EINTR) {
+		log_decision(c, true);
+		conn_close(c);
+		return false;
+	}
+	if (n > 0) {
+		memmove(b, b + n, *len - (size_t)n);
+		*len -= (size_t)n;
+	}
+	return true;
+}
+
 static void
 relay_io(struct conn *c, int fd, int mask)
 {
 	bool client = fd == c->cfd;
 	ssize_t n;
-	if (mask & LOOP_WRITE) {
-		char *b = client ? c->down : c->up;
-		size_t *len = client ? &c->down_len : &c->up_len;
-		n = send(fd, b, *len, MSG_NOSIGNAL);
-		if (n < 0 && errno != EAGAIN && errno != EINTR) {
-			log_decision(c, true);
-			conn_close(c);
-			return;
-		}
-		if (n > 0) {
-			memmove(b, b + n, *len - (size_t)n);
-			*len -= (size_t)n;
-		}
-	}
+	c->last_io_ms = now_mono_ms();
+	if ((mask & LOOP_WRITE) && !flush_dir(c, client))
+		return;
 	if (mask & LOOP_READ) {
 		if (client && !c->c_eof && !c->msg_done && c->up_len < RELAY_BUF) {
 			char tmp[RELAY_BUF];
@@ -629,6 +654,9 @@ relay_io(struct conn *c, int fd, int mask)
 			} else if (n > 0) {
 				http_feed(c, tmp, (size_t)n);
 			}
+			/* straight on, rather than one more trip through epoll */
+			if (n > 0 && !flush_dir(c, false))
+				return;
 		} else if (!client && !c->u_eof && c->down_len < RELAY_BUF) {
 			n = recv(fd, c->down + c->down_len, RELAY_BUF - c->down_len, 0);
 			if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR))
@@ -636,10 +664,11 @@ relay_io(struct conn *c, int fd, int mask)
 			else if (n > 0) {
 				c->down_len += (size_t)n;
 				c->bytes_down += (size_t)n;
+				if (!flush_dir(c, true))
+					return;
 			}
 		}
 	}
-	arm(c, IDLE_TIMEOUT_MS);
 	conn_update(c);
 }
 
