@@ -4,23 +4,37 @@
 // page go to build/tests/console/screenshots/ (not committed).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import Anthropic from '@anthropic-ai/sdk';
 import { startServer } from './lib/server.mjs';
+import { makeEdgeCert } from './lib/edge_cert.mjs';
 
 const CHROMIUM = process.env.AIRLOCK_CHROMIUM ?? '/usr/bin/chromium';
 const SHOTS = path.join(path.dirname(process.env.AIRLOCK_BIN ?? '.'), '..', 'tests', 'console', 'screenshots');
 const HOSTILE = '<img src=x onerror="window.__pwned=1"><script>window.__pwned=2</script>';
 const skip = existsSync(CHROMIUM) ? false : `no Chromium at ${CHROMIUM} (apt-get install chromium; tools/deps.sh installs it)`;
 
-let server, client, browser, page;
+let server, client, browser, page, tmp;
 const foreign = [];
 const pageErrors = [];
+const procs = [];
 
 before(async () => {
   if (skip) return;
-  server = await startServer();
+  tmp = mkdtempSync(path.join(tmpdir(), 'airlock-console-pages-'));
+  makeEdgeCert(tmp, 'console CA');
+  // the tunnel edge on, for the tunnels page's gateway connections
+  server = await startServer({
+    env: {
+      AIRLOCK_TUNNEL_LISTEN: '127.0.0.1:0',
+      AIRLOCK_TUNNEL_TLS_CERT: path.join(tmp, 'edge.pem'),
+      AIRLOCK_TUNNEL_TLS_KEY: path.join(tmp, 'edge.key'),
+      AIRLOCK_TUNNEL_DOMAIN: 'tunnel.test',
+    },
+  });
   client = new Anthropic({ baseURL: server.baseURL, apiKey: server.apiKey, maxRetries: 0 });
   const puppeteer = (await import('puppeteer-core')).default;
   browser = await puppeteer.launch({
@@ -51,8 +65,10 @@ after(async () => {
     assert.equal(await page?.evaluate(() => window.__pwned), undefined);
     assert.deepEqual(pageErrors, []);
   } finally {
+    for (const p of procs) if (p.exitCode === null) p.kill('SIGTERM');
     await browser?.close();
     await server?.stop();
+    if (tmp) rmSync(tmp, { recursive: true, force: true });
   }
 });
 
@@ -310,5 +326,112 @@ test('console vaults: create a vault and a credential, the secret never comes ba
     const all = (await Promise.all(bodies)).join('\n');
     assert.ok(all.length > 0);
     assert.ok(!all.includes(secret), 'no answer the page received holds the secret');
+  }),
+);
+
+// Starts `airlock gateway` for a tunnel with token; resolves with the process once its
+// stderr matches re (its connections registered, or the edge's refusal).
+function startGateway(name, tunnel, token, re) {
+  const edgePort = Number(/tunnel edge ready.* port=(\d+)/.exec(server.log())[1]);
+  writeFileSync(path.join(tmp, `${name}.token`), token, { mode: 0o600 });
+  writeFileSync(
+    path.join(tmp, `${name}.yaml`),
+    [
+      `server: 127.0.0.1:${edgePort}`,
+      'server_name: localhost',
+      `server_ca_file: ${path.join(tmp, 'ca.pem')}`,
+      `token_file: ${path.join(tmp, `${name}.token`)}`,
+      `tunnel_domain: ${tunnel.domain}`,
+      'routes:',
+      '  nothing: http://127.0.0.1:9',
+      'upstream:',
+      '  allowed_ips: [127.0.0.0/8]',
+      '',
+    ].join('\n'),
+  );
+  const gw = spawn(process.env.AIRLOCK_BIN, ['gateway', '--config', path.join(tmp, `${name}.yaml`)], { stdio: ['ignore', 'ignore', 'pipe'] });
+  procs.push(gw);
+  return new Promise((resolve, reject) => {
+    let buf = '';
+    const timer = setTimeout(() => reject(new Error(`gateway ${name}: ${buf}`)), 30000);
+    gw.stderr.setEncoding('utf8');
+    gw.stderr.on('data', (d) => {
+      buf += d;
+      if (re.test(buf)) {
+        clearTimeout(timer);
+        resolve(gw);
+      }
+    });
+  });
+}
+
+test('console tunnels: connections up with their gateway version, reveal and rotate the token with confirmation', { skip }, () =>
+  explain(async () => {
+    await open('#/tunnels', '#tunnel-form');
+    await fill('#tunnel-name', `Ledger ${HOSTILE}`);
+    await page.click('#tunnel-form button[type=submit]');
+    await page.waitForSelector('#connections[data-updated]');
+    const tunnelId = decodeURIComponent(/#\/tunnels\/([^/?]+)/.exec(page.url())[1]);
+    assert.equal(await page.$eval('#tunnel-title', (e) => e.textContent), `Ledger ${HOSTILE}`);
+    assert.match(await page.$eval('#connections-summary', (e) => e.textContent), /^0 connections up\./);
+    const tunnel = await (await fetch(`${server.baseURL}/v1/tunnels/${tunnelId}`, { headers: { 'x-api-key': server.apiKey } })).json();
+
+    // reveal: the first click only asks; the second shows the token the API holds
+    await page.click('#reveal-token');
+    assert.equal(await page.$('#tunnel-token'), null, 'one click reveals nothing');
+    await page.click('#reveal-token');
+    await page.waitForSelector('#tunnel-token');
+    const oldToken = await page.$eval('#tunnel-token', (e) => e.value);
+    assert.match(oldToken, /^alk_tnl_/);
+    await page.click('#hide-token');
+    assert.equal(await page.$('#tunnel-token'), null);
+    assert.ok(!(await page.content()).includes(oldToken));
+
+    // a gateway connects with it: the page shows its connections and its version
+    const gw = await startGateway('gw1', tunnel, oldToken, /(Registered tunnel connection[^\n]*\n[^]*){4}/);
+    await page.reload();
+    await page.waitForFunction(() => /^4 connections up; gateway version airlock\/\d/.test(document.querySelector('#connections-summary')?.textContent ?? ''));
+    assert.equal((await page.$$('tr[data-connection-id]')).length, 4);
+    assert.deepEqual(
+      (await page.$$eval('tr[data-connection-id] td:nth-child(3)', (ns) => ns.map((n) => n.textContent))).sort(),
+      ['0', '1', '2', '3'],
+    );
+    const api = await (await fetch(`${server.baseURL}/v1/tunnels/${tunnelId}/connections`, { headers: { 'x-api-key': server.apiKey } })).json();
+    assert.equal(api.data.length, 4);
+    assert.ok(api.data.every((c) => c.type === 'tunnel_connection' && /^tcon_/.test(c.id) && /^airlock\//.test(c.gateway_version)));
+    await shot('tunnel');
+    await open('#/tunnels', `tr[data-tunnel-id="${tunnelId}"]`);
+    assert.equal(await page.$eval(`tr[data-tunnel-id="${tunnelId}"] .conns`, (e) => e.textContent), '4');
+    await shot('tunnels', false);
+
+    // rotate, with a reason: two clicks; a new token, the old one refused for new
+    // connections, the gateway already connected stays up
+    await open(`#/tunnels/${tunnelId}`, '#rotate-token');
+    await fill('#rotate-reason', 'laptop lost');
+    await page.click('#rotate-token');
+    const still = await (await fetch(`${server.baseURL}/v1/tunnels/${tunnelId}/reveal_token`, { method: 'POST', headers: { 'x-api-key': server.apiKey } })).json();
+    assert.equal(still.tunnel_token, oldToken, 'one click rotates nothing');
+    await page.click('#rotate-token');
+    await page.waitForSelector('#tunnel-token');
+    const newToken = await page.$eval('#tunnel-token', (e) => e.value);
+    assert.match(newToken, /^alk_tnl_/);
+    assert.notEqual(newToken, oldToken);
+    const now = await (await fetch(`${server.baseURL}/v1/tunnels/${tunnelId}/reveal_token`, { method: 'POST', headers: { 'x-api-key': server.apiKey } })).json();
+    assert.equal(now.tunnel_token, newToken);
+    const refused = await startGateway('gw-old', tunnel, oldToken, /edge refused the tunnel token/);
+    refused.kill('SIGTERM');
+    await page.reload();
+    await page.waitForFunction(() => /^4 connections up/.test(document.querySelector('#connections-summary')?.textContent ?? ''));
+    assert.equal(gw.exitCode, null);
+    // the audit log has the rotation with its reason, as the console's key
+    const audit = await (await fetch(`${server.baseURL}/v1/audit_events?action=tunnel.token.rotate`, { headers: { 'x-api-key': server.apiKey } })).json();
+    assert.ok(audit.data.some((r) => r.resources.tunnel_id === tunnelId && JSON.stringify(r).includes('laptop lost')), JSON.stringify(audit.data));
+
+    // archive: two clicks; the connections close
+    await page.click('#archive-tunnel');
+    await page.click('#archive-tunnel');
+    await page.waitForFunction(() => !document.querySelector('#token'));
+    const gone = await (await fetch(`${server.baseURL}/v1/tunnels/${tunnelId}/connections`, { headers: { 'x-api-key': server.apiKey } })).json();
+    assert.equal(gone.data.length, 0);
   }),
 );

@@ -84,6 +84,9 @@ void tunnel_inner_forget(struct server *s, const char *tunnel_id);
 /* Edge bookkeeping used by the API module. */
 void tunnel_edge_close_tunnel(struct server *s, const char *tunnel_id); /* archive */
 unsigned tunnel_edge_conn_count(struct server *s, const char *tunnel_id);
+/* The tunnel's live gateway connections (registered, not closing) as a JSON array of
+ * tunnel_connection objects, in no promised order; empty when the edge is off. */
+json_t *tunnel_edge_connections(struct server *s, const char *tunnel_id);
 unsigned tunnel_edge_conn_total(struct server *s); /* all tunnels (GET /metrics) */
 const char *tunnel_domain(struct server *s);       /* configured suffix, e.g. "tunnel.localhost" */
 

@@ -324,10 +324,10 @@ reply_cert_not_found(struct api_call *c, const char *id)
 	api_reply_error(c, 404, "not_found_error", NULL, "tunnel certificate %s not found", id);
 }
 
-/* The tunnel of a certificates route exists (archived ones too: their certificates stay
- * readable); answers 404 itself and returns false otherwise. */
+/* The tunnel of a sub-route (certificates, connections) exists (archived ones too: their
+ * certificates stay readable); answers 404 itself and returns false otherwise. */
 static bool
-cert_tunnel_found(struct api_call *c)
+tunnel_found(struct api_call *c)
 {
 	struct tunnel_row t;
 	int r = tunnel_store_get(c->srv->db, c->params[0], &t);
@@ -355,7 +355,7 @@ create_cert(struct api_call *c)
 		                "ca_certificate_pem: required, a PEM-encoded CA certificate");
 		return;
 	}
-	if (!cert_tunnel_found(c))
+	if (!tunnel_found(c))
 		return;
 	if (tunnel_cert_check(json_string_value(v), json_string_length(v), now_real_us() / 1000000,
 	                      &info, err, sizeof(err)) != 0) {
@@ -428,7 +428,7 @@ list_certs(struct api_call *c)
 	struct doc_list q;
 	if (list_query(c, &pg, &q) != 0)
 		return;
-	if (!cert_tunnel_found(c))
+	if (!tunnel_found(c))
 		return;
 	struct doc_page page = {.data = json_array()};
 	if (tunnel_store_cert_list(c->srv->db, c->params[0], &q, cert_list_add, &page,
@@ -493,10 +493,24 @@ ingress_any(struct api_call *c)
 	free(path);
 }
 
+/* airlock's own: who is connected now, from the edge's memory (nothing is stored), for
+ * the console's tunnels page. One page always: a tunnel has a few connections. */
+static void
+list_connections(struct api_call *c)
+{
+	if (!tunnel_found(c))
+		return;
+	api_reply_json(c, 200,
+	               json_pack("{s:o, s:n, s:b}", "data",
+	                         tunnel_edge_connections(c->srv, c->params[0]), "next_page",
+	                         "edge_running", c->srv->tunnel != NULL));
+}
+
 const struct api_route tunnel_routes[] = {
     {"POST", "/v1/tunnels", CREDS_API, create_tunnel},
     {"GET", "/v1/tunnels", CREDS_API, list_tunnels},
     {"GET", "/v1/tunnels/{}", CREDS_API, get_tunnel},
+    {"GET", "/v1/tunnels/{}/connections", CREDS_API, list_connections},
     {"POST", "/v1/tunnels/{}/archive", CREDS_API, archive_tunnel},
     {"POST", "/v1/tunnels/{}/reveal_token", CREDS_API, reveal_token},
     {"POST", "/v1/tunnels/{}/rotate_token", CREDS_API, rotate_token},

@@ -65,6 +65,8 @@ struct edge_conn {
 	char conn_id[40];
 	char gateway[80];
 	char index[8];
+	char version[64];      /* the HELLO's Version, "-" when it sent none */
+	int64_t registered_at; /* wall clock, µs, at READY */
 	char peer[64];
 	char domain[256]; /* the tunnel's domain, read once at registration */
 	unsigned nstreams;
@@ -656,6 +658,8 @@ hello_feed(void *arg, const char *p, size_t n)
 	const char *idx = tunnel_msg_get(&m, "Connection-Index");
 	snprintf(c->gateway, sizeof(c->gateway), "%s", gw ? gw : "-");
 	snprintf(c->index, sizeof(c->index), "%s", idx ? idx : "-");
+	const char *ver = tunnel_msg_get(&m, "Version");
+	snprintf(c->version, sizeof(c->version), "%s", ver ? ver : "-");
 	const struct token_refusal *why = &REFUSED_UNKNOWN;
 	int r = tok ? token_lookup(c->edge->srv, tok, c->tunnel_id, sizeof(c->tunnel_id), &why)
 	            : AL_E_AUTH;
@@ -676,6 +680,7 @@ hello_feed(void *arg, const char *p, size_t n)
 	char *cid = id_new("tcon_");
 	snprintf(c->conn_id, sizeof(c->conn_id), "%s", cid);
 	free(cid);
+	c->registered_at = now_real_us();
 	send_reply(c, 200, "OK");
 	nghttp2_option *opt;
 	nghttp2_option_new(&opt);
@@ -697,7 +702,8 @@ hello_feed(void *arg, const char *p, size_t n)
 		loop_timer_cancel(c->edge->loop, c->timer);
 	c->timer = loop_timer_add(c->edge->loop, TUNNEL_PING_MS, conn_timer, c);
 	log_info("registered tunnel connection", "tunnel_id", c->tunnel_id, "connection_id",
-	         c->conn_id, "gateway", c->gateway, "index", c->index, "peer", c->peer);
+	         c->conn_id, "gateway", c->gateway, "index", c->index, "version", c->version,
+	         "peer", c->peer);
 	/* Bytes after the HELLO already belong to HTTP/2. */
 	size_t rest = c->hello.len - (size_t)len;
 	if (rest > 0) {
@@ -1000,6 +1006,25 @@ tunnel_edge_conn_total(struct server *s)
 	for (struct edge_conn *c = s->tunnel->conns; c; c = c->next)
 		n += c->state == EC_H2 && !c->closing;
 	return n;
+}
+
+json_t *
+tunnel_edge_connections(struct server *s, const char *tunnel_id)
+{
+	json_t *a = json_array();
+	if (s->tunnel == NULL)
+		return a;
+	for (struct edge_conn *c = s->tunnel->conns; c; c = c->next) {
+		if (c->state != EC_H2 || c->closing || strcmp(c->tunnel_id, tunnel_id) != 0)
+			continue;
+		json_array_append_new(
+		    a, json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:o, s:I, s:b}", "type",
+		                 "tunnel_connection", "id", c->conn_id, "gateway_id", c->gateway,
+		                 "connection_index", c->index, "gateway_version", c->version,
+		                 "peer", c->peer, "connected_at", api_time(c->registered_at),
+		                 "open_streams", (json_int_t)c->nstreams, "draining", c->goaway));
+	}
+	return a;
 }
 
 /* GET /metrics on the loopback metrics listener: Prometheus text format 0.0.4. */

@@ -6,6 +6,7 @@ import { showSession } from './session.js';
 import { showAgent, showAgentCompare, showAgents, showNewAgent } from './agents.js';
 import { showEnvironment, showEnvironments } from './environments.js';
 import { showVault, showVaults } from './vaults.js';
+import { showTunnel, showTunnels } from './tunnels.js';
 
 const main = document.getElementById('main');
 const who = document.getElementById('who');
@@ -99,6 +100,8 @@ const ROUTES = [
   [/^\/environments\/([^/]+)$/, showEnvironment],
   [/^\/vaults$/, showVaults],
   [/^\/vaults\/([^/]+)$/, showVault],
+  [/^\/tunnels$/, showTunnels],
+  [/^\/tunnels\/([^/]+)$/, showTunnel],
 ];
 
 signoutBtn.addEventListener('click', async () => {
