@@ -9,8 +9,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, rmSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
 import path from 'node:path';
+import { parse as parseYaml } from 'yaml';
+import { parser as promql } from '@prometheus-io/lezer-promql';
 import { startServer } from './lib/server.mjs';
 import { setupSession } from './lib/session.mjs';
 
@@ -245,6 +247,51 @@ test('the official Prometheus client parses the exposition to the same families 
   }
   // and it refuses what is not the format (the check can fail)
   assert.equal(officialParse('airlock_x{a="1"} not-a-number\n').code, 3);
+});
+
+// deploy/prometheus/airlock-rules.yaml against Prometheus' own PromQL grammar (npm
+// @prometheus-io/lezer-promql, pinned) and against the server's real exposition: every
+// expression parses, names only metrics the server exports, and matches or groups only
+// by labels those metrics carry (or the ones Prometheus adds: instance, job; le on buckets).
+test('the example alerting rules parse and name only metrics and labels the server exports', () => {
+  assert.ok(exposition, 'the first test scraped');
+  const fams = strictParse(exposition);
+  const labelsOf = new Map();
+  for (const [name, samples] of Object.entries(fams))
+    for (const smp of samples) {
+      if (!labelsOf.has(smp.name)) labelsOf.set(smp.name, new Set());
+      for (const l of Object.keys(smp.labels)) labelsOf.get(smp.name).add(l);
+    }
+  const file = path.join(import.meta.dirname, '..', '..', 'deploy', 'prometheus', 'airlock-rules.yaml');
+  const rules = parseYaml(readFileSync(file, 'utf8')).groups.flatMap((g) => g.rules);
+  assert.ok(rules.length >= 5);
+  const parse = (expr) => {
+    const out = { errors: [], metrics: [], labels: [] };
+    const tree = promql.parse(expr);
+    tree.iterate({
+      enter: (n) => {
+        if (n.type.isError) out.errors.push(n.from);
+        else if (n.name === 'Identifier') out.metrics.push(expr.slice(n.from, n.to));
+        else if (n.name === 'LabelName') out.labels.push(expr.slice(n.from, n.to));
+      },
+    });
+    return out;
+  };
+  // the grammar check can fail: a broken matcher is caught
+  assert.ok(parse('rate(airlock_http_requests_total{status_class="5xx"[5m])').errors.length > 0);
+  for (const r of rules) {
+    assert.match(r.alert, /^Airlock[A-Za-z]+$/);
+    assert.ok(r.labels?.severity && r.annotations?.summary, `${r.alert}: severity and summary`);
+    const p = parse(r.expr);
+    assert.deepEqual(p.errors, [], `${r.alert}: PromQL syntax at ${p.errors} in ${r.expr}`);
+    assert.ok(p.metrics.length > 0, `${r.alert}: names a metric`);
+    const have = new Set(['instance', 'job']);
+    for (const m of p.metrics) {
+      assert.ok(labelsOf.has(m), `${r.alert}: ${m} is not in the server's exposition`);
+      for (const l of labelsOf.get(m)) have.add(l);
+    }
+    for (const l of p.labels) assert.ok(have.has(l), `${r.alert}: label ${l} is not on ${p.metrics.join(', ')}`);
+  }
 });
 
 test('metrics.listen that cannot be bound stops the start with a clear error', async () => {
