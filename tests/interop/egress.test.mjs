@@ -32,8 +32,24 @@ async function origins(t, dir) {
   openssl('req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes',
     '-days', '1', '-keyout', 'o.key', '-out', 'o.pem', '-subj', '/CN=secure.corp.test',
     '-addext', 'subjectAltName=DNS:secure.corp.test');
+  // a bare repository served the "dumb HTTP" way (static files), for git clone over
+  // HTTPS through CONNECT
+  const git = (...args) => execFileSync('git', args, { cwd: dir, stdio: 'ignore',
+    env: { ...process.env, GIT_AUTHOR_NAME: 't', GIT_AUTHOR_EMAIL: 't@t', GIT_COMMITTER_NAME: 't', GIT_COMMITTER_EMAIL: 't@t' } });
+  git('init', '-q', 'work');
+  writeFileSync(path.join(dir, 'work', 'README'), 'cloned-through-the-proxy\n');
+  git('-C', 'work', 'add', 'README');
+  git('-C', 'work', 'commit', '-q', '-m', 'one');
+  git('clone', '-q', '--bare', 'work', 'repo.git');
+  git('-C', 'repo.git', 'update-server-info');
   const seen = [];
   const handler = (name) => (req, res) => {
+    if (name === 'secure' && req.url.startsWith('/repo.git/')) {
+      const f = path.join(dir, decodeURIComponent(req.url.split('?')[0]));
+      seen.push({ name, method: req.method, url: req.url, host: req.headers.host, body: '', proxyHeaders: [] });
+      try { res.end(readFileSync(f)); } catch { res.statusCode = 404; res.end(); }
+      return;
+    }
     let body = '';
     req.on('data', (d) => (body += d));
     req.on('end', () => {
@@ -202,6 +218,13 @@ test('the sandbox reaches allowed hosts through the proxy and nothing else', { s
     `curl -sS -m 5 --noproxy '*' http://127.0.0.1:${P}/ 2>&1; echo rc=$?`,
     `curl -sS -m 5 --noproxy '*' http://192.0.2.10/ 2>&1; echo rc=$?`,
     `curl -sS -m 5 --noproxy '*' http://169.254.169.254/ 2>&1; echo rc=$?`,
+    // other clients that honour the proxy variables
+    `python3 -c "import urllib.request as u; print(u.urlopen('http://api.corp.test:${P}/py').read().decode())"`,
+    `python3 -c "
+import urllib.request as u, urllib.error as e
+try: u.urlopen('http://www.public.test:${P}/py')
+except e.HTTPError as x: print(x.code, x.read().decode())"`,
+    `git -c http.sslVerify=false clone -q https://secure.corp.test:${S}/repo.git /tmp/r 2>&1 && cat /tmp/r/README`,
   ];
   const r = await runSession(t, {
     commands,
@@ -234,6 +257,9 @@ test('the sandbox reaches allowed hosts through the proxy and nothing else', { s
     assert.match(out[i], /rc=(6|7|28)$/, `${commands[i]}: ${out[i]}`);
     assert.ok(!out[i].includes('-ok'), out[i]);
   }
+  assert.equal(out[15], 'internal-ok GET /py ', ctx);
+  assert.equal(out[16], "403 airlock egress: www.public.test is not allowed by the environment's allowed_hosts", ctx);
+  assert.equal(out[17], 'cloned-through-the-proxy', ctx);
   // every decision is a JSON log line
   const eg = r.logs.filter((l) => l.msg === 'egress' || l.message === 'egress');
   const allowed = eg.find((l) => l.host === 'api.corp.test' && l.path === '/hello');
@@ -314,5 +340,29 @@ test('a bad --egress-policy file stops the worker at start with FILE:LINE and th
     });
     assert.equal(r.code, 2, r.err);
     assert.match(r.err, re);
+  }
+});
+
+test('differential: unrestricted opens only what the operator opts into', { skip: (!root && 'needs root') || sandboxSkip() }, async (t) => {
+  const dir = realpathSync(mkdtempSync(path.join(tmpdir(), 'airlock-egpol-')));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const o = await origins(t, dir);
+  const P = o.plainPort;
+  const base = ['allowed_addresses: [127.0.0.1]', 'resolve: {api.corp.test: 127.0.0.1, www.public.test: 127.0.0.1}'];
+  const listOnly = path.join(dir, 'list.yaml');
+  writeFileSync(listOnly, ['allowed_hosts: ["*.corp.test"]', ...base, ''].join('\n'));
+  const optIn = path.join(dir, 'optin.yaml');
+  writeFileSync(optIn, ['unrestricted: true', ...base, ''].join('\n'));
+  const cmds = [`curl -sS -m 10 http://api.corp.test:${P}/a`, `curl -sS -m 10 http://www.public.test:${P}/b`];
+  const runs = [
+    // [environment, operator file, want api, want public]
+    [{ type: 'unrestricted' }, listOnly, 'internal-ok GET /a ', /^airlock egress: www\.public\.test is not allowed by the worker's allowed_hosts/],
+    [{ type: 'unrestricted' }, optIn, 'internal-ok GET /a ', /^internal-ok GET \/b $/],
+    [{ type: 'limited', allowed_hosts: ['api.corp.test'] }, optIn, 'internal-ok GET /a ', /^airlock egress: www\.public\.test is not allowed by the environment's allowed_hosts/],
+  ];
+  for (const [networking, file, wantApi, wantPublic] of runs) {
+    const r = await runSession(t, { commands: cmds, networking, workerArgs: ['--egress-policy', file] });
+    assert.equal(r.out[0], wantApi, `${JSON.stringify(networking)} ${file}\n${r.log}`);
+    assert.match(r.out[1], wantPublic, `${JSON.stringify(networking)} ${file}: ${r.out[1]}`);
   }
 });
