@@ -56,6 +56,7 @@ struct http_conn {
 	enum conn_state state;
 	SSL *ssl;
 	bool tls_handshaken;
+	bool tls_peeked;          /* the first byte was looked at (plain HTTP on a TLS port?) */
 	bool want_write_for_read; /* TLS: a read needs the socket writable */
 	llhttp_t parser;
 	struct buf in;
@@ -885,9 +886,41 @@ conn_read(struct http_conn *c)
 	}
 }
 
+/* Plain HTTP sent to the TLS port: a request line starts with an upper-case method,
+ * a TLS record with 0x16. Answer it in plain text, as nginx does, rather than drop the
+ * connection with a TLS alert the client shows as garbage or a reset. true: answered
+ * (or gone), false: go on with TLS. */
+static bool
+conn_plain_on_tls(struct http_conn *c)
+{
+	static const char body[] = "plain HTTP sent to an HTTPS port: use https:// for this port\n";
+	char b[4096];
+	ssize_t n = recv(c->fd, b, 1, MSG_PEEK);
+	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+		return false; /* SSL_accept waits for the first bytes */
+	c->tls_peeked = true;
+	if (n != 1 || b[0] < 'A' || b[0] > 'Z')
+		return false;
+	/* Take what the client sent first: closing with unread input would reset the
+	 * connection and lose the answer. One request head fits; more is not waited for. */
+	for (int i = 0; i < 16 && recv(c->fd, b, sizeof(b), MSG_DONTWAIT) > 0; i++)
+		;
+	int len = snprintf(b, sizeof(b),
+	                   "HTTP/1.1 400 Bad Request\r\ncontent-type: text/plain; charset=utf-8\r\n"
+	                   "connection: close\r\ncontent-length: %zu\r\n\r\n%s",
+	                   sizeof(body) - 1, body);
+	ssize_t w = send(c->fd, b, (size_t)len, MSG_NOSIGNAL | MSG_DONTWAIT);
+	(void)w;
+	shutdown(c->fd, SHUT_WR);
+	conn_close_soon(c);
+	return true;
+}
+
 static void
 conn_handshake(struct http_conn *c)
 {
+	if (!c->tls_peeked && conn_plain_on_tls(c))
+		return;
 	int r = SSL_accept(c->ssl);
 	if (r == 1) {
 		c->tls_handshaken = true;

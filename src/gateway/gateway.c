@@ -585,9 +585,16 @@ stream_dispatch(struct gw_stream *s)
 	const struct gateway_route *r =
 	    rq->authority.len ? gateway_config_route(&g->cfg, rq->authority.data) : NULL;
 	if (r == NULL) {
+		/* The route is the first label (host form: <route>.<domain>; the path form's
+		 * /routes/<route>/ arrives the same way): name it, whichever form was used. */
+		char msg[128];
+		const char *a = rq->authority.len ? rq->authority.data : "";
+		int rl = (int)strcspn(a, ".");
 		g->m.no_route++;
-		log_info("no route for host", "host", rq->authority.len ? rq->authority.data : "");
-		answer_local(s, 404, "no route for host");
+		log_info("no route for host", "host", a);
+		snprintf(msg, sizeof(msg), "no route \"%.*s\" in this gateway's routes",
+		         rl > 63 ? 63 : rl, a);
+		answer_local(s, 404, msg);
 		return;
 	}
 	const struct gateway_identity_rule *ir = gateway_config_identity_rule(&g->cfg, r);

@@ -95,7 +95,7 @@ check "SSE second event after release" grep -q "tick 1" "$T_TMP/sse.out"
 # --- bad input
 hing nope /mcp
 check "unknown route → 404" eq "$STATUS" 404
-check "unknown route message" eq "$BODY" "no route for host"
+check "unknown route message" eq "$BODY" "no route \"nope\" in this gateway's routes"
 STATUS=$(curl -s -o "$T_TMP/iresp" -w '%{http_code}' "http://127.0.0.1:$INGRESS_PORT/mcp" \
 	-H "Host: echo.nosuchlabel.tunnel.test" -H 'x-api-key: testkey')
 check "unknown tunnel host → 404" eq "$STATUS" 404

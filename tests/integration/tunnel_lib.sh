@@ -189,6 +189,16 @@ create_tunnel() {
 	jget 'j["tunnel_token"]' >"$T_TMP/token"
 }
 
+# tunnel_stand: certificates, the upstream, a server with the edge, a tunnel and its
+# token file (0600, as the gateway wants it)
+tunnel_stand() {
+	mk_certs
+	start_upstream
+	start_tunnel_server
+	create_tunnel
+	chmod 600 "$T_TMP/token"
+}
+
 # ing METHOD PATH [curl args...]: path-form ingress → STATUS, BODY
 ing() {
 	local m=$1 p=$2

@@ -4,11 +4,7 @@
 # by a rotation, its tunnel archived) in one line per attempt with the delay before the
 # next; the edge never logs an empty tunnel_id="" or connection_id="".
 . "$(dirname "$0")/tunnel_lib.sh"
-mk_certs
-start_upstream
-start_tunnel_server
-create_tunnel
-chmod 600 "$T_TMP/token"
+tunnel_stand
 
 # a drain with live connections
 gw_config "$T_TMP/gw.yaml" "$T_TMP/token" "connections: 3"

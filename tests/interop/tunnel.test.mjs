@@ -186,7 +186,7 @@ test('host-form ingress: initialize by route host name', async () => {
   assert.match(r.data, /"serverInfo"/);
   const miss = await hostPost(`nosuchroute.${tunnel.domain}`, init);
   assert.equal(miss.status, 404);
-  assert.match(miss.data, /no route for host/);
+  assert.match(miss.data, /no route "nosuchroute" in this gateway's routes/);
 });
 
 test('wrong API key is refused before the tunnel', async () => {

@@ -449,14 +449,14 @@ test('1. sanity: a GET on stream 1 comes back as HEADERS + DATA from the upstrea
   assert.equal(up.bodies.at(-1), body.length);
 });
 
-test('2. unknown :authority: local 404 "no route for host", counted and logged', async () => {
+test('2. unknown :authority: local 404 naming the route, counted and logged', async () => {
   const e = await conn();
   const m0 = await metrics();
   const from = gwLog.length;
   const hits = [...up.hits.values()].reduce((a, b) => a + b, 0);
   const r = await e.response(e.request({ authority: 'nope.example' }));
   assert.equal(r.status, 404);
-  assert.equal(r.body, 'no route for host\n');
+  assert.equal(r.body, 'no route "nope" in this gateway\'s routes\n');
   const m = await metrics();
   assert.equal(m.no_route_total, m0.no_route_total + 1);
   assert.equal(m.requests_total, m0.requests_total + 1);

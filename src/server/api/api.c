@@ -491,9 +491,10 @@ dispatch_route(struct api_call *c)
 		audit_api(c, "auth.denied", "deny", "403",
 		          json_pack("{s:s, s:s, s:s?}", "method", c->http->method, "route",
 		                    route->pattern, "credential", c->who.cred));
-		api_reply_error(c, 403, "permission_error", NULL,
-		                "this credential cannot be used for %s %s", c->http->method,
-		                c->http->path);
+		/* name the kind: "an environment key cannot..." tells the caller what to fix */
+		api_reply_error(c, 403, "permission_error", NULL, "%s cannot be used for %s %s%s",
+		                auth_kind_phrase(c->who.kind), c->http->method, c->http->path,
+		                route->creds & PRINCIPAL_API_KEY ? ": send a server API key" : "");
 		return;
 	}
 	/* a bank would rather refuse than act unaudited (docs/server/audit.md) */

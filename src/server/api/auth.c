@@ -50,6 +50,23 @@ form_of(const char *cred)
 	return "unknown form";
 }
 
+const char *
+auth_kind_phrase(enum principal_kind kind)
+{
+	switch (kind) {
+	case PRINCIPAL_API_KEY:
+		return "a server API key";
+	case PRINCIPAL_ENV_KEY:
+		return "an environment key";
+	case PRINCIPAL_SESSION_TOKEN:
+		return "a sessions token";
+	case PRINCIPAL_USER:
+		return "a user token";
+	default:
+		return "this credential";
+	}
+}
+
 void
 auth_principal_reset(struct principal *who)
 {

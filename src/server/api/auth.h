@@ -32,6 +32,9 @@ void auth_principal_reset(struct principal *who);
  * pattern and method as in the route table). */
 bool auth_user_may(enum user_role role, const char *method, const char *pattern);
 const char *auth_role_name(enum user_role role); /* "admin", "developer", "user" */
+/* What a refusal calls a credential of this kind: "an environment key", "a sessions
+ * token", "a user token", "a server API key". */
+const char *auth_kind_phrase(enum principal_kind kind);
 /* A signed-in user's role under the policy file's `roles` (user without a policy). */
 enum user_role auth_user_role(struct server *srv, const struct oidc_user *u);
 

@@ -404,15 +404,39 @@ tunnel_ingress_host(struct http_request *req, void *arg)
 	char tid[80], route[64];
 	const char *host = http_request_header(req, "host");
 	struct ingress tmp = {.srv = s, .req = req};
-	snprintf(tmp.rid, sizeof(tmp.rid), "req_ingress");
+	char *rid = id_new("req_"); /* each answer its own, as the API's */
+	snprintf(tmp.rid, sizeof(tmp.rid), "%s", rid);
+	free(rid);
 	int r = auth_resolve(s, req, &who, NULL, 0);
-	bool api_key = r == 0 && who.kind == PRINCIPAL_API_KEY;
-	auth_principal_reset(&who);
-	if (!api_key) {
-		reply_error(&tmp, 401, "authentication_error",
-		            "send a server API key in x-api-key (or Authorization: Bearer)");
+	if (r != 0 || who.kind != PRINCIPAL_API_KEY) {
+		/* The same words as the API's path form: none, unknown, or the wrong kind. */
+		char msg[160];
+		int st = r == AL_E_IO ? 500 : r != 0 ? 401 : 403;
+		if (r == AL_E_IO)
+			snprintf(msg, sizeof(msg), "cannot check the credential");
+		else if (r == AL_E_INVAL)
+			snprintf(msg, sizeof(msg),
+			         "missing credentials: send a server API key in "
+			         "x-api-key or Authorization: Bearer");
+		else if (r != 0)
+			snprintf(msg, sizeof(msg), "invalid x-api-key or bearer token");
+		else
+			snprintf(msg, sizeof(msg),
+			         "%s cannot be used for tunnel ingress: send a server API key",
+			         auth_kind_phrase(who.kind));
+		log_warn("authentication failed", "request_id", tmp.rid, "method", req->method,
+		         "route", "tunnel ingress (host)", "peer", req->peer, "credential",
+		         who.cred, "reason", r == 0 ? "not a server API key" : who.fail, "key_id",
+		         who.key_id[0] ? who.key_id : "-");
+		auth_principal_reset(&who);
+		reply_error(&tmp, st,
+		            st == 500   ? "api_error"
+		            : st == 401 ? "authentication_error"
+		                        : "permission_error",
+		            msg);
 		return;
 	}
+	auth_principal_reset(&who);
 	if (host == NULL || tunnel_resolve_host(s, host, tid, route) != 0) {
 		reply_error(&tmp, 404, "not_found_error", "no route for host");
 		return;
