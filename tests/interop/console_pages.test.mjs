@@ -5,7 +5,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import Anthropic from '@anthropic-ai/sdk';
@@ -433,5 +433,72 @@ test('console tunnels: connections up with their gateway version, reveal and rot
     await page.waitForFunction(() => !document.querySelector('#token'));
     const gone = await (await fetch(`${server.baseURL}/v1/tunnels/${tunnelId}/connections`, { headers: { 'x-api-key': server.apiKey } })).json();
     assert.equal(gone.data.length, 0);
+  }),
+);
+
+test('console audit log: filters, paging with the cursors, a record in full, export as JSON lines', { skip }, () =>
+  explain(async () => {
+    const key = { 'x-api-key': server.apiKey };
+    // 60 records of one kind from this test: a tunnel's token revealed 60 times
+    const t = await (await fetch(`${server.baseURL}/v1/tunnels`, { method: 'POST', headers: { ...key, 'content-type': 'application/json' }, body: '{}' })).json();
+    for (let i = 0; i < 60; i++) await fetch(`${server.baseURL}/v1/tunnels/${t.id}/reveal_token`, { method: 'POST', headers: key });
+    const expected = [];
+    for (let page = ''; ; ) {
+      const r = await (await fetch(`${server.baseURL}/v1/audit_events?action=tunnel.token.reveal&limit=1000&order=asc${page ? `&page=${page}` : ''}`, { headers: key })).json();
+      expected.push(...r.data);
+      if (!r.next_page) break;
+      page = r.next_page;
+    }
+    assert.ok(expected.length >= 60);
+
+    // unfiltered: the newest first, the console's own sign-in among them
+    await open('#/audit', '#audit-filters');
+    await page.waitForSelector('tr[data-seq]');
+    const seqs = await page.$$eval('tr[data-seq]', (rs) => rs.map((r) => Number(r.dataset.seq)));
+    assert.deepEqual(seqs, [...seqs].sort((a, b) => b - a), 'newest first');
+    await shot('audit', false);
+
+    // filter by action through the form: the address holds it, every row is that action
+    await fill('#audit-action', 'tunnel.token.reveal');
+    await page.click('#audit-filters button[type=submit]');
+    await page.waitForFunction(() => location.hash.includes('action=tunnel.token.reveal'));
+    await page.waitForFunction(() => [...document.querySelectorAll('tr[data-seq] td:nth-child(3)')].every((n) => n.textContent === 'tunnel.token.reveal'));
+    const first = await page.$$eval('tr[data-seq]', (rs) => rs.map((r) => Number(r.dataset.seq)));
+    assert.equal(first.length, 50);
+    const newestFirst = expected.map((r) => r.seq).reverse();
+    assert.deepEqual(first, newestFirst.slice(0, 50));
+    // the next page with the API's cursor, and back
+    await page.click('.pager a[href*="page="]');
+    await page.waitForFunction((n) => document.querySelectorAll('tr[data-seq]').length === n, {}, newestFirst.length - 50);
+    assert.deepEqual(await page.$$eval('tr[data-seq]', (rs) => rs.map((r) => Number(r.dataset.seq))), newestFirst.slice(50));
+    await page.click('.pager a');
+    await page.waitForFunction((s) => document.querySelector('tr[data-seq]')?.dataset.seq === String(s), {}, newestFirst[0]);
+    // a record opened in full: as stored, hash chain fields included
+    await page.click('tr[data-seq] details summary');
+    const rec = JSON.parse(await page.$eval('tr[data-seq] details pre', (e) => e.textContent));
+    assert.deepEqual(rec, expected.at(-1));
+    assert.match(rec.hash, /^[0-9a-f]{64}$/);
+
+    // export: every matching record (more than one page), oldest first, as the API has them
+    const dl = mkdtempSync(path.join(tmp, 'download-'));
+    const cdp = await page.createCDPSession();
+    await cdp.send('Browser.setDownloadBehavior', { behavior: 'allow', downloadPath: dl });
+    await page.click('#export');
+    await page.waitForSelector('#export-link');
+    const file = path.join(dl, await page.$eval('#export-link', (a) => a.getAttribute('download')));
+    for (let i = 0; i < 100 && !existsSync(file); i++) await new Promise((r) => setTimeout(r, 50));
+    const lines = readFileSync(file, 'utf8').trimEnd().split('\n').map((l) => JSON.parse(l));
+    assert.deepEqual(lines, expected);
+
+    // a time window in the future holds nothing; a hostile filter value stays text
+    await open(`#/audit?since=2999-01-01T00:00:00`, '#audit-filters');
+    await page.waitForFunction(() => document.querySelector('main').textContent.includes('No records match'));
+    await open(`#/audit?session_id=${encodeURIComponent(HOSTILE)}`, '#audit-filters');
+    await page.waitForFunction(() => document.querySelector('main').textContent.includes('No records match'));
+    assert.equal(await page.$eval('#audit-session', (e) => e.value), HOSTILE);
+    assert.equal(await page.$('main img, main script'), null);
+    // a bad date is said, not sent
+    await open('#/audit?since=yesterday', 'main p.error');
+    assert.match(await mainText(), /From: not a date and time/);
   }),
 );

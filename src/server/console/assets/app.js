@@ -7,6 +7,7 @@ import { showAgent, showAgentCompare, showAgents, showNewAgent } from './agents.
 import { showEnvironment, showEnvironments } from './environments.js';
 import { showVault, showVaults } from './vaults.js';
 import { showTunnel, showTunnels } from './tunnels.js';
+import { showAudit } from './audit.js';
 
 const main = document.getElementById('main');
 const who = document.getElementById('who');
@@ -102,6 +103,7 @@ const ROUTES = [
   [/^\/vaults\/([^/]+)$/, showVault],
   [/^\/tunnels$/, showTunnels],
   [/^\/tunnels\/([^/]+)$/, showTunnel],
+  [/^\/audit$/, showAudit],
 ];
 
 signoutBtn.addEventListener('click', async () => {
