@@ -225,6 +225,18 @@ import urllib.request as u, urllib.error as e
 try: u.urlopen('http://www.public.test:${P}/py')
 except e.HTTPError as x: print(x.code, x.read().decode())"`,
     `git -c http.sslVerify=false clone -q https://secure.corp.test:${S}/repo.git /tmp/r 2>&1 && cat /tmp/r/README`,
+    // bypass battery: IPv6, UDP, DNS to an outside resolver, a raw TCP socket
+    `curl -sS -m 5 --noproxy '*' -g 'http://[2606:4700::1]/' 2>&1; echo rc=$?`,
+    `python3 -c "
+import socket
+for fam, addr in ((socket.AF_INET, ('8.8.8.8', 53)), (socket.AF_INET6, ('2001:4860:4860::8888', 53))):
+    s = socket.socket(fam, socket.SOCK_DGRAM)
+    try: s.sendto(b'x', addr); print('sent')
+    except OSError as e: print(e.errno)
+s = socket.socket(); s.settimeout(3)
+try: s.connect(('1.1.1.1', 443)); print('connected')
+except OSError as e: print(e.errno)"`,
+    'getent hosts api.corp.test; echo rc=$?',
   ];
   const r = await runSession(t, {
     commands,
@@ -260,6 +272,11 @@ except e.HTTPError as x: print(x.code, x.read().decode())"`,
   assert.equal(out[15], 'internal-ok GET /py ', ctx);
   assert.equal(out[16], "403 airlock egress: www.public.test is not allowed by the environment's allowed_hosts", ctx);
   assert.equal(out[17], 'cloned-through-the-proxy', ctx);
+  assert.match(out[18], /rc=7$/, out[18]);
+  // ENETUNREACH (101) for both datagrams and the raw connect: no route out
+  assert.equal(out[19], '101\n101\n101', out[19]);
+  // no resolver inside: names exist only for the proxy
+  assert.equal(out[20], 'rc=2', out[20]);
   // every decision is a JSON log line
   const eg = r.logs.filter((l) => l.msg === 'egress' || l.message === 'egress');
   const allowed = eg.find((l) => l.host === 'api.corp.test' && l.path === '/hello');
