@@ -753,7 +753,7 @@ conn_process(struct http_conn *c)
 			         refused && c->sink_msg ? c->sink_msg : "malformed request body");
 			/* A client still sending its body reads the answer only if we keep
 			 * taking the body for a while (lingering close, RFC 9112 9.6). */
-			c->linger = c->state == CONN_BODY && (too_big_body || refused);
+			c->linger = too_big_body || refused; /* head refused on its length too */
 			conn_sink_abort(c);
 			if (too_big_head)
 				reply_parse_error(c, 431, "request headers too large");
