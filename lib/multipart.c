@@ -99,10 +99,11 @@ mp_param_value(const char **p, const char *end)
 			(*p)++;
 			if (ch == '"')
 				break;
-			if (ch == '\\') {
-				if (*p >= end)
-					return NULL;
-				ch = (unsigned char)**p;
+			/* Browsers and undici (the SDK) send backslashes as they are and
+			 * percent-encode quotes (WHATWG); curl escapes a quote as \". So a
+			 * backslash escapes a quote only, and is kept before anything else. */
+			if (ch == '\\' && *p < end && **p == '"') {
+				ch = '"';
 				(*p)++;
 			}
 			if ((ch < 0x20 && ch != '\t') || ch == 0x7f || n >= MP_MAX_VALUE)
