@@ -19,6 +19,7 @@
 #include "notify.h"
 #include "server.h"
 #include "file_store.h"
+#include "skill_store.h"
 #include "key_store.h"
 #include "server_hooks.h"
 #include "tls.h"
@@ -544,7 +545,8 @@ server_open(struct server *srv)
 	srv->loop = loop_new();
 	srv->http = http_server_new(srv->loop, NULL, api_dispatch, srv);
 	http_server_set_body_hook(srv->http, api_body_hook, srv);
-	if ((r = file_store_init(srv->db, srv->cfg.data_dir)) != 0)
+	if ((r = file_store_init(srv->db, srv->cfg.data_dir)) != 0 ||
+	    (r = skill_store_init(srv->db, srv->cfg.data_dir)) != 0)
 		return r;
 	if ((r = server_hooks_start(srv)) != 0) {
 		log_error("cannot start server modules", "error", al_strerror(r));

@@ -3,7 +3,7 @@
 // error classes the SDK raises for our answers.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import Anthropic from '@anthropic-ai/sdk';
+import Anthropic, { toFile } from '@anthropic-ai/sdk';
 import { startServer } from './lib/server.mjs';
 
 let srv;
@@ -28,6 +28,10 @@ async function rejects(promise, cls, re) {
 }
 
 test('agents: create resolves model, toolset and defaults', async () => {
+  // a custom skill must exist (skills.md "Agents and sessions")
+  const sk = await client.beta.skills.create({
+    files: [await toFile(Buffer.from('---\nname: abc\ndescription: d\n---\n'), 'abc/SKILL.md')],
+  });
   const a = await client.beta.agents.create({
     name: 'Coding Assistant',
     model: 'claude-opus-4-8',
@@ -46,7 +50,7 @@ test('agents: create resolves model, toolset and defaults', async () => {
       },
     ],
     mcp_servers: [{ type: 'url', name: 'docs', url: 'https://docs.example.test/mcp' }],
-    skills: [{ type: 'custom', skill_id: 'skill_abc' }],
+    skills: [{ type: 'custom', skill_id: sk.id }],
     metadata: { team: 'infra' },
   });
   assert.equal(a.type, 'agent');
@@ -58,7 +62,7 @@ test('agents: create resolves model, toolset and defaults', async () => {
   assert.equal(a.archived_at, null);
   assert.deepEqual(a.execution_identity, { type: 'service_account' });
   assert.deepEqual(a.metadata, { team: 'infra' });
-  assert.deepEqual(a.skills, [{ type: 'custom', skill_id: 'skill_abc', version: 'latest' }]);
+  assert.deepEqual(a.skills, [{ type: 'custom', skill_id: sk.id, version: 'latest' }]);
   const ts = a.tools[0];
   assert.deepEqual(ts.default_config, { enabled: true, permission_policy: { type: 'always_allow' } });
   assert.deepEqual(ts.configs.map((c) => c.name), TOOL_NAMES);

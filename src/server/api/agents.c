@@ -10,6 +10,7 @@
 #include "err.h"
 #include "log.h"
 #include "routes.h"
+#include "skills.h"
 #include "server.h"
 #include "util.h"
 #include "validate.h"
@@ -83,6 +84,8 @@ agent_fields(struct api_call *c, const json_t *body, const json_t *base, json_t 
 		} else if (strcmp(k, "skills") == 0) {
 			if (validate_skills(v, "skills", &x, &e) != 0)
 				goto bad;
+			if (skills_check_refs(c, x, "skills") != 0)
+				goto out; /* replied */
 			json_object_set_new(doc, "skills", x);
 			x = NULL;
 		} else if (strcmp(k, "multiagent") == 0) {

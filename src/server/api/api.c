@@ -16,6 +16,7 @@
 #include "metrics.h"
 #include "routes.h"
 #include "server.h"
+#include "skills.h"
 #include "util.h"
 #include "xalloc.h"
 
@@ -104,8 +105,18 @@ api_reply_err(struct api_call *c, int err, const char *message)
 bool
 api_body_hook(struct http_request *req, struct http_body_sink *sink, void *srv)
 {
-	if (strcmp(req->method, "POST") == 0 && strcmp(req->path, "/v1/files") == 0)
+	if (strcmp(req->method, "POST") != 0)
+		return false;
+	if (strcmp(req->path, "/v1/files") == 0)
 		return files_upload_hook(srv, req, sink);
+	/* /v1/skills and /v1/skills/{id}/versions */
+	if (strcmp(req->path, "/v1/skills") == 0)
+		return skills_upload_hook(srv, req, sink);
+	if (strncmp(req->path, "/v1/skills/", 11) == 0) {
+		const char *id = req->path + 11, *slash = strchr(id, '/');
+		if (slash && slash > id && strcmp(slash, "/versions") == 0)
+			return skills_upload_hook(srv, req, sink);
+	}
 	return false;
 }
 

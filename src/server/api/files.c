@@ -18,28 +18,26 @@
 #include "multipart.h"
 #include "routes.h"
 #include "server.h"
+#include "upload.h"
 #include "util.h"
 #include "validate.h"
 #include "xalloc.h"
 
-#define FILES_MAX_NAME 255        /* bytes of a filename */
-#define FILES_MAX_MIME 255        /* bytes of a part's Content-Type */
-#define FILES_FORM_SLACK 65536    /* multipart framing allowed around the file's bytes */
-#define FILES_DL_CHUNK 65536      /* bytes read per download step */
-#define FILES_DL_QUEUE (1u << 20) /* unsent download bytes before we wait for a drain */
+#define FILES_MAX_NAME 255     /* bytes of a filename */
+#define FILES_MAX_MIME 255     /* bytes of a part's Content-Type */
+#define FILES_FORM_SLACK 65536 /* multipart framing allowed around the file's bytes */
 
 /* ---- uploads ---- */
 
 struct upload {
+	struct upload_base base; /* first: the shared sink reads it */
 	struct server *srv;
-	struct multipart *mp;
 	int fd; /* the temporary file, -1 before the file part */
 	char tmp[FILE_STORE_PATH_MAX];
 	char *filename, *mime;
 	uint64_t size, max;
 	EVP_MD_CTX *sha;
 	bool in_file, have_file;
-	char msg[160]; /* why the body was refused */
 };
 
 static void
@@ -51,18 +49,23 @@ upload_free(struct upload *u)
 		close(u->fd);
 		unlink(u->tmp); /* nothing stored half-way */
 	}
-	multipart_free(u->mp);
+	multipart_free(u->base.mp);
 	EVP_MD_CTX_free(u->sha);
 	free(u->filename);
 	free(u->mime);
 	free(u);
 }
 
-static int
-upload_refuse(struct upload *u, int err, const char *msg)
+static void
+upload_free_any(void *u)
 {
-	snprintf(u->msg, sizeof(u->msg), "%s", msg);
-	return err;
+	upload_free(u);
+}
+
+static int
+refuse(struct upload *u, int err, const char *msg)
+{
+	return upload_refuse(&u->base, err, msg);
 }
 
 static bool
@@ -81,21 +84,21 @@ up_begin(const struct multipart_part *p, void *arg)
 {
 	struct upload *u = arg;
 	if (strcmp(p->name, "file") != 0)
-		return upload_refuse(u, AL_E_INVAL,
-		                     strcmp(p->name, "expires_in_seconds") == 0
-		                         ? "expires_in_seconds: not supported (airlock keeps files "
-		                           "until they are deleted)"
-		                         : "form: unknown field (only file is accepted)");
+		return refuse(u, AL_E_INVAL,
+		              strcmp(p->name, "expires_in_seconds") == 0
+		                  ? "expires_in_seconds: not supported (airlock keeps files "
+		                    "until they are deleted)"
+		                  : "form: unknown field (only file is accepted)");
 	if (u->have_file)
-		return upload_refuse(u, AL_E_INVAL, "file: more than one file part");
+		return refuse(u, AL_E_INVAL, "file: more than one file part");
 	if (p->filename == NULL || !utf8_text_ok(p->filename, FILES_MAX_NAME))
-		return upload_refuse(u, AL_E_INVAL,
-		                     "file: a filename of 1 to 255 bytes of UTF-8 is required");
+		return refuse(u, AL_E_INVAL,
+		              "file: a filename of 1 to 255 bytes of UTF-8 is required");
 	if (!utf8_text_ok(p->content_type, FILES_MAX_MIME))
-		return upload_refuse(u, AL_E_INVAL, "file: bad Content-Type");
+		return refuse(u, AL_E_INVAL, "file: bad Content-Type");
 	int r = file_store_tmp_open(u->srv->cfg.data_dir, u->tmp, sizeof(u->tmp), &u->fd);
 	if (r != 0)
-		return upload_refuse(u, AL_E_IO, "cannot store the upload");
+		return refuse(u, AL_E_IO, "cannot store the upload");
 	u->filename = xstrdup(p->filename);
 	u->mime = xstrdup(p->content_type);
 	u->have_file = true;
@@ -110,7 +113,7 @@ up_data(const char *d, size_t n, void *arg)
 	if (!u->in_file)
 		return 0;
 	if (n > u->max - u->size)
-		return upload_refuse(u, AL_E_TOOBIG, "file too large");
+		return refuse(u, AL_E_TOOBIG, "file too large");
 	u->size += n;
 	EVP_DigestUpdate(u->sha, d, n);
 	while (n > 0) {
@@ -120,7 +123,7 @@ up_data(const char *d, size_t n, void *arg)
 		if (w <= 0) {
 			log_error("cannot write an upload", "path", u->tmp, "error",
 			          strerror(errno));
-			return upload_refuse(u, AL_E_IO, "cannot store the upload");
+			return refuse(u, AL_E_IO, "cannot store the upload");
 		}
 		d += w;
 		n -= (size_t)w;
@@ -151,51 +154,26 @@ upload_new(struct server *srv, const char *content_type)
 	u->sha = EVP_MD_CTX_new();
 	if (u->sha == NULL || EVP_DigestInit_ex(u->sha, EVP_sha256(), NULL) != 1)
 		abort(); /* out of memory: daemons abort on OOM */
-	u->mp = multipart_new(boundary, NULL, &upload_cb, u);
+	u->base.mp = multipart_new(boundary, NULL, &upload_cb, u);
+	u->base.free = upload_free_any;
 	return u;
 }
 
-static int
-upload_write(struct http_request *req, const char *data, size_t len, void *arg,
-             const char **message)
+static void *
+upload_make(struct server *srv, const char *content_type)
 {
-	struct upload *u = arg;
-	int r = multipart_feed(u->mp, data, len);
-	if (r != 0)
-		*message = u->msg[0] ? u->msg : multipart_error(u->mp);
-	return r;
-}
-
-static void
-upload_abort(struct http_request *req, void *arg)
-{
-	upload_free(arg);
+	return upload_new(srv, content_type);
 }
 
 bool
 files_upload_hook(struct server *srv, struct http_request *req, struct http_body_sink *sink)
 {
-	struct principal who = {0};
-	char why[256];
-	/* Only a caller the route will accept streams: anyone else gets the buffered path
-	 * (the usual 32 MiB cap) and the usual 401/403 from dispatch, so no stranger can
-	 * make us write 100 MiB to disk. A user token whose key must be fetched first
-	 * goes that way too. */
-	bool ok = auth_resolve(srv, req, &who, why, sizeof(why)) == 0 &&
-	          (who.kind == PRINCIPAL_API_KEY ||
-	           (who.kind == PRINCIPAL_USER && auth_user_may(who.role, "POST", "/v1/files")));
-	auth_principal_reset(&who);
-	if (!ok)
+	if (!upload_may_stream(srv, req, "/v1/files"))
 		return false;
 	struct upload *u = upload_new(srv, http_request_header(req, "content-type"));
 	if (u == NULL)
 		return false; /* not multipart: the handler says so */
-	*sink = (struct http_body_sink){
-	    .max_bytes = (size_t)u->max + FILES_FORM_SLACK,
-	    .write = upload_write,
-	    .abort = upload_abort,
-	    .arg = u,
-	};
+	*sink = upload_sink(u, (size_t)u->max + FILES_FORM_SLACK);
 	return true;
 }
 
@@ -214,32 +192,8 @@ upload_file(struct api_call *c)
 	json_t *doc = NULL;
 	char *id = NULL;
 	int r;
-	if (c->http->body_streamed) {
-		u = c->http->sink_arg; /* ours now */
-		c->http->sink_arg = NULL;
-	} else {
-		/* a small body, or a caller the head could not vouch for: the same parser */
-		u = upload_new(c->srv, http_request_header(c->http, "content-type"));
-		if (u == NULL) {
-			api_reply_error(c, 400, "invalid_request_error", NULL,
-			                "Content-Type must be multipart/form-data with a boundary");
-			return;
-		}
-		if ((r = multipart_feed(u->mp, c->http->body.data, c->http->body.len)) != 0) {
-			api_reply_error(c,
-			                r == AL_E_TOOBIG ? 413
-			                : r == AL_E_IO   ? 500
-			                                 : 400,
-			                r == AL_E_IO ? "api_error" : "invalid_request_error", NULL,
-			                "%s", u->msg[0] ? u->msg : multipart_error(u->mp));
-			goto out;
-		}
-	}
-	if (multipart_finish(u->mp) != 0) {
-		api_reply_error(c, 400, "invalid_request_error", NULL, "%s",
-		                multipart_error(u->mp));
-		goto out;
-	}
+	if ((u = upload_take(c, upload_make)) == NULL)
+		return;
 	if (!u->have_file) {
 		api_reply_error(c, 400, "invalid_request_error", NULL, "file: Field required");
 		goto out;
@@ -362,83 +316,19 @@ delete_file(struct api_call *c)
 
 /* ---- downloads ---- */
 
-struct download {
-	struct api_call *c;
-	int fd;
-};
-
-static void
-download_free(struct download *d)
-{
-	if (d->fd >= 0)
-		close(d->fd);
-	free(d);
-}
-
-static void
-download_closed(struct api_call *c)
-{
-	download_free(c->owner); /* the client left; api frees c */
-}
-
-/* Reads and queues until the client is a megabyte behind or the file ends. */
-static void
-download_pump(struct http_request *req, void *arg)
-{
-	struct download *d = arg;
-	char chunk[FILES_DL_CHUNK];
-	while (http_stream_queued(req) < FILES_DL_QUEUE) {
-		ssize_t n = read(d->fd, chunk, sizeof(chunk));
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			log_error("cannot read file bytes", "request_id", d->c->request_id, "error",
-			          strerror(errno));
-			struct api_call *c = d->c;
-			http_stream_abort(req); /* the client must not take a short file as whole */
-			download_free(d);
-			api_call_free(c);
-			return;
-		}
-		if (n == 0) {
-			struct api_call *c = d->c;
-			download_free(d);
-			api_stream_end(c);
-			return;
-		}
-		if (http_stream_write(req, chunk, (size_t)n) != 0)
-			return; /* gone: the close callback frees */
-	}
-}
-
 static void
 download_file(struct api_call *c)
 {
 	json_t *doc = file_for_call(c);
-	struct download *d = NULL;
 	uint64_t size = 0;
 	int fd = -1;
 	if (doc == NULL)
 		return;
 	int r = file_store_open(c->srv->cfg.data_dir, c->params[0], &fd, &size);
-	if (r != 0) {
+	if (r != 0)
 		api_reply_err(c, r == AL_E_NOTFOUND ? AL_E_IO : r, "cannot read file bytes");
-		goto out;
-	}
-	const char *mime = json_string_value(json_object_get(doc, "mime_type"));
-	struct http_header h[8];
-	size_t n = 0;
-	h[n++] = (struct http_header){"content-type", mime ? mime : "application/octet-stream"};
-	n = api_common_headers(c, h, n);
-	d = xcalloc(1, sizeof(*d));
-	d->c = c;
-	d->fd = fd;
-	c->status = 200;
-	api_hold(c, d, download_closed);
-	http_stream_start_chunked(c->http, 200, h, n);
-	http_stream_on_drain(c->http, download_pump, d);
-	download_pump(c->http, d);
-out:
+	else
+		upload_send_fd(c, fd, json_string_value(json_object_get(doc, "mime_type")));
 	json_decref(doc);
 }
 

@@ -20,6 +20,7 @@
 #include "routes.h"
 #include "server.h"
 #include "session_store.h"
+#include "skills.h"
 #include "util.h"
 #include "validate.h"
 #include "vault_store.h"
@@ -400,6 +401,8 @@ resolve_agent(struct api_call *c, const json_t *in, json_t **out)
 		if ((v = json_object_get(in, "skills")) != NULL) {
 			if (validate_skills(v, "agent.skills", &x, &e) != 0)
 				goto bad;
+			if (skills_check_refs(c, x, "agent.skills") != 0)
+				goto out; /* replied */
 			json_object_set_new(agent, "skills", x);
 			x = NULL;
 		}

@@ -28,6 +28,7 @@
 #include "agent_identity.h"
 #include "server.h"
 #include "session_store.h"
+#include "skill_store.h"
 #include "sse.h"
 #include "util.h"
 #include "vault_seal.h"
@@ -589,6 +590,11 @@ call_model(struct asess *a, json_t *sdoc, const struct agent_view *v, const char
 	session_policy(a, a->agent, &pol);
 	json_t *body =
 	    agent_request_body(a->agent, a->mcp_catalog, &pol, v->messages, rt->max_tokens);
+	/* the skills' names and descriptions, so the model knows what it may read
+	 * (docs/server/skills.md "System prompt") */
+	char *skills = skill_store_prompt(s->db, json_object_get(a->agent, "skills"));
+	agent_request_add_system(body, skills);
+	free(skills);
 	body_text = json_dumps(body, JSON_COMPACT);
 	json_decref(body);
 	const char *base = s->cfg.model_base_url ? s->cfg.model_base_url : "";

@@ -274,6 +274,21 @@ agent_request_tools(const json_t *agent, const json_t *mcp_catalog, const struct
 	return tools;
 }
 
+void
+agent_request_add_system(json_t *body, const char *text)
+{
+	const char *cur = json_string_value(json_object_get(body, "system"));
+	if (text == NULL || *text == '\0')
+		return;
+	if (cur && *cur) {
+		char *s = xasprintf("%s\n\n%s", cur, text);
+		json_object_set_new(body, "system", json_string(s));
+		free(s);
+	} else {
+		json_object_set_new(body, "system", json_string(text));
+	}
+}
+
 json_t *
 agent_request_body(const json_t *agent, const json_t *mcp_catalog, const struct agent_policy *pol,
                    const json_t *messages, unsigned max_tokens)

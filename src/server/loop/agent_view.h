@@ -58,6 +58,9 @@ json_t *agent_request_tools(const json_t *agent, const json_t *mcp_catalog,
 
 /* The whole streaming request body (model, max_tokens, system, tools, messages).
  * New reference; messages is borrowed. */
+/* Appends text to the request's system prompt (after a blank line), or makes it the
+ * prompt when there is none. */
+void agent_request_add_system(json_t *body, const char *text);
 json_t *agent_request_body(const json_t *agent, const json_t *mcp_catalog,
                            const struct agent_policy *pol, const json_t *messages,
                            unsigned max_tokens);

@@ -146,6 +146,17 @@ static const struct migration migrations[] = {
     {"CREATE TABLE tunnel_retired_tokens ("
      "  token_hash TEXT PRIMARY KEY, tunnel_id TEXT NOT NULL, retired_at BIGINT NOT NULL);",
      NULL},
+    /* 11: skills (skill_store.c). A version's bundle is <data_dir>/skills/<skill>-<version>.tar,
+     * renamed into place before its row commits. archived_at stays NULL (skills and
+     * versions are deleted) so the shared list code applies. */
+    {"CREATE TABLE skills ("
+     "  id TEXT PRIMARY KEY, seq BIGINT NOT NULL UNIQUE, created_at BIGINT NOT NULL,"
+     "  archived_at BIGINT, source TEXT NOT NULL, doc TEXT NOT NULL);"
+     "CREATE TABLE skill_versions ("
+     "  id TEXT NOT NULL, skill_id TEXT NOT NULL, seq BIGINT NOT NULL UNIQUE,"
+     "  created_at BIGINT NOT NULL, archived_at BIGINT, size_bytes BIGINT NOT NULL,"
+     "  sha256 TEXT NOT NULL, doc TEXT NOT NULL, PRIMARY KEY (skill_id, id));",
+     NULL},
 };
 
 #define N_MIGRATIONS (sizeof(migrations) / sizeof(migrations[0]))

@@ -432,6 +432,16 @@ test_request_body(void **state)
 	assert_null(json_object_get(body, "tools"));
 	assert_null(json_object_get(body, "system"));
 	assert_string_equal(json_string_value(json_object_get(body, "model")), "claude-x");
+	/* skills' text: the prompt when there was none, after a blank line otherwise */
+	agent_request_add_system(body, NULL);
+	assert_null(json_object_get(body, "system"));
+	agent_request_add_system(body, "<available_skills/>");
+	assert_string_equal(json_string_value(json_object_get(body, "system")),
+	                    "<available_skills/>");
+	json_object_set_new(body, "system", json_string("Be brief."));
+	agent_request_add_system(body, "<available_skills/>");
+	assert_string_equal(json_string_value(json_object_get(body, "system")),
+	                    "Be brief.\n\n<available_skills/>");
 	json_decref(body);
 	json_decref(msgs);
 	json_decref(bare);
