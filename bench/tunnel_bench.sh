@@ -8,7 +8,10 @@
 #   2. small JSON-RPC POSTs with wrk, 16 connections, through the tunnel vs direct
 #      (target >= 0.4x req/s, p99 <= 3x);
 #   3. IDLE (10,000) concurrent idle SSE streams through one gateway: RSS per stream in
-#      the gateway and in the server (target <= 16 KiB each).
+#      the gateway and in the server (target <= 16 KiB each);
+#   4. inner TLS: the small POSTs of 2 through a second tunnel whose exchanges run inside
+#      inner TLS (a registered CA, a gateway certificate) vs the plain tunnel, interleaved
+#      plain, inner, plain, inner (target >= 0.7x req/s).
 # The tunnel path is client -> API-port ingress -> edge -> TLS 1.3 + HTTP/2 -> gateway ->
 # libcurl -> upstream. usage: bench/tunnel_bench.sh [AIRLOCK_BIN]
 set -u
@@ -18,7 +21,7 @@ BIN=${1:-$top/build-bench/src/airlock}
 BULK_MIB=${BULK_MIB:-256}
 WRK_SECS=${WRK_SECS:-5}
 IDLE=${IDLE:-10000}
-PARTS=${PARTS:-bulk wrk idle} # a subset runs only those sections
+PARTS=${PARTS:-bulk wrk idle inner} # a subset runs only those sections
 NODE="$top/tests/interop/run-node.sh"
 tmp=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null; wait 2>/dev/null; rm -rf "$tmp"' EXIT
@@ -212,8 +215,7 @@ awk -v d="$direct_ms" -v rl="$relay_ms" -v t="$tunnel_ms" -v aes="${aes%k}" -v n
 }'
 fi
 
-if [[ " $PARTS " == *" wrk "* ]]; then
-echo "2. small POSTs (1 KiB JSON-RPC echo), wrk, 16 connections, $WRK_SECS s each"
+if [[ " $PARTS " == *" wrk "* || " $PARTS " == *" inner "* ]]; then
 printf 'wrk.method = "POST"\nwrk.headers["content-type"] = "application/json"\nwrk.body = [[%s]]\n' \
 	"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\",\"params\":{\"name\":\"echo\",\"arguments\":{\"message\":\"$(head -c 900 /dev/zero | tr '\0' x)\"}}}" >post.lua
 wrk_run() { # NAME URL [HEADER] -> "rps p50_ms p99_ms"
@@ -224,6 +226,9 @@ wrk_run() { # NAME URL [HEADER] -> "rps p50_ms p99_ms"
 		/Non-2xx|Socket errors/ { err = err " [" $0 "]" }
 		END { printf "%s %s %s%s\n", rps, p50, p99, err }' "wrk-$1.out"
 }
+fi
+if [[ " $PARTS " == *" wrk "* ]]; then
+echo "2. small POSTs (1 KiB JSON-RPC echo), wrk, 16 connections, $WRK_SECS s each"
 wrk_run warm "$TUN" "x-api-key: benchkey" >/dev/null
 read -r drps dp50 dp99 derr < <(wrk_run direct "http://127.0.0.1:$up/mcp")
 g0=$(cpu "$gpid") s0=$(cpu "$spid")
@@ -245,4 +250,62 @@ if [[ " $PARTS " == *" idle "* ]]; then
 echo "3. $IDLE concurrent idle SSE streams through one gateway"
 "$NODE" "$top/bench/tunnel_bench.mjs" idle "$TUN?hold" benchkey "$IDLE" "$gpid" "$spid" |
 	sed 's/^/   /'
+fi
+
+if [[ " $PARTS " == *" inner "* ]]; then
+echo "4. inner TLS: small POSTs as in 2, plain tunnel vs a tunnel with inner TLS, $WRK_SECS s each"
+# A second tunnel: its CA registered (the reference's rules), its gateway holding a
+# certificate for *.<domain> signed by it.
+ijson=$(curl -s -X POST "http://127.0.0.1:$port/v1/tunnels" -H 'x-api-key: benchkey' -d '{}')
+itid=$(echo "$ijson" | sed -n 's/.*"id":"\(tnl_[^"]*\)".*/\1/p')
+idom=$(echo "$ijson" | sed -n 's/.*"domain":"\([^"]*\)".*/\1/p')
+curl -s -X POST "http://127.0.0.1:$port/v1/tunnels/$itid/reveal_token" -H 'x-api-key: benchkey' |
+	sed -n 's/.*"tunnel_token":"\([^"]*\)".*/\1/p' >itoken
+printf '[req]\ndistinguished_name=dn\n[dn]\n' >min.cnf
+openssl req -x509 -config min.cnf -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 \
+	-keyout ica.key -out ica.pem -subj "/CN=bench customer CA" \
+	-addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign \
+	-addext subjectKeyIdentifier=hash 2>/dev/null
+openssl req -config min.cnf -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout igw.key \
+	-out igw.csr -subj "/CN=*.$idom" 2>/dev/null
+echo "subjectAltName=DNS:*.$idom" >iext.cnf
+openssl x509 -req -in igw.csr -CA ica.pem -CAkey ica.key -CAcreateserial -out igw.pem -days 1 \
+	-extfile iext.cnf 2>/dev/null
+python3 -c 'import json,sys; print(json.dumps({"ca_certificate_pem": open(sys.argv[1]).read()}))' \
+	ica.pem >ica.json
+curl -s -o /dev/null -w '%{http_code}' -X POST "http://127.0.0.1:$port/v1/tunnels/$itid/certificates" \
+	-H 'x-api-key: benchkey' -H 'content-type: application/json' --data @ica.json | grep -q 200 ||
+	{ echo "cannot register the CA"; exit 1; }
+sed -e "s|token_file: .*|token_file: $tmp/itoken|" -e "s|tunnel_domain: .*|tunnel_domain: $idom|" \
+	gw.yaml >igw.yaml
+printf 'tls:\n  cert_file: %s/igw.pem\n  key_file: %s/igw.key\n' "$tmp" "$tmp" >>igw.yaml
+"$BIN" gateway --config igw.yaml 2>igw.log &
+igpid=$!
+for _ in $(seq 100); do
+	[ "$(grep -c "registered tunnel connection tunnel_id=$itid" server.log)" -ge 4 ] && break
+	sleep 0.05
+done
+ITUN="http://127.0.0.1:$port/v1/tunnels/$itid/routes/bench/mcp"
+PTUN="http://127.0.0.1:$port/v1/tunnels/$tid/routes/bench/mcp"
+wrk_run iwarm "$ITUN" "x-api-key: benchkey" >/dev/null
+wrk_run pwarm "$PTUN" "x-api-key: benchkey" >/dev/null
+sum_p=0 sum_i=0
+for round in 1 2; do
+	pg0=$(cpu "$gpid") ps0=$(cpu "$spid")
+	read -r prps pp50 pp99 perr < <(wrk_run "plain$round" "$PTUN" "x-api-key: benchkey")
+	pg1=$(cpu "$gpid") ps1=$(cpu "$spid")
+	g0=$(cpu "$igpid") s0=$(cpu "$spid")
+	read -r irps ip50 ip99 ierr < <(wrk_run "inner$round" "$ITUN" "x-api-key: benchkey")
+	g1=$(cpu "$igpid") s1=$(cpu "$spid")
+	printf '   round %d: plain %8.0f req/s p99 %6.2f ms %s | inner TLS %8.0f req/s p99 %6.2f ms %s\n' \
+		"$round" "$prps" "$pp99" "$perr" "$irps" "$ip99" "$ierr"
+	awk -v g=$((g1 - g0)) -v s=$((s1 - s0)) -v pg=$((pg1 - pg0)) -v ps=$((ps1 - ps0)) \
+		-v hz="$(getconf CLK_TCK)" -v r="$irps" -v pr="$prps" -v t="$WRK_SECS" 'BEGIN {
+		printf "            CPU per request, gateway / server: plain %.1f / %.1f us, inner TLS %.1f / %.1f us\n",
+			pg * 1e6 / hz / (pr * t), ps * 1e6 / hz / (pr * t), g * 1e6 / hz / (r * t), s * 1e6 / hz / (r * t) }'
+	sum_p=$(awk -v a="$sum_p" -v b="$prps" 'BEGIN { print a + b }')
+	sum_i=$(awk -v a="$sum_i" -v b="$irps" 'BEGIN { print a + b }')
+done
+awk -v a="$sum_p" -v b="$sum_i" 'BEGIN {
+	printf "   inner TLS/plain: throughput %.2fx (target >= 0.7)\n", b / a }'
 fi

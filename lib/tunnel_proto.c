@@ -575,6 +575,11 @@ tunnel_pipe_init(struct tunnel_pipe *tp, SSL *ssl)
 void
 tunnel_pipe_free(struct tunnel_pipe *tp)
 {
+	/* A session the peer closed cleanly is answered in kind before it is freed:
+	 * OpenSSL's SSL_free marks a session that was never shut down as not resumable, and
+	 * the client's next stream could not resume it. */
+	if (tp->ssl && (SSL_get_shutdown(tp->ssl) & SSL_RECEIVED_SHUTDOWN))
+		tunnel_pipe_close(tp);
 	if (tp->ssl)
 		SSL_free(tp->ssl); /* frees both BIOs */
 	memset(tp, 0, sizeof(*tp));

@@ -405,6 +405,9 @@ tunnel_inner_free(struct tunnel_inner *in)
 			break;
 		}
 	}
+	if (in->tp.ssl)
+		log_debug("inner TLS session ended", "tunnel_id", in->tunnel_id, "resumed",
+		          in->resumed ? "yes" : "no", "complete", in->closed ? "yes" : "no");
 	tunnel_pipe_free(&in->tp);
 	buf_wipe_free(&in->req);
 	buf_free(&in->in);
