@@ -96,6 +96,11 @@ struct conn {
 	bool c_eof, u_eof, c_shut, u_shut;
 	bool hello_wait;  /* CONNECT: client bytes held until the TLS hello's SNI is checked */
 	int cmask, umask; /* what epoll watches now (relay) */
+	/* a CONNECT tunnel past its SNI check moves bytes by splice(2) through these
+	 * pipes (up: client -> upstream); up_len/down_len then count what each holds */
+	int up_pipe[2], down_pipe[2];
+	bool spliced;
+	size_t cap; /* what a direction may hold: RELAY_BUF, or the pipes' size */
 	uint64_t last_io_ms;
 	uint64_t bytes_up, bytes_down;
 };
@@ -122,6 +127,7 @@ static void conn_update(struct conn *c);
 static void on_client(struct loop *l, int fd, int mask, void *arg);
 static void arm(struct conn *c, uint64_t ms);
 static bool hello_check(struct conn *c);
+static void maybe_splice(struct conn *c);
 
 bool
 egress_wanted(const struct egress_operator *op, const struct egress_env *env)
@@ -509,6 +515,7 @@ relay_start(struct conn *c)
 	c->down = xmalloc(RELAY_BUF);
 	c->st = C_RELAY;
 	c->cmask = c->umask = -1; /* unknown: the first update sets both */
+	c->cap = RELAY_BUF;
 	c->last_io_ms = now_mono_ms();
 	if (c->is_connect) {
 		memcpy(c->down, est, sizeof(est) - 1);
@@ -542,11 +549,12 @@ conn_update(struct conn *c)
 	int cm = 0, um = 0;
 	if (c->st != C_RELAY)
 		return;
-	if (!c->c_eof && !c->msg_done && c->up_len < RELAY_BUF)
+	maybe_splice(c);
+	if (!c->c_eof && !c->msg_done && c->up_len < c->cap)
 		cm |= LOOP_READ;
 	if (c->down_len > 0)
 		cm |= LOOP_WRITE;
-	if (!c->u_eof && c->down_len < RELAY_BUF)
+	if (!c->u_eof && c->down_len < c->cap)
 		um |= LOOP_READ;
 	if (c->up_len > 0 && !c->hello_wait)
 		um |= LOOP_WRITE;
@@ -616,17 +624,72 @@ flush_dir(struct conn *c, bool to_client)
 	size_t *len = to_client ? &c->down_len : &c->up_len;
 	if (*len == 0 || (!to_client && c->hello_wait))
 		return true;
-	ssize_t n = send(to_client ? c->cfd : c->ufd, b, *len, MSG_NOSIGNAL);
+	ssize_t n;
+	if (c->spliced)
+		n = splice(to_client ? c->down_pipe[0] : c->up_pipe[0], NULL,
+		           to_client ? c->cfd : c->ufd, NULL, *len,
+		           SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+	else
+		n = send(to_client ? c->cfd : c->ufd, b, *len, MSG_NOSIGNAL);
 	if (n < 0 && errno != EAGAIN && errno != EINTR) {
 		log_decision(c, true);
 		conn_close(c);
 		return false;
 	}
 	if (n > 0) {
-		memmove(b, b + n, *len - (size_t)n);
+		if (!c->spliced)
+			memmove(b, b + n, *len - (size_t)n);
 		*len -= (size_t)n;
 	}
 	return true;
+}
+
+/* A tunnel whose first bytes passed and whose buffers are empty goes over to splice:
+ * the bytes no longer cross user space (CONNECT throughput, docs/worker/egress.md).
+ * Without the pipes (no fds left) it stays on the buffers. */
+static void
+maybe_splice(struct conn *c)
+{
+	if (c->spliced || !c->is_connect || c->hello_wait || c->up_len || c->down_len)
+		return;
+	if (pipe2(c->up_pipe, O_NONBLOCK | O_CLOEXEC) != 0)
+		return;
+	if (pipe2(c->down_pipe, O_NONBLOCK | O_CLOEXEC) != 0) {
+		close(c->up_pipe[0]);
+		close(c->up_pipe[1]);
+		c->up_pipe[0] = c->up_pipe[1] = -1;
+		return;
+	}
+	/* a user over its pipe quota gets one-page pipes: hold no more than they take, or
+	 * a full pipe would leave a readable socket spinning the loop */
+	int a = fcntl(c->up_pipe[1], F_GETPIPE_SZ), b = fcntl(c->down_pipe[1], F_GETPIPE_SZ);
+	if (a <= 0 || b <= 0) {
+		for (int i = 0; i < 2; i++) {
+			close(c->up_pipe[i]);
+			close(c->down_pipe[i]);
+		}
+		return;
+	}
+	c->cap = (size_t)(a < b ? a : b);
+	if (c->cap > RELAY_BUF)
+		c->cap = RELAY_BUF;
+	c->spliced = true;
+	free(c->up);
+	free(c->down);
+	c->up = c->down = NULL;
+}
+
+/* Moves what fd has into its direction's pipe: the bytes, 0 at EOF, -1 for nothing now. */
+static ssize_t
+splice_in(struct conn *c, bool from_client)
+{
+	size_t room = c->cap - (from_client ? c->up_len : c->down_len);
+	ssize_t n = splice(from_client ? c->cfd : c->ufd, NULL,
+	                   from_client ? c->up_pipe[1] : c->down_pipe[1], NULL, room,
+	                   SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+	if (n < 0 && (errno == EAGAIN || errno == EINTR))
+		return -1;
+	return n < 0 ? 0 : n; /* an error ends the direction like an EOF */
 }
 
 static void
@@ -637,7 +700,21 @@ relay_io(struct conn *c, int fd, int mask)
 	c->last_io_ms = now_mono_ms();
 	if ((mask & LOOP_WRITE) && !flush_dir(c, client))
 		return;
-	if (mask & LOOP_READ) {
+	if ((mask & LOOP_READ) && c->spliced) {
+		bool from_client = client;
+		if (from_client ? (!c->c_eof && c->up_len < c->cap)
+		                : (!c->u_eof && c->down_len < c->cap)) {
+			n = splice_in(c, from_client);
+			if (n == 0)
+				*(from_client ? &c->c_eof : &c->u_eof) = true;
+			else if (n > 0) {
+				*(from_client ? &c->up_len : &c->down_len) += (size_t)n;
+				*(from_client ? &c->bytes_up : &c->bytes_down) += (size_t)n;
+				if (!flush_dir(c, !from_client))
+					return;
+			}
+		}
+	} else if (mask & LOOP_READ) {
 		if (client && !c->c_eof && !c->msg_done && c->up_len < RELAY_BUF) {
 			char tmp[RELAY_BUF];
 			n = recv(fd, tmp, RELAY_BUF - c->up_len, 0);
@@ -826,6 +903,10 @@ conn_close(struct conn *c)
 	buf_free(&c->field);
 	buf_free(&c->value);
 	buf_wipe_free(&c->hdrs);
+	for (int i = 0; c->spliced && i < 2; i++) {
+		close(c->up_pipe[i]);
+		close(c->down_pipe[i]);
+	}
 	free(c->up);
 	free(c->down);
 	free(c);

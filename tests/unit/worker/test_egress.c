@@ -66,7 +66,17 @@ origin_main(void *arg)
 		pthread_mutex_unlock(&seen_mu);
 		static const char ok[] = "HTTP/1.1 200 OK\r\nContent-Length: 9\r\n"
 		                         "Connection: close\r\n\r\norigin-ok";
-		(void)send(c, ok, sizeof(ok) - 1, MSG_NOSIGNAL);
+		if (n >= 3 && memcmp(buf, "BIG", 3) == 0) {
+			/* 4 MiB of a pattern, for the spliced tunnel */
+			static unsigned char big[1 << 16];
+			for (size_t i = 0; i < sizeof(big); i++)
+				big[i] = (unsigned char)(i * 7 + 3);
+			for (int k = 0; k < 64; k++)
+				if (send(c, big, sizeof(big), MSG_NOSIGNAL) != (ssize_t)sizeof(big))
+					break;
+		} else {
+			(void)send(c, ok, sizeof(ok) - 1, MSG_NOSIGNAL);
+		}
 		close(c);
 	}
 	return NULL;
@@ -216,6 +226,32 @@ test_connect(void **state)
 	assert_true(strncmp(out, "HTTP/1.1 200 Connection established\r\n\r\n", 39) == 0);
 	assert_non_null(strstr(out, "origin-ok"));
 	assert_true(seen_has("PING tunnel"));
+}
+
+/* A tunnel carries megabytes intact (past its first bytes it moves by splice). */
+static void
+test_connect_bulk(void **state)
+{
+	(void)state;
+	char req[256], head[40];
+	static unsigned char buf[1 << 16];
+	int fd = dial_proxy();
+	snprintf(req, sizeof(req), "CONNECT api.corp.test:%d HTTP/1.1\r\n\r\n", origin_port);
+	assert_int_equal(send(fd, req, strlen(req), 0), (ssize_t)strlen(req));
+	assert_int_equal(recv(fd, head, 39, MSG_WAITALL), 39);
+	assert_int_equal(send(fd, "BIG", 3, 0), 3);
+	size_t total = 0;
+	bool intact = true;
+	ssize_t r;
+	while ((r = recv(fd, buf, sizeof(buf), 0)) > 0) {
+		for (ssize_t i = 0; i < r; i++)
+			intact = intact &&
+			         buf[i] == (unsigned char)((total + (size_t)i) % 65536 * 7 + 3);
+		total += (size_t)r;
+	}
+	close(fd);
+	assert_int_equal(total, 64u << 16);
+	assert_true(intact);
 }
 
 static void
@@ -386,13 +422,10 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_plain_http),
-	    cmocka_unit_test(test_connect),
-	    cmocka_unit_test(test_refusals),
-	    cmocka_unit_test(test_oversized_head),
-	    cmocka_unit_test(test_slowloris),
-	    cmocka_unit_test(test_connection_cap),
-	    cmocka_unit_test(test_body_and_pipelining),
+	    cmocka_unit_test(test_plain_http),     cmocka_unit_test(test_connect),
+	    cmocka_unit_test(test_connect_bulk),   cmocka_unit_test(test_refusals),
+	    cmocka_unit_test(test_oversized_head), cmocka_unit_test(test_slowloris),
+	    cmocka_unit_test(test_connection_cap), cmocka_unit_test(test_body_and_pipelining),
 	    cmocka_unit_test(test_sni_fronting),
 	};
 	return cmocka_run_group_tests(tests, group_setup, NULL);
