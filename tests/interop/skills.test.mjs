@@ -8,7 +8,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readdirSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import Anthropic, { toFile } from '@anthropic-ai/sdk';
@@ -173,4 +173,54 @@ test('agents reference skills; the SDK downloads them with a sessions token; the
   assert.equal(typeof system, 'string', JSON.stringify(reqs.at(-1)).slice(0, 400));
   assert.ok(system.startsWith('You help with data.\n\n'), system);
   assert.match(system, /<skill>\n<name>csv-helper<\/name>\n<description>Reads CSV files and summarises them\.<\/description>\n<location>skills\/csv-helper\/SKILL\.md<\/location>\n<\/skill>/);
+});
+
+// The SDK's EnvironmentWorker, unmodified, runs a session whose agent has the skill: it
+// downloads the bundle with the item's sessions token into {workdir}/skills/<name>/, the
+// agent's read and bash see its files, and the directory goes at teardown.
+test('the SDK EnvironmentWorker runs a session with a skill from airlock', async (t) => {
+  const { EnvironmentWorker } = await import('@anthropic-ai/sdk/lib/environments/worker');
+  const workdir = realpathSync(mkdtempSync(path.join(tmpdir(), 'airlock-skill-worker-')));
+  const m2 = await startMockModel([
+    { match: 'go-skill', content: [{ type: 'tool_use', name: 'read', input: { file_path: `${workdir}/skills/csv-helper/SKILL.md` } }] },
+    { match: 'CSV helper', content: [{ type: 'tool_use', name: 'bash', input: { command: `cd ${workdir} && sh skills/csv-helper/scripts/run.sh` } }] },
+    { content: [{ type: 'text', text: 'done' }] },
+  ]);
+  const s2 = await startServer({ env: { AIRLOCK_MODEL_BASE_URL: m2.url } });
+  const abort = new AbortController();
+  t.after(async () => {
+    abort.abort();
+    await s2.stop();
+    await m2.stop();
+    rmSync(workdir, { recursive: true, force: true });
+  });
+  const c2 = new Anthropic({ baseURL: s2.baseURL, apiKey: s2.apiKey, maxRetries: 0 });
+  const skill = await c2.beta.skills.create({ files: await bundle() });
+  const agent = await c2.beta.agents.create({ name: 'skilled', model: 'claude-x',
+    tools: [{ type: 'agent_toolset_20260401', default_config: { permission_policy: { type: 'always_allow' } } }],
+    skills: [{ type: 'custom', skill_id: skill.id }] });
+  const { env, envKey } = await envWithKey(s2, c2, 'skill-worker');
+  const session = await c2.beta.sessions.create({ agent: agent.id, environment_id: env.id });
+  const worker = new EnvironmentWorker({
+    client: new Anthropic({ baseURL: s2.baseURL, apiKey: 'unused-by-worker' }),
+    environmentId: env.id, environmentKey: envKey, workdir, maxIdleMs: 1500,
+  });
+  const running = worker.run(abort.signal).catch((e) => {
+    if (!abort.signal.aborted) throw e;
+  });
+  const { done } = await collectEvents(c2, session.id, endTurn, { timeoutMs: 60000 });
+  await c2.beta.sessions.events.send(session.id, { events: [{ type: 'user.message', content: [{ type: 'text', text: 'go-skill' }] }] });
+  const events = await done;
+  const results = events.filter((e) => e.type === 'user.tool_result');
+  assert.equal(results.length, 2, JSON.stringify(results));
+  const text = (r) => r.content.map((b) => b.text ?? '').join('');
+  for (const r of results) assert.equal(r.is_error, false, text(r));
+  assert.match(text(results[0]), /CSV helper/);
+  assert.match(text(results[1]), /summarised/);
+  // the item ends once the session is idle: the worker removes the skill's directory
+  const dir = path.join(workdir, 'skills', 'csv-helper');
+  for (let i = 0; i < 150 && existsSync(dir); i++) await new Promise((r) => setTimeout(r, 100));
+  assert.equal(existsSync(dir), false, 'skill directory left after the item ended');
+  abort.abort();
+  await running;
 });
