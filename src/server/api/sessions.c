@@ -817,6 +817,12 @@ delete_session(struct api_call *c)
 	if (api_body_only(c, (const char *const[]){NULL}) || (doc = sessions_for_call(c)) == NULL)
 		return;
 	json_decref(doc);
+	/* tool.call records wait in their event rows until the audit log is synced */
+	if (audit_settle(c->srv) != 0) {
+		api_reply_error(c, 503, "api_error", NULL,
+		                "the audit log cannot be written; refusing to act unaudited");
+		return;
+	}
 	/* The session.deleted event reaches open streams (queued in memory by the
 	 * append) even though the log rows go with the session. */
 	ev = json_pack("{s:s}", "type", "session.deleted");

@@ -14,6 +14,8 @@
 #include "audit.h"
 #include "audit_store.h"
 #include "err.h"
+#include "event_store.h"
+#include "db.h"
 #include "log.h"
 #include "loop.h"
 #include "routes.h"
@@ -24,6 +26,11 @@
 #include "xalloc.h"
 
 #define RETRY_MS 1000 /* a broken log is tried again at most this often */
+
+struct idlist {
+	char **v;
+	size_t n, cap;
+};
 
 struct audit_log {
 	struct audit_file f;
@@ -40,14 +47,20 @@ struct audit_log {
 	 * a crash left that are in the file already */
 	int64_t *moved, *seen;
 	size_t nmoved, capmoved, nseen;
-	/* the agent loop's records of the transaction in progress, appended once it commits
-	 * (as text, with via and outbox_id: the bytes the drain would write for the row) */
+	/* The agent loop's records live in their tool uses' event rows until synced here (by
+	 * event id): appended without a sync (cleared after the next), waiting for a retry
+	 * after a failed append (in order), and at start those a crash left that are in the
+	 * file already. */
+	struct idlist ev_moved, ev_retry, ev_seen;
+	/* the records of the transaction in progress, appended once it commits */
 	struct staged {
-		int64_t id;
+		char *event_id;
 		struct audit_text t;
-		char *request_id; /* for the log line if the append fails */
 	} * staged;
 	size_t nstaged, capstaged;
+	/* AUDIT_EV_FLAG: whether event rows may hold records (committed), or set in the
+	 * transaction in progress; a start after a clean stop skips the scan for them */
+	bool ev_flag, ev_flag_tx;
 	/* records of requests without a valid credential, this second, and those left out */
 	uint64_t unauth_window_ms, unauth_suppressed;
 	unsigned unauth_in_window;
@@ -56,11 +69,50 @@ struct audit_log {
 };
 
 #define OUTBOX_POLL_MS 1000
-#define AUDIT_CHECKPOINT_EVERY 1000 /* records between checkpoints at most, */
-#define AUDIT_CHECKPOINT_MS 60000   /* or a minute when any were written */
+#define AUDIT_EV_FLAG "audit_records_in_events" /* a seqs row (db_seq_set) */
+#define AUDIT_CHECKPOINT_EVERY 1000             /* records between checkpoints at most, */
+#define AUDIT_CHECKPOINT_MS 60000               /* or a minute when any were written */
 #define OUTBOX_BATCH 64
 
 static void staged_drop(struct audit_log *lg, size_t from);
+
+static void
+idlist_push(struct idlist *l, const char *id)
+{
+	if (l->n == l->cap) {
+		l->cap = l->cap ? 2 * l->cap : 16;
+		l->v = xreallocarray(l->v, l->cap, sizeof(*l->v));
+	}
+	l->v[l->n++] = xstrdup(id);
+}
+
+static bool
+idlist_has(const struct idlist *l, const char *id)
+{
+	for (size_t i = 0; i < l->n; i++)
+		if (strcmp(l->v[i], id) == 0)
+			return true;
+	return false;
+}
+
+/* Drops the first n ids (all: n = l->n). */
+static void
+idlist_drop(struct idlist *l, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(l->v[i]);
+	memmove(l->v, l->v + n, (l->n - n) * sizeof(*l->v));
+	l->n -= n;
+}
+
+static void
+idlist_free(struct idlist *l)
+{
+	idlist_drop(l, l->n);
+	free(l->v);
+	l->v = NULL;
+	l->cap = 0;
+}
 
 static void
 index_push(struct audit_log *lg, uint64_t off)
@@ -177,6 +229,9 @@ audit_log_free(struct audit_log *lg)
 	free(lg->off);
 	free(lg->moved);
 	free(lg->seen);
+	idlist_free(&lg->ev_moved);
+	idlist_free(&lg->ev_retry);
+	idlist_free(&lg->ev_seen);
 	staged_drop(lg, 0);
 	free(lg->staged);
 	free(lg);
@@ -370,28 +425,64 @@ outbox_append(struct audit_log *lg, int64_t id, json_t *rec)
 	return 0;
 }
 
-/* The agent loop's record, staged as text: the same as outbox_append would write for its
- * row, without parsing the row back. */
+/* The agent loop's record, staged as text: the bytes its event row holds, appended
+ * without reading them back. */
 static int
 outbox_append_staged(struct audit_log *lg, const struct staged *st)
 {
-	if (!id_in(lg->seen, lg->nseen, st->id)) {
-		int r = append_done(lg->srv, log_append(lg, NULL, &st->t, false), "tool.call",
-		                    st->request_id);
-		if (r != 0)
-			return r; /* logged; the row waits for the next drain */
-	}
-	moved_push(lg, st->id);
+	int r =
+	    append_done(lg->srv, log_append(lg, NULL, &st->t, false), "tool.call", st->event_id);
+	if (r != 0)
+		return r; /* logged; it waits in its row for the next drain */
+	idlist_push(&lg->ev_moved, st->event_id);
 	return 0;
 }
 
-/* Moves the outbox rows not moved yet (other processes' records, and any the agent loop
- * could not append at once) into the log, oldest first; the first that cannot be written
- * stops it, so order is kept. */
+/* Appends the records that wait in event rows (a failed append, or a crash), oldest
+ * first, from their rows; the first that cannot be written stops it, so order is kept.
+ * Those found in the file at start are only marked moved. */
+static void
+ev_drain(struct audit_log *lg)
+{
+	size_t done = 0;
+	for (; done < lg->ev_retry.n; done++) {
+		const char *id = lg->ev_retry.v[done];
+		char *text = NULL;
+		json_t *rec = NULL;
+		int r = 0;
+		if (!idlist_has(&lg->ev_seen, id)) {
+			r = event_store_get_audit(lg->srv->db, id, &text);
+			if (r == AL_E_NOTFOUND)
+				continue; /* nothing there (any more) */
+			rec = r == 0 ? json_loads(text, 0, NULL) : NULL;
+			if (r == 0 && !json_is_object(rec))
+				log_warn(
+				    "audit: dropping an event row's record that is not a record",
+				    "event_id", id);
+			else if (r == 0)
+				r = audit_append_record(lg->srv, rec, "tool.call", false);
+			else
+				log_warn("audit: cannot read an event row's record", "event_id",
+				         id);
+		}
+		if (r == 0)
+			idlist_push(&lg->ev_moved, id);
+		json_decref(rec);
+		free(text);
+		if (r != 0)
+			break;
+	}
+	idlist_drop(&lg->ev_retry, done);
+}
+
+/* Moves the records that wait in event rows (ev_drain), then the outbox rows not moved
+ * yet (other processes' records) into the log, oldest first; the first that cannot be
+ * written stops it, so order is kept. */
 static void
 outbox_drain(struct audit_log *lg)
 {
 	int64_t after = 0;
+	ev_drain(lg);
 	for (;;) {
 		struct outbox_batch b = {0};
 		if (audit_store_outbox_list(lg->srv->db, after, OUTBOX_BATCH, outbox_collect, &b) !=
@@ -415,7 +506,7 @@ static void
 outbox_flush(struct audit_log *lg)
 {
 	struct server *s = lg->srv;
-	if (lg->nmoved == 0)
+	if (lg->nmoved == 0 && lg->ev_moved.n == 0)
 		return;
 	int r = audit_file_sync(&lg->f);
 	if (r != 0) {
@@ -423,9 +514,18 @@ outbox_flush(struct audit_log *lg)
 		          lg->f.path, "error", al_strerror(r));
 		return;
 	}
+	/* no record left in an event row: a start needs no scan for them */
+	bool clear_flag = lg->ev_flag && lg->ev_retry.n == 0;
 	if ((r = db_begin(s->db)) == 0) {
 		for (size_t i = 0; i < lg->nmoved && r == 0; i++)
 			r = audit_store_outbox_delete(s->db, lg->moved[i]);
+		for (size_t i = 0; i < lg->ev_moved.n && r == 0; i++) {
+			r = event_store_set_audit(s->db, lg->ev_moved.v[i], NULL);
+			if (r == AL_E_NOTFOUND)
+				r = 0; /* its session was deleted (after a flush: audit_settle) */
+		}
+		if (r == 0 && clear_flag)
+			r = db_seq_set(s->db, AUDIT_EV_FLAG, 0);
 		if (r == 0)
 			r = db_commit(s->db);
 		if (r != 0)
@@ -438,6 +538,10 @@ outbox_flush(struct audit_log *lg)
 	}
 	lg->nmoved = 0;
 	lg->nseen = 0; /* every row seen at start is gone now */
+	idlist_drop(&lg->ev_moved, lg->ev_moved.n);
+	idlist_drop(&lg->ev_seen, lg->ev_seen.n);
+	if (clear_flag)
+		lg->ev_flag = false;
 }
 
 /* Anyone can send requests without a valid credential, and each record is a synced
@@ -533,22 +637,43 @@ struct outbox_rows {
 	int64_t oldest_us; /* the earliest record time among them */
 };
 
+static void
+oldest(int64_t *oldest_us, const json_t *rec)
+{
+	int64_t t;
+	const char *ts = json_string_value(json_object_get(rec, "time"));
+	if (ts && time_parse_rfc3339(ts, &t) == 0 && t < *oldest_us)
+		*oldest_us = t;
+}
+
 static int
 outbox_row(void *arg, int64_t id, json_t *rec)
 {
 	struct outbox_rows *o = arg;
-	int64_t t;
-	const char *ts = json_string_value(json_object_get(rec, "time"));
 	o->ids = xreallocarray(o->ids, o->n + 1, sizeof(*o->ids));
 	o->ids[o->n++] = id;
-	if (ts && time_parse_rfc3339(ts, &t) == 0 && t < o->oldest_us)
-		o->oldest_us = t;
+	oldest(&o->oldest_us, rec);
 	return 0;
 }
 
-/* After a crash, outbox rows may already be in the file (appended, not yet deleted): the
- * records that carry their outbox_id. They were appended after the rows were made, so
- * reading back from the end until a record a minute older than the oldest row finds
+/* An event row that still holds its record: to be appended by the drain (ev_retry, in
+ * log order) unless the file has it already. */
+static int
+event_row(void *arg, const char *event_id, const char *text)
+{
+	void **a = arg;
+	struct audit_log *lg = a[0];
+	json_t *rec = json_loads(text, 0, NULL);
+	oldest(a[1], rec);
+	json_decref(rec);
+	idlist_push(&lg->ev_retry, event_id);
+	return 0;
+}
+
+/* After a crash, outbox rows and event rows' records may already be in the file
+ * (appended, not yet cleared): the records that carry their outbox_id, or the tool.call
+ * records naming their event (request_id). They were appended after the rows were made,
+ * so reading back from the end until a record a minute older than the oldest row finds
  * them all (clocks that step back by more than that are not covered). */
 #define OUTBOX_RECOVER_SLACK_US (60 * 1000000LL)
 static int
@@ -570,7 +695,19 @@ outbox_recover(struct audit_log *lg, char *err, size_t errlen)
 		if (o.n > 0)
 			after = o.ids[o.n - 1];
 	} while (o.n - before == 1024);
-	for (size_t i = lg->n; o.n > 0 && i-- > 0 && lg->n - i <= AUDIT_QUERY_MAX_SCAN;) {
+	/* the agent loop's records still in event rows: looked for only when the last run
+	 * stopped before its flush cleared the flag (a scan of the events table) */
+	int64_t flag = 0;
+	void *arg[2] = {lg, &o.oldest_us};
+	if (db_seq_get(lg->srv->db, AUDIT_EV_FLAG, &flag) != 0 ||
+	    (flag != 0 && event_store_audit_pending(lg->srv->db, event_row, arg) != 0)) {
+		snprintf(err, errlen, "cannot read the audit records held in events");
+		r = AL_E_IO;
+		goto out;
+	}
+	lg->ev_flag = flag != 0;
+	for (size_t i = lg->n;
+	     o.n + lg->ev_retry.n > 0 && i-- > 0 && lg->n - i <= AUDIT_QUERY_MAX_SCAN;) {
 		if ((r = read_line(lg, i, &b)) != 0) {
 			snprintf(err, errlen, "%s: read error", lg->f.path);
 			goto out;
@@ -585,6 +722,12 @@ outbox_recover(struct audit_log *lg, char *err, size_t errlen)
 			lg->seen = xreallocarray(lg->seen, lg->nseen + 1, sizeof(*lg->seen));
 			lg->seen[lg->nseen++] = json_integer_value(oid);
 		}
+		/* an event row's record: a tool.call through the outbox naming its event */
+		const char *rid = json_string_value(json_object_get(rec, "request_id"));
+		const char *act = json_string_value(json_object_get(rec, "action"));
+		if (oid == NULL && rid && act && strcmp(act, "tool.call") == 0 &&
+		    idlist_has(&lg->ev_retry, rid) && !idlist_has(&lg->ev_seen, rid))
+			idlist_push(&lg->ev_seen, rid);
 		json_decref(rec);
 		if (t < o.oldest_us - OUTBOX_RECOVER_SLACK_US)
 			break;
@@ -599,8 +742,8 @@ static void
 staged_free(struct staged *st)
 {
 	audit_text_free(&st->t);
-	free(st->request_id);
-	st->request_id = NULL;
+	free(st->event_id);
+	st->event_id = NULL;
 }
 
 static void
@@ -620,11 +763,19 @@ audit_outbox_move(struct server *s, bool committed)
 	if (lg == NULL)
 		return;
 	size_t i = 0;
-	for (; committed && i < lg->nstaged; i++) {
+	if (committed && lg->ev_flag_tx)
+		lg->ev_flag = true;
+	lg->ev_flag_tx = false;
+	if (committed && lg->ev_retry.n > 0)
+		ev_drain(lg); /* older records first */
+	for (; committed && lg->ev_retry.n == 0 && i < lg->nstaged; i++) {
 		if (outbox_append_staged(lg, &lg->staged[i]) != 0)
-			break; /* the rows wait for the timer's drain, in order */
+			break;
 		staged_free(&lg->staged[i]);
 	}
+	/* the rest wait in their rows for the timer's drain, in order */
+	for (size_t k = i; committed && k < lg->nstaged; k++)
+		idlist_push(&lg->ev_retry, lg->staged[k].event_id);
 	staged_drop(lg, i);
 }
 
@@ -633,6 +784,17 @@ audit_outbox_flush(struct server *s)
 {
 	if (s->audit && s->db)
 		outbox_flush(s->audit);
+}
+
+int
+audit_settle(struct server *s)
+{
+	struct audit_log *lg = s->audit;
+	if (lg == NULL || s->db == NULL)
+		return 0;
+	ev_drain(lg);
+	outbox_flush(lg);
+	return lg->ev_retry.n > 0 || lg->ev_moved.n > 0 ? AL_E_IO : 0;
 }
 
 int
@@ -882,11 +1044,15 @@ tool_use_tx(struct server *s, const char *session_id, const struct session_owner
 	const json_t *evl = json_object_get(ev, "evaluation");
 	const char *perm = json_string_value(json_object_get(ev, "evaluated_permission"));
 	const char *effect = json_string_value(json_object_get(evl, "policy_effect"));
+	const char *event_id = json_string_value(json_object_get(ev, "id"));
+	struct audit_log *lg = s->audit;
+	if (event_id == NULL)
+		return AL_E_INVAL; /* stored events have one (events_append_tx) */
 	char args[AUDIT_HEX_LEN];
 	audit_args_sha256(json_object_get(ev, "input"), args);
 	/* resources as members: the record is written as text, no objects built (the cost
 	 * rides on every tool call's event append: docs/server/audit.md "Cost") */
-	struct audit_member m[7] = {
+	struct audit_member m[6] = {
 	    {.key = "session_id", .str = session_id},
 	    {.key = "type", .str = type + strlen("agent.")},
 	};
@@ -900,7 +1066,7 @@ tool_use_tx(struct server *s, const char *session_id, const struct session_owner
 	}
 	struct audit_event e = {
 	    .time_us = now_real_us(),
-	    .request_id = json_string_value(json_object_get(ev, "id")),
+	    .request_id = event_id,
 	    .action = "tool.call",
 	    .decision = perm ? perm : effect,
 	    .rule = json_string_value(json_object_get(evl, "policy_rule")),
@@ -912,29 +1078,26 @@ tool_use_tx(struct server *s, const char *session_id, const struct session_owner
 	    .args_sha256 = args,
 	};
 	owner_principal(&e, o);
-	struct audit_text row;
-	struct audit_log *lg = s->audit;
-	int64_t id = 0;
-	int r = audit_text_build(&row, &e, m, nm);
-	if (r == 0)
-		r = audit_store_outbox_add(s->db, row.b.data, &id);
-	audit_text_free(&row);
-	if (r != 0)
-		return AL_E_IO;
-	/* what the drain would append for this row: the row plus via and outbox_id */
 	m[nm++] = (struct audit_member){.key = "via", .str = "outbox"};
-	m[nm++] = (struct audit_member){.key = "outbox_id", .num = id};
 	if (lg->nstaged == lg->capstaged) {
 		lg->capstaged = lg->capstaged ? 2 * lg->capstaged : 8;
 		lg->staged = xreallocarray(lg->staged, lg->capstaged, sizeof(*lg->staged));
 	}
 	struct staged *st = &lg->staged[lg->nstaged];
-	if (audit_text_build(&st->t, &e, m, nm) != 0) {
-		audit_text_free(&st->t);
-		return AL_E_IO; /* cannot be: the row was built from the same fields */
+	int r = audit_text_build(&st->t, &e, m, nm);
+	/* the flag first, once per flush: a crash after this commit finds the record */
+	if (r == 0 && !lg->ev_flag && !lg->ev_flag_tx) {
+		if ((r = db_seq_set(s->db, AUDIT_EV_FLAG, 1)) == 0)
+			lg->ev_flag_tx = true;
 	}
-	st->id = id;
-	st->request_id = e.request_id ? xstrdup(e.request_id) : NULL;
+	/* in the event's own row: no page of its own to write in this transaction */
+	if (r == 0)
+		r = event_store_set_audit(s->db, event_id, st->t.b.data);
+	if (r != 0) {
+		audit_text_free(&st->t);
+		return AL_E_IO;
+	}
+	st->event_id = xstrdup(event_id);
 	lg->nstaged++;
 	return 0;
 }

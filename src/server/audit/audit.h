@@ -80,19 +80,24 @@ int audit_api(struct api_call *c, const char *action, const char *decision, cons
  * groups; keys and tokens as "apikey:<id>", "envkey:<id>", "session-token:<work id>".
  * buf holds the sub when it is built. */
 void audit_principal(struct audit_event *e, const struct principal *p, char *buf, size_t len);
-/* Inside the agent loop's transaction: a "tool.call" record for every agent.tool_use,
- * agent.mcp_tool_use and agent.custom_tool_use in events (after the policy evaluated
- * them: tool name, permission, rule, the input as its SHA-256 only), stored in the outbox
- * so it commits with the events: one fsync for both. o: the session's owner (may be NULL).
- * audit_outbox_move(s, committed) after the transaction appends them to the log from
- * memory (or forgets them if it rolled back); the next sync there lets their rows go.
- * 0 or AL_E_IO (the transaction fails with it). */
+/* Inside the agent loop's transaction, after the events are stored: a "tool.call" record
+ * for every agent.tool_use, agent.mcp_tool_use and agent.custom_tool_use in events (after
+ * the policy evaluated them: tool name, permission, rule, the input as its SHA-256 only),
+ * stored in the event's own row so it commits with it: one fsync, no page of its own. o: the
+ * session's owner (may be NULL). audit_outbox_move(s, committed) after the transaction appends them
+ * to the log from memory (or forgets them if it rolled back); the next sync there lets their rows
+ * go. 0 or AL_E_IO (the transaction fails with it). */
 int audit_tool_uses_tx(struct server *s, const char *session_id, const struct session_owner *o,
                        const json_t *events);
 void audit_outbox_move(struct server *s, bool committed);
 /* Syncs the log and deletes the rows moved since the last flush (every second on the
  * loop's timer, and at close); exposed for the benchmark. */
 void audit_outbox_flush(struct server *s);
+/* Before event rows are deleted (a session's log): the records still held in them (the
+ * agent loop's, since the last flush) are made durable in the log and cleared, so the
+ * deletion cannot take one along. 0, or AL_E_IO when some could not be (the log cannot
+ * be written: the deletion must wait). Never inside a transaction. */
+int audit_settle(struct server *s);
 /* The answers among events a client sent to a session (stored): user.tool_confirmation
  * as "tool.confirm" (decision: its result) and user.tool_result /
  * user.custom_tool_result as "tool.result" (outcome "ok" or "error"); never content. */

@@ -157,6 +157,11 @@ static const struct migration migrations[] = {
      "  created_at BIGINT NOT NULL, archived_at BIGINT, size_bytes BIGINT NOT NULL,"
      "  sha256 TEXT NOT NULL, doc TEXT NOT NULL, PRIMARY KEY (skill_id, id));",
      NULL},
+    /* 12: the agent loop's tool.call audit record, in its tool use's own row until the
+     * server's audit log has it synced (then NULL again): the transaction that stores the
+     * event stores its record with no page of its own to write (docs/server/audit.md,
+     * "The outbox"). */
+    {"ALTER TABLE events ADD COLUMN audit TEXT;", NULL},
 };
 
 #define N_MIGRATIONS (sizeof(migrations) / sizeof(migrations[0]))
@@ -411,6 +416,40 @@ db_next_seq(struct db *db, const char *name)
 		;
 	db_cached_done(db, st);
 	return v;
+}
+
+int
+db_seq_set(struct db *db, const char *name, int64_t value)
+{
+	static const char sql[] = "INSERT INTO seqs(name, value) VALUES (?, ?) "
+	                          "ON CONFLICT(name) DO UPDATE SET value = excluded.value";
+	struct db_stmt *st = NULL;
+	int r = AL_E_IO;
+	if (db_prepare_cached(db, sql, &st) != 0)
+		return r;
+	db_bind_text(st, 1, name);
+	db_bind_int64(st, 2, value);
+	if (db_step(st) == DB_DONE)
+		r = 0;
+	db_cached_done(db, st);
+	return r;
+}
+
+int
+db_seq_get(struct db *db, const char *name, int64_t *value)
+{
+	struct db_stmt *st = NULL;
+	int r = AL_E_IO, rc;
+	*value = 0;
+	if (db_prepare(db, "SELECT value FROM seqs WHERE name = ?", &st) != 0)
+		return r;
+	db_bind_text(st, 1, name);
+	if ((rc = db_step(st)) == DB_ROW)
+		*value = db_col_int64(st, 0);
+	if (rc == DB_ROW || rc == DB_DONE)
+		r = 0;
+	db_finalize(st);
+	return r;
 }
 
 /* ---- connections and migrations ---- */

@@ -110,5 +110,9 @@ json_t *db_load_doc(struct db *db, const char *table, const char *id, int *err);
 
 /* Monotonic per-database sequence for ordering (events, lists). */
 int64_t db_next_seq(struct db *db, const char *name);
+/* A named value beside the sequences (a flag a store keeps with its rows): set, and read
+ * (0 when never set). 0 or AL_E_IO. */
+int db_seq_set(struct db *db, const char *name, int64_t value);
+int db_seq_get(struct db *db, const char *name, int64_t *value);
 
 #endif

@@ -7,6 +7,7 @@
 #include "event_store.h"
 #include "log.h"
 #include "util.h"
+#include "xalloc.h"
 
 int
 event_store_insert(struct db *db, const struct event_row *ev)
@@ -187,5 +188,65 @@ event_store_log(struct db *db, const char *session_id, size_t max, json_t **out)
 out:
 	db_finalize(st);
 	json_decref(arr);
+	return r;
+}
+
+int
+event_store_set_audit(struct db *db, const char *event_id, const char *text)
+{
+	static const char sql[] = "UPDATE events SET audit = ? WHERE id = ?";
+	struct db_stmt *st = NULL;
+	int r = AL_E_IO;
+	if (db_prepare_cached(db, sql, &st) != 0)
+		return r;
+	if (text)
+		db_bind_text(st, 1, text);
+	else
+		db_bind_null(st, 1);
+	db_bind_text(st, 2, event_id);
+	if (db_step(st) == DB_DONE)
+		r = db_changes(db) == 1 ? 0 : AL_E_NOTFOUND;
+	db_cached_done(db, st);
+	return r;
+}
+
+int
+event_store_get_audit(struct db *db, const char *event_id, char **text)
+{
+	struct db_stmt *st = NULL;
+	int r = AL_E_IO, rc;
+	*text = NULL;
+	if (db_prepare(db, "SELECT audit FROM events WHERE id = ?", &st) != 0)
+		return r;
+	db_bind_text(st, 1, event_id);
+	if ((rc = db_step(st)) == DB_ROW && !db_col_is_null(st, 0))
+		*text = xstrdup(db_col_text(st, 0));
+	if (rc == DB_ROW || rc == DB_DONE)
+		r = *text ? 0 : AL_E_NOTFOUND;
+	db_finalize(st);
+	return r;
+}
+
+int
+event_store_audit_pending(struct db *db,
+                          int (*fn)(void *arg, const char *event_id, const char *text), void *arg)
+{
+	struct db_stmt *st = NULL;
+	int r = AL_E_IO, rc;
+	/* a scan of the whole table: only at start, after a run that did not flush its
+	 * records (audit.c keeps a flag saying so) */
+	if (db_prepare(db, "SELECT id, audit FROM events WHERE audit IS NOT NULL ORDER BY seq",
+	               &st) != 0)
+		return r;
+	while ((rc = db_step(st)) == DB_ROW) {
+		int fr = fn(arg, db_col_text(st, 0), db_col_text(st, 1));
+		if (fr != 0) {
+			r = fr;
+			goto out;
+		}
+	}
+	r = rc == DB_DONE ? 0 : AL_E_IO;
+out:
+	db_finalize(st);
 	return r;
 }

@@ -42,6 +42,16 @@ int event_store_list(struct db *db, const char *session_id, const struct doc_lis
                      const char *types_json, struct doc_page *out);
 /* Inside the caller's transaction: deletes a session's log (the session is deleted). */
 int event_store_delete_session(struct db *db, const char *session_id);
+/* The tool.call audit record of an event, kept in its row until the audit log has it
+ * synced (audit.c): set inside the transaction that stored the event (AL_E_NOTFOUND when
+ * there is no such event), cleared with text NULL; read back (heap copy; AL_E_NOTFOUND
+ * when none); and every row that still holds one, in log order (fn's non-zero return
+ * stops and is returned; the strings are borrowed for the call). */
+int event_store_set_audit(struct db *db, const char *event_id, const char *text);
+int event_store_get_audit(struct db *db, const char *event_id, char **text);
+int event_store_audit_pending(struct db *db,
+                              int (*fn)(void *arg, const char *event_id, const char *text),
+                              void *arg);
 /* The whole log of a session in order, as a JSON array (new reference); AL_E_TOOBIG
  * past max events. */
 int event_store_log(struct db *db, const char *session_id, size_t max, json_t **out);

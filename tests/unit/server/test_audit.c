@@ -2,9 +2,9 @@
  * extended on append), the filters of GET /v1/audit_events (action, principal, session,
  * time), cursor paging in both orders, and the scan bound that ends a page early when
  * matches are rare; a failed write makes the server refuse until a retry writes the
- * "audit.recovered" record; the agent loop's records, committed with its events through
- * the outbox, reach the file exactly once across a crash; closing adds a checkpoint. The HTTP route
- * and the emit points run in interop-audit. */
+ * "audit.recovered" record; the agent loop's records, committed in its events' rows, reach
+ * the file exactly once across a crash and in order after a failed append; closing adds a
+ * checkpoint. The HTTP route and the emit points run in interop-audit. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -14,6 +14,7 @@
 #include <string.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -24,6 +25,8 @@
 #include "audit_store.h"
 #include "db.h"
 #include "err.h"
+#include "event_store.h"
+#include "events.h"
 #include "loop.h"
 #include "server.h"
 
@@ -239,9 +242,9 @@ test_reopen(void **state)
 	assert_file_valid(path, N + 2);
 }
 
-/* The descriptor the log writes to, found by its path: the test swaps the file under it. */
+/* The descriptor of a file, found by its path. */
 static int
-log_fd(void)
+fd_of(const char *file)
 {
 	for (int fd = 3; fd < 1024; fd++) {
 		char link[64], target[PATH_MAX];
@@ -249,11 +252,18 @@ log_fd(void)
 		ssize_t n = readlink(link, target, sizeof target - 1);
 		if (n > 0) {
 			target[n] = '\0';
-			if (strcmp(target, path) == 0)
+			if (strcmp(target, file) == 0)
 				return fd;
 		}
 	}
 	return -1;
+}
+
+/* The descriptor the log writes to: the test swaps the file under it. */
+static int
+log_fd(void)
+{
+	return fd_of(path);
 }
 
 /* A write that fails (ENOSPC from /dev/full put under the log's descriptor) is counted
@@ -315,9 +325,9 @@ count_row(void *arg, int64_t id, json_t *rec)
 	return 0;
 }
 
-/* How many records of the file carry this outbox id. */
+/* How many records of the file have this value at key (of resources when res). */
 static int
-in_file(struct audit_log *lg, int64_t id)
+in_file(struct audit_log *lg, bool res, const char *key, const json_t *want)
 {
 	struct audit_query q = all();
 	json_t *data, *rec;
@@ -327,65 +337,173 @@ in_file(struct audit_log *lg, int64_t id)
 	assert_int_equal(audit_log_query(lg, &q, &data, &next), 0);
 	json_array_foreach(data, i, rec)
 	{
-		json_t *oid = json_object_get(json_object_get(rec, "resources"), "outbox_id");
-		n += json_integer_value(oid) == id;
+		n += json_equal(json_object_get(res ? json_object_get(rec, "resources") : rec, key),
+		                want);
 	}
 	json_decref(data);
 	return n;
 }
 
-/* The agent loop's tool.call records commit with its events (outbox rows), are appended
- * without a sync, and their rows go at the next flush. A crash before the flush (rows 1
- * and 2 in the file, row 3 committed but never appended) loses none and repeats none;
- * a rolled-back transaction leaves nothing. */
+static int
+tool_call_in_file(struct audit_log *lg, const char *event_id)
+{
+	json_t *v = json_string(event_id);
+	int n = in_file(lg, false, "request_id", v);
+	json_decref(v);
+	return n;
+}
+
+static int
+count_event_record(void *arg, const char *event_id, const char *text)
+{
+	(void)event_id;
+	(void)text;
+	++*(int *)arg;
+	return 0;
+}
+
+/* Records still held in event rows, and the flag that makes a start look for them. */
+static int
+held_in_events(struct db *db, int64_t *flag)
+{
+	int n = 0;
+	assert_int_equal(event_store_audit_pending(db, count_event_record, &n), 0);
+	assert_int_equal(db_seq_get(db, "audit_records_in_events", flag), 0);
+	return n;
+}
+
+/* One answer_commit: the events stored, their tool.call records with them, then moved
+ * (unless a crash comes first). */
+static void
+commit_tool_uses(struct server *s, json_t *events, bool commit, bool move)
+{
+	size_t i;
+	json_t *ev;
+	assert_int_equal(db_begin(s->db), 0);
+	json_array_foreach(events, i, ev)
+	{
+		assert_int_equal(events_append_tx(s, "sesn_x", ev, false), 0);
+	}
+	assert_int_equal(audit_tool_uses_tx(s, "sesn_x", NULL, events), 0);
+	if (commit)
+		assert_int_equal(db_commit(s->db), 0);
+	else
+		db_rollback(s->db);
+	if (move)
+		audit_outbox_move(s, commit);
+}
+
+static void
+server_up(struct server *s, char dir[])
+{
+	memset(s, 0, sizeof(*s));
+	assert_non_null(mkdtemp(dir));
+	s->cfg.data_dir = dir;
+	s->loop = loop_new();
+	assert_int_equal(db_open(dir, &s->db), 0);
+	assert_int_equal(audit_open(s), 0);
+}
+
+static void
+server_gone(struct server *s, char *dir)
+{
+	char file[128];
+	db_close(s->db);
+	loop_free(s->loop);
+	static const char *const files[] = {"audit.jsonl", "airlock.db", "airlock.db-wal",
+	                                    "airlock.db-shm"};
+	for (size_t i = 0; i < 4; i++) {
+		snprintf(file, sizeof file, "%s/%s", dir, files[i]);
+		unlink(file);
+	}
+	rmdir(dir);
+}
+
+/* The file's record for a tool use, without seq, prev and hash (new reference). */
+static json_t *
+tool_call_record(struct audit_log *lg, const char *event_id)
+{
+	struct audit_query q = all();
+	json_t *data, *rec, *found = NULL;
+	uint64_t next;
+	size_t i;
+	assert_int_equal(audit_log_query(lg, &q, &data, &next), 0);
+	json_array_foreach(data, i, rec)
+	{
+		if (strcmp(json_string_value(json_object_get(rec, "request_id")) ?: "", event_id) ==
+		    0)
+			found = json_deep_copy(rec);
+	}
+	json_decref(data);
+	assert_non_null(found);
+	json_object_del(found, "seq");
+	json_object_del(found, "prev");
+	json_object_del(found, "hash");
+	return found;
+}
+
+/* The agent loop's tool.call records commit with their events (in the events' own rows),
+ * are appended without a sync, and leave the rows at the next flush; `airlock keys`
+ * records go through the audit_outbox table. A crash before the flush (sevt_a and sevt_b
+ * in the file, sevt_c committed but never appended, a key record not drained yet) loses
+ * none and repeats none; a rolled-back transaction leaves nothing. */
 static void
 test_outbox_across_a_crash(void **state)
 {
 	(void)state;
 	char dir[] = "/tmp/test_audit_db.XXXXXX", file[128];
-	assert_non_null(mkdtemp(dir));
-	snprintf(file, sizeof file, "%s/audit.jsonl", dir);
 	struct server s;
-	memset(&s, 0, sizeof(s));
-	s.cfg.data_dir = dir;
-	s.loop = loop_new();
-	assert_int_equal(db_open(dir, &s.db), 0);
-	assert_int_equal(audit_open(&s), 0);
+	int64_t flag;
+	server_up(&s, dir);
+	snprintf(file, sizeof file, "%s/audit.jsonl", dir);
 	json_t *two = json_pack("[{s:s, s:s, s:s, s:{}}, {s:s, s:s, s:s, s:{}}]", "type",
 	                        "agent.tool_use", "id", "sevt_a", "name", "bash", "input", "type",
 	                        "agent.mcp_tool_use", "id", "sevt_b", "name", "query", "input");
 	json_t *one = json_pack("[{s:s, s:s, s:s, s:{}}]", "type", "agent.tool_use", "id", "sevt_c",
 	                        "name", "read", "input");
-	assert_int_equal(db_begin(s.db), 0);
-	assert_int_equal(audit_tool_uses_tx(&s, "sesn_x", NULL, two), 0);
-	assert_int_equal(db_commit(s.db), 0);
-	audit_outbox_move(&s, true);
+	assert_int_equal(held_in_events(s.db, &flag), 0);
+	assert_int_equal(flag, 0);
+	commit_tool_uses(&s, two, true, true);
 	assert_int_equal(audit_log_count(s.audit), 2);
-	assert_int_equal(db_begin(s.db), 0);
-	assert_int_equal(audit_tool_uses_tx(&s, "sesn_x", NULL, one), 0);
-	db_rollback(s.db);
-	audit_outbox_move(&s, false);
+	/* the file's record is what the event row holds, sealed */
+	char *held = NULL;
+	assert_int_equal(event_store_get_audit(s.db, "sevt_a", &held), 0);
+	json_t *want = json_loads(held, 0, NULL), *got = tool_call_record(s.audit, "sevt_a");
+	assert_true(json_equal(want, got));
+	assert_string_equal(
+	    json_string_value(json_object_get(json_object_get(got, "resources"), "via")), "outbox");
+	free(held);
+	json_decref(want);
+	json_decref(got);
+	commit_tool_uses(&s, one, false, true);
 	assert_int_equal(audit_log_count(s.audit), 2);
-	assert_int_equal(db_begin(s.db), 0);
-	assert_int_equal(audit_tool_uses_tx(&s, "sesn_x", NULL, one), 0);
-	assert_int_equal(db_commit(s.db), 0);
+	assert_int_equal(held_in_events(s.db, &flag), 2);
+	assert_int_equal(flag, 1);
+	commit_tool_uses(&s, one, true, false);
+	assert_int_equal(audit_outbox_add(s.db, "key.create", json_pack("{s:s}", "key_id", "k1")),
+	                 0);
 	/* the crash: no move, no flush, no close */
 	audit_log_free(s.audit);
 	s.audit = NULL;
-	int rows = 0;
-	assert_int_equal(audit_store_outbox_list(s.db, 0, 100, count_row, &rows), 0);
-	assert_int_equal(rows, 3);
+	assert_int_equal(held_in_events(s.db, &flag), 3);
+	assert_int_equal(flag, 1);
 
-	assert_int_equal(audit_open(&s), 0); /* recovers, moves row 3, flushes */
-	assert_int_equal(audit_log_count(s.audit), 3);
-	for (int64_t id = 1; id <= 3; id++)
-		assert_int_equal(in_file(s.audit, id), 1);
-	rows = 0;
+	assert_int_equal(audit_open(&s), 0); /* recovers: appends what is missing, flushes */
+	assert_int_equal(audit_log_count(s.audit), 4);
+	static const char *const ids[] = {"sevt_a", "sevt_b", "sevt_c"};
+	for (size_t i = 0; i < 3; i++)
+		assert_int_equal(tool_call_in_file(s.audit, ids[i]), 1);
+	json_t *k1 = json_string("k1");
+	assert_int_equal(in_file(s.audit, true, "key_id", k1), 1);
+	json_decref(k1);
+	assert_int_equal(held_in_events(s.db, &flag), 0);
+	assert_int_equal(flag, 0);
+	int rows = 0;
 	assert_int_equal(audit_store_outbox_list(s.db, 0, 100, count_row, &rows), 0);
 	assert_int_equal(rows, 0);
 	audit_close(&s);
 	/* and close adds a checkpoint naming the head (unsigned: no agent-identity key here) */
-	assert_file_valid(file, 4);
+	assert_file_valid(file, 5);
 	struct audit_log *lg = NULL;
 	char err[256];
 	struct audit_query q = all();
@@ -398,21 +516,65 @@ test_outbox_across_a_crash(void **state)
 	json_t *cp = json_array_get(data, 0);
 	assert_string_equal(json_string_value(json_object_get(cp, "outcome")), "unsigned");
 	assert_int_equal(
-	    json_integer_value(json_object_get(json_object_get(cp, "resources"), "seq")), 3);
+	    json_integer_value(json_object_get(json_object_get(cp, "resources"), "seq")), 4);
 	json_decref(data);
 	audit_log_free(lg);
-
 	json_decref(one);
 	json_decref(two);
-	db_close(s.db);
-	loop_free(s.loop);
-	static const char *const files[] = {"audit.jsonl", "airlock.db", "airlock.db-wal",
-	                                    "airlock.db-shm"};
-	for (size_t i = 0; i < 4; i++) {
-		snprintf(file, sizeof file, "%s/%s", dir, files[i]);
-		unlink(file);
-	}
-	rmdir(dir);
+	server_gone(&s, dir);
+}
+
+/* A record whose append fails waits in its event row and goes in first, in order, once
+ * the file takes writes; deleting a session first makes its records durable in the log
+ * (audit_settle), and refuses while they cannot be. */
+static void
+test_failed_append_waits_in_its_row(void **state)
+{
+	(void)state;
+	char dir[] = "/tmp/test_audit_db.XXXXXX", file[128];
+	struct server s;
+	int64_t flag;
+	server_up(&s, dir);
+	snprintf(file, sizeof file, "%s/audit.jsonl", dir);
+	int fd = fd_of(file), full = open("/dev/full", O_WRONLY | O_CLOEXEC);
+	if (full < 0)
+		skip(); /* no /dev/full here */
+	assert_true(fd >= 0);
+	int saved = dup(fd);
+	assert_int_equal(dup2(full, fd), fd);
+	json_t *a = json_pack("[{s:s, s:s, s:s, s:{}}]", "type", "agent.tool_use", "id", "sevt_1",
+	                      "name", "bash", "input");
+	json_t *b = json_pack("[{s:s, s:s, s:s, s:{}}]", "type", "agent.tool_use", "id", "sevt_2",
+	                      "name", "read", "input");
+	commit_tool_uses(&s, a, true, true); /* the append fails: the row keeps it */
+	assert_int_equal(audit_log_count(s.audit), 0);
+	assert_int_equal(audit_settle(&s), AL_E_IO); /* a deletion would wait */
+	assert_int_equal(held_in_events(s.db, &flag), 1);
+	assert_int_equal(dup2(saved, fd), fd);
+	close(saved);
+	close(full);
+	commit_tool_uses(&s, b, true, true); /* the older one goes first */
+	assert_int_equal(audit_log_count(s.audit), 2);
+	json_t *r1 = tool_call_record(s.audit, "sevt_1"), *r2 = tool_call_record(s.audit, "sevt_2");
+	(void)r2;
+	struct audit_query q = all();
+	json_t *data;
+	uint64_t next;
+	assert_int_equal(audit_log_query(s.audit, &q, &data, &next), 0);
+	assert_string_equal(
+	    json_string_value(json_object_get(json_array_get(data, 0), "request_id")), "sevt_1");
+	json_decref(data);
+	json_decref(r1);
+	json_decref(r2);
+	assert_int_equal(held_in_events(s.db, &flag), 2); /* until the flush */
+	assert_int_equal(audit_settle(&s), 0);
+	assert_int_equal(held_in_events(s.db, &flag), 0);
+	assert_int_equal(flag, 0);
+	audit_close(&s);
+	assert_file_valid(file, 3);
+	json_decref(a);
+	json_decref(b);
+	server_gone(&s, dir);
 }
 
 /* A flood of requests without a credential: AUDIT_UNAUTH_PER_SEC records, then one that
@@ -478,6 +640,7 @@ main(void)
 	    cmocka_unit_test_setup_teardown(test_reopen, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_failure_refuses_until_recovered, setup, teardown),
 	    cmocka_unit_test(test_outbox_across_a_crash),
+	    cmocka_unit_test(test_failed_append_waits_in_its_row),
 	    cmocka_unit_test(test_unauthenticated_flood_is_bounded),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
