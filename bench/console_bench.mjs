@@ -1,6 +1,7 @@
 // Web console benchmark (bench/run.sh section "console"; issue 16's targets): first page
 // load, cold, on loopback, to the sign-in form (target <= 300 ms); a session page with N
-// events, signed in, to all of them shown and the stream live (target <= 1 s at 10,000);
+// events, signed in, to its newest events shown and the stream live (target <= 1 s at
+// 10,000; the page lays out the newest 300, docs/server/console.md);
 // a live event to pixels, from before the POST to the element in the page, p95 (target
 // <= 100 ms). Headless Debian Chromium through puppeteer-core; `airlock mock-model` plays
 // the model (a loop script), so every message makes a short turn.

@@ -11,6 +11,7 @@ import path from 'node:path';
 import Anthropic from '@anthropic-ai/sdk';
 import { startServer } from './lib/server.mjs';
 import { makeEdgeCert } from './lib/edge_cert.mjs';
+import { startMockModel } from './lib/mockmodel.mjs';
 
 const CHROMIUM = process.env.AIRLOCK_CHROMIUM ?? '/usr/bin/chromium';
 const SHOTS = path.join(path.dirname(process.env.AIRLOCK_BIN ?? '.'), '..', 'tests', 'console', 'screenshots');
@@ -500,5 +501,74 @@ test('console audit log: filters, paging with the cursors, a record in full, exp
     // a bad date is said, not sent
     await open('#/audit?since=yesterday', 'main p.error');
     assert.match(await mainText(), /From: not a date and time/);
+  }),
+);
+
+test('console session page: a long session lays out its newest 300 events, earlier ones 300 at a time on request', { skip }, () =>
+  explain(async () => {
+    // its own server, with a model that answers every turn
+    const mock = await startMockModel({ turns: [{ content: [{ type: 'text', text: 'ok' }] }], loop: true });
+    const srv = await startServer({ env: { AIRLOCK_MODEL_API_KEY: 'k', AIRLOCK_MODEL_BASE_URL: mock.url } });
+    const p2 = await browser.newPage();
+    try {
+      const errors = [];
+      p2.on('pageerror', (e) => errors.push(String(e)));
+      const c = new Anthropic({ baseURL: srv.baseURL, apiKey: srv.apiKey, maxRetries: 0 });
+      const agent = await c.beta.agents.create({ name: 'long', model: 'claude-test-model' });
+      const env = await c.beta.environments.create({ name: 'long', config: { type: 'self_hosted' } });
+      const sess = await c.beta.sessions.create({ agent: agent.id, environment_id: env.id, title: 'long' });
+      const idle = async () => {
+        while ((await c.beta.sessions.retrieve(sess.id)).status !== 'idle') await new Promise((r) => setTimeout(r, 20));
+      };
+      for (let k = 0; k < 7; k++) {
+        await c.beta.sessions.events.send(sess.id, {
+          events: Array.from({ length: 100 }, (_, i) => ({ type: 'user.message', content: [{ type: 'text', text: `m${k}.${i}` }] })),
+        });
+        await idle();
+      }
+      const all = [];
+      for await (const e of c.beta.sessions.events.list(sess.id, { limit: 1000, order: 'asc' })) all.push(e);
+      assert.ok(all.length > 700, String(all.length));
+      const messages = all.filter((e) => e.type === 'user.message').map((e) => e.content[0].text);
+
+      await p2.setViewport({ width: 1280, height: 900 });
+      await p2.goto(`${srv.baseURL}/console/`);
+      await p2.waitForSelector('#signin');
+      await p2.type('#key', srv.apiKey);
+      await p2.click('#signin button[type=submit]');
+      await p2.waitForSelector('table.list');
+      await p2.goto(`${srv.baseURL}/console/#/sessions/${sess.id}`);
+      await p2.waitForSelector('#stream-state[data-state="live"]');
+      const shownIds = () => p2.$$eval('li[data-event-id]', (ns) => ns.map((n) => n.dataset.eventId));
+      const shownMessages = () => p2.$$eval('li[data-event-type="user.message"] .text', (ns) => ns.map((n) => n.textContent));
+      // only events of the last 300 are laid out, in the log's order
+      const ids = await shownIds();
+      const pos = ids.map((id) => all.findIndex((e) => e.id === id));
+      assert.ok(pos.every((p, i) => p >= all.length - 300 && (i === 0 || p > pos[i - 1])), 'the newest 300, in order');
+      assert.ok((await shownMessages()).includes('m6.99'));
+      assert.ok(!(await shownMessages()).includes('m0.0'));
+      assert.equal(await p2.$eval('#earlier', (b) => b.textContent), `Show ${Math.min(300, all.length - 300)} earlier events (${all.length - 300} not shown)`);
+      assert.match(await p2.$eval('#session-status', (e) => e.textContent), /idle/);
+      // earlier events, 300 at a time, above what is shown, until the first
+      const top = await p2.$eval('li[data-event-id]', (n) => n.dataset.eventId);
+      await p2.focus('#earlier');
+      await p2.keyboard.press('Enter');
+      await p2.waitForFunction((n) => document.querySelectorAll('li[data-event-id]').length > n, {}, ids.length);
+      // what was on screen stays there: the old first event is still in view
+      assert.ok(await p2.$eval(`li[data-event-id="${top}"]`, (n) => n.getBoundingClientRect().bottom > 0));
+      while (!(await p2.$eval('#earlier', (b) => b.hidden))) await p2.click('#earlier');
+      assert.deepEqual(await shownMessages(), messages, 'every message once, in order');
+      const after = await shownIds();
+      assert.equal(new Set(after).size, after.length);
+      assert.match(await p2.$eval('#session-status', (e) => e.textContent), /idle/, 'older status events do not change the status');
+      // and live events still arrive at the end
+      await c.beta.sessions.events.send(sess.id, { events: [{ type: 'user.message', content: [{ type: 'text', text: 'the newest' }] }] });
+      await p2.waitForFunction(() => [...document.querySelectorAll('li[data-event-type="user.message"] .text')].at(-1)?.textContent === 'the newest');
+      assert.deepEqual(errors, []);
+    } finally {
+      await p2.close();
+      await srv.stop();
+      await mock.stop();
+    }
   }),
 );

@@ -7,6 +7,9 @@ import { blocksText, el, json, statusBadge } from './render.js';
 const TOOL_USES = new Set(['agent.tool_use', 'agent.mcp_tool_use', 'agent.custom_tool_use']);
 const RESULTS = new Set(['agent.tool_result', 'agent.mcp_tool_result', 'user.tool_result', 'user.custom_tool_result']);
 const QUIET = new Set(['span.model_request_start', 'event_start', 'event_delta', 'session.usage']);
+// A long session shows its newest WINDOW events of the history; earlier ones come WINDOW
+// at a time on request (a 10,000-event page took about 1 s to lay out in full).
+const WINDOW = 300;
 
 export async function showSession(main, id) {
   const sid = encodeURIComponent(id);
@@ -17,10 +20,14 @@ export async function showSession(main, id) {
   let closed = false;
   let interrupted = false; // a model call failing after an interrupt was cancelled, not broken
   let controller = null;
+  const past = []; // the history read at open, in order, shown or not
+  let firstShown = 0; // past[firstShown..] are in the page
+  let backfill = false; // rendering older events: they do not change the status shown
 
   const status = el('span', { id: 'session-status' }, statusBadge(s.status));
   const conn = el('span', { id: 'stream-state', class: 'muted', 'aria-live': 'polite', text: 'connecting…' });
-  const list = el('ol', { id: 'events', class: 'events', 'aria-live': 'polite', 'aria-label': 'Events' });
+  const list = el('ol', { id: 'events', class: 'events', 'aria-live': 'polite', 'aria-label': 'Events', tabindex: -1 });
+  const earlier = el('button', { type: 'button', id: 'earlier', class: 'secondary', hidden: true, onclick: () => showEarlier() });
   const follow = el('input', { type: 'checkbox', id: 'follow', checked: true });
   const text = el('textarea', { id: 'message', rows: 2, placeholder: 'Message the agent' });
   const sendErr = el('p', { class: 'error', role: 'alert' });
@@ -96,6 +103,7 @@ export async function showSession(main, id) {
       ),
       el('div', { class: 'actions' }, archiveBtn, el('label', { class: 'follow' }, follow, ' Follow new events')),
     ),
+    earlier,
     list,
     composer,
     sendErr,
@@ -196,15 +204,17 @@ export async function showSession(main, id) {
     }
     if (t.startsWith('session.status_')) {
       const st = t.slice('session.status_'.length);
-      if (st !== 'running') interrupted = false;
-      setStatus(st);
+      if (!backfill) {
+        if (st !== 'running') interrupted = false;
+        setStatus(st);
+      }
       const why = e.stop_reason?.type ? ` (${e.stop_reason.type})` : '';
       return item(e, 'status', `Session ${st}${why}`);
     }
     if (t === 'session.error' || t.endsWith('.error'))
       return item(e, 'err', el('div', { class: 'who', text: 'Error' }), el('div', { class: 'text', text: e.error?.message ?? e.message ?? json(e.error ?? e) }));
     if (t === 'user.interrupt') {
-      interrupted = true;
+      if (!backfill) interrupted = true;
       return item(e, 'meta', 'Interrupted by user');
     }
     if (t === 'span.model_request_end') {
@@ -226,18 +236,77 @@ export async function showSession(main, id) {
     if (into === list && follow.checked) n.scrollIntoView({ block: 'end' });
   }
 
+  // Reads the whole history (ids for de-duplication, answers for the approval boxes),
+  // then lays out only its newest WINDOW events, and any older call still waiting for a
+  // person, so the page is live quickly whatever the session's length.
   async function history() {
     let page = null;
     do {
       const q = new URLSearchParams({ limit: '1000', order: 'asc' });
       if (page) q.set('page', page);
       const res = await api('GET', `/sessions/${sid}/events?${q}`);
-      const frag = document.createDocumentFragment();
-      for (const e of res.data) add(e, frag);
-      list.append(frag);
+      for (const e of res.data) if (e?.id && !seen.has(e.id)) past.push(e);
       page = res.next_page;
     } while (page);
+    for (const e of past) {
+      if (e.type === 'user.tool_confirmation') answered.add(e.tool_use_id);
+      else if (RESULTS.has(e.type)) answered.add(e.tool_use_id ?? e.mcp_tool_use_id ?? e.custom_tool_use_id);
+    }
+    let start = Math.max(0, past.length - WINDOW);
+    for (let i = 0; i < start; i++) {
+      const e = past[i];
+      const perm = e.evaluated_permission ?? e.evaluation?.evaluated_permission;
+      if (TOOL_USES.has(e.type) && perm === 'ask' && !answered.has(e.id)) {
+        start = i;
+        break;
+      }
+    }
+    // the status of the events before the window still counts
+    for (let i = start - 1; i >= 0; i--)
+      if (past[i].type.startsWith('session.status_')) {
+        setStatus(past[i].type.slice('session.status_'.length));
+        break;
+      }
+    for (const e of past) seen.add(e.id);
+    const frag = document.createDocumentFragment();
+    for (const e of past.slice(start)) {
+      const n = renderOne(e);
+      if (n) frag.append(n);
+    }
+    list.append(frag);
+    firstShown = start;
+    labelEarlier();
     if (follow.checked) list.lastElementChild?.scrollIntoView({ block: 'end' });
+  }
+
+  function labelEarlier() {
+    earlier.hidden = firstShown === 0;
+    earlier.textContent = `Show ${Math.min(WINDOW, firstShown)} earlier events (${firstShown} not shown)`;
+  }
+
+  // The WINDOW events before the first shown, put above it; what was on screen stays
+  // where it was.
+  function showEarlier() {
+    if (firstShown === 0) return;
+    const from = Math.max(0, firstShown - WINDOW);
+    const frag = document.createDocumentFragment();
+    backfill = true;
+    try {
+      for (const e of past.slice(from, firstShown)) {
+        const n = renderOne(e);
+        if (n) frag.append(n);
+      }
+    } finally {
+      backfill = false;
+    }
+    const doc = document.scrollingElement;
+    const before = doc.scrollHeight;
+    list.prepend(frag);
+    doc.scrollTop += doc.scrollHeight - before;
+    firstShown = from;
+    labelEarlier();
+    // the button goes with the last of them: keyboard focus moves to the events
+    if (firstShown === 0) list.focus();
   }
 
   // After a reconnect: only what is newer than the newest event shown, read newest first
