@@ -1,4 +1,5 @@
 /* HTTP server over real loopback sockets: keep-alive, pipelining, limits, slowloris,
+ * streamed request bodies (the body hook, its limit, refusal, abort, lingering close),
  * held answers and streams (plain and chunked, ended or broken off, paced by the
  * client). The server runs its loop in a forked child; the test talks to it with plain
  * blocking sockets. */
@@ -94,10 +95,63 @@ paced_drain(struct http_request *req, void *arg)
 	paced_fill(req);
 }
 
+/* Streamed bodies (http_server_set_body_hook): /upload* bodies go to a sink that counts
+ * them, allows 64 KiB (the buffered limit is 1 KiB) and refuses any piece holding
+ * "BAD"; /aborts says how often a sink was aborted. */
+struct sink_state {
+	size_t bytes;
+};
+static unsigned sink_aborts;
+
+static int
+sink_write(struct http_request *req, const char *data, size_t len, void *arg, const char **msg)
+{
+	struct sink_state *st = arg;
+	if (memmem(data, len, "BAD", 3) != NULL) {
+		*msg = "bad bytes in the body";
+		return -1;
+	}
+	st->bytes += len;
+	return 0;
+}
+
+static void
+sink_abort(struct http_request *req, void *arg)
+{
+	sink_aborts++;
+	free(arg);
+}
+
+static bool
+body_hook(struct http_request *req, struct http_body_sink *sink, void *arg)
+{
+	if (strncmp(req->path, "/upload", 7) != 0)
+		return false;
+	*sink = (struct http_body_sink){.max_bytes = 65536,
+	                                .write = sink_write,
+	                                .abort = sink_abort,
+	                                .arg = calloc(1, sizeof(struct sink_state))};
+	return true;
+}
+
 static void
 handler(struct http_request *req, void *arg)
 {
 	char body[512];
+	if (strcmp(req->path, "/upload") == 0) {
+		struct sink_state *st = req->sink_arg;
+		req->sink_arg = NULL; /* claimed */
+		int n = snprintf(body, sizeof(body), "streamed %zu buffered %zu",
+		                 st ? st->bytes : 0, req->body.len);
+		free(st);
+		http_respond(req, 200, NULL, 0, body, (size_t)n);
+		return;
+	}
+	if (strcmp(req->path, "/aborts") == 0) {
+		int n = snprintf(body, sizeof(body), "aborts=%u", sink_aborts);
+		http_respond(req, 200, NULL, 0, body, (size_t)n);
+		return;
+	}
 	if (strcmp(req->path, "/chunked") == 0) {
 		http_stream_start_chunked(req, 200, NULL, 0);
 		http_stream_write(req, "hello", 5);
@@ -152,6 +206,7 @@ start_server(void **state)
 		signal(SIGPIPE, SIG_IGN);
 		srv_loop = loop_new();
 		struct http_server *s = http_server_new(srv_loop, &lim, handler, NULL);
+		http_server_set_body_hook(s, body_hook, NULL);
 		int bound = 0;
 		if (http_server_listen(s, "127.0.0.1:0", NULL, &bound) != 0)
 			_exit(1);
@@ -251,6 +306,77 @@ test_body_too_large(void **state)
 	/* answered by the HTTP layer, still with a request-id like every answer */
 	assert_non_null(strstr(r, "request-id: req_"));
 	assert_non_null(strstr(r, "\"request_id\":\"req_"));
+	close(fd);
+}
+
+static unsigned
+aborts_now(void)
+{
+	int fd = dial();
+	const char req[] = "GET /aborts HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n";
+	send_all(fd, req, sizeof(req) - 1);
+	char *r = read_until(fd, "no such text: read to EOF", 1); /* Connection: close */
+	const char *a = strstr(r, "aborts=");
+	unsigned n = a ? (unsigned)strtoul(a + 7, NULL, 10) : 9999;
+	close(fd);
+	return n;
+}
+
+/* A body over the buffered limit reaches the sink whole, not req->body; the sink's own
+ * limit answers 413; its refusal answers 400 with its message; a client that leaves
+ * mid-body, and a handler that leaves the sink unclaimed, get it aborted. */
+static void
+test_streamed_body(void **state)
+{
+	static char big[10000];
+	memset(big, 'x', sizeof(big));
+	int fd = dial();
+	const char head[] = "POST /upload HTTP/1.1\r\nHost: t\r\nContent-Length: 10000\r\n\r\n";
+	send_all(fd, head, sizeof(head) - 1);
+	send_all(fd, big, sizeof(big));
+	char *r = read_until(fd, "buffered", 1);
+	assert_non_null(strstr(r, "HTTP/1.1 200"));
+	assert_non_null(strstr(r, "streamed 10000 buffered 0"));
+	close(fd);
+
+	fd = dial();
+	const char chunked[] =
+	    "POST /upload HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n"
+	    "5\r\nhello\r\n3\r\nBAD\r\n0\r\n\r\n";
+	send_all(fd, chunked, sizeof(chunked) - 1);
+	r = read_until(fd, "}", 1);
+	assert_non_null(strstr(r, "HTTP/1.1 400"));
+	assert_non_null(strstr(r, "bad bytes in the body"));
+	close(fd);
+
+	unsigned before = aborts_now();
+	fd = dial();
+	const char part[] = "POST /upload HTTP/1.1\r\nHost: t\r\nContent-Length: 9000\r\n\r\nabc";
+	send_all(fd, part, sizeof(part) - 1);
+	usleep(50000);
+	close(fd); /* gone mid-body */
+	usleep(50000);
+	assert_int_equal(aborts_now(), before + 1);
+}
+
+/* Refused at the head (Content-Length over the sink's limit) while the client goes on
+ * sending 8 MiB, more than the socket buffers hold: the server drains the body, so every
+ * write succeeds and the client reads the 413 rather than a reset. */
+static void
+test_streamed_too_large_lingers(void **state)
+{
+	const size_t total = 8u << 20;
+	static char block[65536];
+	memset(block, 'y', sizeof(block));
+	int fd = dial();
+	char head[128];
+	int n = snprintf(head, sizeof(head),
+	                 "POST /upload HTTP/1.1\r\nHost: t\r\nContent-Length: %zu\r\n\r\n", total);
+	send_all(fd, head, (size_t)n);
+	for (size_t sent = 0; sent < total; sent += sizeof(block))
+		assert_int_equal(write(fd, block, sizeof(block)), (ssize_t)sizeof(block));
+	char *r = read_until(fd, "\r\n\r\n", 1);
+	assert_non_null(strstr(r, "HTTP/1.1 413"));
 	close(fd);
 }
 
@@ -397,6 +523,8 @@ main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_keepalive_and_pipelining),
 	    cmocka_unit_test(test_body_too_large),
+	    cmocka_unit_test(test_streamed_body),
+	    cmocka_unit_test(test_streamed_too_large_lingers),
 	    cmocka_unit_test(test_header_too_large),
 	    cmocka_unit_test(test_malformed),
 	    cmocka_unit_test(test_slowloris_gets_408),
