@@ -215,12 +215,19 @@ env_or_null(const char *name)
 static int
 config_file_load(struct worker_config *c, const char *path)
 {
-	static const char *const top[] = {"environment_id",   "environment_key_file",
-	                                  "base_url",         "workdir",
-	                                  "on_work",          "on_work_grace_seconds",
-	                                  "max_idle_seconds", "worker_id",
-	                                  "ca_file",          "log",
-	                                  "sandbox",          NULL};
+	static const char *const top[] = {"environment_id",
+	                                  "environment_key_file",
+	                                  "base_url",
+	                                  "workdir",
+	                                  "on_work",
+	                                  "on_work_grace_seconds",
+	                                  "max_idle_seconds",
+	                                  "worker_id",
+	                                  "ca_file",
+	                                  "log",
+	                                  "sandbox",
+	                                  "egress_policy",
+	                                  NULL};
 	static const char *const log_keys[] = {"format", "level", NULL};
 	struct cfg *f = &c->file;
 	const json_t *logm = NULL, *sb = NULL;
@@ -252,6 +259,7 @@ config_file_load(struct worker_config *c, const char *path)
 	    (r = cfg_get_seconds(f, f->root, "max_idle_seconds", 0, 7 * 86400, &idle_s)) ||
 	    (r = cfg_get_str(f, f->root, "worker_id", &c->worker_id)) ||
 	    (r = cfg_get_str(f, f->root, "ca_file", &c->ca_file)) ||
+	    (r = cfg_get_str(f, f->root, "egress_policy", &c->egress_policy)) ||
 	    (r = cfg_get_map(f, f->root, "log", &logm)) ||
 	    (r = cfg_get_map(f, f->root, "sandbox", &sb)))
 		goto out;

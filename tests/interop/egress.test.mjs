@@ -344,19 +344,24 @@ test('a bad --egress-policy file stops the worker at start with FILE:LINE and th
     ['allowed_addresses: [10.1.2.3/8]\n', /bad\.yaml:1: allowed_addresses\[0\]: not an address or CIDR range/],
     ['alowed_hosts: []\n', /bad\.yaml:1: unknown key 'alowed_hosts'/],
   ];
+  const cfg = path.join(dir, 'worker.yaml');
   for (const [text, re] of cases) {
     const file = path.join(dir, 'bad.yaml');
     writeFileSync(file, text);
-    const r = await new Promise((resolve) => {
-      const p = spawn(process.env.AIRLOCK_BIN, ['worker', 'poll', '--environment-id', 'env_x',
-        '--unsandboxed', '--egress-policy', file],
-      { env: { ...process.env, ANTHROPIC_ENVIRONMENT_KEY: 'k', ANTHROPIC_BASE_URL: 'http://127.0.0.1:9' }, stdio: ['ignore', 'ignore', 'pipe'] });
-      let err = '';
-      p.stderr.on('data', (d) => (err += d));
-      p.on('exit', (code) => resolve({ code, err }));
-    });
-    assert.equal(r.code, 2, r.err);
-    assert.match(r.err, re);
+    // named by the flag, and by the worker's --config file (egress_policy:)
+    writeFileSync(cfg, `egress_policy: ${file}\n`);
+    for (const how of [['--egress-policy', file], ['--config', cfg]]) {
+      const r = await new Promise((resolve) => {
+        const p = spawn(process.env.AIRLOCK_BIN, ['worker', 'poll', '--environment-id', 'env_x',
+          '--unsandboxed', ...how],
+        { env: { ...process.env, ANTHROPIC_ENVIRONMENT_KEY: 'k', ANTHROPIC_BASE_URL: 'http://127.0.0.1:9' }, stdio: ['ignore', 'ignore', 'pipe'] });
+        let err = '';
+        p.stderr.on('data', (d) => (err += d));
+        p.on('exit', (code) => resolve({ code, err }));
+      });
+      assert.equal(r.code, 2, r.err);
+      assert.match(r.err, re);
+    }
   }
 });
 
