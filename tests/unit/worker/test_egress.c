@@ -103,17 +103,18 @@ group_setup(void **state)
 	int fl = fcntl(ofd, F_GETFL);
 	fcntl(ofd, F_SETFL, fl & ~O_NONBLOCK);
 	snprintf(y, sizeof(y),
-	         "allowed_hosts: ['*.corp.test', 'public.test']\n"
+	         "allowed_hosts: ['*.corp.test', 'public.test', '*.tools.test']\n"
 	         "denied_hosts: ['no.corp.test']\n"
 	         "allowed_addresses: [127.0.0.1]\n"
 	         "max_connections: 4\n"
 	         "resolve: {api.corp.test: 127.0.0.1, no.corp.test: 127.0.0.1, "
-	         "meta.corp.test: 169.254.169.254, public.test: 127.0.0.1}\n");
+	         "meta.corp.test: 169.254.169.254, public.test: 127.0.0.1, "
+	         "mcp.tools.test: 127.0.0.1, other.tools.test: 127.0.0.1}\n");
 	if (egress_operator_parse("op.yaml", y, strlen(y), &op, err, sizeof(err)) != 0) {
 		fprintf(stderr, "%s\n", err);
 		return -1;
 	}
-	struct egress_env env = {.type = EGRESS_ENV_LIMITED};
+	struct egress_env env = {.type = EGRESS_ENV_LIMITED, .allow_mcp_servers = true};
 	if (egress_hostlist_add(&env.allow, "*.corp.test", true, err, sizeof(err)) != 0)
 		return -1;
 	ploop = loop_new();
@@ -121,6 +122,17 @@ group_setup(void **state)
 	    egress_proxy_new(ploop, lfd, op, &env, "sesn_test", &px) != 0)
 		return -1;
 	egress_proxy_set_timeouts(px, 500, 2000);
+	/* the agent's MCP servers, as the session object names them */
+	snprintf(y, sizeof(y),
+	         "{\"agent\": {\"mcp_servers\": [{\"type\": \"url\", \"name\": \"a\", "
+	         "\"url\": \"http://MCP.tools.test:%d/mcp\"}, {\"type\": \"url\", \"name\": "
+	         "\"b\", \"url\": \"https://user@bad/\"}, {\"name\": \"c\"}]}}",
+	         origin_port);
+	json_t *sess = json_loads(y, 0, NULL);
+	if (sess == NULL)
+		return -1;
+	egress_proxy_set_session(px, sess);
+	json_decref(sess);
 	pthread_create(&th, NULL, origin_main, (void *)(intptr_t)ofd);
 	pthread_detach(th);
 	pthread_create(&th, NULL, proxy_main, NULL);
@@ -309,6 +321,25 @@ test_refusals(void **state)
 }
 
 static void
+test_mcp_hosts(void **state)
+{
+	(void)state;
+	char req[256], out[4096];
+	snprintf(req, sizeof(req),
+	         "GET http://mcp.tools.test:%d/mcp HTTP/1.1\r\nHost: mcp.tools.test:%d\r\n\r\n",
+	         origin_port, origin_port);
+	exchange_str(req, out, sizeof(out));
+	assert_non_null(strstr(out, "origin-ok"));
+	/* another host of that domain, and the MCP host on another port: not opened */
+	snprintf(req, sizeof(req),
+	         "GET http://other.tools.test:%d/ HTTP/1.1\r\nHost: other.tools.test:%d\r\n\r\n",
+	         origin_port, origin_port);
+	expect_refusal(req, "403 Forbidden", "the environment's allowed_hosts");
+	expect_refusal("CONNECT mcp.tools.test:443 HTTP/1.1\r\n\r\n", "403 Forbidden",
+	               "the environment's allowed_hosts");
+}
+
+static void
 test_oversized_head(void **state)
 {
 	(void)state;
@@ -426,7 +457,7 @@ main(void)
 	    cmocka_unit_test(test_connect_bulk),   cmocka_unit_test(test_refusals),
 	    cmocka_unit_test(test_oversized_head), cmocka_unit_test(test_slowloris),
 	    cmocka_unit_test(test_connection_cap), cmocka_unit_test(test_body_and_pipelining),
-	    cmocka_unit_test(test_sni_fronting),
+	    cmocka_unit_test(test_sni_fronting),   cmocka_unit_test(test_mcp_hosts),
 	};
 	return cmocka_run_group_tests(tests, group_setup, NULL);
 }
