@@ -97,6 +97,10 @@ echo "== web console: first load, a 10,000-event session page, live event to pix
 AIRLOCK_BIN=$BIN tests/interop/run-node.sh bench/console_bench.mjs 10000
 
 echo
+echo "== files and skills: 100 MiB upload/download vs cp, server RSS; 5 MiB skill download + unpack vs tar -x (target 1.5x)"
+AIRLOCK_BIN=$BIN tests/interop/run-node.sh bench/files_bench.mjs 100
+
+echo
 echo "== environment worker vs the SDK's EnvironmentWorker (idle RSS, tool_use -> tool_result)"
 AIRLOCK_BIN=$BIN tests/interop/run-node.sh bench/worker_bench.mjs 40
 
