@@ -323,8 +323,14 @@ inner_flush(struct gw_stream *s)
 	char tmp[16384];
 	size_t n;
 	while ((n = tunnel_pipe_take(s->tls, tmp, sizeof(tmp))) > 0)
-		if (out_add(s, tmp, n) != 0)
-			break; /* OUT_HIGH * 2: up_data paused long before */
+		if (out_add(s, tmp, n) != 0) {
+			/* A record cut short would corrupt the session: end the stream instead
+			 * (up_data pauses the upstream long before this). */
+			s->failed = true;
+			nghttp2_submit_rst_stream(s->conn->h2, NGHTTP2_FLAG_NONE, s->id,
+			                          NGHTTP2_INTERNAL_ERROR);
+			return;
+		}
 	if (s->deferred && out_pending(s) > 0) {
 		s->deferred = false;
 		nghttp2_session_resume_data(s->conn->h2, s->id);

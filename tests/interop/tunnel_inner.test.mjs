@@ -227,6 +227,13 @@ test('CA rotation and a gateway certificate reload keep an open SSE stream', asy
   assert.ok(progress.some((x) => x.rotated), 'events arrived after the rotation');
   await client.close();
 
+  // a pair that does not load is refused at reload; the running certificate stays
+  writeFileSync(live.cert, 'not a certificate\n');
+  gw.kill('SIGHUP');
+  await waitFor(gw, /reload failed; keeping the running configuration[^\n]*tls.cert_file/,
+    'refused reload');
+  assert.equal((await rawInit(t)).status, 200, 'certificate 2 still serves');
+
   // the old CA archived and certificate 1 redeployed: refused, with the reason logged
   copyFileSync(k1.cert, live.cert);
   copyFileSync(k1.key, live.key);
