@@ -73,8 +73,10 @@ after(async () => {
   }
 });
 
-// Navigates to a console page by its hash and waits for sel.
+// Loads a console page by its hash and waits for sel (through about:blank: a hash
+// change alone keeps the document, and sel could match the page before).
 async function open(hash, sel) {
+  await page.goto('about:blank');
   await page.goto(`${server.baseURL}/console/${hash}`);
   await page.waitForSelector(sel);
 }

@@ -6,7 +6,7 @@
 // and a user whose groups map to no role.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import Anthropic from '@anthropic-ai/sdk';
@@ -137,5 +137,57 @@ test('without a client configured, single sign-on is off', async () => {
     assert.equal((await fetch(`${s2.baseURL}/console/oidc/login`, { redirect: 'manual' })).status, 404);
   } finally {
     await s2.stop();
+  }
+});
+
+// The pages follow the API's permissions: signed in by single sign-on as alice (role
+// user), in Chromium, each page shows what her role may read and words the API's 403
+// where it may not, and no write she tries goes through.
+const CHROMIUM = process.env.AIRLOCK_CHROMIUM ?? '/usr/bin/chromium';
+test('the console pages as a user: what the role may read, the API\'s refusals said', {
+  skip: existsSync(CHROMIUM) ? false : `no Chromium at ${CHROMIUM} (apt-get install chromium; tools/deps.sh installs it)`,
+}, async () => {
+  const admin = new Anthropic({ baseURL: srv.baseURL, apiKey: srv.apiKey, maxRetries: 0 });
+  const agent = await admin.beta.agents.create({ name: 'for users', model: 'claude-test', system: 'v1' });
+  await admin.beta.agents.update(agent.id, { version: 1, system: 'v2' });
+  const env = await admin.beta.environments.create({ name: 'users env', config: { type: 'self_hosted' } });
+  const { jar } = await signInAs('alice');
+  const cookie = jar.get(new URL(base).host).get('airlock_console');
+  const puppeteer = (await import('puppeteer-core')).default;
+  const browser = await puppeteer.launch({
+    executablePath: CHROMIUM,
+    headless: true,
+    args: ['--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-dev-shm-usage'],
+  });
+  try {
+    const page = await browser.newPage();
+    await page.setCookie({ name: 'airlock_console', value: cookie, url: base, httpOnly: true, sameSite: 'Strict' });
+    const errorOf = async (hash) => {
+      await page.goto('about:blank'); // a new document: not the last page's error
+      await page.goto(`${base}/console/${hash}`);
+      await page.waitForSelector('main p.error');
+      return page.$eval('main p.error', (e) => e.textContent);
+    };
+    // refused by the API, and the page says so in the API's words
+    assert.match(await errorOf('#/audit'), /role user may not GET \/v1\/audit_events/);
+    assert.match(await errorOf('#/tunnels'), /role user may not GET \/v1\/tunnels/);
+    // readable: agents, their versions compared; the edit is refused and nothing changes
+    await page.goto(`${base}/console/#/agents/${agent.id}/compare?a=1&b=2`);
+    await page.waitForSelector('section.diff[data-field="system"]');
+    await page.goto(`${base}/console/#/agents/${agent.id}`);
+    await page.waitForSelector('#agent-form');
+    await page.$eval('#agent-system', (e) => (e.value = 'v3 by alice'));
+    await page.click('#agent-form button[type=submit]');
+    await page.waitForFunction(() => /role user may not POST/.test(document.querySelector('#agent-error').textContent));
+    assert.equal((await admin.beta.agents.retrieve(agent.id)).version, 2);
+    // an environment: readable, but not its queue (the counts are a developer's) nor keys
+    await page.goto(`${base}/console/#/environments/${env.id}`);
+    await page.waitForSelector('#key-form');
+    assert.match(await page.$eval('#stats-error', (e) => e.textContent), /role user may not GET/);
+    await page.click('#create-key');
+    await page.waitForFunction(() => /role user may not POST/.test(document.querySelector('#key-error').textContent));
+    assert.equal(await page.$('#new-key'), null);
+  } finally {
+    await browser.close();
   }
 });
