@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include "cli.h"
 #include "api.h"
@@ -25,6 +26,7 @@
 #include "tls.h"
 #include "console.h"
 #include "tunnel.h"
+#include "util.h"
 #include "xalloc.h"
 
 static void
@@ -38,6 +40,9 @@ server_usage(FILE *f)
 	    "                         on loopback, any other address needs --tls-cert/--tls-key)\n"
 	    "  --data-dir DIR         SQLite database directory (AIRLOCK_DATA_DIR, default\n"
 	    "                         .airlock-data)\n"
+	    "  --database-url URL     PostgreSQL instead of SQLite (AIRLOCK_DATABASE_URL;\n"
+	    "                         a libpq URI, PG* variables honoured; keep the password\n"
+	    "                         in PGPASSWORD or a passfile, not in argv)\n"
 	    "  --tls-cert FILE        PEM certificate chain\n"
 	    "  --tls-key FILE         PEM private key\n"
 	    "  --log-format text|json (default text)\n"
@@ -62,6 +67,8 @@ server_usage(FILE *f)
 	    "\n"
 	    "environment:\n"
 	    "  AIRLOCK_API_KEY        a server API key accepted in addition to issued keys\n"
+	    "  AIRLOCK_DATABASE_RETRY seconds start-up retries an unreachable PostgreSQL\n"
+	    "                         (default 60)\n"
 	    "  AIRLOCK_MODEL_BASE_URL Messages API base URL (default https://api.anthropic.com)\n"
 	    "  AIRLOCK_MODEL_API_KEY  key for the model provider (default ANTHROPIC_API_KEY)\n"
 	    "  ANTHROPIC_API_KEY      the model provider's key when AIRLOCK_MODEL_API_KEY is "
@@ -362,6 +369,11 @@ config_from_env(struct server_config *cfg)
 	env_uint("AIRLOCK_MODEL_MAX_TOKENS", 1, 1000000, &cfg->model_max_tokens);
 	env_uint("AIRLOCK_MCP_TIMEOUT_MS", 100, 600000, &cfg->mcp_timeout_ms);
 	env_uint("AIRLOCK_MCP_CALL_TIMEOUT_MS", 100, 3600000, &cfg->mcp_call_timeout_ms);
+	if ((v = getenv("AIRLOCK_DATABASE_URL")) && *v) {
+		secret_free(cfg->database_url);
+		cfg->database_url = xstrdup(v);
+	}
+	env_uint("AIRLOCK_DATABASE_RETRY", 0, 86400, &cfg->database_retry_s);
 	if ((v = getenv("AIRLOCK_DATA_DIR")) && *v) {
 		free(cfg->data_dir);
 		cfg->data_dir = xstrdup(v);
@@ -468,6 +480,7 @@ server_config_load(struct server_config *cfg, int argc, char **argv, enum log_fo
 {
 	cfg->listen = xstrdup("127.0.0.1:8400");
 	cfg->data_dir = xstrdup(".airlock-data");
+	cfg->database_retry_s = 60;
 	cfg->model_base_url = xstrdup("https://api.anthropic.com");
 	cfg->lease_ttl_s = 90;
 	cfg->sse_ping_ms = 15000;
@@ -495,6 +508,7 @@ server_config_free(struct server_config *c)
 {
 	free(c->listen);
 	free(c->data_dir);
+	secret_free(c->database_url);
 	free(c->tls_cert_file);
 	free(c->tls_key_file);
 	secret_free(c->api_key);
@@ -535,13 +549,47 @@ json_wipe_free(void *p)
 	free(p);
 }
 
+/* PostgreSQL may come up after us (a pod and its database start together): a connection
+ * that fails is retried with backoff for database_retry_s, each failure logged with its
+ * reason (never the URL). Only a failed connection is retried: a refused password or a
+ * failed migration is not. */
+static int
+open_database(struct server *srv)
+{
+	if (srv->cfg.database_url == NULL || srv->cfg.database_url[0] == '\0')
+		return db_open(srv->cfg.data_dir, &srv->db);
+	/* the data directory still holds the master key and the audit log */
+	if (mkdir(srv->cfg.data_dir, 0700) < 0 && errno != EEXIST) {
+		log_error("cannot create data directory", "dir", srv->cfg.data_dir);
+		return AL_E_IO;
+	}
+	uint64_t deadline = now_mono_ms() + (uint64_t)srv->cfg.database_retry_s * 1000;
+	unsigned delay_ms = 250;
+	for (;;) {
+		int r = db_open_url(srv->cfg.database_url, &srv->db);
+		if (r != AL_E_AGAIN || now_mono_ms() + delay_ms > deadline)
+			return r;
+		char ms[16];
+		snprintf(ms, sizeof(ms), "%u", delay_ms);
+		log_warn("database not ready; retrying", "retry_ms", ms);
+		struct timespec ts = {delay_ms / 1000, (long)(delay_ms % 1000) * 1000000};
+		nanosleep(&ts, NULL);
+		delay_ms = delay_ms * 2 > 5000 ? 5000 : delay_ms * 2;
+	}
+}
+
 int
 server_open(struct server *srv)
 {
 	int r;
 	json_set_alloc_funcs(malloc, json_wipe_free);
-	if ((r = db_open(srv->cfg.data_dir, &srv->db)) != 0)
+	if ((r = open_database(srv)) != 0) {
+		log_error("cannot open the database", "engine",
+		          srv->cfg.database_url && srv->cfg.database_url[0] ? "postgresql"
+		                                                            : "sqlite",
+		          "error", al_strerror(r));
 		return r;
+	}
 	srv->loop = loop_new();
 	srv->http = http_server_new(srv->loop, NULL, api_dispatch, srv);
 	http_server_set_body_hook(srv->http, api_body_hook, srv);
@@ -597,6 +645,7 @@ server_main(int argc, char **argv)
 	    {"tunnel-metrics-listen", required_argument, NULL, 1006},
 	    {"metrics-listen", required_argument, NULL, 1007},
 	    {"drain-timeout", required_argument, NULL, 1008},
+	    {"database-url", required_argument, NULL, 1009},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
@@ -620,6 +669,10 @@ server_main(int argc, char **argv)
 		case 'd':
 			free(srv.cfg.data_dir);
 			srv.cfg.data_dir = xstrdup(optarg);
+			break;
+		case 1009:
+			secret_free(srv.cfg.database_url);
+			srv.cfg.database_url = xstrdup(optarg);
 			break;
 		case 'c':
 			free(srv.cfg.tls_cert_file);
@@ -752,7 +805,7 @@ server_main(int argc, char **argv)
 	}
 	log_info("listening", "addr", srv.cfg.listen, "port", port, "tls", tls ? "on" : "off",
 	         "data_dir", srv.cfg.data_dir, "config", config_path ? config_path : "-",
-	         "model_base_url", srv.cfg.model_base_url);
+	         "model_base_url", srv.cfg.model_base_url, "database", db_engine(srv.db));
 	/* systemd Type=notify: started once the database is open and the port bound */
 	if ((r = notify_send("READY=1\nSTATUS=listening")) != 0)
 		log_warn("cannot tell the service manager we are ready (NOTIFY_SOCKET)", "error",

@@ -45,6 +45,10 @@ struct server_identity_config {
 struct server_config {
 	char *listen;   /* "127.0.0.1:8400" */
 	char *data_dir; /* AIRLOCK_DATA_DIR */
+	/* AIRLOCK_DATABASE_URL, --database-url: PostgreSQL (a libpq URI); NULL: SQLite in
+	 * data_dir. May hold a password: wiped on free, never logged. */
+	char *database_url;
+	unsigned database_retry_s; /* AIRLOCK_DATABASE_RETRY: how long start-up retries */
 	char *tls_cert_file;
 	char *tls_key_file;
 	char *api_key;        /* AIRLOCK_API_KEY: accepted as a server API key, never stored */

@@ -240,11 +240,11 @@ test('a failed authentication, a key, tool calls and policy reloads each leave a
 });
 
 test('keys made and revoked with airlock keys while the server runs reach its log', async () => {
-  const made = spawnSync(BIN, ['keys', 'create', '--environment', env.id, '--data-dir', srv.dataDir], { encoding: 'utf8' });
+  const made = spawnSync(BIN, ['keys', 'create', '--environment', env.id, '--data-dir', srv.dataDir], { encoding: 'utf8', env: srv.cliEnv });
   assert.equal(made.status, 0, made.stderr);
   cliKey = made.stdout.trim();
   const id = /key (envkey_\S+)/.exec(made.stderr)[1];
-  const gone = spawnSync(BIN, ['keys', 'revoke', id, '--data-dir', srv.dataDir], { encoding: 'utf8' });
+  const gone = spawnSync(BIN, ['keys', 'revoke', id, '--data-dir', srv.dataDir], { encoding: 'utf8', env: srv.cliEnv });
   assert.equal(gone.status, 0, gone.stderr);
   let recs = [];
   for (let i = 0; i < 100 && recs.length < 2; i++) {

@@ -55,6 +55,12 @@ void
 api_reply_error_details(struct api_call *c, int status, const char *type, json_t *details,
                         const char *message)
 {
+	/* A store failure while the database server is out of reach is not our bug: the
+	 * client is told so, and to retry (the connection comes back without a restart). */
+	if (status == 500 && c->srv->db && db_unavailable(c->srv->db)) {
+		status = 503;
+		message = "the database is unreachable; try again shortly";
+	}
 	json_t *err = json_pack("{s:s, s:s}", "type", type, "message", message);
 	if (details)
 		json_object_set_new(err, "details", details);
@@ -565,7 +571,9 @@ probe(struct api_call *c)
 	}
 	const char *why = c->srv->draining ? "draining: the server is shutting down"
 	                  : db_ping(c->srv->db) != 0
-	                      ? "the database file is gone, replaced or unreadable"
+	                      ? (db_dialect(c->srv->db) == DB_DIALECT_PG
+	                             ? "the database is unreachable"
+	                             : "the database file is gone, replaced or unreadable")
 	                  : audit_refusing(c->srv) ? "the audit log cannot be written"
 	                                           : NULL;
 	if (why == NULL)

@@ -114,22 +114,27 @@ keys_usage(FILE *f, const char *verb)
 	           "                   without it a missing database is an error\n"
 	           "  -h, --help       this text\n"
 	           "\n"
-	           "environment: AIRLOCK_DATA_DIR, and every variable `airlock server` reads\n"
+	           "environment: AIRLOCK_DATA_DIR, AIRLOCK_DATABASE_URL (PostgreSQL instead),\n"
+	           "and every variable `airlock server` reads\n"
 	           "(docs/server/config.md).\n"
 	           "exit status: 0 ok, 1 failure, 2 usage or configuration error\n");
 }
 
 /* The data directory the server would use: defaults < --config files < environment <
- * --data-dir, exactly as `airlock server` resolves it. */
+ * --data-dir, exactly as `airlock server` resolves it; and its PostgreSQL URL, if any
+ * (AIRLOCK_DATABASE_URL), which then holds the keys instead. */
 static int
-keys_data_dir(int argc, char **argv, const char *flag_dir, char **out)
+keys_data_dir(int argc, char **argv, const char *flag_dir, char **out, char **url)
 {
 	struct server_config cfg = {0};
 	enum log_format fmt = LOG_FMT_TEXT;
 	enum log_level lvl = LOG_LVL_INFO;
 	int r = server_config_load(&cfg, argc, argv, &fmt, &lvl);
-	if (r == 0)
+	if (r == 0) {
 		*out = xstrdup(flag_dir ? flag_dir : cfg.data_dir);
+		if (cfg.database_url && cfg.database_url[0])
+			*url = xstrdup(cfg.database_url);
+	}
 	server_config_free(&cfg);
 	return r;
 }
@@ -138,7 +143,7 @@ int
 keys_main(int argc, char **argv)
 {
 	const char *env_id = NULL, *name = NULL, *flag_dir = NULL;
-	char *data_dir = NULL;
+	char *data_dir = NULL, *url = NULL;
 	bool server = false, create = false;
 	struct db *db = NULL;
 	int rc = 2, r;
@@ -213,9 +218,11 @@ keys_main(int argc, char **argv)
 		fprintf(stderr, "airlock keys %s: unexpected argument '%s'\n", verb, argv[optind]);
 		return 2;
 	}
-	if (keys_data_dir(argc, argv, flag_dir, &data_dir) != 0)
+	if (keys_data_dir(argc, argv, flag_dir, &data_dir, &url) != 0)
 		return 2;
-	r = create ? db_open(data_dir, &db) : db_open_existing(data_dir, &db);
+	r = url      ? db_open_url(url, &db)
+	    : create ? db_open(data_dir, &db)
+	             : db_open_existing(data_dir, &db);
 	if (r == AL_E_NOTFOUND) {
 		/* A key in a database the server does not read is a key that gets 401. */
 		fprintf(stderr,
@@ -226,8 +233,8 @@ keys_main(int argc, char **argv)
 		goto out;
 	}
 	if (r != 0) {
-		fprintf(stderr, "airlock keys: cannot open the database in %s: %s\n", data_dir,
-		        al_strerror(r));
+		fprintf(stderr, "airlock keys: cannot open the database in %s: %s\n",
+		        url ? "AIRLOCK_DATABASE_URL" : data_dir, al_strerror(r));
 		rc = 1;
 		goto out;
 	}
@@ -286,5 +293,6 @@ keys_main(int argc, char **argv)
 out:
 	db_close(db);
 	free(data_dir);
+	secret_free(url);
 	return rc;
 }

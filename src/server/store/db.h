@@ -46,17 +46,34 @@ enum db_rc {
 	DB_ERROR = 4,      /* anything else (logged with the engine's message) */
 };
 
+/* Which SQL a store must write where the engines differ (JSON functions): most SQL is
+ * one text for both; a store that needs two keeps them side by side and picks by this. */
+enum db_dialect {
+	DB_DIALECT_SQLITE = 0,
+	DB_DIALECT_PG = 1,
+};
+
 /* Opens (creating) dir/airlock.db and applies pending migrations. */
 int db_open(const char *dir, struct db **out);
 /* The same for a database that must exist already: AL_E_NOTFOUND when dir/airlock.db
  * does not (the admin commands never create one by accident). */
 int db_open_existing(const char *dir, struct db **out);
+/* Connects to PostgreSQL (a libpq URI or key=value string; PG* variables fill what it
+ * leaves out, sslmode=verify-full and the rest pass through) and applies pending
+ * migrations under an advisory lock. The URL is never logged (it may hold a password).
+ * AL_E_AGAIN: could not connect (worth retrying); AL_E_AUTH: the password was refused. */
+int db_open_url(const char *url, struct db **out);
 void db_close(struct db *db);
 /* Readiness probe: the database the server opened is still there and a read works. 0,
  * or AL_E_IO (storage removed, replaced, unreachable or unreadable). */
 int db_ping(struct db *db);
+/* True while the database server is out of reach (the connection was lost and is not
+ * back yet): a failure now is the outage, answered 503 rather than 500. Never for
+ * SQLite. */
+bool db_unavailable(struct db *db);
 /* The engine's name ("sqlite"), for logs and metrics. */
 const char *db_engine(const struct db *db);
+enum db_dialect db_dialect(const struct db *db);
 
 /* Nested calls join the outer transaction; only the outermost commits. SQLite takes the
  * write lock at BEGIN (IMMEDIATE) so concurrent processes (admin CLI) serialize instead
@@ -107,6 +124,12 @@ json_t *db_col_json(struct db_stmt *st, int col);
 /* The `doc` column of table's row id (new reference). *err: 0, AL_E_NOTFOUND or AL_E_IO.
  * table is one of ours, never input. */
 json_t *db_load_doc(struct db *db, const char *table, const char *id, int *err);
+
+/* Sets string members k1 (and k2 when not NULL) of the `doc` of table's row id, keeping
+ * the document's own key order (PostgreSQL's jsonb_set would not: json_set's job on
+ * SQLite). 0, AL_E_NOTFOUND or AL_E_IO. */
+int db_doc_set_str(struct db *db, const char *table, const char *id, const char *k1, const char *v1,
+                   const char *k2, const char *v2);
 
 /* Monotonic per-database sequence for ordering (events, lists). */
 int64_t db_next_seq(struct db *db, const char *name);

@@ -14,17 +14,22 @@ struct db_stmt {
 
 struct db_backend {
 	const char *name;
+	enum db_dialect dialect;
 	/* the statement that opens a write transaction */
 	const char *begin_sql;
 	void (*close)(struct db *db);
 	int (*ping)(struct db *db);
+	bool (*unavailable)(struct db *db); /* NULL: never */
 	int (*exec)(struct db *db, const char *sql);
 	const char *(*errmsg)(struct db *db);
 	int64_t (*changes)(struct db *db);
-	int (*prepare)(struct db *db, const char *sql, struct db_stmt **st);
+	/* cached: kept for the connection's life (db_prepare_cached), worth preparing on
+	 * the server side */
+	int (*prepare)(struct db *db, const char *sql, bool cached, struct db_stmt **st);
 	void (*finalize)(struct db_stmt *st);
 	/* clear: drop the bindings too (a cached statement going back to the cache) */
 	void (*reset)(struct db_stmt *st, bool clear);
+	/* s NULL: a NULL of type text (`? IS NULL OR col = ?` needs the type) */
 	void (*bind_text)(struct db_stmt *st, int idx, const char *s, size_t len);
 	void (*bind_int64)(struct db_stmt *st, int idx, int64_t v);
 	void (*bind_null)(struct db_stmt *st, int idx);
@@ -55,16 +60,11 @@ struct db {
 	} cache[DB_STMT_CACHE];
 };
 
-/* Index of a migration text per engine (db.c's table). */
-enum db_dialect {
-	DB_DIALECT_SQLITE = 0,
-	DB_DIALECT_PG = 1,
-};
-
-/* After a backend connected: wraps conn in a struct db and migrates (dialect picks the
- * migration texts). On failure the backend's close runs on the new db. */
-int db_attach(const struct db_backend *be, void *conn, enum db_dialect dialect, struct db **out);
+/* After a backend connected: wraps conn in a struct db and migrates (the backend's
+ * dialect picks the migration texts). On failure the backend's close runs on conn. */
+int db_attach(const struct db_backend *be, void *conn, struct db **out);
 
 extern const struct db_backend db_sqlite_backend;
+extern const struct db_backend db_pg_backend;
 
 #endif

@@ -56,7 +56,7 @@ lite_changes(struct db *db)
 }
 
 static int
-lite_prepare(struct db *db, const char *sql, struct db_stmt **out)
+lite_prepare(struct db *db, const char *sql, bool cached, struct db_stmt **out)
 {
 	sqlite3_stmt *h = NULL;
 	if (sqlite3_prepare_v2(conn(db)->h, sql, -1, &h, NULL) != SQLITE_OK)
@@ -85,7 +85,10 @@ lite_reset(struct db_stmt *st, bool clear)
 static void
 lite_bind_text(struct db_stmt *st, int idx, const char *s, size_t len)
 {
-	sqlite3_bind_text64(sth(st), idx, s, len, SQLITE_TRANSIENT, SQLITE_UTF8);
+	if (s == NULL)
+		sqlite3_bind_null(sth(st), idx);
+	else
+		sqlite3_bind_text64(sth(st), idx, s, len, SQLITE_TRANSIENT, SQLITE_UTF8);
 }
 
 static void
@@ -208,6 +211,7 @@ lite_close(struct db *db)
 
 const struct db_backend db_sqlite_backend = {
     .name = "sqlite",
+    .dialect = DB_DIALECT_SQLITE,
     /* IMMEDIATE so concurrent processes (admin CLI) serialize instead of failing on
      * lock upgrade */
     .begin_sql = "BEGIN IMMEDIATE",
@@ -314,7 +318,7 @@ open_dir(const char *dir, bool create, struct db **out)
 		goto out;
 	}
 	/* db_attach owns c from here, failing or not */
-	r = db_attach(&db_sqlite_backend, c, DB_DIALECT_SQLITE, out);
+	r = db_attach(&db_sqlite_backend, c, out);
 	c = NULL;
 out:
 	umask(old_mask);

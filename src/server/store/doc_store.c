@@ -37,7 +37,7 @@ doc_store_page(struct db *db, const char *table, const char *scope_col, const ch
 	memset(out, 0, sizeof(*out));
 	/* table and scope_col are ours (never input); values are bound. */
 	snprintf(sql, sizeof(sql),
-	         "SELECT seq, doc FROM %s WHERE (?1 OR archived_at IS NULL) "
+	         "SELECT seq, doc FROM %s WHERE (?1 <> 0 OR archived_at IS NULL) "
 	         "AND created_at BETWEEN ?2 AND ?3 AND (?4 = 0 OR seq %s ?5)%s%s%s "
 	         "ORDER BY seq %s LIMIT ?6",
 	         table, q->desc ? "<" : ">", scope_col ? " AND " : "", scope_col ? scope_col : "",

@@ -68,6 +68,28 @@ event_store_mark_processed(struct db *db, const char *event_id, int64_t now)
 	int r = AL_E_IO;
 	char ts[32];
 	time_fmt_rfc3339(now, ts);
+	if (db_dialect(db) == DB_DIALECT_PG) {
+		/* no json_set: jsonb_set would reorder the document's keys, and the model
+		 * request built from the log would change between retries */
+		if ((r = db_begin(db)) != 0)
+			return r;
+		if (db_prepare(db,
+		               "UPDATE events SET processed_at = ?1 WHERE id = ?2 AND processed_at "
+		               "IS NULL",
+		               &st) == 0) {
+			db_bind_int64(st, 1, now);
+			db_bind_text(st, 2, event_id);
+			r = db_step(st) == DB_DONE ? 0 : AL_E_IO;
+			if (r == 0 && db_changes(db) == 1)
+				r = db_doc_set_str(db, "events", event_id, "processed_at", ts, NULL,
+				                   NULL);
+		}
+		db_finalize(st);
+		if (r == 0)
+			return db_commit(db);
+		db_rollback(db);
+		return r;
+	}
 	if (db_prepare(db,
 	               "UPDATE events SET processed_at = ?1, "
 	               "doc = json_set(doc, '$.processed_at', ?2) "
@@ -126,13 +148,16 @@ event_store_list(struct db *db, const char *session_id, const struct doc_list *q
 	int r;
 	memset(out, 0, sizeof(*out));
 	/* One statement for both orders: the cursor bound flips with the order. */
-	const char *sql =
-	    q->desc ? "SELECT seq, doc FROM events WHERE session_id = ?1 AND (?2 = 0 OR seq < ?3) "
-	              "AND created_at BETWEEN ?4 AND ?5 AND (?6 IS NULL OR type IN "
-	              "(SELECT value FROM json_each(?6))) ORDER BY seq DESC LIMIT ?7"
-	            : "SELECT seq, doc FROM events WHERE session_id = ?1 AND (?2 = 0 OR seq > ?3) "
-	              "AND created_at BETWEEN ?4 AND ?5 AND (?6 IS NULL OR type IN "
-	              "(SELECT value FROM json_each(?6))) ORDER BY seq ASC LIMIT ?7";
+	char sql[512];
+	snprintf(sql, sizeof(sql),
+	         "SELECT seq, doc FROM events WHERE session_id = ?1 AND (?2 = 0 OR seq %s ?3) "
+	         "AND created_at BETWEEN ?4 AND ?5 AND (?6 IS NULL OR type IN (%s)) "
+	         "ORDER BY seq %s LIMIT ?7",
+	         q->desc ? "<" : ">",
+	         db_dialect(db) == DB_DIALECT_PG
+	             ? "SELECT jsonb_array_elements_text(CAST(?6 AS jsonb))"
+	             : "SELECT value FROM json_each(?6)",
+	         q->desc ? "DESC" : "ASC");
 	if (db_prepare(db, sql, &st) != 0)
 		return AL_E_IO;
 	db_bind_text(st, 1, session_id);

@@ -325,8 +325,9 @@ version_insert(struct db *db, const struct memory_write *w, const char *memory_i
 	if (db_prepare(db,
 	               "DELETE FROM memory_versions WHERE seq IN (SELECT seq FROM memory_versions "
 	               "WHERE store_id = ?1 AND id NOT IN (SELECT version_id FROM memories WHERE "
-	               "store_id = ?1) ORDER BY seq LIMIT max(0, (SELECT count(*) FROM "
-	               "memory_versions WHERE store_id = ?1) - ?2))",
+	               "store_id = ?1) ORDER BY seq LIMIT (SELECT CASE WHEN n > ?2 THEN n - ?2 "
+	               "ELSE 0 END FROM (SELECT count(*) AS n FROM memory_versions WHERE "
+	               "store_id = ?1) c))",
 	               &st) != 0)
 		goto out;
 	db_bind_text(st, 1, w->store_id);
@@ -582,7 +583,7 @@ memory_store_memory_list(struct db *db, const struct memory_list *q, struct memo
 	hi[strlen(hi) - 1] = '0';
 	if (db_prepare(db,
 	               "SELECT " MEM_COLS " FROM memories WHERE store_id = ?1 AND path >= ?2 AND "
-	               "path < ?3 AND (?4 IS NULL OR path > ?4 OR (?5 AND path = ?4)) "
+	               "path < ?3 AND (?4 IS NULL OR path > ?4 OR (?5 <> 0 AND path = ?4)) "
 	               "ORDER BY path",
 	               &st) != 0)
 		goto out;
@@ -821,8 +822,8 @@ memory_store_attach(struct db *db, const char *session_id, const char *store_id,
 	struct db_stmt *st = NULL;
 	int r = AL_E_IO;
 	if (db_prepare(db,
-	               "INSERT OR IGNORE INTO memory_store_attachments(session_id, store_id, "
-	               "owner_iss, owner_sub) VALUES (?1, ?2, ?3, ?4)",
+	               "INSERT INTO memory_store_attachments(session_id, store_id, "
+	               "owner_iss, owner_sub) VALUES (?1, ?2, ?3, ?4) ON CONFLICT DO NOTHING",
 	               &st) != 0)
 		return AL_E_IO;
 	db_bind_text(st, 1, session_id);

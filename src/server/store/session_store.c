@@ -346,18 +346,27 @@ session_store_list(struct db *db, const struct session_list_query *q,
 	struct db_stmt *st = NULL;
 	char sql[1400];
 	int r = 0;
+	/* the JSON filters in each engine's functions, side by side */
+	bool pg = db_dialect(db) == DB_DIALECT_PG;
 	snprintf(sql, sizeof(sql),
-	         "SELECT seq, doc FROM sessions WHERE (?1 OR archived_at IS NULL) "
+	         "SELECT seq, doc FROM sessions WHERE (?1 <> 0 OR archived_at IS NULL) "
 	         "AND created_at BETWEEN ?2 AND ?3 AND (?4 IS NULL OR agent_id = ?4) "
 	         "AND (?5 = 0 OR agent_version = ?5) "
-	         "AND (?6 IS NULL OR EXISTS (SELECT 1 FROM json_each(doc, '$.resources') r "
-	         "WHERE json_extract(r.value, '$.memory_store_id') = ?6)) "
-	         "AND (?7 IS NULL OR json_extract(doc, '$.deployment_id') = ?7) "
-	         "AND (?8 = 0 OR status IN (SELECT value FROM json_each(?9))) "
+	         "AND (?6 IS NULL OR EXISTS (%s)) "
+	         "AND (?7 IS NULL OR %s = ?7) "
+	         "AND (?8 = 0 OR status IN (%s)) "
 	         "AND (?10 = 0 OR seq %s ?11) "
 	         "AND (?13 IS NULL OR (owner_iss = ?13 AND owner_sub = ?14)) "
 	         "AND (?15 IS NULL OR environment_id = ?15) "
 	         "ORDER BY seq %s LIMIT ?12",
+	         pg ? "SELECT 1 FROM jsonb_array_elements(CAST(doc AS jsonb) -> 'resources') r "
+	              "WHERE r ->> 'memory_store_id' = ?6"
+	            : "SELECT 1 FROM json_each(doc, '$.resources') r "
+	              "WHERE json_extract(r.value, '$.memory_store_id') = ?6",
+	         pg ? "CAST(doc AS jsonb) ->> 'deployment_id'"
+	            : "json_extract(doc, '$.deployment_id')",
+	         pg ? "SELECT jsonb_array_elements_text(CAST(?9 AS jsonb))"
+	            : "SELECT value FROM json_each(?9)",
 	         q->walk_desc ? "<" : ">", q->walk_desc ? "DESC" : "ASC");
 	if (db_prepare(db, sql, &st) != 0)
 		return AL_E_IO;

@@ -85,7 +85,7 @@ tunnel_store_list(struct db *db, const struct doc_list *q,
 	char sql[512];
 	*more = false;
 	snprintf(sql, sizeof(sql),
-	         "SELECT " TUNNEL_COLS " FROM tunnels WHERE (? OR archived_at IS NULL) "
+	         "SELECT " TUNNEL_COLS " FROM tunnels WHERE (? <> 0 OR archived_at IS NULL) "
 	         "AND (? = 0 OR seq %s ?) ORDER BY seq %s LIMIT ?",
 	         q->desc ? "<" : ">", q->desc ? "DESC" : "ASC");
 	if (db_prepare(db, sql, &st) != 0)

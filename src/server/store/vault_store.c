@@ -103,6 +103,35 @@ vault_store_update(struct db *db, const char *id, const json_t *doc)
 	return exec4(db, "UPDATE vaults SET doc = ?3 WHERE id = ?1", id, NULL, doc, 0);
 }
 
+/* PostgreSQL has no json_set that keeps key order (jsonb_set reorders): the live
+ * credentials' documents are rewritten one by one, in the caller's transaction. */
+static int
+pg_archive_docs(struct db *db, const char *vault_id, const char *ts)
+{
+	struct db_stmt *st = NULL;
+	json_t *ids = json_array();
+	int r = AL_E_IO, rc;
+	if (db_prepare(db,
+	               "SELECT id FROM vault_credentials WHERE vault_id = ? AND archived_at IS "
+	               "NULL",
+	               &st) != 0)
+		goto out;
+	db_bind_text(st, 1, vault_id);
+	while ((rc = db_step(st)) == DB_ROW)
+		json_array_append_new(ids, json_string(db_col_text(st, 0)));
+	if (rc != DB_DONE)
+		goto out;
+	r = 0;
+	for (size_t i = 0; r == 0 && i < json_array_size(ids); i++)
+		r = db_doc_set_str(db, "vault_credentials",
+		                   json_string_value(json_array_get(ids, i)), "archived_at", ts,
+		                   "updated_at", ts);
+out:
+	db_finalize(st);
+	json_decref(ids);
+	return r;
+}
+
 int
 vault_store_archive(struct db *db, const char *id, const json_t *doc, int64_t now)
 {
@@ -112,10 +141,14 @@ vault_store_archive(struct db *db, const char *id, const json_t *doc, int64_t no
 	if ((r = db_begin(db)) != 0 ||
 	    (r = exec4(db, "UPDATE vaults SET doc = ?3, archived_at = ?4 WHERE id = ?1", id, NULL,
 	               doc, now)) != 0 ||
+	    (db_dialect(db) == DB_DIALECT_PG && (r = pg_archive_docs(db, id, ts)) != 0) ||
 	    (r = exec4(db,
-	               "UPDATE vault_credentials SET archived_at = ?4, secret = NULL, "
-	               "doc = json_set(doc, '$.archived_at', ?2, '$.updated_at', ?2) "
-	               "WHERE vault_id = ?1 AND archived_at IS NULL",
+	               db_dialect(db) == DB_DIALECT_PG
+	                   ? "UPDATE vault_credentials SET archived_at = ?4, secret = NULL "
+	                     "WHERE vault_id = ?1 AND archived_at IS NULL"
+	                   : "UPDATE vault_credentials SET archived_at = ?4, secret = NULL, "
+	                     "doc = json_set(doc, '$.archived_at', ?2, '$.updated_at', ?2) "
+	                     "WHERE vault_id = ?1 AND archived_at IS NULL",
 	               id, ts, NULL, now)) != 0 ||
 	    (r = db_commit(db)) != 0) {
 		db_rollback(db);

@@ -324,11 +324,11 @@ work_store_stats(struct db *db, const char *environment_id, int64_t since, struc
 {
 	struct db_stmt *st = NULL;
 	memset(out, 0, sizeof(*out));
-	if (db_prepare(db,
-	               "SELECT COALESCE(SUM(delivered_at IS NULL), 0), "
-	               "COALESCE(SUM(delivered_at IS NOT NULL), 0), MIN(created_at) "
-	               "FROM work WHERE environment_id = ? AND state = 'queued'",
-	               &st) == 0) {
+	if (db_prepare(
+	        db,
+	        "SELECT COUNT(*) - COUNT(delivered_at), COUNT(delivered_at), MIN(created_at) "
+	        "FROM work WHERE environment_id = ? AND state = 'queued'",
+	        &st) == 0) {
 		db_bind_text(st, 1, environment_id);
 		if (db_step(st) == DB_ROW) {
 			out->depth = db_col_int64(st, 0);
