@@ -403,7 +403,7 @@ tunnel_store_cert_list(struct db *db, const char *tunnel_id, const struct doc_li
 	*more = false;
 	snprintf(sql, sizeof(sql),
 	         "SELECT " CERT_COLS " FROM tunnel_certificates WHERE tunnel_id = ? AND "
-	         "(? OR archived_at IS NULL) AND (? = 0 OR seq %s ?) ORDER BY seq %s LIMIT ?",
+	         "(? <> 0 OR archived_at IS NULL) AND (? = 0 OR seq %s ?) ORDER BY seq %s LIMIT ?",
 	         q->desc ? "<" : ">", q->desc ? "DESC" : "ASC");
 	if (db_prepare(db, sql, &st) != 0)
 		return AL_E_IO;
