@@ -18,6 +18,9 @@
 #include "err.h"
 #include "tunnel_cert.h"
 
+static int fail(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
 static int
 fail(char *err, size_t errlen, const char *fmt, ...)
 {

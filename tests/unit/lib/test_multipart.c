@@ -162,7 +162,8 @@ check_case(const struct tcase *c, const size_t *cuts, size_t ncuts)
 	int err = run("XyZ", c->in, c->len, cuts, ncuts, &r, NULL);
 	if (err != c->err)
 		fail_msg("%s: err %d, want %d", c->name, err, c->err);
-	if (c->err == 0 && (r.out.len != strlen(c->want) || memcmp(r.out.data, c->want, r.out.len)))
+	if (c->err == 0 && (r.out.len != strlen(c->want) ||
+	                    (r.out.len > 0 && memcmp(r.out.data, c->want, r.out.len) != 0)))
 		fail_msg("%s: got '%.*s' want '%s'", c->name, (int)r.out.len, r.out.data, c->want);
 	buf_free(&r.out);
 }
