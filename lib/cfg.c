@@ -10,6 +10,7 @@
 #include "buf.h"
 #include "cfg.h"
 #include "err.h"
+#include "net.h"
 #include "xalloc.h"
 
 #define CFG_MAX_DEPTH 32
@@ -287,6 +288,53 @@ cfg_free(struct cfg *c)
 	c->n = 0;
 }
 
+/* Writes the dotted path from cur to target into out[at..] ("sandbox", "routes[2].name");
+ * false when target is not below cur. Depth is bounded by the parser's. */
+static bool
+path_below(const json_t *cur, const json_t *target, char *out, size_t len, size_t at)
+{
+	const char *k;
+	json_t *v;
+	size_t i;
+	int n;
+	if (cur == target) {
+		out[at < len ? at : len - 1] = '\0';
+		return true;
+	}
+	if (json_is_object(cur)) {
+		json_object_foreach((json_t *)cur, k, v)
+		{
+			n = snprintf(out + at, len - at, "%s%s", at ? "." : "", k);
+			if (n > 0 && (size_t)n < len - at &&
+			    path_below(v, target, out, len, at + n))
+				return true;
+		}
+	} else if (json_is_array(cur)) {
+		json_array_foreach((json_t *)cur, i, v)
+		{
+			n = snprintf(out + at, len - at, "[%zu]", i);
+			if (n > 0 && (size_t)n < len - at &&
+			    path_below(v, target, out, len, at + n))
+				return true;
+		}
+	}
+	out[at < len ? at : len - 1] = '\0';
+	return false;
+}
+
+/* The key as the file spells it from the top ("sandbox.memory_mb", not "memory_mb"), so a
+ * message tells `tls.cert_file` from `tunnel.tls.cert_file`. Only on the error path. */
+static const char *
+full_key(const struct cfg *c, const json_t *obj, const char *key, char *out, size_t len)
+{
+	char at[200];
+	if (obj == c->root || !path_below(c->root, obj, at, sizeof(at), 0) || at[0] == '\0')
+		snprintf(out, len, "%s", key);
+	else
+		snprintf(out, len, "%s.%s", at, key);
+	return out;
+}
+
 int
 cfg_only_keys(struct cfg *c, const json_t *obj, const char *const *allowed)
 {
@@ -298,8 +346,11 @@ cfg_only_keys(struct cfg *c, const json_t *obj, const char *const *allowed)
 		for (size_t i = 0; allowed[i]; i++)
 			if (strcmp(k, allowed[i]) == 0)
 				ok = true;
-		if (!ok)
-			return cfg_error(c, v, "unknown key '%s'", k);
+		if (!ok) {
+			char fk[256];
+			return cfg_error(c, v, "unknown key '%s'",
+			                 full_key(c, obj, k, fk, sizeof(fk)));
+		}
 	}
 	return 0;
 }
@@ -308,10 +359,12 @@ int
 cfg_get_str(struct cfg *c, const json_t *obj, const char *key, char **out)
 {
 	json_t *v = json_object_get(obj, key);
+	char fk[256];
 	if (v == NULL || json_is_null(v))
 		return 0;
 	if (!json_is_string(v))
-		return cfg_error(c, v, "%s: must be a string", key);
+		return cfg_error(c, v, "%s: must be a string",
+		                 full_key(c, obj, key, fk, sizeof(fk)));
 	free(*out);
 	*out = xstrdup(json_string_value(v));
 	return 0;
@@ -322,12 +375,14 @@ cfg_get_uint(struct cfg *c, const json_t *obj, const char *key, uint64_t min, ui
              uint64_t *out)
 {
 	json_t *v = json_object_get(obj, key);
+	char fk[256];
 	uint64_t x;
 	if (v == NULL || json_is_null(v))
 		return 0;
 	if (!json_is_string(v) || parse_uint_cstr(json_string_value(v), max, &x) != 0 || x < min)
-		return cfg_error(c, v, "%s: must be an integer from %llu to %llu", key,
-		                 (unsigned long long)min, (unsigned long long)max);
+		return cfg_error(c, v, "%s: must be an integer from %llu to %llu",
+		                 full_key(c, obj, key, fk, sizeof(fk)), (unsigned long long)min,
+		                 (unsigned long long)max);
 	*out = x;
 	return 0;
 }
@@ -337,6 +392,7 @@ cfg_get_seconds(struct cfg *c, const json_t *obj, const char *key, uint64_t min,
                 uint64_t *out)
 {
 	json_t *v = json_object_get(obj, key);
+	char fk[256];
 	uint64_t ms;
 	if (v == NULL || json_is_null(v))
 		return 0;
@@ -344,7 +400,8 @@ cfg_get_seconds(struct cfg *c, const json_t *obj, const char *key, uint64_t min,
 	    ms % 1000 != 0 || ms / 1000 < min)
 		return cfg_error(c, v,
 		                 "%s: must be a duration from %llus to %llus (90, 90s, 5m, 1h)",
-		                 key, (unsigned long long)min, (unsigned long long)max);
+		                 full_key(c, obj, key, fk, sizeof(fk)), (unsigned long long)min,
+		                 (unsigned long long)max);
 	*out = ms / 1000;
 	return 0;
 }
@@ -353,6 +410,7 @@ int
 cfg_get_bool(struct cfg *c, const json_t *obj, const char *key, bool *out)
 {
 	json_t *v = json_object_get(obj, key);
+	char fk[256];
 	if (v == NULL || json_is_null(v))
 		return 0;
 	const char *s = json_is_string(v) ? json_string_value(v) : "";
@@ -361,19 +419,33 @@ cfg_get_bool(struct cfg *c, const json_t *obj, const char *key, bool *out)
 	else if (strcmp(s, "false") == 0)
 		*out = false;
 	else
-		return cfg_error(c, v, "%s: must be true or false", key);
+		return cfg_error(c, v, "%s: must be true or false",
+		                 full_key(c, obj, key, fk, sizeof(fk)));
 	return 0;
+}
+
+int
+cfg_get_listen(struct cfg *c, const json_t *obj, const char *key, char **out)
+{
+	json_t *v = json_object_get(obj, key);
+	char fk[256];
+	if (json_is_string(v) && !net_addr_valid(json_string_value(v)))
+		return cfg_error(c, v, "%s: must be host:port (127.0.0.1:8400, [::1]:8400, :8400)",
+		                 full_key(c, obj, key, fk, sizeof(fk)));
+	return cfg_get_str(c, obj, key, out); /* absent, null, or not a string */
 }
 
 int
 cfg_get_map(struct cfg *c, const json_t *obj, const char *key, const json_t **out)
 {
 	json_t *v = json_object_get(obj, key);
+	char fk[256];
 	*out = NULL;
 	if (v == NULL || json_is_null(v))
 		return 0;
 	if (!json_is_object(v))
-		return cfg_error(c, v, "%s: must be a mapping", key);
+		return cfg_error(c, v, "%s: must be a mapping",
+		                 full_key(c, obj, key, fk, sizeof(fk)));
 	*out = v;
 	return 0;
 }

@@ -43,6 +43,8 @@ int cfg_get_uint(struct cfg *c, const json_t *obj, const char *key, uint64_t min
 int cfg_get_seconds(struct cfg *c, const json_t *obj, const char *key, uint64_t min, uint64_t max,
                     uint64_t *out);
 int cfg_get_bool(struct cfg *c, const json_t *obj, const char *key, bool *out);
+/* A listen address, host:port as net_listen_tcp takes it (127.0.0.1:8400, [::1]:0, :443). */
+int cfg_get_listen(struct cfg *c, const json_t *obj, const char *key, char **out);
 /* obj[key] must be a mapping (or absent: *out = NULL). */
 int cfg_get_map(struct cfg *c, const json_t *obj, const char *key, const json_t **out);
 

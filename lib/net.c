@@ -11,6 +11,15 @@
 #include "err.h"
 #include "net.h"
 
+bool
+net_addr_valid(const char *addr)
+{
+	const char *colon = addr ? strrchr(addr, ':') : NULL;
+	uint64_t port;
+	return colon != NULL && (size_t)(colon - addr) < 256 &&
+	       parse_uint_cstr(colon + 1, 65535, &port) == 0;
+}
+
 int
 net_listen_tcp(const char *addr, int *fd_out, int *port_out)
 {
@@ -22,8 +31,7 @@ net_listen_tcp(const char *addr, int *fd_out, int *port_out)
 	struct addrinfo *ai = NULL;
 	int fd = -1, r = AL_E_INVAL;
 
-	if (colon == NULL || (size_t)(colon - addr) >= sizeof(host) ||
-	    parse_uint_cstr(colon + 1, 65535, &port) != 0)
+	if (!net_addr_valid(addr) || parse_uint_cstr(colon + 1, 65535, &port) != 0)
 		return AL_E_INVAL;
 	const char *h = addr;
 	size_t hl = (size_t)(colon - addr);

@@ -60,6 +60,9 @@ struct sandbox_spare;
 void sandbox_profile_defaults(struct sandbox_profile *p);
 /* Checks limits and paths; writes one line per problem into err (may be NULL). */
 int sandbox_profile_check(const struct sandbox_profile *p, struct buf *err);
+/* Absolute, no "." or ".." components, no "//", <= PATH_MAX: what the profile's paths
+ * must be (a config reader checks them where it knows the line). */
+bool sandbox_path_valid(const char *s);
 
 /* Creates a live sandbox for session_id with workspace_dir bound read-write at /workspace
  * and at its own (real) host path. Blocks until pid 1 inside is ready (a few ms). The

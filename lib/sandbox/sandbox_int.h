@@ -61,8 +61,6 @@ const struct sandbox_op *sandbox_ops_find(const struct sandbox_ops *ops, const c
 
 /* Session ids become cgroup and file names: [A-Za-z0-9_-]{1,64}. */
 bool sandbox_id_valid(const char *s);
-/* Absolute, no "." or ".." components, no "//", <= PATH_MAX. */
-bool sandbox_path_valid(const char *s);
 
 /* The environment of a spawned process: the fixed minimal env with envp applied on top;
  * ANTHROPIC_* and malformed entries dropped. Returns a NULL-terminated heap vector. */

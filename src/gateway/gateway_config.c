@@ -18,6 +18,7 @@
 #include "err.h"
 #include "gateway_config.h"
 #include "jose.h"
+#include "net.h"
 #include "xalloc.h"
 
 #define CONFIG_MAX_BYTES (1 << 20)
@@ -373,8 +374,15 @@ static int
 sec_top(struct ctx *x, const char *k, yaml_node_t *v)
 {
 	struct gateway_config *c = x->cfg;
-	if (strcmp(k, "server") == 0)
-		return want_string(x, v, k, &c->server);
+	if (strcmp(k, "server") == 0) {
+		/* checked here for its line; start_checks repeats it for --server */
+		int r = want_string(x, v, k, &c->server);
+		const char *colon = r == 0 ? strrchr(c->server, ':') : NULL;
+		if (r == 0 && (colon == NULL || colon == c->server || !net_addr_valid(c->server) ||
+		               strcmp(colon + 1, "0") == 0))
+			return fail(x, v, "server: must be host:port (the tunnel edge)");
+		return r;
+	}
 	if (strcmp(k, "server_name") == 0)
 		return want_string(x, v, k, &c->server_name);
 	if (strcmp(k, "server_ca_file") == 0)
@@ -389,8 +397,12 @@ sec_top(struct ctx *x, const char *k, yaml_node_t *v)
 	}
 	if (strcmp(k, "token_file") == 0)
 		return want_string(x, v, k, &c->token_file);
-	if (strcmp(k, "metrics_listen") == 0)
-		return want_string(x, v, k, &c->metrics_listen);
+	if (strcmp(k, "metrics_listen") == 0) {
+		int r = want_string(x, v, k, &c->metrics_listen);
+		if (r == 0 && !net_addr_valid(c->metrics_listen))
+			return fail(x, v, "metrics_listen: must be host:port (127.0.0.1:9090)");
+		return r;
+	}
 	if (strcmp(k, "listen_addr") == 0)
 		return want_string(x, v, k, &c->listen_addr);
 	if (strcmp(k, "tunnel_domain") == 0) {

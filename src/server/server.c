@@ -185,7 +185,7 @@ config_file_load(struct server_config *cfg, const char *path, enum log_format *f
 	if ((r = cfg_load(&c, path)) != 0)
 		goto out;
 	if ((r = cfg_only_keys(&c, c.root, top)) ||
-	    (r = cfg_get_str(&c, c.root, "listen", &cfg->listen)) ||
+	    (r = cfg_get_listen(&c, c.root, "listen", &cfg->listen)) ||
 	    (r = cfg_get_str(&c, c.root, "data_dir", &cfg->data_dir)) ||
 	    (r = cfg_get_str(&c, c.root, "api_key_file", &api_key_file)) ||
 	    (r = cfg_get_seconds(&c, c.root, "lease_ttl_seconds", 1, 600, &ttl)) ||
@@ -208,15 +208,22 @@ config_file_load(struct server_config *cfg, const char *path, enum log_format *f
 	              (r = cfg_get_str(&c, model, "base_url", &cfg->model_base_url)) ||
 	              (r = cfg_get_str(&c, model, "api_key_file", &model_key_file))))
 		goto out;
+	/* Caught here, with its line, rather than as a failed model call mid-session. */
+	if (model && cfg->model_base_url && strncmp(cfg->model_base_url, "http://", 7) != 0 &&
+	    strncmp(cfg->model_base_url, "https://", 8) != 0) {
+		r = cfg_error(&c, json_object_get(model, "base_url"),
+		              "model.base_url: must be an http:// or https:// URL");
+		goto out;
+	}
 	/* A value from the file is overridden by the environment and flags read after it. */
 	if ((r = cfg_get_map(&c, c.root, "tunnel", &tun)) ||
 	    (r = cfg_get_str(&c, c.root, "master_key_file", &cfg->master_key_file)))
 		goto out;
 	if (tun && ((r = cfg_only_keys(&c, tun, tunnel_keys)) ||
-	            (r = cfg_get_str(&c, tun, "listen", &cfg->tunnel.listen)) ||
+	            (r = cfg_get_listen(&c, tun, "listen", &cfg->tunnel.listen)) ||
 	            (r = cfg_get_str(&c, tun, "domain", &cfg->tunnel.domain)) ||
-	            (r = cfg_get_str(&c, tun, "ingress_listen", &cfg->tunnel.ingress_listen)) ||
-	            (r = cfg_get_str(&c, tun, "metrics_listen", &cfg->tunnel.metrics_listen)) ||
+	            (r = cfg_get_listen(&c, tun, "ingress_listen", &cfg->tunnel.ingress_listen)) ||
+	            (r = cfg_get_listen(&c, tun, "metrics_listen", &cfg->tunnel.metrics_listen)) ||
 	            (r = cfg_get_map(&c, tun, "tls", &tun_tls))))
 		goto out;
 	if ((r = cfg_get_str(&c, c.root, "policy_file", &cfg->identity.policy_file)) != 0 ||
@@ -250,7 +257,7 @@ config_file_load(struct server_config *cfg, const char *path, enum log_format *f
 		goto out;
 	if ((r = cfg_get_map(&c, c.root, "metrics", &metrics)) ||
 	    (metrics && ((r = cfg_only_keys(&c, metrics, metrics_keys)) ||
-	                 (r = cfg_get_str(&c, metrics, "listen", &cfg->metrics_listen)))))
+	                 (r = cfg_get_listen(&c, metrics, "listen", &cfg->metrics_listen)))))
 		goto out;
 	if (tun_tls && ((r = cfg_only_keys(&c, tun_tls, tls_keys)) ||
 	                (r = cfg_get_str(&c, tun_tls, "cert_file", &cfg->tunnel.tls_cert_file)) ||

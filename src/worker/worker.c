@@ -263,6 +263,13 @@ config_file_load(struct worker_config *c, const char *path)
 	    (r = cfg_get_map(f, f->root, "log", &logm)) ||
 	    (r = cfg_get_map(f, f->root, "sandbox", &sb)))
 		goto out;
+	/* A scheme the HTTP client cannot speak would only show as a failed poll later. */
+	if (c->base_url && strncmp(c->base_url, "http://", 7) != 0 &&
+	    strncmp(c->base_url, "https://", 8) != 0) {
+		r = cfg_error(f, json_object_get(f->root, "base_url"),
+		              "base_url: must be an http:// or https:// URL");
+		goto out;
+	}
 	if (logm &&
 	    ((r = cfg_only_keys(f, logm, log_keys)) || (r = cfg_get_str(f, logm, "format", &fmt)) ||
 	     (r = cfg_get_str(f, logm, "level", &lvl))))
@@ -1117,9 +1124,10 @@ worker_main(int argc, char **argv)
 	}
 	/* the privileged monitor forks here, before any thread; we go on unprivileged */
 	if (strcmp(mode, "check") != 0 && (run_mode || w.cfg.on_work == NULL) &&
-	    wexec_sandbox_start(&w.cfg, run_mode) != 0) {
+	    (r = wexec_sandbox_start(&w.cfg, run_mode)) != 0) {
 		config_free(&w.cfg);
-		return 1;
+		return r == AL_E_INVAL ? 2
+		                       : 1; /* a bad sandbox: section is a configuration error */
 	}
 	signal(SIGPIPE, SIG_IGN);
 	w.loop = loop_new();

@@ -156,7 +156,8 @@ int wexec_new(struct loop *l, struct wexec **out);
 void wexec_free(struct wexec *e);
 /* Before any thread (poll without --on-work, run): parses the sandbox section, starts
  * the privileged monitor (the process continues as the unprivileged worker) or logs
- * loudly that tools run unsandboxed. 0, or an error already printed. */
+ * loudly that tools run unsandboxed. 0, or an error already printed (AL_E_INVAL: the
+ * configuration is wrong, exit 2). */
 int wexec_sandbox_start(const struct worker_config *c, bool run_mode);
 /* `check`: prints the sandbox section's errors, sandbox_preflight()'s report and the host
  * probes (what the test suite would skip here); 1 when sandboxes cannot be created here

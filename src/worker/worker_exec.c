@@ -111,6 +111,30 @@ get_list(struct cfg *f, const json_t *obj, const char *key, const char **out, si
 	return 0;
 }
 
+/* A path key of the sandbox: section (a string or a list), checked where its line is known;
+ * sandbox_profile_check says the same later without one. */
+static int
+check_paths(struct cfg *f, const json_t *sb, const char *key)
+{
+	const json_t *v = json_object_get(sb, key);
+	json_t *e;
+	size_t i;
+	if (v == NULL || json_is_null(v))
+		return 0;
+	if (json_is_string(v) && !sandbox_path_valid(json_string_value(v)))
+		return cfg_error(f, v, "sandbox.%s: %s: not an absolute normalized path", key,
+		                 json_string_value(v));
+	json_array_foreach((json_t *)v, i, e)
+	{
+		const char *s = json_string_value(e);
+		if (s != NULL && (!sandbox_path_valid(s) || strcmp(s, "/") == 0))
+			return cfg_error(f, e,
+			                 "sandbox.%s: %s: not an absolute normalized path (nor /)",
+			                 key, s);
+	}
+	return 0;
+}
+
 /* The sandbox: section (keys in docs/lib/sandbox.md, plus `user`). file:line errors. */
 static int
 profile_parse(struct worker_config *c, bool *unsandboxed)
@@ -152,7 +176,9 @@ profile_parse(struct worker_config *c, bool *unsandboxed)
 	    (r = cfg_get_uint(f, sb, "workspace_mb", 0, 1ull << 30, &sbx.workspace_mb)) ||
 	    (r = get_list(f, sb, "ro_binds", p->ro_binds, SANDBOX_MAX_BINDS, &p->n_ro_binds)) ||
 	    (r = get_list(f, sb, "rw_binds", p->rw_binds, SANDBOX_MAX_BINDS, &p->n_rw_binds)) ||
-	    (r = get_list(f, sb, "degraded", deg, ARRAY_LEN(deg), &n)))
+	    (r = get_list(f, sb, "degraded", deg, ARRAY_LEN(deg), &n)) ||
+	    (r = check_paths(f, sb, "root_dir")) || (r = check_paths(f, sb, "state_dir")) ||
+	    (r = check_paths(f, sb, "ro_binds")) || (r = check_paths(f, sb, "rw_binds")))
 		goto out;
 	if (sbx.workspace_mb > 0 && sbx.workspace_mb < 16) {
 		r = cfg_error(f, json_object_get(sb, "workspace_mb"),

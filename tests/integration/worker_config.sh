@@ -38,7 +38,7 @@ STATUS=x BODY=$out check "the inline key is not echoed" eval '! grep -qF "$EK" <
 printf 'environment_id: %s\nlog:\n  format: json\n  level: loud\n' "$ENV" >lvl.yaml
 expect_error "log.level validated" lvl.yaml "lvl\.yaml:4: log\.level: debug, info, warn or error"
 printf 'environment_id: %s\nlog:\n  colour: red\n' "$ENV" >logkey.yaml
-expect_error "unknown nested key" logkey.yaml "logkey\.yaml:3: unknown key 'colour'"
+expect_error "unknown nested key, named from the top" logkey.yaml "logkey\.yaml:3: unknown key 'log\.colour'"
 printf 'environment_id: %s\nmax_idle_seconds: 9999999\n' "$ENV" >idle.yaml
 expect_error "max_idle_seconds bounded" idle.yaml "idle\.yaml:2: max_idle_seconds"
 printf 'environment_id: %s\nmax_idle_seconds: soon\n' "$ENV" >idle2.yaml

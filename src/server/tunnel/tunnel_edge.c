@@ -1110,8 +1110,8 @@ tunnel_start(struct server *s)
 	if (addr == NULL || *addr == '\0')
 		return 0;
 	if (cert == NULL || key == NULL || !*cert || !*key) {
-		log_error("the tunnel edge needs a certificate: --tunnel-tls-cert and "
-		          "--tunnel-tls-key",
+		log_error("the tunnel edge needs a certificate: tunnel.tls.cert_file and "
+		          "tunnel.tls.key_file (--tunnel-tls-cert, --tunnel-tls-key)",
 		          NULL);
 		return AL_E_INVAL;
 	}

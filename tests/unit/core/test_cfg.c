@@ -46,6 +46,33 @@ test_values_and_lines(void **state)
 	cfg_free(&c);
 }
 
+/* Messages name a nested key from the top of the file, through mappings and lists, so
+ * tls.cert_file and tunnel.tls.cert_file are told apart. */
+static void
+test_nested_key_names(void **state)
+{
+	struct cfg c;
+	const char *y = "tls:\n  cert_file: a\ntunnel:\n  tls:\n    cert_file: [x]\n"
+	                "routes:\n  - name: a\n  - name: b\n    port: http\n";
+	const json_t *tun = NULL, *tls = NULL, *r1;
+	char *s = NULL;
+	uint64_t v = 0;
+	static const char *const only_name[] = {"name", NULL};
+	assert_int_equal(cfg_parse(&c, "t.yaml", y, strlen(y)), 0);
+	assert_int_equal(cfg_get_map(&c, c.root, "tunnel", &tun), 0);
+	assert_int_equal(cfg_get_map(&c, tun, "tls", &tls), 0);
+	assert_int_equal(cfg_get_str(&c, tls, "cert_file", &s), AL_E_INVAL);
+	assert_string_equal(c.err, "t.yaml:5: tunnel.tls.cert_file: must be a string");
+	r1 = json_array_get(json_object_get(c.root, "routes"), 1);
+	assert_int_equal(cfg_get_uint(&c, r1, "port", 1, 9, &v), AL_E_INVAL);
+	assert_string_equal(c.err, "t.yaml:9: routes[1].port: must be an integer from 1 to 9");
+	assert_int_equal(cfg_only_keys(&c, r1, only_name), AL_E_INVAL);
+	assert_string_equal(c.err, "t.yaml:9: unknown key 'routes[1].port'");
+	free(s);
+	cfg_free(&c);
+	(void)state;
+}
+
 /* Durations in YAML are written as on the command line: 90, 90s, 5m, 1m30s. */
 static void
 test_seconds(void **state)
@@ -108,6 +135,7 @@ main(void)
 	    cmocka_unit_test(test_values_and_lines),
 	    cmocka_unit_test(test_refusals),
 	    cmocka_unit_test(test_seconds),
+	    cmocka_unit_test(test_nested_key_names),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

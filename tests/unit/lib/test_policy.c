@@ -276,7 +276,7 @@ test_refusals(void **state)
 	    {"rules:\n  - id: x\n    effect: allow\n    tools: ['a\\\\b']\n", "'\\' cannot appear"},
 	    {"rules:\n  - id: x\n    effect: allow\n    tools: [a]\n    description: [1]\n",
 	     "t.yaml:5: rule 'x': description: must be a string"},
-	    {"roles:\n  admin: [a]\n  owner: [b]\n", "t.yaml:3: unknown key 'owner'"},
+	    {"roles:\n  admin: [a]\n  owner: [b]\n", "t.yaml:3: unknown key 'roles.owner'"},
 	    {"roles:\n  admin: [a]\n  user: [b, a]\n",
 	     "t.yaml:3: roles: group 'a' is already mapped to admin"},
 	    {"roles:\n  admin: [a, a]\n", "t.yaml:2: roles: admin: group 'a' listed twice"},
