@@ -1058,6 +1058,15 @@ run_check(struct worker *w)
 		fprintf(stderr, "check: --on-work %s is not executable\n", w->cfg.on_work);
 		bad = 1;
 	}
+	/* the file itself was checked at start (a bad one exits 2 before this) */
+	const struct egress_operator *op = w->cfg.egress_op;
+	if (op == NULL)
+		printf("check: egress: no --egress-policy: sandboxes have no network\n");
+	else
+		printf("check: egress: policy %s: %zu allowed hosts%s, %zu denied, %zu address "
+		       "ranges, %zu static names, %u connections per sandbox\n",
+		       op->file, op->allow.n, op->unrestricted ? " (any host: unrestricted)" : "",
+		       op->deny.n, op->n_addrs, op->n_resolve, op->max_connections);
 	/* listing work has no side effects and accepts exactly the environment key */
 	struct check_state c = {.l = w->loop};
 	char *eesc = httpc_escape(w->cfg.environment_id);

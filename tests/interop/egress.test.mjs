@@ -339,6 +339,18 @@ test('no --egress-policy: the sandbox has no network, whatever the environment a
 test('a bad --egress-policy file stops the worker at start with FILE:LINE and the key', async (t) => {
   const dir = realpathSync(mkdtempSync(path.join(tmpdir(), 'airlock-egbad-')));
   t.after(() => rmSync(dir, { recursive: true, force: true }));
+  // a good one: `worker check` summarises it
+  const good = path.join(dir, 'good.yaml');
+  writeFileSync(good, 'allowed_hosts: [a.test, "*.b.test"]\ndenied_hosts: [x.b.test]\nresolve: {a.test: 10.0.0.1}\n');
+  const chk = await new Promise((resolve) => {
+    const p = spawn(process.env.AIRLOCK_BIN, ['worker', 'check', '--environment-id', 'env_x',
+      '--unsandboxed', '--egress-policy', good],
+    { env: { ...process.env, ANTHROPIC_ENVIRONMENT_KEY: 'k', ANTHROPIC_BASE_URL: 'http://127.0.0.1:9' }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    p.stdout.on('data', (d) => (out += d));
+    p.on('exit', () => resolve(out));
+  });
+  assert.match(chk, /check: egress: policy .*good\.yaml: 2 allowed hosts, 1 denied, 0 address ranges, 1 static names, 64 connections per sandbox/);
   const cases = [
     ['allowed_hosts:\n  - ok.example\n  - "bad host"\n', /bad\.yaml:3: allowed_hosts\[1\]: 'bad host'/],
     ['allowed_addresses: [10.1.2.3/8]\n', /bad\.yaml:1: allowed_addresses\[0\]: not an address or CIDR range/],
