@@ -506,10 +506,16 @@ test('console audit log: filters, paging with the cursors, a record in full, exp
   }),
 );
 
-test('console session page: a long session lays out its newest 300 events, earlier ones 300 at a time on request', { skip }, () =>
+test('console session page: a long session lays out its newest 300 events, earlier ones 300 at a time on request, and an older call waiting for a person', { skip }, () =>
   explain(async () => {
     // its own server, with a model that answers every turn
-    const mock = await startMockModel({ turns: [{ content: [{ type: 'text', text: 'ok' }] }], loop: true });
+    const mock = await startMockModel({
+      turns: [
+        { match: 'run the tool', content: [{ type: 'tool_use', name: 'bash', input: { command: 'echo long ago' } }] },
+        { content: [{ type: 'text', text: 'ok' }] },
+      ],
+      loop: true,
+    });
     const srv = await startServer({ env: { AIRLOCK_MODEL_API_KEY: 'k', AIRLOCK_MODEL_BASE_URL: mock.url } });
     const p2 = await browser.newPage();
     try {
@@ -549,7 +555,12 @@ test('console session page: a long session lays out its newest 300 events, earli
       assert.ok(pos.every((p, i) => p >= all.length - 300 && (i === 0 || p > pos[i - 1])), 'the newest 300, in order');
       assert.ok((await shownMessages()).includes('m6.99'));
       assert.ok(!(await shownMessages()).includes('m0.0'));
-      assert.equal(await p2.$eval('#earlier', (b) => b.textContent), `Show ${Math.min(300, all.length - 300)} earlier events (${all.length - 300} not shown)`);
+      // the older events are read after the page is live
+      await p2.waitForFunction(
+        (t) => document.querySelector('#earlier').textContent === t,
+        {},
+        `Show ${Math.min(300, all.length - 300)} earlier events (${all.length - 300} not shown)`,
+      );
       assert.match(await p2.$eval('#session-status', (e) => e.textContent), /idle/);
       // earlier events, 300 at a time, above what is shown, until the first
       const top = await p2.$eval('li[data-event-id]', (n) => n.dataset.eventId);
@@ -566,6 +577,35 @@ test('console session page: a long session lays out its newest 300 events, earli
       // and live events still arrive at the end
       await c.beta.sessions.events.send(sess.id, { events: [{ type: 'user.message', content: [{ type: 'text', text: 'the newest' }] }] });
       await p2.waitForFunction(() => [...document.querySelectorAll('li[data-event-type="user.message"] .text')].at(-1)?.textContent === 'the newest');
+
+      // a call still waiting for a person, 400 events back, is brought into view with
+      // its Approve button once the older events are read
+      const asker = await c.beta.agents.create({
+        name: 'asker',
+        model: 'claude-test-model',
+        tools: [{ type: 'agent_toolset_20260401', default_config: { permission_policy: { type: 'always_ask' } } }],
+      });
+      const waiting = await c.beta.sessions.create({ agent: asker.id, environment_id: env.id, title: 'waiting' });
+      await c.beta.sessions.events.send(waiting.id, { events: [{ type: 'user.message', content: [{ type: 'text', text: 'run the tool' }] }] });
+      let use;
+      while (!use) {
+        for await (const e of c.beta.sessions.events.list(waiting.id, { limit: 100 })) if (e.type === 'agent.tool_use') use = e;
+        if (!use) await new Promise((r) => setTimeout(r, 20));
+      }
+      for (let k = 0; k < 4; k++)
+        await c.beta.sessions.events.send(waiting.id, {
+          events: Array.from({ length: 100 }, (_, i) => ({ type: 'user.message', content: [{ type: 'text', text: `w${k}.${i}` }] })),
+        });
+      await p2.goto('about:blank');
+      await p2.goto(`${srv.baseURL}/console/#/sessions/${waiting.id}`);
+      await p2.waitForSelector('#stream-state[data-state="live"]');
+      const approve = await p2.waitForSelector(`button[data-action="approve"][data-tool-use-id="${use.id}"]`);
+      assert.match(await p2.$eval(`li[data-event-id="${use.id}"]`, (n) => n.textContent), /echo long ago/);
+      // everything after it is shown too, in order, once
+      const w = await shownMessages();
+      assert.deepEqual(w.slice(-400), Array.from({ length: 400 }, (_, i) => `w${Math.floor(i / 100)}.${i % 100}`));
+      await approve.click();
+      await p2.waitForSelector(`li[data-event-id="${use.id}"] [data-confirmation="allow"]`);
       assert.deepEqual(errors, []);
     } finally {
       await p2.close();

@@ -8,7 +8,7 @@ const TOOL_USES = new Set(['agent.tool_use', 'agent.mcp_tool_use', 'agent.custom
 const RESULTS = new Set(['agent.tool_result', 'agent.mcp_tool_result', 'user.tool_result', 'user.custom_tool_result']);
 const QUIET = new Set(['span.model_request_start', 'event_start', 'event_delta', 'session.usage']);
 // A long session shows its newest WINDOW events of the history; earlier ones come WINDOW
-// at a time on request (a 10,000-event page took about 1 s to lay out in full).
+// at a time on request (a 10,000-event page took about 1.4 s to read and lay out in full).
 const WINDOW = 300;
 
 export async function showSession(main, id) {
@@ -20,9 +20,10 @@ export async function showSession(main, id) {
   let closed = false;
   let interrupted = false; // a model call failing after an interrupt was cancelled, not broken
   let controller = null;
-  const past = []; // the history read at open, in order, shown or not
+  let past = []; // the history read at open, in order, shown or not
   let firstShown = 0; // past[firstShown..] are in the page
   let backfill = false; // rendering older events: they do not change the status shown
+  let olderLoading = false; // the events before the newest WINDOW are being read
 
   const status = el('span', { id: 'session-status' }, statusBadge(s.status));
   const conn = el('span', { id: 'stream-state', class: 'muted', 'aria-live': 'polite', text: 'connecting…' });
@@ -236,52 +237,68 @@ export async function showSession(main, id) {
     if (into === list && follow.checked) n.scrollIntoView({ block: 'end' });
   }
 
-  // Reads the whole history (ids for de-duplication, answers for the approval boxes),
-  // then lays out only its newest WINDOW events, and any older call still waiting for a
-  // person, so the page is live quickly whatever the session's length.
+  // Reads the newest WINDOW events (newest first, one request) and lays them out, so the
+  // page goes live quickly whatever the session's length; the older ones are read after
+  // that (olderHistory), for "Show earlier" and for any older call still waiting for a
+  // person.
   async function history() {
-    let page = null;
-    do {
-      const q = new URLSearchParams({ limit: '1000', order: 'asc' });
-      if (page) q.set('page', page);
-      const res = await api('GET', `/sessions/${sid}/events?${q}`);
-      for (const e of res.data) if (e?.id && !seen.has(e.id)) past.push(e);
-      page = res.next_page;
-    } while (page);
-    for (const e of past) {
-      if (e.type === 'user.tool_confirmation') answered.add(e.tool_use_id);
-      else if (RESULTS.has(e.type)) answered.add(e.tool_use_id ?? e.mcp_tool_use_id ?? e.custom_tool_use_id);
-    }
-    let start = Math.max(0, past.length - WINDOW);
-    for (let i = 0; i < start; i++) {
-      const e = past[i];
-      const perm = e.evaluated_permission ?? e.evaluation?.evaluated_permission;
-      if (TOOL_USES.has(e.type) && perm === 'ask' && !answered.has(e.id)) {
-        start = i;
-        break;
-      }
-    }
-    // the status of the events before the window still counts
-    for (let i = start - 1; i >= 0; i--)
-      if (past[i].type.startsWith('session.status_')) {
-        setStatus(past[i].type.slice('session.status_'.length));
-        break;
-      }
-    for (const e of past) seen.add(e.id);
+    const q = new URLSearchParams({ limit: String(WINDOW), order: 'desc' });
+    const res = await api('GET', `/sessions/${sid}/events?${q}`);
+    const newest = res.data.filter((e) => e?.id && !seen.has(e.id)).reverse();
+    noteAnswers(newest);
+    for (const e of newest) seen.add(e.id);
+    past.push(...newest);
     const frag = document.createDocumentFragment();
-    for (const e of past.slice(start)) {
+    for (const e of newest) {
       const n = renderOne(e);
       if (n) frag.append(n);
     }
     list.append(frag);
-    firstShown = start;
-    labelEarlier();
+    firstShown = 0;
     if (follow.checked) list.lastElementChild?.scrollIntoView({ block: 'end' });
+    if (res.next_page) {
+      olderLoading = true;
+      labelEarlier();
+      olderHistory(res.next_page).catch((err) => {
+        earlier.textContent = `Earlier events could not be read: ${err.message}`;
+      });
+    }
+  }
+
+  function noteAnswers(events) {
+    for (const e of events) {
+      if (e.type === 'user.tool_confirmation') answered.add(e.tool_use_id);
+      else if (RESULTS.has(e.type)) answered.add(e.tool_use_id ?? e.mcp_tool_use_id ?? e.custom_tool_use_id);
+    }
+  }
+
+  // The rest of the history, newest page first, 1,000 a request, kept (not laid out) in
+  // front of what is shown. Then a call older than the window that still waits for a
+  // person is brought into view, with everything after it.
+  async function olderHistory(cursor) {
+    const older = [];
+    for (let page = cursor; page && !closed; ) {
+      const q = new URLSearchParams({ limit: '1000', order: 'desc', page });
+      const res = await api('GET', `/sessions/${sid}/events?${q}`);
+      for (const e of res.data) if (e?.id && !seen.has(e.id)) older.push(e);
+      page = res.next_page;
+    }
+    if (closed) return;
+    older.reverse();
+    noteAnswers(older);
+    for (const e of older) seen.add(e.id);
+    past = older.concat(past);
+    firstShown += older.length;
+    olderLoading = false;
+    labelEarlier();
+    const waiting = older.findIndex((e) => TOOL_USES.has(e.type) && (e.evaluated_permission ?? e.evaluation?.evaluated_permission) === 'ask' && !answered.has(e.id));
+    while (waiting >= 0 && firstShown > waiting) showEarlier();
   }
 
   function labelEarlier() {
-    earlier.hidden = firstShown === 0;
-    earlier.textContent = `Show ${Math.min(WINDOW, firstShown)} earlier events (${firstShown} not shown)`;
+    earlier.hidden = firstShown === 0 && !olderLoading;
+    earlier.disabled = olderLoading;
+    earlier.textContent = olderLoading ? 'Reading earlier events…' : `Show ${Math.min(WINDOW, firstShown)} earlier events (${firstShown} not shown)`;
   }
 
   // The WINDOW events before the first shown, put above it; what was on screen stays
