@@ -1,11 +1,10 @@
 /* Audit log benchmark (issue 12: "audit logging adds <= 10% to event-append latency"):
  * the agent loop's event append (one agent.tool_use event in a SQLite transaction, the
  * commit fsynced as the server does) with and without its tool.call audit record, the
- * way answer_commit writes it: into the outbox inside the same transaction, appended to
- * the log after the commit without a sync, and the log synced (and the moved rows
- * deleted) once a second, whose cost is charged to the append that triggers it.
- * Interleaved in one run on the same disk; prints p50/p99/mean and the ratios. Targets,
- * not tests.
+ * way answer_commit writes it: in the event's own row (events_append_audited_tx), appended
+ * to the log after the commit without a sync, and the log synced (and the rows cleared)
+ * once a second, whose cost is charged to the append that triggers it. Interleaved in one
+ * run on the same disk; prints p50/p99/mean and the ratios. Targets, not tests.
  *   audit_bench [DIR [APPENDS]]   DIR: where the database and log go (default: a new
  *                                 directory under the current one, not /tmp, which may
  *                                 be a tmpfs where fsync costs nothing)             */
@@ -38,8 +37,8 @@ cmp_double(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
-/* One event append as answer_commit does it; with audit, its record in the same
- * transaction and moved to the log after the commit. */
+/* One event append as answer_commit does it; with audit, its record in the event's row
+ * and moved to the log after the commit. */
 static double
 append_once(struct server *s, const struct session_owner *o, unsigned i, int with_audit)
 {
@@ -50,10 +49,11 @@ append_once(struct server *s, const struct session_owner *o, unsigned i, int wit
 	              "id", id, "name", "bash", "input", "command", "ls -la /workspace",
 	              "evaluated_permission", "allow", "evaluation", "type", "policy",
 	              "policy_rule", "auditors-tools", "policy_effect", "allow");
-	json_t *events = json_pack("[O]", ev);
+	const char *rec = NULL;
 	double t0 = now_us();
-	if (db_begin(s->db) != 0 || events_append_tx(s, "sesn_bench", ev, false) != 0 ||
-	    (with_audit && audit_tool_uses_tx(s, "sesn_bench", o, events) != 0) ||
+	if (db_begin(s->db) != 0 ||
+	    (with_audit && audit_tool_use_tx(s, "sesn_bench", o, ev, &rec) != 0) ||
+	    events_append_audited_tx(s, "sesn_bench", ev, false, rec) != 0 ||
 	    db_commit(s->db) != 0) {
 		fprintf(stderr, "event append failed\n");
 		exit(1);
@@ -61,7 +61,6 @@ append_once(struct server *s, const struct session_owner *o, unsigned i, int wit
 	if (with_audit)
 		audit_outbox_move(s, true);
 	double dt = now_us() - t0;
-	json_decref(events);
 	json_decref(ev);
 	return dt;
 }

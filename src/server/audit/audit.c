@@ -15,6 +15,7 @@
 #include "audit_store.h"
 #include "err.h"
 #include "event_store.h"
+#include "events.h"
 #include "db.h"
 #include "log.h"
 #include "loop.h"
@@ -1032,22 +1033,21 @@ owner_principal(struct audit_event *e, const struct session_owner *o)
 	e->n_groups = o->ngroups;
 }
 
-static int
-tool_use_tx(struct server *s, const char *session_id, const struct session_owner *o,
-            const json_t *ev)
+int
+audit_tool_use_tx(struct server *s, const char *session_id, const struct session_owner *o,
+                  json_t *ev, const char **text)
 {
 	const char *type = json_string_value(json_object_get(ev, "type"));
-	if (type == NULL ||
+	*text = NULL;
+	if (s->audit == NULL || type == NULL ||
 	    (strcmp(type, "agent.tool_use") != 0 && strcmp(type, "agent.mcp_tool_use") != 0 &&
 	     strcmp(type, "agent.custom_tool_use") != 0))
-		return 0;
+		return 0; /* no log (tests): nobody would move the record */
 	const json_t *evl = json_object_get(ev, "evaluation");
 	const char *perm = json_string_value(json_object_get(ev, "evaluated_permission"));
 	const char *effect = json_string_value(json_object_get(evl, "policy_effect"));
-	const char *event_id = json_string_value(json_object_get(ev, "id"));
+	const char *event_id = events_ensure_id(ev); /* the record names it */
 	struct audit_log *lg = s->audit;
-	if (event_id == NULL)
-		return AL_E_INVAL; /* stored events have one (events_append_tx) */
 	char args[AUDIT_HEX_LEN];
 	audit_args_sha256(json_object_get(ev, "input"), args);
 	/* resources as members: the record is written as text, no objects built (the cost
@@ -1090,32 +1090,14 @@ tool_use_tx(struct server *s, const char *session_id, const struct session_owner
 		if ((r = db_seq_set(s->db, AUDIT_EV_FLAG, 1)) == 0)
 			lg->ev_flag_tx = true;
 	}
-	/* in the event's own row: no page of its own to write in this transaction */
-	if (r == 0)
-		r = event_store_set_audit(s->db, event_id, st->t.b.data);
 	if (r != 0) {
 		audit_text_free(&st->t);
 		return AL_E_IO;
 	}
 	st->event_id = xstrdup(event_id);
 	lg->nstaged++;
-	return 0;
-}
-
-int
-audit_tool_uses_tx(struct server *s, const char *session_id, const struct session_owner *o,
-                   const json_t *events)
-{
-	size_t i;
-	const json_t *ev;
-	if (s->audit == NULL)
-		return 0; /* no log: nobody would move the rows */
-	json_array_foreach(events, i, ev)
-	{
-		int r = tool_use_tx(s, session_id, o, ev);
-		if (r != 0)
-			return r;
-	}
+	/* for the event's own row: no page of its own to write in this transaction */
+	*text = st->t.b.data;
 	return 0;
 }
 

@@ -80,15 +80,16 @@ int audit_api(struct api_call *c, const char *action, const char *decision, cons
  * groups; keys and tokens as "apikey:<id>", "envkey:<id>", "session-token:<work id>".
  * buf holds the sub when it is built. */
 void audit_principal(struct audit_event *e, const struct principal *p, char *buf, size_t len);
-/* Inside the agent loop's transaction, after the events are stored: a "tool.call" record
- * for every agent.tool_use, agent.mcp_tool_use and agent.custom_tool_use in events (after
- * the policy evaluated them: tool name, permission, rule, the input as its SHA-256 only),
- * stored in the event's own row so it commits with it: one fsync, no page of its own. o: the
+/* Inside the agent loop's transaction, before ev is stored: for an agent.tool_use,
+ * agent.mcp_tool_use or agent.custom_tool_use (after the policy evaluated it) its
+ * "tool.call" record (tool name, permission, rule, the input as its SHA-256 only) in *text
+ * (NULL for other events), for events_append_audited_tx to store in the event's own row,
+ * so it commits with it: one fsync, no page of its own. ev gets its id if it has none. o: the
  * session's owner (may be NULL). audit_outbox_move(s, committed) after the transaction appends them
  * to the log from memory (or forgets them if it rolled back); the next sync there lets their rows
  * go. 0 or AL_E_IO (the transaction fails with it). */
-int audit_tool_uses_tx(struct server *s, const char *session_id, const struct session_owner *o,
-                       const json_t *events);
+int audit_tool_use_tx(struct server *s, const char *session_id, const struct session_owner *o,
+                      json_t *ev, const char **text);
 void audit_outbox_move(struct server *s, bool committed);
 /* Syncs the log and deletes the rows moved since the last flush (every second on the
  * loop's timer, and at close); exposed for the benchmark. */

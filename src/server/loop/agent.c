@@ -259,6 +259,19 @@ tx_emit(struct tx *t, json_t *ev)
 	json_decref(ev);
 }
 
+/* The same for an event the model emitted: a tool use's tool.call audit record is stored
+ * in its row (audit_tool_use_tx), so the record commits with the event. */
+static void
+tx_emit_audited(struct tx *t, struct asess *a, json_t *ev)
+{
+	const char *rec = NULL;
+	if (t->r == 0)
+		t->r = audit_tool_use_tx(t->s, t->sid, &a->owner, ev, &rec);
+	if (t->r == 0)
+		t->r = events_append_audited_tx(t->s, t->sid, ev, true, rec);
+	json_decref(ev);
+}
+
 static void
 tx_status(struct tx *t, const char *status)
 {
@@ -461,7 +474,7 @@ answer_commit(struct asess *a)
 		return;
 	}
 	tx_begin(&t, a);
-	json_array_foreach(events, i, ev) tx_emit(&t, json_incref(ev));
+	json_array_foreach(events, i, ev) tx_emit_audited(&t, a, json_incref(ev));
 	tx_emit(&t, span_end_event(a->span_id, false, a->ans.usage));
 	if (t.r == 0 && a->ans.usage)
 		t.r = session_store_add_usage(t.s->db, a->id, a->ans.usage);
@@ -475,8 +488,6 @@ answer_commit(struct asess *a)
 	         a->ans.stop_reason && strcmp(a->ans.stop_reason, "refusal") == 0 ? "refusal"
 	                                                                          : "end_turn");
 	tx_loop_state(&t, a, none);
-	if (t.r == 0) /* the tool.call records commit with the events */
-		t.r = audit_tool_uses_tx(a->rt->srv, a->id, &a->owner, events);
 	/* a failed append is logged and retried from the outbox; the session goes on */
 	audit_outbox_move(a->rt->srv, tx_end(&t) == 0);
 	json_decref(sdoc);

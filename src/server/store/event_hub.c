@@ -103,18 +103,32 @@ events_answer_key(const json_t *ev, const char *type)
 	return NULL;
 }
 
-int
-events_append_tx(struct server *s, const char *session_id, json_t *ev, bool processed)
+const char *
+events_ensure_id(json_t *ev)
 {
-	int r;
-	const char *type = json_string_value(json_object_get(ev, "type"));
-	if (type == NULL)
-		return AL_E_INVAL;
 	if (!json_is_string(json_object_get(ev, "id"))) {
 		char *id = id_new("sevt_");
 		json_object_set_new(ev, "id", json_string(id));
 		free(id);
 	}
+	return json_string_value(json_object_get(ev, "id"));
+}
+
+int
+events_append_tx(struct server *s, const char *session_id, json_t *ev, bool processed)
+{
+	return events_append_audited_tx(s, session_id, ev, processed, NULL);
+}
+
+int
+events_append_audited_tx(struct server *s, const char *session_id, json_t *ev, bool processed,
+                         const char *audit)
+{
+	int r;
+	const char *type = json_string_value(json_object_get(ev, "type"));
+	if (type == NULL)
+		return AL_E_INVAL;
+	events_ensure_id(ev);
 	int64_t now = now_real_us();
 	json_object_set_new(ev, "processed_at", processed ? doc_store_time(now) : json_null());
 	const char *id = json_string_value(json_object_get(ev, "id"));
@@ -124,7 +138,8 @@ events_append_tx(struct server *s, const char *session_id, json_t *ev, bool proc
 	                        .created_at = now,
 	                        .processed_at = processed ? now : 0,
 	                        .answers = events_answer_key(ev, type),
-	                        .doc = ev};
+	                        .doc = ev,
+	                        .audit = audit};
 	if ((r = event_store_insert(s->db, &row)) != 0)
 		return r;
 	struct sse_hub *h = s->hub;

@@ -18,7 +18,8 @@ event_store_insert(struct db *db, const struct event_row *ev)
 	if (seq < 0)
 		return AL_E_IO;
 	static const char sql[] = "INSERT INTO events(id, session_id, seq, type, created_at, "
-	                          "processed_at, answers, doc) VALUES (?, ?, ?, ?, ?, ?, ?, ?)";
+	                          "processed_at, answers, doc, audit) "
+	                          "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)";
 	char *doc = json_dumps(ev->doc, JSON_COMPACT);
 	if (db_prepare_cached(db, sql, &st) != 0)
 		goto out;
@@ -33,6 +34,7 @@ event_store_insert(struct db *db, const struct event_row *ev)
 		db_bind_null(st, 6);
 	db_bind_text(st, 7, ev->answers);
 	db_bind_text(st, 8, doc);
+	db_bind_text(st, 9, ev->audit);
 	if (db_step(st) != DB_DONE) {
 		log_error("event insert failed", "error", db_errmsg(db));
 		goto out;

@@ -15,7 +15,8 @@
 struct db;
 
 /* One row: doc is the event's wire JSON; answers the call id it answers (NULL if
- * none); processed_at 0 while unprocessed. Takes the next log position. */
+ * none); processed_at 0 while unprocessed; audit its tool.call audit record (NULL if
+ * none; see event_store_set_audit). Takes the next log position. */
 struct event_row {
 	const char *id;
 	const char *session_id;
@@ -24,6 +25,7 @@ struct event_row {
 	int64_t processed_at;
 	const char *answers;
 	const json_t *doc;
+	const char *audit;
 };
 int event_store_insert(struct db *db, const struct event_row *ev);
 /* Sets processed_at (column and document) of an event not yet processed. */
@@ -43,10 +45,10 @@ int event_store_list(struct db *db, const char *session_id, const struct doc_lis
 /* Inside the caller's transaction: deletes a session's log (the session is deleted). */
 int event_store_delete_session(struct db *db, const char *session_id);
 /* The tool.call audit record of an event, kept in its row until the audit log has it
- * synced (audit.c): set inside the transaction that stored the event (AL_E_NOTFOUND when
- * there is no such event), cleared with text NULL; read back (heap copy; AL_E_NOTFOUND
- * when none); and every row that still holds one, in log order (fn's non-zero return
- * stops and is returned; the strings are borrowed for the call). */
+ * synced (audit.c): stored with the event (event_row.audit), cleared with text NULL
+ * (AL_E_NOTFOUND when there is no such event); read back (heap copy; AL_E_NOTFOUND when
+ * none); and every row that still holds one, in log order (fn's non-zero return stops
+ * and is returned; the strings are borrowed for the call). */
 int event_store_set_audit(struct db *db, const char *event_id, const char *text);
 int event_store_get_audit(struct db *db, const char *event_id, char **text);
 int event_store_audit_pending(struct db *db,

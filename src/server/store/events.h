@@ -17,6 +17,12 @@ struct server;
  * and processed_at (now when processed, else null), stores it and queues it for
  * fan-out. ev is borrowed and updated in place. */
 int events_append_tx(struct server *s, const char *session_id, json_t *ev, bool processed);
+/* The same with the event's audit record (audit_tool_use_tx) stored in its row, so the
+ * record commits with it at no cost of its own; audit may be NULL. */
+int events_append_audited_tx(struct server *s, const char *session_id, json_t *ev, bool processed,
+                             const char *audit);
+/* ev's id, assigned first when it has none (what events_append_tx does). */
+const char *events_ensure_id(json_t *ev);
 /* After db_commit: sends the queued events to streams. After db_rollback: drops them. */
 void events_publish(struct server *s);
 void events_discard(struct server *s);

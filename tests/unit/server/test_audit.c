@@ -382,9 +382,11 @@ commit_tool_uses(struct server *s, json_t *events, bool commit, bool move)
 	assert_int_equal(db_begin(s->db), 0);
 	json_array_foreach(events, i, ev)
 	{
-		assert_int_equal(events_append_tx(s, "sesn_x", ev, false), 0);
+		const char *rec;
+		assert_int_equal(audit_tool_use_tx(s, "sesn_x", NULL, ev, &rec), 0);
+		assert_non_null(rec);
+		assert_int_equal(events_append_audited_tx(s, "sesn_x", ev, false, rec), 0);
 	}
-	assert_int_equal(audit_tool_uses_tx(s, "sesn_x", NULL, events), 0);
 	if (commit)
 		assert_int_equal(db_commit(s->db), 0);
 	else
