@@ -3,7 +3,7 @@
 // the filtered records exported as JSON lines, exactly as the server stores them.
 import { api } from './api.js';
 import { el } from './render.js';
-import { errorLine, field, fillMain, href, pager, table } from './ui.js';
+import { errorLine, field, fillMain, href, isoFromLocal, pager, table } from './ui.js';
 
 const FILTERS = ['action', 'principal', 'session_id', 'since', 'until'];
 const EXPORT_MAX = 100_000; // records in one export; more: narrow the filter or use the CLI
@@ -13,15 +13,8 @@ const EXPORT_MAX = 100_000; // records in one export; more: narrow the filter or
 function apiQuery(params) {
   const q = new URLSearchParams();
   for (const k of ['action', 'principal', 'session_id']) if (params.get(k)) q.set(k, params.get(k));
-  const time = (k, name) => {
-    const v = params.get(k);
-    if (!v) return;
-    const t = new Date(v);
-    if (Number.isNaN(t.getTime())) throw new Error(`${name}: not a date and time`);
-    return t.toISOString();
-  };
-  const since = time('since', 'From');
-  const until = time('until', 'To');
+  const since = isoFromLocal(params.get('since'), 'From');
+  const until = isoFromLocal(params.get('until'), 'To');
   if (since) q.set('created_at[gte]', since);
   if (until) q.set('created_at[lte]', until);
   return q;

@@ -1,31 +1,53 @@
 // The sessions list: newest first, paged with the API's cursors.
 import { api } from './api.js';
 import { age, el, statusBadge } from './render.js';
+import { isoFromLocal, listAll } from './ui.js';
 
 const STATUSES = ['idle', 'running', 'rescheduling', 'terminated'];
 
-// params: the page's hash query: status, archived ("1"), page (a cursor).
+// params: the page's hash query: status, archived ("1"), agent (an id), since and until
+// (datetime-local values), page (a cursor).
 export async function showSessions(main, params) {
   const status = STATUSES.includes(params.get('status')) ? params.get('status') : '';
   const archived = params.get('archived') === '1';
+  const agent = params.get('agent') ?? '';
+  const since = params.get('since') ?? '';
+  const until = params.get('until') ?? '';
   const q = new URLSearchParams({ limit: '20' });
   if (params.get('page')) q.set('page', params.get('page'));
   if (status) q.set('statuses[]', status);
   if (archived) q.set('include_archived', 'true');
-  const res = await api('GET', `/sessions?${q}`);
+  if (agent) q.set('agent_id', agent);
+  if (since) q.set('created_at[gte]', isoFromLocal(since, 'Created from'));
+  if (until) q.set('created_at[lte]', isoFromLocal(until, 'Created to'));
+  const [res, agents] = await Promise.all([
+    api('GET', `/sessions?${q}`),
+    // the agent filter's choices; a role that may not list agents just has none
+    listAll('/agents?include_archived=true', 200).catch(() => []),
+  ]);
   // the filters live in the address, so a page can be bookmarked and Back works
   const go = (next) => {
     const h = new URLSearchParams();
     for (const [k, v] of Object.entries(next)) if (v) h.set(k, v);
     location.hash = `#/sessions${h.size ? `?${h}` : ''}`;
   };
-  const filters = { status, archived: archived ? '1' : '' };
+  const filters = { status, archived: archived ? '1' : '', agent, since, until };
   const statusSel = el(
     'select',
     { id: 'filter-status', onchange: (e) => go({ ...filters, status: e.target.value }) },
     el('option', { value: '', text: 'any status' }),
     STATUSES.map((st) => el('option', { value: st, selected: st === status, text: st })),
   );
+  const agentSel = el(
+    'select',
+    { id: 'filter-agent', onchange: (e) => go({ ...filters, agent: e.target.value }) },
+    el('option', { value: '', text: 'any agent' }),
+    agents.map((a) => el('option', { value: a.id, selected: a.id === agent, text: a.name || a.id })),
+    // an agent named in the address but not listed stays chosen
+    agent && !agents.some((a) => a.id === agent) ? el('option', { value: agent, selected: true, text: agent }) : null,
+  );
+  const time = (id, value, key) =>
+    el('input', { id, type: 'datetime-local', step: 1, value, onchange: (e) => go({ ...filters, [key]: e.target.value }) });
   const archivedBox = el('input', {
     type: 'checkbox',
     id: 'filter-archived',
@@ -61,6 +83,12 @@ export async function showSessions(main, params) {
       { class: 'filters' },
       el('label', { for: 'filter-status', text: 'Status ' }),
       statusSel,
+      el('label', { for: 'filter-agent', text: 'Agent ' }),
+      agentSel,
+      el('label', { for: 'filter-since', text: 'Created from ' }),
+      time('filter-since', since, 'since'),
+      el('label', { for: 'filter-until', text: 'to ' }),
+      time('filter-until', until, 'until'),
       el('label', {}, archivedBox, ' Include archived'),
     ),
     rows.length === 0

@@ -111,6 +111,15 @@ export async function listAll(path, max = 1000) {
   return out;
 }
 
+// An RFC 3339 UTC time from a datetime-local field's value (the browser's local time);
+// '' for ''; throws an Error naming the field for anything else.
+export function isoFromLocal(value, name) {
+  if (!value) return '';
+  const t = new Date(value);
+  if (Number.isNaN(t.getTime())) throw new Error(`${name}: not a date and time`);
+  return t.toISOString();
+}
+
 export function when(ts) {
   return ts ? new Date(ts).toLocaleString() : '—';
 }
