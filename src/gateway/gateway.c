@@ -110,8 +110,9 @@ struct gw_conn {
 	/* What the edge did wrong (a bad handshake reply, a GOAWAY we sent, an nghttp2
 	 * error): the "tunnel connection lost/failed" line names it, not "protocol error". */
 	char why[160];
-	int refused;       /* the edge's handshake status when it refused us, else 0 */
-	size_t body_bytes; /* request bodies held for this connection's streams */
+	int refused;        /* the edge's handshake status when it refused us, else 0 */
+	bool edge_draining; /* the edge sent GOAWAY(NO_ERROR): its close is no failure */
+	size_t body_bytes;  /* request bodies held for this connection's streams */
 };
 
 struct metrics {
@@ -844,6 +845,14 @@ goaway_recv(struct gw_conn *c, const nghttp2_goaway *g)
 		c->why[i++] = b >= 0x20 && b < 0x7f ? (char)b : '?';
 	}
 	c->why[i < sizeof(c->why) ? i : sizeof(c->why) - 1] = '\0';
+	if (g->error_code == NGHTTP2_NO_ERROR && !c->edge_draining) {
+		/* a server shutting down or restarting: normal, said once, at info */
+		char idx[8];
+		snprintf(idx, sizeof(idx), "%d", c->index);
+		c->edge_draining = true;
+		log_info("edge draining: this connection ends once its streams do", "index", idx,
+		         "connection_id", c->conn_id, "reason", c->why);
+	}
 }
 
 static int
@@ -1023,6 +1032,7 @@ conn_reset(struct gw_conn *c)
 	c->goaway_sent = false;
 	c->why[0] = '\0';
 	c->refused = 0;
+	c->edge_draining = false;
 	c->state = GC_IDLE;
 }
 
@@ -1061,6 +1071,9 @@ conn_fail(struct gw_conn *c, const char *why)
 	else if (c->refused)
 		log_error("edge refused the tunnel connection", "index", idx, "status", st,
 		          "reason", c->why, "retry_ms", retry);
+	else if (c->state == GC_H2 && c->edge_draining)
+		log_info("tunnel connection closed by the draining edge", "index", idx,
+		         "connection_id", c->conn_id, "retry_ms", retry);
 	else if (c->state == GC_H2)
 		log_warn("tunnel connection lost", "index", idx, "connection_id", c->conn_id,
 		         "error", why, "retry_ms", retry);

@@ -62,6 +62,7 @@ server_drain(struct server *s, const char *signame)
 	if (s->http)
 		http_server_shutdown(s->http);
 	tunnel_ingress_drain(s);
+	tunnel_edge_drain(s);
 	/* Streams would hold the drain to its timeout: they end cleanly now, and clients
 	 * resume elsewhere with Last-Event-ID. Held polls get "no work" and poll again. */
 	events_close_all_streams(s);

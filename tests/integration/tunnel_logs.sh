@@ -69,4 +69,22 @@ tok_check "an archived tunnel's rotated token" "tunnel archived"
 BODY=$(grep -E 'tunnel_id=""|connection_id=""' "$SERVER_LOG" | head -3) STATUS=x \
 	check "the edge logs no empty tunnel_id or connection_id" \
 	eval '! grep -qE "tunnel_id=\"\"|connection_id=\"\"" "$SERVER_LOG"'
+
+# the server drains: its edge tells the gateways (GOAWAY), which log the end of their
+# connections at info, not as losses (they then retry the server, which is gone: warn)
+create_tunnel
+chmod 600 "$T_TMP/token"
+gw_config "$T_TMP/gw3.yaml" "$T_TMP/token" "connections: 2"
+start_gateway "$T_TMP/gw3.yaml"
+wait_for 20 eval '[ "$(conns_of "$GW_LOG")" -ge 2 ]'
+check "two connections before the server's drain" test "$(conns_of "$GW_LOG")" -ge 2
+kill -TERM "$SERVER_PID"
+wait "$SERVER_PID"
+wait_for 20 eval '[ "$(grep -c "closed by the draining edge" "$GW_LOG")" -ge 2 ]'
+BODY=$(grep "draining" "$SERVER_LOG") STATUS=x check "the server's edge tells both gateways' connections" \
+	grep -q 'tunnel edge draining: gateways told (GOAWAY)" connections=2' "$SERVER_LOG"
+BODY=$(tail -6 "$GW_LOG") STATUS=x check "the gateway logs the edge's drain at info" \
+	eval '[ "$(grep -c "info  gateway: \"edge draining" "$GW_LOG")" = 2 ] && [ "$(grep -c "info  gateway: \"tunnel connection closed by the draining edge" "$GW_LOG")" = 2 ]'
+BODY=$(tail -6 "$GW_LOG") STATUS=x check "... and no connection as lost" eval '! grep -q "tunnel connection lost" "$GW_LOG"'
+kill "$GW_PID" 2>/dev/null
 finish

@@ -83,6 +83,10 @@ void tunnel_inner_forget(struct server *s, const char *tunnel_id);
 
 /* Edge bookkeeping used by the API module. */
 void tunnel_edge_close_tunnel(struct server *s, const char *tunnel_id); /* archive */
+/* The server drains: GOAWAY(NO_ERROR) to every gateway, so it opens nothing new here,
+ * logs a drain rather than a loss, and reconnects (to the next server); streams in
+ * flight finish. */
+void tunnel_edge_drain(struct server *s);
 unsigned tunnel_edge_conn_count(struct server *s, const char *tunnel_id);
 /* The tunnel's live gateway connections (registered, not closing) as a JSON array of
  * tunnel_connection objects, in no promised order; empty when the edge is off. */

@@ -985,6 +985,29 @@ tunnel_edge_close_tunnel(struct server *s, const char *tunnel_id)
 			conn_close(c);
 }
 
+void
+tunnel_edge_drain(struct server *s)
+{
+	static const char why[] = "server draining";
+	char n[16];
+	unsigned count = 0;
+	if (s->tunnel == NULL)
+		return;
+	for (struct edge_conn *c = s->tunnel->conns; c; c = c->next) {
+		if (c->state != EC_H2 || c->closing || c->goaway)
+			continue;
+		nghttp2_submit_goaway(c->h2, NGHTTP2_FLAG_NONE,
+		                      nghttp2_session_get_last_proc_stream_id(c->h2),
+		                      NGHTTP2_NO_ERROR, (const uint8_t *)why, sizeof(why) - 1);
+		c->goaway = true; /* no new stream on it (stream_open skips it) */
+		/* now, not on the next turn: an idle server stops its loop in this one */
+		conn_kick(c);
+		count++;
+	}
+	snprintf(n, sizeof(n), "%u", count);
+	log_info("tunnel edge draining: gateways told (GOAWAY)", "connections", n);
+}
+
 unsigned
 tunnel_edge_conn_count(struct server *s, const char *tunnel_id)
 {
