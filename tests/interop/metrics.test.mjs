@@ -15,6 +15,8 @@ import { parse as parseYaml } from 'yaml';
 import { parser as promql } from '@prometheus-io/lezer-promql';
 import { startServer } from './lib/server.mjs';
 import { setupSession } from './lib/session.mjs';
+import { startMockModel } from './lib/mockmodel.mjs';
+import { allEvents } from './lib/events.mjs';
 
 const NAME = /^[a-zA-Z_:][a-zA-Z0-9_:]*$/;
 const SAMPLE =
@@ -297,6 +299,45 @@ test('the example alerting rules parse and name only metrics and labels the serv
     }
     for (const l of p.labels) assert.ok(have.has(l), `${r.alert}: label ${l} is not on ${p.metrics.join(', ')}`);
   }
+});
+
+test('model calls are counted by outcome and timed', async (t) => {
+  const mock = await startMockModel([
+    { content: [{ type: 'text', text: 'fine' }] },
+    { error: { status: 400, type: 'invalid_request_error', message: 'refused' } },
+    { delay_ms: 60000, content: [{ type: 'text', text: 'never delivered' }] },
+  ]);
+  t.after(() => mock.stop());
+  const srv = await startServer({ env: { AIRLOCK_MODEL_BASE_URL: mock.url, AIRLOCK_MODEL_API_KEY: 'k' } });
+  t.after(() => srv.stop());
+  const { client, session } = await setupSession(srv, { agent: { tools: [] } });
+  const say = (text) => client.beta.sessions.events.send(session.id, {
+    events: [{ type: 'user.message', content: [{ type: 'text', text }] }],
+  });
+  const idles = async (n) => {
+    for (let i = 0; i < 400; i++) {
+      if ((await allEvents(client, session.id)).filter((e) => e.type === 'session.status_idle').length >= n) return;
+      await new Promise((r) => setTimeout(r, 25));
+    }
+    assert.fail(`${n} idle events never came`);
+  };
+  await say('one');
+  await idles(1);
+  await say('two');
+  await idles(2);
+  await say('three');
+  while ((await mock.requests()).length < 3) await new Promise((r) => setTimeout(r, 20));
+  await client.beta.sessions.events.send(session.id, { events: [{ type: 'user.interrupt' }] });
+  await idles(3);
+  const m = strictParse((await scrape(srv)).text);
+  assert.equal(value(m, 'airlock_model_requests_total', { outcome: 'ok' }), 1);
+  assert.equal(value(m, 'airlock_model_requests_total', { outcome: 'error' }), 1);
+  assert.equal(value(m, 'airlock_model_requests_total', { outcome: 'retryable_error' }), 0);
+  assert.equal(value(m, 'airlock_model_requests_total', { outcome: 'cancelled' }), 1);
+  const hist = m.airlock_model_request_duration_seconds;
+  assert.equal(hist.find((x) => x.name.endsWith('_count')).value, 3);
+  assert.equal(hist.find((x) => x.labels.le === '+Inf').value, 3);
+  assert.ok(hist.find((x) => x.name.endsWith('_sum')).value > 0);
 });
 
 test('metrics.listen that cannot be bound stops the start with a clear error', async () => {

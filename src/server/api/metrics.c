@@ -41,14 +41,16 @@ enum family {
 	FAM_TUNNEL_INGRESS,
 	FAM_AUDIT_EVENTS,
 	FAM_FILES,
+	FAM_SKILLS,
 	FAM_OTHER,
 	FAM_UNMATCHED,
 	FAM_N
 };
 static const char *const family_name[FAM_N] = {
-    "probe",   "metrics",        "console",      "well_known", "agents", "sessions",
-    "events",  "event_stream",   "environments", "work",       "vaults", "memory_stores",
-    "tunnels", "tunnel_ingress", "audit_events", "files",      "other",  "unmatched"};
+    "probe",    "metrics",       "console",      "well_known",     "agents",
+    "sessions", "events",        "event_stream", "environments",   "work",
+    "vaults",   "memory_stores", "tunnels",      "tunnel_ingress", "audit_events",
+    "files",    "skills",        "other",        "unmatched"};
 
 /* "none": the client left before an answer went out. */
 #define NCLASS 6
@@ -71,8 +73,23 @@ struct family_stats {
 	double sum;
 };
 
+/* Model calls: the provider is the agent loop's one outside dependency, so its answers
+ * and latency are what an operator watches first when sessions stall. */
+static const char *const model_outcome[] = {"ok", "retryable_error", "error", "cancelled"};
+#define NOUTCOMES ARRAY_LEN(model_outcome)
+static const double model_le[] = {0.5, 1, 2.5, 5, 10, 20, 30, 60, 120, 300};
+#define NMODEL_BUCKETS ARRAY_LEN(model_le)
+
+struct model_stats {
+	uint64_t calls[NOUTCOMES];
+	uint64_t bucket[NMODEL_BUCKETS];
+	uint64_t count;
+	double sum;
+};
+
 struct server_metrics {
 	struct family_stats fam[FAM_N];
+	struct model_stats model;
 	struct http_server *side; /* metrics.listen, NULL when not configured */
 	time_t started;           /* wall clock, for process_start_time_seconds */
 };
@@ -92,6 +109,7 @@ family_of(const char *pattern)
 	    {"/v1/tunnels", FAM_TUNNELS},
 	    {"/v1/audit_events", FAM_AUDIT_EVENTS},
 	    {"/v1/files", FAM_FILES},
+	    {"/v1/skills", FAM_SKILLS},
 	};
 	if (pattern == NULL)
 		return FAM_UNMATCHED;
@@ -147,6 +165,57 @@ metrics_observe(struct server *s, const char *pattern, int status, const struct 
 			f->bucket[i]++;
 			break;
 		}
+}
+
+void
+metrics_model_call(struct server *s, const char *outcome, const struct timespec *t0)
+{
+	struct server_metrics *m = s->metrics;
+	struct timespec now;
+	size_t o;
+	if (m == NULL)
+		return;
+	for (o = 0; o < NOUTCOMES && strcmp(model_outcome[o], outcome) != 0; o++)
+		;
+	if (o == NOUTCOMES)
+		return; /* not one of ours: a bug, never a new series */
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	double d = (double)(now.tv_sec - t0->tv_sec) + (double)(now.tv_nsec - t0->tv_nsec) / 1e9;
+	if (d < 0)
+		d = 0;
+	m->model.calls[o]++;
+	m->model.count++;
+	m->model.sum += d;
+	for (size_t i = 0; i < NMODEL_BUCKETS; i++)
+		if (d <= model_le[i]) {
+			m->model.bucket[i]++;
+			break;
+		}
+}
+
+static void
+render_model(const struct model_stats *ms, struct buf *b)
+{
+	uint64_t cum = 0;
+	buf_addf(b, "# HELP airlock_model_requests_total Model calls the agent loop made, by "
+	            "outcome (retryable_error: 429, 5xx, overloaded, network; error: refused).\n"
+	            "# TYPE airlock_model_requests_total counter\n");
+	for (size_t o = 0; o < NOUTCOMES; o++)
+		buf_addf(b, "airlock_model_requests_total{outcome=\"%s\"} %llu\n", model_outcome[o],
+		         (unsigned long long)ms->calls[o]);
+	buf_addf(b, "# HELP airlock_model_request_duration_seconds Time from a model call going "
+	            "out to its end (the whole streamed answer), any outcome.\n"
+	            "# TYPE airlock_model_request_duration_seconds histogram\n");
+	for (size_t i = 0; i < NMODEL_BUCKETS; i++) {
+		cum += ms->bucket[i];
+		buf_addf(b, "airlock_model_request_duration_seconds_bucket{le=\"%g\"} %llu\n",
+		         model_le[i], (unsigned long long)cum);
+	}
+	buf_addf(b,
+	         "airlock_model_request_duration_seconds_bucket{le=\"+Inf\"} %llu\n"
+	         "airlock_model_request_duration_seconds_sum %.6f\n"
+	         "airlock_model_request_duration_seconds_count %llu\n",
+	         (unsigned long long)ms->count, ms->sum, (unsigned long long)ms->count);
 }
 
 /* A label value as the text format wants it: backslash, double quote and newline
@@ -364,6 +433,7 @@ metrics_render(struct server *s, struct buf *b)
 	family_header(b, "airlock_tunnel_connections", "gauge",
 	              "Gateway connections registered on the tunnel edge (0 when it is off).");
 	buf_addf(b, "airlock_tunnel_connections %u\n", tunnel_edge_conn_total(s));
+	render_model(&m->model, b);
 	family_header(b, "airlock_draining", "gauge",
 	              "1 from the first TERM/INT until exit (readyz says 503), else 0.");
 	buf_addf(b, "airlock_draining %d\n", s->draining ? 1 : 0);

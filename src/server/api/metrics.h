@@ -20,6 +20,10 @@ void metrics_shutdown(struct server *s);
  * (0: the client left before an answer) and when it arrived (CLOCK_MONOTONIC). */
 void metrics_observe(struct server *s, const char *pattern, int status, const struct timespec *t0);
 
+/* A model call ended: outcome is "ok", "retryable_error", "error" or "cancelled"; t0
+ * when it went out (CLOCK_MONOTONIC). */
+void metrics_model_call(struct server *s, const char *outcome, const struct timespec *t0);
+
 /* The route family a pattern counts under ("sessions", "work", "event_stream", ...):
  * a fixed, small set, so label values never come from what a client sent. */
 const char *metrics_route_family(const char *pattern);

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "metrics.h"
 #include "agent.h"
 #include "audit.h"
 #include "agent_step.h"
@@ -62,8 +63,9 @@ struct asess {
 	struct loop_timer *wake_timer;
 	struct loop_timer *retry_timer;
 	struct httpc_xfer *xfer;
-	unsigned attempt; /* failed attempts of the current model call */
-	char span_id[48]; /* span.model_request_start of the call in flight */
+	unsigned attempt;        /* failed attempts of the current model call */
+	struct timespec call_t0; /* when the model call in flight went out (metrics) */
+	char span_id[48];        /* span.model_request_start of the call in flight */
 	char last_stop[24];
 	json_t *agent; /* snapshot used for the call in flight */
 	/* the answer being streamed */
@@ -145,6 +147,8 @@ static void
 sess_quiesce(struct asess *a)
 {
 	struct loop *l = a->rt->srv->loop;
+	if (a->xfer != NULL) /* an interrupt, a deleted session, the exit */
+		metrics_model_call(a->rt->srv, "cancelled", &a->call_t0);
 	httpc_cancel(a->xfer);
 	a->xfer = NULL;
 	loop_timer_cancel(l, a->retry_timer);
@@ -372,6 +376,7 @@ call_failed(struct asess *a, bool retryable, const char *kind, const char *messa
 
 	a->xfer = NULL;
 	a->attempt++;
+	metrics_model_call(rt->srv, retryable ? "retryable_error" : "error", &a->call_t0);
 	again = retryable && a->attempt <= rt->srv->cfg.model_max_retries;
 	log_warn("model call failed", "session_id", a->id, "error", kind, "message", message,
 	         "retry", again ? "yes" : "no");
@@ -520,6 +525,7 @@ on_model_done(struct httpc_xfer *x, const struct httpc_response *resp, void *arg
 	a->xfer = NULL;
 	if (resp->err == 0 && resp->status >= 200 && resp->status < 300 && a->ans.got_stop &&
 	    a->ans.error == NULL) {
+		metrics_model_call(a->rt->srv, "ok", &a->call_t0);
 		answer_commit(a);
 		return;
 	}
@@ -631,6 +637,7 @@ call_model(struct asess *a, json_t *sdoc, const struct agent_view *v, const char
 	};
 	log_info("model call", "session_id", a->id, "model",
 	         json_string_value(json_object_get(json_object_get(a->agent, "model"), "id")));
+	clock_gettime(CLOCK_MONOTONIC, &a->call_t0);
 	int r = httpc_start(rt->httpc, &req, &a->xfer);
 	secret_free(key_hdr);
 	free(url);

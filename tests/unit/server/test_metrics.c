@@ -53,6 +53,7 @@ test_family_table(void **state)
 	    {"/v1/audit_events", "audit_events"},
 	    {"/v1/files", "files"},
 	    {"/v1/files/{}/content", "files"},
+	    {"/v1/skills", "skills"},
 	    /* a prefix is a whole segment: no family by accident */
 	    {"/v1/agentsX", "other"},
 	    {"/v1/new_thing", "other"},
