@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -481,6 +482,26 @@ print_host_probes(void)
 	buf_free(&rep);
 }
 
+/* Whether another live worker holds <state_dir>/worker.lock (sandbox_sweep would refuse
+ * this one): tried, never taken, and nothing is created. */
+static bool
+state_dir_held(const char *state_dir)
+{
+	char path[PATH_MAX];
+	bool held = false;
+	int fd;
+	if (snprintf(path, sizeof(path), "%s/worker.lock", state_dir) >= (int)sizeof(path))
+		return false;
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+		return false; /* no lock file: no worker ever ran there */
+	if (flock(fd, LOCK_EX | LOCK_NB) != 0)
+		held = errno == EWOULDBLOCK;
+	else
+		flock(fd, LOCK_UN);
+	close(fd);
+	return held;
+}
+
 int
 wexec_sandbox_check(const struct worker_config *cc)
 {
@@ -504,6 +525,16 @@ wexec_sandbox_check(const struct worker_config *cc)
 			printf("check: workdir %s reachable by user %s, which the worker runs as\n",
 			       c->workdir, wid.name);
 	}
+	/* the lock poll would stop at (a second worker on one host) */
+	if (state_dir_held(sbx.prof.state_dir)) {
+		fprintf(stderr,
+		        "check: another worker holds %s/worker.lock: give each worker on this host "
+		        "its own sandbox.state_dir (or AIRLOCK_SANDBOX_STATE_DIR)\n",
+		        sbx.prof.state_dir);
+		bad = 1;
+	} else
+		printf("check: sandbox.state_dir %s is this worker's (no other worker holds it)\n",
+		       sbx.prof.state_dir);
 	buf_init(&rep, 16384);
 	if (sandbox_preflight(&rep, &ok) != 0)
 		ok = false;

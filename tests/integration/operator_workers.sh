@@ -79,6 +79,17 @@ STATUS=$rc BODY=$msg check "... and the setting (sandbox.state_dir, its variable
 	grep -q "its own sandbox.state_dir (or AIRLOCK_SANDBOX_STATE_DIR; default /var/lib/airlock)" <<<"$msg"
 STATUS=x BODY=$(tail -3 "$T_TMP/alpha.log") check "... and worker alpha keeps running" kill -0 "$WA"
 
+# `worker check` makes the same test (item 7: the checks poll makes)
+out=$(set -a; . "$R/etc/airlock/worker-beta.env"; AIRLOCK_SANDBOX_STATE_DIR=$SA "$AIRLOCK_BIN" worker check \
+	--workdir "$R/var/lib/airlock-worker/wrong" 2>&1)
+rc=$?
+STATUS=$rc BODY=$out check "worker check on the held state dir fails, naming the lock" \
+	eval '[ "$rc" != 0 ] && grep -q "check: another worker holds $SA/worker.lock" <<<"$out"'
+out=$(set -a; . "$R/etc/airlock/worker-beta.env"; export "$(unit Environment beta)"; "$AIRLOCK_BIN" worker check \
+	--workdir "$R/var/lib/airlock-worker/beta" 2>&1)
+STATUS=x BODY=$out check "... and on beta's own state dir says it is free" \
+	grep -q "check: sandbox.state_dir $R/var/lib/airlock-sandbox/beta is this worker's" <<<"$out"
+
 start_unit beta
 WB=$WPID
 for w in alpha beta; do
