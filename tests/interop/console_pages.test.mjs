@@ -90,9 +90,18 @@ async function fill(sel, text) {
 
 const mainText = () => page.$eval('main', (m) => m.innerText);
 
-// A screenshot of the page as it is, which must show no placeholder of a missing value.
+// A screenshot of the page as it is, which must show no placeholder of a missing value,
+// and whose every control has a name a screen reader says (a label, aria-label, or text
+// for a button or link).
 async function shot(name, fullPage = true) {
   assert.doesNotMatch(await mainText(), /\bnull\b|\bundefined\b|\[object /, `${name}: a value missing from the page`);
+  const unnamed = await page.$$eval('input, select, textarea, button, a[href]', (ns) =>
+    ns
+      .filter((n) => n.type !== 'hidden' && n.offsetParent !== null)
+      .filter((n) => !(n.labels?.length || n.getAttribute('aria-label') || n.getAttribute('aria-labelledby') || ((n.tagName === 'BUTTON' || n.tagName === 'A') && n.textContent.trim())))
+      .map((n) => n.outerHTML.slice(0, 120)),
+  );
+  assert.deepEqual(unnamed, [], `${name}: controls without a name`);
   await page.screenshot({ path: path.join(SHOTS, `${name}.png`), fullPage });
 }
 
