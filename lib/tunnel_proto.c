@@ -678,3 +678,87 @@ tunnel_pipe_close(struct tunnel_pipe *tp)
 	SSL_shutdown(tp->ssl);
 	ERR_clear_error();
 }
+
+enum { CH_SIZE, CH_SIZE_LF, CH_DATA, CH_DATA_CR, CH_DATA_LF, CH_END_CR, CH_END_LF, CH_DONE };
+
+static int
+hexval(char ch)
+{
+	if (ch >= '0' && ch <= '9')
+		return ch - '0';
+	if (ch >= 'a' && ch <= 'f')
+		return ch - 'a' + 10;
+	if (ch >= 'A' && ch <= 'F')
+		return ch - 'A' + 10;
+	return -1;
+}
+
+int
+tunnel_chunked_decode(struct tunnel_chunked *c, char *p, size_t *n, size_t *used)
+{
+	size_t in = 0, out = 0, len = *n;
+	int r = 0;
+	while (in < len && r == 0) {
+		char ch = p[in];
+		switch (c->state) {
+		case CH_SIZE: {
+			int v = hexval(ch);
+			if (v >= 0 && c->digits < 15) { /* 15 hex digits cannot overflow */
+				c->left = c->left * 16 + (uint64_t)v;
+				c->digits++;
+			} else if (ch == '\r' && c->digits > 0)
+				c->state = CH_SIZE_LF;
+			else
+				r = AL_E_PROTO;
+			in++;
+			break;
+		}
+		case CH_SIZE_LF:
+			if (ch != '\n')
+				r = AL_E_PROTO;
+			c->state = c->left == 0 ? CH_END_CR : CH_DATA;
+			in++;
+			break;
+		case CH_DATA: {
+			size_t k = len - in;
+			if (k > c->left)
+				k = (size_t)c->left;
+			memmove(p + out, p + in, k);
+			out += k;
+			in += k;
+			c->left -= k;
+			if (c->left == 0)
+				c->state = CH_DATA_CR;
+			break;
+		}
+		case CH_DATA_CR:
+		case CH_END_CR:
+			if (ch != '\r')
+				r = AL_E_PROTO;
+			c->state = c->state == CH_DATA_CR ? CH_DATA_LF : CH_END_LF;
+			in++;
+			break;
+		case CH_DATA_LF:
+			if (ch != '\n')
+				r = AL_E_PROTO;
+			c->state = CH_SIZE;
+			c->digits = 0;
+			in++;
+			break;
+		case CH_END_LF:
+			if (ch != '\n')
+				r = AL_E_PROTO;
+			c->state = CH_DONE;
+			in++;
+			r = r ? r : 1;
+			break;
+		default:
+			r = 1;
+		}
+	}
+	if (c->state == CH_DONE && r == 0)
+		r = 1;
+	*n = out;
+	*used = in;
+	return r;
+}

@@ -7,6 +7,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include <nghttp2/nghttp2.h>
 #include <openssl/ssl.h>
@@ -145,5 +146,17 @@ int tunnel_pipe_write(struct tunnel_pipe *tp, const void *p, size_t n, char *err
 int tunnel_pipe_read(struct tunnel_pipe *tp, struct buf *b, char *err, size_t errlen);
 /* Sends close_notify (the response ends). */
 void tunnel_pipe_close(struct tunnel_pipe *tp);
+
+/* The body of an inner answer without a content-length: HTTP/1.1 chunked coding as the
+ * gateway writes it (RFC 9112 §7.1): hex sizes, no extensions, no trailers. */
+struct tunnel_chunked {
+	int state;
+	uint64_t left; /* bytes left in the current chunk, or the size being read */
+	unsigned digits;
+};
+/* Decodes p[0..*n) in place: on return p[0..*n) holds the body bytes it carried, *used
+ * how many input bytes were read. 0 (more to come), 1 (the last chunk ended the body;
+ * input after it is not read), AL_E_PROTO (malformed). */
+int tunnel_chunked_decode(struct tunnel_chunked *c, char *p, size_t *n, size_t *used);
 
 #endif

@@ -90,6 +90,11 @@ struct gw_stream {
 	bool inner;
 	struct tunnel_pipe *tls;
 	struct buf plain;
+	/* The answer's framing inside TLS: a session carries one exchange after another
+	 * (HTTP/1.1 keep-alive), so each answer ends by its own length, not by close. */
+	bool head_req; /* the request was HEAD: its answer has no body */
+	bool closed;   /* the edge's close_notify came */
+	bool chunked;  /* no content-length from the upstream: chunked coding */
 };
 
 struct gw_conn {
@@ -150,18 +155,25 @@ static char *read_token(const struct gateway_config *cfg, char *err, size_t errl
 
 /* ---- streams ---- */
 
+static struct gw_req *
+req_new(void)
+{
+	struct gw_req *rq = xcalloc(1, sizeof(*rq));
+	buf_init(&rq->method, 16);
+	buf_init(&rq->path, 8192);
+	buf_init(&rq->authority, 256);
+	buf_init(&rq->hdrs, 64 * 1024);
+	buf_init(&rq->body, REQ_BODY_MAX);
+	return rq;
+}
+
 static struct gw_stream *
 stream_new(struct gw_conn *c, int32_t id)
 {
 	struct gw_stream *s = xcalloc(1, sizeof(*s));
 	s->conn = c;
 	s->id = id;
-	s->rq = xcalloc(1, sizeof(*s->rq));
-	buf_init(&s->rq->method, 16);
-	buf_init(&s->rq->path, 8192);
-	buf_init(&s->rq->authority, 256);
-	buf_init(&s->rq->hdrs, 64 * 1024);
-	buf_init(&s->rq->body, REQ_BODY_MAX);
+	s->rq = req_new();
 	buf_init(&s->out, OUT_HIGH * 2);
 	s->next = c->streams;
 	if (c->streams)
@@ -359,17 +371,23 @@ inner_send(struct gw_stream *s, const void *p, size_t n)
 	inner_flush(s);
 }
 
-/* The answer is complete: close_notify, then END_STREAM once the records are out. */
+static void inner_next(struct gw_stream *s);
+
+/* The answer is complete (its last bytes are queued): the session waits for the next
+ * request on the same stream. The edge ends the stream when it no longer wants it. */
 static void
 inner_end(struct gw_stream *s)
 {
-	tunnel_pipe_close(s->tls);
-	s->eof = true;
 	inner_flush(s);
-	if (s->deferred) {
-		s->deferred = false;
-		nghttp2_session_resume_data(s->conn->h2, s->id);
-	}
+	if (s->failed)
+		return;
+	s->started = false;
+	s->answered = false;
+	s->chunked = false;
+	s->head_req = false;
+	if (s->rq == NULL)
+		s->rq = req_new();
+	inner_next(s);
 }
 
 /* The inner answer's head as HTTP/1.1 text into TLS (hdrs as for submit_head). */
@@ -377,14 +395,21 @@ static void
 inner_head(struct gw_stream *s, int status, const char *hdrs, size_t hlen)
 {
 	struct buf h;
+	bool has_length = false;
 	buf_init(&h, TUNNEL_INNER_HEAD_MAX);
 	int r = buf_addf(&h, "HTTP/1.1 %03d \r\n", status);
 	for (size_t off = 0; r == 0 && off < hlen;) {
 		const char *name = hdrs + off;
 		const char *val = name + strlen(name) + 1;
 		off += strlen(name) + strlen(val) + 2;
+		has_length |= strcasecmp(name, "content-length") == 0;
 		r = buf_addf(&h, "%s: %s\r\n", name, val);
 	}
+	/* RFC 9112 §6.3: these answers end with their head whatever they say */
+	bool no_body = s->head_req || status == 204 || status == 304 || status < 200;
+	s->chunked = !has_length && !no_body;
+	if (r == 0 && s->chunked)
+		r = buf_add_str(&h, "transfer-encoding: chunked\r\n");
 	if (r == 0)
 		r = buf_add(&h, "\r\n", 2);
 	s->answered = true;
@@ -441,8 +466,10 @@ answer_local(struct gw_stream *s, int status, const char *msg)
 		hl += (size_t)snprintf(h + hl, sizeof(h) - hl, "content-length") + 1;
 		hl += (size_t)snprintf(h + hl, sizeof(h) - hl, "%zu", ml + 1) + 1;
 		submit_head(s, status, h, hl);
-		inner_send(s, msg, ml);
-		inner_send(s, "\n", 1);
+		if (!s->head_req) {
+			inner_send(s, msg, ml);
+			inner_send(s, "\n", 1);
+		}
 		inner_end(s);
 		return;
 	}
@@ -490,7 +517,15 @@ up_data(void *arg, const char *p, size_t n)
 	if (out_pending(s) >= OUT_HIGH)
 		return false; /* edge is slower than the upstream: pause it */
 	if (s->tls) {         /* encrypted into s->out; no lending: TLS needs its own records */
-		if (!s->failed)
+		if (!s->failed && s->chunked && n > 0) {
+			/* one write per read, so a small answer is one record */
+			char *ck = xmalloc(n + 24);
+			int hl = snprintf(ck, 24, "%zx\r\n", n);
+			memcpy(ck + hl, p, n);
+			memcpy(ck + hl + n, "\r\n", 2);
+			inner_send(s, ck, (size_t)hl + n + 2);
+			free(ck);
+		} else if (!s->failed)
 			inner_send(s, p, n);
 		if (out_pending(s) >= OUT_PAUSE)
 			upstream_pause(s->up);
@@ -558,6 +593,8 @@ up_done(void *arg, int status, const char *msg)
 		return;
 	}
 	if (s->tls) {
+		if (s->chunked)
+			inner_send(s, "0\r\n\r\n", 5);
 		inner_end(s);
 		return;
 	}
@@ -699,6 +736,7 @@ inner_request(struct gw_stream *s)
 	buf_reset(&rq->method);
 	buf_reset(&rq->path);
 	buf_reset(&rq->authority);
+	s->head_req = h.method.n == 4 && memcmp(h.method.p, "HEAD", 4) == 0;
 	int r = buf_add(&rq->method, h.method.p, h.method.n);
 	if (r == 0)
 		r = buf_add(&rq->path, h.target.p, h.target.n);
@@ -725,7 +763,7 @@ inner_request(struct gw_stream *s)
 	}
 	if (r == 0)
 		r = buf_add(&rq->body, s->plain.data + hl, (size_t)n);
-	buf_free(&s->plain);
+	buf_consume(&s->plain, (size_t)hl + (size_t)n); /* the next request may follow */
 	if (r != 0 || rq->nhdrs > 100) {
 		answer_local(s, 431, "request header fields too large");
 		return -1;
@@ -748,8 +786,6 @@ inner_rx(struct gw_stream *s, const uint8_t *data, size_t len)
 		return;
 	}
 	int r = tunnel_pipe_read(s->tls, &s->plain, err, sizeof(err));
-	if (s->started) /* bytes after the request (none in this protocol) are dropped */
-		buf_reset(&s->plain);
 	if (r == AL_E_PROTO) {
 		/* The edge's client refused us (our certificate) or sent garbage: its
 		 * alert goes back, the stream ends. */
@@ -763,16 +799,25 @@ inner_rx(struct gw_stream *s, const uint8_t *data, size_t len)
 		return;
 	}
 	inner_flush(s);
-	if (s->started)
-		return;
-	if (r == AL_E_TOOBIG) {
+	if (r == AL_E_TOOBIG && !s->started) {
 		answer_local(s, 413, "request body too large");
 		return;
 	}
+	if (r == 1) /* close_notify: the edge is done with this session */
+		s->closed = true;
+	if (!s->started)
+		inner_next(s);
+}
+
+/* Starts the next exchange once its request is whole in plain (the edge sends one
+ * request at a time and the next only after the answer). */
+static void
+inner_next(struct gw_stream *s)
+{
 	int q = inner_request(s);
 	if (q == 1)
 		stream_dispatch(s);
-	else if (q == 0 && r == 1) /* close_notify before a whole request */
+	else if (q == 0 && s->closed && s->plain.len > 0)
 		answer_local(s, 400, "bad request: inner request cut short");
 }
 
@@ -870,8 +915,19 @@ h2_frame_recv(nghttp2_session *h2, const nghttp2_frame *f, void *ud)
 	if (s->tls) {
 		/* The edge keeps its side open while the answer runs; it ends first only when
 		 * it gives up, and then no request can follow. */
-		if ((f->hd.flags & NGHTTP2_FLAG_END_STREAM) && !s->started)
-			answer_local(s, 400, "bad request: inner request cut short");
+		if ((f->hd.flags & NGHTTP2_FLAG_END_STREAM) && !s->started) {
+			if (s->plain.len > 0)
+				answer_local(s, 400, "bad request: inner request cut short");
+			else { /* between exchanges: the session ends here too */
+				tunnel_pipe_close(s->tls);
+				inner_flush(s);
+				s->eof = true;
+				if (s->deferred) {
+					s->deferred = false;
+					nghttp2_session_resume_data(h2, s->id);
+				}
+			}
+		}
 		return 0;
 	}
 	if ((f->hd.type == NGHTTP2_HEADERS || f->hd.type == NGHTTP2_DATA) &&
@@ -1526,6 +1582,31 @@ fail:
 	return NULL;
 }
 
+/* After a certificate reload: inner sessions waiting between exchanges end
+ * (close_notify, END_STREAM), so the next exchange opens a session with the new
+ * certificate; exchanges in progress finish on theirs. */
+static void
+inner_close_idle(struct gw *g)
+{
+	for (unsigned i = 0; i < g->nconns; i++) {
+		struct gw_conn *c = &g->conns[i];
+		if (c->state != GC_H2)
+			continue;
+		for (struct gw_stream *s = c->streams; s; s = s->next) {
+			if (s->tls == NULL || s->started || s->eof || s->failed || s->plain.len > 0)
+				continue;
+			tunnel_pipe_close(s->tls);
+			inner_flush(s);
+			s->eof = true;
+			if (s->deferred) {
+				s->deferred = false;
+				nghttp2_session_resume_data(c->h2, s->id);
+			}
+		}
+		conn_kick(c);
+	}
+}
+
 static void
 on_hup(struct loop *l, int signo, void *arg)
 {
@@ -1546,6 +1627,7 @@ on_hup(struct loop *l, int signo, void *arg)
 	}
 	SSL_CTX_free(g->inner);
 	g->inner = inner;
+	inner_close_idle(g);
 	if (strcmp(nc.server, g->cfg.server) != 0 || nc.connections != g->cfg.connections)
 		log_warn("server and connections changes need a restart", NULL);
 	/* Swap routes and upstream policy; keep the old strings alive, since in-flight

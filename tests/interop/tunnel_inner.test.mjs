@@ -23,7 +23,7 @@ import { freePort } from './lib/events.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const BIN = process.env.AIRLOCK_BIN;
-let tmp, srv, upstream, upPort, edgePort, capture;
+let tmp, srv, upstream, upPort, edgePort, capture, metricsPort;
 const gateways = [];
 
 // Resolves once the process's stderr matches re (a bounded wait).
@@ -151,9 +151,16 @@ before(async () => {
       AIRLOCK_TUNNEL_DOMAIN: 'tunnel.test',
       AIRLOCK_TEST_EDGE_CAPTURE: capture,
     },
+    args: ['--tunnel-metrics-listen', '127.0.0.1:0'],
   });
   edgePort = Number(/tunnel edge ready.* port=(\d+)/.exec(srv.log())[1]);
+  metricsPort = Number(/tunnel metrics listening.* port=(\d+)/.exec(srv.log())?.[1]);
 });
+
+async function metric(name) {
+  const text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+  return Number(new RegExp(`^${name} (\\d+)$`, 'm').exec(text)?.[1]);
+}
 
 after(async () => {
   for (const p of [...gateways, upstream]) if (p && p.exitCode === null) p.kill('SIGKILL');
@@ -179,6 +186,26 @@ test('the edge relays ciphertext: a marker in an MCP answer never crosses it rea
   const rb = await b.callTool({ name: 'echo', arguments: { message: openMarker } });
   assert.match(rb.content[0].text, new RegExp(openMarker));
   await b.close();
+
+  // one session carries exchange after exchange: HTTP/1.1 keep-alive inside TLS, so the
+  // 20 calls below cost no handshake (HEAD and 204-style answers keep the framing)
+  const sessions = await metric('airlock_tunnel_inner_sessions_total');
+  const reused = await metric('airlock_tunnel_inner_reused_total');
+  const c = await connect(inner);
+  for (let i = 0; i < 20; i++) {
+    const r = await c.callTool({ name: 'echo', arguments: { message: `${sealedMarker}-${i}` } });
+    assert.match(r.content[0].text, new RegExp(`${sealedMarker}-${i}`));
+  }
+  const head = await fetch(`${srv.baseURL}/v1/tunnels/${inner.id}/routes/everything/mcp`,
+    { method: 'HEAD', headers: { 'x-api-key': srv.apiKey } });
+  const direct = await fetch(`http://127.0.0.1:${upPort}/mcp`, { method: 'HEAD' });
+  assert.equal(head.status, direct.status, 'HEAD answers as direct');
+  await c.callTool({ name: 'echo', arguments: { message: 'after HEAD' } });
+  await c.close();
+  assert.ok(await metric('airlock_tunnel_inner_sessions_total') - sessions <= 2,
+    'at most a session or two for 22 sequential exchanges');
+  assert.ok(await metric('airlock_tunnel_inner_reused_total') - reused >= 20,
+    'exchanges reuse the waiting session');
 
   const relayed = readFileSync(capture);
   assert.ok(relayed.length > 0, 'the edge capture holds the relayed bytes');
@@ -239,8 +266,9 @@ test('CA rotation and a gateway certificate reload keep an open SSE stream', asy
   copyFileSync(k1.key, live.key);
   gw.kill('SIGHUP');
   await until('second reload', () => gw.log.match(/configuration reloaded/g)?.length >= 2);
-  const bad = await rawInit(t);
-  assert.equal(bad.status, 502);
+  // sessions waiting between exchanges end at the reload; a new one must verify
+  let bad;
+  await until('a new session refused', async () => (bad = await rawInit(t)).status === 502);
   assert.match(bad.text, /inner TLS with the gateway failed/);
   await until('the server log line', () =>
     /inner TLS with the gateway failed.*certificate verify failed/.test(srv.log()));

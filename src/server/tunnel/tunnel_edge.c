@@ -48,8 +48,13 @@ struct tunnel_stream {
 	/* Inner TLS: the stream carries a TLS session's records both ways; the owner's
 	 * head and body come out of inner, never out of the frames themselves. */
 	struct tunnel_inner *inner;
-	bool inner_head;    /* the owner had its on_head */
-	bool deferred;      /* the data provider waits for ciphertext */
+	bool inner_head; /* the owner had its on_head */
+	bool deferred;   /* the data provider waits for ciphertext */
+	/* Between exchanges an inner stream waits, owned by the edge, for the next request
+	 * to its route: a handshake per request would cost more than the request. */
+	bool idle;
+	uint64_t idle_since;
+	char *authority;
 	struct buf refusal; /* a gateway's plain (non-200) answer to an inner stream */
 };
 
@@ -91,6 +96,8 @@ struct edge_metrics {
 	uint64_t streams;         /* streams opened for ingress requests */
 	uint64_t stream_resets;   /* RST_STREAM frames from gateways */
 	uint64_t ingress_errors;  /* error answers the ingress made itself */
+	uint64_t inner_sessions;  /* inner TLS sessions opened (a handshake each) */
+	uint64_t inner_reused;    /* exchanges on an inner session that was waiting */
 };
 
 /* Hangs off struct server (s->tunnel): API handlers that hold the server reach it. */
@@ -143,6 +150,7 @@ stream_free(struct tunnel_stream *st)
 	free(st->body);
 	tunnel_inner_free(st->inner);
 	buf_free(&st->refusal);
+	free(st->authority);
 	free(st);
 }
 
@@ -264,6 +272,49 @@ capture_bytes(const void *p, size_t n)
 	}
 }
 
+static const struct tunnel_stream_cb idle_cb = {NULL, NULL, NULL};
+
+/* Idle inner streams per connection beyond this are closed rather than kept. */
+#define INNER_IDLE_MAX 64
+/* An idle inner stream is closed after this long unused. */
+#define INNER_IDLE_MS 30000
+
+/* The owner's answer is complete: it gets on_close(0), and the stream waits for the next
+ * exchange to its route. The owner may open that exchange from inside on_close. */
+static void
+inner_exchange_done(struct tunnel_stream *st)
+{
+	const struct tunnel_stream_cb *cb = st->cb;
+	void *arg = st->arg;
+	struct edge_conn *c = st->conn;
+	unsigned nidle = 0;
+	for (struct tunnel_stream *o = c ? c->streams : NULL; o; o = o->next)
+		nidle += o->idle;
+	st->cb = &idle_cb;
+	st->arg = NULL;
+	st->inner_head = false;
+	if (c == NULL || c->goaway || c->closing || nidle >= INNER_IDLE_MAX)
+		tunnel_stream_cancel(st);
+	else {
+		st->idle = true;
+		st->idle_since = now_mono_ms();
+	}
+	if (cb->on_close)
+		cb->on_close(arg, 0);
+}
+
+/* Closes the connection's inner streams idle for INNER_IDLE_MS (all of them: draining). */
+static void
+inner_idle_sweep(struct edge_conn *c, bool all)
+{
+	uint64_t now = now_mono_ms();
+	for (struct tunnel_stream *st = c->streams, *next; st; st = next) {
+		next = st->next;
+		if (st->idle && (all || now - st->idle_since >= INNER_IDLE_MS))
+			tunnel_stream_cancel(st);
+	}
+}
+
 /* Ends an inner stream on an error of its own (verification, a bad answer): reset
  * towards the gateway and on_close(err) to the owner. */
 static void
@@ -296,6 +347,8 @@ inner_data(nghttp2_session *s, struct tunnel_stream *st, int32_t sid, const uint
 		if (st->conn)
 			conn_kick_soon(st->conn);
 	}
+	if (st->idle)
+		return; /* between exchanges: nothing is owed to anyone (close_notify) */
 	int status;
 	const struct http_header *h;
 	size_t nh;
@@ -317,6 +370,8 @@ inner_data(nghttp2_session *s, struct tunnel_stream *st, int32_t sid, const uint
 			return;
 	}
 	tunnel_inner_body_taken(st->inner);
+	if (tunnel_inner_complete(st->inner))
+		inner_exchange_done(st);
 }
 
 /* ---- HTTP/2 client callbacks ---- */
@@ -362,6 +417,7 @@ on_frame_recv(nghttp2_session *s, const nghttp2_frame *f, void *ud)
 	if (f->hd.type == NGHTTP2_GOAWAY) {
 		/* The gateway is draining: finish what runs here, open nothing new. */
 		c->goaway = true;
+		inner_idle_sweep(c, true);
 		log_info("tunnel connection draining", "tunnel_id", c->tunnel_id, "connection_id",
 		         c->conn_id);
 		return 0;
@@ -561,6 +617,7 @@ conn_timer(struct loop *l, void *arg)
 		conn_close(c);
 		return;
 	}
+	inner_idle_sweep(c, false);
 	nghttp2_submit_ping(c->h2, NGHTTP2_FLAG_NONE, NULL);
 	c->timer = loop_timer_add(l, TUNNEL_PING_MS, conn_timer, c);
 	conn_kick(c);
@@ -800,6 +857,31 @@ accept_ready(struct loop *l, int lfd, int mask, void *arg)
 
 /* ---- public API ---- */
 
+/* An idle inner stream to authority on a live connection of the tunnel, taken out of
+ * the pool; ones that may no longer be used (certificates changed) are closed. */
+static struct tunnel_stream *
+inner_idle_take(struct server *s, struct tunnel_edge *e, const char *tunnel_id,
+                const char *authority)
+{
+	for (struct edge_conn *c = e->conns; c; c = c->next) {
+		if (c->state != EC_H2 || c->goaway || c->closing ||
+		    strcmp(c->tunnel_id, tunnel_id) != 0)
+			continue;
+		for (struct tunnel_stream *st = c->streams, *next; st; st = next) {
+			next = st->next;
+			if (!st->idle || strcmp(st->authority, authority) != 0)
+				continue;
+			if (!tunnel_inner_reusable(s, st->inner)) {
+				tunnel_stream_cancel(st);
+				continue;
+			}
+			st->idle = false;
+			return st;
+		}
+	}
+	return NULL;
+}
+
 static int
 stream_attach(struct tunnel_edge *e, struct edge_conn *best, struct tunnel_stream *st, int32_t sid,
               struct tunnel_stream **out)
@@ -861,6 +943,26 @@ tunnel_stream_open(struct server *s, const struct tunnel_request *rq,
 	for (char *p = authority; *p; p++)
 		if (*p >= 'A' && *p <= 'Z')
 			*p = (char)(*p + 32);
+	struct tunnel_stream *idle = inner_idle_take(s, e, rq->tunnel_id, authority);
+	if (idle) {
+		int nr = tunnel_inner_next(idle->inner, authority, rq);
+		free(authority);
+		if (nr != 0) {
+			tunnel_stream_cancel(idle);
+			return nr;
+		}
+		idle->cb = cb;
+		idle->arg = arg;
+		e->m.streams++;
+		e->m.inner_reused++;
+		if (idle->deferred) {
+			idle->deferred = false;
+			nghttp2_session_resume_data(idle->conn->h2, idle->id);
+		}
+		conn_kick_soon(idle->conn);
+		*out = idle;
+		return 0;
+	}
 	struct tunnel_inner *inner = NULL;
 	int ir = tunnel_inner_open(s, rq->tunnel_id, authority, rq, &inner);
 	if (ir != 0) {
@@ -886,6 +988,8 @@ tunnel_stream_open(struct server *s, const struct tunnel_request *rq,
 		st->cb = cb;
 		st->arg = arg;
 		st->inner = inner;
+		st->authority = xstrdup(authority);
+		e->m.inner_sessions++;
 		buf_init(&st->refusal, 512);
 		nghttp2_data_provider dp = {.source.ptr = st, .read_callback = inner_read};
 		int32_t sid = nghttp2_submit_request(best->h2, NULL, nv, 5, &dp, st);
@@ -1095,10 +1199,19 @@ metrics_handler(struct http_request *req, void *arg)
 	         "# HELP airlock_tunnel_ingress_errors_total Error answers made by the ingress "
 	         "itself (no gateway, tunnel lost, refused...).\n"
 	         "# TYPE airlock_tunnel_ingress_errors_total counter\n"
-	         "airlock_tunnel_ingress_errors_total %llu\n",
+	         "airlock_tunnel_ingress_errors_total %llu\n"
+	         "# HELP airlock_tunnel_inner_sessions_total Inner TLS sessions opened (one "
+	         "handshake each).\n"
+	         "# TYPE airlock_tunnel_inner_sessions_total counter\n"
+	         "airlock_tunnel_inner_sessions_total %llu\n"
+	         "# HELP airlock_tunnel_inner_reused_total Exchanges sent on an inner TLS session "
+	         "that was waiting (no handshake).\n"
+	         "# TYPE airlock_tunnel_inner_reused_total counter\n"
+	         "airlock_tunnel_inner_reused_total %llu\n",
 	         (unsigned long long)e->m.protocol_errors, (unsigned long long)e->m.invalid_frames,
 	         (unsigned long long)e->m.streams, (unsigned long long)e->m.stream_resets,
-	         (unsigned long long)e->m.ingress_errors);
+	         (unsigned long long)e->m.ingress_errors, (unsigned long long)e->m.inner_sessions,
+	         (unsigned long long)e->m.inner_reused);
 	http_respond(req, 200, text, 1, b.data, b.len);
 	buf_free(&b);
 }

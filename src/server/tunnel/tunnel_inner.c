@@ -46,11 +46,14 @@ struct tunnel_inner {
 	struct buf req; /* the HTTP/1.1 request, until TLS took it all */
 	size_t req_off;
 	struct buf in; /* plaintext: the head until parsed, then body not yet handed on */
-	bool head_done, closed, resumed;
+	size_t dec;    /* chunked: in[0..dec) is decoded body, the rest still coded */
+	bool closed, resumed;
+	/* the exchange in progress: a session carries one after another */
+	bool head_req, head_done, done, has_length, chunked;
+	struct tunnel_chunked ch;
 	int status;
 	struct http_header h[64];
 	size_t nh;
-	bool has_length;
 	uint64_t length, body_seen;
 	char err[256];
 };
@@ -177,6 +180,9 @@ static int
 build_request(struct tunnel_inner *in, const char *authority, const struct tunnel_request *rq)
 {
 	struct buf *b = &in->req;
+	buf_wipe_free(b);
+	in->req_off = 0;
+	in->head_req = strcmp(rq->method, "HEAD") == 0;
 	buf_init(b, (64u << 10) + rq->body_len);
 	int r = buf_addf(b, "%s %s HTTP/1.1\r\nhost: %s\r\n", rq->method, rq->path, authority);
 	for (size_t i = 0; r == 0 && i < rq->nheaders; i++) {
@@ -284,6 +290,16 @@ parse_head(struct tunnel_inner *in)
 		for (char *c = n; *c; c++)
 			if (*c >= 'A' && *c <= 'Z')
 				*c = (char)(*c + 32);
+		if (strcmp(n, "transfer-encoding") == 0) {
+			/* the gateway writes exactly this or nothing (docs/proto/tunnel.md) */
+			if (h.f[i].value.n != 7 || strncasecmp(h.f[i].value.p, "chunked", 7) != 0) {
+				free(n);
+				snprintf(in->err, sizeof(in->err),
+				         "unsupported transfer-encoding from the gateway");
+				return AL_E_PROTO;
+			}
+			in->chunked = true;
+		}
 		if (tunnel_hop_header(n, strlen(n))) {
 			free(n);
 			continue;
@@ -305,7 +321,56 @@ parse_head(struct tunnel_inner *in)
 	in->status = h.status;
 	in->head_done = true;
 	buf_consume(&in->in, (size_t)hl);
+	/* RFC 9112 §6.3: no body after HEAD, 204 or 304, whatever the head says */
+	if (in->head_req || h.status == 204 || h.status == 304) {
+		in->chunked = in->has_length = false;
+		in->done = true;
+	} else if (in->chunked)
+		in->has_length = false;
+	else if (in->has_length && in->length == 0)
+		in->done = true;
 	return 1;
+}
+
+/* Frames the body bytes that arrived: decodes chunks, checks the length, notes the end.
+ * Bytes past the end of the answer are an error: one request is in flight at a time. */
+static int
+frame_body(struct tunnel_inner *in)
+{
+	if (in->done) {
+		if (in->in.len > in->dec) {
+			snprintf(in->err, sizeof(in->err),
+			         "bytes after the answer from the gateway");
+			return AL_E_PROTO;
+		}
+		return 0;
+	}
+	if (in->chunked) {
+		size_t n = in->in.len - in->dec, used = 0;
+		int r = tunnel_chunked_decode(&in->ch, in->in.data + in->dec, &n, &used);
+		size_t raw = in->in.len - in->dec;
+		if (r < 0 || (r == 1 && used < raw)) {
+			snprintf(in->err, sizeof(in->err),
+			         "malformed chunked answer from the gateway");
+			return AL_E_PROTO;
+		}
+		in->dec += n;
+		in->in.len = in->dec;
+		if (in->in.data)
+			in->in.data[in->in.len] = '\0';
+		in->done = r == 1;
+		return 0;
+	}
+	in->dec = in->in.len;
+	if (in->has_length) {
+		if (in->body_seen + in->in.len > in->length) {
+			snprintf(in->err, sizeof(in->err), "answer longer than its content-length");
+			return AL_E_PROTO;
+		}
+		in->done = in->body_seen + in->in.len == in->length;
+	} else if (in->closed)
+		in->done = true; /* neither: the answer ran to close_notify */
+	return 0;
 }
 
 int
@@ -337,12 +402,13 @@ tunnel_inner_rx(struct tunnel_inner *in, const char *p, size_t n)
 			         "the gateway closed before its answer head");
 			return AL_E_PROTO;
 		}
+		in->dec = 0;
 	}
-	if (in->head_done) {
-		if (in->has_length && in->body_seen + in->in.len > in->length) {
-			snprintf(in->err, sizeof(in->err), "answer longer than its content-length");
-			return AL_E_PROTO;
-		}
+	if (in->head_done && (r = frame_body(in)) != 0)
+		return r;
+	if (in->head_done && in->closed && !in->done) {
+		snprintf(in->err, sizeof(in->err), "the gateway closed inside its answer");
+		return AL_E_PROTO;
 	}
 	return 0;
 }
@@ -369,14 +435,45 @@ tunnel_inner_body_taken(struct tunnel_inner *in)
 	if (in->head_done) {
 		in->body_seen += in->in.len;
 		buf_reset(&in->in);
+		in->dec = 0;
 	}
 }
 
 bool
 tunnel_inner_complete(const struct tunnel_inner *in)
 {
-	return in->closed && in->head_done &&
-	       (!in->has_length || in->body_seen + in->in.len == in->length);
+	return in->head_done && in->done;
+}
+
+/* Whether a session whose answer is complete may carry another exchange: not closed, no
+ * error, and still trusted (the tunnel's certificates have not changed since). */
+bool
+tunnel_inner_reusable(struct server *s, struct tunnel_inner *in)
+{
+	if (!in->done || in->closed || in->err[0] || in->req.len > in->req_off)
+		return false;
+	struct trust *t = trust_get(s, in->tunnel_id);
+	return t != NULL && t->ctx != NULL && t->ctx == SSL_get_SSL_CTX(in->tp.ssl);
+}
+
+int
+tunnel_inner_next(struct tunnel_inner *in, const char *authority, const struct tunnel_request *rq)
+{
+	for (size_t i = 0; i < in->nh; i++) {
+		free((char *)in->h[i].name);
+		free((char *)in->h[i].value);
+	}
+	in->nh = 0;
+	in->head_done = in->done = in->has_length = in->chunked = false;
+	memset(&in->ch, 0, sizeof(in->ch));
+	in->status = 0;
+	in->length = in->body_seen = 0;
+	in->dec = 0;
+	buf_reset(&in->in);
+	int r = build_request(in, authority, rq);
+	if (r == 0)
+		r = push_request(in);
+	return r;
 }
 
 const char *
@@ -390,8 +487,8 @@ tunnel_inner_free(struct tunnel_inner *in)
 {
 	if (in == NULL)
 		return;
-	/* A session that ended cleanly is kept for the next stream of its tunnel. */
-	if (in->tp.ssl && in->closed && SSL_get_SSL_CTX(in->tp.ssl) != NULL) {
+	/* A session that did not fail is kept for the next stream of its tunnel. */
+	if (in->tp.ssl && in->err[0] == '\0' && SSL_get_SSL_CTX(in->tp.ssl) != NULL) {
 		for (struct trust *t = trusts; t; t = t->next) {
 			if (strcmp(t->tunnel_id, in->tunnel_id) != 0 ||
 			    t->ctx != SSL_get_SSL_CTX(in->tp.ssl))
@@ -407,7 +504,11 @@ tunnel_inner_free(struct tunnel_inner *in)
 	}
 	if (in->tp.ssl)
 		log_debug("inner TLS session ended", "tunnel_id", in->tunnel_id, "resumed",
-		          in->resumed ? "yes" : "no", "complete", in->closed ? "yes" : "no");
+		          in->resumed ? "yes" : "no", "complete", in->done ? "yes" : "no");
+	/* Ended by us between exchanges (the stream is reset, so the alert goes nowhere):
+	 * shut down so OpenSSL keeps the session resumable. */
+	if (in->tp.ssl && in->err[0] == '\0')
+		tunnel_pipe_close(&in->tp);
 	tunnel_pipe_free(&in->tp);
 	buf_wipe_free(&in->req);
 	buf_free(&in->in);

@@ -31,8 +31,16 @@ bool tunnel_inner_head(struct tunnel_inner *in, int *status, const struct http_h
 /* Body bytes decrypted and not yet handed on; tunnel_inner_body_taken marks them gone. */
 void tunnel_inner_body(struct tunnel_inner *in, const char **p, size_t *n);
 void tunnel_inner_body_taken(struct tunnel_inner *in);
-/* The gateway's close_notify came after the whole answer (its content-length, if any). */
+/* The whole answer is in (its content-length, its last chunk, or no body after HEAD,
+ * 204, 304). */
 bool tunnel_inner_complete(const struct tunnel_inner *in);
+/* Whether a complete session may carry the next exchange (HTTP/1.1 keep-alive inside):
+ * not closed or failed, and its tunnel's trusted CAs unchanged since it began. */
+bool tunnel_inner_reusable(struct server *s, struct tunnel_inner *in);
+/* The next exchange on a reusable session: its request goes into TLS at once. 0,
+ * AL_E_INVAL (a header that cannot go into a head). */
+int tunnel_inner_next(struct tunnel_inner *in, const char *authority,
+                      const struct tunnel_request *rq);
 const char *tunnel_inner_error(const struct tunnel_inner *in);
 /* Keeps a cleanly ended session for resumption, then frees. NULL is fine. */
 void tunnel_inner_free(struct tunnel_inner *in);

@@ -156,14 +156,67 @@ test_inner_head(void **state)
 	assert_int_equal(tunnel_head_parse(big, sizeof(big), false, &h), AL_E_TOOBIG);
 }
 
+/* Chunked answers of inner TLS, whole and fed one byte at a time. */
+static void
+test_chunked(void **state)
+{
+	static const struct {
+		const char *in;
+		int want; /* 1 complete, 0 more, AL_E_PROTO */
+		const char *body;
+		size_t used; /* input read (complete: up to the end of the last chunk) */
+	} cases[] = {
+	    {"5\r\nhello\r\n0\r\n\r\n", 1, "hello", 15},
+	    {"5\r\nhello\r\n6\r\n world\r\n0\r\n\r\nXX", 1, "hello world", 26},
+	    {"A\r\n0123456789\r\n0\r\n\r\n", 1, "0123456789", 20},
+	    {"0\r\n\r\n", 1, "", 5},
+	    {"5\r\nhel", 0, "hel", 6},
+	    {"5\r\nhello\r\n", 0, "hello", 10},
+	    {"5;x=1\r\nhello\r\n0\r\n\r\n", AL_E_PROTO, NULL, 0}, /* no extensions */
+	    {"5\r\nhelloXX0\r\n\r\n", AL_E_PROTO, NULL, 0},       /* no CRLF after data */
+	    {"\r\n", AL_E_PROTO, NULL, 0},                        /* no size */
+	    {"g\r\n", AL_E_PROTO, NULL, 0},
+	    {"1000000000000000\r\n", AL_E_PROTO, NULL, 0}, /* 16 hex digits */
+	    {"0\r\nx: y\r\n\r\n", AL_E_PROTO, NULL, 0},    /* no trailers */
+	    {"5\nhello\n0\n\n", AL_E_PROTO, NULL, 0},      /* bare LF */
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		size_t len = strlen(cases[i].in);
+		for (int split = 0; split < 2; split++) {
+			struct tunnel_chunked c = {0};
+			char out[128];
+			size_t outn = 0, total = 0;
+			int r = 0;
+			char buf[128];
+			/* whole, or one byte per call */
+			for (size_t off = 0; off < len && r == 0;) {
+				size_t k = split ? 1 : len - off, n = k, used = 0;
+				memcpy(buf, cases[i].in + off, k);
+				r = tunnel_chunked_decode(&c, buf, &n, &used);
+				memcpy(out + outn, buf, n);
+				outn += n;
+				total += used;
+				off += k;
+			}
+			if (r != cases[i].want)
+				fail_msg("case %zu split %d: got %d, want %d", i, split, r,
+				         cases[i].want);
+			if (r >= 0 &&
+			    (outn != strlen(cases[i].body) ||
+			     memcmp(out, cases[i].body, outn) != 0 || total != cases[i].used))
+				fail_msg("case %zu split %d: body %.*s used %zu", i, split,
+				         (int)outn, out, total);
+		}
+	}
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_parse),
-	    cmocka_unit_test(test_roundtrip_and_bounds),
-	    cmocka_unit_test(test_hop_headers),
-	    cmocka_unit_test(test_inner_head),
+	    cmocka_unit_test(test_parse),       cmocka_unit_test(test_roundtrip_and_bounds),
+	    cmocka_unit_test(test_hop_headers), cmocka_unit_test(test_inner_head),
+	    cmocka_unit_test(test_chunked),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
