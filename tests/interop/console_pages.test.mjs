@@ -586,6 +586,13 @@ test('console session page: a long session lays out its newest 300 events, earli
       const after = await shownIds();
       assert.equal(new Set(after).size, after.length);
       assert.match(await p2.$eval('#session-status', (e) => e.textContent), /idle/, 'older status events do not change the status');
+      // the session's tokens as the API sums them, also after older usage events were shown
+      const u = (await c.beta.sessions.retrieve(sess.id)).usage;
+      assert.ok(u.output_tokens > 0, JSON.stringify(u));
+      assert.equal(
+        await p2.$eval('#session-usage', (e) => e.textContent),
+        `${u.input_tokens.toLocaleString('en-US')} in · ${u.output_tokens.toLocaleString('en-US')} out${u.cache_read_input_tokens ? ` · ${u.cache_read_input_tokens.toLocaleString('en-US')} read from cache` : ''}`,
+      );
       // and live events still arrive at the end
       await c.beta.sessions.events.send(sess.id, { events: [{ type: 'user.message', content: [{ type: 'text', text: 'the newest' }] }] });
       await p2.waitForFunction(() => [...document.querySelectorAll('li[data-event-type="user.message"] .text')].at(-1)?.textContent === 'the newest');

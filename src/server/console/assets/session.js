@@ -26,6 +26,14 @@ export async function showSession(main, id) {
   let olderLoading = false; // the events before the newest WINDOW are being read
 
   const status = el('span', { id: 'session-status' }, statusBadge(s.status));
+  const usage = el('span', { id: 'session-usage' });
+  // the session's token counts, as the API sums them (session.usage carries the total)
+  const setUsage = (u) => {
+    const n = (v) => (Number.isFinite(v) ? v.toLocaleString('en-US') : '0');
+    const cache = u?.cache_read_input_tokens ? ` · ${n(u.cache_read_input_tokens)} read from cache` : '';
+    usage.textContent = `${n(u?.input_tokens)} in · ${n(u?.output_tokens)} out${cache}`;
+  };
+  setUsage(s.usage);
   const conn = el('span', { id: 'stream-state', class: 'muted', 'aria-live': 'polite', text: 'connecting…' });
   const list = el('ol', { id: 'events', class: 'events', 'aria-live': 'polite', 'aria-label': 'Events', tabindex: -1 });
   const earlier = el('button', { type: 'button', id: 'earlier', class: 'secondary', hidden: true, onclick: () => showEarlier() });
@@ -100,6 +108,7 @@ export async function showSession(main, id) {
         el('dt', { text: 'Agent' }), el('dd', { text: s.agent?.name ?? s.agent?.id ?? '' }),
         el('dt', { text: 'Environment' }), el('dd', { class: 'mono', text: s.environment_id ?? '' }),
         el('dt', { text: 'Session' }), el('dd', { class: 'mono', text: s.id }),
+        el('dt', { text: 'Tokens' }), el('dd', {}, usage),
         el('dt', { text: 'Stream' }), el('dd', {}, conn),
       ),
       el('div', { class: 'actions' }, archiveBtn, el('label', { class: 'follow' }, follow, ' Follow new events')),
@@ -221,6 +230,10 @@ export async function showSession(main, id) {
     if (t === 'span.model_request_end') {
       if (!e.is_error) return null;
       return interrupted ? item(e, 'meta', 'Model request cancelled') : item(e, 'err', 'Model request failed');
+    }
+    if (t === 'session.usage') {
+      if (!backfill) setUsage(e.usage);
+      return null;
     }
     if (QUIET.has(t)) return null;
     return item(e, 'meta', el('details', {}, el('summary', { text: t }), el('pre', { class: 'io', text: json(e) })));
