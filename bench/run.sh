@@ -99,6 +99,13 @@ AIRLOCK_BIN=$BIN tests/interop/run-node.sh bench/console_bench.mjs 10000
 echo
 echo "== files and skills: 100 MiB upload/download vs cp, server RSS; 5 MiB skill download + unpack vs tar -x (target 1.5x)"
 AIRLOCK_BIN=$BIN tests/interop/run-node.sh bench/files_bench.mjs 100
+skdir=$(mktemp -d)
+mkdir -p "$skdir/bench/data"
+printf -- '---\nname: bench\ndescription: d\n---\n' >"$skdir/bench/SKILL.md"
+for i in $(seq 0 49); do head -c 102400 /dev/urandom >"$skdir/bench/data/f$i.bin"; done
+tar --format=ustar -C "$skdir" -cf "$skdir/bundle.tar" bench
+"$top/build-bench/bench/skill_unpack_bench" "$skdir/bundle.tar" 21
+rm -rf "$skdir"
 
 echo
 echo "== environment worker vs the SDK's EnvironmentWorker (idle RSS, tool_use -> tool_result)"

@@ -181,6 +181,8 @@ int wexec_run(struct wexec *e, const char *name, json_t *input, wexec_done_fn *d
 /* Asks the in-flight call to stop; its done still runs, with an error result. */
 void wexec_cancel(struct wexec *e);
 bool wexec_busy(const struct wexec *e);
+/* The open session's workspace on this host (where the sandbox's /workspace is), or NULL. */
+const char *wexec_workspace(const struct wexec *e);
 /* Last resort before _exit (a second signal): cancels the in-flight call and waits up
  * to ms for the toolset to kill its process tree. Accepts NULL. */
 void wexec_abort(struct wexec *e, unsigned ms);

@@ -1015,3 +1015,9 @@ wexec_busy(const struct wexec *e)
 {
 	return e->busy;
 }
+
+const char *
+wexec_workspace(const struct wexec *e)
+{
+	return e->ctx ? e->ws : NULL;
+}

@@ -2,14 +2,17 @@
  * with fencing), the session's event stream and history with de-duplication, serial tool
  * execution with permission holds, result posting with retries, idle and stop rules,
  * and teardown. Everything is a callback on the worker's loop; nothing blocks. */
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "egress.h"
 #include "err.h"
 #include "log.h"
 #include "sse.h"
 #include "util.h"
+#include "skill_unpack.h"
 #include "worker.h"
 #include "xalloc.h"
 
@@ -69,6 +72,16 @@ struct wsess {
 	json_t *egress_batch; /* in flight */
 	bool egress_off;      /* the server does not take them: not asked again */
 	bool gone;            /* the session ended for good: its workspace goes with the item */
+	/* the agent's skills, unpacked into <workspace>/skills/<name>/ before the event
+	 * stream opens (docs/worker/skills.md) */
+	json_t *skills;   /* the agent's skills[] still to fetch */
+	size_t skill_i;   /* the one being fetched */
+	char *skill_ver;  /* its resolved version id */
+	char *skill_name; /* and name */
+	struct buf skill_tar;
+	bool skill_tar_over; /* larger than SKILL_UNPACK_MAX_BYTES */
+	struct httpc_xfer *skill_x;
+	json_t *skill_dirs; /* unpacked directories, removed at teardown */
 };
 
 static void finish(struct wsess *s, enum wsess_end why);
@@ -80,6 +93,8 @@ static void beat(struct wsess *s);
 static void post_result(struct wsess *s);
 static void get_session(struct wsess *s);
 static int session_tools_open(struct wsess *s);
+static void skills_start(struct wsess *s, json_t *session);
+static void skills_cleanup(struct wsess *s);
 
 static const char *
 end_name(enum wsess_end why)
@@ -871,6 +886,191 @@ open_stream(struct wsess *s)
 	free(path);
 }
 
+/* ---- skills (before the stream) ---- */
+
+/* Each skill of the session's agent: GET …/versions/{v} for its id and name, then its
+ * content, unpacked into <workspace>/skills/<name>/ as the SDK's worker does (one that
+ * fails is logged and skipped). The stream opens when the last one is done, so no tool
+ * call runs before the skills are there. */
+static void skill_next(struct wsess *s);
+
+static void
+skill_skip(struct wsess *s, const char *why, const char *detail)
+{
+	const char *id =
+	    json_string_value(json_object_get(json_array_get(s->skills, s->skill_i), "skill_id"));
+	log_warn("failed to download skill", "session_id", s->session_id, "skill_id", id ? id : "-",
+	         "error", why, "detail", detail ? detail : "");
+	s->skill_i++;
+	skill_next(s);
+}
+
+static int
+on_skill_data(struct httpc_xfer *x, const char *p, size_t n, void *arg)
+{
+	struct wsess *s = arg;
+	if (buf_add(&s->skill_tar, p, n) != 0) {
+		s->skill_tar_over = true;
+		return AL_E_TOOBIG;
+	}
+	return 0;
+}
+
+static void
+on_skill_content(void *arg, int status, int err, json_t *body)
+{
+	struct wsess *s = arg;
+	const char *why = NULL;
+	s->skill_x = NULL;
+	if (s->ending)
+		return;
+	if (status < 200 || status >= 300) {
+		skill_skip(
+		    s, s->skill_tar_over ? "skill archive too large" : wapi_error_text(err, body),
+		    NULL);
+		return;
+	}
+	/* basename of the version's name, as the SDK: empty, "." or ".." fall back to the id */
+	const char *id =
+	    json_string_value(json_object_get(json_array_get(s->skills, s->skill_i), "skill_id"));
+	const char *base = strrchr(s->skill_name, '/');
+	base = base ? base + 1 : s->skill_name;
+	if (*base == '\0' || strcmp(base, ".") == 0 || strcmp(base, "..") == 0)
+		base = id;
+	char *root = xasprintf("%s/skills", wexec_workspace(s->w->exec));
+	char *dest = xasprintf("%s/%s", root, base);
+	if (mkdir(root, 0755) != 0 && errno != EEXIST) {
+		free(root);
+		free(dest);
+		skill_skip(s, "cannot create the skills directory", strerror(errno));
+		return;
+	}
+	skill_remove_tree(dest); /* what an earlier item of this session left */
+	int r =
+	    skill_unpack(s->skill_tar.data ? s->skill_tar.data : "", s->skill_tar.len, dest, &why);
+	if (r != 0) {
+		skill_remove_tree(dest);
+		free(root);
+		free(dest);
+		skill_skip(s, why ? why : al_strerror(r), NULL);
+		return;
+	}
+	log_info("downloaded skill", "session_id", s->session_id, "skill_id", id, "version",
+	         s->skill_ver, "dest", dest);
+	json_array_append_new(s->skill_dirs, json_string(dest));
+	free(root);
+	free(dest);
+	s->skill_i++;
+	skill_next(s);
+}
+
+static void
+on_skill_version(void *arg, int status, int err, json_t *body)
+{
+	struct wsess *s = arg;
+	s->skill_x = NULL;
+	if (s->ending)
+		return;
+	const char *vid = json_string_value(json_object_get(body, "id"));
+	const char *name = json_string_value(json_object_get(body, "name"));
+	if (status < 200 || status >= 300 || vid == NULL || name == NULL) {
+		skill_skip(s, wapi_error_text(err, body), wapi_error_message(body));
+		return;
+	}
+	free(s->skill_ver);
+	free(s->skill_name);
+	s->skill_ver = xstrdup(vid);
+	s->skill_name = xstrdup(name);
+	const char *id =
+	    json_string_value(json_object_get(json_array_get(s->skills, s->skill_i), "skill_id"));
+	char *eid = httpc_escape(id), *ever = httpc_escape(vid);
+	char *path = xasprintf("/v1/skills/%s/versions/%s/content", eid, ever);
+	buf_free(&s->skill_tar);
+	buf_init(&s->skill_tar, SKILL_UNPACK_MAX_BYTES);
+	s->skill_tar_over = false;
+	struct wapi_req r = {.cred = s->cred,
+	                     .method = "GET",
+	                     .path = path,
+	                     .timeout_ms = 120000,
+	                     .on_data = on_skill_data,
+	                     .done = on_skill_content,
+	                     .arg = s};
+	if (wapi_call(s->w, &r, &s->skill_x) != 0) {
+		s->skill_x = NULL;
+		free(eid);
+		free(ever);
+		free(path);
+		skill_skip(s, "cannot start the download", NULL);
+		return;
+	}
+	free(eid);
+	free(ever);
+	free(path);
+}
+
+static void
+skill_next(struct wsess *s)
+{
+	if (s->ending)
+		return;
+	if (s->skill_i >= json_array_size(s->skills) || wexec_workspace(s->w->exec) == NULL) {
+		buf_free(&s->skill_tar);
+		open_stream(s);
+		return;
+	}
+	json_t *sk = json_array_get(s->skills, s->skill_i);
+	const char *id = json_string_value(json_object_get(sk, "skill_id"));
+	const char *ver = json_string_value(json_object_get(sk, "version"));
+	if (id == NULL) {
+		s->skill_i++;
+		skill_next(s);
+		return;
+	}
+	char *eid = httpc_escape(id), *ever = httpc_escape(ver ? ver : "latest");
+	char *path = xasprintf("/v1/skills/%s/versions/%s", eid, ever);
+	struct wapi_req r = {.cred = s->cred,
+	                     .method = "GET",
+	                     .path = path,
+	                     .timeout_ms = 30000,
+	                     .done = on_skill_version,
+	                     .arg = s};
+	int rc = wapi_call(s->w, &r, &s->skill_x);
+	free(eid);
+	free(ever);
+	free(path);
+	if (rc != 0) {
+		s->skill_x = NULL;
+		skill_skip(s, "cannot start the request", NULL);
+	}
+}
+
+static void
+skills_start(struct wsess *s, json_t *session)
+{
+	json_decref(s->skills);
+	s->skills = json_incref(json_object_get(json_object_get(session, "agent"), "skills"));
+	if (!json_is_array(s->skills)) {
+		json_decref(s->skills);
+		s->skills = json_array();
+	}
+	if (s->skill_dirs == NULL)
+		s->skill_dirs = json_array();
+	s->skill_i = 0;
+	skill_next(s);
+}
+
+/* The SDK's worker removes the skills it unpacked when the item ends. */
+static void
+skills_cleanup(struct wsess *s)
+{
+	for (size_t i = 0; i < json_array_size(s->skill_dirs); i++) {
+		const char *d = json_string_value(json_array_get(s->skill_dirs, i));
+		if (d && skill_remove_tree(d) != 0)
+			log_warn("cannot remove a skill directory", "dir", d);
+	}
+	json_array_clear(s->skill_dirs);
+}
+
 /* ---- session lookup (before the stream) ---- */
 
 static void
@@ -900,7 +1100,7 @@ on_get_done(void *arg, int status, int err, json_t *body)
 		s->idle_at_claim = st != NULL && strcmp(st, "idle") == 0;
 		egress_proxy_set_session(s->egress, body);
 		s->reconnect_ms = 500;
-		open_stream(s);
+		skills_start(s, body); /* then open_stream */
 		return;
 	}
 	if (wapi_fatal(status, err)) {
@@ -998,6 +1198,7 @@ teardown_continue(struct wsess *s)
 	loop_timer_cancel(s->w->loop, s->drain_timer);
 	s->drain_timer = NULL;
 	if (s->tools_open && !wexec_busy(s->w->exec)) {
+		skills_cleanup(s);
 		wexec_session_close(s->w->exec);
 		s->tools_open = false;
 	}
@@ -1169,8 +1370,16 @@ wsess_free(struct wsess *s)
 	egress_env_free(&s->net);
 	if (wexec_busy(s->w->exec) && s->running != NULL)
 		wexec_orphan(s->w->exec); /* its result must not reach freed memory */
-	if (s->tools_open)
+	if (s->tools_open) {
+		skills_cleanup(s);
 		wexec_session_close(s->w->exec);
+	}
+	httpc_cancel(s->skill_x);
+	json_decref(s->skills);
+	json_decref(s->skill_dirs);
+	free(s->skill_ver);
+	free(s->skill_name);
+	buf_free(&s->skill_tar);
 	json_decref(s->live);
 	json_decref(s->processed);
 	json_decref(s->answered);

@@ -8,7 +8,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import Anthropic, { toFile } from '@anthropic-ai/sdk';
@@ -17,6 +17,8 @@ import { startServer } from './lib/server.mjs';
 import { startMockModel } from './lib/mockmodel.mjs';
 import { collectEvents, endTurn, envWithKey, sessionsToken } from './lib/session.mjs';
 import { all, rejectsStatus } from './lib/sdk.mjs';
+import { startPollWorker, waitFor } from './lib/worker.mjs';
+import { sandboxSkip } from './lib/hostprobe.mjs';
 
 let srv;
 let client;
@@ -224,3 +226,50 @@ test('the SDK EnvironmentWorker runs a session with a skill from airlock', async
   abort.abort();
   await running;
 });
+
+// `airlock worker` the same way: it unpacks the skill into <workspace>/skills/<name>/
+// before the first tool call (read and bash see it), and removes it when the item ends.
+// Sandboxed where this host can make sandboxes, unsandboxed always.
+for (const sandboxed of [false, true]) {
+  test(`airlock worker${sandboxed ? '' : ' --unsandboxed'} runs a session with a skill from airlock`,
+    { skip: sandboxed ? sandboxSkip() : false }, async (t) => {
+      const workdir = realpathSync(mkdtempSync(path.join(tmpdir(), 'airlock-skill-aw-')));
+      chmodSync(workdir, 0o755); // the worker drops to its own user
+      const m3 = await startMockModel([
+        { match: 'go-skill', content: [{ type: 'tool_use', name: 'read', input: { file_path: 'skills/csv-helper/SKILL.md' } }] },
+        { match: 'CSV helper', content: [{ type: 'tool_use', name: 'bash', input: { command: 'sh skills/csv-helper/scripts/run.sh && ls -la skills/csv-helper/scripts' } }] },
+        { content: [{ type: 'text', text: 'done' }] },
+      ]);
+      const s3 = await startServer({ env: { AIRLOCK_MODEL_BASE_URL: m3.url } });
+      let worker;
+      t.after(async () => {
+        worker?.proc.kill('SIGKILL');
+        await s3.stop();
+        await m3.stop();
+        rmSync(workdir, { recursive: true, force: true });
+      });
+      const c3 = new Anthropic({ baseURL: s3.baseURL, apiKey: s3.apiKey, maxRetries: 0 });
+      const skill = await c3.beta.skills.create({ files: await bundle() });
+      const agent = await c3.beta.agents.create({ name: 'skilled', model: 'claude-x',
+        tools: [{ type: 'agent_toolset_20260401', default_config: { permission_policy: { type: 'always_allow' } } }],
+        skills: [{ type: 'custom', skill_id: skill.id }] });
+      const { env, envKey } = await envWithKey(s3, c3, 'skill-aw');
+      const session = await c3.beta.sessions.create({ agent: agent.id, environment_id: env.id });
+      worker = startPollWorker({ baseURL: s3.baseURL, environmentId: env.id, envKey, workdir,
+        args: ['--max-idle', '3s', ...(sandboxed ? [] : ['--unsandboxed'])] });
+      const { done } = await collectEvents(c3, session.id, endTurn, { timeoutMs: 60000 });
+      await c3.beta.sessions.events.send(session.id, { events: [{ type: 'user.message', content: [{ type: 'text', text: 'go-skill' }] }] });
+      const events = await done;
+      const results = events.filter((e) => e.type === 'user.tool_result');
+      const text = (r) => r.content.map((b) => b.text ?? '').join('');
+      assert.equal(results.length, 2, `${JSON.stringify(results)}\n${worker.log()}`);
+      for (const r of results) assert.equal(r.is_error, false, `${text(r)}\n${worker.log()}`);
+      assert.match(text(results[0]), /CSV helper/);
+      assert.match(text(results[1]), /summarised/);
+      assert.match(worker.log(), /downloaded skill/);
+      // the item ends once the session is idle (--max-idle): the skill goes with it
+      await waitFor(() => /removed|work item finished/.test(worker.log()), 'the item to end', 30000, worker.log);
+      const leftover = execFileSync('find', [workdir, '-path', '*/skills/csv-helper*'], { encoding: 'utf8' });
+      assert.equal(leftover, '', `skill files left after the item ended:\n${leftover}`);
+    });
+}
