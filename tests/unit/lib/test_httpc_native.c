@@ -857,10 +857,12 @@ test_tls(void **state)
 	assert_int_equal(r.err, AL_E_IO);
 	assert_non_null(strstr(r.errmsg, "certificate"));
 	result_free(&r);
-	/* plain http to a TLS port */
+	/* plain http to a TLS port: lib/http answers it in plain text, a 400 that says so */
 	snprintf(url, sizeof(url), "http://127.0.0.1:%d/x", port);
 	tls_fetch(l, NULL, url, &r);
-	assert_int_not_equal(r.err, 0);
+	assert_int_equal(r.err, 0);
+	assert_int_equal(r.status, 400);
+	assert_non_null(strstr(r.body, "plain HTTP sent to an HTTPS port"));
 	result_free(&r);
 	http_server_free(srv);
 	http_server_free(srv2);
