@@ -17,6 +17,10 @@ import { startServer } from './lib/server.mjs';
 import { setupSession } from './lib/session.mjs';
 import { startMockModel } from './lib/mockmodel.mjs';
 import { allEvents } from './lib/events.mjs';
+import { makeEdgeCert } from './lib/edge_cert.mjs';
+import net from 'node:net';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 
 const NAME = /^[a-zA-Z_:][a-zA-Z0-9_:]*$/;
 const SAMPLE =
@@ -338,6 +342,35 @@ test('model calls are counted by outcome and timed', async (t) => {
   assert.equal(hist.find((x) => x.name.endsWith('_count')).value, 3);
   assert.equal(hist.find((x) => x.labels.le === '+Inf').value, 3);
   assert.ok(hist.find((x) => x.name.endsWith('_sum')).value > 0);
+});
+
+test('with the tunnel edge on, its families are in /metrics too, equal to its own listener', async (t) => {
+  const certs = mkdtempSync(path.join(tmpdir(), 'airlock-metrics-edge-'));
+  t.after(() => rmSync(certs, { recursive: true, force: true }));
+  const edge = makeEdgeCert(certs);
+  const srv = await startServer({ env: {
+    AIRLOCK_TUNNEL_LISTEN: '127.0.0.1:0', AIRLOCK_TUNNEL_METRICS_LISTEN: '127.0.0.1:0',
+    AIRLOCK_TUNNEL_TLS_CERT: edge.cert, AIRLOCK_TUNNEL_TLS_KEY: edge.key,
+  } });
+  t.after(() => srv.stop());
+  const edgePort = Number(/tunnel edge ready.* port=(\d+)/.exec(srv.log())[1]);
+  const edgeMetrics = `http://127.0.0.1:${/tunnel metrics listening.* port=(\d+)/.exec(srv.log())[1]}/metrics`;
+  // a client that speaks no TLS: one handshake failure, reason tls
+  await new Promise((resolve) => {
+    const c = net.connect(edgePort, '127.0.0.1', () => c.end('GET / HTTP/1.1\r\n\r\n'));
+    c.on('close', resolve);
+    c.on('error', resolve);
+  });
+  let m;
+  for (let i = 0; i < 100; i++) {
+    m = strictParse((await scrape(srv)).text);
+    if (value(m, 'airlock_tunnel_handshake_failures_total', { reason: 'tls' }) === 1) break;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  assert.equal(value(m, 'airlock_tunnel_handshake_failures_total', { reason: 'tls' }), 1);
+  assert.equal(value(m, 'airlock_tunnel_connections'), 0);
+  const own = strictParse(await (await fetch(edgeMetrics)).text());
+  for (const [name, samples] of Object.entries(own)) assert.deepEqual(m[name], samples, name);
 });
 
 test('metrics.listen that cannot be bound stops the start with a clear error', async () => {

@@ -430,9 +430,14 @@ metrics_render(struct server *s, struct buf *b)
 	family_header(b, "airlock_work_pollers", "gauge",
 	              "Worker long-polls held open, waiting for work.");
 	buf_addf(b, "airlock_work_pollers %zu\n", work_poller_count(s));
-	family_header(b, "airlock_tunnel_connections", "gauge",
-	              "Gateway connections registered on the tunnel edge (0 when it is off).");
-	buf_addf(b, "airlock_tunnel_connections %u\n", tunnel_edge_conn_total(s));
+	/* the tunnel edge's own families, when it is on: one scrape target per server */
+	if (s->tunnel != NULL)
+		tunnel_edge_metrics_render(s, b);
+	else {
+		family_header(b, "airlock_tunnel_connections", "gauge",
+		              "Gateway connections registered now (the tunnel edge is off).");
+		buf_addf(b, "airlock_tunnel_connections 0\n");
+	}
 	render_model(&m->model, b);
 	family_header(b, "airlock_draining", "gauge",
 	              "1 from the first TERM/INT until exit (readyz says 503), else 0.");

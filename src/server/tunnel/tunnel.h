@@ -91,8 +91,10 @@ unsigned tunnel_edge_conn_count(struct server *s, const char *tunnel_id);
 /* The tunnel's live gateway connections (registered, not closing) as a JSON array of
  * tunnel_connection objects, in no promised order; empty when the edge is off. */
 json_t *tunnel_edge_connections(struct server *s, const char *tunnel_id);
-unsigned tunnel_edge_conn_total(struct server *s); /* all tunnels (GET /metrics) */
-const char *tunnel_domain(struct server *s);       /* configured suffix, e.g. "tunnel.localhost" */
+/* The edge's Prometheus families (connections, handshake failures, protocol errors,
+ * streams...) appended to b; nothing when the edge is off. */
+void tunnel_edge_metrics_render(struct server *s, struct buf *b);
+const char *tunnel_domain(struct server *s); /* configured suffix, e.g. "tunnel.localhost" */
 
 /* Ingress entry shared by the API route and the host-routed listener. cred_header is
  * the lower-case header that carried the airlock credential (stripped before

@@ -1124,17 +1124,6 @@ tunnel_edge_conn_count(struct server *s, const char *tunnel_id)
 	return n;
 }
 
-unsigned
-tunnel_edge_conn_total(struct server *s)
-{
-	unsigned n = 0;
-	if (s->tunnel == NULL)
-		return 0;
-	for (struct edge_conn *c = s->tunnel->conns; c; c = c->next)
-		n += c->state == EC_H2 && !c->closing;
-	return n;
-}
-
 json_t *
 tunnel_edge_connections(struct server *s, const char *tunnel_id)
 {
@@ -1154,23 +1143,15 @@ tunnel_edge_connections(struct server *s, const char *tunnel_id)
 	return a;
 }
 
-/* GET /metrics on the loopback metrics listener: Prometheus text format 0.0.4. */
+/* The edge's families, Prometheus text format 0.0.4: on its own loopback listener
+ * (tunnel.metrics_listen) and inside the API server's /metrics (api/metrics.c). */
 static void
-metrics_handler(struct http_request *req, void *arg)
+edge_metrics_render(struct tunnel_edge *e, struct buf *b)
 {
-	struct tunnel_edge *e = arg;
-	static const struct http_header text[] = {
-	    {"content-type", "text/plain; version=0.0.4; charset=utf-8"}};
-	if (strcmp(req->path, "/metrics") != 0) {
-		http_respond(req, 404, text, 1, "not found\n", 10);
-		return;
-	}
 	unsigned live = 0;
 	for (struct edge_conn *c = e->conns; c; c = c->next)
 		live += c->state == EC_H2 && !c->closing;
-	struct buf b;
-	buf_init(&b, 64 * 1024);
-	buf_addf(&b,
+	buf_addf(b,
 	         "# HELP airlock_tunnel_connections Gateway connections registered now.\n"
 	         "# TYPE airlock_tunnel_connections gauge\n"
 	         "airlock_tunnel_connections %u\n"
@@ -1179,9 +1160,9 @@ metrics_handler(struct http_request *req, void *arg)
 	         "# TYPE airlock_tunnel_handshake_failures_total counter\n",
 	         live);
 	for (int i = 0; i < HS_N; i++)
-		buf_addf(&b, "airlock_tunnel_handshake_failures_total{reason=\"%s\"} %llu\n",
+		buf_addf(b, "airlock_tunnel_handshake_failures_total{reason=\"%s\"} %llu\n",
 		         hs_reason[i], (unsigned long long)e->m.handshake_fail[i]);
-	buf_addf(&b,
+	buf_addf(b,
 	         "# HELP airlock_tunnel_protocol_errors_total Gateway connections ended by an "
 	         "HTTP/2 protocol error.\n"
 	         "# TYPE airlock_tunnel_protocol_errors_total counter\n"
@@ -1212,6 +1193,29 @@ metrics_handler(struct http_request *req, void *arg)
 	         (unsigned long long)e->m.streams, (unsigned long long)e->m.stream_resets,
 	         (unsigned long long)e->m.ingress_errors, (unsigned long long)e->m.inner_sessions,
 	         (unsigned long long)e->m.inner_reused);
+}
+
+void
+tunnel_edge_metrics_render(struct server *s, struct buf *b)
+{
+	if (s->tunnel != NULL)
+		edge_metrics_render(s->tunnel, b);
+}
+
+/* GET /metrics on the loopback metrics listener. */
+static void
+metrics_handler(struct http_request *req, void *arg)
+{
+	struct tunnel_edge *e = arg;
+	static const struct http_header text[] = {
+	    {"content-type", "text/plain; version=0.0.4; charset=utf-8"}};
+	if (strcmp(req->path, "/metrics") != 0) {
+		http_respond(req, 404, text, 1, "not found\n", 10);
+		return;
+	}
+	struct buf b;
+	buf_init(&b, 64 * 1024);
+	edge_metrics_render(e, &b);
 	http_respond(req, 200, text, 1, b.data, b.len);
 	buf_free(&b);
 }
