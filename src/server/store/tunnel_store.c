@@ -318,8 +318,11 @@ tunnel_store_cert_insert(struct db *db, const struct tunnel_cert_new *c,
 		return r;
 	/* The checks and the insert share the transaction: two concurrent uploads cannot
 	 * both pass the two-live limit. */
-	int64_t live = count_one(db, "SELECT archived_at IS NULL FROM tunnels WHERE id = ?",
-	                         c->tunnel_id, NULL);
+	int64_t live =
+	    count_one(db,
+	              "SELECT CASE WHEN archived_at IS NULL THEN 1 ELSE 0 END FROM tunnels "
+	              "WHERE id = ?",
+	              c->tunnel_id, NULL);
 	int64_t nlive = count_one(db,
 	                          "SELECT count(*) FROM tunnel_certificates WHERE tunnel_id = ? "
 	                          "AND archived_at IS NULL",
