@@ -139,13 +139,17 @@ async function setup(t, script, { mcpUrl, policy, vault, serverName = 'everythin
   return { mock, server, client, agent, env, session, s: stream };
 }
 
+// The server's /metrics text (docs/server/metrics.md), for the MCP call counters.
+const metricsText = async (server) =>
+  (await fetch(`${server.baseURL}/metrics`, { headers: { 'x-api-key': server.apiKey } })).text();
+
 const echoCall = (message) => ({ content: [{ type: 'tool_use', name: 'mcp__everything__echo', input: { message } }] });
 
 
 test('an always_allow MCP tool: listed, offered, called through Streamable HTTP, result to the model', async (t) => {
   const ev = await startEverything(t);
   const proxy = await startProxy(t, ev.port);
-  const { mock, client, session, s } = await setup(
+  const { mock, server, client, session, s } = await setup(
     t,
     [echoCall('hi from the model'), { match: 'Echo: hi from the model', content: [{ type: 'text', text: 'It echoed.' }] }],
     { mcpUrl: proxy.url, policy: 'always_allow' },
@@ -178,6 +182,10 @@ test('an always_allow MCP tool: listed, offered, called through Streamable HTTP,
   assert.equal(res.mcp_tool_use_id, use.id);
   assert.equal(res.is_error, false);
   assert.deepEqual(res.content, [{ type: 'text', text: 'Echo: hi from the model' }]);
+  const metrics = await metricsText(server);
+  assert.match(metrics, /^airlock_mcp_calls_total\{outcome="ok"\} 1$/m);
+  assert.match(metrics, /^airlock_mcp_call_duration_seconds_count 1$/m);
+  assert.match(metrics, /^airlock_model_requests_total\{outcome="ok"\} 2$/m);
 
   // The model was offered the server's tools under namespaced names, with the
   // server's own descriptions and schemas, and saw the result paired with its call.
@@ -293,7 +301,7 @@ test('an unreachable MCP server: session.error mcp_connection_failed_error, and 
 test('a server that fails mid-session: the call gets an error result, session.error, the turn continues', async (t) => {
   const ev = await startEverything(t);
   const proxy = await startProxy(t, ev.port);
-  const { client, session, s } = await setup(
+  const { server, client, session, s } = await setup(
     t,
     [
       { match: 'warm up', content: [{ type: 'text', text: 'ready' }] },
@@ -319,6 +327,9 @@ test('a server that fails mid-session: the call gets an error result, session.er
   const res = tail.find((e) => e.type === 'agent.mcp_tool_result');
   assert.equal(res.is_error, true);
   assert.match(res.content[0].text, /MCP server 'everything' failed/);
+  const metrics = await metricsText(server);
+  assert.match(metrics, /^airlock_mcp_calls_total\{outcome="connection"\} 1$/m);
+  assert.match(metrics, /^airlock_mcp_calls_total\{outcome="ok"\} 0$/m);
 });
 
 test('a stale MCP session (404) is initialized again once and the call goes through', async (t) => {

@@ -73,23 +73,53 @@ struct family_stats {
 	double sum;
 };
 
-/* Model calls: the provider is the agent loop's one outside dependency, so its answers
- * and latency are what an operator watches first when sessions stall. */
-static const char *const model_outcome[] = {"ok", "retryable_error", "error", "cancelled"};
-#define NOUTCOMES ARRAY_LEN(model_outcome)
-static const double model_le[] = {0.5, 1, 2.5, 5, 10, 20, 30, 60, 120, 300};
-#define NMODEL_BUCKETS ARRAY_LEN(model_le)
+/* Calls the agent loop makes to the outside: the model provider (its one dependency,
+ * so its answers and latency are what an operator watches first when sessions stall) and
+ * MCP servers. Outcomes are fixed lists: a label value never comes from a peer. */
+#define MAX_OUTCOMES 6
+#define MAX_CALL_BUCKETS 12
+struct call_kind {
+	const char *total, *total_help; /* counter family */
+	const char *hist, *hist_help;   /* histogram family */
+	const char *outcomes[MAX_OUTCOMES];
+	double le[MAX_CALL_BUCKETS];
+	size_t noutcomes, nle;
+};
+enum { CALL_MODEL, CALL_MCP, CALL_N };
+static const struct call_kind call_kinds[CALL_N] = {
+    [CALL_MODEL] = {"airlock_model_requests_total",
+                    "Model calls the agent loop made, by outcome (retryable_error: 429, 5xx, "
+                    "overloaded, network; error: refused; cancelled: an interrupt, a deleted "
+                    "session, the exit).",
+                    "airlock_model_request_duration_seconds",
+                    "Time from a model call going out to its end (the whole streamed answer), "
+                    "any outcome.",
+                    {"ok", "retryable_error", "error", "cancelled"},
+                    {0.5, 1, 2.5, 5, 10, 20, 30, 60, 120, 300},
+                    4,
+                    10},
+    [CALL_MCP] = {"airlock_mcp_calls_total",
+                  "MCP tools/call requests the agent loop made, by outcome (tool_error: the "
+                  "tool answered is_error; rpc_error: a JSON-RPC error; connection, auth: the "
+                  "server could not be reached or refused the credential; cancelled).",
+                  "airlock_mcp_call_duration_seconds",
+                  "Time from an MCP tools/call going out to its answer, any outcome.",
+                  {"ok", "tool_error", "rpc_error", "connection", "auth", "cancelled"},
+                  {0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120},
+                  6,
+                  12},
+};
 
-struct model_stats {
-	uint64_t calls[NOUTCOMES];
-	uint64_t bucket[NMODEL_BUCKETS];
+struct call_stats {
+	uint64_t calls[MAX_OUTCOMES];
+	uint64_t bucket[MAX_CALL_BUCKETS];
 	uint64_t count;
 	double sum;
 };
 
 struct server_metrics {
 	struct family_stats fam[FAM_N];
-	struct model_stats model;
+	struct call_stats calls[CALL_N];
 	struct http_server *side; /* metrics.listen, NULL when not configured */
 	time_t started;           /* wall clock, for process_start_time_seconds */
 };
@@ -167,55 +197,63 @@ metrics_observe(struct server *s, const char *pattern, int status, const struct 
 		}
 }
 
-void
-metrics_model_call(struct server *s, const char *outcome, const struct timespec *t0)
+static void
+call_observe(struct server *s, int kind, const char *outcome, const struct timespec *t0)
 {
 	struct server_metrics *m = s->metrics;
+	const struct call_kind *k = &call_kinds[kind];
 	struct timespec now;
 	size_t o;
 	if (m == NULL)
 		return;
-	for (o = 0; o < NOUTCOMES && strcmp(model_outcome[o], outcome) != 0; o++)
+	for (o = 0; o < k->noutcomes && strcmp(k->outcomes[o], outcome) != 0; o++)
 		;
-	if (o == NOUTCOMES)
+	if (o == k->noutcomes)
 		return; /* not one of ours: a bug, never a new series */
 	clock_gettime(CLOCK_MONOTONIC, &now);
 	double d = (double)(now.tv_sec - t0->tv_sec) + (double)(now.tv_nsec - t0->tv_nsec) / 1e9;
 	if (d < 0)
 		d = 0;
-	m->model.calls[o]++;
-	m->model.count++;
-	m->model.sum += d;
-	for (size_t i = 0; i < NMODEL_BUCKETS; i++)
-		if (d <= model_le[i]) {
-			m->model.bucket[i]++;
+	struct call_stats *cs = &m->calls[kind];
+	cs->calls[o]++;
+	cs->count++;
+	cs->sum += d;
+	for (size_t i = 0; i < k->nle; i++)
+		if (d <= k->le[i]) {
+			cs->bucket[i]++;
 			break;
 		}
 }
 
+void
+metrics_model_call(struct server *s, const char *outcome, const struct timespec *t0)
+{
+	call_observe(s, CALL_MODEL, outcome, t0);
+}
+
+void
+metrics_mcp_call(struct server *s, const char *outcome, const struct timespec *t0)
+{
+	call_observe(s, CALL_MCP, outcome, t0);
+}
+
 static void
-render_model(const struct model_stats *ms, struct buf *b)
+render_calls(const struct call_kind *k, const struct call_stats *cs, struct buf *b)
 {
 	uint64_t cum = 0;
-	buf_addf(b, "# HELP airlock_model_requests_total Model calls the agent loop made, by "
-	            "outcome (retryable_error: 429, 5xx, overloaded, network; error: refused).\n"
-	            "# TYPE airlock_model_requests_total counter\n");
-	for (size_t o = 0; o < NOUTCOMES; o++)
-		buf_addf(b, "airlock_model_requests_total{outcome=\"%s\"} %llu\n", model_outcome[o],
-		         (unsigned long long)ms->calls[o]);
-	buf_addf(b, "# HELP airlock_model_request_duration_seconds Time from a model call going "
-	            "out to its end (the whole streamed answer), any outcome.\n"
-	            "# TYPE airlock_model_request_duration_seconds histogram\n");
-	for (size_t i = 0; i < NMODEL_BUCKETS; i++) {
-		cum += ms->bucket[i];
-		buf_addf(b, "airlock_model_request_duration_seconds_bucket{le=\"%g\"} %llu\n",
-		         model_le[i], (unsigned long long)cum);
+	buf_addf(b, "# HELP %s %s\n# TYPE %s counter\n", k->total, k->total_help, k->total);
+	for (size_t o = 0; o < k->noutcomes; o++)
+		buf_addf(b, "%s{outcome=\"%s\"} %llu\n", k->total, k->outcomes[o],
+		         (unsigned long long)cs->calls[o]);
+	buf_addf(b, "# HELP %s %s\n# TYPE %s histogram\n", k->hist, k->hist_help, k->hist);
+	for (size_t i = 0; i < k->nle; i++) {
+		cum += cs->bucket[i];
+		buf_addf(b, "%s_bucket{le=\"%g\"} %llu\n", k->hist, k->le[i],
+		         (unsigned long long)cum);
 	}
-	buf_addf(b,
-	         "airlock_model_request_duration_seconds_bucket{le=\"+Inf\"} %llu\n"
-	         "airlock_model_request_duration_seconds_sum %.6f\n"
-	         "airlock_model_request_duration_seconds_count %llu\n",
-	         (unsigned long long)ms->count, ms->sum, (unsigned long long)ms->count);
+	buf_addf(b, "%s_bucket{le=\"+Inf\"} %llu\n%s_sum %.6f\n%s_count %llu\n", k->hist,
+	         (unsigned long long)cs->count, k->hist, cs->sum, k->hist,
+	         (unsigned long long)cs->count);
 }
 
 /* A label value as the text format wants it: backslash, double quote and newline
@@ -438,7 +476,8 @@ metrics_render(struct server *s, struct buf *b)
 		              "Gateway connections registered now (the tunnel edge is off).");
 		buf_addf(b, "airlock_tunnel_connections 0\n");
 	}
-	render_model(&m->model, b);
+	for (int k = 0; k < CALL_N; k++)
+		render_calls(&call_kinds[k], &m->calls[k], b);
 	family_header(b, "airlock_draining", "gauge",
 	              "1 from the first TERM/INT until exit (readyz says 503), else 0.");
 	buf_addf(b, "airlock_draining %d\n", s->draining ? 1 : 0);

@@ -23,6 +23,9 @@ void metrics_observe(struct server *s, const char *pattern, int status, const st
 /* A model call ended: outcome is "ok", "retryable_error", "error" or "cancelled"; t0
  * when it went out (CLOCK_MONOTONIC). */
 void metrics_model_call(struct server *s, const char *outcome, const struct timespec *t0);
+/* An MCP tools/call ended: "ok", "tool_error", "rpc_error", "connection", "auth" or
+ * "cancelled". */
+void metrics_mcp_call(struct server *s, const char *outcome, const struct timespec *t0);
 
 /* The route family a pattern counts under ("sessions", "work", "event_stream", ...):
  * a fixed, small set, so label values never come from what a client sent. */

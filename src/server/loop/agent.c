@@ -81,7 +81,8 @@ struct asess {
 	char mcp_call_id[48]; /* agent.mcp_tool_use being run, "" when none */
 	char mcp_call_server[132];
 	char mcp_call_tool[132];
-	uint64_t mcp_call_t0; /* monotonic ms the call went out (audit latency) */
+	uint64_t mcp_call_t0;        /* monotonic ms the call went out (audit latency) */
+	struct timespec mcp_call_ts; /* the same, for metrics */
 	/* who the session acts for, for the tool policy (loaded once: it never changes) */
 	struct session_owner owner;
 	bool owner_loaded;
@@ -158,6 +159,8 @@ sess_quiesce(struct asess *a)
 	a->agent = NULL;
 	/* MCP: a call in flight is cancelled on the server too (notifications/cancelled);
 	 * its late result is never recorded. */
+	if (a->mcp_call_id[0] != '\0')
+		metrics_mcp_call(a->rt->srv, "cancelled", &a->mcp_call_ts);
 	for (struct mcp_conn *m = a->mcp; m; m = m->next) {
 		if (mcp_client_busy(m->cl))
 			mcp_client_cancel(m->cl, "The user interrupted the turn.");
@@ -888,6 +891,12 @@ on_mcp_called(void *arg, const struct mcp_result *r)
 	                      "mcp_tool_use_id", a->mcp_call_id, "content", content, "is_error",
 	                      is_error));
 	tx_end(&t);
+	metrics_mcp_call(a->rt->srv,
+	                 r->fail == MCP_OK          ? (is_error ? "tool_error" : "ok")
+	                 : r->fail == MCP_FAIL_RPC  ? "rpc_error"
+	                 : r->fail == MCP_FAIL_AUTH ? "auth"
+	                                            : "connection",
+	                 &a->mcp_call_ts);
 	audit_mcp_call(a->rt->srv, a->id, &a->owner, a->mcp_call_server, a->mcp_call_tool,
 	               a->mcp_call_id,
 	               r->fail != MCP_OK ? "failed"
@@ -940,6 +949,7 @@ mcp_run_next(struct asess *a, const json_t *sdoc, const json_t *call, const char
 	snprintf(a->mcp_call_server, sizeof(a->mcp_call_server), "%s", m->name);
 	snprintf(a->mcp_call_tool, sizeof(a->mcp_call_tool), "%s", tool ? tool : "");
 	a->mcp_call_t0 = now_mono_ms();
+	clock_gettime(CLOCK_MONOTONIC, &a->mcp_call_ts);
 	log_info("MCP tool call", "session_id", a->id, "mcp_server", m->name, "tool", tool);
 	if (mcp_client_call_tool(m->cl, tool, json_object_get(call, "input"), on_mcp_called, m) !=
 	    0) {
