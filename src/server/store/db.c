@@ -424,8 +424,6 @@ int
 db_doc_set_str(struct db *db, const char *table, const char *id, const char *k1, const char *v1,
                const char *k2, const char *v2)
 {
-	struct db_stmt *st = NULL;
-	char *text = NULL, sql[128];
 	int r;
 	json_t *doc = db_load_doc(db, table, id, &r);
 	if (doc == NULL)
@@ -433,18 +431,65 @@ db_doc_set_str(struct db *db, const char *table, const char *id, const char *k1,
 	json_object_set_new(doc, k1, json_string(v1));
 	if (k2)
 		json_object_set_new(doc, k2, json_string(v2));
-	r = AL_E_IO;
-	snprintf(sql, sizeof(sql), "UPDATE %s SET doc = ? WHERE id = ?", table);
-	if ((text = json_dumps(doc, JSON_COMPACT)) == NULL || db_prepare(db, sql, &st) != 0)
+	r = db_set_doc(db, table, id, doc, 0);
+	json_decref(doc);
+	return r;
+}
+
+int
+db_insert_doc(struct db *db, const char *table, const char *id, const json_t *doc,
+              int64_t created_at)
+{
+	struct db_stmt *st = NULL;
+	char sql[160], *text = json_dumps(doc, JSON_COMPACT);
+	int r = AL_E_IO;
+	snprintf(sql, sizeof(sql),
+	         "INSERT INTO %s(id, seq, created_at, archived_at, doc) VALUES (?, ?, ?, NULL, ?)",
+	         table);
+	if (text == NULL || db_begin(db) != 0)
 		goto out;
-	db_bind_text(st, 1, text);
-	db_bind_text(st, 2, id);
-	if (db_step(st) == DB_DONE)
-		r = 0;
+	int64_t seq = db_next_seq(db, table); /* each such table has its own sequence */
+	if (seq < 0 || db_prepare(db, sql, &st) != 0)
+		goto fail;
+	db_bind_text(st, 1, id);
+	db_bind_int64(st, 2, seq);
+	db_bind_int64(st, 3, created_at);
+	db_bind_text(st, 4, text);
+	if (db_step(st) != DB_DONE || db_commit(db) != 0)
+		goto fail;
+	r = 0;
+	goto out;
+fail:
+	db_rollback(db);
 out:
 	db_finalize(st);
 	free(text);
-	json_decref(doc);
+	return r;
+}
+
+int
+db_set_doc(struct db *db, const char *table, const char *id, const json_t *doc, int64_t archived_at)
+{
+	struct db_stmt *st = NULL;
+	char sql[128], *text = json_dumps(doc, JSON_COMPACT);
+	int r = AL_E_IO, rc, i = 1;
+	snprintf(sql, sizeof(sql), "UPDATE %s SET doc = ?%s WHERE id = ?", table,
+	         archived_at ? ", archived_at = ?" : "");
+	if (text == NULL || db_prepare(db, sql, &st) != 0)
+		goto out;
+	db_bind_text(st, i++, text);
+	if (archived_at)
+		db_bind_int64(st, i++, archived_at);
+	db_bind_text(st, i, id);
+	if ((rc = db_step(st)) == DB_DONE)
+		r = db_changes(db) == 1 ? 0 : AL_E_NOTFOUND;
+	else if (rc == DB_CONSTRAINT)
+		r = AL_E_CONFLICT;
+	else
+		log_error("document update failed", "table", table, "error", db_errmsg(db));
+out:
+	db_finalize(st);
+	free(text);
 	return r;
 }
 

@@ -128,6 +128,15 @@ json_t *db_load_doc(struct db *db, const char *table, const char *id, int *err);
 /* Sets string members k1 (and k2 when not NULL) of the `doc` of table's row id, keeping
  * the document's own key order (PostgreSQL's jsonb_set would not: json_set's job on
  * SQLite). 0, AL_E_NOTFOUND or AL_E_IO. */
+/* The resource tables' shared shape (id, seq, created_at, archived_at, doc): a new row in
+ * its own transaction, seq from the sequence named after the table; and a new doc (with
+ * archived_at when non-zero) for row id, in the caller's transaction if any. table is one
+ * of ours, never input. 0, AL_E_NOTFOUND (no such row), AL_E_CONFLICT (a constraint) or
+ * AL_E_IO. */
+int db_insert_doc(struct db *db, const char *table, const char *id, const json_t *doc,
+                  int64_t created_at);
+int db_set_doc(struct db *db, const char *table, const char *id, const json_t *doc,
+               int64_t archived_at);
 int db_doc_set_str(struct db *db, const char *table, const char *id, const char *k1, const char *v1,
                    const char *k2, const char *v2);
 

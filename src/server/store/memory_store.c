@@ -76,69 +76,19 @@ memory_store_get(struct db *db, const char *id, int *err)
 int
 memory_store_insert(struct db *db, const char *id, const json_t *doc, int64_t created_at)
 {
-	struct db_stmt *st = NULL;
-	char *text = json_dumps(doc, JSON_COMPACT);
-	int r = AL_E_IO;
-	if (db_begin(db) != 0)
-		goto out;
-	int64_t seq = db_next_seq(db, "memory_stores");
-	if (seq < 0 ||
-	    db_prepare(db,
-	               "INSERT INTO memory_stores(id, seq, created_at, archived_at, doc) "
-	               "VALUES (?1, ?2, ?3, NULL, ?4)",
-	               &st) != 0) {
-		db_rollback(db);
-		goto out;
-	}
-	db_bind_text(st, 1, id);
-	db_bind_int64(st, 2, seq);
-	db_bind_int64(st, 3, created_at);
-	db_bind_text(st, 4, text);
-	if (db_step(st) != DB_DONE || db_commit(db) != 0) {
-		db_rollback(db);
-		goto out;
-	}
-	r = 0;
-out:
-	db_finalize(st);
-	free(text);
-	return r;
-}
-
-static int
-store_set_doc(struct db *db, const char *id, const json_t *doc, int64_t archived_at)
-{
-	struct db_stmt *st = NULL;
-	char *text = json_dumps(doc, JSON_COMPACT);
-	int r = AL_E_IO;
-	if (db_prepare(db,
-	               archived_at
-	                   ? "UPDATE memory_stores SET doc = ?2, archived_at = ?3 WHERE id = ?1"
-	                   : "UPDATE memory_stores SET doc = ?2 WHERE id = ?1",
-	               &st) != 0)
-		goto out;
-	db_bind_text(st, 1, id);
-	db_bind_text(st, 2, text);
-	if (archived_at)
-		db_bind_int64(st, 3, archived_at);
-	if (db_step(st) == DB_DONE)
-		r = 0;
-out:
-	db_finalize(st);
-	free(text);
-	return r;
+	return db_insert_doc(db, "memory_stores", id, doc, created_at);
 }
 
 int
 memory_store_update(struct db *db, const char *id, const json_t *doc)
 {
-	return store_set_doc(db, id, doc, 0);
+	return db_set_doc(db, "memory_stores", id, doc, 0);
 }
 
 int
 memory_store_archive(struct db *db, const char *id, const json_t *doc, int64_t now)
 {
-	return store_set_doc(db, id, doc, now);
+	return db_set_doc(db, "memory_stores", id, doc, now);
 }
 
 int

@@ -69,38 +69,13 @@ vault_store_live(struct db *db, const char *id)
 int
 vault_store_insert(struct db *db, const char *id, const json_t *doc, int64_t created_at)
 {
-	struct db_stmt *st = NULL;
-	char *text = json_dumps(doc, JSON_COMPACT);
-	int r = AL_E_IO;
-	if (db_begin(db) != 0)
-		goto out;
-	int64_t seq = db_next_seq(db, "vaults");
-	if (seq < 0 || db_prepare(db,
-	                          "INSERT INTO vaults(id, seq, created_at, archived_at, doc) "
-	                          "VALUES (?1, ?2, ?3, NULL, ?4)",
-	                          &st) != 0) {
-		db_rollback(db);
-		goto out;
-	}
-	db_bind_text(st, 1, id);
-	db_bind_int64(st, 2, seq);
-	db_bind_int64(st, 3, created_at);
-	db_bind_text(st, 4, text);
-	if (db_step(st) != DB_DONE || db_commit(db) != 0) {
-		db_rollback(db);
-		goto out;
-	}
-	r = 0;
-out:
-	db_finalize(st);
-	free(text);
-	return r;
+	return db_insert_doc(db, "vaults", id, doc, created_at);
 }
 
 int
 vault_store_update(struct db *db, const char *id, const json_t *doc)
 {
-	return exec4(db, "UPDATE vaults SET doc = ?3 WHERE id = ?1", id, NULL, doc, 0);
+	return db_set_doc(db, "vaults", id, doc, 0);
 }
 
 /* PostgreSQL has no json_set that keeps key order (jsonb_set reorders): the live
@@ -138,9 +113,7 @@ vault_store_archive(struct db *db, const char *id, const json_t *doc, int64_t no
 	char ts[32];
 	int r;
 	time_fmt_rfc3339(now, ts);
-	if ((r = db_begin(db)) != 0 ||
-	    (r = exec4(db, "UPDATE vaults SET doc = ?3, archived_at = ?4 WHERE id = ?1", id, NULL,
-	               doc, now)) != 0 ||
+	if ((r = db_begin(db)) != 0 || (r = db_set_doc(db, "vaults", id, doc, now)) != 0 ||
 	    (db_dialect(db) == DB_DIALECT_PG && (r = pg_archive_docs(db, id, ts)) != 0) ||
 	    (r = exec4(db,
 	               db_dialect(db) == DB_DIALECT_PG
