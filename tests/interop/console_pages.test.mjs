@@ -16,6 +16,27 @@ import { startMockModel } from './lib/mockmodel.mjs';
 const CHROMIUM = process.env.AIRLOCK_CHROMIUM ?? '/usr/bin/chromium';
 const SHOTS = path.join(path.dirname(process.env.AIRLOCK_BIN ?? '.'), '..', 'tests', 'console', 'screenshots');
 const HOSTILE = '<img src=x onerror="window.__pwned=1"><script>window.__pwned=2</script>';
+// what a model may write: Markdown with tricks in it
+const MARKDOWN = [
+  '# Report',
+  '',
+  'The build is **done**, *mostly*; run `make test` again.',
+  '',
+  '- first',
+  '- second with my_var_name',
+  '',
+  '1. one',
+  '2. two',
+  '',
+  '```html',
+  '<script>window.__pwned=6</script>',
+  '<img src=x onerror="window.__pwned=7">',
+  '```',
+  '',
+  '> quoted <b>not bold</b>',
+  '',
+  '[click me](javascript:window.__pwned=8) and ![chart](http://evil.example/x.png)',
+].join('\n');
 const skip = existsSync(CHROMIUM) ? false : `no Chromium at ${CHROMIUM} (apt-get install chromium; tools/deps.sh installs it)`;
 
 let server, client, browser, page, tmp;
@@ -521,6 +542,7 @@ test('console session page: a long session lays out its newest 300 events, earli
     const mock = await startMockModel({
       turns: [
         { match: 'run the tool', content: [{ type: 'tool_use', name: 'bash', input: { command: 'echo long ago' } }] },
+        { match: 'markdown please', content: [{ type: 'text', text: MARKDOWN }] },
         { content: [{ type: 'text', text: 'ok' }] },
       ],
       loop: true,
@@ -625,6 +647,64 @@ test('console session page: a long session lays out its newest 300 events, earli
       assert.deepEqual(w.slice(-400), Array.from({ length: 400 }, (_, i) => `w${Math.floor(i / 100)}.${i % 100}`));
       await approve.click();
       await p2.waitForSelector(`li[data-event-id="${use.id}"] [data-confirmation="allow"]`);
+
+      // an agent's Markdown: its structure shown, its tricks inert
+      const md = await c.beta.sessions.create({ agent: agent.id, environment_id: env.id, title: 'markdown' });
+      await c.beta.sessions.events.send(md.id, { events: [{ type: 'user.message', content: [{ type: 'text', text: 'markdown please' }] }] });
+      await p2.goto('about:blank');
+      await p2.goto(`${srv.baseURL}/console/#/sessions/${md.id}`);
+      const card = 'li[data-event-type="agent.message"] .md';
+      await p2.waitForSelector(card);
+      const shape = await p2.$eval(card, (n) => ({
+        tags: [...n.querySelectorAll('*')].map((x) => x.tagName.toLowerCase()),
+        heading: n.querySelector('.md-h1')?.textContent,
+        strong: [...n.querySelectorAll('p:not(.md-h) > strong')].map((x) => x.textContent),
+        em: [...n.querySelectorAll('em')].map((x) => x.textContent),
+        code: [...n.querySelectorAll('p > code')].map((x) => x.textContent),
+        items: [...n.querySelectorAll('ul > li')].map((x) => x.textContent),
+        ordered: [...n.querySelectorAll('ol > li')].map((x) => x.textContent),
+        fenced: n.querySelector('pre code')?.textContent,
+        quote: n.querySelector('blockquote')?.textContent,
+        attrs: [...n.querySelectorAll('*')].flatMap((x) => [...x.attributes].map((a) => a.name)).filter((a) => a !== 'class'),
+        text: n.textContent,
+      }));
+      await p2.screenshot({ path: path.join(SHOTS, 'session-markdown.png') });
+      // a session that is not archived shows no "archived" badge (.badge's display once
+      // beat the hidden attribute)
+      assert.equal(await p2.$eval('#archived', (n) => getComputedStyle(n).display), 'none');
+      assert.equal(shape.heading, 'Report');
+      assert.deepEqual(shape.strong, ['done']);
+      assert.deepEqual(shape.em, ['mostly']);
+      assert.deepEqual(shape.code, ['make test']);
+      assert.deepEqual(shape.items, ['first', 'second with my_var_name']);
+      assert.deepEqual(shape.ordered, ['one', 'two']);
+      assert.equal(shape.fenced, '<script>window.__pwned=6</script>\n<img src=x onerror="window.__pwned=7">');
+      assert.equal(shape.quote, 'quoted <b>not bold</b>');
+      assert.deepEqual(shape.attrs, [], 'no attribute but class on anything made from Markdown');
+      assert.ok(!shape.tags.some((t) => ['a', 'img', 'script', 'svg', 'iframe', 'b'].includes(t)), shape.tags.join());
+      assert.ok(shape.text.includes('javascript:window.__pwned=8'), 'a link is its text and address');
+      assert.ok(shape.text.includes('http://evil.example/x.png'));
+      assert.equal(await p2.evaluate(() => window.__pwned), undefined);
+      // and whatever the text, only those elements and no other attribute come out
+      const bad = await p2.evaluate(async () => {
+        const { markdown } = await import('/console/markdown.js');
+        const bits = ['*', '**', '`', '```', '\n', '\n\n', '# ', '- ', '1. ', '> ', '[', ']', '(', ')', '![', '<script>', '<img onerror=x>', 'javascript:', '_', ' ', 'a', 'é', '~~~'];
+        let seed = 42;
+        const rnd = (n) => ((seed = (seed * 1103515245 + 12345) % 2147483648), seed % n);
+        const allowed = new Set(['P', 'STRONG', 'EM', 'CODE', 'PRE', 'UL', 'OL', 'LI', 'BLOCKQUOTE', 'SPAN']);
+        for (let i = 0; i < 3000; i++) {
+          let t = '';
+          for (let k = rnd(40); k > 0; k--) t += bits[rnd(bits.length)];
+          const box = document.createElement('div');
+          box.append(markdown(t));
+          for (const x of box.querySelectorAll('*'))
+            if (!allowed.has(x.tagName) || [...x.attributes].some((a) => a.name !== 'class' && !(x.tagName === 'OL' && a.name === 'start')))
+              return { t, html: box.innerHTML };
+        }
+        return null;
+      });
+      assert.equal(bad, null, JSON.stringify(bad));
+      assert.equal(await p2.evaluate(() => window.__pwned), undefined);
       assert.deepEqual(errors, []);
     } finally {
       await ctx.close();

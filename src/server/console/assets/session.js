@@ -3,6 +3,7 @@
 // waiting for a person (approve / deny), a message box and interrupt.
 import { api, streamEvents } from './api.js';
 import { blocksText, el, json, statusBadge } from './render.js';
+import { markdown } from './markdown.js';
 
 const TOOL_USES = new Set(['agent.tool_use', 'agent.mcp_tool_use', 'agent.custom_tool_use']);
 const RESULTS = new Set(['agent.tool_result', 'agent.mcp_tool_result', 'user.tool_result', 'user.custom_tool_result']);
@@ -169,12 +170,12 @@ export async function showSession(main, id) {
   function renderOne(e) {
     const t = e.type;
     if (t === 'user.message') return item(e, 'user', el('div', { class: 'who', text: 'User' }), el('div', { class: 'text', text: blocksText(e.content) }));
-    if (t === 'agent.message') return item(e, 'agent', el('div', { class: 'who', text: 'Agent' }), el('div', { class: 'text', text: blocksText(e.content) }));
+    if (t === 'agent.message') return item(e, 'agent', el('div', { class: 'who', text: 'Agent' }), el('div', { class: 'text md' }, markdown(blocksText(e.content))));
     if (t === 'agent.thinking') {
       // the API's event says that the model thought, and carries its text only when given
       const thought = e.thinking ?? blocksText(e.content);
       if (!thought) return item(e, 'thinking', 'Agent thinking');
-      return item(e, 'thinking', el('details', {}, el('summary', { text: 'Thinking' }), el('div', { class: 'text', text: thought })));
+      return item(e, 'thinking', el('details', {}, el('summary', { text: 'Thinking' }), el('div', { class: 'text md' }, markdown(thought))));
     }
     if (TOOL_USES.has(t)) {
       const name = t === 'agent.mcp_tool_use' ? `${e.mcp_server_name ?? e.server_name ?? 'mcp'} · ${e.name}` : e.name;
