@@ -78,6 +78,10 @@ kill "$spid"
 wait "$spid" 2>/dev/null
 
 echo
+echo "== drain: SIGTERM to exit with 10,000 open event streams vs none (docs/server/drain.md)"
+bench/drain_bench.sh "$BIN" "$top/build-bench/bench/sse_idle" 10000
+
+echo
 echo "== MCP tunnel: direct vs through ingress + edge + gateway; RSS per idle stream"
 bench/tunnel_bench.sh "$BIN"
 
