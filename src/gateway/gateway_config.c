@@ -180,6 +180,14 @@ parse_routes(struct ctx *x, yaml_node_t *v)
 		const char *ks = scalar(k), *us = scalar(u);
 		if (ks == NULL || *ks == '\0' || strlen(ks) > 253)
 			return fail(x, k, "routes: keys must be host names");
+		/* a name no Host header can carry would never match: refuse it, with its line */
+		if (ks[strspn(ks,
+		              "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-_")])
+			return fail(
+			    x, k,
+			    "routes: \"%.64s\" is not a host name (letters, digits, '-', '_', "
+			    "'.')",
+			    ks);
 		if (us == NULL)
 			return fail(x, u, "routes: cannot unmarshal %s into string", kind_name(u));
 		bool https = false;

@@ -57,6 +57,9 @@ expect gateway g1.yaml "g1\.yaml:4: server: must be host:port" "the edge address
 printf '%s\nserver: 127.0.0.1:1\nmetrics_listen: bogus\n' "$G" >g2.yaml
 expect gateway g2.yaml "g2\.yaml:5: metrics_listen: must be host:port" "the metrics address (--check passed it)"
 
+printf 'token_file: %s/tok\nserver: 127.0.0.1:1\nroutes:\n  ok: http://10.0.0.1:80\n  "bad host": http://10.0.0.2:80\n' "$T_TMP" >g3.yaml
+expect gateway g3.yaml "g3\.yaml:5: routes: \"bad host\" is not a host name" "a route name no Host header can carry"
+
 printf 'roles:\n  admin: [ops]\n  owner: [x]\n' >p1.yaml
 expect policy p1.yaml "p1\.yaml:3: unknown key 'roles\.owner'" "a role that does not exist"
 finish
