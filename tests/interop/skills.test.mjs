@@ -94,7 +94,12 @@ test('skills: create, get, list with pages, versions, latest, download, delete',
   assert.equal((await client.beta.skills.retrieve(more[0])).display_name, 'helper-0');
   const listed = await all(client.beta.skills.list({ limit: 2 }));
   assert.deepEqual(listed.map((x) => x.id), [...more].reverse().concat([s.id]));
-  assert.equal((await client.beta.skills.list({ limit: 2 })).data.length, 2);
+  const p1 = await client.beta.skills.list({ limit: 2 });
+  assert.equal(p1.data.length, 2);
+  // GET /v1/skills says has_more as well (api.md 1.6)
+  const raw = await (await fetch(`${srv.baseURL}/v1/skills?limit=2`, { headers: { 'x-api-key': srv.apiKey } })).json();
+  assert.equal(raw.has_more, true);
+  assert.equal((await (await fetch(`${srv.baseURL}/v1/skills?limit=100`, { headers: { 'x-api-key': srv.apiKey } })).json()).has_more, false);
 
   for (const id of [s.id, ...more])
     assert.deepEqual(await client.beta.skills.delete(id), { id, type: 'skill_deleted' });

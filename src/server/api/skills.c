@@ -416,7 +416,7 @@ list_skills(struct api_call *c)
 		                "source: must be 'custom' or 'anthropic'");
 		return;
 	}
-	validate_list_docs(c, skill_store_list, source && *source ? source : NULL);
+	validate_list_docs_ext(c, skill_store_list, source && *source ? source : NULL, true);
 }
 
 static void

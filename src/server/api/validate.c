@@ -1213,6 +1213,13 @@ validate_page_json(struct doc_page *pg, bool desc)
 void
 validate_list_docs(struct api_call *c, validate_list_fn *list, const char *scope_id)
 {
+	validate_list_docs_ext(c, list, scope_id, false);
+}
+
+void
+validate_list_docs_ext(struct api_call *c, validate_list_fn *list, const char *scope_id,
+                       bool has_more)
+{
 	struct page_req pg;
 	struct time_range tr;
 	struct doc_page page;
@@ -1232,5 +1239,9 @@ validate_list_docs(struct api_call *c, validate_list_fn *list, const char *scope
 		api_reply_err(c, AL_E_IO, "cannot list");
 		return;
 	}
-	api_reply_json(c, 200, validate_page_json(&page, pg.desc));
+	bool more = page.more;
+	json_t *out = validate_page_json(&page, pg.desc);
+	if (has_more)
+		json_object_set_new(out, "has_more", json_boolean(more));
+	api_reply_json(c, 200, out);
 }

@@ -79,5 +79,8 @@ typedef int validate_list_fn(struct db *db, const char *scope_id, const struct d
 /* The whole list route of an archivable resource: limit/page/order, include_archived,
  * created_at[*] validated, then list called. Replies. */
 void validate_list_docs(struct api_call *c, validate_list_fn *list, const char *scope_id);
+/* The same, with has_more next to next_page (GET /v1/skills has it: api.md 1.6). */
+void validate_list_docs_ext(struct api_call *c, validate_list_fn *list, const char *scope_id,
+                            bool has_more);
 
 #endif
