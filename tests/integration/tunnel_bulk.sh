@@ -12,7 +12,12 @@ mk_certs
 start_upstream
 start_tunnel_server
 create_tunnel
-gw_config "$T_TMP/gw.yaml" "$T_TMP/token"
+if [ "${TUNNEL_INNER:-}" = 1 ]; then # tunnel_bulk_inner.sh: the same through inner TLS
+	mapfile -t tls < <(inner_tls_lines)
+	gw_config "$T_TMP/gw.yaml" "$T_TMP/token" "${tls[@]}"
+else
+	gw_config "$T_TMP/gw.yaml" "$T_TMP/token"
+fi
 start_gateway "$T_TMP/gw.yaml"
 wait_for 20 bash -c "[ \$(grep -c 'registered tunnel connection' '$SERVER_LOG') -ge 4 ]"
 check "gateway registered 4 connections" eq "$(grep -c 'registered tunnel connection' "$SERVER_LOG")" 4
@@ -84,4 +89,11 @@ check "... after the bytes that did arrive" eq "$(cat "$T_TMP/cut.out")" hello
 # Small answers after the bulk ones still work on the same connections.
 ing POST /echo/mcp -H 'content-type: application/json' -d '{"jsonrpc":"2.0","id":7}'
 check "small POST after bulk" eq "$BODY" '{"jsonrpc":"2.0","id":7}'
+if [ "${TUNNEL_INNER:-}" = 1 ]; then
+	sess=$(server_metric airlock_tunnel_inner_sessions_total)
+	reused=$(server_metric airlock_tunnel_inner_reused_total)
+	check "inner TLS sessions were opened" test "${sess:-0}" -ge 1
+	check "every exchange ran inside inner TLS" eq \
+		"$(server_metric airlock_tunnel_streams_total)" "$((sess + reused))"
+fi
 finish

@@ -181,6 +181,25 @@ ready_conns() { # METRICS_PORT → readyConnections
 }
 has_ready() { [ "$(ready_conns "$1")" -ge "$2" ]; }
 
+# Inner TLS for the tunnel made by create_tunnel: a customer CA registered on it and a
+# gateway certificate for *.$DOMAIN signed by it; prints the gateway's "tls:" lines.
+inner_tls_lines() {
+	printf '[req]\ndistinguished_name=dn\n[dn]\n' >"$T_TMP/min.cnf"
+	openssl req -x509 -config "$T_TMP/min.cnf" -newkey ec -pkeyopt ec_paramgen_curve:P-256 \
+		-nodes -days 1 -keyout "$T_TMP/ica.key" -out "$T_TMP/ica.pem" -subj "/CN=customer CA" \
+		-addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign \
+		-addext subjectKeyIdentifier=hash 2>/dev/null
+	openssl req -config "$T_TMP/min.cnf" -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+		-keyout "$T_TMP/igw.key" -out "$T_TMP/igw.csr" -subj "/CN=*.$DOMAIN" 2>/dev/null
+	echo "subjectAltName=DNS:*.$DOMAIN" >"$T_TMP/iext.cnf"
+	openssl x509 -req -in "$T_TMP/igw.csr" -CA "$T_TMP/ica.pem" -CAkey "$T_TMP/ica.key" \
+		-CAcreateserial -out "$T_TMP/igw.pem" -days 1 -extfile "$T_TMP/iext.cnf" 2>/dev/null
+	req testkey POST "/v1/tunnels/$TID/certificates" "$(python3 -c \
+		'import json,sys; print(json.dumps({"ca_certificate_pem": open(sys.argv[1]).read()}))' \
+		"$T_TMP/ica.pem")"
+	[ "$STATUS" = 200 ] || { echo "cannot register the CA: $STATUS $BODY" >&2; return 1; }
+	printf 'tls:\n  cert_file: %s\n  key_file: %s\n' "$T_TMP/igw.pem" "$T_TMP/igw.key"
+}
 create_tunnel() {
 	req testkey POST /v1/tunnels '{"display_name":"integration"}'
 	TID=$(jget 'j["id"]')

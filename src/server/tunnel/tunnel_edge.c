@@ -53,6 +53,10 @@ struct tunnel_stream {
 	/* Between exchanges an inner stream waits, owned by the edge, for the next request
 	 * to its route: a handshake per request would cost more than the request. */
 	bool idle;
+	/* A held inner stream: ciphertext not yet acknowledged, and the plaintext handed to
+	 * the owner that it has not released; releases acknowledge ciphertext in proportion,
+	 * so a slow owner holds back the gateway as on a plain stream. */
+	size_t cipher_held, plain_held;
 	uint64_t idle_since;
 	char *authority;
 	struct buf refusal; /* a gateway's plain (non-200) answer to an inner stream */
@@ -293,6 +297,13 @@ inner_exchange_done(struct tunnel_stream *st)
 	st->cb = &idle_cb;
 	st->arg = NULL;
 	st->inner_head = false;
+	/* the answer is whole: what its owner still holds no longer concerns the gateway */
+	if (st->cipher_held > 0 && c != NULL && c->state == EC_H2) {
+		nghttp2_session_consume_stream(c->h2, st->id, st->cipher_held);
+		conn_kick_soon(c);
+	}
+	st->cipher_held = st->plain_held = 0;
+	st->hold = false;
 	if (c == NULL || c->goaway || c->closing || nidle >= INNER_IDLE_MAX)
 		tunnel_stream_cancel(st);
 	else {
@@ -365,6 +376,8 @@ inner_data(nghttp2_session *s, struct tunnel_stream *st, int32_t sid, const uint
 	size_t n;
 	tunnel_inner_body(st->inner, &p, &n);
 	if (n > 0 && st->cb->on_data) {
+		if (st->hold)
+			st->plain_held += n;
 		st->cb->on_data(st->arg, p, n);
 		if (nghttp2_session_get_stream_user_data(s, sid) != st)
 			return;
@@ -449,9 +462,13 @@ on_data_chunk(nghttp2_session *s, uint8_t flags, int32_t sid, const uint8_t *dat
 	struct tunnel_stream *st = nghttp2_session_get_stream_user_data(s, sid);
 	capture_bytes(data, len);
 	if (st && st->inner) {
-		/* Ciphertext is acknowledged on arrival: what the owner holds is plaintext,
-		 * and its sizes are not the frames'. */
-		nghttp2_session_consume(s, sid, len);
+		/* The connection's window reopens at once; the stream's too unless the owner
+		 * holds: then tunnel_stream_release acknowledges it as plaintext leaves. */
+		if (st->hold && !st->idle) {
+			nghttp2_session_consume_connection(s, len);
+			st->cipher_held += len;
+		} else
+			nghttp2_session_consume(s, sid, len);
 		if (st->status != 200) { /* the gateway answered without TLS: keep its text */
 			buf_add(&st->refusal, data, len < 512 - st->refusal.len ? len : 0);
 			return 0;
@@ -1071,8 +1088,20 @@ void
 tunnel_stream_release(struct tunnel_stream *st, size_t n)
 {
 	struct edge_conn *c = st ? st->conn : NULL;
-	if (c == NULL || c->state != EC_H2 || n == 0 || st->inner)
-		return; /* an inner stream's ciphertext was acknowledged on arrival */
+	if (c == NULL || c->state != EC_H2 || n == 0)
+		return;
+	if (st->inner) { /* plaintext released: the ciphertext that carried it, pro rata */
+		if (n > st->plain_held)
+			n = st->plain_held;
+		size_t k = n == st->plain_held
+		               ? st->cipher_held
+		               : (size_t)((unsigned __int128)st->cipher_held * n / st->plain_held);
+		st->plain_held -= n;
+		st->cipher_held -= k;
+		n = k;
+		if (n == 0)
+			return;
+	}
 	nghttp2_session_consume_stream(c->h2, st->id, n);
 	/* nghttp2 queues a WINDOW_UPDATE once half the window is consumed */
 	if (nghttp2_session_want_write(c->h2))
