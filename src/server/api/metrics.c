@@ -2,6 +2,7 @@
  * hand. Request counters are kept here as requests end (api_call_free); everything
  * else is read at scrape time from the modules and the stores. See metrics.h and
  * docs/server/metrics.md. */
+#include <assert.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -559,6 +560,17 @@ metrics_init(struct server *s)
 {
 	struct server_metrics *m = xcalloc(1, sizeof(*m));
 	const char *addr = s->cfg.metrics_listen;
+	/* the call tables' counts match their lists, and the bounds rise */
+	for (int k = 0; k < CALL_N; k++) {
+		const struct call_kind *ck = &call_kinds[k];
+		assert(ck->noutcomes <= MAX_OUTCOMES && ck->nle <= MAX_CALL_BUCKETS);
+		assert(ck->noutcomes == MAX_OUTCOMES || ck->outcomes[ck->noutcomes] == NULL);
+		assert(ck->nle == MAX_CALL_BUCKETS || ck->le[ck->nle] == 0);
+		for (size_t i = 0; i < ck->noutcomes; i++)
+			assert(ck->outcomes[i] != NULL);
+		for (size_t i = 1; i < ck->nle; i++)
+			assert(ck->le[i] > ck->le[i - 1]);
+	}
 	m->started = time(NULL);
 	s->metrics = m;
 	if (addr == NULL || addr[0] == '\0')
