@@ -94,8 +94,9 @@ struct conn {
 	char *up, *down;
 	size_t up_len, down_len;
 	bool c_eof, u_eof, c_shut, u_shut;
-	bool hello_wait;  /* CONNECT: client bytes held until the TLS hello's SNI is checked */
-	int cmask, umask; /* what epoll watches now (relay) */
+	bool hello_wait;    /* CONNECT: client bytes held until the TLS hello's SNI is checked */
+	char injected[256]; /* credential ids whose value went into this request */
+	int cmask, umask;   /* what epoll watches now (relay) */
 	/* a CONNECT tunnel past its SNI check moves bytes by splice(2) through these
 	 * pipes (up: client -> upstream); up_len/down_len then count what each holds */
 	int up_pipe[2], down_pipe[2];
@@ -105,7 +106,20 @@ struct conn {
 	uint64_t bytes_up, bytes_down;
 };
 
+/* An environment_variable credential: the sandbox holds placeholder, the proxy puts
+ * value in its place in requests to hosts (docs/worker/egress.md "Secrets"). */
+struct egress_secret {
+	char id[80];
+	char *placeholder, *value;
+	struct egress_hostlist hosts;
+	bool header, body;
+};
+
+#define EGRESS_MAX_SECRETS 32
+
 struct egress_proxy {
+	struct egress_secret secrets[EGRESS_MAX_SECRETS];
+	size_t n_secrets;
 	struct loop *loop;
 	int lfd;
 	const struct egress_operator *op;
@@ -147,8 +161,8 @@ log_decision(struct conn *c, bool allowed)
 	log_info("egress", "session_id", c->px->session_id, "decision",
 	         allowed ? "allowed" : "denied", "host", c->host[0] ? c->host : "-", "address",
 	         c->addr_txt[0] ? c->addr_txt : "-", "port", port, "method", c->method, "path",
-	         c->is_connect ? "-" : c->path, "bytes_up", up, "bytes_down", down, "rule",
-	         c->rule);
+	         c->is_connect ? "-" : c->path, "bytes_up", up, "bytes_down", down, "rule", c->rule,
+	         "credentials", c->injected[0] ? c->injected : "-");
 	/* for the server's audit log; a sandbox that outruns the reports loses the oldest
 	 * (counted, and logged above anyway) rather than the worker's memory */
 	struct egress_proxy *px = c->px;
@@ -165,6 +179,9 @@ log_decision(struct conn *c, bool allowed)
 	              c->addr_txt[0] ? c->addr_txt : "-", "port", (int)c->port, "method", c->method,
 	              "path", c->is_connect ? "-" : c->path, "rule", c->rule, "bytes_up",
 	              (json_int_t)c->bytes_up, "bytes_down", (json_int_t)c->bytes_down));
+	if (c->injected[0]) /* which credentials went in, by id */
+		json_object_set_new(json_array_get(px->pending, json_array_size(px->pending) - 1),
+		                    "credentials", json_string(c->injected));
 }
 
 /* One answer and the connection ends. Written with one non-blocking send: the socket's
@@ -503,6 +520,43 @@ http_feed(struct conn *c, const char *p, size_t n)
 	c->bytes_up += used;
 }
 
+/* Plain HTTP: each credential whose hosts include the target and whose
+ * injection_location allows headers gets its value in place of its placeholder in the
+ * header lines (the whole head is here: a placeholder cannot be split across reads).
+ * Bodies are not rewritten yet; elsewhere the placeholder leaves as it is. */
+static void
+inject_headers(struct conn *c)
+{
+	struct egress_proxy *px = c->px;
+	for (size_t i = 0; i < px->n_secrets; i++) {
+		struct egress_secret *sec = &px->secrets[i];
+		size_t pl = strlen(sec->placeholder), vl = strlen(sec->value);
+		if (!sec->header || c->hdrs.len < pl ||
+		    memmem(c->hdrs.data, c->hdrs.len, sec->placeholder, pl) == NULL ||
+		    egress_list_match(&sec->hosts, c->host, c->port) == NULL)
+			continue;
+		struct buf out;
+		buf_init(&out, HEAD_MAX + 4096);
+		const char *p = c->hdrs.data, *end = c->hdrs.data + c->hdrs.len, *q;
+		bool ok = true;
+		while (ok && (q = memmem(p, (size_t)(end - p), sec->placeholder, pl)) != NULL) {
+			ok = buf_add(&out, p, (size_t)(q - p)) == 0 &&
+			     buf_add(&out, sec->value, vl) == 0;
+			p = q + pl;
+		}
+		ok = ok && buf_add(&out, p, (size_t)(end - p)) == 0;
+		if (!ok) { /* over the bound: the request goes with the placeholder */
+			buf_wipe_free(&out);
+			continue;
+		}
+		buf_wipe_free(&c->hdrs);
+		c->hdrs = out;
+		size_t il = strlen(c->injected);
+		snprintf(c->injected + il, sizeof(c->injected) - il, "%s%s", il ? "," : "",
+		         sec->id);
+	}
+}
+
 static void
 relay_start(struct conn *c)
 {
@@ -526,6 +580,7 @@ relay_start(struct conn *c)
 		c->bytes_up += nrest;
 		c->hello_wait = true;
 	} else {
+		inject_headers(c);
 		/* origin form, hop-by-hop headers dropped, one request per connection: a
 		 * second request on it could name another Host than the one checked */
 		int n = snprintf(c->up, RELAY_BUF,
@@ -907,6 +962,8 @@ conn_close(struct conn *c)
 		close(c->up_pipe[i]);
 		close(c->down_pipe[i]);
 	}
+	if (c->up && c->injected[0])
+		explicit_wipe(c->up, RELAY_BUF); /* the head with a secret in it */
 	free(c->up);
 	free(c->down);
 	free(c);
@@ -1015,6 +1072,35 @@ egress_proxy_set_timeouts(struct egress_proxy *p, uint64_t head_ms, uint64_t dia
 	p->dial_ms = dial_ms;
 }
 
+int
+egress_proxy_add_secret(struct egress_proxy *p, const char *id, const char *placeholder,
+                        const char *value, const json_t *hosts, bool header, bool body)
+{
+	json_t *h;
+	size_t i;
+	if (p->n_secrets == EGRESS_MAX_SECRETS)
+		return AL_E_TOOBIG;
+	if (value[0] == '\0' || strpbrk(value, "\r\n") != NULL || !json_is_array(hosts))
+		return AL_E_INVAL; /* a value that would split a header line */
+	struct egress_secret *s = &p->secrets[p->n_secrets];
+	memset(s, 0, sizeof(*s));
+	json_array_foreach(hosts, i, h)
+	{
+		if (!json_is_string(h) ||
+		    egress_hostlist_add(&s->hosts, json_string_value(h), false, NULL, 0) != 0) {
+			egress_hostlist_free(&s->hosts);
+			return AL_E_INVAL;
+		}
+	}
+	snprintf(s->id, sizeof(s->id), "%s", id);
+	s->placeholder = xstrdup(placeholder);
+	s->value = xstrdup(value);
+	s->header = header;
+	s->body = body;
+	p->n_secrets++;
+	return 0;
+}
+
 json_t *
 egress_proxy_take(struct egress_proxy *p, size_t max)
 {
@@ -1086,6 +1172,11 @@ egress_proxy_free(struct egress_proxy *p)
 	loop_fd_del(p->loop, p->lfd);
 	close(p->lfd);
 	egress_env_free(&p->env);
+	for (size_t i = 0; i < p->n_secrets; i++) {
+		secret_free(p->secrets[i].value);
+		free(p->secrets[i].placeholder);
+		egress_hostlist_free(&p->secrets[i].hosts);
+	}
 	json_decref(p->pending);
 	free(p->session_id);
 	free(p);

@@ -22,6 +22,11 @@ int egress_proxy_new(struct loop *l, int listen_fd, const struct egress_operator
 void egress_proxy_set_session(struct egress_proxy *p, const json_t *session);
 /* The request head's deadline (10 s) and the resolve/dial deadline (10 s): tests. */
 void egress_proxy_set_timeouts(struct egress_proxy *p, uint64_t head_ms, uint64_t dial_ms);
+/* An environment_variable credential of the session: requests to hosts (a JSON array of
+ * patterns, no ports) get value in place of placeholder in their headers when header
+ * is set (body: not yet). AL_E_TOOBIG past 32, AL_E_INVAL for CR/LF in value. */
+int egress_proxy_add_secret(struct egress_proxy *p, const char *id, const char *placeholder,
+                            const char *value, const json_t *hosts, bool header, bool body);
 /* Up to max decisions not yet reported (a new array, oldest first), or NULL; untake puts
  * a batch the server did not take back in front. dropped: lost to the queue's bound. */
 json_t *egress_proxy_take(struct egress_proxy *p, size_t max);

@@ -171,6 +171,10 @@ int wexec_sandbox_check(const struct worker_config *c);
 int wexec_session_open(struct wexec *e, const char *workdir, const char *session_id,
                        int *egress_fd);
 void wexec_session_close(struct wexec *e);
+/* Extra "NAME=value" strings for every process the session's sandbox starts (the
+ * placeholders of its secrets); taken over (freed at session close). Call before the
+ * session's first tool runs. */
+void wexec_set_env(struct wexec *e, char **env);
 /* The session's workspace (<workdir>/sessions/<id>) goes: when the session ended for good
  * (terminated, deleted). Not while its tools are open (AL_E_CONFLICT). */
 int wexec_workspace_remove(struct wexec *e, const char *workdir, const char *session_id);

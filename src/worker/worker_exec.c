@@ -57,6 +57,7 @@ struct wexec {
 	uint32_t sb_id;
 	unsigned sb_live; /* processes spawned in it and not yet reaped */
 	bool net;         /* its egress listener exists: processes get the proxy variables */
+	char **extra_env; /* the session's secret placeholders (wexec_set_env) */
 };
 
 /* ---- the session sandbox: process-wide state set up before any thread ---- */
@@ -565,7 +566,7 @@ static int
 sb_spawn(void *arg, const struct tool_spawn_req *req, void **proc)
 {
 	struct wexec *e = arg;
-	const char *env[64];
+	const char *env[96]; /* proxy variables, ≤ 32 secret placeholders, the toolset's */
 	int fds[SANDBOX_MAX_CHILD_FDS], nul = -1, r;
 	size_t n = 0;
 	struct sandbox_proc *p = NULL;
@@ -575,6 +576,8 @@ sb_spawn(void *arg, const struct tool_spawn_req *req, void **proc)
 	/* the proxy's variables first: the toolset's env cannot name them (env_allowed) */
 	for (size_t i = 0; e->net && egress_proxy_env[i] != NULL && n < ARRAY_LEN(env) - 1; i++)
 		env[n++] = egress_proxy_env[i];
+	for (size_t i = 0; e->extra_env && e->extra_env[i] != NULL && n < ARRAY_LEN(env) - 1; i++)
+		env[n++] = e->extra_env[i];
 	for (size_t i = 0; req->envp != NULL && req->envp[i] != NULL && n < ARRAY_LEN(env) - 1; i++)
 		if (env_allowed(req->envp[i]))
 			env[n++] = req->envp[i];
@@ -635,6 +638,7 @@ ctx_free(struct wexec *e)
 {
 	tool_ctx_free(e->ctx);
 	e->ctx = NULL;
+	wexec_set_env(e, NULL); /* nothing of the session runs any more */
 	if (e->sb_open) {
 		pthread_mutex_lock(&sbx.mu);
 		int r = monitor_client_destroy(sbx.mon, e->sb_id);
@@ -940,6 +944,15 @@ wexec_workspace_remove(struct wexec *e, const char *workdir, const char *session
 	close(dfd);
 	close(sfd);
 	return r;
+}
+
+void
+wexec_set_env(struct wexec *e, char **env)
+{
+	for (size_t i = 0; e->extra_env && e->extra_env[i]; i++)
+		free(e->extra_env[i]);
+	free(e->extra_env);
+	e->extra_env = env;
 }
 
 void

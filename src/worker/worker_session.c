@@ -81,7 +81,9 @@ struct wsess {
 	struct buf skill_tar;
 	bool skill_tar_over; /* larger than SKILL_UNPACK_MAX_BYTES */
 	struct httpc_xfer *skill_x;
-	json_t *skill_dirs; /* unpacked directories, removed at teardown */
+	json_t *skill_dirs;           /* unpacked directories, removed at teardown */
+	struct httpc_xfer *secrets_x; /* GET …/egress_secrets, before the stream */
+	json_t *sess_doc;             /* the session object, kept while the secrets come */
 };
 
 static void finish(struct wsess *s, enum wsess_end why);
@@ -92,6 +94,7 @@ static void egress_report(struct wsess *s);
 static void beat(struct wsess *s);
 static void post_result(struct wsess *s);
 static void get_session(struct wsess *s);
+static void get_secrets(struct wsess *s);
 static int session_tools_open(struct wsess *s);
 static void skills_start(struct wsess *s, json_t *session);
 static void skills_cleanup(struct wsess *s);
@@ -1100,7 +1103,15 @@ on_get_done(void *arg, int status, int err, json_t *body)
 		s->idle_at_claim = st != NULL && strcmp(st, "idle") == 0;
 		egress_proxy_set_session(s->egress, body);
 		s->reconnect_ms = 500;
-		skills_start(s, body); /* then open_stream */
+		/* secrets before any tool can run (the stream brings the calls), then skills,
+		 * then the stream */
+		if (s->egress != NULL && json_array_size(json_object_get(body, "vault_ids")) > 0) {
+			json_decref(s->sess_doc);
+			s->sess_doc = json_incref(body);
+			get_secrets(s);
+		} else {
+			skills_start(s, body); /* then open_stream */
+		}
 		return;
 	}
 	if (wapi_fatal(status, err)) {
@@ -1112,6 +1123,95 @@ on_get_done(void *arg, int status, int err, json_t *body)
 	uint64_t d = s->get_backoff_ms;
 	s->get_backoff_ms = d * 2 > 30000 ? 30000 : d * 2;
 	s->retry_timer = loop_timer_add(s->w->loop, wapi_jitter(d / 2, d), on_get_retry, s);
+}
+
+/* ---- the session's environment_variable secrets (docs/worker/egress.md) ---- */
+
+/* On to the skills (then the stream) with the session object kept for them. */
+static void
+secrets_done(struct wsess *s)
+{
+	json_t *doc = s->sess_doc;
+	s->sess_doc = NULL;
+	skills_start(s, doc);
+	json_decref(doc);
+}
+
+static void
+on_secrets_done(void *arg, int status, int err, json_t *body)
+{
+	struct wsess *s = arg;
+	json_t *data = json_object_get(body, "data"), *d;
+	size_t i, n = 0;
+	s->secrets_x = NULL;
+	if (s->ending)
+		goto wipe;
+	if (status >= 200 && status < 300 && json_is_array(data) && s->egress != NULL) {
+		char **env = xcalloc(json_array_size(data) + 1, sizeof(char *));
+		json_array_foreach(data, i, d)
+		{
+			const char *id = json_string_value(json_object_get(d, "credential_id"));
+			const char *name = json_string_value(json_object_get(d, "secret_name"));
+			const char *val = json_string_value(json_object_get(d, "value"));
+			unsigned char rnd[16];
+			char ph[64];
+			if (id == NULL || name == NULL || val == NULL)
+				continue;
+			/* per session and secret: nothing to guess, nothing shared with others */
+			random_bytes(rnd, sizeof(rnd));
+			int o = snprintf(ph, sizeof(ph), "airlock-secret-");
+			for (size_t k = 0; k < sizeof(rnd); k++)
+				o += snprintf(ph + o, sizeof(ph) - (size_t)o, "%02x", rnd[k]);
+			if (egress_proxy_add_secret(
+			        s->egress, id, ph, val, json_object_get(d, "allowed_hosts"),
+			        json_is_true(json_object_get(d, "header")),
+			        json_is_true(json_object_get(d, "body"))) != 0) {
+				log_warn("a secret is not usable; its variable is not set",
+				         "credential_id", id);
+				continue;
+			}
+			env[n++] = xasprintf("%s=%s", name, ph);
+		}
+		wexec_set_env(s->w->exec, env);
+		char num[16];
+		snprintf(num, sizeof(num), "%zu", n);
+		log_info("session secrets ready as placeholders", "session_id", s->session_id,
+		         "secrets", num);
+	} else if (status != 403 && status != 404) {
+		char st[24];
+		wapi_status_str(status, st, sizeof(st));
+		log_warn("cannot read the session's secrets; its variables are not set",
+		         "session_id", s->session_id, "status", st, "error",
+		         wapi_error_text(err, body));
+	}
+	secrets_done(s);
+wipe:
+	json_array_foreach(data, i, d)
+	{
+		json_t *v = json_object_get(d, "value");
+		if (json_is_string(v))
+			explicit_wipe((void *)json_string_value(v), json_string_length(v));
+	}
+}
+
+static void
+get_secrets(struct wsess *s)
+{
+	char *path = path_of(s, "egress_secrets");
+	struct wapi_req r = {
+	    .cred = s->cred,
+	    .method = "GET",
+	    .path = path,
+	    .timeout_ms = 30000,
+	    .done = on_secrets_done,
+	    .arg = s,
+	};
+	if (wapi_call(s->w, &r, &s->secrets_x) != 0) {
+		s->secrets_x = NULL;
+		log_warn("cannot ask for the session's secrets", "session_id", s->session_id);
+		secrets_done(s);
+	}
+	free(path);
 }
 
 static void
@@ -1275,6 +1375,8 @@ finish(struct wsess *s, enum wsess_end why)
 	httpc_cancel(s->stream_x);
 	httpc_cancel(s->hist_x);
 	httpc_cancel(s->get_x);
+	httpc_cancel(s->secrets_x);
+	s->secrets_x = NULL;
 	s->stream_x = s->hist_x = s->get_x = NULL;
 	json_array_clear(s->queue);
 	json_object_clear(s->held);
@@ -1360,12 +1462,13 @@ wsess_free(struct wsess *s)
 	for (size_t i = 0; i < sizeof(timers) / sizeof(timers[0]); i++)
 		loop_timer_cancel(l, timers[i]);
 	struct httpc_xfer *xs[] = {s->hb_x,   s->get_x,  s->stream_x, s->hist_x,
-	                           s->post_x, s->stop_x, s->egress_x};
+	                           s->post_x, s->stop_x, s->egress_x, s->secrets_x};
 	for (size_t i = 0; i < sizeof(xs) / sizeof(xs[0]); i++)
 		httpc_cancel(xs[i]);
 	if (s->sse_ready)
 		sse_parser_free(&s->sse);
 	json_decref(s->egress_batch);
+	json_decref(s->sess_doc);
 	egress_proxy_free(s->egress);
 	egress_env_free(&s->net);
 	if (wexec_busy(s->w->exec) && s->running != NULL)

@@ -54,6 +54,7 @@ async function origins(t, dir) {
     req.on('data', (d) => (body += d));
     req.on('end', () => {
       seen.push({ name, method: req.method, url: req.url, host: req.headers.host, body,
+        auth: req.headers.authorization,
         proxyHeaders: Object.keys(req.headers).filter((h) => h.startsWith('proxy-')) });
       res.end(`${name}-ok ${req.method} ${req.url} ${body}`);
     });
@@ -94,7 +95,7 @@ async function setNetworking(srv, envId, networking) {
   return { status: r.status, body: await r.json() };
 }
 
-async function runSession(t, { commands, networking, workerArgs }) {
+async function runSession(t, { commands, networking, workerArgs, vaultAuth }) {
   const turns = commands.map((command) => ({ content: [{ type: 'tool_use', name: 'bash', input: { command } }] }));
   turns.push({ content: [{ type: 'text', text: 'done' }] });
   const model = await startMockModel(turns);
@@ -116,6 +117,20 @@ async function runSession(t, { commands, networking, workerArgs }) {
     assert.equal(r.status, 200, JSON.stringify(r.body));
     assert.deepEqual(r.body.config.networking, networking);
   }
+  let credential;
+  if (vaultAuth) {
+    // a vault with the credential, and the session that names it
+    const api = async (method, p, body) => {
+      const r = await fetch(`${srv.baseURL}${p}`, { method, headers: { 'x-api-key': srv.apiKey,
+        'content-type': 'application/json', 'anthropic-version': '2023-06-01' }, body: body && JSON.stringify(body) });
+      const j = await r.json();
+      assert.equal(r.status, 200, JSON.stringify(j));
+      return j;
+    };
+    const vault = await api('POST', '/v1/vaults', { display_name: 'egress' });
+    credential = await api('POST', `/v1/vaults/${vault.id}/credentials`, { auth: vaultAuth });
+    s.session = await s.client.beta.sessions.create({ agent: s.agent.id, environment_id: s.env.id, vault_ids: [vault.id] });
+  }
   const { done } = await collectEvents(s.client, s.session.id, endTurn, { timeoutMs: 90000 });
   await s.client.beta.sessions.events.send(s.session.id, {
     events: [{ type: 'user.message', content: [{ type: 'text', text: 'go' }] }],
@@ -132,7 +147,7 @@ async function runSession(t, { commands, networking, workerArgs }) {
   w.proc.kill('SIGTERM');
   assert.equal(await w.exited, 0, w.log());
   const logs = w.log().split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l));
-  return { out, log: w.log(), logs, srv, session: s.session };
+  return { out, log: w.log(), logs, srv, session: s.session, events, credential };
 }
 
 test('server: networking on self-hosted environments is validated strictly', async (t) => {
@@ -399,4 +414,65 @@ test('differential: unrestricted opens only what the operator opts into', { skip
     assert.equal(r.out[0], wantApi, `${JSON.stringify(networking)} ${file}\n${r.log}`);
     assert.match(r.out[1], wantPublic, `${JSON.stringify(networking)} ${file}: ${r.out[1]}`);
   }
+});
+
+test('secrets: the sandbox holds a placeholder, the proxy puts the value into headers to the credential\'s hosts only', { skip: (!root && 'needs root') || sandboxSkip() }, async (t) => {
+  const dir = realpathSync(mkdtempSync(path.join(tmpdir(), 'airlock-egsec-')));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const o = await origins(t, dir);
+  const P = o.plainPort;
+  const S = o.securePort;
+  const SECRET = 'Sx-9f3c2a71e0b4-ledger-token';
+  const policy = path.join(dir, 'egress.yaml');
+  writeFileSync(policy, ['allowed_hosts: ["*.corp.test"]', 'allowed_addresses: [127.0.0.1]',
+    'resolve: {api.corp.test: 127.0.0.1, other.corp.test: 127.0.0.1, secure.corp.test: 127.0.0.1}', ''].join('\n'));
+  const r = await runSession(t, {
+    commands: [
+      'echo "$LEDGER_TOKEN"',
+      `curl -sS -m 10 -H "Authorization: Bearer $LEDGER_TOKEN" http://api.corp.test:${P}/ledger`,
+      `curl -sS -m 10 -H "Authorization: Bearer $LEDGER_TOKEN" http://other.corp.test:${P}/other`,
+      `curl -sS -m 10 -k -H "Authorization: Bearer $LEDGER_TOKEN" https://secure.corp.test:${S}/tls`,
+      `curl -sS -m 10 -H "Authorization: Bearer $LEDGER_TOKEN" -d "$LEDGER_TOKEN" http://api.corp.test:${P}/body`,
+      'env | grep -c Sx-9f3c; cat /proc/self/environ | tr "\\0" "\\n" | grep -c Sx-9f3c',
+    ],
+    networking: { type: 'limited', allowed_hosts: ['*.corp.test'] },
+    workerArgs: ['--egress-policy', policy],
+    vaultAuth: { type: 'environment_variable', secret_name: 'LEDGER_TOKEN', secret_value: SECRET,
+      networking: { type: 'limited', allowed_hosts: ['api.corp.test', 'secure.corp.test'] },
+      injection_location: { header: true, body: false } },
+  });
+  const ctx = `\n${r.log}`;
+  // the credential as the API shows it: no value
+  assert.equal(r.credential.auth.secret_value, undefined);
+  assert.equal(r.credential.auth.secret_name, 'LEDGER_TOKEN');
+  assert.ok(!JSON.stringify(r.credential).includes(SECRET));
+  const ph = r.out[0];
+  assert.match(ph, /^airlock-secret-[0-9a-f]{32}$/, ctx);
+  const at = (url) => o.seen.find((x) => x.url === url);
+  // the credential's host over plain HTTP gets the value, in the header only
+  assert.equal(at('/ledger').auth, `Bearer ${SECRET}`, ctx);
+  assert.equal(at('/body').auth, `Bearer ${SECRET}`);
+  assert.equal(at('/body').body, ph, 'the body is not rewritten (injection_location.body false)');
+  // another host, and HTTPS (not terminated): the placeholder leaves as it is
+  assert.equal(at('/other').auth, `Bearer ${ph}`);
+  assert.equal(at('/tls').auth, `Bearer ${ph}`);
+  assert.equal(r.out[5], '0\n0', r.out[5]);
+  // the value is in no event, no tool result, no worker log line
+  assert.ok(!JSON.stringify(r.events).includes(SECRET), 'the secret is in an event');
+  assert.ok(!r.log.includes(SECRET), 'the secret is in the worker log');
+  assert.ok(!r.srv.log().includes(SECRET), 'the secret is in the server log');
+  // the audit trail names the credential, never the value
+  const q = await fetch(`${r.srv.baseURL}/v1/audit_events?session_id=${r.session.id}&order=asc&limit=100`,
+    { headers: { 'x-api-key': r.srv.apiKey } });
+  const recs = (await q.json()).data;
+  assert.ok(!JSON.stringify(recs).includes(SECRET));
+  const deliver = recs.find((x) => x.action === 'vault.secret.deliver');
+  assert.deepEqual(deliver.resources.credential_ids, [r.credential.id]);
+  const ledger = recs.find((x) => x.action === 'egress.request' && x.resources.path === '/ledger');
+  assert.equal(ledger.resources.credentials, r.credential.id);
+  const other = recs.find((x) => x.action === 'egress.request' && x.resources.path === '/other');
+  assert.equal(other.resources.credentials, undefined);
+  // only the item's sessions token reads the values: an API key is refused
+  const wk = await fetch(`${r.srv.baseURL}/v1/environments/x/work/y/egress_secrets`, { headers: { 'x-api-key': r.srv.apiKey } });
+  assert.equal(wk.status, 403);
 });

@@ -231,7 +231,7 @@ test('credentials: self-hosted refusals and URL rules', async () => {
       auth: { type: 'environment_variable', secret_name: 'API_KEY', secret_value: secret('env'), networking: { type: 'unrestricted' } },
     }),
     Anthropic.BadRequestError,
-    /egress proxy, which is not enabled/,
+    /auth\.networking\.type: must be 'limited'/, // a secret goes to listed hosts only
   );
   const bad = [
     ['http://mcp.example.test/mcp', /must use https/],

@@ -11,6 +11,7 @@
 
 #include "api.h"
 #include "audit.h"
+#include "egress_policy.h"
 #include "err.h"
 #include "log.h"
 #include "routes.h"
@@ -151,12 +152,95 @@ check_auth_type(const json_t *auth, const char **type, struct verr *e)
 		                   "self-hosted server; store the token as a static_bearer "
 		                   "credential");
 	if (strcmp(*type, "environment_variable") == 0)
-		return verr_set(e, "auth.type: environment_variable credentials need the worker "
-		                   "egress proxy, which is not enabled on this server; use "
-		                   "static_bearer for MCP servers");
+		return 0;
 	if (strcmp(*type, "static_bearer") != 0)
 		return verr_set(e, "auth.type: must be 'static_bearer' (also known: mcp_oauth, "
 		                   "environment_variable)");
+	return 0;
+}
+
+/* environment_variable (issue 14, docs/worker/egress.md "Secrets"): the sandbox sees a
+ * placeholder under secret_name; the worker's proxy puts the value into requests to the
+ * credential's hosts only. The value is write-only like a token. */
+#define VAULTS_ENV_MAX_HOSTS 16
+
+static int
+check_secret_name(const json_t *v, struct verr *e)
+{
+	const char *n = json_string_value(v);
+	size_t len = n ? strlen(n) : 0;
+	bool ok = n && len >= 1 && len <= 128 && len == json_string_length(v) &&
+	          !(n[0] >= '0' && n[0] <= '9');
+	for (size_t i = 0; ok && i < len; i++)
+		ok = (n[i] >= 'A' && n[i] <= 'Z') || (n[i] >= 'a' && n[i] <= 'z') ||
+		     (n[i] >= '0' && n[i] <= '9') || n[i] == '_';
+	if (!ok)
+		return verr_set(e, "auth.secret_name: must be an environment variable name "
+		                   "([A-Za-z_][A-Za-z0-9_]*, at most 128 characters)");
+	if (strncmp(n, "ANTHROPIC_", 10) == 0 || strcmp(n, "PATH") == 0 || strcmp(n, "HOME") == 0 ||
+	    strstr(n, "PROXY") != NULL || strstr(n, "proxy") != NULL)
+		return verr_set(e, "auth.secret_name: %s is reserved in the sandbox", n);
+	return 0;
+}
+
+/* networking {type: limited, allowed_hosts: [1..16 names, IPv4 or *. wildcards]} and
+ * injection_location {header, body}; *nw and *loc get the normalised copies. */
+static int
+check_env_placement(const json_t *nwv, const json_t *locv, json_t **nw, json_t **loc,
+                    struct verr *e)
+{
+	static const char *const nw_keys[] = {"type", "allowed_hosts", NULL};
+	static const char *const loc_keys[] = {"header", "body", NULL};
+	const json_t *hosts = json_object_get(nwv, "allowed_hosts"), *h;
+	size_t i;
+	char err[256];
+	if (!json_is_object(nwv))
+		return verr_set(e, "auth.networking: Field required ({\"type\": \"limited\", "
+		                   "\"allowed_hosts\": [...]}: the hosts the secret may be sent "
+		                   "to)");
+	if (validate_only_keys(nwv, "auth.networking", nw_keys, e) != 0)
+		return AL_E_INVAL;
+	if (!json_is_string(json_object_get(nwv, "type")) ||
+	    strcmp(json_string_value(json_object_get(nwv, "type")), "limited") != 0)
+		return verr_set(e, "auth.networking.type: must be 'limited' (a secret goes to "
+		                   "listed hosts only)");
+	if (!json_is_array(hosts) || json_array_size(hosts) < 1 ||
+	    json_array_size(hosts) > VAULTS_ENV_MAX_HOSTS)
+		return verr_set(e, "auth.networking.allowed_hosts: must be a list of 1 to %d hosts",
+		                VAULTS_ENV_MAX_HOSTS);
+	json_t *norm = json_array();
+	json_array_foreach(hosts, i, h)
+	{
+		struct egress_host p;
+		if (!json_is_string(h) ||
+		    egress_pattern_parse(json_string_value(h), false, &p, err, sizeof(err)) != 0) {
+			json_decref(norm);
+			return verr_set(e, "auth.networking.allowed_hosts[%zu]: %s", i,
+			                json_is_string(h) ? err : "must be a string");
+		}
+		json_array_append_new(norm, json_string_nocheck(json_string_value(h)));
+	}
+	bool header = true, body = false;
+	if (locv && !json_is_null(locv)) {
+		if (!json_is_object(locv) ||
+		    validate_only_keys(locv, "auth.injection_location", loc_keys, e) != 0) {
+			json_decref(norm);
+			return json_is_object(locv)
+			           ? AL_E_INVAL
+			           : verr_set(e, "auth.injection_location: must be "
+			                         "an object");
+		}
+		const json_t *hv = json_object_get(locv, "header"),
+		             *bv = json_object_get(locv, "body");
+		if ((hv && !json_is_boolean(hv)) || (bv && !json_is_boolean(bv))) {
+			json_decref(norm);
+			return verr_set(e, "auth.injection_location: header and body are booleans");
+		}
+		header = hv ? json_is_true(hv) : false;
+		body = bv ? json_is_true(bv) : false;
+	}
+	*nw = json_pack("{s:s, s:o}", "type", "limited", "allowed_hosts", norm);
+	*loc = json_pack("{s:b, s:b}", "header", header, "body", body);
 	return 0;
 }
 
@@ -223,6 +307,184 @@ out:
 	return r;
 }
 
+/* A new credential of vault_id: the display name checked, its document (auth: the public
+ * part, stolen), the sealed secret and the row, in one go; *d gets the document. 0, the
+ * store's answer (AL_E_CONFLICT with dup, AL_E_TOOBIG, AL_E_IO: e not set), or
+ * AL_E_INVAL / AL_E_INTERNAL with e set. */
+static int
+credential_insert(struct server *s, const char *vault_id, const char *id, const char *key,
+                  json_t *auth, const json_t *secret, const json_t *display_name,
+                  const json_t *metadata, json_t **d, char *dup, size_t dup_len, struct verr *e)
+{
+	unsigned char *blob = NULL;
+	size_t blen = 0;
+	int64_t now = now_real_us();
+	dup[0] = '\0';
+	if (display_name && !json_is_null(display_name) &&
+	    check_display_name(display_name, "display_name", e) != 0) {
+		json_decref(auth);
+		return AL_E_INVAL;
+	}
+	if (s->vault_key == NULL) {
+		json_decref(auth);
+		verr_set(e, "vault master key not loaded");
+		return AL_E_INTERNAL;
+	}
+	*d = json_pack("{s:s, s:s, s:s, s:o, s:o, s:o}", "type", "vault_credential", "id", id,
+	               "vault_id", vault_id, "display_name",
+	               display_name ? json_deep_copy(display_name) : json_null(), "metadata",
+	               metadata ? json_deep_copy(metadata) : json_object(), "auth", auth);
+	set_times(*d, now, true, false);
+	json_object_set_new(*d, "archived_at", json_null());
+	if (vaults_seal(s->vault_key, id, json_string_value(secret), json_string_length(secret),
+	                &blob, &blen) != 0) {
+		verr_set(e, "cannot seal credential");
+		return AL_E_INTERNAL;
+	}
+	struct vault_credential_new cn = {.id = id,
+	                                  .vault_id = vault_id,
+	                                  .url_key = key,
+	                                  .auth_type =
+	                                      json_string_value(json_object_get(auth, "type")),
+	                                  .created_at = now,
+	                                  .secret = blob,
+	                                  .secret_len = blen,
+	                                  .doc = *d};
+	int r = vault_store_credential_insert(s->db, &cn, VAULTS_MAX_CREDENTIALS, dup, dup_len);
+	free(blob);
+	return r;
+}
+
+/* The environment_variable form of vaults_credential_create (the vault is live). Stored
+ * under the key "env:<secret_name>" (mcp_server_url keys are https URLs: no clash), so a
+ * vault holds one live credential per name. */
+static int
+env_credential_create(struct server *s, const char *vault_id, const json_t *auth,
+                      const json_t *display_name, const json_t *metadata, json_t **doc,
+                      struct verr *e)
+{
+	static const char *const keys[] = {"type",       "secret_name",        "secret_value",
+	                                   "networking", "injection_location", NULL};
+	const json_t *name = json_object_get(auth, "secret_name"),
+	             *val = json_object_get(auth, "secret_value");
+	json_t *nw = NULL, *loc = NULL, *d = NULL;
+	char *id = NULL, *key = NULL, dup[80];
+	int r;
+	if ((r = validate_only_keys(auth, "auth", keys, e)) != 0)
+		goto out;
+	if (name == NULL) {
+		r = verr_set(e, "auth.secret_name: Field required");
+		goto out;
+	}
+	if (val == NULL) {
+		r = verr_set(e, "auth.secret_value: Field required");
+		goto out;
+	}
+	if ((r = check_secret_name(name, e)) != 0 ||
+	    (r = check_token(val, "auth.secret_value", e)) != 0 ||
+	    (r = check_env_placement(json_object_get(auth, "networking"),
+	                             json_object_get(auth, "injection_location"), &nw, &loc, e)) !=
+	        0)
+		goto out;
+	key = xasprintf("env:%s", json_string_value(name));
+	id = id_new("vcrd_");
+	r = credential_insert(s, vault_id, id, key,
+	                      json_pack("{s:s, s:s, s:O, s:O}", "type", "environment_variable",
+	                                "secret_name", json_string_value(name), "networking", nw,
+	                                "injection_location", loc),
+	                      val, display_name, metadata, &d, dup, sizeof(dup), e);
+	if (r == AL_E_INVAL || r == AL_E_INTERNAL)
+		; /* e says it */
+	else if (r == AL_E_TOOBIG)
+		verr_set(e, "vault %s already holds %d live credentials, the maximum", vault_id,
+		         VAULTS_MAX_CREDENTIALS);
+	else if (r == AL_E_CONFLICT)
+		verr_set(e, "vault %s already has a live credential for secret_name %s%s%s",
+		         vault_id, json_string_value(name), dup[0] ? ": " : "", dup);
+	else if (r != 0)
+		verr_set(e, "cannot store credential in vault %s", vault_id);
+	if (r != 0)
+		goto out;
+	log_info("vault credential created", "vault_id", vault_id, "credential_id", id);
+	*doc = d;
+	d = NULL;
+out:
+	json_decref(nw);
+	json_decref(loc);
+	json_decref(d);
+	free(key);
+	free(id);
+	return r;
+}
+
+int
+vaults_env_secrets(struct server *s, const json_t *vault_ids, json_t **out)
+{
+	json_t *res = json_array();
+	int r = 0;
+	if (s->vault_key == NULL) {
+		json_decref(res);
+		return AL_E_INTERNAL;
+	}
+	for (size_t i = 0; i < json_array_size(vault_ids) && r == 0; i++) {
+		const char *vid = json_string_value(json_array_get(vault_ids, i));
+		struct doc_list q = {.limit = 100, .created_lo = 0, .created_hi = INT64_MAX};
+		struct doc_page pg;
+		json_t *c;
+		size_t j;
+		if (vid == NULL || !vault_store_live(s->db, vid))
+			continue;
+		if ((r = vault_store_list_credentials(s->db, vid, &q, &pg)) != 0) {
+			doc_page_free(&pg);
+			break;
+		}
+		json_array_foreach(pg.data, j, c)
+		{
+			const json_t *a = json_object_get(c, "auth");
+			const char *type = json_string_value(json_object_get(a, "type"));
+			const char *name = json_string_value(json_object_get(a, "secret_name"));
+			if (type == NULL || strcmp(type, "environment_variable") != 0 ||
+			    name == NULL || !json_is_null(json_object_get(c, "archived_at")))
+				continue;
+			char *key = xasprintf("env:%s", name), cid[80];
+			unsigned char *blob = NULL;
+			size_t blen = 0;
+			char *value = NULL;
+			int fr =
+			    vault_store_find_secret_typed(s->db, vid, key, "environment_variable",
+			                                  cid, sizeof(cid), &blob, &blen);
+			free(key);
+			if (fr == AL_E_NOTFOUND)
+				continue;
+			if (fr == 0)
+				fr = vaults_unseal(s->vault_key, cid, blob, blen, &value);
+			free(blob);
+			if (fr != 0) {
+				log_error("vault credential cannot be unsealed", "credential_id",
+				          cid);
+				r = AL_E_IO;
+				break;
+			}
+			const json_t *nw = json_object_get(a, "networking"),
+			             *loc = json_object_get(a, "injection_location");
+			json_array_append_new(
+			    res, json_pack("{s:s, s:s, s:s, s:O, s:b, s:b}", "credential_id", cid,
+			                   "secret_name", name, "value", value, "allowed_hosts",
+			                   json_object_get(nw, "allowed_hosts"), "header",
+			                   json_is_true(json_object_get(loc, "header")), "body",
+			                   json_is_true(json_object_get(loc, "body"))));
+			secret_free(value);
+		}
+		doc_page_free(&pg);
+	}
+	if (r != 0) {
+		json_decref(res);
+		return r;
+	}
+	*out = res;
+	return 0;
+}
+
 int
 vaults_credential_create(struct server *s, const char *vault_id, const json_t *auth,
                          const json_t *display_name, const json_t *metadata, json_t **doc,
@@ -234,8 +496,6 @@ vaults_credential_create(struct server *s, const char *vault_id, const json_t *a
 	const char *type = NULL, *url;
 	const json_t *u, *tok;
 	char *id = NULL, *key = NULL, dup[80];
-	unsigned char *blob = NULL;
-	size_t blen = 0;
 	int r;
 	if ((vault = vault_get(db, vault_id, &r, e)) == NULL)
 		goto out;
@@ -243,8 +503,13 @@ vaults_credential_create(struct server *s, const char *vault_id, const json_t *a
 		r = verr_set(e, "vault %s is archived; archived vaults are read-only", vault_id);
 		goto out;
 	}
-	if ((r = check_auth_type(auth, &type, e)) != 0 ||
-	    (r = validate_only_keys(auth, "auth", bearer_keys, e)) != 0)
+	if ((r = check_auth_type(auth, &type, e)) != 0)
+		goto out;
+	if (strcmp(type, "environment_variable") == 0) {
+		r = env_credential_create(s, vault_id, auth, display_name, metadata, doc, e);
+		goto out;
+	}
+	if ((r = validate_only_keys(auth, "auth", bearer_keys, e)) != 0)
 		goto out;
 	u = json_object_get(auth, "mcp_server_url");
 	tok = json_object_get(auth, "token");
@@ -260,37 +525,14 @@ vaults_credential_create(struct server *s, const char *vault_id, const json_t *a
 	if ((r = vaults_check_url(url, "auth.mcp_server_url", e)) != 0 ||
 	    (r = check_token(tok, "auth.token", e)) != 0)
 		goto out;
-	if (display_name && !json_is_null(display_name) &&
-	    (r = check_display_name(display_name, "display_name", e)) != 0)
-		goto out;
-	if (s->vault_key == NULL) {
-		r = AL_E_INTERNAL;
-		verr_set(e, "vault master key not loaded");
-		goto out;
-	}
 	key = vault_store_url_key(url);
 	id = id_new("vcrd_");
-	int64_t now = now_real_us();
-	d = json_pack("{s:s, s:s, s:s, s:o, s:o, s:{s:s, s:s}}", "type", "vault_credential", "id",
-	              id, "vault_id", vault_id, "display_name",
-	              display_name ? json_deep_copy(display_name) : json_null(), "metadata",
-	              metadata ? json_deep_copy(metadata) : json_object(), "auth", "type",
-	              "static_bearer", "mcp_server_url", url);
-	set_times(d, now, true, false);
-	json_object_set_new(d, "archived_at", json_null());
-	if ((r = vaults_seal(s->vault_key, id, json_string_value(tok), json_string_length(tok),
-	                     &blob, &blen)) != 0) {
-		verr_set(e, "cannot seal credential");
-		goto out;
-	}
-	struct vault_credential_new cn = {.id = id,
-	                                  .vault_id = vault_id,
-	                                  .url_key = key,
-	                                  .created_at = now,
-	                                  .secret = blob,
-	                                  .secret_len = blen,
-	                                  .doc = d};
-	r = vault_store_credential_insert(db, &cn, VAULTS_MAX_CREDENTIALS, dup, sizeof(dup));
+	r = credential_insert(
+	    s, vault_id, id, key,
+	    json_pack("{s:s, s:s}", "type", "static_bearer", "mcp_server_url", url), tok,
+	    display_name, metadata, &d, dup, sizeof(dup), e);
+	if (r == AL_E_INVAL || r == AL_E_INTERNAL)
+		goto out; /* e says it */
 	if (r == AL_E_CONFLICT && dup[0]) {
 		verr_set(e,
 		         "vault %s already has a live credential for this mcp_server_url (%s); "
@@ -317,7 +559,6 @@ vaults_credential_create(struct server *s, const char *vault_id, const json_t *a
 out:
 	json_decref(vault);
 	json_decref(d);
-	free(blob);
 	free(key);
 	free(id);
 	return r;
@@ -630,9 +871,12 @@ list_credentials(struct api_call *c)
 
 /* auth of an update: {type (must match), token?}. *tok is the new token or NULL. */
 static int
-update_auth(const json_t *auth, const json_t *cur_auth, const json_t **tok, struct verr *e)
+update_auth(const json_t *auth, const json_t *cur_auth, const json_t **tok, json_t *doc_auth,
+            struct verr *e)
 {
 	static const char *const keys[] = {"type", "token", NULL};
+	static const char *const env_keys[] = {"type",       "secret_name",        "secret_value",
+	                                       "networking", "injection_location", NULL};
 	const char *cur_type = json_string_value(json_object_get(cur_auth, "type"));
 	const json_t *t = json_object_get(auth, "type");
 	*tok = NULL;
@@ -645,6 +889,33 @@ update_auth(const json_t *auth, const json_t *cur_auth, const json_t **tok, stru
 		                "auth.type: a credential's type cannot change (this one is "
 		                "'%s')",
 		                cur_type ? cur_type : "?");
+	if (strcmp(cur_type, "environment_variable") == 0) {
+		const json_t *n = json_object_get(auth, "secret_name"),
+		             *v = json_object_get(auth, "secret_value");
+		json_t *nw = NULL, *loc = NULL;
+		if (validate_only_keys(auth, "auth", env_keys, e) != 0)
+			return AL_E_INVAL;
+		if (n && !json_equal(n, json_object_get(cur_auth, "secret_name")))
+			return verr_set(e,
+			                "auth.secret_name: immutable; archive this credential and "
+			                "create a new one");
+		if (v && !json_is_null(v)) {
+			if (check_token(v, "auth.secret_value", e) != 0)
+				return AL_E_INVAL;
+			*tok = v;
+		}
+		/* omitted fields keep their value */
+		const json_t *nwv = json_object_get(auth, "networking"),
+		             *locv = json_object_get(auth, "injection_location");
+		if (check_env_placement(nwv ? nwv : json_object_get(cur_auth, "networking"),
+		                        locv ? locv
+		                             : json_object_get(cur_auth, "injection_location"),
+		                        &nw, &loc, e) != 0)
+			return AL_E_INVAL;
+		json_object_set_new(doc_auth, "networking", nw);
+		json_object_set_new(doc_auth, "injection_location", loc);
+		return 0;
+	}
 	if (json_object_get(auth, "mcp_server_url"))
 		return verr_set(e, "auth.mcp_server_url: immutable; archive this credential and "
 		                   "create a new one");
@@ -685,7 +956,8 @@ update_credential(struct api_call *c)
 	}
 	doc = json_deep_copy(cur);
 	if ((v = json_object_get(c->body, "auth")) != NULL && !json_is_null(v) &&
-	    update_auth(v, json_object_get(cur, "auth"), &tok, &e) != 0) {
+	    update_auth(v, json_object_get(cur, "auth"), &tok, json_object_get(doc, "auth"), &e) !=
+	        0) {
 		validate_reply(c, &e);
 		goto out;
 	}

@@ -34,6 +34,10 @@ int vaults_credential_create(struct server *s, const char *vault_id, const json_
                              struct verr *e);
 /* Archiving is permanent and purges the sealed secret; a vault's archive archives
  * every credential in it. Archiving twice returns the archived resource. */
+/* The live environment_variable credentials of the live vaults among vault_ids, with
+ * their values (for the session's worker only: work.c): a new array of {credential_id,
+ * secret_name, value, allowed_hosts, header, body}. Callers wipe the values. */
+int vaults_env_secrets(struct server *s, const json_t *vault_ids, json_t **out);
 int vaults_archive(struct server *s, const char *vault_id, json_t **doc, struct verr *e);
 int vaults_credential_archive(struct server *s, const char *vault_id, const char *credential_id,
                               json_t **doc, struct verr *e);

@@ -17,6 +17,7 @@
 #include "server.h"
 #include "session_store.h"
 #include "util.h"
+#include "vaults.h"
 #include "validate.h"
 #include "work.h"
 #include "work_store.h"
@@ -524,9 +525,9 @@ static void
 egress_work(struct api_call *c)
 {
 	static const char *const allowed[] = {"decisions", NULL};
-	static const char *const keys[] = {"time",     "decision",   "host", "address",
-	                                   "port",     "method",     "path", "rule",
-	                                   "bytes_up", "bytes_down", NULL};
+	static const char *const keys[] = {"time",     "decision",   "host",        "address",
+	                                   "port",     "method",     "path",        "rule",
+	                                   "bytes_up", "bytes_down", "credentials", NULL};
 	struct work_item w;
 	struct audit_event *evs = NULL;
 	json_t *res_all = NULL, *ds, *d;
@@ -567,6 +568,8 @@ egress_work(struct api_call *c)
 		(void)egress_str(d, "method", 24, &bad);
 		(void)egress_str(d, "path", 256, &bad);
 		const char *rule = egress_str(d, "rule", 512, &bad);
+		if (json_object_get(d, "credentials") != NULL) /* ids of injected secrets */
+			(void)egress_str(d, "credentials", 512, &bad);
 		if (!bad && (strcmp(dec, "allowed") != 0 && strcmp(dec, "denied") != 0))
 			bad = true;
 		if (!bad && time_parse_rfc3339(t, &evs[i].time_us) != 0)
@@ -612,6 +615,53 @@ egress_work(struct api_call *c)
 out:
 	json_decref(res_all);
 	free(evs);
+	work_item_reset(&w);
+}
+
+/* The session's environment_variable secrets, with their values, for its worker's egress
+ * proxy (issue 14, docs/worker/egress.md "Secrets"): only the item's own sessions token
+ * may read them (never an API or environment key), and the answer is recorded in the
+ * audit log by credential id. */
+static void
+egress_secrets(struct api_call *c)
+{
+	struct work_item w;
+	json_t *sess = NULL, *data = NULL, *ids = NULL, *d;
+	size_t i;
+	int r;
+	if (c->who.kind != PRINCIPAL_SESSION_TOKEN) {
+		api_reply_error(c, 403, "permission_error", NULL,
+		                "only the work item's sessions token may read its secrets");
+		return;
+	}
+	if (item_check(c, &w, false) != 0)
+		return;
+	if ((sess = session_store_get(c->srv->db, w.session_id, &r)) == NULL) {
+		api_reply_err(c, r, "cannot load the session");
+		goto out;
+	}
+	json_t *vids = json_object_get(sess, "vault_ids");
+	if ((r = vaults_env_secrets(c->srv, json_is_array(vids) ? vids : NULL, &data)) != 0) {
+		api_reply_err(c, r, "cannot read the session's secrets");
+		goto out;
+	}
+	ids = json_array();
+	json_array_foreach(data, i, d) json_array_append(ids, json_object_get(d, "credential_id"));
+	audit_api(c, "vault.secret.deliver", NULL, "ok",
+	          json_pack("{s:s, s:s, s:O}", "session_id", w.session_id, "work_id", w.id,
+	                    "credential_ids", ids));
+	api_reply_json(c, 200, json_pack("{s:s, s:O}", "type", "egress_secrets", "data", data));
+out:
+	/* the values leave by the answer only */
+	json_array_foreach(data, i, d)
+	{
+		json_t *v = json_object_get(d, "value");
+		if (json_is_string(v))
+			explicit_wipe((void *)json_string_value(v), json_string_length(v));
+	}
+	json_decref(data);
+	json_decref(ids);
+	json_decref(sess);
 	work_item_reset(&w);
 }
 
@@ -819,6 +869,7 @@ const struct api_route work_routes[] = {
     {"POST", "/v1/environments/{}/work/{}/heartbeat", CREDS_WORKER_ITEM, heartbeat_work},
     {"POST", "/v1/environments/{}/work/{}/stop", CREDS_WORKER_ITEM, stop_work},
     {"POST", "/v1/environments/{}/work/{}/egress", CREDS_WORKER_ITEM, egress_work},
+    {"GET", "/v1/environments/{}/work/{}/egress_secrets", CREDS_WORKER_ITEM, egress_secrets},
     {"GET", "/v1/environments/{}/work/{}", PRINCIPAL_API_KEY, work_get},
     {"POST", "/v1/environments/{}/work/{}", PRINCIPAL_API_KEY, work_update},
     {NULL, NULL, 0, NULL},

@@ -218,8 +218,9 @@ vault_store_credential_insert(struct db *db, const struct vault_credential_new *
 	    db_prepare(db,
 	               "INSERT INTO vault_credentials(id, vault_id, seq, auth_type, url_key, "
 	               "created_at, archived_at, secret, doc) "
-	               "VALUES (?1, ?2, ?3, 'static_bearer', ?4, ?5, NULL, ?6, ?7)",
+	               "VALUES (?1, ?2, ?3, ?8, ?4, ?5, NULL, ?6, ?7)",
 	               &st) == 0) {
+		db_bind_text(st, 8, c->auth_type ? c->auth_type : "static_bearer");
 		db_bind_text(st, 1, c->id);
 		db_bind_text(st, 2, c->vault_id);
 		db_bind_int64(st, 3, seq);
@@ -298,6 +299,15 @@ vault_store_find_secret(struct db *db, const char *vault_id, const char *url_key
                         char *credential_id, size_t id_len, unsigned char **secret,
                         size_t *secret_len)
 {
+	return vault_store_find_secret_typed(db, vault_id, url_key, "static_bearer", credential_id,
+	                                     id_len, secret, secret_len);
+}
+
+int
+vault_store_find_secret_typed(struct db *db, const char *vault_id, const char *url_key,
+                              const char *auth_type, char *credential_id, size_t id_len,
+                              unsigned char **secret, size_t *secret_len)
+{
 	struct db_stmt *st = NULL;
 	int r = AL_E_NOTFOUND;
 	*secret = NULL;
@@ -305,12 +315,13 @@ vault_store_find_secret(struct db *db, const char *vault_id, const char *url_key
 	if (db_prepare(db,
 	               "SELECT c.id, c.secret FROM vault_credentials c JOIN vaults v "
 	               "ON v.id = c.vault_id WHERE c.vault_id = ?1 AND c.url_key = ?2 "
-	               "AND c.auth_type = 'static_bearer' AND c.archived_at IS NULL "
+	               "AND c.auth_type = ?3 AND c.archived_at IS NULL "
 	               "AND v.archived_at IS NULL AND c.secret IS NOT NULL LIMIT 1",
 	               &st) != 0)
 		return AL_E_IO;
 	db_bind_text(st, 1, vault_id);
 	db_bind_text(st, 2, url_key);
+	db_bind_text(st, 3, auth_type);
 	if (db_step(st) == DB_ROW) {
 		const char *cid = db_col_text(st, 0);
 		size_t n = db_col_bytes(st, 1);

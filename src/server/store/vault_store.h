@@ -41,7 +41,8 @@ int vault_store_list(struct db *db, const char *scope_id, const struct doc_list 
 struct vault_credential_new {
 	const char *id;
 	const char *vault_id;
-	const char *url_key; /* mcp_server_url without a trailing slash */
+	const char *url_key;   /* mcp_server_url without a trailing slash; "env:<name>" */
+	const char *auth_type; /* NULL: static_bearer; or environment_variable */
 	int64_t created_at;
 	const unsigned char *secret; /* the sealed token */
 	size_t secret_len;
@@ -73,6 +74,11 @@ int vault_store_list_credentials(struct db *db, const char *vault_id, const stru
 int vault_store_find_secret(struct db *db, const char *vault_id, const char *url_key,
                             char *credential_id, size_t id_len, unsigned char **secret,
                             size_t *secret_len);
+/* The same for a credential of auth_type (environment_variable: url_key "env:<name>").
+ * The MCP connector uses only the static_bearer form above. */
+int vault_store_find_secret_typed(struct db *db, const char *vault_id, const char *url_key,
+                                  const char *auth_type, char *credential_id, size_t id_len,
+                                  unsigned char **secret, size_t *secret_len);
 
 /* ---- the master key check at start (vault_seal.c) ---- */
 

@@ -328,6 +328,92 @@ test_bearer_for(void **state)
 	free(b);
 }
 
+/* environment_variable (issue 14): name, value, networking and placement rules; the
+ * stored document has no value; one live credential per name; the value comes back
+ * only through vaults_env_secrets, and an MCP lookup never finds it. */
+static void
+test_env_credentials(void **state)
+{
+	struct fx *f = *state;
+#define ENV_OK "\"networking\":{\"type\":\"limited\",\"allowed_hosts\":[\"api.test\"]}"
+	static const struct {
+		const char *auth;
+		int r;
+		const char *msg;
+	} cases[] = {
+	    {"{\"type\":\"environment_variable\",\"secret_name\":\"1X\",\"secret_value\":"
+	     "\"v\"," ENV_OK "}",
+	     AL_E_INVAL, "auth.secret_name: must be an environment variable name"},
+	    {"{\"type\":\"environment_variable\",\"secret_name\":\"ANTHROPIC_API_KEY\","
+	     "\"secret_value\":\"v\"," ENV_OK "}",
+	     AL_E_INVAL, "is reserved in the sandbox"},
+	    {"{\"type\":\"environment_variable\",\"secret_name\":\"HTTPS_PROXY\","
+	     "\"secret_value\":\"v\"," ENV_OK "}",
+	     AL_E_INVAL, "is reserved in the sandbox"},
+	    {"{\"type\":\"environment_variable\",\"secret_name\":\"K\",\"secret_value\":\"v\"}",
+	     AL_E_INVAL, "auth.networking: Field required"},
+	    {"{\"type\":\"environment_variable\",\"secret_name\":\"K\",\"secret_value\":\"a\\r\\nX-"
+	     "Evil: "
+	     "1\"," ENV_OK "}",
+	     AL_E_INVAL, "auth.secret_value: must be visible ASCII"},
+	    {"{\"type\":\"environment_variable\",\"secret_name\":\"K\",\"secret_value\":\"v\","
+	     "\"networking\":{\"type\":\"limited\",\"allowed_hosts\":[\"api.test:443\"]}}",
+	     AL_E_INVAL, "auth.networking.allowed_hosts[0]: 'api.test:443': no port"},
+	    {"{\"type\":\"environment_variable\",\"secret_name\":\"K\",\"secret_value\":\"v\","
+	     "\"networking\":{\"type\":\"limited\",\"allowed_hosts\":[]}}",
+	     AL_E_INVAL, "must be a list of 1 to 16 hosts"},
+	    {"{\"type\":\"environment_variable\",\"secret_name\":\"K\",\"secret_value\":\"v\","
+	     "\"networking\":{\"type\":\"limited\",\"allowed_hosts\":[\"fd00::1\"]}}",
+	     AL_E_INVAL, "auth.networking.allowed_hosts[0]"},
+	    {"{\"type\":\"environment_variable\",\"secret_name\":\"K\",\"secret_value\":"
+	     "\"v\"," ENV_OK ",\"injection_location\":{\"header\":\"yes\"}}",
+	     AL_E_INVAL, "header and body are booleans"},
+	    {"{\"type\":\"environment_variable\",\"secret_name\":\"K\",\"secret_value\":"
+	     "\"v\"," ENV_OK ",\"token\":\"t\"}",
+	     AL_E_INVAL, "auth.token: Extra inputs are not permitted"},
+	    {"{\"type\":\"environment_variable\",\"secret_name\":\"LEDGER\",\"secret_value\":"
+	     "\"s3cr3t-value\"," ENV_OK "}",
+	     0, NULL},
+	    {"{\"type\":\"environment_variable\",\"secret_name\":\"LEDGER\",\"secret_value\":"
+	     "\"v2\"," ENV_OK "}",
+	     AL_E_CONFLICT, "already has a live credential for secret_name LEDGER"},
+	};
+#undef ENV_OK
+	char *v = new_vault(f, "env");
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct verr e = {{0}};
+		json_t *auth = J(cases[i].auth), *doc = NULL;
+		int r = vaults_credential_create(&f->s, v, auth, NULL, NULL, &doc, &e);
+		if (r != cases[i].r || (cases[i].msg && strstr(e.msg, cases[i].msg) == NULL))
+			fail_msg("case %zu: got %d '%s', want %d '%s'", i, r, e.msg, cases[i].r,
+			         cases[i].msg ? cases[i].msg : "");
+		assert_null(strstr(e.msg, "X-Evil"));
+		if (r == 0) {
+			char *text = json_dumps(doc, JSON_COMPACT);
+			assert_null(strstr(text, "s3cr3t"));
+			assert_non_null(strstr(
+			    text, "\"injection_location\":{\"header\":true,\"body\":false}"));
+			free(text);
+		}
+		json_decref(doc);
+		json_decref(auth);
+	}
+	json_t *ids = json_pack("[s]", v), *data = NULL;
+	assert_int_equal(vaults_env_secrets(&f->s, ids, &data), 0);
+	assert_int_equal(json_array_size(data), 1);
+	assert_string_equal(json_string_value(json_object_get(json_array_get(data, 0), "value")),
+	                    "s3cr3t-value");
+	assert_string_equal(
+	    json_string_value(json_object_get(json_array_get(data, 0), "secret_name")), "LEDGER");
+	json_decref(data);
+	/* the MCP connector's lookup is static_bearer only: an env key never matches */
+	char ids_json[128];
+	snprintf(ids_json, sizeof(ids_json), "[\"%s\"]", v);
+	expect_bearer(f, ids_json, "env:LEDGER", NULL);
+	json_decref(ids);
+	free(v);
+}
+
 static void
 test_credential_rules(void **state)
 {
@@ -342,7 +428,7 @@ test_credential_rules(void **state)
 	     AL_E_INVAL, "not supported by a self-hosted server"},
 	    {"{\"type\":\"environment_variable\",\"secret_name\":\"K\",\"secret_value\":\"v\","
 	     "\"networking\":{\"type\":\"unrestricted\"}}",
-	     AL_E_INVAL, "egress proxy, which is not enabled"},
+	     AL_E_INVAL, "auth.networking.type: must be 'limited'"},
 	    {"{\"type\":\"basic\"}", AL_E_INVAL, "auth.type: must be 'static_bearer'"},
 	    {"{\"mcp_server_url\":\"https://x.test/\",\"token\":\"t\"}", AL_E_INVAL,
 	     "auth.type: Field required"},
@@ -590,6 +676,7 @@ main(void)
 	    cmocka_unit_test(test_check_url),
 	    cmocka_unit_test_setup_teardown(test_bearer_for, fx_setup, fx_teardown),
 	    cmocka_unit_test_setup_teardown(test_credential_rules, fx_setup, fx_teardown),
+	    cmocka_unit_test_setup_teardown(test_env_credentials, fx_setup, fx_teardown),
 	    cmocka_unit_test_setup_teardown(test_no_plaintext_on_disk, fx_setup, fx_teardown),
 	    cmocka_unit_test_setup_teardown(test_master_key_files, fx_setup, fx_teardown),
 	};
