@@ -165,7 +165,7 @@ check_resources(struct api_call *c, const json_t *in, const char *env_id, json_t
 		const char *name = json_string_value(json_object_get(store, "name"));
 		json_t *desc = json_object_get(store, "description");
 		char *mount = memory_mount_path(name, json_string_value(ms));
-		/* an id and timestamps, as every returned resource has (api.md 2.3), so
+		/* an id and timestamps, as every returned resource has in the reference, so
 		 * /v1/sessions/{id}/resources/{rid} can name it */
 		char *rid = id_new("sesrsc_");
 		json_t *now = api_time(now_real_us());
