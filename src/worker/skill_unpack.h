@@ -1,6 +1,6 @@
 /* Unpacks a skill bundle (a ustar archive from GET /v1/skills/{id}/versions/{v}/content)
- * into a directory, with the SDK worker's rules (docs/worker/skills.md): regular files and directories
- * only (links, devices and FIFOs are dropped), no absolute member and no ".." segment,
+ * into a directory, with the SDK worker's rules (docs/worker/skills.md): regular files and
+ * directories only (links, devices and FIFOs are dropped), no absolute member and no ".." segment,
  * one wrapper directory stripped, files 0755 when any exec bit was set else 0644,
  * bounded sizes. Parsing is separate from writing so the parser can be fuzzed alone
  * (tests/fuzz/fuzz_skill_unpack.c). docs/worker/skills.md. */
