@@ -14,6 +14,7 @@
 #include "db_backend.h"
 #include "err.h"
 #include "log.h"
+#include "pq_dl.h"
 #include "xalloc.h"
 
 /* type oids from pg_type.h (server headers, not in libpq-dev's client set) */
@@ -564,8 +565,14 @@ db_open_url(const char *url, struct db **out)
 	 * the connection, a SET would not) */
 	const char *const vals[] = {PG_CONNECT_TIMEOUT, "airlock",
 	                            "-c statement_timeout=" PG_STATEMENT_TIMEOUT_MS, url, NULL};
-	struct pg *c = xcalloc(1, sizeof(*c));
+	struct pg *c = NULL;
 	int r = AL_E_IO;
+	/* a host without libpq cannot use PostgreSQL at all: say so once, never retry */
+	if (pq_dl_load() != 0) {
+		log_error("cannot use the PostgreSQL database", "error", pq_dl_error());
+		return AL_E_IO;
+	}
+	c = xcalloc(1, sizeof(*c));
 	c->h = PQconnectdbParams(keys, vals, 1);
 	if (c->h == NULL || PQstatus(c->h) != CONNECTION_OK) {
 		log_target("cannot connect to the database", c->h,
