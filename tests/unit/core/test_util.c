@@ -2,8 +2,10 @@
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <cmocka.h>
 
@@ -23,6 +25,43 @@ test_rfc3339_roundtrip(void **state)
 	assert_true(v == 1795737600000000LL);
 	assert_int_equal(time_parse_rfc3339("2026-11-27T00:00:00.5Z", &v), 0);
 	assert_true(v == 1795737600500000LL);
+	/* the arithmetic for years 1000..9999 against gmtime_r + strftime, around every edge:
+	 * the epoch, leap days, century years, the range's ends, negative times */
+	static const int64_t edges[] = {0,
+	                                -1,
+	                                951782400LL,
+	                                951868799LL,
+	                                4107542400LL,
+	                                4107628800LL,
+	                                -2208988800LL,
+	                                -2203891200LL,
+	                                -30610224000LL,
+	                                -30610224001LL,
+	                                253402300799LL,
+	                                253402300800LL,
+	                                68169600LL,
+	                                1795737600LL};
+	uint64_t x = 88172645463325252ULL;
+	for (int i = 0; i < 200000; i++) {
+		int64_t sec;
+		if (i < (int)(sizeof(edges) / sizeof(edges[0])) * 3)
+			sec = edges[i / 3] + (i % 3) - 1;
+		else {
+			x ^= x << 13, x ^= x >> 7, x ^= x << 17; /* xorshift */
+			sec = (int64_t)(x % 300000000000ULL) - 40000000000LL;
+		}
+		int64_t us = sec * 1000000 + (int64_t)(x % 1000000);
+		char want[64];
+		time_t t = (time_t)(us / 1000000 - (us % 1000000 < 0));
+		long u = (long)(((us % 1000000) + 1000000) % 1000000);
+		struct tm tm;
+		gmtime_r(&t, &tm);
+		size_t n = strftime(want, sizeof want, "%Y-%m-%dT%H:%M:%S", &tm);
+		snprintf(want + n, sizeof want - n, ".%06ldZ", u);
+		time_fmt_rfc3339(us, out);
+		if (strcmp(out, want) != 0)
+			fail_msg("%lld: %s, want %s", (long long)us, out, want);
+	}
 	static const char *bad[] = {"",
 	                            "2026-11-27",
 	                            "2026-13-01T00:00:00Z",
