@@ -759,6 +759,10 @@ conn_process(struct http_conn *c)
 				reply_parse_error(c, 431, "request headers too large");
 			else if (too_big_body)
 				reply_parse_error(c, 413, "request body too large");
+			else if (refused && c->sink_err == AL_E_IO)
+				/* the sink could not store it (disk full): ours, not the client's
+				 */
+				conn_error_reply(c, 500, "api_error", why);
 			else if (refused)
 				reply_parse_error(c, 400, why);
 			else

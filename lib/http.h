@@ -45,8 +45,9 @@ struct http_request {
  * of into req->body; the handler runs at the end as usual. */
 struct http_body_sink {
 	size_t max_bytes; /* this body's limit instead of max_body_bytes: 413 beyond */
-	/* 0 to go on; AL_E_TOOBIG answers 413, anything else 400 with *message (or a
-	 * generic one). The request never reaches the handler after a failure. */
+	/* 0 to go on; AL_E_TOOBIG answers 413, AL_E_IO 500 (the sink could not store it),
+	 * anything else 400; with *message (or a generic one). The request never reaches
+	 * the handler after a failure. */
 	int (*write)(struct http_request *req, const char *data, size_t len, void *arg,
 	             const char **message);
 	/* The body will not reach a handler (client gone, malformed or refused body), or

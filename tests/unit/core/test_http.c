@@ -19,6 +19,7 @@
 
 #include <cmocka.h>
 
+#include "err.h"
 #include "http.h"
 #include "loop.h"
 
@@ -110,6 +111,10 @@ sink_write(struct http_request *req, const char *data, size_t len, void *arg, co
 	if (memmem(data, len, "BAD", 3) != NULL) {
 		*msg = "bad bytes in the body";
 		return -1;
+	}
+	if (memmem(data, len, "FULL", 4) != NULL) {
+		*msg = "cannot store the body";
+		return AL_E_IO;
 	}
 	st->bytes += len;
 	return 0;
@@ -347,6 +352,16 @@ test_streamed_body(void **state)
 	r = read_until(fd, "}", 1);
 	assert_non_null(strstr(r, "HTTP/1.1 400"));
 	assert_non_null(strstr(r, "bad bytes in the body"));
+	close(fd);
+
+	/* a sink that cannot store (disk full) is the server's failure, not a bad request */
+	fd = dial();
+	const char full[] = "POST /upload HTTP/1.1\r\nHost: t\r\nContent-Length: 8\r\n\r\nabcdFULL";
+	send_all(fd, full, sizeof(full) - 1);
+	r = read_until(fd, "}", 1);
+	assert_non_null(strstr(r, "HTTP/1.1 500"));
+	assert_non_null(strstr(r, "\"api_error\""));
+	assert_non_null(strstr(r, "cannot store the body"));
 	close(fd);
 
 	unsigned before = aborts_now();
