@@ -507,7 +507,9 @@ static void
 outbox_flush(struct audit_log *lg)
 {
 	struct server *s = lg->srv;
-	if (lg->nmoved == 0 && lg->ev_moved.n == 0)
+	/* no record left in an event row: a start needs no scan for them */
+	bool clear_flag = lg->ev_flag && lg->ev_retry.n == 0;
+	if (lg->nmoved == 0 && lg->ev_moved.n == 0 && !clear_flag)
 		return;
 	int r = audit_file_sync(&lg->f);
 	if (r != 0) {
@@ -515,8 +517,6 @@ outbox_flush(struct audit_log *lg)
 		          lg->f.path, "error", al_strerror(r));
 		return;
 	}
-	/* no record left in an event row: a start needs no scan for them */
-	bool clear_flag = lg->ev_flag && lg->ev_retry.n == 0;
 	if ((r = db_begin(s->db)) == 0) {
 		for (size_t i = 0; i < lg->nmoved && r == 0; i++)
 			r = audit_store_outbox_delete(s->db, lg->moved[i]);
