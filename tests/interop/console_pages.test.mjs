@@ -669,6 +669,14 @@ test('console session page: a long session lays out its newest 300 events, earli
         text: n.textContent,
       }));
       await p2.screenshot({ path: path.join(SHOTS, 'session-markdown.png') });
+      // its model call: one quiet line with how long it took and its tokens, as the API has them
+      const mdEvents = [];
+      for await (const e of c.beta.sessions.events.list(md.id, { limit: 100 })) mdEvents.push(e);
+      const end = mdEvents.find((e) => e.type === 'span.model_request_end');
+      assert.match(
+        await p2.$eval(`li[data-event-id="${end.id}"]`, (n) => n.textContent),
+        new RegExp(`^Model call · \\d+\\.\\d s · ${end.model_usage.input_tokens} in · ${end.model_usage.output_tokens} out$`),
+      );
       // a session that is not archived shows no "archived" badge (.badge's display once
       // beat the hidden attribute)
       assert.equal(await p2.$eval('#archived', (n) => getComputedStyle(n).display), 'none');

@@ -7,7 +7,7 @@ import { markdown } from './markdown.js';
 
 const TOOL_USES = new Set(['agent.tool_use', 'agent.mcp_tool_use', 'agent.custom_tool_use']);
 const RESULTS = new Set(['agent.tool_result', 'agent.mcp_tool_result', 'user.tool_result', 'user.custom_tool_result']);
-const QUIET = new Set(['span.model_request_start', 'event_start', 'event_delta', 'session.usage']);
+const QUIET = new Set(['event_start', 'event_delta', 'session.usage']);
 // A long session shows its newest WINDOW events of the history; earlier ones come WINDOW
 // at a time on request (a 10,000-event page took about 1.4 s to read and lay out in full).
 const WINDOW = 300;
@@ -17,6 +17,7 @@ export async function showSession(main, id) {
   const s = await api('GET', `/sessions/${sid}`);
   const seen = new Set();
   const cards = new Map(); // tool_use_id -> card element
+  const spanStarts = new Map(); // span.model_request_start id -> its time (ms)
   const answered = new Set(); // tool_use_ids with a confirmation or a result
   let closed = false;
   let interrupted = false; // a model call failing after an interrupt was cancelled, not broken
@@ -228,9 +229,17 @@ export async function showSession(main, id) {
       if (!backfill) interrupted = true;
       return item(e, 'meta', 'Interrupted by user');
     }
+    if (t === 'span.model_request_start') {
+      spanStarts.set(e.id, Date.parse(e.processed_at));
+      return null;
+    }
     if (t === 'span.model_request_end') {
-      if (!e.is_error) return null;
-      return interrupted ? item(e, 'meta', 'Model request cancelled') : item(e, 'err', 'Model request failed');
+      if (e.is_error) return interrupted ? item(e, 'meta', 'Model request cancelled') : item(e, 'err', 'Model request failed');
+      // one quiet line a model call: how long it took (when its start is shown) and its tokens
+      const ms = Date.parse(e.processed_at) - spanStarts.get(e.model_request_start_id);
+      const u = e.model_usage ?? {};
+      const n = (v) => (Number.isFinite(v) ? v.toLocaleString('en-US') : '0');
+      return item(e, 'meta span', `Model call${Number.isFinite(ms) && ms >= 0 ? ` · ${(ms / 1000).toFixed(1)} s` : ''} · ${n(u.input_tokens)} in · ${n(u.output_tokens)} out`);
     }
     if (t === 'session.usage') {
       if (!backfill) setUsage(e.usage);
