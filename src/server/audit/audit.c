@@ -100,6 +100,8 @@ idlist_has(const struct idlist *l, const char *id)
 static void
 idlist_drop(struct idlist *l, size_t n)
 {
+	if (n == 0)
+		return; /* an empty list may have no array: memmove(NULL, ...) is undefined */
 	for (size_t i = 0; i < n; i++)
 		free(l->v[i]);
 	memmove(l->v, l->v + n, (l->n - n) * sizeof(*l->v));
