@@ -37,7 +37,9 @@
 #define DIAL_TIMEOUT_MS 10000
 #define IDLE_TIMEOUT_MS 300000 /* a relay silent both ways this long is closed */
 #define PATH_LOG_MAX 256
-#define EGRESS_PENDING_MAX 1024 /* decisions waiting to be reported */
+#define EGRESS_PENDING_MAX 1024    /* decisions waiting to be reported */
+#define BODY_INJECT_MAX (1u << 20) /* a body held for secret injection */
+#define BODY_HELD_MAX 4            /* bodies held at once per sandbox (≈ 3 MiB each) */
 
 #define PROXY_URL "http://127.0.0.1:3128"
 const char *const egress_proxy_env[] = {
@@ -96,7 +98,12 @@ struct conn {
 	bool c_eof, u_eof, c_shut, u_shut;
 	bool hello_wait;    /* CONNECT: client bytes held until the TLS hello's SNI is checked */
 	char injected[256]; /* credential ids whose value went into this request */
-	int cmask, umask;   /* what epoll watches now (relay) */
+	/* plain HTTP to a host a body secret is for: the decoded body is held whole (its
+	 * placeholders replaced, then sent with a Content-Length) */
+	bool buffering, body_over, expect_continue;
+	struct buf body;
+	size_t up_big;    /* c->up's size when a held body made it larger than RELAY_BUF */
+	int cmask, umask; /* what epoll watches now (relay) */
 	/* a CONNECT tunnel past its SNI check moves bytes by splice(2) through these
 	 * pipes (up: client -> upstream); up_len/down_len then count what each holds */
 	int up_pipe[2], down_pipe[2];
@@ -129,6 +136,7 @@ struct egress_proxy {
 	size_t n_own;
 	struct conn *conns;
 	unsigned nconns;
+	unsigned held; /* connections holding a body now */
 	uint64_t head_ms, dial_ms;
 	/* decisions not yet reported to the server (egress_proxy_take) */
 	json_t *pending;
@@ -242,6 +250,8 @@ header_done(struct conn *c)
 	    "te",         "upgrade",          "trailer"};
 	const char *f = c->field.data ? c->field.data : "";
 	const char *v = c->value.data ? c->value.data : "";
+	if (strcasecmp(f, "expect") == 0 && strcasecmp(v, "100-continue") == 0)
+		c->expect_continue = true;
 	if (strcasecmp(f, "host") == 0) {
 		c->n_host++;
 		if (c->value.len >= sizeof(c->host_hdr))
@@ -288,6 +298,19 @@ on_headers_complete(llhttp_t *p)
 	}
 	c->head_done = true;
 	return HPE_PAUSED;
+}
+
+static int
+on_body(llhttp_t *p, const char *at, size_t len)
+{
+	struct conn *c = pconn(p);
+	if (!c->buffering)
+		return 0;
+	if (buf_add(&c->body, at, len) != 0) {
+		c->body_over = true;
+		return HPE_USER;
+	}
+	return 0;
 }
 
 static int
@@ -500,13 +523,16 @@ dial(struct conn *c, const struct egress_addr *addrs, size_t n)
 	loop_fd_set(c->px->loop, c->ufd, LOOP_WRITE, on_upstream, c);
 }
 
+static bool body_finish(struct conn *c);
+
 /* Feeds client bytes of a plain-HTTP request to the parser; what it consumed (up to
- * the end of this one request) goes upstream, the rest is dropped. */
-static void
+ * the end of this one request) goes upstream, the rest is dropped. Buffering, the
+ * parser's on_body keeps the decoded body instead. false: the connection was closed. */
+static bool
 http_feed(struct conn *c, const char *p, size_t n)
 {
 	if (c->msg_done || n == 0)
-		return;
+		return true;
 	llhttp_errno_t e = llhttp_execute(&c->parser, p, n);
 	size_t used = n;
 	if (e == HPE_PAUSED && c->msg_done)
@@ -515,9 +541,43 @@ http_feed(struct conn *c, const char *p, size_t n)
 		c->msg_done = true; /* a malformed body: forward nothing more */
 		used = 0;
 	}
+	if (c->buffering)
+		return c->msg_done ? body_finish(c) : true;
 	memcpy(c->up + c->up_len, p, used);
 	c->up_len += used;
 	c->bytes_up += used;
+	return true;
+}
+
+/* Puts sec's value in place of every placeholder in b (a new buffer of at most max
+ * bytes replaces it) and names sec in c->injected. false, b unchanged: none there, or
+ * the result would pass max (then the placeholder stays: fail closed). */
+static bool
+replace_secret(struct conn *c, const struct egress_secret *sec, struct buf *b, size_t max)
+{
+	size_t pl = strlen(sec->placeholder), vl = strlen(sec->value);
+	if (b->len < pl || memmem(b->data, b->len, sec->placeholder, pl) == NULL)
+		return false;
+	struct buf out;
+	buf_init(&out, max);
+	const char *p = b->data, *end = b->data + b->len, *q;
+	bool ok = true;
+	while (ok && (q = memmem(p, (size_t)(end - p), sec->placeholder, pl)) != NULL) {
+		ok = buf_add(&out, p, (size_t)(q - p)) == 0 && buf_add(&out, sec->value, vl) == 0;
+		p = q + pl;
+	}
+	if (!ok || buf_add(&out, p, (size_t)(end - p)) != 0) {
+		buf_wipe_free(&out);
+		return false;
+	}
+	buf_wipe_free(b);
+	*b = out;
+	if (strstr(c->injected, sec->id) == NULL) {
+		size_t il = strlen(c->injected);
+		snprintf(c->injected + il, sizeof(c->injected) - il, "%s%s", il ? "," : "",
+		         sec->id);
+	}
+	return true;
 }
 
 /* Plain HTTP: each credential whose hosts include the target and whose
@@ -530,31 +590,107 @@ inject_headers(struct conn *c)
 	struct egress_proxy *px = c->px;
 	for (size_t i = 0; i < px->n_secrets; i++) {
 		struct egress_secret *sec = &px->secrets[i];
-		size_t pl = strlen(sec->placeholder), vl = strlen(sec->value);
-		if (!sec->header || c->hdrs.len < pl ||
-		    memmem(c->hdrs.data, c->hdrs.len, sec->placeholder, pl) == NULL ||
-		    egress_list_match(&sec->hosts, c->host, c->port) == NULL)
-			continue;
-		struct buf out;
-		buf_init(&out, HEAD_MAX + 4096);
-		const char *p = c->hdrs.data, *end = c->hdrs.data + c->hdrs.len, *q;
-		bool ok = true;
-		while (ok && (q = memmem(p, (size_t)(end - p), sec->placeholder, pl)) != NULL) {
-			ok = buf_add(&out, p, (size_t)(q - p)) == 0 &&
-			     buf_add(&out, sec->value, vl) == 0;
-			p = q + pl;
-		}
-		ok = ok && buf_add(&out, p, (size_t)(end - p)) == 0;
-		if (!ok) { /* over the bound: the request goes with the placeholder */
-			buf_wipe_free(&out);
-			continue;
-		}
-		buf_wipe_free(&c->hdrs);
-		c->hdrs = out;
-		size_t il = strlen(c->injected);
-		snprintf(c->injected + il, sizeof(c->injected) - il, "%s%s", il ? "," : "",
-		         sec->id);
+		if (sec->header && egress_list_match(&sec->hosts, c->host, c->port) != NULL)
+			(void)replace_secret(c, sec, &c->hdrs, HEAD_MAX + 4096);
 	}
+}
+
+/* The secrets whose value goes into this request's body. */
+static bool
+body_secret_applies(const struct conn *c, const struct egress_secret *sec)
+{
+	return sec->body && egress_list_match(&sec->hosts, c->host, c->port) != NULL;
+}
+
+/* The held body is whole: placeholders replaced, the framing headers dropped and one
+ * Content-Length written, the request queued upstream. A body past BODY_INJECT_MAX or a
+ * malformed one is refused (the placeholder never leaves half-replaced). */
+static bool
+body_finish(struct conn *c)
+{
+	struct egress_proxy *px = c->px;
+	if (c->body_over || llhttp_get_errno(&c->parser) != HPE_PAUSED) {
+		snprintf(c->rule, sizeof(c->rule), "the body rules for secret injection (%s)",
+		         c->body_over ? "over 1 MiB" : "malformed body");
+		log_decision(c, false);
+		answer(c, c->body_over ? 413 : 400,
+		       c->body_over ? "Content Too Large" : "Bad Request",
+		       "airlock egress: a request body to %s that may carry a secret must be "
+		       "well-formed and at most %u bytes",
+		       c->host, BODY_INJECT_MAX);
+		return false;
+	}
+	for (size_t i = 0; i < px->n_secrets; i++)
+		if (body_secret_applies(c, &px->secrets[i]))
+			(void)replace_secret(c, &px->secrets[i], &c->body,
+			                     BODY_INJECT_MAX + 64 * 1024);
+	/* framing of our own: the body's length changed, its chunks are gone */
+	struct buf h;
+	buf_init(&h, HEAD_MAX + 64);
+	for (const char *l = c->hdrs.data, *end = l + c->hdrs.len; l && l < end;) {
+		const char *nl = memchr(l, '\n', (size_t)(end - l));
+		size_t ll = nl ? (size_t)(nl - l) + 1 : (size_t)(end - l);
+		if (strncasecmp(l, "content-length:", 15) != 0 &&
+		    strncasecmp(l, "transfer-encoding:", 18) != 0 &&
+		    strncasecmp(l, "expect:", 7) != 0)
+			(void)buf_add(&h, l, ll);
+		l += ll;
+	}
+	/* never smaller than the relay buffer it replaces (sizes are assumed RELAY_BUF) */
+	size_t total = HEAD_MAX + 128 + c->body.len;
+	if (total < RELAY_BUF)
+		total = RELAY_BUF;
+	c->up = xrealloc(c->up, total);
+	int n = snprintf(c->up, total,
+	                 "%s %s HTTP/1.1\r\n%.*sContent-Length: %zu\r\nConnection: close\r\n\r\n",
+	                 c->method, c->path, (int)h.len, h.data ? h.data : "", c->body.len);
+	buf_wipe_free(&h);
+	if (n < 0 || (size_t)n + c->body.len > total) {
+		answer(c, 431, "Request Header Fields Too Large",
+		       "airlock egress: request too large");
+		return false;
+	}
+	memcpy(c->up + n, c->body.data ? c->body.data : "", c->body.len);
+	c->up_len = (size_t)n + c->body.len;
+	c->bytes_up = c->up_len;
+	c->up_big = total;
+	buf_wipe_free(&c->body);
+	c->buffering = false;
+	px->held--;
+	return true;
+}
+
+/* Whether this plain-HTTP request's body is held for a body secret (it has one, to a
+ * host such a secret is for). The head waits with it; an `Expect: 100-continue` is
+ * answered here, as the origin will not see the request before the body is whole. */
+static bool
+start_buffering(struct conn *c)
+{
+	struct egress_proxy *px = c->px;
+	bool has_body = (c->parser.flags & F_CHUNKED) ||
+	                ((c->parser.flags & F_CONTENT_LENGTH) && c->parser.content_length > 0);
+	bool applies = false;
+	for (size_t i = 0; i < px->n_secrets && !applies; i++)
+		applies = body_secret_applies(c, &px->secrets[i]);
+	if (!has_body || !applies)
+		return false;
+	if (px->held >= BODY_HELD_MAX) {
+		/* the memory bound wins: streamed as it is, the body keeps its placeholder */
+		log_warn("egress: too many bodies held for secret injection; this one goes "
+		         "without",
+		         "session_id", px->session_id, "host", c->host);
+		return false;
+	}
+	px->held++;
+	inject_headers(c);
+	c->buffering = true;
+	buf_init(&c->body, BODY_INJECT_MAX);
+	if (c->expect_continue) {
+		static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+		memcpy(c->down, cont, sizeof(cont) - 1);
+		c->down_len = sizeof(cont) - 1;
+	}
+	return true;
 }
 
 static void
@@ -579,7 +715,7 @@ relay_start(struct conn *c)
 		c->up_len = nrest;
 		c->bytes_up += nrest;
 		c->hello_wait = true;
-	} else {
+	} else if (!start_buffering(c)) {
 		inject_headers(c);
 		/* origin form, hop-by-hop headers dropped, one request per connection: a
 		 * second request on it could name another Host than the one checked */
@@ -589,7 +725,12 @@ relay_start(struct conn *c)
 		c->up_len = n > 0 && n < RELAY_BUF ? (size_t)n : 0;
 		c->bytes_up += c->up_len;
 		llhttp_resume(&c->parser);
-		http_feed(c, rest, nrest);
+		(void)http_feed(c, rest, nrest); /* not buffering: never closes */
+	} else {
+		llhttp_resume(&c->parser);
+		if (!http_feed(c, rest, nrest)) {
+			return;
+		}
 	}
 	buf_free(&c->head);
 	arm(c, IDLE_TIMEOUT_MS);
@@ -784,7 +925,8 @@ relay_io(struct conn *c, int fd, int mask)
 				if (c->hello_wait && !hello_check(c))
 					return;
 			} else if (n > 0) {
-				http_feed(c, tmp, (size_t)n);
+				if (!http_feed(c, tmp, (size_t)n))
+					return;
 			}
 			/* straight on, rather than one more trip through epoll */
 			if (n > 0 && !flush_dir(c, false))
@@ -962,8 +1104,11 @@ conn_close(struct conn *c)
 		close(c->up_pipe[i]);
 		close(c->down_pipe[i]);
 	}
-	if (c->up && c->injected[0])
-		explicit_wipe(c->up, RELAY_BUF); /* the head with a secret in it */
+	if (c->buffering)
+		px->held--;          /* closed while its body was held */
+	if (c->up && c->injected[0]) /* the request with a secret in it */
+		explicit_wipe(c->up, c->up_big > RELAY_BUF ? c->up_big : RELAY_BUF);
+	buf_wipe_free(&c->body);
 	free(c->up);
 	free(c->down);
 	free(c);
@@ -1056,6 +1201,7 @@ egress_proxy_new(struct loop *l, int listen_fd, const struct egress_operator *op
 	px->settings.on_header_value = on_header_value;
 	px->settings.on_headers_complete = on_headers_complete;
 	px->settings.on_message_complete = on_message_complete;
+	px->settings.on_body = on_body;
 	own_addresses(px);
 	if ((r = loop_fd_set(l, listen_fd, LOOP_READ, on_accept, px)) != 0) {
 		egress_proxy_free(px);

@@ -24,6 +24,7 @@
 
 #include "egress.h"
 #include "egress_policy.h"
+#include "err.h"
 #include "loop.h"
 #include "net.h"
 #include "tls_hello.h"
@@ -109,7 +110,8 @@ group_setup(void **state)
 	         "max_connections: 4\n"
 	         "resolve: {api.corp.test: 127.0.0.1, no.corp.test: 127.0.0.1, "
 	         "meta.corp.test: 169.254.169.254, public.test: 127.0.0.1, "
-	         "mcp.tools.test: 127.0.0.1, other.tools.test: 127.0.0.1}\n");
+	         "mcp.tools.test: 127.0.0.1, other.tools.test: 127.0.0.1, x.corp.test: "
+	         "127.0.0.1}\n");
 	if (egress_operator_parse("op.yaml", y, strlen(y), &op, err, sizeof(err)) != 0) {
 		fprintf(stderr, "%s\n", err);
 		return -1;
@@ -122,6 +124,14 @@ group_setup(void **state)
 	    egress_proxy_new(ploop, lfd, op, &env, "sesn_test", &px) != 0)
 		return -1;
 	egress_proxy_set_timeouts(px, 500, 2000);
+	/* one environment_variable secret for api.corp.test, headers and bodies */
+	json_t *hosts = json_pack("[s]", "api.corp.test");
+	if (egress_proxy_add_secret(px, "vcrd_test", "PH-7f3a9c", "VALUE-1234", hosts, true,
+	                            true) != 0 ||
+	    egress_proxy_add_secret(px, "vcrd_bad", "PH-b", "a\r\nX-Evil: 1", hosts, true, false) !=
+	        AL_E_INVAL)
+		return -1;
+	json_decref(hosts);
 	/* the agent's MCP servers, as the session object names them */
 	snprintf(y, sizeof(y),
 	         "{\"agent\": {\"mcp_servers\": [{\"type\": \"url\", \"name\": \"a\", "
@@ -339,6 +349,73 @@ test_mcp_hosts(void **state)
 	               "the environment's allowed_hosts");
 }
 
+/* Secret injection: the value replaces the placeholder in headers and (chunked, split
+ * across segments and chunks) bodies to the secret's host only; a body past 1 MiB for
+ * that host is refused, never sent half-replaced. */
+static void
+test_secret_injection(void **state)
+{
+	(void)state;
+	char req[512], out[4096];
+	seen_reset();
+	snprintf(req, sizeof(req),
+	         "GET http://api.corp.test:%d/h HTTP/1.1\r\nHost: api.corp.test:%d\r\n"
+	         "Authorization: Bearer PH-7f3a9c\r\nX-Twice: PH-7f3a9c/PH-7f3a9c\r\n\r\n",
+	         origin_port, origin_port);
+	exchange_str(req, out, sizeof(out));
+	assert_non_null(strstr(out, "origin-ok"));
+	assert_true(seen_has("Authorization: Bearer VALUE-1234\r\n"));
+	assert_true(seen_has("X-Twice: VALUE-1234/VALUE-1234\r\n"));
+	assert_false(seen_has("PH-7f3a9c"));
+
+	/* the placeholder split over two writes and over two chunks */
+	seen_reset();
+	int fd = dial_proxy();
+	snprintf(req, sizeof(req),
+	         "POST http://api.corp.test:%d/b HTTP/1.1\r\nHost: api.corp.test:%d\r\n"
+	         "Transfer-Encoding: chunked\r\n\r\n5\r\nk=PH-\r\n",
+	         origin_port, origin_port);
+	assert_int_equal(send(fd, req, strlen(req), 0), (ssize_t)strlen(req));
+	usleep(50000);
+	static const char rest[] = "6\r\n7f3a9c\r\n0\r\n\r\n";
+	assert_int_equal(send(fd, rest, sizeof(rest) - 1, 0), (ssize_t)sizeof(rest) - 1);
+	read_all(fd, out, sizeof(out));
+	close(fd);
+	assert_non_null(strstr(out, "origin-ok"));
+	assert_true(seen_has("Content-Length: 12\r\n"));
+	assert_true(seen_has("\r\n\r\nk=VALUE-1234"));
+	assert_false(seen_has("Transfer-Encoding"));
+	assert_false(seen_has("PH-"));
+
+	/* another host: the placeholder leaves as it is, header and body */
+	seen_reset();
+	snprintf(req, sizeof(req),
+	         "POST http://x.corp.test:%d/o HTTP/1.1\r\nHost: x.corp.test:%d\r\n"
+	         "Authorization: Bearer PH-7f3a9c\r\nContent-Length: 9\r\n\r\nPH-7f3a9c",
+	         origin_port, origin_port);
+	exchange_str(req, out, sizeof(out));
+	assert_true(seen_has("Authorization: Bearer PH-7f3a9c\r\n"));
+	assert_true(seen_has("\r\n\r\nPH-7f3a9c"));
+	assert_false(seen_has("VALUE-1234"));
+
+	/* over the held-body bound: 413, nothing reaches the origin */
+	seen_reset();
+	size_t big = (1u << 20) + 4096;
+	char *b = malloc(big + 256);
+	int h = snprintf(b, 256,
+	                 "POST http://api.corp.test:%d/big HTTP/1.1\r\nHost: api.corp.test:%d\r\n"
+	                 "Content-Length: %zu\r\n\r\n",
+	                 origin_port, origin_port, big);
+	memset(b + h, 'z', big);
+	fd = dial_proxy();
+	(void)send(fd, b, (size_t)h + big, MSG_NOSIGNAL);
+	read_all(fd, out, sizeof(out));
+	close(fd);
+	free(b);
+	assert_non_null(strstr(out, "413 Content Too Large"));
+	assert_false(seen_has("/big"));
+}
+
 static void
 test_oversized_head(void **state)
 {
@@ -399,9 +476,10 @@ test_body_and_pipelining(void **state)
 	(void)state;
 	char req[1024], out[4096];
 	seen_reset();
-	/* a chunked body goes through as it is; the pipelined second request does not */
+	/* a chunked body goes through as it is (no body secret for this host); the pipelined
+	 * second request does not */
 	snprintf(req, sizeof(req),
-	         "POST http://api.corp.test:%d/post HTTP/1.1\r\nHost: api.corp.test:%d\r\n"
+	         "POST http://x.corp.test:%d/post HTTP/1.1\r\nHost: x.corp.test:%d\r\n"
 	         "Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n"
 	         "GET http://api.corp.test:%d/second HTTP/1.1\r\nHost: public.test\r\n\r\n",
 	         origin_port, origin_port, origin_port);
@@ -453,11 +531,12 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_plain_http),     cmocka_unit_test(test_connect),
-	    cmocka_unit_test(test_connect_bulk),   cmocka_unit_test(test_refusals),
-	    cmocka_unit_test(test_oversized_head), cmocka_unit_test(test_slowloris),
-	    cmocka_unit_test(test_connection_cap), cmocka_unit_test(test_body_and_pipelining),
-	    cmocka_unit_test(test_sni_fronting),   cmocka_unit_test(test_mcp_hosts),
+	    cmocka_unit_test(test_plain_http),       cmocka_unit_test(test_connect),
+	    cmocka_unit_test(test_connect_bulk),     cmocka_unit_test(test_refusals),
+	    cmocka_unit_test(test_oversized_head),   cmocka_unit_test(test_slowloris),
+	    cmocka_unit_test(test_connection_cap),   cmocka_unit_test(test_body_and_pipelining),
+	    cmocka_unit_test(test_sni_fronting),     cmocka_unit_test(test_mcp_hosts),
+	    cmocka_unit_test(test_secret_injection),
 	};
 	return cmocka_run_group_tests(tests, group_setup, NULL);
 }
