@@ -11,7 +11,9 @@
 
 #include <sys/uio.h>
 
+#include <openssl/evp.h>
 #include <openssl/sha.h>
+#include <pthread.h>
 
 #include "audit_chain.h"
 #include "err.h"
@@ -24,6 +26,17 @@
 static const char zero_hash[AUDIT_HEX_LEN] =
     "0000000000000000000000000000000000000000000000000000000000000000";
 
+/* SHA-256 fetched once: SHA256() and EVP_sha256() look the algorithm up on every call,
+ * which costs more than hashing a short record. */
+static EVP_MD *sha256_md;
+static pthread_once_t sha256_once = PTHREAD_ONCE_INIT;
+
+static void
+sha256_fetch(void)
+{
+	sha256_md = EVP_MD_fetch(NULL, "SHA256", NULL);
+}
+
 /* Hex SHA-256 with OpenSSL's (SHA-NI or AVX2 code: several times lib/sha256's speed, and
  * the server and the audit CLI load OpenSSL anyway); lib/sha256 when OpenSSL cannot be
  * loaded, which gives the same digest. */
@@ -32,8 +45,14 @@ hash_hex(const void *data, size_t len, char hex[AUDIT_HEX_LEN])
 {
 	static const char digits[] = "0123456789abcdef";
 	unsigned char md[SHA256_DIGEST_LENGTH];
-	if (SHA256(data, len, md) == NULL)
+	unsigned int n = 0;
+	EVP_MD_CTX *c = NULL;
+	pthread_once(&sha256_once, sha256_fetch);
+	if (sha256_md == NULL || (c = EVP_MD_CTX_new()) == NULL ||
+	    EVP_DigestInit_ex(c, sha256_md, NULL) != 1 || EVP_DigestUpdate(c, data, len) != 1 ||
+	    EVP_DigestFinal_ex(c, md, &n) != 1 || n != sizeof(md))
 		sha256(data, len, md);
+	EVP_MD_CTX_free(c);
 	for (size_t i = 0; i < sizeof(md); i++) {
 		hex[2 * i] = digits[md[i] >> 4];
 		hex[2 * i + 1] = digits[md[i] & 15];

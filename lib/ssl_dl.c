@@ -130,6 +130,8 @@
 	  (c, out, outl, in, inl), 0)                                                              \
 	N(EVP_MD_CTX_free, (EVP_MD_CTX * c), (c))                                                  \
 	F(EVP_MD_CTX *, EVP_MD_CTX_new, (void), (), NULL)                                          \
+	F(EVP_MD *, EVP_MD_fetch, (OSSL_LIB_CTX * l, const char *a, const char *p), (l, a, p),     \
+	  NULL)                                                                                    \
 	N(EVP_PKEY_free, (EVP_PKEY * k), (k))                                                      \
 	F(const EVP_CIPHER *, EVP_aes_256_gcm, (void), (), NULL)                                   \
 	F(const EVP_MD *, EVP_sha256, (void), (), NULL)                                            \
