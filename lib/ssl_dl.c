@@ -222,6 +222,9 @@
 	N(SSL_SESSION_free, (SSL_SESSION * x), (x))                                                \
 	F(int, SSL_SESSION_is_resumable, (const SSL_SESSION *x), (x), 0)                           \
 	F(int, X509_EXTENSION_get_critical, (const X509_EXTENSION *e), (e), 0)                     \
+	F(X509 *, X509_STORE_CTX_get_current_cert, (const X509_STORE_CTX *c), (c), NULL)           \
+	F(int, X509_STORE_CTX_get_error_depth, (const X509_STORE_CTX *c), (c), -1)                 \
+	V(X509_STORE_CTX_set_error, (X509_STORE_CTX * c, int e), (c, e))                           \
 	F(int, X509_STORE_add_cert, (X509_STORE * s, X509 * x), (s, x), 0)                         \
 	V(X509_VERIFY_PARAM_set_depth, (X509_VERIFY_PARAM * p, int d), (p, d))                     \
 	F(int, X509_VERIFY_PARAM_set_flags, (X509_VERIFY_PARAM * p, unsigned long f), (p, f), 0)   \

@@ -1551,8 +1551,16 @@ inner_ctx_new(const struct gateway_config *cfg, char *err, size_t errlen)
 	SSL_CTX_set_min_proto_version(ctx, TLS1_3_VERSION);
 	SSL_CTX_set_ciphersuites(ctx, TUNNEL_TLS13_SUITES);
 	if (SSL_CTX_use_certificate_chain_file(ctx, cfg->tls_cert_file) != 1) {
-		snprintf(err, errlen, "tls.cert_file %s: cannot load (not a PEM certificate?)",
-		         cfg->tls_cert_file);
+		/* OpenSSL's reason: a missing file, not PEM, or a key its security level
+		 * refuses ("ee key too small") */
+		char why[200] = "not a PEM certificate?";
+		unsigned long e = 0;
+		for (unsigned long x; (x = ERR_get_error()) != 0;)
+			e = x; /* the last one is the nearest to the cause */
+		if (e != 0)
+			ERR_error_string_n(e, why, sizeof(why));
+		snprintf(err, errlen, "tls.cert_file %s: cannot load (%s)", cfg->tls_cert_file,
+		         why);
 		goto fail;
 	}
 	if (SSL_CTX_use_PrivateKey_file(ctx, cfg->tls_key_file, SSL_FILETYPE_PEM) != 1) {

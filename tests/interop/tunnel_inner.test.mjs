@@ -289,6 +289,19 @@ test('a gateway certificate from an unregistered CA is refused with a clear erro
   assert.doesNotMatch(gw.log, /upstream request/, 'nothing was forwarded');
 });
 
+test('a gateway certificate with a key type outside the rule is refused, though its CA is registered', async () => {
+  const t = await newTunnel('weak');
+  // Ed25519: TLS 1.3 and OpenSSL's security level take it, the reference's rule (RSA or
+  // ECDSA) does not
+  const k = makeInnerCert(tmp, t.domain, 'weak', ['ed25519']);
+  await registerCA(t, k.ca);
+  await startGateway('weak', t, k);
+  const before = srv.log().length;
+  const r = await rawInit(t);
+  assert.equal(r.status, 502);
+  await until('the refusal in the server log', () => /the gateway's certificate key is refused[^\n]*key type ED25519 is not allowed/.test(srv.log().slice(before)));
+});
+
 test('no live certificate, a gateway without one, a gateway that requires one', async () => {
   // CAs registered, all archived: the tunnel refuses traffic until one is added
   const t = await newTunnel('empty');

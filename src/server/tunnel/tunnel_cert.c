@@ -55,19 +55,17 @@ asn1_epoch(const ASN1_TIME *t, int64_t *out)
 }
 
 /* RSA ≥ 2048 bits or ECDSA on a NIST curve of 256 bits or more. */
-static int
-key_check(X509 *x, char *err, size_t errlen)
+int
+tunnel_cert_key_check(X509 *x, const char *what, char *err, size_t errlen)
 {
 	EVP_PKEY *pk = X509_get0_pubkey(x);
 	if (pk == NULL)
-		return fail(err, errlen, "ca_certificate_pem: the public key cannot be read");
+		return fail(err, errlen, "%s: the public key cannot be read", what);
 	int id = EVP_PKEY_get_base_id(pk);
 	if (id == EVP_PKEY_RSA) {
 		if (EVP_PKEY_get_bits(pk) < 2048)
-			return fail(
-			    err, errlen,
-			    "ca_certificate_pem: RSA key of %d bits; at least 2048 required",
-			    EVP_PKEY_get_bits(pk));
+			return fail(err, errlen, "%s: RSA key of %d bits; at least 2048 required",
+			            what, EVP_PKEY_get_bits(pk));
 		return 0;
 	}
 	if (id == EVP_PKEY_EC) {
@@ -75,19 +73,19 @@ key_check(X509 *x, char *err, size_t errlen)
 		size_t gl = 0;
 		if (EVP_PKEY_get_utf8_string_param(pk, OSSL_PKEY_PARAM_GROUP_NAME, group,
 		                                   sizeof(group), &gl) != 1)
-			return fail(err, errlen, "ca_certificate_pem: the EC curve cannot be read");
+			return fail(err, errlen, "%s: the EC curve cannot be read", what);
 		if (strcmp(group, "prime256v1") == 0 || strcmp(group, "secp384r1") == 0 ||
 		    strcmp(group, "secp521r1") == 0)
 			return 0;
 		return fail(err, errlen,
-		            "ca_certificate_pem: ECDSA curve %s is not allowed (P-256, P-384 or "
+		            "%s: ECDSA curve %s is not allowed (P-256, P-384 or "
 		            "P-521)",
-		            group);
+		            what, group);
 	}
 	return fail(err, errlen,
-	            "ca_certificate_pem: key type %s is not allowed (RSA of at least 2048 bits "
+	            "%s: key type %s is not allowed (RSA of at least 2048 bits "
 	            "or ECDSA P-256 or larger)",
-	            OBJ_nid2sn(id));
+	            what, OBJ_nid2sn(id));
 }
 
 static int
@@ -116,7 +114,7 @@ check_x509(X509 *x, int64_t now_s, struct tunnel_cert_info *out, char *err, size
 		return fail(err, errlen, "ca_certificate_pem: not valid yet (notBefore is ahead)");
 	if (now_s > na)
 		return fail(err, errlen, "ca_certificate_pem: certificate has expired");
-	int r = key_check(x, err, errlen);
+	int r = tunnel_cert_key_check(x, "ca_certificate_pem", err, errlen);
 	if (r != 0)
 		return r;
 	int md = NID_undef;

@@ -22,4 +22,9 @@ struct tunnel_cert_info {
 int tunnel_cert_check(const char *pem, size_t len, int64_t now_s, struct tunnel_cert_info *out,
                       char *err, size_t errlen);
 
+/* The key rule alone (RSA ≥ 2048 bits, ECDSA P-256/P-384/P-521), for the CA and for the
+ * gateway's certificate; err starts with what. 0 or AL_E_INVAL. */
+#include <openssl/x509.h>
+int tunnel_cert_key_check(X509 *x, const char *what, char *err, size_t errlen);
+
 #endif

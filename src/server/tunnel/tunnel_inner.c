@@ -18,6 +18,7 @@
 #include "log.h"
 #include "server.h"
 #include "tunnel.h"
+#include "tunnel_cert.h"
 #include "tunnel_inner.h"
 #include "tunnel_proto.h"
 #include "tunnel_store.h"
@@ -111,6 +112,23 @@ add_ca(void *arg, const char *pem, const char *fingerprint)
 	return 0; /* one bad row must not hide the others */
 }
 
+/* The gateway's own certificate must meet the key rule the CAs meet (RSA ≥ 2048 bits or
+ * ECDSA ≥ P-256): OpenSSL's default security level lets RSA-1024 through. */
+static int
+verify_leaf(int ok, X509_STORE_CTX *x)
+{
+	char err[256];
+	if (!ok || X509_STORE_CTX_get_error_depth(x) != 0)
+		return ok;
+	if (tunnel_cert_key_check(X509_STORE_CTX_get_current_cert(x), "gateway certificate", err,
+	                          sizeof(err)) != 0) {
+		log_warn("inner TLS: the gateway's certificate key is refused", "why", err);
+		X509_STORE_CTX_set_error(x, X509_V_ERR_EE_KEY_TOO_SMALL);
+		return 0;
+	}
+	return 1;
+}
+
 /* The client context for a tunnel's live CAs: TLS 1.3 only, verify the peer, chain of
  * exactly the gateway's certificate and a registered CA (depth 0: "signed directly"),
  * which need not be self-signed (PARTIAL_CHAIN: a registered intermediate is a trust
@@ -123,7 +141,7 @@ ctx_new(struct server *s, const char *tunnel_id, unsigned *ever, unsigned *loade
 		return NULL;
 	SSL_CTX_set_min_proto_version(ctx, TLS1_3_VERSION);
 	SSL_CTX_set_ciphersuites(ctx, TUNNEL_TLS13_SUITES);
-	SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+	SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, verify_leaf);
 	X509_VERIFY_PARAM *vp = SSL_CTX_get0_param(ctx);
 	X509_VERIFY_PARAM_set_depth(vp, 0);
 	X509_VERIFY_PARAM_set_flags(vp, X509_V_FLAG_PARTIAL_CHAIN);

@@ -24,7 +24,9 @@ export function makeEdgeCert(dir, caName = 'interop CA') {
 // and a gateway certificate for *.<domain> signed by it, made in dir: <name>-ca.pem
 // (uploaded to /v1/tunnels/{id}/certificates), <name>-gw.pem and <name>-gw.key (the
 // gateway's tls.cert_file and tls.key_file).
-export function makeInnerCert(dir, domain, name = 'inner') {
+// gwKey: the gateway key's openssl -newkey arguments (default ECDSA P-256).
+export function makeInnerCert(dir, domain, name = 'inner',
+  gwKey = ['ec', '-pkeyopt', 'ec_paramgen_curve:P-256']) {
   const openssl = (...args) => execFileSync('openssl', args, { cwd: dir, stdio: 'ignore' });
   writeFileSync(path.join(dir, 'min.cnf'), '[req]\ndistinguished_name=dn\n[dn]\n');
   openssl('req', '-x509', '-config', 'min.cnf', '-newkey', 'ec', '-pkeyopt',
@@ -33,7 +35,7 @@ export function makeInnerCert(dir, domain, name = 'inner') {
     '-addext', 'basicConstraints=critical,CA:TRUE',
     '-addext', 'keyUsage=critical,keyCertSign,cRLSign',
     '-addext', 'subjectKeyIdentifier=hash');
-  openssl('req', '-config', 'min.cnf', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256',
+  openssl('req', '-config', 'min.cnf', '-newkey', ...gwKey,
     '-nodes', '-keyout', `${name}-gw.key`, '-out', `${name}-gw.csr`, '-subj', `/CN=*.${domain}`);
   writeFileSync(path.join(dir, `${name}-gw.cnf`), [
     `subjectAltName=DNS:*.${domain}`,
