@@ -2,7 +2,6 @@
  * BIO_flush or OPENSSL_free land on SSL_CTX_ctrl, BIO_ctrl, CRYPTO_free, ...), resolved
  * with dlopen/dlsym on first call; see ssl_dl.h. They are hidden so that the executable
  * never exports an OpenSSL name that libssl, or a dlopen'ed libcurl, could bind to. */
-#include <dlfcn.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -21,6 +20,7 @@
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
+#include "dl_table.h"
 #include "err.h"
 #include "ssl_dl.h"
 
@@ -270,29 +270,9 @@ static char errmsg[256] = "OpenSSL was not loaded";
 static void
 load(void)
 {
-	/* RTLD_LOCAL: OpenSSL's symbols stay out of the global scope */
-	void *h = dlopen("libssl.so.3", RTLD_NOW | RTLD_LOCAL);
-	if (h == NULL) {
-		snprintf(errmsg, sizeof(errmsg),
-		         "libssl.so.3 not found: apt-get install libssl3 (%s)", dlerror());
-		goto out;
-	}
-	for (int i = 0; i < I_COUNT; i++) {
-		void *p = dlsym(h, names[i]);
-		if (p == NULL) {
-			snprintf(errmsg, sizeof(errmsg),
-			         "libssl.so.3 lacks %s: OpenSSL 3.0 or newer needed", names[i]);
-			dlclose(h);
-			goto out;
-		}
-		/* POSIX guarantees a dlsym result converts to a function pointer */
-		*(void **)&fn[i] = p;
-	}
-	errmsg[0] = '\0';
-	__atomic_store_n(&state, 1, __ATOMIC_RELEASE);
-	return;
-out:
-	__atomic_store_n(&state, -1, __ATOMIC_RELEASE);
+	int r = dl_table_open("libssl.so.3", "libssl3", "OpenSSL 3.0 or newer needed", names, fn,
+	                      I_COUNT, errmsg, sizeof(errmsg));
+	__atomic_store_n(&state, r == 0 ? 1 : -1, __ATOMIC_RELEASE);
 }
 
 int

@@ -5,13 +5,13 @@
  * server on SQLite, included (integration-worker_transport hides libssl to prove the
  * former). Only a server given a PostgreSQL URL loads libpq. The trampolines are hidden
  * so the executable never exports a PQ name libpq could bind its own calls to. */
-#include <dlfcn.h>
 #include <pthread.h>
 #include <stdio.h>
 
 /* the real declarations: every trampoline below is checked against them */
 #include <libpq-fe.h>
 
+#include "dl_table.h"
 #include "err.h"
 #include "pq_dl.h"
 
@@ -89,28 +89,9 @@ static char errmsg[256] = "libpq was not loaded";
 static void
 load(void)
 {
-	/* RTLD_LOCAL: libpq's symbols (and its libssl's) stay out of the global scope */
-	void *h = dlopen("libpq.so.5", RTLD_NOW | RTLD_LOCAL);
-	if (h == NULL) {
-		snprintf(errmsg, sizeof(errmsg),
-		         "libpq.so.5 not found: apt-get install libpq5 (%s)", dlerror());
-		goto out;
-	}
-	for (int i = 0; i < I_COUNT; i++) {
-		void *p = dlsym(h, names[i]);
-		if (p == NULL) {
-			snprintf(errmsg, sizeof(errmsg), "libpq.so.5 lacks %s", names[i]);
-			dlclose(h);
-			goto out;
-		}
-		/* POSIX guarantees a dlsym result converts to a function pointer */
-		*(void **)&fn[i] = p;
-	}
-	errmsg[0] = '\0';
-	__atomic_store_n(&state, 1, __ATOMIC_RELEASE);
-	return;
-out:
-	__atomic_store_n(&state, -1, __ATOMIC_RELEASE);
+	int r =
+	    dl_table_open("libpq.so.5", "libpq5", NULL, names, fn, I_COUNT, errmsg, sizeof(errmsg));
+	__atomic_store_n(&state, r == 0 ? 1 : -1, __ATOMIC_RELEASE);
 }
 
 int
