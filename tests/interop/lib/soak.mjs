@@ -45,6 +45,32 @@ export function percentile(sorted, p) {
   return sorted[i];
 }
 
+// A worker process: its stderr's tail kept for a failure report, stop() = TERM, then
+// KILL after 20 s, then its directories removed.
+function workerProcess(kind, proc, dirs) {
+  let log = '';
+  proc.stderr.setEncoding('utf8');
+  proc.stderr.on('data', (d) => {
+    log += d;
+    if (log.length > 1 << 20) log = log.slice(-(1 << 19));
+  });
+  const exited = new Promise((resolve) => proc.once('exit', (code, sig) => resolve({ code, sig })));
+  return {
+    kind,
+    proc,
+    log: () => log,
+    async stop() {
+      if (proc.exitCode === null && proc.signalCode === null) {
+        proc.kill('SIGTERM');
+        const t = setTimeout(() => proc.kill('SIGKILL'), 20000);
+        await exited;
+        clearTimeout(t);
+      }
+      for (const d of dirs) rmSync(d, { recursive: true, force: true });
+    },
+  };
+}
+
 function startPollWorker(baseURL, envId, envKey, { sandboxed, maxIdle }) {
   const workdir = realpathSync(mkdtempSync(path.join(tmpdir(), 'airlock-soak-wk-')));
   const stateDir = mkdtempSync(path.join(tmpdir(), 'airlock-soak-st-'));
@@ -57,28 +83,7 @@ function startPollWorker(baseURL, envId, envKey, { sandboxed, maxIdle }) {
       AIRLOCK_SANDBOX_STATE_DIR: stateDir },
     stdio: ['ignore', 'ignore', 'pipe'],
   });
-  let log = '';
-  proc.stderr.setEncoding('utf8');
-  proc.stderr.on('data', (d) => {
-    log += d;
-    if (log.length > 1 << 20) log = log.slice(-(1 << 19)); // keep the tail for a failure report
-  });
-  const exited = new Promise((resolve) => proc.once('exit', (code, sig) => resolve({ code, sig })));
-  return {
-    kind: 'airlock',
-    proc,
-    log: () => log,
-    async stop() {
-      if (proc.exitCode === null && proc.signalCode === null) {
-        proc.kill('SIGTERM');
-        const t = setTimeout(() => proc.kill('SIGKILL'), 20000);
-        await exited;
-        clearTimeout(t);
-      }
-      rmSync(workdir, { recursive: true, force: true });
-      rmSync(stateDir, { recursive: true, force: true });
-    },
-  };
+  return workerProcess('airlock', proc, [workdir, stateDir]);
 }
 
 // The SDK's EnvironmentWorker, unmodified, in its own Node process (bench/worker_bench.mjs
@@ -101,27 +106,7 @@ function startSdkWorker(baseURL, envId, envKey, { maxIdleMs }) {
     env: { ...process.env, ANTHROPIC_ENVIRONMENT_KEY: envKey },
     stdio: ['ignore', 'ignore', 'pipe'],
   });
-  let log = '';
-  proc.stderr.setEncoding('utf8');
-  proc.stderr.on('data', (d) => {
-    log += d;
-    if (log.length > 1 << 20) log = log.slice(-(1 << 19));
-  });
-  const exited = new Promise((resolve) => proc.once('exit', (code, sig) => resolve({ code, sig })));
-  return {
-    kind: 'sdk',
-    proc,
-    log: () => log,
-    async stop() {
-      if (proc.exitCode === null && proc.signalCode === null) {
-        proc.kill('SIGTERM');
-        const t = setTimeout(() => proc.kill('SIGKILL'), 20000);
-        await exited;
-        clearTimeout(t);
-      }
-      rmSync(workdir, { recursive: true, force: true });
-    },
-  };
+  return workerProcess('sdk', proc, [workdir]);
 }
 
 // One session's driver. Resolves to its record once the deadline passed and its last
