@@ -289,3 +289,9 @@ skill_remove_tree(const char *path)
 {
 	return remove_at(AT_FDCWD, path, 0);
 }
+
+int
+skill_remove_at(int dfd, const char *name)
+{
+	return remove_at(dfd, name, 0);
+}

@@ -36,5 +36,7 @@ int skill_unpack(const char *tar, size_t len, const char *dest, const char **why
 
 /* Removes path and everything below it (no symlink is followed; depth ≤ 64). */
 int skill_remove_tree(const char *path);
+/* The same for name beneath the directory dfd (name itself not followed either). */
+int skill_remove_at(int dfd, const char *name);
 
 #endif

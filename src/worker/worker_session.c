@@ -10,6 +10,7 @@
 #include "egress.h"
 #include "err.h"
 #include "log.h"
+#include "memsync.h"
 #include "sse.h"
 #include "util.h"
 #include "skill_unpack.h"
@@ -81,7 +82,12 @@ struct wsess {
 	struct buf skill_tar;
 	bool skill_tar_over; /* larger than SKILL_UNPACK_MAX_BYTES */
 	struct httpc_xfer *skill_x;
-	json_t *skill_dirs;           /* unpacked directories, removed at teardown */
+	json_t *skill_dirs; /* unpacked directories, removed at teardown */
+	/* the session's memory stores, copied into <workspace>/memory/<name>/ after the
+	 * skills and synced back (docs/worker/memory.md) */
+	struct memsync *mem;
+	json_t *mem_res; /* the session's resources[], until the download starts */
+	bool mem_final;
 	struct httpc_xfer *secrets_x; /* GET …/egress_secrets, before the stream */
 	json_t *sess_doc;             /* the session object, kept while the secrets come */
 };
@@ -98,6 +104,7 @@ static void get_secrets(struct wsess *s);
 static int session_tools_open(struct wsess *s);
 static void skills_start(struct wsess *s, json_t *session);
 static void skills_cleanup(struct wsess *s);
+static void memory_start(struct wsess *s);
 
 static const char *
 end_name(enum wsess_end why)
@@ -406,6 +413,7 @@ on_exec_done(void *arg, json_t *content, bool is_error)
 	struct wsess *s = arg;
 	loop_timer_cancel(s->w->loop, s->call_timer);
 	s->call_timer = NULL;
+	memsync_kick(s->mem); /* what the call wrote goes back to the stores */
 	if (!json_is_array(content)) {
 		json_decref(content);
 		content = json_pack("[{s:s,s:s}]", "type", "text", "text", "(no output)");
@@ -1018,7 +1026,7 @@ skill_next(struct wsess *s)
 		return;
 	if (s->skill_i >= json_array_size(s->skills) || wexec_workspace(s->w->exec) == NULL) {
 		buf_free(&s->skill_tar);
-		open_stream(s);
+		memory_start(s);
 		return;
 	}
 	json_t *sk = json_array_get(s->skills, s->skill_i);
@@ -1052,6 +1060,8 @@ skills_start(struct wsess *s, json_t *session)
 {
 	json_decref(s->skills);
 	s->skills = json_incref(json_object_get(json_object_get(session, "agent"), "skills"));
+	json_decref(s->mem_res);
+	s->mem_res = json_incref(json_object_get(session, "resources"));
 	if (!json_is_array(s->skills)) {
 		json_decref(s->skills);
 		s->skills = json_array();
@@ -1072,6 +1082,56 @@ skills_cleanup(struct wsess *s)
 			log_warn("cannot remove a skill directory", "dir", d);
 	}
 	json_array_clear(s->skill_dirs);
+}
+
+/* ---- memory stores (after the skills, before the stream) ---- */
+
+/* A store that cannot be copied fails the item, logged: the SDK's worker would leave the
+ * session waiting with no word (work-protocol.md §11). */
+static void
+on_memory_ready(void *arg, int err)
+{
+	struct wsess *s = arg;
+	if (s->ending)
+		return;
+	if (err != 0) {
+		log_error("cannot download the session's memory stores; stopping the item",
+		          "session_id", s->session_id, "error", al_strerror(err));
+		finish(s, WSESS_FAILED);
+		return;
+	}
+	open_stream(s);
+}
+
+static void
+memory_start(struct wsess *s)
+{
+	const char *ws = wexec_workspace(s->w->exec);
+	int r;
+	json_t *res = s->mem_res;
+	s->mem_res = NULL;
+	if (s->mem == NULL && ws != NULL && json_is_array(res) &&
+	    (r = memsync_new(s->w, s->session_id, s->cred, ws, res, &s->mem)) != 0) {
+		json_decref(res);
+		log_error("the session's memory stores cannot be mounted; stopping the item",
+		          "session_id", s->session_id, "error", al_strerror(r));
+		finish(s, WSESS_FAILED);
+		return;
+	}
+	json_decref(res);
+	if (s->mem == NULL) {
+		open_stream(s);
+		return;
+	}
+	memsync_download(s->mem, on_memory_ready, s);
+}
+
+static void
+on_memory_final(void *arg, int err)
+{
+	struct wsess *s = arg;
+	(void)err;
+	teardown_continue(s);
 }
 
 /* ---- session lookup (before the stream) ---- */
@@ -1302,6 +1362,15 @@ teardown_continue(struct wsess *s)
 		wexec_session_close(s->w->exec);
 		s->tools_open = false;
 	}
+	/* with the sandbox gone nothing changes the copies any more: the last sync */
+	if (s->mem != NULL && !s->tools_open) {
+		if (!s->mem_final) {
+			s->mem_final = true;
+			memsync_final(s->mem, on_memory_final, s);
+		}
+		if (memsync_busy(s->mem) && !s->drain_expired)
+			return; /* on_memory_final continues */
+	}
 	/* the sandbox is gone: its last decisions go to the server before the stop (the
 	 * sessions token may die with it) */
 	if (s->egress != NULL && !s->tools_open) {
@@ -1477,6 +1546,8 @@ wsess_free(struct wsess *s)
 		skills_cleanup(s);
 		wexec_session_close(s->w->exec);
 	}
+	memsync_free(s->mem);
+	json_decref(s->mem_res);
 	httpc_cancel(s->skill_x);
 	json_decref(s->skills);
 	json_decref(s->skill_dirs);

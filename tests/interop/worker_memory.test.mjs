@@ -1,0 +1,105 @@
+// `airlock worker` with the session's memory stores and the agent's skill (issue 15):
+// the stores are copied into <workspace>/memory/<name>/ before the first tool call, the
+// agent's read sees the store's memory, its write (a new file) and edit (in place) come
+// back as versions by the session, a read_only store's copy cannot be written (the write
+// fails inside the sandbox) and the store stays untouched, the skill's files are there,
+// and the copies go when the item ends. Sandboxed where this host can make sandboxes,
+// unsandboxed always.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { chmodSync, mkdtempSync, realpathSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import Anthropic, { toFile } from '@anthropic-ai/sdk';
+import { startServer } from './lib/server.mjs';
+import { startMockModel } from './lib/mockmodel.mjs';
+import { collectEvents, endTurn, envWithKey, textOf } from './lib/session.mjs';
+import { all } from './lib/sdk.mjs';
+import { startPollWorker, waitFor } from './lib/worker.mjs';
+import { sandboxSkip } from './lib/hostprobe.mjs';
+
+const SKILL_MD = '---\nname: csv-helper\ndescription: Reads CSV files.\n---\n# CSV helper\n';
+
+for (const sandboxed of [false, true]) {
+  test(`airlock worker${sandboxed ? '' : ' --unsandboxed'} syncs memory stores and sees the skill`,
+    { skip: sandboxed ? sandboxSkip() : false }, async (t) => {
+      const tag = Math.random().toString(36).slice(2, 8);
+      const rwDir = `memory/sync-rw-${tag}`;
+      const roDir = `memory/sync-ro-${tag}`;
+      const workdir = realpathSync(mkdtempSync(path.join(tmpdir(), 'airlock-wmem-')));
+      chmodSync(workdir, 0o755); // the worker drops to its own user
+      const model = await startMockModel([
+        { match: 'go-memory', content: [{ type: 'tool_use', name: 'read', input: { file_path: `${rwDir}/notes.md` } }] },
+        { match: 'hello from the store', content: [{ type: 'tool_use', name: 'write', input: { file_path: `${rwDir}/learned/today.md`, content: 'learned\n' } }] },
+        { match: 'today.md', content: [{ type: 'tool_use', name: 'edit', input: { file_path: `${rwDir}/notes.md`, old_string: 'hello', new_string: 'goodbye' } }] },
+        { match: 'edited', content: [{ type: 'tool_use', name: 'write', input: { file_path: `${roDir}/ref.md`, content: 'overwritten\n' } }] },
+        { match: 'ref.md', content: [{ type: 'tool_use', name: 'bash', input: { command: `cat ${roDir}/ref.md; echo changed > ${roDir}/new.md; echo "rc=$?"; cat skills/csv-helper/SKILL.md` } }] },
+        { content: [{ type: 'text', text: 'done' }] },
+      ]);
+      const srv = await startServer({ env: { AIRLOCK_MODEL_BASE_URL: model.url } });
+      let worker;
+      t.after(async () => {
+        worker?.proc.kill('SIGKILL');
+        await srv.stop();
+        await model.stop();
+        rmSync(workdir, { recursive: true, force: true });
+      });
+      const c = new Anthropic({ baseURL: srv.baseURL, apiKey: srv.apiKey, maxRetries: 0 });
+      const skill = await c.beta.skills.create({ files: [await toFile(Buffer.from(SKILL_MD), 'csv-helper/SKILL.md')] });
+      const agent = await c.beta.agents.create({ name: 'memsync', model: 'claude-x',
+        tools: [{ type: 'agent_toolset_20260401', default_config: { permission_policy: { type: 'always_allow' } } }],
+        skills: [{ type: 'custom', skill_id: skill.id }] });
+      const { env, envKey } = await envWithKey(srv, c, 'wmem');
+      const rw = await c.beta.memoryStores.create({ name: `sync rw ${tag}` });
+      const ro = await c.beta.memoryStores.create({ name: `sync ro ${tag}` });
+      const mems = c.beta.memoryStores.memories;
+      const notes = await mems.create(rw.id, { path: '/notes.md', content: 'hello from the store\n' });
+      await mems.create(ro.id, { path: '/ref.md', content: 'reference\n' });
+      const session = await c.beta.sessions.create({ agent: agent.id, environment_id: env.id, resources: [
+        { type: 'memory_store', memory_store_id: rw.id },
+        { type: 'memory_store', memory_store_id: ro.id, access: 'read_only' },
+      ] });
+      worker = startPollWorker({ baseURL: srv.baseURL, environmentId: env.id, envKey, workdir,
+        args: ['--max-idle', '3s', ...(sandboxed ? [] : ['--unsandboxed'])] });
+      const { done } = await collectEvents(c, session.id, endTurn, { timeoutMs: 60000 });
+      await c.beta.sessions.events.send(session.id, { events: [{ type: 'user.message', content: [{ type: 'text', text: 'go-memory' }] }] });
+      const events = await done;
+      const results = events.filter((e) => e.type === 'user.tool_result');
+      const text = (r) => textOf(r.content);
+      assert.equal(results.length, 5, `${JSON.stringify(results)}\n${worker.log()}`);
+      for (const i of [0, 1, 2, 4]) assert.equal(results[i].is_error, false, `${i}: ${text(results[i])}\n${worker.log()}`);
+      assert.match(text(results[0]), /hello from the store/);
+      if (sandboxed) {
+        // the read_only copy: the write tool fails, and so does bash's redirection
+        assert.equal(results[3].is_error, true, text(results[3]));
+        assert.match(text(results[3]), /permission|denied|read-only/i);
+        assert.match(text(results[4]), /^reference\n/);
+        assert.match(text(results[4]), /rc=[1-9]/);
+      } else {
+        // unsandboxed, the tools run with the worker's own rights (root may write anything):
+        // the copy may change, and what follows shows it never reaches the store
+        assert.match(text(results[4]), results[3].is_error ? /^reference\n/ : /^overwritten\n/);
+      }
+      assert.match(text(results[4]), /# CSV helper/);
+      assert.match(worker.log(), /memory store downloaded/);
+
+      // the last sync runs when the item ends (--max-idle): wait for the writes to land
+      await waitFor(() => /work item finished/.test(worker.log()), 'the item to end', 30000, worker.log);
+      const listed = await all(mems.list(rw.id, { view: 'full', limit: 20 }));
+      assert.equal(listed.find((m) => m.path === '/learned/today.md')?.content, 'learned\n', worker.log());
+      const n = listed.find((m) => m.path === '/notes.md');
+      assert.equal(n.id, notes.id); // updated in place, under its precondition
+      assert.equal(n.content, 'goodbye from the store\n');
+      const vs = await all(c.beta.memoryStores.memoryVersions.list(rw.id, { session_id: session.id }));
+      assert.deepEqual(vs.map((v) => v.operation).sort(), ['created', 'modified']);
+      assert.ok(vs.every((v) => v.created_by.type === 'session_actor' && v.created_by.session_id === session.id));
+      // the read_only store is untouched: one memory, one version
+      const roList = await all(mems.list(ro.id, { view: 'full' }));
+      assert.deepEqual(roList.map((m) => [m.path, m.content]), [['/ref.md', 'reference\n']]);
+      assert.equal((await all(c.beta.memoryStores.memoryVersions.list(ro.id))).length, 1);
+      // the copies go with the item
+      const leftover = () => execFileSync('find', [workdir, '-path', '*/memory/sync-*'], { encoding: 'utf8' });
+      await waitFor(() => leftover() === '', 'the copies to go', 15000, () => `${leftover()}\n${worker.log()}`);
+    });
+}
