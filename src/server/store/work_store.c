@@ -182,9 +182,16 @@ work_store_claim(struct db *db, const char *environment_id, int64_t redeliver_be
 	id[0] = '\0';
 	if (db_begin(db) != 0)
 		return AL_E_IO;
+	/* Replicas on one PostgreSQL claim at the same moment: SKIP LOCKED gives each a
+	 * different row (one another claim holds is passed over, not waited for and then
+	 * delivered twice). SQLite's BEGIN IMMEDIATE already serializes the claims. */
 	if (db_prepare(db,
-	               "SELECT id FROM work WHERE environment_id = ? AND state = 'queued' AND "
-	               "(delivered_at IS NULL OR delivered_at < ?) ORDER BY seq LIMIT 1",
+	               db_dialect(db) == DB_DIALECT_PG
+	                   ? "SELECT id FROM work WHERE environment_id = ? AND state = 'queued' "
+	                     "AND (delivered_at IS NULL OR delivered_at < ?) ORDER BY seq LIMIT 1 "
+	                     "FOR UPDATE SKIP LOCKED"
+	                   : "SELECT id FROM work WHERE environment_id = ? AND state = 'queued' "
+	                     "AND (delivered_at IS NULL OR delivered_at < ?) ORDER BY seq LIMIT 1",
 	               &st) != 0)
 		goto fail;
 	db_bind_text(st, 1, environment_id);
@@ -197,17 +204,27 @@ work_store_claim(struct db *db, const char *environment_id, int64_t redeliver_be
 		db_rollback(db);
 		return AL_E_NOTFOUND;
 	}
+	/* the row must still be deliverable: never a second delivery of a live one */
 	if (db_prepare(db,
 	               "UPDATE work SET delivered_at = ?, delivered_to = ?, token_hash = ? "
-	               "WHERE id = ?",
+	               "WHERE id = ? AND state = 'queued' AND (delivered_at IS NULL OR "
+	               "delivered_at < ?)",
 	               &st) != 0)
 		goto fail;
 	db_bind_int64(st, 1, now);
 	db_bind_text(st, 2, worker_id);
 	db_bind_text(st, 3, token_hash);
 	db_bind_text(st, 4, id);
+	db_bind_int64(st, 5, redeliver_before);
 	if (db_step(st) != DB_DONE)
 		goto fail;
+	if (db_changes(db) != 1) {
+		/* another claim took it first: nothing to deliver on this poll */
+		db_finalize(st);
+		db_rollback(db);
+		id[0] = '\0';
+		return AL_E_NOTFOUND;
+	}
 	db_finalize(st);
 	if (db_commit(db) != 0)
 		return AL_E_IO;
