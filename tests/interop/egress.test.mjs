@@ -56,7 +56,9 @@ async function origins(t, dir) {
       seen.push({ name, method: req.method, url: req.url, host: req.headers.host, body,
         auth: req.headers.authorization,
         proxyHeaders: Object.keys(req.headers).filter((h) => h.startsWith('proxy-')) });
-      res.end(`${name}-ok ${req.method} ${req.url} ${body}`);
+      // what arrived, except where a secret may have: those answer with its length only
+      // (an origin that echoes what it got would hand the value back to the sandbox)
+      res.end(`${name}-ok ${req.method} ${req.url} ${/body|ledger/.test(req.url) ? body.length : body}`);
     });
   };
   const plain = http.createServer(handler('internal'));
@@ -434,12 +436,13 @@ test('secrets: the sandbox holds a placeholder, the proxy puts the value into he
       `curl -sS -m 10 -k -H "Authorization: Bearer $LEDGER_TOKEN" https://secure.corp.test:${S}/tls`,
       `curl -sS -m 10 -H "Authorization: Bearer $LEDGER_TOKEN" -d "$LEDGER_TOKEN" http://api.corp.test:${P}/body`,
       'env | grep -c Sx-9f3c; cat /proc/self/environ | tr "\\0" "\\n" | grep -c Sx-9f3c',
+      `curl -sS -m 10 -d "token=$LEDGER_TOKEN" http://other.corp.test:${P}/otherbody`,
     ],
     networking: { type: 'limited', allowed_hosts: ['*.corp.test'] },
     workerArgs: ['--egress-policy', policy],
     vaultAuth: { type: 'environment_variable', secret_name: 'LEDGER_TOKEN', secret_value: SECRET,
       networking: { type: 'limited', allowed_hosts: ['api.corp.test', 'secure.corp.test'] },
-      injection_location: { header: true, body: false } },
+      injection_location: { header: true, body: true } },
   });
   const ctx = `\n${r.log}`;
   // the credential as the API shows it: no value
@@ -452,8 +455,10 @@ test('secrets: the sandbox holds a placeholder, the proxy puts the value into he
   // the credential's host over plain HTTP gets the value, in the header only
   assert.equal(at('/ledger').auth, `Bearer ${SECRET}`, ctx);
   assert.equal(at('/body').auth, `Bearer ${SECRET}`);
-  assert.equal(at('/body').body, ph, 'the body is not rewritten (injection_location.body false)');
-  // another host, and HTTPS (not terminated): the placeholder leaves as it is
+  // the body too (injection_location.body), held whole and re-framed
+  assert.equal(at('/body').body, SECRET);
+  assert.equal(at('/otherbody').body, `token=${ph}`);
+  // another host (header and body), and HTTPS (not terminated): the placeholder stays
   assert.equal(at('/other').auth, `Bearer ${ph}`);
   assert.equal(at('/tls').auth, `Bearer ${ph}`);
   assert.equal(r.out[5], '0\n0', r.out[5]);
