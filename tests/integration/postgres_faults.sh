@@ -4,7 +4,8 @@
 # replicas migrating one fresh database at once (each migration applied once, all
 # serve), the database down at start (retries with backoff, then serves), and the
 # database lost mid-run (503 with a clear error, /readyz out of rotation, recovery
-# without a restart, nothing acknowledged lost).
+# without a restart, nothing acknowledged lost); TLS with sslmode=verify-full against
+# the right CA, refused against another.
 . "$(dirname "$0")/lib/common.sh"
 . "$(dirname "$0")/lib/postgres.sh"
 why=$(pg_skip_reason)
@@ -102,4 +103,27 @@ check "database back: writes work again" eq "$STATUS" 200
 STATUS=$(curl -s -o /dev/null -w '%{http_code}' "$BASE/readyz")
 check "database back: /readyz answers 200" eq "$STATUS" 200
 check "no log line holds the password" eval "! grep -qF '$PG_PASSWORD' '$log' $T_TMP/race*.log"
+kill "$SERVER_PID" 2>/dev/null
+wait "$SERVER_PID" 2>/dev/null
+
+# --- TLS to the database: sslmode=verify-full passes through to libpq ---
+pg_enable_tls
+TLS_URL="postgresql://airlock@localhost:$PG_PORT/airlock?hostaddr=127.0.0.1&sslmode=verify-full"
+log="$T_TMP/tls.log"
+env AIRLOCK_DATA_DIR="$T_TMP/data" AIRLOCK_API_KEY=testkey \
+	AIRLOCK_DATABASE_URL="$TLS_URL&sslrootcert=$PG_CA" \
+	"$AIRLOCK_BIN" server --listen 127.0.0.1:0 2>"$log" &
+T_PIDS+=($!)
+wait_listening "$log"
+check "verify-full with the right CA: connected over TLS" grep -q 'database connected.*ssl=on' "$log"
+req testkey GET "/v1/sessions/$SID"
+check "verify-full: the data is there" eq "$STATUS" 200
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
+	-subj /CN=other-ca -keyout "$T_TMP/other.key" -out "$T_TMP/other.pem" 2>/dev/null
+env AIRLOCK_DATA_DIR="$T_TMP/data2" AIRLOCK_API_KEY=testkey AIRLOCK_DATABASE_RETRY=0 \
+	AIRLOCK_DATABASE_URL="$TLS_URL&sslrootcert=$T_TMP/other.pem" \
+	timeout 30 "$AIRLOCK_BIN" server --listen 127.0.0.1:0 2>"$T_TMP/tls-bad.log"
+rc=$?
+check "verify-full with another CA: refused (exit $rc)" test "$rc" != 0 -a "$rc" != 124
+check "verify-full with another CA: the log says why" grep -q 'certificate verify failed' "$T_TMP/tls-bad.log"
 finish

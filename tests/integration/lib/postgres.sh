@@ -7,6 +7,8 @@
 #   pg_start                  sets PG_PORT, PG_URL (no password in it), PG_PASSWORD
 #   pg_psql SQL [DB]          runs SQL as the superuser through the socket
 #   pg_stop / pg_start_again  stop (immediate) and start the same cluster
+#   pg_enable_tls             a test CA and a server certificate for localhost; TLS on,
+#                             restarted; sets PG_CA (the CA's PEM)
 PG_BIN=$(pg_config --bindir 2>/dev/null || echo /usr/lib/postgresql/15/bin)
 [ -x "$PG_BIN/initdb" ] || PG_BIN=/usr/lib/postgresql/15/bin
 
@@ -50,6 +52,28 @@ pg_start_again() {
 
 pg_stop() {
 	pg_as "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -m immediate -w stop >/dev/null 2>&1
+}
+
+pg_enable_tls() {
+	local t="$PG_DIR/tls"
+	mkdir -p "$t"
+	openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
+		-subj /CN=airlock-test-ca -keyout "$t/ca.key" -out "$t/ca.pem" 2>/dev/null
+	openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=localhost \
+		-keyout "$t/server.key" -out "$t/server.csr" 2>/dev/null
+	printf 'subjectAltName=DNS:localhost\n' >"$t/ext"
+	openssl x509 -req -in "$t/server.csr" -CA "$t/ca.pem" -CAkey "$t/ca.key" \
+		-CAcreateserial -days 2 -extfile "$t/ext" -out "$t/server.pem" 2>/dev/null
+	chmod 600 "$t/server.key"
+	[ "$(id -u)" = 0 ] && chown -R postgres: "$t"
+	pg_as sh -c "cat >>'$PG_DIR/data/postgresql.conf'" <<-CONF
+		ssl = on
+		ssl_cert_file = '$t/server.pem'
+		ssl_key_file = '$t/server.key'
+	CONF
+	pg_stop
+	pg_start_again
+	PG_CA=$t/ca.pem
 }
 
 pg_psql() {
