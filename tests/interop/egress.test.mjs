@@ -42,8 +42,26 @@ async function origins(t, dir) {
   git('-C', 'work', 'commit', '-q', '-m', 'one');
   git('clone', '-q', '--bare', 'work', 'repo.git');
   git('-C', 'repo.git', 'update-server-info');
+  // a package index with one wheel, for pip through the proxy
+  execFileSync('python3', ['-c', `
+import zipfile
+with zipfile.ZipFile('demo-1.0-py3-none-any.whl', 'w') as z:
+    z.writestr('demo/__init__.py', 'x = 1\\n')
+    z.writestr('demo-1.0.dist-info/METADATA', 'Metadata-Version: 2.1\\nName: demo\\nVersion: 1.0\\n')
+    z.writestr('demo-1.0.dist-info/WHEEL', 'Wheel-Version: 1.0\\nGenerator: t\\nRoot-Is-Purelib: true\\nTag: py3-none-any\\n')
+    z.writestr('demo-1.0.dist-info/RECORD', '')
+`], { cwd: dir });
   const seen = [];
   const handler = (name) => (req, res) => {
+    if (name === 'internal' && req.url === '/simple/demo/') {
+      res.setHeader('content-type', 'text/html');
+      res.end('<html><body><a href="/files/demo-1.0-py3-none-any.whl">demo-1.0-py3-none-any.whl</a></body></html>');
+      return;
+    }
+    if (name === 'internal' && req.url === '/files/demo-1.0-py3-none-any.whl') {
+      res.end(readFileSync(path.join(dir, 'demo-1.0-py3-none-any.whl')));
+      return;
+    }
     if (name === 'secure' && req.url.startsWith('/repo.git/')) {
       const f = path.join(dir, decodeURIComponent(req.url.split('?')[0]));
       seen.push({ name, method: req.method, url: req.url, host: req.headers.host, body: '', proxyHeaders: [] });
@@ -254,6 +272,7 @@ s = socket.socket(); s.settimeout(3)
 try: s.connect(('1.1.1.1', 443)); print('connected')
 except OSError as e: print(e.errno)"`,
     'getent hosts api.corp.test; echo rc=$?',
+    `pip3 download -q --no-cache-dir --no-deps --trusted-host api.corp.test --index-url http://api.corp.test:${P}/simple/ -d /tmp/pkgs demo 2>&1; ls /tmp/pkgs`,
   ];
   const r = await runSession(t, {
     commands,
@@ -294,6 +313,8 @@ except OSError as e: print(e.errno)"`,
   assert.equal(out[19], '101\n101\n101', out[19]);
   // no resolver inside: names exist only for the proxy
   assert.equal(out[20], 'rc=2', out[20]);
+  // pip through the proxy, from a local package index
+  assert.match(out[21], /demo-1\.0-py3-none-any\.whl$/, out[21]);
   // every decision is a JSON log line
   const eg = r.logs.filter((l) => l.msg === 'egress' || l.message === 'egress');
   const allowed = eg.find((l) => l.host === 'api.corp.test' && l.path === '/hello');
