@@ -63,6 +63,8 @@ export async function startServer({ env = {}, args = [], dataDir } = {}) {
     dataDir: dir,
     // the environment an admin command (airlock keys) needs to reach this server's database
     cliEnv: { ...process.env, AIRLOCK_DATA_DIR: dir, ...(pg ? { AIRLOCK_DATABASE_URL: pg } : {}) },
+    // its PostgreSQL database (interop-pg), for a second replica on the same one; else null
+    databaseURL: env.AIRLOCK_DATABASE_URL ?? pg,
     proc,
     log: () => log,
     async stop() {
