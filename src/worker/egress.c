@@ -439,9 +439,16 @@ on_timeout(struct loop *l, void *arg)
 	if (c->st == C_HEAD) {
 		/* a slowloris client: no decision was made, nothing to log as one */
 		answer(c, 408, "Request Timeout",
-		       "airlock egress: request head not complete "
-		       "within %d s",
-		       HEAD_TIMEOUT_MS / 1000);
+		       "airlock egress: request head not complete within %llu ms",
+		       (unsigned long long)c->px->head_ms);
+		return;
+	}
+	if (c->st == C_RESOLVE) {
+		/* the lookup thread finishes on its own; conn_close drops our reference */
+		snprintf(c->rule, sizeof(c->rule), "DNS (no answer in time)");
+		log_decision(c, false);
+		answer(c, 504, "Gateway Timeout", "airlock egress: %s did not resolve in time",
+		       c->host);
 		return;
 	}
 	if (c->st == C_DIAL) {
