@@ -132,6 +132,20 @@ out:
 }
 
 int
+file_store_commit_tmp(int fd, const char *tmp, const char *dst, const char *dir)
+{
+	if (fsync(fd) != 0) {
+		int e = errno;
+		close(fd);
+		errno = e; /* the caller logs why the sync failed, not the close */
+		return AL_E_IO;
+	}
+	if (close(fd) != 0 || rename(tmp, dst) != 0)
+		return AL_E_IO;
+	return sync_dir(dir);
+}
+
+int
 file_store_publish(const char *data_dir, int fd, const char *path, const char *id)
 {
 	char dst[FILE_STORE_PATH_MAX], dir[FILE_STORE_PATH_MAX];
@@ -141,14 +155,8 @@ file_store_publish(const char *data_dir, int fd, const char *path, const char *i
 		r = AL_E_TOOBIG;
 		goto out;
 	}
-	if (fsync(fd) != 0 || close(fd) != 0) {
-		fd = -1;
-		goto out;
-	}
+	r = file_store_commit_tmp(fd, path, dst, dir);
 	fd = -1;
-	if (rename(path, dst) != 0 || sync_dir(dir) != 0)
-		goto out;
-	r = 0;
 out:
 	if (fd >= 0)
 		close(fd);

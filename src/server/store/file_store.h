@@ -26,6 +26,11 @@ int file_store_tmp_open(const char *data_dir, char *path, size_t pathsz, int *fd
 /* Syncs fd and renames path to the file's own name, then syncs the directory: once it
  * returns 0 the bytes survive a crash. Closes fd either way. */
 int file_store_publish(const char *data_dir, int fd, const char *path, const char *id);
+/* The durable step of a publish, for any finished file from file_store_tmp_open (skill
+ * bundles take it too): syncs fd, closes it, renames tmp to dst and syncs dst's
+ * directory dir. Closes fd either way; 0, or AL_E_IO with errno saying why. Unlinking
+ * tmp after a failure is the caller's. */
+int file_store_commit_tmp(int fd, const char *tmp, const char *dst, const char *dir);
 /* Opens the bytes of file id for reading; *size from fstat. AL_E_NOTFOUND, AL_E_IO. */
 int file_store_open(const char *data_dir, const char *id, int *fd, uint64_t *size);
 /* Removes the bytes of file id (missing is fine). */

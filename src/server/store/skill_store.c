@@ -11,6 +11,7 @@
 #include "buf.h"
 #include "db.h"
 #include "err.h"
+#include "file_store.h"
 #include "log.h"
 #include "skill_store.h"
 #include "util.h"
@@ -109,19 +110,8 @@ skill_store_publish(const char *data_dir, int fd, const char *tmp, const char *s
 	    bundle_path(data_dir, skill_id, version_id, dst, sizeof(dst)) ||
 	    snprintf(dir, sizeof(dir), "%s/skills", data_dir) >= (int)sizeof(dir))
 		goto out;
-	int f = fd;
+	r = file_store_commit_tmp(fd, tmp, dst, dir);
 	fd = -1;
-	if (fsync(f) != 0) {
-		close(f);
-		goto out;
-	}
-	if (close(f) != 0 || rename(tmp, dst) != 0)
-		goto out;
-	int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (dfd < 0)
-		goto out;
-	r = fsync(dfd) == 0 ? 0 : AL_E_IO;
-	close(dfd);
 out:
 	if (fd >= 0)
 		close(fd);
