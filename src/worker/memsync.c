@@ -277,6 +277,14 @@ out:
 	return r;
 }
 
+/* A new open of the directory for a walk: a dup() would share the held fd's offset, and
+ * the next walk would start where this one ended (at the end: every file "missing"). */
+static int
+dir_reopen(int dfd)
+{
+	return openat(dfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+}
+
 static void
 sha_of(const struct buf *b, char hex[65])
 {
@@ -289,7 +297,7 @@ static bool
 scan(int dfd, const char *prefix, int depth, json_t *out, struct mstore *s, const char *sid)
 {
 	bool whole = true;
-	int fd = dup(dfd);
+	int fd = dir_reopen(dfd);
 	if (fd < 0)
 		return false;
 	DIR *d = fdopendir(fd);
@@ -354,7 +362,7 @@ scan(int dfd, const char *prefix, int depth, json_t *out, struct mstore *s, cons
 static void
 seal(int dfd, bool on, int depth)
 {
-	int fd = dup(dfd);
+	int fd = dir_reopen(dfd);
 	DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
 	if (d == NULL) {
 		if (fd >= 0)

@@ -21,36 +21,47 @@ import { sandboxSkip } from './lib/hostprobe.mjs';
 
 const SKILL_MD = '---\nname: csv-helper\ndescription: Reads CSV files.\n---\n# CSV helper\n';
 
+// A server whose mock model plays script, a workdir the worker (dropping to its own
+// user) can reach, and an agent with every tool allowed; all of it gone after t.
+async function setup(t, script, withSkill = false) {
+  const workdir = realpathSync(mkdtempSync(path.join(tmpdir(), 'airlock-wmem-')));
+  chmodSync(workdir, 0o755);
+  const model = await startMockModel(script);
+  const srv = await startServer({ env: { AIRLOCK_MODEL_BASE_URL: model.url } });
+  const ctx = { workdir, srv, worker: null };
+  t.after(async () => {
+    ctx.worker?.proc.kill('SIGKILL');
+    await srv.stop();
+    await model.stop();
+    rmSync(workdir, { recursive: true, force: true });
+  });
+  ctx.c = new Anthropic({ baseURL: srv.baseURL, apiKey: srv.apiKey, maxRetries: 0 });
+  const skill = withSkill
+    ? await ctx.c.beta.skills.create({ files: [await toFile(Buffer.from(SKILL_MD), 'csv-helper/SKILL.md')] })
+    : null;
+  ctx.agent = await ctx.c.beta.agents.create({ name: 'memsync', model: 'claude-x',
+    tools: [{ type: 'agent_toolset_20260401', default_config: { permission_policy: { type: 'always_allow' } } }],
+    skills: skill ? [{ type: 'custom', skill_id: skill.id }] : [] });
+  Object.assign(ctx, await envWithKey(srv, ctx.c, 'wmem'));
+  ctx.start = (args) => (ctx.worker = startPollWorker({ baseURL: srv.baseURL, environmentId: ctx.env.id,
+    envKey: ctx.envKey, workdir, args: ['--max-idle', '3s', ...args] }));
+  return ctx;
+}
+
 for (const sandboxed of [false, true]) {
   test(`airlock worker${sandboxed ? '' : ' --unsandboxed'} syncs memory stores and sees the skill`,
     { skip: sandboxed ? sandboxSkip() : false }, async (t) => {
       const tag = Math.random().toString(36).slice(2, 8);
       const rwDir = `memory/sync-rw-${tag}`;
       const roDir = `memory/sync-ro-${tag}`;
-      const workdir = realpathSync(mkdtempSync(path.join(tmpdir(), 'airlock-wmem-')));
-      chmodSync(workdir, 0o755); // the worker drops to its own user
-      const model = await startMockModel([
+      const { c, agent, env, start, workdir } = await setup(t, [
         { match: 'go-memory', content: [{ type: 'tool_use', name: 'read', input: { file_path: `${rwDir}/notes.md` } }] },
         { match: 'hello from the store', content: [{ type: 'tool_use', name: 'write', input: { file_path: `${rwDir}/learned/today.md`, content: 'learned\n' } }] },
         { match: 'today.md', content: [{ type: 'tool_use', name: 'edit', input: { file_path: `${rwDir}/notes.md`, old_string: 'hello', new_string: 'goodbye' } }] },
         { match: 'edited', content: [{ type: 'tool_use', name: 'write', input: { file_path: `${roDir}/ref.md`, content: 'overwritten\n' } }] },
         { match: 'ref.md', content: [{ type: 'tool_use', name: 'bash', input: { command: `cat ${roDir}/ref.md; echo changed > ${roDir}/new.md; echo "rc=$?"; cat skills/csv-helper/SKILL.md` } }] },
         { content: [{ type: 'text', text: 'done' }] },
-      ]);
-      const srv = await startServer({ env: { AIRLOCK_MODEL_BASE_URL: model.url } });
-      let worker;
-      t.after(async () => {
-        worker?.proc.kill('SIGKILL');
-        await srv.stop();
-        await model.stop();
-        rmSync(workdir, { recursive: true, force: true });
-      });
-      const c = new Anthropic({ baseURL: srv.baseURL, apiKey: srv.apiKey, maxRetries: 0 });
-      const skill = await c.beta.skills.create({ files: [await toFile(Buffer.from(SKILL_MD), 'csv-helper/SKILL.md')] });
-      const agent = await c.beta.agents.create({ name: 'memsync', model: 'claude-x',
-        tools: [{ type: 'agent_toolset_20260401', default_config: { permission_policy: { type: 'always_allow' } } }],
-        skills: [{ type: 'custom', skill_id: skill.id }] });
-      const { env, envKey } = await envWithKey(srv, c, 'wmem');
+      ], true);
       const rw = await c.beta.memoryStores.create({ name: `sync rw ${tag}` });
       const ro = await c.beta.memoryStores.create({ name: `sync ro ${tag}` });
       const mems = c.beta.memoryStores.memories;
@@ -60,8 +71,7 @@ for (const sandboxed of [false, true]) {
         { type: 'memory_store', memory_store_id: rw.id },
         { type: 'memory_store', memory_store_id: ro.id, access: 'read_only' },
       ] });
-      worker = startPollWorker({ baseURL: srv.baseURL, environmentId: env.id, envKey, workdir,
-        args: ['--max-idle', '3s', ...(sandboxed ? [] : ['--unsandboxed'])] });
+      const worker = start(sandboxed ? [] : ['--unsandboxed']);
       const { done } = await collectEvents(c, session.id, endTurn, { timeoutMs: 60000 });
       await c.beta.sessions.events.send(session.id, { events: [{ type: 'user.message', content: [{ type: 'text', text: 'go-memory' }] }] });
       const events = await done;
@@ -103,3 +113,44 @@ for (const sandboxed of [false, true]) {
       await waitFor(() => leftover() === '', 'the copies to go', 15000, () => `${leftover()}\n${worker.log()}`);
     });
 }
+
+// The pass between tool calls (15 s after the download, brought by a timer after the
+// first call): a local edit made while the store changed the same memory loses to the
+// store (logged), a new local file is created, a memory added to the store meanwhile is
+// pulled, all before the item ends. The sync runs on the host either way: unsandboxed.
+test('airlock worker syncs during the session: the store wins a conflict, new files go both ways', async (t) => {
+  const tag = Math.random().toString(36).slice(2, 8);
+  const dir = `memory/mid-${tag}`;
+  const { c, agent, env, start } = await setup(t, [
+    { match: 'go-mid', content: [{ type: 'tool_use', name: 'bash', input: { command: `printf local > ${dir}/notes.md && printf mine > ${dir}/a.md && echo step1` } }] },
+    { match: 'step1', content: [{ type: 'tool_use', name: 'bash', input: { command: `sleep 20; cat ${dir}/notes.md; echo; cat ${dir}/b.md; echo; echo step2` } }] },
+    { content: [{ type: 'text', text: 'done' }] },
+  ]);
+  const st = await c.beta.memoryStores.create({ name: `mid ${tag}` });
+  const mems = c.beta.memoryStores.memories;
+  const notes = await mems.create(st.id, { path: '/notes.md', content: 'v1' });
+  const session = await c.beta.sessions.create({ agent: agent.id, environment_id: env.id,
+    resources: [{ type: 'memory_store', memory_store_id: st.id }] });
+  const worker = start(['--unsandboxed']);
+  const { done } = await collectEvents(c, session.id, endTurn, { timeoutMs: 90000 });
+  await c.beta.sessions.events.send(session.id, { events: [{ type: 'user.message', content: [{ type: 'text', text: 'go-mid' }] }] });
+  // after the download, the store changes: the same memory, and a new one
+  await waitFor(() => /memory store downloaded/.test(worker.log()), 'the download', 30000, worker.log);
+  await mems.update(notes.id, { memory_store_id: st.id, content: 'remote' });
+  await mems.create(st.id, { path: '/b.md', content: 'from-store' });
+  const events = await done;
+  const results = events.filter((e) => e.type === 'user.tool_result');
+  assert.equal(results.length, 2, `${JSON.stringify(results)}\n${worker.log()}`);
+  // the second call saw the pass's work: the store's version, and the pulled memory
+  assert.equal(textOf(results[1].content), 'remote\nfrom-store\nstep2', worker.log());
+  assert.match(worker.log(), /the store's version wins/);
+  // the item is still live (--max-idle): a.md came with the pass, not the last sync
+  assert.doesNotMatch(worker.log(), /work item finished/);
+  const listed = await all(mems.list(st.id, { view: 'full' }));
+  assert.deepEqual(listed.map((m) => [m.path, m.content]),
+    [['/a.md', 'mine'], ['/b.md', 'from-store'], ['/notes.md', 'remote']]);
+  await waitFor(() => /work item finished/.test(worker.log()), 'the item to end', 30000, worker.log);
+  // the local edit that lost was never sent: the session wrote only a.md
+  const vs = await all(c.beta.memoryStores.memoryVersions.list(st.id, { session_id: session.id }));
+  assert.deepEqual(vs.map((v) => [v.path, v.operation]), [['/a.md', 'created']]);
+});
