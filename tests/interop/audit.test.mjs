@@ -9,14 +9,11 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { writeFileSync, readFileSync, mkdtempSync, rmSync, renameSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import Anthropic from '@anthropic-ai/sdk';
-import { startServer } from './lib/server.mjs';
-import { startMockModel } from './lib/mockmodel.mjs';
-import { startIdp } from './lib/oidc_idp.mjs';
 import { collect } from './lib/events.mjs';
+import { startPolicyRig } from './lib/policy_rig.mjs';
 
 const BIN = process.env.AIRLOCK_BIN;
 const BOB_INPUT = { command: 'echo bob-input-SECRET-5f1c' };
@@ -50,8 +47,8 @@ const SCRIPT = [
   { match: 'alice-write', content: [{ type: 'tool_use', name: 'write', input: { file_path: '/workspace/r.txt', content: 'x' } }] },
 ];
 
+let rig;
 let idp;
-let mock;
 let srv;
 let dir;
 let policyFile;
@@ -60,16 +57,18 @@ let agent;
 let env;
 let envKey;
 let cliKey;
+let writePolicy;
+let logSays;
+let say;
 const VAULT_TOKENS = ['vault-token-SECRET-1f3a', 'vault-token-SECRET-2b4c'];
 const tokens = {};
 const sessions = {};
 
+// Keeps each user's token: no record may carry one.
 const userClient = async (name) => {
   tokens[name] = await idp.token(name);
   return new Anthropic({ baseURL: srv.baseURL, apiKey: null, authToken: tokens[name], maxRetries: 0 });
 };
-const say = (c, sid, text) =>
-  c.beta.sessions.events.send(sid, { events: [{ type: 'user.message', content: [{ type: 'text', text }] }] });
 const auditFile = () => path.join(srv.dataDir, 'audit.jsonl');
 const lines = () => readFileSync(auditFile(), 'utf8').split('\n').filter((l) => l !== '');
 async function audit(query = '', headers = { 'x-api-key': srv.apiKey }) {
@@ -82,55 +81,22 @@ async function all(query) {
   assert.equal(body.next_page, null);
   return body.data;
 }
-function writePolicy(text) {
-  const tmp = `${policyFile}.tmp`;
-  writeFileSync(tmp, text);
-  renameSync(tmp, policyFile);
-}
-async function logSays(re) {
-  for (let i = 0; i < 200 && !re.test(srv.log()); i++) await new Promise((r) => setTimeout(r, 50));
-  assert.match(srv.log(), re);
-}
 const sha256 = (s) => createHash('sha256').update(s).digest('hex');
 
 before(async () => {
-  idp = await startIdp({
-    users: {
-      alice: { groups: ['auditors'] },
-      bob: { groups: ['interns'] },
-      erin: { groups: ['engineers'] },
-      pat: { groups: ['platform-admins'] },
-    },
-  });
-  mock = await startMockModel(SCRIPT);
-  dir = mkdtempSync(path.join(tmpdir(), 'airlock-audit-'));
-  policyFile = path.join(dir, 'policy.yaml');
-  writePolicy(POLICY());
-  srv = await startServer({
-    dataDir: mkdtempSync(path.join(dir, 'data-')), // kept after stop: the last checkpoint
+  rig = await startPolicyRig({
+    name: 'audit', policy: POLICY(), script: SCRIPT,
+    keepData: true, // the data directory outlasts srv.stop(): the last checkpoint
     env: {
       AIRLOCK_AGENT_IDENTITY_ISSUER: 'https://agents.bank.test', // signs the checkpoints
-      AIRLOCK_OIDC_ISSUER: idp.issuer,
-      AIRLOCK_OIDC_AUDIENCE: 'airlock',
-      AIRLOCK_POLICY_FILE: policyFile,
-      AIRLOCK_MODEL_BASE_URL: mock.url,
       AIRLOCK_MODEL_API_KEY: 'mock-model-key-SECRET-77aa',
     },
   });
-  await logSays(/identity provider keys loaded/);
-  admin = new Anthropic({ baseURL: srv.baseURL, apiKey: srv.apiKey, maxRetries: 0 });
-  agent = await admin.beta.agents.create({
-    name: 'auditor', model: 'claude-test',
-    tools: [{ type: 'agent_toolset_20260401', default_config: { permission_policy: { type: 'always_allow' } } }],
-  });
-  env = await admin.beta.environments.create({ name: 'bank', config: { type: 'self_hosted' } });
+  ({ idp, srv, dir, policyFile, admin, agent, env, writePolicy, logSays, say } = rig);
 });
 
 after(async () => {
-  await srv?.stop();
-  await mock?.stop();
-  await idp?.stop();
-  if (dir) rmSync(dir, { recursive: true, force: true });
+  await rig?.stop();
 });
 
 test('a failed authentication, a key, tool calls and policy reloads each leave a record', async () => {

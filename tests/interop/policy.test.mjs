@@ -6,14 +6,8 @@
 // policy file applies to the next call of a session already running; groups map to roles.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { writeFileSync, mkdtempSync, rmSync, renameSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
-import Anthropic from '@anthropic-ai/sdk';
-import { startServer } from './lib/server.mjs';
-import { startMockModel } from './lib/mockmodel.mjs';
-import { startIdp } from './lib/oidc_idp.mjs';
 import { collect } from './lib/events.mjs';
+import { startPolicyRig } from './lib/policy_rig.mjs';
 
 const POLICY = (shell = 'allow') => `default: deny
 roles:
@@ -52,69 +46,31 @@ const SCRIPT = [
   { match: 'written', content: [{ type: 'text', text: 'done' }] },
 ];
 
+let rig;
 let idp;
 let mock;
 let srv;
-let dir;
-let policyFile;
 let admin;
 let agent;
 let env;
+let writePolicy;
+let userClient;
+let say;
 
-const userClient = async (name) =>
-  new Anthropic({ baseURL: srv.baseURL, apiKey: null, authToken: await idp.token(name), maxRetries: 0 });
-const say = (c, sid, text) =>
-  c.beta.sessions.events.send(sid, { events: [{ type: 'user.message', content: [{ type: 'text', text }] }] });
 const toolNames = (body) => (body.tools ?? []).map((t) => t.name).sort();
 function requestFor(marker) {
   return mock.requests().then((r) => r.filter((q) =>
     JSON.stringify(q.body.messages).includes(marker)).map((q) => q.body));
 }
-// Replaces the policy file the way an editor or a ConfigMap does: a new inode.
-function writePolicy(text) {
-  const tmp = `${policyFile}.tmp`;
-  writeFileSync(tmp, text);
-  renameSync(tmp, policyFile);
-}
 
 before(async () => {
-  idp = await startIdp({
-    users: {
-      alice: { groups: ['auditors'] },
-      bob: { groups: ['interns'] },
-      erin: { groups: ['engineers'] },
-      pat: { groups: ['platform-admins'] },
-    },
-  });
-  mock = await startMockModel(SCRIPT);
-  dir = mkdtempSync(path.join(tmpdir(), 'airlock-policy-'));
-  policyFile = path.join(dir, 'policy.yaml');
-  writePolicy(POLICY());
-  srv = await startServer({
-    env: {
-      AIRLOCK_OIDC_ISSUER: idp.issuer,
-      AIRLOCK_OIDC_AUDIENCE: 'airlock',
-      AIRLOCK_POLICY_FILE: policyFile,
-      AIRLOCK_MODEL_BASE_URL: mock.url,
-      AIRLOCK_MODEL_API_KEY: 'mock-model-key',
-    },
-  });
-  for (let i = 0; i < 100 && !/identity provider keys loaded/.test(srv.log()); i++)
-    await new Promise((r) => setTimeout(r, 50));
+  rig = await startPolicyRig({ name: 'policy', policy: POLICY(), script: SCRIPT });
+  ({ idp, mock, srv, admin, agent, env, writePolicy, userClient, say } = rig);
   assert.match(srv.log(), /policy loaded.*rules=5/);
-  admin = new Anthropic({ baseURL: srv.baseURL, apiKey: srv.apiKey, maxRetries: 0 });
-  agent = await admin.beta.agents.create({
-    name: 'auditor', model: 'claude-test',
-    tools: [{ type: 'agent_toolset_20260401', default_config: { permission_policy: { type: 'always_allow' } } }],
-  });
-  env = await admin.beta.environments.create({ name: 'bank', config: { type: 'self_hosted' } });
 });
 
 after(async () => {
-  await srv?.stop();
-  await mock?.stop();
-  await idp?.stop();
-  if (dir) rmSync(dir, { recursive: true, force: true });
+  await rig?.stop();
 });
 
 test('an intern is never offered bash; a bash call anyway gets the rule, not the worker', async () => {
