@@ -42,7 +42,7 @@ memsync_decide(const char *local, const char *base, const char *remote)
 	if (lch && rch) {
 		if (same(local, remote))
 			return remote == NULL ? MEMSYNC_NONE : MEMSYNC_ADOPT;
-		return remote == NULL ? MEMSYNC_CONFLICT_REMOVE : MEMSYNC_CONFLICT_PULL;
+		return remote == NULL ? MEMSYNC_RECREATE : MEMSYNC_CONFLICT_PULL;
 	}
 	if (rch)
 		return remote == NULL ? MEMSYNC_REMOVE_LOCAL : MEMSYNC_PULL;
@@ -57,7 +57,7 @@ memsync_action_name(enum memsync_action a)
 {
 	static const char *const names[] = {"none",   "adopt",         "pull",
 	                                    "remove", "create",        "update",
-	                                    "delete", "conflict-pull", "conflict-remove"};
+	                                    "delete", "conflict-pull", "recreate"};
 	return (unsigned)a < sizeof(names) / sizeof(names[0]) ? names[a] : "?";
 }
 
@@ -747,9 +747,16 @@ plan(struct memsync *m)
 		if (l != NULL)
 			json_object_del(s->missing, rel);
 		enum memsync_action a = memsync_decide(l, bs, rs);
+		if (a == MEMSYNC_RECREATE && s->ro) {
+			log_warn("a memory deleted in the store was edited here; kept, unsent "
+			         "(read_only store)",
+			         "session_id", m->sid, "memory_store_id", s->id, "path", rel);
+			json_object_del(s->base, rel);
+			continue;
+		}
 		if ((a == MEMSYNC_CREATE || a == MEMSYNC_UPDATE || a == MEMSYNC_DELETE) && s->ro)
 			continue; /* a read_only store is never written back */
-		if ((a == MEMSYNC_CREATE || a == MEMSYNC_UPDATE) &&
+		if ((a == MEMSYNC_CREATE || a == MEMSYNC_UPDATE || a == MEMSYNC_RECREATE) &&
 		    same(json_string_value(json_object_get(s->refused, rel)), l))
 			continue;
 		if (a == MEMSYNC_DELETE) {
@@ -772,9 +779,13 @@ plan(struct memsync *m)
 		}
 		if (a == MEMSYNC_NONE)
 			continue;
-		if (a == MEMSYNC_CONFLICT_PULL || a == MEMSYNC_CONFLICT_REMOVE)
+		if (a == MEMSYNC_CONFLICT_PULL)
 			log_warn("a memory changed both here and in the store; the store's version "
 			         "wins",
+			         "session_id", m->sid, "memory_store_id", s->id, "path", rel);
+		if (a == MEMSYNC_RECREATE)
+			log_info("a memory deleted in the store was edited here; creating it again "
+			         "from the file",
 			         "session_id", m->sid, "memory_store_id", s->id, "path", rel);
 		json_array_append_new(
 		    m->ops, json_pack("{s:i,s:s,s:s?,s:s?,s:s?,s:s?}", "a", (int)a, "rel", rel,
@@ -878,9 +889,15 @@ run_ops(struct memsync *m)
 			m->op_i++;
 			continue;
 		}
-		if (a == MEMSYNC_REMOVE_LOCAL || a == MEMSYNC_CONFLICT_REMOVE) {
+		if (a == MEMSYNC_REMOVE_LOCAL) {
+			/* only while it still holds what the store deleted: an edit since the
+			 * walk makes it the only copy (the next pass creates it again) */
 			const char *leaf;
-			int pfd = parent_open(s->dfd, rel, false, &leaf);
+			char hex[65] = "";
+			if (file_read(s->dfd, rel, MEMSYNC_MAX_CONTENT, &content) == 0)
+				sha_of(&content, hex);
+			buf_free(&content);
+			int pfd = same(hex, base) ? parent_open(s->dfd, rel, false, &leaf) : -1;
 			if (pfd >= 0) {
 				unlinkat(pfd, leaf, 0);
 				close(pfd);
@@ -894,7 +911,7 @@ run_ops(struct memsync *m)
 			continue;
 		}
 		mid = id ? httpc_escape(id) : NULL;
-		if (a == MEMSYNC_CREATE || a == MEMSYNC_UPDATE) {
+		if (a == MEMSYNC_CREATE || a == MEMSYNC_UPDATE || a == MEMSYNC_RECREATE) {
 			int r = file_read(s->dfd, rel, MEMSYNC_MAX_CONTENT, &content);
 			/* NULL for bytes that are not UTF-8: the API takes text only */
 			json_t *js =
@@ -925,7 +942,7 @@ run_ops(struct memsync *m)
 			json_object_set_new(op, "local", json_string(hex));
 			buf_free(&content);
 			method = "POST";
-			if (a == MEMSYNC_CREATE) {
+			if (a != MEMSYNC_UPDATE) {
 				char *p = xasprintf("/%s", rel);
 				body = json_pack("{s:s,s:o}", "path", p, "content", js);
 				free(p);

@@ -29,7 +29,8 @@ enum memsync_action {
 	MEMSYNC_UPDATE,        /* local edit: update with the baseline as precondition */
 	MEMSYNC_DELETE,        /* local delete: delete with the baseline as expected sha */
 	MEMSYNC_CONFLICT_PULL, /* both changed: the store wins (logged) */
-	MEMSYNC_CONFLICT_REMOVE, /* the store deleted what was edited here: the store wins */
+	MEMSYNC_RECREATE,      /* the store deleted what was edited here: the file is the only copy,
+	                        * so it is created again (the SDK's rule; read_only: kept unsent) */
 };
 enum memsync_action memsync_decide(const char *local, const char *base, const char *remote);
 const char *memsync_action_name(enum memsync_action a);

@@ -117,18 +117,20 @@ for (const sandboxed of [false, true]) {
 // The pass between tool calls (15 s after the download, brought by a timer after the
 // first call): a local edit made while the store changed the same memory loses to the
 // store (logged), a new local file is created, a memory added to the store meanwhile is
-// pulled, all before the item ends. The sync runs on the host either way: unsandboxed.
+// pulled, one the store deleted while it was edited here is created again, all before
+// the item ends. The sync runs on the host either way: unsandboxed.
 test('airlock worker syncs during the session: the store wins a conflict, new files go both ways', async (t) => {
   const tag = Math.random().toString(36).slice(2, 8);
   const dir = `memory/mid-${tag}`;
   const { c, agent, env, start } = await setup(t, [
-    { match: 'go-mid', content: [{ type: 'tool_use', name: 'bash', input: { command: `printf local > ${dir}/notes.md && printf mine > ${dir}/a.md && echo step1` } }] },
+    { match: 'go-mid', content: [{ type: 'tool_use', name: 'bash', input: { command: `printf local > ${dir}/notes.md && printf mine > ${dir}/a.md && printf edited > ${dir}/gone.md && echo step1` } }] },
     { match: 'step1', content: [{ type: 'tool_use', name: 'bash', input: { command: `sleep 20; cat ${dir}/notes.md; echo; cat ${dir}/b.md; echo; echo step2` } }] },
     { content: [{ type: 'text', text: 'done' }] },
   ]);
   const st = await c.beta.memoryStores.create({ name: `mid ${tag}` });
   const mems = c.beta.memoryStores.memories;
   const notes = await mems.create(st.id, { path: '/notes.md', content: 'v1' });
+  const gone = await mems.create(st.id, { path: '/gone.md', content: 'g1' });
   const session = await c.beta.sessions.create({ agent: agent.id, environment_id: env.id,
     resources: [{ type: 'memory_store', memory_store_id: st.id }] });
   const worker = start(['--unsandboxed']);
@@ -138,6 +140,7 @@ test('airlock worker syncs during the session: the store wins a conflict, new fi
   await waitFor(() => /memory store downloaded/.test(worker.log()), 'the download', 30000, worker.log);
   await mems.update(notes.id, { memory_store_id: st.id, content: 'remote' });
   await mems.create(st.id, { path: '/b.md', content: 'from-store' });
+  await mems.delete(gone.id, { memory_store_id: st.id });
   const events = await done;
   const results = events.filter((e) => e.type === 'user.tool_result');
   assert.equal(results.length, 2, `${JSON.stringify(results)}\n${worker.log()}`);
@@ -148,9 +151,11 @@ test('airlock worker syncs during the session: the store wins a conflict, new fi
   assert.doesNotMatch(worker.log(), /work item finished/);
   const listed = await all(mems.list(st.id, { view: 'full' }));
   assert.deepEqual(listed.map((m) => [m.path, m.content]),
-    [['/a.md', 'mine'], ['/b.md', 'from-store'], ['/notes.md', 'remote']]);
+    [['/a.md', 'mine'], ['/b.md', 'from-store'], ['/gone.md', 'edited'], ['/notes.md', 'remote']]);
   await waitFor(() => /work item finished/.test(worker.log()), 'the item to end', 30000, worker.log);
-  // the local edit that lost was never sent: the session wrote only a.md
+  // the local edit that lost was never sent: the session wrote a.md, and gone.md again
+  // (deleted in the store while edited here: the file was the only copy, as the SDK does)
   const vs = await all(c.beta.memoryStores.memoryVersions.list(st.id, { session_id: session.id }));
-  assert.deepEqual(vs.map((v) => [v.path, v.operation]), [['/a.md', 'created']]);
+  assert.deepEqual(vs.map((v) => [v.path, v.operation]).sort(), [['/a.md', 'created'], ['/gone.md', 'created']]);
+  assert.match(worker.log(), /creating it again from the file/);
 });
