@@ -1,10 +1,12 @@
-/* Paging over the resource tables; see doc_store.h. */
+/* Paging over the resource tables, and the statement runner the stores share; see
+ * doc_store.h. */
 #include <stdio.h>
 #include <string.h>
 
 #include "db.h"
 #include "doc_store.h"
 #include "err.h"
+#include "log.h"
 #include "util.h"
 
 int
@@ -53,6 +55,26 @@ doc_store_page(struct db *db, const char *table, const char *scope_col, const ch
 	if (scope_col)
 		db_bind_text(st, 7, scope_id);
 	r = doc_store_collect(st, q->limit, out);
+	db_finalize(st);
+	return r;
+}
+
+int
+doc_store_exec(struct db *db, const char *store, const char *sql, const char *a, const char *b,
+               const char *c)
+{
+	struct db_stmt *st = NULL;
+	int r = AL_E_IO;
+	if (db_prepare(db, sql, &st) != 0)
+		goto out;
+	db_bind_text(st, 1, a);
+	db_bind_text(st, 2, b);
+	db_bind_text(st, 3, c);
+	if (db_step(st) == DB_DONE)
+		r = 0;
+	else
+		log_error("store statement failed", "store", store, "error", db_errmsg(db));
+out:
 	db_finalize(st);
 	return r;
 }

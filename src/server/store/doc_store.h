@@ -39,6 +39,11 @@ int doc_store_page(struct db *db, const char *table, const char *scope_col, cons
 /* Steps st (columns: seq, doc; at most limit+1 rows in page order) into out. */
 int doc_store_collect(struct db_stmt *st, unsigned limit, struct doc_page *out);
 void doc_page_free(struct doc_page *p);
+/* Runs sql, which returns no rows, with text ?1..?3 (NULL binds NULL; parameters past the
+ * statement's own are ignored), logging a failed step under store ("memory", "skill").
+ * 0 or AL_E_IO; db_changes tells the caller how many rows it touched. */
+int doc_store_exec(struct db *db, const char *store, const char *sql, const char *a, const char *b,
+                   const char *c);
 /* A stored µs timestamp as documents carry it: RFC 3339 string, or JSON null for 0.
  * (The same rendering as api_time; stores do not include the API layer.) */
 json_t *doc_store_time(int64_t real_us);

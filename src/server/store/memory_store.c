@@ -32,26 +32,6 @@ bind_sized(struct db_stmt *st, int idx, const char *s, size_t len)
 		db_bind_textn(st, idx, s, len);
 }
 
-/* Runs sql with text ?1..?3, no rows expected. */
-static int
-exec3(struct db *db, const char *sql, const char *a, const char *b, const char *c)
-{
-	struct db_stmt *st = NULL;
-	int r = AL_E_IO;
-	if (db_prepare(db, sql, &st) != 0)
-		goto out;
-	db_bind_text(st, 1, a);
-	db_bind_text(st, 2, b);
-	db_bind_text(st, 3, c);
-	if (db_step(st) == DB_DONE)
-		r = 0;
-	else
-		log_error("memory statement failed", "error", db_errmsg(db));
-out:
-	db_finalize(st);
-	return r;
-}
-
 static json_t *
 actor_json(const struct memory_actor *a)
 {
@@ -95,11 +75,14 @@ int
 memory_store_delete(struct db *db, const char *id)
 {
 	if (db_begin(db) != 0 ||
-	    exec3(db, "DELETE FROM memory_versions WHERE store_id = ?1", id, NULL, NULL) != 0 ||
-	    exec3(db, "DELETE FROM memories WHERE store_id = ?1", id, NULL, NULL) != 0 ||
-	    exec3(db, "DELETE FROM memory_store_attachments WHERE store_id = ?1", id, NULL, NULL) !=
-	        0 ||
-	    exec3(db, "DELETE FROM memory_stores WHERE id = ?1", id, NULL, NULL) != 0 ||
+	    doc_store_exec(db, "memory", "DELETE FROM memory_versions WHERE store_id = ?1", id,
+	                   NULL, NULL) != 0 ||
+	    doc_store_exec(db, "memory", "DELETE FROM memories WHERE store_id = ?1", id, NULL,
+	                   NULL) != 0 ||
+	    doc_store_exec(db, "memory", "DELETE FROM memory_store_attachments WHERE store_id = ?1",
+	                   id, NULL, NULL) != 0 ||
+	    doc_store_exec(db, "memory", "DELETE FROM memory_stores WHERE id = ?1", id, NULL,
+	                   NULL) != 0 ||
 	    db_commit(db) != 0) {
 		db_rollback(db);
 		return AL_E_IO;
@@ -489,8 +472,9 @@ memory_store_memory_delete(struct db *db, const struct memory_write *w)
 		goto fail;
 	}
 	vid = id_new("memver_");
-	if ((r = exec3(db, "DELETE FROM memories WHERE store_id = ?1 AND id = ?2", w->store_id,
-	               w->id, NULL)) != 0 ||
+	if ((r = doc_store_exec(db, "memory",
+	                        "DELETE FROM memories WHERE store_id = ?1 AND id = ?2", w->store_id,
+	                        w->id, NULL)) != 0 ||
 	    (r = version_insert(db, w, w->id, vid, "deleted", cur.path, NULL, 0, NULL)) != 0 ||
 	    (r = db_commit(db)) != 0)
 		goto fail;
@@ -789,16 +773,18 @@ memory_store_attach(struct db *db, const char *session_id, const char *store_id,
 int
 memory_store_detach(struct db *db, const char *session_id, const char *store_id)
 {
-	return exec3(db,
-	             "DELETE FROM memory_store_attachments WHERE session_id = ? AND store_id = ?",
-	             session_id, store_id, NULL);
+	return doc_store_exec(
+	    db, "memory",
+	    "DELETE FROM memory_store_attachments WHERE session_id = ? AND store_id = ?",
+	    session_id, store_id, NULL);
 }
 
 int
 memory_store_detach_session(struct db *db, const char *session_id)
 {
-	return exec3(db, "DELETE FROM memory_store_attachments WHERE session_id = ?1", session_id,
-	             NULL, NULL);
+	return doc_store_exec(db, "memory",
+	                      "DELETE FROM memory_store_attachments WHERE session_id = ?1",
+	                      session_id, NULL, NULL);
 }
 
 bool

@@ -164,33 +164,6 @@ skill_store_unlink_all(const char *data_dir, const char *skill_id)
 	closedir(d);
 }
 
-static int
-run(struct db *db, const char *sql, const char *a, const char *b, const char *c)
-{
-	struct db_stmt *st = NULL;
-	int r = AL_E_IO;
-	if (db_prepare(db, sql, &st) != 0)
-		return r;
-	const char *v[] = {a, b, c};
-	for (int i = 0; i < 3 && v[i]; i++)
-		db_bind_text(st, i + 1, v[i]);
-	if (db_step(st) == DB_DONE)
-		r = 0;
-	else
-		log_error("skill statement failed", "error", db_errmsg(db));
-	db_finalize(st);
-	return r;
-}
-
-static int
-put_skill(struct db *db, const char *id, const json_t *doc)
-{
-	char *text = json_dumps(doc, JSON_COMPACT);
-	int r = run(db, "UPDATE skills SET doc = ? WHERE id = ?", text, id, NULL);
-	free(text);
-	return r;
-}
-
 int
 skill_store_add_version(struct db *db, const struct skill_version_new *n)
 {
@@ -239,7 +212,7 @@ skill_store_add_version(struct db *db, const struct skill_version_new *n)
 		goto fail;
 	json_object_set_new(skill, "latest_version_id", json_string(n->version_id));
 	json_object_set_new(skill, "updated_at", doc_store_time(n->now));
-	if (put_skill(db, n->skill_id, skill) != 0 || db_commit(db) != 0)
+	if (db_set_doc(db, "skills", n->skill_id, skill, 0) != 0 || db_commit(db) != 0)
 		goto fail;
 	r = 0;
 	goto out;
@@ -273,8 +246,10 @@ skill_store_delete(struct db *db, const char *id)
 	int r;
 	if ((r = db_begin(db)) != 0)
 		return r;
-	if ((r = run(db, "DELETE FROM skill_versions WHERE skill_id = ?", id, NULL, NULL)) != 0 ||
-	    (r = run(db, "DELETE FROM skills WHERE id = ?", id, NULL, NULL)) != 0)
+	if ((r = doc_store_exec(db, "skill", "DELETE FROM skill_versions WHERE skill_id = ?", id,
+	                        NULL, NULL)) != 0 ||
+	    (r = doc_store_exec(db, "skill", "DELETE FROM skills WHERE id = ?", id, NULL, NULL)) !=
+	        0)
 		goto fail;
 	if (db_changes(db) != 1) {
 		r = AL_E_NOTFOUND;
@@ -336,8 +311,9 @@ skill_store_version_delete(struct db *db, const char *skill_id, const char *vers
 	int r, err;
 	if ((r = db_begin(db)) != 0)
 		return r;
-	if ((r = run(db, "DELETE FROM skill_versions WHERE skill_id = ? AND id = ?", skill_id,
-	             version_id, NULL)) != 0)
+	if ((r = doc_store_exec(db, "skill",
+	                        "DELETE FROM skill_versions WHERE skill_id = ? AND id = ?",
+	                        skill_id, version_id, NULL)) != 0)
 		goto fail;
 	if (db_changes(db) != 1) {
 		r = AL_E_NOTFOUND;
@@ -359,7 +335,7 @@ skill_store_version_delete(struct db *db, const char *skill_id, const char *vers
 	json_object_set_new(skill, "latest_version_id",
 	                    json_string(rc == DB_ROW ? db_col_text(st, 0) : ""));
 	json_object_set_new(skill, "updated_at", doc_store_time(now));
-	if (put_skill(db, skill_id, skill) != 0 || db_commit(db) != 0)
+	if (db_set_doc(db, "skills", skill_id, skill, 0) != 0 || db_commit(db) != 0)
 		goto fail;
 	db_finalize(st);
 	json_decref(skill);
