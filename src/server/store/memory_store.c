@@ -12,16 +12,6 @@
 
 /* ---- helpers ---- */
 
-static json_t *
-time_json(int64_t us)
-{
-	char ts[32];
-	if (us == 0)
-		return json_null();
-	time_fmt_rfc3339(us, ts);
-	return json_string(ts);
-}
-
 /* Binds text that may be NULL or hold any bytes but NUL (content is sized). */
 static void
 bind_sized(struct db_stmt *st, int idx, const char *s, size_t len)
@@ -121,8 +111,8 @@ memory_json(struct db_stmt *st, bool with_content)
 	} else {
 		json_object_set_new(m, "content", json_null());
 	}
-	json_object_set_new(m, "created_at", time_json(db_col_int64(st, 7)));
-	json_object_set_new(m, "updated_at", time_json(db_col_int64(st, 8)));
+	json_object_set_new(m, "created_at", doc_store_time(db_col_int64(st, 7)));
+	json_object_set_new(m, "updated_at", doc_store_time(db_col_int64(st, 8)));
 	return m;
 }
 
@@ -616,9 +606,9 @@ version_json(struct db_stmt *st, bool with_content)
 	                    live ? json_string(db_col_text(st, 7)) : json_null());
 	json_object_set_new(v, "content_size_bytes",
 	                    live ? json_integer(db_col_int64(st, 8)) : json_null());
-	json_object_set_new(v, "created_at", time_json(db_col_int64(st, 9)));
+	json_object_set_new(v, "created_at", doc_store_time(db_col_int64(st, 9)));
 	json_object_set_new(v, "created_by", by ? by : json_null());
-	json_object_set_new(v, "redacted_at", time_json(db_col_int64(st, 11)));
+	json_object_set_new(v, "redacted_at", doc_store_time(db_col_int64(st, 11)));
 	json_object_set_new(v, "redacted_by", rby ? rby : json_null());
 	return v;
 }
