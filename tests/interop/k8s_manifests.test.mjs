@@ -159,16 +159,18 @@ test('every role\'s grace period covers its own drain', () => {
   assert.equal(seconds('1m30s'), 90); // the parser reads what the roles take
 });
 
-test('the server\'s example configuration starts a real server that answers /readyz and /healthz', async (t) => {
-  const tmp = mkdtempSync(path.join(tmpdir(), 'airlock-k8s-'));
+// Starts a real server on the named ConfigMap's server.yaml, the pod's paths pointed at
+// files of a temporary directory (secrets, an edge certificate, the data directory) and
+// its listeners at loopback; env: more server variables. Both are removed after t.
+async function startExample(t, prefix, configMap, env = {}) {
+  const tmp = mkdtempSync(path.join(tmpdir(), prefix));
   t.after(() => rmSync(tmp, { recursive: true, force: true }));
   makeEdgeCert(tmp, 'k8s CA');
   for (const [name, value] of [['api-key', 'k8s-test-key'], ['model-api-key', 'x'], ['master-key', 'a'.repeat(64)]]) {
     writeFileSync(path.join(tmp, name), value);
     chmodSync(path.join(tmp, name), 0o600);
   }
-  // the ConfigMap's file with the pod's paths pointed at this test's files
-  const cfg = find('ConfigMap', 'airlock-server').data['server.yaml']
+  const cfg = find('ConfigMap', configMap).data['server.yaml']
     .replace('0.0.0.0:8400', '127.0.0.1:0')
     .replace('0.0.0.0:9400', '127.0.0.1:0')
     .replaceAll('/etc/airlock/secrets/', `${tmp}/`)
@@ -176,20 +178,31 @@ test('the server\'s example configuration starts a real server that answers /rea
     .replace('/etc/airlock/tls/tls.key', path.join(tmp, 'edge.key'))
     .replace('/var/lib/airlock', path.join(tmp, 'data'));
   writeFileSync(path.join(tmp, 'server.yaml'), cfg);
-  const c = find('Deployment', 'airlock-server').spec.template.spec.containers[0];
-  assert.deepEqual(c.args, ['server', '--config', '/etc/airlock/server.yaml']);
   // --log-format text: the helper reads the text "listening" line (flags beat the file)
   const srv = await startServer({ args: ['--config', path.join(tmp, 'server.yaml'), '--listen', '127.0.0.1:0', '--log-format', 'text'],
-    dataDir: path.join(tmp, 'data'), env: { AIRLOCK_API_KEY: '' } });
+    dataDir: path.join(tmp, 'data'), env: { AIRLOCK_API_KEY: '', ...env } });
   t.after(() => srv.stop());
-  for (const probe of [c.readinessProbe, c.livenessProbe]) {
+  return { tmp, srv };
+}
+
+// Each probe's path answers over TLS with the example's certificate; then the text of
+// /metrics on the port the configuration's metrics.listen opened.
+async function probeExample(tmp, srv, probes) {
+  for (const probe of probes) {
     const out = execFileSync('curl', ['-fsS', '--cacert', path.join(tmp, 'ca.pem'), '--resolve',
       `localhost:${srv.port}:127.0.0.1`, `https://localhost:${srv.port}${probe.httpGet.path}`], { encoding: 'utf8' });
     assert.ok(out.length > 0, probe.httpGet.path);
   }
   const m = /metrics listening".*?port=(\d+)/.exec(srv.log());
   assert.ok(m, 'the example configuration opens metrics.listen');
-  const metrics = await (await fetch(`http://127.0.0.1:${m[1]}/metrics`)).text();
+  return (await fetch(`http://127.0.0.1:${m[1]}/metrics`)).text();
+}
+
+test('the server\'s example configuration starts a real server that answers /readyz and /healthz', async (t) => {
+  const c = find('Deployment', 'airlock-server').spec.template.spec.containers[0];
+  assert.deepEqual(c.args, ['server', '--config', '/etc/airlock/server.yaml']);
+  const { tmp, srv } = await startExample(t, 'airlock-k8s-', 'airlock-server');
+  const metrics = await probeExample(tmp, srv, [c.readinessProbe, c.livenessProbe]);
   assert.match(metrics, /^airlock_database_up 1$/m);
 });
 
@@ -199,32 +212,9 @@ test('the PostgreSQL example\'s configuration starts a server on a real PostgreS
 }, async (t) => {
   const pgsrv = await startPostgres({ database: 'airlock' });
   t.after(() => pgsrv.stop());
-  const tmp = mkdtempSync(path.join(tmpdir(), 'airlock-k8s-pg-'));
-  t.after(() => rmSync(tmp, { recursive: true, force: true }));
-  makeEdgeCert(tmp, 'k8s CA');
-  for (const [name, value] of [['api-key', 'k8s-test-key'], ['model-api-key', 'x'], ['master-key', 'a'.repeat(64)]]) {
-    writeFileSync(path.join(tmp, name), value);
-    chmodSync(path.join(tmp, name), 0o600);
-  }
-  const cfg = find('ConfigMap', 'airlock-server-pg').data['server.yaml']
-    .replace('0.0.0.0:8400', '127.0.0.1:0')
-    .replace('0.0.0.0:9400', '127.0.0.1:0')
-    .replaceAll('/etc/airlock/secrets/', `${tmp}/`)
-    .replace('/etc/airlock/tls/tls.crt', path.join(tmp, 'edge.pem'))
-    .replace('/etc/airlock/tls/tls.key', path.join(tmp, 'edge.key'))
-    .replace('/var/lib/airlock', path.join(tmp, 'data'));
-  writeFileSync(path.join(tmp, 'server.yaml'), cfg);
   const c = find('Deployment', 'airlock-server-pg').spec.template.spec.containers[0];
-  const srv = await startServer({ args: ['--config', path.join(tmp, 'server.yaml'), '--listen', '127.0.0.1:0', '--log-format', 'text'],
-    dataDir: path.join(tmp, 'data'), env: { AIRLOCK_API_KEY: '', AIRLOCK_DATABASE_URL: pgsrv.url } });
-  t.after(() => srv.stop());
-  for (const probe of [c.readinessProbe, c.livenessProbe, c.startupProbe]) {
-    const out = execFileSync('curl', ['-fsS', '--cacert', path.join(tmp, 'ca.pem'), '--resolve',
-      `localhost:${srv.port}:127.0.0.1`, `https://localhost:${srv.port}${probe.httpGet.path}`], { encoding: 'utf8' });
-    assert.ok(out.length > 0, probe.httpGet.path);
-  }
-  const m = /metrics listening".*?port=(\d+)/.exec(srv.log());
-  const metrics = await (await fetch(`http://127.0.0.1:${m[1]}/metrics`)).text();
+  const { tmp, srv } = await startExample(t, 'airlock-k8s-pg-', 'airlock-server-pg', { AIRLOCK_DATABASE_URL: pgsrv.url });
+  const metrics = await probeExample(tmp, srv, [c.readinessProbe, c.livenessProbe, c.startupProbe]);
   assert.match(metrics, /^airlock_database_info\{engine="postgresql"\} 1$/m, 'the server runs on PostgreSQL, not a SQLite file');
   // the aggregates /metrics reads (store/stats_store.c) run on PostgreSQL too
   assert.match(metrics, /^airlock_metrics_store_errors 0$/m);
