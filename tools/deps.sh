@@ -11,7 +11,7 @@ APT_PACKAGES=(
 	libseccomp-dev libnghttp2-dev node-llhttp libyaml-dev libcmocka-dev
 	curl jq openssl sqlite3 ripgrep bubblewrap iproute2 nftables procps python3
 	wrk openssh-server openssh-client
-	qemu-system-x86 postgresql chromium python3-prometheus-client
+	qemu-system-x86 postgresql chromium python3-prometheus-client python3-cryptography
 )
 
 SUDO=""

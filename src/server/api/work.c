@@ -692,11 +692,25 @@ list_add(void *arg, const struct work_item *w)
 	return 0;
 }
 
+/* The reference lists work to the environment's key only. airlock also lists it to a
+ * server API key and an admin user (docs/server/work.md "Listing work"): an operator
+ * watching the queue in the console should not need to paste a worker's key into a
+ * browser. Read-only, and the list never carries a secret (`secret` is null for every
+ * reader: a delivery's token travels in the poll's answer alone). A developer or user
+ * role is refused by auth_user_may (the route is in no role's list), a sessions token
+ * by the route's credential set. */
 static void
 work_list(struct api_call *c)
 {
 	const char *env_id = c->params[0];
 	struct page_req pg;
+	if (c->who.kind == PRINCIPAL_USER && c->who.role != ROLE_ADMIN) {
+		/* api.c already refuses these (no role lists this route); kept here so a
+		 * later entry in auth.c's user_routes cannot widen it by accident */
+		api_reply_error(c, 403, "permission_error", NULL, "role %s may not list work items",
+		                auth_role_name(c->who.role));
+		return;
+	}
 	if (api_page_parse(c, 20, 1000, true, &pg) != 0)
 		return;
 	if (environment_check(c, env_id) != 0)
@@ -864,7 +878,7 @@ work_shutdown(struct server *s)
 const struct api_route work_routes[] = {
     {"GET", "/v1/environments/{}/work/poll", PRINCIPAL_ENV_KEY, poll_work},
     {"GET", "/v1/environments/{}/work/stats", PRINCIPAL_API_KEY, work_stats},
-    {"GET", "/v1/environments/{}/work", PRINCIPAL_ENV_KEY, work_list},
+    {"GET", "/v1/environments/{}/work", PRINCIPAL_ENV_KEY | PRINCIPAL_API_KEY, work_list},
     {"POST", "/v1/environments/{}/work/{}/ack", CREDS_WORKER_ITEM, ack_work},
     {"POST", "/v1/environments/{}/work/{}/heartbeat", CREDS_WORKER_ITEM, heartbeat_work},
     {"POST", "/v1/environments/{}/work/{}/stop", CREDS_WORKER_ITEM, stop_work},
