@@ -32,22 +32,7 @@ if ! [ -x "$pgbin/initdb" ] || { [ "$(id -u)" = 0 ] && ! id postgres >/dev/null 
 	exit 0
 fi
 
-# start_server LOG [VAR=VALUE...]: a server on a free port; sets port
-start_server() {
-	local log=$1
-	shift
-	env AIRLOCK_DATA_DIR="$tmp/data-$RANDOM" AIRLOCK_API_KEY=benchkey "$@" \
-		"$BIN" server --listen 127.0.0.1:0 2>"$log" >/dev/null &
-	port=
-	for _ in $(seq 200); do
-		port=$(sed -n 's/.*listening .*port=\([0-9]*\).*/\1/p' "$log" | head -1)
-		[ -n "$port" ] && return 0
-		sleep 0.05
-	done
-	echo "server did not start:" >&2
-	cat "$log" >&2
-	return 1
-}
+. "$(dirname "$0")/lib.sh"
 
 [ "$(id -u)" = 0 ] && chown postgres "$tmp"
 as_pg "$pgbin/initdb" -D "$pgdata" -U postgres --auth-host=trust --auth-local=trust -E UTF8 \

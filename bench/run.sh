@@ -13,24 +13,7 @@ BIN=$top/build-bench/src/airlock
 tmp=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null; wait 2>/dev/null; rm -rf "$tmp"' EXIT
 
-# start_server LOGFILE: starts airlock server on a free port; sets port and spid
-start_server() {
-	AIRLOCK_DATA_DIR="$tmp/data-$RANDOM" AIRLOCK_API_KEY=benchkey \
-		"$BIN" server --listen 127.0.0.1:0 2>"$1" >/dev/null &
-	spid=$!
-	port=
-	for _ in $(seq 100); do
-		port=$(sed -n 's/.*listening .*port=\([0-9]*\).*/\1/p' "$1" | head -1)
-		[ -n "$port" ] && return 0
-		sleep 0.05
-	done
-	return 1
-}
-
-api() { # METHOD PATH [BODY]
-	curl -s -X "$1" "http://127.0.0.1:$port$2" -H "x-api-key: benchkey" \
-		-H 'content-type: application/json' ${3:+-d "$3"}
-}
+. bench/lib.sh
 
 echo "== tool policy: one decision with 1,000 rules vs 1 rule; filtering a 500-tool MCP list (targets: p50 <= 20 us, <= 2 ms)"
 "$top/build-bench/bench/policy_bench"
@@ -60,9 +43,7 @@ echo
 echo "== idle SSE streams: 10,000 held on one server (target: <= 64 MiB RSS)"
 kill "$spid"
 start_server "$tmp/server2.log" || { echo "server did not start"; exit 1; }
-env_id=$(api POST /v1/environments '{"name":"b","config":{"type":"self_hosted"}}' | sed -n 's/.*"id":"\(env_[^"]*\)".*/\1/p')
-agent_id=$(api POST /v1/agents '{"name":"b","model":"claude-bench"}' | sed -n 's/.*"id":"\(agent_[^"]*\)".*/\1/p')
-sid=$(api POST /v1/sessions "{\"agent\":\"$agent_id\",\"environment_id\":\"$env_id\"}" | sed -n 's/.*"id":"\(sesn_[^"]*\)".*/\1/p')
+new_session
 rss_before=$(awk '/VmRSS/{print $2}' /proc/$spid/status)
 "$top/build-bench/bench/sse_idle" 127.0.0.1 "$port" "$sid" benchkey 10000 8 >"$tmp/sse.out" &
 sse_pid=$!
