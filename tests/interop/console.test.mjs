@@ -156,7 +156,9 @@ test('console sign-in: the key checked as the API does, cookie session, CSRF hea
   assert.equal((await v1(base, '/sessions', a.cookie, a.body.csrf_token)).status, 401);
 
   // an issued server key: revoking it ends its console sessions at once
-  const out = execFileSync(process.env.AIRLOCK_BIN, ['keys', 'create', '--server', '--data-dir', server.dataDir], {
+  // cliEnv: the server's database, its SQLite file or its PostgreSQL (interop-pg-console)
+  const out = execFileSync(process.env.AIRLOCK_BIN, ['keys', 'create', '--server'], {
+    env: server.cliEnv,
     encoding: 'utf8',
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -165,7 +167,7 @@ test('console sign-in: the key checked as the API does, cookie session, CSRF hea
   assert.equal(c.res.status, 200);
   assert.match(c.body.key_id, /^apikey_/);
   assert.equal((await v1(base, '/sessions', c.cookie, c.body.csrf_token)).status, 200);
-  execFileSync(process.env.AIRLOCK_BIN, ['keys', 'revoke', c.body.key_id, '--data-dir', server.dataDir], { stdio: 'ignore' });
+  execFileSync(process.env.AIRLOCK_BIN, ['keys', 'revoke', c.body.key_id], { env: server.cliEnv, stdio: 'ignore' });
   assert.equal((await v1(base, '/sessions', c.cookie, c.body.csrf_token)).status, 401);
 
   // sign-out: needs the token, then the cookie opens nothing

@@ -1,6 +1,6 @@
 /* The web console: static assets under /console/, sign-in and sign-out, and the
- * in-memory session table behind the console cookie; see console.h and
- * docs/server/console.md. */
+ * console's sessions, kept in the database (console_session_store.c) so a restart or
+ * another replica keeps a browser signed in; see console.h and docs/server/console.md. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,6 +11,7 @@
 #include "auth.h"
 #include "console.h"
 #include "console_assets.h"
+#include "console_session_store.h"
 #include "err.h"
 #include "key_store.h"
 #include "oidc.h"
@@ -19,37 +20,70 @@
 #include "util.h"
 #include "xalloc.h"
 
-/* A signed-in browser. Only the SHA-256 of the key is kept, to check at every request
- * that the key is still good; never the key. */
+/* The last-seen time is written at most this often: a page that polls every 5 s would
+ * otherwise commit a write per request. The idle limit is thus met up to a minute early. */
+#define CONSOLE_TOUCH_US (60LL * 1000000)
+
+/* A signed-in browser as read from its row for one request. Only the SHA-256 of the key
+ * is kept, to check at every request that the key is still good; never the key. */
 struct console_session {
-	bool used;
-	bool env_key; /* signed in with AIRLOCK_API_KEY, not an issued key */
-	char id[64];  /* the cookie's value */
-	char csrf[64];
-	char key_hash[65];
-	char key_id[80];
-	int64_t created_us; /* monotonic, µs */
-	int64_t last_us;
-	int64_t created_real_us;
+	char id_hash[65]; /* the row's key: SHA-256 of the cookie's value */
+	struct console_session_row row;
 	/* signed in through the OpenID provider (console_oidc.c): the user as their access
 	 * token named them; the session ends when that token expires */
-	struct oidc_user *user;
+	bool has_user;
+	struct oidc_user user;
 };
 
 struct console {
-	struct console_session s[CONSOLE_MAX_SESSIONS];
 	struct console_oidc *oidc; /* pending single sign-ons (console_oidc.c) */
 };
 
-/* Ends a session: its user's groups are heap, the rest is wiped in place. */
 static void
-session_clear(struct console_session *s)
+session_reset(struct console_session *s)
 {
-	if (s->user != NULL) {
-		oidc_user_reset(s->user);
-		free(s->user);
-	}
+	console_session_row_reset(&s->row);
+	if (s->has_user)
+		oidc_user_reset(&s->user);
 	explicit_bzero(s, sizeof(*s));
+}
+
+/* The user of a single sign-on as its row keeps it, and back. */
+static json_t *
+user_to_json(const struct oidc_user *u)
+{
+	json_t *groups = json_array();
+	for (size_t i = 0; i < u->ngroups; i++)
+		json_array_append_new(groups, json_string(u->groups[i]));
+	return json_pack("{s:s, s:s, s:s, s:b, s:o, s:b, s:I}", "sub", u->sub, "iss", u->iss,
+	                 "email", u->email, "email_verified", u->email_verified, "groups", groups,
+	                 "groups_from_file", u->groups_from_file, "exp", (json_int_t)u->exp);
+}
+
+static int
+user_from_json(const json_t *j, struct oidc_user *u)
+{
+	const char *sub = json_string_value(json_object_get(j, "sub"));
+	const char *iss = json_string_value(json_object_get(j, "iss"));
+	const char *email = json_string_value(json_object_get(j, "email"));
+	const json_t *groups = json_object_get(j, "groups");
+	memset(u, 0, sizeof(*u));
+	if (sub == NULL || iss == NULL || email == NULL || !json_is_array(groups) ||
+	    !json_is_integer(json_object_get(j, "exp")))
+		return AL_E_INVAL;
+	snprintf(u->sub, sizeof(u->sub), "%s", sub);
+	snprintf(u->iss, sizeof(u->iss), "%s", iss);
+	snprintf(u->email, sizeof(u->email), "%s", email);
+	u->email_verified = json_is_true(json_object_get(j, "email_verified"));
+	u->groups_from_file = json_is_true(json_object_get(j, "groups_from_file"));
+	u->exp = json_integer_value(json_object_get(j, "exp"));
+	u->groups = xcalloc(json_array_size(groups) + 1, sizeof(char *));
+	for (size_t i = 0; i < json_array_size(groups); i++) {
+		const char *g = json_string_value(json_array_get(groups, i));
+		if (g != NULL)
+			u->groups[u->ngroups++] = xstrdup(g);
+	}
+	return 0;
 }
 
 /* Every console answer: the page may load only what this server sends, run no inline
@@ -58,12 +92,6 @@ session_clear(struct console_session *s)
 	"default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "          \
 	"connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'none'; "                \
 	"form-action 'self'; frame-ancestors 'none'"
-
-static int64_t
-mono_us(void)
-{
-	return (int64_t)now_mono_ms() * 1000;
-}
 
 static struct console *
 console_of(struct server *srv)
@@ -78,8 +106,6 @@ console_free(struct server *srv)
 {
 	if (srv->console == NULL)
 		return;
-	for (size_t i = 0; i < CONSOLE_MAX_SESSIONS; i++)
-		session_clear(&srv->console->s[i]);
 	console_oidc_free(srv->console->oidc);
 	explicit_bzero(srv->console, sizeof(struct console));
 	free(srv->console);
@@ -133,28 +159,64 @@ same_secret(const char *a, const char *b)
 	return n > 0 && n == strlen(b) && CRYPTO_memcmp(a, b, n) == 0;
 }
 
-/* The live session named by the request's cookie, or NULL (an expired one is wiped). */
-static struct console_session *
-session_of(struct server *srv, const struct http_request *req)
+/* The live session named by the request's cookie into out: 0, AL_E_NOTFOUND (no cookie,
+ * no such session, or it expired: its row is deleted then) or AL_E_IO. The cookie's value
+ * is looked up by its hash: a row read from the database never opens a session. */
+static int
+session_of(struct server *srv, const struct http_request *req, struct console_session *out)
 {
 	char id[64];
-	struct console *con = console_of(srv);
-	int64_t now = mono_us();
+	int64_t now = now_real_us();
+	int r;
+	memset(out, 0, sizeof(*out));
 	if (console_cookie_get(http_request_header(req, "cookie"), CONSOLE_COOKIE, id, sizeof id) !=
-	    0)
-		return NULL;
-	for (size_t i = 0; i < CONSOLE_MAX_SESSIONS; i++) {
-		struct console_session *s = &con->s[i];
-		if (!s->used || !same_secret(s->id, id))
-			continue;
-		if (now - s->last_us > CONSOLE_IDLE_US ||
-		    now - s->created_us > CONSOLE_MAX_AGE_US) {
-			session_clear(s);
-			return NULL;
-		}
-		return s;
+	        0 ||
+	    id[0] == '\0')
+		return AL_E_NOTFOUND;
+	sha256_hex(id, strlen(id), out->id_hash);
+	explicit_bzero(id, sizeof id);
+	if ((r = console_session_store_find(srv->db, out->id_hash, &out->row)) != 0)
+		goto fail;
+	if (now - out->row.last_seen_at > CONSOLE_IDLE_US ||
+	    now - out->row.created_at > CONSOLE_MAX_AGE_US) {
+		if ((r = console_session_store_delete(srv->db, out->id_hash)) == 0)
+			r = AL_E_NOTFOUND;
+		goto fail;
 	}
-	return NULL;
+	if (strcmp(out->row.kind, CONSOLE_SESSION_USER) == 0) {
+		if ((r = user_from_json(out->row.user, &out->user)) != 0) {
+			log_warn("console session with an unreadable user; ended", "key_id",
+			         out->row.key_id);
+			if ((r = console_session_store_delete(srv->db, out->id_hash)) == 0)
+				r = AL_E_NOTFOUND;
+			goto fail;
+		}
+		out->has_user = true;
+	}
+	return 0;
+fail:
+	session_reset(out);
+	return r;
+}
+
+/* Records that the session was used now (at most one write a minute). A failure is the
+ * database's, logged there; the request it came with goes on, as its read succeeded. */
+static void
+session_touch(struct server *srv, const struct console_session *s)
+{
+	int64_t now = now_real_us();
+	if (now - s->row.last_seen_at < CONSOLE_TOUCH_US)
+		return; /* no statement at all: most requests */
+	(void)console_session_store_touch(srv->db, s->id_hash, now, CONSOLE_TOUCH_US);
+}
+
+/* Ends a session for good: its row goes, so no replica knows it any more. */
+static int
+session_end(struct server *srv, struct console_session *s)
+{
+	int r = console_session_store_delete(srv->db, s->id_hash);
+	session_reset(s);
+	return r;
 }
 
 /* Whether the key a session signed in with still opens the API: AIRLOCK_API_KEY may
@@ -163,15 +225,15 @@ static int
 key_still_good(struct server *srv, const struct console_session *s)
 {
 	char hash[65];
-	if (s->env_key) {
+	if (strcmp(s->row.kind, CONSOLE_SESSION_ENV_KEY) == 0) {
 		const char *k = srv->cfg.api_key;
 		if (k == NULL || *k == '\0')
 			return AL_E_AUTH;
 		sha256_hex(k, strlen(k), hash);
-		return same_secret(hash, s->key_hash) ? 0 : AL_E_AUTH;
+		return same_secret(hash, s->row.key_hash) ? 0 : AL_E_AUTH;
 	}
 	struct key_row row;
-	int r = key_store_find(srv->db, s->key_hash, &row);
+	int r = key_store_find(srv->db, s->row.key_hash, &row);
 	if (r == AL_E_NOTFOUND)
 		return AL_E_AUTH;
 	if (r != 0)
@@ -183,51 +245,61 @@ int
 console_auth(struct server *srv, const struct http_request *req, struct principal *who, char *why,
              size_t whylen)
 {
+	struct console_session s;
+	int r;
 	memset(who, 0, sizeof(*who));
 	who->cred = "console session";
 	who->fail = "no such console session, or it expired";
 	snprintf(why, whylen, "%s", who->fail);
-	struct console_session *s = session_of(srv, req);
-	if (s == NULL)
-		return AL_E_AUTH;
-	snprintf(who->key_id, sizeof(who->key_id), "%s", s->key_id);
+	if ((r = session_of(srv, req, &s)) != 0) {
+		if (r == AL_E_IO) {
+			who->fail = "cannot read the console session";
+			snprintf(why, whylen, "%s", who->fail);
+		}
+		return r == AL_E_NOTFOUND ? AL_E_AUTH : r;
+	}
+	snprintf(who->key_id, sizeof(who->key_id), "%s", s.row.key_id);
 	/* the cookie goes with every request the browser makes to us, whoever asked for
 	 * it; only our own script can read the token and set the header */
 	const char *h = http_request_header(req, CONSOLE_HEADER);
-	if (h == NULL || !same_secret(s->csrf, h)) {
+	if (h == NULL || !same_secret(s.row.csrf, h)) {
 		who->fail = "console request without its CSRF token in x-airlock-console";
 		snprintf(why, whylen, "%s", who->fail);
-		return AL_E_PERM;
+		r = AL_E_PERM;
+		goto out;
 	}
-	if (s->user != NULL) {
+	if (s.has_user) {
 		/* a user's session lasts as long as the access token it began with */
-		if (now_real_us() / 1000000 >= s->user->exp) {
+		if (now_real_us() / 1000000 >= s.user.exp) {
 			who->fail = "your single sign-on expired: sign in again";
 			snprintf(why, whylen, "%s", who->fail);
-			session_clear(s);
-			return AL_E_AUTH;
+			r = session_end(srv, &s) == 0 ? AL_E_AUTH : AL_E_IO;
+			goto out;
 		}
-		s->last_us = mono_us();
-		oidc_user_copy(&who->user, s->user);
+		session_touch(srv, &s);
+		oidc_user_copy(&who->user, &s.user);
 		who->kind = PRINCIPAL_USER;
 		who->role = auth_user_role(srv, &who->user); /* the policy in force now */
 		who->fail = "";
 		why[0] = '\0';
-		return 0;
+		r = 0;
+		goto out;
 	}
-	int r = key_still_good(srv, s);
+	r = key_still_good(srv, &s);
 	if (r != 0) {
 		who->fail = "the key this console session signed in with is revoked";
 		snprintf(why, whylen, "%s", who->fail);
-		if (r == AL_E_AUTH)
-			session_clear(s);
-		return r;
+		if (r == AL_E_AUTH && session_end(srv, &s) != 0)
+			r = AL_E_IO;
+		goto out;
 	}
-	s->last_us = mono_us();
+	session_touch(srv, &s);
 	who->kind = PRINCIPAL_API_KEY;
 	who->fail = "";
 	why[0] = '\0';
-	return 0;
+out:
+	session_reset(&s);
+	return r;
 }
 
 /* ---- answers ---- */
@@ -345,44 +417,49 @@ from_console(struct api_call *c, const char **why)
 }
 
 static void
-json_session(struct api_call *c, const struct console_session *s, const char *cookie, int status)
+json_session(struct api_call *c, const struct console_session_row *s, const char *cookie,
+             int status)
 {
 	char ts[32];
-	time_fmt_rfc3339(s->created_real_us + CONSOLE_MAX_AGE_US, ts);
+	time_fmt_rfc3339(s->created_at + CONSOLE_MAX_AGE_US, ts);
 	reply_json(c, status, cookie,
 	           json_pack("{s:s, s:s, s:s, s:s}", "type", "console_session", "key_id", s->key_id,
 	                     "csrf_token", s->csrf, "expires_at", ts));
 }
 
-static struct console_session *
-session_new(struct server *srv)
+/* Starts a session: the browser's old one, if its request named one, ends (a new id at
+ * every sign-in: no fixation); expired rows are swept. row holds who signs in (kind,
+ * key_id, key_hash, user); this fills in the CSRF token and the times and commits the row
+ * before the cookie is answered. id gets the cookie's value: the only copy of it. */
+static int
+session_new(struct server *srv, const struct http_request *req, struct console_session_row *row,
+            int64_t expires_at, char id[64])
 {
-	struct console *con = console_of(srv);
-	struct console_session *slot = NULL;
-	int64_t now = mono_us();
-	for (size_t i = 0; i < CONSOLE_MAX_SESSIONS; i++) {
-		struct console_session *s = &con->s[i];
-		if (s->used && (now - s->last_us > CONSOLE_IDLE_US ||
-		                now - s->created_us > CONSOLE_MAX_AGE_US))
-			session_clear(s);
-		if (!s->used) {
-			slot = s;
-			break;
-		}
-		if (slot == NULL || s->last_us < slot->last_us)
-			slot = s; /* full: the least recently used goes */
-	}
-	session_clear(slot);
-	char *id = token_new("");
+	struct console_session old;
+	int64_t now = now_real_us();
+	char hash[65];
+	int r = session_of(srv, req, &old);
+	if (r == 0)
+		r = session_end(srv, &old);
+	if (r != 0 && r != AL_E_NOTFOUND)
+		return r;
+	if (console_session_store_sweep(srv->db, now, now - CONSOLE_IDLE_US,
+	                                CONSOLE_MAX_SESSIONS) != 0)
+		return AL_E_IO;
+	char *tok = token_new("");
 	char *csrf = token_new("");
-	snprintf(slot->id, sizeof(slot->id), "%s", id);
-	snprintf(slot->csrf, sizeof(slot->csrf), "%s", csrf);
-	secret_free(id);
+	snprintf(id, 64, "%s", tok);
+	snprintf(row->csrf, sizeof(row->csrf), "%s", csrf);
+	secret_free(tok);
 	secret_free(csrf);
-	slot->used = true;
-	slot->created_us = slot->last_us = now;
-	slot->created_real_us = now_real_us();
-	return slot;
+	row->created_at = row->last_seen_at = now;
+	row->expires_at =
+	    expires_at < now + CONSOLE_MAX_AGE_US ? expires_at : now + CONSOLE_MAX_AGE_US;
+	sha256_hex(id, strlen(id), hash);
+	r = console_session_store_insert(srv->db, hash, row);
+	if (r != 0)
+		explicit_bzero(id, 64);
+	return r;
 }
 
 static void
@@ -434,36 +511,46 @@ sign_in(struct api_call *c)
 		                           : "invalid API key");
 		return;
 	}
-	/* a new id at every sign-in (no fixation); the browser's old session, if any, ends */
-	struct console_session *old = session_of(srv, c->http);
-	if (old != NULL)
-		session_clear(old);
-	struct console_session *s = session_new(srv);
+	struct console_session_row row = {0};
+	char id[64];
 	const char *key = json_string_value(json_object_get(body, "key"));
-	sha256_hex(key, strlen(key), s->key_hash);
-	s->env_key = strcmp(c->who.key_id, "env:AIRLOCK_API_KEY") == 0;
-	snprintf(s->key_id, sizeof(s->key_id), "%s", c->who.key_id);
+	sha256_hex(key, strlen(key), row.key_hash);
+	snprintf(row.kind, sizeof(row.kind), "%s",
+	         strcmp(c->who.key_id, "env:AIRLOCK_API_KEY") == 0 ? CONSOLE_SESSION_ENV_KEY
+	                                                           : CONSOLE_SESSION_KEY);
+	snprintf(row.key_id, sizeof(row.key_id), "%s", c->who.key_id);
 	json_decref(body); /* wiped: json_wipe_free */
+	if ((r = session_new(srv, c->http, &row, INT64_MAX, id)) != 0) {
+		api_reply_err(c, r, "cannot start the console session");
+		return;
+	}
 	c->who.cred = "console session";
 	audit_api(c, "console.sign_in", "allow", "200", NULL);
-	log_info("console sign-in", "request_id", c->request_id, "key_id", s->key_id, "peer",
+	log_info("console sign-in", "request_id", c->request_id, "key_id", row.key_id, "peer",
 	         c->http->peer);
 	char cookie[256];
-	cookie_line(srv, s->id, CONSOLE_MAX_AGE_US / 1000000, cookie, sizeof cookie);
-	json_session(c, s, cookie, 200);
+	cookie_line(srv, id, CONSOLE_MAX_AGE_US / 1000000, cookie, sizeof cookie);
+	explicit_bzero(id, sizeof id);
+	json_session(c, &row, cookie, 200);
+	explicit_bzero(cookie, sizeof cookie);
 }
 
 void
 console_user_signed_in_page(struct api_call *c, const struct oidc_user *u, const char *page)
 {
 	struct server *srv = c->srv;
-	struct console_session *old = session_of(srv, c->http);
-	if (old != NULL)
-		session_clear(old);
-	struct console_session *s = session_new(srv);
-	s->user = xcalloc(1, sizeof(*s->user));
-	oidc_user_copy(s->user, u);
-	snprintf(s->key_id, sizeof(s->key_id), "user:%s", u->sub);
+	struct console_session_row row = {0};
+	char id[64];
+	snprintf(row.kind, sizeof(row.kind), "%s", CONSOLE_SESSION_USER);
+	snprintf(row.key_id, sizeof(row.key_id), "user:%s", u->sub);
+	row.user = user_to_json(u);
+	/* the row goes when the token expires, whatever the idle and age limits say */
+	int r = session_new(srv, c->http, &row, u->exp * 1000000, id);
+	console_session_row_reset(&row);
+	if (r != 0) {
+		api_reply_err(c, r, "cannot start the console session");
+		return;
+	}
 	auth_principal_reset(&c->who);
 	oidc_user_copy(&c->who.user, u);
 	c->who.kind = PRINCIPAL_USER;
@@ -475,8 +562,10 @@ console_user_signed_in_page(struct api_call *c, const struct oidc_user *u, const
 	         c->http->peer, "method", "oidc");
 	char cookie[256];
 	int64_t left = u->exp - now_real_us() / 1000000;
-	cookie_line(srv, s->id, left > 0 ? left : 1, cookie, sizeof cookie);
+	cookie_line(srv, id, left > 0 ? left : 1, cookie, sizeof cookie);
+	explicit_bzero(id, sizeof id);
 	reply(c, 200, "text/html; charset=utf-8", cookie, NULL, page, strlen(page));
+	explicit_bzero(cookie, sizeof cookie);
 }
 
 struct console_oidc **
@@ -512,9 +601,15 @@ sign_out(struct api_call *c)
 		reply_error(c, 403, "permission_error", NULL, why);
 		return;
 	}
-	struct console_session *s = session_of(c->srv, c->http);
-	if (s != NULL)
-		session_clear(s);
+	/* the row goes: no replica, and no restarted server, knows the cookie any more */
+	struct console_session s;
+	r = session_of(c->srv, c->http, &s);
+	if (r == 0)
+		r = session_end(c->srv, &s);
+	if (r != 0 && r != AL_E_NOTFOUND) {
+		api_reply_err(c, r, "cannot end the console session");
+		return;
+	}
 	reply_json(c, 200, cookie, json_pack("{s:s}", "type", "console_signed_out"));
 }
 
@@ -527,13 +622,19 @@ whoami(struct api_call *c)
 		reply_error(c, 403, "permission_error", NULL, why);
 		return;
 	}
-	struct console_session *s = session_of(c->srv, c->http);
-	if (s == NULL) {
+	struct console_session s;
+	int r = session_of(c->srv, c->http, &s);
+	if (r == AL_E_NOTFOUND) {
 		reply_error(c, 401, "authentication_error", NULL, "not signed in");
 		return;
 	}
-	s->last_us = mono_us();
-	json_session(c, s, NULL, 200);
+	if (r != 0) {
+		api_reply_err(c, r, "cannot read the console session");
+		return;
+	}
+	session_touch(c->srv, &s);
+	json_session(c, &s.row, NULL, 200);
+	session_reset(&s);
 }
 
 bool

@@ -1,7 +1,7 @@
 /* The web console (docs/server/console.md): its pages and scripts served under
  * /console/ from assets built into the binary, sign-in with a server API key into a
- * server-side session held in memory, and the cookie + CSRF header that lets the
- * console's own scripts call /v1 as the key that signed in. */
+ * server-side session kept in the database (every replica knows it), and the cookie +
+ * CSRF header that lets the console's own scripts call /v1 as the key that signed in. */
 #ifndef AL_SERVER_CONSOLE_H
 #define AL_SERVER_CONSOLE_H
 
@@ -36,7 +36,7 @@ bool console_request(const struct http_request *req);
 /* The principal of a /v1 request from the console: the server API key that signed in,
  * checked again (a revoked key's sessions end). Fills who->cred = "console session".
  * AL_E_AUTH: no such session, or it expired, or its key is gone (401); AL_E_PERM: the
- * CSRF header is missing or wrong (403); AL_E_IO: the key store failed. why gets the
+ * CSRF header is missing or wrong (403); AL_E_IO: the database failed. why gets the
  * reason. */
 int console_auth(struct server *srv, const struct http_request *req, struct principal *who,
                  char *why, size_t whylen);

@@ -179,6 +179,16 @@ static const struct migration migrations[] = {
      * event stores its record with no page of its own to write (docs/server/audit.md,
      * "The outbox"). */
     {"ALTER TABLE events ADD COLUMN audit TEXT;", NULL},
+    /* 13: the web console's signed-in browsers (console_session_store.c), so a restart or
+     * another replica keeps them: the SHA-256 of the cookie (a bearer secret, never kept
+     * as it is), the CSRF token, who signed in (the key's id and hash, or the user as a
+     * JSON document) and the times, all µs. */
+    {"CREATE TABLE console_sessions ("
+     "  id_hash TEXT PRIMARY KEY, kind TEXT NOT NULL, csrf TEXT NOT NULL, key_id TEXT NOT NULL,"
+     "  key_hash TEXT, user_doc TEXT, created_at BIGINT NOT NULL,"
+     "  last_seen_at BIGINT NOT NULL, expires_at BIGINT NOT NULL);"
+     "CREATE INDEX console_sessions_seen ON console_sessions(last_seen_at);",
+     NULL},
 };
 
 #define N_MIGRATIONS (sizeof(migrations) / sizeof(migrations[0]))

@@ -20,6 +20,7 @@
 #include "metrics.h"
 #include "routes.h"
 #include "server.h"
+#include "testdb.h"
 
 static const struct api_route *const tables[] = {ROUTE_TABLES};
 
@@ -112,9 +113,8 @@ test_observe_and_render(void **state)
 	struct server s;
 	struct buf b;
 	(void)state;
-	assert_non_null(mkdtemp(dir));
 	memset(&s, 0, sizeof(s));
-	assert_int_equal(db_open(dir, &s.db), 0);
+	s.db = testdb_open(dir);
 	assert_int_equal(metrics_init(&s), 0);
 
 	struct timespec t3 = ago(3), t200 = ago(200), t0 = ago(0);
@@ -165,19 +165,7 @@ test_observe_and_render(void **state)
 	buf_free(&b);
 
 	metrics_shutdown(&s);
-	db_close(s.db);
-	DIR *d = opendir(dir);
-	struct dirent *e;
-	while (d && (e = readdir(d)) != NULL) {
-		char f[128];
-		if (e->d_name[0] == '.')
-			continue;
-		snprintf(f, sizeof(f), "%s/%s", dir, e->d_name);
-		unlink(f);
-	}
-	if (d)
-		closedir(d);
-	assert_int_equal(rmdir(dir), 0);
+	testdb_close(s.db, dir);
 }
 
 int
