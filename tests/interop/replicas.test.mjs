@@ -3,7 +3,8 @@
 // EnvironmentWorker polls and answers through replica B. The session completes its six
 // tool calls; every tool result is in the history once, read back through either
 // replica. (Cross-replica SSE is not built yet, docs/server/storage.md: the client reads
-// the history, not a stream.)
+// the history, not a stream.) And a stream open on replica B sees, in order and once each,
+// every event of a session that runs entirely on replica A (PostgreSQL LISTEN/NOTIFY).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, realpathSync, writeFileSync } from 'node:fs';
@@ -15,7 +16,7 @@ import Anthropic from '@anthropic-ai/sdk';
 import { EnvironmentWorker } from '@anthropic-ai/sdk/lib/environments/worker';
 import { startServer } from './lib/server.mjs';
 import { startMockModel } from './lib/mockmodel.mjs';
-import { setupSession } from './lib/session.mjs';
+import { setupSession, collectEvents, endTurn } from './lib/session.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const script = path.join(here, '..', 'scripts', 'six-tools.yaml');
@@ -86,6 +87,53 @@ test('a session driven through replica A completes with its worker on replica B'
   // both replicas serve the same history
   assert.deepEqual((await history(viaB, session.id)).map((e) => e.id), ids);
   assert.equal((await model.requests()).length, 7, 'the model saw each step once');
+  abort.abort();
+  await running;
+});
+
+test('a stream on replica B sees every event of a session run on replica A', { skip }, async (t) => {
+  const model = await startMockModel(script);
+  const dir = realpathSync(mkdtempSync(path.join(tmpdir(), 'airlock-repl-')));
+  const keyFile = path.join(dir, 'master.key');
+  writeFileSync(keyFile, randomBytes(32).toString('hex'), { mode: 0o600 });
+  const a = await startServer({ env: { AIRLOCK_MODEL_BASE_URL: model.url, AIRLOCK_MASTER_KEY_FILE: keyFile } });
+  const b = await startServer({
+    env: { AIRLOCK_MODEL_BASE_URL: model.url, AIRLOCK_MASTER_KEY_FILE: keyFile,
+      AIRLOCK_DATABASE_URL: a.databaseURL, AIRLOCK_API_KEY: a.apiKey },
+  });
+  const abort = new AbortController();
+  t.after(async () => {
+    abort.abort();
+    await a.stop();
+    await b.stop();
+    await model.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+  const { client, env, envKey, session } = await setupSession(a);
+  const viaB = new Anthropic({ baseURL: b.baseURL, apiKey: b.apiKey, maxRetries: 0 });
+  const worker = new EnvironmentWorker({
+    client: new Anthropic({ baseURL: a.baseURL, apiKey: 'unused-by-worker' }),
+    environmentId: env.id,
+    environmentKey: envKey,
+    workdir: path.join(dir, 'work'),
+    maxIdleMs: 2000,
+    memorySyncIntervalMs: null,
+  });
+  const running = worker.run(abort.signal).catch((e) => {
+    if (!abort.signal.aborted) throw e;
+  });
+  const { done } = await collectEvents(viaB, session.id, endTurn, { timeoutMs: 60000 });
+  await client.beta.sessions.events.send(session.id, {
+    events: [{ type: 'user.message', content: [{ type: 'text', text: 'Exercise the six tools.' }] }],
+  });
+  const events = (await done).filter((e) => e.id);
+  const streamed = events.map((e) => e.id);
+  const all = (await history(client, session.id)).map((e) => e.id);
+  assert.equal(events[0]?.type, 'user.message', `replica B's stream began with ${events[0]?.type}`);
+  assert.equal(new Set(streamed).size, streamed.length, 'an event streamed twice');
+  // everything the turn wrote from the message on, in the log's order, none missing
+  assert.deepEqual(streamed, all.slice(all.indexOf(streamed[0])));
+  assert.ok(streamed.length >= 20, `replica B's stream saw ${streamed.length} events`);
   abort.abort();
   await running;
 });

@@ -621,6 +621,46 @@ db_dialect(const struct db *db)
 	return db->be->dialect;
 }
 
+int
+db_listen(struct db *db, const char *channel)
+{
+	if (db->be->listen == NULL)
+		return AL_E_UNSUPPORTED;
+	return db->be->listen(db, channel);
+}
+
+int
+db_notify(struct db *db, const char *channel, const char *payload)
+{
+	static const char sql[] = "SELECT pg_notify(?, ?)";
+	struct db_stmt *st = NULL;
+	int r = AL_E_IO;
+	if (db->be->listen == NULL)
+		return AL_E_UNSUPPORTED;
+	if (db_prepare_cached(db, sql, &st) != 0)
+		return AL_E_IO;
+	db_bind_text(st, 1, channel);
+	db_bind_text(st, 2, payload);
+	if (db_step(st) == DB_ROW && db_step(st) == DB_DONE)
+		r = 0;
+	db_cached_done(db, st);
+	return r;
+}
+
+int
+db_notifications(struct db *db, void (*fn)(void *arg, const char *payload), void *arg)
+{
+	if (db->be->notifications == NULL)
+		return AL_E_UNSUPPORTED;
+	return db->be->notifications(db, fn, arg);
+}
+
+unsigned
+db_generation(struct db *db)
+{
+	return db->be->generation ? db->be->generation(db) : 0;
+}
+
 bool
 db_unavailable(struct db *db)
 {

@@ -140,6 +140,18 @@ int db_set_doc(struct db *db, const char *table, const char *id, const json_t *d
 int db_doc_set_str(struct db *db, const char *table, const char *id, const char *k1, const char *v1,
                    const char *k2, const char *v2);
 
+/* Notifications between servers on one database (PostgreSQL LISTEN/NOTIFY; SQLite has
+ * none: AL_E_UNSUPPORTED). db_listen subscribes this connection to channel (a name of
+ * ours: [a-z_]), again by itself after every reconnect. db_notify(channel, payload)
+ * queues a notification that is sent when the current transaction commits (never if it
+ * rolls back). db_notifications reads what has arrived, without blocking, and calls
+ * fn(arg, payload) per notification: 0, or AL_E_IO when the connection is down.
+ * db_generation changes with every reconnect (notifications may have been missed). */
+int db_listen(struct db *db, const char *channel);
+int db_notify(struct db *db, const char *channel, const char *payload);
+int db_notifications(struct db *db, void (*fn)(void *arg, const char *payload), void *arg);
+unsigned db_generation(struct db *db);
+
 /* Monotonic per-database sequence for ordering (events, lists). */
 int64_t db_next_seq(struct db *db, const char *name);
 /* A named value beside the sequences (a flag a store keeps with its rows): set, and read

@@ -20,6 +20,10 @@ struct db_backend {
 	void (*close)(struct db *db);
 	int (*ping)(struct db *db);
 	bool (*unavailable)(struct db *db); /* NULL: never */
+	/* NULL where the engine has no notifications (db.h db_listen) */
+	int (*listen)(struct db *db, const char *channel);
+	int (*notifications)(struct db *db, void (*fn)(void *arg, const char *payload), void *arg);
+	unsigned (*generation)(struct db *db);
 	int (*exec)(struct db *db, const char *sql);
 	const char *(*errmsg)(struct db *db);
 	int64_t (*changes)(struct db *db);

@@ -33,6 +33,7 @@ struct pg {
 	unsigned next_name; /* s1, s2, ... */
 	int64_t changes;
 	char err[256];
+	char listen[64]; /* the LISTEN channel, renewed after a reconnect ("" none) */
 };
 
 struct pg_stmt {
@@ -86,6 +87,11 @@ check_conn(struct pg *c)
 	if (PQstatus(c->h) == CONNECTION_OK) {
 		c->gen++;
 		log_info("database connection restored", NULL);
+		if (c->listen[0]) {
+			char sql[96];
+			snprintf(sql, sizeof(sql), "LISTEN %s", c->listen);
+			PQclear(PQexec(c->h, sql));
+		}
 	}
 }
 
@@ -482,6 +488,43 @@ pg_ping(struct db *db)
 	return pg_exec(db, "SELECT 1");
 }
 
+static int
+pg_listen(struct db *db, const char *channel)
+{
+	struct pg *c = conn(db);
+	char sql[96];
+	size_t n = strlen(channel);
+	if (n == 0 || n >= sizeof(c->listen) || strspn(channel, "abcdefghijklmnopqrstuvwxyz_") != n)
+		return AL_E_INVAL;
+	snprintf(sql, sizeof(sql), "LISTEN %s", channel);
+	snprintf(c->listen, sizeof(c->listen), "%s", channel);
+	return db_exec(db, sql);
+}
+
+static int
+pg_notifications(struct db *db, void (*fn)(void *arg, const char *payload), void *arg)
+{
+	struct pg *c = conn(db);
+	PGnotify *n;
+	if (PQstatus(c->h) != CONNECTION_OK)
+		return AL_E_IO;
+	if (PQconsumeInput(c->h) == 0) {
+		set_err(c, PQerrorMessage(c->h));
+		return AL_E_IO;
+	}
+	while ((n = PQnotifies(c->h)) != NULL) {
+		fn(arg, n->extra);
+		PQfreemem(n);
+	}
+	return 0;
+}
+
+static unsigned
+pg_generation(struct db *db)
+{
+	return conn(db)->gen;
+}
+
 static bool
 pg_unavailable(struct db *db)
 {
@@ -510,6 +553,9 @@ const struct db_backend db_pg_backend = {
     .close = pg_close,
     .ping = pg_ping,
     .unavailable = pg_unavailable,
+    .listen = pg_listen,
+    .notifications = pg_notifications,
+    .generation = pg_generation,
     .exec = pg_exec,
     .errmsg = pg_errmsg,
     .changes = pg_changes,

@@ -5,12 +5,19 @@
  * Ordering rule: an event is committed before any stream sees it. Appends inside a
  * transaction queue their frames in `pending`; events_publish() sends them once the
  * caller has committed, so a client that opened the stream and then read history
- * sees every event at least once and de-duplicates by id. */
+ * sees every event at least once and de-duplicates by id.
+ *
+ * Several replicas on one PostgreSQL: an append notifies the others when it commits
+ * (event_store_insert); each replica drains notifications every HUB_NOTE_MS and sends
+ * its streams of that session what they have not seen, read from the log (seq order is
+ * commit order: the log's sequence row is locked until commit). Local appends take the
+ * same read, so a stream never skips an event another replica committed just before. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "buf.h"
+#include "db.h"
 #include "doc_store.h"
 #include "err.h"
 #include "event_store.h"
@@ -21,6 +28,8 @@
 #include "xalloc.h"
 
 #define HUB_BUCKETS 4096
+#define HUB_NOTE_MS 20      /* how often notifications from other replicas are drained */
+#define HUB_CATCHUP_MAX 500 /* log rows per catch-up read */
 
 /* One open event stream of a session, owned by the route that opened it. */
 struct events_sub {
@@ -28,11 +37,13 @@ struct events_sub {
 	char session_id[80];
 	bool delta_message;
 	bool delta_thinking;
+	int64_t last_seq; /* the last persisted event this stream was sent */
 	const struct events_sub_ops *ops;
 	void *arg;
 };
 
 struct pending_frame {
+	int64_t seq;
 	char *session_id;
 	char *frame;
 	size_t len;
@@ -44,6 +55,9 @@ struct sse_hub {
 	struct pending_frame *pending;
 	size_t npending;
 	struct loop_timer *ping_timer;
+	bool shared;                   /* other replicas write the log too (PostgreSQL) */
+	struct loop_timer *note_timer; /* drains their notifications */
+	unsigned db_gen;               /* the connection the LISTEN is on */
 };
 
 static unsigned
@@ -71,14 +85,22 @@ frame_json(const char *id, const char *type, const json_t *ev, size_t *len)
 	return buf_steal(&b);
 }
 
+/* seq > 0: a persisted event, sent once to each stream (the catch-up read and a
+ * notification may both offer it) */
 static void
-hub_send(struct server *s, const char *session_id, const char *frame, size_t len,
+hub_send(struct server *s, const char *session_id, int64_t seq, const char *frame, size_t len,
          const char *delta_kind)
 {
 	struct events_sub *st = s->hub->buckets[bucket_of(session_id)];
 	while (st) {
 		struct events_sub *next = st->next; /* a failed write closes later, not now */
+		if (strcmp(st->session_id, session_id) == 0 && seq > 0 && seq <= st->last_seq) {
+			st = next;
+			continue;
+		}
 		if (strcmp(st->session_id, session_id) == 0) {
+			if (seq > 0)
+				st->last_seq = seq;
 			bool want =
 			    delta_kind == NULL ||
 			    (strcmp(delta_kind, "agent.message") == 0 && st->delta_message) ||
@@ -140,16 +162,60 @@ events_append_audited_tx(struct server *s, const char *session_id, json_t *ev, b
 	                        .answers = events_answer_key(ev, type),
 	                        .doc = ev,
 	                        .audit = audit};
-	if ((r = event_store_insert(s->db, &row)) != 0)
+	int64_t seq = 0;
+	if ((r = event_store_insert(s->db, &row, &seq)) != 0)
 		return r;
 	struct sse_hub *h = s->hub;
 	if (h) {
 		h->pending = xreallocarray(h->pending, h->npending + 1, sizeof(*h->pending));
 		struct pending_frame *pf = &h->pending[h->npending++];
+		pf->seq = seq;
 		pf->session_id = xstrdup(session_id);
 		pf->frame = frame_json(id, type, ev, &pf->len);
 	}
 	return 0;
+}
+
+struct catchup {
+	struct server *s;
+	const char *session_id;
+	unsigned rows;
+	int64_t last;
+};
+
+static void
+catchup_row(void *arg, int64_t seq, json_t *doc)
+{
+	struct catchup *cu = arg;
+	const char *id = json_string_value(json_object_get(doc, "id"));
+	const char *type = json_string_value(json_object_get(doc, "type"));
+	size_t len;
+	cu->rows++;
+	cu->last = seq;
+	if (id == NULL || type == NULL)
+		return;
+	char *f = frame_json(id, type, doc, &len);
+	hub_send(cu->s, cu->session_id, seq, f, len, NULL);
+	free(f);
+}
+
+/* Sends the session's streams what the log holds past the oldest of their positions. */
+static void
+catch_up(struct server *s, const char *session_id)
+{
+	int64_t from = -1;
+	for (struct events_sub *st = s->hub->buckets[bucket_of(session_id)]; st; st = st->next)
+		if (strcmp(st->session_id, session_id) == 0 && (from < 0 || st->last_seq < from))
+			from = st->last_seq;
+	if (from < 0)
+		return; /* no stream of it here */
+	struct catchup cu = {.s = s, .session_id = session_id, .last = from};
+	do {
+		cu.rows = 0;
+		if (event_store_after(s->db, session_id, cu.last, HUB_CATCHUP_MAX, catchup_row,
+		                      &cu) != 0)
+			return; /* the next notification or reconnect retries */
+	} while (cu.rows == HUB_CATCHUP_MAX);
 }
 
 void
@@ -164,7 +230,10 @@ events_publish(struct server *s)
 	h->pending = NULL;
 	h->npending = 0;
 	for (size_t i = 0; i < n; i++) {
-		hub_send(s, p[i].session_id, p[i].frame, p[i].len, NULL);
+		if (h->shared)
+			catch_up(s, p[i].session_id);
+		else
+			hub_send(s, p[i].session_id, p[i].seq, p[i].frame, p[i].len, NULL);
 		free(p[i].session_id);
 		free(p[i].frame);
 	}
@@ -218,7 +287,7 @@ events_delta_start(struct server *s, const char *session_id, const char *event_i
 	                      event_type, "id", event_id);
 	size_t len;
 	char *f = frame_json(NULL, "event_start", o, &len);
-	hub_send(s, session_id, f, len, event_type);
+	hub_send(s, session_id, 0, f, len, event_type);
 	free(f);
 	json_decref(o);
 }
@@ -234,7 +303,7 @@ events_delta_text(struct server *s, const char *session_id, const char *event_id
 	                      (json_int_t)index, "content", "type", "text", "text", text);
 	size_t len;
 	char *f = frame_json(NULL, "event_delta", o, &len);
-	hub_send(s, session_id, f, len, "agent.message");
+	hub_send(s, session_id, 0, f, len, "agent.message");
 	free(f);
 	json_decref(o);
 }
@@ -262,6 +331,9 @@ events_subscribe(struct server *s, const char *session_id, bool delta_message, b
 	st->delta_thinking = delta_thinking;
 	st->ops = ops;
 	st->arg = arg;
+	/* a stream starts at the log's end, as it does on one server: history is a list */
+	if (s->hub->shared)
+		event_store_last_seq(s->db, session_id, &st->last_seq);
 	unsigned b = bucket_of(session_id);
 	st->next = s->hub->buckets[b];
 	s->hub->buckets[b] = st;
@@ -342,11 +414,45 @@ events_close_all_streams(struct server *s)
 	}
 }
 
+static void
+note_collect(void *arg, const char *payload)
+{
+	json_array_append_new(arg, json_string(payload));
+}
+
+/* Other replicas' appends: each notification names a session. After a reconnect some
+ * may be lost, so every stream catches up then. */
+static void
+drain_notes(struct loop *l, void *arg)
+{
+	struct server *s = arg;
+	struct sse_hub *h = s->hub;
+	json_t *sids = json_array();
+	h->note_timer = loop_timer_add(l, HUB_NOTE_MS, drain_notes, s);
+	int r = db_notifications(s->db, note_collect, sids);
+	if (r == 0 && db_generation(s->db) != h->db_gen) {
+		h->db_gen = db_generation(s->db);
+		for (size_t b = 0; b < HUB_BUCKETS; b++)
+			for (struct events_sub *st = h->buckets[b]; st; st = st->next)
+				json_array_append_new(sids, json_string(st->session_id));
+	}
+	size_t i;
+	json_t *v;
+	json_array_foreach(sids, i, v) catch_up(s, json_string_value(v));
+	json_decref(sids);
+}
+
 int
 events_init(struct server *s)
 {
 	s->hub = xcalloc(1, sizeof(*s->hub));
 	s->hub->ping_timer = loop_timer_add(s->loop, s->cfg.sse_ping_ms, ping_all, s);
+	/* SQLite answers AL_E_UNSUPPORTED: one server, nothing to hear from */
+	if (db_listen(s->db, "airlock_events") == 0) {
+		s->hub->shared = true;
+		s->hub->db_gen = db_generation(s->db);
+		s->hub->note_timer = loop_timer_add(s->loop, HUB_NOTE_MS, drain_notes, s);
+	}
 	return 0;
 }
 
@@ -357,6 +463,7 @@ events_shutdown(struct server *s)
 		return;
 	events_close_all_streams(s);
 	loop_timer_cancel(s->loop, s->hub->ping_timer);
+	loop_timer_cancel(s->loop, s->hub->note_timer);
 	events_discard(s);
 	free(s->hub);
 	s->hub = NULL;

@@ -10,7 +10,7 @@
 #include "xalloc.h"
 
 int
-event_store_insert(struct db *db, const struct event_row *ev)
+event_store_insert(struct db *db, const struct event_row *ev, int64_t *seq_out)
 {
 	struct db_stmt *st = NULL;
 	int r = AL_E_IO;
@@ -39,6 +39,10 @@ event_store_insert(struct db *db, const struct event_row *ev)
 		log_error("event insert failed", "error", db_errmsg(db));
 		goto out;
 	}
+	/* the other replicas' streams of this session catch up when this commits */
+	if (db_dialect(db) == DB_DIALECT_PG && db_notify(db, "airlock_events", ev->session_id) != 0)
+		goto out;
+	*seq_out = seq;
 	r = 0;
 out:
 	free(doc);
@@ -61,6 +65,46 @@ event_store_has_unprocessed(struct db *db, const char *session_id, bool *pending
 	*pending = rc == DB_ROW;
 	db_finalize(st);
 	return rc == DB_ROW || rc == DB_DONE ? 0 : AL_E_IO;
+}
+
+int
+event_store_after(struct db *db, const char *session_id, int64_t after_seq, unsigned max,
+                  void (*fn)(void *arg, int64_t seq, json_t *doc), void *arg)
+{
+	static const char sql[] = "SELECT seq, doc FROM events WHERE session_id = ? AND seq > ? "
+	                          "ORDER BY seq LIMIT ?";
+	struct db_stmt *st = NULL;
+	int rc;
+	if (db_prepare_cached(db, sql, &st) != 0)
+		return AL_E_IO;
+	db_bind_text(st, 1, session_id);
+	db_bind_int64(st, 2, after_seq);
+	db_bind_int64(st, 3, max);
+	while ((rc = db_step(st)) == DB_ROW) {
+		json_t *doc = db_col_json(st, 1);
+		if (doc)
+			fn(arg, db_col_int64(st, 0), doc);
+		json_decref(doc);
+	}
+	db_cached_done(db, st);
+	return rc == DB_DONE ? 0 : AL_E_IO;
+}
+
+int
+event_store_last_seq(struct db *db, const char *session_id, int64_t *seq)
+{
+	struct db_stmt *st = NULL;
+	int r = AL_E_IO;
+	*seq = 0;
+	if (db_prepare(db, "SELECT max(seq) FROM events WHERE session_id = ?", &st) != 0)
+		return AL_E_IO;
+	db_bind_text(st, 1, session_id);
+	if (db_step(st) == DB_ROW) {
+		*seq = db_col_int64(st, 0); /* NULL (no events) reads 0 */
+		r = 0;
+	}
+	db_finalize(st);
+	return r;
 }
 
 int

@@ -27,7 +27,16 @@ struct event_row {
 	const json_t *doc;
 	const char *audit;
 };
-int event_store_insert(struct db *db, const struct event_row *ev);
+/* *seq: the event's place in the log (ordered across sessions and replicas). On
+ * PostgreSQL the insert also notifies the other replicas (channel airlock_events,
+ * payload the session id) when the transaction commits. */
+int event_store_insert(struct db *db, const struct event_row *ev, int64_t *seq);
+/* The session's events after seq, in order, at most max: fn(arg, seq, doc) per row
+ * (doc borrowed). 0 or AL_E_IO. */
+int event_store_after(struct db *db, const char *session_id, int64_t after_seq, unsigned max,
+                      void (*fn)(void *arg, int64_t seq, json_t *doc), void *arg);
+/* The seq of the session's last event (0: none). */
+int event_store_last_seq(struct db *db, const char *session_id, int64_t *seq);
 /* Sets processed_at (column and document) of an event not yet processed. */
 int event_store_mark_processed(struct db *db, const char *event_id, int64_t now);
 /* Whether the session holds an event the agent loop has not taken in yet (a user

@@ -22,6 +22,7 @@
 #define PQ_DL_FUNCTIONS(F, N)                                                                      \
 	N(PQclear, (PGresult * res), (res))                                                        \
 	F(char *, PQcmdTuples, (PGresult * res), (res), NULL)                                      \
+	F(int, PQconsumeInput, (PGconn * conn), (conn), 0)                                         \
 	F(PGconn *, PQconnectdbParams,                                                             \
 	  (const char *const *keywords, const char *const *values, int expand_dbname),             \
 	  (keywords, values, expand_dbname), NULL)                                                 \
@@ -51,6 +52,7 @@
 	  (res, tup_num, field_num), NULL)                                                         \
 	F(char *, PQhost, (const PGconn *conn), (conn), NULL)                                      \
 	F(int, PQnfields, (const PGresult *res), (res), 0)                                         \
+	F(PGnotify *, PQnotifies, (PGconn * conn), (conn), NULL)                                   \
 	F(int, PQntuples, (const PGresult *res), (res), 0)                                         \
 	F(char *, PQport, (const PGconn *conn), (conn), NULL)                                      \
 	F(PGresult *, PQprepare,                                                                   \
