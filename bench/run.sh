@@ -93,6 +93,10 @@ tar --format=ustar -C "$skdir" -cf "$skdir/bundle.tar" bench
 rm -rf "$skdir"
 
 echo
+echo "== memory stores: 1,000 memories copied to disk by airlock worker vs the SDK's SessionMemoryStores (target 2x)"
+AIRLOCK_BIN=$BIN tests/interop/run-node.sh bench/memsync_bench.mjs 1000
+
+echo
 echo "== environment worker vs the SDK's EnvironmentWorker (idle RSS, tool_use -> tool_result)"
 AIRLOCK_BIN=$BIN tests/interop/run-node.sh bench/worker_bench.mjs 40
 

@@ -117,6 +117,7 @@ struct memsync {
 	json_t *ops; /* the pass's work for the current store */
 	size_t op_i;
 	unsigned retries;
+	uint64_t t0; /* the store's download began (its log line says how long it took) */
 	struct httpc_xfer *x;
 	struct loop_timer *timer, *retry;
 	uint64_t last_ms;
@@ -668,13 +669,14 @@ on_list_done(void *arg, int status, int err, json_t *body)
 		return;
 	}
 	if (m->job == JOB_DOWNLOAD) {
-		char num[24];
+		char num[24], ms[24];
 		if (s->ro)
 			seal(s->dfd, true, 0);
+		snprintf(ms, sizeof(ms), "%llu", (unsigned long long)(now_mono_ms() - m->t0));
 		snprintf(num, sizeof(num), "%zu", json_object_size(s->base));
 		log_info("memory store downloaded", "session_id", m->sid, "memory_store_id", s->id,
 		         "dir", s->name, "memories", num, "access",
-		         s->ro ? "read_only" : "read_write");
+		         s->ro ? "read_only" : "read_write", "ms", ms);
 		m->cur++;
 		job_next_store(m);
 		return;
@@ -990,6 +992,7 @@ job_next_store(struct memsync *m)
 		struct mstore *s = &m->st[m->cur];
 		m->retries = 0;
 		if (m->job == JOB_DOWNLOAD) {
+			m->t0 = now_mono_ms();
 			int r = store_dir_fresh(m, s);
 			if (r != 0) {
 				log_error("cannot make a memory store's directory", "session_id",
