@@ -59,17 +59,27 @@ doc_store_page(struct db *db, const char *table, const char *scope_col, const ch
 	return r;
 }
 
+/* sql with text ?1..?3; parameters past the statement's own are ignored by both engines. */
+static int
+prepare_text3(struct db *db, const char *sql, const char *a, const char *b, const char *c,
+              struct db_stmt **st)
+{
+	if (db_prepare(db, sql, st) != 0)
+		return AL_E_IO;
+	db_bind_text(*st, 1, a);
+	db_bind_text(*st, 2, b);
+	db_bind_text(*st, 3, c);
+	return 0;
+}
+
 int
 doc_store_exec(struct db *db, const char *store, const char *sql, const char *a, const char *b,
                const char *c)
 {
 	struct db_stmt *st = NULL;
 	int r = AL_E_IO;
-	if (db_prepare(db, sql, &st) != 0)
+	if (prepare_text3(db, sql, a, b, c, &st) != 0)
 		goto out;
-	db_bind_text(st, 1, a);
-	db_bind_text(st, 2, b);
-	db_bind_text(st, 3, c);
 	if (db_step(st) == DB_DONE)
 		r = 0;
 	else
@@ -77,6 +87,27 @@ doc_store_exec(struct db *db, const char *store, const char *sql, const char *a,
 out:
 	db_finalize(st);
 	return r;
+}
+
+bool
+doc_store_exists(struct db *db, const char *sql, const char *a, const char *b, const char *c,
+                 int *err)
+{
+	struct db_stmt *st = NULL;
+	bool found = false;
+	int r = AL_E_IO;
+	if (prepare_text3(db, sql, a, b, c, &st) != 0)
+		goto out;
+	int rc = db_step(st);
+	if (rc == DB_ROW || rc == DB_DONE) {
+		found = rc == DB_ROW;
+		r = 0;
+	}
+out:
+	db_finalize(st);
+	if (err)
+		*err = r;
+	return found;
 }
 
 void

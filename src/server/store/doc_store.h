@@ -44,6 +44,10 @@ void doc_page_free(struct doc_page *p);
  * 0 or AL_E_IO; db_changes tells the caller how many rows it touched. */
 int doc_store_exec(struct db *db, const char *store, const char *sql, const char *a, const char *b,
                    const char *c);
+/* Whether sql (a SELECT, text ?1..?3 bound as for doc_store_exec) finds a row. *err (may
+ * be NULL): 0, or AL_E_IO when the statement failed, which answers false. */
+bool doc_store_exists(struct db *db, const char *sql, const char *a, const char *b, const char *c,
+                      int *err);
 /* A stored µs timestamp as documents carry it: RFC 3339 string, or JSON null for 0.
  * (The same rendering as api_time; stores do not include the API layer.) */
 json_t *doc_store_time(int64_t real_us);

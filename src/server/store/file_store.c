@@ -47,24 +47,6 @@ file_id_ok(const char *id)
 	return id[5] != '\0';
 }
 
-static bool
-row_exists(struct db *db, const char *id, int *err)
-{
-	struct db_stmt *st = NULL;
-	bool found = false;
-	*err = AL_E_IO;
-	if (db_prepare(db, "SELECT 1 FROM files WHERE id = ?", &st) != 0)
-		return false;
-	db_bind_text(st, 1, id);
-	int rc = db_step(st);
-	if (rc == DB_ROW || rc == DB_DONE) {
-		found = rc == DB_ROW;
-		*err = 0;
-	}
-	db_finalize(st);
-	return found;
-}
-
 int
 file_store_init(struct db *db, const char *data_dir)
 {
@@ -96,7 +78,8 @@ file_store_init(struct db *db, const char *data_dir)
 		int err = 0;
 		if (!file_id_ok(e->d_name))
 			continue;
-		bool have = row_exists(db, e->d_name, &err);
+		bool have = doc_store_exists(db, "SELECT 1 FROM files WHERE id = ?", e->d_name,
+		                             NULL, NULL, &err);
 		if (err != 0)
 			goto out;
 		if (!have && snprintf(p, sizeof(p), "%s/%s", dir, e->d_name) < (int)sizeof(p) &&

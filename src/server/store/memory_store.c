@@ -781,18 +781,9 @@ bool
 memory_store_attached_to_owner(struct db *db, const char *store_id, const char *iss,
                                const char *sub)
 {
-	struct db_stmt *st = NULL;
-	bool yes = false;
-	if (iss == NULL || sub == NULL ||
-	    db_prepare(db,
-	               "SELECT 1 FROM memory_store_attachments WHERE store_id = ?1 AND "
-	               "owner_iss = ?2 AND owner_sub = ?3 LIMIT 1",
-	               &st) != 0)
-		return false;
-	db_bind_text(st, 1, store_id);
-	db_bind_text(st, 2, iss);
-	db_bind_text(st, 3, sub);
-	yes = db_step(st) == DB_ROW;
-	db_finalize(st);
-	return yes;
+	return iss != NULL && sub != NULL &&
+	       doc_store_exists(db,
+	                        "SELECT 1 FROM memory_store_attachments WHERE store_id = ?1 AND "
+	                        "owner_iss = ?2 AND owner_sub = ?3 LIMIT 1",
+	                        store_id, iss, sub, NULL);
 }

@@ -84,18 +84,9 @@ session_owner_free(struct session_owner *o)
 bool
 session_store_owned_by(struct db *db, const char *session_id, const char *iss, const char *sub)
 {
-	struct db_stmt *st = NULL;
-	bool mine = false;
-	if (db_prepare(db,
-	               "SELECT 1 FROM sessions WHERE id = ? AND owner_iss = ? AND owner_sub = ?",
-	               &st) != 0)
-		return false;
-	db_bind_text(st, 1, session_id);
-	db_bind_text(st, 2, iss);
-	db_bind_text(st, 3, sub);
-	mine = db_step(st) == DB_ROW;
-	db_finalize(st);
-	return mine;
+	return doc_store_exists(
+	    db, "SELECT 1 FROM sessions WHERE id = ? AND owner_iss = ? AND owner_sub = ?",
+	    session_id, iss, sub, NULL);
 }
 
 int
@@ -249,17 +240,10 @@ session_store_state(struct db *db, const char *session_id, struct session_state 
 bool
 session_store_open(struct db *db, const char *session_id)
 {
-	struct db_stmt *q = NULL;
-	bool open = false;
-	if (db_prepare(db,
-	               "SELECT 1 FROM sessions WHERE id = ? AND status != "
-	               "'terminated' AND archived_at IS NULL",
-	               &q) != 0)
-		return false;
-	db_bind_text(q, 1, session_id);
-	open = db_step(q) == DB_ROW;
-	db_finalize(q);
-	return open;
+	return doc_store_exists(db,
+	                        "SELECT 1 FROM sessions WHERE id = ? AND status != "
+	                        "'terminated' AND archived_at IS NULL",
+	                        session_id, NULL, NULL, NULL);
 }
 
 int64_t

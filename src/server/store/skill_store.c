@@ -40,25 +40,6 @@ id_ok(const char *s)
 	return true;
 }
 
-static bool
-version_exists(struct db *db, const char *skill_id, const char *version_id, int *err)
-{
-	struct db_stmt *st = NULL;
-	bool yes = false;
-	*err = AL_E_IO;
-	if (db_prepare(db, "SELECT 1 FROM skill_versions WHERE skill_id = ? AND id = ?", &st) != 0)
-		return false;
-	db_bind_text(st, 1, skill_id);
-	db_bind_text(st, 2, version_id);
-	int rc = db_step(st);
-	if (rc == DB_ROW || rc == DB_DONE) {
-		yes = rc == DB_ROW;
-		*err = 0;
-	}
-	db_finalize(st);
-	return yes;
-}
-
 int
 skill_store_init(struct db *db, const char *data_dir)
 {
@@ -87,7 +68,9 @@ skill_store_init(struct db *db, const char *data_dir)
 		if (!id_ok(name) || !id_ok(dash + 1))
 			continue;
 		int err;
-		bool have = version_exists(db, name, dash + 1, &err);
+		bool have = doc_store_exists(
+		    db, "SELECT 1 FROM skill_versions WHERE skill_id = ? AND id = ?", name,
+		    dash + 1, NULL, &err);
 		if (err != 0) {
 			r = err;
 			break;

@@ -56,14 +56,8 @@ vault_store_get(struct db *db, const char *id, int *err)
 bool
 vault_store_live(struct db *db, const char *id)
 {
-	struct db_stmt *st = NULL;
-	bool yes = false;
-	if (db_prepare(db, "SELECT 1 FROM vaults WHERE id = ? AND archived_at IS NULL", &st) != 0)
-		return false;
-	db_bind_text(st, 1, id);
-	yes = db_step(st) == DB_ROW;
-	db_finalize(st);
-	return yes;
+	return doc_store_exists(db, "SELECT 1 FROM vaults WHERE id = ? AND archived_at IS NULL", id,
+	                        NULL, NULL, NULL);
 }
 
 int
