@@ -182,6 +182,28 @@ test('agents reference skills; the SDK downloads them with a sessions token; the
   assert.match(system, /<skill>\n<name>csv-helper<\/name>\n<description>Reads CSV files and summarises them\.<\/description>\n<location>skills\/csv-helper\/SKILL\.md<\/location>\n<\/skill>/);
 });
 
+// For the worker tests: on server srv, the skill of bundle(), an agent offered the whole
+// toolset and that skill, an environment (named envName) with its key, and a session.
+async function skilledSession(srv, envName) {
+  const c = new Anthropic({ baseURL: srv.baseURL, apiKey: srv.apiKey, maxRetries: 0 });
+  const skill = await c.beta.skills.create({ files: await bundle() });
+  const agent = await c.beta.agents.create({ name: 'skilled', model: 'claude-x',
+    tools: [{ type: 'agent_toolset_20260401', default_config: { permission_policy: { type: 'always_allow' } } }],
+    skills: [{ type: 'custom', skill_id: skill.id }] });
+  const { env, envKey } = await envWithKey(srv, c, envName);
+  const session = await c.beta.sessions.create({ agent: agent.id, environment_id: env.id });
+  return { client: c, env, envKey, session };
+}
+
+// Sends 'go-skill' (the scripts' cue to read the skill, then run its script) and waits
+// for the turn to end: the tool results, in order.
+async function goSkill(c, session) {
+  const { done } = await collectEvents(c, session.id, endTurn, { timeoutMs: 60000 });
+  await c.beta.sessions.events.send(session.id, { events: [{ type: 'user.message', content: [{ type: 'text', text: 'go-skill' }] }] });
+  return (await done).filter((e) => e.type === 'user.tool_result');
+}
+const text = (r) => r.content.map((b) => b.text ?? '').join('');
+
 // The SDK's EnvironmentWorker, unmodified, runs a session whose agent has the skill: it
 // downloads the bundle with the item's sessions token into {workdir}/skills/<name>/, the
 // agent's read and bash see its files, and the directory goes at teardown.
@@ -201,13 +223,7 @@ test('the SDK EnvironmentWorker runs a session with a skill from airlock', async
     await m2.stop();
     rmSync(workdir, { recursive: true, force: true });
   });
-  const c2 = new Anthropic({ baseURL: s2.baseURL, apiKey: s2.apiKey, maxRetries: 0 });
-  const skill = await c2.beta.skills.create({ files: await bundle() });
-  const agent = await c2.beta.agents.create({ name: 'skilled', model: 'claude-x',
-    tools: [{ type: 'agent_toolset_20260401', default_config: { permission_policy: { type: 'always_allow' } } }],
-    skills: [{ type: 'custom', skill_id: skill.id }] });
-  const { env, envKey } = await envWithKey(s2, c2, 'skill-worker');
-  const session = await c2.beta.sessions.create({ agent: agent.id, environment_id: env.id });
+  const { client: c2, env, envKey, session } = await skilledSession(s2, 'skill-worker');
   const worker = new EnvironmentWorker({
     client: new Anthropic({ baseURL: s2.baseURL, apiKey: 'unused-by-worker' }),
     environmentId: env.id, environmentKey: envKey, workdir, maxIdleMs: 1500,
@@ -215,12 +231,8 @@ test('the SDK EnvironmentWorker runs a session with a skill from airlock', async
   const running = worker.run(abort.signal).catch((e) => {
     if (!abort.signal.aborted) throw e;
   });
-  const { done } = await collectEvents(c2, session.id, endTurn, { timeoutMs: 60000 });
-  await c2.beta.sessions.events.send(session.id, { events: [{ type: 'user.message', content: [{ type: 'text', text: 'go-skill' }] }] });
-  const events = await done;
-  const results = events.filter((e) => e.type === 'user.tool_result');
+  const results = await goSkill(c2, session);
   assert.equal(results.length, 2, JSON.stringify(results));
-  const text = (r) => r.content.map((b) => b.text ?? '').join('');
   for (const r of results) assert.equal(r.is_error, false, text(r));
   assert.match(text(results[0]), /CSV helper/);
   assert.match(text(results[1]), /summarised/);
@@ -253,20 +265,10 @@ for (const sandboxed of [false, true]) {
         await m3.stop();
         rmSync(workdir, { recursive: true, force: true });
       });
-      const c3 = new Anthropic({ baseURL: s3.baseURL, apiKey: s3.apiKey, maxRetries: 0 });
-      const skill = await c3.beta.skills.create({ files: await bundle() });
-      const agent = await c3.beta.agents.create({ name: 'skilled', model: 'claude-x',
-        tools: [{ type: 'agent_toolset_20260401', default_config: { permission_policy: { type: 'always_allow' } } }],
-        skills: [{ type: 'custom', skill_id: skill.id }] });
-      const { env, envKey } = await envWithKey(s3, c3, 'skill-aw');
-      const session = await c3.beta.sessions.create({ agent: agent.id, environment_id: env.id });
+      const { client: c3, env, envKey, session } = await skilledSession(s3, 'skill-aw');
       worker = startPollWorker({ baseURL: s3.baseURL, environmentId: env.id, envKey, workdir,
         args: ['--max-idle', '3s', ...(sandboxed ? [] : ['--unsandboxed'])] });
-      const { done } = await collectEvents(c3, session.id, endTurn, { timeoutMs: 60000 });
-      await c3.beta.sessions.events.send(session.id, { events: [{ type: 'user.message', content: [{ type: 'text', text: 'go-skill' }] }] });
-      const events = await done;
-      const results = events.filter((e) => e.type === 'user.tool_result');
-      const text = (r) => r.content.map((b) => b.text ?? '').join('');
+      const results = await goSkill(c3, session);
       assert.equal(results.length, 2, `${JSON.stringify(results)}\n${worker.log()}`);
       for (const r of results) assert.equal(r.is_error, false, `${text(r)}\n${worker.log()}`);
       assert.match(text(results[0]), /CSV helper/);
