@@ -106,6 +106,7 @@ struct memsync {
 	char *sid;
 	const char *cred;
 	int wsfd;
+	char *ws; /* the workspace's host path (for the read-only roots) */
 	struct mstore st[MEMSYNC_MAX_STORES];
 	size_t n;
 
@@ -452,6 +453,7 @@ memsync_new(struct worker *w, const char *session_id, const char *cred, const ch
 	}
 	if (m == NULL)
 		return 0;
+	m->ws = xstrdup(workspace);
 	m->wsfd = open(workspace, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if (m->wsfd < 0) {
 		rc = -errno;
@@ -488,7 +490,16 @@ memsync_free(struct memsync *m)
 	json_decref(m->remote);
 	json_decref(m->ops);
 	free(m->sid);
+	free(m->ws);
 	free(m);
+}
+
+char *
+memsync_read_only_dir(const struct memsync *m, size_t i)
+{
+	if (m == NULL || i >= m->n || !m->st[i].ro)
+		return NULL;
+	return xasprintf("%s/memory/%s", m->ws, m->st[i].name);
 }
 
 bool

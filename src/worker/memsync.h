@@ -53,6 +53,9 @@ void memsync_kick(struct memsync *m);
 /* The item's end (the sandbox is gone): a last pass, then the copies are removed. */
 void memsync_final(struct memsync *m, memsync_done_fn *done, void *arg);
 bool memsync_busy(const struct memsync *m);
+/* The host directory of each read_only store's copy (i < count), for the file tools'
+ * read-only roots; NULL past the end or for a read_write store. */
+char *memsync_read_only_dir(const struct memsync *m, size_t i);
 void memsync_free(struct memsync *m);
 
 #endif

@@ -175,6 +175,10 @@ void wexec_session_close(struct wexec *e);
  * placeholders of its secrets); taken over (freed at session close). Call before the
  * session's first tool runs. */
 void wexec_set_env(struct wexec *e, char **env);
+/* dir (an existing directory of the open session, e.g. a read_only memory store's copy)
+ * is refused by the write and edit tools from now on, as the SDK's worker does. Only
+ * while no call runs (AL_E_CONFLICT otherwise). */
+int wexec_read_only_dir(struct wexec *e, const char *dir);
 /* The session's workspace (<workdir>/sessions/<id>) goes: when the session ended for good
  * (terminated, deleted). Not while its tools are open (AL_E_CONFLICT). */
 int wexec_workspace_remove(struct wexec *e, const char *workdir, const char *session_id);

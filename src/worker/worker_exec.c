@@ -1023,6 +1023,14 @@ wexec_orphan(struct wexec *e)
 	e->arg = NULL;
 }
 
+int
+wexec_read_only_dir(struct wexec *e, const char *dir)
+{
+	if (e->ctx == NULL || e->busy)
+		return AL_E_CONFLICT; /* the ctx is the executor's while a call runs */
+	return tool_ctx_allow_root(e->ctx, dir, true);
+}
+
 bool
 wexec_busy(const struct wexec *e)
 {

@@ -1100,6 +1100,17 @@ on_memory_ready(void *arg, int err)
 		finish(s, WSESS_FAILED);
 		return;
 	}
+	/* write and edit refuse a read_only store's copy, as the SDK's tools do (the
+	 * sandbox's own layer is the sealed copy: docs/worker/memory.md) */
+	for (size_t i = 0; i < MEMSYNC_MAX_STORES; i++) {
+		char *d = memsync_read_only_dir(s->mem, i);
+		int r = d ? wexec_read_only_dir(s->w->exec, d) : 0;
+		if (r != 0)
+			log_warn(
+			    "cannot make a read_only memory store's copy read-only for the tools",
+			    "session_id", s->session_id, "dir", d, "error", al_strerror(r));
+		free(d);
+	}
 	open_stream(s);
 }
 
