@@ -45,8 +45,9 @@ after(async () => {
 });
 
 // A browser in miniature: per-host cookies, redirects by hand, the IdP's dev login and
-// consent forms submitted. Returns the last answer from airlock's callback.
-async function signInAs(user, { tamper } = {}) {
+// consent forms submitted. Returns the last answer from airlock's callback. start: the
+// server the sign-in begins on; tamper (may be async) sees, and may change, the callback URL.
+async function signInAs(user, { tamper, start = base } = {}) {
   const jar = new Map();
   const cookieFor = (u) => [...(jar.get(new URL(u).host) ?? new Map())].map(([k, v]) => `${k}=${v}`).join('; ');
   const keep = (u, res) => {
@@ -58,9 +59,9 @@ async function signInAs(user, { tamper } = {}) {
     }
     jar.set(new URL(u).host, m);
   };
-  let url = `${base}/console/oidc/login`;
+  let url = `${start}/console/oidc/login`;
   for (let hop = 0; hop < 20; hop++) {
-    if (tamper && url.startsWith(`${base}/console/oidc/callback`)) url = tamper(url);
+    if (tamper && url.startsWith(`${base}/console/oidc/callback`)) url = await tamper(url);
     const res = await fetch(url, { redirect: "manual", headers: { cookie: cookieFor(url) } });
     keep(url, res);
     if (res.status >= 300 && res.status < 400) {
@@ -128,6 +129,60 @@ test('a forged or replayed state, an IdP error and a user with no role are refus
   assert.equal(zed.res.status, 401);
   assert.match(zed.text, /no role/);
   assert.equal(zed.jar.get(new URL(base).host)?.get('airlock_console'), undefined);
+});
+
+// A sign-in in progress is a database row (docs/server/console.md): begun on one server, it
+// completes after that server restarts on the same data or, on PostgreSQL, on another
+// replica of the same database; its state is good once across them.
+test('a single sign-on begun before a restart, or on another replica, completes there', async (t) => {
+  const own = mkdtempSync(path.join(tmpdir(), 'airlock-sso-restart-'));
+  t.after(() => rmSync(own, { recursive: true, force: true }));
+  // the same client and redirect URI as srv (the one the provider knows); the callback is
+  // taken to the server under test by hand
+  const onPostgres = !!process.env.AIRLOCK_TEST_PG_PORT;
+  const env = {
+    ...(onPostgres ? { AIRLOCK_DATABASE_URL: srv.cliEnv.AIRLOCK_DATABASE_URL } : {}),
+    AIRLOCK_OIDC_ISSUER: idp.issuer, AIRLOCK_OIDC_AUDIENCE: 'airlock',
+    AIRLOCK_OIDC_CLIENT_ID: 'airlock-console', AIRLOCK_OIDC_CLIENT_SECRET: 'console-secret',
+    AIRLOCK_OIDC_REDIRECT_URI: `${base}/console/oidc/callback`, AIRLOCK_OIDC_SCOPE: 'openid email api',
+    AIRLOCK_POLICY_FILE: path.join(dir, 'policy.yaml'),
+  };
+  const ready = async (s) => {
+    for (let i = 0; i < 100 && !/identity provider keys loaded/.test(s.log()); i++)
+      await new Promise((r) => setTimeout(r, 50));
+  };
+  // SQLite: a server of its own, restarted mid sign-in. PostgreSQL: srv's database, and
+  // the sign-in begun on srv completes on a second replica.
+  const first = onPostgres ? srv : await startServer({ dataDir: own, env });
+  await ready(first);
+  let second;
+  t.after(async () => {
+    if (first !== srv) await first.stop();
+    await second?.stop();
+  });
+  let callback;
+  const done = await signInAs('alice', {
+    start: first.baseURL,
+    tamper: async (u) => {
+      callback = u;
+      if (onPostgres) second = await startServer({ env });
+      else {
+        await first.stop();
+        second = await startServer({ dataDir: own, env });
+      }
+      await ready(second);
+      return u.replace(base, second.baseURL);
+    },
+  });
+  assert.equal(done.res.status, 200, done.text);
+  const cookie = done.res.headers.get('set-cookie').split(';')[0];
+  const who = await (await fetch(`${second.baseURL}/console/session`, { headers: { cookie, 'x-airlock-console': '1' } })).json();
+  assert.equal(who.key_id, 'user:alice');
+  const list = await fetch(`${second.baseURL}/v1/sessions`, { headers: { cookie, 'x-airlock-console': who.csrf_token } });
+  assert.equal(list.status, 200);
+  // good once: not again here, nor on the server it began on
+  assert.equal((await fetch(callback.replace(base, second.baseURL))).status, 400);
+  if (onPostgres) assert.equal((await fetch(callback)).status, 400);
 });
 
 test('without a client configured, single sign-on is off', async () => {

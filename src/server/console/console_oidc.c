@@ -15,6 +15,7 @@
 #include "audit.h"
 #include "auth.h"
 #include "console.h"
+#include "console_session_store.h"
 #include "err.h"
 #include "httpc.h"
 #include "log.h"
@@ -24,19 +25,13 @@
 #include "util.h"
 #include "xalloc.h"
 
+/* Sign-ins in progress are rows (console_sign_ons), so the identity provider may send the
+ * browser back to any replica, or to this server after a restart. */
 #define PENDING_MAX 256
-#define PENDING_TTL_MS (10 * 60 * 1000) /* a sign-in must come back within this */
+#define PENDING_TTL_US (10LL * 60 * 1000000) /* a sign-in must come back within this */
 #define TOKEN_BODY_MAX (64 * 1024)
 
-struct pending {
-	bool used;
-	char state[64];
-	char verifier[64];
-	uint64_t created_ms;
-};
-
 struct console_oidc {
-	struct pending p[PENDING_MAX];
 	struct httpc *http;
 };
 
@@ -98,26 +93,19 @@ console_oidc_login(struct api_call *c)
 		                   "discovery document has not loaded); try again shortly\n");
 		return;
 	}
-	struct console_oidc *co = state_of(srv);
-	uint64_t now = now_mono_ms();
-	struct pending *slot = NULL;
-	for (size_t i = 0; i < PENDING_MAX; i++) {
-		struct pending *p = &co->p[i];
-		if (p->used && now - p->created_ms > PENDING_TTL_MS)
-			explicit_bzero(p, sizeof(*p));
-		if (!p->used) {
-			slot = p;
-			break;
-		}
-		if (slot == NULL || p->created_ms < slot->created_ms)
-			slot = p; /* full: the oldest sign-in in progress gives way */
-	}
-	explicit_bzero(slot, sizeof(*slot));
+	int64_t now = now_real_us();
 	char *state = token_new(""), *verifier = token_new("");
-	snprintf(slot->state, sizeof(slot->state), "%s", state);
-	snprintf(slot->verifier, sizeof(slot->verifier), "%s", verifier);
-	slot->used = true;
-	slot->created_ms = now;
+	char state_hash[65];
+	/* the state goes to the browser: only its hash is kept; the oldest sign-in in
+	 * progress gives way past PENDING_MAX */
+	sha256_hex(state, strlen(state), state_hash);
+	if (console_session_store_sign_on_add(srv->db, state_hash, verifier, now,
+	                                      now + PENDING_TTL_US, PENDING_MAX) != 0) {
+		secret_free(state);
+		secret_free(verifier);
+		console_reply_text(c, 500, "cannot start the sign-in: the database failed\n");
+		return;
+	}
 	/* RFC 7636 §4.2: S256 challenge of the 43-character base64url verifier */
 	uint8_t h[SHA256_LEN];
 	sha256(verifier, strlen(verifier), h);
@@ -236,27 +224,24 @@ console_oidc_callback(struct api_call *c)
 	const char *code = query_get(&c->query, "code");
 	const char *error = query_get(&c->query, "error");
 	struct console_oidc *co = state_of(srv);
-	struct pending *p = NULL;
-	uint64_t now = now_mono_ms();
-	for (size_t i = 0; state && i < PENDING_MAX; i++) {
-		struct pending *q = &co->p[i];
-		if (q->used && strlen(q->state) == strlen(state) &&
-		    CRYPTO_memcmp(q->state, state, strlen(state)) == 0) {
-			p = q;
-			break;
-		}
+	char verifier[64], state_hash[65];
+	int r = AL_E_NOTFOUND;
+	if (state != NULL && state[0] != '\0') {
+		sha256_hex(state, strlen(state), state_hash);
+		/* one use: the row is gone whatever comes next, on every replica */
+		r = console_session_store_sign_on_take(srv->db, state_hash, now_real_us(), verifier,
+		                                       sizeof verifier);
 	}
-	if (p == NULL || now - p->created_ms > PENDING_TTL_MS) {
-		if (p != NULL)
-			explicit_bzero(p, sizeof(*p));
+	if (r == AL_E_IO) {
+		console_reply_text(c, 500, "sign-in failed: the database failed; start again\n");
+		return;
+	}
+	if (r != 0) {
 		console_reply_text(c, 400,
 		                   "sign-in failed: unknown or expired sign-in (state); start "
 		                   "again from the console\n");
 		return;
 	}
-	char verifier[64];
-	snprintf(verifier, sizeof verifier, "%s", p->verifier);
-	explicit_bzero(p, sizeof(*p)); /* one use */
 	if (error != NULL || code == NULL || code[0] == '\0' || strlen(code) > 4096) {
 		char text[300];
 		char e[120];
@@ -310,7 +295,7 @@ console_oidc_callback(struct api_call *c)
 	                            .on_done = on_token,
 	                            .on_release = exchange_release,
 	                            .arg = x};
-	int r = co->http ? httpc_start(co->http, &req, &x->xfer) : AL_E_IO;
+	r = co->http ? httpc_start(co->http, &req, &x->xfer) : AL_E_IO;
 	buf_wipe_free(&form);
 	secret_free(basic);
 	if (r != 0) {

@@ -1,4 +1,6 @@
-/* The console_sessions table; see console_session_store.h. One text for both engines. */
+/* The console_sessions and console_sign_ons tables; see console_session_store.h. One text for both
+ * engines. */
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -119,31 +121,97 @@ console_session_store_delete(struct db *db, const char *id_hash)
 	return r;
 }
 
-int
-console_session_store_sweep(struct db *db, int64_t now, int64_t idle_before, int64_t max_rows)
+/* Runs a row-less statement with up to two integer parameters (b unused when the SQL
+ * has one ?): 0 or AL_E_IO. */
+static int
+run_int(struct db *db, const char *sql, int64_t a, int64_t b, int nparams)
 {
 	struct db_stmt *st = NULL;
 	int r = AL_E_IO;
-	if (db_prepare(db, "DELETE FROM console_sessions WHERE expires_at <= ? OR last_seen_at < ?",
-	               &st) != 0)
-		goto out;
-	db_bind_int64(st, 1, now);
-	db_bind_int64(st, 2, idle_before);
-	if (db_step(st) != DB_DONE)
-		goto out;
+	if (db_prepare(db, sql, &st) != 0)
+		return AL_E_IO;
+	db_bind_int64(st, 1, a);
+	if (nparams > 1)
+		db_bind_int64(st, 2, b);
+	if (db_step(st) == DB_DONE)
+		r = 0;
 	db_finalize(st);
-	st = NULL;
+	return r;
+}
+
+int
+console_session_store_sweep(struct db *db, int64_t now, int64_t idle_before, int64_t max_rows)
+{
+	if (run_int(db, "DELETE FROM console_sessions WHERE expires_at <= ? OR last_seen_at < ?",
+	            now, idle_before, 2) != 0)
+		return AL_E_IO;
 	/* a bound on the table, as the in-memory table had: past max_rows the least recently
 	 * seen go (the subquery is NULL, deleting nothing, while there are fewer rows) */
-	if (db_prepare(db,
+	return run_int(db,
 	               "DELETE FROM console_sessions WHERE last_seen_at < (SELECT last_seen_at"
 	               " FROM console_sessions ORDER BY last_seen_at DESC LIMIT 1 OFFSET ?)",
+	               max_rows - 1, 0, 1);
+}
+
+int
+console_session_store_sign_on_add(struct db *db, const char *state_hash, const char *verifier,
+                                  int64_t now, int64_t expires_at, int64_t max_rows)
+{
+	struct db_stmt *st = NULL;
+	int r = AL_E_IO;
+	if (run_int(db, "DELETE FROM console_sign_ons WHERE expires_at <= ?", now, 0, 1) != 0)
+		return AL_E_IO;
+	/* bounded, as console_sessions: past max_rows - 1 the oldest give way to this one */
+	if (run_int(db,
+	            "DELETE FROM console_sign_ons WHERE created_at <= (SELECT created_at"
+	            " FROM console_sign_ons ORDER BY created_at DESC LIMIT 1 OFFSET ?)",
+	            max_rows - 1, 0, 1) != 0)
+		return AL_E_IO;
+	if (db_prepare(db,
+	               "INSERT INTO console_sign_ons(state_hash, verifier, created_at, expires_at)"
+	               " VALUES (?, ?, ?, ?)",
 	               &st) != 0)
 		goto out;
-	db_bind_int64(st, 1, max_rows - 1);
+	db_bind_text(st, 1, state_hash);
+	db_bind_text(st, 2, verifier);
+	db_bind_int64(st, 3, now);
+	db_bind_int64(st, 4, expires_at);
 	if (db_step(st) == DB_DONE)
 		r = 0;
 out:
+	db_finalize(st);
+	return r;
+}
+
+int
+console_session_store_sign_on_take(struct db *db, const char *state_hash, int64_t now,
+                                   char *verifier, size_t verifier_len)
+{
+	struct db_stmt *st = NULL;
+	int r = AL_E_IO, rc;
+	verifier[0] = '\0';
+	/* one statement deletes and reads: two replicas given the same state cannot both
+	 * get its verifier */
+	if (db_prepare(db,
+	               "DELETE FROM console_sign_ons WHERE state_hash = ?"
+	               " RETURNING verifier, expires_at",
+	               &st) != 0)
+		return AL_E_IO;
+	db_bind_text(st, 1, state_hash);
+	rc = db_step(st);
+	if (rc == DB_ROW) {
+		bool live = db_col_int64(st, 1) > now;
+		if (live)
+			snprintf(verifier, verifier_len, "%s", db_col_text(st, 0));
+		while ((rc = db_step(st)) == DB_ROW)
+			;
+		if (rc == DB_DONE)
+			r = live ? 0 : AL_E_NOTFOUND;
+		if (r != 0)
+			explicit_bzero(verifier, verifier_len);
+	} else if (rc == DB_DONE) {
+		r = AL_E_NOTFOUND;
+	}
 	db_finalize(st);
 	return r;
 }

@@ -1,11 +1,12 @@
 /* The console_sessions table: the web console's signed-in browsers (docs/server/console.md),
  * kept in the database so that a restarted server, or another replica behind the same load
  * balancer, knows them. A row is keyed by the SHA-256 of the cookie's value: the cookie is
- * a bearer secret and never stored as it is. The only place with SQL on console_sessions
- * (docs/server/storage.md). */
+ * a bearer secret and never stored as it is. And console_sign_ons: the single sign-ons in
+ * progress, for the same reason. The only place with SQL on both (docs/server/storage.md). */
 #ifndef AL_SERVER_CONSOLE_SESSION_STORE_H
 #define AL_SERVER_CONSOLE_SESSION_STORE_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include <jansson.h>
@@ -46,5 +47,16 @@ int console_session_store_delete(struct db *db, const char *id_hash);
 /* Deletes the sessions past expires_at or idle since before idle_before, then, past
  * max_rows, the least recently seen: 0 or AL_E_IO. */
 int console_session_store_sweep(struct db *db, int64_t now, int64_t idle_before, int64_t max_rows);
+
+/* Single sign-ons in progress (the console_sign_ons table): a one-time state, keyed by
+ * its SHA-256, and the PKCE verifier that goes with it. add first sweeps the expired
+ * ones and, past max_rows, the oldest; then inserts: 0 or AL_E_IO. take deletes the row
+ * and gives its verifier (NUL-terminated, at most verifier_len - 1 bytes): 0, or
+ * AL_E_NOTFOUND when no such state is waiting or it expired (either way it is gone, so a
+ * state is good once, on every replica), or AL_E_IO. */
+int console_session_store_sign_on_add(struct db *db, const char *state_hash, const char *verifier,
+                                      int64_t now, int64_t expires_at, int64_t max_rows);
+int console_session_store_sign_on_take(struct db *db, const char *state_hash, int64_t now,
+                                       char *verifier, size_t verifier_len);
 
 #endif

@@ -189,6 +189,14 @@ static const struct migration migrations[] = {
      "  last_seen_at BIGINT NOT NULL, expires_at BIGINT NOT NULL);"
      "CREATE INDEX console_sessions_seen ON console_sessions(last_seen_at);",
      NULL},
+    /* 14: single sign-ons in progress (console_oidc.c): the SHA-256 of the one-time
+     * state sent to the identity provider, its PKCE verifier, and the times (µs), so the
+     * provider's redirect back may reach any replica. A row is deleted when its state
+     * comes back, or swept. */
+    {"CREATE TABLE console_sign_ons ("
+     "  state_hash TEXT PRIMARY KEY, verifier TEXT NOT NULL, created_at BIGINT NOT NULL,"
+     "  expires_at BIGINT NOT NULL);",
+     NULL},
 };
 
 #define N_MIGRATIONS (sizeof(migrations) / sizeof(migrations[0]))

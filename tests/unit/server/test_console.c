@@ -185,14 +185,50 @@ session_rows(void **state)
 	testdb_close(db, dir);
 }
 
+static void
+sign_on_rows(void **state)
+{
+	(void)state;
+	char dir[] = "/tmp/airlock-console-XXXXXX";
+	struct db *db = testdb_open(dir);
+	char v[64];
+	const int64_t t = 1000000000;
+
+	assert_int_equal(console_session_store_sign_on_add(db, "s1", "verifier-1", t, t + 10, 3),
+	                 0);
+	assert_int_equal(console_session_store_sign_on_take(db, "s1", t + 5, v, sizeof v), 0);
+	assert_string_equal(v, "verifier-1");
+	/* good once */
+	assert_int_equal(console_session_store_sign_on_take(db, "s1", t + 5, v, sizeof v),
+	                 AL_E_NOTFOUND);
+	assert_string_equal(v, "");
+	/* expired: refused, and gone */
+	assert_int_equal(console_session_store_sign_on_add(db, "s2", "verifier-2", t, t + 10, 3),
+	                 0);
+	assert_int_equal(console_session_store_sign_on_take(db, "s2", t + 10, v, sizeof v),
+	                 AL_E_NOTFOUND);
+	assert_string_equal(v, "");
+	/* an add sweeps the expired, then past max_rows the oldest give way */
+	assert_int_equal(console_session_store_sign_on_add(db, "a", "va", t + 1, t + 100, 3), 0);
+	assert_int_equal(console_session_store_sign_on_add(db, "b", "vb", t + 2, t + 100, 3), 0);
+	assert_int_equal(console_session_store_sign_on_add(db, "c", "vc", t + 3, t + 100, 3), 0);
+	assert_int_equal(console_session_store_sign_on_add(db, "d", "vd", t + 4, t + 100, 3), 0);
+	assert_int_equal(console_session_store_sign_on_take(db, "a", t + 5, v, sizeof v),
+	                 AL_E_NOTFOUND);
+	assert_int_equal(console_session_store_sign_on_take(db, "b", t + 5, v, sizeof v), 0);
+	assert_string_equal(v, "vb");
+	assert_int_equal(console_session_store_sign_on_take(db, "d", t + 5, v, sizeof v), 0);
+	assert_string_equal(v, "vd");
+	testdb_close(db, dir);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(cookie_parse),
-	    cmocka_unit_test(which_requests),
-	    cmocka_unit_test(unknown_session),
-	    cmocka_unit_test(session_rows),
+	    cmocka_unit_test(cookie_parse),    cmocka_unit_test(which_requests),
+	    cmocka_unit_test(unknown_session), cmocka_unit_test(session_rows),
+	    cmocka_unit_test(sign_on_rows),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
