@@ -89,6 +89,17 @@ out:
 	return r;
 }
 
+int
+doc_store_change_one(struct db *db, const char *sql, const char *a, const char *b, const char *c)
+{
+	struct db_stmt *st = NULL;
+	int r = AL_E_IO;
+	if (prepare_text3(db, sql, a, b, c, &st) == 0 && db_step(st) == DB_DONE)
+		r = db_changes(db) == 1 ? 0 : AL_E_NOTFOUND;
+	db_finalize(st);
+	return r;
+}
+
 bool
 doc_store_exists(struct db *db, const char *sql, const char *a, const char *b, const char *c,
                  int *err)

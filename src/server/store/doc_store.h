@@ -46,6 +46,10 @@ int doc_store_exec(struct db *db, const char *store, const char *sql, const char
                    const char *c);
 /* Whether sql (a SELECT, text ?1..?3 bound as for doc_store_exec) finds a row. *err (may
  * be NULL): 0, or AL_E_IO when the statement failed, which answers false. */
+/* Runs sql (an UPDATE or DELETE of one row by id, text ?1..?3 as above): 0 when it touched
+ * a row, AL_E_NOTFOUND when none, AL_E_IO. */
+int doc_store_change_one(struct db *db, const char *sql, const char *a, const char *b,
+                         const char *c);
 bool doc_store_exists(struct db *db, const char *sql, const char *a, const char *b, const char *c,
                       int *err);
 /* A stored µs timestamp as documents carry it: RFC 3339 string, or JSON null for 0.

@@ -217,17 +217,7 @@ file_store_get(struct db *db, const char *id, int *err)
 int
 file_store_delete(struct db *db, const char *id)
 {
-	struct db_stmt *st = NULL;
-	int r = AL_E_IO;
-	if (db_prepare(db, "DELETE FROM files WHERE id = ?", &st) != 0)
-		goto out;
-	db_bind_text(st, 1, id);
-	if (db_step(st) != DB_DONE)
-		goto out;
-	r = db_changes(db) == 1 ? 0 : AL_E_NOTFOUND;
-out:
-	db_finalize(st);
-	return r;
+	return doc_store_change_one(db, "DELETE FROM files WHERE id = ?", id, NULL, NULL);
 }
 
 int

@@ -19,17 +19,9 @@ session_store_get(struct db *db, const char *id, int *err)
 int
 session_store_put(struct db *db, const char *id, const json_t *doc)
 {
-	struct db_stmt *st = NULL;
 	char *text = json_dumps(doc, JSON_COMPACT);
-	int r = AL_E_IO;
-	if (db_prepare(db, "UPDATE sessions SET doc = ?2, status = ?3 WHERE id = ?1", &st) == 0) {
-		db_bind_text(st, 1, id);
-		db_bind_text(st, 2, text);
-		db_bind_text(st, 3, json_string_value(json_object_get(doc, "status")));
-		if (db_step(st) == DB_DONE)
-			r = db_changes(db) == 1 ? 0 : AL_E_NOTFOUND;
-	}
-	db_finalize(st);
+	int r = doc_store_change_one(db, "UPDATE sessions SET doc = ?2, status = ?3 WHERE id = ?1",
+	                             id, text, json_string_value(json_object_get(doc, "status")));
 	free(text);
 	return r;
 }
@@ -182,16 +174,9 @@ session_store_loop_state_get(struct db *db, const char *session_id, json_t **sta
 int
 session_store_loop_state_set(struct db *db, const char *session_id, const json_t *state)
 {
-	struct db_stmt *st = NULL;
 	char *text = state ? json_dumps(state, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
-	int r = AL_E_IO;
-	if (db_prepare(db, "UPDATE sessions SET loop_state = ? WHERE id = ?", &st) == 0) {
-		db_bind_text(st, 1, text);
-		db_bind_text(st, 2, session_id);
-		if (db_step(st) == DB_DONE)
-			r = db_changes(db) == 1 ? 0 : AL_E_NOTFOUND;
-	}
-	db_finalize(st);
+	int r = doc_store_change_one(db, "UPDATE sessions SET loop_state = ? WHERE id = ?", text,
+	                             session_id, NULL);
 	free(text);
 	return r;
 }
