@@ -147,6 +147,19 @@ memory_store_memory_get(struct db *db, const char *store_id, const char *id, boo
 	               store_id, id, memory_json, with_content, err);
 }
 
+/* Steps st (columns id, path): 1 with c filled from its row, 0 for none, AL_E_IO. */
+static int
+conflict_step(struct db_stmt *st, struct memory_conflict *c)
+{
+	int rc = db_step(st);
+	if (rc == DB_ROW) {
+		snprintf(c->id, sizeof(c->id), "%s", db_col_text(st, 0));
+		snprintf(c->path, sizeof(c->path), "%s", db_col_text(st, 1));
+		return 1;
+	}
+	return rc == DB_DONE ? 0 : AL_E_IO;
+}
+
 /* The memory (other than exclude_id) at path, at an ancestor of it or below it: 1 with c
  * filled, 0 for none, AL_E_IO. Two paths overlap when one is an ancestor of the other:
  * the mount is a file tree, where /a cannot be a file and a directory at once. */
@@ -167,18 +180,12 @@ path_conflict(struct db *db, const char *store_id, const char *path, const char 
 	db_bind_text(st, 1, store_id);
 	db_bind_text(st, 2, path);
 	db_bind_text(st, 3, exclude_id ? exclude_id : "");
-	int rc = db_step(st);
-	if (rc == DB_ROW) {
-		snprintf(c->id, sizeof(c->id), "%s", db_col_text(st, 0));
-		snprintf(c->path, sizeof(c->path), "%s", db_col_text(st, 1));
-		r = 1;
-		goto out;
-	}
-	if (rc != DB_DONE)
+	if ((r = conflict_step(st, c)) != 0)
 		goto out;
 	/* its ancestors: at most MEMORY_MAX_SEGMENTS - 1 exact lookups on the index */
 	db_finalize(st);
 	st = NULL;
+	r = AL_E_IO;
 	if (db_prepare(db,
 	               "SELECT id, path FROM memories WHERE store_id = ?1 AND path = ?2 AND "
 	               "id != ?3",
@@ -193,14 +200,7 @@ path_conflict(struct db *db, const char *store_id, const char *path, const char 
 		anc[i] = '\0';
 		db_reset(st);
 		db_bind_text(st, 2, anc);
-		rc = db_step(st);
-		if (rc == DB_ROW) {
-			snprintf(c->id, sizeof(c->id), "%s", db_col_text(st, 0));
-			snprintf(c->path, sizeof(c->path), "%s", db_col_text(st, 1));
-			r = 1;
-			goto out;
-		}
-		if (rc != DB_DONE)
+		if ((r = conflict_step(st, c)) != 0)
 			goto out;
 	}
 	r = 0;
