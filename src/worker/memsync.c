@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "err.h"
@@ -96,6 +97,8 @@ struct mstore {
 	json_t *base;    /* rel -> {"id","sha"}: what both sides held at the last sync */
 	json_t *refused; /* rel -> local sha the server refused (400/413): not sent again */
 	json_t *missing; /* rel -> monotonic ms it was first seen missing */
+	json_t *hashes;  /* rel -> {"k": inode, size, ctime; "h": its sha}: a pass hashes only
+	                  * what changed */
 	bool warned_full;
 };
 
@@ -299,6 +302,7 @@ static bool
 scan(int dfd, const char *prefix, int depth, json_t *out, struct mstore *s, const char *sid)
 {
 	bool whole = true;
+	long long now_s = (long long)time(NULL);
 	int fd = dir_reopen(dfd);
 	if (fd < 0)
 		return false;
@@ -339,13 +343,30 @@ scan(int dfd, const char *prefix, int depth, json_t *out, struct mstore *s, cons
 				break;
 			}
 			struct buf b;
-			char hex[65];
+			char hex[65], key[96];
+			json_t *c = json_object_get(s->hashes, rel);
+			snprintf(key, sizeof(key), "%llu:%lld:%lld.%09ld",
+			         (unsigned long long)st.st_ino, (long long)st.st_size,
+			         (long long)st.st_ctim.tv_sec, st.st_ctim.tv_nsec);
+			if (same(json_string_value(json_object_get(c, "k")), key)) {
+				json_object_set(out, rel, json_object_get(c, "h"));
+				free(rel);
+				continue;
+			}
 			int r = file_read(dirfd(d), nm, MEMSYNC_MAX_CONTENT, &b);
-			if (r == 0) {
-				sha_of(&b, hex);
-				json_object_set_new(out, rel, json_string(hex));
-			} else if (r == AL_E_TOOBIG) {
-				json_object_set_new(out, rel, json_string("-"));
+			if (r == 0 || r == AL_E_TOOBIG) {
+				if (r == 0)
+					sha_of(&b, hex);
+				json_object_set_new(out, rel, json_string(r == 0 ? hex : "-"));
+				/* File times tick coarsely (a jiffy): a write in the same tick as
+				 * this stat would keep the key. Only a change older than that tick
+				 * is remembered (git's "racily clean" rule). */
+				if (now_s > (long long)st.st_ctim.tv_sec + 1)
+					json_object_set_new(s->hashes, rel,
+					                    json_pack("{s:s,s:s}", "k", key, "h",
+					                              r == 0 ? hex : "-"));
+				else
+					json_object_del(s->hashes, rel);
 			} else {
 				whole = false;
 			}
@@ -450,6 +471,7 @@ memsync_new(struct worker *w, const char *session_id, const char *cred, const ch
 		s->base = json_object();
 		s->refused = json_object();
 		s->missing = json_object();
+		s->hashes = json_object();
 	}
 	if (m == NULL)
 		return 0;
@@ -484,6 +506,7 @@ memsync_free(struct memsync *m)
 		json_decref(s->base);
 		json_decref(s->refused);
 		json_decref(s->missing);
+		json_decref(s->hashes);
 	}
 	if (m->wsfd >= 0)
 		close(m->wsfd);
@@ -740,6 +763,12 @@ plan(struct memsync *m)
 	cap = cap > 50 ? 50 : cap;
 	cap = cap < 8 ? 8 : cap;
 	bool whole = scan(s->dfd, "", 0, local, s, m->sid);
+	void *tmp;
+	json_object_foreach_safe(s->hashes, tmp, rel, v)
+	{
+		if (json_object_get(local, rel) == NULL)
+			json_object_del(s->hashes, rel);
+	}
 	json_object_update(all, s->base);
 	json_object_update(all, m->remote);
 	json_object_update(all, local);
