@@ -232,7 +232,7 @@ test('console agents: create, edit as a new version, compare two versions, hosti
   }),
 );
 
-test('console environments: create, the work queue and workers polling, its sessions only, a key shown once', { skip }, () =>
+test('console environments: create, the work queue and workers polling, its work items (states, hostile metadata as text, paged), its sessions only, a key shown once', { skip }, () =>
   explain(async () => {
     await open('#/environments', '#env-form');
     await fill('#env-name', `Bank ${HOSTILE}`);
@@ -282,7 +282,63 @@ test('console environments: create, the work queue and workers polling, its sess
     assert.ok(!(await page.content()).includes(key), 'the key is shown once only');
     const stored = await page.evaluate(() => JSON.stringify({ ...localStorage }) + JSON.stringify({ ...sessionStorage }));
     assert.ok(!stored.includes(key));
+
+    // the work items, as the API lists them to a server key: both sessions' items,
+    // waiting (one delivered, not yet acknowledged), each linking to its session
+    await page.waitForSelector('#work-items[data-updated]');
+    const rows = () => page.$$eval('tr[data-work-id]', (rs) => rs.map((r) => ({ id: r.dataset.workId, state: r.dataset.state, session: r.querySelector('a')?.getAttribute('href'), text: r.innerText })));
+    let items = await rows();
+    assert.equal(items.length, 2);
+    assert.ok(items.some((r) => r.id === work.id));
+    assert.deepEqual(items.map((r) => r.state), ['queued', 'queued']);
+    assert.deepEqual(items.map((r) => decodeURIComponent(r.session.replace('#/sessions/', ''))).sort(), [...here].sort());
+    const viaList = await (await fetch(`${server.baseURL}/v1/environments/${envId}/work`, { headers: { 'x-api-key': server.apiKey } })).json();
+    assert.deepEqual(items.map((r) => r.id), viaList.data.map((w) => w.id), 'newest first, as the API lists them');
+    assert.ok(viaList.data.every((w) => w.secret === null), 'the list carries no secret');
+
+    // the worker acknowledges and beats; a worker's hostile metadata: the row follows
+    // with the counters (no reload), the metadata as text
+    const token = JSON.parse(Buffer.from(work.secret, 'base64url').toString()).sessions_token;
+    const asWorker = { authorization: `Bearer ${token}` };
+    assert.equal((await fetch(`${server.baseURL}/v1/environments/${envId}/work/${work.id}/ack`, { method: 'POST', headers: asWorker })).status, 200);
+    assert.equal((await fetch(`${server.baseURL}/v1/environments/${envId}/work/${work.id}/heartbeat?expected_last_heartbeat=NO_HEARTBEAT`, { method: 'POST', headers: asWorker })).status, 200);
+    const meta = await fetch(`${server.baseURL}/v1/environments/${envId}/work/${work.id}`, {
+      method: 'POST',
+      headers: { 'x-api-key': server.apiKey, 'content-type': 'application/json' },
+      body: JSON.stringify({ metadata: { host: HOSTILE, link: 'javascript:window.__pwned=9' } }),
+    });
+    assert.equal(meta.status, 200);
+    await page.waitForFunction((id) => document.querySelector(`tr[data-work-id="${id}"]`)?.dataset.state === 'active', { timeout: 15000 }, work.id);
+    items = await rows();
+    const acked = items.find((r) => r.id === work.id);
+    assert.ok(acked.text.includes(`host: ${HOSTILE}`), acked.text);
+    assert.ok(acked.text.includes('link: javascript:window.__pwned=9'), acked.text);
+    assert.equal(await page.$eval(`tr[data-work-id="${work.id}"] .work-acked`, (e) => /ago$/.test(e.textContent)), true);
+    assert.equal(await page.$eval(`tr[data-work-id="${work.id}"] .work-heartbeat`, (e) => /ago$/.test(e.textContent)), true);
+    assert.equal(await page.$eval(`tr[data-work-id="${work.id}"] .work-stop`, (e) => e.textContent), '—');
+    assert.equal(await page.$('main img, main script, main a[href^="javascript:"]'), null);
+    assert.equal(await page.evaluate(() => window.__pwned), undefined);
+    assert.deepEqual(foreign, [], 'no request left for another origin');
     await shot('environment');
+
+    // a stop asked for shows its time; 22 items page 20 at a time, newest first
+    assert.equal((await fetch(`${server.baseURL}/v1/environments/${envId}/work/${work.id}/stop`, { method: 'POST', headers: { ...asWorker, 'content-type': 'application/json' }, body: '{}' })).status, 200);
+    for (let i = 0; i < 20; i++) await client.beta.sessions.create({ agent: agent.id, environment_id: envId, title: `more ${i}` });
+    await page.reload();
+    await page.waitForSelector('#work-items[data-updated]');
+    assert.equal((await rows()).length, 20);
+    assert.equal(await page.$eval('#work-newer', (e) => e.hidden), true);
+    const first = (await rows()).map((r) => r.id);
+    await page.click('#work-older');
+    await page.waitForFunction(() => document.querySelectorAll('tr[data-work-id]').length === 2);
+    const last = await rows();
+    assert.deepEqual(last.map((r) => r.id).sort(), items.map((r) => r.id).sort(), 'the two oldest on the second page');
+    assert.equal(last.find((r) => r.id === work.id).state, 'stopping');
+    assert.match(await page.$eval(`tr[data-work-id="${work.id}"] .work-stop`, (e) => e.textContent), /ago$/);
+    assert.equal(await page.$eval('#work-older', (e) => e.hidden), true);
+    await page.click('#work-newer');
+    await page.waitForFunction(() => document.querySelectorAll('tr[data-work-id]').length === 20);
+    assert.deepEqual((await rows()).map((r) => r.id), first);
     await open('#/environments', `tr[data-environment-id="${envId}"]`);
     await shot('environments', false);
 

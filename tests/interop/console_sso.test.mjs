@@ -235,10 +235,14 @@ test('the console pages as a user: what the role may read, the API\'s refusals s
     await page.click('#agent-form button[type=submit]');
     await page.waitForFunction(() => /role user may not POST/.test(document.querySelector('#agent-error').textContent));
     assert.equal((await admin.beta.agents.retrieve(agent.id)).version, 2);
-    // an environment: readable, but not its queue (the counts are a developer's) nor keys
+    // an environment: readable, but not its queue (the counts are a developer's), its
+    // work items (an admin's: the page says so and lists none) nor keys
+    await admin.beta.sessions.create({ agent: agent.id, environment_id: env.id });
     await page.goto(`${base}/console/#/environments/${env.id}`);
     await page.waitForSelector('#key-form');
     assert.match(await page.$eval('#stats-error', (e) => e.textContent), /role user may not GET/);
+    assert.match(await page.$eval('#work-denied', (e) => e.textContent), /server API keys and administrators/);
+    assert.equal(await page.$('tr[data-work-id]'), null);
     await page.click('#create-key');
     await page.waitForFunction(() => /role user may not POST/.test(document.querySelector('#key-error').textContent));
     assert.equal(await page.$('#new-key'), null);

@@ -1,12 +1,17 @@
 // Environments: the list (and a new one), an environment's work queue as the API shows
 // it to a server key (depth, waiting to be acknowledged, oldest, workers polling), its
+// work items (airlock's work list for server keys and admins, docs/server/work.md), its
 // sessions, and environment keys, each shown once when made.
-import { api } from './api.js';
+import { api, ApiError } from './api.js';
 import { age, el, statusBadge } from './render.js';
 import { archivedFilter, errorLine, fillMain, field, listPage, onSubmit, pager, table, twoStep, when } from './ui.js';
 
 const enc = encodeURIComponent;
 const STATS_EVERY_MS = 5000;
+const WORK_PAGE = 20;
+// what a work item's metadata cell shows at most (it is whatever a worker wrote)
+const META_KEYS = 12;
+const META_CHARS = 200;
 
 export async function showEnvironments(main, params) {
   const { res, archived, query } = await listPage('/environments', params);
@@ -52,6 +57,99 @@ function statBox(id, label) {
   return [el('div', {}, el('dt', { text: label }), dd), dd];
 }
 
+// An RFC 3339 time as "3 min ago" with the full time on hover; '—' when absent.
+function timeCell(ts, cls) {
+  return ts ? el('td', { class: cls, title: ts, text: age(ts) }) : el('td', { class: cls, text: '—' });
+}
+
+// A worker's metadata as "key: value" lines, text only, bounded.
+function metadataCell(md) {
+  const entries = md && typeof md === 'object' ? Object.entries(md) : [];
+  if (entries.length === 0) return el('td', { class: 'work-meta muted', text: '—' });
+  const cut = (t) => (t.length > META_CHARS ? `${t.slice(0, META_CHARS)}…` : t);
+  return el(
+    'td',
+    { class: 'work-meta' },
+    entries.slice(0, META_KEYS).map(([k, v]) =>
+      el('div', {}, el('span', { class: 'mono', text: cut(k) }), ': ', cut(typeof v === 'string' ? v : JSON.stringify(v))),
+    ),
+    entries.length > META_KEYS ? el('div', { class: 'muted', text: `and ${entries.length - META_KEYS} more` }) : null,
+  );
+}
+
+function workRow(w) {
+  const sid = w.data?.id;
+  return el(
+    'tr',
+    { 'data-work-id': w.id, 'data-state': w.state },
+    el('td', { class: 'mono', text: w.id }),
+    el('td', {}, statusBadge(w.state)),
+    el('td', {}, sid ? el('a', { href: `#/sessions/${enc(sid)}`, class: 'mono', text: sid }) : '—'),
+    timeCell(w.created_at, 'work-created'),
+    timeCell(w.acknowledged_at, 'work-acked'),
+    timeCell(w.latest_heartbeat_at, 'work-heartbeat'),
+    timeCell(w.stopped_at ?? w.stop_requested_at, 'work-stop'),
+    metadataCell(w.metadata),
+  );
+}
+
+// The environment's work items, newest first, WORK_PAGE at a time through the list's
+// cursor. Kept in the page (not the address): the counters' timer reloads the page of
+// items being looked at. Returns {node, load}.
+function workItems(envId) {
+  const trail = []; // the cursors that led to the page shown ('' = the newest)
+  let seq = 0;
+  let denied = false;
+  const body = el('div', { id: 'work-items', 'aria-live': 'polite' });
+  const err = errorLine('work-error');
+  const newer = el('button', { type: 'button', class: 'secondary', id: 'work-newer', text: '← Newer', hidden: true });
+  const older = el('button', { type: 'button', class: 'secondary', id: 'work-older', text: 'Older →', hidden: true });
+  let next = null;
+  async function load() {
+    if (denied) return;
+    const mine = ++seq;
+    const q = new URLSearchParams({ limit: String(WORK_PAGE) });
+    if (trail.length) q.set('page', trail.at(-1));
+    try {
+      const res = await api('GET', `/environments/${enc(envId)}/work?${q}`);
+      if (mine !== seq) return; // a later load (a page turned) answers instead
+      next = res.next_page ?? null;
+      body.replaceChildren(
+        table(['Work item', 'State', 'Session', 'Created', 'Acknowledged', 'Last heartbeat', 'Stop', 'Worker metadata'], res.data.map(workRow), 'No work items in this environment.'),
+      );
+      newer.hidden = trail.length === 0;
+      older.hidden = !next;
+      body.dataset.updated = String(Date.now());
+      err.textContent = '';
+    } catch (e) {
+      if (mine !== seq) return;
+      if (e instanceof ApiError && e.status === 403) {
+        // a developer or user signed in: the list is for server keys and admins
+        denied = true;
+        body.replaceChildren(el('p', { class: 'muted', id: 'work-denied', text: 'Work items are listed to server API keys and administrators only.' }));
+        newer.hidden = older.hidden = true;
+        return;
+      }
+      err.textContent = e.message;
+    }
+  }
+  newer.addEventListener('click', () => {
+    trail.pop();
+    load();
+  });
+  older.addEventListener('click', () => {
+    if (next) trail.push(next);
+    load();
+  });
+  const node = el('section', { 'aria-labelledby': 'work-title' },
+    el('h2', { id: 'work-title', text: 'Work items' }),
+    body,
+    el('nav', { class: 'pager', 'aria-label': 'Work item pages' }, newer, older),
+    err,
+  );
+  return { node, load };
+}
+
 export async function showEnvironment(main, envId) {
   const e = await api('GET', `/environments/${enc(envId)}`);
   const [depthBox, depth] = statBox('stat-depth', 'Waiting in the queue');
@@ -74,8 +172,13 @@ export async function showEnvironment(main, envId) {
       statsErr.textContent = err.message;
     }
   }
-  await refresh();
-  const timer = setInterval(refresh, STATS_EVERY_MS);
+  const work = workItems(envId);
+  await Promise.all([refresh(), work.load()]);
+  // the items are read again with the counters, so both tell the same moment
+  const timer = setInterval(() => {
+    refresh();
+    work.load();
+  }, STATS_EVERY_MS);
 
   // sessions here: airlock's environment_id filter on the sessions list
   const sess = await api('GET', `/sessions?limit=50&include_archived=true&environment_id=${enc(envId)}`);
@@ -155,7 +258,7 @@ export async function showEnvironment(main, envId) {
     el('h2', { text: 'Work queue' }),
     stats,
     statsErr,
-    el('p', { class: 'muted', text: 'Work items are listed to the environment\'s workers only (their key); a server key sees the queue\'s counts and the sessions.' }),
+    work.node,
     el('h2', { text: 'Sessions in this environment' }),
     table(['Session', 'Status', 'Agent', 'Created'], sessRows, 'No sessions in this environment.'),
     sess.next_page ? el('p', { class: 'muted', text: 'The 50 newest are shown.' }) : null,
