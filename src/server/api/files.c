@@ -30,13 +30,10 @@
 /* ---- uploads ---- */
 
 struct upload {
-	struct upload_base base; /* first: the shared sink reads it */
+	struct upload_base base; /* first: the shared sink reads it; the file from the file part */
 	struct server *srv;
-	int fd; /* the temporary file, -1 before the file part */
-	char tmp[FILE_STORE_PATH_MAX];
 	char *filename, *mime;
 	uint64_t size, max;
-	EVP_MD_CTX *sha;
 	bool in_file, have_file;
 };
 
@@ -45,12 +42,7 @@ upload_free(struct upload *u)
 {
 	if (u == NULL)
 		return;
-	if (u->fd >= 0) {
-		close(u->fd);
-		unlink(u->tmp); /* nothing stored half-way */
-	}
-	multipart_free(u->base.mp);
-	EVP_MD_CTX_free(u->sha);
+	upload_base_release(&u->base);
 	free(u->filename);
 	free(u->mime);
 	free(u);
@@ -96,8 +88,7 @@ up_begin(const struct multipart_part *p, void *arg)
 		              "file: a filename of 1 to 255 bytes of UTF-8 is required");
 	if (!utf8_text_ok(p->content_type, FILES_MAX_MIME))
 		return refuse(u, AL_E_INVAL, "file: bad Content-Type");
-	int r = file_store_tmp_open(u->srv->cfg.data_dir, u->tmp, sizeof(u->tmp), &u->fd);
-	if (r != 0)
+	if (upload_tmp_open(&u->base, u->srv->cfg.data_dir) != 0)
 		return refuse(u, AL_E_IO, "cannot store the upload");
 	u->filename = xstrdup(p->filename);
 	u->mime = xstrdup(p->content_type);
@@ -114,20 +105,12 @@ up_data(const char *d, size_t n, void *arg)
 		return 0;
 	if (n > u->max - u->size)
 		return refuse(u, AL_E_TOOBIG, "file too large");
-	u->size += n;
-	EVP_DigestUpdate(u->sha, d, n);
-	while (n > 0) {
-		ssize_t w = write(u->fd, d, n);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0) {
-			log_error("cannot write an upload", "path", u->tmp, "error",
-			          strerror(errno));
-			return refuse(u, AL_E_IO, "cannot store the upload");
-		}
-		d += w;
-		n -= (size_t)w;
+	EVP_DigestUpdate(u->base.sha, d, n);
+	if (upload_write(&u->base, u->size, d, n) != 0) {
+		log_error("cannot write an upload", "path", u->base.tmp, "error", strerror(errno));
+		return refuse(u, AL_E_IO, "cannot store the upload");
 	}
+	u->size += n;
 	return 0;
 }
 
@@ -149,13 +132,8 @@ upload_new(struct server *srv, const char *content_type)
 		return NULL;
 	struct upload *u = xcalloc(1, sizeof(*u));
 	u->srv = srv;
-	u->fd = -1;
 	u->max = srv->cfg.files_max_bytes;
-	u->sha = EVP_MD_CTX_new();
-	if (u->sha == NULL || EVP_DigestInit_ex(u->sha, EVP_sha256(), NULL) != 1)
-		abort(); /* out of memory: daemons abort on OOM */
-	u->base.mp = multipart_new(boundary, NULL, &upload_cb, u);
-	u->base.free = upload_free_any;
+	upload_base_init(&u->base, multipart_new(boundary, NULL, &upload_cb, u), upload_free_any);
 	return u;
 }
 
@@ -198,17 +176,13 @@ upload_file(struct api_call *c)
 		api_reply_error(c, 400, "invalid_request_error", NULL, "file: Field required");
 		goto out;
 	}
-	uint8_t md[EVP_MAX_MD_SIZE];
-	unsigned mdlen = 0;
-	char hex[2 * EVP_MAX_MD_SIZE + 1];
-	EVP_DigestFinal_ex(u->sha, md, &mdlen);
-	for (unsigned i = 0; i < mdlen; i++)
-		snprintf(hex + 2 * i, 3, "%02x", md[i]);
+	char hex[65];
+	upload_sha_hex(&u->base, hex);
 	id = id_new("file_");
 	int64_t now = now_real_us();
 	/* bytes durable under their name first, then the row, then the answer */
-	r = file_store_publish(c->srv->cfg.data_dir, u->fd, u->tmp, id);
-	u->fd = -1;
+	r = file_store_publish(c->srv->cfg.data_dir, u->base.fd, u->base.tmp, id);
+	u->base.fd = -1;
 	if (r != 0) {
 		api_reply_err(c, AL_E_IO, "cannot store the file");
 		goto out;

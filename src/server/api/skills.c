@@ -35,10 +35,8 @@
 /* ---- uploads ---- */
 
 struct skill_upload {
-	struct upload_base base; /* first: the shared sink reads it */
+	struct upload_base base; /* first: the shared sink reads it; the archive being written */
 	struct server *srv;
-	int fd;
-	char tmp[FILE_STORE_PATH_MAX];
 	uint64_t off;    /* archive bytes written */
 	uint64_t hdr_at; /* the current file's header */
 	char path[SKILL_MAX_PATH + 1];
@@ -48,7 +46,6 @@ struct skill_upload {
 	json_t *paths; /* set of paths seen */
 	bool in_file, in_display, in_skill_md, have_skill_md, have_display;
 	struct buf skill_md, display;
-	EVP_MD_CTX *sha;
 	int64_t now;
 };
 
@@ -57,12 +54,7 @@ skill_upload_free(struct skill_upload *u)
 {
 	if (u == NULL)
 		return;
-	if (u->fd >= 0) {
-		close(u->fd);
-		unlink(u->tmp);
-	}
-	multipart_free(u->base.mp);
-	EVP_MD_CTX_free(u->sha);
+	upload_base_release(&u->base);
 	json_decref(u->paths);
 	buf_free(&u->skill_md);
 	buf_free(&u->display);
@@ -84,20 +76,12 @@ su_refuse(struct skill_upload *u, int err, const char *msg)
 static int
 su_write(struct skill_upload *u, const void *p, size_t n)
 {
-	const char *d = p;
-	while (n > 0) {
-		ssize_t w = pwrite(u->fd, d, n, (off_t)u->off);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0) {
-			log_error("cannot write a skill bundle", "path", u->tmp, "error",
-			          strerror(errno));
-			return su_refuse(u, AL_E_IO, "cannot store the skill bundle");
-		}
-		d += w;
-		n -= (size_t)w;
-		u->off += (uint64_t)w;
+	if (upload_write(&u->base, u->off, p, n) != 0) {
+		log_error("cannot write a skill bundle", "path", u->base.tmp, "error",
+		          strerror(errno));
+		return su_refuse(u, AL_E_IO, "cannot store the skill bundle");
 	}
+	u->off += n;
 	return 0;
 }
 
@@ -133,11 +117,8 @@ su_begin(const struct multipart_part *p, void *arg)
 	u->in_skill_md = strcmp(p->filename + tl, "/SKILL.md") == 0;
 	if (u->in_skill_md)
 		u->have_skill_md = true;
-	if (u->fd < 0) {
-		int r = file_store_tmp_open(u->srv->cfg.data_dir, u->tmp, sizeof(u->tmp), &u->fd);
-		if (r != 0)
-			return su_refuse(u, AL_E_IO, "cannot store the skill bundle");
-	}
+	if (u->base.fd < 0 && upload_tmp_open(&u->base, u->srv->cfg.data_dir) != 0)
+		return su_refuse(u, AL_E_IO, "cannot store the skill bundle");
 	/* a header now, its size patched in at the end of the part */
 	unsigned char hdr[SKILL_TAR_BLOCK];
 	if (skill_tar_header(u->path, 0, u->now / 1000000, hdr) != 0)
@@ -145,7 +126,7 @@ su_begin(const struct multipart_part *p, void *arg)
 	u->hdr_at = u->off;
 	u->part_size = 0;
 	u->in_file = true;
-	EVP_DigestUpdate(u->sha, u->path, strlen(u->path) + 1);
+	EVP_DigestUpdate(u->base.sha, u->path, strlen(u->path) + 1);
 	return su_write(u, hdr, sizeof(hdr));
 }
 
@@ -168,7 +149,7 @@ su_data(const char *d, size_t n, void *arg)
 		size_t k = SKILL_FRONT_MAX - u->skill_md.len;
 		buf_add(&u->skill_md, d, n < k ? n : k);
 	}
-	EVP_DigestUpdate(u->sha, d, n);
+	EVP_DigestUpdate(u->base.sha, d, n);
 	return su_write(u, d, n);
 }
 
@@ -186,7 +167,7 @@ su_end(void *arg)
 	unsigned char hdr[SKILL_TAR_BLOCK];
 	if (skill_tar_header(u->path, u->part_size, u->now / 1000000, hdr) != 0)
 		return su_refuse(u, AL_E_INVAL, "files: a path too long for the archive");
-	if (pwrite(u->fd, hdr, sizeof(hdr), (off_t)u->hdr_at) != (ssize_t)sizeof(hdr))
+	if (pwrite(u->base.fd, hdr, sizeof(hdr), (off_t)u->hdr_at) != (ssize_t)sizeof(hdr))
 		return su_refuse(u, AL_E_IO, "cannot store the skill bundle");
 	static const unsigned char zero[SKILL_TAR_BLOCK];
 	size_t pad = (SKILL_TAR_BLOCK - u->part_size % SKILL_TAR_BLOCK) % SKILL_TAR_BLOCK;
@@ -203,17 +184,13 @@ skill_upload_new(struct server *srv, const char *content_type)
 		return NULL;
 	struct skill_upload *u = xcalloc(1, sizeof(*u));
 	u->srv = srv;
-	u->fd = -1;
 	u->now = now_real_us();
 	u->paths = json_object();
 	buf_init(&u->skill_md, SKILL_FRONT_MAX);
 	buf_init(&u->display, SKILL_MAX_DISPLAY);
-	u->sha = EVP_MD_CTX_new();
-	if (u->sha == NULL || EVP_DigestInit_ex(u->sha, EVP_sha256(), NULL) != 1)
-		abort(); /* out of memory */
 	struct multipart_limits lim = {.max_parts = SKILL_MAX_FILES + 2};
-	u->base.mp = multipart_new(boundary, &lim, &skill_cb, u);
-	u->base.free = skill_upload_free_any;
+	upload_base_init(&u->base, multipart_new(boundary, &lim, &skill_cb, u),
+	                 skill_upload_free_any);
 	return u;
 }
 
@@ -289,14 +266,10 @@ store_version(struct api_call *c, struct skill_upload *u, const struct skill_met
 {
 	json_t *ver = NULL;
 	char *vid = version_id_after(latest, u->now);
-	uint8_t md[EVP_MAX_MD_SIZE];
-	unsigned mdlen = 0;
-	char hex[2 * EVP_MAX_MD_SIZE + 1] = "";
-	EVP_DigestFinal_ex(u->sha, md, &mdlen);
-	for (unsigned i = 0; i < mdlen; i++)
-		snprintf(hex + 2 * i, 3, "%02x", md[i]);
-	int r = skill_store_publish(c->srv->cfg.data_dir, u->fd, u->tmp, skill_id, vid);
-	u->fd = -1;
+	char hex[65];
+	upload_sha_hex(&u->base, hex);
+	int r = skill_store_publish(c->srv->cfg.data_dir, u->base.fd, u->base.tmp, skill_id, vid);
+	u->base.fd = -1;
 	if (r != 0) {
 		api_reply_err(c, AL_E_IO, "cannot store the skill bundle");
 		goto out;

@@ -26,6 +26,62 @@ upload_may_stream(struct server *srv, const struct http_request *req, const char
 	return ok;
 }
 
+void
+upload_base_init(struct upload_base *b, struct multipart *mp, void (*free)(void *u))
+{
+	b->mp = mp;
+	b->free = free;
+	b->fd = -1;
+	b->sha = EVP_MD_CTX_new();
+	if (b->sha == NULL || EVP_DigestInit_ex(b->sha, EVP_sha256(), NULL) != 1)
+		abort(); /* out of memory: daemons abort on OOM */
+}
+
+void
+upload_base_release(struct upload_base *b)
+{
+	if (b->fd >= 0) {
+		close(b->fd);
+		unlink(b->tmp);
+	}
+	multipart_free(b->mp);
+	EVP_MD_CTX_free(b->sha);
+}
+
+int
+upload_tmp_open(struct upload_base *b, const char *data_dir)
+{
+	return file_store_tmp_open(data_dir, b->tmp, sizeof(b->tmp), &b->fd);
+}
+
+int
+upload_write(struct upload_base *b, uint64_t off, const void *p, size_t n)
+{
+	const char *d = p;
+	while (n > 0) {
+		ssize_t w = pwrite(b->fd, d, n, (off_t)off);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return -1;
+		d += w;
+		n -= (size_t)w;
+		off += (uint64_t)w;
+	}
+	return 0;
+}
+
+void
+upload_sha_hex(struct upload_base *b, char hex[65])
+{
+	uint8_t md[EVP_MAX_MD_SIZE];
+	unsigned mdlen = 0;
+	hex[0] = '\0';
+	EVP_DigestFinal_ex(b->sha, md, &mdlen);
+	for (unsigned i = 0; i < mdlen && i < 32; i++)
+		snprintf(hex + 2 * i, 3, "%02x", md[i]);
+}
+
 int
 upload_refuse(struct upload_base *b, int err, const char *msg)
 {

@@ -5,16 +5,35 @@
 #define AL_SERVER_UPLOAD_H
 
 #include <stdbool.h>
+#include <stdint.h>
+
+#include <openssl/evp.h>
 
 #include "api.h"
+#include "file_store.h"
 #include "multipart.h"
 
-/* First member of every upload's state, so one sink callback serves them all. */
+/* First member of every upload's state, so one sink callback serves them all; it also
+ * holds what every upload writes: the temporary file and the SHA-256 of what it took. */
 struct upload_base {
 	struct multipart *mp;
 	char msg[200]; /* why the body was refused, for the client */
 	void (*free)(void *u);
+	int fd; /* the temporary file, -1 before upload_tmp_open */
+	char tmp[FILE_STORE_PATH_MAX];
+	EVP_MD_CTX *sha;
 };
+
+/* Sets b up with its parser and its owner's free function (the sink's abort calls it). */
+void upload_base_init(struct upload_base *b, struct multipart *mp, void (*free)(void *u));
+/* Frees what b holds; a temporary file still open is removed: nothing stored half-way. */
+void upload_base_release(struct upload_base *b);
+/* Opens b's temporary file under data_dir's files/tmp/. */
+int upload_tmp_open(struct upload_base *b, const char *data_dir);
+/* Writes all of p at off in the temporary file: 0, or -1 with errno. */
+int upload_write(struct upload_base *b, uint64_t off, const void *p, size_t n);
+/* The lower-case hex SHA-256 of what b's owner fed to b->sha. */
+void upload_sha_hex(struct upload_base *b, char hex[65]);
 
 /* Only a caller the route (POST pattern) will accept streams: anyone else takes the
  * buffered path (the usual 32 MiB cap) and dispatch's 401/403, so no stranger can make
