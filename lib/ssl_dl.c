@@ -14,6 +14,7 @@
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
+#include <openssl/rand.h>
 #include <openssl/rsa.h>
 #include <openssl/sha.h>
 #include <openssl/ssl.h>
@@ -240,7 +241,23 @@
 	F(int, X509_get_signature_info, (X509 * x, int *md, int *pk, int *bits, uint32_t *fl),     \
 	  (x, md, pk, bits, fl), 0)                                                                \
 	F(EVP_PKEY *, PEM_read_bio_PrivateKey,                                                     \
-	  (BIO * b, EVP_PKEY * *x, pem_password_cb * cb, void *u), (b, x, cb, u), NULL)
+	  (BIO * b, EVP_PKEY * *x, pem_password_cb * cb, void *u), (b, x, cb, u), NULL)            \
+	/* the egress proxy's TLS termination (src/worker/egress_tls.c) */                         \
+	F(const char *, SSL_get_servername, (const SSL *s, int type), (s, type), NULL)             \
+	F(X509 *, PEM_read_X509, (FILE * f, X509 * *x, pem_password_cb * cb, void *u),             \
+	  (f, x, cb, u), NULL)                                                                     \
+	F(int, X509_check_private_key, (const X509 *x, const EVP_PKEY *k), (x, k), 0)              \
+	F(int, RAND_bytes, (unsigned char *b, int n), (b, n), 0)                                   \
+	F(X509_NAME *, X509_get_issuer_name, (const X509 *x), (x), NULL)                           \
+	F(int, X509_check_host, (X509 * x, const char *h, size_t n, unsigned int fl, char **peer), \
+	  (x, h, n, fl, peer), -2)                                                                 \
+	F(int, X509_verify, (X509 * x, EVP_PKEY * k), (x, k), -1)                                  \
+	F(int, X509_cmp_current_time, (const ASN1_TIME *t), (t), 0)                                \
+	F(int, X509_NAME_cmp, (const X509_NAME *a, const X509_NAME *b), (a, b), -2)                \
+	F(ASN1_TIME *, X509_time_adj_ex, (ASN1_TIME * s, int d, long sec, time_t *t),              \
+	  (s, d, sec, t), NULL)                                                                    \
+	F(X509 *, SSL_CTX_get0_certificate, (const SSL_CTX *c), (c), NULL)                         \
+	F(int, X509_check_ip_asc, (X509 * x, const char *a, unsigned int fl), (x, a, fl), -2)
 
 /* resolved like the others, trampolines written by hand below: variadic, or answering
  * without a library */
