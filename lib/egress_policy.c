@@ -581,6 +581,10 @@ operator_compile(struct cfg *c, struct egress_operator *op)
 	                                   "resolve",
 	                                   "unrestricted",
 	                                   "max_connections",
+	                                   "ca_cert_file",
+	                                   "ca_key_file",
+	                                   "origin_ca_file",
+	                                   "no_terminate",
 	                                   NULL};
 	const json_t *root = c->root, *res = NULL;
 	json_t *v, *item;
@@ -592,8 +596,16 @@ operator_compile(struct cfg *c, struct egress_operator *op)
 	    (r = get_list(c, root, "denied_hosts", true, &op->deny)) != 0 ||
 	    (r = cfg_get_bool(c, root, "unrestricted", &op->unrestricted)) != 0 ||
 	    (r = cfg_get_uint(c, root, "max_connections", 1, 4096, &maxc)) != 0 ||
-	    (r = cfg_get_map(c, root, "resolve", &res)) != 0)
+	    (r = cfg_get_map(c, root, "resolve", &res)) != 0 ||
+	    (r = cfg_get_str(c, root, "ca_cert_file", &op->ca_cert_file)) != 0 ||
+	    (r = cfg_get_str(c, root, "ca_key_file", &op->ca_key_file)) != 0 ||
+	    (r = cfg_get_str(c, root, "origin_ca_file", &op->origin_ca_file)) != 0 ||
+	    (r = get_list(c, root, "no_terminate", false, &op->no_terminate)) != 0)
 		return r;
+	if ((op->ca_cert_file == NULL) != (op->ca_key_file == NULL))
+		return cfg_error(c, root,
+		                 "ca_cert_file and ca_key_file go together (neither: the "
+		                 "worker makes its own CA)");
 	op->max_connections = (unsigned)maxc;
 	if ((v = json_object_get(root, "allowed_addresses")) != NULL) {
 		if (!json_is_array(v))
@@ -683,6 +695,10 @@ egress_operator_free(struct egress_operator *op)
 	egress_hostlist_free(&op->deny);
 	free(op->addrs);
 	free(op->resolve);
+	free(op->ca_cert_file);
+	free(op->ca_key_file);
+	free(op->origin_ca_file);
+	egress_hostlist_free(&op->no_terminate);
 	free(op);
 }
 

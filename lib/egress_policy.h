@@ -54,6 +54,11 @@ struct egress_operator {
 	struct egress_static *resolve;
 	size_t n_resolve;
 	unsigned max_connections; /* open connections per sandbox */
+	/* TLS termination for credential hosts (docs/worker/egress.md): the CA (both or
+	 * neither; neither = made in the worker's state dir), extra CAs origins may chain
+	 * to besides the system's, and hosts never terminated (mTLS, pinning) */
+	char *ca_cert_file, *ca_key_file, *origin_ca_file;
+	struct egress_hostlist no_terminate;
 };
 
 enum egress_env_type { EGRESS_ENV_NONE, EGRESS_ENV_LIMITED, EGRESS_ENV_UNRESTRICTED };

@@ -5,6 +5,7 @@
  * (absolute-form, Host must match) with `Connection: close`. Refusals are 403 with a
  * reason a model can act on; every decision is a log line. docs/worker/egress.md. */
 #include "egress.h"
+#include "egress_tls.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -60,7 +61,8 @@ const char *const egress_proxy_env[] = {
     NULL,
 };
 
-enum cstate { C_HEAD, C_RESOLVE, C_DIAL, C_RELAY };
+/* C_TLS: a CONNECT to a credential host, its two TLS handshakes under way */
+enum cstate { C_HEAD, C_RESOLVE, C_DIAL, C_TLS, C_RELAY };
 
 struct lookup {
 	atomic_int refs; /* the resolver thread and the connection */
@@ -111,6 +113,11 @@ struct conn {
 	size_t cap; /* what a direction may hold: RELAY_BUF, or the pipes' size */
 	uint64_t last_io_ms;
 	uint64_t bytes_up, bytes_down;
+	/* TLS termination: the handshakes of a CONNECT to a credential host (the bridges
+	 * own the fds meanwhile); terminated: a request read in the clear from such a
+	 * tunnel, whose target and upstream are fixed (docs/worker/egress.md) */
+	struct egress_tls_bridge *cb, *ub;
+	bool terminated;
 };
 
 /* An environment_variable credential: the sandbox holds placeholder, the proxy puts
@@ -142,6 +149,7 @@ struct egress_proxy {
 	json_t *pending;
 	uint64_t dropped;
 	llhttp_settings_t settings;
+	struct egress_ca *ca; /* TLS termination for credential hosts; NULL: none */
 };
 
 static void conn_close(struct conn *c);
@@ -953,6 +961,200 @@ relay_io(struct conn *c, int fd, int mask)
 	conn_update(c);
 }
 
+/* ---- TLS termination (docs/worker/egress.md "TLS termination") ---- */
+
+static struct conn *conn_new(struct egress_proxy *px, int cfd, int ufd);
+
+/* Only a tunnel to a host one of the session's credentials is for is opened: every
+ * other one stays an untouched tunnel. An operator's no_terminate host (mTLS, pinned
+ * clients) is never opened either, and so gets no secret: said in the log. */
+static bool
+terminate_wanted(struct conn *c)
+{
+	struct egress_proxy *px = c->px;
+	bool due = false;
+	for (size_t i = 0; i < px->n_secrets && !due; i++)
+		due = egress_list_match(&px->secrets[i].hosts, c->host, c->port) != NULL;
+	if (!due)
+		return false;
+	if (egress_list_match(&px->op->no_terminate, c->host, c->port) != NULL) {
+		log_warn("egress: not terminating TLS to a host the operator's no_terminate lists: "
+		         "its requests keep the secret placeholder",
+		         "session_id", px->session_id, "host", c->host);
+		return false;
+	}
+	if (px->ca == NULL) {
+		log_warn("egress: no CA for TLS termination (a sandboxed worker with "
+		         "--egress-policy makes one): this tunnel keeps the secret placeholder",
+		         "session_id", px->session_id, "host", c->host);
+		return false;
+	}
+	return true;
+}
+
+static void
+on_client_tls(void *arg, bool ok, const char *why)
+{
+	struct conn *c = arg;
+	struct egress_proxy *px = c->px;
+	SSL *ssl = ok ? egress_tls_bridge_ssl(c->cb) : NULL;
+	const char *sni = ssl ? SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name) : NULL;
+	int a[2] = {-1, -1}, b[2] = {-1, -1};
+	if (!ok) {
+		c->cb = NULL; /* freed by its caller */
+		snprintf(c->rule, sizeof(c->rule),
+		         "the sandbox's TLS handshake with the proxy (%s; does the client trust "
+		         "SSL_CERT_FILE?)",
+		         why);
+		goto deny;
+	}
+	if (sni && strcasecmp(sni, c->host) != 0) {
+		/* the leaf names the target; a client asking for another name is fronting */
+		snprintf(c->rule, sizeof(c->rule),
+		         "the SNI check (the TLS server name '%.200s' is not the CONNECT target)",
+		         sni);
+		goto deny;
+	}
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, a) != 0 ||
+	    socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, b) != 0) {
+		snprintf(c->rule, sizeof(c->rule), "the proxy's resources (socketpair: %s)",
+		         strerror(errno));
+		if (a[0] >= 0) {
+			close(a[0]);
+			close(a[1]);
+		}
+		goto deny;
+	}
+	/* the requests inside go through the plain-HTTP code: same checks, same
+	 * injection, one decision line each; the target and address are the tunnel's */
+	struct conn *n = conn_new(px, a[1], b[1]);
+	n->terminated = true;
+	n->port = c->port;
+	n->addr = c->addr;
+	snprintf(n->host, sizeof(n->host), "%s", c->host);
+	snprintf(n->addr_txt, sizeof(n->addr_txt), "%s", c->addr_txt);
+	snprintf(n->rule, sizeof(n->rule), "%s", c->rule);
+	egress_tls_bridge_start(c->cb, a[0]);
+	egress_tls_bridge_start(c->ub, b[0]);
+	c->cb = c->ub = NULL;
+	size_t rl = strlen(c->rule);
+	snprintf(c->rule + rl, sizeof(c->rule) - rl, "; TLS terminated for secret injection");
+	log_decision(c, true);
+	conn_close(c);
+	return;
+deny:
+	log_decision(c, false);
+	conn_close(c); /* the 200 is out: a TLS client sees the connection end */
+}
+
+static void
+on_origin_tls(void *arg, bool ok, const char *why)
+{
+	struct conn *c = arg;
+	static const char est[] = "HTTP/1.1 200 Connection established\r\n\r\n";
+	if (!ok) {
+		c->ub = NULL; /* freed by its caller */
+		snprintf(c->rule, sizeof(c->rule), "the origin's TLS (%s)", why);
+		log_decision(c, false);
+		answer(c, 502, "Bad Gateway", "airlock egress: %s refused: %s", c->host, why);
+		return;
+	}
+	/* the origin is who it says (verified against the system trust): now the sandbox's
+	 * side, with a leaf for the target signed by the worker's CA */
+	SSL_CTX *leaf = egress_ca_leaf_ctx(c->px->ca, c->host, (int64_t)time(NULL));
+	SSL *s = leaf ? SSL_new(leaf) : NULL;
+	if (s == NULL) {
+		snprintf(c->rule, sizeof(c->rule), "the proxy's TLS (no certificate for the host)");
+		log_decision(c, false);
+		answer(c, 502, "Bad Gateway", "airlock egress: cannot make a certificate for %s",
+		       c->host);
+		return;
+	}
+	if (send(c->cfd, est, sizeof(est) - 1, MSG_NOSIGNAL | MSG_DONTWAIT) !=
+	    (ssize_t)sizeof(est) - 1) {
+		SSL_free(s);
+		log_decision(c, true);
+		conn_close(c);
+		return;
+	}
+	loop_fd_del(c->px->loop, c->cfd);
+	c->cb = egress_tls_bridge_new(c->px->loop, s, c->cfd, true, c->px->head_ms, IDLE_TIMEOUT_MS,
+	                              on_client_tls, c);
+	c->cfd = -1; /* the bridge's now (closed with it) */
+	if (c->cb == NULL) {
+		log_decision(c, false);
+		conn_close(c);
+	}
+}
+
+/* A CONNECT to a credential host, dialled: TLS to the origin first (a bad certificate
+ * is a 502 with the reason, before the sandbox is told anything), then the 200 and TLS
+ * with the sandbox. The tunnel's bytes after the head would be a ClientHello sent
+ * before the 200: refused, as the proxy cannot yet answer it. */
+static void
+tls_start(struct conn *c)
+{
+	size_t used = (size_t)(llhttp_get_error_pos(&c->parser) - c->head.data);
+	struct in6_addr a6;
+	struct in_addr a4;
+	bool is_ip =
+	    inet_pton(AF_INET, c->host, &a4) == 1 || inet_pton(AF_INET6, c->host, &a6) == 1;
+	if (used != c->head.len) {
+		snprintf(c->rule, sizeof(c->rule),
+		         "the TLS termination rules (tunnel bytes sent before its 200)");
+		log_decision(c, false);
+		answer(c, 400, "Bad Request",
+		       "airlock egress: %s: wait for the 200 before sending tunnel bytes", c->host);
+		return;
+	}
+	SSL *s = egress_ca_origin_ssl(c->px->ca, c->host, is_ip);
+	if (s == NULL) {
+		snprintf(c->rule, sizeof(c->rule), "the origin's TLS (cannot set it up)");
+		log_decision(c, false);
+		answer(c, 502, "Bad Gateway", "airlock egress: cannot open TLS to %s", c->host);
+		return;
+	}
+	loop_timer_cancel(c->px->loop, c->timer); /* the bridges keep their own deadlines */
+	c->timer = NULL;
+	loop_fd_del(c->px->loop, c->ufd);
+	c->st = C_TLS;
+	c->ub = egress_tls_bridge_new(c->px->loop, s, c->ufd, false, c->px->dial_ms,
+	                              IDLE_TIMEOUT_MS, on_origin_tls, c);
+	c->ufd = -1;
+	if (c->ub == NULL) {
+		log_decision(c, false);
+		answer(c, 502, "Bad Gateway", "airlock egress: cannot open TLS to %s", c->host);
+	}
+}
+
+/* A request read in the clear from a terminated tunnel: origin form, its Host the
+ * tunnel's target (no fronting inside the tunnel either), then relayed to the origin's
+ * TLS with the same injection as plain HTTP. */
+static void
+terminated_head(struct conn *c, const char *u)
+{
+	char hh[EGRESS_HOST_MAX + 1];
+	uint16_t hp = 0;
+	bool hip;
+	if (c->is_connect || c->url.len == 0 || u[0] != '/') {
+		deny(c, "the target rules (inside a TLS tunnel, a request in origin form)");
+		return;
+	}
+	snprintf(c->path, sizeof(c->path), "%.*s", (int)c->url.len, u);
+	if (c->url.len >= sizeof(c->path)) {
+		answer(c, 414, "URI Too Long", "airlock egress: the path is too long");
+		return;
+	}
+	if (c->n_host != 1 ||
+	    egress_authority_parse(c->host_hdr, strlen(c->host_hdr), 443, hh, sizeof(hh), &hp,
+	                           &hip) != 0 ||
+	    strcmp(hh, c->host) != 0 || hp != c->port) {
+		deny(c, "the Host check (the Host header must name the tunnel's target)");
+		return;
+	}
+	relay_start(c);
+}
+
 static void
 on_upstream(struct loop *l, int fd, int mask, void *arg)
 {
@@ -974,7 +1176,10 @@ on_upstream(struct loop *l, int fd, int mask, void *arg)
 			return;
 		}
 		loop_fd_set(c->px->loop, c->cfd, 0, on_client, c);
-		relay_start(c);
+		if (c->is_connect && terminate_wanted(c))
+			tls_start(c);
+		else
+			relay_start(c);
 		return;
 	}
 	relay_io(c, fd, mask);
@@ -997,6 +1202,10 @@ head_complete(struct conn *c)
 		return;
 	}
 	const char *u = c->url.data ? c->url.data : "";
+	if (c->terminated) {
+		terminated_head(c, u);
+		return;
+	}
 	if (c->is_connect) {
 		if (egress_authority_parse(u, c->url.len, 0, c->host, sizeof(c->host), &c->port,
 		                           &is_ip) != 0) {
@@ -1089,8 +1298,12 @@ conn_close(struct conn *c)
 		close(c->lk->pipe[0]);
 		lookup_unref(c->lk);
 	}
-	loop_fd_del(px->loop, c->cfd);
-	close(c->cfd);
+	egress_tls_bridge_free(c->cb);
+	egress_tls_bridge_free(c->ub);
+	if (c->cfd >= 0) {
+		loop_fd_del(px->loop, c->cfd);
+		close(c->cfd);
+	}
 	if (c->ufd >= 0) {
 		loop_fd_del(px->loop, c->ufd);
 		close(c->ufd);
@@ -1121,6 +1334,33 @@ conn_close(struct conn *c)
 	free(c);
 }
 
+/* A connection reading a request head from cfd (ufd: an upstream already there). */
+static struct conn *
+conn_new(struct egress_proxy *px, int cfd, int ufd)
+{
+	struct conn *c = xcalloc(1, sizeof(*c));
+	c->px = px;
+	c->cfd = cfd;
+	c->ufd = ufd;
+	c->st = C_HEAD;
+	buf_init(&c->head, HEAD_MAX);
+	buf_init(&c->url, HEAD_MAX);
+	buf_init(&c->field, HEAD_MAX);
+	buf_init(&c->value, HEAD_MAX);
+	buf_init(&c->hdrs, HEAD_MAX);
+	llhttp_init(&c->parser, HTTP_REQUEST, &px->settings);
+	c->parser.data = c;
+	snprintf(c->method, sizeof(c->method), "-");
+	c->next = px->conns;
+	if (px->conns)
+		px->conns->prev = c;
+	px->conns = c;
+	px->nconns++;
+	arm(c, px->head_ms);
+	loop_fd_set(px->loop, cfd, LOOP_READ, on_client, c);
+	return c;
+}
+
 static void
 on_accept(struct loop *l, int fd, int mask, void *arg)
 {
@@ -1140,26 +1380,7 @@ on_accept(struct loop *l, int fd, int mask, void *arg)
 			close(cfd);
 			continue;
 		}
-		struct conn *c = xcalloc(1, sizeof(*c));
-		c->px = px;
-		c->cfd = cfd;
-		c->ufd = -1;
-		c->st = C_HEAD;
-		buf_init(&c->head, HEAD_MAX);
-		buf_init(&c->url, HEAD_MAX);
-		buf_init(&c->field, HEAD_MAX);
-		buf_init(&c->value, HEAD_MAX);
-		buf_init(&c->hdrs, HEAD_MAX);
-		llhttp_init(&c->parser, HTTP_REQUEST, &px->settings);
-		c->parser.data = c;
-		snprintf(c->method, sizeof(c->method), "-");
-		c->next = px->conns;
-		if (px->conns)
-			px->conns->prev = c;
-		px->conns = c;
-		px->nconns++;
-		arm(c, px->head_ms);
-		loop_fd_set(px->loop, cfd, LOOP_READ, on_client, c);
+		(void)conn_new(px, cfd, -1);
 	}
 }
 
@@ -1216,6 +1437,12 @@ egress_proxy_new(struct loop *l, int listen_fd, const struct egress_operator *op
 	}
 	*out = px;
 	return 0;
+}
+
+void
+egress_proxy_set_ca(struct egress_proxy *p, struct egress_ca *ca)
+{
+	p->ca = ca;
 }
 
 void

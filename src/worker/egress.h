@@ -20,6 +20,11 @@ int egress_proxy_new(struct loop *l, int listen_fd, const struct egress_operator
 /* The agent's MCP server hosts from the session object (`agent.mcp_servers[].url`), for
  * allow_mcp_servers. */
 void egress_proxy_set_session(struct egress_proxy *p, const json_t *session);
+/* The worker's CA (not owned): CONNECTs to the session's credential hosts are
+ * terminated with leaves it signs, their requests injected like plain HTTP. NULL (the
+ * default): every tunnel passes through untouched. */
+struct egress_ca;
+void egress_proxy_set_ca(struct egress_proxy *p, struct egress_ca *ca);
 /* The request head's deadline (10 s) and the resolve/dial deadline (10 s): tests. */
 void egress_proxy_set_timeouts(struct egress_proxy *p, uint64_t head_ms, uint64_t dial_ms);
 /* An environment_variable credential of the session: requests to hosts (a JSON array of

@@ -159,6 +159,9 @@ void wexec_free(struct wexec *e);
  * loudly that tools run unsandboxed. 0, or an error already printed (AL_E_INVAL: the
  * configuration is wrong, exit 2). */
 int wexec_sandbox_start(const struct worker_config *c, bool run_mode);
+/* The egress proxy's CA (TLS termination), loaded after the monitor forked; NULL when
+ * the worker has no --egress-policy or no sandbox. */
+struct egress_ca *wexec_egress_ca(void);
 /* `check`: prints the sandbox section's errors, sandbox_preflight()'s report and the host
  * probes (what the test suite would skip here); 1 when sandboxes cannot be created here
  * (and --unsandboxed was not given). */

@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "egress.h"
+#include "egress_tls.h"
 #include "err.h"
 #include "hostprobe.h"
 #include "log.h"
@@ -391,6 +392,82 @@ find_rg(void)
 	return found ? found : xstrdup("");
 }
 
+/* ---- the egress CA's trust in the sandbox (docs/worker/egress.md "TLS termination") ---- */
+
+#define TRUST_VARS                                                                                 \
+	X(SSL_CERT_FILE)                                                                           \
+	X(CURL_CA_BUNDLE) X(REQUESTS_CA_BUNDLE) X(NODE_EXTRA_CA_CERTS) X(GIT_SSL_CAINFO)           \
+	    X(PIP_CERT) X(CARGO_HTTP_CAINFO)
+static struct {
+	const char *env[8]; /* NAME=<bundle> for the variables above */
+	struct egress_ca *ca;
+	const char *ca_dir, *bundle;
+} etrust;
+
+/* Before the monitor starts (its spares are made with the profile's binds):
+ * <workdir>/egress-trust/ (the worker's, 0755) is bound read-only at the same path in
+ * every sandbox; the worker writes ca-bundle.pem there once it runs (egress_trust_load).
+ * The CA's key is never touched here: the monitor, and the sandboxes' pid 1 it clones,
+ * never hold it; only the worker, after the fork and the drop to its own uid, does. */
+static int
+egress_trust_prepare(const struct worker_config *c, const struct ids *wid)
+{
+	char *dir = xasprintf("%s/egress-trust", sbx.ws);
+	char *cadir = xasprintf("%s/egress-ca", sbx.ws);
+	int r = AL_E_IO;
+	if (mkdirs(dir, 0755) != 0 || chmod(dir, 0755) != 0 || mkdirs(cadir, 0700) != 0 ||
+	    chmod(cadir, 0700) != 0 ||
+	    (wid->set &&
+	     (chown(dir, wid->uid, wid->gid) != 0 || chown(cadir, wid->uid, wid->gid) != 0))) {
+		fprintf(stderr, "airlock worker: egress CA directories %s, %s: %s\n", dir, cadir,
+		        strerror(errno));
+		free(dir);
+		free(cadir);
+		return r;
+	}
+	if (sbx.prof.n_ro_binds >= SANDBOX_MAX_BINDS) {
+		fprintf(stderr, "airlock worker: sandbox.ro_binds is full: no room for the egress "
+		                "trust bundle\n");
+		free(dir);
+		free(cadir);
+		return AL_E_INVAL;
+	}
+	sbx.prof.ro_binds[sbx.prof.n_ro_binds++] = sb_keep(dir);
+	etrust.ca_dir = sb_keep(cadir);
+	etrust.bundle = sb_keep(xasprintf("%s/ca-bundle.pem", dir));
+	size_t n = 0;
+#define X(v) etrust.env[n++] = sb_keep(xasprintf(#v "=%s", etrust.bundle));
+	TRUST_VARS
+#undef X
+	etrust.env[n] = NULL;
+	return 0;
+}
+
+/* In the worker: the CA (made in <workdir>/egress-ca/ when the operator gave none) and
+ * the sandboxes' bundle. */
+static int
+egress_trust_load(const struct worker_config *c)
+{
+	const struct egress_operator *op = c->egress_op;
+	char err[512];
+	int r;
+	if ((r = egress_ca_open(op->ca_cert_file, op->ca_key_file, etrust.ca_dir,
+	                        op->origin_ca_file, &etrust.ca, err, sizeof(err))) != 0 ||
+	    (r = egress_ca_write_bundle(etrust.ca, NULL, etrust.bundle, err, sizeof(err))) != 0) {
+		fprintf(stderr, "airlock worker: %s: %s\n", op->file, err);
+		egress_ca_free(etrust.ca);
+		etrust.ca = NULL;
+		return r;
+	}
+	return 0;
+}
+
+struct egress_ca *
+wexec_egress_ca(void)
+{
+	return etrust.ca;
+}
+
 int
 wexec_sandbox_start(const struct worker_config *cc, bool run_mode)
 {
@@ -447,6 +524,8 @@ wexec_sandbox_start(const struct worker_config *cc, bool run_mode)
 	                                   .drop_gid = wid.gid,
 	                                   .session_dirs = true,
 	                                   .workspace_mb = sbx.workspace_mb};
+	if (c->egress_op && (r = egress_trust_prepare(c, &wid)) != 0)
+		return r;
 	/* Returns only in the worker (the child); this process stays as the monitor. */
 	if ((r = monitor_start(&sbx.mcfg, &sbx.mon)) != 0) {
 		/* The only conflict at start is the state dir's lock (sandbox_sweep): say which
@@ -463,6 +542,8 @@ wexec_sandbox_start(const struct worker_config *cc, bool run_mode)
 		return r;
 	}
 	sbx.on = true;
+	if (etrust.ca_dir && (r = egress_trust_load(c)) != 0)
+		return r;
 	log_info("tools run in per-session sandboxes", "user", wid.set ? wid.name : "(unchanged)",
 	         "sandbox_uids", sbx.prof.run_as_set ? "the worker's" : "one each", "state_dir",
 	         sbx.prof.state_dir, "grep", sbx.rg[0] ? sbx.rg : "built-in");
@@ -576,6 +657,10 @@ sb_spawn(void *arg, const struct tool_spawn_req *req, void **proc)
 	/* the proxy's variables first: the toolset's env cannot name them (env_allowed) */
 	for (size_t i = 0; e->net && egress_proxy_env[i] != NULL && n < ARRAY_LEN(env) - 1; i++)
 		env[n++] = egress_proxy_env[i];
+	/* the egress CA's bundle, for the clients that read one of these (TLS termination) */
+	for (size_t i = 0; e->net && etrust.ca && etrust.env[i] != NULL && n < ARRAY_LEN(env) - 1;
+	     i++)
+		env[n++] = etrust.env[i];
 	for (size_t i = 0; e->extra_env && e->extra_env[i] != NULL && n < ARRAY_LEN(env) - 1; i++)
 		env[n++] = e->extra_env[i];
 	for (size_t i = 0; req->envp != NULL && req->envp[i] != NULL && n < ARRAY_LEN(env) - 1; i++)

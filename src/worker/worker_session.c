@@ -780,6 +780,7 @@ session_tools_open(struct wsess *s)
 	}
 	if ((r = egress_proxy_new(s->w->loop, lfd, op, &s->net, s->session_id, &s->egress)) != 0)
 		return r;
+	egress_proxy_set_ca(s->egress, wexec_egress_ca());
 	log_info("egress proxy ready", "session_id", s->session_id, "policy", op->file);
 	egress_report(s);
 	return 0;

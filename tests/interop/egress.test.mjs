@@ -442,27 +442,42 @@ test('differential: unrestricted opens only what the operator opts into', { skip
 test('secrets: the sandbox holds a placeholder, the proxy puts the value into headers to the credential\'s hosts only', { skip: (!root && 'needs root') || sandboxSkip() }, async (t) => {
   const dir = realpathSync(mkdtempSync(path.join(tmpdir(), 'airlock-egsec-')));
   t.after(() => rmSync(dir, { recursive: true, force: true }));
+  chmodSync(dir, 0o755); // the worker reads origin_ca_file as its own user
   const o = await origins(t, dir);
   const P = o.plainPort;
   const S = o.securePort;
   const SECRET = 'Sx-9f3c2a71e0b4-ledger-token';
   const policy = path.join(dir, 'egress.yaml');
+  // the secure origin's certificate is trusted by the worker as an origin CA (its own
+  // verification stays on); open.corp.test and bad.corp.test are the same server, whose
+  // certificate names secure.corp.test only
   writeFileSync(policy, ['allowed_hosts: ["*.corp.test"]', 'allowed_addresses: [127.0.0.1]',
-    'resolve: {api.corp.test: 127.0.0.1, other.corp.test: 127.0.0.1, secure.corp.test: 127.0.0.1}', ''].join('\n'));
+    'resolve: {api.corp.test: 127.0.0.1, other.corp.test: 127.0.0.1, secure.corp.test: 127.0.0.1, open.corp.test: 127.0.0.1, bad.corp.test: 127.0.0.1, pinned.corp.test: 127.0.0.1}',
+    `origin_ca_file: ${path.join(dir, 'o.pem')}`, 'no_terminate: [pinned.corp.test]', ''].join('\n'));
+  const rawConnect = (host) => `python3 -c 'import socket; s = socket.create_connection(("127.0.0.1", 3128)); s.sendall(b"CONNECT ${host}:${S} HTTP/1.1\\r\\nHost: ${host}:${S}\\r\\n\\r\\n"); print(s.recv(4096).decode())'`;
   const r = await runSession(t, {
     commands: [
       'echo "$LEDGER_TOKEN"',
       `curl -sS -m 10 -H "Authorization: Bearer $LEDGER_TOKEN" http://api.corp.test:${P}/ledger`,
       `curl -sS -m 10 -H "Authorization: Bearer $LEDGER_TOKEN" http://other.corp.test:${P}/other`,
-      `curl -sS -m 10 -k -H "Authorization: Bearer $LEDGER_TOKEN" https://secure.corp.test:${S}/tls`,
+      // HTTPS to the credential's host: terminated with the worker's CA, which the
+      // sandbox trusts through SSL_CERT_FILE / CURL_CA_BUNDLE (no -k)
+      `curl -sS -m 10 -v -H "Authorization: Bearer $LEDGER_TOKEN" https://secure.corp.test:${S}/tls 2>&1 | grep -E "issuer:|secure-ok"`,
       `curl -sS -m 10 -H "Authorization: Bearer $LEDGER_TOKEN" -d "$LEDGER_TOKEN" http://api.corp.test:${P}/body`,
       'env | grep -c Sx-9f3c; cat /proc/self/environ | tr "\\0" "\\n" | grep -c Sx-9f3c',
       `curl -sS -m 10 -d "token=$LEDGER_TOKEN" http://other.corp.test:${P}/otherbody`,
+      // HTTPS to another host: a tunnel, untouched (the origin's own certificate)
+      `curl -sS -m 10 -v -k -H "Authorization: Bearer $LEDGER_TOKEN" https://open.corp.test:${S}/opentls 2>&1 | grep -E "issuer:|secure-ok"`,
+      // a credential host whose origin certificate does not verify: 502 with the reason
+      rawConnect('bad.corp.test'),
+      'echo "$SSL_CERT_FILE $NODE_EXTRA_CA_CERTS"; test -r "$SSL_CERT_FILE" && grep -c "BEGIN CERTIFICATE" "$SSL_CERT_FILE"',
+      // a credential host the operator lists in no_terminate (mTLS, pinning): a tunnel
+      `curl -sS -m 10 -v -k -H "Authorization: Bearer $LEDGER_TOKEN" https://pinned.corp.test:${S}/pinned 2>&1 | grep -E "issuer:|secure-ok"`,
     ],
     networking: { type: 'limited', allowed_hosts: ['*.corp.test'] },
     workerArgs: ['--egress-policy', policy],
     vaultAuth: { type: 'environment_variable', secret_name: 'LEDGER_TOKEN', secret_value: SECRET,
-      networking: { type: 'limited', allowed_hosts: ['api.corp.test', 'secure.corp.test'] },
+      networking: { type: 'limited', allowed_hosts: ['api.corp.test', 'secure.corp.test', 'bad.corp.test', 'pinned.corp.test'] },
       injection_location: { header: true, body: true } },
   });
   const ctx = `\n${r.log}`;
@@ -479,9 +494,32 @@ test('secrets: the sandbox holds a placeholder, the proxy puts the value into he
   // the body too (injection_location.body), held whole and re-framed
   assert.equal(at('/body').body, SECRET);
   assert.equal(at('/otherbody').body, `token=${ph}`);
-  // another host (header and body), and HTTPS (not terminated): the placeholder stays
+  // another host (header and body): the placeholder stays
   assert.equal(at('/other').auth, `Bearer ${ph}`);
-  assert.equal(at('/tls').auth, `Bearer ${ph}`);
+  // HTTPS to the credential's host: the value, through a leaf of the worker's CA
+  assert.equal(at('/tls').auth, `Bearer ${SECRET}`, ctx);
+  assert.match(r.out[3], /issuer: CN=airlock egress CA; O=airlock/, r.out[3]);
+  assert.match(r.out[3], /secure-ok GET \/tls/, r.out[3]);
+  // HTTPS to another host: not terminated (the origin's certificate), the placeholder
+  assert.equal(at('/opentls').auth, `Bearer ${ph}`, ctx);
+  assert.match(r.out[7], /issuer: CN=secure\.corp\.test/, r.out[7]);
+  assert.doesNotMatch(r.out[7], /airlock/);
+  // a bad origin certificate: refused before the sandbox is told anything
+  assert.match(r.out[8], /^HTTP\/1\.1 502 Bad Gateway/, r.out[8]);
+  assert.match(r.out[8], /bad\.corp\.test refused: certificate verification failed: hostname mismatch/, r.out[8]);
+  assert.equal(o.seen.filter((x) => x.host && x.host.startsWith('bad.corp.test')).length, 0);
+  const bad = r.logs.find((l) => (l.msg ?? l.message) === 'egress' && l.host === 'bad.corp.test');
+  assert.equal(bad.decision, 'denied', ctx);
+  assert.match(bad.rule, /the origin's TLS \(certificate verification failed/);
+  // the bundle the sandbox trusts: the system's CAs and the worker's
+  assert.match(r.out[9], /ca-bundle\.pem .*ca-bundle\.pem\n\d+/, r.out[9]);
+  // no_terminate: the origin's certificate, the placeholder, and the log says why
+  assert.equal(at('/pinned').auth, `Bearer ${ph}`, ctx);
+  assert.match(r.out[10], /issuer: CN=secure\.corp\.test/, r.out[10]);
+  assert.ok(r.logs.some((l) => /no_terminate/.test(l.msg ?? l.message) && l.host === 'pinned.corp.test'), ctx);
+  // the terminated request is its own decision, naming the credential
+  const tls = r.logs.find((l) => (l.msg ?? l.message) === 'egress' && l.path === '/tls');
+  assert.equal(tls.credentials, r.credential.id, ctx);
   assert.equal(r.out[5], '0\n0', r.out[5]);
   // the value is in no event, no tool result, no worker log line
   assert.ok(!JSON.stringify(r.events).includes(SECRET), 'the secret is in an event');
