@@ -186,13 +186,15 @@ file_store_insert(struct db *db, const char *id, const json_t *doc, int64_t crea
 	struct db_stmt *st = NULL;
 	char *text = json_dumps(doc, JSON_COMPACT);
 	int r = AL_E_IO;
-	if (db_prepare(db,
+	int64_t seq = db_next_seq(db, "files");
+	if (seq < 0 || /* a row at seq -1 would sort first in every list, for ever */
+	    db_prepare(db,
 	               "INSERT INTO files (id, seq, created_at, scope_id, size_bytes, sha256, doc) "
 	               "VALUES (?, ?, ?, ?, ?, ?, ?)",
 	               &st) != 0)
 		goto out;
 	db_bind_text(st, 1, id);
-	db_bind_int64(st, 2, db_next_seq(db, "files"));
+	db_bind_int64(st, 2, seq);
 	db_bind_int64(st, 3, created_at);
 	db_bind_text(st, 4, scope_id);
 	db_bind_int64(st, 5, (int64_t)size);

@@ -165,8 +165,11 @@ skill_store_add_version(struct db *db, const struct skill_version_new *n)
 		        "?, ?)",
 		        &st) != 0)
 			goto fail;
+		int64_t seq = db_next_seq(db, "skills");
+		if (seq < 0) /* a row at seq -1 would sort first in every list, for ever */
+			goto fail;
 		db_bind_text(st, 1, n->skill_id);
-		db_bind_int64(st, 2, db_next_seq(db, "skills"));
+		db_bind_int64(st, 2, seq);
 		db_bind_int64(st, 3, n->now);
 		db_bind_text(st, 4, "custom");
 		db_bind_text(st, 5, sdoc);
@@ -184,9 +187,12 @@ skill_store_add_version(struct db *db, const struct skill_version_new *n)
 	               "sha256, doc) VALUES (?, ?, ?, ?, ?, ?, ?)",
 	               &st) != 0)
 		goto fail;
+	int64_t vseq = db_next_seq(db, "skill_versions");
+	if (vseq < 0)
+		goto fail;
 	db_bind_text(st, 1, n->version_id);
 	db_bind_text(st, 2, n->skill_id);
-	db_bind_int64(st, 3, db_next_seq(db, "skill_versions"));
+	db_bind_int64(st, 3, vseq);
 	db_bind_int64(st, 4, n->now);
 	db_bind_int64(st, 5, (int64_t)n->size);
 	db_bind_text(st, 6, n->sha256);
