@@ -74,7 +74,8 @@ fi
 
 echo
 echo "== egress proxy (issue 14): decision p99, sandbox create with the network exit, CONNECT"
-echo "   throughput, RSS over 10,000 requests (targets: 1 ms, 1.2x, 0.8x, 8 MiB)"
+echo "   throughput, RSS over 10,000 requests (targets: 1 ms, 1.2x, 0.8x, 8 MiB); HTTPS"
+echo "   through a terminated tunnel vs an untouched one (no target: the cost of termination)"
 "$top/build-bench/bench/egress_bench" 40
 echo
 
