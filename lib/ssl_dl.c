@@ -257,7 +257,8 @@
 	F(ASN1_TIME *, X509_time_adj_ex, (ASN1_TIME * s, int d, long sec, time_t *t),              \
 	  (s, d, sec, t), NULL)                                                                    \
 	F(X509 *, SSL_CTX_get0_certificate, (const SSL_CTX *c), (c), NULL)                         \
-	F(int, X509_check_ip_asc, (X509 * x, const char *a, unsigned int fl), (x, a, fl), -2)
+	F(int, X509_check_ip_asc, (X509 * x, const char *a, unsigned int fl), (x, a, fl), -2)      \
+	F(const char *, X509_get_default_cert_file, (void), (), NULL)
 
 /* resolved like the others, trampolines written by hand below: variadic, or answering
  * without a library */

@@ -333,9 +333,14 @@ egress_ca_write_bundle(const struct egress_ca *ca, const char *sys_bundle, const
 			close(fd);
 		return AL_E_IO;
 	}
-	if (sys_bundle == NULL)
+	/* Debian's bundle, else where this OpenSSL looks by default (other distributions);
+	 * with neither, only our CA: every other host then fails verification in the sandbox,
+	 * as it would there without the proxy */
+	if (sys_bundle == NULL && access(DEBIAN_BUNDLE, R_OK) == 0)
 		sys_bundle = DEBIAN_BUNDLE;
-	if ((in = fopen(sys_bundle, "re")) != NULL) {
+	if (sys_bundle == NULL)
+		sys_bundle = X509_get_default_cert_file();
+	if (sys_bundle && (in = fopen(sys_bundle, "re")) != NULL) {
 		char b[8192];
 		size_t n;
 		while ((n = fread(b, 1, sizeof(b), in)) > 0)

@@ -29,7 +29,8 @@ void egress_ca_free(struct egress_ca *ca);
 /* The CA certificate, PEM (owned by ca). */
 const char *egress_ca_pem(const struct egress_ca *ca);
 /* Writes path (0644): the system's trusted CAs (sys_bundle; NULL: the Debian bundle
- * /etc/ssl/certs/ca-certificates.crt, skipped when absent) followed by the CA. */
+ * /etc/ssl/certs/ca-certificates.crt, else OpenSSL's default certificate file, skipped
+ * when absent) followed by the CA. */
 int egress_ca_write_bundle(const struct egress_ca *ca, const char *sys_bundle, const char *path,
                            char *err, size_t errlen);
 /* A leaf for host (a name or an IP literal) signed by the CA, valid now-1h ..
