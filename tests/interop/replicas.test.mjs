@@ -5,6 +5,8 @@
 // replica. (Cross-replica SSE is not built yet, docs/server/storage.md: the client reads
 // the history, not a stream.) And a stream open on replica B sees, in order and once each,
 // every event of a session that runs entirely on replica A (PostgreSQL LISTEN/NOTIFY).
+// And a work poll held on replica B wakes when a session created on replica A queues its
+// item (the same channel), not at the end of its block time.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, realpathSync, writeFileSync } from 'node:fs';
@@ -136,4 +138,52 @@ test('a stream on replica B sees every event of a session run on replica A', { s
   assert.ok(streamed.length >= 20, `replica B's stream saw ${streamed.length} events`);
   abort.abort();
   await running;
+});
+
+test('a poll held on replica B wakes when a session created on replica A queues work', { skip }, async (t) => {
+  const dir = realpathSync(mkdtempSync(path.join(tmpdir(), 'airlock-repl-')));
+  const keyFile = path.join(dir, 'master.key');
+  writeFileSync(keyFile, randomBytes(32).toString('hex'), { mode: 0o600 });
+  const a = await startServer({ env: { AIRLOCK_MASTER_KEY_FILE: keyFile } });
+  const b = await startServer({
+    env: { AIRLOCK_MASTER_KEY_FILE: keyFile, AIRLOCK_DATABASE_URL: a.databaseURL, AIRLOCK_API_KEY: a.apiKey },
+  });
+  t.after(async () => {
+    await a.stop();
+    await b.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+  const client = new Anthropic({ baseURL: a.baseURL, apiKey: a.apiKey, maxRetries: 0 });
+  const env = await client.beta.environments.create({ name: 'wake', config: { type: 'self_hosted' } });
+  const ag = await client.beta.agents.create({ name: 'wake', model: 'claude-e2e' });
+  const kr = await fetch(`${a.baseURL}/v1/environments/${env.id}/keys`, {
+    method: 'POST',
+    headers: { 'x-api-key': a.apiKey, 'content-type': 'application/json' },
+    body: '{"name":"wake"}',
+  });
+  assert.equal(kr.status, 200);
+  const envKey = (await kr.json()).key;
+
+  const blockMs = 999; // the most a poll may ask for
+  const held = fetch(`${b.baseURL}/v1/environments/${env.id}/work/poll?block_ms=${blockMs}`, {
+    headers: { authorization: `Bearer ${envKey}` },
+  }).then(async (r) => ({ status: r.status, body: await r.json(), at: performance.now() }));
+  // the poll must be held on B (queue empty) before the work exists, or it would not wait
+  let pollers = 0;
+  for (let i = 0; i < 50 && pollers !== 1; i++) {
+    const m = await (await fetch(`${b.baseURL}/metrics`, { headers: { 'x-api-key': b.apiKey } })).text();
+    pollers = Number(/^airlock_work_pollers (\d+)$/m.exec(m)?.[1]);
+    if (pollers !== 1) await new Promise((r) => setTimeout(r, 10));
+  }
+  assert.equal(pollers, 1, 'the poll is held on replica B');
+  const session = await client.beta.sessions.create({ agent: ag.id, environment_id: env.id });
+  const queuedAt = performance.now(); // committed on A: the create answered
+  const got = await held;
+  const wakeMs = got.at - queuedAt;
+  console.log(`# wake delay on replica B: ${wakeMs.toFixed(1)} ms (block_ms ${blockMs})`);
+  assert.equal(got.status, 200);
+  assert.equal(got.body?.data?.id, session.id, `B's poll answered ${JSON.stringify(got.body)}`);
+  // generous: the notification is drained every 20 ms; without it the poll would hold
+  // to its full block time
+  assert.ok(wakeMs < blockMs / 2, `B's poll woke ${wakeMs.toFixed(1)} ms after the work was queued`);
 });

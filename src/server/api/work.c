@@ -12,6 +12,7 @@
 #include "environment_store.h"
 #include "err.h"
 #include "event_store.h"
+#include "events.h"
 #include "log.h"
 #include "routes.h"
 #include "server.h"
@@ -268,6 +269,25 @@ work_kick(struct server *s, const char *environment_id)
 		}
 		w = next;
 	}
+}
+
+/* Another replica queued work (PostgreSQL): env_id's held polls claim it now. NULL: its
+ * notifications may have been lost, so every environment with a held poll is checked. */
+static void
+work_queued_elsewhere(struct server *s, const char *env_id)
+{
+	if (env_id) {
+		work_kick(s, env_id);
+		return;
+	}
+	/* collected first: a kick answers polls and unlinks them */
+	json_t *envs = json_object();
+	for (struct waiter *w = s->waiters ? s->waiters->head : NULL; w; w = w->next)
+		json_object_set_new(envs, w->environment_id, json_true());
+	const char *k;
+	json_t *v;
+	json_object_foreach(envs, k, v) work_kick(s, k);
+	json_decref(envs);
 }
 
 static void
@@ -844,6 +864,7 @@ work_init(struct server *s)
 {
 	s->waiters = xcalloc(1, sizeof(*s->waiters));
 	s->waiters->lease_timer = loop_timer_add(s->loop, LEASE_SCAN_MS, lease_scan, s);
+	events_on_work_queued(s, work_queued_elsewhere);
 	return 0;
 }
 

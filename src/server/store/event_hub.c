@@ -58,6 +58,8 @@ struct sse_hub {
 	bool shared;                   /* other replicas write the log too (PostgreSQL) */
 	struct loop_timer *note_timer; /* drains their notifications */
 	unsigned db_gen;               /* the connection the LISTEN is on */
+	/* the work queue's wake-up for items queued on another replica */
+	void (*work_queued)(struct server *s, const char *env_id);
 };
 
 static unsigned
@@ -414,32 +416,59 @@ events_close_all_streams(struct server *s)
 	}
 }
 
+struct notes {
+	json_t *sids; /* sessions with new events */
+	json_t *envs; /* environments with newly queued work */
+};
+
 static void
 note_collect(void *arg, const char *payload)
 {
-	json_array_append_new(arg, json_string(payload));
+	struct notes *n = arg;
+	size_t k = strlen(EVENTS_NOTE_WORK);
+	if (strncmp(payload, EVENTS_NOTE_WORK, k) == 0)
+		json_array_append_new(n->envs, json_string(payload + k));
+	else
+		json_array_append_new(n->sids, json_string(payload));
 }
 
-/* Other replicas' appends: each notification names a session. After a reconnect some
- * may be lost, so every stream catches up then. */
+/* Other replicas' appends: each notification names a session; queued work names its
+ * environment. After a reconnect some may be lost, so every stream catches up then and
+ * the work queue rechecks its held polls. Collected first, acted on after: the actions
+ * use the same connection. */
 static void
 drain_notes(struct loop *l, void *arg)
 {
 	struct server *s = arg;
 	struct sse_hub *h = s->hub;
-	json_t *sids = json_array();
+	struct notes n = {.sids = json_array(), .envs = json_array()};
+	bool lost = false;
 	h->note_timer = loop_timer_add(l, HUB_NOTE_MS, drain_notes, s);
-	int r = db_notifications(s->db, note_collect, sids);
+	int r = db_notifications(s->db, note_collect, &n);
 	if (r == 0 && db_generation(s->db) != h->db_gen) {
 		h->db_gen = db_generation(s->db);
+		lost = true;
 		for (size_t b = 0; b < HUB_BUCKETS; b++)
 			for (struct events_sub *st = h->buckets[b]; st; st = st->next)
-				json_array_append_new(sids, json_string(st->session_id));
+				json_array_append_new(n.sids, json_string(st->session_id));
 	}
 	size_t i;
 	json_t *v;
-	json_array_foreach(sids, i, v) catch_up(s, json_string_value(v));
-	json_decref(sids);
+	json_array_foreach(n.sids, i, v) catch_up(s, json_string_value(v));
+	if (h->work_queued) {
+		if (lost)
+			h->work_queued(s, NULL);
+		json_array_foreach(n.envs, i, v) h->work_queued(s, json_string_value(v));
+	}
+	json_decref(n.sids);
+	json_decref(n.envs);
+}
+
+void
+events_on_work_queued(struct server *s, void (*fn)(struct server *s, const char *env_id))
+{
+	if (s->hub)
+		s->hub->work_queued = fn;
 }
 
 int

@@ -70,6 +70,14 @@ size_t events_stream_count(struct server *s);
 /* Ends every open stream cleanly (the drain: clients resume with Last-Event-ID). */
 void events_close_all_streams(struct server *s);
 
+/* The work queue hears of items another replica queued through the hub's notification
+ * channel (it drains the one LISTEN connection): fn(s, environment_id) after each such
+ * commit, and fn(s, NULL) after a reconnect (notifications may have been lost: recheck
+ * every held poll). Payload "work:<environment id>", beside the events' session ids
+ * (which never hold ':'). Nothing is called on SQLite. */
+#define EVENTS_NOTE_WORK "work:"
+void events_on_work_queued(struct server *s, void (*fn)(struct server *s, const char *env_id));
+
 int events_init(struct server *s);
 void events_shutdown(struct server *s);
 

@@ -5,6 +5,7 @@
 
 #include "db.h"
 #include "err.h"
+#include "events.h"
 #include "work_store.h"
 
 #define WORK_COLS                                                                                  \
@@ -132,6 +133,15 @@ work_store_insert(struct db *db, const char *id, const char *environment_id, con
 	if (db_step(st) == DB_DONE)
 		r = 0;
 	db_finalize(st);
+	/* polls held on the other replicas claim it when this commits (event_hub.c drains
+	 * the channel), instead of at the end of their block time */
+	if (r == 0 && db_dialect(db) == DB_DIALECT_PG) {
+		char note[160];
+		int n = snprintf(note, sizeof(note), "%s%s", EVENTS_NOTE_WORK, environment_id);
+		if (n < 0 || (size_t)n >= sizeof(note) ||
+		    db_notify(db, "airlock_events", note) != 0)
+			r = AL_E_IO;
+	}
 	return r;
 }
 

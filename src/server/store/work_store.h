@@ -49,7 +49,8 @@ int work_store_get(struct db *db, const char *environment_id, const char *id,
                    struct work_item *out);
 /* Whether the session has an item that is not stopped. */
 int work_store_session_live(struct db *db, const char *session_id, bool *live);
-/* Adds a queued session item at the next queue position. */
+/* Adds a queued session item at the next queue position (PostgreSQL: and notifies the
+ * other replicas at commit, "work:<environment id>" on airlock_events). */
 int work_store_insert(struct db *db, const char *id, const char *environment_id,
                       const char *session_id, unsigned ttl_seconds, int64_t now);
 /* The session ended: never-acked items stop outright, acked ones are asked to stop. */
