@@ -11,44 +11,14 @@ BIN=$1
 QB=$2
 N=${3:-300}
 tmp=$(mktemp -d)
-chmod 755 "$tmp"
-pgbin=$(pg_config --bindir 2>/dev/null || echo /usr/lib/postgresql/15/bin)
-pgdata=$tmp/pg
-cleanup() {
-	kill $(jobs -p) 2>/dev/null
-	wait 2>/dev/null
-	[ -f "$pgdata/postmaster.pid" ] && as_pg "$pgbin/pg_ctl" -D "$pgdata" -m immediate -w stop >/dev/null 2>&1
-	rm -rf "$tmp"
-}
-trap cleanup EXIT
-as_pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
-
-if ! "$BIN" server --help 2>&1 | grep -q AIRLOCK_DATABASE_URL; then
-	echo "skipped: this airlock has no PostgreSQL store (AIRLOCK_DATABASE_URL, issue 13 item 2)"
-	exit 0
-fi
-if ! [ -x "$pgbin/initdb" ] || { [ "$(id -u)" = 0 ] && ! id postgres >/dev/null 2>&1; }; then
-	echo "skipped: no PostgreSQL server to start (apt-get install postgresql-15)"
-	exit 0
-fi
-
 . "$(dirname "$0")/lib.sh"
-
-[ "$(id -u)" = 0 ] && chown postgres "$tmp"
-as_pg "$pgbin/initdb" -D "$pgdata" -U postgres --auth-host=trust --auth-local=trust -E UTF8 \
-	--no-instructions >/dev/null || exit 1
-pgport=$((20000 + RANDOM % 20000))
-printf "listen_addresses = '127.0.0.1'\nport = %d\nunix_socket_directories = '%s'\n" \
-	"$pgport" "$tmp" >>"$pgdata/postgresql.conf"
-as_pg "$pgbin/pg_ctl" -D "$pgdata" -l "$tmp/pg.log" -w -t 60 start >/dev/null || {
-	cat "$tmp/pg.log"
-	exit 1
-}
-psql -h 127.0.0.1 -p "$pgport" -U postgres -qAt -c 'CREATE DATABASE airlock' >/dev/null || exit 1
+trap pg_cleanup EXIT
+pg_usable || exit 0
+pg_start || exit 1
 
 start_server "$tmp/sqlite.log" || exit 1
 "$QB" "http://127.0.0.1:$port" benchkey "$N" >"$tmp/sqlite.out" || exit 1
-start_server "$tmp/pg-server.log" AIRLOCK_DATABASE_URL="postgresql://postgres@127.0.0.1:$pgport/airlock" || exit 1
+start_server "$tmp/pg-server.log" AIRLOCK_DATABASE_URL="$dburl" || exit 1
 grep -q 'engine="postgresql"' <(curl -s "http://127.0.0.1:$port/metrics" -H 'x-api-key: benchkey') || {
 	echo "the second server is not on PostgreSQL (airlock_database_info)" >&2
 	exit 1
