@@ -40,6 +40,11 @@ echo "== work queue on PostgreSQL vs SQLite: poll / ack / heartbeat / stop, p50 
 bench/queue_backends.sh "$BIN" "$top/build-bench/bench/queue_bench" 300
 
 echo
+echo "== several replicas on one PostgreSQL: appends/s on 3 replicas vs 1; SSE send on A -> stream on B"
+echo "   vs the same replica, p50/p99 (target: cross-replica p99 <= 50 ms)"
+bench/replicas_bench.sh "$BIN" 24 5 500
+
+echo
 echo "== idle SSE streams: 10,000 held on one server (target: <= 64 MiB RSS)"
 kill "$spid"
 start_server "$tmp/server2.log" || { echo "server did not start"; exit 1; }
