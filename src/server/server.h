@@ -58,6 +58,8 @@ struct server_config {
 	unsigned sse_ping_ms; /* 15000 */
 	unsigned model_max_retries;   /* 5 */
 	unsigned model_retry_base_ms; /* AIRLOCK_MODEL_RETRY_BASE_MS, 1000 */
+	unsigned
+	    loop_lease_ms; /* AIRLOCK_LOOP_LEASE_MS, 15000: a session's loop lease (PostgreSQL) */
 	unsigned model_max_tokens;    /* AIRLOCK_MODEL_MAX_TOKENS, 8192 */
 	unsigned mcp_timeout_ms;      /* AIRLOCK_MCP_TIMEOUT_MS, 30000 */
 	unsigned mcp_call_timeout_ms; /* AIRLOCK_MCP_CALL_TIMEOUT_MS, 120000 */

@@ -357,7 +357,9 @@ test('a server killed mid-call resumes the session after restart', async (t) => 
   const path = await import('node:path');
   const dataDir = mkdtempSync(path.join(tmpdir(), 'airlock-loop-restart-'));
   t.after(() => rmSync(dataDir, { recursive: true, force: true }));
-  const env = { ...SERVER_ENV, AIRLOCK_MODEL_BASE_URL: mock.url };
+  // On PostgreSQL the killed server's loop lease must lapse before the restarted one
+  // (another replica as far as the database knows) resumes the session: a short TTL.
+  const env = { ...SERVER_ENV, AIRLOCK_MODEL_BASE_URL: mock.url, AIRLOCK_LOOP_LEASE_MS: '2000' };
   const first = await startServer({ env, dataDir });
   const c1 = new Anthropic({ baseURL: first.baseURL, apiKey: first.apiKey, maxRetries: 0 });
   const agent = await c1.beta.agents.create({ name: 'r', model: 'claude-test-model', tools: [] });

@@ -8,7 +8,14 @@
  *
  * The event log is the state: what a step does is derived from it each time, so a
  * restarted server resumes by simply stepping every active session. Only the retry
- * count and the last requires_action set live in sessions.loop_state. */
+ * count and the last requires_action set live in sessions.loop_state.
+ *
+ * Several replicas on one PostgreSQL: a replica steps a session only while it holds the
+ * session's lease (sessions.loop_owner/loop_lease_until, session_store_lease_*), taken
+ * by one conditional UPDATE at each step, renewed for all its sessions by one statement
+ * every third of the TTL, released when the session is no longer running. A lease whose
+ * holder died lapses and the next replica's scan takes the session over, resuming it
+ * from the log as a restarted server does. On SQLite the lease is ours without a write. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -97,6 +104,11 @@ struct agent_runtime {
 	unsigned mcp_timeout_ms;
 	unsigned mcp_call_timeout_ms;
 	bool draining; /* agent_drain: record what returns, start nothing */
+	/* the loop lease (PostgreSQL; shared false on SQLite) */
+	bool shared;
+	char owner[33];    /* this replica's id: random, made at start */
+	unsigned lease_ms; /* TTL */
+	struct loop_timer *lease_timer;
 };
 
 static void step(struct asess *a);
@@ -999,6 +1011,102 @@ step_record(struct asess *a, const struct agent_decision *d, const struct agent_
 	return tx_end(&t);
 }
 
+static bool
+step_busy(const struct asess *a)
+{
+	return a->xfer || a->retry_timer || mcp_busy(a);
+}
+
+/* ---- the loop lease (PostgreSQL: one replica runs a session's steps) ---- */
+
+#define LEASE_SCAN_MAX 64 /* orphaned sessions taken over per scan */
+
+/* True when this replica may run the session's step now: it holds (or just took) the
+ * lease. A session another replica holds is forgotten here; its holder steps it, woken
+ * by the append notification, or our scan takes it over when the lease lapses. */
+static bool
+lease_take(struct asess *a)
+{
+	struct agent_runtime *rt = a->rt;
+	int64_t now = now_real_us();
+	int r = session_store_lease_take(rt->srv->db, a->id, rt->owner, now,
+	                                 now + (int64_t)rt->lease_ms * 1000);
+	if (r == 1)
+		return true;
+	if (r == 0) {
+		/* another replica's: a call of ours still running is no longer ours to record */
+		log_info("session's loop runs on another replica", "session_id", a->id);
+		sess_free(a);
+	} else {
+		log_warn("cannot take the session's loop lease; left to the lease scan",
+		         "session_id", a->id);
+		if (!step_busy(a))
+			sess_free(a);
+	}
+	return false;
+}
+
+/* After a step with nothing in flight: a session that is no longer running gives its
+ * lease back, unless the log grew past the seen_events the step decided on (an append
+ * from another replica found the lease held and left the step to us: step again). May
+ * free a. */
+static void
+lease_settle(struct asess *a, size_t seen_events)
+{
+	struct agent_runtime *rt = a->rt;
+	struct session_state st;
+	if (session_store_state(rt->srv->db, a->id, &st) != 0)
+		return;
+	if (strcmp(st.status, "running") == 0 || strcmp(st.status, "rescheduling") == 0)
+		return; /* still ours: renewed by the lease timer */
+	int r = session_store_lease_release(rt->srv->db, a->id, rt->owner, (int64_t)seen_events);
+	if (r == 1)
+		sess_free(a);
+	else if (r == 0)
+		schedule(rt, a->id);
+}
+
+static void
+on_lease_tick(struct loop *l, void *arg)
+{
+	struct agent_runtime *rt = arg;
+	struct server *s = rt->srv;
+	char **ids = NULL;
+	size_t n = 0;
+	rt->lease_timer = loop_timer_add(l, rt->lease_ms / 3, on_lease_tick, rt);
+	int64_t now = now_real_us();
+	if (rt->list &&
+	    session_store_lease_renew(s->db, rt->owner, now + (int64_t)rt->lease_ms * 1000) != 0)
+		log_warn("cannot renew the sessions' loop leases");
+	if (rt->draining)
+		return; /* take nothing over: another replica will */
+	if (session_store_lease_orphans(s->db, now, LEASE_SCAN_MAX, &ids, &n) != 0)
+		return;
+	for (size_t i = 0; i < n; i++) {
+		if (sess_find(rt, ids[i]) == NULL)
+			log_info("taking over session (no live loop lease)", "session_id", ids[i]);
+		schedule(rt, ids[i]);
+		free(ids[i]);
+	}
+	free(ids);
+}
+
+/* Another replica appended to sid (NULL: notifications may have been lost): the
+ * sessions whose lease we hold step, since that replica could not. */
+static void
+on_remote_append(struct server *s, const char *sid)
+{
+	struct agent_runtime *rt = s->agents;
+	if (rt == NULL)
+		return;
+	if (sid == NULL) {
+		for (struct asess *a = rt->list; a; a = a->next)
+			schedule(rt, a->id);
+	} else if (sess_find(rt, sid) != NULL) {
+		schedule(rt, sid);
+	}
+}
+
 static void
 step(struct asess *a)
 {
@@ -1009,6 +1117,8 @@ step(struct asess *a)
 	bool have_view = false;
 	struct tx t;
 
+	if (rt->shared && !lease_take(a))
+		return; /* a was freed or is left as it is */
 	for (int round = 0; round < 4; round++) {
 		if (have_view)
 			agent_view_free(&v);
@@ -1042,7 +1152,7 @@ step(struct asess *a)
 		have_view = true;
 
 		struct agent_step_in in = {.status = status,
-		                           .busy = a->xfer || a->retry_timer || mcp_busy(a),
+		                           .busy = step_busy(a),
 		                           .prev_requires_action = prev_ra,
 		                           .view = &v};
 		struct agent_decision d;
@@ -1114,6 +1224,8 @@ drained:
 out:
 	if (have_view)
 		agent_view_free(&v);
+	if (rt->shared && events && !step_busy(a))
+		lease_settle(a, json_array_size(events)); /* may free a */
 out_freed:
 	json_decref(events);
 	json_decref(sdoc);
@@ -1166,6 +1278,16 @@ agent_init(struct server *s)
 	rt->mcp_timeout_ms = cfg_or(s->cfg.mcp_timeout_ms, 30000);
 	rt->mcp_call_timeout_ms = cfg_or(s->cfg.mcp_call_timeout_ms, 120000);
 	s->agents = rt;
+	rt->shared = session_store_lease_shared(s->db);
+	rt->lease_ms = cfg_or(s->cfg.loop_lease_ms, 15000);
+	if (rt->shared) {
+		unsigned char rnd[16];
+		random_bytes(rnd, sizeof(rnd));
+		for (size_t i = 0; i < sizeof(rnd); i++)
+			snprintf(rt->owner + 2 * i, 3, "%02x", rnd[i]);
+		rt->lease_timer = loop_timer_add(s->loop, rt->lease_ms / 3, on_lease_tick, rt);
+		events_on_remote_append(s, on_remote_append);
+	}
 	/* Sessions that were running when the server stopped continue from the log. */
 	if (session_store_list_active(s->db, &ids, &n) == 0) {
 		for (size_t i = 0; i < n; i++) {
@@ -1209,6 +1331,14 @@ agent_shutdown(struct server *s)
 	struct agent_runtime *rt = s->agents;
 	if (rt == NULL)
 		return;
+	if (rt->shared) {
+		loop_timer_cancel(s->loop, rt->lease_timer);
+		events_on_remote_append(s, NULL);
+		/* whatever we still hold lapses now: the next replica's scan resumes it */
+		if (session_store_lease_expire_all(s->db, rt->owner) != 0)
+			log_warn(
+			    "cannot give the sessions' loop leases back; they lapse after the TTL");
+	}
 	while (rt->list)
 		sess_free(rt->list);
 	httpc_free(rt->httpc);

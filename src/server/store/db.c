@@ -197,6 +197,12 @@ static const struct migration migrations[] = {
      "  state_hash TEXT PRIMARY KEY, verifier TEXT NOT NULL, created_at BIGINT NOT NULL,"
      "  expires_at BIGINT NOT NULL);",
      NULL},
+    /* 15: the agent loop's lease on a session (several replicas on one PostgreSQL): the
+     * replica that runs its steps (a random id made at start) and until when (µs, wall
+     * clock); NULL owner: nobody. SQLite (one server) never writes them. */
+    {"ALTER TABLE sessions ADD COLUMN loop_owner TEXT;"
+     "ALTER TABLE sessions ADD COLUMN loop_lease_until BIGINT;",
+     NULL},
 };
 
 #define N_MIGRATIONS (sizeof(migrations) / sizeof(migrations[0]))

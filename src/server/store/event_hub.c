@@ -60,6 +60,7 @@ struct sse_hub {
 	unsigned db_gen;               /* the connection the LISTEN is on */
 	/* the work queue's wake-up for items queued on another replica */
 	void (*work_queued)(struct server *s, const char *env_id);
+	void (*on_remote)(struct server *s, const char *sid); /* events_on_remote_append */
 };
 
 static unsigned
@@ -454,7 +455,14 @@ drain_notes(struct loop *l, void *arg)
 	}
 	size_t i;
 	json_t *v;
-	json_array_foreach(n.sids, i, v) catch_up(s, json_string_value(v));
+	json_array_foreach(n.sids, i, v)
+	{
+		catch_up(s, json_string_value(v));
+		if (h->on_remote)
+			h->on_remote(s, json_string_value(v));
+	}
+	if (h->on_remote && lost)
+		h->on_remote(s, NULL);
 	if (h->work_queued) {
 		if (lost)
 			h->work_queued(s, NULL);
@@ -469,6 +477,13 @@ events_on_work_queued(struct server *s, void (*fn)(struct server *s, const char 
 {
 	if (s->hub)
 		s->hub->work_queued = fn;
+}
+
+void
+events_on_remote_append(struct server *s, void (*fn)(struct server *s, const char *sid))
+{
+	if (s->hub)
+		s->hub->on_remote = fn;
 }
 
 int

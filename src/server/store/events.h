@@ -80,5 +80,10 @@ void events_on_work_queued(struct server *s, void (*fn)(struct server *s, const 
 
 int events_init(struct server *s);
 void events_shutdown(struct server *s);
+/* Several replicas: fn(s, session_id) is called for each session another replica
+ * appended to, after this replica's streams were caught up (the agent loop wakes the
+ * sessions whose lease it holds); sid NULL after a reconnect, when notifications may
+ * have been lost. Never called on SQLite. */
+void events_on_remote_append(struct server *s, void (*fn)(struct server *s, const char *sid));
 
 #endif

@@ -364,3 +364,118 @@ session_store_list(struct db *db, const struct session_list_query *q,
 	db_finalize(st);
 	return r;
 }
+
+/* ---- the agent loop's lease (docs/server/agent-loop.md, "One replica per session") ---- */
+
+bool
+session_store_lease_shared(struct db *db)
+{
+	return db_dialect(db) == DB_DIALECT_PG;
+}
+
+/* One parameter of a lease statement: text, or the int64 where t is NULL. */
+struct lease_arg {
+	const char *t; /* text, or NULL for the int */
+	int64_t i;
+};
+
+/* Runs one UPDATE with args bound to its placeholders in order: 1 when it changed a
+ * row, 0 when none, AL_E_IO. */
+static int
+lease_update(struct db *db, const char *sql, const struct lease_arg *args, int nargs)
+{
+	struct db_stmt *st = NULL;
+	int r = AL_E_IO;
+	if (db_prepare_cached(db, sql, &st) != 0)
+		return AL_E_IO;
+	for (int k = 0; k < nargs; k++) {
+		if (args[k].t)
+			db_bind_text(st, k + 1, args[k].t);
+		else
+			db_bind_int64(st, k + 1, args[k].i);
+	}
+	if (db_step(st) == DB_DONE)
+		r = db_changes(db) > 0;
+	db_cached_done(db, st);
+	return r;
+}
+
+int
+session_store_lease_take(struct db *db, const char *session_id, const char *owner, int64_t now,
+                         int64_t until)
+{
+	if (!session_store_lease_shared(db))
+		return 1; /* one server: the lease is ours without a write */
+	/* One statement decides between racing replicas: the row is ours when nobody holds
+	 * it, we do, or the holder's lease has lapsed. */
+	const struct lease_arg a[] = {
+	    {owner, 0}, {NULL, until}, {session_id, 0}, {owner, 0}, {NULL, now}};
+	return lease_update(db,
+	                    "UPDATE sessions SET loop_owner = ?, loop_lease_until = ? "
+	                    "WHERE id = ? AND (loop_owner IS NULL OR loop_owner = ? "
+	                    "OR loop_lease_until < ?)",
+	                    a, 5);
+}
+
+int
+session_store_lease_renew(struct db *db, const char *owner, int64_t until)
+{
+	if (!session_store_lease_shared(db))
+		return 0;
+	/* one statement for every session this replica runs; a lease another replica has
+	 * taken over has another owner and stays theirs */
+	const struct lease_arg a[] = {{NULL, until}, {owner, 0}};
+	int r =
+	    lease_update(db, "UPDATE sessions SET loop_lease_until = ? WHERE loop_owner = ?", a, 2);
+	return r < 0 ? r : 0;
+}
+
+int
+session_store_lease_release(struct db *db, const char *session_id, const char *owner,
+                            int64_t seen_events)
+{
+	if (!session_store_lease_shared(db))
+		return 1;
+	/* Only when the log has not grown since the step read it: an event another replica
+	 * appended meanwhile found the lease held and left the step to us. */
+	const struct lease_arg a[] = {
+	    {session_id, 0}, {owner, 0}, {session_id, 0}, {NULL, seen_events}};
+	return lease_update(db,
+	                    "UPDATE sessions SET loop_owner = NULL, loop_lease_until = NULL "
+	                    "WHERE id = ? AND loop_owner = ? AND "
+	                    "(SELECT COUNT(*) FROM events WHERE session_id = ?) = ?",
+	                    a, 4);
+}
+
+int
+session_store_lease_expire_all(struct db *db, const char *owner)
+{
+	/* lapsed at once: the next replica's scan takes the sessions over */
+	return session_store_lease_renew(db, owner, 0);
+}
+
+int
+session_store_lease_orphans(struct db *db, int64_t now, unsigned max, char ***ids, size_t *n)
+{
+	struct db_stmt *st = NULL;
+	char **v = NULL;
+	size_t cnt = 0;
+	*ids = NULL;
+	*n = 0;
+	if (db_prepare_cached(
+	        db,
+	        "SELECT id FROM sessions WHERE status IN ('running', 'rescheduling') "
+	        "AND (loop_owner IS NULL OR loop_lease_until < ?) ORDER BY seq LIMIT ?",
+	        &st) != 0)
+		return AL_E_IO;
+	db_bind_int64(st, 1, now);
+	db_bind_int64(st, 2, max);
+	while (db_step(st) == DB_ROW) {
+		v = xreallocarray(v, cnt + 1, sizeof(*v));
+		v[cnt++] = xstrdup(db_col_text(st, 0));
+	}
+	db_cached_done(db, st);
+	*ids = v;
+	*n = cnt;
+	return 0;
+}

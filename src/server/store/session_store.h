@@ -97,4 +97,21 @@ int session_store_loop_state_set(struct db *db, const char *session_id, const js
 /* Ids of sessions whose status is running or rescheduling (restart recovery). */
 int session_store_list_active(struct db *db, char ***ids, size_t *n);
 
+/* The agent loop's lease on a session, so one replica at a time runs its steps
+ * (docs/server/agent-loop.md). Times are wall-clock µs. On SQLite (one server) the lease is
+ * always ours and nothing is written: shared() is false, take/release answer 1.
+ * take: 1 ours now (until `until`), 0 another replica holds a live lease, AL_E_IO.
+ * renew: every lease owner holds, to `until`, in one statement.
+ * release: 1 released, 0 not (not ours, or the log no longer holds seen_events events).
+ * expire_all: owner's leases lapse now (drain), for another replica to take over.
+ * orphans: running sessions nobody holds a live lease on (at most max). */
+bool session_store_lease_shared(struct db *db);
+int session_store_lease_take(struct db *db, const char *session_id, const char *owner, int64_t now,
+                             int64_t until);
+int session_store_lease_renew(struct db *db, const char *owner, int64_t until);
+int session_store_lease_release(struct db *db, const char *session_id, const char *owner,
+                                int64_t seen_events);
+int session_store_lease_expire_all(struct db *db, const char *owner);
+int session_store_lease_orphans(struct db *db, int64_t now, unsigned max, char ***ids, size_t *n);
+
 #endif
