@@ -539,6 +539,17 @@ on_event(struct walk *w, const json_t *ev, long i, struct agent_view *v)
 		w->in_request = false;
 		w->open_span = NULL;
 		flush_deferred(w);
+	} else if (streq(type, "session.error") && w->request_start > w->consumed) {
+		/* The loop gave up on the model call (retries exhausted, or refused): the
+		 * turn ended, so the input it carried is spent. A later wake with nothing new
+		 * (another replica's notification, a step after the lease) must not call
+		 * again; new input does. MCP errors are not about the model call. */
+		const json_t *err = json_object_get(ev, "error");
+		const char *kind = str_of(err, "type");
+		const char *rs = str_of(json_object_get(err, "retry_status"), "type");
+		if (kind && strncmp(kind, "mcp_", 4) != 0 &&
+		    (streq(rs, "exhausted") || streq(rs, "terminal")))
+			w->consumed = w->request_start;
 	}
 }
 

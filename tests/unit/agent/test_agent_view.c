@@ -84,6 +84,11 @@ static const struct view_case view_cases[] = {
     {"failed request is retried on wake",
      "[" UMSG("u1", "hi", "\"t\"") "," SPAN_START("s1") "," SPAN_END("true") "]", true, 0, "[]",
      NULL, "[]", false, false},
+    {"retries exhausted: the input is spent",
+     "[" UMSG("u1", "hi", "\"t\"") "," SPAN_START("s1") "," SPAN_END(
+         "true") ",{\"type\":\"session.error\",\"error\":{\"type\":\"model_request_failed_"
+                 "error\",\"retry_status\":{\"type\":\"exhausted\"}}}]",
+     false, 0, "[]", NULL, "[]", false, false},
     {"request in flight at restart", "[" UMSG("u1", "hi", "\"t\"") "," SPAN_START("s1") "]", true,
      0, "[]", NULL, "[]", false, true},
     {"worker tool pending",
