@@ -14,11 +14,21 @@ buf_init(struct buf *b, size_t max)
 	b->len = 0;
 	b->cap = 0;
 	b->max = max;
+	b->secret = false;
+}
+
+void
+buf_init_secret(struct buf *b, size_t max)
+{
+	buf_init(b, max);
+	b->secret = true;
 }
 
 void
 buf_reset(struct buf *b)
 {
+	if (b->data && b->secret)
+		explicit_wipe(b->data, b->len);
 	b->len = 0;
 	if (b->data)
 		b->data[0] = '\0';
@@ -27,6 +37,8 @@ buf_reset(struct buf *b)
 void
 buf_free(struct buf *b)
 {
+	if (b->data && b->secret)
+		explicit_wipe(b->data, b->cap + 1);
 	free(b->data);
 	b->data = NULL;
 	b->len = b->cap = 0;
@@ -50,7 +62,16 @@ buf_reserve(struct buf *b, size_t n, char **wp)
 		size_t cap = b->cap ? b->cap : 64;
 		while (cap < b->len + n)
 			cap = cap > b->max / 2 ? b->max : cap * 2;
-		b->data = xrealloc(b->data, cap + 1);
+		if (b->secret && b->data) {
+			/* realloc may move the bytes and free the old block unwiped */
+			char *nd = xmalloc(cap + 1);
+			memcpy(nd, b->data, b->cap + 1);
+			explicit_wipe(b->data, b->cap + 1);
+			free(b->data);
+			b->data = nd;
+		} else {
+			b->data = xrealloc(b->data, cap + 1);
+		}
 		b->cap = cap;
 	}
 	*wp = b->data + b->len;
@@ -120,6 +141,8 @@ buf_consume(struct buf *b, size_t n)
 		return;
 	}
 	memmove(b->data, b->data + n, b->len - n);
+	if (b->secret) /* the tail still holds the last n bytes */
+		explicit_wipe(b->data + b->len - n, n);
 	b->len -= n;
 	b->data[b->len] = '\0';
 }

@@ -9,10 +9,11 @@
 #include <stdint.h>
 
 struct buf {
-	char *data; /* always NUL-terminated when non-NULL, so text users can print it */
-	size_t len; /* bytes in use */
-	size_t cap; /* bytes allocated, excluding the terminator */
-	size_t max; /* hard limit on len; appends past it fail with AL_E_TOOBIG */
+	char *data;  /* always NUL-terminated when non-NULL, so text users can print it */
+	size_t len;  /* bytes in use */
+	size_t cap;  /* bytes allocated, excluding the terminator */
+	size_t max;  /* hard limit on len; appends past it fail with AL_E_TOOBIG */
+	bool secret; /* buf_init_secret: no byte it held is freed or left behind unwiped */
 };
 
 struct str {
@@ -23,8 +24,12 @@ struct str {
 #define STR_LIT(s) ((struct str){(s), sizeof(s) - 1})
 
 void buf_init(struct buf *b, size_t max);
+/* Same, for a buffer that will hold a secret value (an injected credential): growing
+ * moves it to a new block and wipes the old one (realloc would free it as it is),
+ * buf_reset and buf_consume wipe the bytes they drop, buf_free wipes it all. */
+void buf_init_secret(struct buf *b, size_t max);
 void buf_reset(struct buf *b); /* len = 0, keeps memory */
-void buf_free(struct buf *b);  /* releases memory; b may be reused after buf_init */
+void buf_free(struct buf *b);  /* releases memory (wiped first if secret); reuse after init */
 /* Same, zeroing every allocated byte first: for buffers that held request bodies or
  * other input that may carry credentials. */
 void buf_wipe_free(struct buf *b);

@@ -574,7 +574,7 @@ replace_secret(struct conn *c, const struct egress_secret *sec, struct buf *b, s
 	if (b->len < pl || memmem(b->data, b->len, sec->placeholder, pl) == NULL)
 		return false;
 	struct buf out;
-	buf_init(&out, max);
+	buf_init_secret(&out, max);
 	const char *p = b->data, *end = b->data + b->len, *q;
 	bool ok = true;
 	while (ok && (q = memmem(p, (size_t)(end - p), sec->placeholder, pl)) != NULL) {
@@ -641,7 +641,7 @@ body_finish(struct conn *c)
 			                     BODY_INJECT_MAX + 64 * 1024);
 	/* framing of our own: the body's length changed, its chunks are gone */
 	struct buf h;
-	buf_init(&h, HEAD_MAX + 64);
+	buf_init_secret(&h, HEAD_MAX + 64);
 	for (const char *l = c->hdrs.data, *end = l + c->hdrs.len; l && l < end;) {
 		const char *nl = memchr(l, '\n', (size_t)(end - l));
 		size_t ll = nl ? (size_t)(nl - l) + 1 : (size_t)(end - l);
@@ -655,7 +655,11 @@ body_finish(struct conn *c)
 	size_t total = HEAD_MAX + 128 + c->body.len;
 	if (total < RELAY_BUF)
 		total = RELAY_BUF;
-	c->up = xrealloc(c->up, total);
+	/* a new block, the old one wiped: realloc would free it as it is */
+	char *nup = xmalloc(total);
+	explicit_wipe(c->up, c->up_big > RELAY_BUF ? c->up_big : RELAY_BUF);
+	free(c->up);
+	c->up = nup;
 	int n = snprintf(c->up, total,
 	                 "%s %s HTTP/1.1\r\n%.*sContent-Length: %zu\r\nConnection: close\r\n\r\n",
 	                 c->method, c->path, (int)h.len, h.data ? h.data : "", c->body.len);
@@ -699,7 +703,7 @@ start_buffering(struct conn *c)
 	px->held++;
 	inject_headers(c);
 	c->buffering = true;
-	buf_init(&c->body, BODY_INJECT_MAX);
+	buf_init_secret(&c->body, BODY_INJECT_MAX);
 	if (c->expect_continue) {
 		static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
 		memcpy(c->down, cont, sizeof(cont) - 1);
@@ -1347,7 +1351,7 @@ conn_new(struct egress_proxy *px, int cfd, int ufd)
 	buf_init(&c->url, HEAD_MAX);
 	buf_init(&c->field, HEAD_MAX);
 	buf_init(&c->value, HEAD_MAX);
-	buf_init(&c->hdrs, HEAD_MAX);
+	buf_init_secret(&c->hdrs, HEAD_MAX); /* injection puts values in it */
 	llhttp_init(&c->parser, HTTP_REQUEST, &px->settings);
 	c->parser.data = c;
 	snprintf(c->method, sizeof(c->method), "-");

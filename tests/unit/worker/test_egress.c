@@ -3,7 +3,8 @@
  * blocking client. Plain HTTP and CONNECT go through; refusals carry their reason; bad
  * input (oversized and malformed heads, zone ids, fronting, a slowloris, more
  * connections than the cap) is answered by rule; a pipelined second request never
- * reaches the origin. */
+ * reaches the origin. The binary is linked with -Wl,--wrap=free,--wrap=realloc so that
+ * test_secret_wipe sees every block the proxy hands back to malloc. */
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -20,8 +21,11 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <malloc.h>
+
 #include <cmocka.h>
 
+#include "buf.h"
 #include "egress.h"
 #include "egress_policy.h"
 #include "err.h"
@@ -33,6 +37,42 @@ static int proxy_port, origin_port;
 static struct loop *ploop;
 static struct egress_operator *op;
 static struct egress_proxy *px;
+
+/* ---- free()/realloc() as the proxy's code calls them: a block handed back (or to a
+ * realloc that may move it and free the old one as it is) while it still holds the
+ * secret value is a leak of it into freed memory ---- */
+
+void __real_free(void *p);
+void *__real_realloc(void *p, size_t n);
+void __wrap_free(void *p);
+void *__wrap_realloc(void *p, size_t n);
+
+static atomic_bool wipe_watch;
+static atomic_int wipe_leaks;
+
+static bool
+holds_value(void *p)
+{
+	static const char v[] = "VALUE-1234";
+	return p && atomic_load(&wipe_watch) &&
+	       memmem(p, malloc_usable_size(p), v, sizeof(v) - 1) != NULL;
+}
+
+void
+__wrap_free(void *p)
+{
+	if (holds_value(p))
+		atomic_fetch_add(&wipe_leaks, 1);
+	__real_free(p);
+}
+
+void *
+__wrap_realloc(void *p, size_t n)
+{
+	if (holds_value(p))
+		atomic_fetch_add(&wipe_leaks, 1);
+	return __real_realloc(p, n);
+}
 
 /* ---- the origin: answers each connection once, remembers what it read ---- */
 
@@ -416,6 +456,59 @@ test_secret_injection(void **state)
 	assert_false(seen_has("/big"));
 }
 
+/* The proxy wipes every buffer an injected value went through before malloc gets it
+ * back: the rewritten head (grown past its first block), the held body, the relay
+ * buffer it was sent from. Control: the check sees a block freed with the value. */
+static void
+test_secret_wipe(void **state)
+{
+	(void)state;
+	char req[2048], out[4096];
+	usleep(300000); /* connections of earlier tests are closed and freed */
+	atomic_store(&wipe_leaks, 0);
+	atomic_store(&wipe_watch, true);
+	struct buf probe; /* lib code's plain free is seen */
+	buf_init(&probe, 64);
+	assert_int_equal(buf_add_str(&probe, "x VALUE-1234 x"), 0);
+	buf_free(&probe);
+	assert_int_equal(atomic_load(&wipe_leaks), 1);
+	atomic_store(&wipe_leaks, 0);
+
+	/* headers: the value early, then enough lines that the head's buffer grows */
+	seen_reset();
+	int n = snprintf(req, sizeof(req),
+	                 "GET http://api.corp.test:%d/w HTTP/1.1\r\nHost: api.corp.test:%d\r\n"
+	                 "Authorization: Bearer PH-7f3a9c\r\n",
+	                 origin_port, origin_port);
+	for (int i = 0; i < 12; i++)
+		n += snprintf(req + n, sizeof(req) - (size_t)n, "X-Pad-%d: %060d\r\n", i, i);
+	snprintf(req + n, sizeof(req) - (size_t)n, "\r\n");
+	exchange_str(req, out, sizeof(out));
+	assert_non_null(strstr(out, "origin-ok"));
+	assert_true(seen_has("Authorization: Bearer VALUE-1234\r\n"));
+
+	/* a held body: the value near its start, then growth */
+	seen_reset();
+	char body[3000];
+	memset(body, 'q', sizeof(body));
+	memcpy(body, "k=PH-7f3a9c&", 12);
+	n = snprintf(req, sizeof(req),
+	             "POST http://api.corp.test:%d/wb HTTP/1.1\r\nHost: api.corp.test:%d\r\n"
+	             "Content-Length: %zu\r\n\r\n",
+	             origin_port, origin_port, sizeof(body));
+	int fd = dial_proxy();
+	assert_int_equal(send(fd, req, (size_t)n, MSG_NOSIGNAL), n);
+	assert_int_equal(send(fd, body, sizeof(body), MSG_NOSIGNAL), (ssize_t)sizeof(body));
+	read_all(fd, out, sizeof(out));
+	close(fd);
+	assert_non_null(strstr(out, "origin-ok"));
+	assert_true(seen_has("k=VALUE-1234&"));
+
+	usleep(300000); /* the proxy frees each connection after the client's close */
+	atomic_store(&wipe_watch, false);
+	assert_int_equal(atomic_load(&wipe_leaks), 0);
+}
+
 static void
 test_oversized_head(void **state)
 {
@@ -536,7 +629,7 @@ main(void)
 	    cmocka_unit_test(test_oversized_head),   cmocka_unit_test(test_slowloris),
 	    cmocka_unit_test(test_connection_cap),   cmocka_unit_test(test_body_and_pipelining),
 	    cmocka_unit_test(test_sni_fronting),     cmocka_unit_test(test_mcp_hosts),
-	    cmocka_unit_test(test_secret_injection),
+	    cmocka_unit_test(test_secret_injection), cmocka_unit_test(test_secret_wipe),
 	};
 	return cmocka_run_group_tests(tests, group_setup, NULL);
 }
