@@ -111,3 +111,9 @@ if [ "${BENCH_SOAK:-1}" != 0 ]; then
 	echo "== soak: 1,000 concurrent sessions for 5 minutes, several workers (BENCH_SOAK=0 skips it)"
 	AIRLOCK_BIN=$BIN tests/interop/run-node.sh bench/soak.mjs
 fi
+
+if [ "${BENCH_SOAK:-1}" != 0 ]; then
+	echo
+	echo "== soak on three replicas (PostgreSQL, a round-robin in front, one SIGKILLed at 60 s)"
+	AIRLOCK_BIN=$BIN bench/soak_replicas.sh
+fi

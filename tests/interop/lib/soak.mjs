@@ -16,9 +16,10 @@
 //     stream to the next one, so with several replicas events cross replicas.
 //
 // The checks, per session, against the history listed at the end:
-//   lost:       an event listed that the live stream never delivered, or a turn whose
-//               user.message was acknowledged but never reached end_turn;
-//   duplicated: an event id delivered twice on the stream or listed twice, or a tool
+//   lost:       an event listed that never reached the client (on its live stream, or
+//               in the history read after a broken stream was reopened, as a client
+//               resumes), or a message acknowledged but missing from the history;
+//   duplicated: an event id delivered twice on one stream or listed twice, or a tool
 //               use with more than one user.tool_result;
 //   stuck:      a session not idle at the end, or a tool use without a result.
 // Tool round trip: agent.tool_use → user.tool_result, as their arrival on the stream.
@@ -112,30 +113,52 @@ function startSdkWorker(baseURL, envId, envKey, { maxIdleMs }) {
 // One session's driver. Resolves to its record once the deadline passed and its last
 // turn ended (or could not).
 async function driveSession(s, deadline, thinkMs, turnTimeoutMs) {
-  const seen = new Map(); // event id -> count delivered on the stream
+  const seen = new Map(); // event id -> how it first arrived: 'stream' or 'catch-up'
   const toolUseAt = new Map(); // tool_use id -> ms of arrival
   s.roundTrips = [];
-  s.streamErrors = 0;
+  s.streamErrors = 0; // streams that broke (a replica killed, a cut connection)
+  s.streamDuplicates = [];
   let turnsEnded = 0;
   let waiter = null;
-  const stream = await s.streamClient.beta.sessions.events.stream(s.id);
+  let stopping = false;
+  let stream = null;
+  const take = (ev, how) => {
+    if (seen.has(ev.id)) return;
+    seen.set(ev.id, how);
+    if (ev.type === 'agent.tool_use') toolUseAt.set(ev.id, performance.now());
+    if (ev.type === 'user.tool_result' && toolUseAt.has(ev.tool_use_id))
+      s.roundTrips.push(performance.now() - toolUseAt.get(ev.tool_use_id));
+    if (ev.type === 'session.status_idle' && ev.stop_reason?.type === 'end_turn') {
+      turnsEnded++;
+      if (waiter) waiter();
+    }
+  };
+  // One live stream at a time. When it breaks, a client resumes as any would: open a new
+  // stream first, then read the history for what fell in the gap (the overlap between the
+  // two is expected and not a duplicate). Within one stream an event twice is a duplicate.
   const reader = (async () => {
-    try {
-      for await (const ev of stream) {
-        seen.set(ev.id, (seen.get(ev.id) ?? 0) + 1);
-        if (seen.get(ev.id) > 1) continue;
-        if (ev.type === 'agent.tool_use') toolUseAt.set(ev.id, performance.now());
-        if (ev.type === 'user.tool_result' && toolUseAt.has(ev.tool_use_id))
-          s.roundTrips.push(performance.now() - toolUseAt.get(ev.tool_use_id));
-        if (ev.type === 'session.status_idle' && ev.stop_reason?.type === 'end_turn') {
-          turnsEnded++;
-          if (waiter) waiter();
+    let first = true;
+    while (!stopping) {
+      try {
+        stream = await s.streamClient.beta.sessions.events.stream(s.id);
+        if (!first) for (const ev of await listAll(s.streamClient, s.id)) take(ev, 'catch-up');
+        first = false;
+        const mine = new Set();
+        for await (const ev of stream) {
+          if (mine.has(ev.id)) s.streamDuplicates.push(ev.id);
+          mine.add(ev.id);
+          take(ev, 'stream');
         }
+        if (stopping) break;
+        s.streamErrors++; // the server ended the stream without being asked
+      } catch (e) {
+        if (stopping) break;
+        s.streamErrors++;
       }
-    } catch (e) {
-      if (!stream.controller.signal.aborted) s.streamErrors++;
+      await sleep(200);
     }
   })();
+  while (stream === null) await sleep(10); // the first stream is open before the first send
   s.sent = 0;
   s.failedSends = 0;
   while (performance.now() < deadline) {
@@ -172,6 +195,7 @@ async function driveSession(s, deadline, thinkMs, turnTimeoutMs) {
   }
   // Let the stream deliver whatever the last turn still sends, then close it.
   await sleep(500);
+  stopping = true;
   stream.controller.abort();
   await reader;
   s.seen = seen;
@@ -190,8 +214,8 @@ function checkSession(s, history, status) {
   const ids = new Map();
   for (const ev of history) ids.set(ev.id, (ids.get(ev.id) ?? 0) + 1);
   for (const [id, n] of ids) if (n > 1) problems.push(`duplicated: event ${id} listed ${n} times`);
-  for (const [id, n] of s.seen) if (n > 1) problems.push(`duplicated: event ${id} streamed ${n} times`);
-  for (const ev of history) if (!s.seen.has(ev.id)) problems.push(`lost: ${ev.type} ${ev.id} never streamed`);
+  for (const id of s.streamDuplicates) problems.push(`duplicated: event ${id} streamed twice on one stream`);
+  for (const ev of history) if (!s.seen.has(ev.id)) problems.push(`lost: ${ev.type} ${ev.id} never reached the client`);
   const results = new Map();
   for (const ev of history)
     if (ev.type === 'user.tool_result') results.set(ev.tool_use_id, (results.get(ev.tool_use_id) ?? 0) + 1);
@@ -222,6 +246,9 @@ export async function runSoak({
   maxIdle = '500ms',
   turnTimeoutMs = 120000,
   progress = () => {},
+  // [{atMs, what, run}]: something done to the system while the sessions run (a replica
+  // killed); the report lists what was done and when.
+  faults = [],
 }) {
   const clients = servers.map((s) => new Anthropic({ baseURL: s.baseURL, apiKey: s.apiKey, maxRetries: 2 }));
   const admin = clients[0];
@@ -255,6 +282,12 @@ export async function runSoak({
     progress(`${sessions} sessions created; driving for ${Math.round(durationMs / 1000)} s`);
     const t0 = performance.now();
     const deadline = t0 + durationMs;
+    const faultTimers = faults.map((f) =>
+      setTimeout(() => {
+        progress(`${Math.round((performance.now() - t0) / 1000)} s: ${f.what}`);
+        f.run();
+      }, f.atMs),
+    );
     const ticker = setInterval(() => {
       const turns = list.reduce((a, s) => a + (s.sent ?? 0), 0);
       progress(`${Math.round((performance.now() - t0) / 1000)} s: ${turns} turns sent`);
@@ -263,6 +296,7 @@ export async function runSoak({
       await Promise.all(list.map((s) => driveSession(s, deadline, thinkMs, turnTimeoutMs)));
     } finally {
       clearInterval(ticker);
+      faultTimers.forEach(clearTimeout);
     }
     const elapsedMs = performance.now() - t0;
 
@@ -284,6 +318,7 @@ export async function runSoak({
       sent: list.reduce((a, s) => a + s.sent, 0),
       failedSends: list.reduce((a, s) => a + s.failedSends, 0),
       streamErrors: list.reduce((a, s) => a + s.streamErrors, 0),
+      caughtUp: list.reduce((a, s) => a + [...s.seen.values()].filter((h) => h === 'catch-up').length, 0),
       events,
       toolCalls: rts.length,
       roundTripMs: { p50: percentile(rts, 50), p99: percentile(rts, 99), max: rts[rts.length - 1] },
