@@ -973,7 +973,8 @@ conn_new(struct http_server *s, int fd, struct tls_server_ctx *tls, const char *
 	/* Input may hold a full header block plus one read; output a body plus
 	 * a streaming backlog. */
 	buf_init(&c->in, s->lim.max_header_bytes + 2 * READ_CHUNK + s->lim.max_body_bytes);
-	buf_init(&c->out, s->lim.max_body_bytes + s->lim.max_output_bytes + (1 << 20));
+	/* answers may carry secrets (egress_secrets, tokens): wiped as written and freed */
+	buf_init_secret(&c->out, s->lim.max_body_bytes + s->lim.max_output_bytes + (1 << 20));
 	buf_init(&c->url, s->lim.max_header_bytes);
 	buf_init(&c->hname, s->lim.max_header_bytes);
 	buf_init(&c->hval, s->lim.max_header_bytes);

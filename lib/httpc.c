@@ -361,7 +361,8 @@ httpc_start(struct httpc *c, const struct httpc_request *req, struct httpc_xfer 
 	x->on_done = req->on_done;
 	x->arg = req->arg;
 	x->stream_any = req->stream_any_status;
-	buf_init(&x->body, req->max_body ? req->max_body : HTTPC_DEFAULT_MAX_BODY);
+	/* answers carry tokens and egress secrets: wiped as they grow and when freed */
+	buf_init_secret(&x->body, req->max_body ? req->max_body : HTTPC_DEFAULT_MAX_BODY);
 	buf_init(&x->resp_hdrs, HTTPC_MAX_HEADER_BYTES);
 	x->next = c->xfers;
 	if (c->xfers)

@@ -97,7 +97,7 @@ conn_close(struct hconn *k)
 	loop_timer_cancel(c->l, k->idle_timer);
 	buf_free(&k->field);
 	buf_free(&k->value);
-	free(k->pend);
+	wipe_free(k->pend);
 	free(k->origin);
 	free(k);
 }
@@ -416,7 +416,7 @@ httpc_native_free(struct httpc *c)
 		conn_close(k);
 	}
 	SSL_CTX_free(c->tls_ctx);
-	free(c->rbuf);
+	wipe_free(c->rbuf); /* the last answer read: it may hold a secret */
 }
 
 void
@@ -716,7 +716,7 @@ complete(struct hconn *k)
 	struct httpc_xfer *x = k->x;
 	x->conn = NULL;
 	k->x = NULL;
-	free(k->pend);
+	wipe_free(k->pend);
 	k->pend = NULL;
 	k->pend_off = k->pend_len = 0;
 	if (k->keep_alive)
@@ -750,7 +750,7 @@ feed(struct hconn *k, const char *b, size_t n, bool from_pend)
 			k->pend_off = (size_t)(pos - k->pend);
 		} else if (rest != 0) {
 			/* copied only when a pause lands mid-read */
-			free(k->pend);
+			wipe_free(k->pend);
 			k->pend = xmalloc(rest);
 			memcpy(k->pend, pos, rest);
 			k->pend_off = 0;
@@ -970,7 +970,7 @@ on_resume(struct loop *l, void *arg)
 	                ? feed(k, k->pend + k->pend_off, k->pend_len - k->pend_off, true)
 	                : feed(k, "", 0, false);
 	if (live && !x->paused) {
-		free(k->pend);
+		wipe_free(k->pend);
 		k->pend = NULL;
 		k->pend_off = k->pend_len = 0;
 		live = conn_read_all(k);

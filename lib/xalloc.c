@@ -1,4 +1,5 @@
 /* Abort-on-OOM allocation wrappers and secret wiping. */
+#include <malloc.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -91,4 +92,13 @@ secret_free(char *s)
 		return;
 	explicit_bzero(s, strlen(s));
 	free(s);
+}
+
+void
+wipe_free(void *p)
+{
+	if (p == NULL)
+		return;
+	explicit_wipe(p, malloc_usable_size(p));
+	free(p);
 }

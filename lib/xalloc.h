@@ -19,5 +19,9 @@ char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void explicit_wipe(void *p, size_t n);
 /* Wipe a NUL-terminated secret and free it. Accepts NULL. */
 void secret_free(char *s);
+/* Wipe a whole heap block (malloc_usable_size) and free it; accepts NULL. The free of
+ * json_set_alloc_funcs in processes that parse or build JSON holding credentials:
+ * jansson copies strings into its own blocks, out of reach of the caller. */
+void wipe_free(void *p);
 
 #endif

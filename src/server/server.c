@@ -548,17 +548,6 @@ server_config_free(struct server_config *c)
 	free(c->identity.agent_prev_key_file);
 }
 
-/* Every JSON value the server frees is zeroed first: request bodies carry vault tokens
- * and keys, and jansson copies them into its own allocations. */
-static void
-json_wipe_free(void *p)
-{
-	if (p == NULL)
-		return;
-	explicit_wipe(p, malloc_usable_size(p));
-	free(p);
-}
-
 /* PostgreSQL may come up after us (a pod and its database start together): a connection
  * that fails is retried with backoff for database_retry_s, each failure logged with its
  * reason (never the URL). Only a failed connection is retried: a refused password or a
@@ -592,7 +581,9 @@ int
 server_open(struct server *srv)
 {
 	int r;
-	json_set_alloc_funcs(malloc, json_wipe_free);
+	/* every JSON value the server frees is zeroed first: request bodies carry vault
+	 * tokens and keys, and jansson copies them into its own allocations */
+	json_set_alloc_funcs(malloc, wipe_free);
 	if ((r = open_database(srv)) != 0) {
 		log_error("cannot open the database", "engine",
 		          srv->cfg.database_url && srv->cfg.database_url[0] ? "postgresql"

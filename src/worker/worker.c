@@ -1139,6 +1139,9 @@ worker_main(int argc, char **argv)
 		                       : 1; /* a bad sandbox: section is a configuration error */
 	}
 	signal(SIGPIPE, SIG_IGN);
+	/* as the server: the egress_secrets answer and work secrets are parsed by jansson,
+	 * whose copies (lexer buffer, strings) are freed wiped (docs/worker/egress.md) */
+	json_set_alloc_funcs(malloc, wipe_free);
 	w.loop = loop_new();
 	/* native HTTP/1.1 keeps libcurl (and, for http://, OpenSSL) out of the process;
 	 * only curl speaks to proxies, so a proxy variable that applies selects it */

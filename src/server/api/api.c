@@ -47,7 +47,7 @@ api_reply_json(struct api_call *c, int status, json_t *body)
 		h[n++] = (struct http_header){"x-should-retry", "false"};
 	c->status = status;
 	http_respond(c->http, status, h, n, s, strlen(s));
-	free(s);
+	secret_free(s); /* an answer may hold a secret (egress_secrets, a key's one reveal) */
 	api_call_free(c);
 }
 

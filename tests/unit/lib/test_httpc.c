@@ -1,7 +1,11 @@
 /* httpc against a real loopback HTTP server (lib/http.h) on the same event loop:
  * buffered and streamed bodies, methods and headers, error statuses, bounds, timeouts,
- * refused connections, cancellation and new transfers started from inside callbacks. */
+ * refused connections, cancellation and new transfers started from inside callbacks.
+ * Linked with -Wl,--wrap=free,--wrap=realloc: test_secret_answer fails if a block
+ * handed back to malloc by lib code (both ends) still holds a secret answer. */
+#include <malloc.h>
 #include <setjmp.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -22,6 +26,39 @@
 #ifndef TEST_TRANSPORT
 #define TEST_TRANSPORT HTTPC_CURL
 #endif
+
+/* ---- free()/realloc() as lib code calls them (libcurl's own, dlopened, are not seen) */
+static const char SECRET_MARK[] = "sk-answer-5c1f0e9a7b3d";
+void __real_free(void *p);
+void *__real_realloc(void *p, size_t n);
+void __wrap_free(void *p);
+void *__wrap_realloc(void *p, size_t n);
+static atomic_bool wipe_watch;
+static atomic_int wipe_leaks;
+
+static bool
+holds_mark(void *p)
+{
+	return p && atomic_load(&wipe_watch) &&
+	       memmem(p, malloc_usable_size(p), SECRET_MARK, sizeof(SECRET_MARK) - 1) != NULL;
+}
+
+void
+__wrap_free(void *p)
+{
+	if (holds_mark(p))
+		atomic_fetch_add(&wipe_leaks, 1);
+	__real_free(p);
+}
+
+/* a realloc may move the block and free the old one as it is */
+void *
+__wrap_realloc(void *p, size_t n)
+{
+	if (holds_mark(p))
+		atomic_fetch_add(&wipe_leaks, 1);
+	return __real_realloc(p, n);
+}
 
 struct fixture {
 	struct loop *l;
@@ -94,6 +131,15 @@ handler(struct http_request *req, void *arg)
 		const char *b = "{\"type\":\"error\",\"error\":{\"type\":\"not_found_error\"}}";
 		struct http_header h[] = {{"retry-after", "3"}};
 		http_respond(req, 404, h, 1, b, strlen(b));
+	} else if (strcmp(req->path, "/secret") == 0) {
+		/* the secret first, then enough that both ends' buffers grow past it */
+		size_t n = 200 * 1024;
+		char *b = xmalloc(n);
+		memset(b, 's', n);
+		memcpy(b, SECRET_MARK, sizeof(SECRET_MARK) - 1);
+		http_respond(req, 200, NULL, 0, b, n);
+		explicit_wipe(b, n);
+		free(b);
 	} else if (strcmp(req->path, "/big") == 0) {
 		size_t n = 100 * 1024;
 		char *b = xmalloc(n);
@@ -539,6 +585,48 @@ test_many_concurrent(void **state)
 	free(url);
 }
 
+/* An answer holding a secret (egress_secrets, a token) is wiped by the server's output
+ * buffer and the client's body buffer as they grow and when they go: no block lib code
+ * frees or reallocs still holds it, through teardown (teardown_wipe checks). */
+static void
+test_secret_answer(void **state)
+{
+	struct fixture *f = *state;
+	atomic_store(&wipe_leaks, 0);
+	atomic_store(&wipe_watch, true);
+	struct buf probe; /* control: lib code's plain free of the secret is seen */
+	buf_init(&probe, 128);
+	assert_int_equal(buf_add_str(&probe, SECRET_MARK), 0);
+	buf_free(&probe);
+	assert_int_equal(atomic_load(&wipe_leaks), 1);
+	atomic_store(&wipe_leaks, 0);
+
+	char *url = xasprintf("%s/secret", f->base);
+	struct result r = {0};
+	struct httpc_request req = {.url = url};
+	start(f, &req, &r);
+	run_until(f, &r.done);
+	assert_int_equal(r.err, 0);
+	assert_int_equal(r.status, 200);
+	assert_int_equal(strlen(r.body), 200 * 1024);
+	assert_memory_equal(r.body, SECRET_MARK, sizeof(SECRET_MARK) - 1);
+	explicit_wipe(r.body, strlen(r.body)); /* the test's own copy */
+	result_free(&r);
+	free(url);
+	assert_int_equal(atomic_load(&wipe_leaks), 0);
+}
+
+static int
+teardown_wipe(void **state)
+{
+	int r = teardown(state);
+	atomic_store(&wipe_watch, false);
+	int leaks = atomic_load(&wipe_leaks);
+	if (leaks != 0)
+		fprintf(stderr, "teardown freed %d block(s) holding the secret unwiped\n", leaks);
+	return r != 0 || leaks != 0 ? -1 : 0;
+}
+
 static void
 test_escape(void **state)
 {
@@ -561,6 +649,7 @@ main(void)
 	    cmocka_unit_test_setup_teardown(test_refused_and_bad_input, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_release, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_many_concurrent, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_secret_answer, setup, teardown_wipe),
 	    cmocka_unit_test(test_escape),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
