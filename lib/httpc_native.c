@@ -555,7 +555,10 @@ tls_ctx_get(struct httpc *c, char *err, size_t errlen)
 	SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
 	/* close-delimited bodies from servers that skip close_notify; lengths and chunking
 	 * still catch truncation of everything else */
-	SSL_CTX_set_options(ctx, SSL_OP_IGNORE_UNEXPECTED_EOF | SSL_OP_NO_RENEGOTIATION);
+	/* CLEANSE_PLAINTEXT: answers carry tokens and egress secrets; OpenSSL wipes what it
+	 * decrypted once it is read, not when its buffer is next reused */
+	SSL_CTX_set_options(ctx, SSL_OP_IGNORE_UNEXPECTED_EOF | SSL_OP_NO_RENEGOTIATION |
+	                             SSL_OP_CLEANSE_PLAINTEXT);
 	SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
 	                          SSL_MODE_RELEASE_BUFFERS);
 	if (c->ca_file != NULL && SSL_CTX_load_verify_locations(ctx, c->ca_file, NULL) != 1)

@@ -269,6 +269,9 @@ egress_ca_open(const char *cert_file, const char *key_file, const char *state_di
 		goto out;
 	}
 	SSL_CTX_set_min_proto_version(ca->origin, TLS1_2_VERSION);
+	/* an origin may echo the request (and its secret) back: OpenSSL wipes what it
+	 * decrypted once we have read it, not when the buffer is next reused */
+	SSL_CTX_set_options(ca->origin, SSL_OP_CLEANSE_PLAINTEXT);
 	SSL_CTX_set_mode(ca->origin,
 	                 SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
 	SSL_CTX_set_verify(ca->origin, SSL_VERIFY_PEER, NULL);
@@ -402,7 +405,7 @@ egress_ca_leaf_ctx(struct egress_ca *ca, const char *host, int64_t now_s)
 	}
 	X509_free(x); /* the context holds its own reference */
 	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
-	SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION);
+	SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_CLEANSE_PLAINTEXT);
 	SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
 	/* no ALPN callback: the client falls back to HTTP/1.1, the only thing the proxy's
 	 * HTTP code reads */
