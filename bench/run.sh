@@ -82,6 +82,9 @@ echo "== egress proxy (issue 14): decision p99, sandbox create with the network 
 echo "   throughput, RSS over 10,000 requests (targets: 1 ms, 1.2x, 0.8x, 8 MiB); HTTPS"
 echo "   through a terminated tunnel vs an untouched one (no target: the cost of termination)"
 "$top/build-bench/bench/egress_bench" 40
+echo "   buffers that held a secret (buf_init_secret: wiped on growth, consume and free)"
+echo "   vs plain ones (no target: the cost of wiping)"
+"$top/build-bench/bench/buf_wipe_bench" 41
 echo
 
 echo "== web console: first load, a 10,000-event session page, live event to pixels (targets: 300 ms, 1 s, p95 100 ms)"
