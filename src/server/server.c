@@ -79,6 +79,8 @@ server_usage(FILE *f)
 	    "  AIRLOCK_MODEL_MAX_TOKENS max_tokens of each model request (8192)\n"
 	    "  AIRLOCK_MODEL_RETRY_BASE_MS first model retry backoff (1000)\n"
 	    "  AIRLOCK_LOOP_LEASE_MS  a session's agent-loop lease on PostgreSQL (15000)\n"
+	    "  AIRLOCK_NOTIFY_SWEEP_MS safety drain of other replicas' notifications on\n"
+	    "                         PostgreSQL (1000; they are read when they arrive)\n"
 	    "  AIRLOCK_MCP_TIMEOUT_MS, AIRLOCK_MCP_CALL_TIMEOUT_MS  MCP deadlines (30000, 120000)\n"
 	    "  AIRLOCK_POLICY_FILE    tool policy and roles (docs/server/policy.md)\n"
 	    "  AIRLOCK_AUDIT_FILE     audit log (default DATA_DIR/audit.jsonl)\n"
@@ -375,6 +377,7 @@ config_from_env(struct server_config *cfg)
 	env_str("AIRLOCK_METRICS_LISTEN", &cfg->metrics_listen);
 	env_uint("AIRLOCK_MODEL_RETRY_BASE_MS", 1, 60000, &cfg->model_retry_base_ms);
 	env_uint("AIRLOCK_LOOP_LEASE_MS", 1000, 600000, &cfg->loop_lease_ms);
+	env_uint("AIRLOCK_NOTIFY_SWEEP_MS", 100, 600000, &cfg->notify_sweep_ms);
 	env_uint("AIRLOCK_MODEL_MAX_TOKENS", 1, 1000000, &cfg->model_max_tokens);
 	env_uint("AIRLOCK_MCP_TIMEOUT_MS", 100, 600000, &cfg->mcp_timeout_ms);
 	env_uint("AIRLOCK_MCP_CALL_TIMEOUT_MS", 100, 3600000, &cfg->mcp_call_timeout_ms);
@@ -497,6 +500,7 @@ server_config_load(struct server_config *cfg, int argc, char **argv, enum log_fo
 	cfg->model_max_retries = 5;
 	cfg->model_retry_base_ms = 1000;
 	cfg->loop_lease_ms = 15000;
+	cfg->notify_sweep_ms = 1000;
 	cfg->model_max_tokens = 8192;
 	cfg->mcp_timeout_ms = 30000;
 	cfg->mcp_call_timeout_ms = 120000;

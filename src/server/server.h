@@ -60,7 +60,10 @@ struct server_config {
 	unsigned model_retry_base_ms; /* AIRLOCK_MODEL_RETRY_BASE_MS, 1000 */
 	unsigned
 	    loop_lease_ms; /* AIRLOCK_LOOP_LEASE_MS, 15000: a session's loop lease (PostgreSQL) */
-	unsigned model_max_tokens;    /* AIRLOCK_MODEL_MAX_TOKENS, 8192 */
+	unsigned model_max_tokens; /* AIRLOCK_MODEL_MAX_TOKENS, 8192 */
+	/* AIRLOCK_NOTIFY_SWEEP_MS, 1000: the hub's safety drain of notifications (PostgreSQL);
+	 * tests set it long to prove that the socket watch alone delivers them */
+	unsigned notify_sweep_ms;
 	unsigned mcp_timeout_ms;      /* AIRLOCK_MCP_TIMEOUT_MS, 30000 */
 	unsigned mcp_call_timeout_ms; /* AIRLOCK_MCP_CALL_TIMEOUT_MS, 120000 */
 	char *master_key_file;        /* AIRLOCK_MASTER_KEY_FILE; NULL: <data_dir>/master.key */

@@ -40,7 +40,15 @@ async function twoReplicas(t, modelScript, env = {}) {
   const dir = realpathSync(mkdtempSync(path.join(tmpdir(), 'airlock-repl-')));
   const keyFile = path.join(dir, 'master.key');
   writeFileSync(keyFile, randomBytes(32).toString('hex'), { mode: 0o600 });
-  const common = { AIRLOCK_MODEL_BASE_URL: model.url, AIRLOCK_MASTER_KEY_FILE: keyFile, ...env };
+  // The hub's safety drain of notifications is set out of reach (10 min), so everything
+  // across replicas here is delivered by the LISTEN socket's watch on the loop and by the
+  // notifications libpq reads along with answers (db_on_notes), or the test fails.
+  const common = {
+    AIRLOCK_MODEL_BASE_URL: model.url,
+    AIRLOCK_MASTER_KEY_FILE: keyFile,
+    AIRLOCK_NOTIFY_SWEEP_MS: '600000',
+    ...env,
+  };
   const a = await startServer({ env: common });
   const b = await startServer({ env: { ...common, AIRLOCK_DATABASE_URL: a.databaseURL, AIRLOCK_API_KEY: a.apiKey } });
   const abort = new AbortController();

@@ -675,6 +675,19 @@ db_generation(struct db *db)
 	return db->be->generation ? db->be->generation(db) : 0;
 }
 
+int
+db_listen_socket(struct db *db)
+{
+	return db->be->socket ? db->be->socket(db) : -1;
+}
+
+void
+db_on_notes(struct db *db, void (*fn)(void *arg), void *arg)
+{
+	db->notes_fn = fn;
+	db->notes_arg = arg;
+}
+
 bool
 db_unavailable(struct db *db)
 {

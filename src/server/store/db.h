@@ -151,6 +151,15 @@ int db_listen(struct db *db, const char *channel);
 int db_notify(struct db *db, const char *channel, const char *payload);
 int db_notifications(struct db *db, void (*fn)(void *arg, const char *payload), void *arg);
 unsigned db_generation(struct db *db);
+/* For an event loop: db_listen_socket is the connection's socket, readable when
+ * notifications (or the connection's end) arrived, -1 while down or without
+ * notifications. It is libpq's: watch a dup of it, never close it, and compare
+ * db_generation to know when it changed. A statement's answer may carry notifications
+ * that the library reads with it, and then the socket shows nothing: db_on_notes(fn)
+ * is called whenever that happens (and after a reconnect), so the caller drains soon
+ * instead of at its safety timer. fn NULL: none. */
+int db_listen_socket(struct db *db);
+void db_on_notes(struct db *db, void (*fn)(void *arg), void *arg);
 
 /* Monotonic per-database sequence for ordering (events, lists). */
 int64_t db_next_seq(struct db *db, const char *name);

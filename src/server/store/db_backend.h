@@ -24,6 +24,7 @@ struct db_backend {
 	int (*listen)(struct db *db, const char *channel);
 	int (*notifications)(struct db *db, void (*fn)(void *arg, const char *payload), void *arg);
 	unsigned (*generation)(struct db *db);
+	int (*socket)(struct db *db); /* NULL: no socket to watch (db_listen_socket) */
 	int (*exec)(struct db *db, const char *sql);
 	const char *(*errmsg)(struct db *db);
 	int64_t (*changes)(struct db *db);
@@ -57,6 +58,9 @@ struct db {
 	const struct db_backend *be;
 	void *conn; /* the backend's connection state */
 	int tx_depth;
+	/* db_on_notes: the backend calls it when notifications were read with an answer */
+	void (*notes_fn)(void *arg);
+	void *notes_arg;
 	/* statements of the hot paths, prepared once (db_prepare_cached) */
 	struct {
 		const char *sql; /* the literal's address is the key */

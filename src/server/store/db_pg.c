@@ -34,6 +34,10 @@ struct pg {
 	int64_t changes;
 	char err[256];
 	char listen[64]; /* the LISTEN channel, renewed after a reconnect ("" none) */
+	/* notifications libpq read along with an answer, kept for pg_notifications: popped
+	 * at once so that the hub learns of them (db_on_notes) instead of finding them only
+	 * at its next timer, the socket having nothing left to show */
+	PGnotify *held, *held_tail;
 };
 
 struct pg_stmt {
@@ -75,11 +79,47 @@ set_err(struct pg *c, const char *msg)
 		c->err[--n] = '\0';
 }
 
+/* Our own notifications come back to us too (we LISTEN on the channel we notify). The
+ * server acted on each of its own commits already, as on SQLite, which has none: the
+ * echo would only repeat that work (a second catch-up read, a second loop step, a claim
+ * that finds the queue dry), once per append. */
+static bool
+own_note(struct pg *c, const PGnotify *n)
+{
+	return n->be_pid == PQbackendPID(c->h);
+}
+
+/* After each answer: moves what notifications came with it to c->held and tells the
+ * listener (db_on_notes). Nothing but memory: no system call on the hot path. */
+static void
+hold_notes(struct db *db)
+{
+	struct pg *c = conn(db);
+	PGnotify *n;
+	bool any = false;
+	while ((n = PQnotifies(c->h)) != NULL) {
+		if (own_note(c, n)) {
+			PQfreemem(n);
+			continue;
+		}
+		n->next = NULL;
+		if (c->held_tail)
+			c->held_tail->next = n;
+		else
+			c->held = n;
+		c->held_tail = n;
+		any = true;
+	}
+	if (any && db->notes_fn)
+		db->notes_fn(db->notes_arg);
+}
+
 /* After a failure: a connection that went away is reset once here, so the next request
  * finds it back (recovery without a restart); this one still fails. */
 static void
-check_conn(struct pg *c)
+check_conn(struct db *db)
 {
+	struct pg *c = conn(db);
 	if (PQstatus(c->h) != CONNECTION_BAD)
 		return;
 	log_warn("database connection lost; reconnecting", "error", c->err);
@@ -92,6 +132,10 @@ check_conn(struct pg *c)
 			snprintf(sql, sizeof(sql), "LISTEN %s", c->listen);
 			PQclear(PQexec(c->h, sql));
 		}
+		/* the socket changed and notifications may have been missed: the listener
+		 * watches the new one and catches up now */
+		if (db->notes_fn)
+			db->notes_fn(db->notes_arg);
 	}
 }
 
@@ -100,12 +144,13 @@ pg_exec(struct db *db, const char *sql)
 {
 	struct pg *c = conn(db);
 	PGresult *res = PQexec(c->h, sql);
+	hold_notes(db);
 	int st = PQresultStatus(res);
 	int r = st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK ? 0 : AL_E_IO;
 	if (r != 0) {
 		set_err(c, PQresultErrorMessage(res)[0] ? PQresultErrorMessage(res)
 		                                        : PQerrorMessage(c->h));
-		check_conn(c);
+		check_conn(db);
 	}
 	PQclear(res);
 	return r;
@@ -314,6 +359,7 @@ run(struct pg_stmt *st)
 		res = PQexecParams(c->h, st->sql, st->nparams, st->types,
 		                   (const char *const *)st->vals, st->lens, st->fmts, 0);
 	}
+	hold_notes(st->base.db);
 	switch (PQresultStatus(res)) {
 	case PGRES_TUPLES_OK:
 	case PGRES_COMMAND_OK: {
@@ -339,7 +385,7 @@ fail:;
 	                                               : PQerrorMessage(c->h));
 	PQclear(res);
 	if (rc == DB_ERROR)
-		check_conn(c);
+		check_conn(st->base.db);
 	return rc;
 }
 
@@ -482,7 +528,7 @@ pg_ping(struct db *db)
 {
 	struct pg *c = conn(db);
 	if (PQstatus(c->h) != CONNECTION_OK)
-		check_conn(c);
+		check_conn(db);
 	if (PQstatus(c->h) != CONNECTION_OK)
 		return AL_E_IO;
 	return pg_exec(db, "SELECT 1");
@@ -506,6 +552,14 @@ pg_notifications(struct db *db, void (*fn)(void *arg, const char *payload), void
 {
 	struct pg *c = conn(db);
 	PGnotify *n;
+	/* first what came with answers, then what is on the socket: arrival order */
+	while ((n = c->held) != NULL) {
+		c->held = n->next;
+		if (c->held == NULL)
+			c->held_tail = NULL;
+		fn(arg, n->extra);
+		PQfreemem(n);
+	}
 	if (PQstatus(c->h) != CONNECTION_OK)
 		return AL_E_IO;
 	if (PQconsumeInput(c->h) == 0) {
@@ -513,10 +567,18 @@ pg_notifications(struct db *db, void (*fn)(void *arg, const char *payload), void
 		return AL_E_IO;
 	}
 	while ((n = PQnotifies(c->h)) != NULL) {
-		fn(arg, n->extra);
+		if (!own_note(c, n))
+			fn(arg, n->extra);
 		PQfreemem(n);
 	}
 	return 0;
+}
+
+static int
+pg_socket(struct db *db)
+{
+	struct pg *c = conn(db);
+	return c->listen[0] && PQstatus(c->h) == CONNECTION_OK ? PQsocket(c->h) : -1;
 }
 
 static unsigned
@@ -536,6 +598,11 @@ pg_free(struct pg *c)
 {
 	if (c == NULL)
 		return;
+	while (c->held) {
+		PGnotify *n = c->held;
+		c->held = n->next;
+		PQfreemem(n);
+	}
 	PQfinish(c->h);
 	free(c);
 }
@@ -556,6 +623,7 @@ const struct db_backend db_pg_backend = {
     .listen = pg_listen,
     .notifications = pg_notifications,
     .generation = pg_generation,
+    .socket = pg_socket,
     .exec = pg_exec,
     .errmsg = pg_errmsg,
     .changes = pg_changes,

@@ -8,13 +8,19 @@
  * sees every event at least once and de-duplicates by id.
  *
  * Several replicas on one PostgreSQL: an append notifies the others when it commits
- * (event_store_insert); each replica drains notifications every HUB_NOTE_MS and sends
- * its streams of that session what they have not seen, read from the log (seq order is
- * commit order: the log's sequence row is locked until commit). Local appends take the
- * same read, so a stream never skips an event another replica committed just before. */
+ * (event_store_insert); each replica drains notifications as soon as they arrive (the
+ * LISTEN connection's socket is watched by the loop; those libpq read along with an
+ * answer are announced by db_on_notes) and sends its streams of that session what they
+ * have not seen, read from the log (seq order is commit order: the log's sequence row is
+ * locked until commit). Local appends take the same read, so a stream never skips an
+ * event another replica committed just before. A slow timer (cfg.notify_sweep_ms)
+ * drains too, in case a wake-up was missed, and rewatches the socket once a lost
+ * database is back. */
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "buf.h"
 #include "db.h"
@@ -28,7 +34,6 @@
 #include "xalloc.h"
 
 #define HUB_BUCKETS 4096
-#define HUB_NOTE_MS 20      /* how often notifications from other replicas are drained */
 #define HUB_CATCHUP_MAX 500 /* log rows per catch-up read */
 
 /* One open event stream of a session, owned by the route that opened it. */
@@ -56,8 +61,14 @@ struct sse_hub {
 	size_t npending;
 	struct loop_timer *ping_timer;
 	bool shared;                   /* other replicas write the log too (PostgreSQL) */
-	struct loop_timer *note_timer; /* drains their notifications */
-	unsigned db_gen;               /* the connection the LISTEN is on */
+	struct loop_timer *note_timer; /* drains their notifications (safety) */
+	struct loop_timer *note_kick;  /* a drain soon: db_on_notes fired */
+	/* our dup of the LISTEN socket, watched for readability: a dup so that libpq closing
+	 * its own descriptor on a reconnect never leaves the loop watching a number that an
+	 * accepted client may get next (-1: none, the database is down) */
+	int note_fd;
+	unsigned note_fd_gen;
+	unsigned db_gen; /* the connection the LISTEN is on */
 	/* the work queue's wake-up for items queued on another replica */
 	void (*work_queued)(struct server *s, const char *env_id);
 	void (*on_remote)(struct server *s, const char *sid); /* events_on_remote_append */
@@ -433,19 +444,58 @@ note_collect(void *arg, const char *payload)
 		json_array_append_new(n->sids, json_string(payload));
 }
 
+static void note_readable(struct loop *l, int fd, int mask, void *arg);
+
+static void
+note_unwatch(struct server *s)
+{
+	struct sse_hub *h = s->hub;
+	if (h->note_fd < 0)
+		return;
+	loop_fd_del(s->loop, h->note_fd);
+	close(h->note_fd);
+	h->note_fd = -1;
+}
+
+/* Watches the LISTEN connection's current socket, unless already watched: after a
+ * reconnect (a new generation) the old dup is dropped and the new socket dup'ed. */
+static void
+note_watch(struct server *s)
+{
+	struct sse_hub *h = s->hub;
+	unsigned gen = db_generation(s->db);
+	if (h->note_fd >= 0 && h->note_fd_gen == gen)
+		return;
+	note_unwatch(s);
+	int sock = db_listen_socket(s->db);
+	if (sock < 0)
+		return; /* down: the safety timer tries again */
+	int fd = fcntl(sock, F_DUPFD_CLOEXEC, 0);
+	if (fd < 0)
+		return;
+	if (loop_fd_set(s->loop, fd, LOOP_READ, note_readable, s) != 0) {
+		close(fd);
+		return;
+	}
+	h->note_fd = fd;
+	h->note_fd_gen = gen;
+}
+
 /* Other replicas' appends: each notification names a session; queued work names its
  * environment. After a reconnect some may be lost, so every stream catches up then and
  * the work queue rechecks its held polls. Collected first, acted on after: the actions
  * use the same connection. */
 static void
-drain_notes(struct loop *l, void *arg)
+drain_notes(struct server *s)
 {
-	struct server *s = arg;
 	struct sse_hub *h = s->hub;
 	struct notes n = {.sids = json_array(), .envs = json_array()};
 	bool lost = false;
-	h->note_timer = loop_timer_add(l, HUB_NOTE_MS, drain_notes, s);
 	int r = db_notifications(s->db, note_collect, &n);
+	/* a socket at its end stays readable: stop watching it until the connection is
+	 * back (a reconnect announces itself through db_on_notes, or the safety timer) */
+	if (r != 0)
+		note_unwatch(s);
 	if (r == 0 && db_generation(s->db) != h->db_gen) {
 		h->db_gen = db_generation(s->db);
 		lost = true;
@@ -470,6 +520,44 @@ drain_notes(struct loop *l, void *arg)
 	}
 	json_decref(n.sids);
 	json_decref(n.envs);
+	if (r == 0)
+		note_watch(s);
+}
+
+static void
+note_readable(struct loop *l, int fd, int mask, void *arg)
+{
+	(void)l;
+	(void)fd;
+	(void)mask;
+	drain_notes(arg);
+}
+
+static void
+note_kicked(struct loop *l, void *arg)
+{
+	struct server *s = arg;
+	(void)l;
+	s->hub->note_kick = NULL;
+	drain_notes(s);
+}
+
+/* db_on_notes: libpq read notifications along with an answer (or reconnected); drain
+ * them once the current callback is done, not in the middle of its statements. */
+static void
+note_arrived(void *arg)
+{
+	struct server *s = arg;
+	if (s->hub->note_kick == NULL)
+		s->hub->note_kick = loop_timer_add(s->loop, 0, note_kicked, s);
+}
+
+static void
+note_tick(struct loop *l, void *arg)
+{
+	struct server *s = arg;
+	s->hub->note_timer = loop_timer_add(l, s->cfg.notify_sweep_ms, note_tick, s);
+	drain_notes(s);
 }
 
 void
@@ -490,12 +578,15 @@ int
 events_init(struct server *s)
 {
 	s->hub = xcalloc(1, sizeof(*s->hub));
+	s->hub->note_fd = -1;
 	s->hub->ping_timer = loop_timer_add(s->loop, s->cfg.sse_ping_ms, ping_all, s);
 	/* SQLite answers AL_E_UNSUPPORTED: one server, nothing to hear from */
 	if (db_listen(s->db, "airlock_events") == 0) {
 		s->hub->shared = true;
 		s->hub->db_gen = db_generation(s->db);
-		s->hub->note_timer = loop_timer_add(s->loop, HUB_NOTE_MS, drain_notes, s);
+		s->hub->note_timer = loop_timer_add(s->loop, s->cfg.notify_sweep_ms, note_tick, s);
+		db_on_notes(s->db, note_arrived, s);
+		note_watch(s);
 	}
 	return 0;
 }
@@ -508,6 +599,10 @@ events_shutdown(struct server *s)
 	events_close_all_streams(s);
 	loop_timer_cancel(s->loop, s->hub->ping_timer);
 	loop_timer_cancel(s->loop, s->hub->note_timer);
+	loop_timer_cancel(s->loop, s->hub->note_kick);
+	if (s->hub->shared)
+		db_on_notes(s->db, NULL, NULL);
+	note_unwatch(s);
 	events_discard(s);
 	free(s->hub);
 	s->hub = NULL;

@@ -20,6 +20,7 @@
 /* F: returns a value, loads on first use, answers `fail` when libpq is missing.
  * N: releases something only a loaded libpq can have made, so it never loads. */
 #define PQ_DL_FUNCTIONS(F, N)                                                                      \
+	F(int, PQbackendPID, (const PGconn *conn), (conn), 0)                                      \
 	N(PQclear, (PGresult * res), (res))                                                        \
 	F(char *, PQcmdTuples, (PGresult * res), (res), NULL)                                      \
 	F(int, PQconsumeInput, (PGconn * conn), (conn), 0)                                         \
@@ -66,6 +67,7 @@
 	F(ExecStatusType, PQresultStatus, (const PGresult *res), (res), PGRES_FATAL_ERROR)         \
 	F(PQnoticeProcessor, PQsetNoticeProcessor,                                                 \
 	  (PGconn * conn, PQnoticeProcessor proc, void *arg), (conn, proc, arg), NULL)             \
+	F(int, PQsocket, (const PGconn *conn), (conn), -1)                                         \
 	F(int, PQsslInUse, (PGconn * conn), (conn), 0)                                             \
 	F(ConnStatusType, PQstatus, (const PGconn *conn), (conn), CONNECTION_BAD)                  \
 	F(unsigned char *, PQunescapeBytea, (const unsigned char *strtext, size_t *retbuflen),     \
