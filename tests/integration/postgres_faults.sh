@@ -8,13 +8,7 @@
 # the right CA, refused against another.
 . "$(dirname "$0")/lib/common.sh"
 . "$(dirname "$0")/lib/postgres.sh"
-why=$(pg_skip_reason)
-if [ -n "$why" ]; then
-	echo "SKIP: $why"
-	exit 77
-fi
-trap 'pg_cleanup; cleanup' EXIT
-pg_start
+pg_require
 
 # --- a wrong password: in the URL, then in PGPASSWORD ---
 bad_pw() { # NAME URL [env...]: runs a server that must refuse to start

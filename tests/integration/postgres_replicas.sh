@@ -6,13 +6,7 @@
 # same one); acks, heartbeats and the session's state are seen the same on both.
 . "$(dirname "$0")/lib/common.sh"
 . "$(dirname "$0")/lib/postgres.sh"
-why=$(pg_skip_reason)
-if [ -n "$why" ]; then
-	echo "SKIP: $why"
-	exit 77
-fi
-trap 'pg_cleanup; cleanup' EXIT
-pg_start
+pg_require
 export PGPASSWORD=$PG_PASSWORD
 openssl rand -hex 32 >"$T_TMP/master.key"
 chmod 600 "$T_TMP/master.key"

@@ -4,6 +4,7 @@
 # on the directory's socket only. Source it after common.sh.
 #
 #   pg_skip_reason            prints why PostgreSQL cannot run here (empty: it can)
+#   pg_require                SKIP (77) with that reason, or pg_start with cleanup on exit
 #   pg_start                  sets PG_PORT, PG_URL (no password in it), PG_PASSWORD
 #   pg_psql SQL [DB]          runs SQL as the superuser through the socket
 #   pg_stop / pg_start_again  stop (immediate) and start the same cluster
@@ -18,6 +19,20 @@ pg_skip_reason() {
 	elif [ "$(id -u)" = 0 ] && ! id postgres >/dev/null 2>&1; then
 		echo "running as root and no postgres user to run initdb as"
 	fi
+}
+
+# pg_require: for an integration test (lib/common.sh sourced first): SKIP (exit 77) with
+# the reason when no PostgreSQL can be started here; else starts one, with pg_cleanup and
+# common.sh's cleanup on exit.
+pg_require() {
+	local why
+	why=$(pg_skip_reason)
+	if [ -n "$why" ]; then
+		echo "SKIP: $why"
+		exit 77
+	fi
+	trap 'pg_cleanup; cleanup' EXIT
+	pg_start
 }
 
 pg_as() {
