@@ -151,12 +151,15 @@ test('SIGTERM mid-call: an error result is posted, the item stopped, nothing lef
   assert.equal(results[0].tool_use_id, use.id);
   assert.equal(results[0].is_error, true);
   assert.ok(!textOf(results[0].content).includes('not-reached'));
-  // The worker's item is stopped. The session was still running when it stopped (the
-  // model had the error result to answer), so the server queued a fresh item for the
-  // next worker (docs/server/work.md, Stop): nothing is claimed and nothing runs.
+  // The worker's item is stopped, and nothing is claimed or running. Whether a fresh item
+  // is queued depends on a race the test does not control: if the stop arrived while the
+  // model was still answering the error result, the session still had to run and the
+  // server queued one for the next worker (docs/server/work.md, Stop); if the turn had
+  // already ended, none. Either way at most one more item, unclaimed.
   const items = await workItems(f.srv, f.env, f.envKey, f.session.id);
-  assert.deepEqual(items.map((i) => i.state).sort(), ['queued', 'stopped'], JSON.stringify(items));
-  assert.equal(items.find((i) => i.state === 'queued').acknowledged_at, null);
+  const states = items.map((i) => i.state).sort();
+  assert.ok(['stopped', 'queued,stopped'].includes(states.join()), JSON.stringify(items));
+  for (const i of items.filter((w) => w.state === 'queued')) assert.equal(i.acknowledged_at, null);
 });
 
 test('second signal while draining: exits at once (130), the tool process is gone', { skip: sandboxSkip() }, async (t) => {
