@@ -396,8 +396,9 @@ find_rg(void)
 
 #define TRUST_VARS                                                                                 \
 	X(SSL_CERT_FILE)                                                                           \
-	X(CURL_CA_BUNDLE) X(REQUESTS_CA_BUNDLE) X(NODE_EXTRA_CA_CERTS) X(GIT_SSL_CAINFO)           \
-	    X(PIP_CERT) X(CARGO_HTTP_CAINFO)
+	X(CURL_CA_BUNDLE)                                                                          \
+	X(REQUESTS_CA_BUNDLE) X(NODE_EXTRA_CA_CERTS) X(GIT_SSL_CAINFO) X(PIP_CERT)                 \
+	    X(CARGO_HTTP_CAINFO)
 static struct {
 	const char *env[8]; /* NAME=<bundle> for the variables above */
 	struct egress_ca *ca;

@@ -24,7 +24,8 @@ extern const struct api_route skills_routes[];
 #define ROUTE_TABLES                                                                               \
 	keys_routes, events_routes, work_routes, agents_routes, environments_routes,               \
 	    sessions_routes, tunnel_routes, vaults_routes, wellknown_routes, audit_routes,         \
-	    memory_stores_routes, metrics_routes, files_routes, session_resources_routes, skills_routes
+	    memory_stores_routes, metrics_routes, files_routes, session_resources_routes,          \
+	    skills_routes
 
 #define CREDS_API PRINCIPAL_API_KEY
 #define CREDS_ANY (PRINCIPAL_API_KEY | PRINCIPAL_ENV_KEY | PRINCIPAL_SESSION_TOKEN)
